@@ -1,0 +1,1 @@
+"""repro: a reproducibility harness for the CIFAR-10 residual-network literature."""

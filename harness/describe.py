@@ -1,0 +1,124 @@
+"""Text for the terminal: the model catalogue and one-screen study summaries."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import asdict, dataclass
+from functools import cache
+
+import torch
+
+from harness.schema import Claim, Recipe, Study
+from harness.zoo import CATALOGUE, ModelSpec, build_model, count_parameters, spec_from_name
+
+
+@cache
+def parameter_count(spec: ModelSpec) -> int:
+    """Count parameters without allocating them (meta tensors), so 36M-parameter nets are free."""
+    with torch.device("meta"):
+        return count_parameters(build_model(spec))
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    name: str
+    params: int
+    depth: int
+    block: str
+    preact: bool
+    shortcut: str
+    width: int
+    dropout: float
+    note: str
+
+
+def catalogue_rows() -> list[ModelRow]:
+    rows = []
+    for entry in CATALOGUE:
+        spec = spec_from_name(entry.name)
+        rows.append(
+            ModelRow(
+                name=entry.name,
+                params=parameter_count(spec),
+                depth=spec.depth,
+                block=spec.block,
+                preact=spec.preact,
+                shortcut=spec.shortcut,
+                width=spec.width,
+                dropout=spec.dropout,
+                note=entry.note,
+            )
+        )
+    return rows
+
+
+def catalogue_json() -> list[dict]:
+    return [asdict(r) for r in catalogue_rows()]
+
+
+def catalogue_table() -> str:
+    rows = catalogue_rows()
+    header = f"{'name':<22} {'params':>12} {'depth':>5}  {'architecture':<50} source"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        spec = spec_from_name(r.name)
+        lines.append(f"{r.name:<22} {r.params:>12,} {r.depth:>5}  {spec.describe():<50} {r.note}")
+    lines.append("")
+    lines.append(
+        "Any name of the grammar works too (resnet<D>[a|b|c], plain<D>, preresnet<D>, "
+        "...-bottleneck, wrn-<D>-<K>); see `repro models --help`."
+    )
+    return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def recipe_summary(recipe: Recipe) -> str:
+    length = f"{recipe.epochs} ep" if recipe.epochs else f"{recipe.iterations // 1000}k it"
+    if recipe.iterations and recipe.iterations % 1000:
+        length = f"{recipe.iterations} it"
+    opt = recipe.optimizer
+    sgd = f"lr {opt.lr:g}" + (" nesterov" if opt.nesterov else "") + f" wd {opt.weight_decay:g}"
+    sched = recipe.schedule
+    if sched.kind == "multistep":
+        unit = "ep" if sched.unit == "epoch" else "it"
+        steps = ",".join(
+            f"{m // 1000}k" if unit == "it" and m % 1000 == 0 else str(m) for m in sched.milestones
+        )
+        sched_text = f"x{sched.gamma:g}@{steps}{unit}"
+    else:
+        sched_text = sched.kind
+    warm = " +warmup" if recipe.warmup else ""
+    return f"{length}, bs {recipe.batch_size}, {sgd}, {sched_text}{warm}"
+
+
+def study_summary(study: Study, path: str) -> str:
+    values = [c for c in study.claims if isinstance(c, Claim)]
+    orderings = len(study.claims) - len(values)
+    runs = sum(study.seeds_of(e) for e in study.experiments)
+    lines = [
+        f"{study.name}  ({path})  valid",
+        textwrap.fill(study.description, 100, initial_indent="  ", subsequent_indent="  "),
+        f"  sources: {', '.join(study.sources)}",
+        f"  {_count(len(study.experiments), 'experiment')}, {_count(runs, 'run')}, "
+        f"{_count(len(study.claims), 'claim')} ({len(values)} on values, {orderings} orderings)",
+    ]
+    width = max(len(e.name) for e in study.experiments)
+    model_width = max(len(e.model_name or "(spec)") for e in study.experiments)
+    lines.append(
+        f"  {'experiment':<{width}}  {'model':<{model_width}} {'params':>11}  seeds  claims  recipe"
+    )
+    for e in study.experiments:
+        n_claims = sum(
+            1
+            for c in study.claims
+            if (c.experiment == e.name if isinstance(c, Claim) else e.name in c.experiments)
+        )
+        lines.append(
+            f"  {e.name:<{width}}  {e.model_name or '(spec)':<{model_width}} "
+            f"{parameter_count(e.model):>11,}  {study.seeds_of(e):>5}  {n_claims:>6}  "
+            f"{recipe_summary(e.recipe)}"
+        )
+    return "\n".join(lines)

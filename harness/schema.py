@@ -1,0 +1,345 @@
+"""The study schema: what a study YAML may say, as pydantic models.
+
+Read top-down: a :class:`Study` has sources, experiments (a model spec and a :class:`Recipe`),
+seeds and claims. Every class forbids unknown keys; ``harness.studyfile`` turns pydantic's
+errors into messages that name the file, line, field path, what was given and what is allowed.
+Short forms (a model name, a recipe name, ``extends:``) are expanded by ``harness.studyfile``
+before these classes see the data, so each class here has one shape only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PositiveFloat,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from harness.metrics import METRICS, MetricName
+from harness.zoo import ModelSpec
+
+SLUG = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+# --------------------------------------------------------------------------- recipe
+
+
+class Optimizer(Strict):
+    """SGD with momentum, the only optimiser the sources use."""
+
+    name: Literal["sgd"] = "sgd"
+    lr: float = Field(gt=0, le=10, description="initial (peak) learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(1e-4, ge=0, lt=1)
+
+
+Unit = Literal["epoch", "iteration"]
+
+
+class MultiStep(Strict):
+    """Multiply the learning rate by ``gamma`` at each milestone (epochs or iterations)."""
+
+    kind: Literal["multistep"]
+    milestones: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
+    gamma: float = Field(0.1, gt=0, lt=1)
+    unit: Unit = "epoch"
+
+    @field_validator("milestones")
+    @classmethod
+    def _increasing(cls, v: list[int]) -> list[int]:
+        if any(b <= a for a, b in itertools.pairwise(v)):
+            raise ValueError(f"milestones must be strictly increasing, got {v}")
+        return v
+
+
+class Cosine(Strict):
+    """Cosine annealing from the initial rate to ``min_lr`` over the whole run.
+
+    ``unit: epoch`` changes the rate once per epoch (``CosineAnnealingLR`` stepped per epoch,
+    as most CIFAR code does); ``unit: iteration`` changes it every step.
+    """
+
+    kind: Literal["cosine"]
+    min_lr: float = Field(0.0, ge=0)
+    unit: Unit = "epoch"
+
+
+class Constant(Strict):
+    kind: Literal["constant"]
+
+
+Schedule = Annotated[MultiStep | Cosine | Constant, Field(discriminator="kind")]
+
+
+class Warmup(Strict):
+    """A constant lower rate at the start, then back to the schedule.
+
+    Ends after a fixed ``epochs`` or ``iterations``, or once the training error (averaged over
+    the last ``window`` iterations) falls below ``until_train_error_below`` percent, as He et al.
+    2015 do for ResNet-110 ("until the training error is below 80%, about 400 iterations").
+    ``max_iterations`` bounds the threshold form so a net that never learns still moves on.
+    """
+
+    lr: float = Field(gt=0, le=10)
+    epochs: int | None = Field(None, gt=0)
+    iterations: int | None = Field(None, gt=0)
+    until_train_error_below: float | None = Field(None, gt=0, lt=100)
+    window: int = Field(50, gt=0, le=10_000)
+    max_iterations: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_end(self) -> Warmup:
+        ends = [self.epochs, self.iterations, self.until_train_error_below]
+        if sum(e is not None for e in ends) != 1:
+            raise ValueError(
+                "a warm-up ends in exactly one way: give one of epochs, iterations, "
+                "until_train_error_below"
+            )
+        if self.max_iterations is not None and self.until_train_error_below is None:
+            raise ValueError("max_iterations only bounds a warm-up with until_train_error_below")
+        return self
+
+
+class Normalization(Strict):
+    """How pixels are normalised before the network sees them.
+
+    per_pixel_mean: subtract the mean image of the training set (He et al.).
+    per_pixel_mean_std: subtract the mean image and divide by the per-pixel std.
+    per_channel: subtract ``mean`` and divide by ``std`` per colour channel (values on the
+      0..1 scale); computed from the training images when not given.
+    none: pixels scaled to 0..1 only.
+    """
+
+    kind: Literal["per_pixel_mean", "per_pixel_mean_std", "per_channel", "none"]
+    mean: tuple[float, float, float] | None = None
+    std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] | None = None
+
+    @model_validator(mode="after")
+    def _values_only_for_per_channel(self) -> Normalization:
+        if self.kind != "per_channel" and (self.mean is not None or self.std is not None):
+            raise ValueError(f"mean/std values apply to kind 'per_channel' only, not {self.kind!r}")
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("give both mean and std, or neither (then both are computed)")
+        return self
+
+
+class Crop(Strict):
+    """Pad by ``padding`` pixels (zeros or reflection), then take a random 32x32 crop."""
+
+    padding: int = Field(4, ge=0, le=16)
+    fill: Literal["zeros", "reflect"] = "zeros"
+
+
+class Augmentation(Strict):
+    crop: Crop | None = Field(default_factory=Crop)
+    flip: bool = Field(True, description="random horizontal flip with probability 0.5")
+
+
+class Recipe(Strict):
+    """Everything about training except the architecture and the seed."""
+
+    optimizer: Optimizer
+    batch_size: int = Field(gt=0, le=65536)
+    epochs: int | None = Field(None, gt=0, le=100_000)
+    iterations: int | None = Field(None, gt=0, le=100_000_000)
+    last_batch: Literal["keep", "drop"] = Field(
+        "keep", description="keep: a smaller last batch each epoch (PyTorch default); drop it"
+    )
+    schedule: Schedule = Field(default_factory=lambda: Constant(kind="constant"))
+    warmup: Warmup | None = None
+    normalization: Normalization
+    augmentation: Augmentation = Field(default_factory=Augmentation)
+    validation_images: int = Field(
+        0, ge=0, lt=50_000, description="training images held out for validation (5000 = 45k/5k)"
+    )
+    train_images: int | None = Field(
+        None,
+        gt=0,
+        le=50_000,
+        description="train on a seeded subset of this many images "
+        "(smoke studies only: such a run never counts as a reproduction)",
+    )
+    test_images: int | None = Field(
+        None, gt=0, le=10_000, description="evaluate on the first N test images (smoke studies)"
+    )
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _one_length(self) -> Recipe:
+        if (self.epochs is None) == (self.iterations is None):
+            raise ValueError("give the training length as exactly one of epochs, iterations")
+        return self
+
+
+# --------------------------------------------------------------------------- study
+
+
+class Source(Strict):
+    title: str
+    authors: str
+    year: int | None = Field(None, ge=1990, le=2100)
+    document: str | None = Field(None, description="path of the source document, if we hold it")
+    url: str | None = None
+
+
+class Experiment(Strict):
+    """One trainable configuration: a model and a recipe. Runs are experiment x seed."""
+
+    name: str = Field(pattern=SLUG, max_length=80)
+    model: ModelSpec
+    model_name: str | None = Field(None, description="the short name the study used, if any")
+    recipe: Recipe
+    recipe_name: str | None = Field(None, description="the named recipe it extends, if any")
+    seeds: int | None = Field(None, gt=0, le=100, description="overrides the study's seeds")
+    follows: str | None = Field(None, description="id of the source whose recipe this follows")
+    note: str | None = None
+
+
+_RULE = re.compile(r"^(single|(best|median|mean) of (\d+))$")
+
+
+class Rule(Strict):
+    """How a source turned its runs into the one number it reports."""
+
+    kind: Literal["single", "best", "median", "mean"]
+    n: int = Field(ge=1)
+
+    @classmethod
+    def parse(cls, text: str) -> Rule:
+        m = _RULE.match(text.strip().lower())
+        if not m:
+            raise ValueError(
+                f"reporting rule {text!r} is not one of 'single', 'best of N', "
+                "'median of N', 'mean of N'"
+            )
+        if m[1] == "single":
+            return cls(kind="single", n=1)
+        return cls(kind=m[2], n=int(m[3]))
+
+    def __str__(self) -> str:
+        return "single run" if self.kind == "single" else f"{self.kind} of {self.n}"
+
+
+def _parse_rule(value: Any) -> Any:
+    return Rule.parse(value) if isinstance(value, str) else value
+
+
+_SI = re.compile(r"^(?P<num>\d+(?:\.(?P<dec>\d+))?)\s*(?P<suffix>[kKM])$")
+
+
+class Claim(Strict):
+    """A number a source states about one experiment.
+
+    ``value`` is as stated; parameter counts may be written as "1.7M" or "0.27M", and then
+    ``resolution`` records the rounding the source applied (100,000 and 10,000 there).
+    ``std`` records a stated spread (mean ± std claims).
+    """
+
+    kind: Literal["value"] = "value"
+    id: str | None = Field(None, pattern=SLUG)
+    source: str
+    where: str = Field(description="table, figure or section in the source")
+    experiment: str
+    metric: MetricName
+    value: float
+    resolution: float | None = Field(None, gt=0)
+    std: float | None = Field(None, ge=0)
+    rule: Annotated[Rule, Field(default_factory=lambda: Rule(kind="single", n=1))]
+    hardware: str | None = Field(None, description="where a speed was measured")
+    note: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_forms(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "rule" in data:
+            data["rule"] = _parse_rule(data["rule"])
+        value = data.get("value")
+        if isinstance(value, str) and (m := _SI.match(value.strip())):
+            scale = {"k": 1e3, "K": 1e3, "M": 1e6}[m["suffix"]]
+            decimals = len(m["dec"] or "")
+            data["value"] = round(float(m["num"]) * scale)
+            data.setdefault("resolution", scale / 10**decimals)
+        return data
+
+    @model_validator(mode="after")
+    def _metric_needs(self) -> Claim:
+        if self.metric == "sec_per_epoch" and not self.hardware:
+            raise ValueError("a sec_per_epoch claim must say the hardware it was measured on")
+        if METRICS[self.metric].unit == "%" and not 0 <= self.value <= 100:
+            raise ValueError(f"{self.metric} is a percentage; {self.value} is not in 0..100")
+        if self.metric == "params" and self.value != int(self.value):
+            raise ValueError("a parameter count is a whole number (or write it as '1.7M')")
+        return self
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment} {METRICS[self.metric].label}"
+
+
+class OrderingClaim(Strict):
+    """A qualitative claim: a metric rises or falls along a list of experiments.
+
+    "plain-56 ends with higher training loss than plain-20" is
+    ``metric: final_train_loss, experiments: [plain20, plain56], direction: increasing``.
+    """
+
+    kind: Literal["ordering"]
+    id: str | None = Field(None, pattern=SLUG)
+    source: str
+    where: str
+    statement: str = Field(description="the claim in the source's words")
+    metric: MetricName
+    experiments: list[str] = Field(min_length=2)
+    direction: Literal["increasing", "decreasing"]
+    note: str | None = None
+
+
+def _claim_kind(data: Any) -> str:
+    kind = data.get("kind", "value") if isinstance(data, dict) else getattr(data, "kind", "value")
+    return kind if kind in ("value", "ordering") else "value"
+
+
+AnyClaim = Annotated[
+    Annotated[Claim, Tag("value")] | Annotated[OrderingClaim, Tag("ordering")],
+    Discriminator(_claim_kind),
+]
+
+
+class Study(Strict):
+    name: str = Field(pattern=SLUG, max_length=80)
+    description: str
+    sources: dict[str, Source] = Field(min_length=1)
+    seeds: int = Field(1, gt=0, le=100, description="runs per experiment, seeds 0..N-1")
+    recipes: dict[str, Recipe] = Field(
+        default_factory=dict, description="named recipes that experiments use or extend"
+    )
+    experiments: list[Experiment] = Field(min_length=1)
+    claims: list[AnyClaim] = Field(default_factory=list)
+    # Cross-references (claims to experiments and sources, unique names, enough seeds for a
+    # reporting rule) are checked by harness.studyfile, where each problem gets its own path.
+
+    def experiment(self, name: str) -> Experiment:
+        for e in self.experiments:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+    def seeds_of(self, experiment: Experiment) -> int:
+        return experiment.seeds or self.seeds

@@ -1,0 +1,601 @@
+"""Reading a study YAML: expand the short forms, validate, and explain every problem.
+
+The pipeline is: YAML (duplicate keys refused) -> expand short forms (model names, named
+recipes, ``extends:``) -> pydantic validation against :mod:`harness.schema` -> cross-reference
+checks (claims to experiments and sources). Every problem becomes a :class:`Problem` naming the
+file, the line, the field path, what was given and what is allowed; all problems of a file are
+reported together so a person can fix them in one pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from harness.schema import Claim, OrderingClaim, Study
+from harness.zoo import UnknownModelError, spec_from_name
+
+Loc = tuple[str | int, ...]
+MISSING = "required field is missing"
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    path: str
+    message: str
+    given: str | None = None
+    allowed: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        head = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        lines = [head]
+        if self.given is not None:
+            lines.append(f"    given:   {self.given}")
+        if self.allowed is not None:
+            lines.append(f"    allowed: {self.allowed}")
+        return "\n".join(lines)
+
+
+class StudyError(Exception):
+    """A study file that cannot be used; carries every problem found in it."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def load_study(path: str | Path) -> Study:
+    """Load and validate one study file; raise StudyError listing every problem."""
+    path = Path(path)
+    name = str(path)
+    raw, nodes = _read_yaml(path)
+    expander = _Expander(raw)
+    data = expander.expand()
+    problems = list(expander.problems)
+    study: Study | None = None
+    try:
+        study = Study.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_from_pydantic(exc, expander))
+    if study is not None:
+        problems.extend(_cross_references(study))
+    if problems:
+        located = [
+            Problem(name, _line_of(nodes, p.path_loc), _format_loc(p.path_loc), *p.rest)
+            for p in _dedupe(problems)
+        ]
+        raise StudyError(located)
+    assert study is not None
+    return study
+
+
+def load_studies(paths: Iterable[str | Path]) -> list[Study]:
+    """Load several study files; collect the problems of all of them before raising."""
+    studies, problems = [], []
+    seen: dict[str, str] = {}
+    for path in paths:
+        try:
+            study = load_study(path)
+        except StudyError as exc:
+            problems.extend(exc.problems)
+            continue
+        if study.name in seen:
+            problems.append(
+                Problem(
+                    str(path),
+                    None,
+                    "name",
+                    f"study name {study.name!r} is already used by {seen[study.name]}; "
+                    "results are stored by study name, so names must differ",
+                )
+            )
+            continue
+        seen[study.name] = str(path)
+        studies.append(study)
+    if problems:
+        raise StudyError(problems)
+    return studies
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key!r} appears twice in this mapping (first on line {seen[key]})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    name = str(path)
+    if not path.exists():
+        raise StudyError([Problem(name, None, "", "file not found")])
+    if path.is_dir():
+        raise StudyError([Problem(name, None, "", "is a directory, not a study file")])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyError([Problem(name, None, "", f"cannot be read: {exc}")]) from None
+    try:
+        nodes = yaml.compose(text, Loader=_UniqueKeyLoader)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        what = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        message = f"not valid YAML: {what}" + (f" ({context})" if context else "")
+        raise StudyError([Problem(name, line, "", message)]) from None
+    if raw is None:
+        raise StudyError([Problem(name, None, "", "the file is empty; a study is a mapping")])
+    if not isinstance(raw, dict):
+        raise StudyError(
+            [
+                Problem(
+                    name,
+                    1,
+                    "",
+                    "a study file must be a mapping with name, description, sources, "
+                    "experiments and claims",
+                    given=type(raw).__name__,
+                )
+            ]
+        )
+    return raw, nodes
+
+
+def _line_of(node: yaml.Node | None, loc: Loc) -> int | None:
+    """Line of the deepest YAML node along ``loc`` (1-based); keys point at the key itself."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == part:
+                    line = key_node.start_mark.line + 1
+                    child = value_node
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+def _format_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# --------------------------------------------------------------------------- short forms
+
+
+@dataclass(frozen=True)
+class _RawProblem:
+    """A problem before it knows its file and line."""
+
+    path_loc: Loc
+    message: str
+    given: str | None = None
+    allowed: str | None = None
+
+    @property
+    def rest(self) -> tuple[str, str | None, str | None]:
+        return self.message, self.given, self.allowed
+
+
+class _Expander:
+    """Turns the short forms of a study file into the one shape the schema accepts.
+
+    - ``model: resnet56`` becomes the spec of resnet56 (and ``model_name: resnet56``);
+      ``model: {name: wrn-16-4, dropout: 0.3}`` starts from the named spec and changes fields.
+    - ``recipe: he2015`` copies the named recipe from the study's ``recipes:``;
+      ``recipe: {extends: he2015, batch_size: 64}`` copies it and overrides fields
+      (mappings merge key by key; a mapping with a different ``kind`` replaces the old one).
+    """
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+        self.problems: list[_RawProblem] = []
+        self.resolved_recipes: dict[str, Any] = {}
+        # Which named recipe each experiment's recipe came from, to drop duplicate errors.
+        self.recipe_origin: dict[int, str] = {}
+
+    def expand(self) -> dict[str, Any]:
+        data = copy.deepcopy(self.raw)
+        recipes = data.get("recipes")
+        if isinstance(recipes, dict):
+            for name in recipes:
+                self.resolved_recipes[name] = self._resolve_recipe(recipes, name, ())
+            data["recipes"] = dict(self.resolved_recipes)
+        experiments = data.get("experiments")
+        if isinstance(experiments, list):
+            for i, exp in enumerate(experiments):
+                if isinstance(exp, dict):
+                    self._expand_model(exp, ("experiments", i, "model"))
+                    self._expand_recipe(exp, i)
+        return data
+
+    def _resolve_recipe(self, recipes: dict[str, Any], name: str, chain: tuple[str, ...]) -> Any:
+        body = recipes[name]
+        if name in chain:
+            cycle = " -> ".join((*chain, name))
+            self.problems.append(
+                _RawProblem(
+                    ("recipes", chain[0], "extends"),
+                    f"recipes extend each other in a cycle: {cycle}",
+                )
+            )
+            return {}
+        if not isinstance(body, dict) or "extends" not in body:
+            return copy.deepcopy(body)
+        base_name = body["extends"]
+        if base_name not in recipes:
+            self.problems.append(self._unknown_recipe(("recipes", name, "extends"), base_name))
+            return {k: v for k, v in body.items() if k != "extends"}
+        base = self._resolve_recipe(recipes, base_name, (*chain, name))
+        overrides = {k: v for k, v in body.items() if k != "extends"}
+        return _merge(base, overrides)
+
+    def _unknown_recipe(self, loc: Loc, name: Any) -> _RawProblem:
+        known = sorted(self.resolved_recipes) or sorted(self.raw.get("recipes") or {})
+        return _RawProblem(
+            loc,
+            "unknown recipe" + _did_you_mean(str(name), known),
+            given=repr(name),
+            allowed=_one_of(known) if known else "a recipe mapping (the study defines no recipes:)",
+        )
+
+    def _expand_model(self, exp: dict[str, Any], loc: Loc) -> None:
+        model = exp.get("model")
+        name = model if isinstance(model, str) else None
+        overrides: dict[str, Any] = {}
+        if isinstance(model, dict) and "name" in model:
+            name = model["name"]
+            overrides = {k: v for k, v in model.items() if k != "name"}
+            loc = (*loc, "name")
+        if name is None:
+            return
+        try:
+            spec = spec_from_name(str(name))
+        except UnknownModelError as exc:
+            self.problems.append(_RawProblem(loc, str(exc), given=repr(name)))
+            exp["model"] = None
+            return
+        exp["model"] = {**spec.model_dump(), **overrides}
+        changes = ", ".join(f"{k} {v}" for k, v in overrides.items())
+        exp.setdefault("model_name", f"{name} ({changes})" if changes else str(name))
+
+    def _expand_recipe(self, exp: dict[str, Any], i: int) -> None:
+        recipe = exp.get("recipe")
+        loc: Loc = ("experiments", i, "recipe")
+        if isinstance(recipe, str):
+            base, overrides = recipe, {}
+        elif isinstance(recipe, dict) and "extends" in recipe:
+            base = recipe["extends"]
+            overrides = {k: v for k, v in recipe.items() if k != "extends"}
+            loc = (*loc, "extends")
+        else:
+            return
+        if base not in self.resolved_recipes:
+            self.problems.append(self._unknown_recipe(loc, base))
+            exp["recipe"] = None
+            return
+        exp["recipe"] = _merge(self.resolved_recipes[base], overrides)
+        exp.setdefault("recipe_name", str(base))
+        self.recipe_origin[i] = str(base)
+
+
+def _merge(base: Any, overrides: Any) -> Any:
+    if not (isinstance(base, dict) and isinstance(overrides, dict)):
+        return copy.deepcopy(overrides)
+    if "kind" in overrides and overrides.get("kind") != base.get("kind"):
+        return copy.deepcopy(overrides)
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        out[key] = _merge(out[key], value) if key in out else copy.deepcopy(value)
+    return out
+
+
+# --------------------------------------------------------------------------- pydantic errors
+
+
+def _from_pydantic(exc: ValidationError, expander: _Expander) -> list[_RawProblem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc, parent = _display_loc(err["loc"])
+        # A problem inside a named recipe is reported once, at the recipe, not again in
+        # every experiment that uses it.
+        if (
+            len(loc) > 3
+            and loc[0] == "experiments"
+            and isinstance(loc[1], int)
+            and loc[2] == "recipe"
+            and (origin := expander.recipe_origin.get(loc[1])) is not None
+            and _same_error_in_recipe(exc, origin, loc[3:], err)
+        ):
+            continue
+        problems.append(_explain(err, loc, parent))
+    # A misspelt required key shows up twice: unknown 'batch_sise' and missing 'batch_size'.
+    # The first, with its did-you-mean, says it all.
+    suggested = {
+        (p.path_loc[:-1], p.message.rsplit("did you mean ", 1)[1].strip("?'"))
+        for p in problems
+        if "did you mean" in p.message and p.message.startswith("unknown key")
+    }
+    return [
+        p
+        for p in problems
+        if not (p.message == MISSING and (p.path_loc[:-1], str(p.path_loc[-1])) in suggested)
+    ]
+
+
+def _same_error_in_recipe(exc: ValidationError, recipe: str, sub: Loc, err: dict) -> bool:
+    for other in exc.errors(include_url=False):
+        other_loc, _ = _display_loc(other["loc"])
+        if other_loc[:2] == ("recipes", recipe) and other_loc[2:] == sub:
+            return other["type"] == err["type"]
+    return False
+
+
+def _display_loc(loc: Loc) -> tuple[Loc, type[BaseModel] | None]:
+    """Drop union tags from a pydantic location; also return the model that holds the leaf."""
+    shown: list[str | int] = []
+    tp: Any = Study
+    parent: type[BaseModel] | None = None
+    for part in loc:
+        tp = _strip_optional(tp)
+        member = _union_member(tp, part)
+        if member is not None:
+            tp = member
+            continue
+        shown.append(part)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            parent = tp
+            field = tp.model_fields.get(str(part))
+            tp = field.annotation if field else None
+        elif typing.get_origin(tp) in (list, tuple):
+            parent = None
+            args = typing.get_args(tp)
+            tp = args[0] if args else None
+        elif typing.get_origin(tp) is dict:
+            parent = None
+            tp = typing.get_args(tp)[1]
+        else:
+            parent, tp = None, None
+    return tuple(shown), parent
+
+
+def _strip_optional(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return _strip_optional(args[0])
+    return tp
+
+
+def _union_member(tp: Any, tag: Any) -> Any:
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return None
+    for member in typing.get_args(tp):
+        model, tags = member, set()
+        if typing.get_origin(member) is typing.Annotated:
+            model, *meta = typing.get_args(member)
+            tags = {getattr(m, "tag", None) for m in meta}
+        if (
+            isinstance(model, type)
+            and issubclass(model, BaseModel)
+            and "kind" in model.model_fields
+        ):
+            tags |= set(typing.get_args(model.model_fields["kind"].annotation))
+        if tag in tags:
+            return model
+    return None
+
+
+_TYPE_WORDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "string": "text",
+    "dict": "a mapping (key: value lines)",
+    "list": "a list",
+    "tuple": "a list",
+    "model": "a mapping (key: value lines)",
+}
+
+
+def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _RawProblem:
+    kind: str = err["type"]
+    ctx = err.get("ctx") or {}
+    given = _show(err.get("input"))
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = sorted(parent.model_fields) if parent else []
+        return _RawProblem(
+            (*loc[:-1], key),
+            f"unknown key {key!r}" + _did_you_mean(key, allowed),
+            allowed=", ".join(allowed) if allowed else None,
+        )
+    if kind == "missing":
+        return _RawProblem(loc, MISSING, allowed=_field_hint(parent, loc))
+    if kind == "literal_error":
+        return _RawProblem(loc, "not an allowed value", given, f"one of {ctx.get('expected')}")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tags = ctx.get("expected_tags", "")
+        return _RawProblem(loc, "unknown or missing 'kind'", given, f"kind: one of {tags}")
+    bounds = {
+        "greater_than": ("gt", ">"),
+        "greater_than_equal": ("ge", ">="),
+        "less_than": ("lt", "<"),
+        "less_than_equal": ("le", "<="),
+    }
+    if kind in bounds:
+        key, sign = bounds[kind]
+        return _RawProblem(loc, "value out of range", given, f"a number {sign} {ctx.get(key)}")
+    if kind in ("too_short", "too_long"):
+        return _RawProblem(loc, err["msg"], given, None)
+    if kind == "string_pattern_mismatch":
+        return _RawProblem(
+            loc,
+            "not a valid name",
+            given,
+            "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit",
+        )
+    if kind in ("value_error", "assertion_error"):
+        return _RawProblem(loc, str(ctx.get("error", err["msg"])), given)
+    for word, text in _TYPE_WORDS.items():
+        if kind.startswith(word):
+            return _RawProblem(loc, "wrong type", given, text)
+    return _RawProblem(loc, err["msg"], given)
+
+
+def _field_hint(parent: type[BaseModel] | None, loc: Loc) -> str | None:
+    if parent is None or not loc:
+        return None
+    field = parent.model_fields.get(str(loc[-1]))
+    return field.description if field and field.description else None
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _one_of(choices: Iterable[str]) -> str:
+    return "one of " + ", ".join(repr(c) for c in choices)
+
+
+def _dedupe(problems: list[_RawProblem]) -> list[_RawProblem]:
+    seen, out = set(), []
+    for p in problems:
+        key = (p.path_loc, p.message)
+        # Once a field failed to expand, pydantic's complaint about the same field adds nothing.
+        if key in seen or any(p.path_loc[: len(q)] == q and q for q in _failed_roots(out)):
+            continue
+        seen.add(key)
+        out.append(p)
+    return out
+
+
+def _failed_roots(problems: list[_RawProblem]) -> list[Loc]:
+    roots = []
+    for p in problems:
+        loc = p.path_loc
+        if loc and loc[-1] in ("name", "extends"):
+            loc = loc[:-1]
+        if len(loc) == 3 and loc[0] == "experiments" and loc[2] in ("model", "recipe"):
+            roots.append(loc)
+    return roots
+
+
+# --------------------------------------------------------------------------- cross-references
+
+
+def _cross_references(study: Study) -> list[_RawProblem]:
+    problems: list[_RawProblem] = []
+    names = [e.name for e in study.experiments]
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first:
+            problems.append(
+                _RawProblem(
+                    ("experiments", i, "name"),
+                    f"experiment name repeated (first used by experiments[{first[name]}])",
+                    repr(name),
+                    "a name not used by another experiment",
+                )
+            )
+        first.setdefault(name, i)
+    sources = sorted(study.sources)
+    for i, exp in enumerate(study.experiments):
+        if exp.follows is not None and exp.follows not in study.sources:
+            problems.append(_unknown(("experiments", i, "follows"), exp.follows, sources, "source"))
+    for i, claim in enumerate(study.claims):
+        loc: Loc = ("claims", i)
+        if claim.source not in study.sources:
+            problems.append(_unknown((*loc, "source"), claim.source, sources, "source"))
+        if isinstance(claim, Claim):
+            problems.extend(_check_value_claim(study, claim, loc, names))
+        elif isinstance(claim, OrderingClaim):
+            for j, name in enumerate(claim.experiments):
+                if name not in first:
+                    problems.append(_unknown((*loc, "experiments", j), name, names, "experiment"))
+            if len(set(claim.experiments)) != len(claim.experiments):
+                problems.append(
+                    _RawProblem(
+                        (*loc, "experiments"),
+                        "an experiment is listed twice",
+                        _show(claim.experiments),
+                    )
+                )
+    return problems
+
+
+def _check_value_claim(study: Study, claim: Claim, loc: Loc, names: list[str]) -> list[_RawProblem]:
+    if claim.experiment not in names:
+        return [_unknown((*loc, "experiment"), claim.experiment, names, "experiment")]
+    seeds = study.seeds_of(study.experiment(claim.experiment))
+    if claim.rule.n > seeds and claim.metric != "params":
+        return [
+            _RawProblem(
+                (*loc, "rule"),
+                f"the source reports the {claim.rule} runs, but experiment "
+                f"{claim.experiment!r} has {seeds} seed(s); give it `seeds: {claim.rule.n}`",
+                str(claim.rule),
+                f"a rule over at most {seeds} run(s)",
+            )
+        ]
+    return []
+
+
+def _unknown(loc: Loc, name: str, known: list[str], what: str) -> _RawProblem:
+    return _RawProblem(
+        loc,
+        f"no {what} named {name!r}" + _did_you_mean(name, known),
+        repr(name),
+        _one_of(known) if known else None,
+    )

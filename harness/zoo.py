@@ -1,0 +1,193 @@
+"""The model zoo: what a model spec is, the short names, and building a network from either.
+
+A spec is plain data (a frozen pydantic model), so a study can write any architecture in YAML
+without a name; a name such as ``resnet56b`` or ``wrn-16-4`` is only an alias for a spec.
+
+Name grammar (``repro models`` lists the ones the sources use):
+
+    plain<D>            plain network: same layers as resnet<D>, no shortcuts
+    resnet<D>[a|b|c]    original (post-activation) ResNet, shortcut option A/B/C
+    preresnet<D>[a|b|c] pre-activation ResNet (He et al. 2016)
+    ...-bottleneck      bottleneck units (depth 9n+2) instead of basic ones (6n+2)
+    wrn-<D>-<K>         Wide ResNet: pre-activation, width k, depth 6n+4
+
+Default shortcuts when no letter is given: option A for basic ResNets (He et al. 2015's CIFAR
+nets), option B for bottleneck and pre-activation nets (their first unit widens the channels even
+at stride 1, and the sources' code projects there).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from torch import nn
+
+from harness.resnet import CifarResNet
+
+Block = Literal["basic", "bottleneck"]
+Shortcut = Literal["A", "B", "C", "none"]
+
+
+class ModelSpec(BaseModel):
+    """Everything that defines an architecture of the family in :mod:`harness.resnet`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    depth: int = Field(ge=8, description="number of weighted layers, counted as the paper does")
+    block: Block = Field("basic", description="basic (two 3x3) or bottleneck (1x1-3x3-1x1) units")
+    preact: bool = Field(False, description="pre-activation units (He et al. 2016)")
+    shortcut: Shortcut = Field(
+        "A",
+        description="A: zero-padded identity; B: projection where the shape changes; "
+        "C: projection everywhere; none: plain network",
+    )
+    width: int = Field(1, ge=1, le=16, description="width multiplier k (Wide ResNets)")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout between the convolutions")
+    depth_convention: Literal["he", "wrn"] = Field(
+        "he",
+        description="he: depth 6n+2 (basic) or 9n+2 (bottleneck); "
+        "wrn: 6n+4 (Zagoruyko & Komodakis)",
+    )
+    init_mode: Literal["fan_in", "fan_out"] = Field(
+        "fan_in", description="Kaiming-normal mode for conv and linear weights"
+    )
+    num_classes: int = Field(10, ge=2)
+
+    @model_validator(mode="after")
+    def _depth_fits_the_convention(self) -> ModelSpec:
+        # Accessing the property raises ValueError with the allowed depths when it does not fit.
+        _ = self.units_per_stage
+        if self.depth_convention == "wrn" and self.block != "basic":
+            raise ValueError("depth_convention 'wrn' is defined for basic units only")
+        return self
+
+    @property
+    def units_per_stage(self) -> int:
+        """n, the number of units in each of the three stages."""
+        offset, per_unit = self._depth_rule()
+        n, rest = divmod(self.depth - offset, per_unit)
+        if rest or n < 1:
+            nearest = sorted({max(1, n) * per_unit + offset, (max(1, n) + 1) * per_unit + offset})
+            raise ValueError(
+                f"depth {self.depth} does not fit {self.block} units under the "
+                f"'{self.depth_convention}' convention, which needs depth = "
+                f"{per_unit}n+{offset} (nearest: {', '.join(map(str, nearest))})"
+            )
+        return n
+
+    def _depth_rule(self) -> tuple[int, int]:
+        if self.depth_convention == "wrn":
+            return 4, 6
+        return (2, 9) if self.block == "bottleneck" else (2, 6)
+
+    def describe(self) -> str:
+        unit = "pre-activation" if self.preact else "original"
+        parts = [f"{self.block} {unit} units", f"shortcut {self.shortcut}"]
+        if self.width > 1:
+            parts.append(f"width x{self.width}")
+        if self.dropout:
+            parts.append(f"dropout {self.dropout}")
+        return ", ".join(parts)
+
+
+class UnknownModelError(ValueError):
+    """A model name that neither the catalogue nor the grammar knows."""
+
+
+_FAMILY_NAME = re.compile(
+    r"^(?P<family>plain|resnet|preresnet)(?P<depth>\d+)(?P<option>[abc])?(?P<bottleneck>-bottleneck)?$"
+)
+_WRN_NAME = re.compile(r"^wrn-(?P<depth>\d+)-(?P<width>\d+)$")
+
+# Names whose block is fixed by the paper that introduced them rather than by the grammar.
+_BOTTLENECK_BY_NAME = {"preresnet164", "preresnet1001", "resnet164", "resnet1001"}
+
+
+def spec_from_name(name: str) -> ModelSpec:
+    """Resolve a short name to its spec; raises UnknownModelError with a hint when it cannot."""
+    key = name.strip().lower()
+    if m := _WRN_NAME.match(key):
+        return _make(
+            name,
+            depth=int(m["depth"]),
+            width=int(m["width"]),
+            preact=True,
+            shortcut="B",
+            depth_convention="wrn",
+        )
+    m = _FAMILY_NAME.match(key)
+    if not m:
+        raise UnknownModelError(
+            f"unknown model name {name!r}; names look like resnet56, resnet56b, plain20, "
+            "preresnet164, resnet110-bottleneck or wrn-16-4 (see `repro models`)"
+        )
+    family, depth = m["family"], int(m["depth"])
+    bottleneck = bool(m["bottleneck"]) or f"{family}{depth}" in _BOTTLENECK_BY_NAME
+    preact = family == "preresnet"
+    if family == "plain":
+        if m["option"]:
+            raise UnknownModelError(f"{name!r}: plain networks have no shortcut option")
+        shortcut = "none"
+    elif m["option"]:
+        shortcut = m["option"].upper()
+    else:
+        shortcut = "B" if (bottleneck or preact) else "A"
+    return _make(
+        name,
+        depth=depth,
+        block="bottleneck" if bottleneck else "basic",
+        preact=preact,
+        shortcut=shortcut,
+    )
+
+
+def _make(name: str, **fields: object) -> ModelSpec:
+    try:
+        return ModelSpec(**fields)
+    except ValidationError as exc:
+        reason = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise UnknownModelError(f"model name {name!r} is not buildable: {reason}") from None
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    name: str
+    note: str
+
+
+# The models the sources talk about, in the order `repro models` prints them.
+CATALOGUE: tuple[CatalogueEntry, ...] = (
+    *(CatalogueEntry(f"plain{d}", "He 2015 Fig. 6; seeds 000, 002") for d in (20, 32, 44, 56, 110)),
+    *(
+        CatalogueEntry(
+            f"resnet{d}", "He 2015 Table 6 (option A); seeds 000, 002; He 2016 original unit"
+        )
+        for d in (20, 32, 44, 56, 110, 1202)
+    ),
+    CatalogueEntry("resnet56b", "seed 000: option B"),
+    CatalogueEntry("resnet68b", "seed 003: 3 x 11 basic units, option B"),
+    CatalogueEntry("resnet56-bottleneck", "seed 002: bottleneck once depth exceeds 50"),
+    CatalogueEntry("resnet110-bottleneck", "seed 002: bottleneck once depth exceeds 50"),
+    CatalogueEntry("plain56-bottleneck", "seed 002: the bottleneck net without shortcuts"),
+    CatalogueEntry("plain110-bottleneck", "seed 002: the bottleneck net without shortcuts"),
+    CatalogueEntry("resnet164", "He 2016 Table 3: original bottleneck unit"),
+    CatalogueEntry("preresnet110", "He 2016 Table 3; seed 004"),
+    CatalogueEntry("preresnet164", "He 2016 Table 3; seed 004"),
+    CatalogueEntry("preresnet1001", "He 2016 Table 3"),
+    CatalogueEntry("wrn-16-4", "Zagoruyko & Komodakis Table; seed 004 (with dropout 0.3)"),
+    CatalogueEntry("wrn-40-4", "Zagoruyko & Komodakis"),
+    CatalogueEntry("wrn-16-8", "Zagoruyko & Komodakis"),
+    CatalogueEntry("wrn-28-10", "Zagoruyko & Komodakis"),
+)
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    return CifarResNet(spec)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters, the figure papers report (BN running statistics excluded)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,343 @@
+"""Study files: every shipped study validates; each kind of mistake gets its own message."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.schema import Claim, OrderingClaim
+from harness.studyfile import StudyError, load_studies, load_study
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
+
+MINIMAL = """\
+name: tiny
+description: a minimal study used by the tests
+sources:
+  he2015: {title: Deep Residual Learning, authors: He et al., year: 2015}
+seeds: 1
+recipes:
+  base:
+    optimizer: {lr: 0.1, momentum: 0.9, weight_decay: 1.0e-4}
+    batch_size: 128
+    epochs: 164
+    schedule: {kind: multistep, milestones: [81, 122]}
+    normalization: {kind: per_pixel_mean}
+experiments:
+  - name: resnet20
+    model: resnet20
+    recipe: base
+  - name: plain20
+    model: plain20
+    recipe: base
+claims:
+  - {source: he2015, where: Table 6, experiment: resnet20, metric: test_error, value: 8.75}
+  - kind: ordering
+    source: he2015
+    where: Figure 6
+    statement: plain nets degrade
+    metric: final_train_loss
+    experiments: [resnet20, plain20]
+    direction: increasing
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "study.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems_of(tmp_path: Path, text: str) -> list:
+    with pytest.raises(StudyError) as info:
+        load_study(write(tmp_path, text))
+    return info.value.problems
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.name)
+def test_every_shipped_study_is_valid(path):
+    study = load_study(path)
+    assert study.name == path.stem, "a study's name is its file name (the store uses it)"
+    assert study.experiments and study.claims
+    for exp in study.experiments:
+        assert exp.follows in study.sources
+
+
+def test_shipped_studies_cover_every_model_in_the_sources():
+    studies = load_studies(STUDIES)
+    used = {e.model_name.split(" ")[0] for s in studies for e in s.experiments}
+    for name in [
+        "plain20", "plain56", "resnet20", "resnet56", "resnet110", "resnet56b", "resnet68b",
+        "preresnet110", "preresnet164", "wrn-16-4", "resnet1202", "plain110-bottleneck",
+        "resnet110-bottleneck",
+    ]:  # fmt: skip
+        assert name in used, name
+
+
+def test_minimal_study_loads_with_its_short_forms_expanded(tmp_path):
+    study = load_study(write(tmp_path, MINIMAL))
+    exp = study.experiment("plain20")
+    assert exp.model.shortcut == "none" and exp.model_name == "plain20"
+    assert exp.recipe.epochs == 164 and exp.recipe_name == "base"
+    assert isinstance(study.claims[0], Claim) and isinstance(study.claims[1], OrderingClaim)
+    assert str(study.claims[0].rule) == "single run"
+
+
+def test_claim_short_forms_for_rules_and_rounded_counts(tmp_path):
+    text = MINIMAL.replace(
+        "metric: test_error, value: 8.75}",
+        "metric: test_error, value: 6.43, rule: best of 5}\n"
+        "  - {source: he2015, where: T6, experiment: resnet20, metric: params, value: 0.27M}",
+    ).replace("seeds: 1", "seeds: 5")
+    study = load_study(write(tmp_path, text))
+    best, params = study.claims[0], study.claims[1]
+    assert (best.rule.kind, best.rule.n) == ("best", 5)
+    assert (params.value, params.resolution) == (270_000, 10_000)
+
+
+def test_recipe_extends_merges_and_a_new_kind_replaces(tmp_path):
+    text = MINIMAL.replace(
+        "    recipe: base\n  - name: plain20",
+        "    recipe:\n      extends: base\n      batch_size: 64\n"
+        "      schedule: {kind: cosine}\n  - name: plain20",
+    )
+    exp = load_study(write(tmp_path, text)).experiment("resnet20")
+    assert exp.recipe.batch_size == 64 and exp.recipe.epochs == 164
+    assert exp.recipe.schedule.kind == "cosine"
+
+
+# Each malformed study: (what to replace, replacement, expected path, expected message part).
+MALFORMED = [
+    pytest.param(
+        "    batch_size: 128",
+        "    batch_sise: 128",
+        "recipes.base.batch_sise",
+        "did you mean 'batch_size'?",
+        id="unknown-key-did-you-mean",
+    ),
+    pytest.param(
+        "batch_size: 128",
+        "batch_size: many",
+        "recipes.base.batch_size",
+        "wrong type",
+        id="wrong-type",
+    ),
+    pytest.param(
+        "{lr: 0.1,",
+        "{lr: -0.1,",
+        "recipes.base.optimizer.lr",
+        "value out of range",
+        id="impossible-value",
+    ),
+    pytest.param(
+        "model: resnet20",
+        "model: resnet21",
+        "experiments[0].model",
+        "depth 21 does not fit",
+        id="unbuildable-model",
+    ),
+    pytest.param(
+        "model: plain20",
+        "model: densenet40",
+        "experiments[1].model",
+        "unknown model name 'densenet40'",
+        id="unknown-model",
+    ),
+    pytest.param(
+        "experiment: resnet20, metric",
+        "experiment: resnet200, metric",
+        "claims[0].experiment",
+        "no experiment named 'resnet200'; did you mean 'resnet20'?",
+        id="claim-to-missing-experiment",
+    ),
+    pytest.param(
+        "experiments: [resnet20, plain20]",
+        "experiments: [resnet20, plain32]",
+        "claims[1].experiments[1]",
+        "no experiment named 'plain32'",
+        id="ordering-to-missing-experiment",
+    ),
+    pytest.param(
+        "  - {source: he2015,",
+        "  - {source: he2016,",
+        "claims[0].source",
+        "no source named 'he2016'; did you mean 'he2015'?",
+        id="unknown-source",
+    ),
+    pytest.param(
+        "    recipe: base\n  - name: plain20",
+        "    recipe: bsae\n  - name: plain20",
+        "experiments[0].recipe",
+        "unknown recipe; did you mean 'base'?",
+        id="unknown-recipe",
+    ),
+    pytest.param(
+        "milestones: [81, 122]",
+        "milestones: [122, 81]",
+        "recipes.base.schedule.milestones",
+        "strictly increasing",
+        id="milestones-order",
+    ),
+    pytest.param(
+        "    epochs: 164",
+        "    epochs: 164\n    iterations: 64000",
+        "recipes.base",
+        "exactly one of epochs, iterations",
+        id="two-lengths",
+    ),
+    pytest.param(
+        "{kind: multistep,",
+        "{kind: stepwise,",
+        "recipes.base.schedule",
+        "unknown or missing 'kind'",
+        id="unknown-schedule-kind",
+    ),
+    pytest.param(
+        "value: 8.75}",
+        "value: 108.75}",
+        "claims[0]",
+        "is a percentage",
+        id="percentage-out-of-range",
+    ),
+    pytest.param(
+        "value: 8.75}",
+        "value: 8.75, rule: best of 5}",
+        "claims[0].rule",
+        "give it `seeds: 5`",
+        id="rule-needs-more-seeds",
+    ),
+    pytest.param(
+        "value: 8.75}",
+        "value: 8.75, rule: top 5}",
+        "claims[0]",
+        "is not one of 'single', 'best of N'",
+        id="bad-rule",
+    ),
+    pytest.param(
+        "  - name: plain20",
+        "  - name: resnet20",
+        "experiments[1].name",
+        "experiment name repeated",
+        id="duplicate-experiment",
+    ),
+    pytest.param(
+        "{kind: per_pixel_mean}",
+        "{kind: per_pixel_mean, mean: [0.5, 0.5, 0.5]}",
+        "recipes.base.normalization",
+        "apply to kind 'per_channel' only",
+        id="mean-without-kind",
+    ),
+    pytest.param(
+        "metric: final_train_loss",
+        "metric: train_loss",
+        "claims[1].metric",
+        "not an allowed value",
+        id="unknown-metric",
+    ),
+    pytest.param(
+        "    schedule:",
+        "    warmup: {lr: 0.01, epochs: 2, iterations: 400}\n    schedule:",
+        "recipes.base.warmup",
+        "a warm-up ends in exactly one way",
+        id="warmup-two-ends",
+    ),
+    pytest.param(
+        "name: tiny",
+        "name: Tiny Study",
+        "name",
+        "not a valid name",
+        id="bad-study-name",
+    ),
+    pytest.param(
+        "description: a minimal study used by the tests\n",
+        "",
+        "description",
+        "required field is missing",
+        id="missing-field",
+    ),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "path", "message"), MALFORMED)
+def test_malformed_studies_give_their_specific_message(tmp_path, old, new, path, message):
+    assert old in MINIMAL
+    problems = problems_of(tmp_path, MINIMAL.replace(old, new, 1))
+    matching = [p for p in problems if p.path == path and message in str(p)]
+    assert matching, "\n".join(str(p) for p in problems)
+    problem = matching[0]
+    assert problem.file.endswith("study.yaml")
+    if path != "description":  # a missing field has no line of its own
+        assert problem.line is not None
+
+
+def test_unknown_key_names_its_line_and_the_allowed_keys(tmp_path):
+    (problem,) = problems_of(tmp_path, MINIMAL.replace("    batch_size:", "    batch_sise:"))
+    assert problem.line == 9
+    assert "epochs" in problem.allowed and "optimizer" in problem.allowed
+    assert str(problem).startswith(f"{problem.file}:9: recipes.base.batch_sise: unknown key")
+
+
+def test_problem_in_a_named_recipe_is_reported_once(tmp_path):
+    problems = problems_of(tmp_path, MINIMAL.replace("{lr: 0.1,", "{lr: -0.1,"))
+    assert [p.path for p in problems] == ["recipes.base.optimizer.lr"]
+
+
+def test_all_problems_of_a_file_are_reported_together(tmp_path):
+    text = MINIMAL.replace("model: resnet20", "model: resnet21").replace(
+        "value: 8.75}", "value: 108.75}"
+    )
+    paths = {p.path for p in problems_of(tmp_path, text)}
+    assert {"experiments[0].model", "claims[0]"} <= paths
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: a\nname: b\n", "appears twice"),
+        ("name: [unclosed\n", "not valid YAML"),
+        ("", "the file is empty"),
+        ("- just\n- a list\n", "must be a mapping"),
+    ],
+    ids=["duplicate-yaml-key", "yaml-syntax", "empty-file", "not-a-mapping"],
+)
+def test_unreadable_files_say_why(tmp_path, text, message):
+    (problem,) = problems_of(tmp_path, text)
+    assert message in problem.message
+
+
+def test_recipes_extending_in_a_cycle(tmp_path):
+    text = MINIMAL.replace("recipes:\n", "recipes:\n  a: {extends: b}\n  b: {extends: a}\n")
+    assert any("cycle" in p.message for p in problems_of(tmp_path, text))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(StudyError, match="file not found"):
+        load_study(tmp_path / "nope.yaml")
+
+
+def test_cli_validate_prints_a_summary_and_exits_zero():
+    result = CliRunner().invoke(main, ["validate", *map(str, STUDIES)])
+    assert result.exit_code == 0, result.output
+    assert "degradation" in result.output and "tseng-resnet110" in result.output
+    assert "14 experiments, 14 runs" in result.output
+
+
+def test_cli_validate_reports_problems_without_a_traceback(tmp_path):
+    bad = write(tmp_path, MINIMAL.replace("batch_size: 128", "batch_size: 0"))
+    result = CliRunner().invoke(main, ["validate", str(bad)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert f"{bad}:9: recipes.base.batch_size: value out of range" in result.output
+    assert "allowed: a number > 0" in result.output
+
+
+def test_cli_models_json_lists_names_and_counts():
+    import json
+
+    result = CliRunner().invoke(main, ["models", "--json"])
+    assert result.exit_code == 0
+    rows = {r["name"]: r for r in json.loads(result.output)}
+    assert rows["resnet56b"]["params"] == 855_770
+    assert rows["wrn-16-4"]["depth"] == 16
