@@ -4,11 +4,37 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
+from pathlib import Path
 
 import click
 
 from harness import describe
-from harness.studyfile import StudyError, load_study
+from harness.plan import Overrides, PlanError
+from harness.studyfile import StudyError, load_studies, load_study
+
+RESULTS_OPTION = click.option(
+    "--results",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Root of the run store.",
+)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """A user-facing error: the message, no traceback."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def studies_or_fail(files) -> list:
+    try:
+        return load_studies(files)
+    except StudyError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        fail("fix the study file(s) above; nothing was run")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -68,4 +94,90 @@ def validate(files: tuple[str, ...]) -> None:
         click.echo("")
     if failed:
         click.echo(f"{failed} of {len(files)} study file(s) invalid", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="EXPERIMENT",
+    help="Run only this experiment (repeatable).",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(1, 100),
+    help="Seeds per experiment (0..N-1), instead of what the study says.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where to train.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    help="Quick trial: the recipe squeezed into "
+    "N epochs (milestones scaled). Stored apart; never counts as a reproduction.",
+)
+@click.option(
+    "--subset",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Quick trial: train on N images. Stored apart; never counts as a reproduction.",
+)
+@click.option(
+    "--smoke",
+    is_flag=True,
+    help="Every experiment for a few steps on a small "
+    "subset, through the same code path. Stored apart.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Redo runs that already ended (the old ones are moved to .superseded/, not deleted).",
+)
+@RESULTS_OPTION
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory holding cifar-10-batches-py/ (else $REPRO_DATA_DIR, else the "
+    "per-user cache, downloading there when online).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars: one line per run, for logs.")
+def run(files, only, seeds, device, epochs, subset, smoke, force, results, data_dir, quiet):
+    """Train every experiment x seed of the study files.
+
+    Finished runs are skipped, interrupted ones resume from their last epoch, and runs whose
+    study entry changed are moved aside and trained again. Results go to
+    RESULTS/<study>/<experiment>/seed-<k>/. Exit status: 0 when every run ended (complete or
+    diverged), 1 when a run failed, 2 for a problem with the request, 130 when interrupted.
+    """
+    from harness.runner import RunError, RunOptions, run_study
+
+    options = RunOptions(
+        results=results,
+        data_dir=data_dir,
+        device=device,
+        force=force,
+        quiet=quiet,
+        overrides=Overrides(only=only, seeds=seeds, epochs=epochs, subset=subset, smoke=smoke),
+    )
+    tally: Counter[str] = Counter()
+    for study in studies_or_fail(files):
+        try:
+            outcomes = run_study(study, options, click.echo)
+        except (RunError, PlanError) as exc:
+            fail(str(exc))
+        tally.update(o.status for o in outcomes)
+        if tally["interrupted"]:
+            break
+    click.echo(", ".join(f"{n} {status}" for status, n in sorted(tally.items())) or "no runs")
+    if tally["interrupted"]:
+        sys.exit(130)
+    if tally["failed"]:
         sys.exit(1)

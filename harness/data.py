@@ -1,0 +1,230 @@
+"""CIFAR-10 on disk: where it is, whether it is the official release, and its arrays.
+
+Resolution order for the directory that holds ``cifar-10-batches-py/``: ``--data-dir``, then
+``$REPRO_DATA_DIR``, then the per-user cache (``$XDG_CACHE_HOME/repro``, else
+``~/.cache/repro``). When none has the files, they are downloaded into the cache through
+torchvision (which checks the archive's MD5); offline, a :class:`DataError` says where we
+looked and how to provide the data.
+
+A readable copy that is not byte-identical to the official release (the lossy offline JPEG
+re-encoding, for example) is accepted, with a warning, and every run records that it was not
+official together with a fingerprint of the arrays it used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import socket
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+FOLDER = "cifar-10-batches-py"
+TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
+TEST_FILE = "test_batch"
+CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+
+
+class DataError(Exception):
+    """The data set is missing, unreadable or malformed; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Cifar10:
+    """The whole data set as uint8 arrays in NCHW layout, with where it came from."""
+
+    train_images: np.ndarray  # (N, 3, 32, 32) uint8
+    train_labels: np.ndarray  # (N,) int64
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    path: Path
+    official: bool
+    fingerprint: str  # sha256 over all four arrays
+
+    def describe(self) -> str:
+        kind = "official release" if self.official else "NOT the official release"
+        return (
+            f"CIFAR-10 from {self.path} ({kind}; {len(self.train_labels)} train, "
+            f"{len(self.test_labels)} test; sha256 {self.fingerprint[:12]})"
+        )
+
+
+def candidate_dirs(data_dir: str | Path | None) -> list[tuple[str, Path]]:
+    """Where we look, in order, each with the reason it is on the list."""
+    out = []
+    if data_dir is not None:
+        out.append(("--data-dir", Path(data_dir)))
+    if env := os.environ.get("REPRO_DATA_DIR"):
+        out.append(("$REPRO_DATA_DIR", Path(env)))
+    out.append(("per-user cache", cache_dir()))
+    return out
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "repro"
+
+
+def locate(data_dir: str | Path | None = None, *, download: bool = True) -> Path:
+    """The ``cifar-10-batches-py`` directory to use; download into the cache if needed."""
+    looked = []
+    for reason, root in candidate_dirs(data_dir):
+        for folder in (root / FOLDER, root):
+            if (folder / TEST_FILE).exists() or (folder / TRAIN_FILES[0]).exists():
+                return folder
+        looked.append(f"  {reason}: {root}")
+    if download:
+        target = cache_dir()
+        try:
+            _download(target)
+        except OSError as exc:  # URLError and socket errors are OSErrors
+            reason = f"download failed: {exc}"
+        else:
+            return target / FOLDER
+    else:
+        reason = "downloading was not allowed"
+    raise DataError(
+        "CIFAR-10 not found. Looked for cifar-10-batches-py/ in:\n"
+        + "\n".join(looked)
+        + f"\nand {reason}.\n"
+        "Provide it in one of these ways, then run the same command again:\n"
+        f"  - on a machine with internet access it is downloaded automatically;\n"
+        f"  - download {OFFICIAL_URL}, extract it into a directory and pass\n"
+        "    --data-dir DIR (or set REPRO_DATA_DIR=DIR);\n"
+        "  - any copy in the official python layout works (data_batch_1..5, test_batch);\n"
+        "    a copy that is not the official release is used with a warning and marked so."
+    )
+
+
+def _download(root: Path) -> None:
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    root.mkdir(parents=True, exist_ok=True)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)
+    try:
+        download_and_extract_archive(
+            OFFICIAL_URL, download_root=str(root), md5="c58f30108f718f92721af3b95e74349a"
+        )
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _official_md5s() -> dict[str, str]:
+    from torchvision.datasets import CIFAR10
+
+    return dict(CIFAR10.train_list + CIFAR10.test_list)
+
+
+def is_official(folder: Path) -> bool:
+    """True when every batch file has the MD5 of the official release."""
+    for name, md5 in _official_md5s().items():
+        digest = hashlib.md5((folder / name).read_bytes()).hexdigest()
+        if digest != md5:
+            return False
+    return True
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles numpy arrays and plain containers only: a batch file cannot run code."""
+
+    ALLOWED: frozenset[tuple[str, str]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("_codecs", "encode"),
+        }
+    )
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not path.exists():
+        raise DataError(
+            f"{path} is missing: the directory holds part of CIFAR-10 only. "
+            "Delete it and let repro download the data again, or copy the complete set there."
+        )
+    try:
+        raw = _ArraysOnly(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+        batch = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
+        data = np.asarray(batch["data"], dtype=np.uint8)
+        labels = np.asarray(batch["labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, ValueError) as exc:
+        raise DataError(
+            f"{path} is not a readable CIFAR-10 batch ({type(exc).__name__}: {exc}). "
+            "The file is corrupt or truncated: delete the directory and download again."
+        ) from None
+    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise DataError(
+            f"{path} has data of shape {data.shape} and {len(labels)} labels; a CIFAR-10 batch "
+            "has one 3072-byte row (32x32, red then green then blue) per label."
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASSES)):
+        raise DataError(f"{path} has labels outside 0..9: it is not CIFAR-10.")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """sha256 over the arrays' bytes, shapes and dtypes: identifies exactly what a run used."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.data)
+    return h.hexdigest()
+
+
+def load(folder: Path) -> Cifar10:
+    """Read and check all batches in ``folder`` (a ``cifar-10-batches-py`` directory)."""
+    train = [_read_batch(folder / name) for name in TRAIN_FILES]
+    test_images, test_labels = _read_batch(folder / TEST_FILE)
+    train_images = np.concatenate([x for x, _ in train])
+    train_labels = np.concatenate([y for _, y in train])
+    return Cifar10(
+        train_images=train_images,
+        train_labels=train_labels,
+        test_images=test_images,
+        test_labels=test_labels,
+        path=folder,
+        official=is_official(folder),
+        fingerprint=fingerprint(train_images, train_labels, test_images, test_labels),
+    )
+
+
+@cache
+def load_cached(folder: Path) -> Cifar10:
+    """One load per process: a study's runs share the arrays."""
+    return load(folder)
+
+
+def non_official_warning(data: Cifar10) -> str:
+    return (
+        f"WARNING: the CIFAR-10 copy in {data.path} is not the official release (its files' "
+        "checksums differ). Runs are marked as such and the report flags them; accuracies on "
+        "a re-encoded copy can be worse than on the official data."
+    )

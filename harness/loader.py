@@ -1,0 +1,199 @@
+"""Batches straight from device memory: split, subset, augmentation and normalisation.
+
+The images stay uint8 on the training device (150 MB for CIFAR-10); each batch is gathered,
+padded, cropped and flipped there in one indexing operation, then normalised. No worker
+processes, no host round trip. The order of operations is that of a torchvision pipeline
+(``RandomCrop(32, padding) -> RandomHorizontalFlip -> ToTensor -> Normalize``): augmentation
+acts on pixels, so zero padding means black pixels, and normalisation comes last. That keeps
+this path and the canonical DataLoader pipeline statistically identical.
+
+Randomness: every epoch draws from its own generator seeded by (run seed, epoch), so an
+epoch's batches do not depend on what ran before; resuming at an epoch boundary replays
+exactly what an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.schema import Augmentation, Normalization
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from any tuple of labels (run seed, purpose, epoch, ...)."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def generator(device: torch.device, *parts: object) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(derive_seed(*parts))
+    return g
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices into the 50k training images: what is trained on and what is held out."""
+
+    train: np.ndarray
+    validation: np.ndarray
+
+
+def split_indices(n: int, validation: int, subset: int | None, seed: int) -> Split:
+    """A validation hold-out and an optional training subset, deterministic given the seed."""
+    if validation >= n:
+        raise ValueError(f"cannot hold out {validation} of {n} training images")
+    order = np.random.default_rng(derive_seed(seed, "split")).permutation(n)
+    held_out, rest = order[:validation], order[validation:]
+    if subset is not None:
+        rest = rest[: min(subset, len(rest))]
+    return Split(train=np.sort(rest), validation=np.sort(held_out))
+
+
+class Normalizer:
+    """``(pixels / 255 - mean) / std`` with statistics from the training images."""
+
+    def __init__(self, spec: Normalization, train_images_u8: torch.Tensor) -> None:
+        self.kind = spec.kind
+        x = train_images_u8
+        if spec.kind == "per_pixel_mean":
+            mean = _mean(x, dims=(0,))
+            std = torch.ones_like(mean)
+        elif spec.kind == "per_pixel_mean_std":
+            mean, std = _mean(x, dims=(0,)), _std(x, dims=(0,))
+        elif spec.kind == "per_channel":
+            if spec.mean is not None and spec.std is not None:
+                mean = torch.tensor(spec.mean, dtype=torch.float64).view(3, 1, 1)
+                std = torch.tensor(spec.std, dtype=torch.float64).view(3, 1, 1)
+            else:
+                mean, std = _mean(x, dims=(0, 2, 3)), _std(x, dims=(0, 2, 3))
+        else:
+            mean = torch.zeros(3, 1, 1, dtype=torch.float64)
+            std = torch.ones(3, 1, 1, dtype=torch.float64)
+        device = x.device
+        # Fold the 1/255 into the affine map: x * scale + shift, one fused op per batch.
+        std = std.to(device).clamp_min(1e-6)
+        self.scale = (1.0 / (255.0 * std)).float()
+        self.shift = (-mean.to(device) / std).float()
+        self.mean, self.std = mean, std
+
+    def __call__(self, pixels_u8: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.addcmul(self.shift, pixels_u8.float(), self.scale).to(dtype)
+
+    def describe(self) -> dict:
+        if self.mean.numel() == 3:
+            return {
+                "kind": self.kind,
+                "mean": [round(v, 6) for v in self.mean.flatten().tolist()],
+                "std": [round(v, 6) for v in self.std.flatten().tolist()],
+            }
+        return {"kind": self.kind, "mean_of_mean_image": round(self.mean.mean().item(), 6)}
+
+
+def _mean(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    total = x.double().sum(dim=dims, keepdim=True) / 255.0
+    count = math.prod(x.shape[d] for d in dims)
+    mean = total / count
+    return mean.squeeze(0) if dims == (0,) else mean.view(3, 1, 1)
+
+
+def _std(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    xs = x.double() / 255.0
+    std = xs.std(dim=dims, keepdim=True, unbiased=False)
+    return std.squeeze(0) if dims == (0,) else std.view(3, 1, 1)
+
+
+def augment(images_u8: torch.Tensor, spec: Augmentation, gen: torch.Generator) -> torch.Tensor:
+    """Random crop from a padded image and random horizontal flip, for a whole batch at once.
+
+    One gather does both: output pixel (i, j) of image b comes from padded pixel
+    (dy_b + i, dx_b + j), or (dy_b + i, dx_b + 31 - j) when b is flipped.
+    """
+    b, _, h, w = images_u8.shape
+    device = images_u8.device
+    pad = spec.crop.padding if spec.crop else 0
+    if pad:
+        mode = "reflect" if spec.crop.fill == "reflect" else "constant"
+        # F.pad's reflect mode needs a floating tensor on some backends; uint8 round-trips exactly.
+        source = F.pad(images_u8.float(), (pad, pad, pad, pad), mode=mode).to(torch.uint8)
+        dy = torch.randint(0, 2 * pad + 1, (b,), device=device, generator=gen)
+        dx = torch.randint(0, 2 * pad + 1, (b,), device=device, generator=gen)
+    else:
+        source = images_u8
+        dy = dx = torch.zeros(b, dtype=torch.long, device=device)
+    if spec.flip:
+        flip = torch.rand(b, device=device, generator=gen) < 0.5
+    else:
+        flip = torch.zeros(b, dtype=torch.bool, device=device)
+    ar_h = torch.arange(h, device=device)
+    ar_w = torch.arange(w, device=device)
+    rows = dy[:, None] + ar_h[None, :]  # (B, H)
+    cols = dx[:, None] + torch.where(flip[:, None], w - 1 - ar_w[None, :], ar_w[None, :])
+    width = source.shape[-1]
+    flat = (rows[:, :, None] * width + cols[:, None, :]).view(b, 1, h * w).expand(-1, 3, -1)
+    return source.flatten(2).gather(2, flat).view(b, 3, h, w)
+
+
+class DeviceLoader:
+    """Yields normalised, augmented training batches from device-resident uint8 images."""
+
+    def __init__(
+        self,
+        images_u8: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        augmentation: Augmentation,
+        normalizer: Normalizer,
+        drop_last: bool,
+        seed: int,
+        dtype: torch.dtype = torch.float32,
+        channels_last: bool = False,
+    ) -> None:
+        self.images, self.labels = images_u8, labels
+        self.batch_size = batch_size
+        self.augmentation = augmentation
+        self.normalizer = normalizer
+        self.drop_last = drop_last
+        self.seed = seed
+        self.dtype = dtype
+        self.channels_last = channels_last
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        device = self.images.device
+        gen = generator(device, self.seed, "epoch", epoch)
+        order = torch.randperm(len(self.labels), device=device, generator=gen)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            pixels = augment(self.images[idx], self.augmentation, gen)
+            x = self.normalizer(pixels, self.dtype)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, self.labels[idx]
+
+
+def eval_batches(
+    images_u8: torch.Tensor,
+    labels: torch.Tensor,
+    normalizer: Normalizer,
+    batch_size: int = 1000,
+    dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Single-view evaluation batches: the original 32x32 images, normalised."""
+    for i in range(0, len(labels), batch_size):
+        x = normalizer(images_u8[i : i + batch_size], dtype)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        yield x, labels[i : i + batch_size]

@@ -1,0 +1,190 @@
+"""From a study and the command line's overrides to the list of runs to do.
+
+A run is (experiment, seed) with its *resolved config*: the model spec, the recipe after
+overrides, and the seed. The config's hash identifies the run in the store: re-running a
+study skips runs whose directory holds the same hash and supersedes ones that do not.
+
+Overrides for trying things (``--epochs``, ``--subset``, ``--smoke``) change the config, are
+stored under a labelled directory (``seed-0~smoke``) and never count as reproductions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.schema import Experiment, Recipe, Study, Warmup
+
+FORMAT = 1  # bump when the meaning of a stored config changes
+
+# --smoke: a few steps of every experiment on a small subset, through the same code path.
+# The subset is SMOKE_ITERATIONS batches, so one epoch of it is that many steps.
+SMOKE_TEST_IMAGES = 500
+SMOKE_VALIDATION_IMAGES = 100
+SMOKE_ITERATIONS = 4
+
+
+@dataclass(frozen=True)
+class Overrides:
+    only: tuple[str, ...] = ()
+    seeds: int | None = None
+    epochs: int | None = None
+    subset: int | None = None
+    smoke: bool = False
+
+    @property
+    def label(self) -> str:
+        """Directory suffix and report label; empty for a faithful run."""
+        parts = []
+        if self.smoke:
+            parts.append("smoke")
+        if self.epochs is not None:
+            parts.append(f"epochs{self.epochs}")
+        if self.subset is not None:
+            parts.append(f"subset{self.subset}")
+        return "-".join(parts)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    study: str
+    experiment: Experiment
+    seed: int
+    recipe: Recipe  # after overrides
+    label: str  # "" for a faithful run
+    config: dict[str, Any] = field(repr=False)
+    hash: str = ""
+
+    @property
+    def name(self) -> str:
+        suffix = f"~{self.label}" if self.label else ""
+        return f"{self.experiment.name}/seed-{self.seed}{suffix}"
+
+    def directory(self, results: Path) -> Path:
+        return results / self.study / self.name
+
+    @property
+    def counts_as_reproduction(self) -> bool:
+        """Only runs of the recipe as declared, on all the data, can reproduce a claim."""
+        return not self.label and not self.recipe.train_images and not self.recipe.test_images
+
+
+class PlanError(Exception):
+    """The command line asks for something the study does not have."""
+
+
+def plan(study: Study, overrides: Overrides = Overrides()) -> list[RunPlan]:
+    names = [e.name for e in study.experiments]
+    unknown = [n for n in overrides.only if n not in names]
+    if unknown:
+        raise PlanError(
+            f"--only {', '.join(unknown)}: study {study.name!r} has no such experiment; "
+            f"it has: {', '.join(names)}"
+        )
+    runs = []
+    for exp in study.experiments:
+        if overrides.only and exp.name not in overrides.only:
+            continue
+        recipe = apply_overrides(exp.recipe, overrides)
+        seeds = overrides.seeds or study.seeds_of(exp)
+        for seed in range(seeds):
+            config = resolved_config(exp, recipe, seed, overrides.label)
+            runs.append(
+                RunPlan(
+                    study=study.name,
+                    experiment=exp,
+                    seed=seed,
+                    recipe=recipe,
+                    label=overrides.label,
+                    config=config,
+                    hash=config_hash(config),
+                )
+            )
+    return runs
+
+
+def resolved_config(exp: Experiment, recipe: Recipe, seed: int, label: str) -> dict[str, Any]:
+    """Everything that determines the run's result; notes and names are left out."""
+    return {
+        "format": FORMAT,
+        "model": exp.model.model_dump(mode="json"),
+        "recipe": recipe.model_dump(mode="json", exclude={"note"}),
+        "seed": seed,
+        "overrides": label,
+    }
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def apply_overrides(recipe: Recipe, o: Overrides) -> Recipe:
+    """The recipe with --smoke / --subset / --epochs applied.
+
+    A shorter run keeps the shape of the recipe: milestones, warm-up lengths and iteration
+    budgets are scaled by the same factor, so a 3-epoch trial still decays its learning rate.
+    """
+    data: dict[str, Any] = {}
+    if o.smoke:
+        smoke_images = SMOKE_ITERATIONS * recipe.batch_size
+        data["train_images"] = min(recipe.train_images or smoke_images, smoke_images)
+        data["test_images"] = min(recipe.test_images or SMOKE_TEST_IMAGES, SMOKE_TEST_IMAGES)
+        if recipe.validation_images:
+            data["validation_images"] = min(recipe.validation_images, SMOKE_VALIDATION_IMAGES)
+    if o.subset is not None:
+        data["train_images"] = o.subset
+    if data:
+        recipe = recipe.model_copy(update=data)
+    if o.smoke:
+        recipe = _scaled(recipe, min(1.0, SMOKE_ITERATIONS / _iterations(recipe)))
+    if o.epochs is not None:
+        recipe = _scaled(recipe, o.epochs / _epochs(recipe))
+    return recipe
+
+
+def _iterations_per_epoch(recipe: Recipe) -> int:
+    """Batches per epoch on full CIFAR-10 (for scaling lengths; training counts the real data)."""
+    images = min(recipe.train_images or 50_000, 50_000 - recipe.validation_images)
+    whole, rest = divmod(images, recipe.batch_size)
+    return max(1, whole + (1 if rest and recipe.last_batch == "keep" else 0))
+
+
+def _iterations(recipe: Recipe) -> int:
+    return recipe.iterations or recipe.epochs * _iterations_per_epoch(recipe)
+
+
+def _epochs(recipe: Recipe) -> float:
+    return recipe.epochs or recipe.iterations / _iterations_per_epoch(recipe)
+
+
+def _scaled(recipe: Recipe, factor: float) -> Recipe:
+    if factor == 1.0:
+        return recipe
+
+    def scale(n: int) -> int:
+        return max(1, round(n * factor))
+
+    update: dict[str, Any] = {}
+    if recipe.epochs:
+        update["epochs"] = scale(recipe.epochs)
+    else:
+        update["iterations"] = scale(recipe.iterations)
+    sched = recipe.schedule
+    if sched.kind == "multistep":
+        milestones = sorted({scale(m) for m in sched.milestones})
+        update["schedule"] = sched.model_copy(update={"milestones": milestones})
+    if recipe.warmup is not None:
+        update["warmup"] = _scaled_warmup(recipe.warmup, scale)
+    return recipe.model_copy(update=update)
+
+
+def _scaled_warmup(w: Warmup, scale) -> Warmup:
+    update = {}
+    for key in ("epochs", "iterations", "max_iterations"):
+        if getattr(w, key) is not None:
+            update[key] = scale(getattr(w, key))
+    return w.model_copy(update=update)

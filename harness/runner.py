@@ -1,0 +1,194 @@
+"""Running a study: decide for each run whether to skip, resume, redo or train it, then do so.
+
+One run's failure never stops the others; a diverging run is a result, not an error; Ctrl-C
+or SIGTERM stops after recording the current run as interrupted, and the same command later
+resumes it from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from harness import store
+from harness.data import Cifar10, load_cached, locate, non_official_warning
+from harness.plan import Overrides, RunPlan, plan
+from harness.progress import BarProgress
+from harness.schema import Study
+from harness.train import Execution, RunFailed, SilentProgress, train
+
+Echo = Callable[[str], None]
+
+
+class RunError(Exception):
+    """A problem with the request itself (device, data); nothing was trained."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    results: Path = Path("results")
+    data_dir: Path | None = None
+    device: str = "auto"  # auto | cpu | cuda
+    force: bool = False
+    quiet: bool = False
+    overrides: Overrides = field(default_factory=Overrides)
+    precision: str = "fp32"
+    compile: bool = False
+    channels_last: bool = False
+    deterministic: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    plan: RunPlan
+    status: str  # complete | diverged | failed | interrupted | skipped | busy
+    message: str
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RunError(
+            "--device cuda was asked for, but torch sees no CUDA device "
+            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}). "
+            "Use --device cpu, or check the driver with nvidia-smi."
+        )
+    return torch.device(name)
+
+
+def run_study(study: Study, options: RunOptions, echo: Echo) -> list[Outcome]:
+    plans = plan(study, options.overrides)
+    device = resolve_device(options.device)
+    ex = Execution(
+        device=device,
+        precision=options.precision,
+        compile=options.compile,
+        channels_last=options.channels_last,
+        deterministic=options.deterministic,
+    )
+    outcomes: list[Outcome] = []
+    data: Cifar10 | None = None
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        for p in plans:
+            run_dir = p.directory(options.results)
+            decision = _decide(p, run_dir, options.force, echo)
+            if decision is not None:
+                outcomes.append(decision)
+                echo(_line(decision))
+                continue
+            if data is None:
+                data = _load_data(options, echo)
+            outcome = _train_one(p, run_dir, data, ex, options)
+            outcomes.append(outcome)
+            echo(_line(outcome))
+            if outcome.status == store.INTERRUPTED:
+                break
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return outcomes
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _load_data(options: RunOptions, echo: Echo) -> Cifar10:
+    from harness.data import DataError
+
+    try:
+        data = load_cached(locate(options.data_dir))
+    except DataError as exc:
+        raise RunError(str(exc)) from None
+    echo(data.describe())
+    if not data.official:
+        echo(non_official_warning(data))
+    return data
+
+
+def _decide(p: RunPlan, run_dir: Path, force: bool, echo: Echo) -> Outcome | None:
+    """Skip or make way for a run; None means: train (or resume) it now.
+
+    Results are never deleted: a run whose config changed, or that --force redoes, is moved
+    to ``<experiment>/.superseded/``.
+    """
+    state = store.inspect(run_dir)
+    if state.status == "absent":
+        return None
+    if state.status == "running":
+        return Outcome(p, "busy", f"being trained by another process ({state.detail})")
+    if state.config_hash != p.hash:
+        where = store.supersede(run_dir, f"config changed: {state.config_hash} -> {p.hash}")
+        echo(f"note: {p.study}/{p.name} was made with another config; moved to {where}")
+        return None
+    if force:
+        where = store.supersede(run_dir, "redone with --force")
+        echo(f"note: {p.study}/{p.name}: previous run moved to {where} (--force)")
+        return None
+    if state.status in store.FINAL:
+        summary = store.read_json(run_dir / store.SUMMARY) or {}
+        return Outcome(p, "skipped", f"already {state.status}{_result(summary)}")
+    return None
+
+
+def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOptions) -> Outcome:
+    progress = SilentProgress() if o.quiet else BarProgress()
+    try:
+        with store.run_lock(run_dir):
+            # Another process may have finished it between our look and the lock.
+            if store.summary_status(run_dir) in store.FINAL:
+                return Outcome(p, "skipped", "finished by another process meanwhile")
+            summary = train(p, data, run_dir, ex, progress)
+    except store.LockHeld as held:
+        return Outcome(p, "busy", f"being trained by another process ({held.holder})")
+    except RunFailed as exc:
+        return Outcome(p, store.FAILED, f"{exc} (traceback in {run_dir / store.ERROR})")
+    except KeyboardInterrupt:
+        return Outcome(
+            p,
+            store.INTERRUPTED,
+            "stopped; run the same command again to resume from its last finished epoch",
+        )
+    status = summary["status"]
+    if status == store.DIVERGED:
+        at = summary["diverged_at"]
+        return Outcome(
+            p,
+            status,
+            f"loss became NaN/inf at epoch {at['epoch']}; recorded with its curves so far",
+        )
+    return Outcome(p, status, _result(summary).lstrip(": "))
+
+
+def _result(summary: dict) -> str:
+    if summary.get("test_error") is None:
+        return ""
+    spe = summary.get("sec_per_epoch")
+    speed = f", {spe:.2f} s/epoch" if spe else ""
+    return (
+        f": test error {summary['test_error']:.2f}% after {_epochs(summary['epochs_done'])}{speed}"
+    )
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+_MARK = {
+    "complete": "done",
+    "diverged": "DIVERGED",
+    "failed": "FAILED",
+    "interrupted": "stopped",
+    "skipped": "skip",
+    "busy": "busy",
+}
+
+
+def _line(o: Outcome) -> str:
+    label = "" if o.plan.counts_as_reproduction else "  [not a reproduction]"
+    return f"[{_MARK[o.status]:>8}] {o.plan.study}/{o.plan.name}: {o.message}{label}"

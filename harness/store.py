@@ -1,0 +1,189 @@
+"""The run store: one directory per run, plain files written atomically, one lock per run.
+
+    <results>/<study>/<experiment>/seed-<k>/          a faithful run
+    <results>/<study>/<experiment>/seed-<k>~<label>/  a run with overrides (--smoke, --epochs...)
+
+Each directory holds ``config.json`` (the resolved config and its hash), ``environment.json``
+(provenance of the latest session), ``metrics.jsonl`` (one line per finished epoch),
+``checkpoint.pt`` (everything needed to resume), ``progress.json`` (while running),
+``summary.json`` (once the run has ended, however it ended), ``error.txt`` (when it failed),
+and ``lock``. Every file is written to a temporary name and renamed, so a reader, a second
+process or an rsync never sees half a file, and a SIGKILL leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CONFIG = "config.json"
+ENVIRONMENT = "environment.json"
+METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoint.pt"
+PROGRESS = "progress.json"
+SUMMARY = "summary.json"
+ERROR = "error.txt"
+LOCK = "lock"
+SUPERSEDED = ".superseded"
+
+# How a run ended (summary.json "status"); "interrupted" runs resume, the others are final
+# except "failed", which is retried.
+COMPLETE, DIVERGED, FAILED, INTERRUPTED = "complete", "diverged", "failed", "interrupted"
+FINAL = (COMPLETE, DIVERGED)
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    _atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def read_json(path: Path) -> Any | None:
+    """The parsed file, or None when it is absent or unreadable (never half-written)."""
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+class LockHeld(Exception):
+    """Another process is training this run right now."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run's lock for the duration; raise LockHeld if another process has it.
+
+    ``flock`` is released by the kernel when its holder dies, even by SIGKILL, so a crashed
+    run never leaves a stale lock behind.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise LockHeld(holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def is_locked(run_dir: Path) -> bool:
+    path = run_dir / LOCK
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def supersede(run_dir: Path, reason: str) -> Path:
+    """Move a run directory aside (never delete results); return where it went."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = run_dir.parent / SUPERSEDED / f"{run_dir.name}-{stamp}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(run_dir), str(target))
+    write_text(target / "SUPERSEDED", reason + "\n")
+    return target
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What the store says about one run directory."""
+
+    status: str  # absent | pending | running | interrupted | complete | diverged | failed
+    epochs_done: int = 0
+    config_hash: str | None = None
+    detail: str = ""
+
+
+def summary_status(run_dir: Path) -> str | None:
+    summary = read_json(run_dir / SUMMARY)
+    return summary.get("status") if summary else None
+
+
+def inspect(run_dir: Path) -> RunState:
+    config = read_json(run_dir / CONFIG)
+    if config is None:
+        return RunState("absent")
+    config_hash = config.get("hash")
+    summary = read_json(run_dir / SUMMARY)
+    progress = read_json(run_dir / PROGRESS) or {}
+    epochs = len(read_jsonl(run_dir / METRICS))
+    if is_locked(run_dir):
+        return RunState(
+            "running", progress.get("epoch", epochs), config_hash, progress.get("host", "")
+        )
+    if summary is not None:
+        detail = summary.get("error", "") if summary["status"] == FAILED else ""
+        return RunState(summary["status"], summary.get("epochs_done", epochs), config_hash, detail)
+    if (run_dir / CHECKPOINT).exists() or epochs:
+        return RunState(INTERRUPTED, epochs, config_hash, "killed or stopped before the end")
+    return RunState("pending", 0, config_hash)

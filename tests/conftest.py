@@ -1,0 +1,57 @@
+"""Shared fixtures: a small learnable data set in the official format, and tiny studies."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from cifar_fixture import write_cifar
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_RECIPE = """\
+    optimizer: {lr: 0.05, momentum: 0.9, weight_decay: 5.0e-4}
+    batch_size: 50
+    epochs: 3
+    schedule: {kind: multistep, milestones: [2], gamma: 0.1}
+    normalization: {kind: per_channel}
+    augmentation: {crop: {padding: 2}, flip: true}
+"""
+
+
+def tiny_study(
+    path: Path, experiments: str, recipe: str = TINY_RECIPE, name: str = "tiny", seeds: int = 1
+) -> Path:
+    """Write a study with one named recipe ``base`` and the given experiments block."""
+    path.write_text(
+        f"name: {name}\n"
+        "description: a tiny study for the tests\n"
+        "sources: {test: {title: tests, authors: repro}}\n"
+        f"seeds: {seeds}\n"
+        "recipes:\n"
+        "  base:\n" + recipe + "experiments:\n" + experiments
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory) -> Path:
+    """A directory holding cifar-10-batches-py/ (600 train, 200 test images)."""
+    return write_cifar(tmp_path_factory.mktemp("cifar"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch, tmp_path_factory):
+    """No test sees the user's data or cache, and none may reach the network."""
+    empty = tmp_path_factory.mktemp("empty-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(empty))
+    monkeypatch.delenv("REPRO_DATA_DIR", raising=False)
+
+    def no_network(root):
+        raise OSError("network access is disabled in the tests")
+
+    monkeypatch.setattr("harness.data._download", no_network)

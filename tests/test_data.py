@@ -1,0 +1,122 @@
+"""Finding, checking and loading CIFAR-10 files; what a user is told when that fails."""
+
+import hashlib
+import pickle
+
+import numpy as np
+import pytest
+from cifar_fixture import write_cifar
+from click.testing import CliRunner
+from conftest import tiny_study
+
+from harness import data as cifar
+from harness.cli import main
+
+
+def test_loads_the_official_layout_with_bytes_or_str_keys(tmp_path):
+    for bytes_keys in (True, False):
+        root = write_cifar(tmp_path / str(bytes_keys), bytes_keys=bytes_keys)
+        d = cifar.load(root / cifar.FOLDER)
+        assert d.train_images.shape == (600, 3, 32, 32) and d.train_images.dtype == np.uint8
+        assert d.test_labels.shape == (200,)
+        assert set(np.unique(d.train_labels)) <= set(range(10))
+
+
+def test_fingerprint_is_sha256_of_the_exact_arrays(cifar_root):
+    d = cifar.load(cifar_root / cifar.FOLDER)
+    h = hashlib.sha256()
+    for a in (d.train_images, d.train_labels, d.test_images, d.test_labels):
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    assert d.fingerprint == h.hexdigest()
+    changed = d.test_images.copy()
+    changed[0, 0, 0, 0] ^= 1
+    assert (
+        cifar.fingerprint(d.train_images, d.train_labels, changed, d.test_labels) != d.fingerprint
+    )
+
+
+def test_a_copy_with_other_checksums_is_not_official(cifar_root):
+    d = cifar.load(cifar_root / cifar.FOLDER)
+    assert not d.official
+    assert "NOT the official release" in d.describe()
+    assert "not the official release" in cifar.non_official_warning(d)
+
+
+def test_files_with_the_official_checksums_are_official(cifar_root, monkeypatch):
+    folder = cifar_root / cifar.FOLDER
+    md5s = {
+        name: hashlib.md5((folder / name).read_bytes()).hexdigest()
+        for name in [*cifar.TRAIN_FILES, cifar.TEST_FILE]
+    }
+    monkeypatch.setattr(cifar, "_official_md5s", lambda: md5s)
+    assert cifar.is_official(folder)
+
+
+def test_resolution_order_flag_then_environment_then_cache(tmp_path, monkeypatch):
+    flag, env, cache = (write_cifar(tmp_path / n) for n in ("flag", "env", "cache"))
+    monkeypatch.setenv("REPRO_DATA_DIR", str(env))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache.parent))
+    (cache.parent / "repro").symlink_to(cache)
+    assert cifar.locate(flag) == flag / cifar.FOLDER
+    assert cifar.locate(None) == env / cifar.FOLDER
+    monkeypatch.delenv("REPRO_DATA_DIR")
+    assert cifar.locate(None) == cache.parent / "repro" / cifar.FOLDER
+    # The folder itself may be given, too.
+    assert cifar.locate(flag / cifar.FOLDER) == flag / cifar.FOLDER
+
+
+def test_offline_without_data_says_where_it_looked_and_what_to_do(tmp_path):
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    empty = tmp_path / "nothing-here"
+    empty.mkdir()
+    result = CliRunner().invoke(
+        main, ["run", str(study), "--data-dir", str(empty), "--results", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    out = result.output
+    assert "CIFAR-10 not found" in out and str(empty) in out
+    assert "--data-dir" in out and "REPRO_DATA_DIR" in out
+    assert "download failed: network access is disabled" in out
+    assert not (tmp_path / "r").exists(), "nothing is created when nothing can run"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:1000]), "corrupt or truncated"),
+        (lambda p: p.unlink(), "is missing"),
+        (
+            lambda p: p.write_bytes(
+                pickle.dumps({"data": np.zeros((3, 10), np.uint8), "labels": [0, 1, 2]})
+            ),
+            "3072-byte row",
+        ),
+        (
+            lambda p: p.write_bytes(
+                pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 12]})
+            ),
+            "labels outside 0..9",
+        ),
+    ],
+    ids=["truncated", "missing", "wrong-shape", "bad-labels"],
+)
+def test_damaged_files_are_named_with_the_remedy(tmp_path, damage, message):
+    root = write_cifar(tmp_path)
+    damage(root / cifar.FOLDER / "data_batch_3")
+    with pytest.raises(cifar.DataError, match=message) as info:
+        cifar.load(root / cifar.FOLDER)
+    assert "data_batch_3" in str(info.value)
+
+
+def test_a_batch_file_cannot_run_code(tmp_path):
+    root = write_cifar(tmp_path)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (root / cifar.FOLDER / "test_batch").write_bytes(pickle.dumps({"data": Evil()}))
+    with pytest.raises(cifar.DataError, match=r"refusing to load builtins\.print"):
+        cifar.load(root / cifar.FOLDER)

@@ -1,0 +1,341 @@
+"""`repro run` end to end on CPU: learning, divergence, failure, resumption, skipping, locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT, TINY_RECIPE, tiny_study
+
+from harness import store
+from harness.cli import main
+from harness.plan import Overrides, plan
+from harness.runner import RunOptions, run_study
+from harness.studyfile import load_study
+
+CURVE_KEYS = (
+    "epoch",
+    "iteration",
+    "lr",
+    "train_loss",
+    "train_error",
+    "test_loss",
+    "test_error",
+    "val_loss",
+    "val_error",
+    "warmup",
+)
+
+
+def repro(*args: str):
+    result = CliRunner().invoke(main, list(args))
+    return result
+
+
+def run_args(study: Path, cifar_root: Path, results: Path, *extra: str) -> list[str]:
+    return [
+        "run",
+        str(study),
+        "--data-dir",
+        str(cifar_root),
+        "--results",
+        str(results),
+        "--device",
+        "cpu",
+        "--quiet",
+        *extra,
+    ]
+
+
+def summary(results: Path, run: str) -> dict:
+    return json.loads((results / run / "summary.json").read_text())
+
+
+def curves(results: Path, run: str) -> list[dict]:
+    rows = store.read_jsonl(results / run / "metrics.jsonl")
+    return [{k: r.get(k) for k in CURVE_KEYS} for r in rows]
+
+
+def test_training_lowers_the_loss_and_records_everything(tmp_path, cifar_root):
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    results = tmp_path / "results"
+    result = repro(*run_args(study, cifar_root, results))
+    assert result.exit_code == 0, result.output
+    assert "not the official release" in result.output
+    run = results / "tiny" / "r8" / "seed-0"
+    assert {p.name for p in run.iterdir()} >= {
+        "config.json",
+        "environment.json",
+        "metrics.jsonl",
+        "summary.json",
+        "checkpoint.pt",
+    }
+    rows = curves(results, "tiny/r8/seed-0")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["train_loss"] < 0.7 * rows[0]["train_loss"]
+    s = summary(results, "tiny/r8/seed-0")
+    assert s["status"] == "complete" and s["counts_as_reproduction"]
+    assert s["params"] == 75_290
+    assert s["test_error"] < 40  # ten colour classes: far below chance (90%)
+    assert s["sec_per_epoch"] > 0 and s["epochs_done"] == 3
+    assert s["data"]["official"] is False
+    assert s["data"]["train_images"] == 600 and len(s["data"]["train_fingerprint"]) == 64
+    assert s["telemetry"]["available"] is False and "CPU" in s["telemetry"]["reason"]
+    env = json.loads((run / "environment.json").read_text())
+    for key in (
+        "torch",
+        "cuda",
+        "cudnn",
+        "device_name",
+        "driver",
+        "harness",
+        "hostname",
+        "precision",
+        "command",
+    ):
+        assert key in env
+    config = json.loads((run / "config.json").read_text())
+    assert config["hash"] == s["config_hash"] and config["seed"] == 0
+    # milestone 2: the rate drops after two epochs, as MultiStepLR([2]) stepped per epoch
+    assert [r["lr"] for r in rows] == pytest.approx([0.05, 0.05, 0.005])
+
+
+def test_a_diverging_run_is_recorded_and_the_study_goes_on(tmp_path, cifar_root):
+    study = tiny_study(
+        tmp_path / "s.yaml",
+        "  - name: wild\n    model: plain8\n    recipe:\n      extends: base\n"
+        "      optimizer: {lr: 10, momentum: 0.9, weight_decay: 0.5}\n"
+        "  - {name: calm, model: resnet8, recipe: base}\n",
+    )
+    results = tmp_path / "results"
+    result = repro(*run_args(study, cifar_root, results))
+    assert result.exit_code == 0, result.output
+    assert "DIVERGED" in result.output and "NaN/inf" in result.output
+    wild = summary(results, "tiny/wild/seed-0")
+    assert wild["status"] == "diverged" and wild["diverged_at"]["epoch"] >= 1
+    rows = curves(results, "tiny/wild/seed-0")
+    assert len(rows) == wild["diverged_at"]["epoch"] and rows[-1]["train_loss"] is None
+    assert summary(results, "tiny/calm/seed-0")["status"] == "complete"
+    # A diverged run is a result: running again does not retrain it.
+    again = repro(*run_args(study, cifar_root, results))
+    assert again.output.count("[    skip]") == 2
+
+
+def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path, cifar_root):
+    study = tiny_study(
+        tmp_path / "s.yaml",
+        "  - name: broken\n    model: resnet8\n    recipe:\n      extends: base\n"
+        "      batch_size: 1000\n      last_batch: drop\n"
+        "  - {name: fine, model: resnet8, recipe: base}\n",
+    )
+    results = tmp_path / "results"
+    result = repro(*run_args(study, cifar_root, results))
+    assert result.exit_code == 1
+    assert "FAILED" in result.output and "fewer training images than one batch" in result.output
+    broken = summary(results, "tiny/broken/seed-0")
+    assert broken["status"] == "failed" and "ValueError" in broken["error"]
+    assert "Traceback" in (results / "tiny/broken/seed-0/error.txt").read_text()
+    assert summary(results, "tiny/fine/seed-0")["status"] == "complete"
+
+
+def test_complete_runs_are_skipped_and_changed_ones_superseded(tmp_path, cifar_root):
+    experiments = "  - {name: r8, model: resnet8, recipe: base}\n"
+    study = tiny_study(tmp_path / "s.yaml", experiments)
+    results = tmp_path / "results"
+    assert repro(*run_args(study, cifar_root, results)).exit_code == 0
+    summary_file = results / "tiny/r8/seed-0/summary.json"
+    before = summary_file.stat().st_mtime_ns
+    again = repro(*run_args(study, cifar_root, results))
+    assert "[    skip]" in again.output and "already complete" in again.output
+    assert summary_file.stat().st_mtime_ns == before
+
+    forced = repro(*run_args(study, cifar_root, results, "--force"))
+    assert "moved to" in forced.output and "[    done]" in forced.output
+    assert len(list((results / "tiny/r8/.superseded").iterdir())) == 1
+
+    tiny_study(tmp_path / "s.yaml", experiments, TINY_RECIPE.replace("lr: 0.05", "lr: 0.02"))
+    changed = repro(*run_args(study, cifar_root, results))
+    assert "made with another config" in changed.output and "[    done]" in changed.output
+    assert len(list((results / "tiny/r8/.superseded").iterdir())) == 2
+    assert summary(results, "tiny/r8/seed-0")["status"] == "complete"
+
+
+def test_overrides_are_stored_apart_and_never_count(tmp_path, cifar_root):
+    study = tiny_study(
+        tmp_path / "s.yaml",
+        "  - {name: r8, model: resnet8, recipe: base}\n"
+        "  - {name: p8, model: plain8, recipe: base}\n",
+    )
+    results = tmp_path / "results"
+    result = repro(*run_args(study, cifar_root, results, "--smoke"))
+    assert result.exit_code == 0, result.output
+    for name in ("r8", "p8"):
+        s = summary(results, f"tiny/{name}/seed-0~smoke")
+        assert s["status"] == "complete" and not s["counts_as_reproduction"]
+        assert s["iterations_done"] == 4 and s["data"]["train_images"] == 200
+    assert "[not a reproduction]" in result.output
+    trial = repro(
+        *run_args(
+            study,
+            cifar_root,
+            results,
+            "--epochs",
+            "1",
+            "--subset",
+            "100",
+            "--only",
+            "r8",
+            "--seeds",
+            "2",
+        )
+    )
+    assert trial.exit_code == 0, trial.output
+    for seed in (0, 1):
+        s = summary(results, f"tiny/r8/seed-{seed}~epochs1-subset100")
+        assert s["epochs_done"] == 1 and s["data"]["train_images"] == 100
+    assert not (results / "tiny/r8/seed-0").exists()
+
+
+def test_threshold_warmup_ends_during_training(tmp_path, cifar_root):
+    recipe = TINY_RECIPE + "    warmup: {lr: 0.01, until_train_error_below: 85, window: 5}\n"
+    study = tiny_study(
+        tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n", recipe
+    )
+    results = tmp_path / "results"
+    assert repro(*run_args(study, cifar_root, results)).exit_code == 0
+    s = summary(results, "tiny/r8/seed-0")
+    assert s["warmup_ended_at_iteration"] is not None and s["warmup_ended_at_iteration"] >= 5
+
+
+def test_a_locked_run_is_left_to_its_holder(tmp_path, cifar_root):
+    study_path = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    study = load_study(study_path)
+    results = tmp_path / "results"
+    run_dir = plan(study)[0].directory(results)
+    lines = []
+    options = RunOptions(results=results, data_dir=cifar_root, device="cpu", quiet=True)
+    with store.run_lock(run_dir):
+        assert store.inspect(run_dir).status == "absent"
+        with pytest.raises(store.LockHeld), store.run_lock(run_dir):
+            pass
+        outcomes = run_study(study, options, lines.append)
+    assert [o.status for o in outcomes] == ["busy"]
+    assert "being trained by another process" in lines[-1]
+    assert not (run_dir / "summary.json").exists()
+    assert [o.status for o in run_study(study, options, lines.append)] == ["complete"]
+
+
+def _cli(results: Path, study: Path, cifar_root: Path) -> list[str]:
+    return [sys.executable, "-m", "harness", *run_args(study, cifar_root, results)]
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, cifar_root):
+    recipe = TINY_RECIPE.replace("epochs: 3", "epochs: 5").replace("[2]", "[3]")
+    recipe += "    validation_images: 100\n"
+    study = tiny_study(
+        tmp_path / "s.yaml",
+        "  - {name: w, model: {name: wrn-10-1, dropout: 0.2}, recipe: base}\n",
+        recipe,
+    )
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(_cli(straight, study, cifar_root), env=_env(), check=True, capture_output=True)
+    metrics = killed / "tiny/w/seed-0/metrics.jsonl"
+    rng = random.Random(0)
+    kills = 0
+    for target_epochs in (1, 3):  # kill twice, somewhere after these many epochs
+        proc = subprocess.Popen(
+            _cli(killed, study, cifar_root),
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 120
+        while len(store.read_jsonl(metrics)) < target_epochs and time.time() < deadline:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.4))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 1, "the run finished before it could be killed; make it longer"
+    assert store.inspect(killed / "tiny/w/seed-0").status in ("interrupted", "complete")
+    subprocess.run(_cli(killed, study, cifar_root), env=_env(), check=True, capture_output=True)
+
+    a, b = curves(straight, "tiny/w/seed-0"), curves(killed, "tiny/w/seed-0")
+    assert [r["epoch"] for r in b] == [1, 2, 3, 4, 5]  # none lost, none duplicated
+    assert a == b  # bit-for-bit the same numbers
+    resumed = summary(killed, "tiny/w/seed-0")
+    assert resumed["status"] == "complete" and len(resumed["sessions"]) == kills + 1
+    assert resumed["test_error"] == summary(straight, "tiny/w/seed-0")["test_error"]
+
+
+def test_two_processes_on_one_study_never_train_the_same_run(tmp_path, cifar_root):
+    study = tiny_study(
+        tmp_path / "s.yaml",
+        "".join(f"  - {{name: r{i}, model: resnet8, recipe: base}}\n" for i in range(3)),
+    )
+    results = tmp_path / "results"
+    procs = [
+        subprocess.Popen(
+            _cli(results, study, cifar_root),
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    for i in range(3):
+        s = summary(results, f"tiny/r{i}/seed-0")
+        assert s["status"] == "complete" and len(s["sessions"]) == 1  # trained exactly once
+    done = sum(o.count("[    done]") for o in outputs)
+    assert done == 3
+
+
+def test_unknown_experiment_and_missing_cuda_are_clear_errors(tmp_path, cifar_root):
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    results = tmp_path / "results"
+    only = repro(*run_args(study, cifar_root, results, "--only", "r9"))
+    assert only.exit_code == 2 and "has no such experiment; it has: r8" in only.output
+    import torch
+
+    if not torch.cuda.is_available():
+        cuda = repro(
+            "run",
+            str(study),
+            "--data-dir",
+            str(cifar_root),
+            "--results",
+            str(results),
+            "--device",
+            "cuda",
+        )
+        assert cuda.exit_code == 2 and "sees no CUDA device" in cuda.output
+    assert "Traceback" not in only.output
+
+
+def test_the_smoke_override_plans_every_experiment_of_a_real_study():
+    study = load_study(ROOT / "studies" / "degradation.yaml")
+    plans = plan(study, Overrides(smoke=True))
+    assert len(plans) == len(study.experiments)
+    for p in plans:
+        r = p.recipe
+        assert r.train_images == 4 * r.batch_size and r.test_images == 500
+        assert (r.iterations or r.epochs * 4) == 4
+        assert p.directory(Path("results")).name == "seed-0~smoke"

@@ -1,0 +1,107 @@
+"""Learning rates at chosen steps for every schedule form, and the three warm-up forms."""
+
+import pytest
+
+from harness.schedule import LearningRate, Length, scheduled_lr
+from harness.schema import Recipe
+
+
+def recipe(**fields) -> Recipe:
+    base = {
+        "optimizer": {"lr": 0.1},
+        "batch_size": 128,
+        "epochs": 164,
+        "normalization": {"kind": "per_pixel_mean"},
+    }
+    return Recipe.model_validate({**base, **fields})
+
+
+def test_multistep_by_epoch_as_a_per_epoch_torch_scheduler_does():
+    # Tseng: MultiStepLR(milestones=[81, 122]) stepped per epoch, 391 iterations an epoch.
+    r = recipe(schedule={"kind": "multistep", "milestones": [81, 122]})
+    length = Length.of(r, 391)
+    at_epoch = {e: scheduled_lr(r, length, e * 391) for e in (0, 80, 81, 121, 122, 163)}
+    assert at_epoch[0] == at_epoch[80] == pytest.approx(0.1)
+    assert at_epoch[81] == at_epoch[121] == pytest.approx(0.01)
+    assert at_epoch[122] == at_epoch[163] == pytest.approx(0.001)
+    # Within an epoch the rate does not move.
+    assert scheduled_lr(r, length, 81 * 391 - 1) == pytest.approx(0.1)
+
+
+def test_multistep_by_iteration():
+    # He et al.: divide by 10 at 32k and 48k iterations, stop at 64k.
+    r = recipe(
+        epochs=None,
+        iterations=64000,
+        schedule={"kind": "multistep", "milestones": [32000, 48000], "unit": "iteration"},
+    )
+    length = Length.of(r, 391)
+    assert length.epochs == 164 and length.total_iterations == 64000
+    got = [scheduled_lr(r, length, i) for i in (0, 31999, 32000, 47999, 48000, 63999)]
+    assert got == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_wrn_gamma_and_milestones():
+    r = recipe(
+        epochs=200, schedule={"kind": "multistep", "milestones": [60, 120, 160], "gamma": 0.2}
+    )
+    length = Length.of(r, 391)
+    got = [scheduled_lr(r, length, e * 391) for e in (59, 60, 120, 160)]
+    assert got == pytest.approx([0.1, 0.02, 0.004, 0.0008])
+
+
+def test_cosine_per_epoch_and_per_iteration():
+    r = recipe(epochs=50, schedule={"kind": "cosine", "unit": "epoch"})
+    length = Length.of(r, 782)
+    assert scheduled_lr(r, length, 0) == pytest.approx(0.1)
+    assert scheduled_lr(r, length, 25 * 782) == pytest.approx(0.05)
+    assert scheduled_lr(r, length, 25 * 782 + 500) == pytest.approx(0.05)  # held within epoch
+    r_it = recipe(epochs=50, schedule={"kind": "cosine", "unit": "iteration", "min_lr": 0.001})
+    total = 50 * 782
+    assert scheduled_lr(r_it, length, total // 2) == pytest.approx(0.001 + 0.099 / 2)
+    assert scheduled_lr(r_it, length, total // 4) > scheduled_lr(r_it, length, total // 4 + 1)
+
+
+def test_constant():
+    r = recipe()
+    assert scheduled_lr(r, Length.of(r, 391), 50_000) == 0.1
+
+
+def test_warmup_for_a_fixed_number_of_epochs():
+    # Seed 004's bottleneck net: 0.01 for ten epochs, then the schedule.
+    r = recipe(
+        warmup={"lr": 0.01, "epochs": 10}, schedule={"kind": "multistep", "milestones": [80, 120]}
+    )
+    lr = LearningRate(r, Length.of(r, 781))
+    assert lr(0) == lr(10 * 781 - 1) == 0.01
+    assert lr(10 * 781) == pytest.approx(0.1)
+    assert lr.state.ended_at == 10 * 781
+    assert lr(80 * 781) == pytest.approx(0.01)  # the schedule counts from the start
+
+
+def test_warmup_for_a_fixed_number_of_iterations():
+    r = recipe(warmup={"lr": 0.01, "iterations": 400})
+    lr = LearningRate(r, Length.of(r, 391))
+    assert [lr(0), lr(399), lr(400)] == pytest.approx([0.01, 0.01, 0.1])
+
+
+def test_warmup_until_training_error_falls_below_a_threshold():
+    r = recipe(warmup={"lr": 0.01, "until_train_error_below": 80, "window": 20})
+    lr = LearningRate(r, Length.of(r, 391))
+    assert lr.needs_errors
+    lr.observe_errors(9, [90.0] * 10)
+    assert lr(10) == 0.01
+    lr.observe_errors(19, [85.0] * 10)  # window full, mean 87.5: still warming up
+    assert lr(20) == 0.01
+    lr.observe_errors(29, [70.0] * 10)  # last 20: mean 77.5 < 80
+    assert lr.state.ended_at == 30
+    assert not lr.needs_errors
+    assert lr(30) == pytest.approx(0.1)
+
+
+def test_threshold_warmup_is_bounded_by_max_iterations():
+    r = recipe(warmup={"lr": 0.01, "until_train_error_below": 80, "max_iterations": 100})
+    lr = LearningRate(r, Length.of(r, 391))
+    lr.observe_errors(99, [90.0] * 100)
+    assert lr(99) == 0.01
+    assert lr(100) == pytest.approx(0.1)
