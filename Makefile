@@ -1,10 +1,11 @@
-# The one test command (README, .ci/run): set up a virtual environment, lint, run the tests.
+# The one test command (README, .ci/run): set up a virtual environment and Debian's chromium
+# (for the report's browser test), lint, run the tests.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test lint setup
+.PHONY: test lint setup browser
 
-test: setup lint
+test: setup browser lint
 	$(PY) -m pytest
 
 lint: setup
@@ -18,3 +19,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
+
+# The report test opens the page in headless Chromium. Installed here when missing and we
+# may (root with apt-get); otherwise that one test is skipped and says why.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "note: Debian's chromium is not installed and cannot be installed here;" \
+		     "the browser test will be skipped"; \
+	fi

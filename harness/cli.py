@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections import Counter
@@ -168,9 +169,9 @@ def run(files, only, seeds, device, epochs, subset, smoke, force, results, data_
         overrides=Overrides(only=only, seeds=seeds, epochs=epochs, subset=subset, smoke=smoke),
     )
     tally: Counter[str] = Counter()
-    for study in studies_or_fail(files):
+    for study, path in zip(studies_or_fail(files), files, strict=True):
         try:
-            outcomes = run_study(study, options, click.echo)
+            outcomes = run_study(study, options, click.echo, study_file=path)
         except (RunError, PlanError) as exc:
             fail(str(exc))
         tally.update(o.status for o in outcomes)
@@ -181,3 +182,68 @@ def run(files, only, seeds, device, epochs, subset, smoke, force, results, data_
         sys.exit(130)
     if tally["failed"]:
         sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write (default: report.html, or claims.csv / claims.json).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "csv", "json"]),
+    help="html: the page; csv/json: the claim table as data. Default: from --out's "
+    "extension, else html.",
+)
+@RESULTS_OPTION
+@click.option(
+    "--study",
+    "study_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Report only these study files (repeatable). Default: studies/*.yaml "
+    "and the study files the runs in the store came from.",
+)
+def report(out, fmt, results, study_files):
+    """Render paper versus reproduction: verdicts, curves, speeds and provenance.
+
+    Works on a partial or empty store: missing runs are shown as not yet run. The page is
+    one self-contained HTML file (no external assets); open it anywhere.
+    """
+    from harness.report import report_for, write
+    from harness.results import scan
+
+    fmt = fmt or (
+        out.suffix.lstrip(".").lower()
+        if out and out.suffix in (".csv", ".json", ".html")
+        else "html"
+    )
+    out = out or Path({"html": "report.html", "csv": "claims.csv", "json": "claims.json"}[fmt])
+    files = list(study_files) or default_study_files(scan(results))
+    studies_or_fail(files)  # one pass to report every problem before building anything
+    built = report_for([Path(f) for f in files], results)
+    write(built, out, fmt)
+    claims = sum(len(s.all_claims) for s in built.studies)
+    click.echo(
+        f"wrote {out} ({fmt}: {len(built.studies)} studies, {claims} claims, "
+        f"{built.total_runs} runs)"
+    )
+
+
+def default_study_files(records) -> list[str]:
+    """studies/*.yaml here, plus the files recorded by runs whose study is not among them."""
+    from harness.studyfile import load_study
+
+    files = sorted(str(p) for p in Path("studies").glob("*.yaml"))
+    names = set()
+    for f in files:
+        with contextlib.suppress(StudyError):  # reported by studies_or_fail afterwards
+            names.add(load_study(f).name)
+    for r in records:
+        recorded = (r.summary or {}).get("study_file")
+        if r.study not in names and recorded and Path(recorded).exists():
+            files.append(recorded)
+            names.add(r.study)
+    return files

@@ -57,6 +57,7 @@ class RunPlan:
     label: str  # "" for a faithful run
     config: dict[str, Any] = field(repr=False)
     hash: str = ""
+    study_file: str | None = None  # where the study came from, for the report (not hashed)
 
     @property
     def name(self) -> str:
@@ -76,7 +77,9 @@ class PlanError(Exception):
     """The command line asks for something the study does not have."""
 
 
-def plan(study: Study, overrides: Overrides = Overrides()) -> list[RunPlan]:
+def plan(
+    study: Study, overrides: Overrides = Overrides(), study_file: str | None = None
+) -> list[RunPlan]:
     names = [e.name for e in study.experiments]
     unknown = [n for n in overrides.only if n not in names]
     if unknown:
@@ -101,6 +104,7 @@ def plan(study: Study, overrides: Overrides = Overrides()) -> list[RunPlan]:
                     label=overrides.label,
                     config=config,
                     hash=config_hash(config),
+                    study_file=study_file,
                 )
             )
     return runs

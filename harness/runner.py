@@ -61,8 +61,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def run_study(study: Study, options: RunOptions, echo: Echo) -> list[Outcome]:
-    plans = plan(study, options.overrides)
+def run_study(
+    study: Study, options: RunOptions, echo: Echo, study_file: str | None = None
+) -> list[Outcome]:
+    plans = plan(study, options.overrides, study_file)
     device = resolve_device(options.device)
     ex = Execution(
         device=device,

@@ -174,6 +174,7 @@ def train(
         "label": plan.label,
         "counts_as_reproduction": plan.counts_as_reproduction,
         "config_hash": plan.hash,
+        "study_file": str(Path(plan.study_file).resolve()) if plan.study_file else None,
     }
     state = _RunState(session_start=time.perf_counter())
     try:

@@ -1,0 +1,681 @@
+"""The report: paper versus reproduction, as plain data, rendered by a jinja2 template.
+
+``build`` matches the runs in the store against the studies (which runs count, which are
+stale, diverged, unfinished or made with overrides), applies the verdict rules of
+:mod:`harness.verdicts`, and returns a :class:`Report` of plain dataclasses. ``render_html``
+hands it to ``report_templates/report.html.j2``; ``claims_frame`` gives the same claim table
+to pandas for CSV or JSON. No HTML is built in Python.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from harness import plots, verdicts
+from harness.describe import parameter_count, recipe_summary
+from harness.environment import PACKAGE_ROOT, git_commit, now_utc
+from harness.metrics import METRICS
+from harness.plan import config_hash, resolved_config
+from harness.results import RunRecord, curves_frame
+from harness.schedule import LearningRate, Length
+from harness.schema import Claim, Experiment, OrderingClaim, Study, Warmup
+
+TEMPLATES = PACKAGE_ROOT / "report_templates"
+
+
+# --------------------------------------------------------------------------- plain data
+
+
+@dataclass
+class RunView:
+    name: str
+    experiment: str
+    seed: int
+    status: str
+    counted: bool
+    why_not: str
+    test_error: float | None
+    epochs: str
+    sec_per_epoch: float | None
+    device: str
+    precision: str
+    official_data: bool | None
+    finished: str
+    path: str
+
+
+@dataclass
+class ClaimRow:
+    study: str
+    anchor: str
+    kind: str  # value | params | speed | ordering
+    experiment: str
+    source: str
+    where: str
+    metric: str
+    unit: str
+    claimed: str
+    claimed_value: float | None
+    claimed_std: float | None
+    rule: str
+    reproduced: str
+    reproduced_value: float | None
+    rule_applied: str
+    n: int
+    minimum: float | None
+    maximum: float | None
+    std: float | None
+    difference: float | None
+    tolerance: float | None
+    verdict: str
+    reason: str
+    hardware: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SpeedRow:
+    experiment: str
+    sec_per_epoch: float | None
+    images_per_second: float | None
+    runs: int
+    devices: str
+    precision: str
+    claimed: str
+    claimed_hardware: str
+    verdict: str
+
+
+@dataclass
+class ExperimentView:
+    name: str
+    model: str
+    architecture: str
+    params: int
+    seeds: int
+    recipe: str
+    notes: list[str]
+
+
+@dataclass
+class Figure:
+    title: str
+    caption: str
+    uri: str
+
+
+@dataclass
+class StudyReport:
+    name: str
+    description: str
+    path: str
+    sources: list[dict]
+    counts: dict[str, int]
+    values: list[ClaimRow]
+    params: list[ClaimRow]
+    speed_claims: list[ClaimRow]
+    speeds: list[SpeedRow]
+    orderings: list[ClaimRow]
+    experiments: list[ExperimentView]
+    figures: list[Figure]
+    runs: list[RunView]
+    gpu_seconds: float | None
+    energy_kj: float | None
+    counted_runs: int
+
+    @property
+    def all_claims(self) -> list[ClaimRow]:
+        return self.values + self.params + self.speed_claims + self.orderings
+
+
+@dataclass
+class Provenance:
+    datasets: list[dict]
+    software: list[dict]
+    devices: list[dict]
+    commits: list[dict]
+    first: str
+    last: str
+
+
+@dataclass
+class Report:
+    generated: str
+    harness: dict
+    results_dir: str
+    rules: tuple[str, ...]
+    outcomes: tuple[str, ...]
+    studies: list[StudyReport]
+    provenance: Provenance
+    nonofficial_runs: int
+    nonofficial_fingerprints: list[str]
+    total_runs: int
+    unmatched_runs: list[RunView]
+
+    @property
+    def empty(self) -> bool:
+        return self.total_runs == 0
+
+
+# --------------------------------------------------------------------------- matching runs
+
+
+@dataclass
+class _Classified:
+    record: RunRecord
+    counted: bool
+    why_not: str
+    faithful: bool  # current config, no overrides: its curves belong to the experiment
+
+
+def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
+    names = {e.name: e for e in study.experiments}
+    out = []
+    for r in records:
+        exp = names.get(r.experiment)
+        if exp is None:
+            out.append(_Classified(r, False, "experiment no longer in the study", False))
+            continue
+        if r.label:
+            out.append(_Classified(r, False, f"override run ({r.label})", False))
+            continue
+        expected = config_hash(resolved_config(exp, exp.recipe, r.seed, ""))
+        if r.config_hash != expected:
+            out.append(_Classified(r, False, "stale: made with an older config", False))
+            continue
+        summary = r.summary or {}
+        if r.status == "complete" and summary.get("counts_as_reproduction") is False:
+            why = "the recipe trains on a subset (smoke study)"
+            out.append(_Classified(r, False, why, True))
+        elif r.status == "complete":
+            out.append(_Classified(r, True, "", True))
+        else:
+            out.append(_Classified(r, False, r.status, True))
+    return out
+
+
+def _metric(record: RunRecord, metric: str) -> float | None:
+    summary = record.summary or {}
+    if metric == "test_accuracy":
+        error = summary.get("test_error")
+        return None if error is None else 100.0 - error
+    if metric == "params":
+        return summary.get("params")
+    return summary.get(metric)
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_dir: str) -> Report:
+    by_study: dict[str, list[RunRecord]] = defaultdict(list)
+    for r in records:
+        by_study[r.study].append(r)
+    reports = [_study_report(study, path, by_study.pop(study.name, [])) for study, path in studies]
+    unmatched = [
+        _run_view(_Classified(r, False, "its study file is not part of this report", False))
+        for rs in by_study.values()
+        for r in rs
+    ]
+    nonofficial = [r for r in records if r.data.get("official") is False]
+    return Report(
+        generated=now_utc(),
+        harness=git_commit(),
+        results_dir=results_dir,
+        rules=verdicts.RULES,
+        outcomes=verdicts.OUTCOMES,
+        studies=reports,
+        provenance=_provenance(records),
+        nonofficial_runs=len(nonofficial),
+        nonofficial_fingerprints=sorted(
+            {r.data.get("dataset_fingerprint", "")[:16] for r in nonofficial}
+        ),
+        total_runs=len(records),
+        unmatched_runs=unmatched,
+    )
+
+
+def _study_report(study: Study, path: str, records: list[RunRecord]) -> StudyReport:
+    classified = _classify(study, records)
+    by_exp: dict[str, list[_Classified]] = defaultdict(list)
+    for c in classified:
+        by_exp[c.record.experiment].append(c)
+    source_label = {k: _source_label(s) for k, s in study.sources.items()}
+
+    values, params, speed_claims, orderings = [], [], [], []
+    for i, claim in enumerate(study.claims):
+        anchor = f"{study.name}-claim-{i}"
+        if isinstance(claim, OrderingClaim):
+            orderings.append(_ordering_row(study, claim, by_exp, anchor, source_label))
+        elif claim.metric == "params":
+            params.append(_params_row(study, claim, anchor, source_label))
+        elif claim.metric == "sec_per_epoch":
+            speed_claims.append(_speed_claim_row(study, claim, by_exp, anchor, source_label))
+        else:
+            values.append(_value_row(study, claim, by_exp, anchor, source_label))
+    rows = values + params + speed_claims + orderings
+    counts = Counter(r.verdict for r in rows)
+    telemetry = [(c.record.summary or {}).get("telemetry") or {} for c in classified]
+    gpu_seconds = [t["gpu_seconds"] for t in telemetry if t.get("gpu_seconds")]
+    energy = [t["energy_j"] for t in telemetry if t.get("energy_j")]
+    return StudyReport(
+        name=study.name,
+        description=study.description,
+        path=path,
+        sources=[{"id": k, **s.model_dump()} for k, s in study.sources.items()],
+        counts={o: counts.get(o, 0) for o in verdicts.OUTCOMES if counts.get(o)},
+        values=values,
+        params=params,
+        speed_claims=speed_claims,
+        speeds=_speed_rows(study, by_exp),
+        orderings=orderings,
+        experiments=[_experiment_view(study, e) for e in study.experiments],
+        figures=_figures(study, classified),
+        runs=[_run_view(c) for c in classified],
+        gpu_seconds=sum(gpu_seconds) if gpu_seconds else None,
+        energy_kj=sum(energy) / 1000 if energy else None,
+        counted_runs=sum(c.counted for c in classified),
+    )
+
+
+def _source_label(source) -> str:
+    """A short citation: "He et al. 2016", "Muellerklein"; the full one is listed above."""
+    authors = [a.strip() for a in source.authors.replace(" and ", ",").split(",") if a.strip()]
+    first = authors[0].split()[-1] if authors else source.title
+    names = (
+        authors[0]
+        if len(authors) == 1
+        else (f"{first} and {authors[1].split()[-1]}" if len(authors) == 2 else f"{first} et al.")
+    )
+    return f"{names} {source.year}" if source.year else names
+
+
+def _counted_values(exp_runs: list[_Classified], metric: str) -> list[float]:
+    runs = sorted((c for c in exp_runs if c.counted), key=lambda c: c.record.seed)
+    return [v for c in runs if (v := _metric(c.record, metric)) is not None]
+
+
+def _run_notes(exp_runs: list[_Classified]) -> list[str]:
+    """What exists for the experiment beyond the counted runs, said once per kind."""
+    reasons = Counter(c.why_not for c in exp_runs if not c.counted)
+    return [f"{n} run(s) not counted: {why}" for why, n in sorted(reasons.items())]
+
+
+def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "\u2013"
+    if unit == "" and abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) < 0.5 * 10**-digits:
+        value = 0.0  # no "-0.00"
+    return f"{value:.{digits}f}{unit}"
+
+
+def _claimed_text(claim: Claim, unit: str) -> str:
+    spread = f" \u00b1 {claim.std:g}" if claim.std is not None else ""
+    return f"{claim.value:g}{spread}{unit} ({claim.rule})"
+
+
+def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
+    metric = METRICS[claim.metric]
+    exp_runs = by_exp.get(claim.experiment, [])
+    values = _counted_values(exp_runs, claim.metric)
+    repro = verdicts.apply_rule(values, claim.rule, metric.lower_is_better)
+    diverged = sum(1 for c in exp_runs if c.faithful and c.record.status == "diverged")
+    pending = sum(
+        1 for c in exp_runs if c.faithful and c.record.status not in ("complete", "diverged")
+    )
+    verdict = verdicts.judge_value(claim, repro, diverged=diverged, pending=pending)
+    unit = metric.unit
+    return ClaimRow(
+        study=study.name,
+        anchor=anchor,
+        kind="value",
+        experiment=claim.experiment,
+        source=source_label[claim.source],
+        where=claim.where,
+        metric=metric.label,
+        unit=unit,
+        claimed=_claimed_text(claim, unit),
+        claimed_value=claim.value,
+        claimed_std=claim.std,
+        rule=str(claim.rule),
+        reproduced=_reproduced_text(repro, unit),
+        reproduced_value=repro.value if repro else None,
+        rule_applied=repro.rule_applied if repro else "",
+        n=repro.n if repro else 0,
+        minimum=repro.minimum if repro else None,
+        maximum=repro.maximum if repro else None,
+        std=repro.std if repro else None,
+        difference=verdict.difference,
+        tolerance=verdict.tolerance,
+        verdict=verdict.outcome,
+        reason=verdict.reason,
+        notes=[*filter(None, [claim.note]), *_run_notes(exp_runs)],
+    )
+
+
+def _reproduced_text(repro: verdicts.Reproduction | None, unit: str) -> str:
+    if repro is None:
+        return "\u2013"
+    text = _fmt(repro.value, unit)
+    if repro.std is not None and repro.rule_applied.startswith("mean"):
+        text += f" \u00b1 {repro.std:.2f}"
+    return f"{text} ({repro.rule_applied})"
+
+
+def _params_row(study, claim: Claim, anchor, source_label) -> ClaimRow:
+    measured = parameter_count(study.experiment(claim.experiment).model)
+    verdict = verdicts.judge_params(claim, measured)
+    stated = (
+        f"{claim.value:,.0f}"
+        if claim.resolution is None
+        else (f"{claim.value / 1e6:g}M" if claim.resolution >= 1e4 else f"{claim.value:,.0f}")
+    )
+    return ClaimRow(
+        study=study.name, anchor=anchor, kind="params", experiment=claim.experiment,
+        source=source_label[claim.source], where=claim.where, metric="parameters", unit="",
+        claimed=stated, claimed_value=claim.value, claimed_std=None,
+        rule="exact" if claim.resolution is None else f"rounded to {claim.resolution:,.0f}",
+        reproduced=f"{measured:,}", reproduced_value=measured, rule_applied="counted",
+        n=1, minimum=measured, maximum=measured, std=None, difference=verdict.difference,
+        tolerance=verdict.tolerance, verdict=verdict.outcome, reason=verdict.reason,
+        notes=[*filter(None, [claim.note])],
+    )  # fmt: skip
+
+
+def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
+    exp_runs = [c for c in by_exp.get(claim.experiment, []) if c.counted]
+    values = [v for c in exp_runs if (v := c.record.value("sec_per_epoch")) is not None]
+    measured = statistics.median(values) if values else None
+    devices = {(c.record.environment or {}).get("device_name", "?") for c in exp_runs}
+    verdict = verdicts.judge_speed(claim, measured, devices)
+    return ClaimRow(
+        study=study.name, anchor=anchor, kind="speed", experiment=claim.experiment,
+        source=source_label[claim.source], where=claim.where, metric="seconds per epoch",
+        unit=" s", claimed=f"{claim.value:g} s", claimed_value=claim.value, claimed_std=None,
+        rule=str(claim.rule), reproduced=_fmt(measured, " s"), reproduced_value=measured,
+        rule_applied=f"median of {len(values)}" if values else "", n=len(values),
+        minimum=min(values) if values else None, maximum=max(values) if values else None,
+        std=None, difference=verdict.difference, tolerance=verdict.tolerance,
+        verdict=verdict.outcome, reason=verdict.reason, hardware=claim.hardware or "",
+        notes=[f"measured on {', '.join(sorted(devices))}"] if devices else [],
+    )  # fmt: skip
+
+
+def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> ClaimRow:
+    sides = []
+    for name in claim.experiments:
+        exp_runs = by_exp.get(name, [])
+        values = _counted_values(exp_runs, claim.metric)
+        diverged = not values and any(
+            c.faithful and c.record.status == "diverged" for c in exp_runs
+        )
+        sides.append(verdicts.Side(name, values, diverged))
+    verdict = verdicts.judge_ordering(claim, sides)
+    arrow = " < " if claim.direction == "increasing" else " > "
+    return ClaimRow(
+        study=study.name, anchor=anchor, kind="ordering", experiment=", ".join(claim.experiments),
+        source=source_label[claim.source], where=claim.where, metric=METRICS[claim.metric].label,
+        unit="", claimed=claim.statement, claimed_value=None, claimed_std=None,
+        rule=arrow.join(claim.experiments), reproduced=verdict.reason if sides else "",
+        reproduced_value=None, rule_applied="mean over counted runs",
+        n=min(len(s.values) for s in sides), minimum=None, maximum=None, std=None,
+        difference=None, tolerance=None, verdict=verdict.outcome, reason=verdict.reason,
+        notes=[*filter(None, [claim.note])],
+    )  # fmt: skip
+
+
+def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
+    claims = {c.experiment: c for c in study.claims
+              if isinstance(c, Claim) and c.metric == "sec_per_epoch"}  # fmt: skip
+    rows = []
+    for exp in study.experiments:
+        counted = [c.record for c in by_exp.get(exp.name, []) if c.counted]
+        claim = claims.get(exp.name)
+        if not counted and claim is None:
+            continue
+        spe = [v for r in counted if (v := r.value("sec_per_epoch")) is not None]
+        ips = [h["images_per_second"] for r in counted for h in r.history
+               if h.get("full_epoch") and not h.get("first_of_session")
+               and h.get("images_per_second")]  # fmt: skip
+        envs = [r.environment or {} for r in counted]
+        verdict = verdicts.judge_speed(
+            claim, statistics.median(spe) if spe else None,
+            {e.get("device_name", "?") for e in envs},
+        ).outcome if claim else ""  # fmt: skip
+        rows.append(
+            SpeedRow(
+                experiment=exp.name,
+                sec_per_epoch=statistics.median(spe) if spe else None,
+                images_per_second=statistics.median(ips) if ips else None,
+                runs=len(counted),
+                devices=", ".join(sorted({e.get("device_name", "?") for e in envs})) or "\u2013",
+                precision=", ".join(sorted({_execution(e) for e in envs})) or "\u2013",
+                claimed=f"{claim.value:g} s" if claim else "",
+                claimed_hardware=claim.hardware or "" if claim else "",
+                verdict=verdict,
+            )
+        )
+    return rows
+
+
+def _execution(env: dict) -> str:
+    parts = [env.get("precision", "?")]
+    if env.get("compile"):
+        parts.append("compiled")
+    if env.get("pipeline") and env.get("pipeline") != "device":
+        parts.append(env["pipeline"])
+    return " ".join(parts)
+
+
+def _experiment_view(study: Study, exp: Experiment) -> ExperimentView:
+    notes = [n for n in (exp.note, exp.recipe.note) if n]
+    return ExperimentView(
+        name=exp.name,
+        model=exp.model_name or "(spec)",
+        architecture=f"depth {exp.model.depth}, {exp.model.describe()}",
+        params=parameter_count(exp.model),
+        seeds=study.seeds_of(exp),
+        recipe=(exp.recipe_name + ": " if exp.recipe_name else "") + recipe_summary(exp.recipe),
+        notes=notes,
+    )
+
+
+def _run_view(c: _Classified) -> RunView:
+    r = c.record
+    s = r.summary or {}
+    env = r.environment or {}
+    total = s.get("epochs_total")
+    done = s.get("epochs_done", len(r.history))
+    return RunView(
+        name=r.name,
+        experiment=r.experiment,
+        seed=r.seed,
+        status=r.status,
+        counted=c.counted,
+        why_not=c.why_not,
+        test_error=s.get("test_error"),
+        epochs=f"{done}/{total}" if total else str(done),
+        sec_per_epoch=s.get("sec_per_epoch"),
+        device=env.get("device_name", "\u2013"),
+        precision=_execution(env) if env else "\u2013",
+        official_data=r.data.get("official"),
+        finished=s.get("finished", ""),
+        path=str(r.path),
+    )
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
+    faithful = [c.record for c in classified if c.faithful]
+    curves = curves_frame(faithful)
+    figures = []
+    groups: dict[str, list[Experiment]] = defaultdict(list)
+    for exp in study.experiments:
+        groups[exp.follows or study.name].append(exp)
+    for group, exps in groups.items():
+        series = [
+            plots.Series(
+                label=e.name,
+                curves=curves[curves.experiment == e.name],
+                depth=e.model.depth,
+                plain=e.model.shortcut == "none",
+            )
+            for e in exps
+        ]
+        series = [s for s in series if not s.curves.empty]
+        if not series:
+            continue
+        title = (
+            study.name if group == study.name else f"{study.name}, experiments following {group}"
+        )
+        if any(s.plain for s in series) and any(not s.plain for s in series):
+            figures.append(Figure(
+                f"{title}: plain versus residual",
+                "Drawn like He et al. 2015, Figure 6: thin dashed lines are training error, "
+                "bold lines test error, one colour per depth; shaded bands span the seeds.",
+                plots.degradation_figure(series, title),
+            ))  # fmt: skip
+        figures.append(Figure(
+            f"{title}: training loss and test error",
+            "Mean over seeds; shaded bands span the seeds. Runs still in progress included.",
+            plots.curves_figure(series, title),
+        ))  # fmt: skip
+    figures.append(_lr_figure(study, classified))
+    return figures
+
+
+def _lr_figure(study: Study, classified: list[_Classified]) -> Figure:
+    schedules: dict[str, list[tuple[float, float]]] = {}
+    notes = []
+    for exp in study.experiments:
+        key = exp.recipe_name or exp.name
+        if key in schedules:
+            continue
+        recipe = exp.recipe
+        warmup = recipe.warmup
+        if warmup is not None and warmup.until_train_error_below is not None:
+            # Where a threshold warm-up ends is only known from runs: draw the median end.
+            ends = [
+                end
+                for c in classified
+                if c.faithful and c.record.experiment == exp.name
+                if (end := c.record.value("warmup_ended_at_iteration")) is not None
+            ]
+            fixed = Warmup(lr=warmup.lr, iterations=int(statistics.median(ends))) if ends else None
+            recipe = recipe.model_copy(update={"warmup": fixed})
+            notes.append(
+                f"{key}: warm-up until training error < {warmup.until_train_error_below:g}%, "
+                + ("drawn at the median end observed" if ends else "not drawn (no run yet)")
+            )
+        images = min(recipe.train_images or 50_000, 50_000 - recipe.validation_images)
+        per_epoch, rest = divmod(images, recipe.batch_size)
+        per_epoch += 1 if rest and recipe.last_batch == "keep" else 0
+        length = Length.of(recipe, per_epoch)
+        lr = LearningRate(recipe, length)
+        step = max(1, length.total_iterations // 2000)
+        schedules[key] = [(i / per_epoch, lr(i)) for i in range(0, length.total_iterations, step)]
+    caption = "Learning rate against epoch for each recipe, computed from the recipe"
+    caption += ("; " + "; ".join(notes) + ".") if notes else "."
+    return Figure(
+        f"{study.name}: learning-rate schedules",
+        caption,
+        plots.lr_figure(schedules, "learning rate"),
+    )
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def _provenance(records: list[RunRecord]) -> Provenance:
+    datasets: Counter = Counter()
+    software: Counter = Counter()
+    devices: Counter = Counter()
+    commits: Counter = Counter()
+    times = []
+    for r in records:
+        env = r.environment or {}
+        data = r.data
+        if data:
+            datasets[(data.get("dataset_fingerprint", ""), data.get("official"),
+                      data.get("path", ""))] += 1  # fmt: skip
+        if env:
+            software[(env.get("torch"), env.get("torchvision"), env.get("cuda"),
+                      env.get("cudnn"), env.get("python"))] += 1  # fmt: skip
+            devices[(env.get("device_name"), env.get("driver"), _execution(env))] += 1
+            h = env.get("harness") or {}
+            commits[(h.get("commit"), h.get("dirty"))] += 1
+        for s in (r.summary or {}).get("sessions") or []:
+            times.append(s["time"])
+        if (r.summary or {}).get("finished"):
+            times.append(r.summary["finished"])
+    return Provenance(
+        datasets=[{"fingerprint": f, "official": o, "path": p, "runs": n}
+                  for (f, o, p), n in datasets.most_common()],
+        software=[{"torch": t, "torchvision": tv, "cuda": c, "cudnn": cd, "python": py,
+                   "runs": n} for (t, tv, c, cd, py), n in software.most_common()],
+        devices=[{"device": d, "driver": dr, "execution": e, "runs": n}
+                 for (d, dr, e), n in devices.most_common()],
+        commits=[{"commit": c, "dirty": d, "runs": n} for (c, d), n in commits.most_common()],
+        first=min(times) if times else "",
+        last=max(times) if times else "",
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- output
+
+
+def render_html(report: Report) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _fmt
+    env.filters["slug"] = lambda s: "".join(ch if ch.isalnum() else "-" for ch in s.lower())
+    return env.get_template("report.html.j2").render(report=report)
+
+
+CLAIM_COLUMNS = [
+    "study", "kind", "experiment", "source", "where", "metric", "claimed", "claimed_value",
+    "claimed_std", "rule", "reproduced_value", "rule_applied", "n", "minimum", "maximum",
+    "std", "difference", "tolerance", "verdict", "reason", "hardware",
+]  # fmt: skip
+
+
+def claims_frame(report: Report) -> pd.DataFrame:
+    rows = [asdict(c) for s in report.studies for c in s.all_claims]
+    return (
+        pd.DataFrame(rows, columns=CLAIM_COLUMNS) if rows else pd.DataFrame(columns=CLAIM_COLUMNS)
+    )
+
+
+def write(report: Report, out: Path, fmt: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "html":
+        out.write_text(render_html(report), encoding="utf-8")
+    elif fmt == "csv":
+        claims_frame(report).to_csv(out, index=False)
+    else:
+        claims_frame(report).to_json(out, orient="records", indent=2)
+
+
+def report_for(study_files: list[Path], results: Path) -> Report:
+    """Load studies and the store, and build the report (what `repro report` calls)."""
+    from harness.results import scan
+    from harness.studyfile import load_study
+
+    studies = [(load_study(p), str(p)) for p in study_files]
+    return build(studies, scan(results), str(results))

@@ -1,0 +1,134 @@
+"""Reading the run store back: one record per run directory, and pandas frames of them.
+
+Works on whatever is there: finished runs, runs in progress (no summary yet, metrics so
+far), interrupted and failed ones. Superseded runs (``.superseded/``) are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from harness import store
+
+_SEED_DIR = re.compile(r"^seed-(?P<seed>\d+)(?:~(?P<label>[A-Za-z0-9_.-]+))?$")
+
+
+@dataclass
+class RunRecord:
+    study: str
+    experiment: str
+    seed: int
+    label: str
+    path: Path
+    status: str
+    config_hash: str | None
+    summary: dict | None
+    environment: dict | None
+    history: list[dict] = field(repr=False, default_factory=list)
+
+    @property
+    def name(self) -> str:
+        suffix = f"~{self.label}" if self.label else ""
+        return f"{self.study}/{self.experiment}/seed-{self.seed}{suffix}"
+
+    @property
+    def data(self) -> dict:
+        return (self.summary or {}).get("data") or {}
+
+    def value(self, key: str):
+        """A summary figure, or None while the run has no summary."""
+        return (self.summary or {}).get(key)
+
+
+def scan(results: Path) -> list[RunRecord]:
+    """Every run directory under ``results`` (``<study>/<experiment>/seed-<k>[~label]``)."""
+    records = []
+    if not results.is_dir():
+        return records
+    for study_dir in sorted(p for p in results.iterdir() if p.is_dir()):
+        for exp_dir in sorted(p for p in study_dir.iterdir() if p.is_dir()):
+            if exp_dir.name.startswith("."):
+                continue
+            for run_dir in sorted(exp_dir.iterdir()):
+                m = _SEED_DIR.match(run_dir.name)
+                if not (m and run_dir.is_dir()):
+                    continue
+                records.append(_read(study_dir.name, exp_dir.name, m, run_dir))
+    return records
+
+
+def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
+    state = store.inspect(run_dir)
+    return RunRecord(
+        study=study,
+        experiment=experiment,
+        seed=int(m["seed"]),
+        label=m["label"] or "",
+        path=run_dir,
+        status=state.status,
+        config_hash=state.config_hash,
+        summary=store.read_json(run_dir / store.SUMMARY),
+        environment=store.read_json(run_dir / store.ENVIRONMENT),
+        history=store.read_jsonl(run_dir / store.METRICS),
+    )
+
+
+RUN_COLUMNS = [
+    "study", "experiment", "seed", "label", "status", "test_error", "best_test_error",
+    "final_train_loss", "final_train_error", "sec_per_epoch", "epochs_done", "params",
+    "device_name", "precision", "official_data", "path",
+]  # fmt: skip
+
+
+def runs_frame(records: list[RunRecord]) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        env = r.environment or {}
+        rows.append(
+            {
+                "study": r.study,
+                "experiment": r.experiment,
+                "seed": r.seed,
+                "label": r.label,
+                "status": r.status,
+                "test_error": r.value("test_error"),
+                "best_test_error": r.value("best_test_error"),
+                "final_train_loss": r.value("final_train_loss"),
+                "final_train_error": r.value("final_train_error"),
+                "sec_per_epoch": r.value("sec_per_epoch"),
+                "epochs_done": r.value("epochs_done") or len(r.history),
+                "params": r.value("params"),
+                "device_name": env.get("device_name"),
+                "precision": env.get("precision"),
+                "official_data": r.data.get("official"),
+                "path": str(r.path),
+            }
+        )
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def curves_frame(records: list[RunRecord]) -> pd.DataFrame:
+    """One row per (run, epoch): the curves the report draws."""
+    rows = [
+        {
+            "study": r.study,
+            "experiment": r.experiment,
+            "seed": r.seed,
+            "label": r.label,
+            "epoch": h["epoch"],
+            "iteration": h["iteration"],
+            "lr": h["lr"],
+            "train_loss": h["train_loss"],
+            "train_error": h["train_error"],
+            "test_error": h["test_error"],
+        }
+        for r in records
+        for h in r.history
+    ]
+    columns = ["study", "experiment", "seed", "label", "epoch", "iteration", "lr",
+               "train_loss", "train_error", "test_error"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,80 @@
+"""Hand-made run directories in the store's format, for verdict cases real runs can't cover."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from harness import store
+from harness.plan import config_hash, resolved_config
+from harness.schema import Study
+
+
+def fake_run(
+    results: Path,
+    study: Study,
+    experiment: str,
+    seed: int = 0,
+    *,
+    status: str = "complete",
+    test_error: float | None = 10.0,
+    train_loss: float = 0.5,
+    train_error: float = 5.0,
+    label: str = "",
+    stale: bool = False,
+    epochs: int = 4,
+    sec_per_epoch: float = 2.0,
+    device: str = "CPU (test)",
+    official: bool = False,
+    telemetry: dict | None = None,
+) -> Path:
+    exp = study.experiment(experiment)
+    config = resolved_config(exp, exp.recipe, seed, label)
+    digest = "0" * 16 if stale else config_hash(config)
+    name = f"seed-{seed}" + (f"~{label}" if label else "")
+    run_dir = results / study.name / experiment / name
+    store.write_json(run_dir / store.CONFIG, {"hash": digest, **config})
+    history = []
+    done = epochs if status == "complete" else max(1, epochs // 2)
+    for e in range(1, done + 1):
+        frac = e / epochs
+        diverged_now = status == "diverged" and e == done
+        history.append({
+            "epoch": e, "iteration": e * 10, "lr": 0.1 if e < epochs else 0.01,
+            "train_loss": None if diverged_now else train_loss * (2 - frac),
+            "train_error": math.nan if diverged_now else train_error * (2 - frac),
+            "test_error": None if diverged_now else (test_error or 50) * (1.5 - frac / 2),
+            "test_loss": None, "val_loss": None, "val_error": None,
+            "train_seconds": sec_per_epoch, "eval_seconds": 0.1, "images": 500,
+            "images_per_second": 500 / sec_per_epoch, "full_epoch": True,
+            "first_of_session": e == 1, "warmup": False, "telemetry": telemetry,
+        })  # fmt: skip
+    store.write_jsonl(run_dir / store.METRICS, history)
+    env = {
+        "time": "2026-11-23T10:00:00+00:00", "hostname": "test", "command": "repro run",
+        "torch": "2.14.1", "torchvision": "0.29.1", "cuda": "13.0", "cudnn": 91000,
+        "python": "3.11.7", "device": "cpu", "device_name": device, "driver": None,
+        "precision": "fp32", "compile": False, "pipeline": "device",
+        "harness": {"commit": "abc123", "dirty": False},
+    }  # fmt: skip
+    store.write_json(run_dir / store.ENVIRONMENT, env)
+    if status in ("running", "interrupted"):
+        return run_dir  # no summary yet
+    final = None if status == "diverged" else test_error
+    store.write_json(run_dir / store.SUMMARY, {
+        "study": study.name, "experiment": experiment, "seed": seed, "label": label,
+        "counts_as_reproduction": not label, "config_hash": digest, "status": status,
+        "params": None, "epochs_done": done, "epochs_total": epochs,
+        "test_error": final, "best_test_error": final,
+        "final_train_loss": None if status == "diverged" else train_loss,
+        "final_train_error": None if status == "diverged" else train_error,
+        "sec_per_epoch": sec_per_epoch,
+        "diverged_at": {"epoch": done, "iteration": done * 10} if status == "diverged" else None,
+        "data": {"official": official, "dataset_fingerprint": "f" * 64, "path": "/data"},
+        "telemetry": {"gpu_seconds": 100.0, "energy_j": 36000.0} if telemetry else
+                     {"available": False, "reason": "test"},
+        "sessions": [{"time": env["time"], "hostname": "test", "device_name": device,
+                      "command": "repro run", "from_epoch": 0}],
+        "finished": "2026-11-23T11:00:00+00:00", "error": None,
+    })  # fmt: skip
+    return run_dir

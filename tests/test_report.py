@@ -1,0 +1,296 @@
+"""`repro report`: verdicts for every case, the page's tables, self-containedness, exports."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from html import unescape
+from html.parser import HTMLParser
+
+import pandas as pd
+import pytest
+from cifar_fixture import write_cifar
+from click.testing import CliRunner
+from conftest import ROOT, tiny_study
+from fake_runs import fake_run
+
+from harness import verdicts as V
+from harness.cli import main
+from harness.report import build, render_html
+from harness.results import scan
+from harness.studyfile import load_study
+
+EXPERIMENTS = """\
+  - {name: same, model: resnet20, recipe: base}
+  - {name: worse, model: resnet20, recipe: base}
+  - {name: better, model: resnet20, recipe: base}
+  - {name: edge, model: resnet20, recipe: base}
+  - {name: partial, model: resnet110, recipe: base, seeds: 5}
+  - {name: five, model: resnet56, recipe: base, seeds: 5}
+  - {name: twin, model: resnet56, recipe: base, seeds: 5}
+  - {name: boom, model: plain20, recipe: base}
+  - {name: never, model: plain20, recipe: base}
+  - {name: stale, model: resnet32, recipe: base}
+  - {name: acc, model: resnet68b, recipe: base}
+claims:
+  - {source: paper, where: T1, experiment: same, metric: test_error, value: 8.75}
+  - {source: paper, where: T1, experiment: worse, metric: test_error, value: 8.75}
+  - {source: paper, where: T1, experiment: better, metric: test_error, value: 8.75}
+  - {source: paper, where: T1, experiment: edge, metric: test_error, value: 8.75}
+  - {source: paper, where: T1, experiment: partial, metric: test_error, value: 6.43, rule: best of 5}
+  - {source: paper, where: T1, experiment: five, metric: test_error, value: 6.61, std: 0.16, rule: mean of 5}
+  - {source: paper, where: T1, experiment: five, metric: test_error, value: 6.43, rule: best of 5}
+  - {source: paper, where: T1, experiment: boom, metric: test_error, value: 9.66}
+  - {source: paper, where: T1, experiment: never, metric: test_error, value: 9.66}
+  - {source: paper, where: T1, experiment: stale, metric: test_error, value: 7.51}
+  - {source: paper, where: T1, experiment: acc, metric: test_accuracy, value: 90.14}
+  - {source: paper, where: T2, experiment: same, metric: params, value: 269722}
+  - {source: paper, where: T2, experiment: partial, metric: params, value: 1.7M}
+  - {source: paper, where: T2, experiment: never, metric: params, value: 270000}
+  - {source: paper, where: T3, experiment: same, metric: sec_per_epoch, value: 90, hardware: NVIDIA GTX 980}
+  - {kind: ordering, source: paper, where: F1, statement: worse is worse, metric: test_error, experiments: [same, worse], direction: increasing}
+  - {kind: ordering, source: paper, where: F1, statement: better is worse, metric: test_error, experiments: [same, better], direction: increasing}
+  - {kind: ordering, source: paper, where: F1, statement: twins differ, metric: test_error, experiments: [five, twin], direction: decreasing}
+  - {kind: ordering, source: paper, where: F1, statement: the diverged net is worst, metric: test_error, experiments: [same, boom], direction: increasing}
+  - {kind: ordering, source: paper, where: F1, statement: not run yet, metric: test_error, experiments: [same, never], direction: increasing}
+"""
+
+EXPECTED = {
+    ("value", "same"): V.REPRODUCED,
+    ("value", "worse"): V.NOT_REPRODUCED,
+    ("value", "better"): V.BETTER,
+    ("value", "edge"): V.INCONCLUSIVE,
+    ("value", "partial"): V.INCONCLUSIVE,
+    ("value", "boom"): V.NOT_REPRODUCED,
+    ("value", "never"): V.NOT_RUN,
+    ("value", "stale"): V.NOT_RUN,
+    ("value", "acc"): V.REPRODUCED,
+    ("params", "same"): V.REPRODUCED,
+    ("params", "partial"): V.REPRODUCED,
+    ("params", "never"): V.NOT_REPRODUCED,
+    ("speed", "same"): V.NOT_COMPARABLE,
+    ("ordering", "same, worse"): V.REPRODUCED,
+    ("ordering", "same, better"): V.NOT_REPRODUCED,
+    ("ordering", "five, twin"): V.INCONCLUSIVE,
+    ("ordering", "same, boom"): V.REPRODUCED,
+    ("ordering", "same, never"): V.NOT_RUN,
+}
+
+
+@pytest.fixture
+def verdict_store(tmp_path):
+    """A study with hand-made runs: one experiment per verdict case."""
+    path = tiny_study(tmp_path / "verdicts.yaml", EXPERIMENTS, name="verdicts").resolve()
+    text = path.read_text().replace(
+        "sources: {test: {title: tests, authors: repro}}",
+        "sources: {paper: {title: A Paper, authors: 'A. One, B. Two, C. Three', year: 2016}}",
+    )
+    path.write_text(text)
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "same", test_error=8.6)
+    fake_run(results, study, "worse", test_error=12.0, train_loss=0.9)
+    fake_run(results, study, "better", test_error=7.0)
+    fake_run(results, study, "edge", test_error=9.4)  # 0.65 off: beyond 0.5, within 0.5 + 0.4
+    for seed, err in enumerate([6.5, 6.9, 7.2]):
+        fake_run(results, study, "partial", seed, test_error=err)
+    five = [6.50, 6.62, 6.70, 6.58, 6.65]
+    for seed, err in enumerate(five):
+        fake_run(
+            results,
+            study,
+            "five",
+            seed,
+            test_error=err,
+            sec_per_epoch=3.0,
+            telemetry={"gpu_seconds": 3.0},
+        )
+        fake_run(results, study, "twin", seed, test_error=err + (0.02 if seed % 2 else -0.03))
+    fake_run(results, study, "boom", status="diverged")
+    fake_run(results, study, "stale", stale=True, test_error=7.5)
+    fake_run(results, study, "stale", label="smoke", test_error=7.5)
+    fake_run(results, study, "acc", test_error=9.5)
+    fake_run(results, study, "never", seed=0, status="running")
+    return study, path, results
+
+
+def claim_rows(report):
+    (s,) = report.studies
+    return {(c.kind, c.experiment): c for c in s.all_claims}
+
+
+def test_every_verdict_case(verdict_store):
+    study, path, results = verdict_store
+    report = build([(study, str(path))], scan(results), str(results))
+    rows = claim_rows(report)
+    got = {key: rows[key].verdict for key in EXPECTED}
+    assert got == EXPECTED
+    five_mean = next(c for c in report.studies[0].values
+                     if c.experiment == "five" and c.rule == "mean of 5")  # fmt: skip
+    assert five_mean.reproduced_value == pytest.approx(6.61)
+    assert five_mean.n == 5 and five_mean.minimum == 6.50 and five_mean.maximum == 6.70
+    assert five_mean.tolerance == pytest.approx(max(0.5, 2 * (0.16**2 + 0.0755**2) ** 0.5),
+                                                rel=0.01)  # fmt: skip
+    assert rows[("value", "partial")].reason.endswith("3 counted so far")
+    assert rows[("value", "acc")].reproduced_value == pytest.approx(90.5)
+    assert "1 run(s) not counted: stale" in " ".join(rows[("value", "stale")].notes)
+    assert "override run (smoke)" in " ".join(rows[("value", "stale")].notes)
+    assert "all 1 run(s) diverged" in rows[("value", "boom")].reason
+    assert "1 run(s) started, none finished" in rows[("value", "never")].reason
+    counts = report.studies[0].counts
+    # the table above plus the two claims on "five" (mean of 5, best of 5), both reproduced
+    assert counts[V.REPRODUCED] == 8 and counts[V.NOT_REPRODUCED] == 4
+
+
+class _Rows(HTMLParser):
+    """Text of every table row that has an id, and every src/href in the page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, str] = {}
+        self.refs: list[tuple[str, str, str]] = []
+        self.tags: list[str] = []
+        self._row: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        attrs = dict(attrs)
+        for key in ("src", "href", "action", "poster", "data"):
+            if key in attrs:
+                self.refs.append((tag, key, attrs[key]))
+        if tag == "tr" and "id" in attrs:
+            self._row = attrs["id"]
+            self.rows[self._row] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "tr":
+            self._row = None
+
+    def handle_data(self, data):
+        if self._row:
+            self.rows[self._row] += " " + data.strip()
+
+
+def test_the_page_shows_the_tables_and_nothing_external(verdict_store, tmp_path):
+    study, path, results = verdict_store
+    report = build([(study, str(path))], scan(results), str(results))
+    html = render_html(report)
+    parser = _Rows()
+    parser.feed(html)
+    rows = claim_rows(report)
+    same = parser.rows[rows[("value", "same")].anchor]
+    assert "8.75% (single run)" in same and "8.60% (single run)" in same
+    assert "reproduced" in same and "One et al. 2016, T1" in same
+    five = [c for c in report.studies[0].values if c.experiment == "five"]
+    assert "6.61 ± 0.16% (mean of 5)" in parser.rows[five[0].anchor]
+    assert "6.61% ± 0.08 (mean of 5)" in parser.rows[five[0].anchor]
+    assert "269,722" in parser.rows[rows[("params", "same")].anchor]
+    assert "does not round" not in parser.rows[rows[("params", "never")].anchor]
+    assert "off by -278" in parser.rows[rows[("params", "never")].anchor]
+    assert "not comparable" in html and "claimed on NVIDIA GTX 980" in html
+    assert "within seed noise" in parser.rows[rows[("ordering", "five, twin")].anchor]
+    text = unescape(html)
+    for rule in V.RULES:
+        assert rule in text
+    assert "Non-official data" in html
+    # He-style plain-versus-residual figure, loss and error curves, learning-rate schedule
+    assert html.count("<img") == 3 and "plain versus residual" in html
+    # Nothing outside the page: every reference is a data URI or an anchor on the page.
+    assert parser.refs, "figures are expected"
+    for tag, key, value in parser.refs:
+        assert value.startswith(("data:", "#")), (tag, key, value[:80])
+    assert "link" not in parser.tags and "script" not in parser.tags
+    assert not re.search(r"url\(|@import", html)
+
+
+def test_partial_and_empty_stores(tmp_path):
+    empty = tmp_path / "empty"
+    result = CliRunner().invoke(
+        main,
+        [
+            "report",
+            "--results",
+            str(empty),
+            "--out",
+            str(tmp_path / "r.html"),
+            "--study",
+            str(ROOT / "studies" / "degradation.yaml"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "r.html").read_text()
+    assert "Nothing has run yet" in html
+    assert "not yet run" in html and "reproduced" in html  # params need no runs
+    assert "Non-official data" not in html
+
+
+def test_csv_and_json_give_the_same_claim_table(verdict_store, tmp_path):
+    _, path, results = verdict_store
+    runner = CliRunner()
+    for fmt in ("csv", "json"):
+        out = tmp_path / f"claims.{fmt}"
+        r = runner.invoke(
+            main, ["report", "--results", str(results), "--study", str(path), "--out", str(out)]
+        )
+        assert r.exit_code == 0, r.output
+    table = pd.read_csv(tmp_path / "claims.csv")
+    assert len(table) == 20
+    assert set(table.verdict) == set(EXPECTED.values())
+    records = json.loads((tmp_path / "claims.json").read_text())
+    assert [r["verdict"] for r in records] == list(table.verdict)
+
+
+@pytest.fixture(scope="module")
+def smoke_store(tmp_path_factory):
+    """The real smoke study, trained on CPU on a 2,500-image look-alike of CIFAR-10."""
+    root = write_cifar(tmp_path_factory.mktemp("cifar-smoke"), per_batch=500, test=1000)
+    results = tmp_path_factory.mktemp("smoke-results")
+    result = CliRunner().invoke(main, [
+        "run", str(ROOT / "studies" / "smoke.yaml"), "--data-dir", str(root),
+        "--results", str(results), "--device", "cpu", "--quiet",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return results
+
+
+def test_report_over_real_smoke_runs(smoke_store, tmp_path):
+    out = tmp_path / "report.html"
+    study = ROOT / "studies" / "smoke.yaml"
+    result = CliRunner().invoke(
+        main, ["report", "--results", str(smoke_store), "--study", str(study), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    parser = _Rows()
+    parser.feed(html)
+    assert "3 run directories found" in html
+    assert "the recipe trains on a subset (smoke study)" in html  # shown, never counted
+    assert "smoke/resnet8/seed-0" in html and str(smoke_store) in html
+    assert "0 counted run(s)" in html
+    assert html.count("data:image/svg+xml;base64,") >= 3
+
+
+def _browser() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_the_page_loads_in_headless_chromium_without_console_errors(verdict_store, tmp_path):
+    browser = _browser()
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (`make test` installs it as root)")
+    pytest.importorskip("playwright", reason="the test extras install playwright")
+    study, path, results = verdict_store
+    out = tmp_path / "report.html"
+    out.write_text(render_html(build([(study, str(path))], scan(results), str(results))))
+    script = ROOT / "tests" / "browser_check.py"
+    done = subprocess.run([sys.executable, str(script), browser, str(out)], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    verdict = json.loads(done.stdout)
+    assert verdict["console_errors"] == [] and verdict["page_errors"] == []
+    assert verdict["external_requests"] == []
+    assert verdict["images_loaded"] == 3 and verdict["broken_images"] == 0
+    assert "repro: paper versus reproduction" in verdict["title"]
