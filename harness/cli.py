@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import sys
 from collections import Counter
 from pathlib import Path
@@ -11,8 +12,10 @@ from pathlib import Path
 import click
 
 from harness import describe
+from harness.execution import COMPILE_MODES, PIPELINES, PRECISIONS
 from harness.plan import Overrides, PlanError
 from harness.studyfile import StudyError, load_studies, load_study
+from harness.zoo import UnknownModelError, spec_from_name
 
 RESULTS_OPTION = click.option(
     "--results",
@@ -150,7 +153,59 @@ def validate(files: tuple[str, ...]) -> None:
     "per-user cache, downloading there when online).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars: one line per run, for logs.")
-def run(files, only, seeds, device, epochs, subset, smoke, force, results, data_dir, quiet):
+@click.option(
+    "--pipeline",
+    type=click.Choice(PIPELINES),
+    default="fast",
+    show_default=True,
+    help="fast: data and augmentation on the device (bf16, channels_last and "
+    "torch.compile on CUDA); canonical: torchvision transforms in DataLoader "
+    "workers, fp32, eager (the baseline).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="auto",
+    show_default=True,
+    help="auto: bf16 autocast for the fast path on CUDA, fp32 otherwise.",
+)
+@click.option(
+    "--compile/--no-compile",
+    "compile_",
+    default=None,
+    help="torch.compile the model (default: on for the fast path on CUDA; a failing "
+    "compilation falls back to eager and is recorded).",
+)
+@click.option(
+    "--compile-mode",
+    type=click.Choice(COMPILE_MODES),
+    default="default",
+    show_default=True,
+    help="torch.compile mode (reduce-overhead uses CUDA graphs).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    help="DataLoader workers of the canonical pipeline (default: min(4, CPU cores)).",
+)
+def run(
+    files,
+    only,
+    seeds,
+    device,
+    epochs,
+    subset,
+    smoke,
+    force,
+    results,
+    data_dir,
+    quiet,
+    pipeline,
+    precision,
+    compile_,
+    compile_mode,
+    workers,
+):
     """Train every experiment x seed of the study files.
 
     Finished runs are skipped, interrupted ones resume from their last epoch, and runs whose
@@ -167,6 +222,11 @@ def run(files, only, seeds, device, epochs, subset, smoke, force, results, data_
         force=force,
         quiet=quiet,
         overrides=Overrides(only=only, seeds=seeds, epochs=epochs, subset=subset, smoke=smoke),
+        pipeline=pipeline,
+        precision=precision,
+        compile=compile_,
+        compile_mode=compile_mode,
+        workers=workers,
     )
     tally: Counter[str] = Counter()
     for study, path in zip(studies_or_fail(files), files, strict=True):
@@ -247,3 +307,158 @@ def default_study_files(records) -> list[str]:
             files.append(recorded)
             names.add(r.study)
     return files
+
+
+@main.command()
+@click.option(
+    "--models",
+    default=",".join(("resnet20", "resnet56", "resnet110")),
+    show_default=True,
+    help="Comma-separated model names.",
+)
+@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Measured epochs per pipeline (the median is reported).",
+)
+@click.option(
+    "--warmup-epochs",
+    type=click.IntRange(0),
+    default=1,
+    show_default=True,
+    help="Epochs run first and not measured (compilation, autotuning).",
+)
+@click.option(
+    "--subset",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Images per epoch (default: the whole training set). Small on a CPU.",
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="CIFAR-10 location, as for `repro run`.",
+)
+@click.option(
+    "--synthetic",
+    is_flag=True,
+    help="Random images of CIFAR-10's shape instead of "
+    "the data set (speed does not depend on the pixels).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    help="Canonical DataLoader workers (default: min(4, CPU cores)).",
+)
+@click.option(
+    "--compile/--no-compile",
+    "compile_",
+    default=None,
+    help="torch.compile in the fast path (default: on CUDA).",
+)
+@click.option(
+    "--compile-mode", type=click.Choice(COMPILE_MODES), default="default", show_default=True
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the raw figures, device, versions and date as JSON.",
+)
+@click.option(
+    "--markdown",
+    "md_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a markdown table with device, versions, date and command.",
+)
+@click.option(
+    "--profile",
+    "profile_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also profile fast-path steps of each model with torch.profiler into DIR.",
+)
+def bench(
+    models,
+    batch_size,
+    epochs,
+    warmup_epochs,
+    subset,
+    device,
+    data_dir,
+    synthetic,
+    workers,
+    compile_,
+    compile_mode,
+    json_out,
+    md_out,
+    profile_dir,
+):
+    """Seconds per epoch: the canonical PyTorch pipeline against the fast path.
+
+    Both run on the same device in one invocation, after warm-up, several epochs each; the
+    table gives the median, images/s, achieved TFLOP/s (6 x forward MACs per image) and the
+    speed-up. Runs on a CPU too (use a small --subset).
+    """
+    from harness.bench import (
+        markdown,
+        profile_fast_path,
+        run_bench,
+        synthetic_cifar,
+        table,
+    )
+    from harness.data import DataError, load_cached, locate
+    from harness.runner import RunError, resolve_device
+
+    names = tuple(m.strip() for m in models.split(",") if m.strip())
+    try:
+        for name in names:
+            spec_from_name(name)
+        dev = resolve_device(device)
+        data = synthetic_cifar() if synthetic else load_cached(locate(data_dir))
+    except (UnknownModelError, RunError, DataError) as exc:
+        fail(
+            f"{exc}\n(--synthetic benchmarks without the data set)"
+            if isinstance(exc, DataError)
+            else str(exc)
+        )
+    report = run_bench(
+        data,
+        dev,
+        models=names,
+        batch_size=batch_size,
+        epochs=epochs,
+        warmup=warmup_epochs,
+        subset=subset,
+        workers=workers,
+        compile=compile_,
+        compile_mode=compile_mode,
+        echo=click.echo,
+    )
+    click.echo(table(report))
+    command = shlex.join(["repro", *sys.argv[1:]])
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps({**report.to_json(), "command": command}, indent=2))
+        click.echo(f"wrote {json_out}")
+    if md_out:
+        md_out.parent.mkdir(parents=True, exist_ok=True)
+        md_out.write_text(markdown(report, command))
+        click.echo(f"wrote {md_out}")
+    if profile_dir:
+        for name in names:
+            path = profile_fast_path(
+                data,
+                dev,
+                name,
+                profile_dir,
+                batch_size=batch_size,
+                compile=compile_,
+                compile_mode=compile_mode,
+            )
+            click.echo(f"wrote {path}")

@@ -84,6 +84,13 @@ class Normalizer:
         self.shift = (-mean.to(device) / std).float()
         self.mean, self.std = mean, std
 
+    def to(self, device: torch.device) -> Normalizer:
+        """The same normalisation with its tensors on ``device``."""
+        moved = object.__new__(Normalizer)
+        moved.__dict__.update(self.__dict__)
+        moved.scale, moved.shift = self.scale.to(device), self.shift.to(device)
+        return moved
+
     def __call__(self, pixels_u8: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return torch.addcmul(self.shift, pixels_u8.float(), self.scale).to(dtype)
 

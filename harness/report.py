@@ -471,8 +471,8 @@ def _execution(env: dict) -> str:
     parts = [env.get("precision", "?")]
     if env.get("compile"):
         parts.append("compiled")
-    if env.get("pipeline") and env.get("pipeline") != "device":
-        parts.append(env["pipeline"])
+    if env.get("pipeline") == "canonical":
+        parts.append("canonical pipeline")
     return " ".join(parts)
 
 

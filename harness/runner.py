@@ -16,10 +16,11 @@ import torch
 
 from harness import store
 from harness.data import Cifar10, load_cached, locate, non_official_warning
+from harness.execution import Execution, choose
 from harness.plan import Overrides, RunPlan, plan
 from harness.progress import BarProgress
 from harness.schema import Study
-from harness.train import Execution, RunFailed, SilentProgress, train
+from harness.train import RunFailed, SilentProgress, train
 
 Echo = Callable[[str], None]
 
@@ -36,9 +37,11 @@ class RunOptions:
     force: bool = False
     quiet: bool = False
     overrides: Overrides = field(default_factory=Overrides)
-    precision: str = "fp32"
-    compile: bool = False
-    channels_last: bool = False
+    pipeline: str = "fast"
+    precision: str = "auto"
+    compile: bool | None = None  # None: on for the fast path on CUDA
+    compile_mode: str = "default"
+    workers: int | None = None
     deterministic: bool = False
 
 
@@ -65,12 +68,13 @@ def run_study(
     study: Study, options: RunOptions, echo: Echo, study_file: str | None = None
 ) -> list[Outcome]:
     plans = plan(study, options.overrides, study_file)
-    device = resolve_device(options.device)
-    ex = Execution(
-        device=device,
+    ex = choose(
+        resolve_device(options.device),
+        pipeline=options.pipeline,
         precision=options.precision,
         compile=options.compile,
-        channels_last=options.channels_last,
+        compile_mode=options.compile_mode,
+        workers=options.workers,
         deterministic=options.deterministic,
     )
     outcomes: list[Outcome] = []

@@ -1,62 +1,44 @@
 """Training one run: data -> model -> recipe -> epochs, with a checkpoint after every epoch.
 
-The loop is deliberately plain (torchvision's reference trainer is the model): set the
-learning rate, forward, loss, backward, step. Metrics are accumulated on the device and read
-once per epoch, so the step never waits for the host. Everything an epoch needs is either
-in the checkpoint (weights, optimizer, warm-up state, history) or derived from (seed, epoch)
-(data order, augmentation, dropout), so a run resumed after SIGKILL ends with exactly the
-metrics of an uninterrupted one.
+:class:`Trainer` is the training step and evaluation and nothing else (``repro bench`` times
+it). :func:`train` adds the bookkeeping of a run: data split, resumption, metrics, checkpoint,
+summary. The step is deliberately plain (torchvision's reference trainer is the model): set
+the learning rate, forward, loss, backward, step. Metrics are accumulated on the device and
+read once per epoch, so the step never waits for the host. Everything an epoch needs is
+either in the checkpoint (weights, optimizer, warm-up state, history) or derived from
+(seed, epoch) (data order, augmentation, dropout), so a run resumed after SIGKILL ends with
+exactly the metrics of an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import statistics
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from harness import store
+from harness.canonical import CanonicalLoader
 from harness.data import Cifar10, fingerprint
 from harness.environment import environment, now_utc
-from harness.loader import (
-    DeviceLoader,
-    Normalizer,
-    derive_seed,
-    eval_batches,
-    split_indices,
-)
+from harness.execution import Execution, configure_backends
+from harness.loader import DeviceLoader, Normalizer, derive_seed, eval_batches, split_indices
 from harness.plan import RunPlan
 from harness.schedule import LearningRate, Length, WarmupState
+from harness.schema import Recipe
 from harness.telemetry import Telemetry, run_totals
-from harness.zoo import build_model, count_parameters
+from harness.zoo import ModelSpec, build_model, count_parameters
 
 CHECKPOINT_FORMAT = 1
-
-
-@dataclass(frozen=True)
-class Execution:
-    """How a run executes, as opposed to what it computes (that is the config)."""
-
-    device: torch.device
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
-    compile: bool = False
-    channels_last: bool = False
-    deterministic: bool = False
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "precision": self.precision,
-            "compile": self.compile,
-            "channels_last": self.channels_last,
-            "deterministic": self.deterministic,
-            "pipeline": "device",
-        }
 
 
 class Progress(Protocol):
@@ -86,71 +68,234 @@ class RunFailed(Exception):
     """The run stopped with an error; its directory has the summary and the traceback."""
 
 
+# --------------------------------------------------------------------------- the step
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    train_loss: float  # nan when the loss became NaN/inf
+    train_error: float
+    images: int
+    iteration: int  # after the epoch
+    lr: float  # the rate of the epoch's last step
+    seconds: float  # the training part alone, device synchronised
+
+    @property
+    def finite(self) -> bool:
+        return not np.isnan(self.train_loss)
+
+
+class Trainer:
+    """A model, its optimizer and the training step for one execution; no files."""
+
+    def __init__(self, spec: ModelSpec, recipe: Recipe, seed: int, ex: Execution) -> None:
+        self.ex = ex
+        torch.manual_seed(derive_seed(seed, "init"))
+        model = build_model(spec).to(ex.device)
+        if ex.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.params = count_parameters(model)
+        opt = recipe.optimizer
+        self.optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=opt.lr,
+            momentum=opt.momentum,
+            nesterov=opt.nesterov,
+            weight_decay=opt.weight_decay,
+        )
+        self.compile_fallback: str | None = None
+        self._warm = False
+        self._compiled = (
+            torch.compile(model, mode=ex.compile_mode, dynamic=False) if ex.compile else None
+        )
+
+    def _autocast(self):
+        dtype = self.ex.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.ex.device.type, dtype=dtype)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        forward = self._compiled or self.model
+        with self._autocast():
+            out = forward(x)
+            loss = F.cross_entropy(out.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return out, loss.detach()
+
+    def _first_step(self, x: torch.Tensor, y: torch.Tensor):
+        """The first step compiles; if compilation fails, fall back to eager and say why."""
+        self._warm = True
+        try:
+            return self._step(x, y)
+        except Exception as exc:
+            if self._compiled is None:
+                raise
+            self.compile_fallback = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            self._compiled = None
+            self.optimizer.zero_grad(set_to_none=True)
+            return self._step(x, y)
+
+    def train_epoch(
+        self,
+        batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+        lr_at: LearningRate,
+        iteration: int,
+        progress: Progress,
+    ) -> EpochResult:
+        self.model.train()
+        device = self.ex.device
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        wrong_sum = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        pending: list[tuple[torch.Tensor, int]] = []
+        lr = lr_at(iteration)
+        for x, y in batches:
+            lr = lr_at(iteration)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr  # a Python float: no device work, no sync
+            out, loss = self._step(x, y) if self._warm else self._first_step(x, y)
+            wrong = (out.argmax(1) != y).sum()
+            loss_sum += loss * len(y)
+            wrong_sum += wrong
+            seen += len(y)
+            iteration += 1
+            if lr_at.needs_errors:
+                # Only while a threshold warm-up waits: read errors every few steps.
+                pending.append((wrong, len(y)))
+                if len(pending) >= LearningRate.CHECK_EVERY:
+                    _feed_warmup(lr_at, iteration, pending)
+            progress.advance(1)
+        if pending:
+            _feed_warmup(lr_at, iteration, pending)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        total_loss = loss_sum.item()  # the epoch's one read of the device
+        finite = bool(np.isfinite(total_loss))
+        return EpochResult(
+            train_loss=total_loss / max(seen, 1) if finite else float("nan"),
+            train_error=100.0 * wrong_sum.item() / max(seen, 1),
+            images=seen,
+            iteration=iteration,
+            lr=lr,
+            seconds=seconds,
+        )
+
+    def evaluate(
+        self, x: torch.Tensor, y: torch.Tensor, normalizer: Normalizer
+    ) -> tuple[float | None, float | None]:
+        """Mean loss and error (percent) over a split; one host read at the end."""
+        if len(y) == 0:
+            return None, None
+        self.model.eval()
+        forward = self._compiled or self.model
+        loss_sum = torch.zeros((), device=self.ex.device)
+        wrong = torch.zeros((), device=self.ex.device, dtype=torch.long)
+        with torch.inference_mode(), self._autocast():
+            for xb, yb in eval_batches(x, y, normalizer, channels_last=self.ex.channels_last):
+                out = forward(xb).float()
+                loss_sum += F.cross_entropy(out, yb, reduction="sum")
+                wrong += (out.argmax(1) != yb).sum()
+        return loss_sum.item() / len(y), 100.0 * wrong.item() / len(y)
+
+
+def _feed_warmup(lr_at: LearningRate, iteration: int, pending: list) -> None:
+    counts = [n for _, n in pending]
+    wrongs = torch.stack([w for w, _ in pending]).tolist()
+    lr_at.observe_errors(
+        iteration - 1, [100.0 * w / n for w, n in zip(wrongs, counts, strict=True)]
+    )
+    pending.clear()
+
+
+# --------------------------------------------------------------------------- data of a run
+
+
 @dataclass
-class _Tensors:
-    train_x: torch.Tensor
-    train_y: torch.Tensor
+class RunData:
+    """The arrays a run trains, validates and tests on, and how they are normalised."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
     val_x: torch.Tensor
     val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-    data_record: dict
+    normalizer: Normalizer  # on the device
+    record: dict
 
 
-def _prepare_data(plan: RunPlan, data: Cifar10, device: torch.device) -> _Tensors:
-    recipe = plan.recipe
-    split = split_indices(
-        len(data.train_labels), recipe.validation_images, recipe.train_images, plan.seed
-    )
+def prepare_data(recipe: Recipe, seed: int, data: Cifar10, device: torch.device) -> RunData:
+    split = split_indices(len(data.train_labels), recipe.validation_images, recipe.train_images,
+                          seed)  # fmt: skip
     n_test = recipe.test_images or len(data.test_labels)
-    arrays = {
-        "train_x": data.train_images[split.train],
-        "train_y": data.train_labels[split.train],
-        "val_x": data.train_images[split.validation],
-        "val_y": data.train_labels[split.validation],
-        "test_x": data.test_images[:n_test],
-        "test_y": data.test_labels[:n_test],
-    }
+    train_x, train_y = data.train_images[split.train], data.train_labels[split.train]
+    val_x, val_y = data.train_images[split.validation], data.train_labels[split.validation]
+    test_x, test_y = data.test_images[:n_test], data.test_labels[:n_test]
+    normalizer = Normalizer(recipe.normalization, torch.from_numpy(train_x).to(device))
     record = {
         "path": str(data.path),
         "official": data.official,
         "dataset_fingerprint": data.fingerprint,
-        "train_fingerprint": fingerprint(arrays["train_x"], arrays["train_y"]),
-        "validation_fingerprint": fingerprint(arrays["val_x"], arrays["val_y"]),
-        "test_fingerprint": fingerprint(arrays["test_x"], arrays["test_y"]),
+        "train_fingerprint": fingerprint(train_x, train_y),
+        "validation_fingerprint": fingerprint(val_x, val_y),
+        "test_fingerprint": fingerprint(test_x, test_y),
         "train_images": len(split.train),
         "validation_images": len(split.validation),
         "test_images": n_test,
     }
-    tensors = {k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
-    return _Tensors(**tensors, data_record=record)
+
+    def on_device(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(device)
+
+    return RunData(train_x, train_y, on_device(val_x), on_device(val_y), on_device(test_x),
+                   on_device(test_y), normalizer, record)  # fmt: skip
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _evaluate(model, x, y, normalizer, ex: Execution) -> tuple[float, float]:
-    """Mean loss and error (percent) over a whole split; one host sync at the end."""
-    if len(y) == 0:
-        return float("nan"), float("nan")
-    model.eval()
-    loss_sum = torch.zeros((), device=ex.device)
-    wrong = torch.zeros((), device=ex.device, dtype=torch.long)
-    with torch.inference_mode(), _autocast(ex):
-        for xb, yb in eval_batches(x, y, normalizer, channels_last=ex.channels_last):
-            out = model(xb).float()
-            loss_sum += F.cross_entropy(out, yb, reduction="sum")
-            wrong += (out.argmax(1) != yb).sum()
-    n = len(y)
-    return loss_sum.item() / n, 100.0 * wrong.item() / n
-
-
-def _autocast(ex: Execution):
-    return torch.autocast(
-        device_type=ex.device.type, dtype=torch.bfloat16, enabled=ex.precision == "bf16"
+def make_loader(recipe: Recipe, seed: int, run_data: RunData, ex: Execution):
+    """The training batches of the execution's pipeline (fast or canonical)."""
+    common = {
+        "batch_size": recipe.batch_size,
+        "augmentation": recipe.augmentation,
+        "normalizer": run_data.normalizer,
+        "drop_last": recipe.last_batch == "drop",
+        "seed": seed,
+    }
+    if ex.pipeline == "canonical":
+        return CanonicalLoader(run_data.train_images, run_data.train_labels, device=ex.device,
+                               workers=ex.workers, **common)  # fmt: skip
+    return DeviceLoader(
+        torch.from_numpy(run_data.train_images).to(ex.device),
+        torch.from_numpy(run_data.train_labels).to(ex.device),
+        dtype=torch.float32,
+        channels_last=ex.channels_last,
+        **common,
     )
+
+
+# --------------------------------------------------------------------------- one run
+
+
+@dataclass
+class _RunState:
+    """What the summary is made from; filled in as training goes."""
+
+    session_start: float
+    history: list[dict] | None = None
+    params: int | None = None
+    data_record: dict | None = None
+    normalization: dict | None = None
+    warmup_ended_at: int | None = None
+    diverged_at: dict | None = None
+    wall_before: float = 0.0
+    sessions: list[dict] | None = None
+    length: Length | None = None
+    compile_fallback: str | None = None
 
 
 def train(
@@ -175,6 +320,7 @@ def train(
         "counts_as_reproduction": plan.counts_as_reproduction,
         "config_hash": plan.hash,
         "study_file": str(Path(plan.study_file).resolve()) if plan.study_file else None,
+        "execution": ex.describe(),
     }
     state = _RunState(session_start=time.perf_counter())
     try:
@@ -199,67 +345,25 @@ def train(
         progress.close()
 
 
-@dataclass
-class _RunState:
-    """What the summary is made from; filled in as training goes."""
-
-    session_start: float
-    history: list[dict] | None = None
-    params: int | None = None
-    data_record: dict | None = None
-    normalization: dict | None = None
-    warmup_ended_at: int | None = None
-    diverged_at: dict | None = None
-    wall_before: float = 0.0
-    sessions: list[dict] | None = None
-    length: Length | None = None
-
-
 def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunState) -> None:
     recipe = plan.recipe
-    if ex.deterministic:
-        torch.use_deterministic_algorithms(True)
-    tensors = _prepare_data(plan, data, ex.device)
-    state.data_record = tensors.data_record
-    normalizer = Normalizer(recipe.normalization, tensors.train_x)
-    state.normalization = normalizer.describe()
-    dtype = torch.bfloat16 if ex.precision == "bf16" else torch.float32
-    loader = DeviceLoader(
-        tensors.train_x,
-        tensors.train_y,
-        batch_size=recipe.batch_size,
-        augmentation=recipe.augmentation,
-        normalizer=normalizer,
-        drop_last=recipe.last_batch == "drop",
-        seed=plan.seed,
-        dtype=dtype,
-        channels_last=ex.channels_last,
-    )
+    configure_backends(ex)
+    run_data = prepare_data(recipe, plan.seed, data, ex.device)
+    state.data_record = run_data.record
+    state.normalization = run_data.normalizer.describe()
+    loader = make_loader(recipe, plan.seed, run_data, ex)
     length = Length.of(recipe, len(loader))
     state.length = length
-
-    torch.manual_seed(derive_seed(plan.seed, "init"))
-    model = build_model(plan.experiment.model).to(ex.device)
-    if ex.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    state.params = count_parameters(model)
-    opt = recipe.optimizer
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=opt.lr,
-        momentum=opt.momentum,
-        nesterov=opt.nesterov,
-        weight_decay=opt.weight_decay,
-    )
-    step_model = torch.compile(model) if ex.compile else model
+    trainer = Trainer(plan.experiment.model, recipe, plan.seed, ex)
+    state.params = trainer.params
 
     history: list[dict] = []
     warmup_state: WarmupState | None = None
     start_epoch = iteration = 0
     checkpoint = _load_checkpoint(run_dir, plan.hash)
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        trainer.model.load_state_dict(checkpoint["model"])
+        trainer.optimizer.load_state_dict(checkpoint["optimizer"])
         history = checkpoint["history"]
         start_epoch, iteration = checkpoint["epoch"], checkpoint["iteration"]
         if checkpoint["warmup"] is not None and recipe.warmup is not None:
@@ -277,103 +381,55 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunSt
     telemetry.start()
     for epoch in range(start_epoch, length.epochs):
         torch.manual_seed(derive_seed(plan.seed, "dropout", epoch))
-        first_of_session = epoch == start_epoch
-        model.train()
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=ex.device)
-        wrong_sum = torch.zeros((), device=ex.device, dtype=torch.long)
-        seen = 0
-        pending: list[tuple[torch.Tensor, int]] = []
-        lr = lr_at(iteration)
         batches = min(len(loader), length.total_iterations - iteration)
-        for x, y in itertools.islice(loader.epoch(epoch), batches):
-            lr = lr_at(iteration)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with _autocast(ex):
-                out = step_model(x)
-                loss = F.cross_entropy(out.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            wrong = (out.argmax(1) != y).sum()
-            loss_sum += loss.detach() * len(y)
-            wrong_sum += wrong
-            seen += len(y)
-            iteration += 1
-            if lr_at.needs_errors:
-                pending.append((wrong, len(y)))
-                if len(pending) >= LearningRate.CHECK_EVERY:
-                    _feed_warmup(lr_at, iteration, pending)
-            progress.advance(1)
-        if pending:
-            _feed_warmup(lr_at, iteration, pending)
-        _sync(ex.device)
-        train_seconds = time.perf_counter() - t0
-        train_loss = loss_sum.item() / max(seen, 1)
-        train_error = 100.0 * wrong_sum.item() / max(seen, 1)
-
+        result = trainer.train_epoch(
+            itertools.islice(loader.epoch(epoch), batches), lr_at, iteration, progress
+        )
+        iteration = result.iteration
+        state.compile_fallback = trainer.compile_fallback
         t1 = time.perf_counter()
-        finite = bool(torch.isfinite(loss_sum))
-        if finite:
-            test_loss, test_error = _evaluate(model, tensors.test_x, tensors.test_y, normalizer, ex)
-            val_loss, val_error = _evaluate(model, tensors.val_x, tensors.val_y, normalizer, ex)
+        if result.finite:
+            test_loss, test_error = trainer.evaluate(run_data.test_x, run_data.test_y,
+                                                     run_data.normalizer)  # fmt: skip
+            val_loss, val_error = trainer.evaluate(run_data.val_x, run_data.val_y,
+                                                   run_data.normalizer)  # fmt: skip
         else:
             test_loss = test_error = val_loss = val_error = None
-        eval_seconds = time.perf_counter() - t1
         record = {
             "epoch": epoch + 1,
             "iteration": iteration,
-            "lr": lr,
-            "train_loss": train_loss if finite else None,
-            "train_error": train_error,
+            "lr": result.lr,
+            "train_loss": result.train_loss if result.finite else None,
+            "train_error": result.train_error,
             "test_loss": test_loss,
             "test_error": test_error,
-            "val_loss": val_loss if len(tensors.val_y) else None,
-            "val_error": val_error if len(tensors.val_y) else None,
-            "train_seconds": train_seconds,
-            "eval_seconds": eval_seconds,
-            "images": seen,
-            "images_per_second": seen / train_seconds if train_seconds > 0 else None,
+            "val_loss": val_loss,
+            "val_error": val_error,
+            "train_seconds": result.seconds,
+            "eval_seconds": time.perf_counter() - t1,
+            "images": result.images,
+            "images_per_second": result.images / result.seconds if result.seconds > 0 else None,
             "full_epoch": batches == len(loader),
-            "first_of_session": first_of_session,
+            "first_of_session": epoch == start_epoch,
             "warmup": lr_at.state.active,
             "telemetry": telemetry.take_epoch(),
         }
         history.append(record)
         state.warmup_ended_at = lr_at.state.ended_at
         progress.epoch_done(record)
-        if not finite:
+        if not result.finite:
             state.diverged_at = {"epoch": epoch + 1, "iteration": iteration}
             store.write_jsonl(run_dir / store.METRICS, history)
             return
         wall = state.wall_before + (time.perf_counter() - state.session_start)
-        _save_checkpoint(
-            run_dir, plan, model, optimizer, history, epoch + 1, iteration, lr_at, state, wall
-        )
+        _save_checkpoint(run_dir, plan, trainer, history, epoch + 1, iteration, lr_at, state,
+                         wall)  # fmt: skip
         store.write_jsonl(run_dir / store.METRICS, history)
         store.write_json(
             run_dir / store.PROGRESS,
-            {
-                "status": "running",
-                "epoch": epoch + 1,
-                "epochs": length.epochs,
-                "iteration": iteration,
-                "host": env["hostname"],
-                "updated": now_utc(),
-            },
-        )
-
-
-def _feed_warmup(lr_at: LearningRate, iteration: int, pending: list) -> None:
-    errors = [
-        100.0 * w / n
-        for w, n in zip(
-            torch.stack([w for w, _ in pending]).tolist(), [n for _, n in pending], strict=True
-        )
-    ]
-    lr_at.observe_errors(iteration - 1, errors)
-    pending.clear()
+            {"status": "running", "epoch": epoch + 1, "epochs": length.epochs,
+             "iteration": iteration, "host": env["hostname"], "updated": now_utc()},
+        )  # fmt: skip
 
 
 def _session(env: dict, start_epoch: int) -> dict:
@@ -382,13 +438,15 @@ def _session(env: dict, start_epoch: int) -> dict:
         "hostname": env["hostname"],
         "device_name": env["device_name"],
         "command": env["command"],
+        "pipeline": env.get("pipeline"),
+        "precision": env.get("precision"),
+        "compile": env.get("compile"),
         "from_epoch": start_epoch,
     }
 
 
-def _save_checkpoint(
-    run_dir, plan, model, optimizer, history, epoch, iteration, lr_at, state: _RunState, wall: float
-) -> None:
+def _save_checkpoint(run_dir, plan, trainer: Trainer, history, epoch, iteration, lr_at,
+                     state: _RunState, wall: float) -> None:  # fmt: skip
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -399,8 +457,8 @@ def _save_checkpoint(
             "config_hash": plan.hash,
             "epoch": epoch,
             "iteration": iteration,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
+            "model": trainer.model.state_dict(),
+            "optimizer": trainer.optimizer.state_dict(),
             "warmup": lr_at.state.to_dict() if lr_at.warmup else None,
             "history": history,
             "rng": rng,
@@ -459,6 +517,7 @@ def _finish(run_dir, base, state: _RunState, status, telemetry, error=None) -> d
         "wall_seconds_total": state.wall_before + (time.perf_counter() - state.session_start),
         "warmup_ended_at_iteration": state.warmup_ended_at,
         "diverged_at": state.diverged_at,
+        "compile_fallback": state.compile_fallback,
         "data": state.data_record,
         "normalization": state.normalization,
         "telemetry": run_totals(history)

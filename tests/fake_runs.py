@@ -54,7 +54,7 @@ def fake_run(
         "time": "2026-11-23T10:00:00+00:00", "hostname": "test", "command": "repro run",
         "torch": "2.14.1", "torchvision": "0.29.1", "cuda": "13.0", "cudnn": 91000,
         "python": "3.11.7", "device": "cpu", "device_name": device, "driver": None,
-        "precision": "fp32", "compile": False, "pipeline": "device",
+        "precision": "fp32", "compile": False, "pipeline": "fast",
         "harness": {"commit": "abc123", "dirty": False},
     }  # fmt: skip
     store.write_json(run_dir / store.ENVIRONMENT, env)

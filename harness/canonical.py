@@ -1,0 +1,107 @@
+"""The canonical pipeline: what common open-source CIFAR-10 ResNet trainers do.
+
+PIL images through torchvision transforms (``RandomCrop(32, padding)``,
+``RandomHorizontalFlip``, ``ToTensor``, normalisation) in DataLoader worker processes, batches
+copied to the device, fp32, eager. It is the baseline that ``repro bench`` measures the fast
+path against, and the reference the fast path's augmentation must match in distribution.
+
+Seeding mirrors the fast path: the epoch's shuffle comes from a generator seeded by
+(seed, epoch), so both pipelines visit the images in the same order on the CPU; the workers'
+augmentation draws come from a second generator seeded the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torchvision import transforms as T
+
+from harness.loader import Normalizer, derive_seed
+from harness.schema import Augmentation
+
+
+class _Normalize:
+    """The fast path's normalisation applied to ToTensor's 0..1 output (picklable for workers)."""
+
+    def __init__(self, normalizer: Normalizer) -> None:
+        cpu = normalizer.to(torch.device("cpu"))
+        self.scale = cpu.scale * 255.0
+        self.shift = cpu.shift
+
+    def __call__(self, x01: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift, x01, self.scale)
+
+
+def transform_for(augmentation: Augmentation, normalizer: Normalizer) -> T.Compose:
+    ops: list = []
+    if augmentation.crop is not None:
+        mode = "reflect" if augmentation.crop.fill == "reflect" else "constant"
+        ops.append(T.RandomCrop(32, padding=augmentation.crop.padding, padding_mode=mode))
+    if augmentation.flip:
+        ops.append(T.RandomHorizontalFlip(0.5))
+    ops += [T.ToTensor(), _Normalize(normalizer)]
+    return T.Compose(ops)
+
+
+class _PilImages(Dataset):
+    def __init__(self, images_u8: np.ndarray, labels: np.ndarray, transform) -> None:
+        self.hwc = np.ascontiguousarray(images_u8.transpose(0, 2, 3, 1))  # PIL wants HWC
+        self.labels = labels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.fromarray(self.hwc[i])), int(self.labels[i])
+
+
+class CanonicalLoader:
+    """Same interface as ``harness.loader.DeviceLoader``: ``len()`` and ``epoch(e)``."""
+
+    def __init__(
+        self,
+        images_u8: np.ndarray,
+        labels: np.ndarray,
+        *,
+        batch_size: int,
+        augmentation: Augmentation,
+        normalizer: Normalizer,
+        drop_last: bool,
+        seed: int,
+        device: torch.device,
+        workers: int,
+    ) -> None:
+        self.dataset = _PilImages(images_u8, labels, transform_for(augmentation, normalizer))
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.seed = seed
+        self.device = device
+        self.workers = workers
+        self.labels = labels
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.Generator().manual_seed(derive_seed(self.seed, "epoch", epoch))
+        workers = torch.Generator().manual_seed(derive_seed(self.seed, "workers", epoch))
+        loader = DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=RandomSampler(self.dataset, generator=order),
+            num_workers=self.workers,
+            drop_last=self.drop_last,
+            pin_memory=self.device.type == "cuda",
+            generator=workers,
+        )
+        if self.workers == 0:
+            # In-process: the transforms draw from the global generator; seed it per epoch.
+            torch.manual_seed(derive_seed(self.seed, "workers", epoch))
+        for x, y in loader:
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

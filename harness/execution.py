@@ -1,0 +1,100 @@
+"""How a run executes, as opposed to what it computes (that is the config and its hash).
+
+Two pipelines feed the same training step:
+
+- ``fast`` (default): images resident on the device, augmented there (``harness.loader``);
+  on CUDA also bf16 autocast, channels_last memory layout, ``torch.compile`` and cuDNN
+  autotuning. On the CPU it is the same code in fp32, eager.
+- ``canonical``: what the common open-source CIFAR trainers do, kept as the baseline that
+  speed is measured against (``harness.canonical``): torchvision transforms on PIL images in
+  DataLoader worker processes, fp32, eager.
+
+Everything chosen here is recorded with every run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+PIPELINES = ("fast", "canonical")
+PRECISIONS = ("auto", "fp32", "bf16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass(frozen=True)
+class Execution:
+    device: torch.device
+    pipeline: str = "fast"
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    compile: bool = False
+    compile_mode: str = "default"
+    channels_last: bool = False
+    workers: int = 4  # DataLoader workers of the canonical pipeline
+    deterministic: bool = False
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.precision == "bf16" else None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "precision": self.precision,
+            "compile": self.compile,
+            "compile_mode": self.compile_mode if self.compile else None,
+            "channels_last": self.channels_last,
+            "workers": self.workers if self.pipeline == "canonical" else None,
+            "deterministic": self.deterministic,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        }
+
+
+def choose(
+    device: torch.device,
+    *,
+    pipeline: str = "fast",
+    precision: str = "auto",
+    compile: bool | None = None,
+    compile_mode: str = "default",
+    workers: int | None = None,
+    deterministic: bool = False,
+) -> Execution:
+    """The execution for ``device``: the fast path's GPU settings on CUDA, plain fp32 otherwise.
+
+    The canonical pipeline is always fp32 and eager, whatever else is asked: it is the baseline.
+    """
+    cuda = device.type == "cuda"
+    fast = pipeline == "fast"
+    if precision == "auto":
+        precision = "bf16" if (cuda and fast) else "fp32"
+    if not fast:
+        precision, compile = "fp32", False
+    if compile is None:
+        compile = cuda and fast
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1)
+    return Execution(
+        device=device,
+        pipeline=pipeline,
+        precision=precision,
+        compile=compile,
+        compile_mode=compile_mode,
+        channels_last=cuda and fast,
+        workers=workers,
+        deterministic=deterministic,
+    )
+
+
+def configure_backends(ex: Execution) -> None:
+    """Process-wide switches that the execution implies."""
+    if ex.device.type == "cuda":
+        # Autotune convolution algorithms for the fixed CIFAR shapes (off for determinism).
+        # Both pipelines get it: the common trainers set it too, so the baseline stays fair.
+        # TF32 is left at PyTorch's defaults for the same reason.
+        torch.backends.cudnn.benchmark = not ex.deterministic
+    if ex.deterministic:
+        torch.use_deterministic_algorithms(True)
