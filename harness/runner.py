@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -44,6 +44,21 @@ class RunOptions:
     workers: int | None = None
     deterministic: bool = False
 
+    def to_dict(self) -> dict:
+        """Plain data, to hand the same options to a worker process or a Slurm job."""
+        d = asdict(self)
+        d["results"] = str(self.results.resolve())
+        d["data_dir"] = str(self.data_dir.resolve()) if self.data_dir else None
+        d["overrides"]["only"] = list(self.overrides.only)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunOptions:
+        o = dict(d["overrides"], only=tuple(d["overrides"]["only"]))
+        return cls(**{**d, "results": Path(d["results"]),
+                      "data_dir": Path(d["data_dir"]) if d["data_dir"] else None,
+                      "overrides": Overrides(**o)})  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -64,11 +79,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def run_study(
-    study: Study, options: RunOptions, echo: Echo, study_file: str | None = None
-) -> list[Outcome]:
-    plans = plan(study, options.overrides, study_file)
-    ex = choose(
+def execution_for(options: RunOptions) -> Execution:
+    return choose(
         resolve_device(options.device),
         pipeline=options.pipeline,
         precision=options.precision,
@@ -77,6 +89,22 @@ def run_study(
         workers=options.workers,
         deterministic=options.deterministic,
     )
+
+
+def run_single(p: RunPlan, options: RunOptions) -> Outcome:
+    """Train one planned run in this process (what a worker or a Slurm job does)."""
+    run_dir = p.directory(options.results)
+    if store.summary_status(run_dir) in store.FINAL:
+        return Outcome(p, "skipped", "already ended")
+    data = _load_data(options, print)
+    return _train_one(p, run_dir, data, execution_for(options), options)
+
+
+def run_study(
+    study: Study, options: RunOptions, echo: Echo, study_file: str | None = None
+) -> list[Outcome]:
+    plans = plan(study, options.overrides, study_file)
+    ex = execution_for(options)
     outcomes: list[Outcome] = []
     data: Cifar10 | None = None
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -126,6 +154,11 @@ def _decide(p: RunPlan, run_dir: Path, force: bool, echo: Echo) -> Outcome | Non
     state = store.inspect(run_dir)
     if state.status == "absent":
         return None
+    if state.status == "queued":
+        if force or not scheduler_says_alive(run_dir):
+            (run_dir / store.JOB).unlink(missing_ok=True)
+            return None
+        return Outcome(p, "busy", f"already queued as {state.detail}")
     if state.status == "running":
         return Outcome(p, "busy", f"being trained by another process ({state.detail})")
     if state.config_hash != p.hash:
@@ -140,6 +173,15 @@ def _decide(p: RunPlan, run_dir: Path, force: bool, echo: Echo) -> Outcome | Non
         summary = store.read_json(run_dir / store.SUMMARY) or {}
         return Outcome(p, "skipped", f"already {state.status}{_result(summary)}")
     return None
+
+
+def scheduler_says_alive(run_dir: Path) -> bool:
+    """Whether the job recorded for a run is still pending or running (unknown: assume so)."""
+    from harness.executors import job_state
+
+    state = job_state(run_dir)
+    return state is None or state in ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING",
+                                      "RESIZING", "SUSPENDED", "UNKNOWN")  # fmt: skip
 
 
 def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOptions) -> Outcome:
@@ -192,6 +234,7 @@ _MARK = {
     "interrupted": "stopped",
     "skipped": "skip",
     "busy": "busy",
+    "submitted": "queued",
 }
 
 

@@ -185,6 +185,38 @@ class Recipe(Strict):
         return self
 
 
+# --------------------------------------------------------------------------- executors
+
+
+class SlurmSettings(Strict):
+    """Defaults for ``repro run --executor slurm``; command-line flags override them."""
+
+    partition: str | None = None
+    time_min: int = Field(24 * 60, gt=0, le=30 * 24 * 60, description="time limit per job")
+    gpus_per_task: int = Field(1, ge=0, le=16)
+    cpus_per_task: int = Field(8, ge=1, le=256)
+    mem_gb: int | None = Field(None, gt=0, le=4096)
+    constraint: str | None = None
+    array_parallelism: int = Field(64, ge=1, le=10_000, description="runs at once")
+    account: str | None = None
+    qos: str | None = None
+
+
+class LocalSettings(Strict):
+    """Defaults for ``repro run --executor local``."""
+
+    gpus: int | Literal["all"] = Field(1, description="GPUs to use, one run per GPU at a time")
+    runs_per_gpu: int = Field(1, ge=1, le=32)
+
+
+class ExecutorSettings(Strict):
+    """Where a study's runs execute; not part of any run's config (results do not depend
+    on it)."""
+
+    local: LocalSettings | None = None
+    slurm: SlurmSettings | None = None
+
+
 # --------------------------------------------------------------------------- study
 
 
@@ -332,6 +364,7 @@ class Study(Strict):
     )
     experiments: list[Experiment] = Field(min_length=1)
     claims: list[AnyClaim] = Field(default_factory=list)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     # Cross-references (claims to experiments and sources, unique names, enough seeds for a
     # reporting rule) are checked by harness.studyfile, where each problem gets its own path.
 

@@ -36,6 +36,8 @@ PROGRESS = "progress.json"
 SUMMARY = "summary.json"
 ERROR = "error.txt"
 LOCK = "lock"
+JOB = "job.json"  # written when a scheduler accepts the run: job id, executor, log paths
+WORKER_LOG = "worker.log"
 SUPERSEDED = ".superseded"
 
 # How a run ended (summary.json "status"); "interrupted" runs resume, the others are final
@@ -169,12 +171,25 @@ def summary_status(run_dir: Path) -> str | None:
     return summary.get("status") if summary else None
 
 
+def mark_failed(run_dir: Path, error: str) -> None:
+    """Record a run as failed when it died without saying so itself (killed, node lost)."""
+    summary = read_json(run_dir / SUMMARY) or {}
+    epochs = len(read_jsonl(run_dir / METRICS))
+    write_json(run_dir / SUMMARY, {**summary, "status": FAILED, "error": error,
+                                   "epochs_done": epochs})  # fmt: skip
+
+
 def inspect(run_dir: Path) -> RunState:
     config = read_json(run_dir / CONFIG)
+    summary = read_json(run_dir / SUMMARY)
     if config is None:
+        if summary is not None:  # a job that died before it started training
+            return RunState(summary["status"], 0, None, summary.get("error") or "")
+        job = read_json(run_dir / JOB)
+        if job is not None:
+            return RunState("queued", 0, None, f"job {job.get('job_id')}")
         return RunState("absent")
     config_hash = config.get("hash")
-    summary = read_json(run_dir / SUMMARY)
     progress = read_json(run_dir / PROGRESS) or {}
     epochs = len(read_jsonl(run_dir / METRICS))
     if is_locked(run_dir):

