@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torchvision import transforms as T
 
 from harness.loader import Normalizer, derive_seed
+from harness.schedule import batches_per_epoch
 from harness.schema import Augmentation
 
 
@@ -85,8 +86,7 @@ class CanonicalLoader:
         self.labels = labels
 
     def __len__(self) -> int:
-        n = len(self.labels)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return batches_per_epoch(len(self.labels), self.batch_size, self.drop_last)
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.Generator().manual_seed(derive_seed(self.seed, "epoch", epoch))

@@ -26,6 +26,40 @@ RESULTS_OPTION = click.option(
     help="Root of the run store.",
 )
 
+# Options shared by `run` and `bench`.
+DEVICE_OPTION = click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where to train (auto: CUDA when torch sees a GPU).",
+)
+DATA_DIR_OPTION = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory holding cifar-10-batches-py/ (else $REPRO_DATA_DIR, else the per-user "
+    "cache, downloading there when online).",
+)
+COMPILE_OPTION = click.option(
+    "--compile/--no-compile",
+    "compile_",
+    default=None,
+    help="torch.compile the model (default: on for the fast path on CUDA; a failing "
+    "compilation falls back to eager and is recorded).",
+)
+COMPILE_MODE_OPTION = click.option(
+    "--compile-mode",
+    type=click.Choice(COMPILE_MODES),
+    default="default",
+    show_default=True,
+    help="torch.compile mode (reduce-overhead uses CUDA graphs).",
+)
+WORKERS_OPTION = click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    help="DataLoader workers of the canonical pipeline (default: min(4, CPU cores)).",
+)
+
 
 def fail(message: str, code: int = 2) -> None:
     """A user-facing error: the message, no traceback."""
@@ -51,7 +85,9 @@ def main() -> None:
     Typical session:
       repro validate studies/degradation.yaml   check a study before spending GPU time
       repro run studies/degradation.yaml        train every experiment x seed of it
+      repro status studies/degradation.yaml     where each run stands
       repro report --out report.html            paper versus reproduction, as one page
+    Also: repro models (the zoo), repro bench (speed), repro compare (nightly check).
     """
 
 
@@ -116,13 +152,7 @@ def validate(files: tuple[str, ...]) -> None:
     type=click.IntRange(1, 100),
     help="Seeds per experiment (0..N-1), instead of what the study says.",
 )
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="Where to train.",
-)
+@DEVICE_OPTION
 @click.option(
     "--epochs",
     type=click.IntRange(1),
@@ -147,12 +177,7 @@ def validate(files: tuple[str, ...]) -> None:
     help="Redo runs that already ended (the old ones are moved to .superseded/, not deleted).",
 )
 @RESULTS_OPTION
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Directory holding cifar-10-batches-py/ (else $REPRO_DATA_DIR, else the "
-    "per-user cache, downloading there when online).",
-)
+@DATA_DIR_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bars: one line per run, for logs.")
 @click.option(
     "--pipeline",
@@ -170,25 +195,9 @@ def validate(files: tuple[str, ...]) -> None:
     show_default=True,
     help="auto: bf16 autocast for the fast path on CUDA, fp32 otherwise.",
 )
-@click.option(
-    "--compile/--no-compile",
-    "compile_",
-    default=None,
-    help="torch.compile the model (default: on for the fast path on CUDA; a failing "
-    "compilation falls back to eager and is recorded).",
-)
-@click.option(
-    "--compile-mode",
-    type=click.Choice(COMPILE_MODES),
-    default="default",
-    show_default=True,
-    help="torch.compile mode (reduce-overhead uses CUDA graphs).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(0, 64),
-    help="DataLoader workers of the canonical pipeline (default: min(4, CPU cores)).",
-)
+@COMPILE_OPTION
+@COMPILE_MODE_OPTION
+@WORKERS_OPTION
 @click.option(
     "--executor",
     type=click.Choice(EXECUTORS),
@@ -383,34 +392,17 @@ def default_study_files(records) -> list[str]:
     metavar="N",
     help="Images per epoch (default: the whole training set). Small on a CPU.",
 )
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="CIFAR-10 location, as for `repro run`.",
-)
+@DEVICE_OPTION
+@DATA_DIR_OPTION
 @click.option(
     "--synthetic",
     is_flag=True,
     help="Random images of CIFAR-10's shape instead of "
     "the data set (speed does not depend on the pixels).",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(0, 64),
-    help="Canonical DataLoader workers (default: min(4, CPU cores)).",
-)
-@click.option(
-    "--compile/--no-compile",
-    "compile_",
-    default=None,
-    help="torch.compile in the fast path (default: on CUDA).",
-)
-@click.option(
-    "--compile-mode", type=click.Choice(COMPILE_MODES), default="default", show_default=True
-)
+@WORKERS_OPTION
+@COMPILE_OPTION
+@COMPILE_MODE_OPTION
 @click.option(
     "--json",
     "json_out",

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.schedule import batches_per_epoch
 from harness.schema import Augmentation, Normalization
 
 
@@ -174,8 +175,7 @@ class DeviceLoader:
         self.channels_last = channels_last
 
     def __len__(self) -> int:
-        n = len(self.labels)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return batches_per_epoch(len(self.labels), self.batch_size, self.drop_last)
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         device = self.images.device

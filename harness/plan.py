@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.schedule import batches_per_epoch
 from harness.schema import Experiment, Recipe, Study, Warmup
 
 FORMAT = 1  # bump when the meaning of a stored config changes
@@ -153,8 +154,7 @@ def apply_overrides(recipe: Recipe, o: Overrides) -> Recipe:
 def _iterations_per_epoch(recipe: Recipe) -> int:
     """Batches per epoch on full CIFAR-10 (for scaling lengths; training counts the real data)."""
     images = min(recipe.train_images or 50_000, 50_000 - recipe.validation_images)
-    whole, rest = divmod(images, recipe.batch_size)
-    return max(1, whole + (1 if rest and recipe.last_batch == "keep" else 0))
+    return max(1, batches_per_epoch(images, recipe.batch_size, recipe.last_batch == "drop"))
 
 
 def _iterations(recipe: Recipe) -> int:

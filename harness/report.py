@@ -24,7 +24,7 @@ from harness.environment import PACKAGE_ROOT, git_commit, now_utc
 from harness.metrics import METRICS
 from harness.plan import config_hash, resolved_config
 from harness.results import RunRecord, curves_frame
-from harness.schedule import LearningRate, Length
+from harness.schedule import LearningRate, Length, batches_per_epoch
 from harness.schema import Claim, Experiment, OrderingClaim, Study, Warmup
 
 TEMPLATES = PACKAGE_ROOT / "report_templates"
@@ -579,8 +579,7 @@ def _lr_figure(study: Study, classified: list[_Classified]) -> Figure:
                 + ("drawn at the median end observed" if ends else "not drawn (no run yet)")
             )
         images = min(recipe.train_images or 50_000, 50_000 - recipe.validation_images)
-        per_epoch, rest = divmod(images, recipe.batch_size)
-        per_epoch += 1 if rest and recipe.last_batch == "keep" else 0
+        per_epoch = batches_per_epoch(images, recipe.batch_size, recipe.last_batch == "drop")
         length = Length.of(recipe, per_epoch)
         lr = LearningRate(recipe, length)
         step = max(1, length.total_iterations // 2000)

@@ -1,4 +1,4 @@
-"""Reading the run store back: one record per run directory, and pandas frames of them.
+"""Reading the run store back: one record per run directory, and the curves as a frame.
 
 Works on whatever is there: finished runs, runs in progress (no summary yet, metrics so
 far), interrupted and failed ones. Superseded runs (``.superseded/``) are ignored.
@@ -75,40 +75,6 @@ def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
         environment=store.read_json(run_dir / store.ENVIRONMENT),
         history=store.read_jsonl(run_dir / store.METRICS),
     )
-
-
-RUN_COLUMNS = [
-    "study", "experiment", "seed", "label", "status", "test_error", "best_test_error",
-    "final_train_loss", "final_train_error", "sec_per_epoch", "epochs_done", "params",
-    "device_name", "precision", "official_data", "path",
-]  # fmt: skip
-
-
-def runs_frame(records: list[RunRecord]) -> pd.DataFrame:
-    rows = []
-    for r in records:
-        env = r.environment or {}
-        rows.append(
-            {
-                "study": r.study,
-                "experiment": r.experiment,
-                "seed": r.seed,
-                "label": r.label,
-                "status": r.status,
-                "test_error": r.value("test_error"),
-                "best_test_error": r.value("best_test_error"),
-                "final_train_loss": r.value("final_train_loss"),
-                "final_train_error": r.value("final_train_error"),
-                "sec_per_epoch": r.value("sec_per_epoch"),
-                "epochs_done": r.value("epochs_done") or len(r.history),
-                "params": r.value("params"),
-                "device_name": env.get("device_name"),
-                "precision": env.get("precision"),
-                "official_data": r.data.get("official"),
-                "path": str(r.path),
-            }
-        )
-    return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
 def curves_frame(records: list[RunRecord]) -> pd.DataFrame:

@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 from harness.schema import Constant, Cosine, MultiStep, Recipe, Warmup
 
 
+def batches_per_epoch(images: int, batch_size: int, drop_last: bool) -> int:
+    """Iterations in one pass over ``images``: the last, smaller batch counts unless dropped."""
+    whole, rest = divmod(images, batch_size)
+    return whole + (1 if rest and not drop_last else 0)
+
+
 @dataclass(frozen=True)
 class Length:
     """How long a run is, in both units."""
