@@ -189,16 +189,19 @@ class Trainer:
     def evaluate(
         self, x: torch.Tensor, y: torch.Tensor, normalizer: Normalizer
     ) -> tuple[float | None, float | None]:
-        """Mean loss and error (percent) over a split; one host read at the end."""
+        """Mean loss and error (percent) over a split; one host read at the end.
+
+        Uses the eager model: evaluation is outside the timed training part, and a compiled
+        model would recompile for eval mode.
+        """
         if len(y) == 0:
             return None, None
         self.model.eval()
-        forward = self._compiled or self.model
         loss_sum = torch.zeros((), device=self.ex.device)
         wrong = torch.zeros((), device=self.ex.device, dtype=torch.long)
-        with torch.inference_mode(), self._autocast():
+        with torch.no_grad(), self._autocast():
             for xb, yb in eval_batches(x, y, normalizer, channels_last=self.ex.channels_last):
-                out = forward(xb).float()
+                out = self.model(xb).float()
                 loss_sum += F.cross_entropy(out, yb, reduction="sum")
                 wrong += (out.argmax(1) != yb).sum()
         return loss_sum.item() / len(y), 100.0 * wrong.item() / len(y)
@@ -220,8 +223,10 @@ def _feed_warmup(lr_at: LearningRate, iteration: int, pending: list) -> None:
 class RunData:
     """The arrays a run trains, validates and tests on, and how they are normalised."""
 
-    train_images: np.ndarray
+    train_images: np.ndarray  # on the host, for the canonical pipeline's workers
     train_labels: np.ndarray
+    train_x: torch.Tensor  # the same images on the device, for the fast path
+    train_y: torch.Tensor
     val_x: torch.Tensor
     val_y: torch.Tensor
     test_x: torch.Tensor
@@ -237,7 +242,8 @@ def prepare_data(recipe: Recipe, seed: int, data: Cifar10, device: torch.device)
     train_x, train_y = data.train_images[split.train], data.train_labels[split.train]
     val_x, val_y = data.train_images[split.validation], data.train_labels[split.validation]
     test_x, test_y = data.test_images[:n_test], data.test_labels[:n_test]
-    normalizer = Normalizer(recipe.normalization, torch.from_numpy(train_x).to(device))
+    train_x_device = torch.from_numpy(train_x).to(device)
+    normalizer = Normalizer(recipe.normalization, train_x_device)
     record = {
         "path": str(data.path),
         "official": data.official,
@@ -253,8 +259,9 @@ def prepare_data(recipe: Recipe, seed: int, data: Cifar10, device: torch.device)
     def on_device(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(device)
 
-    return RunData(train_x, train_y, on_device(val_x), on_device(val_y), on_device(test_x),
-                   on_device(test_y), normalizer, record)  # fmt: skip
+    return RunData(train_x, train_y, train_x_device, on_device(train_y), on_device(val_x),
+                   on_device(val_y), on_device(test_x), on_device(test_y), normalizer,
+                   record)  # fmt: skip
 
 
 def make_loader(recipe: Recipe, seed: int, run_data: RunData, ex: Execution):
@@ -270,8 +277,8 @@ def make_loader(recipe: Recipe, seed: int, run_data: RunData, ex: Execution):
         return CanonicalLoader(run_data.train_images, run_data.train_labels, device=ex.device,
                                workers=ex.workers, **common)  # fmt: skip
     return DeviceLoader(
-        torch.from_numpy(run_data.train_images).to(ex.device),
-        torch.from_numpy(run_data.train_labels).to(ex.device),
+        run_data.train_x,
+        run_data.train_y,
         dtype=torch.float32,
         channels_last=ex.channels_last,
         **common,

@@ -120,3 +120,19 @@ def test_a_batch_file_cannot_run_code(tmp_path):
     (root / cifar.FOLDER / "test_batch").write_bytes(pickle.dumps({"data": Evil()}))
     with pytest.raises(cifar.DataError, match=r"refusing to load builtins\.print"):
         cifar.load(root / cifar.FOLDER)
+
+
+def test_online_the_data_is_downloaded_into_the_cache(tmp_path, monkeypatch):
+    fetched = []
+
+    def fake_download(root):  # stands in for torchvision's download-and-verify
+        fetched.append(root)
+        write_cifar(root)
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(cifar, "_download", fake_download)
+    folder = cifar.locate(tmp_path / "empty")
+    assert fetched == [tmp_path / "cache" / "repro"]
+    assert folder == tmp_path / "cache" / "repro" / cifar.FOLDER
+    assert cifar.locate(None) == folder  # found in the cache next time, no second download
+    assert len(fetched) == 1
