@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from harness import describe
+from harness.bench import DEFAULT_MODELS as DEFAULT_BENCH_MODELS
 from harness.execution import COMPILE_MODES, PIPELINES, PRECISIONS
 from harness.executors import EXECUTORS
 from harness.plan import Overrides, PlanError
@@ -367,7 +368,7 @@ def default_study_files(records) -> list[str]:
 @main.command()
 @click.option(
     "--models",
-    default=",".join(("resnet20", "resnet56", "resnet110")),
+    default=",".join(DEFAULT_BENCH_MODELS),
     show_default=True,
     help="Comma-separated model names.",
 )

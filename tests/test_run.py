@@ -339,3 +339,20 @@ def test_the_smoke_override_plans_every_experiment_of_a_real_study():
         assert r.train_images == 4 * r.batch_size and r.test_images == 500
         assert (r.iterations or r.epochs * 4) == 4
         assert p.directory(Path("results")).name == "seed-0~smoke"
+
+
+def test_an_unreadable_checkpoint_is_kept_and_the_run_starts_over(tmp_path, cifar_root):
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    results = tmp_path / "results"
+    assert repro(*run_args(study, cifar_root, results, "--epochs", "1")).exit_code == 0
+    run = results / "tiny" / "r8" / "seed-0~epochs1"
+    # Make it look interrupted, with a damaged checkpoint (a disk that filled up, say).
+    (run / "summary.json").unlink()
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    result = repro(*run_args(study, cifar_root, results, "--epochs", "1"))
+    assert result.exit_code == 0, result.output
+    assert "could not be read" in result.output and "starting over" in result.output
+    kept = list(run.glob("checkpoint.pt.unreadable-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == b"not a checkpoint"
+    s = summary(results, "tiny/r8/seed-0~epochs1")
+    assert s["status"] == "complete" and s["epochs_done"] == 1
