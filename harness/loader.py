@@ -5,7 +5,9 @@ padded, cropped and flipped there in one indexing operation, then normalised. No
 processes, no host round trip. The order of operations is that of a torchvision pipeline
 (``RandomCrop(32, padding) -> RandomHorizontalFlip -> ToTensor -> Normalize``): augmentation
 acts on pixels, so zero padding means black pixels, and normalisation comes last. That keeps
-this path and the canonical DataLoader pipeline statistically identical.
+this path and the canonical DataLoader pipeline statistically identical. (He et al.'s Torch
+code subtracted the mean first and then padded, so its padding is the mean colour, not black;
+the re-implementations in the seeds use torchvision's order, as here.)
 
 Randomness: every epoch draws from its own generator seeded by (run seed, epoch), so an
 epoch's batches do not depend on what ran before; resuming at an epoch boundary replays
