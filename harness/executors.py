@@ -34,10 +34,10 @@ from harness.runner import (
     Outcome,
     RunError,
     RunOptions,
-    _decide,
-    _line,
-    _result,
+    line,
+    pending_runs,
     resolve_device,
+    result_text,
     run_single,
 )
 from harness.schema import SlurmSettings, Study
@@ -89,19 +89,6 @@ class RunJob:
         return cls(**json.loads(text))
 
 
-def _pending(study: Study, study_file: str, options: RunOptions, echo: Echo):
-    """The runs still to do, after printing the ones skipped (finished, busy, queued)."""
-    outcomes, todo = [], []
-    for p in plan(study, options.overrides, study_file):
-        decision = _decide(p, p.directory(options.results), options.force, echo)
-        if decision is None:
-            todo.append(p)
-        else:
-            outcomes.append(decision)
-            echo(_line(decision))
-    return outcomes, todo
-
-
 def _job(p: RunPlan, study_file: str, options: RunOptions) -> RunJob:
     quiet = replace(options, quiet=True)  # a job's output goes to a log file: no progress bars
     return RunJob(str(Path(study_file).resolve()), p.experiment.name, p.seed, quiet.to_dict())
@@ -136,7 +123,7 @@ def run_parallel(
     study: Study, study_file: str, options: RunOptions, slots: list[str | None], echo: Echo
 ) -> list[Outcome]:
     """Train the study's pending runs in worker processes, one per slot at a time."""
-    outcomes, todo = _pending(study, study_file, options, echo)
+    outcomes, todo = pending_runs(study, options, echo, study_file)
     running: dict[int, tuple[subprocess.Popen, RunPlan]] = {}
     # Runs side by side on the CPU share its cores instead of each taking all of them.
     threads = None if any(slots) else max(1, (os.cpu_count() or 1) // len(slots))
@@ -151,7 +138,7 @@ def run_parallel(
                     del running[slot]
                     outcome = _worker_outcome(p, options, proc.returncode)
                     outcomes.append(outcome)
-                    echo(_line(outcome))
+                    echo(line(outcome))
             time.sleep(0.2)
     except KeyboardInterrupt:
         for proc, _ in running.values():
@@ -187,7 +174,7 @@ def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome
     summary = store.read_json(run_dir / store.SUMMARY) or {}
     status = summary.get("status")
     if status in (store.COMPLETE, store.DIVERGED):
-        return Outcome(p, status, _result(summary).lstrip(": ") or status)
+        return Outcome(p, status, result_text(summary).lstrip(": ") or status)
     if status == store.INTERRUPTED:
         return Outcome(p, status, "stopped; run again to resume")
     log = run_dir / store.WORKER_LOG
@@ -226,7 +213,7 @@ def submit(
         import submitit
     except ImportError:
         raise RunError("--executor slurm needs submitit: pip install -e '.[slurm]'") from None
-    outcomes, todo = _pending(study, study_file, options, echo)
+    outcomes, todo = pending_runs(study, options, echo, study_file)
     if not todo:
         return Submission(outcomes, [])
     folder = options.results / ".submitit" / study.name
@@ -243,7 +230,7 @@ def submit(
         })  # fmt: skip
         outcome = Outcome(p, "submitted", f"job {job.job_id}")
         outcomes.append(outcome)
-        echo(_line(outcome))
+        echo(line(outcome))
     what = f"job array {jobs[0].job_id.split('_')[0]}" if cluster == "slurm" else "local jobs"
     echo(f"submitted {len(jobs)} run(s) as {what}; follow with `repro status {study_file}`; "
          f"logs in {folder}")  # fmt: skip

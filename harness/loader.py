@@ -94,8 +94,9 @@ class Normalizer:
         moved.scale, moved.shift = self.scale.to(device), self.shift.to(device)
         return moved
 
-    def __call__(self, pixels_u8: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        return torch.addcmul(self.shift, pixels_u8.float(), self.scale).to(dtype)
+    def __call__(self, pixels_u8: torch.Tensor) -> torch.Tensor:
+        """float32 (autocast lowers the precision inside the model where asked)."""
+        return torch.addcmul(self.shift, pixels_u8.float(), self.scale)
 
     def describe(self) -> dict:
         if self.mean.numel() == 3:
@@ -164,7 +165,6 @@ class DeviceLoader:
         normalizer: Normalizer,
         drop_last: bool,
         seed: int,
-        dtype: torch.dtype = torch.float32,
         channels_last: bool = False,
     ) -> None:
         self.images, self.labels = images_u8, labels
@@ -173,7 +173,6 @@ class DeviceLoader:
         self.normalizer = normalizer
         self.drop_last = drop_last
         self.seed = seed
-        self.dtype = dtype
         self.channels_last = channels_last
 
     def __len__(self) -> int:
@@ -186,7 +185,7 @@ class DeviceLoader:
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             pixels = augment(self.images[idx], self.augmentation, gen)
-            x = self.normalizer(pixels, self.dtype)
+            x = self.normalizer(pixels)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels[idx]
@@ -197,12 +196,11 @@ def eval_batches(
     labels: torch.Tensor,
     normalizer: Normalizer,
     batch_size: int = 1000,
-    dtype: torch.dtype = torch.float32,
     channels_last: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Single-view evaluation batches: the original 32x32 images, normalised."""
     for i in range(0, len(labels), batch_size):
-        x = normalizer(images_u8[i : i + batch_size], dtype)
+        x = normalizer(images_u8[i : i + batch_size])
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         yield x, labels[i : i + batch_size]

@@ -151,18 +151,19 @@ def apply_overrides(recipe: Recipe, o: Overrides) -> Recipe:
     return recipe
 
 
-def _iterations_per_epoch(recipe: Recipe) -> int:
-    """Batches per epoch on full CIFAR-10 (for scaling lengths; training counts the real data)."""
+def nominal_batches_per_epoch(recipe: Recipe) -> int:
+    """Batches per epoch on full CIFAR-10 (for scaling lengths and drawing schedules; training
+    counts the data it actually has)."""
     images = min(recipe.train_images or 50_000, 50_000 - recipe.validation_images)
     return max(1, batches_per_epoch(images, recipe.batch_size, recipe.last_batch == "drop"))
 
 
 def _iterations(recipe: Recipe) -> int:
-    return recipe.iterations or recipe.epochs * _iterations_per_epoch(recipe)
+    return recipe.iterations or recipe.epochs * nominal_batches_per_epoch(recipe)
 
 
 def _epochs(recipe: Recipe) -> float:
-    return recipe.epochs or recipe.iterations / _iterations_per_epoch(recipe)
+    return recipe.epochs or recipe.iterations / nominal_batches_per_epoch(recipe)
 
 
 def _scaled(recipe: Recipe, factor: float) -> Recipe:

@@ -22,9 +22,9 @@ from harness import plots, verdicts
 from harness.describe import parameter_count, recipe_summary
 from harness.environment import PACKAGE_ROOT, git_commit, now_utc
 from harness.metrics import METRICS
-from harness.plan import config_hash, resolved_config
+from harness.plan import config_hash, nominal_batches_per_epoch, resolved_config
 from harness.results import RunRecord, curves_frame
-from harness.schedule import LearningRate, Length, batches_per_epoch
+from harness.schedule import LearningRate, Length
 from harness.schema import Claim, Experiment, OrderingClaim, Study, Warmup
 
 TEMPLATES = PACKAGE_ROOT / "report_templates"
@@ -578,8 +578,7 @@ def _lr_figure(study: Study, classified: list[_Classified]) -> Figure:
                 f"{key}: warm-up until training error < {warmup.until_train_error_below:g}%, "
                 + ("drawn at the median end observed" if ends else "not drawn (no run yet)")
             )
-        images = min(recipe.train_images or 50_000, 50_000 - recipe.validation_images)
-        per_epoch = batches_per_epoch(images, recipe.batch_size, recipe.last_batch == "drop")
+        per_epoch = nominal_batches_per_epoch(recipe)
         length = Length.of(recipe, per_epoch)
         lr = LearningRate(recipe, length)
         step = max(1, length.total_iterations // 2000)

@@ -100,27 +100,40 @@ def run_single(p: RunPlan, options: RunOptions) -> Outcome:
     return _train_one(p, run_dir, data, execution_for(options), options)
 
 
+def pending_runs(
+    study: Study, options: RunOptions, echo: Echo, study_file: str | None = None
+) -> tuple[list[Outcome], list[RunPlan]]:
+    """The runs still to do; the others (finished, busy, queued) are reported and returned.
+
+    Deciding up front is safe with other processes at work: a run is checked again under
+    its lock just before it trains.
+    """
+    outcomes, todo = [], []
+    for p in plan(study, options.overrides, study_file):
+        decision = _decide(p, p.directory(options.results), options.force, echo)
+        if decision is None:
+            todo.append(p)
+        else:
+            outcomes.append(decision)
+            echo(line(decision))
+    return outcomes, todo
+
+
 def run_study(
     study: Study, options: RunOptions, echo: Echo, study_file: str | None = None
 ) -> list[Outcome]:
-    plans = plan(study, options.overrides, study_file)
+    """Train the study's pending runs one after another in this process."""
+    outcomes, todo = pending_runs(study, options, echo, study_file)
+    if not todo:
+        return outcomes
     ex = execution_for(options)
-    outcomes: list[Outcome] = []
-    data: Cifar10 | None = None
+    data = _load_data(options, echo)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        for p in plans:
-            run_dir = p.directory(options.results)
-            decision = _decide(p, run_dir, options.force, echo)
-            if decision is not None:
-                outcomes.append(decision)
-                echo(_line(decision))
-                continue
-            if data is None:
-                data = _load_data(options, echo)
-            outcome = _train_one(p, run_dir, data, ex, options)
+        for p in todo:
+            outcome = _train_one(p, p.directory(options.results), data, ex, options)
             outcomes.append(outcome)
-            echo(_line(outcome))
+            echo(line(outcome))
             if outcome.status == store.INTERRUPTED:
                 break
     finally:
@@ -171,7 +184,7 @@ def _decide(p: RunPlan, run_dir: Path, force: bool, echo: Echo) -> Outcome | Non
         return None
     if state.status in store.FINAL:
         summary = store.read_json(run_dir / store.SUMMARY) or {}
-        return Outcome(p, "skipped", f"already {state.status}{_result(summary)}")
+        return Outcome(p, "skipped", f"already {state.status}{result_text(summary)}")
     return None
 
 
@@ -210,10 +223,10 @@ def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOp
             status,
             f"loss became NaN/inf at epoch {at['epoch']}; recorded with its curves so far",
         )
-    return Outcome(p, status, _result(summary).lstrip(": "))
+    return Outcome(p, status, result_text(summary).lstrip(": "))
 
 
-def _result(summary: dict) -> str:
+def result_text(summary: dict) -> str:
     if summary.get("test_error") is None:
         return ""
     spe = summary.get("sec_per_epoch")
@@ -238,6 +251,7 @@ _MARK = {
 }
 
 
-def _line(o: Outcome) -> str:
+def line(o: Outcome) -> str:
+    """One line per run for the terminal."""
     label = "" if o.plan.counts_as_reproduction else "  [not a reproduction]"
     return f"[{_MARK[o.status]:>8}] {o.plan.study}/{o.plan.name}: {o.message}{label}"

@@ -279,7 +279,6 @@ def make_loader(recipe: Recipe, seed: int, run_data: RunData, ex: Execution):
     return DeviceLoader(
         run_data.train_x,
         run_data.train_y,
-        dtype=torch.float32,
         channels_last=ex.channels_last,
         **common,
     )
