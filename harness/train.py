@@ -117,7 +117,8 @@ class Trainer:
         return torch.autocast(device_type=self.ex.device.type, dtype=dtype)
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        forward = self._compiled or self.model
+        # Not `self._compiled or self.model`: a compiled module's truth value calls len().
+        forward = self.model if self._compiled is None else self._compiled
         with self._autocast():
             out = forward(x)
             loss = F.cross_entropy(out.float(), y)

@@ -1,0 +1,108 @@
+"""The GPU settings of the fast path, exercised on the CPU: torch.compile (Dynamo and
+Inductor), bf16 autocast and channels_last, in the trainer and in a whole run.
+
+No GPU is needed: Inductor compiles for the CPU here, which goes through the same Dynamo
+tracing and the same trainer code as on CUDA. What only a GPU can show (speed, cuDNN,
+CUDA graphs) is measured by `repro bench` on one.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import tiny_study
+
+from harness import data as cifar
+from harness.execution import Execution
+from harness.plan import plan
+from harness.schema import Recipe
+from harness.studyfile import load_study
+from harness.train import Trainer, make_loader, prepare_data, train
+from harness.zoo import ModelSpec, build_model, spec_from_name
+
+CPU = torch.device("cpu")
+
+# One small member of every code path in harness.resnet.
+ARCHITECTURES = {
+    "option A": ModelSpec(depth=8),
+    "option B": ModelSpec(depth=8, shortcut="B"),
+    "option C": ModelSpec(depth=8, shortcut="C"),
+    "plain": ModelSpec(depth=8, shortcut="none"),
+    "bottleneck": ModelSpec(depth=11, block="bottleneck", shortcut="B"),
+    "pre-activation bottleneck": ModelSpec(depth=11, block="bottleneck", preact=True, shortcut="B"),
+    "wide with dropout": ModelSpec(
+        depth=10, width=2, preact=True, shortcut="B", depth_convention="wrn", dropout=0.3
+    ),
+}
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_every_architecture_compiles_to_one_graph(name):
+    """A graph break would split the step into pieces that run eagerly in between."""
+    torch._dynamo.reset()
+    model = build_model(ARCHITECTURES[name]).train()
+    explained = torch._dynamo.explain(model)(torch.randn(4, 3, 32, 32))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+
+
+def _recipe(**changes) -> Recipe:
+    return Recipe.model_validate(
+        {
+            "optimizer": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
+            "batch_size": 32,
+            "epochs": 1,
+            "normalization": {"kind": "per_channel"},
+            "augmentation": {"crop": {"padding": 4}, "flip": True},
+            **changes,
+        }
+    )
+
+
+def _losses(ex: Execution, dataset, steps: int) -> tuple[list[float], Trainer]:
+    recipe = _recipe(train_images=steps * 32)
+    run_data = prepare_data(recipe, 0, dataset, CPU)
+    loader = make_loader(recipe, 0, run_data, ex)
+    trainer = Trainer(spec_from_name("resnet8"), recipe, 0, ex)
+    trainer.model.train()
+    out = []
+    for x, y in loader.epoch(0):
+        step = trainer._step if trainer._warm else trainer._first_step
+        out.append(step(x, y)[1].item())
+    return out, trainer
+
+
+def test_a_compiled_channels_last_step_matches_eager_in_fp32(cifar_root):
+    torch._dynamo.reset()
+    dataset = cifar.load(cifar_root / cifar.FOLDER)
+    eager, _ = _losses(Execution(device=CPU), dataset, steps=3)
+    compiled, trainer = _losses(
+        Execution(device=CPU, compile=True, channels_last=True), dataset, steps=3
+    )
+    assert trainer.compile_fallback is None  # it really compiled
+    assert compiled == pytest.approx(eager, rel=1e-4)
+    assert compiled[-1] != compiled[0]
+
+
+def test_a_run_with_the_gpu_settings_completes_and_records_them(tmp_path, cifar_root):
+    """bf16 autocast + channels_last + torch.compile, through train(), as on CUDA."""
+    torch._dynamo.reset()
+    recipe = """\
+    optimizer: {lr: 0.05, momentum: 0.9, weight_decay: 5.0e-4}
+    batch_size: 50
+    epochs: 2
+    train_images: 100
+    normalization: {kind: per_channel}
+    augmentation: {crop: {padding: 2}, flip: true}
+"""
+    study = load_study(tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n",
+                                  recipe=recipe))  # fmt: skip
+    (run,) = plan(study)
+    ex = Execution(device=CPU, precision="bf16", compile=True, channels_last=True)
+    dataset = cifar.load(cifar_root / cifar.FOLDER)
+    summary = train(run, dataset, tmp_path / "run", ex)
+    assert summary["status"] == "complete", summary["error"]
+    assert summary["compile_fallback"] is None
+    assert summary["execution"]["precision"] == "bf16"
+    assert summary["execution"]["compile"] and summary["execution"]["channels_last"]
+    assert summary["epochs_done"] == 2 and summary["test_error"] is not None
+    assert summary["sessions"][0]["precision"] == "bf16"
