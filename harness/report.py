@@ -458,7 +458,10 @@ def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
                 images_per_second=statistics.median(ips) if ips else None,
                 runs=len(counted),
                 devices=", ".join(sorted({e.get("device_name", "?") for e in envs})) or "\u2013",
-                precision=", ".join(sorted({_execution(e) for e in envs})) or "\u2013",
+                precision=", ".join(
+                    sorted({_execution(r.environment or {}, r.summary) for r in counted})
+                )
+                or "\u2013",
                 claimed=f"{claim.value:g} s" if claim else "",
                 claimed_hardware=claim.hardware or "" if claim else "",
                 verdict=verdict,
@@ -467,9 +470,11 @@ def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
     return rows
 
 
-def _execution(env: dict) -> str:
+def _execution(env: dict, summary: dict | None = None) -> str:
     parts = [env.get("precision", "?")]
-    if env.get("compile"):
+    if (summary or {}).get("compile_fallback"):
+        parts.append("eager (compilation failed)")
+    elif env.get("compile"):
         parts.append("compiled")
     if env.get("pipeline") == "canonical":
         parts.append("canonical pipeline")
@@ -506,7 +511,7 @@ def _run_view(c: _Classified) -> RunView:
         epochs=f"{done}/{total}" if total else str(done),
         sec_per_epoch=s.get("sec_per_epoch"),
         device=env.get("device_name", "\u2013"),
-        precision=_execution(env) if env else "\u2013",
+        precision=_execution(env, s) if env else "\u2013",
         official_data=r.data.get("official"),
         finished=s.get("finished", ""),
         path=str(r.path),
@@ -610,7 +615,7 @@ def _provenance(records: list[RunRecord]) -> Provenance:
         if env:
             software[(env.get("torch"), env.get("torchvision"), env.get("cuda"),
                       env.get("cudnn"), env.get("python"))] += 1  # fmt: skip
-            devices[(env.get("device_name"), env.get("driver"), _execution(env))] += 1
+            devices[(env.get("device_name"), env.get("driver"), _execution(env, r.summary))] += 1
             h = env.get("harness") or {}
             commits[(h.get("commit"), h.get("dirty"))] += 1
         for s in (r.summary or {}).get("sessions") or []:

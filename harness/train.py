@@ -17,6 +17,7 @@ import itertools
 import statistics
 import time
 import traceback
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,12 @@ class Trainer:
                 raise
             self.compile_fallback = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
             self._compiled = None
+            warnings.warn(
+                f"torch.compile failed ({self.compile_fallback}); training goes on eagerly, "
+                "which is slower, and the run records why. --no-compile skips compilation.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             self.optimizer.zero_grad(set_to_none=True)
             return self._step(x, y)
 

@@ -27,6 +27,7 @@ def fake_run(
     device: str = "CPU (test)",
     official: bool = False,
     telemetry: dict | None = None,
+    compile_fallback: str | None = None,
 ) -> Path:
     exp = study.experiment(experiment)
     config = resolved_config(exp, exp.recipe, seed, label)
@@ -54,7 +55,7 @@ def fake_run(
         "time": "2026-11-23T10:00:00+00:00", "hostname": "test", "command": "repro run",
         "torch": "2.14.1", "torchvision": "0.29.1", "cuda": "13.0", "cudnn": 91000,
         "python": "3.11.7", "device": "cpu", "device_name": device, "driver": None,
-        "precision": "fp32", "compile": False, "pipeline": "fast",
+        "precision": "fp32", "compile": compile_fallback is not None, "pipeline": "fast",
         "harness": {"commit": "abc123", "dirty": False},
     }  # fmt: skip
     store.write_json(run_dir / store.ENVIRONMENT, env)
@@ -75,6 +76,7 @@ def fake_run(
                      {"available": False, "reason": "test"},
         "sessions": [{"time": env["time"], "hostname": "test", "device_name": device,
                       "command": "repro run", "from_epoch": 0}],
+        "compile_fallback": compile_fallback,
         "finished": "2026-11-23T11:00:00+00:00", "error": None,
     })  # fmt: skip
     return run_dir

@@ -195,7 +195,8 @@ def test_a_failing_compilation_falls_back_to_eager_and_says_why(monkeypatch, cif
     loader = make_loader(recipe, 0, run_data, ex)
     trainer = Trainer(spec_from_name("resnet8"), recipe, 0, ex)
     lr_at = LearningRate(recipe, Length.of(recipe, len(loader)))
-    result = trainer.train_epoch(loader.epoch(0), lr_at, 0, SilentProgress())
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .*--no-compile"):
+        result = trainer.train_epoch(loader.epoch(0), lr_at, 0, SilentProgress())
     assert result.finite and result.iteration == 2
     assert trainer.compile_fallback == "RuntimeError: inductor could not build a kernel"
 

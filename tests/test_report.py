@@ -112,7 +112,7 @@ def verdict_store(tmp_path):
     fake_run(results, study, "boom", status="diverged")
     fake_run(results, study, "stale", stale=True, test_error=7.5)
     fake_run(results, study, "stale", label="smoke", test_error=7.5)
-    fake_run(results, study, "acc", test_error=9.5)
+    fake_run(results, study, "acc", test_error=9.5, compile_fallback="RuntimeError: no compiler")
     fake_run(results, study, "never", seed=0, status="running")
     return study, path, results
 
@@ -196,6 +196,7 @@ def test_the_page_shows_the_tables_and_nothing_external(verdict_store, tmp_path)
     for rule in V.RULES:
         assert rule in text
     assert "Non-official data" in html
+    assert "fp32 eager (compilation failed)" in html  # the "acc" run fell back
     # He-style plain-versus-residual figure, loss and error curves, learning-rate schedule
     assert html.count("<img") == 3 and "plain versus residual" in html
     # Nothing outside the page: every reference is a data URI or an anchor on the page.
