@@ -107,9 +107,13 @@ class Trainer:
         )
         self.compile_fallback: str | None = None
         self._warm = False
-        self._compiled = (
-            torch.compile(model, mode=ex.compile_mode, dynamic=False) if ex.compile else None
-        )
+        self._compiled = None
+        if ex.compile:
+            # Dynamo keeps compiled code per Python function, across model instances, and past
+            # `recompile_limit` variants it silently runs eagerly. A process that trains several
+            # models in turn (a study, a bench) would reach that, so every run starts afresh.
+            torch._dynamo.reset()
+            self._compiled = torch.compile(model, mode=ex.compile_mode, dynamic=False)
 
     def _autocast(self):
         dtype = self.ex.autocast_dtype

@@ -106,3 +106,23 @@ def test_a_run_with_the_gpu_settings_completes_and_records_them(tmp_path, cifar_
     assert summary["execution"]["compile"] and summary["execution"]["channels_last"]
     assert summary["epochs_done"] == 2 and summary["test_error"] is not None
     assert summary["sessions"][0]["precision"] == "bf16"
+
+
+def test_models_trained_one_after_another_in_a_process_are_all_compiled(monkeypatch):
+    """Dynamo stops compiling a function after `recompile_limit` variants (8) and runs it
+    eagerly without a word; a study trains more models than that in one process."""
+    real_compile = torch.compile
+    # Dynamo's own capture with no code generation: the limit is Dynamo's, and this is fast.
+    monkeypatch.setattr(
+        torch, "compile", lambda m, **kw: real_compile(m, backend="eager", dynamic=kw["dynamic"])
+    )
+    stats = torch._dynamo.utils.counters["stats"]
+    recipe = _recipe()
+    x, y = torch.randn(4, 3, 32, 32), torch.zeros(4, dtype=torch.long)
+    for classes in range(2, 12):  # ten architectures, more than the limit
+        spec = ModelSpec(depth=8, num_classes=classes)
+        trainer = Trainer(spec, recipe, 0, Execution(device=CPU, compile=True))
+        before = stats["unique_graphs"]
+        trainer._first_step(x, y)
+        assert trainer.compile_fallback is None
+        assert stats["unique_graphs"] == before + 1, f"model {classes - 1} ran eagerly"
