@@ -244,6 +244,48 @@ def test_bench_runs_on_cpu_and_writes_its_figures(tmp_path):
     assert "| resnet8 | fast |" in md.read_text()
 
 
+def test_bench_times_each_compile_mode_asked_for(tmp_path, monkeypatch):
+    real_compile, modes = torch.compile, []
+
+    def recording_compile(model, mode, **kw):  # Dynamo's capture alone: fast on a CPU
+        modes.append(mode)
+        return real_compile(model, backend="eager", dynamic=kw["dynamic"])
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    out = tmp_path / "bench.json"
+    args = ["bench", "--device", "cpu", "--synthetic", "--models", "resnet8", "--subset", "32",
+            "--epochs", "1", "--warmup-epochs", "0", "--workers", "0", "--json", str(out)]  # fmt: skip
+    result = CliRunner().invoke(main, [*args, "--compile", "--compile-mode",
+                                       "default,reduce-overhead"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert modes == ["default", "reduce-overhead"]
+    rows = json.loads(out.read_text())["measurements"]
+    assert [(m["pipeline"], m["execution"]["compile_mode"]) for m in rows] == [
+        ("canonical", None), ("fast", "default"), ("fast", "reduce-overhead"),
+    ]  # fmt: skip
+    assert all(m["speedup"] > 0 and m["compile_fallback"] is None for m in rows[1:])
+    assert "fp32, compiled (reduce-overhead)" in result.output
+    # Without compilation a mode changes nothing: one fast row.
+    result = CliRunner().invoke(main, [*args, "--no-compile", "--compile-mode",
+                                       "default,reduce-overhead"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(out.read_text())["measurements"]) == 2
+    result = CliRunner().invoke(main, [*args, "--compile-mode", "default,fastest"])
+    assert result.exit_code == 2 and "modes are default, reduce-overhead" in result.output
+
+
+def test_profiling_the_fast_path_names_the_operators_that_dominate(tmp_path):
+    from harness.bench import profile_fast_path
+
+    path = profile_fast_path(synthetic_cifar(train=200, test=10), CPU, "resnet8", tmp_path,
+                             batch_size=16, steps=3)  # fmt: skip
+    text = path.read_text()
+    assert text.startswith("3 fast-path training steps of resnet8, batch 16")
+    assert "aten::convolution" in text and "Self CPU" in text
+    trace = json.loads((tmp_path / "profile-resnet8.trace.json").read_text())
+    assert trace["traceEvents"]
+
+
 def test_bench_without_data_points_to_synthetic(tmp_path):
     result = CliRunner().invoke(main, ["bench", "--device", "cpu", "--data-dir",
                                        str(tmp_path)])  # fmt: skip
