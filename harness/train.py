@@ -108,6 +108,7 @@ class Trainer:
         self.compile_fallback: str | None = None
         self._warm = False
         self._compiled = None
+        self._compiled_batch: int | None = None  # the batch size the compiled code is for
         if ex.compile:
             # Dynamo keeps compiled code per Python function, across model instances, and past
             # `recompile_limit` variants it silently runs eagerly. A process that trains several
@@ -122,8 +123,12 @@ class Trainer:
         return torch.autocast(device_type=self.ex.device.type, dtype=dtype)
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # Not `self._compiled or self.model`: a compiled module's truth value calls len().
-        forward = self.model if self._compiled is None else self._compiled
+        # A batch of another size (the last, partial one of an epoch) runs eagerly: compiling
+        # it too would cost another compilation (tens of seconds on a GPU) per run and session
+        # to save a few milliseconds. (And not `self._compiled or ...`: a compiled module's
+        # truth value calls len().)
+        compiled = self._compiled is not None and len(y) == self._compiled_batch
+        forward = self._compiled if compiled else self.model
         with self._autocast():
             out = forward(x)
             loss = F.cross_entropy(out.float(), y)
@@ -135,6 +140,7 @@ class Trainer:
     def _first_step(self, x: torch.Tensor, y: torch.Tensor):
         """The first step compiles; if compilation fails, fall back to eager and say why."""
         self._warm = True
+        self._compiled_batch = len(y)
         try:
             return self._step(x, y)
         except Exception as exc:

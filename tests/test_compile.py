@@ -15,9 +15,10 @@ from conftest import tiny_study
 from harness import data as cifar
 from harness.execution import Execution
 from harness.plan import plan
+from harness.schedule import LearningRate, Length
 from harness.schema import Recipe
 from harness.studyfile import load_study
-from harness.train import Trainer, make_loader, prepare_data, train
+from harness.train import SilentProgress, Trainer, make_loader, prepare_data, train
 from harness.zoo import ModelSpec, build_model, spec_from_name
 
 CPU = torch.device("cpu")
@@ -126,3 +127,21 @@ def test_models_trained_one_after_another_in_a_process_are_all_compiled(monkeypa
         trainer._first_step(x, y)
         assert trainer.compile_fallback is None
         assert stats["unique_graphs"] == before + 1, f"model {classes - 1} ran eagerly"
+
+
+def test_the_last_partial_batch_runs_eagerly_instead_of_compiling_again(monkeypatch, cifar_root):
+    real_compile = torch.compile
+    monkeypatch.setattr(
+        torch, "compile", lambda m, **kw: real_compile(m, backend="eager", dynamic=kw["dynamic"])
+    )
+    stats = torch._dynamo.utils.counters["stats"]
+    dataset = cifar.load(cifar_root / cifar.FOLDER)
+    recipe = _recipe(train_images=80)  # batches of 32, 32 and 16
+    ex = Execution(device=CPU, compile=True)
+    loader = make_loader(recipe, 0, prepare_data(recipe, 0, dataset, CPU), ex)
+    trainer = Trainer(spec_from_name("resnet8"), recipe, 0, ex)
+    lr_at = LearningRate(recipe, Length.of(recipe, len(loader)))
+    before = stats["unique_graphs"]
+    result = trainer.train_epoch(loader.epoch(0), lr_at, 0, SilentProgress())
+    assert (result.images, result.iteration) == (80, 3)
+    assert stats["unique_graphs"] == before + 1 and trainer.compile_fallback is None
