@@ -109,14 +109,19 @@ def test_a_run_with_the_gpu_settings_completes_and_records_them(tmp_path, cifar_
     assert summary["sessions"][0]["precision"] == "bf16"
 
 
-def test_models_trained_one_after_another_in_a_process_are_all_compiled(monkeypatch):
-    """Dynamo stops compiling a function after `recompile_limit` variants (8) and runs it
-    eagerly without a word; a study trains more models than that in one process."""
+@pytest.fixture
+def dynamo_only(monkeypatch):
+    """torch.compile with Dynamo's capture and no code generation: the same graphs and
+    recompilations as Inductor's, in a fraction of the time."""
     real_compile = torch.compile
-    # Dynamo's own capture with no code generation: the limit is Dynamo's, and this is fast.
     monkeypatch.setattr(
         torch, "compile", lambda m, **kw: real_compile(m, backend="eager", dynamic=kw["dynamic"])
     )
+
+
+def test_models_trained_one_after_another_in_a_process_are_all_compiled(dynamo_only):
+    """Dynamo stops compiling a function after `recompile_limit` variants (8) and runs it
+    eagerly without a word; a study trains more models than that in one process."""
     stats = torch._dynamo.utils.counters["stats"]
     recipe = _recipe()
     x, y = torch.randn(4, 3, 32, 32), torch.zeros(4, dtype=torch.long)
@@ -129,11 +134,7 @@ def test_models_trained_one_after_another_in_a_process_are_all_compiled(monkeypa
         assert stats["unique_graphs"] == before + 1, f"model {classes - 1} ran eagerly"
 
 
-def test_the_last_partial_batch_runs_eagerly_instead_of_compiling_again(monkeypatch, cifar_root):
-    real_compile = torch.compile
-    monkeypatch.setattr(
-        torch, "compile", lambda m, **kw: real_compile(m, backend="eager", dynamic=kw["dynamic"])
-    )
+def test_the_last_partial_batch_runs_eagerly_instead_of_compiling_again(dynamo_only, cifar_root):
     stats = torch._dynamo.utils.counters["stats"]
     dataset = cifar.load(cifar_root / cifar.FOLDER)
     recipe = _recipe(train_images=80)  # batches of 32, 32 and 16
