@@ -70,6 +70,10 @@ def test_the_workflow_does_what_the_readme_says():
     assert {u["with"]["name"] for u in uploads} == {"nightly-report", "nightly-claims"}
     assert any("repro compare previous/claims.json claims.json" in s.get("run", "")
                for s in job["steps"])  # fmt: skip
+    # What only a GPU can check runs there every night, and has something to check.
+    assert any("pytest tests/test_gpu.py" in s.get("run", "") for s in job["steps"])
+    gpu_tests = (ROOT / "tests" / "test_gpu.py").read_text()
+    assert gpu_tests.count("\ndef test_") >= 4
     # The nightly experiments exist in the study it names.
     from harness.studyfile import load_study
 

@@ -1,0 +1,121 @@
+"""What only a CUDA device can show about the fast path, checked wherever one is present (the
+nightly GPU job runs this file first; CI has no GPU and skips it).
+
+- the training step makes no host synchronisation (torch's sync debug mode counts them);
+- torch.compile really compiles there, and bf16 autocast stays close to fp32;
+- NVML telemetry reads real figures;
+- a whole `repro run` takes the fast path's defaults and records them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import warnings
+
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import tiny_study
+
+from harness import data as cifar
+from harness.cli import main
+from harness.execution import choose, configure_backends
+from harness.schedule import LearningRate, Length
+from harness.schema import Recipe
+from harness.telemetry import Telemetry
+from harness.train import SilentProgress, Trainer, make_loader, prepare_data
+from harness.zoo import spec_from_name
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+CUDA = torch.device("cuda")
+
+
+def _recipe(images: int) -> Recipe:
+    return Recipe.model_validate(
+        {
+            "optimizer": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
+            "batch_size": 32,
+            "epochs": 4,
+            "normalization": {"kind": "per_channel"},
+            "augmentation": {"crop": {"padding": 4}, "flip": True},
+            "train_images": images,
+        }
+    )
+
+
+def _syncs_in_an_epoch(trainer, loader, lr_at, epoch: int, steps: int) -> int:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            trainer.train_epoch(itertools.islice(loader.epoch(epoch), steps), lr_at, 0,
+                                SilentProgress())  # fmt: skip
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+def test_the_fast_path_step_never_synchronises_with_the_host(cifar_root):
+    dataset = cifar.load(cifar_root / cifar.FOLDER)
+    recipe = _recipe(images=320)
+    ex = choose(CUDA)
+    configure_backends(ex)
+    run_data = prepare_data(recipe, 0, dataset, CUDA)
+    loader = make_loader(recipe, 0, run_data, ex)
+    trainer = Trainer(spec_from_name("resnet8"), recipe, 0, ex)
+    lr_at = LearningRate(recipe, Length.of(recipe, len(loader)))
+    trainer.train_epoch(loader.epoch(0), lr_at, 0, SilentProgress())  # compile, autotune
+    assert trainer.compile_fallback is None
+    # The epoch's own reads (loss and error sums) are a fixed number, whatever the steps.
+    assert _syncs_in_an_epoch(trainer, loader, lr_at, 1, 2) == _syncs_in_an_epoch(
+        trainer, loader, lr_at, 2, 8
+    )
+
+
+def test_compiled_bf16_stays_close_to_eager_fp32(cifar_root):
+    dataset = cifar.load(cifar_root / cifar.FOLDER)
+    recipe = _recipe(images=96)
+    losses = {}
+    executions = {"fast": choose(CUDA), "fp32": choose(CUDA, precision="fp32", compile=False)}
+    for name, ex in executions.items():
+        run_data = prepare_data(recipe, 0, dataset, CUDA)
+        loader = make_loader(recipe, 0, run_data, ex)
+        trainer = Trainer(spec_from_name("resnet8"), recipe, 0, ex)
+        lr_at = LearningRate(recipe, Length.of(recipe, len(loader)))
+        result = trainer.train_epoch(loader.epoch(0), lr_at, 0, SilentProgress())
+        assert trainer.compile_fallback is None
+        losses[name] = result.train_loss
+    assert losses["fast"] == pytest.approx(losses["fp32"], rel=0.05)
+
+
+def test_nvml_telemetry_reads_the_gpu():
+    telemetry = Telemetry(CUDA, interval=0.05)
+    assert telemetry.available, telemetry.reason
+    assert telemetry.driver_version()
+    telemetry.start()
+    a = torch.randn(4096, 4096, device=CUDA)
+    for _ in range(200):
+        a = (a @ a).clamp_(-1, 1)
+    torch.cuda.synchronize()
+    figures = telemetry.take_epoch()
+    telemetry.stop()
+    assert figures["samples"] >= 1
+    assert figures["gpu_memory_mib_max"] > 0 and figures["power_w_mean"] > 0
+    assert figures["energy_j"] > 0 and figures["torch_peak_memory_mib"] >= 64
+
+
+def test_a_run_on_cuda_takes_and_records_the_fast_path(tmp_path, cifar_root):
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    results = tmp_path / "results"
+    outcome = CliRunner().invoke(main, ["run", str(study), "--data-dir", str(cifar_root),
+                                        "--results", str(results), "--quiet"])  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    summary = json.loads((results / "tiny" / "r8" / "seed-0" / "summary.json").read_text())
+    execution = summary["execution"]
+    assert (execution["pipeline"], execution["precision"], execution["compile"],
+            execution["channels_last"], execution["cudnn_benchmark"]) == (
+        "fast", "bf16", True, True, True)  # fmt: skip
+    assert summary["status"] == "complete" and summary["compile_fallback"] is None
+    assert summary["telemetry"]["energy_j"] > 0
