@@ -190,16 +190,17 @@ def _how(ex: dict, compile_fallback: str | None = None) -> str:
 
 
 def table(report: BenchReport) -> str:
-    header = (f"{'model':<12} {'pipeline':<10} {'execution':<36} {'sec/epoch':>10} "
+    hows = [_how(m.execution, m.compile_fallback) for m in report.measurements]
+    w = max([len("execution"), *map(len, hows)])
+    header = (f"{'model':<12} {'pipeline':<10} {'execution':<{w}} {'sec/epoch':>10} "
               f"{'images/s':>10} {'TFLOP/s':>8} {'speed-up':>9}")  # fmt: skip
     lines = [f"{report.device_name}, torch {report.versions['torch']}, "
              f"batch {report.settings['batch_size']}, "
              f"{report.settings['train_images']} images/epoch, {report.date}", header,
              "-" * len(header)]  # fmt: skip
-    for m in report.measurements:
-        how = _how(m.execution, m.compile_fallback)
+    for m, how in zip(report.measurements, hows, strict=True):
         speedup = f"{m.speedup:.2f}x" if m.speedup else ""
-        lines.append(f"{m.model:<12} {m.pipeline:<10} {how:<36} {m.sec_per_epoch:>10.3f} "
+        lines.append(f"{m.model:<12} {m.pipeline:<10} {how:<{w}} {m.sec_per_epoch:>10.3f} "
                      f"{m.images_per_second:>10,.0f} {m.tflops:>8.3f} {speedup:>9}")  # fmt: skip
     return "\n".join(lines)
 
