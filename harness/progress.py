@@ -25,6 +25,11 @@ class BarProgress:
             mininterval=0.5,
         )
 
+    def note(self, text: str) -> None:
+        """Say what the bar waits for (compilation), until the first epoch's results."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=True)
+
     def advance(self, iterations: int) -> None:
         if self.bar is not None:
             self.bar.update(iterations)

@@ -46,6 +46,7 @@ class Progress(Protocol):
     """What the trainer tells the outside world (a progress bar, a log, nothing)."""
 
     def start(self, plan: RunPlan, total_iterations: int, done_iterations: int) -> None: ...
+    def note(self, text: str) -> None: ...
     def advance(self, iterations: int) -> None: ...
     def epoch_done(self, record: dict) -> None: ...
     def close(self) -> None: ...
@@ -53,6 +54,9 @@ class Progress(Protocol):
 
 class SilentProgress:
     def start(self, plan, total_iterations, done_iterations):
+        pass
+
+    def note(self, text):
         pass
 
     def advance(self, iterations):
@@ -403,6 +407,8 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunSt
     store.write_jsonl(run_dir / store.METRICS, history)
 
     progress.start(plan, length.total_iterations, iteration)
+    if ex.compile:
+        progress.note("compiling the model (torch.compile): the first step takes a while")
     telemetry.start()
     for epoch in range(start_epoch, length.epochs):
         torch.manual_seed(derive_seed(plan.seed, "dropout", epoch))

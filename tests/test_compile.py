@@ -100,7 +100,14 @@ def test_a_run_with_the_gpu_settings_completes_and_records_them(tmp_path, cifar_
     (run,) = plan(study)
     ex = Execution(device=CPU, precision="bf16", compile=True, channels_last=True)
     dataset = cifar.load(cifar_root / cifar.FOLDER)
-    summary = train(run, dataset, tmp_path / "run", ex)
+    notes = []
+
+    class Notes(SilentProgress):
+        def note(self, text):
+            notes.append(text)
+
+    summary = train(run, dataset, tmp_path / "run", ex, Notes())
+    assert notes == ["compiling the model (torch.compile): the first step takes a while"]
     assert summary["status"] == "complete", summary["error"]
     assert summary["compile_fallback"] is None
     assert summary["execution"]["precision"] == "bf16"
