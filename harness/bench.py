@@ -25,7 +25,7 @@ from harness.execution import choose, configure_backends
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
 from harness.schedule import LearningRate, Length
 from harness.schema import Recipe
-from harness.train import SilentProgress, Trainer, make_loader, prepare_data
+from harness.train import Batches, SilentProgress, Trainer, make_loader, prepare_data
 from harness.zoo import spec_from_name
 
 DEFAULT_MODELS = ("resnet20", "resnet56", "resnet110")
@@ -148,13 +148,17 @@ def run_bench(
     return report
 
 
-def _measure(name, spec, recipe, data, ex, warmup, macs) -> Measurement:
+def _setup(spec, recipe, data, ex) -> tuple[Trainer, Batches, LearningRate, Length]:
+    """What a timed or profiled training needs: trainer, batches, learning rate, length."""
     configure_backends(ex)
     run_data = prepare_data(recipe, 0, data, ex.device)
     loader = make_loader(recipe, 0, run_data, ex)
     length = Length.of(recipe, len(loader))
-    trainer = Trainer(spec, recipe, 0, ex)
-    lr_at = LearningRate(recipe, length)
+    return Trainer(spec, recipe, 0, ex), loader, LearningRate(recipe, length), length
+
+
+def _measure(name, spec, recipe, data, ex, warmup, macs) -> Measurement:
+    trainer, loader, lr_at, length = _setup(spec, recipe, data, ex)
     seconds, iteration, images = [], 0, 0
     for epoch in range(length.epochs):
         result = trainer.train_epoch(loader.epoch(epoch), lr_at, iteration, SilentProgress())
@@ -243,12 +247,8 @@ def profile_fast_path(
     from torch.profiler import ProfilerActivity, profile
 
     ex = choose(device, pipeline="fast", compile=compile, compile_mode=compile_mode)
-    configure_backends(ex)
     recipe = bench_recipe(batch_size, (steps * 2 + 1) * batch_size, 2)
-    run_data = prepare_data(recipe, 0, data, device)
-    loader = make_loader(recipe, 0, run_data, ex)
-    trainer = Trainer(spec_from_name(model), recipe, 0, ex)
-    lr_at = LearningRate(recipe, Length.of(recipe, len(loader)))
+    trainer, loader, lr_at, _ = _setup(spec_from_name(model), recipe, data, ex)
     batches = list(loader.epoch(0))
     trainer.train_epoch(batches[:steps], lr_at, 0, SilentProgress())  # warm up, compile
     activities = [ProfilerActivity.CPU]

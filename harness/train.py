@@ -110,9 +110,8 @@ class Trainer:
             weight_decay=opt.weight_decay,
         )
         self.compile_fallback: str | None = None
-        self._warm = False
         self._compiled = None
-        self._compiled_batch: int | None = None  # the batch size the compiled code is for
+        self._compiled_batch: int | None = None  # the first batch's size; None before it
         if ex.compile:
             # Dynamo keeps compiled code per Python function, across model instances, and past
             # `recompile_limit` variants it silently runs eagerly. A process that trains several
@@ -141,9 +140,14 @@ class Trainer:
         self.optimizer.step()
         return out, loss.detach()
 
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training step: the outputs and the (detached) loss."""
+        if self._compiled_batch is None:
+            return self._first_step(x, y)
+        return self._step(x, y)
+
     def _first_step(self, x: torch.Tensor, y: torch.Tensor):
         """The first step compiles; if compilation fails, fall back to eager and say why."""
-        self._warm = True
         self._compiled_batch = len(y)
         try:
             return self._step(x, y)
@@ -180,7 +184,7 @@ class Trainer:
             lr = lr_at(iteration)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr  # a Python float: no device work, no sync
-            out, loss = self._step(x, y) if self._warm else self._first_step(x, y)
+            out, loss = self.step(x, y)
             wrong = (out.argmax(1) != y).sum()
             loss_sum += loss * len(y)
             wrong_sum += wrong
@@ -286,7 +290,10 @@ def prepare_data(recipe: Recipe, seed: int, data: Cifar10, device: torch.device)
                    record)  # fmt: skip
 
 
-def make_loader(recipe: Recipe, seed: int, run_data: RunData, ex: Execution):
+Batches = DeviceLoader | CanonicalLoader  # both: len() and epoch(e)
+
+
+def make_loader(recipe: Recipe, seed: int, run_data: RunData, ex: Execution) -> Batches:
     """The training batches of the execution's pipeline (fast or canonical)."""
     common = {
         "batch_size": recipe.batch_size,

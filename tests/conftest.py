@@ -11,6 +11,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from cifar_fixture import write_cifar
 
+from harness.schema import Recipe
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_RECIPE = """\
@@ -36,6 +38,18 @@ def tiny_study(
         "  base:\n" + recipe + "experiments:\n" + experiments
     )
     return path
+
+
+def small_recipe(**changes) -> Recipe:
+    """A recipe for a few steps at batch 32, without augmentation unless asked."""
+    base = {
+        "optimizer": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
+        "batch_size": 32,
+        "epochs": 1,
+        "normalization": {"kind": "per_channel"},
+        "augmentation": {"crop": None, "flip": False},
+    }
+    return Recipe.model_validate({**base, **changes})
 
 
 @pytest.fixture(scope="session")

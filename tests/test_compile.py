@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_study
+from conftest import small_recipe, tiny_study
 
 from harness import data as cifar
 from harness.execution import Execution
@@ -47,16 +47,7 @@ def test_every_architecture_compiles_to_one_graph(name):
 
 
 def _recipe(**changes) -> Recipe:
-    return Recipe.model_validate(
-        {
-            "optimizer": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
-            "batch_size": 32,
-            "epochs": 1,
-            "normalization": {"kind": "per_channel"},
-            "augmentation": {"crop": {"padding": 4}, "flip": True},
-            **changes,
-        }
-    )
+    return small_recipe(augmentation={"crop": {"padding": 4}, "flip": True}, **changes)
 
 
 def _losses(ex: Execution, dataset, steps: int) -> tuple[list[float], Trainer]:
@@ -67,8 +58,7 @@ def _losses(ex: Execution, dataset, steps: int) -> tuple[list[float], Trainer]:
     trainer.model.train()
     out = []
     for x, y in loader.epoch(0):
-        step = trainer._step if trainer._warm else trainer._first_step
-        out.append(step(x, y)[1].item())
+        out.append(trainer.step(x, y)[1].item())
     return out, trainer
 
 
@@ -136,7 +126,7 @@ def test_models_trained_one_after_another_in_a_process_are_all_compiled(dynamo_o
         spec = ModelSpec(depth=8, num_classes=classes)
         trainer = Trainer(spec, recipe, 0, Execution(device=CPU, compile=True))
         before = stats["unique_graphs"]
-        trainer._first_step(x, y)
+        trainer.step(x, y)
         assert trainer.compile_fallback is None
         assert stats["unique_graphs"] == before + 1, f"model {classes - 1} ran eagerly"
 

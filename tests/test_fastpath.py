@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import small_recipe
 from PIL import Image
 
 from harness import data as cifar
@@ -20,7 +21,7 @@ from harness.execution import choose
 from harness.flops import forward_macs
 from harness.loader import Normalizer, augment, generator
 from harness.schedule import LearningRate, Length
-from harness.schema import Augmentation, Crop, Normalization, Recipe
+from harness.schema import Augmentation, Crop, Normalization
 from harness.train import SilentProgress, Trainer, make_loader, prepare_data
 from harness.zoo import spec_from_name
 
@@ -107,19 +108,8 @@ def test_padding_fills_agree_pixel_for_pixel():
             assert any(np.array_equal(o, w) for w in windows.values())
 
 
-def tiny_recipe(**changes) -> Recipe:
-    base = {
-        "optimizer": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
-        "batch_size": 32,
-        "epochs": 1,
-        "normalization": {"kind": "per_channel"},
-        "augmentation": {"crop": None, "flip": False},
-    }
-    return Recipe.model_validate({**base, **changes})
-
-
 def losses(pipeline: str, dataset, steps: int = 4) -> list[float]:
-    recipe = tiny_recipe(train_images=steps * 32)
+    recipe = small_recipe(train_images=steps * 32)
     ex = choose(CPU, pipeline=pipeline, workers=0)
     run_data = prepare_data(recipe, 0, dataset, CPU)
     loader = make_loader(recipe, 0, run_data, ex)
@@ -127,7 +117,7 @@ def losses(pipeline: str, dataset, steps: int = 4) -> list[float]:
     out = []
     for x, y in loader.epoch(0):
         trainer.model.train()
-        out.append(trainer._step(x, y)[1].item())
+        out.append(trainer.step(x, y)[1].item())
     return out
 
 
@@ -153,7 +143,7 @@ def test_the_training_step_never_reads_the_device(cifar_root, monkeypatch):
         monkeypatch.setattr(torch.Tensor, name, counting)
 
     def reads_for(steps: int) -> int:
-        recipe = tiny_recipe(train_images=steps * 32, augmentation={"crop": {"padding": 4}})
+        recipe = small_recipe(train_images=steps * 32, augmentation={"crop": {"padding": 4}})
         ex = choose(CPU)
         run_data = prepare_data(recipe, 0, dataset, CPU)
         loader = make_loader(recipe, 0, run_data, ex)
@@ -189,7 +179,7 @@ def test_a_failing_compilation_falls_back_to_eager_and_says_why(monkeypatch, cif
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     dataset = cifar.load(cifar_root / cifar.FOLDER)
-    recipe = tiny_recipe(train_images=64)
+    recipe = small_recipe(train_images=64)
     ex = choose(CPU, compile=True)
     run_data = prepare_data(recipe, 0, dataset, CPU)
     loader = make_loader(recipe, 0, run_data, ex)

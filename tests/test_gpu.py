@@ -16,7 +16,7 @@ import warnings
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import tiny_study
+from conftest import small_recipe, tiny_study
 
 from harness import data as cifar
 from harness.cli import main
@@ -33,16 +33,8 @@ CUDA = torch.device("cuda")
 
 
 def _recipe(images: int) -> Recipe:
-    return Recipe.model_validate(
-        {
-            "optimizer": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
-            "batch_size": 32,
-            "epochs": 4,
-            "normalization": {"kind": "per_channel"},
-            "augmentation": {"crop": {"padding": 4}, "flip": True},
-            "train_images": images,
-        }
-    )
+    augmentation = {"crop": {"padding": 4}, "flip": True}
+    return small_recipe(epochs=4, train_images=images, augmentation=augmentation)
 
 
 def _syncs_in_an_epoch(trainer, loader, lr_at, epoch: int, steps: int) -> int:
