@@ -6,6 +6,7 @@ import contextlib
 import json
 import shlex
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -207,6 +208,17 @@ def validate(files: tuple[str, ...]) -> None:
     help="local: this machine; slurm: one job-array task per pending run, via "
     "submitit (returns at once); submitit-local: the Slurm path on this machine.",
 )
+@click.option(
+    "--time-budget",
+    metavar="DURATION",
+    help="Stop in time: train until the next epoch would not fit (90s, 8m, 1h30m), then "
+    "pause the run at its last epoch and exit 0; the same command resumes. Under Slurm, per job.",
+)
+@click.option(
+    "--deadline",
+    metavar="TIME",
+    help="Like --time-budget, up to a clock time (14:30) or an ISO date and time.",
+)
 @click.option("--gpus", help="local: GPUs to use, N or 'all' (one run per GPU at a time).")
 @click.option(
     "--runs-per-gpu",
@@ -240,6 +252,8 @@ def run(
     compile_mode,
     workers,
     executor,
+    time_budget,
+    deadline,
     gpus,
     runs_per_gpu,
     **slurm_flags,
@@ -249,13 +263,25 @@ def run(
     Finished runs are skipped, interrupted ones resume from their last epoch, and runs whose
     study entry changed are moved aside and trained again. Results go to
     RESULTS/<study>/<experiment>/seed-<k>/. Executor settings come from the flags, else from
-    the study's `executor:` block. Exit status: 0 when every run ended (complete or diverged)
-    or was submitted, 1 when a run failed, 2 for a problem with the request, 130 when
-    interrupted.
+    the study's `executor:` block. Exit status: 0 when every run ended (complete or diverged),
+    was submitted, or was paused or left pending by the time budget; 1 when a run failed, 2 for
+    a problem with the request, 130 when interrupted.
     """
+    from harness.budget import BudgetError, parse_deadline, parse_duration
     from harness.executors import local_slots, run_parallel, submit
     from harness.runner import RunError, RunOptions, run_study
     from harness.schema import LocalSettings, SlurmSettings
+
+    if time_budget and deadline:
+        fail("give --time-budget or --deadline, not both")
+    try:
+        budget_s = parse_duration(time_budget) if time_budget else None
+        until = parse_deadline(deadline) if deadline else None
+    except BudgetError as exc:
+        fail(str(exc))
+    if budget_s is not None and executor == "local":
+        until = time.time() + budget_s  # the slot starts now, for every study given
+        budget_s = None
 
     options = RunOptions(
         results=results,
@@ -269,6 +295,8 @@ def run(
         compile=compile_,
         compile_mode=compile_mode,
         workers=workers,
+        deadline=until,
+        time_budget=budget_s,
     )
     tally: Counter[str] = Counter()
     for study, path in zip(studies_or_fail(files), files, strict=True):
@@ -294,6 +322,9 @@ def run(
         if tally["interrupted"]:
             break
     click.echo(", ".join(f"{n} {status}" for status, n in sorted(tally.items())) or "no runs")
+    if tally["paused"] or tally["pending"]:
+        click.echo(f"time budget spent: {tally['paused']} run(s) paused, {tally['pending']} not "
+                   "started; run the same command again to carry on")  # fmt: skip
     if tally["interrupted"]:
         sys.exit(130)
     if tally["failed"]:
@@ -518,17 +549,136 @@ def bench(
 @main.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
 @RESULTS_OPTION
-def status(files, results):
+@click.option(
+    "--queue",
+    "queue_file",
+    type=click.Path(dir_okay=False),
+    help="The evidence queue to show (default: queue.yaml when present).",
+)
+def status(files, results, queue_file):
     """Where every run of the studies stands: pending, queued, running (epoch), interrupted,
-    complete, diverged or failed (with the error and the tail of its log).
+    paused (by a time budget), complete, diverged or failed (with the error and the tail of
+    its log); then where the evidence queue stands.
 
     Reads the store and, for submitted runs, asks the scheduler. Default: studies/*.yaml.
     """
+    from harness.queue import QueueError, load_queue, standing
+    from harness.queue import render as render_queue
     from harness.status import render, study_status
 
     files = list(files) or sorted(str(p) for p in Path("studies").glob("*.yaml"))
     for study in studies_or_fail(files):
         click.echo(render(study, study_status(study, results)))
+    queue_file = queue_file or ("queue.yaml" if Path("queue.yaml").exists() else None)
+    if queue_file:
+        try:
+            q = load_queue(queue_file)
+        except QueueError as exc:
+            fail(str(exc))
+        click.echo(render_queue(q, standing(q, results)))
+
+
+@main.command()
+@click.argument("queue_file", default="queue.yaml", type=click.Path(dir_okay=False))
+@click.option("--time-budget", metavar="DURATION", help="Stop in time (90s, 8m, 1h30m): runs "
+              "whose next epoch would not fit are paused, later items wait.")  # fmt: skip
+@click.option("--items", type=click.IntRange(1), help="Train at most this many unfinished items.")
+@DEVICE_OPTION
+@RESULTS_OPTION
+@DATA_DIR_OPTION
+@click.option("--quiet", is_flag=True, help="No progress bars: one line per run, for logs.")
+@COMPILE_OPTION
+@COMPILE_MODE_OPTION
+def queue(queue_file, time_budget, items, device, results, data_dir, quiet, compile_,
+          compile_mode):  # fmt: skip
+    """Train the next items of the evidence queue (default: queue.yaml), in order.
+
+    Each item is a study's experiments x seeds, trained K runs to a GPU as the item says.
+    With --time-budget a slot of any length makes progress: unfinished runs pause at an epoch
+    and the same command in the next slot resumes them. See `repro status` for the standing.
+    """
+    from harness.budget import BudgetError, parse_duration
+    from harness.queue import QueueError, load_queue, run_queue
+    from harness.runner import RunError, RunOptions
+
+    try:
+        q = load_queue(queue_file)
+        budget = parse_duration(time_budget) if time_budget else None
+    except (QueueError, BudgetError) as exc:
+        fail(str(exc))
+    options = RunOptions(results=results, data_dir=data_dir, device=device, quiet=quiet,
+                         compile=compile_, compile_mode=compile_mode,
+                         deadline=time.time() + budget if budget else None)  # fmt: skip
+    try:
+        outcomes = run_queue(q, options, click.echo, limit=items)
+    except RunError as exc:
+        fail(str(exc))
+    tally = Counter(o.status for o in outcomes)
+    click.echo(", ".join(f"{n} {status}" for status, n in sorted(tally.items())) or "no runs")
+    if tally["interrupted"]:
+        sys.exit(130)
+    if tally["failed"]:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("study_file", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The archive to write (.tar.gz).",
+)
+@click.option(
+    "--checkpoints/--no-checkpoints",
+    default=True,
+    show_default=True,
+    help="Include the latest checkpoint of each unfinished run, so it can resume elsewhere.",
+)
+@RESULTS_OPTION
+def export(study_file, out, checkpoints, results):
+    """Pack every run of a study into one archive that travels (with SHA-256 checksums).
+
+    Configs, environments, metrics and summaries of all its runs, and the checkpoints of
+    unfinished ones; `repro import` merges it into another store.
+    """
+    from harness.transfer import TransferError, export_study
+
+    (study,) = studies_or_fail([study_file])
+    try:
+        done = export_study(study.name, results, out, checkpoints=checkpoints)
+    except TransferError as exc:
+        fail(str(exc))
+    unfinished = sum(r.status not in ("complete", "diverged") for r in done.runs)
+    click.echo(f"wrote {out} ({done.bytes / 2**20:.1f} MiB): {len(done.runs)} runs of "
+               f"{study.name}, {unfinished} unfinished")  # fmt: skip
+
+
+@main.command(name="import")
+@click.argument("archives", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))  # fmt: skip
+@RESULTS_OPTION
+def import_(archives, results):
+    """Merge archives from `repro export` into the store, run by run.
+
+    Every file is checked against the archive's checksums first. A run is added when missing,
+    advanced when the archive has more epochs of it, never replaced by a shorter history, and
+    refused when its config differs from the local run's. Exit status 1 when a run was refused.
+    """
+    from harness.transfer import TransferError, import_archive
+
+    refused = 0
+    for archive in archives:
+        try:
+            merged = import_archive(archive, results)
+        except TransferError as exc:
+            fail(str(exc))
+        click.echo(f"{archive}:")
+        for text in merged.lines():
+            click.echo(f"  {text}")
+        refused += len(merged.refused)
+    if refused:
+        sys.exit(1)
 
 
 @main.command(hidden=True)

@@ -34,7 +34,10 @@ def git_commit() -> dict:
 
     commit = git("rev-parse", "HEAD")
     if commit is None:
-        return {"commit": None, "dirty": None}
+        # A copy of the working tree without its .git (a GPU box, a cluster's scratch copy):
+        # whoever copied it can say which commit it was.
+        given = os.environ.get("REPRO_HARNESS_COMMIT")
+        return {"commit": given, "dirty": None, "from": "REPRO_HARNESS_COMMIT" if given else None}
     dirty = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(dirty)}
 

@@ -35,6 +35,9 @@ class Execution:
     channels_last: bool = False
     workers: int = 4  # DataLoader workers of the canonical pipeline
     deterministic: bool = False
+    # Runs sharing the device by design (--runs-per-gpu K): their seconds per epoch and
+    # whole-GPU telemetry are not a solo run's.
+    shared_by: int = 1
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -50,6 +53,7 @@ class Execution:
             "workers": self.workers if self.pipeline == "canonical" else None,
             "deterministic": self.deterministic,
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "device_shared_by": self.shared_by,
         }
 
 
@@ -62,6 +66,7 @@ def choose(
     compile_mode: str = "default",
     workers: int | None = None,
     deterministic: bool = False,
+    shared_by: int = 1,
 ) -> Execution:
     """The execution for ``device``: the fast path's GPU settings on CUDA, plain fp32 otherwise.
 
@@ -86,6 +91,7 @@ def choose(
         channels_last=cuda and fast,
         workers=workers,
         deterministic=deterministic,
+        shared_by=shared_by,
     )
 
 

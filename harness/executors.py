@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -31,10 +32,12 @@ from harness import store
 from harness.environment import now_utc
 from harness.plan import RunPlan, plan
 from harness.runner import (
+    NOT_STARTED,
     Outcome,
     RunError,
     RunOptions,
     line,
+    paused_text,
     pending_runs,
     resolve_device,
     result_text,
@@ -45,6 +48,7 @@ from harness.studyfile import load_study
 
 Echo = Callable[[str], None]
 EXECUTORS = ("local", "slurm", "submitit-local")
+NOT_STARTED_EXIT = 75  # a worker whose time budget was spent before its run could start
 
 
 # --------------------------------------------------------------------------- one run as a job
@@ -125,14 +129,24 @@ def run_parallel(
     """Train the study's pending runs in worker processes, one per slot at a time."""
     outcomes, todo = pending_runs(study, options, echo, study_file)
     running: dict[int, tuple[subprocess.Popen, RunPlan]] = {}
-    # Runs side by side on the CPU share its cores instead of each taking all of them.
-    threads = None if any(slots) else max(1, (os.cpu_count() or 1) // len(slots))
+    # Runs side by side share the CPU's cores (for training on the CPU, for compiling on a
+    # GPU) instead of each taking all of them: K cold compilations with a thread per core
+    # each would starve one another.
+    threads = max(1, (os.cpu_count() or 1) // len(slots))
+    per_gpu = Counter(slots)
+    deadline = options.stop_at()
     try:
         while todo or running:
             for slot, gpu in enumerate(slots):
                 if slot not in running and todo:
                     p = todo.pop(0)
-                    running[slot] = (_start_worker(p, study_file, options, gpu, threads), p)
+                    if deadline is not None and deadline.passed():
+                        outcome = Outcome(p, "pending", NOT_STARTED)
+                        outcomes.append(outcome)
+                        echo(line(outcome))
+                        continue
+                    shared = replace(options, runs_per_device=per_gpu[gpu])
+                    running[slot] = (_start_worker(p, study_file, shared, gpu, threads), p)
             for slot, (proc, p) in list(running.items()):
                 if proc.poll() is not None:
                     del running[slot]
@@ -157,8 +171,9 @@ def _start_worker(
     env = dict(os.environ)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
-    if threads is not None:
+    else:
         env["OMP_NUM_THREADS"] = str(threads)
+    env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(threads))
     log = open(run_dir / store.WORKER_LOG, "a")  # noqa: SIM115 (the child owns it)
     log.write(f"--- {now_utc()} worker for {p.name} on GPU {gpu or '-'}\n")
     log.flush()
@@ -175,6 +190,10 @@ def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome
     status = summary.get("status")
     if status in (store.COMPLETE, store.DIVERGED):
         return Outcome(p, status, result_text(summary).lstrip(": ") or status)
+    if status == store.PAUSED:
+        return Outcome(p, status, paused_text(summary))
+    if status is None and returncode == NOT_STARTED_EXIT:
+        return Outcome(p, "pending", NOT_STARTED)
     if status == store.INTERRUPTED:
         return Outcome(p, status, "stopped; run again to resume")
     log = run_dir / store.WORKER_LOG
@@ -188,7 +207,9 @@ def worker_main(spec: str) -> int:
     """Entry point of `repro worker`: train one run, exit 0 when it ended (any status)."""
     outcome = RunJob.from_json(spec)()
     print(json.dumps(outcome))
-    return 0 if outcome["status"] in ("complete", "diverged", "skipped", "busy") else 1
+    if outcome["status"] == "pending":
+        return NOT_STARTED_EXIT
+    return 0 if outcome["status"] in ("complete", "diverged", "paused", "skipped", "busy") else 1
 
 
 # --------------------------------------------------------------------------- slurm

@@ -2,7 +2,9 @@
 
 One run's failure never stops the others; a diverging run is a result, not an error; Ctrl-C
 or SIGTERM stops after recording the current run as interrupted, and the same command later
-resumes it from its last checkpoint.
+resumes it from its last checkpoint. With a time budget, the run whose next epoch would not
+fit is paused at its last epoch, the runs after it are left pending, and the command ends
+normally: the same command in the next slot carries on.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import torch
 
 from harness import store
+from harness.budget import Deadline
 from harness.data import Cifar10, load_cached, locate, non_official_warning
 from harness.execution import Execution, choose
 from harness.plan import Overrides, RunPlan, plan
@@ -43,6 +46,16 @@ class RunOptions:
     compile_mode: str = "default"
     workers: int | None = None
     deterministic: bool = False
+    # A time budget: ``deadline`` is absolute (time.time()); ``time_budget`` is seconds from
+    # the start of whichever process trains (a Slurm job starts when the scheduler says).
+    deadline: float | None = None
+    time_budget: float | None = None
+    runs_per_device: int = 1  # runs sharing one GPU (--runs-per-gpu), recorded with each run
+
+    def stop_at(self) -> Deadline | None:
+        if self.deadline is not None:
+            return Deadline(self.deadline)
+        return Deadline.after(self.time_budget) if self.time_budget is not None else None
 
     def to_dict(self) -> dict:
         """Plain data, to hand the same options to a worker process or a Slurm job."""
@@ -63,8 +76,11 @@ class RunOptions:
 @dataclass(frozen=True)
 class Outcome:
     plan: RunPlan
-    status: str  # complete | diverged | failed | interrupted | skipped | busy
+    status: str  # complete | diverged | failed | interrupted | paused | pending | skipped | busy
     message: str
+
+
+NOT_STARTED = "not started: the time budget is spent; the same command later trains it"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -88,6 +104,7 @@ def execution_for(options: RunOptions) -> Execution:
         compile_mode=options.compile_mode,
         workers=options.workers,
         deterministic=options.deterministic,
+        shared_by=options.runs_per_device,
     )
 
 
@@ -96,8 +113,11 @@ def run_single(p: RunPlan, options: RunOptions) -> Outcome:
     run_dir = p.directory(options.results)
     if store.summary_status(run_dir) in store.FINAL:
         return Outcome(p, "skipped", "already ended")
+    deadline = options.stop_at()
+    if deadline is not None and deadline.passed():
+        return Outcome(p, "pending", NOT_STARTED)
     data = _load_data(options, print)
-    return _train_one(p, run_dir, data, execution_for(options), options)
+    return _train_one(p, run_dir, data, execution_for(options), options, deadline)
 
 
 def pending_runs(
@@ -126,12 +146,16 @@ def run_study(
     outcomes, todo = pending_runs(study, options, echo, study_file)
     if not todo:
         return outcomes
+    deadline = options.stop_at()
     ex = execution_for(options)
     data = _load_data(options, echo)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         for p in todo:
-            outcome = _train_one(p, p.directory(options.results), data, ex, options)
+            if deadline is not None and deadline.passed():
+                outcome = Outcome(p, "pending", NOT_STARTED)
+            else:
+                outcome = _train_one(p, p.directory(options.results), data, ex, options, deadline)
             outcomes.append(outcome)
             echo(line(outcome))
             if outcome.status == store.INTERRUPTED:
@@ -197,14 +221,15 @@ def scheduler_says_alive(run_dir: Path) -> bool:
                                       "RESIZING", "SUSPENDED", "UNKNOWN")  # fmt: skip
 
 
-def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOptions) -> Outcome:
+def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOptions,
+               deadline: Deadline | None = None) -> Outcome:  # fmt: skip
     progress = SilentProgress() if o.quiet else BarProgress()
     try:
         with store.run_lock(run_dir):
             # Another process may have finished it between our look and the lock.
             if store.summary_status(run_dir) in store.FINAL:
                 return Outcome(p, "skipped", "finished by another process meanwhile")
-            summary = train(p, data, run_dir, ex, progress)
+            summary = train(p, data, run_dir, ex, progress, deadline)
     except store.LockHeld as held:
         return Outcome(p, "busy", f"being trained by another process ({held.holder})")
     except RunFailed as exc:
@@ -216,6 +241,8 @@ def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOp
             "stopped; run the same command again to resume from its last finished epoch",
         )
     status = summary["status"]
+    if status == store.PAUSED:
+        return Outcome(p, status, paused_text(summary))
     if status == store.DIVERGED:
         at = summary["diverged_at"]
         return Outcome(
@@ -236,6 +263,12 @@ def result_text(summary: dict) -> str:
     )
 
 
+def paused_text(summary: dict) -> str:
+    done, total = summary.get("epochs_done"), summary.get("epochs_total")
+    return (f"paused by the time budget at epoch {done}/{total}; the same command later "
+            "resumes it")  # fmt: skip
+
+
 def _epochs(n: int) -> str:
     return f"{n} epoch" if n == 1 else f"{n} epochs"
 
@@ -245,6 +278,8 @@ _MARK = {
     "diverged": "DIVERGED",
     "failed": "FAILED",
     "interrupted": "stopped",
+    "paused": "paused",
+    "pending": "later",
     "skipped": "skip",
     "busy": "busy",
     "submitted": "queued",

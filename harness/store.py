@@ -40,9 +40,11 @@ JOB = "job.json"  # written when a scheduler accepts the run: job id, executor, 
 WORKER_LOG = "worker.log"
 SUPERSEDED = ".superseded"
 
-# How a run ended (summary.json "status"); "interrupted" runs resume, the others are final
-# except "failed", which is retried.
+# How a run ended (summary.json "status"); "interrupted" runs (stopped by a signal) and
+# "paused" ones (stopped by a time budget) resume, the others are final except "failed",
+# which is retried.
 COMPLETE, DIVERGED, FAILED, INTERRUPTED = "complete", "diverged", "failed", "interrupted"
+PAUSED = "paused"
 FINAL = (COMPLETE, DIVERGED)
 
 

@@ -18,7 +18,7 @@ import statistics
 import time
 import traceback
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from harness import store
+from harness.budget import BudgetReached, Deadline, epoch_estimate
 from harness.canonical import CanonicalLoader
 from harness.data import Cifar10, fingerprint
 from harness.environment import environment, now_utc
@@ -171,7 +172,11 @@ class Trainer:
         lr_at: LearningRate,
         iteration: int,
         progress: Progress,
+        should_stop: Callable[[], bool] | None = None,
     ) -> EpochResult:
+        """Train over ``batches``; ``should_stop`` (a time budget: a look at the clock, no
+        device work) is asked before every step and ends the epoch early, unfinished, by
+        raising BudgetReached."""
         self.model.train()
         device = self.ex.device
         t0 = time.perf_counter()
@@ -181,6 +186,8 @@ class Trainer:
         pending: list[tuple[torch.Tensor, int]] = []
         lr = lr_at(iteration)
         for x, y in batches:
+            if should_stop is not None and should_stop():
+                raise BudgetReached("the time budget ran out during an epoch")
             lr = lr_at(iteration)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr  # a Python float: no device work, no sync
@@ -331,6 +338,7 @@ class _RunState:
     sessions: list[dict] | None = None
     length: Length | None = None
     compile_fallback: str | None = None
+    paused: dict | None = None  # why and when a time budget stopped the run
 
 
 def train(
@@ -339,11 +347,14 @@ def train(
     run_dir: Path,
     ex: Execution,
     progress: Progress | None = None,
+    deadline: Deadline | None = None,
 ) -> dict:
     """Train (or resume) one run to its end; return its summary (also in summary.json).
 
     Raises KeyboardInterrupt after recording the run as interrupted, and RunFailed after
     recording it as failed. A diverging run is not an error: it ends with status "diverged".
+    With a ``deadline``, a run whose next epoch would not fit ends with status "paused" at its
+    last finished epoch and resumes from there next time.
     """
     progress = progress or SilentProgress()
     telemetry = Telemetry(ex.device)
@@ -362,11 +373,18 @@ def train(
         (run_dir / store.SUMMARY).unlink(missing_ok=True)
         (run_dir / store.ERROR).unlink(missing_ok=True)
         store.write_json(run_dir / store.CONFIG, {"hash": plan.hash, **plan.config})
+        # Applied before they are recorded, so the record says what the run ran with.
+        configure_backends(ex)
+        summary_base["execution"] = ex.describe()
         env = environment(ex.device, driver=telemetry.driver_version(), execution=ex.describe())
         store.write_json(run_dir / store.ENVIRONMENT, env)
-        _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state)
+        _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state, deadline)
         status = store.DIVERGED if state.diverged_at else store.COMPLETE
         return _finish(run_dir, summary_base, state, status, telemetry)
+    except BudgetReached as stop:
+        state.paused = {"reason": "time budget", "detail": str(stop),
+                        "deadline": deadline.describe() if deadline else None}  # fmt: skip
+        return _finish(run_dir, summary_base, state, store.PAUSED, telemetry)
     except (KeyboardInterrupt, SystemExit):
         # Ctrl-C, SIGTERM, or a scheduler's preemption handler exiting to requeue the job.
         _finish(run_dir, summary_base, state, store.INTERRUPTED, telemetry)
@@ -381,9 +399,9 @@ def train(
         progress.close()
 
 
-def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunState) -> None:
+def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunState,
+                deadline: Deadline | None) -> None:  # fmt: skip
     recipe = plan.recipe
-    configure_backends(ex)
     run_data = prepare_data(recipe, plan.seed, data, ex.device)
     state.data_record = run_data.record
     state.normalization = run_data.normalizer.describe()
@@ -417,12 +435,20 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunSt
     if ex.compile:
         progress.note("compiling the model (torch.compile): the first step takes a while")
     telemetry.start()
+    session_epochs: list[float] = []  # wall seconds of each epoch of this session
+    should_stop = deadline.passed if deadline is not None else None
     for epoch in range(start_epoch, length.epochs):
+        if deadline is not None and not deadline.fits(
+            epoch_estimate(session_epochs, history, env["device_name"])
+        ):
+            raise BudgetReached(f"the next epoch would not fit before {deadline.describe()}")
+        epoch_start = time.perf_counter()
         torch.manual_seed(derive_seed(plan.seed, "dropout", epoch))
         batches = min(len(loader), length.total_iterations - iteration)
         result = trainer.train_epoch(
-            itertools.islice(loader.epoch(epoch), batches), lr_at, iteration, progress
-        )
+            itertools.islice(loader.epoch(epoch), batches), lr_at, iteration, progress,
+            should_stop,
+        )  # fmt: skip
         iteration = result.iteration
         state.compile_fallback = trainer.compile_fallback
         t1 = time.perf_counter()
@@ -450,6 +476,7 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunSt
             "full_epoch": batches == len(loader),
             "first_of_session": epoch == start_epoch,
             "warmup": lr_at.state.active,
+            "device": env["device_name"],
             "telemetry": telemetry.take_epoch(),
         }
         history.append(record)
@@ -468,6 +495,7 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunSt
             {"status": "running", "epoch": epoch + 1, "epochs": length.epochs,
              "iteration": iteration, "host": env["hostname"], "updated": now_utc()},
         )  # fmt: skip
+        session_epochs.append(time.perf_counter() - epoch_start)
 
 
 def _session(env: dict, start_epoch: int) -> dict:
@@ -555,6 +583,7 @@ def _finish(run_dir, base, state: _RunState, status, telemetry, error=None) -> d
         "wall_seconds_total": state.wall_before + (time.perf_counter() - state.session_start),
         "warmup_ended_at_iteration": state.warmup_ended_at,
         "diverged_at": state.diverged_at,
+        "paused": state.paused,
         "compile_fallback": state.compile_fallback,
         "data": state.data_record,
         "normalization": state.normalization,

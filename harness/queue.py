@@ -1,0 +1,226 @@
+"""The evidence queue: what the next GPU slot trains, in order of value per GPU minute.
+
+One YAML file (``queue.yaml`` at the top of the repository) lists items; an item is a study,
+the experiments of it to train (all when omitted), how many seeds, and how many of its runs
+share one GPU. ``repro queue`` trains the items in order within a time budget; ``repro
+status`` shows where each item stands and how many GPU minutes it still needs.
+
+GPU minutes are estimates and say so: an item's training FLOPs (6 x forward MACs per image,
+``harness.flops``, times the images its recipe trains on) over the whole-GPU rate the file
+states, which is itself a measured figure once a slot has measured one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness import store
+from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
+from harness.plan import Overrides, RunPlan, nominal_batches_per_epoch, plan
+from harness.studyfile import StudyError, load_study
+
+Echo = Callable[[str], None]
+
+
+class QueueError(Exception):
+    """A queue file that cannot be used; the message says where and what to do."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QueueItem(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    study: str = Field(description="study file, relative to the queue file")
+    only: tuple[str, ...] = ()
+    seeds: int | None = Field(None, ge=1, le=100)
+    runs_per_gpu: int = Field(1, ge=1, le=32)
+    why: str
+
+
+class QueueFile(_Strict):
+    achieved_tflops: float = Field(gt=0, description="whole-GPU training rate for estimates")
+    rate_source: str
+    items: list[QueueItem] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Queue:
+    path: Path
+    rate_tflops: float
+    rate_source: str
+    items: tuple[QueueItem, ...]
+
+    def study_file(self, item: QueueItem) -> Path:
+        return self.path.parent / item.study
+
+    def plans(self, item: QueueItem) -> list[RunPlan]:
+        study_file = self.study_file(item)
+        study = load_study(study_file)
+        return plan(study, Overrides(only=item.only, seeds=item.seeds), str(study_file))
+
+
+def load_queue(path: str | Path) -> Queue:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise QueueError(f"{path}: no such queue file") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise QueueError(f"{path}: cannot be read as YAML ({exc})") from None
+    try:
+        parsed = QueueFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise QueueError(f"{path}: {problems}") from None
+    queue = Queue(path, parsed.achieved_tflops, parsed.rate_source, tuple(parsed.items))
+    names = Counter(i.name for i in queue.items)
+    if dupes := [n for n, k in names.items() if k > 1]:
+        raise QueueError(f"{path}: item names must differ; repeated: {', '.join(dupes)}")
+    for item in queue.items:
+        try:
+            queue.plans(item)
+        except StudyError as exc:
+            raise QueueError(f"{path}: item {item.name}: its study has problems:\n{exc}") from None
+        except ValueError as exc:  # PlanError: --only names an experiment the study lacks
+            raise QueueError(f"{path}: item {item.name}: {exc}") from None
+    return queue
+
+
+# --------------------------------------------------------------------------- estimates
+
+
+@cache
+def _macs(spec_json: str) -> int:
+    from harness.zoo import ModelSpec
+
+    return forward_macs(ModelSpec.model_validate_json(spec_json))
+
+
+def training_flops(p: RunPlan) -> float:
+    """FLOPs of the whole run: 6 x MACs per image x images seen over the schedule."""
+    recipe = p.recipe
+    iterations = recipe.iterations or recipe.epochs * nominal_batches_per_epoch(recipe)
+    images = iterations * recipe.batch_size
+    return TRAIN_FLOPS_PER_MAC * _macs(p.experiment.model.model_dump_json()) * images
+
+
+@dataclass(frozen=True)
+class ItemStanding:
+    item: QueueItem
+    runs: int
+    ended: int  # complete or diverged
+    started: int  # with at least one finished epoch, not ended
+    epochs_done: int
+    epochs_total: int
+    pflop_total: float
+    pflop_left: float
+    gpu_minutes_left: float
+
+    @property
+    def done(self) -> bool:
+        return self.ended == self.runs
+
+
+def standing(queue: Queue, results: Path) -> list[ItemStanding]:
+    out = []
+    for item in queue.items:
+        plans = queue.plans(item)
+        ended = started = done_epochs = total_epochs = 0
+        total = left = 0.0
+        for p in plans:
+            flops = training_flops(p)
+            epochs = _nominal_epochs(p)
+            state = store.inspect(p.directory(results))
+            total += flops
+            total_epochs += epochs
+            if state.status in store.FINAL:
+                ended += 1
+                done_epochs += epochs
+                continue
+            finished = min(state.epochs_done, epochs)
+            started += finished > 0
+            done_epochs += finished
+            left += flops * (1 - finished / epochs)
+        out.append(
+            ItemStanding(
+                item,
+                len(plans),
+                ended,
+                started,
+                done_epochs,
+                total_epochs,
+                total / 1e15,
+                left / 1e15,
+                left / (queue.rate_tflops * 1e12) / 60,
+            )
+        )
+    return out
+
+
+def _nominal_epochs(p: RunPlan) -> int:
+    per_epoch = nominal_batches_per_epoch(p.recipe)
+    iterations = p.recipe.iterations or p.recipe.epochs * per_epoch
+    return -(-iterations // per_epoch)
+
+
+def render(queue: Queue, rows: list[ItemStanding]) -> str:
+    lines = [
+        f"evidence queue ({queue.path}): GPU minutes estimated at {queue.rate_tflops:g} "
+        f"TFLOP/s achieved ({queue.rate_source})"
+    ]
+    width = max(len(r.item.name) for r in rows)
+    for k, r in enumerate(rows, 1):
+        state = ("done" if r.done else f"{r.ended}/{r.runs} runs ended, {r.started} under way"
+                 if r.ended or r.started else f"{r.runs} runs pending")  # fmt: skip
+        lines.append(
+            f"  {k:>2}. {r.item.name:<{width}}  {state:<32} epochs {r.epochs_done}/"
+            f"{r.epochs_total}, {r.pflop_total:.1f} PFLOP, ~{r.gpu_minutes_left:.0f} GPU-min left"
+        )
+    left = sum(r.gpu_minutes_left for r in rows)
+    nxt = next((r.item.name for r in rows if not r.done), None)
+    lines.append(f"  next: {nxt or 'nothing: every item is done'}; ~{left:.0f} GPU-min left in all")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def run_queue(queue: Queue, options, echo: Echo, limit: int | None = None) -> list:
+    """Train the unfinished items in order, each with its runs K to a GPU, until the time
+    budget (``options``' deadline) is spent; returns every run's outcome."""
+    from harness.executors import local_slots, run_parallel
+    from harness.runner import run_study
+
+    outcomes = []
+    deadline = options.stop_at()
+    if deadline is not None and options.deadline is None:  # one budget for the whole queue
+        options = replace(options, deadline=deadline.at, time_budget=None)
+    items = [s.item for s in standing(queue, options.results) if not s.done]
+    for item in items[:limit]:
+        if deadline is not None and deadline.passed():
+            echo(f"time budget spent before item {item.name}")
+            break
+        study_file = str(queue.study_file(item))
+        study = load_study(study_file)
+        item_options = replace(options, overrides=Overrides(only=item.only, seeds=item.seeds))
+        echo(f"--- queue item {item.name}: {item.why}")
+        slots = local_slots(item_options, 1, item.runs_per_gpu)
+        if len(slots) > 1:
+            item_outcomes = run_parallel(study, study_file, item_options, slots, echo)
+        else:
+            item_outcomes = run_study(study, item_options, echo, study_file=study_file)
+        outcomes += item_outcomes
+        if any(o.status == store.INTERRUPTED for o in item_outcomes):
+            break
+    return outcomes

@@ -1,0 +1,299 @@
+"""A store that travels: `repro export` packs a study's runs, `repro import` merges them.
+
+GPU time comes in slots on machines that keep nothing, so a study's evidence is carried from
+slot to slot (and from cluster to laptop) as one archive:
+
+    manifest.json                         format, origin, and per run: status, epochs, files
+    <study>/<experiment>/seed-<k>[~label]/config.json, environment.json, metrics.jsonl,
+                                          summary.json, error.txt, worker.log, checkpoint.pt
+
+Every file's SHA-256 is in the manifest, and import refuses an archive in which anything
+differs, is missing, is extra or points outside the store, before touching the store. Runs
+are then merged one by one: a run is added when the store lacks it and advanced when the
+archive has more of it; it is never replaced by one with fewer finished epochs, a run being
+trained here is left alone, and a run whose config hash differs is refused (the study
+changed between the two machines). A replaced run is moved to ``.superseded/``, not deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import socket
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from harness import store
+from harness.environment import git_commit, now_utc
+from harness.results import RunRecord, scan
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+# The files of a run that make it evidence; locks, progress markers and job records are
+# about one machine and stay behind. The checkpoint travels only for unfinished runs.
+RUN_FILES = (store.CONFIG, store.ENVIRONMENT, store.METRICS, store.SUMMARY, store.ERROR,
+             store.WORKER_LOG)  # fmt: skip
+
+
+class TransferError(Exception):
+    """An archive that cannot be trusted or read, or an export with nothing to pack."""
+
+
+@dataclass(frozen=True)
+class ArchivedRun:
+    path: str  # <study>/<experiment>/seed-<k>[~label], relative to the store
+    config_hash: str | None
+    status: str
+    epochs: int  # finished epochs the run holds (its metrics)
+    resumable_from: int  # the epoch training continues from: the checkpoint's, or the end
+    files: dict[str, str]  # name -> sha256
+
+    def to_json(self) -> dict:
+        return self.__dict__.copy()
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    runs: list[ArchivedRun]
+    bytes: int
+
+
+@dataclass
+class ImportResult:
+    added: list[str] = field(default_factory=list)
+    advanced: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "run: why"
+    refused: list[str] = field(default_factory=list)  # "run: why"
+
+    def lines(self) -> list[str]:
+        out = [f"added     {r}" for r in self.added]
+        out += [f"advanced  {r}" for r in self.advanced]
+        out += [f"skipped   {r}" for r in self.skipped]
+        out += [f"REFUSED   {r}" for r in self.refused]
+        counts = (f"{len(self.added)} added, {len(self.advanced)} advanced, "
+                  f"{len(self.skipped)} skipped, {len(self.refused)} refused")  # fmt: skip
+        return [*out, counts]
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _snapshot(run_dir: Path, into: Path, checkpoints: bool) -> ArchivedRun:
+    """Copy a run's files aside first: a run still training replaces them as it goes."""
+    into.mkdir(parents=True)
+    for name in RUN_FILES:
+        if (run_dir / name).exists():
+            shutil.copy2(run_dir / name, into / name)
+    state = store.inspect(run_dir)
+    summary = store.read_json(into / store.SUMMARY) or {}
+    status = summary.get("status") or state.status
+    epochs = len(store.read_jsonl(into / store.METRICS))
+    resumable_from = epochs if status in store.FINAL else 0
+    if checkpoints and status not in store.FINAL and (run_dir / store.CHECKPOINT).exists():
+        shutil.copy2(run_dir / store.CHECKPOINT, into / store.CHECKPOINT)
+        resumable_from = _checkpoint_epoch(into / store.CHECKPOINT)
+    config = store.read_json(into / store.CONFIG) or {}
+    return ArchivedRun(
+        path="",
+        config_hash=config.get("hash"),
+        status=status,
+        epochs=epochs,
+        resumable_from=resumable_from,
+        files={p.name: _sha256(p) for p in sorted(into.iterdir())},
+    )
+
+
+def _checkpoint_epoch(path: Path) -> int:
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    except Exception:
+        return 0  # unreadable: training would start over, so it holds nothing to resume
+
+
+def export_study(study: str, results: Path, out: Path, *, checkpoints: bool = True) -> ExportResult:
+    """Pack every run of ``study`` in ``results`` into the gzipped tar ``out``."""
+    records = [r for r in scan(results) if r.study == study]
+    if not records:
+        raise TransferError(f"no runs of study {study!r} under {results}: nothing to export")
+    return export_runs(records, results, out, study=study, checkpoints=checkpoints)
+
+
+def export_runs(
+    records: list[RunRecord], results: Path, out: Path, *, study: str, checkpoints: bool = True
+) -> ExportResult:
+    """Pack the given runs (of one study) into ``out``; written under a temporary name first."""
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="repro-export-") as tmp:
+        for r in records:
+            rel = r.path.relative_to(results).as_posix()
+            run = _snapshot(r.path, Path(tmp) / rel, checkpoints)
+            runs.append(ArchivedRun(**{**run.to_json(), "path": rel}))
+        manifest = {
+            "format": FORMAT,
+            "kind": "repro-store",
+            "study": study,
+            "created": now_utc(),
+            "host": socket.gethostname(),
+            "harness": git_commit(),
+            "checkpoints": checkpoints,
+            "runs": [r.to_json() for r in runs],
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(f".{out.name}.partial")
+        with tarfile.open(partial, "w:gz") as tar:
+            data = json.dumps(manifest, indent=2, sort_keys=True).encode()
+            info = tarfile.TarInfo(MANIFEST)
+            info.size = len(data)
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+            for run in runs:
+                for name in run.files:
+                    tar.add(Path(tmp) / run.path / name, arcname=f"{run.path}/{name}")
+        partial.replace(out)  # never a half-written archive under the real name
+    return ExportResult(out, runs, out.stat().st_size)
+
+
+# --------------------------------------------------------------------------- import
+
+
+def read_manifest(archive: Path) -> dict:
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            member = tar.extractfile(MANIFEST)
+            manifest = json.loads(member.read()) if member else None
+    except (tarfile.TarError, OSError, KeyError, json.JSONDecodeError, EOFError) as exc:
+        raise TransferError(
+            f"{archive}: not a readable repro store archive ({type(exc).__name__}: {exc}); "
+            "make one with `repro export`"
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "repro-store":
+        raise TransferError(f"{archive}: has no repro manifest; make one with `repro export`")
+    if manifest.get("format") != FORMAT:
+        raise TransferError(f"{archive}: archive format {manifest.get('format')}, this repro "
+                            f"reads format {FORMAT}; use the repro that wrote it")  # fmt: skip
+    return manifest
+
+
+def _verified_runs(archive: Path, into: Path) -> list[ArchivedRun]:
+    """Unpack into ``into`` and check every file against the manifest; raise on any doubt."""
+    manifest = read_manifest(archive)
+    try:
+        runs = [ArchivedRun(**r) for r in manifest["runs"]]
+    except (KeyError, TypeError) as exc:
+        raise TransferError(f"{archive}: its manifest is malformed ({exc})") from None
+    expected = {f"{r.path}/{name}": sha for r in runs for name, sha in r.files.items()}
+    for r in runs:
+        parts = PurePosixPath(r.path).parts
+        if len(parts) != 3 or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+            raise TransferError(f"{archive}: run path {r.path!r} is not <study>/<experiment>/"
+                                "seed-<k>; refusing the archive")  # fmt: skip
+    seen = set()
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                if member.name == MANIFEST:
+                    continue
+                if member.name not in expected or not member.isfile():
+                    raise TransferError(f"{archive}: {member.name!r} is not in its manifest; "
+                                        "the archive was altered, refusing it")  # fmt: skip
+                target = into / member.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tar.extractfile(member) as src, target.open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                if _sha256(target) != expected[member.name]:
+                    raise TransferError(f"{archive}: {member.name} does not match its checksum; "
+                                        "the archive is damaged or altered, nothing was "
+                                        "imported")  # fmt: skip
+                seen.add(member.name)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise TransferError(f"{archive}: cannot be read to the end ({exc}); nothing was "
+                            "imported") from None  # fmt: skip
+    missing = sorted(set(expected) - seen)
+    if missing:
+        raise TransferError(f"{archive}: {missing[0]} is in the manifest but not in the archive "
+                            f"({len(missing)} missing); nothing was imported")  # fmt: skip
+    return runs
+
+
+def _local_progress(run_dir: Path) -> tuple[str, int, int]:
+    """(status, finished epochs, epoch training would continue from) of a local run."""
+    summary = store.read_json(run_dir / store.SUMMARY) or {}
+    state = store.inspect(run_dir)
+    status = summary.get("status") or state.status
+    epochs = len(store.read_jsonl(run_dir / store.METRICS))
+    if status in store.FINAL:
+        return status, epochs, epochs
+    ckpt = run_dir / store.CHECKPOINT
+    return status, epochs, _checkpoint_epoch(ckpt) if ckpt.exists() else 0
+
+
+def import_archive(archive: Path, results: Path) -> ImportResult:
+    """Merge the archive's runs into the store at ``results``, run by run."""
+    result = ImportResult()
+    with tempfile.TemporaryDirectory(prefix="repro-import-") as tmp:
+        runs = _verified_runs(archive, Path(tmp))
+        for run in runs:
+            _merge(run, Path(tmp) / run.path, results / run.path, archive, result)
+    return result
+
+
+def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: ImportResult) -> None:
+    with_ckpt = store.CHECKPOINT in run.files
+    if not (dst / store.CONFIG).exists() and not (dst / store.SUMMARY).exists():
+        _place(src, dst)
+        note = "" if with_ckpt or run.status in store.FINAL else " (no checkpoint: restarts)"
+        result.added.append(f"{run.path}: {run.status}, {run.epochs} epochs{note}")
+        return
+    if store.is_locked(dst):
+        result.skipped.append(f"{run.path}: being trained here right now")
+        return
+    local_hash = (store.read_json(dst / store.CONFIG) or {}).get("hash")
+    if local_hash != run.config_hash:
+        result.refused.append(
+            f"{run.path}: its config ({run.config_hash}) differs from the one here "
+            f"({local_hash}): the study changed between the two machines. Make the study "
+            "files agree (or move the local run aside) and import again"
+        )
+        return
+    status, epochs, resumable = _local_progress(dst)
+    # Ended beats unfinished (an ended run is never replaced by an unfinished one), then the
+    # epoch training would continue from, then the epochs on record.
+    here = (status in store.FINAL, resumable, epochs)
+    there = (run.status in store.FINAL, run.resumable_from, run.epochs)
+    if there <= here:
+        result.skipped.append(
+            f"{run.path}: here {status} at {epochs} epochs, archive {run.status} at "
+            f"{run.epochs}: nothing newer"
+        )
+        return
+    where = store.supersede(dst, f"advanced by import of {archive.name}")
+    _place(src, dst)
+    result.advanced.append(
+        f"{run.path}: {status} at {epochs} -> {run.status} at {run.epochs} epochs "
+        f"(previous kept in {where})"
+    )
+
+
+def _place(src: Path, dst: Path) -> None:
+    """Move the verified files into the store, each atomically."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        tmp = dst / f".{f.name}.importing"
+        shutil.move(str(f), tmp)
+        tmp.replace(dst / f.name)
