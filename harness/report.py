@@ -392,11 +392,20 @@ def _params_row(study, claim: Claim, anchor, source_label) -> ClaimRow:
 
 
 def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
-    exp_runs = [c for c in by_exp.get(claim.experiment, []) if c.counted]
+    counted = [c for c in by_exp.get(claim.experiment, []) if c.counted]
+    # A source's timing is of a run that had its device alone: only solo runs compare.
+    exp_runs = [c for c in counted if _sharing(c.record) == 1]
     values = [v for c in exp_runs if (v := c.record.value("sec_per_epoch")) is not None]
     measured = statistics.median(values) if values else None
     devices = {(c.record.environment or {}).get("device_name", "?") for c in exp_runs}
     verdict = verdicts.judge_speed(claim, measured, devices)
+    if measured is None and counted:
+        shared = max(_sharing(c.record) for c in counted)
+        verdict = verdicts.Verdict(
+            verdicts.NOT_COMPARABLE,
+            f"every counted run shared its GPU with up to {shared} runs; a solo run is needed "
+            "to compare with the source's timing",
+        )
     return ClaimRow(
         study=study.name, anchor=anchor, kind="speed", experiment=claim.experiment,
         source=source_label[claim.source], where=claim.where, metric="seconds per epoch",
@@ -447,10 +456,14 @@ def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
                if h.get("full_epoch") and not h.get("first_of_session")
                and h.get("images_per_second")]  # fmt: skip
         envs = [r.environment or {} for r in counted]
+        solo = [r for r in counted if _sharing(r) == 1]
+        solo_spe = [v for r in solo if (v := r.value("sec_per_epoch")) is not None]
         verdict = verdicts.judge_speed(
-            claim, statistics.median(spe) if spe else None,
-            {e.get("device_name", "?") for e in envs},
+            claim, statistics.median(solo_spe) if solo_spe else None,
+            {(r.environment or {}).get("device_name", "?") for r in solo},
         ).outcome if claim else ""  # fmt: skip
+        if claim and counted and not solo:
+            verdict = verdicts.NOT_COMPARABLE
         rows.append(
             SpeedRow(
                 experiment=exp.name,
@@ -478,7 +491,36 @@ def _execution(env: dict, summary: dict | None = None) -> str:
         parts.append("compiled")
     if env.get("pipeline") == "canonical":
         parts.append("canonical pipeline")
+    shared = _sharing_of(env, summary)
+    if shared > 1:
+        parts.append(f"GPU shared by {shared} runs")
     return " ".join(parts)
+
+
+def _sharing_of(env: dict, summary: dict | None) -> int:
+    """How many runs computed on the run's device at once, at most (1: it had it alone)."""
+    telemetry = (summary or {}).get("telemetry") or {}
+    return max(env.get("device_shared_by") or 1, telemetry.get("gpu_processes_max") or 1)
+
+
+def _sharing(record) -> int:
+    return _sharing_of(record.environment or {}, record.summary)
+
+
+def _per_device(history: list[dict]) -> str:
+    """For a run trained on several devices: each one's epochs and median sec/epoch."""
+    by_device: dict[str, list[dict]] = defaultdict(list)
+    for h in history:
+        by_device[h.get("device") or "?"].append(h)
+    if len(by_device) < 2:
+        return ""
+    parts = []
+    for device, epochs in by_device.items():
+        timed = [h["train_seconds"] for h in epochs
+                 if h.get("full_epoch") and not h.get("first_of_session")]  # fmt: skip
+        timed = timed or [h["train_seconds"] for h in epochs]
+        parts.append(f"{device}: {len(epochs)} epochs, {statistics.median(timed):.2f} s/epoch")
+    return "; ".join(parts)
 
 
 def _experiment_view(study: Study, exp: Experiment) -> ExperimentView:
@@ -510,7 +552,7 @@ def _run_view(c: _Classified) -> RunView:
         test_error=s.get("test_error"),
         epochs=f"{done}/{total}" if total else str(done),
         sec_per_epoch=s.get("sec_per_epoch"),
-        device=env.get("device_name", "\u2013"),
+        device=_per_device(r.history) or env.get("device_name", "\u2013"),
         precision=_execution(env, s) if env else "\u2013",
         official_data=r.data.get("official"),
         finished=s.get("finished", ""),

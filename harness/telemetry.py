@@ -4,6 +4,11 @@ A background thread samples the run's GPU every ``interval`` seconds. At each ep
 trainer takes the aggregate since the previous epoch and stores it in that epoch's metrics,
 so telemetry survives resumption with the rest of the history. Without a CUDA device, or
 without NVML, nothing is sampled and the run records telemetry as absent, with the reason.
+
+NVML reads the whole GPU. When several runs share it (``--runs-per-gpu K``), each sample
+also counts the processes computing on the GPU, and a run is given its share of the energy
+(whole-GPU energy over the mean number of processes); the whole-GPU figure is kept beside it
+so that a group's total is never counted K times.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ class _Samples:
     util: list[float] = field(default_factory=list)
     memory_mib: list[float] = field(default_factory=list)
     power_w: list[float] = field(default_factory=list)
+    processes: list[int] = field(default_factory=list)  # processes computing on the GPU
 
 
 class Telemetry:
@@ -89,6 +95,8 @@ class Telemetry:
         else:
             energy_j = _mean(s.power_w) * seconds if s.power_w else None
             energy_source = "power x time"
+        sharing = _mean([float(n) for n in s.processes]) if s.processes else None
+        share = energy_j / max(1.0, sharing) if energy_j is not None and sharing else energy_j
         self._energy_mj, self._t0 = energy, now
         peak = torch.cuda.max_memory_allocated(self.device) / 2**20
         torch.cuda.reset_peak_memory_stats(self.device)
@@ -97,7 +105,10 @@ class Telemetry:
             "gpu_util_mean": _mean(s.util),
             "gpu_memory_mib_max": max(s.memory_mib) if s.memory_mib else None,
             "power_w_mean": _mean(s.power_w),
-            "energy_j": energy_j,
+            "energy_j": share,  # this run's share when the GPU was shared
+            "gpu_energy_j": energy_j,  # the whole GPU's
+            "gpu_processes_mean": sharing,
+            "gpu_processes_max": max(s.processes) if s.processes else None,
             "energy_source": energy_source,
             "torch_peak_memory_mib": peak,
             "seconds": seconds,
@@ -112,10 +123,16 @@ class Telemetry:
                 power = nv.nvmlDeviceGetPowerUsage(h) / 1000.0
             except Exception:
                 continue
+            try:
+                processes = len(nv.nvmlDeviceGetComputeRunningProcesses(h))
+            except Exception:  # not every driver or container lists processes
+                processes = None
             with self._lock:
                 self._samples.util.append(float(util))
                 self._samples.memory_mib.append(float(mem))
                 self._samples.power_w.append(float(power))
+                if processes:
+                    self._samples.processes.append(processes)
 
     def _read_energy(self) -> int | None:
         try:
@@ -146,6 +163,7 @@ def run_totals(epochs: list[dict]) -> dict | None:
     if not parts:
         return None
     energies = [p["energy_j"] for p in parts if p.get("energy_j") is not None]
+    sharing = [p["gpu_processes_max"] for p in parts if p.get("gpu_processes_max")]
     utils = [p["gpu_util_mean"] for p in parts if p.get("gpu_util_mean") is not None]
     peaks = [p["torch_peak_memory_mib"] for p in parts if p.get("torch_peak_memory_mib")]
     seconds = sum(p["seconds"] for p in parts)
@@ -156,4 +174,6 @@ def run_totals(epochs: list[dict]) -> dict | None:
         "power_w_mean": energy / seconds if energy and seconds else None,
         "gpu_util_mean": _mean(utils),
         "torch_peak_memory_mib": max(peaks) if peaks else None,
+        # how many processes computed on the GPU at once, at most (1: it had the GPU alone)
+        "gpu_processes_max": max(sharing) if sharing else None,
     }
