@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""The stages of one GPU slot, each with its own timeout, results in OUT after every stage.
+
+Started by benchmarks/gpu_box.sh once Python and the data are ready. Within ``--budget``
+seconds of the slot's start (the shell script's ``--started``):
+
+  a. check   nvidia-smi and tests/test_gpu.py: the GPU is visible, compiled steps match
+             eager ones, no host syncs in the step, NVML reads (skipped without CUDA)
+  b. bench   `repro bench` of resnet20, canonical against fast; it also warms the compile
+             cache for the runs that follow
+  c. train   `repro queue --time-budget` on the evidence queue (queue.yaml), K runs to a GPU;
+             the store is exported to OUT every --export-every seconds while it trains
+  d. export  the final export, checkpoints of unfinished runs included
+
+OUT receives at most eight plain files: box.log (everything printed), box.json (what each
+stage did and for how long), bench.tar.gz, compile-cache.tar.gz (when small enough), and
+store-<study>[-<part>].tar.gz archives (`repro import` merges them), none over 15 MiB.
+
+``--rehearse`` runs the same stages at CPU size; the test suite uses it (tests/test_gpu_box.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness import store  # noqa: E402 (after the path set-up above)
+from harness.results import scan  # noqa: E402
+from harness.transfer import (  # noqa: E402
+    RUN_FILES,
+    TransferError,
+    export_runs,
+    import_archive,
+)
+
+PART_LIMIT = 15 * 2**20  # the slot returns files of at most 16 MiB
+COMPILE_CACHE_ARCHIVE = "compile-cache.tar.gz"
+
+
+class Box:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.out = Path(args.out)
+        self.work = Path(args.work)
+        self.results = self.work / "results"
+        self.cache = self.work / "compile-cache"
+        self.end = args.started + args.budget
+        self.log = (self.out / "box.log").open("a", buffering=1)
+        self.record: dict = {"started": args.started, "budget_s": args.budget, "stages": []}
+        self._export_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- output
+
+    def say(self, text: str) -> None:
+        line = f"[box {time.time() - self.args.started:6.0f}s] {text}"
+        print(line, flush=True)
+        self.log.write(line + "\n")
+
+    def left(self) -> float:
+        return self.end - time.time()
+
+    def save_record(self) -> None:
+        tmp = self.out / ".box.json.tmp"
+        tmp.write_text(json.dumps(self.record, indent=2))
+        tmp.replace(self.out / "box.json")
+
+    # ---------------------------------------------------------------- stages
+
+    def stage(self, name: str, command: list[str], timeout: float, grace: float = 20) -> int:
+        """Run one stage, its output into the log; SIGTERM at the timeout, SIGKILL after."""
+        timeout = max(1.0, min(timeout, self.left()))
+        self.say(f"stage {name}: {' '.join(command)} (timeout {timeout:.0f} s)")
+        t0 = time.time()
+        proc = subprocess.Popen(command, cwd=ROOT, env=self.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        reader = threading.Thread(target=self._copy, args=(proc,), daemon=True)
+        reader.start()
+        timed_out = False
+        next_export = time.time() + self.args.export_every
+        while proc.poll() is None:
+            time.sleep(0.5)
+            if name == "train" and time.time() >= next_export:
+                self.export(final=False)
+                next_export = time.time() + self.args.export_every
+            if not timed_out and time.time() - t0 > timeout:
+                timed_out = True
+                self.say(f"stage {name}: timed out; SIGTERM")
+                proc.send_signal(signal.SIGTERM)
+                kill_at = time.time() + grace
+            if timed_out and time.time() > kill_at and proc.poll() is None:
+                self.say(f"stage {name}: still running; SIGKILL")
+                proc.kill()
+        reader.join(timeout=5)
+        seconds = time.time() - t0
+        self.say(f"stage {name}: exit {proc.returncode} after {seconds:.0f} s")
+        self.record["stages"].append(
+            {"stage": name, "command": command, "rc": proc.returncode,
+             "seconds": round(seconds, 1), "timed_out": timed_out}
+        )  # fmt: skip
+        self.save_record()
+        return proc.returncode
+
+    def _copy(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            self.log.write(line)
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env["TORCHINDUCTOR_CACHE_DIR"] = str(self.cache)  # travels with the store
+        env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        return env
+
+    def repro(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "harness", *args]
+
+    # ---------------------------------------------------------------- store
+
+    def import_archives(self) -> None:
+        for archive in map(Path, self.args.imports):
+            if archive.name == COMPILE_CACHE_ARCHIVE:
+                with tarfile.open(archive) as tar:
+                    tar.extractall(self.cache, filter="data")
+                self.say(f"compile cache from {archive}")
+                continue
+            try:
+                merged = import_archive(archive, self.results)
+            except TransferError as exc:
+                self.say(f"import of {archive} refused: {exc}")
+                continue
+            for text in merged.lines():
+                self.say(f"import {archive.name}: {text}")
+
+    def export(self, final: bool) -> None:
+        """Every study in the store to OUT, split into parts under the size limit."""
+        with self._export_lock:
+            written = set()
+            for study, parts in _partition(self.results).items():
+                for k, records in enumerate(parts, 1):
+                    name = (
+                        f"store-{study}.tar.gz" if len(parts) == 1 else f"store-{study}-{k}.tar.gz"
+                    )
+                    try:
+                        export_runs(records, self.results, self.out / name, study=study)
+                    except (TransferError, OSError) as exc:
+                        self.say(f"export of {study} failed: {exc}")
+                        continue
+                    written.add(name)
+            for stale in self.out.glob("store-*.tar.gz"):
+                if stale.name not in written:
+                    stale.unlink()  # an earlier partition of the same runs
+            sizes = ", ".join(f"{n} {(self.out / n).stat().st_size / 2**20:.1f} MiB"
+                              for n in sorted(written))  # fmt: skip
+            self.say(f"{'final ' if final else ''}export: {sizes or 'no runs yet'}")
+
+    def pack_compile_cache(self) -> None:
+        if not self.cache.is_dir():
+            return
+        target = self.out / COMPILE_CACHE_ARCHIVE
+        with tarfile.open(target, "w:gz") as tar:
+            tar.add(self.cache, arcname=".")
+        size = target.stat().st_size
+        if size > PART_LIMIT:
+            target.unlink()
+            self.say(f"compile cache is {size / 2**20:.0f} MiB packed: too large to return")
+        else:
+            self.say(f"compile cache: {size / 2**20:.1f} MiB")
+
+
+def _run_bytes(run_dir: Path) -> int:
+    names = list(RUN_FILES)
+    if store.summary_status(run_dir) not in store.FINAL:
+        names.append(store.CHECKPOINT)
+    return sum((run_dir / n).stat().st_size for n in names if (run_dir / n).exists())
+
+
+def _partition(results: Path) -> dict[str, list[list]]:
+    """Each study's runs in groups whose files fit one returned file."""
+    groups: dict[str, list[list]] = {}
+    for record in scan(results):
+        parts = groups.setdefault(record.study, [[]])
+        size = _run_bytes(record.path)
+        used = sum(_run_bytes(r.path) for r in parts[-1])
+        if parts[-1] and used + size > PART_LIMIT:
+            parts.append([])
+        parts[-1].append(record)
+    return groups
+
+
+# -------------------------------------------------------------------- the slot
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="where the returned files go")
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--budget", type=float, default=540, help="seconds for the whole slot")
+    ap.add_argument("--started", type=float, default=time.time(), help="the slot's start")
+    ap.add_argument("--work", default="/tmp/repro-box", help="store and compile cache")
+    ap.add_argument("--queue", default=str(ROOT / "queue.yaml"))
+    ap.add_argument("--import", dest="imports", nargs="*", default=[])
+    ap.add_argument("--export-every", type=float, default=60)
+    ap.add_argument("--reserve", type=float, default=25, help="seconds kept for the end")
+    ap.add_argument("--check-timeout", type=float, default=150)
+    ap.add_argument("--bench-timeout", type=float, default=150)
+    ap.add_argument("--skip", default="", help="stages to leave out, e.g. check,bench")
+    ap.add_argument("--rehearse", action="store_true", help="CPU-sized stages, for the tests")
+    args = ap.parse_args(argv)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    box = Box(args)
+    box.results.mkdir(parents=True, exist_ok=True)
+    skip = set(filter(None, args.skip.split(",")))
+    cpu = ["--device", "cpu"] if args.rehearse else []
+
+    box.import_archives()
+    if "check" not in skip:
+        if shutil.which("nvidia-smi"):
+            box.stage("gpu", ["nvidia-smi"], 20)
+        box.stage("check", [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                            "tests/test_gpu.py"], args.check_timeout)  # fmt: skip
+    if "bench" not in skip:
+        bench_dir = box.work / "bench"
+        sized = (["--synthetic", "--subset", "128", "--models", "resnet8", "--epochs", "1",
+                  "--warmup-epochs", "0", "--workers", "1", "--no-compile"] if args.rehearse
+                 else ["--data-dir", args.data_dir, "--models", "resnet20", "--epochs", "2",
+                       "--warmup-epochs", "1", "--profile", str(bench_dir / "profile")]
+                 )  # fmt: skip
+        box.stage("bench", box.repro("bench", *cpu, *sized, "--json", str(bench_dir / "bench.json"),
+                                     "--markdown", str(bench_dir / "bench.md")),
+                  args.bench_timeout)  # fmt: skip
+        if bench_dir.is_dir():
+            with tarfile.open(box.out / "bench.tar.gz", "w:gz") as tar:
+                for f in sorted(bench_dir.rglob("*")):
+                    if f.is_file() and not f.name.endswith(".trace.json"):
+                        tar.add(f, arcname=f.relative_to(bench_dir).as_posix())
+    box.export(final=False)
+    if "train" not in skip:
+        budget = box.left() - args.reserve
+        if budget > 10:
+            box.stage("train", box.repro("queue", args.queue, *cpu, "--time-budget",
+                                         f"{budget:.0f}s", "--results", str(box.results),
+                                         "--data-dir", args.data_dir, "--quiet"),
+                      budget + 30)  # fmt: skip
+        else:
+            box.say(f"no time left to train ({budget:.0f} s)")
+    box.export(final=True)
+    box.pack_compile_cache()
+    status = subprocess.run(box.repro("status", "--results", str(box.results), "--queue",
+                                      args.queue), cwd=ROOT, env=box.env(), capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    box.say("standing:\n" + status.stdout[-4000:] + status.stderr[-2000:])
+    box.record["ended"] = time.time()
+    box.record["seconds"] = round(time.time() - args.started, 1)
+    box.save_record()
+    returned = sorted(p.name for p in box.out.iterdir() if not p.name.startswith("."))
+    box.say(f"done in {time.time() - args.started:.0f} s; returned: {', '.join(returned)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
