@@ -169,6 +169,10 @@ class Box:
     def pack_compile_cache(self) -> None:
         if not self.cache.is_dir():
             return
+        raw = sum(f.stat().st_size for f in self.cache.rglob("*") if f.is_file())
+        if raw > 4 * PART_LIMIT:  # would not pack under the limit; do not spend the time
+            self.say(f"compile cache is {raw / 2**20:.0f} MiB: too large to return")
+            return
         target = self.out / COMPILE_CACHE_ARCHIVE
         with tarfile.open(target, "w:gz") as tar:
             tar.add(self.cache, arcname=".")
