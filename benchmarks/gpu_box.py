@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reserve", type=float, default=25, help="seconds kept for the end")
     ap.add_argument("--check-timeout", type=float, default=150)
     ap.add_argument("--bench-timeout", type=float, default=150)
+    ap.add_argument("--compile-modes", default="default", help="bench: compile mode(s)")
     ap.add_argument("--skip", default="", help="stages to leave out, e.g. check,bench")
     ap.add_argument("--rehearse", action="store_true", help="CPU-sized stages, for the tests")
     args = ap.parse_args(argv)
@@ -233,14 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     if "check" not in skip:
         if shutil.which("nvidia-smi"):
             box.stage("gpu", ["nvidia-smi"], 20)
-        box.stage("check", [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+        # Every test runs (no -x): a slot is too short to learn about the others next time.
+        box.stage("check", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                             "tests/test_gpu.py"], args.check_timeout)  # fmt: skip
     if "bench" not in skip:
         bench_dir = box.work / "bench"
         sized = (["--synthetic", "--subset", "128", "--models", "resnet8", "--epochs", "1",
                   "--warmup-epochs", "0", "--workers", "1", "--no-compile"] if args.rehearse
                  else ["--data-dir", args.data_dir, "--models", "resnet20", "--epochs", "2",
-                       "--warmup-epochs", "1", "--profile", str(bench_dir / "profile")]
+                       "--warmup-epochs", "1", "--profile", str(bench_dir / "profile"),
+                       "--compile-mode", args.compile_modes]
                  )  # fmt: skip
         box.stage("bench", box.repro("bench", *cpu, *sized, "--json", str(bench_dir / "bench.json"),
                                      "--markdown", str(bench_dir / "bench.md")),

@@ -37,7 +37,8 @@ def _recipe(images: int) -> Recipe:
     return small_recipe(epochs=4, train_images=images, augmentation=augmentation)
 
 
-def _syncs_in_an_epoch(trainer, loader, lr_at, epoch: int, steps: int) -> int:
+def _syncs_in_an_epoch(trainer, loader, lr_at, epoch: int, steps: int) -> list[str]:
+    """The synchronising operations torch reports while the trainer runs ``steps`` steps."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
@@ -46,12 +47,12 @@ def _syncs_in_an_epoch(trainer, loader, lr_at, epoch: int, steps: int) -> int:
                                 SilentProgress())  # fmt: skip
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    return sum("synchroniz" in str(w.message) for w in caught)
+    return [str(w.message) for w in caught if "synchroniz" in str(w.message)]
 
 
 def test_the_fast_path_step_never_synchronises_with_the_host(cifar_root):
     dataset = cifar.load(cifar_root / cifar.FOLDER)
-    recipe = _recipe(images=320)
+    recipe = _recipe(images=640)
     ex = choose(CUDA)
     configure_backends(ex)
     run_data = prepare_data(recipe, 0, dataset, CUDA)
@@ -60,10 +61,13 @@ def test_the_fast_path_step_never_synchronises_with_the_host(cifar_root):
     lr_at = LearningRate(recipe, Length.of(recipe, len(loader)))
     trainer.train_epoch(loader.epoch(0), lr_at, 0, SilentProgress())  # compile, autotune
     assert trainer.compile_fallback is None
+    # Measured once before counting: on the H100 (2026-11-26) the first epoch under sync
+    # debug mode reported one synchronisation more than the later ones (3 for 2 steps, then
+    # 2 for 8), a one-off that is not a cost per step.
+    _syncs_in_an_epoch(trainer, loader, lr_at, 1, 2)
     # The epoch's own reads (loss and error sums) are a fixed number, whatever the steps.
-    assert _syncs_in_an_epoch(trainer, loader, lr_at, 1, 2) == _syncs_in_an_epoch(
-        trainer, loader, lr_at, 2, 8
-    )
+    few, many = (_syncs_in_an_epoch(trainer, loader, lr_at, e, n) for e, n in ((2, 2), (3, 16)))
+    assert len(few) == len(many) <= 3, (few, many)
 
 
 def test_a_compiled_resnet20_step_matches_eager_in_fp32(cifar_root):
