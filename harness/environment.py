@@ -18,7 +18,13 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_commit() -> dict:
-    """The harness's own commit, and whether its tracked files differ from it."""
+    """The harness's own commit, and whether its tracked files differ from it.
+
+    Whoever copies the working tree elsewhere (a GPU box, a cluster's scratch space) can state
+    the commit in REPRO_HARNESS_COMMIT; that statement wins, because a copy's .git may be
+    missing or stale (on the 2026-11-26 GPU slot it still named the session's first commit).
+    """
+    stated = os.environ.get("REPRO_HARNESS_COMMIT")
 
     def git(*args: str) -> str | None:
         try:
@@ -32,12 +38,12 @@ def git_commit() -> dict:
             return None
         return out.stdout.strip() if out.returncode == 0 else None
 
+    if stated:
+        return {"commit": stated, "dirty": None, "from": "REPRO_HARNESS_COMMIT",
+                "git_says": git("rev-parse", "HEAD")}  # fmt: skip
     commit = git("rev-parse", "HEAD")
     if commit is None:
-        # A copy of the working tree without its .git (a GPU box, a cluster's scratch copy):
-        # whoever copied it can say which commit it was.
-        given = os.environ.get("REPRO_HARNESS_COMMIT")
-        return {"commit": given, "dirty": None, "from": "REPRO_HARNESS_COMMIT" if given else None}
+        return {"commit": None, "dirty": None}
     dirty = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(dirty)}
 

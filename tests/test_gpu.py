@@ -70,7 +70,18 @@ def test_the_fast_path_step_never_synchronises_with_the_host(cifar_root):
     assert len(few) == len(many) <= 3, (few, many)
 
 
-def test_a_compiled_resnet20_step_matches_eager_in_fp32(cifar_root):
+@pytest.fixture
+def true_fp32():
+    """fp32 without TF32: with PyTorch's default TF32 convolutions, compiled and eager
+    resnet20 differed by 0.5% at the third step on the H100 (2026-11-26), rounding that says
+    nothing about the compiler."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_a_compiled_resnet20_step_matches_eager_in_fp32(cifar_root, true_fp32):
     """The model every slot trains first: Inductor's CUDA code computes what eager does."""
     dataset = cifar.load(cifar_root / cifar.FOLDER)
     recipe = _recipe(images=96)
@@ -84,8 +95,7 @@ def test_a_compiled_resnet20_step_matches_eager_in_fp32(cifar_root):
         trainer.model.train()
         losses[name] = [trainer.step(x, y)[1].item() for x, y in loader.epoch(0)]
         assert trainer.compile_fallback is None
-    # Both use cuDNN's convolutions (TF32 by PyTorch's default); Inductor fuses the rest.
-    assert losses["compiled"] == pytest.approx(losses["eager"], rel=2e-3)
+    assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-3)
     assert losses["compiled"][-1] != losses["compiled"][0]
 
 
