@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness import store
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
-from harness.plan import Overrides, RunPlan, nominal_batches_per_epoch, plan
+from harness.plan import Overrides, PlanError, RunPlan, nominal_batches_per_epoch, plan
 from harness.studyfile import StudyError, load_study
 
 Echo = Callable[[str], None]
@@ -92,7 +92,7 @@ def load_queue(path: str | Path) -> Queue:
             queue.plans(item)
         except StudyError as exc:
             raise QueueError(f"{path}: item {item.name}: its study has problems:\n{exc}") from None
-        except ValueError as exc:  # PlanError: --only names an experiment the study lacks
+        except PlanError as exc:  # `only` names an experiment the study lacks
             raise QueueError(f"{path}: item {item.name}: {exc}") from None
     return queue
 

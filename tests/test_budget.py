@@ -1,0 +1,211 @@
+"""Time budgets: reading them, pausing at an epoch, the hard stop inside one, and resuming
+bit-exactly, through train(), repro run (one process and workers) and repro status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import pytest
+from conftest import tiny_study
+from test_run import curves, repro, run_args, summary
+
+from harness import budget, store
+from harness.budget import BudgetError, Deadline, epoch_estimate, parse_deadline, parse_duration
+from harness.execution import choose
+from harness.plan import plan
+from harness.studyfile import load_study
+from harness.train import train
+
+LONG_RECIPE = """\
+    optimizer: {lr: 0.05, momentum: 0.9, weight_decay: 5.0e-4}
+    batch_size: 50
+    epochs: 6
+    schedule: {kind: multistep, milestones: [4], gamma: 0.1}
+    normalization: {kind: per_channel}
+    augmentation: {crop: {padding: 2}, flip: true}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("90s", 90), ("8m", 480), ("1h30m", 5400), ("2.5m", 150), (" 1m 30s ", 90)],
+)
+def test_durations_are_read_in_seconds(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "8x", "m", "-5s", "0", "5 minutes", "8m?"])
+def test_a_duration_that_cannot_be_read_is_refused(text):
+    with pytest.raises(BudgetError, match="time budget"):
+        parse_duration(text)
+
+
+def test_deadlines_are_clock_times_or_iso_dates():
+    now = dt.datetime(2026, 11, 26, 14, 0, tzinfo=dt.UTC)
+    assert parse_deadline("14:30", now) == now.replace(minute=30).timestamp()
+    tomorrow = (now + dt.timedelta(days=1)).replace(hour=9)
+    assert parse_deadline("09:00", now) == tomorrow.timestamp()  # the next such time
+    later = dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC)
+    assert parse_deadline("2026-11-27T08:00+00:00", now) == later.timestamp()
+    with pytest.raises(BudgetError, match="already passed"):
+        parse_deadline("2026-11-25T08:00+00:00", now)
+    for bad in ("25:00", "noon", "14:3"):
+        with pytest.raises(BudgetError, match="deadline"):
+            parse_deadline(bad, now)
+
+
+def test_an_epoch_fits_with_a_margin():
+    d = Deadline.after(100)
+    assert d.fits(None) and d.fits(50)
+    assert not d.fits(90)  # 90 x 1.15 + 2 s is more than what is left
+    assert not Deadline.after(-1).fits(None)
+
+
+def test_the_estimate_comes_from_this_session_then_from_the_same_device():
+    history = [
+        {"train_seconds": 9.0, "eval_seconds": 1.0, "full_epoch": True,
+         "first_of_session": False, "device": "GPU"},
+        {"train_seconds": 90.0, "eval_seconds": 10.0, "full_epoch": True,
+         "first_of_session": False, "device": "CPU"},
+    ]  # fmt: skip
+    assert epoch_estimate([30.0, 2.0, 4.0], history, "GPU") == 3.0  # the first compiles
+    assert epoch_estimate([30.0], history, "GPU") == 30.0
+    assert epoch_estimate([], history, "GPU") == 10.0
+    # Epochs timed elsewhere say nothing: a CPU epoch must not keep a GPU from starting.
+    assert epoch_estimate([], history, "NVIDIA H100") is None
+
+
+class StopBefore:
+    """A deadline that lets exactly ``epochs`` epochs start, then says the next won't fit."""
+
+    def __init__(self, epochs: int, hard_after_steps: int | None = None) -> None:
+        self.left = epochs
+        self.steps = hard_after_steps
+
+    def fits(self, estimate):
+        self.left -= 1
+        return self.left >= 0
+
+    def passed(self):
+        if self.steps is None:
+            return False
+        self.steps -= 1
+        return self.steps < 0
+
+    def describe(self):
+        return "the test's deadline"
+
+
+def _plan_and_data(tmp_path, cifar_root, name="s.yaml"):
+    from harness import data as cifar
+
+    study = tiny_study(tmp_path / name, "  - {name: r8, model: resnet8, recipe: base}\n",
+                       recipe=LONG_RECIPE)  # fmt: skip
+    (p,) = plan(load_study(study), study_file=str(study))
+    return p, cifar.load(cifar_root / cifar.FOLDER)
+
+
+def test_a_paused_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, cifar_root):
+    import torch
+
+    p, data = _plan_and_data(tmp_path, cifar_root)
+    ex = choose(torch.device("cpu"))
+    whole = tmp_path / "whole"
+    assert train(p, data, whole, ex)["status"] == store.COMPLETE
+
+    parts = tmp_path / "parts"
+    first = train(p, data, parts, ex, deadline=StopBefore(2))
+    assert (first["status"], first["epochs_done"], first["epochs_total"]) == ("paused", 2, 6)
+    assert first["paused"]["reason"] == "time budget"
+    assert store.inspect(parts).status == "paused"  # resumable, not final
+    # The hard stop: the deadline passes in the middle of the 4th epoch, which is dropped.
+    second = train(p, data, parts, ex, deadline=StopBefore(5, hard_after_steps=16))
+    assert (second["status"], second["epochs_done"]) == ("paused", 3)
+    assert len(store.read_jsonl(parts / store.METRICS)) == 3
+    assert train(p, data, parts, ex)["status"] == store.COMPLETE
+
+    def strip(rows):
+        timing = ("train_seconds", "eval_seconds", "images_per_second", "first_of_session",
+                  "telemetry")  # fmt: skip
+        return [{k: v for k, v in r.items() if k not in timing} for r in rows]
+
+    assert strip(store.read_jsonl(parts / store.METRICS)) == strip(
+        store.read_jsonl(whole / store.METRICS)
+    )
+
+
+def test_repro_run_pauses_at_the_budget_exits_0_and_the_same_command_finishes(
+    tmp_path, cifar_root, monkeypatch
+):
+    study = tiny_study(tmp_path / "s.yaml",
+                       "  - {name: a, model: resnet8, recipe: base}\n"
+                       "  - {name: b, model: resnet8, recipe: base}\n",
+                       recipe=LONG_RECIPE)  # fmt: skip
+    results = tmp_path / "results"
+    # Two epochs fit, the third does not: the clock moves by the estimate of each epoch.
+    fits = iter([True, True, False])
+    monkeypatch.setattr(budget.Deadline, "fits", lambda self, estimate: next(fits, False))
+    out = repro(*run_args(study, cifar_root, results, "--time-budget", "10m"))
+    assert out.exit_code == 0, out.output
+    assert "[  paused] tiny/a/seed-0: paused by the time budget at epoch 2/6" in out.output
+    assert "2 run(s) paused" in out.output
+    a, b = summary(results, "tiny/a/seed-0"), summary(results, "tiny/b/seed-0")
+    assert (a["status"], a["epochs_done"], b["status"], b["epochs_done"]) == (
+        "paused",
+        2,
+        "paused",
+        0,
+    )
+    status = repro("status", str(study), "--results", str(results))
+    assert "paused" in status.output and "2/6" in status.output
+    monkeypatch.undo()
+    again = repro(*run_args(study, cifar_root, results))
+    assert again.exit_code == 0, again.output
+    assert summary(results, "tiny/a/seed-0")["status"] == "complete"
+    assert [c["epoch"] for c in curves(results, "tiny/a/seed-0")] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_spent_budget_leaves_runs_pending_without_touching_them(tmp_path, cifar_root):
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    results = tmp_path / "results"
+    past = (dt.datetime.now().astimezone() + dt.timedelta(seconds=2)).isoformat()
+    time.sleep(2.5)  # the deadline has passed by the time the run would start
+    out = repro(*run_args(study, cifar_root, results, "--deadline", past))
+    assert out.exit_code == 2 and "already passed" in out.output  # caught up front
+    out = repro(*run_args(study, cifar_root, results, "--time-budget", "0.001s"))
+    assert out.exit_code == 0, out.output
+    assert "not started: the time budget is spent" in out.output
+    assert not (results / "tiny" / "a" / "seed-0" / "summary.json").exists()
+
+
+def test_workers_share_one_deadline_and_pause(tmp_path, cifar_root):
+    """--runs-per-gpu 2 on the CPU: worker processes get the deadline and pause themselves."""
+    recipe = LONG_RECIPE.replace("epochs: 6", "epochs: 400").replace("[4]", "[300]")
+    study = tiny_study(tmp_path / "s.yaml",
+                       "  - {name: a, model: resnet8, recipe: base}\n"
+                       "  - {name: b, model: resnet8, recipe: base}\n"
+                       "  - {name: c, model: resnet8, recipe: base}\n", recipe=recipe)  # fmt: skip
+    results = tmp_path / "results"
+    t0 = time.time()
+    out = repro(*run_args(study, cifar_root, results, "--runs-per-gpu", "2",
+                          "--time-budget", "12s"))  # fmt: skip
+    took = time.time() - t0
+    assert out.exit_code == 0, out.output
+    assert took < 12 + 15, f"took {took:.0f} s for a 12 s budget"
+    for run in ("a", "b"):
+        s = summary(results, f"tiny/{run}/seed-0")
+        assert s["status"] == "paused" and 0 < s["epochs_done"] < 400, s["status"]
+        env = json.loads((results / "tiny" / run / "seed-0" / "environment.json").read_text())
+        assert env["device_shared_by"] == 2  # recorded as shared
+    assert "[   later] tiny/c/seed-0: not started" in out.output
+
+
+def test_a_budget_that_cannot_be_read_is_a_clear_error(tmp_path, cifar_root):
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    out = repro(*run_args(study, cifar_root, tmp_path / "r", "--time-budget", "soon"))
+    assert out.exit_code == 2 and "error: time budget 'soon'" in out.output
+    out = repro(*run_args(study, cifar_root, tmp_path / "r", "--time-budget", "1m",
+                          "--deadline", "23:59"))  # fmt: skip
+    assert out.exit_code == 2 and "not both" in out.output

@@ -1,0 +1,94 @@
+"""The GPU slot's runbook (benchmarks/gpu_box.py), rehearsed on the CPU: every stage, a
+machine lost in the middle of training (SIGKILL to the whole process group), and a second
+slot that imports what the first one returned and finishes the runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+from conftest import ROOT, tiny_study
+
+RECIPE = """\
+    optimizer: {lr: 0.05, momentum: 0.9, weight_decay: 5.0e-4}
+    batch_size: 50
+    epochs: 20
+    schedule: {kind: multistep, milestones: [15], gamma: 0.1}
+    normalization: {kind: per_channel}
+    augmentation: {crop: {padding: 2}, flip: true}
+"""
+
+
+def _manifest(archive: Path) -> dict | None:
+    try:
+        with tarfile.open(archive) as tar:
+            return json.loads(tar.extractfile("manifest.json").read())
+    except (OSError, tarfile.TarError, KeyError, json.JSONDecodeError, EOFError):
+        return None  # not there yet, or being replaced
+
+
+def _box(tmp_path: Path, cifar_root: Path, name: str, *extra: str) -> list[str]:
+    return [sys.executable, str(ROOT / "benchmarks" / "gpu_box.py"), "--rehearse",
+            "--out", str(tmp_path / f"out-{name}"), "--work", str(tmp_path / f"work-{name}"),
+            "--data-dir", str(cifar_root), "--queue", str(tmp_path / "queue.yaml"),
+            "--export-every", "2", "--budget", "150", *extra]  # fmt: skip
+
+
+def test_a_slot_killed_while_training_loses_nothing_the_next_slot_finishes(tmp_path, cifar_root):
+    tiny_study(tmp_path / "s.yaml",
+               "  - {name: a, model: resnet8, recipe: base}\n"
+               "  - {name: b, model: plain8, recipe: base}\n", recipe=RECIPE)  # fmt: skip
+    (tmp_path / "queue.yaml").write_text(
+        "achieved_tflops: 0.001\nrate_source: tests\nitems:\n"
+        "  - {name: both, why: the rehearsal, study: s.yaml, runs_per_gpu: 2}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen(_box(tmp_path, cifar_root, "1"), env=env, start_new_session=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    archive = tmp_path / "out-1" / "store-tiny.tar.gz"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            manifest = _manifest(archive)
+            if manifest and all(r["resumable_from"] >= 2 for r in manifest["runs"]):
+                break
+            assert first.poll() is None, first.stdout.read()
+            time.sleep(0.5)
+        else:
+            raise AssertionError("no export with two epochs of each run in time")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the machine is gone, every process with it
+        first.wait()
+    log = (tmp_path / "out-1" / "box.log").read_text()
+    assert "stage check: exit 0" in log and "stage bench: exit 0" in log
+    assert (tmp_path / "out-1" / "bench.tar.gz").exists()
+    exported = {r["path"]: r for r in _manifest(archive)["runs"]}
+    assert all(r["status"] != "complete" for r in exported.values())
+
+    second = subprocess.run(_box(tmp_path, cifar_root, "2", "--skip", "check,bench",
+                                 "--import", str(archive)),
+                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "added     tiny/a/seed-0" in second.stdout
+    out = tmp_path / "out-2"
+    returned = {p.name for p in out.iterdir()}
+    assert {"box.json", "box.log", "store-tiny.tar.gz"} <= returned
+    assert len(returned) <= 8 and all(p.is_file() for p in out.iterdir())  # what a slot returns
+    final = {r["path"]: r for r in _manifest(out / "store-tiny.tar.gz")["runs"]}
+    assert {p: (r["status"], r["epochs"]) for p, r in final.items()} == {
+        "tiny/a/seed-0": ("complete", 20), "tiny/b/seed-0": ("complete", 20)}  # fmt: skip
+    for path, run in exported.items():
+        summary = json.loads((tmp_path / "work-2" / "results" / path / "summary.json").read_text())
+        # Resumed where the first slot's checkpoint was, not from scratch; every epoch once.
+        assert summary["sessions"][-1]["from_epoch"] == run["resumable_from"] > 0
+        metrics = (tmp_path / "work-2" / "results" / path / "metrics.jsonl").read_text()
+        assert [json.loads(line)["epoch"] for line in metrics.splitlines()] == list(range(1, 21))
+    record = json.loads((out / "box.json").read_text())
+    assert [s["stage"] for s in record["stages"]] == ["train"]
+    assert record["stages"][0]["rc"] == 0

@@ -1,0 +1,100 @@
+"""The evidence queue: the repository's own file, bad queue files, the standing, and
+`repro queue` training items in order within a budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, tiny_study
+from test_run import repro, summary
+
+from harness.queue import QueueError, load_queue, render, standing, training_flops
+
+QUEUE = """\
+achieved_tflops: 0.001
+rate_source: a figure for the tests
+items:
+  - {name: first, why: the one that matters, study: s.yaml, only: [b], runs_per_gpu: 1}
+  - {name: rest, why: everything else, study: s.yaml, seeds: 2, runs_per_gpu: 2}
+"""
+
+
+def _queue(tmp_path: Path, text: str = QUEUE) -> Path:
+    tiny_study(tmp_path / "s.yaml",
+               "  - {name: a, model: resnet8, recipe: base}\n"
+               "  - {name: b, model: plain8, recipe: base}\n")  # fmt: skip
+    path = tmp_path / "queue.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_repository_queue_is_valid_and_starts_with_the_20_layer_runs():
+    queue = load_queue(ROOT / "queue.yaml")
+    first = queue.items[0]
+    assert first.study == "studies/degradation.yaml" and first.runs_per_gpu == 6
+    assert {p.experiment.model.depth for p in queue.plans(first)} == {20}
+    # The six 20-layer runs: 164 epochs (or 64,000 iterations) of about 41M MACs per image.
+    pflop = sum(training_flops(p) for p in queue.plans(first)) / 1e15
+    assert pflop == pytest.approx(12.0, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("runs_per_gpu: 1}", "runs_per_gpu: 1, colour: red}"), "colour"),
+        (("only: [b]", "only: [nope]"), "no such experiment"),
+        (("study: s.yaml, only", "study: missing.yaml, only"), "file not found"),
+        (("name: rest", "name: first"), "repeated: first"),
+        (("achieved_tflops: 0.001", "achieved_tflops: -1"), "achieved_tflops"),
+        (("items:", "items: 3\nx:"), "items"),
+    ],
+)
+def test_a_bad_queue_file_says_what_is_wrong(tmp_path, change, message):
+    path = _queue(tmp_path, QUEUE.replace(*change))
+    with pytest.raises(QueueError, match=message):
+        load_queue(path)
+
+
+def test_status_shows_where_the_queue_stands(tmp_path, cifar_root):
+    path = _queue(tmp_path)
+    queue = load_queue(path)
+    results = tmp_path / "results"
+    rows = standing(queue, results)
+    assert [(r.runs, r.ended, r.epochs_done, r.epochs_total) for r in rows] == [
+        (1, 0, 0, 3), (4, 0, 0, 12)]  # fmt: skip
+    assert rows[0].gpu_minutes_left == pytest.approx(
+        rows[0].pflop_total * 1e15 / (0.001 * 1e12) / 60)  # fmt: skip
+    assert "next: first" in render(queue, rows)
+
+    out = repro("queue", str(path), "--items", "1", "--device", "cpu", "--quiet",
+                "--results", str(results), "--data-dir", str(cifar_root))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "--- queue item first" in out.output and "queue item rest" not in out.output
+    assert summary(results, "tiny/b/seed-0")["status"] == "complete"
+    rows = standing(queue, results)
+    assert rows[0].done and rows[0].gpu_minutes_left == 0
+    # The shared run (b, seed 0) counts for the second item too.
+    assert (rows[1].ended, rows[1].epochs_done) == (1, 3)
+    status = repro("status", str(tmp_path / "s.yaml"), "--results", str(results),
+                   "--queue", str(path))  # fmt: skip
+    assert status.exit_code == 0, status.output
+    assert "1. first  done" in status.output and "next: rest" in status.output
+
+
+def test_repro_queue_stops_at_its_budget_and_resumes(tmp_path, cifar_root):
+    path = _queue(tmp_path)
+    results = tmp_path / "results"
+    args = ["--device", "cpu", "--quiet", "--results", str(results),
+            "--data-dir", str(cifar_root)]  # fmt: skip
+    out = repro("queue", str(path), "--time-budget", "0.001s", *args)
+    assert out.exit_code == 0, out.output
+    assert "not started" in out.output or "time budget spent" in out.output
+    out = repro("queue", str(path), *args)
+    assert out.exit_code == 0, out.output
+    assert all(r.done for r in standing(load_queue(path), results))
+
+
+def test_a_bad_queue_is_a_clear_error(tmp_path):
+    out = repro("queue", str(tmp_path / "none.yaml"))
+    assert out.exit_code == 2 and "no such queue file" in out.output
