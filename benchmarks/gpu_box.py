@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness import store  # noqa: E402 (after the path set-up above)
+from harness.queue import QueueError, load_queue, render, standing  # noqa: E402
 from harness.results import scan  # noqa: E402
 from harness.transfer import (  # noqa: E402
     RUN_FILES,
@@ -265,10 +266,11 @@ def main(argv: list[str] | None = None) -> int:
             box.say(f"no time left to train ({budget:.0f} s)")
     box.export(final=True)
     box.pack_compile_cache()
-    status = subprocess.run(box.repro("status", "--results", str(box.results), "--queue",
-                                      args.queue), cwd=ROOT, env=box.env(), capture_output=True,
-                            text=True, timeout=60)  # fmt: skip
-    box.say("standing:\n" + status.stdout[-4000:] + status.stderr[-2000:])
+    try:
+        queue = load_queue(args.queue)
+        box.say("standing:\n" + render(queue, standing(queue, box.results)))
+    except QueueError as exc:
+        box.say(f"standing: {exc}")
     box.record["ended"] = time.time()
     box.record["seconds"] = round(time.time() - args.started, 1)
     box.save_record()
