@@ -209,3 +209,25 @@ def test_a_budget_that_cannot_be_read_is_a_clear_error(tmp_path, cifar_root):
     out = repro(*run_args(study, cifar_root, tmp_path / "r", "--time-budget", "1m",
                           "--deadline", "23:59"))  # fmt: skip
     assert out.exit_code == 2 and "not both" in out.output
+
+
+def test_under_slurm_the_budget_counts_from_each_job_start(tmp_path, cifar_root):
+    """submitit's local executor runs the Slurm path here: each job gets the whole budget from
+    its own start (a queued job must not find it spent), pauses, and the job succeeds."""
+    pytest.importorskip("submitit")
+    from harness.executors import submit
+    from harness.runner import RunOptions
+    from harness.schema import SlurmSettings
+
+    recipe = LONG_RECIPE.replace("epochs: 6", "epochs: 400").replace("[4]", "[300]")
+    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
+                            recipe=recipe)  # fmt: skip
+    results = tmp_path / "results"
+    options = RunOptions(results=results, data_dir=cifar_root, device="cpu", quiet=True,
+                         time_budget=8.0)  # fmt: skip
+    submission = submit(load_study(study_file), str(study_file), options,
+                        SlurmSettings(time_min=10), lambda line: None, cluster="local")  # fmt: skip
+    (job,) = submission.jobs
+    assert job.result()["status"] == "paused"
+    s = summary(results, "tiny/a/seed-0")
+    assert s["status"] == "paused" and 0 < s["epochs_done"] < 400
