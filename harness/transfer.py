@@ -199,8 +199,10 @@ def _verified_runs(archive: Path, into: Path) -> list[ArchivedRun]:
         raise TransferError(f"{archive}: its manifest is malformed ({exc})") from None
     expected = {f"{r.path}/{name}": sha for r in runs for name, sha in r.files.items()}
     for r in runs:
+        # An absolute path ("/tmp/x") starts with the part "/": its files would be unpacked
+        # and placed outside the store.
         parts = PurePosixPath(r.path).parts
-        if len(parts) != 3 or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        if len(parts) != 3 or any(p in ("", ".", "..") or p.startswith((".", "/")) for p in parts):
             raise TransferError(f"{archive}: run path {r.path!r} is not <study>/<experiment>/"
                                 "seed-<k>; refusing the archive")  # fmt: skip
     seen = set()
