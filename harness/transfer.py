@@ -205,6 +205,12 @@ def _verified_runs(archive: Path, into: Path) -> list[ArchivedRun]:
         if len(parts) != 3 or any(p in ("", ".", "..") or p.startswith((".", "/")) for p in parts):
             raise TransferError(f"{archive}: run path {r.path!r} is not <study>/<experiment>/"
                                 "seed-<k>; refusing the archive")  # fmt: skip
+        # A file name is joined to the run's path too: "../../x" would be unpacked outside.
+        # Only the files an export writes can be in a run.
+        for name in r.files:
+            if name not in (*RUN_FILES, store.CHECKPOINT):
+                raise TransferError(f"{archive}: run {r.path} has a file {name!r}, which is not "
+                                    "one of a run's files; refusing the archive")  # fmt: skip
     seen = set()
     try:
         with tarfile.open(archive, "r:gz") as tar:
