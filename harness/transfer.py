@@ -263,13 +263,15 @@ def import_archive(archive: Path, results: Path) -> ImportResult:
 
 def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: ImportResult) -> None:
     with_ckpt = store.CHECKPOINT in run.files
+    # Asked first: a run whose training has just started holds its lock before it writes
+    # config.json, and the trainer would overwrite (or retrain over) files placed now.
+    if store.is_locked(dst):
+        result.skipped.append(f"{run.path}: being trained here right now")
+        return
     if not (dst / store.CONFIG).exists() and not (dst / store.SUMMARY).exists():
         _place(src, dst)
         note = "" if with_ckpt or run.status in store.FINAL else " (no checkpoint: restarts)"
         result.added.append(f"{run.path}: {run.status}, {run.epochs} epochs{note}")
-        return
-    if store.is_locked(dst):
-        result.skipped.append(f"{run.path}: being trained here right now")
         return
     local_hash = (store.read_json(dst / store.CONFIG) or {}).get("hash")
     if local_hash != run.config_hash:
