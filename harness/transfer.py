@@ -199,10 +199,18 @@ def _verified_runs(archive: Path, into: Path) -> list[ArchivedRun]:
         raise TransferError(f"{archive}: its manifest is malformed ({exc})") from None
     expected = {f"{r.path}/{name}": sha for r in runs for name, sha in r.files.items()}
     for r in runs:
+        # An absolute path ("/tmp/x") starts with the part "/": its files would be unpacked
+        # and placed outside the store.
         parts = PurePosixPath(r.path).parts
-        if len(parts) != 3 or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        if len(parts) != 3 or any(p in ("", ".", "..") or p.startswith((".", "/")) for p in parts):
             raise TransferError(f"{archive}: run path {r.path!r} is not <study>/<experiment>/"
                                 "seed-<k>; refusing the archive")  # fmt: skip
+        # A file name is joined to the run's path too: "../../x" would be unpacked outside.
+        # Only the files an export writes can be in a run.
+        for name in r.files:
+            if name not in (*RUN_FILES, store.CHECKPOINT):
+                raise TransferError(f"{archive}: run {r.path} has a file {name!r}, which is not "
+                                    "one of a run's files; refusing the archive")  # fmt: skip
     seen = set()
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -255,13 +263,15 @@ def import_archive(archive: Path, results: Path) -> ImportResult:
 
 def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: ImportResult) -> None:
     with_ckpt = store.CHECKPOINT in run.files
+    # Asked first: a run whose training has just started holds its lock before it writes
+    # config.json, and the trainer would overwrite (or retrain over) files placed now.
+    if store.is_locked(dst):
+        result.skipped.append(f"{run.path}: being trained here right now")
+        return
     if not (dst / store.CONFIG).exists() and not (dst / store.SUMMARY).exists():
         _place(src, dst)
         note = "" if with_ckpt or run.status in store.FINAL else " (no checkpoint: restarts)"
         result.added.append(f"{run.path}: {run.status}, {run.epochs} epochs{note}")
-        return
-    if store.is_locked(dst):
-        result.skipped.append(f"{run.path}: being trained here right now")
         return
     local_hash = (store.read_json(dst / store.CONFIG) or {}).get("hash")
     if local_hash != run.config_hash:

@@ -299,3 +299,89 @@ def test_the_page_loads_in_headless_chromium_without_console_errors(verdict_stor
     assert verdict["external_requests"] == []
     assert verdict["images_loaded"] == 3 and verdict["broken_images"] == 0
     assert "repro: paper versus reproduction" in verdict["title"]
+
+
+SPEED_STUDY = """\
+  - {name: moved, model: resnet20, recipe: base}
+  - {name: shared, model: resnet20, recipe: base, seeds: 2}
+  - {name: solo, model: resnet20, recipe: base, seeds: 2}
+claims:
+  - {source: test, where: T3, experiment: shared, metric: sec_per_epoch, value: 2, hardware: NVIDIA H100 80GB HBM3}
+  - {source: test, where: T3, experiment: solo, metric: sec_per_epoch, value: 2, hardware: NVIDIA H100 80GB HBM3}
+"""
+H100 = "NVIDIA H100 80GB HBM3"
+
+
+class _TableRows(HTMLParser):
+    """The text of every table row, cells joined by " | "."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th") and self.rows:
+            self.rows[-1].append("")
+
+    def handle_data(self, data):
+        if self.rows and self.rows[-1]:
+            self.rows[-1][-1] += " " + data
+
+    def row(self, first_cell: str) -> list[str]:
+        cells = [[" ".join(c.split()) for c in r] for r in self.rows]
+        (found,) = [r for r in cells if r and r[0] == first_cell]
+        return found
+
+
+def _update(path, **changes) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def _share(run_dir, *, environment: int | None = None, processes: int | None = None) -> None:
+    """Mark a hand-made run as having shared its GPU, the way each source records it."""
+    if environment is not None:
+        _update(run_dir / "environment.json", device_shared_by=environment)
+    if processes is not None:
+        _update(run_dir / "summary.json", telemetry={"gpu_seconds": 8.0,
+                                                     "gpu_processes_max": processes})  # fmt: skip
+
+
+def test_speed_claims_compare_solo_runs_and_the_run_table_shows_each_device(tmp_path):
+    path = tiny_study(tmp_path / "speeds.yaml", SPEED_STUDY, name="speeds")
+    study = load_study(path)
+    results = tmp_path / "results"
+    moved = fake_run(results, study, "moved", device=H100)
+    # Paused on the H100 after two epochs, finished on a CPU: each device's own epochs.
+    rows = [json.loads(line) for line in (moved / "metrics.jsonl").read_text().splitlines()]
+    timing = [(H100, 9.0, True), (H100, 2.0, False), ("CPU (x86_64)", 50.0, True),
+              ("CPU (x86_64)", 30.0, False)]  # fmt: skip
+    for row, (device, seconds, first) in zip(rows, timing, strict=True):
+        row.update(device=device, train_seconds=seconds, first_of_session=first)
+    (moved / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _share(fake_run(results, study, "shared", 0, device=H100, sec_per_epoch=2.0), environment=3)
+    _share(fake_run(results, study, "shared", 1, device=H100, sec_per_epoch=2.0), processes=2)
+    fake_run(results, study, "solo", 0, device=H100, sec_per_epoch=2.1)
+    # Three times slower with the GPU shared: were it compared, the median would be 5.55 s.
+    _share(fake_run(results, study, "solo", 1, device=H100, sec_per_epoch=9.0), environment=3)
+
+    report = build([(study, str(path))], scan(results), str(results))
+    claims = claim_rows(report)
+    shared, solo = claims[("speed", "shared")], claims[("speed", "solo")]
+    assert shared.verdict == V.NOT_COMPARABLE and shared.reproduced_value is None
+    assert "shared its GPU with up to 3 runs" in shared.reason and "solo run" in shared.reason
+    assert solo.verdict == V.REPRODUCED and (solo.n, solo.reproduced_value) == (1, 2.1)
+    assert "1.05x the claimed time on the same hardware" in solo.reason
+    speeds = {r.experiment: r.verdict for r in report.studies[0].speeds}
+    assert speeds == {"moved": "", "shared": V.NOT_COMPARABLE, "solo": V.REPRODUCED}
+
+    table = _TableRows()
+    table.feed(render_html(report))
+    device = table.row("speeds/moved/seed-0")[6]
+    assert device.startswith(f"{H100}: 2 epochs, 2.00 s/epoch; CPU (x86_64): 2 epochs, "
+                             "30.00 s/epoch")  # fmt: skip
+    assert table.row("speeds/solo/seed-0")[6] == f"{H100} fp32"
+    assert table.row("speeds/shared/seed-0")[6] == f"{H100} fp32 GPU shared by 3 runs"
+    assert table.row("speeds/shared/seed-1")[6] == f"{H100} fp32 GPU shared by 2 runs"
+    assert table.row("speeds/solo/seed-1")[6].endswith("GPU shared by 3 runs")

@@ -20,10 +20,13 @@ CUDA0 = torch.device("cuda", 0)
 class FakeNvml(types.ModuleType):
     """The calls harness.telemetry makes, answering with fixed readings."""
 
-    def __init__(self, *, energy: bool = True, fail_init: bool = False) -> None:
+    def __init__(
+        self, *, energy: bool = True, fail_init: bool = False, processes: int | None = None
+    ) -> None:
         super().__init__("pynvml")
         self.energy_mj = 1_000_000 if energy else None
         self.fail_init = fail_init
+        self.processes = processes  # None: the driver cannot list them
         self.handles: list[str] = []
         self.shut = False
 
@@ -59,6 +62,11 @@ class FakeNvml(types.ModuleType):
             raise RuntimeError("Not Supported")
         self.energy_mj += 500_000  # 500 J between two reads
         return self.energy_mj
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        if self.processes is None:
+            raise RuntimeError("Not Supported")
+        return [SimpleNamespace(pid=4000 + i, usedGpuMemory=2**30) for i in range(self.processes)]
 
 
 @pytest.fixture
@@ -126,3 +134,25 @@ def test_missing_nvml_leaves_telemetry_absent_with_the_reason(fake_cuda):
     telemetry.stop()
     cpu = Telemetry(torch.device("cpu"))
     assert not cpu.available and "CPU" in cpu.reason
+
+
+def test_a_shared_gpu_gives_each_run_its_share_of_the_energy(fake_cuda):
+    fake_cuda(FakeNvml(processes=3))
+    epochs = _two_epochs(Telemetry(CUDA0, interval=0.01))
+    for e in epochs:
+        t = e["telemetry"]
+        assert t["gpu_energy_j"] == 500.0 and t["energy_j"] == pytest.approx(500.0 / 3)
+        assert t["gpu_processes_mean"] == 3 and t["gpu_processes_max"] == 3
+    totals = run_totals(epochs)
+    assert totals["energy_j"] == pytest.approx(1000.0 / 3) and totals["gpu_processes_max"] == 3
+
+
+def test_without_a_process_list_a_run_is_given_the_whole_gpu(fake_cuda):
+    fake_cuda(FakeNvml(processes=None))
+    epochs = _two_epochs(Telemetry(CUDA0, interval=0.01))
+    for e in epochs:
+        t = e["telemetry"]
+        assert t["energy_j"] == t["gpu_energy_j"] == 500.0
+        assert t["gpu_processes_mean"] is None and t["gpu_processes_max"] is None
+    totals = run_totals(epochs)
+    assert totals["energy_j"] == 1000.0 and totals["gpu_processes_max"] is None

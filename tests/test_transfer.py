@@ -1,0 +1,414 @@
+"""`repro export` / `repro import` with real runs: a paused run resumes bit-exactly across the
+archive, a damaged or altered archive is refused before the store is touched, and a merge
+never replaces a run with less of it."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import TINY_RECIPE, tiny_study
+from test_run import curves, repro, run_args
+
+from harness import store
+from harness.data import load_cached, locate
+from harness.plan import plan
+from harness.runner import RunOptions, execution_for
+from harness.studyfile import load_study
+from harness.train import train
+from harness.transfer import TransferError, import_archive, read_manifest
+
+# Four short epochs (two steps each), the rate dropping after the third: long enough to
+# pause a run halfway and see the schedule carried across the archive.
+RECIPE = (
+    TINY_RECIPE.replace("epochs: 3", "epochs: 4").replace("[2]", "[3]")
+    + "    train_images: 100\n    test_images: 100\n"
+)
+EXPERIMENTS = (
+    "  - {name: done, model: resnet8, recipe: base}\n"
+    "  - {name: half, model: resnet8, recipe: base}\n"
+)
+DONE, HALF = "tiny/done/seed-0", "tiny/half/seed-0"
+
+
+class EpochLimit:
+    """A deadline that lets ``epochs`` epochs start, then none: a slot's end, made exact."""
+
+    def __init__(self, epochs: int) -> None:
+        self.left = epochs
+
+    def fits(self, estimate: float | None) -> bool:
+        self.left -= 1
+        return self.left >= 0
+
+    def passed(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return "the end of the test's slot"
+
+
+def _pause_after(study_file: Path, results: Path, cifar_root: Path, epochs: int) -> None:
+    """Train (or resume) tiny/half for ``epochs`` more epochs, then pause it."""
+    (p,) = [p for p in plan(load_study(study_file)) if p.experiment.name == "half"]
+    run_dir = p.directory(results)
+    data = load_cached(locate(cifar_root))
+    with store.run_lock(run_dir):
+        summary = train(p, data, run_dir, execution_for(RunOptions(device="cpu")),
+                        deadline=EpochLimit(epochs))  # fmt: skip
+    assert summary["status"] == store.PAUSED
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, cifar_root):
+    """A source store (done: complete; half: paused at 2 of 4 epochs) and its archives.
+
+    ``early``: the source when half was paused at 1 epoch; ``archive``: at 2 epochs, with
+    its checkpoint; ``bare``: the same without checkpoints; ``straight``: a store where half
+    trained in one go, the reference for resumption.
+    """
+    root = tmp_path_factory.mktemp("transfer")
+    study = tiny_study(root / "s.yaml", EXPERIMENTS, RECIPE)
+    source, straight = root / "source", root / "straight"
+    done = repro(*run_args(study, cifar_root, source, "--only", "done"))
+    assert done.exit_code == 0, done.output
+    full = repro(*run_args(study, cifar_root, straight, "--only", "half"))
+    assert full.exit_code == 0, full.output
+    out = {"study": study, "source": source, "straight": straight}
+    for name, epochs, extra in [("early", 1, ()), ("archive", 1, ()),
+                                ("bare", 0, ("--no-checkpoints",))]:  # fmt: skip
+        if epochs:
+            _pause_after(study, source, cifar_root, epochs)
+        out[name] = root / f"{name}.tar.gz"
+        export = repro("export", str(study), "--out", str(out[name]), "--results", str(source),
+                       *extra)  # fmt: skip
+        assert export.exit_code == 0, export.output
+        assert "2 runs of tiny, 1 unfinished" in export.output
+    return out
+
+
+def _import(archive: Path, results: Path):
+    return repro("import", str(archive), "--results", str(results))
+
+
+def _listing(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (hidden ones too) with its SHA-256."""
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def _members(archive: Path) -> dict[str, bytes]:
+    with tarfile.open(archive, "r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+
+
+def _pack(out: Path, members: dict[str, bytes]) -> Path:
+    """A tar.gz of these members, in this order (the manifest as it is given)."""
+    with tarfile.open(out, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out
+
+
+def _manifest(members: dict[str, bytes]) -> dict:
+    return json.loads(members["manifest.json"])
+
+
+def _with_manifest(members: dict[str, bytes], manifest: dict) -> dict[str, bytes]:
+    return {**members, "manifest.json": json.dumps(manifest).encode()}
+
+
+def _checkpoint_epoch(path: Path) -> int:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["epoch"]
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+def test_a_paused_run_resumes_across_the_archive_bit_exactly(made, tmp_path, cifar_root):
+    manifest = read_manifest(made["archive"])
+    runs = {r["path"]: r for r in manifest["runs"]}
+    assert (runs[DONE]["status"], runs[DONE]["epochs"], runs[DONE]["resumable_from"]) == (
+        "complete", 4, 4)  # fmt: skip
+    assert (runs[HALF]["status"], runs[HALF]["epochs"], runs[HALF]["resumable_from"]) == (
+        "paused", 2, 2)  # fmt: skip
+    # Only the unfinished run's checkpoint travels; locks and progress markers stay behind.
+    assert "checkpoint.pt" in runs[HALF]["files"] and "checkpoint.pt" not in runs[DONE]["files"]
+    assert not {"lock", "progress.json"} & {n.rsplit("/", 1)[-1] for n in _members(made["archive"])}
+
+    here = tmp_path / "here"
+    first = _import(made["archive"], here)
+    assert first.exit_code == 0, first.output
+    assert f"added     {DONE}: complete, 4 epochs\n" in first.output
+    assert f"added     {HALF}: paused, 2 epochs\n" in first.output
+    assert "2 added, 0 advanced, 0 skipped, 0 refused" in first.output
+    for run in (DONE, HALF):  # the files as they were at the source, byte for byte
+        got = _listing(here / run)
+        assert got and all(_listing(made["source"] / run)[n] == sha for n, sha in got.items())
+    again = _import(made["archive"], here)
+    assert again.exit_code == 0, again.output
+    assert f"skipped   {HALF}: here paused at 2 epochs, archive paused at 2: nothing newer" in (
+        again.output)  # fmt: skip
+    assert "0 added, 0 advanced, 2 skipped, 0 refused" in again.output
+
+    resumed = repro(*run_args(made["study"], cifar_root, here))
+    assert resumed.exit_code == 0, resumed.output
+    assert "already complete" in resumed.output  # tiny/done is not trained again
+    summary = store.read_json(here / HALF / "summary.json")
+    assert summary["status"] == "complete"
+    assert [s["from_epoch"] for s in summary["sessions"]] == [0, 1, 2]  # not from zero
+    assert curves(here, HALF) == curves(made["straight"], HALF)  # bit for bit
+    assert summary["test_error"] == store.read_json(made["straight"] / HALF / "summary.json")[
+        "test_error"]  # fmt: skip
+
+    # Back to a store that still has the run paused: it advances, the old one kept aside.
+    back, there = tmp_path / "back.tar.gz", tmp_path / "there"
+    shutil.copytree(made["source"], there)
+    assert repro("export", str(made["study"]), "--out", str(back), "--results",
+                 str(here)).exit_code == 0  # fmt: skip
+    merged = _import(back, there)
+    assert merged.exit_code == 0, merged.output
+    assert f"advanced  {HALF}: paused at 2 -> complete at 4 epochs (previous kept in " in (
+        merged.output)  # fmt: skip
+    assert "0 added, 1 advanced, 1 skipped, 0 refused" in merged.output
+    assert curves(there, HALF) == curves(made["straight"], HALF)
+    (kept,) = (there / "tiny/half/.superseded").iterdir()
+    assert len(store.read_jsonl(kept / "metrics.jsonl")) == 2
+
+
+def test_without_checkpoints_the_unfinished_run_restarts(made, tmp_path, cifar_root):
+    members = _members(made["bare"])
+    assert not [n for n in members if n.endswith("checkpoint.pt")]
+    runs = {r["path"]: r for r in _manifest(members)["runs"]}
+    assert runs[HALF]["resumable_from"] == 0 and runs[HALF]["epochs"] == 2
+    here = tmp_path / "here"
+    result = _import(made["bare"], here)
+    assert result.exit_code == 0, result.output
+    assert f"added     {HALF}: paused, 2 epochs (no checkpoint: restarts)" in result.output
+    assert f"added     {DONE}: complete, 4 epochs\n" in result.output  # ended: needs none
+    # And it does restart: trained from epoch 0, to the same numbers.
+    assert repro(*run_args(made["study"], cifar_root, here)).exit_code == 0
+    summary = store.read_json(here / HALF / "summary.json")
+    assert summary["sessions"][-1]["from_epoch"] == 0
+    assert curves(here, HALF) == curves(made["straight"], HALF)
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def _tampered(members, tmp):
+    name = f"{HALF}/metrics.jsonl"
+    return {**members, name: members[name].replace(b'"epoch": 2', b'"epoch": 3')}
+
+
+def _extra(members, tmp):
+    return {**members, f"{HALF}/notes.txt": b"not from repro\n"}
+
+
+def _escaping_member(members, tmp):
+    return {**members, "../outside.txt": b"written outside the store\n"}
+
+
+def _missing(members, tmp):
+    return {n: d for n, d in members.items() if n != f"{DONE}/summary.json"}
+
+
+def _run_path(path: str):
+    """The run tiny/half moved to ``path`` in the manifest and in the members' names."""
+
+    def make(members, tmp):
+        manifest = _manifest(members)
+        for run in manifest["runs"]:
+            if run["path"] == HALF:
+                run["path"] = path.format(tmp=tmp)
+        renamed = {n.replace(HALF, path.format(tmp=tmp)): d for n, d in members.items()}
+        return _with_manifest(renamed, manifest)
+
+    return make
+
+
+def _file_name(name: str):
+    """tiny/half's summary.json renamed ``name`` in the manifest and in the archive."""
+
+    def make(members, tmp):
+        manifest = _manifest(members)
+        for run in manifest["runs"]:
+            if run["path"] == HALF:
+                run["files"][name] = run["files"].pop("summary.json")
+        renamed = {n.replace(f"{HALF}/summary.json", f"{HALF}/{name}"): d
+                   for n, d in members.items()}  # fmt: skip
+        return _with_manifest(renamed, manifest)
+
+    return make
+
+
+def _no_manifest(members, tmp):
+    return {n: d for n, d in members.items() if n != "manifest.json"}
+
+
+def _foreign_manifest(members, tmp):
+    return _with_manifest(members, {"kind": "something-else", "files": []})
+
+
+# A unique directory right under /tmp: "/tmp/<name>" has three parts, as a run path must.
+ABSOLUTE = f"/tmp/repro-escape-{uuid.uuid4().hex[:12]}"
+
+REFUSALS = {
+    "tampered": (_tampered, "metrics.jsonl does not match its checksum"),
+    "extra": (_extra, "'tiny/half/seed-0/notes.txt' is not in its manifest"),
+    "escaping member": (_escaping_member, "'../outside.txt' is not in its manifest"),
+    "missing": (_missing, "summary.json is in the manifest but not in the archive"),
+    "dotdot run": (_run_path("tiny/../seed-0"), "run path 'tiny/../seed-0' is not"),
+    "absolute run": (_run_path(ABSOLUTE), f"run path '{ABSOLUTE}' is not"),
+    "dotdot file": (_file_name("../../../../../outside.txt"), "'../../../../../outside.txt'"),
+    "no manifest": (_no_manifest, "manifest.json"),
+    "foreign manifest": (_foreign_manifest, "has no repro manifest"),
+}
+
+
+def _store_with_runs(made, tmp_path) -> Path:
+    here = tmp_path / "here"
+    shutil.copytree(made["source"], here)
+    return here
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_an_altered_archive_is_refused_and_the_store_left_alone(case, made, tmp_path,
+                                                                monkeypatch):  # fmt: skip
+    alter, problem = REFUSALS[case]
+    # Unpacking happens in a temporary directory here, so that a file escaping it would land
+    # in tmp_path (where the test looks for it) rather than somewhere on the machine.
+    (tmp_path / "t").mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "t"))
+    bad = _pack(tmp_path / "bad.tar.gz", alter(_members(made["archive"]), tmp_path))
+    here = _store_with_runs(made, tmp_path)
+    before = _listing(here)
+    try:
+        with pytest.raises(TransferError) as raised:
+            import_archive(bad, here)
+        assert problem in str(raised.value)
+        result = _import(bad, here)
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+        assert f"error: {bad}: " in result.output and problem in result.output
+        assert "Traceback" not in result.output
+        assert _listing(here) == before
+        assert not (tmp_path / "outside.txt").exists()
+        assert not Path(ABSOLUTE).exists()
+    finally:
+        shutil.rmtree(ABSOLUTE, ignore_errors=True)
+
+
+@pytest.mark.parametrize("content", [b"hello, not an archive\n", "truncated"])
+def test_an_unreadable_file_is_refused(content, made, tmp_path):
+    bad = tmp_path / "bad.tar.gz"
+    data = made["archive"].read_bytes()
+    bad.write_bytes(data[: len(data) // 2] if content == "truncated" else content)
+    here = _store_with_runs(made, tmp_path)
+    before = _listing(here)
+    problem = "Compressed file ended" if content == "truncated" else "not a gzip file"
+    with pytest.raises(TransferError, match=problem):
+        import_archive(bad, here)
+    result = _import(bad, here)
+    assert result.exit_code == 2 and "not a readable repro store archive" in result.output
+    assert problem in result.output
+    assert "Traceback" not in result.output
+    assert _listing(here) == before
+
+
+def test_a_run_whose_config_differs_is_refused(made, tmp_path):
+    here = tmp_path / "here"
+    assert _import(made["early"], here).exit_code == 0
+    config = store.read_json(here / HALF / "config.json")
+    theirs = config["hash"]
+    # As if the study had changed here since: same run, another config hash.
+    store.write_json(here / HALF / "config.json", {**config, "hash": "0123456789abcdef"})
+    before = _listing(here / HALF)
+    result = _import(made["archive"], here)
+    assert result.exit_code == 1, result.output
+    assert f"REFUSED   {HALF}: its config ({theirs}) differs from the one here " \
+           "(0123456789abcdef)" in result.output  # fmt: skip
+    assert "0 added, 0 advanced, 1 skipped, 1 refused" in result.output
+    assert _listing(here / HALF) == before
+    assert not (here / "tiny/half/.superseded").exists()
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def test_a_run_is_never_replaced_by_less_of_it(made, tmp_path):
+    # Archive behind the store: paused at 1 epoch against 2 here.
+    ahead = tmp_path / "ahead"
+    assert _import(made["archive"], ahead).exit_code == 0
+    before = _listing(ahead)
+    behind = _import(made["early"], ahead)
+    assert behind.exit_code == 0, behind.output
+    assert f"skipped   {HALF}: here paused at 2 epochs, archive paused at 1: nothing newer" in (
+        behind.output)  # fmt: skip
+    assert _listing(ahead) == before
+
+    # Archive ahead of the store: the run advances, the local one is moved aside, not lost.
+    early = tmp_path / "early"
+    assert _import(made["early"], early).exit_code == 0
+    local = _listing(early / HALF)
+    forward = _import(made["archive"], early)
+    assert forward.exit_code == 0, forward.output
+    assert f"advanced  {HALF}: paused at 1 -> paused at 2 epochs" in forward.output
+    assert _listing(early / HALF) == _listing(ahead / HALF)
+    assert _checkpoint_epoch(early / HALF / "checkpoint.pt") == 2
+    (kept,) = (early / "tiny/half/.superseded").iterdir()
+    assert {n: local[n] for n in _listing(kept) if n != "SUPERSEDED"} == local
+    assert "advanced by import of archive.tar.gz" in (kept / "SUPERSEDED").read_text()
+
+
+def test_a_finished_run_is_never_replaced_by_an_unfinished_one(made, tmp_path):
+    # Complete here with all four epochs.
+    complete = tmp_path / "complete"
+    shutil.copytree(made["straight"], complete)
+    before = _listing(complete / HALF)
+    result = _import(made["archive"], complete)
+    assert f"skipped   {HALF}: here complete at 4 epochs, archive paused at 2" in result.output
+    assert _listing(complete / HALF) == before
+    # Ended here after one epoch (say it diverged), while the archive has two: still kept.
+    ended = tmp_path / "ended"
+    assert _import(made["early"], ended).exit_code == 0
+    summary = store.read_json(ended / HALF / "summary.json")
+    store.write_json(ended / HALF / "summary.json", {**summary, "status": "diverged"})
+    before = _listing(ended)
+    result = _import(made["archive"], ended)
+    assert f"skipped   {HALF}: here diverged at 1 epochs, archive paused at 2" in result.output
+    assert _listing(ended) == before
+
+
+def test_a_run_being_trained_here_is_left_alone(made, tmp_path):
+    here = tmp_path / "here"
+    assert _import(made["early"], here).exit_code == 0
+    fresh = tmp_path / "fresh"  # a run whose training has just started: the lock, no files yet
+    for results in (here, fresh):
+        before = _listing(results / HALF)
+        with store.run_lock(results / HALF):
+            result = _import(made["archive"], results)
+        assert result.exit_code == 0, result.output
+        assert f"skipped   {HALF}: being trained here right now" in result.output
+        after = _listing(results / HALF)
+        assert {n: d for n, d in after.items() if n != "lock"} == {
+            n: d for n, d in before.items() if n != "lock"}  # fmt: skip
+
+
+def test_exporting_a_study_without_runs_is_a_clear_error(tmp_path):
+    study = tiny_study(tmp_path / "s.yaml", EXPERIMENTS, RECIPE)
+    out = tmp_path / "a.tar.gz"
+    result = repro("export", str(study), "--out", str(out), "--results", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    assert "no runs of study 'tiny'" in result.output and "nothing to export" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
