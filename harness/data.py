@@ -154,6 +154,10 @@ class _ArraysOnly(pickle.Unpickler):
             ("numpy.core.multiarray", "scalar"),
             ("numpy._core.multiarray", "scalar"),
             ("_codecs", "encode"),
+            # how protocol 2 writes an empty array's bytes (an empty batch is then refused
+            # by the checks, with its name, instead of as unreadable)
+            ("__builtin__", "bytes"),
+            ("builtins", "bytes"),
         }
     )
 
@@ -164,6 +168,9 @@ class _ArraysOnly(pickle.Unpickler):
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file, checked: uint8 pixels in 3072-byte rows, one integer label 0..9 each,
+    at least one image. A copy that breaks any of these is refused with the file's name
+    rather than converted (float pixels would wrap around into other images)."""
     if not path.exists():
         raise DataError(
             f"{path} is missing: the directory holds part of CIFAR-10 only. "
@@ -172,21 +179,34 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         raw = _ArraysOnly(io.BytesIO(path.read_bytes()), encoding="bytes").load()
         batch = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
-        data = np.asarray(batch["data"], dtype=np.uint8)
-        labels = np.asarray(batch["labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, ValueError) as exc:
+        data = np.asarray(batch["data"])
+        labels = np.asarray(batch["labels"])
+    except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, ValueError,
+            TypeError) as exc:  # fmt: skip
         raise DataError(
             f"{path} is not a readable CIFAR-10 batch ({type(exc).__name__}: {exc}). "
             "The file is corrupt or truncated: delete the directory and download again."
         ) from None
+    if data.dtype != np.uint8:
+        raise DataError(
+            f"{path} holds pixels of type {data.dtype}; CIFAR-10 batches hold uint8 (0..255). "
+            "Write the copy with uint8 pixels (the official layout) rather than converting here."
+        )
+    if labels.ndim == 1 and (len(labels) == 0 or len(data) == 0):
+        raise DataError(f"{path} holds no images: the copy is incomplete.")
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(
+            f"{path} has labels of type {labels.dtype} and shape {labels.shape}; a CIFAR-10 "
+            "batch has a list of integer class indices 0..9."
+        )
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise DataError(
             f"{path} has data of shape {data.shape} and {len(labels)} labels; a CIFAR-10 batch "
             "has one 3072-byte row (32x32, red then green then blue) per label."
         )
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASSES)):
+    if labels.min() < 0 or labels.max() >= len(CLASSES):
         raise DataError(f"{path} has labels outside 0..9: it is not CIFAR-10.")
-    return data.reshape(-1, 3, 32, 32), labels
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
 def fingerprint(*arrays: np.ndarray) -> str:

@@ -165,6 +165,19 @@ def run_study(
     return outcomes
 
 
+def _check_subset(p: RunPlan, data: Cifar10) -> None:
+    """A --subset (or a recipe's train_images) larger than the data would be clamped while
+    the run kept its label: refuse it instead, before anything trains."""
+    wanted = p.recipe.train_images
+    available = len(data.train_labels) - p.recipe.validation_images
+    if wanted is not None and wanted > available and not p.label.startswith("smoke"):
+        raise RunError(
+            f"{p.study}/{p.name}: {wanted} training images asked for (--subset or the recipe's "
+            f"train_images), but the data has {available} after the validation hold-out. "
+            f"Ask for {available} or fewer."
+        )
+
+
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -223,6 +236,7 @@ def scheduler_says_alive(run_dir: Path) -> bool:
 
 def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOptions,
                deadline: Deadline | None = None) -> Outcome:  # fmt: skip
+    _check_subset(p, data)
     progress = SilentProgress() if o.quiet else BarProgress()
     try:
         with store.run_lock(run_dir):

@@ -286,7 +286,7 @@ def prepare_data(recipe: Recipe, seed: int, data: Cifar10, device: torch.device)
         "test_fingerprint": fingerprint(test_x, test_y),
         "train_images": len(split.train),
         "validation_images": len(split.validation),
-        "test_images": n_test,
+        "test_images": len(test_y),  # what exists, not what the recipe asked for
     }
 
     def on_device(a: np.ndarray) -> torch.Tensor:

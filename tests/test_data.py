@@ -136,3 +136,57 @@ def test_online_the_data_is_downloaded_into_the_cache(tmp_path, monkeypatch):
     assert folder == tmp_path / "cache" / "repro" / cifar.FOLDER
     assert cifar.locate(None) == folder  # found in the cache next time, no second download
     assert len(fetched) == 1
+
+
+def _rewrite(folder, name, **changes):
+    path = folder / name
+    batch = pickle.loads(path.read_bytes(), encoding="bytes")
+    batch.update({k.encode(): v for k, v in changes.items()})
+    path.write_bytes(pickle.dumps(batch, protocol=2))
+
+
+@pytest.mark.parametrize(
+    ("name", "changes", "message"),
+    [
+        ("test_batch", {"data": np.zeros((0, 3072), np.uint8), "labels": []}, "holds no images"),
+        ("data_batch_2", {"data": np.full((120, 3072), 300.0)}, "pixels of type float64"),
+        ("data_batch_3", {"labels": "not labels"}, "labels of type"),
+        ("data_batch_3", {"labels": None}, "labels of type object"),
+        ("data_batch_4", {"labels": [0.5] * 120}, "labels of type float64"),
+        ("test_batch", {"labels": [[1, 2]] * 200}, "labels of type"),
+    ],
+)
+def test_a_batch_that_lies_is_refused_with_its_name(tmp_path, name, changes, message):
+    root = write_cifar(tmp_path)
+    _rewrite(root / cifar.FOLDER, name, **changes)
+    with pytest.raises(cifar.DataError, match=message) as caught:
+        cifar.load(root / cifar.FOLDER)
+    assert name in str(caught.value)
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    out = CliRunner().invoke(main, ["run", str(study), "--data-dir", str(root), "--device", "cpu",
+                                    "--results", str(tmp_path / "r"), "--quiet"])  # fmt: skip
+    assert out.exit_code == 2 and name in out.output and "Traceback" not in out.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_subset_larger_than_the_data_is_refused(tmp_path, cifar_root):
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    out = CliRunner().invoke(main, ["run", str(study), "--data-dir", str(cifar_root), "--device",
+                                    "cpu", "--results", str(tmp_path / "r"), "--quiet",
+                                    "--subset", "5000"])  # fmt: skip
+    assert out.exit_code == 2, out.output
+    assert "5000 training images asked for" in out.output and "has 600" in out.output
+    assert not list((tmp_path / "r").rglob("summary.json"))
+
+
+def test_a_run_records_the_test_images_that_exist(tmp_path, cifar_root):
+    """--smoke asks for 500 test images; the fixture has 200, and the record says 200."""
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    results = tmp_path / "r"
+    out = CliRunner().invoke(main, ["run", str(study), "--data-dir", str(cifar_root), "--device",
+                                    "cpu", "--results", str(results), "--quiet", "--smoke"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    (summary,) = results.rglob("summary.json")
+    import json
+
+    assert json.loads(summary.read_text())["data"]["test_images"] == 200
