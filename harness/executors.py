@@ -186,7 +186,10 @@ def _start_worker(
 
 def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome:
     run_dir = p.directory(options.results)
-    summary = store.read_json(run_dir / store.SUMMARY) or {}
+    try:
+        summary = store.read_summary(run_dir) or {}
+    except store.DamagedFile:
+        summary = {}
     status = summary.get("status")
     if status in (store.COMPLETE, store.DIVERGED):
         return Outcome(p, status, result_text(summary).lstrip(": ") or status)
@@ -199,7 +202,7 @@ def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome
     log = run_dir / store.WORKER_LOG
     if status != store.FAILED:
         store.mark_failed(run_dir, f"worker exited with code {returncode}; log: {log}")
-    error = (store.read_json(run_dir / store.SUMMARY) or {}).get("error")
+    error = (store.read_summary(run_dir) or {}).get("error")
     return Outcome(p, store.FAILED, f"{error} (log: {log})")
 
 

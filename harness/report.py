@@ -18,7 +18,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from harness import plots, verdicts
+from harness import plots, store, verdicts
 from harness.describe import parameter_count, recipe_summary
 from harness.environment import PACKAGE_ROOT, git_commit, now_utc
 from harness.metrics import METRICS
@@ -191,7 +191,12 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
             out.append(_Classified(r, False, "stale: made with an older config", False))
             continue
         summary = r.summary or {}
-        if r.status == "complete" and summary.get("counts_as_reproduction") is False:
+        if r.status == store.DAMAGED:
+            out.append(_Classified(r, False, f"damaged: {r.damage}", True))
+        elif r.status == "complete" and (nan := _nan_figures(summary)):
+            why = f"its summary holds NaN ({', '.join(nan)}): never counted; check the run"
+            out.append(_Classified(r, False, why, True))
+        elif r.status == "complete" and summary.get("counts_as_reproduction") is False:
             why = "the recipe trains on a subset (smoke study)"
             out.append(_Classified(r, False, why, True))
         elif r.status == "complete":
@@ -199,6 +204,12 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
         else:
             out.append(_Classified(r, False, r.status, True))
     return out
+
+
+def _nan_figures(summary: dict) -> list[str]:
+    """The summary's figures that are NaN: a complete run cannot have them honestly."""
+    keys = ("test_error", "best_test_error", "final_train_loss", "final_train_error")
+    return [k for k in keys if isinstance(summary.get(k), float) and math.isnan(summary[k])]
 
 
 def _metric(record: RunRecord, metric: str) -> float | None:
@@ -660,8 +671,11 @@ def _provenance(records: list[RunRecord]) -> Provenance:
             devices[(env.get("device_name"), env.get("driver"), _execution(env, r.summary))] += 1
             h = env.get("harness") or {}
             commits[(h.get("commit"), h.get("dirty"))] += 1
+        if isinstance(env.get("time"), str):  # a run still in its first session has no summary
+            times.append(env["time"])
         for s in (r.summary or {}).get("sessions") or []:
-            times.append(s["time"])
+            if isinstance(s, dict) and isinstance(s.get("time"), str):
+                times.append(s["time"])
         if (r.summary or {}).get("finished"):
             times.append(r.summary["finished"])
     return Provenance(

@@ -29,6 +29,7 @@ class RunRecord:
     summary: dict | None
     environment: dict | None
     history: list[dict] = field(repr=False, default_factory=list)
+    damage: str | None = None  # why a damaged run's files cannot be read
 
     @property
     def name(self) -> str:
@@ -63,6 +64,14 @@ def scan(results: Path) -> list[RunRecord]:
 
 def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
     state = store.inspect(run_dir)
+    if state.status == store.DAMAGED:
+        # Listed with what is wrong, never counted; what can be read is kept for the page.
+        environment = store.read_json(run_dir / store.ENVIRONMENT)
+        return RunRecord(study, experiment, int(m["seed"]), m["label"] or "", run_dir,
+                         state.status, state.config_hash, None,
+                         environment if isinstance(environment, dict) else None,
+                         damage=state.detail)  # fmt: skip
+    environment = store.read_json(run_dir / store.ENVIRONMENT)
     return RunRecord(
         study=study,
         experiment=experiment,
@@ -71,8 +80,8 @@ def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
         path=run_dir,
         status=state.status,
         config_hash=state.config_hash,
-        summary=store.read_json(run_dir / store.SUMMARY),
-        environment=store.read_json(run_dir / store.ENVIRONMENT),
+        summary=store.read_summary(run_dir),
+        environment=environment if isinstance(environment, dict) else None,
         history=store.read_jsonl(run_dir / store.METRICS),
     )
 

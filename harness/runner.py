@@ -23,7 +23,7 @@ from harness.execution import Execution, choose
 from harness.plan import Overrides, RunPlan, plan
 from harness.progress import BarProgress
 from harness.schema import Study
-from harness.train import RunFailed, SilentProgress, train
+from harness.train import RunFailed, SilentProgress, checkpoint_history, train
 
 Echo = Callable[[str], None]
 
@@ -202,6 +202,8 @@ def _decide(p: RunPlan, run_dir: Path, force: bool, echo: Echo) -> Outcome | Non
     to ``<experiment>/.superseded/``.
     """
     state = store.inspect(run_dir)
+    if state.status == store.DAMAGED:
+        state = _recover(p, run_dir, state, echo)
     if state.status == "absent":
         return None
     if state.status == "queued":
@@ -220,9 +222,39 @@ def _decide(p: RunPlan, run_dir: Path, force: bool, echo: Echo) -> Outcome | Non
         echo(f"note: {p.study}/{p.name}: previous run moved to {where} (--force)")
         return None
     if state.status in store.FINAL:
-        summary = store.read_json(run_dir / store.SUMMARY) or {}
+        summary = store.read_summary(run_dir) or {}
         return Outcome(p, "skipped", f"already {state.status}{result_text(summary)}")
     return None
+
+
+def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo) -> store.RunState:
+    """Keep a damaged run's unusable files aside so that it can resume.
+
+    The checkpoint holds the whole history, so training rebuilds metrics.jsonl and the
+    summary from it (a finished run's too: its checkpoint is at the last epoch). A run whose
+    config is unreadable cannot be matched to the study any more: it is moved aside whole.
+    """
+    echo(f"note: {p.study}/{p.name} is damaged: {state.detail}")
+    try:
+        store.read_config(run_dir)
+    except store.DamagedFile:
+        where = store.supersede(run_dir, f"damaged: {state.detail}")
+        echo(f"  its config cannot be read: moved to {where}; it is trained again")
+        return store.inspect(run_dir)
+    for read, path in ((store.read_summary, run_dir), (store.read_jsonl, run_dir / store.METRICS)):
+        try:
+            read(path)
+        except store.DamagedFile as damaged:
+            kept = store.set_aside(damaged.path)
+            echo(f"  kept {damaged.path.name} aside as {kept.name}; rebuilt from the checkpoint")
+    if not (run_dir / store.METRICS).exists():
+        # An ended run is not trained again, so its curves come back from the checkpoint here.
+        history = checkpoint_history(run_dir)
+        if history is not None:
+            store.write_jsonl(run_dir / store.METRICS, history)
+        else:
+            echo("  its checkpoint cannot be read either: the run's curves are lost")
+    return store.inspect(run_dir)
 
 
 def scheduler_says_alive(run_dir: Path) -> bool:

@@ -52,8 +52,12 @@ def row_for(name: str, run_dir: Path) -> StatusRow:
         log = _log_of(run_dir)
         store.mark_failed(run_dir, f"job ended {scheduler} (log: {log})")
         state = store.inspect(run_dir)
-    summary = store.read_json(run_dir / store.SUMMARY) or {}
-    progress = store.read_json(run_dir / store.PROGRESS) or {}
+    try:
+        summary = store.read_summary(run_dir) or {}
+    except store.DamagedFile:
+        summary = {}
+    progress = store.read_json(run_dir / store.PROGRESS)
+    progress = progress if isinstance(progress, dict) else {}
     total = summary.get("epochs_total") or progress.get("epochs")
     epochs = f"{state.epochs_done}/{total}" if total else str(state.epochs_done or "")
     detail, tail = "", []
@@ -63,6 +67,8 @@ def row_for(name: str, run_dir: Path) -> StatusRow:
         detail = f"{state.detail}" + (f", scheduler: {scheduler}" if scheduler else "")
     elif state.status == store.COMPLETE and summary.get("test_error") is not None:
         detail = f"test error {summary['test_error']:.2f}%"
+    elif state.status == store.DAMAGED:
+        detail = f"{state.detail}; `repro run` keeps it aside and rebuilds it from the checkpoint"
     elif state.status == store.DIVERGED:
         detail = f"loss NaN at epoch {(summary.get('diverged_at') or {}).get('epoch')}"
     elif state.status == store.FAILED:

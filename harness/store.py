@@ -45,6 +45,11 @@ SUPERSEDED = ".superseded"
 # which is retried.
 COMPLETE, DIVERGED, FAILED, INTERRUPTED = "complete", "diverged", "failed", "interrupted"
 PAUSED = "paused"
+STATUSES = (COMPLETE, DIVERGED, FAILED, INTERRUPTED, PAUSED)
+# Not a way to end: a run whose files cannot be read back (a torn line, garbage, a summary of
+# the wrong shape). Report and status list it and go on; `repro run` keeps the damaged file
+# aside and rebuilds it from the checkpoint.
+DAMAGED = "damaged"
 FINAL = (COMPLETE, DIVERGED)
 
 
@@ -89,12 +94,71 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
+class DamagedFile(Exception):
+    """A store file that exists but cannot be used; the message names it and what is wrong."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+
+
 def read_jsonl(path: Path) -> list[dict]:
+    """Every row of a JSON-lines file ([] when absent); DamagedFile for any bad line."""
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         return []
-    return [json.loads(line) for line in lines if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DamagedFile(path, f"cannot be read ({exc})") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DamagedFile(path, f"line {number} is not JSON ({exc.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+            raise DamagedFile(path, f"line {number} is not an epoch record")
+        rows.append(row)
+    return rows
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    """The run's summary (None when there is none yet); DamagedFile when it cannot be used."""
+    path = run_dir / SUMMARY
+    if not path.exists():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DamagedFile(path, f"is not readable JSON ({exc})") from None
+    if not isinstance(summary, dict):
+        raise DamagedFile(path, f"holds a {type(summary).__name__}, not a summary")
+    if summary.get("status") not in STATUSES:
+        raise DamagedFile(path, f"has no valid status (given: {summary.get('status')!r})")
+    for key in ("epochs_done", "epochs_total"):
+        if summary.get(key) is not None and not isinstance(summary[key], int):
+            raise DamagedFile(path, f"{key} is {summary[key]!r}, not a number of epochs")
+    return summary
+
+
+def read_config(run_dir: Path) -> dict | None:
+    """The run's config.json (None when absent); DamagedFile when unusable."""
+    path = run_dir / CONFIG
+    if not path.exists():
+        return None
+    config = read_json(path)
+    if not isinstance(config, dict) or not isinstance(config.get("hash"), str):
+        raise DamagedFile(path, "is not a run config with a hash")
+    return config
+
+
+def set_aside(path: Path) -> Path:
+    """Keep an unusable file beside the run under another name; never delete it."""
+    target = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.rename(target)
+    return target
 
 
 class LockHeld(Exception):
@@ -169,21 +233,42 @@ class RunState:
 
 
 def summary_status(run_dir: Path) -> str | None:
-    summary = read_json(run_dir / SUMMARY)
+    try:
+        summary = read_summary(run_dir)
+    except DamagedFile:
+        return DAMAGED
     return summary.get("status") if summary else None
 
 
 def mark_failed(run_dir: Path, error: str) -> None:
     """Record a run as failed when it died without saying so itself (killed, node lost)."""
-    summary = read_json(run_dir / SUMMARY) or {}
-    epochs = len(read_jsonl(run_dir / METRICS))
+    try:
+        summary = read_summary(run_dir) or {}
+    except DamagedFile as damaged:
+        summary = {}
+        set_aside(damaged.path)
+    try:
+        epochs = len(read_jsonl(run_dir / METRICS))
+    except DamagedFile:
+        epochs = 0  # the checkpoint still holds the history; `repro run` rebuilds the file
     write_json(run_dir / SUMMARY, {**summary, "status": FAILED, "error": error,
                                    "epochs_done": epochs})  # fmt: skip
 
 
 def inspect(run_dir: Path) -> RunState:
-    config = read_json(run_dir / CONFIG)
-    summary = read_json(run_dir / SUMMARY)
+    try:
+        return _inspect(run_dir)
+    except DamagedFile as damaged:
+        config = read_json(run_dir / CONFIG)
+        digest = config.get("hash") if isinstance(config, dict) else None
+        if is_locked(run_dir):  # mid-write by its trainer is not damage
+            return RunState("running", 0, digest, "")
+        return RunState(DAMAGED, 0, digest, str(damaged))
+
+
+def _inspect(run_dir: Path) -> RunState:
+    config = read_config(run_dir)
+    summary = read_summary(run_dir)
     if config is None:
         if summary is not None:  # a job that died before it started training
             return RunState(summary["status"], 0, None, summary.get("error") or "")

@@ -370,7 +370,7 @@ def train(
     }
     state = _RunState(session_start=time.perf_counter())
     try:
-        (run_dir / store.SUMMARY).unlink(missing_ok=True)
+        _clear_summary(run_dir)
         (run_dir / store.ERROR).unlink(missing_ok=True)
         store.write_json(run_dir / store.CONFIG, {"hash": plan.hash, **plan.config})
         # Applied before they are recorded, so the record says what the run ran with.
@@ -429,6 +429,7 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunSt
     lr_at = LearningRate(recipe, length, warmup_state)
     state.warmup_ended_at = lr_at.state.ended_at
     # The history may be a step ahead of metrics.jsonl if a kill came between the two writes.
+    _keep_metrics_the_history_lacks(run_dir, history)
     store.write_jsonl(run_dir / store.METRICS, history)
 
     progress.start(plan, length.total_iterations, iteration)
@@ -498,6 +499,32 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunSt
         session_epochs.append(time.perf_counter() - epoch_start)
 
 
+def _clear_summary(run_dir: Path) -> None:
+    """A new session writes its own summary; an unreadable old one is kept aside, not lost."""
+    try:
+        store.read_summary(run_dir)
+    except store.DamagedFile as damaged:
+        store.set_aside(damaged.path)
+        return
+    (run_dir / store.SUMMARY).unlink(missing_ok=True)
+
+
+def _keep_metrics_the_history_lacks(run_dir: Path, history: list[dict]) -> None:
+    """metrics.jsonl is rewritten from the checkpoint's history; if the file holds epochs the
+    history does not (the checkpoint was unreadable and the run starts over) or cannot be
+    read, it is kept aside first."""
+    path = run_dir / store.METRICS
+    try:
+        rows = store.read_jsonl(path)
+    except store.DamagedFile:
+        store.set_aside(path)
+        return
+    if len(rows) > len(history):
+        kept = store.set_aside(path)
+        print(f"warning: {path} holds {len(rows)} epochs that the checkpoint lacks; "
+              f"kept as {kept.name}")  # fmt: skip
+
+
 def _session(env: dict, start_epoch: int) -> dict:
     return {
         "time": env["time"],
@@ -534,6 +561,15 @@ def _save_checkpoint(run_dir, plan, trainer: Trainer, history, epoch, iteration,
     )
 
 
+def checkpoint_history(run_dir: Path) -> list[dict] | None:
+    """The per-epoch records a run's checkpoint holds, or None when it cannot be read."""
+    try:
+        checkpoint = torch.load(run_dir / store.CHECKPOINT, map_location="cpu", weights_only=True)
+        return list(checkpoint["history"])
+    except Exception:
+        return None
+
+
 def _load_checkpoint(run_dir: Path, config_hash: str) -> dict | None:
     path = run_dir / store.CHECKPOINT
     if not path.exists():
@@ -542,9 +578,9 @@ def _load_checkpoint(run_dir: Path, config_hash: str) -> dict | None:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         # Never delete: keep the unreadable file beside the run and start over.
-        target = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
-        path.rename(target)
-        print(f"warning: {path} could not be read ({exc}); kept as {target.name}, starting over")
+        target = store.set_aside(path)
+        print(f"warning: {path} could not be read ({exc}); kept as {target.name}. The run starts "
+              "over from epoch 0; its earlier metrics are kept beside it.")  # fmt: skip
         return None
     if (
         checkpoint.get("config_hash") != config_hash

@@ -99,9 +99,9 @@ def _snapshot(run_dir: Path, into: Path, checkpoints: bool) -> ArchivedRun:
         if (run_dir / name).exists():
             shutil.copy2(run_dir / name, into / name)
     state = store.inspect(run_dir)
-    summary = store.read_json(into / store.SUMMARY) or {}
-    status = summary.get("status") or state.status
-    epochs = len(store.read_jsonl(into / store.METRICS))
+    summary = store.read_json(into / store.SUMMARY)
+    status = (summary.get("status") if isinstance(summary, dict) else None) or state.status
+    epochs = _epochs_of(into)
     resumable_from = epochs if status in store.FINAL else 0
     if checkpoints and status not in store.FINAL and (run_dir / store.CHECKPOINT).exists():
         shutil.copy2(run_dir / store.CHECKPOINT, into / store.CHECKPOINT)
@@ -115,6 +115,15 @@ def _snapshot(run_dir: Path, into: Path, checkpoints: bool) -> ArchivedRun:
         resumable_from=resumable_from,
         files={p.name: _sha256(p) for p in sorted(into.iterdir())},
     )
+
+
+def _epochs_of(run_dir: Path) -> int:
+    """Finished epochs on record; a damaged metrics file counts as none (its checkpoint,
+    which travels too, still holds the history)."""
+    try:
+        return len(store.read_jsonl(run_dir / store.METRICS))
+    except store.DamagedFile:
+        return 0
 
 
 def _checkpoint_epoch(path: Path) -> int:
@@ -241,10 +250,10 @@ def _verified_runs(archive: Path, into: Path) -> list[ArchivedRun]:
 
 def _local_progress(run_dir: Path) -> tuple[str, int, int]:
     """(status, finished epochs, epoch training would continue from) of a local run."""
-    summary = store.read_json(run_dir / store.SUMMARY) or {}
+    summary = store.read_json(run_dir / store.SUMMARY)
     state = store.inspect(run_dir)
-    status = summary.get("status") or state.status
-    epochs = len(store.read_jsonl(run_dir / store.METRICS))
+    status = (summary.get("status") if isinstance(summary, dict) else None) or state.status
+    epochs = _epochs_of(run_dir)
     if status in store.FINAL:
         return status, epochs, epochs
     ckpt = run_dir / store.CHECKPOINT
@@ -273,7 +282,8 @@ def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: Import
         note = "" if with_ckpt or run.status in store.FINAL else " (no checkpoint: restarts)"
         result.added.append(f"{run.path}: {run.status}, {run.epochs} epochs{note}")
         return
-    local_hash = (store.read_json(dst / store.CONFIG) or {}).get("hash")
+    config = store.read_json(dst / store.CONFIG)
+    local_hash = config.get("hash") if isinstance(config, dict) else None
     if local_hash != run.config_hash:
         result.refused.append(
             f"{run.path}: its config ({run.config_hash}) differs from the one here "

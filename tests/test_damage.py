@@ -1,0 +1,211 @@
+"""A damaged run store: one bad file must not stop anyone, and nothing is ever lost.
+
+A shared store is many people's results. A torn line in metrics.jsonl, a summary.json of the
+wrong shape or with NaN in it, an unreadable checkpoint: report and status list the run as
+damaged and go on; `repro run` keeps the damaged file aside and rebuilds it from the
+checkpoint, which holds the whole history. A fuzz test throws random damage at a finished
+store and checks that no command tracebacks and no file disappears.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import tiny_study
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_run import curves, repro, run_args
+
+from harness import store
+
+RECIPE = """\
+    optimizer: {lr: 0.05, momentum: 0.9, weight_decay: 5.0e-4}
+    batch_size: 100
+    epochs: 3
+    schedule: {kind: multistep, milestones: [2], gamma: 0.1}
+    normalization: {kind: per_channel}
+    augmentation: {crop: {padding: 2}, flip: true}
+"""
+RUNS = ("tiny/a/seed-0", "tiny/b/seed-0")
+
+
+@pytest.fixture(scope="session")
+def finished_store(tmp_path_factory, cifar_root) -> Path:
+    """A study with two finished runs (and their checkpoints), trained once."""
+    root = tmp_path_factory.mktemp("finished")
+    study = tiny_study(root / "s.yaml",
+                       "  - {name: a, model: resnet8, recipe: base}\n"
+                       "  - {name: b, model: plain8, recipe: base}\n", recipe=RECIPE)  # fmt: skip
+    out = repro(*run_args(study, cifar_root, root / "results"))
+    assert out.exit_code == 0, out.output
+    return root
+
+
+def _copy(finished_store: Path, tmp_path: Path) -> tuple[Path, Path]:
+    shutil.copytree(finished_store, tmp_path / "w")
+    return tmp_path / "w" / "s.yaml", tmp_path / "w" / "results"
+
+
+def _files(results: Path) -> dict[str, bytes]:
+    return {p.relative_to(results).as_posix(): p.read_bytes()
+            for p in sorted(results.rglob("*")) if p.is_file() and p.name != "lock"}  # fmt: skip
+
+
+def _kept(before: dict[str, bytes], results: Path) -> None:
+    """Every file that was there is still there, or kept aside with its bytes intact."""
+    after = _files(results)
+    contents = set(after.values())
+    for name, data in before.items():
+        assert name in after or data in contents, f"{name} was lost"
+
+
+DAMAGE = {
+    "torn metrics line": (store.METRICS, lambda b: b[: len(b) // 2]),
+    "garbage metrics line": (store.METRICS, lambda b: b + b"\x00\xffnot json\n"),
+    "metrics row not a record": (store.METRICS, lambda b: b + b"[1, 2]\n"),
+    "empty summary object": (store.SUMMARY, lambda b: b"{}"),
+    "summary is a list": (store.SUMMARY, lambda b: b"[]"),
+    "summary garbage": (store.SUMMARY, lambda b: b"\x89PNG..."),
+    "summary with a string for epochs": (
+        store.SUMMARY, lambda b: json.dumps({**json.loads(b), "epochs_done": "3"}).encode()),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_report_and_status_list_a_damaged_run_and_run_rebuilds_it(
+    finished_store, tmp_path, cifar_root, damage
+):
+    study, results = _copy(finished_store, tmp_path)
+    name, spoil = DAMAGE[damage]
+    target = results / RUNS[0] / name
+    original_curves = curves(results, RUNS[0])
+    target.write_bytes(spoil(target.read_bytes()))
+    before = _files(results)
+
+    report = repro("report", "--study", str(study), "--results", str(results),
+                   "--out", str(tmp_path / "r.html"))  # fmt: skip
+    assert report.exit_code == 0, report.output
+    page = (tmp_path / "r.html").read_text()
+    assert "damaged" in page and name in page
+    status = repro("status", str(study), "--results", str(results))
+    assert status.exit_code == 0, status.output
+    assert "damaged" in status.output and name in status.output
+
+    again = repro(*run_args(study, cifar_root, results))
+    assert again.exit_code == 0, again.output
+    assert f"kept {name} aside" in again.output
+    assert json.loads((results / RUNS[0] / store.SUMMARY).read_text())["status"] == "complete"
+    assert curves(results, RUNS[0]) == original_curves  # rebuilt from the checkpoint
+    assert list((results / RUNS[0]).glob(f"{name}.unreadable-*"))
+    _kept(before, results)
+
+
+def test_an_unreadable_config_moves_the_run_aside_and_trains_it_again(
+    finished_store, tmp_path, cifar_root
+):
+    study, results = _copy(finished_store, tmp_path)
+    (results / RUNS[1] / store.CONFIG).write_text("[]")
+    before = _files(results)
+    out = repro(*run_args(study, cifar_root, results))
+    assert out.exit_code == 0, out.output
+    assert "config cannot be read" in out.output
+    assert json.loads((results / RUNS[1] / store.SUMMARY).read_text())["status"] == "complete"
+    assert list((results / "tiny" / "b" / ".superseded").iterdir())
+    _kept(before, results)
+
+
+def test_an_unreadable_checkpoint_keeps_the_metrics_it_would_have_overwritten(
+    finished_store, tmp_path, cifar_root
+):
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[0]
+    (run / store.SUMMARY).write_text("{}")  # so that the run is resumed
+    (run / store.CHECKPOINT).write_bytes(b"not a checkpoint")
+    before = _files(results)
+    out = repro(*run_args(study, cifar_root, results))
+    assert out.exit_code == 0, out.output
+    assert "could not be read" in out.output and "starts over" in out.output
+    assert list(run.glob("metrics.jsonl.unreadable-*")), "the old history was overwritten"
+    _kept(before, results)
+
+
+def test_nan_in_a_summary_never_counts_and_is_flagged(finished_store, tmp_path):
+    study, results = _copy(finished_store, tmp_path)
+    path = results / RUNS[0] / store.SUMMARY
+    summary = json.loads(path.read_text())
+    path.write_text(json.dumps({**summary, "test_error": math.nan}))
+    out = repro("report", "--study", str(study), "--results", str(results), "--format", "json",
+                "--out", str(tmp_path / "c.json"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    repro("report", "--study", str(study), "--results", str(results),
+          "--out", str(tmp_path / "r.html"))  # fmt: skip
+    assert "summary holds NaN (test_error)" in (tmp_path / "r.html").read_text()
+
+
+def test_provenance_with_only_unfinished_runs_says_when_they_ran(tmp_path):
+    from harness.report import report_for
+
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    run = tmp_path / "results" / "tiny" / "a" / "seed-0"
+    from harness.plan import plan
+    from harness.studyfile import load_study
+
+    (p,) = plan(load_study(study))
+    store.write_json(run / store.CONFIG, {"hash": p.hash, **p.config})
+    store.write_json(run / store.ENVIRONMENT, {"time": "2026-11-26T06:35:18+00:00"})
+    built = report_for([study], tmp_path / "results")
+    assert built.provenance.first == built.provenance.last == "2026-11-26T06:35:18+00:00"
+
+
+FILES = (store.METRICS, store.SUMMARY, store.CONFIG, store.ENVIRONMENT, store.CHECKPOINT)
+
+
+@st.composite
+def damages(draw):
+    run = draw(st.sampled_from(RUNS))
+    name = draw(st.sampled_from(FILES))
+    how = draw(st.sampled_from(["truncate", "garbage", "delete", "shape"]))
+    cut = draw(st.floats(0, 1))
+    junk = draw(st.binary(min_size=1, max_size=40))
+    shape = draw(st.sampled_from([b"{}", b"[]", b"null", b"3", b'{"status": 7}', b'"x"']))
+    return run, name, how, cut, junk, shape
+
+
+@settings(max_examples=8, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(hits=st.lists(damages(), min_size=1, max_size=3))
+def test_random_damage_never_tracebacks_and_never_loses_a_file(
+    finished_store, tmp_path_factory, cifar_root, hits
+):
+    tmp_path = tmp_path_factory.mktemp("fuzz")
+    study, results = _copy(finished_store, tmp_path)
+    for run, name, how, cut, junk, shape in hits:
+        path = results / run / name
+        if not path.exists():
+            continue
+        data = path.read_bytes()
+        if how == "truncate":
+            path.write_bytes(data[: int(len(data) * cut)])
+        elif how == "garbage":
+            at = int(len(data) * cut)
+            path.write_bytes(data[:at] + junk + data[at:])
+        elif how == "delete":
+            path.unlink()
+        else:
+            path.write_bytes(shape)
+    before = _files(results)
+    for args in (["report", "--study", str(study), "--results", str(results),
+                  "--out", str(tmp_path / "r.html")],
+                 ["status", str(study), "--results", str(results)],
+                 run_args(study, cifar_root, results)):  # fmt: skip
+        out = repro(*args)
+        assert out.exception is None or isinstance(out.exception, SystemExit), (
+            args[0],
+            "".join(__import__("traceback").format_exception(out.exception)),
+        )
+        assert out.exit_code in (0, 1), (args[0], out.output)
+    _kept(before, results)
