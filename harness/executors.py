@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -45,6 +46,7 @@ from harness.studyfile import load_study
 
 Echo = Callable[[str], None]
 EXECUTORS = ("local", "slurm", "submitit-local")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 # --------------------------------------------------------------------------- one run as a job
@@ -119,6 +121,9 @@ def local_slots(options: RunOptions, gpus: int | str, runs_per_gpu: int) -> list
     return [g for g in available[:wanted] for _ in range(runs_per_gpu)]
 
 
+STOPPED = "stopped; run again to resume"
+
+
 def run_parallel(
     study: Study, study_file: str, options: RunOptions, slots: list[str | None], echo: Echo
 ) -> list[Outcome]:
@@ -145,7 +150,7 @@ def run_parallel(
             proc.terminate()  # the worker records its run as interrupted
         for proc, p in running.values():
             proc.wait()
-            outcomes.append(Outcome(p, store.INTERRUPTED, "stopped; run again to resume"))
+            outcomes.append(Outcome(p, store.INTERRUPTED, STOPPED))
     return outcomes
 
 
@@ -169,6 +174,12 @@ def _start_worker(
     return proc
 
 
+# How a worker ends when SIGINT or SIGTERM stopped it: 130 once it has recorded its run;
+# killed by the signal itself when that came before its handler, while starting up. Other
+# deaths by a signal (SIGSEGV, the kernel's OOM killer's SIGKILL) are crashes: failed.
+STOPPED_EXITS = (130, -signal.SIGINT, -signal.SIGTERM)
+
+
 def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome:
     run_dir = p.directory(options.results)
     summary = store.read_json(run_dir / store.SUMMARY) or {}
@@ -176,7 +187,10 @@ def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome
     if status in (store.COMPLETE, store.DIVERGED):
         return Outcome(p, status, result_text(summary).lstrip(": ") or status)
     if status == store.INTERRUPTED:
-        return Outcome(p, status, "stopped; run again to resume")
+        return Outcome(p, status, STOPPED)
+    if returncode in STOPPED_EXITS:
+        _record_interrupted(run_dir)  # in case the signal came before the worker's handler
+        return Outcome(p, store.INTERRUPTED, STOPPED)
     log = run_dir / store.WORKER_LOG
     if status != store.FAILED:
         store.mark_failed(run_dir, f"worker exited with code {returncode}; log: {log}")
@@ -185,10 +199,48 @@ def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome
 
 
 def worker_main(spec: str) -> int:
-    """Entry point of `repro worker`: train one run, exit 0 when it ended (any status)."""
-    outcome = RunJob.from_json(spec)()
-    print(json.dumps(outcome))
-    return 0 if outcome["status"] in ("complete", "diverged", "skipped", "busy") else 1
+    """Entry point of `repro worker`: train one run, exit 0 when it ended (any status).
+
+    SIGINT or SIGTERM, from start-up to the last epoch, leaves the run recorded as interrupted
+    with its checkpoint, and the worker exits 130.
+    """
+    for s in STOP_SIGNALS:
+        signal.signal(s, _interrupt_once)
+    job = RunJob.from_json(spec)
+    options = RunOptions.from_dict(job.options)
+    try:
+        outcome = run_single(job.plan(), options)
+    except KeyboardInterrupt:  # before training started (signals are ignored from here on)
+        outcome = Outcome(job.plan(), store.INTERRUPTED, "stopped before training started")
+    print(json.dumps({"run": outcome.plan.name, "status": outcome.status,
+                      "message": outcome.message}))  # fmt: skip
+    if outcome.status == store.INTERRUPTED:
+        _record_interrupted(outcome.plan.directory(options.results))
+        return 130
+    return 0 if outcome.status in ("complete", "diverged", "skipped", "busy") else 1
+
+
+def _interrupt_once(signum, frame) -> None:
+    """Stop at the first SIGINT or SIGTERM, ignore later ones.
+
+    Ctrl-C reaches a worker twice, from the terminal and forwarded by its parent; the second
+    must not cut short the recording of the first.
+    """
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _record_interrupted(run_dir: Path) -> None:
+    """Make sure the store says a stopped run is interrupted.
+
+    Training records that itself; a worker stopped before training started has not.
+    """
+    if store.summary_status(run_dir) == store.INTERRUPTED:
+        return
+    if store.is_locked(run_dir):
+        return  # another process took the run meanwhile and trains it: not ours to mark
+    store.mark_interrupted(run_dir, "SIGINT or SIGTERM before training started")
 
 
 # --------------------------------------------------------------------------- slurm

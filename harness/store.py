@@ -179,6 +179,16 @@ def mark_failed(run_dir: Path, error: str) -> None:
                                    "epochs_done": epochs})  # fmt: skip
 
 
+def mark_interrupted(run_dir: Path, reason: str) -> None:
+    """Record a run as interrupted when it was stopped before it could say so itself (while
+    starting up, or killed after a stop request). Its checkpoint and metrics stay: it resumes.
+    """
+    summary = read_json(run_dir / SUMMARY) or {}
+    epochs = len(read_jsonl(run_dir / METRICS))
+    write_json(run_dir / SUMMARY, {**summary, "status": INTERRUPTED, "error": None,
+                                   "stop_reason": reason, "epochs_done": epochs})  # fmt: skip
+
+
 def inspect(run_dir: Path) -> RunState:
     config = read_json(run_dir / CONFIG)
     summary = read_json(run_dir / SUMMARY)
