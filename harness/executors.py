@@ -3,7 +3,9 @@
 - ``local`` with one slot: runs train one after another in this process (``harness.runner``).
 - ``local`` with several slots (``--gpus N`` x ``--runs-per-gpu K``): each run trains in its
   own ``repro worker`` process, pinned to one GPU with ``CUDA_VISIBLE_DEVICES``; a new run
-  starts as soon as a slot frees.
+  starts as soon as a slot frees. SIGINT (Ctrl-C) or SIGTERM to the command is forwarded to
+  every worker; each records its run as interrupted (resumable) and the command exits 130.
+  Runs not yet started stay pending. A signal to one worker stops that run only.
 - ``slurm``: every pending run becomes one task of a Slurm job array, submitted through
   submitit; the command returns at once. On preemption or time-out submitit calls
   :meth:`RunJob.checkpoint`, which requeues the same run; it resumes from its last epoch.
@@ -16,13 +18,14 @@ ever train the same run, and the store stays the single source of truth.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -121,36 +124,79 @@ def local_slots(options: RunOptions, gpus: int | str, runs_per_gpu: int) -> list
     return [g for g in available[:wanted] for _ in range(runs_per_gpu)]
 
 
+# A stopped worker records its run within a second; this is the last resort for one that hangs.
+STOP_GRACE_S = 120.0
 STOPPED = "stopped; run again to resume"
 
 
 def run_parallel(
     study: Study, study_file: str, options: RunOptions, slots: list[str | None], echo: Echo
 ) -> list[Outcome]:
-    """Train the study's pending runs in worker processes, one per slot at a time."""
+    """Train the study's pending runs in worker processes, one per slot at a time.
+
+    On SIGINT or SIGTERM no further run starts, and every worker is stopped and waited for.
+    """
     outcomes, todo = pending_runs(study, options, echo, study_file)
     running: dict[int, tuple[subprocess.Popen, RunPlan]] = {}
     # Runs side by side on the CPU share its cores instead of each taking all of them.
     threads = None if any(slots) else max(1, (os.cpu_count() or 1) // len(slots))
+    with _stop_requests() as stop:
+        try:
+            while (todo or running) and not stop:
+                for slot, (proc, p) in list(running.items()):
+                    if proc.poll() is not None:
+                        del running[slot]
+                        outcome = _worker_outcome(p, options, proc.returncode)
+                        outcomes.append(outcome)
+                        echo(line(outcome))
+                for slot, gpu in enumerate(slots):
+                    if slot not in running and todo:
+                        p = todo.pop(0)
+                        running[slot] = (_start_worker(p, study_file, options, gpu, threads), p)
+                time.sleep(0.2)
+        finally:
+            # Stopped (or failing here): no worker may go on training without us.
+            outcomes += _stop_workers(list(running.values()), options, echo)
+    return outcomes
+
+
+@contextlib.contextmanager
+def _stop_requests() -> Iterator[list[int]]:
+    """While inside, SIGINT and SIGTERM are noted in the yielded list instead of acting at once.
+
+    The scheduling loop looks at the list between its steps, so a signal never lands between
+    starting a worker and recording it (which would leave that worker training on its own),
+    and a second Ctrl-C cannot cut short the stopping of the workers.
+    """
+    noted: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: noted.append(signum))
+                for s in STOP_SIGNALS}  # fmt: skip
     try:
-        while todo or running:
-            for slot, gpu in enumerate(slots):
-                if slot not in running and todo:
-                    p = todo.pop(0)
-                    running[slot] = (_start_worker(p, study_file, options, gpu, threads), p)
-            for slot, (proc, p) in list(running.items()):
-                if proc.poll() is not None:
-                    del running[slot]
-                    outcome = _worker_outcome(p, options, proc.returncode)
-                    outcomes.append(outcome)
-                    echo(line(outcome))
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        for proc, _ in running.values():
-            proc.terminate()  # the worker records its run as interrupted
-        for proc, p in running.values():
+        yield noted
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _stop_workers(
+    workers: list[tuple[subprocess.Popen, RunPlan]], options: RunOptions, echo: Echo
+) -> list[Outcome]:
+    """SIGTERM every worker and wait for each to record its run; SIGKILL those that hang."""
+    for proc, _ in workers:
+        proc.send_signal(signal.SIGTERM)  # does nothing to one that has already ended
+    deadline = time.monotonic() + STOP_GRACE_S
+    outcomes = []
+    for proc, p in workers:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
             proc.wait()
-            outcomes.append(Outcome(p, store.INTERRUPTED, STOPPED))
+            reason = f"SIGKILL: still running {STOP_GRACE_S:g} s after SIGTERM"
+            store.mark_interrupted(p.directory(options.results), reason)
+        outcome = _worker_outcome(p, options, proc.returncode)
+        outcomes.append(outcome)
+        echo(line(outcome))
     return outcomes
 
 

@@ -22,6 +22,10 @@ import pytest
 from conftest import ROOT, TINY_RECIPE, tiny_study
 
 from harness import store
+from harness.executors import _stop_workers
+from harness.plan import plan
+from harness.runner import RunOptions
+from harness.studyfile import load_study
 
 # Five epochs: long enough to be still training when signalled after the first, short
 # enough for the rerun to finish them in seconds.
@@ -57,6 +61,14 @@ def worker_pid(results: Path, name: str) -> int:
     return int((run_dir(results, name) / store.LOCK).read_text().split()[1])
 
 
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 def children(pid: int) -> list[int]:
     kids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -89,6 +101,32 @@ def repro(cifar_root):
 
 def finish(proc: subprocess.Popen) -> str:
     return proc.communicate(timeout=TIMEOUT)[0]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_parent_stops_every_worker_resumably(tmp_path, repro, signum):
+    study, results = two_runs(tmp_path), tmp_path / "results"
+    proc = repro(study, results, "--runs-per-gpu", "2")
+    wait_for(lambda: epochs(results, "a") >= 1 and epochs(results, "b") >= 1, "training", proc)
+    workers = [worker_pid(results, name) for name in ("a", "b")]
+    proc.send_signal(signum)
+    output = finish(proc)
+    assert proc.returncode == 130, output
+    assert not [pid for pid in workers if alive(pid)], "a worker outlived its parent"
+    for name in ("a", "b"):
+        summary = store.read_json(run_dir(results, name) / store.SUMMARY)
+        assert summary["status"] == "interrupted", (name, output)
+        assert (run_dir(results, name) / store.CHECKPOINT).exists()
+        assert 1 <= epochs(results, name) < 5
+    assert output.count("[ stopped]") == 2 and "FAILED" not in output
+
+    again = repro(study, results, "--runs-per-gpu", "2")
+    output = finish(again)
+    assert again.returncode == 0, output
+    for name in ("a", "b"):
+        summary = store.read_json(run_dir(results, name) / store.SUMMARY)
+        assert summary["status"] == "complete" and len(summary["sessions"]) == 2  # resumed
+        assert epochs(results, name) == 5  # none lost, none repeated
 
 
 def test_a_signal_to_one_worker_stops_that_run_only(tmp_path, repro):
@@ -155,3 +193,22 @@ def test_a_worker_stopped_while_loading_the_data_is_interrupted(tmp_path, repro,
     assert "[ stopped] tiny/a/seed-0" in output and "FAILED" not in output
     # The worker recorded it itself, not only its parent after the fact.
     assert '"status": "interrupted"' in (run_dir(results, "a") / store.WORKER_LOG).read_text()
+
+
+def test_a_worker_that_ignores_sigterm_is_killed_and_recorded_interrupted(tmp_path, monkeypatch):
+    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    (p,) = plan(load_study(study_file))
+    options = RunOptions(results=tmp_path / "results", device="cpu")
+    monkeypatch.setattr("harness.executors.STOP_GRACE_S", 0.5)
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+         "signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert stubborn.stdout.readline() == "ready\n"
+    lines: list[str] = []
+    (outcome,) = _stop_workers([(stubborn, p)], options, lines.append)
+    assert stubborn.returncode == -signal.SIGKILL
+    assert outcome.status == "interrupted" and "[ stopped]" in lines[0]
+    summary = store.read_json(p.directory(options.results) / store.SUMMARY)
+    assert summary["status"] == "interrupted" and "SIGKILL" in summary["stop_reason"]
