@@ -158,7 +158,9 @@ def reader_blocked(data: Path, proc: subprocess.Popen) -> Iterator[None]:
     """Wait until a process opens the pipe to read the data; keep it blocked in its read.
 
     Opening the write end succeeds only once a reader has the pipe open; holding it open
-    without writing keeps that reader waiting until we let go.
+    without writing keeps that reader waiting until we let go (it then reads end-of-file).
+    Signal it inside, and let go before waiting for it: a signal that lands between its open
+    and its read is acted on only when the read returns, as with any blocking call.
     """
     fifo = data / "cifar-10-batches-py" / "data_batch_1"
     fd = None
@@ -186,7 +188,7 @@ def test_a_worker_stopped_while_loading_the_data_is_interrupted(tmp_path, repro,
     with reader_blocked(blocking_data, proc):
         (worker,) = children(proc.pid)
         os.kill(worker, signal.SIGTERM)
-        output = finish(proc)
+    output = finish(proc)
     assert proc.returncode == 130, output
     summary = store.read_json(run_dir(results, "a") / store.SUMMARY)
     assert summary["status"] == "interrupted", output
