@@ -2,7 +2,8 @@
 
 One run's failure never stops the others; a diverging run is a result, not an error; Ctrl-C
 or SIGTERM stops after recording the current run as interrupted, and the same command later
-resumes it from its last checkpoint.
+resumes it from its last checkpoint (while the data loads, before any run started, it stops
+without recording anything). Either way the command exits 130.
 """
 
 from __future__ import annotations
@@ -127,17 +128,30 @@ def run_study(
     if not todo:
         return outcomes
     ex = execution_for(options)
-    data = _load_data(options, echo)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        for p in todo:
-            outcome = _train_one(p, p.directory(options.results), data, ex, options)
-            outcomes.append(outcome)
-            echo(line(outcome))
-            if outcome.status == store.INTERRUPTED:
-                break
+        return outcomes + _train_in_turn(todo, ex, options, echo)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _train_in_turn(
+    todo: list[RunPlan], ex: Execution, options: RunOptions, echo: Echo
+) -> list[Outcome]:
+    """Load the data, then train the runs one after another until one is interrupted."""
+    try:
+        data = _load_data(options, echo)
+    except KeyboardInterrupt:  # no run has started: the store stays as it was
+        outcome = Outcome(todo[0], store.INTERRUPTED, "stopped while loading the data; run again")
+        echo(line(outcome))
+        return [outcome]
+    outcomes = []
+    for p in todo:
+        outcome = _train_one(p, p.directory(options.results), data, ex, options)
+        outcomes.append(outcome)
+        echo(line(outcome))
+        if outcome.status == store.INTERRUPTED:
+            break
     return outcomes
 
 

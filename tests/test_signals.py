@@ -197,6 +197,21 @@ def test_a_worker_stopped_while_loading_the_data_is_interrupted(tmp_path, repro,
     assert '"status": "interrupted"' in (run_dir(results, "a") / store.WORKER_LOG).read_text()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_one_process_stopped_while_loading_the_data_exits_130(
+    tmp_path, repro, blocking_data, signum
+):
+    results = tmp_path / "results"
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    proc = repro(study, results, data=blocking_data)
+    with reader_blocked(blocking_data, proc):
+        proc.send_signal(signum)
+    output = finish(proc)
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and "[ stopped] tiny/a/seed-0" in output
+    assert store.inspect(run_dir(results, "a")).status == "absent"  # nothing to resume
+
+
 def test_a_worker_that_ignores_sigterm_is_killed_and_recorded_interrupted(tmp_path, monkeypatch):
     study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
     (p,) = plan(load_study(study_file))
