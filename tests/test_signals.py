@@ -19,9 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import ROOT, TINY_RECIPE, tiny_study
 
 from harness import store
+from harness.cli import main
 from harness.executors import _stop_workers
 from harness.plan import plan
 from harness.runner import RunOptions
@@ -103,8 +105,8 @@ def finish(proc: subprocess.Popen) -> str:
     return proc.communicate(timeout=TIMEOUT)[0]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_to_the_parent_stops_every_worker_resumably(tmp_path, repro, signum):
+def stop_the_parent(tmp_path: Path, repro, signum: int) -> list[str]:
+    """Signal `repro run` while both its workers train; check each run stopped resumably."""
     study, results = two_runs(tmp_path), tmp_path / "results"
     proc = repro(study, results, "--runs-per-gpu", "2")
     wait_for(lambda: epochs(results, "a") >= 1 and epochs(results, "b") >= 1, "training", proc)
@@ -119,14 +121,22 @@ def test_a_signal_to_the_parent_stops_every_worker_resumably(tmp_path, repro, si
         assert (run_dir(results, name) / store.CHECKPOINT).exists()
         assert 1 <= epochs(results, name) < 5
     assert output.count("[ stopped]") == 2 and "FAILED" not in output
+    return proc.args[3:]  # the arguments of `repro`
 
-    again = repro(study, results, "--runs-per-gpu", "2")
-    output = finish(again)
-    assert again.returncode == 0, output
+
+def test_sigterm_to_the_parent_stops_every_worker_and_the_same_command_resumes(tmp_path, repro):
+    args = stop_the_parent(tmp_path, repro, signal.SIGTERM)
+    # The same command again (in this process, to spare a start-up) finishes both runs.
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
     for name in ("a", "b"):
-        summary = store.read_json(run_dir(results, name) / store.SUMMARY)
+        summary = store.read_json(run_dir(tmp_path / "results", name) / store.SUMMARY)
         assert summary["status"] == "complete" and len(summary["sessions"]) == 2  # resumed
-        assert epochs(results, name) == 5  # none lost, none repeated
+        assert epochs(tmp_path / "results", name) == 5  # none lost, none repeated
+
+
+def test_sigint_to_the_parent_stops_every_worker(tmp_path, repro):
+    stop_the_parent(tmp_path, repro, signal.SIGINT)  # the store as SIGTERM leaves it
 
 
 def test_a_signal_to_one_worker_stops_that_run_only(tmp_path, repro):
