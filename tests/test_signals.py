@@ -64,6 +64,7 @@ def worker_pid(results: Path, name: str) -> int:
 
 
 def alive(pid: int) -> bool:
+    """Running, and not a zombie that only waits to be reaped."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
@@ -72,6 +73,7 @@ def alive(pid: int) -> bool:
 
 
 def children(pid: int) -> list[int]:
+    """Child processes of ``pid``: how to find a worker before it has taken its run's lock."""
     kids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
@@ -235,6 +237,7 @@ def test_a_worker_that_ignores_sigterm_is_killed_and_recorded_interrupted(tmp_pa
     assert stubborn.stdout.readline() == "ready\n"
     lines: list[str] = []
     (outcome,) = _stop_workers([(stubborn, p)], options, lines.append)
+    stubborn.stdout.close()
     assert stubborn.returncode == -signal.SIGKILL
     assert outcome.status == "interrupted" and "[ stopped]" in lines[0]
     summary = store.read_json(p.directory(options.results) / store.SUMMARY)
