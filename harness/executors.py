@@ -124,7 +124,7 @@ def local_slots(options: RunOptions, gpus: int | str, runs_per_gpu: int) -> list
     return [g for g in available[:wanted] for _ in range(runs_per_gpu)]
 
 
-# A stopped worker records its run within a second; this is the last resort for one that hangs.
+# A stopped worker records its run in moments; this is the last resort for one that hangs.
 STOP_GRACE_S = 120.0
 STOPPED = "stopped; run again to resume"
 
@@ -245,7 +245,7 @@ def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome
 
 
 def worker_main(spec: str) -> int:
-    """Entry point of `repro worker`: train one run, exit 0 when it ended (any status).
+    """Entry point of `repro worker`: train one run; exit 0 unless it failed (1) or was stopped.
 
     SIGINT or SIGTERM, from start-up to the last epoch, leaves the run recorded as interrupted
     with its checkpoint, and the worker exits 130.
