@@ -3,7 +3,9 @@
 - ``local`` with one slot: runs train one after another in this process (``harness.runner``).
 - ``local`` with several slots (``--gpus N`` x ``--runs-per-gpu K``): each run trains in its
   own ``repro worker`` process, pinned to one GPU with ``CUDA_VISIBLE_DEVICES``; a new run
-  starts as soon as a slot frees.
+  starts as soon as a slot frees. SIGINT (Ctrl-C) or SIGTERM to the command is forwarded to
+  every worker; each records its run as interrupted (resumable) and the command exits 130.
+  Runs not yet started stay pending. A signal to one worker stops that run only.
 - ``slurm``: every pending run becomes one task of a Slurm job array, submitted through
   submitit; the command returns at once. On preemption or time-out submitit calls
   :meth:`RunJob.checkpoint`, which requeues the same run; it resumes from its last epoch.
@@ -16,13 +18,15 @@ ever train the same run, and the store stays the single source of truth.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -49,6 +53,7 @@ from harness.studyfile import load_study
 Echo = Callable[[str], None]
 EXECUTORS = ("local", "slurm", "submitit-local")
 NOT_STARTED_EXIT = 75  # a worker whose time budget was spent before its run could start
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 # --------------------------------------------------------------------------- one run as a job
@@ -123,10 +128,18 @@ def local_slots(options: RunOptions, gpus: int | str, runs_per_gpu: int) -> list
     return [g for g in available[:wanted] for _ in range(runs_per_gpu)]
 
 
+# A stopped worker records its run in moments; this is the last resort for one that hangs.
+STOP_GRACE_S = 120.0
+STOPPED = "stopped; run again to resume"
+
+
 def run_parallel(
     study: Study, study_file: str, options: RunOptions, slots: list[str | None], echo: Echo
 ) -> list[Outcome]:
-    """Train the study's pending runs in worker processes, one per slot at a time."""
+    """Train the study's pending runs in worker processes, one per slot at a time.
+
+    On SIGINT or SIGTERM no further run starts, and every worker is stopped and waited for.
+    """
     outcomes, todo = pending_runs(study, options, echo, study_file)
     running: dict[int, tuple[subprocess.Popen, RunPlan]] = {}
     # Runs side by side share the CPU's cores (for training on the CPU, for compiling on a
@@ -135,31 +148,69 @@ def run_parallel(
     threads = max(1, (os.cpu_count() or 1) // len(slots))
     per_gpu = Counter(slots)
     deadline = options.stop_at()
-    try:
-        while todo or running:
-            for slot, gpu in enumerate(slots):
-                if slot not in running and todo:
-                    p = todo.pop(0)
-                    if deadline is not None and deadline.passed():
-                        outcome = Outcome(p, "pending", NOT_STARTED)
+    with _stop_requests() as stop:
+        try:
+            while (todo or running) and not stop:
+                for slot, (proc, p) in list(running.items()):
+                    if proc.poll() is not None:
+                        del running[slot]
+                        outcome = _worker_outcome(p, options, proc.returncode)
                         outcomes.append(outcome)
                         echo(line(outcome))
-                        continue
-                    shared = replace(options, runs_per_device=per_gpu[gpu])
-                    running[slot] = (_start_worker(p, study_file, shared, gpu, threads), p)
-            for slot, (proc, p) in list(running.items()):
-                if proc.poll() is not None:
-                    del running[slot]
-                    outcome = _worker_outcome(p, options, proc.returncode)
-                    outcomes.append(outcome)
-                    echo(line(outcome))
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        for proc, _ in running.values():
-            proc.terminate()  # the worker records its run as interrupted
-        for proc, p in running.values():
+                for slot, gpu in enumerate(slots):
+                    if slot not in running and todo:
+                        p = todo.pop(0)
+                        if deadline is not None and deadline.passed():
+                            outcome = Outcome(p, "pending", NOT_STARTED)
+                            outcomes.append(outcome)
+                            echo(line(outcome))
+                            continue
+                        shared = replace(options, runs_per_device=per_gpu[gpu])
+                        running[slot] = (_start_worker(p, study_file, shared, gpu, threads), p)
+                time.sleep(0.2)
+        finally:
+            # Stopped (or failing here): no worker may go on training without us.
+            outcomes += _stop_workers(list(running.values()), options, echo)
+    return outcomes
+
+
+@contextlib.contextmanager
+def _stop_requests() -> Iterator[list[int]]:
+    """While inside, SIGINT and SIGTERM are noted in the yielded list instead of acting at once.
+
+    The scheduling loop looks at the list between its steps, so a signal never lands between
+    starting a worker and recording it (which would leave that worker training on its own),
+    and a second Ctrl-C cannot cut short the stopping of the workers.
+    """
+    noted: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: noted.append(signum))
+                for s in STOP_SIGNALS}  # fmt: skip
+    try:
+        yield noted
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _stop_workers(
+    workers: list[tuple[subprocess.Popen, RunPlan]], options: RunOptions, echo: Echo
+) -> list[Outcome]:
+    """SIGTERM every worker and wait for each to record its run; SIGKILL those that hang."""
+    for proc, _ in workers:
+        proc.send_signal(signal.SIGTERM)  # does nothing to one that has already ended
+    deadline = time.monotonic() + STOP_GRACE_S
+    outcomes = []
+    for proc, p in workers:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
             proc.wait()
-            outcomes.append(Outcome(p, store.INTERRUPTED, "stopped; run again to resume"))
+            reason = f"SIGKILL: still running {STOP_GRACE_S:g} s after SIGTERM"
+            store.mark_interrupted(p.directory(options.results), reason)
+        outcome = _worker_outcome(p, options, proc.returncode)
+        outcomes.append(outcome)
+        echo(line(outcome))
     return outcomes
 
 
@@ -184,6 +235,12 @@ def _start_worker(
     return proc
 
 
+# How a worker ends when SIGINT or SIGTERM stopped it: 130 once it has recorded its run;
+# killed by the signal itself when that came before its handler, while starting up. Other
+# deaths by a signal (SIGSEGV, the kernel's OOM killer's SIGKILL) are crashes: failed.
+STOPPED_EXITS = (130, -signal.SIGINT, -signal.SIGTERM)
+
+
 def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome:
     run_dir = p.directory(options.results)
     try:
@@ -198,7 +255,10 @@ def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome
     if status is None and returncode == NOT_STARTED_EXIT:
         return Outcome(p, "pending", NOT_STARTED)
     if status == store.INTERRUPTED:
-        return Outcome(p, status, "stopped; run again to resume")
+        return Outcome(p, status, STOPPED)
+    if returncode in STOPPED_EXITS:
+        _record_interrupted(run_dir)  # in case the signal came before the worker's handler
+        return Outcome(p, store.INTERRUPTED, STOPPED)
     log = run_dir / store.WORKER_LOG
     if status != store.FAILED:
         store.mark_failed(run_dir, f"worker exited with code {returncode}; log: {log}")
@@ -207,12 +267,51 @@ def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome
 
 
 def worker_main(spec: str) -> int:
-    """Entry point of `repro worker`: train one run, exit 0 when it ended (any status)."""
-    outcome = RunJob.from_json(spec)()
-    print(json.dumps(outcome))
-    if outcome["status"] == "pending":
+    """Entry point of `repro worker`: train one run; exit 0 unless it failed (1), was stopped
+    (130) or found its time budget spent before it could start (NOT_STARTED_EXIT).
+
+    SIGINT or SIGTERM, from start-up to the last epoch, leaves the run recorded as interrupted
+    with its checkpoint, and the worker exits 130.
+    """
+    for s in STOP_SIGNALS:
+        signal.signal(s, _interrupt_once)
+    job = RunJob.from_json(spec)
+    options = RunOptions.from_dict(job.options)
+    try:
+        outcome = run_single(job.plan(), options)
+    except KeyboardInterrupt:  # before training started (signals are ignored from here on)
+        outcome = Outcome(job.plan(), store.INTERRUPTED, "stopped before training started")
+    print(json.dumps({"run": outcome.plan.name, "status": outcome.status,
+                      "message": outcome.message}))  # fmt: skip
+    if outcome.status == store.INTERRUPTED:
+        _record_interrupted(outcome.plan.directory(options.results))
+        return 130
+    if outcome.status == "pending":
         return NOT_STARTED_EXIT
-    return 0 if outcome["status"] in ("complete", "diverged", "paused", "skipped", "busy") else 1
+    return 0 if outcome.status in ("complete", "diverged", "paused", "skipped", "busy") else 1
+
+
+def _interrupt_once(signum, frame) -> None:
+    """Stop at the first SIGINT or SIGTERM, ignore later ones.
+
+    Ctrl-C reaches a worker twice, from the terminal and forwarded by its parent; the second
+    must not cut short the recording of the first.
+    """
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _record_interrupted(run_dir: Path) -> None:
+    """Make sure the store says a stopped run is interrupted.
+
+    Training records that itself; a worker stopped before training started has not.
+    """
+    if store.summary_status(run_dir) == store.INTERRUPTED:
+        return
+    if store.is_locked(run_dir):
+        return  # another process took the run meanwhile and trains it: not ours to mark
+    store.mark_interrupted(run_dir, "SIGINT or SIGTERM before training started")
 
 
 # --------------------------------------------------------------------------- slurm

@@ -2,9 +2,10 @@
 
 One run's failure never stops the others; a diverging run is a result, not an error; Ctrl-C
 or SIGTERM stops after recording the current run as interrupted, and the same command later
-resumes it from its last checkpoint. With a time budget, the run whose next epoch would not
-fit is paused at its last epoch, the runs after it are left pending, and the command ends
-normally: the same command in the next slot carries on.
+resumes it from its last checkpoint (while the data loads, before any run started, it stops
+without recording anything). Either way the command exits 130. With a time budget, the run
+whose next epoch would not fit is paused at its last epoch, the runs after it are left
+pending, and the command ends normally: the same command in the next slot carries on.
 """
 
 from __future__ import annotations
@@ -148,20 +149,34 @@ def run_study(
         return outcomes
     deadline = options.stop_at()
     ex = execution_for(options)
-    data = _load_data(options, echo)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        for p in todo:
-            if deadline is not None and deadline.passed():
-                outcome = Outcome(p, "pending", NOT_STARTED)
-            else:
-                outcome = _train_one(p, p.directory(options.results), data, ex, options, deadline)
-            outcomes.append(outcome)
-            echo(line(outcome))
-            if outcome.status == store.INTERRUPTED:
-                break
+        return outcomes + _train_in_turn(todo, ex, options, echo, deadline)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _train_in_turn(
+    todo: list[RunPlan], ex: Execution, options: RunOptions, echo: Echo,
+    deadline: Deadline | None,
+) -> list[Outcome]:  # fmt: skip
+    """Load the data, then train the runs one after another until one is interrupted."""
+    try:
+        data = _load_data(options, echo)
+    except KeyboardInterrupt:  # no run has started: the store stays as it was
+        outcome = Outcome(todo[0], store.INTERRUPTED, "stopped while loading the data; run again")
+        echo(line(outcome))
+        return [outcome]
+    outcomes = []
+    for p in todo:
+        if deadline is not None and deadline.passed():
+            outcome = Outcome(p, "pending", NOT_STARTED)
+        else:
+            outcome = _train_one(p, p.directory(options.results), data, ex, options, deadline)
+        outcomes.append(outcome)
+        echo(line(outcome))
+        if outcome.status == store.INTERRUPTED:
+            break
     return outcomes
 
 

@@ -255,6 +255,23 @@ def mark_failed(run_dir: Path, error: str) -> None:
                                    "epochs_done": epochs})  # fmt: skip
 
 
+def mark_interrupted(run_dir: Path, reason: str) -> None:
+    """Record a run as interrupted when it was stopped before it could say so itself (while
+    starting up, or killed after a stop request). Its checkpoint and metrics stay: it resumes.
+    """
+    try:
+        summary = read_summary(run_dir) or {}
+    except DamagedFile as damaged:
+        summary = {}
+        set_aside(damaged.path)
+    try:
+        epochs = len(read_jsonl(run_dir / METRICS))
+    except DamagedFile:
+        epochs = 0  # the checkpoint still holds the history; `repro run` rebuilds the file
+    write_json(run_dir / SUMMARY, {**summary, "status": INTERRUPTED, "error": None,
+                                   "stop_reason": reason, "epochs_done": epochs})  # fmt: skip
+
+
 def inspect(run_dir: Path) -> RunState:
     try:
         return _inspect(run_dir)

@@ -1,0 +1,244 @@
+"""SIGTERM and SIGINT reach every run: each run they stop ends interrupted and resumable.
+
+Real processes on the CPU: `repro run --runs-per-gpu 2` with its workers, signalled while
+they train or while they load the data. A data set whose first batch is a named pipe holds a
+process in its data loading for as long as a test needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT, TINY_RECIPE, tiny_study
+
+from harness import store
+from harness.cli import main
+from harness.executors import _stop_workers
+from harness.plan import plan
+from harness.runner import RunOptions
+from harness.studyfile import load_study
+
+# Five epochs: long enough to be still training when signalled after the first, short
+# enough for the rerun to finish them in seconds.
+RECIPE = TINY_RECIPE.replace("epochs: 3", "epochs: 5").replace("[2]", "[4]")
+TIMEOUT = 120  # seconds; generous for two cores, never reached when things work
+
+
+def two_runs(tmp_path: Path) -> Path:
+    runs = (
+        "  - {name: a, model: resnet8, recipe: base}\n  - {name: b, model: resnet8, recipe: base}\n"
+    )
+    return tiny_study(tmp_path / "s.yaml", runs, RECIPE)
+
+
+def run_dir(results: Path, name: str) -> Path:
+    return results / "tiny" / name / "seed-0"
+
+
+def epochs(results: Path, name: str) -> int:
+    return len(store.read_jsonl(run_dir(results, name) / store.METRICS))
+
+
+def wait_for(condition, what: str, proc: subprocess.Popen) -> None:
+    deadline = time.time() + TIMEOUT
+    while not condition():
+        assert proc.poll() is None, f"repro ended before {what}: {proc.communicate()[0]}"
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def worker_pid(results: Path, name: str) -> int:
+    """The process training a run, from its lock ("pid N on host")."""
+    return int((run_dir(results, name) / store.LOCK).read_text().split()[1])
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie that only waits to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def children(pid: int) -> list[int]:
+    """Child processes of ``pid``: how to find a worker before it has taken its run's lock."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.fixture
+def repro(cifar_root):
+    """Start `repro run` in its own process group; whatever is left of it is killed after."""
+    started: list[subprocess.Popen] = []
+
+    def start(study: Path, results: Path, *extra: str, data: Path = cifar_root):
+        command = [sys.executable, "-m", "harness", "run", str(study), "--data-dir", str(data),
+                   "--results", str(results), "--device", "cpu", "--quiet", *extra]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # workers a broken parent left training
+        proc.wait()
+
+
+def finish(proc: subprocess.Popen) -> str:
+    return proc.communicate(timeout=TIMEOUT)[0]
+
+
+def stop_the_parent(tmp_path: Path, repro, signum: int) -> list[str]:
+    """Signal `repro run` while both its workers train; check each run stopped resumably."""
+    study, results = two_runs(tmp_path), tmp_path / "results"
+    proc = repro(study, results, "--runs-per-gpu", "2")
+    wait_for(lambda: epochs(results, "a") >= 1 and epochs(results, "b") >= 1, "training", proc)
+    workers = [worker_pid(results, name) for name in ("a", "b")]
+    proc.send_signal(signum)
+    output = finish(proc)
+    assert proc.returncode == 130, output
+    assert not [pid for pid in workers if alive(pid)], "a worker outlived its parent"
+    for name in ("a", "b"):
+        summary = store.read_json(run_dir(results, name) / store.SUMMARY)
+        assert summary["status"] == "interrupted", (name, output)
+        assert (run_dir(results, name) / store.CHECKPOINT).exists()
+        assert 1 <= epochs(results, name) < 5
+    assert output.count("[ stopped]") == 2 and "FAILED" not in output
+    return proc.args[3:]  # the arguments of `repro`
+
+
+def test_sigterm_to_the_parent_stops_every_worker_and_the_same_command_resumes(tmp_path, repro):
+    args = stop_the_parent(tmp_path, repro, signal.SIGTERM)
+    # The same command again (in this process, to spare a start-up) finishes both runs.
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    for name in ("a", "b"):
+        summary = store.read_json(run_dir(tmp_path / "results", name) / store.SUMMARY)
+        assert summary["status"] == "complete" and len(summary["sessions"]) == 2  # resumed
+        assert epochs(tmp_path / "results", name) == 5  # none lost, none repeated
+
+
+def test_sigint_to_the_parent_stops_every_worker(tmp_path, repro):
+    stop_the_parent(tmp_path, repro, signal.SIGINT)  # the store as SIGTERM leaves it
+
+
+def test_a_signal_to_one_worker_stops_that_run_only(tmp_path, repro):
+    study, results = two_runs(tmp_path), tmp_path / "results"
+    proc = repro(study, results, "--runs-per-gpu", "2")
+    wait_for(lambda: epochs(results, "a") >= 1, "training", proc)
+    os.kill(worker_pid(results, "a"), signal.SIGTERM)
+    output = finish(proc)
+    assert proc.returncode == 130, output
+    stopped = store.read_json(run_dir(results, "a") / store.SUMMARY)
+    assert stopped["status"] == "interrupted", output
+    assert (run_dir(results, "a") / store.CHECKPOINT).exists()
+    assert store.read_json(run_dir(results, "b") / store.SUMMARY)["status"] == "complete"
+    assert "[ stopped] tiny/a/seed-0" in output and "[    done] tiny/b/seed-0" in output
+
+
+@pytest.fixture
+def blocking_data(tmp_path, cifar_root) -> Path:
+    """A copy of the data set whose first batch is a named pipe (see `reader_blocked`)."""
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    shutil.copytree(cifar_root / "cifar-10-batches-py", folder)
+    (folder / "data_batch_1").unlink()
+    os.mkfifo(folder / "data_batch_1")
+    return folder.parent
+
+
+@contextlib.contextmanager
+def reader_blocked(data: Path, proc: subprocess.Popen) -> Iterator[None]:
+    """Wait until a process opens the pipe to read the data; keep it blocked in its read.
+
+    Opening the write end succeeds only once a reader has the pipe open; holding it open
+    without writing keeps that reader waiting until we let go (it then reads end-of-file).
+    Signal it inside, and let go before waiting for it: a signal that lands between its open
+    and its read is acted on only when the read returns, as with any blocking call.
+    """
+    fifo = data / "cifar-10-batches-py" / "data_batch_1"
+    fd = None
+
+    def opened() -> bool:
+        nonlocal fd
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: nobody has it open to read yet
+                raise
+        return fd is not None
+
+    wait_for(opened, "the data loading", proc)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def test_a_worker_stopped_while_loading_the_data_is_interrupted(tmp_path, repro, blocking_data):
+    results = tmp_path / "results"
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    proc = repro(study, results, "--runs-per-gpu", "2", data=blocking_data)
+    with reader_blocked(blocking_data, proc):
+        (worker,) = children(proc.pid)
+        os.kill(worker, signal.SIGTERM)
+    output = finish(proc)
+    assert proc.returncode == 130, output
+    summary = store.read_json(run_dir(results, "a") / store.SUMMARY)
+    assert summary["status"] == "interrupted", output
+    assert "[ stopped] tiny/a/seed-0" in output and "FAILED" not in output
+    # The worker recorded it itself, not only its parent after the fact.
+    assert '"status": "interrupted"' in (run_dir(results, "a") / store.WORKER_LOG).read_text()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_one_process_stopped_while_loading_the_data_exits_130(
+    tmp_path, repro, blocking_data, signum
+):
+    results = tmp_path / "results"
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    proc = repro(study, results, data=blocking_data)
+    with reader_blocked(blocking_data, proc):
+        proc.send_signal(signum)
+    output = finish(proc)
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and "[ stopped] tiny/a/seed-0" in output
+    assert store.inspect(run_dir(results, "a")).status == "absent"  # nothing to resume
+
+
+def test_a_worker_that_ignores_sigterm_is_killed_and_recorded_interrupted(tmp_path, monkeypatch):
+    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    (p,) = plan(load_study(study_file))
+    options = RunOptions(results=tmp_path / "results", device="cpu")
+    monkeypatch.setattr("harness.executors.STOP_GRACE_S", 0.5)
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+         "signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert stubborn.stdout.readline() == "ready\n"
+    lines: list[str] = []
+    (outcome,) = _stop_workers([(stubborn, p)], options, lines.append)
+    stubborn.stdout.close()
+    assert stubborn.returncode == -signal.SIGKILL
+    assert outcome.status == "interrupted" and "[ stopped]" in lines[0]
+    summary = store.read_json(p.directory(options.results) / store.SUMMARY)
+    assert summary["status"] == "interrupted" and "SIGKILL" in summary["stop_reason"]
