@@ -129,6 +129,10 @@ def pending_runs(
     Deciding up front is safe with other processes at work: a run is checked again under
     its lock just before it trains.
     """
+    try:
+        store.ensure_writable(options.results)
+    except store.StoreUnusable as exc:
+        raise RunError(str(exc)) from None
     outcomes, todo = [], []
     for p in plan(study, options.overrides, study_file):
         decision = _decide(p, p.directory(options.results), options.force, echo)

@@ -18,7 +18,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    PositiveFloat,
+    StrictFloat,
     Tag,
     field_validator,
     model_validator,
@@ -28,10 +28,14 @@ from harness.metrics import METRICS, MetricName
 from harness.zoo import ModelSpec
 
 SLUG = r"^[a-z0-9][a-z0-9_.-]*$"
+Positive = Annotated[StrictFloat, Field(gt=0)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # strict: a number must be written as a number and a switch as true/false. Coercion
+    # would take `epochs: true` as 1 and `lr: '0.05'` as 0.05 without a word (an int is still
+    # a valid float).
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=True)
 
 
 # --------------------------------------------------------------------------- recipe
@@ -125,8 +129,9 @@ class Normalization(Strict):
     """
 
     kind: Literal["per_pixel_mean", "per_pixel_mean_std", "per_channel", "none"]
-    mean: tuple[float, float, float] | None = None
-    std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] | None = None
+    # Lax for the container alone (YAML gives a list), strict for each number.
+    mean: tuple[StrictFloat, StrictFloat, StrictFloat] | None = Field(None, strict=False)
+    std: tuple[Positive, Positive, Positive] | None = Field(None, strict=False)
 
     @model_validator(mode="after")
     def _values_only_for_per_channel(self) -> Normalization:
@@ -182,6 +187,25 @@ class Recipe(Strict):
     def _one_length(self) -> Recipe:
         if (self.epochs is None) == (self.iterations is None):
             raise ValueError("give the training length as exactly one of epochs, iterations")
+        return self
+
+    @model_validator(mode="after")
+    def _milestones_inside(self) -> Recipe:
+        """A milestone at or past the end of training would never apply: a typo, surely."""
+        if not isinstance(self.schedule, MultiStep):
+            return self
+        images = min(self.train_images or 50_000, 50_000 - self.validation_images)
+        whole, rest = divmod(images, self.batch_size)
+        per_epoch = max(1, whole + (1 if rest and self.last_batch == "keep" else 0))
+        length = self.iterations or self.epochs * per_epoch  # in iterations
+        unit = per_epoch if self.schedule.unit == "epoch" else 1
+        late = [m for m in self.schedule.milestones if m * unit >= length]
+        if late:
+            end = self.epochs if self.epochs else self.iterations
+            raise ValueError(
+                f"milestones {late} ({self.schedule.unit}s) are at or past the end of training "
+                f"({end} {'epochs' if self.epochs else 'iterations'}), so they would never apply"
+            )
         return self
 
 

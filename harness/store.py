@@ -53,6 +53,25 @@ DAMAGED = "damaged"
 FINAL = (COMPLETE, DIVERGED)
 
 
+class StoreUnusable(Exception):
+    """The results directory cannot be created or written to."""
+
+
+def ensure_writable(results: Path) -> None:
+    """Fail early, with what to do, when the store cannot hold runs (a path below a regular
+    file, a read-only file system, no permission) rather than in the middle of a run."""
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=results)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise StoreUnusable(
+            f"{results} cannot hold the run store ({exc.strerror or exc}): give --results a "
+            "directory you can write to"
+        ) from None
+
+
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

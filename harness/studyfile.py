@@ -140,12 +140,21 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
         raise StudyError([Problem(name, None, "", "file not found")])
     if path.is_dir():
         raise StudyError([Problem(name, None, "", "is a directory, not a study file")])
+    if (size := path.stat().st_size) > MAX_BYTES:
+        message = f"is {size:,} bytes; a study is a few kilobytes (at most {MAX_BYTES:,} accepted)"
+        raise StudyError([Problem(name, None, "", message)])
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise StudyError([Problem(name, None, "", f"cannot be read: {exc}")]) from None
     try:
         nodes = yaml.compose(text, Loader=_UniqueKeyLoader)
+        expanded = _expanded_size(nodes)
+        if expanded > MAX_NODES:
+            raise StudyError([Problem(name, None, "", "expands to more than "
+                                      f"{MAX_NODES:,} values through its aliases (&name / "
+                                      "*name): an alias that repeats an alias that repeats an "
+                                      "alias is a mistake or an attack")])  # fmt: skip
         raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -170,6 +179,39 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
             ]
         )
     return raw, nodes
+
+
+# A real study is a few kilobytes and a few thousand values; anything far beyond is refused
+# before it is built (a YAML alias bomb expands a few lines into billions of values).
+MAX_BYTES = 1 << 20
+MAX_NODES = 200_000
+
+
+def _expanded_size(root: yaml.Node | None) -> int:
+    """How many values the document holds once every alias is expanded, counted on the
+    composed graph (where an alias is one shared node) without building anything."""
+    sizes: dict[int, int] = {}
+    stack = [(root, False)] if root is not None else []
+    while stack:  # iterative post-order: deep nesting must not hit the recursion limit
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if done:
+            total = 1 + sum(sizes[id(c)] for c in children)
+            sizes[id(node)] = min(total, MAX_NODES + 1)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes.get(id(root), 0)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
 
 
 def _line_of(node: yaml.Node | None, loc: Loc) -> int | None:

@@ -356,3 +356,32 @@ def test_an_unreadable_checkpoint_is_kept_and_the_run_starts_over(tmp_path, cifa
     assert len(kept) == 1 and kept[0].read_bytes() == b"not a checkpoint"
     s = summary(results, "tiny/r8/seed-0~epochs1")
     assert s["status"] == "complete" and s["epochs_done"] == 1
+
+
+def test_a_results_path_that_cannot_hold_runs_is_a_clear_error(tmp_path, cifar_root):
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    (tmp_path / "file").write_text("not a directory")
+    below_a_file = repro(*run_args(study, cifar_root, tmp_path / "file" / "results"))
+    assert below_a_file.exit_code == 2, below_a_file.output
+    assert "cannot hold the run store" in below_a_file.output
+    assert "Traceback" not in below_a_file.output
+
+
+def test_a_read_only_results_directory_is_a_clear_error(tmp_path, cifar_root, monkeypatch):
+    """Tests run as root, for whom permissions do not bind: a read-only file system is
+    stood in for by the error the kernel would give."""
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    results = tmp_path / "results"
+    results.mkdir()
+    real_mkstemp = store.tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve().is_relative_to(results.resolve()):
+            raise OSError(30, "Read-only file system", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(store.tempfile, "mkstemp", read_only)
+    out = repro(*run_args(study, cifar_root, results))
+    assert out.exit_code == 2, out.output
+    assert "cannot hold the run store" in out.output and "Read-only" in out.output
+    assert "Traceback" not in out.output

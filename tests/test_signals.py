@@ -242,3 +242,23 @@ def test_a_worker_that_ignores_sigterm_is_killed_and_recorded_interrupted(tmp_pa
     assert outcome.status == "interrupted" and "[ stopped]" in lines[0]
     summary = store.read_json(p.directory(options.results) / store.SUMMARY)
     assert summary["status"] == "interrupted" and "SIGKILL" in summary["stop_reason"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_after_some_epochs_resumes_at_the_right_epoch(tmp_path, repro, signum):
+    """One process, no workers: stopped after two epochs, the rerun starts at the third."""
+    study, results = two_runs(tmp_path), tmp_path / "results"
+    proc = repro(study, results, "--only", "a")
+    wait_for(lambda: epochs(results, "a") >= 2, "two epochs", proc)
+    proc.send_signal(signum)
+    output = finish(proc)
+    assert proc.returncode == 130, output
+    stopped = store.read_json(run_dir(results, "a") / store.SUMMARY)
+    assert stopped["status"] == "interrupted" and stopped["epochs_done"] >= 2
+    again = CliRunner().invoke(main, [*proc.args[3:]])
+    assert again.exit_code == 0, again.output
+    summary = store.read_json(run_dir(results, "a") / store.SUMMARY)
+    assert summary["status"] == "complete"
+    assert summary["sessions"][-1]["from_epoch"] == stopped["epochs_done"]
+    assert [r["epoch"] for r in store.read_jsonl(run_dir(results, "a") / store.METRICS)] == [
+        1, 2, 3, 4, 5]  # fmt: skip

@@ -341,3 +341,47 @@ def test_cli_models_json_lists_names_and_counts():
     rows = {r["name"]: r for r in json.loads(result.output)}
     assert rows["resnet56b"]["params"] == 855_770
     assert rows["wrn-16-4"]["depth"] == 16
+
+
+def test_a_yaml_alias_bomb_is_refused_in_well_under_a_second(tmp_path):
+    import time
+
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    t0 = time.perf_counter()
+    with pytest.raises(StudyError, match="through its aliases"):
+        load_study(path)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "huge.yaml"
+    path.write_text("# padding\n" * 200_000)
+    with pytest.raises(StudyError, match="a study is a few kilobytes"):
+        load_study(path)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        ("epochs: 3", "epochs: true", "epochs"),
+        ("lr: 0.05", "lr: '0.05'", "lr"),
+        ("flip: true", "flip: 1", "flip"),
+        ("batch_size: 50", "batch_size: 50.0", "batch_size"),
+        ("milestones: [2]", "milestones: [2, 7]", "at or past the end"),
+        ("milestones: [2]", "milestones: [3]", "at or past the end"),
+    ],
+)
+def test_numbers_and_switches_are_strict_and_milestones_inside_the_schedule(
+    tmp_path, old, new, where
+):
+    from conftest import TINY_RECIPE, tiny_study
+
+    assert old in TINY_RECIPE
+    path = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
+                      recipe=TINY_RECIPE.replace(old, new))  # fmt: skip
+    with pytest.raises(StudyError, match=where):
+        load_study(path)
