@@ -59,16 +59,21 @@ class StoreUnusable(Exception):
 
 def ensure_writable(results: Path) -> None:
     """Fail early, with what to do, when the store cannot hold runs (a path below a regular
-    file, a read-only file system, no permission) rather than in the middle of a run."""
+    file, a read-only file system, no permission) rather than in the middle of a run.
+    Nothing is created: the probe goes into the nearest directory that exists."""
+    existing = results
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        results.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=results)
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "a path below a regular file", str(existing))
+        fd, probe = tempfile.mkstemp(prefix=".repro-probe-", dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
         raise StoreUnusable(
-            f"{results} cannot hold the run store ({exc.strerror or exc}): give --results a "
-            "directory you can write to"
+            f"{results} cannot hold the run store ({exc.strerror or exc}: {existing}): give "
+            "--results a directory you can write to"
         ) from None
 
 

@@ -63,7 +63,8 @@ def test_submitit_local_jobs_in_parallel_one_preempted_and_requeued(tmp_path, ci
     recipe = TINY_RECIPE.replace("epochs: 3", "epochs: 6").replace("[2]", "[4]")
     study_file = tiny_study(tmp_path / "s.yaml",
                             "  - {name: long, model: resnet8, recipe: base}\n"
-                            "  - {name: short, model: plain8, recipe: {extends: base, epochs: 3}}\n",
+                            "  - {name: short, model: plain8, recipe: {extends: base, epochs: 3,\n"
+                            "       schedule: {kind: multistep, milestones: [2]}}}\n",
                             recipe)  # fmt: skip
     study = load_study(study_file)
     results = tmp_path / "results"
