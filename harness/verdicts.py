@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from harness.metrics import METRICS
 from harness.schema import Claim, OrderingClaim, Rule
 
-FLOOR = {"%": 0.5, "": 0.0, "s": 0.0}  # percentage points for errors/accuracies
-SEED_NOISE = 0.2  # percentage points: He et al. 2015 report ResNet-110 at 6.61 ± 0.16
+FLOOR = {"%": 0.5}  # percentage points for errors/accuracies; none on other scales
 K = 2.0
 
 REPRODUCED = "reproduced"
@@ -22,6 +21,9 @@ NOT_RUN = "not yet run"
 NOT_COMPARABLE = "not comparable"
 OUTCOMES = (REPRODUCED, BETTER, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN, NOT_COMPARABLE)
 
+# The scales of the metrics that runs measure, each once, for the rules.
+_SCALES = list(dict.fromkeys(m.scale for m in METRICS.values() if m.from_training))
+
 RULES = (
     "Only runs that count are used: complete, trained with the study's current config for "
     "that experiment and seed, on the full data, with no overrides (--smoke, --epochs, "
@@ -30,13 +32,15 @@ RULES = (
     "of N (lowest error, highest accuracy), median of N, or mean of N (with its sample std). "
     "A single-run claim is compared with the median of the seeds we have. Fewer counted runs "
     f"than the rule needs: {INCONCLUSIVE}.",
-    f"Tolerance = max({FLOOR['%']} percentage points, {K:g} x sqrt(s_claim^2 + s_runs^2)), "
-    "where s_claim is the spread the source states (0 if none) and s_runs the sample std of "
-    f"our runs; with a single run, {SEED_NOISE} points of seed noise are assumed (He et al. "
-    "2015 report ResNet-110 at 6.61 +/- 0.16).",
+    f"Tolerance = max({FLOOR['%']} percentage points for errors, {K:g} x sqrt(s_claim^2 + "
+    "s_runs^2)), where s_claim is the spread the source states (0 if none) and s_runs the "
+    "sample std of our runs; with a single run, the metric's own seed noise is assumed: "
+    + "; ".join(f"{s.name}: {s.describe()} ({s.why})" for s in _SCALES)
+    + ".",
     f"|reproduced - claimed| <= tolerance: {REPRODUCED}. Beyond it: {BETTER} or "
     f"{NOT_REPRODUCED}, by the metric's direction. With a single run, a difference less than "
-    f"{K:g} x {SEED_NOISE} beyond the tolerance is {INCONCLUSIVE}: one seed cannot decide it.",
+    f"{K:g} x the assumed seed noise beyond the tolerance is {INCONCLUSIVE}: one seed cannot "
+    "decide it.",
     f"If every run of the experiment diverged (loss NaN/inf): {NOT_REPRODUCED}; the source "
     "trained that network and we could not.",
     "Parameter counts must match exactly where the source gives an exact figure, and after "
@@ -101,7 +105,8 @@ def judge_value(
             return Verdict(NOT_RUN, f"{pending} run(s) started, none finished")
         return Verdict(NOT_RUN, "no counted run yet")
     difference = repro.value - claim.value
-    seed_std = repro.std if repro.std is not None else SEED_NOISE
+    assumed = metric.scale.noise(claim.value)
+    seed_std = repro.std if repro.std is not None else assumed
     tolerance = max(FLOOR.get(metric.unit, 0.0), K * math.hypot(claim.std or 0.0, seed_std))
     if repro.n < claim.rule.n:
         return Verdict(
@@ -118,7 +123,7 @@ def judge_value(
             difference,
             tolerance,
         )
-    if repro.n == 1 and abs(difference) <= tolerance + K * SEED_NOISE:
+    if repro.n == 1 and abs(difference) <= tolerance + K * assumed:
         return Verdict(
             INCONCLUSIVE,
             f"difference {difference:+.2f} is just beyond the tolerance {tolerance:.2f}; "
