@@ -78,6 +78,9 @@ class ClaimRow:
     reason: str
     hardware: str = ""
     notes: list[str] = field(default_factory=list)
+    # The range the reproduced value had to fall in (value claims on training metrics).
+    interval_low: float | None = None
+    interval_high: float | None = None
 
 
 @dataclass
@@ -359,6 +362,8 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
         verdict=verdict.outcome,
         reason=verdict.reason,
         notes=[*filter(None, [claim.note]), *_run_notes(exp_runs)],
+        interval_low=verdict.interval[0] if verdict.interval else None,
+        interval_high=verdict.interval[1] if verdict.interval else None,
     )
 
 
@@ -696,7 +701,8 @@ def render_html(report: Report) -> str:
 CLAIM_COLUMNS = [
     "study", "kind", "experiment", "source", "where", "metric", "claimed", "claimed_value",
     "claimed_std", "rule", "reproduced_value", "rule_applied", "n", "minimum", "maximum",
-    "std", "difference", "tolerance", "verdict", "reason", "hardware",
+    "std", "difference", "tolerance", "interval_low", "interval_high", "verdict", "reason",
+    "hardware",
 ]  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import statistics
@@ -10,8 +11,7 @@ from dataclasses import dataclass
 from harness.metrics import METRICS
 from harness.schema import Claim, OrderingClaim, Rule
 
-FLOOR = {"%": 0.5}  # percentage points for errors/accuracies; none on other scales
-K = 2.0
+K = 2.0  # standard errors: a difference within K SE is a match
 
 REPRODUCED = "reproduced"
 BETTER = "better than claimed"
@@ -32,14 +32,22 @@ RULES = (
     "of N (lowest error, highest accuracy), median of N, or mean of N (with its sample std). "
     "A single-run claim is compared with the median of the seeds we have. Fewer counted runs "
     f"than the rule needs: {INCONCLUSIVE}.",
-    f"Tolerance = max({FLOOR['%']} percentage points for errors, {K:g} x sqrt(s_claim^2 + "
-    "s_runs^2)), where s_claim is the spread the source states (0 if none) and s_runs the "
-    "sample std of our runs; with a single run, the metric's own seed noise is assumed: "
+    "Both the claimed and the reproduced value are statistics of noisy runs, so the difference "
+    "is judged by its standard error SE = sqrt(SE_claim^2 + SE_ours^2), each the standard error "
+    "of the statistic that side reports, from the seed-to-seed std s: s/sqrt(n) for a mean "
+    "(and for a median of one or two runs, which is their mean); 1.2533 s/sqrt(n) for a median "
+    "of three or more (its large-sample value for normal data, slightly wide for small n); "
+    "for best of N, the std of the smallest of N normal draws (0.83 s for N = 2, 0.67 s for "
+    "N = 5), since both sides take the best of the same N and the shift of a minimum cancels; "
+    "s for a single run. s is the sample std of our runs when we have two or more, the spread "
+    "the source states (for its side, and for ours when we have one run), else the metric's "
+    "assumed seed noise: "
     + "; ".join(f"{s.name}: {s.describe()} ({s.why})" for s in _SCALES)
-    + ".",
+    + ". Tolerance = "
+    f"{K:g} SE, shown as the range the reproduced value must fall in; no fixed floor.",
     f"|reproduced - claimed| <= tolerance: {REPRODUCED}. Beyond it: {BETTER} or "
-    f"{NOT_REPRODUCED}, by the metric's direction. With a single run, a difference less than "
-    f"{K:g} x the assumed seed noise beyond the tolerance is {INCONCLUSIVE}: one seed cannot "
+    f"{NOT_REPRODUCED}, by the metric's direction. Where s is only assumed (one run, no spread "
+    f"stated), a difference up to twice the tolerance is {INCONCLUSIVE}: one seed cannot "
     "decide it.",
     f"If every run of the experiment diverged (loss NaN/inf): {NOT_REPRODUCED}; the source "
     "trained that network and we could not.",
@@ -52,6 +60,8 @@ RULES = (
     f"{K:g} standard errors: {INCONCLUSIVE}.",
 )
 
+MEDIAN_SE = math.sqrt(math.pi / 2)  # SE of a median over SE of a mean, large normal samples
+
 
 @dataclass(frozen=True)
 class Reproduction:
@@ -62,7 +72,11 @@ class Reproduction:
     minimum: float
     maximum: float
     std: float | None  # sample std over the runs used (None for one run)
-    rule_applied: str
+    statistic: str  # single | best | median | mean: what ``value`` is over the n runs
+
+    @property
+    def rule_applied(self) -> str:
+        return "single run" if self.statistic == "single" else f"{self.statistic} of {self.n}"
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,7 @@ class Verdict:
     reason: str
     difference: float | None = None
     tolerance: float | None = None
+    interval: tuple[float, float] | None = None  # where the reproduced value had to fall
 
 
 def apply_rule(values: list[float], rule: Rule, lower_is_better: bool) -> Reproduction | None:
@@ -78,19 +93,39 @@ def apply_rule(values: list[float], rule: Rule, lower_is_better: bool) -> Reprod
     if not values:
         return None
     if rule.kind == "single":
-        used, how = values, ("single run" if len(values) == 1 else f"median of {len(values)}")
-        value = statistics.median(used)
+        used = values
+        statistic = "single" if len(values) == 1 else "median"
     else:
-        used = values[: rule.n]
-        how = f"{rule.kind} of {len(used)}"
-        if rule.kind == "best":
-            value = min(used) if lower_is_better else max(used)
-        elif rule.kind == "median":
-            value = statistics.median(used)
-        else:
-            value = statistics.fmean(used)
+        used, statistic = values[: rule.n], rule.kind
+    if statistic == "best":
+        value = min(used) if lower_is_better else max(used)
+    elif statistic == "mean":
+        value = statistics.fmean(used)
+    else:
+        value = statistics.median(used)
     std = statistics.stdev(used) if len(used) >= 2 else None
-    return Reproduction(value, len(used), min(used), max(used), std, how)
+    return Reproduction(value, len(used), min(used), max(used), std, statistic)
+
+
+def standard_error(statistic: str, n: int, std: float) -> float:
+    """Standard error of a statistic over ``n`` runs whose seed-to-seed std is ``std``."""
+    if statistic == "best":
+        return std * _std_of_best(n)
+    if statistic == "median" and n >= 3:
+        return MEDIAN_SE * std / math.sqrt(n)
+    return std / math.sqrt(n)  # a mean, a single run, a median of one or two (their mean)
+
+
+@functools.cache
+def _std_of_best(n: int) -> float:
+    """Standard deviation of the smallest of ``n`` standard normal draws, integrated
+    numerically (the largest has the same, by symmetry)."""
+    normal = statistics.NormalDist()
+    step = 0.002
+    xs = [i * step for i in range(-5000, 5001)]
+    weights = [n * normal.pdf(x) * (1 - normal.cdf(x)) ** (n - 1) * step for x in xs]
+    mean = sum(x * w for x, w in zip(xs, weights, strict=True))
+    return math.sqrt(sum((x - mean) ** 2 * w for x, w in zip(xs, weights, strict=True)))
 
 
 def judge_value(
@@ -105,38 +140,37 @@ def judge_value(
             return Verdict(NOT_RUN, f"{pending} run(s) started, none finished")
         return Verdict(NOT_RUN, "no counted run yet")
     difference = repro.value - claim.value
-    assumed = metric.scale.noise(claim.value)
-    seed_std = repro.std if repro.std is not None else assumed
-    tolerance = max(FLOOR.get(metric.unit, 0.0), K * math.hypot(claim.std or 0.0, seed_std))
+    ours = repro.std if repro.std is not None else claim.std
+    assumed = ours is None
+    if assumed:
+        ours = metric.scale.noise(claim.value)
+    theirs = claim.std if claim.std is not None else ours
+    se = math.hypot(
+        standard_error(claim.rule.kind, claim.rule.n, theirs),
+        standard_error(repro.statistic, repro.n, ours),
+    )
+    tolerance = K * se
+    interval = (claim.value - tolerance, claim.value + tolerance)
+
+    def verdict(outcome: str, reason: str) -> Verdict:
+        return Verdict(outcome, reason, difference, tolerance, interval)
+
     if repro.n < claim.rule.n:
-        return Verdict(
+        return verdict(
+            INCONCLUSIVE, f"the claim is the {claim.rule} runs; {repro.n} counted so far"
+        )
+    within = f"{K:g} x SE {se:.2f} = {tolerance:.2f}"
+    if abs(difference) <= tolerance:
+        return verdict(REPRODUCED, f"|difference| {abs(difference):.2f} <= {within}")
+    if assumed and abs(difference) <= 2 * tolerance:
+        return verdict(
             INCONCLUSIVE,
-            f"the claim is the {claim.rule} runs; {repro.n} counted so far",
-            difference,
-            tolerance,
+            f"difference {difference:+.2f} is beyond {within} but within twice that, and the "
+            "seed noise is only assumed: one seed cannot decide it; run more seeds",
         )
     worse = difference > 0 if metric.lower_is_better else difference < 0
-    if abs(difference) <= tolerance:
-        return Verdict(
-            REPRODUCED,
-            f"|difference| {abs(difference):.2f} <= tolerance {tolerance:.2f}",
-            difference,
-            tolerance,
-        )
-    if repro.n == 1 and abs(difference) <= tolerance + K * assumed:
-        return Verdict(
-            INCONCLUSIVE,
-            f"difference {difference:+.2f} is just beyond the tolerance {tolerance:.2f}; "
-            "one seed cannot decide it: run more seeds",
-            difference,
-            tolerance,
-        )
-    outcome = NOT_REPRODUCED if worse else BETTER
-    return Verdict(
-        outcome,
-        f"difference {difference:+.2f} beyond tolerance {tolerance:.2f}",
-        difference,
-        tolerance,
+    return verdict(
+        NOT_REPRODUCED if worse else BETTER, f"difference {difference:+.2f} beyond {within}"
     )
 
 

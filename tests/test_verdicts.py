@@ -6,6 +6,8 @@ reads the verdict of the claim it is about.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from conftest import tiny_study
 from fake_runs import fake_run
@@ -42,6 +44,47 @@ ORDER = """\
   - {name: b, model: resnet20, recipe: base}
 """
 FIVE = "  - {name: five, model: resnet20, recipe: base, seeds: 5}\n"
+
+
+# --------------------------------------------------------------------------- 2. mean, median
+
+
+def test_a_mean_of_five_is_judged_by_its_standard_error_not_a_floor(tmp_path):
+    claims = ("  - {source: test, where: T6, experiment: five, metric: test_error, value: 6.61,"
+              " std: 0.16, rule: mean of 5}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, FIVE, claims)
+    for seed, err in enumerate([6.85, 7.00, 7.05, 7.10, 7.25]):  # mean 7.05, std 0.15
+        fake_run(results, study, "five", seed, test_error=err)
+    r = row(study, path, results, "five")
+    assert r.reproduced_value == pytest.approx(7.05)
+    # SE of the claimed mean 0.16/sqrt(5), of ours 0.146/sqrt(5): 2 x 0.097 = 0.19, not 0.5.
+    se = math.hypot(0.16 / math.sqrt(5), 0.1458 / math.sqrt(5))
+    assert r.tolerance == pytest.approx(2 * se, rel=0.01)
+    assert r.verdict == V.NOT_REPRODUCED, r.reason
+    assert (r.interval_low, r.interval_high) == pytest.approx((6.61 - 2 * se, 6.61 + 2 * se),
+                                                              rel=0.01)  # fmt: skip
+
+
+def test_one_set_of_runs_does_not_reproduce_two_claims_0_31_apart(tmp_path):
+    claims = """\
+  - {source: test, where: ZK, experiment: five, metric: test_error, value: 5.24, rule: median of 5}
+  - {source: test, where: MK, experiment: five, metric: test_error, value: 5.55, rule: median of 5}
+"""
+    study, path, results = make_study(tmp_path, FIVE, claims)
+    for seed, err in enumerate([5.15, 5.25, 5.30, 5.35, 5.45]):
+        fake_run(results, study, "five", seed, test_error=err)
+    assert row(study, path, results, "five", 5.24).verdict == V.REPRODUCED
+    assert row(study, path, results, "five", 5.55).verdict == V.BETTER
+
+
+def test_standard_errors_of_each_reporting_rule():
+    assert V.standard_error("mean", 5, 1.0) == pytest.approx(1 / math.sqrt(5))
+    assert V.standard_error("median", 5, 1.0) == pytest.approx(math.sqrt(math.pi / 2 / 5))
+    assert V.standard_error("median", 2, 1.0) == pytest.approx(1 / math.sqrt(2))  # the mean
+    assert V.standard_error("single", 1, 1.0) == 1.0
+    # The smallest of N normal draws: 0.826 for two, 0.669 for five (tables of order statistics)
+    assert V.standard_error("best", 2, 1.0) == pytest.approx(0.8256, abs=1e-3)
+    assert V.standard_error("best", 5, 1.0) == pytest.approx(0.6690, abs=1e-3)
 
 
 # --------------------------------------------------------------------------- 3. scales
