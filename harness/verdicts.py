@@ -8,7 +8,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from harness.metrics import METRICS
+from harness.metrics import METRICS, Scale
 from harness.schema import Claim, OrderingClaim, Rule
 
 K = 2.0  # standard errors: a difference within K SE is a match
@@ -56,8 +56,11 @@ RULES = (
     f"{NOT_COMPARABLE}; on the same hardware they must agree within 10%.",
     "An ordering claim holds when each consecutive pair moves in the stated direction, "
     "comparing means over counted runs; an experiment whose runs all diverged counts as the "
-    "worst. If both sides of a pair have two or more runs and differ by less than "
-    f"{K:g} standard errors: {INCONCLUSIVE}.",
+    f"worst. A pair whose means differ by less than {K:g} standard errors of their difference, "
+    "either way, is within seed noise: "
+    f"{INCONCLUSIVE}. A side with one run gets the metric's assumed seed noise, as above, so "
+    "a gap between two single runs must exceed about 2.8 times that noise (0.57 percentage "
+    "points of error) to decide the order.",
 )
 
 MEDIAN_SE = math.sqrt(math.pi / 2)  # SE of a median over SE of a mean, large normal samples
@@ -227,36 +230,54 @@ class Side:
     def mean(self) -> float:
         return statistics.fmean(self.values) if self.values else math.nan
 
+    def standard_error(self, scale: Scale) -> tuple[float, bool]:
+        """The standard error of the mean, and whether the seed noise behind it is assumed
+        (one run) rather than measured."""
+        if len(self.values) >= 2:
+            return statistics.stdev(self.values) / math.sqrt(len(self.values)), False
+        return scale.noise(self.mean), True
+
 
 def judge_ordering(claim: OrderingClaim, sides: list[Side]) -> Verdict:
     missing = [s.experiment for s in sides if not s.values and not s.diverged]
     if missing:
         return Verdict(NOT_RUN, f"no counted run yet for {', '.join(missing)}")
-    lower_is_better = METRICS[claim.metric].lower_is_better
-    worst = math.inf if lower_is_better else -math.inf
+    metric = METRICS[claim.metric]
+    worst = math.inf if metric.lower_is_better else -math.inf
 
     def level(side: Side) -> float:
         return worst if side.diverged else side.mean
 
     rising = claim.direction == "increasing"
-    broken, unsure = [], []
+    broken, unsure, assumed = [], [], False
     for a, b in itertools.pairwise(sides):
+        pair = f"{a.experiment} -> {b.experiment}"
         delta = level(b) - level(a)
-        if math.isnan(delta) or (delta > 0) != rising or delta == 0:
-            broken.append(f"{a.experiment} -> {b.experiment}")
+        if math.isnan(delta):  # both diverged: nothing tells them apart
+            unsure.append(pair)
             continue
-        if len(a.values) >= 2 and len(b.values) >= 2 and not (a.diverged or b.diverged):
-            se = math.hypot(
-                statistics.stdev(a.values) / math.sqrt(len(a.values)),
-                statistics.stdev(b.values) / math.sqrt(len(b.values)),
-            )
-            if abs(delta) <= K * se:
-                unsure.append(f"{a.experiment} -> {b.experiment}")
+        if not (a.diverged or b.diverged):
+            (se_a, assumed_a), (se_b, assumed_b) = (side.standard_error(metric.scale)
+                                                    for side in (a, b))  # fmt: skip
+            if abs(delta) <= K * math.hypot(se_a, se_b):
+                unsure.append(pair)
+                assumed = assumed or assumed_a or assumed_b
+                continue
+        if (delta > 0) != rising:
+            broken.append(pair)
     shown = ", ".join(
         f"{s.experiment} {'diverged' if s.diverged else f'{s.mean:.4g}'}" for s in sides
     )
     if broken:
         return Verdict(NOT_REPRODUCED, f"not {claim.direction} at {'; '.join(broken)} ({shown})")
     if unsure:
-        return Verdict(INCONCLUSIVE, f"within seed noise at {'; '.join(unsure)} ({shown})")
+        why = (
+            "one run on a side, so its seed noise is assumed: run more seeds"
+            if assumed
+            else "run more seeds"
+        )
+        return Verdict(
+            INCONCLUSIVE,
+            f"within seed noise ({K:g} standard errors) at {'; '.join(unsure)} ({shown}); {why}",
+        )
     return Verdict(REPRODUCED, f"{claim.direction} as claimed ({shown})")

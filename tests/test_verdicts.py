@@ -46,6 +46,34 @@ ORDER = """\
 FIVE = "  - {name: five, model: resnet20, recipe: base, seeds: 5}\n"
 
 
+# --------------------------------------------------------------------------- 1. orderings
+
+
+A_ABOVE_B = """\
+  - {kind: ordering, source: test, where: F1, statement: b is better, metric: test_error,
+     experiments: [a, b], direction: decreasing}
+"""
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        (7.00, 6.99, V.INCONCLUSIVE),  # 0.01 pp: one seed each cannot tell
+        (7.00, 7.01, V.INCONCLUSIVE),  # the wrong way, but inside the noise too
+        (7.00, 6.00, V.REPRODUCED),
+        (6.00, 7.00, V.NOT_REPRODUCED),
+    ],
+)
+def test_an_ordering_of_single_runs_applies_the_assumed_seed_noise(tmp_path, a, b, expected):
+    study, path, results = make_study(tmp_path, ORDER, A_ABOVE_B)
+    fake_run(results, study, "a", test_error=a)
+    fake_run(results, study, "b", test_error=b)
+    (r,) = rows(study, path, results)
+    assert r.verdict == expected, r.reason
+    if expected == V.INCONCLUSIVE:
+        assert "seed noise" in r.reason and "more seeds" in r.reason
+
+
 # --------------------------------------------------------------------------- 2. mean, median
 
 
