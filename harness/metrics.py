@@ -6,6 +6,7 @@ and on how far two seeds of the same run typically land on it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,6 +61,17 @@ SECONDS = Scale(
 )  # fmt: skip
 PARAMETERS = Scale("", "parameters", 0.0, why="a count: exact")
 
+CHANCE_ERROR = 90.0  # percent: guessing among CIFAR-10's ten classes
+
+
+@dataclass(frozen=True)
+class Diverged:
+    """What a run whose loss became NaN/inf counts as under a claim on this metric: a
+    diverged net is a result (a net that did not learn), not a missing run."""
+
+    value: float
+    means: str
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -69,23 +81,30 @@ class Metric:
     lower_is_better: bool
     # Quantities that depend on the run rather than only on the architecture.
     from_training: bool = True
+    diverged: Diverged | None = None  # None: a diverged run has no value to give
 
     @property
     def unit(self) -> str:
         return self.scale.unit
 
 
+CHANCE = Diverged(CHANCE_ERROR, f"chance error ({CHANCE_ERROR:g}%, ten classes)")
+
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("test_error", "test error (final epoch)", PERCENTAGE_POINTS, lower_is_better=True),
+        Metric("test_error", "test error (final epoch)", PERCENTAGE_POINTS, lower_is_better=True,
+               diverged=CHANCE),
         Metric("test_accuracy", "test accuracy (final epoch)", PERCENTAGE_POINTS,
-               lower_is_better=False),
+               lower_is_better=False,
+               diverged=Diverged(100 - CHANCE_ERROR, f"chance accuracy ({100 - CHANCE_ERROR:g}%)")),
+        # The lowest over the epochs it had, where it has one (see harness.report._metric).
         Metric("best_test_error", "lowest test error over epochs", PERCENTAGE_POINTS,
-               lower_is_better=True),
-        Metric("final_train_loss", "training loss (final epoch)", LOSS, lower_is_better=True),
+               lower_is_better=True, diverged=CHANCE),
+        Metric("final_train_loss", "training loss (final epoch)", LOSS, lower_is_better=True,
+               diverged=Diverged(math.inf, "an infinite loss (worse than any finite one)")),
         Metric("final_train_error", "training error (final epoch)", PERCENTAGE_POINTS,
-               lower_is_better=True),
+               lower_is_better=True, diverged=CHANCE),
         Metric("params", "trainable parameters", PARAMETERS, lower_is_better=True,
                from_training=False),
         Metric("sec_per_epoch", "seconds per training epoch", SECONDS, lower_is_better=True),

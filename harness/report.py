@@ -177,6 +177,11 @@ class _Classified:
     why_not: str
     faithful: bool  # current config, no overrides: its curves belong to the experiment
 
+    @property
+    def timed(self) -> bool:
+        """Counted and complete: its seconds per epoch are a whole run's."""
+        return self.counted and self.record.status == "complete"
+
 
 def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
     names = {e.name: e for e in study.experiments}
@@ -194,10 +199,11 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
             out.append(_Classified(r, False, "stale: made with an older config", False))
             continue
         summary = r.summary or {}
-        if r.status == "complete" and summary.get("counts_as_reproduction") is False:
+        ended = r.status in ("complete", "diverged")  # a diverged run is a result too
+        if ended and summary.get("counts_as_reproduction") is False:
             why = "the recipe trains on a subset (smoke study)"
             out.append(_Classified(r, False, why, True))
-        elif r.status == "complete":
+        elif ended:
             out.append(_Classified(r, True, "", True))
         else:
             out.append(_Classified(r, False, r.status, True))
@@ -206,6 +212,11 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
 
 def _metric(record: RunRecord, metric: str) -> float | None:
     summary = record.summary or {}
+    diverged = METRICS[metric].diverged
+    if record.status == "diverged" and diverged is not None:
+        if metric == "best_test_error" and summary.get(metric) is not None:
+            return min(summary[metric], diverged.value)  # the epochs it had still count
+        return diverged.value
     if metric == "test_accuracy":
         error = summary.get("test_error")
         return None if error is None else 100.0 - error
@@ -300,9 +311,18 @@ def _source_label(source) -> str:
     return f"{names} {source.year}" if source.year else names
 
 
-def _counted_values(exp_runs: list[_Classified], metric: str) -> list[float]:
-    runs = sorted((c for c in exp_runs if c.counted), key=lambda c: c.record.seed)
-    return [v for c in runs if (v := _metric(c.record, metric)) is not None]
+def _counted_runs(exp_runs: list[_Classified], metric: str) -> list[tuple[RunRecord, float]]:
+    """The counted runs that have a value for ``metric``, with it, in seed order."""
+    runs = sorted((c.record for c in exp_runs if c.counted), key=lambda r: r.seed)
+    return [(r, v) for r in runs if (v := _metric(r, metric)) is not None]
+
+
+def _diverged_note(runs: list[tuple[RunRecord, float]], metric: str) -> list[str]:
+    diverged = sum(1 for r, _ in runs if r.status == "diverged")
+    if not diverged:
+        return []
+    return [f"{diverged} of the {len(runs)} run(s) used diverged (loss NaN/inf); each counts as "
+            f"{METRICS[metric].diverged.means}"]  # fmt: skip
 
 
 def _run_notes(exp_runs: list[_Classified]) -> list[str]:
@@ -329,13 +349,12 @@ def _claimed_text(claim: Claim, unit: str) -> str:
 def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
     metric = METRICS[claim.metric]
     exp_runs = by_exp.get(claim.experiment, [])
-    values = _counted_values(exp_runs, claim.metric)
-    repro = verdicts.apply_rule(values, claim.rule, metric.lower_is_better)
-    diverged = sum(1 for c in exp_runs if c.faithful and c.record.status == "diverged")
+    runs = _counted_runs(exp_runs, claim.metric)
+    repro = verdicts.apply_rule([v for _, v in runs], claim.rule, metric.lower_is_better)
     pending = sum(
         1 for c in exp_runs if c.faithful and c.record.status not in ("complete", "diverged")
     )
-    verdict = verdicts.judge_value(claim, repro, diverged=diverged, pending=pending)
+    verdict = verdicts.judge_value(claim, repro, pending=pending)
     unit = metric.unit
     return ClaimRow(
         study=study.name,
@@ -361,7 +380,11 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
         tolerance=verdict.tolerance,
         verdict=verdict.outcome,
         reason=verdict.reason,
-        notes=[*filter(None, [claim.note]), *_run_notes(exp_runs)],
+        notes=[
+            *filter(None, [claim.note]),
+            *_diverged_note(runs[: repro.n] if repro else [], claim.metric),
+            *_run_notes(exp_runs),
+        ],
         interval_low=verdict.interval[0] if verdict.interval else None,
         interval_high=verdict.interval[1] if verdict.interval else None,
     )
@@ -397,7 +420,7 @@ def _params_row(study, claim: Claim, anchor, source_label) -> ClaimRow:
 
 
 def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
-    counted = [c for c in by_exp.get(claim.experiment, []) if c.counted]
+    counted = [c for c in by_exp.get(claim.experiment, []) if c.timed]
     # A source's timing is of a run that had its device alone: only solo runs compare.
     exp_runs = [c for c in counted if _sharing(c.record) == 1]
     values = [v for c in exp_runs if (v := c.record.value("sec_per_epoch")) is not None]
@@ -427,12 +450,9 @@ def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> Claim
 def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> ClaimRow:
     sides = []
     for name in claim.experiments:
-        exp_runs = by_exp.get(name, [])
-        values = _counted_values(exp_runs, claim.metric)
-        diverged = not values and any(
-            c.faithful and c.record.status == "diverged" for c in exp_runs
-        )
-        sides.append(verdicts.Side(name, values, diverged))
+        runs = _counted_runs(by_exp.get(name, []), claim.metric)
+        diverged = sum(1 for r, _ in runs if r.status == "diverged")
+        sides.append(verdicts.Side(name, [v for _, v in runs], diverged))
     verdict = verdicts.judge_ordering(claim, sides)
     arrow = " < " if claim.direction == "increasing" else " > "
     return ClaimRow(
@@ -452,7 +472,7 @@ def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
               if isinstance(c, Claim) and c.metric == "sec_per_epoch"}  # fmt: skip
     rows = []
     for exp in study.experiments:
-        counted = [c.record for c in by_exp.get(exp.name, []) if c.counted]
+        counted = [c.record for c in by_exp.get(exp.name, []) if c.timed]
         claim = claims.get(exp.name)
         if not counted and claim is None:
             continue

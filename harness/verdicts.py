@@ -6,6 +6,7 @@ import functools
 import itertools
 import math
 import statistics
+from collections import defaultdict
 from dataclasses import dataclass
 
 from harness.metrics import METRICS, Scale
@@ -24,10 +25,26 @@ OUTCOMES = (REPRODUCED, BETTER, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN, NOT_COMPA
 # The scales of the metrics that runs measure, each once, for the rules.
 _SCALES = list(dict.fromkeys(m.scale for m in METRICS.values() if m.from_training))
 
+
+def _diverged_counts_as() -> str:
+    """What a diverged run counts as, once per kind, with the metrics it applies to."""
+    names = defaultdict(list)
+    for m in METRICS.values():
+        if m.diverged is not None:
+            names[m.diverged].append(m.name)
+    return "; ".join(f"{d.means} for {', '.join(ns)}" for d, ns in names.items())
+
+
 RULES = (
-    "Only runs that count are used: complete, trained with the study's current config for "
-    "that experiment and seed, on the full data, with no overrides (--smoke, --epochs, "
-    "--subset). Diverged, failed, unfinished, stale and override runs are listed, never counted.",
+    "Only runs that count are used: complete or diverged, trained with the study's current "
+    "config for that experiment and seed, on the full data, with no overrides (--smoke, "
+    "--epochs, --subset). Failed, unfinished, stale and override runs are listed, never counted.",
+    "A run whose loss became NaN/inf (diverged) is a result, not a missing run: it counts "
+    "under the claim's rule like any other seed, as "
+    + _diverged_counts_as()
+    + " (the lowest test error over epochs is that of the epochs it had, where it had one). "
+    "So a net that did not learn (90%) is reproduced by runs that diverged, a diverged seed "
+    "moves a median or a mean as it would, and each row says how many runs diverged.",
     "The reproduced value follows the claim's own reporting rule over the first N seeds: best "
     "of N (lowest error, highest accuracy), median of N, or mean of N (with its sample std). "
     "A single-run claim is compared with the median of the seeds we have. Fewer counted runs "
@@ -49,15 +66,13 @@ RULES = (
     f"{NOT_REPRODUCED}, by the metric's direction. Where s is only assumed (one run, no spread "
     f"stated), a difference up to twice the tolerance is {INCONCLUSIVE}: one seed cannot "
     "decide it.",
-    f"If every run of the experiment diverged (loss NaN/inf): {NOT_REPRODUCED}; the source "
-    "trained that network and we could not.",
     "Parameter counts must match exactly where the source gives an exact figure, and after "
     "the source's rounding otherwise (1.7M: to 0.1M). Speeds measured on other hardware are "
     f"{NOT_COMPARABLE}; on the same hardware they must agree within 10%.",
     "An ordering claim holds when each consecutive pair moves in the stated direction, "
-    "comparing means over counted runs; an experiment whose runs all diverged counts as the "
-    f"worst. A pair whose means differ by less than {K:g} standard errors of their difference, "
-    "either way, is within seed noise: "
+    "comparing means over counted runs (diverged ones as above; a mean with an infinite loss "
+    f"in it is the worst). A pair whose means differ by less than {K:g} standard errors of "
+    "their difference, either way, is within seed noise: "
     f"{INCONCLUSIVE}. A side with one run gets the metric's assumed seed noise, as above, so "
     "a gap between two single runs must exceed about 2.8 times that noise (0.57 percentage "
     "points of error) to decide the order.",
@@ -106,7 +121,8 @@ def apply_rule(values: list[float], rule: Rule, lower_is_better: bool) -> Reprod
         value = statistics.fmean(used)
     else:
         value = statistics.median(used)
-    std = statistics.stdev(used) if len(used) >= 2 else None
+    finite = [v for v in used if math.isfinite(v)]  # an infinite loss has no spread
+    std = statistics.stdev(finite) if len(finite) >= 2 else None
     return Reproduction(value, len(used), min(used), max(used), std, statistic)
 
 
@@ -131,18 +147,19 @@ def _std_of_best(n: int) -> float:
     return math.sqrt(sum((x - mean) ** 2 * w for x, w in zip(xs, weights, strict=True)))
 
 
-def judge_value(
-    claim: Claim, repro: Reproduction | None, *, diverged: int = 0, pending: int = 0
-) -> Verdict:
+def judge_value(claim: Claim, repro: Reproduction | None, *, pending: int = 0) -> Verdict:
     """Verdict for a claim on a training metric (errors, accuracies, losses)."""
     metric = METRICS[claim.metric]
     if repro is None:
-        if diverged:
-            return Verdict(NOT_REPRODUCED, f"all {diverged} run(s) diverged (loss became NaN)")
         if pending:
             return Verdict(NOT_RUN, f"{pending} run(s) started, none finished")
         return Verdict(NOT_RUN, "no counted run yet")
     difference = repro.value - claim.value
+    worse = difference > 0 if metric.lower_is_better else difference < 0
+    if not math.isfinite(difference):
+        return Verdict(NOT_REPRODUCED if worse else BETTER,
+                       f"the {repro.rule_applied} is infinite: diverged runs count as "
+                       f"{metric.diverged.means}", difference)  # fmt: skip
     ours = repro.std if repro.std is not None else claim.std
     assumed = ours is None
     if assumed:
@@ -220,11 +237,11 @@ def judge_speed(claim: Claim, measured: float | None, device_names: set[str]) ->
 
 @dataclass(frozen=True)
 class Side:
-    """One experiment's values in an ordering claim."""
+    """One experiment's values in an ordering claim (diverged runs at what they count as)."""
 
     experiment: str
     values: list[float]
-    diverged: bool = False  # every run diverged: worst possible
+    diverged: int = 0  # how many of the values are diverged runs
 
     @property
     def mean(self) -> float:
@@ -237,26 +254,27 @@ class Side:
             return statistics.stdev(self.values) / math.sqrt(len(self.values)), False
         return scale.noise(self.mean), True
 
+    def describe(self) -> str:
+        text = f"{self.experiment} {self.mean:.4g}"
+        return text + (
+            f" ({self.diverged} of {len(self.values)} diverged)" if self.diverged else ""
+        )
+
 
 def judge_ordering(claim: OrderingClaim, sides: list[Side]) -> Verdict:
-    missing = [s.experiment for s in sides if not s.values and not s.diverged]
+    missing = [s.experiment for s in sides if not s.values]
     if missing:
         return Verdict(NOT_RUN, f"no counted run yet for {', '.join(missing)}")
     metric = METRICS[claim.metric]
-    worst = math.inf if metric.lower_is_better else -math.inf
-
-    def level(side: Side) -> float:
-        return worst if side.diverged else side.mean
-
     rising = claim.direction == "increasing"
     broken, unsure, assumed = [], [], False
     for a, b in itertools.pairwise(sides):
         pair = f"{a.experiment} -> {b.experiment}"
-        delta = level(b) - level(a)
-        if math.isnan(delta):  # both diverged: nothing tells them apart
+        delta = b.mean - a.mean
+        if math.isnan(delta):  # both infinite (diverged losses): nothing tells them apart
             unsure.append(pair)
             continue
-        if not (a.diverged or b.diverged):
+        if math.isfinite(delta):
             (se_a, assumed_a), (se_b, assumed_b) = (side.standard_error(metric.scale)
                                                     for side in (a, b))  # fmt: skip
             if abs(delta) <= K * math.hypot(se_a, se_b):
@@ -265,9 +283,7 @@ def judge_ordering(claim: OrderingClaim, sides: list[Side]) -> Verdict:
                 continue
         if (delta > 0) != rising:
             broken.append(pair)
-    shown = ", ".join(
-        f"{s.experiment} {'diverged' if s.diverged else f'{s.mean:.4g}'}" for s in sides
-    )
+    shown = ", ".join(s.describe() for s in sides)
     if broken:
         return Verdict(NOT_REPRODUCED, f"not {claim.direction} at {'; '.join(broken)} ({shown})")
     if unsure:

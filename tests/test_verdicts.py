@@ -135,3 +135,30 @@ def test_every_metric_has_a_scale():
     assert METRICS["final_train_loss"].scale.noise(0.5) == pytest.approx(0.05)
     assert METRICS["sec_per_epoch"].scale.unit == " s"
     assert METRICS["params"].scale.noise(269_722) == 0
+
+
+# --------------------------------------------------------------------------- 4. diverged runs
+
+
+def test_a_net_that_did_not_learn_is_reproduced_by_runs_that_diverged(tmp_path):
+    claims = ("  - {source: test, where: T1, experiment: a, metric: test_error, value: 90.0,"
+              " note: did not learn}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, ORDER, claims)
+    fake_run(results, study, "a", status="diverged")
+    r = row(study, path, results, "a")
+    assert r.verdict == V.REPRODUCED, r.reason
+    assert r.n == 1 and r.reproduced_value == 90.0
+    assert any("diverged" in n and "chance" in n for n in r.notes), r.notes
+
+
+def test_diverged_seeds_count_in_a_median_instead_of_dropping_out(tmp_path):
+    claims = ("  - {source: test, where: T3, experiment: five, metric: test_error, value: 5.0,"
+              " rule: median of 5}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, FIVE, claims)
+    for seed in range(2):
+        fake_run(results, study, "five", seed, test_error=5.0)
+    for seed in range(2, 5):
+        fake_run(results, study, "five", seed, status="diverged")
+    r = row(study, path, results, "five")
+    assert r.n == 5 and r.reproduced_value == 90.0
+    assert r.verdict == V.NOT_REPRODUCED, r.reason
