@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ from harness.metrics import METRICS, Scale
 from harness.schema import Claim, OrderingClaim, Rule
 
 K = 2.0  # standard errors: a difference within K SE is a match
+# Words that name a maker or a product line, not the chip: "NVIDIA GeForce GTX 980" is the
+# "GTX 980" a source names.
+VENDOR_WORDS = frozenset({"nvidia", "geforce", "tesla", "quadro", "amd", "radeon", "intel"})
 
 REPRODUCED = "reproduced"
 BETTER = "better than claimed"
@@ -68,7 +72,10 @@ RULES = (
     "decide it.",
     "Parameter counts must match exactly where the source gives an exact figure, and after "
     "the source's rounding otherwise (1.7M: to 0.1M). Speeds measured on other hardware are "
-    f"{NOT_COMPARABLE}; on the same hardware they must agree within 10%.",
+    f"{NOT_COMPARABLE}; on the same hardware they must agree within 10%. The same hardware: "
+    "the GPU's name equals one comma-separated part of the claim's hardware once vendor words "
+    f"({', '.join(sorted(VENDOR_WORDS))}), case and punctuation are dropped, so 'NVIDIA "
+    "GeForce GTX 980' is the 'NVIDIA GTX 980' of a claim and a 'GTX 980 Ti' is not.",
     "An ordering claim holds when each consecutive pair moves in the stated direction, "
     "comparing means over counted runs (diverged ones as above; a mean with an infinite loss "
     f"in it is the worst). A pair whose means differ by less than {K:g} standard errors of "
@@ -216,9 +223,7 @@ def judge_params(claim: Claim, measured: int) -> Verdict:
 def judge_speed(claim: Claim, measured: float | None, device_names: set[str]) -> Verdict:
     if measured is None:
         return Verdict(NOT_RUN, "no counted run yet")
-    same = any(
-        claim.hardware and name and name.lower() in claim.hardware.lower() for name in device_names
-    )
+    same = any(same_hardware(name, claim.hardware or "") for name in device_names)
     if not same:
         return Verdict(
             NOT_COMPARABLE,
@@ -233,6 +238,20 @@ def judge_speed(claim: Claim, measured: float | None, device_names: set[str]) ->
         measured - claim.value,
         0.1 * claim.value,
     )
+
+
+def gpu_name(text: str) -> str:
+    """A device name without vendor words, case or punctuation: "gtx 980"."""
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return " ".join(w for w in words if w not in VENDOR_WORDS)
+
+
+def same_hardware(device: str, claimed: str) -> bool:
+    """Whether ``device`` is the GPU a claim names. The claim may add details after commas or
+    in brackets ("NVIDIA GTX 980, Theano/Lasagne, batch 64"); one of its parts must be the
+    same chip, so a "GTX 980 Ti" is not a "GTX 980"."""
+    name = gpu_name(device)
+    return bool(name) and any(gpu_name(part) == name for part in re.split(r"[,;()]", claimed))
 
 
 @dataclass(frozen=True)

@@ -162,3 +162,24 @@ def test_diverged_seeds_count_in_a_median_instead_of_dropping_out(tmp_path):
     r = row(study, path, results, "five")
     assert r.n == 5 and r.reproduced_value == 90.0
     assert r.verdict == V.NOT_REPRODUCED, r.reason
+
+
+# --------------------------------------------------------------------------- 5. hardware
+
+
+def test_gpu_names_are_matched_after_normalising_them():
+    claimed = "NVIDIA GTX 980, Theano/Lasagne, batch 64"
+    assert V.same_hardware("NVIDIA GeForce GTX 980", claimed)
+    assert V.same_hardware("geforce gtx-980", claimed)
+    assert not V.same_hardware("NVIDIA GeForce GTX 980 Ti", claimed)
+    assert not V.same_hardware("NVIDIA GeForce GTX 98", claimed)
+    assert V.same_hardware("NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3")
+
+
+def test_a_speed_claim_on_the_same_gpu_under_another_vendor_spelling_is_compared(tmp_path):
+    claims = ("  - {source: test, where: S, experiment: a, metric: sec_per_epoch, value: 90,"
+              " hardware: 'NVIDIA GTX 980, Theano/Lasagne, batch 64'}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, ORDER, claims)
+    fake_run(results, study, "a", device="NVIDIA GeForce GTX 980", sec_per_epoch=88.0)
+    r = row(study, path, results, "a")
+    assert r.verdict == V.REPRODUCED, r.reason
