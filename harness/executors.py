@@ -33,6 +33,7 @@ from harness.environment import now_utc
 from harness.plan import RunPlan, plan
 from harness.runner import (
     NOT_STARTED,
+    REFUSED,
     Outcome,
     RunError,
     RunOptions,
@@ -49,6 +50,7 @@ from harness.studyfile import load_study
 Echo = Callable[[str], None]
 EXECUTORS = ("local", "slurm", "submitit-local")
 NOT_STARTED_EXIT = 75  # a worker whose time budget was spent before its run could start
+REFUSED_EXIT = 76  # a worker that would have resumed its run under another execution
 
 
 # --------------------------------------------------------------------------- one run as a job
@@ -186,6 +188,10 @@ def _start_worker(
 
 def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome:
     run_dir = p.directory(options.results)
+    log = run_dir / store.WORKER_LOG
+    if returncode == REFUSED_EXIT:  # the run was left as it was: not a failure of the run
+        return Outcome(p, REFUSED, f"resuming it under another precision or pipeline was "
+                                   f"refused; what to do: {log}")  # fmt: skip
     summary = store.read_json(run_dir / store.SUMMARY) or {}
     status = summary.get("status")
     if status in (store.COMPLETE, store.DIVERGED):
@@ -196,7 +202,6 @@ def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome
         return Outcome(p, "pending", NOT_STARTED)
     if status == store.INTERRUPTED:
         return Outcome(p, status, "stopped; run again to resume")
-    log = run_dir / store.WORKER_LOG
     if status != store.FAILED:
         store.mark_failed(run_dir, f"worker exited with code {returncode}; log: {log}")
     error = (store.read_json(run_dir / store.SUMMARY) or {}).get("error")
@@ -209,6 +214,8 @@ def worker_main(spec: str) -> int:
     print(json.dumps(outcome))
     if outcome["status"] == "pending":
         return NOT_STARTED_EXIT
+    if outcome["status"] == REFUSED:
+        return REFUSED_EXIT
     return 0 if outcome["status"] in ("complete", "diverged", "paused", "skipped", "busy") else 1
 
 
