@@ -18,7 +18,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from harness import plots, verdicts
+from harness import execution, plots, verdicts
 from harness.describe import parameter_count, recipe_summary
 from harness.environment import PACKAGE_ROOT, git_commit, now_utc
 from harness.metrics import METRICS
@@ -81,6 +81,7 @@ class ClaimRow:
     # The range the reproduced value had to fall in (value claims on training metrics).
     interval_low: float | None = None
     interval_high: float | None = None
+    execution: str = ""  # the precision and pipeline of the runs behind the verdict
 
 
 @dataclass
@@ -317,6 +318,54 @@ def _counted_runs(exp_runs: list[_Classified], metric: str) -> list[tuple[RunRec
     return [(r, v) for r in runs if (v := _metric(r, metric)) is not None]
 
 
+# --------------------------------------------------------------------------- executions
+# Precision and pipeline are not in the config hash (runs keep their hash whatever ran them),
+# so runs of one experiment and seed may differ in both; a verdict never pools them silently.
+
+POOLED = "pooled"  # the group of every execution, where a study or claim pools them
+
+
+def _execution_of(record: RunRecord) -> str:
+    """The precision and pipeline the run's epochs were computed with: "bf16, fast pipeline";
+    "mixed: ..." for a run resumed under another one (before `repro run` refused that)."""
+    summary = record.summary or {}
+    recorded = {(s["precision"], s.get("pipeline"))
+                for s in summary.get("sessions") or [] if s.get("precision")}  # fmt: skip
+    if not recorded:
+        ex = summary.get("execution") or record.environment or {}
+        recorded = {(ex.get("precision"), ex.get("pipeline"))}
+    labels = sorted(execution.label(*r) for r in recorded)
+    return labels[0] if len(labels) == 1 else "mixed: " + " + ".join(labels)
+
+
+def _by_execution(exp_runs: list[_Classified], pooled: bool) -> dict[str, list[_Classified]]:
+    """The counted runs, grouped by execution (one group when pooled)."""
+    groups: dict[str, list[_Classified]] = defaultdict(list)
+    for c in exp_runs:
+        if c.counted:
+            groups[POOLED if pooled else _execution_of(c.record)].append(c)
+    return dict(groups)
+
+
+def _rank(key: str, runs: int) -> tuple:
+    """Which execution a verdict uses: the one with the most runs; on a tie fp32 (the sources'
+    precision), then the canonical pipeline (the kind of code they ran)."""
+    return runs, key.startswith("fp32"), "canonical" in key, key
+
+
+def _execution_text(key: str | None, runs: list[_Classified]) -> str:
+    if key != POOLED:
+        return key or ""
+    labels = sorted({_execution_of(c.record) for c in runs})
+    return labels[0] if len(labels) == 1 else "pooled: " + " + ".join(labels)
+
+
+def _kept_apart(groups: dict[str, list[_Classified]], chosen: str | None) -> list[str]:
+    return [f"{len(runs)} counted run(s) in {key} kept apart: runs of another precision or "
+            "pipeline are pooled only where the study or claim says `pool_executions: true`"
+            for key, runs in groups.items() if key != chosen]  # fmt: skip
+
+
 def _diverged_note(runs: list[tuple[RunRecord, float]], metric: str) -> list[str]:
     diverged = sum(1 for r, _ in runs if r.status == "diverged")
     if not diverged:
@@ -349,7 +398,9 @@ def _claimed_text(claim: Claim, unit: str) -> str:
 def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
     metric = METRICS[claim.metric]
     exp_runs = by_exp.get(claim.experiment, [])
-    runs = _counted_runs(exp_runs, claim.metric)
+    groups = _by_execution(exp_runs, study.pools_executions(claim))
+    chosen = max(groups, key=lambda k: _rank(k, len(groups[k]))) if groups else None
+    runs = _counted_runs(groups.get(chosen, []), claim.metric)
     repro = verdicts.apply_rule([v for _, v in runs], claim.rule, metric.lower_is_better)
     pending = sum(
         1 for c in exp_runs if c.faithful and c.record.status not in ("complete", "diverged")
@@ -383,10 +434,12 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
         notes=[
             *filter(None, [claim.note]),
             *_diverged_note(runs[: repro.n] if repro else [], claim.metric),
+            *_kept_apart(groups, chosen),
             *_run_notes(exp_runs),
         ],
         interval_low=verdict.interval[0] if verdict.interval else None,
         interval_high=verdict.interval[1] if verdict.interval else None,
+        execution=_execution_text(chosen, groups.get(chosen, [])),
     )
 
 
@@ -448,12 +501,29 @@ def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> Claim
 
 
 def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> ClaimRow:
+    pooled = study.pools_executions(claim)
+    groups = [_by_execution(by_exp.get(name, []), pooled) for name in claim.experiments]
+    keys = {key for g in groups for key in g}
+    # One execution for every side: the one that covers most sides, then as for values.
+    chosen = max(keys, key=lambda k: (sum(k in g for g in groups),
+                                      *_rank(k, sum(len(g.get(k, [])) for g in groups))),
+                 default=None)  # fmt: skip
     sides = []
-    for name in claim.experiments:
-        runs = _counted_runs(by_exp.get(name, []), claim.metric)
+    for name, g in zip(claim.experiments, groups, strict=True):
+        runs = _counted_runs(g.get(chosen, []), claim.metric)
         diverged = sum(1 for r, _ in runs if r.status == "diverged")
         sides.append(verdicts.Side(name, [v for _, v in runs], diverged))
     verdict = verdicts.judge_ordering(claim, sides)
+    stranded = [(name, g) for name, g in zip(claim.experiments, groups, strict=True)
+                if g and chosen not in g]  # fmt: skip
+    if stranded:
+        found = "; ".join(f"{name}: {', '.join(sorted(g))}" for name, g in stranded)
+        verdict = verdicts.Verdict(
+            verdicts.NOT_COMPARABLE,
+            f"no counted runs of every experiment under one execution ({chosen} for the "
+            f"others; {found}); runs of another precision or pipeline are pooled only where "
+            "the study or claim says `pool_executions: true`",
+        )
     arrow = " < " if claim.direction == "increasing" else " > "
     return ClaimRow(
         study=study.name, anchor=anchor, kind="ordering", experiment=", ".join(claim.experiments),
@@ -464,6 +534,7 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         n=min(len(s.values) for s in sides), minimum=None, maximum=None, std=None,
         difference=None, tolerance=None, verdict=verdict.outcome, reason=verdict.reason,
         notes=[*filter(None, [claim.note])],
+        execution=_execution_text(chosen, [c for g in groups for c in g.get(chosen, [])]),
     )  # fmt: skip
 
 
@@ -722,7 +793,7 @@ CLAIM_COLUMNS = [
     "study", "kind", "experiment", "source", "where", "metric", "claimed", "claimed_value",
     "claimed_std", "rule", "reproduced_value", "rule_applied", "n", "minimum", "maximum",
     "std", "difference", "tolerance", "interval_low", "interval_high", "verdict", "reason",
-    "hardware",
+    "hardware", "execution",
 ]  # fmt: skip
 
 

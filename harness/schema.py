@@ -292,6 +292,9 @@ class Claim(Strict):
     std: float | None = Field(None, ge=0)
     rule: Annotated[Rule, Field(default_factory=lambda: Rule(kind="single", n=1))]
     hardware: str | None = Field(None, description="where a speed was measured")
+    pool_executions: bool | None = Field(
+        None, description="pool runs of any precision and pipeline (default: the study's)"
+    )
     note: str | None = None
 
     @model_validator(mode="before")
@@ -340,6 +343,9 @@ class OrderingClaim(Strict):
     metric: MetricName
     experiments: list[str] = Field(min_length=2)
     direction: Literal["increasing", "decreasing"]
+    pool_executions: bool | None = Field(
+        None, description="pool runs of any precision and pipeline (default: the study's)"
+    )
     note: str | None = None
 
 
@@ -364,6 +370,11 @@ class Study(Strict):
     )
     experiments: list[Experiment] = Field(min_length=1)
     claims: list[AnyClaim] = Field(default_factory=list)
+    pool_executions: bool = Field(
+        False,
+        description="judge runs of different precision (bf16, fp32) and pipeline (fast, "
+        "canonical) together; by default each claim uses runs of one execution",
+    )
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     # Cross-references (claims to experiments and sources, unique names, enough seeds for a
     # reporting rule) are checked by harness.studyfile, where each problem gets its own path.
@@ -376,3 +387,7 @@ class Study(Strict):
 
     def seeds_of(self, experiment: Experiment) -> int:
         return experiment.seeds or self.seeds
+
+    def pools_executions(self, claim: Claim | OrderingClaim) -> bool:
+        """Whether a claim's verdict may pool runs of different precision and pipeline."""
+        return self.pool_executions if claim.pool_executions is None else claim.pool_executions

@@ -49,6 +49,12 @@ RULES = (
     + " (the lowest test error over epochs is that of the epochs it had, where it had one). "
     "So a net that did not learn (90%) is reproduced by runs that diverged, a diverged seed "
     "moves a median or a mean as it would, and each row says how many runs diverged.",
+    "Runs of another precision (bf16, fp32) or pipeline (fast, canonical) are not pooled: "
+    "neither is part of a run's config hash, so each claim uses the counted runs of one "
+    "execution, the one with the most of them (on a tie fp32, the sources' precision, then "
+    "the canonical pipeline), names it in its row and lists the others as kept apart. A study "
+    "or a claim that says `pool_executions: true` pools them, and the row says so. An ordering "
+    f"compares runs of one execution; where none has runs of every experiment: {NOT_COMPARABLE}.",
     "The reproduced value follows the claim's own reporting rule over the first N seeds: best "
     "of N (lowest error, highest accuracy), median of N, or mean of N (with its sample std). "
     "A single-run claim is compared with the median of the seeds we have. Fewer counted runs "

@@ -16,7 +16,7 @@ from harness import verdicts as V
 from harness.metrics import METRICS
 from harness.report import ClaimRow, build
 from harness.results import scan
-from harness.studyfile import load_study
+from harness.studyfile import StudyError, load_study
 
 
 def make_study(tmp_path, experiments: str, claims: str, *, top: str = ""):
@@ -183,3 +183,55 @@ def test_a_speed_claim_on_the_same_gpu_under_another_vendor_spelling_is_compared
     fake_run(results, study, "a", device="NVIDIA GeForce GTX 980", sec_per_epoch=88.0)
     r = row(study, path, results, "a")
     assert r.verdict == V.REPRODUCED, r.reason
+
+
+# --------------------------------------------------------------------------- 6. executions
+
+
+TWO = "  - {name: two, model: resnet20, recipe: base, seeds: 2}\n"
+ON_TWO = "  - {source: test, where: T1, experiment: two, metric: test_error, value: 8.75}\n"
+
+
+def _fp32_and_bf16(study, results) -> None:
+    fake_run(results, study, "two", 0, test_error=8.6)
+    fake_run(results, study, "two", 1, test_error=12.0, precision="bf16")
+
+
+def test_runs_in_other_precisions_are_kept_apart(tmp_path):
+    study, path, results = make_study(tmp_path, TWO, ON_TWO)
+    _fp32_and_bf16(study, results)
+    r = row(study, path, results, "two")
+    assert r.n == 1 and r.reproduced_value == 8.6 and r.verdict == V.REPRODUCED
+    assert r.execution == "fp32, fast pipeline"
+    assert any("bf16, fast pipeline" in n and "kept apart" in n for n in r.notes), r.notes
+
+
+def test_a_study_may_pool_executions_and_the_row_says_so(tmp_path):
+    study, path, results = make_study(tmp_path, TWO, ON_TWO, top="pool_executions: true\n")
+    _fp32_and_bf16(study, results)
+    r = row(study, path, results, "two")
+    assert r.n == 2 and r.reproduced_value == pytest.approx(10.3)
+    assert r.execution == "pooled: bf16, fast pipeline + fp32, fast pipeline"
+
+
+def test_a_claim_may_pool_executions_where_its_study_does_not(tmp_path):
+    claim = ON_TWO.replace("value: 8.75}", "value: 8.75, pool_executions: true}")
+    study, path, results = make_study(tmp_path, TWO, claim)
+    fake_run(results, study, "two", 0, test_error=8.6)
+    fake_run(results, study, "two", 1, test_error=8.8, pipeline="canonical")
+    assert row(study, path, results, "two").n == 2
+
+
+def test_pooling_must_be_a_yes_or_no(tmp_path):
+    with pytest.raises(StudyError, match="pool_executions: wrong type") as info:
+        make_study(tmp_path, TWO, ON_TWO, top="pool_executions: sometimes\n")
+    assert "true or false" in str(info.value)
+
+
+def test_an_ordering_compares_runs_of_one_execution(tmp_path):
+    study, path, results = make_study(tmp_path, ORDER, A_ABOVE_B)
+    fake_run(results, study, "a", test_error=9.0, precision="bf16")
+    fake_run(results, study, "b", test_error=6.0)
+    (r,) = rows(study, path, results)
+    assert r.verdict == V.NOT_COMPARABLE, r.reason
+    assert "under one execution" in r.reason
