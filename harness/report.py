@@ -82,6 +82,7 @@ class ClaimRow:
     interval_low: float | None = None
     interval_high: float | None = None
     execution: str = ""  # the precision and pipeline of the runs behind the verdict
+    data: str = ""  # whether those runs used the official release of CIFAR-10
 
 
 @dataclass
@@ -166,6 +167,10 @@ class Report:
     @property
     def empty(self) -> bool:
         return self.total_runs == 0
+
+    @property
+    def nonofficial_mark(self) -> str:
+        return verdicts.ON_NONOFFICIAL_DATA
 
 
 # --------------------------------------------------------------------------- matching runs
@@ -318,11 +323,33 @@ def _counted_runs(exp_runs: list[_Classified], metric: str) -> list[tuple[RunRec
     return [(r, v) for r in runs if (v := _metric(r, metric)) is not None]
 
 
-# --------------------------------------------------------------------------- executions
-# Precision and pipeline are not in the config hash (runs keep their hash whatever ran them),
-# so runs of one experiment and seed may differ in both; a verdict never pools them silently.
+# --------------------------------------------------------------------------- pools
+# Runs that may share a verdict: the same data, and the same precision and pipeline unless a
+# study or claim pools those. Neither data nor execution is in the config hash (runs keep
+# their hash whatever data and execution made them), so runs of one experiment and seed may
+# differ in both; a verdict never pools them silently.
 
-POOLED = "pooled"  # the group of every execution, where a study or claim pools them
+POOLED = "pooled"  # the execution of a pool of every execution
+
+
+@dataclass(frozen=True)
+class _Pool:
+    official: bool  # the official release of CIFAR-10
+    data: str  # "official release" | "not the official release (data <fingerprint>)"
+    execution: str  # "bf16, fast pipeline" | POOLED
+
+    def describe(self) -> str:
+        return f"{self.execution}; {self.data}"
+
+
+def _pool_of(record: RunRecord, pooled: bool) -> _Pool:
+    data = record.data
+    if data.get("official") is True:
+        official, text = True, "official release"
+    else:
+        fingerprint = (data.get("dataset_fingerprint") or "")[:12] or "not recorded"
+        official, text = False, f"not the official release (data {fingerprint})"
+    return _Pool(official, text, POOLED if pooled else _execution_of(record))
 
 
 def _execution_of(record: RunRecord) -> str:
@@ -338,32 +365,40 @@ def _execution_of(record: RunRecord) -> str:
     return labels[0] if len(labels) == 1 else "mixed: " + " + ".join(labels)
 
 
-def _by_execution(exp_runs: list[_Classified], pooled: bool) -> dict[str, list[_Classified]]:
-    """The counted runs, grouped by execution (one group when pooled)."""
-    groups: dict[str, list[_Classified]] = defaultdict(list)
+def _by_pool(exp_runs: list[_Classified], pooled: bool) -> dict[_Pool, list[_Classified]]:
+    """The counted runs, grouped by pool."""
+    groups: dict[_Pool, list[_Classified]] = defaultdict(list)
     for c in exp_runs:
         if c.counted:
-            groups[POOLED if pooled else _execution_of(c.record)].append(c)
+            groups[_pool_of(c.record, pooled)].append(c)
     return dict(groups)
 
 
-def _rank(key: str, runs: int) -> tuple:
-    """Which execution a verdict uses: the one with the most runs; on a tie fp32 (the sources'
-    precision), then the canonical pipeline (the kind of code they ran)."""
-    return runs, key.startswith("fp32"), "canonical" in key, key
+def _rank(pool: _Pool, runs: int) -> tuple:
+    """Which pool a verdict uses: the official data first (only it tests the claim), then
+    the most runs; on a tie fp32 (the sources' precision), then the canonical pipeline (the
+    kind of code they ran)."""
+    ex = pool.execution
+    return pool.official, runs, ex.startswith("fp32"), "canonical" in ex, pool.data, ex
 
 
-def _execution_text(key: str | None, runs: list[_Classified]) -> str:
-    if key != POOLED:
-        return key or ""
+def _execution_text(pool: _Pool | None, runs: list[_Classified]) -> str:
+    if pool is None or pool.execution != POOLED:
+        return pool.execution if pool else ""
     labels = sorted({_execution_of(c.record) for c in runs})
     return labels[0] if len(labels) == 1 else "pooled: " + " + ".join(labels)
 
 
-def _kept_apart(groups: dict[str, list[_Classified]], chosen: str | None) -> list[str]:
-    return [f"{len(runs)} counted run(s) in {key} kept apart: runs of another precision or "
-            "pipeline are pooled only where the study or claim says `pool_executions: true`"
-            for key, runs in groups.items() if key != chosen]  # fmt: skip
+def _kept_apart(groups: dict[_Pool, list[_Classified]], chosen: _Pool | None) -> list[str]:
+    return [f"{len(runs)} counted run(s) in {pool.describe()} kept apart: runs on other data "
+            "never pool, nor runs of another precision or pipeline unless the study or claim "
+            "says `pool_executions: true`"
+            for pool, runs in groups.items() if pool != chosen]  # fmt: skip
+
+
+def _on_data(verdict: verdicts.Verdict, pool: _Pool | None) -> verdicts.Verdict:
+    """A verdict from runs on a copy of the data, marked as such wherever it is shown."""
+    return verdict if pool is None or pool.official else verdicts.on_nonofficial_data(verdict)
 
 
 def _diverged_note(runs: list[tuple[RunRecord, float]], metric: str) -> list[str]:
@@ -398,14 +433,14 @@ def _claimed_text(claim: Claim, unit: str) -> str:
 def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
     metric = METRICS[claim.metric]
     exp_runs = by_exp.get(claim.experiment, [])
-    groups = _by_execution(exp_runs, study.pools_executions(claim))
+    groups = _by_pool(exp_runs, study.pools_executions(claim))
     chosen = max(groups, key=lambda k: _rank(k, len(groups[k]))) if groups else None
     runs = _counted_runs(groups.get(chosen, []), claim.metric)
     repro = verdicts.apply_rule([v for _, v in runs], claim.rule, metric.lower_is_better)
     pending = sum(
         1 for c in exp_runs if c.faithful and c.record.status not in ("complete", "diverged")
     )
-    verdict = verdicts.judge_value(claim, repro, pending=pending)
+    verdict = _on_data(verdicts.judge_value(claim, repro, pending=pending), chosen)
     unit = metric.unit
     return ClaimRow(
         study=study.name,
@@ -440,6 +475,7 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
         interval_low=verdict.interval[0] if verdict.interval else None,
         interval_high=verdict.interval[1] if verdict.interval else None,
         execution=_execution_text(chosen, groups.get(chosen, [])),
+        data=chosen.data if chosen else "",
     )
 
 
@@ -502,7 +538,7 @@ def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> Claim
 
 def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> ClaimRow:
     pooled = study.pools_executions(claim)
-    groups = [_by_execution(by_exp.get(name, []), pooled) for name in claim.experiments]
+    groups = [_by_pool(by_exp.get(name, []), pooled) for name in claim.experiments]
     keys = {key for g in groups for key in g}
     # One execution for every side: the one that covers most sides, then as for values.
     chosen = max(keys, key=lambda k: (sum(k in g for g in groups),
@@ -513,16 +549,18 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         runs = _counted_runs(g.get(chosen, []), claim.metric)
         diverged = sum(1 for r, _ in runs if r.status == "diverged")
         sides.append(verdicts.Side(name, [v for _, v in runs], diverged))
-    verdict = verdicts.judge_ordering(claim, sides)
+    verdict = _on_data(verdicts.judge_ordering(claim, sides), chosen)
     stranded = [(name, g) for name, g in zip(claim.experiments, groups, strict=True)
                 if g and chosen not in g]  # fmt: skip
     if stranded:
-        found = "; ".join(f"{name}: {', '.join(sorted(g))}" for name, g in stranded)
+        found = "; ".join(f"{name}: {' | '.join(sorted(p.describe() for p in g))}"
+                          for name, g in stranded)  # fmt: skip
         verdict = verdicts.Verdict(
             verdicts.NOT_COMPARABLE,
-            f"no counted runs of every experiment under one execution ({chosen} for the "
-            f"others; {found}); runs of another precision or pipeline are pooled only where "
-            "the study or claim says `pool_executions: true`",
+            f"no counted runs of every experiment under one execution and data "
+            f"({chosen.describe()} for the others; {found}); runs on other data never pool, "
+            "nor runs of another precision or pipeline unless the study or claim says "
+            "`pool_executions: true`",
         )
     arrow = " < " if claim.direction == "increasing" else " > "
     return ClaimRow(
@@ -535,6 +573,7 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         difference=None, tolerance=None, verdict=verdict.outcome, reason=verdict.reason,
         notes=[*filter(None, [claim.note])],
         execution=_execution_text(chosen, [c for g in groups for c in g.get(chosen, [])]),
+        data=chosen.data if chosen else "",
     )  # fmt: skip
 
 
@@ -793,7 +832,7 @@ CLAIM_COLUMNS = [
     "study", "kind", "experiment", "source", "where", "metric", "claimed", "claimed_value",
     "claimed_std", "rule", "reproduced_value", "rule_applied", "n", "minimum", "maximum",
     "std", "difference", "tolerance", "interval_low", "interval_high", "verdict", "reason",
-    "hardware", "execution",
+    "hardware", "execution", "data",
 ]  # fmt: skip
 
 

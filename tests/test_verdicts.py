@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 from conftest import tiny_study
 from fake_runs import fake_run
 
 from harness import verdicts as V
 from harness.metrics import METRICS
-from harness.report import ClaimRow, build
+from harness.regressions import KEY, compare
+from harness.report import ClaimRow, build, render_html
 from harness.results import scan
 from harness.studyfile import StudyError, load_study
 
@@ -235,3 +237,39 @@ def test_an_ordering_compares_runs_of_one_execution(tmp_path):
     (r,) = rows(study, path, results)
     assert r.verdict == V.NOT_COMPARABLE, r.reason
     assert "under one execution" in r.reason
+
+
+# --------------------------------------------------------------------------- 7. the data
+
+
+def test_a_verdict_on_a_copy_of_the_data_says_so_everywhere(tmp_path):
+    claims = "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.27}\n"
+    study, path, results = make_study(tmp_path, ORDER, claims)
+    fake_run(results, study, "a", test_error=18.97, official=False)  # the JPEG copy's cost
+    report = build([(study, str(path))], scan(results), str(results))
+    (s,) = report.studies
+    (r,) = s.all_claims
+    assert r.verdict == "not reproduced on non-official data"
+    assert "not the official release" in r.data
+    assert s.counts == {"not reproduced on non-official data": 1}
+    html = render_html(report)
+    assert html.count("not reproduced on non-official data") >= 3  # counts, summary, table
+    assert "not reproduced<" not in html
+
+
+def test_a_claim_reproduced_only_on_a_copy_no_longer_holds_for_the_nightly_check():
+    key = dict.fromkeys(KEY, "x")
+    before = pd.DataFrame([{**key, "verdict": V.REPRODUCED}])
+    now = pd.DataFrame([{**key, "verdict": f"{V.REPRODUCED} {V.ON_NONOFFICIAL_DATA}",
+                         "reason": "on a copy"}])  # fmt: skip
+    assert len(compare(before, now).lost) == 1
+
+
+def test_runs_on_the_official_data_are_preferred_to_runs_on_a_copy(tmp_path):
+    study, path, results = make_study(tmp_path, TWO, ON_TWO)
+    fake_run(results, study, "two", 0, test_error=8.6)
+    fake_run(results, study, "two", 1, test_error=18.9, official=False, fingerprint="c" * 64)
+    r = row(study, path, results, "two")
+    assert (r.verdict, r.n) == (V.REPRODUCED, 1)
+    assert r.data == "official release"
+    assert any("not the official release" in n and "kept apart" in n for n in r.notes)
