@@ -489,7 +489,8 @@ def _reproduced_text(repro: verdicts.Reproduction | None, unit: str) -> str:
 
 
 def _params_row(study, claim: Claim, anchor, source_label) -> ClaimRow:
-    measured = parameter_count(study.experiment(claim.experiment).model)
+    counts = claim.counts or "all"
+    measured = parameter_count(study.experiment(claim.experiment).model, counts)
     verdict = verdicts.judge_params(claim, measured)
     stated = (
         f"{claim.value:,.0f}"
@@ -500,7 +501,8 @@ def _params_row(study, claim: Claim, anchor, source_label) -> ClaimRow:
         study=study.name, anchor=anchor, kind="params", experiment=claim.experiment,
         source=source_label[claim.source], where=claim.where, metric="parameters", unit="",
         claimed=stated, claimed_value=claim.value, claimed_std=None,
-        rule="exact" if claim.resolution is None else f"rounded to {claim.resolution:,.0f}",
+        rule=("exact" if claim.resolution is None else f"rounded to {claim.resolution:,.0f}")
+        + ("" if counts == "all" else ", without batch-norm parameters"),
         reproduced=f"{measured:,}", reproduced_value=measured, rule_applied="counted",
         n=1, minimum=measured, maximum=measured, std=None, difference=verdict.difference,
         tolerance=verdict.tolerance, verdict=verdict.outcome, reason=verdict.reason,

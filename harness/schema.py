@@ -278,7 +278,9 @@ class Claim(Strict):
 
     ``value`` is as stated; parameter counts may be written as "1.7M" or "0.27M", and then
     ``resolution`` records the rounding the source applied (100,000 and 10,000 there).
-    ``std`` records a stated spread (mean ± std claims).
+    ``std`` records a stated spread (mean ± std claims). A parameter count may say what it
+    ``counts``: every trainable parameter (the default) or all but batch norm's scale and
+    shift (``without_batchnorm``), and is verified that way.
     """
 
     kind: Literal["value"] = "value"
@@ -290,6 +292,9 @@ class Claim(Strict):
     value: float
     resolution: float | None = Field(None, gt=0)
     std: float | None = Field(None, ge=0)
+    counts: Literal["all", "without_batchnorm"] | None = Field(
+        None, description="for params: what the source counts (default: all)"
+    )
     rule: Annotated[Rule, Field(default_factory=lambda: Rule(kind="single", n=1))]
     hardware: str | None = Field(None, description="where a speed was measured")
     pool_executions: bool | None = Field(
@@ -321,6 +326,8 @@ class Claim(Strict):
             raise ValueError(f"{self.metric} is a percentage; {self.value} is not in 0..100")
         if self.metric == "params" and self.value != int(self.value):
             raise ValueError("a parameter count is a whole number (or write it as '1.7M')")
+        if self.counts is not None and self.metric != "params":
+            raise ValueError(f"only a params claim says what it counts, not {self.metric}")
         return self
 
     @property

@@ -90,7 +90,10 @@ RULES = (
     f"stated), a difference up to twice the tolerance is {INCONCLUSIVE}: one seed cannot "
     "decide it.",
     "Parameter counts must match exactly where the source gives an exact figure, and after "
-    "the source's rounding otherwise (1.7M: to 0.1M). Speeds measured on other hardware are "
+    "the source's rounding otherwise (1.7M: to 0.1M), counted the way the claim says: every "
+    "trainable parameter, or without batch norm's scale and shift where the claim says "
+    "`counts: without_batchnorm` (He et al. 2016's 10.2M for ResNet-1001 is 10,178,490 so "
+    "counted, 10,327,706 with them). Speeds measured on other hardware are "
     f"{NOT_COMPARABLE}; on the same hardware they must agree within 10%. The same hardware: "
     "the GPU's name equals one comma-separated part of the claim's hardware once vendor words "
     f"({', '.join(sorted(VENDOR_WORDS))}), case and punctuation are dropped, so 'NVIDIA "

@@ -10,13 +10,13 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import tiny_study
+from conftest import ROOT, tiny_study
 from fake_runs import fake_run
 
 from harness import verdicts as V
 from harness.metrics import METRICS
 from harness.regressions import KEY, compare
-from harness.report import ClaimRow, build, render_html
+from harness.report import ClaimRow, build, render_html, report_for
 from harness.results import scan
 from harness.studyfile import StudyError, load_study
 
@@ -273,3 +273,36 @@ def test_runs_on_the_official_data_are_preferred_to_runs_on_a_copy(tmp_path):
     assert (r.verdict, r.n) == (V.REPRODUCED, 1)
     assert r.data == "official release"
     assert any("not the official release" in n and "kept apart" in n for n in r.notes)
+
+
+# --------------------------------------------------------------------------- 8. params
+
+
+PRE1001 = "  - {name: pre1001, model: preresnet1001, recipe: base}\n"
+
+
+def test_a_parameter_count_is_verified_the_way_the_claim_counts(tmp_path):
+    claims = """\
+  - {source: test, where: T3, experiment: pre1001, metric: params, value: 10.2M,
+     counts: without_batchnorm}
+  - {source: test, where: T3, experiment: pre1001, metric: params, value: 10.3M}
+"""
+    study, path, results = make_study(tmp_path, PRE1001, claims)
+    stated, every = [r for r in rows(study, path, results) if r.kind == "params"]
+    assert (stated.reproduced_value, stated.verdict) == (10_178_490, V.REPRODUCED)
+    assert "without batch-norm" in stated.rule
+    assert (every.reproduced_value, every.verdict) == (10_327_706, V.REPRODUCED)
+
+
+def test_every_parameter_count_of_the_shipped_studies_is_reproduced():
+    report = report_for(sorted((ROOT / "studies").glob("*.yaml")), ROOT / "no-results")
+    wrong = [(c.experiment, c.claimed, c.reproduced) for s in report.studies for c in s.params
+             if c.verdict != V.REPRODUCED]  # fmt: skip
+    assert not wrong
+
+
+def test_only_a_parameter_claim_says_what_it_counts(tmp_path):
+    claims = ("  - {source: test, where: T3, experiment: pre1001, metric: test_error,"
+              " value: 4.92, counts: without_batchnorm}\n")  # fmt: skip
+    with pytest.raises(StudyError, match="only a params claim says what it counts"):
+        make_study(tmp_path, PRE1001, claims)
