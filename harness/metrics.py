@@ -12,6 +12,7 @@ from typing import Literal
 
 MetricName = Literal[
     "test_error",
+    "test_error_at_epoch",
     "test_accuracy",
     "best_test_error",
     "final_train_loss",
@@ -95,6 +96,9 @@ METRICS: dict[str, Metric] = {
     for m in (
         Metric("test_error", "test error (final epoch)", PERCENTAGE_POINTS, lower_is_better=True,
                diverged=CHANCE),
+        # The claim says which epoch (``epoch:``); a run that diverged before it is at chance.
+        Metric("test_error_at_epoch", "test error at epoch k", PERCENTAGE_POINTS,
+               lower_is_better=True, diverged=CHANCE),
         Metric("test_accuracy", "test accuracy (final epoch)", PERCENTAGE_POINTS,
                lower_is_better=False,
                diverged=Diverged(100 - CHANCE_ERROR, f"chance accuracy ({100 - CHANCE_ERROR:g}%)")),
@@ -110,3 +114,9 @@ METRICS: dict[str, Metric] = {
         Metric("sec_per_epoch", "seconds per training epoch", SECONDS, lower_is_better=True),
     )
 }  # fmt: skip
+
+
+def label(name: str, epoch: int | None = None) -> str:
+    """The metric's label, with the claim's epoch where it has one."""
+    text = METRICS[name].label
+    return text.replace("epoch k", f"epoch {epoch}") if epoch is not None else text

@@ -22,6 +22,7 @@ from harness import execution, plots, verdicts
 from harness.describe import parameter_count, recipe_summary
 from harness.environment import PACKAGE_ROOT, git_commit, now_utc
 from harness.metrics import METRICS
+from harness.metrics import label as metric_label
 from harness.plan import config_hash, nominal_batches_per_epoch, resolved_config
 from harness.results import RunRecord, curves_frame
 from harness.schedule import LearningRate, Length
@@ -216,9 +217,14 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
     return out
 
 
-def _metric(record: RunRecord, metric: str) -> float | None:
+def _metric(record: RunRecord, metric: str, epoch: int | None = None) -> float | None:
     summary = record.summary or {}
     diverged = METRICS[metric].diverged
+    if metric == "test_error_at_epoch":
+        # Read from the curve; a run that diverged before that epoch is at chance there.
+        at = [h["test_error"] for h in record.history
+              if h["epoch"] == epoch and h.get("test_error") is not None]  # fmt: skip
+        return at[0] if at else (diverged.value if record.status == "diverged" else None)
     if record.status == "diverged" and diverged is not None:
         if metric == "best_test_error" and summary.get(metric) is not None:
             return min(summary[metric], diverged.value)  # the epochs it had still count
@@ -317,10 +323,11 @@ def _source_label(source) -> str:
     return f"{names} {source.year}" if source.year else names
 
 
-def _counted_runs(exp_runs: list[_Classified], metric: str) -> list[tuple[RunRecord, float]]:
+def _counted_runs(exp_runs: list[_Classified], metric: str,
+                  epoch: int | None = None) -> list[tuple[RunRecord, float]]:  # fmt: skip
     """The counted runs that have a value for ``metric``, with it, in seed order."""
     runs = sorted((c.record for c in exp_runs if c.counted), key=lambda r: r.seed)
-    return [(r, v) for r in runs if (v := _metric(r, metric)) is not None]
+    return [(r, v) for r in runs if (v := _metric(r, metric, epoch)) is not None]
 
 
 # --------------------------------------------------------------------------- pools
@@ -435,7 +442,7 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
     exp_runs = by_exp.get(claim.experiment, [])
     groups = _by_pool(exp_runs, study.pools_executions(claim))
     chosen = max(groups, key=lambda k: _rank(k, len(groups[k]))) if groups else None
-    runs = _counted_runs(groups.get(chosen, []), claim.metric)
+    runs = _counted_runs(groups.get(chosen, []), claim.metric, claim.epoch)
     repro = verdicts.apply_rule([v for _, v in runs], claim.rule, metric.lower_is_better)
     pending = sum(
         1 for c in exp_runs if c.faithful and c.record.status not in ("complete", "diverged")
@@ -449,7 +456,7 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
         experiment=claim.experiment,
         source=source_label[claim.source],
         where=claim.where,
-        metric=metric.label,
+        metric=metric_label(claim.metric, claim.epoch),
         unit=unit,
         claimed=_claimed_text(claim, unit),
         claimed_value=claim.value,
@@ -548,7 +555,7 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
                  default=None)  # fmt: skip
     sides = []
     for name, g in zip(claim.experiments, groups, strict=True):
-        runs = _counted_runs(g.get(chosen, []), claim.metric)
+        runs = _counted_runs(g.get(chosen, []), claim.metric, claim.epoch)
         diverged = sum(1 for r, _ in runs if r.status == "diverged")
         sides.append(verdicts.Side(name, [v for _, v in runs], diverged))
     verdict = _on_data(verdicts.judge_ordering(claim, sides), chosen)
@@ -567,8 +574,9 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
     arrow = " < " if claim.direction == "increasing" else " > "
     return ClaimRow(
         study=study.name, anchor=anchor, kind="ordering", experiment=", ".join(claim.experiments),
-        source=source_label[claim.source], where=claim.where, metric=METRICS[claim.metric].label,
-        unit="", claimed=claim.statement, claimed_value=None, claimed_std=None,
+        source=source_label[claim.source], where=claim.where,
+        metric=metric_label(claim.metric, claim.epoch), unit="", claimed=claim.statement,
+        claimed_value=None, claimed_std=None,
         rule=arrow.join(claim.experiments), reproduced=verdict.reason if sides else "",
         reproduced_value=None, rule_applied="mean over counted runs",
         n=min(len(s.values) for s in sides), minimum=None, maximum=None, std=None,

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from harness.metrics import METRICS, MetricName
+from harness.metrics import label as metric_label
 from harness.zoo import ModelSpec
 
 SLUG = r"^[a-z0-9][a-z0-9_.-]*$"
@@ -289,6 +290,9 @@ class Claim(Strict):
     where: str = Field(description="table, figure or section in the source")
     experiment: str
     metric: MetricName
+    epoch: int | None = Field(
+        None, gt=0, le=100_000, description="for test_error_at_epoch: after which epoch (1, 2, ...)"
+    )
     value: float
     resolution: float | None = Field(None, gt=0)
     std: float | None = Field(None, ge=0)
@@ -328,11 +332,19 @@ class Claim(Strict):
             raise ValueError("a parameter count is a whole number (or write it as '1.7M')")
         if self.counts is not None and self.metric != "params":
             raise ValueError(f"only a params claim says what it counts, not {self.metric}")
+        _check_epoch(self.metric, self.epoch)
         return self
 
     @property
     def label(self) -> str:
-        return f"{self.experiment} {METRICS[self.metric].label}"
+        return f"{self.experiment} {metric_label(self.metric, self.epoch)}"
+
+
+def _check_epoch(metric: str, epoch: int | None) -> None:
+    if metric == "test_error_at_epoch" and epoch is None:
+        raise ValueError("test_error_at_epoch needs `epoch:`, the epoch the source read it at")
+    if metric != "test_error_at_epoch" and epoch is not None:
+        raise ValueError(f"`epoch:` is only for test_error_at_epoch, not {metric}")
 
 
 class OrderingClaim(Strict):
@@ -348,12 +360,20 @@ class OrderingClaim(Strict):
     where: str
     statement: str = Field(description="the claim in the source's words")
     metric: MetricName
+    epoch: int | None = Field(
+        None, gt=0, le=100_000, description="for test_error_at_epoch: after which epoch (1, 2, ...)"
+    )
     experiments: list[str] = Field(min_length=2)
     direction: Literal["increasing", "decreasing"]
     pool_executions: bool | None = Field(
         None, description="pool runs of any precision and pipeline (default: the study's)"
     )
     note: str | None = None
+
+    @model_validator(mode="after")
+    def _metric_needs(self) -> OrderingClaim:
+        _check_epoch(self.metric, self.epoch)
+        return self
 
 
 def _claim_kind(data: Any) -> str:

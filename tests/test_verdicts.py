@@ -306,3 +306,54 @@ def test_only_a_parameter_claim_says_what_it_counts(tmp_path):
               " value: 4.92, counts: without_batchnorm}\n")  # fmt: skip
     with pytest.raises(StudyError, match="only a params claim says what it counts"):
         make_study(tmp_path, PRE1001, claims)
+
+
+# --------------------------------------------------------------------------- 9. test error at k
+
+
+AT_EPOCH = ("  - {source: test, where: F4, experiment: a, metric: test_error_at_epoch,"
+            " epoch: 2, value: 11.67}\n")  # fmt: skip
+
+
+def test_test_error_at_an_epoch_is_read_from_the_curve(tmp_path):
+    study, path, results = make_study(tmp_path, ORDER, AT_EPOCH)
+    # fake_run's curve: test error 10 x (1.5 - epoch/3/2) at epochs 1..3: 11.67 at epoch 2
+    fake_run(results, study, "a", test_error=10.0, epochs=3)
+    r = row(study, path, results, "a")
+    assert r.reproduced_value == pytest.approx(11.667, abs=1e-3)
+    assert r.verdict == V.REPRODUCED and "epoch 2" in r.metric
+
+
+@pytest.mark.parametrize(
+    ("claim", "message"),
+    [
+        (AT_EPOCH.replace("epoch: 2", "epoch: 4"), "the run has 3"),
+        (AT_EPOCH.replace(" epoch: 2,", ""), "needs `epoch:`"),
+        (AT_EPOCH.replace("test_error_at_epoch", "test_error"), "only for test_error_at_epoch"),
+    ],
+)
+def test_the_epoch_of_a_claim_is_checked(tmp_path, claim, message):
+    with pytest.raises(StudyError, match=message):
+        make_study(tmp_path, ORDER, claim)
+
+
+def test_the_studies_hold_the_claims_they_were_missing(tmp_path):
+    path = ROOT / "studies" / "degradation.yaml"
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "tseng-plain110", status="diverged")  # "did not learn"
+    fake_run(results, study, "tseng-resnet110", test_error=5.7)
+    fake_run(results, study, "park-plain56", train_loss=0.30)
+    fake_run(results, study, "park-resnet56", train_loss=0.02, test_error=20.0, epochs=164)
+    found = {(r.metric, r.experiment): r for r in rows(study, path, results)}
+    outperforms = found[("test error (final epoch)", "tseng-plain110, tseng-resnet110")]
+    assert outperforms.verdict == V.REPRODUCED, outperforms.reason
+    assert ("test error (final epoch)", "tseng-plain56, tseng-resnet56") in found
+    loss = found[("training loss (final epoch)", "park-plain56, park-resnet56")]
+    assert loss.verdict == V.REPRODUCED, loss.reason
+    at_90 = found[("test error at epoch 90", "park-resnet56")]
+    assert at_90.reproduced_value == pytest.approx(20.0 * (1.5 - 90 / 164 / 2))
+    shortcuts = load_study(ROOT / "studies" / "shortcuts.yaml")
+    assert {(c.experiment, c.value) for c in shortcuts.claims
+            if c.metric == "test_error_at_epoch"} == {("park-resnet56", 28.5),
+                                                      ("park-resnet56b", 25.9)}  # fmt: skip
