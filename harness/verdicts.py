@@ -51,7 +51,8 @@ RULES = (
     "A run whose loss became NaN/inf (diverged) is a result, not a missing run: it counts "
     "under the claim's rule like any other seed, as "
     + _diverged_counts_as()
-    + " (the lowest test error over epochs is that of the epochs it had, where it had one). "
+    + " (a lowest test error over epochs, or a test error at an epoch it reached, is read from "
+    "the epochs it had). "
     "So a net that did not learn (90%) is reproduced by runs that diverged, a diverged seed "
     "moves a median or a mean as it would, and each row says how many runs diverged.",
     "Runs of another precision (bf16, fp32) or pipeline (fast, canonical) are not pooled: "
@@ -68,7 +69,8 @@ RULES = (
     f"common PyTorch reimplementation: {JPEG_COPY_COST[0]}% on the official data, "
     f"{JPEG_COPY_COST[1]}% on the copy), so '{NOT_REPRODUCED} {ON_NONOFFICIAL_DATA}' is what "
     "a sound reproduction shows there; orderings between runs on one copy still compare.",
-    "The reproduced value follows the claim's own reporting rule over the first N seeds: best "
+    "The reproduced value follows the claim's own reporting rule over the first N counted "
+    "seeds of the runs chosen as above: best "
     "of N (lowest error, highest accuracy), median of N, or mean of N (with its sample std). "
     "A single-run claim is compared with the median of the seeds we have. Fewer counted runs "
     f"than the rule needs: {INCONCLUSIVE}.",
