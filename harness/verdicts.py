@@ -187,7 +187,11 @@ def judge_value(claim: Claim, repro: Reproduction | None, *, pending: int = 0) -
         return Verdict(NOT_RUN, "no counted run yet")
     difference = repro.value - claim.value
     worse = difference > 0 if metric.lower_is_better else difference < 0
+    too_few = (f"the claim is the {claim.rule} runs; {repro.n} counted so far"
+               if repro.n < claim.rule.n else "")  # fmt: skip
     if not math.isfinite(difference):
+        if too_few:
+            return Verdict(INCONCLUSIVE, too_few, difference)
         return Verdict(NOT_REPRODUCED if worse else BETTER,
                        f"the {repro.rule_applied} is infinite: diverged runs count as "
                        f"{metric.diverged.means}", difference)  # fmt: skip
@@ -206,10 +210,8 @@ def judge_value(claim: Claim, repro: Reproduction | None, *, pending: int = 0) -
     def verdict(outcome: str, reason: str) -> Verdict:
         return Verdict(outcome, reason, difference, tolerance, interval)
 
-    if repro.n < claim.rule.n:
-        return verdict(
-            INCONCLUSIVE, f"the claim is the {claim.rule} runs; {repro.n} counted so far"
-        )
+    if too_few:
+        return verdict(INCONCLUSIVE, too_few)
     within = f"{K:g} x SE {se:.2f} = {tolerance:.2f}"
     if abs(difference) <= tolerance:
         return verdict(REPRODUCED, f"|difference| {abs(difference):.2f} <= {within}")
@@ -219,7 +221,6 @@ def judge_value(claim: Claim, repro: Reproduction | None, *, pending: int = 0) -
             f"difference {difference:+.2f} is beyond {within} but within twice that, and the "
             "seed noise is only assumed: one seed cannot decide it; run more seeds",
         )
-    worse = difference > 0 if metric.lower_is_better else difference < 0
     return verdict(
         NOT_REPRODUCED if worse else BETTER, f"difference {difference:+.2f} beyond {within}"
     )

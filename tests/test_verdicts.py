@@ -166,6 +166,21 @@ def test_diverged_seeds_count_in_a_median_instead_of_dropping_out(tmp_path):
     assert r.verdict == V.NOT_REPRODUCED, r.reason
 
 
+def test_a_diverged_loss_makes_a_mean_infinite_but_too_few_runs_stay_inconclusive(tmp_path):
+    claims = ("  - {source: test, where: F5, experiment: five, metric: final_train_loss,"
+              " value: 0.1, rule: mean of 5}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, FIVE, claims)
+    fake_run(results, study, "five", 0, status="diverged")
+    fake_run(results, study, "five", 1, train_loss=0.1)
+    r = row(study, path, results, "five")
+    assert r.reproduced_value == math.inf
+    assert r.verdict == V.INCONCLUSIVE and "2 counted so far" in r.reason
+    for seed in range(2, 5):
+        fake_run(results, study, "five", seed, train_loss=0.1)
+    r = row(study, path, results, "five")
+    assert r.verdict == V.NOT_REPRODUCED and "infinite" in r.reason
+
+
 # --------------------------------------------------------------------------- 5. hardware
 
 
