@@ -69,6 +69,15 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def exit_status(tally: Counter) -> int:
+    """Of `repro run` and `repro queue`, from how their runs ended."""
+    if tally["interrupted"]:
+        return 130
+    if tally["refused"]:
+        return 2  # the request would have mixed executions in a run: the message says why
+    return 1 if tally["failed"] else 0
+
+
 def studies_or_fail(files) -> list:
     try:
         return load_studies(files)
@@ -265,7 +274,8 @@ def run(
     RESULTS/<study>/<experiment>/seed-<k>/. Executor settings come from the flags, else from
     the study's `executor:` block. Exit status: 0 when every run ended (complete or diverged),
     was submitted, or was paused or left pending by the time budget; 1 when a run failed, 2 for
-    a problem with the request, 130 when interrupted.
+    a problem with the request (among them resuming a run under another precision or pipeline
+    than it began with), 130 when interrupted.
     """
     from harness.budget import BudgetError, parse_deadline, parse_duration
     from harness.executors import local_slots, run_parallel, submit
@@ -325,10 +335,7 @@ def run(
     if tally["paused"] or tally["pending"]:
         click.echo(f"time budget spent: {tally['paused']} run(s) paused, {tally['pending']} not "
                    "started; run the same command again to carry on")  # fmt: skip
-    if tally["interrupted"]:
-        sys.exit(130)
-    if tally["failed"]:
-        sys.exit(1)
+    sys.exit(exit_status(tally))
 
 
 @main.command()
@@ -615,10 +622,7 @@ def queue(queue_file, time_budget, items, device, results, data_dir, quiet, comp
         fail(str(exc))
     tally = Counter(o.status for o in outcomes)
     click.echo(", ".join(f"{n} {status}" for status, n in sorted(tally.items())) or "no runs")
-    if tally["interrupted"]:
-        sys.exit(130)
-    if tally["failed"]:
-        sys.exit(1)
+    sys.exit(exit_status(tally))
 
 
 @main.command()

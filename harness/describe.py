@@ -13,10 +13,11 @@ from harness.zoo import CATALOGUE, ModelSpec, build_model, count_parameters, spe
 
 
 @cache
-def parameter_count(spec: ModelSpec) -> int:
-    """Count parameters without allocating them (meta tensors), so 36M-parameter nets are free."""
+def parameter_count(spec: ModelSpec, counts: str = "all") -> int:
+    """Count parameters without allocating them (meta tensors), so 36M-parameter nets are free;
+    ``counts`` as in :func:`harness.zoo.count_parameters`."""
     with torch.device("meta"):
-        return count_parameters(build_model(spec))
+        return count_parameters(build_model(spec), counts)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,10 @@ class Execution:
     shared_by: int = 1
 
     @property
+    def label(self) -> str:
+        return label(self.precision, self.pipeline)
+
+    @property
     def autocast_dtype(self) -> torch.dtype | None:
         return torch.bfloat16 if self.precision == "bf16" else None
 
@@ -55,6 +59,11 @@ class Execution:
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
             "device_shared_by": self.shared_by,
         }
+
+
+def label(precision: str | None, pipeline: str | None) -> str:
+    """How a run's numbers were computed, as the report and the runner name it."""
+    return f"{precision or '?'}, {pipeline or '?'} pipeline"
 
 
 def choose(

@@ -37,6 +37,7 @@ from harness.environment import now_utc
 from harness.plan import RunPlan, plan
 from harness.runner import (
     NOT_STARTED,
+    REFUSED,
     Outcome,
     RunError,
     RunOptions,
@@ -54,6 +55,7 @@ Echo = Callable[[str], None]
 EXECUTORS = ("local", "slurm", "submitit-local")
 NOT_STARTED_EXIT = 75  # a worker whose time budget was spent before its run could start
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REFUSED_EXIT = 76  # a worker that would have resumed its run under another execution
 
 
 # --------------------------------------------------------------------------- one run as a job
@@ -243,6 +245,10 @@ STOPPED_EXITS = (130, -signal.SIGINT, -signal.SIGTERM)
 
 def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome:
     run_dir = p.directory(options.results)
+    log = run_dir / store.WORKER_LOG
+    if returncode == REFUSED_EXIT:  # the run was left as it was: not a failure of the run
+        return Outcome(p, REFUSED, f"resuming it under another precision or pipeline was "
+                                   f"refused; what to do: {log}")  # fmt: skip
     try:
         summary = store.read_summary(run_dir) or {}
     except store.DamagedFile:
@@ -259,7 +265,6 @@ def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome
     if returncode in STOPPED_EXITS:
         _record_interrupted(run_dir)  # in case the signal came before the worker's handler
         return Outcome(p, store.INTERRUPTED, STOPPED)
-    log = run_dir / store.WORKER_LOG
     if status != store.FAILED:
         store.mark_failed(run_dir, f"worker exited with code {returncode}; log: {log}")
     error = (store.read_summary(run_dir) or {}).get("error")
@@ -288,6 +293,8 @@ def worker_main(spec: str) -> int:
         return 130
     if outcome.status == "pending":
         return NOT_STARTED_EXIT
+    if outcome.status == REFUSED:
+        return REFUSED_EXIT
     return 0 if outcome.status in ("complete", "diverged", "paused", "skipped", "busy") else 1
 
 

@@ -1,8 +1,10 @@
 """Comparing two claim tables: which claims held before and no longer do (the nightly check).
 
-A claim "holds" when its verdict is reproduced or better than claimed. Claims are matched on
-what they claim (study, kind, experiment, source, place, metric, rule, claimed value), so a
-claim added or reworded since the baseline is new, not a regression.
+A claim "holds" when its verdict is reproduced or better than claimed, on the official data
+(a verdict "on non-official data" does not hold: a night on a copy of CIFAR-10 loses
+claims). Claims are matched on what they claim (study, kind, experiment, source, place,
+metric, rule, claimed value), so a claim added or reworded since the baseline is new, not a
+regression.
 """
 
 from __future__ import annotations

@@ -18,10 +18,11 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from harness import plots, store, verdicts
+from harness import execution, plots, store, verdicts
 from harness.describe import parameter_count, recipe_summary
 from harness.environment import PACKAGE_ROOT, git_commit, now_utc
 from harness.metrics import METRICS
+from harness.metrics import label as metric_label
 from harness.plan import config_hash, nominal_batches_per_epoch, resolved_config
 from harness.results import RunRecord, curves_frame
 from harness.schedule import LearningRate, Length
@@ -78,6 +79,11 @@ class ClaimRow:
     reason: str
     hardware: str = ""
     notes: list[str] = field(default_factory=list)
+    # The range the reproduced value had to fall in (value claims on training metrics).
+    interval_low: float | None = None
+    interval_high: float | None = None
+    execution: str = ""  # the precision and pipeline of the runs behind the verdict
+    data: str = ""  # whether those runs used the official release of CIFAR-10
 
 
 @dataclass
@@ -163,6 +169,10 @@ class Report:
     def empty(self) -> bool:
         return self.total_runs == 0
 
+    @property
+    def nonofficial_mark(self) -> str:
+        return verdicts.ON_NONOFFICIAL_DATA
+
 
 # --------------------------------------------------------------------------- matching runs
 
@@ -173,6 +183,11 @@ class _Classified:
     counted: bool
     why_not: str
     faithful: bool  # current config, no overrides: its curves belong to the experiment
+
+    @property
+    def timed(self) -> bool:
+        """Counted and complete: its seconds per epoch are a whole run's."""
+        return self.counted and self.record.status == "complete"
 
 
 def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
@@ -191,15 +206,16 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
             out.append(_Classified(r, False, "stale: made with an older config", False))
             continue
         summary = r.summary or {}
+        ended = r.status in ("complete", "diverged")  # a diverged run is a result too
         if r.status == store.DAMAGED:
             out.append(_Classified(r, False, f"damaged: {r.damage}", True))
         elif r.status == "complete" and (nan := _nan_figures(summary)):
             why = f"its summary holds NaN ({', '.join(nan)}): never counted; check the run"
             out.append(_Classified(r, False, why, True))
-        elif r.status == "complete" and summary.get("counts_as_reproduction") is False:
+        elif ended and summary.get("counts_as_reproduction") is False:
             why = "the recipe trains on a subset (smoke study)"
             out.append(_Classified(r, False, why, True))
-        elif r.status == "complete":
+        elif ended:
             out.append(_Classified(r, True, "", True))
         else:
             out.append(_Classified(r, False, r.status, True))
@@ -212,8 +228,18 @@ def _nan_figures(summary: dict) -> list[str]:
     return [k for k in keys if isinstance(summary.get(k), float) and math.isnan(summary[k])]
 
 
-def _metric(record: RunRecord, metric: str) -> float | None:
+def _metric(record: RunRecord, metric: str, epoch: int | None = None) -> float | None:
     summary = record.summary or {}
+    diverged = METRICS[metric].diverged
+    if metric == "test_error_at_epoch":
+        # Read from the curve; a run that diverged before that epoch is at chance there.
+        at = [h["test_error"] for h in record.history
+              if h["epoch"] == epoch and h.get("test_error") is not None]  # fmt: skip
+        return at[0] if at else (diverged.value if record.status == "diverged" else None)
+    if record.status == "diverged" and diverged is not None:
+        if metric == "best_test_error" and summary.get(metric) is not None:
+            return min(summary[metric], diverged.value)  # the epochs it had still count
+        return diverged.value
     if metric == "test_accuracy":
         error = summary.get("test_error")
         return None if error is None else 100.0 - error
@@ -308,9 +334,97 @@ def _source_label(source) -> str:
     return f"{names} {source.year}" if source.year else names
 
 
-def _counted_values(exp_runs: list[_Classified], metric: str) -> list[float]:
-    runs = sorted((c for c in exp_runs if c.counted), key=lambda c: c.record.seed)
-    return [v for c in runs if (v := _metric(c.record, metric)) is not None]
+def _counted_runs(exp_runs: list[_Classified], metric: str,
+                  epoch: int | None = None) -> list[tuple[RunRecord, float]]:  # fmt: skip
+    """The counted runs that have a value for ``metric``, with it, in seed order."""
+    runs = sorted((c.record for c in exp_runs if c.counted), key=lambda r: r.seed)
+    return [(r, v) for r in runs if (v := _metric(r, metric, epoch)) is not None]
+
+
+# --------------------------------------------------------------------------- pools
+# Runs that may share a verdict: the same data, and the same precision and pipeline unless a
+# study or claim pools those. Neither data nor execution is in the config hash (runs keep
+# their hash whatever data and execution made them), so runs of one experiment and seed may
+# differ in both; a verdict never pools them silently.
+
+POOLED = "pooled"  # the execution of a pool of every execution
+
+
+@dataclass(frozen=True)
+class _Pool:
+    official: bool  # the official release of CIFAR-10
+    data: str  # "official release" | "not the official release (data <fingerprint>)"
+    execution: str  # "bf16, fast pipeline" | POOLED
+
+    def describe(self) -> str:
+        return f"{self.execution}; {self.data}"
+
+
+def _pool_of(record: RunRecord, pooled: bool) -> _Pool:
+    data = record.data
+    if data.get("official") is True:
+        official, text = True, "official release"
+    else:
+        fingerprint = (data.get("dataset_fingerprint") or "")[:12] or "not recorded"
+        official, text = False, f"not the official release (data {fingerprint})"
+    return _Pool(official, text, POOLED if pooled else _execution_of(record))
+
+
+def _execution_of(record: RunRecord) -> str:
+    """The precision and pipeline the run's epochs were computed with: "bf16, fast pipeline";
+    "mixed: ..." for a run resumed under another one (before `repro run` refused that)."""
+    summary = record.summary or {}
+    recorded = {(s["precision"], s.get("pipeline"))
+                for s in summary.get("sessions") or [] if s.get("precision")}  # fmt: skip
+    if not recorded:
+        ex = summary.get("execution") or record.environment or {}
+        recorded = {(ex.get("precision"), ex.get("pipeline"))}
+    labels = sorted(execution.label(*r) for r in recorded)
+    return labels[0] if len(labels) == 1 else "mixed: " + " + ".join(labels)
+
+
+def _by_pool(exp_runs: list[_Classified], pooled: bool) -> dict[_Pool, list[_Classified]]:
+    """The counted runs, grouped by pool."""
+    groups: dict[_Pool, list[_Classified]] = defaultdict(list)
+    for c in exp_runs:
+        if c.counted:
+            groups[_pool_of(c.record, pooled)].append(c)
+    return dict(groups)
+
+
+def _rank(pool: _Pool, runs: int) -> tuple:
+    """Which pool a verdict uses: the official data first (only it tests the claim), then
+    the most runs; on a tie fp32 (the sources' precision), then the canonical pipeline (the
+    kind of code they ran)."""
+    ex = pool.execution
+    return pool.official, runs, ex.startswith("fp32"), "canonical" in ex, pool.data, ex
+
+
+def _execution_text(pool: _Pool | None, runs: list[_Classified]) -> str:
+    if pool is None or pool.execution != POOLED:
+        return pool.execution if pool else ""
+    labels = sorted({_execution_of(c.record) for c in runs})
+    return labels[0] if len(labels) == 1 else "pooled: " + " + ".join(labels)
+
+
+def _kept_apart(groups: dict[_Pool, list[_Classified]], chosen: _Pool | None) -> list[str]:
+    return [f"{len(runs)} counted run(s) in {pool.describe()} kept apart: runs on other data "
+            "never pool, nor runs of another precision or pipeline unless the study or claim "
+            "says `pool_executions: true`"
+            for pool, runs in groups.items() if pool != chosen]  # fmt: skip
+
+
+def _on_data(verdict: verdicts.Verdict, pool: _Pool | None) -> verdicts.Verdict:
+    """A verdict from runs on a copy of the data, marked as such wherever it is shown."""
+    return verdict if pool is None or pool.official else verdicts.on_nonofficial_data(verdict)
+
+
+def _diverged_note(runs: list[tuple[RunRecord, float]], metric: str) -> list[str]:
+    diverged = sum(1 for r, _ in runs if r.status == "diverged")
+    if not diverged:
+        return []
+    return [f"{diverged} of the {len(runs)} run(s) used diverged (loss NaN/inf); each counts as "
+            f"{METRICS[metric].diverged.means}"]  # fmt: skip
 
 
 def _run_notes(exp_runs: list[_Classified]) -> list[str]:
@@ -337,13 +451,14 @@ def _claimed_text(claim: Claim, unit: str) -> str:
 def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
     metric = METRICS[claim.metric]
     exp_runs = by_exp.get(claim.experiment, [])
-    values = _counted_values(exp_runs, claim.metric)
-    repro = verdicts.apply_rule(values, claim.rule, metric.lower_is_better)
-    diverged = sum(1 for c in exp_runs if c.faithful and c.record.status == "diverged")
+    groups = _by_pool(exp_runs, study.pools_executions(claim))
+    chosen = max(groups, key=lambda k: _rank(k, len(groups[k]))) if groups else None
+    runs = _counted_runs(groups.get(chosen, []), claim.metric, claim.epoch)
+    repro = verdicts.apply_rule([v for _, v in runs], claim.rule, metric.lower_is_better)
     pending = sum(
         1 for c in exp_runs if c.faithful and c.record.status not in ("complete", "diverged")
     )
-    verdict = verdicts.judge_value(claim, repro, diverged=diverged, pending=pending)
+    verdict = _on_data(verdicts.judge_value(claim, repro, pending=pending), chosen)
     unit = metric.unit
     return ClaimRow(
         study=study.name,
@@ -352,7 +467,7 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
         experiment=claim.experiment,
         source=source_label[claim.source],
         where=claim.where,
-        metric=metric.label,
+        metric=metric_label(claim.metric, claim.epoch),
         unit=unit,
         claimed=_claimed_text(claim, unit),
         claimed_value=claim.value,
@@ -369,7 +484,16 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
         tolerance=verdict.tolerance,
         verdict=verdict.outcome,
         reason=verdict.reason,
-        notes=[*filter(None, [claim.note]), *_run_notes(exp_runs)],
+        notes=[
+            *filter(None, [claim.note]),
+            *_diverged_note(runs[: repro.n] if repro else [], claim.metric),
+            *_kept_apart(groups, chosen),
+            *_run_notes(exp_runs),
+        ],
+        interval_low=verdict.interval[0] if verdict.interval else None,
+        interval_high=verdict.interval[1] if verdict.interval else None,
+        execution=_execution_text(chosen, groups.get(chosen, [])),
+        data=chosen.data if chosen else "",
     )
 
 
@@ -383,7 +507,8 @@ def _reproduced_text(repro: verdicts.Reproduction | None, unit: str) -> str:
 
 
 def _params_row(study, claim: Claim, anchor, source_label) -> ClaimRow:
-    measured = parameter_count(study.experiment(claim.experiment).model)
+    counts = claim.counts or "all"
+    measured = parameter_count(study.experiment(claim.experiment).model, counts)
     verdict = verdicts.judge_params(claim, measured)
     stated = (
         f"{claim.value:,.0f}"
@@ -394,7 +519,8 @@ def _params_row(study, claim: Claim, anchor, source_label) -> ClaimRow:
         study=study.name, anchor=anchor, kind="params", experiment=claim.experiment,
         source=source_label[claim.source], where=claim.where, metric="parameters", unit="",
         claimed=stated, claimed_value=claim.value, claimed_std=None,
-        rule="exact" if claim.resolution is None else f"rounded to {claim.resolution:,.0f}",
+        rule=("exact" if claim.resolution is None else f"rounded to {claim.resolution:,.0f}")
+        + ("" if counts == "all" else ", without batch-norm parameters"),
         reproduced=f"{measured:,}", reproduced_value=measured, rule_applied="counted",
         n=1, minimum=measured, maximum=measured, std=None, difference=verdict.difference,
         tolerance=verdict.tolerance, verdict=verdict.outcome, reason=verdict.reason,
@@ -403,7 +529,7 @@ def _params_row(study, claim: Claim, anchor, source_label) -> ClaimRow:
 
 
 def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
-    counted = [c for c in by_exp.get(claim.experiment, []) if c.counted]
+    counted = [c for c in by_exp.get(claim.experiment, []) if c.timed]
     # A source's timing is of a run that had its device alone: only solo runs compare.
     exp_runs = [c for c in counted if _sharing(c.record) == 1]
     values = [v for c in exp_runs if (v := c.record.value("sec_per_epoch")) is not None]
@@ -431,25 +557,44 @@ def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> Claim
 
 
 def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> ClaimRow:
+    pooled = study.pools_executions(claim)
+    groups = [_by_pool(by_exp.get(name, []), pooled) for name in claim.experiments]
+    keys = {key for g in groups for key in g}
+    # One execution for every side: the one that covers most sides, then as for values.
+    chosen = max(keys, key=lambda k: (sum(k in g for g in groups),
+                                      *_rank(k, sum(len(g.get(k, [])) for g in groups))),
+                 default=None)  # fmt: skip
     sides = []
-    for name in claim.experiments:
-        exp_runs = by_exp.get(name, [])
-        values = _counted_values(exp_runs, claim.metric)
-        diverged = not values and any(
-            c.faithful and c.record.status == "diverged" for c in exp_runs
+    for name, g in zip(claim.experiments, groups, strict=True):
+        runs = _counted_runs(g.get(chosen, []), claim.metric, claim.epoch)
+        diverged = sum(1 for r, _ in runs if r.status == "diverged")
+        sides.append(verdicts.Side(name, [v for _, v in runs], diverged))
+    verdict = _on_data(verdicts.judge_ordering(claim, sides), chosen)
+    stranded = [(name, g) for name, g in zip(claim.experiments, groups, strict=True)
+                if g and chosen not in g]  # fmt: skip
+    if stranded:
+        found = "; ".join(f"{name}: {' | '.join(sorted(p.describe() for p in g))}"
+                          for name, g in stranded)  # fmt: skip
+        verdict = verdicts.Verdict(
+            verdicts.NOT_COMPARABLE,
+            f"no counted runs of every experiment under one execution and data "
+            f"({chosen.describe()} for the others; {found}); runs on other data never pool, "
+            "nor runs of another precision or pipeline unless the study or claim says "
+            "`pool_executions: true`",
         )
-        sides.append(verdicts.Side(name, values, diverged))
-    verdict = verdicts.judge_ordering(claim, sides)
     arrow = " < " if claim.direction == "increasing" else " > "
     return ClaimRow(
         study=study.name, anchor=anchor, kind="ordering", experiment=", ".join(claim.experiments),
-        source=source_label[claim.source], where=claim.where, metric=METRICS[claim.metric].label,
-        unit="", claimed=claim.statement, claimed_value=None, claimed_std=None,
+        source=source_label[claim.source], where=claim.where,
+        metric=metric_label(claim.metric, claim.epoch), unit="", claimed=claim.statement,
+        claimed_value=None, claimed_std=None,
         rule=arrow.join(claim.experiments), reproduced=verdict.reason if sides else "",
         reproduced_value=None, rule_applied="mean over counted runs",
         n=min(len(s.values) for s in sides), minimum=None, maximum=None, std=None,
         difference=None, tolerance=None, verdict=verdict.outcome, reason=verdict.reason,
         notes=[*filter(None, [claim.note])],
+        execution=_execution_text(chosen, [c for g in groups for c in g.get(chosen, [])]),
+        data=chosen.data if chosen else "",
     )  # fmt: skip
 
 
@@ -458,7 +603,7 @@ def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
               if isinstance(c, Claim) and c.metric == "sec_per_epoch"}  # fmt: skip
     rows = []
     for exp in study.experiments:
-        counted = [c.record for c in by_exp.get(exp.name, []) if c.counted]
+        counted = [c.record for c in by_exp.get(exp.name, []) if c.timed]
         claim = claims.get(exp.name)
         if not counted and claim is None:
             continue
@@ -710,7 +855,8 @@ def render_html(report: Report) -> str:
 CLAIM_COLUMNS = [
     "study", "kind", "experiment", "source", "where", "metric", "claimed", "claimed_value",
     "claimed_std", "rule", "reproduced_value", "rule_applied", "n", "minimum", "maximum",
-    "std", "difference", "tolerance", "verdict", "reason", "hardware",
+    "std", "difference", "tolerance", "interval_low", "interval_high", "verdict", "reason",
+    "hardware", "execution", "data",
 ]  # fmt: skip
 
 

@@ -20,7 +20,7 @@ import torch
 from harness import store
 from harness.budget import Deadline
 from harness.data import Cifar10, load_cached, locate, non_official_warning
-from harness.execution import Execution, choose
+from harness.execution import Execution, choose, label
 from harness.plan import Overrides, RunPlan, plan
 from harness.progress import BarProgress
 from harness.schema import Study
@@ -77,11 +77,13 @@ class RunOptions:
 @dataclass(frozen=True)
 class Outcome:
     plan: RunPlan
-    status: str  # complete | diverged | failed | interrupted | paused | pending | skipped | busy
+    # complete | diverged | failed | interrupted | paused | pending | skipped | busy | refused
+    status: str
     message: str
 
 
 NOT_STARTED = "not started: the time budget is spent; the same command later trains it"
+REFUSED = "refused"  # resuming would mix precisions or pipelines in one run
 
 
 def resolve_device(name: str) -> torch.device:
@@ -294,6 +296,8 @@ def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOp
             # Another process may have finished it between our look and the lock.
             if store.summary_status(run_dir) in store.FINAL:
                 return Outcome(p, "skipped", "finished by another process meanwhile")
+            if (conflict := execution_conflict(run_dir, ex)) is not None:
+                return Outcome(p, REFUSED, conflict)
             summary = train(p, data, run_dir, ex, progress, deadline)
     except store.LockHeld as held:
         return Outcome(p, "busy", f"being trained by another process ({held.holder})")
@@ -316,6 +320,41 @@ def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOp
             f"loss became NaN/inf at epoch {at['epoch']}; recorded with its curves so far",
         )
     return Outcome(p, status, result_text(summary).lstrip(": "))
+
+
+def execution_conflict(run_dir: Path, ex: Execution) -> str | None:
+    """Why resuming the run in ``run_dir`` under ``ex`` is refused, or None when it may go on.
+
+    Precision and pipeline are not part of the config hash (runs on the GPU keep their hash
+    whatever they ran with), so one run directory would otherwise hold bf16 epochs and fp32
+    ones, or fast and canonical ones, and its numbers would belong to neither. A run resumes
+    only as its first session ran; one with nothing to resume starts over as asked.
+    """
+    if not (run_dir / store.CHECKPOINT).exists():
+        return None
+    first = first_execution(run_dir)
+    if first is None or first == (ex.precision, ex.pipeline):
+        return None
+    began = label(*first)
+    precision, pipeline = first
+    return (
+        f"its epochs so far ran in {began}; resuming it in {ex.label} would mix the two in one "
+        f"run. Finish it as it began (--precision {precision} --pipeline {pipeline}), redo it in "
+        f"{ex.label} with --force (the old run is moved to .superseded/), or train the "
+        "other execution into another store with --results DIR"
+    )
+
+
+def first_execution(run_dir: Path) -> tuple[str, str] | None:
+    """(precision, pipeline) of the run's first session, as recorded."""
+    summary = store.read_json(run_dir / store.SUMMARY) or {}
+    sessions = [s for s in summary.get("sessions") or [] if s.get("precision")]
+    # Without a summary (killed before it wrote one) the environment is that of the
+    # session that was killed, which ran as the first one did.
+    first = sessions[0] if sessions else store.read_json(run_dir / store.ENVIRONMENT) or {}
+    if not (first.get("precision") and first.get("pipeline")):
+        return None
+    return first["precision"], first["pipeline"]
 
 
 def result_text(summary: dict) -> str:
@@ -348,6 +387,7 @@ _MARK = {
     "skipped": "skip",
     "busy": "busy",
     "submitted": "queued",
+    REFUSED: "REFUSED",
 }
 
 

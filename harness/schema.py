@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from harness.metrics import METRICS, MetricName
+from harness.metrics import label as metric_label
 from harness.zoo import ModelSpec
 
 SLUG = r"^[a-z0-9][a-z0-9_.-]*$"
@@ -302,7 +303,9 @@ class Claim(Strict):
 
     ``value`` is as stated; parameter counts may be written as "1.7M" or "0.27M", and then
     ``resolution`` records the rounding the source applied (100,000 and 10,000 there).
-    ``std`` records a stated spread (mean ± std claims).
+    ``std`` records a stated spread (mean ± std claims). A parameter count may say what it
+    ``counts``: every trainable parameter (the default) or all but batch norm's scale and
+    shift (``without_batchnorm``), and is verified that way.
     """
 
     kind: Literal["value"] = "value"
@@ -311,11 +314,20 @@ class Claim(Strict):
     where: str = Field(description="table, figure or section in the source")
     experiment: str
     metric: MetricName
+    epoch: int | None = Field(
+        None, gt=0, le=100_000, description="for test_error_at_epoch: after which epoch (1, 2, ...)"
+    )
     value: float
     resolution: float | None = Field(None, gt=0)
     std: float | None = Field(None, ge=0)
+    counts: Literal["all", "without_batchnorm"] | None = Field(
+        None, description="for params: what the source counts (default: all)"
+    )
     rule: Annotated[Rule, Field(default_factory=lambda: Rule(kind="single", n=1))]
     hardware: str | None = Field(None, description="where a speed was measured")
+    pool_executions: bool | None = Field(
+        None, description="pool runs of any precision and pipeline (default: the study's)"
+    )
     note: str | None = None
 
     @model_validator(mode="before")
@@ -342,11 +354,21 @@ class Claim(Strict):
             raise ValueError(f"{self.metric} is a percentage; {self.value} is not in 0..100")
         if self.metric == "params" and self.value != int(self.value):
             raise ValueError("a parameter count is a whole number (or write it as '1.7M')")
+        if self.counts is not None and self.metric != "params":
+            raise ValueError(f"only a params claim says what it counts, not {self.metric}")
+        _check_epoch(self.metric, self.epoch)
         return self
 
     @property
     def label(self) -> str:
-        return f"{self.experiment} {METRICS[self.metric].label}"
+        return f"{self.experiment} {metric_label(self.metric, self.epoch)}"
+
+
+def _check_epoch(metric: str, epoch: int | None) -> None:
+    if metric == "test_error_at_epoch" and epoch is None:
+        raise ValueError("test_error_at_epoch needs `epoch:`, the epoch the source read it at")
+    if metric != "test_error_at_epoch" and epoch is not None:
+        raise ValueError(f"`epoch:` is only for test_error_at_epoch, not {metric}")
 
 
 class OrderingClaim(Strict):
@@ -362,9 +384,20 @@ class OrderingClaim(Strict):
     where: str
     statement: str = Field(description="the claim in the source's words")
     metric: MetricName
+    epoch: int | None = Field(
+        None, gt=0, le=100_000, description="for test_error_at_epoch: after which epoch (1, 2, ...)"
+    )
     experiments: list[str] = Field(min_length=2)
     direction: Literal["increasing", "decreasing"]
+    pool_executions: bool | None = Field(
+        None, description="pool runs of any precision and pipeline (default: the study's)"
+    )
     note: str | None = None
+
+    @model_validator(mode="after")
+    def _metric_needs(self) -> OrderingClaim:
+        _check_epoch(self.metric, self.epoch)
+        return self
 
 
 def _claim_kind(data: Any) -> str:
@@ -388,6 +421,11 @@ class Study(Strict):
     )
     experiments: list[Experiment] = Field(min_length=1)
     claims: list[AnyClaim] = Field(default_factory=list)
+    pool_executions: bool = Field(
+        False,
+        description="judge runs of different precision (bf16, fp32) and pipeline (fast, "
+        "canonical) together; by default each claim uses runs of one execution",
+    )
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     # Cross-references (claims to experiments and sources, unique names, enough seeds for a
     # reporting rule) are checked by harness.studyfile, where each problem gets its own path.
@@ -400,3 +438,7 @@ class Study(Strict):
 
     def seeds_of(self, experiment: Experiment) -> int:
         return experiment.seeds or self.seeds
+
+    def pools_executions(self, claim: Claim | OrderingClaim) -> bool:
+        """Whether a claim's verdict may pool runs of different precision and pipeline."""
+        return self.pool_executions if claim.pool_executions is None else claim.pool_executions

@@ -21,6 +21,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from harness.plan import nominal_batches_per_epoch
+from harness.schedule import Length
 from harness.schema import Claim, OrderingClaim, Study
 from harness.zoo import UnknownModelError, spec_from_name
 
@@ -606,6 +608,12 @@ def _cross_references(study: Study) -> list[_RawProblem]:
             for j, name in enumerate(claim.experiments):
                 if name not in first:
                     problems.append(_unknown((*loc, "experiments", j), name, names, "experiment"))
+            problems.extend(
+                problem
+                for name in claim.experiments
+                if name in first
+                and (problem := _check_epoch(study, claim.epoch, name, (*loc, "epoch")))
+            )
             if len(set(claim.experiments)) != len(claim.experiments):
                 problems.append(
                     _RawProblem(
@@ -620,9 +628,10 @@ def _cross_references(study: Study) -> list[_RawProblem]:
 def _check_value_claim(study: Study, claim: Claim, loc: Loc, names: list[str]) -> list[_RawProblem]:
     if claim.experiment not in names:
         return [_unknown((*loc, "experiment"), claim.experiment, names, "experiment")]
+    problems = [_check_epoch(study, claim.epoch, claim.experiment, (*loc, "epoch"))]
     seeds = study.seeds_of(study.experiment(claim.experiment))
     if claim.rule.n > seeds and claim.metric != "params":
-        return [
+        problems.append(
             _RawProblem(
                 (*loc, "rule"),
                 f"the source reports the {claim.rule} runs, but experiment "
@@ -630,8 +639,20 @@ def _check_value_claim(study: Study, claim: Claim, loc: Loc, names: list[str]) -
                 str(claim.rule),
                 f"a rule over at most {seeds} run(s)",
             )
-        ]
-    return []
+        )
+    return [p for p in problems if p is not None]
+
+
+def _check_epoch(study: Study, epoch: int | None, name: str, loc: Loc) -> _RawProblem | None:
+    """A claim about epoch k of an experiment that trains fewer epochs can never be checked."""
+    if epoch is None:
+        return None
+    recipe = study.experiment(name).recipe
+    epochs = Length.of(recipe, nominal_batches_per_epoch(recipe)).epochs
+    if epoch <= epochs:
+        return None
+    return _RawProblem(loc, f"epoch {epoch} is beyond the end of training: the run has {epochs} "
+                            f"epochs ({name})", str(epoch), f"1 to {epochs}")  # fmt: skip
 
 
 def _unknown(loc: Loc, name: str, known: list[str], what: str) -> _RawProblem:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import re
 import statistics
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, replace
 
-from harness.metrics import METRICS
+from harness.metrics import METRICS, Scale
 from harness.schema import Claim, OrderingClaim, Rule
 
-FLOOR = {"%": 0.5, "": 0.0, "s": 0.0}  # percentage points for errors/accuracies
-SEED_NOISE = 0.2  # percentage points: He et al. 2015 report ResNet-110 at 6.61 ± 0.16
-K = 2.0
+K = 2.0  # standard errors: a difference within K SE is a match
+# Words that name a maker or a product line, not the chip: "NVIDIA GeForce GTX 980" is the
+# "GTX 980" a source names.
+VENDOR_WORDS = frozenset({"nvidia", "geforce", "tesla", "quadro", "amd", "radeon", "intel"})
 
 REPRODUCED = "reproduced"
 BETTER = "better than claimed"
@@ -20,33 +24,92 @@ NOT_REPRODUCED = "not reproduced"
 INCONCLUSIVE = "inconclusive"
 NOT_RUN = "not yet run"
 NOT_COMPARABLE = "not comparable"
-OUTCOMES = (REPRODUCED, BETTER, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN, NOT_COMPARABLE)
+JUDGED = (REPRODUCED, BETTER, NOT_REPRODUCED, INCONCLUSIVE)
+# A verdict from runs on a copy of CIFAR-10 that is not the official release carries this
+# qualifier in its very name, so no summary, table or export can show it without it.
+ON_NONOFFICIAL_DATA = "on non-official data"
+OUTCOMES = (*JUDGED, *(f"{o} {ON_NONOFFICIAL_DATA}" for o in JUDGED), NOT_RUN, NOT_COMPARABLE)
+JPEG_COPY_COST = (8.27, 18.97)  # a released ResNet-20's test error: official data, JPEG copy
+
+# The scales of the metrics that runs measure, each once, for the rules.
+_SCALES = list(dict.fromkeys(m.scale for m in METRICS.values() if m.from_training))
+
+
+def _diverged_counts_as() -> str:
+    """What a diverged run counts as, once per kind, with the metrics it applies to."""
+    names = defaultdict(list)
+    for m in METRICS.values():
+        if m.diverged is not None:
+            names[m.diverged].append(m.name)
+    return "; ".join(f"{d.means} for {', '.join(ns)}" for d, ns in names.items())
+
 
 RULES = (
-    "Only runs that count are used: complete, trained with the study's current config for "
-    "that experiment and seed, on the full data, with no overrides (--smoke, --epochs, "
-    "--subset). Diverged, failed, unfinished, stale and override runs are listed, never counted.",
-    "The reproduced value follows the claim's own reporting rule over the first N seeds: best "
+    "Only runs that count are used: complete or diverged, trained with the study's current "
+    "config for that experiment and seed, on the full data, with no overrides (--smoke, "
+    "--epochs, --subset). Failed, unfinished, stale and override runs are listed, never counted.",
+    "A run whose loss became NaN/inf (diverged) is a result, not a missing run: it counts "
+    "under the claim's rule like any other seed, as "
+    + _diverged_counts_as()
+    + " (a lowest test error over epochs, or a test error at an epoch it reached, is read from "
+    "the epochs it had). "
+    "So a net that did not learn (90%) is reproduced by runs that diverged, a diverged seed "
+    "moves a median or a mean as it would, and each row says how many runs diverged.",
+    "Runs of another precision (bf16, fp32) or pipeline (fast, canonical) are not pooled: "
+    "neither is part of a run's config hash, so each claim uses the counted runs of one "
+    "execution, the one with the most of them (on a tie fp32, the sources' precision, then "
+    "the canonical pipeline), names it in its row and lists the others as kept apart. A study "
+    "or a claim that says `pool_executions: true` pools them, and the row says so. An ordering "
+    f"compares runs of one execution; where none has runs of every experiment: {NOT_COMPARABLE}.",
+    "Runs on a copy of CIFAR-10 that is not byte-identical to the official release never pool "
+    "with runs on the official release, which a verdict prefers. A verdict from a copy says so "
+    f"in its name ('{NOT_REPRODUCED} {ON_NONOFFICIAL_DATA}'), in the summary's counts and in "
+    "the exports, and its row names the data: it does not say whether the claim holds. The "
+    "offline JPEG copy costs about 10 points of test error (the released ResNet-20 of a "
+    f"common PyTorch reimplementation: {JPEG_COPY_COST[0]}% on the official data, "
+    f"{JPEG_COPY_COST[1]}% on the copy), so '{NOT_REPRODUCED} {ON_NONOFFICIAL_DATA}' is what "
+    "a sound reproduction shows there; orderings between runs on one copy still compare.",
+    "The reproduced value follows the claim's own reporting rule over the first N counted "
+    "seeds of the runs chosen as above: best "
     "of N (lowest error, highest accuracy), median of N, or mean of N (with its sample std). "
     "A single-run claim is compared with the median of the seeds we have. Fewer counted runs "
     f"than the rule needs: {INCONCLUSIVE}.",
-    f"Tolerance = max({FLOOR['%']} percentage points, {K:g} x sqrt(s_claim^2 + s_runs^2)), "
-    "where s_claim is the spread the source states (0 if none) and s_runs the sample std of "
-    f"our runs; with a single run, {SEED_NOISE} points of seed noise are assumed (He et al. "
-    "2015 report ResNet-110 at 6.61 +/- 0.16).",
+    "Both the claimed and the reproduced value are statistics of noisy runs, so the difference "
+    "is judged by its standard error SE = sqrt(SE_claim^2 + SE_ours^2), each the standard error "
+    "of the statistic that side reports, from the seed-to-seed std s: s/sqrt(n) for a mean "
+    "(and for a median of one or two runs, which is their mean); 1.2533 s/sqrt(n) for a median "
+    "of three or more (its large-sample value for normal data, slightly wide for small n); "
+    "for best of N, the std of the smallest of N normal draws (0.83 s for N = 2, 0.67 s for "
+    "N = 5), since both sides take the best of the same N and the shift of a minimum cancels; "
+    "s for a single run. s is the sample std of our runs when we have two or more, the spread "
+    "the source states (for its side, and for ours when we have one run), else the metric's "
+    "assumed seed noise: "
+    + "; ".join(f"{s.name}: {s.describe()} ({s.why})" for s in _SCALES)
+    + ". Tolerance = "
+    f"{K:g} SE, shown as the range the reproduced value must fall in; no fixed floor.",
     f"|reproduced - claimed| <= tolerance: {REPRODUCED}. Beyond it: {BETTER} or "
-    f"{NOT_REPRODUCED}, by the metric's direction. With a single run, a difference less than "
-    f"{K:g} x {SEED_NOISE} beyond the tolerance is {INCONCLUSIVE}: one seed cannot decide it.",
-    f"If every run of the experiment diverged (loss NaN/inf): {NOT_REPRODUCED}; the source "
-    "trained that network and we could not.",
+    f"{NOT_REPRODUCED}, by the metric's direction. Where s is only assumed (one run, no spread "
+    f"stated), a difference up to twice the tolerance is {INCONCLUSIVE}: one seed cannot "
+    "decide it.",
     "Parameter counts must match exactly where the source gives an exact figure, and after "
-    "the source's rounding otherwise (1.7M: to 0.1M). Speeds measured on other hardware are "
-    f"{NOT_COMPARABLE}; on the same hardware they must agree within 10%.",
+    "the source's rounding otherwise (1.7M: to 0.1M), counted the way the claim says: every "
+    "trainable parameter, or without batch norm's scale and shift where the claim says "
+    "`counts: without_batchnorm` (He et al. 2016's 10.2M for ResNet-1001 is 10,178,490 so "
+    "counted, 10,327,706 with them). Speeds measured on other hardware are "
+    f"{NOT_COMPARABLE}; on the same hardware they must agree within 10%. The same hardware: "
+    "the GPU's name equals one comma-separated part of the claim's hardware once vendor words "
+    f"({', '.join(sorted(VENDOR_WORDS))}), case and punctuation are dropped, so 'NVIDIA "
+    "GeForce GTX 980' is the 'NVIDIA GTX 980' of a claim and a 'GTX 980 Ti' is not.",
     "An ordering claim holds when each consecutive pair moves in the stated direction, "
-    "comparing means over counted runs; an experiment whose runs all diverged counts as the "
-    "worst. If both sides of a pair have two or more runs and differ by less than "
-    f"{K:g} standard errors: {INCONCLUSIVE}.",
+    "comparing means over counted runs (diverged ones as above; a mean with an infinite loss "
+    f"in it is the worst). A pair whose means differ by less than {K:g} standard errors of "
+    "their difference, either way, is within seed noise: "
+    f"{INCONCLUSIVE}. A side with one run gets the metric's assumed seed noise, as above, so "
+    "a gap between two single runs must exceed about 2.8 times that noise (0.57 percentage "
+    "points of error) to decide the order.",
 )
+
+MEDIAN_SE = math.sqrt(math.pi / 2)  # SE of a median over SE of a mean, large normal samples
 
 
 @dataclass(frozen=True)
@@ -58,7 +121,11 @@ class Reproduction:
     minimum: float
     maximum: float
     std: float | None  # sample std over the runs used (None for one run)
-    rule_applied: str
+    statistic: str  # single | best | median | mean: what ``value`` is over the n runs
+
+    @property
+    def rule_applied(self) -> str:
+        return "single run" if self.statistic == "single" else f"{self.statistic} of {self.n}"
 
 
 @dataclass(frozen=True)
@@ -67,6 +134,7 @@ class Verdict:
     reason: str
     difference: float | None = None
     tolerance: float | None = None
+    interval: tuple[float, float] | None = None  # where the reproduced value had to fall
 
 
 def apply_rule(values: list[float], rule: Rule, lower_is_better: bool) -> Reproduction | None:
@@ -74,65 +142,96 @@ def apply_rule(values: list[float], rule: Rule, lower_is_better: bool) -> Reprod
     if not values:
         return None
     if rule.kind == "single":
-        used, how = values, ("single run" if len(values) == 1 else f"median of {len(values)}")
-        value = statistics.median(used)
+        used = values
+        statistic = "single" if len(values) == 1 else "median"
     else:
-        used = values[: rule.n]
-        how = f"{rule.kind} of {len(used)}"
-        if rule.kind == "best":
-            value = min(used) if lower_is_better else max(used)
-        elif rule.kind == "median":
-            value = statistics.median(used)
-        else:
-            value = statistics.fmean(used)
-    std = statistics.stdev(used) if len(used) >= 2 else None
-    return Reproduction(value, len(used), min(used), max(used), std, how)
+        used, statistic = values[: rule.n], rule.kind
+    if statistic == "best":
+        value = min(used) if lower_is_better else max(used)
+    elif statistic == "mean":
+        value = statistics.fmean(used)
+    else:
+        value = statistics.median(used)
+    finite = [v for v in used if math.isfinite(v)]  # an infinite loss has no spread
+    std = statistics.stdev(finite) if len(finite) >= 2 else None
+    return Reproduction(value, len(used), min(used), max(used), std, statistic)
 
 
-def judge_value(
-    claim: Claim, repro: Reproduction | None, *, diverged: int = 0, pending: int = 0
-) -> Verdict:
+def standard_error(statistic: str, n: int, std: float) -> float:
+    """Standard error of a statistic over ``n`` runs whose seed-to-seed std is ``std``."""
+    if statistic == "best":
+        return std * _std_of_best(n)
+    if statistic == "median" and n >= 3:
+        return MEDIAN_SE * std / math.sqrt(n)
+    return std / math.sqrt(n)  # a mean, a single run, a median of one or two (their mean)
+
+
+@functools.cache
+def _std_of_best(n: int) -> float:
+    """Standard deviation of the smallest of ``n`` standard normal draws, integrated
+    numerically (the largest has the same, by symmetry)."""
+    normal = statistics.NormalDist()
+    step = 0.002
+    xs = [i * step for i in range(-5000, 5001)]
+    weights = [n * normal.pdf(x) * (1 - normal.cdf(x)) ** (n - 1) * step for x in xs]
+    mean = sum(x * w for x, w in zip(xs, weights, strict=True))
+    return math.sqrt(sum((x - mean) ** 2 * w for x, w in zip(xs, weights, strict=True)))
+
+
+def judge_value(claim: Claim, repro: Reproduction | None, *, pending: int = 0) -> Verdict:
     """Verdict for a claim on a training metric (errors, accuracies, losses)."""
     metric = METRICS[claim.metric]
     if repro is None:
-        if diverged:
-            return Verdict(NOT_REPRODUCED, f"all {diverged} run(s) diverged (loss became NaN)")
         if pending:
             return Verdict(NOT_RUN, f"{pending} run(s) started, none finished")
         return Verdict(NOT_RUN, "no counted run yet")
     difference = repro.value - claim.value
-    seed_std = repro.std if repro.std is not None else SEED_NOISE
-    tolerance = max(FLOOR.get(metric.unit, 0.0), K * math.hypot(claim.std or 0.0, seed_std))
-    if repro.n < claim.rule.n:
-        return Verdict(
-            INCONCLUSIVE,
-            f"the claim is the {claim.rule} runs; {repro.n} counted so far",
-            difference,
-            tolerance,
-        )
     worse = difference > 0 if metric.lower_is_better else difference < 0
-    if abs(difference) <= tolerance:
-        return Verdict(
-            REPRODUCED,
-            f"|difference| {abs(difference):.2f} <= tolerance {tolerance:.2f}",
-            difference,
-            tolerance,
-        )
-    if repro.n == 1 and abs(difference) <= tolerance + K * SEED_NOISE:
-        return Verdict(
-            INCONCLUSIVE,
-            f"difference {difference:+.2f} is just beyond the tolerance {tolerance:.2f}; "
-            "one seed cannot decide it: run more seeds",
-            difference,
-            tolerance,
-        )
-    outcome = NOT_REPRODUCED if worse else BETTER
-    return Verdict(
-        outcome,
-        f"difference {difference:+.2f} beyond tolerance {tolerance:.2f}",
-        difference,
-        tolerance,
+    too_few = (f"the claim is the {claim.rule} runs; {repro.n} counted so far"
+               if repro.n < claim.rule.n else "")  # fmt: skip
+    if not math.isfinite(difference):
+        if too_few:
+            return Verdict(INCONCLUSIVE, too_few, difference)
+        return Verdict(NOT_REPRODUCED if worse else BETTER,
+                       f"the {repro.rule_applied} is infinite: diverged runs count as "
+                       f"{metric.diverged.means}", difference)  # fmt: skip
+    ours = repro.std if repro.std is not None else claim.std
+    assumed = ours is None
+    if assumed:
+        ours = metric.scale.noise(claim.value)
+    theirs = claim.std if claim.std is not None else ours
+    se = math.hypot(
+        standard_error(claim.rule.kind, claim.rule.n, theirs),
+        standard_error(repro.statistic, repro.n, ours),
     )
+    tolerance = K * se
+    interval = (claim.value - tolerance, claim.value + tolerance)
+
+    def verdict(outcome: str, reason: str) -> Verdict:
+        return Verdict(outcome, reason, difference, tolerance, interval)
+
+    if too_few:
+        return verdict(INCONCLUSIVE, too_few)
+    within = f"{K:g} x SE {se:.2f} = {tolerance:.2f}"
+    if abs(difference) <= tolerance:
+        return verdict(REPRODUCED, f"|difference| {abs(difference):.2f} <= {within}")
+    if assumed and abs(difference) <= 2 * tolerance:
+        return verdict(
+            INCONCLUSIVE,
+            f"difference {difference:+.2f} is beyond {within} but within twice that, and the "
+            "seed noise is only assumed: one seed cannot decide it; run more seeds",
+        )
+    return verdict(
+        NOT_REPRODUCED if worse else BETTER, f"difference {difference:+.2f} beyond {within}"
+    )
+
+
+def on_nonofficial_data(verdict: Verdict) -> Verdict:
+    """The verdict of runs on a copy of the data, marked (a verdict that judged nothing, such
+    as "not yet run", needs no mark)."""
+    if verdict.outcome not in JUDGED:
+        return verdict
+    return replace(verdict, outcome=f"{verdict.outcome} {ON_NONOFFICIAL_DATA}")
 
 
 def judge_params(claim: Claim, measured: int) -> Verdict:
@@ -157,9 +256,7 @@ def judge_params(claim: Claim, measured: int) -> Verdict:
 def judge_speed(claim: Claim, measured: float | None, device_names: set[str]) -> Verdict:
     if measured is None:
         return Verdict(NOT_RUN, "no counted run yet")
-    same = any(
-        claim.hardware and name and name.lower() in claim.hardware.lower() for name in device_names
-    )
+    same = any(same_hardware(name, claim.hardware or "") for name in device_names)
     if not same:
         return Verdict(
             NOT_COMPARABLE,
@@ -176,48 +273,79 @@ def judge_speed(claim: Claim, measured: float | None, device_names: set[str]) ->
     )
 
 
+def gpu_name(text: str) -> str:
+    """A device name without vendor words, case or punctuation: "gtx 980"."""
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return " ".join(w for w in words if w not in VENDOR_WORDS)
+
+
+def same_hardware(device: str, claimed: str) -> bool:
+    """Whether ``device`` is the GPU a claim names. The claim may add details after commas or
+    in brackets ("NVIDIA GTX 980, Theano/Lasagne, batch 64"); one of its parts must be the
+    same chip, so a "GTX 980 Ti" is not a "GTX 980"."""
+    name = gpu_name(device)
+    return bool(name) and any(gpu_name(part) == name for part in re.split(r"[,;()]", claimed))
+
+
 @dataclass(frozen=True)
 class Side:
-    """One experiment's values in an ordering claim."""
+    """One experiment's values in an ordering claim (diverged runs at what they count as)."""
 
     experiment: str
     values: list[float]
-    diverged: bool = False  # every run diverged: worst possible
+    diverged: int = 0  # how many of the values are diverged runs
 
     @property
     def mean(self) -> float:
         return statistics.fmean(self.values) if self.values else math.nan
 
+    def standard_error(self, scale: Scale) -> tuple[float, bool]:
+        """The standard error of the mean, and whether the seed noise behind it is assumed
+        (one run) rather than measured."""
+        if len(self.values) >= 2:
+            return statistics.stdev(self.values) / math.sqrt(len(self.values)), False
+        return scale.noise(self.mean), True
+
+    def describe(self) -> str:
+        text = f"{self.experiment} {self.mean:.4g}"
+        return text + (
+            f" ({self.diverged} of {len(self.values)} diverged)" if self.diverged else ""
+        )
+
 
 def judge_ordering(claim: OrderingClaim, sides: list[Side]) -> Verdict:
-    missing = [s.experiment for s in sides if not s.values and not s.diverged]
+    missing = [s.experiment for s in sides if not s.values]
     if missing:
         return Verdict(NOT_RUN, f"no counted run yet for {', '.join(missing)}")
-    lower_is_better = METRICS[claim.metric].lower_is_better
-    worst = math.inf if lower_is_better else -math.inf
-
-    def level(side: Side) -> float:
-        return worst if side.diverged else side.mean
-
+    metric = METRICS[claim.metric]
     rising = claim.direction == "increasing"
-    broken, unsure = [], []
+    broken, unsure, assumed = [], [], False
     for a, b in itertools.pairwise(sides):
-        delta = level(b) - level(a)
-        if math.isnan(delta) or (delta > 0) != rising or delta == 0:
-            broken.append(f"{a.experiment} -> {b.experiment}")
+        pair = f"{a.experiment} -> {b.experiment}"
+        delta = b.mean - a.mean
+        if math.isnan(delta):  # both infinite (diverged losses): nothing tells them apart
+            unsure.append(pair)
             continue
-        if len(a.values) >= 2 and len(b.values) >= 2 and not (a.diverged or b.diverged):
-            se = math.hypot(
-                statistics.stdev(a.values) / math.sqrt(len(a.values)),
-                statistics.stdev(b.values) / math.sqrt(len(b.values)),
-            )
-            if abs(delta) <= K * se:
-                unsure.append(f"{a.experiment} -> {b.experiment}")
-    shown = ", ".join(
-        f"{s.experiment} {'diverged' if s.diverged else f'{s.mean:.4g}'}" for s in sides
-    )
+        if math.isfinite(delta):
+            (se_a, assumed_a), (se_b, assumed_b) = (side.standard_error(metric.scale)
+                                                    for side in (a, b))  # fmt: skip
+            if abs(delta) <= K * math.hypot(se_a, se_b):
+                unsure.append(pair)
+                assumed = assumed or assumed_a or assumed_b
+                continue
+        if (delta > 0) != rising:
+            broken.append(pair)
+    shown = ", ".join(s.describe() for s in sides)
     if broken:
         return Verdict(NOT_REPRODUCED, f"not {claim.direction} at {'; '.join(broken)} ({shown})")
     if unsure:
-        return Verdict(INCONCLUSIVE, f"within seed noise at {'; '.join(unsure)} ({shown})")
+        why = (
+            "one run on a side, so its seed noise is assumed: run more seeds"
+            if assumed
+            else "run more seeds"
+        )
+        return Verdict(
+            INCONCLUSIVE,
+            f"within seed noise ({K:g} standard errors) at {'; '.join(unsure)} ({shown}); {why}",
+        )
     return Verdict(REPRODUCED, f"{claim.direction} as claimed ({shown})")

@@ -188,6 +188,15 @@ def build_model(spec: ModelSpec) -> nn.Module:
     return CifarResNet(spec)
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters, the figure papers report (BN running statistics excluded)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+def count_parameters(model: nn.Module, counts: str = "all") -> int:
+    """Trainable parameters, the figure papers report (BN running statistics excluded).
+
+    ``counts="without_batchnorm"`` also leaves out batch norm's scale and shift, the way
+    some papers count: He et al. 2016's 10.2M for pre-activation ResNet-1001 is 10,178,490
+    without them and 10,327,706 with them.
+    """
+    skip = set()
+    if counts == "without_batchnorm":
+        skip = {id(p) for m in model.modules() if isinstance(m, nn.BatchNorm2d)
+                for p in m.parameters(recurse=False)}  # fmt: skip
+    return sum(p.numel() for p in model.parameters() if p.requires_grad and id(p) not in skip)

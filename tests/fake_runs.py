@@ -25,7 +25,10 @@ def fake_run(
     epochs: int = 4,
     sec_per_epoch: float = 2.0,
     device: str = "CPU (test)",
-    official: bool = False,
+    official: bool = True,
+    fingerprint: str = "f" * 64,
+    precision: str = "fp32",
+    pipeline: str = "fast",
     telemetry: dict | None = None,
     compile_fallback: str | None = None,
 ) -> Path:
@@ -55,7 +58,7 @@ def fake_run(
         "time": "2026-11-23T10:00:00+00:00", "hostname": "test", "command": "repro run",
         "torch": "2.14.1", "torchvision": "0.29.1", "cuda": "13.0", "cudnn": 91000,
         "python": "3.11.7", "device": "cpu", "device_name": device, "driver": None,
-        "precision": "fp32", "compile": compile_fallback is not None, "pipeline": "fast",
+        "precision": precision, "compile": compile_fallback is not None, "pipeline": pipeline,
         "harness": {"commit": "abc123", "dirty": False},
     }  # fmt: skip
     store.write_json(run_dir / store.ENVIRONMENT, env)
@@ -71,11 +74,13 @@ def fake_run(
         "final_train_error": None if status == "diverged" else train_error,
         "sec_per_epoch": sec_per_epoch,
         "diverged_at": {"epoch": done, "iteration": done * 10} if status == "diverged" else None,
-        "data": {"official": official, "dataset_fingerprint": "f" * 64, "path": "/data"},
+        "data": {"official": official, "dataset_fingerprint": fingerprint, "path": "/data"},
+        "execution": {"precision": precision, "pipeline": pipeline},
         "telemetry": {"gpu_seconds": 100.0, "energy_j": 36000.0} if telemetry else
                      {"available": False, "reason": "test"},
         "sessions": [{"time": env["time"], "hostname": "test", "device_name": device,
-                      "command": "repro run", "from_epoch": 0}],
+                      "command": "repro run", "from_epoch": 0, "precision": precision,
+                      "pipeline": pipeline}],
         "compile_fallback": compile_fallback,
         "finished": "2026-11-23T11:00:00+00:00", "error": None,
     })  # fmt: skip

@@ -252,3 +252,15 @@ def test_a_job_is_one_run_of_the_study(tmp_path):
     p = job.plan()
     assert (p.experiment.name, p.seed) == ("a", 2)
     assert p.hash == plan(load_study(study_file))[2].hash
+
+
+def test_a_worker_that_refused_to_resume_leaves_its_run_as_it_was(tmp_path):
+    from harness.executors import REFUSED_EXIT, _worker_outcome
+
+    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    (p,) = plan(load_study(study_file))
+    run_dir = p.directory(tmp_path / "results")
+    store.write_json(run_dir / store.SUMMARY, {"status": "paused", "epochs_done": 1})
+    outcome = _worker_outcome(p, RunOptions(results=tmp_path / "results"), REFUSED_EXIT)
+    assert outcome.status == "refused" and "worker.log" in outcome.message
+    assert store.read_json(run_dir / store.SUMMARY)["status"] == "paused"  # not marked failed

@@ -385,3 +385,31 @@ def test_a_read_only_results_directory_is_a_clear_error(tmp_path, cifar_root, mo
     assert out.exit_code == 2, out.output
     assert "cannot hold the run store" in out.output and "Read-only" in out.output
     assert "Traceback" not in out.output
+
+
+def test_a_run_is_never_resumed_under_another_pipeline_or_precision(
+    tmp_path, cifar_root, monkeypatch
+):
+    from harness import budget
+
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    results = tmp_path / "results"
+    fits = iter([True, False])  # one epoch fits the budget, the second does not
+    monkeypatch.setattr(budget.Deadline, "fits", lambda self, estimate: next(fits, False))
+    paused = repro(*run_args(study, cifar_root, results, "--time-budget", "10m"))
+    assert "[  paused]" in paused.output, paused.output
+    monkeypatch.undo()
+
+    other = repro(*run_args(study, cifar_root, results, "--pipeline", "canonical"))
+    assert other.exit_code == 2, other.output
+    assert "[ REFUSED] tiny/a/seed-0" in other.output
+    assert "fp32, fast pipeline" in other.output and "fp32, canonical pipeline" in other.output
+    assert "--force" in other.output and "--results" in other.output
+    left = summary(results, "tiny/a/seed-0")
+    assert (left["status"], left["epochs_done"]) == ("paused", 1)  # untouched
+
+    same = repro(*run_args(study, cifar_root, results))
+    assert same.exit_code == 0, same.output
+    done = summary(results, "tiny/a/seed-0")
+    assert done["status"] == "complete"
+    assert {s["pipeline"] for s in done["sessions"]} == {"fast"}

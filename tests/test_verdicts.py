@@ -1,0 +1,374 @@
+"""Verdicts on constructed run stores: the statistics behind each rule, case by case.
+
+Every test builds a small study and hand-made runs (tests/fake_runs.py), builds the report and
+reads the verdict of the claim it is about.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from conftest import ROOT, tiny_study
+from fake_runs import fake_run
+
+from harness import verdicts as V
+from harness.metrics import METRICS
+from harness.regressions import KEY, compare
+from harness.report import ClaimRow, build, render_html, report_for
+from harness.results import scan
+from harness.studyfile import StudyError, load_study
+
+
+def make_study(tmp_path, experiments: str, claims: str, *, top: str = ""):
+    """A study with the given experiments and claims (source ``test``); ``top`` adds
+    study-level keys."""
+    path = tiny_study(tmp_path / "v.yaml", experiments + "claims:\n" + claims, name="v")
+    if top:
+        path.write_text(path.read_text().replace("seeds: 1\n", f"seeds: 1\n{top}"))
+    return load_study(path), path, tmp_path / "results"
+
+
+def rows(study, path, results) -> list[ClaimRow]:
+    (s,) = build([(study, str(path))], scan(results), str(results)).studies
+    return s.all_claims
+
+
+def row(study, path, results, experiment: str, claimed: float | None = None) -> ClaimRow:
+    (found,) = [r for r in rows(study, path, results) if r.experiment == experiment
+                and (claimed is None or r.claimed_value == claimed)]  # fmt: skip
+    return found
+
+
+ORDER = """\
+  - {name: a, model: resnet20, recipe: base}
+  - {name: b, model: resnet20, recipe: base}
+"""
+FIVE = "  - {name: five, model: resnet20, recipe: base, seeds: 5}\n"
+
+
+# --------------------------------------------------------------------------- 1. orderings
+
+
+A_ABOVE_B = """\
+  - {kind: ordering, source: test, where: F1, statement: b is better, metric: test_error,
+     experiments: [a, b], direction: decreasing}
+"""
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        (7.00, 6.99, V.INCONCLUSIVE),  # 0.01 pp: one seed each cannot tell
+        (7.00, 7.01, V.INCONCLUSIVE),  # the wrong way, but inside the noise too
+        (7.00, 6.00, V.REPRODUCED),
+        (6.00, 7.00, V.NOT_REPRODUCED),
+    ],
+)
+def test_an_ordering_of_single_runs_applies_the_assumed_seed_noise(tmp_path, a, b, expected):
+    study, path, results = make_study(tmp_path, ORDER, A_ABOVE_B)
+    fake_run(results, study, "a", test_error=a)
+    fake_run(results, study, "b", test_error=b)
+    (r,) = rows(study, path, results)
+    assert r.verdict == expected, r.reason
+    if expected == V.INCONCLUSIVE:
+        assert "seed noise" in r.reason and "more seeds" in r.reason
+
+
+# --------------------------------------------------------------------------- 2. mean, median
+
+
+def test_a_mean_of_five_is_judged_by_its_standard_error_not_a_floor(tmp_path):
+    claims = ("  - {source: test, where: T6, experiment: five, metric: test_error, value: 6.61,"
+              " std: 0.16, rule: mean of 5}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, FIVE, claims)
+    for seed, err in enumerate([6.85, 7.00, 7.05, 7.10, 7.25]):  # mean 7.05, std 0.15
+        fake_run(results, study, "five", seed, test_error=err)
+    r = row(study, path, results, "five")
+    assert r.reproduced_value == pytest.approx(7.05)
+    # SE of the claimed mean 0.16/sqrt(5), of ours 0.146/sqrt(5): 2 x 0.097 = 0.19, not 0.5.
+    se = math.hypot(0.16 / math.sqrt(5), 0.1458 / math.sqrt(5))
+    assert r.tolerance == pytest.approx(2 * se, rel=0.01)
+    assert r.verdict == V.NOT_REPRODUCED, r.reason
+    assert (r.interval_low, r.interval_high) == pytest.approx((6.61 - 2 * se, 6.61 + 2 * se),
+                                                              rel=0.01)  # fmt: skip
+
+
+def test_one_set_of_runs_does_not_reproduce_two_claims_0_31_apart(tmp_path):
+    claims = """\
+  - {source: test, where: ZK, experiment: five, metric: test_error, value: 5.24, rule: median of 5}
+  - {source: test, where: MK, experiment: five, metric: test_error, value: 5.55, rule: median of 5}
+"""
+    study, path, results = make_study(tmp_path, FIVE, claims)
+    for seed, err in enumerate([5.15, 5.25, 5.30, 5.35, 5.45]):
+        fake_run(results, study, "five", seed, test_error=err)
+    assert row(study, path, results, "five", 5.24).verdict == V.REPRODUCED
+    assert row(study, path, results, "five", 5.55).verdict == V.BETTER
+
+
+def test_standard_errors_of_each_reporting_rule():
+    assert V.standard_error("mean", 5, 1.0) == pytest.approx(1 / math.sqrt(5))
+    assert V.standard_error("median", 5, 1.0) == pytest.approx(math.sqrt(math.pi / 2 / 5))
+    assert V.standard_error("median", 2, 1.0) == pytest.approx(1 / math.sqrt(2))  # the mean
+    assert V.standard_error("single", 1, 1.0) == 1.0
+    # The smallest of N normal draws: 0.826 for two, 0.669 for five (tables of order statistics)
+    assert V.standard_error("best", 2, 1.0) == pytest.approx(0.8256, abs=1e-3)
+    assert V.standard_error("best", 5, 1.0) == pytest.approx(0.6690, abs=1e-3)
+
+
+# --------------------------------------------------------------------------- 3. scales
+
+
+def test_a_loss_claim_gets_a_loss_noise_not_0_2_percentage_points(tmp_path):
+    claims = ("  - {source: test, where: F5, experiment: a, metric: final_train_loss,"
+              " value: 0.05}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, ORDER, claims)
+    fake_run(results, study, "a", train_loss=0.30)  # six times the claimed loss
+    r = row(study, path, results, "a")
+    assert r.verdict == V.NOT_REPRODUCED, r.reason
+    assert r.tolerance < 0.05
+
+
+def test_every_metric_has_a_scale():
+    assert METRICS["test_error"].scale.unit == "%"
+    assert METRICS["test_error"].scale.noise(7.0) == pytest.approx(0.2)
+    assert METRICS["final_train_loss"].scale.unit == ""
+    assert METRICS["final_train_loss"].scale.noise(0.5) == pytest.approx(0.05)
+    assert METRICS["sec_per_epoch"].scale.unit == " s"
+    assert METRICS["params"].scale.noise(269_722) == 0
+
+
+# --------------------------------------------------------------------------- 4. diverged runs
+
+
+def test_a_net_that_did_not_learn_is_reproduced_by_runs_that_diverged(tmp_path):
+    claims = ("  - {source: test, where: T1, experiment: a, metric: test_error, value: 90.0,"
+              " note: did not learn}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, ORDER, claims)
+    fake_run(results, study, "a", status="diverged")
+    r = row(study, path, results, "a")
+    assert r.verdict == V.REPRODUCED, r.reason
+    assert r.n == 1 and r.reproduced_value == 90.0
+    assert any("diverged" in n and "chance" in n for n in r.notes), r.notes
+
+
+def test_diverged_seeds_count_in_a_median_instead_of_dropping_out(tmp_path):
+    claims = ("  - {source: test, where: T3, experiment: five, metric: test_error, value: 5.0,"
+              " rule: median of 5}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, FIVE, claims)
+    for seed in range(2):
+        fake_run(results, study, "five", seed, test_error=5.0)
+    for seed in range(2, 5):
+        fake_run(results, study, "five", seed, status="diverged")
+    r = row(study, path, results, "five")
+    assert r.n == 5 and r.reproduced_value == 90.0
+    assert r.verdict == V.NOT_REPRODUCED, r.reason
+
+
+def test_a_diverged_loss_makes_a_mean_infinite_but_too_few_runs_stay_inconclusive(tmp_path):
+    claims = ("  - {source: test, where: F5, experiment: five, metric: final_train_loss,"
+              " value: 0.1, rule: mean of 5}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, FIVE, claims)
+    fake_run(results, study, "five", 0, status="diverged")
+    fake_run(results, study, "five", 1, train_loss=0.1)
+    r = row(study, path, results, "five")
+    assert r.reproduced_value == math.inf
+    assert r.verdict == V.INCONCLUSIVE and "2 counted so far" in r.reason
+    for seed in range(2, 5):
+        fake_run(results, study, "five", seed, train_loss=0.1)
+    r = row(study, path, results, "five")
+    assert r.verdict == V.NOT_REPRODUCED and "infinite" in r.reason
+
+
+# --------------------------------------------------------------------------- 5. hardware
+
+
+def test_gpu_names_are_matched_after_normalising_them():
+    claimed = "NVIDIA GTX 980, Theano/Lasagne, batch 64"
+    assert V.same_hardware("NVIDIA GeForce GTX 980", claimed)
+    assert V.same_hardware("geforce gtx-980", claimed)
+    assert not V.same_hardware("NVIDIA GeForce GTX 980 Ti", claimed)
+    assert not V.same_hardware("NVIDIA GeForce GTX 98", claimed)
+    assert V.same_hardware("NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3")
+
+
+def test_a_speed_claim_on_the_same_gpu_under_another_vendor_spelling_is_compared(tmp_path):
+    claims = ("  - {source: test, where: S, experiment: a, metric: sec_per_epoch, value: 90,"
+              " hardware: 'NVIDIA GTX 980, Theano/Lasagne, batch 64'}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, ORDER, claims)
+    fake_run(results, study, "a", device="NVIDIA GeForce GTX 980", sec_per_epoch=88.0)
+    r = row(study, path, results, "a")
+    assert r.verdict == V.REPRODUCED, r.reason
+
+
+# --------------------------------------------------------------------------- 6. executions
+
+
+TWO = "  - {name: two, model: resnet20, recipe: base, seeds: 2}\n"
+ON_TWO = "  - {source: test, where: T1, experiment: two, metric: test_error, value: 8.75}\n"
+
+
+def _fp32_and_bf16(study, results) -> None:
+    fake_run(results, study, "two", 0, test_error=8.6)
+    fake_run(results, study, "two", 1, test_error=12.0, precision="bf16")
+
+
+def test_runs_in_other_precisions_are_kept_apart(tmp_path):
+    study, path, results = make_study(tmp_path, TWO, ON_TWO)
+    _fp32_and_bf16(study, results)
+    r = row(study, path, results, "two")
+    assert r.n == 1 and r.reproduced_value == 8.6 and r.verdict == V.REPRODUCED
+    assert r.execution == "fp32, fast pipeline"
+    assert any("bf16, fast pipeline" in n and "kept apart" in n for n in r.notes), r.notes
+
+
+def test_a_study_may_pool_executions_and_the_row_says_so(tmp_path):
+    study, path, results = make_study(tmp_path, TWO, ON_TWO, top="pool_executions: true\n")
+    _fp32_and_bf16(study, results)
+    r = row(study, path, results, "two")
+    assert r.n == 2 and r.reproduced_value == pytest.approx(10.3)
+    assert r.execution == "pooled: bf16, fast pipeline + fp32, fast pipeline"
+
+
+def test_a_claim_may_pool_executions_where_its_study_does_not(tmp_path):
+    claim = ON_TWO.replace("value: 8.75}", "value: 8.75, pool_executions: true}")
+    study, path, results = make_study(tmp_path, TWO, claim)
+    fake_run(results, study, "two", 0, test_error=8.6)
+    fake_run(results, study, "two", 1, test_error=8.8, pipeline="canonical")
+    assert row(study, path, results, "two").n == 2
+
+
+def test_pooling_must_be_a_yes_or_no(tmp_path):
+    with pytest.raises(StudyError, match="pool_executions: wrong type") as info:
+        make_study(tmp_path, TWO, ON_TWO, top="pool_executions: sometimes\n")
+    assert "true or false" in str(info.value)
+
+
+def test_an_ordering_compares_runs_of_one_execution(tmp_path):
+    study, path, results = make_study(tmp_path, ORDER, A_ABOVE_B)
+    fake_run(results, study, "a", test_error=9.0, precision="bf16")
+    fake_run(results, study, "b", test_error=6.0)
+    (r,) = rows(study, path, results)
+    assert r.verdict == V.NOT_COMPARABLE, r.reason
+    assert "under one execution" in r.reason
+
+
+# --------------------------------------------------------------------------- 7. the data
+
+
+def test_a_verdict_on_a_copy_of_the_data_says_so_everywhere(tmp_path):
+    claims = "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.27}\n"
+    study, path, results = make_study(tmp_path, ORDER, claims)
+    fake_run(results, study, "a", test_error=18.97, official=False)  # the JPEG copy's cost
+    report = build([(study, str(path))], scan(results), str(results))
+    (s,) = report.studies
+    (r,) = s.all_claims
+    assert r.verdict == "not reproduced on non-official data"
+    assert "not the official release" in r.data
+    assert s.counts == {"not reproduced on non-official data": 1}
+    html = render_html(report)
+    assert html.count("not reproduced on non-official data") >= 3  # counts, summary, table
+    assert "not reproduced<" not in html
+
+
+def test_a_claim_reproduced_only_on_a_copy_no_longer_holds_for_the_nightly_check():
+    key = dict.fromkeys(KEY, "x")
+    before = pd.DataFrame([{**key, "verdict": V.REPRODUCED}])
+    now = pd.DataFrame([{**key, "verdict": f"{V.REPRODUCED} {V.ON_NONOFFICIAL_DATA}",
+                         "reason": "on a copy"}])  # fmt: skip
+    assert len(compare(before, now).lost) == 1
+
+
+def test_runs_on_the_official_data_are_preferred_to_runs_on_a_copy(tmp_path):
+    study, path, results = make_study(tmp_path, TWO, ON_TWO)
+    fake_run(results, study, "two", 0, test_error=8.6)
+    fake_run(results, study, "two", 1, test_error=18.9, official=False, fingerprint="c" * 64)
+    r = row(study, path, results, "two")
+    assert (r.verdict, r.n) == (V.REPRODUCED, 1)
+    assert r.data == "official release"
+    assert any("not the official release" in n and "kept apart" in n for n in r.notes)
+
+
+# --------------------------------------------------------------------------- 8. params
+
+
+PRE1001 = "  - {name: pre1001, model: preresnet1001, recipe: base}\n"
+
+
+def test_a_parameter_count_is_verified_the_way_the_claim_counts(tmp_path):
+    claims = """\
+  - {source: test, where: T3, experiment: pre1001, metric: params, value: 10.2M,
+     counts: without_batchnorm}
+  - {source: test, where: T3, experiment: pre1001, metric: params, value: 10.3M}
+"""
+    study, path, results = make_study(tmp_path, PRE1001, claims)
+    stated, every = [r for r in rows(study, path, results) if r.kind == "params"]
+    assert (stated.reproduced_value, stated.verdict) == (10_178_490, V.REPRODUCED)
+    assert "without batch-norm" in stated.rule
+    assert (every.reproduced_value, every.verdict) == (10_327_706, V.REPRODUCED)
+
+
+def test_every_parameter_count_of_the_shipped_studies_is_reproduced():
+    report = report_for(sorted((ROOT / "studies").glob("*.yaml")), ROOT / "no-results")
+    wrong = [(c.experiment, c.claimed, c.reproduced) for s in report.studies for c in s.params
+             if c.verdict != V.REPRODUCED]  # fmt: skip
+    assert not wrong
+
+
+def test_only_a_parameter_claim_says_what_it_counts(tmp_path):
+    claims = ("  - {source: test, where: T3, experiment: pre1001, metric: test_error,"
+              " value: 4.92, counts: without_batchnorm}\n")  # fmt: skip
+    with pytest.raises(StudyError, match="only a params claim says what it counts"):
+        make_study(tmp_path, PRE1001, claims)
+
+
+# --------------------------------------------------------------------------- 9. test error at k
+
+
+AT_EPOCH = ("  - {source: test, where: F4, experiment: a, metric: test_error_at_epoch,"
+            " epoch: 2, value: 11.67}\n")  # fmt: skip
+
+
+def test_test_error_at_an_epoch_is_read_from_the_curve(tmp_path):
+    study, path, results = make_study(tmp_path, ORDER, AT_EPOCH)
+    # fake_run's curve: test error 10 x (1.5 - epoch/3/2) at epochs 1..3: 11.67 at epoch 2
+    fake_run(results, study, "a", test_error=10.0, epochs=3)
+    r = row(study, path, results, "a")
+    assert r.reproduced_value == pytest.approx(11.667, abs=1e-3)
+    assert r.verdict == V.REPRODUCED and "epoch 2" in r.metric
+
+
+@pytest.mark.parametrize(
+    ("claim", "message"),
+    [
+        (AT_EPOCH.replace("epoch: 2", "epoch: 4"), "the run has 3"),
+        (AT_EPOCH.replace(" epoch: 2,", ""), "needs `epoch:`"),
+        (AT_EPOCH.replace("test_error_at_epoch", "test_error"), "only for test_error_at_epoch"),
+    ],
+)
+def test_the_epoch_of_a_claim_is_checked(tmp_path, claim, message):
+    with pytest.raises(StudyError, match=message):
+        make_study(tmp_path, ORDER, claim)
+
+
+def test_the_studies_hold_the_claims_they_were_missing(tmp_path):
+    path = ROOT / "studies" / "degradation.yaml"
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "tseng-plain110", status="diverged")  # "did not learn"
+    fake_run(results, study, "tseng-resnet110", test_error=5.7)
+    fake_run(results, study, "park-plain56", train_loss=0.30)
+    fake_run(results, study, "park-resnet56", train_loss=0.02, test_error=20.0, epochs=164)
+    found = {(r.metric, r.experiment): r for r in rows(study, path, results)}
+    outperforms = found[("test error (final epoch)", "tseng-plain110, tseng-resnet110")]
+    assert outperforms.verdict == V.REPRODUCED, outperforms.reason
+    assert ("test error (final epoch)", "tseng-plain56, tseng-resnet56") in found
+    loss = found[("training loss (final epoch)", "park-plain56, park-resnet56")]
+    assert loss.verdict == V.REPRODUCED, loss.reason
+    at_90 = found[("test error at epoch 90", "park-resnet56")]
+    assert at_90.reproduced_value == pytest.approx(20.0 * (1.5 - 90 / 164 / 2))
+    shortcuts = load_study(ROOT / "studies" / "shortcuts.yaml")
+    assert {(c.experiment, c.value) for c in shortcuts.claims
+            if c.metric == "test_error_at_epoch"} == {("park-resnet56", 28.5),
+                                                      ("park-resnet56b", 25.9)}  # fmt: skip
