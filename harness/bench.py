@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.choices import BENCH_MODELS
 from harness.data import Cifar10
 from harness.environment import device_name, git_commit
 from harness.execution import choose, configure_backends
@@ -28,7 +29,7 @@ from harness.schema import Recipe
 from harness.train import Batches, SilentProgress, Trainer, make_loader, prepare_data
 from harness.zoo import spec_from_name
 
-DEFAULT_MODELS = ("resnet20", "resnet56", "resnet110")
+DEFAULT_MODELS = BENCH_MODELS
 
 
 def bench_recipe(batch_size: int, subset: int | None, epochs: int) -> Recipe:

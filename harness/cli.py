@@ -12,13 +12,34 @@ from pathlib import Path
 
 import click
 
-from harness import describe
-from harness.bench import DEFAULT_MODELS as DEFAULT_BENCH_MODELS
-from harness.execution import COMPILE_MODES, PIPELINES, PRECISIONS
-from harness.executors import EXECUTORS
-from harness.plan import Overrides, PlanError
-from harness.studyfile import StudyError, load_studies, load_study
-from harness.zoo import UnknownModelError, spec_from_name
+# Nothing here imports torch at module level: arguments and paths are checked first, and a
+# mistake fails in a fraction of a second instead of after torch's import.
+from harness.choices import BENCH_MODELS as DEFAULT_BENCH_MODELS
+from harness.choices import COMPILE_MODES, EXECUTORS, PIPELINES, PRECISIONS
+
+
+class ExistingFile(click.Path):
+    """A file that must exist, checked while parsing (before torch is imported), with the
+    closest names beside it suggested for a typo."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False)
+
+    def convert(self, value, param, ctx):
+        path = Path(value)
+        if not path.exists():
+            self.fail(f"{value}: no such file.{_did_you_mean(path)}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def _did_you_mean(path: Path) -> str:
+    import difflib
+
+    folder = path.parent if path.parent.is_dir() else Path(".")
+    names = [p.name for p in folder.iterdir() if p.is_file()]
+    close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
+    return f" Did you mean {' or '.join(str(folder / c) for c in close)}?" if close else ""
+
 
 RESULTS_OPTION = click.option(
     "--results",
@@ -79,6 +100,8 @@ def exit_status(tally: Counter) -> int:
 
 
 def studies_or_fail(files) -> list:
+    from harness.studyfile import StudyError, load_studies
+
     try:
         return load_studies(files)
     except StudyError as exc:
@@ -116,6 +139,8 @@ def models(as_json: bool) -> None:
       wrn-<D>-<K>          Wide ResNet of depth D (6n+4) and width K, e.g. wrn-16-4
     A study may also write any architecture as a spec; see studies/*.yaml.
     """
+    from harness import describe
+
     if as_json:
         click.echo(json.dumps(describe.catalogue_json(), indent=2))
     else:
@@ -123,7 +148,7 @@ def models(as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=ExistingFile())
 def validate(files: tuple[str, ...]) -> None:
     """Check study files without training anything.
 
@@ -131,6 +156,9 @@ def validate(files: tuple[str, ...]) -> None:
     problem of each invalid one, with the file, line, field path, what was given and what is
     allowed. Exits with status 1 if any file has a problem.
     """
+    from harness import describe
+    from harness.studyfile import StudyError, load_study
+
     failed = 0
     for path in files:
         try:
@@ -150,7 +178,7 @@ def validate(files: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=ExistingFile())
 @click.option(
     "--only",
     "only",
@@ -279,6 +307,7 @@ def run(
     """
     from harness.budget import BudgetError, parse_deadline, parse_duration
     from harness.executors import local_slots, run_parallel, submit
+    from harness.plan import Overrides, PlanError
     from harness.runner import RunError, RunOptions, run_study
     from harness.schema import LocalSettings, SlurmSettings
 
@@ -309,6 +338,7 @@ def run(
         time_budget=budget_s,
     )
     tally: Counter[str] = Counter()
+    started, every = time.time(), []
     for study, path in zip(studies_or_fail(files), files, strict=True):
         try:
             if executor in ("slurm", "submitit-local"):
@@ -329,9 +359,13 @@ def run(
         except (RunError, PlanError, ValueError) as exc:
             fail(str(exc))
         tally.update(o.status for o in outcomes)
+        every += outcomes
         if tally["interrupted"]:
             break
     click.echo(", ".join(f"{n} {status}" for status, n in sorted(tally.items())) or "no runs")
+    from harness.describe import run_summary
+
+    click.echo(run_summary(every, results, files, time.time() - started))
     if tally["paused"] or tally["pending"]:
         click.echo(f"time budget spent: {tally['paused']} run(s) paused, {tally['pending']} not "
                    "started; run the same command again to carry on")  # fmt: skip
@@ -356,7 +390,7 @@ def run(
     "--study",
     "study_files",
     multiple=True,
-    type=click.Path(dir_okay=False),
+    type=ExistingFile(),
     help="Report only these study files (repeatable). Default: studies/*.yaml "
     "and the study files the runs in the store came from.",
 )
@@ -369,6 +403,10 @@ def report(out, fmt, results, study_files):
     from harness.report import report_for, write
     from harness.results import scan
 
+    if not results.is_dir():
+        fail(f"{results}: no such results directory (give the store with --results DIR)")
+    if not scan(results):
+        click.echo(f"note: {results} holds no runs yet: every claim will read 'not yet run'")
     fmt = fmt or (
         out.suffix.lstrip(".").lower()
         if out and out.suffix in (".csv", ".json", ".html")
@@ -388,7 +426,7 @@ def report(out, fmt, results, study_files):
 
 def default_study_files(records) -> list[str]:
     """studies/*.yaml here, plus the files recorded by runs whose study is not among them."""
-    from harness.studyfile import load_study
+    from harness.studyfile import StudyError, load_study
 
     files = sorted(str(p) for p in Path("studies").glob("*.yaml"))
     names = set()
@@ -499,6 +537,7 @@ def bench(
     )
     from harness.data import DataError, load_cached, locate
     from harness.runner import RunError, resolve_device
+    from harness.zoo import UnknownModelError, spec_from_name
 
     names = tuple(m.strip() for m in models.split(",") if m.strip())
     modes = tuple(dict.fromkeys(m.strip() for m in compile_modes.split(",") if m.strip()))
@@ -554,12 +593,12 @@ def bench(
 
 
 @main.command()
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, type=ExistingFile())
 @RESULTS_OPTION
 @click.option(
     "--queue",
     "queue_file",
-    type=click.Path(dir_okay=False),
+    type=ExistingFile(),
     help="The evidence queue to show (default: queue.yaml when present).",
 )
 def status(files, results, queue_file):
@@ -626,7 +665,7 @@ def queue(queue_file, time_budget, items, device, results, data_dir, quiet, comp
 
 
 @main.command()
-@click.argument("study_file", type=click.Path(dir_okay=False))
+@click.argument("study_file", type=ExistingFile())
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

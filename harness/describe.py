@@ -122,4 +122,50 @@ def study_summary(study: Study, path: str) -> str:
             f"{parameter_count(e.model):>11,}  {study.seeds_of(e):>5}  {n_claims:>6}  "
             f"{recipe_summary(e.recipe)}"
         )
+    lines.append(f"  cost: {cost_estimate(study)}")
     return "\n".join(lines)
+
+
+def run_summary(outcomes: list, results, files: list[str], seconds: float) -> str:
+    """What `repro run` did, where it is, and what to type next."""
+    from harness import store
+
+    trained = [o for o in outcomes if o.status not in ("skipped", "busy", "pending", "submitted")]
+    gpu = 0.0
+    for o in trained:
+        try:
+            summary = store.read_summary(o.plan.directory(results)) or {}
+        except store.DamagedFile:
+            continue
+        gpu += (summary.get("telemetry") or {}).get("gpu_seconds") or 0.0
+    where = sorted({str(results / o.plan.study) for o in outcomes})
+    lines = [f"{len(trained)} run(s) trained in {_duration(seconds)}"
+             + (f", {_duration(gpu)} of GPU time (NVML)" if gpu else "")
+             + (f"; results in {', '.join(where)}" if where else "")]  # fmt: skip
+    studies = " ".join(f"--study {f}" for f in files)
+    lines.append(f"next: repro report {studies} --results {results} --out report.html")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(round(seconds), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}h{m:02d}m" if hours else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def cost_estimate(study: Study) -> str:
+    """Training FLOPs of every run (6 x forward MACs per image) and the GPU time they would
+    take at the whole-GPU rate a GPU slot measured (queue.yaml's)."""
+    from harness.environment import PACKAGE_ROOT
+    from harness.plan import plan
+    from harness.queue import QueueError, load_queue, training_flops
+
+    pflop = sum(training_flops(p) for p in plan(study)) / 1e15
+    try:
+        queue = load_queue(PACKAGE_ROOT / "queue.yaml")
+    except QueueError:
+        return f"{pflop:,.1f} PFLOP of training (no measured GPU rate to convert it)"
+    hours = pflop * 1e15 / (queue.rate_tflops * 1e12) / 3600
+    return (f"{pflop:,.1f} PFLOP of training, about {hours:,.1f} GPU-hours at the "
+            f"{queue.rate_tflops:g} TFLOP/s of whole-GPU training rate measured in a GPU slot "
+            "(queue.yaml)")  # fmt: skip

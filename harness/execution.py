@@ -20,9 +20,7 @@ from typing import Any
 
 import torch
 
-PIPELINES = ("fast", "canonical")
-PRECISIONS = ("auto", "fp32", "bf16")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+from harness.choices import COMPILE_MODES, PIPELINES, PRECISIONS  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from harness import store
+from harness.choices import EXECUTORS  # noqa: F401 (re-exported)
 from harness.environment import now_utc
 from harness.plan import RunPlan, plan
 from harness.runner import (
@@ -52,7 +53,6 @@ from harness.schema import SlurmSettings, Study
 from harness.studyfile import load_study
 
 Echo = Callable[[str], None]
-EXECUTORS = ("local", "slurm", "submitit-local")
 NOT_STARTED_EXIT = 75  # a worker whose time budget was spent before its run could start
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 REFUSED_EXIT = 76  # a worker that would have resumed its run under another execution
@@ -185,8 +185,15 @@ def _stop_requests() -> Iterator[list[int]]:
     and a second Ctrl-C cannot cut short the stopping of the workers.
     """
     noted: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: noted.append(signum))
-                for s in STOP_SIGNALS}  # fmt: skip
+
+    def note(signum, frame) -> None:
+        if not noted:
+            name = signal.Signals(signum).name
+            print(f"\nstopping ({name}): each worker records its run as interrupted at its "
+                  "last finished epoch", file=sys.stderr, flush=True)  # fmt: skip
+        noted.append(signum)
+
+    previous = {s: signal.signal(s, note) for s in STOP_SIGNALS}
     try:
         yield noted
     finally:

@@ -85,8 +85,8 @@ def plan(
     unknown = [n for n in overrides.only if n not in names]
     if unknown:
         raise PlanError(
-            f"--only {', '.join(unknown)}: study {study.name!r} has no such experiment; "
-            f"it has: {', '.join(names)}"
+            f"--only {', '.join(unknown)}: study {study.name!r} has no such experiment"
+            f"{_hint(study, unknown)}; it has: {', '.join(names)}"
         )
     runs = []
     for exp in study.experiments:
@@ -109,6 +109,21 @@ def plan(
                 )
             )
     return runs
+
+
+def _hint(study: Study, unknown: list[str]) -> str:
+    """A model name given for an experiment: the experiments that use it; else the closest."""
+    import difflib
+
+    hints = []
+    for name in unknown:
+        using = [e.name for e in study.experiments
+                 if e.model_name == name or e.model_name == name.lower()]  # fmt: skip
+        if using:
+            hints.append(f"{name} is a model; the experiments that train it: {', '.join(using)}")
+        elif close := difflib.get_close_matches(name, [e.name for e in study.experiments], n=2):
+            hints.append(f"did you mean {' or '.join(close)}?")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def resolved_config(exp: Experiment, recipe: Recipe, seed: int, label: str) -> dict[str, Any]:

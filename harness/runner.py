@@ -11,6 +11,7 @@ pending, and the command ends normally: the same command in the next slot carrie
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -155,11 +156,12 @@ def run_study(
         return outcomes
     deadline = options.stop_at()
     ex = execution_for(options)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         return outcomes + _train_in_turn(todo, ex, options, echo, deadline)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _train_in_turn(
@@ -200,6 +202,9 @@ def _check_subset(p: RunPlan, data: Cifar10) -> None:
 
 
 def _raise_interrupt(signum, frame) -> None:
+    # Said at once: the run is recorded before the process ends, which can take a moment.
+    print(f"\nstopping ({signal.Signals(signum).name}): the current run is recorded as "
+          "interrupted at its last finished epoch", file=sys.stderr, flush=True)  # fmt: skip
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -245,7 +250,18 @@ def _decide(p: RunPlan, run_dir: Path, force: bool, echo: Echo) -> Outcome | Non
     if state.status in store.FINAL:
         summary = store.read_summary(run_dir) or {}
         return Outcome(p, "skipped", f"already {state.status}{result_text(summary)}")
+    if state.status != "pending":  # interrupted, paused or failed: say what happens next
+        echo(resume_text(p, run_dir, state))
     return None
+
+
+def resume_text(p: RunPlan, run_dir: Path, state: store.RunState) -> str:
+    if not (run_dir / store.CHECKPOINT).exists() or state.epochs_done == 0:
+        return f"{p.study}/{p.name}: restarting ({state.status}): no epoch had finished"
+    summary = store.read_summary(run_dir) or {}
+    total = summary.get("epochs_total")
+    return (f"{p.study}/{p.name}: resuming ({state.status}) at epoch {state.epochs_done + 1}"
+            + (f"/{total}" if total else ""))  # fmt: skip
 
 
 def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo) -> store.RunState:

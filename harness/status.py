@@ -47,6 +47,8 @@ def _log_of(run_dir: Path) -> Path | None:
 
 def row_for(name: str, run_dir: Path) -> StatusRow:
     state = store.inspect(run_dir)
+    if state.status == "absent":  # nothing on disk yet: to the user, it is pending
+        state = store.RunState("pending")
     scheduler = job_state(run_dir)
     if scheduler in TERMINAL_FAILURES and state.status not in (*store.FINAL, store.FAILED):
         log = _log_of(run_dir)

@@ -121,8 +121,9 @@ def spec_from_name(name: str) -> ModelSpec:
     m = _FAMILY_NAME.match(key)
     if not m:
         raise UnknownModelError(
-            f"unknown model name {name!r}; names look like resnet56, resnet56b, plain20, "
-            "preresnet164, resnet110-bottleneck or wrn-16-4 (see `repro models`)"
+            f"unknown model name {name!r};{_did_you_mean(key)} names look like resnet56, "
+            "resnet56b, plain20, preresnet164, resnet110-bottleneck or wrn-16-4 "
+            "(see `repro models`)"
         )
     family, depth = m["family"], int(m["depth"])
     bottleneck = bool(m["bottleneck"]) or f"{family}{depth}" in _BOTTLENECK_BY_NAME
@@ -150,6 +151,13 @@ def _make(name: str, **fields: object) -> ModelSpec:
     except ValidationError as exc:
         reason = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
         raise UnknownModelError(f"model name {name!r} is not buildable: {reason}") from None
+
+
+def _did_you_mean(key: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, [e.name for e in CATALOGUE], n=3, cutoff=0.6)
+    return f" did you mean {' or '.join(close)}?" if close else ""
 
 
 @dataclass(frozen=True)

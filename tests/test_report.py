@@ -215,6 +215,7 @@ def test_the_page_shows_the_tables_and_nothing_external(verdict_store, tmp_path)
 
 def test_partial_and_empty_stores(tmp_path):
     empty = tmp_path / "empty"
+    empty.mkdir()  # a missing directory is an error (tests/test_cli.py); an empty one is not
     result = CliRunner().invoke(
         main,
         [

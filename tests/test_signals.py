@@ -255,8 +255,10 @@ def test_a_signal_after_some_epochs_resumes_at_the_right_epoch(tmp_path, repro, 
     assert proc.returncode == 130, output
     stopped = store.read_json(run_dir(results, "a") / store.SUMMARY)
     assert stopped["status"] == "interrupted" and stopped["epochs_done"] >= 2
+    assert "stopping (SIG" in output  # said as soon as the signal arrived
     again = CliRunner().invoke(main, [*proc.args[3:]])
     assert again.exit_code == 0, again.output
+    assert f"resuming (interrupted) at epoch {stopped['epochs_done'] + 1}/5" in again.output
     summary = store.read_json(run_dir(results, "a") / store.SUMMARY)
     assert summary["status"] == "complete"
     assert summary["sessions"][-1]["from_epoch"] == stopped["epochs_done"]
