@@ -36,7 +36,7 @@ from harness.execution import Execution, configure_backends
 from harness.loader import DeviceLoader, Normalizer, derive_seed, eval_batches, split_indices
 from harness.plan import RunPlan
 from harness.schedule import LearningRate, Length, WarmupState
-from harness.schema import Recipe
+from harness.schema import Optimizer, Recipe
 from harness.telemetry import Telemetry, run_totals
 from harness.zoo import ModelSpec, build_model, count_parameters
 
@@ -104,7 +104,7 @@ class Trainer:
         self.params = count_parameters(model)
         opt = recipe.optimizer
         self.optimizer = torch.optim.SGD(
-            model.parameters(),
+            parameter_groups(model, opt),
             lr=opt.lr,
             momentum=opt.momentum,
             nesterov=opt.nesterov,
@@ -238,6 +238,27 @@ class Trainer:
                 loss_sum += F.cross_entropy(out, yb, reduction="sum")
                 wrong += (out.argmax(1) != yb).sum()
         return loss_sum.item() / len(y), 100.0 * wrong.item() / len(y)
+
+
+def parameter_groups(model: torch.nn.Module, opt: Optimizer) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: one, unless some kinds of parameter go without weight
+    decay (``opt.no_weight_decay``); then those form a second group with decay 0."""
+    exempt: set[int] = set()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            kinds = {"norm_scale": module.weight, "norm_shift": module.bias}
+        elif isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
+            kinds = {"bias": module.bias}
+        else:
+            continue
+        exempt |= {id(p) for kind, p in kinds.items()
+                   if p is not None and kind in opt.no_weight_decay}  # fmt: skip
+    params = list(model.parameters())
+    decayed = [p for p in params if id(p) not in exempt]
+    groups: list[dict[str, Any]] = [{"params": decayed}]
+    if exempt:
+        groups.append({"params": [p for p in params if id(p) in exempt], "weight_decay": 0.0})
+    return groups
 
 
 def _feed_warmup(lr_at: LearningRate, iteration: int, pending: list) -> None:
