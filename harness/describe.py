@@ -94,7 +94,8 @@ def recipe_summary(recipe: Recipe) -> str:
     else:
         sched_text = sched.kind
     warm = " +warmup" if recipe.warmup else ""
-    return f"{length}, bs {recipe.batch_size}, {sgd}, {sched_text}{warm}"
+    chosen = ", test at best val epoch" if recipe.reported_epoch == "best_validation" else ""
+    return f"{length}, bs {recipe.batch_size}, {sgd}, {sched_text}{warm}{chosen}"
 
 
 def study_summary(study: Study, path: str) -> str:

@@ -28,6 +28,7 @@ FORMAT = 1  # bump when the meaning of a stored config changes
 # run did; set to anything else, it enters the config and the hash. Add new fields here.
 RECIPE_FIELDS_ADDED_AFTER_FORMAT_1: tuple[tuple[str, ...], ...] = (
     ("optimizer", "no_weight_decay"),
+    ("reported_epoch",),
 )
 
 # --smoke: a few steps of every experiment on a small subset, through the same code path.

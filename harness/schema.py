@@ -198,6 +198,11 @@ class Recipe(Strict):
     validation_images: int = Field(
         0, ge=0, lt=50_000, description="training images held out for validation (5000 = 45k/5k)"
     )
+    reported_epoch: Literal["last", "best_validation"] = Field(
+        "last",
+        description="whose test error the run reports: the last epoch's, or that of the epoch "
+        "with the lowest validation error (model selection on the hold-out; seed 004's code)",
+    )
     train_images: int | None = Field(
         None,
         gt=0,
@@ -214,6 +219,15 @@ class Recipe(Strict):
     def _one_length(self) -> Recipe:
         if (self.epochs is None) == (self.iterations is None):
             raise ValueError("give the training length as exactly one of epochs, iterations")
+        return self
+
+    @model_validator(mode="after")
+    def _selection_needs_a_hold_out(self) -> Recipe:
+        if self.reported_epoch == "best_validation" and not self.validation_images:
+            raise ValueError(
+                "reported_epoch 'best_validation' selects an epoch on held-out training images: "
+                "give validation_images (5000 for a 45k/5k split)"
+            )
         return self
 
     @model_validator(mode="after")

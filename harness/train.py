@@ -360,6 +360,7 @@ class _RunState:
     length: Length | None = None
     compile_fallback: str | None = None
     paused: dict | None = None  # why and when a time budget stopped the run
+    reported_epoch: str = "last"  # the recipe's rule: "last" or "best_validation"
 
 
 def train(
@@ -389,7 +390,7 @@ def train(
         "study_file": str(Path(plan.study_file).resolve()) if plan.study_file else None,
         "execution": ex.describe(),
     }
-    state = _RunState(session_start=time.perf_counter())
+    state = _RunState(session_start=time.perf_counter(), reported_epoch=plan.recipe.reported_epoch)
     try:
         _clear_summary(run_dir)
         (run_dir / store.ERROR).unlink(missing_ok=True)
@@ -611,11 +612,22 @@ def _load_checkpoint(run_dir: Path, config_hash: str) -> dict | None:
     return checkpoint
 
 
+def reported_record(done: list[dict], rule: str) -> dict | None:
+    """The epoch whose test error a run reports: the last one, or (``best_validation``) the
+    first epoch with the lowest validation error, as seed 004's code keeps the weights of the
+    first epoch that beats every earlier one on its hold-out."""
+    if rule == "best_validation":
+        validated = [h for h in done if h.get("val_error") is not None]
+        return min(validated, key=lambda h: h["val_error"]) if validated else None
+    return done[-1] if done else None
+
+
 def _finish(run_dir, base, state: _RunState, status, telemetry, error=None) -> dict:
     history = state.history or []
     done = [h for h in history if h.get("test_error") is not None]
     final = done[-1] if done else None
     best = min(done, key=lambda h: h["test_error"]) if done else None
+    reported = reported_record(done, state.reported_epoch)
     timed = [h["train_seconds"] for h in history if h["full_epoch"] and not h["first_of_session"]]
     if not timed:
         timed = [h["train_seconds"] for h in history if h["full_epoch"]]
@@ -628,7 +640,12 @@ def _finish(run_dir, base, state: _RunState, status, telemetry, error=None) -> d
         "epochs_total": length.epochs if length else None,
         "iterations_done": history[-1]["iteration"] if history else 0,
         "iterations_total": length.total_iterations if length else None,
-        "test_error": final["test_error"] if final else None,
+        # The test error the recipe reports: the last epoch's, or the best-validation epoch's.
+        "test_error": reported["test_error"] if reported else None,
+        "reported_epoch": reported["epoch"] if reported else None,
+        "reported_by": state.reported_epoch,
+        "reported_val_error": reported["val_error"] if reported else None,
+        "final_test_error": final["test_error"] if final else None,
         "best_test_error": best["test_error"] if best else None,
         "best_epoch": best["epoch"] if best else None,
         "final_train_loss": final["train_loss"] if final else None,

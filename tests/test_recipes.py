@@ -1,10 +1,12 @@
 """Recipe knobs that the sources' code used and their text did not say: weight decay that
-leaves some parameters alone, and (below) how they enter the config hash."""
+leaves some parameters alone, the test error of the best-validation epoch; and how such knobs
+enter the config hash."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from click.testing import CliRunner
 from conftest import small_recipe
 from pydantic import ValidationError
 from torch import nn
@@ -12,7 +14,7 @@ from torch import nn
 from harness.execution import choose
 from harness.plan import config_hash, resolved_config
 from harness.schema import Experiment
-from harness.train import Trainer
+from harness.train import Trainer, reported_record
 from harness.zoo import spec_from_name
 
 CPU = torch.device("cpu")
@@ -27,17 +29,25 @@ def planned(recipe) -> dict:
 
 
 def test_a_new_field_at_its_default_leaves_the_config_as_format_1_wrote_it():
-    config = planned(small_recipe())
+    config = planned(small_recipe(validation_images=100))
     assert "no_weight_decay" not in config["recipe"]["optimizer"]
+    assert "reported_epoch" not in config["recipe"]
 
 
-@pytest.mark.parametrize(
-    "change",
-    [{"optimizer": {"lr": 0.05, "weight_decay": 5e-4, "no_weight_decay": ["bias"]}}],
-    ids=["no_weight_decay"],
-)
-def test_a_recipe_using_a_new_knob_has_another_hash(change):
-    plain, changed = planned(small_recipe()), planned(small_recipe(**change))
+# (the recipe without the knob, the knob): a run using a knob must never share a hash with
+# one that does not.
+KNOBS = {
+    "no_weight_decay": (
+        {},
+        {"optimizer": {"lr": 0.05, "weight_decay": 5e-4, "no_weight_decay": ["bias"]}},
+    ),
+    "reported_epoch": ({"validation_images": 100}, {"reported_epoch": "best_validation"}),
+}
+
+
+@pytest.mark.parametrize(("base", "knob"), KNOBS.values(), ids=KNOBS.keys())
+def test_a_recipe_using_a_new_knob_has_another_hash(base, knob):
+    plain, changed = planned(small_recipe(**base)), planned(small_recipe(**base, **knob))
     assert config_hash(plain) != config_hash(changed)
 
 
@@ -109,3 +119,48 @@ def test_without_exemptions_the_optimizer_has_its_one_group_as_before():
     (group,) = trainer.optimizer.param_groups
     assert group["params"] == list(trainer.model.parameters())
     assert group["weight_decay"] == 5e-4
+
+
+# --------------------------------------------------------------------------- reported epoch
+
+
+def epochs(*val_test: tuple[float | None, float]) -> list[dict]:
+    return [{"epoch": i + 1, "val_error": v, "test_error": t} for i, (v, t) in enumerate(val_test)]
+
+
+def test_the_best_validation_epoch_is_the_first_with_the_lowest_validation_error():
+    history = epochs((30.0, 29.0), (20.0, 21.0), (25.0, 18.0), (20.0, 17.0))
+    chosen = reported_record(history, "best_validation")
+    assert (chosen["epoch"], chosen["test_error"]) == (2, 21.0)  # not the lowest test error
+    assert reported_record(history, "last")["epoch"] == 4
+    assert reported_record([], "best_validation") is None
+
+
+def test_selection_on_validation_needs_a_hold_out():
+    with pytest.raises(ValidationError, match="give validation_images"):
+        small_recipe(reported_epoch="best_validation")
+
+
+def test_a_run_reports_the_test_error_of_its_best_validation_epoch(tmp_path, cifar_root):
+    from conftest import TINY_RECIPE, tiny_study
+
+    from harness import store
+    from harness.cli import main
+
+    recipe = TINY_RECIPE + "    validation_images: 100\n    reported_epoch: best_validation\n"
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n",
+                       recipe=recipe)  # fmt: skip
+    results = tmp_path / "results"
+    result = CliRunner().invoke(main, ["run", str(study), "--data-dir", str(cifar_root),
+                                       "--results", str(results), "--device", "cpu", "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run = results / "tiny" / "r8" / "seed-0"
+    rows = store.read_jsonl(run / "metrics.jsonl")
+    summary = store.read_summary(run)
+    best = min(rows, key=lambda r: r["val_error"])
+    assert summary["data"]["validation_images"] == 100
+    assert summary["reported_by"] == "best_validation"
+    assert summary["reported_epoch"] == best["epoch"]
+    assert summary["test_error"] == best["test_error"]
+    assert summary["reported_val_error"] == best["val_error"]
+    assert summary["final_test_error"] == rows[-1]["test_error"]
