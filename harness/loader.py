@@ -141,19 +141,22 @@ def crop_and_flip(
     The batch is selected, then one gather does both crop and flip.
 
     Output pixel (i, j) of image b comes from padded pixel (dy_b + i, dx_b + j), or
-    (dy_b + i, dx_b + 31 - j) when b is flipped.
+    (dy_b + i, dx_b + 31 - j) when b is flipped. With ``draw: per_batch`` every image of the
+    batch shares one (dy, dx, flip).
     """
     b, device, size = len(idx), padded_u8.device, 32
+    draws = 1 if spec.draw == "per_batch" else b
     border = (padded_u8.shape[-1] - size) // 2
     if border:
-        dy = torch.randint(0, 2 * border + 1, (b,), device=device, generator=gen)
-        dx = torch.randint(0, 2 * border + 1, (b,), device=device, generator=gen)
+        dy = torch.randint(0, 2 * border + 1, (draws,), device=device, generator=gen)
+        dx = torch.randint(0, 2 * border + 1, (draws,), device=device, generator=gen)
     else:
-        dy = dx = torch.zeros(b, dtype=torch.long, device=device)
+        dy = dx = torch.zeros(draws, dtype=torch.long, device=device)
     if spec.flip:
-        flip = torch.rand(b, device=device, generator=gen) < 0.5
+        flip = torch.rand(draws, device=device, generator=gen) < 0.5
     else:
-        flip = torch.zeros(b, dtype=torch.bool, device=device)
+        flip = torch.zeros(draws, dtype=torch.bool, device=device)
+    dy, dx, flip = dy.expand(b), dx.expand(b), flip.expand(b)
     ar = torch.arange(size, device=device)
     rows = dy[:, None] + ar[None, :]  # (B, H)
     cols = dx[:, None] + torch.where(flip[:, None], size - 1 - ar[None, :], ar[None, :])  # (B, W)

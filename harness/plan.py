@@ -29,6 +29,7 @@ FORMAT = 1  # bump when the meaning of a stored config changes
 RECIPE_FIELDS_ADDED_AFTER_FORMAT_1: tuple[tuple[str, ...], ...] = (
     ("optimizer", "no_weight_decay"),
     ("reported_epoch",),
+    ("augmentation", "draw"),
 )
 
 # --smoke: a few steps of every experiment on a small subset, through the same code path.

@@ -177,8 +177,24 @@ class Crop(Strict):
 
 
 class Augmentation(Strict):
+    """Random crops and flips of the training images.
+
+    ``draw: per_image`` (what torchvision's transforms do) draws a crop offset and a flip for
+    every image; ``per_batch`` draws one offset and one flip decision for a whole batch, as
+    seed 004's code does.
+    """
+
     crop: Crop | None = Field(default_factory=Crop)
     flip: bool = Field(True, description="random horizontal flip with probability 0.5")
+    draw: Literal["per_image", "per_batch"] = Field(
+        "per_image", description="one crop offset and flip per image, or one per batch"
+    )
+
+    @model_validator(mode="after")
+    def _something_to_draw(self) -> Augmentation:
+        if self.draw != "per_image" and self.crop is None and not self.flip:
+            raise ValueError(f"draw: {self.draw} needs a crop or a flip to draw")
+        return self
 
 
 class Recipe(Strict):

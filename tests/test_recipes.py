@@ -1,19 +1,24 @@
 """Recipe knobs that the sources' code used and their text did not say: weight decay that
-leaves some parameters alone, the test error of the best-validation epoch; and how such knobs
-enter the config hash."""
+leaves some parameters alone, the test error of the best-validation epoch, augmentation drawn
+once per batch; and how such knobs enter the config hash."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 from conftest import small_recipe
+from PIL import Image
 from pydantic import ValidationError
+from test_fastpath import coordinate_image, decode
 from torch import nn
 
+from harness.canonical import BatchAugment, CanonicalLoader, transform_for
 from harness.execution import choose
+from harness.loader import Normalizer, augment, generator
 from harness.plan import config_hash, resolved_config
-from harness.schema import Experiment
+from harness.schema import Augmentation, Crop, Experiment, Normalization
 from harness.train import Trainer, reported_record
 from harness.zoo import spec_from_name
 
@@ -32,6 +37,7 @@ def test_a_new_field_at_its_default_leaves_the_config_as_format_1_wrote_it():
     config = planned(small_recipe(validation_images=100))
     assert "no_weight_decay" not in config["recipe"]["optimizer"]
     assert "reported_epoch" not in config["recipe"]
+    assert "draw" not in config["recipe"]["augmentation"]
 
 
 # (the recipe without the knob, the knob): a run using a knob must never share a hash with
@@ -42,6 +48,7 @@ KNOBS = {
         {"optimizer": {"lr": 0.05, "weight_decay": 5e-4, "no_weight_decay": ["bias"]}},
     ),
     "reported_epoch": ({"validation_images": 100}, {"reported_epoch": "best_validation"}),
+    "draw": ({}, {"augmentation": {"crop": {"padding": 4}, "draw": "per_batch"}}),
 }
 
 
@@ -164,3 +171,87 @@ def test_a_run_reports_the_test_error_of_its_best_validation_epoch(tmp_path, cif
     assert summary["test_error"] == best["test_error"]
     assert summary["reported_val_error"] == best["val_error"]
     assert summary["final_test_error"] == rows[-1]["test_error"]
+
+
+# --------------------------------------------------------------------------- per-batch draws
+
+PER_BATCH = Augmentation(crop=Crop(padding=4), flip=True, draw="per_batch")
+NO_NORMALISATION = Normalizer(
+    Normalization(kind="none"), torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+)
+
+
+def fast_batch_draws(batches: int, size: int, aug: Augmentation) -> list[list[tuple]]:
+    images = torch.from_numpy(np.stack([coordinate_image()] * size))
+    return [
+        [
+            decode(o, aug.crop.padding)
+            for o in augment(images, aug, generator(CPU, 0, "e", k)).numpy()
+        ]
+        for k in range(batches)
+    ]
+
+
+def canonical_batch_draws(batches: int, size: int, aug: Augmentation) -> list[list[tuple]]:
+    to_tensor = transform_for(aug, NO_NORMALISATION)
+    collate = BatchAugment(aug, NO_NORMALISATION)
+    samples = [(to_tensor(Image.fromarray(coordinate_image().transpose(1, 2, 0))), 0)] * size
+    torch.manual_seed(1)
+    out = []
+    for _ in range(batches):
+        x, _ = collate(samples)
+        pixels = np.rint(x.numpy() * 255).astype(np.uint8)
+        out.append([decode(o, aug.crop.padding) for o in pixels])
+    return out
+
+
+def test_per_batch_draws_are_shared_by_a_batch_and_alike_in_both_pipelines():
+    n = 1500
+    fast, canonical = fast_batch_draws(n, 4, PER_BATCH), canonical_batch_draws(n, 4, PER_BATCH)
+    cells = [(dy, dx) for dy in range(9) for dx in range(9)]
+    for batches in (fast, canonical):
+        assert all(len(set(b)) == 1 for b in batches)  # one offset and flip per batch
+        assert {b[0][:2] for b in batches} <= set(cells)
+    # Chi-square test of homogeneity over the 81 offsets (df = 80; 0.1% critical value 124.8).
+    f = np.array([sum(b[0][:2] == c for b in fast) for c in cells], dtype=float)
+    g = np.array([sum(b[0][:2] == c for b in canonical) for c in cells], dtype=float)
+    expected = (f + g) / 2
+    assert (((f - expected) ** 2 + (g - expected) ** 2) / expected).sum() < 124.8
+    for batches in (fast, canonical):
+        rate = np.mean([b[0][2] for b in batches])
+        assert abs(rate - 0.5) < 4 * (0.25 / n) ** 0.5
+
+
+@pytest.mark.parametrize("fill", ["zeros", "reflect"])
+def test_a_per_batch_crop_is_a_window_of_the_padded_image_in_both_pipelines(fill):
+    from torchvision.transforms import functional as TF
+
+    img = np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    aug = Augmentation(crop=Crop(padding=4, fill=fill), flip=False, draw="per_batch")
+    mode = "reflect" if fill == "reflect" else "constant"
+    padded = np.asarray(TF.pad(Image.fromarray(img.transpose(1, 2, 0)), 4, padding_mode=mode))
+    windows = [padded[dy : dy + 32, dx : dx + 32].transpose(2, 0, 1)
+               for dy in range(9) for dx in range(9)]  # fmt: skip
+    fast = augment(torch.from_numpy(np.stack([img] * 8)), aug, generator(CPU, 0, "e", 0))
+    to_tensor = transform_for(aug, NO_NORMALISATION)
+    x, _ = BatchAugment(aug, NO_NORMALISATION)(
+        [(to_tensor(Image.fromarray(img.transpose(1, 2, 0))), 0)] * 8
+    )
+    canonical = np.rint(x.numpy() * 255).astype(np.uint8)
+    for out in (fast.numpy(), canonical):
+        assert all(any(np.array_equal(o, w) for w in windows) for o in out)
+
+
+def test_the_canonical_loader_draws_per_batch_in_its_workers():
+    images = np.stack([coordinate_image()] * 24)
+    loader = CanonicalLoader(images, np.zeros(24, dtype=np.int64), batch_size=8,
+                             augmentation=PER_BATCH, normalizer=NO_NORMALISATION,
+                             drop_last=False, seed=0, device=CPU, workers=1)  # fmt: skip
+    batches = [np.rint(x.numpy() * 255).astype(np.uint8) for x, _ in loader.epoch(0)]
+    draws = [{decode(o, 4) for o in b} for b in batches]
+    assert len(draws) == 3 and all(len(d) == 1 for d in draws)
+
+
+def test_per_batch_needs_something_to_draw():
+    with pytest.raises(ValidationError, match="needs a crop or a flip"):
+        Augmentation(crop=None, flip=False, draw="per_batch")
