@@ -43,28 +43,35 @@ class _Normalize:
 
 
 def transform_for(augmentation: Augmentation, normalizer: Normalizer) -> T.Compose:
-    """What the workers do to each image (all of it, unless augmentation is per batch)."""
+    """What the workers do to each image (all of it, unless augmentation is per batch).
+
+    Pixels are augmented, then normalised; with ``normalize_first`` the other way round, and
+    the crop's zero padding (on the normalised tensor) is then the mean.
+    """
+    to_tensor = [T.ToTensor(), _Normalize(normalizer)]
     if augmentation.draw == "per_batch":
-        return T.Compose([T.ToTensor()])  # the rest is BatchAugment's
+        # The rest is BatchAugment's; it normalises unless that came first.
+        return T.Compose(to_tensor if augmentation.normalize_first else to_tensor[:1])
     ops: list = []
     if augmentation.crop is not None:
         mode = "reflect" if augmentation.crop.fill == "reflect" else "constant"
         ops.append(T.RandomCrop(32, padding=augmentation.crop.padding, padding_mode=mode))
     if augmentation.flip:
         ops.append(T.RandomHorizontalFlip(0.5))
-    ops += [T.ToTensor(), _Normalize(normalizer)]
-    return T.Compose(ops)
+    return T.Compose(to_tensor + ops if augmentation.normalize_first else ops + to_tensor)
 
 
 class BatchAugment:
     """The collate function for ``draw: per_batch``: stacks a batch of 0..1 tensors, crops it
-    at one random offset, flips it or not, as a whole, and normalises it (picklable for
-    workers; draws from the worker's torch generator, as torchvision's transforms do)."""
+    at one random offset, flips it or not, as a whole, and normalises it, unless the images
+    came normalised (``normalize_first``). Picklable for workers; draws from the worker's torch
+    generator, as torchvision's transforms do."""
 
     def __init__(self, augmentation: Augmentation, normalizer: Normalizer) -> None:
         self.crop = augmentation.crop
         self.flip = augmentation.flip
-        self.normalize = _Normalize(normalizer)
+        # None when the images came normalised (a lambda would not pickle for the workers)
+        self.normalize = None if augmentation.normalize_first else _Normalize(normalizer)
 
     def __call__(self, samples: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, ...]:
         x = torch.stack([image for image, _ in samples])
@@ -77,7 +84,7 @@ class BatchAugment:
             x = TF.crop(x, top, left, 32, 32)
         if self.flip and torch.rand(1).item() < 0.5:
             x = TF.hflip(x)
-        return self.normalize(x), y
+        return (x if self.normalize is None else self.normalize(x)), y
 
 
 class _PilImages(Dataset):

@@ -30,6 +30,7 @@ RECIPE_FIELDS_ADDED_AFTER_FORMAT_1: tuple[tuple[str, ...], ...] = (
     ("optimizer", "no_weight_decay"),
     ("reported_epoch",),
     ("augmentation", "draw"),
+    ("augmentation", "normalize_first"),
 )
 
 # --smoke: a few steps of every experiment on a small subset, through the same code path.

@@ -182,6 +182,12 @@ class Augmentation(Strict):
     ``draw: per_image`` (what torchvision's transforms do) draws a crop offset and a flip for
     every image; ``per_batch`` draws one offset and one flip decision for a whole batch, as
     seed 004's code does.
+
+    By default pixels are augmented, then normalised (torchvision's order): zero padding is
+    black, and a per-pixel mean is subtracted where a pixel lands. ``normalize_first`` augments
+    the normalised images instead, as seed 004's code and He et al.'s Torch code do: zero
+    padding is then the training mean (the mean colour, for per-channel normalisation), and a
+    per-pixel mean is subtracted where a pixel came from.
     """
 
     crop: Crop | None = Field(default_factory=Crop)
@@ -189,11 +195,18 @@ class Augmentation(Strict):
     draw: Literal["per_image", "per_batch"] = Field(
         "per_image", description="one crop offset and flip per image, or one per batch"
     )
+    normalize_first: bool = Field(
+        False, description="normalise, then pad, crop and flip (padding is then the mean)"
+    )
 
     @model_validator(mode="after")
     def _something_to_draw(self) -> Augmentation:
-        if self.draw != "per_image" and self.crop is None and not self.flip:
-            raise ValueError(f"draw: {self.draw} needs a crop or a flip to draw")
+        if self.crop is None and not self.flip:
+            if self.draw != "per_image":
+                raise ValueError(f"draw: {self.draw} needs a crop or a flip to draw")
+            if self.normalize_first:
+                raise ValueError("normalize_first orders normalisation and a crop or flip: "
+                                 "there is neither")  # fmt: skip
         return self
 
 

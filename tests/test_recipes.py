@@ -1,6 +1,6 @@
 """Recipe knobs that the sources' code used and their text did not say: weight decay that
 leaves some parameters alone, the test error of the best-validation epoch, augmentation drawn
-once per batch; and how such knobs enter the config hash."""
+once per batch, padding after normalisation; and how such knobs enter the config hash."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from torch import nn
 
 from harness.canonical import BatchAugment, CanonicalLoader, transform_for
 from harness.execution import choose
-from harness.loader import Normalizer, augment, generator
+from harness.loader import DeviceLoader, Normalizer, augment, augment_and_normalize, generator
 from harness.plan import config_hash, resolved_config
 from harness.schema import Augmentation, Crop, Experiment, Normalization
 from harness.train import Trainer, reported_record
@@ -38,6 +38,7 @@ def test_a_new_field_at_its_default_leaves_the_config_as_format_1_wrote_it():
     assert "no_weight_decay" not in config["recipe"]["optimizer"]
     assert "reported_epoch" not in config["recipe"]
     assert "draw" not in config["recipe"]["augmentation"]
+    assert "normalize_first" not in config["recipe"]["augmentation"]
 
 
 # (the recipe without the knob, the knob): a run using a knob must never share a hash with
@@ -49,6 +50,7 @@ KNOBS = {
     ),
     "reported_epoch": ({"validation_images": 100}, {"reported_epoch": "best_validation"}),
     "draw": ({}, {"augmentation": {"crop": {"padding": 4}, "draw": "per_batch"}}),
+    "normalize_first": ({}, {"augmentation": {"crop": {"padding": 4}, "normalize_first": True}}),
 }
 
 
@@ -255,3 +257,69 @@ def test_the_canonical_loader_draws_per_batch_in_its_workers():
 def test_per_batch_needs_something_to_draw():
     with pytest.raises(ValidationError, match="needs a crop or a flip"):
         Augmentation(crop=None, flip=False, draw="per_batch")
+
+
+# --------------------------------------------------------------------------- normalise first
+
+
+def images(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+
+
+def normalised_windows(img: np.ndarray, normalizer: Normalizer, fill: str) -> list[torch.Tensor]:
+    """Every crop of the normalised image padded by 4 (zeros: the mean; or reflection), plain
+    and flipped: what normalising first, then padding, cropping and flipping can give."""
+    x = normalizer(torch.from_numpy(img)[None])
+    padded = torch.nn.functional.pad(
+        x, (4, 4, 4, 4), mode="reflect" if fill == "reflect" else "constant"
+    )[0]
+    crops = [padded[:, dy : dy + 32, dx : dx + 32] for dy in range(9) for dx in range(9)]
+    return crops + [c.flip(-1) for c in crops]
+
+
+def is_window(out: torch.Tensor, windows: list[torch.Tensor]) -> bool:
+    return any(torch.allclose(out, w, atol=1e-5) for w in windows)
+
+
+@pytest.mark.parametrize("draw", ["per_image", "per_batch"])
+@pytest.mark.parametrize("fill", ["zeros", "reflect"])
+def test_normalising_first_pads_with_the_mean_in_both_pipelines(fill, draw):
+    # A per-pixel mean makes the order visible everywhere, not only in the border: a pixel is
+    # normalised with the statistics of where it came from.
+    normalizer = Normalizer(
+        Normalization(kind="per_pixel_mean_std"), torch.from_numpy(images(50, 1))
+    )
+    aug = Augmentation(crop=Crop(padding=4, fill=fill), flip=True, draw=draw, normalize_first=True)
+    img = images(1)[0]
+    windows = normalised_windows(img, normalizer, fill)
+    batch = torch.from_numpy(np.stack([img] * 8))
+    fast = augment_and_normalize(batch, aug, normalizer, generator(CPU, 0, "e", 0))
+    pil = Image.fromarray(img.transpose(1, 2, 0))
+    transform = transform_for(aug, normalizer)
+    torch.manual_seed(0)
+    if draw == "per_image":
+        canonical = torch.stack([transform(pil) for _ in range(8)])
+    else:
+        canonical, _ = BatchAugment(aug, normalizer)([(transform(pil), 0)] * 8)
+    for out in (fast, canonical):
+        assert all(is_window(o, windows) for o in out)
+    # Torchvision's order (augment the pixels, then normalise) gives other images.
+    other = aug.model_copy(update={"normalize_first": False})
+    default = augment_and_normalize(batch, other, normalizer, generator(CPU, 0, "e", 0))
+    assert not all(is_window(o, windows) for o in default)
+
+
+def test_the_device_loader_normalises_first_when_asked():
+    x = torch.from_numpy(images(16))
+    normalizer = Normalizer(Normalization(kind="per_channel"), x)
+    aug = Augmentation(crop=Crop(padding=4), flip=True, normalize_first=True)
+    loader = DeviceLoader(x, torch.arange(16), batch_size=8, augmentation=aug,
+                          normalizer=normalizer, drop_last=False, seed=0)  # fmt: skip
+    for xb, yb in loader.epoch(0):
+        for out, label in zip(xb, yb, strict=True):
+            assert is_window(out, normalised_windows(x[label].numpy(), normalizer, "zeros"))
+
+
+def test_normalising_first_needs_a_crop_or_a_flip():
+    with pytest.raises(ValidationError, match="normalize_first"):
+        Augmentation(crop=None, flip=False, normalize_first=True)
