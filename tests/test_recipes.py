@@ -323,3 +323,38 @@ def test_the_device_loader_normalises_first_when_asked():
 def test_normalising_first_needs_a_crop_or_a_flip():
     with pytest.raises(ValidationError, match="normalize_first"):
         Augmentation(crop=None, flip=False, normalize_first=True)
+
+
+# --------------------------------------------------------------------------- the study
+
+
+def test_seed_004_is_trained_both_as_its_document_says_and_as_its_code_does():
+    from conftest import ROOT
+
+    from harness.studyfile import load_study
+
+    study = load_study(ROOT / "studies" / "preact_wide.yaml")
+    for name in ("preresnet110", "preresnet164", "wrn-16-4-dropout"):
+        text, code = study.experiment(f"mk-{name}"), study.experiment(f"mk-code-{name}")
+        assert text.model == code.model
+        r = code.recipe
+        assert (r.optimizer.weight_decay, r.optimizer.no_weight_decay) == (
+            2e-4,
+            ("bias", "norm_shift"),
+        )
+        assert (r.validation_images, r.reported_epoch, r.last_batch) == (
+            5000,
+            "best_validation",
+            "keep",
+        )
+        assert (r.augmentation.draw, r.augmentation.normalize_first) == ("per_batch", True)
+        assert r.warmup is not None and r.warmup.epochs == 10
+        t = text.recipe
+        assert (t.optimizer.no_weight_decay, t.reported_epoch, t.augmentation.draw) == (
+            (),
+            "last",
+            "per_image",
+        )
+    # The papers' recipe, for the same nets: option B at the transitions, said in the study.
+    he = study.experiment("he2016-preresnet110")
+    assert he.model.shortcut == "B" and "option B" in he.note
