@@ -358,3 +358,30 @@ def test_seed_004_is_trained_both_as_its_document_says_and_as_its_code_does():
     # The papers' recipe, for the same nets: option B at the transitions, said in the study.
     he = study.experiment("he2016-preresnet110")
     assert he.model.shortcut == "B" and "option B" in he.note
+
+
+def test_the_report_says_which_epoch_a_test_error_comes_from(tmp_path):
+    from conftest import TINY_RECIPE, tiny_study
+    from fake_runs import fake_run
+
+    from harness.report import build
+    from harness.results import scan
+    from harness.studyfile import load_study
+
+    recipe = TINY_RECIPE + "    validation_images: 100\n"
+    path = tiny_study(tmp_path / "s.yaml", """\
+  - {name: last, model: resnet8, recipe: base}
+  - {name: chosen, model: resnet8, recipe: {extends: base, reported_epoch: best_validation}}
+claims:
+  - {source: test, where: T1, experiment: last, metric: test_error, value: 10}
+  - {source: test, where: T1, experiment: chosen, metric: test_error, value: 10}
+""", recipe=recipe)  # fmt: skip
+    study = load_study(path)
+    for name in ("last", "chosen"):
+        fake_run(tmp_path / "results", study, name, test_error=10.0)
+    report = build([(study, str(path))], scan(tmp_path / "results"), str(tmp_path / "results"))
+    labels = {c.experiment: c.metric for c in report.studies[0].all_claims}
+    assert labels == {
+        "last": "test error (final epoch)",
+        "chosen": "test error (best-validation epoch)",
+    }
