@@ -82,6 +82,8 @@ def recipe_summary(recipe: Recipe) -> str:
         length = f"{recipe.iterations} it"
     opt = recipe.optimizer
     sgd = f"lr {opt.lr:g}" + (" nesterov" if opt.nesterov else "") + f" wd {opt.weight_decay:g}"
+    if opt.no_weight_decay:
+        sgd += f" (not on {', '.join(opt.no_weight_decay)})"
     sched = recipe.schedule
     if sched.kind == "multistep":
         unit = "ep" if sched.unit == "epoch" else "it"
@@ -92,7 +94,8 @@ def recipe_summary(recipe: Recipe) -> str:
     else:
         sched_text = sched.kind
     warm = " +warmup" if recipe.warmup else ""
-    return f"{length}, bs {recipe.batch_size}, {sgd}, {sched_text}{warm}"
+    chosen = ", test at best val epoch" if recipe.reported_epoch == "best_validation" else ""
+    return f"{length}, bs {recipe.batch_size}, {sgd}, {sched_text}{warm}{chosen}"
 
 
 def study_summary(study: Study, path: str) -> str:

@@ -3,12 +3,13 @@
 The images stay uint8 on the training device (150 MB for CIFAR-10, 240 MB once padded for
 the crop, which is done once per run); each batch is selected, cropped and flipped there
 with one gather, then normalised. No worker processes, no host round trip. The order of
-operations is that of a torchvision pipeline
+operations is by default that of a torchvision pipeline
 (``RandomCrop(32, padding) -> RandomHorizontalFlip -> ToTensor -> Normalize``): augmentation
 acts on pixels, so zero padding means black pixels, and normalisation comes last. That keeps
-this path and the canonical DataLoader pipeline statistically identical. (He et al.'s Torch
-code subtracted the mean first and then padded, so its padding is the mean colour, not black;
-the re-implementations in the seeds use torchvision's order, as here.)
+this path and the canonical DataLoader pipeline statistically identical. He et al.'s Torch
+code and seed 004's code normalised first and then padded, so their padding is the mean (the
+mean colour), not black: ``augmentation.normalize_first`` does that, still from uint8 images,
+by cropping the normaliser's per-pixel scale and shift (zero in the border) along with them.
 
 Randomness: every epoch draws from its own generator seeded by (run seed, epoch), so an
 epoch's batches do not depend on what ran before; resuming at an epoch boundary replays
@@ -99,6 +100,17 @@ class Normalizer:
         """float32 (autocast lowers the precision inside the model where asked)."""
         return torch.addcmul(self.shift, pixels_u8.float(), self.scale)
 
+    def padded_maps(self, spec: Augmentation) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scale and shift as (3, H, W) maps with the crop's border added: zeros there (so a
+        padded pixel normalises to 0, the mean) or the reflection of the image's own maps."""
+        size = (3, 32, 32)
+        maps = torch.stack([self.scale.expand(size), self.shift.expand(size)])  # (2, 3, 32, 32)
+        p = spec.crop.padding if spec.crop else 0
+        if p:
+            mode = "reflect" if spec.crop.fill == "reflect" else "constant"
+            maps = F.pad(maps, (p, p, p, p), mode=mode)
+        return maps[0], maps[1]
+
     def describe(self) -> dict:
         if self.mean.numel() == 3:
             return {
@@ -139,33 +151,75 @@ def crop_and_flip(
     """Images ``idx`` of a padded set, randomly cropped back to 32x32 and flipped.
 
     The batch is selected, then one gather does both crop and flip.
+    """
+    b, size = len(idx), 32
+    flat = _crop_indices(padded_u8, b, spec, gen)
+    return padded_u8[idx].flatten(2).gather(2, flat).view(b, 3, size, size)
+
+
+def crop_flip_normalized(
+    padded_u8: torch.Tensor,
+    idx: torch.Tensor,
+    spec: Augmentation,
+    gen: torch.Generator,
+    maps: tuple[torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """As :func:`crop_and_flip`, with the same draws, but of the normalised images
+    (``normalize_first``): each pixel is normalised with the statistics of the place it came
+    from, and a border pixel is 0. ``maps`` is :meth:`Normalizer.padded_maps`."""
+    b, size = len(idx), 32
+    flat = _crop_indices(padded_u8, b, spec, gen)
+    pixels = padded_u8[idx].flatten(2).gather(2, flat).float()
+    scale, shift = (m.flatten(1).expand(b, -1, -1).gather(2, flat) for m in maps)
+    return torch.addcmul(shift, pixels, scale).view(b, 3, size, size)
+
+
+def _crop_indices(
+    padded_u8: torch.Tensor, b: int, spec: Augmentation, gen: torch.Generator
+) -> torch.Tensor:
+    """Draw each image's crop and flip; return where each output pixel comes from, as indices
+    into the flattened padded image, shape (B, 3, 32*32).
 
     Output pixel (i, j) of image b comes from padded pixel (dy_b + i, dx_b + j), or
-    (dy_b + i, dx_b + 31 - j) when b is flipped.
+    (dy_b + i, dx_b + 31 - j) when b is flipped. With ``draw: per_batch`` every image of the
+    batch shares one (dy, dx, flip).
     """
-    b, device, size = len(idx), padded_u8.device, 32
+    device, size = padded_u8.device, 32
+    draws = 1 if spec.draw == "per_batch" else b
     border = (padded_u8.shape[-1] - size) // 2
     if border:
-        dy = torch.randint(0, 2 * border + 1, (b,), device=device, generator=gen)
-        dx = torch.randint(0, 2 * border + 1, (b,), device=device, generator=gen)
+        dy = torch.randint(0, 2 * border + 1, (draws,), device=device, generator=gen)
+        dx = torch.randint(0, 2 * border + 1, (draws,), device=device, generator=gen)
     else:
-        dy = dx = torch.zeros(b, dtype=torch.long, device=device)
+        dy = dx = torch.zeros(draws, dtype=torch.long, device=device)
     if spec.flip:
-        flip = torch.rand(b, device=device, generator=gen) < 0.5
+        flip = torch.rand(draws, device=device, generator=gen) < 0.5
     else:
-        flip = torch.zeros(b, dtype=torch.bool, device=device)
+        flip = torch.zeros(draws, dtype=torch.bool, device=device)
+    dy, dx, flip = dy.expand(b), dx.expand(b), flip.expand(b)
     ar = torch.arange(size, device=device)
     rows = dy[:, None] + ar[None, :]  # (B, H)
     cols = dx[:, None] + torch.where(flip[:, None], size - 1 - ar[None, :], ar[None, :])  # (B, W)
     width = padded_u8.shape[-1]
-    flat = (rows[:, :, None] * width + cols[:, None, :]).view(b, 1, size * size).expand(-1, 3, -1)
-    return padded_u8[idx].flatten(2).gather(2, flat).view(b, 3, size, size)
+    return (rows[:, :, None] * width + cols[:, None, :]).view(b, 1, size * size).expand(-1, 3, -1)
 
 
 def augment(images_u8: torch.Tensor, spec: Augmentation, gen: torch.Generator) -> torch.Tensor:
     """Random crop from a padded image and random horizontal flip, for a whole batch at once."""
     idx = torch.arange(len(images_u8), device=images_u8.device)
     return crop_and_flip(pad(images_u8, spec), idx, spec, gen)
+
+
+def augment_and_normalize(
+    images_u8: torch.Tensor, spec: Augmentation, normalizer: Normalizer, gen: torch.Generator
+) -> torch.Tensor:
+    """One training batch as the loader makes it: augmented and normalised, in the order the
+    spec says (normalised first, or last)."""
+    idx = torch.arange(len(images_u8), device=images_u8.device)
+    padded = pad(images_u8, spec)
+    if spec.normalize_first:
+        return crop_flip_normalized(padded, idx, spec, gen, normalizer.padded_maps(spec))
+    return normalizer(crop_and_flip(padded, idx, spec, gen))
 
 
 class DeviceLoader:
@@ -184,6 +238,9 @@ class DeviceLoader:
         channels_last: bool = False,
     ) -> None:
         self.padded = pad(images_u8, augmentation)  # once, not per batch
+        # normalize_first: the normaliser's maps, padded like the images, cropped with them
+        first = augmentation.normalize_first
+        self.maps = normalizer.padded_maps(augmentation) if first else None
         self.labels = labels
         self.batch_size = batch_size
         self.augmentation = augmentation
@@ -201,7 +258,10 @@ class DeviceLoader:
         order = torch.randperm(len(self.labels), device=device, generator=gen)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            x = self.normalizer(crop_and_flip(self.padded, idx, self.augmentation, gen))
+            if self.maps is None:
+                x = self.normalizer(crop_and_flip(self.padded, idx, self.augmentation, gen))
+            else:
+                x = crop_flip_normalized(self.padded, idx, self.augmentation, gen, self.maps)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels[idx]

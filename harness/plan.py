@@ -21,6 +21,18 @@ from harness.schema import Experiment, Recipe, Study, Warmup
 
 FORMAT = 1  # bump when the meaning of a stored config changes
 
+# Recipe fields added to the schema after format 1, as paths into the recipe. A run's hash
+# covers its whole dumped config, so a new field would move the hash of every run already
+# stored (and of the published ones) although nothing about those runs changed. Each is
+# therefore left out of the config while it holds its default, which is what every earlier
+# run did; set to anything else, it enters the config and the hash. Add new fields here.
+RECIPE_FIELDS_ADDED_AFTER_FORMAT_1: tuple[tuple[str, ...], ...] = (
+    ("optimizer", "no_weight_decay"),
+    ("reported_epoch",),
+    ("augmentation", "draw"),
+    ("augmentation", "normalize_first"),
+)
+
 # --smoke: a few steps of every experiment on a small subset, through the same code path.
 # The subset is SMOKE_ITERATIONS batches, so one epoch of it is that many steps.
 SMOKE_TEST_IMAGES = 500
@@ -131,10 +143,29 @@ def resolved_config(exp: Experiment, recipe: Recipe, seed: int, label: str) -> d
     return {
         "format": FORMAT,
         "model": exp.model.model_dump(mode="json"),
-        "recipe": recipe.model_dump(mode="json", exclude={"note"}),
+        "recipe": _recipe_config(recipe),
         "seed": seed,
         "overrides": label,
     }
+
+
+def _recipe_config(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as hashed: without its note, and without fields added after format 1 while
+    they hold their defaults."""
+    dumped = recipe.model_dump(mode="json", exclude={"note"})
+    for path in RECIPE_FIELDS_ADDED_AFTER_FORMAT_1:
+        owner: Any = recipe
+        for part in path[:-1]:
+            owner = getattr(owner, part)
+        if owner is None:
+            continue
+        default = type(owner).model_fields[path[-1]].get_default(call_default_factory=True)
+        if getattr(owner, path[-1]) == default:
+            container = dumped
+            for part in path[:-1]:
+                container = container[part]
+            del container[path[-1]]
+    return dumped
 
 
 def config_hash(config: dict[str, Any]) -> str:

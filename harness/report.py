@@ -467,7 +467,7 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
         experiment=claim.experiment,
         source=source_label[claim.source],
         where=claim.where,
-        metric=metric_label(claim.metric, claim.epoch),
+        metric=_value_metric_label(study, claim),
         unit=unit,
         claimed=_claimed_text(claim, unit),
         claimed_value=claim.value,
@@ -495,6 +495,18 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
         execution=_execution_text(chosen, groups.get(chosen, [])),
         data=chosen.data if chosen else "",
     )
+
+
+def _value_metric_label(study: Study, claim: Claim) -> str:
+    """The metric's label; a test error that the experiment's recipe reports at its
+    best-validation epoch (a run's summary ``test_error``) says so instead of "final epoch"."""
+    text = metric_label(claim.metric, claim.epoch)
+    recipe = study.experiment(claim.experiment).recipe
+    if claim.metric in ("test_error", "test_accuracy") and (
+        recipe.reported_epoch == "best_validation"
+    ):
+        return text.replace("(final epoch)", "(best-validation epoch)")
+    return text
 
 
 def _reproduced_text(repro: verdicts.Reproduction | None, unit: str) -> str:

@@ -91,9 +91,12 @@ class Unit(nn.Module):
         preact: bool,
         dropout: float,
         in_channels: int,
+        after_stem: bool = False,
     ) -> None:
         super().__init__()
         self.preact = preact
+        # The first unit follows the stand-alone conv1; see _forward_preact.
+        self.after_stem = after_stem
         self.convs = nn.ModuleList(convs)
         if preact:
             self.norms = nn.ModuleList(
@@ -132,14 +135,21 @@ class Unit(nn.Module):
             out = conv(out)
         if self.shortcut is None:
             return out
-        # An identity shortcut carries the raw input; a projection sees the activated input
-        # (He et al. 2016, appendix; the same holds for WRN).
+        # A projection starts from the activated input (one BN-ReLU before the split where the
+        # shape changes: He et al. 2016's and seed 004's code, WRN). An identity carries the raw
+        # sum of the previous unit, x_{l+1} = x_l + F(x_l), except after the stem: "for the first
+        # Residual Unit (that follows a stand-alone convolutional layer, conv1), we adopt the
+        # first activation right after conv1 and before splitting into two paths" (He et al.
+        # 2016, appendix; seed 004's code does the same).
         identity = isinstance(self.shortcut, nn.Identity | ZeroPadShortcut)
-        return out + self.shortcut(x if identity else activated)
+        return out + self.shortcut(x if identity and not self.after_stem else activated)
 
 
-def make_unit(spec: ModelSpec, cin: int, planes: int, stride: int) -> tuple[Unit, int]:
-    """Build one unit whose inner width is ``planes``; return it and its output width."""
+def make_unit(
+    spec: ModelSpec, cin: int, planes: int, stride: int, *, after_stem: bool = False
+) -> tuple[Unit, int]:
+    """Build one unit whose inner width is ``planes``; return it and its output width.
+    ``after_stem``: the network's first unit, which follows the stand-alone conv1."""
     if spec.block == "basic":
         cout = planes
         convs = [conv3x3(cin, planes, stride), conv3x3(planes, planes)]
@@ -147,7 +157,8 @@ def make_unit(spec: ModelSpec, cin: int, planes: int, stride: int) -> tuple[Unit
         cout = planes * BOTTLENECK_EXPANSION
         convs = [conv1x1(cin, planes), conv3x3(planes, planes, stride), conv1x1(planes, cout)]
     shortcut = make_shortcut(spec.shortcut, cin, cout, stride, preact=spec.preact)
-    unit = Unit(convs, shortcut, preact=spec.preact, dropout=spec.dropout, in_channels=cin)
+    unit = Unit(convs, shortcut, preact=spec.preact, dropout=spec.dropout, in_channels=cin,
+                after_stem=after_stem)  # fmt: skip
     return unit, cout
 
 
@@ -158,14 +169,17 @@ class CifarResNet(nn.Module):
         super().__init__()
         self.spec = spec
         self.stem = conv3x3(3, STEM_WIDTH)
-        # Original units normalise the stem's output; pre-activation units do it themselves.
+        # Original units normalise the stem's output; in pre-activation nets the first unit
+        # does (its BN-ReLU is shared by both of its paths, see Unit._forward_preact).
         self.stem_norm = None if spec.preact else nn.BatchNorm2d(STEM_WIDTH)
         units: list[nn.Module] = []
         channels = STEM_WIDTH
         for stage, base in enumerate(STAGE_WIDTHS):
             for i in range(spec.units_per_stage):
                 stride = 2 if stage > 0 and i == 0 else 1
-                unit, channels = make_unit(spec, channels, base * spec.width, stride)
+                first = stage == 0 and i == 0
+                unit, channels = make_unit(spec, channels, base * spec.width, stride,
+                                           after_stem=first)  # fmt: skip
                 units.append(unit)
         self.units = nn.Sequential(*units)
         # Pre-activation nets end with the BN-ReLU that the last unit did not apply.

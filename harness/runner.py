@@ -378,8 +378,12 @@ def result_text(summary: dict) -> str:
         return ""
     spe = summary.get("sec_per_epoch")
     speed = f", {spe:.2f} s/epoch" if spe else ""
+    selected = ""
+    if summary.get("reported_by") == "best_validation":
+        selected = f" (epoch {summary.get('reported_epoch')}, the best on validation)"
     return (
-        f": test error {summary['test_error']:.2f}% after {_epochs(summary['epochs_done'])}{speed}"
+        f": test error {summary['test_error']:.2f}%{selected} after "
+        f"{_epochs(summary['epochs_done'])}{speed}"
     )
 
 

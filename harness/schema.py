@@ -42,14 +42,40 @@ class Strict(BaseModel):
 # --------------------------------------------------------------------------- recipe
 
 
+# Parameters weight decay can leave alone: batch norm's scale (gamma) and shift (beta), and the
+# biases of convolutions and linear layers (here only the classifier has one).
+DecayExempt = Literal["norm_scale", "norm_shift", "bias"]
+
+
 class Optimizer(Strict):
-    """SGD with momentum, the only optimiser the sources use."""
+    """SGD with momentum, the only optimiser the sources use.
+
+    ``weight_decay`` is PyTorch's: ``weight_decay * w`` is added to each gradient, which is the
+    gradient of an L2 penalty ``weight_decay / 2 * sum(w^2)`` (a penalty ``1e-4 * sum(w^2)`` as
+    in seed 004's code is ``weight_decay: 2.0e-4``). ``no_weight_decay`` lists the kinds of
+    parameter it does not apply to; by default it applies to every parameter.
+    """
 
     name: Literal["sgd"] = "sgd"
     lr: float = Field(gt=0, le=10, description="initial (peak) learning rate")
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
     weight_decay: float = Field(1e-4, ge=0, lt=1)
+    # Lax for the container alone (YAML gives a list), strict for each name.
+    no_weight_decay: tuple[DecayExempt, ...] = Field(
+        (),
+        strict=False,
+        description="parameters without weight decay: norm_scale, norm_shift (batch norm's gamma "
+        "and beta), bias",
+    )
+
+    @field_validator("no_weight_decay")
+    @classmethod
+    def _each_once_in_order(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        # One order, so that the same choice always has the same config hash.
+        if len(set(v)) != len(v):
+            raise ValueError(f"no_weight_decay names a kind twice: {list(v)}")
+        return tuple(sorted(v))
 
 
 Unit = Literal["epoch", "iteration"]
@@ -151,8 +177,37 @@ class Crop(Strict):
 
 
 class Augmentation(Strict):
+    """Random crops and flips of the training images.
+
+    ``draw: per_image`` (what torchvision's transforms do) draws a crop offset and a flip for
+    every image; ``per_batch`` draws one offset and one flip decision for a whole batch, as
+    seed 004's code does.
+
+    By default pixels are augmented, then normalised (torchvision's order): zero padding is
+    black, and a per-pixel mean is subtracted where a pixel lands. ``normalize_first`` augments
+    the normalised images instead, as seed 004's code and He et al.'s Torch code do: zero
+    padding is then the training mean (the mean colour, for per-channel normalisation), and a
+    per-pixel mean is subtracted where a pixel came from.
+    """
+
     crop: Crop | None = Field(default_factory=Crop)
     flip: bool = Field(True, description="random horizontal flip with probability 0.5")
+    draw: Literal["per_image", "per_batch"] = Field(
+        "per_image", description="one crop offset and flip per image, or one per batch"
+    )
+    normalize_first: bool = Field(
+        False, description="normalise, then pad, crop and flip (padding is then the mean)"
+    )
+
+    @model_validator(mode="after")
+    def _something_to_draw(self) -> Augmentation:
+        if self.crop is None and not self.flip:
+            if self.draw != "per_image":
+                raise ValueError(f"draw: {self.draw} needs a crop or a flip to draw")
+            if self.normalize_first:
+                raise ValueError("normalize_first orders normalisation and a crop or flip: "
+                                 "there is neither")  # fmt: skip
+        return self
 
 
 class Recipe(Strict):
@@ -172,6 +227,11 @@ class Recipe(Strict):
     validation_images: int = Field(
         0, ge=0, lt=50_000, description="training images held out for validation (5000 = 45k/5k)"
     )
+    reported_epoch: Literal["last", "best_validation"] = Field(
+        "last",
+        description="whose test error the run reports: the last epoch's, or that of the epoch "
+        "with the lowest validation error (model selection on the hold-out; seed 004's code)",
+    )
     train_images: int | None = Field(
         None,
         gt=0,
@@ -188,6 +248,15 @@ class Recipe(Strict):
     def _one_length(self) -> Recipe:
         if (self.epochs is None) == (self.iterations is None):
             raise ValueError("give the training length as exactly one of epochs, iterations")
+        return self
+
+    @model_validator(mode="after")
+    def _selection_needs_a_hold_out(self) -> Recipe:
+        if self.reported_epoch == "best_validation" and not self.validation_images:
+            raise ValueError(
+                "reported_epoch 'best_validation' selects an epoch on held-out training images: "
+                "give validation_images (5000 for a 45k/5k split)"
+            )
         return self
 
     @model_validator(mode="after")

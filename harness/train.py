@@ -36,7 +36,7 @@ from harness.execution import Execution, configure_backends
 from harness.loader import DeviceLoader, Normalizer, derive_seed, eval_batches, split_indices
 from harness.plan import RunPlan
 from harness.schedule import LearningRate, Length, WarmupState
-from harness.schema import Recipe
+from harness.schema import Optimizer, Recipe
 from harness.telemetry import Telemetry, run_totals
 from harness.zoo import ModelSpec, build_model, count_parameters
 
@@ -104,7 +104,7 @@ class Trainer:
         self.params = count_parameters(model)
         opt = recipe.optimizer
         self.optimizer = torch.optim.SGD(
-            model.parameters(),
+            parameter_groups(model, opt),
             lr=opt.lr,
             momentum=opt.momentum,
             nesterov=opt.nesterov,
@@ -240,6 +240,27 @@ class Trainer:
         return loss_sum.item() / len(y), 100.0 * wrong.item() / len(y)
 
 
+def parameter_groups(model: torch.nn.Module, opt: Optimizer) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: one, unless some kinds of parameter go without weight
+    decay (``opt.no_weight_decay``); then those form a second group with decay 0."""
+    exempt: set[int] = set()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            kinds = {"norm_scale": module.weight, "norm_shift": module.bias}
+        elif isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
+            kinds = {"bias": module.bias}
+        else:
+            continue
+        exempt |= {id(p) for kind, p in kinds.items()
+                   if p is not None and kind in opt.no_weight_decay}  # fmt: skip
+    params = list(model.parameters())
+    decayed = [p for p in params if id(p) not in exempt]
+    groups: list[dict[str, Any]] = [{"params": decayed}]
+    if exempt:
+        groups.append({"params": [p for p in params if id(p) in exempt], "weight_decay": 0.0})
+    return groups
+
+
 def _feed_warmup(lr_at: LearningRate, iteration: int, pending: list) -> None:
     counts = [n for _, n in pending]
     wrongs = torch.stack([w for w, _ in pending]).tolist()
@@ -339,6 +360,7 @@ class _RunState:
     length: Length | None = None
     compile_fallback: str | None = None
     paused: dict | None = None  # why and when a time budget stopped the run
+    reported_epoch: str = "last"  # the recipe's rule: "last" or "best_validation"
 
 
 def train(
@@ -368,7 +390,7 @@ def train(
         "study_file": str(Path(plan.study_file).resolve()) if plan.study_file else None,
         "execution": ex.describe(),
     }
-    state = _RunState(session_start=time.perf_counter())
+    state = _RunState(session_start=time.perf_counter(), reported_epoch=plan.recipe.reported_epoch)
     try:
         _clear_summary(run_dir)
         (run_dir / store.ERROR).unlink(missing_ok=True)
@@ -590,11 +612,22 @@ def _load_checkpoint(run_dir: Path, config_hash: str) -> dict | None:
     return checkpoint
 
 
+def reported_record(done: list[dict], rule: str) -> dict | None:
+    """The epoch whose test error a run reports: the last one, or (``best_validation``) the
+    first epoch with the lowest validation error, as seed 004's code keeps the weights of the
+    first epoch that beats every earlier one on its hold-out."""
+    if rule == "best_validation":
+        validated = [h for h in done if h.get("val_error") is not None]
+        return min(validated, key=lambda h: h["val_error"]) if validated else None
+    return done[-1] if done else None
+
+
 def _finish(run_dir, base, state: _RunState, status, telemetry, error=None) -> dict:
     history = state.history or []
     done = [h for h in history if h.get("test_error") is not None]
     final = done[-1] if done else None
     best = min(done, key=lambda h: h["test_error"]) if done else None
+    reported = reported_record(done, state.reported_epoch)
     timed = [h["train_seconds"] for h in history if h["full_epoch"] and not h["first_of_session"]]
     if not timed:
         timed = [h["train_seconds"] for h in history if h["full_epoch"]]
@@ -607,7 +640,12 @@ def _finish(run_dir, base, state: _RunState, status, telemetry, error=None) -> d
         "epochs_total": length.epochs if length else None,
         "iterations_done": history[-1]["iteration"] if history else 0,
         "iterations_total": length.total_iterations if length else None,
-        "test_error": final["test_error"] if final else None,
+        # The test error the recipe reports: the last epoch's, or the best-validation epoch's.
+        "test_error": reported["test_error"] if reported else None,
+        "reported_epoch": reported["epoch"] if reported else None,
+        "reported_by": state.reported_epoch,
+        "reported_val_error": reported["val_error"] if reported else None,
+        "final_test_error": final["test_error"] if final else None,
         "best_test_error": best["test_error"] if best else None,
         "best_epoch": best["epoch"] if best else None,
         "final_train_loss": final["train_loss"] if final else None,
