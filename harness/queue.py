@@ -181,8 +181,12 @@ def render(queue: Queue, rows: list[ItemStanding]) -> str:
     ]
     width = max(len(r.item.name) for r in rows)
     for k, r in enumerate(rows, 1):
-        state = ("done" if r.done else f"{r.ended}/{r.runs} runs ended, {r.started} under way"
-                 if r.ended or r.started else f"{r.runs} runs pending")  # fmt: skip
+        if r.done:
+            state = "done"
+        elif r.ended or r.started:
+            state = f"{r.ended}/{r.runs} runs ended, {r.started} under way"
+        else:
+            state = f"{r.runs} run{'s' * (r.runs != 1)} pending"
         lines.append(
             f"  {k:>2}. {r.item.name:<{width}}  {state:<32} epochs {r.epochs_done}/"
             f"{r.epochs_total}, {r.pflop_total:.1f} PFLOP, ~{r.gpu_minutes_left:.0f} GPU-min left"
