@@ -1,5 +1,6 @@
-"""Released checkpoints: the declared mapping computes the source's own function, loading is
-strict, bad files are refused, and files are fetched and verified.
+"""Released checkpoints (`repro evaluate`): the declared mapping computes the source's own
+function, loading is strict, bad files are refused with nothing stored, files are fetched and
+verified, and an evaluation is stored beside trained runs and judged by `repro report`.
 
 No test needs the network or the released files: each writes a small checkpoint in the
 source's layout itself, from a network written here from the source's published description.
@@ -8,6 +9,7 @@ One test uses the real files, and runs only where they are in the per-user cache
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.error
 from pathlib import Path
@@ -15,11 +17,15 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from click.testing import CliRunner
 from conftest import ROOT
 from torch import nn
 
+from harness import verdicts as V
 from harness.checkpoints import CheckpointError, cache_path, fetch, load, sha256_of
+from harness.cli import main
 from harness.data import cache_dir
+from harness.data import load as load_cifar
 from harness.resnet import ZeroPadShortcut
 from harness.schema import CheckpointSpec
 from harness.studyfile import load_study
@@ -294,6 +300,149 @@ def test_a_cached_or_local_file_with_the_wrong_hash_is_refused_and_kept(tmp_path
     local = spec(served, sha256="2" * 64)
     with pytest.raises(CheckpointError, match="the file at `path:`"):
         fetch(local, tmp_path)
+
+
+# --------------------------------------------------------------------------- the command
+
+FOREIGN_STUDY = """\
+name: foreign
+description: a released checkpoint in another code base's layout
+sources: {src: {title: A release, authors: Someone, year: 2018}}
+layouts:
+  theirs:
+    strip_prefix: module.
+    rules:
+      - {pattern: 'conv1\\.weight', to: stem.weight}
+      - {pattern: 'bn1\\.(?P<t>\\w+)', to: 'stem_norm.{t}'}
+      - {pattern: 'layer(?P<s>\\d+)\\.(?P<u>\\d+)\\.conv(?P<c>\\d+)\\.weight',
+         to: 'stages.{s-1}.{u}.convs.{c-1}.weight'}
+      - {pattern: 'layer(?P<s>\\d+)\\.(?P<u>\\d+)\\.bn(?P<c>\\d+)\\.(?P<t>\\w+)',
+         to: 'stages.{s-1}.{u}.norms.{c-1}.{t}'}
+      - {pattern: 'linear\\.(?P<t>weight|bias)', to: 'classifier.{t}'}
+    transforms: [option_a_both_sides]
+checkpoints:
+  - {name: small, model: resnet8, source: src, path: small.th, layout: theirs,
+     normalization: {kind: per_channel, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25]}}
+claims:
+  - {source: src, where: README, checkpoint: small, metric: test_error, value: 85.0}
+  - {source: src, where: README, checkpoint: small, metric: params, value: 75290}
+"""
+
+
+@pytest.fixture
+def foreign(tmp_path):
+    study_dir = tmp_path / "studies"
+    study_dir.mkdir()
+    save_source(random_source(8), study_dir / "small.th")
+    path = study_dir / "foreign.yaml"
+    path.write_text(FOREIGN_STUDY)
+    return path, tmp_path / "results"
+
+
+def _evaluate(path, results, data, *extra):
+    return CliRunner().invoke(main, ["evaluate", str(path), "--results", str(results),
+                                     "--data-dir", str(data), "--device", "cpu", *extra])  # fmt: skip
+
+
+def _records(results: Path) -> list[Path]:
+    return sorted(results.glob("*/*/data-*/evaluation.json"))
+
+
+def test_evaluate_stores_beside_the_runs_and_the_report_judges_it(foreign, cifar_root, tmp_path):
+    path, results = foreign
+    first = _evaluate(path, results, cifar_root)
+    assert first.exit_code == 0, first.output
+    data = load_cifar(cifar_root / "cifar-10-batches-py")
+    (record_path,) = _records(results)
+    assert record_path.parent == results / "foreign" / "small" / f"data-{data.fingerprint[:12]}"
+    record = json.loads(record_path.read_text())
+    assert record["data"]["dataset_fingerprint"] == data.fingerprint
+    assert record["data"]["official"] is False and record["images"] == len(data.test_labels)
+    assert record["file"]["sha256"] == sha256_of(path.parent / "small.th")
+    assert record["transforms"][0]["name"] == "option_a_both_sides"
+    assert 0 <= record["test_error"] <= 100 and "1 evaluated" in first.output
+
+    again = _evaluate(path, results, cifar_root)
+    assert "skipped: already evaluated" in again.output and again.exit_code == 0
+    status = CliRunner().invoke(main, ["status", str(path), "--results", str(results),
+                                       "--queue", str(ROOT / "queue.yaml")])  # fmt: skip
+    assert status.exit_code == 0, status.output
+    assert f"small  evaluated    test error {record['test_error']:.2f}% on NOT the official" \
+        in status.output  # fmt: skip
+    trained = CliRunner().invoke(main, ["run", str(path), "--results", str(results)])
+    assert trained.exit_code == 0 and "nothing to train" in trained.output
+    forced = _evaluate(path, results, cifar_root, "--force")
+    assert "1 evaluated" in forced.output
+    assert len(list((results / "foreign" / "small" / ".superseded").iterdir())) == 1
+
+    out = tmp_path / "claims.json"
+    report = CliRunner().invoke(main, ["report", "--results", str(results), "--study",
+                                       str(path), "--out", str(out)])  # fmt: skip
+    assert report.exit_code == 0, report.output
+    assert "1 checkpoint evaluations" in report.output
+    rows = {r["metric"]: r for r in json.loads(out.read_text())}
+    row = rows["test error"]
+    # Judged by the rules of trained runs: one evaluation is a single run, on a copy of the data
+    study = load_study(path)
+    claim = study.claims[0]
+    expected = V.on_nonofficial_data(V.judge_value(
+        claim, V.apply_rule([record["test_error"]], claim.rule, lower_is_better=True)))  # fmt: skip
+    assert (row["kind"], row["experiment"]) == ("checkpoint", "small")
+    assert row["verdict"] == expected.outcome and row["verdict"].endswith(V.ON_NONOFFICIAL_DATA)
+    assert row["reproduced_value"] == pytest.approx(record["test_error"])
+    assert rows["parameters"]["verdict"] == V.REPRODUCED
+
+    html_out = tmp_path / "report.html"
+    CliRunner().invoke(main, ["report", "--results", str(results), "--study", str(path),
+                              "--out", str(html_out)])  # fmt: skip
+    html = html_out.read_text()
+    assert "Released checkpoints" in html and "Non-official data" in html
+    assert "1 checkpoint evaluation(s)" in html
+    assert "What the copy of the data costs (measured)" in html
+    assert "the source&#39;s stated figure" in html
+
+
+@pytest.mark.parametrize(("edit", "message"), BAD[:1] + BAD[3:4] + BAD[-1:])
+def test_a_bad_checkpoint_is_an_error_and_nothing_is_stored(foreign, cifar_root, edit, message):
+    path, results = foreign
+    bad = _edited(path.parent, edit)
+    bad.replace(path.parent / "small.th")
+    result = _evaluate(path, results, cifar_root)
+    assert result.exit_code == 1
+    assert "small: failed: checkpoint small:" in result.output
+    assert "Traceback" not in result.output
+    assert _records(results) == []
+    assert SPRUNG == []
+
+
+def test_a_wrong_hash_is_an_error_and_nothing_is_stored(foreign, cifar_root):
+    path, results = foreign
+    path.write_text(
+        FOREIGN_STUDY.replace("path: small.th,", f"path: small.th, sha256: {'a' * 64},")
+    )
+    result = _evaluate(path, results, cifar_root)
+    assert result.exit_code == 1 and "has SHA-256" in result.output
+    assert _records(results) == []
+
+
+def test_a_changed_declaration_makes_the_evaluation_stale(foreign, cifar_root, tmp_path):
+    path, results = foreign
+    assert _evaluate(path, results, cifar_root).exit_code == 0
+    path.write_text(FOREIGN_STUDY.replace("mean: [0.5, 0.5, 0.5]", "mean: [0.4, 0.4, 0.4]"))
+    from harness.report import report_for
+
+    (row, _) = report_for([path], results).studies[0].checkpoint_claims
+    assert row.verdict == V.NOT_RUN and "not evaluated yet" in row.reason
+    assert any("stale" in n for n in row.notes)
+    redo = _evaluate(path, results, cifar_root)
+    assert "1 evaluated" in redo.output  # the stale record is moved aside, not deleted
+    assert (results / "foreign" / "small" / ".superseded").is_dir()
+
+
+def test_only_names_a_checkpoint_of_the_study(foreign, cifar_root):
+    path, results = foreign
+    result = _evaluate(path, results, cifar_root, "--only", "big")
+    assert result.exit_code == 2 and "has no such checkpoint; it has: small" in result.output
 
 
 # --------------------------------------------------------------------------- the real files
