@@ -120,6 +120,7 @@ def main() -> None:
       repro validate studies/degradation.yaml   check a study before spending GPU time
       repro run studies/degradation.yaml        train every experiment x seed of it
       repro status studies/degradation.yaml     where each run stands
+      repro evaluate studies/checkpoints.yaml   judge released weights: no training
       repro report --out report.html            paper versus reproduction, as one page
     Also: repro models (the zoo), repro bench (speed), repro compare (nightly check).
     """
@@ -340,6 +341,10 @@ def run(
     tally: Counter[str] = Counter()
     started, every = time.time(), []
     for study, path in zip(studies_or_fail(files), files, strict=True):
+        if not study.experiments:
+            click.echo(f"{study.name}: nothing to train; its {len(study.checkpoints)} released "
+                       f"checkpoint(s) are evaluated by `repro evaluate {path}`")  # fmt: skip
+            continue
         try:
             if executor in ("slurm", "submitit-local"):
                 base = study.executor.slurm or SlurmSettings()
@@ -370,6 +375,50 @@ def run(
         click.echo(f"time budget spent: {tally['paused']} run(s) paused, {tally['pending']} not "
                    "started; run the same command again to carry on")  # fmt: skip
     sys.exit(exit_status(tally))
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="CHECKPOINT",
+    help="Evaluate only this checkpoint (repeatable).",
+)
+@DEVICE_OPTION
+@RESULTS_OPTION
+@DATA_DIR_OPTION
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Evaluate again what was already evaluated (the old record goes to .superseded/).",
+)
+@click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True)
+def evaluate(files, only, device, results, data_dir, force, batch_size):
+    """Evaluate the released checkpoints of the study files on the CIFAR-10 test set.
+
+    Each checkpoint is fetched into the per-user cache (its SHA-256 checked; offline, the
+    message says where to put the file), mapped strictly onto its zoo model by the study's
+    layout (every tensor used, every shape equal), evaluated, and stored beside the study's
+    trained runs with the data's fingerprint; `repro report` judges its claims. Exit status: 0
+    when every checkpoint was evaluated (or already was), 1 when one could not be, 2 for a
+    problem with the request.
+    """
+    from harness.evaluate import EvaluateError, EvaluateOptions, evaluate_study
+    from harness.store import StoreUnusable
+
+    options = EvaluateOptions(results=results, data_dir=data_dir, device=device, only=only,
+                              force=force, batch_size=batch_size)  # fmt: skip
+    tally: Counter[str] = Counter()
+    for study, path in zip(studies_or_fail(files), files, strict=True):
+        try:
+            outcomes = evaluate_study(study, path, options, click.echo)
+        except (EvaluateError, StoreUnusable) as exc:
+            fail(str(exc))
+        tally.update(o.status for o in outcomes)
+    click.echo(", ".join(f"{n} {s}" for s, n in sorted(tally.items())) or "no checkpoints")
+    sys.exit(1 if tally["failed"] else 0)
 
 
 @main.command()
@@ -418,9 +467,11 @@ def report(out, fmt, results, study_files):
     built = report_for([Path(f) for f in files], results)
     write(built, out, fmt)
     claims = sum(len(s.all_claims) for s in built.studies)
+    evaluations = (f", {built.total_evaluations} checkpoint evaluations"
+                   if built.total_evaluations else "")  # fmt: skip
     click.echo(
         f"wrote {out} ({fmt}: {len(built.studies)} studies, {claims} claims, "
-        f"{built.total_runs} runs)"
+        f"{built.total_runs} runs{evaluations})"
     )
 
 
@@ -610,11 +661,14 @@ def status(files, results, queue_file):
     """
     from harness.queue import QueueError, load_queue, standing
     from harness.queue import render as render_queue
-    from harness.status import render, study_status
+    from harness.status import checkpoint_lines, render, study_status
 
     files = list(files) or sorted(str(p) for p in Path("studies").glob("*.yaml"))
     for study in studies_or_fail(files):
-        click.echo(render(study, study_status(study, results)))
+        if study.experiments:
+            click.echo(render(study, study_status(study, results)))
+        for line in checkpoint_lines(study, results):
+            click.echo(line)
     queue_file = queue_file or ("queue.yaml" if Path("queue.yaml").exists() else None)
     if queue_file:
         try:

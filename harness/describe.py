@@ -102,18 +102,31 @@ def study_summary(study: Study, path: str) -> str:
     values = [c for c in study.claims if isinstance(c, Claim)]
     orderings = len(study.claims) - len(values)
     runs = sum(study.seeds_of(e) for e in study.experiments)
+    counts = f"  {_count(len(study.experiments), 'experiment')}, {_count(runs, 'run')}, "
+    if study.checkpoints:
+        counts += f"{_count(len(study.checkpoints), 'released checkpoint')}, "
     lines = [
         f"{study.name}  ({path})  valid",
         textwrap.fill(study.description, 100, initial_indent="  ", subsequent_indent="  "),
         f"  sources: {', '.join(study.sources)}",
-        f"  {_count(len(study.experiments), 'experiment')}, {_count(runs, 'run')}, "
-        f"{_count(len(study.claims), 'claim')} ({len(values)} on values, {orderings} orderings)",
+        counts + f"{_count(len(study.claims), 'claim')} ({len(values)} on values, "
+        f"{orderings} orderings)",
     ]
+    if study.experiments:
+        lines += _experiment_lines(study)
+    if study.checkpoints:
+        lines += _checkpoint_lines(study)
+    if study.experiments:
+        lines.append(f"  cost: {cost_estimate(study)}")
+    return "\n".join(lines)
+
+
+def _experiment_lines(study: Study) -> list[str]:
     width = max(len(e.name) for e in study.experiments)
     model_width = max(len(e.model_name or "(spec)") for e in study.experiments)
-    lines.append(
+    lines = [
         f"  {'experiment':<{width}}  {'model':<{model_width}} {'params':>11}  seeds  claims  recipe"
-    )
+    ]
     for e in study.experiments:
         n_claims = sum(
             1
@@ -125,8 +138,25 @@ def study_summary(study: Study, path: str) -> str:
             f"{parameter_count(e.model):>11,}  {study.seeds_of(e):>5}  {n_claims:>6}  "
             f"{recipe_summary(e.recipe)}"
         )
-    lines.append(f"  cost: {cost_estimate(study)}")
-    return "\n".join(lines)
+    return lines
+
+
+def _checkpoint_lines(study: Study) -> list[str]:
+    """One line per released checkpoint: what `repro evaluate` would fetch and map."""
+    width = max(len(c.name) for c in study.checkpoints)
+    model_width = max(len(c.model_name or "(spec)") for c in study.checkpoints)
+    lines = [f"  {'checkpoint':<{width}}  {'model':<{model_width}} {'params':>11}  claims  "
+             "layout, file"]  # fmt: skip
+    for c in study.checkpoints:
+        n_claims = sum(1 for k in study.claims if isinstance(k, Claim) and k.checkpoint == c.name)
+        transforms = study.layouts[c.layout].transforms
+        layout = c.layout + (f" ({', '.join(transforms)})" if transforms else "")
+        origin = c.url.rsplit("/", 1)[-1] if c.url else c.path
+        lines.append(
+            f"  {c.name:<{width}}  {c.model_name or '(spec)':<{model_width}} "
+            f"{parameter_count(c.model):>11,}  {n_claims:>6}  {layout}, {origin}"
+        )
+    return lines
 
 
 def run_summary(outcomes: list, results, files: list[str], seconds: float) -> str:

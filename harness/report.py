@@ -1,8 +1,9 @@
 """The report: paper versus reproduction, as plain data, rendered by a jinja2 template.
 
 ``build`` matches the runs in the store against the studies (which runs count, which are
-stale, diverged, unfinished or made with overrides), applies the verdict rules of
-:mod:`harness.verdicts`, and returns a :class:`Report` of plain dataclasses. ``render_html``
+stale, diverged, unfinished or made with overrides), and the evaluations of released
+checkpoints against the checkpoints the studies declare, applies the verdict rules of
+:mod:`harness.verdicts` to both, and returns a :class:`Report` of plain dataclasses. ``render_html``
 hands it to ``report_templates/report.html.j2``; ``claims_frame`` gives the same claim table
 to pandas for CSV or JSON. No HTML is built in Python.
 """
@@ -24,9 +25,9 @@ from harness.environment import PACKAGE_ROOT, git_commit, now_utc
 from harness.metrics import METRICS
 from harness.metrics import label as metric_label
 from harness.plan import config_hash, nominal_batches_per_epoch, resolved_config
-from harness.results import RunRecord, curves_frame
+from harness.results import EvaluationRecord, RunRecord, curves_frame
 from harness.schedule import LearningRate, Length
-from harness.schema import Claim, Experiment, OrderingClaim, Study, Warmup
+from harness.schema import CheckpointSpec, Claim, Experiment, OrderingClaim, Study, Warmup
 
 TEMPLATES = PACKAGE_ROOT / "report_templates"
 
@@ -111,6 +112,48 @@ class ExperimentView:
 
 
 @dataclass
+class EvaluationView:
+    """One released checkpoint evaluated on one copy of the data."""
+
+    name: str
+    checkpoint: str
+    counted: bool
+    why_not: str
+    test_error: float | None
+    official_data: bool | None
+    data: str
+    device: str
+    seconds: float | None
+    finished: str
+    command: str
+    path: str
+    file: str  # the file's SHA-256 and where it came from
+
+
+@dataclass
+class CheckpointView:
+    name: str
+    model: str
+    architecture: str
+    params: int
+    origin: str  # the URL or the local path
+    sha256: str
+    layout: str
+    normalization: str
+    notes: list[str]
+
+
+@dataclass
+class LayoutView:
+    name: str
+    description: str
+    strip_prefix: str
+    state_dict_key: str
+    rules: list[str]  # "pattern -> to"
+    transforms: list[str]  # "name: what it does"
+
+
+@dataclass
 class Figure:
     title: str
     caption: str
@@ -135,10 +178,20 @@ class StudyReport:
     gpu_seconds: float | None
     energy_kj: float | None
     counted_runs: int
+    checkpoint_claims: list[ClaimRow] = field(default_factory=list)
+    checkpoints: list[CheckpointView] = field(default_factory=list)
+    layouts: list[LayoutView] = field(default_factory=list)
+    evaluations: list[EvaluationView] = field(default_factory=list)
+    copy_penalty: list[dict] = field(default_factory=list)
 
     @property
     def all_claims(self) -> list[ClaimRow]:
-        return self.values + self.params + self.speed_claims + self.orderings
+        return (self.values + self.params + self.speed_claims + self.orderings
+                + self.checkpoint_claims)  # fmt: skip
+
+    @property
+    def counted_evaluations(self) -> int:
+        return sum(e.counted for e in self.evaluations)
 
 
 @dataclass
@@ -149,6 +202,10 @@ class Provenance:
     commits: list[dict]
     first: str
     last: str
+    # What a copy of the data costs, measured: released checkpoints evaluated on it against
+    # the same weights on the official release (ours, or the source's stated figure).
+    copy_penalty: list[dict] = field(default_factory=list)
+    copy_penalty_mean: float | None = None
 
 
 @dataclass
@@ -164,10 +221,12 @@ class Report:
     nonofficial_fingerprints: list[str]
     total_runs: int
     unmatched_runs: list[RunView]
+    total_evaluations: int = 0
+    nonofficial_evaluations: int = 0
 
     @property
     def empty(self) -> bool:
-        return self.total_runs == 0
+        return self.total_runs == 0 and self.total_evaluations == 0
 
     @property
     def nonofficial_mark(self) -> str:
@@ -251,17 +310,26 @@ def _metric(record: RunRecord, metric: str, epoch: int | None = None) -> float |
 # --------------------------------------------------------------------------- building
 
 
-def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_dir: str) -> Report:
+def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_dir: str,
+          evaluations: list[EvaluationRecord] | None = None) -> Report:  # fmt: skip
     by_study: dict[str, list[RunRecord]] = defaultdict(list)
     for r in records:
         by_study[r.study].append(r)
-    reports = [_study_report(study, path, by_study.pop(study.name, [])) for study, path in studies]
+    evaluations = evaluations or []
+    evaluated: dict[str, list[EvaluationRecord]] = defaultdict(list)
+    for e in evaluations:
+        evaluated[e.study].append(e)
+    reports = [
+        _study_report(study, path, by_study.pop(study.name, []), evaluated.get(study.name, []))
+        for study, path in studies
+    ]
     unmatched = [
         _run_view(_Classified(r, False, "its study file is not part of this report", False))
         for rs in by_study.values()
         for r in rs
     ]
     nonofficial = [r for r in records if r.data.get("official") is False]
+    copies = [e for e in evaluations if e.data.get("official") is False]
     return Report(
         generated=now_utc(),
         harness=git_commit(),
@@ -269,27 +337,33 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         rules=verdicts.RULES,
         outcomes=verdicts.OUTCOMES,
         studies=reports,
-        provenance=_provenance(records),
+        provenance=_provenance(records, reports, evaluations),
         nonofficial_runs=len(nonofficial),
         nonofficial_fingerprints=sorted(
-            {r.data.get("dataset_fingerprint", "")[:16] for r in nonofficial}
+            {r.data.get("dataset_fingerprint", "")[:16] for r in [*nonofficial, *copies]}
         ),
         total_runs=len(records),
         unmatched_runs=unmatched,
+        total_evaluations=len(evaluations),
+        nonofficial_evaluations=len(copies),
     )
 
 
-def _study_report(study: Study, path: str, records: list[RunRecord]) -> StudyReport:
+def _study_report(study: Study, path: str, records: list[RunRecord],
+                  evaluations: list[EvaluationRecord]) -> StudyReport:  # fmt: skip
     classified = _classify(study, records)
+    judged = _classify_evaluations(study, evaluations)
     by_exp: dict[str, list[_Classified]] = defaultdict(list)
     for c in classified:
         by_exp[c.record.experiment].append(c)
     source_label = {k: _source_label(s) for k, s in study.sources.items()}
 
-    values, params, speed_claims, orderings = [], [], [], []
+    values, params, speed_claims, orderings, checkpoint_claims = [], [], [], [], []
     for i, claim in enumerate(study.claims):
         anchor = f"{study.name}-claim-{i}"
-        if isinstance(claim, OrderingClaim):
+        if isinstance(claim, Claim) and claim.checkpoint is not None:
+            checkpoint_claims.append(_checkpoint_row(study, claim, judged, anchor, source_label))
+        elif isinstance(claim, OrderingClaim):
             orderings.append(_ordering_row(study, claim, by_exp, anchor, source_label))
         elif claim.metric == "params":
             params.append(_params_row(study, claim, anchor, source_label))
@@ -297,7 +371,7 @@ def _study_report(study: Study, path: str, records: list[RunRecord]) -> StudyRep
             speed_claims.append(_speed_claim_row(study, claim, by_exp, anchor, source_label))
         else:
             values.append(_value_row(study, claim, by_exp, anchor, source_label))
-    rows = values + params + speed_claims + orderings
+    rows = values + params + speed_claims + orderings + checkpoint_claims
     counts = Counter(r.verdict for r in rows)
     telemetry = [(c.record.summary or {}).get("telemetry") or {} for c in classified]
     gpu_seconds = [t["gpu_seconds"] for t in telemetry if t.get("gpu_seconds")]
@@ -319,6 +393,11 @@ def _study_report(study: Study, path: str, records: list[RunRecord]) -> StudyRep
         gpu_seconds=sum(gpu_seconds) if gpu_seconds else None,
         energy_kj=sum(energy) / 1000 if energy else None,
         counted_runs=sum(c.counted for c in classified),
+        checkpoint_claims=checkpoint_claims,
+        checkpoints=[_checkpoint_view(study, c) for c in study.checkpoints],
+        layouts=[_layout_view(name, layout) for name, layout in study.layouts.items()],
+        evaluations=[_evaluation_view(j) for j in judged],
+        copy_penalty=_copy_penalty(judged, study),
     )
 
 
@@ -361,13 +440,16 @@ class _Pool:
 
 
 def _pool_of(record: RunRecord, pooled: bool) -> _Pool:
-    data = record.data
-    if data.get("official") is True:
-        official, text = True, "official release"
-    else:
-        fingerprint = (data.get("dataset_fingerprint") or "")[:12] or "not recorded"
-        official, text = False, f"not the official release (data {fingerprint})"
+    official, text = _data_of(record.data)
     return _Pool(official, text, POOLED if pooled else _execution_of(record))
+
+
+def _data_of(data: dict) -> tuple[bool, str]:
+    """Whether a run's (or an evaluation's) data is the official release, and how to say it."""
+    if data.get("official") is True:
+        return True, "official release"
+    fingerprint = (data.get("dataset_fingerprint") or "")[:12] or "not recorded"
+    return False, f"not the official release (data {fingerprint})"
 
 
 def _execution_of(record: RunRecord) -> str:
@@ -518,9 +600,11 @@ def _reproduced_text(repro: verdicts.Reproduction | None, unit: str) -> str:
     return f"{text} ({repro.rule_applied})"
 
 
-def _params_row(study, claim: Claim, anchor, source_label) -> ClaimRow:
+def _params_row(study, claim: Claim, anchor, source_label, kind: str = "params") -> ClaimRow:
     counts = claim.counts or "all"
-    measured = parameter_count(study.experiment(claim.experiment).model, counts)
+    declared = (study.experiment(claim.experiment) if claim.experiment is not None
+                else study.checkpoint(claim.checkpoint))  # fmt: skip
+    measured = parameter_count(declared.model, counts)
     verdict = verdicts.judge_params(claim, measured)
     stated = (
         f"{claim.value:,.0f}"
@@ -528,7 +612,7 @@ def _params_row(study, claim: Claim, anchor, source_label) -> ClaimRow:
         else (f"{claim.value / 1e6:g}M" if claim.resolution >= 1e4 else f"{claim.value:,.0f}")
     )
     return ClaimRow(
-        study=study.name, anchor=anchor, kind="params", experiment=claim.experiment,
+        study=study.name, anchor=anchor, kind=kind, experiment=claim.subject,
         source=source_label[claim.source], where=claim.where, metric="parameters", unit="",
         claimed=stated, claimed_value=claim.value, claimed_std=None,
         rule=("exact" if claim.resolution is None else f"rounded to {claim.resolution:,.0f}")
@@ -728,10 +812,208 @@ def _run_view(c: _Classified) -> RunView:
     )
 
 
+# --------------------------------------------------------------------------- checkpoints
+# A released checkpoint's claims are judged by the same rules as a trained run's: an
+# evaluation is one value of the claim's metric, a single run (verdicts.apply_rule and
+# verdicts.judge_value), and one made on a copy of the data is marked so (on_nonofficial_data).
+# What differs is only which evaluation counts: one whose declaration (file, model, layout,
+# normalisation) is the study's current one, preferring the official release.
+
+EVALUATED_WITH = "fp32, evaluation of released weights"
+# A checkpoint has no epochs of ours: its figures are of the weights as released.
+CHECKPOINT_LABELS = {"test_error": "test error", "test_accuracy": "test accuracy"}
+
+
+@dataclass
+class _Judged:
+    record: EvaluationRecord
+    counted: bool
+    why_not: str
+
+    @property
+    def official(self) -> bool:
+        return self.record.data.get("official") is True
+
+
+def _classify_evaluations(study: Study, evaluations: list[EvaluationRecord]) -> list[_Judged]:
+    from harness.evaluate import declaration, declaration_hash
+
+    specs = {c.name: c for c in study.checkpoints}
+    out = []
+    for e in evaluations:
+        spec = specs.get(e.checkpoint)
+        if spec is None:
+            out.append(_Judged(e, False, "checkpoint no longer in the study"))
+            continue
+        if e.record is None:
+            out.append(_Judged(e, False, f"damaged: {e.damage}"))
+            continue
+        sha = spec.sha256 or ((e.record.get("file") or {}).get("sha256") or "")
+        expected = declaration_hash(declaration(study, spec, sha))
+        error = e.record.get("test_error")
+        if e.record.get("config_hash") != expected:
+            out.append(_Judged(e, False, "stale: the study's declaration of it changed since"))
+        elif not isinstance(error, int | float) or not math.isfinite(error):
+            out.append(_Judged(e, False, "its record has no test error"))
+        else:
+            out.append(_Judged(e, True, ""))
+    return out
+
+
+def _chosen_evaluation(judged: list[_Judged], checkpoint: str) -> tuple[_Judged | None, list]:
+    """The evaluation a claim uses (official data first, then the latest), and the others."""
+    counted = [j for j in judged if j.counted and j.record.checkpoint == checkpoint]
+    if not counted:
+        return None, []
+    counted.sort(key=lambda j: (j.official, j.record.value("finished") or ""), reverse=True)
+    return counted[0], counted[1:]
+
+
+def _checkpoint_row(study, claim: Claim, judged: list[_Judged], anchor, source_label) -> ClaimRow:
+    if claim.metric == "params":
+        return _params_row(study, claim, anchor, source_label, kind="checkpoint")
+    metric = METRICS[claim.metric]
+    chosen, others = _chosen_evaluation(judged, claim.checkpoint)
+    value = None
+    if chosen is not None:
+        error = chosen.record.value("test_error")
+        value = 100.0 - error if claim.metric == "test_accuracy" else error
+    repro = verdicts.apply_rule([value] if value is not None else [], claim.rule,
+                                metric.lower_is_better)  # fmt: skip
+    if repro is None:
+        verdict = verdicts.Verdict(verdicts.NOT_RUN, "not evaluated yet: `repro evaluate "
+                                   f"{study.name}.yaml` (no training needed)")  # fmt: skip
+    else:
+        verdict = verdicts.judge_value(claim, repro)
+        if not chosen.official:
+            verdict = verdicts.on_nonofficial_data(verdict)
+    data = _data_of(chosen.record.data)[1] if chosen else ""
+    notes = [*filter(None, [claim.note])]
+    if chosen is not None:
+        notes.append(f"evaluated {chosen.record.value('finished')} on {data}: "
+                     f"{chosen.record.path}")  # fmt: skip
+        metadata = (chosen.record.value("file") or {}).get("metadata") or {}
+        notes += [f"the file itself records {k} = {v:.6g}" for k, v in metadata.items()
+                  if isinstance(v, int | float)]  # fmt: skip
+    notes += [f"also evaluated on {_data_of(o.record.data)[1]}: test error "
+              f"{o.record.value('test_error'):.2f}% (not used: the official release is "
+              "preferred, then the latest)" for o in others]  # fmt: skip
+    reasons = Counter(j.why_not for j in judged
+                      if j.record.checkpoint == claim.checkpoint and not j.counted)  # fmt: skip
+    notes += [f"{n} evaluation(s) not counted: {why}" for why, n in sorted(reasons.items())]
+    unit = metric.unit
+    return ClaimRow(
+        study=study.name, anchor=anchor, kind="checkpoint", experiment=claim.checkpoint,
+        source=source_label[claim.source], where=claim.where,
+        metric=CHECKPOINT_LABELS[claim.metric], unit=unit,
+        claimed=_claimed_text(claim, unit), claimed_value=claim.value, claimed_std=claim.std,
+        rule=str(claim.rule), reproduced=_reproduced_text(repro, unit),
+        reproduced_value=repro.value if repro else None,
+        rule_applied=repro.rule_applied if repro else "", n=repro.n if repro else 0,
+        minimum=repro.minimum if repro else None, maximum=repro.maximum if repro else None,
+        std=None, difference=verdict.difference, tolerance=verdict.tolerance,
+        verdict=verdict.outcome, reason=verdict.reason, notes=notes,
+        interval_low=verdict.interval[0] if verdict.interval else None,
+        interval_high=verdict.interval[1] if verdict.interval else None,
+        execution=EVALUATED_WITH if chosen else "", data=data,
+    )  # fmt: skip
+
+
+def _checkpoint_view(study: Study, spec: CheckpointSpec) -> CheckpointView:
+    norm = spec.normalization
+    normalization = norm.kind + (f" (mean {list(norm.mean)}, std {list(norm.std)})"
+                                 if norm.mean is not None else "")  # fmt: skip
+    return CheckpointView(
+        name=spec.name,
+        model=spec.model_name or "(spec)",
+        architecture=f"depth {spec.model.depth}, {spec.model.describe()}",
+        params=parameter_count(spec.model),
+        origin=spec.url or spec.path or "",
+        sha256=spec.sha256 or "(not declared: recorded when evaluated)",
+        layout=spec.layout,
+        normalization=normalization,
+        notes=[n for n in (spec.note,) if n],
+    )
+
+
+def _layout_view(name: str, layout) -> LayoutView:
+    from harness.checkpoints import TRANSFORMS
+
+    return LayoutView(
+        name=name,
+        description=layout.description or "",
+        strip_prefix=layout.strip_prefix or "",
+        state_dict_key=layout.state_dict_key or "(the file is the state dict)",
+        rules=[f"{r.pattern} \u2192 {r.to}" for r in layout.rules],
+        transforms=[f"{t}: {TRANSFORMS[t].description}" for t in layout.transforms],
+    )
+
+
+def _evaluation_view(j: _Judged) -> EvaluationView:
+    r = j.record
+    env = r.value("environment") or {}
+    file = r.value("file") or {}
+    return EvaluationView(
+        name=r.name,
+        checkpoint=r.checkpoint,
+        counted=j.counted,
+        why_not=j.why_not,
+        test_error=r.value("test_error"),
+        official_data=r.data.get("official"),
+        data=_data_of(r.data)[1] if r.record else "–",
+        device=env.get("device_name", "–"),
+        seconds=r.value("seconds"),
+        finished=r.value("finished") or "",
+        command=_command_text(env.get("command") or ""),
+        path=str(r.path),
+        file=f"sha256 {file.get('sha256', '?')[:16]}, from the {file.get('origin', '?')}",
+    )
+
+
+def _command_text(command: str) -> str:
+    """The recorded command as a person types it: `repro ...`, not the script's path."""
+    parts = command.split(" ", 1)
+    if parts and Path(parts[0]).name in ("repro", "__main__.py"):
+        return "repro" + (f" {parts[1]}" if len(parts) > 1 else "")
+    return command
+
+
+def _copy_penalty(judged: list[_Judged], study: Study) -> list[dict]:
+    """Each checkpoint evaluated on a copy of the data, against the same weights on the
+    official release: our own evaluation where there is one, else the source's stated test
+    error (a claim on the very weights evaluated). A measured figure, with where and how."""
+    stated = {c.checkpoint: c.value for c in study.claims
+              if isinstance(c, Claim) and c.checkpoint and c.metric == "test_error"}  # fmt: skip
+    rows = []
+    for j in judged:
+        if not j.counted or j.official:
+            continue
+        ours = [o for o in judged if o.counted and o.official
+                and o.record.checkpoint == j.record.checkpoint]  # fmt: skip
+        if ours:
+            reference, kind = ours[0].record.value("test_error"), "ours, on the official release"
+        elif j.record.checkpoint in stated:
+            reference, kind = stated[j.record.checkpoint], "the source's stated figure"
+        else:
+            continue
+        view = _evaluation_view(j)
+        error = j.record.value("test_error")
+        rows.append({
+            "study": study.name, "checkpoint": j.record.checkpoint,
+            "data": (j.record.data.get("dataset_fingerprint") or "")[:12],
+            "copy_error": error, "reference": reference, "reference_kind": kind,
+            "penalty": error - reference, "finished": view.finished, "device": view.device,
+            "command": view.command,
+        })  # fmt: skip
+    return rows
+
+
 # --------------------------------------------------------------------------- figures
 
 
 def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
+    if not study.experiments:
+        return []  # a study of released checkpoints only: nothing was trained
     faithful = [c.record for c in classified if c.faithful]
     curves = curves_frame(faithful)
     figures = []
@@ -810,8 +1092,10 @@ def _lr_figure(study: Study, classified: list[_Classified]) -> Figure:
 # --------------------------------------------------------------------------- provenance
 
 
-def _provenance(records: list[RunRecord]) -> Provenance:
+def _provenance(records: list[RunRecord], reports: list[StudyReport],
+                evaluations: list[EvaluationRecord]) -> Provenance:  # fmt: skip
     datasets: Counter = Counter()
+    evaluated: Counter = Counter()  # checkpoint evaluations per data set
     software: Counter = Counter()
     devices: Counter = Counter()
     commits: Counter = Counter()
@@ -835,9 +1119,23 @@ def _provenance(records: list[RunRecord]) -> Provenance:
                 times.append(s["time"])
         if (r.summary or {}).get("finished"):
             times.append(r.summary["finished"])
+    for e in evaluations:
+        if e.data:
+            evaluated[(e.data.get("dataset_fingerprint", ""), e.data.get("official"),
+                       e.data.get("path", ""))] += 1  # fmt: skip
+        env = e.value("environment") or {}
+        if env:  # the software, device and code of an evaluation count like a run's
+            software[(env.get("torch"), env.get("torchvision"), env.get("cuda"),
+                      env.get("cudnn"), env.get("python"))] += 1  # fmt: skip
+            devices[(env.get("device_name"), env.get("driver"), "fp32 evaluation")] += 1
+            h = env.get("harness") or {}
+            commits[(h.get("commit"), h.get("dirty"))] += 1
+        if isinstance(e.value("finished"), str):
+            times.append(e.value("finished"))
     return Provenance(
-        datasets=[{"fingerprint": f, "official": o, "path": p, "runs": n}
-                  for (f, o, p), n in datasets.most_common()],
+        datasets=[{"fingerprint": f, "official": o, "path": p, "runs": datasets[(f, o, p)],
+                   "evaluations": evaluated[(f, o, p)]}
+                  for (f, o, p), _ in (datasets + evaluated).most_common()],
         software=[{"torch": t, "torchvision": tv, "cuda": c, "cudnn": cd, "python": py,
                    "runs": n} for (t, tv, c, cd, py), n in software.most_common()],
         devices=[{"device": d, "driver": dr, "execution": e, "runs": n}
@@ -845,6 +1143,8 @@ def _provenance(records: list[RunRecord]) -> Provenance:
         commits=[{"commit": c, "dirty": d, "runs": n} for (c, d), n in commits.most_common()],
         first=min(times) if times else "",
         last=max(times) if times else "",
+        copy_penalty=(penalty := [row for s in reports for row in s.copy_penalty]),
+        copy_penalty_mean=statistics.fmean(r["penalty"] for r in penalty) if penalty else None,
     )  # fmt: skip
 
 
@@ -891,8 +1191,8 @@ def write(report: Report, out: Path, fmt: str) -> None:
 
 def report_for(study_files: list[Path], results: Path) -> Report:
     """Load studies and the store, and build the report (what `repro report` calls)."""
-    from harness.results import scan
+    from harness.results import scan, scan_evaluations
     from harness.studyfile import load_study
 
     studies = [(load_study(p), str(p)) for p in study_files]
-    return build(studies, scan(results), str(results))
+    return build(studies, scan(results), str(results), scan_evaluations(results))

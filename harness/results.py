@@ -86,6 +86,51 @@ def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
     )
 
 
+_EVALUATION_DIR = re.compile(r"^data-[0-9a-f]+$")
+
+
+@dataclass
+class EvaluationRecord:
+    """A released checkpoint evaluated on one copy of the data (see harness.evaluate)."""
+
+    study: str
+    checkpoint: str
+    path: Path  # <results>/<study>/<checkpoint>/data-<fingerprint[:12]>
+    record: dict | None  # evaluation.json; None when it cannot be read
+    damage: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.study}/{self.checkpoint}/{self.path.name}"
+
+    @property
+    def data(self) -> dict:
+        return (self.record or {}).get("data") or {}
+
+    def value(self, key: str):
+        return (self.record or {}).get(key)
+
+
+def scan_evaluations(results: Path) -> list[EvaluationRecord]:
+    """Every checkpoint evaluation under ``results``; an unreadable one is listed as damaged
+    (never counted), so a torn file cannot stop a report."""
+    found = []
+    if not results.is_dir():
+        return found
+    for path in sorted(results.glob(f"*/*/data-*/{store.EVALUATION}")):
+        run_dir = path.parent
+        if not _EVALUATION_DIR.match(run_dir.name) or run_dir.parent.name.startswith("."):
+            continue
+        record = store.read_json(path)
+        usable = isinstance(record, dict) and isinstance(record.get("config_hash"), str)
+        found.append(EvaluationRecord(
+            study=run_dir.parent.parent.name, checkpoint=run_dir.parent.name, path=run_dir,
+            record=record if usable else None,
+            damage=None if usable else f"{path} is not a readable evaluation record",
+        ))  # fmt: skip
+    return found
+
+
 def curves_frame(records: list[RunRecord]) -> pd.DataFrame:
     """One row per (run, epoch): the curves the report draws."""
     rows = [

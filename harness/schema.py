@@ -1,8 +1,9 @@
 """The study schema: what a study YAML may say, as pydantic models.
 
 Read top-down: a :class:`Study` has sources, experiments (a model spec and a :class:`Recipe`),
-seeds and claims. Every class forbids unknown keys; ``harness.studyfile`` turns pydantic's
-errors into messages that name the file, line, field path, what was given and what is allowed.
+seeds, released checkpoints (a model spec, a file and a :class:`WeightLayout`) and claims.
+Every class forbids unknown keys; ``harness.studyfile`` turns pydantic's errors into messages
+that name the file, line, field path, what was given and what is allowed.
 Short forms (a model name, a recipe name, ``extends:``) are expanded by ``harness.studyfile``
 before these classes see the data, so each class here has one shape only.
 """
@@ -381,7 +382,10 @@ class Claim(Strict):
     id: str | None = Field(None, pattern=SLUG)
     source: str
     where: str = Field(description="table, figure or section in the source")
-    experiment: str
+    experiment: str | None = Field(None, description="the experiment the claim is about")
+    checkpoint: str | None = Field(
+        None, description="or the released checkpoint it is about (see `checkpoints:`)"
+    )
     metric: MetricName
     epoch: int | None = Field(
         None, gt=0, le=100_000, description="for test_error_at_epoch: after which epoch (1, 2, ...)"
@@ -417,6 +421,9 @@ class Claim(Strict):
 
     @model_validator(mode="after")
     def _metric_needs(self) -> Claim:
+        if (self.experiment is None) == (self.checkpoint is None):
+            raise ValueError("a claim is about one experiment or one checkpoint: give exactly "
+                             "one of `experiment:`, `checkpoint:`")  # fmt: skip
         if self.metric == "sec_per_epoch" and not self.hardware:
             raise ValueError("a sec_per_epoch claim must say the hardware it was measured on")
         if METRICS[self.metric].unit == "%" and not 0 <= self.value <= 100:
@@ -429,8 +436,13 @@ class Claim(Strict):
         return self
 
     @property
+    def subject(self) -> str:
+        """The experiment or checkpoint the claim is about."""
+        return self.experiment if self.experiment is not None else self.checkpoint
+
+    @property
     def label(self) -> str:
-        return f"{self.experiment} {metric_label(self.metric, self.epoch)}"
+        return f"{self.subject} {metric_label(self.metric, self.epoch)}"
 
 
 def _check_epoch(metric: str, epoch: int | None) -> None:
@@ -480,6 +492,97 @@ AnyClaim = Annotated[
 ]
 
 
+# --------------------------------------------------------------------------- checkpoints
+
+# Where a template of a renaming rule refers to a named group of its pattern, optionally
+# shifted by a whole number: "{stage-1}" is the group "stage" minus one.
+TEMPLATE_FIELD = re.compile(r"\{(?P<group>[A-Za-z_][A-Za-z0-9_]*)(?P<shift>[+-]\d+)?\}")
+SHA256 = r"^[0-9a-f]{64}$"
+# Conventions of other code that change the function, not only the names; each is implemented
+# and documented in harness.checkpoints (TRANSFORMS) and proven equal in tests/test_evaluate.py.
+Transform = Literal["option_a_both_sides"]
+# What a released checkpoint can be judged on: the test set and the architecture. Metrics of
+# training (losses, curves, seconds) were never measured by evaluating weights.
+CHECKPOINT_METRICS = ("test_error", "test_accuracy", "params")
+
+
+class WeightRule(Strict):
+    """One renaming rule: a source tensor whose name (after ``strip_prefix``) matches
+    ``pattern`` in full gets the name ``to``, in which ``{group}`` (or ``{group-1}``) is a named
+    group of the pattern. Names may address a residual unit as ``stages.S.U`` (stage S from 0,
+    unit U of that stage from 0), which the loader turns into the zoo's running unit index."""
+
+    pattern: str = Field(min_length=1)
+    to: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _template_fits_the_pattern(self) -> WeightRule:
+        try:
+            compiled = re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern {self.pattern!r} is not a regular expression: "
+                             f"{exc}") from None  # fmt: skip
+        groups = set(compiled.groupindex)
+        unknown = [m["group"] for m in TEMPLATE_FIELD.finditer(self.to) if m["group"] not in groups]
+        if unknown:
+            have = ", ".join(sorted(groups)) or "none"
+            raise ValueError(
+                f"`to` uses {{{unknown[0]}}}, which is not a named group of the pattern "
+                f"(its named groups: {have}; write (?P<name>...))"
+            )
+        rest = TEMPLATE_FIELD.sub("", self.to)
+        if "{" in rest or "}" in rest:
+            raise ValueError(f"`to` {self.to!r} has a brace that is not {{group}} or {{group-1}}")
+        return self
+
+
+class WeightLayout(Strict):
+    """How one source stores its weights: where the tensors sit in the file, how they are
+    named, and the declared transforms its architecture needs. One layout serves every
+    checkpoint of that source; the rules are data, not code per checkpoint."""
+
+    description: str | None = None
+    state_dict_key: str | None = Field(
+        "state_dict",
+        description="the key of the file's top-level mapping that holds the tensors "
+        "(null: the file is the mapping of tensors itself)",
+    )
+    strip_prefix: str | None = Field(
+        None, description="removed from every name first ('module.' of torch.nn.DataParallel)"
+    )
+    rules: list[WeightRule] = Field(min_length=1, description="the first matching rule applies")
+    transforms: list[Transform] = Field(default_factory=list)
+
+
+class CheckpointSpec(Strict):
+    """A released set of weights: the model it is, where it comes from, how to read it, and
+    the normalisation it was trained with (which the test images get too)."""
+
+    name: str = Field(pattern=SLUG, max_length=80)
+    model: ModelSpec
+    model_name: str | None = Field(None, description="the short name the study used, if any")
+    source: str | None = Field(None, description="id of the source that released it")
+    url: str | None = Field(None, description="where it is downloaded from (http, https, file)")
+    sha256: str | None = Field(None, pattern=SHA256, description="of the file, 64 hex digits")
+    path: str | None = Field(
+        None, description="a local file instead of a download (relative to the study file)"
+    )
+    layout: str = Field(description="the name of one of the study's `layouts:`")
+    normalization: Normalization
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> CheckpointSpec:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("a checkpoint comes from one place: give `url:` (with `sha256:`) "
+                             "or `path:`")  # fmt: skip
+        if self.url is not None and self.sha256 is None:
+            raise ValueError("a downloaded checkpoint needs `sha256:` to be checked against")
+        if self.url is not None and not re.match(r"^(https?|file)://", self.url):
+            raise ValueError(f"url {self.url!r} is not an http(s):// or file:// address")
+        return self
+
+
 class Study(Strict):
     name: str = Field(pattern=SLUG, max_length=80)
     description: str
@@ -488,7 +591,13 @@ class Study(Strict):
     recipes: dict[str, Recipe] = Field(
         default_factory=dict, description="named recipes that experiments use or extend"
     )
-    experiments: list[Experiment] = Field(min_length=1)
+    experiments: list[Experiment] = Field(default_factory=list)
+    layouts: dict[str, WeightLayout] = Field(
+        default_factory=dict, description="how sources name their released weights"
+    )
+    checkpoints: list[CheckpointSpec] = Field(
+        default_factory=list, description="released weights to evaluate (`repro evaluate`)"
+    )
     claims: list[AnyClaim] = Field(default_factory=list)
     pool_executions: bool = Field(
         False,
@@ -499,10 +608,23 @@ class Study(Strict):
     # Cross-references (claims to experiments and sources, unique names, enough seeds for a
     # reporting rule) are checked by harness.studyfile, where each problem gets its own path.
 
+    @model_validator(mode="after")
+    def _something_to_do(self) -> Study:
+        if not self.experiments and not self.checkpoints:
+            raise ValueError("a study declares at least one experiment (to train) or one "
+                             "checkpoint (to evaluate)")  # fmt: skip
+        return self
+
     def experiment(self, name: str) -> Experiment:
         for e in self.experiments:
             if e.name == name:
                 return e
+        raise KeyError(name)
+
+    def checkpoint(self, name: str) -> CheckpointSpec:
+        for c in self.checkpoints:
+            if c.name == name:
+                return c
         raise KeyError(name)
 
     def seeds_of(self, experiment: Experiment) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from harness import store
 from harness.executors import TERMINAL_FAILURES, job_state
 from harness.plan import plan
-from harness.results import scan
+from harness.results import scan, scan_evaluations
 from harness.schema import Study
 
 
@@ -108,3 +108,27 @@ def render(study: Study, rows: list[StatusRow]) -> str:
         lines.append(f"  {r.run:<{width}}  {r.state:<11} {r.epochs:>9}  {r.detail}")
         lines += [f"      | {line}" for line in r.log_tail]
     return "\n".join(lines)
+
+
+def checkpoint_lines(study: Study, results: Path) -> list[str]:
+    """Where each released checkpoint stands: the data it was evaluated on, or not yet."""
+    if not study.checkpoints:
+        return []
+    found: dict[str, list] = {}
+    for e in scan_evaluations(results):
+        if e.study == study.name:
+            found.setdefault(e.checkpoint, []).append(e)
+    width = max(len(c.name) for c in study.checkpoints)
+    lines = [f"{study.name}: {len(study.checkpoints)} released checkpoint(s) (`repro evaluate`)"]
+    for c in study.checkpoints:
+        done = found.get(c.name, [])
+        if not done:
+            lines.append(f"  {c.name:<{width}}  not evaluated")
+        for e in done:
+            if e.record is None:
+                lines.append(f"  {c.name:<{width}}  damaged      {e.damage}")
+                continue
+            data = "official release" if e.data.get("official") else "NOT the official release"
+            lines.append(f"  {c.name:<{width}}  evaluated    test error "
+                         f"{e.value('test_error'):.2f}% on {data} ({e.path.name})")  # fmt: skip
+    return lines

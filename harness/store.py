@@ -39,6 +39,9 @@ LOCK = "lock"
 JOB = "job.json"  # written when a scheduler accepts the run: job id, executor, log paths
 WORKER_LOG = "worker.log"
 SUPERSEDED = ".superseded"
+# A released checkpoint evaluated on one copy of the data (`repro evaluate`), in
+# <results>/<study>/<checkpoint>/data-<fingerprint[:12]>/; see harness.evaluate.
+EVALUATION = "evaluation.json"
 
 # How a run ended (summary.json "status"); "interrupted" runs (stopped by a signal) and
 # "paused" ones (stopped by a time budget) resume, the others are final except "failed",

@@ -21,9 +21,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from harness.checkpoints import transform_misfit
 from harness.plan import nominal_batches_per_epoch
 from harness.schedule import Length
-from harness.schema import Claim, OrderingClaim, Study
+from harness.schema import CHECKPOINT_METRICS, SHA256, Claim, OrderingClaim, Study
 from harness.zoo import UnknownModelError, spec_from_name
 
 Loc = tuple[str | int, ...]
@@ -294,6 +295,11 @@ class _Expander:
                 if isinstance(exp, dict):
                     self._expand_model(exp, ("experiments", i, "model"))
                     self._expand_recipe(exp, i)
+        checkpoints = data.get("checkpoints")
+        if isinstance(checkpoints, list):
+            for i, checkpoint in enumerate(checkpoints):
+                if isinstance(checkpoint, dict):
+                    self._expand_model(checkpoint, ("checkpoints", i, "model"))
         return data
 
     def _resolve_recipe(self, recipes: dict[str, Any], name: str, chain: tuple[str, ...]) -> Any:
@@ -517,6 +523,9 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
         return _RawProblem(loc, "value out of range", given, f"a number {sign} {ctx.get(key)}")
     if kind in ("too_short", "too_long"):
         return _RawProblem(loc, err["msg"], given, None)
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == SHA256:
+        return _RawProblem(loc, "not a SHA-256", given, "64 hex digits in lowercase, as "
+                           "`sha256sum FILE` prints them")  # fmt: skip
     if kind == "string_pattern_mismatch":
         return _RawProblem(
             loc,
@@ -565,13 +574,16 @@ def _dedupe(problems: list[_RawProblem]) -> list[_RawProblem]:
     return out
 
 
+MODEL_OR_RECIPE = ("model", "recipe")
+
+
 def _failed_roots(problems: list[_RawProblem]) -> list[Loc]:
     roots = []
     for p in problems:
         loc = p.path_loc
         if loc and loc[-1] in ("name", "extends"):
             loc = loc[:-1]
-        if len(loc) == 3 and loc[0] == "experiments" and loc[2] in ("model", "recipe"):
+        if len(loc) == 3 and loc[0] in ("experiments", "checkpoints") and loc[2] in MODEL_OR_RECIPE:
             roots.append(loc)
     return roots
 
@@ -598,11 +610,14 @@ def _cross_references(study: Study) -> list[_RawProblem]:
     for i, exp in enumerate(study.experiments):
         if exp.follows is not None and exp.follows not in study.sources:
             problems.append(_unknown(("experiments", i, "follows"), exp.follows, sources, "source"))
+    problems.extend(_check_checkpoints(study, first))
     for i, claim in enumerate(study.claims):
         loc: Loc = ("claims", i)
         if claim.source not in study.sources:
             problems.append(_unknown((*loc, "source"), claim.source, sources, "source"))
-        if isinstance(claim, Claim):
+        if isinstance(claim, Claim) and claim.checkpoint is not None:
+            problems.extend(_check_checkpoint_claim(study, claim, loc))
+        elif isinstance(claim, Claim):
             problems.extend(_check_value_claim(study, claim, loc, names))
         elif isinstance(claim, OrderingClaim):
             for j, name in enumerate(claim.experiments):
@@ -641,6 +656,56 @@ def _check_value_claim(study: Study, claim: Claim, loc: Loc, names: list[str]) -
             )
         )
     return [p for p in problems if p is not None]
+
+
+def _check_checkpoints(study: Study, experiments: dict[str, int]) -> list[_RawProblem]:
+    """Names unique beside the experiments (both are directories of the store), layouts and
+    sources that exist, and transforms that fit the model."""
+    problems: list[_RawProblem] = []
+    seen: dict[str, int] = {}
+    layouts, sources = sorted(study.layouts), sorted(study.sources)
+    for i, checkpoint in enumerate(study.checkpoints):
+        loc: Loc = ("checkpoints", i)
+        name = checkpoint.name
+        if name in experiments or name in seen:
+            other = (
+                f"experiments[{experiments[name]}]"
+                if name in experiments
+                else f"checkpoints[{seen[name]}]"
+            )
+            message = (
+                f"name already used by {other}; experiments and checkpoints share the store, "
+                "so their names must differ"
+            )
+            problems.append(_RawProblem((*loc, "name"), message, repr(name)))
+        seen.setdefault(name, i)
+        if checkpoint.source is not None and checkpoint.source not in study.sources:
+            problems.append(_unknown((*loc, "source"), checkpoint.source, sources, "source"))
+        layout = study.layouts.get(checkpoint.layout)
+        if layout is None:
+            problems.append(_unknown((*loc, "layout"), checkpoint.layout, layouts, "layout"))
+            continue
+        for transform in layout.transforms:
+            if (why := transform_misfit(transform, checkpoint.model)) is not None:
+                message = f"layout {checkpoint.layout!r} declares transform {transform!r}, {why}"
+                problems.append(_RawProblem((*loc, "model"), message))
+    return problems
+
+
+def _check_checkpoint_claim(study: Study, claim: Claim, loc: Loc) -> list[_RawProblem]:
+    names = [c.name for c in study.checkpoints]
+    if claim.checkpoint not in names:
+        return [_unknown((*loc, "checkpoint"), claim.checkpoint, names, "checkpoint")]
+    problems = []
+    if claim.metric not in CHECKPOINT_METRICS:
+        message = "a released checkpoint is judged on the test set and its architecture only"
+        problems.append(
+            _RawProblem((*loc, "metric"), message, repr(claim.metric), _one_of(CHECKPOINT_METRICS))
+        )
+    if claim.rule.kind != "single":
+        message = "a checkpoint is one set of weights: its claims are single-run claims"
+        problems.append(_RawProblem((*loc, "rule"), message, str(claim.rule), "single"))
+    return problems
 
 
 def _check_epoch(study: Study, epoch: int | None, name: str, loc: Loc) -> _RawProblem | None:

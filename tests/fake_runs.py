@@ -85,3 +85,37 @@ def fake_run(
         "finished": "2026-11-23T11:00:00+00:00", "error": None,
     })  # fmt: skip
     return run_dir
+
+
+def fake_evaluation(
+    results: Path,
+    study: Study,
+    checkpoint: str,
+    *,
+    test_error: float = 8.27,
+    official: bool = True,
+    fingerprint: str | None = None,
+    stale: bool = False,
+    finished: str = "2026-11-26T08:00:00+00:00",
+) -> Path:
+    """A hand-made `repro evaluate` record of a released checkpoint on one copy of the data."""
+    from harness.evaluate import declaration, declaration_hash, evaluation_dir
+
+    spec = study.checkpoint(checkpoint)
+    sha = spec.sha256 or "a" * 64
+    fingerprint = fingerprint or ("0" if official else "c") * 64
+    digest = "0" * 16 if stale else declaration_hash(declaration(study, spec, sha))
+    run_dir = evaluation_dir(results, study.name, checkpoint, fingerprint)
+    store.write_json(run_dir / store.EVALUATION, {
+        "kind": "checkpoint evaluation", "study": study.name, "checkpoint": checkpoint,
+        "config_hash": digest, "status": "complete", "params": None,
+        "file": {"sha256": sha, "origin": "cache", "metadata": {"best_prec1": 91.78}},
+        "data": {"official": official, "dataset_fingerprint": fingerprint, "path": "/data",
+                 "test_images": 10000},
+        "test_error": test_error, "images": 10000, "seconds": 12.5,
+        "environment": {"device_name": "CPU (test)", "command": "repro evaluate s.yaml",
+                        "torch": "2.14.1", "python": "3.11.7",
+                        "harness": {"commit": "abc123", "dirty": False}},
+        "finished": finished,
+    })  # fmt: skip
+    return run_dir

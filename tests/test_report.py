@@ -15,12 +15,12 @@ import pytest
 from cifar_fixture import write_cifar
 from click.testing import CliRunner
 from conftest import ROOT, tiny_study
-from fake_runs import fake_run
+from fake_runs import fake_evaluation, fake_run
 
 from harness import verdicts as V
 from harness.cli import main
-from harness.report import build, render_html
-from harness.results import scan
+from harness.report import build, render_html, report_for
+from harness.results import scan, scan_evaluations
 from harness.studyfile import load_study
 
 EXPERIMENTS = """\
@@ -392,3 +392,72 @@ def test_speed_claims_compare_solo_runs_and_the_run_table_shows_each_device(tmp_
     assert table.row("speeds/shared/seed-0")[6] == f"{H100} fp32 GPU shared by 3 runs"
     assert table.row("speeds/shared/seed-1")[6] == f"{H100} fp32 GPU shared by 2 runs"
     assert table.row("speeds/solo/seed-1")[6].endswith("GPU shared by 3 runs")
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+CHECKPOINTS = ROOT / "studies" / "checkpoints.yaml"
+
+
+def test_checkpoint_claims_are_judged_by_the_rules_of_trained_runs(tmp_path):
+    study = load_study(CHECKPOINTS)
+    results = tmp_path / "results"
+    fake_evaluation(results, study, "akamaster-resnet20", test_error=8.27)
+    fake_evaluation(results, study, "akamaster-resnet20", test_error=30.0, official=False,
+                    fingerprint="d" * 64, stale=True)  # fmt: skip
+    fake_evaluation(results, study, "akamaster-resnet32", test_error=9.0)
+    fake_evaluation(results, study, "akamaster-resnet44", test_error=17.33, official=False)
+    fake_evaluation(results, study, "akamaster-resnet56", test_error=6.61)
+    fake_evaluation(results, study, "akamaster-resnet56", test_error=16.80, official=False)
+    report = build([(study, str(CHECKPOINTS))], scan(results), str(results),
+                   scan_evaluations(results))  # fmt: skip
+    (s,) = report.studies
+    rows = {(c.experiment, c.metric): c for c in s.checkpoint_claims}
+    got = {name: rows[(name, "test error")].verdict for name, _ in rows}
+    assert got == {
+        "akamaster-resnet20": V.REPRODUCED,
+        "akamaster-resnet32": V.NOT_REPRODUCED,  # 1.63 beyond twice 2 SE of one run each side
+        "akamaster-resnet44": f"{V.NOT_REPRODUCED} {V.ON_NONOFFICIAL_DATA}",
+        "akamaster-resnet56": V.REPRODUCED,  # the official release is preferred to the copy
+    }
+    assert all(rows[(n, "parameters")].verdict == V.REPRODUCED for n, _ in rows)
+    r20, r56 = (
+        rows[("akamaster-resnet20", "test error")],
+        rows[("akamaster-resnet56", "test error")],
+    )
+    assert "1 evaluation(s) not counted: stale" in " ".join(r20.notes)
+    assert "the file itself records best_prec1 = 91.78" in r20.notes
+    assert any("also evaluated on not the official release" in n and "16.80%" in n
+               for n in r56.notes)  # fmt: skip
+    assert r56.data == "official release" and r20.n == 1 and r20.rule_applied == "single run"
+    assert s.counts[V.REPRODUCED] == 6 and s.counted_evaluations == 5
+    # The copy's cost, measured: ours on both copies where we have both, else the source's figure
+    penalty = {c["checkpoint"]: c for c in report.provenance.copy_penalty}
+    assert penalty["akamaster-resnet56"]["reference_kind"] == "ours, on the official release"
+    assert penalty["akamaster-resnet56"]["penalty"] == pytest.approx(10.19)
+    assert penalty["akamaster-resnet44"]["reference_kind"] == "the source's stated figure"
+    assert report.provenance.copy_penalty_mean == pytest.approx((10.19 + 10.43) / 2)
+
+    html = render_html(report)
+    parser = _Rows()
+    parser.feed(html)
+    assert "Released checkpoints" in html and "<h3>Curves</h3>" not in html
+    assert "measured\n  10.31 points on released checkpoints" in html
+    assert "16.80%" in parser.rows["copy-penalty-akamaster-resnet56-cccccccccccc"]
+    assert "layer(?P&lt;s&gt;\\d+)" in html  # the layout's rules are on the page
+    assert "3 checkpoint evaluation(s) used a copy" in " ".join(html.split())  # stale too
+    table = report_for([CHECKPOINTS], results)
+    assert [c.verdict for c in table.studies[0].checkpoint_claims] == [
+        c.verdict for c in s.checkpoint_claims
+    ]
+
+
+def test_a_study_of_checkpoints_before_any_evaluation(tmp_path):
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(main, ["report", "--results", str(tmp_path / "none"), "--study",
+                                       str(CHECKPOINTS), "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert "Nothing has run yet" in html and "repro evaluate" in html
+    # each in the summary and in the table: four test errors to evaluate, four counts that hold
+    assert html.count(">not yet run<") == 8 and html.count(">reproduced<") == 8

@@ -60,9 +60,11 @@ def problems_of(tmp_path: Path, text: str) -> list:
 def test_every_shipped_study_is_valid(path):
     study = load_study(path)
     assert study.name == path.stem, "a study's name is its file name (the store uses it)"
-    assert study.experiments and study.claims
+    assert (study.experiments or study.checkpoints) and study.claims
     for exp in study.experiments:
         assert exp.follows in study.sources
+    for checkpoint in study.checkpoints:
+        assert checkpoint.source in study.sources
 
 
 def test_shipped_studies_cover_every_model_in_the_sources():
@@ -385,3 +387,84 @@ def test_numbers_and_switches_are_strict_and_milestones_inside_the_schedule(
                       recipe=TINY_RECIPE.replace(old, new))  # fmt: skip
     with pytest.raises(StudyError, match=where):
         load_study(path)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+CHECKPOINTS = (
+    MINIMAL
+    + """\
+  - {source: he2015, where: README, checkpoint: released20, metric: test_error, value: 8.27}
+layouts:
+  theirs:
+    strip_prefix: module.
+    rules:
+      - {pattern: 'layer(?P<s>\\d+)\\.(?P<u>\\d+)\\.conv(?P<c>\\d+)\\.weight',
+         to: 'stages.{s-1}.{u}.convs.{c-1}.weight'}
+    transforms: [option_a_both_sides]
+checkpoints:
+  - name: released20
+    model: resnet20
+    source: he2015
+    url: https://example.org/resnet20.th
+    sha256: 12fca82f0bebc4135bf1f32f6e3710e61d5108578464b84fd6d7f5c1b04036c8
+    layout: theirs
+    normalization: {kind: per_channel, mean: [0.5, 0.5, 0.5], std: [0.2, 0.2, 0.2]}
+"""
+)
+
+BAD_CHECKPOINTS = [
+    ("layout: theirs", "layout: mine", "checkpoints[0].layout", "no layout named 'mine'"),
+    ("to: 'stages.{s-1}", "to: 'stages.{stage-1}", "layouts.theirs.rules[0]",
+     "{stage}, which is not a named group of the pattern"),
+    ("pattern: 'layer", "pattern: '(layer", "layouts.theirs.rules[0]",
+     "is not a regular expression"),
+    ("    sha256: 12fca82f0bebc4135bf1f32f6e3710e61d5108578464b84fd6d7f5c1b04036c8\n", "",
+     "checkpoints[0]", "needs `sha256:`"),
+    ("    url: https://example.org/resnet20.th\n", "", "checkpoints[0]",
+     "give `url:` (with `sha256:`) or `path:`"),
+    ("sha256: 12fca82f", "sha256: 12FCA82Z", "checkpoints[0].sha256", "not a SHA-256"),
+    ("model: resnet20\n    source", "model: resnet20b\n    source", "checkpoints[0].model",
+     "which is for option-A nets, and this model has shortcut B"),
+    ("checkpoint: released20, metric: test_error", "checkpoint: released32, metric: test_error",
+     "claims[2].checkpoint", "no checkpoint named 'released32'"),
+    ("checkpoint: released20, metric: test_error", "checkpoint: released20, metric: final_train_loss",
+     "claims[2].metric", "judged on the test set and its architecture only"),
+    ("value: 8.27}", "value: 8.27, rule: best of 5}", "claims[2].rule",
+     "its claims are single-run claims"),
+    ("where: README, checkpoint:", "where: README, experiment: resnet20, checkpoint:",
+     "claims[2]", "give exactly one of `experiment:`, `checkpoint:`"),
+    ("  - name: released20", "  - name: resnet20", "checkpoints[0].name",
+     "name already used by experiments[0]"),
+    ("model: resnet20\n    source", "model: resnet21\n    source", "checkpoints[0].model",
+     "depth 21 does not fit"),
+]  # fmt: skip
+
+
+def test_a_study_of_checkpoints_loads():
+    study = load_study(ROOT / "studies" / "checkpoints.yaml")
+    assert not study.experiments and len(study.checkpoints) == 4
+    assert {c.model_name for c in study.checkpoints} == {"resnet20", "resnet32", "resnet44",
+                                                        "resnet56"}  # fmt: skip
+    assert {c.value for c in study.claims if c.metric == "test_error"} == {8.27, 7.37, 6.90, 6.61}
+
+
+def test_checkpoints_beside_experiments_load(tmp_path):
+    study = load_study(write(tmp_path, CHECKPOINTS))
+    assert study.checkpoint("released20").model.depth == 20
+    assert study.claims[2].subject == "released20"
+
+
+@pytest.mark.parametrize(("old", "new", "path", "message"), BAD_CHECKPOINTS)
+def test_a_mistake_in_a_checkpoint_gets_its_own_message(tmp_path, old, new, path, message):
+    assert old in CHECKPOINTS
+    problems = problems_of(tmp_path, CHECKPOINTS.replace(old, new, 1))
+    matching = [p for p in problems if p.path == path and message in str(p)]
+    assert matching, "\n".join(str(p) for p in problems)
+    assert matching[0].line is not None
+
+
+def test_a_study_needs_experiments_or_checkpoints(tmp_path):
+    text = MINIMAL[: MINIMAL.index("experiments:")] + "claims: []\n"
+    (problem,) = problems_of(tmp_path, text)
+    assert "at least one experiment (to train) or one checkpoint" in problem.message

@@ -1,0 +1,230 @@
+"""`repro evaluate`: released checkpoints of a study, evaluated on the test set and stored.
+
+For each checkpoint the study declares: fetch the file (from the cache, downloading it there
+when it is missing, always checking its SHA-256), map it strictly onto its zoo model
+(:mod:`harness.checkpoints`), evaluate it on the CIFAR-10 test set with the normalisation it
+was trained with, and store one record beside the study's trained runs:
+
+    <results>/<study>/<checkpoint>/data-<fingerprint[:12]>/evaluation.json
+
+one per copy of the data, so the same weights evaluated on the official release and on an
+offline copy sit side by side (their difference is what the copy costs). A checkpoint that
+cannot be fetched, read or mapped is reported and nothing is stored for it; the others go on.
+An evaluation whose declaration (file, model, layout, normalisation) has not changed is not
+repeated; one that changed, or that ``--force`` redoes, is moved to ``.superseded/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from harness import store
+from harness.checkpoints import TRANSFORMS, CheckpointError, fetch, load
+from harness.data import Cifar10, DataError, load_cached, locate, non_official_warning
+from harness.environment import environment, now_utc
+from harness.loader import Normalizer, eval_batches
+from harness.schema import CheckpointSpec, Study
+from harness.zoo import count_parameters
+
+FORMAT = 1  # bump when the meaning of a stored evaluation changes
+DATA_DIR_PREFIX = "data-"
+Echo = Callable[[str], None]
+
+
+class EvaluateError(Exception):
+    """The request cannot be carried out at all (no data, an unknown checkpoint name)."""
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    results: Path = Path("results")
+    data_dir: Path | None = None
+    device: str = "auto"
+    only: tuple[str, ...] = ()
+    force: bool = False
+    batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class Outcome:
+    checkpoint: str
+    status: str  # evaluated | skipped (already evaluated) | failed
+    detail: str
+    path: Path | None = None
+
+
+def declaration(study: Study, spec: CheckpointSpec, sha256: str) -> dict:
+    """Everything that determines an evaluation's result, the data aside (it has its own
+    directory): the file's content, the model, the layout and the normalisation."""
+    layout = study.layouts[spec.layout]
+    return {
+        "format": FORMAT,
+        "sha256": sha256,
+        "model": spec.model.model_dump(mode="json"),
+        "layout": layout.model_dump(mode="json", exclude={"description"}),
+        "normalization": spec.normalization.model_dump(mode="json"),
+    }
+
+
+def declaration_hash(config: dict) -> str:
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def evaluation_dir(results: Path, study: str, checkpoint: str, fingerprint: str) -> Path:
+    return results / study / checkpoint / f"{DATA_DIR_PREFIX}{fingerprint[:12]}"
+
+
+def evaluate_study(
+    study: Study, study_file: str | Path, options: EvaluateOptions, echo: Echo
+) -> list[Outcome]:
+    names = [c.name for c in study.checkpoints]
+    unknown = [n for n in options.only if n not in names]
+    if unknown:
+        raise EvaluateError(
+            f"--only {', '.join(unknown)}: study {study.name!r} has no such "
+            f"checkpoint; it has: {', '.join(names) or 'none'}"
+        )
+    chosen = [c for c in study.checkpoints if not options.only or c.name in options.only]
+    if not chosen:
+        echo(f"{study.name}: no checkpoints to evaluate")
+        return []
+    store.ensure_writable(options.results)
+    device = _device(options.device)
+    try:
+        data = load_cached(locate(options.data_dir))
+    except DataError as exc:
+        raise EvaluateError(str(exc)) from None
+    echo(data.describe())
+    if not data.official:
+        echo(non_official_warning(data))
+    study_dir = Path(study_file).resolve().parent
+    outcomes = []
+    for spec in chosen:
+        try:
+            outcome = _evaluate_one(study, spec, study_dir, str(study_file), data, device, options)
+        except CheckpointError as exc:
+            outcome = Outcome(spec.name, "failed", str(exc))
+        echo(f"{study.name}/{spec.name}: {outcome.status}: {outcome.detail}")
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise EvaluateError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def _evaluate_one(
+    study: Study,
+    spec: CheckpointSpec,
+    study_dir: Path,
+    study_file: str,
+    data: Cifar10,
+    device: torch.device,
+    options: EvaluateOptions,
+) -> Outcome:
+    fetched = fetch(spec, study_dir)
+    config = declaration(study, spec, fetched.sha256)
+    digest = declaration_hash(config)
+    out_dir = evaluation_dir(options.results, study.name, spec.name, data.fingerprint)
+    previous = store.read_json(out_dir / store.EVALUATION)
+    if isinstance(previous, dict) and previous.get("config_hash") == digest and not options.force:
+        return Outcome(
+            spec.name,
+            "skipped",
+            f"already evaluated on this data: test error {previous.get('test_error')}% ({out_dir})",
+            out_dir,
+        )
+    layout = study.layouts[spec.layout]
+    loaded = load(spec, layout, fetched.path)  # raises before anything is stored
+    started = time.perf_counter()
+    figures = _test(loaded.model.to(device), data, spec, device, options.batch_size)
+    seconds = time.perf_counter() - started
+    if out_dir.exists():  # a changed declaration, or --force: keep the old one aside
+        why = "--force" if previous and previous.get("config_hash") == digest else "changed"
+        store.supersede(out_dir, f"superseded by `repro evaluate` ({why})")
+    record = {
+        "kind": "checkpoint evaluation",
+        "study": study.name,
+        "checkpoint": spec.name,
+        "study_file": study_file,
+        "model_name": spec.model_name,
+        "config_hash": digest,
+        "config": config,
+        "status": store.COMPLETE,
+        "params": count_parameters(loaded.model),
+        "file": {
+            "path": str(fetched.path),
+            "sha256": fetched.sha256,
+            "origin": fetched.origin,
+            "url": spec.url,
+            "tensors": loaded.tensors,
+            "metadata": loaded.metadata,
+        },
+        "transforms": [
+            {"name": t, "description": TRANSFORMS[t].description} for t in layout.transforms
+        ],
+        "data": {
+            "path": str(data.path),
+            "official": data.official,
+            "dataset_fingerprint": data.fingerprint,
+            "test_images": len(data.test_labels),
+        },
+        **figures,
+        "seconds": round(seconds, 3),
+        "environment": environment(
+            device, driver=None, execution={"precision": "fp32", "pipeline": "evaluate"}
+        ),
+        "finished": now_utc(),
+    }
+    store.write_json(out_dir / store.EVALUATION, record)
+    return Outcome(
+        spec.name,
+        "evaluated",
+        f"test error {record['test_error']:.2f}% on "
+        f"{record['images']} images in {seconds:.1f} s ({out_dir})",
+        out_dir,
+    )
+
+
+def _test(
+    model: torch.nn.Module,
+    data: Cifar10,
+    spec: CheckpointSpec,
+    device: torch.device,
+    batch_size: int,
+) -> dict:
+    """Single-view test error and loss: the test images as they are, normalised the way the
+    checkpoint was trained (statistics from the training images where the kind computes them).
+    """
+    normalizer = Normalizer(spec.normalization, torch.from_numpy(data.train_images)).to(device)
+    images = torch.from_numpy(data.test_images).to(device)
+    labels = torch.from_numpy(data.test_labels).to(device)
+    wrong, loss = 0, 0.0
+    model.eval()
+    with torch.inference_mode():
+        for x, y in eval_batches(images, labels, normalizer, batch_size):
+            logits = model(x)
+            wrong += int((logits.argmax(1) != y).sum())
+            loss += float(F.cross_entropy(logits, y, reduction="sum"))
+    n = len(labels)
+    return {
+        "images": n,
+        "wrong": wrong,
+        "test_error": 100.0 * wrong / n,
+        "test_accuracy": 100.0 * (n - wrong) / n,
+        "test_loss": loss / n,
+        "normalization": normalizer.describe(),
+    }
