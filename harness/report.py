@@ -884,7 +884,7 @@ def _checkpoint_row(study, claim: Claim, judged: list[_Judged], anchor, source_l
         verdict = verdicts.Verdict(verdicts.NOT_RUN, "not evaluated yet: `repro evaluate "
                                    f"{study.name}.yaml` (no training needed)")  # fmt: skip
     else:
-        verdict = verdicts.judge_value(claim, repro)
+        verdict = verdicts.judge_fixed_weights(claim, repro.value)
         if not chosen.official:
             verdict = verdicts.on_nonofficial_data(verdict)
     data = _data_of(chosen.record.data)[1] if chosen else ""

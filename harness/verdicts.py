@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import functools
 import itertools
 import math
@@ -29,7 +30,10 @@ JUDGED = (REPRODUCED, BETTER, NOT_REPRODUCED, INCONCLUSIVE)
 # qualifier in its very name, so no summary, table or export can show it without it.
 ON_NONOFFICIAL_DATA = "on non-official data"
 OUTCOMES = (*JUDGED, *(f"{o} {ON_NONOFFICIAL_DATA}" for o in JUDGED), NOT_RUN, NOT_COMPARABLE)
-JPEG_COPY_COST = (8.27, 18.97)  # a released ResNet-20's test error: official data, JPEG copy
+# akamaster's released ResNet-20: its README's test error on the official data, and the error
+# `repro evaluate studies/checkpoints.yaml` measured on the offline JPEG copy
+# (results/published/checkpoints-jpeg-copy-cpu-2026-11-26/).
+JPEG_COPY_COST = (8.27, 18.97)
 
 # The scales of the metrics that runs measure, each once, for the rules.
 _SCALES = list(dict.fromkeys(m.scale for m in METRICS.values() if m.from_training))
@@ -42,6 +46,12 @@ def _diverged_counts_as() -> str:
         if m.diverged is not None:
             names[m.diverged].append(m.name)
     return "; ".join(f"{d.means} for {', '.join(ns)}" for d, ns in names.items())
+
+
+# Released weights evaluated again: nothing is random, so no seed noise. What may differ is
+# the claim's rounding and a few borderline images flipping between libraries and devices
+# (each image is 0.01 points of CIFAR-10's 10,000).
+FIXED_WEIGHTS_IMAGES = 3
 
 
 RULES = (
@@ -107,6 +117,10 @@ RULES = (
     f"{INCONCLUSIVE}. A side with one run gets the metric's assumed seed noise, as above, so "
     "a gap between two single runs must exceed about 2.8 times that noise (0.57 percentage "
     "points of error) to decide the order.",
+    "A claim on released weights (a checkpoint evaluated with `repro evaluate`) involves no "
+    "randomness: its tolerance is the claim's rounding (half a unit of its last digit) plus "
+    f"{FIXED_WEIGHTS_IMAGES} test images (0.01 points each) that libraries and devices may "
+    "decide differently, with no seed noise.",
 )
 
 MEDIAN_SE = math.sqrt(math.pi / 2)  # SE of a median over SE of a mean, large normal samples
@@ -176,6 +190,22 @@ def _std_of_best(n: int) -> float:
     weights = [n * normal.pdf(x) * (1 - normal.cdf(x)) ** (n - 1) * step for x in xs]
     mean = sum(x * w for x, w in zip(xs, weights, strict=True))
     return math.sqrt(sum((x - mean) ** 2 * w for x, w in zip(xs, weights, strict=True)))
+
+
+def judge_fixed_weights(claim: Claim, value: float) -> Verdict:
+    """Verdict for a claim on released weights: deterministic, so the tolerance is the
+    claim's rounding plus a few images, not a seed-to-seed spread."""
+    exponent = decimal.Decimal(repr(claim.value)).normalize().as_tuple().exponent
+    rounding = 0.5 * 10.0 ** min(0, exponent)
+    tolerance = rounding + FIXED_WEIGHTS_IMAGES * 0.01
+    difference = value - claim.value
+    interval = (claim.value - tolerance, claim.value + tolerance)
+    why = (f"|difference| {abs(difference):.2f} vs {tolerance:.3f} (the claim's rounding "
+           f"{rounding:g} + {FIXED_WEIGHTS_IMAGES} test images)")  # fmt: skip
+    if abs(difference) <= tolerance:
+        return Verdict(REPRODUCED, why, difference, tolerance, interval)
+    worse = difference > 0 if METRICS[claim.metric].lower_is_better else difference < 0
+    return Verdict(NOT_REPRODUCED if worse else BETTER, why, difference, tolerance, interval)
 
 
 def judge_value(claim: Claim, repro: Reproduction | None, *, pending: int = 0) -> Verdict:

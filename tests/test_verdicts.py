@@ -372,3 +372,15 @@ def test_the_studies_hold_the_claims_they_were_missing(tmp_path):
     assert {(c.experiment, c.value) for c in shortcuts.claims
             if c.metric == "test_error_at_epoch"} == {("park-resnet56", 28.5),
                                                       ("park-resnet56b", 25.9)}  # fmt: skip
+
+
+def test_released_weights_are_judged_by_rounding_and_a_few_images_not_seed_noise():
+    from harness.schema import Claim
+    from harness.verdicts import BETTER, NOT_REPRODUCED, REPRODUCED, judge_fixed_weights
+
+    claim = Claim(source="s", where="README", checkpoint="c", metric="test_error", value=8.27)
+    assert judge_fixed_weights(claim, 8.30).outcome == REPRODUCED  # 0.005 + 3 images
+    assert judge_fixed_weights(claim, 8.33).outcome == NOT_REPRODUCED  # seed noise would pass
+    assert judge_fixed_weights(claim, 8.20).outcome == BETTER
+    rounded = Claim(source="s", where="README", checkpoint="c", metric="test_error", value=8.3)
+    assert judge_fixed_weights(rounded, 8.33).outcome == REPRODUCED  # 8.3 means 8.25..8.35
