@@ -739,16 +739,18 @@ def export(study_file, out, checkpoints, results):
     Configs, environments, metrics and summaries of all its runs, and the checkpoints of
     unfinished ones; `repro import` merges it into another store.
     """
-    from harness.transfer import TransferError, export_study
+    from harness.transfer import EVALUATED, TransferError, export_study
 
     (study,) = studies_or_fail([study_file])
     try:
         done = export_study(study.name, results, out, checkpoints=checkpoints)
     except TransferError as exc:
         fail(str(exc))
-    unfinished = sum(r.status not in ("complete", "diverged") for r in done.runs)
-    click.echo(f"wrote {out} ({done.bytes / 2**20:.1f} MiB): {len(done.runs)} runs of "
-               f"{study.name}, {unfinished} unfinished")  # fmt: skip
+    evaluations = sum(r.status == EVALUATED for r in done.runs)
+    trained = len(done.runs) - evaluations
+    unfinished = sum(r.status not in ("complete", "diverged", EVALUATED) for r in done.runs)
+    click.echo(f"wrote {out} ({done.bytes / 2**20:.1f} MiB) for {study.name}: {trained} runs "
+               f"({unfinished} unfinished), {evaluations} checkpoint evaluations")  # fmt: skip
 
 
 @main.command(name="import")

@@ -56,6 +56,7 @@ Echo = Callable[[str], None]
 NOT_STARTED_EXIT = 75  # a worker whose time budget was spent before its run could start
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 REFUSED_EXIT = 76  # a worker that would have resumed its run under another execution
+BUSY_EXIT = 77  # a worker that found its run being trained by another process: not a failure
 
 
 # --------------------------------------------------------------------------- one run as a job
@@ -253,6 +254,8 @@ STOPPED_EXITS = (130, -signal.SIGINT, -signal.SIGTERM)
 def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome:
     run_dir = p.directory(options.results)
     log = run_dir / store.WORKER_LOG
+    if returncode == BUSY_EXIT:  # another process has it: never mark it failed under them
+        return Outcome(p, "busy", "being trained by another process")
     if returncode == REFUSED_EXIT:  # the run was left as it was: not a failure of the run
         return Outcome(p, REFUSED, f"resuming it under another precision or pipeline was "
                                    f"refused; what to do: {log}")  # fmt: skip
@@ -302,7 +305,9 @@ def worker_main(spec: str) -> int:
         return NOT_STARTED_EXIT
     if outcome.status == REFUSED:
         return REFUSED_EXIT
-    return 0 if outcome.status in ("complete", "diverged", "paused", "skipped", "busy") else 1
+    if outcome.status == "busy":
+        return BUSY_EXIT
+    return 0 if outcome.status in ("complete", "diverged", "paused", "skipped") else 1
 
 
 def _interrupt_once(signum, frame) -> None:

@@ -239,6 +239,13 @@ def _decide(p: RunPlan, run_dir: Path, force: bool, echo: Echo) -> Outcome | Non
         return Outcome(p, "busy", f"already queued as {state.detail}")
     if state.status == "running":
         return Outcome(p, "busy", f"being trained by another process ({state.detail})")
+    if state.config_hash is None and state.status in (store.FAILED, store.INTERRUPTED):
+        # It ended before training started (no config.json yet): there is no other config,
+        # only the record of that attempt, which is kept beside the run.
+        kept = store.set_aside(run_dir / store.SUMMARY, "before-training")
+        echo(f"{p.study}/{p.name}: starting; its last attempt ended {state.status} before "
+             f"training ({state.detail or 'no detail'}; kept as {kept.name})")  # fmt: skip
+        return None
     if state.config_hash != p.hash:
         where = store.supersede(run_dir, f"config changed: {state.config_hash} -> {p.hash}")
         echo(f"note: {p.study}/{p.name} was made with another config; moved to {where}")

@@ -181,9 +181,9 @@ def read_config(run_dir: Path) -> dict | None:
     return config
 
 
-def set_aside(path: Path) -> Path:
-    """Keep an unusable file beside the run under another name; never delete it."""
-    target = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+def set_aside(path: Path, why: str = "unreadable") -> Path:
+    """Keep a file the run cannot use beside it under another name; never delete it."""
+    target = path.with_name(f"{path.name}.{why}-{time.strftime('%Y%m%d-%H%M%S')}")
     path.rename(target)
     return target
 

@@ -542,7 +542,7 @@ def _keep_metrics_the_history_lacks(run_dir: Path, history: list[dict]) -> None:
         store.set_aside(path)
         return
     if len(rows) > len(history):
-        kept = store.set_aside(path)
+        kept = store.set_aside(path, "not-in-checkpoint")
         print(f"warning: {path} holds {len(rows)} epochs that the checkpoint lacks; "
               f"kept as {kept.name}")  # fmt: skip
 

@@ -30,13 +30,15 @@ from pathlib import Path, PurePosixPath
 
 from harness import store
 from harness.environment import git_commit, now_utc
-from harness.results import RunRecord, scan
+from harness.results import EvaluationRecord, RunRecord, scan, scan_evaluations
 
 FORMAT = 1
 MANIFEST = "manifest.json"
+EVALUATED = "evaluated"  # the status an archive gives a checkpoint evaluation
 # The files of a run that make it evidence; locks, progress markers and job records are
 # about one machine and stay behind. The checkpoint travels only for unfinished runs.
-RUN_FILES = (store.CONFIG, store.ENVIRONMENT, store.METRICS, store.SUMMARY, store.ERROR,
+RUN_FILES = (store.CONFIG, store.ENVIRONMENT, store.METRICS, store.SUMMARY, store.EVALUATION,
+             store.ERROR,
              store.WORKER_LOG)  # fmt: skip
 
 
@@ -98,6 +100,11 @@ def _snapshot(run_dir: Path, into: Path, checkpoints: bool) -> ArchivedRun:
     for name in RUN_FILES:
         if (run_dir / name).exists():
             shutil.copy2(run_dir / name, into / name)
+    if (into / store.EVALUATION).exists():  # a released checkpoint evaluated: one file
+        record = store.read_json(into / store.EVALUATION)
+        digest = record.get("config_hash") if isinstance(record, dict) else None
+        files = {p.name: _sha256(p) for p in sorted(into.iterdir())}
+        return ArchivedRun("", digest, EVALUATED, 0, 0, files)
     state = store.inspect(run_dir)
     summary = store.read_json(into / store.SUMMARY)
     status = (summary.get("status") if isinstance(summary, dict) else None) or state.status
@@ -136,15 +143,21 @@ def _checkpoint_epoch(path: Path) -> int:
 
 
 def export_study(study: str, results: Path, out: Path, *, checkpoints: bool = True) -> ExportResult:
-    """Pack every run of ``study`` in ``results`` into the gzipped tar ``out``."""
+    """Pack every run (and checkpoint evaluation) of ``study`` in ``results`` into ``out``."""
     records = [r for r in scan(results) if r.study == study]
+    records += [e for e in scan_evaluations(results) if e.study == study]
     if not records:
         raise TransferError(f"no runs of study {study!r} under {results}: nothing to export")
     return export_runs(records, results, out, study=study, checkpoints=checkpoints)
 
 
 def export_runs(
-    records: list[RunRecord], results: Path, out: Path, *, study: str, checkpoints: bool = True
+    records: list[RunRecord | EvaluationRecord],
+    results: Path,
+    out: Path,
+    *,
+    study: str,
+    checkpoints: bool = True,
 ) -> ExportResult:
     """Pack the given runs (of one study) into ``out``; written under a temporary name first."""
     runs = []
@@ -277,6 +290,9 @@ def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: Import
     if store.is_locked(dst):
         result.skipped.append(f"{run.path}: being trained here right now")
         return
+    if run.status == EVALUATED:
+        _merge_evaluation(run, src, dst, result)
+        return
     if not (dst / store.CONFIG).exists() and not (dst / store.SUMMARY).exists():
         _place(src, dst)
         note = "" if with_ckpt or run.status in store.FINAL else " (no checkpoint: restarts)"
@@ -308,6 +324,22 @@ def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: Import
         f"{run.path}: {status} at {epochs} -> {run.status} at {run.epochs} epochs "
         f"(previous kept in {where})"
     )
+
+
+def _merge_evaluation(run: ArchivedRun, src: Path, dst: Path, result: ImportResult) -> None:
+    """An evaluation of fixed weights on one copy of the data: the same inputs give the same
+    record, so one that is here already stays; one for another checkpoint config is refused."""
+    here = store.read_json(dst / store.EVALUATION)
+    if here is None:
+        _place(src, dst)
+        result.added.append(f"{run.path}: checkpoint evaluation")
+        return
+    local_hash = here.get("config_hash") if isinstance(here, dict) else None
+    if local_hash != run.config_hash:
+        result.refused.append(f"{run.path}: evaluated here with checkpoint config {local_hash}, "
+                              f"in the archive with {run.config_hash}")  # fmt: skip
+        return
+    result.skipped.append(f"{run.path}: already evaluated here")
 
 
 def _place(src: Path, dst: Path) -> None:

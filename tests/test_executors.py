@@ -264,3 +264,39 @@ def test_a_worker_that_refused_to_resume_leaves_its_run_as_it_was(tmp_path):
     outcome = _worker_outcome(p, RunOptions(results=tmp_path / "results"), REFUSED_EXIT)
     assert outcome.status == "refused" and "worker.log" in outcome.message
     assert store.read_json(run_dir / store.SUMMARY)["status"] == "paused"  # not marked failed
+
+
+def test_a_worker_that_finds_its_run_busy_never_marks_it_failed(tmp_path, cifar_root):
+    """Another process holds the run: the worker says busy, and the store keeps no false
+    'failed' under the process that is training it."""
+    study_file = tiny_study(tmp_path / "s.yaml",
+                            "  - {name: a, model: resnet8, recipe: base}\n"
+                            "  - {name: b, model: resnet8, recipe: base}\n")  # fmt: skip
+    results = tmp_path / "results"
+    held = results / "tiny" / "a" / "seed-0"
+    with store.run_lock(held):
+        out = CliRunner().invoke(main, ["run", str(study_file), "--data-dir", str(cifar_root),
+                                        "--results", str(results), "--device", "cpu", "--quiet",
+                                        "--runs-per-gpu", "2"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "[    busy] tiny/a/seed-0" in out.output and "FAILED" not in out.output
+    assert not (held / "summary.json").exists()
+    assert store.read_json(results / "tiny" / "b" / "seed-0" / "summary.json")["status"] == (
+        "complete")  # fmt: skip
+
+
+def test_a_run_that_ended_before_training_starts_again_without_a_false_config_note(
+    tmp_path, cifar_root
+):
+    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    results = tmp_path / "results"
+    run = results / "tiny" / "a" / "seed-0"
+    run.mkdir(parents=True)
+    store.mark_failed(run, "worker exited with code -9 (killed while loading the data)")
+    out = CliRunner().invoke(main, ["run", str(study_file), "--data-dir", str(cifar_root),
+                                    "--results", str(results), "--device", "cpu", "--quiet"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "another config" not in out.output and "ended failed before training" in out.output
+    assert not (run.parent / ".superseded").exists()
+    assert list(run.glob("summary.json.before-training-*"))
+    assert store.read_json(run / "summary.json")["status"] == "complete"

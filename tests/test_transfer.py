@@ -412,3 +412,25 @@ def test_exporting_a_study_without_runs_is_a_clear_error(tmp_path):
     assert "no runs of study 'tiny'" in result.output and "nothing to export" in result.output
     assert "Traceback" not in result.output
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_checkpoint_evaluations_travel_and_are_never_doubled(tmp_path):
+    """`repro evaluate`'s records go into the study's archive and come back once."""
+    from harness import store
+    from harness.transfer import export_study, import_archive
+
+    source = tmp_path / "source"
+    record = source / "ck" / "released" / "data-0123456789ab" / store.EVALUATION
+    store.write_json(record, {"config_hash": "c" * 16, "test_error": 18.97})
+    archive = tmp_path / "ck.tar.gz"
+    export_study("ck", source, archive)
+    target = tmp_path / "target"
+    first = import_archive(archive, target)
+    assert first.added == ["ck/released/data-0123456789ab: checkpoint evaluation"]
+    assert store.read_json(target / "ck/released/data-0123456789ab" / store.EVALUATION)[
+        "test_error"] == 18.97  # fmt: skip
+    again = import_archive(archive, target)
+    assert again.skipped == ["ck/released/data-0123456789ab: already evaluated here"]
+    store.write_json(target / "ck/released/data-0123456789ab" / store.EVALUATION,
+                     {"config_hash": "d" * 16, "test_error": 8.27})  # fmt: skip
+    assert import_archive(archive, target).refused
