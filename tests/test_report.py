@@ -454,6 +454,7 @@ def test_checkpoint_claims_are_judged_by_the_rules_of_trained_runs(tmp_path):
 
 def test_a_study_of_checkpoints_before_any_evaluation(tmp_path):
     out = tmp_path / "r.html"
+    (tmp_path / "none").mkdir()  # an empty store (a missing one is an error)
     result = CliRunner().invoke(main, ["report", "--results", str(tmp_path / "none"), "--study",
                                        str(CHECKPOINTS), "--out", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
