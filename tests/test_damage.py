@@ -129,7 +129,7 @@ def test_an_unreadable_checkpoint_keeps_the_metrics_it_would_have_overwritten(
     out = repro(*run_args(study, cifar_root, results))
     assert out.exit_code == 0, out.output
     assert "could not be read" in out.output and "starts over" in out.output
-    assert list(run.glob("metrics.jsonl.unreadable-*")), "the old history was overwritten"
+    assert list(run.glob("metrics.jsonl.not-in-checkpoint-*")), "the old history was overwritten"
     _kept(before, results)
 
 

@@ -89,7 +89,7 @@ def made(tmp_path_factory, cifar_root):
         export = repro("export", str(study), "--out", str(out[name]), "--results", str(source),
                        *extra)  # fmt: skip
         assert export.exit_code == 0, export.output
-        assert "2 runs of tiny, 1 unfinished" in export.output
+        assert "for tiny: 2 runs (1 unfinished)" in export.output
     return out
 
 
