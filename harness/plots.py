@@ -1,7 +1,9 @@
 """Figures for the report, as self-contained SVG data URIs (no files, no external assets).
 
-Uses matplotlib's object API (``Figure``), never pyplot's global state. Each function takes
-plain data (pandas frames and lists) and returns a ``data:image/svg+xml;base64,...`` string.
+Uses matplotlib's object API (``Figure``), never pyplot's global state. Each ``*_plot``
+function takes plain data (pandas frames and lists) and returns the matplotlib ``Figure``, so
+tests can read what was drawn (ticks, ranges, lines, labels); ``to_data_uri`` turns it into a
+``data:image/svg+xml;base64,...`` string for the page.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def _band(ax, series: Series, column: str, color: str, *, bold: bool = True, lab
         ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.18, lw=0)
 
 
-def curves_figure(series: list[Series], title: str) -> str:
+def curves_plot(series: list[Series], title: str) -> Figure:
     """Training loss and test error against epoch, one line per experiment."""
     fig = Figure(figsize=(10, 3.4))
     loss_ax, err_ax = fig.subplots(1, 2)
@@ -69,10 +71,10 @@ def curves_figure(series: list[Series], title: str) -> str:
         ax.grid(alpha=0.3)
     err_ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=10)
-    return to_data_uri(fig)
+    return fig
 
 
-def degradation_figure(series: list[Series], title: str) -> str:
+def degradation_plot(series: list[Series], title: str) -> Figure:
     """He et al. 2015, Figure 6 style: plain nets and ResNets side by side, one line per depth;
     thin dashed lines are training error, bold lines test error; seeds as a band."""
     plain = sorted((s for s in series if s.plain), key=lambda s: s.depth)
@@ -92,7 +94,7 @@ def degradation_figure(series: list[Series], title: str) -> str:
     axes[0].set_ylabel("error (%)  dashed: training, bold: test")
     _limit_error_axis(axes[0], series, ["train_error", "test_error"])
     fig.suptitle(title, fontsize=10)
-    return to_data_uri(fig)
+    return fig
 
 
 def _limit_error_axis(ax, series: list[Series], columns: list[str]) -> None:
@@ -104,7 +106,7 @@ def _limit_error_axis(ax, series: list[Series], columns: list[str]) -> None:
         ax.set_ylim(0, min(100, max(5.0, top * 1.15)))
 
 
-def lr_figure(schedules: dict[str, list[tuple[float, float]]], title: str) -> str:
+def lr_plot(schedules: dict[str, list[tuple[float, float]]], title: str) -> Figure:
     """Learning rate against epoch for each recipe: ``{recipe: [(epoch, lr), ...]}``."""
     fig = Figure(figsize=(10, 2.6))
     ax = fig.subplots()
@@ -114,4 +116,4 @@ def lr_figure(schedules: dict[str, list[tuple[float, float]]], title: str) -> st
     ax.set(xlabel="epoch", ylabel="learning rate", yscale="log", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
-    return to_data_uri(fig)
+    return fig

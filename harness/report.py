@@ -10,6 +10,7 @@ to pandas for CSV or JSON. No HTML is built in Python.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections import Counter, defaultdict
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import jinja2
 import pandas as pd
+from matplotlib.figure import Figure as MplFigure
 
 from harness import execution, plots, store, verdicts
 from harness.describe import parameter_count, recipe_summary
@@ -157,7 +159,11 @@ class LayoutView:
 class Figure:
     title: str
     caption: str
-    uri: str
+    plot: MplFigure = field(repr=False)  # what was drawn, readable by tests
+
+    @functools.cached_property
+    def uri(self) -> str:
+        return plots.to_data_uri(self.plot)
 
 
 @dataclass
@@ -1041,12 +1047,12 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
                 f"{title}: plain versus residual",
                 "Drawn like He et al. 2015, Figure 6: thin dashed lines are training error, "
                 "bold lines test error, one colour per depth; shaded bands span the seeds.",
-                plots.degradation_figure(series, title),
+                plots.degradation_plot(series, title),
             ))  # fmt: skip
         figures.append(Figure(
             f"{title}: training loss and test error",
             "Mean over seeds; shaded bands span the seeds. Runs still in progress included.",
-            plots.curves_figure(series, title),
+            plots.curves_plot(series, title),
         ))  # fmt: skip
     figures.append(_lr_figure(study, classified))
     return figures
@@ -1085,7 +1091,7 @@ def _lr_figure(study: Study, classified: list[_Classified]) -> Figure:
     return Figure(
         f"{study.name}: learning-rate schedules",
         caption,
-        plots.lr_figure(schedules, "learning rate"),
+        plots.lr_plot(schedules, "learning rate"),
     )
 
 
