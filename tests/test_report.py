@@ -454,7 +454,8 @@ def test_checkpoint_claims_are_judged_by_the_rules_of_trained_runs(tmp_path):
 
 def test_a_study_of_checkpoints_before_any_evaluation(tmp_path):
     out = tmp_path / "r.html"
-    result = CliRunner().invoke(main, ["report", "--results", str(tmp_path / "none"), "--study",
+    (tmp_path / "empty").mkdir()  # a missing directory is an error (tests/test_cli.py)
+    result = CliRunner().invoke(main, ["report", "--results", str(tmp_path / "empty"), "--study",
                                        str(CHECKPOINTS), "--out", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
     html = out.read_text()
