@@ -1017,82 +1017,138 @@ def _copy_penalty(judged: list[_Judged], study: Study) -> list[dict]:
 # --------------------------------------------------------------------------- figures
 
 
+GREYED_NOTE = (
+    " Greyed lines, labelled \u201cnot counted\u201d, are runs that count toward no verdict "
+    "(paused, unfinished, smoke or override runs, stale configs): drawn for what they show."
+)
+
+
 def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
     if not study.experiments:
         return []  # a study of released checkpoints only: nothing was trained
-    faithful = [c.record for c in classified if c.faithful]
-    curves = curves_frame(faithful)
     figures = []
-    groups: dict[str, list[Experiment]] = defaultdict(list)
-    for exp in study.experiments:
-        groups[exp.follows or study.name].append(exp)
-    for group, exps in groups.items():
-        series = [
-            plots.Series(
-                label=e.name,
-                curves=curves[curves.experiment == e.name],
-                depth=e.model.depth,
-                plain=e.model.shortcut == "none",
-            )
-            for e in exps
-        ]
-        series = [s for s in series if not s.curves.empty]
-        if not series:
-            continue
+    for group, series in _series_by_group(study, classified).items():
         title = (
             study.name if group == study.name else f"{study.name}, experiments following {group}"
         )
+        greyed = "" if all(s.counted for s in series) else GREYED_NOTE
         if any(s.plain for s in series) and any(not s.plain for s in series):
             figures.append(Figure(
                 f"{title}: plain versus residual",
                 "Drawn like He et al. 2015, Figure 6: thin dashed lines are training error, "
-                "bold lines test error, one colour per depth; shaded bands span the seeds.",
+                "bold lines test error, one colour per size; shaded bands span the random "
+                "seeds." + greyed,
                 plots.degradation_plot(series, title),
             ))  # fmt: skip
         figures.append(Figure(
             f"{title}: training loss and test error",
-            "Mean over seeds; shaded bands span the seeds. Runs still in progress included.",
+            "Mean over random seeds; shaded bands span them." + greyed,
             plots.curves_plot(series, title),
         ))  # fmt: skip
     figures.append(_lr_figure(study, classified))
     return figures
 
 
+def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, list]:
+    """Every run with curves, as series grouped by the source their experiment follows: the
+    counted runs of an experiment as one series, the rest by why they do not count (an
+    override's runs by their label), so that a study whose runs are all paused or smoke runs
+    still shows its curves, greyed."""
+    bundles: dict[tuple, list[RunRecord]] = defaultdict(list)
+    for c in classified:
+        if c.record.history:
+            why = "" if c.counted else _why_not_briefly(c)
+            bundles[(c.record.experiment, c.record.label, why)].append(c.record)
+    groups: dict[str, list[plots.Series]] = defaultdict(list)
+    for exp in study.experiments:
+        mine = sorted((k for k in bundles if k[0] == exp.name), key=lambda k: (bool(k[2]), k))
+        for _, label, why in mine:
+            groups[exp.follows or study.name].append(plots.Series(
+                label=exp.name + (f"~{label}" if label else ""),
+                curves=curves_frame(bundles[(exp.name, label, why)]),
+                depth=exp.model.depth, plain=exp.model.shortcut == "none",
+                model=exp.model.label(), counted=not why, why_not=why,
+            ))  # fmt: skip
+    return {g: series for g, series in groups.items() if series}
+
+
+def _why_not_briefly(c: _Classified) -> str:
+    """Why a run does not count, in a word or two for a legend (the run table says it all)."""
+    if c.record.label:
+        return "override"
+    if c.why_not.startswith("stale"):
+        return "stale config"
+    if "subset" in c.why_not:
+        return "trained on a subset"
+    if c.record.status in ("complete", "diverged"):
+        return "see the run table"
+    return c.record.status
+
+
 def _lr_figure(study: Study, classified: list[_Classified]) -> Figure:
-    schedules: dict[str, list[tuple[float, float]]] = {}
+    """Each experiment's own schedule, computed from its recipe; experiments whose schedules
+    are identical share one line (named by their recipes), and the caption says so."""
+    points: dict[str, list[tuple[float, float]]] = {}
     notes = []
     for exp in study.experiments:
-        key = exp.recipe_name or exp.name
-        if key in schedules:
-            continue
-        recipe = exp.recipe
-        warmup = recipe.warmup
-        if warmup is not None and warmup.until_train_error_below is not None:
-            # Where a threshold warm-up ends is only known from runs: draw the median end.
-            ends = [
-                end
-                for c in classified
-                if c.faithful and c.record.experiment == exp.name
-                if (end := c.record.value("warmup_ended_at_iteration")) is not None
-            ]
-            fixed = Warmup(lr=warmup.lr, iterations=int(statistics.median(ends))) if ends else None
-            recipe = recipe.model_copy(update={"warmup": fixed})
-            notes.append(
-                f"{key}: warm-up until training error < {warmup.until_train_error_below:g}%, "
-                + ("drawn at the median end observed" if ends else "not drawn (no run yet)")
-            )
-        per_epoch = nominal_batches_per_epoch(recipe)
-        length = Length.of(recipe, per_epoch)
-        lr = LearningRate(recipe, length)
-        step = max(1, length.total_iterations // 2000)
-        schedules[key] = [(i / per_epoch, lr(i)) for i in range(0, length.total_iterations, step)]
-    caption = "Learning rate against epoch for each recipe, computed from the recipe"
+        points[exp.name], note = _schedule(exp, classified)
+        notes += [note] if note and note not in notes else []
+    lines: dict[tuple, list[Experiment]] = defaultdict(list)
+    for exp in study.experiments:
+        lines[tuple(points[exp.name])].append(exp)
+    schedules = {}
+    for line, exps in lines.items():
+        names = _schedule_names(study, exps, lines.values())
+        if len(names) > 1:
+            notes.append(f"{' and '.join(names)} have the same schedule, drawn once")
+        schedules[" = ".join(names)] = list(line)
+    caption = "Learning rate against epoch for each experiment, computed from its recipe"
     caption += ("; " + "; ".join(notes) + ".") if notes else "."
     return Figure(
         f"{study.name}: learning-rate schedules",
         caption,
         plots.lr_plot(schedules, "learning rate"),
     )
+
+
+def _schedule_names(study: Study, exps: list[Experiment], lines) -> list[str]:
+    """What to call one line: the recipes of its experiments, where each is the named recipe
+    as declared and all of that recipe's experiments are on this line; else the experiment."""
+    names = []
+    for exp in exps:
+        named = study.recipes.get(exp.recipe_name or "")
+        whole = named is not None and exp.recipe == named and all(
+            e in exps for line in lines for e in line if e.recipe_name == exp.recipe_name
+            and e.recipe == named
+        )  # fmt: skip
+        names.append(exp.recipe_name if whole else exp.name)
+    return list(dict.fromkeys(names))
+
+
+def _schedule(exp: Experiment, classified: list[_Classified]) -> tuple[list, str]:
+    """The experiment's learning rate against epoch, and a note where it depends on runs."""
+    recipe, note = exp.recipe, ""
+    warmup = recipe.warmup
+    if warmup is not None and warmup.until_train_error_below is not None:
+        # Where a threshold warm-up ends is only known from runs: draw the median end.
+        ends = [
+            end
+            for c in classified
+            if c.faithful and c.record.experiment == exp.name
+            if (end := c.record.value("warmup_ended_at_iteration")) is not None
+        ]
+        fixed = Warmup(lr=warmup.lr, iterations=int(statistics.median(ends))) if ends else None
+        recipe = recipe.model_copy(update={"warmup": fixed})
+        note = (
+            f"{exp.recipe_name or exp.name}: warm-up until training error < "
+            f"{warmup.until_train_error_below:g}%, "
+            + ("drawn at the median end observed" if ends else "not drawn (no run yet)")
+        )
+    per_epoch = nominal_batches_per_epoch(recipe)
+    length = Length.of(recipe, per_epoch)
+    lr = LearningRate(recipe, length)
+    step = max(1, length.total_iterations // 2000)
+    return [(i / per_epoch, lr(i)) for i in range(0, length.total_iterations, step)], note
 
 
 # --------------------------------------------------------------------------- provenance

@@ -92,6 +92,30 @@ class ModelSpec(BaseModel):
             parts.append(f"dropout {self.dropout}")
         return ", ".join(parts)
 
+    def label(self) -> str:
+        """The name a paper prints: "ResNet-56", "plain-20", "pre-act ResNet-164", "WRN-16-4",
+        with what sets it apart from its family's usual form in brackets ("ResNet-56
+        (bottleneck)", "WRN-16-4 (dropout 0.3)"). A WRN's depth follows its own convention,
+        so it is never a "ResNet-16"."""
+        extras = []
+        if self.depth_convention == "wrn":
+            name = f"WRN-{self.depth}-{self.width}"
+        else:
+            family = ("plain" if self.shortcut == "none"
+                      else "pre-act ResNet" if self.preact else "ResNet")  # fmt: skip
+            name = f"{family}-{self.depth}"
+            bottleneck = self.block == "bottleneck"
+            if bottleneck and f"resnet{self.depth}" not in _BOTTLENECK_BY_NAME:
+                extras.append("bottleneck")
+            usual = "B" if (bottleneck or self.preact) else "A"
+            if self.shortcut not in ("none", usual):
+                extras.append(f"option {self.shortcut}")
+            if self.width > 1:
+                extras.append(f"width x{self.width}")
+        if self.dropout:
+            extras.append(f"dropout {self.dropout:g}")
+        return name + (f" ({', '.join(extras)})" if extras else "")
+
 
 class UnknownModelError(ValueError):
     """A model name that neither the catalogue nor the grammar knows."""
