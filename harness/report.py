@@ -87,6 +87,9 @@ class ClaimRow:
     interval_high: float | None = None
     execution: str = ""  # the precision and pipeline of the runs behind the verdict
     data: str = ""  # whether those runs used the official release of CIFAR-10
+    # Parameter counts: measured / claimed - 1, and how far off that is in words.
+    relative_difference: float | None = None
+    severity: str = ""
 
 
 @dataclass
@@ -531,6 +534,13 @@ def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
     return f"{value:.{digits}f}{unit}"
 
 
+def _signed_percent(fraction: float | None) -> str:
+    """A relative difference as "+1.25%" (exactly 0: "0%")."""
+    if fraction is None:
+        return "\u2013"
+    return "0%" if fraction == 0 else f"{100 * fraction:+.2f}%"
+
+
 def _claimed_text(claim: Claim, unit: str) -> str:
     spread = f" \u00b1 {claim.std:g}" if claim.std is not None else ""
     return f"{claim.value:g}{spread}{unit} ({claim.rule})"
@@ -611,7 +621,9 @@ def _params_row(study, claim: Claim, anchor, source_label, kind: str = "params")
     declared = (study.experiment(claim.experiment) if claim.experiment is not None
                 else study.checkpoint(claim.checkpoint))  # fmt: skip
     measured = parameter_count(declared.model, counts)
-    verdict = verdicts.judge_params(claim, measured)
+    others = {c: parameter_count(declared.model, c) for c in verdicts.COUNT_CONVENTIONS
+              if c != counts}  # fmt: skip
+    verdict = verdicts.judge_params(claim, measured, others)
     stated = (
         f"{claim.value:,.0f}"
         if claim.resolution is None
@@ -627,6 +639,7 @@ def _params_row(study, claim: Claim, anchor, source_label, kind: str = "params")
         n=1, minimum=measured, maximum=measured, std=None, difference=verdict.difference,
         tolerance=verdict.tolerance, verdict=verdict.outcome, reason=verdict.reason,
         notes=[*filter(None, [claim.note])],
+        relative_difference=measured / claim.value - 1, severity=verdict.severity,
     )  # fmt: skip
 
 
@@ -1222,6 +1235,7 @@ def render_html(report: Report) -> str:
         lstrip_blocks=True,
     )
     env.filters["num"] = _fmt
+    env.filters["signed_percent"] = _signed_percent
     env.filters["slug"] = lambda s: "".join(ch if ch.isalnum() else "-" for ch in s.lower())
     return env.get_template("report.html.j2").render(report=report)
 
@@ -1230,7 +1244,7 @@ CLAIM_COLUMNS = [
     "study", "kind", "experiment", "source", "where", "metric", "claimed", "claimed_value",
     "claimed_std", "rule", "reproduced_value", "rule_applied", "n", "minimum", "maximum",
     "std", "difference", "tolerance", "interval_low", "interval_high", "verdict", "reason",
-    "hardware", "execution", "data",
+    "hardware", "execution", "data", "relative_difference", "severity",
 ]  # fmt: skip
 
 
