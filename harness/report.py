@@ -32,6 +32,7 @@ from harness.schedule import LearningRate, Length
 from harness.schema import CheckpointSpec, Claim, Experiment, OrderingClaim, Study, Warmup
 
 TEMPLATES = PACKAGE_ROOT / "report_templates"
+PARAMETERS = "parameters"  # the metric column of a parameter count's row
 
 
 # --------------------------------------------------------------------------- plain data
@@ -170,6 +171,72 @@ class Figure:
 
 
 @dataclass
+class Headline:
+    """One kind of claim at a glance, apart from the others ("accuracy 0/12 tested"), so that
+    a study with nothing trained never reads as reproduced because its parameter counts match."""
+
+    kind: str  # accuracy | orderings | speed | released weights | parameter counts
+    total: int
+    done: int  # tested (a verdict was reached), evaluated, or, for counts, matching
+    verb: str
+    parts: list[tuple[str, int, str]]  # (what, how many, the verdict its colour is)
+
+    @property
+    def text(self) -> str:
+        head = f"{self.kind} {self.done}/{self.total} {self.verb}"
+        return head + (": " + ", ".join(f"{n} {what}" for what, n, _ in self.parts)
+                       if self.parts else "")  # fmt: skip
+
+
+# A verdict was reached (on any data): what "tested" counts.
+JUDGED = {o for o in verdicts.OUTCOMES if o not in (verdicts.NOT_RUN, verdicts.NOT_COMPARABLE)}
+HEADLINE_KINDS = ("accuracy", "orderings", "speed", "released weights", "parameter counts")
+# The verdict whose colour a parameter count's severity takes.
+SEVERITY_TONE = {"counting convention": verdicts.INCONCLUSIVE,
+                 "small difference": verdicts.NOT_REPRODUCED,
+                 "large difference": verdicts.NOT_REPRODUCED}  # fmt: skip
+
+
+def _tested(kind: str, rows: list[ClaimRow], verb: str = "tested") -> Headline:
+    """How many claims of a kind reached a verdict, and which."""
+    seen = Counter(r.verdict for r in rows if r.verdict != verdicts.NOT_RUN)
+    parts = [(o, seen[o], o) for o in verdicts.OUTCOMES if seen.get(o)]
+    return Headline(kind, len(rows), sum(r.verdict in JUDGED for r in rows), verb, parts)
+
+
+def _matching(rows: list[ClaimRow]) -> Headline:
+    """Parameter counts: how many match, and how far off the others are."""
+    off = Counter(r.severity for r in rows if r.verdict != verdicts.REPRODUCED)
+    parts = [(what, off[what], tone) for what, tone in SEVERITY_TONE.items() if off.get(what)]
+    done = sum(r.verdict == verdicts.REPRODUCED for r in rows)
+    return Headline("parameter counts", len(rows), done, "match", parts)
+
+
+def _headlines(values, orderings, speed_claims, params, checkpoint_claims) -> list[Headline]:
+    weights = [c for c in checkpoint_claims if c.kind == "checkpoint" and c.metric != PARAMETERS]
+    counts = params + [c for c in checkpoint_claims if c.metric == PARAMETERS]
+    heads = [_tested("accuracy", values), _tested("orderings", orderings),
+             _tested("speed", speed_claims), _tested("released weights", weights, "evaluated"),
+             _matching(counts)]  # fmt: skip
+    return [h for h in heads if h.total]
+
+
+def _merged_headlines(studies: list[StudyReport]) -> list[Headline]:
+    """The studies' headlines added up, kind by kind."""
+    merged: dict[str, Headline] = {}
+    for h in (h for s in studies for h in s.headlines):
+        if h.kind not in merged:
+            merged[h.kind] = Headline(h.kind, 0, 0, h.verb, [])
+        m = merged[h.kind]
+        m.total, m.done = m.total + h.total, m.done + h.done
+        tally = {what: [n, tone] for what, n, tone in m.parts}
+        for what, n, tone in h.parts:
+            tally.setdefault(what, [0, tone])[0] += n
+        m.parts = [(what, n, tone) for what, (n, tone) in tally.items()]
+    return [merged[k] for k in HEADLINE_KINDS if k in merged]
+
+
+@dataclass
 class StudyReport:
     name: str
     description: str
@@ -192,6 +259,7 @@ class StudyReport:
     layouts: list[LayoutView] = field(default_factory=list)
     evaluations: list[EvaluationView] = field(default_factory=list)
     copy_penalty: list[dict] = field(default_factory=list)
+    headlines: list[Headline] = field(default_factory=list)
 
     @property
     def all_claims(self) -> list[ClaimRow]:
@@ -232,6 +300,7 @@ class Report:
     unmatched_runs: list[RunView]
     total_evaluations: int = 0
     nonofficial_evaluations: int = 0
+    headlines: list[Headline] = field(default_factory=list)  # every study's, added up
 
     @property
     def empty(self) -> bool:
@@ -355,6 +424,7 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         unmatched_runs=unmatched,
         total_evaluations=len(evaluations),
         nonofficial_evaluations=len(copies),
+        headlines=_merged_headlines(reports),
     )
 
 
@@ -407,6 +477,7 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
         layouts=[_layout_view(name, layout) for name, layout in study.layouts.items()],
         evaluations=[_evaluation_view(j) for j in judged],
         copy_penalty=_copy_penalty(judged, study),
+        headlines=_headlines(values, orderings, speed_claims, params, checkpoint_claims),
     )
 
 
@@ -631,7 +702,7 @@ def _params_row(study, claim: Claim, anchor, source_label, kind: str = "params")
     )
     return ClaimRow(
         study=study.name, anchor=anchor, kind=kind, experiment=claim.subject,
-        source=source_label[claim.source], where=claim.where, metric="parameters", unit="",
+        source=source_label[claim.source], where=claim.where, metric=PARAMETERS, unit="",
         claimed=stated, claimed_value=claim.value, claimed_std=None,
         rule=("exact" if claim.resolution is None else f"rounded to {claim.resolution:,.0f}")
         + ("" if counts == "all" else ", without batch-norm parameters"),

@@ -235,6 +235,42 @@ def test_partial_and_empty_stores(tmp_path):
     assert "Non-official data" not in html
 
 
+def _text(html: str) -> str:
+    """The page's words, tags dropped and spaces collapsed."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def test_accuracy_orderings_and_architecture_checks_have_their_own_headlines(tmp_path):
+    # Nothing trained: four matching parameter counts are not "4 reproduced" in green.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    studies = [ROOT / "studies" / "degradation.yaml", CHECKPOINTS]
+    report = report_for(studies, empty)
+    degradation, checkpoints = ([h.text for h in s.headlines] for s in report.studies)
+    assert degradation == ["accuracy 0/12 tested", "orderings 0/13 tested",
+                           "parameter counts 4/4 match"]  # fmt: skip
+    assert checkpoints == ["released weights 0/4 evaluated", "parameter counts 4/4 match"]
+    assert [h.text for h in report.headlines] == [
+        "accuracy 0/12 tested", "orderings 0/13 tested", "released weights 0/4 evaluated",
+        "parameter counts 8/8 match"]  # fmt: skip
+    text = _text(render_html(report))
+    assert "accuracy 0/12 tested" in text and "parameter counts 8/8 match" in text
+    assert not re.search(r"(?<![\d,])[48] reproduced", text)
+
+
+def test_a_headline_breaks_down_what_was_tested(verdict_store):
+    study, path, results = verdict_store
+    report = build([(study, str(path))], scan(results), str(results))
+    (s,) = report.studies
+    heads = {h.kind: h.text for h in s.headlines}
+    assert heads["accuracy"] == ("accuracy 9/11 tested: 4 reproduced, 1 better than claimed, "
+                                 "2 not reproduced, 2 inconclusive")  # fmt: skip
+    assert heads["orderings"] == ("orderings 4/5 tested: 2 reproduced, 1 not reproduced, "
+                                  "1 inconclusive")  # fmt: skip
+    assert heads["parameter counts"] == "parameter counts 2/3 match: 1 small difference"
+    assert heads["speed"] == "speed 0/1 tested: 1 not comparable"
+
+
 def test_csv_and_json_give_the_same_claim_table(verdict_store, tmp_path):
     _, path, results = verdict_store
     runner = CliRunner()
