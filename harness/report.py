@@ -14,7 +14,7 @@ import functools
 import math
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import jinja2
@@ -24,7 +24,7 @@ from matplotlib.figure import Figure as MplFigure
 from harness import execution, plots, store, verdicts
 from harness.describe import parameter_count, recipe_summary
 from harness.environment import PACKAGE_ROOT, git_commit, now_utc
-from harness.metrics import METRICS
+from harness.metrics import METRICS, short_label
 from harness.metrics import label as metric_label
 from harness.plan import config_hash, nominal_batches_per_epoch, resolved_config
 from harness.results import EvaluationRecord, RunRecord, curves_frame
@@ -91,6 +91,9 @@ class ClaimRow:
     # Parameter counts: measured / claimed - 1, and how far off that is in words.
     relative_difference: float | None = None
     severity: str = ""
+    short_metric: str = ""  # the metric in a word or two, for table cells
+    # No counted run yet, but runs under way (paused, running): where they stand. Never a verdict.
+    progress: str = ""
 
 
 @dataclass
@@ -171,6 +174,54 @@ class Figure:
 
 
 @dataclass
+class ScoreLine:
+    """One claim in a scoreboard cell: what is claimed, what was measured, the verdict."""
+
+    what: str  # the metric in short, with the experiment where a cell holds several
+    claimed: str
+    reproduced: str
+    n: int
+    verdict: str
+    anchor: str  # the claim's row further down
+    progress: str = ""
+
+
+@dataclass
+class ScoreRow:
+    model: str
+    cells: list[list[ScoreLine]]  # one per source; empty where the source claims nothing
+
+
+@dataclass
+class OrderingLine:
+    """An ordering claim in the panel beside the scoreboard: the nets it compares, in order."""
+
+    source: str
+    metric: str
+    chain: str  # "plain-20 < plain-56": lower to the right of "<", higher to the right of ">"
+    verdict: str
+    anchor: str
+
+
+@dataclass
+class Scoreboard:
+    """The top of the page: a row per model, a column per source, and the orderings."""
+
+    sources: list[str]
+    rows: list[ScoreRow]
+    orderings: list[OrderingLine]
+
+
+@dataclass
+class _ScoreEntry:
+    model: str
+    order: tuple  # where its row goes: residual nets before plain ones, then by depth
+    source: str
+    experiment: str
+    line: ScoreLine
+
+
+@dataclass
 class Headline:
     """One kind of claim at a glance, apart from the others ("accuracy 0/12 tested"), so that
     a study with nothing trained never reads as reproduced because its parameter counts match."""
@@ -236,6 +287,58 @@ def _merged_headlines(studies: list[StudyReport]) -> list[Headline]:
     return [merged[k] for k in HEADLINE_KINDS if k in merged]
 
 
+def _score_entries(study: Study, rows: list[ClaimRow]) -> list[_ScoreEntry]:
+    """The value claims (accuracies, losses, speeds, released weights) as scoreboard lines;
+    parameter counts and orderings have their own places."""
+    entries = []
+    for r in rows:
+        if r.metric == PARAMETERS:
+            continue
+        spec = (study.checkpoint(r.experiment) if r.kind == "checkpoint"
+                else study.experiment(r.experiment)).model  # fmt: skip
+        what = r.short_metric
+        if r.kind == "checkpoint":  # a test error is what released weights are judged by
+            what = "released weights" + ("" if what == "test error" else f", {what}")
+        line = ScoreLine(what, _value_text(r.claimed_value, r.unit), r.reproduced
+                         if r.reproduced_value is None else _fmt(r.reproduced_value, r.unit),
+                         r.n, r.verdict, r.anchor, r.progress)  # fmt: skip
+        order = (spec.shortcut == "none", spec.depth, spec.label())
+        entries.append(_ScoreEntry(spec.label(), order, r.source, r.experiment, line))
+    return entries
+
+
+def _value_text(value: float | None, unit: str) -> str:
+    return "\u2013" if value is None else f"{value:g}{unit}"
+
+
+def _scoreboard(studies: list[StudyReport]) -> Scoreboard:
+    entries = [e for s in studies for e in s.score_entries]
+    sources = list(dict.fromkeys(e.source for e in entries))
+    models = sorted({e.model: e.order for e in entries}.items(), key=lambda kv: kv[1])
+    rows = []
+    for model, _ in models:
+        cells = []
+        for source in sources:
+            mine = [e for e in entries if e.model == model and e.source == source]
+            several = len({e.experiment for e in mine}) > 1
+            cells.append([replace(e.line, what=f"{e.experiment}: {e.line.what}") if several
+                          else e.line for e in mine])  # fmt: skip
+        rows.append(ScoreRow(model, cells))
+    orderings = [o for s in studies for o in s.ordering_lines]
+    return Scoreboard(sources, rows, orderings)
+
+
+def _ordering_lines(study: Study, rows: list[ClaimRow]) -> list[OrderingLine]:
+    """The ordering claims as chains of the nets they compare ("plain-20 < plain-56")."""
+    claims = [c for c in study.claims if isinstance(c, OrderingClaim)]
+    lines = []
+    for claim, row in zip(claims, rows, strict=True):
+        arrow = " < " if claim.direction == "increasing" else " > "
+        chain = arrow.join(study.experiment(e).model.label() for e in claim.experiments)
+        lines.append(OrderingLine(row.source, row.short_metric, chain, row.verdict, row.anchor))
+    return lines
+
+
 @dataclass
 class StudyReport:
     name: str
@@ -260,6 +363,10 @@ class StudyReport:
     evaluations: list[EvaluationView] = field(default_factory=list)
     copy_penalty: list[dict] = field(default_factory=list)
     headlines: list[Headline] = field(default_factory=list)
+    # Nothing run or evaluated, and the page not asked to show such studies: one line.
+    folded: bool = False
+    score_entries: list[_ScoreEntry] = field(default_factory=list, repr=False)
+    ordering_lines: list[OrderingLine] = field(default_factory=list, repr=False)
 
     @property
     def all_claims(self) -> list[ClaimRow]:
@@ -301,6 +408,16 @@ class Report:
     total_evaluations: int = 0
     nonofficial_evaluations: int = 0
     headlines: list[Headline] = field(default_factory=list)  # every study's, added up
+    scoreboard: Scoreboard = field(default_factory=lambda: Scoreboard([], [], []))
+
+    @property
+    def shown(self) -> list[StudyReport]:
+        """The studies shown in full (the others are one line each)."""
+        return [s for s in self.studies if not s.folded]
+
+    @property
+    def folded(self) -> list[StudyReport]:
+        return [s for s in self.studies if s.folded]
 
     @property
     def empty(self) -> bool:
@@ -389,7 +506,10 @@ def _metric(record: RunRecord, metric: str, epoch: int | None = None) -> float |
 
 
 def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_dir: str,
-          evaluations: list[EvaluationRecord] | None = None) -> Report:  # fmt: skip
+          evaluations: list[EvaluationRecord] | None = None, *,
+          show_unrun: bool = False) -> Report:  # fmt: skip
+    """The report; ``show_unrun`` shows studies with no runs and no evaluations in full
+    (by default each is one line: its claims would all read "not yet run")."""
     by_study: dict[str, list[RunRecord]] = defaultdict(list)
     for r in records:
         by_study[r.study].append(r)
@@ -401,6 +521,8 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         _study_report(study, path, by_study.pop(study.name, []), evaluated.get(study.name, []))
         for study, path in studies
     ]
+    for r in reports:
+        r.folded = not show_unrun and not r.runs and not r.evaluations
     unmatched = [
         _run_view(_Classified(r, False, "its study file is not part of this report", False))
         for rs in by_study.values()
@@ -425,6 +547,7 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         total_evaluations=len(evaluations),
         nonofficial_evaluations=len(copies),
         headlines=_merged_headlines(reports),
+        scoreboard=_scoreboard([r for r in reports if not r.folded]),
     )
 
 
@@ -478,6 +601,8 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
         evaluations=[_evaluation_view(j) for j in judged],
         copy_penalty=_copy_penalty(judged, study),
         headlines=_headlines(values, orderings, speed_claims, params, checkpoint_claims),
+        score_entries=_score_entries(study, values + speed_claims + checkpoint_claims),
+        ordering_lines=_ordering_lines(study, orderings),
     )
 
 
@@ -605,6 +730,18 @@ def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
     return f"{value:.{digits}f}{unit}"
 
 
+def _tone(outcome: str) -> str:
+    """The verdict a colour stands for, on any data (a CSS class suffix)."""
+    base = outcome.removesuffix(f" {verdicts.ON_NONOFFICIAL_DATA}")
+    return "".join(ch if ch.isalnum() else "-" for ch in base)
+
+
+def _brief(outcome: str) -> str:
+    """A verdict for a scoreboard cell: "not reproduced*" where the page explains the *."""
+    base = outcome.removesuffix(f" {verdicts.ON_NONOFFICIAL_DATA}")
+    return base + ("*" if base != outcome else "")
+
+
 def _signed_percent(fraction: float | None) -> str:
     """A relative difference as "+1.25%" (exactly 0: "0%")."""
     if fraction is None:
@@ -663,19 +800,61 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
         interval_high=verdict.interval[1] if verdict.interval else None,
         execution=_execution_text(chosen, groups.get(chosen, [])),
         data=chosen.data if chosen else "",
+        short_metric=_value_metric_label(study, claim, short=True),
+        progress="" if repro else _progress(exp_runs, claim),
     )
 
 
-def _value_metric_label(study: Study, claim: Claim) -> str:
+def _value_metric_label(study: Study, claim: Claim, *, short: bool = False) -> str:
     """The metric's label; a test error that the experiment's recipe reports at its
     best-validation epoch (a run's summary ``test_error``) says so instead of "final epoch"."""
-    text = metric_label(claim.metric, claim.epoch)
+    text = (short_label if short else metric_label)(claim.metric, claim.epoch)
     recipe = study.experiment(claim.experiment).recipe
     if claim.metric in ("test_error", "test_accuracy") and (
         recipe.reported_epoch == "best_validation"
     ):
+        if short:
+            return text + " (best val.)"
         return text.replace("(final epoch)", "(best-validation epoch)")
     return text
+
+
+def _progress(exp_runs: list[_Classified], claim: Claim) -> str:
+    """Where the unfinished runs of a claim's experiment stand (paused, running, interrupted):
+    the claim's metric at their last epoch, which decides nothing until a run counts."""
+    runs = [c.record for c in exp_runs if c.faithful and c.record.history
+            and c.record.status not in ("complete", "diverged", store.DAMAGED)]  # fmt: skip
+    if not runs:
+        return ""
+    unit = METRICS[claim.metric].unit
+    values = [v for r in runs if (v := _so_far(r.history, claim.metric, claim.epoch)) is not None]
+    done = sorted({len(r.history) for r in runs})
+    total = {(r.summary or {}).get("epochs_total") for r in runs} - {None}
+    epochs = f"{done[0]}" if len(done) == 1 else f"{done[0]}-{done[-1]}"
+    epochs += f"/{total.pop()}" if len(total) == 1 else ""
+    status = "/".join(sorted({r.status for r in runs}))
+    where = f"epoch {epochs} ({status}" + (f", {len(runs)} runs)" if len(runs) > 1 else ")")
+    if not values:
+        return f"at {where}: not counted"
+    value = statistics.median(values)
+    return f"so far {_fmt(value, unit, 2 if unit else 3)} at {where}: not counted"
+
+
+def _so_far(history: list[dict], metric: str, epoch: int | None) -> float | None:
+    """A metric as of a run's last epoch (the final-epoch metrics as if it ended there)."""
+    last = history[-1]
+    if metric == "test_error_at_epoch":
+        at = [h.get("test_error") for h in history if h["epoch"] == epoch]
+        return at[0] if at else None
+    if metric == "best_test_error":
+        errors = [h["test_error"] for h in history if h.get("test_error") is not None]
+        return min(errors) if errors else None
+    if metric == "test_accuracy":
+        error = last.get("test_error")
+        return None if error is None else 100.0 - error
+    key = {"test_error": "test_error", "final_train_loss": "train_loss",
+           "final_train_error": "train_error"}.get(metric)  # fmt: skip
+    return last.get(key) if key else None
 
 
 def _reproduced_text(repro: verdicts.Reproduction | None, unit: str) -> str:
@@ -711,6 +890,7 @@ def _params_row(study, claim: Claim, anchor, source_label, kind: str = "params")
         tolerance=verdict.tolerance, verdict=verdict.outcome, reason=verdict.reason,
         notes=[*filter(None, [claim.note])],
         relative_difference=measured / claim.value - 1, severity=verdict.severity,
+        short_metric=PARAMETERS,
     )  # fmt: skip
 
 
@@ -739,6 +919,7 @@ def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> Claim
         std=None, difference=verdict.difference, tolerance=verdict.tolerance,
         verdict=verdict.outcome, reason=verdict.reason, hardware=claim.hardware or "",
         notes=[f"measured on {', '.join(sorted(devices))}"] if devices else [],
+        short_metric=short_label("sec_per_epoch"),
     )  # fmt: skip
 
 
@@ -781,6 +962,7 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         notes=[*filter(None, [claim.note])],
         execution=_execution_text(chosen, [c for g in groups for c in g.get(chosen, [])]),
         data=chosen.data if chosen else "",
+        short_metric=short_label(claim.metric, claim.epoch),
     )  # fmt: skip
 
 
@@ -1006,6 +1188,7 @@ def _checkpoint_row(study, claim: Claim, judged: list[_Judged], anchor, source_l
         interval_low=verdict.interval[0] if verdict.interval else None,
         interval_high=verdict.interval[1] if verdict.interval else None,
         execution=EVALUATED_WITH if chosen else "", data=data,
+        short_metric=short_label(claim.metric),
     )  # fmt: skip
 
 
@@ -1307,6 +1490,8 @@ def render_html(report: Report) -> str:
     )
     env.filters["num"] = _fmt
     env.filters["signed_percent"] = _signed_percent
+    env.filters["tone"] = _tone
+    env.filters["brief"] = _brief
     env.filters["slug"] = lambda s: "".join(ch if ch.isalnum() else "-" for ch in s.lower())
     return env.get_template("report.html.j2").render(report=report)
 
@@ -1336,10 +1521,11 @@ def write(report: Report, out: Path, fmt: str) -> None:
         claims_frame(report).to_json(out, orient="records", indent=2)
 
 
-def report_for(study_files: list[Path], results: Path) -> Report:
+def report_for(study_files: list[Path], results: Path, *, show_unrun: bool = False) -> Report:
     """Load studies and the store, and build the report (what `repro report` calls)."""
     from harness.results import scan, scan_evaluations
     from harness.studyfile import load_study
 
     studies = [(load_study(p), str(p)) for p in study_files]
-    return build(studies, scan(results), str(results), scan_evaluations(results))
+    return build(studies, scan(results), str(results), scan_evaluations(results),
+                 show_unrun=show_unrun)  # fmt: skip

@@ -58,6 +58,8 @@ claims:
   - {kind: ordering, source: paper, where: F1, statement: not run yet, metric: test_error, experiments: [same, never], direction: increasing}
 """
 
+DEGRADATION = ROOT / "studies" / "degradation.yaml"
+
 EXPECTED = {
     ("value", "same"): V.REPRODUCED,
     ("value", "worse"): V.NOT_REPRODUCED,
@@ -230,9 +232,15 @@ def test_partial_and_empty_stores(tmp_path):
     )
     assert result.exit_code == 0, result.output
     html = (tmp_path / "r.html").read_text()
-    assert "Nothing has run yet" in html
-    assert "not yet run" in html and "reproduced" in html  # params need no runs
-    assert "Non-official data" not in html
+    assert "Nothing has run yet" in html and "Non-official data" not in html
+    # One line for the study, with what needs no training: its parameter counts.
+    assert "degradation: nothing run yet (accuracy 0/12 tested; orderings 0/13 tested; " \
+        "parameter counts 4/4 match)" in _text(html)  # fmt: skip
+    full = tmp_path / "full.html"
+    result = CliRunner().invoke(main, ["report", "--results", str(empty), "--out", str(full),
+                                       "--study", str(DEGRADATION), "--show-unrun"])  # fmt: skip
+    html = full.read_text()
+    assert "not yet run" in html and ">reproduced<" in html  # params need no runs
 
 
 def _text(html: str) -> str:
@@ -495,6 +503,75 @@ def test_a_study_of_checkpoints_before_any_evaluation(tmp_path):
                                        str(CHECKPOINTS), "--out", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
     html = out.read_text()
-    assert "Nothing has run yet" in html and "repro evaluate" in html
-    # each in the summary and in the table: four test errors to evaluate, four counts that hold
-    assert html.count(">not yet run<") == 8 and html.count(">reproduced<") == 8
+    assert "Nothing has run yet" in html and f"repro evaluate {CHECKPOINTS}" in html
+    result = CliRunner().invoke(main, ["report", "--results", str(tmp_path / "empty"), "--study",
+                                       str(CHECKPOINTS), "--out", str(out), "--show-unrun"])  # fmt: skip
+    html = out.read_text()
+    # four test errors to evaluate, in the scoreboard, the claim list and the table; four
+    # counts that hold, in the claim list and the table
+    assert html.count(">not yet run<") == 12 and html.count(">reproduced<") == 8
+
+
+# --------------------------------------------------------------------------- at a glance
+
+PUBLISHED = ROOT / "results" / "published"
+
+
+@pytest.fixture(scope="module")
+def published_store(tmp_path_factory):
+    """The committed H100 runs and the CPU evaluations of released checkpoints, in one store."""
+    store = tmp_path_factory.mktemp("published") / "store"
+    for name in ("degradation-h100-2026-11-26", "checkpoints-jpeg-copy-cpu-2026-11-26"):
+        shutil.copytree(PUBLISHED / name / "store", store, dirs_exist_ok=True)
+    return store
+
+
+def test_the_scoreboard_comes_first_a_row_per_model_a_column_per_source(published_store):
+    report = report_for([DEGRADATION, CHECKPOINTS], published_store)
+    board = report.scoreboard
+    assert board.sources == ["Wen-Jie Tseng 2018", "Yoonjeong Park", "Yerlan Idelbayev 2018"]
+    models = [r.model for r in board.rows]
+    assert models[:4] == ["ResNet-20", "ResNet-32", "ResNet-44", "ResNet-56"]
+    assert "plain-110 (bottleneck)" in models and len(models) == len(set(models))
+    resnet20 = board.rows[0]
+    tseng, park, released = resnet20.cells
+    (line,) = tseng
+    assert (line.claimed, line.reproduced, line.n, line.verdict) == ("8.51%", "\u2013", 0,
+                                                                     V.NOT_RUN)  # fmt: skip
+    # Paused halfway: never a verdict, but where the training stands.
+    assert line.progress == "so far 12.68% at epoch 85/164 (paused): not counted"
+    assert [p.what for p in park] == ["test error", "test error @90"]
+    (weights,) = released
+    assert (weights.claimed, weights.reproduced, weights.n) == ("8.27%", "18.97%", 1)
+    assert weights.verdict == f"{V.NOT_REPRODUCED} {V.ON_NONOFFICIAL_DATA}"
+    # The orderings beside it, one line each, as chains of the nets they compare.
+    assert len(board.orderings) == 13
+    chain = "ResNet-20 > ResNet-56 (bottleneck) > ResNet-110 (bottleneck)"
+    assert board.orderings[0].chain == chain
+    html = render_html(report)
+    first = html.index('id="scoreboard"')
+    assert first < html.index('id="orderings-panel"') < html.index('id="claims"')
+    rules, study = html.index('id="rules"'), html.index('id="study-degradation"')
+    assert html.index('id="claims"') < rules < study
+    assert first < html.index(board.rows[0].cells[0][0].anchor)
+
+
+def test_studies_with_no_runs_fold_into_one_line_each(published_store, tmp_path):
+    studies = sorted((ROOT / "studies").glob("*.yaml"))
+    report = report_for(studies, published_store)
+    shown = [s.name for s in report.studies if not s.folded]
+    assert shown == ["checkpoints", "degradation"]
+    html = render_html(report)
+    text = _text(html)
+    for name in ("he2015_table6", "preact_wide", "resnet68", "shortcuts", "smoke"):
+        assert f'id="study-{name.replace("_", "-")}"' not in html
+        assert f"{name}: nothing run yet" in text
+    assert re.search(r"repro run \S*studies/preact_wide\.yaml", text)
+    # The flag shows them in full.
+    out = tmp_path / "full.html"
+    result = CliRunner().invoke(main, ["report", "--results", str(published_store), "--out",
+                                       str(out), "--show-unrun",
+                                       *(a for s in studies for a in ("--study", str(s)))])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    full = out.read_text()
+    assert 'id="study-he2015-table6"' in full and "nothing run yet" not in _text(full)
