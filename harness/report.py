@@ -363,6 +363,7 @@ class StudyReport:
     evaluations: list[EvaluationView] = field(default_factory=list)
     copy_penalty: list[dict] = field(default_factory=list)
     headlines: list[Headline] = field(default_factory=list)
+    recipe_notes: list[tuple[str, str]] = field(default_factory=list)  # (recipe, its note)
     # Nothing run or evaluated, and the page not asked to show such studies: one line.
     folded: bool = False
     score_entries: list[_ScoreEntry] = field(default_factory=list, repr=False)
@@ -376,6 +377,13 @@ class StudyReport:
     @property
     def counted_evaluations(self) -> int:
         return sum(e.counted for e in self.evaluations)
+
+    @property
+    def metric_key(self) -> list[tuple[str, str]]:
+        """The short metric labels of the claim tables, each with what it means."""
+        rows = self.values + self.orderings + self.checkpoint_claims + self.speed_claims
+        return list(dict.fromkeys((r.short_metric, r.metric) for r in rows
+                                  if r.short_metric and r.short_metric != r.metric))  # fmt: skip
 
 
 @dataclass
@@ -603,6 +611,7 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
         headlines=_headlines(values, orderings, speed_claims, params, checkpoint_claims),
         score_entries=_score_entries(study, values + speed_claims + checkpoint_claims),
         ordering_lines=_ordering_lines(study, orderings),
+        recipe_notes=_recipe_notes(study),
     )
 
 
@@ -728,6 +737,15 @@ def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
     if abs(value) < 0.5 * 10**-digits:
         value = 0.0  # no "-0.00"
     return f"{value:.{digits}f}{unit}"
+
+
+def _filled(rows: list, attr: str, empty: tuple = (None, "", "\u2013")) -> bool:
+    """Whether any row has a value for ``attr``: a column that is all "–" is left out."""
+    return any(_get(row, attr) not in empty for row in rows)
+
+
+def _get(row, attr: str):
+    return row.get(attr) if isinstance(row, dict) else getattr(row, attr)
 
 
 def _tone(outcome: str) -> str:
@@ -1047,8 +1065,16 @@ def _per_device(history: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def _recipe_notes(study: Study) -> list[tuple[str, str]]:
+    """The notes of the named recipes that experiments use, once each."""
+    used = {e.recipe_name for e in study.experiments}
+    return [(name, r.note) for name, r in study.recipes.items() if r.note and name in used]
+
+
 def _experiment_view(study: Study, exp: Experiment) -> ExperimentView:
-    notes = [n for n in (exp.note, exp.recipe.note) if n]
+    notes = [n for n in (exp.note,) if n]  # the recipe's note is listed once, not per experiment
+    if exp.recipe.note and exp.recipe != study.recipes.get(exp.recipe_name or ""):
+        notes.append(exp.recipe.note)  # a recipe of its own, changed from the named one
     return ExperimentView(
         name=exp.name,
         model=exp.model_name or "(spec)",
@@ -1058,6 +1084,12 @@ def _experiment_view(study: Study, exp: Experiment) -> ExperimentView:
         recipe=(exp.recipe_name + ": " if exp.recipe_name else "") + recipe_summary(exp.recipe),
         notes=notes,
     )
+
+
+def _in_store(path: Path) -> str:
+    """A run's or an evaluation's directory relative to the results directory, which the page
+    names once: the store's layout is always <study>/<experiment or checkpoint>/<run>."""
+    return "/".join(Path(path).parts[-3:])
 
 
 def _run_view(c: _Classified) -> RunView:
@@ -1080,7 +1112,7 @@ def _run_view(c: _Classified) -> RunView:
         precision=_execution(env, s) if env else "\u2013",
         official_data=r.data.get("official"),
         finished=s.get("finished", ""),
-        path=str(r.path),
+        path=_in_store(r.path),
     )
 
 
@@ -1163,7 +1195,7 @@ def _checkpoint_row(study, claim: Claim, judged: list[_Judged], anchor, source_l
     notes = [*filter(None, [claim.note])]
     if chosen is not None:
         notes.append(f"evaluated {chosen.record.value('finished')} on {data}: "
-                     f"{chosen.record.path}")  # fmt: skip
+                     f"{_in_store(chosen.record.path)}")  # fmt: skip
         metadata = (chosen.record.value("file") or {}).get("metadata") or {}
         notes += [f"the file itself records {k} = {v:.6g}" for k, v in metadata.items()
                   if isinstance(v, int | float)]  # fmt: skip
@@ -1238,7 +1270,7 @@ def _evaluation_view(j: _Judged) -> EvaluationView:
         seconds=r.value("seconds"),
         finished=r.value("finished") or "",
         command=_command_text(env.get("command") or ""),
-        path=str(r.path),
+        path=_in_store(r.path),
         file=f"sha256 {file.get('sha256', '?')[:16]}, from the {file.get('origin', '?')}",
     )
 
@@ -1491,6 +1523,7 @@ def render_html(report: Report) -> str:
     env.filters["num"] = _fmt
     env.filters["signed_percent"] = _signed_percent
     env.filters["tone"] = _tone
+    env.globals["filled"] = _filled
     env.filters["brief"] = _brief
     env.filters["slug"] = lambda s: "".join(ch if ch.isalnum() else "-" for ch in s.lower())
     return env.get_template("report.html.j2").render(report=report)

@@ -575,3 +575,64 @@ def test_studies_with_no_runs_fold_into_one_line_each(published_store, tmp_path)
     assert result.exit_code == 0, result.output
     full = out.read_text()
     assert 'id="study-he2015-table6"' in full and "nothing run yet" not in _text(full)
+
+
+class _Tables(HTMLParser):
+    """Every table: its rows of cell texts (the header row first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.tables[-1][-1].append("")
+
+    def handle_data(self, data):
+        if self.tables and self.tables[-1] and self.tables[-1][-1]:
+            self.tables[-1][-1][-1] += " " + data
+
+    def cleaned(self) -> list[list[list[str]]]:
+        return [[[" ".join(c.split()) for c in r] for r in t] for t in self.tables]
+
+
+def _empty_columns(html: str) -> list[tuple[str, list[str]]]:
+    """(header, the table's header row) for each column whose body cells are all empty or "–"."""
+    parser = _Tables()
+    parser.feed(html)
+    found = []
+    for header, *body in parser.cleaned():
+        for i, name in enumerate(header):
+            cells = [r[i] for r in body if len(r) == len(header)]
+            if cells and all(c in ("", "\u2013") for c in cells):
+                found.append((name, header))
+    return found
+
+
+def test_tables_have_short_labels_no_empty_columns_and_paths_in_the_store(
+    published_store, verdict_store
+):
+    report = report_for([DEGRADATION, CHECKPOINTS], published_store)
+    html = render_html(report)
+    assert _empty_columns(html) == []
+    study, path, results = verdict_store
+    assert _empty_columns(render_html(build([(study, str(path))], scan(results),
+                                            str(results)))) == []  # fmt: skip
+    # Short metric labels in the cells, spelt out once beside the table.
+    parser = _Tables()
+    parser.feed(html)
+    claims = next(t for t in parser.cleaned() if t[0][:3] == ["experiment", "source", "metric"])
+    assert {r[2] for r in claims[1:]} == {"test error", "test error @90"}
+    text = _text(html)
+    assert "test error: test error (final epoch)" in text
+    assert "test error @90: test error at epoch 90" in text
+    # Directories relative to the store, which the page names once.
+    runs = next(t for t in parser.cleaned() if t[0][0] == "run")
+    assert runs[1][-1] == "degradation/he-plain20/seed-0"
+    evaluations = next(t for t in parser.cleaned() if t[0][0] == "evaluation")
+    assert evaluations[1][-1] == "checkpoints/akamaster-resnet20/data-ccecff3e0fe7"
+    assert str(published_store) not in html.replace(f"<code>{published_store}</code>", "", 1)
