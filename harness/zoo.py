@@ -192,24 +192,27 @@ class CatalogueEntry:
 
 # The models the sources talk about, in the order `repro models` prints them.
 CATALOGUE: tuple[CatalogueEntry, ...] = (
-    *(CatalogueEntry(f"plain{d}", "He 2015 Fig. 6; seeds 000, 002") for d in (20, 32, 44, 56, 110)),
+    *(
+        CatalogueEntry(f"plain{d}", "He 2015 Fig. 6; documents 000, 002")
+        for d in (20, 32, 44, 56, 110)
+    ),
     *(
         CatalogueEntry(
-            f"resnet{d}", "He 2015 Table 6 (option A); seeds 000, 002; He 2016 original unit"
+            f"resnet{d}", "He 2015 Table 6 (option A); documents 000, 002; He 2016 original unit"
         )
         for d in (20, 32, 44, 56, 110, 1202)
     ),
-    CatalogueEntry("resnet56b", "seed 000: option B"),
-    CatalogueEntry("resnet68b", "seed 003: 3 x 11 basic units, option B"),
-    CatalogueEntry("resnet56-bottleneck", "seed 002: bottleneck once depth exceeds 50"),
-    CatalogueEntry("resnet110-bottleneck", "seed 002: bottleneck once depth exceeds 50"),
-    CatalogueEntry("plain56-bottleneck", "seed 002: the bottleneck net without shortcuts"),
-    CatalogueEntry("plain110-bottleneck", "seed 002: the bottleneck net without shortcuts"),
+    CatalogueEntry("resnet56b", "document 000: option B"),
+    CatalogueEntry("resnet68b", "document 003: 3 x 11 basic units, option B"),
+    CatalogueEntry("resnet56-bottleneck", "document 002: bottleneck once depth exceeds 50"),
+    CatalogueEntry("resnet110-bottleneck", "document 002: bottleneck once depth exceeds 50"),
+    CatalogueEntry("plain56-bottleneck", "document 002: the bottleneck net without shortcuts"),
+    CatalogueEntry("plain110-bottleneck", "document 002: the bottleneck net without shortcuts"),
     CatalogueEntry("resnet164", "He 2016 Table 3: original bottleneck unit"),
-    CatalogueEntry("preresnet110", "He 2016 Table 3; seed 004"),
-    CatalogueEntry("preresnet164", "He 2016 Table 3; seed 004"),
+    CatalogueEntry("preresnet110", "He 2016 Table 3; document 004"),
+    CatalogueEntry("preresnet164", "He 2016 Table 3; document 004"),
     CatalogueEntry("preresnet1001", "He 2016 Table 3"),
-    CatalogueEntry("wrn-16-4", "Zagoruyko & Komodakis Table; seed 004 (with dropout 0.3)"),
+    CatalogueEntry("wrn-16-4", "Zagoruyko & Komodakis Table; document 004 (with dropout 0.3)"),
     CatalogueEntry("wrn-40-4", "Zagoruyko & Komodakis"),
     CatalogueEntry("wrn-16-8", "Zagoruyko & Komodakis"),
     CatalogueEntry("wrn-28-10", "Zagoruyko & Komodakis"),

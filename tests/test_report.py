@@ -636,3 +636,19 @@ def test_tables_have_short_labels_no_empty_columns_and_paths_in_the_store(
     evaluations = next(t for t in parser.cleaned() if t[0][0] == "evaluation")
     assert evaluations[1][-1] == "checkpoints/akamaster-resnet20/data-ccecff3e0fe7"
     assert str(published_store) not in html.replace(f"<code>{published_store}</code>", "", 1)
+
+
+def test_source_documents_and_random_seeds_have_different_names(published_store):
+    # "seed 000" named a source document (seeds/000_*.txt) while "seeds" counted random seeds:
+    # "the test errors of seeds 000 and 002" read as two random seeds. Documents are
+    # "document 000"; random seeds are "random seeds" where a header or caption counts them.
+    from harness.describe import catalogue_table
+    from harness.queue import load_queue
+
+    studies = sorted((ROOT / "studies").glob("*.yaml"))
+    text = _text(render_html(report_for(studies, published_store, show_unrun=True)))
+    collision = re.compile(r"\b[Ss]eeds? \d{3}\b")
+    assert not collision.findall(text)
+    assert "documents 000 and 002" in text and "random seeds" in text
+    assert not collision.findall(catalogue_table())
+    assert not collision.findall(str(load_queue(ROOT / "queue.yaml")))
