@@ -333,23 +333,64 @@ def _browser() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_the_page_loads_in_headless_chromium_without_console_errors(verdict_store, tmp_path):
+def _browse(page, width: int, screenshot=None, *, full_page: bool = False) -> dict:
+    """What headless Chromium sees of ``page`` at ``width`` pixels (tests/browser_check.py)."""
     browser = _browser()
     if browser is None:
         pytest.skip("Debian's chromium is not installed (`make test` installs it as root)")
     pytest.importorskip("playwright", reason="the test extras install playwright")
+    script = ROOT / "tests" / "browser_check.py"
+    command = [sys.executable, str(script), browser, str(page)]
+    command += [str(screenshot)] if screenshot else []
+    command += ["--width", str(width)] + (["--full-page"] if full_page else [])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["console_errors"] == [] and seen["page_errors"] == []
+    assert seen["external_requests"] == []
+    assert seen["images_loaded"] == seen["images"] and seen["broken_images"] == 0
+    assert "repro: paper versus reproduction" in seen["title"]
+    return seen
+
+
+def test_the_page_loads_in_headless_chromium_without_console_errors(verdict_store, tmp_path):
     study, path, results = verdict_store
     out = tmp_path / "report.html"
     out.write_text(render_html(build([(study, str(path))], scan(results), str(results))))
-    script = ROOT / "tests" / "browser_check.py"
-    done = subprocess.run([sys.executable, str(script), browser, str(out)], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    verdict = json.loads(done.stdout)
-    assert verdict["console_errors"] == [] and verdict["page_errors"] == []
-    assert verdict["external_requests"] == []
-    assert verdict["images_loaded"] == 3 and verdict["broken_images"] == 0
-    assert "repro: paper versus reproduction" in verdict["title"]
+    seen = _browse(out, 1400)
+    assert seen["images"] == 3
+    assert seen["long_cells"] == [] and seen["overflowing"] == []
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_the_page_reads_at_a_desk_and_on_a_phone(published_store, tmp_path, width):
+    """The real runs and evaluations, at a desk's width and a phone's. The screenshots stay
+    with the test's files (the path is printed: pytest -s shows it)."""
+    out = tmp_path / "report.html"
+    out.write_text(render_html(report_for([DEGRADATION, CHECKPOINTS], published_store)))
+    top, whole = tmp_path / f"top-{width}px.png", tmp_path / f"page-{width}px.png"
+    seen = _browse(out, width, top)
+    _browse(out, width, whole, full_page=True)
+    print(f"screenshots: {top} {whole}")
+    assert top.stat().st_size > 10_000 and whole.stat().st_size > top.stat().st_size
+    # Nothing sticks out of the window: a wide table scrolls in its own box.
+    assert seen["page_width"] <= width and seen["overflowing"] == []
+    board, panel = seen["boxes"]["scoreboard"], seen["boxes"]["orderings"]
+    if width >= 1000:
+        assert seen["long_cells"] == []  # no text in a table wraps over four lines
+        assert board["top"] < 1000, "the scoreboard is on the first screen"
+        assert panel["left"] >= board["right"] and abs(panel["top"] - board["top"]) < 60
+    else:
+        assert panel["top"] >= board["bottom"], "on a phone the orderings come below"
+
+
+def test_studies_with_no_runs_keep_the_page_short(published_store, tmp_path):
+    studies = sorted((ROOT / "studies").glob("*.yaml"))
+    folded, full = tmp_path / "folded.html", tmp_path / "full.html"
+    folded.write_text(render_html(report_for(studies, published_store)))
+    full.write_text(render_html(report_for(studies, published_store, show_unrun=True)))
+    short, tall = (_browse(page, 1400)["page_height"] for page in (folded, full))
+    assert short < 0.6 * tall, (short, tall)
 
 
 SPEED_STUDY = """\
