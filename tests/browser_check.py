@@ -8,10 +8,10 @@ report test (at a desk's width and a phone's), and to make the README's screensh
 
 Besides errors, requests and images, it measures the layout at the given width: how wide the
 page is (wider than the window: something sticks out), which elements stick out (a table may
-scroll inside its own box, the page may not), which text in a table cell wraps over four lines,
-where the scoreboard and the orderings panel are, and how tall the page is. The screenshot is
-taken first, as the page opens; the cells are measured with every section's <details> open
-(a note folded inside a cell stays folded: that is how the table reads).
+scroll inside its own box, the page may not), which tables do scroll, which text in a table cell
+wraps over four lines, where the scoreboard and the orderings panel are, and how tall the page
+is. The screenshot is taken first, as the page opens; the rest is measured with every section's
+<details> open (a note folded inside a cell stays folded: that is how the table reads).
 """
 
 import argparse
@@ -49,6 +49,11 @@ LONG_CELLS = """() => {
   }
   return found;
 }"""
+
+# Boxes that scroll sideways because their table is wider than the page: [its first header].
+SCROLLING = """() => Array.from(document.querySelectorAll('.scroll'))
+  .filter(box => box.checkVisibility() && box.scrollWidth > box.clientWidth + 1)
+  .map(box => (box.querySelector('th') || box).textContent.trim().slice(0, 40))"""
 
 BOX = """(selector) => {
   const el = document.querySelector(selector);
@@ -102,6 +107,7 @@ def main() -> None:
                       "d => { if (!d.closest('td, th')) d.open = true; })")  # fmt: skip
         seen["overflowing"] = page.evaluate(OVERFLOWING)
         seen["long_cells"] = page.evaluate(LONG_CELLS)
+        seen["scrolling_tables"] = page.evaluate(SCROLLING)
         browser.close()
     print(json.dumps(seen))
 

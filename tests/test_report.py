@@ -360,6 +360,7 @@ def test_the_page_loads_in_headless_chromium_without_console_errors(verdict_stor
     seen = _browse(out, 1400)
     assert seen["images"] == 3
     assert seen["long_cells"] == [] and seen["overflowing"] == []
+    assert seen["scrolling_tables"] == []  # at a desk, every table fits the page
 
 
 @pytest.mark.parametrize("width", [1400, 390])
@@ -378,6 +379,7 @@ def test_the_page_reads_at_a_desk_and_on_a_phone(published_store, tmp_path, widt
     board, panel = seen["boxes"]["scoreboard"], seen["boxes"]["orderings"]
     if width >= 1000:
         assert seen["long_cells"] == []  # no text in a table wraps over four lines
+        assert seen["scrolling_tables"] == []  # and every table fits the page
         assert board["top"] < 1000, "the scoreboard is on the first screen"
         assert panel["left"] >= board["right"] and abs(panel["top"] - board["top"]) < 60
     else:
