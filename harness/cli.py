@@ -443,7 +443,12 @@ def evaluate(files, only, device, results, data_dir, force, batch_size):
     help="Report only these study files (repeatable). Default: studies/*.yaml "
     "and the study files the runs in the store came from.",
 )
-def report(out, fmt, results, study_files):
+@click.option(
+    "--show-unrun",
+    is_flag=True,
+    help="Show studies with no runs and no evaluations in full (default: one line each).",
+)
+def report(out, fmt, results, study_files, show_unrun):
     """Render paper versus reproduction: verdicts, curves, speeds and provenance.
 
     Works on a partial or empty store: missing runs are shown as not yet run. The page is
@@ -464,7 +469,7 @@ def report(out, fmt, results, study_files):
     out = out or Path({"html": "report.html", "csv": "claims.csv", "json": "claims.json"}[fmt])
     files = list(study_files) or default_study_files(scan(results))
     studies_or_fail(files)  # one pass to report every problem before building anything
-    built = report_for([Path(f) for f in files], results)
+    built = report_for([Path(f) for f in files], results, show_unrun=show_unrun)
     write(built, out, fmt)
     claims = sum(len(s.all_claims) for s in built.studies)
     evaluations = (f", {built.total_evaluations} checkpoint evaluations"

@@ -83,6 +83,7 @@ class Metric:
     # Quantities that depend on the run rather than only on the architecture.
     from_training: bool = True
     diverged: Diverged | None = None  # None: a diverged run has no value to give
+    short: str = ""  # for table cells; the page spells out ``label`` beside the table
 
     @property
     def unit(self) -> str:
@@ -95,23 +96,26 @@ METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric("test_error", "test error (final epoch)", PERCENTAGE_POINTS, lower_is_better=True,
-               diverged=CHANCE),
+               diverged=CHANCE, short="test error"),
         # The claim says which epoch (``epoch:``); a run that diverged before it is at chance.
         Metric("test_error_at_epoch", "test error at epoch k", PERCENTAGE_POINTS,
-               lower_is_better=True, diverged=CHANCE),
+               lower_is_better=True, diverged=CHANCE, short="test error @k"),
         Metric("test_accuracy", "test accuracy (final epoch)", PERCENTAGE_POINTS,
                lower_is_better=False,
-               diverged=Diverged(100 - CHANCE_ERROR, f"chance accuracy ({100 - CHANCE_ERROR:g}%)")),
+               diverged=Diverged(100 - CHANCE_ERROR, f"chance accuracy ({100 - CHANCE_ERROR:g}%)"),
+               short="test accuracy"),
         # The lowest over the epochs it had, where it has one (see harness.report._metric).
         Metric("best_test_error", "lowest test error over epochs", PERCENTAGE_POINTS,
-               lower_is_better=True, diverged=CHANCE),
+               lower_is_better=True, diverged=CHANCE, short="best test error"),
         Metric("final_train_loss", "training loss (final epoch)", LOSS, lower_is_better=True,
-               diverged=Diverged(math.inf, "an infinite loss (worse than any finite one)")),
+               diverged=Diverged(math.inf, "an infinite loss (worse than any finite one)"),
+               short="train loss"),
         Metric("final_train_error", "training error (final epoch)", PERCENTAGE_POINTS,
-               lower_is_better=True, diverged=CHANCE),
+               lower_is_better=True, diverged=CHANCE, short="train error"),
         Metric("params", "trainable parameters", PARAMETERS, lower_is_better=True,
-               from_training=False),
-        Metric("sec_per_epoch", "seconds per training epoch", SECONDS, lower_is_better=True),
+               from_training=False, short="parameters"),
+        Metric("sec_per_epoch", "seconds per training epoch", SECONDS, lower_is_better=True,
+               short="s/epoch"),
     )
 }  # fmt: skip
 
@@ -120,3 +124,9 @@ def label(name: str, epoch: int | None = None) -> str:
     """The metric's label, with the claim's epoch where it has one."""
     text = METRICS[name].label
     return text.replace("epoch k", f"epoch {epoch}") if epoch is not None else text
+
+
+def short_label(name: str, epoch: int | None = None) -> str:
+    """The metric's short label ("test error @90"), for table cells."""
+    text = METRICS[name].short
+    return text.replace("@k", f"@{epoch}") if epoch is not None else text

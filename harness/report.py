@@ -10,19 +10,21 @@ to pandas for CSV or JSON. No HTML is built in Python.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import jinja2
 import pandas as pd
+from matplotlib.figure import Figure as MplFigure
 
 from harness import execution, plots, store, verdicts
 from harness.describe import parameter_count, recipe_summary
 from harness.environment import PACKAGE_ROOT, git_commit, now_utc
-from harness.metrics import METRICS
+from harness.metrics import METRICS, short_label
 from harness.metrics import label as metric_label
 from harness.plan import config_hash, nominal_batches_per_epoch, resolved_config
 from harness.results import EvaluationRecord, RunRecord, curves_frame
@@ -30,6 +32,7 @@ from harness.schedule import LearningRate, Length
 from harness.schema import CheckpointSpec, Claim, Experiment, OrderingClaim, Study, Warmup
 
 TEMPLATES = PACKAGE_ROOT / "report_templates"
+PARAMETERS = "parameters"  # the metric column of a parameter count's row
 
 
 # --------------------------------------------------------------------------- plain data
@@ -85,6 +88,12 @@ class ClaimRow:
     interval_high: float | None = None
     execution: str = ""  # the precision and pipeline of the runs behind the verdict
     data: str = ""  # whether those runs used the official release of CIFAR-10
+    # Parameter counts: measured / claimed - 1, and how far off that is in words.
+    relative_difference: float | None = None
+    severity: str = ""
+    short_metric: str = ""  # the metric in a word or two, for table cells
+    # No counted run yet, but runs under way (paused, running): where they stand. Never a verdict.
+    progress: str = ""
 
 
 @dataclass
@@ -157,7 +166,177 @@ class LayoutView:
 class Figure:
     title: str
     caption: str
-    uri: str
+    plot: MplFigure = field(repr=False)  # what was drawn, readable by tests
+
+    @functools.cached_property
+    def uri(self) -> str:
+        return plots.to_data_uri(self.plot)
+
+
+@dataclass
+class ScoreLine:
+    """One claim in a scoreboard cell: what is claimed, what was measured, the verdict."""
+
+    what: str  # the metric in short, with the experiment where a cell holds several
+    claimed: str
+    reproduced: str
+    n: int
+    verdict: str
+    anchor: str  # the claim's row further down
+    progress: str = ""
+
+
+@dataclass
+class ScoreRow:
+    model: str
+    cells: list[list[ScoreLine]]  # one per source; empty where the source claims nothing
+
+
+@dataclass
+class OrderingLine:
+    """An ordering claim in the panel beside the scoreboard: the nets it compares, in order."""
+
+    source: str
+    metric: str
+    chain: str  # "plain-20 < plain-56": lower to the right of "<", higher to the right of ">"
+    verdict: str
+    anchor: str
+
+
+@dataclass
+class Scoreboard:
+    """The top of the page: a row per model, a column per source, and the orderings."""
+
+    sources: list[str]
+    rows: list[ScoreRow]
+    orderings: list[OrderingLine]
+
+
+@dataclass
+class _ScoreEntry:
+    model: str
+    order: tuple  # where its row goes: residual nets before plain ones, then by depth
+    source: str
+    experiment: str
+    line: ScoreLine
+
+
+@dataclass
+class Headline:
+    """One kind of claim at a glance, apart from the others ("accuracy 0/12 tested"), so that
+    a study with nothing trained never reads as reproduced because its parameter counts match."""
+
+    kind: str  # accuracy | orderings | speed | released weights | parameter counts
+    total: int
+    done: int  # tested (a verdict was reached), evaluated, or, for counts, matching
+    verb: str
+    parts: list[tuple[str, int, str]]  # (what, how many, the verdict its colour is)
+
+    @property
+    def text(self) -> str:
+        head = f"{self.kind} {self.done}/{self.total} {self.verb}"
+        return head + (": " + ", ".join(f"{n} {what}" for what, n, _ in self.parts)
+                       if self.parts else "")  # fmt: skip
+
+
+# A verdict was reached (on any data): what "tested" counts.
+JUDGED = {o for o in verdicts.OUTCOMES if o not in (verdicts.NOT_RUN, verdicts.NOT_COMPARABLE)}
+HEADLINE_KINDS = ("accuracy", "orderings", "speed", "released weights", "parameter counts")
+# The verdict whose colour a parameter count's severity takes.
+SEVERITY_TONE = {"counting convention": verdicts.INCONCLUSIVE,
+                 "small difference": verdicts.NOT_REPRODUCED,
+                 "large difference": verdicts.NOT_REPRODUCED}  # fmt: skip
+
+
+def _tested(kind: str, rows: list[ClaimRow], verb: str = "tested") -> Headline:
+    """How many claims of a kind reached a verdict, and which."""
+    seen = Counter(r.verdict for r in rows if r.verdict != verdicts.NOT_RUN)
+    parts = [(o, seen[o], o) for o in verdicts.OUTCOMES if seen.get(o)]
+    return Headline(kind, len(rows), sum(r.verdict in JUDGED for r in rows), verb, parts)
+
+
+def _matching(rows: list[ClaimRow]) -> Headline:
+    """Parameter counts: how many match, and how far off the others are."""
+    off = Counter(r.severity for r in rows if r.verdict != verdicts.REPRODUCED)
+    parts = [(what, off[what], tone) for what, tone in SEVERITY_TONE.items() if off.get(what)]
+    done = sum(r.verdict == verdicts.REPRODUCED for r in rows)
+    return Headline("parameter counts", len(rows), done, "match", parts)
+
+
+def _headlines(values, orderings, speed_claims, params, checkpoint_claims) -> list[Headline]:
+    weights = [c for c in checkpoint_claims if c.kind == "checkpoint" and c.metric != PARAMETERS]
+    counts = params + [c for c in checkpoint_claims if c.metric == PARAMETERS]
+    heads = [_tested("accuracy", values), _tested("orderings", orderings),
+             _tested("speed", speed_claims), _tested("released weights", weights, "evaluated"),
+             _matching(counts)]  # fmt: skip
+    return [h for h in heads if h.total]
+
+
+def _merged_headlines(studies: list[StudyReport]) -> list[Headline]:
+    """The studies' headlines added up, kind by kind."""
+    merged: dict[str, Headline] = {}
+    for h in (h for s in studies for h in s.headlines):
+        if h.kind not in merged:
+            merged[h.kind] = Headline(h.kind, 0, 0, h.verb, [])
+        m = merged[h.kind]
+        m.total, m.done = m.total + h.total, m.done + h.done
+        tally = {what: [n, tone] for what, n, tone in m.parts}
+        for what, n, tone in h.parts:
+            tally.setdefault(what, [0, tone])[0] += n
+        m.parts = [(what, n, tone) for what, (n, tone) in tally.items()]
+    return [merged[k] for k in HEADLINE_KINDS if k in merged]
+
+
+def _score_entries(study: Study, rows: list[ClaimRow]) -> list[_ScoreEntry]:
+    """The value claims (accuracies, losses, speeds, released weights) as scoreboard lines;
+    parameter counts and orderings have their own places."""
+    entries = []
+    for r in rows:
+        if r.metric == PARAMETERS:
+            continue
+        spec = (study.checkpoint(r.experiment) if r.kind == "checkpoint"
+                else study.experiment(r.experiment)).model  # fmt: skip
+        what = r.short_metric
+        if r.kind == "checkpoint":  # a test error is what released weights are judged by
+            what = "released weights" + ("" if what == "test error" else f", {what}")
+        line = ScoreLine(what, _value_text(r.claimed_value, r.unit), r.reproduced
+                         if r.reproduced_value is None else _fmt(r.reproduced_value, r.unit),
+                         r.n, r.verdict, r.anchor, r.progress)  # fmt: skip
+        order = (spec.shortcut == "none", spec.depth, spec.label())
+        entries.append(_ScoreEntry(spec.label(), order, r.source, r.experiment, line))
+    return entries
+
+
+def _value_text(value: float | None, unit: str) -> str:
+    return "\u2013" if value is None else f"{value:g}{unit}"
+
+
+def _scoreboard(studies: list[StudyReport]) -> Scoreboard:
+    entries = [e for s in studies for e in s.score_entries]
+    sources = list(dict.fromkeys(e.source for e in entries))
+    models = sorted({e.model: e.order for e in entries}.items(), key=lambda kv: kv[1])
+    rows = []
+    for model, _ in models:
+        cells = []
+        for source in sources:
+            mine = [e for e in entries if e.model == model and e.source == source]
+            several = len({e.experiment for e in mine}) > 1
+            cells.append([replace(e.line, what=f"{e.experiment}: {e.line.what}") if several
+                          else e.line for e in mine])  # fmt: skip
+        rows.append(ScoreRow(model, cells))
+    orderings = [o for s in studies for o in s.ordering_lines]
+    return Scoreboard(sources, rows, orderings)
+
+
+def _ordering_lines(study: Study, rows: list[ClaimRow]) -> list[OrderingLine]:
+    """The ordering claims as chains of the nets they compare ("plain-20 < plain-56")."""
+    claims = [c for c in study.claims if isinstance(c, OrderingClaim)]
+    lines = []
+    for claim, row in zip(claims, rows, strict=True):
+        arrow = " < " if claim.direction == "increasing" else " > "
+        chain = arrow.join(study.experiment(e).model.label() for e in claim.experiments)
+        lines.append(OrderingLine(row.source, row.short_metric, chain, row.verdict, row.anchor))
+    return lines
 
 
 @dataclass
@@ -183,6 +362,12 @@ class StudyReport:
     layouts: list[LayoutView] = field(default_factory=list)
     evaluations: list[EvaluationView] = field(default_factory=list)
     copy_penalty: list[dict] = field(default_factory=list)
+    headlines: list[Headline] = field(default_factory=list)
+    recipe_notes: list[tuple[str, str]] = field(default_factory=list)  # (recipe, its note)
+    # Nothing run or evaluated, and the page not asked to show such studies: one line.
+    folded: bool = False
+    score_entries: list[_ScoreEntry] = field(default_factory=list, repr=False)
+    ordering_lines: list[OrderingLine] = field(default_factory=list, repr=False)
 
     @property
     def all_claims(self) -> list[ClaimRow]:
@@ -192,6 +377,13 @@ class StudyReport:
     @property
     def counted_evaluations(self) -> int:
         return sum(e.counted for e in self.evaluations)
+
+    @property
+    def metric_key(self) -> list[tuple[str, str]]:
+        """The short metric labels of the claim tables, each with what it means."""
+        rows = self.values + self.orderings + self.checkpoint_claims + self.speed_claims
+        return list(dict.fromkeys((r.short_metric, r.metric) for r in rows
+                                  if r.short_metric and r.short_metric != r.metric))  # fmt: skip
 
 
 @dataclass
@@ -223,6 +415,17 @@ class Report:
     unmatched_runs: list[RunView]
     total_evaluations: int = 0
     nonofficial_evaluations: int = 0
+    headlines: list[Headline] = field(default_factory=list)  # every study's, added up
+    scoreboard: Scoreboard = field(default_factory=lambda: Scoreboard([], [], []))
+
+    @property
+    def shown(self) -> list[StudyReport]:
+        """The studies shown in full (the others are one line each)."""
+        return [s for s in self.studies if not s.folded]
+
+    @property
+    def folded(self) -> list[StudyReport]:
+        return [s for s in self.studies if s.folded]
 
     @property
     def empty(self) -> bool:
@@ -311,7 +514,10 @@ def _metric(record: RunRecord, metric: str, epoch: int | None = None) -> float |
 
 
 def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_dir: str,
-          evaluations: list[EvaluationRecord] | None = None) -> Report:  # fmt: skip
+          evaluations: list[EvaluationRecord] | None = None, *,
+          show_unrun: bool = False) -> Report:  # fmt: skip
+    """The report; ``show_unrun`` shows studies with no runs and no evaluations in full
+    (by default each is one line: its claims would all read "not yet run")."""
     by_study: dict[str, list[RunRecord]] = defaultdict(list)
     for r in records:
         by_study[r.study].append(r)
@@ -323,6 +529,8 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         _study_report(study, path, by_study.pop(study.name, []), evaluated.get(study.name, []))
         for study, path in studies
     ]
+    for r in reports:
+        r.folded = not show_unrun and not r.runs and not r.evaluations
     unmatched = [
         _run_view(_Classified(r, False, "its study file is not part of this report", False))
         for rs in by_study.values()
@@ -346,6 +554,8 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         unmatched_runs=unmatched,
         total_evaluations=len(evaluations),
         nonofficial_evaluations=len(copies),
+        headlines=_merged_headlines(reports),
+        scoreboard=_scoreboard([r for r in reports if not r.folded]),
     )
 
 
@@ -398,6 +608,10 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
         layouts=[_layout_view(name, layout) for name, layout in study.layouts.items()],
         evaluations=[_evaluation_view(j) for j in judged],
         copy_penalty=_copy_penalty(judged, study),
+        headlines=_headlines(values, orderings, speed_claims, params, checkpoint_claims),
+        score_entries=_score_entries(study, values + speed_claims + checkpoint_claims),
+        ordering_lines=_ordering_lines(study, orderings),
+        recipe_notes=_recipe_notes(study),
     )
 
 
@@ -525,6 +739,34 @@ def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
     return f"{value:.{digits}f}{unit}"
 
 
+def _filled(rows: list, attr: str, empty: tuple = (None, "", "\u2013")) -> bool:
+    """Whether any row has a value for ``attr``: a column that is all "–" is left out."""
+    return any(_get(row, attr) not in empty for row in rows)
+
+
+def _get(row, attr: str):
+    return row.get(attr) if isinstance(row, dict) else getattr(row, attr)
+
+
+def _tone(outcome: str) -> str:
+    """The verdict a colour stands for, on any data (a CSS class suffix)."""
+    base = outcome.removesuffix(f" {verdicts.ON_NONOFFICIAL_DATA}")
+    return "".join(ch if ch.isalnum() else "-" for ch in base)
+
+
+def _brief(outcome: str) -> str:
+    """A verdict for a scoreboard cell: "not reproduced*" where the page explains the *."""
+    base = outcome.removesuffix(f" {verdicts.ON_NONOFFICIAL_DATA}")
+    return base + ("*" if base != outcome else "")
+
+
+def _signed_percent(fraction: float | None) -> str:
+    """A relative difference as "+1.25%" (exactly 0: "0%")."""
+    if fraction is None:
+        return "\u2013"
+    return "0%" if fraction == 0 else f"{100 * fraction:+.2f}%"
+
+
 def _claimed_text(claim: Claim, unit: str) -> str:
     spread = f" \u00b1 {claim.std:g}" if claim.std is not None else ""
     return f"{claim.value:g}{spread}{unit} ({claim.rule})"
@@ -576,19 +818,61 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
         interval_high=verdict.interval[1] if verdict.interval else None,
         execution=_execution_text(chosen, groups.get(chosen, [])),
         data=chosen.data if chosen else "",
+        short_metric=_value_metric_label(study, claim, short=True),
+        progress="" if repro else _progress(exp_runs, claim),
     )
 
 
-def _value_metric_label(study: Study, claim: Claim) -> str:
+def _value_metric_label(study: Study, claim: Claim, *, short: bool = False) -> str:
     """The metric's label; a test error that the experiment's recipe reports at its
     best-validation epoch (a run's summary ``test_error``) says so instead of "final epoch"."""
-    text = metric_label(claim.metric, claim.epoch)
+    text = (short_label if short else metric_label)(claim.metric, claim.epoch)
     recipe = study.experiment(claim.experiment).recipe
     if claim.metric in ("test_error", "test_accuracy") and (
         recipe.reported_epoch == "best_validation"
     ):
+        if short:
+            return text + " (best val.)"
         return text.replace("(final epoch)", "(best-validation epoch)")
     return text
+
+
+def _progress(exp_runs: list[_Classified], claim: Claim) -> str:
+    """Where the unfinished runs of a claim's experiment stand (paused, running, interrupted):
+    the claim's metric at their last epoch, which decides nothing until a run counts."""
+    runs = [c.record for c in exp_runs if c.faithful and c.record.history
+            and c.record.status not in ("complete", "diverged", store.DAMAGED)]  # fmt: skip
+    if not runs:
+        return ""
+    unit = METRICS[claim.metric].unit
+    values = [v for r in runs if (v := _so_far(r.history, claim.metric, claim.epoch)) is not None]
+    done = sorted({len(r.history) for r in runs})
+    total = {(r.summary or {}).get("epochs_total") for r in runs} - {None}
+    epochs = f"{done[0]}" if len(done) == 1 else f"{done[0]}-{done[-1]}"
+    epochs += f"/{total.pop()}" if len(total) == 1 else ""
+    status = "/".join(sorted({r.status for r in runs}))
+    where = f"epoch {epochs} ({status}" + (f", {len(runs)} runs)" if len(runs) > 1 else ")")
+    if not values:
+        return f"at {where}: not counted"
+    value = statistics.median(values)
+    return f"so far {_fmt(value, unit, 2 if unit else 3)} at {where}: not counted"
+
+
+def _so_far(history: list[dict], metric: str, epoch: int | None) -> float | None:
+    """A metric as of a run's last epoch (the final-epoch metrics as if it ended there)."""
+    last = history[-1]
+    if metric == "test_error_at_epoch":
+        at = [h.get("test_error") for h in history if h["epoch"] == epoch]
+        return at[0] if at else None
+    if metric == "best_test_error":
+        errors = [h["test_error"] for h in history if h.get("test_error") is not None]
+        return min(errors) if errors else None
+    if metric == "test_accuracy":
+        error = last.get("test_error")
+        return None if error is None else 100.0 - error
+    key = {"test_error": "test_error", "final_train_loss": "train_loss",
+           "final_train_error": "train_error"}.get(metric)  # fmt: skip
+    return last.get(key) if key else None
 
 
 def _reproduced_text(repro: verdicts.Reproduction | None, unit: str) -> str:
@@ -605,7 +889,9 @@ def _params_row(study, claim: Claim, anchor, source_label, kind: str = "params")
     declared = (study.experiment(claim.experiment) if claim.experiment is not None
                 else study.checkpoint(claim.checkpoint))  # fmt: skip
     measured = parameter_count(declared.model, counts)
-    verdict = verdicts.judge_params(claim, measured)
+    others = {c: parameter_count(declared.model, c) for c in verdicts.COUNT_CONVENTIONS
+              if c != counts}  # fmt: skip
+    verdict = verdicts.judge_params(claim, measured, others)
     stated = (
         f"{claim.value:,.0f}"
         if claim.resolution is None
@@ -613,7 +899,7 @@ def _params_row(study, claim: Claim, anchor, source_label, kind: str = "params")
     )
     return ClaimRow(
         study=study.name, anchor=anchor, kind=kind, experiment=claim.subject,
-        source=source_label[claim.source], where=claim.where, metric="parameters", unit="",
+        source=source_label[claim.source], where=claim.where, metric=PARAMETERS, unit="",
         claimed=stated, claimed_value=claim.value, claimed_std=None,
         rule=("exact" if claim.resolution is None else f"rounded to {claim.resolution:,.0f}")
         + ("" if counts == "all" else ", without batch-norm parameters"),
@@ -621,6 +907,8 @@ def _params_row(study, claim: Claim, anchor, source_label, kind: str = "params")
         n=1, minimum=measured, maximum=measured, std=None, difference=verdict.difference,
         tolerance=verdict.tolerance, verdict=verdict.outcome, reason=verdict.reason,
         notes=[*filter(None, [claim.note])],
+        relative_difference=measured / claim.value - 1, severity=verdict.severity,
+        short_metric=PARAMETERS,
     )  # fmt: skip
 
 
@@ -649,6 +937,7 @@ def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> Claim
         std=None, difference=verdict.difference, tolerance=verdict.tolerance,
         verdict=verdict.outcome, reason=verdict.reason, hardware=claim.hardware or "",
         notes=[f"measured on {', '.join(sorted(devices))}"] if devices else [],
+        short_metric=short_label("sec_per_epoch"),
     )  # fmt: skip
 
 
@@ -691,6 +980,7 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         notes=[*filter(None, [claim.note])],
         execution=_execution_text(chosen, [c for g in groups for c in g.get(chosen, [])]),
         data=chosen.data if chosen else "",
+        short_metric=short_label(claim.metric, claim.epoch),
     )  # fmt: skip
 
 
@@ -775,8 +1065,16 @@ def _per_device(history: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def _recipe_notes(study: Study) -> list[tuple[str, str]]:
+    """The notes of the named recipes that experiments use, once each."""
+    used = {e.recipe_name for e in study.experiments}
+    return [(name, r.note) for name, r in study.recipes.items() if r.note and name in used]
+
+
 def _experiment_view(study: Study, exp: Experiment) -> ExperimentView:
-    notes = [n for n in (exp.note, exp.recipe.note) if n]
+    notes = [n for n in (exp.note,) if n]  # the recipe's note is listed once, not per experiment
+    if exp.recipe.note and exp.recipe != study.recipes.get(exp.recipe_name or ""):
+        notes.append(exp.recipe.note)  # a recipe of its own, changed from the named one
     return ExperimentView(
         name=exp.name,
         model=exp.model_name or "(spec)",
@@ -786,6 +1084,12 @@ def _experiment_view(study: Study, exp: Experiment) -> ExperimentView:
         recipe=(exp.recipe_name + ": " if exp.recipe_name else "") + recipe_summary(exp.recipe),
         notes=notes,
     )
+
+
+def _in_store(path: Path) -> str:
+    """A run's or an evaluation's directory relative to the results directory, which the page
+    names once: the store's layout is always <study>/<experiment or checkpoint>/<run>."""
+    return "/".join(Path(path).parts[-3:])
 
 
 def _run_view(c: _Classified) -> RunView:
@@ -808,7 +1112,7 @@ def _run_view(c: _Classified) -> RunView:
         precision=_execution(env, s) if env else "\u2013",
         official_data=r.data.get("official"),
         finished=s.get("finished", ""),
-        path=str(r.path),
+        path=_in_store(r.path),
     )
 
 
@@ -891,7 +1195,7 @@ def _checkpoint_row(study, claim: Claim, judged: list[_Judged], anchor, source_l
     notes = [*filter(None, [claim.note])]
     if chosen is not None:
         notes.append(f"evaluated {chosen.record.value('finished')} on {data}: "
-                     f"{chosen.record.path}")  # fmt: skip
+                     f"{_in_store(chosen.record.path)}")  # fmt: skip
         metadata = (chosen.record.value("file") or {}).get("metadata") or {}
         notes += [f"the file itself records {k} = {v:.6g}" for k, v in metadata.items()
                   if isinstance(v, int | float)]  # fmt: skip
@@ -916,6 +1220,7 @@ def _checkpoint_row(study, claim: Claim, judged: list[_Judged], anchor, source_l
         interval_low=verdict.interval[0] if verdict.interval else None,
         interval_high=verdict.interval[1] if verdict.interval else None,
         execution=EVALUATED_WITH if chosen else "", data=data,
+        short_metric=short_label(claim.metric),
     )  # fmt: skip
 
 
@@ -965,7 +1270,7 @@ def _evaluation_view(j: _Judged) -> EvaluationView:
         seconds=r.value("seconds"),
         finished=r.value("finished") or "",
         command=_command_text(env.get("command") or ""),
-        path=str(r.path),
+        path=_in_store(r.path),
         file=f"sha256 {file.get('sha256', '?')[:16]}, from the {file.get('origin', '?')}",
     )
 
@@ -1011,82 +1316,138 @@ def _copy_penalty(judged: list[_Judged], study: Study) -> list[dict]:
 # --------------------------------------------------------------------------- figures
 
 
+GREYED_NOTE = (
+    " Greyed lines, labelled \u201cnot counted\u201d, are runs that count toward no verdict "
+    "(paused, unfinished, smoke or override runs, stale configs): drawn for what they show."
+)
+
+
 def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
     if not study.experiments:
         return []  # a study of released checkpoints only: nothing was trained
-    faithful = [c.record for c in classified if c.faithful]
-    curves = curves_frame(faithful)
     figures = []
-    groups: dict[str, list[Experiment]] = defaultdict(list)
-    for exp in study.experiments:
-        groups[exp.follows or study.name].append(exp)
-    for group, exps in groups.items():
-        series = [
-            plots.Series(
-                label=e.name,
-                curves=curves[curves.experiment == e.name],
-                depth=e.model.depth,
-                plain=e.model.shortcut == "none",
-            )
-            for e in exps
-        ]
-        series = [s for s in series if not s.curves.empty]
-        if not series:
-            continue
+    for group, series in _series_by_group(study, classified).items():
         title = (
             study.name if group == study.name else f"{study.name}, experiments following {group}"
         )
+        greyed = "" if all(s.counted for s in series) else GREYED_NOTE
         if any(s.plain for s in series) and any(not s.plain for s in series):
             figures.append(Figure(
                 f"{title}: plain versus residual",
                 "Drawn like He et al. 2015, Figure 6: thin dashed lines are training error, "
-                "bold lines test error, one colour per depth; shaded bands span the seeds.",
-                plots.degradation_figure(series, title),
+                "bold lines test error, one colour per size; shaded bands span the random "
+                "seeds." + greyed,
+                plots.degradation_plot(series, title),
             ))  # fmt: skip
         figures.append(Figure(
             f"{title}: training loss and test error",
-            "Mean over seeds; shaded bands span the seeds. Runs still in progress included.",
-            plots.curves_figure(series, title),
+            "Mean over random seeds; shaded bands span them." + greyed,
+            plots.curves_plot(series, title),
         ))  # fmt: skip
     figures.append(_lr_figure(study, classified))
     return figures
 
 
+def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, list]:
+    """Every run with curves, as series grouped by the source their experiment follows: the
+    counted runs of an experiment as one series, the rest by why they do not count (an
+    override's runs by their label), so that a study whose runs are all paused or smoke runs
+    still shows its curves, greyed."""
+    bundles: dict[tuple, list[RunRecord]] = defaultdict(list)
+    for c in classified:
+        if c.record.history:
+            why = "" if c.counted else _why_not_briefly(c)
+            bundles[(c.record.experiment, c.record.label, why)].append(c.record)
+    groups: dict[str, list[plots.Series]] = defaultdict(list)
+    for exp in study.experiments:
+        mine = sorted((k for k in bundles if k[0] == exp.name), key=lambda k: (bool(k[2]), k))
+        for _, label, why in mine:
+            groups[exp.follows or study.name].append(plots.Series(
+                label=exp.name + (f"~{label}" if label else ""),
+                curves=curves_frame(bundles[(exp.name, label, why)]),
+                depth=exp.model.depth, plain=exp.model.shortcut == "none",
+                model=exp.model.label(), counted=not why, why_not=why,
+            ))  # fmt: skip
+    return {g: series for g, series in groups.items() if series}
+
+
+def _why_not_briefly(c: _Classified) -> str:
+    """Why a run does not count, in a word or two for a legend (the run table says it all)."""
+    if c.record.label:
+        return "override"
+    if c.why_not.startswith("stale"):
+        return "stale config"
+    if "subset" in c.why_not:
+        return "trained on a subset"
+    if c.record.status in ("complete", "diverged"):
+        return "see the run table"
+    return c.record.status
+
+
 def _lr_figure(study: Study, classified: list[_Classified]) -> Figure:
-    schedules: dict[str, list[tuple[float, float]]] = {}
+    """Each experiment's own schedule, computed from its recipe; experiments whose schedules
+    are identical share one line (named by their recipes), and the caption says so."""
+    points: dict[str, list[tuple[float, float]]] = {}
     notes = []
     for exp in study.experiments:
-        key = exp.recipe_name or exp.name
-        if key in schedules:
-            continue
-        recipe = exp.recipe
-        warmup = recipe.warmup
-        if warmup is not None and warmup.until_train_error_below is not None:
-            # Where a threshold warm-up ends is only known from runs: draw the median end.
-            ends = [
-                end
-                for c in classified
-                if c.faithful and c.record.experiment == exp.name
-                if (end := c.record.value("warmup_ended_at_iteration")) is not None
-            ]
-            fixed = Warmup(lr=warmup.lr, iterations=int(statistics.median(ends))) if ends else None
-            recipe = recipe.model_copy(update={"warmup": fixed})
-            notes.append(
-                f"{key}: warm-up until training error < {warmup.until_train_error_below:g}%, "
-                + ("drawn at the median end observed" if ends else "not drawn (no run yet)")
-            )
-        per_epoch = nominal_batches_per_epoch(recipe)
-        length = Length.of(recipe, per_epoch)
-        lr = LearningRate(recipe, length)
-        step = max(1, length.total_iterations // 2000)
-        schedules[key] = [(i / per_epoch, lr(i)) for i in range(0, length.total_iterations, step)]
-    caption = "Learning rate against epoch for each recipe, computed from the recipe"
+        points[exp.name], note = _schedule(exp, classified)
+        notes += [note] if note and note not in notes else []
+    lines: dict[tuple, list[Experiment]] = defaultdict(list)
+    for exp in study.experiments:
+        lines[tuple(points[exp.name])].append(exp)
+    schedules = {}
+    for line, exps in lines.items():
+        names = _schedule_names(study, exps, lines.values())
+        if len(names) > 1:
+            notes.append(f"{' and '.join(names)} have the same schedule, drawn once")
+        schedules[" = ".join(names)] = list(line)
+    caption = "Learning rate against epoch for each experiment, computed from its recipe"
     caption += ("; " + "; ".join(notes) + ".") if notes else "."
     return Figure(
         f"{study.name}: learning-rate schedules",
         caption,
-        plots.lr_figure(schedules, "learning rate"),
+        plots.lr_plot(schedules, "learning rate"),
     )
+
+
+def _schedule_names(study: Study, exps: list[Experiment], lines) -> list[str]:
+    """What to call one line: the recipes of its experiments, where each is the named recipe
+    as declared and all of that recipe's experiments are on this line; else the experiment."""
+    names = []
+    for exp in exps:
+        named = study.recipes.get(exp.recipe_name or "")
+        whole = named is not None and exp.recipe == named and all(
+            e in exps for line in lines for e in line if e.recipe_name == exp.recipe_name
+            and e.recipe == named
+        )  # fmt: skip
+        names.append(exp.recipe_name if whole else exp.name)
+    return list(dict.fromkeys(names))
+
+
+def _schedule(exp: Experiment, classified: list[_Classified]) -> tuple[list, str]:
+    """The experiment's learning rate against epoch, and a note where it depends on runs."""
+    recipe, note = exp.recipe, ""
+    warmup = recipe.warmup
+    if warmup is not None and warmup.until_train_error_below is not None:
+        # Where a threshold warm-up ends is only known from runs: draw the median end.
+        ends = [
+            end
+            for c in classified
+            if c.faithful and c.record.experiment == exp.name
+            if (end := c.record.value("warmup_ended_at_iteration")) is not None
+        ]
+        fixed = Warmup(lr=warmup.lr, iterations=int(statistics.median(ends))) if ends else None
+        recipe = recipe.model_copy(update={"warmup": fixed})
+        note = (
+            f"{exp.recipe_name or exp.name}: warm-up until training error < "
+            f"{warmup.until_train_error_below:g}%, "
+            + ("drawn at the median end observed" if ends else "not drawn (no run yet)")
+        )
+    per_epoch = nominal_batches_per_epoch(recipe)
+    length = Length.of(recipe, per_epoch)
+    lr = LearningRate(recipe, length)
+    step = max(1, length.total_iterations // 2000)
+    return [(i / per_epoch, lr(i)) for i in range(0, length.total_iterations, step)], note
 
 
 # --------------------------------------------------------------------------- provenance
@@ -1160,6 +1521,10 @@ def render_html(report: Report) -> str:
         lstrip_blocks=True,
     )
     env.filters["num"] = _fmt
+    env.filters["signed_percent"] = _signed_percent
+    env.filters["tone"] = _tone
+    env.globals["filled"] = _filled
+    env.filters["brief"] = _brief
     env.filters["slug"] = lambda s: "".join(ch if ch.isalnum() else "-" for ch in s.lower())
     return env.get_template("report.html.j2").render(report=report)
 
@@ -1168,7 +1533,7 @@ CLAIM_COLUMNS = [
     "study", "kind", "experiment", "source", "where", "metric", "claimed", "claimed_value",
     "claimed_std", "rule", "reproduced_value", "rule_applied", "n", "minimum", "maximum",
     "std", "difference", "tolerance", "interval_low", "interval_high", "verdict", "reason",
-    "hardware", "execution", "data",
+    "hardware", "execution", "data", "relative_difference", "severity",
 ]  # fmt: skip
 
 
@@ -1189,10 +1554,11 @@ def write(report: Report, out: Path, fmt: str) -> None:
         claims_frame(report).to_json(out, orient="records", indent=2)
 
 
-def report_for(study_files: list[Path], results: Path) -> Report:
+def report_for(study_files: list[Path], results: Path, *, show_unrun: bool = False) -> Report:
     """Load studies and the store, and build the report (what `repro report` calls)."""
     from harness.results import scan, scan_evaluations
     from harness.studyfile import load_study
 
     studies = [(load_study(p), str(p)) for p in study_files]
-    return build(studies, scan(results), str(results), scan_evaluations(results))
+    return build(studies, scan(results), str(results), scan_evaluations(results),
+                 show_unrun=show_unrun)  # fmt: skip

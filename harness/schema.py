@@ -53,7 +53,7 @@ class Optimizer(Strict):
 
     ``weight_decay`` is PyTorch's: ``weight_decay * w`` is added to each gradient, which is the
     gradient of an L2 penalty ``weight_decay / 2 * sum(w^2)`` (a penalty ``1e-4 * sum(w^2)`` as
-    in seed 004's code is ``weight_decay: 2.0e-4``). ``no_weight_decay`` lists the kinds of
+    in document 004's code is ``weight_decay: 2.0e-4``). ``no_weight_decay`` lists the kinds of
     parameter it does not apply to; by default it applies to every parameter.
     """
 
@@ -182,11 +182,11 @@ class Augmentation(Strict):
 
     ``draw: per_image`` (what torchvision's transforms do) draws a crop offset and a flip for
     every image; ``per_batch`` draws one offset and one flip decision for a whole batch, as
-    seed 004's code does.
+    document 004's code does.
 
     By default pixels are augmented, then normalised (torchvision's order): zero padding is
     black, and a per-pixel mean is subtracted where a pixel lands. ``normalize_first`` augments
-    the normalised images instead, as seed 004's code and He et al.'s Torch code do: zero
+    the normalised images instead, as document 004's code and He et al.'s Torch code do: zero
     padding is then the training mean (the mean colour, for per-channel normalisation), and a
     per-pixel mean is subtracted where a pixel came from.
     """
@@ -231,7 +231,7 @@ class Recipe(Strict):
     reported_epoch: Literal["last", "best_validation"] = Field(
         "last",
         description="whose test error the run reports: the last epoch's, or that of the epoch "
-        "with the lowest validation error (model selection on the hold-out; seed 004's code)",
+        "with the lowest validation error (model selection on the hold-out; document 004's code)",
     )
     train_images: int | None = Field(
         None,

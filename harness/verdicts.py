@@ -53,10 +53,17 @@ def _diverged_counts_as() -> str:
 # (each image is 0.01 points of CIFAR-10's 10,000).
 FIXED_WEIGHTS_IMAGES = 3
 
+# How far off a parameter count is, as a word that fits: a count within rounding is not "off",
+# one that matches when counted the other way is a question of convention, and beyond that a
+# fraction of a percent is a detail of the architecture (a shortcut, a bias), more is another net.
+COUNT_CONVENTIONS = {"all": "with batch norm's scale and shift",
+                     "without_batchnorm": "without batch norm's scale and shift"}  # fmt: skip
+SMALL_COUNT_DIFFERENCE = 0.01  # relative
+
 
 RULES = (
     "Only runs that count are used: complete or diverged, trained with the study's current "
-    "config for that experiment and seed, on the full data, with no overrides (--smoke, "
+    "config for that experiment and random seed, on the full data, with no overrides (--smoke, "
     "--epochs, --subset). Failed, unfinished, stale and override runs are listed, never counted.",
     "A run whose loss became NaN/inf (diverged) is a result, not a missing run: it counts "
     "under the claim's rule like any other seed, as "
@@ -105,7 +112,12 @@ RULES = (
     "the source's rounding otherwise (1.7M: to 0.1M), counted the way the claim says: every "
     "trainable parameter, or without batch norm's scale and shift where the claim says "
     "`counts: without_batchnorm` (He et al. 2016's 10.2M for ResNet-1001 is 10,178,490 so "
-    "counted, 10,327,706 with them). Speeds measured on other hardware are "
+    "counted, 10,327,706 with them). A count that does not match but matches counted the "
+    "other way (with or without batch norm's scale and shift) is "
+    f"{INCONCLUSIVE}: a question of how the source counted, not a failed reproduction. "
+    "Otherwise the row gives the relative difference and calls it a small difference (under "
+    f"{SMALL_COUNT_DIFFERENCE:.0%}: a detail such as a shortcut or a bias) or a large one "
+    f"({NOT_REPRODUCED} either way). Speeds measured on other hardware are "
     f"{NOT_COMPARABLE}; on the same hardware they must agree within 10%. The same hardware: "
     "the GPU's name equals one comma-separated part of the claim's hardware once vendor words "
     f"({', '.join(sorted(VENDOR_WORDS))}), case and punctuation are dropped, so 'NVIDIA "
@@ -149,6 +161,7 @@ class Verdict:
     difference: float | None = None
     tolerance: float | None = None
     interval: tuple[float, float] | None = None  # where the reproduced value had to fall
+    severity: str = ""  # parameter counts: how far off, in words (see judge_params)
 
 
 def apply_rule(values: list[float], rule: Rule, lower_is_better: bool) -> Reproduction | None:
@@ -264,22 +277,43 @@ def on_nonofficial_data(verdict: Verdict) -> Verdict:
     return replace(verdict, outcome=f"{verdict.outcome} {ON_NONOFFICIAL_DATA}")
 
 
-def judge_params(claim: Claim, measured: int) -> Verdict:
-    difference = measured - claim.value
+def _count_matches(claim: Claim, count: int) -> bool:
     if claim.resolution is None:
-        if measured == claim.value:
-            return Verdict(REPRODUCED, "exact match", 0.0, 0.0)
-        return Verdict(NOT_REPRODUCED, f"off by {difference:+,.0f}", difference, 0.0)
+        return count == claim.value
+    return round(count / claim.resolution) == round(claim.value / claim.resolution)
+
+
+def judge_params(
+    claim: Claim, measured: int, other_counts: dict[str, int] | None = None
+) -> Verdict:
+    """Verdict for a parameter count, counted the way the claim says (``measured``);
+    ``other_counts`` are the same net counted by the other conventions, which decide whether a
+    mismatch is a question of counting rather than of the architecture."""
+    difference = measured - claim.value
     unit = claim.resolution
-    if round(measured / unit) == round(claim.value / unit):
-        return Verdict(
-            REPRODUCED, f"rounds to the stated figure (unit {unit:,.0f})", difference, unit / 2
-        )
+    tolerance = 0.0 if unit is None else unit / 2
+    if _count_matches(claim, measured):
+        if unit is None:
+            return Verdict(REPRODUCED, "exact match", 0.0, 0.0, severity="exact")
+        return Verdict(REPRODUCED, f"rounds to the stated figure (unit {unit:,.0f})", difference,
+                       tolerance, severity="within rounding")  # fmt: skip
+    stated = (f"does not round to the stated {claim.value:,.0f} (unit {unit:,.0f})" if unit
+              else f"off by {difference:+,.0f}")  # fmt: skip
+    for counts, count in (other_counts or {}).items():
+        if _count_matches(claim, count):
+            return Verdict(
+                INCONCLUSIVE,
+                f"{measured:,} {stated}, but {count:,} counted {COUNT_CONVENTIONS[counts]} "
+                "does: how the source counted decides it (a claim's `counts:` says it)",
+                difference, tolerance, severity="counting convention",
+            )  # fmt: skip
+    small = abs(difference) / claim.value < SMALL_COUNT_DIFFERENCE
     return Verdict(
         NOT_REPRODUCED,
-        f"{measured:,} does not round to the stated {claim.value:,.0f} (unit {unit:,.0f})",
+        stated if unit is None else f"{measured:,} {stated}",
         difference,
-        unit / 2,
+        tolerance,
+        severity="small difference" if small else "large difference",
     )
 
 

@@ -92,6 +92,30 @@ class ModelSpec(BaseModel):
             parts.append(f"dropout {self.dropout}")
         return ", ".join(parts)
 
+    def label(self) -> str:
+        """The name a paper prints: "ResNet-56", "plain-20", "pre-act ResNet-164", "WRN-16-4",
+        with what sets it apart from its family's usual form in brackets ("ResNet-56
+        (bottleneck)", "WRN-16-4 (dropout 0.3)"). A WRN's depth follows its own convention,
+        so it is never a "ResNet-16"."""
+        extras = []
+        if self.depth_convention == "wrn":
+            name = f"WRN-{self.depth}-{self.width}"
+        else:
+            family = ("plain" if self.shortcut == "none"
+                      else "pre-act ResNet" if self.preact else "ResNet")  # fmt: skip
+            name = f"{family}-{self.depth}"
+            bottleneck = self.block == "bottleneck"
+            if bottleneck and f"resnet{self.depth}" not in _BOTTLENECK_BY_NAME:
+                extras.append("bottleneck")
+            usual = "B" if (bottleneck or self.preact) else "A"
+            if self.shortcut not in ("none", usual):
+                extras.append(f"option {self.shortcut}")
+            if self.width > 1:
+                extras.append(f"width x{self.width}")
+        if self.dropout:
+            extras.append(f"dropout {self.dropout:g}")
+        return name + (f" ({', '.join(extras)})" if extras else "")
+
 
 class UnknownModelError(ValueError):
     """A model name that neither the catalogue nor the grammar knows."""
@@ -168,24 +192,27 @@ class CatalogueEntry:
 
 # The models the sources talk about, in the order `repro models` prints them.
 CATALOGUE: tuple[CatalogueEntry, ...] = (
-    *(CatalogueEntry(f"plain{d}", "He 2015 Fig. 6; seeds 000, 002") for d in (20, 32, 44, 56, 110)),
+    *(
+        CatalogueEntry(f"plain{d}", "He 2015 Fig. 6; documents 000, 002")
+        for d in (20, 32, 44, 56, 110)
+    ),
     *(
         CatalogueEntry(
-            f"resnet{d}", "He 2015 Table 6 (option A); seeds 000, 002; He 2016 original unit"
+            f"resnet{d}", "He 2015 Table 6 (option A); documents 000, 002; He 2016 original unit"
         )
         for d in (20, 32, 44, 56, 110, 1202)
     ),
-    CatalogueEntry("resnet56b", "seed 000: option B"),
-    CatalogueEntry("resnet68b", "seed 003: 3 x 11 basic units, option B"),
-    CatalogueEntry("resnet56-bottleneck", "seed 002: bottleneck once depth exceeds 50"),
-    CatalogueEntry("resnet110-bottleneck", "seed 002: bottleneck once depth exceeds 50"),
-    CatalogueEntry("plain56-bottleneck", "seed 002: the bottleneck net without shortcuts"),
-    CatalogueEntry("plain110-bottleneck", "seed 002: the bottleneck net without shortcuts"),
+    CatalogueEntry("resnet56b", "document 000: option B"),
+    CatalogueEntry("resnet68b", "document 003: 3 x 11 basic units, option B"),
+    CatalogueEntry("resnet56-bottleneck", "document 002: bottleneck once depth exceeds 50"),
+    CatalogueEntry("resnet110-bottleneck", "document 002: bottleneck once depth exceeds 50"),
+    CatalogueEntry("plain56-bottleneck", "document 002: the bottleneck net without shortcuts"),
+    CatalogueEntry("plain110-bottleneck", "document 002: the bottleneck net without shortcuts"),
     CatalogueEntry("resnet164", "He 2016 Table 3: original bottleneck unit"),
-    CatalogueEntry("preresnet110", "He 2016 Table 3; seed 004"),
-    CatalogueEntry("preresnet164", "He 2016 Table 3; seed 004"),
+    CatalogueEntry("preresnet110", "He 2016 Table 3; document 004"),
+    CatalogueEntry("preresnet164", "He 2016 Table 3; document 004"),
     CatalogueEntry("preresnet1001", "He 2016 Table 3"),
-    CatalogueEntry("wrn-16-4", "Zagoruyko & Komodakis Table; seed 004 (with dropout 0.3)"),
+    CatalogueEntry("wrn-16-4", "Zagoruyko & Komodakis Table; document 004 (with dropout 0.3)"),
     CatalogueEntry("wrn-40-4", "Zagoruyko & Komodakis"),
     CatalogueEntry("wrn-16-8", "Zagoruyko & Komodakis"),
     CatalogueEntry("wrn-28-10", "Zagoruyko & Komodakis"),

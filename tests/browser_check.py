@@ -1,13 +1,21 @@
 """Open a report in headless Chromium and say what the browser saw, as JSON.
 
-Usage: browser_check.py CHROMIUM REPORT.html [SCREENSHOT.png]
+Usage: browser_check.py CHROMIUM REPORT.html [SCREENSHOT.png] [--width PX] [--height PX]
+                        [--full-page]
 
 Run as a separate process so that Playwright's event loop never meets pytest's. Used by the
-report test, and to make the README's screenshot.
+report test (at a desk's width and a phone's), and to make the README's screenshot.
+
+Besides errors, requests and images, it measures the layout at the given width: how wide the
+page is (wider than the window: something sticks out), which elements stick out (a table may
+scroll inside its own box, the page may not), which tables do scroll, which text in a table cell
+wraps over four lines, where the scoreboard and the orderings panel are, and how tall the page
+is. The screenshot is taken first, as the page opens; the rest is measured with every section's
+<details> open (a note folded inside a cell stays folded: that is how the table reads).
 """
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -16,14 +24,60 @@ from playwright.sync_api import sync_playwright
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 
+# Elements that stick out of the window, outside a box that scrolls on its own.
+OVERFLOWING = """() => {
+  const width = document.documentElement.clientWidth;
+  return Array.from(document.querySelectorAll('body *'))
+    .filter(el => el.getBoundingClientRect().right > width + 1 && !el.closest('.scroll'))
+    .slice(0, 10)
+    .map(el => `${el.tagName.toLowerCase()}#${el.id}.${el.className}: `
+               + (el.textContent || '').trim().slice(0, 60));
+}"""
+
+# Text in table cells that wraps over four lines: [lines, the text's start].
+LONG_CELLS = """() => {
+  const found = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const cell = node.parentElement.closest('td, th');
+    if (!cell || !node.textContent.trim() || !node.parentElement.checkVisibility()) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    const lines = new Set(Array.from(range.getClientRects())
+      .filter(r => r.width > 0).map(r => Math.round(r.top)));
+    if (lines.size > 4) found.push([lines.size, node.textContent.trim().slice(0, 80)]);
+  }
+  return found;
+}"""
+
+# Boxes that scroll sideways because their table is wider than the page: [its first header].
+SCROLLING = """() => Array.from(document.querySelectorAll('.scroll'))
+  .filter(box => box.checkVisibility() && box.scrollWidth > box.clientWidth + 1)
+  .map(box => (box.querySelector('th') || box).textContent.trim().slice(0, 40))"""
+
+BOX = """(selector) => {
+  const el = document.querySelector(selector);
+  if (!el) return null;
+  const r = el.getBoundingClientRect();
+  return {top: r.top + window.scrollY, left: r.left, right: r.right,
+          bottom: r.bottom + window.scrollY};
+}"""
+
 
 def main() -> None:
-    chromium, page_path = sys.argv[1], Path(sys.argv[2]).resolve()
-    shot = sys.argv[3] if len(sys.argv) > 3 else None
+    parser = argparse.ArgumentParser()
+    parser.add_argument("chromium")
+    parser.add_argument("page", type=Path)
+    parser.add_argument("screenshot", nargs="?")
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=1000)
+    parser.add_argument("--full-page", action="store_true")
+    options = parser.parse_args()
+    page_path = options.page.resolve()
     seen = {"console_errors": [], "page_errors": [], "external_requests": []}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        browser = p.chromium.launch(executable_path=options.chromium, args=ARGS)
+        page = browser.new_page(viewport={"width": options.width, "height": options.height})
         page.on("console", lambda m: m.type == "error" and seen["console_errors"].append(m.text))
         page.on("pageerror", lambda e: seen["page_errors"].append(str(e)))
         page.on(
@@ -35,14 +89,25 @@ def main() -> None:
         )
         page.goto(page_path.as_uri(), wait_until="load")
         seen["title"] = page.title()
+        seen["images"] = page.evaluate("document.images.length")
         seen["images_loaded"] = page.evaluate(
             "Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length"
         )
         seen["broken_images"] = page.evaluate(
             "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length"
         )
-        if shot:
-            page.screenshot(path=shot)
+        if options.screenshot:
+            page.screenshot(path=options.screenshot, full_page=options.full_page)
+        seen["width"] = options.width
+        seen["page_width"] = page.evaluate("document.documentElement.scrollWidth")
+        seen["page_height"] = page.evaluate("document.documentElement.scrollHeight")
+        seen["boxes"] = {name: page.evaluate(BOX, selector) for name, selector in
+                         (("scoreboard", "#scoreboard"), ("orderings", "#orderings-panel"))}  # fmt: skip
+        page.evaluate("document.querySelectorAll('details').forEach("
+                      "d => { if (!d.closest('td, th')) d.open = true; })")  # fmt: skip
+        seen["overflowing"] = page.evaluate(OVERFLOWING)
+        seen["long_cells"] = page.evaluate(LONG_CELLS)
+        seen["scrolling_tables"] = page.evaluate(SCROLLING)
         browser.close()
     print(json.dumps(seen))
 

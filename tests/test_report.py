@@ -58,6 +58,8 @@ claims:
   - {kind: ordering, source: paper, where: F1, statement: not run yet, metric: test_error, experiments: [same, never], direction: increasing}
 """
 
+DEGRADATION = ROOT / "studies" / "degradation.yaml"
+
 EXPECTED = {
     ("value", "same"): V.REPRODUCED,
     ("value", "worse"): V.NOT_REPRODUCED,
@@ -230,9 +232,51 @@ def test_partial_and_empty_stores(tmp_path):
     )
     assert result.exit_code == 0, result.output
     html = (tmp_path / "r.html").read_text()
-    assert "Nothing has run yet" in html
-    assert "not yet run" in html and "reproduced" in html  # params need no runs
-    assert "Non-official data" not in html
+    assert "Nothing has run yet" in html and "Non-official data" not in html
+    # One line for the study, with what needs no training: its parameter counts.
+    assert "degradation: nothing run yet (accuracy 0/12 tested; orderings 0/13 tested; " \
+        "parameter counts 4/4 match)" in _text(html)  # fmt: skip
+    full = tmp_path / "full.html"
+    result = CliRunner().invoke(main, ["report", "--results", str(empty), "--out", str(full),
+                                       "--study", str(DEGRADATION), "--show-unrun"])  # fmt: skip
+    html = full.read_text()
+    assert "not yet run" in html and ">reproduced<" in html  # params need no runs
+
+
+def _text(html: str) -> str:
+    """The page's words, tags dropped and spaces collapsed."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def test_accuracy_orderings_and_architecture_checks_have_their_own_headlines(tmp_path):
+    # Nothing trained: four matching parameter counts are not "4 reproduced" in green.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    studies = [ROOT / "studies" / "degradation.yaml", CHECKPOINTS]
+    report = report_for(studies, empty)
+    degradation, checkpoints = ([h.text for h in s.headlines] for s in report.studies)
+    assert degradation == ["accuracy 0/12 tested", "orderings 0/13 tested",
+                           "parameter counts 4/4 match"]  # fmt: skip
+    assert checkpoints == ["released weights 0/4 evaluated", "parameter counts 4/4 match"]
+    assert [h.text for h in report.headlines] == [
+        "accuracy 0/12 tested", "orderings 0/13 tested", "released weights 0/4 evaluated",
+        "parameter counts 8/8 match"]  # fmt: skip
+    text = _text(render_html(report))
+    assert "accuracy 0/12 tested" in text and "parameter counts 8/8 match" in text
+    assert not re.search(r"(?<![\d,])[48] reproduced", text)
+
+
+def test_a_headline_breaks_down_what_was_tested(verdict_store):
+    study, path, results = verdict_store
+    report = build([(study, str(path))], scan(results), str(results))
+    (s,) = report.studies
+    heads = {h.kind: h.text for h in s.headlines}
+    assert heads["accuracy"] == ("accuracy 9/11 tested: 4 reproduced, 1 better than claimed, "
+                                 "2 not reproduced, 2 inconclusive")  # fmt: skip
+    assert heads["orderings"] == ("orderings 4/5 tested: 2 reproduced, 1 not reproduced, "
+                                  "1 inconclusive")  # fmt: skip
+    assert heads["parameter counts"] == "parameter counts 2/3 match: 1 small difference"
+    assert heads["speed"] == "speed 0/1 tested: 1 not comparable"
 
 
 def test_csv_and_json_give_the_same_claim_table(verdict_store, tmp_path):
@@ -289,23 +333,66 @@ def _browser() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_the_page_loads_in_headless_chromium_without_console_errors(verdict_store, tmp_path):
+def _browse(page, width: int, screenshot=None, *, full_page: bool = False) -> dict:
+    """What headless Chromium sees of ``page`` at ``width`` pixels (tests/browser_check.py)."""
     browser = _browser()
     if browser is None:
         pytest.skip("Debian's chromium is not installed (`make test` installs it as root)")
     pytest.importorskip("playwright", reason="the test extras install playwright")
+    script = ROOT / "tests" / "browser_check.py"
+    command = [sys.executable, str(script), browser, str(page)]
+    command += [str(screenshot)] if screenshot else []
+    command += ["--width", str(width)] + (["--full-page"] if full_page else [])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["console_errors"] == [] and seen["page_errors"] == []
+    assert seen["external_requests"] == []
+    assert seen["images_loaded"] == seen["images"] and seen["broken_images"] == 0
+    assert "repro: paper versus reproduction" in seen["title"]
+    return seen
+
+
+def test_the_page_loads_in_headless_chromium_without_console_errors(verdict_store, tmp_path):
     study, path, results = verdict_store
     out = tmp_path / "report.html"
     out.write_text(render_html(build([(study, str(path))], scan(results), str(results))))
-    script = ROOT / "tests" / "browser_check.py"
-    done = subprocess.run([sys.executable, str(script), browser, str(out)], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    verdict = json.loads(done.stdout)
-    assert verdict["console_errors"] == [] and verdict["page_errors"] == []
-    assert verdict["external_requests"] == []
-    assert verdict["images_loaded"] == 3 and verdict["broken_images"] == 0
-    assert "repro: paper versus reproduction" in verdict["title"]
+    seen = _browse(out, 1400)
+    assert seen["images"] == 3
+    assert seen["long_cells"] == [] and seen["overflowing"] == []
+    assert seen["scrolling_tables"] == []  # at a desk, every table fits the page
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_the_page_reads_at_a_desk_and_on_a_phone(published_store, tmp_path, width):
+    """The real runs and evaluations, at a desk's width and a phone's. The screenshots stay
+    with the test's files (the path is printed: pytest -s shows it)."""
+    out = tmp_path / "report.html"
+    out.write_text(render_html(report_for([DEGRADATION, CHECKPOINTS], published_store)))
+    top, whole = tmp_path / f"top-{width}px.png", tmp_path / f"page-{width}px.png"
+    seen = _browse(out, width, top)
+    _browse(out, width, whole, full_page=True)
+    print(f"screenshots: {top} {whole}")
+    assert top.stat().st_size > 10_000 and whole.stat().st_size > top.stat().st_size
+    # Nothing sticks out of the window: a wide table scrolls in its own box.
+    assert seen["page_width"] <= width and seen["overflowing"] == []
+    board, panel = seen["boxes"]["scoreboard"], seen["boxes"]["orderings"]
+    if width >= 1000:
+        assert seen["long_cells"] == []  # no text in a table wraps over four lines
+        assert seen["scrolling_tables"] == []  # and every table fits the page
+        assert board["top"] < 1000, "the scoreboard is on the first screen"
+        assert panel["left"] >= board["right"] and abs(panel["top"] - board["top"]) < 60
+    else:
+        assert panel["top"] >= board["bottom"], "on a phone the orderings come below"
+
+
+def test_studies_with_no_runs_keep_the_page_short(published_store, tmp_path):
+    studies = sorted((ROOT / "studies").glob("*.yaml"))
+    folded, full = tmp_path / "folded.html", tmp_path / "full.html"
+    folded.write_text(render_html(report_for(studies, published_store)))
+    full.write_text(render_html(report_for(studies, published_store, show_unrun=True)))
+    short, tall = (_browse(page, 1400)["page_height"] for page in (folded, full))
+    assert short < 0.6 * tall, (short, tall)
 
 
 SPEED_STUDY = """\
@@ -454,11 +541,157 @@ def test_checkpoint_claims_are_judged_by_the_rules_of_trained_runs(tmp_path):
 
 def test_a_study_of_checkpoints_before_any_evaluation(tmp_path):
     out = tmp_path / "r.html"
-    (tmp_path / "none").mkdir()  # an empty store (a missing one is an error)
-    result = CliRunner().invoke(main, ["report", "--results", str(tmp_path / "none"), "--study",
+    (tmp_path / "empty").mkdir()  # a missing directory is an error (tests/test_cli.py)
+    result = CliRunner().invoke(main, ["report", "--results", str(tmp_path / "empty"), "--study",
                                        str(CHECKPOINTS), "--out", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
     html = out.read_text()
-    assert "Nothing has run yet" in html and "repro evaluate" in html
-    # each in the summary and in the table: four test errors to evaluate, four counts that hold
-    assert html.count(">not yet run<") == 8 and html.count(">reproduced<") == 8
+    assert "Nothing has run yet" in html and f"repro evaluate {CHECKPOINTS}" in html
+    result = CliRunner().invoke(main, ["report", "--results", str(tmp_path / "empty"), "--study",
+                                       str(CHECKPOINTS), "--out", str(out), "--show-unrun"])  # fmt: skip
+    html = out.read_text()
+    # four test errors to evaluate, in the scoreboard, the claim list and the table; four
+    # counts that hold, in the claim list and the table
+    assert html.count(">not yet run<") == 12 and html.count(">reproduced<") == 8
+
+
+# --------------------------------------------------------------------------- at a glance
+
+PUBLISHED = ROOT / "results" / "published"
+
+
+@pytest.fixture(scope="module")
+def published_store(tmp_path_factory):
+    """The committed H100 runs and the CPU evaluations of released checkpoints, in one store."""
+    store = tmp_path_factory.mktemp("published") / "store"
+    for name in ("degradation-h100-2026-11-26", "checkpoints-jpeg-copy-cpu-2026-11-26"):
+        shutil.copytree(PUBLISHED / name / "store", store, dirs_exist_ok=True)
+    return store
+
+
+def test_the_scoreboard_comes_first_a_row_per_model_a_column_per_source(published_store):
+    report = report_for([DEGRADATION, CHECKPOINTS], published_store)
+    board = report.scoreboard
+    assert board.sources == ["Wen-Jie Tseng 2018", "Yoonjeong Park", "Yerlan Idelbayev 2018"]
+    models = [r.model for r in board.rows]
+    assert models[:4] == ["ResNet-20", "ResNet-32", "ResNet-44", "ResNet-56"]
+    assert "plain-110 (bottleneck)" in models and len(models) == len(set(models))
+    resnet20 = board.rows[0]
+    tseng, park, released = resnet20.cells
+    (line,) = tseng
+    assert (line.claimed, line.reproduced, line.n, line.verdict) == ("8.51%", "\u2013", 0,
+                                                                     V.NOT_RUN)  # fmt: skip
+    # Paused halfway: never a verdict, but where the training stands.
+    assert line.progress == "so far 12.68% at epoch 85/164 (paused): not counted"
+    assert [p.what for p in park] == ["test error", "test error @90"]
+    (weights,) = released
+    assert (weights.claimed, weights.reproduced, weights.n) == ("8.27%", "18.97%", 1)
+    assert weights.verdict == f"{V.NOT_REPRODUCED} {V.ON_NONOFFICIAL_DATA}"
+    # The orderings beside it, one line each, as chains of the nets they compare.
+    assert len(board.orderings) == 13
+    chain = "ResNet-20 > ResNet-56 (bottleneck) > ResNet-110 (bottleneck)"
+    assert board.orderings[0].chain == chain
+    html = render_html(report)
+    first = html.index('id="scoreboard"')
+    assert first < html.index('id="orderings-panel"') < html.index('id="claims"')
+    rules, study = html.index('id="rules"'), html.index('id="study-degradation"')
+    assert html.index('id="claims"') < rules < study
+    assert first < html.index(board.rows[0].cells[0][0].anchor)
+
+
+def test_studies_with_no_runs_fold_into_one_line_each(published_store, tmp_path):
+    studies = sorted((ROOT / "studies").glob("*.yaml"))
+    report = report_for(studies, published_store)
+    shown = [s.name for s in report.studies if not s.folded]
+    assert shown == ["checkpoints", "degradation"]
+    html = render_html(report)
+    text = _text(html)
+    for name in ("he2015_table6", "preact_wide", "resnet68", "shortcuts", "smoke"):
+        assert f'id="study-{name.replace("_", "-")}"' not in html
+        assert f"{name}: nothing run yet" in text
+    assert re.search(r"repro run \S*studies/preact_wide\.yaml", text)
+    # The flag shows them in full.
+    out = tmp_path / "full.html"
+    result = CliRunner().invoke(main, ["report", "--results", str(published_store), "--out",
+                                       str(out), "--show-unrun",
+                                       *(a for s in studies for a in ("--study", str(s)))])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    full = out.read_text()
+    assert 'id="study-he2015-table6"' in full and "nothing run yet" not in _text(full)
+
+
+class _Tables(HTMLParser):
+    """Every table: its rows of cell texts (the header row first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.tables[-1][-1].append("")
+
+    def handle_data(self, data):
+        if self.tables and self.tables[-1] and self.tables[-1][-1]:
+            self.tables[-1][-1][-1] += " " + data
+
+    def cleaned(self) -> list[list[list[str]]]:
+        return [[[" ".join(c.split()) for c in r] for r in t] for t in self.tables]
+
+
+def _empty_columns(html: str) -> list[tuple[str, list[str]]]:
+    """(header, the table's header row) for each column whose body cells are all empty or "–"."""
+    parser = _Tables()
+    parser.feed(html)
+    found = []
+    for header, *body in parser.cleaned():
+        for i, name in enumerate(header):
+            cells = [r[i] for r in body if len(r) == len(header)]
+            if cells and all(c in ("", "\u2013") for c in cells):
+                found.append((name, header))
+    return found
+
+
+def test_tables_have_short_labels_no_empty_columns_and_paths_in_the_store(
+    published_store, verdict_store
+):
+    report = report_for([DEGRADATION, CHECKPOINTS], published_store)
+    html = render_html(report)
+    assert _empty_columns(html) == []
+    study, path, results = verdict_store
+    assert _empty_columns(render_html(build([(study, str(path))], scan(results),
+                                            str(results)))) == []  # fmt: skip
+    # Short metric labels in the cells, spelt out once beside the table.
+    parser = _Tables()
+    parser.feed(html)
+    claims = next(t for t in parser.cleaned() if t[0][:3] == ["experiment", "source", "metric"])
+    assert {r[2] for r in claims[1:]} == {"test error", "test error @90"}
+    text = _text(html)
+    assert "test error: test error (final epoch)" in text
+    assert "test error @90: test error at epoch 90" in text
+    # Directories relative to the store, which the page names once.
+    runs = next(t for t in parser.cleaned() if t[0][0] == "run")
+    assert runs[1][-1] == "degradation/he-plain20/seed-0"
+    evaluations = next(t for t in parser.cleaned() if t[0][0] == "evaluation")
+    assert evaluations[1][-1] == "checkpoints/akamaster-resnet20/data-ccecff3e0fe7"
+    assert str(published_store) not in html.replace(f"<code>{published_store}</code>", "", 1)
+
+
+def test_source_documents_and_random_seeds_have_different_names(published_store):
+    # "seed 000" named a source document (seeds/000_*.txt) while "seeds" counted random seeds:
+    # "the test errors of seeds 000 and 002" read as two random seeds. Documents are
+    # "document 000"; random seeds are "random seeds" where a header or caption counts them.
+    from harness.describe import catalogue_table
+    from harness.queue import load_queue
+
+    studies = sorted((ROOT / "studies").glob("*.yaml"))
+    text = _text(render_html(report_for(studies, published_store, show_unrun=True)))
+    collision = re.compile(r"\b[Ss]eeds? \d{3}\b")
+    assert not collision.findall(text)
+    assert "documents 000 and 002" in text and "random seeds" in text
+    assert not collision.findall(catalogue_table())
+    assert not collision.findall(str(load_queue(ROOT / "queue.yaml")))

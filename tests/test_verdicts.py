@@ -309,6 +309,35 @@ def test_a_parameter_count_is_verified_the_way_the_claim_counts(tmp_path):
     assert (every.reproduced_value, every.verdict) == (10_327_706, V.REPRODUCED)
 
 
+def test_a_count_that_matches_only_counted_another_way_is_a_convention_question(tmp_path):
+    # 10.2M for ResNet-1001 without saying how it was counted: 10,327,706 with batch norm's
+    # scale and shift does not round to it, 10,178,490 without them does. Not a failed
+    # reproduction: which way the source counted is the open question.
+    claims = """\
+  - {source: test, where: T3, experiment: pre1001, metric: params, value: 10.2M}
+  - {source: test, where: T3, experiment: b56, metric: params, value: 853018}
+  - {source: test, where: T3, experiment: b56, metric: params, value: 855770}
+  - {source: test, where: T3, experiment: b56, metric: params, value: 0.86M}
+  - {source: test, where: T3, experiment: b56, metric: params, value: 0.95M}
+"""
+    b56 = "  - {name: b56, model: resnet56b, recipe: base}\n"
+    study, path, results = make_study(tmp_path, PRE1001 + b56, claims)
+    convention, detail, exact, rounded, large = [r for r in rows(study, path, results)
+                                                 if r.kind == "params"]  # fmt: skip
+    assert convention.verdict == V.INCONCLUSIVE and convention.severity == "counting convention"
+    assert "without batch norm" in convention.reason and "10,178,490" in convention.reason
+    assert convention.relative_difference == pytest.approx(10_327_706 / 10_200_000 - 1)
+    # ResNet-56 with option B shortcuts against a count for option A: 0.32% off, a detail.
+    assert (detail.verdict, detail.severity) == (V.NOT_REPRODUCED, "small difference")
+    assert detail.relative_difference == pytest.approx(855_770 / 853_018 - 1)
+    assert (exact.verdict, exact.severity, exact.relative_difference) == (
+        V.REPRODUCED, "exact", 0.0)  # fmt: skip
+    assert (rounded.verdict, rounded.severity) == (V.REPRODUCED, "within rounding")
+    assert (large.verdict, large.severity) == (V.NOT_REPRODUCED, "large difference")
+    html = render_html(build([(study, str(path))], scan(results), str(results), show_unrun=True))
+    assert "+1.25%" in html and "+0.32%" in html and "counting convention" in html
+
+
 def test_every_parameter_count_of_the_shipped_studies_is_reproduced():
     report = report_for(sorted((ROOT / "studies").glob("*.yaml")), ROOT / "no-results")
     wrong = [(c.experiment, c.claimed, c.reproduced) for s in report.studies for c in s.params

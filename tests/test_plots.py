@@ -1,0 +1,152 @@
+"""The report's figures, read back from what matplotlib drew: ticks, ranges, lines, labels."""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+import pandas as pd
+from conftest import ROOT, tiny_study
+from fake_runs import fake_run
+from matplotlib.colors import to_rgb
+
+from harness import plots
+from harness.report import build
+from harness.results import scan
+from harness.studyfile import load_study
+
+SMOKE = ROOT / "studies" / "smoke.yaml"
+DEGRADATION = ROOT / "studies" / "degradation.yaml"
+
+
+def curves(epochs: int, test_error, train_loss=None, seeds: int = 1) -> pd.DataFrame:
+    """A curves frame: ``test_error`` and ``train_loss`` are functions of the epoch."""
+    rows = [{"seed": s, "epoch": e, "train_loss": (train_loss or (lambda e: 1.0 / e))(e),
+             "train_error": test_error(e) / 2, "test_error": test_error(e), "lr": 0.1}
+            for s in range(seeds) for e in range(1, epochs + 1)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def visible_ticks(ax) -> list[float]:
+    lo, hi = sorted(ax.get_xlim())
+    return [t for t in ax.get_xticks() if lo <= t <= hi]
+
+
+def lines(fig) -> list:
+    return [line for ax in fig.axes for line in ax.get_lines() if line.get_label()[:1] != "_"]
+
+
+def saturation(color) -> float:
+    return colorsys.rgb_to_hsv(*to_rgb(color))[1]
+
+
+def report_figures(study_path, results):
+    study = load_study(study_path)
+    return build([(study, str(study_path))], scan(results), str(results)).studies[0].figures
+
+
+# --------------------------------------------------------------------------- axes
+
+
+def test_epoch_ticks_are_whole_numbers_and_a_short_run_shows_its_points():
+    two = plots.Series("short", curves(2, lambda e: 30.0 / e), depth=8)
+    plain = plots.Series("plain", curves(2, lambda e: 40.0 / e), depth=8, plain=True)
+    one = plots.Series("one", curves(1, lambda e: 80.0), depth=8)
+    figures = [
+        plots.curves_plot([two], "two epochs"),
+        plots.curves_plot([one], "one epoch"),
+        plots.degradation_plot([two, plain], "two epochs"),
+        plots.lr_plot({"tiny": [(i / 20, 0.1) for i in range(40)]}, "learning rate"),
+    ]
+    for fig in figures:
+        for ax in fig.axes:
+            ticks = visible_ticks(ax)
+            assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+    # A line through one or two points is hard to see: its points are marked.
+    for fig in figures[:3]:
+        assert all(line.get_marker() == "o" for line in lines(fig)), fig.texts
+
+
+def test_the_y_range_is_fitted_to_the_data_and_logarithmic_where_it_spans_decades():
+    # Test error from 40% to 12%: every point inside the axis, and the axis not from 0 to 100.
+    falling = plots.Series("falling", curves(30, lambda e: 12 + 28 / e, lambda e: 2.0 / e**2))
+    fig = plots.curves_plot([falling], "t")
+    loss_ax, err_ax = fig.axes
+    lo, hi = err_ax.get_ylim()
+    assert lo <= 12 + 28 / 30 and hi >= 40.0, (lo, hi)
+    assert lo > 6 and hi < 48, "the range should hug the data"
+    assert err_ax.get_yscale() == "linear"
+    # The training loss falls from 2 to 0.0022: three decades, on a log axis.
+    assert loss_ax.get_yscale() == "log"
+    lo, hi = loss_ax.get_ylim()
+    assert lo <= 2.0 / 30**2 and hi >= 2.0 and hi / lo < 2.0 / (2.0 / 30**2) * 2
+
+
+# --------------------------------------------------------------------------- labels and lines
+
+
+def test_each_net_is_labelled_by_its_own_family(tmp_path):
+    study = load_study(SMOKE)
+    results = tmp_path / "results"
+    for name in ("resnet8", "plain8", "wrn-10-1-dropout"):
+        fake_run(results, study, name, epochs=3)
+    figures = report_figures(SMOKE, results)
+    (versus,) = [f for f in figures if "plain versus residual" in f.title]
+    labels = [line.get_label() for line in lines(versus.plot)]
+    assert any(label.startswith("WRN-10-1") for label in labels), labels
+    assert not any("ResNet-10" in label for label in labels), labels
+    assert any(label.startswith("ResNet-8") for label in labels)
+    assert any(label.startswith("plain-8") for label in labels)
+
+
+def test_identical_series_are_drawn_so_that_both_show():
+    same = curves(10, lambda e: 20 + 10 / e)
+    fig = plots.curves_plot([plots.Series("a", same), plots.Series("b", same.copy())], "twins")
+    _, err_ax = fig.axes
+    a, b = [line for line in err_ax.get_lines() if line.get_label()[:1] != "_"]
+    assert a.get_linestyle() == "-" and b.get_linestyle() not in ("-", "None")
+    assert "same as a" in b.get_label()
+
+
+def test_every_experiment_s_own_schedule_is_drawn(tmp_path):
+    # smoke.yaml's wrn-10-1-dropout extends the recipe "tiny" with its own schedule.
+    (lr,) = [f for f in report_figures(SMOKE, tmp_path / "none") if "learning-rate" in f.title]
+    labels = [line.get_label() for line in lines(lr.plot)]
+    assert len(labels) == 2 and "tiny" in labels[0] and "wrn-10-1-dropout" in labels[1], labels
+    tiny, wrn = (np.asarray(line.get_ydata()) for line in lines(lr.plot))
+    assert not np.array_equal(tiny, wrn)
+
+
+def test_identical_schedules_are_merged_with_a_note(tmp_path):
+    # Park's and He et al.'s recipes train 64,000 iterations with the same steps.
+    (lr,) = [f for f in report_figures(DEGRADATION, tmp_path / "none")
+             if "learning-rate" in f.title]  # fmt: skip
+    labels = [line.get_label() for line in lines(lr.plot)]
+    assert labels == ["tseng2018", "park = he2015"], labels
+    assert "park and he2015 have the same schedule, drawn once" in lr.caption
+
+
+def test_runs_that_do_not_count_are_drawn_greyed_and_labelled(tmp_path):
+    path = tiny_study(tmp_path / "grey.yaml", """\
+  - {name: plain, model: plain20, recipe: base}
+  - {name: res, model: resnet20, recipe: base}
+  - {name: done, model: resnet20, recipe: base}
+""", name="grey")  # fmt: skip
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "plain", label="smoke", epochs=2)  # an override run
+    fake_run(results, study, "res", status="paused", epochs=6)  # paused by a time budget
+    fake_run(results, study, "done", epochs=4)  # the only counted run
+    figures = report_figures(path, results)
+    (drawn,) = [f for f in figures if "training loss and test error" in f.title]
+    found = {line.get_label(): line for line in lines(drawn.plot)}
+    counted = found["done"]
+    greyed = {k: v for k, v in found.items() if "not counted" in k}
+    assert set(greyed) == {"plain~smoke (not counted: override)",
+                           "res (not counted: paused)"}, list(found)  # fmt: skip
+    assert saturation(counted.get_color()) > 0.5
+    assert all(saturation(line.get_color()) < 0.35 for line in greyed.values())
+    assert "not counted" in drawn.caption
+    # Only uncounted runs: still drawn, not an empty section.
+    (versus,) = [f for f in figures if "plain versus residual" in f.title]
+    assert any("plain~smoke" in line.get_label() for line in lines(versus.plot))
