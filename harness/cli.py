@@ -455,12 +455,13 @@ def report(out, fmt, results, study_files, show_unrun):
     one self-contained HTML file (no external assets); open it anywhere.
     """
     from harness.report import report_for, write
-    from harness.results import scan
+    from harness.results import scan, scan_evaluations
 
     if not results.is_dir():
         fail(f"{results}: no such results directory (give the store with --results DIR)")
-    if not scan(results):
-        click.echo(f"note: {results} holds no runs yet: every claim will read 'not yet run'")
+    if not scan(results) and not scan_evaluations(results):
+        click.echo(f"note: {results} holds no runs or checkpoint evaluations yet: every "
+                   "claim that needs one will read 'not yet run'")  # fmt: skip
     fmt = fmt or (
         out.suffix.lstrip(".").lower()
         if out and out.suffix in (".csv", ".json", ".html")

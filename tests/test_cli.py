@@ -50,7 +50,7 @@ def test_report_says_when_the_store_is_missing_or_empty(tmp_path):
     (tmp_path / "empty").mkdir()
     empty = repro("report", "--study", str(ROOT / "studies" / "smoke.yaml"), "--results",
                   str(tmp_path / "empty"), "--out", str(tmp_path / "r.html"))  # fmt: skip
-    assert empty.exit_code == 0 and "holds no runs yet" in empty.output
+    assert empty.exit_code == 0 and "holds no runs or checkpoint evaluations yet" in empty.output
 
 
 def test_a_run_ends_with_a_summary_and_the_next_command(tmp_path, cifar_root):
@@ -68,3 +68,11 @@ def test_validate_estimates_what_a_study_costs():
     out = repro("validate", str(ROOT / "studies" / "degradation.yaml"))
     assert out.exit_code == 0, out.output
     assert "cost: 61.2 PFLOP of training, about 1.2 GPU-hours" in out.output
+
+
+def test_a_store_of_checkpoint_evaluations_alone_is_not_called_empty(tmp_path):
+    store_dir = ROOT / "results" / "published" / "checkpoints-jpeg-copy-cpu-2026-11-26" / "store"
+    out = repro("report", "--study", str(ROOT / "studies" / "checkpoints.yaml"), "--results",
+                str(store_dir), "--out", str(tmp_path / "r.html"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "holds no runs" not in out.output
