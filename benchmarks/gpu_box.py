@@ -13,8 +13,10 @@ seconds of the slot's start (the shell script's ``--started``):
   d. export  the final export, checkpoints of unfinished runs included
 
 OUT receives at most eight plain files: box.log (everything printed), box.json (what each
-stage did and for how long), bench.tar.gz, compile-cache.tar.gz (when small enough), and
-store-<study>[-<part>].tar.gz archives (`repro import` merges them), none over 15 MiB.
+stage did and for how long), bench.tar.gz, store-<study>[-<part>].tar.gz archives (`repro
+import` merges them), and the compile cache in parts (compile-cache.tar.gz.part-<k>) where
+room is left, none over 15 MiB. Given back to the next slot with --import (the parts are
+joined), the cache spares it the compilations this slot paid for.
 
 ``--rehearse`` runs the same stages at CPU size; the test suite uses it (tests/test_gpu_box.py).
 """
@@ -48,6 +50,7 @@ from harness.transfer import (  # noqa: E402
 
 PART_LIMIT = 15 * 2**20  # the slot returns files of at most 16 MiB
 COMPILE_CACHE_ARCHIVE = "compile-cache.tar.gz"
+RETURNED_FILES = 8  # what a slot can return through OUT
 
 
 class Box:
@@ -131,11 +134,13 @@ class Box:
     # ---------------------------------------------------------------- store
 
     def import_archives(self) -> None:
-        for archive in map(Path, self.args.imports):
-            if archive.name == COMPILE_CACHE_ARCHIVE:
-                with tarfile.open(archive) as tar:
-                    tar.extractall(self.cache, filter="data")
-                self.say(f"compile cache from {archive}")
+        archives = [Path(a) for a in self.args.imports]
+        parts = sorted((a for a in archives if a.name.startswith(COMPILE_CACHE_ARCHIVE)),
+                       key=lambda a: a.name)  # fmt: skip
+        if parts:
+            self._unpack_compile_cache(parts)
+        for archive in archives:
+            if archive in parts:
                 continue
             try:
                 merged = import_archive(archive, self.results)
@@ -168,21 +173,43 @@ class Box:
             self.say(f"{'final ' if final else ''}export: {sizes or 'no runs yet'}")
 
     def pack_compile_cache(self) -> None:
+        """The compile cache, in as many parts as the returned files have room for.
+
+        On the H100 (2026-11-26) it held 65 to 85 MiB after a slot, so it is split into parts
+        under the file limit (compile-cache.tar.gz.part-1, -2, ...), which the next slot
+        joins again; with too little room it stays behind and the next slot compiles anew.
+        """
         if not self.cache.is_dir():
             return
-        raw = sum(f.stat().st_size for f in self.cache.rglob("*") if f.is_file())
-        if raw > 4 * PART_LIMIT:  # would not pack under the limit; do not spend the time
-            self.say(f"compile cache is {raw / 2**20:.0f} MiB: too large to return")
-            return
-        target = self.out / COMPILE_CACHE_ARCHIVE
-        with tarfile.open(target, "w:gz") as tar:
+        packed = self.work / COMPILE_CACHE_ARCHIVE
+        with tarfile.open(packed, "w:gz") as tar:
             tar.add(self.cache, arcname=".")
-        size = target.stat().st_size
-        if size > PART_LIMIT:
-            target.unlink()
-            self.say(f"compile cache is {size / 2**20:.0f} MiB packed: too large to return")
-        else:
-            self.say(f"compile cache: {size / 2**20:.1f} MiB")
+        size, limit = packed.stat().st_size, int(self.args.part_mib * 2**20)
+        room = RETURNED_FILES - sum(1 for p in self.out.iterdir() if not p.name.startswith("."))
+        needed = max(1, -(-size // limit))
+        if needed > room:
+            self.say(f"compile cache is {size / 2**20:.0f} MiB packed: {needed} parts, room for "
+                     f"{room}; it stays behind")  # fmt: skip
+            return
+        with packed.open("rb") as src:
+            for k in range(1, needed + 1):
+                (self.out / f"{COMPILE_CACHE_ARCHIVE}.part-{k}").write_bytes(src.read(limit))
+        self.say(f"compile cache: {size / 2**20:.1f} MiB packed, in {needed} part(s)")
+
+    def _unpack_compile_cache(self, parts: list[Path]) -> None:
+        """Join the parts a slot returned and unpack them as this slot's compile cache."""
+        joined = self.work / f"{COMPILE_CACHE_ARCHIVE}.joined"
+        joined.parent.mkdir(parents=True, exist_ok=True)
+        with joined.open("wb") as out:
+            for part in parts:
+                out.write(part.read_bytes())
+        try:
+            with tarfile.open(joined) as tar:
+                tar.extractall(self.cache, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            self.say(f"compile cache from {len(parts)} part(s) unusable ({exc}); compiling anew")
+            return
+        self.say(f"compile cache from {len(parts)} part(s): {', '.join(p.name for p in parts)}")
 
 
 def _run_bytes(run_dir: Path) -> int:
@@ -219,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--import", dest="imports", nargs="*", default=[])
     ap.add_argument("--export-every", type=float, default=60)
     ap.add_argument("--reserve", type=float, default=25, help="seconds kept for the end")
+    ap.add_argument("--part-mib", type=float, default=PART_LIMIT / 2**20,
+                    help="largest returned file, MiB")  # fmt: skip
     ap.add_argument("--check-timeout", type=float, default=150)
     ap.add_argument("--bench-timeout", type=float, default=150)
     # CUDA graphs measured 3.8x the canonical pipeline (2026-11-26): time them every slot.

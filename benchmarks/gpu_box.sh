@@ -47,7 +47,11 @@ if [ -z "$data" ]; then
 fi
 echo "gpu_box: set-up took $(( $(date +%s) - start )) s; data in $data"
 
+# Archives of earlier slots (committed), and the compile cache's parts where a session
+# carries them between its calls in an ignored folder (they are too large to commit).
 imports=()
-for a in results/slots/*.tar.gz; do [ -f "$a" ] && imports+=("$a"); done
+for a in results/slots/*.tar.gz .compile-carry/compile-cache.tar.gz.part-*; do
+  [ -f "$a" ] && imports+=("$a")
+done
 exec "$python" benchmarks/gpu_box.py --out "$out" --data-dir "$data" --started "$start" \
   ${imports[@]+--import "${imports[@]}"} "$@"

@@ -92,3 +92,39 @@ def test_a_slot_killed_while_training_loses_nothing_the_next_slot_finishes(tmp_p
     record = json.loads((out / "box.json").read_text())
     assert [s["stage"] for s in record["stages"]] == ["train"]
     assert record["stages"][0]["rc"] == 0
+
+
+def test_the_compile_cache_returns_in_parts_and_is_joined_again(tmp_path):
+    """On the H100 the cache held 65-85 MiB, more than one returned file may: it goes out in
+    parts where there is room, and the next slot joins them."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_box", ROOT / "benchmarks" / "gpu_box.py")
+    gpu_box = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_box)
+
+    def box(name: str, imports=(), part_mib=2 / 1024) -> object:
+        args = argparse.Namespace(out=str(tmp_path / f"out-{name}"), work=str(tmp_path / name),
+                                  started=time.time(), budget=60, imports=list(imports),
+                                  part_mib=part_mib)  # fmt: skip
+        Path(args.out).mkdir(parents=True)
+        return gpu_box.Box(args)
+
+    first = box("first")
+    kernel = os.urandom(5000)  # incompressible: 5 kB packs into three 2 kB parts
+    (first.cache / "triton").mkdir(parents=True)
+    (first.cache / "triton" / "kernel.cubin").write_bytes(kernel)
+    first.pack_compile_cache()
+    parts = sorted((tmp_path / "out-first").glob("compile-cache.tar.gz.part-*"))
+    assert [p.name[-6:] for p in parts] == ["part-1", "part-2", "part-3"]
+    second = box("second", imports=parts)
+    second.import_archives()
+    assert (second.cache / "triton" / "kernel.cubin").read_bytes() == kernel
+    crowded = box("crowded", part_mib=1 / 1024)
+    for k in range(6):
+        (tmp_path / "out-crowded" / f"store-{k}.tar.gz").write_bytes(b"x")
+    (crowded.cache / "triton").mkdir(parents=True)
+    (crowded.cache / "triton" / "kernel.cubin").write_bytes(kernel)
+    crowded.pack_compile_cache()  # 5+ parts, room for 1 (with box.log): it stays behind
+    assert not list((tmp_path / "out-crowded").glob("compile-cache*"))
