@@ -243,6 +243,10 @@ def supersede(run_dir: Path, reason: str) -> Path:
     """Move a run directory aside (never delete results); return where it went."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = run_dir.parent / SUPERSEDED / f"{run_dir.name}-{stamp}"
+    n = 1
+    while target.exists():  # two in the same second: moving into the first would nest them
+        n += 1
+        target = run_dir.parent / SUPERSEDED / f"{run_dir.name}-{stamp}-{n}"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(run_dir), str(target))
     write_text(target / "SUPERSEDED", reason + "\n")

@@ -209,3 +209,14 @@ def test_random_damage_never_tracebacks_and_never_loses_a_file(
         )
         assert out.exit_code in (0, 1), (args[0], out.output)
     _kept(before, results)
+
+
+def test_two_supersedes_in_one_second_keep_both(tmp_path):
+    """Folder names carry the second: the second move must not land inside the first."""
+    run = tmp_path / "tiny" / "a" / "seed-0"
+    for n in range(3):
+        store.write_text(run / "summary.json", f"{n}")
+        store.supersede(run, f"round {n}")
+    kept = sorted((tmp_path / "tiny" / "a" / ".superseded").iterdir())
+    assert len(kept) == 3 and sorted(p.joinpath("summary.json").read_text() for p in kept) == [
+        "0", "1", "2"]  # fmt: skip
