@@ -222,13 +222,15 @@ def _run_bytes(run_dir: Path) -> int:
 def _partition(results: Path) -> dict[str, list[list]]:
     """Each study's runs in groups whose files fit one returned file."""
     groups: dict[str, list[list]] = {}
+    used: dict[str, int] = {}  # bytes in each study's last group
     for record in scan(results):
         parts = groups.setdefault(record.study, [[]])
         size = _run_bytes(record.path)
-        used = sum(_run_bytes(r.path) for r in parts[-1])
-        if parts[-1] and used + size > PART_LIMIT:
+        if parts[-1] and used[record.study] + size > PART_LIMIT:
             parts.append([])
+            used[record.study] = 0
         parts[-1].append(record)
+        used[record.study] = used.get(record.study, 0) + size
     return groups
 
 

@@ -191,7 +191,7 @@ def apply_overrides(recipe: Recipe, o: Overrides) -> Recipe:
     if data:
         recipe = recipe.model_copy(update=data)
     if o.smoke:
-        recipe = _scaled(recipe, min(1.0, SMOKE_ITERATIONS / _iterations(recipe)))
+        recipe = _scaled(recipe, min(1.0, SMOKE_ITERATIONS / nominal_iterations(recipe)))
     if o.epochs is not None:
         recipe = _scaled(recipe, o.epochs / _epochs(recipe))
     return recipe
@@ -204,7 +204,8 @@ def nominal_batches_per_epoch(recipe: Recipe) -> int:
     return max(1, batches_per_epoch(images, recipe.batch_size, recipe.last_batch == "drop"))
 
 
-def _iterations(recipe: Recipe) -> int:
+def nominal_iterations(recipe: Recipe) -> int:
+    """The recipe's length in steps on full CIFAR-10 (whichever unit it was written in)."""
     return recipe.iterations or recipe.epochs * nominal_batches_per_epoch(recipe)
 
 

@@ -23,7 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness import store
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
-from harness.plan import Overrides, PlanError, RunPlan, nominal_batches_per_epoch, plan
+from harness.plan import (
+    Overrides,
+    PlanError,
+    RunPlan,
+    nominal_batches_per_epoch,
+    nominal_iterations,
+    plan,
+)
 from harness.studyfile import StudyError, load_study
 
 Echo = Callable[[str], None]
@@ -109,9 +116,7 @@ def _macs(spec_json: str) -> int:
 
 def training_flops(p: RunPlan) -> float:
     """FLOPs of the whole run: 6 x MACs per image x images seen over the schedule."""
-    recipe = p.recipe
-    iterations = recipe.iterations or recipe.epochs * nominal_batches_per_epoch(recipe)
-    images = iterations * recipe.batch_size
+    images = nominal_iterations(p.recipe) * p.recipe.batch_size
     return TRAIN_FLOPS_PER_MAC * _macs(p.experiment.model.model_dump_json()) * images
 
 
@@ -169,9 +174,7 @@ def standing(queue: Queue, results: Path) -> list[ItemStanding]:
 
 
 def _nominal_epochs(p: RunPlan) -> int:
-    per_epoch = nominal_batches_per_epoch(p.recipe)
-    iterations = p.recipe.iterations or p.recipe.epochs * per_epoch
-    return -(-iterations // per_epoch)
+    return -(-nominal_iterations(p.recipe) // nominal_batches_per_epoch(p.recipe))
 
 
 def render(queue: Queue, rows: list[ItemStanding]) -> str:

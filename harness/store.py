@@ -271,36 +271,35 @@ def summary_status(run_dir: Path) -> str | None:
     return summary.get("status") if summary else None
 
 
+def recorded_epochs(run_dir: Path) -> int:
+    """Finished epochs in metrics.jsonl; a damaged file counts as none (the checkpoint still
+    holds the history, and `repro run` rebuilds the file from it)."""
+    try:
+        return len(read_jsonl(run_dir / METRICS))
+    except DamagedFile:
+        return 0
+
+
 def mark_failed(run_dir: Path, error: str) -> None:
     """Record a run as failed when it died without saying so itself (killed, node lost)."""
-    try:
-        summary = read_summary(run_dir) or {}
-    except DamagedFile as damaged:
-        summary = {}
-        set_aside(damaged.path)
-    try:
-        epochs = len(read_jsonl(run_dir / METRICS))
-    except DamagedFile:
-        epochs = 0  # the checkpoint still holds the history; `repro run` rebuilds the file
-    write_json(run_dir / SUMMARY, {**summary, "status": FAILED, "error": error,
-                                   "epochs_done": epochs})  # fmt: skip
+    _mark(run_dir, {"status": FAILED, "error": error})
 
 
 def mark_interrupted(run_dir: Path, reason: str) -> None:
     """Record a run as interrupted when it was stopped before it could say so itself (while
     starting up, or killed after a stop request). Its checkpoint and metrics stay: it resumes.
     """
+    _mark(run_dir, {"status": INTERRUPTED, "error": None, "stop_reason": reason})
+
+
+def _mark(run_dir: Path, fields: dict) -> None:
+    """Write how a run ended over its summary; an unreadable summary is kept aside first."""
     try:
         summary = read_summary(run_dir) or {}
     except DamagedFile as damaged:
         summary = {}
         set_aside(damaged.path)
-    try:
-        epochs = len(read_jsonl(run_dir / METRICS))
-    except DamagedFile:
-        epochs = 0  # the checkpoint still holds the history; `repro run` rebuilds the file
-    write_json(run_dir / SUMMARY, {**summary, "status": INTERRUPTED, "error": None,
-                                   "stop_reason": reason, "epochs_done": epochs})  # fmt: skip
+    write_json(run_dir / SUMMARY, {**summary, **fields, "epochs_done": recorded_epochs(run_dir)})
 
 
 def inspect(run_dir: Path) -> RunState:

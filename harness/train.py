@@ -380,6 +380,7 @@ def train(
     """
     progress = progress or SilentProgress()
     telemetry = Telemetry(ex.device)
+    configure_backends(ex)  # applied before they are recorded: the record says what ran
     summary_base: dict[str, Any] = {
         "study": plan.study,
         "experiment": plan.experiment.name,
@@ -395,9 +396,6 @@ def train(
         _clear_summary(run_dir)
         (run_dir / store.ERROR).unlink(missing_ok=True)
         store.write_json(run_dir / store.CONFIG, {"hash": plan.hash, **plan.config})
-        # Applied before they are recorded, so the record says what the run ran with.
-        configure_backends(ex)
-        summary_base["execution"] = ex.describe()
         env = environment(ex.device, driver=telemetry.driver_version(), execution=ex.describe())
         store.write_json(run_dir / store.ENVIRONMENT, env)
         _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state, deadline)

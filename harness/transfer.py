@@ -108,7 +108,7 @@ def _snapshot(run_dir: Path, into: Path, checkpoints: bool) -> ArchivedRun:
     state = store.inspect(run_dir)
     summary = store.read_json(into / store.SUMMARY)
     status = (summary.get("status") if isinstance(summary, dict) else None) or state.status
-    epochs = _epochs_of(into)
+    epochs = store.recorded_epochs(into)
     resumable_from = epochs if status in store.FINAL else 0
     if checkpoints and status not in store.FINAL and (run_dir / store.CHECKPOINT).exists():
         shutil.copy2(run_dir / store.CHECKPOINT, into / store.CHECKPOINT)
@@ -122,15 +122,6 @@ def _snapshot(run_dir: Path, into: Path, checkpoints: bool) -> ArchivedRun:
         resumable_from=resumable_from,
         files={p.name: _sha256(p) for p in sorted(into.iterdir())},
     )
-
-
-def _epochs_of(run_dir: Path) -> int:
-    """Finished epochs on record; a damaged metrics file counts as none (its checkpoint,
-    which travels too, still holds the history)."""
-    try:
-        return len(store.read_jsonl(run_dir / store.METRICS))
-    except store.DamagedFile:
-        return 0
 
 
 def _checkpoint_epoch(path: Path) -> int:
@@ -266,7 +257,7 @@ def _local_progress(run_dir: Path) -> tuple[str, int, int]:
     summary = store.read_json(run_dir / store.SUMMARY)
     state = store.inspect(run_dir)
     status = (summary.get("status") if isinstance(summary, dict) else None) or state.status
-    epochs = _epochs_of(run_dir)
+    epochs = store.recorded_epochs(run_dir)
     if status in store.FINAL:
         return status, epochs, epochs
     ckpt = run_dir / store.CHECKPOINT
