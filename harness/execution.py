@@ -27,7 +27,7 @@ from harness.choices import COMPILE_MODES, PIPELINES, PRECISIONS  # noqa: F401 (
 class Execution:
     device: torch.device
     pipeline: str = "fast"
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    precision: str = "fp32"  # fp32 | bf16 (autocast) | fp64 (model and data in float64)
     compile: bool = False
     compile_mode: str = "default"
     channels_last: bool = False
@@ -36,6 +36,9 @@ class Execution:
     # Runs sharing the device by design (--runs-per-gpu K): their seconds per epoch and
     # whole-GPU telemetry are not a solo run's.
     shared_by: int = 1
+    # The runs trained together as one fused network (harness.fusion), empty when solo:
+    # their seconds per epoch are the group's.
+    fused_group: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -44,6 +47,11 @@ class Execution:
     @property
     def autocast_dtype(self) -> torch.dtype | None:
         return torch.bfloat16 if self.precision == "bf16" else None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The parameters' and inputs' dtype (autocast may compute in less inside)."""
+        return torch.float64 if self.precision == "fp64" else torch.float32
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -56,6 +64,12 @@ class Execution:
             "deterministic": self.deterministic,
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
             "device_shared_by": self.shared_by,
+            # only for fused runs, so that solo runs' records keep their shape
+            **(
+                {"fused": len(self.fused_group), "fused_group": list(self.fused_group)}
+                if self.fused_group
+                else {}
+            ),
         }
 
 

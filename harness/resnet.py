@@ -40,6 +40,7 @@ class ZeroPadShortcut(nn.Module):
 
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
+        self.cin, self.cout = cin, cout
         self.extra_channels = cout - cin
         self.stride = stride
 

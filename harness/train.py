@@ -91,34 +91,23 @@ class EpochResult:
         return not np.isnan(self.train_loss)
 
 
-class Trainer:
-    """A model, its optimizer and the training step for one execution; no files."""
+class CompiledStep:
+    """Compile-on-first-step with an eager fallback, for a trainer whose ``_step(x, ...)``
+    runs ``self._forward(len(y))`` (the compiled or the eager model)."""
 
-    def __init__(self, spec: ModelSpec, recipe: Recipe, seed: int, ex: Execution) -> None:
-        self.ex = ex
-        torch.manual_seed(derive_seed(seed, "init"))
-        model = build_model(spec).to(ex.device)
-        if ex.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model
-        self.params = count_parameters(model)
-        opt = recipe.optimizer
-        self.optimizer = torch.optim.SGD(
-            parameter_groups(model, opt),
-            lr=opt.lr,
-            momentum=opt.momentum,
-            nesterov=opt.nesterov,
-            weight_decay=opt.weight_decay,
-        )
+    ex: Execution
+    model: torch.nn.Module
+
+    def _setup_compile(self) -> None:
         self.compile_fallback: str | None = None
         self._compiled = None
         self._compiled_batch: int | None = None  # the first batch's size; None before it
-        if ex.compile:
+        if self.ex.compile:
             # Dynamo keeps compiled code per Python function, across model instances, and past
             # `recompile_limit` variants it silently runs eagerly. A process that trains several
             # models in turn (a study, a bench) would reach that, so every run starts afresh.
             torch._dynamo.reset()
-            self._compiled = torch.compile(model, mode=ex.compile_mode, dynamic=False)
+            self._compiled = torch.compile(self.model, mode=self.ex.compile_mode, dynamic=False)
 
     def _autocast(self):
         dtype = self.ex.autocast_dtype
@@ -126,22 +115,26 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.ex.device.type, dtype=dtype)
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(self, batch: int) -> Callable[[torch.Tensor], torch.Tensor]:
         # A batch of another size (the last, partial one of an epoch) runs eagerly: compiling
         # it too would cost a second compilation per run and session (19 s for ResNet-8 on a
         # 2-core CPU) to save milliseconds. (And not `self._compiled or ...`: a compiled
         # module's truth value calls len().)
-        compiled = self._compiled is not None and len(y) == self._compiled_batch
-        forward = self._compiled if compiled else self.model
-        with self._autocast():
-            out = forward(x)
-            loss = F.cross_entropy(out.float(), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return out, loss.detach()
+        compiled = self._compiled is not None and batch == self._compiled_batch
+        return self._compiled if compiled else self.model
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _logits(self, out: torch.Tensor) -> torch.Tensor:
+        """The loss is computed in float32 (float64 in an fp64 execution), whatever autocast
+        computed the outputs in."""
+        return out.to(torch.float64) if self.ex.dtype == torch.float64 else out.float()
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor):
+        raise NotImplementedError
+
+    def _zero_grad(self) -> None:
+        raise NotImplementedError
+
+    def step(self, x: torch.Tensor, y: torch.Tensor):
         """One training step: the outputs and the (detached) loss."""
         if self._compiled_batch is None:
             return self._first_step(x, y)
@@ -149,7 +142,7 @@ class Trainer:
 
     def _first_step(self, x: torch.Tensor, y: torch.Tensor):
         """The first step compiles; if compilation fails, fall back to eager and say why."""
-        self._compiled_batch = len(y)
+        self._compiled_batch = y.shape[-1]
         try:
             return self._step(x, y)
         except Exception as exc:
@@ -163,8 +156,39 @@ class Trainer:
                 RuntimeWarning,
                 stacklevel=2,
             )
-            self.optimizer.zero_grad(set_to_none=True)
+            self._zero_grad()
             return self._step(x, y)
+
+
+class Trainer(CompiledStep):
+    """A model, its optimizer and the training step for one execution; no files."""
+
+    def __init__(self, spec: ModelSpec, recipe: Recipe, seed: int, ex: Execution) -> None:
+        self.ex = ex
+        self.model = initial_model(spec, seed, ex)
+        self.params = count_parameters(self.model)
+        opt = recipe.optimizer
+        self.optimizer = torch.optim.SGD(
+            parameter_groups(self.model, opt),
+            lr=opt.lr,
+            momentum=opt.momentum,
+            nesterov=opt.nesterov,
+            weight_decay=opt.weight_decay,
+        )
+        self._setup_compile()
+
+    def _zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        forward = self._forward(len(y))
+        with self._autocast():
+            out = forward(x.to(self.ex.dtype))
+            loss = F.cross_entropy(self._logits(out), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return out, loss.detach()
 
     def train_epoch(
         self,
@@ -180,7 +204,7 @@ class Trainer:
         self.model.train()
         device = self.ex.device
         t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
+        loss_sum = torch.zeros((), device=device, dtype=self.ex.dtype)
         wrong_sum = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
         pending: list[tuple[torch.Tensor, int]] = []
@@ -230,14 +254,24 @@ class Trainer:
         if len(y) == 0:
             return None, None
         self.model.eval()
-        loss_sum = torch.zeros((), device=self.ex.device)
+        loss_sum = torch.zeros((), device=self.ex.device, dtype=self.ex.dtype)
         wrong = torch.zeros((), device=self.ex.device, dtype=torch.long)
         with torch.no_grad(), self._autocast():
             for xb, yb in eval_batches(x, y, normalizer, channels_last=self.ex.channels_last):
-                out = self.model(xb).float()
+                out = self._logits(self.model(xb.to(self.ex.dtype)))
                 loss_sum += F.cross_entropy(out, yb, reduction="sum")
                 wrong += (out.argmax(1) != yb).sum()
         return loss_sum.item() / len(y), 100.0 * wrong.item() / len(y)
+
+
+def initial_model(spec: ModelSpec, seed: int, ex: Execution) -> torch.nn.Module:
+    """The run's network as its first step finds it: initialised from the run's own seed,
+    on the device, in the execution's dtype and memory layout."""
+    torch.manual_seed(derive_seed(seed, "init"))
+    model = build_model(spec).to(ex.device, ex.dtype)
+    if ex.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def parameter_groups(model: torch.nn.Module, opt: Optimizer) -> list[dict[str, Any]]:
@@ -345,7 +379,7 @@ def make_loader(recipe: Recipe, seed: int, run_data: RunData, ex: Execution) -> 
 
 
 @dataclass
-class _RunState:
+class RunState:
     """What the summary is made from; filled in as training goes."""
 
     session_start: float
@@ -381,7 +415,34 @@ def train(
     progress = progress or SilentProgress()
     telemetry = Telemetry(ex.device)
     configure_backends(ex)  # applied before they are recorded: the record says what ran
-    summary_base: dict[str, Any] = {
+    summary_base = summary_fields(plan, ex)
+    state = RunState(session_start=time.perf_counter(), reported_epoch=plan.recipe.reported_epoch)
+    try:
+        env = begin_session(run_dir, plan, ex, telemetry)
+        _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state, deadline)
+        status = store.DIVERGED if state.diverged_at else store.COMPLETE
+        return finish(run_dir, summary_base, state, status, telemetry)
+    except BudgetReached as stop:
+        state.paused = {"reason": "time budget", "detail": str(stop),
+                        "deadline": deadline.describe() if deadline else None}  # fmt: skip
+        return finish(run_dir, summary_base, state, store.PAUSED, telemetry)
+    except (KeyboardInterrupt, SystemExit):
+        # Ctrl-C, SIGTERM, or a scheduler's preemption handler exiting to requeue the job.
+        finish(run_dir, summary_base, state, store.INTERRUPTED, telemetry)
+        raise
+    except Exception as exc:
+        store.write_text(run_dir / store.ERROR, traceback.format_exc())
+        message = f"{type(exc).__name__}: {exc}"
+        finish(run_dir, summary_base, state, store.FAILED, telemetry, message)
+        raise RunFailed(message) from exc
+    finally:
+        telemetry.stop()
+        progress.close()
+
+
+def summary_fields(plan: RunPlan, ex: Execution) -> dict[str, Any]:
+    """What a run's summary says of the run itself, whatever happens to it."""
+    return {
         "study": plan.study,
         "experiment": plan.experiment.name,
         "seed": plan.seed,
@@ -391,35 +452,20 @@ def train(
         "study_file": str(Path(plan.study_file).resolve()) if plan.study_file else None,
         "execution": ex.describe(),
     }
-    state = _RunState(session_start=time.perf_counter(), reported_epoch=plan.recipe.reported_epoch)
-    try:
-        _clear_summary(run_dir)
-        (run_dir / store.ERROR).unlink(missing_ok=True)
-        store.write_json(run_dir / store.CONFIG, {"hash": plan.hash, **plan.config})
-        env = environment(ex.device, driver=telemetry.driver_version(), execution=ex.describe())
-        store.write_json(run_dir / store.ENVIRONMENT, env)
-        _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state, deadline)
-        status = store.DIVERGED if state.diverged_at else store.COMPLETE
-        return _finish(run_dir, summary_base, state, status, telemetry)
-    except BudgetReached as stop:
-        state.paused = {"reason": "time budget", "detail": str(stop),
-                        "deadline": deadline.describe() if deadline else None}  # fmt: skip
-        return _finish(run_dir, summary_base, state, store.PAUSED, telemetry)
-    except (KeyboardInterrupt, SystemExit):
-        # Ctrl-C, SIGTERM, or a scheduler's preemption handler exiting to requeue the job.
-        _finish(run_dir, summary_base, state, store.INTERRUPTED, telemetry)
-        raise
-    except Exception as exc:
-        store.write_text(run_dir / store.ERROR, traceback.format_exc())
-        message = f"{type(exc).__name__}: {exc}"
-        _finish(run_dir, summary_base, state, store.FAILED, telemetry, message)
-        raise RunFailed(message) from exc
-    finally:
-        telemetry.stop()
-        progress.close()
 
 
-def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunState,
+def begin_session(run_dir: Path, plan: RunPlan, ex: Execution, telemetry: Telemetry) -> dict:
+    """Clear what the last session concluded, write the config and this session's
+    environment; return the environment."""
+    clear_summary(run_dir)
+    (run_dir / store.ERROR).unlink(missing_ok=True)
+    store.write_json(run_dir / store.CONFIG, {"hash": plan.hash, **plan.config})
+    env = environment(ex.device, driver=telemetry.driver_version(), execution=ex.describe())
+    store.write_json(run_dir / store.ENVIRONMENT, env)
+    return env
+
+
+def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: RunState,
                 deadline: Deadline | None) -> None:  # fmt: skip
     recipe = plan.recipe
     run_data = prepare_data(recipe, plan.seed, data, ex.device)
@@ -434,7 +480,7 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunSt
     history: list[dict] = []
     warmup_state: WarmupState | None = None
     start_epoch = iteration = 0
-    checkpoint = _load_checkpoint(run_dir, plan.hash)
+    checkpoint = load_checkpoint(run_dir, plan.hash)
     if checkpoint is not None:
         trainer.model.load_state_dict(checkpoint["model"])
         trainer.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -445,11 +491,11 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunSt
         state.wall_before = checkpoint["wall_seconds"]
         state.sessions = checkpoint["sessions"]
     state.history = history
-    state.sessions = [*(state.sessions or []), _session(env, start_epoch)]
+    state.sessions = [*(state.sessions or []), session_record(env, start_epoch)]
     lr_at = LearningRate(recipe, length, warmup_state)
     state.warmup_ended_at = lr_at.state.ended_at
     # The history may be a step ahead of metrics.jsonl if a kill came between the two writes.
-    _keep_metrics_the_history_lacks(run_dir, history)
+    keep_metrics_the_history_lacks(run_dir, history)
     store.write_jsonl(run_dir / store.METRICS, history)
 
     progress.start(plan, length.total_iterations, iteration)
@@ -480,26 +526,12 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunSt
                                                    run_data.normalizer)  # fmt: skip
         else:
             test_loss = test_error = val_loss = val_error = None
-        record = {
-            "epoch": epoch + 1,
-            "iteration": iteration,
-            "lr": result.lr,
-            "train_loss": result.train_loss if result.finite else None,
-            "train_error": result.train_error,
-            "test_loss": test_loss,
-            "test_error": test_error,
-            "val_loss": val_loss,
-            "val_error": val_error,
-            "train_seconds": result.seconds,
-            "eval_seconds": time.perf_counter() - t1,
-            "images": result.images,
-            "images_per_second": result.images / result.seconds if result.seconds > 0 else None,
-            "full_epoch": batches == len(loader),
-            "first_of_session": epoch == start_epoch,
-            "warmup": lr_at.state.active,
-            "device": env["device_name"],
-            "telemetry": telemetry.take_epoch(),
-        }
+        record = epoch_record(
+            epoch, iteration, result, (test_loss, test_error, val_loss, val_error),
+            eval_seconds=time.perf_counter() - t1, full_epoch=batches == len(loader),
+            first_of_session=epoch == start_epoch, warmup=lr_at.state.active,
+            device=env["device_name"], telemetry=telemetry.take_epoch(),
+        )  # fmt: skip
         history.append(record)
         state.warmup_ended_at = lr_at.state.ended_at
         progress.epoch_done(record)
@@ -508,18 +540,52 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: _RunSt
             store.write_jsonl(run_dir / store.METRICS, history)
             return
         wall = state.wall_before + (time.perf_counter() - state.session_start)
-        _save_checkpoint(run_dir, plan, trainer, history, epoch + 1, iteration, lr_at, state,
-                         wall)  # fmt: skip
-        store.write_jsonl(run_dir / store.METRICS, history)
-        store.write_json(
-            run_dir / store.PROGRESS,
-            {"status": "running", "epoch": epoch + 1, "epochs": length.epochs,
-             "iteration": iteration, "host": env["hostname"], "updated": now_utc()},
-        )  # fmt: skip
+        save_checkpoint(run_dir, plan, trainer.model.state_dict(),
+                        trainer.optimizer.state_dict(), history, epoch + 1, iteration, lr_at,
+                        state, wall)  # fmt: skip
+        write_epoch_files(run_dir, history, length, env)
         session_epochs.append(time.perf_counter() - epoch_start)
 
 
-def _clear_summary(run_dir: Path) -> None:
+def epoch_record(epoch: int, iteration: int, result: EpochResult, evals: tuple, *,
+                 eval_seconds: float, full_epoch: bool, first_of_session: bool, warmup: bool,
+                 device: str, telemetry: dict | None) -> dict:  # fmt: skip
+    """One line of metrics.jsonl."""
+    test_loss, test_error, val_loss, val_error = evals
+    return {
+        "epoch": epoch + 1,
+        "iteration": iteration,
+        "lr": result.lr,
+        "train_loss": result.train_loss if result.finite else None,
+        "train_error": result.train_error,
+        "test_loss": test_loss,
+        "test_error": test_error,
+        "val_loss": val_loss,
+        "val_error": val_error,
+        "train_seconds": result.seconds,
+        "eval_seconds": eval_seconds,
+        "images": result.images,
+        "images_per_second": result.images / result.seconds if result.seconds > 0 else None,
+        "full_epoch": full_epoch,
+        "first_of_session": first_of_session,
+        "warmup": warmup,
+        "device": device,
+        "telemetry": telemetry,
+    }
+
+
+def write_epoch_files(run_dir: Path, history: list[dict], length: Length, env: dict) -> None:
+    """After the checkpoint: the curves and what `repro status` shows of a running run."""
+    store.write_jsonl(run_dir / store.METRICS, history)
+    last = history[-1]
+    store.write_json(
+        run_dir / store.PROGRESS,
+        {"status": "running", "epoch": last["epoch"], "epochs": length.epochs,
+         "iteration": last["iteration"], "host": env["hostname"], "updated": now_utc()},
+    )  # fmt: skip
+
+
+def clear_summary(run_dir: Path) -> None:
     """A new session writes its own summary; an unreadable old one is kept aside, not lost."""
     try:
         store.read_summary(run_dir)
@@ -529,7 +595,7 @@ def _clear_summary(run_dir: Path) -> None:
     (run_dir / store.SUMMARY).unlink(missing_ok=True)
 
 
-def _keep_metrics_the_history_lacks(run_dir: Path, history: list[dict]) -> None:
+def keep_metrics_the_history_lacks(run_dir: Path, history: list[dict]) -> None:
     """metrics.jsonl is rewritten from the checkpoint's history; if the file holds epochs the
     history does not (the checkpoint was unreadable and the run starts over) or cannot be
     read, it is kept aside first."""
@@ -545,7 +611,7 @@ def _keep_metrics_the_history_lacks(run_dir: Path, history: list[dict]) -> None:
               f"kept as {kept.name}")  # fmt: skip
 
 
-def _session(env: dict, start_epoch: int) -> dict:
+def session_record(env: dict, start_epoch: int) -> dict:
     return {
         "time": env["time"],
         "hostname": env["hostname"],
@@ -558,8 +624,8 @@ def _session(env: dict, start_epoch: int) -> dict:
     }
 
 
-def _save_checkpoint(run_dir, plan, trainer: Trainer, history, epoch, iteration, lr_at,
-                     state: _RunState, wall: float) -> None:  # fmt: skip
+def save_checkpoint(run_dir, plan, model_state, optimizer_state, history, epoch, iteration,
+                    lr_at, state: RunState, wall: float) -> None:  # fmt: skip
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -570,8 +636,8 @@ def _save_checkpoint(run_dir, plan, trainer: Trainer, history, epoch, iteration,
             "config_hash": plan.hash,
             "epoch": epoch,
             "iteration": iteration,
-            "model": trainer.model.state_dict(),
-            "optimizer": trainer.optimizer.state_dict(),
+            "model": model_state,
+            "optimizer": optimizer_state,
             "warmup": lr_at.state.to_dict() if lr_at.warmup else None,
             "history": history,
             "rng": rng,
@@ -590,7 +656,7 @@ def checkpoint_history(run_dir: Path) -> list[dict] | None:
         return None
 
 
-def _load_checkpoint(run_dir: Path, config_hash: str) -> dict | None:
+def load_checkpoint(run_dir: Path, config_hash: str) -> dict | None:
     path = run_dir / store.CHECKPOINT
     if not path.exists():
         return None
@@ -620,7 +686,7 @@ def reported_record(done: list[dict], rule: str) -> dict | None:
     return done[-1] if done else None
 
 
-def _finish(run_dir, base, state: _RunState, status, telemetry, error=None) -> dict:
+def finish(run_dir, base, state: RunState, status, telemetry, error=None) -> dict:
     history = state.history or []
     done = [h for h in history if h.get("test_error") is not None]
     final = done[-1] if done else None

@@ -18,8 +18,10 @@ PALETTE = np.array(
 )  # fmt: skip
 
 
-def make_split(n: int, seed: int) -> tuple[np.ndarray, list[int]]:
+def make_split(n: int, seed: int, noise: bool = False) -> tuple[np.ndarray, list[int]]:
     rng = np.random.default_rng(seed)
+    if noise:  # uniform pixels, random labels: nothing to learn, every input well spread
+        return rng.integers(0, 256, (n, 3072), dtype=np.uint8), rng.integers(0, 10, n).tolist()
     labels = rng.integers(0, 10, n)
     base = PALETTE[labels][:, :, None, None]  # (n, 3, 1, 1)
     # A class-specific stripe pattern on top of the colour, plus noise.
@@ -30,7 +32,9 @@ def make_split(n: int, seed: int) -> tuple[np.ndarray, list[int]]:
     return rows_u8, labels.tolist()
 
 
-def write_cifar(root: Path, per_batch: int = 120, test: int = 200, bytes_keys: bool = True) -> Path:
+def write_cifar(
+    root: Path, per_batch: int = 120, test: int = 200, bytes_keys: bool = True, noise: bool = False
+) -> Path:
     """Write root/cifar-10-batches-py/ like the official release; returns root."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
@@ -44,8 +48,8 @@ def write_cifar(root: Path, per_batch: int = 120, test: int = 200, bytes_keys: b
             pickle.dump(batch, f, protocol=2)
 
     for i in range(1, 6):
-        dump(f"data_batch_{i}", *make_split(per_batch, seed=i))
-    dump("test_batch", *make_split(test, seed=99))
+        dump(f"data_batch_{i}", *make_split(per_batch, seed=i, noise=noise))
+    dump("test_batch", *make_split(test, seed=99, noise=noise))
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": [b"c%d" % i for i in range(10)]}, f, protocol=2)
     return root

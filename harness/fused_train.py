@@ -1,0 +1,466 @@
+"""Training a fused group: K runs of one architecture as one network (``harness.fusion``).
+
+Each member is trained exactly as its solo run would be: initialised from its own seed, fed
+its own batches, crops and flips (its own loader and seed) normalised its own way, stepped
+with its own learning rate, warm-up, momentum and weight decay, and its dropout masks drawn
+from its own generator. The loss is the sum of the members' mean losses, so each member's
+gradient is its solo gradient. What members must share is what makes one network of them:
+the architecture, the batch size and last-batch policy, and the number of steps
+(:func:`fusion_key`).
+
+The store does not change: each member writes its own config, environment, metrics,
+summary and checkpoint, every epoch, in the ordinary formats (the checkpoint is the solo
+run's: its slice of the weights and its ``torch.optim.SGD`` state). So a fused run resumes
+fused or solo, and solo runs at the same epoch resume fused. A member whose loss becomes
+NaN is recorded as diverged and left out from then on; the others go on. The environment
+names the group, and every epoch's seconds are the group's wall time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness import store
+from harness.budget import BudgetReached, Deadline, epoch_estimate
+from harness.data import Cifar10
+from harness.execution import Execution, configure_backends
+from harness.fusion import FusedDropout, FusedSGD, FusionError, fuse_models
+from harness.loader import DeviceLoader, derive_seed, eval_batches
+from harness.plan import RunPlan
+from harness.schedule import LearningRate, Length, WarmupState
+from harness.schema import Recipe
+from harness.telemetry import Telemetry
+from harness.train import (
+    CompiledStep,
+    EpochResult,
+    Progress,
+    RunData,
+    RunFailed,
+    RunState,
+    SilentProgress,
+    begin_session,
+    epoch_record,
+    finish,
+    initial_model,
+    keep_metrics_the_history_lacks,
+    load_checkpoint,
+    make_loader,
+    prepare_data,
+    save_checkpoint,
+    session_record,
+    summary_fields,
+    write_epoch_files,
+)
+from harness.zoo import ModelSpec, count_parameters
+
+
+def fusion_key(p: RunPlan) -> tuple:
+    """Runs with equal keys can be one fused network: same architecture, batch size,
+    last-batch policy, data sizes (so the same batches per epoch) and length. Everything
+    else (seed, learning rate and schedule, warm-up, momentum, weight decay, normalisation,
+    augmentation, reporting rule) may differ per member."""
+    r = p.recipe
+    return (
+        p.experiment.model.model_dump_json(),
+        r.batch_size,
+        r.last_batch,
+        r.train_images,
+        r.validation_images,
+        r.test_images,
+        r.epochs,
+        r.iterations,
+        r.optimizer.momentum != 0,
+    )
+
+
+class FusedTrainer(CompiledStep):
+    """K members as one network, with :class:`FusedSGD`; no files.
+
+    ``states[k]``, when given, is member k's checkpoint (model and optimizer) to start from.
+    """
+
+    def __init__(self, spec: ModelSpec, recipes: Sequence[Recipe], seeds: Sequence[int],
+                 ex: Execution, states: Sequence[dict | None] | None = None) -> None:  # fmt: skip
+        self.ex = ex
+        self.k = len(seeds)
+        models = []
+        for i, seed in enumerate(seeds):
+            model = initial_model(spec, seed, ex)
+            if states and states[i] is not None:
+                model.load_state_dict(states[i]["model"])
+            models.append(model)
+        self.params = count_parameters(models[0])
+        self.model = fuse_models(models)
+        self.optimizer = FusedSGD(self.model, [r.optimizer for r in recipes])
+        if states:
+            for i, state in enumerate(states):
+                if state is not None:
+                    self.optimizer.load_member_state_dict(i, state["optimizer"])
+        self.dropouts = [m for m in self.model.modules() if isinstance(m, FusedDropout)]
+        self.active = list(range(self.k))
+        self._lrs = [r.optimizer.lr for r in recipes]
+        self._setup_compile()
+
+    def _zero_grad(self) -> None:
+        self.optimizer.zero_grad()
+
+    def reseed_dropout(self, seeds: Sequence[int]) -> None:
+        for d in self.dropouts:
+            d.reseed(seeds, self.ex.device)
+
+    def drop(self, member: int) -> None:
+        """Leave a diverged member out: no more updates, its loss out of the sum."""
+        if member in self.active:
+            self.active.remove(member)
+            self.optimizer.drop(member)
+            self._alive = None
+
+    _alive: torch.Tensor | None = None
+
+    def _alive_mask(self) -> torch.Tensor:
+        if self._alive is None or self._alive.device != self.ex.device:
+            mask = torch.zeros(self.k, dtype=torch.bool)
+            mask[self.active] = True
+            self._alive = mask.to(self.ex.device)
+        return self._alive
+
+    def _step(self, x: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x``: (B, K*3, 32, 32); ``ys``: (K, B). Returns outputs (B, K, N) and each
+        member's (detached) mean loss, (K,)."""
+        forward = self._forward(ys.shape[-1])
+        with self._autocast():
+            out = forward(x.to(self.ex.dtype))
+            losses = F.cross_entropy(self._logits(out).transpose(1, 2), ys.T,
+                                     reduction="none").mean(0)  # fmt: skip
+            # A diverged member's NaN stays out of the sum (its gradient is never used).
+            loss = torch.where(self._alive_mask(), losses, 0).sum()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step(self._lrs)
+        return out, losses.detach()
+
+    def train_epoch(
+        self,
+        batches: Iterable[list[tuple[torch.Tensor, torch.Tensor]]],
+        lr_ats: Sequence[LearningRate],
+        iteration: int,
+        progress: Progress,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[EpochResult]:
+        """As :meth:`harness.train.Trainer.train_epoch`, for every member: ``batches`` yields
+        each step's list of K (images, labels), one per member."""
+        self.model.train()
+        device, k = self.ex.device, self.k
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros(k, device=device, dtype=self.ex.dtype)
+        wrong_sum = torch.zeros(k, device=device, dtype=torch.long)
+        seen = 0
+        pending: list[list] = [[] for _ in range(k)]
+        lrs = [lr_at(iteration) for lr_at in lr_ats]
+        for step in batches:
+            if should_stop is not None and should_stop():
+                raise BudgetReached("the time budget ran out during an epoch")
+            self._lrs = lrs = [lr_at(iteration) for lr_at in lr_ats]
+            x = torch.cat([xb for xb, _ in step], dim=1)
+            if self.ex.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            ys = torch.stack([yb for _, yb in step])
+            out, losses = self.step(x, ys)
+            wrong = (out.argmax(2) != ys.T).sum(0)
+            b = ys.shape[1]
+            loss_sum += losses * b
+            wrong_sum += wrong
+            seen += b
+            iteration += 1
+            for m, lr_at in enumerate(lr_ats):
+                if lr_at.needs_errors and m in self.active:
+                    pending[m].append((wrong[m], b))
+                    if len(pending[m]) >= LearningRate.CHECK_EVERY:
+                        _feed(lr_at, iteration, pending[m])
+            progress.advance(1)
+        for m, lr_at in enumerate(lr_ats):
+            if pending[m]:
+                _feed(lr_at, iteration, pending[m])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        losses_host = loss_sum.tolist()  # the epoch's one read of the device
+        wrongs = wrong_sum.tolist()
+        results = []
+        for m in range(k):
+            finite = bool(np.isfinite(losses_host[m]))
+            results.append(EpochResult(
+                train_loss=losses_host[m] / max(seen, 1) if finite else float("nan"),
+                train_error=100.0 * wrongs[m] / max(seen, 1),
+                images=seen, iteration=iteration, lr=lrs[m], seconds=seconds,
+            ))  # fmt: skip
+        return results
+
+    def evaluate(self, splits: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                 normalizers: Sequence) -> list[tuple[float | None, float | None]]:  # fmt: skip
+        """Each member's mean loss and error on its own split (all of one size), each
+        normalised its own way; one host read."""
+        n = len(splits[0][1])
+        if n == 0:
+            return [(None, None)] * self.k
+        self.model.eval()
+        loss_sum = torch.zeros(self.k, device=self.ex.device, dtype=self.ex.dtype)
+        wrong = torch.zeros(self.k, device=self.ex.device, dtype=torch.long)
+        iters = [eval_batches(x, y, norm, channels_last=self.ex.channels_last)
+                 for (x, y), norm in zip(splits, normalizers, strict=True)]  # fmt: skip
+        with torch.no_grad(), self._autocast():
+            for parts in zip(*iters, strict=True):
+                x = torch.cat([xb for xb, _ in parts], dim=1).to(self.ex.dtype)
+                if self.ex.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                ys = torch.stack([yb for _, yb in parts])
+                out = self._logits(self.model(x))
+                loss_sum += F.cross_entropy(out.transpose(1, 2), ys.T, reduction="none").sum(0)
+                wrong += (out.argmax(2) != ys.T).sum(0)
+        losses, wrongs = loss_sum.tolist(), wrong.tolist()
+        return [(losses[m] / n, 100.0 * wrongs[m] / n) for m in range(self.k)]
+
+    def member_states(self) -> list[tuple[dict, dict]]:
+        """(model state, optimizer state) of each member, in the solo formats."""
+        from harness.fusion import split_model_state
+
+        models = split_model_state(self.model.state_dict(), self.k)
+        return [(models[m], self.optimizer.member_state_dict(m)) for m in range(self.k)]
+
+
+def _feed(lr_at: LearningRate, iteration: int, pending: list) -> None:
+    counts = [n for _, n in pending]
+    wrongs = torch.stack([w for w, _ in pending]).tolist()
+    lr_at.observe_errors(
+        iteration - 1, [100.0 * w / n for w, n in zip(wrongs, counts, strict=True)]
+    )
+    pending.clear()
+
+
+# --------------------------------------------------------------------------- a group's runs
+
+
+@dataclass
+class Member:
+    """One run of a fused group and its bookkeeping."""
+
+    plan: RunPlan
+    run_dir: Path
+    state: RunState
+    base: dict
+    env: dict | None = None
+    data: RunData | None = None
+    loader: DeviceLoader | None = None
+    lr_at: LearningRate | None = None
+    history: list[dict] = dataclasses.field(default_factory=list)
+    ended: str | None = None  # a status once the member is finished (diverged)
+    summary: dict | None = None
+
+
+def train_group(
+    plans: Sequence[RunPlan],
+    data: Cifar10,
+    run_dirs: Sequence[Path],
+    ex: Execution,
+    progress: Progress | None = None,
+    deadline: Deadline | None = None,
+) -> list[dict]:
+    """Train (or resume) K compatible runs as one fused network; return their summaries.
+
+    Every member ends as its solo run would: complete, diverged, paused (a time budget),
+    interrupted (KeyboardInterrupt, re-raised after all are recorded) or failed (RunFailed,
+    raised after all are recorded).
+    """
+    progress = progress or SilentProgress()
+    if ex.pipeline != "fast":
+        raise FusionError("only the fast pipeline fuses runs; the canonical one is the baseline")
+    ex = dataclasses.replace(ex, fused_group=tuple(f"{p.study}/{p.name}" for p in plans))
+    telemetry = Telemetry(ex.device)
+    configure_backends(ex)
+    members = [
+        Member(p, d, RunState(session_start=time.perf_counter(),
+                              reported_epoch=p.recipe.reported_epoch), summary_fields(p, ex))
+        for p, d in zip(plans, run_dirs, strict=True)
+    ]  # fmt: skip
+    try:
+        for m in members:
+            m.env = begin_session(m.run_dir, m.plan, ex, telemetry)
+        _run_group(members, data, ex, progress, telemetry, deadline)
+        return [_end(m, store.COMPLETE, telemetry) for m in members]
+    except BudgetReached as stop:
+        for m in members:
+            m.state.paused = {"reason": "time budget", "detail": str(stop),
+                              "deadline": deadline.describe() if deadline else None}  # fmt: skip
+        return [_end(m, store.PAUSED, telemetry) for m in members]
+    except (KeyboardInterrupt, SystemExit):
+        for m in members:
+            _end(m, store.INTERRUPTED, telemetry)
+        raise
+    except Exception as exc:
+        text = traceback.format_exc()
+        message = f"{type(exc).__name__}: {exc}"
+        for m in members:
+            if m.ended is None:
+                store.write_text(m.run_dir / store.ERROR, text)
+            _end(m, store.FAILED, telemetry, message)
+        raise RunFailed(message) from exc
+    finally:
+        telemetry.stop()
+        progress.close()
+
+
+def _end(m: Member, status: str, telemetry: Telemetry, error: str | None = None) -> dict:
+    """The member's summary: written once, when it diverged earlier, else now."""
+    if m.summary is None:
+        m.summary = finish(m.run_dir, m.base, m.state, m.ended or status, telemetry,
+                           error if m.ended is None else None)  # fmt: skip
+    return m.summary
+
+
+def _shared_data(members: Sequence[Member], data: Cifar10, device: torch.device) -> None:
+    """Each member's arrays; members whose split and normalisation agree share one copy on
+    the device (the split depends on the seed only where images are held out or sub-set)."""
+    cache: dict[tuple, RunData] = {}
+    for m in members:
+        r = m.plan.recipe
+        seeded = r.validation_images > 0 or r.train_images is not None
+        key = (m.plan.seed if seeded else None, r.validation_images, r.train_images,
+               r.test_images, r.normalization.model_dump_json())  # fmt: skip
+        if key not in cache:
+            cache[key] = prepare_data(r, m.plan.seed, data, device)
+        m.data = cache[key]
+
+
+def _run_group(members: list[Member], data: Cifar10, ex: Execution, progress: Progress,
+               telemetry: Telemetry, deadline: Deadline | None) -> None:  # fmt: skip
+    _shared_data(members, data, ex.device)
+    for m in members:
+        m.state.data_record = m.data.record
+        m.state.normalization = m.data.normalizer.describe()
+        m.loader = make_loader(m.plan.recipe, m.plan.seed, m.data, ex)
+    length = Length.of(members[0].plan.recipe, len(members[0].loader))
+    checkpoints = [load_checkpoint(m.run_dir, m.plan.hash) for m in members]
+    starts = {(c["epoch"], c["iteration"]) if c else (0, 0) for c in checkpoints}
+    if len(starts) != 1:
+        raise FusionError("the members of a fused group must resume from the same epoch; "
+                          "train them apart (--fuse off)")  # fmt: skip
+    start_epoch, iteration = starts.pop()
+    if len({fusion_key(m.plan) for m in members}) != 1:
+        raise FusionError("these runs cannot be fused: " + ", ".join(m.plan.name for m in members))
+    trainer = FusedTrainer(members[0].plan.experiment.model, [m.plan.recipe for m in members],
+                           [m.plan.seed for m in members], ex, checkpoints)  # fmt: skip
+    for m, c in zip(members, checkpoints, strict=True):
+        warmup = None
+        if c is not None:
+            m.history = c["history"]
+            if c["warmup"] is not None and m.plan.recipe.warmup is not None:
+                warmup = WarmupState.from_dict(c["warmup"], m.plan.recipe.warmup.window)
+            m.state.wall_before = c["wall_seconds"]
+            m.state.sessions = c["sessions"]
+        m.state.length = length
+        m.state.params = trainer.params
+        m.state.history = m.history
+        m.state.sessions = [*(m.state.sessions or []), session_record(m.env, start_epoch)]
+        m.lr_at = LearningRate(m.plan.recipe, length, warmup)
+        m.state.warmup_ended_at = m.lr_at.state.ended_at
+        keep_metrics_the_history_lacks(m.run_dir, m.history)
+        store.write_jsonl(m.run_dir / store.METRICS, m.history)
+
+    progress.start(members[0].plan, length.total_iterations, iteration)
+    progress.note(f"fused group of {len(members)}: " + ", ".join(m.plan.name for m in members))
+    if ex.compile:
+        progress.note("compiling the model (torch.compile): the first step takes a while")
+    telemetry.start()
+    session_epochs: list[float] = []
+    should_stop = deadline.passed if deadline is not None else None
+    env = members[0].env
+    loader_len = len(members[0].loader)
+    for epoch in range(start_epoch, length.epochs):
+        alive = [m for m in members if m.ended is None]
+        if not alive:
+            return
+        if deadline is not None and not deadline.fits(
+            epoch_estimate(session_epochs, alive[0].history, env["device_name"])
+        ):
+            raise BudgetReached(f"the next epoch would not fit before {deadline.describe()}")
+        epoch_start = time.perf_counter()
+        trainer.reseed_dropout([derive_seed(m.plan.seed, "dropout", epoch) for m in members])
+        batches = min(loader_len, length.total_iterations - iteration)
+        steps = _zipped(members, epoch, batches)
+        results = trainer.train_epoch(steps, [m.lr_at for m in members], iteration, progress,
+                                      should_stop)  # fmt: skip
+        iteration = results[0].iteration
+        trainer_fallback = trainer.compile_fallback
+        t1 = time.perf_counter()
+        tests = trainer.evaluate([(m.data.test_x, m.data.test_y) for m in members],
+                                 [m.data.normalizer for m in members])  # fmt: skip
+        vals = trainer.evaluate([(m.data.val_x, m.data.val_y) for m in members],
+                                [m.data.normalizer for m in members])  # fmt: skip
+        eval_seconds = time.perf_counter() - t1
+        gpu = telemetry.take_epoch()
+        wall_now = time.perf_counter()
+        states = trainer.member_states()
+        for i, m in enumerate(members):
+            if m.ended is not None:
+                continue
+            result = results[i]
+            evals = (*tests[i], *vals[i]) if result.finite else (None,) * 4
+            record = epoch_record(
+                epoch, iteration, result, evals, eval_seconds=eval_seconds,
+                full_epoch=batches == loader_len, first_of_session=epoch == start_epoch,
+                warmup=m.lr_at.state.active, device=env["device_name"],
+                telemetry=_member_share(gpu, len(alive)),
+            )  # fmt: skip
+            m.history.append(record)
+            m.state.warmup_ended_at = m.lr_at.state.ended_at
+            m.state.compile_fallback = trainer_fallback
+            if not result.finite:
+                m.state.diverged_at = {"epoch": epoch + 1, "iteration": iteration}
+                m.ended = store.DIVERGED
+                store.write_jsonl(m.run_dir / store.METRICS, m.history)
+                trainer.drop(i)
+                _end(m, store.DIVERGED, telemetry)
+                continue
+            wall = m.state.wall_before + (wall_now - m.state.session_start)
+            model_state, optimizer_state = states[i]
+            save_checkpoint(m.run_dir, m.plan, model_state, optimizer_state, m.history,
+                            epoch + 1, iteration, m.lr_at, m.state, wall)  # fmt: skip
+            write_epoch_files(m.run_dir, m.history, length, m.env)
+        progress.epoch_done(alive[0].history[-1])
+        session_epochs.append(time.perf_counter() - epoch_start)
+
+
+def _zipped(members: Sequence[Member], epoch: int, batches: int) -> Iterator[list]:
+    """Each step's batches, one per member; a diverged member gets zeros (its outputs are
+    never read), so the others' batches stay exactly their solo ones."""
+    streams = [itertools.islice(m.loader.epoch(epoch), batches) if m.ended is None else None
+               for m in members]  # fmt: skip
+    for _ in range(batches):
+        yield _fill_dead([next(s) if s is not None else None for s in streams])
+
+
+def _fill_dead(step: list) -> list:
+    template = next(b for b in step if b is not None)
+    return [b if b is not None else (torch.zeros_like(template[0]), torch.zeros_like(template[1]))
+            for b in step]  # fmt: skip
+
+
+def _member_share(gpu: dict | None, members: int) -> dict | None:
+    """A member's telemetry: the whole GPU's readings, and its share of the energy."""
+    if gpu is None:
+        return None
+    share = dict(gpu)
+    if share.get("energy_j") is not None:
+        share["energy_j"] = share["energy_j"] / members
+    share["fused_members"] = members
+    return share
