@@ -34,7 +34,7 @@ from harness import store
 from harness.budget import BudgetReached, Deadline, epoch_estimate
 from harness.data import Cifar10
 from harness.execution import Execution, configure_backends
-from harness.fusion import FusedDropout, FusedSGD, FusionError, fuse_models
+from harness.fusion import FusedSGD, FusionError, fuse_models, reseed_dropout
 from harness.loader import DeviceLoader, derive_seed, eval_batches
 from harness.plan import RunPlan
 from harness.schedule import LearningRate, Length, WarmupState
@@ -106,7 +106,6 @@ class FusedTrainer(CompiledStep):
             for i, state in enumerate(states):
                 if state is not None:
                     self.optimizer.load_member_state_dict(i, state["optimizer"])
-        self.dropouts = [m for m in self.model.modules() if isinstance(m, FusedDropout)]
         self.active = list(range(self.k))
         self._lrs = [r.optimizer.lr for r in recipes]
         self._setup_compile()
@@ -115,8 +114,7 @@ class FusedTrainer(CompiledStep):
         self.optimizer.zero_grad()
 
     def reseed_dropout(self, seeds: Sequence[int]) -> None:
-        for d in self.dropouts:
-            d.reseed(seeds, self.ex.device)
+        reseed_dropout(self.model, seeds, self.ex.device)
 
     def drop(self, member: int) -> None:
         """Leave a diverged member out: no more updates, its loss out of the sum."""
@@ -284,6 +282,14 @@ def train_group(
     progress = progress or SilentProgress()
     if ex.pipeline != "fast":
         raise FusionError("only the fast pipeline fuses runs; the canonical one is the baseline")
+    # Checked before any file is touched: a group that cannot be one network is a mistake
+    # of whoever grouped it, not a failure of its runs.
+    if len({fusion_key(p) for p in plans}) != 1:
+        raise FusionError("these runs cannot be fused: " + ", ".join(p.name for p in plans))
+    checkpoints = [load_checkpoint(d, p.hash) for p, d in zip(plans, run_dirs, strict=True)]
+    if len({(c["epoch"], c["iteration"]) if c else (0, 0) for c in checkpoints}) != 1:
+        raise FusionError("the members of a fused group must resume from the same epoch; "
+                          "train them apart (--fuse off)")  # fmt: skip
     ex = dataclasses.replace(ex, fused_group=tuple(f"{p.study}/{p.name}" for p in plans))
     telemetry = Telemetry(ex.device)
     configure_backends(ex)
@@ -295,7 +301,7 @@ def train_group(
     try:
         for m in members:
             m.env = begin_session(m.run_dir, m.plan, ex, telemetry)
-        _run_group(members, data, ex, progress, telemetry, deadline)
+        _run_group(members, checkpoints, data, ex, progress, telemetry, deadline)
         return [_end(m, store.COMPLETE, telemetry) for m in members]
     except BudgetReached as stop:
         for m in members:
@@ -341,22 +347,17 @@ def _shared_data(members: Sequence[Member], data: Cifar10, device: torch.device)
         m.data = cache[key]
 
 
-def _run_group(members: list[Member], data: Cifar10, ex: Execution, progress: Progress,
-               telemetry: Telemetry, deadline: Deadline | None) -> None:  # fmt: skip
+def _run_group(members: list[Member], checkpoints: list[dict | None], data: Cifar10,
+               ex: Execution, progress: Progress, telemetry: Telemetry,
+               deadline: Deadline | None) -> None:  # fmt: skip
     _shared_data(members, data, ex.device)
     for m in members:
         m.state.data_record = m.data.record
         m.state.normalization = m.data.normalizer.describe()
         m.loader = make_loader(m.plan.recipe, m.plan.seed, m.data, ex)
     length = Length.of(members[0].plan.recipe, len(members[0].loader))
-    checkpoints = [load_checkpoint(m.run_dir, m.plan.hash) for m in members]
-    starts = {(c["epoch"], c["iteration"]) if c else (0, 0) for c in checkpoints}
-    if len(starts) != 1:
-        raise FusionError("the members of a fused group must resume from the same epoch; "
-                          "train them apart (--fuse off)")  # fmt: skip
-    start_epoch, iteration = starts.pop()
-    if len({fusion_key(m.plan) for m in members}) != 1:
-        raise FusionError("these runs cannot be fused: " + ", ".join(m.plan.name for m in members))
+    c = checkpoints[0]
+    start_epoch, iteration = (c["epoch"], c["iteration"]) if c else (0, 0)
     trainer = FusedTrainer(members[0].plan.experiment.model, [m.plan.recipe for m in members],
                            [m.plan.seed for m in members], ex, checkpoints)  # fmt: skip
     for m, c in zip(members, checkpoints, strict=True):

@@ -72,7 +72,9 @@ class FusedDropout(nn.Module):
 
     On the CPU this is bit for bit the mask ``F.dropout`` draws in the member's solo run
     from the global generator seeded the same way (both fill a tensor of the member's shape
-    with ``bernoulli_``). Call :meth:`reseed` where the solo run calls ``torch.manual_seed``.
+    with ``bernoulli_``), provided every dropout layer of the model draws from the same K
+    generators in turn, as the solo layers share the global one: :func:`reseed_dropout`,
+    where the solo run calls ``torch.manual_seed``.
     """
 
     def __init__(self, p: float, members: int) -> None:
@@ -80,14 +82,6 @@ class FusedDropout(nn.Module):
         self.p = p
         self.members = members
         self.generators: list[torch.Generator] | None = None
-
-    def reseed(self, seeds: Sequence[int], device: torch.device) -> None:
-        gens = []
-        for seed in seeds:
-            g = torch.Generator(device=device)
-            g.manual_seed(seed)
-            gens.append(g)
-        self.generators = gens
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
@@ -102,6 +96,18 @@ class FusedDropout(nn.Module):
             noise.bernoulli_(keep, generator=gen).div_(keep)
             parts.append(block * noise)
         return torch.cat(parts, dim=1)
+
+
+def reseed_dropout(model: nn.Module, seeds: Sequence[int], device: torch.device) -> None:
+    """Give every dropout layer of a fused model the same K generators, seeded ``seeds``."""
+    generators = []
+    for seed in seeds:
+        g = torch.Generator(device=device)
+        g.manual_seed(seed)
+        generators.append(g)
+    for module in model.modules():
+        if isinstance(module, FusedDropout):
+            module.generators = generators
 
 
 def _format_of(x: torch.Tensor) -> torch.memory_format:
