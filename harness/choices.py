@@ -6,7 +6,20 @@ option or path fails at once; the modules that act on these choices import them 
 
 PIPELINES = ("fast", "canonical")
 PRECISIONS = ("auto", "fp32", "bf16", "fp64")  # fp64: exact comparisons (tests, proofs)
-FUSE = "auto, off or a group size K"  # `repro run --fuse`
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 EXECUTORS = ("local", "slurm", "submitit-local")
 BENCH_MODELS = ("resnet20", "resnet56", "resnet110")  # what `repro bench` times by default
+
+
+class FuseChoiceError(ValueError):
+    """A --fuse value that is neither auto, off nor a positive whole number."""
+
+
+def parse_fuse(text: str) -> int | str:
+    """`repro run --fuse`: ``off`` (or 1) -> 1, ``auto`` -> "auto", ``K`` -> K."""
+    value = text.strip().lower()
+    if value in ("off", "auto"):
+        return 1 if value == "off" else "auto"
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise FuseChoiceError(f"--fuse {text!r}: give auto, off or a group size such as 4")

@@ -15,7 +15,14 @@ import click
 # Nothing here imports torch at module level: arguments and paths are checked first, and a
 # mistake fails in a fraction of a second instead of after torch's import.
 from harness.choices import BENCH_MODELS as DEFAULT_BENCH_MODELS
-from harness.choices import COMPILE_MODES, EXECUTORS, PIPELINES, PRECISIONS
+from harness.choices import (
+    COMPILE_MODES,
+    EXECUTORS,
+    PIPELINES,
+    PRECISIONS,
+    FuseChoiceError,
+    parse_fuse,
+)
 
 
 class ExistingFile(click.Path):
@@ -257,6 +264,16 @@ def validate(files: tuple[str, ...]) -> None:
     metavar="TIME",
     help="Like --time-budget, up to a clock time (14:30) or an ISO date and time.",
 )
+@click.option(
+    "--fuse",
+    default="off",
+    show_default=True,
+    metavar="auto|off|K",
+    help="Train compatible runs (same architecture, batch size and length: seeds of an "
+    "experiment, experiments differing in rate or normalisation) as one fused network of up "
+    "to K members (auto: as many as fit, at most 8). Each run is stored as if trained alone; "
+    "its sec/epoch is the group's. Fast pipeline, in this process only.",
+)
 @click.option("--gpus", help="local: GPUs to use, N or 'all' (one run per GPU at a time).")
 @click.option(
     "--runs-per-gpu",
@@ -292,6 +309,7 @@ def run(
     executor,
     time_budget,
     deadline,
+    fuse,
     gpus,
     runs_per_gpu,
     **slurm_flags,
@@ -315,6 +333,10 @@ def run(
     if time_budget and deadline:
         fail("give --time-budget or --deadline, not both")
     try:
+        fuse_limit = parse_fuse(fuse)
+    except FuseChoiceError as exc:
+        fail(str(exc))
+    try:
         budget_s = parse_duration(time_budget) if time_budget else None
         until = parse_deadline(deadline) if deadline else None
     except BudgetError as exc:
@@ -337,6 +359,7 @@ def run(
         workers=workers,
         deadline=until,
         time_budget=budget_s,
+        fuse=fuse_limit,
     )
     tally: Counter[str] = Counter()
     started, every = time.time(), []
@@ -346,6 +369,9 @@ def run(
                        f"checkpoint(s) are evaluated by `repro evaluate {path}`")  # fmt: skip
             continue
         try:
+            if fuse_limit != 1 and executor != "local":
+                fail("--fuse trains a group in this process; it does not yet go with "
+                     f"--executor {executor} (use --fuse off there)")  # fmt: skip
             if executor in ("slurm", "submitit-local"):
                 base = study.executor.slurm or SlurmSettings()
                 given = {k: v for k, v in slurm_flags.items() if v is not None}
@@ -357,6 +383,9 @@ def run(
                 count = gpus if gpus is not None else local.gpus
                 count = count if count == "all" else int(count)
                 slots = local_slots(options, count, runs_per_gpu or local.runs_per_gpu)
+                if len(slots) > 1 and fuse_limit != 1:
+                    fail("--fuse trains a group in this process; it does not yet go with "
+                         "--gpus or --runs-per-gpu (use one or the other)")  # fmt: skip
                 if len(slots) > 1:
                     outcomes = run_parallel(study, path, options, slots, click.echo)
                 else:

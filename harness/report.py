@@ -924,8 +924,8 @@ def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> Claim
         shared = max(_sharing(c.record) for c in counted)
         verdict = verdicts.Verdict(
             verdicts.NOT_COMPARABLE,
-            f"every counted run shared its GPU with up to {shared} runs; a solo run is needed "
-            "to compare with the source's timing",
+            f"every counted run shared its device with up to {shared} runs (side by side or "
+            "fused into one network); a solo run is needed to compare with the source's timing",
         )
     return ClaimRow(
         study=study.name, anchor=anchor, kind="speed", experiment=claim.experiment,
@@ -1033,16 +1033,19 @@ def _execution(env: dict, summary: dict | None = None) -> str:
         parts.append("compiled")
     if env.get("pipeline") == "canonical":
         parts.append("canonical pipeline")
-    shared = _sharing_of(env, summary)
-    if shared > 1:
+    if env.get("fused"):
+        parts.append(f"fused group of {env['fused']} (sec/epoch is the group's)")
+    elif (shared := _sharing_of(env, summary)) > 1:
         parts.append(f"GPU shared by {shared} runs")
     return " ".join(parts)
 
 
 def _sharing_of(env: dict, summary: dict | None) -> int:
-    """How many runs computed on the run's device at once, at most (1: it had it alone)."""
+    """How many runs computed on the run's device at once, at most (1: it had it alone).
+    A fused run shared it with its group: its seconds are the group's, never a solo run's."""
     telemetry = (summary or {}).get("telemetry") or {}
-    return max(env.get("device_shared_by") or 1, telemetry.get("gpu_processes_max") or 1)
+    return max(env.get("device_shared_by") or 1, telemetry.get("gpu_processes_max") or 1,
+               env.get("fused") or 1)  # fmt: skip
 
 
 def _sharing(record) -> int:

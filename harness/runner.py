@@ -10,6 +10,7 @@ pending, and the command ends normally: the same command in the next slot carrie
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from collections.abc import Callable
@@ -53,6 +54,8 @@ class RunOptions:
     deadline: float | None = None
     time_budget: float | None = None
     runs_per_device: int = 1  # runs sharing one GPU (--runs-per-gpu), recorded with each run
+    # Runs trained as one fused network (harness.grouping): 1 (off), "auto" or a group size.
+    fuse: int | str = 1
 
     def stop_at(self) -> Deadline | None:
         if self.deadline is not None:
@@ -175,17 +178,72 @@ def _train_in_turn(
         outcome = Outcome(todo[0], store.INTERRUPTED, "stopped while loading the data; run again")
         echo(line(outcome))
         return [outcome]
-    outcomes = []
-    for p in todo:
+    from harness.grouping import groups
+
+    outcomes: list[Outcome] = []
+    for group in groups(todo, options.results, ex, options.fuse):
         if deadline is not None and deadline.passed():
-            outcome = Outcome(p, "pending", NOT_STARTED)
+            done = [Outcome(p, "pending", NOT_STARTED) for p in group]
+        elif len(group) == 1:
+            done = [_train_one(group[0], group[0].directory(options.results), data, ex, options,
+                               deadline)]  # fmt: skip
         else:
-            outcome = _train_one(p, p.directory(options.results), data, ex, options, deadline)
-        outcomes.append(outcome)
-        echo(line(outcome))
-        if outcome.status == store.INTERRUPTED:
+            done = _train_fused(group, data, ex, options, deadline, echo)
+        for outcome in done:
+            outcomes.append(outcome)
+            echo(line(outcome))
+        if any(o.status == store.INTERRUPTED for o in done):
             break
     return outcomes
+
+
+def _train_fused(group: list[RunPlan], data: Cifar10, ex: Execution, o: RunOptions,
+                 deadline: Deadline | None, echo: Echo) -> list[Outcome]:  # fmt: skip
+    """Train a group as one fused network, under every member's lock. Members that another
+    process holds, that ended meanwhile or that may not resume under ``ex`` go their own
+    way; a group left with one member trains it alone."""
+    from harness.fused_train import train_group
+    from harness.fusion import FusionError
+
+    for p in group:
+        _check_subset(p, data)
+    with contextlib.ExitStack() as locks:
+        members, alone = [], []
+        for p in group:
+            run_dir = p.directory(o.results)
+            try:
+                locks.enter_context(store.run_lock(run_dir))
+            except store.LockHeld as held:
+                busy = f"being trained by another process ({held.holder})"
+                alone.append(Outcome(p, "busy", busy))
+                continue
+            if store.summary_status(run_dir) in store.FINAL:
+                alone.append(Outcome(p, "skipped", "finished by another process meanwhile"))
+            elif (conflict := execution_conflict(run_dir, ex)) is not None:
+                alone.append(Outcome(p, REFUSED, conflict))
+            else:
+                members.append(p)
+        if len(members) < 2:
+            locks.close()
+            return alone + [_train_one(p, p.directory(o.results), data, ex, o, deadline)
+                            for p in members]  # fmt: skip
+        echo(f"fused: {len(members)} runs as one network: " + ", ".join(p.name for p in members))
+        progress = SilentProgress() if o.quiet else BarProgress()
+        dirs = [p.directory(o.results) for p in members]
+        try:
+            summaries = train_group(members, data, dirs, ex, progress, deadline)
+        except FusionError as exc:
+            echo(f"note: not fused ({exc}); training them one after another")
+            locks.close()
+            return alone + [_train_one(p, p.directory(o.results), data, ex, o, deadline)
+                            for p in members]  # fmt: skip
+        except RunFailed as exc:
+            return alone + [Outcome(p, store.FAILED, f"{exc} (traceback in "
+                                    f"{p.directory(o.results) / store.ERROR})")
+                            for p in members]  # fmt: skip
+        except KeyboardInterrupt:
+            return alone + [Outcome(p, store.INTERRUPTED, STOPPED_TEXT) for p in members]
+    return alone + [summary_outcome(p, s) for p, s in zip(members, summaries, strict=True)]
 
 
 def _check_subset(p: RunPlan, data: Cifar10) -> None:
@@ -327,11 +385,15 @@ def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOp
     except RunFailed as exc:
         return Outcome(p, store.FAILED, f"{exc} (traceback in {run_dir / store.ERROR})")
     except KeyboardInterrupt:
-        return Outcome(
-            p,
-            store.INTERRUPTED,
-            "stopped; run the same command again to resume from its last finished epoch",
-        )
+        return Outcome(p, store.INTERRUPTED, STOPPED_TEXT)
+    return summary_outcome(p, summary)
+
+
+STOPPED_TEXT = "stopped; run the same command again to resume from its last finished epoch"
+
+
+def summary_outcome(p: RunPlan, summary: dict) -> Outcome:
+    """How a run that trained in this process ended, from its summary."""
     status = summary["status"]
     if status == store.PAUSED:
         return Outcome(p, status, paused_text(summary))

@@ -295,3 +295,83 @@ def test_runs_that_cannot_be_one_network_are_refused(tmp_path, noise):
         from harness.zoo import build_model, spec_from_name
 
         fuse_models([build_model(spec_from_name("resnet8")), build_model(spec_from_name("plain8"))])
+
+
+# --------------------------------------------------------------------------- repro run --fuse
+
+
+def test_repro_run_fuse_auto_fuses_the_seeds_of_each_experiment(tmp_path, cifar_root):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    smoke = "studies/smoke.yaml"
+    common = ["--smoke", "--seeds", "2", "--device", "cpu", "--precision", "fp64",
+              "--data-dir", str(cifar_root), "--quiet"]  # fmt: skip
+    runner = CliRunner()
+    fused = runner.invoke(main, ["run", smoke, "--fuse", "auto", "--results",
+                                 str(tmp_path / "fused"), *common])  # fmt: skip
+    assert fused.exit_code == 0, fused.output
+    # three experiments of different architectures: three groups of two seeds
+    assert fused.output.count("fused: 2 runs as one network") == 3
+    alone = runner.invoke(main, ["run", smoke, "--results", str(tmp_path / "alone"), *common])
+    assert alone.exit_code == 0 and "fused:" not in alone.output
+    for exp in ("resnet8", "plain8", "wrn-10-1-dropout"):
+        for seed in (0, 1):
+            name = f"smoke/{exp}/seed-{seed}~smoke"
+            a = store.read_summary(tmp_path / "alone" / name)
+            f = store.read_summary(tmp_path / "fused" / name)
+            assert f["execution"]["fused"] == 2 and "fused" not in a["execution"]
+            assert f["execution"]["fused_group"] == [f"smoke/{exp}/seed-{s}~smoke" for s in (0, 1)]
+            assert_same_run(tmp_path / "alone" / name, tmp_path / "fused" / name)
+    # the report: the same claims and verdicts; the runs say they were fused
+    pages = {}
+    for kind in ("alone", "fused"):
+        out = tmp_path / f"{kind}.json"
+        result = runner.invoke(main, ["report", "--study", smoke, "--results",
+                                      str(tmp_path / kind), "--format", "json",
+                                      "--out", str(out)])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        pages[kind] = json.loads(out.read_text())
+        html = tmp_path / f"{kind}.html"
+        runner.invoke(main, ["report", "--study", smoke, "--results", str(tmp_path / kind),
+                             "--out", str(html)])  # fmt: skip
+        pages[kind + ".html"] = html.read_text()
+    assert pages["alone"] == pages["fused"]
+    assert "fused group of 2" in pages["fused.html"]
+    assert "fused group" not in pages["alone.html"]
+
+
+@pytest.mark.parametrize("value", ["0", "x", "-2", "2.5"])
+def test_a_bad_fuse_value_is_refused(value, tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    result = CliRunner().invoke(main, ["run", "studies/smoke.yaml", "--fuse", value])
+    assert result.exit_code == 2 and "--fuse" in result.output and "auto, off" in result.output
+
+
+def test_groups_are_made_even_and_never_mix_what_cannot_be_one_network(tmp_path):
+    from harness.grouping import groups
+
+    experiments = (
+        "  - {name: a, model: resnet8, recipe: base}\n"
+        "  - {name: b, model: resnet8, recipe: {extends: base, optimizer: {lr: 0.1}}}\n"
+        "  - {name: c, model: plain8, recipe: base}\n"
+        "  - {name: d, model: resnet8, recipe: {extends: base, batch_size: 20}}\n"
+    )
+    plans = plan(load_study(tiny_study(tmp_path / "s.yaml", experiments, seeds=3)))
+    ex = choose(CPU)
+    names = [[p.name for p in g] for g in groups(plans, tmp_path / "r", ex, 4)]
+    # a and b differ only in the rate: six runs, at most four to a group -> 3 + 3
+    assert names == [
+        ["a/seed-0", "a/seed-1", "a/seed-2"],
+        ["b/seed-0", "b/seed-1", "b/seed-2"],
+        ["c/seed-0", "c/seed-1", "c/seed-2"],
+        ["d/seed-0", "d/seed-1", "d/seed-2"],
+    ]
+    assert [len(g) for g in groups(plans, tmp_path / "r", ex, "auto")] == [6, 3, 3]
+    assert all(len(g) == 1 for g in groups(plans, tmp_path / "r", ex, 1))
+    canonical = choose(CPU, pipeline="canonical")
+    assert all(len(g) == 1 for g in groups(plans, tmp_path / "r", canonical, "auto"))

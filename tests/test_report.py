@@ -464,7 +464,7 @@ def test_speed_claims_compare_solo_runs_and_the_run_table_shows_each_device(tmp_
     claims = claim_rows(report)
     shared, solo = claims[("speed", "shared")], claims[("speed", "solo")]
     assert shared.verdict == V.NOT_COMPARABLE and shared.reproduced_value is None
-    assert "shared its GPU with up to 3 runs" in shared.reason and "solo run" in shared.reason
+    assert "shared its device with up to 3 runs" in shared.reason and "solo run" in shared.reason
     assert solo.verdict == V.REPRODUCED and (solo.n, solo.reproduced_value) == (1, 2.1)
     assert "1.05x the claimed time on the same hardware" in solo.reason
     speeds = {r.experiment: r.verdict for r in report.studies[0].speeds}
