@@ -143,3 +143,16 @@ def test_the_last_partial_batch_runs_eagerly_instead_of_compiling_again(dynamo_o
     result = trainer.train_epoch(loader.epoch(0), lr_at, 0, SilentProgress())
     assert (result.images, result.iteration) == (80, 3)
     assert stats["unique_graphs"] == before + 1 and trainer.compile_fallback is None
+
+
+@pytest.mark.parametrize("name", [n for n in ARCHITECTURES if n != "wide with dropout"])
+def test_every_fused_architecture_compiles_to_one_graph(name):
+    """The fused network of three members too (grouped convolutions, the per-member zero
+    padding, the batched classifier). Dropout is left out: its per-member generators are a
+    graph break, which costs a fused wide net with dropout some speed, nothing else."""
+    from harness.fusion import fuse_models
+
+    torch._dynamo.reset()
+    fused = fuse_models([build_model(ARCHITECTURES[name]) for _ in range(3)]).train()
+    explained = torch._dynamo.explain(fused)(torch.randn(4, 9, 32, 32))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons

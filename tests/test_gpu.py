@@ -167,3 +167,25 @@ def test_a_run_on_cuda_takes_and_records_the_fast_path(tmp_path, cifar_root):
         "fast", "bf16", True, True, True)  # fmt: skip
     assert summary["status"] == "complete" and summary["compile_fallback"] is None
     assert summary["telemetry"]["energy_j"] > 0
+
+
+def test_a_fused_group_trains_on_cuda_compiled_like_its_members_apart(tmp_path, cifar_root,
+                                                                      true_fp32):  # fmt: skip
+    """The fused network compiles on the GPU (grouped convolutions, the batched classifier)
+    and, in fp32 without TF32, each member's run stays within rounding of its solo run."""
+    from harness.fused_train import train_group
+    from harness.plan import plan
+    from harness.studyfile import load_study
+    from harness.train import train
+
+    dataset = cifar.load(cifar_root / cifar.FOLDER)
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: net, model: resnet8, recipe: base}\n",
+                       seeds=3)  # fmt: skip
+    plans = plan(load_study(study))
+    ex = choose(CUDA, precision="fp32")
+    fused = train_group(plans, dataset, [tmp_path / "f" / p.name for p in plans], ex)
+    assert all(s["status"] == "complete" and s["compile_fallback"] is None for s in fused)
+    solo = [train(p, dataset, tmp_path / "s" / p.name, ex) for p in plans]
+    for a, b in zip(solo, fused, strict=True):
+        assert b["execution"]["fused"] == 3
+        assert abs(a["final_train_loss"] - b["final_train_loss"]) < 1e-3 * a["final_train_loss"]
