@@ -272,7 +272,7 @@ def validate(files: tuple[str, ...]) -> None:
     help="Train compatible runs (same architecture, batch size and length: seeds of an "
     "experiment, experiments differing in rate or normalisation) as one fused network of up "
     "to K members (auto: as many as fit, at most 8). Each run is stored as if trained alone; "
-    "its sec/epoch is the group's. Fast pipeline, in this process only.",
+    "its sec/epoch is the group's. Fast pipeline; with workers or Slurm, a group is one job.",
 )
 @click.option("--gpus", help="local: GPUs to use, N or 'all' (one run per GPU at a time).")
 @click.option(
@@ -369,9 +369,6 @@ def run(
                        f"checkpoint(s) are evaluated by `repro evaluate {path}`")  # fmt: skip
             continue
         try:
-            if fuse_limit != 1 and executor != "local":
-                fail("--fuse trains a group in this process; it does not yet go with "
-                     f"--executor {executor} (use --fuse off there)")  # fmt: skip
             if executor in ("slurm", "submitit-local"):
                 base = study.executor.slurm or SlurmSettings()
                 given = {k: v for k, v in slurm_flags.items() if v is not None}
@@ -383,9 +380,6 @@ def run(
                 count = gpus if gpus is not None else local.gpus
                 count = count if count == "all" else int(count)
                 slots = local_slots(options, count, runs_per_gpu or local.runs_per_gpu)
-                if len(slots) > 1 and fuse_limit != 1:
-                    fail("--fuse trains a group in this process; it does not yet go with "
-                         "--gpus or --runs-per-gpu (use one or the other)")  # fmt: skip
                 if len(slots) > 1:
                     outcomes = run_parallel(study, path, options, slots, click.echo)
                 else:

@@ -35,6 +35,7 @@ import torch
 from harness import store
 from harness.choices import EXECUTORS  # noqa: F401 (re-exported)
 from harness.environment import now_utc
+from harness.execution import Execution, choose
 from harness.plan import RunPlan, plan
 from harness.runner import (
     NOT_STARTED,
@@ -42,12 +43,13 @@ from harness.runner import (
     Outcome,
     RunError,
     RunOptions,
+    execution_for,
     line,
     paused_text,
     pending_runs,
     resolve_device,
     result_text,
-    run_single,
+    run_members,
 )
 from harness.schema import SlurmSettings, Study
 from harness.studyfile import load_study
@@ -64,24 +66,36 @@ BUSY_EXIT = 77  # a worker that found its run being trained by another process: 
 
 @dataclass(frozen=True)
 class RunJob:
-    """One run, as plain data: what a worker process or a Slurm array task executes."""
+    """One run, or a fused group of runs, as plain data: what a worker process or a Slurm
+    array task executes. ``partners`` are the group's other runs as (experiment, seed);
+    ``outcome_file``, where given, receives every run's outcome (a worker's parent reads it)."""
 
     study_file: str
     experiment: str
     seed: int
     options: dict  # RunOptions.to_dict()
+    partners: tuple[tuple[str, int], ...] = ()
+    outcome_file: str | None = None
 
-    def plan(self) -> RunPlan:
+    def plans(self) -> list[RunPlan]:
         opts = RunOptions.from_dict(self.options)
         study = load_study(self.study_file)
-        for p in plan(study, opts.overrides, self.study_file):
-            if p.experiment.name == self.experiment and p.seed == self.seed:
-                return p
-        raise RunError(f"{self.study_file} no longer has {self.experiment}, seed {self.seed}")
+        by_key = {(p.experiment.name, p.seed): p
+                  for p in plan(study, opts.overrides, self.study_file)}  # fmt: skip
+        wanted = [(self.experiment, self.seed), *map(tuple, self.partners)]
+        missing = [f"{e}, seed {s}" for e, s in wanted if (e, s) not in by_key]
+        if missing:
+            raise RunError(f"{self.study_file} no longer has {'; '.join(missing)}")
+        return [by_key[key] for key in wanted]
+
+    def plan(self) -> RunPlan:
+        return self.plans()[0]
 
     def __call__(self) -> dict:
-        outcome = run_single(self.plan(), RunOptions.from_dict(self.options))
-        return {"run": outcome.plan.name, "status": outcome.status, "message": outcome.message}
+        outcomes = run_members(self.plans(), RunOptions.from_dict(self.options))
+        if len(outcomes) == 1:
+            return _as_dict(outcomes[0])
+        return {"runs": [_as_dict(o) for o in outcomes]}
 
     def checkpoint(self, *args, **kwargs):
         """Called by submitit on preemption or time-out: requeue this run unchanged.
@@ -98,12 +112,29 @@ class RunJob:
 
     @classmethod
     def from_json(cls, text: str) -> RunJob:
-        return cls(**json.loads(text))
+        fields = json.loads(text)
+        fields["partners"] = tuple(tuple(x) for x in fields.get("partners", ()))
+        return cls(**fields)
 
 
-def _job(p: RunPlan, study_file: str, options: RunOptions) -> RunJob:
+def _as_dict(o: Outcome) -> dict:
+    return {"run": o.plan.name, "status": o.status, "message": o.message}
+
+
+def _job(group: list[RunPlan], study_file: str, options: RunOptions,
+         outcome_file: Path | None = None) -> RunJob:  # fmt: skip
     quiet = replace(options, quiet=True)  # a job's output goes to a log file: no progress bars
-    return RunJob(str(Path(study_file).resolve()), p.experiment.name, p.seed, quiet.to_dict())
+    first, *partners = group
+    return RunJob(str(Path(study_file).resolve()), first.experiment.name, first.seed,
+                  quiet.to_dict(), tuple((p.experiment.name, p.seed) for p in partners),
+                  str(outcome_file) if outcome_file else None)  # fmt: skip
+
+
+def _units(todo: list[RunPlan], options: RunOptions, ex: Execution) -> list[list[RunPlan]]:
+    """What each job trains: one run, or (``--fuse``) a group as one fused network."""
+    from harness.grouping import groups
+
+    return groups(todo, options.results, ex, options.fuse)
 
 
 # --------------------------------------------------------------------------- local, parallel
@@ -144,7 +175,8 @@ def run_parallel(
     On SIGINT or SIGTERM no further run starts, and every worker is stopped and waited for.
     """
     outcomes, todo = pending_runs(study, options, echo, study_file)
-    running: dict[int, tuple[subprocess.Popen, RunPlan]] = {}
+    units = _units(todo, options, execution_for(options))
+    running: dict[int, tuple[subprocess.Popen, list[RunPlan], Path | None]] = {}
     # Runs side by side share the CPU's cores (for training on the CPU, for compiling on a
     # GPU) instead of each taking all of them: K cold compilations with a thread per core
     # each would starve one another.
@@ -153,23 +185,26 @@ def run_parallel(
     deadline = options.stop_at()
     with _stop_requests() as stop:
         try:
-            while (todo or running) and not stop:
-                for slot, (proc, p) in list(running.items()):
+            while (units or running) and not stop:
+                for slot, (proc, group, report) in list(running.items()):
                     if proc.poll() is not None:
                         del running[slot]
-                        outcome = _worker_outcome(p, options, proc.returncode)
-                        outcomes.append(outcome)
-                        echo(line(outcome))
-                for slot, gpu in enumerate(slots):
-                    if slot not in running and todo:
-                        p = todo.pop(0)
-                        if deadline is not None and deadline.passed():
-                            outcome = Outcome(p, "pending", NOT_STARTED)
+                        for outcome in _unit_outcomes(group, options, proc.returncode, report):
                             outcomes.append(outcome)
                             echo(line(outcome))
+                for slot, gpu in enumerate(slots):
+                    if slot not in running and units:
+                        group = units.pop(0)
+                        if deadline is not None and deadline.passed():
+                            for p in group:
+                                outcome = Outcome(p, "pending", NOT_STARTED)
+                                outcomes.append(outcome)
+                                echo(line(outcome))
                             continue
                         shared = replace(options, runs_per_device=per_gpu[gpu])
-                        running[slot] = (_start_worker(p, study_file, shared, gpu, threads), p)
+                        report = _report_file(group, options)
+                        proc = _start_worker(group, study_file, shared, gpu, threads, report)
+                        running[slot] = (proc, group, report)
                 time.sleep(0.2)
         finally:
             # Stopped (or failing here): no worker may go on training without us.
@@ -203,32 +238,80 @@ def _stop_requests() -> Iterator[list[int]]:
 
 
 def _stop_workers(
-    workers: list[tuple[subprocess.Popen, RunPlan]], options: RunOptions, echo: Echo
+    workers: list[tuple[subprocess.Popen, list[RunPlan], Path | None]],
+    options: RunOptions,
+    echo: Echo,
 ) -> list[Outcome]:
-    """SIGTERM every worker and wait for each to record its run; SIGKILL those that hang."""
-    for proc, _ in workers:
+    """SIGTERM every worker and wait for each to record its runs; SIGKILL those that hang."""
+    for proc, _, _ in workers:
         proc.send_signal(signal.SIGTERM)  # does nothing to one that has already ended
     deadline = time.monotonic() + STOP_GRACE_S
     outcomes = []
-    for proc, p in workers:
+    for proc, group, report in workers:
         try:
             proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
             reason = f"SIGKILL: still running {STOP_GRACE_S:g} s after SIGTERM"
-            store.mark_interrupted(p.directory(options.results), reason)
-        outcome = _worker_outcome(p, options, proc.returncode)
-        outcomes.append(outcome)
-        echo(line(outcome))
+            for p in group:
+                store.mark_interrupted(p.directory(options.results), reason)
+        for outcome in _unit_outcomes(group, options, proc.returncode, report):
+            outcomes.append(outcome)
+            echo(line(outcome))
     return outcomes
 
 
-def _start_worker(
-    p: RunPlan, study_file: str, options: RunOptions, gpu: str | None, threads: int | None
-):
+# Outcomes a group's worker reports that the store cannot tell (nothing was written).
+_REPORTED_ONLY = ("busy", "pending", "skipped", REFUSED)
+
+
+def _unit_outcomes(group: list[RunPlan], options: RunOptions, returncode: int,
+                   report: Path | None) -> list[Outcome]:  # fmt: skip
+    """How each run of a worker's job ended: from the store, with what the group's worker
+    reported for runs it left alone; a worker that died without reporting fails (or, when
+    stopped, interrupts) every run of its group."""
+    if len(group) == 1:
+        return [_worker_outcome(group[0], options, returncode)]
+    reported = {}
+    if report is not None:
+        entries = store.read_json(report)
+        if isinstance(entries, list):
+            reported = {e.get("run"): e for e in entries if isinstance(e, dict)}
+        report.unlink(missing_ok=True)
+    outcomes = []
+    for p in group:
+        entry = reported.get(p.name)
+        if entry is not None and entry.get("status") in _REPORTED_ONLY:
+            outcomes.append(Outcome(p, entry["status"], entry.get("message", "")))
+        else:
+            outcomes.append(_worker_outcome(p, options, returncode))
+    return outcomes
+
+
+def _report_file(group: list[RunPlan], options: RunOptions) -> Path | None:
+    """Where a group's worker writes its runs' outcomes (one run's are its exit status)."""
+    if len(group) == 1:
+        return None
+    first = group[0]
+    folder = options.results / ".workers"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{first.study}-{first.experiment.name}-{first.seed}-{os.getpid()}.json"
+    path.unlink(missing_ok=True)
+    return path
+
+
+def _start_worker(group: list[RunPlan], study_file: str, options: RunOptions, gpu: str | None,
+                  threads: int | None, report: Path | None = None):  # fmt: skip
+    p = group[0]
     run_dir = p.directory(options.results)
     run_dir.mkdir(parents=True, exist_ok=True)
+    for partner in group[1:]:  # a partner's log says where its training was logged
+        partner_dir = partner.directory(options.results)
+        partner_dir.mkdir(parents=True, exist_ok=True)
+        with open(partner_dir / store.WORKER_LOG, "a") as note:
+            note.write(f"--- {now_utc()} trained fused with {p.name}: log in "
+                       f"{run_dir / store.WORKER_LOG}\n")  # fmt: skip
     env = dict(os.environ)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
@@ -236,9 +319,10 @@ def _start_worker(
         env["OMP_NUM_THREADS"] = str(threads)
     env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(threads))
     log = open(run_dir / store.WORKER_LOG, "a")  # noqa: SIM115 (the child owns it)
-    log.write(f"--- {now_utc()} worker for {p.name} on GPU {gpu or '-'}\n")
+    names = ", ".join(m.name for m in group)
+    log.write(f"--- {now_utc()} worker for {names} on GPU {gpu or '-'}\n")
     log.flush()
-    job = _job(p, study_file, options)
+    job = _job(group, study_file, options, report)
     command = [sys.executable, "-m", "harness", "worker", job.to_json()]
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
@@ -292,12 +376,25 @@ def worker_main(spec: str) -> int:
         signal.signal(s, _interrupt_once)
     job = RunJob.from_json(spec)
     options = RunOptions.from_dict(job.options)
+    group = job.plans()
     try:
-        outcome = run_single(job.plan(), options)
+        outcomes = run_members(group, options)
     except KeyboardInterrupt:  # before training started (signals are ignored from here on)
-        outcome = Outcome(job.plan(), store.INTERRUPTED, "stopped before training started")
-    print(json.dumps({"run": outcome.plan.name, "status": outcome.status,
-                      "message": outcome.message}))  # fmt: skip
+        outcomes = [Outcome(p, store.INTERRUPTED, "stopped before training started")
+                    for p in group]  # fmt: skip
+    for o in outcomes:
+        print(json.dumps(_as_dict(o)))
+    if job.outcome_file:
+        store.write_json(Path(job.outcome_file), [_as_dict(o) for o in outcomes])
+    if len(outcomes) > 1:
+        stopped = [o for o in outcomes if o.status == store.INTERRUPTED]
+        for o in stopped:
+            _record_interrupted(o.plan.directory(options.results))
+        if stopped:
+            return 130
+        ok = ("complete", "diverged", "paused", "skipped", "pending", "busy", REFUSED)
+        return 0 if all(o.status in ok for o in outcomes) else 1
+    outcome = outcomes[0]
     if outcome.status == store.INTERRUPTED:
         _record_interrupted(outcome.plan.directory(options.results))
         return 130
@@ -361,21 +458,27 @@ def submit(
     folder = options.results / ".submitit" / study.name
     executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
     executor.update_parameters(**slurm_parameters(settings, study.name, cluster))
+    # Grouped here, where the GPU the jobs will get is not known: `--fuse auto` takes the
+    # largest group (harness.grouping.AUTO_MAX); give K to size groups for a smaller GPU.
+    units = _units(todo, options, choose(torch.device("cpu"), pipeline=options.pipeline))
     with executor.batch():
-        jobs = [executor.submit(_job(p, study_file, options)) for p in todo]
-    for p, job in zip(todo, jobs, strict=True):
-        run_dir = p.directory(options.results)
-        store.write_json(run_dir / store.JOB, {
-            "executor": cluster, "job_id": job.job_id, "folder": str(folder.resolve()),
-            "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr),
-            "submitted": now_utc(),
-        })  # fmt: skip
-        outcome = Outcome(p, "submitted", f"job {job.job_id}")
-        outcomes.append(outcome)
-        echo(line(outcome))
+        jobs = [executor.submit(_job(group, study_file, options)) for group in units]
+    for group, job in zip(units, jobs, strict=True):
+        for p in group:
+            run_dir = p.directory(options.results)
+            store.write_json(run_dir / store.JOB, {
+                "executor": cluster, "job_id": job.job_id, "folder": str(folder.resolve()),
+                "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr),
+                "submitted": now_utc(),
+            })  # fmt: skip
+            fused = f" (fused with {len(group) - 1} other runs)" if len(group) > 1 else ""
+            outcome = Outcome(p, "submitted", f"job {job.job_id}{fused}")
+            outcomes.append(outcome)
+            echo(line(outcome))
     what = f"job array {jobs[0].job_id.split('_')[0]}" if cluster == "slurm" else "local jobs"
-    echo(f"submitted {len(jobs)} run(s) as {what}; follow with `repro status {study_file}`; "
-         f"logs in {folder}")  # fmt: skip
+    grouped = f" in {len(jobs)} job(s)" if len(jobs) != len(todo) else ""
+    echo(f"submitted {len(todo)} run(s){grouped} as {what}; follow with "
+         f"`repro status {study_file}`; logs in {folder}")  # fmt: skip
     return Submission(outcomes, jobs)
 
 

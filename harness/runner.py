@@ -127,6 +127,24 @@ def run_single(p: RunPlan, options: RunOptions) -> Outcome:
     return _train_one(p, run_dir, data, execution_for(options), options, deadline)
 
 
+def run_members(plans: list[RunPlan], options: RunOptions) -> list[Outcome]:
+    """A job's work in this process (a worker's, a Slurm task's): one run, or a group of runs
+    trained as one fused network."""
+    if len(plans) == 1:
+        return [run_single(plans[0], options)]
+    done = [Outcome(p, "skipped", "already ended") for p in plans
+            if store.summary_status(p.directory(options.results)) in store.FINAL]  # fmt: skip
+    ended = {o.plan.name for o in done}
+    todo = [p for p in plans if p.name not in ended]
+    deadline = options.stop_at()
+    if deadline is not None and deadline.passed():
+        return done + [Outcome(p, "pending", NOT_STARTED) for p in todo]
+    if not todo:
+        return done
+    data = _load_data(options, print)
+    return done + _train_fused(todo, data, execution_for(options), options, deadline, print)
+
+
 def pending_runs(
     study: Study, options: RunOptions, echo: Echo, study_file: str | None = None
 ) -> tuple[list[Outcome], list[RunPlan]]:

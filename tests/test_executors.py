@@ -300,3 +300,71 @@ def test_a_run_that_ended_before_training_starts_again_without_a_false_config_no
     assert not (run.parent / ".superseded").exists()
     assert list(run.glob("summary.json.before-training-*"))
     assert store.read_json(run / "summary.json")["status"] == "complete"
+
+
+# --------------------------------------------------------------------------- fused groups
+
+
+def test_local_workers_train_fused_groups_one_per_worker(tmp_path, cifar_root):
+    study_file = tiny_study(
+        tmp_path / "s.yaml",
+        "  - {name: a, model: resnet8, recipe: base}\n  - {name: b, model: plain8, recipe: base}\n",
+        seeds=2,
+    )
+    results = tmp_path / "results"
+    result = CliRunner().invoke(main, [
+        "run", str(study_file), "--results", str(results), "--data-dir", str(cifar_root),
+        "--device", "cpu", "--runs-per-gpu", "2", "--fuse", "auto",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.count("[    done]") == 4
+    for exp in ("a", "b"):
+        group = [f"tiny/{exp}/seed-{s}" for s in (0, 1)]
+        for name in group:
+            s = store.read_summary(results / name)
+            assert s["status"] == "complete" and s["execution"]["fused_group"] == group
+            assert metrics_epochs(results / name) == [1, 2, 3]
+        # the partner's log says where the group's training was logged
+        assert "trained fused with a/seed-0" in (results / "tiny/a/seed-1/worker.log").read_text() \
+            if exp == "a" else True  # fmt: skip
+    assert not list((results / ".workers").glob("*.json"))  # the reports were read and removed
+
+
+def test_a_fused_job_runs_its_whole_group(tmp_path, cifar_root):
+    """What a Slurm array task executes: the group, trained as one network, each run's
+    outcome returned."""
+    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
+                            seeds=2)  # fmt: skip
+    opts = options(tmp_path / "results", cifar_root, fuse=2)
+    job = RunJob(str(study_file), "a", 0, opts.to_dict(), partners=(("a", 1),))
+    assert RunJob.from_json(job.to_json()) == job
+    assert [p.name for p in job.plans()] == ["a/seed-0", "a/seed-1"]
+    done = job()
+    assert [r["status"] for r in done["runs"]] == ["complete", "complete"]
+    s = store.read_summary(tmp_path / "results/tiny/a/seed-1")
+    assert s["execution"]["fused"] == 2
+    assert [r["status"] for r in job()["runs"]] == ["skipped", "skipped"]
+
+
+def test_slurm_submits_a_fused_group_as_one_task(tmp_path, cifar_root, fake_slurm):
+    study_file = tiny_study(
+        tmp_path / "s.yaml",
+        "  - {name: a, model: resnet8, recipe: base}\n  - {name: b, model: plain8, recipe: base}\n",
+        seeds=2,
+    )
+    results = tmp_path / "results"
+    result = CliRunner().invoke(main, [
+        "run", str(study_file), "--results", str(results), "--data-dir", str(cifar_root),
+        "--executor", "slurm", "--fuse", "2",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "submitted 4 run(s) in 2 job(s) as job array 4242" in result.output
+    assert "--array=0-1" in (fake_slurm / "job.sbatch").read_text()
+    tasks = []
+    for pkl in sorted((results / ".submitit" / "tiny").glob("4242_*_submitted.pkl")):
+        job = pickle.loads(pkl.read_bytes()).function
+        tasks.append([(job.experiment, job.seed), *job.partners])
+    assert sorted(tasks) == [[("a", 0), ("a", 1)], [("b", 0), ("b", 1)]]
+    ids = {store.read_json(results / f"tiny/{e}/seed-{s}/job.json")["job_id"]
+           for e in "ab" for s in (0, 1)}  # fmt: skip
+    assert len(ids) == 2
