@@ -375,3 +375,23 @@ def test_groups_are_made_even_and_never_mix_what_cannot_be_one_network(tmp_path)
     assert all(len(g) == 1 for g in groups(plans, tmp_path / "r", ex, 1))
     canonical = choose(CPU, pipeline="canonical")
     assert all(len(g) == 1 for g in groups(plans, tmp_path / "r", canonical, "auto"))
+
+
+def test_each_member_ends_its_own_threshold_warm_up(tmp_path, noise):
+    """He et al.'s ResNet-110 warm-up lasts until the training error falls below a threshold,
+    which each seed reaches at its own iteration; fused, each member still ends its own."""
+    warm = RECIPE.replace(
+        "schedule: {kind: constant}",
+        "schedule: {kind: constant}\n"
+        "    warmup: {lr: 0.0001, until_train_error_below: 89, window: 5, max_iterations: 28}",
+    )
+    plans = plans_of(tmp_path, "resnet8", recipe=warm, other="", seeds=3)
+    solo = [
+        train(p, noise, d, FP64) for p, d in zip(plans, dirs(tmp_path, "solo", plans), strict=True)
+    ]
+    fused = train_group(plans, noise, dirs(tmp_path, "fused", plans), FP64)
+    ends = [s["warmup_ended_at_iteration"] for s in solo]
+    assert [s["warmup_ended_at_iteration"] for s in fused] == ends
+    assert len(set(ends)) > 1, ends  # the seeds ended their warm-ups apart
+    for a, b in zip(dirs(tmp_path, "solo", plans), dirs(tmp_path, "fused", plans), strict=True):
+        assert_same_run(a, b)
