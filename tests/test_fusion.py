@@ -395,3 +395,19 @@ def test_each_member_ends_its_own_threshold_warm_up(tmp_path, noise):
     assert len(set(ends)) > 1, ends  # the seeds ended their warm-ups apart
     for a, b in zip(dirs(tmp_path, "solo", plans), dirs(tmp_path, "fused", plans), strict=True):
         assert_same_run(a, b)
+
+
+def test_the_cpu_stem_computed_member_by_member_is_the_grouped_convolution(monkeypatch):
+    from harness.fusion import FusedConv2d, fuse_models
+    from harness.zoo import build_model, spec_from_name
+
+    torch.manual_seed(0)
+    fused = fuse_models([build_model(spec_from_name("resnet8")).double() for _ in range(3)])
+    x = torch.randn(4, 9, 32, 32, dtype=torch.float64, requires_grad=True)
+    split = fused(x)
+    (grad_split,) = torch.autograd.grad(split.sum(), x)
+    monkeypatch.setattr(FusedConv2d, "SPLIT_ON_CPU_BELOW", 0)  # grouped, as on a GPU
+    grouped = fused(x)
+    (grad_grouped,) = torch.autograd.grad(grouped.sum(), x)
+    assert torch.allclose(split, grouped, rtol=1e-12, atol=0)
+    assert torch.allclose(grad_split, grad_grouped, rtol=1e-12, atol=1e-15)
