@@ -218,7 +218,7 @@ def run_fusion(
     fast row's sec/epoch (``solo``, measured in the same invocation), so its aggregate
     images/s is the solo row's.
     """
-    echo(f"{name}: {k} runs fused ({_how(ex.describe())}), {warmup}+{len(solo.epoch_seconds)} "
+    echo(f"{name}: K={k} fused ({_how(ex.describe())}), {warmup}+{len(solo.epoch_seconds)} "
          "epochs ...")  # fmt: skip
     rows = [_measure_fused(name, spec, recipe, data, ex, warmup, k)]
     rows.append(FusionMeasurement(
@@ -227,7 +227,7 @@ def run_fusion(
         execution=solo.execution, compile_fallback=solo.compile_fallback,
     ))  # fmt: skip
     if concurrent:
-        echo(f"{name}: {k} runs as concurrent processes ...")
+        echo(f"{name}: K={k} as concurrent processes ...")
         rows.append(_measure_concurrent(name, spec, recipe, data, ex, warmup, k))
     fused, sequential = rows[0], rows[1]
     for row in rows:
@@ -306,13 +306,17 @@ def _measure_concurrent(name, spec, recipe, data, ex, warmup, k) -> FusionMeasur
     barrier, results = ctx.Barrier(k), ctx.Queue()
     threads = max(1, torch.get_num_threads() // k) if ex.device.type == "cpu" else None
     ex = dataclasses.replace(ex, shared_by=k)
-    procs = [ctx.Process(target=_solo_process, daemon=True,
+    procs = [ctx.Process(target=_solo_process,
                          args=(spec, recipe, data, ex, seed, warmup, threads, barrier, results))
              for seed in range(k)]  # fmt: skip
     for p in procs:
         p.start()
     try:
         timings = _collect(procs, barrier, results)
+    except BaseException:  # a failure or Ctrl-C: the others' figures are of no use now
+        for p in procs:
+            p.kill()
+        raise
     finally:
         for p in procs:
             p.join(timeout=60)
