@@ -6,13 +6,23 @@ and flip, per-channel normalisation) on the same device in one invocation. The f
 median of the measured epochs is reported with images/s and achieved TFLOP/s
 (6 x forward MACs per image, see ``harness.flops``). Only the training part of an epoch is
 timed, as in ``repro run``'s sec/epoch.
+
+With ``fuse`` (widths K), each model also gets fusion rows: the aggregate images/s of K runs
+trained as one fused network (``harness.fused_train``), one after another, and as K
+concurrent processes on the same device (see :func:`run_fusion`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import multiprocessing as mp
 import platform
+import queue
 import statistics
+import threading
+import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,12 +32,13 @@ import torch
 from harness.choices import BENCH_MODELS
 from harness.data import Cifar10
 from harness.environment import device_name, git_commit
-from harness.execution import choose, configure_backends
+from harness.execution import Execution, choose, configure_backends
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
+from harness.loader import derive_seed
 from harness.schedule import LearningRate, Length
 from harness.schema import Recipe
 from harness.train import Batches, SilentProgress, Trainer, make_loader, prepare_data
-from harness.zoo import spec_from_name
+from harness.zoo import ModelSpec, spec_from_name
 
 DEFAULT_MODELS = BENCH_MODELS
 
@@ -74,6 +85,35 @@ class Measurement:
     speedup: float | None = None  # canonical / fast, on the fast row
 
 
+FUSION_MODES = ("fused", "sequential", "concurrent")
+
+
+@dataclass
+class FusionMeasurement:
+    """K runs of one model on one device, trained one of three ways (``mode``):
+
+    - ``fused``: one network of K members (median of the measured epochs' group seconds);
+    - ``sequential``: one after another, i.e. K x the solo fast row's sec/epoch;
+    - ``concurrent``: K OS processes at once, each one solo run; the wall time of the
+      measured span (first start to last end), divided by the measured epochs.
+
+    ``sec_per_epoch`` is always the wall time in which all K runs train one epoch each, so
+    the aggregate images/s is ``k * images_per_epoch / sec_per_epoch`` in every mode.
+    """
+
+    model: str
+    k: int
+    mode: str
+    sec_per_epoch: float
+    images_per_epoch: int  # of one run
+    images_per_second: float  # aggregate, all K runs
+    execution: dict
+    epoch_seconds: list[float] = field(default_factory=list)  # measured epochs, if timed here
+    compile_fallback: str | None = None
+    gain_vs_sequential: float | None = None  # this row's images/s / the sequential row's
+    gain_vs_concurrent: float | None = None  # on the fused row
+
+
 @dataclass
 class BenchReport:
     date: str
@@ -82,6 +122,7 @@ class BenchReport:
     versions: dict
     settings: dict
     measurements: list[Measurement] = field(default_factory=list)
+    fusion: list[FusionMeasurement] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -99,12 +140,16 @@ def run_bench(
     workers: int | None = None,
     compile: bool | None = None,
     compile_modes: tuple[str, ...] = ("default",),
+    fuse: tuple[int, ...] = (),
+    fuse_concurrent: bool = True,
     echo=print,
 ) -> BenchReport:
     """Time the canonical pipeline, then the fast path once per compile mode, for each model.
 
     Several modes (``default``, ``reduce-overhead`` = CUDA graphs, ...) give one fast row
-    each, so one invocation shows which pays on the device at hand.
+    each, so one invocation shows which pays on the device at hand. Each width K in
+    ``fuse`` adds fusion rows (:func:`run_fusion`) on the fast path in the first mode;
+    ``fuse_concurrent=False`` leaves out the concurrent processes.
     """
     recipe = bench_recipe(batch_size, subset, warmup + epochs)
     # Without compilation the mode means nothing: one fast row.
@@ -130,6 +175,7 @@ def run_bench(
             "train_images": subset or len(data.train_labels),
             "compile_modes": list(modes) if compiled else None,
             "data": str(data.path),
+            "fuse": list(fuse) or None,
         },
     )
     for name in models:
@@ -146,16 +192,208 @@ def run_bench(
         for row in fast:
             row.speedup = canonical.sec_per_epoch / row.sec_per_epoch
         report.measurements += rows
+        for k in fuse:
+            report.fusion += run_fusion(
+                name,
+                spec,
+                recipe,
+                data,
+                executions[1],
+                warmup,
+                k,
+                solo=fast[0],
+                concurrent=fuse_concurrent,
+                echo=echo,
+            )
     return report
 
 
-def _setup(spec, recipe, data, ex) -> tuple[Trainer, Batches, LearningRate, Length]:
+def run_fusion(
+    name: str, spec: ModelSpec, recipe: Recipe, data: Cifar10, ex: Execution, warmup: int,
+    k: int, *, solo: Measurement, concurrent: bool = True, echo=print,
+) -> list[FusionMeasurement]:  # fmt: skip
+    """K runs (seeds 0..K-1) fused, one after another and (optionally) as K processes.
+
+    One after another is not trained again: K solo runs in sequence take K times the solo
+    fast row's sec/epoch (``solo``, measured in the same invocation), so its aggregate
+    images/s is the solo row's.
+    """
+    echo(f"{name}: K={k} fused ({_how(ex.describe())}), {warmup}+{len(solo.epoch_seconds)} "
+         "epochs ...")  # fmt: skip
+    rows = [_measure_fused(name, spec, recipe, data, ex, warmup, k)]
+    rows.append(FusionMeasurement(
+        model=name, k=k, mode="sequential", sec_per_epoch=k * solo.sec_per_epoch,
+        images_per_epoch=solo.images_per_epoch, images_per_second=solo.images_per_second,
+        execution=solo.execution, compile_fallback=solo.compile_fallback,
+    ))  # fmt: skip
+    if concurrent:
+        echo(f"{name}: K={k} as concurrent processes ...")
+        rows.append(_measure_concurrent(name, spec, recipe, data, ex, warmup, k))
+    fused, sequential = rows[0], rows[1]
+    for row in rows:
+        if row is not sequential:
+            row.gain_vs_sequential = row.images_per_second / sequential.images_per_second
+    if concurrent:
+        fused.gain_vs_concurrent = fused.images_per_second / rows[2].images_per_second
+    return rows
+
+
+def _measure_fused(name, spec, recipe, data, ex, warmup, k) -> FusionMeasurement:
+    """Train a FusedTrainer of K members for warmup + measured epochs; median group seconds."""
+    from harness.fused_train import FusedTrainer
+
+    seeds = list(range(k))
+    ex = dataclasses.replace(ex, fused_group=tuple(f"seed-{s}" for s in seeds))
+    configure_backends(ex)
+    loaders = _member_loaders(recipe, seeds, data, ex)
+    length = Length.of(recipe, len(loaders[0]))
+    lr_ats = [LearningRate(recipe, length) for _ in seeds]
+    trainer = FusedTrainer(spec, [recipe] * k, seeds, ex)
+    seconds, iteration, images = [], 0, 0
+    for epoch in range(length.epochs):
+        trainer.reseed_dropout([derive_seed(s, "dropout", epoch) for s in seeds])
+        # Each step: the K members' own batches, as fused_train's _zipped assembles them.
+        steps = zip(*(loader.epoch(epoch) for loader in loaders), strict=True)
+        results = trainer.train_epoch(steps, lr_ats, iteration, SilentProgress())
+        iteration, images = results[0].iteration, results[0].images
+        if epoch >= warmup:
+            seconds.append(results[0].seconds)  # the group's wall time, the same for all
+    median = statistics.median(seconds)
+    return FusionMeasurement(
+        model=name, k=k, mode="fused", sec_per_epoch=median, images_per_epoch=images,
+        images_per_second=k * images / median, execution=ex.describe(), epoch_seconds=seconds,
+        compile_fallback=trainer.compile_fallback,
+    )  # fmt: skip
+
+
+def _member_loaders(recipe, seeds, data, ex) -> list[Batches]:
+    """One loader per member. A sub-set of the training set depends on the seed, so each
+    member gets its own copy then; the whole set is one copy on the device, shared."""
+    shared = None if recipe.train_images is not None else prepare_data(recipe, 0, data, ex.device)
+    return [make_loader(recipe, s, shared or prepare_data(recipe, s, data, ex.device), ex)
+            for s in seeds]  # fmt: skip
+
+
+class BenchError(RuntimeError):
+    """A benchmark could not be measured (a concurrent process failed)."""
+
+
+@dataclass
+class _ProcessTiming:
+    """What one concurrent process sends back: its measured span, or why it failed."""
+
+    seed: int
+    start: float = 0.0  # time.monotonic(): one clock for every process of the machine
+    end: float = 0.0
+    epoch_seconds: list[float] = field(default_factory=list)
+    images: int = 0
+    compile_fallback: str | None = None
+    error: str | None = None
+    broken: bool = False  # stopped because another process failed
+
+
+def _measure_concurrent(name, spec, recipe, data, ex, warmup, k) -> FusionMeasurement:
+    """K spawned processes, each one solo fast-path run (seed 0..K-1) on the same device.
+
+    Every process sets up and trains its warm-up epochs, then waits at a barrier, so the
+    measured epochs start together. The row's sec/epoch is the measured span's wall time
+    (the first process's start to the last one's end) divided by the measured epochs: the
+    time in which all K runs trained one epoch each, stragglers included. "spawn", not
+    "fork": a forked CUDA context is unusable. On a CPU the cores are split between the
+    processes, as K runs sharing a machine would be, rather than oversubscribed.
+    """
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(k), ctx.Queue()
+    threads = max(1, torch.get_num_threads() // k) if ex.device.type == "cpu" else None
+    ex = dataclasses.replace(ex, shared_by=k)
+    procs = [ctx.Process(target=_solo_process,
+                         args=(spec, recipe, data, ex, seed, warmup, threads, barrier, results))
+             for seed in range(k)]  # fmt: skip
+    for p in procs:
+        p.start()
+    try:
+        timings = _collect(procs, barrier, results)
+    except BaseException:  # a failure or Ctrl-C: the others' figures are of no use now
+        for p in procs:
+            p.kill()
+        raise
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.kill()
+    epochs = len(timings[0].epoch_seconds)
+    span = max(t.end for t in timings) - min(t.start for t in timings)
+    images = timings[0].images
+    fallbacks = {t.compile_fallback for t in timings} - {None}
+    return FusionMeasurement(
+        model=name, k=k, mode="concurrent", sec_per_epoch=span / epochs,
+        images_per_epoch=images, images_per_second=k * images * epochs / span,
+        execution=ex.describe(),
+        # per epoch, the slowest process's seconds: what the span is made of
+        epoch_seconds=[max(e) for e in zip(*(t.epoch_seconds for t in timings), strict=True)],
+        compile_fallback=next(iter(fallbacks), None),
+    )  # fmt: skip
+
+
+def _collect(procs, barrier, results) -> list[_ProcessTiming]:
+    """Every process's timing, in seed order; the first failure (a traceback sent back, or a
+    process that died without one) breaks the barrier so that the others stop waiting."""
+    timings: dict[int, _ProcessTiming] = {}
+    while len(timings) < len(procs):
+        try:
+            t = results.get(timeout=1.0)
+        except queue.Empty:
+            dead = [i for i, p in enumerate(procs)
+                    if p.exitcode not in (None, 0) and i not in timings]  # fmt: skip
+            if dead:
+                barrier.abort()
+                raise BenchError(f"concurrent process {dead[0]} died "
+                                 f"(exit code {procs[dead[0]].exitcode})") from None  # fmt: skip
+            continue
+        if t.broken:  # the failing process's own message or exit code follows
+            timings[t.seed] = t
+            continue
+        if t.error is not None:
+            barrier.abort()
+            raise BenchError(f"concurrent process {t.seed} failed:\n{t.error}")
+        timings[t.seed] = t
+    if any(t.broken for t in timings.values()):  # unreachable unless the barrier was reset
+        raise BenchError("a concurrent process stopped without saying why")
+    return [timings[i] for i in range(len(procs))]
+
+
+def _solo_process(spec, recipe, data, ex, seed, warmup, threads, barrier, results) -> None:
+    """One concurrent process: warm up, wait for the others, time the measured epochs."""
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        trainer, loader, lr_at, length = _setup(spec, recipe, data, ex, seed)
+        iteration, seconds, images = 0, [], 0
+        for epoch in range(length.epochs):
+            if epoch == warmup:
+                barrier.wait()
+                start = time.monotonic()
+            result = trainer.train_epoch(loader.epoch(epoch), lr_at, iteration, SilentProgress())
+            iteration, images = result.iteration, result.images
+            if epoch >= warmup:
+                seconds.append(result.seconds)
+        results.put(_ProcessTiming(seed, start, time.monotonic(), seconds, images,
+                                   trainer.compile_fallback))  # fmt: skip
+    except threading.BrokenBarrierError:  # another process failed: it says why
+        results.put(_ProcessTiming(seed, error="another process failed", broken=True))
+    except BaseException:  # sent back whole, so that the parent can say what went wrong
+        results.put(_ProcessTiming(seed, error=traceback.format_exc()))
+        barrier.abort()  # after the message: the parent reads this one before the others'
+
+
+def _setup(spec, recipe, data, ex, seed: int = 0) -> tuple[Trainer, Batches, LearningRate, Length]:
     """What a timed or profiled training needs: trainer, batches, learning rate, length."""
     configure_backends(ex)
-    run_data = prepare_data(recipe, 0, data, ex.device)
-    loader = make_loader(recipe, 0, run_data, ex)
+    run_data = prepare_data(recipe, seed, data, ex.device)
+    loader = make_loader(recipe, seed, run_data, ex)
     length = Length.of(recipe, len(loader))
-    return Trainer(spec, recipe, 0, ex), loader, LearningRate(recipe, length), length
+    return Trainer(spec, recipe, seed, ex), loader, LearningRate(recipe, length), length
 
 
 def _measure(name, spec, recipe, data, ex, warmup, macs) -> Measurement:
@@ -207,7 +445,28 @@ def table(report: BenchReport) -> str:
         speedup = f"{m.speedup:.2f}x" if m.speedup else ""
         lines.append(f"{m.model:<12} {m.pipeline:<10} {how:<{w}} {m.sec_per_epoch:>10.3f} "
                      f"{m.images_per_second:>10,.0f} {m.tflops:>8.3f} {speedup:>9}")  # fmt: skip
+    if report.fusion:
+        lines += ["", *_fusion_table(report.fusion)]
     return "\n".join(lines)
+
+
+FUSION_TITLE = "Fusion: aggregate images/s of K runs"
+
+
+def _gain(value: float | None) -> str:
+    return f"{value:.2f}x" if value else ""
+
+
+def _fusion_table(rows: list[FusionMeasurement]) -> list[str]:
+    header = (f"{'model':<12} {'K':>2} {'mode':<10} {'sec/epoch':>10} {'images/s':>10} "
+              f"{'vs seq.':>8} {'vs conc.':>8}")  # fmt: skip
+    lines = [f"{FUSION_TITLE} (sec/epoch: all K runs train one epoch each)", header,
+             "-" * len(header)]  # fmt: skip
+    for r in rows:
+        lines.append(f"{r.model:<12} {r.k:>2} {r.mode:<10} {r.sec_per_epoch:>10.3f} "
+                     f"{r.images_per_second:>10,.0f} {_gain(r.gain_vs_sequential):>8} "
+                     f"{_gain(r.gain_vs_concurrent):>8}")  # fmt: skip
+    return lines
 
 
 def markdown(report: BenchReport, command: str) -> str:
@@ -233,7 +492,29 @@ def markdown(report: BenchReport, command: str) -> str:
         speedup = f"{m.speedup:.2f}x" if m.speedup else ""
         lines.append(f"| {m.model} | {m.pipeline} | {how} | {m.sec_per_epoch:.3f} | "
                      f"{m.images_per_second:,.0f} | {m.tflops:.3f} | {speedup} |")  # fmt: skip
+    if report.fusion:
+        lines += ["", *_fusion_markdown(report.fusion)]
     return "\n".join(lines) + "\n"
+
+
+def _fusion_markdown(rows: list[FusionMeasurement]) -> list[str]:
+    lines = [
+        f"## {FUSION_TITLE}",
+        "",
+        "K runs (seeds 0..K-1) of the bench recipe on the fast path: fused into one network, "
+        "one after another (K x the solo fast row's sec/epoch, not trained again), and as K "
+        "concurrent processes (wall time of the measured span). sec/epoch: the time in which "
+        "all K runs train one epoch each; images/s: all K runs together.",
+        "",
+        "| model | K | mode | execution | sec/epoch | images/s | vs sequential | vs concurrent |",
+        "|---|---:|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        how = _how(r.execution, r.compile_fallback)
+        gains = f"{_gain(r.gain_vs_sequential)} | {_gain(r.gain_vs_concurrent)}"
+        lines.append(f"| {r.model} | {r.k} | {r.mode} | {how} | {r.sec_per_epoch:.3f} "
+                     f"| {r.images_per_second:,.0f} | {gains} |")  # fmt: skip
+    return lines
 
 
 def profile_fast_path(

@@ -91,6 +91,30 @@ WORKERS_OPTION = click.option(
 )
 
 
+class FuseWidths(click.ParamType):
+    """`repro bench --fuse 1,2,4`: positive group sizes in order, duplicates dropped; checked
+    while parsing (before torch is imported), naming the bad item."""
+
+    name = "K[,K...]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        widths = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item.isdigit() or int(item) < 1:
+                where = "" if item == value.strip() else f" in {value!r}"
+                bad = (
+                    f"{item!r}{where} is not a positive integer"
+                    if item
+                    else f"an empty item{where}"
+                )
+                self.fail(f"{bad}; give a comma list of positive group sizes, e.g. 1,2,4,6,8",
+                          param, ctx)  # fmt: skip
+            widths.append(int(item))
+        return tuple(dict.fromkeys(widths))
+
+
 def fail(message: str, code: int = 2) -> None:
     """A user-facing error: the message, no traceback."""
     click.echo(f"error: {message}", err=True)
@@ -581,6 +605,19 @@ def default_study_files(records) -> list[str]:
     help="Write a markdown table with device, versions, date and command.",
 )
 @click.option(
+    "--fuse",
+    type=FuseWidths(),
+    default=None,
+    help="Also time K runs of each model fused into one network, one after another and as "
+    "K concurrent processes, for each K listed (e.g. 1,2,4,6,8): aggregate images/s.",
+)
+@click.option(
+    "--fuse-concurrent/--no-fuse-concurrent",
+    default=True,
+    show_default=True,
+    help="With --fuse: also time K concurrent processes (off: fused and one after another).",
+)
+@click.option(
     "--profile",
     "profile_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -598,6 +635,8 @@ def bench(
     workers,
     compile_,
     compile_modes,
+    fuse,
+    fuse_concurrent,
     json_out,
     md_out,
     profile_dir,
@@ -606,7 +645,8 @@ def bench(
 
     Both run on the same device in one invocation, after warm-up, several epochs each; the
     table gives the median, images/s, achieved TFLOP/s (6 x forward MACs per image) and the
-    speed-up. Runs on a CPU too (use a small --subset).
+    speed-up. Runs on a CPU too (use a small --subset). With --fuse, a second table gives the
+    aggregate images/s of K runs fused, one after another and as concurrent processes.
     """
     from harness.bench import (
         markdown,
@@ -646,6 +686,8 @@ def bench(
         workers=workers,
         compile=compile_,
         compile_modes=modes,
+        fuse=fuse or (),
+        fuse_concurrent=fuse_concurrent,
         echo=click.echo,
     )
     click.echo(table(report))

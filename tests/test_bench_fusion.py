@@ -1,0 +1,111 @@
+"""`repro bench --fuse`: aggregate images/s of K runs fused, one after another and as
+concurrent processes, on a CPU with tiny settings (the figures mean nothing here; the rows,
+their arithmetic and the refusals do)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from harness.bench import (
+    FUSION_MODES,
+    BenchError,
+    Measurement,
+    _measure_concurrent,
+    bench_recipe,
+    run_fusion,
+    synthetic_cifar,
+)
+from harness.cli import main
+from harness.execution import choose
+from harness.zoo import spec_from_name
+
+CPU = torch.device("cpu")
+TINY = ["bench", "--device", "cpu", "--synthetic", "--models", "resnet8", "--subset", "32",
+        "--batch-size", "16", "--epochs", "1", "--warmup-epochs", "0", "--workers", "0"]  # fmt: skip
+
+
+def test_fuse_gives_fused_sequential_and_concurrent_rows_for_each_width(tmp_path):
+    out, md = tmp_path / "bench.json", tmp_path / "bench.md"
+    result = CliRunner().invoke(main, [*TINY, "--fuse", "1,2", "--json", str(out),
+                                       "--markdown", str(md)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())
+    assert figures["settings"]["fuse"] == [1, 2]
+    solo = figures["measurements"][1]  # the fast row: what one after another is made of
+    rows = {(r["k"], r["mode"]): r for r in figures["fusion"]}
+    assert set(rows) == {(k, mode) for k in (1, 2) for mode in FUSION_MODES}
+    for (k, _mode), r in rows.items():
+        assert r["model"] == "resnet8" and r["images_per_epoch"] == 32
+        assert r["sec_per_epoch"] > 0 and r["images_per_second"] > 0
+        # sec/epoch is the time in which all K runs train one epoch each
+        assert r["images_per_second"] == pytest.approx(k * 32 / r["sec_per_epoch"])
+    for k in (1, 2):
+        fused, seq, conc = (rows[k, mode] for mode in FUSION_MODES)
+        assert seq["sec_per_epoch"] == pytest.approx(k * solo["sec_per_epoch"])
+        assert seq["images_per_second"] == pytest.approx(solo["images_per_second"])
+        assert fused["execution"].get("fused") == k and conc["execution"]["device_shared_by"] == k
+        assert fused["gain_vs_sequential"] == pytest.approx(
+            fused["images_per_second"] / seq["images_per_second"]
+        )
+        assert fused["gain_vs_concurrent"] == pytest.approx(
+            fused["images_per_second"] / conc["images_per_second"]
+        )
+        assert seq["gain_vs_sequential"] is None and conc["gain_vs_sequential"] > 0
+    assert "Fusion: aggregate images/s of K runs" in result.output
+    for mode in FUSION_MODES:
+        assert f"resnet8       2 {mode}" in result.output
+    text = md.read_text()
+    assert "## Fusion: aggregate images/s of K runs" in text and "| resnet8 | 2 | fused |" in text
+
+
+def test_without_fuse_the_bench_has_no_fusion_rows_or_table(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, [*TINY, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["fusion"] == [] and "Fusion" not in result.output
+
+
+def test_concurrent_processes_can_be_left_out():
+    recipe = bench_recipe(16, 32, 1)
+    solo = Measurement("resnet8", "fast", [1.0], 1.0, 32, 32.0, 1, 0.0, {}, None)
+    rows = run_fusion("resnet8", spec_from_name("resnet8"), recipe,
+                      synthetic_cifar(train=64, test=8), choose(CPU), 0, 2, solo=solo,
+                      concurrent=False, echo=lambda _: None)  # fmt: skip
+    assert [r.mode for r in rows] == ["fused", "sequential"]
+    assert rows[1].sec_per_epoch == 2.0 and rows[1].images_per_second == 32.0
+    assert rows[0].gain_vs_concurrent is None and rows[0].gain_vs_sequential > 0
+
+
+def test_a_failing_concurrent_process_is_reported_not_waited_for():
+    # Images without a channel axis: every process fails in its first step.
+    data = synthetic_cifar(train=16, test=4)
+    broken = dataclasses.replace(data, train_images=data.train_images[:, 0])
+    with pytest.raises(BenchError, match=r"concurrent process \d failed") as error:
+        _measure_concurrent("resnet8", spec_from_name("resnet8"), bench_recipe(8, 16, 1),
+                            broken, choose(CPU), 0, 2)  # fmt: skip
+    assert "Traceback" in str(error.value)  # the process's own, sent back
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("0", "'0' is not a positive integer"),
+    ("x", "'x' is not a positive integer"),
+    ("2,,3", "an empty item in '2,,3'"),
+    ("4,-1", "'-1' in '4,-1' is not a positive integer"),
+])  # fmt: skip
+def test_a_bad_fuse_value_is_refused_with_a_clear_message(value, says):
+    result = CliRunner().invoke(main, ["bench", "--device", "cpu", "--synthetic", "--fuse", value])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "Invalid value for '--fuse'" in result.output and says in result.output
+    assert "e.g. 1,2,4,6,8" in result.output
+
+
+def test_fuse_widths_keep_their_order_without_duplicates():
+    from harness.cli import FuseWidths
+
+    assert FuseWidths().convert("1,2,4,6,8", None, None) == (1, 2, 4, 6, 8)
+    assert FuseWidths().convert(" 4, 2 ,4", None, None) == (4, 2)
