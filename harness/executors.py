@@ -130,11 +130,12 @@ def _job(group: list[RunPlan], study_file: str, options: RunOptions,
                   str(outcome_file) if outcome_file else None)  # fmt: skip
 
 
-def _units(todo: list[RunPlan], options: RunOptions, ex: Execution) -> list[list[RunPlan]]:
+def _units(todo: list[RunPlan], options: RunOptions, ex: Execution,
+           auto: int | None = None) -> list[list[RunPlan]]:  # fmt: skip
     """What each job trains: one run, or (``--fuse``) a group as one fused network."""
     from harness.grouping import groups
 
-    return groups(todo, options.results, ex, options.fuse)
+    return groups(todo, options.results, ex, options.fuse, auto)
 
 
 # --------------------------------------------------------------------------- local, parallel
@@ -460,7 +461,10 @@ def submit(
     executor.update_parameters(**slurm_parameters(settings, study.name, cluster))
     # Grouped here, where the GPU the jobs will get is not known: `--fuse auto` takes the
     # largest group (harness.grouping.AUTO_MAX); give K to size groups for a smaller GPU.
-    units = _units(todo, options, choose(torch.device("cpu"), pipeline=options.pipeline))
+    from harness.grouping import AUTO_MAX, AUTO_MAX_CPU
+
+    auto = AUTO_MAX_CPU if options.device == "cpu" else AUTO_MAX
+    units = _units(todo, options, choose(torch.device("cpu"), pipeline=options.pipeline), auto)
     with executor.batch():
         jobs = [executor.submit(_job(group, study_file, options)) for group in units]
     for group, job in zip(units, jobs, strict=True):

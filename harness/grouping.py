@@ -3,8 +3,9 @@
 Runs are grouped when :func:`harness.fused_train.fusion_key` says they can be one network
 (same architecture, batch size, last-batch policy, data sizes and length) and they start
 from the same epoch; a group is at most K runs (``--fuse K``) or, with ``--fuse auto``, as
-many as fit the device's memory, up to :data:`AUTO_MAX`. Groups are made as even as the
-limit allows (five runs at most four to a group: three and two, not four and one).
+many as fit the GPU's memory, up to :data:`AUTO_MAX` (:data:`AUTO_MAX_CPU` on a CPU).
+Groups are made as even as the limit allows (five runs at most four to a group: three and
+two, not four and one).
 """
 
 from __future__ import annotations
@@ -24,13 +25,19 @@ from harness.zoo import ModelSpec, build_model
 # HFTA's measurements flatten out beyond about eight small models per GPU; more members
 # also make a group's loss of one slot (a crash, a kill) costlier.
 AUTO_MAX = 8
+# A CPU is bound by arithmetic, not kernel launches: on the 2-core VM (2026-11-26,
+# benchmarks/cpu-fusion-2026-11-26.md) two fused resnet20 ran at 1.02x the throughput of
+# one after another, four at 0.67x.
+AUTO_MAX_CPU = 2
 # The share of the free device memory that a group's estimated needs may take.
 MEMORY_SHARE = 0.6
 
 
-def groups(plans: Sequence[RunPlan], results: Path, ex: Execution,
-           fuse: int | str) -> list[list[RunPlan]]:  # fmt: skip
-    """The runs in training order, as groups; a group of one trains on its own."""
+def groups(plans: Sequence[RunPlan], results: Path, ex: Execution, fuse: int | str,
+           auto: int | None = None) -> list[list[RunPlan]]:  # fmt: skip
+    """The runs in training order, as groups; a group of one trains on its own. ``auto``
+    replaces what ``--fuse auto`` would measure on ``ex``'s device (where the device that
+    will train is not this one: a Slurm submission)."""
     if fuse == 1 or ex.pipeline != "fast":
         return [[p] for p in plans]
     buckets: dict[tuple, list[RunPlan]] = {}
@@ -39,7 +46,7 @@ def groups(plans: Sequence[RunPlan], results: Path, ex: Execution,
         buckets.setdefault((fusion_key(p), start), []).append(p)
     out: list[list[RunPlan]] = []
     for members in buckets.values():
-        limit = fuse if isinstance(fuse, int) else auto_limit(members[0], ex)
+        limit = fuse if isinstance(fuse, int) else auto or auto_limit(members[0], ex)
         out += _even_chunks(members, limit)
     return out
 
@@ -56,10 +63,10 @@ def _even_chunks(members: list[RunPlan], limit: int) -> list[list[RunPlan]]:
 
 
 def auto_limit(p: RunPlan, ex: Execution) -> int:
-    """How many members ``--fuse auto`` puts in a group: AUTO_MAX, fewer where the device's
-    free memory would not hold them (CUDA only; a CPU's memory holds any CIFAR group)."""
+    """How many members ``--fuse auto`` puts in a group: on CUDA, AUTO_MAX or fewer where the
+    device's free memory would not hold them; on a CPU, AUTO_MAX_CPU (as measured there)."""
     if ex.device.type != "cuda":
-        return AUTO_MAX
+        return AUTO_MAX_CPU
     free, _total = torch.cuda.mem_get_info(ex.device)
     need = member_bytes(p.experiment.model, p.recipe.batch_size, ex)
     return max(1, min(AUTO_MAX, int(free * MEMORY_SHARE // need)))
