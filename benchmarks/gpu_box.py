@@ -6,8 +6,9 @@ seconds of the slot's start (the shell script's ``--started``):
 
   a. check   nvidia-smi and tests/test_gpu.py: the GPU is visible, compiled steps match
              eager ones, no host syncs in the step, NVML reads (skipped without CUDA)
-  b. bench   `repro bench` of resnet20, canonical against fast; it also warms the compile
-             cache for the runs that follow
+  b. bench   `repro bench` of resnet20, canonical against fast (with --fuse-widths, also K
+             runs fused into one network); it also warms the compile cache for the runs
+             that follow
   c. train   `repro queue --time-budget` on the evidence queue (queue.yaml), K runs to a GPU;
              the store is exported to OUT every --export-every seconds while it trains
   d. export  the final export, checkpoints of unfinished runs included
@@ -255,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     # CUDA graphs measured 3.8x the canonical pipeline (2026-11-26): time them every slot.
     ap.add_argument("--compile-modes", default="default,reduce-overhead",
                     help="bench: compile mode(s)")  # fmt: skip
+    # Fused training's GPU figure (six resnet20 runs as one network against one after another;
+    # goal 4x). Off by default: each width compiles once more, time the queue's runs need.
+    ap.add_argument("--fuse-widths", default="",
+                    help="bench: also time K runs fused, e.g. 6 or 1,2,4,6 (repro bench --fuse)")
     ap.add_argument("--skip", default="", help="stages to leave out, e.g. check,bench")
     ap.add_argument("--rehearse", action="store_true", help="CPU-sized stages, for the tests")
     args = ap.parse_args(argv)
@@ -279,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
                        "--warmup-epochs", "1", "--profile", str(bench_dir / "profile"),
                        "--compile-mode", args.compile_modes]
                  )  # fmt: skip
+        if args.fuse_widths:
+            sized += ["--fuse", args.fuse_widths]
         box.stage("bench", box.repro("bench", *cpu, *sized, "--json", str(bench_dir / "bench.json"),
                                      "--markdown", str(bench_dir / "bench.md")),
                   args.bench_timeout)  # fmt: skip

@@ -128,3 +128,17 @@ def test_the_compile_cache_returns_in_parts_and_is_joined_again(tmp_path):
     (crowded.cache / "triton" / "kernel.cubin").write_bytes(kernel)
     crowded.pack_compile_cache()  # 5+ parts, room for 1 (with box.log): it stays behind
     assert not list((tmp_path / "out-crowded").glob("compile-cache*"))
+
+
+def test_the_slot_can_time_fused_training_in_its_bench(tmp_path, cifar_root):
+    """--fuse-widths passes the widths to `repro bench --fuse`: the fusion rows come back."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    (tmp_path / "queue.yaml").write_text("achieved_tflops: 0.001\nrate_source: tests\nitems: []\n")
+    done = subprocess.run(_box(tmp_path, cifar_root, "f", "--skip", "check,train",
+                               "--fuse-widths", "2"),
+                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with tarfile.open(tmp_path / "out-f" / "bench.tar.gz") as tar:
+        bench = json.loads(tar.extractfile("bench.json").read())
+    modes = {(row["k"], row["mode"]) for row in bench["fusion"]}
+    assert {(2, "fused"), (2, "sequential"), (2, "concurrent")} <= modes
