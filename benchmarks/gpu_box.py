@@ -258,8 +258,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="bench: compile mode(s)")  # fmt: skip
     # Fused training's GPU figure (six resnet20 runs as one network against one after another;
     # goal 4x). Off by default: each width compiles once more, time the queue's runs need.
-    ap.add_argument("--fuse-widths", default="",
-                    help="bench: also time K runs fused, e.g. 6 or 1,2,4,6 (repro bench --fuse)")
+    ap.add_argument(
+        "--fuse-widths",
+        default="",
+        help="bench: also time K runs fused, e.g. 6 or 1,2,4,6 (repro bench --fuse)",
+    )
     ap.add_argument("--skip", default="", help="stages to leave out, e.g. check,bench")
     ap.add_argument("--rehearse", action="store_true", help="CPU-sized stages, for the tests")
     args = ap.parse_args(argv)

@@ -236,7 +236,7 @@ def test_a_worker_that_ignores_sigterm_is_killed_and_recorded_interrupted(tmp_pa
     )  # fmt: skip
     assert stubborn.stdout.readline() == "ready\n"
     lines: list[str] = []
-    (outcome,) = _stop_workers([(stubborn, p)], options, lines.append)
+    (outcome,) = _stop_workers([(stubborn, [p], None)], options, lines.append)
     stubborn.stdout.close()
     assert stubborn.returncode == -signal.SIGKILL
     assert outcome.status == "interrupted" and "[ stopped]" in lines[0]
