@@ -295,7 +295,7 @@ def validate(files: tuple[str, ...]) -> None:
     metavar="auto|off|K",
     help="Train compatible runs (same architecture, batch size and length: seeds of an "
     "experiment, experiments differing in rate or normalisation) as one fused network of up "
-    "to K members (auto: on a GPU as many as fit, at most 8; on a CPU 2). Each run is "
+    "to K members (auto: on a GPU as many as fit, at most 8; none on a CPU). Each run is "
     "stored as if trained alone; its sec/epoch is the group's. Fast pipeline; with workers or "
     "Slurm, a group is one job.",
 )

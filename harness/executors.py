@@ -176,7 +176,12 @@ def run_parallel(
     On SIGINT or SIGTERM no further run starts, and every worker is stopped and waited for.
     """
     outcomes, todo = pending_runs(study, options, echo, study_file)
-    units = _units(todo, options, execution_for(options))
+    ex = execution_for(options)
+    if options.fuse == "auto" and ex.device.type != "cuda":
+        from harness.grouping import AUTO_ON_CPU
+
+        echo(AUTO_ON_CPU)
+    units = _units(todo, options, ex)
     running: dict[int, tuple[subprocess.Popen, list[RunPlan], Path | None]] = {}
     # Runs side by side share the CPU's cores (for training on the CPU, for compiling on a
     # GPU) instead of each taking all of them: K cold compilations with a thread per core

@@ -196,8 +196,10 @@ def _train_in_turn(
         outcome = Outcome(todo[0], store.INTERRUPTED, "stopped while loading the data; run again")
         echo(line(outcome))
         return [outcome]
-    from harness.grouping import groups
+    from harness.grouping import AUTO_ON_CPU, groups
 
+    if options.fuse == "auto" and ex.device.type != "cuda":
+        echo(AUTO_ON_CPU)
     outcomes: list[Outcome] = []
     for group in groups(todo, options.results, ex, options.fuse):
         if deadline is not None and deadline.passed():

@@ -314,7 +314,7 @@ def test_local_workers_train_fused_groups_one_per_worker(tmp_path, cifar_root):
     results = tmp_path / "results"
     result = CliRunner().invoke(main, [
         "run", str(study_file), "--results", str(results), "--data-dir", str(cifar_root),
-        "--device", "cpu", "--runs-per-gpu", "2", "--fuse", "auto",
+        "--device", "cpu", "--runs-per-gpu", "2", "--fuse", "2",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.output.count("[    done]") == 4

@@ -300,7 +300,7 @@ def test_runs_that_cannot_be_one_network_are_refused(tmp_path, noise):
 # --------------------------------------------------------------------------- repro run --fuse
 
 
-def test_repro_run_fuse_auto_fuses_the_seeds_of_each_experiment(tmp_path, cifar_root):
+def test_repro_run_fuse_fuses_the_seeds_of_each_experiment(tmp_path, cifar_root):
     from click.testing import CliRunner
 
     from harness.cli import main
@@ -309,7 +309,7 @@ def test_repro_run_fuse_auto_fuses_the_seeds_of_each_experiment(tmp_path, cifar_
     common = ["--smoke", "--seeds", "2", "--device", "cpu", "--precision", "fp64",
               "--data-dir", str(cifar_root), "--quiet"]  # fmt: skip
     runner = CliRunner()
-    fused = runner.invoke(main, ["run", smoke, "--fuse", "auto", "--results",
+    fused = runner.invoke(main, ["run", smoke, "--fuse", "2", "--results",
                                  str(tmp_path / "fused"), *common])  # fmt: skip
     assert fused.exit_code == 0, fused.output
     # three experiments of different architectures: three groups of two seeds
@@ -340,6 +340,11 @@ def test_repro_run_fuse_auto_fuses_the_seeds_of_each_experiment(tmp_path, cifar_
     assert pages["alone"] == pages["fused"]
     assert "fused group of 2" in pages["fused.html"]
     assert "fused group" not in pages["alone.html"]
+    # auto does not fuse on a CPU, and says why
+    auto = runner.invoke(main, ["run", smoke, "--fuse", "auto", "--only", "resnet8",
+                                "--results", str(tmp_path / "auto"), *common])  # fmt: skip
+    assert auto.exit_code == 0 and "fused:" not in auto.output
+    assert "--fuse auto: not fusing on a CPU" in auto.output
 
 
 @pytest.mark.parametrize("value", ["0", "x", "-2", "2.5"])
@@ -371,8 +376,10 @@ def test_groups_are_made_even_and_never_mix_what_cannot_be_one_network(tmp_path)
         ["c/seed-0", "c/seed-1", "c/seed-2"],
         ["d/seed-0", "d/seed-1", "d/seed-2"],
     ]
-    # auto on a CPU: at most two to a group (harness.grouping.AUTO_MAX_CPU)
-    assert [len(g) for g in groups(plans, tmp_path / "r", ex, "auto")] == [2, 2, 2, 2, 1, 2, 1]
+    # auto on a CPU: no fusion, where it measured no faster (harness.grouping.AUTO_MAX_CPU)
+    assert all(len(g) == 1 for g in groups(plans, tmp_path / "r", ex, "auto"))
+    # where the training device is not this one (Slurm), auto takes the size it is given
+    assert [len(g) for g in groups(plans, tmp_path / "r", ex, "auto", auto=8)] == [6, 3, 3]
     assert all(len(g) == 1 for g in groups(plans, tmp_path / "r", ex, 1))
     canonical = choose(CPU, pipeline="canonical")
     assert all(len(g) == 1 for g in groups(plans, tmp_path / "r", canonical, "auto"))
