@@ -419,3 +419,51 @@ def test_the_cpu_stem_computed_member_by_member_is_the_grouped_convolution(monke
     (grad_grouped,) = torch.autograd.grad(grouped.sum(), x)
     assert torch.allclose(split, grouped, rtol=1e-12, atol=0)
     assert torch.allclose(grad_split, grad_grouped, rtol=1e-12, atol=1e-15)
+
+
+def test_a_fused_group_killed_with_sigkill_resumes_bit_for_bit(tmp_path, cifar_root):
+    """`repro run --fuse 2` killed with SIGKILL twice at random moments, then run again, ends
+    with exactly the curves of an uninterrupted fused run, for both members (dropout on)."""
+    import random
+    import signal
+    import subprocess
+    import time
+
+    from conftest import TINY_RECIPE
+    from test_run import _cli, _env, curves, summary
+
+    recipe = TINY_RECIPE.replace("epochs: 3", "epochs: 5").replace("[2]", "[3]")
+    recipe += "    validation_images: 100\n"
+    study = tiny_study(tmp_path / "s.yaml",
+                       "  - {name: w, model: {name: wrn-10-1, dropout: 0.2}, recipe: base}\n",
+                       recipe, seeds=2)  # fmt: skip
+    runs = ["tiny/w/seed-0", "tiny/w/seed-1"]
+
+    def cli(results):
+        return [*_cli(results, study, cifar_root), "--fuse", "2"]
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(cli(straight), env=_env(), check=True, capture_output=True)
+    rng, kills = random.Random(1), 0
+    for target_epochs in (1, 3):
+        proc = subprocess.Popen(cli(killed), env=_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.time() + 120
+        metrics = killed / runs[1] / store.METRICS
+        while len(store.read_jsonl(metrics)) < target_epochs and time.time() < deadline:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.4))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 1, "the group finished before it could be killed; make it longer"
+    subprocess.run(cli(killed), env=_env(), check=True, capture_output=True)
+    for run in runs:
+        a, b = curves(straight, run), curves(killed, run)
+        assert [r["epoch"] for r in b] == [1, 2, 3, 4, 5]
+        assert a == b
+        resumed = summary(killed, run)
+        assert resumed["status"] == "complete" and resumed["execution"]["fused"] == 2
