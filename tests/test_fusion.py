@@ -467,3 +467,44 @@ def test_a_fused_group_killed_with_sigkill_resumes_bit_for_bit(tmp_path, cifar_r
         assert a == b
         resumed = summary(killed, run)
         assert resumed["status"] == "complete" and resumed["execution"]["fused"] == 2
+
+
+def test_the_fused_step_never_reads_the_device(cifar_root, monkeypatch):
+    """As the solo step: host reads (.item(), .tolist(), truth values) once per epoch, however
+    many steps, so a GPU never waits for the host between steps."""
+    from conftest import small_recipe
+
+    from harness.fused_train import _zipped
+    from harness.schedule import LearningRate, Length
+    from harness.train import SilentProgress, make_loader, prepare_data
+    from harness.zoo import spec_from_name
+
+    dataset = load_cached(locate(cifar_root))
+    reads = {"n": 0}
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *a, _original=original, **k):
+            reads["n"] += 1
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+
+    def reads_for(steps: int) -> int:
+        recipe = small_recipe(train_images=steps * 32, augmentation={"crop": {"padding": 4}})
+        ex = choose(CPU)
+        loaders = [make_loader(recipe, s, prepare_data(recipe, s, dataset, CPU), ex)
+                   for s in range(3)]  # fmt: skip
+        trainer = FusedTrainer(spec_from_name("resnet8"), [recipe] * 3, [0, 1, 2], ex)
+        lr_ats = [LearningRate(recipe, Length.of(recipe, len(loaders[0]))) for _ in range(3)]
+
+        class Member:  # what _zipped reads of a member
+            def __init__(self, loader):
+                self.loader, self.ended = loader, None
+
+        batches = _zipped([Member(x) for x in loaders], 0, len(loaders[0]))
+        before = reads["n"]
+        trainer.train_epoch(batches, lr_ats, 0, SilentProgress())
+        return reads["n"] - before
+
+    assert reads_for(2) == reads_for(8) <= 3
