@@ -189,3 +189,39 @@ def test_a_fused_group_trains_on_cuda_compiled_like_its_members_apart(tmp_path, 
     for a, b in zip(solo, fused, strict=True):
         assert b["execution"]["fused"] == 3
         assert abs(a["final_train_loss"] - b["final_train_loss"]) < 1e-3 * a["final_train_loss"]
+
+
+def test_the_fused_step_never_synchronises_with_the_host(cifar_root):
+    """Three resnet8 runs as one compiled bf16 network: as many syncs for 16 steps as for 2."""
+    from harness.fused_train import FusedTrainer, _zipped
+
+    dataset = cifar.load(cifar_root / cifar.FOLDER)
+    recipe = _recipe(images=640)
+    ex = choose(CUDA)
+    configure_backends(ex)
+    loaders = [make_loader(recipe, s, prepare_data(recipe, s, dataset, CUDA), ex)
+               for s in range(3)]  # fmt: skip
+    trainer = FusedTrainer(spec_from_name("resnet8"), [recipe] * 3, [0, 1, 2], ex)
+    lr_ats = [LearningRate(recipe, Length.of(recipe, len(loaders[0]))) for _ in range(3)]
+
+    class Member:  # what _zipped reads of a member
+        def __init__(self, loader):
+            self.loader, self.ended = loader, None
+
+    members = [Member(x) for x in loaders]
+
+    def syncs(epoch: int, steps: int) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                trainer.train_epoch(_zipped(members, epoch, steps), lr_ats, 0, SilentProgress())
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return [str(w.message) for w in caught if "synchroniz" in str(w.message)]
+
+    trainer.train_epoch(_zipped(members, 0, len(loaders[0])), lr_ats, 0, SilentProgress())
+    assert trainer.compile_fallback is None
+    syncs(1, 2)  # the first measured epoch's one-off, as in the solo test
+    few, many = syncs(2, 2), syncs(3, 16)
+    assert len(few) == len(many) <= 3, (few, many)
