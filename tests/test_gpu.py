@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from conftest import small_recipe, tiny_study
 
 from harness import data as cifar
+from harness import store
 from harness.cli import main
 from harness.execution import choose, configure_backends
 from harness.schedule import LearningRate, Length
@@ -185,10 +186,15 @@ def test_a_fused_group_trains_on_cuda_compiled_like_its_members_apart(tmp_path, 
     ex = choose(CUDA, precision="fp32")
     fused = train_group(plans, dataset, [tmp_path / "f" / p.name for p in plans], ex)
     assert all(s["status"] == "complete" and s["compile_fallback"] is None for s in fused)
-    solo = [train(p, dataset, tmp_path / "s" / p.name, ex) for p in plans]
-    for a, b in zip(solo, fused, strict=True):
-        assert b["execution"]["fused"] == 3
-        assert abs(a["final_train_loss"] - b["final_train_loss"]) < 1e-3 * a["final_train_loss"]
+    for p in plans:
+        train(p, dataset, tmp_path / "s" / p.name, ex)
+    for p, summary in zip(plans, fused, strict=True):
+        assert summary["execution"]["fused"] == 3
+        # The first epoch (12 steps): later, training amplifies the kernels' different
+        # rounding as it amplifies any difference (see tests/test_fusion.py's docstring).
+        a = store.read_jsonl(tmp_path / "s" / p.name / store.METRICS)[0]["train_loss"]
+        b = store.read_jsonl(tmp_path / "f" / p.name / store.METRICS)[0]["train_loss"]
+        assert abs(a - b) < 1e-3 * a, (p.name, a, b)
 
 
 def test_the_fused_step_never_synchronises_with_the_host(cifar_root):
