@@ -240,20 +240,21 @@ def run_fusion(
 
 def _measure_fused(name, spec, recipe, data, ex, warmup, k) -> FusionMeasurement:
     """Train a FusedTrainer of K members for warmup + measured epochs; median group seconds."""
-    from harness.fused_train import FusedTrainer
+    from harness.fused_train import FusedTrainer, member_batches, member_data
 
     seeds = list(range(k))
     ex = dataclasses.replace(ex, fused_group=tuple(f"seed-{s}" for s in seeds))
     configure_backends(ex)
-    loaders = _member_loaders(recipe, seeds, data, ex)
+    loaders = [make_loader(recipe, s, run_data, ex) for s, run_data
+               in zip(seeds, member_data([(recipe, s) for s in seeds], data, ex.device),
+                      strict=True)]  # fmt: skip
     length = Length.of(recipe, len(loaders[0]))
     lr_ats = [LearningRate(recipe, length) for _ in seeds]
     trainer = FusedTrainer(spec, [recipe] * k, seeds, ex)
     seconds, iteration, images = [], 0, 0
     for epoch in range(length.epochs):
         trainer.reseed_dropout([derive_seed(s, "dropout", epoch) for s in seeds])
-        # Each step: the K members' own batches, as fused_train's _zipped assembles them.
-        steps = zip(*(loader.epoch(epoch) for loader in loaders), strict=True)
+        steps = member_batches(loaders, epoch, len(loaders[0]))
         results = trainer.train_epoch(steps, lr_ats, iteration, SilentProgress())
         iteration, images = results[0].iteration, results[0].images
         if epoch >= warmup:
@@ -264,14 +265,6 @@ def _measure_fused(name, spec, recipe, data, ex, warmup, k) -> FusionMeasurement
         images_per_second=k * images / median, execution=ex.describe(), epoch_seconds=seconds,
         compile_fallback=trainer.compile_fallback,
     )  # fmt: skip
-
-
-def _member_loaders(recipe, seeds, data, ex) -> list[Batches]:
-    """One loader per member. A sub-set of the training set depends on the seed, so each
-    member gets its own copy then; the whole set is one copy on the device, shared."""
-    shared = None if recipe.train_images is not None else prepare_data(recipe, 0, data, ex.device)
-    return [make_loader(recipe, s, shared or prepare_data(recipe, s, data, ex.device), ex)
-            for s in seeds]  # fmt: skip
 
 
 class BenchError(RuntimeError):

@@ -131,11 +131,11 @@ def _job(group: list[RunPlan], study_file: str, options: RunOptions,
 
 
 def _units(todo: list[RunPlan], options: RunOptions, ex: Execution,
-           auto: int | None = None) -> list[list[RunPlan]]:  # fmt: skip
+           auto: int | None = None, echo: Echo | None = None) -> list[list[RunPlan]]:  # fmt: skip
     """What each job trains: one run, or (``--fuse``) a group as one fused network."""
     from harness.grouping import groups
 
-    return groups(todo, options.results, ex, options.fuse, auto)
+    return groups(todo, options.results, ex, options.fuse, auto, echo)
 
 
 # --------------------------------------------------------------------------- local, parallel
@@ -176,12 +176,7 @@ def run_parallel(
     On SIGINT or SIGTERM no further run starts, and every worker is stopped and waited for.
     """
     outcomes, todo = pending_runs(study, options, echo, study_file)
-    ex = execution_for(options)
-    if options.fuse == "auto" and ex.device.type != "cuda":
-        from harness.grouping import AUTO_ON_CPU
-
-        echo(AUTO_ON_CPU)
-    units = _units(todo, options, ex)
+    units = _units(todo, options, execution_for(options), echo=echo)
     running: dict[int, tuple[subprocess.Popen, list[RunPlan], Path | None]] = {}
     # Runs side by side share the CPU's cores (for training on the CPU, for compiling on a
     # GPU) instead of each taking all of them: K cold compilations with a thread per core

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -41,13 +40,14 @@ from harness.schedule import LearningRate, Length, WarmupState
 from harness.schema import Recipe
 from harness.telemetry import Telemetry
 from harness.train import (
-    CompiledStep,
+    Batches,
     EpochResult,
     Progress,
     RunData,
     RunFailed,
     RunState,
     SilentProgress,
+    StepLoop,
     begin_session,
     epoch_record,
     finish,
@@ -83,7 +83,7 @@ def fusion_key(p: RunPlan) -> tuple:
     )
 
 
-class FusedTrainer(CompiledStep):
+class FusedTrainer(StepLoop):
     """K members as one network, with :class:`FusedSGD`; no files.
 
     ``states[k]``, when given, is member k's checkpoint (model and optimizer) to start from.
@@ -101,6 +101,8 @@ class FusedTrainer(CompiledStep):
             models.append(model)
         self.params = count_parameters(models[0])
         self.model = fuse_models(models)
+        if ex.channels_last:  # before the optimizer takes views of the parameters
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = FusedSGD(self.model, [r.optimizer for r in recipes])
         if states:
             for i, state in enumerate(states):
@@ -147,62 +149,29 @@ class FusedTrainer(CompiledStep):
         self.optimizer.step(self._lrs)
         return out, losses.detach()
 
+    def _set_lrs(self, lrs: list[float]) -> None:
+        self._lrs = lrs  # Python floats for FusedSGD.step: no device work
+
+    def _train_batch(self, batch: Sequence[tuple[torch.Tensor, torch.Tensor]]):
+        """One step on the members' batches, side by side in the channels."""
+        x = torch.cat([xb for xb, _ in batch], dim=1)
+        if self.ex.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        ys = torch.stack([yb for _, yb in batch])
+        out, losses = self.step(x, ys)
+        return losses, (out.argmax(2) != ys.T).sum(0), ys.shape[1]
+
     def train_epoch(
         self,
-        batches: Iterable[list[tuple[torch.Tensor, torch.Tensor]]],
+        batches: Iterable[Sequence[tuple[torch.Tensor, torch.Tensor]]],
         lr_ats: Sequence[LearningRate],
         iteration: int,
         progress: Progress,
         should_stop: Callable[[], bool] | None = None,
     ) -> list[EpochResult]:
         """As :meth:`harness.train.Trainer.train_epoch`, for every member: ``batches`` yields
-        each step's list of K (images, labels), one per member."""
-        self.model.train()
-        device, k = self.ex.device, self.k
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros(k, device=device, dtype=self.ex.dtype)
-        wrong_sum = torch.zeros(k, device=device, dtype=torch.long)
-        seen = 0
-        pending: list[list] = [[] for _ in range(k)]
-        lrs = [lr_at(iteration) for lr_at in lr_ats]
-        for step in batches:
-            if should_stop is not None and should_stop():
-                raise BudgetReached("the time budget ran out during an epoch")
-            self._lrs = lrs = [lr_at(iteration) for lr_at in lr_ats]
-            x = torch.cat([xb for xb, _ in step], dim=1)
-            if self.ex.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            ys = torch.stack([yb for _, yb in step])
-            out, losses = self.step(x, ys)
-            wrong = (out.argmax(2) != ys.T).sum(0)
-            b = ys.shape[1]
-            loss_sum += losses * b
-            wrong_sum += wrong
-            seen += b
-            iteration += 1
-            for m, lr_at in enumerate(lr_ats):
-                if lr_at.needs_errors and m in self.active:
-                    pending[m].append((wrong[m], b))
-                    if len(pending[m]) >= LearningRate.CHECK_EVERY:
-                        _feed(lr_at, iteration, pending[m])
-            progress.advance(1)
-        for m, lr_at in enumerate(lr_ats):
-            if pending[m]:
-                _feed(lr_at, iteration, pending[m])
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - t0
-        losses_host = loss_sum.tolist()  # the epoch's one read of the device
-        wrongs = wrong_sum.tolist()
-        results = []
-        for m in range(k):
-            finite = bool(np.isfinite(losses_host[m]))
-            results.append(EpochResult(
-                train_loss=losses_host[m] / max(seen, 1) if finite else float("nan"),
-                train_error=100.0 * wrongs[m] / max(seen, 1),
-                images=seen, iteration=iteration, lr=lrs[m], seconds=seconds,
-            ))  # fmt: skip
-        return results
+        each step's K (images, labels), one per member (:func:`member_batches`)."""
+        return self._epoch(batches, lr_ats, iteration, progress, should_stop)
 
     def evaluate(self, splits: Sequence[tuple[torch.Tensor, torch.Tensor]],
                  normalizers: Sequence) -> list[tuple[float | None, float | None]]:  # fmt: skip
@@ -236,15 +205,6 @@ class FusedTrainer(CompiledStep):
         return [(models[m], self.optimizer.member_state_dict(m)) for m in range(self.k)]
 
 
-def _feed(lr_at: LearningRate, iteration: int, pending: list) -> None:
-    counts = [n for _, n in pending]
-    wrongs = torch.stack([w for w, _ in pending]).tolist()
-    lr_at.observe_errors(
-        iteration - 1, [100.0 * w / n for w, n in zip(wrongs, counts, strict=True)]
-    )
-    pending.clear()
-
-
 # --------------------------------------------------------------------------- a group's runs
 
 
@@ -261,8 +221,11 @@ class Member:
     loader: DeviceLoader | None = None
     lr_at: LearningRate | None = None
     history: list[dict] = dataclasses.field(default_factory=list)
-    ended: str | None = None  # a status once the member is finished (diverged)
-    summary: dict | None = None
+    summary: dict | None = None  # written when the member ends (early, if it diverges)
+
+    @property
+    def alive(self) -> bool:
+        return self.summary is None
 
 
 def train_group(
@@ -316,7 +279,7 @@ def train_group(
         text = traceback.format_exc()
         message = f"{type(exc).__name__}: {exc}"
         for m in members:
-            if m.ended is None:
+            if m.alive:
                 store.write_text(m.run_dir / store.ERROR, text)
             _end(m, store.FAILED, telemetry, message)
         raise RunFailed(message) from exc
@@ -328,30 +291,32 @@ def train_group(
 def _end(m: Member, status: str, telemetry: Telemetry, error: str | None = None) -> dict:
     """The member's summary: written once, when it diverged earlier, else now."""
     if m.summary is None:
-        m.summary = finish(m.run_dir, m.base, m.state, m.ended or status, telemetry,
-                           error if m.ended is None else None)  # fmt: skip
+        m.summary = finish(m.run_dir, m.base, m.state, status, telemetry, error)
     return m.summary
 
 
-def _shared_data(members: Sequence[Member], data: Cifar10, device: torch.device) -> None:
-    """Each member's arrays; members whose split and normalisation agree share one copy on
-    the device (the split depends on the seed only where images are held out or sub-set)."""
+def member_data(runs: Sequence[tuple[Recipe, int]], data: Cifar10,
+                device: torch.device) -> list[RunData]:  # fmt: skip
+    """Each (recipe, seed)'s arrays; runs whose split and normalisation agree share one copy
+    on the device (the split depends on the seed only where images are held out or sub-set)."""
     cache: dict[tuple, RunData] = {}
-    for m in members:
-        r = m.plan.recipe
-        seeded = r.validation_images > 0 or r.train_images is not None
-        key = (m.plan.seed if seeded else None, r.validation_images, r.train_images,
-               r.test_images, r.normalization.model_dump_json())  # fmt: skip
+    out = []
+    for recipe, seed in runs:
+        seeded = recipe.validation_images > 0 or recipe.train_images is not None
+        key = (seed if seeded else None, recipe.validation_images, recipe.train_images,
+               recipe.test_images, recipe.normalization.model_dump_json())  # fmt: skip
         if key not in cache:
-            cache[key] = prepare_data(r, m.plan.seed, data, device)
-        m.data = cache[key]
+            cache[key] = prepare_data(recipe, seed, data, device)
+        out.append(cache[key])
+    return out
 
 
 def _run_group(members: list[Member], checkpoints: list[dict | None], data: Cifar10,
                ex: Execution, progress: Progress, telemetry: Telemetry,
                deadline: Deadline | None) -> None:  # fmt: skip
-    _shared_data(members, data, ex.device)
-    for m in members:
+    runs = [(m.plan.recipe, m.plan.seed) for m in members]
+    for m, run_data in zip(members, member_data(runs, data, ex.device), strict=True):
+        m.data = run_data
         m.state.data_record = m.data.record
         m.state.normalization = m.data.normalizer.describe()
         m.loader = make_loader(m.plan.recipe, m.plan.seed, m.data, ex)
@@ -387,7 +352,7 @@ def _run_group(members: list[Member], checkpoints: list[dict | None], data: Cifa
     env = members[0].env
     loader_len = len(members[0].loader)
     for epoch in range(start_epoch, length.epochs):
-        alive = [m for m in members if m.ended is None]
+        alive = [m for m in members if m.alive]
         if not alive:
             return
         if deadline is not None and not deadline.fits(
@@ -397,7 +362,8 @@ def _run_group(members: list[Member], checkpoints: list[dict | None], data: Cifa
         epoch_start = time.perf_counter()
         trainer.reseed_dropout([derive_seed(m.plan.seed, "dropout", epoch) for m in members])
         batches = min(loader_len, length.total_iterations - iteration)
-        steps = _zipped(members, epoch, batches)
+        steps = member_batches([m.loader if m.alive else None for m in members],
+                               epoch, batches)  # fmt: skip
         results = trainer.train_epoch(steps, [m.lr_at for m in members], iteration, progress,
                                       should_stop)  # fmt: skip
         iteration = results[0].iteration
@@ -412,7 +378,7 @@ def _run_group(members: list[Member], checkpoints: list[dict | None], data: Cifa
         wall_now = time.perf_counter()
         states = trainer.member_states()
         for i, m in enumerate(members):
-            if m.ended is not None:
+            if not m.alive:
                 continue
             result = results[i]
             evals = (*tests[i], *vals[i]) if result.finite else (None,) * 4
@@ -427,7 +393,6 @@ def _run_group(members: list[Member], checkpoints: list[dict | None], data: Cifa
             m.state.compile_fallback = trainer_fallback
             if not result.finite:
                 m.state.diverged_at = {"epoch": epoch + 1, "iteration": iteration}
-                m.ended = store.DIVERGED
                 store.write_jsonl(m.run_dir / store.METRICS, m.history)
                 trainer.drop(i)
                 _end(m, store.DIVERGED, telemetry)
@@ -441,11 +406,12 @@ def _run_group(members: list[Member], checkpoints: list[dict | None], data: Cifa
         session_epochs.append(time.perf_counter() - epoch_start)
 
 
-def _zipped(members: Sequence[Member], epoch: int, batches: int) -> Iterator[list]:
-    """Each step's batches, one per member; a diverged member gets zeros (its outputs are
-    never read), so the others' batches stay exactly their solo ones."""
-    streams = [itertools.islice(m.loader.epoch(epoch), batches) if m.ended is None else None
-               for m in members]  # fmt: skip
+def member_batches(loaders: Sequence[Batches | None], epoch: int, batches: int) -> Iterator[list]:
+    """Each step's batches, one per member from its own loader; a member without one (it
+    diverged) gets zeros, whose outputs are never read, so the others' batches stay exactly
+    their solo ones."""
+    streams = [itertools.islice(x.epoch(epoch), batches) if x is not None else None
+               for x in loaders]  # fmt: skip
     for _ in range(batches):
         yield _fill_dead([next(s) if s is not None else None for s in streams])
 

@@ -115,8 +115,9 @@ class FusedDropout(nn.Module):
         keep = 1.0 - self.p
         parts = []
         for block, gen in zip(x.chunk(self.members, dim=1), self.generators, strict=True):
-            noise = torch.empty(block.shape, dtype=block.dtype, device=block.device,
-                                memory_format=_format_of(block))  # fmt: skip
+            # Contiguous, as a solo run's activation is on the CPU, so that the mask is the
+            # one its solo run draws there (on CUDA the draws differ anyway).
+            noise = torch.empty(block.shape, dtype=block.dtype, device=block.device)
             noise.bernoulli_(keep, generator=gen).div_(keep)
             parts.append(block * noise)
         return torch.cat(parts, dim=1)
@@ -132,13 +133,6 @@ def reseed_dropout(model: nn.Module, seeds: Sequence[int], device: torch.device)
     for module in model.modules():
         if isinstance(module, FusedDropout):
             module.generators = generators
-
-
-def _format_of(x: torch.Tensor) -> torch.memory_format:
-    # A solo run's activation is contiguous, or channels_last on the GPU; draw in that order.
-    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and x.stride(1) == 1:
-        return torch.channels_last
-    return torch.contiguous_format
 
 
 class FusedLinear(nn.Linear):
@@ -193,18 +187,17 @@ def _fused_module(module: nn.Module, members: list[nn.Module], k: int) -> nn.Mod
                          stride=module.stride, padding=module.padding, groups=k,
                          bias=module.bias is not None)  # fmt: skip
         _fill(conv, members)
-        return conv.to(module.weight.device, module.weight.dtype,
-                       memory_format=_param_format(module.weight))  # fmt: skip
+        return conv
     if isinstance(module, nn.BatchNorm2d):
         norm = nn.BatchNorm2d(module.num_features * k, eps=module.eps, momentum=module.momentum,
                               affine=module.affine,
                               track_running_stats=module.track_running_stats)  # fmt: skip
         _fill(norm, members)
-        return norm.to(module.weight.device, module.weight.dtype)
+        return norm
     if isinstance(module, nn.Linear):
         linear = FusedLinear(module.in_features, module.out_features, k)
         _fill(linear, members)
-        return linear.to(module.weight.device, module.weight.dtype)
+        return linear
     if isinstance(module, ZeroPadShortcut):
         return FusedZeroPad(module.cin, module.cout, module.stride, k)
     if isinstance(module, nn.Dropout):
@@ -212,17 +205,11 @@ def _fused_module(module: nn.Module, members: list[nn.Module], k: int) -> nn.Mod
     return None
 
 
-def _param_format(weight: torch.Tensor) -> torch.memory_format:
-    if weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last) \
-            and not weight.is_contiguous():  # fmt: skip
-        return torch.channels_last
-    return torch.contiguous_format
-
-
 def _fill(fused: nn.Module, members: list[nn.Module]) -> None:
     for name, tensor in fused.state_dict(keep_vars=True).items():
         parts = [m.state_dict(keep_vars=True)[name] for m in members]
-        # the members' dtype (a new module is float32 whatever the members are)
+        # the members' device and dtype (a new module is float32 on the CPU); the memory
+        # layout is the trainer's to choose, as for a solo model
         tensor.data = _merge_tensor(name, [p.detach() for p in parts])
 
 
@@ -286,7 +273,6 @@ class FusedSGD:
     def __init__(self, model: nn.Module, optimizers: Sequence[Optimizer]) -> None:
         from harness.train import parameter_groups
 
-        self.model = model
         self.k = len(optimizers)
         self.optimizers = list(optimizers)
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -378,12 +364,10 @@ class FusedSGD:
         template = self._template(member)
         state = {}
         if self.buffers is not None and self._stepped:
-            solo = 0
-            for order in self.orders[member]:
-                for i in order:
-                    buf = member_slices(self.buffers[i], self.k)[member]
-                    state[solo] = {"momentum_buffer": buf.clone()}
-                    solo += 1
+            solo_order = (i for order in self.orders[member] for i in order)
+            for solo, i in enumerate(solo_order):
+                buf = member_slices(self.buffers[i], self.k)[member]
+                state[solo] = {"momentum_buffer": buf.clone()}
         groups = template["param_groups"]
         for g in groups:
             g["lr"] = self.last_lr[member]
@@ -397,15 +381,12 @@ class FusedSGD:
         if [len(g["params"]) for g in groups] != [len(o) for o in orders]:
             raise FusionError("the optimizer state does not fit the member's parameters")
         state = state_dict["state"]
-        solo = 0
         for order, group in zip(orders, groups, strict=True):
             for i, key in zip(order, group["params"], strict=True):
                 buf = (state.get(key) or {}).get("momentum_buffer")
                 if buf is not None and self.buffers is not None:
-                    target = member_slices(self.buffers[i], self.k)[member]
-                    target.copy_(buf)
+                    member_slices(self.buffers[i], self.k)[member].copy_(buf)
                     self._stepped = True
-                solo += 1
         self.last_lr[member] = groups[0]["lr"]
 
     def _template(self, member: int) -> dict[str, Any]:

@@ -38,10 +38,12 @@ MEMORY_SHARE = 0.6
 
 
 def groups(plans: Sequence[RunPlan], results: Path, ex: Execution, fuse: int | str,
-           auto: int | None = None) -> list[list[RunPlan]]:  # fmt: skip
+           auto: int | None = None, echo=None) -> list[list[RunPlan]]:  # fmt: skip
     """The runs in training order, as groups; a group of one trains on its own. ``auto``
     replaces what ``--fuse auto`` would measure on ``ex``'s device (where the device that
-    will train is not this one: a Slurm submission)."""
+    will train is not this one: a Slurm submission). ``echo`` hears why auto did not fuse."""
+    if fuse == "auto" and auto is None and ex.device.type != "cuda" and echo is not None:
+        echo(AUTO_ON_CPU)
     if fuse == 1 or ex.pipeline != "fast":
         return [[p] for p in plans]
     buckets: dict[tuple, list[RunPlan]] = {}

@@ -115,23 +115,9 @@ def execution_for(options: RunOptions) -> Execution:
     )
 
 
-def run_single(p: RunPlan, options: RunOptions) -> Outcome:
-    """Train one planned run in this process (what a worker or a Slurm job does)."""
-    run_dir = p.directory(options.results)
-    if store.summary_status(run_dir) in store.FINAL:
-        return Outcome(p, "skipped", "already ended")
-    deadline = options.stop_at()
-    if deadline is not None and deadline.passed():
-        return Outcome(p, "pending", NOT_STARTED)
-    data = _load_data(options, print)
-    return _train_one(p, run_dir, data, execution_for(options), options, deadline)
-
-
 def run_members(plans: list[RunPlan], options: RunOptions) -> list[Outcome]:
     """A job's work in this process (a worker's, a Slurm task's): one run, or a group of runs
     trained as one fused network."""
-    if len(plans) == 1:
-        return [run_single(plans[0], options)]
     done = [Outcome(p, "skipped", "already ended") for p in plans
             if store.summary_status(p.directory(options.results)) in store.FINAL]  # fmt: skip
     ended = {o.plan.name for o in done}
@@ -142,7 +128,7 @@ def run_members(plans: list[RunPlan], options: RunOptions) -> list[Outcome]:
     if not todo:
         return done
     data = _load_data(options, print)
-    return done + _train_fused(todo, data, execution_for(options), options, deadline, print)
+    return done + _train(todo, data, execution_for(options), options, deadline, print)
 
 
 def pending_runs(
@@ -196,19 +182,14 @@ def _train_in_turn(
         outcome = Outcome(todo[0], store.INTERRUPTED, "stopped while loading the data; run again")
         echo(line(outcome))
         return [outcome]
-    from harness.grouping import AUTO_ON_CPU, groups
+    from harness.grouping import groups
 
-    if options.fuse == "auto" and ex.device.type != "cuda":
-        echo(AUTO_ON_CPU)
     outcomes: list[Outcome] = []
-    for group in groups(todo, options.results, ex, options.fuse):
+    for group in groups(todo, options.results, ex, options.fuse, echo=echo):
         if deadline is not None and deadline.passed():
             done = [Outcome(p, "pending", NOT_STARTED) for p in group]
-        elif len(group) == 1:
-            done = [_train_one(group[0], group[0].directory(options.results), data, ex, options,
-                               deadline)]  # fmt: skip
         else:
-            done = _train_fused(group, data, ex, options, deadline, echo)
+            done = _train(group, data, ex, options, deadline, echo)
         for outcome in done:
             outcomes.append(outcome)
             echo(line(outcome))
@@ -217,53 +198,54 @@ def _train_in_turn(
     return outcomes
 
 
+def _train(group: list[RunPlan], data: Cifar10, ex: Execution, o: RunOptions,
+           deadline: Deadline | None, echo: Echo) -> list[Outcome]:  # fmt: skip
+    """Train one run, or a group of them as one fused network."""
+    if len(group) == 1:
+        return [_train_one(group[0], group[0].directory(o.results), data, ex, o, deadline)]
+    return _train_fused(group, data, ex, o, deadline, echo)
+
+
 def _train_fused(group: list[RunPlan], data: Cifar10, ex: Execution, o: RunOptions,
                  deadline: Deadline | None, echo: Echo) -> list[Outcome]:  # fmt: skip
     """Train a group as one fused network, under every member's lock. Members that another
     process holds, that ended meanwhile or that may not resume under ``ex`` go their own
-    way; a group left with one member trains it alone."""
+    way; the rest train apart when fewer than two are left or fusing them is refused."""
     from harness.fused_train import train_group
     from harness.fusion import FusionError
 
     for p in group:
         _check_subset(p, data)
+    alone: list[Outcome] = []
+    members: list[RunPlan] = []
     with contextlib.ExitStack() as locks:
-        members, alone = [], []
         for p in group:
-            run_dir = p.directory(o.results)
-            try:
-                locks.enter_context(store.run_lock(run_dir))
-            except store.LockHeld as held:
-                busy = f"being trained by another process ({held.holder})"
-                alone.append(Outcome(p, "busy", busy))
-                continue
-            if store.summary_status(run_dir) in store.FINAL:
-                alone.append(Outcome(p, "skipped", "finished by another process meanwhile"))
-            elif (conflict := execution_conflict(run_dir, ex)) is not None:
-                alone.append(Outcome(p, REFUSED, conflict))
-            else:
+            refused = _claim(p, p.directory(o.results), ex, locks)
+            if refused is None:
                 members.append(p)
-        if len(members) < 2:
-            locks.close()
-            return alone + [_train_one(p, p.directory(o.results), data, ex, o, deadline)
-                            for p in members]  # fmt: skip
-        echo(f"fused: {len(members)} runs as one network: " + ", ".join(p.name for p in members))
-        progress = SilentProgress() if o.quiet else BarProgress()
-        dirs = [p.directory(o.results) for p in members]
-        try:
-            summaries = train_group(members, data, dirs, ex, progress, deadline)
-        except FusionError as exc:
-            echo(f"note: not fused ({exc}); training them one after another")
-            locks.close()
-            return alone + [_train_one(p, p.directory(o.results), data, ex, o, deadline)
-                            for p in members]  # fmt: skip
-        except RunFailed as exc:
-            return alone + [Outcome(p, store.FAILED, f"{exc} (traceback in "
-                                    f"{p.directory(o.results) / store.ERROR})")
-                            for p in members]  # fmt: skip
-        except KeyboardInterrupt:
-            return alone + [Outcome(p, store.INTERRUPTED, STOPPED_TEXT) for p in members]
-    return alone + [summary_outcome(p, s) for p, s in zip(members, summaries, strict=True)]
+            else:
+                alone.append(refused)
+        if len(members) >= 2:
+            echo(f"fused: {len(members)} runs as one network: "
+                 + ", ".join(p.name for p in members))  # fmt: skip
+            progress = SilentProgress() if o.quiet else BarProgress()
+            dirs = [p.directory(o.results) for p in members]
+            try:
+                summaries = train_group(members, data, dirs, ex, progress, deadline)
+            except FusionError as exc:
+                echo(f"note: not fused ({exc}); training them one after another")
+            except RunFailed as exc:
+                return alone + [Outcome(p, store.FAILED, f"{exc} (traceback in "
+                                        f"{p.directory(o.results) / store.ERROR})")
+                                for p in members]  # fmt: skip
+            except KeyboardInterrupt:
+                return alone + [Outcome(p, store.INTERRUPTED, STOPPED_TEXT) for p in members]
+            else:
+                return alone + [summary_outcome(p, s)
+                                for p, s in zip(members, summaries, strict=True)]  # fmt: skip
+    # apart: the locks are released, and each run takes its own again
+    return alone + [_train_one(p, p.directory(o.results), data, ex, o, deadline)
+                    for p in members]  # fmt: skip
 
 
 def _check_subset(p: RunPlan, data: Cifar10) -> None:
@@ -392,21 +374,31 @@ def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOp
                deadline: Deadline | None = None) -> Outcome:  # fmt: skip
     _check_subset(p, data)
     progress = SilentProgress() if o.quiet else BarProgress()
-    try:
-        with store.run_lock(run_dir):
-            # Another process may have finished it between our look and the lock.
-            if store.summary_status(run_dir) in store.FINAL:
-                return Outcome(p, "skipped", "finished by another process meanwhile")
-            if (conflict := execution_conflict(run_dir, ex)) is not None:
-                return Outcome(p, REFUSED, conflict)
+    with contextlib.ExitStack() as lock:
+        if (refused := _claim(p, run_dir, ex, lock)) is not None:
+            return refused
+        try:
             summary = train(p, data, run_dir, ex, progress, deadline)
+        except RunFailed as exc:
+            return Outcome(p, store.FAILED, f"{exc} (traceback in {run_dir / store.ERROR})")
+        except KeyboardInterrupt:
+            return Outcome(p, store.INTERRUPTED, STOPPED_TEXT)
+    return summary_outcome(p, summary)
+
+
+def _claim(p: RunPlan, run_dir: Path, ex: Execution, locks: contextlib.ExitStack) -> Outcome | None:
+    """Take the run's lock into ``locks`` for training under ``ex``; or, when it may not
+    train now, the outcome that says why."""
+    try:
+        locks.enter_context(store.run_lock(run_dir))
     except store.LockHeld as held:
         return Outcome(p, "busy", f"being trained by another process ({held.holder})")
-    except RunFailed as exc:
-        return Outcome(p, store.FAILED, f"{exc} (traceback in {run_dir / store.ERROR})")
-    except KeyboardInterrupt:
-        return Outcome(p, store.INTERRUPTED, STOPPED_TEXT)
-    return summary_outcome(p, summary)
+    # Another process may have finished it between our look and the lock.
+    if store.summary_status(run_dir) in store.FINAL:
+        return Outcome(p, "skipped", "finished by another process meanwhile")
+    if (conflict := execution_conflict(run_dir, ex)) is not None:
+        return Outcome(p, REFUSED, conflict)
+    return None
 
 
 STOPPED_TEXT = "stopped; run the same command again to resume from its last finished epoch"

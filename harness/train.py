@@ -18,7 +18,7 @@ import statistics
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,9 +91,16 @@ class EpochResult:
         return not np.isnan(self.train_loss)
 
 
-class CompiledStep:
-    """Compile-on-first-step with an eager fallback, for a trainer whose ``_step(x, ...)``
-    runs ``self._forward(len(y))`` (the compiled or the eager model)."""
+class StepLoop:
+    """What a solo trainer and a fused one (``harness.fused_train``) share: compilation on
+    the first step with an eager fallback, and the epoch loop, which keeps each member's
+    loss and error sums on the device (one member for a solo run) and reads them once.
+
+    A trainer supplies ``_step(x, y)`` (running ``self._forward(batch)``, the compiled or the
+    eager model), ``_zero_grad()``, ``_set_lrs(lrs)`` and ``_train_batch(batch)``, which
+    returns each member's mean loss and count of errors, both of shape (K,), and the batch
+    size.
+    """
 
     ex: Execution
     model: torch.nn.Module
@@ -159,8 +166,60 @@ class CompiledStep:
             self._zero_grad()
             return self._step(x, y)
 
+    def _epoch(
+        self,
+        batches: Iterable,
+        lr_ats: Sequence[LearningRate],
+        iteration: int,
+        progress: Progress,
+        should_stop: Callable[[], bool] | None,
+    ) -> list[EpochResult]:
+        """One epoch over ``batches``, member k at the rates of ``lr_ats[k]``; see
+        :meth:`Trainer.train_epoch`."""
+        self.model.train()
+        device, k = self.ex.device, len(lr_ats)
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros(k, device=device, dtype=self.ex.dtype)
+        wrong_sum = torch.zeros(k, device=device, dtype=torch.long)
+        seen = 0
+        pending: list[list[tuple[torch.Tensor, int]]] = [[] for _ in range(k)]
+        lrs = [lr_at(iteration) for lr_at in lr_ats]
+        for batch in batches:
+            if should_stop is not None and should_stop():
+                raise BudgetReached("the time budget ran out during an epoch")
+            lrs = [lr_at(iteration) for lr_at in lr_ats]
+            self._set_lrs(lrs)
+            losses, wrong, size = self._train_batch(batch)
+            loss_sum += losses * size
+            wrong_sum += wrong
+            seen += size
+            iteration += 1
+            for m, lr_at in enumerate(lr_ats):
+                if lr_at.needs_errors:
+                    # Only while a threshold warm-up waits: read errors every few steps.
+                    pending[m].append((wrong[m], size))
+                    if len(pending[m]) >= LearningRate.CHECK_EVERY:
+                        feed_warmup(lr_at, iteration, pending[m])
+            progress.advance(1)
+        for lr_at, waiting in zip(lr_ats, pending, strict=True):
+            if waiting:
+                feed_warmup(lr_at, iteration, waiting)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        totals, wrongs = loss_sum.tolist(), wrong_sum.tolist()  # the epoch's reads of the device
+        results = []
+        for m in range(k):
+            finite = bool(np.isfinite(totals[m]))
+            results.append(EpochResult(
+                train_loss=totals[m] / max(seen, 1) if finite else float("nan"),
+                train_error=100.0 * wrongs[m] / max(seen, 1),
+                images=seen, iteration=iteration, lr=lrs[m], seconds=seconds,
+            ))  # fmt: skip
+        return results
 
-class Trainer(CompiledStep):
+
+class Trainer(StepLoop):
     """A model, its optimizer and the training step for one execution; no files."""
 
     def __init__(self, spec: ModelSpec, recipe: Recipe, seed: int, ex: Execution) -> None:
@@ -190,6 +249,15 @@ class Trainer(CompiledStep):
         self.optimizer.step()
         return out, loss.detach()
 
+    def _set_lrs(self, lrs: list[float]) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lrs[0]  # a Python float: no device work, no sync
+
+    def _train_batch(self, batch: tuple[torch.Tensor, torch.Tensor]):
+        x, y = batch
+        out, loss = self.step(x, y)
+        return loss.view(1), (out.argmax(1) != y).sum().view(1), len(y)
+
     def train_epoch(
         self,
         batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -201,47 +269,7 @@ class Trainer(CompiledStep):
         """Train over ``batches``; ``should_stop`` (a time budget: a look at the clock, no
         device work) is asked before every step and ends the epoch early, unfinished, by
         raising BudgetReached."""
-        self.model.train()
-        device = self.ex.device
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device, dtype=self.ex.dtype)
-        wrong_sum = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        pending: list[tuple[torch.Tensor, int]] = []
-        lr = lr_at(iteration)
-        for x, y in batches:
-            if should_stop is not None and should_stop():
-                raise BudgetReached("the time budget ran out during an epoch")
-            lr = lr_at(iteration)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr  # a Python float: no device work, no sync
-            out, loss = self.step(x, y)
-            wrong = (out.argmax(1) != y).sum()
-            loss_sum += loss * len(y)
-            wrong_sum += wrong
-            seen += len(y)
-            iteration += 1
-            if lr_at.needs_errors:
-                # Only while a threshold warm-up waits: read errors every few steps.
-                pending.append((wrong, len(y)))
-                if len(pending) >= LearningRate.CHECK_EVERY:
-                    _feed_warmup(lr_at, iteration, pending)
-            progress.advance(1)
-        if pending:
-            _feed_warmup(lr_at, iteration, pending)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - t0
-        total_loss = loss_sum.item()  # the epoch's one read of the device
-        finite = bool(np.isfinite(total_loss))
-        return EpochResult(
-            train_loss=total_loss / max(seen, 1) if finite else float("nan"),
-            train_error=100.0 * wrong_sum.item() / max(seen, 1),
-            images=seen,
-            iteration=iteration,
-            lr=lr,
-            seconds=seconds,
-        )
+        return self._epoch(batches, [lr_at], iteration, progress, should_stop)[0]
 
     def evaluate(
         self, x: torch.Tensor, y: torch.Tensor, normalizer: Normalizer
@@ -295,7 +323,7 @@ def parameter_groups(model: torch.nn.Module, opt: Optimizer) -> list[dict[str, A
     return groups
 
 
-def _feed_warmup(lr_at: LearningRate, iteration: int, pending: list) -> None:
+def feed_warmup(lr_at: LearningRate, iteration: int, pending: list) -> None:
     counts = [n for _, n in pending]
     wrongs = torch.stack([w for w, _ in pending]).tolist()
     lr_at.observe_errors(

@@ -69,3 +69,21 @@ def _isolated_environment(monkeypatch, tmp_path_factory):
         raise OSError("network access is disabled in the tests")
 
     monkeypatch.setattr("harness.data._download", no_network)
+
+
+@pytest.fixture
+def device_reads(monkeypatch) -> dict:
+    """Counts host reads of tensors (.item(), .tolist(), truth and number values) in
+    ``["n"]``: a training step that makes one waits for the device."""
+    import torch
+
+    reads = {"n": 0}
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *a, _original=original, **k):
+            reads["n"] += 1
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    return reads

@@ -129,18 +129,10 @@ def test_a_few_steps_of_both_pipelines_give_matching_losses_in_fp32(cifar_root):
     assert fast[-1] != fast[0]  # the steps did train
 
 
-def test_the_training_step_never_reads_the_device(cifar_root, monkeypatch):
+def test_the_training_step_never_reads_the_device(cifar_root, device_reads):
     """Host reads (.item(), .tolist(), bool/float of a tensor) happen once per epoch, not per step."""
     dataset = cifar.load(cifar_root / cifar.FOLDER)
-    reads = {"n": 0}
-    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
-        original = getattr(torch.Tensor, name)
-
-        def counting(self, *a, _original=original, **k):
-            reads["n"] += 1
-            return _original(self, *a, **k)
-
-        monkeypatch.setattr(torch.Tensor, name, counting)
+    reads = device_reads
 
     def reads_for(steps: int) -> int:
         recipe = small_recipe(train_images=steps * 32, augmentation={"crop": {"padding": 4}})

@@ -425,12 +425,10 @@ def test_a_fused_group_killed_with_sigkill_resumes_bit_for_bit(tmp_path, cifar_r
     """`repro run --fuse 2` killed with SIGKILL twice at random moments, then run again, ends
     with exactly the curves of an uninterrupted fused run, for both members (dropout on)."""
     import random
-    import signal
     import subprocess
-    import time
 
     from conftest import TINY_RECIPE
-    from test_run import _cli, _env, curves, summary
+    from test_run import _cli, _env, curves, kill_twice, summary
 
     recipe = TINY_RECIPE.replace("epochs: 3", "epochs: 5").replace("[2]", "[3]")
     recipe += "    validation_images: 100\n"
@@ -444,21 +442,7 @@ def test_a_fused_group_killed_with_sigkill_resumes_bit_for_bit(tmp_path, cifar_r
 
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     subprocess.run(cli(straight), env=_env(), check=True, capture_output=True)
-    rng, kills = random.Random(1), 0
-    for target_epochs in (1, 3):
-        proc = subprocess.Popen(cli(killed), env=_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.time() + 120
-        metrics = killed / runs[1] / store.METRICS
-        while len(store.read_jsonl(metrics)) < target_epochs and time.time() < deadline:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0, 0.4))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    kills = kill_twice(cli(killed), killed / runs[1] / store.METRICS, random.Random(1))
     assert kills >= 1, "the group finished before it could be killed; make it longer"
     subprocess.run(cli(killed), env=_env(), check=True, capture_output=True)
     for run in runs:
@@ -469,26 +453,18 @@ def test_a_fused_group_killed_with_sigkill_resumes_bit_for_bit(tmp_path, cifar_r
         assert resumed["status"] == "complete" and resumed["execution"]["fused"] == 2
 
 
-def test_the_fused_step_never_reads_the_device(cifar_root, monkeypatch):
+def test_the_fused_step_never_reads_the_device(cifar_root, device_reads):
     """As the solo step: host reads (.item(), .tolist(), truth values) once per epoch, however
     many steps, so a GPU never waits for the host between steps."""
     from conftest import small_recipe
 
-    from harness.fused_train import _zipped
+    from harness.fused_train import member_batches
     from harness.schedule import LearningRate, Length
     from harness.train import SilentProgress, make_loader, prepare_data
     from harness.zoo import spec_from_name
 
     dataset = load_cached(locate(cifar_root))
-    reads = {"n": 0}
-    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
-        original = getattr(torch.Tensor, name)
-
-        def counting(self, *a, _original=original, **k):
-            reads["n"] += 1
-            return _original(self, *a, **k)
-
-        monkeypatch.setattr(torch.Tensor, name, counting)
+    reads = device_reads
 
     def reads_for(steps: int) -> int:
         recipe = small_recipe(train_images=steps * 32, augmentation={"crop": {"padding": 4}})
@@ -498,11 +474,7 @@ def test_the_fused_step_never_reads_the_device(cifar_root, monkeypatch):
         trainer = FusedTrainer(spec_from_name("resnet8"), [recipe] * 3, [0, 1, 2], ex)
         lr_ats = [LearningRate(recipe, Length.of(recipe, len(loaders[0]))) for _ in range(3)]
 
-        class Member:  # what _zipped reads of a member
-            def __init__(self, loader):
-                self.loader, self.ended = loader, None
-
-        batches = _zipped([Member(x) for x in loaders], 0, len(loaders[0]))
+        batches = member_batches(loaders, 0, len(loaders[0]))
         before = reads["n"]
         trainer.train_epoch(batches, lr_ats, 0, SilentProgress())
         return reads["n"] - before

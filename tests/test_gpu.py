@@ -199,7 +199,7 @@ def test_a_fused_group_trains_on_cuda_compiled_like_its_members_apart(tmp_path, 
 
 def test_the_fused_step_never_synchronises_with_the_host(cifar_root):
     """Three resnet8 runs as one compiled bf16 network: as many syncs for 16 steps as for 2."""
-    from harness.fused_train import FusedTrainer, _zipped
+    from harness.fused_train import FusedTrainer, member_batches
 
     dataset = cifar.load(cifar_root / cifar.FOLDER)
     recipe = _recipe(images=640)
@@ -210,23 +210,18 @@ def test_the_fused_step_never_synchronises_with_the_host(cifar_root):
     trainer = FusedTrainer(spec_from_name("resnet8"), [recipe] * 3, [0, 1, 2], ex)
     lr_ats = [LearningRate(recipe, Length.of(recipe, len(loaders[0]))) for _ in range(3)]
 
-    class Member:  # what _zipped reads of a member
-        def __init__(self, loader):
-            self.loader, self.ended = loader, None
-
-    members = [Member(x) for x in loaders]
-
     def syncs(epoch: int, steps: int) -> list[str]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                trainer.train_epoch(_zipped(members, epoch, steps), lr_ats, 0, SilentProgress())
+                batches = member_batches(loaders, epoch, steps)
+                trainer.train_epoch(batches, lr_ats, 0, SilentProgress())
             finally:
                 torch.cuda.set_sync_debug_mode("default")
         return [str(w.message) for w in caught if "synchroniz" in str(w.message)]
 
-    trainer.train_epoch(_zipped(members, 0, len(loaders[0])), lr_ats, 0, SilentProgress())
+    trainer.train_epoch(member_batches(loaders, 0, len(loaders[0])), lr_ats, 0, SilentProgress())
     assert trainer.compile_fallback is None
     syncs(1, 2)  # the first measured epoch's one-off, as in the solo test
     few, many = syncs(2, 2), syncs(3, 16)

@@ -241,6 +241,26 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
+def kill_twice(command: list[str], metrics: Path, rng: random.Random) -> int:
+    """Start ``command`` twice and SIGKILL it at a random moment after 1, then 3 epochs are
+    in ``metrics``; return how many times it was killed (not at all if it finished first)."""
+    kills = 0
+    for target_epochs in (1, 3):
+        proc = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.time() + 120
+        while len(store.read_jsonl(metrics)) < target_epochs and time.time() < deadline:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.4))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    return kills
+
+
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, cifar_root):
     recipe = TINY_RECIPE.replace("epochs: 3", "epochs: 5").replace("[2]", "[3]")
     recipe += "    validation_images: 100\n"
@@ -252,25 +272,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, cifar_root)
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     subprocess.run(_cli(straight, study, cifar_root), env=_env(), check=True, capture_output=True)
     metrics = killed / "tiny/w/seed-0/metrics.jsonl"
-    rng = random.Random(0)
-    kills = 0
-    for target_epochs in (1, 3):  # kill twice, somewhere after these many epochs
-        proc = subprocess.Popen(
-            _cli(killed, study, cifar_root),
-            env=_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 120
-        while len(store.read_jsonl(metrics)) < target_epochs and time.time() < deadline:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0, 0.4))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    kills = kill_twice(_cli(killed, study, cifar_root), metrics, random.Random(0))
     assert kills >= 1, "the run finished before it could be killed; make it longer"
     assert store.inspect(killed / "tiny/w/seed-0").status in ("interrupted", "complete")
     subprocess.run(_cli(killed, study, cifar_root), env=_env(), check=True, capture_output=True)
