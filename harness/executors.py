@@ -3,9 +3,10 @@
 - ``local`` with one slot: runs train one after another in this process (``harness.runner``).
 - ``local`` with several slots (``--gpus N`` x ``--runs-per-gpu K``): each run trains in its
   own ``repro worker`` process, pinned to one GPU with ``CUDA_VISIBLE_DEVICES``; a new run
-  starts as soon as a slot frees. SIGINT (Ctrl-C) or SIGTERM to the command is forwarded to
-  every worker; each records its run as interrupted (resumable) and the command exits 130.
-  Runs not yet started stay pending. A signal to one worker stops that run only.
+  starts as soon as a slot frees. SIGINT (Ctrl-C), SIGTERM or SIGHUP (a hang-up) to the
+  command is forwarded to every worker; each records its run as interrupted (resumable) and
+  the command exits 130. Runs not yet started stay pending. A signal to one worker stops
+  that run only.
 - ``slurm``: every pending run becomes one task of a Slurm job array, submitted through
   submitit; the command returns at once. On preemption or time-out submitit calls
   :meth:`RunJob.checkpoint`, which requeues the same run; it resumes from its last epoch.
@@ -52,11 +53,11 @@ from harness.runner import (
     run_members,
 )
 from harness.schema import SlurmSettings, Study
+from harness.stop_signals import leave_a_hung_up_terminal, stop_signals
 from harness.studyfile import load_study
 
 Echo = Callable[[str], None]
 NOT_STARTED_EXIT = 75  # a worker whose time budget was spent before its run could start
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 REFUSED_EXIT = 76  # a worker that would have resumed its run under another execution
 BUSY_EXIT = 77  # a worker that found its run being trained by another process: not a failure
 
@@ -173,7 +174,7 @@ def run_parallel(
 ) -> list[Outcome]:
     """Train the study's pending runs in worker processes, one per slot at a time.
 
-    On SIGINT or SIGTERM no further run starts, and every worker is stopped and waited for.
+    On SIGINT, SIGTERM or SIGHUP no further run starts, and every worker is stopped and waited for.
     """
     outcomes, todo = pending_runs(study, options, echo, study_file)
     units = _units(todo, options, execution_for(options), echo=echo)
@@ -215,7 +216,7 @@ def run_parallel(
 
 @contextlib.contextmanager
 def _stop_requests() -> Iterator[list[int]]:
-    """While inside, SIGINT and SIGTERM are noted in the yielded list instead of acting at once.
+    """While inside, the stop signals are noted in the yielded list instead of acting at once.
 
     The scheduling loop looks at the list between its steps, so a signal never lands between
     starting a worker and recording it (which would leave that worker training on its own),
@@ -224,13 +225,14 @@ def _stop_requests() -> Iterator[list[int]]:
     noted: list[int] = []
 
     def note(signum, frame) -> None:
+        leave_a_hung_up_terminal(signum)
         if not noted:
             name = signal.Signals(signum).name
             print(f"\nstopping ({name}): each worker records its run as interrupted at its "
                   "last finished epoch", file=sys.stderr, flush=True)  # fmt: skip
         noted.append(signum)
 
-    previous = {s: signal.signal(s, note) for s in STOP_SIGNALS}
+    previous = {s: signal.signal(s, note) for s in stop_signals()}
     try:
         yield noted
     finally:
@@ -330,10 +332,10 @@ def _start_worker(group: list[RunPlan], study_file: str, options: RunOptions, gp
     return proc
 
 
-# How a worker ends when SIGINT or SIGTERM stopped it: 130 once it has recorded its run;
+# How a worker ends when a stop signal stopped it: 130 once it has recorded its run;
 # killed by the signal itself when that came before its handler, while starting up. Other
 # deaths by a signal (SIGSEGV, the kernel's OOM killer's SIGKILL) are crashes: failed.
-STOPPED_EXITS = (130, -signal.SIGINT, -signal.SIGTERM)
+STOPPED_EXITS = (130, -signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP)
 
 
 def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome:
@@ -370,10 +372,10 @@ def worker_main(spec: str) -> int:
     """Entry point of `repro worker`: train one run; exit 0 unless it failed (1), was stopped
     (130) or found its time budget spent before it could start (NOT_STARTED_EXIT).
 
-    SIGINT or SIGTERM, from start-up to the last epoch, leaves the run recorded as interrupted
-    with its checkpoint, and the worker exits 130.
+    SIGINT, SIGTERM or SIGHUP, from start-up to the last epoch, leaves the run recorded as
+    interrupted with its checkpoint, and the worker exits 130.
     """
-    for s in STOP_SIGNALS:
+    for s in stop_signals():
         signal.signal(s, _interrupt_once)
     job = RunJob.from_json(spec)
     options = RunOptions.from_dict(job.options)
@@ -409,12 +411,13 @@ def worker_main(spec: str) -> int:
 
 
 def _interrupt_once(signum, frame) -> None:
-    """Stop at the first SIGINT or SIGTERM, ignore later ones.
+    """Stop at the first stop signal (SIGINT, SIGTERM, SIGHUP), ignore later ones.
 
     Ctrl-C reaches a worker twice, from the terminal and forwarded by its parent; the second
     must not cut short the recording of the first.
     """
-    for s in STOP_SIGNALS:
+    leave_a_hung_up_terminal(signum)
+    for s in stop_signals():
         signal.signal(s, signal.SIG_IGN)
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -428,7 +431,7 @@ def _record_interrupted(run_dir: Path) -> None:
         return
     if store.is_locked(run_dir):
         return  # another process took the run meanwhile and trains it: not ours to mark
-    store.mark_interrupted(run_dir, "SIGINT or SIGTERM before training started")
+    store.mark_interrupted(run_dir, "a stop signal before training started")
 
 
 # --------------------------------------------------------------------------- slurm

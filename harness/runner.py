@@ -1,11 +1,12 @@
 """Running a study: decide for each run whether to skip, resume, redo or train it, then do so.
 
-One run's failure never stops the others; a diverging run is a result, not an error; Ctrl-C
-or SIGTERM stops after recording the current run as interrupted, and the same command later
-resumes it from its last checkpoint (while the data loads, before any run started, it stops
-without recording anything). Either way the command exits 130. With a time budget, the run
-whose next epoch would not fit is paused at its last epoch, the runs after it are left
-pending, and the command ends normally: the same command in the next slot carries on.
+One run's failure never stops the others; a diverging run is a result, not an error; Ctrl-C,
+SIGTERM or a hang-up (SIGHUP, see harness.stop_signals) stops after recording the current run
+as interrupted, and the same command later resumes it from its last checkpoint (while the
+data loads, before any run started, it stops without recording anything). Either way the
+command exits 130. With a time budget, the run whose next epoch would not fit is paused at
+its last epoch, the runs after it are left pending, and the command ends normally: the same
+command in the next slot carries on.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from harness.execution import Execution, choose, label
 from harness.plan import Overrides, RunPlan, plan
 from harness.progress import BarProgress
 from harness.schema import Study
+from harness.stop_signals import leave_a_hung_up_terminal, stop_signals
 from harness.train import RunFailed, SilentProgress, checkpoint_history, train
 
 Echo = Callable[[str], None]
@@ -163,7 +165,7 @@ def run_study(
         return outcomes
     deadline = options.stop_at()
     ex = execution_for(options)
-    previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, _raise_interrupt) for s in stop_signals()}
     try:
         return outcomes + _train_in_turn(todo, ex, options, echo, deadline)
     finally:
@@ -262,6 +264,7 @@ def _check_subset(p: RunPlan, data: Cifar10) -> None:
 
 
 def _raise_interrupt(signum, frame) -> None:
+    leave_a_hung_up_terminal(signum)
     # Said at once: the run is recorded before the process ends, which can take a moment.
     print(f"\nstopping ({signal.Signals(signum).name}): the current run is recorded as "
           "interrupted at its last finished epoch", file=sys.stderr, flush=True)  # fmt: skip

@@ -1,4 +1,4 @@
-"""SIGTERM and SIGINT reach every run: each run they stop ends interrupted and resumable.
+"""SIGTERM, SIGINT and a hang-up (SIGHUP) reach every run: each run they stop ends interrupted and resumable.
 
 Real processes on the CPU: `repro run --runs-per-gpu 2` with its workers, signalled while
 they train or while they load the data. A data set whose first batch is a named pipe holds a
@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
+import pty
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +31,7 @@ from harness.cli import main
 from harness.executors import _stop_workers
 from harness.plan import plan
 from harness.runner import RunOptions
+from harness.stop_signals import stop_signals
 from harness.studyfile import load_study
 
 # Five epochs: long enough to be still training when signalled after the first, short
@@ -264,3 +269,72 @@ def test_a_signal_after_some_epochs_resumes_at_the_right_epoch(tmp_path, repro, 
     assert summary["sessions"][-1]["from_epoch"] == stopped["epochs_done"]
     assert [r["epoch"] for r in store.read_jsonl(run_dir(results, "a") / store.METRICS)] == [
         1, 2, 3, 4, 5]  # fmt: skip
+
+
+def _on_a_terminal(command: list[str], env: dict) -> tuple[subprocess.Popen, int]:
+    """Start ``command`` in a new session whose controlling terminal is a fresh pty.
+
+    Closing the returned master end is a real hang-up: the kernel sends SIGHUP to the
+    session's processes on that terminal, and writing to it fails from then on (EIO).
+    """
+    master, slave = pty.openpty()
+
+    def take_the_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(command, env=env, stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True, preexec_fn=take_the_terminal)  # fmt: skip
+    os.close(slave)
+    return proc, master
+
+
+@pytest.mark.parametrize("extra", [[], ["--runs-per-gpu", "2"]], ids=["one-process", "workers"])
+def test_a_hang_up_records_every_run_interrupted_and_the_same_command_resumes(
+    tmp_path, cifar_root, extra
+):
+    """An ssh session that drops: SIGHUP, and a terminal that fails every later write."""
+    study, results = two_runs(tmp_path), tmp_path / "results"
+    command = [sys.executable, "-m", "harness", "run", str(study), "--data-dir", str(cifar_root),
+               "--results", str(results), "--device", "cpu", *extra]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc, master = _on_a_terminal(command, env)
+    shown = b""
+    try:
+        deadline = time.time() + TIMEOUT
+        while epochs(results, "a") < 1:  # read what it shows, or it blocks on a full terminal
+            assert proc.poll() is None, f"repro ended early: {shown.decode(errors='replace')}"
+            assert time.time() < deadline, "timed out waiting for training"
+            if select.select([master], [], [], 0.05)[0]:
+                with contextlib.suppress(OSError):
+                    shown += os.read(master, 65536)
+    finally:
+        os.close(master)  # the hang-up
+    try:
+        proc.wait(timeout=TIMEOUT)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    trained = [name for name in ("a", "b") if run_dir(results, name).exists()]
+    assert trained == (["a", "b"] if extra else ["a"])
+    for name in trained:
+        summary = store.read_json(run_dir(results, name) / store.SUMMARY)
+        assert summary["status"] == "interrupted", summary.get("error")
+        assert not (run_dir(results, name) / store.ERROR).exists()
+    again = CliRunner().invoke(main, [*command[3:], "--quiet"])
+    assert again.exit_code == 0, again.output
+    for name in ("a", "b"):
+        assert store.read_json(run_dir(results, name) / store.SUMMARY)["status"] == "complete"
+        assert epochs(results, name) == 5
+
+
+def test_a_hang_up_is_left_ignored_under_nohup(monkeypatch):
+    monkeypatch.setattr(signal, "getsignal", lambda s: signal.SIG_IGN if s == signal.SIGHUP
+                        else signal.SIG_DFL)  # fmt: skip
+    assert signal.SIGHUP not in stop_signals()
+    monkeypatch.undo()
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        assert signal.SIGHUP in stop_signals()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
