@@ -15,6 +15,10 @@ from harness.metrics import METRICS, Scale
 from harness.schema import Claim, OrderingClaim, Rule
 
 K = 2.0  # standard errors: a difference within K SE is a match
+# Our runs spreading more than this many times the seed noise disagree for a reason other than
+# the seed (see RULES); their statistic is not judged as if they did not.
+SPREAD_LIMIT = 3.0
+MAD_TO_STD = 1.4826  # the median absolute deviation of normal data, times this, is its std
 # Words that name a maker or a product line, not the chip: "NVIDIA GeForce GTX 980" is the
 # "GTX 980" a source names.
 VENDOR_WORDS = frozenset({"nvidia", "geforce", "tesla", "quadro", "amd", "radeon", "intel"})
@@ -98,12 +102,23 @@ RULES = (
     "of three or more (its large-sample value for normal data, slightly wide for small n); "
     "for best of N, the std of the smallest of N normal draws (0.83 s for N = 2, 0.67 s for "
     "N = 5), since both sides take the best of the same N and the shift of a minimum cancels; "
-    "s for a single run. s is the sample std of our runs when we have two or more, the spread "
-    "the source states (for its side, and for ours when we have one run), else the metric's "
-    "assumed seed noise: "
+    "s for a single run. Our s is the spread of our runs when we have two or more (the sample "
+    f"std; for a median of three or more, {MAD_TO_STD} times the median absolute deviation, "
+    "a spread that one outlying run moves no more than it moves the median), the spread the "
+    "source states when we have one run, else the metric's assumed seed noise: "
     + "; ".join(f"{s.name}: {s.describe()} ({s.why})" for s in _SCALES)
-    + ". Tolerance = "
-    f"{K:g} SE, shown as the range the reproduced value must fall in; no fixed floor.",
+    + ". Where our s comes from our runs, it is pooled with that assumed noise as if the noise "
+    "were one more degree of freedom, s^2 = (noise^2 + (n - 1) s_runs^2) / n: two seeds that "
+    "agree by chance do not make a tolerance of zero, and five seeds' own spread dominates. "
+    "The claim's s is the spread it states, else ours. "
+    f"Tolerance = {K:g} SE, shown as the range the reproduced value must fall in; no fixed "
+    "floor.",
+    f"Runs that spread more than {SPREAD_LIMIT:g} times the seed noise (the assumed noise, or "
+    "the spread the source states where larger) disagree beyond seed noise: a seed that "
+    "diverged or did not learn, a broken run. Their statistic would come with a tolerance as "
+    "wide as their spread and could not fail, so it decides nothing: "
+    f"{INCONCLUSIVE}, unless every run, judged alone as a single run, falls beyond the claim "
+    f"on the same side ({NOT_REPRODUCED} or {BETTER}).",
     f"|reproduced - claimed| <= tolerance: {REPRODUCED}. Beyond it: {BETTER} or "
     f"{NOT_REPRODUCED}, by the metric's direction. Where s is only assumed (one run, no spread "
     f"stated), a difference up to twice the tolerance is {INCONCLUSIVE}: one seed cannot "
@@ -126,7 +141,8 @@ RULES = (
     "comparing means over counted runs (diverged ones as above; a mean with an infinite loss "
     f"in it is the worst). A pair whose means differ by less than {K:g} standard errors of "
     "their difference, either way, is within seed noise: "
-    f"{INCONCLUSIVE}. A side with one run gets the metric's assumed seed noise, as above, so "
+    f"{INCONCLUSIVE}. A side's std is pooled with the metric's assumed seed noise as above, "
+    "and a side with one run gets exactly that noise, so "
     "a gap between two single runs must exceed about 2.8 times that noise (0.57 percentage "
     "points of error) to decide the order.",
     "A claim on released weights (a checkpoint evaluated with `repro evaluate`) involves no "
@@ -148,6 +164,9 @@ class Reproduction:
     maximum: float
     std: float | None  # sample std over the runs used (None for one run)
     statistic: str  # single | best | median | mean: what ``value`` is over the n runs
+    # The seed-to-seed spread the statistic is judged by: ``std``, or for a median of three or
+    # more a robust one from the median absolute deviation (None for one run).
+    spread: float | None = None
 
     @property
     def rule_applied(self) -> str:
@@ -181,7 +200,19 @@ def apply_rule(values: list[float], rule: Rule, lower_is_better: bool) -> Reprod
         value = statistics.median(used)
     finite = [v for v in used if math.isfinite(v)]  # an infinite loss has no spread
     std = statistics.stdev(finite) if len(finite) >= 2 else None
-    return Reproduction(value, len(used), min(used), max(used), std, statistic)
+    spread = std
+    if statistic == "median" and len(used) >= 3:
+        # The median shrugs off one wild run; a sample std would not, and would then excuse
+        # any difference (or, with a diverged seed among five, refuse to judge at all).
+        spread = MAD_TO_STD * statistics.median(abs(v - value) for v in used)
+    return Reproduction(value, len(used), min(used), max(used), std, statistic, spread)
+
+
+def pooled(spread: float, n: int, noise: float) -> float:
+    """The seed-to-seed std of ``n`` runs whose spread is ``spread``, pooled with the assumed
+    ``noise`` as one more degree of freedom: a sample std from a few runs can be near zero by
+    chance, and a tolerance built on it would call any difference a failure."""
+    return math.sqrt((noise**2 + (n - 1) * spread**2) / n)
 
 
 def standard_error(statistic: str, n: int, std: float) -> float:
@@ -238,10 +269,16 @@ def judge_value(claim: Claim, repro: Reproduction | None, *, pending: int = 0) -
         return Verdict(NOT_REPRODUCED if worse else BETTER,
                        f"the {repro.rule_applied} is infinite: diverged runs count as "
                        f"{metric.diverged.means}", difference)  # fmt: skip
-    ours = repro.std if repro.std is not None else claim.std
-    assumed = ours is None
-    if assumed:
-        ours = metric.scale.noise(claim.value)
+    noise = metric.scale.noise(claim.value)
+    wild = repro.spread is not None and repro.spread > SPREAD_LIMIT * max(noise, claim.std or 0)
+    if wild and not too_few:
+        return _too_spread(claim, repro, noise, difference)
+    if repro.spread is not None:
+        ours, assumed = pooled(repro.spread, repro.n, noise), False
+    elif claim.std is not None:
+        ours, assumed = claim.std, False
+    else:
+        ours, assumed = noise, True
     theirs = claim.std if claim.std is not None else ours
     se = math.hypot(
         standard_error(claim.rule.kind, claim.rule.n, theirs),
@@ -267,6 +304,27 @@ def judge_value(claim: Claim, repro: Reproduction | None, *, pending: int = 0) -
     return verdict(
         NOT_REPRODUCED if worse else BETTER, f"difference {difference:+.2f} beyond {within}"
     )
+
+
+def _too_spread(claim: Claim, repro: Reproduction, noise: float, difference: float) -> Verdict:
+    """Runs that disagree beyond seed noise: decided only where every one of them, judged alone
+    as a single run against the claim, falls beyond it on the same side."""
+    metric = METRICS[claim.metric]
+    theirs = claim.std if claim.std is not None else noise
+    alone = K * math.hypot(standard_error(claim.rule.kind, claim.rule.n, theirs), noise)
+    low, high = claim.value - alone, claim.value + alone
+    spread = (f"our {repro.n} runs spread {repro.spread:.2f} ({repro.minimum:.4g} to "
+              f"{repro.maximum:.4g}), over {SPREAD_LIMIT:g} x the seed noise "
+              f"{max(noise, claim.std or 0):g}")  # fmt: skip
+    if repro.minimum > high or repro.maximum < low:
+        worse = (repro.minimum > high) == metric.lower_is_better
+        return Verdict(NOT_REPRODUCED if worse else BETTER,
+                       f"{spread}, but every one of them alone is beyond {alone:.2f} of the "
+                       "claim, on the same side", difference)  # fmt: skip
+    return Verdict(INCONCLUSIVE,
+                   f"{spread}: they disagree beyond seed noise (a diverged or failed seed?), so "
+                   f"their {repro.rule_applied} decides nothing; look at the runs, or run "
+                   "more seeds", difference)  # fmt: skip
 
 
 def on_nonofficial_data(verdict: Verdict) -> Verdict:
@@ -366,9 +424,11 @@ class Side:
     def standard_error(self, scale: Scale) -> tuple[float, bool]:
         """The standard error of the mean, and whether the seed noise behind it is assumed
         (one run) rather than measured."""
+        noise = scale.noise(self.mean)
         if len(self.values) >= 2:
-            return statistics.stdev(self.values) / math.sqrt(len(self.values)), False
-        return scale.noise(self.mean), True
+            n = len(self.values)
+            return pooled(statistics.stdev(self.values), n, noise) / math.sqrt(n), False
+        return noise, True
 
     def describe(self) -> str:
         text = f"{self.experiment} {self.mean:.4g}"

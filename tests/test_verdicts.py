@@ -83,12 +83,14 @@ def test_a_mean_of_five_is_judged_by_its_standard_error_not_a_floor(tmp_path):
     claims = ("  - {source: test, where: T6, experiment: five, metric: test_error, value: 6.61,"
               " std: 0.16, rule: mean of 5}\n")  # fmt: skip
     study, path, results = make_study(tmp_path, FIVE, claims)
-    for seed, err in enumerate([6.85, 7.00, 7.05, 7.10, 7.25]):  # mean 7.05, std 0.15
+    for seed, err in enumerate([6.75, 6.95, 7.05, 7.15, 7.35]):  # mean 7.05, std 0.224
         fake_run(results, study, "five", seed, test_error=err)
     r = row(study, path, results, "five")
     assert r.reproduced_value == pytest.approx(7.05)
-    # SE of the claimed mean 0.16/sqrt(5), of ours 0.146/sqrt(5): 2 x 0.097 = 0.19, not 0.5.
-    se = math.hypot(0.16 / math.sqrt(5), 0.1458 / math.sqrt(5))
+    # SE of the claimed mean 0.16/sqrt(5), of ours 0.224 pooled with the assumed 0.2 as one
+    # more degree of freedom, over sqrt(5): 2 x 0.122 = 0.24, not 0.5.
+    ours = math.sqrt((0.2**2 + 4 * 0.2236**2) / 5)
+    se = math.hypot(0.16 / math.sqrt(5), ours / math.sqrt(5))
     assert r.tolerance == pytest.approx(2 * se, rel=0.01)
     assert r.verdict == V.NOT_REPRODUCED, r.reason
     assert (r.interval_low, r.interval_high) == pytest.approx((6.61 - 2 * se, 6.61 + 2 * se),
@@ -105,6 +107,69 @@ def test_one_set_of_runs_does_not_reproduce_two_claims_0_31_apart(tmp_path):
         fake_run(results, study, "five", seed, test_error=err)
     assert row(study, path, results, "five", 5.24).verdict == V.REPRODUCED
     assert row(study, path, results, "five", 5.55).verdict == V.BETTER
+
+
+SINGLE = "  - {source: test, where: T1, experiment: two, metric: test_error, value: 8.51}\n"
+
+
+@pytest.mark.parametrize(
+    ("seeds", "expected", "why"),
+    [
+        ([3.0, 14.0], V.INCONCLUSIVE, "spread 7.78"),  # a median of 8.5, from noise
+        ([8.40, "diverged"], V.INCONCLUSIVE, "a diverged or failed seed"),  # median 49.2
+        ([20.0, 30.0], V.NOT_REPRODUCED, "every one of them alone"),  # wild, but both worse
+        ([8.40, 8.40], V.REPRODUCED, "<="),  # agreeing by chance: not a tolerance of zero
+        ([8.90, 8.90], V.NOT_REPRODUCED, "beyond"),  # 0.39 off, pooled std 0.14: tol 0.34
+    ],
+)
+def test_runs_that_disagree_beyond_seed_noise_decide_nothing(tmp_path, seeds, expected, why):
+    """A tolerance built from our own spread grows with it: two seeds at 3% and 14% would
+    'reproduce' any claim between them. And two seeds that agree exactly must not make a
+    tolerance of zero either."""
+    study, path, results = make_study(tmp_path, TWO, SINGLE)
+    for seed, err in enumerate(seeds):
+        if err == "diverged":
+            fake_run(results, study, "two", seed, status="diverged")
+        else:
+            fake_run(results, study, "two", seed, test_error=err)
+    r = row(study, path, results, "two")
+    assert r.verdict == expected, r.reason
+    assert why in r.reason
+
+
+def test_a_diverged_seed_in_a_mean_of_five_is_not_excused_by_its_own_spread(tmp_path):
+    claims = ("  - {source: test, where: T6, experiment: five, metric: test_error, value: 6.61,"
+              " std: 0.16, rule: mean of 5}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, FIVE, claims)
+    for seed, err in enumerate([6.4, 6.5, 6.6, 6.7]):
+        fake_run(results, study, "five", seed, test_error=err)
+    fake_run(results, study, "five", 4, status="diverged")  # the mean becomes 23.24
+    r = row(study, path, results, "five")
+    assert r.reproduced_value == pytest.approx(23.24)
+    assert r.verdict == V.INCONCLUSIVE, r.reason  # it was 'reproduced' within 2 x 16.7
+
+
+def test_a_median_of_five_shrugs_off_one_wild_seed_as_the_median_does(tmp_path):
+    claims = ("  - {source: test, where: T3, experiment: five, metric: test_error, value: 6.6,"
+              " rule: median of 5}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, FIVE, claims)
+    for seed, err in enumerate([6.4, 6.5, 6.6, 6.7]):
+        fake_run(results, study, "five", seed, test_error=err)
+    fake_run(results, study, "five", 4, status="diverged")
+    r = row(study, path, results, "five")
+    assert r.reproduced_value == pytest.approx(6.6)
+    assert r.verdict == V.REPRODUCED, r.reason
+    assert r.tolerance < 0.5  # from the central runs, not from the diverged one
+
+
+def test_an_ordering_of_seeds_that_agree_by_chance_still_needs_a_gap_beyond_seed_noise(tmp_path):
+    study, path, results = make_study(tmp_path, ORDER.replace("base}", "base, seeds: 2}"),
+                                      A_ABOVE_B)  # fmt: skip
+    for seed in range(2):
+        fake_run(results, study, "a", seed, test_error=7.1)
+        fake_run(results, study, "b", seed, test_error=7.0)
+    (r,) = rows(study, path, results)
+    assert r.verdict == V.INCONCLUSIVE, r.reason  # it was 'reproduced' on a spread of zero
 
 
 def test_standard_errors_of_each_reporting_rule():
