@@ -368,6 +368,20 @@ def _parse_rule(value: Any) -> Any:
 _SI = re.compile(r"^(?P<num>\d+(?:\.(?P<dec>\d+))?)\s*(?P<suffix>[kKM])$")
 
 
+class StatedFloat(float):
+    """A number as a study file writes it: 6.90 keeps its two decimals, which say how the
+    source rounded (YAML, like float, would make it 6.9). Made by the study file's reader."""
+
+    decimals: int | None = None
+
+    @classmethod
+    def from_text(cls, value: float, text: str) -> StatedFloat:
+        number = cls(value)
+        if m := re.fullmatch(r"[-+]?[0-9_]*\.([0-9_]*)", text.strip()):
+            number.decimals = len(m[1].replace("_", ""))
+        return number
+
+
 class Claim(Strict):
     """A number a source states about one experiment.
 
@@ -391,6 +405,8 @@ class Claim(Strict):
         None, gt=0, le=100_000, description="for test_error_at_epoch: after which epoch (1, 2, ...)"
     )
     value: float
+    # How many decimals the source gave (6.90: two), from the file's text; None where unknown.
+    decimals: int | None = Field(None, ge=0, le=12)
     resolution: float | None = Field(None, gt=0)
     std: float | None = Field(None, ge=0)
     counts: Literal["all", "without_batchnorm"] | None = Field(
@@ -412,6 +428,10 @@ class Claim(Strict):
         if "rule" in data:
             data["rule"] = _parse_rule(data["rule"])
         value = data.get("value")
+        if isinstance(value, StatedFloat) and value.decimals is not None:
+            data.setdefault("decimals", value.decimals)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            data.setdefault("decimals", 0)
         if isinstance(value, str) and (m := _SI.match(value.strip())):
             scale = {"k": 1e3, "K": 1e3, "M": 1e6}[m["suffix"]]
             decimals = len(m["dec"] or "")
@@ -434,6 +454,10 @@ class Claim(Strict):
             raise ValueError(f"only a params claim says what it counts, not {self.metric}")
         _check_epoch(self.metric, self.epoch)
         return self
+
+    def stated(self) -> str:
+        """The value as the source wrote it: 6.90 stays 6.90."""
+        return f"{self.value:g}" if self.decimals is None else f"{self.value:.{self.decimals}f}"
 
     @property
     def subject(self) -> str:

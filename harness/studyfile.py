@@ -24,7 +24,14 @@ from pydantic import BaseModel, ValidationError
 from harness.checkpoints import transform_misfit
 from harness.plan import nominal_batches_per_epoch
 from harness.schedule import Length
-from harness.schema import CHECKPOINT_METRICS, SHA256, Claim, OrderingClaim, Study
+from harness.schema import (
+    CHECKPOINT_METRICS,
+    SHA256,
+    Claim,
+    OrderingClaim,
+    StatedFloat,
+    Study,
+)
 from harness.zoo import UnknownModelError, spec_from_name
 
 Loc = tuple[str | int, ...]
@@ -135,6 +142,14 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _construct_float(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> float:
+    """A float that remembers how many decimals the file gave it (a claim's 6.90)."""
+    return StatedFloat.from_text(loader.construct_yaml_float(node), node.value)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:

@@ -239,8 +239,11 @@ def _std_of_best(n: int) -> float:
 def judge_fixed_weights(claim: Claim, value: float) -> Verdict:
     """Verdict for a claim on released weights: deterministic, so the tolerance is the
     claim's rounding plus a few images, not a seed-to-seed spread."""
-    exponent = decimal.Decimal(repr(claim.value)).normalize().as_tuple().exponent
-    rounding = 0.5 * 10.0 ** min(0, exponent)
+    if claim.decimals is not None:  # as the source wrote it: 6.90 is rounded to 0.01
+        rounding = 0.5 * 10.0**-claim.decimals
+    else:  # a claim made in code: its shortest form
+        exponent = decimal.Decimal(repr(claim.value)).normalize().as_tuple().exponent
+        rounding = 0.5 * 10.0 ** min(0, exponent)
     tolerance = rounding + FIXED_WEIGHTS_IMAGES * 0.01
     difference = value - claim.value
     interval = (claim.value - tolerance, claim.value + tolerance)

@@ -478,3 +478,18 @@ def test_released_weights_are_judged_by_rounding_and_a_few_images_not_seed_noise
     assert judge_fixed_weights(claim, 8.20).outcome == BETTER
     rounded = Claim(source="s", where="README", checkpoint="c", metric="test_error", value=8.3)
     assert judge_fixed_weights(rounded, 8.33).outcome == REPRODUCED  # 8.3 means 8.25..8.35
+
+
+def test_a_claim_keeps_the_decimals_its_source_gave(tmp_path):
+    """YAML reads 6.90 as 6.9; the source's rounding (to 0.01) must survive into the verdict
+    on released weights and onto the page."""
+    claims = ("  - {source: test, where: T, experiment: a, metric: test_error, value: 6.90}\n"
+              "  - {source: test, where: U, experiment: a, metric: test_error, value: 6.9}\n"
+              "  - {source: test, where: V, experiment: a, metric: test_error, value: 90}\n")  # fmt: skip
+    study, _, _ = make_study(tmp_path, ORDER, claims)
+    two, one, whole = study.claims
+    assert (two.decimals, one.decimals, whole.decimals) == (2, 1, 0)
+    assert (two.stated(), one.stated(), whole.stated()) == ("6.90", "6.9", "90")
+    assert type(two.value) is float  # the file's number type stays in the reader
+    assert V.judge_fixed_weights(two, 6.95).outcome == V.NOT_REPRODUCED  # 0.005 + 3 images
+    assert V.judge_fixed_weights(one, 6.95).outcome == V.REPRODUCED  # 6.9 means 6.85..6.95
