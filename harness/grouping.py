@@ -1,9 +1,10 @@
 """Which pending runs train together as one fused network (`repro run --fuse`).
 
 Runs are grouped when :func:`harness.fused_train.fusion_key` says they can be one network
-(same architecture, batch size, last-batch policy, data sizes and length) and they start
-from the same epoch; a group is at most K runs (``--fuse K``) or, with ``--fuse auto``, as
-many as fit the GPU's memory, up to :data:`AUTO_MAX` (none on a CPU: :data:`AUTO_MAX_CPU`).
+(same architecture, batch size, last-batch policy, data sizes, length, momentum on or off)
+and they start from the same epoch; a group is at most K runs (``--fuse K``) or, with
+``--fuse auto``, as many as fit the GPU's memory, up to :data:`AUTO_MAX` (none on a CPU:
+:data:`AUTO_MAX_CPU`).
 Groups are made as even as the limit allows (five runs at most four to a group: three and
 two, not four and one).
 """
