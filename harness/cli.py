@@ -808,8 +808,9 @@ def queue(queue_file, time_budget, items, device, results, data_dir, quiet, comp
 def export(study_file, out, checkpoints, results):
     """Pack every run of a study into one archive that travels (with SHA-256 checksums).
 
-    Configs, environments, metrics and summaries of all its runs, and the checkpoints of
-    unfinished ones; `repro import` merges it into another store.
+    Configs, environments, metrics and summaries of all its runs, the checkpoints of
+    unfinished ones, and the records of its released checkpoints' evaluations; `repro import`
+    merges it into another store.
     """
     from harness.transfer import EVALUATED, TransferError, export_study
 
