@@ -166,7 +166,7 @@ def models(as_json: bool) -> None:
     Names follow a grammar, so models not listed work too:
       plain<D>             plain net (no shortcuts), e.g. plain56
       resnet<D>[a|b|c]     ResNet with shortcut option A (default), B or C, e.g. resnet56b
-      preresnet<D>         pre-activation ResNet, e.g. preresnet110
+      preresnet<D>[a|b|c]  pre-activation ResNet, option B by default, e.g. preresnet110
       <name>-bottleneck    bottleneck units (depth 9n+2), e.g. resnet110-bottleneck
       wrn-<D>-<K>          Wide ResNet of depth D (6n+4) and width K, e.g. wrn-16-4
     A study may also write any architecture as a spec; see studies/*.yaml.
