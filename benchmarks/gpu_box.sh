@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The runbook of one GPU slot on a bare, offline machine (see README, "Progress in short GPU
-# slots"). Copy the repository there with, beside it in ignored folders:
+# The runbook of one GPU slot on a bare, offline machine (see README, "Short GPU slots").
+# Copy the repository there with, beside it in ignored folders:
 #   .whl/   wheels of what the image may lack (benchmarks/fetch_wheels.sh makes them)
-#   .data/  cifar10-jpeg-q75.tar.xz and make_cifar10_batches.py, or a cifar-10-batches-py/
+#   .data/  cifar10-jpeg-q75.tar.xz and make_cifar10_batches.py (from ../shared/data/), or a
+#           cifar-10-batches-py/
 # and, when earlier slots left some, their archives in results/slots/ (imported first).
 #
 #   benchmarks/gpu_box.sh OUT_DIR [gpu_box.py options, e.g. --budget 540]

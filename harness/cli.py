@@ -166,7 +166,7 @@ def models(as_json: bool) -> None:
     Names follow a grammar, so models not listed work too:
       plain<D>             plain net (no shortcuts), e.g. plain56
       resnet<D>[a|b|c]     ResNet with shortcut option A (default), B or C, e.g. resnet56b
-      preresnet<D>         pre-activation ResNet, e.g. preresnet110
+      preresnet<D>[a|b|c]  pre-activation ResNet, option B by default, e.g. preresnet110
       <name>-bottleneck    bottleneck units (depth 9n+2), e.g. resnet110-bottleneck
       wrn-<D>-<K>          Wide ResNet of depth D (6n+4) and width K, e.g. wrn-16-4
     A study may also write any architecture as a spec; see studies/*.yaml.
@@ -808,8 +808,9 @@ def queue(queue_file, time_budget, items, device, results, data_dir, quiet, comp
 def export(study_file, out, checkpoints, results):
     """Pack every run of a study into one archive that travels (with SHA-256 checksums).
 
-    Configs, environments, metrics and summaries of all its runs, and the checkpoints of
-    unfinished ones; `repro import` merges it into another store.
+    Configs, environments, metrics and summaries of all its runs, the checkpoints of
+    unfinished ones, and the records of its released checkpoints' evaluations; `repro import`
+    merges it into another store.
     """
     from harness.transfer import EVALUATED, TransferError, export_study
 

@@ -66,9 +66,10 @@ from harness.zoo import ModelSpec, count_parameters
 
 def fusion_key(p: RunPlan) -> tuple:
     """Runs with equal keys can be one fused network: same architecture, batch size,
-    last-batch policy, data sizes (so the same batches per epoch) and length. Everything
-    else (seed, learning rate and schedule, warm-up, momentum, weight decay, normalisation,
-    augmentation, reporting rule) may differ per member."""
+    last-batch policy, data sizes (so the same batches per epoch), length, and momentum on or
+    off (one optimizer keeps momentum buffers for all members or for none). Everything else
+    (seed, learning rate and schedule, warm-up, the momentum value, weight decay, Nesterov,
+    normalisation, augmentation, reporting rule) may differ per member."""
     r = p.recipe
     return (
         p.experiment.model.model_dump_json(),

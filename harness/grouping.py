@@ -1,9 +1,10 @@
 """Which pending runs train together as one fused network (`repro run --fuse`).
 
 Runs are grouped when :func:`harness.fused_train.fusion_key` says they can be one network
-(same architecture, batch size, last-batch policy, data sizes and length) and they start
-from the same epoch; a group is at most K runs (``--fuse K``) or, with ``--fuse auto``, as
-many as fit the GPU's memory, up to :data:`AUTO_MAX` (none on a CPU: :data:`AUTO_MAX_CPU`).
+(same architecture, batch size, last-batch policy, data sizes, length, momentum on or off)
+and they start from the same epoch; a group is at most K runs (``--fuse K``) or, with
+``--fuse auto``, as many as fit the GPU's memory, up to :data:`AUTO_MAX` (none on a CPU:
+:data:`AUTO_MAX_CPU`).
 Groups are made as even as the limit allows (five runs at most four to a group: three and
 two, not four and one).
 """
@@ -27,8 +28,8 @@ from harness.zoo import ModelSpec, build_model
 AUTO_MAX = 8
 # A CPU is bound by arithmetic, not kernel launches, and fusing does not pay there: on the
 # 2-core VM (2026-11-26) two fused resnet20 ran at 1.02x the throughput of one after another
-# and four at 0.67x (benchmarks/cpu-fusion-2026-11-26.md), and the smoke study's pairs
-# (resnet8, batch 100) at 0.88x. So auto does not fuse on a CPU; --fuse K still does.
+# and four at 0.67x (benchmarks/cpu-fusion-2026-11-26.md). So auto does not fuse on a CPU;
+# --fuse K still does.
 AUTO_MAX_CPU = 1
 AUTO_ON_CPU = ("--fuse auto: not fusing on a CPU, where fused runs measured no faster than "
                "runs one after another (benchmarks/cpu-fusion-2026-11-26.md); --fuse K fuses "

@@ -1,7 +1,10 @@
 """`repro status`: where every run of a study stands, from the store and the scheduler.
 
-A run is pending, queued (submitted, not started), running (epoch x of y), interrupted,
-complete, diverged or failed (with the error and the tail of its log). When the scheduler
+A run is pending, queued (submitted, not started), running (epoch x of y), interrupted (by a
+signal), paused (by a time budget; both resume), complete, diverged, failed (with the error
+and the tail of its log) or damaged (a file that cannot be read back; `repro run` keeps it
+aside and rebuilds it from the checkpoint). A released checkpoint is not evaluated,
+evaluated (on which data) or damaged. When the scheduler
 says a run's job ended in failure but the run never recorded an ending (killed for memory,
 node lost), the run is marked failed here, with its log path, so nothing goes missing.
 """

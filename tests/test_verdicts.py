@@ -405,9 +405,11 @@ def test_a_count_that_matches_only_counted_another_way_is_a_convention_question(
 
 def test_every_parameter_count_of_the_shipped_studies_is_reproduced():
     report = report_for(sorted((ROOT / "studies").glob("*.yaml")), ROOT / "no-results")
-    wrong = [(c.experiment, c.claimed, c.reproduced) for s in report.studies for c in s.params
-             if c.verdict != V.REPRODUCED]  # fmt: skip
-    assert not wrong
+    wrong = [(c.experiment, c.claimed, c.reproduced, c.verdict) for s in report.studies
+             for c in s.params if c.verdict != V.REPRODUCED]  # fmt: skip
+    # The one exception: He et al. 2016's 10.2M for ResNet-1001 matches only without batch
+    # norm's scale and shift, and no source says they counted so: a convention question.
+    assert wrong == [("he2016-preresnet1001", "10.2M", "10,327,706", V.INCONCLUSIVE)]
 
 
 def test_only_a_parameter_claim_says_what_it_counts(tmp_path):
