@@ -21,7 +21,7 @@ import jinja2
 import pandas as pd
 from matplotlib.figure import Figure as MplFigure
 
-from harness import execution, plots, store, verdicts
+from harness import execution, plots, store, timings, verdicts
 from harness.describe import parameter_count, recipe_summary
 from harness.environment import PACKAGE_ROOT, git_commit, now_utc
 from harness.metrics import METRICS, short_label
@@ -913,20 +913,9 @@ def _params_row(study, claim: Claim, anchor, source_label, kind: str = "params")
 
 
 def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
-    counted = [c for c in by_exp.get(claim.experiment, []) if c.timed]
-    # A source's timing is of a run that had its device alone: only solo runs compare.
-    exp_runs = [c for c in counted if _sharing(c.record) == 1]
-    values = [v for c in exp_runs if (v := c.record.value("sec_per_epoch")) is not None]
+    counted = [c.record for c in by_exp.get(claim.experiment, []) if c.timed]
+    verdict, values, devices = _speed_verdict(claim, counted)
     measured = statistics.median(values) if values else None
-    devices = {(c.record.environment or {}).get("device_name", "?") for c in exp_runs}
-    verdict = verdicts.judge_speed(claim, measured, devices)
-    if measured is None and counted:
-        shared = max(_sharing(c.record) for c in counted)
-        verdict = verdicts.Verdict(
-            verdicts.NOT_COMPARABLE,
-            f"every counted run shared its device with up to {shared} runs (side by side or "
-            "fused into one network); a solo run is needed to compare with the source's timing",
-        )
     return ClaimRow(
         study=study.name, anchor=anchor, kind="speed", experiment=claim.experiment,
         source=source_label[claim.source], where=claim.where, metric="seconds per epoch",
@@ -936,9 +925,30 @@ def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> Claim
         minimum=min(values) if values else None, maximum=max(values) if values else None,
         std=None, difference=verdict.difference, tolerance=verdict.tolerance,
         verdict=verdict.outcome, reason=verdict.reason, hardware=claim.hardware or "",
-        notes=[f"measured on {', '.join(sorted(devices))}"] if devices else [],
+        notes=[f"solo runs measured on {', '.join(devices)}"] if devices else [],
         short_metric=short_label("sec_per_epoch"),
     )  # fmt: skip
+
+
+def _speed_verdict(
+    claim: Claim, counted: list[RunRecord]
+) -> tuple[verdicts.Verdict, list[float], list[str]]:
+    """A speed claim's verdict over the counted complete runs of its experiment, the seconds
+    it took the median of, and the devices of the solo runs. A source's timing is of a run
+    that had its device alone: only solo runs compare (harness.timings)."""
+    solo = [r for r in counted if not timings.not_solo(r)]
+    verdict, used = verdicts.judge_speed(
+        claim,
+        [(timings.devices(r)[0], v) for r in solo if (v := r.value("sec_per_epoch")) is not None],
+    )
+    if counted and not solo:
+        why = "; ".join(sorted({timings.not_solo(r) for r in counted}))
+        verdict = verdicts.Verdict(
+            verdicts.NOT_COMPARABLE,
+            f"no counted run had its device alone ({why}); a solo run is needed to compare "
+            "with the source's timing",
+        )
+    return verdict, used, sorted({timings.devices(r)[0] for r in solo})
 
 
 def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> ClaimRow:
@@ -998,14 +1008,7 @@ def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
                if h.get("full_epoch") and not h.get("first_of_session")
                and h.get("images_per_second")]  # fmt: skip
         envs = [r.environment or {} for r in counted]
-        solo = [r for r in counted if _sharing(r) == 1]
-        solo_spe = [v for r in solo if (v := r.value("sec_per_epoch")) is not None]
-        verdict = verdicts.judge_speed(
-            claim, statistics.median(solo_spe) if solo_spe else None,
-            {(r.environment or {}).get("device_name", "?") for r in solo},
-        ).outcome if claim else ""  # fmt: skip
-        if claim and counted and not solo:
-            verdict = verdicts.NOT_COMPARABLE
+        verdict = _speed_verdict(claim, counted)[0].outcome if claim else ""
         rows.append(
             SpeedRow(
                 experiment=exp.name,
@@ -1035,21 +1038,9 @@ def _execution(env: dict, summary: dict | None = None) -> str:
         parts.append("canonical pipeline")
     if env.get("fused"):
         parts.append(f"fused group of {env['fused']} (sec/epoch is the group's)")
-    elif (shared := _sharing_of(env, summary)) > 1:
+    elif (shared := timings.sharing(env, summary)) > 1:
         parts.append(f"GPU shared by {shared} runs")
     return " ".join(parts)
-
-
-def _sharing_of(env: dict, summary: dict | None) -> int:
-    """How many runs computed on the run's device at once, at most (1: it had it alone).
-    A fused run shared it with its group: its seconds are the group's, never a solo run's."""
-    telemetry = (summary or {}).get("telemetry") or {}
-    return max(env.get("device_shared_by") or 1, telemetry.get("gpu_processes_max") or 1,
-               env.get("fused") or 1)  # fmt: skip
-
-
-def _sharing(record) -> int:
-    return _sharing_of(record.environment or {}, record.summary)
 
 
 def _per_device(history: list[dict]) -> str:

@@ -481,6 +481,36 @@ def test_speed_claims_compare_solo_runs_and_the_run_table_shows_each_device(tmp_
     assert table.row("speeds/solo/seed-1")[6].endswith("GPU shared by 3 runs")
 
 
+GTX980, GTX1080 = "NVIDIA GeForce GTX 980", "NVIDIA GeForce GTX 1080"
+HARDWARE_STUDY = """\
+  - {name: mixed, model: resnet20, recipe: base, seeds: 2}
+  - {name: elsewhere, model: resnet20, recipe: base}
+claims:
+  - {source: test, where: T3, experiment: mixed, metric: sec_per_epoch, value: 100, hardware: NVIDIA GTX 980}
+  - {source: test, where: T3, experiment: elsewhere, metric: sec_per_epoch, value: 100, hardware: NVIDIA GTX 980}
+"""
+
+
+def test_a_speed_claim_takes_only_the_runs_on_its_hardware(tmp_path):
+    path = tiny_study(tmp_path / "hw.yaml", HARDWARE_STUDY, name="hw")
+    study = load_study(path)
+    results = tmp_path / "results"
+    # Solo both, on two GPUs: pooled, the median would be 75 s, "better than claimed".
+    fake_run(results, study, "mixed", 0, device=GTX980, sec_per_epoch=100.0)
+    fake_run(results, study, "mixed", 1, device=GTX1080, sec_per_epoch=50.0)
+    fake_run(results, study, "elsewhere", 0, device=GTX1080, sec_per_epoch=100.0)
+    report = build([(study, str(path))], scan(results), str(results))
+    claims = claim_rows(report)
+    mixed, elsewhere = claims[("speed", "mixed")], claims[("speed", "elsewhere")]
+    assert mixed.verdict == V.REPRODUCED and (mixed.n, mixed.reproduced_value) == (1, 100.0)
+    assert "1 run(s) on other hardware left out" in mixed.reason
+    # No run on the claim's GPU: nothing measures the claim, whatever the other GPU shows.
+    assert elsewhere.verdict == V.NOT_COMPARABLE and elsewhere.reproduced_value is None
+    assert f"measured on {GTX1080}" in elsewhere.reason
+    speeds = {r.experiment: r.verdict for r in report.studies[0].speeds}
+    assert speeds == {"mixed": V.REPRODUCED, "elsewhere": V.NOT_COMPARABLE}
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 CHECKPOINTS = ROOT / "studies" / "checkpoints.yaml"
