@@ -24,7 +24,7 @@ from matplotlib.figure import Figure as MplFigure
 from harness import execution, plots, store, timings, verdicts
 from harness.describe import parameter_count, recipe_summary
 from harness.environment import PACKAGE_ROOT, git_commit, now_utc
-from harness.metrics import METRICS, short_label
+from harness.metrics import METRICS, SECONDS, short_label
 from harness.metrics import label as metric_label
 from harness.plan import config_hash, nominal_batches_per_epoch, resolved_config
 from harness.results import EvaluationRecord, RunRecord, curves_frame
@@ -648,14 +648,16 @@ class _Pool:
     official: bool  # the official release of CIFAR-10
     data: str  # "official release" | "not the official release (data <fingerprint>)"
     execution: str  # "bf16, fast pipeline" | POOLED
+    device: str = ""  # seconds only: the one device they were measured on (harness.timings)
 
     def describe(self) -> str:
-        return f"{self.execution}; {self.data}"
+        return f"{self.execution}; {self.data}" + (f"; on {self.device}" if self.device else "")
 
 
-def _pool_of(record: RunRecord, pooled: bool) -> _Pool:
+def _pool_of(record: RunRecord, pooled: bool, by_device: bool = False) -> _Pool:
     official, text = _data_of(record.data)
-    return _Pool(official, text, POOLED if pooled else _execution_of(record))
+    device = timings.devices(record)[0] if by_device else ""
+    return _Pool(official, text, POOLED if pooled else _execution_of(record), device)
 
 
 def _data_of(data: dict) -> tuple[bool, str]:
@@ -679,21 +681,37 @@ def _execution_of(record: RunRecord) -> str:
     return labels[0] if len(labels) == 1 else "mixed: " + " + ".join(labels)
 
 
-def _by_pool(exp_runs: list[_Classified], pooled: bool) -> dict[_Pool, list[_Classified]]:
-    """The counted runs, grouped by pool."""
+def _by_pool(exp_runs: list[_Classified], pooled: bool,
+             by_device: bool = False) -> dict[_Pool, list[_Classified]]:  # fmt: skip
+    """The counted runs, grouped by pool (and by device, for seconds)."""
     groups: dict[_Pool, list[_Classified]] = defaultdict(list)
     for c in exp_runs:
         if c.counted:
-            groups[_pool_of(c.record, pooled)].append(c)
+            groups[_pool_of(c.record, pooled, by_device)].append(c)
     return dict(groups)
+
+
+def _solo_timed(exp_runs: list[_Classified]) -> tuple[list[_Classified], list[str]]:
+    """The counted runs whose seconds per epoch compare (complete, and solo on one device:
+    harness.timings), and why each other counted run is left out."""
+    kept, why = [], []
+    for c in exp_runs:
+        if not c.counted:
+            continue
+        reason = timings.not_solo(c.record) if c.timed else "diverged: not a whole run's seconds"
+        if reason:
+            why.append(reason)
+        else:
+            kept.append(c)
+    return kept, why
 
 
 def _rank(pool: _Pool, runs: int) -> tuple:
     """Which pool a verdict uses: the official data first (only it tests the claim), then
     the most runs; on a tie fp32 (the sources' precision), then the canonical pipeline (the
-    kind of code they ran)."""
+    kind of code they ran); the rest makes the choice the same every time."""
     ex = pool.execution
-    return pool.official, runs, ex.startswith("fp32"), "canonical" in ex, pool.data, ex
+    return pool.official, runs, ex.startswith("fp32"), "canonical" in ex, pool.data, ex, pool.device
 
 
 def _execution_text(pool: _Pool | None, runs: list[_Classified]) -> str:
@@ -953,7 +971,15 @@ def _speed_verdict(
 
 def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> ClaimRow:
     pooled = study.pools_executions(claim)
-    groups = [_by_pool(by_exp.get(name, []), pooled) for name in claim.experiments]
+    exp_runs = [by_exp.get(name, []) for name in claim.experiments]
+    # Seconds compare as a speed claim's do: solo runs only, every side on one device.
+    timed = METRICS[claim.metric].scale is SECONDS
+    left_out: dict[str, list[str]] = {}
+    if timed:
+        solo = [_solo_timed(runs) for runs in exp_runs]
+        exp_runs = [kept for kept, _ in solo]
+        left_out = {n: why for n, (_, why) in zip(claim.experiments, solo, strict=True) if why}
+    groups = [_by_pool(runs, pooled, by_device=timed) for runs in exp_runs]
     keys = {key for g in groups for key in g}
     # One execution for every side: the one that covers most sides, then as for values.
     chosen = max(keys, key=lambda k: (sum(k in g for g in groups),
@@ -972,10 +998,19 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
                           for name, g in stranded)  # fmt: skip
         verdict = verdicts.Verdict(
             verdicts.NOT_COMPARABLE,
-            f"no counted runs of every experiment under one execution and data "
-            f"({chosen.describe()} for the others; {found}); runs on other data never pool, "
-            "nor runs of another precision or pipeline unless the study or claim says "
-            "`pool_executions: true`",
+            f"no counted runs of every experiment under one execution and data"
+            f"{' on one device' if timed else ''} ({chosen.describe()} for the others; "
+            f"{found}); runs on other data never pool, nor runs of another precision or "
+            "pipeline unless the study or claim says `pool_executions: true`"
+            + ("; seconds on one device say nothing of another's" if timed else ""),
+        )
+    if unsolo := [n for n, g in zip(claim.experiments, groups, strict=True)
+                  if not g and n in left_out]:  # fmt: skip
+        why = "; ".join(sorted({w for n in unsolo for w in left_out[n]}))
+        verdict = verdicts.Verdict(
+            verdicts.NOT_COMPARABLE,
+            f"no counted run of {', '.join(unsolo)} had its device alone ({why}); a source "
+            "times a run that had its GPU alone, so only solo runs' seconds compare",
         )
     arrow = " < " if claim.direction == "increasing" else " > "
     return ClaimRow(
@@ -984,10 +1019,13 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         metric=metric_label(claim.metric, claim.epoch), unit="", claimed=claim.statement,
         claimed_value=None, claimed_std=None,
         rule=arrow.join(claim.experiments), reproduced=verdict.reason if sides else "",
-        reproduced_value=None, rule_applied="mean over counted runs",
+        reproduced_value=None,
+        rule_applied="mean over counted " + ("solo runs on one device" if timed else "runs"),
         n=min(len(s.values) for s in sides), minimum=None, maximum=None, std=None,
         difference=None, tolerance=None, verdict=verdict.outcome, reason=verdict.reason,
-        notes=[*filter(None, [claim.note])],
+        notes=[*filter(None, [claim.note]),
+               *(f"{k} run(s) of {n} left out: {w}" for n, ws in left_out.items()
+                 for w, k in Counter(ws).items())],
         execution=_execution_text(chosen, [c for g in groups for c in g.get(chosen, [])]),
         data=chosen.data if chosen else "",
         short_metric=short_label(claim.metric, claim.epoch),

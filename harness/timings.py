@@ -28,7 +28,7 @@ def not_solo(record) -> str:
     """Why a run's seconds per epoch are not one solo run's on one device ("" when they are)."""
     env = record.environment or {}
     if (env.get("fused") or 1) > 1:
-        return f"fused into a group of {env['fused']} (its seconds are the group's)"
+        return f"fused into a group of {env['fused']}, whose seconds it records"
     if (shared := sharing(env, record.summary)) > 1:
         return f"shared its device with up to {shared} runs"
     if len(ran_on := devices(record)) > 1:

@@ -131,7 +131,9 @@ RULES = (
     "their difference, either way, is within seed noise: "
     f"{INCONCLUSIVE}. A side with one run gets the metric's assumed seed noise, as above, so "
     "a gap between two single runs must exceed about 2.8 times that noise (0.57 percentage "
-    "points of error) to decide the order.",
+    "points of error) to decide the order. An ordering on seconds per epoch compares only "
+    "complete solo runs, as a speed claim does, and every side's on one device (the same GPU "
+    f"name): otherwise {NOT_COMPARABLE}.",
     "A claim on released weights (a checkpoint evaluated with `repro evaluate`) involves no "
     "randomness: its tolerance is the claim's rounding (half a unit of its last digit) plus "
     f"{FIXED_WEIGHTS_IMAGES} test images (0.01 points each) that libraries and devices may "

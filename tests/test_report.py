@@ -511,6 +511,47 @@ def test_a_speed_claim_takes_only_the_runs_on_its_hardware(tmp_path):
     assert speeds == {"mixed": V.REPRODUCED, "elsewhere": V.NOT_COMPARABLE}
 
 
+ORDERING_STUDY = """\
+  - {name: wide, model: resnet20, recipe: base, seeds: 2}
+  - {name: deep, model: resnet56, recipe: base, seeds: 2}
+claims:
+  - {kind: ordering, source: test, where: S, statement: deep is slower, metric: sec_per_epoch, experiments: [wide, deep], direction: increasing}
+  - {kind: ordering, source: test, where: S, statement: deep is better, metric: test_error, experiments: [wide, deep], direction: decreasing}
+"""
+
+
+def _ordering(results, study, path) -> tuple:
+    report = build([(study, str(path))], scan(results), str(results))
+    rows = {r.metric: r for r in report.studies[0].orderings}
+    return rows["seconds per training epoch"], rows["test error (final epoch)"]
+
+
+@pytest.mark.parametrize("case", ["fused", "shared", "devices", "solo"])
+def test_an_ordering_on_seconds_compares_solo_runs_on_one_device(tmp_path, case):
+    path = tiny_study(tmp_path / "order.yaml", ORDERING_STUDY, name="order")
+    study = load_study(path)
+    results = tmp_path / "results"
+    for seed in (0, 1):
+        fake_run(results, study, "wide", seed, device=H100, sec_per_epoch=20.0 + seed,
+                 test_error=6.0)  # fmt: skip
+        # Three times the seconds: a fused group's, or a CPU's; the deep net's own is unknown.
+        deep = fake_run(results, study, "deep", seed, device="CPU (x86_64)" if case == "devices"
+                        else H100, sec_per_epoch=60.0 + seed, test_error=5.0)  # fmt: skip
+        if case == "fused":
+            _update(deep / "environment.json", fused=8, fused_group=[f"g{k}" for k in range(8)])
+        elif case == "shared":
+            _share(deep, processes=3)
+    seconds, errors = _ordering(results, study, path)
+    assert errors.verdict == V.REPRODUCED  # an ordering on errors compares any counted runs
+    if case == "solo":
+        assert seconds.verdict == V.REPRODUCED, seconds.reason
+        return
+    assert seconds.verdict == V.NOT_COMPARABLE, seconds.reason
+    why = {"fused": "fused into a group of 8", "shared": "shared its device with up to 3 runs",
+           "devices": "on NVIDIA H100 80GB HBM3"}[case]  # fmt: skip
+    assert why in seconds.reason
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 CHECKPOINTS = ROOT / "studies" / "checkpoints.yaml"
