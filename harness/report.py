@@ -797,9 +797,9 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
     chosen = max(groups, key=lambda k: _rank(k, len(groups[k]))) if groups else None
     runs = _counted_runs(groups.get(chosen, []), claim.metric, claim.epoch)
     repro = verdicts.apply_rule([v for _, v in runs], claim.rule, metric.lower_is_better)
-    pending = sum(
-        1 for c in exp_runs if c.faithful and c.record.status not in ("complete", "diverged")
-    )
+    # Runs under way; a damaged one is not (its note says what is wrong with it).
+    pending = sum(1 for c in exp_runs if c.faithful
+                  and c.record.status not in ("complete", "diverged", store.DAMAGED))  # fmt: skip
     verdict = _on_data(verdicts.judge_value(claim, repro, pending=pending), chosen)
     unit = metric.unit
     return ClaimRow(

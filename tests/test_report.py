@@ -552,6 +552,42 @@ def test_an_ordering_on_seconds_compares_solo_runs_on_one_device(tmp_path, case)
     assert why in seconds.reason
 
 
+DISAGREEING = {
+    # A summary that says complete before the last epoch (copied early, edited by hand).
+    "early": ("summary.json: says complete after 2 of 4 epochs",
+              lambda run: _update(run / "summary.json", epochs_done=2)),
+    # Curves that did not travel with the summary.
+    "bare": ("metrics.jsonl: is missing; the summary says complete after 4 epochs",
+             lambda run: (run / "metrics.jsonl").unlink()),
+    # Curves that are not the summary's epochs: one lost.
+    "gap": ("metrics.jsonl: holds 3 epochs (1..4), not the 4 its summary says",
+            lambda run: (run / "metrics.jsonl").write_text("".join(
+                line for line in (run / "metrics.jsonl").read_text().splitlines(True)
+                if '"epoch": 3,' not in line))),
+}  # fmt: skip
+
+
+def test_a_run_whose_files_disagree_is_damaged_and_never_counts(tmp_path):
+    experiments = "".join(f"  - {{name: {n}, model: resnet20, recipe: base}}\n"
+                          for n in DISAGREEING)  # fmt: skip
+    claims = "".join(f"  - {{source: test, where: T1, experiment: {n}, metric: test_error, "
+                     "value: 10.0}\n" for n in DISAGREEING)  # fmt: skip
+    path = tiny_study(tmp_path / "d.yaml", experiments + "claims:\n" + claims, name="disagree")
+    study = load_study(path)
+    results = tmp_path / "results"
+    for name, (_, spoil) in DISAGREEING.items():
+        spoil(fake_run(results, study, name, test_error=10.0))
+    report = build([(study, str(path))], scan(results), str(results))
+    (s,) = report.studies
+    assert s.counted_runs == 0
+    assert {c.experiment: c.verdict for c in s.values} == dict.fromkeys(DISAGREEING, V.NOT_RUN)
+    assert {c.reason for c in s.values} == {"no counted run yet"}  # not "started": it ended
+    runs = {r.experiment: r for r in s.runs}
+    for name, (what, _) in DISAGREEING.items():
+        assert runs[name].status == "damaged" and not runs[name].counted
+        assert runs[name].why_not.startswith("damaged: ") and what in runs[name].why_not
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 CHECKPOINTS = ROOT / "studies" / "checkpoints.yaml"
