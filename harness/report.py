@@ -21,10 +21,10 @@ import jinja2
 import pandas as pd
 from matplotlib.figure import Figure as MplFigure
 
-from harness import execution, plots, store, verdicts
+from harness import execution, plots, store, timings, verdicts
 from harness.describe import parameter_count, recipe_summary
 from harness.environment import PACKAGE_ROOT, git_commit, now_utc
-from harness.metrics import METRICS, short_label
+from harness.metrics import METRICS, SECONDS, short_label
 from harness.metrics import label as metric_label
 from harness.plan import config_hash, nominal_batches_per_epoch, resolved_config
 from harness.results import EvaluationRecord, RunRecord, curves_frame
@@ -648,14 +648,16 @@ class _Pool:
     official: bool  # the official release of CIFAR-10
     data: str  # "official release" | "not the official release (data <fingerprint>)"
     execution: str  # "bf16, fast pipeline" | POOLED
+    device: str = ""  # seconds only: the one device they were measured on (harness.timings)
 
     def describe(self) -> str:
-        return f"{self.execution}; {self.data}"
+        return f"{self.execution}; {self.data}" + (f"; on {self.device}" if self.device else "")
 
 
-def _pool_of(record: RunRecord, pooled: bool) -> _Pool:
+def _pool_of(record: RunRecord, pooled: bool, by_device: bool = False) -> _Pool:
     official, text = _data_of(record.data)
-    return _Pool(official, text, POOLED if pooled else _execution_of(record))
+    device = timings.devices(record)[0] if by_device else ""
+    return _Pool(official, text, POOLED if pooled else _execution_of(record), device)
 
 
 def _data_of(data: dict) -> tuple[bool, str]:
@@ -679,21 +681,37 @@ def _execution_of(record: RunRecord) -> str:
     return labels[0] if len(labels) == 1 else "mixed: " + " + ".join(labels)
 
 
-def _by_pool(exp_runs: list[_Classified], pooled: bool) -> dict[_Pool, list[_Classified]]:
-    """The counted runs, grouped by pool."""
+def _by_pool(exp_runs: list[_Classified], pooled: bool,
+             by_device: bool = False) -> dict[_Pool, list[_Classified]]:  # fmt: skip
+    """The counted runs, grouped by pool (and by device, for seconds)."""
     groups: dict[_Pool, list[_Classified]] = defaultdict(list)
     for c in exp_runs:
         if c.counted:
-            groups[_pool_of(c.record, pooled)].append(c)
+            groups[_pool_of(c.record, pooled, by_device)].append(c)
     return dict(groups)
+
+
+def _solo_timed(exp_runs: list[_Classified]) -> tuple[list[_Classified], list[str]]:
+    """The counted runs whose seconds per epoch compare (complete, and solo on one device:
+    harness.timings), and why each other counted run is left out."""
+    kept, why = [], []
+    for c in exp_runs:
+        if not c.counted:
+            continue
+        reason = timings.not_solo(c.record) if c.timed else "diverged: not a whole run's seconds"
+        if reason:
+            why.append(reason)
+        else:
+            kept.append(c)
+    return kept, why
 
 
 def _rank(pool: _Pool, runs: int) -> tuple:
     """Which pool a verdict uses: the official data first (only it tests the claim), then
     the most runs; on a tie fp32 (the sources' precision), then the canonical pipeline (the
-    kind of code they ran)."""
+    kind of code they ran); the rest makes the choice the same every time."""
     ex = pool.execution
-    return pool.official, runs, ex.startswith("fp32"), "canonical" in ex, pool.data, ex
+    return pool.official, runs, ex.startswith("fp32"), "canonical" in ex, pool.data, ex, pool.device
 
 
 def _execution_text(pool: _Pool | None, runs: list[_Classified]) -> str:
@@ -779,9 +797,9 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
     chosen = max(groups, key=lambda k: _rank(k, len(groups[k]))) if groups else None
     runs = _counted_runs(groups.get(chosen, []), claim.metric, claim.epoch)
     repro = verdicts.apply_rule([v for _, v in runs], claim.rule, metric.lower_is_better)
-    pending = sum(
-        1 for c in exp_runs if c.faithful and c.record.status not in ("complete", "diverged")
-    )
+    # Runs under way; a damaged one is not (its note says what is wrong with it).
+    pending = sum(1 for c in exp_runs if c.faithful
+                  and c.record.status not in ("complete", "diverged", store.DAMAGED))  # fmt: skip
     verdict = _on_data(verdicts.judge_value(claim, repro, pending=pending), chosen)
     unit = metric.unit
     return ClaimRow(
@@ -913,20 +931,9 @@ def _params_row(study, claim: Claim, anchor, source_label, kind: str = "params")
 
 
 def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
-    counted = [c for c in by_exp.get(claim.experiment, []) if c.timed]
-    # A source's timing is of a run that had its device alone: only solo runs compare.
-    exp_runs = [c for c in counted if _sharing(c.record) == 1]
-    values = [v for c in exp_runs if (v := c.record.value("sec_per_epoch")) is not None]
+    counted = [c.record for c in by_exp.get(claim.experiment, []) if c.timed]
+    verdict, values, devices = _speed_verdict(claim, counted)
     measured = statistics.median(values) if values else None
-    devices = {(c.record.environment or {}).get("device_name", "?") for c in exp_runs}
-    verdict = verdicts.judge_speed(claim, measured, devices)
-    if measured is None and counted:
-        shared = max(_sharing(c.record) for c in counted)
-        verdict = verdicts.Verdict(
-            verdicts.NOT_COMPARABLE,
-            f"every counted run shared its device with up to {shared} runs (side by side or "
-            "fused into one network); a solo run is needed to compare with the source's timing",
-        )
     return ClaimRow(
         study=study.name, anchor=anchor, kind="speed", experiment=claim.experiment,
         source=source_label[claim.source], where=claim.where, metric="seconds per epoch",
@@ -936,14 +943,43 @@ def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> Claim
         minimum=min(values) if values else None, maximum=max(values) if values else None,
         std=None, difference=verdict.difference, tolerance=verdict.tolerance,
         verdict=verdict.outcome, reason=verdict.reason, hardware=claim.hardware or "",
-        notes=[f"measured on {', '.join(sorted(devices))}"] if devices else [],
+        notes=[f"solo runs measured on {', '.join(devices)}"] if devices else [],
         short_metric=short_label("sec_per_epoch"),
     )  # fmt: skip
 
 
+def _speed_verdict(
+    claim: Claim, counted: list[RunRecord]
+) -> tuple[verdicts.Verdict, list[float], list[str]]:
+    """A speed claim's verdict over the counted complete runs of its experiment, the seconds
+    it took the median of, and the devices of the solo runs. A source's timing is of a run
+    that had its device alone: only solo runs compare (harness.timings)."""
+    solo = [r for r in counted if not timings.not_solo(r)]
+    verdict, used = verdicts.judge_speed(
+        claim,
+        [(timings.devices(r)[0], v) for r in solo if (v := r.value("sec_per_epoch")) is not None],
+    )
+    if counted and not solo:
+        why = "; ".join(sorted({timings.not_solo(r) for r in counted}))
+        verdict = verdicts.Verdict(
+            verdicts.NOT_COMPARABLE,
+            f"no counted run had its device alone ({why}); a solo run is needed to compare "
+            "with the source's timing",
+        )
+    return verdict, used, sorted({timings.devices(r)[0] for r in solo})
+
+
 def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> ClaimRow:
     pooled = study.pools_executions(claim)
-    groups = [_by_pool(by_exp.get(name, []), pooled) for name in claim.experiments]
+    exp_runs = [by_exp.get(name, []) for name in claim.experiments]
+    # Seconds compare as a speed claim's do: solo runs only, every side on one device.
+    timed = METRICS[claim.metric].scale is SECONDS
+    left_out: dict[str, list[str]] = {}
+    if timed:
+        solo = [_solo_timed(runs) for runs in exp_runs]
+        exp_runs = [kept for kept, _ in solo]
+        left_out = {n: why for n, (_, why) in zip(claim.experiments, solo, strict=True) if why}
+    groups = [_by_pool(runs, pooled, by_device=timed) for runs in exp_runs]
     keys = {key for g in groups for key in g}
     # One execution for every side: the one that covers most sides, then as for values.
     chosen = max(keys, key=lambda k: (sum(k in g for g in groups),
@@ -962,10 +998,19 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
                           for name, g in stranded)  # fmt: skip
         verdict = verdicts.Verdict(
             verdicts.NOT_COMPARABLE,
-            f"no counted runs of every experiment under one execution and data "
-            f"({chosen.describe()} for the others; {found}); runs on other data never pool, "
-            "nor runs of another precision or pipeline unless the study or claim says "
-            "`pool_executions: true`",
+            f"no counted runs of every experiment under one execution and data"
+            f"{' on one device' if timed else ''} ({chosen.describe()} for the others; "
+            f"{found}); runs on other data never pool, nor runs of another precision or "
+            "pipeline unless the study or claim says `pool_executions: true`"
+            + ("; seconds on one device say nothing of another's" if timed else ""),
+        )
+    if unsolo := [n for n, g in zip(claim.experiments, groups, strict=True)
+                  if not g and n in left_out]:  # fmt: skip
+        why = "; ".join(sorted({w for n in unsolo for w in left_out[n]}))
+        verdict = verdicts.Verdict(
+            verdicts.NOT_COMPARABLE,
+            f"no counted run of {', '.join(unsolo)} had its device alone ({why}); a source "
+            "times a run that had its GPU alone, so only solo runs' seconds compare",
         )
     arrow = " < " if claim.direction == "increasing" else " > "
     return ClaimRow(
@@ -974,10 +1019,13 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         metric=metric_label(claim.metric, claim.epoch), unit="", claimed=claim.statement,
         claimed_value=None, claimed_std=None,
         rule=arrow.join(claim.experiments), reproduced=verdict.reason if sides else "",
-        reproduced_value=None, rule_applied="mean over counted runs",
+        reproduced_value=None,
+        rule_applied="mean over counted " + ("solo runs on one device" if timed else "runs"),
         n=min(len(s.values) for s in sides), minimum=None, maximum=None, std=None,
         difference=None, tolerance=None, verdict=verdict.outcome, reason=verdict.reason,
-        notes=[*filter(None, [claim.note])],
+        notes=[*filter(None, [claim.note]),
+               *(f"{k} run(s) of {n} left out: {w}" for n, ws in left_out.items()
+                 for w, k in Counter(ws).items())],
         execution=_execution_text(chosen, [c for g in groups for c in g.get(chosen, [])]),
         data=chosen.data if chosen else "",
         short_metric=short_label(claim.metric, claim.epoch),
@@ -998,14 +1046,7 @@ def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
                if h.get("full_epoch") and not h.get("first_of_session")
                and h.get("images_per_second")]  # fmt: skip
         envs = [r.environment or {} for r in counted]
-        solo = [r for r in counted if _sharing(r) == 1]
-        solo_spe = [v for r in solo if (v := r.value("sec_per_epoch")) is not None]
-        verdict = verdicts.judge_speed(
-            claim, statistics.median(solo_spe) if solo_spe else None,
-            {(r.environment or {}).get("device_name", "?") for r in solo},
-        ).outcome if claim else ""  # fmt: skip
-        if claim and counted and not solo:
-            verdict = verdicts.NOT_COMPARABLE
+        verdict = _speed_verdict(claim, counted)[0].outcome if claim else ""
         rows.append(
             SpeedRow(
                 experiment=exp.name,
@@ -1035,21 +1076,9 @@ def _execution(env: dict, summary: dict | None = None) -> str:
         parts.append("canonical pipeline")
     if env.get("fused"):
         parts.append(f"fused group of {env['fused']} (sec/epoch is the group's)")
-    elif (shared := _sharing_of(env, summary)) > 1:
+    elif (shared := timings.sharing(env, summary)) > 1:
         parts.append(f"GPU shared by {shared} runs")
     return " ".join(parts)
-
-
-def _sharing_of(env: dict, summary: dict | None) -> int:
-    """How many runs computed on the run's device at once, at most (1: it had it alone).
-    A fused run shared it with its group: its seconds are the group's, never a solo run's."""
-    telemetry = (summary or {}).get("telemetry") or {}
-    return max(env.get("device_shared_by") or 1, telemetry.get("gpu_processes_max") or 1,
-               env.get("fused") or 1)  # fmt: skip
-
-
-def _sharing(record) -> int:
-    return _sharing_of(record.environment or {}, record.summary)
 
 
 def _per_device(history: list[dict]) -> str:

@@ -361,7 +361,17 @@ def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo) -> st
             store.write_jsonl(run_dir / store.METRICS, history)
         else:
             echo("  its checkpoint cannot be read either: the run's curves are lost")
-    return store.inspect(run_dir)
+    state = store.inspect(run_dir)
+    if state.status == store.DAMAGED:
+        # Readable files that disagree (store.check_ended): which one is wrong cannot be told,
+        # so both are kept aside and the run resumes from its checkpoint, which holds the
+        # whole history (a checkpoint at the run's end only writes its summary again).
+        for name in (store.SUMMARY, store.METRICS):
+            if (run_dir / name).exists():
+                kept = store.set_aside(run_dir / name, "inconsistent")
+                echo(f"  kept {name} aside as {kept.name}; rebuilt from the checkpoint")
+        state = store.inspect(run_dir)
+    return state
 
 
 def scheduler_says_alive(run_dir: Path) -> bool:

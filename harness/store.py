@@ -50,8 +50,8 @@ COMPLETE, DIVERGED, FAILED, INTERRUPTED = "complete", "diverged", "failed", "int
 PAUSED = "paused"
 STATUSES = (COMPLETE, DIVERGED, FAILED, INTERRUPTED, PAUSED)
 # Not a way to end: a run whose files cannot be read back (a torn line, garbage, a summary of
-# the wrong shape). Report and status list it and go on; `repro run` keeps the damaged file
-# aside and rebuilds it from the checkpoint.
+# the wrong shape) or disagree (check_ended). Report and status list it and go on; `repro run`
+# keeps the damaged file aside and rebuilds it from the checkpoint.
 DAMAGED = "damaged"
 FINAL = (COMPLETE, DIVERGED)
 
@@ -302,6 +302,26 @@ def _mark(run_dir: Path, fields: dict) -> None:
     write_json(run_dir / SUMMARY, {**summary, **fields, "epochs_done": recorded_epochs(run_dir)})
 
 
+def check_ended(run_dir: Path, summary: dict, rows: list[dict]) -> None:
+    """DamagedFile where an ended run's readable files disagree, since such a run would count:
+    a complete one has all its epochs, and the curves hold exactly the epochs its summary
+    says (a summary copied without its curves, edited, or left from another attempt)."""
+    status = summary["status"]
+    if status not in FINAL:
+        return
+    done, total = summary.get("epochs_done"), summary.get("epochs_total")
+    if status == COMPLETE and (done is None or done != total):
+        raise DamagedFile(run_dir / SUMMARY, f"says complete after {done} of {total} epochs")
+    if not (run_dir / METRICS).exists():
+        raise DamagedFile(run_dir / METRICS, f"is missing; the summary says {status} after "
+                                             f"{done} epochs")  # fmt: skip
+    got = [r["epoch"] for r in rows]
+    if got != list(range(1, (done or 0) + 1)):
+        span = f"{got[0]}..{got[-1]}" if got else "none"
+        raise DamagedFile(run_dir / METRICS, f"holds {len(got)} epochs ({span}), not the "
+                                             f"{done} its summary says")  # fmt: skip
+
+
 def inspect(run_dir: Path) -> RunState:
     try:
         return _inspect(run_dir)
@@ -325,12 +345,14 @@ def _inspect(run_dir: Path) -> RunState:
         return RunState("absent")
     config_hash = config.get("hash")
     progress = read_json(run_dir / PROGRESS) or {}
-    epochs = len(read_jsonl(run_dir / METRICS))
+    rows = read_jsonl(run_dir / METRICS)
+    epochs = len(rows)
     if is_locked(run_dir):
         return RunState(
             "running", progress.get("epoch", epochs), config_hash, progress.get("host", "")
         )
     if summary is not None:
+        check_ended(run_dir, summary, rows)
         detail = summary.get("error", "") if summary["status"] == FAILED else ""
         return RunState(summary["status"], summary.get("epochs_done", epochs), config_hash, detail)
     if (run_dir / CHECKPOINT).exists() or epochs:

@@ -68,7 +68,9 @@ SMALL_COUNT_DIFFERENCE = 0.01  # relative
 RULES = (
     "Only runs that count are used: complete or diverged, trained with the study's current "
     "config for that experiment and random seed, on the full data, with no overrides (--smoke, "
-    "--epochs, --subset). Failed, unfinished, stale and override runs are listed, never counted.",
+    "--epochs, --subset). Failed, unfinished, stale and override runs are listed, never counted; "
+    "so are damaged ones, whose files cannot be read or disagree (a summary that says complete "
+    "before the last epoch, curves missing or not the epochs the summary says).",
     "A run whose loss became NaN/inf (diverged) is a result, not a missing run: it counts "
     "under the claim's rule like any other seed, as "
     + _diverged_counts_as()
@@ -132,8 +134,11 @@ RULES = (
     f"{INCONCLUSIVE}: a question of how the source counted, not a failed reproduction. "
     "Otherwise the row gives the relative difference and calls it a small difference (under "
     f"{SMALL_COUNT_DIFFERENCE:.0%}: a detail such as a shortcut or a bias) or a large one "
-    f"({NOT_REPRODUCED} either way). Speeds measured on other hardware are "
-    f"{NOT_COMPARABLE}; on the same hardware they must agree within 10%. The same hardware: "
+    f"({NOT_REPRODUCED} either way). A speed is the median seconds per epoch of complete solo "
+    "runs (a source times a run that had its GPU alone: a run fused into a group, sharing its "
+    "GPU or moved between devices is left out) on the claim's hardware only: runs on other "
+    f"hardware are left out, and with none on it the claim is {NOT_COMPARABLE}; it must "
+    "agree within 10%. The same hardware: "
     "the GPU's name equals one comma-separated part of the claim's hardware once vendor words "
     f"({', '.join(sorted(VENDOR_WORDS))}), case and punctuation are dropped, so 'NVIDIA "
     "GeForce GTX 980' is the 'NVIDIA GTX 980' of a claim and a 'GTX 980 Ti' is not.",
@@ -144,7 +149,9 @@ RULES = (
     f"{INCONCLUSIVE}. A side's std is pooled with the metric's assumed seed noise as above, "
     "and a side with one run gets exactly that noise, so "
     "a gap between two single runs must exceed about 2.8 times that noise (0.57 percentage "
-    "points of error) to decide the order.",
+    "points of error) to decide the order. An ordering on seconds per epoch compares only "
+    "complete solo runs, as a speed claim does, and every side's on one device (the same GPU "
+    f"name): otherwise {NOT_COMPARABLE}.",
     "A claim on released weights (a checkpoint evaluated with `repro evaluate`) involves no "
     "randomness: its tolerance is the claim's rounding (half a unit of its last digit) plus "
     f"{FIXED_WEIGHTS_IMAGES} test images (0.01 points each) that libraries and devices may "
@@ -378,24 +385,23 @@ def judge_params(
     )
 
 
-def judge_speed(claim: Claim, measured: float | None, device_names: set[str]) -> Verdict:
-    if measured is None:
-        return Verdict(NOT_RUN, "no counted run yet")
-    same = any(same_hardware(name, claim.hardware or "") for name in device_names)
-    if not same:
-        return Verdict(
-            NOT_COMPARABLE,
-            f"claimed on {claim.hardware}; measured on {', '.join(sorted(device_names))}",
-            measured - claim.value,
-        )
+def judge_speed(claim: Claim, timings: list[tuple[str, float]]) -> tuple[Verdict, list[float]]:
+    """Verdict for a speed claim over solo runs' (device, seconds per epoch), and the seconds
+    it took the median of: only those on the claim's hardware, since a median over several
+    GPUs is no GPU's time and one matching run must not let the others in."""
+    if not timings:
+        return Verdict(NOT_RUN, "no counted run yet"), []
+    used = [s for device, s in timings if same_hardware(device, claim.hardware or "")]
+    if not used:
+        devices = ", ".join(sorted({device for device, _ in timings}))
+        return Verdict(NOT_COMPARABLE, f"claimed on {claim.hardware}; measured on {devices}"), []
+    measured = statistics.median(used)
     ratio = measured / claim.value
     outcome = REPRODUCED if 0.9 <= ratio <= 1.1 else (BETTER if ratio < 1 else NOT_REPRODUCED)
-    return Verdict(
-        outcome,
-        f"{ratio:.2f}x the claimed time on the same hardware",
-        measured - claim.value,
-        0.1 * claim.value,
-    )
+    others = len(timings) - len(used)
+    reason = f"{ratio:.2f}x the claimed time on the same hardware" + (
+        f"; {others} run(s) on other hardware left out" if others else "")  # fmt: skip
+    return Verdict(outcome, reason, measured - claim.value, 0.1 * claim.value), used
 
 
 def gpu_name(text: str) -> str:

@@ -104,6 +104,39 @@ def test_report_and_status_list_a_damaged_run_and_run_rebuilds_it(
     _kept(before, results)
 
 
+def _without_last_epoch(run: Path) -> None:
+    lines = (run / store.METRICS).read_text().splitlines(True)
+    (run / store.METRICS).write_text("".join(lines[:-1]))
+
+
+# Files that read but disagree (store.check_ended): a run that would otherwise count.
+DISAGREE = {
+    "complete before its last epoch": lambda run: (run / store.SUMMARY).write_text(json.dumps(
+        {**json.loads((run / store.SUMMARY).read_text()), "epochs_done": 2})),
+    "curves missing": lambda run: (run / store.METRICS).unlink(),
+    "curves without the last epoch": _without_last_epoch,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", DISAGREE)
+def test_a_run_whose_files_disagree_is_damaged_and_run_rebuilds_it(
+    finished_store, tmp_path, cifar_root, case
+):
+    study, results = _copy(finished_store, tmp_path)
+    original_curves = curves(results, RUNS[0])
+    DISAGREE[case](results / RUNS[0])
+    assert store.inspect(results / RUNS[0]).status == store.DAMAGED
+    before = _files(results)
+    status = repro("status", str(study), "--results", str(results))
+    assert status.exit_code == 0 and "damaged" in status.output, status.output
+
+    again = repro(*run_args(study, cifar_root, results))
+    assert again.exit_code == 0, again.output
+    assert store.inspect(results / RUNS[0]).status == store.COMPLETE
+    assert curves(results, RUNS[0]) == original_curves  # from the checkpoint
+    _kept(before, results)
+
+
 def test_an_unreadable_config_moves_the_run_aside_and_trains_it_again(
     finished_store, tmp_path, cifar_root
 ):

@@ -483,6 +483,113 @@ def test_speed_claims_compare_solo_runs_and_the_run_table_shows_each_device(tmp_
     assert table.row("speeds/solo/seed-1")[6].endswith("GPU shared by 3 runs")
 
 
+GTX980, GTX1080 = "NVIDIA GeForce GTX 980", "NVIDIA GeForce GTX 1080"
+HARDWARE_STUDY = """\
+  - {name: mixed, model: resnet20, recipe: base, seeds: 2}
+  - {name: elsewhere, model: resnet20, recipe: base}
+claims:
+  - {source: test, where: T3, experiment: mixed, metric: sec_per_epoch, value: 100, hardware: NVIDIA GTX 980}
+  - {source: test, where: T3, experiment: elsewhere, metric: sec_per_epoch, value: 100, hardware: NVIDIA GTX 980}
+"""
+
+
+def test_a_speed_claim_takes_only_the_runs_on_its_hardware(tmp_path):
+    path = tiny_study(tmp_path / "hw.yaml", HARDWARE_STUDY, name="hw")
+    study = load_study(path)
+    results = tmp_path / "results"
+    # Solo both, on two GPUs: pooled, the median would be 75 s, "better than claimed".
+    fake_run(results, study, "mixed", 0, device=GTX980, sec_per_epoch=100.0)
+    fake_run(results, study, "mixed", 1, device=GTX1080, sec_per_epoch=50.0)
+    fake_run(results, study, "elsewhere", 0, device=GTX1080, sec_per_epoch=100.0)
+    report = build([(study, str(path))], scan(results), str(results))
+    claims = claim_rows(report)
+    mixed, elsewhere = claims[("speed", "mixed")], claims[("speed", "elsewhere")]
+    assert mixed.verdict == V.REPRODUCED and (mixed.n, mixed.reproduced_value) == (1, 100.0)
+    assert "1 run(s) on other hardware left out" in mixed.reason
+    # No run on the claim's GPU: nothing measures the claim, whatever the other GPU shows.
+    assert elsewhere.verdict == V.NOT_COMPARABLE and elsewhere.reproduced_value is None
+    assert f"measured on {GTX1080}" in elsewhere.reason
+    speeds = {r.experiment: r.verdict for r in report.studies[0].speeds}
+    assert speeds == {"mixed": V.REPRODUCED, "elsewhere": V.NOT_COMPARABLE}
+
+
+ORDERING_STUDY = """\
+  - {name: wide, model: resnet20, recipe: base, seeds: 2}
+  - {name: deep, model: resnet56, recipe: base, seeds: 2}
+claims:
+  - {kind: ordering, source: test, where: S, statement: deep is slower, metric: sec_per_epoch, experiments: [wide, deep], direction: increasing}
+  - {kind: ordering, source: test, where: S, statement: deep is better, metric: test_error, experiments: [wide, deep], direction: decreasing}
+"""
+
+
+def _ordering(results, study, path) -> tuple:
+    report = build([(study, str(path))], scan(results), str(results))
+    rows = {r.metric: r for r in report.studies[0].orderings}
+    return rows["seconds per training epoch"], rows["test error (final epoch)"]
+
+
+@pytest.mark.parametrize("case", ["fused", "shared", "devices", "solo"])
+def test_an_ordering_on_seconds_compares_solo_runs_on_one_device(tmp_path, case):
+    path = tiny_study(tmp_path / "order.yaml", ORDERING_STUDY, name="order")
+    study = load_study(path)
+    results = tmp_path / "results"
+    for seed in (0, 1):
+        fake_run(results, study, "wide", seed, device=H100, sec_per_epoch=20.0 + seed,
+                 test_error=6.0)  # fmt: skip
+        # Three times the seconds: a fused group's, or a CPU's; the deep net's own is unknown.
+        deep = fake_run(results, study, "deep", seed, device="CPU (x86_64)" if case == "devices"
+                        else H100, sec_per_epoch=60.0 + seed, test_error=5.0)  # fmt: skip
+        if case == "fused":
+            _update(deep / "environment.json", fused=8, fused_group=[f"g{k}" for k in range(8)])
+        elif case == "shared":
+            _share(deep, processes=3)
+    seconds, errors = _ordering(results, study, path)
+    assert errors.verdict == V.REPRODUCED  # an ordering on errors compares any counted runs
+    if case == "solo":
+        assert seconds.verdict == V.REPRODUCED, seconds.reason
+        return
+    assert seconds.verdict == V.NOT_COMPARABLE, seconds.reason
+    why = {"fused": "fused into a group of 8", "shared": "shared its device with up to 3 runs",
+           "devices": "on NVIDIA H100 80GB HBM3"}[case]  # fmt: skip
+    assert why in seconds.reason
+
+
+DISAGREEING = {
+    # A summary that says complete before the last epoch (copied early, edited by hand).
+    "early": ("summary.json: says complete after 2 of 4 epochs",
+              lambda run: _update(run / "summary.json", epochs_done=2)),
+    # Curves that did not travel with the summary.
+    "bare": ("metrics.jsonl: is missing; the summary says complete after 4 epochs",
+             lambda run: (run / "metrics.jsonl").unlink()),
+    # Curves that are not the summary's epochs: one lost.
+    "gap": ("metrics.jsonl: holds 3 epochs (1..4), not the 4 its summary says",
+            lambda run: (run / "metrics.jsonl").write_text("".join(
+                line for line in (run / "metrics.jsonl").read_text().splitlines(True)
+                if '"epoch": 3,' not in line))),
+}  # fmt: skip
+
+
+def test_a_run_whose_files_disagree_is_damaged_and_never_counts(tmp_path):
+    experiments = "".join(f"  - {{name: {n}, model: resnet20, recipe: base}}\n"
+                          for n in DISAGREEING)  # fmt: skip
+    claims = "".join(f"  - {{source: test, where: T1, experiment: {n}, metric: test_error, "
+                     "value: 10.0}\n" for n in DISAGREEING)  # fmt: skip
+    path = tiny_study(tmp_path / "d.yaml", experiments + "claims:\n" + claims, name="disagree")
+    study = load_study(path)
+    results = tmp_path / "results"
+    for name, (_, spoil) in DISAGREEING.items():
+        spoil(fake_run(results, study, name, test_error=10.0))
+    report = build([(study, str(path))], scan(results), str(results))
+    (s,) = report.studies
+    assert s.counted_runs == 0
+    assert {c.experiment: c.verdict for c in s.values} == dict.fromkeys(DISAGREEING, V.NOT_RUN)
+    assert {c.reason for c in s.values} == {"no counted run yet"}  # not "started": it ended
+    runs = {r.experiment: r for r in s.runs}
+    for name, (what, _) in DISAGREEING.items():
+        assert runs[name].status == "damaged" and not runs[name].counted
+        assert runs[name].why_not.startswith("damaged: ") and what in runs[name].why_not
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 CHECKPOINTS = ROOT / "studies" / "checkpoints.yaml"
