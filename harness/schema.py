@@ -321,6 +321,11 @@ class Source(Strict):
     year: int | None = Field(None, ge=1990, le=2100)
     document: str | None = Field(None, description="path of the source document, if we hold it")
     url: str | None = None
+    publication: bool = Field(
+        True,
+        description="false for the harness's own claims (the smoke test's): listed in their "
+        "study, never in the headlines or the scoreboard, which are about published numbers",
+    )
 
 
 class Experiment(Strict):

@@ -21,6 +21,7 @@ from harness import verdicts as V
 from harness.cli import main
 from harness.report import build, render_html, report_for
 from harness.results import scan, scan_evaluations
+from harness.schema import Claim
 from harness.studyfile import load_study
 
 EXPERIMENTS = """\
@@ -727,6 +728,43 @@ def test_studies_with_no_runs_fold_into_one_line_each(published_store, tmp_path)
     assert result.exit_code == 0, result.output
     full = out.read_text()
     assert 'id="study-he2015-table6"' in full and "nothing run yet" not in _text(full)
+
+
+def test_every_model_keeps_a_row_until_it_is_reproduced(published_store, tmp_path):
+    """The scoreboard holds the studies with runs; every other model a source makes a claim
+    of has its line below it, linked to its folded study, and nothing that is not a
+    publication (the smoke test's own claims) enters either or the headlines."""
+    studies = sorted((ROOT / "studies").glob("*.yaml"))
+    for results in (published_store, tmp_path / "empty"):
+        results.mkdir(exist_ok=True)
+        report = report_for(studies, results)
+        board = report.scoreboard
+        shown = {r.model for r in board.rows} | {m.model for m in board.waiting}
+        expected = set()
+        for study_file in studies:
+            study = load_study(study_file)
+            if study.name == "smoke":
+                continue
+            for c in study.claims:
+                if isinstance(c, Claim) and c.experiment and c.metric != "params":
+                    expected.add(study.experiment(c.experiment).model.label())
+        assert expected <= shown, expected - shown
+        for name in ("ResNet-68 (option B)", "pre-act ResNet-164", "WRN-16-4 (dropout 0.3)",
+                     "ResNet-56 (option B)"):  # fmt: skip
+            assert name in shown
+        assert "resnet8" not in shown and "ResNet-8" not in shown  # the smoke test's nets
+        params = next(h for h in report.headlines if h.kind == "parameter counts")
+        assert params.total == sum(len(s.params) + sum(c.metric == "parameters" for c in
+                                   s.checkpoint_claims) for s in report.studies
+                                   if s.name != "smoke")  # fmt: skip
+        html = render_html(report)
+        if results == published_store:
+            assert board.rows and 'id="waiting-models"' in html
+        else:
+            assert not board.rows and len(board.waiting) > 15
+        (shortcuts,) = [m for m in board.waiting if m.model == "ResNet-56 (option B)"]
+        assert shortcuts.studies == ["shortcuts"] and 'href="#folded-shortcuts"' in html
+        assert "Yoonjeong Park: test error 25.9%" in shortcuts.claims
 
 
 class _Tables(HTMLParser):
