@@ -9,12 +9,20 @@ another, so the runs that remain compare only with runs on the same device.
 from __future__ import annotations
 
 
+def _most(env: dict, summary: dict | None, key: str) -> int:
+    """The largest ``key`` of the run's environment (its last session) and of every session
+    its summary records: a run resumed alone after a fused or crowded session is still not a
+    solo run."""
+    sessions = (summary or {}).get("sessions") or []
+    return max([env.get(key) or 1, *((s.get(key) or 1) for s in sessions)])
+
+
 def sharing(env: dict, summary: dict | None) -> int:
     """How many runs computed on the run's device at once, at most (1: it had it alone).
     A fused run shared it with its group: its seconds are the group's, never a solo run's."""
     telemetry = (summary or {}).get("telemetry") or {}
-    return max(env.get("device_shared_by") or 1, telemetry.get("gpu_processes_max") or 1,
-               env.get("fused") or 1)  # fmt: skip
+    return max(_most(env, summary, "device_shared_by"), telemetry.get("gpu_processes_max") or 1,
+               _most(env, summary, "fused"))  # fmt: skip
 
 
 def devices(record) -> list[str]:
@@ -27,8 +35,8 @@ def devices(record) -> list[str]:
 def not_solo(record) -> str:
     """Why a run's seconds per epoch are not one solo run's on one device ("" when they are)."""
     env = record.environment or {}
-    if (env.get("fused") or 1) > 1:
-        return f"fused into a group of {env['fused']}, whose seconds it records"
+    if (fused := _most(env, record.summary, "fused")) > 1:
+        return f"fused into a group of {fused}, whose seconds it records"
     if (shared := sharing(env, record.summary)) > 1:
         return f"shared its device with up to {shared} runs"
     if len(ran_on := devices(record)) > 1:

@@ -648,6 +648,10 @@ def session_record(env: dict, start_epoch: int) -> dict:
         "pipeline": env.get("pipeline"),
         "precision": env.get("precision"),
         "compile": env.get("compile"),
+        # How the device was shared in this session: a run fused or crowded in one session and
+        # alone in the next has seconds per epoch that are no solo run's (harness.timings).
+        "fused": env.get("fused"),
+        "device_shared_by": env.get("device_shared_by"),
         "from_epoch": start_epoch,
     }
 

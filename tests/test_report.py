@@ -514,6 +514,34 @@ def test_a_speed_claim_takes_only_the_runs_on_its_hardware(tmp_path):
     assert speeds == {"mixed": V.REPRODUCED, "elsewhere": V.NOT_COMPARABLE}
 
 
+def test_a_run_fused_or_crowded_in_an_earlier_session_is_no_solo_run(tmp_path):
+    """Its environment is its last session's: alone. Its summary's sessions remember the first,
+    fused into a group (or beside other runs), whose seconds its epochs still include."""
+    path = tiny_study(tmp_path / "hw.yaml", HARDWARE_STUDY, name="hw")
+    study = load_study(path)
+    results = tmp_path / "results"
+    for seed, earlier in enumerate(({"fused": 4}, {"device_shared_by": 3})):
+        run = fake_run(results, study, "mixed", seed, device=GTX980, sec_per_epoch=90.0)
+        summary = json.loads((run / "summary.json").read_text())
+        first = {**summary["sessions"][0], **earlier, "from_epoch": 0}
+        _update(run / "summary.json", sessions=[first, {**summary["sessions"][0],
+                                                        "from_epoch": 2}])  # fmt: skip
+    claims = claim_rows(build([(study, str(path))], scan(results), str(results)))
+    mixed = claims[("speed", "mixed")]
+    assert mixed.verdict == V.NOT_COMPARABLE and mixed.reproduced_value is None, mixed.reason
+    assert "fused into a group of 4" in mixed.reason
+    assert "shared its device with up to 3 runs" in mixed.reason
+
+
+def test_a_session_records_how_its_device_was_shared():
+    from harness.train import session_record
+
+    env = {"time": "t", "hostname": "h", "device_name": "d", "command": "c", "fused": 2,
+           "device_shared_by": 1}  # fmt: skip
+    record = session_record(env, 3)
+    assert (record["fused"], record["device_shared_by"], record["from_epoch"]) == (2, 1, 3)
+
+
 ORDERING_STUDY = """\
   - {name: wide, model: resnet20, recipe: base, seeds: 2}
   - {name: deep, model: resnet56, recipe: base, seeds: 2}
