@@ -67,8 +67,8 @@ DEVICE_OPTION = click.option(
 DATA_DIR_OPTION = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory holding cifar-10-batches-py/ (else $REPRO_DATA_DIR, else the per-user "
-    "cache, downloading there when online).",
+    help="Directory holding cifar-10-batches-py/ (an error if it does not); else "
+    "$REPRO_DATA_DIR, else the per-user cache, downloading there when online.",
 )
 COMPILE_OPTION = click.option(
     "--compile/--no-compile",
