@@ -18,6 +18,7 @@ from harness.choices import BENCH_MODELS as DEFAULT_BENCH_MODELS
 from harness.choices import (
     COMPILE_MODES,
     EXECUTORS,
+    MAX_BATCH_SIZE,
     PIPELINES,
     PRECISIONS,
     FuseChoiceError,
@@ -128,6 +129,19 @@ def exit_status(tally: Counter) -> int:
     if tally["refused"]:
         return 2  # the request would have mixed executions in a run: the message says why
     return 1 if tally["failed"] else 0
+
+
+def writable_or_fail(*outputs: tuple[Path | None, str], folder: str = "") -> None:
+    """Each (path, option) given can be written, before any work; ``folder``: the option whose
+    path is a directory."""
+    from harness.outputs import OutputError, ensure_can_write
+
+    for path, option in outputs:
+        if path is not None:
+            try:
+                ensure_can_write(path, option, folder=option == folder)
+            except OutputError as exc:
+                fail(str(exc))
 
 
 def studies_or_fail(files) -> list:
@@ -516,6 +530,7 @@ def report(out, fmt, results, study_files, show_unrun):
         else "html"
     )
     out = out or Path({"html": "report.html", "csv": "claims.csv", "json": "claims.json"}[fmt])
+    writable_or_fail((out, "--out"))
     files = list(study_files) or default_study_files(scan(results))
     studies_or_fail(files)  # one pass to report every problem before building anything
     built = report_for([Path(f) for f in files], results, show_unrun=show_unrun)
@@ -553,7 +568,9 @@ def default_study_files(records) -> list[str]:
     show_default=True,
     help="Comma-separated model names.",
 )
-@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
+@click.option(
+    "--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=128, show_default=True
+)
 @click.option(
     "--epochs",
     type=click.IntRange(1),
@@ -650,6 +667,7 @@ def bench(
     aggregate images/s of K runs fused, one after another and as concurrent processes.
     """
     from harness.bench import (
+        BenchError,
         markdown,
         profile_fast_path,
         run_bench,
@@ -660,6 +678,8 @@ def bench(
     from harness.runner import RunError, resolve_device
     from harness.zoo import UnknownModelError, spec_from_name
 
+    writable_or_fail((json_out, "--json"), (md_out, "--markdown"), (profile_dir, "--profile"),
+                     folder="--profile")  # fmt: skip
     names = tuple(m.strip() for m in models.split(",") if m.strip())
     modes = tuple(dict.fromkeys(m.strip() for m in compile_modes.split(",") if m.strip()))
     unknown = [m for m in modes if m not in COMPILE_MODES]
@@ -676,21 +696,24 @@ def bench(
             if isinstance(exc, DataError)
             else str(exc)
         )
-    report = run_bench(
-        data,
-        dev,
-        models=names,
-        batch_size=batch_size,
-        epochs=epochs,
-        warmup=warmup_epochs,
-        subset=subset,
-        workers=workers,
-        compile=compile_,
-        compile_modes=modes,
-        fuse=fuse or (),
-        fuse_concurrent=fuse_concurrent,
-        echo=click.echo,
-    )
+    try:
+        report = run_bench(
+            data,
+            dev,
+            models=names,
+            batch_size=batch_size,
+            epochs=epochs,
+            warmup=warmup_epochs,
+            subset=subset,
+            workers=workers,
+            compile=compile_,
+            compile_modes=modes,
+            fuse=fuse or (),
+            fuse_concurrent=fuse_concurrent,
+            echo=click.echo,
+        )
+    except BenchError as exc:
+        fail(str(exc))
     click.echo(table(report))
     command = shlex.join(["repro", *sys.argv[1:]])
     if json_out:
@@ -815,6 +838,7 @@ def export(study_file, out, checkpoints, results):
     from harness.transfer import EVALUATED, TransferError, export_study
 
     (study,) = studies_or_fail([study_file])
+    writable_or_fail((out, "--out"))
     try:
         done = export_study(study.name, results, out, checkpoints=checkpoints)
     except TransferError as exc:

@@ -76,3 +76,41 @@ def test_a_store_of_checkpoint_evaluations_alone_is_not_called_empty(tmp_path):
                 str(store_dir), "--out", str(tmp_path / "r.html"))  # fmt: skip
     assert out.exit_code == 0, out.output
     assert "holds no runs" not in out.output
+
+
+def test_bench_refuses_a_subset_larger_than_the_data_it_would_measure(cifar_root, tmp_path):
+    """The table and JSON said "5000 images/epoch" for a 600-image copy: refuse, as run does."""
+    out = repro("bench", "--device", "cpu", "--models", "resnet8", "--data-dir", str(cifar_root),
+                "--subset", "5000", "--json", str(tmp_path / "b.json"))  # fmt: skip
+    assert out.exit_code == 2 and "Traceback" not in out.output
+    assert "--subset 5000: the data" in out.output and "600 training images" in out.output
+    assert not (tmp_path / "b.json").exists()
+    out = repro("bench", "--device", "cpu", "--synthetic", "--subset", "60000")
+    assert out.exit_code == 2 and "50000 training images" in out.output
+    assert "ValidationError" not in out.output
+
+
+def test_bench_refuses_a_batch_size_past_the_limit_while_parsing():
+    out = repro("bench", "--device", "cpu", "--synthetic", "--batch-size", "100000")
+    assert out.exit_code == 2 and "ValidationError" not in out.output
+    assert "'--batch-size': 100000 is not in the range 1<=x<=65536" in out.output
+
+
+def test_an_output_path_below_a_regular_file_is_refused_before_any_work(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    (tmp_path / "results").mkdir()
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    results = ["--results", str(tmp_path / "results")]
+    for args, option in [
+        (["report", *results, "--study", str(study), "--out", f"{afile}/x.html"], "--out"),
+        (["export", str(study), *results, "--out", f"{afile}/x.tar.gz"], "--out"),
+        (["bench", "--device", "cpu", "--synthetic", "--json", f"{afile}/x.json"], "--json"),
+        (["bench", "--device", "cpu", "--synthetic", "--markdown", f"{afile}/x.md"], "--markdown"),
+        (["bench", "--device", "cpu", "--synthetic", "--profile", f"{afile}/p"], "--profile"),
+    ]:
+        out = repro(*args)
+        assert out.exit_code == 2, (args, out.output)
+        assert isinstance(out.exception, SystemExit)  # a message, not a traceback
+        assert f"error: {option} {afile}/" in out.output
+        assert "a path below a regular file" in out.output and f"give {option} a path" in out.output
