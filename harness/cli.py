@@ -116,6 +116,23 @@ class FuseWidths(click.ParamType):
         return tuple(dict.fromkeys(widths))
 
 
+class GpuCount(click.ParamType):
+    """`repro run --gpus`: a positive whole number or 'all', checked while parsing."""
+
+    name = "N|all"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "all":
+            return value
+        text = value.strip().lower()
+        if text == "all":
+            return "all"
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(f"{value!r} is not a number of GPUs; give a positive whole number (e.g. 2) "
+                  "or 'all'", param, ctx)  # fmt: skip
+
+
 def fail(message: str, code: int = 2) -> None:
     """A user-facing error: the message, no traceback."""
     click.echo(f"error: {message}", err=True)
@@ -313,7 +330,11 @@ def validate(files: tuple[str, ...]) -> None:
     "stored as if trained alone; its sec/epoch is the group's. Fast pipeline; with workers or "
     "Slurm, a group is one job.",
 )
-@click.option("--gpus", help="local: GPUs to use, N or 'all' (one run per GPU at a time).")
+@click.option(
+    "--gpus",
+    type=GpuCount(),
+    help="local: GPUs to use, N or 'all' (one run per GPU at a time; needs CUDA).",
+)
 @click.option(
     "--runs-per-gpu",
     type=click.IntRange(1, 32),
@@ -417,8 +438,8 @@ def run(
             else:
                 local = study.executor.local or LocalSettings()
                 count = gpus if gpus is not None else local.gpus
-                count = count if count == "all" else int(count)
-                slots = local_slots(options, count, runs_per_gpu or local.runs_per_gpu)
+                slots = local_slots(options, count, runs_per_gpu or local.runs_per_gpu,
+                                    given=gpus is not None)  # fmt: skip
                 if len(slots) > 1:
                     outcomes = run_parallel(study, path, options, slots, click.echo)
                 else:
