@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -550,10 +551,29 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
         )
     if kind in ("value_error", "assertion_error"):
         return _RawProblem(loc, str(ctx.get("error", err["msg"])), given)
+    if kind.startswith(("float", "int")) and (hint := _yaml_text_number(err.get("input"))):
+        return _RawProblem(loc, hint, given, _TYPE_WORDS["int" if kind.startswith("int")
+                                                      else "float"])  # fmt: skip
     for word, text in _TYPE_WORDS.items():
         if kind.startswith(word):
             return _RawProblem(loc, "wrong type", given, text)
     return _RawProblem(loc, err["msg"], given)
+
+
+_TEXT_EXPONENT = re.compile(r"[+-]?(\d+)(\.\d*)?[eE]([+-]?\d+)")
+
+
+def _yaml_text_number(value: Any) -> str | None:
+    """Why YAML made text of what looks like a number (5e-4, 1e-1), and how to write it:
+    YAML 1.1, which PyYAML reads, needs a dot in the mantissa and a sign in the exponent."""
+    if not isinstance(value, str) or not (m := _TEXT_EXPONENT.fullmatch(value.strip())):
+        return None
+    digits, fraction, exponent = m.groups()
+    sign = "" if exponent.startswith(("+", "-")) else "+"
+    fixed = f"{value.strip()[: m.start(1)]}{digits}{fraction or '.0'}e{sign}{exponent}"
+    return (f"wrong type: YAML 1.1 reads {value.strip()} as text, not a number (it needs a "
+            f"decimal point and a signed exponent); write {fixed} "
+            f"(or {float(value)!r})")  # fmt: skip
 
 
 def _field_hint(parent: type[BaseModel] | None, loc: Loc) -> str | None:
