@@ -92,6 +92,30 @@ def load_study(path: str | Path) -> Study:
     return study
 
 
+def yaml_problems(
+    path: Path, model: type[BaseModel], what: str
+) -> tuple[list[Problem], Any, yaml.Node | None]:
+    """Read another YAML file of the harness (a queue, ``what``) the way a study is read:
+    its problems (file:line, field, given, allowed) in this module's words, its data, and
+    its nodes for the lines of later problems."""
+    text_problems: list[Problem] = []
+    try:
+        raw, nodes = _read_yaml(path, what)
+    except StudyError as exc:
+        return exc.problems, None, None
+    try:
+        data = model.model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            loc, parent = _display_loc(err["loc"], model)
+            p = _explain(err, loc, parent)
+            text_problems.append(
+                Problem(str(path), _line_of(nodes, loc), _format_loc(loc), *p.rest)
+            )
+        return text_problems, None, nodes
+    return [], data, nodes
+
+
 def load_studies(paths: Iterable[str | Path]) -> list[Study]:
     """Load several study files; collect the problems of all of them before raising."""
     studies, problems = [], []
@@ -153,14 +177,14 @@ def _construct_float(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> float:
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
-def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.Node | None]:
     name = str(path)
     if not path.exists():
         raise StudyError([Problem(name, None, "", "file not found")])
     if path.is_dir():
-        raise StudyError([Problem(name, None, "", "is a directory, not a study file")])
+        raise StudyError([Problem(name, None, "", f"is a directory, not a {what} file")])
     if (size := path.stat().st_size) > MAX_BYTES:
-        message = f"is {size:,} bytes; a study is a few kilobytes (at most {MAX_BYTES:,} accepted)"
+        message = f"is {size:,} bytes; a {what} is a few kilobytes (at most {MAX_BYTES:,} accepted)"
         raise StudyError([Problem(name, None, "", message)])
     try:
         text = path.read_text(encoding="utf-8")
@@ -182,8 +206,11 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
         context = getattr(exc, "context", None)
         message = f"not valid YAML: {what}" + (f" ({context})" if context else "")
         raise StudyError([Problem(name, line, "", message)]) from None
+    keys = ("name, description, sources, experiments and claims" if what == "study"
+            else "achieved_tflops, rate_source and items")  # fmt: skip
     if raw is None:
-        raise StudyError([Problem(name, None, "", "the file is empty; a study is a mapping")])
+        raise StudyError([Problem(name, None, "", f"the file is empty; a {what} is a mapping "
+                                  f"with {keys}")])  # fmt: skip
     if not isinstance(raw, dict):
         raise StudyError(
             [
@@ -191,8 +218,7 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
                     name,
                     1,
                     "",
-                    "a study file must be a mapping with name, description, sources, "
-                    "experiments and claims",
+                    f"a {what} file must be a mapping with {keys}",
                     given=type(raw).__name__,
                 )
             ]
@@ -440,10 +466,10 @@ def _same_error_in_recipe(exc: ValidationError, recipe: str, sub: Loc, err: dict
     return False
 
 
-def _display_loc(loc: Loc) -> tuple[Loc, type[BaseModel] | None]:
+def _display_loc(loc: Loc, root: type[BaseModel] = Study) -> tuple[Loc, type[BaseModel] | None]:
     """Drop union tags from a pydantic location; also return the model that holds the leaf."""
     shown: list[str | int] = []
-    tp: Any = Study
+    tp: Any = root
     parent: type[BaseModel] | None = None
     for part in loc:
         tp = _strip_optional(tp)
