@@ -552,8 +552,9 @@ def report(out, fmt, results, study_files, show_unrun):
     )
     out = out or Path({"html": "report.html", "csv": "claims.csv", "json": "claims.json"}[fmt])
     writable_or_fail((out, "--out"))
-    files = list(study_files) or default_study_files(scan(results))
-    studies_or_fail(files)  # one pass to report every problem before building anything
+    records = scan(results)
+    files = list(study_files) or default_study_files(records)
+    studies = studies_or_fail(files)  # one pass to report every problem before building
     built = report_for([Path(f) for f in files], results, show_unrun=show_unrun)
     write(built, out, fmt)
     claims = sum(len(s.all_claims) for s in built.studies)
@@ -563,6 +564,25 @@ def report(out, fmt, results, study_files, show_unrun):
         f"wrote {out} ({fmt}: {len(built.studies)} studies, {claims} claims, "
         f"{built.total_runs} runs{evaluations})"
     )
+    for line in unreported(records, {s.name for s in studies}, given=bool(study_files)):
+        click.echo(f"note: {line}", err=True)
+
+
+def unreported(records, names: set[str], *, given: bool) -> list[str]:
+    """A line per study whose runs are in the store but not in the report, with why."""
+    left = Counter(r.study for r in records if r.study not in names)
+    lines = []
+    for study, n in sorted(left.items()):
+        if given:
+            why = "not among the --study files given"
+        else:
+            named = [(r.summary or {}).get("study_file") for r in records if r.study == study]
+            recorded = next((f for f in named if f), None)
+            where = f" (the runs name {recorded})" if recorded else ""
+            why = f"its study file is not in studies/ and was not found{where}"
+        lines.append(f"{n} run(s) of study {study!r} are not reported: {why}; give it with "
+                     "--study FILE")  # fmt: skip
+    return lines
 
 
 def default_study_files(records) -> list[str]:
@@ -780,12 +800,18 @@ def status(files, results, queue_file):
     from harness.status import checkpoint_lines, render, study_status
 
     files = list(files) or sorted(str(p) for p in Path("studies").glob("*.yaml"))
+    queue_file = queue_file or ("queue.yaml" if Path("queue.yaml").exists() else None)
+    if not files:
+        message = ("no study files: none given and no studies/*.yaml here; name them, e.g. "
+                   "`repro status studies/degradation.yaml`")  # fmt: skip
+        if not queue_file:
+            fail(message)
+        click.echo(f"note: {message}", err=True)
     for study in studies_or_fail(files):
         if study.experiments:
             click.echo(render(study, study_status(study, results)))
         for line in checkpoint_lines(study, results):
             click.echo(line)
-    queue_file = queue_file or ("queue.yaml" if Path("queue.yaml").exists() else None)
     if queue_file:
         try:
             q = load_queue(queue_file)

@@ -114,3 +114,28 @@ def test_an_output_path_below_a_regular_file_is_refused_before_any_work(tmp_path
         assert isinstance(out.exception, SystemExit)  # a message, not a traceback
         assert f"error: {option} {afile}/" in out.output
         assert "a path below a regular file" in out.output and f"give {option} a path" in out.output
+
+
+def test_status_without_study_files_says_so_and_how_to_name_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = repro("status")
+    assert out.exit_code == 2
+    assert "no study files: none given and no studies/*.yaml here" in out.output
+    assert "repro status studies/degradation.yaml" in out.output
+
+
+def test_report_says_which_runs_it_left_out_because_their_study_is_gone(tmp_path, monkeypatch):
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    monkeypatch.chdir(tmp_path)
+    study_file = tiny_study(tmp_path / "gone.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    fake_run(tmp_path / "R", load_study(study_file), "a")
+    study_file.unlink()
+    out = repro("report", "--results", "R", "--out", "r.html")
+    assert out.exit_code == 0, out.output
+    assert "0 studies, 0 claims, 1 runs" in out.output
+    assert "note: 1 run(s) of study 'tiny' are not reported: its study file is not in " \
+        "studies/ and was not found" in out.output  # fmt: skip
+    assert "give it with --study FILE" in out.output
