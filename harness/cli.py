@@ -220,12 +220,14 @@ def validate(files: tuple[str, ...]) -> None:
     allowed. Exits with status 1 if any file has a problem.
     """
     from harness import describe
-    from harness.studyfile import StudyError, load_study
+    from harness.studyfile import StudyError, load_study, name_clash
 
-    failed = 0
+    failed, seen = 0, {}
     for path in files:
         try:
             study = load_study(path)
+            if clash := name_clash(path, study, seen):
+                raise StudyError([clash])
         except StudyError as exc:
             failed += 1
             click.echo(f"{path}: {len(exc.problems)} problem(s)", err=True)

@@ -116,6 +116,21 @@ def yaml_problems(
     return [], data, nodes
 
 
+def name_clash(path: str | Path, study: Study, seen: dict[str, str]) -> Problem | None:
+    """The problem of a study whose name an earlier file of the same command took (``seen``:
+    name -> file, updated here): results are stored by study name."""
+    if study.name in seen:
+        return Problem(
+            str(path),
+            None,
+            "name",
+            f"study name {study.name!r} is already used by {seen[study.name]}; "
+            "results are stored by study name, so names must differ",
+        )
+    seen[study.name] = str(path)
+    return None
+
+
 def load_studies(paths: Iterable[str | Path]) -> list[Study]:
     """Load several study files; collect the problems of all of them before raising."""
     studies, problems = [], []
@@ -126,18 +141,9 @@ def load_studies(paths: Iterable[str | Path]) -> list[Study]:
         except StudyError as exc:
             problems.extend(exc.problems)
             continue
-        if study.name in seen:
-            problems.append(
-                Problem(
-                    str(path),
-                    None,
-                    "name",
-                    f"study name {study.name!r} is already used by {seen[study.name]}; "
-                    "results are stored by study name, so names must differ",
-                )
-            )
+        if clash := name_clash(path, study, seen):
+            problems.append(clash)
             continue
-        seen[study.name] = str(path)
         studies.append(study)
     if problems:
         raise StudyError(problems)

@@ -139,3 +139,46 @@ def test_report_says_which_runs_it_left_out_because_their_study_is_gone(tmp_path
     assert "note: 1 run(s) of study 'tiny' are not reported: its study file is not in " \
         "studies/ and was not found" in out.output  # fmt: skip
     assert "give it with --study FILE" in out.output
+
+
+def test_a_hold_out_of_the_whole_training_set_is_refused_before_anything_trains(
+    tmp_path, cifar_root
+):
+    from conftest import TINY_RECIPE
+
+    recipe = TINY_RECIPE + "    validation_images: 600\n"
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n"
+                       "  - {name: b, model: plain8, recipe: base}\n", recipe=recipe)  # fmt: skip
+    assert repro("validate", str(study)).exit_code == 0  # the data's size is not known there
+    out = repro(*run_args(study, cifar_root, tmp_path / "r"))
+    assert out.exit_code == 2, out.output
+    assert "validation_images 600 holds out every one of the data's 600 training images" \
+        in out.output  # fmt: skip
+    assert not list((tmp_path / "r").rglob("summary.json")), "no run recorded as failed"
+
+
+def test_validate_refuses_two_files_of_one_study_name_as_run_does(tmp_path):
+    a = tiny_study(tmp_path / "a.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    b = tiny_study(tmp_path / "b.yaml", "  - {name: b, model: resnet8, recipe: base}\n")
+    out = repro("validate", str(a), str(b))
+    assert out.exit_code == 1
+    assert f"{b}: name: study name 'tiny' is already used by {a}" in out.output
+    assert "1 of 2 study file(s) invalid" in out.output
+
+
+def test_fuse_on_the_canonical_pipeline_says_why_it_does_not_fuse(tmp_path):
+    import torch
+
+    from harness.execution import choose
+    from harness.grouping import groups
+    from harness.plan import Overrides, plan
+    from harness.studyfile import load_study
+
+    study = load_study(tiny_study(tmp_path / "s.yaml",
+                                  "  - {name: a, model: resnet8, recipe: base}\n", seeds=2))  # fmt: skip
+    heard: list[str] = []
+    ex = choose(torch.device("cpu"), pipeline="canonical")
+    out = groups(plan(study, Overrides()), tmp_path / "r", ex, 2, echo=heard.append)
+    assert [len(g) for g in out] == [1, 1]
+    assert heard == ["--fuse 2: not fusing: fused training is on the fast pipeline only, and "
+                     "--pipeline canonical trains each run on its own"]  # fmt: skip
