@@ -151,6 +151,7 @@ def run_bench(
     ``fuse`` adds fusion rows (:func:`run_fusion`) on the fast path in the first mode;
     ``fuse_concurrent=False`` leaves out the concurrent processes.
     """
+    check_subset(data, subset)
     recipe = bench_recipe(batch_size, subset, warmup + epochs)
     # Without compilation the mode means nothing: one fast row.
     compiled = choose(device, compile=compile).compile
@@ -206,6 +207,17 @@ def run_bench(
                 echo=echo,
             )
     return report
+
+
+def check_subset(data: Cifar10, subset: int | None) -> None:
+    """A --subset larger than the data would be clamped while the table and JSON kept saying
+    the number asked for: refuse it, as `repro run` does, so every figure is what was measured."""
+    available = len(data.train_labels)
+    if subset is not None and subset > available:
+        raise BenchError(
+            f"--subset {subset}: the data ({data.path}) has {available} training images; "
+            f"ask for {available} or fewer, or leave out --subset to time them all"
+        )
 
 
 def run_fusion(

@@ -9,6 +9,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp64")  # fp64: exact comparisons (tests,
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 EXECUTORS = ("local", "slurm", "submitit-local")
 BENCH_MODELS = ("resnet20", "resnet56", "resnet110")  # what `repro bench` times by default
+MAX_BATCH_SIZE = 65536  # a recipe's batch_size, and `repro bench --batch-size`
 
 
 class FuseChoiceError(ValueError):

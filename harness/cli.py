@@ -18,6 +18,7 @@ from harness.choices import BENCH_MODELS as DEFAULT_BENCH_MODELS
 from harness.choices import (
     COMPILE_MODES,
     EXECUTORS,
+    MAX_BATCH_SIZE,
     PIPELINES,
     PRECISIONS,
     FuseChoiceError,
@@ -67,8 +68,8 @@ DEVICE_OPTION = click.option(
 DATA_DIR_OPTION = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory holding cifar-10-batches-py/ (else $REPRO_DATA_DIR, else the per-user "
-    "cache, downloading there when online).",
+    help="Directory holding cifar-10-batches-py/ (an error if it does not); else "
+    "$REPRO_DATA_DIR, else the per-user cache, downloading there when online.",
 )
 COMPILE_OPTION = click.option(
     "--compile/--no-compile",
@@ -115,6 +116,23 @@ class FuseWidths(click.ParamType):
         return tuple(dict.fromkeys(widths))
 
 
+class GpuCount(click.ParamType):
+    """`repro run --gpus`: a positive whole number or 'all', checked while parsing."""
+
+    name = "N|all"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "all":
+            return value
+        text = value.strip().lower()
+        if text == "all":
+            return "all"
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(f"{value!r} is not a number of GPUs; give a positive whole number (e.g. 2) "
+                  "or 'all'", param, ctx)  # fmt: skip
+
+
 def fail(message: str, code: int = 2) -> None:
     """A user-facing error: the message, no traceback."""
     click.echo(f"error: {message}", err=True)
@@ -128,6 +146,19 @@ def exit_status(tally: Counter) -> int:
     if tally["refused"]:
         return 2  # the request would have mixed executions in a run: the message says why
     return 1 if tally["failed"] else 0
+
+
+def writable_or_fail(*outputs: tuple[Path | None, str], folder: str = "") -> None:
+    """Each (path, option) given can be written, before any work; ``folder``: the option whose
+    path is a directory."""
+    from harness.outputs import OutputError, ensure_can_write
+
+    for path, option in outputs:
+        if path is not None:
+            try:
+                ensure_can_write(path, option, folder=option == folder)
+            except OutputError as exc:
+                fail(str(exc))
 
 
 def studies_or_fail(files) -> list:
@@ -189,12 +220,14 @@ def validate(files: tuple[str, ...]) -> None:
     allowed. Exits with status 1 if any file has a problem.
     """
     from harness import describe
-    from harness.studyfile import StudyError, load_study
+    from harness.studyfile import StudyError, load_study, name_clash
 
-    failed = 0
+    failed, seen = 0, {}
     for path in files:
         try:
             study = load_study(path)
+            if clash := name_clash(path, study, seen):
+                raise StudyError([clash])
         except StudyError as exc:
             failed += 1
             click.echo(f"{path}: {len(exc.problems)} problem(s)", err=True)
@@ -299,7 +332,11 @@ def validate(files: tuple[str, ...]) -> None:
     "stored as if trained alone; its sec/epoch is the group's. Fast pipeline; with workers or "
     "Slurm, a group is one job.",
 )
-@click.option("--gpus", help="local: GPUs to use, N or 'all' (one run per GPU at a time).")
+@click.option(
+    "--gpus",
+    type=GpuCount(),
+    help="local: GPUs to use, N or 'all' (one run per GPU at a time; needs CUDA).",
+)
 @click.option(
     "--runs-per-gpu",
     type=click.IntRange(1, 32),
@@ -403,8 +440,8 @@ def run(
             else:
                 local = study.executor.local or LocalSettings()
                 count = gpus if gpus is not None else local.gpus
-                count = count if count == "all" else int(count)
-                slots = local_slots(options, count, runs_per_gpu or local.runs_per_gpu)
+                slots = local_slots(options, count, runs_per_gpu or local.runs_per_gpu,
+                                    given=gpus is not None)  # fmt: skip
                 if len(slots) > 1:
                     outcomes = run_parallel(study, path, options, slots, click.echo)
                 else:
@@ -516,8 +553,10 @@ def report(out, fmt, results, study_files, show_unrun):
         else "html"
     )
     out = out or Path({"html": "report.html", "csv": "claims.csv", "json": "claims.json"}[fmt])
-    files = list(study_files) or default_study_files(scan(results))
-    studies_or_fail(files)  # one pass to report every problem before building anything
+    writable_or_fail((out, "--out"))
+    records = scan(results)
+    files = list(study_files) or default_study_files(records)
+    studies = studies_or_fail(files)  # one pass to report every problem before building
     built = report_for([Path(f) for f in files], results, show_unrun=show_unrun)
     write(built, out, fmt)
     claims = sum(len(s.all_claims) for s in built.studies)
@@ -527,6 +566,25 @@ def report(out, fmt, results, study_files, show_unrun):
         f"wrote {out} ({fmt}: {len(built.studies)} studies, {claims} claims, "
         f"{built.total_runs} runs{evaluations})"
     )
+    for line in unreported(records, {s.name for s in studies}, given=bool(study_files)):
+        click.echo(f"note: {line}", err=True)
+
+
+def unreported(records, names: set[str], *, given: bool) -> list[str]:
+    """A line per study whose runs are in the store but not in the report, with why."""
+    left = Counter(r.study for r in records if r.study not in names)
+    lines = []
+    for study, n in sorted(left.items()):
+        if given:
+            why = "not among the --study files given"
+        else:
+            named = [(r.summary or {}).get("study_file") for r in records if r.study == study]
+            recorded = next((f for f in named if f), None)
+            where = f" (the runs name {recorded})" if recorded else ""
+            why = f"its study file is not in studies/ and was not found{where}"
+        lines.append(f"{n} run(s) of study {study!r} are not reported: {why}; give it with "
+                     "--study FILE")  # fmt: skip
+    return lines
 
 
 def default_study_files(records) -> list[str]:
@@ -553,7 +611,9 @@ def default_study_files(records) -> list[str]:
     show_default=True,
     help="Comma-separated model names.",
 )
-@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
+@click.option(
+    "--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=128, show_default=True
+)
 @click.option(
     "--epochs",
     type=click.IntRange(1),
@@ -650,6 +710,7 @@ def bench(
     aggregate images/s of K runs fused, one after another and as concurrent processes.
     """
     from harness.bench import (
+        BenchError,
         markdown,
         profile_fast_path,
         run_bench,
@@ -660,6 +721,8 @@ def bench(
     from harness.runner import RunError, resolve_device
     from harness.zoo import UnknownModelError, spec_from_name
 
+    writable_or_fail((json_out, "--json"), (md_out, "--markdown"), (profile_dir, "--profile"),
+                     folder="--profile")  # fmt: skip
     names = tuple(m.strip() for m in models.split(",") if m.strip())
     modes = tuple(dict.fromkeys(m.strip() for m in compile_modes.split(",") if m.strip()))
     unknown = [m for m in modes if m not in COMPILE_MODES]
@@ -676,21 +739,24 @@ def bench(
             if isinstance(exc, DataError)
             else str(exc)
         )
-    report = run_bench(
-        data,
-        dev,
-        models=names,
-        batch_size=batch_size,
-        epochs=epochs,
-        warmup=warmup_epochs,
-        subset=subset,
-        workers=workers,
-        compile=compile_,
-        compile_modes=modes,
-        fuse=fuse or (),
-        fuse_concurrent=fuse_concurrent,
-        echo=click.echo,
-    )
+    try:
+        report = run_bench(
+            data,
+            dev,
+            models=names,
+            batch_size=batch_size,
+            epochs=epochs,
+            warmup=warmup_epochs,
+            subset=subset,
+            workers=workers,
+            compile=compile_,
+            compile_modes=modes,
+            fuse=fuse or (),
+            fuse_concurrent=fuse_concurrent,
+            echo=click.echo,
+        )
+    except BenchError as exc:
+        fail(str(exc))
     click.echo(table(report))
     command = shlex.join(["repro", *sys.argv[1:]])
     if json_out:
@@ -736,12 +802,18 @@ def status(files, results, queue_file):
     from harness.status import checkpoint_lines, render, study_status
 
     files = list(files) or sorted(str(p) for p in Path("studies").glob("*.yaml"))
+    queue_file = queue_file or ("queue.yaml" if Path("queue.yaml").exists() else None)
+    if not files:
+        message = ("no study files: none given and no studies/*.yaml here; name them, e.g. "
+                   "`repro status studies/degradation.yaml`")  # fmt: skip
+        if not queue_file:
+            fail(message)
+        click.echo(f"note: {message}", err=True)
     for study in studies_or_fail(files):
         if study.experiments:
             click.echo(render(study, study_status(study, results)))
         for line in checkpoint_lines(study, results):
             click.echo(line)
-    queue_file = queue_file or ("queue.yaml" if Path("queue.yaml").exists() else None)
     if queue_file:
         try:
             q = load_queue(queue_file)
@@ -815,6 +887,7 @@ def export(study_file, out, checkpoints, results):
     from harness.transfer import EVALUATED, TransferError, export_study
 
     (study,) = studies_or_fail([study_file])
+    writable_or_fail((out, "--out"))
     try:
         done = export_study(study.name, results, out, checkpoints=checkpoints)
     except TransferError as exc:

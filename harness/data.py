@@ -2,9 +2,10 @@
 
 Resolution order for the directory that holds ``cifar-10-batches-py/``: ``--data-dir``, then
 ``$REPRO_DATA_DIR``, then the per-user cache (``$XDG_CACHE_HOME/repro``, else
-``~/.cache/repro``). When none has the files, they are downloaded into the cache through
-torchvision (which checks the archive's MD5); offline, a :class:`DataError` says where we
-looked and how to provide the data.
+``~/.cache/repro``). A directory given by ``--data-dir`` or ``$REPRO_DATA_DIR`` must hold
+the files: a typo is an error naming it, never a fall-back to another copy. When the cache
+lacks them, they are downloaded into it through torchvision (which checks the archive's MD5);
+offline, a :class:`DataError` says where we looked and how to provide the data.
 
 A readable copy that is not byte-identical to the official release (the lossy offline JPEG
 re-encoding, for example) is accepted, with a warning, and every run records that it was not
@@ -89,6 +90,8 @@ def locate(data_dir: str | Path | None = None, *, download: bool = True) -> Path
         for folder in (root / FOLDER, root):
             if (folder / TEST_FILE).exists() or (folder / TRAIN_FILES[0]).exists():
                 return folder
+        if reason != "per-user cache":
+            raise DataError(_not_there(reason, root))
         looked.append(f"  {reason}: {root}")
     if download:
         target = cache_dir()
@@ -110,6 +113,20 @@ def locate(data_dir: str | Path | None = None, *, download: bool = True) -> Path
         "    --data-dir DIR (or set REPRO_DATA_DIR=DIR);\n"
         "  - any copy in the official python layout works (data_batch_1..5, test_batch);\n"
         "    a copy that is not the official release is used with a warning and marked so."
+    )
+
+
+def _not_there(reason: str, root: Path) -> str:
+    """A location the user gave (--data-dir or $REPRO_DATA_DIR) without the data: an error, never
+    a silent fall-back to another copy (a typo would train on other data)."""
+    what = "does not exist" if not root.exists() else f"holds no {FOLDER}/ (nor its files)"
+    flag = reason == "--data-dir"
+    given = f"--data-dir {root}" if flag else f"REPRO_DATA_DIR={root}"
+    instead = "leave out --data-dir" if flag else "unset REPRO_DATA_DIR"
+    return (
+        f"{given}: {root} {what}. Give the directory that holds {FOLDER}/ (data_batch_1..5, "
+        f"test_batch), or {instead} to use the per-user cache ({cache_dir()}, downloaded "
+        "there when online)."
     )
 
 

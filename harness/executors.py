@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -148,13 +149,21 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-def local_slots(options: RunOptions, gpus: int | str, runs_per_gpu: int) -> list[str | None]:
-    """One entry per concurrent run: the GPU it is pinned to (None on the CPU)."""
+def local_slots(
+    options: RunOptions, gpus: int | str, runs_per_gpu: int, *, given: bool = False
+) -> list[str | None]:
+    """One entry per concurrent run: the GPU it is pinned to (None on the CPU).
+
+    On the CPU, ``--gpus`` given (``given``) as anything but 1 is refused, ``all`` included;
+    a study's ``executor.local.gpus`` is a default for machines with GPUs and only 1 or all
+    pass there."""
     device = resolve_device(options.device)
     if device.type != "cuda":
-        if gpus not in (1, "all"):
-            raise RunError(f"--gpus {gpus} needs CUDA; on the CPU use --runs-per-gpu for "
-                           "concurrent runs")  # fmt: skip
+        if gpus != 1 and (given or gpus != "all"):
+            where = f"--gpus {gpus}" if given else f"the study's executor.local.gpus: {gpus}"
+            raise RunError(f"{where} needs CUDA, and training is on the CPU here (no GPU in "
+                           "use); leave out --gpus, and use --runs-per-gpu N for N concurrent "
+                           "runs on the CPU")  # fmt: skip
         return [None] * runs_per_gpu
     available = visible_gpus()
     wanted = len(available) if gpus == "all" else int(gpus)
@@ -443,6 +452,12 @@ class Submission:
     jobs: list  # submitit jobs, in the order of the submitted outcomes
 
 
+NO_SLURM = (
+    "--executor slurm: no Slurm on this machine (srun not found); use --executor local, "
+    "or submitit-local to try the Slurm path here"
+)
+
+
 def submit(
     study: Study,
     study_file: str,
@@ -456,11 +471,16 @@ def submit(
         import submitit
     except ImportError:
         raise RunError("--executor slurm needs submitit: pip install -e '.[slurm]'") from None
+    if cluster == "slurm" and shutil.which("srun") is None:
+        raise RunError(NO_SLURM)
     outcomes, todo = pending_runs(study, options, echo, study_file)
     if not todo:
         return Submission(outcomes, [])
     folder = options.results / ".submitit" / study.name
-    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    except RuntimeError as exc:  # submitit's own check that Slurm is here
+        raise RunError(f"{NO_SLURM} ({exc})") from None
     executor.update_parameters(**slurm_parameters(settings, study.name, cluster))
     # Grouped here, where the GPU the jobs will get is not known: `--fuse auto` takes the
     # largest group (harness.grouping.AUTO_MAX); give K to size groups for a smaller GPU.

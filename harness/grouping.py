@@ -34,6 +34,8 @@ AUTO_MAX_CPU = 1
 AUTO_ON_CPU = ("--fuse auto: not fusing on a CPU, where fused runs measured no faster than "
                "runs one after another (benchmarks/cpu-fusion-2026-11-26.md); --fuse K fuses "
                "anyway")  # fmt: skip
+NOT_ON_CANONICAL = ("--fuse {fuse}: not fusing: fused training is on the fast pipeline only, "
+                    "and --pipeline {pipeline} trains each run on its own")  # fmt: skip
 # The share of the free device memory that a group's estimated needs may take.
 MEMORY_SHARE = 0.6
 
@@ -43,9 +45,13 @@ def groups(plans: Sequence[RunPlan], results: Path, ex: Execution, fuse: int | s
     """The runs in training order, as groups; a group of one trains on its own. ``auto``
     replaces what ``--fuse auto`` would measure on ``ex``'s device (where the device that
     will train is not this one: a Slurm submission). ``echo`` hears why auto did not fuse."""
+    if fuse != 1 and ex.pipeline != "fast":
+        if echo is not None and len(plans) > 1:
+            echo(NOT_ON_CANONICAL.format(fuse=fuse, pipeline=ex.pipeline))
+        return [[p] for p in plans]
     if fuse == "auto" and auto is None and ex.device.type != "cuda" and echo is not None:
         echo(AUTO_ON_CPU)
-    if fuse == 1 or ex.pipeline != "fast":
+    if fuse == 1:
         return [[p] for p in plans]
     buckets: dict[tuple, list[RunPlan]] = {}
     for p in plans:

@@ -18,8 +18,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from harness import store
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
@@ -31,7 +30,7 @@ from harness.plan import (
     nominal_iterations,
     plan,
 )
-from harness.studyfile import StudyError, load_study
+from harness.studyfile import StudyError, load_study, yaml_problems
 
 Echo = Callable[[str], None]
 
@@ -76,20 +75,14 @@ class Queue:
 
 
 def load_queue(path: str | Path) -> Queue:
+    """Read and check a queue file; a QueueError lists its problems as a study's are listed
+    (file:line: field: what is wrong, given, allowed)."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise QueueError(f"{path}: no such queue file") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise QueueError(f"{path}: cannot be read as YAML ({exc})") from None
-    try:
-        parsed = QueueFile.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise QueueError(f"{path}: {problems}") from None
+    if not path.exists():
+        raise QueueError(f"{path}: no such queue file")
+    problems, parsed, _ = yaml_problems(path, QueueFile, "queue")
+    if problems:
+        raise QueueError("\n".join(str(p) for p in problems))
     queue = Queue(path, parsed.achieved_tflops, parsed.rate_source, tuple(parsed.items))
     names = Counter(i.name for i in queue.items)
     if dupes := [n for n, k in names.items() if k > 1]:

@@ -9,6 +9,8 @@ regression.
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,15 +22,38 @@ HOLDS = (verdicts.REPRODUCED, verdicts.BETTER)
 KEY = ["study", "kind", "experiment", "source", "where", "metric", "rule", "claimed"]
 
 
+NOT_A_TABLE = "is not a claim table (write one with `repro report --format json` or csv)"
+
+
 def read_claims(path: Path) -> pd.DataFrame:
+    """A claim table from ``repro report --format json|csv``; anything else (text, HTML, an
+    empty file, other JSON) is a ValueError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} {NOT_A_TABLE}: cannot read it as text ({exc})") from None
+    if not text.strip():
+        raise ValueError(f"{path} {NOT_A_TABLE}: the file is empty")
     if path.suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        try:
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise ValueError(f"{path} {NOT_A_TABLE}: not readable as CSV ({exc})") from None
     else:
-        frame = pd.read_json(path, orient="records", dtype=False)
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            start = text.strip().splitlines()[0][:20]
+            raise ValueError(f"{path} {NOT_A_TABLE}: not JSON ({exc.msg} at line {exc.lineno}; "
+                             f"it begins {start!r})") from None  # fmt: skip
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError(f"{path} {NOT_A_TABLE}: JSON, but not a list of claim rows")
+        if not rows:
+            raise ValueError(f"{path} {NOT_A_TABLE}: an empty list, no claims to compare")
+        frame = pd.DataFrame(rows)
     missing = [c for c in [*KEY, "verdict"] if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path} is not a claim table from `repro report --format`: "
-                         f"no column(s) {', '.join(missing)}")  # fmt: skip
+        raise ValueError(f"{path} {NOT_A_TABLE}: no column(s) {', '.join(missing)}")
     return frame.astype({c: str for c in KEY})
 
 

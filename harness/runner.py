@@ -184,6 +184,8 @@ def _train_in_turn(
         outcome = Outcome(todo[0], store.INTERRUPTED, "stopped while loading the data; run again")
         echo(line(outcome))
         return [outcome]
+    for p in todo:  # every run's request checked against the data before the first trains
+        _check_subset(p, data)
     from harness.grouping import groups
 
     outcomes: list[Outcome] = []
@@ -252,9 +254,16 @@ def _train_fused(group: list[RunPlan], data: Cifar10, ex: Execution, o: RunOptio
 
 def _check_subset(p: RunPlan, data: Cifar10) -> None:
     """A --subset (or a recipe's train_images) larger than the data would be clamped while
-    the run kept its label: refuse it instead, before anything trains."""
+    the run kept its label, and a hold-out of the whole training set leaves nothing to train
+    on: refuse them instead, before anything trains."""
     wanted = p.recipe.train_images
     available = len(data.train_labels) - p.recipe.validation_images
+    if available < 1:
+        raise RunError(
+            f"{p.study}/{p.name}: validation_images {p.recipe.validation_images} holds out every "
+            f"one of the data's {len(data.train_labels)} training images, leaving none to train "
+            f"on. Hold out fewer than {len(data.train_labels)} (5000 for a 45k/5k split)."
+        )
     if wanted is not None and wanted > available and not p.label.startswith("smoke"):
         raise RunError(
             f"{p.study}/{p.name}: {wanted} training images asked for (--subset or the recipe's "

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from harness.choices import MAX_BATCH_SIZE
 from harness.metrics import METRICS, MetricName
 from harness.metrics import label as metric_label
 from harness.zoo import ModelSpec
@@ -215,7 +216,7 @@ class Recipe(Strict):
     """Everything about training except the architecture and the seed."""
 
     optimizer: Optimizer
-    batch_size: int = Field(gt=0, le=65536)
+    batch_size: int = Field(gt=0, le=MAX_BATCH_SIZE)
     epochs: int | None = Field(None, gt=0, le=100_000)
     iterations: int | None = Field(None, gt=0, le=100_000_000)
     last_batch: Literal["keep", "drop"] = Field(

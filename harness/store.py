@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from harness.outputs import probe as _probe
+
 CONFIG = "config.json"
 ENVIRONMENT = "environment.json"
 METRICS = "metrics.jsonl"
@@ -64,20 +66,12 @@ def ensure_writable(results: Path) -> None:
     """Fail early, with what to do, when the store cannot hold runs (a path below a regular
     file, a read-only file system, no permission) rather than in the middle of a run.
     Nothing is created: the probe goes into the nearest directory that exists."""
-    existing = results
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    try:
-        if not existing.is_dir():
-            raise NotADirectoryError(20, "a path below a regular file", str(existing))
-        fd, probe = tempfile.mkstemp(prefix=".repro-probe-", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
+    existing, exc = _probe(results)
+    if exc is not None:
         raise StoreUnusable(
             f"{results} cannot hold the run store ({exc.strerror or exc}: {existing}): give "
             "--results a directory you can write to"
-        ) from None
+        )
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -91,6 +92,45 @@ def load_study(path: str | Path) -> Study:
     return study
 
 
+def yaml_problems(
+    path: Path, model: type[BaseModel], what: str
+) -> tuple[list[Problem], Any, yaml.Node | None]:
+    """Read another YAML file of the harness (a queue, ``what``) the way a study is read:
+    its problems (file:line, field, given, allowed) in this module's words, its data, and
+    its nodes for the lines of later problems."""
+    text_problems: list[Problem] = []
+    try:
+        raw, nodes = _read_yaml(path, what)
+    except StudyError as exc:
+        return exc.problems, None, None
+    try:
+        data = model.model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            loc, parent = _display_loc(err["loc"], model)
+            p = _explain(err, loc, parent)
+            text_problems.append(
+                Problem(str(path), _line_of(nodes, loc), _format_loc(loc), *p.rest)
+            )
+        return text_problems, None, nodes
+    return [], data, nodes
+
+
+def name_clash(path: str | Path, study: Study, seen: dict[str, str]) -> Problem | None:
+    """The problem of a study whose name an earlier file of the same command took (``seen``:
+    name -> file, updated here): results are stored by study name."""
+    if study.name in seen:
+        return Problem(
+            str(path),
+            None,
+            "name",
+            f"study name {study.name!r} is already used by {seen[study.name]}; "
+            "results are stored by study name, so names must differ",
+        )
+    seen[study.name] = str(path)
+    return None
+
+
 def load_studies(paths: Iterable[str | Path]) -> list[Study]:
     """Load several study files; collect the problems of all of them before raising."""
     studies, problems = [], []
@@ -101,18 +141,9 @@ def load_studies(paths: Iterable[str | Path]) -> list[Study]:
         except StudyError as exc:
             problems.extend(exc.problems)
             continue
-        if study.name in seen:
-            problems.append(
-                Problem(
-                    str(path),
-                    None,
-                    "name",
-                    f"study name {study.name!r} is already used by {seen[study.name]}; "
-                    "results are stored by study name, so names must differ",
-                )
-            )
+        if clash := name_clash(path, study, seen):
+            problems.append(clash)
             continue
-        seen[study.name] = str(path)
         studies.append(study)
     if problems:
         raise StudyError(problems)
@@ -152,14 +183,14 @@ def _construct_float(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> float:
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
-def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.Node | None]:
     name = str(path)
     if not path.exists():
         raise StudyError([Problem(name, None, "", "file not found")])
     if path.is_dir():
-        raise StudyError([Problem(name, None, "", "is a directory, not a study file")])
+        raise StudyError([Problem(name, None, "", f"is a directory, not a {what} file")])
     if (size := path.stat().st_size) > MAX_BYTES:
-        message = f"is {size:,} bytes; a study is a few kilobytes (at most {MAX_BYTES:,} accepted)"
+        message = f"is {size:,} bytes; a {what} is a few kilobytes (at most {MAX_BYTES:,} accepted)"
         raise StudyError([Problem(name, None, "", message)])
     try:
         text = path.read_text(encoding="utf-8")
@@ -181,8 +212,11 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
         context = getattr(exc, "context", None)
         message = f"not valid YAML: {what}" + (f" ({context})" if context else "")
         raise StudyError([Problem(name, line, "", message)]) from None
+    keys = ("name, description, sources, experiments and claims" if what == "study"
+            else "achieved_tflops, rate_source and items")  # fmt: skip
     if raw is None:
-        raise StudyError([Problem(name, None, "", "the file is empty; a study is a mapping")])
+        raise StudyError([Problem(name, None, "", f"the file is empty; a {what} is a mapping "
+                                  f"with {keys}")])  # fmt: skip
     if not isinstance(raw, dict):
         raise StudyError(
             [
@@ -190,8 +224,7 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
                     name,
                     1,
                     "",
-                    "a study file must be a mapping with name, description, sources, "
-                    "experiments and claims",
+                    f"a {what} file must be a mapping with {keys}",
                     given=type(raw).__name__,
                 )
             ]
@@ -439,10 +472,10 @@ def _same_error_in_recipe(exc: ValidationError, recipe: str, sub: Loc, err: dict
     return False
 
 
-def _display_loc(loc: Loc) -> tuple[Loc, type[BaseModel] | None]:
+def _display_loc(loc: Loc, root: type[BaseModel] = Study) -> tuple[Loc, type[BaseModel] | None]:
     """Drop union tags from a pydantic location; also return the model that holds the leaf."""
     shown: list[str | int] = []
-    tp: Any = Study
+    tp: Any = root
     parent: type[BaseModel] | None = None
     for part in loc:
         tp = _strip_optional(tp)
@@ -550,10 +583,29 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
         )
     if kind in ("value_error", "assertion_error"):
         return _RawProblem(loc, str(ctx.get("error", err["msg"])), given)
+    if kind.startswith(("float", "int")) and (hint := _yaml_text_number(err.get("input"))):
+        return _RawProblem(loc, hint, given, _TYPE_WORDS["int" if kind.startswith("int")
+                                                      else "float"])  # fmt: skip
     for word, text in _TYPE_WORDS.items():
         if kind.startswith(word):
             return _RawProblem(loc, "wrong type", given, text)
     return _RawProblem(loc, err["msg"], given)
+
+
+_TEXT_EXPONENT = re.compile(r"[+-]?(\d+)(\.\d*)?[eE]([+-]?\d+)")
+
+
+def _yaml_text_number(value: Any) -> str | None:
+    """Why YAML made text of what looks like a number (5e-4, 1e-1), and how to write it:
+    YAML 1.1, which PyYAML reads, needs a dot in the mantissa and a sign in the exponent."""
+    if not isinstance(value, str) or not (m := _TEXT_EXPONENT.fullmatch(value.strip())):
+        return None
+    digits, fraction, exponent = m.groups()
+    sign = "" if exponent.startswith(("+", "-")) else "+"
+    fixed = f"{value.strip()[: m.start(1)]}{digits}{fraction or '.0'}e{sign}{exponent}"
+    return (f"wrong type: YAML 1.1 reads {value.strip()} as text, not a number (it needs a "
+            f"decimal point and a signed exponent); write {fixed} "
+            f"(or {float(value)!r})")  # fmt: skip
 
 
 def _field_hint(parent: type[BaseModel] | None, loc: Loc) -> str | None:

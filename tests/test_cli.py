@@ -76,3 +76,109 @@ def test_a_store_of_checkpoint_evaluations_alone_is_not_called_empty(tmp_path):
                 str(store_dir), "--out", str(tmp_path / "r.html"))  # fmt: skip
     assert out.exit_code == 0, out.output
     assert "holds no runs" not in out.output
+
+
+def test_bench_refuses_a_subset_larger_than_the_data_it_would_measure(cifar_root, tmp_path):
+    """The table and JSON said "5000 images/epoch" for a 600-image copy: refuse, as run does."""
+    out = repro("bench", "--device", "cpu", "--models", "resnet8", "--data-dir", str(cifar_root),
+                "--subset", "5000", "--json", str(tmp_path / "b.json"))  # fmt: skip
+    assert out.exit_code == 2 and "Traceback" not in out.output
+    assert "--subset 5000: the data" in out.output and "600 training images" in out.output
+    assert not (tmp_path / "b.json").exists()
+    out = repro("bench", "--device", "cpu", "--synthetic", "--subset", "60000")
+    assert out.exit_code == 2 and "50000 training images" in out.output
+    assert "ValidationError" not in out.output
+
+
+def test_bench_refuses_a_batch_size_past_the_limit_while_parsing():
+    out = repro("bench", "--device", "cpu", "--synthetic", "--batch-size", "100000")
+    assert out.exit_code == 2 and "ValidationError" not in out.output
+    assert "'--batch-size': 100000 is not in the range 1<=x<=65536" in out.output
+
+
+def test_an_output_path_below_a_regular_file_is_refused_before_any_work(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    (tmp_path / "results").mkdir()
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    results = ["--results", str(tmp_path / "results")]
+    for args, option in [
+        (["report", *results, "--study", str(study), "--out", f"{afile}/x.html"], "--out"),
+        (["export", str(study), *results, "--out", f"{afile}/x.tar.gz"], "--out"),
+        (["bench", "--device", "cpu", "--synthetic", "--json", f"{afile}/x.json"], "--json"),
+        (["bench", "--device", "cpu", "--synthetic", "--markdown", f"{afile}/x.md"], "--markdown"),
+        (["bench", "--device", "cpu", "--synthetic", "--profile", f"{afile}/p"], "--profile"),
+    ]:
+        out = repro(*args)
+        assert out.exit_code == 2, (args, out.output)
+        assert isinstance(out.exception, SystemExit)  # a message, not a traceback
+        assert f"error: {option} {afile}/" in out.output
+        assert "a path below a regular file" in out.output and f"give {option} a path" in out.output
+
+
+def test_status_without_study_files_says_so_and_how_to_name_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = repro("status")
+    assert out.exit_code == 2
+    assert "no study files: none given and no studies/*.yaml here" in out.output
+    assert "repro status studies/degradation.yaml" in out.output
+
+
+def test_report_says_which_runs_it_left_out_because_their_study_is_gone(tmp_path, monkeypatch):
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    monkeypatch.chdir(tmp_path)
+    study_file = tiny_study(tmp_path / "gone.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    fake_run(tmp_path / "R", load_study(study_file), "a")
+    study_file.unlink()
+    out = repro("report", "--results", "R", "--out", "r.html")
+    assert out.exit_code == 0, out.output
+    assert "0 studies, 0 claims, 1 runs" in out.output
+    assert "note: 1 run(s) of study 'tiny' are not reported: its study file is not in " \
+        "studies/ and was not found" in out.output  # fmt: skip
+    assert "give it with --study FILE" in out.output
+
+
+def test_a_hold_out_of_the_whole_training_set_is_refused_before_anything_trains(
+    tmp_path, cifar_root
+):
+    from conftest import TINY_RECIPE
+
+    recipe = TINY_RECIPE + "    validation_images: 600\n"
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n"
+                       "  - {name: b, model: plain8, recipe: base}\n", recipe=recipe)  # fmt: skip
+    assert repro("validate", str(study)).exit_code == 0  # the data's size is not known there
+    out = repro(*run_args(study, cifar_root, tmp_path / "r"))
+    assert out.exit_code == 2, out.output
+    assert "validation_images 600 holds out every one of the data's 600 training images" \
+        in out.output  # fmt: skip
+    assert not list((tmp_path / "r").rglob("summary.json")), "no run recorded as failed"
+
+
+def test_validate_refuses_two_files_of_one_study_name_as_run_does(tmp_path):
+    a = tiny_study(tmp_path / "a.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    b = tiny_study(tmp_path / "b.yaml", "  - {name: b, model: resnet8, recipe: base}\n")
+    out = repro("validate", str(a), str(b))
+    assert out.exit_code == 1
+    assert f"{b}: name: study name 'tiny' is already used by {a}" in out.output
+    assert "1 of 2 study file(s) invalid" in out.output
+
+
+def test_fuse_on_the_canonical_pipeline_says_why_it_does_not_fuse(tmp_path):
+    import torch
+
+    from harness.execution import choose
+    from harness.grouping import groups
+    from harness.plan import Overrides, plan
+    from harness.studyfile import load_study
+
+    study = load_study(tiny_study(tmp_path / "s.yaml",
+                                  "  - {name: a, model: resnet8, recipe: base}\n", seeds=2))  # fmt: skip
+    heard: list[str] = []
+    ex = choose(torch.device("cpu"), pipeline="canonical")
+    out = groups(plan(study, Overrides()), tmp_path / "r", ex, 2, echo=heard.append)
+    assert [len(g) for g in out] == [1, 1]
+    assert heard == ["--fuse 2: not fusing: fused training is on the fast pipeline only, and "
+                     "--pipeline canonical trains each run on its own"]  # fmt: skip

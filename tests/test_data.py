@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from cifar_fixture import write_cifar
 from click.testing import CliRunner
-from conftest import tiny_study
+from conftest import ROOT, tiny_study
 
 from harness import data as cifar
 from harness.cli import main
@@ -66,17 +66,14 @@ def test_resolution_order_flag_then_environment_then_cache(tmp_path, monkeypatch
     assert cifar.locate(flag / cifar.FOLDER) == flag / cifar.FOLDER
 
 
-def test_offline_without_data_says_where_it_looked_and_what_to_do(tmp_path):
+def test_offline_without_data_says_where_it_looked_and_what_to_do(tmp_path, monkeypatch):
     study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
-    empty = tmp_path / "nothing-here"
-    empty.mkdir()
-    result = CliRunner().invoke(
-        main, ["run", str(study), "--data-dir", str(empty), "--results", str(tmp_path / "r")]
-    )
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    result = CliRunner().invoke(main, ["run", str(study), "--results", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     out = result.output
-    assert "CIFAR-10 not found" in out and str(empty) in out
+    assert "CIFAR-10 not found" in out and str(tmp_path / "cache" / "repro") in out
     assert "--data-dir" in out and "REPRO_DATA_DIR" in out
     assert "download failed: network access is disabled" in out
     assert not (tmp_path / "r").exists(), "nothing is created when nothing can run"
@@ -131,7 +128,7 @@ def test_online_the_data_is_downloaded_into_the_cache(tmp_path, monkeypatch):
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(cifar, "_download", fake_download)
-    folder = cifar.locate(tmp_path / "empty")
+    folder = cifar.locate(None)
     assert fetched == [tmp_path / "cache" / "repro"]
     assert folder == tmp_path / "cache" / "repro" / cifar.FOLDER
     assert cifar.locate(None) == folder  # found in the cache next time, no second download
@@ -190,3 +187,38 @@ def test_a_run_records_the_test_images_that_exist(tmp_path, cifar_root):
     import json
 
     assert json.loads(summary.read_text())["data"]["test_images"] == 200
+
+
+@pytest.mark.parametrize("command", ["run", "bench", "evaluate"])
+@pytest.mark.parametrize("kind", ["missing", "empty"])
+def test_a_given_data_dir_without_the_data_is_an_error_not_the_cache(
+    tmp_path, monkeypatch, cifar_root, command, kind
+):
+    """A typo in --data-dir must not silently train on the cached (or downloaded) copy."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cifar_root.parent))
+    (cifar_root.parent / "repro").mkdir(exist_ok=True)
+    if not (cifar_root.parent / "repro" / cifar.FOLDER).exists():
+        (cifar_root.parent / "repro" / cifar.FOLDER).symlink_to(cifar_root / cifar.FOLDER)
+    assert cifar.locate(None) == cifar_root.parent / "repro" / cifar.FOLDER  # the cache has it
+    typo = tmp_path / "cifarr"
+    if kind == "empty":
+        typo.mkdir()
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    args = {
+        "run": ["run", str(study), "--device", "cpu", "--results", str(tmp_path / "r")],
+        "bench": ["bench", "--device", "cpu", "--models", "resnet8", "--subset", "100"],
+        "evaluate": ["evaluate", str(ROOT / "studies" / "checkpoints.yaml"), "--device", "cpu",
+                     "--results", str(tmp_path / "r")],
+    }[command]  # fmt: skip
+    result = CliRunner().invoke(main, [*args, "--data-dir", str(typo)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert f"--data-dir {typo}: {typo} " in result.output
+    assert ("does not exist" if kind == "missing" else "holds no") in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_given_repro_data_dir_without_the_data_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path / "typo"))
+    with pytest.raises(cifar.DataError, match=r"REPRO_DATA_DIR=.*does not exist.*unset"):
+        cifar.locate(None)

@@ -234,6 +234,14 @@ def test_gpus_on_a_machine_without_them_is_a_clear_error(tmp_path, cifar_root):
     result = CliRunner().invoke(main, ["run", str(study_file), "--device", "cpu", "--gpus", "2",
                                        "--results", str(tmp_path / "r")])  # fmt: skip
     assert result.exit_code == 2 and "--gpus 2 needs CUDA" in result.output
+    for bad in ("banana", "0", "-1"):
+        out = CliRunner().invoke(main, ["run", str(study_file), "--gpus", bad])
+        assert out.exit_code == 2 and "invalid literal" not in out.output
+        assert f"{bad!r} is not a number of GPUs" in out.output and "or 'all'" in out.output
+    out = CliRunner().invoke(main, ["run", str(study_file), "--device", "cpu", "--gpus", "all",
+                                    "--results", str(tmp_path / "r")])  # fmt: skip
+    assert out.exit_code == 2 and "--gpus all needs CUDA" in out.output, out.output
+    assert not (tmp_path / "r").exists()
 
 
 def test_slurm_parameters_from_settings():
@@ -368,3 +376,13 @@ def test_slurm_submits_a_fused_group_as_one_task(tmp_path, cifar_root, fake_slur
     ids = {store.read_json(results / f"tiny/{e}/seed-{s}/job.json")["job_id"]
            for e in "ab" for s in (0, 1)}  # fmt: skip
     assert len(ids) == 2
+
+
+def test_slurm_without_slurm_here_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no srun on it
+    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    out = CliRunner().invoke(main, ["run", str(study_file), "--executor", "slurm",
+                                    "--results", str(tmp_path / "r")])  # fmt: skip
+    assert out.exit_code == 2 and isinstance(out.exception, SystemExit)
+    assert "no Slurm on this machine (srun not found)" in out.output
+    assert "use --executor local, or submitit-local" in out.output

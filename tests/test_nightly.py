@@ -117,3 +117,25 @@ def test_compare_rejects_a_file_that_is_not_a_claim_table(tmp_path):
     result = CliRunner().invoke(main, ["compare", str(tmp_path / "x.json"),
                                        str(tmp_path / "x.json")])  # fmt: skip
     assert result.exit_code == 2 and "not a claim table" in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "why"),
+    [
+        ("nj.json", "not json\n", "not JSON"),
+        ("empty.json", "", "the file is empty"),
+        ("page.json", "<!DOCTYPE html>\n<html></html>", "it begins '<!DOCTYPE html>'"),
+        ("obj.json", "{}", "not a list of claim rows"),
+        ("bin.csv", b"\x1f\x8b\x08\x00", "cannot read it as text"),
+    ],
+)
+def test_compare_names_the_file_that_is_not_a_claim_table_and_why(tmp_path, name, content, why):
+    good = tmp_path / "good.json"
+    claims([("a", "reproduced")]).to_json(good, orient="records")
+    bad = tmp_path / name
+    (bad.write_bytes if isinstance(content, bytes) else bad.write_text)(content)
+    for args in ([bad, good], [good, bad]):
+        result = CliRunner().invoke(main, ["compare", *map(str, args)])
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+        assert f"error: {bad} is not a claim table" in result.output and why in result.output
+        assert "decoding 'null'" not in result.output

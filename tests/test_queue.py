@@ -98,3 +98,32 @@ def test_repro_queue_stops_at_its_budget_and_resumes(tmp_path, cifar_root):
 def test_a_bad_queue_is_a_clear_error(tmp_path):
     out = repro("queue", str(tmp_path / "none.yaml"))
     assert out.exit_code == 2 and "no such queue file" in out.output
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "",
+            "queue.yaml: the file is empty; a queue is a mapping with achieved_tflops, "
+            "rate_source and items",
+        ),
+        (
+            QUEUE.replace("runs_per_gpu: 1}", "runs_per_gpu: 0}"),
+            "queue.yaml:4: items[0].runs_per_gpu: value out of range\n    given:   0\n"
+            "    allowed: a number >= 1",
+        ),
+        ("achieved_tflops: [\n", "queue.yaml:2: not valid YAML"),
+    ],
+    ids=["empty", "out-of-range", "not-yaml"],
+)
+def test_queue_problems_name_the_line_like_a_study_and_status_still_shows_the_studies(
+    tmp_path, monkeypatch, text, expected
+):
+    _queue(tmp_path, text)
+    monkeypatch.chdir(tmp_path)
+    out = repro("status", "s.yaml")
+    assert out.exit_code == 2 and isinstance(out.exception, SystemExit)
+    assert out.output.startswith("tiny: 2 runs: 2 pending"), out.output  # the study first
+    assert f"error: {expected}" in out.output
+    assert "Input should be" not in out.output and "instance of QueueFile" not in out.output

@@ -128,6 +128,14 @@ MALFORMED = [
     ),
     pytest.param(
         "{lr: 0.1,",
+        "{lr: 1e-1,",
+        "recipes.base.optimizer.lr",
+        "YAML 1.1 reads 1e-1 as text, not a number (it needs a decimal point and a signed "
+        "exponent); write 1.0e-1 (or 0.1)",
+        id="exponent-read-as-text",
+    ),
+    pytest.param(
+        "{lr: 0.1,",
         "{lr: -0.1,",
         "recipes.base.optimizer.lr",
         "value out of range",

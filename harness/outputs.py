@@ -1,0 +1,46 @@
+"""Whether an output path can be written, checked before any work (imports nothing heavy).
+
+A path below a regular file, a read-only file system or a missing permission is reported
+with the option that gave it and what to do, before anything is measured or built, so no
+work is lost to a bad path and no traceback is shown.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+class OutputError(ValueError):
+    """An output path (--out, --json, ...) that cannot be written; the message says why."""
+
+
+def probe(folder: Path) -> tuple[Path, OSError | None]:
+    """Whether files can be created in ``folder`` (or where it would be created): the nearest
+    directory that exists, and the error that writing there gives, if any. Creates nothing."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "a path below a regular file", str(existing))
+        fd, name = tempfile.mkstemp(prefix=".repro-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        return existing, exc
+    return existing, None
+
+
+def ensure_can_write(path: Path, option: str, *, folder: bool = False) -> None:
+    """Refuse an output file (or, with ``folder``, a directory) given by ``option`` (--out,
+    --json, ...) that cannot be written: checked before any work, so none is lost to it."""
+    existing, exc = probe(path if folder else path.parent)
+    if exc is None and not folder and path.is_dir():
+        raise OutputError(f"{option} {path}: is a directory; give a file name")
+    if exc is not None:
+        raise OutputError(
+            f"{option} {path}: cannot write there ({exc.strerror or exc}: {existing}); give "
+            f"{option} a path you can write to"
+        )
