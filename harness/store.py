@@ -49,9 +49,10 @@ EVALUATION = "evaluation.json"
 COMPLETE, DIVERGED, FAILED, INTERRUPTED = "complete", "diverged", "failed", "interrupted"
 PAUSED = "paused"
 STATUSES = (COMPLETE, DIVERGED, FAILED, INTERRUPTED, PAUSED)
-# Not a way to end: a run whose files cannot be read back (a torn line, garbage, a summary of
-# the wrong shape) or disagree (check_ended). Report and status list it and go on; `repro run`
-# keeps the damaged file aside and rebuilds it from the checkpoint.
+# Not a way to end: a run whose files cannot be read back (a torn line, garbage, a summary or
+# curve row of the wrong shape or types: SUMMARY_FIELDS, EPOCH_FIELDS) or disagree
+# (check_ended). Report and status list it and go on; `repro run` keeps the damaged file aside
+# and rebuilds it from the checkpoint (runner._recover).
 DAMAGED = "damaged"
 FINAL = (COMPLETE, DIVERGED)
 
