@@ -512,7 +512,10 @@ def execution_conflict(run_dir: Path, ex: Execution) -> str | None:
 
 def first_execution(run_dir: Path) -> tuple[str, str] | None:
     """(precision, pipeline) of the run's first session, as recorded."""
-    summary = store.read_json(run_dir / store.SUMMARY) or {}
+    try:
+        summary = store.read_summary(run_dir) or {}
+    except store.DamagedFile:  # kept aside before training; the environment still tells
+        summary = {}
     sessions = [s for s in summary.get("sessions") or [] if s.get("precision")]
     # Without a summary (killed before it wrote one) the environment is that of the
     # session that was killed, which ran as the first one did.
