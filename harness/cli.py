@@ -895,8 +895,14 @@ def export(study_file, out, checkpoints, results):
     evaluations = sum(r.status == EVALUATED for r in done.runs)
     trained = len(done.runs) - evaluations
     unfinished = sum(r.status not in ("complete", "diverged", EVALUATED) for r in done.runs)
+    damaged = [r for r in done.runs if r.status == "damaged"]
     click.echo(f"wrote {out} ({done.bytes / 2**20:.1f} MiB) for {study.name}: {trained} runs "
                f"({unfinished} unfinished), {evaluations} checkpoint evaluations")  # fmt: skip
+    for r in damaged:
+        then = ("rebuilds it from its checkpoint" if "checkpoint.pt" in r.files
+                else "trains it again (no checkpoint went with it)")  # fmt: skip
+        click.echo(f"  {r.path} goes as damaged: it never counts, and `repro run` where it is "
+                   f"imported {then}")  # fmt: skip
 
 
 @main.command(name="import")

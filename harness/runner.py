@@ -335,28 +335,56 @@ def _decide(p: RunPlan, run_dir: Path, force: bool, echo: Echo) -> Outcome | Non
 
 
 def resume_text(p: RunPlan, run_dir: Path, state: store.RunState) -> str:
-    if not (run_dir / store.CHECKPOINT).exists() or state.epochs_done == 0:
-        return f"{p.study}/{p.name}: restarting ({state.status}): no epoch had finished"
-    summary = store.read_summary(run_dir) or {}
-    total = summary.get("epochs_total")
-    return (f"{p.study}/{p.name}: resuming ({state.status}) at epoch {state.epochs_done + 1}"
-            + (f"/{total}" if total else ""))  # fmt: skip
+    """What training this run now will do, as train() will do it: resume from the checkpoint,
+    start over (saying why, when epochs had finished), or only write its summary again."""
+    from harness.train import resume_point
+
+    where, why = f"{p.study}/{p.name}", state.status
+    epoch, iteration, problem = resume_point(run_dir, p.hash)
+    recorded = state.epochs_done
+    if problem is not None:
+        if recorded == 0:
+            return f"{where}: starting over ({why}): no epoch had finished"
+        return (f"{where}: starting over from epoch 0 ({why}): {problem}, so its "
+                f"{_epochs(recorded)} cannot be resumed (their metrics are kept "
+                "aside)")  # fmt: skip
+    total = p.recipe.epochs
+    if (iteration >= p.recipe.iterations) if p.recipe.iterations else (epoch >= total):
+        return (f"{where}: all {_epochs(epoch)} had finished ({why}); its summary is written "
+                "again from the checkpoint, nothing is trained")  # fmt: skip
+    text = f"{where}: resuming ({why}) at epoch {epoch + 1}" + (f"/{total}" if total else "")
+    if recorded > epoch:
+        text += (f"; its checkpoint is at epoch {epoch}, so the {recorded - epoch} recorded "
+                 "after it are trained again (their metrics are kept aside)")  # fmt: skip
+    return text
 
 
 def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo) -> store.RunState:
     """Keep a damaged run's unusable files aside so that it can resume.
 
     The checkpoint holds the whole history, so training rebuilds metrics.jsonl and the
-    summary from it (a finished run's too: its checkpoint is at the last epoch). A run whose
-    config is unreadable cannot be matched to the study any more: it is moved aside whole.
+    summary from it (a finished run's too: its checkpoint is at the last epoch). An unreadable
+    config is written again from the study when the checkpoint was made with the study's
+    config; otherwise the run cannot be matched to the study any more: it is moved aside
+    whole and trained again (damage_repair says the same to `repro status`).
     """
+    from harness.train import resume_point
+
     echo(f"note: {p.study}/{p.name} is damaged: {state.detail}")
     try:
         store.read_config(run_dir)
-    except store.DamagedFile:
-        where = store.supersede(run_dir, f"damaged: {state.detail}")
-        echo(f"  its config cannot be read: moved to {where}; it is trained again")
-        return store.inspect(run_dir)
+    except store.DamagedFile as damaged:
+        problem = resume_point(run_dir, p.hash)[2]
+        if problem is not None:
+            where = store.supersede(run_dir, f"damaged: {state.detail}")
+            echo(f"  its config cannot be read and {problem}: moved to {where}; it is trained "
+                 "again")  # fmt: skip
+            return store.inspect(run_dir)
+        # Its checkpoint was made with the study's config as it is now: that is the config.
+        kept = store.set_aside(damaged.path)
+        store.write_json(run_dir / store.CONFIG, {"hash": p.hash, **p.config})
+        echo(f"  kept {store.CONFIG} aside as {kept.name}; written again from the study (its "
+             "checkpoint was made with the same config)")  # fmt: skip
     for read, path in ((store.read_summary, run_dir), (store.read_jsonl, run_dir / store.METRICS)):
         try:
             read(path)
@@ -381,6 +409,33 @@ def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo) -> st
                 echo(f"  kept {name} aside as {kept.name}; rebuilt from the checkpoint")
         state = store.inspect(run_dir)
     return state
+
+
+def damage_repair(run_dir: Path, planned_hash: str | None) -> str:
+    """What `repro run` does with a damaged run (as _recover does it), for `repro status`;
+    ``planned_hash`` is the config hash the study gives the run (None: not a planned run)."""
+    from harness.train import resume_point
+
+    generic = "`repro run` keeps it aside and rebuilds it from the checkpoint"
+    try:
+        config = store.read_config(run_dir)
+    except store.DamagedFile:
+        if planned_hash is None:
+            return "its config cannot be read"
+        problem = resume_point(run_dir, planned_hash)[2]
+        if problem is None:
+            return ("`repro run` keeps it aside and writes it again from the study (the "
+                    "checkpoint was made with the same config)")  # fmt: skip
+        return f"{problem}: `repro run` moves the run to .superseded/ and trains it again"
+    digest = planned_hash or (config or {}).get("hash")
+    if digest is None:
+        return generic
+    if config is not None and config.get("hash") != digest:
+        return "made with another config: `repro run` moves it to .superseded/ and trains it again"
+    problem = resume_point(run_dir, digest)[2]
+    if problem is None:
+        return generic
+    return f"`repro run` keeps it aside, but {problem}: the run is trained again from epoch 0"
 
 
 def scheduler_says_alive(run_dir: Path) -> bool:
@@ -466,7 +521,10 @@ def execution_conflict(run_dir: Path, ex: Execution) -> str | None:
 
 def first_execution(run_dir: Path) -> tuple[str, str] | None:
     """(precision, pipeline) of the run's first session, as recorded."""
-    summary = store.read_json(run_dir / store.SUMMARY) or {}
+    try:
+        summary = store.read_summary(run_dir) or {}
+    except store.DamagedFile:  # kept aside before training; the environment still tells
+        summary = {}
     sessions = [s for s in summary.get("sessions") or [] if s.get("precision")]
     # Without a summary (killed before it wrote one) the environment is that of the
     # session that was killed, which ran as the first one did.

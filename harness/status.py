@@ -2,8 +2,9 @@
 
 A run is pending, queued (submitted, not started), running (epoch x of y), interrupted (by a
 signal), paused (by a time budget; both resume), complete, diverged, failed (with the error
-and the tail of its log) or damaged (a file that cannot be read back; `repro run` keeps it
-aside and rebuilds it from the checkpoint). A released checkpoint is not evaluated,
+and the tail of its log) or damaged (a file that cannot be read back, or of the wrong shape;
+with what `repro run` will do: keep it aside and rebuild it from the checkpoint, or train the
+run again where the checkpoint cannot serve). A released checkpoint is not evaluated,
 evaluated (on which data) or damaged. When the scheduler
 says a run's job ended in failure but the run never recorded an ending (killed for memory,
 node lost), the run is marked failed here, with its log path, so nothing goes missing.
@@ -48,7 +49,7 @@ def _log_of(run_dir: Path) -> Path | None:
     return None
 
 
-def row_for(name: str, run_dir: Path) -> StatusRow:
+def row_for(name: str, run_dir: Path, planned_hash: str | None = None) -> StatusRow:
     state = store.inspect(run_dir)
     if state.status == "absent":  # nothing on disk yet: to the user, it is pending
         state = store.RunState("pending")
@@ -73,7 +74,9 @@ def row_for(name: str, run_dir: Path) -> StatusRow:
     elif state.status == store.COMPLETE and summary.get("test_error") is not None:
         detail = f"test error {summary['test_error']:.2f}%"
     elif state.status == store.DAMAGED:
-        detail = f"{state.detail}; `repro run` keeps it aside and rebuilds it from the checkpoint"
+        from harness.runner import damage_repair
+
+        detail = f"{state.detail}; {damage_repair(run_dir, planned_hash)}"
     elif state.status == store.DIVERGED:
         detail = f"loss NaN at epoch {(summary.get('diverged_at') or {}).get('epoch')}"
     elif state.status == store.FAILED:
@@ -94,7 +97,7 @@ def study_status(study: Study, results: Path) -> list[StatusRow]:
     for p in plan(study):
         run_dir = p.directory(results)
         seen.add(run_dir)
-        rows.append(row_for(p.name, run_dir))
+        rows.append(row_for(p.name, run_dir, p.hash))
     for record in scan(results):
         if record.study == study.name and record.path not in seen:
             rows.append(row_for(record.path.relative_to(results / study.name).as_posix(),

@@ -51,9 +51,10 @@ EVALUATION = "evaluation.json"
 COMPLETE, DIVERGED, FAILED, INTERRUPTED = "complete", "diverged", "failed", "interrupted"
 PAUSED = "paused"
 STATUSES = (COMPLETE, DIVERGED, FAILED, INTERRUPTED, PAUSED)
-# Not a way to end: a run whose files cannot be read back (a torn line, garbage, a summary of
-# the wrong shape) or disagree (check_ended). Report and status list it and go on; `repro run`
-# keeps the damaged file aside and rebuilds it from the checkpoint.
+# Not a way to end: a run whose files cannot be read back (a torn line, garbage, a summary or
+# curve row of the wrong shape or types: SUMMARY_FIELDS, EPOCH_FIELDS) or disagree
+# (check_ended). Report and status list it and go on; `repro run` keeps the damaged file aside
+# and rebuilds it from the checkpoint (runner._recover).
 DAMAGED = "damaged"
 FINAL = (COMPLETE, DIVERGED)
 
@@ -115,6 +116,98 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
+# The shape of summary.json and of a metrics.jsonl row, checked where they are read (read_summary,
+# read_jsonl): report, status and run index and format these fields without checking again,
+# so a hand-edited file with a string for a number is damaged like a torn one, never a
+# traceback and never counted. Each field may be absent (older runs, a summary written by
+# mark_failed) or null unless it is required; the kinds nest for the records in a summary.
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+INT = ("a whole number", _is_int)
+NUMBER = ("a number", _is_number)
+TEXT = ("text", lambda v: isinstance(v, str))
+FLAG = ("true or false", lambda v: isinstance(v, bool))
+RECORD = ("an object", lambda v: isinstance(v, dict))
+
+DATA_FIELDS = {"official": FLAG, "dataset_fingerprint": TEXT, "path": TEXT,
+               "train_fingerprint": TEXT, "test_fingerprint": TEXT,
+               "validation_fingerprint": TEXT, "train_images": INT, "test_images": INT,
+               "validation_images": INT}  # fmt: skip
+SESSION_FIELDS = {"time": TEXT, "hostname": TEXT, "device_name": TEXT, "command": TEXT,
+                  "pipeline": TEXT, "precision": TEXT, "compile": FLAG,
+                  "from_epoch": INT}  # fmt: skip
+TELEMETRY_FIELDS = {"gpu_seconds": NUMBER, "energy_j": NUMBER, "gpu_processes_max": NUMBER,
+                    "gpu_util_mean": NUMBER, "power_w_mean": NUMBER,
+                    "torch_peak_memory_mib": NUMBER}  # fmt: skip
+SUMMARY_FIELDS: dict[str, Any] = {
+    "study": TEXT, "experiment": TEXT, "seed": INT, "label": TEXT, "config_hash": TEXT,
+    "study_file": TEXT, "counts_as_reproduction": FLAG, "params": INT,
+    "epochs_done": INT, "epochs_total": INT, "iterations_done": INT, "iterations_total": INT,
+    "test_error": NUMBER, "reported_epoch": INT, "reported_by": TEXT,
+    "reported_val_error": NUMBER, "final_test_error": NUMBER, "best_test_error": NUMBER,
+    "best_epoch": INT, "final_train_loss": NUMBER, "final_train_error": NUMBER,
+    "val_error": NUMBER, "sec_per_epoch": NUMBER, "train_seconds_total": NUMBER,
+    "eval_seconds_total": NUMBER, "wall_seconds_total": NUMBER,
+    "warmup_ended_at_iteration": INT, "compile_fallback": TEXT, "finished": TEXT,
+    "error": TEXT, "stop_reason": TEXT,
+    "data": DATA_FIELDS, "execution": {"precision": TEXT, "pipeline": TEXT,
+                                       "device_shared_by": INT},
+    "normalization": RECORD, "telemetry": TELEMETRY_FIELDS,
+    "diverged_at": {"epoch": INT, "iteration": INT}, "paused": RECORD,
+    "sessions": [SESSION_FIELDS],
+}  # fmt: skip
+EPOCH_FIELDS: dict[str, Any] = {
+    "epoch": INT, "iteration": INT, "lr": NUMBER, "train_loss": NUMBER,
+    "train_error": NUMBER, "test_loss": NUMBER, "test_error": NUMBER, "val_loss": NUMBER,
+    "val_error": NUMBER, "train_seconds": NUMBER, "eval_seconds": NUMBER, "images": INT,
+    "images_per_second": NUMBER, "full_epoch": FLAG, "first_of_session": FLAG,
+    "warmup": FLAG, "device": TEXT, "telemetry": RECORD,
+}  # fmt: skip
+# What the curves are drawn from (results.curves_frame): present in every row, maybe null.
+EPOCH_REQUIRED = ("iteration", "lr", "train_loss", "train_error", "test_error",
+                  "train_seconds")  # fmt: skip
+
+
+def _wrong_fields(record: dict, fields: dict[str, Any], required: tuple = (),
+                  within: str = "") -> str | None:  # fmt: skip
+    """What is wrong with ``record`` against ``fields`` (the first problem), or None."""
+    for key in required:
+        if key not in record:
+            return f"{within}{key} is missing"
+    for key, kind in fields.items():
+        value = record.get(key)
+        if value is None:
+            continue
+        name = f"{within}{key}"
+        if isinstance(kind, dict):
+            if not isinstance(value, dict):
+                return f"{name} is {_shown(value)}, not an object"
+            if wrong := _wrong_fields(value, kind, within=f"{name}."):
+                return wrong
+        elif isinstance(kind, list):
+            if not isinstance(value, list):
+                return f"{name} is {_shown(value)}, not a list"
+            for i, item in enumerate(value):
+                if not isinstance(item, dict):
+                    return f"{name}[{i}] is {_shown(item)}, not an object"
+                if wrong := _wrong_fields(item, kind[0], within=f"{name}[{i}]."):
+                    return wrong
+        elif not kind[1](value):
+            return f"{name} is {_shown(value)}, not {kind[0]}"
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class DamagedFile(Exception):
     """A store file that exists but cannot be used; the message names it and what is wrong."""
 
@@ -124,7 +217,7 @@ class DamagedFile(Exception):
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Every row of a JSON-lines file ([] when absent); DamagedFile for any bad line."""
+    """Every epoch record of metrics.jsonl ([] when absent); DamagedFile for any bad line."""
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
@@ -139,8 +232,10 @@ def read_jsonl(path: Path) -> list[dict]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DamagedFile(path, f"line {number} is not JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+        if not isinstance(row, dict) or not _is_int(row.get("epoch")):
             raise DamagedFile(path, f"line {number} is not an epoch record")
+        if wrong := _wrong_fields(row, EPOCH_FIELDS, EPOCH_REQUIRED):
+            raise DamagedFile(path, f"line {number} (epoch {row['epoch']}): {wrong}")
         rows.append(row)
     return rows
 
@@ -158,9 +253,8 @@ def read_summary(run_dir: Path) -> dict | None:
         raise DamagedFile(path, f"holds a {type(summary).__name__}, not a summary")
     if summary.get("status") not in STATUSES:
         raise DamagedFile(path, f"has no valid status (given: {summary.get('status')!r})")
-    for key in ("epochs_done", "epochs_total"):
-        if summary.get(key) is not None and not isinstance(summary[key], int):
-            raise DamagedFile(path, f"{key} is {summary[key]!r}, not a number of epochs")
+    if wrong := _wrong_fields(summary, SUMMARY_FIELDS):
+        raise DamagedFile(path, wrong)
     return summary
 
 

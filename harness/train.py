@@ -688,6 +688,23 @@ def checkpoint_history(run_dir: Path) -> list[dict] | None:
         return None
 
 
+def resume_point(run_dir: Path, config_hash: str) -> tuple[int, int, str | None]:
+    """(epoch, iteration) training will continue from, as load_checkpoint will decide, and
+    why it starts over when the checkpoint cannot be used (None when it can)."""
+    path = run_dir / store.CHECKPOINT
+    if not path.exists():
+        return 0, 0, "its checkpoint is missing"
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return 0, 0, "its checkpoint cannot be read"
+    if not isinstance(checkpoint, dict) or checkpoint.get("config_hash") != config_hash:
+        return 0, 0, "its checkpoint was made with another config"
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        return 0, 0, "its checkpoint is of another format"
+    return int(checkpoint["epoch"]), int(checkpoint["iteration"]), None
+
+
 def load_checkpoint(run_dir: Path, config_hash: str) -> dict | None:
     path = run_dir / store.CHECKPOINT
     if not path.exists():

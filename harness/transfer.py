@@ -108,6 +108,10 @@ def _snapshot(run_dir: Path, into: Path, checkpoints: bool) -> ArchivedRun:
     state = store.inspect(run_dir)
     summary = store.read_json(into / store.SUMMARY)
     status = (summary.get("status") if isinstance(summary, dict) else None) or state.status
+    if state.status == store.DAMAGED:
+        # Never carried on as what its summary says: it travels as damaged, with the
+        # checkpoint that `repro run` rebuilds it from on the other side.
+        status = store.DAMAGED
     epochs = store.recorded_epochs(into)
     resumable_from = epochs if status in store.FINAL else 0
     if checkpoints and status not in store.FINAL and (run_dir / store.CHECKPOINT).exists():
@@ -257,6 +261,8 @@ def _local_progress(run_dir: Path) -> tuple[str, int, int]:
     summary = store.read_json(run_dir / store.SUMMARY)
     state = store.inspect(run_dir)
     status = (summary.get("status") if isinstance(summary, dict) else None) or state.status
+    if state.status == store.DAMAGED:  # what it holds is its checkpoint, not its summary
+        status = store.DAMAGED
     epochs = store.recorded_epochs(run_dir)
     if status in store.FINAL:
         return status, epochs, epochs

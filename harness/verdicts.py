@@ -69,7 +69,8 @@ RULES = (
     "Only runs that count are used: complete or diverged, trained with the study's current "
     "config for that experiment and random seed, on the full data, with no overrides (--smoke, "
     "--epochs, --subset). Failed, unfinished, stale and override runs are listed, never counted; "
-    "so are damaged ones, whose files cannot be read or disagree (a summary that says complete "
+    "so are damaged ones, whose files cannot be read, hold the wrong types (a string for a "
+    "number) or disagree (a summary that says complete "
     "before the last epoch, curves missing or not the epochs the summary says).",
     "A run whose loss became NaN/inf (diverged) is a result, not a missing run: it counts "
     "under the claim's rule like any other seed, as "

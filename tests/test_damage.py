@@ -63,6 +63,13 @@ def _kept(before: dict[str, bytes], results: Path) -> None:
         assert name in after or data in contents, f"{name} was lost"
 
 
+def _edit_row(data: bytes, edit) -> bytes:
+    """metrics.jsonl with its second row edited."""
+    rows = [json.loads(line) for line in data.decode().splitlines()]
+    rows[1] = edit(rows[1])
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
 DAMAGE = {
     "torn metrics line": (store.METRICS, lambda b: b[: len(b) // 2]),
     "garbage metrics line": (store.METRICS, lambda b: b + b"\x00\xffnot json\n"),
@@ -72,6 +79,18 @@ DAMAGE = {
     "summary garbage": (store.SUMMARY, lambda b: b"\x89PNG..."),
     "summary with a string for epochs": (
         store.SUMMARY, lambda b: json.dumps({**json.loads(b), "epochs_done": "3"}).encode()),
+    # Hand edits of the wrong type (the audit): each gave report, status or run a traceback.
+    "summary with a string for test_error": (
+        store.SUMMARY, lambda b: json.dumps({**json.loads(b), "test_error": "abc"}).encode()),
+    "summary with a string for final_test_error": (
+        store.SUMMARY, lambda b: json.dumps({**json.loads(b), "final_test_error": "abc"}).encode()),
+    "summary with a string for data": (
+        store.SUMMARY, lambda b: json.dumps({**json.loads(b), "data": "zzz"}).encode()),
+    "metrics row with a string for test_error": (
+        store.METRICS, lambda b: _edit_row(b, lambda row: {**row, "test_error": "x"})),
+    "metrics row without test_error": (
+        store.METRICS, lambda b: _edit_row(b, lambda row: {k: v for k, v in row.items()
+                                                           if k != "test_error"})),
 }  # fmt: skip
 
 
@@ -137,18 +156,155 @@ def test_a_run_whose_files_disagree_is_damaged_and_run_rebuilds_it(
     _kept(before, results)
 
 
-def test_an_unreadable_config_moves_the_run_aside_and_trains_it_again(
+WRONG_TYPES = {
+    "summary.json": (store.SUMMARY, {"test_error": "abc"}, 'test_error is "abc", not a number'),
+    "summary.json ": (store.SUMMARY, {"data": "zzz"}, 'data is "zzz", not an object'),
+    "summary.json  ": (store.SUMMARY, {"sessions": [{"precision": 16}]},
+                       "sessions[0].precision is 16, not text"),
+    "metrics.jsonl": (store.METRICS, {"test_error": "x"},
+                      'line 2 (epoch 2): test_error is "x", not a number'),
+    "metrics.jsonl ": (store.METRICS, {"lr": None, "iteration": True},
+                       "line 2 (epoch 2): iteration is true, not a whole number"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", WRONG_TYPES)
+def test_a_file_of_the_wrong_shape_is_damaged_and_says_what_is_wrong(tmp_path, case):
+    """Hand-made, no training: the message names the file, the field and what was found."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    name, change, problem = WRONG_TYPES[case]
+    study = load_study(
+        tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    )
+    run = fake_run(tmp_path / "results", study, "a")
+    assert store.inspect(run).status == store.COMPLETE
+    path = run / name
+    if name == store.SUMMARY:
+        path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    else:
+        path.write_bytes(_edit_row(path.read_bytes(), lambda row: {**row, **change}))
+    state = store.inspect(run)
+    assert state.status == store.DAMAGED
+    assert state.detail == f"{path}: {problem}"
+
+
+def test_an_unreadable_config_is_written_again_when_the_checkpoint_matches(
+    finished_store, tmp_path, cifar_root
+):
+    """The checkpoint was made with the study's config: 164 epochs are not trained again."""
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[1]
+    config, summary = (run / store.CONFIG).read_text(), (run / store.SUMMARY).read_text()
+    (run / store.CONFIG).write_text("[]")
+    before = _files(results)
+    status = repro("status", str(study), "--results", str(results))
+    assert "keeps it aside and writes it again from the study" in status.output, status.output
+    out = repro(*run_args(study, cifar_root, results))
+    assert out.exit_code == 0, out.output
+    assert "config.json aside" in out.output and "written again from the study" in out.output
+    assert "[    skip] tiny/b/seed-0: already complete" in out.output, out.output
+    assert (run / store.CONFIG).read_text() == config
+    assert (run / store.SUMMARY).read_text() == summary  # not trained again
+    assert not (results / "tiny" / "b" / ".superseded").exists()
+    assert list(run.glob("config.json.unreadable-*"))
+    _kept(before, results)
+
+
+def test_an_unreadable_config_without_its_checkpoint_is_moved_aside_and_trained_again(
     finished_store, tmp_path, cifar_root
 ):
     study, results = _copy(finished_store, tmp_path)
     (results / RUNS[1] / store.CONFIG).write_text("[]")
+    (results / RUNS[1] / store.CHECKPOINT).unlink()
     before = _files(results)
+    status = repro("status", str(study), "--results", str(results))
+    assert "checkpoint is missing: `repro run` moves the run to .superseded/ and trains it " \
+           "again" in status.output, status.output  # fmt: skip
     out = repro(*run_args(study, cifar_root, results))
     assert out.exit_code == 0, out.output
-    assert "config cannot be read" in out.output
+    assert "config cannot be read and its checkpoint is missing" in out.output
     assert json.loads((results / RUNS[1] / store.SUMMARY).read_text())["status"] == "complete"
     assert list((results / "tiny" / "b" / ".superseded").iterdir())
     _kept(before, results)
+
+
+def _interrupted(run: Path) -> None:
+    """As if killed after its last epoch: no summary."""
+    (run / store.SUMMARY).unlink()
+
+
+RESUMES = {
+    # (what is done to a finished run, what `repro run` must say, what it must not say)
+    "checkpoint deleted": (
+        lambda run: (_interrupted(run), (run / store.CHECKPOINT).unlink()),
+        "starting over from epoch 0 (interrupted): its checkpoint is missing, so its 3 epochs "
+        "cannot be resumed", "no epoch had finished"),
+    "checkpoint truncated": (
+        lambda run: (_interrupted(run), (run / store.CHECKPOINT).write_bytes(
+            (run / store.CHECKPOINT).read_bytes()[:1000])),
+        "starting over from epoch 0 (interrupted): its checkpoint cannot be read", "resuming"),
+    "summary damaged after the last epoch": (
+        lambda run: (run / store.SUMMARY).write_text("{}"),
+        "all 3 epochs had finished (interrupted); its summary is written again from the "
+        "checkpoint, nothing is trained", "resuming"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", RESUMES)
+def test_what_run_says_it_will_do_is_what_it_does(finished_store, tmp_path, cifar_root, case):
+    study, results = _copy(finished_store, tmp_path)
+    spoil, said, never = RESUMES[case]
+    original_curves = curves(results, RUNS[0])
+    spoil(results / RUNS[0])
+    before = _files(results)
+    out = repro(*run_args(study, cifar_root, results))
+    assert out.exit_code == 0, out.output
+    assert said in out.output and never not in out.output, out.output
+    summary = json.loads((results / RUNS[0] / store.SUMMARY).read_text())
+    assert summary["status"] == "complete"
+    from_epoch = [s["from_epoch"] for s in summary["sessions"]]
+    if "starting over" in said:
+        assert from_epoch[-1] == 0
+    else:
+        assert from_epoch[-1] == 3 and curves(results, RUNS[0]) == original_curves
+    _kept(before, results)
+
+
+def test_export_carries_a_damaged_run_as_damaged_with_its_checkpoint(
+    finished_store, tmp_path, cifar_root
+):
+    """Its summary says complete, but it is damaged: the archive never says complete, and the
+    store it lands in rebuilds it; a good copy of the run replaces a damaged one there."""
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[0]
+    good = tmp_path / "good.tar.gz"
+    assert repro("export", str(study), "--out", str(good), "--results", str(results)).exit_code == 0
+    summary = json.loads((run / store.SUMMARY).read_text())
+    (run / store.SUMMARY).write_text(json.dumps({**summary, "test_error": "abc"}))
+    out = repro("export", str(study), "--out", str(tmp_path / "d.tar.gz"),
+                "--results", str(results))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert f"{RUNS[0]} goes as damaged" in out.output and "from its checkpoint" in out.output
+    from harness.transfer import read_manifest
+
+    (archived,) = [r for r in read_manifest(tmp_path / "d.tar.gz")["runs"] if r["path"] == RUNS[0]]
+    assert archived["status"] == store.DAMAGED and store.CHECKPOINT in archived["files"]
+
+    elsewhere = tmp_path / "elsewhere"
+    imported = repro("import", str(tmp_path / "d.tar.gz"), "--results", str(elsewhere))
+    assert imported.exit_code == 0, imported.output
+    assert store.inspect(elsewhere / RUNS[0]).status == store.DAMAGED
+    again = repro(*run_args(study, cifar_root, elsewhere))
+    assert again.exit_code == 0, again.output
+    assert store.inspect(elsewhere / RUNS[0]).status == store.COMPLETE
+
+    # the damaged run here is advanced by the good archive (and kept in .superseded/)
+    merged = repro("import", str(good), "--results", str(results))
+    assert merged.exit_code == 0 and f"advanced  {RUNS[0]}: damaged" in merged.output, merged.output
+    assert store.inspect(run).status == store.COMPLETE
 
 
 def test_an_unreadable_checkpoint_keeps_the_metrics_it_would_have_overwritten(
