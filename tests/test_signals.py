@@ -229,6 +229,50 @@ def test_one_process_stopped_while_loading_the_data_exits_130(
     assert store.inspect(run_dir(results, "a")).status == "absent"  # nothing to resume
 
 
+def ctrl_c(proc: subprocess.Popen, results: Path, *, twice: bool = False) -> str:
+    """Ctrl-C to the whole process group, as a terminal sends it, once at least an epoch
+    is done and while DataLoader workers exist (forking them is the touchiest moment);
+    ``twice``: again as soon as the command says it is stopping. Returns the output."""
+    wait_for(lambda: epochs(results, "a") >= 1, "an epoch", proc)
+    wait_for(lambda: children(proc.pid), "DataLoader workers", proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    shown = ""
+    if twice:
+        while "stopping (" not in shown and (text := proc.stdout.readline()):
+            shown += text
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+    return shown + finish(proc)
+
+
+def assert_stopped_once(proc: subprocess.Popen, output: str, results: Path) -> None:
+    assert proc.returncode == 130, output
+    assert output.count("stopping (SIGINT)") == 1, output  # said by this process only
+    assert "Traceback" not in output and "Exception ignored" not in output, output
+    summary = store.read_json(run_dir(results, "a") / store.SUMMARY)
+    assert summary["status"] == "interrupted", output
+    assert not (run_dir(results, "a") / store.ERROR).exists()
+    assert (run_dir(results, "a") / store.CHECKPOINT).exists()
+    assert 1 <= epochs(results, "a") < 5
+
+
+def test_ctrl_c_with_dataloader_workers_is_interrupted_not_failed(tmp_path, repro):
+    """The canonical pipeline's DataLoader workers get the terminal's Ctrl-C too: they must
+    not die of it (the run would fail: "DataLoader worker exited unexpectedly"), nor may the
+    KeyboardInterrupt be swallowed where it lands (in a fork hook, and training goes on)."""
+    study, results = two_runs(tmp_path), tmp_path / "results"
+    proc = repro(study, results, "--only", "a", "--pipeline", "canonical", "--workers", "2")
+    output = ctrl_c(proc, results)
+    assert_stopped_once(proc, output, results)
+
+
+def test_a_second_ctrl_c_while_recording_is_ignored_quietly(tmp_path, repro):
+    study, results = two_runs(tmp_path), tmp_path / "results"
+    proc = repro(study, results, "--only", "a", "--pipeline", "canonical", "--workers", "2")
+    output = ctrl_c(proc, results, twice=True)
+    assert_stopped_once(proc, output, results)
+
+
 def test_a_worker_that_ignores_sigterm_is_killed_and_recorded_interrupted(tmp_path, monkeypatch):
     study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
     (p,) = plan(load_study(study_file))
