@@ -171,15 +171,16 @@ def blocking_data(tmp_path, cifar_root) -> Path:
 
 
 @contextlib.contextmanager
-def reader_blocked(data: Path, proc: subprocess.Popen) -> Iterator[None]:
-    """Wait until a process opens the pipe to read the data; keep it blocked in its read.
+def reader_blocked(data: Path, proc: subprocess.Popen, fifo: Path | None = None) -> Iterator[None]:
+    """Wait until a process opens the pipe to read the data (or ``fifo``); keep it blocked in
+    its read.
 
     Opening the write end succeeds only once a reader has the pipe open; holding it open
     without writing keeps that reader waiting until we let go (it then reads end-of-file).
     Signal it inside, and let go before waiting for it: a signal that lands between its open
     and its read is acted on only when the read returns, as with any blocking call.
     """
-    fifo = data / "cifar-10-batches-py" / "data_batch_1"
+    fifo = fifo or data / "cifar-10-batches-py" / "data_batch_1"
     fd = None
 
     def opened() -> bool:
@@ -227,6 +228,21 @@ def test_one_process_stopped_while_loading_the_data_exits_130(
     assert proc.returncode == 130, output
     assert "Traceback" not in output and "[ stopped] tiny/a/seed-0" in output
     assert store.inspect(run_dir(results, "a")).status == "absent"  # nothing to resume
+
+
+def test_ctrl_c_while_starting_up_exits_130_without_aborted(tmp_path, repro, cifar_root):
+    """Before `repro run` takes the stop signals (here: reading its study file, a named pipe
+    held empty), Ctrl-C still exits 130 with one line, not click's "Aborted!" and status 1."""
+    study = tmp_path / "s.yaml"
+    os.mkfifo(study)
+    proc = repro(study, tmp_path / "results")
+    with reader_blocked(cifar_root, proc, fifo=study):
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
+    output = finish(proc)
+    assert proc.returncode == 130, output
+    assert "stopped (SIGINT)" in output
+    assert "Aborted" not in output and "Traceback" not in output
+    assert not (tmp_path / "results").exists()
 
 
 def ctrl_c(proc: subprocess.Popen, results: Path, *, twice: bool = False) -> str:
