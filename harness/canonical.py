@@ -28,6 +28,7 @@ from torchvision.transforms import functional as TF
 from harness.loader import Normalizer, derive_seed
 from harness.schedule import batches_per_epoch
 from harness.schema import Augmentation
+from harness.stop_signals import ignore_stop_signals, stops_deferred
 
 
 class _Normalize:
@@ -141,9 +142,21 @@ class CanonicalLoader:
             pin_memory=self.device.type == "cuda",
             generator=workers,
             collate_fn=self.collate,  # None: PyTorch's default
+            # The terminal's Ctrl-C reaches the workers too; only this process acts on it.
+            worker_init_fn=ignore_stop_signals,
         )
         if self.workers == 0:
             # In-process: the transforms draw from the global generator; seed it per epoch.
             torch.manual_seed(derive_seed(self.seed, "workers", epoch))
-        for x, y in loader:
+        # A stop signal while the DataLoader forks its workers or hands over a batch would
+        # land in its machinery (swallowed there, or leaving a half-made iterator): it is
+        # noted instead, and the training loop stops before its next step.
+        with stops_deferred():
+            batches = iter(loader)
+        while True:
+            with stops_deferred():
+                batch = next(batches, None)
+            if batch is None:
+                return
+            x, y = batch
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

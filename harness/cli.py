@@ -172,7 +172,23 @@ def studies_or_fail(files) -> list:
         fail("fix the study file(s) above; nothing was run")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The commands, stopped by Ctrl-C with exit status 130 and one line, as a shell's
+    commands are; not click's "Aborted!" with status 1. This covers what happens before a
+    command takes the stop signals itself (importing torch, loading the data, the study)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\nstopped (SIGINT)", err=True)
+            sys.exit(130)
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="repro")
 def main() -> None:
     """Reproduce published CIFAR-10 residual-network results, with evidence.

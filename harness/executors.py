@@ -54,7 +54,13 @@ from harness.runner import (
     run_members,
 )
 from harness.schema import SlurmSettings, Study
-from harness.stop_signals import leave_a_hung_up_terminal, stop_signals
+from harness.stop_signals import (
+    leave_a_hung_up_terminal,
+    raise_unless_deferred,
+    request_stop,
+    stop_signals,
+    take_stop_signals,
+)
 from harness.studyfile import load_study
 
 Echo = Callable[[str], None]
@@ -246,7 +252,9 @@ def _stop_requests() -> Iterator[list[int]]:
         yield noted
     finally:
         for s, handler in previous.items():
-            signal.signal(s, handler)
+            # Once stopped, the command only reports and exits 130: a later Ctrl-C is
+            # ignored, not raised into its last steps (or its exit, as Python's default is).
+            signal.signal(s, signal.SIG_IGN if noted else handler)
 
 
 def _stop_workers(
@@ -384,6 +392,7 @@ def worker_main(spec: str) -> int:
     SIGINT, SIGTERM or SIGHUP, from start-up to the last epoch, leaves the run recorded as
     interrupted with its checkpoint, and the worker exits 130.
     """
+    take_stop_signals()
     for s in stop_signals():
         signal.signal(s, _interrupt_once)
     job = RunJob.from_json(spec)
@@ -423,12 +432,13 @@ def _interrupt_once(signum, frame) -> None:
     """Stop at the first stop signal (SIGINT, SIGTERM, SIGHUP), ignore later ones.
 
     Ctrl-C reaches a worker twice, from the terminal and forwarded by its parent; the second
-    must not cut short the recording of the first.
+    must not cut short the recording of the first. A DataLoader worker forked from this
+    process inherits this handler; there it does nothing (see ``harness.stop_signals``).
     """
+    if not request_stop(signum):
+        return
     leave_a_hung_up_terminal(signum)
-    for s in stop_signals():
-        signal.signal(s, signal.SIG_IGN)
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise_unless_deferred(signum)
 
 
 def _record_interrupted(run_dir: Path) -> None:

@@ -38,6 +38,7 @@ from harness.loader import DeviceLoader, derive_seed, eval_batches
 from harness.plan import RunPlan
 from harness.schedule import LearningRate, Length, WarmupState
 from harness.schema import Recipe
+from harness.stop_signals import stop_requested
 from harness.telemetry import Telemetry
 from harness.train import (
     Batches,
@@ -277,6 +278,10 @@ def train_group(
             _end(m, store.INTERRUPTED, telemetry)
         raise
     except Exception as exc:
+        if stop_requested():  # what a stop signal broke on its way: interrupted, as above
+            for m in members:
+                _end(m, store.INTERRUPTED, telemetry)
+            raise KeyboardInterrupt("a stop signal arrived") from exc
         text = traceback.format_exc()
         message = f"{type(exc).__name__}: {exc}"
         for m in members:

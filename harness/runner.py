@@ -27,7 +27,14 @@ from harness.execution import Execution, choose, label
 from harness.plan import Overrides, RunPlan, plan
 from harness.progress import BarProgress
 from harness.schema import Study
-from harness.stop_signals import leave_a_hung_up_terminal, stop_signals
+from harness.stop_signals import (
+    leave_a_hung_up_terminal,
+    raise_unless_deferred,
+    request_stop,
+    stop_requested,
+    stop_signals,
+    take_stop_signals,
+)
 from harness.train import RunFailed, SilentProgress, checkpoint_history, train
 
 Echo = Callable[[str], None]
@@ -165,12 +172,16 @@ def run_study(
         return outcomes
     deadline = options.stop_at()
     ex = execution_for(options)
+    take_stop_signals()
     previous = {s: signal.signal(s, _raise_interrupt) for s in stop_signals()}
     try:
         return outcomes + _train_in_turn(todo, ex, options, echo, deadline)
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        # Once stopped, the command only reports and exits 130: later signals (a second
+        # Ctrl-C) stay ignored (see request_stop) instead of raising in its last steps.
+        if not stop_requested():
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 def _train_in_turn(
@@ -190,6 +201,11 @@ def _train_in_turn(
 
     outcomes: list[Outcome] = []
     for group in groups(todo, options.results, ex, options.fuse, echo=echo):
+        if stop_requested():  # a stop whose KeyboardInterrupt was swallowed: start no more
+            outcome = Outcome(group[0], store.INTERRUPTED, "stopped before it started; run again")
+            outcomes.append(outcome)
+            echo(line(outcome))
+            break
         if deadline is not None and deadline.passed():
             done = [Outcome(p, "pending", NOT_STARTED) for p in group]
         else:
@@ -273,11 +289,13 @@ def _check_subset(p: RunPlan, data: Cifar10) -> None:
 
 
 def _raise_interrupt(signum, frame) -> None:
+    if not request_stop(signum):
+        return  # a later signal, or a forked DataLoader worker's inherited copy: ignored
     leave_a_hung_up_terminal(signum)
     # Said at once: the run is recorded before the process ends, which can take a moment.
     print(f"\nstopping ({signal.Signals(signum).name}): the current run is recorded as "
           "interrupted at its last finished epoch", file=sys.stderr, flush=True)  # fmt: skip
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise_unless_deferred(signum)
 
 
 def _load_data(options: RunOptions, echo: Echo) -> Cifar10:

@@ -4,13 +4,82 @@ SIGINT (Ctrl-C) and SIGTERM (a scheduler, `kill`) stop a run after recording it 
 interrupted. So does SIGHUP: the terminal that started the command went away, as when an ssh
 session drops; unless the command was started under `nohup`, which asked for hang-ups to be
 ignored, and then it is left ignored.
+
+A stop is noted here as well as raised (``request_stop``), and noted for good: a
+KeyboardInterrupt can land where it is swallowed (a fork hook of the DataLoader's, a
+``__del__``), so the training loop also asks ``stop_requested`` before every step, a look at a
+Python flag. Only the process that took the handlers acts: a DataLoader worker forked from it
+inherits them, and must neither print nor die of the terminal's Ctrl-C (its parent would see a
+worker that "exited unexpectedly"); its ``ignore_stop_signals`` makes it deaf to them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import stat
+from collections.abc import Iterator
+
+_owner: int | None = None  # the process whose handlers act; their forked copies do nothing
+_stopped: int | None = None  # the first stop signal the owner received
+_deferring = 0  # inside stops_deferred: a stop signal is noted, not raised
+
+
+def take_stop_signals() -> None:
+    """This process handles the stop signals from now on; no stop is requested yet."""
+    global _owner, _stopped
+    _owner, _stopped = os.getpid(), None
+
+
+def request_stop(signum: int) -> bool:
+    """Note a stop signal; True for the first in the process that took them.
+
+    False in an inherited handler of a forked child (a DataLoader worker), and for a signal
+    after the first: a second Ctrl-C must not cut short the recording of the run. From the
+    first on, the stop signals are ignored by the OS, not by a Python handler: the
+    interpreter puts those back to the default (death by the signal) while it exits.
+    """
+    global _stopped
+    if os.getpid() != _owner or _stopped is not None:
+        return False
+    _stopped = signum
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    return True
+
+
+@contextlib.contextmanager
+def stops_deferred() -> Iterator[None]:
+    """Inside, a stop signal is noted but raises nothing: for code that a KeyboardInterrupt
+    would leave broken or noisy, such as a DataLoader forking its workers (the exception
+    lands in a fork hook, which swallows it with a traceback) or taking their batches. The
+    training loop, which asks ``stop_requested`` before every step, stops at the next one."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+
+
+def raise_unless_deferred(signum: int) -> None:
+    """The end of a stop signal's handler: raise KeyboardInterrupt, unless inside
+    ``stops_deferred``, where the noted stop is acted on at the next step."""
+    if not _deferring:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+
+def stop_requested() -> bool:
+    """Whether a stop signal has arrived (a look at a flag: no system call, no device work)."""
+    return _stopped is not None
+
+
+def ignore_stop_signals(*_: object) -> None:
+    """For a helper process (a DataLoader worker's ``worker_init_fn``): its parent acts on the
+    stop signals and ends it; the terminal's Ctrl-C, sent to the whole group, must not."""
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
 
 
 def stop_signals() -> tuple[signal.Signals, ...]:

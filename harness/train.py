@@ -37,6 +37,7 @@ from harness.loader import DeviceLoader, Normalizer, derive_seed, eval_batches, 
 from harness.plan import RunPlan
 from harness.schedule import LearningRate, Length, WarmupState
 from harness.schema import Optimizer, Recipe
+from harness.stop_signals import stop_requested
 from harness.telemetry import Telemetry, run_totals
 from harness.zoo import ModelSpec, build_model, count_parameters
 
@@ -185,6 +186,8 @@ class StepLoop:
         pending: list[list[tuple[torch.Tensor, int]]] = [[] for _ in range(k)]
         lrs = [lr_at(iteration) for lr_at in lr_ats]
         for batch in batches:
+            if stop_requested():  # its KeyboardInterrupt may have been swallowed on the way
+                raise KeyboardInterrupt("a stop signal arrived")
             if should_stop is not None and should_stop():
                 raise BudgetReached("the time budget ran out during an epoch")
             lrs = [lr_at(iteration) for lr_at in lr_ats]
@@ -459,6 +462,10 @@ def train(
         finish(run_dir, summary_base, state, store.INTERRUPTED, telemetry)
         raise
     except Exception as exc:
+        if stop_requested():
+            # What a stop signal broke on its way (a DataLoader worker it ended): interrupted.
+            finish(run_dir, summary_base, state, store.INTERRUPTED, telemetry)
+            raise KeyboardInterrupt("a stop signal arrived") from exc
         store.write_text(run_dir / store.ERROR, traceback.format_exc())
         message = f"{type(exc).__name__}: {exc}"
         finish(run_dir, summary_base, state, store.FAILED, telemetry, message)
@@ -533,6 +540,8 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: RunSta
     session_epochs: list[float] = []  # wall seconds of each epoch of this session
     should_stop = deadline.passed if deadline is not None else None
     for epoch in range(start_epoch, length.epochs):
+        if stop_requested():
+            raise KeyboardInterrupt("a stop signal arrived")
         if deadline is not None and not deadline.fits(
             epoch_estimate(session_epochs, history, env["device_name"])
         ):

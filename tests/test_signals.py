@@ -171,15 +171,16 @@ def blocking_data(tmp_path, cifar_root) -> Path:
 
 
 @contextlib.contextmanager
-def reader_blocked(data: Path, proc: subprocess.Popen) -> Iterator[None]:
-    """Wait until a process opens the pipe to read the data; keep it blocked in its read.
+def reader_blocked(data: Path, proc: subprocess.Popen, fifo: Path | None = None) -> Iterator[None]:
+    """Wait until a process opens the pipe to read the data (or ``fifo``); keep it blocked in
+    its read.
 
     Opening the write end succeeds only once a reader has the pipe open; holding it open
     without writing keeps that reader waiting until we let go (it then reads end-of-file).
     Signal it inside, and let go before waiting for it: a signal that lands between its open
     and its read is acted on only when the read returns, as with any blocking call.
     """
-    fifo = data / "cifar-10-batches-py" / "data_batch_1"
+    fifo = fifo or data / "cifar-10-batches-py" / "data_batch_1"
     fd = None
 
     def opened() -> bool:
@@ -227,6 +228,65 @@ def test_one_process_stopped_while_loading_the_data_exits_130(
     assert proc.returncode == 130, output
     assert "Traceback" not in output and "[ stopped] tiny/a/seed-0" in output
     assert store.inspect(run_dir(results, "a")).status == "absent"  # nothing to resume
+
+
+def test_ctrl_c_while_starting_up_exits_130_without_aborted(tmp_path, repro, cifar_root):
+    """Before `repro run` takes the stop signals (here: reading its study file, a named pipe
+    held empty), Ctrl-C still exits 130 with one line, not click's "Aborted!" and status 1."""
+    study = tmp_path / "s.yaml"
+    os.mkfifo(study)
+    proc = repro(study, tmp_path / "results")
+    with reader_blocked(cifar_root, proc, fifo=study):
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
+    output = finish(proc)
+    assert proc.returncode == 130, output
+    assert "stopped (SIGINT)" in output
+    assert "Aborted" not in output and "Traceback" not in output
+    assert not (tmp_path / "results").exists()
+
+
+def ctrl_c(proc: subprocess.Popen, results: Path, *, twice: bool = False) -> str:
+    """Ctrl-C to the whole process group, as a terminal sends it, once at least an epoch
+    is done and while DataLoader workers exist (forking them is the touchiest moment);
+    ``twice``: again as soon as the command says it is stopping. Returns the output."""
+    wait_for(lambda: epochs(results, "a") >= 1, "an epoch", proc)
+    wait_for(lambda: children(proc.pid), "DataLoader workers", proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    shown = ""
+    if twice:
+        while "stopping (" not in shown and (text := proc.stdout.readline()):
+            shown += text
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+    return shown + finish(proc)
+
+
+def assert_stopped_once(proc: subprocess.Popen, output: str, results: Path) -> None:
+    assert proc.returncode == 130, output
+    assert output.count("stopping (SIGINT)") == 1, output  # said by this process only
+    assert "Traceback" not in output and "Exception ignored" not in output, output
+    summary = store.read_json(run_dir(results, "a") / store.SUMMARY)
+    assert summary["status"] == "interrupted", output
+    assert not (run_dir(results, "a") / store.ERROR).exists()
+    assert (run_dir(results, "a") / store.CHECKPOINT).exists()
+    assert 1 <= epochs(results, "a") < 5
+
+
+def test_ctrl_c_with_dataloader_workers_is_interrupted_not_failed(tmp_path, repro):
+    """The canonical pipeline's DataLoader workers get the terminal's Ctrl-C too: they must
+    not die of it (the run would fail: "DataLoader worker exited unexpectedly"), nor may the
+    KeyboardInterrupt be swallowed where it lands (in a fork hook, and training goes on)."""
+    study, results = two_runs(tmp_path), tmp_path / "results"
+    proc = repro(study, results, "--only", "a", "--pipeline", "canonical", "--workers", "2")
+    output = ctrl_c(proc, results)
+    assert_stopped_once(proc, output, results)
+
+
+def test_a_second_ctrl_c_while_recording_is_ignored_quietly(tmp_path, repro):
+    study, results = two_runs(tmp_path), tmp_path / "results"
+    proc = repro(study, results, "--only", "a", "--pipeline", "canonical", "--workers", "2")
+    output = ctrl_c(proc, results, twice=True)
+    assert_stopped_once(proc, output, results)
 
 
 def test_a_worker_that_ignores_sigterm_is_killed_and_recorded_interrupted(tmp_path, monkeypatch):
