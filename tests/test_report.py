@@ -720,7 +720,7 @@ def test_the_scoreboard_comes_first_a_row_per_model_a_column_per_source(publishe
     assert (line.claimed, line.reproduced, line.n, line.verdict) == ("8.51%", "\u2013", 0,
                                                                      V.NOT_RUN)  # fmt: skip
     # Paused halfway: never a verdict, but where the training stands.
-    assert line.progress == "so far 12.68% at epoch 85/164 (paused): not counted"
+    assert line.progress == "so far 12.59% at epoch 145/164 (paused): not counted"
     assert [p.what for p in park] == ["test error", "test error @90"]
     (weights,) = released
     assert (weights.claimed, weights.reproduced, weights.n) == ("8.27%", "18.97%", 1)
