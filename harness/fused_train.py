@@ -130,7 +130,11 @@ class FusedTrainer(StepLoop):
     _alive: torch.Tensor | None = None
 
     def _alive_mask(self) -> torch.Tensor:
-        if self._alive is None or self._alive.device != self.ex.device:
+        # Made once and again only when a member drops out: a copy to the GPU every step is a
+        # host synchronisation every step. (Comparing devices to decide is no good: the
+        # execution's "cuda" is not equal to the mask's "cuda:0", and the first GPU slot's
+        # no-sync test counted one synchronisation per fused step.)
+        if self._alive is None:
             mask = torch.zeros(self.k, dtype=torch.bool)
             mask[self.active] = True
             self._alive = mask.to(self.ex.device)

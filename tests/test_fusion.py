@@ -480,3 +480,24 @@ def test_the_fused_step_never_reads_the_device(cifar_root, device_reads):
         return reads["n"] - before
 
     assert reads_for(2) == reads_for(8) <= 3
+
+
+def test_the_alive_mask_is_made_once_not_copied_to_the_device_every_step():
+    """On the H100 the fused step synchronised once a step: the execution's device "cuda" never
+    equals a tensor's "cuda:0", so the mask of live members was rebuilt and copied over every
+    step. A device named with an index on the CPU shows the same mismatch here."""
+    import dataclasses
+
+    from conftest import small_recipe
+
+    from harness.zoo import spec_from_name
+
+    ex = dataclasses.replace(choose(CPU), device=torch.device("cpu", 0))
+    recipe = small_recipe()
+    trainer = FusedTrainer(spec_from_name("resnet8"), [recipe] * 3, [0, 1, 2], ex)
+    first = trainer._alive_mask()
+    assert trainer._alive_mask() is first  # the same tensor: no copy per step
+    trainer.drop(1)
+    after = trainer._alive_mask()
+    assert after is not first and after.tolist() == [True, False, True]
+    assert trainer._alive_mask() is after
