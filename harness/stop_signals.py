@@ -21,6 +21,7 @@ import signal
 import stat
 from collections.abc import Iterator
 
+_ALL = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # every signal that may stop a command
 _owner: int | None = None  # the process whose handlers act; their forked copies do nothing
 _stopped: int | None = None  # the first stop signal the owner received
 _deferring = 0  # inside stops_deferred: a stop signal is noted, not raised
@@ -44,7 +45,7 @@ def request_stop(signum: int) -> bool:
     if os.getpid() != _owner or _stopped is not None:
         return False
     _stopped = signum
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for s in _ALL:
         signal.signal(s, signal.SIG_IGN)
     return True
 
@@ -78,7 +79,7 @@ def stop_requested() -> bool:
 def ignore_stop_signals(*_: object) -> None:
     """For a helper process (a DataLoader worker's ``worker_init_fn``): its parent acts on the
     stop signals and ends it; the terminal's Ctrl-C, sent to the whole group, must not."""
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for s in _ALL:
         signal.signal(s, signal.SIG_IGN)
 
 

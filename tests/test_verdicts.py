@@ -137,14 +137,19 @@ def test_runs_that_disagree_beyond_seed_noise_decide_nothing(tmp_path, seeds, ex
     assert why in r.reason
 
 
-def test_a_diverged_seed_in_a_mean_of_five_is_not_excused_by_its_own_spread(tmp_path):
-    claims = ("  - {source: test, where: T6, experiment: five, metric: test_error, value: 6.61,"
-              " std: 0.16, rule: mean of 5}\n")  # fmt: skip
+def _four_good_seeds_and_a_diverged_one(tmp_path, claims: str) -> ClaimRow:
+    """The row of a claim on ``five`` whose seeds are 6.4 to 6.7 and one diverged (90%)."""
     study, path, results = make_study(tmp_path, FIVE, claims)
     for seed, err in enumerate([6.4, 6.5, 6.6, 6.7]):
         fake_run(results, study, "five", seed, test_error=err)
-    fake_run(results, study, "five", 4, status="diverged")  # the mean becomes 23.24
-    r = row(study, path, results, "five")
+    fake_run(results, study, "five", 4, status="diverged")
+    return row(study, path, results, "five")
+
+
+def test_a_diverged_seed_in_a_mean_of_five_is_not_excused_by_its_own_spread(tmp_path):
+    claims = ("  - {source: test, where: T6, experiment: five, metric: test_error, value: 6.61,"
+              " std: 0.16, rule: mean of 5}\n")  # fmt: skip
+    r = _four_good_seeds_and_a_diverged_one(tmp_path, claims)  # the mean becomes 23.24
     assert r.reproduced_value == pytest.approx(23.24)
     assert r.verdict == V.INCONCLUSIVE, r.reason  # it was 'reproduced' within 2 x 16.7
 
@@ -152,11 +157,7 @@ def test_a_diverged_seed_in_a_mean_of_five_is_not_excused_by_its_own_spread(tmp_
 def test_a_median_of_five_shrugs_off_one_wild_seed_as_the_median_does(tmp_path):
     claims = ("  - {source: test, where: T3, experiment: five, metric: test_error, value: 6.6,"
               " rule: median of 5}\n")  # fmt: skip
-    study, path, results = make_study(tmp_path, FIVE, claims)
-    for seed, err in enumerate([6.4, 6.5, 6.6, 6.7]):
-        fake_run(results, study, "five", seed, test_error=err)
-    fake_run(results, study, "five", 4, status="diverged")
-    r = row(study, path, results, "five")
+    r = _four_good_seeds_and_a_diverged_one(tmp_path, claims)
     assert r.reproduced_value == pytest.approx(6.6)
     assert r.verdict == V.REPRODUCED, r.reason
     assert r.tolerance < 0.5  # from the central runs, not from the diverged one
