@@ -13,6 +13,9 @@ seconds of the slot's start (the shell script's ``--started``):
              the store is exported to OUT every --export-every seconds while it trains
   d. export  the final export, checkpoints of unfinished runs included
 
+``--order`` runs a, b and c in another order (check,train,bench puts finishing runs before
+the bench); ``--skip`` leaves stages out.
+
 OUT receives at most eight plain files: box.log (everything printed), box.json (what each
 stage did and for how long), bench.tar.gz, store-<study>[-<part>].tar.gz archives (`repro
 import` merges them), and the compile cache in parts (compile-cache.tar.gz.part-<k>) where
@@ -235,6 +238,58 @@ def _partition(results: Path) -> dict[str, list[list]]:
     return groups
 
 
+# -------------------------------------------------------------------- the stages
+
+
+def check(box: Box, args: argparse.Namespace) -> None:
+    if shutil.which("nvidia-smi"):
+        box.stage("gpu", ["nvidia-smi"], 20)
+    # Every test runs (no -x): a slot is too short to learn about the others next time.
+    box.stage("check", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "tests/test_gpu.py"], args.check_timeout)  # fmt: skip
+
+
+def bench(box: Box, args: argparse.Namespace) -> None:
+    bench_dir = box.work / "bench"
+    cpu = ["--device", "cpu"] if args.rehearse else []
+    if args.rehearse:
+        sized = ["--synthetic", "--subset", "128", "--models", "resnet8", "--epochs", "1",
+                 "--warmup-epochs", "0", "--workers", "1", "--no-compile"]  # fmt: skip
+    else:
+        sized = ["--data-dir", args.data_dir, "--models", args.bench_models, "--epochs", "2",
+                 "--warmup-epochs", "1", "--profile", str(bench_dir / "profile"),
+                 "--compile-mode", args.compile_modes]  # fmt: skip
+        if args.bench_subset:
+            sized += ["--subset", str(args.bench_subset)]
+    if args.fuse_widths:
+        sized += ["--fuse", args.fuse_widths]
+    timeout = min(args.bench_timeout, box.left() - args.reserve)  # the end's time is kept
+    box.stage("bench", box.repro("bench", *cpu, *sized, "--json", str(bench_dir / "bench.json"),
+                                 "--markdown", str(bench_dir / "bench.md")), timeout)  # fmt: skip
+    if bench_dir.is_dir():
+        with tarfile.open(box.out / "bench.tar.gz", "w:gz") as tar:
+            for f in sorted(bench_dir.rglob("*")):
+                if f.is_file() and not f.name.endswith(".trace.json"):
+                    tar.add(f, arcname=f.relative_to(bench_dir).as_posix())
+
+
+def train(box: Box, args: argparse.Namespace) -> None:
+    box.export(final=False)  # what earlier slots left, back out even if this stage is lost
+    cpu = ["--device", "cpu"] if args.rehearse else []
+    budget = box.left() - args.reserve
+    if budget <= 10:
+        box.say(f"no time left to train ({budget:.0f} s)")
+        return
+    items = ["--items", str(args.queue_items)] if args.queue_items else []
+    box.stage("train", box.repro("queue", args.queue, *cpu, *items, "--time-budget",
+                                 f"{budget:.0f}s", "--results", str(box.results),
+                                 "--data-dir", args.data_dir, "--quiet"),
+              budget + 30)  # fmt: skip
+
+
+STAGES = {"check": check, "bench": bench, "train": train}
+
+
 # -------------------------------------------------------------------- the slot
 
 
@@ -263,50 +318,30 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="bench: also time K runs fused, e.g. 6 or 1,2,4,6 (repro bench --fuse)",
     )
+    ap.add_argument("--bench-models", default="resnet20", help="bench: model(s), comma-separated")
+    ap.add_argument("--bench-subset", type=int, help="bench: images per epoch (default: all)")
+    ap.add_argument("--queue-items", type=int,
+                    help="train: at most this many unfinished queue items (repro queue --items)")
     ap.add_argument("--skip", default="", help="stages to leave out, e.g. check,bench")
+    # The default warms the compile cache in the bench before the runs; a slot whose first
+    # need is to finish runs puts train before bench (check,train,bench) so a slow bench
+    # cannot eat the training time.
+    ap.add_argument("--order", default=",".join(STAGES),
+                    help=f"stages in order, a permutation of {','.join(STAGES)}")
     ap.add_argument("--rehearse", action="store_true", help="CPU-sized stages, for the tests")
     args = ap.parse_args(argv)
+    order = args.order.split(",")
+    if sorted(order) != sorted(STAGES):
+        ap.error(f"--order {args.order}: give each of {', '.join(STAGES)} once")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     box = Box(args)
     box.results.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
-    cpu = ["--device", "cpu"] if args.rehearse else []
 
     box.import_archives()
-    if "check" not in skip:
-        if shutil.which("nvidia-smi"):
-            box.stage("gpu", ["nvidia-smi"], 20)
-        # Every test runs (no -x): a slot is too short to learn about the others next time.
-        box.stage("check", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                            "tests/test_gpu.py"], args.check_timeout)  # fmt: skip
-    if "bench" not in skip:
-        bench_dir = box.work / "bench"
-        sized = (["--synthetic", "--subset", "128", "--models", "resnet8", "--epochs", "1",
-                  "--warmup-epochs", "0", "--workers", "1", "--no-compile"] if args.rehearse
-                 else ["--data-dir", args.data_dir, "--models", "resnet20", "--epochs", "2",
-                       "--warmup-epochs", "1", "--profile", str(bench_dir / "profile"),
-                       "--compile-mode", args.compile_modes]
-                 )  # fmt: skip
-        if args.fuse_widths:
-            sized += ["--fuse", args.fuse_widths]
-        box.stage("bench", box.repro("bench", *cpu, *sized, "--json", str(bench_dir / "bench.json"),
-                                     "--markdown", str(bench_dir / "bench.md")),
-                  args.bench_timeout)  # fmt: skip
-        if bench_dir.is_dir():
-            with tarfile.open(box.out / "bench.tar.gz", "w:gz") as tar:
-                for f in sorted(bench_dir.rglob("*")):
-                    if f.is_file() and not f.name.endswith(".trace.json"):
-                        tar.add(f, arcname=f.relative_to(bench_dir).as_posix())
-    box.export(final=False)
-    if "train" not in skip:
-        budget = box.left() - args.reserve
-        if budget > 10:
-            box.stage("train", box.repro("queue", args.queue, *cpu, "--time-budget",
-                                         f"{budget:.0f}s", "--results", str(box.results),
-                                         "--data-dir", args.data_dir, "--quiet"),
-                      budget + 30)  # fmt: skip
-        else:
-            box.say(f"no time left to train ({budget:.0f} s)")
+    for name in order:
+        if name not in skip:
+            STAGES[name](box, args)
     box.export(final=True)
     box.pack_compile_cache()
     try:

@@ -142,3 +142,30 @@ def test_the_slot_can_time_fused_training_in_its_bench(tmp_path, cifar_root):
         bench = json.loads(tar.extractfile("bench.json").read())
     modes = {(row["k"], row["mode"]) for row in bench["fusion"]}
     assert {(2, "fused"), (2, "sequential"), (2, "concurrent")} <= modes
+
+
+def test_a_slot_can_train_first_and_only_the_first_item(tmp_path, cifar_root):
+    """--order check,train,bench: a slot that must finish runs trains before the bench can eat
+    its time; --queue-items 1 ends training with the first unfinished item, leaving the rest
+    of the slot to the bench."""
+    tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n"
+               "  - {name: b, model: plain8, recipe: base}\n")  # fmt: skip
+    (tmp_path / "queue.yaml").write_text(
+        "achieved_tflops: 0.001\nrate_source: tests\nitems:\n"
+        "  - {name: first, why: first, study: s.yaml, only: [a]}\n"
+        "  - {name: second, why: second, study: s.yaml, only: [b]}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(_box(tmp_path, cifar_root, "o", "--order", "train,bench,check",
+                               "--skip", "check", "--queue-items", "1"),
+                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = json.loads((tmp_path / "out-o" / "box.json").read_text())
+    assert [s["stage"] for s in record["stages"]] == ["train", "bench"]
+    assert all(s["rc"] == 0 for s in record["stages"])
+    runs = {r["path"]: r["status"] for r in _manifest(tmp_path / "out-o" / "store-tiny.tar.gz")["runs"]}
+    assert runs == {"tiny/a/seed-0": "complete"}  # b, the second item, was not started
+
+    bad = subprocess.run(_box(tmp_path, cifar_root, "x", "--order", "train,bench"),
+                         env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert bad.returncode == 2 and "give each of check, bench, train once" in bad.stderr
