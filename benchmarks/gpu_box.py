@@ -320,14 +320,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--bench-models", default="resnet20", help="bench: model(s), comma-separated")
     ap.add_argument("--bench-subset", type=int, help="bench: images per epoch (default: all)")
-    ap.add_argument("--queue-items", type=int,
-                    help="train: at most this many unfinished queue items (repro queue --items)")
+    ap.add_argument(
+        "--queue-items",
+        type=int,
+        help="train: at most this many unfinished queue items (repro queue --items)",
+    )
     ap.add_argument("--skip", default="", help="stages to leave out, e.g. check,bench")
     # The default warms the compile cache in the bench before the runs; a slot whose first
     # need is to finish runs puts train before bench (check,train,bench) so a slow bench
     # cannot eat the training time.
-    ap.add_argument("--order", default=",".join(STAGES),
-                    help=f"stages in order, a permutation of {','.join(STAGES)}")
+    ap.add_argument(
+        "--order",
+        default=",".join(STAGES),
+        help=f"stages in order, a permutation of {','.join(STAGES)}",
+    )
     ap.add_argument("--rehearse", action="store_true", help="CPU-sized stages, for the tests")
     args = ap.parse_args(argv)
     order = args.order.split(",")

@@ -163,7 +163,9 @@ def test_a_slot_can_train_first_and_only_the_first_item(tmp_path, cifar_root):
     record = json.loads((tmp_path / "out-o" / "box.json").read_text())
     assert [s["stage"] for s in record["stages"]] == ["train", "bench"]
     assert all(s["rc"] == 0 for s in record["stages"])
-    runs = {r["path"]: r["status"] for r in _manifest(tmp_path / "out-o" / "store-tiny.tar.gz")["runs"]}
+    runs = {
+        r["path"]: r["status"] for r in _manifest(tmp_path / "out-o" / "store-tiny.tar.gz")["runs"]
+    }
     assert runs == {"tiny/a/seed-0": "complete"}  # b, the second item, was not started
 
     bad = subprocess.run(_box(tmp_path, cifar_root, "x", "--order", "train,bench"),
