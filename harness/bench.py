@@ -23,6 +23,7 @@ import statistics
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -123,6 +124,9 @@ class BenchReport:
     settings: dict
     measurements: list[Measurement] = field(default_factory=list)
     fusion: list[FusionMeasurement] = field(default_factory=list)
+    # False until every row asked for is measured: the files are rewritten after each row,
+    # so a bench stopped by a slot's timeout still returns what it measured, marked partial.
+    complete: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -143,13 +147,15 @@ def run_bench(
     fuse: tuple[int, ...] = (),
     fuse_concurrent: bool = True,
     echo=print,
+    on_row: Callable[[BenchReport], None] = lambda report: None,
 ) -> BenchReport:
     """Time the canonical pipeline, then the fast path once per compile mode, for each model.
 
     Several modes (``default``, ``reduce-overhead`` = CUDA graphs, ...) give one fast row
     each, so one invocation shows which pays on the device at hand. Each width K in
     ``fuse`` adds fusion rows (:func:`run_fusion`) on the fast path in the first mode;
-    ``fuse_concurrent=False`` leaves out the concurrent processes.
+    ``fuse_concurrent=False`` leaves out the concurrent processes. ``on_row`` sees the report
+    after each measured row (and once more when it is complete).
     """
     check_subset(data, subset)
     recipe = bench_recipe(batch_size, subset, warmup + epochs)
@@ -188,11 +194,13 @@ def run_bench(
         for ex in executions:
             echo(f"{name}: {ex.pipeline} pipeline ({_how(ex.describe())}), "
                  f"{warmup}+{epochs} epochs ...")  # fmt: skip
-            rows.append(_measure(name, spec, recipe, data, ex, warmup, macs))
-        canonical, *fast = rows
-        for row in fast:
-            row.speedup = canonical.sec_per_epoch / row.sec_per_epoch
-        report.measurements += rows
+            row = _measure(name, spec, recipe, data, ex, warmup, macs)
+            if rows:  # the canonical row comes first
+                row.speedup = rows[0].sec_per_epoch / row.sec_per_epoch
+            rows.append(row)
+            report.measurements.append(row)
+            on_row(report)
+        fast = rows[1:]
         for k in fuse:
             report.fusion += run_fusion(
                 name,
@@ -206,6 +214,9 @@ def run_bench(
                 concurrent=fuse_concurrent,
                 echo=echo,
             )
+            on_row(report)
+    report.complete = True
+    on_row(report)
     return report
 
 
@@ -488,6 +499,14 @@ def markdown(report: BenchReport, command: str) -> str:
         f"- batch {report.settings['batch_size']}, {report.settings['train_images']} training "
         f"images per epoch, median of {report.settings['measured_epochs']} epochs after "
         f"{report.settings['warmup_epochs']} warm-up epoch(s); data: {report.settings['data']}",
+        *(
+            []
+            if report.complete
+            else [
+                "- **partial**: the bench was stopped before every row asked for was measured; "
+                "the rows below are the ones it finished"
+            ]
+        ),
         "",
         "| model | pipeline | execution | sec/epoch | images/s | TFLOP/s | speed-up |",
         "|---|---|---|---:|---:|---:|---:|",

@@ -735,6 +735,7 @@ def bench(
     )
     from harness.data import DataError, load_cached, locate
     from harness.runner import RunError, resolve_device
+    from harness.store import write_text
     from harness.zoo import UnknownModelError, spec_from_name
 
     writable_or_fail((json_out, "--json"), (md_out, "--markdown"), (profile_dir, "--profile"),
@@ -755,6 +756,14 @@ def bench(
             if isinstance(exc, DataError)
             else str(exc)
         )
+    command = shlex.join(["repro", *sys.argv[1:]])
+
+    def write_files(report) -> None:  # after every row, so a stopped bench keeps its rows
+        if json_out:
+            write_text(json_out, json.dumps({**report.to_json(), "command": command}, indent=2))
+        if md_out:
+            write_text(md_out, markdown(report, command))
+
     try:
         report = run_bench(
             data,
@@ -770,19 +779,14 @@ def bench(
             fuse=fuse or (),
             fuse_concurrent=fuse_concurrent,
             echo=click.echo,
+            on_row=write_files,
         )
     except BenchError as exc:
         fail(str(exc))
     click.echo(table(report))
-    command = shlex.join(["repro", *sys.argv[1:]])
-    if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps({**report.to_json(), "command": command}, indent=2))
-        click.echo(f"wrote {json_out}")
-    if md_out:
-        md_out.parent.mkdir(parents=True, exist_ok=True)
-        md_out.write_text(markdown(report, command))
-        click.echo(f"wrote {md_out}")
+    for path in (json_out, md_out):
+        if path:
+            click.echo(f"wrote {path}")
     if profile_dir:
         for name in names:
             path = profile_fast_path(

@@ -226,6 +226,36 @@ def test_bench_runs_on_cpu_and_writes_its_figures(tmp_path):
     assert "| resnet8 | fast |" in md.read_text()
 
 
+def test_a_bench_stopped_midway_leaves_the_rows_it_measured_marked_partial(tmp_path, monkeypatch):
+    """A GPU slot's stage timeout stops the bench with SIGTERM: the rows measured until then
+    must be in the files, marked partial, not lost with the rest."""
+    import harness.bench as bench
+
+    real_measure, calls = bench._measure, []
+
+    def measure_then_die(*args):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise SystemExit(143)  # as the stage's SIGTERM would end it
+        return real_measure(*args)
+
+    monkeypatch.setattr(bench, "_measure", measure_then_die)
+    out, md = tmp_path / "bench.json", tmp_path / "bench.md"
+    args = ["bench", "--device", "cpu", "--synthetic", "--models", "resnet8", "--subset", "32",
+            "--epochs", "1", "--warmup-epochs", "0", "--workers", "0", "--json", str(out),
+            "--markdown", str(md)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 143
+    partial = json.loads(out.read_text())
+    assert partial["complete"] is False
+    assert [m["pipeline"] for m in partial["measurements"]] == ["canonical"]
+    assert "**partial**" in md.read_text() and "| resnet8 | canonical |" in md.read_text()
+    monkeypatch.setattr(bench, "_measure", real_measure)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["complete"] is True and "partial" not in md.read_text()
+
+
 def test_bench_times_each_compile_mode_asked_for(tmp_path, monkeypatch):
     real_compile, modes = torch.compile, []
 
