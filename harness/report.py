@@ -481,6 +481,27 @@ class _Classified:
         """Counted and complete: its seconds per epoch are a whole run's."""
         return self.counted and self.record.status == "complete"
 
+    def counts_for(self, metric: str, epoch: int | None = None) -> bool:
+        """Counted, or, for a claim on the test error at one epoch, a run paused, interrupted
+        or running past that epoch: later epochs cannot change that figure, so waiting for
+        the end would only hide evidence. A subset (smoke) run or one without a summary to
+        say so still waits."""
+        if self.counted:
+            return True
+        r = self.record
+        return (
+            metric == "test_error_at_epoch"
+            and self.faithful
+            and r.status in UNFINISHED
+            and r.summary is not None
+            and r.summary.get("counts_as_reproduction") is not False
+            and any(h["epoch"] == epoch and h.get("test_error") is not None for h in r.history)
+        )
+
+
+# Runs that go on (or resume) from where they are: what they have recorded stays as it is.
+UNFINISHED = (store.PAUSED, store.INTERRUPTED, "running")
+
 
 def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
     names = {e.name: e for e in study.experiments}
@@ -679,8 +700,9 @@ def _source_label(source) -> str:
 
 def _counted_runs(exp_runs: list[_Classified], metric: str,
                   epoch: int | None = None) -> list[tuple[RunRecord, float]]:  # fmt: skip
-    """The counted runs that have a value for ``metric``, with it, in seed order."""
-    runs = sorted((c.record for c in exp_runs if c.counted), key=lambda r: r.seed)
+    """The runs counted for ``metric`` that have a value for it, with it, in seed order."""
+    runs = sorted((c.record for c in exp_runs if c.counts_for(metric, epoch)),
+                  key=lambda r: r.seed)  # fmt: skip
     return [(r, v) for r in runs if (v := _metric(r, metric, epoch)) is not None]
 
 
@@ -731,12 +753,17 @@ def _execution_of(record: RunRecord) -> str:
     return labels[0] if len(labels) == 1 else "mixed: " + " + ".join(labels)
 
 
-def _by_pool(exp_runs: list[_Classified], pooled: bool,
-             by_device: bool = False) -> dict[_Pool, list[_Classified]]:  # fmt: skip
-    """The counted runs, grouped by pool (and by device, for seconds)."""
+def _by_pool(
+    exp_runs: list[_Classified],
+    pooled: bool,
+    by_device: bool = False,
+    metric: str = "",
+    epoch: int | None = None,
+) -> dict[_Pool, list[_Classified]]:
+    """The runs counted for ``metric``, grouped by pool (and by device, for seconds)."""
     groups: dict[_Pool, list[_Classified]] = defaultdict(list)
     for c in exp_runs:
-        if c.counted:
+        if c.counts_for(metric, epoch):
             groups[_pool_of(c.record, pooled, by_device)].append(c)
     return dict(groups)
 
@@ -843,12 +870,13 @@ def _claimed_text(claim: Claim, unit: str) -> str:
 def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
     metric = METRICS[claim.metric]
     exp_runs = by_exp.get(claim.experiment, [])
-    groups = _by_pool(exp_runs, study.pools_executions(claim))
+    groups = _by_pool(exp_runs, study.pools_executions(claim), metric=claim.metric,
+                      epoch=claim.epoch)  # fmt: skip
     chosen = max(groups, key=lambda k: _rank(k, len(groups[k]))) if groups else None
     runs = _counted_runs(groups.get(chosen, []), claim.metric, claim.epoch)
     repro = verdicts.apply_rule([v for _, v in runs], claim.rule, metric.lower_is_better)
     # Runs under way; a damaged one is not (its note says what is wrong with it).
-    pending = sum(1 for c in exp_runs if c.faithful
+    pending = sum(1 for c in exp_runs if c.faithful and not c.counts_for(claim.metric, claim.epoch)
                   and c.record.status not in ("complete", "diverged", store.DAMAGED))  # fmt: skip
     verdict = _on_data(verdicts.judge_value(claim, repro, pending=pending), chosen)
     unit = metric.unit
@@ -1031,7 +1059,8 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         solo = [_solo_timed(runs) for runs in exp_runs]
         exp_runs = [kept for kept, _ in solo]
         left_out = {n: why for n, (_, why) in zip(claim.experiments, solo, strict=True) if why}
-    groups = [_by_pool(runs, pooled, by_device=timed) for runs in exp_runs]
+    groups = [_by_pool(runs, pooled, by_device=timed, metric=claim.metric, epoch=claim.epoch)
+              for runs in exp_runs]  # fmt: skip
     keys = {key for g in groups for key in g}
     # One execution for every side: the one that covers most sides, then as for values.
     chosen = max(keys, key=lambda k: (sum(k in g for g in groups),

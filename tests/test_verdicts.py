@@ -436,6 +436,29 @@ def test_test_error_at_an_epoch_is_read_from_the_curve(tmp_path):
     assert r.verdict == V.REPRODUCED and "epoch 2" in r.metric
 
 
+def test_a_run_past_the_claimed_epoch_counts_before_it_ends(tmp_path):
+    """The test error at epoch 2 cannot change once epoch 2 is recorded: a paused run past it
+    counts for that claim; a run short of the epoch, or killed before it wrote a summary
+    (nothing says what it trains on), does not yet."""
+    for d in ("past", "short", "killed"):
+        (tmp_path / d).mkdir()
+    study, path, results = make_study(tmp_path / "past", ORDER, AT_EPOCH)
+    fake_run(results, study, "a", status="paused", test_error=9.336, epochs=4)  # epochs 1-2
+    r = row(study, path, results, "a")
+    assert (r.n, r.verdict) == (1, V.REPRODUCED)
+    assert r.reproduced_value == pytest.approx(11.67)  # the curve at epoch 2: x (1.5 - 2/8)
+
+    later = AT_EPOCH.replace("epoch: 2", "epoch: 3")
+    study, path, results = make_study(tmp_path / "short", ORDER, later)
+    fake_run(results, study, "a", status="paused", test_error=10.0, epochs=4)
+    r = row(study, path, results, "a")
+    assert (r.n, r.verdict) == (0, V.NOT_RUN) and "1 run(s) started" in r.reason
+
+    study, path, results = make_study(tmp_path / "killed", ORDER, AT_EPOCH)
+    fake_run(results, study, "a", status="interrupted", test_error=10.0, epochs=4)
+    assert row(study, path, results, "a").n == 0
+
+
 @pytest.mark.parametrize(
     ("claim", "message"),
     [
