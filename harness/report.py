@@ -920,11 +920,24 @@ def _progress(exp_runs: list[_Classified], claim: Claim) -> str:
     epochs = f"{done[0]}" if len(done) == 1 else f"{done[0]}-{done[-1]}"
     epochs += f"/{total.pop()}" if len(total) == 1 else ""
     status = "/".join(sorted({r.status for r in runs}))
-    where = f"epoch {epochs} ({status}" + (f", {len(runs)} runs)" if len(runs) > 1 else ")")
+    where = f"epoch {epochs} ({status}" + (f", {len(runs)} runs" if len(runs) > 1 else "")
+    where += _copies(runs)
     if not values:
         return f"at {where}: not counted"
     value = statistics.median(values)
     return f"so far {_fmt(value, unit, 2 if unit else 3)} at {where}: not counted"
+
+
+def _copies(runs: list[RunRecord]) -> str:
+    """The end of a progress line's "(paused, 2 runs" that says where unfinished runs train
+    on a copy of the data: a paused run's error on the JPEG copy is not the official data's,
+    and is read against the source's figure before it counts."""
+    copies = sum(r.data.get("official") is False for r in runs)
+    if not copies:
+        return ")"
+    if copies == len(runs):
+        return f") {verdicts.ON_NONOFFICIAL_DATA}"
+    return f", {copies} of them {verdicts.ON_NONOFFICIAL_DATA})"
 
 
 def _so_far(history: list[dict], metric: str, epoch: int | None) -> float | None:

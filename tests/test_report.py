@@ -719,8 +719,10 @@ def test_the_scoreboard_comes_first_a_row_per_model_a_column_per_source(publishe
     (line,) = tseng
     assert (line.claimed, line.reproduced, line.n, line.verdict) == ("8.51%", "\u2013", 0,
                                                                      V.NOT_RUN)  # fmt: skip
-    # Paused halfway: never a verdict, but where the training stands.
-    assert line.progress == "so far 12.59% at epoch 145/164 (paused): not counted"
+    # Paused halfway: never a verdict, but where the training stands, and on what data: the
+    # JPEG copy's 12.59% is not a figure to hold against the source's 8.51%.
+    assert line.progress == ("so far 12.59% at epoch 145/164 (paused) on non-official data: "
+                             "not counted")  # fmt: skip
     assert [p.what for p in park] == ["test error", "test error @90"]
     (weights,) = released
     assert (weights.claimed, weights.reproduced, weights.n) == ("8.27%", "18.97%", 1)
@@ -870,3 +872,30 @@ def test_source_documents_and_random_seeds_have_different_names(published_store)
     assert "documents 000 and 002" in text and "random seeds" in text
     assert not collision.findall(catalogue_table())
     assert not collision.findall(str(load_queue(ROOT / "queue.yaml")))
+
+
+# --------------------------------------------------------------------------- the page at a glance
+
+PAUSED_STUDY = """\
+  - {name: copy, model: resnet20, recipe: base, seeds: 2}
+  - {name: mixed, model: resnet20, recipe: base, seeds: 2}
+claims:
+  - {source: test, where: T1, experiment: copy, metric: test_error, value: 8.75}
+  - {source: test, where: T1, experiment: mixed, metric: test_error, value: 8.75}
+"""
+
+
+def test_where_unfinished_runs_stand_says_what_data_they_train_on(tmp_path):
+    path = tiny_study(tmp_path / "p.yaml", PAUSED_STUDY, name="paused")
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "copy", 0, status="paused", test_error=18.0, official=False)
+    fake_run(results, study, "mixed", 0, status="paused", test_error=18.0, official=False)
+    fake_run(results, study, "mixed", 1, status="paused", test_error=18.0)
+    rows = claim_rows(build([(study, str(path))], scan(results), str(results)))
+    assert rows[("value", "copy")].progress == (
+        "so far 22.50% at epoch 2/4 (paused) on non-official data: not counted"
+    )
+    assert rows[("value", "mixed")].progress == (
+        "so far 22.50% at epoch 2/4 (paused, 2 runs, 1 of them on non-official data): "
+        "not counted")  # fmt: skip
