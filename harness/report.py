@@ -92,7 +92,8 @@ class ClaimRow:
     relative_difference: float | None = None
     severity: str = ""
     short_metric: str = ""  # the metric in a word or two, for table cells
-    # No counted run yet, but runs under way (paused, running): where they stand. Never a verdict.
+    # Runs under way (paused, running): where they stand, or, beside a verdict reached on the
+    # runs that count, that more are coming. Never a verdict.
     progress: str = ""
     claimed_stated: str = ""  # the claimed value as the source wrote it ("6.90"), no unit
 
@@ -888,7 +889,7 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
         execution=_execution_text(chosen, groups.get(chosen, [])),
         data=chosen.data if chosen else "",
         short_metric=_value_metric_label(study, claim, short=True),
-        progress="" if repro else _progress(exp_runs, claim),
+        progress=_progress(exp_runs, claim, judged=repro is not None),
     )
 
 
@@ -906,26 +907,42 @@ def _value_metric_label(study: Study, claim: Claim, *, short: bool = False) -> s
     return text
 
 
-def _progress(exp_runs: list[_Classified], claim: Claim) -> str:
+def _progress(exp_runs: list[_Classified], claim: Claim, *, judged: bool = False) -> str:
     """Where the unfinished runs of a claim's experiment stand (paused, running, interrupted):
-    the claim's metric at their last epoch, which decides nothing until a run counts."""
-    runs = [c.record for c in exp_runs if c.faithful and c.record.history
-            and c.record.status not in ("complete", "diverged", store.DAMAGED)]  # fmt: skip
+    the claim's metric at their last epoch, which decides nothing until a run counts. Beside a
+    verdict already reached (``judged``), only that they are under way: the verdict is of the
+    runs that count now, and may change once these count too."""
+    runs = _unfinished(exp_runs)
     if not runs:
         return ""
+    if judged:
+        more = f"{len(runs)} more run{'s' if len(runs) > 1 else ''}"
+        return (f"{more} under way at {_where(runs, count=False)}: not counted yet; the "
+                "verdict may change once they count")  # fmt: skip
     unit = METRICS[claim.metric].unit
     values = [v for r in runs if (v := _so_far(r.history, claim.metric, claim.epoch)) is not None]
+    where = _where(runs)
+    if not values:
+        return f"at {where}: not counted"
+    value = statistics.median(values)
+    return f"so far {_fmt(value, unit, 2 if unit else 3)} at {where}: not counted"
+
+
+def _unfinished(exp_runs: list[_Classified]) -> list[RunRecord]:
+    """The runs under way (paused, running, interrupted) of the current config, with curves."""
+    return [c.record for c in exp_runs if c.faithful and c.record.history
+            and c.record.status not in ("complete", "diverged", store.DAMAGED)]  # fmt: skip
+
+
+def _where(runs: list[RunRecord], *, count: bool = True) -> str:
+    """Where unfinished runs stand: "epoch 145/164 (paused)", "epoch 2-3/4 (paused, 2 runs)"."""
     done = sorted({len(r.history) for r in runs})
     total = {(r.summary or {}).get("epochs_total") for r in runs} - {None}
     epochs = f"{done[0]}" if len(done) == 1 else f"{done[0]}-{done[-1]}"
     epochs += f"/{total.pop()}" if len(total) == 1 else ""
     status = "/".join(sorted({r.status for r in runs}))
-    where = f"epoch {epochs} ({status}" + (f", {len(runs)} runs" if len(runs) > 1 else "")
-    where += _copies(runs)
-    if not values:
-        return f"at {where}: not counted"
-    value = statistics.median(values)
-    return f"so far {_fmt(value, unit, 2 if unit else 3)} at {where}: not counted"
+    where = f"epoch {epochs} ({status}" + (f", {len(runs)} runs" if count and len(runs) > 1 else "")
+    return where + _copies(runs)
 
 
 def _copies(runs: list[RunRecord]) -> str:
@@ -1094,7 +1111,20 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         execution=_execution_text(chosen, [c for g in groups for c in g.get(chosen, [])]),
         data=chosen.data if chosen else "",
         short_metric=short_label(claim.metric, claim.epoch),
+        progress=_ordering_progress(claim, by_exp, verdict),
     )  # fmt: skip
+
+
+def _ordering_progress(claim: OrderingClaim, by_exp, verdict: verdicts.Verdict) -> str:
+    """The runs under way of an ordering's experiments, each side's where it stands."""
+    sides = [(name, runs) for name in claim.experiments
+             if (runs := _unfinished(by_exp.get(name, [])))]  # fmt: skip
+    if not sides:
+        return ""
+    where = "; ".join(f"{name} at {_where(runs)}" for name, runs in sides)
+    if verdict.outcome == verdicts.NOT_RUN:
+        return f"under way, not counted: {where}"
+    return f"under way, not counted yet (the verdict may change once they count): {where}"
 
 
 def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:

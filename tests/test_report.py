@@ -899,3 +899,38 @@ def test_where_unfinished_runs_stand_says_what_data_they_train_on(tmp_path):
     assert rows[("value", "mixed")].progress == (
         "so far 22.50% at epoch 2/4 (paused, 2 runs, 1 of them on non-official data): "
         "not counted")  # fmt: skip
+
+
+PENDING_STUDY = """\
+  - {name: early, model: resnet20, recipe: base, seeds: 3}
+  - {name: other, model: resnet56, recipe: base}
+claims:
+  - {source: test, where: T1, experiment: early, metric: test_error, value: 8.75}
+  - {kind: ordering, source: test, where: F1, statement: deeper is better, metric: test_error, experiments: [early, other], direction: decreasing}
+"""
+
+
+def test_a_verdict_reached_while_more_runs_are_under_way_says_so(tmp_path):
+    # A single-run claim takes the median of the seeds that count: with one of three seeds
+    # complete and two paused, "reproduced, n=1" looked final though the median may move.
+    path = tiny_study(tmp_path / "p.yaml", PENDING_STUDY, name="pending")
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "early", 0, test_error=8.7)
+    fake_run(results, study, "early", 1, status="paused", test_error=12.0)
+    fake_run(results, study, "early", 2, status="paused", test_error=12.0)
+    fake_run(results, study, "other", 0, test_error=7.0)
+    report = build([(study, str(path))], scan(results), str(results))
+    rows = claim_rows(report)
+    value, ordering = rows[("value", "early")], rows[("ordering", "early, other")]
+    assert value.verdict == V.REPRODUCED and value.n == 1  # the rules are unchanged
+    assert value.progress == ("2 more runs under way at epoch 2/4 (paused): not counted yet; "
+                              "the verdict may change once they count")  # fmt: skip
+    assert ordering.progress == ("under way, not counted yet (the verdict may change once they "
+                                 "count): early at epoch 2/4 (paused, 2 runs)")  # fmt: skip
+    text = _text(render_html(report))
+    board = text[text.index("At a glance") : text.index("Every claim, by study")]
+    assert "reproduced n=1 2 more runs under way" in board
+    parser = _Rows()
+    parser.feed(render_html(report))
+    assert "the verdict may change once they count" in parser.rows[ordering.anchor]
