@@ -54,6 +54,9 @@ class RunView:
     official_data: bool | None
     finished: str
     path: str
+    epochs_done: int = 0
+    epochs_total: int | None = None
+    not_solo: str = ""  # why its seconds per epoch are not one solo run's (harness.timings)
 
 
 @dataclass
@@ -253,6 +256,93 @@ class Headline:
                        if self.parts else "")  # fmt: skip
 
 
+@dataclass
+class EvidenceLine:
+    """What the page's verdicts stand on, in a line each (runs, devices, data, released
+    weights), with the caveat a reader must not miss where there is one."""
+
+    what: str
+    text: str
+    caveat: str = ""
+
+
+UNDER_WAY = ("paused", "running", "interrupted")  # a run that may yet count
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
+    """The runs and evaluations behind the studies shown: how many, how many random seeds,
+    how many count and why the others do not (unfinished ones first), on which devices and
+    how (shared or fused timings), and on what data."""
+    runs = [(s.name, r) for s in studies for r in s.runs]
+    evaluations = [e for s in studies for e in s.evaluations]
+    lines = []
+    if runs:
+        seeds: dict[tuple[str, str], set[int]] = defaultdict(set)
+        for study, r in runs:
+            seeds[(study, r.experiment)].add(r.seed)
+        low, high = min(map(len, seeds.values())), max(map(len, seeds.values()))
+        each = f"{low} random seed{'' if high == 1 else 's'}"
+        each = each if low == high else f"{low} to {high} random seeds"
+        counted = sum(r.counted for _, r in runs)
+        text = f"{_plural(len(runs), 'run')} of {_plural(len(seeds), 'experiment')} "
+        text += f"({each} each), {counted} counted"
+        others = Counter(r.why_not.split(":")[0] for _, r in runs
+                         if not r.counted and r.status not in UNDER_WAY)  # fmt: skip
+        if others:
+            text += "; not counted: " + ", ".join(f"{n} {why}" for why, n in others.items())
+        unfinished = [r for _, r in runs if not r.counted and r.status in UNDER_WAY]
+        lines.append(EvidenceLine("Runs", text, _unfinished_caveat(unfinished, counted)))
+        on = Counter((r.device, r.precision) for _, r in runs)
+        shared = sum(bool(r.not_solo) for _, r in runs)
+        lines.append(EvidenceLine(
+            "Devices", "; ".join(f"{d} ({_plural(n, 'run')}): {p}" for (d, p), n in on.items()),
+            f"{shared} of {len(runs)} shared their device or trained fused: their seconds per "
+            "epoch are not solo timings, and no speed claim uses them" if shared else "",
+        ))  # fmt: skip
+    if runs or evaluations:
+        parts = []
+        for flag, what in ((True, "the official release"), (False, "not the official release"),
+                           (None, "not recorded")):  # fmt: skip
+            n_runs = sum(r.official_data is flag for _, r in runs)
+            n_evaluations = sum(e.official_data is flag for e in evaluations)
+            counts = [_plural(n_runs, "run")] if n_runs else []
+            counts += [_plural(n_evaluations, "checkpoint evaluation")] if n_evaluations else []
+            if counts:
+                parts.append(f"{what}: {' and '.join(counts)}")
+        copies = any(r.official_data is False for _, r in runs) or any(
+            e.official_data is False for e in evaluations)  # fmt: skip
+        lines.append(EvidenceLine("Data", "; ".join(parts), (
+            "figures on a copy are not comparable with the sources' (the offline JPEG copy "
+            "costs about ten points of test error)") if copies else ""))  # fmt: skip
+    if evaluations:
+        counted = sum(e.counted for e in evaluations)
+        devices = ", ".join(sorted({e.device for e in evaluations}))
+        lines.append(EvidenceLine(
+            "Released weights",
+            f"{_plural(len(evaluations), 'evaluation')} of released checkpoints, {counted} "
+            f"counted, on {devices} (no training, so no random seeds)",
+        ))  # fmt: skip
+    return lines
+
+
+def _unfinished_caveat(unfinished: list[RunView], counted: int) -> str:
+    """Runs that may yet count, and where they stand: "6 unfinished (paused) at epochs 138 to
+    145 of 164: no verdict uses them yet"."""
+    if not unfinished:
+        return ""
+    status = "/".join(sorted({r.status for r in unfinished}))
+    done = sorted(r.epochs_done for r in unfinished)
+    total = {r.epochs_total for r in unfinished}
+    at = f"epoch {done[0]}" if done[0] == done[-1] else f"epochs {done[0]} to {done[-1]}"
+    at += f" of {total.pop()}" if len(total) == 1 and None not in total else ""
+    uses = "no verdict uses them yet" if not counted else "not counted yet"
+    return f"{len(unfinished)} unfinished ({status}) at {at}: {uses}"
+
+
 # A verdict was reached (on any data): what "tested" counts.
 JUDGED = {o for o in verdicts.OUTCOMES if o not in (verdicts.NOT_RUN, verdicts.NOT_COMPARABLE)}
 HEADLINE_KINDS = ("accuracy", "orderings", "speed", "released weights", "parameter counts")
@@ -447,6 +537,7 @@ class Report:
     total_evaluations: int = 0
     nonofficial_evaluations: int = 0
     headlines: list[Headline] = field(default_factory=list)  # every study's, added up
+    evidence: list[EvidenceLine] = field(default_factory=list)  # what the verdicts stand on
     scoreboard: Scoreboard = field(default_factory=lambda: Scoreboard([], [], []))
 
     @property
@@ -586,6 +677,7 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         total_evaluations=len(evaluations),
         nonofficial_evaluations=len(copies),
         headlines=_merged_headlines(reports),
+        evidence=_evidence(reports),
         scoreboard=_scoreboard(
             [r for r in reports if not r.folded], waiting=[r for r in reports if r.folded]
         ),
@@ -1240,6 +1332,9 @@ def _run_view(c: _Classified) -> RunView:
         official_data=r.data.get("official"),
         finished=s.get("finished", ""),
         path=_in_store(r.path),
+        epochs_done=done if isinstance(done, int) else len(r.history),
+        epochs_total=total if isinstance(total, int) else None,
+        not_solo=timings.not_solo(r) if env else "",
     )
 
 

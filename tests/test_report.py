@@ -934,3 +934,40 @@ def test_a_verdict_reached_while_more_runs_are_under_way_says_so(tmp_path):
     parser = _Rows()
     parser.feed(render_html(report))
     assert "the verdict may change once they count" in parser.rows[ordering.anchor]
+
+
+def test_the_top_says_what_the_verdicts_stand_on_and_its_caveats(published_store, tmp_path):
+    # Within seconds: how many runs and seeds, how many count, that all six are paused, the
+    # device and that its timings are shared, and that the data is a copy; before the board.
+    report = report_for([DEGRADATION, CHECKPOINTS], published_store)
+    lines = {e.what: e for e in report.evidence}
+    assert list(lines) == ["Runs", "Devices", "Data", "Released weights"]
+    assert lines["Runs"].text == "6 runs of 6 experiments (1 random seed each), 0 counted"
+    assert lines["Runs"].caveat == (
+        "6 unfinished (paused) at epochs 138 to 145 of 164: no verdict uses them yet"
+    )
+    assert lines["Devices"].text.startswith("NVIDIA H100 80GB HBM3 (6 runs): bf16")
+    assert "not solo timings" in lines["Devices"].caveat
+    assert lines["Data"].text == "not the official release: 6 runs and 4 checkpoint evaluations"
+    assert "about ten points" in lines["Data"].caveat
+    assert lines["Released weights"].text.startswith("4 evaluations of released checkpoints, "
+                                                     "4 counted")  # fmt: skip
+    html = render_html(report)
+    assert html.index('id="glance"') < html.index('id="evidence"') < html.index('id="scoreboard"')
+    text = _text(html)
+    assert (
+        "Runs: 6 runs of 6 experiments (1 random seed each), 0 counted. \u26a0 6 unfinished" in text
+    )
+    # Nothing run: nothing to stand on, and the page says so in its own box instead.
+    (tmp_path / "empty").mkdir()
+    empty = report_for([DEGRADATION], tmp_path / "empty")
+    assert empty.evidence == [] and 'id="evidence"' not in render_html(empty)
+
+
+def test_the_evidence_line_names_why_runs_do_not_count(verdict_store):
+    study, path, results = verdict_store
+    report = build([(study, str(path))], scan(results), str(results))
+    runs = next(e for e in report.evidence if e.what == "Runs")
+    assert runs.text == ("22 runs of 11 experiments (1 to 5 random seeds each), 19 counted; "
+                         "not counted: 1 stale, 1 override run (smoke)")  # fmt: skip
+    assert runs.caveat == "1 unfinished (interrupted) at epoch 2: not counted yet"
