@@ -971,3 +971,15 @@ def test_the_evidence_line_names_why_runs_do_not_count(verdict_store):
     assert runs.text == ("22 runs of 11 experiments (1 to 5 random seeds each), 19 counted; "
                          "not counted: 1 stale, 1 override run (smoke)")  # fmt: skip
     assert runs.caveat == "1 unfinished (interrupted) at epoch 2: not counted yet"
+
+
+def test_the_rules_are_folded_under_a_summary_so_the_evidence_follows_the_claims(verdict_store):
+    # Eleven paragraphs of rules stood between the list of claims and their tables and curves.
+    study, path, results = verdict_store
+    html = render_html(build([(study, str(path))], scan(results), str(results)))
+    section = html[html.index('id="rules"') : html.index('id="study-verdicts"')]
+    folded = section[section.index("<details") : section.index("</details>")]
+    assert all(unescape(rule) in unescape(folded) for rule in V.RULES)
+    summary = _text(section[: section.index("<details")])
+    assert "twice the standard error of the difference" in summary
+    assert f"\u201c{V.ON_NONOFFICIAL_DATA}\u201d" in summary
