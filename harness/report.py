@@ -921,6 +921,17 @@ def _brief(outcome: str) -> str:
     return base + ("*" if base != outcome else "")
 
 
+def _quoted(statement: str) -> str:
+    """A source's words in quotation marks, once: a statement that quotes the source itself
+    ('"As the layer increasing, ...", at 56 layers') keeps its own marks, made curly, and is
+    not wrapped again."""
+    if '"' not in statement:
+        return f"\u201c{statement}\u201d"
+    parts = statement.split('"')
+    return "".join(part + ("\u201c\u201d"[i % 2] if i < len(parts) - 1 else "")
+                   for i, part in enumerate(parts))  # fmt: skip
+
+
 def _signed_percent(fraction: float | None) -> str:
     """A relative difference as "+1.25%" (exactly 0: "0%")."""
     if fraction is None:
@@ -1745,6 +1756,7 @@ def render_html(report: Report) -> str:
     )
     env.filters["num"] = _fmt
     env.filters["signed_percent"] = _signed_percent
+    env.filters["quoted"] = _quoted
     env.filters["tone"] = _tone
     env.globals["filled"] = _filled
     env.filters["brief"] = _brief

@@ -983,3 +983,11 @@ def test_the_rules_are_folded_under_a_summary_so_the_evidence_follows_the_claims
     summary = _text(section[: section.index("<details")])
     assert "twice the standard error of the difference" in summary
     assert f"\u201c{V.ON_NONOFFICIAL_DATA}\u201d" in summary
+
+
+def test_a_statement_that_quotes_its_source_is_not_quoted_twice(tmp_path):
+    (tmp_path / "empty").mkdir()
+    text = _text(render_html(report_for([DEGRADATION], tmp_path / "empty", show_unrun=True)))
+    assert "\u201cAs the layer increasing, ResNet outperforms plain CNN\u201d, at 56 layers" in text
+    assert "\u201cthe deeper plain net has higher test error\u201d" in text  # one pair of marks
+    assert not re.search(r"\u201c[\"\u201c]|[\"\u201d]\u201d", text), "nested quotation marks"
