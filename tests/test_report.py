@@ -991,3 +991,12 @@ def test_a_statement_that_quotes_its_source_is_not_quoted_twice(tmp_path):
     assert "\u201cAs the layer increasing, ResNet outperforms plain CNN\u201d, at 56 layers" in text
     assert "\u201cthe deeper plain net has higher test error\u201d" in text  # one pair of marks
     assert not re.search(r"\u201c[\"\u201c]|[\"\u201d]\u201d", text), "nested quotation marks"
+
+
+def test_the_run_table_does_not_call_a_paused_run_finished(published_store):
+    # Every published run is paused; its summary's time is when its last session ended.
+    parser = _Tables()
+    parser.feed(render_html(report_for([DEGRADATION], published_store)))
+    (runs,) = [t for t in parser.cleaned() if t[0][0] == "run"]
+    assert "last session ended" in runs[0] and "finished" not in runs[0]
+    assert {r[1] for r in runs[1:]} == {"paused"}
