@@ -550,6 +550,12 @@ class Report:
         return [s for s in self.studies if s.folded]
 
     @property
+    def metric_key(self) -> list[tuple[str, str]]:
+        """The short metric labels of the scoreboard and orderings ("test error @90"), spelt
+        out once beside them as each study's tables do."""
+        return list(dict.fromkeys(pair for s in self.shown for pair in s.metric_key))
+
+    @property
     def empty(self) -> bool:
         return self.total_runs == 0 and self.total_evaluations == 0
 

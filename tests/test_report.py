@@ -1000,3 +1000,11 @@ def test_the_run_table_does_not_call_a_paused_run_finished(published_store):
     (runs,) = [t for t in parser.cleaned() if t[0][0] == "run"]
     assert "last session ended" in runs[0] and "finished" not in runs[0]
     assert {r[1] for r in runs[1:]} == {"paused"}
+
+
+def test_the_scoreboard_spells_out_its_short_metric_labels(published_store):
+    # "test error @90" and "train loss" were explained only under each study's tables.
+    html = render_html(report_for([DEGRADATION, CHECKPOINTS], published_store))
+    glance = _text(html[html.index('id="glance"') : html.index('id="claims"')])
+    assert "test error @90: test error at epoch 90" in glance
+    assert "train loss: training loss (final epoch)" in glance
