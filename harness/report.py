@@ -443,7 +443,9 @@ def _waiting_models(studies: list[StudyReport]) -> list[WaitingModel]:
     for s in studies:
         for e in s.score_entries:
             m = found.setdefault(e.model, (e.order, WaitingModel(e.model, [], [])))[1]
-            m.claims.append(f"{e.source}: {e.line.what} {e.line.claimed}")
+            claim = f"{e.source}: {e.line.what} {e.line.claimed}"
+            if claim not in m.claims:  # two studies may declare one source's claim
+                m.claims.append(claim)
             if s.name not in m.studies:
                 m.studies.append(s.name)
     return [m for _, m in sorted(found.values(), key=lambda om: om[0])]

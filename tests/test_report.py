@@ -1008,3 +1008,15 @@ def test_the_scoreboard_spells_out_its_short_metric_labels(published_store):
     glance = _text(html[html.index('id="glance"') : html.index('id="claims"')])
     assert "test error @90: test error at epoch 90" in glance
     assert "train loss: training loss (final epoch)" in glance
+
+
+def test_models_with_nothing_run_list_each_claim_once(tmp_path):
+    # degradation and shortcuts both declare Park's ResNet-56 claims: they were listed twice.
+    (tmp_path / "empty").mkdir()
+    report = report_for(sorted((ROOT / "studies").glob("*.yaml")), tmp_path / "empty")
+    (resnet56,) = [m for m in report.scoreboard.waiting if m.model == "ResNet-56"]
+    assert resnet56.claims.count("Yoonjeong Park: test error 28.5%") == 1
+    assert all(len(m.claims) == len(set(m.claims)) for m in report.scoreboard.waiting)
+    assert {"degradation", "shortcuts"} <= set(resnet56.studies)
+    html = render_html(report)
+    assert "<strong>smoke: nothing run yet</strong>:" in html  # no headline, no stray space
