@@ -1020,3 +1020,15 @@ def test_models_with_nothing_run_list_each_claim_once(tmp_path):
     assert {"degradation", "shortcuts"} <= set(resnet56.studies)
     html = render_html(report)
     assert "<strong>smoke: nothing run yet</strong>:" in html  # no headline, no stray space
+
+
+def test_a_verdict_on_a_copy_is_marked_by_more_than_its_colour(published_store):
+    # The released weights' "not reproduced on non-official data" had the same solid red edge
+    # as a failed reproduction on the official data; a "not yet run" line said n=0.
+    html = render_html(report_for([DEGRADATION, CHECKPOINTS], published_store))
+    board = html[html.index('id="scoreboard"') : html.index('id="orderings-panel"')]
+    copies = re.findall(r'<a class="score t-not-reproduced copy"', board)
+    assert len(copies) == 4  # the four released ResNets, evaluated on the JPEG copy
+    assert 'title="not reproduced on non-official data: does not say whether' in board
+    assert "a dashed edge" in _text(html) and "border-left-style: dashed" in html
+    assert "n=0" not in board and board.count("n=1") == 4
