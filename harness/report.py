@@ -1569,9 +1569,10 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
         return []  # a study of released checkpoints only: nothing was trained
     figures = []
     for group, series in _series_by_group(study, classified).items():
-        title = (
-            study.name if group == study.name else f"{study.name}, experiments following {group}"
-        )
+        # The source as the tables cite it ("Wen-Jie Tseng 2018"), not its key in the study.
+        title = study.name
+        if group != study.name:
+            title += f", experiments following {_source_label(study.sources[group])}"
         greyed = "" if all(s.counted for s in series) else GREYED_NOTE
         if any(s.plain for s in series) and any(not s.plain for s in series):
             figures.append(Figure(

@@ -1032,3 +1032,12 @@ def test_a_verdict_on_a_copy_is_marked_by_more_than_its_colour(published_store):
     assert 'title="not reproduced on non-official data: does not say whether' in board
     assert "a dashed edge" in _text(html) and "border-left-style: dashed" in html
     assert "n=0" not in board and board.count("n=1") == 4
+
+
+def test_figures_name_the_source_as_the_tables_cite_it(published_store):
+    report = report_for([DEGRADATION], published_store)
+    titles = [f.title for f in report.studies[0].figures]
+    assert "degradation, experiments following Wen-Jie Tseng 2018: plain versus residual" in titles
+    assert not [t for t in titles if "tseng2018" in t or "he2015" in t]
+    drawn = [f.plot.texts[0].get_text() for f in report.studies[0].figures if f.plot.texts]
+    assert "degradation, experiments following He et al. 2015" in drawn
