@@ -1041,3 +1041,11 @@ def test_figures_name_the_source_as_the_tables_cite_it(published_store):
     assert not [t for t in titles if "tseng2018" in t or "he2015" in t]
     drawn = [f.plot.texts[0].get_text() for f in report.studies[0].figures if f.plot.texts]
     assert "degradation, experiments following He et al. 2015" in drawn
+
+
+def test_the_data_banner_says_not_to_read_a_copy_against_the_sources(published_store):
+    # It said accuracies on the copy "can differ"; the JPEG copy costs about ten points.
+    text = _text(render_html(report_for([DEGRADATION], published_store)))
+    assert "Do not read their errors against the sources' figures: the offline JPEG copy" in text
+    assert "can differ" not in text
+    assert "where unfinished runs on it stand, are marked \u201con non-official data\u201d" in text
