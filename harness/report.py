@@ -1574,6 +1574,9 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
         if group != study.name:
             title += f", experiments following {_source_label(study.sources[group])}"
         greyed = "" if all(s.counted for s in series) else GREYED_NOTE
+        if any(s.planned_epochs and s.curves["epoch"].max() < s.planned_epochs for s in series):
+            greyed += (" The epoch axis runs to the planned last epoch, dotted: unfinished runs "
+                       "stop short of it.")  # fmt: skip
         if any(s.plain for s in series) and any(not s.plain for s in series):
             figures.append(Figure(
                 f"{title}: plain versus residual",
@@ -1605,11 +1608,14 @@ def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, l
     for exp in study.experiments:
         mine = sorted((k for k in bundles if k[0] == exp.name), key=lambda k: (bool(k[2]), k))
         for _, label, why in mine:
+            runs = bundles[(exp.name, label, why)]
+            planned = [t for r in runs if isinstance(t := r.value("epochs_total"), int)]
             groups[exp.follows or study.name].append(plots.Series(
                 label=exp.name + (f"~{label}" if label else ""),
-                curves=curves_frame(bundles[(exp.name, label, why)]),
+                curves=curves_frame(runs),
                 depth=exp.model.depth, plain=exp.model.shortcut == "none",
                 model=exp.model.label(), counted=not why, why_not=why,
+                planned_epochs=max(planned, default=None),
             ))  # fmt: skip
     return {g: series for g, series in groups.items() if series}
 
