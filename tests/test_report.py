@@ -1049,3 +1049,14 @@ def test_the_data_banner_says_not_to_read_a_copy_against_the_sources(published_s
     assert "Do not read their errors against the sources' figures: the offline JPEG copy" in text
     assert "can differ" not in text
     assert "where unfinished runs on it stand, are marked \u201con non-official data\u201d" in text
+
+
+def test_a_scoreboard_of_many_sources_takes_the_page_s_width(published_store):
+    # Eight sources beside the orderings panel scrolled sideways at a laptop's width, with the
+    # wide-net rows' claims out of sight and their visible cells empty.
+    studies = sorted((ROOT / "studies").glob("*.yaml"))
+    many = render_html(report_for(studies, published_store, show_unrun=True))
+    assert len(report_for(studies, published_store, show_unrun=True).scoreboard.sources) > 3
+    assert '<div class="glance wide">' in many and 'class="scoreboard wide"' in many
+    few = render_html(report_for([DEGRADATION, CHECKPOINTS], published_store))
+    assert '<div class="glance">' in few and 'class="scoreboard"' in few
