@@ -408,6 +408,8 @@ def _score_entries(study: Study, rows: list[ClaimRow]) -> list[_ScoreEntry]:
             if r.claimed_stated
             else _value_text(r.claimed_value, r.unit)
         )
+        if r.rule and r.rule != "single run":  # He et al.'s 6.43 is a best of 5, 6.61 a mean
+            claimed += f" ({r.rule})"
         line = ScoreLine(what, claimed, r.reproduced
                          if r.reproduced_value is None else _fmt(r.reproduced_value, r.unit),
                          r.n, r.verdict, r.anchor, r.progress)  # fmt: skip

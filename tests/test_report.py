@@ -1060,3 +1060,22 @@ def test_a_scoreboard_of_many_sources_takes_the_page_s_width(published_store):
     assert '<div class="glance wide">' in many and 'class="scoreboard wide"' in many
     few = render_html(report_for([DEGRADATION, CHECKPOINTS], published_store))
     assert '<div class="glance">' in few and 'class="scoreboard"' in few
+
+
+def test_a_scoreboard_line_says_a_claim_s_rule_where_it_is_not_one_run(verdict_store, tmp_path):
+    # He et al.'s ResNet-110 is 6.43% (best of 5) and 6.61% (mean of 5): two lines that read
+    # "test error 6.43%" and "test error 6.61%" on one model, with nothing to tell them apart.
+    study, path, results = verdict_store
+    report = build([(study, str(path))], scan(results), str(results))
+    five = {c.anchor for c in report.studies[0].values if c.experiment == "five"}
+    claimed = [line.claimed for row in report.scoreboard.rows for cell in row.cells
+               for line in cell if line.anchor in five]  # fmt: skip
+    assert sorted(claimed) == ["6.43% (best of 5)", "6.61% (mean of 5)"]
+    (tmp_path / "empty").mkdir()
+    waiting = report_for([ROOT / "studies" / "he2015_table6.yaml"], tmp_path / "empty")
+    (resnet110,) = [m for m in waiting.scoreboard.waiting if m.model == "ResNet-110"]
+    assert resnet110.claims == ["He et al. 2015: test error 6.43% (best of 5)",
+                                "He et al. 2015: test error 6.61% (mean of 5)"]  # fmt: skip
+    same = next(line for row in report.scoreboard.rows for cell in row.cells for line in cell
+                if line.anchor == claim_rows(report)[("value", "same")].anchor)  # fmt: skip
+    assert same.claimed == "8.75%"  # a single run says nothing more
