@@ -42,6 +42,7 @@ class Series:
     model: str = ""  # the family label: "ResNet-20", "WRN-10-1 (dropout 0.1)"
     counted: bool = True  # runs that count toward a verdict; others are drawn greyed
     why_not: str = ""  # why they do not count, in a word or two: "paused", "override"
+    planned_epochs: int | None = None  # how long the runs are to train (paused ones: longer)
 
     @property
     def legend(self) -> str:
@@ -94,6 +95,16 @@ def _whole_epochs(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
+def _planned_length(ax, series: list[Series]) -> None:
+    """An axis to the planned last epoch where runs are unfinished: a run paused at 145 of
+    164 epochs then shows the epochs it has still to train as blank, instead of looking
+    complete, and its epochs line up with the learning-rate schedule's."""
+    planned = [s.planned_epochs for s in series if s.planned_epochs]
+    if planned and max(planned) > ax.get_xlim()[1]:
+        ax.set_xlim(right=max(planned) * 1.04)
+        ax.axvline(max(planned), color=GREY, lw=0.8, ls=":")
+
+
 def fit_y(ax, values: list, *, bounds: tuple[float, float] | None = None) -> None:
     """A y-range around the data (every point inside, a small margin), on a log axis where the
     data span a decade or more; ``bounds`` clip a linear range (errors stay in 0..100)."""
@@ -140,6 +151,7 @@ def curves_plot(series: list[Series], title: str) -> Figure:
     for ax in (loss_ax, err_ax):
         ax.grid(alpha=0.3)
         _whole_epochs(ax)
+        _planned_length(ax, series)
     err_ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=10)
     return fig
@@ -173,6 +185,7 @@ def degradation_plot(series: list[Series], title: str) -> Figure:
         ax.set(xlabel="epoch", title=f"{name} nets")
         ax.grid(alpha=0.3)
         _whole_epochs(ax)
+        _planned_length(ax, series)
         if group:
             ax.legend(fontsize=7, loc="upper right")
     axes[0].set_ylabel("error (%)  dashed: training, bold: test")

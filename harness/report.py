@@ -54,6 +54,9 @@ class RunView:
     official_data: bool | None
     finished: str
     path: str
+    epochs_done: int = 0
+    epochs_total: int | None = None
+    not_solo: str = ""  # why its seconds per epoch are not one solo run's (harness.timings)
 
 
 @dataclass
@@ -92,7 +95,8 @@ class ClaimRow:
     relative_difference: float | None = None
     severity: str = ""
     short_metric: str = ""  # the metric in a word or two, for table cells
-    # No counted run yet, but runs under way (paused, running): where they stand. Never a verdict.
+    # Runs under way (paused, running): where they stand, or, beside a verdict reached on the
+    # runs that count, that more are coming. Never a verdict.
     progress: str = ""
     claimed_stated: str = ""  # the claimed value as the source wrote it ("6.90"), no unit
 
@@ -252,6 +256,93 @@ class Headline:
                        if self.parts else "")  # fmt: skip
 
 
+@dataclass
+class EvidenceLine:
+    """What the page's verdicts stand on, in a line each (runs, devices, data, released
+    weights), with the caveat a reader must not miss where there is one."""
+
+    what: str
+    text: str
+    caveat: str = ""
+
+
+UNDER_WAY = ("paused", "running", "interrupted")  # a run that may yet count
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
+    """The runs and evaluations behind the studies shown: how many, how many random seeds,
+    how many count and why the others do not (unfinished ones first), on which devices and
+    how (shared or fused timings), and on what data."""
+    runs = [(s.name, r) for s in studies for r in s.runs]
+    evaluations = [e for s in studies for e in s.evaluations]
+    lines = []
+    if runs:
+        seeds: dict[tuple[str, str], set[int]] = defaultdict(set)
+        for study, r in runs:
+            seeds[(study, r.experiment)].add(r.seed)
+        low, high = min(map(len, seeds.values())), max(map(len, seeds.values()))
+        each = f"{low} random seed{'' if high == 1 else 's'}"
+        each = each if low == high else f"{low} to {high} random seeds"
+        counted = sum(r.counted for _, r in runs)
+        text = f"{_plural(len(runs), 'run')} of {_plural(len(seeds), 'experiment')} "
+        text += f"({each} each), {counted} counted"
+        others = Counter(r.why_not.split(":")[0] for _, r in runs
+                         if not r.counted and r.status not in UNDER_WAY)  # fmt: skip
+        if others:
+            text += "; not counted: " + ", ".join(f"{n} {why}" for why, n in others.items())
+        unfinished = [r for _, r in runs if not r.counted and r.status in UNDER_WAY]
+        lines.append(EvidenceLine("Runs", text, _unfinished_caveat(unfinished, counted)))
+        on = Counter((r.device, r.precision) for _, r in runs)
+        shared = sum(bool(r.not_solo) for _, r in runs)
+        lines.append(EvidenceLine(
+            "Devices", "; ".join(f"{d} ({_plural(n, 'run')}): {p}" for (d, p), n in on.items()),
+            f"{shared} of {len(runs)} shared their device or trained fused: their seconds per "
+            "epoch are not solo timings, and no speed claim uses them" if shared else "",
+        ))  # fmt: skip
+    if runs or evaluations:
+        parts = []
+        for flag, what in ((True, "the official release"), (False, "not the official release"),
+                           (None, "not recorded")):  # fmt: skip
+            n_runs = sum(r.official_data is flag for _, r in runs)
+            n_evaluations = sum(e.official_data is flag for e in evaluations)
+            counts = [_plural(n_runs, "run")] if n_runs else []
+            counts += [_plural(n_evaluations, "checkpoint evaluation")] if n_evaluations else []
+            if counts:
+                parts.append(f"{what}: {' and '.join(counts)}")
+        copies = any(r.official_data is False for _, r in runs) or any(
+            e.official_data is False for e in evaluations)  # fmt: skip
+        lines.append(EvidenceLine("Data", "; ".join(parts), (
+            "figures on a copy are not comparable with the sources' (the offline JPEG copy "
+            "costs about ten points of test error)") if copies else ""))  # fmt: skip
+    if evaluations:
+        counted = sum(e.counted for e in evaluations)
+        devices = ", ".join(sorted({e.device for e in evaluations}))
+        lines.append(EvidenceLine(
+            "Released weights",
+            f"{_plural(len(evaluations), 'evaluation')} of released checkpoints, {counted} "
+            f"counted, on {devices} (no training, so no random seeds)",
+        ))  # fmt: skip
+    return lines
+
+
+def _unfinished_caveat(unfinished: list[RunView], counted: int) -> str:
+    """Runs that may yet count, and where they stand: "6 unfinished (paused) at epochs 138 to
+    145 of 164: no verdict uses them yet"."""
+    if not unfinished:
+        return ""
+    status = "/".join(sorted({r.status for r in unfinished}))
+    done = sorted(r.epochs_done for r in unfinished)
+    total = {r.epochs_total for r in unfinished}
+    at = f"epoch {done[0]}" if done[0] == done[-1] else f"epochs {done[0]} to {done[-1]}"
+    at += f" of {total.pop()}" if len(total) == 1 and None not in total else ""
+    uses = "no verdict uses them yet" if not counted else "not counted yet"
+    return f"{len(unfinished)} unfinished ({status}) at {at}: {uses}"
+
+
 # A verdict was reached (on any data): what "tested" counts.
 JUDGED = {o for o in verdicts.OUTCOMES if o not in (verdicts.NOT_RUN, verdicts.NOT_COMPARABLE)}
 HEADLINE_KINDS = ("accuracy", "orderings", "speed", "released weights", "parameter counts")
@@ -317,6 +408,8 @@ def _score_entries(study: Study, rows: list[ClaimRow]) -> list[_ScoreEntry]:
             if r.claimed_stated
             else _value_text(r.claimed_value, r.unit)
         )
+        if r.rule and r.rule != "single run":  # He et al.'s 6.43 is a best of 5, 6.61 a mean
+            claimed += f" ({r.rule})"
         line = ScoreLine(what, claimed, r.reproduced
                          if r.reproduced_value is None else _fmt(r.reproduced_value, r.unit),
                          r.n, r.verdict, r.anchor, r.progress)  # fmt: skip
@@ -352,7 +445,9 @@ def _waiting_models(studies: list[StudyReport]) -> list[WaitingModel]:
     for s in studies:
         for e in s.score_entries:
             m = found.setdefault(e.model, (e.order, WaitingModel(e.model, [], [])))[1]
-            m.claims.append(f"{e.source}: {e.line.what} {e.line.claimed}")
+            claim = f"{e.source}: {e.line.what} {e.line.claimed}"
+            if claim not in m.claims:  # two studies may declare one source's claim
+                m.claims.append(claim)
             if s.name not in m.studies:
                 m.studies.append(s.name)
     return [m for _, m in sorted(found.values(), key=lambda om: om[0])]
@@ -446,6 +541,7 @@ class Report:
     total_evaluations: int = 0
     nonofficial_evaluations: int = 0
     headlines: list[Headline] = field(default_factory=list)  # every study's, added up
+    evidence: list[EvidenceLine] = field(default_factory=list)  # what the verdicts stand on
     scoreboard: Scoreboard = field(default_factory=lambda: Scoreboard([], [], []))
 
     @property
@@ -456,6 +552,12 @@ class Report:
     @property
     def folded(self) -> list[StudyReport]:
         return [s for s in self.studies if s.folded]
+
+    @property
+    def metric_key(self) -> list[tuple[str, str]]:
+        """The short metric labels of the scoreboard and orderings ("test error @90"), spelt
+        out once beside them as each study's tables do."""
+        return list(dict.fromkeys(pair for s in self.shown for pair in s.metric_key))
 
     @property
     def empty(self) -> bool:
@@ -606,6 +708,7 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         total_evaluations=len(evaluations),
         nonofficial_evaluations=len(copies),
         headlines=_merged_headlines(reports),
+        evidence=_evidence(reports),
         scoreboard=_scoreboard(
             [r for r in reports if not r.folded], waiting=[r for r in reports if r.folded]
         ),
@@ -855,6 +958,17 @@ def _brief(outcome: str) -> str:
     return base + ("*" if base != outcome else "")
 
 
+def _quoted(statement: str) -> str:
+    """A source's words in quotation marks, once: a statement that quotes the source itself
+    ('"As the layer increasing, ...", at 56 layers') keeps its own marks, made curly, and is
+    not wrapped again."""
+    if '"' not in statement:
+        return f"\u201c{statement}\u201d"
+    parts = statement.split('"')
+    return "".join(part + ("\u201c\u201d"[i % 2] if i < len(parts) - 1 else "")
+                   for i, part in enumerate(parts))  # fmt: skip
+
+
 def _signed_percent(fraction: float | None) -> str:
     """A relative difference as "+1.25%" (exactly 0: "0%")."""
     if fraction is None:
@@ -916,7 +1030,7 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
         execution=_execution_text(chosen, groups.get(chosen, [])),
         data=chosen.data if chosen else "",
         short_metric=_value_metric_label(study, claim, short=True),
-        progress="" if repro else _progress(exp_runs, claim),
+        progress=_progress(exp_runs, claim, judged=repro is not None),
     )
 
 
@@ -934,25 +1048,54 @@ def _value_metric_label(study: Study, claim: Claim, *, short: bool = False) -> s
     return text
 
 
-def _progress(exp_runs: list[_Classified], claim: Claim) -> str:
+def _progress(exp_runs: list[_Classified], claim: Claim, *, judged: bool = False) -> str:
     """Where the unfinished runs of a claim's experiment stand (paused, running, interrupted):
-    the claim's metric at their last epoch, which decides nothing until a run counts."""
-    runs = [c.record for c in exp_runs if c.faithful and c.record.history
-            and c.record.status not in ("complete", "diverged", store.DAMAGED)]  # fmt: skip
+    the claim's metric at their last epoch, which decides nothing until a run counts. Beside a
+    verdict already reached (``judged``), only that they are under way: the verdict is of the
+    runs that count now, and may change once these count too."""
+    runs = _unfinished(exp_runs)
     if not runs:
         return ""
+    if judged:
+        more = f"{len(runs)} more run{'s' if len(runs) > 1 else ''}"
+        return (f"{more} under way at {_where(runs, count=False)}: not counted yet; the "
+                "verdict may change once they count")  # fmt: skip
     unit = METRICS[claim.metric].unit
     values = [v for r in runs if (v := _so_far(r.history, claim.metric, claim.epoch)) is not None]
+    where = _where(runs)
+    if not values:
+        return f"at {where}: not counted"
+    value = statistics.median(values)
+    return f"so far {_fmt(value, unit, 2 if unit else 3)} at {where}: not counted"
+
+
+def _unfinished(exp_runs: list[_Classified]) -> list[RunRecord]:
+    """The runs under way (paused, running, interrupted) of the current config, with curves."""
+    return [c.record for c in exp_runs if c.faithful and c.record.history
+            and c.record.status not in ("complete", "diverged", store.DAMAGED)]  # fmt: skip
+
+
+def _where(runs: list[RunRecord], *, count: bool = True) -> str:
+    """Where unfinished runs stand: "epoch 145/164 (paused)", "epoch 2-3/4 (paused, 2 runs)"."""
     done = sorted({len(r.history) for r in runs})
     total = {(r.summary or {}).get("epochs_total") for r in runs} - {None}
     epochs = f"{done[0]}" if len(done) == 1 else f"{done[0]}-{done[-1]}"
     epochs += f"/{total.pop()}" if len(total) == 1 else ""
     status = "/".join(sorted({r.status for r in runs}))
-    where = f"epoch {epochs} ({status}" + (f", {len(runs)} runs)" if len(runs) > 1 else ")")
-    if not values:
-        return f"at {where}: not counted"
-    value = statistics.median(values)
-    return f"so far {_fmt(value, unit, 2 if unit else 3)} at {where}: not counted"
+    where = f"epoch {epochs} ({status}" + (f", {len(runs)} runs" if count and len(runs) > 1 else "")
+    return where + _copies(runs)
+
+
+def _copies(runs: list[RunRecord]) -> str:
+    """The end of a progress line's "(paused, 2 runs" that says where unfinished runs train
+    on a copy of the data: a paused run's error on the JPEG copy is not the official data's,
+    and is read against the source's figure before it counts."""
+    copies = sum(r.data.get("official") is False for r in runs)
+    if not copies:
+        return ")"
+    if copies == len(runs):
+        return f") {verdicts.ON_NONOFFICIAL_DATA}"
+    return f", {copies} of them {verdicts.ON_NONOFFICIAL_DATA})"
 
 
 def _so_far(history: list[dict], metric: str, epoch: int | None) -> float | None:
@@ -1110,7 +1253,20 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         execution=_execution_text(chosen, [c for g in groups for c in g.get(chosen, [])]),
         data=chosen.data if chosen else "",
         short_metric=short_label(claim.metric, claim.epoch),
+        progress=_ordering_progress(claim, by_exp, verdict),
     )  # fmt: skip
+
+
+def _ordering_progress(claim: OrderingClaim, by_exp, verdict: verdicts.Verdict) -> str:
+    """The runs under way of an ordering's experiments, each side's where it stands."""
+    sides = [(name, runs) for name in claim.experiments
+             if (runs := _unfinished(by_exp.get(name, [])))]  # fmt: skip
+    if not sides:
+        return ""
+    where = "; ".join(f"{name} at {_where(runs)}" for name, runs in sides)
+    if verdict.outcome == verdicts.NOT_RUN:
+        return f"under way, not counted: {where}"
+    return f"under way, not counted yet (the verdict may change once they count): {where}"
 
 
 def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
@@ -1226,6 +1382,9 @@ def _run_view(c: _Classified) -> RunView:
         official_data=r.data.get("official"),
         finished=s.get("finished", ""),
         path=_in_store(r.path),
+        epochs_done=done if isinstance(done, int) else len(r.history),
+        epochs_total=total if isinstance(total, int) else None,
+        not_solo=timings.not_solo(r) if env else "",
     )
 
 
@@ -1441,10 +1600,14 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
         return []  # a study of released checkpoints only: nothing was trained
     figures = []
     for group, series in _series_by_group(study, classified).items():
-        title = (
-            study.name if group == study.name else f"{study.name}, experiments following {group}"
-        )
+        # The source as the tables cite it ("Wen-Jie Tseng 2018"), not its key in the study.
+        title = study.name
+        if group != study.name:
+            title += f", experiments following {_source_label(study.sources[group])}"
         greyed = "" if all(s.counted for s in series) else GREYED_NOTE
+        if any(s.planned_epochs and s.curves["epoch"].max() < s.planned_epochs for s in series):
+            greyed += (" The epoch axis runs to the planned last epoch, dotted: unfinished runs "
+                       "stop short of it.")  # fmt: skip
         if any(s.plain for s in series) and any(not s.plain for s in series):
             figures.append(Figure(
                 f"{title}: plain versus residual",
@@ -1476,11 +1639,14 @@ def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, l
     for exp in study.experiments:
         mine = sorted((k for k in bundles if k[0] == exp.name), key=lambda k: (bool(k[2]), k))
         for _, label, why in mine:
+            runs = bundles[(exp.name, label, why)]
+            planned = [t for r in runs if isinstance(t := r.value("epochs_total"), int)]
             groups[exp.follows or study.name].append(plots.Series(
                 label=exp.name + (f"~{label}" if label else ""),
-                curves=curves_frame(bundles[(exp.name, label, why)]),
+                curves=curves_frame(runs),
                 depth=exp.model.depth, plain=exp.model.shortcut == "none",
                 model=exp.model.label(), counted=not why, why_not=why,
+                planned_epochs=max(planned, default=None),
             ))  # fmt: skip
     return {g: series for g, series in groups.items() if series}
 
@@ -1636,6 +1802,7 @@ def render_html(report: Report) -> str:
     )
     env.filters["num"] = _fmt
     env.filters["signed_percent"] = _signed_percent
+    env.filters["quoted"] = _quoted
     env.filters["tone"] = _tone
     env.globals["filled"] = _filled
     env.filters["brief"] = _brief

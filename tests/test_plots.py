@@ -150,3 +150,30 @@ def test_runs_that_do_not_count_are_drawn_greyed_and_labelled(tmp_path):
     # Only uncounted runs: still drawn, not an empty section.
     (versus,) = [f for f in figures if "plain versus residual" in f.title]
     assert any("plain~smoke" in line.get_label() for line in lines(versus.plot))
+
+
+def test_unfinished_runs_are_drawn_against_their_planned_length(tmp_path):
+    # A run paused at 3 of 6 epochs ended where its axis ended and looked complete, and its
+    # epochs did not line up with the learning-rate schedule's (drawn to the planned end).
+    path = tiny_study(tmp_path / "paused.yaml", """\
+  - {name: plain, model: plain20, recipe: base}
+  - {name: res, model: resnet20, recipe: base}
+""", name="paused")  # fmt: skip
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "plain", status="paused", epochs=6)
+    fake_run(results, study, "res", status="paused", epochs=6)
+    figures = report_figures(path, results)
+    for title in ("plain versus residual", "training loss and test error"):
+        (figure,) = [f for f in figures if title in f.title]
+        for ax in figure.plot.axes:
+            assert ax.get_xlim()[1] >= 6, (title, ax.get_xlim())
+            assert [line.get_xdata()[0] for line in ax.get_lines()
+                    if list(line.get_xdata()) == [6, 6]], "a dotted line at epoch 6"  # fmt: skip
+        assert "planned last epoch" in figure.caption
+    # Complete runs keep the axis fitted to their epochs, with no note.
+    done = tmp_path / "done"
+    fake_run(done, study, "plain", epochs=4)
+    fake_run(done, study, "res", epochs=4)
+    for figure in report_figures(path, done)[:2]:
+        assert figure.plot.axes[0].get_xlim()[1] < 5 and "planned" not in figure.caption

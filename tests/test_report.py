@@ -719,8 +719,10 @@ def test_the_scoreboard_comes_first_a_row_per_model_a_column_per_source(publishe
     (line,) = tseng
     assert (line.claimed, line.reproduced, line.n, line.verdict) == ("8.51%", "\u2013", 0,
                                                                      V.NOT_RUN)  # fmt: skip
-    # Paused halfway: never a verdict, but where the training stands.
-    assert line.progress == "so far 12.59% at epoch 145/164 (paused): not counted"
+    # Paused halfway: never a verdict, but where the training stands, and on what data: the
+    # JPEG copy's 12.59% is not a figure to hold against the source's 8.51%.
+    assert line.progress == ("so far 12.59% at epoch 145/164 (paused) on non-official data: "
+                             "not counted")  # fmt: skip
     assert [p.what for p in park] == ["test error", "test error @90"]
     (weights,) = released
     assert (weights.claimed, weights.reproduced, weights.n) == ("8.27%", "18.97%", 1)
@@ -870,3 +872,210 @@ def test_source_documents_and_random_seeds_have_different_names(published_store)
     assert "documents 000 and 002" in text and "random seeds" in text
     assert not collision.findall(catalogue_table())
     assert not collision.findall(str(load_queue(ROOT / "queue.yaml")))
+
+
+# --------------------------------------------------------------------------- the page at a glance
+
+PAUSED_STUDY = """\
+  - {name: copy, model: resnet20, recipe: base, seeds: 2}
+  - {name: mixed, model: resnet20, recipe: base, seeds: 2}
+claims:
+  - {source: test, where: T1, experiment: copy, metric: test_error, value: 8.75}
+  - {source: test, where: T1, experiment: mixed, metric: test_error, value: 8.75}
+"""
+
+
+def test_where_unfinished_runs_stand_says_what_data_they_train_on(tmp_path):
+    path = tiny_study(tmp_path / "p.yaml", PAUSED_STUDY, name="paused")
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "copy", 0, status="paused", test_error=18.0, official=False)
+    fake_run(results, study, "mixed", 0, status="paused", test_error=18.0, official=False)
+    fake_run(results, study, "mixed", 1, status="paused", test_error=18.0)
+    rows = claim_rows(build([(study, str(path))], scan(results), str(results)))
+    assert rows[("value", "copy")].progress == (
+        "so far 22.50% at epoch 2/4 (paused) on non-official data: not counted"
+    )
+    assert rows[("value", "mixed")].progress == (
+        "so far 22.50% at epoch 2/4 (paused, 2 runs, 1 of them on non-official data): "
+        "not counted")  # fmt: skip
+
+
+PENDING_STUDY = """\
+  - {name: early, model: resnet20, recipe: base, seeds: 3}
+  - {name: other, model: resnet56, recipe: base}
+claims:
+  - {source: test, where: T1, experiment: early, metric: test_error, value: 8.75}
+  - {kind: ordering, source: test, where: F1, statement: deeper is better, metric: test_error, experiments: [early, other], direction: decreasing}
+"""
+
+
+def test_a_verdict_reached_while_more_runs_are_under_way_says_so(tmp_path):
+    # A single-run claim takes the median of the seeds that count: with one of three seeds
+    # complete and two paused, "reproduced, n=1" looked final though the median may move.
+    path = tiny_study(tmp_path / "p.yaml", PENDING_STUDY, name="pending")
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "early", 0, test_error=8.7)
+    fake_run(results, study, "early", 1, status="paused", test_error=12.0)
+    fake_run(results, study, "early", 2, status="paused", test_error=12.0)
+    fake_run(results, study, "other", 0, test_error=7.0)
+    report = build([(study, str(path))], scan(results), str(results))
+    rows = claim_rows(report)
+    value, ordering = rows[("value", "early")], rows[("ordering", "early, other")]
+    assert value.verdict == V.REPRODUCED and value.n == 1  # the rules are unchanged
+    assert value.progress == ("2 more runs under way at epoch 2/4 (paused): not counted yet; "
+                              "the verdict may change once they count")  # fmt: skip
+    assert ordering.progress == ("under way, not counted yet (the verdict may change once they "
+                                 "count): early at epoch 2/4 (paused, 2 runs)")  # fmt: skip
+    text = _text(render_html(report))
+    board = text[text.index("At a glance") : text.index("Every claim, by study")]
+    assert "reproduced n=1 2 more runs under way" in board
+    parser = _Rows()
+    parser.feed(render_html(report))
+    assert "the verdict may change once they count" in parser.rows[ordering.anchor]
+
+
+def test_the_top_says_what_the_verdicts_stand_on_and_its_caveats(published_store, tmp_path):
+    # Within seconds: how many runs and seeds, how many count, that all six are paused, the
+    # device and that its timings are shared, and that the data is a copy; before the board.
+    report = report_for([DEGRADATION, CHECKPOINTS], published_store)
+    lines = {e.what: e for e in report.evidence}
+    assert list(lines) == ["Runs", "Devices", "Data", "Released weights"]
+    assert lines["Runs"].text == "6 runs of 6 experiments (1 random seed each), 0 counted"
+    assert lines["Runs"].caveat == (
+        "6 unfinished (paused) at epochs 138 to 145 of 164: no verdict uses them yet"
+    )
+    assert lines["Devices"].text.startswith("NVIDIA H100 80GB HBM3 (6 runs): bf16")
+    assert "not solo timings" in lines["Devices"].caveat
+    assert lines["Data"].text == "not the official release: 6 runs and 4 checkpoint evaluations"
+    assert "about ten points" in lines["Data"].caveat
+    assert lines["Released weights"].text.startswith("4 evaluations of released checkpoints, "
+                                                     "4 counted")  # fmt: skip
+    html = render_html(report)
+    assert html.index('id="glance"') < html.index('id="evidence"') < html.index('id="scoreboard"')
+    text = _text(html)
+    assert (
+        "Runs: 6 runs of 6 experiments (1 random seed each), 0 counted. \u26a0 6 unfinished" in text
+    )
+    # Nothing run: nothing to stand on, and the page says so in its own box instead.
+    (tmp_path / "empty").mkdir()
+    empty = report_for([DEGRADATION], tmp_path / "empty")
+    assert empty.evidence == [] and 'id="evidence"' not in render_html(empty)
+
+
+def test_the_evidence_line_names_why_runs_do_not_count(verdict_store):
+    study, path, results = verdict_store
+    report = build([(study, str(path))], scan(results), str(results))
+    runs = next(e for e in report.evidence if e.what == "Runs")
+    assert runs.text == ("22 runs of 11 experiments (1 to 5 random seeds each), 19 counted; "
+                         "not counted: 1 stale, 1 override run (smoke)")  # fmt: skip
+    assert runs.caveat == "1 unfinished (interrupted) at epoch 2: not counted yet"
+
+
+def test_the_rules_are_folded_under_a_summary_so_the_evidence_follows_the_claims(verdict_store):
+    # Eleven paragraphs of rules stood between the list of claims and their tables and curves.
+    study, path, results = verdict_store
+    html = render_html(build([(study, str(path))], scan(results), str(results)))
+    section = html[html.index('id="rules"') : html.index('id="study-verdicts"')]
+    folded = section[section.index("<details") : section.index("</details>")]
+    assert all(unescape(rule) in unescape(folded) for rule in V.RULES)
+    summary = _text(section[: section.index("<details")])
+    assert "twice the standard error of the difference" in summary
+    assert f"\u201c{V.ON_NONOFFICIAL_DATA}\u201d" in summary
+
+
+def test_a_statement_that_quotes_its_source_is_not_quoted_twice(tmp_path):
+    (tmp_path / "empty").mkdir()
+    text = _text(render_html(report_for([DEGRADATION], tmp_path / "empty", show_unrun=True)))
+    assert "\u201cAs the layer increasing, ResNet outperforms plain CNN\u201d, at 56 layers" in text
+    assert "\u201cthe deeper plain net has higher test error\u201d" in text  # one pair of marks
+    assert not re.search(r"\u201c[\"\u201c]|[\"\u201d]\u201d", text), "nested quotation marks"
+
+
+def test_the_run_table_does_not_call_a_paused_run_finished(published_store):
+    # Every published run is paused; its summary's time is when its last session ended.
+    parser = _Tables()
+    parser.feed(render_html(report_for([DEGRADATION], published_store)))
+    (runs,) = [t for t in parser.cleaned() if t[0][0] == "run"]
+    assert "last session ended" in runs[0] and "finished" not in runs[0]
+    assert {r[1] for r in runs[1:]} == {"paused"}
+
+
+def test_the_scoreboard_spells_out_its_short_metric_labels(published_store):
+    # "test error @90" and "train loss" were explained only under each study's tables.
+    html = render_html(report_for([DEGRADATION, CHECKPOINTS], published_store))
+    glance = _text(html[html.index('id="glance"') : html.index('id="claims"')])
+    assert "test error @90: test error at epoch 90" in glance
+    assert "train loss: training loss (final epoch)" in glance
+
+
+def test_models_with_nothing_run_list_each_claim_once(tmp_path):
+    # degradation and shortcuts both declare Park's ResNet-56 claims: they were listed twice.
+    (tmp_path / "empty").mkdir()
+    report = report_for(sorted((ROOT / "studies").glob("*.yaml")), tmp_path / "empty")
+    (resnet56,) = [m for m in report.scoreboard.waiting if m.model == "ResNet-56"]
+    assert resnet56.claims.count("Yoonjeong Park: test error 28.5%") == 1
+    assert all(len(m.claims) == len(set(m.claims)) for m in report.scoreboard.waiting)
+    assert {"degradation", "shortcuts"} <= set(resnet56.studies)
+    html = render_html(report)
+    assert "<strong>smoke: nothing run yet</strong>:" in html  # no headline, no stray space
+
+
+def test_a_verdict_on_a_copy_is_marked_by_more_than_its_colour(published_store):
+    # The released weights' "not reproduced on non-official data" had the same solid red edge
+    # as a failed reproduction on the official data; a "not yet run" line said n=0.
+    html = render_html(report_for([DEGRADATION, CHECKPOINTS], published_store))
+    board = html[html.index('id="scoreboard"') : html.index('id="orderings-panel"')]
+    copies = re.findall(r'<a class="score t-not-reproduced copy"', board)
+    assert len(copies) == 4  # the four released ResNets, evaluated on the JPEG copy
+    assert 'title="not reproduced on non-official data: does not say whether' in board
+    assert "a dashed edge" in _text(html) and "border-left-style: dashed" in html
+    assert "n=0" not in board and board.count("n=1") == 4
+
+
+def test_figures_name_the_source_as_the_tables_cite_it(published_store):
+    report = report_for([DEGRADATION], published_store)
+    titles = [f.title for f in report.studies[0].figures]
+    assert "degradation, experiments following Wen-Jie Tseng 2018: plain versus residual" in titles
+    assert not [t for t in titles if "tseng2018" in t or "he2015" in t]
+    drawn = [f.plot.texts[0].get_text() for f in report.studies[0].figures if f.plot.texts]
+    assert "degradation, experiments following He et al. 2015" in drawn
+
+
+def test_the_data_banner_says_not_to_read_a_copy_against_the_sources(published_store):
+    # It said accuracies on the copy "can differ"; the JPEG copy costs about ten points.
+    text = _text(render_html(report_for([DEGRADATION], published_store)))
+    assert "Do not read their errors against the sources' figures: the offline JPEG copy" in text
+    assert "can differ" not in text
+    assert "where unfinished runs on it stand, are marked \u201con non-official data\u201d" in text
+
+
+def test_a_scoreboard_of_many_sources_takes_the_page_s_width(published_store):
+    # Eight sources beside the orderings panel scrolled sideways at a laptop's width, with the
+    # wide-net rows' claims out of sight and their visible cells empty.
+    studies = sorted((ROOT / "studies").glob("*.yaml"))
+    many = render_html(report_for(studies, published_store, show_unrun=True))
+    assert len(report_for(studies, published_store, show_unrun=True).scoreboard.sources) > 3
+    assert '<div class="glance wide">' in many and 'class="scoreboard wide"' in many
+    few = render_html(report_for([DEGRADATION, CHECKPOINTS], published_store))
+    assert '<div class="glance">' in few and 'class="scoreboard"' in few
+
+
+def test_a_scoreboard_line_says_a_claim_s_rule_where_it_is_not_one_run(verdict_store, tmp_path):
+    # He et al.'s ResNet-110 is 6.43% (best of 5) and 6.61% (mean of 5): two lines that read
+    # "test error 6.43%" and "test error 6.61%" on one model, with nothing to tell them apart.
+    study, path, results = verdict_store
+    report = build([(study, str(path))], scan(results), str(results))
+    five = {c.anchor for c in report.studies[0].values if c.experiment == "five"}
+    claimed = [line.claimed for row in report.scoreboard.rows for cell in row.cells
+               for line in cell if line.anchor in five]  # fmt: skip
+    assert sorted(claimed) == ["6.43% (best of 5)", "6.61% (mean of 5)"]
+    (tmp_path / "empty").mkdir()
+    waiting = report_for([ROOT / "studies" / "he2015_table6.yaml"], tmp_path / "empty")
+    (resnet110,) = [m for m in waiting.scoreboard.waiting if m.model == "ResNet-110"]
+    assert resnet110.claims == ["He et al. 2015: test error 6.43% (best of 5)",
+                                "He et al. 2015: test error 6.61% (mean of 5)"]  # fmt: skip
+    same = next(line for row in report.scoreboard.rows for cell in row.cells for line in cell
+                if line.anchor == claim_rows(report)[("value", "same")].anchor)  # fmt: skip
+    assert same.claimed == "8.75%"  # a single run says nothing more
