@@ -1053,7 +1053,7 @@ def _progress(exp_runs: list[_Classified], claim: Claim, *, judged: bool = False
     the claim's metric at their last epoch, which decides nothing until a run counts. Beside a
     verdict already reached (``judged``), only that they are under way: the verdict is of the
     runs that count now, and may change once these count too."""
-    runs = _unfinished(exp_runs)
+    runs = _unfinished(exp_runs, claim.metric, claim.epoch)
     if not runs:
         return ""
     if judged:
@@ -1069,10 +1069,13 @@ def _progress(exp_runs: list[_Classified], claim: Claim, *, judged: bool = False
     return f"so far {_fmt(value, unit, 2 if unit else 3)} at {where}: not counted"
 
 
-def _unfinished(exp_runs: list[_Classified]) -> list[RunRecord]:
-    """The runs under way (paused, running, interrupted) of the current config, with curves."""
+def _unfinished(exp_runs: list[_Classified], metric: str = "",
+                epoch: int | None = None) -> list[RunRecord]:  # fmt: skip
+    """The runs under way (paused, running, interrupted) of the current config, with curves,
+    that do not already count for ``metric`` (a run past a claimed epoch does)."""
     return [c.record for c in exp_runs if c.faithful and c.record.history
-            and c.record.status not in ("complete", "diverged", store.DAMAGED)]  # fmt: skip
+            and c.record.status not in ("complete", "diverged", store.DAMAGED)
+            and not c.counts_for(metric, epoch)]  # fmt: skip
 
 
 def _where(runs: list[RunRecord], *, count: bool = True) -> str:
@@ -1260,7 +1263,7 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
 def _ordering_progress(claim: OrderingClaim, by_exp, verdict: verdicts.Verdict) -> str:
     """The runs under way of an ordering's experiments, each side's where it stands."""
     sides = [(name, runs) for name in claim.experiments
-             if (runs := _unfinished(by_exp.get(name, [])))]  # fmt: skip
+             if (runs := _unfinished(by_exp.get(name, []), claim.metric, claim.epoch))]  # fmt: skip
     if not sides:
         return ""
     where = "; ".join(f"{name} at {_where(runs)}" for name, runs in sides)

@@ -447,6 +447,7 @@ def test_a_run_past_the_claimed_epoch_counts_before_it_ends(tmp_path):
     r = row(study, path, results, "a")
     assert (r.n, r.verdict) == (1, V.REPRODUCED)
     assert r.reproduced_value == pytest.approx(11.67)  # the curve at epoch 2: x (1.5 - 2/8)
+    assert r.progress == ""  # not also "1 more run under way": it is the run that counts
 
     later = AT_EPOCH.replace("epoch: 2", "epoch: 3")
     study, path, results = make_study(tmp_path / "short", ORDER, later)
