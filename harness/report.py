@@ -57,6 +57,8 @@ class RunView:
     epochs_done: int = 0
     epochs_total: int | None = None
     not_solo: str = ""  # why its seconds per epoch are not one solo run's (harness.timings)
+    # Unfinished but past the epoch of a claim on the test error at that epoch: counted there.
+    counted_at_epochs: tuple[int, ...] = ()
 
 
 @dataclass
@@ -340,6 +342,11 @@ def _unfinished_caveat(unfinished: list[RunView], counted: int) -> str:
     at = f"epoch {done[0]}" if done[0] == done[-1] else f"epochs {done[0]} to {done[-1]}"
     at += f" of {total.pop()}" if len(total) == 1 and None not in total else ""
     uses = "no verdict uses them yet" if not counted else "not counted yet"
+    if early := [r for r in unfinished if r.counted_at_epochs]:
+        epochs = sorted({e for r in early for e in r.counted_at_epochs})
+        which = "it has" if len(early) == 1 else "they have"
+        uses += (f", except {len(early)} of them for claims on the test error at epoch "
+                 f"{', '.join(map(str, epochs))}, which {which} passed")  # fmt: skip
     return f"{len(unfinished)} unfinished ({status}) at {at}: {uses}"
 
 
@@ -763,7 +770,7 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
         orderings=orderings,
         experiments=[_experiment_view(study, e) for e in study.experiments],
         figures=_figures(study, classified),
-        runs=[_run_view(c) for c in classified],
+        runs=[_run_view(c, _counted_at_epochs(study, c)) for c in classified],
         gpu_seconds=sum(gpu_seconds) if gpu_seconds else None,
         energy_kj=sum(energy) / 1000 if energy else None,
         counted_runs=sum(c.counted for c in classified),
@@ -1364,7 +1371,19 @@ def _in_store(path: Path) -> str:
     return "/".join(Path(path).parts[-3:])
 
 
-def _run_view(c: _Classified) -> RunView:
+def _counted_at_epochs(study: Study, c: _Classified) -> tuple[int, ...]:
+    """The epochs of the study's claims on the test error at one epoch that this run, not
+    counted otherwise, counts for (_Classified.counts_for)."""
+    if c.counted:
+        return ()
+    epochs = {claim.epoch for claim in study.claims
+              if isinstance(claim, Claim) and claim.metric == "test_error_at_epoch"
+              and claim.experiment == c.record.experiment
+              and c.counts_for(claim.metric, claim.epoch)}  # fmt: skip
+    return tuple(sorted(epochs))
+
+
+def _run_view(c: _Classified, counted_at_epochs: tuple[int, ...] = ()) -> RunView:
     r = c.record
     s = r.summary or {}
     env = r.environment or {}
@@ -1388,6 +1407,7 @@ def _run_view(c: _Classified) -> RunView:
         epochs_done=done if isinstance(done, int) else len(r.history),
         epochs_total=total if isinstance(total, int) else None,
         not_solo=timings.not_solo(r) if env else "",
+        counted_at_epochs=counted_at_epochs,
     )
 
 
