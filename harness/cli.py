@@ -294,7 +294,8 @@ def validate(files: tuple[str, ...]) -> None:
 @click.option(
     "--force",
     is_flag=True,
-    help="Redo runs that already ended (the old ones are moved to .superseded/, not deleted).",
+    help="Redo runs that already ended (the old ones are moved to .superseded/, not deleted), "
+    "and train runs that would adopt a complete twin of another study.",
 )
 @RESULTS_OPTION
 @DATA_DIR_OPTION
@@ -395,7 +396,9 @@ def run(
     """Train every experiment x seed of the study files.
 
     Finished runs are skipped, interrupted ones resume from their last epoch, and runs whose
-    study entry changed are moved aside and trained again. Results go to
+    study entry changed are moved aside and trained again. A run whose twin in another study
+    (the same model, recipe and seed, complete, in the same precision and pipeline on the same
+    data) did its training adopts a copy of it instead of training. Results go to
     RESULTS/<study>/<experiment>/seed-<k>/. Executor settings come from the flags, else from
     the study's `executor:` block. Exit status: 0 when every run ended (complete or diverged),
     was submitted, or was paused or left pending by the time budget; 1 when a run failed, 2 for
@@ -855,7 +858,9 @@ def queue(queue_file, time_budget, items, device, results, data_dir, quiet, comp
 
     Each item is a study's experiments x seeds, trained K runs to a GPU as the item says.
     With --time-budget a slot of any length makes progress: unfinished runs pause at an epoch
-    and the same command in the next slot resumes them. See `repro status` for the standing.
+    and the same command in the next slot resumes them. A run whose twin in another study
+    (same model, recipe and seed) is complete adopts that training instead of training
+    again. See `repro status` for the standing.
     """
     from harness.budget import BudgetError, parse_duration
     from harness.queue import QueueError, load_queue, run_queue

@@ -7,7 +7,9 @@ status`` shows where each item stands and how many GPU minutes it still needs.
 
 GPU minutes are estimates and say so: an item's training FLOPs (6 x forward MACs per image,
 ``harness.flops``, times the images its recipe trains on) over the whole-GPU rate the file
-states, which is itself a measured figure once a slot has measured one.
+states, which is itself a measured figure once a slot has measured one. A training is costed
+once: a run whose twin in another study is complete, or is trained by an earlier item, costs
+nothing, since it adopts that training (``harness.twins``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness import store
+from harness import store, twins
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
 from harness.plan import (
     Overrides,
@@ -124,46 +126,81 @@ class ItemStanding:
     pflop_total: float
     pflop_left: float
     gpu_minutes_left: float
+    twinned: int = 0  # not ended, but a complete twin in another study did the training
 
     @property
     def done(self) -> bool:
         return self.ended == self.runs
 
 
+@dataclass
+class _Tally:
+    ended: int = 0
+    started: int = 0
+    twinned: int = 0
+    epochs_done: int = 0
+    epochs_total: int = 0
+    flops_total: float = 0.0
+    flops_left: float = 0.0
+
+
 def standing(queue: Queue, results: Path) -> list[ItemStanding]:
+    """Where each item stands. A training is costed once: a run costs nothing when a complete
+    twin in another study did its training (`repro queue` adopts it, harness.twins, when it
+    ran in the same precision and pipeline on the same data: an estimate), or when an earlier
+    item lists the same run or its twin (trained there first, then adopted)."""
     out = []
+    planned: dict[str, set[Path]] = {}  # config hash -> directories of earlier items' runs
     for item in queue.items:
         plans = queue.plans(item)
-        ended = started = done_epochs = total_epochs = 0
-        total = left = 0.0
+        t = _Tally()
         for p in plans:
-            flops = training_flops(p)
-            epochs = _nominal_epochs(p)
-            state = store.inspect(p.directory(results))
-            total += flops
-            total_epochs += epochs
-            if state.status in store.FINAL:
-                ended += 1
-                done_epochs += epochs
-                continue
-            finished = min(state.epochs_done, epochs)
-            started += finished > 0
-            done_epochs += finished
-            left += flops * (1 - finished / epochs)
+            _count(p, results, planned, t)
+        for p in plans:
+            planned.setdefault(p.hash, set()).add(p.directory(results))
         out.append(
             ItemStanding(
                 item,
                 len(plans),
-                ended,
-                started,
-                done_epochs,
-                total_epochs,
-                total / 1e15,
-                left / 1e15,
-                left / (queue.rate_tflops * 1e12) / 60,
+                t.ended,
+                t.started,
+                t.epochs_done,
+                t.epochs_total,
+                t.flops_total / 1e15,
+                t.flops_left / 1e15,
+                t.flops_left / (queue.rate_tflops * 1e12) / 60,
+                t.twinned,
             )
         )
     return out
+
+
+def _count(p: RunPlan, results: Path, planned: dict[str, set[Path]], t: _Tally) -> None:
+    flops = training_flops(p)
+    epochs = _nominal_epochs(p)
+    run_dir = p.directory(results)
+    state = store.inspect(run_dir)
+    t.flops_total += flops
+    t.epochs_total += epochs
+    if state.status in store.FINAL:
+        t.ended += 1
+        t.epochs_done += epochs
+        return
+    if twins.complete_twins(p, results):
+        t.twinned += 1
+        t.epochs_done += epochs
+        return
+    finished = min(state.epochs_done, epochs)
+    t.started += finished > 0
+    t.epochs_done += finished
+    if not _trained_earlier(p, run_dir, planned):
+        t.flops_left += flops * (1 - finished / epochs)
+
+
+def _trained_earlier(p: RunPlan, run_dir: Path, planned: dict[str, set[Path]]) -> bool:
+    """Whether an earlier item trains this run's training: the same run, or its twin in
+    another study (runs of one study are never twins of each other: harness.twins)."""
+    return any(d == run_dir or d.parent.parent.name != p.study for d in planned.get(p.hash, ()))
 
 
 def _nominal_epochs(p: RunPlan) -> int:
@@ -176,21 +213,26 @@ def render(queue: Queue, rows: list[ItemStanding]) -> str:
         f"TFLOP/s achieved ({queue.rate_source})"
     ]
     width = max(len(r.item.name) for r in rows)
-    for k, r in enumerate(rows, 1):
-        if r.done:
-            state = "done"
-        elif r.ended or r.started:
-            state = f"{r.ended}/{r.runs} runs ended, {r.started} under way"
-        else:
-            state = f"{r.runs} run{'s' * (r.runs != 1)} pending"
+    states = [_state(r) for r in rows]
+    state_width = max(32, *map(len, states))
+    for k, (r, state) in enumerate(zip(rows, states, strict=True), 1):
         lines.append(
-            f"  {k:>2}. {r.item.name:<{width}}  {state:<32} epochs {r.epochs_done}/"
+            f"  {k:>2}. {r.item.name:<{width}}  {state:<{state_width}} epochs {r.epochs_done}/"
             f"{r.epochs_total}, {r.pflop_total:.1f} PFLOP, ~{r.gpu_minutes_left:.0f} GPU-min left"
         )
     left = sum(r.gpu_minutes_left for r in rows)
     nxt = next((r.item.name for r in rows if not r.done), None)
     lines.append(f"  next: {nxt or 'nothing: every item is done'}; ~{left:.0f} GPU-min left in all")
     return "\n".join(lines)
+
+
+def _state(r: ItemStanding) -> str:
+    if r.done:
+        return "done"
+    if r.ended or r.started or r.twinned:
+        twinned = f", {r.twinned} done by twins" if r.twinned else ""
+        return f"{r.ended}/{r.runs} runs ended, {r.started} under way{twinned}"
+    return f"{r.runs} run{'s' * (r.runs != 1)} pending"
 
 
 # --------------------------------------------------------------------------- training

@@ -54,6 +54,7 @@ class RunView:
     official_data: bool | None
     finished: str
     path: str
+    shared_with: str = ""  # the run of another study whose training this one adopted
 
 
 @dataclass
@@ -1197,6 +1198,7 @@ def _run_view(c: _Classified) -> RunView:
         official_data=r.data.get("official"),
         finished=s.get("finished", ""),
         path=_in_store(r.path),
+        shared_with=s.get("shared_with") or "",
     )
 
 

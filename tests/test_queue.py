@@ -127,3 +127,39 @@ def test_queue_problems_name_the_line_like_a_study_and_status_still_shows_the_st
     assert out.output.startswith("tiny: 2 runs: 2 pending"), out.output  # the study first
     assert f"error: {expected}" in out.output
     assert "Input should be" not in out.output and "instance of QueueFile" not in out.output
+
+
+# --------------------------------------------------------------------------- twins
+
+TWIN_QUEUE = """\
+achieved_tflops: 0.001
+rate_source: a figure for the tests
+items:
+  - {name: first, why: trains the training, study: one.yaml}
+  - {name: second, why: declares the same training, study: two.yaml}
+"""
+
+
+def test_a_training_two_items_declare_is_costed_and_trained_once(tmp_path, cifar_root):
+    tiny_study(tmp_path / "one.yaml", "  - {name: x, model: resnet8, recipe: base}\n", name="one")
+    tiny_study(tmp_path / "two.yaml", "  - {name: y, model: resnet8, recipe: base}\n", name="two")
+    path = tmp_path / "queue.yaml"
+    path.write_text(TWIN_QUEUE)
+    queue, results = load_queue(path), tmp_path / "results"
+    first, second = standing(queue, results)
+    # Both pending: the first item trains it, the second adopts it, so it is costed once.
+    assert first.gpu_minutes_left > 0 and second.gpu_minutes_left == 0
+    assert second.pflop_total == first.pflop_total and second.twinned == 0
+    args = ["--device", "cpu", "--quiet", "--results", str(results),
+            "--data-dir", str(cifar_root)]  # fmt: skip
+    out = repro("queue", str(path), "--items", "1", *args)
+    assert out.exit_code == 0, out.output
+    first, second = standing(queue, results)
+    assert first.done and not second.done
+    assert (second.twinned, second.epochs_done, second.gpu_minutes_left) == (1, 3, 0)
+    assert "0/1 runs ended, 0 under way, 1 done by twins" in render(queue, [first, second])
+    out = repro("queue", str(path), *args)
+    assert out.exit_code == 0, out.output
+    assert "[  shared] two/y/seed-0: shared with one/x/seed-0" in out.output
+    assert "1 adopted" in out.output and all(r.done for r in standing(queue, results))
+    assert summary(results, "two/y/seed-0")["shared_with"] == "one/x/seed-0"
