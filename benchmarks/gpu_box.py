@@ -9,8 +9,9 @@ seconds of the slot's start (the shell script's ``--started``):
   b. bench   `repro bench` of resnet20, canonical against fast (with --fuse-widths, also K
              runs fused into one network); it also warms the compile cache for the runs
              that follow
-  c. train   `repro queue --time-budget` on the evidence queue (queue.yaml), K runs to a GPU;
-             the store is exported to OUT every --export-every seconds while it trains
+  c. train   `repro queue --time-budget` on the evidence queue (queue.yaml), K runs to a GPU
+             (fused with --fuse, for the items that do not say `fuse:` themselves); the store
+             is exported to OUT every --export-every seconds while it trains
   d. export  the final export, checkpoints of unfinished runs included
 
 OUT receives at most eight plain files: box.log (everything printed), box.json (what each
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness import store  # noqa: E402 (after the path set-up above)
+from harness.choices import FuseChoiceError, parse_fuse  # noqa: E402
 from harness.queue import QueueError, load_queue, render, standing  # noqa: E402
 from harness.results import scan  # noqa: E402
 from harness.transfer import (  # noqa: E402
@@ -238,6 +240,15 @@ def _partition(results: Path) -> dict[str, list[list]]:
 # -------------------------------------------------------------------- the slot
 
 
+def _fuse_choice(text: str) -> str:
+    """--fuse checked before the slot starts, as `repro queue` would check it at its stage."""
+    try:
+        parse_fuse(text)
+    except FuseChoiceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="where the returned files go")
@@ -263,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="bench: also time K runs fused, e.g. 6 or 1,2,4,6 (repro bench --fuse)",
     )
+    # Fused training in the queue: off by default until the bench's fusion rows show on a GPU
+    # that it pays (items may still say `fuse:` themselves).
+    ap.add_argument("--fuse", default="off", type=_fuse_choice,
+                    help="train: repro queue --fuse (auto, off or a group size K)")  # fmt: skip
     ap.add_argument("--skip", default="", help="stages to leave out, e.g. check,bench")
     ap.add_argument("--rehearse", action="store_true", help="CPU-sized stages, for the tests")
     args = ap.parse_args(argv)
@@ -303,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         if budget > 10:
             box.stage("train", box.repro("queue", args.queue, *cpu, "--time-budget",
                                          f"{budget:.0f}s", "--results", str(box.results),
-                                         "--data-dir", args.data_dir, "--quiet"),
+                                         "--data-dir", args.data_dir, "--fuse", args.fuse,
+                                         "--quiet"),
                       budget + 30)  # fmt: skip
         else:
             box.say(f"no time left to train ({budget:.0f} s)")

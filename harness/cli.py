@@ -852,8 +852,17 @@ def status(files, results, queue_file):
 @click.option("--quiet", is_flag=True, help="No progress bars: one line per run, for logs.")
 @COMPILE_OPTION
 @COMPILE_MODE_OPTION
+@click.option(
+    "--fuse",
+    default="off",
+    show_default=True,
+    metavar="auto|off|K",
+    help="Train compatible runs of an item as one fused network, as `repro run --fuse` does, "
+    "for the items that do not say `fuse:` themselves (an item's own setting wins). Off by "
+    "default until a GPU bench shows fusion pays there.",
+)
 def queue(queue_file, time_budget, items, device, results, data_dir, quiet, compile_,
-          compile_mode):  # fmt: skip
+          compile_mode, fuse):  # fmt: skip
     """Train the next items of the evidence queue (default: queue.yaml), in order.
 
     Each item is a study's experiments x seeds, trained K runs to a GPU as the item says.
@@ -867,12 +876,16 @@ def queue(queue_file, time_budget, items, device, results, data_dir, quiet, comp
     from harness.runner import RunError, RunOptions
 
     try:
+        fuse_limit = parse_fuse(fuse)
+    except FuseChoiceError as exc:
+        fail(str(exc))
+    try:
         q = load_queue(queue_file)
         budget = parse_duration(time_budget) if time_budget else None
     except (QueueError, BudgetError) as exc:
         fail(str(exc))
     options = RunOptions(results=results, data_dir=data_dir, device=device, quiet=quiet,
-                         compile=compile_, compile_mode=compile_mode,
+                         compile=compile_, compile_mode=compile_mode, fuse=fuse_limit,
                          deadline=time.time() + budget if budget else None)  # fmt: skip
     try:
         outcomes = run_queue(q, options, click.echo, limit=items)

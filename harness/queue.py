@@ -1,9 +1,10 @@
 """The evidence queue: what the next GPU slot trains, in order of value per GPU minute.
 
 One YAML file (``queue.yaml`` at the top of the repository) lists items; an item is a study,
-the experiments of it to train (all when omitted), how many seeds, and how many of its runs
-share one GPU. ``repro queue`` trains the items in order within a time budget; ``repro
-status`` shows where each item stands and how many GPU minutes it still needs.
+the experiments of it to train (all when omitted), how many seeds, how many of its runs
+share one GPU, and whether they train fused (``fuse``). ``repro queue`` trains the items in
+order within a time budget; ``repro status`` shows where each item stands and how many GPU
+minutes it still needs.
 
 GPU minutes are estimates and say so: an item's training FLOPs (6 x forward MACs per image,
 ``harness.flops``, times the images its recipe trains on) over the whole-GPU rate the file
@@ -19,10 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import store, twins
+from harness.choices import FuseChoiceError, parse_fuse
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
 from harness.plan import (
     Overrides,
@@ -45,13 +48,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FUSE_CHOICES = "not a fuse setting: give auto, off or a group size such as 4"
+
+
 class QueueItem(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     study: str = Field(description="study file, relative to the queue file")
     only: tuple[str, ...] = ()
     seeds: int | None = Field(None, ge=1, le=100)
     runs_per_gpu: int = Field(1, ge=1, le=32)
+    # `repro run --fuse` for this item's runs: 1 (off), "auto" or a group size; None: what
+    # `repro queue --fuse` says. The item wins: it is written for its own runs (an item whose
+    # speed claims need solo timings says `fuse: off` whatever the slot fuses).
+    fuse: int | str | None = Field(None, description="auto, off or a group size such as 4")
     why: str
+
+    @field_validator("fuse", mode="before")
+    @classmethod
+    def _fuse_choice(cls, value: Any) -> int | str | None:
+        if value is None:
+            return None
+        if value is False:  # YAML 1.1 reads a bare `off` (or `no`) as false
+            return 1
+        if isinstance(value, bool):
+            raise ValueError(FUSE_CHOICES)
+        try:
+            return parse_fuse(str(value))
+        except FuseChoiceError:
+            raise ValueError(FUSE_CHOICES) from None
 
 
 class QueueFile(_Strict):
@@ -240,7 +264,8 @@ def _state(r: ItemStanding) -> str:
 
 def run_queue(queue: Queue, options, echo: Echo, limit: int | None = None) -> list:
     """Train the unfinished items in order, each with its runs K to a GPU, until the time
-    budget (``options``' deadline) is spent; returns every run's outcome."""
+    budget (``options``' deadline) is spent; returns every run's outcome. ``options.fuse``
+    (`repro queue --fuse`) fuses the runs of items that do not say `fuse:` themselves."""
     from harness.executors import local_slots, run_parallel
     from harness.runner import run_study
 
@@ -255,7 +280,8 @@ def run_queue(queue: Queue, options, echo: Echo, limit: int | None = None) -> li
             break
         study_file = str(queue.study_file(item))
         study = load_study(study_file)
-        item_options = replace(options, overrides=Overrides(only=item.only, seeds=item.seeds))
+        item_options = replace(options, overrides=Overrides(only=item.only, seeds=item.seeds),
+                               fuse=options.fuse if item.fuse is None else item.fuse)  # fmt: skip
         echo(f"--- queue item {item.name}: {item.why}")
         slots = local_slots(item_options, 1, item.runs_per_gpu)
         if len(slots) > 1:
