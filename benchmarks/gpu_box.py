@@ -9,8 +9,9 @@ seconds of the slot's start (the shell script's ``--started``):
   b. bench   `repro bench` of resnet20, canonical against fast (with --fuse-widths, also K
              runs fused into one network); it also warms the compile cache for the runs
              that follow
-  c. train   `repro queue --time-budget` on the evidence queue (queue.yaml), K runs to a GPU;
-             the store is exported to OUT every --export-every seconds while it trains
+  c. train   `repro queue --time-budget` on the evidence queue (queue.yaml), K runs to a GPU
+             (fused with --fuse, for the items that do not say `fuse:` themselves); the store
+             is exported to OUT every --export-every seconds while it trains
   d. export  the final export, checkpoints of unfinished runs included
 
 ``--order`` runs a, b and c in another order (check,train,bench puts finishing runs before
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness import store  # noqa: E402 (after the path set-up above)
+from harness.choices import FuseChoiceError, parse_fuse  # noqa: E402
 from harness.queue import QueueError, load_queue, render, standing  # noqa: E402
 from harness.results import scan  # noqa: E402
 from harness.transfer import (  # noqa: E402
@@ -283,7 +285,7 @@ def train(box: Box, args: argparse.Namespace) -> None:
     items = ["--items", str(args.queue_items)] if args.queue_items else []
     box.stage("train", box.repro("queue", args.queue, *cpu, *items, "--time-budget",
                                  f"{budget:.0f}s", "--results", str(box.results),
-                                 "--data-dir", args.data_dir, "--quiet"),
+                                 "--data-dir", args.data_dir, "--fuse", args.fuse, "--quiet"),
               budget + 30)  # fmt: skip
 
 
@@ -291,6 +293,15 @@ STAGES = {"check": check, "bench": bench, "train": train}
 
 
 # -------------------------------------------------------------------- the slot
+
+
+def _fuse_choice(text: str) -> str:
+    """--fuse checked before the slot starts, as `repro queue` would check it at its stage."""
+    try:
+        parse_fuse(text)
+    except FuseChoiceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="train: at most this many unfinished queue items (repro queue --items)",
     )
+    # Fused training in the queue: off by default until the bench's fusion rows show on a GPU
+    # that it pays (items may still say `fuse:` themselves).
+    ap.add_argument("--fuse", default="off", type=_fuse_choice,
+                    help="train: repro queue --fuse (auto, off or a group size K)")  # fmt: skip
     ap.add_argument("--skip", default="", help="stages to leave out, e.g. check,bench")
     # The default warms the compile cache in the bench before the runs; a slot whose first
     # need is to finish runs puts train before bench (check,train,bench) so a slow bench

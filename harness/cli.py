@@ -294,7 +294,8 @@ def validate(files: tuple[str, ...]) -> None:
 @click.option(
     "--force",
     is_flag=True,
-    help="Redo runs that already ended (the old ones are moved to .superseded/, not deleted).",
+    help="Redo runs that already ended (the old ones are moved to .superseded/, not deleted), "
+    "and train runs that would adopt a complete twin of another study.",
 )
 @RESULTS_OPTION
 @DATA_DIR_OPTION
@@ -395,7 +396,9 @@ def run(
     """Train every experiment x seed of the study files.
 
     Finished runs are skipped, interrupted ones resume from their last epoch, and runs whose
-    study entry changed are moved aside and trained again. Results go to
+    study entry changed are moved aside and trained again. A run whose twin in another study
+    (the same model, recipe and seed, complete, in the same precision and pipeline on the same
+    data) did its training adopts a copy of it instead of training. Results go to
     RESULTS/<study>/<experiment>/seed-<k>/. Executor settings come from the flags, else from
     the study's `executor:` block. Exit status: 0 when every run ended (complete or diverged),
     was submitted, or was paused or left pending by the time budget; 1 when a run failed, 2 for
@@ -853,25 +856,40 @@ def status(files, results, queue_file):
 @click.option("--quiet", is_flag=True, help="No progress bars: one line per run, for logs.")
 @COMPILE_OPTION
 @COMPILE_MODE_OPTION
+@click.option(
+    "--fuse",
+    default="off",
+    show_default=True,
+    metavar="auto|off|K",
+    help="Train compatible runs of an item as one fused network, as `repro run --fuse` does, "
+    "for the items that do not say `fuse:` themselves (an item's own setting wins). Off by "
+    "default until a GPU bench shows fusion pays there.",
+)
 def queue(queue_file, time_budget, items, device, results, data_dir, quiet, compile_,
-          compile_mode):  # fmt: skip
+          compile_mode, fuse):  # fmt: skip
     """Train the next items of the evidence queue (default: queue.yaml), in order.
 
     Each item is a study's experiments x seeds, trained K runs to a GPU as the item says.
     With --time-budget a slot of any length makes progress: unfinished runs pause at an epoch
-    and the same command in the next slot resumes them. See `repro status` for the standing.
+    and the same command in the next slot resumes them. A run whose twin in another study
+    (same model, recipe and seed) is complete adopts that training instead of training
+    again. See `repro status` for the standing.
     """
     from harness.budget import BudgetError, parse_duration
     from harness.queue import QueueError, load_queue, run_queue
     from harness.runner import RunError, RunOptions
 
     try:
+        fuse_limit = parse_fuse(fuse)
+    except FuseChoiceError as exc:
+        fail(str(exc))
+    try:
         q = load_queue(queue_file)
         budget = parse_duration(time_budget) if time_budget else None
     except (QueueError, BudgetError) as exc:
         fail(str(exc))
     options = RunOptions(results=results, data_dir=data_dir, device=device, quiet=quiet,
-                         compile=compile_, compile_mode=compile_mode,
+                         compile=compile_, compile_mode=compile_mode, fuse=fuse_limit,
                          deadline=time.time() + budget if budget else None)  # fmt: skip
     try:
         outcomes = run_queue(q, options, click.echo, limit=items)

@@ -163,7 +163,8 @@ def run_summary(outcomes: list, results, files: list[str], seconds: float) -> st
     """What `repro run` did, where it is, and what to type next."""
     from harness import store
 
-    trained = [o for o in outcomes if o.status not in ("skipped", "busy", "pending", "submitted")]
+    not_trained = ("skipped", "busy", "pending", "submitted", "adopted")
+    trained = [o for o in outcomes if o.status not in not_trained]
     gpu = 0.0
     for o in trained:
         try:

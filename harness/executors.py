@@ -40,13 +40,16 @@ from harness.environment import now_utc
 from harness.execution import Execution, choose
 from harness.plan import RunPlan, plan
 from harness.runner import (
+    ADOPTED,
     NOT_STARTED,
     REFUSED,
     Outcome,
     RunError,
     RunOptions,
+    adopt_twins,
     execution_for,
     line,
+    load_data,
     paused_text,
     pending_runs,
     resolve_device,
@@ -62,6 +65,7 @@ from harness.stop_signals import (
     take_stop_signals,
 )
 from harness.studyfile import load_study
+from harness.twins import SHARED_WITH
 
 Echo = Callable[[str], None]
 NOT_STARTED_EXIT = 75  # a worker whose time budget was spent before its run could start
@@ -192,7 +196,11 @@ def run_parallel(
     On SIGINT, SIGTERM or SIGHUP no further run starts, and every worker is stopped and waited for.
     """
     outcomes, todo = pending_runs(study, options, echo, study_file)
-    units = _units(todo, options, execution_for(options), echo=echo)
+    ex = execution_for(options)
+    # Here rather than in a worker: a run that adopts its twin needs no worker started.
+    adopted, todo = adopt_twins(todo, options, ex, lambda: load_data(options, echo), echo)
+    outcomes += adopted
+    units = _units(todo, options, ex, echo=echo)
     running: dict[int, tuple[subprocess.Popen, list[RunPlan], Path | None]] = {}
     # Runs side by side share the CPU's cores (for training on the CPU, for compiling on a
     # GPU) instead of each taking all of them: K cold compilations with a thread per core
@@ -368,6 +376,9 @@ def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome
     except store.DamagedFile:
         summary = {}
     status = summary.get("status")
+    if status == store.COMPLETE and summary.get(SHARED_WITH):  # the worker adopted a twin
+        return Outcome(p, ADOPTED, f"shared with {summary[SHARED_WITH]}, the same training"
+                                   f"{result_text(summary)}")  # fmt: skip
     if status in (store.COMPLETE, store.DIVERGED):
         return Outcome(p, status, result_text(summary).lstrip(": ") or status)
     if status == store.PAUSED:
@@ -413,7 +424,7 @@ def worker_main(spec: str) -> int:
             _record_interrupted(o.plan.directory(options.results))
         if stopped:
             return 130
-        ok = ("complete", "diverged", "paused", "skipped", "pending", "busy", REFUSED)
+        ok = ("complete", "diverged", "paused", "skipped", "pending", "busy", REFUSED, ADOPTED)
         return 0 if all(o.status in ok for o in outcomes) else 1
     outcome = outcomes[0]
     if outcome.status == store.INTERRUPTED:
@@ -425,7 +436,7 @@ def worker_main(spec: str) -> int:
         return REFUSED_EXIT
     if outcome.status == "busy":
         return BUSY_EXIT
-    return 0 if outcome.status in ("complete", "diverged", "paused", "skipped") else 1
+    return 0 if outcome.status in ("complete", "diverged", "paused", "skipped", ADOPTED) else 1
 
 
 def _interrupt_once(signum, frame) -> None:

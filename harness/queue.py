@@ -1,13 +1,16 @@
 """The evidence queue: what the next GPU slot trains, in order of value per GPU minute.
 
 One YAML file (``queue.yaml`` at the top of the repository) lists items; an item is a study,
-the experiments of it to train (all when omitted), how many seeds, and how many of its runs
-share one GPU. ``repro queue`` trains the items in order within a time budget; ``repro
-status`` shows where each item stands and how many GPU minutes it still needs.
+the experiments of it to train (all when omitted), how many seeds, how many of its runs
+share one GPU, and whether they train fused (``fuse``). ``repro queue`` trains the items in
+order within a time budget; ``repro status`` shows where each item stands and how many GPU
+minutes it still needs.
 
 GPU minutes are estimates and say so: an item's training FLOPs (6 x forward MACs per image,
 ``harness.flops``, times the images its recipe trains on) over the whole-GPU rate the file
-states, which is itself a measured figure once a slot has measured one.
+states, which is itself a measured figure once a slot has measured one. A training is costed
+once: a run whose twin in another study is complete, or is trained by an earlier item, costs
+nothing, since it adopts that training (``harness.twins``).
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness import store
+from harness import store, twins
+from harness.choices import FuseChoiceError, parse_fuse
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
 from harness.plan import (
     Overrides,
@@ -43,13 +48,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FUSE_CHOICES = "not a fuse setting: give auto, off or a group size such as 4"
+
+
 class QueueItem(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     study: str = Field(description="study file, relative to the queue file")
     only: tuple[str, ...] = ()
     seeds: int | None = Field(None, ge=1, le=100)
     runs_per_gpu: int = Field(1, ge=1, le=32)
+    # `repro run --fuse` for this item's runs: 1 (off), "auto" or a group size; None: what
+    # `repro queue --fuse` says. The item wins: it is written for its own runs (an item whose
+    # speed claims need solo timings says `fuse: off` whatever the slot fuses).
+    fuse: int | str | None = Field(None, description="auto, off or a group size such as 4")
     why: str
+
+    @field_validator("fuse", mode="before")
+    @classmethod
+    def _fuse_choice(cls, value: Any) -> int | str | None:
+        if value is None:
+            return None
+        if value is False:  # YAML 1.1 reads a bare `off` (or `no`) as false
+            return 1
+        if isinstance(value, bool):
+            raise ValueError(FUSE_CHOICES)
+        try:
+            return parse_fuse(str(value))
+        except FuseChoiceError:
+            raise ValueError(FUSE_CHOICES) from None
 
 
 class QueueFile(_Strict):
@@ -124,46 +150,81 @@ class ItemStanding:
     pflop_total: float
     pflop_left: float
     gpu_minutes_left: float
+    twinned: int = 0  # not ended, but a complete twin in another study did the training
 
     @property
     def done(self) -> bool:
         return self.ended == self.runs
 
 
+@dataclass
+class _Tally:
+    ended: int = 0
+    started: int = 0
+    twinned: int = 0
+    epochs_done: int = 0
+    epochs_total: int = 0
+    flops_total: float = 0.0
+    flops_left: float = 0.0
+
+
 def standing(queue: Queue, results: Path) -> list[ItemStanding]:
+    """Where each item stands. A training is costed once: a run costs nothing when a complete
+    twin in another study did its training (`repro queue` adopts it, harness.twins, when it
+    ran in the same precision and pipeline on the same data: an estimate), or when an earlier
+    item lists the same run or its twin (trained there first, then adopted)."""
     out = []
+    planned: dict[str, set[Path]] = {}  # config hash -> directories of earlier items' runs
     for item in queue.items:
         plans = queue.plans(item)
-        ended = started = done_epochs = total_epochs = 0
-        total = left = 0.0
+        t = _Tally()
         for p in plans:
-            flops = training_flops(p)
-            epochs = _nominal_epochs(p)
-            state = store.inspect(p.directory(results))
-            total += flops
-            total_epochs += epochs
-            if state.status in store.FINAL:
-                ended += 1
-                done_epochs += epochs
-                continue
-            finished = min(state.epochs_done, epochs)
-            started += finished > 0
-            done_epochs += finished
-            left += flops * (1 - finished / epochs)
+            _count(p, results, planned, t)
+        for p in plans:
+            planned.setdefault(p.hash, set()).add(p.directory(results))
         out.append(
             ItemStanding(
                 item,
                 len(plans),
-                ended,
-                started,
-                done_epochs,
-                total_epochs,
-                total / 1e15,
-                left / 1e15,
-                left / (queue.rate_tflops * 1e12) / 60,
+                t.ended,
+                t.started,
+                t.epochs_done,
+                t.epochs_total,
+                t.flops_total / 1e15,
+                t.flops_left / 1e15,
+                t.flops_left / (queue.rate_tflops * 1e12) / 60,
+                t.twinned,
             )
         )
     return out
+
+
+def _count(p: RunPlan, results: Path, planned: dict[str, set[Path]], t: _Tally) -> None:
+    flops = training_flops(p)
+    epochs = _nominal_epochs(p)
+    run_dir = p.directory(results)
+    state = store.inspect(run_dir)
+    t.flops_total += flops
+    t.epochs_total += epochs
+    if state.status in store.FINAL:
+        t.ended += 1
+        t.epochs_done += epochs
+        return
+    if twins.complete_twins(p, results):
+        t.twinned += 1
+        t.epochs_done += epochs
+        return
+    finished = min(state.epochs_done, epochs)
+    t.started += finished > 0
+    t.epochs_done += finished
+    if not _trained_earlier(p, run_dir, planned):
+        t.flops_left += flops * (1 - finished / epochs)
+
+
+def _trained_earlier(p: RunPlan, run_dir: Path, planned: dict[str, set[Path]]) -> bool:
+    """Whether an earlier item trains this run's training: the same run, or its twin in
+    another study (runs of one study are never twins of each other: harness.twins)."""
+    return any(d == run_dir or d.parent.parent.name != p.study for d in planned.get(p.hash, ()))
 
 
 def _nominal_epochs(p: RunPlan) -> int:
@@ -176,15 +237,11 @@ def render(queue: Queue, rows: list[ItemStanding]) -> str:
         f"TFLOP/s achieved ({queue.rate_source})"
     ]
     width = max(len(r.item.name) for r in rows)
-    for k, r in enumerate(rows, 1):
-        if r.done:
-            state = "done"
-        elif r.ended or r.started:
-            state = f"{r.ended}/{r.runs} runs ended, {r.started} under way"
-        else:
-            state = f"{r.runs} run{'s' * (r.runs != 1)} pending"
+    states = [_state(r) for r in rows]
+    state_width = max(32, *map(len, states))
+    for k, (r, state) in enumerate(zip(rows, states, strict=True), 1):
         lines.append(
-            f"  {k:>2}. {r.item.name:<{width}}  {state:<32} epochs {r.epochs_done}/"
+            f"  {k:>2}. {r.item.name:<{width}}  {state:<{state_width}} epochs {r.epochs_done}/"
             f"{r.epochs_total}, {r.pflop_total:.1f} PFLOP, ~{r.gpu_minutes_left:.0f} GPU-min left"
         )
     left = sum(r.gpu_minutes_left for r in rows)
@@ -193,12 +250,22 @@ def render(queue: Queue, rows: list[ItemStanding]) -> str:
     return "\n".join(lines)
 
 
+def _state(r: ItemStanding) -> str:
+    if r.done:
+        return "done"
+    if r.ended or r.started or r.twinned:
+        twinned = f", {r.twinned} done by twins" if r.twinned else ""
+        return f"{r.ended}/{r.runs} runs ended, {r.started} under way{twinned}"
+    return f"{r.runs} run{'s' * (r.runs != 1)} pending"
+
+
 # --------------------------------------------------------------------------- training
 
 
 def run_queue(queue: Queue, options, echo: Echo, limit: int | None = None) -> list:
     """Train the unfinished items in order, each with its runs K to a GPU, until the time
-    budget (``options``' deadline) is spent; returns every run's outcome."""
+    budget (``options``' deadline) is spent; returns every run's outcome. ``options.fuse``
+    (`repro queue --fuse`) fuses the runs of items that do not say `fuse:` themselves."""
     from harness.executors import local_slots, run_parallel
     from harness.runner import run_study
 
@@ -213,7 +280,8 @@ def run_queue(queue: Queue, options, echo: Echo, limit: int | None = None) -> li
             break
         study_file = str(queue.study_file(item))
         study = load_study(study_file)
-        item_options = replace(options, overrides=Overrides(only=item.only, seeds=item.seeds))
+        item_options = replace(options, overrides=Overrides(only=item.only, seeds=item.seeds),
+                               fuse=options.fuse if item.fuse is None else item.fuse)  # fmt: skip
         echo(f"--- queue item {item.name}: {item.why}")
         slots = local_slots(item_options, 1, item.runs_per_gpu)
         if len(slots) > 1:

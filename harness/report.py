@@ -59,6 +59,7 @@ class RunView:
     not_solo: str = ""  # why its seconds per epoch are not one solo run's (harness.timings)
     # Unfinished but past the epoch of a claim on the test error at that epoch: counted there.
     counted_at_epochs: tuple[int, ...] = ()
+    shared_with: str = ""  # the run of another study whose training this one adopted
 
 
 @dataclass
@@ -1408,6 +1409,7 @@ def _run_view(c: _Classified, counted_at_epochs: tuple[int, ...] = ()) -> RunVie
         epochs_total=total if isinstance(total, int) else None,
         not_solo=timings.not_solo(r) if env else "",
         counted_at_epochs=counted_at_epochs,
+        shared_with=s.get("shared_with") or "",
     )
 
 

@@ -91,12 +91,14 @@ class RunOptions:
 class Outcome:
     plan: RunPlan
     # complete | diverged | failed | interrupted | paused | pending | skipped | busy | refused
+    # | adopted
     status: str
     message: str
 
 
 NOT_STARTED = "not started: the time budget is spent; the same command later trains it"
 REFUSED = "refused"  # resuming would mix precisions or pipelines in one run
+ADOPTED = "adopted"  # a complete twin in another study did its training (harness.twins)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -136,8 +138,12 @@ def run_members(plans: list[RunPlan], options: RunOptions) -> list[Outcome]:
         return done + [Outcome(p, "pending", NOT_STARTED) for p in todo]
     if not todo:
         return done
-    data = _load_data(options, print)
-    return done + _train(todo, data, execution_for(options), options, deadline, print)
+    data = load_data(options, print)
+    ex = execution_for(options)
+    adopted, todo = adopt_twins(todo, options, ex, lambda: data, print)
+    if not todo:
+        return done + adopted
+    return done + adopted + _train(todo, data, ex, options, deadline, print)
 
 
 def pending_runs(
@@ -190,16 +196,16 @@ def _train_in_turn(
 ) -> list[Outcome]:  # fmt: skip
     """Load the data, then train the runs one after another until one is interrupted."""
     try:
-        data = _load_data(options, echo)
+        data = load_data(options, echo)
     except KeyboardInterrupt:  # no run has started: the store stays as it was
         outcome = Outcome(todo[0], store.INTERRUPTED, "stopped while loading the data; run again")
         echo(line(outcome))
         return [outcome]
     for p in todo:  # every run's request checked against the data before the first trains
         _check_subset(p, data)
+    outcomes, todo = adopt_twins(todo, options, ex, lambda: data, echo)
     from harness.grouping import groups
 
-    outcomes: list[Outcome] = []
     for group in groups(todo, options.results, ex, options.fuse, echo=echo):
         if stop_requested():  # a stop whose KeyboardInterrupt was swallowed: start no more
             outcome = Outcome(group[0], store.INTERRUPTED, "stopped before it started; run again")
@@ -268,6 +274,67 @@ def _train_fused(group: list[RunPlan], data: Cifar10, ex: Execution, o: RunOptio
                     for p in members]  # fmt: skip
 
 
+def adopt_twins(
+    todo: list[RunPlan], options: RunOptions, ex: Execution, data: Callable[[], Cifar10],
+    echo: Echo,
+) -> tuple[list[Outcome], list[RunPlan]]:  # fmt: skip
+    """The runs about to train whose training a complete twin in another study already did
+    (harness.twins) adopt it; returns their outcomes and the runs left to train. ``data``
+    gives the data this command trains on, loaded only once a twin is found. --force trains
+    every run."""
+    if options.force:
+        return [], list(todo)
+    adopted, rest = [], []
+    for p in todo:
+        outcome = _adopt(p, options, ex, data, echo)
+        if outcome is None:
+            rest.append(p)
+        else:
+            adopted.append(outcome)
+            echo(line(outcome))
+    return adopted, rest
+
+
+def _adopt(p: RunPlan, options: RunOptions, ex: Execution, data: Callable[[], Cifar10],
+           echo: Echo) -> Outcome | None:  # fmt: skip
+    """Adopt the first twin that ran as this command trains; None: train the run."""
+    from harness import twins
+
+    found = twins.complete_twins(p, options.results)
+    if not found:
+        return None
+    fingerprint = data().fingerprint
+    unlike = []
+    for twin in found:
+        if (why := twins.mismatch(twin, ex.precision, ex.pipeline, fingerprint)) is not None:
+            unlike.append(f"{twin.name}: {why}")
+            continue
+        run_dir = p.directory(options.results)
+        state = store.inspect(run_dir)  # before the lock, under which it would read "running"
+        attempt = None if state.status in ("absent", "pending", "queued") else state.status
+        with contextlib.ExitStack() as lock:
+            try:
+                lock.enter_context(store.run_lock(run_dir))
+            except store.LockHeld as held:
+                return Outcome(p, "busy", f"being trained by another process ({held.holder})")
+            if store.summary_status(run_dir) in store.FINAL:
+                return Outcome(p, "skipped", "finished by another process meanwhile")
+            try:
+                summary, moved = twins.adopt(p, run_dir, twin, attempt)
+            except (twins.NotAdopted, OSError) as exc:
+                echo(f"note: {p.study}/{p.name}: not adopting its twin {twin.name} ({exc}); "
+                     "training it")  # fmt: skip
+                return None
+        if moved is not None:
+            echo(f"note: {p.study}/{p.name}: its {attempt} attempt moved to {moved}")
+        origin = summary[twins.SHARED_WITH]
+        return Outcome(p, ADOPTED, f"shared with {origin}, the same training "
+                                   f"(complete){result_text(summary)}")  # fmt: skip
+    echo(f"note: {p.study}/{p.name}: a complete run of the same config is not this command's "
+         f"training, so it trains: {'; '.join(unlike)}")  # fmt: skip
+    return None
+
+
 def _check_subset(p: RunPlan, data: Cifar10) -> None:
     """A --subset (or a recipe's train_images) larger than the data would be clamped while
     the run kept its label, and a hold-out of the whole training set leaves nothing to train
@@ -298,7 +365,7 @@ def _raise_interrupt(signum, frame) -> None:
     raise_unless_deferred(signum)
 
 
-def _load_data(options: RunOptions, echo: Echo) -> Cifar10:
+def load_data(options: RunOptions, echo: Echo) -> Cifar10:
     from harness.data import DataError
 
     try:
@@ -587,6 +654,7 @@ _MARK = {
     "busy": "busy",
     "submitted": "queued",
     REFUSED: "REFUSED",
+    ADOPTED: "shared",
 }
 
 

@@ -5,9 +5,11 @@ signal), paused (by a time budget; both resume), complete, diverged, failed (wit
 and the tail of its log) or damaged (a file that cannot be read back, or of the wrong shape;
 with what `repro run` will do: keep it aside and rebuild it from the checkpoint, or train the
 run again where the checkpoint cannot serve). A released checkpoint is not evaluated,
-evaluated (on which data) or damaged. When the scheduler
-says a run's job ended in failure but the run never recorded an ending (killed for memory,
-node lost), the run is marked failed here, with its log path, so nothing goes missing.
+evaluated (on which data) or damaged. A run adopted from a twin in another study
+(harness.twins) says which run did its training; a run still to do whose twin is complete
+says so. When the scheduler says a run's job ended in failure but the run never recorded an
+ending (killed for memory, node lost), the run is marked failed here, with its log path, so
+nothing goes missing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from harness.executors import TERMINAL_FAILURES, job_state
 from harness.plan import plan
 from harness.results import scan, scan_evaluations
 from harness.schema import Study
+from harness.twins import SHARED_WITH, complete_twins
 
 
 @dataclass
@@ -73,6 +76,8 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None) -> Status
         detail = f"{state.detail}" + (f", scheduler: {scheduler}" if scheduler else "")
     elif state.status == store.COMPLETE and summary.get("test_error") is not None:
         detail = f"test error {summary['test_error']:.2f}%"
+    if state.status == store.COMPLETE and summary.get(SHARED_WITH):
+        detail = (detail + f" (shared with {summary[SHARED_WITH]})").strip()
     elif state.status == store.DAMAGED:
         from harness.runner import damage_repair
 
@@ -97,7 +102,14 @@ def study_status(study: Study, results: Path) -> list[StatusRow]:
     for p in plan(study):
         run_dir = p.directory(results)
         seen.add(run_dir)
-        rows.append(row_for(p.name, run_dir, p.hash))
+        row = row_for(p.name, run_dir, p.hash)
+        if row.state not in (*store.FINAL, "running", "queued", store.DAMAGED) and (
+            found := complete_twins(p, results)
+        ):
+            row.detail = (f"{row.detail}; " if row.detail else "") + (
+                f"its twin {found[0].name} is complete: `repro run` adopts it when it ran in "
+                "the same precision and pipeline, on the same data")  # fmt: skip
+        rows.append(row)
     for record in scan(results):
         if record.study == study.name and record.path not in seen:
             rows.append(row_for(record.path.relative_to(results / study.name).as_posix(),

@@ -9,6 +9,8 @@ Each directory holds ``config.json`` (the resolved config and its hash), ``envir
 ``summary.json`` (once the run has ended, however it ended), ``error.txt`` (when it failed),
 and ``lock``. Every file is written to a temporary name and renamed, so a reader, a second
 process or an rsync never sees half a file, and a SIGKILL leaves the previous version intact.
+A run that adopted the complete training of a twin in another study (harness.twins) holds a
+copy of the twin's files, its summary naming the run that trained (``shared_with``).
 """
 
 from __future__ import annotations
@@ -161,6 +163,7 @@ SUMMARY_FIELDS: dict[str, Any] = {
     "normalization": RECORD, "telemetry": TELEMETRY_FIELDS,
     "diverged_at": {"epoch": INT, "iteration": INT}, "paused": RECORD,
     "sessions": [SESSION_FIELDS],
+    "shared_with": TEXT,  # adopted from a twin run of another study (harness.twins)
 }  # fmt: skip
 EPOCH_FIELDS: dict[str, Any] = {
     "epoch": INT, "iteration": INT, "lr": NUMBER, "train_loss": NUMBER,
@@ -329,15 +332,33 @@ def is_locked(run_dir: Path) -> bool:
 
 def supersede(run_dir: Path, reason: str) -> Path:
     """Move a run directory aside (never delete results); return where it went."""
+    target = _superseded_target(run_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(run_dir), str(target))
+    write_text(target / "SUPERSEDED", reason + "\n")
+    return target
+
+
+def supersede_files(run_dir: Path, reason: str, keep: tuple[str, ...] = (LOCK,)) -> Path:
+    """Move a run's files aside as ``supersede`` moves its directory, but for those named in
+    ``keep``: a caller holding the run's lock keeps the lock file where other processes look
+    for it."""
+    target = _superseded_target(run_dir)
+    target.mkdir(parents=True)
+    for child in sorted(run_dir.iterdir()):
+        if child.name not in keep:
+            shutil.move(str(child), str(target / child.name))
+    write_text(target / "SUPERSEDED", reason + "\n")
+    return target
+
+
+def _superseded_target(run_dir: Path) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = run_dir.parent / SUPERSEDED / f"{run_dir.name}-{stamp}"
     n = 1
     while target.exists():  # two in the same second: moving into the first would nest them
         n += 1
         target = run_dir.parent / SUPERSEDED / f"{run_dir.name}-{stamp}-{n}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(run_dir), str(target))
-    write_text(target / "SUPERSEDED", reason + "\n")
     return target
 
 

@@ -72,7 +72,7 @@ def test_a_slot_killed_while_training_loses_nothing_the_next_slot_finishes(tmp_p
     assert all(r["status"] != "complete" for r in exported.values())
 
     second = subprocess.run(_box(tmp_path, cifar_root, "2", "--skip", "check,bench",
-                                 "--import", str(archive)),
+                                 "--fuse", "2", "--import", str(archive)),
                             env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "added     tiny/a/seed-0" in second.stdout
@@ -92,6 +92,9 @@ def test_a_slot_killed_while_training_loses_nothing_the_next_slot_finishes(tmp_p
     record = json.loads((out / "box.json").read_text())
     assert [s["stage"] for s in record["stages"]] == ["train"]
     assert record["stages"][0]["rc"] == 0
+    # --fuse reached the queue (a and b are different nets: nothing fuses)
+    command = record["stages"][0]["command"]
+    assert command[command.index("--fuse") + 1] == "2"
 
 
 def test_the_compile_cache_returns_in_parts_and_is_joined_again(tmp_path):
@@ -171,3 +174,12 @@ def test_a_slot_can_train_first_and_only_the_first_item(tmp_path, cifar_root):
     bad = subprocess.run(_box(tmp_path, cifar_root, "x", "--order", "train,bench"),
                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert bad.returncode == 2 and "give each of check, bench, train once" in bad.stderr
+
+
+def test_the_slot_refuses_a_bad_fuse_before_it_starts(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_box.py"),
+                           "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path),
+                           "--fuse", "0"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2
+    assert "--fuse '0': give auto, off or a group size such as 4" in done.stderr
+    assert not (tmp_path / "out").exists()

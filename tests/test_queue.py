@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,9 @@ def test_the_repository_queue_is_valid_and_starts_with_the_20_layer_runs():
         (("name: rest", "name: first"), "repeated: first"),
         (("achieved_tflops: 0.001", "achieved_tflops: -1"), "achieved_tflops"),
         (("items:", "items: 3\nx:"), "items"),
+        (("runs_per_gpu: 1}", "runs_per_gpu: 1, fuse: 0}"), r"items\[0\].fuse: not a fuse setting"),
+        (("runs_per_gpu: 1}", "runs_per_gpu: 1, fuse: on}"), "give auto, off or a group size"),
+        (("runs_per_gpu: 1}", "runs_per_gpu: 1, fuse: lots}"), "given:   'lots'"),
     ],
 )
 def test_a_bad_queue_file_says_what_is_wrong(tmp_path, change, message):
@@ -127,3 +131,85 @@ def test_queue_problems_name_the_line_like_a_study_and_status_still_shows_the_st
     assert out.output.startswith("tiny: 2 runs: 2 pending"), out.output  # the study first
     assert f"error: {expected}" in out.output
     assert "Input should be" not in out.output and "instance of QueueFile" not in out.output
+
+
+# --------------------------------------------------------------------------- twins
+
+TWIN_QUEUE = """\
+achieved_tflops: 0.001
+rate_source: a figure for the tests
+items:
+  - {name: first, why: trains the training, study: one.yaml}
+  - {name: second, why: declares the same training, study: two.yaml}
+"""
+
+
+def test_a_training_two_items_declare_is_costed_and_trained_once(tmp_path, cifar_root):
+    tiny_study(tmp_path / "one.yaml", "  - {name: x, model: resnet8, recipe: base}\n", name="one")
+    tiny_study(tmp_path / "two.yaml", "  - {name: y, model: resnet8, recipe: base}\n", name="two")
+    path = tmp_path / "queue.yaml"
+    path.write_text(TWIN_QUEUE)
+    queue, results = load_queue(path), tmp_path / "results"
+    first, second = standing(queue, results)
+    # Both pending: the first item trains it, the second adopts it, so it is costed once.
+    assert first.gpu_minutes_left > 0 and second.gpu_minutes_left == 0
+    assert second.pflop_total == first.pflop_total and second.twinned == 0
+    args = ["--device", "cpu", "--quiet", "--results", str(results),
+            "--data-dir", str(cifar_root)]  # fmt: skip
+    out = repro("queue", str(path), "--items", "1", *args)
+    assert out.exit_code == 0, out.output
+    first, second = standing(queue, results)
+    assert first.done and not second.done
+    assert (second.twinned, second.epochs_done, second.gpu_minutes_left) == (1, 3, 0)
+    assert "0/1 runs ended, 0 under way, 1 done by twins" in render(queue, [first, second])
+    out = repro("queue", str(path), *args)
+    assert out.exit_code == 0, out.output
+    assert "[  shared] two/y/seed-0: shared with one/x/seed-0" in out.output
+    assert "1 adopted" in out.output and all(r.done for r in standing(queue, results))
+    assert summary(results, "two/y/seed-0")["shared_with"] == "one/x/seed-0"
+
+
+# --------------------------------------------------------------------------- fusion
+
+FUSE_QUEUE = """\
+achieved_tflops: 0.001
+rate_source: a figure for the tests
+items:
+  - {name: fused, why: the command's --fuse, study: s.yaml, only: [a], seeds: 2, runs_per_gpu: 2}
+  - {name: solo, why: its own fuse wins, study: s.yaml, only: [b], seeds: 2, fuse: off}
+"""
+
+
+def _environment(results: Path, run: str) -> dict:
+    return json.loads((results / run / "environment.json").read_text())
+
+
+def test_repro_queue_fuses_as_repro_run_does_and_an_items_own_fuse_wins(tmp_path, cifar_root):
+    path = _queue(tmp_path, FUSE_QUEUE)
+    queue = load_queue(path)
+    assert [i.fuse for i in queue.items] == [None, 1]  # YAML's bare `off` is false: off
+    results = tmp_path / "results"
+    out = repro("queue", str(path), "--fuse", "2", "--device", "cpu", "--quiet",
+                "--results", str(results), "--data-dir", str(cifar_root))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    # The first item's two seeds trained as one network, in one worker (2 runs to a "GPU").
+    for seed in (0, 1):
+        env = _environment(results, f"tiny/a/seed-{seed}")
+        assert env["fused"] == 2 and env["fused_group"] == ["tiny/a/seed-0", "tiny/a/seed-1"]
+        assert summary(results, f"tiny/a/seed-{seed}")["status"] == "complete"
+        assert "fused" not in _environment(results, f"tiny/b/seed-{seed}")
+    assert "fused: 2 runs as one network: b/seed-0" not in out.output
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1", ""])
+def test_repro_queue_refuses_a_bad_fuse_in_one_line(tmp_path, value):
+    path = _queue(tmp_path)
+    out = repro("queue", str(path), "--fuse", value, "--device", "cpu")
+    assert out.exit_code == 2
+    assert out.output == f"error: --fuse {value!r}: give auto, off or a group size such as 4\n"
+
+
+@pytest.mark.parametrize(("given", "parsed"), [("auto", "auto"), ("3", 3), ("off", 1), ("1", 1)])
+def test_a_queue_item_says_fuse_as_the_command_line_does(tmp_path, given, parsed):
+    path = _queue(tmp_path, QUEUE.replace("runs_per_gpu: 1}", f"runs_per_gpu: 1, fuse: {given}}}"))
+    assert load_queue(path).items[0].fuse == parsed

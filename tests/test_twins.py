@@ -1,0 +1,209 @@
+"""Twin runs (harness.twins): a training two studies declare alike is trained once, the second
+study adopting a copy of the first's complete run; near-twins are trained."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import tiny_study
+from fake_runs import fake_run
+from test_run import repro, run_args, summary
+
+from harness import store
+from harness.data import load_cached, locate
+from harness.plan import Overrides, plan
+from harness.report import render_html, report_for
+from harness.studyfile import load_study
+from harness.transfer import export_study, import_archive
+from harness.twins import complete_twins, mismatch
+
+# Study "one" trains x; study "two" declares the same training as y (another name, a claim
+# of its own) and a second seed of it, which has no twin.
+ONE = "  - {name: x, model: resnet8, recipe: base}\n"
+TWO = """\
+  - {name: y, model: resnet8, recipe: base, seeds: 2}
+claims:
+  - {source: test, where: T1, experiment: y, metric: test_error, value: 50.0}
+"""
+
+
+@pytest.fixture(scope="module")
+def trained_one(tmp_path_factory, cifar_root) -> Path:
+    """A store in which study one's x is trained (once for the module: CPU time is scarce)."""
+    folder = tmp_path_factory.mktemp("one")
+    one = tiny_study(folder / "one.yaml", ONE, name="one")
+    out = repro(*run_args(one, cifar_root, folder / "results"))
+    assert out.exit_code == 0, out.output
+    return folder / "results"
+
+
+@pytest.fixture
+def twins(tmp_path, trained_one):
+    """Study one trained, in a store of this test's own; study two not yet."""
+    two = tiny_study(tmp_path / "two.yaml", TWO, name="two")
+    results = tmp_path / "results"
+    shutil.copytree(trained_one, results)
+    return two, results
+
+
+def test_the_second_study_adopts_the_twin_instead_of_training_it(twins, cifar_root):
+    two, results = twins
+    before = repro("status", str(two), "--results", str(results))
+    assert "seed-0  pending" in before.output
+    assert "its twin one/x/seed-0 is complete" in before.output
+    out = repro(*run_args(two, cifar_root, results))
+    assert out.exit_code == 0, out.output
+    assert "[  shared] two/y/seed-0: shared with one/x/seed-0, the same training" in out.output
+    assert "1 adopted, 1 complete" in out.output and "1 run(s) trained" in out.output
+    trained, adopted = results / "one/x/seed-0", results / "two/y/seed-0"
+    # Not trained again: the curves are the twin's to the last timing, and so is the checkpoint.
+    for name in (store.METRICS, store.CONFIG, store.ENVIRONMENT):
+        assert (adopted / name).read_bytes() == (trained / name).read_bytes()
+    assert (adopted / store.CHECKPOINT).read_bytes() == (trained / store.CHECKPOINT).read_bytes()
+    got, twin = summary(results, "two/y/seed-0"), summary(results, "one/x/seed-0")
+    assert (got["study"], got["experiment"], got["shared_with"]) == ("two", "y", "one/x/seed-0")
+    assert got["study_file"] == str(two.resolve())
+    assert {k: v for k, v in got.items() if k not in ("study", "experiment", "study_file",
+                                                      "shared_with")} == {
+        k: v for k, v in twin.items() if k not in ("study", "experiment", "study_file")}  # fmt: skip
+    assert not list(adopted.glob(".adopting*"))
+    # The second seed has no twin: it trained.
+    assert "shared_with" not in summary(results, "two/y/seed-1")
+    # It is an ordinary run of its study: status, and the same command again skips it.
+    status = repro("status", str(two), "--results", str(results))
+    assert "test error" in status.output and "(shared with one/x/seed-0)" in status.output
+    again = repro(*run_args(two, cifar_root, results))
+    assert "[    skip] two/y/seed-0" in again.output and "shared" not in again.output
+
+
+def test_the_adopting_study_is_judged_from_the_adopted_run(twins, cifar_root):
+    two, results = twins
+    assert repro(*run_args(two, cifar_root, results, "--seeds", "1")).exit_code == 0
+    report = report_for([two], results)
+    (study,) = report.studies
+    (claim,) = study.all_claims  # y's test error: its only run is the adopted one
+    assert claim.n == 1
+    assert claim.reproduced_value == summary(results, "one/x/seed-0")["test_error"]
+    (row,) = study.runs
+    assert row.counted and row.shared_with == "one/x/seed-0"
+    assert "training shared with one/x/seed-0" in render_html(report)
+
+
+def test_an_adopted_run_travels_and_force_trains_it(twins, cifar_root, tmp_path):
+    two, results = twins
+    assert repro(*run_args(two, cifar_root, results, "--seeds", "1")).exit_code == 0
+    # Exported and imported alone, it is a complete run of its study that names its origin.
+    archive = tmp_path / "two.tar.gz"
+    export_study("two", results, archive)
+    elsewhere = tmp_path / "elsewhere"
+    merged = import_archive(archive, elsewhere)
+    assert merged.added == ["two/y/seed-0: complete, 3 epochs"]
+    assert store.inspect(elsewhere / "two/y/seed-0").status == store.COMPLETE
+    assert summary(elsewhere, "two/y/seed-0")["shared_with"] == "one/x/seed-0"
+    # --force trains it: the adopted copy goes aside, the new run is its own.
+    out = repro(*run_args(two, cifar_root, results, "--force", "--seeds", "1"))
+    assert out.exit_code == 0, out.output
+    assert "shared with" not in out.output and "1 complete" in out.output
+    assert "shared_with" not in summary(results, "two/y/seed-0")
+    (moved,) = (results / "two/y/.superseded").iterdir()
+    assert json.loads((moved / store.SUMMARY).read_text())["shared_with"] == "one/x/seed-0"
+
+
+def test_a_paused_run_adopts_its_complete_twin_and_its_attempt_is_kept(twins, cifar_root):
+    two, results = twins
+    fake_run(results, load_study(two), "y", epochs=3, status="paused")  # by a time budget
+    assert store.inspect(results / "two/y/seed-0").status == store.PAUSED
+    out = repro(*run_args(two, cifar_root, results, "--seeds", "1"))
+    assert "shared with one/x/seed-0" in out.output and "its paused attempt moved to" in out.output
+    (kept,) = (results / "two/y/.superseded").iterdir()
+    assert json.loads((kept / store.SUMMARY).read_text())["status"] == store.PAUSED
+    assert (results / "two/y/seed-0" / store.LOCK).exists()
+    assert store.inspect(results / "two/y/seed-0").status == store.COMPLETE
+
+
+def test_a_twin_that_ran_in_another_precision_is_not_adopted(tmp_path, cifar_root):
+    one = load_study(tiny_study(tmp_path / "one.yaml", ONE, name="one"))
+    two = tiny_study(tmp_path / "two.yaml", "  - {name: y, model: resnet8, recipe: base}\n",
+                     name="two")  # fmt: skip
+    results = tmp_path / "results"
+    data = load_cached(locate(cifar_root))
+    fake_run(results, one, "x", epochs=3, precision="bf16", fingerprint=data.fingerprint)
+    out = repro(*run_args(two, cifar_root, results))
+    assert out.exit_code == 0, out.output
+    assert (
+        "is not this command's training, so it trains: one/x/seed-0: it ran in bf16, fast "
+        "pipeline, this command trains in fp32, fast pipeline" in out.output
+    )
+    assert "shared_with" not in summary(results, "two/y/seed-0")
+
+
+# --------------------------------------------------------------------------- who is a twin
+
+NEAR = """\
+  - {name: same, model: resnet8, recipe: base}
+  - {name: lr, model: resnet8, recipe: {extends: base, optimizer: {lr: 0.06}}}
+  - {name: epochs, model: resnet8, recipe: {extends: base, epochs: 4}}
+  - {name: depth, model: resnet14, recipe: base}
+  - {name: option-b, model: resnet8b, recipe: base}
+"""
+
+
+def _near(tmp_path: Path) -> tuple[dict, Path]:
+    """The store holds study one's x (a complete fake run); plans of study two, by name."""
+    one = load_study(tiny_study(tmp_path / "one.yaml", ONE, name="one"))
+    results = tmp_path / "results"
+    fake_run(results, one, "x", epochs=3)
+    two = load_study(tiny_study(tmp_path / "two.yaml", NEAR, name="two"))
+    return {p.experiment.name: p for p in plan(two)}, results
+
+
+def test_only_the_same_config_in_another_study_is_a_twin(tmp_path):
+    plans, results = _near(tmp_path)
+    assert [t.name for t in complete_twins(plans["same"], results)] == ["one/x/seed-0"]
+    for near in ("lr", "epochs", "depth", "option-b"):
+        assert complete_twins(plans[near], results) == [], near
+    # another seed, or the same training squeezed by --epochs, is another run
+    two = load_study(tmp_path / "two.yaml")
+    (_, seed1) = plan(two, Overrides(only=("same",), seeds=2))
+    assert seed1.seed == 1 and complete_twins(seed1, results) == []
+    (short,) = plan(two, Overrides(only=("same",), epochs=3))
+    assert short.label == "epochs3" and complete_twins(short, results) == []
+    # a run of the same study with the same config is not adopted across experiments
+    one = load_study(tmp_path / "one.yaml")
+    (own,) = plan(one)
+    assert complete_twins(own, results) == []
+
+
+@pytest.mark.parametrize("status", ["diverged", "interrupted", "paused", "failed"])
+def test_a_twin_that_did_not_complete_is_not_adopted(tmp_path, status):
+    one = load_study(tiny_study(tmp_path / "one.yaml", ONE, name="one"))
+    results = tmp_path / "results"
+    fake_run(results, one, "x", epochs=3, status=status)
+    two = load_study(tiny_study(tmp_path / "two.yaml", NEAR, name="two"))
+    assert complete_twins(plan(two)[0], results) == []
+
+
+def test_a_damaged_or_locked_twin_is_not_adopted(tmp_path):
+    plans, results = _near(tmp_path)
+    twin_dir = results / "one/x/seed-0"
+    with store.run_lock(twin_dir):  # being redone (--force) right now
+        assert complete_twins(plans["same"], results) == []
+    rows = store.read_jsonl(twin_dir / store.METRICS)
+    store.write_jsonl(twin_dir / store.METRICS, rows[:-1])  # curves short of the summary
+    assert complete_twins(plans["same"], results) == []
+
+
+def test_a_twin_must_have_run_as_this_command_trains_on_the_same_data(tmp_path):
+    plans, results = _near(tmp_path)
+    (twin,) = complete_twins(plans["same"], results)
+    assert mismatch(twin, "fp32", "fast", "f" * 64) is None
+    assert "bf16, fast pipeline" in mismatch(twin, "bf16", "fast", "f" * 64)
+    assert "fp32, canonical pipeline" in mismatch(twin, "fp32", "canonical", "f" * 64)
+    assert "other data" in mismatch(twin, "fp32", "fast", "e" * 64)
+    # a run whose sessions ran in two executions is no one execution's twin
+    mixed = {**twin.summary, "sessions": [*twin.summary["sessions"],
+                                          {"precision": "bf16", "pipeline": "fast"}]}  # fmt: skip
+    assert "+" in mismatch(type(twin)(twin.run_dir, twin.name, mixed), "fp32", "fast", "f" * 64)
