@@ -235,7 +235,7 @@ class WaitingModel:
 @dataclass
 class _ScoreEntry:
     model: str
-    order: tuple  # where its row goes: residual nets before plain ones, then by depth
+    order: tuple  # where its row goes: by family (_family), then by depth
     source: str
     experiment: str
     line: ScoreLine
@@ -421,9 +421,18 @@ def _score_entries(study: Study, rows: list[ClaimRow]) -> list[_ScoreEntry]:
         line = ScoreLine(what, claimed, r.reproduced
                          if r.reproduced_value is None else _fmt(r.reproduced_value, r.unit),
                          r.n, r.verdict, r.anchor, r.progress)  # fmt: skip
-        order = (spec.shortcut == "none", spec.depth, spec.label())
+        order = (_family(spec), spec.depth, spec.label())
         entries.append(_ScoreEntry(spec.label(), order, r.source, r.experiment, line))
     return entries
+
+
+def _family(spec) -> int:
+    """Where a model's family goes on the scoreboard: the original ResNets, then
+    pre-activation ones, wide ones and plain nets last (by depth within each, so that
+    WRN-16-4 does not come before ResNet-20)."""
+    if spec.shortcut == "none":
+        return 3
+    return 2 if spec.width > 1 else 1 if spec.preact else 0
 
 
 def _value_text(value: float | None, unit: str) -> str:

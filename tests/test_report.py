@@ -794,6 +794,13 @@ def test_every_model_keeps_a_row_until_it_is_reproduced(published_store, tmp_pat
             assert not board.rows and len(board.waiting) > 15
         (shortcuts,) = [m for m in board.waiting if m.model == "ResNet-56 (option B)"]
         assert shortcuts.studies == ["shortcuts"] and 'href="#folded-shortcuts"' in html
+        # By family, then depth: WRN-16-4 used to come before ResNet-20, by its depth alone.
+        order = [m.model for m in board.waiting]
+        resnets = [m for m in order if m.startswith("ResNet-")]
+        assert order.index(resnets[-1]) < order.index("pre-act ResNet-110")
+        assert order.index("pre-act ResNet-164") < order.index("WRN-16-4 (dropout 0.3)")
+        assert all(order.index("WRN-16-4 (dropout 0.3)") < order.index(m) for m in order
+                   if m.startswith("plain"))  # fmt: skip
         assert "Yoonjeong Park: test error 25.9%" in shortcuts.claims
 
 
