@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness import store
+from harness.choices import RUNS_PER_GPU
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
 from harness.plan import (
     Overrides,
@@ -48,7 +49,7 @@ class QueueItem(_Strict):
     study: str = Field(description="study file, relative to the queue file")
     only: tuple[str, ...] = ()
     seeds: int | None = Field(None, ge=1, le=100)
-    runs_per_gpu: int = Field(1, ge=1, le=32)
+    runs_per_gpu: int = Field(1, ge=RUNS_PER_GPU[0], le=RUNS_PER_GPU[1])
     why: str
 
 
