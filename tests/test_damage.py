@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import tiny_study
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -231,6 +232,16 @@ def test_an_unreadable_config_without_its_checkpoint_is_moved_aside_and_trained_
     _kept(before, results)
 
 
+def _save(path: Path, obj) -> None:
+    torch.save(obj, path)
+
+
+def _edit_checkpoint(run: Path, edit) -> None:
+    checkpoint = torch.load(run / store.CHECKPOINT, weights_only=True)
+    edit(checkpoint)
+    torch.save(checkpoint, run / store.CHECKPOINT)
+
+
 def _interrupted(run: Path) -> None:
     """As if killed after its last epoch: no summary."""
     (run / store.SUMMARY).unlink()
@@ -245,6 +256,16 @@ RESUMES = {
     "checkpoint truncated": (
         lambda run: (_interrupted(run), (run / store.CHECKPOINT).write_bytes(
             (run / store.CHECKPOINT).read_bytes()[:1000])),
+        "starting over from epoch 0 (interrupted): its checkpoint cannot be read", "resuming"),
+    # Files that load but are no run's checkpoint: damaged like a torn one, not a traceback.
+    "checkpoint is a list": (
+        lambda run: (_interrupted(run), _save(run / store.CHECKPOINT, [1, 2])),
+        "starting over from epoch 0 (interrupted): its checkpoint cannot be read", "resuming"),
+    "checkpoint is a tensor": (
+        lambda run: (_interrupted(run), _save(run / store.CHECKPOINT, torch.zeros(3))),
+        "starting over from epoch 0 (interrupted): its checkpoint cannot be read", "resuming"),
+    "checkpoint without its weights": (
+        lambda run: (_interrupted(run), _edit_checkpoint(run, lambda c: c.pop("model"))),
         "starting over from epoch 0 (interrupted): its checkpoint cannot be read", "resuming"),
     "summary damaged after the last epoch": (
         lambda run: (run / store.SUMMARY).write_text("{}"),
@@ -307,19 +328,47 @@ def test_export_carries_a_damaged_run_as_damaged_with_its_checkpoint(
     assert store.inspect(run).status == store.COMPLETE
 
 
+UNUSABLE_CHECKPOINTS = {
+    "garbage": lambda path: path.write_bytes(b"not a checkpoint"),
+    "a list": lambda path: torch.save([1, 2], path),
+    "a tensor": lambda path: torch.save(torch.zeros(3), path),
+}
+
+
+@pytest.mark.parametrize("content", UNUSABLE_CHECKPOINTS)
 def test_an_unreadable_checkpoint_keeps_the_metrics_it_would_have_overwritten(
-    finished_store, tmp_path, cifar_root
+    finished_store, tmp_path, cifar_root, content
 ):
     study, results = _copy(finished_store, tmp_path)
     run = results / RUNS[0]
     (run / store.SUMMARY).write_text("{}")  # so that the run is resumed
-    (run / store.CHECKPOINT).write_bytes(b"not a checkpoint")
+    UNUSABLE_CHECKPOINTS[content](run / store.CHECKPOINT)
     before = _files(results)
     out = repro(*run_args(study, cifar_root, results))
     assert out.exit_code == 0, out.output
     assert "could not be read" in out.output and "starts over" in out.output
+    assert json.loads((run / store.SUMMARY).read_text())["status"] == "complete"
+    assert list(run.glob("checkpoint.pt.unreadable-*"))
     assert list(run.glob("metrics.jsonl.not-in-checkpoint-*")), "the old history was overwritten"
     _kept(before, results)
+
+
+@pytest.mark.parametrize("content", ["a list", "a tensor"])
+def test_a_file_that_loads_but_is_no_run_checkpoint_is_kept_aside(tmp_path, capsys, content):
+    """Every reader of a run's checkpoint (training and fused training resume from
+    load_checkpoint) takes it for an unreadable one: said, kept aside, started over."""
+    from harness.train import checkpoint_history, load_checkpoint, resume_point
+
+    run = tmp_path / "run"
+    run.mkdir()
+    UNUSABLE_CHECKPOINTS[content](run / store.CHECKPOINT)
+    assert checkpoint_history(run) is None
+    assert resume_point(run, "h") == (0, 0, "its checkpoint cannot be read")
+    assert load_checkpoint(run, "h") is None
+    kind = "list" if content == "a list" else "Tensor"
+    said = capsys.readouterr().out
+    assert f"could not be read (it holds a {kind}, not a run's checkpoint)" in said
+    assert list(run.glob("checkpoint.pt.unreadable-*")) and not (run / store.CHECKPOINT).exists()
 
 
 def test_nan_in_a_summary_never_counts_and_is_flagged(finished_store, tmp_path):
