@@ -556,7 +556,7 @@ def report(out, fmt, results, study_files, show_unrun):
     Works on a partial or empty store: missing runs are shown as not yet run. The page is
     one self-contained HTML file (no external assets); open it anywhere.
     """
-    from harness.report import report_for, write
+    from harness.report import environment_warning, report_for, write
     from harness.results import scan, scan_evaluations
 
     if not results.is_dir():
@@ -585,6 +585,8 @@ def report(out, fmt, results, study_files, show_unrun):
     )
     for line in unreported(records, {s.name for s in studies}, given=bool(study_files)):
         click.echo(f"note: {line}", err=True)
+    for warning in filter(None, map(environment_warning, records)):
+        click.echo(f"warning: {warning}", err=True)
 
 
 def unreported(records, names: set[str], *, given: bool) -> list[str]:

@@ -54,6 +54,7 @@ class RunView:
     official_data: bool | None
     finished: str
     path: str
+    warning: str = ""  # an environment.json that was ignored, and what that costs the run
 
 
 @dataclass
@@ -1089,7 +1090,10 @@ def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
               if isinstance(c, Claim) and c.metric == "sec_per_epoch"}  # fmt: skip
     rows = []
     for exp in study.experiments:
-        counted = [c.record for c in by_exp.get(exp.name, []) if c.timed]
+        # Every run whose seconds are a whole run's, solo or not (the table says which), but
+        # not one whose environment was ignored: it cannot say on what or how they were made.
+        counted = [c.record for c in by_exp.get(exp.name, [])
+                   if c.timed and not c.record.environment_damage]  # fmt: skip
         claim = claims.get(exp.name)
         if not counted and claim is None:
             continue
@@ -1197,7 +1201,16 @@ def _run_view(c: _Classified) -> RunView:
         official_data=r.data.get("official"),
         finished=s.get("finished", ""),
         path=_in_store(r.path),
+        warning=environment_warning(r),
     )
+
+
+def environment_warning(r: RunRecord) -> str:
+    """What an ignored environment.json costs its run, naming the file, field and value."""
+    if not r.environment_damage:
+        return ""
+    return (f"{r.environment_damage}: ignored; the run counts for its accuracy, never for "
+            "speed or device claims")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- checkpoints

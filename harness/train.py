@@ -495,9 +495,20 @@ def begin_session(run_dir: Path, plan: RunPlan, ex: Execution, telemetry: Teleme
     clear_summary(run_dir)
     (run_dir / store.ERROR).unlink(missing_ok=True)
     store.write_json(run_dir / store.CONFIG, {"hash": plan.hash, **plan.config})
+    keep_a_damaged_environment(run_dir)
     env = environment(ex.device, driver=telemetry.driver_version(), execution=ex.describe())
     store.write_json(run_dir / store.ENVIRONMENT, env)
     return env
+
+
+def keep_a_damaged_environment(run_dir: Path) -> None:
+    """A session's environment replaces the last one's (the summary's sessions keep their
+    story); one that cannot be read is kept aside first, as any damaged file of the store."""
+    try:
+        store.read_environment(run_dir)
+    except store.DamagedFile as damaged:
+        kept = store.set_aside(damaged.path)
+        print(f"warning: {damaged}; kept as {kept.name}")
 
 
 def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: RunState,

@@ -192,6 +192,93 @@ def test_a_file_of_the_wrong_shape_is_damaged_and_says_what_is_wrong(tmp_path, c
     assert state.detail == f"{path}: {problem}"
 
 
+ENVIRONMENT_STUDY = """\
+  - {name: a, model: resnet8, recipe: base, seeds: 2}
+claims:
+  - {source: test, where: T1, experiment: a, metric: test_error, value: 10}
+  - {source: test, where: T2, experiment: a, metric: sec_per_epoch, value: 2, hardware: NVIDIA GTX 980}
+"""
+# environment.json edited or broken: (what is written, what the warning says is wrong). Each
+# of the first five gave `repro report` a traceback; the last two were ignored silently, and
+# the run then passed for one that had its device alone.
+BAD_ENVIRONMENTS = {
+    "device_name": ({"device_name": 5}, "device_name is 5, not text"),
+    "harness": ({"harness": [1, 2]}, "harness is [1, 2], not an object"),
+    "harness.commit": ({"harness": {"commit": ["x"]}}, 'harness.commit is ["x"], not text'),
+    "device_shared_by": ({"device_shared_by": "2"}, 'device_shared_by is "2", not a whole number'),
+    "precision": ({"precision": 16}, "precision is 16, not text"),
+    "a list": (b"[1]", "holds a list, not an environment"),
+    "garbage": (b"\x00{", "is not readable JSON"),
+}  # fmt: skip
+
+
+def _spoil_environment(run: Path, bad) -> None:
+    path = run / store.ENVIRONMENT
+    if isinstance(bad, bytes):
+        path.write_bytes(bad)
+    else:
+        path.write_text(json.dumps({**json.loads(path.read_text()), **bad}))
+
+
+@pytest.mark.parametrize("case", BAD_ENVIRONMENTS)
+def test_a_damaged_environment_is_ignored_with_a_warning_and_the_run_still_counts(tmp_path, case):
+    """Metadata, not the result: the run keeps counting for its accuracy, but its seconds and
+    device are not trusted; report and status go on, and the warning names file and field."""
+    from fake_runs import fake_run
+
+    from harness.report import build
+    from harness.results import scan
+    from harness.studyfile import load_study
+
+    path = tiny_study(tmp_path / "s.yaml", ENVIRONMENT_STUDY)
+    study, results = load_study(path), tmp_path / "results"
+    spoilt = fake_run(results, study, "a", 0, device="NVIDIA GeForce GTX 980")
+    fake_run(results, study, "a", 1, device="NVIDIA GeForce GTX 980")
+    bad, problem = BAD_ENVIRONMENTS[case]
+    _spoil_environment(spoilt, bad)
+    said = f"{spoilt / store.ENVIRONMENT}: {problem}"
+    assert store.inspect(spoilt).status == store.COMPLETE
+
+    report = build([(study, str(path))], scan(results), str(results))
+    (s,) = report.studies
+    value, speed = sorted(s.all_claims, key=lambda c: c.metric != "test error")
+    assert value.n == 2  # both runs count for their accuracy
+    assert speed.n == 1, speed.reason  # only the other one's seconds compare
+    (view,) = [r for r in s.runs if r.seed == 0]
+    assert view.warning.startswith(said) and "never for speed or device claims" in view.warning
+
+    out = repro("report", "--study", str(path), "--results", str(results),
+                "--out", str(tmp_path / "r.html"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert f"warning: {said}" in out.output
+    assert problem in (tmp_path / "r.html").read_text().replace("&#34;", '"')
+    status = repro("status", str(path), "--results", str(results))
+    assert status.exit_code == 0 and "2 complete" in status.output, status.output
+
+
+@pytest.mark.parametrize("case", ["a list", "precision"])
+def test_a_run_resumes_past_a_damaged_environment_and_keeps_it_aside(
+    finished_store, tmp_path, cifar_root, case
+):
+    """Killed before its summary, a run's environment says how its first session ran; a
+    damaged one says nothing (it gave a traceback, or a refusal to mix precision 16 with
+    fp32), so the run resumes, and the new session's environment does not erase the old."""
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[0]
+    original_curves = curves(results, RUNS[0])
+    _interrupted(run)
+    _spoil_environment(run, BAD_ENVIRONMENTS[case][0])
+    before = _files(results)
+    out = repro(*run_args(study, cifar_root, results))
+    assert out.exit_code == 0, out.output
+    assert "all 3 epochs had finished (interrupted)" in out.output
+    assert f"kept as {store.ENVIRONMENT}.unreadable-" in out.output
+    assert store.inspect(run).status == store.COMPLETE
+    assert store.read_environment(run)["precision"] == "fp32"  # this session's, readable
+    assert curves(results, RUNS[0]) == original_curves
+    _kept(before, results)
+
+
 def test_an_unreadable_config_is_written_again_when_the_checkpoint_matches(
     finished_store, tmp_path, cifar_root
 ):
