@@ -130,12 +130,13 @@ def scan_evaluations(results: Path) -> list[EvaluationRecord]:
         run_dir = path.parent
         if not _EVALUATION_DIR.match(run_dir.name) or run_dir.parent.name.startswith("."):
             continue
-        record = store.read_json(path)
-        usable = isinstance(record, dict) and isinstance(record.get("config_hash"), str)
+        try:
+            record, damage = store.read_evaluation(path), None
+        except store.DamagedFile as damaged:
+            record, damage = None, str(damaged)
         found.append(EvaluationRecord(
             study=run_dir.parent.parent.name, checkpoint=run_dir.parent.name, path=run_dir,
-            record=record if usable else None,
-            damage=None if usable else f"{path} is not a readable evaluation record",
+            record=record, damage=damage,
         ))  # fmt: skip
     return found
 

@@ -180,6 +180,18 @@ ENVIRONMENT_FIELDS: dict[str, Any] = {
     "compile_mode": TEXT, "channels_last": FLAG, "workers": INT, "deterministic": FLAG,
     "cudnn_benchmark": FLAG, "device_shared_by": INT, "fused": INT, "fused_group": TEXTS,
 }  # fmt: skip
+# evaluation.json (harness.evaluate): one file, result and provenance together, so a field of
+# the wrong type anywhere in it makes the evaluation damaged, as a summary's would the run.
+EVALUATION_FIELDS: dict[str, Any] = {
+    "kind": TEXT, "study": TEXT, "checkpoint": TEXT, "study_file": TEXT, "model_name": TEXT,
+    "config_hash": TEXT, "config": RECORD, "status": TEXT, "params": INT,
+    "file": {"path": TEXT, "sha256": TEXT, "origin": TEXT, "url": TEXT, "tensors": INT,
+             "metadata": RECORD},
+    "transforms": [{"name": TEXT, "description": TEXT}], "data": DATA_FIELDS,
+    "images": INT, "wrong": INT, "test_error": NUMBER, "test_accuracy": NUMBER,
+    "test_loss": NUMBER, "normalization": RECORD, "seconds": NUMBER,
+    "environment": ENVIRONMENT_FIELDS, "finished": TEXT,
+}  # fmt: skip
 # What the curves are drawn from (results.curves_frame): present in every row, maybe null.
 EPOCH_REQUIRED = ("iteration", "lr", "train_loss", "train_error", "test_error",
                   "train_seconds")  # fmt: skip
@@ -289,6 +301,16 @@ def read_environment(run_dir: Path) -> dict | None:
     if wrong := _wrong_fields(environment, ENVIRONMENT_FIELDS):
         raise DamagedFile(path, wrong)
     return environment
+
+
+def read_evaluation(path: Path) -> dict:
+    """A checkpoint evaluation's record (evaluation.json); DamagedFile when it cannot be used."""
+    record = read_json(path)
+    if not isinstance(record, dict) or not isinstance(record.get("config_hash"), str):
+        raise DamagedFile(path, "is not a readable evaluation record")
+    if wrong := _wrong_fields(record, EVALUATION_FIELDS):
+        raise DamagedFile(path, wrong)
+    return record
 
 
 def read_config(run_dir: Path) -> dict | None:

@@ -279,6 +279,44 @@ def test_a_run_resumes_past_a_damaged_environment_and_keeps_it_aside(
     _kept(before, results)
 
 
+# evaluation.json edited: result and provenance are one file, damaged as a summary would be.
+# Each gave `repro report` a traceback; the last, `repro status`.
+BAD_EVALUATIONS = {
+    "environment": ({"environment": 5}, "environment is 5, not an object"),
+    "environment.harness": ({"environment": {"harness": 3}},
+                            "environment.harness is 3, not an object"),
+    "environment.torch": ({"environment": {"torch": [1]}}, "environment.torch is [1], not text"),
+    "file": ({"file": "x"}, 'file is "x", not an object'),
+    "test_error": ({"test_error": "8.27"}, 'test_error is "8.27", not a number'),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", [*BAD_EVALUATIONS, "no test error"])
+def test_an_evaluation_record_of_the_wrong_shape_is_damaged_and_says_why(tmp_path, case):
+    from fake_runs import fake_evaluation
+
+    from harness.studyfile import load_study
+
+    path = Path(__file__).resolve().parents[1] / "studies" / "checkpoints.yaml"
+    results = tmp_path / "results"
+    done = fake_evaluation(results, load_study(path), "akamaster-resnet20") / store.EVALUATION
+    change, problem = BAD_EVALUATIONS.get(case, ({"test_error": None}, None))
+    record = json.loads(done.read_text())
+    done.write_text(json.dumps({**record, **change}))
+    report = repro("report", "--study", str(path), "--results", str(results),
+                   "--out", str(tmp_path / "r.html"))  # fmt: skip
+    assert report.exit_code == 0, report.output
+    status = repro("status", str(path), "--results", str(results))
+    assert status.exit_code == 0, status.output
+    page = (tmp_path / "r.html").read_text().replace("&#34;", '"')
+    if problem is None:
+        assert "test error not recorded" in status.output
+        assert "its record has no test error" in page
+    else:
+        assert f"damaged: {done}: {problem}" in page
+        assert f"damaged      {done}: {problem}" in status.output
+
+
 def test_an_unreadable_config_is_written_again_when_the_checkpoint_matches(
     finished_store, tmp_path, cifar_root
 ):
