@@ -10,6 +10,9 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 EXECUTORS = ("local", "slurm", "submitit-local")
 BENCH_MODELS = ("resnet20", "resnet56", "resnet110")  # what `repro bench` times by default
 MAX_BATCH_SIZE = 65536  # a recipe's batch_size, and `repro bench --batch-size`
+# `repro run --gpus` and a study's executor.local.gpus take the same values, said the same way.
+GPU_COUNT = "a positive whole number (e.g. 2) or 'all'"
+RUNS_PER_GPU = (1, 32)  # `--runs-per-gpu` and executor.local.runs_per_gpu, both ends included
 
 
 class FuseChoiceError(ValueError):

@@ -18,9 +18,11 @@ from harness.choices import BENCH_MODELS as DEFAULT_BENCH_MODELS
 from harness.choices import (
     COMPILE_MODES,
     EXECUTORS,
+    GPU_COUNT,
     MAX_BATCH_SIZE,
     PIPELINES,
     PRECISIONS,
+    RUNS_PER_GPU,
     FuseChoiceError,
     parse_fuse,
 )
@@ -129,8 +131,7 @@ class GpuCount(click.ParamType):
             return "all"
         if text.isdigit() and int(text) >= 1:
             return int(text)
-        self.fail(f"{value!r} is not a number of GPUs; give a positive whole number (e.g. 2) "
-                  "or 'all'", param, ctx)  # fmt: skip
+        self.fail(f"{value!r} is not a number of GPUs; give {GPU_COUNT}", param, ctx)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -356,7 +357,7 @@ def validate(files: tuple[str, ...]) -> None:
 )
 @click.option(
     "--runs-per-gpu",
-    type=click.IntRange(1, 32),
+    type=click.IntRange(*RUNS_PER_GPU),
     help="local: runs sharing one GPU (or running side by side on the CPU).",
 )
 @click.option("--partition", help="slurm: partition.")
@@ -558,7 +559,7 @@ def report(out, fmt, results, study_files, show_unrun):
     Works on a partial or empty store: missing runs are shown as not yet run. The page is
     one self-contained HTML file (no external assets); open it anywhere.
     """
-    from harness.report import report_for, write
+    from harness.report import environment_warning, report_for, write
     from harness.results import scan, scan_evaluations
 
     if not results.is_dir():
@@ -587,6 +588,8 @@ def report(out, fmt, results, study_files, show_unrun):
     )
     for line in unreported(records, {s.name for s in studies}, given=bool(study_files)):
         click.echo(f"note: {line}", err=True)
+    for warning in filter(None, map(environment_warning, records)):
+        click.echo(f"warning: {warning}", err=True)
 
 
 def unreported(records, names: set[str], *, given: bool) -> list[str]:

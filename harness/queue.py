@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import store, twins
-from harness.choices import FuseChoiceError, parse_fuse
+from harness.choices import RUNS_PER_GPU, FuseChoiceError, parse_fuse
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
 from harness.plan import (
     Overrides,
@@ -56,7 +56,7 @@ class QueueItem(_Strict):
     study: str = Field(description="study file, relative to the queue file")
     only: tuple[str, ...] = ()
     seeds: int | None = Field(None, ge=1, le=100)
-    runs_per_gpu: int = Field(1, ge=1, le=32)
+    runs_per_gpu: int = Field(1, ge=RUNS_PER_GPU[0], le=RUNS_PER_GPU[1])
     # `repro run --fuse` for this item's runs: 1 (off), "auto" or a group size; None: what
     # `repro queue --fuse` says. The item wins: it is written for its own runs (an item whose
     # speed claims need solo timings says `fuse: off` whatever the slot fuses).

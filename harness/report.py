@@ -60,6 +60,7 @@ class RunView:
     # Unfinished but past the epoch of a claim on the test error at that epoch: counted there.
     counted_at_epochs: tuple[int, ...] = ()
     shared_with: str = ""  # the run of another study whose training this one adopted
+    warning: str = ""  # an environment.json that was ignored, and what that costs the run
 
 
 @dataclass
@@ -1294,7 +1295,10 @@ def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
               if isinstance(c, Claim) and c.metric == "sec_per_epoch"}  # fmt: skip
     rows = []
     for exp in study.experiments:
-        counted = [c.record for c in by_exp.get(exp.name, []) if c.timed]
+        # Every run whose seconds are a whole run's, solo or not (the table says which), but
+        # not one whose environment was ignored: it cannot say on what or how they were made.
+        counted = [c.record for c in by_exp.get(exp.name, [])
+                   if c.timed and not c.record.environment_damage]  # fmt: skip
         claim = claims.get(exp.name)
         if not counted and claim is None:
             continue
@@ -1419,7 +1423,16 @@ def _run_view(c: _Classified, counted_at_epochs: tuple[int, ...] = ()) -> RunVie
         not_solo=timings.not_solo(r) if env else "",
         counted_at_epochs=counted_at_epochs,
         shared_with=s.get("shared_with") or "",
+        warning=environment_warning(r),
     )
+
+
+def environment_warning(r: RunRecord) -> str:
+    """What an ignored environment.json costs its run, naming the file, field and value."""
+    if not r.environment_damage:
+        return ""
+    return (f"{r.environment_damage}: ignored; the run counts for its accuracy, never for "
+            "speed or device claims")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -30,6 +30,8 @@ class RunRecord:
     environment: dict | None
     history: list[dict] = field(repr=False, default_factory=list)
     damage: str | None = None  # why a damaged run's files cannot be read
+    # Why its environment.json was ignored (file, field, value); the run itself may count.
+    environment_damage: str | None = None
 
     @property
     def name(self) -> str:
@@ -64,14 +66,12 @@ def scan(results: Path) -> list[RunRecord]:
 
 def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
     state = store.inspect(run_dir)
+    environment, environment_damage = _environment(run_dir)
     if state.status == store.DAMAGED:
         # Listed with what is wrong, never counted; what can be read is kept for the page.
-        environment = store.read_json(run_dir / store.ENVIRONMENT)
         return RunRecord(study, experiment, int(m["seed"]), m["label"] or "", run_dir,
-                         state.status, state.config_hash, None,
-                         environment if isinstance(environment, dict) else None,
-                         damage=state.detail)  # fmt: skip
-    environment = store.read_json(run_dir / store.ENVIRONMENT)
+                         state.status, state.config_hash, None, environment,
+                         damage=state.detail, environment_damage=environment_damage)  # fmt: skip
     return RunRecord(
         study=study,
         experiment=experiment,
@@ -81,9 +81,18 @@ def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
         status=state.status,
         config_hash=state.config_hash,
         summary=store.read_summary(run_dir),
-        environment=environment if isinstance(environment, dict) else None,
+        environment=environment,
         history=store.read_jsonl(run_dir / store.METRICS),
+        environment_damage=environment_damage,
     )
+
+
+def _environment(run_dir: Path) -> tuple[dict | None, str | None]:
+    """The run's environment, or None and why it was ignored (see store.read_environment)."""
+    try:
+        return store.read_environment(run_dir), None
+    except store.DamagedFile as damaged:
+        return None, str(damaged)
 
 
 _EVALUATION_DIR = re.compile(r"^data-[0-9a-f]+$")
@@ -121,12 +130,13 @@ def scan_evaluations(results: Path) -> list[EvaluationRecord]:
         run_dir = path.parent
         if not _EVALUATION_DIR.match(run_dir.name) or run_dir.parent.name.startswith("."):
             continue
-        record = store.read_json(path)
-        usable = isinstance(record, dict) and isinstance(record.get("config_hash"), str)
+        try:
+            record, damage = store.read_evaluation(path), None
+        except store.DamagedFile as damaged:
+            record, damage = None, str(damaged)
         found.append(EvaluationRecord(
             study=run_dir.parent.parent.name, checkpoint=run_dir.parent.name, path=run_dir,
-            record=record if usable else None,
-            damage=None if usable else f"{path} is not a readable evaluation record",
+            record=record, damage=damage,
         ))  # fmt: skip
     return found
 

@@ -612,11 +612,19 @@ def first_execution(run_dir: Path) -> tuple[str, str] | None:
         summary = {}
     sessions = [s for s in summary.get("sessions") or [] if s.get("precision")]
     # Without a summary (killed before it wrote one) the environment is that of the
-    # session that was killed, which ran as the first one did.
-    first = sessions[0] if sessions else store.read_json(run_dir / store.ENVIRONMENT) or {}
+    # session that was killed, which ran as the first one did; a damaged one tells nothing,
+    # as a missing one (it is kept aside when the run's next session begins).
+    first = sessions[0] if sessions else _environment_or_nothing(run_dir)
     if not (first.get("precision") and first.get("pipeline")):
         return None
     return first["precision"], first["pipeline"]
+
+
+def _environment_or_nothing(run_dir: Path) -> dict:
+    try:
+        return store.read_environment(run_dir) or {}
+    except store.DamagedFile:
+        return {}
 
 
 def result_text(summary: dict) -> str:

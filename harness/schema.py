@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from harness.choices import MAX_BATCH_SIZE
+from harness.choices import GPU_COUNT, MAX_BATCH_SIZE, RUNS_PER_GPU
 from harness.metrics import METRICS, MetricName
 from harness.metrics import label as metric_label
 from harness.zoo import ModelSpec
@@ -302,7 +302,18 @@ class LocalSettings(Strict):
     """Defaults for ``repro run --executor local``."""
 
     gpus: int | Literal["all"] = Field(1, description="GPUs to use, one run per GPU at a time")
-    runs_per_gpu: int = Field(1, ge=1, le=32)
+    runs_per_gpu: int = Field(1, ge=RUNS_PER_GPU[0], le=RUNS_PER_GPU[1])
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpu_count(cls, value: Any) -> Any:
+        # Checked before the union, so that a wrong value gets one message with what `--gpus`
+        # takes too, not one per member of the union; 0 or less would train on no GPU (or
+        # a slice of the list from its end) instead of failing.
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value == "all" or (whole and value >= 1):
+            return value
+        raise ValueError(f"not a number of GPUs; give {GPU_COUNT}")
 
 
 class ExecutorSettings(Strict):

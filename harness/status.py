@@ -147,6 +147,8 @@ def checkpoint_lines(study: Study, results: Path) -> list[str]:
                 lines.append(f"  {c.name:<{width}}  damaged      {e.damage}")
                 continue
             data = "official release" if e.data.get("official") else "NOT the official release"
-            lines.append(f"  {c.name:<{width}}  evaluated    test error "
-                         f"{e.value('test_error'):.2f}% on {data} ({e.path.name})")  # fmt: skip
+            error = e.value("test_error")
+            shown = "not recorded" if error is None else f"{error:.2f}%"
+            lines.append(f"  {c.name:<{width}}  evaluated    test error {shown} on {data} "
+                         f"({e.path.name})")  # fmt: skip
     return lines

@@ -136,6 +136,7 @@ NUMBER = ("a number", _is_number)
 TEXT = ("text", lambda v: isinstance(v, str))
 FLAG = ("true or false", lambda v: isinstance(v, bool))
 RECORD = ("an object", lambda v: isinstance(v, dict))
+TEXTS = ("a list of text", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
 
 DATA_FIELDS = {"official": FLAG, "dataset_fingerprint": TEXT, "path": TEXT,
                "train_fingerprint": TEXT, "test_fingerprint": TEXT,
@@ -171,6 +172,28 @@ EPOCH_FIELDS: dict[str, Any] = {
     "val_error": NUMBER, "train_seconds": NUMBER, "eval_seconds": NUMBER, "images": INT,
     "images_per_second": NUMBER, "full_epoch": FLAG, "first_of_session": FLAG,
     "warmup": FLAG, "device": TEXT, "telemetry": RECORD,
+}  # fmt: skip
+# environment.json: harness.environment.environment and Execution.describe, the provenance of
+# the run's latest session. Report and timings read these fields without checking again.
+ENVIRONMENT_FIELDS: dict[str, Any] = {
+    "time": TEXT, "hostname": TEXT, "command": TEXT, "python": TEXT, "platform": TEXT,
+    "repro": TEXT, "harness": {"commit": TEXT, "dirty": FLAG, "from": TEXT, "git_says": TEXT},
+    "torch": TEXT, "torchvision": TEXT, "cuda": TEXT, "cudnn": INT, "device": TEXT,
+    "device_name": TEXT, "driver": TEXT, "pipeline": TEXT, "precision": TEXT, "compile": FLAG,
+    "compile_mode": TEXT, "channels_last": FLAG, "workers": INT, "deterministic": FLAG,
+    "cudnn_benchmark": FLAG, "device_shared_by": INT, "fused": INT, "fused_group": TEXTS,
+}  # fmt: skip
+# evaluation.json (harness.evaluate): one file, result and provenance together, so a field of
+# the wrong type anywhere in it makes the evaluation damaged, as a summary's would the run.
+EVALUATION_FIELDS: dict[str, Any] = {
+    "kind": TEXT, "study": TEXT, "checkpoint": TEXT, "study_file": TEXT, "model_name": TEXT,
+    "config_hash": TEXT, "config": RECORD, "status": TEXT, "params": INT,
+    "file": {"path": TEXT, "sha256": TEXT, "origin": TEXT, "url": TEXT, "tensors": INT,
+             "metadata": RECORD},
+    "transforms": [{"name": TEXT, "description": TEXT}], "data": DATA_FIELDS,
+    "images": INT, "wrong": INT, "test_error": NUMBER, "test_accuracy": NUMBER,
+    "test_loss": NUMBER, "normalization": RECORD, "seconds": NUMBER,
+    "environment": ENVIRONMENT_FIELDS, "finished": TEXT,
 }  # fmt: skip
 # What the curves are drawn from (results.curves_frame): present in every row, maybe null.
 EPOCH_REQUIRED = ("iteration", "lr", "train_loss", "train_error", "test_error",
@@ -259,6 +282,38 @@ def read_summary(run_dir: Path) -> dict | None:
     if wrong := _wrong_fields(summary, SUMMARY_FIELDS):
         raise DamagedFile(path, wrong)
     return summary
+
+
+def read_environment(run_dir: Path) -> dict | None:
+    """The run's environment.json (None when absent); DamagedFile when it cannot be used.
+
+    Unlike a damaged summary or curve, a damaged environment does not make the run damaged
+    (inspect never reads it): it is metadata of the latest session, not the result, which the
+    summary and the curves hold, and `repro run` could not rebuild it from the checkpoint.
+    Its readers (results.scan, runner.first_execution) ignore it instead, and the report does
+    not trust the run's seconds or device (harness.timings)."""
+    path = run_dir / ENVIRONMENT
+    if not path.exists():
+        return None
+    try:
+        environment = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DamagedFile(path, f"is not readable JSON ({exc})") from None
+    if not isinstance(environment, dict):
+        raise DamagedFile(path, f"holds a {type(environment).__name__}, not an environment")
+    if wrong := _wrong_fields(environment, ENVIRONMENT_FIELDS):
+        raise DamagedFile(path, wrong)
+    return environment
+
+
+def read_evaluation(path: Path) -> dict:
+    """A checkpoint evaluation's record (evaluation.json); DamagedFile when it cannot be used."""
+    record = read_json(path)
+    if not isinstance(record, dict) or not isinstance(record.get("config_hash"), str):
+        raise DamagedFile(path, "is not a readable evaluation record")
+    if wrong := _wrong_fields(record, EVALUATION_FIELDS):
+        raise DamagedFile(path, wrong)
+    return record
 
 
 def read_config(run_dir: Path) -> dict | None:

@@ -34,6 +34,12 @@ def devices(record) -> list[str]:
 
 def not_solo(record) -> str:
     """Why a run's seconds per epoch are not one solo run's on one device ("" when they are)."""
+    if record.environment_damage:
+        # The file says how the latest session shared its device (and, for older runs, on
+        # which device it ran); one that no longer reads as the harness wrote it was edited
+        # or broken since, and its absence must not pass for "alone".
+        return (f"its environment.json cannot be trusted ({record.environment_damage}), so "
+                "how it shared its device is unknown")  # fmt: skip
     env = record.environment or {}
     if (fused := _most(env, record.summary, "fused")) > 1:
         return f"fused into a group of {fused}, whose seconds it records"

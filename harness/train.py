@@ -495,9 +495,20 @@ def begin_session(run_dir: Path, plan: RunPlan, ex: Execution, telemetry: Teleme
     clear_summary(run_dir)
     (run_dir / store.ERROR).unlink(missing_ok=True)
     store.write_json(run_dir / store.CONFIG, {"hash": plan.hash, **plan.config})
+    keep_a_damaged_environment(run_dir)
     env = environment(ex.device, driver=telemetry.driver_version(), execution=ex.describe())
     store.write_json(run_dir / store.ENVIRONMENT, env)
     return env
+
+
+def keep_a_damaged_environment(run_dir: Path) -> None:
+    """A session's environment replaces the last one's (the summary's sessions keep their
+    story); one that cannot be read is kept aside first, as any damaged file of the store."""
+    try:
+        store.read_environment(run_dir)
+    except store.DamagedFile as damaged:
+        kept = store.set_aside(damaged.path)
+        print(f"warning: {damaged}; kept as {kept.name}")
 
 
 def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: RunState,
@@ -688,12 +699,39 @@ def save_checkpoint(run_dir, plan, model_state, optimizer_state, history, epoch,
     )
 
 
+# What save_checkpoint writes; resuming reads all of it, so a file of this format that lacks
+# one is as damaged as a torn one. (Their kinds are left to the code that uses them: a check
+# that refused a good checkpoint would cost the run every epoch it holds.)
+CHECKPOINT_KEYS = ("format", "config_hash", "epoch", "iteration", "model", "optimizer", "warmup",
+                   "history", "rng", "wall_seconds", "sessions")  # fmt: skip
+
+
+class UnreadableCheckpoint(Exception):
+    """A run's checkpoint that cannot be used at all; the message says why."""
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The checkpoint at ``path`` as save_checkpoint wrote it (maybe of another config or
+    format, which the caller judges); UnreadableCheckpoint for a torn or foreign file, and for
+    one that loads but is no run's checkpoint (a list or a tensor saved under its name)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a file that is not its format
+        raise UnreadableCheckpoint(str(exc)) from None
+    if not isinstance(checkpoint, dict):
+        raise UnreadableCheckpoint(f"it holds a {type(checkpoint).__name__}, not a run's "
+                                   "checkpoint")  # fmt: skip
+    missing = [k for k in CHECKPOINT_KEYS if k not in checkpoint]
+    if checkpoint.get("format") == CHECKPOINT_FORMAT and missing:
+        raise UnreadableCheckpoint(f"it lacks {', '.join(missing)}")
+    return checkpoint
+
+
 def checkpoint_history(run_dir: Path) -> list[dict] | None:
     """The per-epoch records a run's checkpoint holds, or None when it cannot be read."""
     try:
-        checkpoint = torch.load(run_dir / store.CHECKPOINT, map_location="cpu", weights_only=True)
-        return list(checkpoint["history"])
-    except Exception:
+        return list(read_checkpoint(run_dir / store.CHECKPOINT)["history"])
+    except (UnreadableCheckpoint, KeyError, TypeError):  # another format may hold no history
         return None
 
 
@@ -704,10 +742,10 @@ def resume_point(run_dir: Path, config_hash: str) -> tuple[int, int, str | None]
     if not path.exists():
         return 0, 0, "its checkpoint is missing"
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
+        checkpoint = read_checkpoint(path)
+    except UnreadableCheckpoint:
         return 0, 0, "its checkpoint cannot be read"
-    if not isinstance(checkpoint, dict) or checkpoint.get("config_hash") != config_hash:
+    if checkpoint.get("config_hash") != config_hash:
         return 0, 0, "its checkpoint was made with another config"
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         return 0, 0, "its checkpoint is of another format"
@@ -719,8 +757,8 @@ def load_checkpoint(run_dir: Path, config_hash: str) -> dict | None:
     if not path.exists():
         return None
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+        checkpoint = read_checkpoint(path)
+    except UnreadableCheckpoint as exc:
         # Never delete: keep the unreadable file beside the run and start over.
         target = store.set_aside(path)
         print(f"warning: {path} could not be read ({exc}); kept as {target.name}. The run starts "

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import tiny_study
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -191,6 +192,131 @@ def test_a_file_of_the_wrong_shape_is_damaged_and_says_what_is_wrong(tmp_path, c
     assert state.detail == f"{path}: {problem}"
 
 
+ENVIRONMENT_STUDY = """\
+  - {name: a, model: resnet8, recipe: base, seeds: 2}
+claims:
+  - {source: test, where: T1, experiment: a, metric: test_error, value: 10}
+  - {source: test, where: T2, experiment: a, metric: sec_per_epoch, value: 2, hardware: NVIDIA GTX 980}
+"""
+# environment.json edited or broken: (what is written, what the warning says is wrong). Each
+# of the first five gave `repro report` a traceback; the last two were ignored silently, and
+# the run then passed for one that had its device alone.
+BAD_ENVIRONMENTS = {
+    "device_name": ({"device_name": 5}, "device_name is 5, not text"),
+    "harness": ({"harness": [1, 2]}, "harness is [1, 2], not an object"),
+    "harness.commit": ({"harness": {"commit": ["x"]}}, 'harness.commit is ["x"], not text'),
+    "device_shared_by": ({"device_shared_by": "2"}, 'device_shared_by is "2", not a whole number'),
+    "precision": ({"precision": 16}, "precision is 16, not text"),
+    "a list": (b"[1]", "holds a list, not an environment"),
+    "garbage": (b"\x00{", "is not readable JSON"),
+}  # fmt: skip
+
+
+def _spoil_environment(run: Path, bad) -> None:
+    path = run / store.ENVIRONMENT
+    if isinstance(bad, bytes):
+        path.write_bytes(bad)
+    else:
+        path.write_text(json.dumps({**json.loads(path.read_text()), **bad}))
+
+
+@pytest.mark.parametrize("case", BAD_ENVIRONMENTS)
+def test_a_damaged_environment_is_ignored_with_a_warning_and_the_run_still_counts(tmp_path, case):
+    """Metadata, not the result: the run keeps counting for its accuracy, but its seconds and
+    device are not trusted; report and status go on, and the warning names file and field."""
+    from fake_runs import fake_run
+
+    from harness.report import build
+    from harness.results import scan
+    from harness.studyfile import load_study
+
+    path = tiny_study(tmp_path / "s.yaml", ENVIRONMENT_STUDY)
+    study, results = load_study(path), tmp_path / "results"
+    spoilt = fake_run(results, study, "a", 0, device="NVIDIA GeForce GTX 980")
+    fake_run(results, study, "a", 1, device="NVIDIA GeForce GTX 980")
+    bad, problem = BAD_ENVIRONMENTS[case]
+    _spoil_environment(spoilt, bad)
+    said = f"{spoilt / store.ENVIRONMENT}: {problem}"
+    assert store.inspect(spoilt).status == store.COMPLETE
+
+    report = build([(study, str(path))], scan(results), str(results))
+    (s,) = report.studies
+    value, speed = sorted(s.all_claims, key=lambda c: c.metric != "test error")
+    assert value.n == 2  # both runs count for their accuracy
+    assert speed.n == 1, speed.reason  # only the other one's seconds compare
+    (view,) = [r for r in s.runs if r.seed == 0]
+    assert view.warning.startswith(said) and "never for speed or device claims" in view.warning
+
+    out = repro("report", "--study", str(path), "--results", str(results),
+                "--out", str(tmp_path / "r.html"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert f"warning: {said}" in out.output
+    assert problem in (tmp_path / "r.html").read_text().replace("&#34;", '"')
+    status = repro("status", str(path), "--results", str(results))
+    assert status.exit_code == 0 and "2 complete" in status.output, status.output
+
+
+@pytest.mark.parametrize("case", ["a list", "precision"])
+def test_a_run_resumes_past_a_damaged_environment_and_keeps_it_aside(
+    finished_store, tmp_path, cifar_root, case
+):
+    """Killed before its summary, a run's environment says how its first session ran; a
+    damaged one says nothing (it gave a traceback, or a refusal to mix precision 16 with
+    fp32), so the run resumes, and the new session's environment does not erase the old."""
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[0]
+    original_curves = curves(results, RUNS[0])
+    _interrupted(run)
+    _spoil_environment(run, BAD_ENVIRONMENTS[case][0])
+    before = _files(results)
+    out = repro(*run_args(study, cifar_root, results))
+    assert out.exit_code == 0, out.output
+    assert "all 3 epochs had finished (interrupted)" in out.output
+    assert f"kept as {store.ENVIRONMENT}.unreadable-" in out.output
+    assert store.inspect(run).status == store.COMPLETE
+    assert store.read_environment(run)["precision"] == "fp32"  # this session's, readable
+    assert curves(results, RUNS[0]) == original_curves
+    _kept(before, results)
+
+
+# evaluation.json edited: result and provenance are one file, damaged as a summary would be.
+# Each gave `repro report` a traceback; the last, `repro status`.
+BAD_EVALUATIONS = {
+    "environment": ({"environment": 5}, "environment is 5, not an object"),
+    "environment.harness": ({"environment": {"harness": 3}},
+                            "environment.harness is 3, not an object"),
+    "environment.torch": ({"environment": {"torch": [1]}}, "environment.torch is [1], not text"),
+    "file": ({"file": "x"}, 'file is "x", not an object'),
+    "test_error": ({"test_error": "8.27"}, 'test_error is "8.27", not a number'),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", [*BAD_EVALUATIONS, "no test error"])
+def test_an_evaluation_record_of_the_wrong_shape_is_damaged_and_says_why(tmp_path, case):
+    from fake_runs import fake_evaluation
+
+    from harness.studyfile import load_study
+
+    path = Path(__file__).resolve().parents[1] / "studies" / "checkpoints.yaml"
+    results = tmp_path / "results"
+    done = fake_evaluation(results, load_study(path), "akamaster-resnet20") / store.EVALUATION
+    change, problem = BAD_EVALUATIONS.get(case, ({"test_error": None}, None))
+    record = json.loads(done.read_text())
+    done.write_text(json.dumps({**record, **change}))
+    report = repro("report", "--study", str(path), "--results", str(results),
+                   "--out", str(tmp_path / "r.html"))  # fmt: skip
+    assert report.exit_code == 0, report.output
+    status = repro("status", str(path), "--results", str(results))
+    assert status.exit_code == 0, status.output
+    page = (tmp_path / "r.html").read_text().replace("&#34;", '"')
+    if problem is None:
+        assert "test error not recorded" in status.output
+        assert "its record has no test error" in page
+    else:
+        assert f"damaged: {done}: {problem}" in page
+        assert f"damaged      {done}: {problem}" in status.output
+
+
 def test_an_unreadable_config_is_written_again_when_the_checkpoint_matches(
     finished_store, tmp_path, cifar_root
 ):
@@ -231,6 +357,16 @@ def test_an_unreadable_config_without_its_checkpoint_is_moved_aside_and_trained_
     _kept(before, results)
 
 
+def _save(path: Path, obj) -> None:
+    torch.save(obj, path)
+
+
+def _edit_checkpoint(run: Path, edit) -> None:
+    checkpoint = torch.load(run / store.CHECKPOINT, weights_only=True)
+    edit(checkpoint)
+    torch.save(checkpoint, run / store.CHECKPOINT)
+
+
 def _interrupted(run: Path) -> None:
     """As if killed after its last epoch: no summary."""
     (run / store.SUMMARY).unlink()
@@ -245,6 +381,16 @@ RESUMES = {
     "checkpoint truncated": (
         lambda run: (_interrupted(run), (run / store.CHECKPOINT).write_bytes(
             (run / store.CHECKPOINT).read_bytes()[:1000])),
+        "starting over from epoch 0 (interrupted): its checkpoint cannot be read", "resuming"),
+    # Files that load but are no run's checkpoint: damaged like a torn one, not a traceback.
+    "checkpoint is a list": (
+        lambda run: (_interrupted(run), _save(run / store.CHECKPOINT, [1, 2])),
+        "starting over from epoch 0 (interrupted): its checkpoint cannot be read", "resuming"),
+    "checkpoint is a tensor": (
+        lambda run: (_interrupted(run), _save(run / store.CHECKPOINT, torch.zeros(3))),
+        "starting over from epoch 0 (interrupted): its checkpoint cannot be read", "resuming"),
+    "checkpoint without its weights": (
+        lambda run: (_interrupted(run), _edit_checkpoint(run, lambda c: c.pop("model"))),
         "starting over from epoch 0 (interrupted): its checkpoint cannot be read", "resuming"),
     "summary damaged after the last epoch": (
         lambda run: (run / store.SUMMARY).write_text("{}"),
@@ -307,19 +453,47 @@ def test_export_carries_a_damaged_run_as_damaged_with_its_checkpoint(
     assert store.inspect(run).status == store.COMPLETE
 
 
+UNUSABLE_CHECKPOINTS = {
+    "garbage": lambda path: path.write_bytes(b"not a checkpoint"),
+    "a list": lambda path: torch.save([1, 2], path),
+    "a tensor": lambda path: torch.save(torch.zeros(3), path),
+}
+
+
+@pytest.mark.parametrize("content", UNUSABLE_CHECKPOINTS)
 def test_an_unreadable_checkpoint_keeps_the_metrics_it_would_have_overwritten(
-    finished_store, tmp_path, cifar_root
+    finished_store, tmp_path, cifar_root, content
 ):
     study, results = _copy(finished_store, tmp_path)
     run = results / RUNS[0]
     (run / store.SUMMARY).write_text("{}")  # so that the run is resumed
-    (run / store.CHECKPOINT).write_bytes(b"not a checkpoint")
+    UNUSABLE_CHECKPOINTS[content](run / store.CHECKPOINT)
     before = _files(results)
     out = repro(*run_args(study, cifar_root, results))
     assert out.exit_code == 0, out.output
     assert "could not be read" in out.output and "starts over" in out.output
+    assert json.loads((run / store.SUMMARY).read_text())["status"] == "complete"
+    assert list(run.glob("checkpoint.pt.unreadable-*"))
     assert list(run.glob("metrics.jsonl.not-in-checkpoint-*")), "the old history was overwritten"
     _kept(before, results)
+
+
+@pytest.mark.parametrize("content", ["a list", "a tensor"])
+def test_a_file_that_loads_but_is_no_run_checkpoint_is_kept_aside(tmp_path, capsys, content):
+    """Every reader of a run's checkpoint (training and fused training resume from
+    load_checkpoint) takes it for an unreadable one: said, kept aside, started over."""
+    from harness.train import checkpoint_history, load_checkpoint, resume_point
+
+    run = tmp_path / "run"
+    run.mkdir()
+    UNUSABLE_CHECKPOINTS[content](run / store.CHECKPOINT)
+    assert checkpoint_history(run) is None
+    assert resume_point(run, "h") == (0, 0, "its checkpoint cannot be read")
+    assert load_checkpoint(run, "h") is None
+    kind = "list" if content == "a list" else "Tensor"
+    said = capsys.readouterr().out
+    assert f"could not be read (it holds a {kind}, not a run's checkpoint)" in said
+    assert list(run.glob("checkpoint.pt.unreadable-*")) and not (run / store.CHECKPOINT).exists()
 
 
 def test_nan_in_a_summary_never_counts_and_is_flagged(finished_store, tmp_path):

@@ -397,6 +397,36 @@ def test_numbers_and_switches_are_strict_and_milestones_inside_the_schedule(
         load_study(path)
 
 
+@pytest.mark.parametrize("gpus", ["0", "-1", "two", "2.5", "true", "ALL"])
+def test_a_study_asks_for_gpus_as_the_command_line_does(tmp_path, gpus):
+    """executor.local.gpus takes what `repro run --gpus` takes, with its words: 0 or fewer
+    would have trained on no GPU, or on a slice of them counted from the end."""
+    from harness.choices import GPU_COUNT
+
+    study = MINIMAL + f"executor:\n  local: {{gpus: {gpus}}}\n"
+    (problem,) = problems_of(tmp_path, study)
+    assert problem.path == "executor.local.gpus" and problem.line is not None
+    assert problem.message == f"not a number of GPUs; give {GPU_COUNT}"
+    cli = CliRunner().invoke(main, ["run", str(write(tmp_path, MINIMAL)), "--gpus", "0"])
+    assert cli.exit_code == 2 and GPU_COUNT in cli.output, cli.output
+
+
+@pytest.mark.parametrize("gpus", ["all", "3"])
+def test_a_study_may_ask_for_every_gpu_or_a_number_of_them(tmp_path, gpus):
+    local = f"executor:\n  local: {{gpus: {gpus}, runs_per_gpu: 32}}\n"
+    study = load_study(write(tmp_path, MINIMAL + local))
+    assert str(study.executor.local.gpus) == gpus and study.executor.local.runs_per_gpu == 32
+
+
+@pytest.mark.parametrize("runs", ["0", "33"])
+def test_runs_per_gpu_in_a_study_is_bounded_as_on_the_command_line(tmp_path, runs):
+    (problem,) = problems_of(tmp_path, MINIMAL + f"executor:\n  local: {{runs_per_gpu: {runs}}}\n")
+    assert problem.path == "executor.local.runs_per_gpu"
+    assert problem.message == "value out of range"
+    cli = CliRunner().invoke(main, ["run", str(write(tmp_path, MINIMAL)), "--runs-per-gpu", runs])
+    assert cli.exit_code == 2 and "1<=x<=32" in cli.output, cli.output
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 CHECKPOINTS = (
