@@ -210,6 +210,7 @@ class OrderingLine:
     chain: str  # "plain-20 < plain-56": lower to the right of "<", higher to the right of ">"
     verdict: str
     anchor: str
+    progress: str = ""  # where the runs under way stand (the claim row's), in a tooltip
 
 
 @dataclass
@@ -478,7 +479,8 @@ def _ordering_lines(study: Study, rows: list[ClaimRow]) -> list[OrderingLine]:
     for claim, row in zip(claims, rows, strict=True):
         arrow = " < " if claim.direction == "increasing" else " > "
         chain = arrow.join(study.experiment(e).model.label() for e in claim.experiments)
-        lines.append(OrderingLine(row.source, row.short_metric, chain, row.verdict, row.anchor))
+        lines.append(OrderingLine(row.source, row.short_metric, chain, row.verdict, row.anchor,
+                                  row.progress))  # fmt: skip
     return lines
 
 

@@ -941,6 +941,11 @@ def test_a_verdict_reached_while_more_runs_are_under_way_says_so(tmp_path):
     parser = _Rows()
     parser.feed(render_html(report))
     assert "the verdict may change once they count" in parser.rows[ordering.anchor]
+    # The orderings panel beside the scoreboard says so too, in brief, the rest in a tooltip.
+    html = render_html(report)
+    panel = html[html.index('id="orderings-panel"') : html.index("</aside>", html.index(
+        'id="orderings-panel"'))]  # fmt: skip
+    assert f'title="{ordering.progress}">(runs under way)</span>' in panel
 
 
 def test_the_top_says_what_the_verdicts_stand_on_and_its_caveats(published_store, tmp_path):
