@@ -3,7 +3,8 @@
 SIGINT (Ctrl-C) and SIGTERM (a scheduler, `kill`) stop a run after recording it as
 interrupted. So does SIGHUP: the terminal that started the command went away, as when an ssh
 session drops; unless the command was started under `nohup`, which asked for hang-ups to be
-ignored, and then it is left ignored.
+ignored, and then it is left ignored. Before a command takes them (``stops_at_startup``),
+each ends it as Ctrl-C does, with one line and status 130.
 
 A stop is noted here as well as raised (``request_stop``), and noted for good: a
 KeyboardInterrupt can land where it is swallowed (a fork hook of the DataLoader's, a
@@ -19,12 +20,54 @@ import contextlib
 import os
 import signal
 import stat
+import threading
 from collections.abc import Iterator
 
 _ALL = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # every signal that may stop a command
 _owner: int | None = None  # the process whose handlers act; their forked copies do nothing
 _stopped: int | None = None  # the first stop signal the owner received
 _deferring = 0  # inside stops_deferred: a stop signal is noted, not raised
+STOPPED_EXIT = 130  # however a command is stopped, by which signal and when: as a shell's Ctrl-C
+
+
+class StopSignal(KeyboardInterrupt):
+    """A stop signal at start-up, raised where Ctrl-C raises KeyboardInterrupt; it names its
+    signal for the line the command ends with."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def stop_name(stop: KeyboardInterrupt) -> str:
+    """The signal that raised ``stop``: SIGINT for Python's own KeyboardInterrupt."""
+    return signal.Signals(getattr(stop, "signum", signal.SIGINT)).name
+
+
+@contextlib.contextmanager
+def stops_at_startup() -> Iterator[None]:
+    """Inside, until a command takes the stop signals itself, SIGTERM and a hang-up raise
+    StopSignal as Ctrl-C raises KeyboardInterrupt: while torch is imported, the study read or
+    the store looked at, they end the command as Ctrl-C does (one line, STOPPED_EXIT, nothing
+    recorded) instead of killing it silently, Python's default.
+
+    A command that took a signal keeps its own handler to the end (a stopped `repro run`
+    ignores later signals while it finishes); the others are put back on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (a test may invoke a command elsewhere)
+        return
+    previous = {s: signal.signal(s, _stop_at_startup) for s in stop_signals()}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            if signal.getsignal(s) is _stop_at_startup:
+                signal.signal(s, handler)
+
+
+def _stop_at_startup(signum: int, frame: object) -> None:
+    leave_a_hung_up_terminal(signum)  # the line that says so must not fail on a lost terminal
+    raise StopSignal(signum)
 
 
 def take_stop_signals() -> None:

@@ -245,6 +245,31 @@ def test_ctrl_c_while_starting_up_exits_130_without_aborted(tmp_path, repro, cif
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_or_a_hang_up_while_starting_up_exits_130_with_one_line(
+    tmp_path, repro, cifar_root, signum
+):
+    """As Ctrl-C does, and as they do once training has begun: not Python's default, a
+    silent death by the signal (status -15 or -1) with nothing said."""
+    study = tmp_path / "s.yaml"
+    os.mkfifo(study)
+    proc = repro(study, tmp_path / "results")
+    with reader_blocked(cifar_root, proc, fifo=study):
+        proc.send_signal(signum)
+    output = finish(proc)
+    assert proc.returncode == 130, output
+    assert output.strip() == f"stopped ({signal.Signals(signum).name})", output
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_command_puts_back_the_signal_handlers_it_found():
+    """`repro` commands run inside other programs too (the tests, a notebook): the start-up
+    handlers are put back when a command ends without having been stopped."""
+    before = {s: signal.getsignal(s) for s in stop_signals()}
+    assert CliRunner().invoke(main, ["models"]).exit_code == 0
+    assert {s: signal.getsignal(s) for s in stop_signals()} == before
+
+
 def ctrl_c(proc: subprocess.Popen, results: Path, *, twice: bool = False) -> str:
     """Ctrl-C to the whole process group, as a terminal sends it, once at least an epoch
     is done and while DataLoader workers exist (forking them is the touchiest moment);
