@@ -293,7 +293,7 @@ def _check_subset(p: RunPlan, data: Cifar10) -> None:
 
 def _raise_interrupt(signum, frame) -> None:
     if not request_stop(signum):
-        return  # a forked DataLoader worker's inherited copy: ignored
+        return  # a later one (until abandon_on_a_third_stop), or a forked worker's copy: ignored
     abandon_on_a_third_stop()  # the user stopped this process: a third signal ends it at once
     leave_a_hung_up_terminal(signum)
     # Said at once: the run is recorded before the process ends, which can take a moment.
