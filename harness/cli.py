@@ -176,14 +176,19 @@ def studies_or_fail(files) -> list:
 class _Commands(click.Group):
     """The commands, stopped by Ctrl-C with exit status 130 and one line, as a shell's
     commands are; not click's "Aborted!" with status 1. This covers what happens before a
-    command takes the stop signals itself (importing torch, loading the data, the study)."""
+    command takes the stop signals itself (importing torch, loading the data, the study),
+    and SIGTERM and a hang-up there too (stops_at_startup): they end it as they would later,
+    with 130, not silently by the signal."""
 
     def invoke(self, ctx: click.Context):
+        from harness.stop_signals import STOPPED_EXIT, stop_name, stops_at_startup
+
         try:
-            return super().invoke(ctx)
-        except KeyboardInterrupt:
-            click.echo("\nstopped (SIGINT)", err=True)
-            sys.exit(130)
+            with stops_at_startup():
+                return super().invoke(ctx)
+        except KeyboardInterrupt as stop:
+            click.echo(f"\nstopped ({stop_name(stop)})", err=True)
+            sys.exit(STOPPED_EXIT)
 
 
 @click.group(

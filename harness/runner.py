@@ -4,9 +4,10 @@ One run's failure never stops the others; a diverging run is a result, not an er
 SIGTERM or a hang-up (SIGHUP, see harness.stop_signals) stops after recording the current run
 as interrupted, and the same command later resumes it from its last checkpoint (while the
 data loads, before any run started, it stops without recording anything). Either way the
-command exits 130. With a time budget, the run whose next epoch would not fit is paused at
-its last epoch, the runs after it are left pending, and the command ends normally: the same
-command in the next slot carries on.
+command exits 130. A second Ctrl-C while the run is recorded says so; a third abandons the
+recording at once, and the run resumes from its last saved epoch. With a time budget, the run
+whose next epoch would not fit is paused at its last epoch, the runs after it are left
+pending, and the command ends normally: the same command in the next slot carries on.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from harness.plan import Overrides, RunPlan, plan
 from harness.progress import BarProgress
 from harness.schema import Study
 from harness.stop_signals import (
+    abandon_on_a_third_stop,
     leave_a_hung_up_terminal,
     raise_unless_deferred,
     request_stop,
@@ -183,8 +185,9 @@ def run_study(
     try:
         return outcomes + _train_in_turn(todo, ex, options, echo, deadline)
     finally:
-        # Once stopped, the command only reports and exits 130: later signals (a second
-        # Ctrl-C) stay ignored (see request_stop) instead of raising in its last steps.
+        # Once stopped, the command only reports and exits 130: later signals raise nothing
+        # in its last steps (a second Ctrl-C says it is still stopping, a third abandons:
+        # see abandon_on_a_third_stop).
         if not stop_requested():
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -357,7 +360,8 @@ def _check_subset(p: RunPlan, data: Cifar10) -> None:
 
 def _raise_interrupt(signum, frame) -> None:
     if not request_stop(signum):
-        return  # a later signal, or a forked DataLoader worker's inherited copy: ignored
+        return  # a later one (until abandon_on_a_third_stop), or a forked worker's copy: ignored
+    abandon_on_a_third_stop()  # the user stopped this process: a third signal ends it at once
     leave_a_hung_up_terminal(signum)
     # Said at once: the run is recorded before the process ends, which can take a moment.
     print(f"\nstopping ({signal.Signals(signum).name}): the current run is recorded as "

@@ -3,7 +3,10 @@
 SIGINT (Ctrl-C) and SIGTERM (a scheduler, `kill`) stop a run after recording it as
 interrupted. So does SIGHUP: the terminal that started the command went away, as when an ssh
 session drops; unless the command was started under `nohup`, which asked for hang-ups to be
-ignored, and then it is left ignored.
+ignored, and then it is left ignored. Before a command takes them (``stops_at_startup``),
+each ends it as Ctrl-C does, with one line and status 130. In `repro run`'s own process, a
+second Ctrl-C or SIGTERM while the run is recorded says so, and a third abandons the
+recording (``abandon_on_a_third_stop``).
 
 A stop is noted here as well as raised (``request_stop``), and noted for good: a
 KeyboardInterrupt can land where it is swallowed (a fork hook of the DataLoader's, a
@@ -19,18 +22,62 @@ import contextlib
 import os
 import signal
 import stat
+import threading
 from collections.abc import Iterator
 
 _ALL = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # every signal that may stop a command
 _owner: int | None = None  # the process whose handlers act; their forked copies do nothing
 _stopped: int | None = None  # the first stop signal the owner received
+_later = 0  # stop signals after the first, where a third abandons (abandon_on_a_third_stop)
 _deferring = 0  # inside stops_deferred: a stop signal is noted, not raised
+STOPPED_EXIT = 130  # however a command is stopped, by which signal and when: as a shell's Ctrl-C
+
+
+class StopSignal(KeyboardInterrupt):
+    """A stop signal at start-up, raised where Ctrl-C raises KeyboardInterrupt; it names its
+    signal for the line the command ends with."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def stop_name(stop: KeyboardInterrupt) -> str:
+    """The signal that raised ``stop``: SIGINT for Python's own KeyboardInterrupt."""
+    return signal.Signals(getattr(stop, "signum", signal.SIGINT)).name
+
+
+@contextlib.contextmanager
+def stops_at_startup() -> Iterator[None]:
+    """Inside, until a command takes the stop signals itself, SIGTERM and a hang-up raise
+    StopSignal as Ctrl-C raises KeyboardInterrupt: while torch is imported, the study read or
+    the store looked at, they end the command as Ctrl-C does (one line, STOPPED_EXIT, nothing
+    recorded) instead of killing it silently, Python's default.
+
+    A command that took a signal keeps its own handler to the end (a stopped `repro run`
+    handles later signals its way while it finishes); the others are put back on the way
+    out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (a test may invoke a command elsewhere)
+        return
+    previous = {s: signal.signal(s, _stop_at_startup) for s in stop_signals()}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            if signal.getsignal(s) is _stop_at_startup:
+                signal.signal(s, handler)
+
+
+def _stop_at_startup(signum: int, frame: object) -> None:
+    leave_a_hung_up_terminal(signum)  # the line that says so must not fail on a lost terminal
+    raise StopSignal(signum)
 
 
 def take_stop_signals() -> None:
     """This process handles the stop signals from now on; no stop is requested yet."""
-    global _owner, _stopped
-    _owner, _stopped = os.getpid(), None
+    global _owner, _stopped, _later
+    _owner, _stopped, _later = os.getpid(), None, 0
 
 
 def request_stop(signum: int) -> bool:
@@ -40,6 +87,7 @@ def request_stop(signum: int) -> bool:
     after the first: a second Ctrl-C must not cut short the recording of the run. From the
     first on, the stop signals are ignored by the OS, not by a Python handler: the
     interpreter puts those back to the default (death by the signal) while it exits.
+    Where the user stops the command directly, abandon_on_a_third_stop replaces that.
     """
     global _stopped
     if os.getpid() != _owner or _stopped is not None:
@@ -48,6 +96,51 @@ def request_stop(signum: int) -> bool:
     for s in _ALL:
         signal.signal(s, signal.SIG_IGN)
     return True
+
+
+def abandon_on_a_third_stop() -> None:
+    """After the first stop (request_stop), in the process the user stopped: a second SIGINT
+    or SIGTERM says that the run is still being recorded and is otherwise ignored, so that
+    it cannot cut the recording short; a third ends the process at once (STOPPED_EXIT), for
+    a recording that hangs. Hang-ups stay ignored: a terminal that went away asks nothing.
+
+    Abandoning cannot break the store: every file is written to a temporary name and renamed
+    (store._atomic_write), so each is whole, old or new; the run's lock goes with the process;
+    and a run without a summary (each session removes the last one's first) is interrupted
+    and resumes from its checkpoint, whose history may be an epoch ahead of metrics.jsonl
+    (train.keep_metrics_the_history_lacks reconciles the two).
+    A worker of `repro run` keeps ignoring later signals: Ctrl-C reaches it from the terminal
+    and again from its parent, and its parent bounds its wait (executors.STOP_GRACE_S).
+    A main thread stuck inside one call that never returns to Python runs no handler at all;
+    SIGKILL remains for that.
+    """
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _later_stop)
+
+
+STILL_STOPPING = ("\nstill stopping (recording the run at its last finished epoch); Ctrl-C again "
+                  "to abandon now: the run resumes from its last saved epoch\n")  # fmt: skip
+ABANDONED = "\nabandoned ({}): the run resumes from its last saved epoch\n"
+
+
+def _later_stop(signum: int, frame: object) -> None:
+    global _later
+    if os.getpid() != _owner:
+        return  # a DataLoader worker forked before its worker_init_fn made it deaf to these
+    _later += 1
+    if _later == 1:
+        _say(STILL_STOPPING)
+        return
+    _say(ABANDONED.format(signal.Signals(signum).name))
+    os._exit(STOPPED_EXIT)
+
+
+def _say(text: str) -> None:
+    """Straight to the descriptor: print() in a handler that interrupted a print() of the
+    main code would fail on the stream's buffer (a reentrant call), and a terminal that went
+    away must not raise here."""
+    with contextlib.suppress(OSError):
+        os.write(2, text.encode())
 
 
 @contextlib.contextmanager

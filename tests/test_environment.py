@@ -9,7 +9,7 @@ import torch
 from conftest import tiny_study
 from test_run import repro, run_args
 
-from harness import environment
+from harness import environment, store
 
 
 def test_settings_are_recorded_after_they_are_applied(tmp_path, cifar_root, monkeypatch):
@@ -26,7 +26,7 @@ def test_settings_are_recorded_after_they_are_applied(tmp_path, cifar_root, monk
     out = repro(*run_args(study, cifar_root, results, "--epochs", "1"))
     assert out.exit_code == 0, out.output
     run = results / "tiny" / "r8" / "seed-0~epochs1"
-    env = json.loads((run / "environment.json").read_text())
+    env = store.read_environment(run)  # of the shape the store checks it against
     summary = json.loads((run / "summary.json").read_text())
     assert env["cudnn_benchmark"] is True
     assert summary["execution"]["cudnn_benchmark"] is True

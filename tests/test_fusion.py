@@ -125,11 +125,9 @@ def test_a_fused_group_trains_each_member_as_its_solo_run(tmp_path, noise, model
         assert_same_run(a, b)
     # the members were different runs, and each directory says it trained fused, with whom
     assert len({s["final_train_loss"] for s in fused}) == 3
-    env = json.loads((dirs(tmp_path, "fused", plans)[0] / store.ENVIRONMENT).read_text())
+    env = store.read_environment(dirs(tmp_path, "fused", plans)[0])  # of the shape it checks
     assert env["fused"] == 3 and env["fused_group"] == [f"{p.study}/{p.name}" for p in plans]
-    assert "fused" not in json.loads(
-        (dirs(tmp_path, "solo", plans)[0] / store.ENVIRONMENT).read_text()
-    )
+    assert "fused" not in store.read_environment(dirs(tmp_path, "solo", plans)[0])
 
 
 # --------------------------------------------------------------------------- resuming

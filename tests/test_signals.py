@@ -245,6 +245,31 @@ def test_ctrl_c_while_starting_up_exits_130_without_aborted(tmp_path, repro, cif
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_or_a_hang_up_while_starting_up_exits_130_with_one_line(
+    tmp_path, repro, cifar_root, signum
+):
+    """As Ctrl-C does, and as they do once training has begun: not Python's default, a
+    silent death by the signal (status -15 or -1) with nothing said."""
+    study = tmp_path / "s.yaml"
+    os.mkfifo(study)
+    proc = repro(study, tmp_path / "results")
+    with reader_blocked(cifar_root, proc, fifo=study):
+        proc.send_signal(signum)
+    output = finish(proc)
+    assert proc.returncode == 130, output
+    assert output.strip() == f"stopped ({signal.Signals(signum).name})", output
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_command_puts_back_the_signal_handlers_it_found():
+    """`repro` commands run inside other programs too (the tests, a notebook): the start-up
+    handlers are put back when a command ends without having been stopped."""
+    before = {s: signal.getsignal(s) for s in stop_signals()}
+    assert CliRunner().invoke(main, ["models"]).exit_code == 0
+    assert {s: signal.getsignal(s) for s in stop_signals()} == before
+
+
 def ctrl_c(proc: subprocess.Popen, results: Path, *, twice: bool = False) -> str:
     """Ctrl-C to the whole process group, as a terminal sends it, once at least an epoch
     is done and while DataLoader workers exist (forking them is the touchiest moment);
@@ -282,11 +307,114 @@ def test_ctrl_c_with_dataloader_workers_is_interrupted_not_failed(tmp_path, repr
     assert_stopped_once(proc, output, results)
 
 
-def test_a_second_ctrl_c_while_recording_is_ignored_quietly(tmp_path, repro):
+def test_a_second_ctrl_c_while_recording_cuts_nothing_short(tmp_path, repro):
     study, results = two_runs(tmp_path), tmp_path / "results"
     proc = repro(study, results, "--only", "a", "--pipeline", "canonical", "--workers", "2")
     output = ctrl_c(proc, results, twice=True)
     assert_stopped_once(proc, output, results)
+    assert output.count("still stopping") <= 1 and "abandoned" not in output, output
+
+
+# `repro run` whose recording of a stopped run hangs (its summary is never written).
+HANGING = """\
+import sys, time
+
+import harness.train
+
+real = harness.train.finish
+
+
+def finish(run_dir, base, state, status, *args, **kwargs):
+    if status == "interrupted":
+        print("recording hangs", flush=True)
+        while True:
+            time.sleep(1)
+    return real(run_dir, base, state, status, *args, **kwargs)
+
+
+harness.train.finish = finish
+from harness.cli import main
+
+sys.argv[0] = "repro"
+main()
+"""
+
+
+def read_until(proc: subprocess.Popen, text: str, seconds: float = 30) -> str:
+    """What the process has printed once ``text`` is among it; fails, not hangs, without it.
+    Read from the descriptor: a buffered readline could hold ``text`` where select cannot
+    see it."""
+    shown, deadline = b"", time.time() + seconds
+    while text.encode() not in shown:
+        assert time.time() < deadline, f"no {text!r} in {seconds:g} s: {shown.decode()}"
+        assert proc.poll() is None, f"ended before {text!r}: {shown.decode()}"
+        if select.select([proc.stdout], [], [], 0.1)[0]:
+            shown += os.read(proc.stdout.fileno(), 65536)
+    return shown.decode()
+
+
+def test_a_third_ctrl_c_abandons_a_recording_that_hangs_and_it_resumes(tmp_path, cifar_root):
+    study, results = two_runs(tmp_path), tmp_path / "results"
+    script = tmp_path / "hanging_repro.py"
+    script.write_text(HANGING)
+    args = ["run", str(study), "--data-dir", str(cifar_root), "--results", str(results),
+            "--device", "cpu", "--quiet", "--only", "a"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(script), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        wait_for(lambda: epochs(results, "a") >= 1, "an epoch", proc)
+        shown = ""
+        for then in ("recording hangs", "still stopping"):
+            os.killpg(proc.pid, signal.SIGINT)
+            shown += read_until(proc, then)
+        os.killpg(proc.pid, signal.SIGINT)
+        output = shown + finish(proc)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 130, output
+    assert output.count("still stopping (recording the run") == 1, output
+    assert "abandoned (SIGINT): the run resumes from its last saved epoch" in output, output
+    assert "Traceback" not in output, output
+    run = run_dir(results, "a")
+    done = epochs(results, "a")
+    assert store.inspect(run).status == "interrupted" and not (run / store.SUMMARY).exists()
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert f"resuming (interrupted) at epoch {done + 1}/5" in again.output, again.output
+    assert store.read_json(run / store.SUMMARY)["status"] == "complete"
+    assert epochs(results, "a") == 5
+
+
+FORKED = """\
+import os, signal
+from harness import stop_signals
+
+stop_signals.take_stop_signals()
+stop_signals.request_stop(signal.SIGINT)
+stop_signals.abandon_on_a_third_stop()
+child = os.fork()
+if child == 0:  # as a DataLoader worker before its worker_init_fn: it must live on, silent
+    for _ in range(3):
+        signal.raise_signal(signal.SIGINT)
+    os._exit(7)
+print("helper exited", os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), flush=True)
+for _ in range(2):
+    signal.raise_signal(signal.SIGTERM)
+print("not abandoned", flush=True)
+"""
+
+
+def test_only_the_stopped_process_abandons_not_a_helper_it_forked():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", FORKED], env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT)  # fmt: skip
+    assert done.stdout == "helper exited 7\n", (done.stdout, done.stderr)
+    assert done.stderr.count("still stopping") == 1 and "abandoned (SIGTERM)" in done.stderr
+    assert done.returncode == 130
 
 
 def test_a_worker_that_ignores_sigterm_is_killed_and_recorded_interrupted(tmp_path, monkeypatch):
