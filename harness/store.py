@@ -360,6 +360,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             raise LockHeld(holder) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        sweep_temporaries(run_dir)
         try:
             yield
         finally:
@@ -367,6 +368,27 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+TEMPORARY_AGE_S = 60.0  # older than any write in progress: a write takes seconds at most
+
+
+def sweep_temporaries(run_dir: Path) -> list[Path]:
+    """Remove what writes cut short left behind (``_atomic_write``'s ``.<name>.*.tmp``, a
+    checkpoint's up to megabytes): a process abandoned mid-write (a third Ctrl-C, SIGKILL)
+    never renames them, and nothing reads them. Called with the run's lock held; a file
+    younger than TEMPORARY_AGE_S is left, in case a writer without the lock (an import
+    racing a start) is still at it."""
+    removed = []
+    now = time.time()
+    for tmp in run_dir.glob(".*.tmp"):
+        try:
+            if tmp.is_file() and now - tmp.stat().st_mtime > TEMPORARY_AGE_S:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def is_locked(run_dir: Path) -> bool:

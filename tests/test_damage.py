@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -583,3 +585,20 @@ def test_two_supersedes_in_one_second_keep_both(tmp_path):
     kept = sorted((tmp_path / "tiny" / "a" / ".superseded").iterdir())
     assert len(kept) == 3 and sorted(p.joinpath("summary.json").read_text() for p in kept) == [
         "0", "1", "2"]  # fmt: skip
+
+
+def test_what_an_abandoned_write_left_is_swept_when_the_run_is_next_locked(tmp_path):
+    """A process abandoned mid-write (a third Ctrl-C, SIGKILL) leaves _atomic_write's
+    temporary file, a checkpoint's up to megabytes, that nothing reads: the next holder of
+    the run's lock removes it; a fresh one (a writer without the lock still at it) stays."""
+    run_dir = tmp_path / "run"
+    store.write_json(run_dir / store.CONFIG, {"hash": "x"})
+    stale = run_dir / ".checkpoint.pt.k3j2.tmp"
+    fresh = run_dir / ".summary.json.q9z1.tmp"
+    stale.write_bytes(b"\0" * 1000)
+    fresh.write_text("{")
+    old = time.time() - 2 * store.TEMPORARY_AGE_S
+    os.utime(stale, (old, old))
+    with store.run_lock(run_dir):
+        assert not stale.exists() and fresh.exists()
+    assert store.read_json(run_dir / store.CONFIG) == {"hash": "x"}
