@@ -327,6 +327,7 @@ def _adopt(p: RunPlan, options: RunOptions, ex: Execution, data: Callable[[], Ci
             except (twins.NotAdopted, OSError) as exc:
                 echo(f"note: {p.study}/{p.name}: not adopting its twin {twin.name} ({exc}); "
                      "training it")  # fmt: skip
+                _say_resume(p, run_dir, echo)
                 return None
         if moved is not None:
             echo(f"note: {p.study}/{p.name}: its {attempt} attempt moved to {moved}")
@@ -335,7 +336,16 @@ def _adopt(p: RunPlan, options: RunOptions, ex: Execution, data: Callable[[], Ci
                                    f"(complete){result_text(summary)}")  # fmt: skip
     echo(f"note: {p.study}/{p.name}: a complete run of the same config is not this command's "
          f"training, so it trains: {'; '.join(unlike)}")  # fmt: skip
+    _say_resume(p, p.directory(options.results), echo)
     return None
+
+
+def _say_resume(p: RunPlan, run_dir: Path, echo: Echo) -> None:
+    """What training a run that was not adopted will do, when it had started (_decide left
+    this to _adopt where a twin might be adopted)."""
+    state = store.inspect(run_dir)
+    if state.status in (store.FAILED, store.INTERRUPTED, store.PAUSED):
+        echo(resume_text(p, run_dir, state))
 
 
 def _check_subset(p: RunPlan, data: Cifar10) -> None:
@@ -419,7 +429,13 @@ def _decide(p: RunPlan, run_dir: Path, force: bool, echo: Echo) -> Outcome | Non
         summary = store.read_summary(run_dir) or {}
         return Outcome(p, "skipped", f"already {state.status}{result_text(summary)}")
     if state.status != "pending":  # interrupted, paused or failed: say what happens next
-        echo(resume_text(p, run_dir, state))
+        from harness import twins
+
+        if twins.complete_twins(p, run_dir.parents[2]):  # adopted, or told why not (_adopt)
+            echo(f"{p.study}/{p.name}: {state.status}; a complete twin in another study did "
+                 "the same training: adopting it if it ran as this command trains")  # fmt: skip
+        else:
+            echo(resume_text(p, run_dir, state))
     return None
 
 

@@ -118,6 +118,10 @@ def test_a_paused_run_adopts_its_complete_twin_and_its_attempt_is_kept(twins, ci
     assert store.inspect(results / "two/y/seed-0").status == store.PAUSED
     out = repro(*run_args(two, cifar_root, results, "--seeds", "1"))
     assert "shared with one/x/seed-0" in out.output and "its paused attempt moved to" in out.output
+    # Not first "starting over from epoch 0" as if it would train: what happens is said.
+    assert "starting over" not in out.output and "resuming" not in out.output
+    assert "two/y/seed-0: paused; a complete twin in another study did the same training" in (
+        out.output)  # fmt: skip
     (kept,) = (results / "two/y/.superseded").iterdir()
     assert json.loads((kept / store.SUMMARY).read_text())["status"] == store.PAUSED
     assert (results / "two/y/seed-0" / store.LOCK).exists()
@@ -137,6 +141,23 @@ def test_a_twin_that_ran_in_another_precision_is_not_adopted(tmp_path, cifar_roo
         "is not this command's training, so it trains: one/x/seed-0: it ran in bf16, fast "
         "pipeline, this command trains in fp32, fast pipeline" in out.output
     )
+    assert "shared_with" not in summary(results, "two/y/seed-0")
+
+
+def test_a_paused_run_whose_twin_is_not_adopted_still_says_what_it_will_do(tmp_path, cifar_root):
+    one = load_study(tiny_study(tmp_path / "one.yaml", ONE, name="one"))
+    two = tiny_study(tmp_path / "two.yaml", "  - {name: y, model: resnet8, recipe: base}\n",
+                     name="two")  # fmt: skip
+    results = tmp_path / "results"
+    data = load_cached(locate(cifar_root))
+    fake_run(results, one, "x", epochs=3, precision="bf16", fingerprint=data.fingerprint)
+    fake_run(results, load_study(two), "y", epochs=3, status="paused")  # no checkpoint
+    out = repro(*run_args(two, cifar_root, results))
+    assert out.exit_code == 0, out.output
+    said = out.output
+    twin = said.index("two/y/seed-0: paused; a complete twin in another study")
+    trains = said.index("is not this command's training, so it trains")
+    assert twin < trains < said.index("two/y/seed-0: starting over from epoch 0 (paused)")
     assert "shared_with" not in summary(results, "two/y/seed-0")
 
 
