@@ -151,6 +151,7 @@ class ItemStanding:
     pflop_left: float
     gpu_minutes_left: float
     twinned: int = 0  # not ended, but a complete twin in another study did the training
+    elsewhere: int = 0  # costed in an earlier item, which trains the same run or its twin
 
     @property
     def done(self) -> bool:
@@ -162,6 +163,7 @@ class _Tally:
     ended: int = 0
     started: int = 0
     twinned: int = 0
+    elsewhere: int = 0
     epochs_done: int = 0
     epochs_total: int = 0
     flops_total: float = 0.0
@@ -194,6 +196,7 @@ def standing(queue: Queue, results: Path) -> list[ItemStanding]:
                 t.flops_left / 1e15,
                 t.flops_left / (queue.rate_tflops * 1e12) / 60,
                 t.twinned,
+                t.elsewhere,
             )
         )
     return out
@@ -217,7 +220,9 @@ def _count(p: RunPlan, results: Path, planned: dict[str, set[Path]], t: _Tally) 
     finished = min(state.epochs_done, epochs)
     t.started += finished > 0
     t.epochs_done += finished
-    if not _trained_earlier(p, run_dir, planned):
+    if _trained_earlier(p, run_dir, planned):
+        t.elsewhere += 1
+    else:
         t.flops_left += flops * (1 - finished / epochs)
 
 
@@ -253,10 +258,12 @@ def render(queue: Queue, rows: list[ItemStanding]) -> str:
 def _state(r: ItemStanding) -> str:
     if r.done:
         return "done"
+    # A run an earlier item trains costs nothing here: say so, or the minutes look short.
+    elsewhere = f", {r.elsewhere} from an earlier item" if r.elsewhere else ""
     if r.ended or r.started or r.twinned:
         twinned = f", {r.twinned} done by twins" if r.twinned else ""
-        return f"{r.ended}/{r.runs} runs ended, {r.started} under way{twinned}"
-    return f"{r.runs} run{'s' * (r.runs != 1)} pending"
+        return f"{r.ended}/{r.runs} runs ended, {r.started} under way{twinned}{elsewhere}"
+    return f"{r.runs} run{'s' * (r.runs != 1)} pending{elsewhere}"
 
 
 # --------------------------------------------------------------------------- training

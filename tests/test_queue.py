@@ -154,6 +154,8 @@ def test_a_training_two_items_declare_is_costed_and_trained_once(tmp_path, cifar
     # Both pending: the first item trains it, the second adopts it, so it is costed once.
     assert first.gpu_minutes_left > 0 and second.gpu_minutes_left == 0
     assert second.pflop_total == first.pflop_total and second.twinned == 0
+    # ... and the second's line says why its minutes are none, not only "1 run pending".
+    assert "1 run pending, 1 from an earlier item" in render(queue, [first, second])
     args = ["--device", "cpu", "--quiet", "--results", str(results),
             "--data-dir", str(cifar_root)]  # fmt: skip
     out = repro("queue", str(path), "--items", "1", *args)
