@@ -134,8 +134,10 @@ class Box:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
         return env
 
-    def repro(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "harness", *args]
+    def repro(self, command: str, *args: str) -> list[str]:
+        """A repro command line; a rehearsal's runs on the CPU."""
+        cpu = ["--device", "cpu"] if self.args.rehearse else []
+        return [sys.executable, "-m", "harness", command, *cpu, *args]
 
     # ---------------------------------------------------------------- store
 
@@ -253,7 +255,6 @@ def check(box: Box, args: argparse.Namespace) -> None:
 
 def bench(box: Box, args: argparse.Namespace) -> None:
     bench_dir = box.work / "bench"
-    cpu = ["--device", "cpu"] if args.rehearse else []
     if args.rehearse:
         sized = ["--synthetic", "--subset", "128", "--models", "resnet8", "--epochs", "1",
                  "--warmup-epochs", "0", "--workers", "1", "--no-compile"]  # fmt: skip
@@ -266,7 +267,7 @@ def bench(box: Box, args: argparse.Namespace) -> None:
     if args.fuse_widths:
         sized += ["--fuse", args.fuse_widths]
     timeout = min(args.bench_timeout, box.left() - args.reserve)  # the end's time is kept
-    box.stage("bench", box.repro("bench", *cpu, *sized, "--json", str(bench_dir / "bench.json"),
+    box.stage("bench", box.repro("bench", *sized, "--json", str(bench_dir / "bench.json"),
                                  "--markdown", str(bench_dir / "bench.md")), timeout)  # fmt: skip
     if bench_dir.is_dir():
         with tarfile.open(box.out / "bench.tar.gz", "w:gz") as tar:
@@ -277,13 +278,12 @@ def bench(box: Box, args: argparse.Namespace) -> None:
 
 def train(box: Box, args: argparse.Namespace) -> None:
     box.export(final=False)  # what earlier slots left, back out even if this stage is lost
-    cpu = ["--device", "cpu"] if args.rehearse else []
     budget = box.left() - args.reserve
     if budget <= 10:
         box.say(f"no time left to train ({budget:.0f} s)")
         return
     items = ["--items", str(args.queue_items)] if args.queue_items else []
-    box.stage("train", box.repro("queue", args.queue, *cpu, *items, "--time-budget",
+    box.stage("train", box.repro("queue", args.queue, *items, "--time-budget",
                                  f"{budget:.0f}s", "--results", str(box.results),
                                  "--data-dir", args.data_dir, "--fuse", args.fuse, "--quiet"),
               budget + 30)  # fmt: skip

@@ -614,15 +614,11 @@ class _Classified:
         return (
             metric == "test_error_at_epoch"
             and self.faithful
-            and r.status in UNFINISHED
+            and r.status in UNDER_WAY  # it goes on from where it is: its epochs stay
             and r.summary is not None
             and r.summary.get("counts_as_reproduction") is not False
             and any(h["epoch"] == epoch and h.get("test_error") is not None for h in r.history)
         )
-
-
-# Runs that go on (or resume) from where they are: what they have recorded stays as it is.
-UNFINISHED = (store.PAUSED, store.INTERRUPTED, "running")
 
 
 def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:

@@ -66,7 +66,7 @@ def scan(results: Path) -> list[RunRecord]:
 
 def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
     state = store.inspect(run_dir)
-    environment, environment_damage = _environment(run_dir)
+    environment, environment_damage = store.environment_or_damage(run_dir)
     if state.status == store.DAMAGED:
         # Listed with what is wrong, never counted; what can be read is kept for the page.
         return RunRecord(study, experiment, int(m["seed"]), m["label"] or "", run_dir,
@@ -85,14 +85,6 @@ def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
         history=store.read_jsonl(run_dir / store.METRICS),
         environment_damage=environment_damage,
     )
-
-
-def _environment(run_dir: Path) -> tuple[dict | None, str | None]:
-    """The run's environment, or None and why it was ignored (see store.read_environment)."""
-    try:
-        return store.read_environment(run_dir), None
-    except store.DamagedFile as damaged:
-        return None, str(damaged)
 
 
 _EVALUATION_DIR = re.compile(r"^data-[0-9a-f]+$")

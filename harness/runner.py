@@ -162,7 +162,7 @@ def pending_runs(
         raise RunError(str(exc)) from None
     outcomes, todo = [], []
     for p in plan(study, options.overrides, study_file):
-        decision = _decide(p, p.directory(options.results), options.force, echo)
+        decision = _decide(p, options.results, options.force, echo)
         if decision is None:
             todo.append(p)
         else:
@@ -392,12 +392,13 @@ def load_data(options: RunOptions, echo: Echo) -> Cifar10:
     return data
 
 
-def _decide(p: RunPlan, run_dir: Path, force: bool, echo: Echo) -> Outcome | None:
+def _decide(p: RunPlan, results: Path, force: bool, echo: Echo) -> Outcome | None:
     """Skip or make way for a run; None means: train (or resume) it now.
 
     Results are never deleted: a run whose config changed, or that --force redoes, is moved
     to ``<experiment>/.superseded/``.
     """
+    run_dir = p.directory(results)
     state = store.inspect(run_dir)
     if state.status == store.DAMAGED:
         state = _recover(p, run_dir, state, echo)
@@ -431,7 +432,7 @@ def _decide(p: RunPlan, run_dir: Path, force: bool, echo: Echo) -> Outcome | Non
     if state.status != "pending":  # interrupted, paused or failed: say what happens next
         from harness import twins
 
-        if twins.complete_twins(p, run_dir.parents[2]):  # adopted, or told why not (_adopt)
+        if twins.complete_twins(p, results):  # adopted, or told why not (_adopt)
             echo(f"{p.study}/{p.name}: {state.status}; a complete twin in another study did "
                  "the same training: adopting it if it ran as this command trains")  # fmt: skip
         else:
@@ -634,17 +635,10 @@ def first_execution(run_dir: Path) -> tuple[str, str] | None:
     # Without a summary (killed before it wrote one) the environment is that of the
     # session that was killed, which ran as the first one did; a damaged one tells nothing,
     # as a missing one (it is kept aside when the run's next session begins).
-    first = sessions[0] if sessions else _environment_or_nothing(run_dir)
+    first = sessions[0] if sessions else store.environment_or_damage(run_dir)[0] or {}
     if not (first.get("precision") and first.get("pipeline")):
         return None
     return first["precision"], first["pipeline"]
-
-
-def _environment_or_nothing(run_dir: Path) -> dict:
-    try:
-        return store.read_environment(run_dir) or {}
-    except store.DamagedFile:
-        return {}
 
 
 def result_text(summary: dict) -> str:

@@ -266,17 +266,25 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def read_summary(run_dir: Path) -> dict | None:
-    """The run's summary (None when there is none yet); DamagedFile when it cannot be used."""
-    path = run_dir / SUMMARY
+def _json_object(path: Path, what: str) -> dict | None:
+    """The JSON object in ``path`` (None when absent); DamagedFile when it is not one."""
     if not path.exists():
         return None
     try:
-        summary = json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DamagedFile(path, f"is not readable JSON ({exc})") from None
-    if not isinstance(summary, dict):
-        raise DamagedFile(path, f"holds a {type(summary).__name__}, not a summary")
+    if not isinstance(value, dict):
+        raise DamagedFile(path, f"holds a {type(value).__name__}, not {what}")
+    return value
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    """The run's summary (None when there is none yet); DamagedFile when it cannot be used."""
+    path = run_dir / SUMMARY
+    summary = _json_object(path, "a summary")
+    if summary is None:
+        return None
     if summary.get("status") not in STATUSES:
         raise DamagedFile(path, f"has no valid status (given: {summary.get('status')!r})")
     if wrong := _wrong_fields(summary, SUMMARY_FIELDS):
@@ -293,17 +301,21 @@ def read_environment(run_dir: Path) -> dict | None:
     Its readers (results.scan, runner.first_execution) ignore it instead, and the report does
     not trust the run's seconds or device (harness.timings)."""
     path = run_dir / ENVIRONMENT
-    if not path.exists():
+    environment = _json_object(path, "an environment")
+    if environment is None:
         return None
-    try:
-        environment = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DamagedFile(path, f"is not readable JSON ({exc})") from None
-    if not isinstance(environment, dict):
-        raise DamagedFile(path, f"holds a {type(environment).__name__}, not an environment")
     if wrong := _wrong_fields(environment, ENVIRONMENT_FIELDS):
         raise DamagedFile(path, wrong)
     return environment
+
+
+def environment_or_damage(run_dir: Path) -> tuple[dict | None, str | None]:
+    """The run's environment (None when absent or damaged), and why a damaged one is ignored
+    (see read_environment)."""
+    try:
+        return read_environment(run_dir), None
+    except DamagedFile as damaged:
+        return None, str(damaged)
 
 
 def read_evaluation(path: Path) -> dict:

@@ -745,11 +745,18 @@ def resume_point(run_dir: Path, config_hash: str) -> tuple[int, int, str | None]
         checkpoint = read_checkpoint(path)
     except UnreadableCheckpoint:
         return 0, 0, "its checkpoint cannot be read"
-    if checkpoint.get("config_hash") != config_hash:
-        return 0, 0, "its checkpoint was made with another config"
-    if checkpoint.get("format") != CHECKPOINT_FORMAT:
-        return 0, 0, "its checkpoint is of another format"
+    if (problem := _not_resumable(checkpoint, config_hash)) is not None:
+        return 0, 0, problem
     return int(checkpoint["epoch"]), int(checkpoint["iteration"]), None
+
+
+def _not_resumable(checkpoint: dict, config_hash: str) -> str | None:
+    """Why a readable checkpoint cannot be resumed from, or None when it can."""
+    if checkpoint.get("config_hash") != config_hash:
+        return "its checkpoint was made with another config"
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        return "its checkpoint is of another format"
+    return None
 
 
 def load_checkpoint(run_dir: Path, config_hash: str) -> dict | None:
@@ -764,12 +771,7 @@ def load_checkpoint(run_dir: Path, config_hash: str) -> dict | None:
         print(f"warning: {path} could not be read ({exc}); kept as {target.name}. The run starts "
               "over from epoch 0; its earlier metrics are kept beside it.")  # fmt: skip
         return None
-    if (
-        checkpoint.get("config_hash") != config_hash
-        or checkpoint.get("format") != CHECKPOINT_FORMAT
-    ):
-        return None
-    return checkpoint
+    return None if _not_resumable(checkpoint, config_hash) else checkpoint
 
 
 def reported_record(done: list[dict], rule: str) -> dict | None:

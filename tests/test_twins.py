@@ -128,13 +128,20 @@ def test_a_paused_run_adopts_its_complete_twin_and_its_attempt_is_kept(twins, ci
     assert store.inspect(results / "two/y/seed-0").status == store.COMPLETE
 
 
-def test_a_twin_that_ran_in_another_precision_is_not_adopted(tmp_path, cifar_root):
+def _twin_in_bf16(tmp_path, cifar_root):
+    """Study two's run y, whose only twin (one/x) is complete but ran in bf16: not what this
+    command (fp32) trains, so never adopted."""
     one = load_study(tiny_study(tmp_path / "one.yaml", ONE, name="one"))
     two = tiny_study(tmp_path / "two.yaml", "  - {name: y, model: resnet8, recipe: base}\n",
                      name="two")  # fmt: skip
     results = tmp_path / "results"
     data = load_cached(locate(cifar_root))
     fake_run(results, one, "x", epochs=3, precision="bf16", fingerprint=data.fingerprint)
+    return two, results
+
+
+def test_a_twin_that_ran_in_another_precision_is_not_adopted(tmp_path, cifar_root):
+    two, results = _twin_in_bf16(tmp_path, cifar_root)
     out = repro(*run_args(two, cifar_root, results))
     assert out.exit_code == 0, out.output
     assert (
@@ -145,12 +152,7 @@ def test_a_twin_that_ran_in_another_precision_is_not_adopted(tmp_path, cifar_roo
 
 
 def test_a_paused_run_whose_twin_is_not_adopted_still_says_what_it_will_do(tmp_path, cifar_root):
-    one = load_study(tiny_study(tmp_path / "one.yaml", ONE, name="one"))
-    two = tiny_study(tmp_path / "two.yaml", "  - {name: y, model: resnet8, recipe: base}\n",
-                     name="two")  # fmt: skip
-    results = tmp_path / "results"
-    data = load_cached(locate(cifar_root))
-    fake_run(results, one, "x", epochs=3, precision="bf16", fingerprint=data.fingerprint)
+    two, results = _twin_in_bf16(tmp_path, cifar_root)
     fake_run(results, load_study(two), "y", epochs=3, status="paused")  # no checkpoint
     out = repro(*run_args(two, cifar_root, results))
     assert out.exit_code == 0, out.output
