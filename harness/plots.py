@@ -29,6 +29,24 @@ GREY = (0.62, 0.64, 0.66)
 # A y-range whose top is this many times its bottom is drawn on a log axis: a loss that falls
 # from 2 to 0.002 is a flat line on a linear one.
 DECADE = 10.0
+# The error axes are fitted to the epochs after this fraction of training (and the claimed
+# values): an error that falls from 60% to 8% otherwise spends the axis on the first epochs,
+# and the last half, where runs and claims differ by a point or two, is a sliver.
+LATER = 0.5
+# Runs shorter than this many epochs are shown whole: their first epochs are most of them.
+FOCUS_FROM = 10
+OFF_SCALE = "off-scale"  # the gid of the note that says what runs off an axis
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A value a source claims for an experiment, drawn beside its curves: a horizontal line
+    (at the end of training) or a point (``epoch``: after that epoch)."""
+
+    column: str  # the curve it is read against: "test_error", "train_error", "train_loss"
+    value: float
+    label: str  # what and where, for the legend: "test error 8.51% (Table 1)"
+    epoch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,7 @@ class Series:
     counted: bool = True  # runs that count toward a verdict; others are drawn greyed
     why_not: str = ""  # why they do not count, in a word or two: "paused", "override"
     planned_epochs: int | None = None  # how long the runs are to train (paused ones: longer)
+    claims: tuple[Claimed, ...] = ()  # the sources' values for this experiment
 
     @property
     def legend(self) -> str:
@@ -129,30 +148,144 @@ def fit_y(ax, values: list, *, bounds: tuple[float, float] | None = None) -> Non
     ax.set_ylim(low, high)
 
 
-def _values(series: list[Series], columns: list[str]) -> list[pd.Series]:
-    return [_stats(s, c)[k] for s in series for c in columns for k in ("min", "max")]
+def _values(series: list[Series], columns: list[str], start: float = 0) -> list[pd.Series]:
+    """Every drawn value (the bands' edges) at epochs from ``start``."""
+    return [
+        stats.loc[stats.index >= start, k]
+        for s in series
+        for c in columns
+        for stats in [_stats(s, c)]
+        for k in ("min", "max")
+    ]
+
+
+def _claimed(series: list[Series], columns: list[str]) -> list[float]:
+    return [c.value for s in series for c in s.claims if c.column in columns]
+
+
+def _later(series: list[Series], columns: list[str]) -> float:
+    """The first epoch an error axis is fitted to: the last half of training (of the planned
+    epochs, where runs are unfinished), or every epoch where runs are short or none has
+    reached the last half yet."""
+    epochs = [e for s in series for c in columns for e in _stats(s, c).index]
+    if not epochs:
+        return 0
+    end = max([max(epochs)] + [s.planned_epochs or 0 for s in series])
+    start = end * LATER
+    return start if end >= FOCUS_FROM and max(epochs) >= start else 0
+
+
+def focus_y(ax, series: list[Series], columns: list[str], *, unit: str = "%",
+            floor: float | None = None, note: bool = True) -> None:  # fmt: skip
+    """The y-range of an error axis: the last half of training and the claimed values, so that
+    where runs and claims differ fills the axis; earlier epochs that fall outside it run off
+    the axis, and a note above it says which and how far (``note``). ``floor``: a linear
+    axis from there (He et al.'s Figure 6 draws error from 0)."""
+    start = _later(series, columns)
+    shown = [*_values(series, columns, start), _claimed(series, columns)]
+    if floor is None:
+        fit_y(ax, shown, bounds=(0, 100))
+    else:
+        data = np.concatenate([np.asarray(v, dtype=float) for v in shown])
+        data = data[np.isfinite(data)]
+        if data.size:
+            top = float(data.max())
+            ax.set_ylim(floor, min(100.0, top + 0.08 * (top - floor) or 1.0))
+    if note:
+        _note_off_scale(ax, series, columns, unit)
+
+
+def _note_off_scale(ax, series: list[Series], columns: list[str], unit: str) -> None:
+    lo, hi = ax.get_ylim()
+    above, below = [], []
+    for s in series:
+        for c in columns:
+            stats = _stats(s, c)
+            above += [(e, v) for e, v in stats["max"].items() if v > hi]
+            below += [(e, v) for e, v in stats["min"].items() if v < lo]
+    notes = []
+    for mark, way, points, extreme in (("\u25b2", "up", above, max),
+                                       ("\u25bc", "down", below, min)):  # fmt: skip
+        if points:
+            first, last = min(int(e) for e, _ in points), max(int(e) for e, _ in points)
+            span = f"epoch {first}" if first == last else f"epochs {first}\u2013{last}"
+            value = extreme(v for _, v in points)
+            notes.append(f"{mark} {span} off scale ({way} to {value:.3g}{unit})")
+    if notes:
+        ax.text(0, 1.015, "; ".join(notes), transform=ax.transAxes, fontsize=7, ha="left",
+                va="bottom", color="#57606a", gid=OFF_SCALE)  # fmt: skip
+        _title_over_note(ax.figure.axes)
+
+
+def _title_over_note(axes) -> None:
+    """Titles lifted over the off-scale notes, by as much on every panel, to stay in a row."""
+    for ax in axes:
+        ax.set_title(ax.get_title(), pad=16)
+
+
+def off_scale(fig: Figure) -> list[str]:
+    """What each axis leaves off its scale, as its note says: ["test error: ▲ epochs ..."]."""
+    return [
+        f"{ax.get_title() or ax.get_ylabel()}: {t.get_text()}"
+        for ax in fig.axes
+        for t in ax.texts
+        if t.get_gid() == OFF_SCALE
+    ]
+
+
+def _claims(ax, series: Series, columns: list[str], color) -> None:
+    """The source's values: a dash-dot line for the end of training, a star for one epoch,
+    in the experiment's own colour (never greyed: the claim is the source's)."""
+    for c in series.claims:
+        if c.column not in columns:
+            continue
+        label = f"{series.label.split('~')[0]}: claimed {c.label}"
+        if c.epoch is None:
+            ax.axhline(c.value, color=to_rgb(color), lw=1.0, ls="-.", label=label)
+        else:
+            ax.plot([c.epoch], [c.value], ls="none", marker="*", ms=10, color=to_rgb(color),
+                    mec="black", mew=0.5, label=label, zorder=5)  # fmt: skip
+
+
+def _legend(fig: Figure, axes) -> None:
+    """One legend for the figure, below its panels, where it hides no curve: the error axes
+    are fitted to where the curves end, and so is the upper right corner."""
+    found: dict[str, object] = {}
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        for handle, label in zip(handles, labels, strict=True):
+            found.setdefault(label, handle)
+    if found:
+        longest, many = max(map(len, found)), len(found) > 6
+        ncols = 1 if len(found) == 1 or longest > 70 else 3 if many and longest <= 45 else 2
+        fig.legend(list(found.values()), list(found), loc="outside lower center", fontsize=7,
+                   ncols=ncols, frameon=False)  # fmt: skip
 
 
 def curves_plot(series: list[Series], title: str) -> Figure:
-    """Training loss and test error against epoch, one line per experiment."""
+    """Training loss and test error against epoch, one line per experiment, with the claimed
+    values; the test error's axis is fitted to the last half of training and the claims."""
     fig = Figure(figsize=(10, 3.4), layout="constrained")
     loss_ax, err_ax = fig.subplots(1, 2)
     same = _same_as(series, ["train_loss", "test_error"])
     for i, s in enumerate(series):
-        color = _color(s, COLORS[i % len(COLORS)])
+        base = COLORS[i % len(COLORS)]
+        color = _color(s, base)
         label = s.legend + (f" (same as {series[same[i]].label})" if same[i] is not None else "")
         dashed = same[i] is not None
         _band(loss_ax, s, "train_loss", color, label=label, dashed=dashed)
         _band(err_ax, s, "test_error", color, label=label, dashed=dashed)
+        _claims(loss_ax, s, ["train_loss"], base)
+        _claims(err_ax, s, ["test_error"], base)
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
     err_ax.set(xlabel="epoch", ylabel="test error (%)", title="test error")
-    fit_y(loss_ax, _values(series, ["train_loss"]))
-    fit_y(err_ax, _values(series, ["test_error"]), bounds=(0, 100))
+    fit_y(loss_ax, [*_values(series, ["train_loss"]), _claimed(series, ["train_loss"])])
     for ax in (loss_ax, err_ax):
         ax.grid(alpha=0.3)
         _whole_epochs(ax)
         _planned_length(ax, series)
-    err_ax.legend(fontsize=7, loc="upper right")
+    focus_y(err_ax, series, ["test_error"])
+    _legend(fig, [err_ax, loss_ax])
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -166,30 +299,35 @@ def _size_key(series: Series) -> str:
 
 def degradation_plot(series: list[Series], title: str) -> Figure:
     """He et al. 2015, Figure 6 style: plain nets and ResNets side by side, one colour per
-    size; thin dashed lines are training error, bold lines test error; seeds as a band."""
+    size; thin dashed lines are training error, bold lines test error; seeds as a band; the
+    claimed values beside them. Error from 0, as there, up to the last half of training and
+    the claims: the first epochs run off the top."""
     plain = sorted((s for s in series if s.plain), key=lambda s: s.depth)
     residual = sorted((s for s in series if not s.plain), key=lambda s: s.depth)
-    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     keys = list(dict.fromkeys(_size_key(s) for s in sorted(series, key=lambda s: s.depth)))
     color_of = {k: COLORS[i % len(COLORS)] for i, k in enumerate(keys)}
     for ax, group, name in ((axes[0], plain, "plain"), (axes[1], residual, "residual")):
         same = _same_as(group, ["train_error", "test_error"])
         for i, s in enumerate(group):
-            color = _color(s, color_of[_size_key(s)])
+            base = color_of[_size_key(s)]
+            color = _color(s, base)
             label = f"{s.model or s.label} ({s.legend})"
             if same[i] is not None:
                 label += f" (same as {group[same[i]].label})"
             _band(ax, s, "train_error", color, bold=False)
             _band(ax, s, "test_error", color, label=label, dashed=same[i] is not None)
+            _claims(ax, s, ["test_error", "train_error"], base)
         ax.set(xlabel="epoch", title=f"{name} nets")
         ax.grid(alpha=0.3)
         _whole_epochs(ax)
         _planned_length(ax, series)
-        if group:
-            ax.legend(fontsize=7, loc="upper right")
     axes[0].set_ylabel("error (%)  dashed: training, bold: test")
-    fit_y(axes[0], _values(series, ["train_error", "test_error"]), bounds=(0, 100))
+    focus_y(axes[0], series, ["train_error", "test_error"], floor=0.0, note=False)
+    for ax, group in ((axes[0], plain), (axes[1], residual)):
+        _note_off_scale(ax, group, ["train_error", "test_error"], "%")
+    _legend(fig, axes)
     fig.suptitle(title, fontsize=10)
     return fig
 

@@ -1653,21 +1653,69 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
         if any(s.planned_epochs and s.curves["epoch"].max() < s.planned_epochs for s in series):
             greyed += (" The epoch axis runs to the planned last epoch, dotted: unfinished runs "
                        "stop short of it.")  # fmt: skip
+        claimed = _CLAIMED_NOTE if any(s.claims for s in series) else ""
         if any(s.plain for s in series) and any(not s.plain for s in series):
+            plot = plots.degradation_plot(series, title)
             figures.append(Figure(
                 f"{title}: plain versus residual",
                 "Drawn like He et al. 2015, Figure 6: thin dashed lines are training error, "
                 "bold lines test error, one colour per size; shaded bands span the random "
-                "seeds." + greyed,
-                plots.degradation_plot(series, title),
+                "seeds." + claimed + _range_note(plot, "error", from_zero=True) + greyed,
+                plot,
             ))  # fmt: skip
+        plot = plots.curves_plot(series, title)
         figures.append(Figure(
             f"{title}: training loss and test error",
-            "Mean over random seeds; shaded bands span them." + greyed,
-            plots.curves_plot(series, title),
+            "Mean over random seeds; shaded bands span them." + claimed
+            + _range_note(plot, "test error") + greyed,
+            plot,
         ))  # fmt: skip
     figures.append(_lr_figure(study, classified))
     return figures
+
+
+_CLAIMED_NOTE = (
+    " Dash-dot lines are the values the sources claim at the end of training, stars a value "
+    "claimed after one epoch, in the colour of the experiment they are about."
+)
+
+
+def _range_note(plot: MplFigure, what: str, *, from_zero: bool = False) -> str:
+    """What the error axis shows where it leaves early epochs off: said in the caption as well
+    as over the panel, so that a clipped curve is not read as one that started low."""
+    if not plots.off_scale(plot):
+        return ""
+    return (f" The {what} axis{' starts at 0 and' if from_zero else ''} is fitted to the last "
+            "half of training and the claimed values, where runs and claims differ; the note "
+            "over a panel says which earlier epochs run off it (\u25b2 above, \u25bc below) "
+            "and how far.")  # fmt: skip
+
+
+# A claim on a curve's end, or at one epoch, drawn against that curve.
+_CURVE_OF = {
+    "test_error": "test_error", "best_test_error": "test_error",
+    "test_error_at_epoch": "test_error", "test_accuracy": "test_error",
+    "final_train_loss": "train_loss", "final_train_error": "train_error",
+}  # fmt: skip
+
+
+def _claims_drawn(study: Study, exp: Experiment) -> tuple[plots.Claimed, ...]:
+    """The experiment's claimed values that a curve can be read against."""
+    drawn = []
+    for c in study.claims:
+        if not isinstance(c, Claim) or c.experiment != exp.name or c.metric not in _CURVE_OF:
+            continue
+        unit = METRICS[c.metric].unit
+        what = f"{short_label(c.metric, c.epoch)} {c.stated()}{unit}"
+        value = c.value
+        if c.metric == "test_accuracy":  # drawn as the error it is
+            value = 100 - c.value
+            what += f" (error {value:.4g}%)"
+        where = c.where if c.source == exp.follows else \
+            f"{_source_label(study.sources[c.source])}, {c.where}"  # fmt: skip
+        epoch = c.epoch if c.metric == "test_error_at_epoch" else None
+        drawn.append(plots.Claimed(_CURVE_OF[c.metric], value, f"{what} ({where})", epoch))
+    return tuple(drawn)
 
 
 def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, list]:
@@ -1683,7 +1731,7 @@ def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, l
     groups: dict[str, list[plots.Series]] = defaultdict(list)
     for exp in study.experiments:
         mine = sorted((k for k in bundles if k[0] == exp.name), key=lambda k: (bool(k[2]), k))
-        for _, label, why in mine:
+        for n, (_, label, why) in enumerate(mine):
             runs = bundles[(exp.name, label, why)]
             planned = [t for r in runs if isinstance(t := r.value("epochs_total"), int)]
             groups[exp.follows or study.name].append(plots.Series(
@@ -1692,6 +1740,7 @@ def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, l
                 depth=exp.model.depth, plain=exp.model.shortcut == "none",
                 model=exp.model.label(), counted=not why, why_not=why,
                 planned_epochs=max(planned, default=None),
+                claims=_claims_drawn(study, exp) if n == 0 else (),  # drawn once
             ))  # fmt: skip
     return {g: series for g, series in groups.items() if series}
 

@@ -6,7 +6,7 @@ import colorsys
 
 import numpy as np
 import pandas as pd
-from conftest import ROOT, tiny_study
+from conftest import ROOT, TINY_RECIPE, tiny_study
 from fake_runs import fake_run
 from matplotlib.colors import to_rgb
 
@@ -68,18 +68,72 @@ def test_epoch_ticks_are_whole_numbers_and_a_short_run_shows_its_points():
 
 
 def test_the_y_range_is_fitted_to_the_data_and_logarithmic_where_it_spans_decades():
-    # Test error from 40% to 12%: every point inside the axis, and the axis not from 0 to 100.
-    falling = plots.Series("falling", curves(30, lambda e: 12 + 28 / e, lambda e: 2.0 / e**2))
+    # Test error from 40% to 12% over a short run: every point inside, not from 0 to 100.
+    falling = plots.Series("falling", curves(8, lambda e: 12 + 28 / e, lambda e: 2.0 / e**3))
     fig = plots.curves_plot([falling], "t")
     loss_ax, err_ax = fig.axes
     lo, hi = err_ax.get_ylim()
-    assert lo <= 12 + 28 / 30 and hi >= 40.0, (lo, hi)
+    assert lo <= 12 + 28 / 8 and hi >= 40.0, (lo, hi)
     assert lo > 6 and hi < 48, "the range should hug the data"
-    assert err_ax.get_yscale() == "linear"
-    # The training loss falls from 2 to 0.0022: three decades, on a log axis.
+    assert err_ax.get_yscale() == "linear" and plots.off_scale(fig) == []
+    # The training loss falls from 2 to 0.004: almost three decades, on a log axis.
     assert loss_ax.get_yscale() == "log"
     lo, hi = loss_ax.get_ylim()
-    assert lo <= 2.0 / 30**2 and hi >= 2.0 and hi / lo < 2.0 / (2.0 / 30**2) * 2
+    assert lo <= 2.0 / 8**3 and hi >= 2.0 and hi / lo < 2.0 / (2.0 / 8**3) * 2
+
+
+def early_and_late():
+    """A test error that falls from about 90% to 10-11% within ten epochs and then barely
+    moves, as real runs do: on an axis fitted to every point, the last half is a sliver."""
+    return lambda e: 10 + 80 / e**2 + (e % 7) / 7
+
+
+def test_error_axes_show_the_last_half_of_training_and_the_claims():
+    claimed = (plots.Claimed("test_error", 8.0, "test error 8% (T1)"),)
+    run = plots.Series("run", curves(100, early_and_late(), seeds=2), claims=claimed)
+    fig = plots.curves_plot([run], "zoomed")
+    loss_ax, err_ax = fig.axes
+    lo, hi = err_ax.get_ylim()
+    # From the claim (8%) to the last half's highest error (about 11%), not up to 90%.
+    assert lo < 8.0 < 10 < 11 < hi < 13, (lo, hi)
+    (claim,) = [line for line in err_ax.get_lines() if "claimed" in line.get_label()]
+    assert list(claim.get_ydata()) == [8.0, 8.0] and claim.get_linestyle() == "-."
+    assert claim.get_label() == "run: claimed test error 8% (T1)"
+    # What runs off the axis is said over it: the first epochs, and how high they go.
+    (note,) = plots.off_scale(fig)
+    assert note.startswith("test error: \u25b2 epochs 1\u2013") and "(up to 90.1%)" in note, note
+    # The training loss keeps every epoch (a log axis gives the late ones room already).
+    assert not [t for t in loss_ax.texts if t.get_gid() == plots.OFF_SCALE]
+    lo, hi = loss_ax.get_ylim()
+    assert lo <= 1.0 / 100 and hi >= 1.0
+    # A paused run that has not reached the last half of its planned epochs shows them all.
+    early = plots.Series("early", curves(30, early_and_late()), planned_epochs=100)
+    fig = plots.curves_plot([early], "paused early")
+    assert fig.axes[1].get_ylim()[1] >= 90 and plots.off_scale(fig) == []
+
+
+def test_a_claim_after_one_epoch_is_a_point_and_a_claim_far_off_widens_the_axis():
+    claimed = (plots.Claimed("test_error", 28.0, "test error @90 28% (F4)", epoch=90),)
+    run = plots.Series("run", curves(100, early_and_late()), claims=claimed)
+    err_ax = plots.curves_plot([run], "at 90").axes[1]
+    (star,) = [line for line in err_ax.get_lines() if "claimed" in line.get_label()]
+    assert list(star.get_xdata()) == [90] and list(star.get_ydata()) == [28.0]
+    assert star.get_marker() == "*" and star.get_linestyle() == "None"
+    lo, hi = err_ax.get_ylim()
+    assert lo < 10 and 28 < hi < 40, (lo, hi)
+
+
+def test_the_plain_versus_residual_error_axis_starts_at_0_like_he_et_al_s():
+    claimed = (plots.Claimed("test_error", 9.5, "test error 9.5% (T1)"),)
+    plain = plots.Series("plain", curves(100, early_and_late()), 20, True, claims=claimed)
+    res = plots.Series("res", curves(100, lambda e: early_and_late()(e) - 1), depth=20)
+    fig = plots.degradation_plot([plain, res], "fig 6")
+    lo, hi = fig.axes[0].get_ylim()
+    assert lo == 0 and 11 < hi < 14, (lo, hi)  # training error (half the test error) below
+    assert fig.axes[1].get_ylim() == (lo, hi)  # shared between the panels
+    notes = plots.off_scale(fig)
+    assert [n.split(":")[0] for n in notes] == ["plain nets", "residual nets"], notes
+    assert any("claimed test error 9.5%" in line.get_label() for line in fig.axes[0].get_lines())
 
 
 # --------------------------------------------------------------------------- labels and lines
@@ -177,3 +231,46 @@ def test_unfinished_runs_are_drawn_against_their_planned_length(tmp_path):
     fake_run(done, study, "res", epochs=4)
     for figure in report_figures(path, done)[:2]:
         assert figure.plot.axes[0].get_xlim()[1] < 5 and "planned" not in figure.caption
+
+
+def test_the_report_draws_each_experiment_s_claims_against_its_curves(tmp_path):
+    path = tiny_study(tmp_path / "claims.yaml", """\
+  - {name: plain, model: plain20, recipe: base}
+  - {name: res, model: resnet20, recipe: base}
+claims:
+  - {source: test, where: T1, experiment: res, metric: test_error, value: 8.5}
+  - {source: test, where: F2, experiment: res, metric: test_error_at_epoch, epoch: 15, value: 11.0}
+  - {source: test, where: T1, experiment: plain, metric: test_accuracy, value: 90.5}
+  - {source: test, where: T1, experiment: plain, metric: final_train_loss, value: 0.3}
+  - {source: test, where: T1, experiment: plain, metric: params, value: 269722}
+""", name="claims", recipe=TINY_RECIPE.replace("epochs: 3", "epochs: 20"))  # fmt: skip
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "plain", epochs=20, test_error=10.0)
+    fake_run(results, study, "res", epochs=20, test_error=9.0)
+    fake_run(results, study, "res", epochs=20, label="smoke")  # drawn, claims not again
+    figures = report_figures(path, results)
+    (drawn,) = [f for f in figures if "training loss and test error" in f.title]
+    loss_ax, err_ax = drawn.plot.axes
+    claimed = {line.get_label(): line for line in err_ax.get_lines()
+               if "claimed" in line.get_label()}  # fmt: skip
+    assert set(claimed) == {
+        "res: claimed test error 8.5% (repro, T1)",
+        "res: claimed test error @15 11.0% (repro, F2)",
+        "plain: claimed test accuracy 90.5% (error 9.5%) (repro, T1)",
+    }, list(claimed)
+    assert list(claimed["plain: claimed test accuracy 90.5% (error 9.5%) (repro, T1)"].get_ydata()) \
+        == [9.5, 9.5]  # fmt: skip
+    assert [line.get_label() for line in loss_ax.get_lines() if "claimed" in line.get_label()] \
+        == ["plain: claimed train loss 0.3 (repro, T1)"]  # fmt: skip
+    # The first epochs (up to 15% error) run off the axis, which the caption says.
+    assert err_ax.get_ylim()[0] < 8.5 and err_ax.get_ylim()[1] < 13
+    assert "fitted to the last half of training and the claimed values" in drawn.caption
+    assert "Dash-dot lines are the values the sources claim" in drawn.caption
+    # Without claims or early epochs off the axis, neither is said.
+    bare = tmp_path / "bare"
+    fake_run(bare, study, "plain", epochs=4)
+    fake_run(bare, study, "res", epochs=4)
+    for figure in report_figures(path, bare)[:2]:
+        assert "fitted to the last half" not in figure.caption
+        assert "Dash-dot" in figure.caption  # the claims are drawn all the same
