@@ -23,6 +23,13 @@ matplotlib.rcParams["svg.fonttype"] = "path"  # glyphs as paths: no font files n
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
           "#e377c2", "#7f7f7f", "#bcbd22"]  # fmt: skip
+# With its colour, each experiment has a marker: lines stay apart for a reader who does not
+# tell the colours apart, and in print. Seven markers against ten colours: the pairs repeat
+# only after seventy experiments. Filled for counted runs, hollow for the rest.
+MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+MARKS_PER_LINE = 8  # markers along a long curve: enough to follow it, few enough to read it
+# The learning-rate schedules, drawn as steps that often coincide: told apart by dashes.
+DASHES = ["-", (0, (5, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2))]
 
 
 GREY = (0.62, 0.64, 0.66)
@@ -62,6 +69,13 @@ class Series:
     why_not: str = ""  # why they do not count, in a word or two: "paused", "override"
     planned_epochs: int | None = None  # how long the runs are to train (paused ones: longer)
     claims: tuple[Claimed, ...] = ()  # the sources' values for this experiment
+    style: int | None = None  # its colour and marker; None: its place in the figure
+
+    def look(self, place: int) -> tuple[str, str, int]:
+        """The base colour, the marker and the style's number: the same experiment looks the
+        same in every figure where the report numbers its styles (``style``)."""
+        k = self.style if self.style is not None else place
+        return COLORS[k % len(COLORS)], MARKERS[k % len(MARKERS)], k
 
     @property
     def legend(self) -> str:
@@ -95,16 +109,27 @@ def _same_as(series: list[Series], columns: list[str]) -> list[int | None]:
     return [next((j for j in range(i) if keys[j] == keys[i]), None) for i in range(len(keys))]
 
 
+def _markevery(points: int, style: int):
+    """Every point of a short line (a line through two points is hardly a line); along a long
+    one, a few, shifted by the style so that two lines' markers do not sit on each other."""
+    if points <= 5:
+        return None
+    step = max(2, round(points / MARKS_PER_LINE))
+    return (round(step * (style % len(MARKERS)) / len(MARKERS)), step)
+
+
 def _band(ax, series: Series, column: str, color, *, bold: bool = True, label=None,
-          dashed: bool = False) -> None:  # fmt: skip
-    """Mean over seeds as a line, min..max over seeds as a band."""
+          dashed: bool = False, marker: str = "o", style: int = 0) -> None:  # fmt: skip
+    """Mean over seeds as a line with the experiment's markers (hollow for runs that do not
+    count), min..max over seeds as a band."""
     stats = _stats(series, column)
     if stats.empty:
         return
-    style = (3, (4, 3)) if dashed else ("-" if bold else "--")  # offset: both lines show
-    few = len(stats) <= 5  # a line through one or two points is hardly a line: mark them
-    ax.plot(stats.index, stats["mean"], color=color, lw=1.8 if bold else 0.8, ls=style,
-            label=label, marker="o" if few else None, ms=3 if bold else 2)  # fmt: skip
+    ls = (3, (4, 3)) if dashed else ("-" if bold else "--")  # offset: both lines show
+    ax.plot(stats.index, stats["mean"], color=color, lw=1.8 if bold else 0.8, ls=ls,
+            label=label, marker=marker, ms=5 if bold else 3.5, mew=1.0 if bold else 0.7,
+            mfc=color if series.counted else "white",
+            markevery=_markevery(len(stats), style))  # fmt: skip
     if (stats["count"] > 1).any():
         ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.18, lw=0)
 
@@ -233,15 +258,21 @@ def off_scale(fig: Figure) -> list[str]:
     ]
 
 
-def _claims(ax, series: Series, columns: list[str], color) -> None:
-    """The source's values: a dash-dot line for the end of training, a star for one epoch,
-    in the experiment's own colour (never greyed: the claim is the source's)."""
+def _claims(ax, series: Series, columns: list[str], color, marker: str = "o") -> None:
+    """The source's values: a dash-dot line for the end of training, ending in the
+    experiment's marker at the last epoch, and a star for a value after one epoch; in the
+    experiment's own colour (never greyed: the claim is the source's). Drawn once the epoch
+    axis has its length."""
+    curve = [e for c in columns for e in _stats(series, c).index]
+    first = min(curve, default=1)
+    last = max([*curve, series.planned_epochs or 0]) or 1
     for c in series.claims:
         if c.column not in columns:
             continue
         label = f"{series.label.split('~')[0]}: claimed {c.label}"
         if c.epoch is None:
-            ax.axhline(c.value, color=to_rgb(color), lw=1.0, ls="-.", label=label)
+            ax.plot([first, last], [c.value] * 2, color=to_rgb(color), lw=1.0, ls="-.",
+                    label=label, marker=marker, markevery=[1], ms=6)  # fmt: skip
         else:
             ax.plot([c.epoch], [c.value], ls="none", marker="*", ms=10, color=to_rgb(color),
                     mec="black", mew=0.5, label=label, zorder=5)  # fmt: skip
@@ -269,14 +300,12 @@ def curves_plot(series: list[Series], title: str) -> Figure:
     loss_ax, err_ax = fig.subplots(1, 2)
     same = _same_as(series, ["train_loss", "test_error"])
     for i, s in enumerate(series):
-        base = COLORS[i % len(COLORS)]
+        base, marker, k = s.look(i)
         color = _color(s, base)
         label = s.legend + (f" (same as {series[same[i]].label})" if same[i] is not None else "")
-        dashed = same[i] is not None
-        _band(loss_ax, s, "train_loss", color, label=label, dashed=dashed)
-        _band(err_ax, s, "test_error", color, label=label, dashed=dashed)
-        _claims(loss_ax, s, ["train_loss"], base)
-        _claims(err_ax, s, ["test_error"], base)
+        for ax, column in ((loss_ax, "train_loss"), (err_ax, "test_error")):
+            _band(ax, s, column, color, label=label, dashed=same[i] is not None, marker=marker,
+                  style=k)  # fmt: skip
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
     err_ax.set(xlabel="epoch", ylabel="test error (%)", title="test error")
     fit_y(loss_ax, [*_values(series, ["train_loss"]), _claimed(series, ["train_loss"])])
@@ -284,45 +313,44 @@ def curves_plot(series: list[Series], title: str) -> Figure:
         ax.grid(alpha=0.3)
         _whole_epochs(ax)
         _planned_length(ax, series)
+    for i, s in enumerate(series):
+        base, marker, _ = s.look(i)
+        _claims(loss_ax, s, ["train_loss"], base, marker)
+        _claims(err_ax, s, ["test_error"], base, marker)
     focus_y(err_ax, series, ["test_error"])
     _legend(fig, [err_ax, loss_ax])
     fig.suptitle(title, fontsize=10)
     return fig
 
 
-def _size_key(series: Series) -> str:
-    """What a colour stands for across the two panels: the model without its family, so
-    plain-20 and ResNet-20 share one, as in He et al.'s figure."""
-    model = series.model or series.label
-    return model.split("-", 1)[1] if "-" in model else model
-
-
 def degradation_plot(series: list[Series], title: str) -> Figure:
-    """He et al. 2015, Figure 6 style: plain nets and ResNets side by side, one colour per
-    size; thin dashed lines are training error, bold lines test error; seeds as a band; the
-    claimed values beside them. Error from 0, as there, up to the last half of training and
-    the claims: the first epochs run off the top."""
+    """He et al. 2015, Figure 6 style: plain nets and ResNets side by side, each in the colour
+    and marker it has in the other figures; thin dashed lines are training error, bold lines
+    test error; seeds as a band; the claimed values beside them. Error from 0, as there, up
+    to the last half of training and the claims: the first epochs run off the top."""
+    place = {id(s): i for i, s in enumerate(series)}
     plain = sorted((s for s in series if s.plain), key=lambda s: s.depth)
     residual = sorted((s for s in series if not s.plain), key=lambda s: s.depth)
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    keys = list(dict.fromkeys(_size_key(s) for s in sorted(series, key=lambda s: s.depth)))
-    color_of = {k: COLORS[i % len(COLORS)] for i, k in enumerate(keys)}
     for ax, group, name in ((axes[0], plain, "plain"), (axes[1], residual, "residual")):
         same = _same_as(group, ["train_error", "test_error"])
         for i, s in enumerate(group):
-            base = color_of[_size_key(s)]
+            base, marker, k = s.look(place[id(s)])
             color = _color(s, base)
             label = f"{s.model or s.label} ({s.legend})"
             if same[i] is not None:
                 label += f" (same as {group[same[i]].label})"
-            _band(ax, s, "train_error", color, bold=False)
-            _band(ax, s, "test_error", color, label=label, dashed=same[i] is not None)
-            _claims(ax, s, ["test_error", "train_error"], base)
+            _band(ax, s, "train_error", color, bold=False, marker=marker, style=k)
+            _band(ax, s, "test_error", color, label=label, dashed=same[i] is not None,
+                  marker=marker, style=k)  # fmt: skip
         ax.set(xlabel="epoch", title=f"{name} nets")
         ax.grid(alpha=0.3)
         _whole_epochs(ax)
         _planned_length(ax, series)
+        for s in group:
+            base, marker, _ = s.look(place[id(s)])
+            _claims(ax, s, ["test_error", "train_error"], base, marker)
     axes[0].set_ylabel("error (%)  dashed: training, bold: test")
     focus_y(axes[0], series, ["train_error", "test_error"], floor=0.0, note=False)
     for ax, group in ((axes[0], plain), (axes[1], residual)):
@@ -338,7 +366,8 @@ def lr_plot(schedules: dict[str, list[tuple[float, float]]], title: str) -> Figu
     ax = fig.subplots()
     for i, (name, points) in enumerate(schedules.items()):
         xs, ys = zip(*points, strict=True)
-        ax.step(xs, ys, where="post", color=COLORS[i % len(COLORS)], label=name, lw=1.4)
+        ax.step(xs, ys, where="post", color=COLORS[i % len(COLORS)], label=name, lw=1.4,
+                ls=DASHES[i % len(DASHES)])  # fmt: skip
     ax.set(xlabel="epoch", ylabel="learning rate", title=title)
     fit_y(ax, [[y for _, y in points] for points in schedules.values()])
     ax.grid(alpha=0.3)

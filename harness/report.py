@@ -1635,8 +1635,9 @@ def _copy_penalty(judged: list[_Judged], study: Study) -> list[dict]:
 
 
 GREYED_NOTE = (
-    " Greyed lines, labelled \u201cnot counted\u201d, are runs that count toward no verdict "
-    "(paused, unfinished, smoke or override runs, stale configs): drawn for what they show."
+    " Greyed lines with hollow markers, labelled \u201cnot counted\u201d, are runs that count "
+    "toward no verdict (paused, unfinished, smoke or override runs, stale configs): drawn for "
+    "what they show."
 )
 
 
@@ -1659,14 +1660,14 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
             figures.append(Figure(
                 f"{title}: plain versus residual",
                 "Drawn like He et al. 2015, Figure 6: thin dashed lines are training error, "
-                "bold lines test error, one colour per size; shaded bands span the random "
-                "seeds." + claimed + _range_note(plot, "error", from_zero=True) + greyed,
+                "bold lines test error; shaded bands span the random seeds." + _LOOK_NOTE
+                + claimed + _range_note(plot, "error", from_zero=True) + greyed,
                 plot,
             ))  # fmt: skip
         plot = plots.curves_plot(series, title)
         figures.append(Figure(
             f"{title}: training loss and test error",
-            "Mean over random seeds; shaded bands span them." + claimed
+            "Mean over random seeds; shaded bands span them." + _LOOK_NOTE + claimed
             + _range_note(plot, "test error") + greyed,
             plot,
         ))  # fmt: skip
@@ -1674,9 +1675,10 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
     return figures
 
 
+_LOOK_NOTE = " Each net has its own colour and marker, the same in every figure of the study."
 _CLAIMED_NOTE = (
-    " Dash-dot lines are the values the sources claim at the end of training, stars a value "
-    "claimed after one epoch, in the colour of the experiment they are about."
+    " Dash-dot lines are the values the sources claim at the end of training, ending in the "
+    "net's marker at the last epoch; stars are values claimed after one epoch."
 )
 
 
@@ -1729,6 +1731,7 @@ def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, l
             why = "" if c.counted else _why_not_briefly(c)
             bundles[(c.record.experiment, c.record.label, why)].append(c.record)
     groups: dict[str, list[plots.Series]] = defaultdict(list)
+    styles = _styles(study)
     for exp in study.experiments:
         mine = sorted((k for k in bundles if k[0] == exp.name), key=lambda k: (bool(k[2]), k))
         for n, (_, label, why) in enumerate(mine):
@@ -1741,8 +1744,28 @@ def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, l
                 model=exp.model.label(), counted=not why, why_not=why,
                 planned_epochs=max(planned, default=None),
                 claims=_claims_drawn(study, exp) if n == 0 else (),  # drawn once
+                style=styles[exp.name],
             ))  # fmt: skip
     return {g: series for g, series in groups.items() if series}
+
+
+def _styles(study: Study) -> dict[str, int]:
+    """Each experiment's colour and marker (by number), the same in every figure of the study:
+    one per net ("ResNet-20" looks the same in every source's figures), or per experiment
+    where two experiments of one source train the same net."""
+    by_group: dict[str, list[Experiment]] = defaultdict(list)
+    for exp in study.experiments:
+        by_group[exp.follows or study.name].append(exp)
+    keys = {}
+    for exps in by_group.values():
+        nets = Counter(e.model.label() for e in exps)
+        keys.update({e.name: e.model.label() if nets[e.model.label()] == 1 else e.name
+                     for e in exps})  # fmt: skip
+    # By depth, so that the nets one figure compares most (plain-20 and ResNet-20) take the
+    # first colours, which are the furthest apart (blue and red), then in the study's order.
+    exps = sorted(study.experiments, key=lambda e: e.model.depth)
+    order = list(dict.fromkeys(keys[e.name] for e in exps))
+    return {name: order.index(key) for name, key in keys.items()}
 
 
 def _why_not_briefly(c: _Classified) -> str:

@@ -64,7 +64,8 @@ def test_epoch_ticks_are_whole_numbers_and_a_short_run_shows_its_points():
             assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
     # A line through one or two points is hard to see: its points are marked.
     for fig in figures[:3]:
-        assert all(line.get_marker() == "o" for line in lines(fig)), fig.texts
+        for line in lines(fig):
+            assert line.get_marker() in plots.MARKERS and line.get_markevery() is None, fig.texts
 
 
 def test_the_y_range_is_fitted_to_the_data_and_logarithmic_where_it_spans_decades():
@@ -274,3 +275,44 @@ claims:
     for figure in report_figures(path, bare)[:2]:
         assert "fitted to the last half" not in figure.caption
         assert "Dash-dot" in figure.caption  # the claims are drawn all the same
+
+
+def test_series_differ_by_marker_as_well_as_colour_and_runs_that_do_not_count_are_hollow():
+    runs = [plots.Series(name, curves(60, lambda e, k=k: 10 + k + 30 / e))
+            for k, name in enumerate(["a", "b", "c"])]  # fmt: skip
+    runs.append(plots.Series("d", curves(60, lambda e: 14 + 30 / e), counted=False,
+                             why_not="paused"))  # fmt: skip
+    for fig in (plots.curves_plot(runs, "four"), plots.degradation_plot(runs, "four")):
+        drawn = [line for line in lines(fig) if "claimed" not in line.get_label()]
+        looks = {(line.get_label(), line.get_marker()) for line in drawn}
+        markers = {marker for _, marker in looks}
+        assert len(markers) == 4 and markers <= set(plots.MARKERS), looks
+        for line in drawn:
+            hollow = line.get_markerfacecolor() == "white"
+            assert hollow == ("not counted" in line.get_label()), line.get_label()
+            # A few markers along a long line, not one on every epoch.
+            start, step = line.get_markevery()
+            assert 5 <= len(line.get_xdata()[start::step]) <= 12
+
+
+def test_an_experiment_looks_the_same_in_every_figure_of_its_study(tmp_path):
+    study = load_study(DEGRADATION)
+    results = tmp_path / "results"
+    for k, name in enumerate(("tseng-plain20", "tseng-resnet20", "park-resnet20", "he-plain20")):
+        fake_run(results, study, name, epochs=6, test_error=10.0 + k)
+    looks: dict[str, set] = {}
+    for figure in report_figures(DEGRADATION, results):
+        if "learning-rate" in figure.title:
+            continue
+        for line in lines(figure.plot):
+            if "claimed" not in line.get_label():
+                net = "plain-20" if "plain20" in line.get_label() else "ResNet-20"
+                looks.setdefault(net, set()).add((to_rgb(line.get_color()), line.get_marker()))
+    # plain-20 and ResNet-20 each look one way in every source's figures, and not alike.
+    assert len(looks["plain-20"]) == 1 and len(looks["ResNet-20"]) == 1, looks
+    assert looks["plain-20"] != looks["ResNet-20"]
+    (plain,), (res,) = looks["plain-20"], looks["ResNet-20"]
+    assert plain[0] != res[0] and plain[1] != res[1]  # by colour, and by marker as well
+    # The learning-rate schedules, which often coincide, differ by dashes as well.
+    (lr,) = [f for f in report_figures(DEGRADATION, results) if "learning-rate" in f.title]
+    assert len({str(line.get_linestyle()) for line in lines(lr.plot)}) == 2
