@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from dataclasses import dataclass
 
 import matplotlib
@@ -248,14 +249,72 @@ def _title_over_note(axes) -> None:
         ax.set_title(ax.get_title(), pad=16)
 
 
-def off_scale(fig: Figure) -> list[str]:
-    """What each axis leaves off its scale, as its note says: ["test error: ▲ epochs ..."]."""
-    return [
+def off_scale(fig: Figure, *, spoken: bool = False) -> list[str]:
+    """What each axis leaves off its scale, as its note says: ["test error: ▲ epochs ..."];
+    ``spoken``: in words, for alt text ("test error: epochs 1–81 above the axis, up to 55%")."""
+    notes = [
         f"{ax.get_title() or ax.get_ylabel()}: {t.get_text()}"
         for ax in fig.axes
         for t in ax.texts
         if t.get_gid() == OFF_SCALE
     ]
+    if spoken:
+        notes = [re.sub(r"([\u25b2\u25bc]) (.*?) off scale \((.*?)\)", _in_words, n) for n in notes]
+    return notes
+
+
+def _in_words(match: re.Match) -> str:
+    side = "above" if match[1] == "\u25b2" else "below"
+    return f"{match[2]} {side} the axis, {match[3]}"
+
+
+NAMES = {"train_loss": "training loss", "train_error": "training error",
+         "test_error": "test error"}  # fmt: skip
+
+
+def describe(series: list[Series], columns: list[str]) -> str:
+    """The curves in words, for the figure's alt text: where each series ends, and the
+    values claimed for it."""
+    ends = []
+    for s in series:
+        stats = {c: _stats(s, c) for c in columns if not _stats(s, c).empty}
+        if not stats:
+            continue
+        last = int(max(st.index.max() for st in stats.values()))
+        of = f" of {s.planned_epochs}" if s.planned_epochs and s.planned_epochs > last else ""
+        seeds = s.curves["seed"].nunique()
+        mean = f", mean of {seeds} seeds" if seeds > 1 else ""
+        values = [f"{NAMES.get(c, c)} {_spoken(c, st['mean'].iloc[-1])}"
+                  for c, st in stats.items()]  # fmt: skip
+        ends.append(f"{s.legend}, epoch {last}{of}{mean}: {', '.join(values)}")
+    text = "Where each ends: " + "; ".join(ends) + "." if ends else "No curves yet."
+    claims = [f"{s.label.split('~')[0]} {c.label}" + (f" after epoch {c.epoch}" if c.epoch else "")
+              for s in series for c in s.claims if c.column in columns]  # fmt: skip
+    return text + (" Claimed: " + "; ".join(claims) + "." if claims else "")
+
+
+def describe_steps(schedules: dict[str, list[tuple[float, float]]]) -> str:
+    """Learning-rate schedules in words, for the figure's alt text: each value and the epoch
+    it starts at; a schedule that changes often (cosine) by its ends."""
+    parts = []
+    for name, points in schedules.items():
+        runs: list[tuple[float, float]] = []  # (learning rate, the epoch it starts at)
+        for epoch, lr in points:
+            if not runs or not np.isclose(runs[-1][0], lr, rtol=1e-9, atol=0):
+                runs.append((lr, epoch))
+        if len(runs) <= 6:
+            text = ", then ".join(f"{lr:g} from epoch {epoch:.4g}" for lr, epoch in runs)
+        else:
+            text = (f"from {runs[0][0]:g} at epoch {runs[0][1]:.4g} to {runs[-1][0]:g} at "
+                    f"epoch {points[-1][0]:.4g}, in {len(runs)} steps")  # fmt: skip
+        parts.append(f"{name}: {text}")
+    return "; ".join(parts) + "." if parts else "No schedule."
+
+
+def _spoken(column: str, value: float) -> str:
+    if not np.isfinite(value):
+        return "not a number (diverged)"
+    return f"{value:.3g}" if column == "train_loss" else f"{value:.2f}%"
 
 
 def _claims(ax, series: Series, columns: list[str], color, marker: str = "o") -> None:

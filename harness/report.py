@@ -176,6 +176,7 @@ class Figure:
     title: str
     caption: str
     plot: MplFigure = field(repr=False)  # what was drawn, readable by tests
+    alt: str = ""  # the figure in words, for a reader who cannot see it
 
     @functools.cached_property
     def uri(self) -> str:
@@ -1663,6 +1664,9 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
                 "bold lines test error; shaded bands span the random seeds." + _LOOK_NOTE
                 + claimed + _range_note(plot, "error", from_zero=True) + greyed,
                 plot,
+                _alt("Two panels of line charts, plain nets and residual nets, of training "
+                     "and test error (%) against epoch, on one error axis from 0", plot,
+                     series, ["train_error", "test_error"]),
             ))  # fmt: skip
         plot = plots.curves_plot(series, title)
         figures.append(Figure(
@@ -1670,9 +1674,20 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
             "Mean over random seeds; shaded bands span them." + _LOOK_NOTE + claimed
             + _range_note(plot, "test error") + greyed,
             plot,
+            _alt("Two line charts against epoch: training loss"
+                 + (" (log scale)" if plot.axes[0].get_yscale() == "log" else "")
+                 + " and test error (%)", plot, series, ["train_loss", "test_error"]),
         ))  # fmt: skip
     figures.append(_lr_figure(study, classified))
     return figures
+
+
+def _alt(what: str, plot: MplFigure, series: list[plots.Series], columns: list[str]) -> str:
+    """The figure's alt text: what is drawn, where each curve ends, what is claimed for it,
+    and what runs off the axes."""
+    off = plots.off_scale(plot, spoken=True)
+    return (f"{what}. {plots.describe(series, columns)}"
+            + (f" Off the axes: {'; '.join(off)}." if off else ""))  # fmt: skip
 
 
 _LOOK_NOTE = " Each net has its own colour and marker, the same in every figure of the study."
@@ -1800,10 +1815,13 @@ def _lr_figure(study: Study, classified: list[_Classified]) -> Figure:
         schedules[" = ".join(names)] = list(line)
     caption = "Learning rate against epoch for each experiment, computed from its recipe"
     caption += ("; " + "; ".join(notes) + ".") if notes else "."
+    plot = plots.lr_plot(schedules, "learning rate")
+    scale = " (log scale)" if plot.axes[0].get_yscale() == "log" else ""
     return Figure(
         f"{study.name}: learning-rate schedules",
         caption,
-        plots.lr_plot(schedules, "learning rate"),
+        plot,
+        f"A step chart of learning rate{scale} against epoch. {plots.describe_steps(schedules)}",
     )
 
 

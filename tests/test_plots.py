@@ -11,7 +11,7 @@ from fake_runs import fake_run
 from matplotlib.colors import to_rgb
 
 from harness import plots
-from harness.report import build
+from harness.report import build, render_html
 from harness.results import scan
 from harness.studyfile import load_study
 
@@ -316,3 +316,28 @@ def test_an_experiment_looks_the_same_in_every_figure_of_its_study(tmp_path):
     # The learning-rate schedules, which often coincide, differ by dashes as well.
     (lr,) = [f for f in report_figures(DEGRADATION, results) if "learning-rate" in f.title]
     assert len({str(line.get_linestyle()) for line in lines(lr.plot)}) == 2
+
+
+def test_each_figure_says_in_its_alt_text_what_it_shows():
+    published = ROOT / "results" / "published" / "degradation-h100-2026-11-26" / "store"
+    figures = report_figures(DEGRADATION, published)
+    (tseng,) = [f for f in figures if f.title.endswith("Tseng 2018: training loss and test error")]
+    assert tseng.alt.startswith("Two line charts against epoch: training loss (log scale) and "
+                                "test error (%). Where each ends: tseng-plain20 (not counted: "
+                                "paused), epoch 138 of 164: training loss 0.0731, test error "
+                                "13.52%;"), tseng.alt  # fmt: skip
+    assert "Claimed: tseng-plain20 test error 9.66% (Table 1);" in tseng.alt
+    assert "test error: epochs 1\u201381 above the axis, up to 55%." in tseng.alt
+    (park,) = [f for f in figures if f.title.endswith("Park: plain versus residual")]
+    assert 'park-resnet20 test error @90 27.9% (Figure 4 ("90.pth")) after epoch 90' in park.alt
+    assert "training error 1.82%, test error 12.90%" in park.alt
+    (lr,) = [f for f in figures if "learning-rate" in f.title]
+    assert lr.alt == ("A step chart of learning rate (log scale) against epoch. tseng2018: 0.1 "
+                      "from epoch 0, then 0.01 from epoch 81.02, then 0.001 from epoch 122; "
+                      "park = he2015: 0.1 from epoch 0, then 0.01 from epoch 81.84, then 0.001 "
+                      "from epoch 122.8."), lr.alt  # fmt: skip
+    assert all(len(f.alt) > 3 * len(f.title) for f in figures)
+    # The page gives the text to the image.
+    html = render_html(build([(load_study(DEGRADATION), str(DEGRADATION))], scan(published),
+                             str(published)))  # fmt: skip
+    assert html.count('alt="Two line charts against epoch') == 3
