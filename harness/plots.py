@@ -319,7 +319,7 @@ def _spoken(column: str, value: float) -> str:
 
 def _claims(ax, series: Series, columns: list[str], color, marker: str = "o") -> None:
     """The source's values: a dash-dot line for the end of training, ending in the
-    experiment's marker at the last epoch, and a star for a value after one epoch; in the
+    experiment's marker at the last epoch, and a star for a value after a given epoch; in the
     experiment's own colour (never greyed: the claim is the source's). Drawn once the epoch
     axis has its length."""
     curve = [e for c in columns for e in _stats(series, c).index]

@@ -1693,7 +1693,7 @@ def _alt(what: str, plot: MplFigure, series: list[plots.Series], columns: list[s
 _LOOK_NOTE = " Each net has its own colour and marker, the same in every figure of the study."
 _CLAIMED_NOTE = (
     " Dash-dot lines are the values the sources claim at the end of training, ending in the "
-    "net's marker at the last epoch; stars are values claimed after one epoch."
+    "net's marker at the last epoch; a star is a test error claimed after a given epoch."
 )
 
 
