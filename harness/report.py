@@ -176,6 +176,7 @@ class Figure:
     title: str
     caption: str
     plot: MplFigure = field(repr=False)  # what was drawn, readable by tests
+    alt: str = ""  # the figure in words, for a reader who cannot see it
 
     @functools.cached_property
     def uri(self) -> str:
@@ -1635,8 +1636,9 @@ def _copy_penalty(judged: list[_Judged], study: Study) -> list[dict]:
 
 
 GREYED_NOTE = (
-    " Greyed lines, labelled \u201cnot counted\u201d, are runs that count toward no verdict "
-    "(paused, unfinished, smoke or override runs, stale configs): drawn for what they show."
+    " Greyed lines with hollow markers, labelled \u201cnot counted\u201d, are runs that count "
+    "toward no verdict (paused, unfinished, smoke or override runs, stale configs): drawn for "
+    "what they show."
 )
 
 
@@ -1653,21 +1655,84 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
         if any(s.planned_epochs and s.curves["epoch"].max() < s.planned_epochs for s in series):
             greyed += (" The epoch axis runs to the planned last epoch, dotted: unfinished runs "
                        "stop short of it.")  # fmt: skip
+        claimed = _CLAIMED_NOTE if any(s.claims for s in series) else ""
         if any(s.plain for s in series) and any(not s.plain for s in series):
+            plot = plots.degradation_plot(series, title)
             figures.append(Figure(
                 f"{title}: plain versus residual",
                 "Drawn like He et al. 2015, Figure 6: thin dashed lines are training error, "
-                "bold lines test error, one colour per size; shaded bands span the random "
-                "seeds." + greyed,
-                plots.degradation_plot(series, title),
+                "bold lines test error; shaded bands span the random seeds." + _LOOK_NOTE
+                + claimed + _range_note(plot, "error", from_zero=True) + greyed,
+                plot,
+                _alt("Two panels of line charts, plain nets and residual nets, of training "
+                     "and test error (%) against epoch, on one error axis from 0", plot,
+                     series, ["train_error", "test_error"]),
             ))  # fmt: skip
+        plot = plots.curves_plot(series, title)
         figures.append(Figure(
             f"{title}: training loss and test error",
-            "Mean over random seeds; shaded bands span them." + greyed,
-            plots.curves_plot(series, title),
+            "Mean over random seeds; shaded bands span them." + _LOOK_NOTE + claimed
+            + _range_note(plot, "test error") + greyed,
+            plot,
+            _alt("Two line charts against epoch: training loss"
+                 + (" (log scale)" if plot.axes[0].get_yscale() == "log" else "")
+                 + " and test error (%)", plot, series, ["train_loss", "test_error"]),
         ))  # fmt: skip
     figures.append(_lr_figure(study, classified))
     return figures
+
+
+def _alt(what: str, plot: MplFigure, series: list[plots.Series], columns: list[str]) -> str:
+    """The figure's alt text: what is drawn, where each curve ends, what is claimed for it,
+    and what runs off the axes."""
+    off = plots.off_scale(plot, spoken=True)
+    return (f"{what}. {plots.describe(series, columns)}"
+            + (f" Off the axes: {'; '.join(off)}." if off else ""))  # fmt: skip
+
+
+_LOOK_NOTE = " Each net has its own colour and marker, the same in every figure of the study."
+_CLAIMED_NOTE = (
+    " Dash-dot lines are the values the sources claim at the end of training, ending in the "
+    "net's marker at the last epoch; a star is a test error claimed after a given epoch."
+)
+
+
+def _range_note(plot: MplFigure, what: str, *, from_zero: bool = False) -> str:
+    """What the error axis shows where it leaves early epochs off: said in the caption as well
+    as over the panel, so that a clipped curve is not read as one that started low."""
+    if not plots.off_scale(plot):
+        return ""
+    return (f" The {what} axis{' starts at 0 and' if from_zero else ''} is fitted to the last "
+            "half of training and the claimed values, where runs and claims differ; the note "
+            "over a panel says which earlier epochs run off it (\u25b2 above, \u25bc below) "
+            "and how far.")  # fmt: skip
+
+
+# A claim on a curve's end, or at one epoch, drawn against that curve.
+_CURVE_OF = {
+    "test_error": "test_error", "best_test_error": "test_error",
+    "test_error_at_epoch": "test_error", "test_accuracy": "test_error",
+    "final_train_loss": "train_loss", "final_train_error": "train_error",
+}  # fmt: skip
+
+
+def _claims_drawn(study: Study, exp: Experiment) -> tuple[plots.Claimed, ...]:
+    """The experiment's claimed values that a curve can be read against."""
+    drawn = []
+    for c in study.claims:
+        if not isinstance(c, Claim) or c.experiment != exp.name or c.metric not in _CURVE_OF:
+            continue
+        unit = METRICS[c.metric].unit
+        what = f"{short_label(c.metric, c.epoch)} {c.stated()}{unit}"
+        value = c.value
+        if c.metric == "test_accuracy":  # drawn as the error it is
+            value = 100 - c.value
+            what += f" (error {value:.4g}%)"
+        where = c.where if c.source == exp.follows else \
+            f"{_source_label(study.sources[c.source])}, {c.where}"  # fmt: skip
+        epoch = c.epoch if c.metric == "test_error_at_epoch" else None
+        drawn.append(plots.Claimed(_CURVE_OF[c.metric], value, f"{what} ({where})", epoch))
+    return tuple(drawn)
 
 
 def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, list]:
@@ -1681,9 +1746,10 @@ def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, l
             why = "" if c.counted else _why_not_briefly(c)
             bundles[(c.record.experiment, c.record.label, why)].append(c.record)
     groups: dict[str, list[plots.Series]] = defaultdict(list)
+    styles = _styles(study)
     for exp in study.experiments:
         mine = sorted((k for k in bundles if k[0] == exp.name), key=lambda k: (bool(k[2]), k))
-        for _, label, why in mine:
+        for n, (_, label, why) in enumerate(mine):
             runs = bundles[(exp.name, label, why)]
             planned = [t for r in runs if isinstance(t := r.value("epochs_total"), int)]
             groups[exp.follows or study.name].append(plots.Series(
@@ -1692,8 +1758,29 @@ def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, l
                 depth=exp.model.depth, plain=exp.model.shortcut == "none",
                 model=exp.model.label(), counted=not why, why_not=why,
                 planned_epochs=max(planned, default=None),
+                claims=_claims_drawn(study, exp) if n == 0 else (),  # drawn once
+                style=styles[exp.name],
             ))  # fmt: skip
     return {g: series for g, series in groups.items() if series}
+
+
+def _styles(study: Study) -> dict[str, int]:
+    """Each experiment's colour and marker (by number), the same in every figure of the study:
+    one per net ("ResNet-20" looks the same in every source's figures), or per experiment
+    where two experiments of one source train the same net."""
+    by_group: dict[str, list[Experiment]] = defaultdict(list)
+    for exp in study.experiments:
+        by_group[exp.follows or study.name].append(exp)
+    keys = {}
+    for exps in by_group.values():
+        nets = Counter(e.model.label() for e in exps)
+        keys.update({e.name: e.model.label() if nets[e.model.label()] == 1 else e.name
+                     for e in exps})  # fmt: skip
+    # By depth, so that the nets one figure compares most (plain-20 and ResNet-20) take the
+    # first colours, which are the furthest apart (blue and red), then in the study's order.
+    exps = sorted(study.experiments, key=lambda e: e.model.depth)
+    order = list(dict.fromkeys(keys[e.name] for e in exps))
+    return {name: order.index(key) for name, key in keys.items()}
 
 
 def _why_not_briefly(c: _Classified) -> str:
@@ -1728,10 +1815,13 @@ def _lr_figure(study: Study, classified: list[_Classified]) -> Figure:
         schedules[" = ".join(names)] = list(line)
     caption = "Learning rate against epoch for each experiment, computed from its recipe"
     caption += ("; " + "; ".join(notes) + ".") if notes else "."
+    plot = plots.lr_plot(schedules, "learning rate")
+    scale = " (log scale)" if plot.axes[0].get_yscale() == "log" else ""
     return Figure(
         f"{study.name}: learning-rate schedules",
         caption,
-        plots.lr_plot(schedules, "learning rate"),
+        plot,
+        f"A step chart of learning rate{scale} against epoch. {plots.describe_steps(schedules)}",
     )
 
 

@@ -6,12 +6,12 @@ import colorsys
 
 import numpy as np
 import pandas as pd
-from conftest import ROOT, tiny_study
+from conftest import ROOT, TINY_RECIPE, tiny_study
 from fake_runs import fake_run
 from matplotlib.colors import to_rgb
 
 from harness import plots
-from harness.report import build
+from harness.report import build, render_html
 from harness.results import scan
 from harness.studyfile import load_study
 
@@ -64,22 +64,77 @@ def test_epoch_ticks_are_whole_numbers_and_a_short_run_shows_its_points():
             assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
     # A line through one or two points is hard to see: its points are marked.
     for fig in figures[:3]:
-        assert all(line.get_marker() == "o" for line in lines(fig)), fig.texts
+        for line in lines(fig):
+            assert line.get_marker() in plots.MARKERS and line.get_markevery() is None, fig.texts
 
 
 def test_the_y_range_is_fitted_to_the_data_and_logarithmic_where_it_spans_decades():
-    # Test error from 40% to 12%: every point inside the axis, and the axis not from 0 to 100.
-    falling = plots.Series("falling", curves(30, lambda e: 12 + 28 / e, lambda e: 2.0 / e**2))
+    # Test error from 40% to 12% over a short run: every point inside, not from 0 to 100.
+    falling = plots.Series("falling", curves(8, lambda e: 12 + 28 / e, lambda e: 2.0 / e**3))
     fig = plots.curves_plot([falling], "t")
     loss_ax, err_ax = fig.axes
     lo, hi = err_ax.get_ylim()
-    assert lo <= 12 + 28 / 30 and hi >= 40.0, (lo, hi)
+    assert lo <= 12 + 28 / 8 and hi >= 40.0, (lo, hi)
     assert lo > 6 and hi < 48, "the range should hug the data"
-    assert err_ax.get_yscale() == "linear"
-    # The training loss falls from 2 to 0.0022: three decades, on a log axis.
+    assert err_ax.get_yscale() == "linear" and plots.off_scale(fig) == []
+    # The training loss falls from 2 to 0.004: almost three decades, on a log axis.
     assert loss_ax.get_yscale() == "log"
     lo, hi = loss_ax.get_ylim()
-    assert lo <= 2.0 / 30**2 and hi >= 2.0 and hi / lo < 2.0 / (2.0 / 30**2) * 2
+    assert lo <= 2.0 / 8**3 and hi >= 2.0 and hi / lo < 2.0 / (2.0 / 8**3) * 2
+
+
+def early_and_late():
+    """A test error that falls from about 90% to 10-11% within ten epochs and then barely
+    moves, as real runs do: on an axis fitted to every point, the last half is a sliver."""
+    return lambda e: 10 + 80 / e**2 + (e % 7) / 7
+
+
+def test_error_axes_show_the_last_half_of_training_and_the_claims():
+    claimed = (plots.Claimed("test_error", 8.0, "test error 8% (T1)"),)
+    run = plots.Series("run", curves(100, early_and_late(), seeds=2), claims=claimed)
+    fig = plots.curves_plot([run], "zoomed")
+    loss_ax, err_ax = fig.axes
+    lo, hi = err_ax.get_ylim()
+    # From the claim (8%) to the last half's highest error (about 11%), not up to 90%.
+    assert lo < 8.0 < 10 < 11 < hi < 13, (lo, hi)
+    (claim,) = [line for line in err_ax.get_lines() if "claimed" in line.get_label()]
+    assert list(claim.get_ydata()) == [8.0, 8.0] and claim.get_linestyle() == "-."
+    assert claim.get_label() == "run: claimed test error 8% (T1)"
+    # What runs off the axis is said over it: the first epochs, and how high they go.
+    (note,) = plots.off_scale(fig)
+    assert note.startswith("test error: \u25b2 epochs 1\u2013") and "(up to 90.1%)" in note, note
+    # The training loss keeps every epoch (a log axis gives the late ones room already).
+    assert not [t for t in loss_ax.texts if t.get_gid() == plots.OFF_SCALE]
+    lo, hi = loss_ax.get_ylim()
+    assert lo <= 1.0 / 100 and hi >= 1.0
+    # A paused run that has not reached the last half of its planned epochs shows them all.
+    early = plots.Series("early", curves(30, early_and_late()), planned_epochs=100)
+    fig = plots.curves_plot([early], "paused early")
+    assert fig.axes[1].get_ylim()[1] >= 90 and plots.off_scale(fig) == []
+
+
+def test_a_claim_after_one_epoch_is_a_point_and_a_claim_far_off_widens_the_axis():
+    claimed = (plots.Claimed("test_error", 28.0, "test error @90 28% (F4)", epoch=90),)
+    run = plots.Series("run", curves(100, early_and_late()), claims=claimed)
+    err_ax = plots.curves_plot([run], "at 90").axes[1]
+    (star,) = [line for line in err_ax.get_lines() if "claimed" in line.get_label()]
+    assert list(star.get_xdata()) == [90] and list(star.get_ydata()) == [28.0]
+    assert star.get_marker() == "*" and star.get_linestyle() == "None"
+    lo, hi = err_ax.get_ylim()
+    assert lo < 10 and 28 < hi < 40, (lo, hi)
+
+
+def test_the_plain_versus_residual_error_axis_starts_at_0_like_he_et_al_s():
+    claimed = (plots.Claimed("test_error", 9.5, "test error 9.5% (T1)"),)
+    plain = plots.Series("plain", curves(100, early_and_late()), 20, True, claims=claimed)
+    res = plots.Series("res", curves(100, lambda e: early_and_late()(e) - 1), depth=20)
+    fig = plots.degradation_plot([plain, res], "fig 6")
+    lo, hi = fig.axes[0].get_ylim()
+    assert lo == 0 and 11 < hi < 14, (lo, hi)  # training error (half the test error) below
+    assert fig.axes[1].get_ylim() == (lo, hi)  # shared between the panels
+    notes = plots.off_scale(fig)
+    assert [n.split(":")[0] for n in notes] == ["plain nets", "residual nets"], notes
+    assert any("claimed test error 9.5%" in line.get_label() for line in fig.axes[0].get_lines())
 
 
 # --------------------------------------------------------------------------- labels and lines
@@ -177,3 +232,112 @@ def test_unfinished_runs_are_drawn_against_their_planned_length(tmp_path):
     fake_run(done, study, "res", epochs=4)
     for figure in report_figures(path, done)[:2]:
         assert figure.plot.axes[0].get_xlim()[1] < 5 and "planned" not in figure.caption
+
+
+def test_the_report_draws_each_experiment_s_claims_against_its_curves(tmp_path):
+    path = tiny_study(tmp_path / "claims.yaml", """\
+  - {name: plain, model: plain20, recipe: base}
+  - {name: res, model: resnet20, recipe: base}
+claims:
+  - {source: test, where: T1, experiment: res, metric: test_error, value: 8.5}
+  - {source: test, where: F2, experiment: res, metric: test_error_at_epoch, epoch: 15, value: 11.0}
+  - {source: test, where: T1, experiment: plain, metric: test_accuracy, value: 90.5}
+  - {source: test, where: T1, experiment: plain, metric: final_train_loss, value: 0.3}
+  - {source: test, where: T1, experiment: plain, metric: params, value: 269722}
+""", name="claims", recipe=TINY_RECIPE.replace("epochs: 3", "epochs: 20"))  # fmt: skip
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "plain", epochs=20, test_error=10.0)
+    fake_run(results, study, "res", epochs=20, test_error=9.0)
+    fake_run(results, study, "res", epochs=20, label="smoke")  # drawn, claims not again
+    figures = report_figures(path, results)
+    (drawn,) = [f for f in figures if "training loss and test error" in f.title]
+    loss_ax, err_ax = drawn.plot.axes
+    claimed = {line.get_label(): line for line in err_ax.get_lines()
+               if "claimed" in line.get_label()}  # fmt: skip
+    assert set(claimed) == {
+        "res: claimed test error 8.5% (repro, T1)",
+        "res: claimed test error @15 11.0% (repro, F2)",
+        "plain: claimed test accuracy 90.5% (error 9.5%) (repro, T1)",
+    }, list(claimed)
+    assert list(claimed["plain: claimed test accuracy 90.5% (error 9.5%) (repro, T1)"].get_ydata()) \
+        == [9.5, 9.5]  # fmt: skip
+    assert [line.get_label() for line in loss_ax.get_lines() if "claimed" in line.get_label()] \
+        == ["plain: claimed train loss 0.3 (repro, T1)"]  # fmt: skip
+    # The first epochs (up to 15% error) run off the axis, which the caption says.
+    assert err_ax.get_ylim()[0] < 8.5 and err_ax.get_ylim()[1] < 13
+    assert "fitted to the last half of training and the claimed values" in drawn.caption
+    assert "Dash-dot lines are the values the sources claim" in drawn.caption
+    # Without claims or early epochs off the axis, neither is said.
+    bare = tmp_path / "bare"
+    fake_run(bare, study, "plain", epochs=4)
+    fake_run(bare, study, "res", epochs=4)
+    for figure in report_figures(path, bare)[:2]:
+        assert "fitted to the last half" not in figure.caption
+        assert "Dash-dot" in figure.caption  # the claims are drawn all the same
+
+
+def test_series_differ_by_marker_as_well_as_colour_and_runs_that_do_not_count_are_hollow():
+    runs = [plots.Series(name, curves(60, lambda e, k=k: 10 + k + 30 / e))
+            for k, name in enumerate(["a", "b", "c"])]  # fmt: skip
+    runs.append(plots.Series("d", curves(60, lambda e: 14 + 30 / e), counted=False,
+                             why_not="paused"))  # fmt: skip
+    for fig in (plots.curves_plot(runs, "four"), plots.degradation_plot(runs, "four")):
+        drawn = [line for line in lines(fig) if "claimed" not in line.get_label()]
+        looks = {(line.get_label(), line.get_marker()) for line in drawn}
+        markers = {marker for _, marker in looks}
+        assert len(markers) == 4 and markers <= set(plots.MARKERS), looks
+        for line in drawn:
+            hollow = line.get_markerfacecolor() == "white"
+            assert hollow == ("not counted" in line.get_label()), line.get_label()
+            # A few markers along a long line, not one on every epoch.
+            start, step = line.get_markevery()
+            assert 5 <= len(line.get_xdata()[start::step]) <= 12
+
+
+def test_an_experiment_looks_the_same_in_every_figure_of_its_study(tmp_path):
+    study = load_study(DEGRADATION)
+    results = tmp_path / "results"
+    for k, name in enumerate(("tseng-plain20", "tseng-resnet20", "park-resnet20", "he-plain20")):
+        fake_run(results, study, name, epochs=6, test_error=10.0 + k)
+    looks: dict[str, set] = {}
+    for figure in report_figures(DEGRADATION, results):
+        if "learning-rate" in figure.title:
+            continue
+        for line in lines(figure.plot):
+            if "claimed" not in line.get_label():
+                net = "plain-20" if "plain20" in line.get_label() else "ResNet-20"
+                looks.setdefault(net, set()).add((to_rgb(line.get_color()), line.get_marker()))
+    # plain-20 and ResNet-20 each look one way in every source's figures, and not alike.
+    assert len(looks["plain-20"]) == 1 and len(looks["ResNet-20"]) == 1, looks
+    assert looks["plain-20"] != looks["ResNet-20"]
+    (plain,), (res,) = looks["plain-20"], looks["ResNet-20"]
+    assert plain[0] != res[0] and plain[1] != res[1]  # by colour, and by marker as well
+    # The learning-rate schedules, which often coincide, differ by dashes as well.
+    (lr,) = [f for f in report_figures(DEGRADATION, results) if "learning-rate" in f.title]
+    assert len({str(line.get_linestyle()) for line in lines(lr.plot)}) == 2
+
+
+def test_each_figure_says_in_its_alt_text_what_it_shows():
+    published = ROOT / "results" / "published" / "degradation-h100-2026-11-26" / "store"
+    figures = report_figures(DEGRADATION, published)
+    (tseng,) = [f for f in figures if f.title.endswith("Tseng 2018: training loss and test error")]
+    assert tseng.alt.startswith("Two line charts against epoch: training loss (log scale) and "
+                                "test error (%). Where each ends: tseng-plain20 (not counted: "
+                                "paused), epoch 138 of 164: training loss 0.0731, test error "
+                                "13.52%;"), tseng.alt  # fmt: skip
+    assert "Claimed: tseng-plain20 test error 9.66% (Table 1);" in tseng.alt
+    assert "test error: epochs 1\u201381 above the axis, up to 55%." in tseng.alt
+    (park,) = [f for f in figures if f.title.endswith("Park: plain versus residual")]
+    assert 'park-resnet20 test error @90 27.9% (Figure 4 ("90.pth")) after epoch 90' in park.alt
+    assert "training error 1.82%, test error 12.90%" in park.alt
+    (lr,) = [f for f in figures if "learning-rate" in f.title]
+    assert lr.alt == ("A step chart of learning rate (log scale) against epoch. tseng2018: 0.1 "
+                      "from epoch 0, then 0.01 from epoch 81.02, then 0.001 from epoch 122; "
+                      "park = he2015: 0.1 from epoch 0, then 0.01 from epoch 81.84, then 0.001 "
+                      "from epoch 122.8."), lr.alt  # fmt: skip
+    assert all(len(f.alt) > 3 * len(f.title) for f in figures)
+    # The page gives the text to the image.
+    html = render_html(build([(load_study(DEGRADATION), str(DEGRADATION))], scan(published),
+                             str(published)))  # fmt: skip
+    assert html.count('alt="Two line charts against epoch') == 3

@@ -865,6 +865,49 @@ def test_tables_have_short_labels_no_empty_columns_and_paths_in_the_store(
     assert str(published_store) not in html.replace(f"<code>{published_store}</code>", "", 1)
 
 
+class _Captions(HTMLParser):
+    """Each table's caption (None where the table has none, or not as its first child)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.captions: list[str | None] = []
+        self._after_table = self._in_caption = False
+
+    def handle_starttag(self, tag, attrs):
+        if self._after_table and tag == "caption":
+            self.captions[-1], self._in_caption = "", True
+        self._after_table = tag == "table"
+        if tag == "table":
+            self.captions.append(None)
+
+    def handle_endtag(self, tag):
+        self._in_caption = self._in_caption and tag != "caption"
+
+    def handle_data(self, data):
+        if self._in_caption:
+            self.captions[-1] += data
+
+
+def test_every_table_has_a_caption_that_says_what_it_shows(published_store, verdict_store):
+    study, path, results = verdict_store
+    pages = [render_html(report_for([DEGRADATION, CHECKPOINTS], published_store)),
+             render_html(build([(study, str(path))], scan(results), str(results)))]  # fmt: skip
+    for html in pages:
+        parser = _Captions()
+        parser.feed(html)
+        assert parser.captions and None not in parser.captions, parser.captions
+        captions = [" ".join(c.split()) for c in parser.captions]
+        assert all(len(c) > 30 for c in captions), captions
+        assert len(set(captions)) == len(captions), "two tables that read the same"
+    parser = _Captions()
+    parser.feed(pages[0])
+    text = " | ".join(parser.captions)
+    for expected in ("Published claims by model (rows) and source (columns)",
+                     "degradation, claims:", "degradation, every run:",
+                     "checkpoints, released checkpoints:", "Software versions"):  # fmt: skip
+        assert expected in text, text
+
+
 def test_source_documents_and_random_seeds_have_different_names(published_store):
     # "seed 000" named a source document (seeds/000_*.txt) while "seeds" counted random seeds:
     # "the test errors of seeds 000 and 002" read as two random seeds. Documents are
