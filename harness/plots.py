@@ -43,6 +43,9 @@ DECADE = 10.0
 LATER = 0.5
 # Runs shorter than this many epochs are shown whole: their first epochs are most of them.
 FOCUS_FROM = 10
+# A fitted error axis spans at least this many points: seeds of one CIFAR net differ by a few
+# tenths of a point, and on an axis two points high that noise looks like a trend.
+MIN_ERROR_SPAN = 4.0
 OFF_SCALE = "off-scale"  # the gid of the note that says what runs off an axis
 
 
@@ -211,6 +214,7 @@ def focus_y(ax, series: list[Series], columns: list[str], *, unit: str = "%",
     shown = [*_values(series, columns, start), _claimed(series, columns)]
     if floor is None:
         fit_y(ax, shown, bounds=(0, 100))
+        _widen(ax, MIN_ERROR_SPAN, bounds=(0, 100))
     else:
         data = np.concatenate([np.asarray(v, dtype=float) for v in shown])
         data = data[np.isfinite(data)]
@@ -219,6 +223,16 @@ def focus_y(ax, series: list[Series], columns: list[str], *, unit: str = "%",
             ax.set_ylim(floor, min(100.0, top + 0.08 * (top - floor) or 1.0))
     if note:
         _note_off_scale(ax, series, columns, unit)
+
+
+def _widen(ax, span: float, *, bounds: tuple[float, float]) -> None:
+    """A linear y-range at least ``span`` high, about the same middle, kept within ``bounds``."""
+    lo, hi = ax.get_ylim()
+    if ax.get_yscale() != "linear" or hi - lo >= span:
+        return
+    middle = (lo + hi) / 2
+    lo = min(max(middle - span / 2, bounds[0]), bounds[1] - span)
+    ax.set_ylim(lo, lo + span)
 
 
 def _note_off_scale(ax, series: list[Series], columns: list[str], unit: str) -> None:

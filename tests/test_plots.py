@@ -6,6 +6,7 @@ import colorsys
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import ROOT, TINY_RECIPE, tiny_study
 from fake_runs import fake_run
 from matplotlib.colors import to_rgb
@@ -341,3 +342,15 @@ def test_each_figure_says_in_its_alt_text_what_it_shows():
     html = render_html(build([(load_study(DEGRADATION), str(DEGRADATION))], scan(published),
                              str(published)))  # fmt: skip
     assert html.count('alt="Two line charts against epoch') == 3
+
+
+def test_an_error_axis_is_never_so_narrow_that_seed_noise_looks_like_a_trend():
+    # Two seeds within a few tenths of a point over the last half, no claim: the axis still
+    # spans MIN_ERROR_SPAN points, about the same middle.
+    run = plots.Series("run", curves(100, lambda e: 12.5 + (e % 5) / 10 + 60 / e, seeds=2))
+    lo, hi = plots.curves_plot([run], "narrow").axes[1].get_ylim()
+    assert hi - lo == pytest.approx(plots.MIN_ERROR_SPAN) and lo < 12.5 and hi > 13.7, (lo, hi)
+    # Near 0 the range is pushed up, not cut below 0.
+    low = plots.Series("low", curves(100, lambda e: 0.3 + (e % 3) / 10 + 30 / e**2))
+    lo, hi = plots.curves_plot([low], "near zero").axes[1].get_ylim()
+    assert (lo, hi) == (0, plots.MIN_ERROR_SPAN), (lo, hi)
