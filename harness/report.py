@@ -27,7 +27,7 @@ from harness.environment import PACKAGE_ROOT, git_commit, now_utc
 from harness.metrics import METRICS, SECONDS, short_label
 from harness.metrics import label as metric_label
 from harness.plan import config_hash, nominal_batches_per_epoch, resolved_config
-from harness.results import EvaluationRecord, RunRecord, curves_frame
+from harness.results import EvaluationRecord, RunRecord, curves_frame, environment_ignored
 from harness.schedule import LearningRate, Length
 from harness.schema import CheckpointSpec, Claim, Experiment, OrderingClaim, Study, Warmup
 
@@ -1474,10 +1474,7 @@ def _run_view(c: _Classified, counted_at_epochs: tuple[int, ...] = ()) -> RunVie
 
 def environment_warning(r: RunRecord) -> str:
     """What an ignored environment.json costs its run, naming the file, field and value."""
-    if not r.environment_damage:
-        return ""
-    return (f"{r.environment_damage}: ignored; the run counts for its accuracy, never for "
-            "speed or device claims")  # fmt: skip
+    return environment_ignored(r.environment_damage) if r.environment_damage else ""
 
 
 # --------------------------------------------------------------------------- checkpoints
