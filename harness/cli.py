@@ -561,8 +561,9 @@ def evaluate(files, only, device, results, data_dir, force, batch_size):
 def report(out, fmt, results, study_files, show_unrun):
     """Render paper versus reproduction: verdicts, curves, speeds and provenance.
 
-    Works on a partial or empty store: missing runs are shown as not yet run. The page is
-    one self-contained HTML file (no external assets); open it anywhere.
+    Works on a partial or empty store: a claim with no counted run reads "under way" while
+    a run that may count is paused, running or interrupted, and "not yet run" otherwise.
+    The page is one self-contained HTML file (no external assets); open it anywhere.
     """
     from harness.report import environment_warning, report_for, write
     from harness.results import scan, scan_evaluations

@@ -27,7 +27,7 @@ from harness.environment import PACKAGE_ROOT, git_commit, now_utc
 from harness.metrics import METRICS, SECONDS, short_label
 from harness.metrics import label as metric_label
 from harness.plan import config_hash, nominal_batches_per_epoch, resolved_config
-from harness.results import EvaluationRecord, RunRecord, curves_frame
+from harness.results import EvaluationRecord, RunRecord, curves_frame, environment_ignored
 from harness.schedule import LearningRate, Length
 from harness.schema import CheckpointSpec, Claim, Experiment, OrderingClaim, Study, Warmup
 
@@ -103,6 +103,7 @@ class ClaimRow:
     # runs that count, that more are coming. Never a verdict.
     progress: str = ""
     claimed_stated: str = ""  # the claimed value as the source wrote it ("6.90"), no unit
+    under_way: list[str] = field(default_factory=list)  # orderings: experiments under way
 
 
 @dataclass
@@ -212,6 +213,9 @@ class OrderingLine:
     verdict: str
     anchor: str
     progress: str = ""  # where the runs under way stand (the claim row's), in a tooltip
+    # Beside the verdict, in brief: "runs under way" beside a verdict reached, the nets under
+    # way beside "not yet run" ("plain-20 under way"); none beside "under way", which says it.
+    note: str = ""
 
 
 @dataclass
@@ -224,6 +228,14 @@ class Scoreboard:
     # Below it, one line per model whose claims sit in studies with nothing run yet: every
     # model of the sources keeps a row until it is reproduced, without a table of blanks.
     waiting: list[WaitingModel] = field(default_factory=list)
+
+    @property
+    def undecided(self) -> list[str]:
+        """The outcomes that are not verdicts ("under way", "not yet run") found on the board,
+        in that order: its key says what each means."""
+        shown = {line.verdict for row in self.rows for cell in row.cells for line in cell}
+        shown |= {o.verdict for o in self.orderings}
+        return [o for o in (verdicts.UNDER_WAY, verdicts.NOT_RUN) if o in shown]
 
 
 @dataclass
@@ -355,7 +367,8 @@ def _unfinished_caveat(unfinished: list[RunView], counted: int) -> str:
 
 
 # A verdict was reached (on any data): what "tested" counts.
-JUDGED = {o for o in verdicts.OUTCOMES if o not in (verdicts.NOT_RUN, verdicts.NOT_COMPARABLE)}
+JUDGED = {o for o in verdicts.OUTCOMES
+          if o not in (verdicts.UNDER_WAY, verdicts.NOT_RUN, verdicts.NOT_COMPARABLE)}  # fmt: skip
 HEADLINE_KINDS = ("accuracy", "orderings", "speed", "released weights", "parameter counts")
 # The verdict whose colour a parameter count's severity takes.
 SEVERITY_TONE = {"counting convention": verdicts.INCONCLUSIVE,
@@ -481,8 +494,18 @@ def _ordering_lines(study: Study, rows: list[ClaimRow]) -> list[OrderingLine]:
         arrow = " < " if claim.direction == "increasing" else " > "
         chain = arrow.join(study.experiment(e).model.label() for e in claim.experiments)
         lines.append(OrderingLine(row.source, row.short_metric, chain, row.verdict, row.anchor,
-                                  row.progress))  # fmt: skip
+                                  row.progress, _ordering_note(study, row)))  # fmt: skip
     return lines
+
+
+def _ordering_note(study: Study, row: ClaimRow) -> str:
+    """What the orderings panel says beside a verdict of where runs under way stand."""
+    if not row.progress or row.verdict == verdicts.UNDER_WAY:
+        return ""
+    nets = [study.experiment(e).model.label() for e in row.under_way]
+    if row.verdict == verdicts.NOT_RUN and nets:  # the others have not started
+        return f"{' and '.join(dict.fromkeys(nets))} under way"
+    return "runs under way"
 
 
 @dataclass
@@ -588,6 +611,14 @@ class Report:
     def nonofficial_mark(self) -> str:
         return verdicts.ON_NONOFFICIAL_DATA
 
+    @property
+    def under_way(self) -> str:
+        return verdicts.UNDER_WAY
+
+    @property
+    def not_run(self) -> str:
+        return verdicts.NOT_RUN
+
 
 # --------------------------------------------------------------------------- matching runs
 
@@ -598,6 +629,9 @@ class _Classified:
     counted: bool
     why_not: str
     faithful: bool  # current config, no overrides: its curves belong to the experiment
+    # Unfinished (UNDER_WAY) and may yet count: faithful, on the full data. What makes a claim
+    # "under way" rather than "not yet run".
+    under_way: bool = False
 
     @property
     def timed(self) -> bool:
@@ -614,10 +648,8 @@ class _Classified:
         r = self.record
         return (
             metric == "test_error_at_epoch"
-            and self.faithful
-            and r.status in UNDER_WAY  # it goes on from where it is: its epochs stay
+            and self.under_way  # it goes on from where it is: its epochs stay
             and r.summary is not None
-            and r.summary.get("counts_as_reproduction") is not False
             and any(h["epoch"] == epoch and h.get("test_error") is not None for h in r.history)
         )
 
@@ -649,8 +681,11 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
             out.append(_Classified(r, False, why, True))
         elif ended:
             out.append(_Classified(r, True, "", True))
-        else:
-            out.append(_Classified(r, False, r.status, True))
+        else:  # unfinished: under way unless it trains on a subset, and then it never counts
+            subset = (exp.recipe.train_images or exp.recipe.test_images
+                      or summary.get("counts_as_reproduction") is False)  # fmt: skip
+            under_way = r.status in UNDER_WAY and not subset
+            out.append(_Classified(r, False, r.status, True, under_way))
     return out
 
 
@@ -1006,9 +1041,9 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
     chosen = max(groups, key=lambda k: _rank(k, len(groups[k]))) if groups else None
     runs = _counted_runs(groups.get(chosen, []), claim.metric, claim.epoch)
     repro = verdicts.apply_rule([v for _, v in runs], claim.rule, metric.lower_is_better)
-    # Runs under way; a damaged one is not (its note says what is wrong with it).
-    pending = sum(1 for c in exp_runs if c.faithful and not c.counts_for(claim.metric, claim.epoch)
-                  and c.record.status not in ("complete", "diverged", store.DAMAGED))  # fmt: skip
+    # Runs under way that do not count yet (_Classified.under_way): a damaged, stale,
+    # override, subset or failed run is not (its note says why it does not count).
+    pending = sum(c.under_way and not c.counts_for(claim.metric, claim.epoch) for c in exp_runs)
     verdict = _on_data(verdicts.judge_value(claim, repro, pending=pending), chosen)
     unit = metric.unit
     return ClaimRow(
@@ -1088,10 +1123,9 @@ def _progress(exp_runs: list[_Classified], claim: Claim, *, judged: bool = False
 
 def _unfinished(exp_runs: list[_Classified], metric: str = "",
                 epoch: int | None = None) -> list[RunRecord]:  # fmt: skip
-    """The runs under way (paused, running, interrupted) of the current config, with curves,
-    that do not already count for ``metric`` (a run past a claimed epoch does)."""
-    return [c.record for c in exp_runs if c.faithful and c.record.history
-            and c.record.status not in ("complete", "diverged", store.DAMAGED)
+    """The runs under way (_Classified.under_way) with curves that do not already count for
+    ``metric`` (a run past a claimed epoch does)."""
+    return [c.record for c in exp_runs if c.under_way and c.record.history
             and not c.counts_for(metric, epoch)]  # fmt: skip
 
 
@@ -1174,7 +1208,7 @@ def _params_row(study, claim: Claim, anchor, source_label, kind: str = "params")
 
 def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
     counted = [c.record for c in by_exp.get(claim.experiment, []) if c.timed]
-    verdict, values, devices = _speed_verdict(claim, counted)
+    verdict, values, devices = _speed_verdict(claim, counted, by_exp.get(claim.experiment, []))
     measured = statistics.median(values) if values else None
     return ClaimRow(
         study=study.name, anchor=anchor, kind="speed", experiment=claim.experiment,
@@ -1192,15 +1226,20 @@ def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> Claim
 
 
 def _speed_verdict(
-    claim: Claim, counted: list[RunRecord]
+    claim: Claim, counted: list[RunRecord], exp_runs: list[_Classified]
 ) -> tuple[verdicts.Verdict, list[float], list[str]]:
     """A speed claim's verdict over the counted complete runs of its experiment, the seconds
     it took the median of, and the devices of the solo runs. A source's timing is of a run
-    that had its device alone: only solo runs compare (harness.timings)."""
+    that had its device alone: only solo runs compare (harness.timings), so only a run under
+    way alone on the claim's hardware so far leaves the claim under way."""
     solo = [r for r in counted if not timings.not_solo(r)]
+    pending = sum(c.under_way and not timings.not_solo(c.record)
+                  and verdicts.same_hardware(timings.devices(c.record)[0], claim.hardware or "")
+                  for c in exp_runs)  # fmt: skip
     verdict, used = verdicts.judge_speed(
         claim,
         [(timings.devices(r)[0], v) for r in solo if (v := r.value("sec_per_epoch")) is not None],
+        pending=pending,
     )
     if counted and not solo:
         why = "; ".join(sorted({timings.not_solo(r) for r in counted}))
@@ -1234,7 +1273,12 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         runs = _counted_runs(g.get(chosen, []), claim.metric, claim.epoch)
         diverged = sum(1 for r, _ in runs if r.status == "diverged")
         sides.append(verdicts.Side(name, [v for _, v in runs], diverged))
-    verdict = _on_data(verdicts.judge_ordering(claim, sides), chosen)
+    # Sides with runs that may yet count (a side on seconds: runs alone on their device so far).
+    under_way = [name for name in claim.experiments
+                 if any(c.under_way and not c.counts_for(claim.metric, claim.epoch)
+                        and not (timed and timings.not_solo(c.record))
+                        for c in by_exp.get(name, []))]  # fmt: skip
+    verdict = _on_data(verdicts.judge_ordering(claim, sides, under_way), chosen)
     stranded = [(name, g) for name, g in zip(claim.experiments, groups, strict=True)
                 if g and chosen not in g]  # fmt: skip
     if stranded:
@@ -1274,6 +1318,7 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         data=chosen.data if chosen else "",
         short_metric=short_label(claim.metric, claim.epoch),
         progress=_ordering_progress(claim, by_exp, verdict),
+        under_way=under_way,
     )  # fmt: skip
 
 
@@ -1284,7 +1329,7 @@ def _ordering_progress(claim: OrderingClaim, by_exp, verdict: verdicts.Verdict) 
     if not sides:
         return ""
     where = "; ".join(f"{name} at {_where(runs)}" for name, runs in sides)
-    if verdict.outcome == verdicts.NOT_RUN:
+    if verdict.outcome in (verdicts.UNDER_WAY, verdicts.NOT_RUN):
         return f"under way, not counted: {where}"
     return f"under way, not counted yet (the verdict may change once they count): {where}"
 
@@ -1306,7 +1351,9 @@ def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
                if h.get("full_epoch") and not h.get("first_of_session")
                and h.get("images_per_second")]  # fmt: skip
         envs = [r.environment or {} for r in counted]
-        verdict = _speed_verdict(claim, counted)[0].outcome if claim else ""
+        verdict = ""
+        if claim:
+            verdict = _speed_verdict(claim, counted, by_exp.get(exp.name, []))[0].outcome
         rows.append(
             SpeedRow(
                 experiment=exp.name,
@@ -1428,10 +1475,7 @@ def _run_view(c: _Classified, counted_at_epochs: tuple[int, ...] = ()) -> RunVie
 
 def environment_warning(r: RunRecord) -> str:
     """What an ignored environment.json costs its run, naming the file, field and value."""
-    if not r.environment_damage:
-        return ""
-    return (f"{r.environment_damage}: ignored; the run counts for its accuracy, never for "
-            "speed or device claims")  # fmt: skip
+    return environment_ignored(r.environment_damage) if r.environment_damage else ""
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -47,6 +47,15 @@ class RunRecord:
         return (self.summary or {}).get(key)
 
 
+def environment_ignored(damage: str, *, resumes: bool = False) -> str:
+    """What an ignored environment.json (``damage``: its file, field and value) costs the run,
+    for `repro report` and `repro status`; a run that ``resumes`` (paused, interrupted, failed)
+    gets a new one from its next session (harness.train.keep_a_damaged_environment)."""
+    if resumes:
+        return f"{damage}: ignored; `repro run` keeps it aside when it next trains the run"
+    return f"{damage}: ignored; the run counts for its accuracy, never for speed or device claims"
+
+
 def scan(results: Path) -> list[RunRecord]:
     """Every run directory under ``results`` (``<study>/<experiment>/seed-<k>[~label]``)."""
     records = []

@@ -7,9 +7,10 @@ with what `repro run` will do: keep it aside and rebuild it from the checkpoint,
 run again where the checkpoint cannot serve). A released checkpoint is not evaluated,
 evaluated (on which data) or damaged. A run adopted from a twin in another study
 (harness.twins) says which run did its training; a run still to do whose twin is complete
-says so. When the scheduler says a run's job ended in failure but the run never recorded an
-ending (killed for memory, node lost), the run is marked failed here, with its log path, so
-nothing goes missing.
+says so. A run whose environment.json cannot be read or holds a field of the wrong type says
+that the file is ignored, as `repro report` does, and what that costs. When the scheduler
+says a run's job ended in failure but the run never recorded an ending (killed for memory,
+node lost), the run is marked failed here, with its log path, so nothing goes missing.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from harness import store
 from harness.executors import TERMINAL_FAILURES, job_state
 from harness.plan import plan
-from harness.results import scan, scan_evaluations
+from harness.results import environment_ignored, scan, scan_evaluations
 from harness.schema import Study
 from harness.twins import SHARED_WITH, complete_twins
 
@@ -93,6 +94,10 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None) -> Status
     job = store.read_json(run_dir / store.JOB)
     if job and state.status not in ("queued",):
         detail = (detail + f" (job {job['job_id']})").strip()
+    # Metadata, not the result: the run stands as it is, but the report ignores the file.
+    if ignored := store.environment_or_damage(run_dir)[1]:
+        resumes = state.status in (store.PAUSED, store.INTERRUPTED, store.FAILED)
+        detail = (f"{detail}; " if detail else "") + environment_ignored(ignored, resumes=resumes)
     return StatusRow(name, state.status, epochs, detail, tail)
 
 

@@ -9,6 +9,7 @@ import math
 import re
 import statistics
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 from harness.metrics import METRICS, Scale
@@ -27,13 +28,18 @@ REPRODUCED = "reproduced"
 BETTER = "better than claimed"
 NOT_REPRODUCED = "not reproduced"
 INCONCLUSIVE = "inconclusive"
+# No verdict yet, and why: runs that may count have started but none counts yet (paused,
+# running or interrupted), or none has started (stale, override, smoke, failed and damaged runs
+# never count, so they start nothing).
+UNDER_WAY = "under way"
 NOT_RUN = "not yet run"
 NOT_COMPARABLE = "not comparable"
 JUDGED = (REPRODUCED, BETTER, NOT_REPRODUCED, INCONCLUSIVE)
 # A verdict from runs on a copy of CIFAR-10 that is not the official release carries this
 # qualifier in its very name, so no summary, table or export can show it without it.
 ON_NONOFFICIAL_DATA = "on non-official data"
-OUTCOMES = (*JUDGED, *(f"{o} {ON_NONOFFICIAL_DATA}" for o in JUDGED), NOT_RUN, NOT_COMPARABLE)
+OUTCOMES = (*JUDGED, *(f"{o} {ON_NONOFFICIAL_DATA}" for o in JUDGED), UNDER_WAY, NOT_RUN,
+            NOT_COMPARABLE)  # fmt: skip
 # akamaster's released ResNet-20: its README's test error on the official data, and the error
 # `repro evaluate studies/checkpoints.yaml` measured on the offline JPEG copy
 # (results/published/checkpoints-jpeg-copy-cpu-2026-11-26/).
@@ -71,7 +77,12 @@ RULES = (
     "--epochs, --subset). Failed, unfinished, stale and override runs are listed, never counted; "
     "so are damaged ones, whose files cannot be read, hold the wrong types (a string for a "
     "number) or disagree (a summary that says complete "
-    "before the last epoch, curves missing or not the epochs the summary says).",
+    "before the last epoch, curves missing or not the epochs the summary says). "
+    f"A claim with no counted run is '{UNDER_WAY}' while a run that may still count is paused, "
+    "running or interrupted (one of the current config on the full data with no overrides; "
+    "for a speed claim, one alone on the claim's hardware so far; for an ordering, one for "
+    f"every experiment without counted runs), else '{NOT_RUN}': neither is a verdict, and "
+    "where an unfinished run stands decides nothing.",
     "A run whose loss became NaN/inf (diverged) is a result, not a missing run: it counts "
     "under the claim's rule like any other seed, as "
     + _diverged_counts_as()
@@ -263,13 +274,19 @@ def judge_fixed_weights(claim: Claim, value: float) -> Verdict:
     return Verdict(NOT_REPRODUCED if worse else BETTER, why, difference, tolerance, interval)
 
 
+def _not_yet(pending: int, what: str = "run") -> Verdict:
+    """No counted run: under way while ``pending`` runs that may count are unfinished."""
+    if pending:
+        return Verdict(UNDER_WAY, f"{pending} {what}(s) under way, none counted yet")
+    return Verdict(NOT_RUN, "no counted run yet")
+
+
 def judge_value(claim: Claim, repro: Reproduction | None, *, pending: int = 0) -> Verdict:
-    """Verdict for a claim on a training metric (errors, accuracies, losses)."""
+    """Verdict for a claim on a training metric (errors, accuracies, losses); ``pending``:
+    the runs under way that may yet count for it."""
     metric = METRICS[claim.metric]
     if repro is None:
-        if pending:
-            return Verdict(NOT_RUN, f"{pending} run(s) started, none finished")
-        return Verdict(NOT_RUN, "no counted run yet")
+        return _not_yet(pending)
     difference = repro.value - claim.value
     worse = difference > 0 if metric.lower_is_better else difference < 0
     too_few = (f"the claim is the {claim.rule} runs; {repro.n} counted so far"
@@ -340,7 +357,8 @@ def _too_spread(claim: Claim, repro: Reproduction, noise: float, difference: flo
 
 def on_nonofficial_data(verdict: Verdict) -> Verdict:
     """The verdict of runs on a copy of the data, marked (a verdict that judged nothing, such
-    as "not yet run", needs no mark)."""
+    as "not yet run" or "under way", needs no mark: where unfinished runs on a copy stand, the
+    claim's progress line marks)."""
     if verdict.outcome not in JUDGED:
         return verdict
     return replace(verdict, outcome=f"{verdict.outcome} {ON_NONOFFICIAL_DATA}")
@@ -386,12 +404,15 @@ def judge_params(
     )
 
 
-def judge_speed(claim: Claim, timings: list[tuple[str, float]]) -> tuple[Verdict, list[float]]:
+def judge_speed(
+    claim: Claim, timings: list[tuple[str, float]], *, pending: int = 0
+) -> tuple[Verdict, list[float]]:
     """Verdict for a speed claim over solo runs' (device, seconds per epoch), and the seconds
     it took the median of: only those on the claim's hardware, since a median over several
-    GPUs is no GPU's time and one matching run must not let the others in."""
+    GPUs is no GPU's time and one matching run must not let the others in. ``pending``: the
+    runs under way, alone on the claim's hardware so far."""
     if not timings:
-        return Verdict(NOT_RUN, "no counted run yet"), []
+        return _not_yet(pending, "solo run"), []
     used = [s for device, s in timings if same_hardware(device, claim.hardware or "")]
     if not used:
         devices = ", ".join(sorted({device for device, _ in timings}))
@@ -447,10 +468,20 @@ class Side:
         )
 
 
-def judge_ordering(claim: OrderingClaim, sides: list[Side]) -> Verdict:
+def judge_ordering(
+    claim: OrderingClaim, sides: list[Side], under_way: Collection[str] = ()
+) -> Verdict:
+    """Verdict for an ordering; ``under_way``: the experiments with runs under way that may
+    yet count. Sides without counted runs leave it under way where each has such runs."""
     missing = [s.experiment for s in sides if not s.values]
     if missing:
-        return Verdict(NOT_RUN, f"no counted run yet for {', '.join(missing)}")
+        why = f"no counted run yet for {', '.join(missing)}"
+        started = [name for name in missing if name in under_way]
+        if started == missing:
+            return Verdict(UNDER_WAY, f"runs under way, none counted yet, for {', '.join(missing)}")
+        if started:
+            why += f" (runs under way for {', '.join(started)})"
+        return Verdict(NOT_RUN, why)
     metric = METRICS[claim.metric]
     rising = claim.direction == "increasing"
     broken, unsure, assumed = [], [], False

@@ -258,6 +258,36 @@ def test_a_damaged_environment_is_ignored_with_a_warning_and_the_run_still_count
     assert status.exit_code == 0 and "2 complete" in status.output, status.output
 
 
+@pytest.mark.parametrize("case", ["device_name", "garbage"])
+def test_status_says_a_damaged_environment_is_ignored_and_what_that_costs(tmp_path, case):
+    """`repro status` listed such a run as plain "complete": only the report said that its
+    environment.json is ignored. A paused run's next session keeps the file aside."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    path = tiny_study(tmp_path / "s.yaml", ENVIRONMENT_STUDY)
+    study, results = load_study(path), tmp_path / "results"
+    complete = fake_run(results, study, "a", 0)
+    paused = fake_run(results, study, "a", 1, status="paused")
+    for run in (complete, paused):
+        _spoil_environment(run, BAD_ENVIRONMENTS[case][0])
+    problem = BAD_ENVIRONMENTS[case][1]
+    out = repro("status", str(path), "--results", str(results))
+    assert out.exit_code == 0, out.output
+    lines = {line.split()[0]: line for line in out.output.splitlines() if "seed-" in line}
+    done, resumes = lines["a/seed-0"], lines["a/seed-1"]
+    assert f"test error 10.00%; {complete / store.ENVIRONMENT}: {problem}" in done, done
+    assert done.endswith(": ignored; the run counts for its accuracy, never for speed or "
+                         "device claims")  # fmt: skip
+    assert f"  {paused / store.ENVIRONMENT}: {problem}" in resumes, resumes
+    assert resumes.endswith(": ignored; `repro run` keeps it aside when it next trains the run")
+    # A readable one says nothing.
+    fake_run(results, study, "a", 0)
+    out = repro("status", str(path), "--results", str(results))
+    assert "ignored" not in next(line for line in out.output.splitlines() if "seed-0" in line)
+
+
 @pytest.mark.parametrize("case", ["a list", "precision"])
 def test_a_run_resumes_past_a_damaged_environment_and_keeps_it_aside(
     finished_store, tmp_path, cifar_root, case

@@ -19,7 +19,7 @@ from fake_runs import fake_evaluation, fake_run
 
 from harness import verdicts as V
 from harness.cli import main
-from harness.report import build, render_html, report_for
+from harness.report import build, claims_frame, render_html, report_for
 from harness.results import scan, scan_evaluations
 from harness.schema import Claim
 from harness.studyfile import load_study
@@ -68,8 +68,8 @@ EXPECTED = {
     ("value", "edge"): V.INCONCLUSIVE,
     ("value", "partial"): V.INCONCLUSIVE,
     ("value", "boom"): V.NOT_REPRODUCED,
-    ("value", "never"): V.NOT_RUN,
-    ("value", "stale"): V.NOT_RUN,
+    ("value", "never"): V.UNDER_WAY,  # its run was killed (interrupted): it may yet count
+    ("value", "stale"): V.NOT_RUN,  # a stale run and an override run: neither can count
     ("value", "acc"): V.REPRODUCED,
     ("params", "same"): V.REPRODUCED,
     ("params", "partial"): V.REPRODUCED,
@@ -79,7 +79,7 @@ EXPECTED = {
     ("ordering", "same, better"): V.NOT_REPRODUCED,
     ("ordering", "five, twin"): V.INCONCLUSIVE,
     ("ordering", "same, boom"): V.REPRODUCED,
-    ("ordering", "same, never"): V.NOT_RUN,
+    ("ordering", "same, never"): V.UNDER_WAY,
 }
 
 
@@ -148,7 +148,9 @@ def test_every_verdict_case(verdict_store):
     boom = rows[("value", "boom")]  # a diverged run counts, as chance error
     assert boom.n == 1 and boom.reproduced_value == 90.0
     assert "1 of the 1 run(s) used diverged" in " ".join(boom.notes)
-    assert "1 run(s) started, none finished" in rows[("value", "never")].reason
+    assert rows[("value", "never")].reason == "1 run(s) under way, none counted yet"
+    assert rows[("ordering", "same, never")].reason == ("runs under way, none counted yet, for "
+                                                        "never")  # fmt: skip
     counts = report.studies[0].counts
     # the table above plus the two claims on "five" (mean of 5, best of 5), both reproduced
     assert counts[V.REPRODUCED] == 8 and counts[V.NOT_REPRODUCED] == 4
@@ -275,9 +277,9 @@ def test_a_headline_breaks_down_what_was_tested(verdict_store):
     (s,) = report.studies
     heads = {h.kind: h.text for h in s.headlines}
     assert heads["accuracy"] == ("accuracy 9/11 tested: 4 reproduced, 1 better than claimed, "
-                                 "2 not reproduced, 2 inconclusive")  # fmt: skip
+                                 "2 not reproduced, 2 inconclusive, 1 under way")  # fmt: skip
     assert heads["orderings"] == ("orderings 4/5 tested: 2 reproduced, 1 not reproduced, "
-                                  "1 inconclusive")  # fmt: skip
+                                  "1 inconclusive, 1 under way")  # fmt: skip
     assert heads["parameter counts"] == "parameter counts 2/3 match: 1 small difference"
     assert heads["speed"] == "speed 0/1 tested: 1 not comparable"
 
@@ -718,7 +720,7 @@ def test_the_scoreboard_comes_first_a_row_per_model_a_column_per_source(publishe
     tseng, park, released = resnet20.cells
     (line,) = tseng
     assert (line.claimed, line.reproduced, line.n, line.verdict) == ("8.51%", "\u2013", 0,
-                                                                     V.NOT_RUN)  # fmt: skip
+                                                                     V.UNDER_WAY)  # fmt: skip
     # Paused halfway: never a verdict, but where the training stands, and on what data: the
     # JPEG copy's 12.59% is not a figure to hold against the source's 8.51%.
     assert line.progress == ("so far 12.59% at epoch 145/164 (paused) on non-official data: "
@@ -1076,6 +1078,58 @@ def test_models_with_nothing_run_list_each_claim_once(tmp_path):
     assert {"degradation", "shortcuts"} <= set(resnet56.studies)
     html = render_html(report)
     assert "<strong>smoke: nothing run yet</strong>:" in html  # no headline, no stray space
+
+
+def test_claims_of_paused_runs_read_under_way_wherever_the_page_lists_outcomes(published_store):
+    # The six published runs, paused at 138 to 145 of 164 epochs: their claims read "not yet
+    # run", as if nothing had started, with a progress line under them that said otherwise.
+    report = report_for([DEGRADATION, CHECKPOINTS], published_store)
+    heads = {h.kind: h.text for h in report.headlines}
+    assert heads["accuracy"] == ("accuracy 1/12 tested: 1 better than claimed on non-official "
+                                 "data, 4 under way")  # fmt: skip
+    lines = [line for row in report.scoreboard.rows for cell in row.cells for line in cell]
+    under_way = [line for line in lines if line.verdict == V.UNDER_WAY]
+    assert len(under_way) == 4  # Tseng's and Park's test errors of plain-20 and ResNet-20
+    # Still where each stands and on what data: the runs train on the JPEG copy.
+    assert all(line.progress.endswith(f"(paused) {V.ON_NONOFFICIAL_DATA}: not counted")
+               for line in under_way)  # fmt: skip
+    assert all(not line.progress for line in lines if line.verdict == V.NOT_RUN)
+    # Every ordering pairs a 20-layer net with a deeper one that has not started: not yet
+    # run, and the panel names the net that is under way.
+    orderings = report.scoreboard.orderings
+    assert {o.verdict for o in orderings} == {V.NOT_RUN}
+    assert {o.note for o in orderings} == {"", "plain-20 under way", "ResNet-20 under way"}
+    html = render_html(report)
+    board = html[html.index('id="scoreboard"') : html.index("</aside>")]
+    assert board.count('<a class="score t-under-way"') == 4
+    assert board.count('<span class="verdict v-under-way">under way</span>') == 4
+    text = _text(board)
+    assert "\u201cunder way\u201d and a dotted edge: no verdict yet" in text
+    assert "\u201cnot yet run\u201d: no run that may count has started" in text
+    assert "not yet run (plain-20 under way)" in text
+    assert ".t-under-way { border-color: var(--going) !important; border-left-style: dotted" \
+        in html  # fmt: skip
+    start = html.index('id="rules"')
+    rules = _text(html[start : html.index("<details", start)])
+    assert (
+        "A claim with no counted run is \u201cunder way\u201d while a run that may still "
+        "count is paused, running or interrupted, else \u201cnot yet run\u201d"
+    ) in rules
+    claims = _text(html[html.index('id="claims"') : html.index('id="rules"')])
+    assert claims.count("under way : tseng-") == 2 and claims.count("under way : park-") == 2
+    table = claims_frame(report)
+    assert (table.verdict == V.UNDER_WAY).sum() == 4
+
+
+def test_the_orderings_panel_says_under_way_once(verdict_store):
+    # "under way (runs under way)" would say it twice: the progress is the verdict's tooltip.
+    study, path, results = verdict_store
+    report = build([(study, str(path))], scan(results), str(results))
+    (line,) = [o for o in report.scoreboard.orderings if o.verdict == V.UNDER_WAY]
+    assert line.note == "" and line.progress.startswith("under way, not counted: never at")
+    html = render_html(report)
+    panel = html[html.index('id="orderings-panel"') : html.index("</aside>")]
+    assert f'<span class="verdict v-under-way" title="{line.progress}">under way</span>' in panel
 
 
 def test_a_verdict_on_a_copy_is_marked_by_more_than_its_colour(published_store):

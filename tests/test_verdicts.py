@@ -10,7 +10,7 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import ROOT, tiny_study
+from conftest import ROOT, TINY_RECIPE, tiny_study
 from fake_runs import fake_run
 
 from harness import verdicts as V
@@ -18,6 +18,7 @@ from harness.metrics import METRICS
 from harness.regressions import KEY, compare
 from harness.report import ClaimRow, build, render_html, report_for
 from harness.results import scan
+from harness.schema import Claim
 from harness.studyfile import StudyError, load_study
 
 
@@ -453,11 +454,13 @@ def test_a_run_past_the_claimed_epoch_counts_before_it_ends(tmp_path):
     study, path, results = make_study(tmp_path / "short", ORDER, later)
     fake_run(results, study, "a", status="paused", test_error=10.0, epochs=4)
     r = row(study, path, results, "a")
-    assert (r.n, r.verdict) == (0, V.NOT_RUN) and "1 run(s) started" in r.reason
+    # Short of the epoch: under way, not "not yet run" (the run has started and may count).
+    assert (r.n, r.verdict) == (0, V.UNDER_WAY) and "1 run(s) under way" in r.reason
 
     study, path, results = make_study(tmp_path / "killed", ORDER, AT_EPOCH)
     fake_run(results, study, "a", status="interrupted", test_error=10.0, epochs=4)
-    assert row(study, path, results, "a").n == 0
+    r = row(study, path, results, "a")
+    assert (r.n, r.verdict) == (0, V.UNDER_WAY)
 
 
 @pytest.mark.parametrize(
@@ -520,3 +523,108 @@ def test_a_claim_keeps_the_decimals_its_source_gave(tmp_path):
     assert type(two.value) is float  # the file's number type stays in the reader
     assert V.judge_fixed_weights(two, 6.95).outcome == V.NOT_REPRODUCED  # 0.005 + 3 images
     assert V.judge_fixed_weights(one, 6.95).outcome == V.REPRODUCED  # 6.9 means 6.85..6.95
+
+
+# --------------------------------------------------------------------------- 10. under way
+
+ON_A = "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.75}\n"
+
+
+def test_no_counted_run_is_under_way_while_one_that_may_count_is_unfinished():
+    claim = Claim(source="s", where="T1", experiment="a", metric="test_error", value=8.75)
+    under_way = V.judge_value(claim, None, pending=2)
+    assert under_way.outcome == V.UNDER_WAY
+    assert under_way.reason == "2 run(s) under way, none counted yet"
+    assert V.judge_value(claim, None).outcome == V.NOT_RUN
+    assert V.on_nonofficial_data(under_way) == under_way  # not a verdict: nothing to mark
+    assert V.UNDER_WAY in V.OUTCOMES and V.UNDER_WAY not in V.JUDGED
+
+
+# fake_run's "running" run holds no lock, so the store reads it as interrupted (killed).
+@pytest.mark.parametrize("status", ["paused", "running"])
+def test_a_claim_whose_runs_have_started_is_under_way_not_yet_run(tmp_path, status):
+    # The published runs, paused at 138 to 145 of 164 epochs, read "not yet run".
+    study, path, results = make_study(tmp_path, ORDER, ON_A)
+    fake_run(results, study, "a", status=status, official=False)
+    r = row(study, path, results, "a")
+    assert (r.verdict, r.n) == (V.UNDER_WAY, 0)
+    assert r.reason == "1 run(s) under way, none counted yet"
+    # Where it stands, and on what data, as before: a verdict of its own does not hide it
+    # (a run killed before its first summary has not said what data it trains on).
+    where = {"paused": f"2/4 (paused) {V.ON_NONOFFICIAL_DATA}", "running": "2 (interrupted)"}
+    assert r.progress == f"so far 12.50% at epoch {where[status]}: not counted"
+
+
+@pytest.mark.parametrize("kind", ["override", "stale", "damaged", "failed"])
+def test_a_run_that_can_never_count_does_not_make_a_claim_under_way(tmp_path, kind):
+    study, path, results = make_study(tmp_path, ORDER, ON_A)
+    if kind == "override":
+        fake_run(results, study, "a", status="paused", label="smoke")
+    elif kind == "stale":
+        fake_run(results, study, "a", status="paused", stale=True)
+    elif kind == "damaged":  # a summary of the wrong shape: listed as damaged, never counted
+        run = fake_run(results, study, "a", status="paused")
+        (run / "summary.json").write_text("[]")
+    else:
+        fake_run(results, study, "a", status="failed")
+    r = row(study, path, results, "a")
+    assert (r.verdict, r.reason, r.progress) == (V.NOT_RUN, "no counted run yet", "")
+
+
+def test_a_run_of_a_recipe_that_trains_on_a_subset_does_not_make_a_claim_under_way(tmp_path):
+    # A smoke study's recipe: its runs never count, paused or complete, with a summary or not.
+    path = tiny_study(tmp_path / "v.yaml", ORDER + "claims:\n" + ON_A, name="v",
+                      recipe=TINY_RECIPE + "    train_images: 500\n")  # fmt: skip
+    study, results = load_study(path), tmp_path / "results"
+    fake_run(results, study, "a", 0, status="running")  # no summary yet
+    r = row(study, path, results, "a")
+    assert (r.verdict, r.progress) == (V.NOT_RUN, "")
+
+
+ORDER_AB = A_ABOVE_B.replace("b is better", "a is above b")
+
+
+def test_an_ordering_is_under_way_when_every_side_without_counted_runs_has_started(tmp_path):
+    study, path, results = make_study(tmp_path, ORDER, ORDER_AB)
+    fake_run(results, study, "a", test_error=8.0)
+    fake_run(results, study, "b", status="paused", official=False)
+    r = row(study, path, results, "a, b")
+    assert r.verdict == V.UNDER_WAY and r.reason == "runs under way, none counted yet, for b"
+    assert r.progress.startswith("under way, not counted: b at epoch 2/4 (paused) on non-")
+
+
+def test_an_ordering_with_a_side_not_started_is_not_yet_run_and_names_the_one_under_way(tmp_path):
+    study, path, results = make_study(tmp_path, ORDER, ORDER_AB)
+    fake_run(results, study, "a", status="paused")
+    report = build([(study, str(path))], scan(results), str(results))
+    (r,) = report.studies[0].orderings
+    assert r.verdict == V.NOT_RUN
+    assert r.reason == "no counted run yet for a, b (runs under way for a)"
+    # The orderings panel: "not yet run (ResNet-20 under way)", never "under way" for a pair
+    # whose other net has not started.
+    (line,) = report.scoreboard.orderings
+    assert (line.verdict, line.note) == (V.NOT_RUN, "ResNet-20 under way")
+
+
+SPEED_ON_980 = ("  - {source: test, where: S, experiment: a, metric: sec_per_epoch, value: 90,"
+                " hardware: NVIDIA GTX 980}\n")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("device", "shared", "expected"),
+    [
+        ("NVIDIA GeForce GTX 980", 1, V.UNDER_WAY),
+        ("NVIDIA GeForce GTX 980", 2, V.NOT_RUN),  # shares its GPU: its seconds never compare
+        ("NVIDIA H100 80GB HBM3", 1, V.NOT_RUN),  # another GPU: it could never be compared
+    ],
+)
+def test_a_speed_claim_is_under_way_only_for_a_solo_run_on_its_hardware(
+    tmp_path, device, shared, expected
+):
+    import json
+
+    study, path, results = make_study(tmp_path, ORDER, SPEED_ON_980)
+    run = fake_run(results, study, "a", status="paused", device=device)
+    env = json.loads((run / "environment.json").read_text())
+    (run / "environment.json").write_text(json.dumps({**env, "device_shared_by": shared}))
+    assert row(study, path, results, "a").verdict == expected
