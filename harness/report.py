@@ -488,9 +488,12 @@ def _waiting_models(studies: list[StudyReport]) -> list[WaitingModel]:
 
 def _ordering_lines(study: Study, rows: list[ClaimRow]) -> list[OrderingLine]:
     """The ordering claims as chains of the nets they compare ("plain-20 < plain-56")."""
-    claims = [c for c in study.claims if isinstance(c, OrderingClaim)]
+    # A row is its claim's by anchor: the rows may leave out claims (a source that is no
+    # publication has none in the panel).
+    claims = {f"{study.name}-claim-{i}": c for i, c in enumerate(study.claims)}
     lines = []
-    for claim, row in zip(claims, rows, strict=True):
+    for row in rows:
+        claim = claims[row.anchor]
         arrow = " < " if claim.direction == "increasing" else " > "
         chain = arrow.join(study.experiment(e).model.label() for e in claim.experiments)
         lines.append(OrderingLine(row.source, row.short_metric, chain, row.verdict, row.anchor,

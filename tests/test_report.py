@@ -1191,3 +1191,31 @@ def test_a_scoreboard_line_says_a_claim_s_rule_where_it_is_not_one_run(verdict_s
     same = next(line for row in report.scoreboard.rows for cell in row.cells for line in cell
                 if line.anchor == claim_rows(report)[("value", "same")].anchor)  # fmt: skip
     assert same.claimed == "8.75%"  # a single run says nothing more
+
+
+def test_an_ordering_claim_of_a_source_that_is_no_publication_stays_out_of_the_panel(tmp_path):
+    # The harness's own orderings (a source with publication: false) are listed in the study's
+    # section only; the panel pairs each published row with its own claim, not by position.
+    path = tmp_path / "own.yaml"
+    path.write_text(
+        "name: own\ndescription: an own ordering before a published one\n"
+        "sources:\n  ours: {title: our own check, authors: repro, publication: false}\n"
+        "  paper: {title: A paper, authors: Someone, year: 2016}\n"
+        "seeds: 1\nrecipes:\n  base:\n"
+        "    optimizer: {lr: 0.1, momentum: 0.9, weight_decay: 1.0e-4}\n"
+        "    batch_size: 128\n    epochs: 2\n    normalization: {kind: per_channel}\n"
+        "experiments:\n"
+        "  - {name: a20, model: resnet20, recipe: base, follows: paper}\n"
+        "  - {name: a32, model: resnet32, recipe: base, follows: paper}\n"
+        "  - {name: p20, model: plain20, recipe: base, follows: paper}\n"
+        "claims:\n"
+        "  - {kind: ordering, source: ours, where: here, statement: ours, metric: test_error,\n"
+        "     experiments: [p20, a20], direction: decreasing}\n"
+        "  - {kind: ordering, source: paper, where: Fig. 1, statement: deeper is better,\n"
+        "     metric: test_error, experiments: [a20, a32], direction: decreasing}\n"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (s,) = report_for([path], empty).studies
+    assert [line.chain for line in s.ordering_lines] == ["ResNet-20 > ResNet-32"]
+    assert len(s.orderings) == 2
