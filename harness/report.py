@@ -61,6 +61,7 @@ class RunView:
     counted_at_epochs: tuple[int, ...] = ()
     shared_with: str = ""  # the run of another study whose training this one adopted
     warning: str = ""  # an environment.json that was ignored, and what that costs the run
+    under_way: bool = False  # unfinished and may yet count (_Classified.under_way)
 
 
 @dataclass
@@ -308,11 +309,13 @@ def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
         counted = sum(r.counted for _, r in runs)
         text = f"{_plural(len(runs), 'run')} of {_plural(len(seeds), 'experiment')} "
         text += f"({each} each), {counted} counted"
+        # Runs that may yet count are the caveat; the others (stale, override, smoke, damaged,
+        # failed) never will, whatever their status, and are counted by why.
         others = Counter(r.why_not.split(":")[0] for _, r in runs
-                         if not r.counted and r.status not in UNDER_WAY)  # fmt: skip
+                         if not r.counted and not r.under_way)  # fmt: skip
         if others:
             text += "; not counted: " + ", ".join(f"{n} {why}" for why, n in others.items())
-        unfinished = [r for _, r in runs if not r.counted and r.status in UNDER_WAY]
+        unfinished = [r for _, r in runs if not r.counted and r.under_way]
         lines.append(EvidenceLine("Runs", text, _unfinished_caveat(unfinished, counted)))
         on = Counter((r.device, r.precision) for _, r in runs)
         shared = sum(bool(r.not_solo) for _, r in runs)
@@ -688,7 +691,8 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
             subset = (exp.recipe.train_images or exp.recipe.test_images
                       or summary.get("counts_as_reproduction") is False)  # fmt: skip
             under_way = r.status in UNDER_WAY and not subset
-            out.append(_Classified(r, False, r.status, True, under_way))
+            why = r.status if not subset else f"{r.status} on a subset (smoke study)"
+            out.append(_Classified(r, False, why, True, under_way))
     return out
 
 
@@ -1473,6 +1477,7 @@ def _run_view(c: _Classified, counted_at_epochs: tuple[int, ...] = ()) -> RunVie
         counted_at_epochs=counted_at_epochs,
         shared_with=s.get("shared_with") or "",
         warning=environment_warning(r),
+        under_way=c.under_way,
     )
 
 

@@ -1219,3 +1219,17 @@ def test_an_ordering_claim_of_a_source_that_is_no_publication_stays_out_of_the_p
     (s,) = report_for([path], empty).studies
     assert [line.chain for line in s.ordering_lines] == ["ResNet-20 > ResNet-32"]
     assert len(s.orderings) == 2
+
+
+def test_a_paused_run_that_can_never_count_is_not_said_to_be_under_way(tmp_path):
+    # The smoke study trains on a subset: its paused run is listed with why it never counts,
+    # not as a run that "no verdict uses yet".
+    study = load_study(ROOT / "studies" / "smoke.yaml")
+    fake_run(tmp_path, study, "resnet8", status="paused")
+    report = report_for([ROOT / "studies" / "smoke.yaml"], tmp_path)
+    runs = next(e for e in report.evidence if e.what == "Runs")
+    assert runs.text == ("1 run of 1 experiment (1 random seed each), 0 counted; not counted: "
+                         "1 paused on a subset (smoke study)")  # fmt: skip
+    assert runs.caveat == ""
+    (paused,) = [r for r in report.studies[0].runs if r.status == "paused"]
+    assert not paused.under_way and not paused.counted
