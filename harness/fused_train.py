@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,24 +37,24 @@ from harness.loader import DeviceLoader, derive_seed, eval_batches
 from harness.plan import RunPlan
 from harness.schedule import LearningRate, Length, WarmupState
 from harness.schema import Recipe
-from harness.stop_signals import stop_requested
 from harness.telemetry import Telemetry
 from harness.train import (
     Batches,
     EpochResult,
     Progress,
     RunData,
-    RunFailed,
     RunState,
     SilentProgress,
     StepLoop,
     begin_session,
+    end_after_error,
     epoch_record,
     finish,
     initial_model,
     keep_metrics_the_history_lacks,
     load_checkpoint,
     make_loader,
+    paused_by,
     prepare_data,
     save_checkpoint,
     session_record,
@@ -274,25 +273,20 @@ def train_group(
         return [_end(m, store.COMPLETE, telemetry) for m in members]
     except BudgetReached as stop:
         for m in members:
-            m.state.paused = {"reason": "time budget", "detail": str(stop),
-                              "deadline": deadline.describe() if deadline else None}  # fmt: skip
+            m.state.paused = paused_by(stop, deadline)
         return [_end(m, store.PAUSED, telemetry) for m in members]
     except (KeyboardInterrupt, SystemExit):
         for m in members:
             _end(m, store.INTERRUPTED, telemetry)
         raise
     except Exception as exc:
-        if stop_requested():  # what a stop signal broke on its way: interrupted, as above
+
+        def end(status: str, error: str | None) -> None:
             for m in members:
-                _end(m, store.INTERRUPTED, telemetry)
-            raise KeyboardInterrupt("a stop signal arrived") from exc
-        text = traceback.format_exc()
-        message = f"{type(exc).__name__}: {exc}"
-        for m in members:
-            if m.alive:
-                store.write_text(m.run_dir / store.ERROR, text)
-            _end(m, store.FAILED, telemetry, message)
-        raise RunFailed(message) from exc
+                _end(m, status, telemetry, error)  # a diverged member keeps its summary
+
+        # Only the members still training get the traceback.
+        end_after_error(exc, end, [m.run_dir / store.ERROR for m in members if m.alive])
     finally:
         telemetry.stop()
         progress.close()

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 import torch
@@ -454,25 +454,49 @@ def train(
         status = store.DIVERGED if state.diverged_at else store.COMPLETE
         return finish(run_dir, summary_base, state, status, telemetry)
     except BudgetReached as stop:
-        state.paused = {"reason": "time budget", "detail": str(stop),
-                        "deadline": deadline.describe() if deadline else None}  # fmt: skip
+        state.paused = paused_by(stop, deadline)
         return finish(run_dir, summary_base, state, store.PAUSED, telemetry)
     except (KeyboardInterrupt, SystemExit):
         # Ctrl-C, SIGTERM, or a scheduler's preemption handler exiting to requeue the job.
         finish(run_dir, summary_base, state, store.INTERRUPTED, telemetry)
         raise
     except Exception as exc:
-        if stop_requested():
-            # What a stop signal broke on its way (a DataLoader worker it ended): interrupted.
-            finish(run_dir, summary_base, state, store.INTERRUPTED, telemetry)
-            raise KeyboardInterrupt("a stop signal arrived") from exc
-        store.write_text(run_dir / store.ERROR, traceback.format_exc())
-        message = f"{type(exc).__name__}: {exc}"
-        finish(run_dir, summary_base, state, store.FAILED, telemetry, message)
-        raise RunFailed(message) from exc
+
+        def end(status: str, error: str | None) -> None:
+            finish(run_dir, summary_base, state, status, telemetry, error)
+
+        end_after_error(exc, end, [run_dir / store.ERROR])
     finally:
         telemetry.stop()
         progress.close()
+
+
+def paused_by(stop: BudgetReached, deadline: Deadline | None) -> dict:
+    """What a run's summary says of the time budget that paused it."""
+    return {"reason": "time budget", "detail": str(stop),
+            "deadline": deadline.describe() if deadline else None}  # fmt: skip
+
+
+def end_after_error(exc: Exception, end: Callable[[str, str | None], object],
+                    error_files: Iterable[Path]) -> NoReturn:  # fmt: skip
+    """How training that raised ``exc`` ends, one run's or a fused group's: called in the
+    ``except`` that caught it, with ``end(status, error)``, which records the run (each
+    member of the group) as ending so, and ``error_files``, where the traceback goes.
+
+    After a stop signal, the error is what the signal broke on its way (a DataLoader worker
+    it ended): the runs are interrupted, as by the signal, and KeyboardInterrupt is raised.
+    Otherwise each error file gets the traceback, the runs are failed with the error, and
+    RunFailed is raised.
+    """
+    if stop_requested():
+        end(store.INTERRUPTED, None)
+        raise KeyboardInterrupt("a stop signal arrived") from exc
+    text = traceback.format_exc()
+    for path in error_files:
+        store.write_text(path, text)
+    message = f"{type(exc).__name__}: {exc}"
+    end(store.FAILED, message)
+    raise RunFailed(message) from exc
 
 
 def summary_fields(plan: RunPlan, ex: Execution) -> dict[str, Any]:
