@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -59,12 +59,12 @@ from harness.runner import (
 )
 from harness.schema import SlurmSettings, Study
 from harness.stop_signals import (
-    abandon_on_a_third_stop,
     leave_a_hung_up_terminal,
     raise_unless_deferred,
     request_stop,
     stop_requested,
     stop_signals,
+    stops_taken,
     take_stop_signals,
 )
 from harness.studyfile import load_study
@@ -200,7 +200,7 @@ def run_parallel(
     """Train the study's pending runs in worker processes, one per slot at a time.
 
     On SIGINT, SIGTERM or SIGHUP no further run starts, and every worker is stopped and waited for
-    (a third Ctrl-C or SIGTERM kills them instead: ``_stop_requests``).
+    (a third Ctrl-C or SIGTERM kills them instead: ``_abandon_workers``).
     """
     outcomes, todo = pending_runs(study, options, echo, study_file)
     ex = execution_for(options)
@@ -215,7 +215,11 @@ def run_parallel(
     threads = max(1, (os.cpu_count() or 1) // len(slots))
     per_gpu = Counter(slots)
     deadline = options.stop_at()
-    with _stop_requests(running):
+    # The loop looks at stop_requested between its steps, so a signal never lands between
+    # starting a worker and recording it (which would leave that worker training on its own).
+    # A third Ctrl-C kills the workers still in `running` and exits 130 at once.
+    with stops_taken(WORKERS_STOPPING, raises=False, still_stopping=WORKERS_STILL_STOPPING,
+                     abandon=lambda name: _abandon_workers(running, name)):  # fmt: skip
         try:
             while (units or running) and not stop_requested():
                 for slot, (proc, group, report) in list(running.items()):
@@ -244,40 +248,8 @@ def run_parallel(
     return outcomes
 
 
-@contextlib.contextmanager
-def _stop_requests(running: RunningWorkers) -> Iterator[None]:
-    """While inside, a stop signal is noted (``stop_requested``) instead of acting at once.
-
-    The scheduling loop looks between its steps, so a signal never lands between starting a
-    worker and recording it (which would leave that worker training on its own). From the
-    first signal on, this process goes on as `repro run` in one process does
-    (``abandon_on_a_third_stop``): a second Ctrl-C or SIGTERM cannot cut short the stopping
-    of the workers and says so; a third kills the workers still in ``running`` and exits 130
-    at once, and their runs resume from their last saved epoch.
-    """
-    take_stop_signals()
-
-    def note(signum, frame) -> None:
-        if not request_stop(signum):
-            return  # a later one: abandon_on_a_third_stop's handler has it
-        abandon_on_a_third_stop(WORKERS_STILL_STOPPING,
-                                lambda name: _abandon_workers(running, name))  # fmt: skip
-        leave_a_hung_up_terminal(signum)
-        name = signal.Signals(signum).name
-        print(f"\nstopping ({name}): each worker records its run as interrupted at its "
-              "last finished epoch", file=sys.stderr, flush=True)  # fmt: skip
-
-    previous = {s: signal.signal(s, note) for s in stop_signals()}
-    try:
-        yield
-    finally:
-        # Once stopped, the command only reports and exits 130: later signals raise nothing
-        # in its last steps (a second Ctrl-C says it is still stopping, a third abandons).
-        if not stop_requested():
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
-
+WORKERS_STOPPING = ("\nstopping ({}): each worker records its run as interrupted at its last "
+                    "finished epoch")  # fmt: skip
 WORKERS_STILL_STOPPING = (
     "\nstill stopping (each worker records its run at its last finished epoch); Ctrl-C again "
     "to abandon now: the workers are killed and their runs resume from their last saved epoch\n"

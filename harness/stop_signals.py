@@ -23,6 +23,7 @@ import contextlib
 import os
 import signal
 import stat
+import sys
 import threading
 from collections.abc import Callable, Iterator
 
@@ -73,6 +74,40 @@ def stops_at_startup() -> Iterator[None]:
 def _stop_at_startup(signum: int, frame: object) -> None:
     leave_a_hung_up_terminal(signum)  # the line that says so must not fail on a lost terminal
     raise StopSignal(signum)
+
+
+@contextlib.contextmanager
+def stops_taken(stopping: str, *, raises: bool, still_stopping: str | None = None,
+                abandon: Callable[[str], str] | None = None) -> Iterator[None]:  # fmt: skip
+    """Inside, this process handles the stop signals as `repro run` does, whether it trains
+    (runner.run_study) or waits for its workers (executors.run_parallel).
+
+    The first is noted (``stop_requested``), said at once (``stopping``, given the signal's
+    name) and, where the code inside ``raises``, raised as KeyboardInterrupt unless deferred;
+    code that does not looks at ``stop_requested`` between its steps. Later signals go to
+    abandon_on_a_third_stop with ``still_stopping`` and ``abandon``: the second says so,
+    the third abandons. Once stopped, the command only reports and exits 130, and these
+    handlers stay to its end; a command that was not stopped gets the old ones back.
+    """
+    take_stop_signals()
+
+    def first_stop(signum: int, frame: object) -> None:
+        if not request_stop(signum):
+            return  # a later one (until abandon_on_a_third_stop), or a forked worker's copy
+        abandon_on_a_third_stop(still_stopping, abandon)  # a third signal ends it at once
+        leave_a_hung_up_terminal(signum)
+        # Said at once: the runs are recorded before the process ends, which can take a moment.
+        print(stopping.format(signal.Signals(signum).name), file=sys.stderr, flush=True)
+        if raises:
+            raise_unless_deferred(signum)
+
+    previous = {s: signal.signal(s, first_stop) for s in stop_signals()}
+    try:
+        yield
+    finally:
+        if not stop_requested():
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 def take_stop_signals() -> None:
