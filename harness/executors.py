@@ -5,8 +5,9 @@
   own ``repro worker`` process, pinned to one GPU with ``CUDA_VISIBLE_DEVICES``; a new run
   starts as soon as a slot frees. SIGINT (Ctrl-C), SIGTERM or SIGHUP (a hang-up) to the
   command is forwarded to every worker; each records its run as interrupted (resumable) and
-  the command exits 130. Runs not yet started stay pending. A signal to one worker stops
-  that run only.
+  the command exits 130. Runs not yet started stay pending. A second Ctrl-C or SIGTERM says
+  that the workers are still stopping; a third kills them and exits 130 at once, as in one
+  process (``harness.stop_signals``). A signal to one worker stops that run only.
 - ``slurm``: every pending run becomes one task of a Slurm job array, submitted through
   submitit; the command returns at once. On preemption or time-out submitit calls
   :meth:`RunJob.checkpoint`, which requeues the same run; it resumes from its last epoch.
@@ -28,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -61,7 +62,9 @@ from harness.stop_signals import (
     leave_a_hung_up_terminal,
     raise_unless_deferred,
     request_stop,
+    stop_requested,
     stop_signals,
+    stops_taken,
     take_stop_signals,
 )
 from harness.studyfile import load_study
@@ -186,6 +189,9 @@ def local_slots(
 # A stopped worker records its run in moments; this is the last resort for one that hangs.
 STOP_GRACE_S = 120.0
 STOPPED = "stopped; run again to resume"
+# The workers training now, by slot: each one's process, the runs it trains, where a fused
+# group's worker reports their outcomes.
+RunningWorkers = dict[int, tuple[subprocess.Popen, list[RunPlan], Path | None]]
 
 
 def run_parallel(
@@ -193,7 +199,8 @@ def run_parallel(
 ) -> list[Outcome]:
     """Train the study's pending runs in worker processes, one per slot at a time.
 
-    On SIGINT, SIGTERM or SIGHUP no further run starts, and every worker is stopped and waited for.
+    On SIGINT, SIGTERM or SIGHUP no further run starts, and every worker is stopped and waited for
+    (a third Ctrl-C or SIGTERM kills them instead: ``_abandon_workers``).
     """
     outcomes, todo = pending_runs(study, options, echo, study_file)
     ex = execution_for(options)
@@ -201,16 +208,20 @@ def run_parallel(
     adopted, todo = adopt_twins(todo, options, ex, lambda: load_data(options, echo), echo)
     outcomes += adopted
     units = _units(todo, options, ex, echo=echo)
-    running: dict[int, tuple[subprocess.Popen, list[RunPlan], Path | None]] = {}
+    running: RunningWorkers = {}
     # Runs side by side share the CPU's cores (for training on the CPU, for compiling on a
     # GPU) instead of each taking all of them: K cold compilations with a thread per core
     # each would starve one another.
     threads = max(1, (os.cpu_count() or 1) // len(slots))
     per_gpu = Counter(slots)
     deadline = options.stop_at()
-    with _stop_requests() as stop:
+    # The loop looks at stop_requested between its steps, so a signal never lands between
+    # starting a worker and recording it (which would leave that worker training on its own).
+    # A third Ctrl-C kills the workers still in `running` and exits 130 at once.
+    with stops_taken(WORKERS_STOPPING, raises=False, still_stopping=WORKERS_STILL_STOPPING,
+                     abandon=lambda name: _abandon_workers(running, name)):  # fmt: skip
         try:
-            while (units or running) and not stop:
+            while (units or running) and not stop_requested():
                 for slot, (proc, group, report) in list(running.items()):
                     if proc.poll() is not None:
                         del running[slot]
@@ -218,7 +229,7 @@ def run_parallel(
                             outcomes.append(outcome)
                             echo(line(outcome))
                 for slot, gpu in enumerate(slots):
-                    if slot not in running and units:
+                    if slot not in running and units and not stop_requested():
                         group = units.pop(0)
                         if deadline is not None and deadline.passed():
                             for p in group:
@@ -237,32 +248,42 @@ def run_parallel(
     return outcomes
 
 
-@contextlib.contextmanager
-def _stop_requests() -> Iterator[list[int]]:
-    """While inside, the stop signals are noted in the yielded list instead of acting at once.
+WORKERS_STOPPING = ("\nstopping ({}): each worker records its run as interrupted at its last "
+                    "finished epoch")  # fmt: skip
+WORKERS_STILL_STOPPING = (
+    "\nstill stopping (each worker records its run at its last finished epoch); Ctrl-C again "
+    "to abandon now: the workers are killed and their runs resume from their last saved epoch\n"
+)
+ABANDON_WAIT_S = 5.0  # at most, for the killed workers to be gone before the prompt returns
 
-    The scheduling loop looks at the list between its steps, so a signal never lands between
-    starting a worker and recording it (which would leave that worker training on its own),
-    and a second Ctrl-C cannot cut short the stopping of the workers.
-    """
-    noted: list[int] = []
 
-    def note(signum, frame) -> None:
-        leave_a_hung_up_terminal(signum)
-        if not noted:
-            name = signal.Signals(signum).name
-            print(f"\nstopping ({name}): each worker records its run as interrupted at its "
-                  "last finished epoch", file=sys.stderr, flush=True)  # fmt: skip
-        noted.append(signum)
-
-    previous = {s: signal.signal(s, note) for s in stop_signals()}
-    try:
-        yield noted
-    finally:
-        for s, handler in previous.items():
-            # Once stopped, the command only reports and exits 130: a later Ctrl-C is
-            # ignored, not raised into its last steps (or its exit, as Python's default is).
-            signal.signal(s, signal.SIG_IGN if noted else handler)
+def _abandon_workers(running: RunningWorkers, signal_name: str) -> str:
+    """At a third stop signal: SIGKILL every worker still running (each ignores every signal
+    after its first) and return the line that says what was abandoned. Run in the signal
+    handler, which ends this process right after; no output but that line (a print here
+    could land inside one of the interrupted code's)."""
+    killed: list[int] = []
+    names: list[str] = []
+    for proc, group, _ in list(running.values()):
+        if proc.returncode is not None:
+            continue  # reaped: its runs are recorded
+        try:
+            if os.waitpid(proc.pid, os.WNOHANG)[0]:
+                continue  # it ended meanwhile: its runs are recorded
+            os.kill(proc.pid, signal.SIGKILL)
+        except (ChildProcessError, ProcessLookupError):
+            continue  # reaped by the wait that this signal interrupted
+        killed.append(proc.pid)
+        names += [f"{p.study}/{p.name}" for p in group]
+    deadline = time.monotonic() + ABANDON_WAIT_S
+    for pid in killed:
+        with contextlib.suppress(ChildProcessError):
+            while not os.waitpid(pid, os.WNOHANG)[0] and time.monotonic() < deadline:
+                time.sleep(0.02)
+    if not names:
+        return f"\nabandoned ({signal_name}): no worker was still running\n"
+    return (f"\nabandoned ({signal_name}): killed the workers still recording "
+            f"{', '.join(names)}; each run resumes from its last saved epoch\n")  # fmt: skip
 
 
 def _stop_workers(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,36 +29,36 @@ import torch
 import torch.nn.functional as F
 
 from harness import store
-from harness.budget import BudgetReached, Deadline, epoch_estimate
+from harness.budget import BudgetReached, Deadline
 from harness.data import Cifar10
 from harness.execution import Execution, configure_backends
 from harness.fusion import FusedSGD, FusionError, fuse_models, reseed_dropout
 from harness.loader import DeviceLoader, derive_seed, eval_batches
 from harness.plan import RunPlan
-from harness.schedule import LearningRate, Length, WarmupState
+from harness.schedule import LearningRate, Length
 from harness.schema import Recipe
-from harness.stop_signals import stop_requested
 from harness.telemetry import Telemetry
 from harness.train import (
     Batches,
     EpochResult,
     Progress,
     RunData,
-    RunFailed,
     RunState,
     SilentProgress,
     StepLoop,
     begin_session,
+    check_the_next_epoch_fits,
+    end_after_error,
     epoch_record,
     finish,
     initial_model,
-    keep_metrics_the_history_lacks,
     load_checkpoint,
     make_loader,
+    paused_by,
     prepare_data,
     save_checkpoint,
-    session_record,
     summary_fields,
+    take_up,
     write_epoch_files,
 )
 from harness.zoo import ModelSpec, count_parameters
@@ -274,25 +273,20 @@ def train_group(
         return [_end(m, store.COMPLETE, telemetry) for m in members]
     except BudgetReached as stop:
         for m in members:
-            m.state.paused = {"reason": "time budget", "detail": str(stop),
-                              "deadline": deadline.describe() if deadline else None}  # fmt: skip
+            m.state.paused = paused_by(stop, deadline)
         return [_end(m, store.PAUSED, telemetry) for m in members]
     except (KeyboardInterrupt, SystemExit):
         for m in members:
             _end(m, store.INTERRUPTED, telemetry)
         raise
     except Exception as exc:
-        if stop_requested():  # what a stop signal broke on its way: interrupted, as above
+
+        def end(status: str, error: str | None) -> None:
             for m in members:
-                _end(m, store.INTERRUPTED, telemetry)
-            raise KeyboardInterrupt("a stop signal arrived") from exc
-        text = traceback.format_exc()
-        message = f"{type(exc).__name__}: {exc}"
-        for m in members:
-            if m.alive:
-                store.write_text(m.run_dir / store.ERROR, text)
-            _end(m, store.FAILED, telemetry, message)
-        raise RunFailed(message) from exc
+                _end(m, status, telemetry, error)  # a diverged member keeps its summary
+
+        # Only the members still training get the traceback.
+        end_after_error(exc, end, [m.run_dir / store.ERROR for m in members if m.alive])
     finally:
         telemetry.stop()
         progress.close()
@@ -336,21 +330,10 @@ def _run_group(members: list[Member], checkpoints: list[dict | None], data: Cifa
     trainer = FusedTrainer(members[0].plan.experiment.model, [m.plan.recipe for m in members],
                            [m.plan.seed for m in members], ex, checkpoints)  # fmt: skip
     for m, c in zip(members, checkpoints, strict=True):
-        warmup = None
-        if c is not None:
-            m.history = c["history"]
-            if c["warmup"] is not None and m.plan.recipe.warmup is not None:
-                warmup = WarmupState.from_dict(c["warmup"], m.plan.recipe.warmup.window)
-            m.state.wall_before = c["wall_seconds"]
-            m.state.sessions = c["sessions"]
         m.state.length = length
         m.state.params = trainer.params
-        m.state.history = m.history
-        m.state.sessions = [*(m.state.sessions or []), session_record(m.env, start_epoch)]
-        m.lr_at = LearningRate(m.plan.recipe, length, warmup)
-        m.state.warmup_ended_at = m.lr_at.state.ended_at
-        keep_metrics_the_history_lacks(m.run_dir, m.history)
-        store.write_jsonl(m.run_dir / store.METRICS, m.history)
+        m.history, m.lr_at = take_up(m.run_dir, m.plan.recipe, c, m.state, m.env, start_epoch,
+                                     length)  # fmt: skip
 
     progress.start(members[0].plan, length.total_iterations, iteration)
     progress.note(f"fused group of {len(members)}: " + ", ".join(m.plan.name for m in members))
@@ -365,10 +348,8 @@ def _run_group(members: list[Member], checkpoints: list[dict | None], data: Cifa
         alive = [m for m in members if m.alive]
         if not alive:
             return
-        if deadline is not None and not deadline.fits(
-            epoch_estimate(session_epochs, alive[0].history, env["device_name"])
-        ):
-            raise BudgetReached(f"the next epoch would not fit before {deadline.describe()}")
+        check_the_next_epoch_fits(deadline, session_epochs, alive[0].history,
+                                  env["device_name"])  # fmt: skip
         epoch_start = time.perf_counter()
         trainer.reseed_dropout([derive_seed(m.plan.seed, "dropout", epoch) for m in members])
         batches = min(loader_len, length.total_iterations - iteration)

@@ -13,8 +13,6 @@ pending, and the command ends normally: the same command in the next slot carrie
 from __future__ import annotations
 
 import contextlib
-import signal
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,15 +26,7 @@ from harness.execution import Execution, choose, label
 from harness.plan import Overrides, RunPlan, plan
 from harness.progress import BarProgress
 from harness.schema import Study
-from harness.stop_signals import (
-    abandon_on_a_third_stop,
-    leave_a_hung_up_terminal,
-    raise_unless_deferred,
-    request_stop,
-    stop_requested,
-    stop_signals,
-    take_stop_signals,
-)
+from harness.stop_signals import stop_requested, stops_taken
 from harness.train import RunFailed, SilentProgress, checkpoint_history, train
 
 Echo = Callable[[str], None]
@@ -180,17 +170,11 @@ def run_study(
         return outcomes
     deadline = options.stop_at()
     ex = execution_for(options)
-    take_stop_signals()
-    previous = {s: signal.signal(s, _raise_interrupt) for s in stop_signals()}
-    try:
+    with stops_taken(STOPPING, raises=True):
         return outcomes + _train_in_turn(todo, ex, options, echo, deadline)
-    finally:
-        # Once stopped, the command only reports and exits 130: later signals raise nothing
-        # in its last steps (a second Ctrl-C says it is still stopping, a third abandons:
-        # see abandon_on_a_third_stop).
-        if not stop_requested():
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+
+
+STOPPING = "\nstopping ({}): the current run is recorded as interrupted at its last finished epoch"
 
 
 def _train_in_turn(
@@ -366,17 +350,6 @@ def _check_subset(p: RunPlan, data: Cifar10) -> None:
             f"train_images), but the data has {available} after the validation hold-out. "
             f"Ask for {available} or fewer."
         )
-
-
-def _raise_interrupt(signum, frame) -> None:
-    if not request_stop(signum):
-        return  # a later one (until abandon_on_a_third_stop), or a forked worker's copy: ignored
-    abandon_on_a_third_stop()  # the user stopped this process: a third signal ends it at once
-    leave_a_hung_up_terminal(signum)
-    # Said at once: the run is recorded before the process ends, which can take a moment.
-    print(f"\nstopping ({signal.Signals(signum).name}): the current run is recorded as "
-          "interrupted at its last finished epoch", file=sys.stderr, flush=True)  # fmt: skip
-    raise_unless_deferred(signum)
 
 
 def load_data(options: RunOptions, echo: Echo) -> Cifar10:

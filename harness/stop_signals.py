@@ -4,9 +4,10 @@ SIGINT (Ctrl-C) and SIGTERM (a scheduler, `kill`) stop a run after recording it 
 interrupted. So does SIGHUP: the terminal that started the command went away, as when an ssh
 session drops; unless the command was started under `nohup`, which asked for hang-ups to be
 ignored, and then it is left ignored. Before a command takes them (``stops_at_startup``),
-each ends it as Ctrl-C does, with one line and status 130. In `repro run`'s own process, a
-second Ctrl-C or SIGTERM while the run is recorded says so, and a third abandons the
-recording (``abandon_on_a_third_stop``).
+each ends it as Ctrl-C does, with one line and status 130. In the process of `repro run`
+that the user stopped, training in it or waiting for its workers, a second Ctrl-C or
+SIGTERM while the runs are recorded says so, and a third abandons the recording
+(``abandon_on_a_third_stop``), killing the workers first where there are any.
 
 A stop is noted here as well as raised (``request_stop``), and noted for good: a
 KeyboardInterrupt can land where it is swallowed (a fork hook of the DataLoader's, a
@@ -22,8 +23,9 @@ import contextlib
 import os
 import signal
 import stat
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 _ALL = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # every signal that may stop a command
 _owner: int | None = None  # the process whose handlers act; their forked copies do nothing
@@ -74,6 +76,40 @@ def _stop_at_startup(signum: int, frame: object) -> None:
     raise StopSignal(signum)
 
 
+@contextlib.contextmanager
+def stops_taken(stopping: str, *, raises: bool, still_stopping: str | None = None,
+                abandon: Callable[[str], str] | None = None) -> Iterator[None]:  # fmt: skip
+    """Inside, this process handles the stop signals as `repro run` does, whether it trains
+    (runner.run_study) or waits for its workers (executors.run_parallel).
+
+    The first is noted (``stop_requested``), said at once (``stopping``, given the signal's
+    name) and, where the code inside ``raises``, raised as KeyboardInterrupt unless deferred;
+    code that does not looks at ``stop_requested`` between its steps. Later signals go to
+    abandon_on_a_third_stop with ``still_stopping`` and ``abandon``: the second says so,
+    the third abandons. Once stopped, the command only reports and exits 130, and these
+    handlers stay to its end; a command that was not stopped gets the old ones back.
+    """
+    take_stop_signals()
+
+    def first_stop(signum: int, frame: object) -> None:
+        if not request_stop(signum):
+            return  # a later one (until abandon_on_a_third_stop), or a forked worker's copy
+        abandon_on_a_third_stop(still_stopping, abandon)  # a third signal ends it at once
+        leave_a_hung_up_terminal(signum)
+        # Said at once: the runs are recorded before the process ends, which can take a moment.
+        print(stopping.format(signal.Signals(signum).name), file=sys.stderr, flush=True)
+        if raises:
+            raise_unless_deferred(signum)
+
+    previous = {s: signal.signal(s, first_stop) for s in stop_signals()}
+    try:
+        yield
+    finally:
+        if not stop_requested():
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
 def take_stop_signals() -> None:
     """This process handles the stop signals from now on; no stop is requested yet."""
     global _owner, _stopped, _later
@@ -98,11 +134,18 @@ def request_stop(signum: int) -> bool:
     return True
 
 
-def abandon_on_a_third_stop() -> None:
+def abandon_on_a_third_stop(still_stopping: str | None = None,
+                            abandon: Callable[[str], str] | None = None) -> None:  # fmt: skip
     """After the first stop (request_stop), in the process the user stopped: a second SIGINT
-    or SIGTERM says that the run is still being recorded and is otherwise ignored, so that
-    it cannot cut the recording short; a third ends the process at once (STOPPED_EXIT), for
-    a recording that hangs. Hang-ups stay ignored: a terminal that went away asks nothing.
+    or SIGTERM says that the run is still being recorded (``still_stopping``, by default
+    STILL_STOPPING) and is otherwise ignored, so that it cannot cut the recording short; a
+    third ends the process at once (STOPPED_EXIT), for a recording that hangs. Hang-ups stay
+    ignored: a terminal that went away asks nothing.
+
+    ``abandon``, given the third signal's name, does what abandoning takes besides ending
+    this process, and returns the line that says what was abandoned (by default ABANDONED):
+    `repro run` with workers kills them there (executors._abandon_workers), as they ignore
+    every signal after their first.
 
     Abandoning cannot break the store: every file is written to a temporary name and renamed
     (store._atomic_write), so each is whole, old or new; the run's lock goes with the process;
@@ -110,10 +153,14 @@ def abandon_on_a_third_stop() -> None:
     and resumes from its checkpoint, whose history may be an epoch ahead of metrics.jsonl
     (train.keep_metrics_the_history_lacks reconciles the two).
     A worker of `repro run` keeps ignoring later signals: Ctrl-C reaches it from the terminal
-    and again from its parent, and its parent bounds its wait (executors.STOP_GRACE_S).
+    and again from its parent, and its parent bounds its wait (executors.STOP_GRACE_S) or
+    kills it at the user's third Ctrl-C.
     A main thread stuck inside one call that never returns to Python runs no handler at all;
     SIGKILL remains for that.
     """
+    global _still_stopping, _abandon
+    _still_stopping = still_stopping or STILL_STOPPING
+    _abandon = abandon or ABANDONED.format
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, _later_stop)
 
@@ -121,6 +168,8 @@ def abandon_on_a_third_stop() -> None:
 STILL_STOPPING = ("\nstill stopping (recording the run at its last finished epoch); Ctrl-C again "
                   "to abandon now: the run resumes from its last saved epoch\n")  # fmt: skip
 ABANDONED = "\nabandoned ({}): the run resumes from its last saved epoch\n"
+_still_stopping = STILL_STOPPING  # what a second stop says (abandon_on_a_third_stop)
+_abandon: Callable[[str], str] = ABANDONED.format  # what a third does and says
 
 
 def _later_stop(signum: int, frame: object) -> None:
@@ -129,10 +178,15 @@ def _later_stop(signum: int, frame: object) -> None:
         return  # a DataLoader worker forked before its worker_init_fn made it deaf to these
     _later += 1
     if _later == 1:
-        _say(STILL_STOPPING)
+        _say(_still_stopping)
         return
-    _say(ABANDONED.format(signal.Signals(signum).name))
-    os._exit(STOPPED_EXIT)
+    name = signal.Signals(signum).name
+    text = ABANDONED.format(name)
+    try:
+        text = _abandon(name)
+    finally:  # whatever abandoning met on its way, the process ends now
+        _say(text)
+        os._exit(STOPPED_EXIT)
 
 
 def _say(text: str) -> None:

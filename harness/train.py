@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 import torch
@@ -454,25 +454,49 @@ def train(
         status = store.DIVERGED if state.diverged_at else store.COMPLETE
         return finish(run_dir, summary_base, state, status, telemetry)
     except BudgetReached as stop:
-        state.paused = {"reason": "time budget", "detail": str(stop),
-                        "deadline": deadline.describe() if deadline else None}  # fmt: skip
+        state.paused = paused_by(stop, deadline)
         return finish(run_dir, summary_base, state, store.PAUSED, telemetry)
     except (KeyboardInterrupt, SystemExit):
         # Ctrl-C, SIGTERM, or a scheduler's preemption handler exiting to requeue the job.
         finish(run_dir, summary_base, state, store.INTERRUPTED, telemetry)
         raise
     except Exception as exc:
-        if stop_requested():
-            # What a stop signal broke on its way (a DataLoader worker it ended): interrupted.
-            finish(run_dir, summary_base, state, store.INTERRUPTED, telemetry)
-            raise KeyboardInterrupt("a stop signal arrived") from exc
-        store.write_text(run_dir / store.ERROR, traceback.format_exc())
-        message = f"{type(exc).__name__}: {exc}"
-        finish(run_dir, summary_base, state, store.FAILED, telemetry, message)
-        raise RunFailed(message) from exc
+
+        def end(status: str, error: str | None) -> None:
+            finish(run_dir, summary_base, state, status, telemetry, error)
+
+        end_after_error(exc, end, [run_dir / store.ERROR])
     finally:
         telemetry.stop()
         progress.close()
+
+
+def paused_by(stop: BudgetReached, deadline: Deadline | None) -> dict:
+    """What a run's summary says of the time budget that paused it."""
+    return {"reason": "time budget", "detail": str(stop),
+            "deadline": deadline.describe() if deadline else None}  # fmt: skip
+
+
+def end_after_error(exc: Exception, end: Callable[[str, str | None], object],
+                    error_files: Iterable[Path]) -> NoReturn:  # fmt: skip
+    """How training that raised ``exc`` ends, one run's or a fused group's: called in the
+    ``except`` that caught it, with ``end(status, error)``, which records the run (each
+    member of the group) as ending so, and ``error_files``, where the traceback goes.
+
+    After a stop signal, the error is what the signal broke on its way (a DataLoader worker
+    it ended): the runs are interrupted, as by the signal, and KeyboardInterrupt is raised.
+    Otherwise each error file gets the traceback, the runs are failed with the error, and
+    RunFailed is raised.
+    """
+    if stop_requested():
+        end(store.INTERRUPTED, None)
+        raise KeyboardInterrupt("a stop signal arrived") from exc
+    text = traceback.format_exc()
+    for path in error_files:
+        store.write_text(path, text)
+    message = f"{type(exc).__name__}: {exc}"
+    end(store.FAILED, message)
+    raise RunFailed(message) from exc
 
 
 def summary_fields(plan: RunPlan, ex: Execution) -> dict[str, Any]:
@@ -523,26 +547,13 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: RunSta
     trainer = Trainer(plan.experiment.model, recipe, plan.seed, ex)
     state.params = trainer.params
 
-    history: list[dict] = []
-    warmup_state: WarmupState | None = None
     start_epoch = iteration = 0
     checkpoint = load_checkpoint(run_dir, plan.hash)
     if checkpoint is not None:
         trainer.model.load_state_dict(checkpoint["model"])
         trainer.optimizer.load_state_dict(checkpoint["optimizer"])
-        history = checkpoint["history"]
         start_epoch, iteration = checkpoint["epoch"], checkpoint["iteration"]
-        if checkpoint["warmup"] is not None and recipe.warmup is not None:
-            warmup_state = WarmupState.from_dict(checkpoint["warmup"], recipe.warmup.window)
-        state.wall_before = checkpoint["wall_seconds"]
-        state.sessions = checkpoint["sessions"]
-    state.history = history
-    state.sessions = [*(state.sessions or []), session_record(env, start_epoch)]
-    lr_at = LearningRate(recipe, length, warmup_state)
-    state.warmup_ended_at = lr_at.state.ended_at
-    # The history may be a step ahead of metrics.jsonl if a kill came between the two writes.
-    keep_metrics_the_history_lacks(run_dir, history)
-    store.write_jsonl(run_dir / store.METRICS, history)
+    history, lr_at = take_up(run_dir, recipe, checkpoint, state, env, start_epoch, length)
 
     progress.start(plan, length.total_iterations, iteration)
     if ex.compile:
@@ -553,10 +564,7 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: RunSta
     for epoch in range(start_epoch, length.epochs):
         if stop_requested():
             raise KeyboardInterrupt("a stop signal arrived")
-        if deadline is not None and not deadline.fits(
-            epoch_estimate(session_epochs, history, env["device_name"])
-        ):
-            raise BudgetReached(f"the next epoch would not fit before {deadline.describe()}")
+        check_the_next_epoch_fits(deadline, session_epochs, history, env["device_name"])
         epoch_start = time.perf_counter()
         torch.manual_seed(derive_seed(plan.seed, "dropout", epoch))
         batches = min(len(loader), length.total_iterations - iteration)
@@ -593,6 +601,38 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: RunSta
                         state, wall)  # fmt: skip
         write_epoch_files(run_dir, history, length, env)
         session_epochs.append(time.perf_counter() - epoch_start)
+
+
+def take_up(run_dir: Path, recipe: Recipe, checkpoint: dict | None, state: RunState, env: dict,
+            start_epoch: int, length: Length) -> tuple[list[dict], LearningRate]:  # fmt: skip
+    """Take up a run's record where its ``checkpoint`` left it (None: from the start), one
+    run's or a fused group member's: its history, wall time and sessions, with this one
+    added; its learning rate, with the warm-up's state; metrics.jsonl written again from the
+    history. Returns the history and the learning rate."""
+    history: list[dict] = []
+    warmup_state: WarmupState | None = None
+    if checkpoint is not None:
+        history = checkpoint["history"]
+        if checkpoint["warmup"] is not None and recipe.warmup is not None:
+            warmup_state = WarmupState.from_dict(checkpoint["warmup"], recipe.warmup.window)
+        state.wall_before = checkpoint["wall_seconds"]
+        state.sessions = checkpoint["sessions"]
+    state.history = history
+    state.sessions = [*(state.sessions or []), session_record(env, start_epoch)]
+    lr_at = LearningRate(recipe, length, warmup_state)
+    state.warmup_ended_at = lr_at.state.ended_at
+    # The history may be a step ahead of metrics.jsonl if a kill came between the two writes.
+    keep_metrics_the_history_lacks(run_dir, history)
+    store.write_jsonl(run_dir / store.METRICS, history)
+    return history, lr_at
+
+
+def check_the_next_epoch_fits(deadline: Deadline | None, session_epochs: list[float],
+                              history: list[dict], device: str) -> None:  # fmt: skip
+    """Raise BudgetReached where the next epoch, as long as this session's (or the
+    history's) say, would not end before the deadline."""
+    if deadline is not None and not deadline.fits(epoch_estimate(session_epochs, history, device)):
+        raise BudgetReached(f"the next epoch would not fit before {deadline.describe()}")
 
 
 def epoch_record(epoch: int, iteration: int, result: EpochResult, evals: tuple, *,

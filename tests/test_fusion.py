@@ -17,20 +17,21 @@ or more, and the fused runs agree with the solo ones to about 1e-15.
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 import torch
 from cifar_fixture import write_cifar
 from conftest import tiny_study
 
-from harness import store
+from harness import stop_signals, store
 from harness.data import load_cached, locate
 from harness.execution import choose
 from harness.fused_train import FusedTrainer, train_group
 from harness.fusion import FusionError, merge_model_states, split_model_state
 from harness.plan import plan
 from harness.studyfile import load_study
-from harness.train import load_checkpoint, train
+from harness.train import RunFailed, load_checkpoint, train
 
 CPU = torch.device("cpu")
 FP64 = choose(CPU, precision="fp64")
@@ -211,10 +212,8 @@ def test_members_at_different_epochs_are_not_fused(tmp_path, noise):
 # --------------------------------------------------------------------------- divergence
 
 
-def test_a_member_that_diverges_is_recorded_and_the_others_go_on(tmp_path, noise, monkeypatch):
-    plans = plans_of(tmp_path, "resnet8", recipe=TWO_EPOCHS)
-    # Batch norm keeps these nets finite in float64 whatever the rate, so the third member
-    # is made to diverge: from its 10th step its images are NaN, and so is its loss.
+def poison_the_third(monkeypatch, plans) -> None:
+    """The third plan's member gets NaN images from its 10th step (it diverges)."""
     import harness.fused_train as fused_train
 
     real = fused_train.make_loader
@@ -235,6 +234,13 @@ def test_a_member_that_diverges_is_recorded_and_the_others_go_on(tmp_path, noise
         return Poisoned(loader) if recipe == plans[2].recipe else loader
 
     monkeypatch.setattr(fused_train, "make_loader", make_loader)
+
+
+def test_a_member_that_diverges_is_recorded_and_the_others_go_on(tmp_path, noise, monkeypatch):
+    plans = plans_of(tmp_path, "resnet8", recipe=TWO_EPOCHS)
+    # Batch norm keeps these nets finite in float64 whatever the rate, so the third member
+    # is made to diverge: from its 10th step its images are NaN, and so is its loss.
+    poison_the_third(monkeypatch, plans)
     fused = train_group(plans, noise, dirs(tmp_path, "fused", plans), FP64)
     assert [s["status"] for s in fused] == ["complete", "complete", "diverged"]
     assert fused[2]["diverged_at"]["epoch"] == 1
@@ -250,6 +256,63 @@ def test_a_member_that_diverges_is_recorded_and_the_others_go_on(tmp_path, noise
     # the diverged member's curves are kept, and it was not trained any further
     rows = store.read_jsonl(dirs(tmp_path, "fused", plans)[2] / store.METRICS)
     assert len(rows) == 1 and rows[0]["train_loss"] is None
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class FailAt(KillAt):
+    """A progress that raises an error at a given step; with ``stop``, a stop signal is
+    noted first, as when the signal broke something on its way (a DataLoader worker)."""
+
+    def __init__(self, step: int, stop: pytest.MonkeyPatch | None = None) -> None:
+        super().__init__(step)
+        self.stop = stop
+
+    def advance(self, n):
+        self.seen += n
+        if self.seen == self.step:
+            if self.stop is not None:
+                self.stop.setattr(stop_signals, "_stopped", signal.SIGINT)
+            raise RuntimeError("boom")
+
+
+def test_an_error_fails_a_group_and_a_diverged_member_keeps_its_own_end(
+    tmp_path, noise, monkeypatch
+):
+    """Each member that was training is failed with the error and its traceback; one that
+    diverged earlier stays diverged, with no traceback (it was not training)."""
+    plans = plans_of(tmp_path, "resnet8", recipe=TWO_EPOCHS)
+    poison_the_third(monkeypatch, plans)
+    runs = dirs(tmp_path, "runs", plans)
+    with pytest.raises(RunFailed, match="RuntimeError: boom"):
+        train_group(plans, noise, runs, FP64, progress=FailAt(45))  # mid second epoch
+    for d in runs[:2]:
+        summary = store.read_summary(d)
+        assert summary["status"] == store.FAILED and summary["error"] == "RuntimeError: boom"
+        assert summary["epochs_done"] == 1
+        text = (d / store.ERROR).read_text()
+        assert text.startswith("Traceback") and "RuntimeError: boom" in text
+    assert store.read_summary(runs[2])["status"] == store.DIVERGED
+    assert not (runs[2] / store.ERROR).exists()
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["solo", "fused"])
+def test_an_error_after_a_stop_signal_is_an_interruption(tmp_path, noise, monkeypatch, fused):
+    """What a stop signal broke on its way ends the run interrupted, as the signal itself
+    does: KeyboardInterrupt, no traceback kept, resumable from its last epoch."""
+    plans = plans_of(tmp_path, "resnet8", recipe=TWO_EPOCHS, other="")
+    runs = dirs(tmp_path, "runs", plans)
+    with pytest.raises(KeyboardInterrupt, match="a stop signal arrived"):
+        if fused:
+            train_group(plans, noise, runs, FP64, progress=FailAt(45, monkeypatch))
+        else:
+            train(plans[0], noise, runs[0], FP64, progress=FailAt(45, monkeypatch))
+    for d in runs if fused else runs[:1]:
+        summary = store.read_summary(d)
+        assert summary["status"] == store.INTERRUPTED and summary["error"] is None
+        assert summary["epochs_done"] == 1 and not (d / store.ERROR).exists()
+        assert load_checkpoint(d, json.loads((d / store.CONFIG).read_text())["hash"])["epoch"] == 1
 
 
 # --------------------------------------------------------------------------- split, merge

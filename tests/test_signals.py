@@ -28,7 +28,7 @@ from conftest import ROOT, TINY_RECIPE, tiny_study
 
 from harness import store
 from harness.cli import main
-from harness.executors import _stop_workers
+from harness.executors import WORKERS_STILL_STOPPING, _stop_workers
 from harness.plan import plan
 from harness.runner import RunOptions
 from harness.stop_signals import stop_signals
@@ -315,8 +315,8 @@ def test_a_second_ctrl_c_while_recording_cuts_nothing_short(tmp_path, repro):
     assert output.count("still stopping") <= 1 and "abandoned" not in output, output
 
 
-# `repro run` whose recording of a stopped run hangs (its summary is never written).
-HANGING = """\
+# A process whose recording of a stopped run hangs (its summary is never written).
+HANG_RECORDING = """\
 import sys, time
 
 import harness.train
@@ -333,11 +333,14 @@ def finish(run_dir, base, state, status, *args, **kwargs):
 
 
 harness.train.finish = finish
+"""
+REPRO = """\
 from harness.cli import main
 
 sys.argv[0] = "repro"
 main()
 """
+HANGING = HANG_RECORDING + REPRO  # `repro run` as such a process
 
 
 def read_until(proc: subprocess.Popen, text: str, seconds: float = 30) -> str:
@@ -387,6 +390,66 @@ def test_a_third_ctrl_c_abandons_a_recording_that_hangs_and_it_resumes(tmp_path,
     assert f"resuming (interrupted) at epoch {done + 1}/5" in again.output, again.output
     assert store.read_json(run / store.SUMMARY)["status"] == "complete"
     assert epochs(results, "a") == 5
+
+
+def test_with_workers_a_second_ctrl_c_says_so_and_a_third_kills_them_and_they_resume(
+    tmp_path, cifar_root
+):
+    """`repro run --runs-per-gpu 2` whose workers' recording hangs: the parent says that they
+    are still stopping at the second Ctrl-C, and at the third kills them and exits 130 at
+    once (not after executors.STOP_GRACE_S); their runs resume from their checkpoints."""
+    study, results = two_runs(tmp_path), tmp_path / "results"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(HANG_RECORDING)  # in the workers too
+    args = ["run", str(study), "--data-dir", str(cifar_root), "--results", str(results),
+            "--device", "cpu", "--quiet"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{ROOT}", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *args, "--runs-per-gpu", "2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)  # fmt: skip
+    names = ("a", "b")
+    try:
+        wait_for(lambda: all(epochs(results, n) >= 1 for n in names), "an epoch each", proc)
+        workers = [worker_pid(results, n) for n in names]
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal: the parent and its workers
+
+        def hanging() -> bool:
+            logs = [(run_dir(results, n) / store.WORKER_LOG).read_text() for n in names]
+            return all("recording hangs" in log for log in logs)
+
+        wait_for(hanging, "the workers' recording", proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        shown = read_until(proc, "still stopping")
+        assert all(alive(pid) for pid in workers), "a second Ctrl-C cut the stopping short"
+        os.killpg(proc.pid, signal.SIGINT)
+        output = shown + proc.communicate(timeout=30)[0]  # not STOP_GRACE_S
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output, output
+    assert output.count("stopping (SIGINT): each worker records its run") == 1, output
+    (still,) = [x for x in output.splitlines() if "still stopping" in x]
+    assert still == WORKERS_STILL_STOPPING.strip(), output  # one line, once
+    (abandoned,) = [x for x in output.splitlines() if x.startswith("abandoned")]
+    assert abandoned == (
+        "abandoned (SIGINT): killed the workers still recording tiny/a/seed-0, "
+        "tiny/b/seed-0; each run resumes from its last saved epoch"
+    ), output
+    assert not [pid for pid in workers if alive(pid)], "a worker outlived its parent"
+    done = {}
+    for name in names:
+        run = run_dir(results, name)
+        assert store.inspect(run).status == "interrupted" and not (run / store.SUMMARY).exists()
+        done[name] = epochs(results, name)
+    again = CliRunner().invoke(main, args)  # in one process, to spare the workers' start-up
+    assert again.exit_code == 0, again.output
+    for name in names:
+        assert f"resuming (interrupted) at epoch {done[name] + 1}/5" in again.output
+        assert store.read_json(run_dir(results, name) / store.SUMMARY)["status"] == "complete"
+        assert epochs(results, name) == 5
 
 
 FORKED = """\
