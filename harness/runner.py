@@ -248,17 +248,28 @@ def _train_fused(group: list[RunPlan], data: Cifar10, ex: Execution, o: RunOptio
             except FusionError as exc:
                 echo(f"note: not fused ({exc}); training them one after another")
             except RunFailed as exc:
-                return alone + [Outcome(p, store.FAILED, f"{exc} (traceback in "
-                                        f"{p.directory(o.results) / store.ERROR})")
-                                for p in members]  # fmt: skip
+                return alone + [_ended_before(p, d) or Outcome(p, store.FAILED, f"{exc} "
+                                f"(traceback in {d / store.ERROR})")
+                                for p, d in zip(members, dirs, strict=True)]  # fmt: skip
             except KeyboardInterrupt:
-                return alone + [Outcome(p, store.INTERRUPTED, STOPPED_TEXT) for p in members]
+                return alone + [_ended_before(p, d) or Outcome(p, store.INTERRUPTED, STOPPED_TEXT)
+                                for p, d in zip(members, dirs, strict=True)]  # fmt: skip
             else:
                 return alone + [summary_outcome(p, s)
                                 for p, s in zip(members, summaries, strict=True)]  # fmt: skip
     # apart: the locks are released, and each run takes its own again
     return alone + [_train_one(p, p.directory(o.results), data, ex, o, deadline)
                     for p in members]  # fmt: skip
+
+
+def _ended_before(p: RunPlan, run_dir: Path) -> Outcome | None:
+    """The outcome of a fused member that had already ended (diverged) when its group failed
+    or was stopped: the store says so, and the line must not call it failed or stopped."""
+    try:
+        summary = store.read_summary(run_dir) or {}
+    except store.DamagedFile:
+        return None
+    return summary_outcome(p, summary) if summary.get("status") == store.DIVERGED else None
 
 
 def adopt_twins(

@@ -415,3 +415,31 @@ def test_a_run_is_never_resumed_under_another_pipeline_or_precision(
     done = summary(results, "tiny/a/seed-0")
     assert done["status"] == "complete"
     assert {s["pipeline"] for s in done["sessions"]} == {"fast"}
+
+
+@pytest.mark.parametrize("ending", ["error", "stop"])
+def test_a_fused_member_that_diverged_before_its_group_ended_is_said_to_have_diverged(
+    tmp_path, cifar_root, monkeypatch, ending
+):
+    """The outcome lines of a fused group that failed or was stopped come from the store for
+    a member that had already diverged, not from how the group ended."""
+    import harness.fused_train as fused_train
+    from harness.train import RunFailed
+
+    def train_group(members, data, dirs, ex, progress, deadline):
+        dirs[1].mkdir(parents=True, exist_ok=True)
+        store.write_json(dirs[1] / store.SUMMARY,
+                         {"status": store.DIVERGED, "diverged_at": {"epoch": 1}})  # fmt: skip
+        if ending == "stop":
+            raise KeyboardInterrupt
+        raise RunFailed("RuntimeError: boom")
+
+    monkeypatch.setattr(fused_train, "train_group", train_group)
+    study = load_study(tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, "
+                                  "recipe: base}\n", seeds=2))  # fmt: skip
+    options = RunOptions(results=tmp_path / "results", data_dir=cifar_root, device="cpu",
+                         quiet=True, fuse=2)  # fmt: skip
+    outcomes = run_study(study, options, lambda _: None)
+    first = store.FAILED if ending == "error" else store.INTERRUPTED
+    assert [o.status for o in outcomes] == [first, store.DIVERGED]
+    assert "loss became NaN/inf at epoch 1" in outcomes[1].message
