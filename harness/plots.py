@@ -74,6 +74,9 @@ class Series:
     planned_epochs: int | None = None  # how long the runs are to train (paused ones: longer)
     claims: tuple[Claimed, ...] = ()  # the sources' values for this experiment
     style: int | None = None  # its colour and marker; None: its place in the figure
+    # Not counted, but past the epochs of claims on the test error at those epochs, where
+    # its test error counts (drawn greyed all the same: the rest of the curve counts nowhere).
+    counted_at: tuple[int, ...] = ()
 
     def look(self, place: int) -> tuple[str, str, int]:
         """The base colour, the marker and the style's number: the same experiment looks the
@@ -83,7 +86,13 @@ class Series:
 
     @property
     def legend(self) -> str:
-        return self.label if self.counted else f"{self.label} (not counted: {self.why_not})"
+        if self.counted:
+            return self.label
+        if self.counted_at:
+            epochs = "epoch" + ("s" if len(self.counted_at) > 1 else "")
+            at = ", ".join(map(str, self.counted_at))
+            return f"{self.label} ({self.why_not}: counted only at {epochs} {at})"
+        return f"{self.label} (not counted: {self.why_not})"
 
 
 def to_data_uri(fig: Figure) -> str:

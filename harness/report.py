@@ -63,6 +63,38 @@ class RunView:
     warning: str = ""  # an environment.json that was ignored, and what that costs the run
     under_way: bool = False  # unfinished and may yet count (_Classified.under_way)
 
+    @property
+    def counted_text(self) -> str:
+        """The run table's "counted" cell: yes, no, or, for an unfinished run past a claimed
+        epoch, only there (its figure at that epoch is in a verdict; the rest of it is not)."""
+        if self.counted:
+            return "yes"
+        if self.counted_at_epochs:
+            return f"for the test error at {_epochs_text(self.counted_at_epochs)} only"
+        return "no"
+
+
+def _epochs_text(epochs: tuple[int, ...]) -> str:
+    """ "epoch 90", "epochs 60 and 90"."""
+    if len(epochs) == 1:
+        return f"epoch {epochs[0]}"
+    return f"epochs {', '.join(map(str, epochs[:-1]))} and {epochs[-1]}"
+
+
+def counted_at_epoch_text(runs: list[RunView]) -> str:
+    """The unfinished runs that count only for a claim on the test error at an epoch they
+    have passed, said beside a count of the runs that count in full: "1 unfinished run
+    counted only for the test error at epoch 90, which it has passed"."""
+    early = [r for r in runs if not r.counted and r.counted_at_epochs]
+    if not early:
+        return ""
+    epochs = tuple(sorted({e for r in early for e in r.counted_at_epochs}))
+    which = "it has" if len(early) == 1 else "they have"
+    return (
+        f"{_plural(len(early), 'unfinished run')} counted only for the test error at "
+        f"{_epochs_text(epochs)}, which {which} passed"
+    )
+
 
 @dataclass
 class ClaimRow:
@@ -554,6 +586,11 @@ class StudyReport:
         return sum(e.counted for e in self.evaluations)
 
     @property
+    def counted_at_epoch(self) -> str:
+        """Beside its count of counted runs: the unfinished ones that count at one epoch."""
+        return counted_at_epoch_text(self.runs)
+
+    @property
     def metric_key(self) -> list[tuple[str, str]]:
         """The short metric labels of the claim tables, each with what it means."""
         rows = self.values + self.orderings + self.checkpoint_claims + self.speed_claims
@@ -980,10 +1017,23 @@ def _diverged_note(runs: list[tuple[RunRecord, float]], metric: str) -> list[str
             f"{METRICS[metric].diverged.means}"]  # fmt: skip
 
 
-def _run_notes(exp_runs: list[_Classified]) -> list[str]:
-    """What exists for the experiment beyond the counted runs, said once per kind."""
-    reasons = Counter(c.why_not for c in exp_runs if not c.counted)
-    return [f"{n} run(s) not counted: {why}" for why, n in sorted(reasons.items())]
+def _run_notes(exp_runs: list[_Classified], metric: str = "",
+               epoch: int | None = None) -> list[str]:  # fmt: skip
+    """What exists for the experiment beyond the counted runs, said once per kind. An
+    unfinished run that counts for this claim all the same (a test error at an epoch it has
+    passed) is said to count here, not listed as not counted."""
+    early = [c for c in exp_runs if not c.counted and c.counts_for(metric, epoch)]
+    reasons = Counter(c.why_not for c in exp_runs
+                      if not c.counted and not c.counts_for(metric, epoch))  # fmt: skip
+    notes = [f"{n} run(s) not counted: {why}" for why, n in sorted(reasons.items())]
+    if early:
+        status = "/".join(sorted({c.record.status for c in early}))
+        notes.insert(
+            0,
+            f"{len(early)} unfinished ({status}) run(s) counted: each has recorded "
+            f"epoch {epoch}, and later epochs cannot change its test error there",
+        )
+    return notes
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
@@ -1082,7 +1132,7 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
             *filter(None, [claim.note]),
             *_diverged_note(runs[: repro.n] if repro else [], claim.metric),
             *_kept_apart(groups, chosen),
-            *_run_notes(exp_runs),
+            *_run_notes(exp_runs, claim.metric, claim.epoch),
         ],
         interval_low=verdict.interval[0] if verdict.interval else None,
         interval_high=verdict.interval[1] if verdict.interval else None,
@@ -1694,6 +1744,13 @@ GREYED_NOTE = (
 )
 
 
+COUNTED_AT_NOTE = (
+    " A greyed run labelled \u201ccounted only at epoch N\u201d is unfinished but has passed "
+    "that epoch: its test error there counts toward the claim drawn as a star, the rest of "
+    "its curve toward none."
+)
+
+
 def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
     if not study.experiments:
         return []  # a study of released checkpoints only: nothing was trained
@@ -1704,6 +1761,8 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
         if group != study.name:
             title += f", experiments following {_source_label(study.sources[group])}"
         greyed = "" if all(s.counted for s in series) else GREYED_NOTE
+        if any(s.counted_at for s in series):
+            greyed += COUNTED_AT_NOTE
         if any(s.planned_epochs and s.curves["epoch"].max() < s.planned_epochs for s in series):
             greyed += (" The epoch axis runs to the planned last epoch, dotted: unfinished runs "
                        "stop short of it.")  # fmt: skip
@@ -1796,13 +1855,14 @@ def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, l
     for c in classified:
         if c.record.history:
             why = "" if c.counted else _why_not_briefly(c)
-            bundles[(c.record.experiment, c.record.label, why)].append(c.record)
+            at = _counted_at_epochs(study, c)  # not counted, but at these epochs
+            bundles[(c.record.experiment, c.record.label, why, at)].append(c.record)
     groups: dict[str, list[plots.Series]] = defaultdict(list)
     styles = _styles(study)
     for exp in study.experiments:
         mine = sorted((k for k in bundles if k[0] == exp.name), key=lambda k: (bool(k[2]), k))
-        for n, (_, label, why) in enumerate(mine):
-            runs = bundles[(exp.name, label, why)]
+        for n, (_, label, why, at) in enumerate(mine):
+            runs = bundles[(exp.name, label, why, at)]
             planned = [t for r in runs if isinstance(t := r.value("epochs_total"), int)]
             groups[exp.follows or study.name].append(plots.Series(
                 label=exp.name + (f"~{label}" if label else ""),
@@ -1811,7 +1871,7 @@ def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, l
                 model=exp.model.label(), counted=not why, why_not=why,
                 planned_epochs=max(planned, default=None),
                 claims=_claims_drawn(study, exp) if n == 0 else (),  # drawn once
-                style=styles[exp.name],
+                style=styles[exp.name], counted_at=at,
             ))  # fmt: skip
     return {g: series for g, series in groups.items() if series}
 

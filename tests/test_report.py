@@ -1233,3 +1233,43 @@ def test_a_paused_run_that_can_never_count_is_not_said_to_be_under_way(tmp_path)
     assert runs.caveat == ""
     (paused,) = [r for r in report.studies[0].runs if r.status == "paused"]
     assert not paused.under_way and not paused.counted
+
+
+def test_a_run_that_counts_at_one_epoch_is_not_called_uncounted_anywhere(published_store):
+    # Park's ResNet-20, paused at epoch 145 of 164, decides Park's test error after epoch 90
+    # (n=1), yet that claim's own row said "1 run(s) not counted: paused", the run table
+    # "counted: no", the study "0 counted run(s)", its curve "not counted: paused", and the
+    # rules "unfinished runs are listed, never counted".
+    report = report_for([DEGRADATION], published_store)
+    (study,) = report.studies
+    (row,) = [c for c in study.values
+              if c.experiment == "park-resnet20" and c.short_metric == "test error @90"]  # fmt: skip
+    assert row.n == 1 and row.verdict == f"{V.BETTER} {V.ON_NONOFFICIAL_DATA}"
+    assert not [n for n in row.notes if "not counted" in n], row.notes
+    assert "1 unfinished (paused) run(s) counted: each has recorded epoch 90" in row.notes[-1]
+    # The final-epoch claim of the same run still says it does not count there.
+    (final,) = [c for c in study.values
+                if c.experiment == "park-resnet20" and c.short_metric == "test error"]  # fmt: skip
+    assert "1 run(s) not counted: paused" in final.notes
+    html = render_html(report)
+    parser = _Tables()
+    parser.feed(html)
+    (runs,) = [t for t in parser.cleaned() if t[0][0] == "run"]
+    counted = {r[0]: r[2] for r in runs[1:]}
+    assert counted["degradation/park-resnet20/seed-0"] == (
+        "for the test error at epoch 90 only paused"
+    )
+    assert counted["degradation/park-plain20/seed-0"] == "no paused"
+    text = _text(html)
+    assert ("0 counted run(s); 1 unfinished run counted only for the test error at epoch 90, "
+            "which it has passed") in text  # fmt: skip
+    # The rules, in short and in full, say so as well.
+    assert "Failed, unfinished, stale and override runs are listed, never counted" not in text
+    assert "for a test error claimed at one epoch, unfinished runs that have recorded" in text
+    # And the curve of the run that counts there is labelled as such, with the caption's key.
+    (figure,) = [f for f in study.figures
+                 if f.title.endswith("Yoonjeong Park: training loss and test error")]  # fmt: skip
+    labels = figure.plot.legends[0].get_texts()
+    assert "park-resnet20 (paused: counted only at epoch 90)" in [t.get_text() for t in labels]
+    assert "park-plain20 (not counted: paused)" in [t.get_text() for t in labels]
+    assert "\u201ccounted only at epoch N\u201d is unfinished but has passed" in figure.caption
