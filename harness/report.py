@@ -1767,30 +1767,58 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
             greyed += (" The epoch axis runs to the planned last epoch, dotted: unfinished runs "
                        "stop short of it.")  # fmt: skip
         claimed = _CLAIMED_NOTE if any(s.claims for s in series) else ""
+        drawn = {e.name for e in study.experiments if (e.follows or study.name) == group}
+        data = _data_note([c.record for c in classified
+                           if c.record.history and c.record.experiment in drawn],
+                          claimed=bool(claimed))  # fmt: skip
         if any(s.plain for s in series) and any(not s.plain for s in series):
             plot = plots.degradation_plot(series, title)
             figures.append(Figure(
                 f"{title}: plain versus residual",
-                "Drawn like He et al. 2015, Figure 6: thin dashed lines are training error, "
-                "bold lines test error; shaded bands span the random seeds." + _LOOK_NOTE
+                data + "Drawn like He et al. 2015, Figure 6: thin dashed lines are training "
+                "error, bold lines test error; shaded bands span the random seeds." + _LOOK_NOTE
                 + claimed + _range_note(plot, "error", from_zero=True) + greyed,
                 plot,
                 _alt("Two panels of line charts, plain nets and residual nets, of training "
                      "and test error (%) against epoch, on one error axis from 0", plot,
-                     series, ["train_error", "test_error"]),
+                     series, ["train_error", "test_error"])
+                + (" " + data.strip() if data else ""),
             ))  # fmt: skip
         plot = plots.curves_plot(series, title)
         figures.append(Figure(
             f"{title}: training loss and test error",
-            "Mean over random seeds; shaded bands span them." + _LOOK_NOTE + claimed
+            data + "Mean over random seeds; shaded bands span them." + _LOOK_NOTE + claimed
             + _range_note(plot, "test error") + greyed,
             plot,
             _alt("Two line charts against epoch: training loss"
                  + (" (log scale)" if plot.axes[0].get_yscale() == "log" else "")
-                 + " and test error (%)", plot, series, ["train_loss", "test_error"]),
+                 + " and test error (%)", plot, series, ["train_loss", "test_error"])
+            + (" " + data.strip() if data else ""),
         ))  # fmt: skip
     figures.append(_lr_figure(study, classified))
     return figures
+
+
+def _data_note(records: list[RunRecord], *, claimed: bool) -> str:
+    """The first words of a figure's caption where its runs trained on a copy of the data: a
+    curve on the JPEG copy drawn beside a source's claimed value invites the comparison that
+    the banner at the top warns against, and a figure is often read without the banner."""
+    copies = [r for r in records if r.data.get("official") is False]  # as the banner counts
+    if not copies:
+        return ""
+    fingerprints = sorted({_data_of(r.data)[1].removeprefix("not the official release ")
+                           for r in copies})  # fmt: skip
+    if len(copies) == len(records):
+        which = "The run drawn" if len(copies) == 1 else f"All {len(copies)} runs drawn"
+    else:
+        which = f"{len(copies)} of the {len(records)} runs drawn"
+    text = (
+        f"{which} trained and {'was' if len(copies) == 1 else 'were'} tested on a copy of "
+        f"CIFAR-10 that is not the official release {', '.join(fingerprints)}: "
+        f"{'its' if len(copies) == 1 else 'their'} errors are not those of the official data"
+    )
+    return text + (", so not to be read against the sources' claimed values drawn beside "
+                   "them. " if claimed else ". ")  # fmt: skip
 
 
 def _alt(what: str, plot: MplFigure, series: list[plots.Series], columns: list[str]) -> str:

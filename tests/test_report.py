@@ -1273,3 +1273,30 @@ def test_a_run_that_counts_at_one_epoch_is_not_called_uncounted_anywhere(publish
     assert "park-resnet20 (paused: counted only at epoch 90)" in [t.get_text() for t in labels]
     assert "park-plain20 (not counted: paused)" in [t.get_text() for t in labels]
     assert "\u201ccounted only at epoch N\u201d is unfinished but has passed" in figure.caption
+
+
+def test_a_figure_of_runs_on_a_copy_says_so_beside_the_claims_it_draws(published_store, tmp_path):
+    # The curves of runs on the JPEG copy were drawn beside the sources' claimed values with
+    # nothing in the caption or the alt text about the data: a figure is often read alone.
+    report = report_for([DEGRADATION], published_store)
+    figures = [f for f in report.studies[0].figures if "learning-rate" not in f.title]
+    assert len(figures) == 6
+    for f in figures:
+        assert f.caption.startswith("All 2 runs drawn trained and were tested on a copy of "
+                                    "CIFAR-10 that is not the official release (data "
+                                    "ccecff3e0fe7): their errors are not those of the "
+                                    "official data"), f.caption  # fmt: skip
+        assert "(data ccecff3e0fe7): their errors are not those of the official data" in f.alt
+    claimed = [f for f in figures if "Dash-dot lines" in f.caption]
+    assert len(claimed) == 4  # Tseng's and Park's: He et al.'s figure claims no value
+    assert all("not to be read against the sources' claimed values" in f.caption
+               for f in claimed)  # fmt: skip
+    # Runs on the official release: nothing said.
+    path = tiny_study(
+        tmp_path / "official.yaml", "  - {name: net, model: resnet20, recipe: base}\n"
+    )
+    study, results = load_study(path), tmp_path / "results"
+    fake_run(results, study, "net", test_error=8.0)
+    (official,) = build([(study, str(path))], scan(results), str(results)).studies
+    assert official.figures and not [f for f in official.figures
+                                     if "not the official release" in f.caption + f.alt]  # fmt: skip
