@@ -370,7 +370,8 @@ def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
             e.official_data is False for e in evaluations)  # fmt: skip
         lines.append(EvidenceLine("Data", "; ".join(parts), (
             "figures on a copy are not comparable with the sources' (the offline JPEG copy "
-            "costs about ten points of test error)") if copies else ""))  # fmt: skip
+            "costs released weights about ten points of test error)") if copies else "",
+        ))  # fmt: skip
     if evaluations:
         counted = sum(e.counted for e in evaluations)
         devices = ", ".join(sorted({e.device for e in evaluations}))
