@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import jinja2
+import markupsafe
 import pandas as pd
 from matplotlib.figure import Figure as MplFigure
 
@@ -2068,6 +2069,18 @@ def _provenance(records: list[RunRecord], reports: list[StudyReport],
 # --------------------------------------------------------------------------- output
 
 
+def _code_spans(text: str) -> markupsafe.Markup:
+    """Text written with Markdown's code spans (the rules' `pool_executions: true`, a study's
+    `repro evaluate`) as HTML: escaped, each span in <code>, no backticks left on the page."""
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: not a code span, leave it as written
+        return markupsafe.escape(text)
+    return markupsafe.Markup("").join(
+        markupsafe.Markup("<code>{}</code>").format(part) if i % 2 else markupsafe.escape(part)
+        for i, part in enumerate(parts)
+    )
+
+
 def render_html(report: Report) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -2083,6 +2096,7 @@ def render_html(report: Report) -> str:
     env.globals["filled"] = _filled
     env.filters["brief"] = _brief
     env.filters["slug"] = slug
+    env.filters["code_spans"] = _code_spans
     return env.get_template("report.html.j2").render(report=report)
 
 

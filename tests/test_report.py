@@ -205,9 +205,9 @@ def test_the_page_shows_the_tables_and_nothing_external(verdict_store, tmp_path)
     assert "off by -278" in parser.rows[rows[("params", "never")].anchor]
     assert "not comparable" in html and "claimed on NVIDIA GTX 980" in html
     assert "within seed noise" in parser.rows[rows[("ordering", "five, twin")].anchor]
-    text = unescape(html)
+    text = _text(html)
     for rule in V.RULES:
-        assert rule in text
+        assert _text(_code(rule)) in text
     assert "Non-official data" in html
     assert "fp32 eager (compilation failed)" in html  # the "acc" run fell back
     # He-style plain-versus-residual figure, loss and error curves, learning-rate schedule
@@ -251,6 +251,11 @@ def test_partial_and_empty_stores(tmp_path):
 def _text(html: str) -> str:
     """The page's words, tags dropped and spaces collapsed."""
     return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def _code(text: str) -> str:
+    """Text with Markdown code spans as the page shows them: each in <code>."""
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", text)
 
 
 def test_accuracy_orderings_and_architecture_checks_have_their_own_headlines(tmp_path):
@@ -1037,7 +1042,7 @@ def test_the_rules_are_folded_under_a_summary_so_the_evidence_follows_the_claims
     html = render_html(build([(study, str(path))], scan(results), str(results)))
     section = html[html.index('id="rules"') : html.index('id="study-verdicts"')]
     folded = section[section.index("<details") : section.index("</details>")]
-    assert all(unescape(rule) in unescape(folded) for rule in V.RULES)
+    assert all(_text(_code(rule)) in _text(folded) for rule in V.RULES)
     summary = _text(section[: section.index("<details")])
     assert "twice the standard error of the difference" in summary
     assert f"\u201c{V.ON_NONOFFICIAL_DATA}\u201d" in summary
@@ -1317,3 +1322,22 @@ def test_the_banner_says_on_what_the_copy_s_cost_was_measured(published_store, t
     alone = _text(render_html(report_for([CHECKPOINTS], weights)))
     assert "about ten points of test error (measured 10.35 points, see Provenance )" in alone
     assert "trained on the copy as well" not in alone
+
+
+def test_code_spans_are_code_on_the_page_not_backticks(published_store):
+    # The rules printed "`pool_executions: true`" and the checkpoints study "by `repro
+    # evaluate`", backticks and all: Markdown that the page never rendered.
+    html = render_html(report_for([DEGRADATION, CHECKPOINTS], published_store, show_unrun=True))
+    assert "`" not in _text(html)
+    assert "<code>pool_executions: true</code>" in html
+    assert "<code>counts: without_batchnorm</code>" in html
+    assert "evaluated on the CIFAR-10 test set by <code>repro evaluate</code> (no training)" in html
+    # A note of a study's recipe, too, and still escaped: no markup of the study's own.
+    preact = render_html(report_for([ROOT / "studies" / "preact_wide.yaml"], published_store,
+                                    show_unrun=True))  # fmt: skip
+    assert "runs <code>-batchSize 64 -nGPU 2</code>, batch norm" in preact
+    assert "`" not in _text(preact)
+    from harness.report import _code_spans
+
+    assert str(_code_spans("a `<b>` & `c`")) == "a <code>&lt;b&gt;</code> &amp; <code>c</code>"
+    assert str(_code_spans("one ` alone <i>")) == "one ` alone &lt;i&gt;"
