@@ -394,6 +394,10 @@ def test_the_page_reads_at_a_desk_and_on_a_phone(published_store, tmp_path, widt
         assert panel["left"] >= board["right"] and abs(panel["top"] - board["top"]) < 60
     else:
         assert panel["top"] >= board["bottom"], "on a phone the orderings come below"
+        # and the scoreboard's cells stack, each under its source's name: side by side, the
+        # phone showed one source's column, ResNet-32's row looking empty, with no sign that
+        # the table scrolled to its released weights
+        assert board["right"] <= width and "model" not in seen["scrolling_tables"]
 
 
 def test_studies_with_no_runs_keep_the_page_short(published_store, tmp_path):
@@ -1341,3 +1345,23 @@ def test_code_spans_are_code_on_the_page_not_backticks(published_store):
 
     assert str(_code_spans("a `<b>` & `c`")) == "a <code>&lt;b&gt;</code> &amp; <code>c</code>"
     assert str(_code_spans("one ` alone <i>")) == "one ` alone &lt;i&gt;"
+
+
+def test_each_scoreboard_cell_names_its_source_for_a_phone(published_store):
+    # On a phone the cells stack under their model: each says whose claims it holds, and an
+    # empty one is left out instead of standing as a blank under the model's name.
+    report = report_for([DEGRADATION, CHECKPOINTS], published_store)
+    html = render_html(report)
+    board = html[
+        html.index('id="scoreboard"') : html.index("</table>", html.index('id="scoreboard"'))
+    ]
+    cells = re.findall(r'<td data-source="([^"]*)"( class="empty")?>', board)
+    sources = report.scoreboard.sources
+    assert len(cells) == len(report.scoreboard.rows) * len(sources)
+    for row, start in zip(report.scoreboard.rows, range(0, len(cells), len(sources)), strict=True):
+        mine = cells[start : start + len(sources)]
+        assert [c[0] for c in mine] == sources
+        assert [bool(c[1]) for c in mine] == [not cell for cell in row.cells]
+    css = html[html.index("@media (max-width: 600px)") :]
+    assert "table.scoreboard td::before { content: attr(data-source)" in css
+    assert "table.scoreboard tr.sources, table.scoreboard td.empty { display: none; }" in css
