@@ -678,7 +678,7 @@ def test_checkpoint_claims_are_judged_by_the_rules_of_trained_runs(tmp_path):
     parser = _Rows()
     parser.feed(html)
     assert "Released checkpoints" in html and "<h3>Curves</h3>" not in html
-    assert "measured\n  10.31 points on released checkpoints" in html
+    assert "(measured 10.31 points, see Provenance )" in _text(html)
     assert "16.80%" in parser.rows["copy-penalty-akamaster-resnet56-cccccccccccc"]
     assert "layer(?P&lt;s&gt;\\d+)" in html  # the layout's rules are on the page
     assert "3 checkpoint evaluation(s) used a copy" in " ".join(html.split())  # stale too
