@@ -2069,6 +2069,15 @@ def _provenance(records: list[RunRecord], reports: list[StudyReport],
 # --------------------------------------------------------------------------- output
 
 
+def _tolerance_digits(tolerance: float | None) -> int:
+    """Decimals that show a tolerance to two significant figures, at least two: released
+    weights' 0.035 (rounding plus 3 test images) read "± 0.03" beside a reason that said
+    0.035, and its range 8.23 – 8.30% was not 8.27 ± 0.035."""
+    if tolerance is None or not math.isfinite(tolerance) or tolerance <= 0:
+        return 2
+    return min(4, max(2, 1 - math.floor(math.log10(tolerance))))
+
+
 def _code_spans(text: str) -> markupsafe.Markup:
     """Text written with Markdown's code spans (the rules' `pool_executions: true`, a study's
     `repro evaluate`) as HTML: escaped, each span in <code>, no backticks left on the page."""
@@ -2094,6 +2103,7 @@ def render_html(report: Report) -> str:
     env.filters["quoted"] = _quoted
     env.filters["tone"] = _tone
     env.globals["filled"] = _filled
+    env.globals["tolerance_digits"] = _tolerance_digits
     env.filters["brief"] = _brief
     env.filters["slug"] = slug
     env.filters["code_spans"] = _code_spans

@@ -1365,3 +1365,22 @@ def test_each_scoreboard_cell_names_its_source_for_a_phone(published_store):
     css = html[html.index("@media (max-width: 600px)") :]
     assert "table.scoreboard td::before { content: attr(data-source)" in css
     assert "table.scoreboard tr.sources, table.scoreboard td.empty { display: none; }" in css
+
+
+def test_a_tolerance_is_shown_to_the_digits_it_has(published_store):
+    # Released weights' tolerance, 0.035 (the claim's rounding 0.005 plus 3 test images),
+    # read "± 0.03" beside a reason that said 0.035, and the range "8.23 – 8.30%" around 8.27.
+    parser = _Tables()
+    parser.feed(render_html(report_for([DEGRADATION, CHECKPOINTS], published_store)))
+    (weights,) = [t for t in parser.cleaned() if t[0][0] == "checkpoint" and "tolerance" in t[0]]
+    header = weights[0]
+    (row,) = [r for r in weights[1:] if r[0] == "akamaster-resnet20" and r[2] == "test error"]
+    assert row[header.index("tolerance")] == "± 0.035"
+    assert row[header.index("reproduced if within")] == "8.235 – 8.305%"
+    assert "vs 0.035" in row[-1]
+    # Seed noise keeps two decimals: Park's test error after epoch 90, 27.9 ± 0.57.
+    (claims,) = [t for t in parser.cleaned() if t[0][:2] == ["experiment", "source"]
+                 and "tolerance" in t[0]]  # fmt: skip
+    (park,) = [r for r in claims[1:] if r[0] == "park-resnet20" and r[2] == "test error @90"]
+    assert park[claims[0].index("tolerance")] == "± 0.57"
+    assert park[claims[0].index("reproduced if within")] == "27.33 – 28.47%"
