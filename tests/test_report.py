@@ -1384,3 +1384,18 @@ def test_a_tolerance_is_shown_to_the_digits_it_has(published_store):
     (park,) = [r for r in claims[1:] if r[0] == "park-resnet20" and r[2] == "test error @90"]
     assert park[claims[0].index("tolerance")] == "± 0.57"
     assert park[claims[0].index("reproduced if within")] == "27.33 – 28.47%"
+
+
+def test_provenance_names_what_the_store_holds(verdict_store, tmp_path):
+    # "Runs and evaluations made between ..." over a store of runs alone (the smoke study's),
+    # and "runs and evaluations" columns over one of checkpoint evaluations alone.
+    study, path, results = verdict_store
+    runs = _text(render_html(build([(study, str(path))], scan(results), str(results))))
+    assert "Runs made between" in runs and "evaluations" not in runs[runs.index("Provenance") :]
+    weights = tmp_path / "weights"
+    shutil.copytree(PUBLISHED / "checkpoints-jpeg-copy-cpu-2026-11-26" / "store", weights)
+    alone = _text(render_html(report_for([CHECKPOINTS], weights)))
+    provenance = alone[alone.index("Provenance") :]
+    assert "Evaluations made between" in provenance
+    assert "Software versions, with how many evaluations used each" in provenance
+    assert "runs and evaluations" not in provenance
