@@ -1811,7 +1811,8 @@ def _data_note(records: list[RunRecord], *, claimed: bool) -> str:
     fingerprints = sorted({_data_of(r.data)[1].removeprefix("not the official release ")
                            for r in copies})  # fmt: skip
     if len(copies) == len(records):
-        which = "The run drawn" if len(copies) == 1 else f"All {len(copies)} runs drawn"
+        which = {1: "The run drawn", 2: "Both runs drawn"}.get(
+            len(copies), f"All {len(copies)} runs drawn")  # fmt: skip
     else:
         which = f"{len(copies)} of the {len(records)} runs drawn"
     text = (

@@ -1291,7 +1291,7 @@ def test_a_figure_of_runs_on_a_copy_says_so_beside_the_claims_it_draws(published
     figures = [f for f in report.studies[0].figures if "learning-rate" not in f.title]
     assert len(figures) == 6
     for f in figures:
-        assert f.caption.startswith("All 2 runs drawn trained and were tested on a copy of "
+        assert f.caption.startswith("Both runs drawn trained and were tested on a copy of "
                                     "CIFAR-10 that is not the official release (data "
                                     "ccecff3e0fe7): their errors are not those of the "
                                     "official data"), f.caption  # fmt: skip
