@@ -74,6 +74,9 @@ class Series:
     planned_epochs: int | None = None  # how long the runs are to train (paused ones: longer)
     claims: tuple[Claimed, ...] = ()  # the sources' values for this experiment
     style: int | None = None  # its colour and marker; None: its place in the figure
+    # Not counted, but past the epochs of claims on the test error at those epochs, where
+    # its test error counts (drawn greyed all the same: the rest of the curve counts nowhere).
+    counted_at: tuple[int, ...] = ()
 
     def look(self, place: int) -> tuple[str, str, int]:
         """The base colour, the marker and the style's number: the same experiment looks the
@@ -83,7 +86,13 @@ class Series:
 
     @property
     def legend(self) -> str:
-        return self.label if self.counted else f"{self.label} (not counted: {self.why_not})"
+        if self.counted:
+            return self.label
+        if self.counted_at:
+            epochs = "epoch" + ("s" if len(self.counted_at) > 1 else "")
+            at = ", ".join(map(str, self.counted_at))
+            return f"{self.label} ({self.why_not}: counted only at {epochs} {at})"
+        return f"{self.label} (not counted: {self.why_not})"
 
 
 def to_data_uri(fig: Figure) -> str:
@@ -236,38 +245,50 @@ def _widen(ax, span: float, *, bounds: tuple[float, float]) -> None:
 
 
 def _note_off_scale(ax, series: list[Series], columns: list[str], unit: str) -> None:
+    """Over the axis, which epochs run off it and how far. Where curves of more than one
+    column run off (training and test error on one axis), each is named on its own line:
+    "epochs 1-81 off scale" of the test error stood over a training error drawn from epoch 38."""
     lo, hi = ax.get_ylim()
-    above, below = [], []
+    off: dict[str, tuple[list, list]] = {c: ([], []) for c in columns}
     for s in series:
         for c in columns:
             stats = _stats(s, c)
-            above += [(e, v) for e, v in stats["max"].items() if v > hi]
-            below += [(e, v) for e, v in stats["min"].items() if v < lo]
+            off[c][0].extend((e, v) for e, v in stats["max"].items() if v > hi)
+            off[c][1].extend((e, v) for e, v in stats["min"].items() if v < lo)
+    named = sum(bool(above or below) for above, below in off.values()) > 1
     notes = []
-    for mark, way, points, extreme in (("\u25b2", "up", above, max),
-                                       ("\u25bc", "down", below, min)):  # fmt: skip
-        if points:
+    for mark, way, side, extreme in (("\u25b2", "up", 0, max), ("\u25bc", "down", 1, min)):
+        if named:
+            groups = [(f"{NAMES.get(c, c)} ", off[c][side]) for c in columns]
+        else:
+            groups = [("", [p for c in columns for p in off[c][side]])]
+        for what, points in groups:
+            if not points:
+                continue
             first, last = min(int(e) for e, _ in points), max(int(e) for e, _ in points)
             span = f"epoch {first}" if first == last else f"epochs {first}\u2013{last}"
             value = extreme(v for _, v in points)
-            notes.append(f"{mark} {span} off scale ({way} to {value:.3g}{unit})")
+            notes.append(f"{mark} {what}{span} off scale ({way} to {value:.3g}{unit})")
     if notes:
-        ax.text(0, 1.015, "; ".join(notes), transform=ax.transAxes, fontsize=7, ha="left",
-                va="bottom", color="#57606a", gid=OFF_SCALE)  # fmt: skip
+        ax.text(0, 1.015, ("\n" if named else "; ").join(notes), transform=ax.transAxes,
+                fontsize=7, ha="left", va="bottom", color="#57606a", gid=OFF_SCALE)  # fmt: skip
         _title_over_note(ax.figure.axes)
 
 
 def _title_over_note(axes) -> None:
-    """Titles lifted over the off-scale notes, by as much on every panel, to stay in a row."""
+    """Titles lifted over the off-scale notes, by as much on every panel, to stay in a row:
+    as much as the note of most lines needs."""
+    lines = max((t.get_text().count("\n") + 1 for ax in axes for t in ax.texts
+                 if t.get_gid() == OFF_SCALE), default=1)  # fmt: skip
     for ax in axes:
-        ax.set_title(ax.get_title(), pad=16)
+        ax.set_title(ax.get_title(), pad=16 + 9 * (lines - 1))
 
 
 def off_scale(fig: Figure, *, spoken: bool = False) -> list[str]:
     """What each axis leaves off its scale, as its note says: ["test error: ▲ epochs ..."];
     ``spoken``: in words, for alt text ("test error: epochs 1–81 above the axis, up to 55%")."""
     notes = [
-        f"{ax.get_title() or ax.get_ylabel()}: {t.get_text()}"
+        f"{ax.get_title() or ax.get_ylabel()}: {t.get_text().replace(chr(10), '; ')}"
         for ax in fig.axes
         for t in ax.texts
         if t.get_gid() == OFF_SCALE

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import jinja2
+import markupsafe
 import pandas as pd
 from matplotlib.figure import Figure as MplFigure
 
@@ -62,6 +63,38 @@ class RunView:
     shared_with: str = ""  # the run of another study whose training this one adopted
     warning: str = ""  # an environment.json that was ignored, and what that costs the run
     under_way: bool = False  # unfinished and may yet count (_Classified.under_way)
+
+    @property
+    def counted_text(self) -> str:
+        """The run table's "counted" cell: yes, no, or, for an unfinished run past a claimed
+        epoch, only there (its figure at that epoch is in a verdict; the rest of it is not)."""
+        if self.counted:
+            return "yes"
+        if self.counted_at_epochs:
+            return f"for the test error at {_epochs_text(self.counted_at_epochs)} only"
+        return "no"
+
+
+def _epochs_text(epochs: tuple[int, ...]) -> str:
+    """ "epoch 90", "epochs 60 and 90"."""
+    if len(epochs) == 1:
+        return f"epoch {epochs[0]}"
+    return f"epochs {', '.join(map(str, epochs[:-1]))} and {epochs[-1]}"
+
+
+def counted_at_epoch_text(runs: list[RunView]) -> str:
+    """The unfinished runs that count only for a claim on the test error at an epoch they
+    have passed, said beside a count of the runs that count in full: "1 unfinished run
+    counted only for the test error at epoch 90, which it has passed"."""
+    early = [r for r in runs if not r.counted and r.counted_at_epochs]
+    if not early:
+        return ""
+    epochs = tuple(sorted({e for r in early for e in r.counted_at_epochs}))
+    which = "it has" if len(early) == 1 else "they have"
+    return (
+        f"{_plural(len(early), 'unfinished run')} counted only for the test error at "
+        f"{_epochs_text(epochs)}, which {which} passed"
+    )
 
 
 @dataclass
@@ -338,7 +371,8 @@ def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
             e.official_data is False for e in evaluations)  # fmt: skip
         lines.append(EvidenceLine("Data", "; ".join(parts), (
             "figures on a copy are not comparable with the sources' (the offline JPEG copy "
-            "costs about ten points of test error)") if copies else ""))  # fmt: skip
+            "costs released weights about ten points of test error)") if copies else "",
+        ))  # fmt: skip
     if evaluations:
         counted = sum(e.counted for e in evaluations)
         devices = ", ".join(sorted({e.device for e in evaluations}))
@@ -552,6 +586,11 @@ class StudyReport:
     @property
     def counted_evaluations(self) -> int:
         return sum(e.counted for e in self.evaluations)
+
+    @property
+    def counted_at_epoch(self) -> str:
+        """Beside its count of counted runs: the unfinished ones that count at one epoch."""
+        return counted_at_epoch_text(self.runs)
 
     @property
     def metric_key(self) -> list[tuple[str, str]]:
@@ -980,10 +1019,23 @@ def _diverged_note(runs: list[tuple[RunRecord, float]], metric: str) -> list[str
             f"{METRICS[metric].diverged.means}"]  # fmt: skip
 
 
-def _run_notes(exp_runs: list[_Classified]) -> list[str]:
-    """What exists for the experiment beyond the counted runs, said once per kind."""
-    reasons = Counter(c.why_not for c in exp_runs if not c.counted)
-    return [f"{n} run(s) not counted: {why}" for why, n in sorted(reasons.items())]
+def _run_notes(exp_runs: list[_Classified], metric: str = "",
+               epoch: int | None = None) -> list[str]:  # fmt: skip
+    """What exists for the experiment beyond the counted runs, said once per kind. An
+    unfinished run that counts for this claim all the same (a test error at an epoch it has
+    passed) is said to count here, not listed as not counted."""
+    early = [c for c in exp_runs if not c.counted and c.counts_for(metric, epoch)]
+    reasons = Counter(c.why_not for c in exp_runs
+                      if not c.counted and not c.counts_for(metric, epoch))  # fmt: skip
+    notes = [f"{n} run(s) not counted: {why}" for why, n in sorted(reasons.items())]
+    if early:
+        status = "/".join(sorted({c.record.status for c in early}))
+        notes.insert(
+            0,
+            f"{len(early)} unfinished ({status}) run(s) counted: each has recorded "
+            f"epoch {epoch}, and later epochs cannot change its test error there",
+        )
+    return notes
 
 
 def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
@@ -1082,7 +1134,7 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
             *filter(None, [claim.note]),
             *_diverged_note(runs[: repro.n] if repro else [], claim.metric),
             *_kept_apart(groups, chosen),
-            *_run_notes(exp_runs),
+            *_run_notes(exp_runs, claim.metric, claim.epoch),
         ],
         interval_low=verdict.interval[0] if verdict.interval else None,
         interval_high=verdict.interval[1] if verdict.interval else None,
@@ -1694,6 +1746,13 @@ GREYED_NOTE = (
 )
 
 
+COUNTED_AT_NOTE = (
+    " A greyed run labelled \u201ccounted only at epoch N\u201d is unfinished but has passed "
+    "that epoch: its test error there counts toward the claim drawn as a star, the rest of "
+    "its curve toward none."
+)
+
+
 def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
     if not study.experiments:
         return []  # a study of released checkpoints only: nothing was trained
@@ -1704,34 +1763,65 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
         if group != study.name:
             title += f", experiments following {_source_label(study.sources[group])}"
         greyed = "" if all(s.counted for s in series) else GREYED_NOTE
+        if any(s.counted_at for s in series):
+            greyed += COUNTED_AT_NOTE
         if any(s.planned_epochs and s.curves["epoch"].max() < s.planned_epochs for s in series):
             greyed += (" The epoch axis runs to the planned last epoch, dotted: unfinished runs "
                        "stop short of it.")  # fmt: skip
         claimed = _CLAIMED_NOTE if any(s.claims for s in series) else ""
+        drawn = {e.name for e in study.experiments if (e.follows or study.name) == group}
+        data = _data_note([c.record for c in classified
+                           if c.record.history and c.record.experiment in drawn],
+                          claimed=bool(claimed))  # fmt: skip
         if any(s.plain for s in series) and any(not s.plain for s in series):
             plot = plots.degradation_plot(series, title)
             figures.append(Figure(
                 f"{title}: plain versus residual",
-                "Drawn like He et al. 2015, Figure 6: thin dashed lines are training error, "
-                "bold lines test error; shaded bands span the random seeds." + _LOOK_NOTE
+                data + "Drawn like He et al. 2015, Figure 6: thin dashed lines are training "
+                "error, bold lines test error; shaded bands span the random seeds." + _LOOK_NOTE
                 + claimed + _range_note(plot, "error", from_zero=True) + greyed,
                 plot,
                 _alt("Two panels of line charts, plain nets and residual nets, of training "
                      "and test error (%) against epoch, on one error axis from 0", plot,
-                     series, ["train_error", "test_error"]),
+                     series, ["train_error", "test_error"])
+                + (" " + data.strip() if data else ""),
             ))  # fmt: skip
         plot = plots.curves_plot(series, title)
         figures.append(Figure(
             f"{title}: training loss and test error",
-            "Mean over random seeds; shaded bands span them." + _LOOK_NOTE + claimed
+            data + "Mean over random seeds; shaded bands span them." + _LOOK_NOTE + claimed
             + _range_note(plot, "test error") + greyed,
             plot,
             _alt("Two line charts against epoch: training loss"
                  + (" (log scale)" if plot.axes[0].get_yscale() == "log" else "")
-                 + " and test error (%)", plot, series, ["train_loss", "test_error"]),
+                 + " and test error (%)", plot, series, ["train_loss", "test_error"])
+            + (" " + data.strip() if data else ""),
         ))  # fmt: skip
     figures.append(_lr_figure(study, classified))
     return figures
+
+
+def _data_note(records: list[RunRecord], *, claimed: bool) -> str:
+    """The first words of a figure's caption where its runs trained on a copy of the data: a
+    curve on the JPEG copy drawn beside a source's claimed value invites the comparison that
+    the banner at the top warns against, and a figure is often read without the banner."""
+    copies = [r for r in records if r.data.get("official") is False]  # as the banner counts
+    if not copies:
+        return ""
+    fingerprints = sorted({_data_of(r.data)[1].removeprefix("not the official release ")
+                           for r in copies})  # fmt: skip
+    if len(copies) == len(records):
+        which = {1: "The run drawn", 2: "Both runs drawn"}.get(
+            len(copies), f"All {len(copies)} runs drawn")  # fmt: skip
+    else:
+        which = f"{len(copies)} of the {len(records)} runs drawn"
+    text = (
+        f"{which} trained and {'was' if len(copies) == 1 else 'were'} tested on a copy of "
+        f"CIFAR-10 that is not the official release {', '.join(fingerprints)}: "
+        f"{'its' if len(copies) == 1 else 'their'} errors are not those of the official data"
+    )
+    return text + (", so not to be read against the sources' claimed values drawn beside "
+                   "them. " if claimed else ". ")  # fmt: skip
 
 
 def _alt(what: str, plot: MplFigure, series: list[plots.Series], columns: list[str]) -> str:
@@ -1796,13 +1886,14 @@ def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, l
     for c in classified:
         if c.record.history:
             why = "" if c.counted else _why_not_briefly(c)
-            bundles[(c.record.experiment, c.record.label, why)].append(c.record)
+            at = _counted_at_epochs(study, c)  # not counted, but at these epochs
+            bundles[(c.record.experiment, c.record.label, why, at)].append(c.record)
     groups: dict[str, list[plots.Series]] = defaultdict(list)
     styles = _styles(study)
     for exp in study.experiments:
         mine = sorted((k for k in bundles if k[0] == exp.name), key=lambda k: (bool(k[2]), k))
-        for n, (_, label, why) in enumerate(mine):
-            runs = bundles[(exp.name, label, why)]
+        for n, (_, label, why, at) in enumerate(mine):
+            runs = bundles[(exp.name, label, why, at)]
             planned = [t for r in runs if isinstance(t := r.value("epochs_total"), int)]
             groups[exp.follows or study.name].append(plots.Series(
                 label=exp.name + (f"~{label}" if label else ""),
@@ -1811,7 +1902,7 @@ def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, l
                 model=exp.model.label(), counted=not why, why_not=why,
                 planned_epochs=max(planned, default=None),
                 claims=_claims_drawn(study, exp) if n == 0 else (),  # drawn once
-                style=styles[exp.name],
+                style=styles[exp.name], counted_at=at,
             ))  # fmt: skip
     return {g: series for g, series in groups.items() if series}
 
@@ -1979,6 +2070,27 @@ def _provenance(records: list[RunRecord], reports: list[StudyReport],
 # --------------------------------------------------------------------------- output
 
 
+def _tolerance_digits(tolerance: float | None) -> int:
+    """Decimals that show a tolerance to two significant figures, at least two: released
+    weights' 0.035 (rounding plus 3 test images) read "± 0.03" beside a reason that said
+    0.035, and its range 8.23 – 8.30% was not 8.27 ± 0.035."""
+    if tolerance is None or not math.isfinite(tolerance) or tolerance <= 0:
+        return 2
+    return min(4, max(2, 1 - math.floor(math.log10(tolerance))))
+
+
+def _code_spans(text: str) -> markupsafe.Markup:
+    """Text written with Markdown's code spans (the rules' `pool_executions: true`, a study's
+    `repro evaluate`) as HTML: escaped, each span in <code>, no backticks left on the page."""
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: not a code span, leave it as written
+        return markupsafe.escape(text)
+    return markupsafe.Markup("").join(
+        markupsafe.Markup("<code>{}</code>").format(part) if i % 2 else markupsafe.escape(part)
+        for i, part in enumerate(parts)
+    )
+
+
 def render_html(report: Report) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -1992,8 +2104,10 @@ def render_html(report: Report) -> str:
     env.filters["quoted"] = _quoted
     env.filters["tone"] = _tone
     env.globals["filled"] = _filled
+    env.globals["tolerance_digits"] = _tolerance_digits
     env.filters["brief"] = _brief
     env.filters["slug"] = slug
+    env.filters["code_spans"] = _code_spans
     return env.get_template("report.html.j2").render(report=report)
 
 

@@ -138,6 +138,32 @@ def test_the_plain_versus_residual_error_axis_starts_at_0_like_he_et_al_s():
     assert any("claimed test error 9.5%" in line.get_label() for line in fig.axes[0].get_lines())
 
 
+def test_the_note_over_a_panel_names_each_curve_that_runs_off_it():
+    # Over the plain-versus-residual panels, "epochs 1-81 off scale (up to 64.3%)" joined
+    # the test error (off until epoch 81, up to 55%) and the training error (off until epoch
+    # 35, up to 64.3%), above a training error drawn from epoch 36.
+    frame = curves(100, lambda e: 40.0 if e <= 40 else 12.0)
+    frame["train_error"] = [80.0 / e for e in frame["epoch"]]
+    plain = plots.Series("plain", frame, 20, True)
+    res = plots.Series("res", frame.assign(test_error=frame["test_error"] - 1), depth=20)
+    fig = plots.degradation_plot([plain, res], "fig 6")
+    (note,) = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == plots.OFF_SCALE]
+    training, test = note.split("\n")
+    assert training.startswith("\u25b2 training error epochs 1\u2013") and "(up to 80%)" in training
+    assert test == "\u25b2 test error epochs 1\u201340 off scale (up to 40%)"
+    last = int(training.split("\u2013")[1].split()[0])
+    assert 80.0 / last > fig.axes[0].get_ylim()[1] > 80.0 / (last + 1)
+    spoken = plots.off_scale(fig, spoken=True)[0]
+    assert spoken.startswith("plain nets: training error epochs 1\u2013")
+    assert spoken.endswith("; test error epochs 1\u201340 above the axis, up to 40%")
+    # The titles clear both lines, on both panels alike.
+    assert fig.axes[0].title.get_position() == fig.axes[1].title.get_position()
+    # One curve off an axis: one line, unnamed, as before.
+    fig = plots.curves_plot([plots.Series("run", curves(100, early_and_late()))], "one")
+    (note,) = plots.off_scale(fig)
+    assert note.startswith("test error: \u25b2 epochs 1\u2013") and "\n" not in note
+
+
 # --------------------------------------------------------------------------- labels and lines
 
 

@@ -205,9 +205,9 @@ def test_the_page_shows_the_tables_and_nothing_external(verdict_store, tmp_path)
     assert "off by -278" in parser.rows[rows[("params", "never")].anchor]
     assert "not comparable" in html and "claimed on NVIDIA GTX 980" in html
     assert "within seed noise" in parser.rows[rows[("ordering", "five, twin")].anchor]
-    text = unescape(html)
+    text = _text(html)
     for rule in V.RULES:
-        assert rule in text
+        assert _text(_code(rule)) in text
     assert "Non-official data" in html
     assert "fp32 eager (compilation failed)" in html  # the "acc" run fell back
     # He-style plain-versus-residual figure, loss and error curves, learning-rate schedule
@@ -251,6 +251,11 @@ def test_partial_and_empty_stores(tmp_path):
 def _text(html: str) -> str:
     """The page's words, tags dropped and spaces collapsed."""
     return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def _code(text: str) -> str:
+    """Text with Markdown code spans as the page shows them: each in <code>."""
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", text)
 
 
 def test_accuracy_orderings_and_architecture_checks_have_their_own_headlines(tmp_path):
@@ -389,6 +394,10 @@ def test_the_page_reads_at_a_desk_and_on_a_phone(published_store, tmp_path, widt
         assert panel["left"] >= board["right"] and abs(panel["top"] - board["top"]) < 60
     else:
         assert panel["top"] >= board["bottom"], "on a phone the orderings come below"
+        # and the scoreboard's cells stack, each under its source's name: side by side, the
+        # phone showed one source's column, ResNet-32's row looking empty, with no sign that
+        # the table scrolled to its released weights
+        assert board["right"] <= width and "model" not in seen["scrolling_tables"]
 
 
 def test_studies_with_no_runs_keep_the_page_short(published_store, tmp_path):
@@ -669,7 +678,7 @@ def test_checkpoint_claims_are_judged_by_the_rules_of_trained_runs(tmp_path):
     parser = _Rows()
     parser.feed(html)
     assert "Released checkpoints" in html and "<h3>Curves</h3>" not in html
-    assert "measured\n  10.31 points on released checkpoints" in html
+    assert "(measured 10.31 points, see Provenance )" in _text(html)
     assert "16.80%" in parser.rows["copy-penalty-akamaster-resnet56-cccccccccccc"]
     assert "layer(?P&lt;s&gt;\\d+)" in html  # the layout's rules are on the page
     assert "3 checkpoint evaluation(s) used a copy" in " ".join(html.split())  # stale too
@@ -1037,7 +1046,7 @@ def test_the_rules_are_folded_under_a_summary_so_the_evidence_follows_the_claims
     html = render_html(build([(study, str(path))], scan(results), str(results)))
     section = html[html.index('id="rules"') : html.index('id="study-verdicts"')]
     folded = section[section.index("<details") : section.index("</details>")]
-    assert all(unescape(rule) in unescape(folded) for rule in V.RULES)
+    assert all(_text(_code(rule)) in _text(folded) for rule in V.RULES)
     summary = _text(section[: section.index("<details")])
     assert "twice the standard error of the difference" in summary
     assert f"\u201c{V.ON_NONOFFICIAL_DATA}\u201d" in summary
@@ -1233,3 +1242,164 @@ def test_a_paused_run_that_can_never_count_is_not_said_to_be_under_way(tmp_path)
     assert runs.caveat == ""
     (paused,) = [r for r in report.studies[0].runs if r.status == "paused"]
     assert not paused.under_way and not paused.counted
+
+
+def test_a_run_that_counts_at_one_epoch_is_not_called_uncounted_anywhere(published_store):
+    # Park's ResNet-20, paused at epoch 145 of 164, decides Park's test error after epoch 90
+    # (n=1), yet that claim's own row said "1 run(s) not counted: paused", the run table
+    # "counted: no", the study "0 counted run(s)", its curve "not counted: paused", and the
+    # rules "unfinished runs are listed, never counted".
+    report = report_for([DEGRADATION], published_store)
+    (study,) = report.studies
+    (row,) = [c for c in study.values
+              if c.experiment == "park-resnet20" and c.short_metric == "test error @90"]  # fmt: skip
+    assert row.n == 1 and row.verdict == f"{V.BETTER} {V.ON_NONOFFICIAL_DATA}"
+    assert not [n for n in row.notes if "not counted" in n], row.notes
+    assert "1 unfinished (paused) run(s) counted: each has recorded epoch 90" in row.notes[-1]
+    # The final-epoch claim of the same run still says it does not count there.
+    (final,) = [c for c in study.values
+                if c.experiment == "park-resnet20" and c.short_metric == "test error"]  # fmt: skip
+    assert "1 run(s) not counted: paused" in final.notes
+    html = render_html(report)
+    parser = _Tables()
+    parser.feed(html)
+    (runs,) = [t for t in parser.cleaned() if t[0][0] == "run"]
+    counted = {r[0]: r[2] for r in runs[1:]}
+    assert counted["degradation/park-resnet20/seed-0"] == (
+        "for the test error at epoch 90 only paused"
+    )
+    assert counted["degradation/park-plain20/seed-0"] == "no paused"
+    text = _text(html)
+    assert ("0 counted run(s); 1 unfinished run counted only for the test error at epoch 90, "
+            "which it has passed") in text  # fmt: skip
+    # The rules, in short and in full, say so as well.
+    assert "Failed, unfinished, stale and override runs are listed, never counted" not in text
+    assert "for a test error claimed at one epoch, unfinished runs that have recorded" in text
+    # And the curve of the run that counts there is labelled as such, with the caption's key.
+    (figure,) = [f for f in study.figures
+                 if f.title.endswith("Yoonjeong Park: training loss and test error")]  # fmt: skip
+    labels = figure.plot.legends[0].get_texts()
+    assert "park-resnet20 (paused: counted only at epoch 90)" in [t.get_text() for t in labels]
+    assert "park-plain20 (not counted: paused)" in [t.get_text() for t in labels]
+    assert "\u201ccounted only at epoch N\u201d is unfinished but has passed" in figure.caption
+
+
+def test_a_figure_of_runs_on_a_copy_says_so_beside_the_claims_it_draws(published_store, tmp_path):
+    # The curves of runs on the JPEG copy were drawn beside the sources' claimed values with
+    # nothing in the caption or the alt text about the data: a figure is often read alone.
+    report = report_for([DEGRADATION], published_store)
+    figures = [f for f in report.studies[0].figures if "learning-rate" not in f.title]
+    assert len(figures) == 6
+    for f in figures:
+        assert f.caption.startswith("Both runs drawn trained and were tested on a copy of "
+                                    "CIFAR-10 that is not the official release (data "
+                                    "ccecff3e0fe7): their errors are not those of the "
+                                    "official data"), f.caption  # fmt: skip
+        assert "(data ccecff3e0fe7): their errors are not those of the official data" in f.alt
+    claimed = [f for f in figures if "Dash-dot lines" in f.caption]
+    assert len(claimed) == 4  # Tseng's and Park's: He et al.'s figure claims no value
+    assert all("not to be read against the sources' claimed values" in f.caption
+               for f in claimed)  # fmt: skip
+    # Runs on the official release: nothing said.
+    path = tiny_study(
+        tmp_path / "official.yaml", "  - {name: net, model: resnet20, recipe: base}\n"
+    )
+    study, results = load_study(path), tmp_path / "results"
+    fake_run(results, study, "net", test_error=8.0)
+    (official,) = build([(study, str(path))], scan(results), str(results)).studies
+    assert official.figures and not [f for f in official.figures
+                                     if "not the official release" in f.caption + f.alt]  # fmt: skip
+
+
+def test_the_banner_says_on_what_the_copy_s_cost_was_measured(published_store, tmp_path):
+    # "The offline JPEG copy costs about ten points of test error (measured 10.35 points on
+    # released checkpoints)" stood over six runs trained on the copy as well, whose ResNet-20
+    # is 4 points off the sources' 8.51% (12.59%): the ten points are what the copy costs
+    # weights trained on the official release, which is not what it costs these runs.
+    banner = _text(render_html(report_for([DEGRADATION, CHECKPOINTS], published_store)))
+    assert ("the offline JPEG copy costs released checkpoints, trained on the official release, "
+            "about ten points of test error (measured 10.35 points, see Provenance )") in banner  # fmt: skip
+    assert "; what it costs a net trained on the copy as well is not measured here." in banner
+    # Released weights alone: nothing trained, nothing to say of training on the copy.
+    weights = tmp_path / "weights"
+    shutil.copytree(PUBLISHED / "checkpoints-jpeg-copy-cpu-2026-11-26" / "store", weights)
+    alone = _text(render_html(report_for([CHECKPOINTS], weights)))
+    assert "about ten points of test error (measured 10.35 points, see Provenance )" in alone
+    assert "trained on the copy as well" not in alone
+
+
+def test_code_spans_are_code_on_the_page_not_backticks(published_store):
+    # The rules printed "`pool_executions: true`" and the checkpoints study "by `repro
+    # evaluate`", backticks and all: Markdown that the page never rendered.
+    html = render_html(report_for([DEGRADATION, CHECKPOINTS], published_store, show_unrun=True))
+    assert "`" not in _text(html)
+    assert "<code>pool_executions: true</code>" in html
+    assert "<code>counts: without_batchnorm</code>" in html
+    assert "evaluated on the CIFAR-10 test set by <code>repro evaluate</code> (no training)" in html
+    # A note of a study's recipe, too, and still escaped: no markup of the study's own.
+    preact = render_html(report_for([ROOT / "studies" / "preact_wide.yaml"], published_store,
+                                    show_unrun=True))  # fmt: skip
+    assert "runs <code>-batchSize 64 -nGPU 2</code>, batch norm" in preact
+    assert "`" not in _text(preact)
+    from harness.report import _code_spans
+
+    assert str(_code_spans("a `<b>` & `c`")) == "a <code>&lt;b&gt;</code> &amp; <code>c</code>"
+    assert str(_code_spans("one ` alone <i>")) == "one ` alone &lt;i&gt;"
+
+
+def test_each_scoreboard_cell_names_its_source_for_a_phone(published_store):
+    # On a phone the cells stack under their model: each says whose claims it holds, and an
+    # empty one is left out instead of standing as a blank under the model's name.
+    report = report_for([DEGRADATION, CHECKPOINTS], published_store)
+    html = render_html(report)
+    board = html[
+        html.index('id="scoreboard"') : html.index("</table>", html.index('id="scoreboard"'))
+    ]
+    cells = re.findall(r'<td data-source="([^"]*)"( class="no-claims")?>', board)
+    sources = report.scoreboard.sources
+    assert len(cells) == len(report.scoreboard.rows) * len(sources)
+    for row, start in zip(report.scoreboard.rows, range(0, len(cells), len(sources)), strict=True):
+        mine = cells[start : start + len(sources)]
+        assert [c[0] for c in mine] == sources
+        assert [bool(c[1]) for c in mine] == [not cell for cell in row.cells]
+    css = html[html.index("@media (max-width: 600px)") :]
+    assert "table.scoreboard td::before { content: attr(data-source)" in css
+    # A class of its own: the page's "empty" box (nothing run yet) drew every empty cell of
+    # the board at a desk as a dashed grey box.
+    style = html[: html.index("</style>")]
+    assert style.count("no-claims") == 1 and "no-claims" in css[: css.index("\n  }")]
+    assert "table.scoreboard tr.sources, table.scoreboard td.no-claims { display: none; }" in css
+
+
+def test_a_tolerance_is_shown_to_the_digits_it_has(published_store):
+    # Released weights' tolerance, 0.035 (the claim's rounding 0.005 plus 3 test images),
+    # read "± 0.03" beside a reason that said 0.035, and the range "8.23 – 8.30%" around 8.27.
+    parser = _Tables()
+    parser.feed(render_html(report_for([DEGRADATION, CHECKPOINTS], published_store)))
+    (weights,) = [t for t in parser.cleaned() if t[0][0] == "checkpoint" and "tolerance" in t[0]]
+    header = weights[0]
+    (row,) = [r for r in weights[1:] if r[0] == "akamaster-resnet20" and r[2] == "test error"]
+    assert row[header.index("tolerance")] == "± 0.035"
+    assert row[header.index("reproduced if within")] == "8.235 – 8.305%"
+    assert "vs 0.035" in row[-1]
+    # Seed noise keeps two decimals: Park's test error after epoch 90, 27.9 ± 0.57.
+    (claims,) = [t for t in parser.cleaned() if t[0][:2] == ["experiment", "source"]
+                 and "tolerance" in t[0]]  # fmt: skip
+    (park,) = [r for r in claims[1:] if r[0] == "park-resnet20" and r[2] == "test error @90"]
+    assert park[claims[0].index("tolerance")] == "± 0.57"
+    assert park[claims[0].index("reproduced if within")] == "27.33 – 28.47%"
+
+
+def test_provenance_names_what_the_store_holds(verdict_store, tmp_path):
+    # "Runs and evaluations made between ..." over a store of runs alone (the smoke study's),
+    # and "runs and evaluations" columns over one of checkpoint evaluations alone.
+    study, path, results = verdict_store
+    runs = _text(render_html(build([(study, str(path))], scan(results), str(results))))
+    assert "Runs made between" in runs and "evaluations" not in runs[runs.index("Provenance") :]
+    weights = tmp_path / "weights"
+    shutil.copytree(PUBLISHED / "checkpoints-jpeg-copy-cpu-2026-11-26" / "store", weights)
+    alone = _text(render_html(report_for([CHECKPOINTS], weights)))
+    provenance = alone[alone.index("Provenance") :]
+    assert "Evaluations made between" in provenance
+    assert "Software versions, with how many evaluations used each" in provenance
+    assert "runs and evaluations" not in provenance
