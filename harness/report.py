@@ -613,6 +613,30 @@ class Provenance:
     copy_penalty: list[dict] = field(default_factory=list)
     copy_penalty_mean: float | None = None
 
+    @property
+    def copy_penalty_words(self) -> tuple[str, str]:
+        """The copy's cost section's heading and what it compares: the test error on the copy
+        is always ours; the one on the official release is ours only where we evaluated the
+        weights there too, else the source's stated figure, and the heading says which (a
+        heading that read "(measured)" over the source's figures claimed a measurement that
+        was half someone else's)."""
+        ours = sum(r["reference_kind"] == OUR_REFERENCE for r in self.copy_penalty)
+        stated = len(self.copy_penalty) - ours
+        heading = "What the copy of the data costs released weights"
+        if not stated:
+            return (f"{heading} (measured: our test errors on the copy and on the official "
+                    "release)", "; we evaluated them on the official release as well")  # fmt: skip
+        if not ours:
+            return (f"{heading} (our test error on the copy against the source's stated figure "
+                    "on the official release)",
+                    "; the test error on the official release is the one their source states "
+                    "for the same weights, not evaluated here")  # fmt: skip
+        return (f"{heading} (our test error on the copy against ours on the official release "
+                f"for {ours}, the source's stated figure for {stated})",
+                f"; on the official release, our own evaluation for {ours} of them, the "
+                f"source's stated figure for the other {stated} (the column \u201cwhich\u201d "
+                "says which)")  # fmt: skip
+
 
 @dataclass
 class Report:
@@ -1706,6 +1730,11 @@ def _command_text(command: str) -> str:
     return command
 
 
+# Whose test error on the official release a copy's cost is measured against.
+OUR_REFERENCE = "ours, on the official release"
+STATED_REFERENCE = "the source's stated figure"
+
+
 def _copy_penalty(judged: list[_Judged], study: Study) -> list[dict]:
     """Each checkpoint evaluated on a copy of the data, against the same weights on the
     official release: our own evaluation where there is one, else the source's stated test
@@ -1719,9 +1748,9 @@ def _copy_penalty(judged: list[_Judged], study: Study) -> list[dict]:
         ours = [o for o in judged if o.counted and o.official
                 and o.record.checkpoint == j.record.checkpoint]  # fmt: skip
         if ours:
-            reference, kind = ours[0].record.value("test_error"), "ours, on the official release"
+            reference, kind = ours[0].record.value("test_error"), OUR_REFERENCE
         elif j.record.checkpoint in stated:
-            reference, kind = stated[j.record.checkpoint], "the source's stated figure"
+            reference, kind = stated[j.record.checkpoint], STATED_REFERENCE
         else:
             continue
         view = _evaluation_view(j)

@@ -688,6 +688,58 @@ def test_checkpoint_claims_are_judged_by_the_rules_of_trained_runs(tmp_path):
     ]
 
 
+def _copy_section(html: str) -> str:
+    """The words of the section on what the copy of the data costs, from its heading on."""
+    start = html.index('<h3 id="copy-penalty">')
+    return _text(html[start : html.index("<table", start)])
+
+
+@pytest.mark.parametrize(
+    ("official", "heading"),
+    [
+        (
+            (),
+            "What the copy of the data costs released weights (our test error on the copy "
+            "against the source's stated figure on the official release)",
+        ),
+        (
+            ("akamaster-resnet20", "akamaster-resnet56"),
+            "What the copy of the data costs released weights (measured: our test errors on the "
+            "copy and on the official release)",
+        ),
+        (
+            ("akamaster-resnet56",),
+            "What the copy of the data costs released weights (our test error on the copy against "
+            "ours on the official release for 1, the source's stated figure for 1)",
+        ),
+    ],
+)
+def test_the_copy_s_cost_says_whose_figure_on_the_official_release_it_uses(
+    tmp_path, official, heading
+):
+    # "What the copy of the data costs (measured)" stood over rows whose figure on the official
+    # release was the source's stated one, not ours: only the copy's half was measured.
+    study = load_study(CHECKPOINTS)
+    results = tmp_path / "results"
+    for name, error in (("akamaster-resnet20", 18.97), ("akamaster-resnet56", 16.80)):
+        fake_evaluation(results, study, name, test_error=error, official=False)
+    for name in official:
+        fake_evaluation(results, study, name, test_error=8.3)
+    report = build([(study, str(CHECKPOINTS))], scan(results), str(results),
+                   scan_evaluations(results))  # fmt: skip
+    section = _copy_section(render_html(report))
+    assert section.startswith(heading + " Released checkpoints"), section
+    assert "(measured)" not in section and "measured here rather than assumed" not in section
+    if not official:
+        assert ("the test error on the official release is the one their source states for "
+                "the same weights, not evaluated here") in section  # fmt: skip
+    elif len(official) == 2:
+        assert "we evaluated them on the official release as well" in section
+    else:
+        assert ("on the official release, our own evaluation for 1 of them, the source's "
+                "stated figure for the other 1") in section  # fmt: skip
+
+
 def test_a_study_of_checkpoints_before_any_evaluation(tmp_path):
     out = tmp_path / "r.html"
     (tmp_path / "empty").mkdir()  # a missing directory is an error (tests/test_cli.py)
