@@ -1970,22 +1970,29 @@ def _why_not_briefly(c: _Classified) -> str:
 
 def _lr_figure(study: Study, classified: list[_Classified]) -> Figure:
     """Each experiment's own schedule, computed from its recipe; experiments whose schedules
-    are identical share one line (named by their recipes), and the caption says so."""
+    are identical share one line (named by the sources whose recipes they are), and the
+    caption says so."""
     points: dict[str, list[tuple[float, float]]] = {}
-    notes = []
+    warmups: dict[str, str] = {}
     for exp in study.experiments:
-        points[exp.name], note = _schedule(exp, classified)
-        notes += [note] if note and note not in notes else []
+        points[exp.name], warmups[exp.name] = _schedule(exp, classified)
     lines: dict[tuple, list[Experiment]] = defaultdict(list)
     for exp in study.experiments:
         lines[tuple(points[exp.name])].append(exp)
-    schedules = {}
+    schedules, notes, named_all = {}, [], []
     for line, exps in lines.items():
-        names = _schedule_names(study, exps, lines.values())
+        named = _schedule_names(study, exps, lines.values())
+        named_all += named.values()
+        names = list(dict.fromkeys(named.values()))
+        for exp in exps:
+            note = f"{named[exp.name]}: {warmups[exp.name]}" if warmups[exp.name] else ""
+            notes += [note] if note and note not in notes else []
         if len(names) > 1:
             notes.append(f"{' and '.join(names)} have the same schedule, drawn once")
         schedules[" = ".join(names)] = list(line)
     caption = "Learning rate against epoch for each experiment, computed from its recipe"
+    if any(name not in points for name in named_all):
+        caption += ", a line named by the source whose recipe it draws"
     caption += ("; " + "; ".join(notes) + ".") if notes else "."
     plot = plots.lr_plot(schedules, "learning rate")
     scale = " (log scale)" if plot.axes[0].get_yscale() == "log" else ""
@@ -1997,22 +2004,42 @@ def _lr_figure(study: Study, classified: list[_Classified]) -> Figure:
     )
 
 
-def _schedule_names(study: Study, exps: list[Experiment], lines) -> list[str]:
-    """What to call one line: the recipes of its experiments, where each is the named recipe
-    as declared and all of that recipe's experiments are on this line; else the experiment."""
-    names = []
+def _schedule_names(study: Study, exps: list[Experiment], lines) -> dict[str, str]:
+    """What to call one line, by experiment: its recipe, where it is the named recipe as
+    declared and all of that recipe's experiments are on this line, by the source whose recipe
+    it is as the page cites it ("Wen-Jie Tseng 2018", not the study's key "tseng2018"); else
+    the experiment, by its name as the tables give it."""
+    names = {}
     for exp in exps:
         named = study.recipes.get(exp.recipe_name or "")
         whole = named is not None and exp.recipe == named and all(
             e in exps for line in lines for e in line if e.recipe_name == exp.recipe_name
             and e.recipe == named
         )  # fmt: skip
-        names.append(exp.recipe_name if whole else exp.name)
-    return list(dict.fromkeys(names))
+        names[exp.name] = _recipe_label(study, exp.recipe_name) if whole else exp.name
+    return names
+
+
+def _recipe_label(study: Study, recipe: str | None) -> str:
+    """A named recipe by the sources its experiments follow: "He et al. 2015"; with its key
+    where another recipe follows the same sources ("He et al. 2015 (recipe he2015-warmup)"),
+    and by its key alone where its experiments follow no source ("recipe tiny")."""
+
+    def followed(name: str | None) -> tuple[str, ...]:
+        mine = [e.follows for e in study.experiments if e.recipe_name == name]
+        return tuple(dict.fromkeys(f for f in mine if f in study.sources))
+
+    sources = followed(recipe)
+    if not sources:
+        return f"recipe {recipe}"
+    label = " and ".join(_source_label(study.sources[s]) for s in sources)
+    shared = [r for r in {e.recipe_name for e in study.experiments} if followed(r) == sources]
+    return f"{label} (recipe {recipe})" if len(shared) > 1 else label
 
 
 def _schedule(exp: Experiment, classified: list[_Classified]) -> tuple[list, str]:
-    """The experiment's learning rate against epoch, and a note where it depends on runs."""
+    """The experiment's learning rate against epoch, and a note where it depends on runs
+    (without the line's name, which the caller gives it)."""
     recipe, note = exp.recipe, ""
     warmup = recipe.warmup
     if warmup is not None and warmup.until_train_error_below is not None:
@@ -2025,10 +2052,8 @@ def _schedule(exp: Experiment, classified: list[_Classified]) -> tuple[list, str
         ]
         fixed = Warmup(lr=warmup.lr, iterations=int(statistics.median(ends))) if ends else None
         recipe = recipe.model_copy(update={"warmup": fixed})
-        note = (
-            f"{exp.recipe_name or exp.name}: warm-up until training error < "
-            f"{warmup.until_train_error_below:g}%, "
-            + ("drawn at the median end observed" if ends else "not drawn (no run yet)")
+        note = f"warm-up until training error < {warmup.until_train_error_below:g}%, " + (
+            "drawn at the median end observed" if ends else "not drawn (no run yet)"
         )
     per_epoch = nominal_batches_per_epoch(recipe)
     length = Length.of(recipe, per_epoch)
