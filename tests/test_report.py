@@ -740,6 +740,20 @@ def test_the_copy_s_cost_says_whose_figure_on_the_official_release_it_uses(
                 "stated figure for the other 1") in section  # fmt: skip
 
 
+def test_a_parameter_count_s_verdict_says_exact_once(verdict_store):
+    # The cell read "reproduced exact / exact match": the rule's word twice over.
+    study, path, results = verdict_store
+    html = render_html(build([(study, str(path))], scan(results), str(results)))
+    start = html.index("<h3>Parameter counts</h3>")
+    table = html[start : html.index("</table>", start)]
+    cells = [_text(c) for c in re.findall(r'<td class="verdict-cell">(.*?)</td>', table, re.S)]
+    assert cells == [
+        "reproduced exact match",
+        "reproduced within rounding rounds to the stated figure (unit 100,000)",
+        "not reproduced small difference off by -278",
+    ], cells
+
+
 def test_a_study_of_checkpoints_before_any_evaluation(tmp_path):
     out = tmp_path / "r.html"
     (tmp_path / "empty").mkdir()  # a missing directory is an error (tests/test_cli.py)
