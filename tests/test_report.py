@@ -936,7 +936,7 @@ def test_tables_have_short_labels_no_empty_columns_and_paths_in_the_store(
     assert "test error @90: test error at epoch 90" in text
     # Directories relative to the store, which the page names once.
     runs = next(t for t in parser.cleaned() if t[0][0] == "run")
-    assert runs[1][-1] == "degradation/he-plain20/seed-0"
+    assert runs[1][0] == "degradation/he-plain20/seed-0"
     evaluations = next(t for t in parser.cleaned() if t[0][0] == "evaluation")
     assert evaluations[1][-1] == "checkpoints/akamaster-resnet20/data-ccecff3e0fe7"
     assert str(published_store) not in html.replace(f"<code>{published_store}</code>", "", 1)
@@ -980,7 +980,7 @@ def test_every_table_has_a_caption_that_says_what_it_shows(published_store, verd
     parser.feed(pages[0])
     text = " | ".join(parser.captions)
     for expected in ("Published claims by model (rows) and source (columns)",
-                     "degradation, claims:", "degradation, every run:",
+                     "degradation, claims:", "degradation, every run by its directory:",
                      "checkpoints, released checkpoints:", "Software versions"):  # fmt: skip
         assert expected in text, text
 
@@ -1124,6 +1124,27 @@ def test_a_statement_that_quotes_its_source_is_not_quoted_twice(tmp_path):
     assert "\u201cAs the layer increasing, ResNet outperforms plain CNN\u201d, at 56 layers" in text
     assert "\u201cthe deeper plain net has higher test error\u201d" in text  # one pair of marks
     assert not re.search(r"\u201c[\"\u201c]|[\"\u201d]\u201d", text), "nested quotation marks"
+
+
+def test_the_run_table_names_each_run_once_by_its_directory(verdict_store, tmp_path):
+    # Its "run" and "directory" columns both read "verdicts/same/seed-0", and the list of runs
+    # of studies not in the report gave each path twice as well.
+    study, path, results = verdict_store
+    other = load_study(tiny_study(tmp_path / "other.yaml", "  - {name: net, model: resnet20, "
+                                  "recipe: base}\n", name="other"))  # fmt: skip
+    fake_run(results, other, "net")
+    html = render_html(build([(study, str(path))], scan(results), str(results)))
+    parser = _Tables()
+    parser.feed(html)
+    (runs,) = [t for t in parser.cleaned() if t[0][0] == "run"]
+    assert "directory" not in runs[0]
+    assert [r[0] for r in runs[1:4]] == [
+        "verdicts/acc/seed-0", "verdicts/better/seed-0", "verdicts/boom/seed-0"]  # fmt: skip
+    for row in runs[1:]:
+        assert " | ".join(row).count(row[0]) == 1, row
+    assert "relative to the results directory named at the top" in _text(html)
+    unmatched = _text(html[html.index("Runs of studies not in this report") :])
+    assert unmatched.count("other/net/seed-0") == 1, unmatched
 
 
 def test_the_run_table_does_not_call_a_paused_run_finished(published_store):
