@@ -63,6 +63,9 @@ class RunView:
     shared_with: str = ""  # the run of another study whose training this one adopted
     warning: str = ""  # an environment.json that was ignored, and what that costs the run
     under_way: bool = False  # unfinished and may yet count (_Classified.under_way)
+    # Where its test error is on part of the test set, or it trained on part of the training
+    # set: "on 1,000 test images, trained on 2,000", said beside that test error.
+    images_note: str = ""
 
     @property
     def counted_text(self) -> str:
@@ -1554,7 +1557,28 @@ def _run_view(c: _Classified, counted_at_epochs: tuple[int, ...] = ()) -> RunVie
         shared_with=s.get("shared_with") or "",
         warning=environment_warning(r),
         under_way=c.under_way,
+        images_note=_images_note(r.data),
     )
+
+
+# CIFAR-10's test and training sets, whole.
+CIFAR10_TEST_IMAGES = 10_000
+CIFAR10_TRAIN_IMAGES = 50_000
+
+
+def _images_note(data: dict) -> str:
+    """What a run's test error is on where that is not the whole test set (a smoke study's
+    1,000 test images, --smoke's 500), and what it trained on where that is a subset beyond
+    any validation hold-out: its summary's record of the images it used."""
+    test, train = data.get("test_images"), data.get("train_images")
+    held = data.get("validation_images") if isinstance(data.get("validation_images"), int) else 0
+    part_test = isinstance(test, int) and 0 < test < CIFAR10_TEST_IMAGES
+    part_train = isinstance(train, int) and train + held < CIFAR10_TRAIN_IMAGES
+    if part_test and part_train:
+        return f"on {test:,} test images, trained on {train:,}"
+    if part_test:
+        return f"on {test:,} test images"
+    return f"trained on {train:,} images" if part_train else ""
 
 
 def environment_warning(r: RunRecord) -> str:

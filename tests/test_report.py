@@ -335,6 +335,7 @@ def test_report_over_real_smoke_runs(smoke_store, tmp_path):
     assert "3 run directories found" in html
     assert "the recipe trains on a subset (smoke study)" in html  # shown, never counted
     assert "smoke/resnet8/seed-0" in html and str(smoke_store) in html
+    assert "on 1,000 test images, trained on 2,000" in html  # beside each run's test error
     assert "0 counted run(s)" in html
     assert html.count("data:image/svg+xml;base64,") >= 3
 
@@ -1287,6 +1288,30 @@ def test_a_scoreboard_line_says_a_claim_s_rule_where_it_is_not_one_run(verdict_s
     same = next(line for row in report.scoreboard.rows for cell in row.cells for line in cell
                 if line.anchor == claim_rows(report)[("value", "same")].anchor)  # fmt: skip
     assert same.claimed == "8.75%"  # a single run says nothing more
+
+
+def test_a_run_on_part_of_the_test_set_says_so_beside_its_test_error(tmp_path):
+    # A smoke run's 45.20% stood in the run table's test error column with nothing to say
+    # that it is on 1,000 test images (after 2,000 training images), not CIFAR-10's 10,000.
+    study = load_study(ROOT / "studies" / "smoke.yaml")
+    images = {
+        "resnet8": {"train_images": 2000, "validation_images": 500, "test_images": 1000},
+        "plain8": {"train_images": 45000, "validation_images": 5000, "test_images": 10000},
+        "wrn-10-1-dropout": {"train_images": 2000, "validation_images": 0, "test_images": 10000},
+    }
+    for name, used in images.items():
+        run = fake_run(tmp_path, study, name, test_error=45.2)
+        summary = json.loads((run / "summary.json").read_text())
+        _update(run / "summary.json", data={**summary["data"], **used})
+    table = _TableRows()
+    table.feed(render_html(report_for([ROOT / "studies" / "smoke.yaml"], tmp_path)))
+    header = next(r for r in table.rows if r and r[0].strip() == "run")
+    column = [" ".join(c.split()) for c in header].index("test error")
+    assert table.row("smoke/resnet8/seed-0")[column] == (
+        "45.20% on 1,000 test images, trained on 2,000"
+    )
+    assert table.row("smoke/plain8/seed-0")[column] == "45.20%"  # all of it, less validation
+    assert table.row("smoke/wrn-10-1-dropout/seed-0")[column] == ("45.20% trained on 2,000 images")
 
 
 def test_an_ordering_claim_of_a_source_that_is_no_publication_stays_out_of_the_panel(tmp_path):
