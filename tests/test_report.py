@@ -399,6 +399,10 @@ def test_the_page_reads_at_a_desk_and_on_a_phone(published_store, tmp_path, widt
         # phone showed one source's column, ResNet-32's row looking empty, with no sign that
         # the table scrolled to its released weights
         assert board["right"] <= width and "model" not in seen["scrolling_tables"]
+        # The tables of claims stack as cards, each verdict on screen: side by side, the
+        # verdict was the last of up to ten columns, off the screen behind a sideways scroll.
+        assert seen["verdict_cells"] >= 30 and seen["verdicts_off_screen"] == []
+    assert seen["verdicts_off_screen"] == []
 
 
 def test_studies_with_no_runs_keep_the_page_short(published_store, tmp_path):
