@@ -63,6 +63,9 @@ class RunView:
     shared_with: str = ""  # the run of another study whose training this one adopted
     warning: str = ""  # an environment.json that was ignored, and what that costs the run
     under_way: bool = False  # unfinished and may yet count (_Classified.under_way)
+    # Where its test error is on part of the test set, or it trained on part of the training
+    # set: "on 1,000 test images, trained on 2,000", said beside that test error.
+    images_note: str = ""
 
     @property
     def counted_text(self) -> str:
@@ -612,6 +615,30 @@ class Provenance:
     # the same weights on the official release (ours, or the source's stated figure).
     copy_penalty: list[dict] = field(default_factory=list)
     copy_penalty_mean: float | None = None
+
+    @property
+    def copy_penalty_words(self) -> tuple[str, str]:
+        """The copy's cost section's heading and what it compares: the test error on the copy
+        is always ours; the one on the official release is ours only where we evaluated the
+        weights there too, else the source's stated figure, and the heading says which (a
+        heading that read "(measured)" over the source's figures claimed a measurement that
+        was half someone else's)."""
+        ours = sum(r["reference_kind"] == OUR_REFERENCE for r in self.copy_penalty)
+        stated = len(self.copy_penalty) - ours
+        heading = "What the copy of the data costs released weights"
+        if not stated:
+            return (f"{heading} (measured: our test errors on the copy and on the official "
+                    "release)", "; we evaluated them on the official release as well")  # fmt: skip
+        if not ours:
+            return (f"{heading} (our test error on the copy against the source's stated figure "
+                    "on the official release)",
+                    "; the test error on the official release is the one their source states "
+                    "for the same weights, not evaluated here")  # fmt: skip
+        return (f"{heading} (our test error on the copy against ours on the official release "
+                f"for {ours}, the source's stated figure for {stated})",
+                f"; on the official release, our own evaluation for {ours} of them, the "
+                f"source's stated figure for the other {stated} (the column \u201cwhich\u201d "
+                "says which)")  # fmt: skip
 
 
 @dataclass
@@ -1530,7 +1557,28 @@ def _run_view(c: _Classified, counted_at_epochs: tuple[int, ...] = ()) -> RunVie
         shared_with=s.get("shared_with") or "",
         warning=environment_warning(r),
         under_way=c.under_way,
+        images_note=_images_note(r.data),
     )
+
+
+# CIFAR-10's test and training sets, whole.
+CIFAR10_TEST_IMAGES = 10_000
+CIFAR10_TRAIN_IMAGES = 50_000
+
+
+def _images_note(data: dict) -> str:
+    """What a run's test error is on where that is not the whole test set (a smoke study's
+    1,000 test images, --smoke's 500), and what it trained on where that is a subset beyond
+    any validation hold-out: its summary's record of the images it used."""
+    test, train = data.get("test_images"), data.get("train_images")
+    held = data.get("validation_images") if isinstance(data.get("validation_images"), int) else 0
+    part_test = isinstance(test, int) and 0 < test < CIFAR10_TEST_IMAGES
+    part_train = isinstance(train, int) and train + held < CIFAR10_TRAIN_IMAGES
+    if part_test and part_train:
+        return f"on {test:,} test images, trained on {train:,}"
+    if part_test:
+        return f"on {test:,} test images"
+    return f"trained on {train:,} images" if part_train else ""
 
 
 def environment_warning(r: RunRecord) -> str:
@@ -1706,6 +1754,11 @@ def _command_text(command: str) -> str:
     return command
 
 
+# Whose test error on the official release a copy's cost is measured against.
+OUR_REFERENCE = "ours, on the official release"
+STATED_REFERENCE = "the source's stated figure"
+
+
 def _copy_penalty(judged: list[_Judged], study: Study) -> list[dict]:
     """Each checkpoint evaluated on a copy of the data, against the same weights on the
     official release: our own evaluation where there is one, else the source's stated test
@@ -1719,9 +1772,9 @@ def _copy_penalty(judged: list[_Judged], study: Study) -> list[dict]:
         ours = [o for o in judged if o.counted and o.official
                 and o.record.checkpoint == j.record.checkpoint]  # fmt: skip
         if ours:
-            reference, kind = ours[0].record.value("test_error"), "ours, on the official release"
+            reference, kind = ours[0].record.value("test_error"), OUR_REFERENCE
         elif j.record.checkpoint in stated:
-            reference, kind = stated[j.record.checkpoint], "the source's stated figure"
+            reference, kind = stated[j.record.checkpoint], STATED_REFERENCE
         else:
             continue
         view = _evaluation_view(j)
@@ -1941,22 +1994,29 @@ def _why_not_briefly(c: _Classified) -> str:
 
 def _lr_figure(study: Study, classified: list[_Classified]) -> Figure:
     """Each experiment's own schedule, computed from its recipe; experiments whose schedules
-    are identical share one line (named by their recipes), and the caption says so."""
+    are identical share one line (named by the sources whose recipes they are), and the
+    caption says so."""
     points: dict[str, list[tuple[float, float]]] = {}
-    notes = []
+    warmups: dict[str, str] = {}
     for exp in study.experiments:
-        points[exp.name], note = _schedule(exp, classified)
-        notes += [note] if note and note not in notes else []
+        points[exp.name], warmups[exp.name] = _schedule(exp, classified)
     lines: dict[tuple, list[Experiment]] = defaultdict(list)
     for exp in study.experiments:
         lines[tuple(points[exp.name])].append(exp)
-    schedules = {}
+    schedules, notes, named_all = {}, [], []
     for line, exps in lines.items():
-        names = _schedule_names(study, exps, lines.values())
+        named = _schedule_names(study, exps, lines.values())
+        named_all += named.values()
+        names = list(dict.fromkeys(named.values()))
+        for exp in exps:
+            note = f"{named[exp.name]}: {warmups[exp.name]}" if warmups[exp.name] else ""
+            notes += [note] if note and note not in notes else []
         if len(names) > 1:
             notes.append(f"{' and '.join(names)} have the same schedule, drawn once")
         schedules[" = ".join(names)] = list(line)
     caption = "Learning rate against epoch for each experiment, computed from its recipe"
+    if any(name not in points for name in named_all):
+        caption += ", a line named by the source whose recipe it draws"
     caption += ("; " + "; ".join(notes) + ".") if notes else "."
     plot = plots.lr_plot(schedules, "learning rate")
     scale = " (log scale)" if plot.axes[0].get_yscale() == "log" else ""
@@ -1968,22 +2028,42 @@ def _lr_figure(study: Study, classified: list[_Classified]) -> Figure:
     )
 
 
-def _schedule_names(study: Study, exps: list[Experiment], lines) -> list[str]:
-    """What to call one line: the recipes of its experiments, where each is the named recipe
-    as declared and all of that recipe's experiments are on this line; else the experiment."""
-    names = []
+def _schedule_names(study: Study, exps: list[Experiment], lines) -> dict[str, str]:
+    """What to call one line, by experiment: its recipe, where it is the named recipe as
+    declared and all of that recipe's experiments are on this line, by the source whose recipe
+    it is as the page cites it ("Wen-Jie Tseng 2018", not the study's key "tseng2018"); else
+    the experiment, by its name as the tables give it."""
+    names = {}
     for exp in exps:
         named = study.recipes.get(exp.recipe_name or "")
         whole = named is not None and exp.recipe == named and all(
             e in exps for line in lines for e in line if e.recipe_name == exp.recipe_name
             and e.recipe == named
         )  # fmt: skip
-        names.append(exp.recipe_name if whole else exp.name)
-    return list(dict.fromkeys(names))
+        names[exp.name] = _recipe_label(study, exp.recipe_name) if whole else exp.name
+    return names
+
+
+def _recipe_label(study: Study, recipe: str | None) -> str:
+    """A named recipe by the sources its experiments follow: "He et al. 2015"; with its key
+    where another recipe follows the same sources ("He et al. 2015 (recipe he2015-warmup)"),
+    and by its key alone where its experiments follow no source ("recipe tiny")."""
+
+    def followed(name: str | None) -> tuple[str, ...]:
+        mine = [e.follows for e in study.experiments if e.recipe_name == name]
+        return tuple(dict.fromkeys(f for f in mine if f in study.sources))
+
+    sources = followed(recipe)
+    if not sources:
+        return f"recipe {recipe}"
+    label = " and ".join(_source_label(study.sources[s]) for s in sources)
+    shared = [r for r in {e.recipe_name for e in study.experiments} if followed(r) == sources]
+    return f"{label} (recipe {recipe})" if len(shared) > 1 else label
 
 
 def _schedule(exp: Experiment, classified: list[_Classified]) -> tuple[list, str]:
-    """The experiment's learning rate against epoch, and a note where it depends on runs."""
+    """The experiment's learning rate against epoch, and a note where it depends on runs
+    (without the line's name, which the caller gives it)."""
     recipe, note = exp.recipe, ""
     warmup = recipe.warmup
     if warmup is not None and warmup.until_train_error_below is not None:
@@ -1996,10 +2076,8 @@ def _schedule(exp: Experiment, classified: list[_Classified]) -> tuple[list, str
         ]
         fixed = Warmup(lr=warmup.lr, iterations=int(statistics.median(ends))) if ends else None
         recipe = recipe.model_copy(update={"warmup": fixed})
-        note = (
-            f"{exp.recipe_name or exp.name}: warm-up until training error < "
-            f"{warmup.until_train_error_below:g}%, "
-            + ("drawn at the median end observed" if ends else "not drawn (no run yet)")
+        note = f"warm-up until training error < {warmup.until_train_error_below:g}%, " + (
+            "drawn at the median end observed" if ends else "not drawn (no run yet)"
         )
     per_epoch = nominal_batches_per_epoch(recipe)
     length = Length.of(recipe, per_epoch)

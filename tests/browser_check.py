@@ -8,9 +8,9 @@ report test (at a desk's width and a phone's), and to make the README's screensh
 
 Besides errors, requests and images, it measures the layout at the given width: how wide the
 page is (wider than the window: something sticks out), which elements stick out (a table may
-scroll inside its own box, the page may not), which tables do scroll, which text in a table cell
-wraps over four lines, where the scoreboard and the orderings panel are, and how tall the page
-is. The screenshot is taken first, as the page opens; the rest is measured with every section's
+scroll inside its own box, the page may not), which tables do scroll, which verdicts in the tables
+of claims lie off the window's right edge, which text in a table cell wraps over four lines,
+where the scoreboard and the orderings panel are, and how tall the page is. The screenshot is taken first, as the page opens; the rest is measured with every section's
 <details> open (a note folded inside a cell stays folded: that is how the table reads).
 """
 
@@ -54,6 +54,19 @@ LONG_CELLS = """() => {
 SCROLLING = """() => Array.from(document.querySelectorAll('.scroll'))
   .filter(box => box.checkVisibility() && box.scrollWidth > box.clientWidth + 1)
   .map(box => (box.querySelector('th') || box).textContent.trim().slice(0, 40))"""
+
+# Verdicts in the tables of claims that lie beyond the window's right edge (in a box that
+# scrolls sideways, or off the page): [the row's first cell, the verdict]. A phone showed the
+# first columns of an eight-column table and none of its verdicts.
+VERDICTS_OFF_SCREEN = """() => {
+  const width = document.documentElement.clientWidth;
+  return Array.from(document.querySelectorAll('td.verdict-cell'))
+    .filter(cell => cell.checkVisibility())
+    .filter(cell => { const r = cell.getBoundingClientRect(); return r.right > width + 1 || r.left < 0; })
+    .slice(0, 10)
+    .map(cell => [cell.parentElement.cells[0].textContent.trim().slice(0, 40),
+                  cell.querySelector('.verdict').textContent.trim()]);
+}"""
 
 BOX = """(selector) => {
   const el = document.querySelector(selector);
@@ -108,6 +121,8 @@ def main() -> None:
         seen["overflowing"] = page.evaluate(OVERFLOWING)
         seen["long_cells"] = page.evaluate(LONG_CELLS)
         seen["scrolling_tables"] = page.evaluate(SCROLLING)
+        seen["verdict_cells"] = page.evaluate("document.querySelectorAll('td.verdict-cell').length")
+        seen["verdicts_off_screen"] = page.evaluate(VERDICTS_OFF_SCREEN)
         browser.close()
     print(json.dumps(seen))
 

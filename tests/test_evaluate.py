@@ -398,7 +398,10 @@ def test_evaluate_stores_beside_the_runs_and_the_report_judges_it(foreign, cifar
     html = html_out.read_text()
     assert "Released checkpoints" in html and "Non-official data" in html
     assert "1 checkpoint evaluation(s)" in html
-    assert "What the copy of the data costs (measured)" in html
+    assert (
+        "What the copy of the data costs released weights (our test error on the copy against "
+        "the source&#39;s stated figure on the official release)"
+    ) in html
     assert "the source&#39;s stated figure" in html
 
 

@@ -194,7 +194,7 @@ def test_every_experiment_s_own_schedule_is_drawn(tmp_path):
     # smoke.yaml's wrn-10-1-dropout extends the recipe "tiny" with its own schedule.
     (lr,) = [f for f in report_figures(SMOKE, tmp_path / "none") if "learning-rate" in f.title]
     labels = [line.get_label() for line in lines(lr.plot)]
-    assert len(labels) == 2 and "tiny" in labels[0] and "wrn-10-1-dropout" in labels[1], labels
+    assert labels == ["repro developers", "wrn-10-1-dropout"], labels  # the source, the net
     tiny, wrn = (np.asarray(line.get_ydata()) for line in lines(lr.plot))
     assert not np.array_equal(tiny, wrn)
 
@@ -204,8 +204,31 @@ def test_identical_schedules_are_merged_with_a_note(tmp_path):
     (lr,) = [f for f in report_figures(DEGRADATION, tmp_path / "none")
              if "learning-rate" in f.title]  # fmt: skip
     labels = [line.get_label() for line in lines(lr.plot)]
-    assert labels == ["tseng2018", "park = he2015"], labels
-    assert "park and he2015 have the same schedule, drawn once" in lr.caption
+    assert labels == ["Wen-Jie Tseng 2018", "Yoonjeong Park = He et al. 2015"], labels
+    assert "Yoonjeong Park and He et al. 2015 have the same schedule, drawn once" in lr.caption
+
+
+def test_a_schedule_is_named_by_the_source_whose_recipe_it_is(tmp_path):
+    # The legend read "tseng2018" and "park = he2015", the study's keys, where the figures'
+    # titles and the tables say "Wen-Jie Tseng 2018": a reader cannot look a key up on the page.
+    (lr,) = [f for f in report_figures(DEGRADATION, tmp_path / "none")
+             if "learning-rate" in f.title]  # fmt: skip
+    labels = [line.get_label() for line in lines(lr.plot)]
+    assert not {"tseng2018", "park", "he2015"} & {n for label in labels
+                                                  for n in label.split(" = ")}  # fmt: skip
+    assert "a line named by the source whose recipe it draws" in lr.caption
+    assert lr.alt.split(". ", 1)[1].startswith("Wen-Jie Tseng 2018: 0.1 from epoch 0")
+    # A source with several recipes: each line says which, by the recipe's key as well.
+    preact = ROOT / "studies" / "preact_wide.yaml"
+    (lr,) = [f for f in report_figures(preact, tmp_path / "none") if "learning-rate" in f.title]
+    labels = [line.get_label() for line in lines(lr.plot)]
+    assert labels == [
+        "Florian Muellerklein (recipe muellerklein)",
+        "Florian Muellerklein (recipe muellerklein-bottleneck)",
+        "Florian Muellerklein (recipe muellerklein-code)",
+        "He et al. 2016",
+        "Zagoruyko and Komodakis 2016",
+    ], labels
 
 
 def test_runs_that_do_not_count_are_drawn_greyed_and_labelled(tmp_path):
@@ -359,10 +382,10 @@ def test_each_figure_says_in_its_alt_text_what_it_shows():
     assert 'park-resnet20 test error @90 27.9% (Figure 4 ("90.pth")) after epoch 90' in park.alt
     assert "training error 1.82%, test error 12.90%" in park.alt
     (lr,) = [f for f in figures if "learning-rate" in f.title]
-    assert lr.alt == ("A step chart of learning rate (log scale) against epoch. tseng2018: 0.1 "
-                      "from epoch 0, then 0.01 from epoch 81.02, then 0.001 from epoch 122; "
-                      "park = he2015: 0.1 from epoch 0, then 0.01 from epoch 81.84, then 0.001 "
-                      "from epoch 122.8."), lr.alt  # fmt: skip
+    assert lr.alt == ("A step chart of learning rate (log scale) against epoch. Wen-Jie Tseng "
+                      "2018: 0.1 from epoch 0, then 0.01 from epoch 81.02, then 0.001 from epoch "
+                      "122; Yoonjeong Park = He et al. 2015: 0.1 from epoch 0, then 0.01 from "
+                      "epoch 81.84, then 0.001 from epoch 122.8."), lr.alt  # fmt: skip
     assert all(len(f.alt) > 3 * len(f.title) for f in figures)
     # The page gives the text to the image.
     html = render_html(build([(load_study(DEGRADATION), str(DEGRADATION))], scan(published),

@@ -335,6 +335,7 @@ def test_report_over_real_smoke_runs(smoke_store, tmp_path):
     assert "3 run directories found" in html
     assert "the recipe trains on a subset (smoke study)" in html  # shown, never counted
     assert "smoke/resnet8/seed-0" in html and str(smoke_store) in html
+    assert "on 1,000 test images, trained on 2,000" in html  # beside each run's test error
     assert "0 counted run(s)" in html
     assert html.count("data:image/svg+xml;base64,") >= 3
 
@@ -398,6 +399,10 @@ def test_the_page_reads_at_a_desk_and_on_a_phone(published_store, tmp_path, widt
         # phone showed one source's column, ResNet-32's row looking empty, with no sign that
         # the table scrolled to its released weights
         assert board["right"] <= width and "model" not in seen["scrolling_tables"]
+        # The tables of claims stack as cards, each verdict on screen: side by side, the
+        # verdict was the last of up to ten columns, off the screen behind a sideways scroll.
+        assert seen["verdict_cells"] >= 30 and seen["verdicts_off_screen"] == []
+    assert seen["verdicts_off_screen"] == []
 
 
 def test_studies_with_no_runs_keep_the_page_short(published_store, tmp_path):
@@ -688,6 +693,72 @@ def test_checkpoint_claims_are_judged_by_the_rules_of_trained_runs(tmp_path):
     ]
 
 
+def _copy_section(html: str) -> str:
+    """The words of the section on what the copy of the data costs, from its heading on."""
+    start = html.index('<h3 id="copy-penalty">')
+    return _text(html[start : html.index("<table", start)])
+
+
+@pytest.mark.parametrize(
+    ("official", "heading"),
+    [
+        (
+            (),
+            "What the copy of the data costs released weights (our test error on the copy "
+            "against the source's stated figure on the official release)",
+        ),
+        (
+            ("akamaster-resnet20", "akamaster-resnet56"),
+            "What the copy of the data costs released weights (measured: our test errors on the "
+            "copy and on the official release)",
+        ),
+        (
+            ("akamaster-resnet56",),
+            "What the copy of the data costs released weights (our test error on the copy against "
+            "ours on the official release for 1, the source's stated figure for 1)",
+        ),
+    ],
+)
+def test_the_copy_s_cost_says_whose_figure_on_the_official_release_it_uses(
+    tmp_path, official, heading
+):
+    # "What the copy of the data costs (measured)" stood over rows whose figure on the official
+    # release was the source's stated one, not ours: only the copy's half was measured.
+    study = load_study(CHECKPOINTS)
+    results = tmp_path / "results"
+    for name, error in (("akamaster-resnet20", 18.97), ("akamaster-resnet56", 16.80)):
+        fake_evaluation(results, study, name, test_error=error, official=False)
+    for name in official:
+        fake_evaluation(results, study, name, test_error=8.3)
+    report = build([(study, str(CHECKPOINTS))], scan(results), str(results),
+                   scan_evaluations(results))  # fmt: skip
+    section = _copy_section(render_html(report))
+    assert section.startswith(heading + " Released checkpoints"), section
+    assert "(measured)" not in section and "measured here rather than assumed" not in section
+    if not official:
+        assert ("the test error on the official release is the one their source states for "
+                "the same weights, not evaluated here") in section  # fmt: skip
+    elif len(official) == 2:
+        assert "we evaluated them on the official release as well" in section
+    else:
+        assert ("on the official release, our own evaluation for 1 of them, the source's "
+                "stated figure for the other 1") in section  # fmt: skip
+
+
+def test_a_parameter_count_s_verdict_says_exact_once(verdict_store):
+    # The cell read "reproduced exact / exact match": the rule's word twice over.
+    study, path, results = verdict_store
+    html = render_html(build([(study, str(path))], scan(results), str(results)))
+    start = html.index("<h3>Parameter counts</h3>")
+    table = html[start : html.index("</table>", start)]
+    cells = [_text(c) for c in re.findall(r'<td class="verdict-cell">(.*?)</td>', table, re.S)]
+    assert cells == [
+        "reproduced exact match",
+        "reproduced within rounding rounds to the stated figure (unit 100,000)",
+        "not reproduced small difference off by -278",
+    ], cells
+
+
 def test_a_study_of_checkpoints_before_any_evaluation(tmp_path):
     out = tmp_path / "r.html"
     (tmp_path / "empty").mkdir()  # a missing directory is an error (tests/test_cli.py)
@@ -870,7 +941,7 @@ def test_tables_have_short_labels_no_empty_columns_and_paths_in_the_store(
     assert "test error @90: test error at epoch 90" in text
     # Directories relative to the store, which the page names once.
     runs = next(t for t in parser.cleaned() if t[0][0] == "run")
-    assert runs[1][-1] == "degradation/he-plain20/seed-0"
+    assert runs[1][0] == "degradation/he-plain20/seed-0"
     evaluations = next(t for t in parser.cleaned() if t[0][0] == "evaluation")
     assert evaluations[1][-1] == "checkpoints/akamaster-resnet20/data-ccecff3e0fe7"
     assert str(published_store) not in html.replace(f"<code>{published_store}</code>", "", 1)
@@ -914,7 +985,7 @@ def test_every_table_has_a_caption_that_says_what_it_shows(published_store, verd
     parser.feed(pages[0])
     text = " | ".join(parser.captions)
     for expected in ("Published claims by model (rows) and source (columns)",
-                     "degradation, claims:", "degradation, every run:",
+                     "degradation, claims:", "degradation, every run by its directory:",
                      "checkpoints, released checkpoints:", "Software versions"):  # fmt: skip
         assert expected in text, text
 
@@ -1060,6 +1131,27 @@ def test_a_statement_that_quotes_its_source_is_not_quoted_twice(tmp_path):
     assert not re.search(r"\u201c[\"\u201c]|[\"\u201d]\u201d", text), "nested quotation marks"
 
 
+def test_the_run_table_names_each_run_once_by_its_directory(verdict_store, tmp_path):
+    # Its "run" and "directory" columns both read "verdicts/same/seed-0", and the list of runs
+    # of studies not in the report gave each path twice as well.
+    study, path, results = verdict_store
+    other = load_study(tiny_study(tmp_path / "other.yaml", "  - {name: net, model: resnet20, "
+                                  "recipe: base}\n", name="other"))  # fmt: skip
+    fake_run(results, other, "net")
+    html = render_html(build([(study, str(path))], scan(results), str(results)))
+    parser = _Tables()
+    parser.feed(html)
+    (runs,) = [t for t in parser.cleaned() if t[0][0] == "run"]
+    assert "directory" not in runs[0]
+    assert [r[0] for r in runs[1:4]] == [
+        "verdicts/acc/seed-0", "verdicts/better/seed-0", "verdicts/boom/seed-0"]  # fmt: skip
+    for row in runs[1:]:
+        assert " | ".join(row).count(row[0]) == 1, row
+    assert "relative to the results directory named at the top" in _text(html)
+    unmatched = _text(html[html.index("Runs of studies not in this report") :])
+    assert unmatched.count("other/net/seed-0") == 1, unmatched
+
+
 def test_the_run_table_does_not_call_a_paused_run_finished(published_store):
     # Every published run is paused; its summary's time is when its last session ended.
     parser = _Tables()
@@ -1200,6 +1292,30 @@ def test_a_scoreboard_line_says_a_claim_s_rule_where_it_is_not_one_run(verdict_s
     same = next(line for row in report.scoreboard.rows for cell in row.cells for line in cell
                 if line.anchor == claim_rows(report)[("value", "same")].anchor)  # fmt: skip
     assert same.claimed == "8.75%"  # a single run says nothing more
+
+
+def test_a_run_on_part_of_the_test_set_says_so_beside_its_test_error(tmp_path):
+    # A smoke run's 45.20% stood in the run table's test error column with nothing to say
+    # that it is on 1,000 test images (after 2,000 training images), not CIFAR-10's 10,000.
+    study = load_study(ROOT / "studies" / "smoke.yaml")
+    images = {
+        "resnet8": {"train_images": 2000, "validation_images": 500, "test_images": 1000},
+        "plain8": {"train_images": 45000, "validation_images": 5000, "test_images": 10000},
+        "wrn-10-1-dropout": {"train_images": 2000, "validation_images": 0, "test_images": 10000},
+    }
+    for name, used in images.items():
+        run = fake_run(tmp_path, study, name, test_error=45.2)
+        summary = json.loads((run / "summary.json").read_text())
+        _update(run / "summary.json", data={**summary["data"], **used})
+    table = _TableRows()
+    table.feed(render_html(report_for([ROOT / "studies" / "smoke.yaml"], tmp_path)))
+    header = next(r for r in table.rows if r and r[0].strip() == "run")
+    column = [" ".join(c.split()) for c in header].index("test error")
+    assert table.row("smoke/resnet8/seed-0")[column] == (
+        "45.20% on 1,000 test images, trained on 2,000"
+    )
+    assert table.row("smoke/plain8/seed-0")[column] == "45.20%"  # all of it, less validation
+    assert table.row("smoke/wrn-10-1-dropout/seed-0")[column] == ("45.20% trained on 2,000 images")
 
 
 def test_an_ordering_claim_of_a_source_that_is_no_publication_stays_out_of_the_panel(tmp_path):
