@@ -283,7 +283,8 @@ def _abandon_workers(running: RunningWorkers, signal_name: str) -> str:
     if not names:
         return f"\nabandoned ({signal_name}): no worker was still running\n"
     return (f"\nabandoned ({signal_name}): killed the workers still recording "
-            f"{', '.join(names)}; each run resumes from its last saved epoch\n")  # fmt: skip
+            f"{', '.join(names)}; each run resumes from its last saved epoch (starts over if "
+            "it saved none)\n")  # fmt: skip
 
 
 def _stop_workers(

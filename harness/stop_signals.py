@@ -166,8 +166,11 @@ def abandon_on_a_third_stop(still_stopping: str | None = None,
 
 
 STILL_STOPPING = ("\nstill stopping (recording the run at its last finished epoch); Ctrl-C again "
-                  "to abandon now: the run resumes from its last saved epoch\n")  # fmt: skip
-ABANDONED = "\nabandoned ({}): the run resumes from its last saved epoch\n"
+                  "to abandon now: the run resumes from its last saved epoch (starts over if "
+                  "none)\n")  # fmt: skip
+ABANDONED = (
+    "\nabandoned ({}): the run resumes from its last saved epoch (starts over if it saved none)\n"
+)
 _still_stopping = STILL_STOPPING  # what a second stop says (abandon_on_a_third_stop)
 _abandon: Callable[[str], str] = ABANDONED.format  # what a third does and says
 

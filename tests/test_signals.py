@@ -380,7 +380,10 @@ def test_a_third_ctrl_c_abandons_a_recording_that_hangs_and_it_resumes(tmp_path,
         proc.wait()
     assert proc.returncode == 130, output
     assert output.count("still stopping (recording the run") == 1, output
-    assert "abandoned (SIGINT): the run resumes from its last saved epoch" in output, output
+    assert (
+        "abandoned (SIGINT): the run resumes from its last saved epoch (starts over if it saved none)"
+        in output
+    ), output
     assert "Traceback" not in output, output
     run = run_dir(results, "a")
     done = epochs(results, "a")
@@ -436,7 +439,7 @@ def test_with_workers_a_second_ctrl_c_says_so_and_a_third_kills_them_and_they_re
     (abandoned,) = [x for x in output.splitlines() if x.startswith("abandoned")]
     assert abandoned == (
         "abandoned (SIGINT): killed the workers still recording tiny/a/seed-0, "
-        "tiny/b/seed-0; each run resumes from its last saved epoch"
+        "tiny/b/seed-0; each run resumes from its last saved epoch (starts over if it saved none)"
     ), output
     assert not [pid for pid in workers if alive(pid)], "a worker outlived its parent"
     done = {}
