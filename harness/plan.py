@@ -83,7 +83,7 @@ class RunPlan:
     @property
     def counts_as_reproduction(self) -> bool:
         """Only runs of the recipe as declared, on all the data, can reproduce a claim."""
-        return not self.label and not self.recipe.train_images and not self.recipe.test_images
+        return not self.label and self.recipe.on_all_data
 
 
 class PlanError(Exception):
@@ -200,8 +200,8 @@ def apply_overrides(recipe: Recipe, o: Overrides) -> Recipe:
 def nominal_batches_per_epoch(recipe: Recipe) -> int:
     """Batches per epoch on full CIFAR-10 (for scaling lengths and drawing schedules; training
     counts the data it actually has)."""
-    images = min(recipe.train_images or 50_000, 50_000 - recipe.validation_images)
-    return max(1, batches_per_epoch(images, recipe.batch_size, recipe.last_batch == "drop"))
+    return max(1, batches_per_epoch(recipe.nominal_training_images, recipe.batch_size,
+                                    recipe.last_batch == "drop"))  # fmt: skip
 
 
 def nominal_iterations(recipe: Recipe) -> int:

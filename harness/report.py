@@ -30,7 +30,16 @@ from harness.metrics import label as metric_label
 from harness.plan import config_hash, nominal_batches_per_epoch, resolved_config
 from harness.results import EvaluationRecord, RunRecord, curves_frame, environment_ignored
 from harness.schedule import LearningRate, Length
-from harness.schema import CheckpointSpec, Claim, Experiment, OrderingClaim, Study, Warmup
+from harness.schema import (
+    CIFAR10_TEST_IMAGES,
+    CIFAR10_TRAIN_IMAGES,
+    CheckpointSpec,
+    Claim,
+    Experiment,
+    OrderingClaim,
+    Study,
+    Warmup,
+)
 
 TEMPLATES = PACKAGE_ROOT / "report_templates"
 PARAMETERS = "parameters"  # the metric column of a parameter count's row
@@ -92,12 +101,14 @@ def counted_at_epoch_text(runs: list[RunView]) -> str:
     early = [r for r in runs if not r.counted and r.counted_at_epochs]
     if not early:
         return ""
+    return f"{_plural(len(early), 'unfinished run')} counted only for {_passed_epochs(early)}"
+
+
+def _passed_epochs(early: list[RunView]) -> str:
+    """What unfinished runs count for: "the test error at epoch 90, which it has passed"."""
     epochs = tuple(sorted({e for r in early for e in r.counted_at_epochs}))
     which = "it has" if len(early) == 1 else "they have"
-    return (
-        f"{_plural(len(early), 'unfinished run')} counted only for the test error at "
-        f"{_epochs_text(epochs)}, which {which} passed"
-    )
+    return f"the test error at {_epochs_text(epochs)}, which {which} passed"
 
 
 @dataclass
@@ -399,10 +410,7 @@ def _unfinished_caveat(unfinished: list[RunView], counted: int) -> str:
     at += f" of {total.pop()}" if len(total) == 1 and None not in total else ""
     uses = "no verdict uses them yet" if not counted else "not counted yet"
     if early := [r for r in unfinished if r.counted_at_epochs]:
-        epochs = sorted({e for r in early for e in r.counted_at_epochs})
-        which = "it has" if len(early) == 1 else "they have"
-        uses += (f", except {len(early)} of them for claims on the test error at epoch "
-                 f"{', '.join(map(str, epochs))}, which {which} passed")  # fmt: skip
+        uses += f", except {len(early)} of them for claims on {_passed_epochs(early)}"
     return f"{len(unfinished)} unfinished ({status}) at {at}: {uses}"
 
 
@@ -725,6 +733,10 @@ class _Classified:
             and any(h["epoch"] == epoch and h.get("test_error") is not None for h in r.history)
         )
 
+    def pending_for(self, metric: str, epoch: int | None = None) -> bool:
+        """Under way and not yet counting for the claim: what leaves it "under way"."""
+        return self.under_way and not self.counts_for(metric, epoch)
+
 
 def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
     names = {e.name: e for e in study.experiments}
@@ -743,19 +755,19 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
             continue
         summary = r.summary or {}
         ended = r.status in ("complete", "diverged")  # a diverged run is a result too
+        # A run on a subset never counts: its recipe says so (its summary too, once written).
+        subset = not exp.recipe.on_all_data or summary.get("counts_as_reproduction") is False
         if r.status == store.DAMAGED:
             out.append(_Classified(r, False, f"damaged: {r.damage}", True))
         elif r.status == "complete" and (nan := _nan_figures(summary)):
             why = f"its summary holds NaN ({', '.join(nan)}): never counted; check the run"
             out.append(_Classified(r, False, why, True))
-        elif ended and summary.get("counts_as_reproduction") is False:
+        elif ended and subset:
             why = "the recipe trains on a subset (smoke study)"
             out.append(_Classified(r, False, why, True))
         elif ended:
             out.append(_Classified(r, True, "", True))
-        else:  # unfinished: under way unless it trains on a subset, and then it never counts
-            subset = (exp.recipe.train_images or exp.recipe.test_images
-                      or summary.get("counts_as_reproduction") is False)  # fmt: skip
+        else:  # unfinished: under way unless it trains on a subset
             under_way = r.status in UNDER_WAY and not subset
             why = r.status if not subset else f"{r.status} on a subset (smoke study)"
             out.append(_Classified(r, False, why, True, under_way))
@@ -1129,7 +1141,7 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
     repro = verdicts.apply_rule([v for _, v in runs], claim.rule, metric.lower_is_better)
     # Runs under way that do not count yet (_Classified.under_way): a damaged, stale,
     # override, subset or failed run is not (its note says why it does not count).
-    pending = sum(c.under_way and not c.counts_for(claim.metric, claim.epoch) for c in exp_runs)
+    pending = sum(c.pending_for(claim.metric, claim.epoch) for c in exp_runs)
     verdict = _on_data(verdicts.judge_value(claim, repro, pending=pending), chosen)
     unit = metric.unit
     return ClaimRow(
@@ -1209,10 +1221,9 @@ def _progress(exp_runs: list[_Classified], claim: Claim, *, judged: bool = False
 
 def _unfinished(exp_runs: list[_Classified], metric: str = "",
                 epoch: int | None = None) -> list[RunRecord]:  # fmt: skip
-    """The runs under way (_Classified.under_way) with curves that do not already count for
-    ``metric`` (a run past a claimed epoch does)."""
-    return [c.record for c in exp_runs if c.under_way and c.record.history
-            and not c.counts_for(metric, epoch)]  # fmt: skip
+    """The runs under way with curves that do not already count for ``metric`` (a run past a
+    claimed epoch does)."""
+    return [c.record for c in exp_runs if c.pending_for(metric, epoch) and c.record.history]
 
 
 def _where(runs: list[RunRecord], *, count: bool = True) -> str:
@@ -1361,7 +1372,7 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         sides.append(verdicts.Side(name, [v for _, v in runs], diverged))
     # Sides with runs that may yet count (a side on seconds: runs alone on their device so far).
     under_way = [name for name in claim.experiments
-                 if any(c.under_way and not c.counts_for(claim.metric, claim.epoch)
+                 if any(c.pending_for(claim.metric, claim.epoch)
                         and not (timed and timings.not_solo(c.record))
                         for c in by_exp.get(name, []))]  # fmt: skip
     verdict = _on_data(verdicts.judge_ordering(claim, sides, under_way), chosen)
@@ -1559,11 +1570,6 @@ def _run_view(c: _Classified, counted_at_epochs: tuple[int, ...] = ()) -> RunVie
         under_way=c.under_way,
         images_note=_images_note(r.data),
     )
-
-
-# CIFAR-10's test and training sets, whole.
-CIFAR10_TEST_IMAGES = 10_000
-CIFAR10_TRAIN_IMAGES = 50_000
 
 
 def _images_note(data: dict) -> str:

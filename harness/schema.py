@@ -30,6 +30,10 @@ from harness.metrics import METRICS, MetricName
 from harness.metrics import label as metric_label
 from harness.zoo import ModelSpec
 
+# CIFAR-10's training and test sets, whole.
+CIFAR10_TRAIN_IMAGES = 50_000
+CIFAR10_TEST_IMAGES = 10_000
+
 SLUG = r"^[a-z0-9][a-z0-9_.-]*$"
 Positive = Annotated[StrictFloat, Field(gt=0)]
 
@@ -227,7 +231,10 @@ class Recipe(Strict):
     normalization: Normalization
     augmentation: Augmentation = Field(default_factory=Augmentation)
     validation_images: int = Field(
-        0, ge=0, lt=50_000, description="training images held out for validation (5000 = 45k/5k)"
+        0,
+        ge=0,
+        lt=CIFAR10_TRAIN_IMAGES,
+        description="training images held out for validation (5000 = 45k/5k)",
     )
     reported_epoch: Literal["last", "best_validation"] = Field(
         "last",
@@ -237,14 +244,29 @@ class Recipe(Strict):
     train_images: int | None = Field(
         None,
         gt=0,
-        le=50_000,
+        le=CIFAR10_TRAIN_IMAGES,
         description="train on a seeded subset of this many images "
         "(smoke studies only: such a run never counts as a reproduction)",
     )
     test_images: int | None = Field(
-        None, gt=0, le=10_000, description="evaluate on the first N test images (smoke studies)"
+        None,
+        gt=0,
+        le=CIFAR10_TEST_IMAGES,
+        description="evaluate on the first N test images (smoke studies)",
     )
     note: str | None = None
+
+    @property
+    def on_all_data(self) -> bool:
+        """Trains on all of CIFAR-10's training set (a validation hold-out aside) and tests on
+        all of its test set: only such a recipe's runs can reproduce a claim."""
+        return not self.train_images and not self.test_images
+
+    @property
+    def nominal_training_images(self) -> int:
+        """The images an epoch trains on, on the whole of CIFAR-10."""
+        return min(self.train_images or CIFAR10_TRAIN_IMAGES,
+                   CIFAR10_TRAIN_IMAGES - self.validation_images)  # fmt: skip
 
     @model_validator(mode="after")
     def _one_length(self) -> Recipe:
@@ -266,8 +288,7 @@ class Recipe(Strict):
         """A milestone at or past the end of training would never apply: a typo, surely."""
         if not isinstance(self.schedule, MultiStep):
             return self
-        images = min(self.train_images or 50_000, 50_000 - self.validation_images)
-        whole, rest = divmod(images, self.batch_size)
+        whole, rest = divmod(self.nominal_training_images, self.batch_size)
         per_epoch = max(1, whole + (1 if rest and self.last_batch == "keep" else 0))
         length = self.iterations or self.epochs * per_epoch  # in iterations
         unit = per_epoch if self.schedule.unit == "epoch" else 1
