@@ -356,6 +356,11 @@ def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
         counted = sum(r.counted for _, r in runs)
         text = f"{_plural(len(runs), 'run')} of {_plural(len(seeds), 'experiment')} "
         text += f"({each} each), {counted} counted"
+        # An unfinished run past a claimed epoch counts there: "0 counted" alone read as if no
+        # verdict stood on any run, while one did (the run table says "for ... only" too).
+        if early := [r for _, r in runs if not r.counted and r.counted_at_epochs]:
+            epochs = tuple(sorted({e for r in early for e in r.counted_at_epochs}))
+            text += f" in full, {len(early)} for the test error at {_epochs_text(epochs)} only"
         # Runs that may yet count are the caveat; the others (stale, override, smoke, damaged,
         # failed) never will, whatever their status, and are counted by why.
         others = Counter(r.why_not.split(":")[0] for _, r in runs
@@ -408,9 +413,10 @@ def _unfinished_caveat(unfinished: list[RunView], counted: int) -> str:
     total = {r.epochs_total for r in unfinished}
     at = f"epoch {done[0]}" if done[0] == done[-1] else f"epochs {done[0]} to {done[-1]}"
     at += f" of {total.pop()}" if len(total) == 1 and None not in total else ""
-    uses = "no verdict uses them yet" if not counted else "not counted yet"
-    if early := [r for r in unfinished if r.counted_at_epochs]:
-        uses += f", except {len(early)} of them for claims on {_passed_epochs(early)}"
+    if any(r.counted_at_epochs for r in unfinished):  # the line's text says where they count
+        uses = "not counted in full yet"
+    else:
+        uses = "no verdict uses them yet" if not counted else "not counted yet"
     return f"{len(unfinished)} unfinished ({status}) at {at}: {uses}"
 
 
