@@ -402,6 +402,9 @@ def test_the_page_reads_at_a_desk_and_on_a_phone(published_store, tmp_path, widt
         # The tables of claims stack as cards, each verdict on screen: side by side, the
         # verdict was the last of up to ten columns, off the screen behind a sideways scroll.
         assert seen["verdict_cells"] >= 30 and seen["verdicts_off_screen"] == []
+        # So does the run table, a card a run: side by side, its nine columns scrolled and the
+        # device, data and time a run ended were off the screen.
+        assert "run" not in seen["scrolling_tables"], seen["scrolling_tables"]
     assert seen["verdicts_off_screen"] == []
 
 
