@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import textwrap
 from dataclasses import dataclass
 
 import matplotlib
@@ -19,6 +20,7 @@ import pandas as pd
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.transforms import ScaledTranslation
 
 matplotlib.rcParams["svg.fonttype"] = "path"  # glyphs as paths: no font files needed
 
@@ -47,6 +49,36 @@ FOCUS_FROM = 10
 # tenths of a point, and on an axis two points high that noise looks like a trend.
 MIN_ERROR_SPAN = 4.0
 OFF_SCALE = "off-scale"  # the gid of the note that says what runs off an axis
+# A claimed value further from the curves' range (of the later epochs, at least
+# MIN_ERROR_SPAN high) than this many times that range is not fitted into an error axis, so
+# that the curves keep a third of the axis or more against claims on one side of them:
+# Tseng's 90% for a plain-110 that did not learn stretched an axis of curves at 5-20% to 0-97%
+# and flattened them all. Such a claim is marked at the axis's edge instead (OFF_SCALE_CLAIM),
+# its value in the note over the panel and in the legend.
+CLAIM_REACH = 2.0
+OFF_SCALE_CLAIM = "off-scale-claim"  # the gid of a claim's marker at an axis's edge
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a figure is laid out for a screen. At a desk, panels stand side by side on a figure
+    10 inches wide, shown at about its natural size (96 CSS pixels an inch). A phone's page is
+    about 370 pixels wide: that figure shrank to 38% there, its 7 pt legend to under 4 pixels.
+    For a phone, panels stand one above another on a figure as wide as the screen (3.9 in is
+    374 pixels), the type stays 8 pt or more, legend entries and notes wrap to its width, and
+    the figure grows as tall as its panels, notes and legend need."""
+
+    width: float  # inches
+    stacked: bool  # panels one above another (a phone), else side by side
+    small: float  # pt: legend entries and the notes over the panels
+    note_wrap: int  # characters a line of a note over a panel wraps at
+    text: float | None = None  # pt: ticks, axis labels and titles; None: matplotlib's own
+    wrap: int | None = None  # characters a legend entry or a title wraps at; None: never
+
+
+DESK = Layout(width=10.0, stacked=False, small=7.0, note_wrap=80)
+PHONE = Layout(width=3.9, stacked=True, small=8.0, note_wrap=54, text=8.0, wrap=52)
+PHONE_PANEL = 2.2  # inches: the height of a panel's axes on a phone
 
 
 @dataclass(frozen=True)
@@ -214,13 +246,15 @@ def _later(series: list[Series], columns: list[str]) -> float:
 
 
 def focus_y(ax, series: list[Series], columns: list[str], *, unit: str = "%",
-            floor: float | None = None, note: bool = True) -> None:  # fmt: skip
+            floor: float | None = None, note: bool = True,
+            layout: Layout = DESK) -> None:  # fmt: skip
     """The y-range of an error axis: the last half of training and the claimed values, so that
     where runs and claims differ fills the axis; earlier epochs that fall outside it run off
     the axis, and a note above it says which and how far (``note``). ``floor``: a linear
     axis from there (He et al.'s Figure 6 draws error from 0)."""
     start = _later(series, columns)
-    shown = [*_values(series, columns, start), _claimed(series, columns)]
+    curves = _values(series, columns, start)
+    shown = [*curves, _in_reach(curves, _claimed(series, columns), floor)]
     if floor is None:
         fit_y(ax, shown, bounds=(0, 100))
         _widen(ax, MIN_ERROR_SPAN, bounds=(0, 100))
@@ -231,7 +265,21 @@ def focus_y(ax, series: list[Series], columns: list[str], *, unit: str = "%",
             top = float(data.max())
             ax.set_ylim(floor, min(100.0, top + 0.08 * (top - floor) or 1.0))
     if note:
-        _note_off_scale(ax, series, columns, unit)
+        _note_off_scale(ax, series, columns, unit, layout)
+
+
+def _in_reach(curves: list, claims: list[float], floor: float | None) -> list[float]:
+    """The claimed values an error axis is fitted to: those within CLAIM_REACH times the
+    curves' range of it (from ``floor``, where the axis starts there); all where no curve has
+    a value yet."""
+    data = np.concatenate([np.asarray(v, dtype=float) for v in curves] or [np.array([])])
+    data = data[np.isfinite(data)]
+    if not data.size:
+        return claims
+    lo = float(data.min()) if floor is None else floor
+    hi = float(data.max())
+    reach = CLAIM_REACH * max(hi - lo, MIN_ERROR_SPAN)
+    return [v for v in claims if lo - reach <= v <= hi + reach]
 
 
 def _widen(ax, span: float, *, bounds: tuple[float, float]) -> None:
@@ -244,10 +292,13 @@ def _widen(ax, span: float, *, bounds: tuple[float, float]) -> None:
     ax.set_ylim(lo, lo + span)
 
 
-def _note_off_scale(ax, series: list[Series], columns: list[str], unit: str) -> None:
+def _note_off_scale(ax, series: list[Series], columns: list[str], unit: str,
+                    layout: Layout = DESK) -> None:  # fmt: skip
     """Over the axis, which epochs run off it and how far. Where curves of more than one
     column run off (training and test error on one axis), each is named on its own line:
-    "epochs 1-81 off scale" of the test error stood over a training error drawn from epoch 38."""
+    "epochs 1-81 off scale" of the test error stood over a training error drawn from epoch 38.
+    The claimed values beyond the axis (_in_reach) take a line for each edge, each named with
+    its value."""
     lo, hi = ax.get_ylim()
     off: dict[str, tuple[list, list]] = {c: ([], []) for c in columns}
     for s in series:
@@ -269,26 +320,61 @@ def _note_off_scale(ax, series: list[Series], columns: list[str], unit: str) -> 
             span = f"epoch {first}" if first == last else f"epochs {first}\u2013{last}"
             value = extreme(v for _, v in points)
             notes.append(f"{mark} {what}{span} off scale ({way} to {value:.3g}{unit})")
-    if notes:
-        ax.text(0, 1.015, ("\n" if named else "; ").join(notes), transform=ax.transAxes,
-                fontsize=7, ha="left", va="bottom", color="#57606a", gid=OFF_SCALE)  # fmt: skip
-        _title_over_note(ax.figure.axes)
+    claims = []  # a line for those beyond each edge, however many: the axes keep their height
+    for mark, edge, beyond in (("\u25b2", "top", True), ("\u25bc", "bottom", False)):
+        values = [f"{name} {c.value:.4g}{unit}" + (f" at epoch {c.epoch}" if c.epoch else "")
+                  for name, c in _claims_off(ax, series, columns)
+                  if (c.value > hi) == beyond]  # fmt: skip
+        if values:
+            claims.append(f"{mark} claimed off scale (marked at the {edge} edge): "
+                          + ", ".join(values))  # fmt: skip
+    if notes or claims:
+        # Wrapped to the panel's width: a longer line widened the figure's layout and squeezed
+        # every panel to make room for it.
+        lines = [_wrap(line, layout.note_wrap, "   ")
+                 for line in ((notes + claims) if named or claims or layout.stacked
+                              else ["; ".join(notes)])]  # fmt: skip
+        ax.text(0, 1.015, "\n".join(lines), transform=ax.transAxes, fontsize=layout.small,
+                ha="left", va="bottom", color="#57606a", gid=OFF_SCALE)  # fmt: skip
+        _title_over_note(ax.figure.axes, layout)
 
 
-def _title_over_note(axes) -> None:
+def _wrap(text: str, width: int, indent: str = "") -> str:
+    """Lines of at most ``width`` characters, the later ones indented, broken at spaces only
+    ("park-plain20" stays whole)."""
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent=indent,
+                                   break_on_hyphens=False)) or text  # fmt: skip
+
+
+def _claims_off(ax, series: list[Series], columns: list[str]) -> list[tuple[str, Claimed]]:
+    """The claimed values, with their experiment, that lie beyond the axis's y-range."""
+    lo, hi = ax.get_ylim()
+    return [(s.label.split("~")[0], c) for s in series for c in s.claims
+            if c.column in columns and not lo <= c.value <= hi]  # fmt: skip
+
+
+def _title_over_note(axes, layout: Layout) -> None:
     """Titles lifted over the off-scale notes, by as much on every panel, to stay in a row:
-    as much as the note of most lines needs."""
-    lines = max((t.get_text().count("\n") + 1 for ax in axes for t in ax.texts
-                 if t.get_gid() == OFF_SCALE), default=1)  # fmt: skip
+    as much as the note of most lines needs. Stacked (a phone), each over its own note."""
+    most = max(_note_lines(axes), default=1)
     for ax in axes:
-        ax.set_title(ax.get_title(), pad=16 + 9 * (lines - 1))
+        lines = max(_note_lines([ax]), default=0) if layout.stacked else most
+        pad = layout.small * (2.3 + 1.3 * (lines - 1)) if lines else 6.0  # 6: matplotlib's own
+        ax.set_title(ax.get_title(), pad=pad)
+
+
+def _note_lines(axes) -> list[int]:
+    """The lines of each panel's note over it, for the panels that have one."""
+    return [t.get_text().count("\n") + 1 for ax in axes for t in ax.texts
+            if t.get_gid() == OFF_SCALE]  # fmt: skip
 
 
 def off_scale(fig: Figure, *, spoken: bool = False) -> list[str]:
     """What each axis leaves off its scale, as its note says: ["test error: ▲ epochs ..."];
     ``spoken``: in words, for alt text ("test error: epochs 1–81 above the axis, up to 55%")."""
     notes = [
-        f"{ax.get_title() or ax.get_ylabel()}: {t.get_text().replace(chr(10), '; ')}"
+        f"{ax.get_title() or ax.get_ylabel()}: "
+        + re.sub(r"\n   ", " ", t.get_text()).replace("\n", "; ")  # wrapped lines joined
         for ax in fig.axes
         for t in ax.texts
         if t.get_gid() == OFF_SCALE
@@ -296,6 +382,11 @@ def off_scale(fig: Figure, *, spoken: bool = False) -> list[str]:
     if spoken:
         notes = [re.sub(r"([\u25b2\u25bc]) (.*?) off scale \((.*?)\)", _in_words, n) for n in notes]
     return notes
+
+
+def claims_off_scale(fig: Figure) -> int:
+    """How many claimed values are marked at an axis's edge, beyond its range."""
+    return sum(line.get_gid() == OFF_SCALE_CLAIM for ax in fig.axes for line in ax.get_lines())
 
 
 def _in_words(match: re.Match) -> str:
@@ -360,11 +451,14 @@ def _claims(ax, series: Series, columns: list[str], color, marker: str = "o") ->
     curve = [e for c in columns for e in _stats(series, c).index]
     first = min(curve, default=1)
     last = max([*curve, series.planned_epochs or 0]) or 1
+    off = [c for _, c in _claims_off(ax, [series], columns)]
     for c in series.claims:
         if c.column not in columns:
             continue
         label = f"{series.label.split('~')[0]}: claimed {c.label}"
-        if c.epoch is None:
+        if c in off:
+            _claim_at_edge(ax, c, c.epoch or last, color, label)
+        elif c.epoch is None:
             ax.plot([first, last], [c.value] * 2, color=to_rgb(color), lw=1.0, ls="-.",
                     label=label, marker=marker, markevery=[1], ms=6)  # fmt: skip
         else:
@@ -372,9 +466,26 @@ def _claims(ax, series: Series, columns: list[str], color, marker: str = "o") ->
                     mec="black", mew=0.5, label=label, zorder=5)  # fmt: skip
 
 
-def _legend(fig: Figure, axes) -> None:
+def _claim_at_edge(ax, claim: Claimed, epoch: float, color, label: str) -> None:
+    """A claim beyond the y-range, as a triangle just inside the edge it lies beyond, pointing
+    there, at its epoch (the last, for a claim on the end of training); beside another one at
+    that place, it moves left of it. Its value is in the note over the panel and the legend
+    (where its label is the claim's, its triangle saying where it is drawn)."""
+    top = claim.value > ax.get_ylim()[1]
+    marked = [line for line in ax.get_lines() if line.get_gid() == OFF_SCALE_CLAIM]
+    taken = sum(1 for line in marked
+                if line.get_xdata()[0] == epoch and (line.get_ydata()[0] > 0.5) == top)  # fmt: skip
+    shift = ScaledTranslation(-9 * taken / 72, 0, ax.figure.dpi_scale_trans)
+    ax.plot([epoch], [0.965 if top else 0.035], ls="none", marker="^" if top else "v", ms=8,
+            color=to_rgb(color), mec="black", mew=0.5, zorder=5, clip_on=False,
+            gid=OFF_SCALE_CLAIM, transform=ax.get_xaxis_transform() + shift,
+            label=label)  # fmt: skip
+
+
+def _legend(fig: Figure, axes, layout: Layout = DESK) -> None:
     """One legend for the figure, below its panels, where it hides no curve: the error axes
-    are fitted to where the curves end, and so is the upper right corner."""
+    are fitted to where the curves end, and so is the upper right corner. On a phone, one
+    entry a row, each wrapped to the figure's width."""
     found: dict[str, object] = {}
     for ax in axes:
         handles, labels = ax.get_legend_handles_labels()
@@ -383,15 +494,54 @@ def _legend(fig: Figure, axes) -> None:
     if found:
         longest, many = max(map(len, found)), len(found) > 6
         ncols = 1 if len(found) == 1 or longest > 70 else 3 if many and longest <= 45 else 2
-        fig.legend(list(found.values()), list(found), loc="outside lower center", fontsize=7,
-                   ncols=ncols, frameon=False)  # fmt: skip
+        labels = list(found)
+        if layout.wrap:
+            ncols, labels = 1, [_wrap(label, layout.wrap, "  ") for label in labels]
+        legend = fig.legend(list(found.values()), labels, loc="outside lower center",
+                            fontsize=layout.small, ncols=ncols, frameon=False)  # fmt: skip
+        legend.set_gid(LEGEND)
 
 
-def curves_plot(series: list[Series], title: str) -> Figure:
+LEGEND = "legend"  # the gid of a figure's legend: the page's test measures its type
+
+
+def _panels(fig: Figure, count: int, layout: Layout, desk_height: float, **shared):
+    """The figure's panels: side by side at a desk (a figure ``desk_height`` inches high), one
+    above another on a phone."""
+    fig.set_size_inches(layout.width, desk_height if not layout.stacked else count * PHONE_PANEL)
+    rows, cols = (count, 1) if layout.stacked else (1, count)
+    axes = fig.subplots(rows, cols, squeeze=False, **shared)
+    return list(axes.flat)
+
+
+def _finish(fig: Figure, title: str, layout: Layout) -> None:
+    """The figure's title, and on a phone its type and height: each panel keeps PHONE_PANEL
+    inches, however many lines its note and the legend take."""
+    if layout.wrap:
+        title = _wrap(title, layout.wrap)
+    if title:
+        fig.suptitle(title, fontsize=layout.text + 1 if layout.text else 10)
+    if layout.text is not None:
+        for ax in fig.axes:
+            ax.tick_params(labelsize=layout.text)
+            ax.xaxis.label.set_size(layout.text)
+            ax.yaxis.label.set_size(layout.text)
+            ax.title.set_size(layout.text + 1)
+    if not layout.stacked:
+        return
+    line = layout.small / 72 * 1.25  # inches a line of small type takes
+    legend = sum(t.get_text().count("\n") + 1 for g in fig.legends for t in g.get_texts())
+    title_lines = title.count("\n") + 1 if title else 0
+    height = (len(fig.axes) * (PHONE_PANEL + 0.75) + sum(_note_lines(fig.axes)) * line
+              + legend * line * 1.2 + title_lines * 0.2 + 0.2)  # fmt: skip
+    fig.set_figheight(height)
+
+
+def curves_plot(series: list[Series], title: str, layout: Layout = DESK) -> Figure:
     """Training loss and test error against epoch, one line per experiment, with the claimed
     values; the test error's axis is fitted to the last half of training and the claims."""
-    fig = Figure(figsize=(10, 3.4), layout="constrained")
-    loss_ax, err_ax = fig.subplots(1, 2)
+    fig = Figure(layout="constrained")
+    loss_ax, err_ax = _panels(fig, 2, layout, 3.4)
     same = _same_as(series, ["train_loss", "test_error"])
     for i, s in enumerate(series):
         base, marker, k = s.look(i)
@@ -407,17 +557,18 @@ def curves_plot(series: list[Series], title: str) -> Figure:
         ax.grid(alpha=0.3)
         _whole_epochs(ax)
         _planned_length(ax, series)
+    # First the range: a claim beyond it is drawn at its edge.
+    focus_y(err_ax, series, ["test_error"], layout=layout)
     for i, s in enumerate(series):
         base, marker, _ = s.look(i)
         _claims(loss_ax, s, ["train_loss"], base, marker)
         _claims(err_ax, s, ["test_error"], base, marker)
-    focus_y(err_ax, series, ["test_error"])
-    _legend(fig, [err_ax, loss_ax])
-    fig.suptitle(title, fontsize=10)
+    _legend(fig, [err_ax, loss_ax], layout)
+    _finish(fig, title, layout)
     return fig
 
 
-def degradation_plot(series: list[Series], title: str) -> Figure:
+def degradation_plot(series: list[Series], title: str, layout: Layout = DESK) -> Figure:
     """He et al. 2015, Figure 6 style: plain nets and ResNets side by side, each in the colour
     and marker it has in the other figures; thin dashed lines are training error, bold lines
     test error; seeds as a band; the claimed values beside them. Error from 0, as there, up
@@ -425,8 +576,8 @@ def degradation_plot(series: list[Series], title: str) -> Figure:
     place = {id(s): i for i, s in enumerate(series)}
     plain = sorted((s for s in series if s.plain), key=lambda s: s.depth)
     residual = sorted((s for s in series if not s.plain), key=lambda s: s.depth)
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
-    axes = fig.subplots(1, 2, sharey=True)
+    fig = Figure(layout="constrained")
+    axes = _panels(fig, 2, layout, 3.8, sharey=True)
     for ax, group, name in ((axes[0], plain, "plain"), (axes[1], residual, "residual")):
         same = _same_as(group, ["train_error", "test_error"])
         for i, s in enumerate(group):
@@ -442,22 +593,30 @@ def degradation_plot(series: list[Series], title: str) -> Figure:
         ax.grid(alpha=0.3)
         _whole_epochs(ax)
         _planned_length(ax, series)
+    # The key in the label of the one axis a desk shows, on each panel of a phone's (its
+    # label runs the height of one panel, too short for the key).
+    for ax in axes if layout.stacked else axes[:1]:
+        if layout.stacked:
+            ax.set(ylabel="error (%)", title=f"{ax.get_title()} (dashed: training, bold: test)")
+        else:
+            ax.set_ylabel("error (%)  dashed: training, bold: test")
+    # First the range: a claim beyond it is drawn at its edge.
+    focus_y(axes[0], series, ["train_error", "test_error"], floor=0.0, note=False)
+    for ax, group in ((axes[0], plain), (axes[1], residual)):
+        _note_off_scale(ax, group, ["train_error", "test_error"], "%", layout)
         for s in group:
             base, marker, _ = s.look(place[id(s)])
             _claims(ax, s, ["test_error", "train_error"], base, marker)
-    axes[0].set_ylabel("error (%)  dashed: training, bold: test")
-    focus_y(axes[0], series, ["train_error", "test_error"], floor=0.0, note=False)
-    for ax, group in ((axes[0], plain), (axes[1], residual)):
-        _note_off_scale(ax, group, ["train_error", "test_error"], "%")
-    _legend(fig, axes)
-    fig.suptitle(title, fontsize=10)
+    _legend(fig, axes, layout)
+    _finish(fig, title, layout)
     return fig
 
 
-def lr_plot(schedules: dict[str, list[tuple[float, float]]], title: str) -> Figure:
+def lr_plot(schedules: dict[str, list[tuple[float, float]]], title: str,
+            layout: Layout = DESK) -> Figure:  # fmt: skip
     """Learning rate against epoch for each schedule: ``{label: [(epoch, lr), ...]}``."""
-    fig = Figure(figsize=(10, 2.6), layout="constrained")
-    ax = fig.subplots()
+    fig = Figure(layout="constrained")
+    (ax,) = _panels(fig, 1, layout, 2.6)
     for i, (name, points) in enumerate(schedules.items()):
         xs, ys = zip(*points, strict=True)
         ax.step(xs, ys, where="post", color=COLORS[i % len(COLORS)], label=name, lw=1.4,
@@ -466,5 +625,9 @@ def lr_plot(schedules: dict[str, list[tuple[float, float]]], title: str) -> Figu
     fit_y(ax, [[y for _, y in points] for points in schedules.values()])
     ax.grid(alpha=0.3)
     _whole_epochs(ax)
-    ax.legend(fontsize=7, loc="lower left")
+    if layout.stacked:  # below the axes, where an entry may take the figure's width
+        _legend(fig, [ax], layout)
+        _finish(fig, "", layout)
+    else:
+        ax.legend(fontsize=layout.small, loc="lower left").set_gid(LEGEND)
     return fig

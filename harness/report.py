@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field, replace
@@ -226,10 +227,17 @@ class Figure:
     caption: str
     plot: MplFigure = field(repr=False)  # what was drawn, readable by tests
     alt: str = ""  # the figure in words, for a reader who cannot see it
+    # The same drawn for a phone (plots.PHONE: panels stacked, type that stays readable),
+    # which the page shows where it is narrow.
+    phone: MplFigure | None = field(default=None, repr=False)
 
     @functools.cached_property
     def uri(self) -> str:
         return plots.to_data_uri(self.plot)
+
+    @functools.cached_property
+    def phone_uri(self) -> str:
+        return plots.to_data_uri(self.phone) if self.phone is not None else ""
 
 
 @dataclass
@@ -1850,6 +1858,7 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
                      "and test error (%) against epoch, on one error axis from 0", plot,
                      series, ["train_error", "test_error"])
                 + (" " + data.strip() if data else ""),
+                plots.degradation_plot(series, title, plots.PHONE),
             ))  # fmt: skip
         plot = plots.curves_plot(series, title)
         figures.append(Figure(
@@ -1861,6 +1870,7 @@ def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
                  + (" (log scale)" if plot.axes[0].get_yscale() == "log" else "")
                  + " and test error (%)", plot, series, ["train_loss", "test_error"])
             + (" " + data.strip() if data else ""),
+            plots.curves_plot(series, title, plots.PHONE),
         ))  # fmt: skip
     figures.append(_lr_figure(study, classified))
     return figures
@@ -1905,14 +1915,23 @@ _CLAIMED_NOTE = (
 
 
 def _range_note(plot: MplFigure, what: str, *, from_zero: bool = False) -> str:
-    """What the error axis shows where it leaves early epochs off: said in the caption as well
-    as over the panel, so that a clipped curve is not read as one that started low."""
-    if not plots.off_scale(plot):
+    """What the error axis shows where it leaves early epochs or far claims off: said in the
+    caption as well as over the panel, so that a clipped curve is not read as one that started
+    low, nor a claim marked at the edge as one at the edge's value."""
+    notes = plots.off_scale(plot)
+    if not notes:
         return ""
-    return (f" The {what} axis{' starts at 0 and' if from_zero else ''} is fitted to the last "
-            "half of training and the claimed values, where runs and claims differ; the note "
-            "over a panel says which earlier epochs run off it (\u25b2 above, \u25bc below) "
-            "and how far.")  # fmt: skip
+    text = (f" The {what} axis{' starts at 0 and' if from_zero else ''} is fitted to the last "
+            "half of training and the claimed values, where runs and claims differ")  # fmt: skip
+    said = []
+    if any(re.search(r"off scale \((up|down) to", n) for n in notes):
+        said.append("the note over a panel says which earlier epochs run off it (\u25b2 above, "
+                    "\u25bc below) and how far")  # fmt: skip
+    if plots.claims_off_scale(plot):
+        said.append(f"a claimed value more than {plots.CLAIM_REACH:g} times the curves' range "
+                    "from them is a triangle at the edge it lies beyond, its value in the note "
+                    "over the panel and in the legend")  # fmt: skip
+    return text + "; " + "; ".join(said) + "."
 
 
 # A claim on a curve's end, or at one epoch, drawn against that curve.
@@ -2037,6 +2056,7 @@ def _lr_figure(study: Study, classified: list[_Classified]) -> Figure:
         caption,
         plot,
         f"A step chart of learning rate{scale} against epoch. {plots.describe_steps(schedules)}",
+        plots.lr_plot(schedules, "learning rate", plots.PHONE),
     )
 
 

@@ -10,8 +10,10 @@ Besides errors, requests and images, it measures the layout at the given width: 
 page is (wider than the window: something sticks out), which elements stick out (a table may
 scroll inside its own box, the page may not), which tables do scroll, which verdicts in the tables
 of claims lie off the window's right edge, which text in a table cell wraps over four lines,
-where the scoreboard and the orderings panel are, and how tall the page is. The screenshot is taken first, as the page opens; the rest is measured with every section's
-<details> open (a note folded inside a cell stays folded: that is how the table reads).
+where the scoreboard and the orderings panel are, how large the type of each figure is drawn, and
+how tall the page is. The screenshot is taken first, as the page opens; the rest is measured with
+every section's <details> open (a note folded inside a cell stays folded: that is how the table
+reads).
 """
 
 import argparse
@@ -68,6 +70,33 @@ VERDICTS_OFF_SCREEN = """() => {
                   cell.querySelector('.verdict').textContent.trim()]);
 }"""
 
+# The type of each figure as the window draws it, in CSS pixels: {width: the image's, legend:
+# its legend's smallest text, text: any text's smallest, phone: whether the <picture> chose its
+# phone source}. The figure the image shows (its currentSrc: the <source> a <picture> chose) is
+# laid out inline at the image's size, out of sight: matplotlib draws each text as glyph paths
+# 100 units to the em, in a group scaled to the text's size, so that group's transform to the
+# screen gives the em in pixels. A desk's figure on a phone drew its legend under 4 pixels.
+FIGURE_TYPE = """() => Array.from(document.querySelectorAll('figure img'))
+  .filter(img => img.checkVisibility())
+  .map(img => {
+    const bytes = Uint8Array.from(atob(img.currentSrc.split(',')[1]), c => c.charCodeAt(0));
+    const svg = new DOMParser().parseFromString(new TextDecoder().decode(bytes),
+                                                'image/svg+xml').documentElement;
+    const box = img.getBoundingClientRect();
+    svg.setAttribute('width', box.width);
+    svg.setAttribute('height', box.height);
+    const holder = document.createElement('div');
+    holder.style.cssText = 'position: absolute; left: 0; top: 0; visibility: hidden';
+    holder.appendChild(document.importNode(svg, true));
+    document.body.appendChild(holder);
+    const em = sel => Array.from(holder.querySelectorAll(sel))
+      .map(g => { const m = g.getScreenCTM(); return Math.hypot(m.a, m.b) * 100; });
+    const legend = em('#legend g[transform*="scale("]'), text = em('g[transform*="scale("]');
+    holder.remove();
+    return {width: box.width, legend: legend.length ? Math.min(...legend) : null,
+            text: text.length ? Math.min(...text) : null, phone: img.currentSrc !== img.src};
+  })"""
+
 BOX = """(selector) => {
   const el = document.querySelector(selector);
   if (!el) return null;
@@ -123,6 +152,7 @@ def main() -> None:
         seen["scrolling_tables"] = page.evaluate(SCROLLING)
         seen["verdict_cells"] = page.evaluate("document.querySelectorAll('td.verdict-cell').length")
         seen["verdicts_off_screen"] = page.evaluate(VERDICTS_OFF_SCREEN)
+        seen["figures"] = page.evaluate(FIGURE_TYPE)
         browser.close()
     print(json.dumps(seen))
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import colorsys
+import itertools
+import re
 
 import numpy as np
 import pandas as pd
@@ -114,15 +117,69 @@ def test_error_axes_show_the_last_half_of_training_and_the_claims():
     assert fig.axes[1].get_ylim()[1] >= 90 and plots.off_scale(fig) == []
 
 
-def test_a_claim_after_one_epoch_is_a_point_and_a_claim_far_off_widens_the_axis():
-    claimed = (plots.Claimed("test_error", 28.0, "test error @90 28% (F4)", epoch=90),)
+def test_a_claim_after_one_epoch_is_a_point_and_a_claim_near_the_curves_widens_the_axis():
+    claimed = (plots.Claimed("test_error", 17.0, "test error @90 17% (F4)", epoch=90),)
     run = plots.Series("run", curves(100, early_and_late()), claims=claimed)
     err_ax = plots.curves_plot([run], "at 90").axes[1]
     (star,) = [line for line in err_ax.get_lines() if "claimed" in line.get_label()]
-    assert list(star.get_xdata()) == [90] and list(star.get_ydata()) == [28.0]
+    assert list(star.get_xdata()) == [90] and list(star.get_ydata()) == [17.0]
     assert star.get_marker() == "*" and star.get_linestyle() == "None"
     lo, hi = err_ax.get_ylim()
-    assert lo < 10 and 28 < hi < 40, (lo, hi)
+    assert lo < 10 and 17 < hi < 20, (lo, hi)
+
+
+def test_a_claim_far_from_the_curves_is_marked_at_the_axis_edge_with_its_value(tmp_path):
+    # Tseng's 90% for a plain-110 that did not learn, fitted into an axis of curves at 5-20%,
+    # stretched it to 0-97% and flattened every curve. Beyond twice the curves' range from
+    # them, a claim is a triangle at the edge instead, its value in the note and the legend.
+    path = tiny_study(tmp_path / "far.yaml", """\
+  - {name: plain, model: plain20, recipe: base}
+  - {name: res, model: resnet20, recipe: base}
+claims:
+  - {source: test, where: T1, experiment: plain, metric: test_error, value: 90.00}
+  - {source: test, where: T1, experiment: res, metric: test_error, value: 8.5}
+""", name="far", recipe=TINY_RECIPE.replace("epochs: 3", "epochs: 20"))  # fmt: skip
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "plain", epochs=20, test_error=12.0)  # 18% falling to 12%
+    fake_run(results, study, "res", epochs=20, test_error=10.0)
+    figures = report_figures(path, results)
+    (versus,) = [f for f in figures if f.title.endswith("plain versus residual")]
+    (drawn,) = [f for f in figures if f.title.endswith("training loss and test error")]
+    for figure, ax in ((versus, versus.plot.axes[0]), (drawn, drawn.plot.axes[1])):
+        lo, hi = ax.get_ylim()
+        assert hi < 25, (figure.title, lo, hi)  # the curves keep the axis
+        (edge,) = [line for line in ax.get_lines() if line.get_gid() == plots.OFF_SCALE_CLAIM]
+        assert edge.get_marker() == "^" and list(edge.get_xdata()) == [20]  # the last epoch
+        assert list(edge.get_ydata()) == [0.965]  # just under the top edge, in axes fraction
+        # In the legend as the claim it is, with the triangle it is drawn as.
+        assert edge.get_label() == "plain: claimed test error 90.00% (repro, T1)"
+        labels = [t.get_text() for t in figure.plot.legends[0].get_texts()]
+        assert edge.get_label() in labels
+        (note,) = [t.get_text() for t in ax.texts if t.get_gid() == plots.OFF_SCALE]
+        assert "\u25b2 claimed off scale (marked at the top edge): plain 90%" in note.split("\n")
+        assert "claimed above the axis, marked at the top edge: plain 90%" in figure.alt
+        assert "is a triangle at the edge it lies beyond" in figure.caption
+        # No line is drawn for it (it would be clipped away), and the near claim is a line.
+        assert not [line for line in ax.get_lines()
+                    if line.get_label().startswith("plain: claimed") and line is not edge]  # fmt: skip
+    res = [line for line in drawn.plot.axes[1].get_lines()
+           if line.get_label() == "res: claimed test error 8.5% (repro, T1)"]  # fmt: skip
+    assert [list(line.get_ydata()) for line in res] == [[8.5, 8.5]]
+    assert plots.claims_off_scale(versus.plot) == 1 and plots.claims_off_scale(drawn.plot) == 1
+    # Far below the curves (a net claimed at 1% against runs at 50-60%), at the bottom edge;
+    # and two far claims at one place stand side by side, not on each other.
+    claims = (plots.Claimed("test_error", 1.0, "test error 1% (T1)"),
+              plots.Claimed("test_error", 1.5, "best test error 1.5% (T1)"))  # fmt: skip
+    high = plots.Series("high", curves(40, lambda e: 50 + 40 / e), claims=claims)
+    fig = plots.curves_plot([high], "low claims")
+    edges = [line for line in fig.axes[1].get_lines() if line.get_gid() == plots.OFF_SCALE_CLAIM]
+    assert [line.get_marker() for line in edges] == ["v", "v"] and fig.axes[1].get_ylim()[0] > 40
+    fig.canvas.draw()
+    xs = [line.get_transform().transform((40, 0.035))[0] for line in edges]
+    assert xs[0] - xs[1] > 5, xs  # pixels apart
+    (note,) = plots.off_scale(fig)  # one line for both, the axes keep their height
+    assert note.endswith("\u25bc claimed off scale (marked at the bottom edge): high 1%, high 1.5%")
 
 
 def test_the_plain_versus_residual_error_axis_starts_at_0_like_he_et_al_s():
@@ -403,3 +460,50 @@ def test_an_error_axis_is_never_so_narrow_that_seed_noise_looks_like_a_trend():
     low = plots.Series("low", curves(100, lambda e: 0.3 + (e % 3) / 10 + 30 / e**2))
     lo, hi = plots.curves_plot([low], "near zero").axes[1].get_ylim()
     assert (lo, hi) == (0, plots.MIN_ERROR_SPAN), (lo, hi)
+
+
+# --------------------------------------------------------------------------- on a phone
+
+
+def test_a_phone_gets_its_figures_stacked_in_type_that_stays_readable():
+    # The desk's figures, 10 inches wide, shrank to 38% on a phone: their 7 pt legend to under
+    # 4 CSS pixels. A phone's figure is about as wide as its screen, panels stacked, its type
+    # 8 pt, and nothing in it (legend entries, notes over the panels) makes it wider.
+    claims = (plots.Claimed("test_error", 9.5, "test error 9.5% (Table 1 of a long source name)"),
+              plots.Claimed("test_error", 90.0, "test error 90% (Table 1)", epoch=60))  # fmt: skip
+    plain = plots.Series("tseng-plain110", curves(100, early_and_late()), 110, True,
+                         model="plain-110 (bottleneck)", counted=False,
+                         why_not="paused", planned_epochs=164, claims=claims)  # fmt: skip
+    res = plots.Series("tseng-resnet110", curves(100, lambda e: early_and_late()(e) - 1), 110,
+                       model="ResNet-110 (bottleneck)", counted_at=(90,), counted=False,
+                       why_not="paused", planned_epochs=164)  # fmt: skip
+    schedules = {"Wen-Jie Tseng 2018 = Yoonjeong Park = He et al. 2015": [(0, 0.1), (80, 0.01)]}
+    for desk, phone in (
+        (plots.curves_plot([plain, res], "t"), plots.curves_plot([plain, res], "t", plots.PHONE)),
+        (plots.degradation_plot([plain, res], "t"),
+         plots.degradation_plot([plain, res], "t", plots.PHONE)),
+        (plots.lr_plot(schedules, "lr"), plots.lr_plot(schedules, "lr", plots.PHONE)),
+    ):  # fmt: skip
+        assert desk.get_figwidth() == 10 and phone.get_figwidth() == plots.PHONE.width
+        # The same ranges and notes, so the words about a figure hold for both.
+        assert [ax.get_ylim() for ax in desk.axes] == [ax.get_ylim() for ax in phone.axes]
+        notes = [[re.search("[\u25b2\u25bc].*", n)[0] for n in plots.off_scale(f)]
+                 for f in (desk, phone)]  # fmt: skip
+        assert notes[0] == notes[1], notes  # (a phone's panel titles hold the key as well)
+        phone.canvas.draw()
+        boxes = [ax.get_position() for ax in phone.axes]
+        assert all(a.y0 > b.y1 for a, b in itertools.pairwise(boxes)), boxes  # stacked
+        (legend,) = phone.legends
+        assert legend.get_gid() == plots.LEGEND
+        texts = legend.get_texts() + [t for ax in phone.axes for t in ax.texts]
+        assert min(t.get_fontsize() for t in texts) >= 8
+        assert all(label.get_fontsize() >= 8 for ax in phone.axes
+                   for label in ax.get_xticklabels() + ax.get_yticklabels())  # fmt: skip
+        # The page shows the drawing at its width: it is no wider than the figure (and the
+        # tenth of an inch a side that savefig's tight box leaves).
+        svg = plots.to_data_uri(phone).split(",")[1]
+        width = float(re.search(r'width="([\d.]+)pt"', base64.b64decode(svg).decode()).group(1))
+        assert width <= (plots.PHONE.width + 0.2) * 72 + 1, width
+        # And its panels keep their height, however many lines the legend and notes take.
+        for ax in phone.axes:
+            assert ax.get_position().height * phone.get_figheight() > 0.8 * plots.PHONE_PANEL

@@ -406,6 +406,15 @@ def test_the_page_reads_at_a_desk_and_on_a_phone(published_store, tmp_path, widt
         # device, data and time a run ended were off the screen.
         assert "run" not in seen["scrolling_tables"], seen["scrolling_tables"]
     assert seen["verdicts_off_screen"] == []
+    # Every figure's type, as drawn in the window, is at least the 9.3 CSS pixels (7 pt) of a
+    # desk's legend: the desk's figures, shrunk to a phone's width, drew it under 4 pixels.
+    # A phone gets the figures drawn for it (panels stacked), as wide as the page.
+    figures = seen["figures"]
+    assert len(figures) == 7, figures
+    assert all(f["text"] >= 9 for f in figures), figures  # the smallest text of each
+    assert all(f["legend"] is not None and f["legend"] >= 9 for f in figures), figures
+    assert all(f["phone"] == (width < 1000) for f in figures), figures
+    assert all(f["width"] <= width for f in figures), figures
 
 
 def test_studies_with_no_runs_keep_the_page_short(published_store, tmp_path):
