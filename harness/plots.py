@@ -39,6 +39,13 @@ GREY = (0.62, 0.64, 0.66)
 # A y-range whose top is this many times its bottom is drawn on a log axis: a loss that falls
 # from 2 to 0.002 is a flat line on a linear one.
 DECADE = 10.0
+# Losses and learning rates, which change by factors, go logarithmic from half a decade. At a
+# decade, the one study's curves of runs paused near their first learning-rate decay (losses
+# from about 1.8 to 0.18) were drawn on a log axis at 10.7x (Tseng's) and on linear ones at
+# 9.8x and 9.7x (He's, Park's), where the later epochs and the gap between plain and residual
+# nets sank into the bottom tenth. Below half a decade (a smoke run's 2.3 to 2.0) the two
+# scales differ little, and a linear axis has more ticks. Error axes, in points, keep DECADE.
+FACTORS = 10**0.5
 # The error axes are fitted to the epochs after this fraction of training (and the claimed
 # values): an error that falls from 60% to 8% otherwise spends the axis on the first epochs,
 # and the last half, where runs and claims differ by a point or two, is a sliver.
@@ -194,19 +201,31 @@ def _planned_length(ax, series: list[Series]) -> None:
         ax.axvline(max(planned), color=GREY, lw=0.8, ls=":")
 
 
-def fit_y(ax, values: list, *, bounds: tuple[float, float] | None = None) -> None:
+def fit_y(ax, values: list, *, bounds: tuple[float, float] | None = None,
+          log_from: float = DECADE) -> None:  # fmt: skip
     """A y-range around the data (every point inside, a small margin), on a log axis where the
-    data span a decade or more; ``bounds`` clip a linear range (errors stay in 0..100)."""
+    top is ``log_from`` times the bottom or more; ``bounds`` clip a linear range (errors stay
+    in 0..100)."""
     finite = [np.asarray(v, dtype=float) for v in values]
     data = np.concatenate(finite) if finite else np.array([])
     data = data[np.isfinite(data)]
     if not data.size:
         return
     lo, hi = float(data.min()), float(data.max())
-    if lo > 0 and hi / lo >= DECADE:
+    if lo > 0 and hi / lo >= log_from:
         ax.set_yscale("log")
-        # Ticks at 1, 2 and 5 of each decade over a few decades, at each decade beyond.
-        ax.yaxis.set_major_locator(LogLocator(subs=(1.0,) if hi / lo > 1000 else (1.0, 2.0, 5.0)))
+        # Ticks at 1, 2 and 5 of each decade over a few decades, at each decade beyond; more
+        # within a range of under a decade, where 1, 2 and 5 left some ranges one tick.
+        ratio = hi / lo
+        if ratio > 1000:
+            subs: tuple[float, ...] = (1.0,)
+        elif ratio >= DECADE:
+            subs = (1.0, 2.0, 5.0)
+        elif ratio >= 5:
+            subs = (1.0, 2.0, 3.0, 5.0)
+        else:
+            subs = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+        ax.yaxis.set_major_locator(LogLocator(subs=subs))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(lo / 1.1, hi * 1.1)
@@ -552,7 +571,8 @@ def curves_plot(series: list[Series], title: str, layout: Layout = DESK) -> Figu
                   style=k)  # fmt: skip
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
     err_ax.set(xlabel="epoch", ylabel="test error (%)", title="test error")
-    fit_y(loss_ax, [*_values(series, ["train_loss"]), _claimed(series, ["train_loss"])])
+    fit_y(loss_ax, [*_values(series, ["train_loss"]), _claimed(series, ["train_loss"])],
+          log_from=FACTORS)  # fmt: skip
     for ax in (loss_ax, err_ax):
         ax.grid(alpha=0.3)
         _whole_epochs(ax)
@@ -622,7 +642,7 @@ def lr_plot(schedules: dict[str, list[tuple[float, float]]], title: str,
         ax.step(xs, ys, where="post", color=COLORS[i % len(COLORS)], label=name, lw=1.4,
                 ls=DASHES[i % len(DASHES)])  # fmt: skip
     ax.set(xlabel="epoch", ylabel="learning rate", title=title)
-    fit_y(ax, [[y for _, y in points] for points in schedules.values()])
+    fit_y(ax, [[y for _, y in points] for points in schedules.values()], log_from=FACTORS)
     ax.grid(alpha=0.3)
     _whole_epochs(ax)
     if layout.stacked:  # below the axes, where an entry may take the figure's width

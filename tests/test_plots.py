@@ -87,6 +87,33 @@ def test_the_y_range_is_fitted_to_the_data_and_logarithmic_where_it_spans_decade
     assert lo <= 2.0 / 8**3 and hi >= 2.0 and hi / lo < 2.0 / (2.0 / 8**3) * 2
 
 
+def test_a_loss_is_logarithmic_from_half_a_decade_an_error_axis_from_a_decade():
+    # Runs paused near their first learning-rate decay, losses falling from 1.8 to about 0.18:
+    # with a decade as the threshold, one study drew Tseng's (10.7x) on a log axis and He's and
+    # Park's (9.8x, 9.7x) on linear ones, their later epochs in the bottom tenth.
+    paused = plots.Series("paused", curves(80, lambda e: 20 + 40 / e, lambda e: 1.8 / e**0.52))
+    loss_ax = plots.curves_plot([paused], "paused").axes[0]
+    lo, hi = loss_ax.get_ylim()
+    assert loss_ax.get_yscale() == "log" and 9 < hi / lo < 12, (lo, hi)
+    assert [round(t, 3) for t in loss_ax.get_yticks() if lo <= t <= hi] == [0.2, 0.3, 0.5, 1]
+    # Half a decade: a loss from 0.9 to 0.28 as well, with ticks enough to read it.
+    half = plots.Series("half", curves(30, lambda e: 20 + 40 / e, lambda e: 0.9 / e**0.35))
+    loss_ax = plots.curves_plot([half], "half").axes[0]
+    lo, hi = loss_ax.get_ylim()
+    assert loss_ax.get_yscale() == "log"
+    assert [round(t, 3) for t in loss_ax.get_yticks() if lo <= t <= hi] == [0.3, 0.4, 0.5,
+                                                                               0.6, 0.8]  # fmt: skip
+    # A smoke run's loss (2.3 to 2.0 in two epochs) stays linear, and so do errors in points
+    # that span less than a decade (a short run's 60% to 7.5%: errors are read in points).
+    smoke = plots.Series("smoke", curves(2, lambda e: 80.0 - 3 * e, lambda e: 2.45 - 0.15 * e))
+    assert plots.curves_plot([smoke], "smoke").axes[0].get_yscale() == "linear"
+    short = plots.Series("short", curves(8, lambda e: 60.0 / e, lambda e: 2.0 / e))
+    assert plots.curves_plot([short], "short").axes[1].get_yscale() == "linear"
+    # Learning rates change by factors too: a single 5x step is drawn on a log axis.
+    lr = plots.lr_plot({"step": [(0, 0.1), (50, 0.02), (100, 0.02)]}, "learning rate")
+    assert lr.axes[0].get_yscale() == "log"
+
+
 def early_and_late():
     """A test error that falls from about 90% to 10-11% within ten epochs and then barely
     moves, as real runs do: on an axis fitted to every point, the last half is a sliver."""
