@@ -59,14 +59,20 @@ RESULTS_OPTION = click.option(
     help="Root of the run store.",
 )
 
-# Options shared by `run` and `bench`.
-DEVICE_OPTION = click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="Where to train (auto: CUDA when torch sees a GPU).",
-)
+
+def device_option(work: str = "train"):
+    """``--device``; ``work`` says what happens there (`repro evaluate` trains nothing)."""
+    return click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "cuda"]),
+        default="auto",
+        show_default=True,
+        help=f"Where to {work} (auto: CUDA when torch sees a GPU).",
+    )
+
+
+# Options shared by several commands.
+DEVICE_OPTION = device_option()
 DATA_DIR_OPTION = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -496,7 +502,7 @@ def run(
     metavar="CHECKPOINT",
     help="Evaluate only this checkpoint (repeatable).",
 )
-@DEVICE_OPTION
+@device_option("evaluate")
 @RESULTS_OPTION
 @DATA_DIR_OPTION
 @click.option(

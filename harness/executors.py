@@ -547,8 +547,10 @@ def submit(
             echo(line(outcome))
     what = f"job array {jobs[0].job_id.split('_')[0]}" if cluster == "slurm" else "local jobs"
     grouped = f" in {len(jobs)} job(s)" if len(jobs) != len(todo) else ""
+    # The store is named as `repro run`'s "next:" line names it: without it, status would
+    # read the default store and show none of these runs.
     echo(f"submitted {len(todo)} run(s){grouped} as {what}; follow with "
-         f"`repro status {study_file}`; logs in {folder}")  # fmt: skip
+         f"`repro status {study_file} --results {options.results}`; logs in {folder}")  # fmt: skip
     return Submission(outcomes, jobs)
 
 

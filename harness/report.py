@@ -879,7 +879,9 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
     for i, claim in enumerate(study.claims):
         anchor = f"{study.name}-claim-{i}"
         if isinstance(claim, Claim) and claim.checkpoint is not None:
-            checkpoint_claims.append(_checkpoint_row(study, claim, judged, anchor, source_label))
+            checkpoint_claims.append(
+                _checkpoint_row(study, path, claim, judged, anchor, source_label)
+            )
         elif isinstance(claim, OrderingClaim):
             orderings.append(_ordering_row(study, claim, by_exp, anchor, source_label))
         elif claim.metric == "params":
@@ -1663,7 +1665,8 @@ def _chosen_evaluation(judged: list[_Judged], checkpoint: str) -> tuple[_Judged 
     return counted[0], counted[1:]
 
 
-def _checkpoint_row(study, claim: Claim, judged: list[_Judged], anchor, source_label) -> ClaimRow:
+def _checkpoint_row(study, path: str, claim: Claim, judged: list[_Judged], anchor,
+                    source_label) -> ClaimRow:  # fmt: skip
     if claim.metric == "params":
         return _params_row(study, claim, anchor, source_label, kind="checkpoint")
     metric = METRICS[claim.metric]
@@ -1675,8 +1678,9 @@ def _checkpoint_row(study, claim: Claim, judged: list[_Judged], anchor, source_l
     repro = verdicts.apply_rule([value] if value is not None else [], claim.rule,
                                 metric.lower_is_better)  # fmt: skip
     if repro is None:
-        verdict = verdicts.Verdict(verdicts.NOT_RUN, "not evaluated yet: `repro evaluate "
-                                   f"{study.name}.yaml` (no training needed)")  # fmt: skip
+        # The study file as given, which a user can run as it stands (not the study's name).
+        verdict = verdicts.Verdict(verdicts.NOT_RUN, f"not evaluated yet: `repro evaluate {path}` "
+                                   "(no training needed)")  # fmt: skip
     else:
         verdict = verdicts.judge_fixed_weights(claim, repro.value)
         if not chosen.official:

@@ -182,3 +182,15 @@ def test_fuse_on_the_canonical_pipeline_says_why_it_does_not_fuse(tmp_path):
     assert [len(g) for g in out] == [1, 1]
     assert heard == ["--fuse 2: not fusing: fused training is on the fast pipeline only, and "
                      "--pipeline canonical trains each run on its own"]  # fmt: skip
+
+
+def test_each_command_says_what_its_device_does():
+    """`repro evaluate` trains nothing: its --device says where it evaluates."""
+
+    def words(command: str) -> str:  # the help, unwrapped
+        return " ".join(repro(command, "--help").output.split())
+
+    assert "Where to evaluate (auto: CUDA when torch sees a GPU)" in words("evaluate")
+    assert "Where to train" not in words("evaluate")
+    for command in ("run", "queue", "bench"):
+        assert "Where to train (auto: CUDA when torch sees a GPU)" in words(command), command

@@ -436,6 +436,8 @@ def test_a_changed_declaration_makes_the_evaluation_stale(foreign, cifar_root, t
 
     (row, _) = report_for([path], results).studies[0].checkpoint_claims
     assert row.verdict == V.NOT_RUN and "not evaluated yet" in row.reason
+    # The command it names runs as it stands: the study file's path, not '<name>.yaml'.
+    assert f"`repro evaluate {path}`" in row.reason, row.reason
     assert any("stale" in n for n in row.notes)
     redo = _evaluate(path, results, cifar_root)
     assert "1 evaluated" in redo.output  # the stale record is moved aside, not deleted

@@ -146,6 +146,8 @@ def test_slurm_submission_builds_one_requeueable_array(tmp_path, cifar_root, fak
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "submitted 4 run(s) as job array 4242" in result.output
+    # What to type next names this store, not the default one.
+    assert f"follow with `repro status {study_file} --results {results}`" in result.output
     sbatch = (fake_slurm / "job.sbatch").read_text()
     for line in ("--array=0-3%3", "--partition=gpu", "--time=90", "--constraint=h100",
                  "--cpus-per-task=6", "--gpus-per-node=1", "--mem=24GB", "--qos=high",
