@@ -24,6 +24,8 @@ room is left, none over 15 MiB. Given back to the next slot with --import (the p
 joined), the cache spares it the compilations this slot paid for.
 
 ``--rehearse`` runs the same stages at CPU size; the test suite uses it (tests/test_gpu_box.py).
+Without it, a machine where torch sees no CUDA device runs the check stage only and exits 5:
+training there would spend the slot on the CPU.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from harness.transfer import (  # noqa: E402
 PART_LIMIT = 15 * 2**20  # the slot returns files of at most 16 MiB
 COMPILE_CACHE_ARCHIVE = "compile-cache.tar.gz"
 RETURNED_FILES = 8  # what a slot can return through OUT
+NO_CUDA = 5  # exit status of a slot whose torch sees no GPU (gpu_box.sh uses 3 and 4)
 
 
 class Box:
@@ -245,6 +248,14 @@ def _partition(results: Path) -> dict[str, list[list]]:
 # -------------------------------------------------------------------- the stages
 
 
+def cuda_visible(box: Box) -> bool:
+    """Whether torch, as the stages will run it, sees a CUDA device (its versions logged)."""
+    probe = ("import sys, torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda,"
+             " 'devices', torch.cuda.device_count()); sys.exit(0 if torch.cuda.is_available()"
+             " else 1)")  # fmt: skip
+    return box.stage("cuda", [sys.executable, "-c", probe], 90) == 0
+
+
 def check(box: Box, args: argparse.Namespace) -> None:
     if shutil.which("nvidia-smi"):
         box.stage("gpu", ["nvidia-smi"], 20)
@@ -359,6 +370,20 @@ def main(argv: list[str] | None = None) -> int:
     box.results.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
 
+    if not args.rehearse and not cuda_visible(box):
+        # Training or benching on the CPU would spend the slot on figures nobody wants and
+        # store CPU runs as if the slot had made progress; what the GPU checks say (and
+        # nvidia-smi) is what the next session needs to know.
+        box.say(
+            "no CUDA device: torch sees none, so the slot trains and benches nothing "
+            "(see the torch line above and, unless skipped, the check stage's output)"
+        )
+        box.record["no_cuda"] = True
+        if "check" not in skip:
+            check(box, args)
+        box.record["ended"] = time.time()
+        box.save_record()
+        return NO_CUDA
     box.import_archives()
     for name in order:
         if name not in skip:

@@ -13,6 +13,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, tiny_study
 
 RECIPE = """\
@@ -183,3 +184,29 @@ def test_the_slot_refuses_a_bad_fuse_before_it_starts(tmp_path):
     assert done.returncode == 2
     assert "--fuse '0': give auto, off or a group size such as 4" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_slot_on_a_machine_without_cuda_trains_nothing(tmp_path, cifar_root):
+    # A slot whose torch sees no GPU (a driver that did not load, a CPU-only wheel) would
+    # otherwise spend its minutes training on the CPU and return CPU runs as its progress.
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n", recipe=RECIPE)
+    (tmp_path / "queue.yaml").write_text(
+        "achieved_tflops: 0.001\nrate_source: tests\nitems:\n"
+        "  - {name: a, why: the rehearsal, study: s.yaml}\n"
+    )
+    argv = [
+        arg for arg in _box(tmp_path, cifar_root, "n", "--skip", "check") if arg != "--rehearse"
+    ]
+    done = subprocess.run(argv, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 5, done.stdout[-3000:] + done.stderr[-3000:]
+    log = (tmp_path / "out-n" / "box.log").read_text()
+    assert "no CUDA device" in log and "devices 0" in log
+    record = json.loads((tmp_path / "out-n" / "box.json").read_text())
+    assert record["no_cuda"] and [s["stage"] for s in record["stages"]] == ["cuda"]
+    assert sorted(p.name for p in (tmp_path / "out-n").iterdir()) == ["box.json", "box.log"]
+    assert not (tmp_path / "work-n" / "results" / "tiny").exists()
