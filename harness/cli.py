@@ -212,7 +212,9 @@ def main() -> None:
       repro status studies/degradation.yaml     where each run stands
       repro evaluate studies/checkpoints.yaml   judge released weights: no training
       repro report --out report.html            paper versus reproduction, as one page
-    Also: repro models (the zoo), repro bench (speed), repro compare (nightly check).
+    Also: repro models (the zoo), repro bench (speed), repro compare (nightly check),
+    repro queue (the evidence queue, for short GPU slots), repro export / repro import
+    (a study's runs as one archive that travels between machines).
     """
 
 

@@ -194,3 +194,16 @@ def test_each_command_says_what_its_device_does():
     assert "Where to train" not in words("evaluate")
     for command in ("run", "queue", "bench"):
         assert "Where to train (auto: CUDA when torch sees a GPU)" in words(command), command
+
+
+def test_the_top_level_help_names_every_command():
+    # A newcomer reads `repro --help` first: a command it never names (queue, export and
+    # import were missing) is one they will not find.
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    text = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
+    shown = [name for name, command in main.commands.items() if not command.hidden]
+    assert len(shown) >= 10
+    assert [name for name in shown if f"repro {name} " not in text] == []
