@@ -341,7 +341,11 @@ def read_config(run_dir: Path) -> dict | None:
 
 def set_aside(path: Path, why: str = "unreadable") -> Path:
     """Keep a file the run cannot use beside it under another name; never delete it."""
-    target = path.with_name(f"{path.name}.{why}-{time.strftime('%Y%m%d-%H%M%S')}")
+    stamp = f"{path.name}.{why}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target, n = path.with_name(stamp), 1
+    while target.exists():  # two in the same second: rename would replace the first
+        n += 1
+        target = path.with_name(f"{stamp}-{n}")
     path.rename(target)
     return target
 
