@@ -427,6 +427,34 @@ def test_runs_per_gpu_in_a_study_is_bounded_as_on_the_command_line(tmp_path, run
     assert cli.exit_code == 2 and "1<=x<=32" in cli.output, cli.output
 
 
+# Impossible slurm settings: (setting, what is said, what the refusal gives as allowed).
+SLURM_REFUSALS = {
+    "time_min: 0": ("value out of range", "a number > 0"),
+    "gpus_per_task: -1": ("value out of range", "a number >= 0"),
+    "cpus_per_task: 0": ("value out of range", "a number >= 1"),
+    "mem_gb: 0": ("value out of range", "a number > 0"),
+    "array_parallelism: 0": ("value out of range", "a number >= 1"),
+    "cpus_per_task: 1.5": ("wrong type", "a whole number"),
+    # Empty names were left out of the job without a word: it went to the cluster's default.
+    "partition: ''": ("empty: it names nothing; leave the key out for the cluster's default, "
+                      "or name one", None),
+    "constraint: ' '": ("empty: it names nothing; leave the key out for the cluster's default, "
+                        "or name one", None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("setting", SLURM_REFUSALS)
+def test_impossible_slurm_settings_are_refused_with_what_is_allowed(tmp_path, setting):
+    message, allowed = SLURM_REFUSALS[setting]
+    (problem,) = problems_of(tmp_path, MINIMAL + f"executor:\n  slurm: {{{setting}}}\n")
+    assert problem.path == f"executor.slurm.{setting.split(':')[0]}" and problem.line is not None
+    assert problem.message == message and problem.allowed == allowed
+    assert problem.given == setting.split(": ")[1]
+    out = CliRunner().invoke(main, ["validate", str(write(tmp_path, MINIMAL + "executor:\n  "
+                                                          f"slurm: {{{setting}}}\n"))])  # fmt: skip
+    assert out.exit_code == 1 and "executor.slurm." in out.output and "Traceback" not in out.output
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 CHECKPOINTS = (
