@@ -109,6 +109,11 @@ def evaluate_study(
     study_dir = Path(study_file).resolve().parent
     outcomes = []
     for spec in chosen:
+        out_dir = evaluation_dir(options.results, study.name, spec.name, data.fingerprint)
+        if (blocking := store.file_in_the_way(out_dir)) is not None:
+            kept = store.set_aside(blocking, store.IN_THE_WAY)
+            echo(f"note: {blocking} is a file where a directory of the store belongs; kept as "
+                 f"{kept.name}")  # fmt: skip
         try:
             outcome = _evaluate_one(study, spec, study_dir, str(study_file), data, device, options)
         except CheckpointError as exc:

@@ -54,6 +54,10 @@ def _log_of(run_dir: Path) -> Path | None:
 
 
 def row_for(name: str, run_dir: Path, planned_hash: str | None = None) -> StatusRow:
+    if (blocking := store.file_in_the_way(run_dir)) is not None:
+        return StatusRow(name, store.DAMAGED, "", f"{blocking} is a file where a directory "
+                         "belongs; `repro run` keeps it aside (renamed) and trains the "
+                         "run")  # fmt: skip
     state = store.inspect(run_dir)
     if state.status == "absent":  # nothing on disk yet: to the user, it is pending
         state = store.RunState("pending")

@@ -350,6 +350,19 @@ def set_aside(path: Path, why: str = "unreadable") -> Path:
     return target
 
 
+def file_in_the_way(run_dir: Path) -> Path | None:
+    """A file (not a directory) where the run's directory, or its experiment's or study's,
+    belongs: a stray copy or an edit, below which nothing can be read or written. Commands
+    say so; `repro run` keeps it aside (set_aside) to make way, as any file it cannot use."""
+    for path in (run_dir.parent.parent, run_dir.parent, run_dir):
+        if path.exists() and not path.is_dir():
+            return path
+    return None
+
+
+IN_THE_WAY = "not-a-directory"  # how set_aside names a file kept out of the store's way
+
+
 class LockHeld(Exception):
     """Another process is training this run right now."""
 

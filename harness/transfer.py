@@ -283,6 +283,10 @@ def import_archive(archive: Path, results: Path) -> ImportResult:
 
 def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: ImportResult) -> None:
     with_ckpt = store.CHECKPOINT in run.files
+    if (blocking := store.file_in_the_way(dst)) is not None:
+        result.refused.append(f"{run.path}: {blocking} is a file where a directory belongs; "
+                              "move it aside and import again")  # fmt: skip
+        return
     # Asked first: a run whose training has just started holds its lock before it writes
     # config.json, and the trainer would overwrite (or retrain over) files placed now.
     if store.is_locked(dst):

@@ -724,6 +724,41 @@ def test_random_damage_never_tracebacks_and_never_loses_a_file(
     _kept(before, results)
 
 
+@pytest.mark.parametrize("where", ["tiny", "tiny/a", "tiny/a/seed-0"])
+def test_a_file_where_a_directory_of_the_store_belongs(finished_store, tmp_path, cifar_root,
+                                                      where):  # fmt: skip
+    """A stray file as a study's, experiment's or run's directory gave status, import and
+    run a NotADirectoryError traceback. Status calls the run damaged and says what run will
+    do; import refuses the run; run keeps the file aside and trains the run."""
+    study, _ = _copy(finished_store, tmp_path)
+    archive = tmp_path / "a.tar.gz"
+    assert repro("export", str(study), "--out", str(archive),
+                 "--results", str(tmp_path / "w" / "results")).exit_code == 0  # fmt: skip
+    results = tmp_path / "stray"
+    (results / where).parent.mkdir(parents=True, exist_ok=True)
+    (results / where).write_text("not a directory\n")
+    stray = f"{results / where} is a file where a directory"
+
+    status = repro("status", str(study), "--results", str(results))
+    assert status.exit_code == 0, status.output
+    assert "a/seed-0  damaged" in status.output and stray in status.output
+    assert "`repro run` keeps it aside (renamed) and trains the run" in status.output
+
+    imported = repro("import", str(archive), "--results", str(results))
+    assert imported.exit_code == 1 and imported.exception is not None, imported.output
+    assert isinstance(imported.exception, SystemExit), imported.output
+    assert f"REFUSED   {RUNS[0]}: {stray} belongs; move it aside and import again" \
+        in imported.output  # fmt: skip
+    assert (results / where).read_text() == "not a directory\n"
+
+    out = repro(*run_args(study, cifar_root, results, "--only", "a"))
+    assert out.exit_code == 0, out.output
+    assert f"note: {stray} of the store belongs; kept as " in out.output
+    (kept,) = (results / where).parent.glob(f"{Path(where).name}.not-a-directory-*")
+    assert kept.read_text() == "not a directory\n"
+    assert store.inspect(results / RUNS[0]).status == store.COMPLETE
+
+
 def test_two_supersedes_in_one_second_keep_both(tmp_path):
     """Folder names carry the second: the second move must not land inside the first."""
     run = tmp_path / "tiny" / "a" / "seed-0"
