@@ -317,6 +317,26 @@ def test_unreadable_files_say_why(tmp_path, text, message):
     assert message in problem.message
 
 
+def test_a_binary_file_is_not_text_and_the_message_says_so(tmp_path):
+    """It said only "cannot be read: 'utf-8' codec can't decode byte 0x89 in position 0..."."""
+    path = tmp_path / "study.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(StudyError) as info:
+        load_study(path)
+    (problem,) = info.value.problems
+    assert problem.message == ("is not UTF-8 text (byte 0 cannot be decoded): a study file is "
+                               "YAML text; is this the file you meant?")  # fmt: skip
+
+
+def test_the_same_file_twice_is_named_so_not_a_clash_with_itself(tmp_path):
+    """`repro run s.yaml ./s.yaml` said that study 'tiny' was already used by s.yaml."""
+    path = write(tmp_path, MINIMAL)
+    out = CliRunner().invoke(main, ["run", str(path), str(tmp_path / "." / path.name)])
+    assert out.exit_code == 2 and "Traceback" not in out.output
+    assert "given twice; name each study file once" in out.output
+    assert "already used by" not in out.output
+
+
 def test_recipes_extending_in_a_cycle(tmp_path):
     text = MINIMAL.replace("recipes:\n", "recipes:\n  a: {extends: b}\n  b: {extends: a}\n")
     assert any("cycle" in p.message for p in problems_of(tmp_path, text))
