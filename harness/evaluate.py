@@ -83,6 +83,13 @@ def evaluation_dir(results: Path, study: str, checkpoint: str, fingerprint: str)
     return results / study / checkpoint / f"{DATA_DIR_PREFIX}{fingerprint[:12]}"
 
 
+NOTHING_TO_EVALUATE = (
+    "none of the study files declares a released checkpoint (`checkpoints:`), so there is "
+    "nothing to evaluate; `repro evaluate` judges released weights (e.g. "
+    "studies/checkpoints.yaml), and `repro run` trains a study's experiments"
+)
+
+
 def evaluate_study(
     study: Study, study_file: str | Path, options: EvaluateOptions, echo: Echo
 ) -> list[Outcome]:

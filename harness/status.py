@@ -105,6 +105,15 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None) -> Status
     return StatusRow(name, state.status, epochs, detail, tail)
 
 
+def missing_store_note(results: Path) -> str | None:
+    """What to say when the store is not there: every run then reads pending, which a
+    mistyped --results would make look like work to do."""
+    if results.exists():
+        return None
+    return (f"note: {results} does not exist, so every run reads pending; if the store is "
+            "elsewhere, give its path with --results")  # fmt: skip
+
+
 def study_status(study: Study, results: Path) -> list[StatusRow]:
     """Every planned run of the study, then any other run directory of it in the store."""
     rows, seen = [], set()
