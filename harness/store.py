@@ -114,7 +114,8 @@ def read_json(path: Path) -> Any | None:
     """The parsed file, or None when it is absent or unreadable (never half-written)."""
     try:
         return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+    # OSError: a directory (or a file this user may not read) where the file belongs.
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
 
 
@@ -361,6 +362,18 @@ def file_in_the_way(run_dir: Path) -> Path | None:
 
 
 IN_THE_WAY = "not-a-directory"  # how set_aside names a file kept out of the store's way
+
+
+def directories_in_the_way(run_dir: Path) -> list[tuple[Path, Path]]:
+    """Keep aside each directory where a file a session writes belongs (config, environment,
+    progress, error): it could be neither replaced nor removed. Returns (where, kept as). The
+    summary, curves and checkpoint are not looked at: their readers find such a directory
+    unreadable and keep it aside already."""
+    moved = []
+    for name in (CONFIG, ENVIRONMENT, PROGRESS, ERROR):
+        if (path := run_dir / name).is_dir():
+            moved.append((path, set_aside(path, "not-a-file")))
+    return moved
 
 
 class LockHeld(Exception):

@@ -516,6 +516,8 @@ def summary_fields(plan: RunPlan, ex: Execution) -> dict[str, Any]:
 def begin_session(run_dir: Path, plan: RunPlan, ex: Execution, telemetry: Telemetry) -> dict:
     """Clear what the last session concluded, write the config and this session's
     environment; return the environment."""
+    for path, kept in store.directories_in_the_way(run_dir):
+        print(f"warning: {path} is a directory where a file belongs; kept as {kept.name}")
     clear_summary(run_dir)
     (run_dir / store.ERROR).unlink(missing_ok=True)
     store.write_json(run_dir / store.CONFIG, {"hash": plan.hash, **plan.config})

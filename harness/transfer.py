@@ -98,7 +98,7 @@ def _snapshot(run_dir: Path, into: Path, checkpoints: bool) -> ArchivedRun:
     """Copy a run's files aside first: a run still training replaces them as it goes."""
     into.mkdir(parents=True)
     for name in RUN_FILES:
-        if (run_dir / name).exists():
+        if (run_dir / name).is_file():  # a directory in a file's place is no file of the run
             shutil.copy2(run_dir / name, into / name)
     if (into / store.EVALUATION).exists():  # a released checkpoint evaluated: one file
         record = store.read_json(into / store.EVALUATION)
@@ -116,7 +116,7 @@ def _snapshot(run_dir: Path, into: Path, checkpoints: bool) -> ArchivedRun:
     config = store.read_json(into / store.CONFIG)
     config_hash = config.get("hash") if isinstance(config, dict) else None
     resumable_from = epochs if status in store.FINAL else 0
-    if checkpoints and status not in store.FINAL and (run_dir / store.CHECKPOINT).exists():
+    if checkpoints and status not in store.FINAL and (run_dir / store.CHECKPOINT).is_file():
         shutil.copy2(run_dir / store.CHECKPOINT, into / store.CHECKPOINT)
         resumable_from = _checkpoint_epoch(into, config_hash)
     return ArchivedRun(

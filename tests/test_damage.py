@@ -759,6 +759,33 @@ def test_a_file_where_a_directory_of_the_store_belongs(finished_store, tmp_path,
     assert store.inspect(results / RUNS[0]).status == store.COMPLETE
 
 
+@pytest.mark.parametrize("name", [store.SUMMARY, store.METRICS, store.CONFIG, store.ENVIRONMENT,
+                                  store.PROGRESS, store.ERROR, store.CHECKPOINT])  # fmt: skip
+def test_a_directory_where_a_run_file_belongs(finished_store, tmp_path, cifar_root, name):
+    """A directory named like a run's file gave tracebacks: status, report and export for
+    config.json and progress.json, export for the summary, curves and environment, run for
+    progress.json and error.txt. Each now reads it as the unreadable file it stands for, and
+    run keeps it aside (with what it holds) and goes on."""
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[0]
+    _interrupted(run)
+    (run / name).unlink(missing_ok=True)
+    (run / name).mkdir()
+    (run / name / "inside.txt").write_text("kept\n")
+    before = _files(results)
+    for args in (["status", str(study), "--results", str(results)],
+                 ["report", "--study", str(study), "--results", str(results),
+                  "--out", str(tmp_path / "r.html")],
+                 ["export", str(study), "--results", str(results),
+                  "--out", str(tmp_path / "a.tar.gz")],
+                 run_args(study, cifar_root, results, "--only", "a")):  # fmt: skip
+        out = repro(*args)
+        assert out.exit_code == 0 and out.exception is None, (args[0], out.output)
+    assert store.inspect(run).status == store.COMPLETE
+    assert [p.read_text() for p in run.glob(f"{name}*/inside.txt")] == ["kept\n"]
+    _kept(before, results)
+
+
 def test_two_supersedes_in_one_second_keep_both(tmp_path):
     """Folder names carry the second: the second move must not land inside the first."""
     run = tmp_path / "tiny" / "a" / "seed-0"
