@@ -612,7 +612,7 @@ TERMINAL_FAILURES = ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FA
 
 def job_state(run_dir: Path) -> str | None:
     """The scheduler's state of the run's recorded job, or None when it cannot be asked."""
-    info = store.read_json(run_dir / store.JOB)
+    info = store.read_job(run_dir)
     if not info or info.get("executor") != "slurm":
         return None
     try:

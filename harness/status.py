@@ -45,8 +45,9 @@ def _tail(path: Path, lines: int = 5) -> list[str]:
 
 
 def _log_of(run_dir: Path) -> Path | None:
-    job = store.read_json(run_dir / store.JOB) or {}
-    for candidate in (run_dir / store.ERROR, Path(job["stderr"]) if job.get("stderr") else None,
+    job = store.read_job(run_dir) or {}
+    stderr = job.get("stderr")
+    for candidate in (run_dir / store.ERROR, Path(stderr) if isinstance(stderr, str) else None,
                       run_dir / store.WORKER_LOG):  # fmt: skip
         if candidate is not None and candidate.exists():
             return candidate
@@ -95,7 +96,7 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None) -> Status
         tail = _tail(log) if log else []
         if log:
             detail += f" [log: {log}]"
-    job = store.read_json(run_dir / store.JOB)
+    job = store.read_job(run_dir)
     if job and state.status not in ("queued",):
         detail = (detail + f" (job {job['job_id']})").strip()
     # Metadata, not the result: the run stands as it is, but the report ignores the file.

@@ -329,6 +329,14 @@ def read_evaluation(path: Path) -> dict:
     return record
 
 
+def read_job(run_dir: Path) -> dict | None:
+    """The scheduler's record of the run's job (job.json, as executors.submit writes it), or
+    None when there is none or the file is not one: it is bookkeeping, not a result, so a
+    damaged one is ignored and the run reads as if it had not been submitted."""
+    job = read_json(run_dir / JOB)
+    return job if isinstance(job, dict) and isinstance(job.get("job_id"), str) else None
+
+
 def read_config(run_dir: Path) -> dict | None:
     """The run's config.json (None when absent); DamagedFile when unusable."""
     path = run_dir / CONFIG
@@ -567,7 +575,7 @@ def _inspect(run_dir: Path) -> RunState:
     if config is None:
         if summary is not None:  # a job that died before it started training
             return RunState(summary["status"], 0, None, summary.get("error") or "")
-        job = read_json(run_dir / JOB)
+        job = read_job(run_dir)
         if job is not None:
             return RunState("queued", 0, None, f"job {job.get('job_id')}")
         return RunState("absent")

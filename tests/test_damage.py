@@ -786,6 +786,22 @@ def test_a_directory_where_a_run_file_belongs(finished_store, tmp_path, cifar_ro
     _kept(before, results)
 
 
+@pytest.mark.parametrize("job", ['[1]', '"x"', "3", '{"executor": "slurm"}',
+                                 '{"job_id": "7", "executor": "slurm", "stderr": 5}'])  # fmt: skip
+def test_a_job_record_of_the_wrong_shape_is_ignored(tmp_path, job):
+    """job.json is the scheduler's bookkeeping; one of the wrong shape gave status (and run,
+    for a run not yet started) an AttributeError, KeyError or TypeError traceback."""
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    run = tmp_path / "results" / "tiny" / "a" / "seed-0"
+    run.mkdir(parents=True)
+    (run / store.JOB).write_text(job)
+    out = repro("status", str(study), "--results", str(tmp_path / "results"))
+    assert out.exit_code == 0 and out.exception is None, out.output
+    shown = "queued" if job.startswith('{"job_id"') else "pending"
+    assert f"a/seed-0  {shown}" in out.output, out.output
+    assert store.inspect(run).status == ("queued" if shown == "queued" else "absent")
+
+
 def test_two_supersedes_in_one_second_keep_both(tmp_path):
     """Folder names carry the second: the second move must not land inside the first."""
     run = tmp_path / "tiny" / "a" / "seed-0"
