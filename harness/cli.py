@@ -523,7 +523,7 @@ def evaluate(files, only, device, results, data_dir, force, batch_size):
     when every checkpoint was evaluated (or already was), 1 when one could not be, 2 for a
     problem with the request.
     """
-    from harness.evaluate import EvaluateError, EvaluateOptions, evaluate_study
+    from harness.evaluate import NOTHING_TO_EVALUATE, EvaluateError, EvaluateOptions, evaluate_study
     from harness.store import StoreUnusable
 
     options = EvaluateOptions(results=results, data_dir=data_dir, device=device, only=only,
@@ -535,7 +535,9 @@ def evaluate(files, only, device, results, data_dir, force, batch_size):
         except (EvaluateError, StoreUnusable) as exc:
             fail(str(exc))
         tally.update(o.status for o in outcomes)
-    click.echo(", ".join(f"{n} {s}" for s, n in sorted(tally.items())) or "no checkpoints")
+    if not tally:
+        fail(NOTHING_TO_EVALUATE)
+    click.echo(", ".join(f"{n} {s}" for s, n in sorted(tally.items())))
     sys.exit(1 if tally["failed"] else 0)
 
 
@@ -839,7 +841,7 @@ def status(files, results, queue_file):
     """
     from harness.queue import QueueError, load_queue, standing
     from harness.queue import render as render_queue
-    from harness.status import checkpoint_lines, render, study_status
+    from harness.status import checkpoint_lines, missing_store_note, render, study_status
 
     files = list(files) or sorted(str(p) for p in Path("studies").glob("*.yaml"))
     queue_file = queue_file or ("queue.yaml" if Path("queue.yaml").exists() else None)
@@ -849,7 +851,10 @@ def status(files, results, queue_file):
         if not queue_file:
             fail(message)
         click.echo(f"note: {message}", err=True)
-    for study in studies_or_fail(files):
+    studies = studies_or_fail(files)
+    if note := missing_store_note(Path(results)):
+        click.echo(note, err=True)
+    for study in studies:
         if study.experiments:
             click.echo(render(study, study_status(study, results)))
         for line in checkpoint_lines(study, results):

@@ -193,8 +193,17 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{path} is missing: the directory holds part of CIFAR-10 only. "
             "Delete it and let repro download the data again, or copy the complete set there."
         )
+    if not path.is_file():
+        raise DataError(f"{path} is not a file (a directory?), where CIFAR-10 keeps that "
+                        "batch. Put the batch file there, or give a complete copy with "
+                        "--data-dir.")  # fmt: skip
     try:
-        raw = _ArraysOnly(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+        content = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read ({exc.strerror or exc}); make it readable to "
+                        "this user, or give another copy with --data-dir.") from None  # fmt: skip
+    try:
+        raw = _ArraysOnly(io.BytesIO(content), encoding="bytes").load()
         batch = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
         data = np.asarray(batch["data"])
         labels = np.asarray(batch["labels"])

@@ -83,6 +83,13 @@ def evaluation_dir(results: Path, study: str, checkpoint: str, fingerprint: str)
     return results / study / checkpoint / f"{DATA_DIR_PREFIX}{fingerprint[:12]}"
 
 
+NOTHING_TO_EVALUATE = (
+    "none of the study files declares a released checkpoint (`checkpoints:`), so there is "
+    "nothing to evaluate; `repro evaluate` judges released weights (e.g. "
+    "studies/checkpoints.yaml), and `repro run` trains a study's experiments"
+)
+
+
 def evaluate_study(
     study: Study, study_file: str | Path, options: EvaluateOptions, echo: Echo
 ) -> list[Outcome]:
@@ -109,6 +116,11 @@ def evaluate_study(
     study_dir = Path(study_file).resolve().parent
     outcomes = []
     for spec in chosen:
+        out_dir = evaluation_dir(options.results, study.name, spec.name, data.fingerprint)
+        if (blocking := store.file_in_the_way(out_dir)) is not None:
+            kept = store.set_aside(blocking, store.IN_THE_WAY)
+            echo(f"note: {blocking} is a file where a directory of the store belongs; kept as "
+                 f"{kept.name}")  # fmt: skip
         try:
             outcome = _evaluate_one(study, spec, study_dir, str(study_file), data, device, options)
         except CheckpointError as exc:

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -339,16 +340,45 @@ def _unit_outcomes(group: list[RunPlan], options: RunOptions, returncode: int,
     return outcomes
 
 
+REPORTS = ".workers"  # under the results: where groups' workers report their runs' outcomes
+
+
 def _report_file(group: list[RunPlan], options: RunOptions) -> Path | None:
-    """Where a group's worker writes its runs' outcomes (one run's are its exit status)."""
+    """Where a group's worker writes its runs' outcomes (one run's are its exit status),
+    named for the parent that reads it: its host and process."""
     if len(group) == 1:
         return None
     first = group[0]
-    folder = options.results / ".workers"
+    folder = options.results / REPORTS
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{first.study}-{first.experiment.name}-{first.seed}-{os.getpid()}.json"
+    sweep_reports(folder)
+    path = folder / (f"{first.study}-{first.experiment.name}-{first.seed}-"
+                     f"{socket.gethostname()}-{os.getpid()}.json")  # fmt: skip
     path.unlink(missing_ok=True)
     return path
+
+
+def sweep_reports(folder: Path) -> None:
+    """Remove the reports whose parent is gone: it read and removed each as its worker
+    ended, unless it was abandoned (a third Ctrl-C, with a worker that had just reported) or
+    killed. Only this host's: a store is shared, and another machine's processes cannot be
+    asked; a live process's (a parent training beside this one) stays."""
+    host = socket.gethostname()
+    for path in folder.glob("*.json"):
+        rest, _, pid = path.stem.rpartition("-")
+        if not (rest.endswith(f"-{host}") and pid.isdigit()) or _alive(int(pid)):
+            continue
+        path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's: alive
+    return True
 
 
 def _start_worker(group: list[RunPlan], study_file: str, options: RunOptions, gpu: str | None,
@@ -584,7 +614,7 @@ TERMINAL_FAILURES = ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FA
 
 def job_state(run_dir: Path) -> str | None:
     """The scheduler's state of the run's recorded job, or None when it cannot be asked."""
-    info = store.read_json(run_dir / store.JOB)
+    info = store.read_job(run_dir)
     if not info or info.get("executor") != "slurm":
         return None
     try:

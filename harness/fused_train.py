@@ -56,6 +56,7 @@ from harness.train import (
     make_loader,
     paused_by,
     prepare_data,
+    restoring,
     save_checkpoint,
     summary_fields,
     take_up,
@@ -87,18 +88,22 @@ def fusion_key(p: RunPlan) -> tuple:
 class FusedTrainer(StepLoop):
     """K members as one network, with :class:`FusedSGD`; no files.
 
-    ``states[k]``, when given, is member k's checkpoint (model and optimizer) to start from.
+    ``states[k]``, when given, is member k's checkpoint (model and optimizer) to start from;
+    ``sources[k]`` names it where it does not fit (CheckpointMismatch).
     """
 
     def __init__(self, spec: ModelSpec, recipes: Sequence[Recipe], seeds: Sequence[int],
-                 ex: Execution, states: Sequence[dict | None] | None = None) -> None:  # fmt: skip
+                 ex: Execution, states: Sequence[dict | None] | None = None,
+                 sources: Sequence[str | Path] | None = None) -> None:  # fmt: skip
         self.ex = ex
         self.k = len(seeds)
+        sources = sources or [f"member {i}'s checkpoint" for i in range(self.k)]
         models = []
         for i, seed in enumerate(seeds):
             model = initial_model(spec, seed, ex)
             if states and states[i] is not None:
-                model.load_state_dict(states[i]["model"])
+                with restoring(sources[i]):
+                    model.load_state_dict(states[i]["model"])
             models.append(model)
         self.params = count_parameters(models[0])
         self.model = fuse_models(models)
@@ -108,7 +113,8 @@ class FusedTrainer(StepLoop):
         if states:
             for i, state in enumerate(states):
                 if state is not None:
-                    self.optimizer.load_member_state_dict(i, state["optimizer"])
+                    with restoring(sources[i]):
+                        self.optimizer.load_member_state_dict(i, state["optimizer"])
         self.active = list(range(self.k))
         self._lrs = [r.optimizer.lr for r in recipes]
         self._setup_compile()
@@ -328,7 +334,8 @@ def _run_group(members: list[Member], checkpoints: list[dict | None], data: Cifa
     c = checkpoints[0]
     start_epoch, iteration = (c["epoch"], c["iteration"]) if c else (0, 0)
     trainer = FusedTrainer(members[0].plan.experiment.model, [m.plan.recipe for m in members],
-                           [m.plan.seed for m in members], ex, checkpoints)  # fmt: skip
+                           [m.plan.seed for m in members], ex, checkpoints,
+                           [m.run_dir / store.CHECKPOINT for m in members])  # fmt: skip
     for m, c in zip(members, checkpoints, strict=True):
         m.state.length = length
         m.state.params = trainer.params

@@ -383,6 +383,10 @@ def _decide(p: RunPlan, results: Path, force: bool, echo: Echo) -> Outcome | Non
     to ``<experiment>/.superseded/``.
     """
     run_dir = p.directory(results)
+    if (blocking := store.file_in_the_way(run_dir)) is not None:
+        kept = store.set_aside(blocking, store.IN_THE_WAY)
+        echo(f"note: {blocking} is a file where a directory of the store belongs; kept as "
+             f"{kept.name}, and {p.study}/{p.name} is trained")  # fmt: skip
     state = store.inspect(run_dir)
     if state.status == store.DAMAGED:
         state = _recover(p, run_dir, state, echo)

@@ -318,6 +318,15 @@ class SlurmSettings(Strict):
     account: str | None = None
     qos: str | None = None
 
+    @field_validator("partition", "constraint", "account", "qos")
+    @classmethod
+    def _names_something(cls, value: str | None) -> str | None:
+        # Empty, the job would go where the key's absence sends it, which the study did not say.
+        if value is not None and not value.strip():
+            raise ValueError("empty: it names nothing; leave the key out for the cluster's "
+                             "default, or name one")  # fmt: skip
+        return value
+
 
 class LocalSettings(Strict):
     """Defaults for ``repro run --executor local``."""

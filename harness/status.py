@@ -45,8 +45,9 @@ def _tail(path: Path, lines: int = 5) -> list[str]:
 
 
 def _log_of(run_dir: Path) -> Path | None:
-    job = store.read_json(run_dir / store.JOB) or {}
-    for candidate in (run_dir / store.ERROR, Path(job["stderr"]) if job.get("stderr") else None,
+    job = store.read_job(run_dir) or {}
+    stderr = job.get("stderr")
+    for candidate in (run_dir / store.ERROR, Path(stderr) if isinstance(stderr, str) else None,
                       run_dir / store.WORKER_LOG):  # fmt: skip
         if candidate is not None and candidate.exists():
             return candidate
@@ -54,6 +55,10 @@ def _log_of(run_dir: Path) -> Path | None:
 
 
 def row_for(name: str, run_dir: Path, planned_hash: str | None = None) -> StatusRow:
+    if (blocking := store.file_in_the_way(run_dir)) is not None:
+        return StatusRow(name, store.DAMAGED, "", f"{blocking} is a file where a directory "
+                         "belongs; `repro run` keeps it aside (renamed) and trains the "
+                         "run")  # fmt: skip
     state = store.inspect(run_dir)
     if state.status == "absent":  # nothing on disk yet: to the user, it is pending
         state = store.RunState("pending")
@@ -91,7 +96,7 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None) -> Status
         tail = _tail(log) if log else []
         if log:
             detail += f" [log: {log}]"
-    job = store.read_json(run_dir / store.JOB)
+    job = store.read_job(run_dir)
     if job and state.status not in ("queued",):
         detail = (detail + f" (job {job['job_id']})").strip()
     # Metadata, not the result: the run stands as it is, but the report ignores the file.
@@ -99,6 +104,15 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None) -> Status
         resumes = state.status in (store.PAUSED, store.INTERRUPTED, store.FAILED)
         detail = (f"{detail}; " if detail else "") + environment_ignored(ignored, resumes=resumes)
     return StatusRow(name, state.status, epochs, detail, tail)
+
+
+def missing_store_note(results: Path) -> str | None:
+    """What to say when the store is not there: every run then reads pending, which a
+    mistyped --results would make look like work to do."""
+    if results.exists():
+        return None
+    return (f"note: {results} does not exist, so every run reads pending; if the store is "
+            "elsewhere, give its path with --results")  # fmt: skip
 
 
 def study_status(study: Study, results: Path) -> list[StatusRow]:

@@ -26,6 +26,7 @@ import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from types import FrameType
 
 _ALL = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # every signal that may stop a command
 _owner: int | None = None  # the process whose handlers act; their forked copies do nothing
@@ -59,21 +60,64 @@ def stops_at_startup() -> Iterator[None]:
     A command that took a signal keeps its own handler to the end (a stopped `repro run`
     handles later signals its way while it finishes); the others are put back on the way
     out."""
+    global _startup_stop
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set handlers (a test may invoke a command elsewhere)
         return
+    _startup_stop = None
     previous = {s: signal.signal(s, _stop_at_startup) for s in stop_signals()}
     try:
         yield
+        # A stop that was swallowed (see _stop_at_startup) ends the command as it would have.
+        _raise_a_startup_stop()
     finally:
+        _startup_stop = None
         for s, handler in previous.items():
             if signal.getsignal(s) is _stop_at_startup:
                 signal.signal(s, handler)
 
 
-def _stop_at_startup(signum: int, frame: object) -> None:
+_startup_stop: int | None = None  # a stop at start-up not yet seen to end the command
+_RETRY_S = 0.05  # how soon a stop that landed in an import is tried again
+
+
+def _stop_at_startup(signum: int, frame: FrameType | None) -> None:
+    """Raise StopSignal, but never inside an import: raised there, it leaves the module half
+    made (numpy without linalg, and torch recursing on it), or lands in importlib's clean-up
+    callback, which swallows it with a traceback and trains on. Noted instead, and tried
+    again every _RETRY_S until the import is done. A stop still noted when the command takes
+    the signals itself, or when it ends, was swallowed on the way: it is raised then."""
+    global _startup_stop
     leave_a_hung_up_terminal(signum)  # the line that says so must not fail on a lost terminal
-    raise StopSignal(signum)
+    if _startup_stop is None:
+        _startup_stop = signum
+    if _inside_an_import(frame):
+        timer = threading.Timer(_RETRY_S, _try_again, (signum,))
+        timer.daemon = True
+        timer.start()
+        return
+    raise StopSignal(_startup_stop)
+
+
+def _inside_an_import(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _try_again(signum: int) -> None:
+    """From the timer's thread: send the noted stop to the main thread again, so that its
+    handler looks where it lands now (a real signal, which wakes a blocking call as the
+    first did); unless the start-up is over meanwhile."""
+    if _startup_stop is not None and signal.getsignal(signum) is _stop_at_startup:
+        signal.pthread_kill(threading.main_thread().ident, signum)
+
+
+def _raise_a_startup_stop() -> None:
+    if _startup_stop is not None:
+        raise StopSignal(_startup_stop)
 
 
 @contextlib.contextmanager
@@ -111,8 +155,11 @@ def stops_taken(stopping: str, *, raises: bool, still_stopping: str | None = Non
 
 
 def take_stop_signals() -> None:
-    """This process handles the stop signals from now on; no stop is requested yet."""
+    """This process handles the stop signals from now on; no stop is requested yet. A stop
+    at start-up that was swallowed on its way (_stop_at_startup) is raised here, before
+    anything is trained."""
     global _owner, _stopped, _later
+    _raise_a_startup_stop()
     _owner, _stopped, _later = os.getpid(), None, 0
 
 

@@ -114,7 +114,8 @@ def read_json(path: Path) -> Any | None:
     """The parsed file, or None when it is absent or unreadable (never half-written)."""
     try:
         return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+    # OSError: a directory (or a file this user may not read) where the file belongs.
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
 
 
@@ -328,6 +329,14 @@ def read_evaluation(path: Path) -> dict:
     return record
 
 
+def read_job(run_dir: Path) -> dict | None:
+    """The scheduler's record of the run's job (job.json, as executors.submit writes it), or
+    None when there is none or the file is not one: it is bookkeeping, not a result, so a
+    damaged one is ignored and the run reads as if it had not been submitted."""
+    job = read_json(run_dir / JOB)
+    return job if isinstance(job, dict) and isinstance(job.get("job_id"), str) else None
+
+
 def read_config(run_dir: Path) -> dict | None:
     """The run's config.json (None when absent); DamagedFile when unusable."""
     path = run_dir / CONFIG
@@ -341,9 +350,38 @@ def read_config(run_dir: Path) -> dict | None:
 
 def set_aside(path: Path, why: str = "unreadable") -> Path:
     """Keep a file the run cannot use beside it under another name; never delete it."""
-    target = path.with_name(f"{path.name}.{why}-{time.strftime('%Y%m%d-%H%M%S')}")
+    stamp = f"{path.name}.{why}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target, n = path.with_name(stamp), 1
+    while target.exists():  # two in the same second: rename would replace the first
+        n += 1
+        target = path.with_name(f"{stamp}-{n}")
     path.rename(target)
     return target
+
+
+def file_in_the_way(run_dir: Path) -> Path | None:
+    """A file (not a directory) where the run's directory, or its experiment's or study's,
+    belongs: a stray copy or an edit, below which nothing can be read or written. Commands
+    say so; `repro run` keeps it aside (set_aside) to make way, as any file it cannot use."""
+    for path in (run_dir.parent.parent, run_dir.parent, run_dir):
+        if path.exists() and not path.is_dir():
+            return path
+    return None
+
+
+IN_THE_WAY = "not-a-directory"  # how set_aside names a file kept out of the store's way
+
+
+def directories_in_the_way(run_dir: Path) -> list[tuple[Path, Path]]:
+    """Keep aside each directory where a file a session writes belongs (config, environment,
+    progress, error): it could be neither replaced nor removed. Returns (where, kept as). The
+    summary, curves and checkpoint are not looked at: their readers find such a directory
+    unreadable and keep it aside already."""
+    moved = []
+    for name in (CONFIG, ENVIRONMENT, PROGRESS, ERROR):
+        if (path := run_dir / name).is_dir():
+            moved.append((path, set_aside(path, "not-a-file")))
+    return moved
 
 
 class LockHeld(Exception):
@@ -537,7 +575,7 @@ def _inspect(run_dir: Path) -> RunState:
     if config is None:
         if summary is not None:  # a job that died before it started training
             return RunState(summary["status"], 0, None, summary.get("error") or "")
-        job = read_json(run_dir / JOB)
+        job = read_job(run_dir)
         if job is not None:
             return RunState("queued", 0, None, f"job {job.get('job_id')}")
         return RunState("absent")

@@ -119,6 +119,8 @@ def yaml_problems(
 def name_clash(path: str | Path, study: Study, seen: dict[str, str]) -> Problem | None:
     """The problem of a study whose name an earlier file of the same command took (``seen``:
     name -> file, updated here): results are stored by study name."""
+    if study.name in seen and Path(seen[study.name]).resolve() == Path(path).resolve():
+        return Problem(str(path), None, "", "given twice; name each study file once")
     if study.name in seen:
         return Problem(
             str(path),
@@ -194,7 +196,11 @@ def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.No
         raise StudyError([Problem(name, None, "", message)])
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise StudyError([Problem(name, None, "", f"is not UTF-8 text (byte {exc.start} cannot "
+                                  f"be decoded): a {what} file is YAML text; is this the file "
+                                  "you meant?")]) from None  # fmt: skip
+    except OSError as exc:
         raise StudyError([Problem(name, None, "", f"cannot be read: {exc}")]) from None
     try:
         nodes = yaml.compose(text, Loader=_UniqueKeyLoader)

@@ -18,7 +18,7 @@ import statistics
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
@@ -516,6 +516,8 @@ def summary_fields(plan: RunPlan, ex: Execution) -> dict[str, Any]:
 def begin_session(run_dir: Path, plan: RunPlan, ex: Execution, telemetry: Telemetry) -> dict:
     """Clear what the last session concluded, write the config and this session's
     environment; return the environment."""
+    for path, kept in store.directories_in_the_way(run_dir):
+        print(f"warning: {path} is a directory where a file belongs; kept as {kept.name}")
     clear_summary(run_dir)
     (run_dir / store.ERROR).unlink(missing_ok=True)
     store.write_json(run_dir / store.CONFIG, {"hash": plan.hash, **plan.config})
@@ -550,8 +552,9 @@ def _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state: RunSta
     start_epoch = iteration = 0
     checkpoint = load_checkpoint(run_dir, plan.hash)
     if checkpoint is not None:
-        trainer.model.load_state_dict(checkpoint["model"])
-        trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+        with restoring(run_dir / store.CHECKPOINT):
+            trainer.model.load_state_dict(checkpoint["model"])
+            trainer.optimizer.load_state_dict(checkpoint["optimizer"])
         start_epoch, iteration = checkpoint["epoch"], checkpoint["iteration"]
     history, lr_at = take_up(run_dir, recipe, checkpoint, state, env, start_epoch, length)
 
@@ -740,20 +743,68 @@ def save_checkpoint(run_dir, plan, model_state, optimizer_state, history, epoch,
 
 
 # What save_checkpoint writes; resuming reads all of it, so a file of this format that lacks
-# one is as damaged as a torn one. (Their kinds are left to the code that uses them: a check
-# that refused a good checkpoint would cost the run every epoch it holds.)
-CHECKPOINT_KEYS = ("format", "config_hash", "epoch", "iteration", "model", "optimizer", "warmup",
-                   "history", "rng", "wall_seconds", "sessions")  # fmt: skip
+# one, or holds one of another kind, is as damaged as a torn one. The kinds are those
+# save_checkpoint writes and resuming needs, no narrower: a check that refused a good
+# checkpoint would cost the run every epoch it holds.
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _is_tensors(v: Any) -> bool:
+    return isinstance(v, dict) and all(
+        isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items()
+    )
+
+
+def _is_records(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(r, dict) for r in v)
+
+
+def _is_optimizer_state(v: Any) -> bool:
+    return (isinstance(v, dict) and isinstance(v.get("state"), dict)
+            and isinstance(v.get("param_groups"), list))  # fmt: skip
+
+
+def _is_warmup(v: Any) -> bool:
+    return v is None or (
+        isinstance(v, dict) and {"active", "ended_at", "recent_errors"} <= v.keys()
+        and isinstance(v["recent_errors"], list)
+    )  # fmt: skip
+
+
+CHECKPOINT_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "config_hash": ("a string", lambda v: isinstance(v, str)),
+    "epoch": ("a whole number of at least 0", _is_count),
+    "iteration": ("a whole number of at least 0", _is_count),
+    "model": ("a mapping of names to tensors", _is_tensors),
+    "optimizer": ("an optimizer's state dict", _is_optimizer_state),
+    "warmup": ("none or a warm-up's state", _is_warmup),
+    "history": ("a list of epoch records", _is_records),
+    "rng": ("a mapping", lambda v: isinstance(v, dict)),
+    "wall_seconds": (
+        "a number of seconds",
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
+    ),
+    "sessions": ("a list of session records", _is_records),
+}
+CHECKPOINT_KEYS = ("format", *CHECKPOINT_KINDS)
 
 
 class UnreadableCheckpoint(Exception):
     """A run's checkpoint that cannot be used at all; the message says why."""
 
 
+def _kind_of(value: Any) -> str:
+    name = type(value).__name__
+    return "none" if value is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
 def read_checkpoint(path: Path) -> dict:
     """The checkpoint at ``path`` as save_checkpoint wrote it (maybe of another config or
     format, which the caller judges); UnreadableCheckpoint for a torn or foreign file, and for
-    one that loads but is no run's checkpoint (a list or a tensor saved under its name)."""
+    one that loads but is no run's checkpoint (a list or a tensor saved under its name, a
+    mapping without a format and config hash, one of this format that lacks a part or holds
+    one of the wrong kind)."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a file that is not its format
@@ -761,18 +812,28 @@ def read_checkpoint(path: Path) -> dict:
     if not isinstance(checkpoint, dict):
         raise UnreadableCheckpoint(f"it holds a {type(checkpoint).__name__}, not a run's "
                                    "checkpoint")  # fmt: skip
+    if "format" not in checkpoint or "config_hash" not in checkpoint:
+        raise UnreadableCheckpoint("it has no format and config hash: it is not a run's "
+                                   "checkpoint")  # fmt: skip
+    if checkpoint["format"] != CHECKPOINT_FORMAT:
+        return checkpoint  # another format: _not_resumable says so
     missing = [k for k in CHECKPOINT_KEYS if k not in checkpoint]
-    if checkpoint.get("format") == CHECKPOINT_FORMAT and missing:
+    if missing:
         raise UnreadableCheckpoint(f"it lacks {', '.join(missing)}")
+    for key, (kind, fits) in CHECKPOINT_KINDS.items():
+        if not fits(checkpoint[key]):
+            raise UnreadableCheckpoint(f"its {key} is {_kind_of(checkpoint[key])}, not {kind}")
     return checkpoint
 
 
 def checkpoint_history(run_dir: Path) -> list[dict] | None:
     """The per-epoch records a run's checkpoint holds, or None when it cannot be read."""
     try:
-        return list(read_checkpoint(run_dir / store.CHECKPOINT)["history"])
-    except (UnreadableCheckpoint, KeyError, TypeError):  # another format may hold no history
+        checkpoint = read_checkpoint(run_dir / store.CHECKPOINT)
+    except UnreadableCheckpoint:
         return None
+    history = checkpoint.get("history")  # another format may hold none
+    return list(history) if _is_records(history) else None
 
 
 def resume_point(run_dir: Path, config_hash: str) -> tuple[int, int, str | None]:
@@ -787,31 +848,61 @@ def resume_point(run_dir: Path, config_hash: str) -> tuple[int, int, str | None]
         return 0, 0, "its checkpoint cannot be read"
     if (problem := _not_resumable(checkpoint, config_hash)) is not None:
         return 0, 0, problem
-    return int(checkpoint["epoch"]), int(checkpoint["iteration"]), None
+    return checkpoint["epoch"], checkpoint["iteration"], None
 
 
 def _not_resumable(checkpoint: dict, config_hash: str) -> str | None:
     """Why a readable checkpoint cannot be resumed from, or None when it can."""
-    if checkpoint.get("config_hash") != config_hash:
+    if checkpoint["config_hash"] != config_hash:
         return "its checkpoint was made with another config"
-    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+    if checkpoint["format"] != CHECKPOINT_FORMAT:
         return "its checkpoint is of another format"
     return None
 
 
 def load_checkpoint(run_dir: Path, config_hash: str) -> dict | None:
+    """The checkpoint training resumes from, or None when it starts over. A checkpoint it
+    cannot use is kept beside the run under another name, never deleted: the first epoch of
+    the new start would overwrite it."""
     path = run_dir / store.CHECKPOINT
     if not path.exists():
         return None
     try:
         checkpoint = read_checkpoint(path)
     except UnreadableCheckpoint as exc:
-        # Never delete: keep the unreadable file beside the run and start over.
         target = store.set_aside(path)
         print(f"warning: {path} could not be read ({exc}); kept as {target.name}. The run starts "
               "over from epoch 0; its earlier metrics are kept beside it.")  # fmt: skip
         return None
-    return None if _not_resumable(checkpoint, config_hash) else checkpoint
+    if (problem := _not_resumable(checkpoint, config_hash)) is not None:
+        target = store.set_aside(path, "not-resumable")
+        print(f"warning: {path} {problem.removeprefix('its checkpoint ')}, so it cannot be "
+              f"resumed; kept as {target.name}. The run starts over from epoch 0; its earlier "
+              "metrics are kept beside it.")  # fmt: skip
+        return None
+    return checkpoint
+
+
+class CheckpointMismatch(Exception):
+    """A run's checkpoint that reads but whose weights or optimizer state do not fit the
+    run's model: other code made it (a model changed under the same config), or it was
+    altered. The run fails saying what to do; the file is left as it is, for its epochs may
+    be wanted once the code is put right."""
+
+
+@contextlib.contextmanager
+def restoring(source: str | Path) -> Iterator[None]:
+    """Around loading a checkpoint's weights and optimizer state: what does not fit them
+    raises CheckpointMismatch naming ``source`` and what to do."""
+    try:
+        yield
+    except Exception as exc:  # load_state_dict raises several kinds for a misfit
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise CheckpointMismatch(
+            f"{source} does not fit this run's model or optimizer ({reason[:300]}); other code "
+            "made it, or it was altered. It is left as it is: to resume, run the code that made "
+            "it; to train the run again from epoch 0, move it aside (rename it) and run again"
+        ) from exc
 
 
 def reported_record(done: list[dict], rule: str) -> dict | None:

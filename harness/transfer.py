@@ -98,7 +98,7 @@ def _snapshot(run_dir: Path, into: Path, checkpoints: bool) -> ArchivedRun:
     """Copy a run's files aside first: a run still training replaces them as it goes."""
     into.mkdir(parents=True)
     for name in RUN_FILES:
-        if (run_dir / name).exists():
+        if (run_dir / name).is_file():  # a directory in a file's place is no file of the run
             shutil.copy2(run_dir / name, into / name)
     if (into / store.EVALUATION).exists():  # a released checkpoint evaluated: one file
         record = store.read_json(into / store.EVALUATION)
@@ -113,14 +113,15 @@ def _snapshot(run_dir: Path, into: Path, checkpoints: bool) -> ArchivedRun:
         # checkpoint that `repro run` rebuilds it from on the other side.
         status = store.DAMAGED
     epochs = store.recorded_epochs(into)
+    config = store.read_json(into / store.CONFIG)
+    config_hash = config.get("hash") if isinstance(config, dict) else None
     resumable_from = epochs if status in store.FINAL else 0
-    if checkpoints and status not in store.FINAL and (run_dir / store.CHECKPOINT).exists():
+    if checkpoints and status not in store.FINAL and (run_dir / store.CHECKPOINT).is_file():
         shutil.copy2(run_dir / store.CHECKPOINT, into / store.CHECKPOINT)
-        resumable_from = _checkpoint_epoch(into / store.CHECKPOINT)
-    config = store.read_json(into / store.CONFIG) or {}
+        resumable_from = _checkpoint_epoch(into, config_hash)
     return ArchivedRun(
         path="",
-        config_hash=config.get("hash"),
+        config_hash=config_hash,
         status=status,
         epochs=epochs,
         resumable_from=resumable_from,
@@ -128,13 +129,12 @@ def _snapshot(run_dir: Path, into: Path, checkpoints: bool) -> ArchivedRun:
     )
 
 
-def _checkpoint_epoch(path: Path) -> int:
-    import torch
+def _checkpoint_epoch(run_dir: Path, config_hash: str | None) -> int:
+    """The epoch training would continue from, as it would decide: 0 for a checkpoint it
+    cannot resume (unreadable, damaged, or made with another config or format)."""
+    from harness.train import resume_point
 
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
-    except Exception:
-        return 0  # unreadable: training would start over, so it holds nothing to resume
+    return resume_point(run_dir, config_hash)[0] if config_hash is not None else 0
 
 
 def export_study(study: str, results: Path, out: Path, *, checkpoints: bool = True) -> ExportResult:
@@ -266,8 +266,9 @@ def _local_progress(run_dir: Path) -> tuple[str, int, int]:
     epochs = store.recorded_epochs(run_dir)
     if status in store.FINAL:
         return status, epochs, epochs
-    ckpt = run_dir / store.CHECKPOINT
-    return status, epochs, _checkpoint_epoch(ckpt) if ckpt.exists() else 0
+    config = store.read_json(run_dir / store.CONFIG)
+    return status, epochs, _checkpoint_epoch(run_dir, config.get("hash")
+                                             if isinstance(config, dict) else None)  # fmt: skip
 
 
 def import_archive(archive: Path, results: Path) -> ImportResult:
@@ -282,6 +283,10 @@ def import_archive(archive: Path, results: Path) -> ImportResult:
 
 def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: ImportResult) -> None:
     with_ckpt = store.CHECKPOINT in run.files
+    if (blocking := store.file_in_the_way(dst)) is not None:
+        result.refused.append(f"{run.path}: {blocking} is a file where a directory belongs; "
+                              "move it aside and import again")  # fmt: skip
+        return
     # Asked first: a run whose training has just started holds its lock before it writes
     # config.json, and the trainer would overwrite (or retrain over) files placed now.
     if store.is_locked(dst):

@@ -64,6 +64,28 @@ def test_a_run_ends_with_a_summary_and_the_next_command(tmp_path, cifar_root):
     assert "pending" in status.output and "absent" not in status.output
 
 
+def test_status_of_a_store_that_is_not_there_says_so(tmp_path):
+    """Every run read pending without a word: a mistyped --results looked like work to do."""
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    out = repro("status", str(study), "--results", str(tmp_path / "reslts"))
+    assert out.exit_code == 0 and "r8/seed-0  pending" in out.output, out.output
+    assert f"note: {tmp_path / 'reslts'} does not exist, so every run reads pending; if the " \
+        "store is elsewhere, give its path with --results" in out.output  # fmt: skip
+    (tmp_path / "reslts").mkdir()
+    assert "does not exist" not in repro("status", str(study), "--results",
+                                         str(tmp_path / "reslts")).output  # fmt: skip
+
+
+def test_evaluate_on_studies_without_released_checkpoints_is_a_mistake(tmp_path):
+    """It said 'no checkpoints' and exited 0, as if it had done its work."""
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    out = repro("evaluate", str(study), "--results", str(tmp_path / "r"))
+    assert out.exit_code == 2 and isinstance(out.exception, SystemExit), out.output
+    assert "none of the study files declares a released checkpoint" in out.output
+    assert "`repro run` trains a study's experiments" in out.output
+    assert not (tmp_path / "r").exists()
+
+
 def test_validate_estimates_what_a_study_costs():
     out = repro("validate", str(ROOT / "studies" / "degradation.yaml"))
     assert out.exit_code == 0, out.output

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -424,6 +425,21 @@ RESUMES = {
     "checkpoint without its weights": (
         lambda run: (_interrupted(run), _edit_checkpoint(run, lambda c: c.pop("model"))),
         "starting over from epoch 0 (interrupted): its checkpoint cannot be read", "resuming"),
+    # A mapping without a format and config hash was said to be "made with another config",
+    # and the first epoch of the new start overwrote it.
+    "checkpoint without a format": (
+        lambda run: (_interrupted(run), _save(run / store.CHECKPOINT, {"epoch": 3})),
+        "starting over from epoch 0 (interrupted): its checkpoint cannot be read", "resuming"),
+    # One of this format with a part of the wrong kind failed the run with a TypeError.
+    "checkpoint with a string for its epoch": (
+        lambda run: (_interrupted(run), _edit_checkpoint(run, lambda c: c.update(epoch="3"))),
+        "starting over from epoch 0 (interrupted): its checkpoint cannot be read", "resuming"),
+    # Another run's checkpoint: not resumed, and (the loss) overwritten by the new start.
+    "checkpoint of another config": (
+        lambda run: (_interrupted(run), _edit_checkpoint(run, lambda c: c.update(
+            config_hash="0123456789abcdef"))),
+        "starting over from epoch 0 (interrupted): its checkpoint was made with another config",
+        "resuming"),
     "summary damaged after the last epoch": (
         lambda run: (run / store.SUMMARY).write_text("{}"),
         "all 3 epochs had finished (interrupted); its summary is written again from the "
@@ -446,6 +462,9 @@ def test_what_run_says_it_will_do_is_what_it_does(finished_store, tmp_path, cifa
     from_epoch = [s["from_epoch"] for s in summary["sessions"]]
     if "starting over" in said:
         assert from_epoch[-1] == 0
+        # the new start's first epoch writes checkpoint.pt: the old one is kept aside first
+        old = before.get(f"{RUNS[0]}/{store.CHECKPOINT}")
+        assert old is None or old in _files(results).values(), "the old checkpoint was lost"
     else:
         assert from_epoch[-1] == 3 and curves(results, RUNS[0]) == original_curves
     _kept(before, results)
@@ -528,6 +547,105 @@ def test_a_file_that_loads_but_is_no_run_checkpoint_is_kept_aside(tmp_path, caps
     assert list(run.glob("checkpoint.pt.unreadable-*")) and not (run / store.CHECKPOINT).exists()
 
 
+def _good_checkpoint() -> dict:
+    """A checkpoint of the shape save_checkpoint writes, small enough to build by hand."""
+    return {"format": 1, "config_hash": "h", "epoch": 2, "iteration": 4,
+            "model": {"w": torch.zeros(2)}, "optimizer": {"state": {}, "param_groups": []},
+            "warmup": {"active": False, "ended_at": 3, "recent_errors": []},
+            "history": [{"epoch": 1}, {"epoch": 2}], "rng": {"torch": torch.zeros(1)},
+            "wall_seconds": 1.5, "sessions": [{"from_epoch": 0}]}  # fmt: skip
+
+
+# A checkpoint of this format with a part of the wrong kind: (part, value, what is said). Each
+# failed the run with a TypeError or AttributeError on resume, every time it was run again.
+WRONG_KINDS = {
+    "epoch a string": ("epoch", "3", "its epoch is a str, not a whole number of at least 0"),
+    "epoch negative": ("epoch", -1, "its epoch is an int, not a whole number of at least 0"),
+    "epoch true": ("iteration", True, "its iteration is a bool, not a whole number"),
+    "model a list": ("model", [1], "its model is a list, not a mapping of names to tensors"),
+    "model of numbers": ("model", {"w": 1.0}, "its model is a dict, not a mapping of names"),
+    "optimizer without state": ("optimizer", {"param_groups": []}, "its optimizer is a dict, "
+                                "not an optimizer's state dict"),
+    "warmup without its errors": ("warmup", {"active": True}, "its warmup is a dict, not none "
+                                  "or a warm-up's state"),
+    "history a number": ("history", 5, "its history is an int, not a list of epoch records"),
+    "history of strings": ("history", ["x"], "its history is a list, not a list of epoch"),
+    "wall seconds a string": ("wall_seconds", "1", "its wall_seconds is a str, not a number"),
+    "sessions none": ("sessions", None, "its sessions is none, not a list of session records"),
+    "config hash a number": ("config_hash", 7, "its config_hash is an int, not a string"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", WRONG_KINDS)
+def test_a_checkpoint_with_a_part_of_the_wrong_kind_is_kept_aside(tmp_path, capsys, case):
+    from harness.train import load_checkpoint, read_checkpoint, resume_point
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save(_good_checkpoint(), run / store.CHECKPOINT)
+    assert resume_point(run, "h") == (2, 4, None)  # the unspoilt one is good
+    key, value, said = WRONG_KINDS[case]
+    torch.save({**_good_checkpoint(), key: value}, run / store.CHECKPOINT)
+    data = (run / store.CHECKPOINT).read_bytes()
+    with pytest.raises(Exception, match=re.escape(said)):
+        read_checkpoint(run / store.CHECKPOINT)
+    assert resume_point(run, "h") == (0, 0, "its checkpoint cannot be read")
+    assert load_checkpoint(run, "h") is None
+    assert said in capsys.readouterr().out
+    (kept,) = run.glob("checkpoint.pt.unreadable-*")
+    assert kept.read_bytes() == data
+
+
+def test_a_checkpoint_of_another_config_or_format_is_kept_aside_not_overwritten(tmp_path, capsys):
+    from harness.train import load_checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for changed, said in (({"config_hash": "other"}, "was made with another config"),
+                          ({"format": 99}, "is of another format")):  # fmt: skip
+        torch.save({**_good_checkpoint(), **changed}, run / store.CHECKPOINT)
+        assert load_checkpoint(run, "h") is None
+        out = capsys.readouterr().out
+        assert f"{run / store.CHECKPOINT} {said}, so it cannot be resumed; kept as " in out
+        assert not (run / store.CHECKPOINT).exists()
+    assert len(list(run.glob("checkpoint.pt.not-resumable-*"))) == 2
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_fails_the_run_saying_what_to_do(
+    finished_store, tmp_path, cifar_root
+):
+    """Other code (a model changed under the same config) or an edit: the weights do not
+    load. The run fails naming the file and what to do, every time, and the file stays."""
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[0]
+    _interrupted(run)
+    _edit_checkpoint(run, lambda c: c["model"].popitem())
+    before = _files(results)
+    for _ in range(2):
+        out = repro(*run_args(study, cifar_root, results))
+        assert out.exit_code == 1, out.output
+        assert (f"{run / store.CHECKPOINT} does not fit this run's model or optimizer "
+                "(RuntimeError: Error(s) in loading state_dict") in out.output  # fmt: skip
+        assert "move it aside (rename it) and run again" in out.output
+        assert (run / store.CHECKPOINT).read_bytes() == before[f"{RUNS[0]}/{store.CHECKPOINT}"]
+    _kept(before, results)
+
+
+def test_a_fused_member_whose_checkpoint_does_not_fit_is_named():
+    from conftest import small_recipe
+
+    from harness.execution import Execution
+    from harness.fused_train import FusedTrainer
+    from harness.train import CheckpointMismatch
+    from harness.zoo import spec_from_name
+
+    ex = Execution(device=torch.device("cpu"))
+    state = {"model": {"nothing": torch.zeros(1)}, "optimizer": {}}
+    with pytest.raises(CheckpointMismatch, match=r"^runs/b/checkpoint.pt does not fit"):
+        FusedTrainer(spec_from_name("resnet8"), [small_recipe()] * 2, [0, 1], ex,
+                     [None, state], ["runs/a/checkpoint.pt", "runs/b/checkpoint.pt"])  # fmt: skip
+
+
 def test_nan_in_a_summary_never_counts_and_is_flagged(finished_store, tmp_path):
     study, results = _copy(finished_store, tmp_path)
     path = results / RUNS[0] / store.SUMMARY
@@ -606,6 +724,84 @@ def test_random_damage_never_tracebacks_and_never_loses_a_file(
     _kept(before, results)
 
 
+@pytest.mark.parametrize("where", ["tiny", "tiny/a", "tiny/a/seed-0"])
+def test_a_file_where_a_directory_of_the_store_belongs(finished_store, tmp_path, cifar_root,
+                                                      where):  # fmt: skip
+    """A stray file as a study's, experiment's or run's directory gave status, import and
+    run a NotADirectoryError traceback. Status calls the run damaged and says what run will
+    do; import refuses the run; run keeps the file aside and trains the run."""
+    study, _ = _copy(finished_store, tmp_path)
+    archive = tmp_path / "a.tar.gz"
+    assert repro("export", str(study), "--out", str(archive),
+                 "--results", str(tmp_path / "w" / "results")).exit_code == 0  # fmt: skip
+    results = tmp_path / "stray"
+    (results / where).parent.mkdir(parents=True, exist_ok=True)
+    (results / where).write_text("not a directory\n")
+    stray = f"{results / where} is a file where a directory"
+
+    status = repro("status", str(study), "--results", str(results))
+    assert status.exit_code == 0, status.output
+    assert "a/seed-0  damaged" in status.output and stray in status.output
+    assert "`repro run` keeps it aside (renamed) and trains the run" in status.output
+
+    imported = repro("import", str(archive), "--results", str(results))
+    assert imported.exit_code == 1 and imported.exception is not None, imported.output
+    assert isinstance(imported.exception, SystemExit), imported.output
+    assert f"REFUSED   {RUNS[0]}: {stray} belongs; move it aside and import again" \
+        in imported.output  # fmt: skip
+    assert (results / where).read_text() == "not a directory\n"
+
+    out = repro(*run_args(study, cifar_root, results, "--only", "a"))
+    assert out.exit_code == 0, out.output
+    assert f"note: {stray} of the store belongs; kept as " in out.output
+    (kept,) = (results / where).parent.glob(f"{Path(where).name}.not-a-directory-*")
+    assert kept.read_text() == "not a directory\n"
+    assert store.inspect(results / RUNS[0]).status == store.COMPLETE
+
+
+@pytest.mark.parametrize("name", [store.SUMMARY, store.METRICS, store.CONFIG, store.ENVIRONMENT,
+                                  store.PROGRESS, store.ERROR, store.CHECKPOINT])  # fmt: skip
+def test_a_directory_where_a_run_file_belongs(finished_store, tmp_path, cifar_root, name):
+    """A directory named like a run's file gave tracebacks: status, report and export for
+    config.json and progress.json, export for the summary, curves and environment, run for
+    progress.json and error.txt. Each now reads it as the unreadable file it stands for, and
+    run keeps it aside (with what it holds) and goes on."""
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[0]
+    _interrupted(run)
+    (run / name).unlink(missing_ok=True)
+    (run / name).mkdir()
+    (run / name / "inside.txt").write_text("kept\n")
+    before = _files(results)
+    for args in (["status", str(study), "--results", str(results)],
+                 ["report", "--study", str(study), "--results", str(results),
+                  "--out", str(tmp_path / "r.html")],
+                 ["export", str(study), "--results", str(results),
+                  "--out", str(tmp_path / "a.tar.gz")],
+                 run_args(study, cifar_root, results, "--only", "a")):  # fmt: skip
+        out = repro(*args)
+        assert out.exit_code == 0 and out.exception is None, (args[0], out.output)
+    assert store.inspect(run).status == store.COMPLETE
+    assert [p.read_text() for p in run.glob(f"{name}*/inside.txt")] == ["kept\n"]
+    _kept(before, results)
+
+
+@pytest.mark.parametrize("job", ['[1]', '"x"', "3", '{"executor": "slurm"}',
+                                 '{"job_id": "7", "executor": "slurm", "stderr": 5}'])  # fmt: skip
+def test_a_job_record_of_the_wrong_shape_is_ignored(tmp_path, job):
+    """job.json is the scheduler's bookkeeping; one of the wrong shape gave status (and run,
+    for a run not yet started) an AttributeError, KeyError or TypeError traceback."""
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    run = tmp_path / "results" / "tiny" / "a" / "seed-0"
+    run.mkdir(parents=True)
+    (run / store.JOB).write_text(job)
+    out = repro("status", str(study), "--results", str(tmp_path / "results"))
+    assert out.exit_code == 0 and out.exception is None, out.output
+    shown = "queued" if job.startswith('{"job_id"') else "pending"
+    assert f"a/seed-0  {shown}" in out.output, out.output
+    assert store.inspect(run).status == ("queued" if shown == "queued" else "absent")
+
+
 def test_two_supersedes_in_one_second_keep_both(tmp_path):
     """Folder names carry the second: the second move must not land inside the first."""
     run = tmp_path / "tiny" / "a" / "seed-0"
@@ -615,6 +811,17 @@ def test_two_supersedes_in_one_second_keep_both(tmp_path):
     kept = sorted((tmp_path / "tiny" / "a" / ".superseded").iterdir())
     assert len(kept) == 3 and sorted(p.joinpath("summary.json").read_text() for p in kept) == [
         "0", "1", "2"]  # fmt: skip
+
+
+def test_two_files_kept_aside_in_one_second_keep_both(tmp_path):
+    """The second took the first's name, and rename replaced it: a checkpoint kept aside was
+    lost when the next one was kept aside within the second."""
+    path = tmp_path / store.CHECKPOINT
+    for n in range(3):
+        path.write_text(f"{n}")
+        store.set_aside(path)
+    kept = sorted(tmp_path.glob("checkpoint.pt.unreadable-*"))
+    assert sorted(p.read_text() for p in kept) == ["0", "1", "2"]
 
 
 def test_what_an_abandoned_write_left_is_swept_when_the_run_is_next_locked(tmp_path):

@@ -96,8 +96,10 @@ def test_offline_without_data_says_where_it_looked_and_what_to_do(tmp_path, monk
             ),
             "labels outside 0..9",
         ),
+        # A directory where a batch belongs gave an IsADirectoryError traceback.
+        (lambda p: (p.unlink(), p.mkdir()), "is not a file"),
     ],
-    ids=["truncated", "missing", "wrong-shape", "bad-labels"],
+    ids=["truncated", "missing", "wrong-shape", "bad-labels", "a-directory"],
 )
 def test_damaged_files_are_named_with_the_remedy(tmp_path, damage, message):
     root = write_cifar(tmp_path)

@@ -444,6 +444,19 @@ def test_a_changed_declaration_makes_the_evaluation_stale(foreign, cifar_root, t
     assert (results / "foreign" / "small" / ".superseded").is_dir()
 
 
+def test_a_file_where_the_evaluation_s_directory_belongs_is_kept_aside(foreign, cifar_root):
+    """It gave a NotADirectoryError traceback."""
+    path, results = foreign
+    results.mkdir()
+    (results / "foreign").write_text("stray\n")
+    result = _evaluate(path, results, cifar_root)
+    assert result.exit_code == 0, result.output
+    assert f"note: {results / 'foreign'} is a file where a directory of the store belongs; " \
+        "kept as foreign.not-a-directory-" in result.output  # fmt: skip
+    (kept,) = results.glob("foreign.not-a-directory-*")
+    assert kept.read_text() == "stray\n" and len(_records(results)) == 1
+
+
 def test_only_names_a_checkpoint_of_the_study(foreign, cifar_root):
     path, results = foreign
     result = _evaluate(path, results, cifar_root, "--only", "big")

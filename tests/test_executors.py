@@ -340,6 +340,38 @@ def test_local_workers_train_fused_groups_one_per_worker(tmp_path, cifar_root):
     assert not list((results / ".workers").glob("*.json"))  # the reports were read and removed
 
 
+def test_reports_left_by_a_gone_parent_are_swept_never_a_live_ones(tmp_path):
+    """A group's worker reports to its parent in results/.workers/, which the parent reads
+    and removes; a parent abandoned (a third Ctrl-C just after a worker reported) or killed
+    left the file for good. The next group's start removes those of this host whose parent
+    is gone; another host's, and a live parent's, stay."""
+    import socket
+    import subprocess
+
+    from harness.executors import _report_file
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    host = socket.gethostname()
+    folder = tmp_path / ".workers"
+    folder.mkdir()
+    names = {
+        "abandoned": f"tiny-a-0-{host}-{gone.pid}.json",
+        "live": f"tiny-b-0-{host}-{os.getppid()}.json",
+        "another host": f"tiny-c-0-elsewhere-{gone.pid}.json",
+        "no host (older)": f"tiny-d-0-{gone.pid}.json",
+    }
+    for name in names.values():
+        (folder / name).write_text("[]")
+    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: e, model: resnet8, recipe: base}\n",
+                            seeds=2)  # fmt: skip
+    group = plan(load_study(study_file))
+    path = _report_file(group, RunOptions(results=tmp_path))
+    left = {p.name for p in folder.iterdir()}
+    assert left == {n for what, n in names.items() if what != "abandoned"}
+    assert path.parent == folder and path.name.endswith(f"-{host}-{os.getpid()}.json")
+
+
 def test_a_fused_job_runs_its_whole_group(tmp_path, cifar_root):
     """What a Slurm array task executes: the group, trained as one network, each run's
     outcome returned."""

@@ -262,6 +262,54 @@ def test_sigterm_or_a_hang_up_while_starting_up_exits_130_with_one_line(
     assert not (tmp_path / "results").exists()
 
 
+def test_a_stop_while_importing_waits_for_the_import_and_then_stops(tmp_path, monkeypatch):
+    """Raised inside an import, the stop left the module half made (numpy without linalg,
+    then torch recursing on it), or landed in importlib's clean-up callback, which swallowed
+    it and let `repro run` train on. It now waits for the import to end, then stops."""
+    from harness.stop_signals import StopSignal, stops_at_startup
+
+    (tmp_path / "slow_to_import.py").write_text(
+        "import signal, time\n"
+        "signal.raise_signal(signal.SIGTERM)\n"
+        "for _ in range(20):\n"
+        "    time.sleep(0.01)  # runs Python between sleeps: where a handler would raise\n"
+        "COMPLETE = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "slow_to_import", raising=False)
+    with pytest.raises(StopSignal) as stopped, stops_at_startup():
+        import slow_to_import  # noqa: F401
+
+        imported = time.monotonic()
+        time.sleep(5)  # the stop comes here, after the import, and wakes the sleep
+        pytest.fail("the stop never came")
+    assert stopped.value.signum == signal.SIGTERM and time.monotonic() - imported < 2
+    assert sys.modules["slow_to_import"].COMPLETE
+
+
+def test_a_stop_swallowed_at_start_up_is_raised_before_training_or_at_the_end():
+    """Code that swallows a KeyboardInterrupt (a `__del__`, a fork hook, a library's
+    `except BaseException`) no longer loses the stop: the command ends when it takes the
+    signals itself (and so trains nothing), or when it returns."""
+    from harness.stop_signals import StopSignal, stops_at_startup, take_stop_signals
+
+    def swallowed() -> None:
+        try:
+            signal.raise_signal(signal.SIGTERM)
+            time.sleep(0.01)
+        except BaseException:
+            pass
+
+    with pytest.raises(StopSignal), stops_at_startup():
+        swallowed()
+        take_stop_signals()
+        pytest.fail("training would start")
+    with pytest.raises(StopSignal), stops_at_startup():
+        swallowed()
+    with stops_at_startup():  # and a later command does not inherit it
+        take_stop_signals()
+
+
 def test_a_command_puts_back_the_signal_handlers_it_found():
     """`repro` commands run inside other programs too (the tests, a notebook): the start-up
     handlers are put back when a command ends without having been stopped."""

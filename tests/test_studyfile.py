@@ -317,6 +317,26 @@ def test_unreadable_files_say_why(tmp_path, text, message):
     assert message in problem.message
 
 
+def test_a_binary_file_is_not_text_and_the_message_says_so(tmp_path):
+    """It said only "cannot be read: 'utf-8' codec can't decode byte 0x89 in position 0..."."""
+    path = tmp_path / "study.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(StudyError) as info:
+        load_study(path)
+    (problem,) = info.value.problems
+    assert problem.message == ("is not UTF-8 text (byte 0 cannot be decoded): a study file is "
+                               "YAML text; is this the file you meant?")  # fmt: skip
+
+
+def test_the_same_file_twice_is_named_so_not_a_clash_with_itself(tmp_path):
+    """`repro run s.yaml ./s.yaml` said that study 'tiny' was already used by s.yaml."""
+    path = write(tmp_path, MINIMAL)
+    out = CliRunner().invoke(main, ["run", str(path), str(tmp_path / "." / path.name)])
+    assert out.exit_code == 2 and "Traceback" not in out.output
+    assert "given twice; name each study file once" in out.output
+    assert "already used by" not in out.output
+
+
 def test_recipes_extending_in_a_cycle(tmp_path):
     text = MINIMAL.replace("recipes:\n", "recipes:\n  a: {extends: b}\n  b: {extends: a}\n")
     assert any("cycle" in p.message for p in problems_of(tmp_path, text))
@@ -425,6 +445,34 @@ def test_runs_per_gpu_in_a_study_is_bounded_as_on_the_command_line(tmp_path, run
     assert problem.message == "value out of range"
     cli = CliRunner().invoke(main, ["run", str(write(tmp_path, MINIMAL)), "--runs-per-gpu", runs])
     assert cli.exit_code == 2 and "1<=x<=32" in cli.output, cli.output
+
+
+# Impossible slurm settings: (setting, what is said, what the refusal gives as allowed).
+SLURM_REFUSALS = {
+    "time_min: 0": ("value out of range", "a number > 0"),
+    "gpus_per_task: -1": ("value out of range", "a number >= 0"),
+    "cpus_per_task: 0": ("value out of range", "a number >= 1"),
+    "mem_gb: 0": ("value out of range", "a number > 0"),
+    "array_parallelism: 0": ("value out of range", "a number >= 1"),
+    "cpus_per_task: 1.5": ("wrong type", "a whole number"),
+    # Empty names were left out of the job without a word: it went to the cluster's default.
+    "partition: ''": ("empty: it names nothing; leave the key out for the cluster's default, "
+                      "or name one", None),
+    "constraint: ' '": ("empty: it names nothing; leave the key out for the cluster's default, "
+                        "or name one", None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("setting", SLURM_REFUSALS)
+def test_impossible_slurm_settings_are_refused_with_what_is_allowed(tmp_path, setting):
+    message, allowed = SLURM_REFUSALS[setting]
+    (problem,) = problems_of(tmp_path, MINIMAL + f"executor:\n  slurm: {{{setting}}}\n")
+    assert problem.path == f"executor.slurm.{setting.split(':')[0]}" and problem.line is not None
+    assert problem.message == message and problem.allowed == allowed
+    assert problem.given == setting.split(": ")[1]
+    out = CliRunner().invoke(main, ["validate", str(write(tmp_path, MINIMAL + "executor:\n  "
+                                                          f"slurm: {{{setting}}}\n"))])  # fmt: skip
+    assert out.exit_code == 1 and "executor.slurm." in out.output and "Traceback" not in out.output
 
 
 # --------------------------------------------------------------------------- checkpoints

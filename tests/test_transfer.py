@@ -404,6 +404,47 @@ def test_a_run_being_trained_here_is_left_alone(made, tmp_path):
             n: d for n, d in before.items() if n != "lock"}  # fmt: skip
 
 
+def _spoil_checkpoint(run: Path) -> None:
+    """As if another run's checkpoint were copied in: training would start over."""
+    import torch
+
+    checkpoint = torch.load(run / store.CHECKPOINT, weights_only=True)
+    torch.save({**checkpoint, "config_hash": "0123456789abcdef"}, run / store.CHECKPOINT)
+
+
+def test_a_checkpoint_training_would_not_resume_counts_for_nothing(made, tmp_path):
+    """Export and import judged a checkpoint by the epoch it names, where training would
+    start over: an archive said it resumes at 2, and a local run that would start over was
+    kept over an archive that resumes."""
+    source = tmp_path / "source"
+    shutil.copytree(made["source"], source)
+    _spoil_checkpoint(source / HALF)
+    out = repro("export", str(made["study"]), "--out", str(tmp_path / "a.tar.gz"),
+                "--results", str(source))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    (half,) = [r for r in read_manifest(tmp_path / "a.tar.gz")["runs"] if r["path"] == HALF]
+    assert half["epochs"] == 2 and half["resumable_from"] == 0
+
+    here = tmp_path / "here"
+    assert _import(made["archive"], here).exit_code == 0  # paused at 2 epochs
+    _spoil_checkpoint(here / HALF)
+    result = _import(made["early"], here)  # paused at 1, and resumes there
+    assert f"advanced  {HALF}: paused at 2 -> paused at 1 epochs" in result.output, result.output
+    assert list((here / "tiny/half/.superseded").iterdir())
+
+
+def test_a_run_whose_config_is_not_a_mapping_is_exported_without_a_traceback(made, tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(made["source"], source)
+    (source / HALF / store.CONFIG).write_text("[1]")
+    out = repro("export", str(made["study"]), "--out", str(tmp_path / "a.tar.gz"),
+                "--results", str(source))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert f"{HALF} goes as damaged" in out.output
+    (half,) = [r for r in read_manifest(tmp_path / "a.tar.gz")["runs"] if r["path"] == HALF]
+    assert half["config_hash"] is None and half["resumable_from"] == 0
+
+
 def test_exporting_a_study_without_runs_is_a_clear_error(tmp_path):
     study = tiny_study(tmp_path / "s.yaml", EXPERIMENTS, RECIPE)
     out = tmp_path / "a.tar.gz"
