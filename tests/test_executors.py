@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_RECIPE, tiny_study
+from conftest import QUICK_RECIPE, TINY_RECIPE, tiny_study
 
 from harness import store
 from harness.cli import main
@@ -212,6 +212,7 @@ def test_parallel_local_workers_share_the_store(tmp_path, cifar_root):
         "".join(f"  - {{name: r{i}, model: resnet8, recipe: base}}\n" for i in range(3))
         + "  - name: broken\n    model: resnet8\n    recipe: {extends: base, batch_size: 5000,"
         " last_batch: drop}\n",
+        recipe=QUICK_RECIPE,
     )
     results = tmp_path / "results"
     result = CliRunner().invoke(main, [
@@ -279,7 +280,8 @@ def test_a_worker_that_finds_its_run_busy_never_marks_it_failed(tmp_path, cifar_
     'failed' under the process that is training it."""
     study_file = tiny_study(tmp_path / "s.yaml",
                             "  - {name: a, model: resnet8, recipe: base}\n"
-                            "  - {name: b, model: resnet8, recipe: base}\n")  # fmt: skip
+                            "  - {name: b, model: resnet8, recipe: base}\n",
+                            recipe=QUICK_RECIPE)  # fmt: skip
     results = tmp_path / "results"
     held = results / "tiny" / "a" / "seed-0"
     with store.run_lock(held):
@@ -296,7 +298,8 @@ def test_a_worker_that_finds_its_run_busy_never_marks_it_failed(tmp_path, cifar_
 def test_a_run_that_ended_before_training_starts_again_without_a_false_config_note(
     tmp_path, cifar_root
 ):
-    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
+                            recipe=QUICK_RECIPE)  # fmt: skip
     results = tmp_path / "results"
     run = results / "tiny" / "a" / "seed-0"
     run.mkdir(parents=True)
@@ -317,6 +320,7 @@ def test_local_workers_train_fused_groups_one_per_worker(tmp_path, cifar_root):
     study_file = tiny_study(
         tmp_path / "s.yaml",
         "  - {name: a, model: resnet8, recipe: base}\n  - {name: b, model: plain8, recipe: base}\n",
+        recipe=QUICK_RECIPE,
         seeds=2,
     )
     results = tmp_path / "results"
@@ -342,7 +346,7 @@ def test_a_fused_job_runs_its_whole_group(tmp_path, cifar_root):
     """What a Slurm array task executes: the group, trained as one network, each run's
     outcome returned."""
     study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
-                            seeds=2)  # fmt: skip
+                            recipe=QUICK_RECIPE, seeds=2)  # fmt: skip
     opts = options(tmp_path / "results", cifar_root, fuse=2)
     job = RunJob(str(study_file), "a", 0, opts.to_dict(), partners=(("a", 1),))
     assert RunJob.from_json(job.to_json()) == job
