@@ -59,7 +59,14 @@ def test_options_survive_the_trip_to_a_job(tmp_path):
     assert RunOptions.from_dict(json.loads(json.dumps(o.to_dict()))) == o
 
 
-def test_submitit_local_jobs_in_parallel_one_preempted_and_requeued(tmp_path, cifar_root):
+def test_submitit_local_jobs_in_parallel_one_preempted_and_requeued(
+    tmp_path, cifar_root, monkeypatch
+):
+    # Both jobs train at once on this machine: one thread each, as local workers get (a job
+    # takes this environment). With torch's default of a thread per core, two jobs on two
+    # cores spun against each other: 69 s of CPU instead of 18 s (the 2-core VM under load,
+    # 2026-11-26).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     recipe = TINY_RECIPE.replace("epochs: 3", "epochs: 6").replace("[2]", "[4]")
     study_file = tiny_study(tmp_path / "s.yaml",
                             "  - {name: long, model: resnet8, recipe: base}\n"
