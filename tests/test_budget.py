@@ -139,10 +139,13 @@ def test_a_paused_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, cifa
 def test_repro_run_pauses_at_the_budget_exits_0_and_the_same_command_finishes(
     tmp_path, cifar_root, monkeypatch
 ):
+    # The budget is the patched Deadline.fits below, not the clock: 100 training images
+    # (two steps an epoch) pause and resume as 600 would.
+    quick = LONG_RECIPE + "    train_images: 100\n    test_images: 50\n"
     study = tiny_study(tmp_path / "s.yaml",
                        "  - {name: a, model: resnet8, recipe: base}\n"
                        "  - {name: b, model: resnet8, recipe: base}\n",
-                       recipe=LONG_RECIPE)  # fmt: skip
+                       recipe=quick)  # fmt: skip
     results = tmp_path / "results"
     # Two epochs fit, the third does not: the clock moves by the estimate of each epoch.
     fits = iter([True, True, False])
@@ -170,8 +173,7 @@ def test_repro_run_pauses_at_the_budget_exits_0_and_the_same_command_finishes(
 def test_a_spent_budget_leaves_runs_pending_without_touching_them(tmp_path, cifar_root):
     study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
     results = tmp_path / "results"
-    past = (dt.datetime.now().astimezone() + dt.timedelta(seconds=2)).isoformat()
-    time.sleep(2.5)  # the deadline has passed by the time the run would start
+    past = (dt.datetime.now().astimezone() - dt.timedelta(seconds=1)).isoformat()
     out = repro(*run_args(study, cifar_root, results, "--deadline", past))
     assert out.exit_code == 2 and "already passed" in out.output  # caught up front
     out = repro(*run_args(study, cifar_root, results, "--time-budget", "0.001s"))

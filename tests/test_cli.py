@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, tiny_study
+from conftest import QUICK_RECIPE, ROOT, tiny_study
 from test_run import repro, run_args
 
 
@@ -54,7 +54,8 @@ def test_report_says_when_the_store_is_missing_or_empty(tmp_path):
 
 
 def test_a_run_ends_with_a_summary_and_the_next_command(tmp_path, cifar_root):
-    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n",
+                       QUICK_RECIPE)  # fmt: skip
     results = tmp_path / "results"
     out = repro(*run_args(study, cifar_root, results, "--epochs", "1"))
     assert out.exit_code == 0, out.output

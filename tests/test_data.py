@@ -53,6 +53,13 @@ def test_files_with_the_official_checksums_are_official(cifar_root, monkeypatch)
     assert cifar.is_official(folder)
 
 
+def test_the_official_checksums_are_torchvisions():
+    """harness.data writes them out so that loading the data does not import torchvision."""
+    from torchvision.datasets import CIFAR10
+
+    assert cifar._official_md5s() == dict(CIFAR10.train_list + CIFAR10.test_list)
+
+
 def test_resolution_order_flag_then_environment_then_cache(tmp_path, monkeypatch):
     flag, env, cache = (write_cifar(tmp_path / n) for n in ("flag", "env", "cache"))
     monkeypatch.setenv("REPRO_DATA_DIR", str(env))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import torch
-from conftest import tiny_study
+from conftest import QUICK_RECIPE, tiny_study
 from test_run import repro, run_args
 
 from harness import environment, store
@@ -21,7 +21,8 @@ def test_settings_are_recorded_after_they_are_applied(tmp_path, cifar_root, monk
 
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     monkeypatch.setattr("harness.train.configure_backends", stand_in_for_cuda)
-    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n",
+                       QUICK_RECIPE)  # fmt: skip
     results = tmp_path / "results"
     out = repro(*run_args(study, cifar_root, results, "--epochs", "1"))
     assert out.exit_code == 0, out.output

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_RECIPE, tiny_study
+from conftest import QUICK_RECIPE, TINY_RECIPE, tiny_study
 
 from harness import store
 from harness.cli import main
@@ -59,7 +59,14 @@ def test_options_survive_the_trip_to_a_job(tmp_path):
     assert RunOptions.from_dict(json.loads(json.dumps(o.to_dict()))) == o
 
 
-def test_submitit_local_jobs_in_parallel_one_preempted_and_requeued(tmp_path, cifar_root):
+def test_submitit_local_jobs_in_parallel_one_preempted_and_requeued(
+    tmp_path, cifar_root, monkeypatch
+):
+    # Both jobs train at once on this machine: one thread each, as local workers get (a job
+    # takes this environment). With torch's default of a thread per core, two jobs on two
+    # cores spun against each other: 69 s of CPU instead of 18 s (the 2-core VM under load,
+    # 2026-11-26).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     recipe = TINY_RECIPE.replace("epochs: 3", "epochs: 6").replace("[2]", "[4]")
     study_file = tiny_study(tmp_path / "s.yaml",
                             "  - {name: long, model: resnet8, recipe: base}\n"
@@ -214,6 +221,7 @@ def test_parallel_local_workers_share_the_store(tmp_path, cifar_root):
         "".join(f"  - {{name: r{i}, model: resnet8, recipe: base}}\n" for i in range(3))
         + "  - name: broken\n    model: resnet8\n    recipe: {extends: base, batch_size: 5000,"
         " last_batch: drop}\n",
+        recipe=QUICK_RECIPE,
     )
     results = tmp_path / "results"
     result = CliRunner().invoke(main, [
@@ -281,7 +289,8 @@ def test_a_worker_that_finds_its_run_busy_never_marks_it_failed(tmp_path, cifar_
     'failed' under the process that is training it."""
     study_file = tiny_study(tmp_path / "s.yaml",
                             "  - {name: a, model: resnet8, recipe: base}\n"
-                            "  - {name: b, model: resnet8, recipe: base}\n")  # fmt: skip
+                            "  - {name: b, model: resnet8, recipe: base}\n",
+                            recipe=QUICK_RECIPE)  # fmt: skip
     results = tmp_path / "results"
     held = results / "tiny" / "a" / "seed-0"
     with store.run_lock(held):
@@ -298,7 +307,8 @@ def test_a_worker_that_finds_its_run_busy_never_marks_it_failed(tmp_path, cifar_
 def test_a_run_that_ended_before_training_starts_again_without_a_false_config_note(
     tmp_path, cifar_root
 ):
-    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
+                            recipe=QUICK_RECIPE)  # fmt: skip
     results = tmp_path / "results"
     run = results / "tiny" / "a" / "seed-0"
     run.mkdir(parents=True)
@@ -319,6 +329,7 @@ def test_local_workers_train_fused_groups_one_per_worker(tmp_path, cifar_root):
     study_file = tiny_study(
         tmp_path / "s.yaml",
         "  - {name: a, model: resnet8, recipe: base}\n  - {name: b, model: plain8, recipe: base}\n",
+        recipe=QUICK_RECIPE,
         seeds=2,
     )
     results = tmp_path / "results"
@@ -376,7 +387,7 @@ def test_a_fused_job_runs_its_whole_group(tmp_path, cifar_root):
     """What a Slurm array task executes: the group, trained as one network, each run's
     outcome returned."""
     study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
-                            seeds=2)  # fmt: skip
+                            recipe=QUICK_RECIPE, seeds=2)  # fmt: skip
     opts = options(tmp_path / "results", cifar_root, fuse=2)
     job = RunJob(str(study_file), "a", 0, opts.to_dict(), partners=(("a", 1),))
     assert RunJob.from_json(job.to_json()) == job

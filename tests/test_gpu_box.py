@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, tiny_study
+from conftest import QUICK_RECIPE, ROOT, tiny_study
 
 RECIPE = """\
     optimizer: {lr: 0.05, momentum: 0.9, weight_decay: 5.0e-4}
@@ -153,7 +153,7 @@ def test_a_slot_can_train_first_and_only_the_first_item(tmp_path, cifar_root):
     its time; --queue-items 1 ends training with the first unfinished item, leaving the rest
     of the slot to the bench."""
     tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n"
-               "  - {name: b, model: plain8, recipe: base}\n")  # fmt: skip
+               "  - {name: b, model: plain8, recipe: base}\n", recipe=QUICK_RECIPE)  # fmt: skip
     (tmp_path / "queue.yaml").write_text(
         "achieved_tflops: 0.001\nrate_source: tests\nitems:\n"
         "  - {name: first, why: first, study: s.yaml, only: [a]}\n"

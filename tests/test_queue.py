@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, tiny_study
+from conftest import QUICK_RECIPE, ROOT, tiny_study
 from test_run import repro, summary
 
 from harness.queue import QueueError, load_queue, render, standing, training_flops
@@ -24,7 +24,7 @@ items:
 def _queue(tmp_path: Path, text: str = QUEUE) -> Path:
     tiny_study(tmp_path / "s.yaml",
                "  - {name: a, model: resnet8, recipe: base}\n"
-               "  - {name: b, model: plain8, recipe: base}\n")  # fmt: skip
+               "  - {name: b, model: plain8, recipe: base}\n", recipe=QUICK_RECIPE)  # fmt: skip
     path = tmp_path / "queue.yaml"
     path.write_text(text)
     return path

@@ -375,11 +375,11 @@ def test_the_page_loads_in_headless_chromium_without_console_errors(verdict_stor
 
 
 @pytest.mark.parametrize("width", [1400, 390])
-def test_the_page_reads_at_a_desk_and_on_a_phone(published_store, tmp_path, width):
+def test_the_page_reads_at_a_desk_and_on_a_phone(published_page, tmp_path, width):
     """The real runs and evaluations, at a desk's width and a phone's. The screenshots stay
     with the test's files (the path is printed: pytest -s shows it)."""
     out = tmp_path / "report.html"
-    out.write_text(render_html(report_for([DEGRADATION, CHECKPOINTS], published_store)))
+    out.write_text(published_page)
     top, whole = tmp_path / f"top-{width}px.png", tmp_path / f"page-{width}px.png"
     seen = _browse(out, width, top)
     _browse(out, width, whole, full_page=True)
@@ -417,11 +417,11 @@ def test_the_page_reads_at_a_desk_and_on_a_phone(published_store, tmp_path, widt
     assert all(f["width"] <= width for f in figures), figures
 
 
-def test_studies_with_no_runs_keep_the_page_short(published_store, tmp_path):
-    studies = sorted((ROOT / "studies").glob("*.yaml"))
+def test_studies_with_no_runs_keep_the_page_short(catalogue_report, catalogue_unrun_page,
+                                                 tmp_path):  # fmt: skip
     folded, full = tmp_path / "folded.html", tmp_path / "full.html"
-    folded.write_text(render_html(report_for(studies, published_store)))
-    full.write_text(render_html(report_for(studies, published_store, show_unrun=True)))
+    folded.write_text(render_html(catalogue_report))
+    full.write_text(catalogue_unrun_page)
     short, tall = (_browse(page, 1400)["page_height"] for page in (folded, full))
     assert short < 0.6 * tall, (short, tall)
 
@@ -801,8 +801,48 @@ def published_store(tmp_path_factory):
     return store
 
 
-def test_the_scoreboard_comes_first_a_row_per_model_a_column_per_source(published_store):
-    report = report_for([DEGRADATION, CHECKPOINTS], published_store)
+# Reports over the published store, built once for the tests that only read them: a page
+# costs a second or more to build and draw (its figures), the whole catalogue's 3 to 4 s.
+STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def published_report(published_store):
+    """Degradation and checkpoints: what the published page shows."""
+    return report_for([DEGRADATION, CHECKPOINTS], published_store)
+
+
+@pytest.fixture(scope="module")
+def published_page(published_report) -> str:
+    return render_html(published_report)
+
+
+@pytest.fixture(scope="module")
+def degradation_report(published_store):
+    return report_for([DEGRADATION], published_store)
+
+
+@pytest.fixture(scope="module")
+def catalogue_report(published_store):
+    """Every study, those with nothing run folded."""
+    return report_for(STUDIES, published_store)
+
+
+@pytest.fixture(scope="module")
+def catalogue_unrun_report(published_store):
+    """Every study in full (--show-unrun)."""
+    return report_for(STUDIES, published_store, show_unrun=True)
+
+
+@pytest.fixture(scope="module")
+def catalogue_unrun_page(catalogue_unrun_report) -> str:
+    return render_html(catalogue_unrun_report)
+
+
+def test_the_scoreboard_comes_first_a_row_per_model_a_column_per_source(
+    published_report, published_page
+):
+    report = published_report
     board = report.scoreboard
     assert board.sources == ["Wen-Jie Tseng 2018", "Yoonjeong Park", "Yerlan Idelbayev 2018"]
     models = [r.model for r in board.rows]
@@ -825,7 +865,7 @@ def test_the_scoreboard_comes_first_a_row_per_model_a_column_per_source(publishe
     assert len(board.orderings) == 13
     chain = "ResNet-20 > ResNet-56 (bottleneck) > ResNet-110 (bottleneck)"
     assert board.orderings[0].chain == chain
-    html = render_html(report)
+    html = published_page
     first = html.index('id="scoreboard"')
     assert first < html.index('id="orderings-panel"') < html.index('id="claims"')
     rules, study = html.index('id="rules"'), html.index('id="study-degradation"')
@@ -833,9 +873,9 @@ def test_the_scoreboard_comes_first_a_row_per_model_a_column_per_source(publishe
     assert first < html.index(board.rows[0].cells[0][0].anchor)
 
 
-def test_studies_with_no_runs_fold_into_one_line_each(published_store, tmp_path):
-    studies = sorted((ROOT / "studies").glob("*.yaml"))
-    report = report_for(studies, published_store)
+def test_studies_with_no_runs_fold_into_one_line_each(published_store, catalogue_report, tmp_path):
+    studies = STUDIES
+    report = catalogue_report
     shown = [s.name for s in report.studies if not s.folded]
     assert shown == ["checkpoints", "degradation"]
     html = render_html(report)
@@ -854,14 +894,15 @@ def test_studies_with_no_runs_fold_into_one_line_each(published_store, tmp_path)
     assert 'id="study-he2015-table6"' in full and "nothing run yet" not in _text(full)
 
 
-def test_every_model_keeps_a_row_until_it_is_reproduced(published_store, tmp_path):
+def test_every_model_keeps_a_row_until_it_is_reproduced(published_store, catalogue_report,
+                                                        tmp_path):  # fmt: skip
     """The scoreboard holds the studies with runs; every other model a source makes a claim
     of has its line below it, linked to its folded study, and nothing that is not a
     publication (the smoke test's own claims) enters either or the headlines."""
-    studies = sorted((ROOT / "studies").glob("*.yaml"))
+    studies = STUDIES
     for results in (published_store, tmp_path / "empty"):
         results.mkdir(exist_ok=True)
-        report = report_for(studies, results)
+        report = catalogue_report if results == published_store else report_for(studies, results)
         board = report.scoreboard
         shown = {r.model for r in board.rows} | {m.model for m in board.waiting}
         expected = set()
@@ -935,10 +976,9 @@ def _empty_columns(html: str) -> list[tuple[str, list[str]]]:
 
 
 def test_tables_have_short_labels_no_empty_columns_and_paths_in_the_store(
-    published_store, verdict_store
+    published_store, published_page, verdict_store
 ):
-    report = report_for([DEGRADATION, CHECKPOINTS], published_store)
-    html = render_html(report)
+    html = published_page
     assert _empty_columns(html) == []
     study, path, results = verdict_store
     assert _empty_columns(render_html(build([(study, str(path))], scan(results),
@@ -982,9 +1022,9 @@ class _Captions(HTMLParser):
             self.captions[-1] += data
 
 
-def test_every_table_has_a_caption_that_says_what_it_shows(published_store, verdict_store):
+def test_every_table_has_a_caption_that_says_what_it_shows(published_page, verdict_store):
     study, path, results = verdict_store
-    pages = [render_html(report_for([DEGRADATION, CHECKPOINTS], published_store)),
+    pages = [published_page,
              render_html(build([(study, str(path))], scan(results), str(results)))]  # fmt: skip
     for html in pages:
         parser = _Captions()
@@ -1002,15 +1042,14 @@ def test_every_table_has_a_caption_that_says_what_it_shows(published_store, verd
         assert expected in text, text
 
 
-def test_source_documents_and_random_seeds_have_different_names(published_store):
+def test_source_documents_and_random_seeds_have_different_names(catalogue_unrun_page):
     # "seed 000" named a source document (seeds/000_*.txt) while "seeds" counted random seeds:
     # "the test errors of seeds 000 and 002" read as two random seeds. Documents are
     # "document 000"; random seeds are "random seeds" where a header or caption counts them.
     from harness.describe import catalogue_table
     from harness.queue import load_queue
 
-    studies = sorted((ROOT / "studies").glob("*.yaml"))
-    text = _text(render_html(report_for(studies, published_store, show_unrun=True)))
+    text = _text(catalogue_unrun_page)
     collision = re.compile(r"\b[Ss]eeds? \d{3}\b")
     assert not collision.findall(text)
     assert "documents 000 and 002" in text and "random seeds" in text
@@ -1085,10 +1124,12 @@ def test_a_verdict_reached_while_more_runs_are_under_way_says_so(tmp_path):
     assert f'title="{ordering.progress}">(runs under way)</span>' in panel
 
 
-def test_the_top_says_what_the_verdicts_stand_on_and_its_caveats(published_store, tmp_path):
+def test_the_top_says_what_the_verdicts_stand_on_and_its_caveats(
+    published_report, published_page, tmp_path
+):
     # Within seconds: how many runs and seeds, how many count, that all six are paused, the
     # device and that its timings are shared, and that the data is a copy; before the board.
-    report = report_for([DEGRADATION, CHECKPOINTS], published_store)
+    report = published_report
     lines = {e.what: e for e in report.evidence}
     assert list(lines) == ["Runs", "Devices", "Data", "Released weights"]
     # Park's ResNet-20, paused at 145, counts for the test error at epoch 90: the line said
@@ -1104,7 +1145,7 @@ def test_the_top_says_what_the_verdicts_stand_on_and_its_caveats(published_store
     assert "about ten points" in lines["Data"].caveat
     assert lines["Released weights"].text.startswith("4 evaluations of released checkpoints, "
                                                      "4 counted")  # fmt: skip
-    html = render_html(report)
+    html = published_page
     assert html.index('id="glance"') < html.index('id="evidence"') < html.index('id="scoreboard"')
     text = _text(html)
     assert ("Runs: 6 runs of 6 experiments (1 random seed each), 0 counted in full, 1 for the "
@@ -1167,18 +1208,18 @@ def test_the_run_table_names_each_run_once_by_its_directory(verdict_store, tmp_p
     assert unmatched.count("other/net/seed-0") == 1, unmatched
 
 
-def test_the_run_table_does_not_call_a_paused_run_finished(published_store):
+def test_the_run_table_does_not_call_a_paused_run_finished(degradation_report):
     # Every published run is paused; its summary's time is when its last session ended.
     parser = _Tables()
-    parser.feed(render_html(report_for([DEGRADATION], published_store)))
+    parser.feed(render_html(degradation_report))
     (runs,) = [t for t in parser.cleaned() if t[0][0] == "run"]
     assert "last session ended" in runs[0] and "finished" not in runs[0]
     assert {r[1] for r in runs[1:]} == {"paused"}
 
 
-def test_the_scoreboard_spells_out_its_short_metric_labels(published_store):
+def test_the_scoreboard_spells_out_its_short_metric_labels(published_page):
     # "test error @90" and "train loss" were explained only under each study's tables.
-    html = render_html(report_for([DEGRADATION, CHECKPOINTS], published_store))
+    html = published_page
     glance = _text(html[html.index('id="glance"') : html.index('id="claims"')])
     assert "test error @90: test error at epoch 90" in glance
     assert "train loss: training loss (final epoch)" in glance
@@ -1196,10 +1237,12 @@ def test_models_with_nothing_run_list_each_claim_once(tmp_path):
     assert "<strong>smoke: nothing run yet</strong>:" in html  # no headline, no stray space
 
 
-def test_claims_of_paused_runs_read_under_way_wherever_the_page_lists_outcomes(published_store):
+def test_claims_of_paused_runs_read_under_way_wherever_the_page_lists_outcomes(
+    published_report, published_page
+):
     # The six published runs, paused at 138 to 145 of 164 epochs: their claims read "not yet
     # run", as if nothing had started, with a progress line under them that said otherwise.
-    report = report_for([DEGRADATION, CHECKPOINTS], published_store)
+    report = published_report
     heads = {h.kind: h.text for h in report.headlines}
     assert heads["accuracy"] == ("accuracy 1/12 tested: 1 better than claimed on non-official "
                                  "data, 4 under way")  # fmt: skip
@@ -1215,7 +1258,7 @@ def test_claims_of_paused_runs_read_under_way_wherever_the_page_lists_outcomes(p
     orderings = report.scoreboard.orderings
     assert {o.verdict for o in orderings} == {V.NOT_RUN}
     assert {o.note for o in orderings} == {"", "plain-20 under way", "ResNet-20 under way"}
-    html = render_html(report)
+    html = published_page
     board = html[html.index('id="scoreboard"') : html.index("</aside>")]
     assert board.count('<a class="score t-under-way"') == 4
     assert board.count('<span class="verdict v-under-way">under way</span>') == 4
@@ -1248,10 +1291,10 @@ def test_the_orderings_panel_says_under_way_once(verdict_store):
     assert f'<span class="verdict v-under-way" title="{line.progress}">under way</span>' in panel
 
 
-def test_a_verdict_on_a_copy_is_marked_by_more_than_its_colour(published_store):
+def test_a_verdict_on_a_copy_is_marked_by_more_than_its_colour(published_page):
     # The released weights' "not reproduced on non-official data" had the same solid red edge
     # as a failed reproduction on the official data; a "not yet run" line said n=0.
-    html = render_html(report_for([DEGRADATION, CHECKPOINTS], published_store))
+    html = published_page
     board = html[html.index('id="scoreboard"') : html.index('id="orderings-panel"')]
     copies = re.findall(r'<a class="score t-not-reproduced copy"', board)
     assert len(copies) == 4  # the four released ResNets, evaluated on the JPEG copy
@@ -1262,8 +1305,8 @@ def test_a_verdict_on_a_copy_is_marked_by_more_than_its_colour(published_store):
     assert "n=0" not in board and board.count("n=1") == 5
 
 
-def test_figures_name_the_source_as_the_tables_cite_it(published_store):
-    report = report_for([DEGRADATION], published_store)
+def test_figures_name_the_source_as_the_tables_cite_it(degradation_report):
+    report = degradation_report
     titles = [f.title for f in report.studies[0].figures]
     assert "degradation, experiments following Wen-Jie Tseng 2018: plain versus residual" in titles
     assert not [t for t in titles if "tseng2018" in t or "he2015" in t]
@@ -1271,22 +1314,23 @@ def test_figures_name_the_source_as_the_tables_cite_it(published_store):
     assert "degradation, experiments following He et al. 2015" in drawn
 
 
-def test_the_data_banner_says_not_to_read_a_copy_against_the_sources(published_store):
+def test_the_data_banner_says_not_to_read_a_copy_against_the_sources(degradation_report):
     # It said accuracies on the copy "can differ"; the JPEG copy costs about ten points.
-    text = _text(render_html(report_for([DEGRADATION], published_store)))
+    text = _text(render_html(degradation_report))
     assert "Do not read their errors against the sources' figures: the offline JPEG copy" in text
     assert "can differ" not in text
     assert "where unfinished runs on it stand, are marked \u201con non-official data\u201d" in text
 
 
-def test_a_scoreboard_of_many_sources_takes_the_page_s_width(published_store):
+def test_a_scoreboard_of_many_sources_takes_the_page_s_width(
+    catalogue_unrun_report, catalogue_unrun_page, published_page
+):
     # Eight sources beside the orderings panel scrolled sideways at a laptop's width, with the
     # wide-net rows' claims out of sight and their visible cells empty.
-    studies = sorted((ROOT / "studies").glob("*.yaml"))
-    many = render_html(report_for(studies, published_store, show_unrun=True))
-    assert len(report_for(studies, published_store, show_unrun=True).scoreboard.sources) > 3
+    many = catalogue_unrun_page
+    assert len(catalogue_unrun_report.scoreboard.sources) > 3
     assert '<div class="glance wide">' in many and 'class="scoreboard wide"' in many
-    few = render_html(report_for([DEGRADATION, CHECKPOINTS], published_store))
+    few = published_page
     assert '<div class="glance">' in few and 'class="scoreboard"' in few
 
 
@@ -1375,12 +1419,12 @@ def test_a_paused_run_that_can_never_count_is_not_said_to_be_under_way(tmp_path)
     assert not paused.under_way and not paused.counted
 
 
-def test_a_run_that_counts_at_one_epoch_is_not_called_uncounted_anywhere(published_store):
+def test_a_run_that_counts_at_one_epoch_is_not_called_uncounted_anywhere(degradation_report):
     # Park's ResNet-20, paused at epoch 145 of 164, decides Park's test error after epoch 90
     # (n=1), yet that claim's own row said "1 run(s) not counted: paused", the run table
     # "counted: no", the study "0 counted run(s)", its curve "not counted: paused", and the
     # rules "unfinished runs are listed, never counted".
-    report = report_for([DEGRADATION], published_store)
+    report = degradation_report
     (study,) = report.studies
     (row,) = [c for c in study.values
               if c.experiment == "park-resnet20" and c.short_metric == "test error @90"]  # fmt: skip
@@ -1415,10 +1459,12 @@ def test_a_run_that_counts_at_one_epoch_is_not_called_uncounted_anywhere(publish
     assert "\u201ccounted only at epoch N\u201d is unfinished but has passed" in figure.caption
 
 
-def test_a_figure_of_runs_on_a_copy_says_so_beside_the_claims_it_draws(published_store, tmp_path):
+def test_a_figure_of_runs_on_a_copy_says_so_beside_the_claims_it_draws(
+    degradation_report, tmp_path
+):
     # The curves of runs on the JPEG copy were drawn beside the sources' claimed values with
     # nothing in the caption or the alt text about the data: a figure is often read alone.
-    report = report_for([DEGRADATION], published_store)
+    report = degradation_report
     figures = [f for f in report.studies[0].figures if "learning-rate" not in f.title]
     assert len(figures) == 6
     for f in figures:
@@ -1442,12 +1488,12 @@ def test_a_figure_of_runs_on_a_copy_says_so_beside_the_claims_it_draws(published
                                      if "not the official release" in f.caption + f.alt]  # fmt: skip
 
 
-def test_the_banner_says_on_what_the_copy_s_cost_was_measured(published_store, tmp_path):
+def test_the_banner_says_on_what_the_copy_s_cost_was_measured(published_page, tmp_path):
     # "The offline JPEG copy costs about ten points of test error (measured 10.35 points on
     # released checkpoints)" stood over six runs trained on the copy as well, whose ResNet-20
     # is 4 points off the sources' 8.51% (12.59%): the ten points are what the copy costs
     # weights trained on the official release, which is not what it costs these runs.
-    banner = _text(render_html(report_for([DEGRADATION, CHECKPOINTS], published_store)))
+    banner = _text(published_page)
     assert ("the offline JPEG copy costs released checkpoints, trained on the official release, "
             "about ten points of test error (10.35 points on average, see Provenance )") in banner  # fmt: skip
     assert "; what it costs a net trained on the copy as well is not measured here." in banner
@@ -1478,11 +1524,11 @@ def test_code_spans_are_code_on_the_page_not_backticks(published_store):
     assert str(_code_spans("one ` alone <i>")) == "one ` alone &lt;i&gt;"
 
 
-def test_each_scoreboard_cell_names_its_source_for_a_phone(published_store):
+def test_each_scoreboard_cell_names_its_source_for_a_phone(published_report, published_page):
     # On a phone the cells stack under their model: each says whose claims it holds, and an
     # empty one is left out instead of standing as a blank under the model's name.
-    report = report_for([DEGRADATION, CHECKPOINTS], published_store)
-    html = render_html(report)
+    report = published_report
+    html = published_page
     board = html[
         html.index('id="scoreboard"') : html.index("</table>", html.index('id="scoreboard"'))
     ]
@@ -1502,11 +1548,11 @@ def test_each_scoreboard_cell_names_its_source_for_a_phone(published_store):
     assert "table.scoreboard tr.sources, table.scoreboard td.no-claims { display: none; }" in css
 
 
-def test_a_tolerance_is_shown_to_the_digits_it_has(published_store):
+def test_a_tolerance_is_shown_to_the_digits_it_has(published_page):
     # Released weights' tolerance, 0.035 (the claim's rounding 0.005 plus 3 test images),
     # read "± 0.03" beside a reason that said 0.035, and the range "8.23 – 8.30%" around 8.27.
     parser = _Tables()
-    parser.feed(render_html(report_for([DEGRADATION, CHECKPOINTS], published_store)))
+    parser.feed(published_page)
     (weights,) = [t for t in parser.cleaned() if t[0][0] == "checkpoint" and "tolerance" in t[0]]
     header = weights[0]
     (row,) = [r for r in weights[1:] if r[0] == "akamaster-resnet20" and r[2] == "test error"]

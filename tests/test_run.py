@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, TINY_RECIPE, tiny_study
+from conftest import QUICK_RECIPE, ROOT, TINY_RECIPE, tiny_study
 
 from harness import store
 from harness.cli import main
@@ -135,6 +135,7 @@ def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path, cifar_root):
         "  - name: broken\n    model: resnet8\n    recipe:\n      extends: base\n"
         "      batch_size: 1000\n      last_batch: drop\n"
         "  - {name: fine, model: resnet8, recipe: base}\n",
+        recipe=QUICK_RECIPE,
     )
     results = tmp_path / "results"
     result = repro(*run_args(study, cifar_root, results))
@@ -148,7 +149,7 @@ def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path, cifar_root):
 
 def test_complete_runs_are_skipped_and_changed_ones_superseded(tmp_path, cifar_root):
     experiments = "  - {name: r8, model: resnet8, recipe: base}\n"
-    study = tiny_study(tmp_path / "s.yaml", experiments)
+    study = tiny_study(tmp_path / "s.yaml", experiments, QUICK_RECIPE)
     results = tmp_path / "results"
     assert repro(*run_args(study, cifar_root, results)).exit_code == 0
     summary_file = results / "tiny/r8/seed-0/summary.json"
@@ -161,7 +162,7 @@ def test_complete_runs_are_skipped_and_changed_ones_superseded(tmp_path, cifar_r
     assert "moved to" in forced.output and "[    done]" in forced.output
     assert len(list((results / "tiny/r8/.superseded").iterdir())) == 1
 
-    tiny_study(tmp_path / "s.yaml", experiments, TINY_RECIPE.replace("lr: 0.05", "lr: 0.02"))
+    tiny_study(tmp_path / "s.yaml", experiments, QUICK_RECIPE.replace("lr: 0.05", "lr: 0.02"))
     changed = repro(*run_args(study, cifar_root, results))
     assert "made with another config" in changed.output and "[    done]" in changed.output
     assert len(list((results / "tiny/r8/.superseded").iterdir())) == 2
@@ -216,7 +217,8 @@ def test_threshold_warmup_ends_during_training(tmp_path, cifar_root):
 
 
 def test_a_locked_run_is_left_to_its_holder(tmp_path, cifar_root):
-    study_path = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    study_path = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n",
+                            QUICK_RECIPE)  # fmt: skip
     study = load_study(study_path)
     results = tmp_path / "results"
     run_dir = plan(study)[0].directory(results)
@@ -344,7 +346,8 @@ def test_the_smoke_override_plans_every_experiment_of_a_real_study():
 
 
 def test_an_unreadable_checkpoint_is_kept_and_the_run_starts_over(tmp_path, cifar_root):
-    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n",
+                       QUICK_RECIPE)  # fmt: skip
     results = tmp_path / "results"
     assert repro(*run_args(study, cifar_root, results, "--epochs", "1")).exit_code == 0
     run = results / "tiny" / "r8" / "seed-0~epochs1"
@@ -394,7 +397,8 @@ def test_a_run_is_never_resumed_under_another_pipeline_or_precision(
 ):
     from harness import budget
 
-    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
+                       QUICK_RECIPE)  # fmt: skip
     results = tmp_path / "results"
     fits = iter([True, False])  # one epoch fits the budget, the second does not
     monkeypatch.setattr(budget.Deadline, "fits", lambda self, estimate: next(fits, False))
