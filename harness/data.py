@@ -146,7 +146,7 @@ def _download(root: Path) -> None:
 
 # The official release's batch files and their MD5s, as torchvision's CIFAR10 lists them
 # (tests/test_data.py checks that they agree). Written out here so that loading the data
-# does not import torchvision, which doubles the start-up of every process that trains.
+# does not import torchvision, which slows the start of every process that trains.
 OFFICIAL_MD5S = {
     "data_batch_1": "c99cafc152244af753f735de768cd75f",
     "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",

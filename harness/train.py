@@ -400,8 +400,9 @@ def make_loader(recipe: Recipe, seed: int, run_data: RunData, ex: Execution) -> 
         "seed": seed,
     }
     if ex.pipeline == "canonical":
-        # Imported here: torchvision, which only this pipeline uses, doubles the start-up of
-        # every process that trains (1.4 s of CPU on top of torch's 1.6 on the 2-core VM).
+        # Imported here: torchvision, which only this pipeline uses, added about 0.3 s of
+        # CPU to the start of every process that trains (a 3 s `repro run` of one tiny run
+        # on the 2-core VM, 2026-11-26).
         from harness.canonical import CanonicalLoader
 
         return CanonicalLoader(run_data.train_images, run_data.train_labels, device=ex.device,
