@@ -204,8 +204,8 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{path} is missing: the directory holds part of CIFAR-10 only. "
             "Delete it and let repro download the data again, or copy the complete set there."
         )
-    if not path.is_file():
-        raise DataError(f"{path} is not a file (a directory?), where CIFAR-10 keeps that "
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, where CIFAR-10 keeps that "
                         "batch. Put the batch file there, or give a complete copy with "
                         "--data-dir.")  # fmt: skip
     try:

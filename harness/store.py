@@ -480,6 +480,9 @@ def supersede_files(run_dir: Path, reason: str, keep: tuple[str, ...] = (LOCK,))
 
 
 def _superseded_target(run_dir: Path) -> Path:
+    folder = run_dir.parent / SUPERSEDED
+    if folder.exists() and not folder.is_dir():  # a stray file of that name: kept, not lost
+        set_aside(folder, IN_THE_WAY)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = run_dir.parent / SUPERSEDED / f"{run_dir.name}-{stamp}"
     n = 1

@@ -828,6 +828,18 @@ def test_two_files_kept_aside_in_one_second_keep_both(tmp_path):
     assert sorted(p.read_text() for p in kept) == ["0", "1", "2"]
 
 
+def test_a_file_named_like_the_superseded_folder_is_kept_aside_not_in_the_way(tmp_path):
+    """supersede (a changed config, --force, an import that advances a run) failed with
+    FileExistsError where a file took the folder's name."""
+    run = tmp_path / "tiny" / "a" / "seed-0"
+    store.write_text(run / "summary.json", "{}")
+    (run.parent / ".superseded").write_text("stray\n")
+    where = store.supersede(run, "redone")
+    assert where.parent == run.parent / ".superseded" and (where / "summary.json").exists()
+    (kept,) = run.parent.glob(".superseded.not-a-directory-*")
+    assert kept.read_text() == "stray\n"
+
+
 def test_what_an_abandoned_write_left_is_swept_when_the_run_is_next_locked(tmp_path):
     """A process abandoned mid-write (a third Ctrl-C, SIGKILL) leaves _atomic_write's
     temporary file, a checkpoint's up to megabytes, that nothing reads: the next holder of

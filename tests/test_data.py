@@ -104,7 +104,7 @@ def test_offline_without_data_says_where_it_looked_and_what_to_do(tmp_path, monk
             "labels outside 0..9",
         ),
         # A directory where a batch belongs gave an IsADirectoryError traceback.
-        (lambda p: (p.unlink(), p.mkdir()), "is not a file"),
+        (lambda p: (p.unlink(), p.mkdir()), "is a directory, where CIFAR-10 keeps that batch"),
     ],
     ids=["truncated", "missing", "wrong-shape", "bad-labels", "a-directory"],
 )

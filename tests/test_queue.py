@@ -126,6 +126,7 @@ def test_queue_problems_name_the_line_like_a_study_and_status_still_shows_the_st
 ):
     _queue(tmp_path, text)
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()  # a store, so that status has no note on it to give first
     out = repro("status", "s.yaml")
     assert out.exit_code == 2 and isinstance(out.exception, SystemExit)
     assert out.output.startswith("tiny: 2 runs: 2 pending"), out.output  # the study first
