@@ -225,8 +225,10 @@ def test_under_slurm_the_budget_counts_from_each_job_start(tmp_path, cifar_root)
     study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
                             recipe=recipe)  # fmt: skip
     results = tmp_path / "results"
+    # 20 s: the job's own start-up (torch, the data, the model) must leave it an epoch even on
+    # a loaded 2-core machine; at 8 s it once paused at epoch 0 while other tests ran beside it.
     options = RunOptions(results=results, data_dir=cifar_root, device="cpu", quiet=True,
-                         time_budget=8.0)  # fmt: skip
+                         time_budget=20.0)  # fmt: skip
     submission = submit(load_study(study_file), str(study_file), options,
                         SlurmSettings(time_min=10), lambda line: None, cluster="local")  # fmt: skip
     (job,) = submission.jobs
