@@ -201,7 +201,10 @@ def test_workers_share_one_deadline_and_pause(tmp_path, cifar_root):
         assert s["status"] == "paused" and 0 < s["epochs_done"] < 400, s["status"]
         env = json.loads((results / "tiny" / run / "seed-0" / "environment.json").read_text())
         assert env["device_shared_by"] == 2  # recorded as shared
-    assert "[   later] tiny/c/seed-0: not started" in out.output
+    # c waits for a worker: it is not started, or, when a worker paused early enough (its next
+    # epoch would not fit) with a little time left, started and paused by the same deadline.
+    if "[   later] tiny/c/seed-0: not started" not in out.output:
+        assert summary(results, "tiny/c/seed-0")["status"] == "paused", out.output
 
 
 def test_a_budget_that_cannot_be_read_is_a_clear_error(tmp_path, cifar_root):
