@@ -107,7 +107,8 @@ RULES = (
     "offline JPEG copy costs about 10 points of test error (the released ResNet-20 of a "
     f"common PyTorch reimplementation: {JPEG_COPY_COST[0]}% on the official data, "
     f"{JPEG_COPY_COST[1]}% on the copy), so '{NOT_REPRODUCED} {ON_NONOFFICIAL_DATA}' is what "
-    "a sound reproduction shows there; orderings between runs on one copy still compare.",
+    "a sound reproduction shows there. Orderings on a copy are marked the same way: their "
+    "runs saw the same images, but whether the copy keeps an ordering is not measured.",
     "The reproduced value follows the claim's own reporting rule over the first N counted "
     "seeds of the runs chosen as above: best "
     "of N (lowest error, highest accuracy), median of N, or mean of N (with its sample std). "
