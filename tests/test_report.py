@@ -432,6 +432,22 @@ def test_studies_with_no_runs_keep_the_page_short(catalogue_report, catalogue_un
     assert short < 0.6 * tall, (short, tall)
 
 
+def test_the_models_waiting_for_a_run_read_on_a_phone(catalogue_report, tmp_path):
+    """The folded catalogue's table of models with nothing run, at 390 pixels: side by side,
+    its names broke over four lines ("ResNet-56 (option B)") and a model's list of claims over
+    eleven; it stacks as cards, a model each, as the other tables do."""
+    page = tmp_path / "folded.html"
+    page.write_text(render_html(catalogue_report))
+    seen = _browse(page, 390)
+    assert seen["page_width"] <= 390 and seen["overflowing"] == []
+    assert seen["scrolling_tables"] == [], seen["scrolling_tables"]
+    stacked = seen["stacked_tables"]
+    assert any(t.startswith("Models whose claims wait") for t in stacked), stacked
+    assert seen["unlabelled_cells"] == [], seen["unlabelled_cells"]
+    # A list of five claims stacked, a line or so each, is the longest text left.
+    assert all(lines <= 5 for lines, _ in seen["long_cells"]), seen["long_cells"]
+
+
 SPEED_STUDY = """\
   - {name: moved, model: resnet20, recipe: base}
   - {name: shared, model: resnet20, recipe: base, seeds: 2}
