@@ -9,9 +9,10 @@ report test (at a desk's width and a phone's), and to make the README's screensh
 Besides errors, requests and images, it measures the layout at the given width: how wide the
 page is (wider than the window: something sticks out), which elements stick out (a table may
 scroll inside its own box, the page may not), which tables do scroll, which verdicts in the tables
-of claims lie off the window's right edge, which text in a table cell wraps over four lines,
-where the scoreboard and the orderings panel are, how large the type of each figure is drawn, and
-how tall the page is. The screenshot is taken first, as the page opens; the rest is measured with
+of claims lie off the window's right edge, which text in a table cell wraps over four lines, which
+tables stack as cards (their column headers hidden) and which of their cells do not say what they
+are, where the scoreboard and the orderings panel are, how large the type of each figure is drawn,
+and how tall the page is. The screenshot is taken first, as the page opens; the rest is measured with
 every section's <details> open (a note folded inside a cell stays folded: that is how the table
 reads).
 """
@@ -52,10 +53,31 @@ LONG_CELLS = """() => {
   return found;
 }"""
 
-# Boxes that scroll sideways because their table is wider than the page: [its first header].
+# Boxes that scroll sideways because their table is wider than the page: [its caption's start,
+# else its first header]. Every table has a caption; several tables' first header is the same
+# word ("experiment", "checkpoint").
 SCROLLING = """() => Array.from(document.querySelectorAll('.scroll'))
   .filter(box => box.checkVisibility() && box.scrollWidth > box.clientWidth + 1)
-  .map(box => (box.querySelector('th') || box).textContent.trim().slice(0, 40))"""
+  .map(box => (box.querySelector('caption') || box.querySelector('th') || box)
+                .textContent.trim().slice(0, 60))"""
+
+# Tables whose first row, their column headers, is hidden (stacked as cards): [caption's start].
+STACKED = """() => Array.from(document.querySelectorAll('table'))
+  .filter(table => table.checkVisibility() && !table.rows[0].checkVisibility())
+  .map(table => (table.caption || table).textContent.trim().slice(0, 60))"""
+
+# Cells of a table whose column headers are hidden (a phone's cards) that say nothing of what
+# they are: no label drawn before them (::before, from data-label or data-source), not the row's
+# first cell (its name), not a verdict (which names itself). [the row's name, the cell's text].
+# Stacked without its label, "1" or "yes" under a run's name reads as nothing.
+UNLABELLED = """() => Array.from(document.querySelectorAll('td'))
+  .filter(cell => cell.checkVisibility() && cell.textContent.trim())
+  .filter(cell => !cell.closest('table').rows[0].checkVisibility())
+  .filter(cell => cell !== cell.parentElement.cells[0] && !cell.querySelector('.verdict'))
+  .filter(cell => ['none', 'normal', ''].includes(getComputedStyle(cell, '::before').content))
+  .slice(0, 10)
+  .map(cell => [cell.parentElement.cells[0].textContent.trim().slice(0, 40),
+                cell.textContent.trim().slice(0, 40)])"""
 
 # Verdicts in the tables of claims that lie beyond the window's right edge (in a box that
 # scrolls sideways, or off the page): [the row's first cell, the verdict]. A phone showed the
@@ -150,6 +172,8 @@ def main() -> None:
         seen["overflowing"] = page.evaluate(OVERFLOWING)
         seen["long_cells"] = page.evaluate(LONG_CELLS)
         seen["scrolling_tables"] = page.evaluate(SCROLLING)
+        seen["stacked_tables"] = page.evaluate(STACKED)
+        seen["unlabelled_cells"] = page.evaluate(UNLABELLED)
         seen["verdict_cells"] = page.evaluate("document.querySelectorAll('td.verdict-cell').length")
         seen["verdicts_off_screen"] = page.evaluate(VERDICTS_OFF_SCREEN)
         seen["figures"] = page.evaluate(FIGURE_TYPE)

@@ -385,12 +385,18 @@ def test_the_page_reads_at_a_desk_and_on_a_phone(published_page, tmp_path, width
     _browse(out, width, whole, full_page=True)
     print(f"screenshots: {top} {whole}")
     assert top.stat().st_size > 10_000 and whole.stat().st_size > top.stat().st_size
-    # Nothing sticks out of the window: a wide table scrolls in its own box.
+    # Nothing sticks out of the window, and no table scrolls sideways in its own box either.
     assert seen["page_width"] <= width and seen["overflowing"] == []
+    assert seen["scrolling_tables"] == [], seen["scrolling_tables"]
+    # No text in a table wraps over four lines: on a phone, side by side, the experiments'
+    # and evaluations' columns were a word or two wide (a URL over 18 lines).
+    assert seen["long_cells"] == [], seen["long_cells"]
+    # A table stacked as cards labels each cell with its column's name (unless the cell is the
+    # row's name or a verdict): "1" or "yes" alone under a name says nothing.
+    assert seen["unlabelled_cells"] == [], seen["unlabelled_cells"]
     board, panel = seen["boxes"]["scoreboard"], seen["boxes"]["orderings"]
     if width >= 1000:
-        assert seen["long_cells"] == []  # no text in a table wraps over four lines
-        assert seen["scrolling_tables"] == []  # and every table fits the page
+        assert seen["stacked_tables"] == [], "at a desk every table keeps its column headers"
         assert board["top"] < 1000, "the scoreboard is on the first screen"
         assert panel["left"] >= board["right"] and abs(panel["top"] - board["top"]) < 60
     else:
@@ -398,13 +404,13 @@ def test_the_page_reads_at_a_desk_and_on_a_phone(published_page, tmp_path, width
         # and the scoreboard's cells stack, each under its source's name: side by side, the
         # phone showed one source's column, ResNet-32's row looking empty, with no sign that
         # the table scrolled to its released weights
-        assert board["right"] <= width and "model" not in seen["scrolling_tables"]
+        assert board["right"] <= width
         # The tables of claims stack as cards, each verdict on screen: side by side, the
         # verdict was the last of up to ten columns, off the screen behind a sideways scroll.
-        assert seen["verdict_cells"] >= 30 and seen["verdicts_off_screen"] == []
-        # So does the run table, a card a run: side by side, its nine columns scrolled and the
-        # device, data and time a run ended were off the screen.
-        assert "run" not in seen["scrolling_tables"], seen["scrolling_tables"]
+        # So do the run table (its device, data and time a run ended were off the screen),
+        # the experiments, checkpoints and evaluations, and the provenance's tables (data,
+        # what the copy costs, software, devices, harness versions), all of which scrolled.
+        assert seen["verdict_cells"] >= 30
     assert seen["verdicts_off_screen"] == []
     # Every figure's type, as drawn in the window, is at least the 9.3 CSS pixels (7 pt) of a
     # desk's legend: the desk's figures, shrunk to a phone's width, drew it under 4 pixels.
@@ -424,6 +430,22 @@ def test_studies_with_no_runs_keep_the_page_short(catalogue_report, catalogue_un
     full.write_text(catalogue_unrun_page)
     short, tall = (_browse(page, 1400)["page_height"] for page in (folded, full))
     assert short < 0.6 * tall, (short, tall)
+
+
+def test_the_models_waiting_for_a_run_read_on_a_phone(catalogue_report, tmp_path):
+    """The folded catalogue's table of models with nothing run, at 390 pixels: side by side,
+    its names broke over four lines ("ResNet-56 (option B)") and a model's list of claims over
+    eleven; it stacks as cards, a model each, as the other tables do."""
+    page = tmp_path / "folded.html"
+    page.write_text(render_html(catalogue_report))
+    seen = _browse(page, 390)
+    assert seen["page_width"] <= 390 and seen["overflowing"] == []
+    assert seen["scrolling_tables"] == [], seen["scrolling_tables"]
+    stacked = seen["stacked_tables"]
+    assert any(t.startswith("Models whose claims wait") for t in stacked), stacked
+    assert seen["unlabelled_cells"] == [], seen["unlabelled_cells"]
+    # A list of five claims stacked, a line or so each, is the longest text left.
+    assert all(lines <= 5 for lines, _ in seen["long_cells"]), seen["long_cells"]
 
 
 SPEED_STUDY = """\
@@ -473,7 +495,9 @@ def _share(run_dir, *, environment: int | None = None, processes: int | None = N
                                                      "gpu_processes_max": processes})  # fmt: skip
 
 
-def test_speed_claims_compare_solo_runs_and_the_run_table_shows_each_device(tmp_path):
+def _speed_report(tmp_path):
+    """A study of speed claims: a run moved from an H100 to a CPU, runs sharing their GPU and
+    solo ones."""
     path = tiny_study(tmp_path / "speeds.yaml", SPEED_STUDY, name="speeds")
     study = load_study(path)
     results = tmp_path / "results"
@@ -490,8 +514,11 @@ def test_speed_claims_compare_solo_runs_and_the_run_table_shows_each_device(tmp_
     fake_run(results, study, "solo", 0, device=H100, sec_per_epoch=2.1)
     # Three times slower with the GPU shared: were it compared, the median would be 5.55 s.
     _share(fake_run(results, study, "solo", 1, device=H100, sec_per_epoch=9.0), environment=3)
+    return build([(study, str(path))], scan(results), str(results))
 
-    report = build([(study, str(path))], scan(results), str(results))
+
+def test_speed_claims_compare_solo_runs_and_the_run_table_shows_each_device(tmp_path):
+    report = _speed_report(tmp_path)
     claims = claim_rows(report)
     shared, solo = claims[("speed", "shared")], claims[("speed", "solo")]
     assert shared.verdict == V.NOT_COMPARABLE and shared.reproduced_value is None
@@ -510,6 +537,18 @@ def test_speed_claims_compare_solo_runs_and_the_run_table_shows_each_device(tmp_
     assert table.row("speeds/shared/seed-0")[6] == f"{H100} fp32 GPU shared by 3 runs"
     assert table.row("speeds/shared/seed-1")[6] == f"{H100} fp32 GPU shared by 2 runs"
     assert table.row("speeds/solo/seed-1")[6].endswith("GPU shared by 3 runs")
+
+
+def test_the_speed_table_reads_on_a_phone(tmp_path):
+    """The speed table with its source's figures and verdicts (the published page has none):
+    at 390 pixels, side by side, it scrolled sideways; it stacks as cards, as the others do."""
+    out = tmp_path / "report.html"
+    out.write_text(render_html(_speed_report(tmp_path)))
+    seen = _browse(out, 390)
+    assert seen["page_width"] <= 390 and seen["overflowing"] == []
+    assert seen["scrolling_tables"] == [], seen["scrolling_tables"]
+    assert any(t.startswith("speeds, speed per experiment") for t in seen["stacked_tables"])
+    assert seen["unlabelled_cells"] == [] and seen["long_cells"] == [], seen
 
 
 GTX980, GTX1080 = "NVIDIA GeForce GTX 980", "NVIDIA GeForce GTX 1080"
