@@ -773,8 +773,11 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
         subset = not exp.recipe.on_all_data or summary.get("counts_as_reproduction") is False
         if r.status == store.DAMAGED:
             out.append(_Classified(r, False, f"damaged: {r.damage}", True))
-        elif r.status == "complete" and (nan := _nan_figures(summary)):
-            why = f"its summary holds NaN ({', '.join(nan)}): never counted; check the run"
+        elif broken := _impossible_figures(r):
+            # Whatever its status: a paused run past a claimed epoch counts there too, and a
+            # NaN reads as no worse than any claim (a -inf or a negative error as better).
+            why = (f"its record holds an impossible figure ({'; '.join(broken)}): never "
+                   "counted; check the run")  # fmt: skip
             out.append(_Classified(r, False, why, True))
         elif ended and subset:
             why = "the recipe trains on a subset (smoke study)"
@@ -788,10 +791,32 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
     return out
 
 
-def _nan_figures(summary: dict) -> list[str]:
-    """The summary's figures that are NaN: a complete run cannot have them honestly."""
-    keys = ("test_error", "best_test_error", "final_train_loss", "final_train_error")
-    return [k for k in keys if isinstance(summary.get(k), float) and math.isnan(summary[k])]
+# The figures verdicts read, and what a run can hold in each: training records a loss that
+# became NaN/inf as diverged, leaving that epoch's loss and test error empty (None), and an
+# error is a share of images. Anything else was written by something other than training.
+def _is_error(v: float) -> bool:
+    return 0.0 <= v <= 100.0
+
+
+_SUMMARY_FIGURES = {"test_error": _is_error, "best_test_error": _is_error,
+                    "final_test_error": _is_error, "final_train_error": _is_error,
+                    "final_train_loss": lambda v: v >= 0,
+                    "sec_per_epoch": lambda v: v > 0}  # fmt: skip
+
+
+def _impossible_figures(record: RunRecord) -> list[str]:
+    """The figures of a run's summary, and the test errors of its curve, that no run can hold
+    (NaN, infinite, an error outside 0..100%, a negative loss, no time), each named."""
+
+    def wrong(value, possible) -> bool:
+        return isinstance(value, int | float) and not (math.isfinite(value) and possible(value))
+
+    summary = record.summary or {}
+    found = [f"summary {k} = {summary[k]}" for k, possible in _SUMMARY_FIGURES.items()
+             if wrong(summary.get(k), possible)]  # fmt: skip
+    found += [f"epoch {h['epoch']} test_error = {h['test_error']}" for h in record.history
+              if wrong(h.get("test_error"), _is_error)]  # fmt: skip
+    return found
 
 
 def _metric(record: RunRecord, metric: str, epoch: int | None = None) -> float | None:

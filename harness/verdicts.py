@@ -77,7 +77,9 @@ RULES = (
     "--epochs, --subset). Failed, stale and override runs are listed, never counted; "
     "so are damaged ones, whose files cannot be read, hold the wrong types (a string for a "
     "number) or disagree (a summary that says complete "
-    "before the last epoch, curves missing or not the epochs the summary says). Unfinished "
+    "before the last epoch, curves missing or not the epochs the summary says), and runs whose "
+    "summary or curve holds a figure no run can (NaN or infinite, an error outside 0 to 100%, "
+    "a negative loss), whatever their status. Unfinished "
     "runs are listed and not counted, with one exception: a claim on the test error at one "
     "epoch counts a paused, running or interrupted run (of the current config on the full "
     "data with no overrides) that has recorded that epoch, since later epochs cannot change "
@@ -299,6 +301,10 @@ def judge_value(claim: Claim, repro: Reproduction | None, *, pending: int = 0) -
     if not math.isfinite(difference):
         if too_few:
             return Verdict(INCONCLUSIVE, too_few, difference)
+        if not worse:  # NaN, or infinitely better: only a diverged run's loss is infinite
+            return Verdict(INCONCLUSIVE, f"the {repro.rule_applied} is {repro.value}, which no "
+                           "run can give: a run's record is broken; check the runs",
+                           difference)  # fmt: skip
         return Verdict(NOT_REPRODUCED if worse else BETTER,
                        f"the {repro.rule_applied} is infinite: diverged runs count as "
                        f"{metric.diverged.means}", difference)  # fmt: skip

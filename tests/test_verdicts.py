@@ -628,3 +628,91 @@ def test_a_speed_claim_is_under_way_only_for_a_solo_run_on_its_hardware(
     env = json.loads((run / "environment.json").read_text())
     (run / "environment.json").write_text(json.dumps({**env, "device_shared_by": shared}))
     assert row(study, path, results, "a").verdict == expected
+
+
+# --------------------------------------------------------------------------- 11. broken figures
+# A figure no run can hold honestly (NaN, infinite, an error below 0% or above 100%) is damage,
+# whatever the run's status: it must never be read as a result, least of all a good one.
+
+
+def _edit(run_dir, **fields) -> None:
+    import json
+
+    path = run_dir / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
+def _edit_epoch(run_dir, epoch: int, **fields) -> None:
+    import json
+
+    path = run_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for r in rows:
+        if r["epoch"] == epoch:
+            r.update(fields)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+THREE = "  - {name: a, model: resnet20, recipe: base, seeds: 3}\n"
+AT_2 = ("  - {source: test, where: F4, experiment: a, metric: test_error_at_epoch, epoch: 2,"
+        " value: 11.67}\n")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["curve NaN, complete", "curve NaN, paused", "diverged best NaN", "summary -inf",
+     "summary below 0%", "summary inf loss"],
+)  # fmt: skip
+def test_a_figure_no_run_can_hold_never_counts(tmp_path, case):
+    """Each of these read as 'better than claimed' (a NaN compares as not worse, and so does
+    -inf or a negative error), or as an infinite loss 'not reproduced' of a complete run."""
+    metric = {"diverged best NaN": "best_test_error", "summary -inf": "test_error",
+              "summary below 0%": "test_error", "summary inf loss": "final_train_loss"}  # fmt: skip
+    claim = AT_2
+    if case in metric:
+        claim = AT_2.replace("test_error_at_epoch, epoch: 2", metric[case])
+    study, path, results = make_study(tmp_path, THREE, claim)
+    if case == "curve NaN, complete":
+        _edit_epoch(fake_run(results, study, "a", epochs=3), 2, test_error=math.nan)
+    elif case == "curve NaN, paused":
+        _edit_epoch(fake_run(results, study, "a", status="paused", epochs=4), 2,
+                    test_error=math.nan)  # fmt: skip
+    elif case == "diverged best NaN":
+        _edit(fake_run(results, study, "a", status="diverged"), best_test_error=math.nan)
+    elif case == "summary -inf":
+        _edit(fake_run(results, study, "a"), test_error=-math.inf)
+    elif case == "summary below 0%":
+        _edit(fake_run(results, study, "a"), test_error=-3.0)
+    else:
+        _edit(fake_run(results, study, "a"), final_train_loss=math.inf)
+    report = build([(study, str(path))], scan(results), str(results))
+    (r,) = report.studies[0].all_claims
+    assert (r.verdict, r.n) == (V.NOT_RUN, 0), r.reason
+    (run,) = report.studies[0].runs
+    assert not run.counted and not run.under_way and "impossible figure" in run.why_not
+
+
+def test_nan_among_three_seeds_neither_moves_a_median_nor_counts(tmp_path):
+    """statistics.median sorts NaN anywhere: two NaN seeds at epoch 2 made the median NaN
+    ('better than claimed'); the one good seed is what counts."""
+    claim = AT_2.replace("value: 11.67}", "value: 11.67, rule: median of 3}")
+    study, path, results = make_study(tmp_path, THREE, claim)
+    for seed in range(3):
+        run = fake_run(results, study, "a", seed, epochs=3, test_error=30.0)
+        if seed < 2:
+            _edit_epoch(run, 2, test_error=math.nan)
+    r = row(study, path, results, "a")
+    assert (r.verdict, r.n, r.reproduced_value) == (V.INCONCLUSIVE, 1, pytest.approx(35.0))
+    assert any("2 run(s) not counted: its record holds an impossible figure" in n
+               for n in r.notes), r.notes  # fmt: skip
+
+
+def test_a_statistic_that_is_not_a_number_is_never_better_than_claimed():
+    claim = Claim(source="test", where="T", experiment="a", metric="test_error", value=8.0)
+    for value in (math.nan, -math.inf):
+        repro = V.Reproduction(value, 1, value, value, None, "single")
+        assert V.judge_value(claim, repro).outcome == V.INCONCLUSIVE
+    # An infinite loss is what a diverged run counts as: worse than any claim, as before.
+    loss = Claim(source="test", where="T", experiment="a", metric="final_train_loss", value=0.1)
+    repro = V.Reproduction(math.inf, 1, math.inf, math.inf, None, "single")
+    assert V.judge_value(loss, repro).outcome == V.NOT_REPRODUCED
