@@ -716,3 +716,12 @@ def test_a_statistic_that_is_not_a_number_is_never_better_than_claimed():
     loss = Claim(source="test", where="T", experiment="a", metric="final_train_loss", value=0.1)
     repro = V.Reproduction(math.inf, 1, math.inf, math.inf, None, "single")
     assert V.judge_value(loss, repro).outcome == V.NOT_REPRODUCED
+
+
+def test_a_stated_spread_of_zero_is_refused_not_a_tolerance_of_zero(tmp_path):
+    """`std: 0` made the single run's s and the claim's s both 0: a tolerance of 0.00, and one
+    seed 0.05 off was 'better than claimed' on noise alone."""
+    claim = "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.0, std: 0}\n"
+    with pytest.raises(StudyError, match="leave `std` out") as info:
+        make_study(tmp_path, THREE, claim)
+    assert "claims[0].std" in str(info.value) or "std" in str(info.value)
