@@ -1346,7 +1346,9 @@ def _params_row(study, claim: Claim, anchor, source_label, kind: str = "params")
 
 def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
     counted = [c.record for c in by_exp.get(claim.experiment, []) if c.timed]
-    verdict, values, devices = _speed_verdict(claim, counted, by_exp.get(claim.experiment, []))
+    speed = _speed_verdict(claim, counted, by_exp.get(claim.experiment, []),
+                           study.pools_executions(claim))  # fmt: skip
+    verdict, values, devices = speed.verdict, speed.used, speed.devices
     measured = statistics.median(values) if values else None
     return ClaimRow(
         study=study.name, anchor=anchor, kind="speed", experiment=claim.experiment,
@@ -1358,27 +1360,56 @@ def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> Claim
         minimum=min(values) if values else None, maximum=max(values) if values else None,
         std=None, difference=verdict.difference, tolerance=verdict.tolerance,
         verdict=verdict.outcome, reason=verdict.reason, hardware=claim.hardware or "",
-        notes=[f"solo runs measured on {', '.join(devices)}"] if devices else [],
+        notes=([f"solo runs measured on {', '.join(devices)}"] if devices else [])
+        + _kept_apart(speed.pools, speed.chosen),
+        execution=_execution_text(speed.chosen, speed.pools.get(speed.chosen, [])),
+        data=speed.chosen.data if speed.chosen else "",
         short_metric=short_label("sec_per_epoch"),
     )  # fmt: skip
 
 
+@dataclass
+class _Speed:
+    """A speed claim's verdict, the seconds per epoch it took the median of, the devices of
+    the solo runs, and the pools of the solo runs on the claim's hardware (the chosen one's
+    runs are those judged)."""
+
+    verdict: verdicts.Verdict
+    used: list[float]
+    devices: list[str]
+    pools: dict[_Pool, list[_Classified]] = field(default_factory=dict)
+    chosen: _Pool | None = None
+
+
 def _speed_verdict(
-    claim: Claim, counted: list[RunRecord], exp_runs: list[_Classified]
-) -> tuple[verdicts.Verdict, list[float], list[str]]:
-    """A speed claim's verdict over the counted complete runs of its experiment, the seconds
-    it took the median of, and the devices of the solo runs. A source's timing is of a run
-    that had its device alone: only solo runs compare (harness.timings), so only a run under
-    way alone on the claim's hardware so far leaves the claim under way."""
+    claim: Claim, counted: list[RunRecord], exp_runs: list[_Classified], pooled: bool
+) -> _Speed:
+    """A speed claim's verdict over the counted complete runs of its experiment. A source's
+    timing is of a run that had its device alone: only solo runs compare (harness.timings), so
+    only a run under way alone on the claim's hardware so far leaves the claim under way. Of
+    the solo runs on the claim's hardware, those of one execution and data count, chosen as
+    for any claim (_rank): a median over bf16 and fp32 runs is neither's time, and runs on a
+    copy of the data give a verdict marked as such."""
     solo = [r for r in counted if not timings.not_solo(r)]
     pending = sum(c.under_way and not timings.not_solo(c.record)
                   and verdicts.same_hardware(timings.devices(c.record)[0], claim.hardware or "")
                   for c in exp_runs)  # fmt: skip
+    classified = {id(c.record): c for c in exp_runs}
+    pools: dict[_Pool, list[_Classified]] = defaultdict(list)
+    elsewhere = []  # on other hardware: judge_speed says how many it left out
+    for r in solo:
+        if verdicts.same_hardware(timings.devices(r)[0], claim.hardware or ""):
+            pools[_pool_of(r, pooled)].append(classified[id(r)])
+        else:
+            elsewhere.append(r)
+    chosen = max(pools, key=lambda k: _rank(k, len(pools[k]))) if pools else None
+    judged = [c.record for c in pools.get(chosen, [])] + elsewhere
     verdict, used = verdicts.judge_speed(
         claim,
-        [(timings.devices(r)[0], v) for r in solo if (v := r.value("sec_per_epoch")) is not None],
+        [(timings.devices(r)[0], v) for r in judged if (v := r.value("sec_per_epoch")) is not None],
         pending=pending,
     )
+    verdict = _on_data(verdict, chosen)
     if counted and not solo:
         why = "; ".join(sorted({timings.not_solo(r) for r in counted}))
         verdict = verdicts.Verdict(
@@ -1386,7 +1417,8 @@ def _speed_verdict(
             f"no counted run had its device alone ({why}); a solo run is needed to compare "
             "with the source's timing",
         )
-    return verdict, used, sorted({timings.devices(r)[0] for r in solo})
+    return _Speed(verdict, used, sorted({timings.devices(r)[0] for r in solo}), dict(pools),
+                  chosen)  # fmt: skip
 
 
 def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> ClaimRow:
@@ -1491,7 +1523,9 @@ def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
         envs = [r.environment or {} for r in counted]
         verdict = ""
         if claim:
-            verdict = _speed_verdict(claim, counted, by_exp.get(exp.name, []))[0].outcome
+            verdict = _speed_verdict(
+                claim, counted, by_exp.get(exp.name, []), study.pools_executions(claim)
+            ).verdict.outcome
         rows.append(
             SpeedRow(
                 experiment=exp.name,

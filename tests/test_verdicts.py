@@ -725,3 +725,48 @@ def test_a_stated_spread_of_zero_is_refused_not_a_tolerance_of_zero(tmp_path):
     with pytest.raises(StudyError, match="leave `std` out") as info:
         make_study(tmp_path, THREE, claim)
     assert "claims[0].std" in str(info.value) or "std" in str(info.value)
+
+
+# --------------------------------------------------------------------------- 12. speed pools
+
+FIVE_A = "  - {name: a, model: resnet20, recipe: base, seeds: 5}\n"
+SPEED_ON_H100 = ("  - {source: test, where: S, experiment: a, metric: sec_per_epoch, value: 10,"
+                 " hardware: NVIDIA H100}\n")  # fmt: skip
+
+
+def test_a_speed_claim_uses_runs_of_one_execution_as_every_claim_does(tmp_path):
+    """Solo runs on the claim's GPU in fp32 (8.5, 8.6, 10.5 s) and bf16 (11.5, 12 s): pooled,
+    the median 10.5 s was 'reproduced', a time neither precision took; the fp32 runs (the most)
+    are 0.86x the claim, and the bf16 ones are kept apart, as the rules say for any claim."""
+    study, path, results = make_study(tmp_path, FIVE_A, SPEED_ON_H100)
+    for seed, (seconds, precision) in enumerate(
+        [(8.5, "fp32"), (8.6, "fp32"), (10.5, "fp32"), (11.5, "bf16"), (12.0, "bf16")]
+    ):
+        fake_run(results, study, "a", seed, sec_per_epoch=seconds, precision=precision,
+                 device="NVIDIA H100")  # fmt: skip
+    r = row(study, path, results, "a")
+    assert (r.verdict, r.n, r.reproduced_value) == (V.BETTER, 3, 8.6), r.reason
+    assert r.execution == "fp32, fast pipeline" and r.data == "official release"
+    assert any("2 counted run(s) in bf16, fast pipeline" in n and "kept apart" in n
+               for n in r.notes), r.notes  # fmt: skip
+    (tmp_path / "pooled").mkdir()
+    pooled = make_study(tmp_path / "pooled", FIVE_A, SPEED_ON_H100.replace(
+        "hardware: NVIDIA H100}", "hardware: NVIDIA H100, pool_executions: true}"))  # fmt: skip
+    for seed, (seconds, precision) in enumerate(
+        [(8.5, "fp32"), (8.6, "fp32"), (10.5, "fp32"), (11.5, "bf16"), (12.0, "bf16")]
+    ):
+        fake_run(pooled[2], pooled[0], "a", seed, sec_per_epoch=seconds, precision=precision,
+                 device="NVIDIA H100")  # fmt: skip
+    assert row(*pooled, "a").verdict == V.REPRODUCED  # asked for: pooled, and the row says so
+
+
+def test_a_speed_claim_prefers_runs_on_the_official_data_and_marks_a_copy(tmp_path):
+    study, path, results = make_study(tmp_path, FIVE_A, SPEED_ON_H100)
+    fake_run(results, study, "a", 0, sec_per_epoch=10.0, official=False, device="NVIDIA H100")
+    r = row(study, path, results, "a")
+    assert r.verdict == f"{V.REPRODUCED} {V.ON_NONOFFICIAL_DATA}", r.verdict
+    assert r.data.startswith("not the official release")
+    fake_run(results, study, "a", 1, sec_per_epoch=14.0, device="NVIDIA H100")
+    fake_run(results, study, "a", 2, sec_per_epoch=10.1, official=False, device="NVIDIA H100")
+    r = row(study, path, results, "a")
+    assert (r.verdict, r.n, r.data) == (V.NOT_REPRODUCED, 1, "official release"), r.reason
