@@ -1002,15 +1002,22 @@ class _Pool:
     data: str  # "official release" | "not the official release (data <fingerprint>)"
     execution: str  # "bf16, fast pipeline" | POOLED
     device: str = ""  # seconds only: the one device they were measured on (harness.timings)
+    # The data's fingerprint: the official release is one set of arrays, so runs that say
+    # "official" but name two fingerprints did not train on the same data and never pool.
+    fingerprint: str = ""
 
     def describe(self) -> str:
-        return f"{self.execution}; {self.data}" + (f"; on {self.device}" if self.device else "")
+        data = self.data
+        if self.official and self.fingerprint:
+            data += f" (data {self.fingerprint[:12]})"
+        return f"{self.execution}; {data}" + (f"; on {self.device}" if self.device else "")
 
 
 def _pool_of(record: RunRecord, pooled: bool, by_device: bool = False) -> _Pool:
     official, text = _data_of(record.data)
     device = timings.devices(record)[0] if by_device else ""
-    return _Pool(official, text, POOLED if pooled else _execution_of(record), device)
+    fingerprint = record.data.get("dataset_fingerprint") or ""
+    return _Pool(official, text, POOLED if pooled else _execution_of(record), device, fingerprint)
 
 
 def _data_of(data: dict) -> tuple[bool, str]:
@@ -1069,7 +1076,8 @@ def _rank(pool: _Pool, runs: int) -> tuple:
     the most runs; on a tie fp32 (the sources' precision), then the canonical pipeline (the
     kind of code they ran); the rest makes the choice the same every time."""
     ex = pool.execution
-    return pool.official, runs, ex.startswith("fp32"), "canonical" in ex, pool.data, ex, pool.device
+    return (pool.official, runs, ex.startswith("fp32"), "canonical" in ex, pool.data, ex,
+            pool.device, pool.fingerprint)  # fmt: skip
 
 
 def _execution_text(pool: _Pool | None, runs: list[_Classified]) -> str:

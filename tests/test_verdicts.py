@@ -770,3 +770,17 @@ def test_a_speed_claim_prefers_runs_on_the_official_data_and_marks_a_copy(tmp_pa
     fake_run(results, study, "a", 2, sec_per_epoch=10.1, official=False, device="NVIDIA H100")
     r = row(study, path, results, "a")
     assert (r.verdict, r.n, r.data) == (V.NOT_REPRODUCED, 1, "official release"), r.reason
+
+
+def test_runs_that_say_official_data_but_differ_in_fingerprint_never_pool(tmp_path):
+    """The official release is one set of arrays, so one fingerprint: runs that both say
+    'official' but name two are not the same data, whatever the flag says. Pooled, the mean of
+    three was 'reproduced' over two data sets."""
+    claim = "  - {source: test, where: T, experiment: a, metric: test_error, value: 8.0, rule: mean of 3}\n"
+    study, path, results = make_study(tmp_path, THREE, claim)
+    for seed, (err, fingerprint) in enumerate([(8.0, "a"), (8.1, "b"), (7.9, "a")]):
+        fake_run(results, study, "a", seed, test_error=err, fingerprint=fingerprint * 64)
+    r = row(study, path, results, "a")
+    assert (r.verdict, r.n) == (V.INCONCLUSIVE, 2), r.reason
+    assert any("official release (data bbbbbbbbbbbb)" in n and "kept apart" in n
+               for n in r.notes), r.notes  # fmt: skip
