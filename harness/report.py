@@ -865,7 +865,7 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         for rs in by_study.values()
         for r in rs
     ]
-    nonofficial = [r for r in records if r.data.get("official") is False]
+    nonofficial = [r for r in records if _official(r) is False]
     copies = [e for e in evaluations if e.data.get("official") is False]
     return Report(
         generated=now_utc(),
@@ -1014,7 +1014,7 @@ class _Pool:
 
 
 def _pool_of(record: RunRecord, pooled: bool, by_device: bool = False) -> _Pool:
-    official, text = _data_of(record.data)
+    official, text = _run_data(record)
     device = timings.devices(record)[0] if by_device else ""
     fingerprint = record.data.get("dataset_fingerprint") or ""
     return _Pool(official, text, POOLED if pooled else _execution_of(record), device, fingerprint)
@@ -1026,6 +1026,32 @@ def _data_of(data: dict) -> tuple[bool, str]:
         return True, "official release"
     fingerprint = (data.get("dataset_fingerprint") or "")[:12] or "not recorded"
     return False, f"not the official release (data {fingerprint})"
+
+
+def _run_data(record: RunRecord) -> tuple[bool, str]:
+    """As _data_of, for a run: its summary records the latest session's data only, so a run
+    whose sessions say they trained on different data (a run paused on a copy and resumed on
+    the official release) is on mixed data, which is not the official release."""
+    fingerprints = {s.get("dataset_fingerprint") for s in _sessions(record)}
+    fingerprints |= {record.data.get("dataset_fingerprint")}
+    flags = {s.get("official") for s in _sessions(record)} | {record.data.get("official")}
+    recorded = sorted(f[:12] for f in fingerprints if f)
+    if len(recorded) > 1 or {True, False} <= flags:
+        return False, "mixed data: not the official release (data " + " + ".join(recorded) + ")"
+    return _data_of(record.data)
+
+
+def _official(record: RunRecord) -> bool | None:
+    """Whether a run trained on the official release, as its summary's data says (None: not
+    recorded), but False where its sessions trained on different data (_run_data)."""
+    flag = record.data.get("official")
+    return False if flag and not _run_data(record)[0] else flag
+
+
+def _sessions(record: RunRecord) -> list[dict]:
+    """The sessions that recorded their data (older runs' did not)."""
+    return [s for s in (record.summary or {}).get("sessions") or []
+            if s.get("dataset_fingerprint") or s.get("official") is not None]  # fmt: skip
 
 
 def _execution_of(record: RunRecord) -> str:
@@ -1290,7 +1316,7 @@ def _copies(runs: list[RunRecord]) -> str:
     """The end of a progress line's "(paused, 2 runs" that says where unfinished runs train
     on a copy of the data: a paused run's error on the JPEG copy is not the official data's,
     and is read against the source's figure before it counts."""
-    copies = sum(r.data.get("official") is False for r in runs)
+    copies = sum(_official(r) is False for r in runs)
     if not copies:
         return ")"
     if copies == len(runs):
@@ -1641,7 +1667,7 @@ def _run_view(c: _Classified, counted_at_epochs: tuple[int, ...] = ()) -> RunVie
         sec_per_epoch=s.get("sec_per_epoch"),
         device=_per_device(r.history) or env.get("device_name", "\u2013"),
         precision=_execution(env, s) if env else "\u2013",
-        official_data=r.data.get("official"),
+        official_data=_official(r),
         finished=s.get("finished", ""),
         path=_in_store(r.path),
         epochs_done=done if isinstance(done, int) else len(r.history),
@@ -1951,10 +1977,10 @@ def _data_note(records: list[RunRecord], *, claimed: bool) -> str:
     """The first words of a figure's caption where its runs trained on a copy of the data: a
     curve on the JPEG copy drawn beside a source's claimed value invites the comparison that
     the banner at the top warns against, and a figure is often read without the banner."""
-    copies = [r for r in records if r.data.get("official") is False]  # as the banner counts
+    copies = [r for r in records if _official(r) is False]  # as the banner counts
     if not copies:
         return ""
-    fingerprints = sorted({_data_of(r.data)[1].removeprefix("not the official release ")
+    fingerprints = sorted({_run_data(r)[1].removeprefix("not the official release ")
                            for r in copies})  # fmt: skip
     if len(copies) == len(records):
         which = {1: "The run drawn", 2: "Both runs drawn"}.get(

@@ -104,7 +104,9 @@ RULES = (
     f"compares runs of one execution; where none has runs of every experiment: {NOT_COMPARABLE}.",
     "Runs on a copy of CIFAR-10 that is not byte-identical to the official release never pool "
     "with runs on the official release, which a verdict prefers, nor do runs whose records name "
-    "different data fingerprints (the official release has one). A verdict from a copy says so "
+    "different data fingerprints (the official release has one); a run whose sessions trained "
+    "on different data (paused on a copy, resumed on the official release) is on mixed data, "
+    "which is not the official release. A verdict from a copy says so "
     f"in its name ('{NOT_REPRODUCED} {ON_NONOFFICIAL_DATA}'), in the summary's counts and in "
     "the exports, and its row names the data: it does not say whether the claim holds. The "
     "offline JPEG copy costs about 10 points of test error (the released ResNet-20 of a "

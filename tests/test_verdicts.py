@@ -784,3 +784,42 @@ def test_runs_that_say_official_data_but_differ_in_fingerprint_never_pool(tmp_pa
     assert (r.verdict, r.n) == (V.INCONCLUSIVE, 2), r.reason
     assert any("official release (data bbbbbbbbbbbb)" in n and "kept apart" in n
                for n in r.notes), r.notes  # fmt: skip
+
+
+def test_a_session_records_the_data_it_trained_on():
+    """A run paused on the JPEG copy and resumed where the official release is (a store
+    carried between machines by export and import) kept only its last session's data in its
+    summary: nothing said that most of its epochs saw the copy."""
+    from harness.train import session_record
+
+    data = {"official": False, "dataset_fingerprint": "c" * 64, "path": "/copy"}
+    record = session_record({"time": "t", "hostname": "h", "device_name": "d", "command": "c"},
+                            0, data)  # fmt: skip
+    assert (record["official"], record["dataset_fingerprint"]) == (False, "c" * 64)
+
+
+def test_a_run_resumed_on_other_data_is_judged_as_not_the_official_release(tmp_path):
+    import json
+
+    study, path, results = make_study(tmp_path, THREE, ON_A)
+    run = fake_run(results, study, "a", test_error=8.0)  # its summary: the official release
+    summary = json.loads((run / "summary.json").read_text())
+    (first,) = summary["sessions"]
+    summary["sessions"] = [{**first, "official": False, "dataset_fingerprint": "c" * 64},
+                           {**first, "from_epoch": 2, "official": True,
+                            "dataset_fingerprint": "f" * 64}]  # fmt: skip
+    (run / "summary.json").write_text(json.dumps(summary))
+    report = build([(study, str(path))], scan(results), str(results))
+    (r,) = report.studies[0].all_claims
+    assert r.verdict == f"{V.REPRODUCED} {V.ON_NONOFFICIAL_DATA}", r.verdict
+    assert r.data.startswith("mixed data") and "cccccccccccc" in r.data, r.data
+    (view,) = report.studies[0].runs
+    assert view.official_data is False
+    # Sessions that agree (or record no data, as before they did) change nothing.
+    summary["sessions"][0].update(official=True, dataset_fingerprint="f" * 64)
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert row(study, path, results, "a").verdict == V.REPRODUCED
+
+
+ON_A = "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.0}\n"
+
