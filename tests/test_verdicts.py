@@ -822,4 +822,3 @@ def test_a_run_resumed_on_other_data_is_judged_as_not_the_official_release(tmp_p
 
 
 ON_A = "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.0}\n"
-
