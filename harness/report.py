@@ -1742,8 +1742,9 @@ def _classify_evaluations(study: Study, evaluations: list[EvaluationRecord]) -> 
         error = e.record.get("test_error")
         if e.record.get("config_hash") != expected:
             out.append(_Judged(e, False, "stale: the study's declaration of it changed since"))
-        elif not isinstance(error, int | float) or not math.isfinite(error):
-            out.append(_Judged(e, False, "its record has no test error"))
+        elif not isinstance(error, int | float) or not (math.isfinite(error)
+                                                        and _is_error(error)):  # fmt: skip
+            out.append(_Judged(e, False, "its record has no test error in 0..100%"))
         else:
             out.append(_Judged(e, True, ""))
     return out

@@ -822,3 +822,22 @@ def test_a_run_resumed_on_other_data_is_judged_as_not_the_official_release(tmp_p
 
 
 ON_A = "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.0}\n"
+
+
+@pytest.mark.parametrize("error", [-2.0, 180.0])
+def test_an_evaluation_with_an_impossible_test_error_never_counts(tmp_path, error):
+    """A released checkpoint's test error below 0% read as 'better than claimed'."""
+    from fake_runs import fake_evaluation
+
+    from harness.results import scan_evaluations
+
+    checkpoints = ROOT / "studies" / "checkpoints.yaml"
+    study = load_study(checkpoints)
+    results = tmp_path / "results"
+    fake_evaluation(results, study, "akamaster-resnet20", test_error=error)
+    report = build([(study, str(checkpoints))], scan(results), str(results),
+                   scan_evaluations(results))  # fmt: skip
+    (r,) = [c for c in report.studies[0].checkpoint_claims
+            if c.experiment == "akamaster-resnet20" and c.metric == "test error"]  # fmt: skip
+    assert r.verdict == V.NOT_RUN, r.reason
+    assert any("not counted: its record has no test error in 0..100%" in n for n in r.notes)
