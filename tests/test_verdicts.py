@@ -841,3 +841,18 @@ def test_an_evaluation_with_an_impossible_test_error_never_counts(tmp_path, erro
             if c.experiment == "akamaster-resnet20" and c.metric == "test error"]  # fmt: skip
     assert r.verdict == V.NOT_RUN, r.reason
     assert any("not counted: its record has no test error in 0..100%" in n for n in r.notes)
+
+
+@pytest.mark.parametrize("data", [None, {"path": "/data"}, {"official": None}])
+def test_a_run_that_does_not_say_it_trained_on_the_official_release_is_never_judged_so(
+    tmp_path, data
+):
+    """Already so before the audit, and tested nowhere: no data record, or one without its
+    `official` flag, is not the official release: its verdict is marked."""
+    claim = ON_A.replace("value: 8.0}", "value: 8.0, rule: median of 3}")
+    study, path, results = make_study(tmp_path, THREE, claim)
+    for seed in range(3):
+        _edit(fake_run(results, study, "a", seed, test_error=8.0), data=data)
+    r = row(study, path, results, "a")
+    assert (r.verdict, r.n) == (f"{V.REPRODUCED} {V.ON_NONOFFICIAL_DATA}", 3), r.verdict
+    assert r.data == "not the official release (data not recorded)", r.data
