@@ -773,8 +773,11 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
         subset = not exp.recipe.on_all_data or summary.get("counts_as_reproduction") is False
         if r.status == store.DAMAGED:
             out.append(_Classified(r, False, f"damaged: {r.damage}", True))
-        elif r.status == "complete" and (nan := _nan_figures(summary)):
-            why = f"its summary holds NaN ({', '.join(nan)}): never counted; check the run"
+        elif broken := _impossible_figures(r):
+            # Whatever its status: a paused run past a claimed epoch counts there too, and a
+            # NaN reads as no worse than any claim (a -inf or a negative error as better).
+            why = (f"its record holds an impossible figure ({'; '.join(broken)}): never "
+                   "counted; check the run")  # fmt: skip
             out.append(_Classified(r, False, why, True))
         elif ended and subset:
             why = "the recipe trains on a subset (smoke study)"
@@ -788,10 +791,32 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
     return out
 
 
-def _nan_figures(summary: dict) -> list[str]:
-    """The summary's figures that are NaN: a complete run cannot have them honestly."""
-    keys = ("test_error", "best_test_error", "final_train_loss", "final_train_error")
-    return [k for k in keys if isinstance(summary.get(k), float) and math.isnan(summary[k])]
+# The figures verdicts read, and what a run can hold in each: training records a loss that
+# became NaN/inf as diverged, leaving that epoch's loss and test error empty (None), and an
+# error is a share of images. Anything else was written by something other than training.
+def _is_error(v: float) -> bool:
+    return 0.0 <= v <= 100.0
+
+
+_SUMMARY_FIGURES = {"test_error": _is_error, "best_test_error": _is_error,
+                    "final_test_error": _is_error, "final_train_error": _is_error,
+                    "final_train_loss": lambda v: v >= 0,
+                    "sec_per_epoch": lambda v: v > 0}  # fmt: skip
+
+
+def _impossible_figures(record: RunRecord) -> list[str]:
+    """The figures of a run's summary, and the test errors of its curve, that no run can hold
+    (NaN, infinite, an error outside 0..100%, a negative loss, no time), each named."""
+
+    def wrong(value, possible) -> bool:
+        return isinstance(value, int | float) and not (math.isfinite(value) and possible(value))
+
+    summary = record.summary or {}
+    found = [f"summary {k} = {summary[k]}" for k, possible in _SUMMARY_FIGURES.items()
+             if wrong(summary.get(k), possible)]  # fmt: skip
+    found += [f"epoch {h['epoch']} test_error = {h['test_error']}" for h in record.history
+              if wrong(h.get("test_error"), _is_error)]  # fmt: skip
+    return found
 
 
 def _metric(record: RunRecord, metric: str, epoch: int | None = None) -> float | None:
@@ -840,7 +865,7 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         for rs in by_study.values()
         for r in rs
     ]
-    nonofficial = [r for r in records if r.data.get("official") is False]
+    nonofficial = [r for r in records if _official(r) is False]
     copies = [e for e in evaluations if e.data.get("official") is False]
     return Report(
         generated=now_utc(),
@@ -977,15 +1002,22 @@ class _Pool:
     data: str  # "official release" | "not the official release (data <fingerprint>)"
     execution: str  # "bf16, fast pipeline" | POOLED
     device: str = ""  # seconds only: the one device they were measured on (harness.timings)
+    # The data's fingerprint: the official release is one set of arrays, so runs that say
+    # "official" but name two fingerprints did not train on the same data and never pool.
+    fingerprint: str = ""
 
     def describe(self) -> str:
-        return f"{self.execution}; {self.data}" + (f"; on {self.device}" if self.device else "")
+        data = self.data
+        if self.official and self.fingerprint:
+            data += f" (data {self.fingerprint[:12]})"
+        return f"{self.execution}; {data}" + (f"; on {self.device}" if self.device else "")
 
 
 def _pool_of(record: RunRecord, pooled: bool, by_device: bool = False) -> _Pool:
-    official, text = _data_of(record.data)
+    official, text = _run_data(record)
     device = timings.devices(record)[0] if by_device else ""
-    return _Pool(official, text, POOLED if pooled else _execution_of(record), device)
+    fingerprint = record.data.get("dataset_fingerprint") or ""
+    return _Pool(official, text, POOLED if pooled else _execution_of(record), device, fingerprint)
 
 
 def _data_of(data: dict) -> tuple[bool, str]:
@@ -994,6 +1026,32 @@ def _data_of(data: dict) -> tuple[bool, str]:
         return True, "official release"
     fingerprint = (data.get("dataset_fingerprint") or "")[:12] or "not recorded"
     return False, f"not the official release (data {fingerprint})"
+
+
+def _run_data(record: RunRecord) -> tuple[bool, str]:
+    """As _data_of, for a run: its summary records the latest session's data only, so a run
+    whose sessions say they trained on different data (a run paused on a copy and resumed on
+    the official release) is on mixed data, which is not the official release."""
+    fingerprints = {s.get("dataset_fingerprint") for s in _sessions(record)}
+    fingerprints |= {record.data.get("dataset_fingerprint")}
+    flags = {s.get("official") for s in _sessions(record)} | {record.data.get("official")}
+    recorded = sorted(f[:12] for f in fingerprints if f)
+    if len(recorded) > 1 or {True, False} <= flags:
+        return False, "mixed data: not the official release (data " + " + ".join(recorded) + ")"
+    return _data_of(record.data)
+
+
+def _official(record: RunRecord) -> bool | None:
+    """Whether a run trained on the official release, as its summary's data says (None: not
+    recorded), but False where its sessions trained on different data (_run_data)."""
+    flag = record.data.get("official")
+    return False if flag and not _run_data(record)[0] else flag
+
+
+def _sessions(record: RunRecord) -> list[dict]:
+    """The sessions that recorded their data (older runs' did not)."""
+    return [s for s in (record.summary or {}).get("sessions") or []
+            if s.get("dataset_fingerprint") or s.get("official") is not None]  # fmt: skip
 
 
 def _execution_of(record: RunRecord) -> str:
@@ -1044,7 +1102,8 @@ def _rank(pool: _Pool, runs: int) -> tuple:
     the most runs; on a tie fp32 (the sources' precision), then the canonical pipeline (the
     kind of code they ran); the rest makes the choice the same every time."""
     ex = pool.execution
-    return pool.official, runs, ex.startswith("fp32"), "canonical" in ex, pool.data, ex, pool.device
+    return (pool.official, runs, ex.startswith("fp32"), "canonical" in ex, pool.data, ex,
+            pool.device, pool.fingerprint)  # fmt: skip
 
 
 def _execution_text(pool: _Pool | None, runs: list[_Classified]) -> str:
@@ -1257,7 +1316,7 @@ def _copies(runs: list[RunRecord]) -> str:
     """The end of a progress line's "(paused, 2 runs" that says where unfinished runs train
     on a copy of the data: a paused run's error on the JPEG copy is not the official data's,
     and is read against the source's figure before it counts."""
-    copies = sum(r.data.get("official") is False for r in runs)
+    copies = sum(_official(r) is False for r in runs)
     if not copies:
         return ")"
     if copies == len(runs):
@@ -1321,7 +1380,9 @@ def _params_row(study, claim: Claim, anchor, source_label, kind: str = "params")
 
 def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
     counted = [c.record for c in by_exp.get(claim.experiment, []) if c.timed]
-    verdict, values, devices = _speed_verdict(claim, counted, by_exp.get(claim.experiment, []))
+    speed = _speed_verdict(claim, counted, by_exp.get(claim.experiment, []),
+                           study.pools_executions(claim))  # fmt: skip
+    verdict, values, devices = speed.verdict, speed.used, speed.devices
     measured = statistics.median(values) if values else None
     return ClaimRow(
         study=study.name, anchor=anchor, kind="speed", experiment=claim.experiment,
@@ -1333,27 +1394,56 @@ def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> Claim
         minimum=min(values) if values else None, maximum=max(values) if values else None,
         std=None, difference=verdict.difference, tolerance=verdict.tolerance,
         verdict=verdict.outcome, reason=verdict.reason, hardware=claim.hardware or "",
-        notes=[f"solo runs measured on {', '.join(devices)}"] if devices else [],
+        notes=([f"solo runs measured on {', '.join(devices)}"] if devices else [])
+        + _kept_apart(speed.pools, speed.chosen),
+        execution=_execution_text(speed.chosen, speed.pools.get(speed.chosen, [])),
+        data=speed.chosen.data if speed.chosen else "",
         short_metric=short_label("sec_per_epoch"),
     )  # fmt: skip
 
 
+@dataclass
+class _Speed:
+    """A speed claim's verdict, the seconds per epoch it took the median of, the devices of
+    the solo runs, and the pools of the solo runs on the claim's hardware (the chosen one's
+    runs are those judged)."""
+
+    verdict: verdicts.Verdict
+    used: list[float]
+    devices: list[str]
+    pools: dict[_Pool, list[_Classified]] = field(default_factory=dict)
+    chosen: _Pool | None = None
+
+
 def _speed_verdict(
-    claim: Claim, counted: list[RunRecord], exp_runs: list[_Classified]
-) -> tuple[verdicts.Verdict, list[float], list[str]]:
-    """A speed claim's verdict over the counted complete runs of its experiment, the seconds
-    it took the median of, and the devices of the solo runs. A source's timing is of a run
-    that had its device alone: only solo runs compare (harness.timings), so only a run under
-    way alone on the claim's hardware so far leaves the claim under way."""
+    claim: Claim, counted: list[RunRecord], exp_runs: list[_Classified], pooled: bool
+) -> _Speed:
+    """A speed claim's verdict over the counted complete runs of its experiment. A source's
+    timing is of a run that had its device alone: only solo runs compare (harness.timings), so
+    only a run under way alone on the claim's hardware so far leaves the claim under way. Of
+    the solo runs on the claim's hardware, those of one execution and data count, chosen as
+    for any claim (_rank): a median over bf16 and fp32 runs is neither's time, and runs on a
+    copy of the data give a verdict marked as such."""
     solo = [r for r in counted if not timings.not_solo(r)]
     pending = sum(c.under_way and not timings.not_solo(c.record)
                   and verdicts.same_hardware(timings.devices(c.record)[0], claim.hardware or "")
                   for c in exp_runs)  # fmt: skip
+    classified = {id(c.record): c for c in exp_runs}
+    pools: dict[_Pool, list[_Classified]] = defaultdict(list)
+    elsewhere = []  # on other hardware: judge_speed says how many it left out
+    for r in solo:
+        if verdicts.same_hardware(timings.devices(r)[0], claim.hardware or ""):
+            pools[_pool_of(r, pooled)].append(classified[id(r)])
+        else:
+            elsewhere.append(r)
+    chosen = max(pools, key=lambda k: _rank(k, len(pools[k]))) if pools else None
+    judged = [c.record for c in pools.get(chosen, [])] + elsewhere
     verdict, used = verdicts.judge_speed(
         claim,
-        [(timings.devices(r)[0], v) for r in solo if (v := r.value("sec_per_epoch")) is not None],
+        [(timings.devices(r)[0], v) for r in judged if (v := r.value("sec_per_epoch")) is not None],
         pending=pending,
     )
+    verdict = _on_data(verdict, chosen)
     if counted and not solo:
         why = "; ".join(sorted({timings.not_solo(r) for r in counted}))
         verdict = verdicts.Verdict(
@@ -1361,7 +1451,8 @@ def _speed_verdict(
             f"no counted run had its device alone ({why}); a solo run is needed to compare "
             "with the source's timing",
         )
-    return verdict, used, sorted({timings.devices(r)[0] for r in solo})
+    return _Speed(verdict, used, sorted({timings.devices(r)[0] for r in solo}), dict(pools),
+                  chosen)  # fmt: skip
 
 
 def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> ClaimRow:
@@ -1466,7 +1557,9 @@ def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
         envs = [r.environment or {} for r in counted]
         verdict = ""
         if claim:
-            verdict = _speed_verdict(claim, counted, by_exp.get(exp.name, []))[0].outcome
+            verdict = _speed_verdict(
+                claim, counted, by_exp.get(exp.name, []), study.pools_executions(claim)
+            ).verdict.outcome
         rows.append(
             SpeedRow(
                 experiment=exp.name,
@@ -1574,7 +1667,7 @@ def _run_view(c: _Classified, counted_at_epochs: tuple[int, ...] = ()) -> RunVie
         sec_per_epoch=s.get("sec_per_epoch"),
         device=_per_device(r.history) or env.get("device_name", "\u2013"),
         precision=_execution(env, s) if env else "\u2013",
-        official_data=r.data.get("official"),
+        official_data=_official(r),
         finished=s.get("finished", ""),
         path=_in_store(r.path),
         epochs_done=done if isinstance(done, int) else len(r.history),
@@ -1649,8 +1742,9 @@ def _classify_evaluations(study: Study, evaluations: list[EvaluationRecord]) -> 
         error = e.record.get("test_error")
         if e.record.get("config_hash") != expected:
             out.append(_Judged(e, False, "stale: the study's declaration of it changed since"))
-        elif not isinstance(error, int | float) or not math.isfinite(error):
-            out.append(_Judged(e, False, "its record has no test error"))
+        elif not isinstance(error, int | float) or not (math.isfinite(error)
+                                                        and _is_error(error)):  # fmt: skip
+            out.append(_Judged(e, False, "its record has no test error in 0..100%"))
         else:
             out.append(_Judged(e, True, ""))
     return out
@@ -1884,10 +1978,10 @@ def _data_note(records: list[RunRecord], *, claimed: bool) -> str:
     """The first words of a figure's caption where its runs trained on a copy of the data: a
     curve on the JPEG copy drawn beside a source's claimed value invites the comparison that
     the banner at the top warns against, and a figure is often read without the banner."""
-    copies = [r for r in records if r.data.get("official") is False]  # as the banner counts
+    copies = [r for r in records if _official(r) is False]  # as the banner counts
     if not copies:
         return ""
-    fingerprints = sorted({_data_of(r.data)[1].removeprefix("not the official release ")
+    fingerprints = sorted({_run_data(r)[1].removeprefix("not the official release ")
                            for r in copies})  # fmt: skip
     if len(copies) == len(records):
         which = {1: "The run drawn", 2: "Both runs drawn"}.get(

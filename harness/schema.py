@@ -486,6 +486,19 @@ class Claim(Strict):
             data.setdefault("resolution", scale / 10**decimals)
         return data
 
+    @field_validator("std")
+    @classmethod
+    def _a_spread(cls, std: float | None) -> float | None:
+        # Seeds never agree exactly: a source's "± 0" is a spread rounded away, and as the
+        # spread a verdict's tolerance is built from it would be a tolerance of zero.
+        if std == 0:
+            raise ValueError(
+                "a stated spread of 0 would make a tolerance of zero, so that any difference "
+                "decided the verdict: leave `std` out (the metric's assumed seed noise is used) "
+                "or give the spread the source states"
+            )
+        return std
+
     @model_validator(mode="after")
     def _metric_needs(self) -> Claim:
         if (self.experiment is None) == (self.checkpoint is None):

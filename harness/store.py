@@ -145,7 +145,7 @@ DATA_FIELDS = {"official": FLAG, "dataset_fingerprint": TEXT, "path": TEXT,
                "validation_images": INT}  # fmt: skip
 SESSION_FIELDS = {"time": TEXT, "hostname": TEXT, "device_name": TEXT, "command": TEXT,
                   "pipeline": TEXT, "precision": TEXT, "compile": FLAG,
-                  "from_epoch": INT}  # fmt: skip
+                  "from_epoch": INT, "official": FLAG, "dataset_fingerprint": TEXT}  # fmt: skip
 TELEMETRY_FIELDS = {"gpu_seconds": NUMBER, "energy_j": NUMBER, "gpu_processes_max": NUMBER,
                     "gpu_util_mean": NUMBER, "power_w_mean": NUMBER,
                     "torch_peak_memory_mib": NUMBER}  # fmt: skip

@@ -630,7 +630,8 @@ def take_up(run_dir: Path, recipe: Recipe, checkpoint: dict | None, state: RunSt
         state.wall_before = checkpoint["wall_seconds"]
         state.sessions = checkpoint["sessions"]
     state.history = history
-    state.sessions = [*(state.sessions or []), session_record(env, start_epoch)]
+    state.sessions = [*(state.sessions or []),
+                      session_record(env, start_epoch, state.data_record)]  # fmt: skip
     lr_at = LearningRate(recipe, length, warmup_state)
     state.warmup_ended_at = lr_at.state.ended_at
     # The history may be a step ahead of metrics.jsonl if a kill came between the two writes.
@@ -711,7 +712,11 @@ def keep_metrics_the_history_lacks(run_dir: Path, history: list[dict]) -> None:
               f"kept as {kept.name}")  # fmt: skip
 
 
-def session_record(env: dict, start_epoch: int) -> dict:
+def session_record(env: dict, start_epoch: int, data: dict | None = None) -> dict:
+    """One session of a run, for its summary's story. ``data``: the run's data record, of
+    which the session keeps what says which data it was (the summary keeps only the latest
+    session's, and a run carried between machines may resume on another copy)."""
+    data = data or {}
     return {
         "time": env["time"],
         "hostname": env["hostname"],
@@ -725,6 +730,8 @@ def session_record(env: dict, start_epoch: int) -> dict:
         "fused": env.get("fused"),
         "device_shared_by": env.get("device_shared_by"),
         "from_epoch": start_epoch,
+        "official": data.get("official"),
+        "dataset_fingerprint": data.get("dataset_fingerprint"),
     }
 
 

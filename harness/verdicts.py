@@ -77,7 +77,9 @@ RULES = (
     "--epochs, --subset). Failed, stale and override runs are listed, never counted; "
     "so are damaged ones, whose files cannot be read, hold the wrong types (a string for a "
     "number) or disagree (a summary that says complete "
-    "before the last epoch, curves missing or not the epochs the summary says). Unfinished "
+    "before the last epoch, curves missing or not the epochs the summary says), and runs whose "
+    "summary or curve holds a figure no run can (NaN or infinite, an error outside 0 to 100%, "
+    "a negative loss), whatever their status. Unfinished "
     "runs are listed and not counted, with one exception: a claim on the test error at one "
     "epoch counts a paused, running or interrupted run (of the current config on the full "
     "data with no overrides) that has recorded that epoch, since later epochs cannot change "
@@ -101,7 +103,10 @@ RULES = (
     "or a claim that says `pool_executions: true` pools them, and the row says so. An ordering "
     f"compares runs of one execution; where none has runs of every experiment: {NOT_COMPARABLE}.",
     "Runs on a copy of CIFAR-10 that is not byte-identical to the official release never pool "
-    "with runs on the official release, which a verdict prefers. A verdict from a copy says so "
+    "with runs on the official release, which a verdict prefers, nor do runs whose records name "
+    "different data fingerprints (the official release has one); a run whose sessions trained "
+    "on different data (paused on a copy, resumed on the official release) is on mixed data, "
+    "which is not the official release. A verdict from a copy says so "
     f"in its name ('{NOT_REPRODUCED} {ON_NONOFFICIAL_DATA}'), in the summary's counts and in "
     "the exports, and its row names the data: it does not say whether the claim holds. The "
     "offline JPEG copy costs about 10 points of test error (the released ResNet-20 of a "
@@ -154,7 +159,9 @@ RULES = (
     f"({NOT_REPRODUCED} either way). A speed is the median seconds per epoch of complete solo "
     "runs (a source times a run that had its GPU alone: a run fused into a group, sharing its "
     "GPU or moved between devices is left out) on the claim's hardware only: runs on other "
-    f"hardware are left out, and with none on it the claim is {NOT_COMPARABLE}; it must "
+    f"hardware are left out, and with none on it the claim is {NOT_COMPARABLE}; of those, the "
+    "runs of one execution and data are chosen as for any claim (a median over bf16 and fp32 "
+    "runs is neither's time; one on a copy is marked as such); it must "
     "agree within 10%. The same hardware: "
     "the GPU's name equals one comma-separated part of the claim's hardware once vendor words "
     f"({', '.join(sorted(VENDOR_WORDS))}), case and punctuation are dropped, so 'NVIDIA "
@@ -299,6 +306,10 @@ def judge_value(claim: Claim, repro: Reproduction | None, *, pending: int = 0) -
     if not math.isfinite(difference):
         if too_few:
             return Verdict(INCONCLUSIVE, too_few, difference)
+        if not worse:  # NaN, or infinitely better: only a diverged run's loss is infinite
+            return Verdict(INCONCLUSIVE, f"the {repro.rule_applied} is {repro.value}, which no "
+                           "run can give: a run's record is broken; check the runs",
+                           difference)  # fmt: skip
         return Verdict(NOT_REPRODUCED if worse else BETTER,
                        f"the {repro.rule_applied} is infinite: diverged runs count as "
                        f"{metric.diverged.means}", difference)  # fmt: skip

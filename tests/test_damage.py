@@ -660,7 +660,7 @@ def test_nan_in_a_summary_never_counts_and_is_flagged(finished_store, tmp_path):
     assert out.exit_code == 0, out.output
     repro("report", "--study", str(study), "--results", str(results),
           "--out", str(tmp_path / "r.html"))  # fmt: skip
-    assert "summary holds NaN (test_error)" in (tmp_path / "r.html").read_text()
+    assert "impossible figure (summary test_error = nan)" in (tmp_path / "r.html").read_text()
 
 
 def test_provenance_with_only_unfinished_runs_says_when_they_ran(tmp_path):

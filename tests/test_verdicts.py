@@ -628,3 +628,231 @@ def test_a_speed_claim_is_under_way_only_for_a_solo_run_on_its_hardware(
     env = json.loads((run / "environment.json").read_text())
     (run / "environment.json").write_text(json.dumps({**env, "device_shared_by": shared}))
     assert row(study, path, results, "a").verdict == expected
+
+
+# --------------------------------------------------------------------------- 11. broken figures
+# A figure no run can hold honestly (NaN, infinite, an error below 0% or above 100%) is damage,
+# whatever the run's status: it must never be read as a result, least of all a good one.
+
+
+def _edit(run_dir, **fields) -> None:
+    import json
+
+    path = run_dir / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
+def _edit_epoch(run_dir, epoch: int, **fields) -> None:
+    import json
+
+    path = run_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for r in rows:
+        if r["epoch"] == epoch:
+            r.update(fields)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+THREE = "  - {name: a, model: resnet20, recipe: base, seeds: 3}\n"
+AT_2 = ("  - {source: test, where: F4, experiment: a, metric: test_error_at_epoch, epoch: 2,"
+        " value: 11.67}\n")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["curve NaN, complete", "curve NaN, paused", "diverged best NaN", "summary -inf",
+     "summary below 0%", "summary inf loss"],
+)  # fmt: skip
+def test_a_figure_no_run_can_hold_never_counts(tmp_path, case):
+    """Each of these read as 'better than claimed' (a NaN compares as not worse, and so does
+    -inf or a negative error), or as an infinite loss 'not reproduced' of a complete run."""
+    metric = {"diverged best NaN": "best_test_error", "summary -inf": "test_error",
+              "summary below 0%": "test_error", "summary inf loss": "final_train_loss"}  # fmt: skip
+    claim = AT_2
+    if case in metric:
+        claim = AT_2.replace("test_error_at_epoch, epoch: 2", metric[case])
+    study, path, results = make_study(tmp_path, THREE, claim)
+    if case == "curve NaN, complete":
+        _edit_epoch(fake_run(results, study, "a", epochs=3), 2, test_error=math.nan)
+    elif case == "curve NaN, paused":
+        _edit_epoch(fake_run(results, study, "a", status="paused", epochs=4), 2,
+                    test_error=math.nan)  # fmt: skip
+    elif case == "diverged best NaN":
+        _edit(fake_run(results, study, "a", status="diverged"), best_test_error=math.nan)
+    elif case == "summary -inf":
+        _edit(fake_run(results, study, "a"), test_error=-math.inf)
+    elif case == "summary below 0%":
+        _edit(fake_run(results, study, "a"), test_error=-3.0)
+    else:
+        _edit(fake_run(results, study, "a"), final_train_loss=math.inf)
+    report = build([(study, str(path))], scan(results), str(results))
+    (r,) = report.studies[0].all_claims
+    assert (r.verdict, r.n) == (V.NOT_RUN, 0), r.reason
+    (run,) = report.studies[0].runs
+    assert not run.counted and not run.under_way and "impossible figure" in run.why_not
+
+
+def test_nan_among_three_seeds_neither_moves_a_median_nor_counts(tmp_path):
+    """statistics.median sorts NaN anywhere: two NaN seeds at epoch 2 made the median NaN
+    ('better than claimed'); the one good seed is what counts."""
+    claim = AT_2.replace("value: 11.67}", "value: 11.67, rule: median of 3}")
+    study, path, results = make_study(tmp_path, THREE, claim)
+    for seed in range(3):
+        run = fake_run(results, study, "a", seed, epochs=3, test_error=30.0)
+        if seed < 2:
+            _edit_epoch(run, 2, test_error=math.nan)
+    r = row(study, path, results, "a")
+    assert (r.verdict, r.n, r.reproduced_value) == (V.INCONCLUSIVE, 1, pytest.approx(35.0))
+    assert any("2 run(s) not counted: its record holds an impossible figure" in n
+               for n in r.notes), r.notes  # fmt: skip
+
+
+def test_a_statistic_that_is_not_a_number_is_never_better_than_claimed():
+    claim = Claim(source="test", where="T", experiment="a", metric="test_error", value=8.0)
+    for value in (math.nan, -math.inf):
+        repro = V.Reproduction(value, 1, value, value, None, "single")
+        assert V.judge_value(claim, repro).outcome == V.INCONCLUSIVE
+    # An infinite loss is what a diverged run counts as: worse than any claim, as before.
+    loss = Claim(source="test", where="T", experiment="a", metric="final_train_loss", value=0.1)
+    repro = V.Reproduction(math.inf, 1, math.inf, math.inf, None, "single")
+    assert V.judge_value(loss, repro).outcome == V.NOT_REPRODUCED
+
+
+def test_a_stated_spread_of_zero_is_refused_not_a_tolerance_of_zero(tmp_path):
+    """`std: 0` made the single run's s and the claim's s both 0: a tolerance of 0.00, and one
+    seed 0.05 off was 'better than claimed' on noise alone."""
+    claim = "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.0, std: 0}\n"
+    with pytest.raises(StudyError, match="leave `std` out") as info:
+        make_study(tmp_path, THREE, claim)
+    assert "claims[0].std" in str(info.value) or "std" in str(info.value)
+
+
+# --------------------------------------------------------------------------- 12. speed pools
+
+FIVE_A = "  - {name: a, model: resnet20, recipe: base, seeds: 5}\n"
+SPEED_ON_H100 = ("  - {source: test, where: S, experiment: a, metric: sec_per_epoch, value: 10,"
+                 " hardware: NVIDIA H100}\n")  # fmt: skip
+
+
+def test_a_speed_claim_uses_runs_of_one_execution_as_every_claim_does(tmp_path):
+    """Solo runs on the claim's GPU in fp32 (8.5, 8.6, 10.5 s) and bf16 (11.5, 12 s): pooled,
+    the median 10.5 s was 'reproduced', a time neither precision took; the fp32 runs (the most)
+    are 0.86x the claim, and the bf16 ones are kept apart, as the rules say for any claim."""
+    study, path, results = make_study(tmp_path, FIVE_A, SPEED_ON_H100)
+    for seed, (seconds, precision) in enumerate(
+        [(8.5, "fp32"), (8.6, "fp32"), (10.5, "fp32"), (11.5, "bf16"), (12.0, "bf16")]
+    ):
+        fake_run(results, study, "a", seed, sec_per_epoch=seconds, precision=precision,
+                 device="NVIDIA H100")  # fmt: skip
+    r = row(study, path, results, "a")
+    assert (r.verdict, r.n, r.reproduced_value) == (V.BETTER, 3, 8.6), r.reason
+    assert r.execution == "fp32, fast pipeline" and r.data == "official release"
+    assert any("2 counted run(s) in bf16, fast pipeline" in n and "kept apart" in n
+               for n in r.notes), r.notes  # fmt: skip
+    (tmp_path / "pooled").mkdir()
+    pooled = make_study(tmp_path / "pooled", FIVE_A, SPEED_ON_H100.replace(
+        "hardware: NVIDIA H100}", "hardware: NVIDIA H100, pool_executions: true}"))  # fmt: skip
+    for seed, (seconds, precision) in enumerate(
+        [(8.5, "fp32"), (8.6, "fp32"), (10.5, "fp32"), (11.5, "bf16"), (12.0, "bf16")]
+    ):
+        fake_run(pooled[2], pooled[0], "a", seed, sec_per_epoch=seconds, precision=precision,
+                 device="NVIDIA H100")  # fmt: skip
+    assert row(*pooled, "a").verdict == V.REPRODUCED  # asked for: pooled, and the row says so
+
+
+def test_a_speed_claim_prefers_runs_on_the_official_data_and_marks_a_copy(tmp_path):
+    study, path, results = make_study(tmp_path, FIVE_A, SPEED_ON_H100)
+    fake_run(results, study, "a", 0, sec_per_epoch=10.0, official=False, device="NVIDIA H100")
+    r = row(study, path, results, "a")
+    assert r.verdict == f"{V.REPRODUCED} {V.ON_NONOFFICIAL_DATA}", r.verdict
+    assert r.data.startswith("not the official release")
+    fake_run(results, study, "a", 1, sec_per_epoch=14.0, device="NVIDIA H100")
+    fake_run(results, study, "a", 2, sec_per_epoch=10.1, official=False, device="NVIDIA H100")
+    r = row(study, path, results, "a")
+    assert (r.verdict, r.n, r.data) == (V.NOT_REPRODUCED, 1, "official release"), r.reason
+
+
+def test_runs_that_say_official_data_but_differ_in_fingerprint_never_pool(tmp_path):
+    """The official release is one set of arrays, so one fingerprint: runs that both say
+    'official' but name two are not the same data, whatever the flag says. Pooled, the mean of
+    three was 'reproduced' over two data sets."""
+    claim = "  - {source: test, where: T, experiment: a, metric: test_error, value: 8.0, rule: mean of 3}\n"
+    study, path, results = make_study(tmp_path, THREE, claim)
+    for seed, (err, fingerprint) in enumerate([(8.0, "a"), (8.1, "b"), (7.9, "a")]):
+        fake_run(results, study, "a", seed, test_error=err, fingerprint=fingerprint * 64)
+    r = row(study, path, results, "a")
+    assert (r.verdict, r.n) == (V.INCONCLUSIVE, 2), r.reason
+    assert any("official release (data bbbbbbbbbbbb)" in n and "kept apart" in n
+               for n in r.notes), r.notes  # fmt: skip
+
+
+def test_a_session_records_the_data_it_trained_on():
+    """A run paused on the JPEG copy and resumed where the official release is (a store
+    carried between machines by export and import) kept only its last session's data in its
+    summary: nothing said that most of its epochs saw the copy."""
+    from harness.train import session_record
+
+    data = {"official": False, "dataset_fingerprint": "c" * 64, "path": "/copy"}
+    record = session_record({"time": "t", "hostname": "h", "device_name": "d", "command": "c"},
+                            0, data)  # fmt: skip
+    assert (record["official"], record["dataset_fingerprint"]) == (False, "c" * 64)
+
+
+def test_a_run_resumed_on_other_data_is_judged_as_not_the_official_release(tmp_path):
+    import json
+
+    study, path, results = make_study(tmp_path, THREE, ON_A)
+    run = fake_run(results, study, "a", test_error=8.0)  # its summary: the official release
+    summary = json.loads((run / "summary.json").read_text())
+    (first,) = summary["sessions"]
+    summary["sessions"] = [{**first, "official": False, "dataset_fingerprint": "c" * 64},
+                           {**first, "from_epoch": 2, "official": True,
+                            "dataset_fingerprint": "f" * 64}]  # fmt: skip
+    (run / "summary.json").write_text(json.dumps(summary))
+    report = build([(study, str(path))], scan(results), str(results))
+    (r,) = report.studies[0].all_claims
+    assert r.verdict == f"{V.REPRODUCED} {V.ON_NONOFFICIAL_DATA}", r.verdict
+    assert r.data.startswith("mixed data") and "cccccccccccc" in r.data, r.data
+    (view,) = report.studies[0].runs
+    assert view.official_data is False
+    # Sessions that agree (or record no data, as before they did) change nothing.
+    summary["sessions"][0].update(official=True, dataset_fingerprint="f" * 64)
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert row(study, path, results, "a").verdict == V.REPRODUCED
+
+
+ON_A = "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.0}\n"
+
+
+@pytest.mark.parametrize("error", [-2.0, 180.0])
+def test_an_evaluation_with_an_impossible_test_error_never_counts(tmp_path, error):
+    """A released checkpoint's test error below 0% read as 'better than claimed'."""
+    from fake_runs import fake_evaluation
+
+    from harness.results import scan_evaluations
+
+    checkpoints = ROOT / "studies" / "checkpoints.yaml"
+    study = load_study(checkpoints)
+    results = tmp_path / "results"
+    fake_evaluation(results, study, "akamaster-resnet20", test_error=error)
+    report = build([(study, str(checkpoints))], scan(results), str(results),
+                   scan_evaluations(results))  # fmt: skip
+    (r,) = [c for c in report.studies[0].checkpoint_claims
+            if c.experiment == "akamaster-resnet20" and c.metric == "test error"]  # fmt: skip
+    assert r.verdict == V.NOT_RUN, r.reason
+    assert any("not counted: its record has no test error in 0..100%" in n for n in r.notes)
+
+
+@pytest.mark.parametrize("data", [None, {"path": "/data"}, {"official": None}])
+def test_a_run_that_does_not_say_it_trained_on_the_official_release_is_never_judged_so(
+    tmp_path, data
+):
+    """Already so before the audit, and tested nowhere: no data record, or one without its
+    `official` flag, is not the official release: its verdict is marked."""
+    claim = ON_A.replace("value: 8.0}", "value: 8.0, rule: median of 3}")
+    study, path, results = make_study(tmp_path, THREE, claim)
+    for seed in range(3):
+        _edit(fake_run(results, study, "a", seed, test_error=8.0), data=data)
+    r = row(study, path, results, "a")
+    assert (r.verdict, r.n) == (f"{V.REPRODUCED} {V.ON_NONOFFICIAL_DATA}", 3), r.verdict
+    assert r.data == "not the official release (data not recorded)", r.data
