@@ -73,7 +73,7 @@ from harness.twins import SHARED_WITH
 
 Echo = Callable[[str], None]
 NOT_STARTED_EXIT = 75  # a worker whose time budget was spent before its run could start
-REFUSED_EXIT = 76  # a worker that would have resumed its run under another execution
+REFUSED_EXIT = 76  # a worker that would have resumed its run under another execution or data
 BUSY_EXIT = 77  # a worker that found its run being trained by another process: not a failure
 
 
@@ -421,8 +421,8 @@ def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome
     if returncode == BUSY_EXIT:  # another process has it: never mark it failed under them
         return Outcome(p, "busy", "being trained by another process")
     if returncode == REFUSED_EXIT:  # the run was left as it was: not a failure of the run
-        return Outcome(p, REFUSED, f"resuming it under another precision or pipeline was "
-                                   f"refused; what to do: {log}")  # fmt: skip
+        return Outcome(p, REFUSED, "resuming it under another precision or pipeline, or on "
+                                   f"other data, was refused; what to do: {log}")  # fmt: skip
     try:
         summary = store.read_summary(run_dir) or {}
     except store.DamagedFile:

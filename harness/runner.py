@@ -89,7 +89,7 @@ class Outcome:
 
 
 NOT_STARTED = "not started: the time budget is spent; the same command later trains it"
-REFUSED = "refused"  # resuming would mix precisions or pipelines in one run
+REFUSED = "refused"  # resuming would mix precisions, pipelines or data sets in one run
 ADOPTED = "adopted"  # a complete twin in another study did its training (harness.twins)
 
 
@@ -233,7 +233,7 @@ def _train_fused(group: list[RunPlan], data: Cifar10, ex: Execution, o: RunOptio
     members: list[RunPlan] = []
     with contextlib.ExitStack() as locks:
         for p in group:
-            refused = _claim(p, p.directory(o.results), ex, locks)
+            refused = _claim(p, p.directory(o.results), ex, data, locks)
             if refused is None:
                 members.append(p)
             else:
@@ -546,7 +546,7 @@ def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOp
     _check_subset(p, data)
     progress = SilentProgress() if o.quiet else BarProgress()
     with contextlib.ExitStack() as lock:
-        if (refused := _claim(p, run_dir, ex, lock)) is not None:
+        if (refused := _claim(p, run_dir, ex, data, lock)) is not None:
             return refused
         try:
             summary = train(p, data, run_dir, ex, progress, deadline)
@@ -557,9 +557,10 @@ def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOp
     return summary_outcome(p, summary)
 
 
-def _claim(p: RunPlan, run_dir: Path, ex: Execution, locks: contextlib.ExitStack) -> Outcome | None:
-    """Take the run's lock into ``locks`` for training under ``ex``; or, when it may not
-    train now, the outcome that says why."""
+def _claim(p: RunPlan, run_dir: Path, ex: Execution, data: Cifar10,
+           locks: contextlib.ExitStack) -> Outcome | None:  # fmt: skip
+    """Take the run's lock into ``locks`` for training under ``ex`` on ``data``; or, when it
+    may not train now, the outcome that says why."""
     try:
         locks.enter_context(store.run_lock(run_dir))
     except store.LockHeld as held:
@@ -567,7 +568,7 @@ def _claim(p: RunPlan, run_dir: Path, ex: Execution, locks: contextlib.ExitStack
     # Another process may have finished it between our look and the lock.
     if store.summary_status(run_dir) in store.FINAL:
         return Outcome(p, "skipped", "finished by another process meanwhile")
-    if (conflict := execution_conflict(run_dir, ex)) is not None:
+    if (conflict := execution_conflict(run_dir, ex) or data_conflict(run_dir, data)) is not None:
         return Outcome(p, REFUSED, conflict)
     return None
 
@@ -611,6 +612,42 @@ def execution_conflict(run_dir: Path, ex: Execution) -> str | None:
         f"{ex.label} with --force (the old run is moved to .superseded/), or train the "
         "other execution into another store with --results DIR"
     )
+
+
+def data_conflict(run_dir: Path, data: Cifar10) -> str | None:
+    """Why resuming the run in ``run_dir`` on ``data`` is refused, or None when it may go on.
+
+    A run's epochs are one training on one data set: resumed on another copy (the JPEG copy
+    here, the official release there, after `repro export` and `repro import`), its curves and
+    final error would belong to neither, and no verdict could use it. A run resumes only on
+    the data it began on; one whose data was not recorded (or with nothing to resume) goes on.
+    """
+    if not (run_dir / store.CHECKPOINT).exists():
+        return None
+    began = first_data(run_dir)
+    if began is None or began == data.fingerprint:
+        return None
+    which = "the official release" if data.official else "not the official release"
+    return (
+        f"its epochs so far trained on data {began[:12]}; this command's data is "
+        f"{data.fingerprint[:12]} ({which}), and resuming on it would mix two data sets in one "
+        "run. Finish it on the data it began on (--data-dir or REPRO_DATA_DIR naming that "
+        "copy), redo it on this data with --force (the old run is moved to .superseded/), or "
+        "train on this data into another store with --results DIR"
+    )
+
+
+def first_data(run_dir: Path) -> str | None:
+    """The fingerprint of the data the run's first session trained on, as recorded: its
+    session's own (recorded since 2026-11-26), else the summary's, which is the latest
+    session's, and the first one's where a run never changed its data."""
+    try:
+        summary = store.read_summary(run_dir) or {}
+    except store.DamagedFile:
+        return None
+    recorded = [s["dataset_fingerprint"] for s in summary.get("sessions") or []
+                if s.get("dataset_fingerprint")]  # fmt: skip
+    return recorded[0] if recorded else (summary.get("data") or {}).get("dataset_fingerprint")
 
 
 def first_execution(run_dir: Path) -> tuple[str, str] | None:

@@ -421,6 +421,47 @@ def test_a_run_is_never_resumed_under_another_pipeline_or_precision(
     assert {s["pipeline"] for s in done["sessions"]} == {"fast"}
 
 
+def test_a_run_is_never_resumed_on_other_data(tmp_path, cifar_root, monkeypatch):
+    """A run paused on one copy of the data and asked to go on with another (a store carried
+    to a machine with the official release, or another copy) is refused and left as it is:
+    its curves would belong to neither data set."""
+    from cifar_fixture import write_cifar
+
+    from harness import budget
+    from harness.data import load_cached, locate
+
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
+                       QUICK_RECIPE)  # fmt: skip
+    results = tmp_path / "results"
+    fits = iter([True, False])  # one epoch fits the budget, the second does not
+    monkeypatch.setattr(budget.Deadline, "fits", lambda self, estimate: next(fits, False))
+    paused = repro(*run_args(study, cifar_root, results, "--time-budget", "10m"))
+    assert "[  paused]" in paused.output, paused.output
+    monkeypatch.undo()
+    began = load_cached(locate(cifar_root)).fingerprint
+    assert summary(results, "tiny/a/seed-0")["sessions"][0]["dataset_fingerprint"] == began
+
+    other_root = write_cifar(tmp_path / "other", noise=True)
+    other = repro(*run_args(study, other_root, results))
+    assert other.exit_code == 2, other.output
+    assert "[ REFUSED] tiny/a/seed-0" in other.output
+    now = load_cached(locate(other_root)).fingerprint
+    assert f"trained on data {began[:12]}" in other.output and now[:12] in other.output
+    assert "--force" in other.output and "--results" in other.output
+    left = summary(results, "tiny/a/seed-0")
+    assert (left["status"], left["epochs_done"]) == ("paused", 1)  # untouched
+
+    same = repro(*run_args(study, cifar_root, results))
+    assert same.exit_code == 0, same.output
+    done = summary(results, "tiny/a/seed-0")
+    assert done["status"] == "complete"
+    assert {s["dataset_fingerprint"] for s in done["sessions"]} == {began}
+
+    redo = repro(*run_args(study, other_root, results, "--force"))
+    assert redo.exit_code == 0, redo.output
+    assert summary(results, "tiny/a/seed-0")["data"]["dataset_fingerprint"] == now
+
+
 @pytest.mark.parametrize("ending", ["error", "stop"])
 def test_a_fused_member_that_diverged_before_its_group_ended_is_said_to_have_diverged(
     tmp_path, cifar_root, monkeypatch, ending
