@@ -790,6 +790,31 @@ def test_a_directory_where_a_run_file_belongs(finished_store, tmp_path, cifar_ro
     _kept(before, results)
 
 
+def test_a_directory_where_the_worker_log_belongs(finished_store, tmp_path, cifar_root):
+    """worker.log is opened for appending by the parent of `--runs-per-gpu` workers: a
+    directory there gave the parent an IsADirectoryError traceback, and status one for a
+    failed run, whose log it shows. Status now passes it by; run keeps it aside (with what
+    it holds), says so, and trains the run."""
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[0]
+    store.mark_failed(run, "the test's failure")
+    (run / store.WORKER_LOG).mkdir()
+    (run / store.WORKER_LOG / "inside.txt").write_text("kept\n")
+    before = _files(results)
+
+    status = repro("status", str(study), "--results", str(results))
+    assert status.exit_code == 0 and status.exception is None, status.output
+    assert "a/seed-0  failed" in status.output, status.output
+
+    out = repro(*run_args(study, cifar_root, results, "--only", "a", "--runs-per-gpu", "2"))
+    assert out.exit_code == 0 and out.exception is None, out.output
+    assert f"warning: {run / store.WORKER_LOG} is a directory where a file belongs" in out.output
+    assert store.inspect(run).status == store.COMPLETE
+    assert (run / store.WORKER_LOG).is_file()
+    assert [p.read_text() for p in run.glob("worker.log.*/inside.txt")] == ["kept\n"]
+    _kept(before, results)
+
+
 @pytest.mark.parametrize("job", ['[1]', '"x"', "3", '{"executor": "slurm"}',
                                  '{"job_id": "7", "executor": "slurm", "stderr": 5}'])  # fmt: skip
 def test_a_job_record_of_the_wrong_shape_is_ignored(tmp_path, job):
