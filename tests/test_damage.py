@@ -635,6 +635,27 @@ def test_a_checkpoint_that_does_not_fit_the_model_fails_the_run_saying_what_to_d
     _kept(before, results)
 
 
+def test_a_run_that_fails_before_its_history_loads_keeps_its_epochs_in_the_summary(
+    finished_store, tmp_path, cifar_root
+):
+    """A failure before the session took up the run's history (here a checkpoint that does
+    not fit) recorded 0 epochs, though metrics and checkpoint held 3: status said 0/3, and
+    the queue and fusion took the run as never started. The summary says what the run holds."""
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[0]
+    _interrupted(run)
+    _edit_checkpoint(run, lambda c: c["model"].popitem())
+    out = repro(*run_args(study, cifar_root, results, "--only", "a"))
+    assert out.exit_code == 1 and "CheckpointMismatch" in out.output, out.output
+    summary = json.loads((run / store.SUMMARY).read_text())
+    assert summary["status"] == store.FAILED
+    assert (summary["epochs_done"], summary["epochs_total"]) == (3, 3)
+    assert summary["iterations_done"] == store.read_jsonl(run / store.METRICS)[-1]["iteration"] > 0
+    assert store.inspect(run).epochs_done == 3
+    status = repro("status", str(study), "--results", str(results))
+    assert re.search(r"a/seed-0  failed +3/3 ", status.output), status.output
+
+
 def test_a_fused_member_whose_checkpoint_does_not_fit_is_named():
     from conftest import small_recipe
 
