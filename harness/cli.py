@@ -936,8 +936,14 @@ def queue(queue_file, time_budget, items, device, results, data_dir, quiet, comp
     show_default=True,
     help="Include the latest checkpoint of each unfinished run, so it can resume elsewhere.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing --out archive (without it, one is refused: it may be the only "
+    "copy of another machine's runs).",
+)
 @RESULTS_OPTION
-def export(study_file, out, checkpoints, results):
+def export(study_file, out, checkpoints, force, results):
     """Pack every run of a study into one archive that travels (with SHA-256 checksums).
 
     Configs, environments, metrics and summaries of all its runs, the checkpoints of
@@ -949,7 +955,7 @@ def export(study_file, out, checkpoints, results):
     (study,) = studies_or_fail([study_file])
     writable_or_fail((out, "--out"))
     try:
-        done = export_study(study.name, results, out, checkpoints=checkpoints)
+        done = export_study(study.name, results, out, checkpoints=checkpoints, replace=force)
     except TransferError as exc:
         fail(str(exc))
     evaluations = sum(r.status == EVALUATED for r in done.runs)

@@ -240,7 +240,7 @@ def run_parallel(
                             continue
                         shared = replace(options, runs_per_device=per_gpu[gpu])
                         report = _report_file(group, options)
-                        proc = _start_worker(group, study_file, shared, gpu, threads, report)
+                        proc = _start_worker(group, study_file, shared, gpu, threads, report, echo)
                         running[slot] = (proc, group, report)
                 time.sleep(0.2)
         finally:
@@ -381,14 +381,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _make_way_for_log(run_dir: Path, echo: Echo) -> None:
+    """A directory named like the worker's log (a stray copy, an edit) could not be opened
+    for appending: keep it aside, with what it holds, as a run's other files are."""
+    for path, kept in store.directories_in_the_way(run_dir, (store.WORKER_LOG,)):
+        echo(f"warning: {path} is a directory where a file belongs; kept as {kept.name}")
+
+
 def _start_worker(group: list[RunPlan], study_file: str, options: RunOptions, gpu: str | None,
-                  threads: int | None, report: Path | None = None):  # fmt: skip
+                  threads: int | None, report: Path | None, echo: Echo):  # fmt: skip
     p = group[0]
     run_dir = p.directory(options.results)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _make_way_for_log(run_dir, echo)
     for partner in group[1:]:  # a partner's log says where its training was logged
         partner_dir = partner.directory(options.results)
         partner_dir.mkdir(parents=True, exist_ok=True)
+        _make_way_for_log(partner_dir, echo)
         with open(partner_dir / store.WORKER_LOG, "a") as note:
             note.write(f"--- {now_utc()} trained fused with {p.name}: log in "
                        f"{run_dir / store.WORKER_LOG}\n")  # fmt: skip

@@ -49,7 +49,8 @@ def _log_of(run_dir: Path) -> Path | None:
     stderr = job.get("stderr")
     for candidate in (run_dir / store.ERROR, Path(stderr) if isinstance(stderr, str) else None,
                       run_dir / store.WORKER_LOG):  # fmt: skip
-        if candidate is not None and candidate.exists():
+        # is_file: a directory under a log's name is no log (and cannot be read as one)
+        if candidate is not None and candidate.is_file():
             return candidate
     return None
 

@@ -372,13 +372,15 @@ def file_in_the_way(run_dir: Path) -> Path | None:
 IN_THE_WAY = "not-a-directory"  # how set_aside names a file kept out of the store's way
 
 
-def directories_in_the_way(run_dir: Path) -> list[tuple[Path, Path]]:
-    """Keep aside each directory where a file a session writes belongs (config, environment,
-    progress, error): it could be neither replaced nor removed. Returns (where, kept as). The
-    summary, curves and checkpoint are not looked at: their readers find such a directory
-    unreadable and keep it aside already."""
+def directories_in_the_way(
+    run_dir: Path, names: tuple[str, ...] = (CONFIG, ENVIRONMENT, PROGRESS, ERROR)
+) -> list[tuple[Path, Path]]:
+    """Keep aside each directory where a file a session writes belongs (by default config,
+    environment, progress, error; the worker executor asks for its log): it could be neither
+    replaced nor removed. Returns (where, kept as). The summary, curves and checkpoint are not
+    looked at: their readers find such a directory unreadable and keep it aside already."""
     moved = []
-    for name in (CONFIG, ENVIRONMENT, PROGRESS, ERROR):
+    for name in names:
         if (path := run_dir / name).is_dir():
             moved.append((path, set_aside(path, "not-a-file")))
     return moved

@@ -931,6 +931,16 @@ def reported_record(done: list[dict], rule: str) -> dict | None:
     return done[-1] if done else None
 
 
+def recorded_progress(run_dir: Path) -> tuple[int, int]:
+    """(epochs, iterations) metrics.jsonl holds; a damaged file counts as none, as in
+    store.recorded_epochs."""
+    try:
+        rows = store.read_jsonl(run_dir / store.METRICS)
+    except store.DamagedFile:
+        return 0, 0
+    return len(rows), rows[-1]["iteration"] if rows else 0
+
+
 def finish(run_dir, base, state: RunState, status, telemetry, error=None) -> dict:
     history = state.history or []
     done = [h for h in history if h.get("test_error") is not None]
@@ -941,13 +951,20 @@ def finish(run_dir, base, state: RunState, status, telemetry, error=None) -> dic
     if not timed:
         timed = [h["train_seconds"] for h in history if h["full_epoch"]]
     length = state.length
+    epochs_done, iterations_done = len(history), history[-1]["iteration"] if history else 0
+    if state.history is None:
+        # Failed or stopped before the session took up the run's history (a checkpoint that
+        # does not fit, the model or data failing to build): the epochs the run holds are
+        # still there and resume next time, so the summary says so, as mark_failed's does;
+        # 0 would have status, the queue and fusion treat the run as never started.
+        epochs_done, iterations_done = recorded_progress(run_dir)
     summary = {
         **base,
         "status": status,
         "params": state.params,
-        "epochs_done": len(history),
+        "epochs_done": epochs_done,
         "epochs_total": length.epochs if length else None,
-        "iterations_done": history[-1]["iteration"] if history else 0,
+        "iterations_done": iterations_done,
         "iterations_total": length.total_iterations if length else None,
         # The test error the recipe reports: the last epoch's, or the best-validation epoch's.
         "test_error": reported["test_error"] if reported else None,

@@ -137,13 +137,27 @@ def _checkpoint_epoch(run_dir: Path, config_hash: str | None) -> int:
     return resume_point(run_dir, config_hash)[0] if config_hash is not None else 0
 
 
-def export_study(study: str, results: Path, out: Path, *, checkpoints: bool = True) -> ExportResult:
-    """Pack every run (and checkpoint evaluation) of ``study`` in ``results`` into ``out``."""
+def export_study(
+    study: str, results: Path, out: Path, *, checkpoints: bool = True, replace: bool = False
+) -> ExportResult:
+    """Pack every run (and checkpoint evaluation) of ``study`` in ``results`` into ``out``;
+    an existing ``out`` is refused unless ``replace``: it may be another machine's only copy."""
+    _refuse_existing(out, replace)
     records = [r for r in scan(results) if r.study == study]
     records += [e for e in scan_evaluations(results) if e.study == study]
     if not records:
         raise TransferError(f"no runs of study {study!r} under {results}: nothing to export")
-    return export_runs(records, results, out, study=study, checkpoints=checkpoints)
+    return export_runs(records, results, out, study=study, checkpoints=checkpoints, replace=replace)
+
+
+def _refuse_existing(out: Path, replace: bool) -> None:
+    if replace or not out.exists():
+        return
+    raise TransferError(
+        f"{out} already exists ({out.stat().st_size} bytes): it may be the only copy of another "
+        "machine's runs, so it is kept and nothing was written; give --out another path, or "
+        "add --force to replace it"
+    )
 
 
 def export_runs(
@@ -153,8 +167,14 @@ def export_runs(
     *,
     study: str,
     checkpoints: bool = True,
+    replace: bool = True,
 ) -> ExportResult:
-    """Pack the given runs (of one study) into ``out``; written under a temporary name first."""
+    """Pack the given runs (of one study) into ``out``; written under a temporary name first.
+
+    ``replace``: an existing ``out`` is replaced (the GPU box rewrites its own archives every
+    minute); without it, one is refused before any work and again just before the rename, as
+    an export with checkpoints takes a while."""
+    _refuse_existing(out, replace)
     runs = []
     with tempfile.TemporaryDirectory(prefix="repro-export-") as tmp:
         for r in records:
@@ -182,6 +202,11 @@ def export_runs(
             for run in runs:
                 for name in run.files:
                     tar.add(Path(tmp) / run.path / name, arcname=f"{run.path}/{name}")
+        try:
+            _refuse_existing(out, replace)
+        except TransferError:
+            partial.unlink()
+            raise
         partial.replace(out)  # never a half-written archive under the real name
     return ExportResult(out, runs, out.stat().st_size)
 

@@ -635,6 +635,27 @@ def test_a_checkpoint_that_does_not_fit_the_model_fails_the_run_saying_what_to_d
     _kept(before, results)
 
 
+def test_a_run_that_fails_before_its_history_loads_keeps_its_epochs_in_the_summary(
+    finished_store, tmp_path, cifar_root
+):
+    """A failure before the session took up the run's history (here a checkpoint that does
+    not fit) recorded 0 epochs, though metrics and checkpoint held 3: status said 0/3, and
+    the queue and fusion took the run as never started. The summary says what the run holds."""
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[0]
+    _interrupted(run)
+    _edit_checkpoint(run, lambda c: c["model"].popitem())
+    out = repro(*run_args(study, cifar_root, results, "--only", "a"))
+    assert out.exit_code == 1 and "CheckpointMismatch" in out.output, out.output
+    summary = json.loads((run / store.SUMMARY).read_text())
+    assert summary["status"] == store.FAILED
+    assert (summary["epochs_done"], summary["epochs_total"]) == (3, 3)
+    assert summary["iterations_done"] == store.read_jsonl(run / store.METRICS)[-1]["iteration"] > 0
+    assert store.inspect(run).epochs_done == 3
+    status = repro("status", str(study), "--results", str(results))
+    assert re.search(r"a/seed-0  failed +3/3 ", status.output), status.output
+
+
 def test_a_fused_member_whose_checkpoint_does_not_fit_is_named():
     from conftest import small_recipe
 
@@ -787,6 +808,31 @@ def test_a_directory_where_a_run_file_belongs(finished_store, tmp_path, cifar_ro
         assert out.exit_code == 0 and out.exception is None, (args[0], out.output)
     assert store.inspect(run).status == store.COMPLETE
     assert [p.read_text() for p in run.glob(f"{name}*/inside.txt")] == ["kept\n"]
+    _kept(before, results)
+
+
+def test_a_directory_where_the_worker_log_belongs(finished_store, tmp_path, cifar_root):
+    """worker.log is opened for appending by the parent of `--runs-per-gpu` workers: a
+    directory there gave the parent an IsADirectoryError traceback, and status one for a
+    failed run, whose log it shows. Status now passes it by; run keeps it aside (with what
+    it holds), says so, and trains the run."""
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[0]
+    store.mark_failed(run, "the test's failure")
+    (run / store.WORKER_LOG).mkdir()
+    (run / store.WORKER_LOG / "inside.txt").write_text("kept\n")
+    before = _files(results)
+
+    status = repro("status", str(study), "--results", str(results))
+    assert status.exit_code == 0 and status.exception is None, status.output
+    assert "a/seed-0  failed" in status.output, status.output
+
+    out = repro(*run_args(study, cifar_root, results, "--only", "a", "--runs-per-gpu", "2"))
+    assert out.exit_code == 0 and out.exception is None, out.output
+    assert f"warning: {run / store.WORKER_LOG} is a directory where a file belongs" in out.output
+    assert store.inspect(run).status == store.COMPLETE
+    assert (run / store.WORKER_LOG).is_file()
+    assert [p.read_text() for p in run.glob("worker.log.*/inside.txt")] == ["kept\n"]
     _kept(before, results)
 
 

@@ -298,6 +298,48 @@ def test_profiling_the_fast_path_names_the_operators_that_dominate(tmp_path):
     assert trace["traceEvents"]
 
 
+PROBE_ERROR = "gpuGetDeviceCount"  # kineto's line where a CUDA build finds no GPU driver
+BARE_PROFILE = """
+import torch
+from torch.profiler import ProfilerActivity, profile
+with profile(activities=[ProfilerActivity.CPU]):
+    torch.ones(8, 8) @ torch.ones(8, 8)
+"""
+OUR_PROFILE = """
+import sys
+from pathlib import Path
+import torch
+from harness.bench import profile_fast_path, synthetic_cifar
+profile_fast_path(synthetic_cifar(train=64, test=8), torch.device("cpu"), "resnet8",
+                  Path(sys.argv[1]), batch_size=16, steps=2)
+"""
+
+
+def test_profiling_on_the_cpu_prints_no_cuda_probe_error(tmp_path):
+    """`repro bench --profile` on a CPU printed kineto's "gpuGetDeviceCount failed with code
+    35" (a CUDA build of torch without a GPU driver). Fresh processes each: kineto reads its
+    log level once. Where a bare profile prints no such line, there is nothing to prove."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k != "KINETO_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+
+    def stderr_of(code: str, *args: str) -> str:
+        done = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    if PROBE_ERROR not in stderr_of(BARE_PROFILE):
+        pytest.skip("torch's profiler prints no gpuGetDeviceCount line on this machine")
+    assert PROBE_ERROR not in stderr_of(OUR_PROFILE, str(tmp_path))
+    assert (tmp_path / "profile-resnet8.txt").exists()
+
+
 def test_bench_without_data_points_to_synthetic(tmp_path):
     result = CliRunner().invoke(main, ["bench", "--device", "cpu", "--data-dir",
                                        str(tmp_path)])  # fmt: skip

@@ -274,6 +274,64 @@ def test_a_member_that_diverges_is_recorded_and_the_others_go_on(tmp_path, noise
     assert len(rows) == 1 and rows[0]["train_loss"] is None
 
 
+def test_a_diverged_member_is_never_stepped_again(tmp_path, noise, monkeypatch):
+    """Once a member is recorded as diverged, the fused step leaves its weights and momentum
+    as they were: train_group drops it from the trainer. With NaN images (the test above)
+    its weights are NaN either way, so here only its reported loss is NaN from its 5th step
+    (of 10 an epoch): its weights stay finite, and any further update (its slot is fed zero
+    images) would move them. The other goes on exactly as its solo run."""
+    import harness.fused_train as fused_train
+
+    states_by_epoch = []  # member 1's (weights, momentum buffers) after each epoch
+    made = []
+
+    def weights_and_momentum(model_state: dict, optimizer_state: dict) -> list[torch.Tensor]:
+        # Running statistics move in any forward pass, stepped or not: not compared.
+        kept = [
+            t.clone()
+            for k, t in model_state.items()
+            if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        ]
+        return kept + [s["momentum_buffer"].clone() for s in optimizer_state["state"].values()]
+
+    class NaNLossReported(FusedTrainer):
+        steps = 0
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+        def _train_batch(self, batch):
+            losses, wrong, n = super()._train_batch(batch)
+            self.steps += 1
+            if self.steps >= 5:
+                losses = torch.where(torch.arange(self.k) == 1, float("nan"), losses)
+            return losses, wrong, n
+
+        def member_states(self):
+            states = super().member_states()
+            states_by_epoch.append(weights_and_momentum(*states[1]))
+            return states
+
+    monkeypatch.setattr(fused_train, "FusedTrainer", NaNLossReported)
+    short = TWO_EPOCHS.replace("train_images: 120", "train_images: 40")
+    plans = plans_of(tmp_path, "resnet8", recipe=short, other="")
+    fused = train_group(plans, noise, dirs(tmp_path, "fused", plans), FP64)
+    assert [s["status"] for s in fused] == ["complete", "diverged"]
+    assert fused[1]["diverged_at"]["epoch"] == 1
+    (trainer,) = made
+    at_divergence = states_by_epoch[0]
+    after = weights_and_momentum(*FusedTrainer.member_states(trainer)[1])
+    assert all(t.isfinite().all() for t in at_divergence)
+    assert len(after) == len(at_divergence) > 0
+    assert all(torch.equal(a, b) for a, b in zip(at_divergence, after, strict=True))
+    assert trainer.active == [0] and trainer.optimizer.active == [0]
+    monkeypatch.undo()
+    (solo,) = dirs(tmp_path, "solo", plans[:1])
+    train(plans[0], noise, solo, FP64)
+    assert_same_run(solo, dirs(tmp_path, "fused", plans)[0])
+
+
 # --------------------------------------------------------------------------- errors
 
 

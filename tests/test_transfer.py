@@ -475,3 +475,59 @@ def test_checkpoint_evaluations_travel_and_are_never_doubled(tmp_path):
     store.write_json(target / "ck/released/data-0123456789ab" / store.EVALUATION,
                      {"config_hash": "d" * 16, "test_error": 8.27})  # fmt: skip
     assert import_archive(archive, target).refused
+
+
+def _one_fake_run(tmp_path: Path) -> tuple[Path, Path]:
+    from fake_runs import fake_run
+
+    study = tiny_study(tmp_path / "s.yaml", EXPERIMENTS, RECIPE)
+    fake_run(tmp_path / "r", load_study(study), "done")
+    return study, tmp_path / "r"
+
+
+def test_an_existing_archive_is_never_overwritten_without_force(tmp_path):
+    """The file at --out may be the only copy of another machine's runs."""
+    study, results = _one_fake_run(tmp_path)
+    out = tmp_path / "a.tar.gz"
+    out.write_bytes(b"the other machine's runs")
+    result = repro("export", str(study), "--out", str(out), "--results", str(results))
+    assert result.exit_code == 2, result.output
+    assert f"{out} already exists" in result.output
+    assert "another path" in result.output and "--force" in result.output
+    assert "Traceback" not in result.output
+    assert out.read_bytes() == b"the other machine's runs"
+    assert [p.name for p in tmp_path.iterdir() if "a.tar.gz" in p.name] == ["a.tar.gz"]
+
+    forced = repro("export", str(study), "--out", str(out), "--results", str(results), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert [r["path"] for r in read_manifest(out)["runs"]] == [DONE]
+
+
+def test_an_archive_that_appears_during_an_export_is_kept(tmp_path, monkeypatch):
+    """Packing checkpoints takes a while: a file written at --out meanwhile is not replaced."""
+    from harness import transfer
+
+    study, results = _one_fake_run(tmp_path)
+    out = tmp_path / "a.tar.gz"
+    snapshot = transfer._snapshot
+
+    def meanwhile(*args):
+        out.write_bytes(b"copied in meanwhile")
+        return snapshot(*args)
+
+    monkeypatch.setattr(transfer, "_snapshot", meanwhile)
+    result = repro("export", str(study), "--out", str(out), "--results", str(results))
+    assert result.exit_code == 2 and f"{out} already exists" in result.output, result.output
+    assert out.read_bytes() == b"copied in meanwhile"
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_export_runs_replaces_by_default_for_the_gpu_box(tmp_path):
+    from harness.results import scan
+    from harness.transfer import export_runs
+
+    _, results = _one_fake_run(tmp_path)
+    out = tmp_path / "store-tiny.tar.gz"
+    out.write_bytes(b"the box's archive of a minute ago")
+    export_runs(scan(results), results, out, study="tiny")
+    assert [r["path"] for r in read_manifest(out)["runs"]] == [DONE]
