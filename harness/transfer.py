@@ -193,22 +193,30 @@ def export_runs(
         }
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(f".{out.name}.partial")
-        with tarfile.open(partial, "w:gz") as tar:
-            data = json.dumps(manifest, indent=2, sort_keys=True).encode()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size = len(data)
-            info.mtime = int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-            for run in runs:
-                for name in run.files:
-                    tar.add(Path(tmp) / run.path / name, arcname=f"{run.path}/{name}")
         try:
+            _write_archive(partial, manifest, runs, Path(tmp))
             _refuse_existing(out, replace)
-        except TransferError:
-            partial.unlink()
+        except BaseException as exc:
+            # A full disk or a Ctrl-C halfway leaves no half archive behind to be taken for one.
+            partial.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise TransferError(f"could not write {out} ({exc}); nothing was written, and "
+                                    "the store is as it was") from None  # fmt: skip
             raise
         partial.replace(out)  # never a half-written archive under the real name
     return ExportResult(out, runs, out.stat().st_size)
+
+
+def _write_archive(path: Path, manifest: dict, runs: list[ArchivedRun], snapshot: Path) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        data = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        info = tarfile.TarInfo(MANIFEST)
+        info.size = len(data)
+        info.mtime = int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+        for run in runs:
+            for name in run.files:
+                tar.add(snapshot / run.path / name, arcname=f"{run.path}/{name}")
 
 
 # --------------------------------------------------------------------------- import

@@ -522,6 +522,29 @@ def test_an_archive_that_appears_during_an_export_is_kept(tmp_path, monkeypatch)
     assert not list(tmp_path.glob(".*partial"))
 
 
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_an_export_that_cannot_finish_leaves_no_half_archive(tmp_path, monkeypatch, failure):
+    """A full disk is said in a line (no traceback); a full disk or a Ctrl-C halfway leaves
+    neither the archive nor its partial file behind."""
+    import tarfile
+
+    study, results = _one_fake_run(tmp_path)
+    out = tmp_path / "a.tar.gz"
+
+    def fails(self, *args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(tarfile.TarFile, "add", fails)
+    result = repro("export", str(study), "--out", str(out), "--results", str(results))
+    if isinstance(failure, OSError):
+        assert result.exit_code == 2, result.output
+        assert "No space left on device" in result.output and "nothing was written" in result.output
+        assert "Traceback" not in result.output
+    else:
+        assert result.exit_code == 130, result.output  # a stopped command, as anywhere
+    assert not out.exists() and not list(tmp_path.glob(".*partial"))
+
+
 def test_export_runs_replaces_by_default_for_the_gpu_box(tmp_path):
     from harness.results import scan
     from harness.transfer import export_runs
