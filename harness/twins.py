@@ -95,10 +95,14 @@ def mismatch(twin: Twin, precision: str, pipeline: str, fingerprint: str) -> str
     if ran != {(precision, pipeline)}:
         shown = " + ".join(sorted(label(*r) for r in ran)) or "an unrecorded execution"
         return f"it ran in {shown}, this command trains in {label(precision, pipeline)}"
-    theirs = (twin.summary.get("data") or {}).get("dataset_fingerprint")
-    if theirs != fingerprint:
-        return (f"it was trained on other data ({(theirs or 'not recorded')[:12]}, here "
-                f"{fingerprint[:12]})")  # fmt: skip
+    # The summary's data is its latest session's; sessions record their own (since 2026-11-26),
+    # and a run that trained on two copies is no training on one.
+    theirs = {s.get("dataset_fingerprint") for s in twin.summary.get("sessions") or []
+              if s.get("dataset_fingerprint")}  # fmt: skip
+    theirs.add((twin.summary.get("data") or {}).get("dataset_fingerprint"))
+    if theirs != {fingerprint}:
+        shown = " + ".join(sorted(f[:12] for f in theirs if f)) or "not recorded"
+        return f"it was trained on other data ({shown}, here {fingerprint[:12]})"
     return None
 
 

@@ -230,3 +230,8 @@ def test_a_twin_must_have_run_as_this_command_trains_on_the_same_data(tmp_path):
     mixed = {**twin.summary, "sessions": [*twin.summary["sessions"],
                                           {"precision": "bf16", "pipeline": "fast"}]}  # fmt: skip
     assert "+" in mismatch(type(twin)(twin.run_dir, twin.name, mixed), "fp32", "fast", "f" * 64)
+    # nor is a run whose sessions trained on two copies of the data, the latest one this one
+    resumed = {**twin.summary, "sessions": [{**s, "dataset_fingerprint": "e" * 64}
+                                            for s in twin.summary["sessions"]]}  # fmt: skip
+    why = mismatch(type(twin)(twin.run_dir, twin.name, resumed), "fp32", "fast", "f" * 64)
+    assert why is not None and "eeeeeeeeeeee + ffffffffffff" in why
