@@ -104,7 +104,7 @@ METRICS: dict[str, Metric] = {
                lower_is_better=False,
                diverged=Diverged(100 - CHANCE_ERROR, f"chance accuracy ({100 - CHANCE_ERROR:g}%)"),
                short="test accuracy"),
-        # The lowest over the epochs it had, where it has one (see harness.report._metric).
+        # The lowest over the epochs it had, where it has one (see harness.report.counting._metric).
         Metric("best_test_error", "lowest test error over epochs", PERCENTAGE_POINTS,
                lower_is_better=True, diverged=CHANCE, short="best test error"),
         Metric("final_train_loss", "training loss (final epoch)", LOSS, lower_is_better=True,

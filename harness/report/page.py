@@ -1,0 +1,239 @@
+"""The report: paper versus reproduction, as plain data, rendered by a jinja2 template.
+
+``build`` matches the runs in the store against the studies (which runs count, which are
+stale, diverged, unfinished or made with overrides), and the evaluations of released
+checkpoints against the checkpoints the studies declare, applies the verdict rules of
+:mod:`harness.verdicts` to both, and returns a :class:`Report` of plain dataclasses. ``render_html``
+hands it to ``report_templates/report.html.j2``; ``claims_frame`` gives the same claim table
+to pandas for CSV or JSON. No HTML is built in Python.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import asdict
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from harness import verdicts
+from harness.environment import PACKAGE_ROOT, git_commit, now_utc
+from harness.report.claims import (
+    _ordering_row,
+    _params_row,
+    _speed_claim_row,
+    _speed_rows,
+    _value_row,
+)
+from harness.report.counting import _Classified, _classify, _counted_at_epochs, _official
+from harness.report.figures import _figures
+from harness.report.filters import (
+    _brief,
+    _code_spans,
+    _filled,
+    _quoted,
+    _signed_percent,
+    _tolerance_digits,
+    _tone,
+    slug,
+)
+from harness.report.glance import (
+    _evidence,
+    _headlines,
+    _merged_headlines,
+    _ordering_lines,
+    _score_entries,
+    _scoreboard,
+)
+from harness.report.provenance import _provenance
+from harness.report.released import (
+    _checkpoint_row,
+    _checkpoint_view,
+    _classify_evaluations,
+    _copy_penalty,
+    _evaluation_view,
+    _layout_view,
+)
+from harness.report.runs import _experiment_view, _recipe_notes, _run_view
+from harness.report.text import _fmt, _source_label
+from harness.report.views import ClaimRow, Report, StudyReport
+from harness.results import EvaluationRecord, RunRecord
+from harness.schema import Claim, OrderingClaim, Study
+
+TEMPLATES = PACKAGE_ROOT / "report_templates"
+
+
+def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_dir: str,
+          evaluations: list[EvaluationRecord] | None = None, *,
+          show_unrun: bool = False) -> Report:  # fmt: skip
+    """The report; ``show_unrun`` shows studies with no runs and no evaluations in full
+    (by default each is one line: its claims would all read "not yet run")."""
+    by_study: dict[str, list[RunRecord]] = defaultdict(list)
+    for r in records:
+        by_study[r.study].append(r)
+    evaluations = evaluations or []
+    evaluated: dict[str, list[EvaluationRecord]] = defaultdict(list)
+    for e in evaluations:
+        evaluated[e.study].append(e)
+    reports = [
+        _study_report(study, path, by_study.pop(study.name, []), evaluated.get(study.name, []))
+        for study, path in studies
+    ]
+    for r in reports:
+        r.folded = not show_unrun and not r.runs and not r.evaluations
+    unmatched = [
+        _run_view(_Classified(r, False, "its study file is not part of this report", False))
+        for rs in by_study.values()
+        for r in rs
+    ]
+    nonofficial = [r for r in records if _official(r) is False]
+    copies = [e for e in evaluations if e.data.get("official") is False]
+    return Report(
+        generated=now_utc(),
+        harness=git_commit(),
+        results_dir=results_dir,
+        rules=verdicts.RULES,
+        outcomes=verdicts.OUTCOMES,
+        studies=reports,
+        provenance=_provenance(records, reports, evaluations),
+        nonofficial_runs=len(nonofficial),
+        nonofficial_fingerprints=sorted(
+            {r.data.get("dataset_fingerprint", "")[:16] for r in [*nonofficial, *copies]}
+        ),
+        total_runs=len(records),
+        unmatched_runs=unmatched,
+        total_evaluations=len(evaluations),
+        nonofficial_evaluations=len(copies),
+        headlines=_merged_headlines(reports),
+        evidence=_evidence(reports),
+        scoreboard=_scoreboard(
+            [r for r in reports if not r.folded], waiting=[r for r in reports if r.folded]
+        ),
+    )
+
+
+def _study_report(study: Study, path: str, records: list[RunRecord],
+                  evaluations: list[EvaluationRecord]) -> StudyReport:  # fmt: skip
+    classified = _classify(study, records)
+    judged = _classify_evaluations(study, evaluations)
+    by_exp: dict[str, list[_Classified]] = defaultdict(list)
+    for c in classified:
+        by_exp[c.record.experiment].append(c)
+    source_label = {k: _source_label(s) for k, s in study.sources.items()}
+
+    values, params, speed_claims, orderings, checkpoint_claims = [], [], [], [], []
+    for i, claim in enumerate(study.claims):
+        anchor = f"{study.name}-claim-{i}"
+        if isinstance(claim, Claim) and claim.checkpoint is not None:
+            checkpoint_claims.append(
+                _checkpoint_row(study, path, claim, judged, anchor, source_label)
+            )
+        elif isinstance(claim, OrderingClaim):
+            orderings.append(_ordering_row(study, claim, by_exp, anchor, source_label))
+        elif claim.metric == "params":
+            params.append(_params_row(study, claim, anchor, source_label))
+        elif claim.metric == "sec_per_epoch":
+            speed_claims.append(_speed_claim_row(study, claim, by_exp, anchor, source_label))
+        else:
+            values.append(_value_row(study, claim, by_exp, anchor, source_label))
+    rows = values + params + speed_claims + orderings + checkpoint_claims
+    counts = Counter(r.verdict for r in rows)
+    # The headlines and the scoreboard answer "do the published numbers hold?": a claim the
+    # harness makes of itself (the smoke test's) stays in its study's list only.
+    ours = {f"{study.name}-claim-{i}" for i, c in enumerate(study.claims)
+            if not study.sources[c.source].publication}  # fmt: skip
+
+    def published(claim_rows: list[ClaimRow]) -> list[ClaimRow]:
+        return [r for r in claim_rows if r.anchor not in ours]
+
+    telemetry = [(c.record.summary or {}).get("telemetry") or {} for c in classified]
+    gpu_seconds = [t["gpu_seconds"] for t in telemetry if t.get("gpu_seconds")]
+    energy = [t["energy_j"] for t in telemetry if t.get("energy_j")]
+    return StudyReport(
+        name=study.name,
+        description=study.description,
+        path=path,
+        sources=[{"id": k, **s.model_dump()} for k, s in study.sources.items()],
+        counts={o: counts.get(o, 0) for o in verdicts.OUTCOMES if counts.get(o)},
+        values=values,
+        params=params,
+        speed_claims=speed_claims,
+        speeds=_speed_rows(study, by_exp),
+        orderings=orderings,
+        experiments=[_experiment_view(study, e) for e in study.experiments],
+        figures=_figures(study, classified),
+        runs=[_run_view(c, _counted_at_epochs(study, c)) for c in classified],
+        gpu_seconds=sum(gpu_seconds) if gpu_seconds else None,
+        energy_kj=sum(energy) / 1000 if energy else None,
+        counted_runs=sum(c.counted for c in classified),
+        checkpoint_claims=checkpoint_claims,
+        checkpoints=[_checkpoint_view(study, c) for c in study.checkpoints],
+        layouts=[_layout_view(name, layout) for name, layout in study.layouts.items()],
+        evaluations=[_evaluation_view(j) for j in judged],
+        copy_penalty=_copy_penalty(judged, study),
+        headlines=_headlines(
+            *(
+                published(rows)
+                for rows in (values, orderings, speed_claims, params, checkpoint_claims)
+            )
+        ),
+        score_entries=_score_entries(study, published(values + speed_claims + checkpoint_claims)),
+        ordering_lines=_ordering_lines(study, published(orderings)),
+        recipe_notes=_recipe_notes(study),
+    )
+
+
+def render_html(report: Report) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _fmt
+    env.filters["signed_percent"] = _signed_percent
+    env.filters["quoted"] = _quoted
+    env.filters["tone"] = _tone
+    env.globals["filled"] = _filled
+    env.globals["tolerance_digits"] = _tolerance_digits
+    env.filters["brief"] = _brief
+    env.filters["slug"] = slug
+    env.filters["code_spans"] = _code_spans
+    return env.get_template("report.html.j2").render(report=report)
+
+
+CLAIM_COLUMNS = [
+    "study", "kind", "experiment", "source", "where", "metric", "claimed", "claimed_value",
+    "claimed_std", "rule", "reproduced_value", "rule_applied", "n", "minimum", "maximum",
+    "std", "difference", "tolerance", "interval_low", "interval_high", "verdict", "reason",
+    "hardware", "execution", "data", "relative_difference", "severity",
+]  # fmt: skip
+
+
+def claims_frame(report: Report) -> pd.DataFrame:
+    rows = [asdict(c) for s in report.studies for c in s.all_claims]
+    return (
+        pd.DataFrame(rows, columns=CLAIM_COLUMNS) if rows else pd.DataFrame(columns=CLAIM_COLUMNS)
+    )
+
+
+def write(report: Report, out: Path, fmt: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "html":
+        out.write_text(render_html(report), encoding="utf-8")
+    elif fmt == "csv":
+        claims_frame(report).to_csv(out, index=False)
+    else:
+        claims_frame(report).to_json(out, orient="records", indent=2)
+
+
+def report_for(study_files: list[Path], results: Path, *, show_unrun: bool = False) -> Report:
+    """Load studies and the store, and build the report (what `repro report` calls)."""
+    from harness.results import scan, scan_evaluations
+    from harness.studyfile import load_study
+
+    studies = [(load_study(p), str(p)) for p in study_files]
+    return build(studies, scan(results), str(results), scan_evaluations(results),
+                 show_unrun=show_unrun)  # fmt: skip

@@ -1,0 +1,68 @@
+"""Where the evidence came from: the data sets, software, devices and commits of the
+runs and evaluations, and what a copy of the data costs, for the page's provenance section.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+from harness.report.runs import _execution
+from harness.report.views import Provenance, StudyReport
+from harness.results import EvaluationRecord, RunRecord
+
+
+def _provenance(records: list[RunRecord], reports: list[StudyReport],
+                evaluations: list[EvaluationRecord]) -> Provenance:  # fmt: skip
+    datasets: Counter = Counter()
+    evaluated: Counter = Counter()  # checkpoint evaluations per data set
+    software: Counter = Counter()
+    devices: Counter = Counter()
+    commits: Counter = Counter()
+    times = []
+    for r in records:
+        env = r.environment or {}
+        data = r.data
+        if data:
+            datasets[(data.get("dataset_fingerprint", ""), data.get("official"),
+                      data.get("path", ""))] += 1  # fmt: skip
+        if env:
+            software[(env.get("torch"), env.get("torchvision"), env.get("cuda"),
+                      env.get("cudnn"), env.get("python"))] += 1  # fmt: skip
+            devices[(env.get("device_name"), env.get("driver"), _execution(env, r.summary))] += 1
+            h = env.get("harness") or {}
+            commits[(h.get("commit"), h.get("dirty"))] += 1
+        if isinstance(env.get("time"), str):  # a run still in its first session has no summary
+            times.append(env["time"])
+        for s in (r.summary or {}).get("sessions") or []:
+            if isinstance(s, dict) and isinstance(s.get("time"), str):
+                times.append(s["time"])
+        if (r.summary or {}).get("finished"):
+            times.append(r.summary["finished"])
+    for e in evaluations:
+        if e.data:
+            evaluated[(e.data.get("dataset_fingerprint", ""), e.data.get("official"),
+                       e.data.get("path", ""))] += 1  # fmt: skip
+        env = e.value("environment") or {}
+        if env:  # the software, device and code of an evaluation count like a run's
+            software[(env.get("torch"), env.get("torchvision"), env.get("cuda"),
+                      env.get("cudnn"), env.get("python"))] += 1  # fmt: skip
+            devices[(env.get("device_name"), env.get("driver"), "fp32 evaluation")] += 1
+            h = env.get("harness") or {}
+            commits[(h.get("commit"), h.get("dirty"))] += 1
+        if isinstance(e.value("finished"), str):
+            times.append(e.value("finished"))
+    return Provenance(
+        datasets=[{"fingerprint": f, "official": o, "path": p, "runs": datasets[(f, o, p)],
+                   "evaluations": evaluated[(f, o, p)]}
+                  for (f, o, p), _ in (datasets + evaluated).most_common()],
+        software=[{"torch": t, "torchvision": tv, "cuda": c, "cudnn": cd, "python": py,
+                   "runs": n} for (t, tv, c, cd, py), n in software.most_common()],
+        devices=[{"device": d, "driver": dr, "execution": e, "runs": n}
+                 for (d, dr, e), n in devices.most_common()],
+        commits=[{"commit": c, "dirty": d, "runs": n} for (c, d), n in commits.most_common()],
+        first=min(times) if times else "",
+        last=max(times) if times else "",
+        copy_penalty=(penalty := [row for s in reports for row in s.copy_penalty]),
+        copy_penalty_mean=statistics.fmean(r["penalty"] for r in penalty) if penalty else None,
+    )  # fmt: skip
