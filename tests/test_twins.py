@@ -79,7 +79,7 @@ def test_the_second_study_adopts_the_twin_instead_of_training_it(twins, cifar_ro
     assert "[    skip] two/y/seed-0" in again.output and "shared" not in again.output
 
 
-def test_the_adopting_study_is_judged_from_the_adopted_run(twins, cifar_root):
+def test_the_adopting_study_is_judged_from_the_adopted_run(twins, cifar_root, tmp_path):
     two, results = twins
     assert repro(*run_args(two, cifar_root, results, "--seeds", "1")).exit_code == 0
     report = report_for([two], results)
@@ -90,6 +90,11 @@ def test_the_adopting_study_is_judged_from_the_adopted_run(twins, cifar_root):
     (row,) = study.runs
     assert row.counted and row.shared_with == "one/x/seed-0"
     assert "training shared with one/x/seed-0" in render_html(report)
+    # Both studies on one page: the one training stands as two runs, and the page says so.
+    one = tiny_study(tmp_path / "one.yaml", ONE, name="one")
+    both = {line.what: line.text for line in report_for([one, two], results).evidence}
+    assert both["Runs"].startswith("2 runs of 2 experiments (1 random seed each; 1 adopted the "
+                                   "training of a twin in another study), 2 counted")  # fmt: skip
 
 
 def test_an_adopted_run_travels_and_force_trains_it(twins, cifar_root, tmp_path):

@@ -43,7 +43,11 @@ def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
         each = each if low == high else f"{low} to {high} random seeds"
         counted = sum(r.counted for _, r in runs)
         text = f"{_plural(len(runs), 'run')} of {_plural(len(seeds), 'experiment')} "
-        text += f"({each} each), {counted} counted"
+        # An adopted run is a copy of its twin's training: with both studies on the page, one
+        # training stands as two runs, which the count must not leave the reader to find out.
+        adopted = sum(bool(r.shared_with) for _, r in runs)
+        shares = f"; {adopted} adopted the training of a twin in another study" if adopted else ""
+        text += f"({each} each{shares}), {counted} counted"
         # An unfinished run past a claimed epoch counts there: "0 counted" alone read as if no
         # verdict stood on any run, while one did (the run table says "for ... only" too).
         if early := [r for _, r in runs if not r.counted and r.counted_at_epochs]:
