@@ -243,17 +243,27 @@ def models(as_json: bool) -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=ExistingFile())
 def validate(files: tuple[str, ...]) -> None:
-    """Check study files without training anything.
+    """Check study files (and evidence queues) without training anything.
 
     Prints a one-screen summary of each valid study (experiments, runs, claims) and every
     problem of each invalid one, with the file, line, field path, what was given and what is
-    allowed. Exits with status 1 if any file has a problem.
+    allowed. A queue file (`items:`) is checked as a queue, with the studies it names.
+    Exits with status 1 if any file has a problem.
     """
     from harness import describe
-    from harness.studyfile import StudyError, load_study, name_clash
+    from harness.queue import QueueError, load_queue
+    from harness.queue import summary as queue_summary
+    from harness.studyfile import StudyError, load_study, looks_like_queue, name_clash
 
     failed, seen = 0, {}
     for path in files:
+        if looks_like_queue(path):
+            try:
+                click.echo(queue_summary(load_queue(path)) + "\n")
+            except QueueError as exc:
+                failed += 1
+                click.echo(f"{exc}\n", err=True)
+            continue
         try:
             study = load_study(path)
             if clash := name_clash(path, study, seen):
@@ -268,7 +278,7 @@ def validate(files: tuple[str, ...]) -> None:
         click.echo(describe.study_summary(study, path))
         click.echo("")
     if failed:
-        click.echo(f"{failed} of {len(files)} study file(s) invalid", err=True)
+        click.echo(f"{failed} of {len(files)} file(s) invalid", err=True)
         sys.exit(1)
 
 

@@ -255,6 +255,24 @@ def render(queue: Queue, rows: list[ItemStanding]) -> str:
     return "\n".join(lines)
 
 
+def summary(queue: Queue) -> str:
+    """A valid queue in a screen, for `repro validate`: each item's runs and their whole cost
+    (before twins and progress, which `repro status --queue` counts against the store)."""
+    lines = [f"{queue.path}  valid evidence queue of {len(queue.items)} items, GPU minutes "
+             f"estimated at {queue.rate_tflops:g} TFLOP/s achieved"]  # fmt: skip
+    width = max(len(item.name) for item in queue.items)
+    for k, item in enumerate(queue.items, 1):
+        plans = queue.plans(item)
+        flops = sum(training_flops(p) for p in plans)
+        runs = f"{len(plans):>3} run{'s' * (len(plans) != 1)}"
+        lines.append(f"  {k:>2}. {item.name:<{width}}  {runs} of "
+                     f"{queue.study_file(item)}, {flops / 1e15:.1f} PFLOP, "
+                     f"~{flops / (queue.rate_tflops * 1e12) / 60:.0f} GPU-min")  # fmt: skip
+    lines.append(f"  where each stands (twins and runs done count): repro status --queue "
+                 f"{queue.path}")  # fmt: skip
+    return "\n".join(lines)
+
+
 def _state(r: ItemStanding) -> str:
     if r.done:
         return "done"

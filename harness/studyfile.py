@@ -72,6 +72,9 @@ def load_study(path: str | Path) -> Study:
     path = Path(path)
     name = str(path)
     raw, nodes = _read_yaml(path)
+    if is_queue(raw):
+        where = _line_of(nodes, ("items",))
+        raise StudyError([Problem(name, where, "items", QUEUE_NOT_STUDY.format(path=name))])
     expander = _Expander(raw)
     data = expander.expand()
     problems = list(expander.problems)
@@ -92,6 +95,34 @@ def load_study(path: str | Path) -> Study:
     return study
 
 
+# The harness reads two kinds of YAML file; given one where the other belongs, the
+# other's schema would list every key as unknown instead of saying what the file is.
+QUEUE_NOT_STUDY = ("this is an evidence queue (it has `items:`), not a study: `repro validate "
+                   "{path}` checks it, `repro queue {path}` trains it and `repro status "
+                   "--queue {path}` shows where it stands")  # fmt: skip
+STUDY_NOT_QUEUE = ("this is a study (it has `experiments:`), not an evidence queue: `repro "
+                   "run {path}` trains it; a queue's `items:` name studies "
+                   "(see queue.yaml)")  # fmt: skip
+
+
+def is_queue(raw: Any) -> bool:
+    """A queue file's top level has items and no experiments (a study's has experiments)."""
+    return isinstance(raw, dict) and "items" in raw and "experiments" not in raw
+
+
+def is_study(raw: Any) -> bool:
+    return isinstance(raw, dict) and "experiments" in raw and "items" not in raw
+
+
+def looks_like_queue(path: str | Path) -> bool:
+    """Whether the file at ``path`` reads as a queue file; False for anything unreadable,
+    whose problems loading it as a study will name."""
+    try:
+        return is_queue(_read_yaml(Path(path))[0])
+    except StudyError:
+        return False
+
+
 def yaml_problems(
     path: Path, model: type[BaseModel], what: str
 ) -> tuple[list[Problem], Any, yaml.Node | None]:
@@ -103,6 +134,10 @@ def yaml_problems(
         raw, nodes = _read_yaml(path, what)
     except StudyError as exc:
         return exc.problems, None, None
+    if what == "queue" and is_study(raw):
+        problem = Problem(str(path), _line_of(nodes, ("experiments",)), "experiments",
+                          STUDY_NOT_QUEUE.format(path=path))  # fmt: skip
+        return [problem], None, nodes
     try:
         data = model.model_validate(raw)
     except ValidationError as exc:

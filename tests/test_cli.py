@@ -186,7 +186,7 @@ def test_validate_refuses_two_files_of_one_study_name_as_run_does(tmp_path):
     out = repro("validate", str(a), str(b))
     assert out.exit_code == 1
     assert f"{b}: name: study name 'tiny' is already used by {a}" in out.output
-    assert "1 of 2 study file(s) invalid" in out.output
+    assert "1 of 2 file(s) invalid" in out.output
 
 
 def test_fuse_on_the_canonical_pipeline_says_why_it_does_not_fuse(tmp_path):

@@ -99,6 +99,34 @@ def test_repro_queue_stops_at_its_budget_and_resumes(tmp_path, cifar_root):
     assert all(r.done for r in standing(load_queue(path), results))
 
 
+def test_validate_checks_a_queue_as_a_queue(tmp_path):
+    """`repro validate` given a queue checks it, with the studies its items name, instead of
+    listing every queue key as unknown to a study."""
+    path = _queue(tmp_path)
+    out = repro("validate", str(path), str(tmp_path / "s.yaml"))
+    assert out.exit_code == 0, out.output
+    assert f"{path}  valid evidence queue of 2 items" in out.output
+    assert "1. first    1 run of" in out.output and "2. rest     4 runs of" in out.output
+    assert "tiny  (" in out.output and "valid" in out.output  # the study beside it
+    path.write_text(QUEUE.replace("only: [b]", "only: [nope]"))
+    bad = repro("validate", str(path))
+    assert bad.exit_code == 1 and "no such experiment" in bad.output, bad.output
+    assert "1 of 1 file(s) invalid" in bad.output and "unknown key" not in bad.output
+
+
+def test_a_queue_where_a_study_belongs_and_a_study_where_a_queue_belongs_say_so(tmp_path):
+    path = _queue(tmp_path)
+    for command in (["run", str(path)], ["status", str(path)], ["report", "--study", str(path)]):
+        out = repro(*command)
+        assert out.exit_code == 2, (command, out.output)
+        assert "this is an evidence queue (it has `items:`), not a study" in out.output, command
+        assert f"repro queue {path}" in out.output and "unknown key" not in out.output
+    out = repro("queue", str(tmp_path / "s.yaml"))
+    assert out.exit_code == 2, out.output
+    assert "this is a study (it has `experiments:`), not an evidence queue" in out.output
+    assert "unknown key" not in out.output
+
+
 def test_a_bad_queue_is_a_clear_error(tmp_path):
     out = repro("queue", str(tmp_path / "none.yaml"))
     assert out.exit_code == 2 and "no such queue file" in out.output
