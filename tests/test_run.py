@@ -392,9 +392,8 @@ def test_a_read_only_results_directory_is_a_clear_error(tmp_path, cifar_root, mo
     assert "Traceback" not in out.output
 
 
-def test_a_run_is_never_resumed_under_another_pipeline_or_precision(
-    tmp_path, cifar_root, monkeypatch
-):
+def _paused_after_one_epoch(tmp_path, cifar_root, monkeypatch) -> tuple[Path, Path]:
+    """A study of one run, paused by its time budget after its first epoch: (study, store)."""
     from harness import budget
 
     study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
@@ -405,6 +404,13 @@ def test_a_run_is_never_resumed_under_another_pipeline_or_precision(
     paused = repro(*run_args(study, cifar_root, results, "--time-budget", "10m"))
     assert "[  paused]" in paused.output, paused.output
     monkeypatch.undo()
+    return study, results
+
+
+def test_a_run_is_never_resumed_under_another_pipeline_or_precision(
+    tmp_path, cifar_root, monkeypatch
+):
+    study, results = _paused_after_one_epoch(tmp_path, cifar_root, monkeypatch)
 
     other = repro(*run_args(study, cifar_root, results, "--pipeline", "canonical"))
     assert other.exit_code == 2, other.output
@@ -427,17 +433,9 @@ def test_a_run_is_never_resumed_on_other_data(tmp_path, cifar_root, monkeypatch)
     its curves would belong to neither data set."""
     from cifar_fixture import write_cifar
 
-    from harness import budget
     from harness.data import load_cached, locate
 
-    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
-                       QUICK_RECIPE)  # fmt: skip
-    results = tmp_path / "results"
-    fits = iter([True, False])  # one epoch fits the budget, the second does not
-    monkeypatch.setattr(budget.Deadline, "fits", lambda self, estimate: next(fits, False))
-    paused = repro(*run_args(study, cifar_root, results, "--time-budget", "10m"))
-    assert "[  paused]" in paused.output, paused.output
-    monkeypatch.undo()
+    study, results = _paused_after_one_epoch(tmp_path, cifar_root, monkeypatch)
     began = load_cached(locate(cifar_root)).fingerprint
     assert summary(results, "tiny/a/seed-0")["sessions"][0]["dataset_fingerprint"] == began
 
