@@ -51,10 +51,31 @@ def read_claims(path: Path) -> pd.DataFrame:
         if not rows:
             raise ValueError(f"{path} {NOT_A_TABLE}: an empty list, no claims to compare")
         frame = pd.DataFrame(rows)
+    if frame.empty:  # a CSV of the header alone, like JSON's empty list
+        raise ValueError(f"{path} {NOT_A_TABLE}: a header and no rows, no claims to compare")
     missing = [c for c in [*KEY, "verdict"] if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} {NOT_A_TABLE}: no column(s) {', '.join(missing)}")
+    _check_verdicts(frame, path)
     return frame.astype({c: str for c in KEY})
+
+
+def _check_verdicts(frame: pd.DataFrame, path: Path) -> None:
+    """Every row has one of this version's verdicts. A verdict it does not know (another
+    version's words, a row cut short or edited) would read as "did not hold" in a baseline, so
+    the claim could never be lost and the check would pass without having checked."""
+    words = frame["verdict"].fillna("").astype(str)
+    blank = [i + 1 for i, w in enumerate(words) if not w.strip()]
+    if blank:
+        raise ValueError(f"{path} {NOT_A_TABLE}: claim row {blank[0]} has no verdict "
+                         f"({len(blank)} such row(s)); was the file cut short or edited? "
+                         "write it again with `repro report`")  # fmt: skip
+    unknown = sorted(set(words) - set(verdicts.OUTCOMES))
+    if unknown:
+        raise ValueError(f"{path} {NOT_A_TABLE}: unknown verdict(s) "
+                         f"{', '.join(map(repr, unknown))} (it knows "
+                         f"{', '.join(map(repr, verdicts.OUTCOMES))}); a table from another "
+                         "version of repro? render both with this one")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -139,3 +139,41 @@ def test_compare_names_the_file_that_is_not_a_claim_table_and_why(tmp_path, name
         assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
         assert f"error: {bad} is not a claim table" in result.output and why in result.output
         assert "decoding 'null'" not in result.output
+
+
+def compare_files(tmp_path, before: pd.DataFrame, now: pd.DataFrame, *, ext: str = "json"):
+    """`repro compare` of two tables written as the report writes them."""
+    paths = []
+    for name, frame in (("before", before), ("now", now)):
+        path = tmp_path / f"{name}.{ext}"
+        if ext == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_json(path, orient="records")
+        paths.append(str(path))
+    return CliRunner().invoke(main, ["compare", *paths])
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "why"),
+    [
+        # Another version's words: nothing "held", so nothing could be lost (it passed).
+        (["match", "match"], "unknown verdict(s) 'match'"),
+        # A row that lost its verdict (edited, or cut short): not judged as "did not hold".
+        (["reproduced", None], "row 2 has no verdict"),
+    ],
+)
+def test_compare_refuses_a_baseline_whose_verdicts_it_cannot_read(tmp_path, verdicts, why):
+    before = claims(list(zip(["a", "b"], verdicts, strict=True)))
+    now = claims([("a", "not reproduced"), ("b", "not reproduced")])
+    result = compare_files(tmp_path, before, now)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"{tmp_path / 'before.json'} is not a claim table" in result.output
+    assert why in result.output
+
+
+def test_compare_refuses_a_csv_baseline_with_no_claims(tmp_path):
+    # Only the header: as the empty JSON list is refused, so is this (it passed vacuously).
+    before = claims([("a", "reproduced")]).iloc[:0]
+    result = compare_files(tmp_path, before, claims([("a", "not reproduced")]), ext="csv")
+    assert result.exit_code == 2 and "no claims to compare" in result.output, result.output
