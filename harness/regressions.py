@@ -57,6 +57,8 @@ def read_claims(path: Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path} {NOT_A_TABLE}: no column(s) {', '.join(missing)}")
     _check_verdicts(frame, path)
+    if "reason" not in frame.columns:  # it only words the report of a lost claim
+        frame["reason"] = ""
     return frame.astype({c: str for c in KEY})
 
 

@@ -177,3 +177,13 @@ def test_compare_refuses_a_csv_baseline_with_no_claims(tmp_path):
     before = claims([("a", "reproduced")]).iloc[:0]
     result = compare_files(tmp_path, before, claims([("a", "not reproduced")]), ext="csv")
     assert result.exit_code == 2 and "no claims to compare" in result.output, result.output
+
+
+def test_compare_reads_a_table_without_the_reason_column(tmp_path):
+    # `reason` only words the report; a table without it (trimmed, or another version's) is
+    # still judged, not a KeyError traceback.
+    before = claims([("a", "reproduced")])
+    now = claims([("a", "not reproduced")]).drop(columns="reason")
+    result = compare_files(tmp_path, before, now)
+    assert result.exit_code == 1 and not isinstance(result.exception, KeyError), result.output
+    assert "reproduced -> not reproduced" in result.output
