@@ -59,7 +59,28 @@ def read_claims(path: Path) -> pd.DataFrame:
     _check_verdicts(frame, path)
     if "reason" not in frame.columns:  # it only words the report of a lost claim
         frame["reason"] = ""
-    return frame.astype({c: str for c in KEY})
+    return _one_row_per_claim(frame.astype({c: str for c in KEY}), path)
+
+
+def _one_row_per_claim(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A claim given twice (repeated in a study file) counts once; one claim with two
+    verdicts cannot be matched with the other table's, so it is refused, not guessed."""
+    frame = frame.drop_duplicates(subset=[*KEY, "verdict"])
+    torn = frame[frame.duplicated(KEY, keep=False)]
+    if not torn.empty:
+        row = torn.iloc[0]
+        rows = torn[(torn[KEY] == row[KEY]).all(axis=1)]
+        raise ValueError(
+            f"{path}: claim {_name(row)} has {len(rows)} rows with different verdicts "
+            f"({', '.join(map(repr, rows['verdict']))}); claims are matched on "
+            f"{', '.join(KEY)}, so these cannot be told apart: make them differ in the study file"
+        )
+    return frame
+
+
+def _name(row: pd.Series) -> str:
+    return (f"{row['study']}: {row['experiment']} {row['metric']} (claimed {row['claimed']}, "
+            f"{row['source']}, {row['where']})")  # fmt: skip
 
 
 def _check_verdicts(frame: pd.DataFrame, path: Path) -> None:
@@ -106,9 +127,7 @@ def describe(result: Comparison) -> str:
              f"that did not; {len(result.lost)} no longer hold."]  # fmt: skip
     for _, row in result.lost.iterrows():
         lines.append(
-            f"  NO LONGER HOLDS: {row['study']}: {row['experiment']} {row['metric']} "
-            f"(claimed {row['claimed']}, {row['source']}, {row['where']}): "
-            f"{row['verdict_before']} -> {row['verdict_now']}"
+            f"  NO LONGER HOLDS: {_name(row)}: {row['verdict_before']} -> {row['verdict_now']}"
             + (f" ({row['reason']})" if row["reason"] else "")
         )
     return "\n".join(lines)

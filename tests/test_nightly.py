@@ -187,3 +187,16 @@ def test_compare_reads_a_table_without_the_reason_column(tmp_path):
     result = compare_files(tmp_path, before, now)
     assert result.exit_code == 1 and not isinstance(result.exception, KeyError), result.output
     assert "reproduced -> not reproduced" in result.output
+
+
+def test_compare_counts_a_repeated_claim_once_and_refuses_one_with_two_verdicts(tmp_path):
+    # The same row twice (a claim repeated in a study file) is one claim: it counted twice.
+    twice = claims([("a", "reproduced"), ("a", "reproduced")])
+    result = compare_files(tmp_path, twice, claims([("a", "reproduced")]))
+    assert result.exit_code == 0 and "1 claim(s) held before and still hold" in result.output
+    # One claim with two verdicts cannot be matched: it read as lost although one held.
+    torn = claims([("a", "reproduced"), ("a", "not reproduced")])
+    result = compare_files(tmp_path, claims([("a", "reproduced")]), torn)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"{tmp_path / 'now.json'}: claim s: a test error" in result.output
+    assert "has 2 rows with different verdicts" in result.output
