@@ -233,3 +233,55 @@ def test_an_empty_store_tonight_loses_every_claim_that_needed_runs(tmp_path):
     result = runner.invoke(main, ["compare", str(tmp_path / "before.json"),
                                   str(tmp_path / "now.json")])  # fmt: skip
     assert result.exit_code == 1 and "reproduced -> not yet run" in result.output, result.output
+
+
+def fetch_previous(tmp_path, *, listed: str, downloads: bool, afresh: str = "") -> tuple:
+    """Run the workflow's "Fetch the claim table" step with a stand-in `gh`: `gh run list`
+    prints ``listed``; `gh run download` writes the table or fails. Its exit status, its
+    output and what it set as `found`."""
+    if not shutil.which("bash"):
+        pytest.skip("no bash to run the workflow step with")
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["reproduce"]["steps"]
+    step = next(s for s in steps if s.get("id") == "previous")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    download = ('mkdir -p previous && echo "[]" > previous/claims.json' if downloads
+                else 'echo "no artifact nightly-claims" >&2; exit 1')  # fmt: skip
+    gh = bin_dir / "gh"
+    gh.write_text(f'#!/bin/sh\ncase "$2" in\n  list) echo "{listed}" ;;\n'
+                  f"  download) {download} ;;\nesac\n")  # fmt: skip
+    gh.chmod(0o755)
+    output = tmp_path / "github_output"
+    output.write_text("")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GITHUB_OUTPUT": str(output), "GH_TOKEN": "x",
+           "BRANCH": "main", "START_AFRESH": afresh}  # fmt: skip
+    # GitHub runs a step's script with `bash -e` where no shell is named.
+    done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    found = dict(line.split("=", 1) for line in output.read_text().split()).get("found")
+    return done.returncode, done.stdout + done.stderr, found
+
+
+def test_the_first_night_has_no_baseline_and_says_so(tmp_path):
+    code, out, found = fetch_previous(tmp_path, listed="", downloads=False)
+    assert (code, found) == (0, "false") and "::notice::no earlier successful" in out
+
+
+def test_the_last_good_nights_table_is_fetched(tmp_path):
+    code, _, found = fetch_previous(tmp_path, listed="123", downloads=True)
+    assert (code, found) == (0, "true") and (tmp_path / "previous" / "claims.json").exists()
+
+
+def test_a_baseline_that_cannot_be_downloaded_fails_the_night(tmp_path):
+    # Expired (90 days), or the download failed: it skipped the check and the night passed,
+    # becoming the baseline, so a regression older than 90 days was accepted unseen.
+    code, out, found = fetch_previous(tmp_path, listed="123", downloads=False)
+    assert code != 0 and found != "true" and "::error::" in out and "start_afresh" in out
+    # By hand, someone can make tonight's table the new baseline, and the log says so.
+    code, out, found = fetch_previous(tmp_path, listed="123", downloads=False, afresh="true")
+    assert (code, found) == (0, "false") and "::warning::" in out
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    inputs = wf[True]["workflow_dispatch"]["inputs"]
+    assert inputs["start_afresh"]["type"] == "boolean" and not inputs["start_afresh"]["default"]
+    step = next(s for s in wf["jobs"]["reproduce"]["steps"] if s.get("id") == "previous")
+    assert step["env"]["START_AFRESH"] == "${{ inputs.start_afresh }}"
