@@ -1025,7 +1025,8 @@ def compare(baseline, current):
 
     Both are claim tables from `repro report --format json|csv`. A claim holds when it is
     reproduced or better than claimed. Exit status 1 when any claim stopped holding (the
-    nightly job's check), 0 otherwise.
+    nightly job's check), 2 when either table cannot be judged (not a claim table, unknown
+    or missing verdicts, one claim with two verdicts), 0 otherwise.
     """
     from harness.regressions import compare as compare_tables
     from harness.regressions import describe as describe_comparison

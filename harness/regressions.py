@@ -51,10 +51,54 @@ def read_claims(path: Path) -> pd.DataFrame:
         if not rows:
             raise ValueError(f"{path} {NOT_A_TABLE}: an empty list, no claims to compare")
         frame = pd.DataFrame(rows)
+    if frame.empty:  # a CSV of the header alone, like JSON's empty list
+        raise ValueError(f"{path} {NOT_A_TABLE}: a header and no rows, no claims to compare")
     missing = [c for c in [*KEY, "verdict"] if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} {NOT_A_TABLE}: no column(s) {', '.join(missing)}")
-    return frame.astype({c: str for c in KEY})
+    _check_verdicts(frame, path)
+    if "reason" not in frame.columns:  # it only words the report of a lost claim
+        frame["reason"] = ""
+    return _one_row_per_claim(frame.astype({c: str for c in KEY}), path)
+
+
+def _one_row_per_claim(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A claim given twice (repeated in a study file) counts once; one claim with two
+    verdicts cannot be matched with the other table's, so it is refused, not guessed."""
+    frame = frame.drop_duplicates(subset=[*KEY, "verdict"])
+    torn = frame[frame.duplicated(KEY, keep=False)]
+    if not torn.empty:
+        row = torn.iloc[0]
+        rows = torn[(torn[KEY] == row[KEY]).all(axis=1)]
+        raise ValueError(
+            f"{path}: claim {_name(row)} has {len(rows)} rows with different verdicts "
+            f"({', '.join(map(repr, rows['verdict']))}); claims are matched on "
+            f"{', '.join(KEY)}, so these cannot be told apart: make them differ in the study file"
+        )
+    return frame
+
+
+def _name(row: pd.Series) -> str:
+    return (f"{row['study']}: {row['experiment']} {row['metric']} (claimed {row['claimed']}, "
+            f"{row['source']}, {row['where']})")  # fmt: skip
+
+
+def _check_verdicts(frame: pd.DataFrame, path: Path) -> None:
+    """Every row has one of this version's verdicts. A verdict it does not know (another
+    version's words, a row cut short or edited) would read as "did not hold" in a baseline, so
+    the claim could never be lost and the check would pass without having checked."""
+    words = frame["verdict"].fillna("").astype(str)
+    blank = [i + 1 for i, w in enumerate(words) if not w.strip()]
+    if blank:
+        raise ValueError(f"{path} {NOT_A_TABLE}: claim row {blank[0]} has no verdict "
+                         f"({len(blank)} such row(s)); was the file cut short or edited? "
+                         "write it again with `repro report`")  # fmt: skip
+    unknown = sorted(set(words) - set(verdicts.OUTCOMES))
+    if unknown:
+        raise ValueError(f"{path} {NOT_A_TABLE}: unknown verdict(s) "
+                         f"{', '.join(map(repr, unknown))} (it knows "
+                         f"{', '.join(map(repr, verdicts.OUTCOMES))}); a table from another "
+                         "version of repro? render both with this one")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,9 +127,7 @@ def describe(result: Comparison) -> str:
              f"that did not; {len(result.lost)} no longer hold."]  # fmt: skip
     for _, row in result.lost.iterrows():
         lines.append(
-            f"  NO LONGER HOLDS: {row['study']}: {row['experiment']} {row['metric']} "
-            f"(claimed {row['claimed']}, {row['source']}, {row['where']}): "
-            f"{row['verdict_before']} -> {row['verdict_now']}"
+            f"  NO LONGER HOLDS: {_name(row)}: {row['verdict_before']} -> {row['verdict_now']}"
             + (f" ({row['reason']})" if row["reason"] else "")
         )
     return "\n".join(lines)

