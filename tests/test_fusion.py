@@ -498,6 +498,24 @@ def test_runs_that_differ_in_one_field_are_grouped_as_the_field_requires(tmp_pat
         assert len(made) == (2 if apart else 1), field
 
 
+def test_nesterov_without_momentum_is_refused_at_load_not_left_to_fail_a_fused_group(tmp_path):
+    """torch's SGD refuses Nesterov without momentum, so alone such a run fails at its start.
+    The schema took it, and fused with runs without momentum, FusedSGD trained it as plain SGD
+    for an epoch, then the first checkpoint's torch.optim.SGD failed the whole group, members
+    that would have completed alone too. Refused when the study is read, it never trains."""
+    from harness.studyfile import StudyError
+
+    experiments = (
+        "  - {name: a, model: resnet8, recipe: {extends: base, optimizer: {lr: 0.01,"
+        " momentum: 0.0}}}\n"
+        "  - {name: b, model: resnet8, recipe: {extends: base, optimizer: {lr: 0.01,"
+        " momentum: 0.0, nesterov: true}}}\n"
+    )
+    with pytest.raises(StudyError, match="nesterov") as info:
+        load_study(tiny_study(tmp_path / "s.yaml", experiments))
+    assert "momentum" in str(info.value)
+
+
 # Experiments that differ from the base (and each other) in what OTHER leaves alone: the
 # schedule and its unit, a warm-up counted in epochs, every kind of crop, flip and draw and
 # the order of normalisation and augmentation, every kind of normalisation, the reporting rule.
