@@ -64,23 +64,35 @@ from harness.train import (
 )
 from harness.zoo import ModelSpec, count_parameters
 
+# Every field of a Recipe is one or the other; tests/test_fusion.py fails when a field is
+# added to the schema without being put in one of the two, so that no field is ever read from
+# one member for the whole group unseen.
+#
+# What members must share: these make one network of them, with the same batches per epoch
+# (batch size, last-batch policy, the sizes of the training, validation and test splits) and
+# the same number of steps (the length).
+SHARED_RECIPE_FIELDS = frozenset({"batch_size", "last_batch", "train_images",
+                                  "validation_images", "test_images", "epochs",
+                                  "iterations"})  # fmt: skip
+# What each member has of its own, and where it is honoured: the optimizer by FusedSGD (its
+# fields: FusedSGD.HONOURS; whether momentum is on is shared, see fusion_key), the schedule
+# and warm-up by each member's LearningRate, normalisation and augmentation by each member's
+# own data and loader, the reporting rule by each member's summary. The last four are handed
+# whole to the solo run's own code, so a field added inside them is per member by
+# construction. The note changes nothing.
+PER_MEMBER_RECIPE_FIELDS = frozenset({"optimizer", "schedule", "warmup", "normalization",
+                                      "augmentation", "reported_epoch", "note"})  # fmt: skip
+
 
 def fusion_key(p: RunPlan) -> tuple:
-    """Runs with equal keys can be one fused network: same architecture, batch size,
-    last-batch policy, data sizes (so the same batches per epoch), length, and momentum on or
-    off (one optimizer keeps momentum buffers for all members or for none). Everything else
-    (seed, learning rate and schedule, warm-up, the momentum value, weight decay, Nesterov,
-    normalisation, augmentation, reporting rule) may differ per member."""
+    """Runs with equal keys can be one fused network: same architecture (every field of the
+    model spec), the :data:`SHARED_RECIPE_FIELDS`, and momentum on or off (one optimizer
+    keeps momentum buffers for all members or for none). Everything else
+    (:data:`PER_MEMBER_RECIPE_FIELDS`, the seed) may differ per member."""
     r = p.recipe
     return (
         p.experiment.model.model_dump_json(),
-        r.batch_size,
-        r.last_batch,
-        r.train_images,
-        r.validation_images,
-        r.test_images,
-        r.epochs,
-        r.iterations,
+        *(getattr(r, name) for name in sorted(SHARED_RECIPE_FIELDS)),
         r.optimizer.momentum != 0,
     )
 

@@ -270,6 +270,11 @@ class FusedSGD:
     A member that is dropped (it diverged) is no longer updated.
     """
 
+    # The fields of harness.schema.Optimizer this update reads for each member; a field added
+    # to the schema is ignored here until it is added (tests/test_fusion.py checks the two
+    # agree). ``name`` is "sgd", the only optimiser there is.
+    HONOURS = frozenset({"name", "lr", "momentum", "nesterov", "weight_decay", "no_weight_decay"})
+
     def __init__(self, model: nn.Module, optimizers: Sequence[Optimizer]) -> None:
         from harness.train import parameter_groups
 

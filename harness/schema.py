@@ -83,6 +83,15 @@ class Optimizer(Strict):
             raise ValueError(f"no_weight_decay names a kind twice: {list(v)}")
         return tuple(sorted(v))
 
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> Optimizer:
+        # torch.optim.SGD refuses it, so such a run fails when it starts; found at load, it
+        # also never trains an epoch in a fused group only to fail the whole group then.
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov: true needs momentum (it is 0): give momentum, or "
+                             "leave nesterov out")  # fmt: skip
+        return self
+
 
 Unit = Literal["epoch", "iteration"]
 

@@ -432,6 +432,126 @@ def test_runs_that_cannot_be_one_network_are_refused(tmp_path, noise):
         fuse_models([build_model(spec_from_name("resnet8")), build_model(spec_from_name("plain8"))])
 
 
+# Each Recipe field changed alone, from small_recipe(validation_images=20), by what fusion
+# must do with it: keep runs that differ in it apart (they could not be one network with the
+# same batches and steps) or fuse them, each member with its own (proven below and in
+# test_a_fused_group_trains_each_member_as_its_solo_run). Written out here, apart from the
+# code's sets, so that moving a field from one set to the other fails a test too.
+MUST_SHARE = {
+    "batch_size": {"batch_size": 16},
+    "last_batch": {"last_batch": "drop"},
+    "train_images": {"train_images": 300},
+    "validation_images": {"validation_images": 10},
+    "test_images": {"test_images": 50},
+    "epochs": {"epochs": 2},
+    "iterations": {"epochs": None, "iterations": 30},
+}
+EACH_OWN = {
+    "optimizer": {"optimizer": {"lr": 0.01, "momentum": 0.5, "nesterov": True,
+                                "weight_decay": 0.0, "no_weight_decay": ["bias"]}},
+    "schedule": {"schedule": {"kind": "cosine", "unit": "iteration"}},
+    "warmup": {"warmup": {"lr": 0.01, "iterations": 5}},
+    "normalization": {"normalization": {"kind": "none"}},
+    "augmentation": {"augmentation": {"crop": {"padding": 4, "fill": "reflect"}}},
+    "reported_epoch": {"reported_epoch": "best_validation"},
+    "note": {"note": "another"},
+}  # fmt: skip
+
+
+def test_every_recipe_field_is_either_shared_by_a_group_or_each_members_own():
+    """A field added to the schema fails here until fusion says what it does with it: else
+    the fused trainer could read it from one member for all (or FusedSGD ignore it) unseen."""
+    from harness.fused_train import PER_MEMBER_RECIPE_FIELDS, SHARED_RECIPE_FIELDS
+    from harness.fusion import FusedSGD
+    from harness.schema import Optimizer, Recipe
+
+    unclassified = set(Recipe.model_fields) - SHARED_RECIPE_FIELDS - PER_MEMBER_RECIPE_FIELDS
+    assert not unclassified, f"say in harness/fused_train.py how fusion treats {unclassified}"
+    assert set(Recipe.model_fields) == SHARED_RECIPE_FIELDS | PER_MEMBER_RECIPE_FIELDS
+    assert (set(MUST_SHARE), set(EACH_OWN)) == (SHARED_RECIPE_FIELDS, PER_MEMBER_RECIPE_FIELDS)
+    assert set(Optimizer.model_fields) == FusedSGD.HONOURS
+
+
+def test_runs_that_differ_in_one_field_are_grouped_as_the_field_requires(tmp_path):
+    """Changed alone, a field that must be shared keeps the runs apart, in the key and in the
+    groups; a member's own field does not."""
+    from types import SimpleNamespace
+
+    from conftest import small_recipe
+
+    from harness.fused_train import fusion_key
+    from harness.grouping import groups
+    from harness.zoo import spec_from_name
+
+    spec = spec_from_name("resnet8")
+
+    def run(name: str, recipe) -> SimpleNamespace:
+        return SimpleNamespace(name=name, recipe=recipe, experiment=SimpleNamespace(model=spec),
+                               directory=lambda results: results / name)  # fmt: skip
+
+    base = run("base", small_recipe(validation_images=20))
+    for field, change in {**MUST_SHARE, **EACH_OWN}.items():
+        other = run(field, small_recipe(**{"validation_images": 20, **change}))
+        apart = field in MUST_SHARE
+        assert (fusion_key(other) != fusion_key(base)) == apart, field
+        made = groups([base, other], tmp_path, choose(CPU), 2)
+        assert len(made) == (2 if apart else 1), field
+
+
+def test_nesterov_without_momentum_is_refused_at_load_not_left_to_fail_a_fused_group(tmp_path):
+    """torch's SGD refuses Nesterov without momentum, so alone such a run fails at its start.
+    The schema took it, and fused with runs without momentum, FusedSGD trained it as plain SGD
+    for an epoch, then the first checkpoint's torch.optim.SGD failed the whole group, members
+    that would have completed alone too. Refused when the study is read, it never trains."""
+    from harness.studyfile import StudyError
+
+    experiments = (
+        "  - {name: a, model: resnet8, recipe: {extends: base, optimizer: {lr: 0.01,"
+        " momentum: 0.0}}}\n"
+        "  - {name: b, model: resnet8, recipe: {extends: base, optimizer: {lr: 0.01,"
+        " momentum: 0.0, nesterov: true}}}\n"
+    )
+    with pytest.raises(StudyError, match="nesterov") as info:
+        load_study(tiny_study(tmp_path / "s.yaml", experiments))
+    assert "momentum" in str(info.value)
+
+
+# Experiments that differ from the base (and each other) in what OTHER leaves alone: the
+# schedule and its unit, a warm-up counted in epochs, every kind of crop, flip and draw and
+# the order of normalisation and augmentation, every kind of normalisation, the reporting rule.
+EACH_THEIR_OWN = (
+    "  - {name: a, model: resnet8, seeds: 1, recipe: {extends: base,"
+    " schedule: {kind: cosine, min_lr: 0.0001, unit: iteration}, warmup: {lr: 0.0002, epochs: 1},"
+    " augmentation: {crop: {padding: 4, fill: reflect}, flip: false},"
+    " normalization: {kind: per_pixel_mean_std}, reported_epoch: best_validation}}\n"
+    "  - {name: b, model: resnet8, seeds: 1, recipe: {extends: base,"
+    " schedule: {kind: multistep, milestones: [1], gamma: 0.5},"
+    " augmentation: {crop: {padding: 3}, draw: per_batch, normalize_first: true},"
+    " normalization: {kind: per_channel, mean: [0.4, 0.5, 0.6], std: [0.2, 0.25, 0.3]}}}\n"
+    "  - {name: c, model: resnet8, seeds: 1, recipe: {extends: base,"
+    " schedule: {kind: cosine, unit: epoch}, augmentation: {crop: null, flip: true},"
+    " normalization: {kind: none}}}\n"
+)
+
+
+def test_each_member_keeps_its_schedule_augmentation_normalisation_and_reporting_rule(
+    tmp_path, noise
+):
+    two_epochs = RECIPE.replace("epochs: 1", "epochs: 2") + "    validation_images: 20\n"
+    experiments = "  - {name: net, model: resnet8, recipe: base}\n" + EACH_THEIR_OWN
+    plans = plan(load_study(tiny_study(tmp_path / "s.yaml", experiments, recipe=two_epochs)))
+    solo = [
+        train(p, noise, d, FP64) for p, d in zip(plans, dirs(tmp_path, "solo", plans), strict=True)
+    ]
+    fused = train_group(plans, noise, dirs(tmp_path, "fused", plans), FP64)
+    assert [s["status"] for s in fused] == ["complete"] * 4
+    for a, b in zip(dirs(tmp_path, "solo", plans), dirs(tmp_path, "fused", plans), strict=True):
+        assert_same_run(a, b)
+    for key in ("test_error", "reported_epoch", "reported_by", "normalization"):
+        assert [s[key] for s in fused] == [s[key] for s in solo], key
+    assert len({s["final_train_loss"] for s in fused}) == 4
+
+
 # --------------------------------------------------------------------------- repro run --fuse
 
 
