@@ -72,6 +72,10 @@ def test_the_workflow_does_what_the_readme_says():
     assert {u["with"]["name"] for u in uploads} == {"nightly-report", "nightly-claims"}
     assert any("repro compare previous/claims.json claims.json" in s.get("run", "")
                for s in job["steps"])  # fmt: skip
+    # A night whose training or GPU check failed still says which claims stopped holding.
+    compare = next(s for s in job["steps"] if "repro compare" in s.get("run", ""))
+    fetch = next(s for s in job["steps"] if s.get("id") == "previous")
+    assert "!cancelled()" in fetch.get("if", "") and "!cancelled()" in compare.get("if", "")
     # What only a GPU can check runs there every night, and has something to check.
     assert any("pytest tests/test_gpu.py" in s.get("run", "") for s in job["steps"])
     gpu_tests = (ROOT / "tests" / "test_gpu.py").read_text()
