@@ -248,9 +248,14 @@ def _train_fused(group: list[RunPlan], data: Cifar10, ex: Execution, o: RunOptio
             except FusionError as exc:
                 echo(f"note: not fused ({exc}); training them one after another")
             except RunFailed as exc:
-                return alone + [_ended_before(p, d) or Outcome(p, store.FAILED, f"{exc} "
-                                f"(traceback in {d / store.ERROR})")
-                                for p, d in zip(members, dirs, strict=True)]  # fmt: skip
+                # One member's failure (a checkpoint that does not fit, say) fails the whole
+                # group, now and at every later attempt, as the same group forms again: its
+                # partners would never finish. Each goes on alone, failing or not on its own.
+                echo(f"note: the fused group failed ({exc}); its runs go on one after "
+                     "another, so that each fails or not on its own")  # fmt: skip
+                ended = [_ended_before(p, d) for p, d in zip(members, dirs, strict=True)]
+                alone += [out for out in ended if out is not None]
+                members = [p for p, out in zip(members, ended, strict=True) if out is None]
             except KeyboardInterrupt:
                 return alone + [_ended_before(p, d) or Outcome(p, store.INTERRUPTED, STOPPED_TEXT)
                                 for p, d in zip(members, dirs, strict=True)]  # fmt: skip

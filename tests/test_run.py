@@ -482,7 +482,42 @@ def test_a_fused_member_that_diverged_before_its_group_ended_is_said_to_have_div
                                   "recipe: base}\n", seeds=2))  # fmt: skip
     options = RunOptions(results=tmp_path / "results", data_dir=cifar_root, device="cpu",
                          quiet=True, fuse=2)  # fmt: skip
-    outcomes = run_study(study, options, lambda _: None)
-    first = store.FAILED if ending == "error" else store.INTERRUPTED
-    assert [o.status for o in outcomes] == [first, store.DIVERGED]
+    outcomes = {o.plan.seed: o for o in run_study(study, options, lambda _: None)}
+    # After an error the partner goes on alone (see the next test); a stop stops it.
+    first = store.COMPLETE if ending == "error" else store.INTERRUPTED
+    assert (outcomes[0].status, outcomes[1].status) == (first, store.DIVERGED)
     assert "loss became NaN/inf at epoch 1" in outcomes[1].message
+
+
+def test_one_members_failure_never_holds_back_its_partners(tmp_path, cifar_root, monkeypatch):
+    """A member that cannot go on (its checkpoint does not fit the model) failed its whole
+    fused group, and again at every later attempt, as the same group formed again: its
+    partner never finished. The group's runs go on apart: the partner completes, the broken
+    run fails alone, naming its file, and keeps failing alone."""
+    import torch
+
+    from harness import budget
+
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
+                       QUICK_RECIPE, seeds=2)  # fmt: skip
+    results = tmp_path / "results"
+    fits = iter([True, False])  # the group trains one epoch, then pauses
+    monkeypatch.setattr(budget.Deadline, "fits", lambda self, estimate: next(fits, False))
+    paused = repro(*run_args(study, cifar_root, results, "--fuse", "2", "--time-budget", "10m"))
+    assert "fused: 2 runs as one network" in paused.output, paused.output
+    assert paused.output.count("[  paused]") == 2, paused.output
+    monkeypatch.undo()
+    broken = results / "tiny/a/seed-1" / store.CHECKPOINT
+    checkpoint = torch.load(broken, weights_only=True)
+    checkpoint["model"].popitem()
+    torch.save(checkpoint, broken)
+
+    out = repro(*run_args(study, cifar_root, results, "--fuse", "2"))
+    assert out.exit_code == 1, out.output
+    assert "note: the fused group failed" in out.output
+    assert summary(results, "tiny/a/seed-0")["status"] == "complete"
+    assert summary(results, "tiny/a/seed-1")["status"] == "failed"
+    assert f"{broken} does not fit" in out.output
+    again = repro(*run_args(study, cifar_root, results, "--fuse", "2"))
+    assert "[    skip] tiny/a/seed-0" in again.output and "fused:" not in again.output
+    assert summary(results, "tiny/a/seed-1")["status"] == "failed"
