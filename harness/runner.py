@@ -644,15 +644,13 @@ def data_conflict(run_dir: Path, data: Cifar10) -> str | None:
 
 def first_data(run_dir: Path) -> str | None:
     """The fingerprint of the data the run's first session trained on, as recorded: its
-    session's own (recorded since 2026-11-26), else the summary's, which is the latest
-    session's, and the first one's where a run never changed its data."""
+    session's own, else the summary's, which is the first one's where a run never changed
+    its data (store.data_fingerprints)."""
     try:
         summary = store.read_summary(run_dir) or {}
     except store.DamagedFile:
         return None
-    recorded = [s["dataset_fingerprint"] for s in summary.get("sessions") or []
-                if s.get("dataset_fingerprint")]  # fmt: skip
-    return recorded[0] if recorded else (summary.get("data") or {}).get("dataset_fingerprint")
+    return store.data_fingerprints(summary)[0]
 
 
 def first_execution(run_dir: Path) -> tuple[str, str] | None:

@@ -280,6 +280,16 @@ def _json_object(path: Path, what: str) -> dict | None:
     return value
 
 
+def data_fingerprints(summary: dict) -> list[str | None]:
+    """The data a run trained on, as its summary records it: each session's fingerprint in
+    order (sessions record their own since 2026-11-26), then the summary's, which is the
+    latest session's (None where it is not recorded). A run may have been carried to another
+    machine and resumed on another copy, which only the sessions can show."""
+    recorded = [s["dataset_fingerprint"] for s in summary.get("sessions") or []
+                if s.get("dataset_fingerprint")]  # fmt: skip
+    return [*recorded, (summary.get("data") or {}).get("dataset_fingerprint")]
+
+
 def read_summary(run_dir: Path) -> dict | None:
     """The run's summary (None when there is none yet); DamagedFile when it cannot be used."""
     path = run_dir / SUMMARY
@@ -515,10 +525,16 @@ def summary_status(run_dir: Path) -> str | None:
 def recorded_epochs(run_dir: Path) -> int:
     """Finished epochs in metrics.jsonl; a damaged file counts as none (the checkpoint still
     holds the history, and `repro run` rebuilds the file from it)."""
+    return recorded_progress(run_dir)[0]
+
+
+def recorded_progress(run_dir: Path) -> tuple[int, int]:
+    """(epochs, iterations) metrics.jsonl holds, as recorded_epochs counts them."""
     try:
-        return len(read_jsonl(run_dir / METRICS))
+        rows = read_jsonl(run_dir / METRICS)
     except DamagedFile:
-        return 0
+        return 0, 0
+    return len(rows), rows[-1]["iteration"] if rows else 0
 
 
 def mark_failed(run_dir: Path, error: str) -> None:

@@ -931,16 +931,6 @@ def reported_record(done: list[dict], rule: str) -> dict | None:
     return done[-1] if done else None
 
 
-def recorded_progress(run_dir: Path) -> tuple[int, int]:
-    """(epochs, iterations) metrics.jsonl holds; a damaged file counts as none, as in
-    store.recorded_epochs."""
-    try:
-        rows = store.read_jsonl(run_dir / store.METRICS)
-    except store.DamagedFile:
-        return 0, 0
-    return len(rows), rows[-1]["iteration"] if rows else 0
-
-
 def finish(run_dir, base, state: RunState, status, telemetry, error=None) -> dict:
     history = state.history or []
     done = [h for h in history if h.get("test_error") is not None]
@@ -957,7 +947,7 @@ def finish(run_dir, base, state: RunState, status, telemetry, error=None) -> dic
         # does not fit, the model or data failing to build): the epochs the run holds are
         # still there and resume next time, so the summary says so, as mark_failed's does;
         # 0 would have status, the queue and fusion treat the run as never started.
-        epochs_done, iterations_done = recorded_progress(run_dir)
+        epochs_done, iterations_done = store.recorded_progress(run_dir)
     summary = {
         **base,
         "status": status,

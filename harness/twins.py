@@ -95,11 +95,8 @@ def mismatch(twin: Twin, precision: str, pipeline: str, fingerprint: str) -> str
     if ran != {(precision, pipeline)}:
         shown = " + ".join(sorted(label(*r) for r in ran)) or "an unrecorded execution"
         return f"it ran in {shown}, this command trains in {label(precision, pipeline)}"
-    # The summary's data is its latest session's; sessions record their own (since 2026-11-26),
-    # and a run that trained on two copies is no training on one.
-    theirs = {s.get("dataset_fingerprint") for s in twin.summary.get("sessions") or []
-              if s.get("dataset_fingerprint")}  # fmt: skip
-    theirs.add((twin.summary.get("data") or {}).get("dataset_fingerprint"))
+    # A run that trained on two copies (its sessions say so) is no training on one.
+    theirs = set(store.data_fingerprints(twin.summary))
     if theirs != {fingerprint}:
         shown = " + ".join(sorted(f[:12] for f in theirs if f)) or "not recorded"
         return f"it was trained on other data ({shown}, here {fingerprint[:12]})"

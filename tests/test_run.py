@@ -407,6 +407,18 @@ def _paused_after_one_epoch(tmp_path, cifar_root, monkeypatch) -> tuple[Path, Pa
     return study, results
 
 
+def _untouched_then_finished(study: Path, cifar_root: Path, results: Path) -> dict:
+    """After a refused resume: the paused run is as it was, and the command it began with
+    finishes it. Returns its summary."""
+    left = summary(results, "tiny/a/seed-0")
+    assert (left["status"], left["epochs_done"]) == ("paused", 1)  # untouched
+    same = repro(*run_args(study, cifar_root, results))
+    assert same.exit_code == 0, same.output
+    done = summary(results, "tiny/a/seed-0")
+    assert done["status"] == "complete"
+    return done
+
+
 def test_a_run_is_never_resumed_under_another_pipeline_or_precision(
     tmp_path, cifar_root, monkeypatch
 ):
@@ -417,13 +429,7 @@ def test_a_run_is_never_resumed_under_another_pipeline_or_precision(
     assert "[ REFUSED] tiny/a/seed-0" in other.output
     assert "fp32, fast pipeline" in other.output and "fp32, canonical pipeline" in other.output
     assert "--force" in other.output and "--results" in other.output
-    left = summary(results, "tiny/a/seed-0")
-    assert (left["status"], left["epochs_done"]) == ("paused", 1)  # untouched
-
-    same = repro(*run_args(study, cifar_root, results))
-    assert same.exit_code == 0, same.output
-    done = summary(results, "tiny/a/seed-0")
-    assert done["status"] == "complete"
+    done = _untouched_then_finished(study, cifar_root, results)
     assert {s["pipeline"] for s in done["sessions"]} == {"fast"}
 
 
@@ -446,13 +452,7 @@ def test_a_run_is_never_resumed_on_other_data(tmp_path, cifar_root, monkeypatch)
     now = load_cached(locate(other_root)).fingerprint
     assert f"trained on data {began[:12]}" in other.output and now[:12] in other.output
     assert "--force" in other.output and "--results" in other.output
-    left = summary(results, "tiny/a/seed-0")
-    assert (left["status"], left["epochs_done"]) == ("paused", 1)  # untouched
-
-    same = repro(*run_args(study, cifar_root, results))
-    assert same.exit_code == 0, same.output
-    done = summary(results, "tiny/a/seed-0")
-    assert done["status"] == "complete"
+    done = _untouched_then_finished(study, cifar_root, results)
     assert {s["dataset_fingerprint"] for s in done["sessions"]} == {began}
 
     redo = repro(*run_args(study, other_root, results, "--force"))

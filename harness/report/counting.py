@@ -194,8 +194,7 @@ def _run_data(record: RunRecord) -> tuple[bool, str]:
     """As _data_of, for a run: its summary records the latest session's data only, so a run
     whose sessions say they trained on different data (a run paused on a copy and resumed on
     the official release) is on mixed data, which is not the official release."""
-    fingerprints = {s.get("dataset_fingerprint") for s in _sessions(record)}
-    fingerprints |= {record.data.get("dataset_fingerprint")}
+    fingerprints = set(store.data_fingerprints(record.summary or {}))
     flags = {s.get("official") for s in _sessions(record)} | {record.data.get("official")}
     recorded = sorted(f[:12] for f in fingerprints if f)
     if len(recorded) > 1 or {True, False} <= flags:
