@@ -3,6 +3,7 @@ must travel inside the package (a cluster's `pip install repro-*.whl` has no rep
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -79,3 +80,35 @@ def test_an_installed_wheel_gives_its_help(site, tmp_path):
     out = installed(site, tmp_path, "--help")
     assert out.returncode == 0, out.stderr
     assert "Usage:" in out.stdout and "report" in out.stdout
+
+
+def test_an_installed_copy_claims_no_commit_of_a_repository_around_it(site, tmp_path):
+    """A wheel installed in a virtual environment inside some checkout (as .venv/ sits in
+    this one) recorded that checkout's commit as the harness's own in every run."""
+    repo = tmp_path / "checkout"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".gitignore").write_text(".venv/\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "add", ".gitignore"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "a repository the harness is not from"],
+                   check=True)  # fmt: skip
+    inner = repo / ".venv" / "site"
+    shutil.copytree(site, inner)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "REPRO_HARNESS_COMMIT")}
+    code = (
+        "import json; from harness.environment import git_commit; print(json.dumps(git_commit()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         env={**env, "PYTHONPATH": str(inner)}, text=True, check=True)  # fmt: skip
+    assert json.loads(out.stdout.splitlines()[-1]) == {"commit": None, "dirty": None}
+
+
+def test_a_checkout_still_gives_its_commit(monkeypatch):
+    from harness.environment import git_commit
+
+    monkeypatch.delenv("REPRO_HARNESS_COMMIT", raising=False)
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True)  # fmt: skip
+    if head.returncode != 0:
+        pytest.skip(f"{ROOT} is not a git checkout here")
+    assert git_commit()["commit"] == head.stdout.strip()
