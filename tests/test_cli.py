@@ -87,10 +87,33 @@ def test_evaluate_on_studies_without_released_checkpoints_is_a_mistake(tmp_path)
     assert not (tmp_path / "r").exists()
 
 
-def test_validate_estimates_what_a_study_costs():
+def test_validate_estimates_what_a_study_costs(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the rate is the one in queue.yaml here
     out = repro("validate", str(ROOT / "studies" / "degradation.yaml"))
     assert out.exit_code == 0, out.output
     assert "cost: 61.2 PFLOP of training, about 1.2 GPU-hours" in out.output
+
+
+def test_validate_costs_a_study_at_the_rate_of_the_queue_here(tmp_path, monkeypatch):
+    """It read queue.yaml beside the package, which an installed copy has not, whatever
+    queue the directory it ran in held."""
+    study = ROOT / "studies" / "degradation.yaml"
+    monkeypatch.chdir(tmp_path)
+    out = repro("validate", str(study))
+    assert out.exit_code == 0, out.output
+    assert "cost: 61.2 PFLOP of training (no queue.yaml here to give a measured GPU rate " \
+        "to convert it)" in out.output  # fmt: skip
+    (tmp_path / "queue.yaml").write_text(
+        "achieved_tflops: 27.6\nrate_source: a figure for the tests\nitems:\n"
+        f"  - {{name: d, why: the runs, study: {study}}}\n"
+    )
+    out = repro("validate", str(study))
+    assert "cost: 61.2 PFLOP of training, about 0.6 GPU-hours at the 27.6 TFLOP/s" in out.output
+    (tmp_path / "queue.yaml").write_text("achieved_tflops: [\n")
+    out = repro("validate", str(study))
+    assert out.exit_code == 0, out.output
+    assert "cost: 61.2 PFLOP of training (queue.yaml here has problems, so no measured GPU " \
+        "rate converts it: `repro validate queue.yaml` lists them)" in out.output  # fmt: skip
 
 
 def test_a_store_of_checkpoint_evaluations_alone_is_not_called_empty(tmp_path):
