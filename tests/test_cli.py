@@ -170,6 +170,23 @@ def test_status_without_study_files_says_so_and_how_to_name_them(tmp_path, monke
     assert "repro status studies/degradation.yaml" in out.output
 
 
+def test_report_and_queue_outside_a_checkout_say_what_to_name(tmp_path, monkeypatch):
+    """Their defaults (studies/*.yaml, queue.yaml) are a checkout's: elsewhere, as for an
+    installed copy, report wrote a page with nothing on it and queue gave no way out."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()
+    out = repro("report")
+    assert out.exit_code == 2 and isinstance(out.exception, SystemExit), out.output
+    assert "no study files: none given with --study, no studies/*.yaml here and no run in " \
+        "results names one" in out.output  # fmt: skip
+    assert "repro report --study studies/degradation.yaml" in out.output
+    assert not (tmp_path / "report.html").exists()
+    out = repro("queue")
+    assert out.exit_code == 2 and isinstance(out.exception, SystemExit), out.output
+    assert "queue.yaml: no such queue file here (the default)" in out.output
+    assert "`repro queue PATH`" in out.output
+
+
 def test_report_says_which_runs_it_left_out_because_their_study_is_gone(tmp_path, monkeypatch):
     from fake_runs import fake_run
 
