@@ -590,7 +590,13 @@ def report(out, fmt, results, study_files, show_unrun):
 
     if not results.is_dir():
         fail(f"{results}: no such results directory (give the store with --results DIR)")
-    if not scan(results) and not scan_evaluations(results):
+    records = scan(results)
+    files = list(study_files) or default_study_files(records)
+    if not files and not records:  # the default is a checkout's; an installed copy has none
+        fail(f"no study files: none given with --study, no studies/*.yaml here and no run in "
+             f"{results} names one; name them, e.g. "
+             "`repro report --study studies/degradation.yaml`")  # fmt: skip
+    if not records and not scan_evaluations(results):
         click.echo(f"note: {results} holds no runs or checkpoint evaluations yet: every "
                    "claim that needs one will read 'not yet run'")  # fmt: skip
     fmt = fmt or (
@@ -600,8 +606,6 @@ def report(out, fmt, results, study_files, show_unrun):
     )
     out = out or Path({"html": "report.html", "csv": "claims.csv", "json": "claims.json"}[fmt])
     writable_or_fail((out, "--out"))
-    records = scan(results)
-    files = list(study_files) or default_study_files(records)
     studies = studies_or_fail(files)  # one pass to report every problem before building
     built = report_for([Path(f) for f in files], results, show_unrun=show_unrun)
     write(built, out, fmt)
@@ -915,6 +919,9 @@ def queue(queue_file, time_budget, items, device, results, data_dir, quiet, comp
         fuse_limit = parse_fuse(fuse)
     except FuseChoiceError as exc:
         fail(str(exc))
+    if queue_file == "queue.yaml" and not Path(queue_file).exists():  # a checkout's default
+        fail("queue.yaml: no such queue file here (the default); name the evidence queue: "
+             "`repro queue PATH`")  # fmt: skip
     try:
         q = load_queue(queue_file)
         budget = parse_duration(time_budget) if time_budget else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import asdict, dataclass
 from functools import cache
+from pathlib import Path
 
 import torch
 
@@ -189,16 +190,22 @@ def _duration(seconds: float) -> str:
 
 def cost_estimate(study: Study) -> str:
     """Training FLOPs of every run (6 x forward MACs per image) and the GPU time they would
-    take at the whole-GPU rate a GPU slot measured (queue.yaml's)."""
-    from harness.environment import PACKAGE_ROOT
+    take at the whole-GPU rate a GPU slot measured: that of queue.yaml in the current
+    directory, the queue `repro status` and `repro queue` take by default. Not one beside
+    the package, which an installed copy has not."""
     from harness.plan import plan
     from harness.queue import QueueError, load_queue, training_flops
 
     pflop = sum(training_flops(p) for p in plan(study)) / 1e15
+    here = Path("queue.yaml")
+    if not here.exists():
+        return (f"{pflop:,.1f} PFLOP of training (no {here} here to give a measured GPU rate "
+                "to convert it)")  # fmt: skip
     try:
-        queue = load_queue(PACKAGE_ROOT / "queue.yaml")
+        queue = load_queue(here)
     except QueueError:
-        return f"{pflop:,.1f} PFLOP of training (no measured GPU rate to convert it)"
+        return (f"{pflop:,.1f} PFLOP of training ({here} here has problems, so no measured "
+                f"GPU rate converts it: `repro validate {here}` lists them)")  # fmt: skip
     hours = pflop * 1e15 / (queue.rate_tflops * 1e12) / 3600
     return (f"{pflop:,.1f} PFLOP of training, about {hours:,.1f} GPU-hours at the "
             f"{queue.rate_tflops:g} TFLOP/s of whole-GPU training rate measured in a GPU slot "

@@ -23,10 +23,14 @@ def git_commit() -> dict:
     Whoever copies the working tree elsewhere (a GPU box, a cluster's scratch space) can state
     the commit in REPRO_HARNESS_COMMIT; that statement wins, because a copy's .git may be
     missing or stale (on the 2026-11-26 GPU slot it still named the session's first commit).
+
+    Git is asked only where it tracks this very file: an installed copy (a wheel in a
+    virtual environment inside some checkout, site-packages below a repository) would
+    otherwise be given the commit of a repository its code did not come from.
     """
     stated = os.environ.get("REPRO_HARNESS_COMMIT")
 
-    def git(*args: str) -> str | None:
+    def ask(*args: str) -> str | None:
         try:
             out = subprocess.run(
                 ["git", "-C", str(PACKAGE_ROOT), *args],
@@ -37,6 +41,12 @@ def git_commit() -> dict:
         except (OSError, subprocess.TimeoutExpired):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
+
+    this_file = Path(__file__).resolve().relative_to(PACKAGE_ROOT).as_posix()
+    checkout = ask("ls-files", "--error-unmatch", "--", this_file) is not None
+
+    def git(*args: str) -> str | None:
+        return ask(*args) if checkout else None
 
     if stated:
         return {"commit": stated, "dirty": None, "from": "REPRO_HARNESS_COMMIT",

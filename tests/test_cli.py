@@ -87,10 +87,33 @@ def test_evaluate_on_studies_without_released_checkpoints_is_a_mistake(tmp_path)
     assert not (tmp_path / "r").exists()
 
 
-def test_validate_estimates_what_a_study_costs():
+def test_validate_estimates_what_a_study_costs(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the rate is the one in queue.yaml here
     out = repro("validate", str(ROOT / "studies" / "degradation.yaml"))
     assert out.exit_code == 0, out.output
     assert "cost: 61.2 PFLOP of training, about 1.2 GPU-hours" in out.output
+
+
+def test_validate_costs_a_study_at_the_rate_of_the_queue_here(tmp_path, monkeypatch):
+    """It read queue.yaml beside the package, which an installed copy has not, whatever
+    queue the directory it ran in held."""
+    study = ROOT / "studies" / "degradation.yaml"
+    monkeypatch.chdir(tmp_path)
+    out = repro("validate", str(study))
+    assert out.exit_code == 0, out.output
+    assert "cost: 61.2 PFLOP of training (no queue.yaml here to give a measured GPU rate " \
+        "to convert it)" in out.output  # fmt: skip
+    (tmp_path / "queue.yaml").write_text(
+        "achieved_tflops: 27.6\nrate_source: a figure for the tests\nitems:\n"
+        f"  - {{name: d, why: the runs, study: {study}}}\n"
+    )
+    out = repro("validate", str(study))
+    assert "cost: 61.2 PFLOP of training, about 0.6 GPU-hours at the 27.6 TFLOP/s" in out.output
+    (tmp_path / "queue.yaml").write_text("achieved_tflops: [\n")
+    out = repro("validate", str(study))
+    assert out.exit_code == 0, out.output
+    assert "cost: 61.2 PFLOP of training (queue.yaml here has problems, so no measured GPU " \
+        "rate converts it: `repro validate queue.yaml` lists them)" in out.output  # fmt: skip
 
 
 def test_a_store_of_checkpoint_evaluations_alone_is_not_called_empty(tmp_path):
@@ -145,6 +168,23 @@ def test_status_without_study_files_says_so_and_how_to_name_them(tmp_path, monke
     assert out.exit_code == 2
     assert "no study files: none given and no studies/*.yaml here" in out.output
     assert "repro status studies/degradation.yaml" in out.output
+
+
+def test_report_and_queue_outside_a_checkout_say_what_to_name(tmp_path, monkeypatch):
+    """Their defaults (studies/*.yaml, queue.yaml) are a checkout's: elsewhere, as for an
+    installed copy, report wrote a page with nothing on it and queue gave no way out."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()
+    out = repro("report")
+    assert out.exit_code == 2 and isinstance(out.exception, SystemExit), out.output
+    assert "no study files: none given with --study, no studies/*.yaml here and no run in " \
+        "results names one" in out.output  # fmt: skip
+    assert "repro report --study studies/degradation.yaml" in out.output
+    assert not (tmp_path / "report.html").exists()
+    out = repro("queue")
+    assert out.exit_code == 2 and isinstance(out.exception, SystemExit), out.output
+    assert "queue.yaml: no such queue file here (the default)" in out.output
+    assert "`repro queue PATH`" in out.output
 
 
 def test_report_says_which_runs_it_left_out_because_their_study_is_gone(tmp_path, monkeypatch):

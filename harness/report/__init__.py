@@ -2,8 +2,8 @@
 
 ``build`` matches the runs in the store against the studies, applies the verdict rules of
 :mod:`harness.verdicts`, and returns a :class:`Report` of plain dataclasses; ``render_html``
-hands it to ``report_templates/report.html.j2``; ``claims_frame`` gives the same claim table
-to pandas for CSV or JSON. Each part of the page has its module:
+hands it to ``templates/report.html.j2`` (package data in this package); ``claims_frame``
+gives the same claim table to pandas for CSV or JSON. Each part of the page has its module:
 
 - :mod:`~harness.report.page`: building the report, rendering and writing it
 - :mod:`~harness.report.views`: the plain data classes the template renders

@@ -3,9 +3,10 @@
 ``build`` matches the runs in the store against the studies (which runs count, which are
 stale, diverged, unfinished or made with overrides), and the evaluations of released
 checkpoints against the checkpoints the studies declare, applies the verdict rules of
-:mod:`harness.verdicts` to both, and returns a :class:`Report` of plain dataclasses. ``render_html``
-hands it to ``report_templates/report.html.j2``; ``claims_frame`` gives the same claim table
-to pandas for CSV or JSON. No HTML is built in Python.
+:mod:`harness.verdicts` to both, and returns a :class:`Report` of plain dataclasses.
+``render_html`` hands it to ``templates/report.html.j2`` beside this module (package data);
+``claims_frame`` gives the same claim table to pandas for CSV or JSON. No HTML is built in
+Python.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import jinja2
 import pandas as pd
 
 from harness import verdicts
-from harness.environment import PACKAGE_ROOT, git_commit, now_utc
+from harness.environment import git_commit, now_utc
 from harness.report.claims import (
     _ordering_row,
     _params_row,
@@ -60,8 +61,6 @@ from harness.report.text import _fmt, _source_label
 from harness.report.views import ClaimRow, Report, StudyReport
 from harness.results import EvaluationRecord, RunRecord
 from harness.schema import Claim, OrderingClaim, Study
-
-TEMPLATES = PACKAGE_ROOT / "report_templates"
 
 
 def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_dir: str,
@@ -186,7 +185,9 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
 
 def render_html(report: Report) -> str:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        # Package data (pyproject.toml), found through the package and not by a path from a
+        # checkout, so that a wheel's `repro report` renders too.
+        loader=jinja2.PackageLoader("harness.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
