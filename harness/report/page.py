@@ -17,7 +17,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from harness import verdicts
+from harness import claimtable, verdicts
 from harness.environment import PACKAGE_ROOT, git_commit, now_utc
 from harness.report.claims import (
     _ordering_row,
@@ -126,17 +126,18 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
     for i, claim in enumerate(study.claims):
         anchor = f"{study.name}-claim-{i}"
         if isinstance(claim, Claim) and claim.checkpoint is not None:
-            checkpoint_claims.append(
-                _checkpoint_row(study, path, claim, judged, anchor, source_label)
-            )
+            bucket = checkpoint_claims
+            row = _checkpoint_row(study, path, claim, judged, anchor, source_label)
         elif isinstance(claim, OrderingClaim):
-            orderings.append(_ordering_row(study, claim, by_exp, anchor, source_label))
+            bucket, row = orderings, _ordering_row(study, claim, by_exp, anchor, source_label)
         elif claim.metric == "params":
-            params.append(_params_row(study, claim, anchor, source_label))
+            bucket, row = params, _params_row(study, claim, anchor, source_label)
         elif claim.metric == "sec_per_epoch":
-            speed_claims.append(_speed_claim_row(study, claim, by_exp, anchor, source_label))
+            bucket, row = speed_claims, _speed_claim_row(study, claim, by_exp, anchor, source_label)
         else:
-            values.append(_value_row(study, claim, by_exp, anchor, source_label))
+            bucket, row = values, _value_row(study, claim, by_exp, anchor, source_label)
+        row.claim_id = claimtable.claim_id(claim)  # what `repro compare` matches nights on
+        bucket.append(row)
     rows = values + params + speed_claims + orderings + checkpoint_claims
     counts = Counter(r.verdict for r in rows)
     # The headlines and the scoreboard answer "do the published numbers hold?": a claim the
@@ -208,7 +209,7 @@ CLAIM_COLUMNS = [
     "study", "kind", "experiment", "source", "where", "metric", "claimed", "claimed_value",
     "claimed_std", "rule", "reproduced_value", "rule_applied", "n", "minimum", "maximum",
     "std", "difference", "tolerance", "interval_low", "interval_high", "verdict", "reason",
-    "hardware", "execution", "data", "relative_difference", "severity",
+    "hardware", "execution", "data", "relative_difference", "severity", claimtable.ID,
 ]  # fmt: skip
 
 
