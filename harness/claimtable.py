@@ -1,11 +1,20 @@
 """The claim table as data, as `repro report --format csv|json` writes it and `repro compare`
-reads it back: what names a claim from one night to the next."""
+reads it back: what names a claim from one night to the next, and the count of rows that
+shows a copy cut short.
+
+A CSV cut between two rows (a download that stopped) is still a valid CSV, one with fewer
+claims; every row therefore carries how many rows the report wrote, in the last column, so
+a table that lost rows (or a last row cut mid-way, whose count is gone) is known as such.
+A column, not a trailer line or a separate file: pandas and spreadsheets read it as they
+read the others, and the table stays one file.
+"""
 
 from __future__ import annotations
 
 from harness.schema import Claim, OrderingClaim
 
 ID = "claim_id"
+ROWS = "rows_in_table"
 
 
 def claim_id(claim: Claim | OrderingClaim) -> str:

@@ -1027,7 +1027,7 @@ def compare(baseline, current):
     reproduced or better than claimed. Claims are matched on what they are about (the
     claim_id column), so a reworded claim is listed as reworded, not lost. Exit status 1 when
     any claim stopped holding (the nightly job's check), 2 when either table cannot be judged
-    (not a claim table, unknown or missing verdicts, one claim with two verdicts),
+    (not a claim table, cut short, unknown or missing verdicts, one claim with two verdicts),
     0 otherwise.
     """
     from harness.regressions import compare as compare_tables

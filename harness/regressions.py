@@ -8,6 +8,9 @@ source says it, an ordering's statement) is the same claim, listed as reworded; 
 something else (another experiment, metric, rule) is new, and the old one is lost. A table
 from before the ``claim_id`` column is matched on the claims' text (study, kind, experiment,
 source, place, metric, rule, claimed value), as then.
+
+A table that lost rows would silently drop claims from the comparison, so a table whose
+row count (:data:`harness.claimtable.ROWS`) disagrees with its rows is refused.
 """
 
 from __future__ import annotations
@@ -44,14 +47,15 @@ class ClaimTable:
 
 def read_claims(path: Path) -> ClaimTable:
     """A claim table from ``repro report --format json|csv``; anything else (text, HTML, an
-    empty file, other JSON) is a ValueError naming the file."""
+    empty file, other JSON, a table cut short) is a ValueError naming the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} {NOT_A_TABLE}: cannot read it as text ({exc})") from None
     if not text.strip():
         raise ValueError(f"{path} {NOT_A_TABLE}: the file is empty")
-    if path.suffix == ".csv":
+    csv = path.suffix == ".csv"
+    if csv:
         try:
             frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -71,6 +75,11 @@ def read_claims(path: Path) -> ClaimTable:
     if frame.empty:  # a CSV of the header alone, like JSON's empty list
         raise ValueError(f"{path} {NOT_A_TABLE}: a header and no rows, no claims to compare")
     notes = []
+    if claimtable.ROWS in frame.columns:
+        _check_complete(frame, path)
+    elif csv:  # JSON cut anywhere no longer parses: its closing bracket is its count
+        notes.append(f"note: {path} has no row count (written by an older repro): whether it "
+                     "was cut short cannot be checked")  # fmt: skip
     missing = [c for c in [*KEY, "verdict"] if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} {NOT_A_TABLE}: no column(s) {', '.join(missing)}")
@@ -85,6 +94,30 @@ def read_claims(path: Path) -> ClaimTable:
                      "lost and a new one")  # fmt: skip
     frame = frame.astype({c: str for c in [*KEY, claimtable.ID] if c in frame.columns})
     return ClaimTable(path, _one_row_per_claim(frame, path), notes)
+
+
+def _check_complete(frame: pd.DataFrame, path: Path) -> None:
+    """Every row says how many rows were written. Fewer rows: some were lost on the way (a
+    download or copy that stopped between two); a row without its count lost its end (the
+    count is its last field); a row with another count came from another table."""
+    counts = frame[claimtable.ROWS].fillna("").astype(str).str.strip()
+    written = counts.iloc[0]
+    if not written.isdigit():
+        raise ValueError(f"{path} {NOT_A_TABLE}: its {claimtable.ROWS} reads {written!r}, not a "
+                         f"count of rows; {WRITE_AGAIN}")  # fmt: skip
+    if len(frame) < int(written):
+        raise ValueError(f"{path} is cut short: {len(frame)} claim row(s) of the {written} "
+                         f"written (a download or copy that stopped?); {WRITE_AGAIN}")  # fmt: skip
+    if len(frame) > int(written):
+        raise ValueError(f"{path} has {len(frame)} claim rows but {written} were written: rows "
+                         f"added by hand, or two tables joined? {WRITE_AGAIN}")  # fmt: skip
+    odd = next(((i + 1, c) for i, c in enumerate(counts) if c != written), None)
+    if odd and not odd[1]:
+        raise ValueError(f"{path} is cut short: claim row {odd[0]} ends before its "
+                         f"{claimtable.ROWS} (cut mid-row?); {WRITE_AGAIN}")  # fmt: skip
+    if odd:
+        raise ValueError(f"{path} is cut short or edited: claim row {odd[0]} says {odd[1]} "
+                         f"rows were written, the first says {written}; {WRITE_AGAIN}")  # fmt: skip
 
 
 def _check_identities(frame: pd.DataFrame, path: Path) -> None:

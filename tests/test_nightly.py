@@ -320,6 +320,42 @@ def reported(tmp_path, experiments: str, trained: dict[str, float], out: str) ->
     return tmp_path / out
 
 
+@pytest.mark.parametrize("kept", [1, 2])
+def test_compare_refuses_a_csv_cut_between_rows(tmp_path, kept):
+    # A download that stopped between rows left a shorter table that read as whole: the claims
+    # in the lost rows vanished, so one that stopped holding tonight (c) passed unseen.
+    before = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7, "c": 8.7}, "before.csv")
+    lines = before.read_text().splitlines(keepends=True)
+    assert len(lines) == 5  # the header and four claims
+    before.write_text("".join(lines[: 1 + kept]))
+    now = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7}, "now.csv")
+    result = CliRunner().invoke(main, ["compare", str(before), str(now)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"error: {before} is cut short: {kept} claim row(s) of the 4 written" in result.output
+    assert "fetch it again" in result.output and len(result.output.splitlines()) == 1
+    # Tonight's table cut short is refused as well, not read as claims gone missing.
+    full = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7, "c": 8.7}, "full.csv")
+    result = CliRunner().invoke(main, ["compare", str(full), str(before)])
+    assert result.exit_code == 2 and f"error: {before} is cut short" in result.output
+    # Cut in the last row, after its verdict: the count, its last field, is gone.
+    before.write_text(full.read_text()[:-2])
+    result = CliRunner().invoke(main, ["compare", str(before), str(now)])
+    assert result.exit_code == 2, result.output
+    assert f"error: {before} is cut short: claim row 4 ends before its rows_in_table" \
+        in result.output  # fmt: skip
+
+
+def test_compare_reads_an_old_csv_without_a_row_count_and_says_it_cannot_check_it(tmp_path):
+    # Written before the report counted its rows: still judged (the last good night's table
+    # may be such a one), with a note that a cut between rows could not be seen.
+    result = compare_files(tmp_path, claims([("a", "reproduced")]),
+                           claims([("a", "reproduced")]), ext="csv")  # fmt: skip
+    assert result.exit_code == 0 and "0 no longer hold" in result.output, result.output
+    for name in ("before.csv", "now.csv"):
+        assert (f"note: {tmp_path / name} has no row count (written by an older repro): "
+                "whether it was cut short cannot be checked") in result.output  # fmt: skip
+
+
 def reworded(text: str) -> str:
     return text.replace("where: T1, experiment: a", "where: Table 1, experiment: a").replace(
         "statement: a beats c", "statement: a ends below c"
@@ -383,7 +419,7 @@ def test_a_baseline_from_before_claims_had_an_identity_is_matched_by_its_wording
     before = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7, "c": 8.7}, "before.json")
     old = json.loads(before.read_text())
     for row in old:
-        del row["claim_id"]
+        del row["claim_id"], row["rows_in_table"]
     before.write_text(json.dumps(old))
     now = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7, "c": 8.7}, "now.json")
     result = CliRunner().invoke(main, ["compare", str(before), str(now)])

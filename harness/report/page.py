@@ -214,10 +214,14 @@ CLAIM_COLUMNS = [
 
 
 def claims_frame(report: Report) -> pd.DataFrame:
+    """The claim table of CSV and JSON; its last column, the same on every row, is how many
+    rows it has, so that `repro compare` knows a copy cut between rows (harness.claimtable)."""
     rows = [asdict(c) for s in report.studies for c in s.all_claims]
-    return (
+    frame = (
         pd.DataFrame(rows, columns=CLAIM_COLUMNS) if rows else pd.DataFrame(columns=CLAIM_COLUMNS)
     )
+    frame[claimtable.ROWS] = len(frame)
+    return frame
 
 
 def write(report: Report, out: Path, fmt: str) -> None:
