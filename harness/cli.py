@@ -1031,18 +1031,21 @@ def compare(baseline, current):
     """Fail when a claim that held in BASELINE no longer holds in CURRENT.
 
     Both are claim tables from `repro report --format json|csv`. A claim holds when it is
-    reproduced or better than claimed. Exit status 1 when any claim stopped holding (the
-    nightly job's check), 2 when either table cannot be judged (not a claim table, unknown
-    or missing verdicts, one claim with two verdicts), 0 otherwise.
+    reproduced or better than claimed. Claims are matched on what they are about (the
+    claim_id column), so a reworded claim is listed as reworded, not lost. Exit status 1 when
+    any claim stopped holding (the nightly job's check), 2 when either table cannot be judged
+    (not a claim table, cut short, unknown or missing verdicts, one claim with two verdicts),
+    0 otherwise.
     """
     from harness.regressions import compare as compare_tables
     from harness.regressions import describe as describe_comparison
     from harness.regressions import read_claims
 
     try:
-        result = compare_tables(read_claims(baseline), read_claims(current))
+        before, now = read_claims(baseline), read_claims(current)
+        result = compare_tables(before.frame, now.frame)
     except ValueError as exc:
         fail(str(exc))
-    click.echo(describe_comparison(result))
+    click.echo(describe_comparison(result, [*before.notes, *now.notes]))
     if len(result.lost):
         sys.exit(1)

@@ -719,8 +719,21 @@ def _cross_references(study: Study) -> list[_RawProblem]:
         if exp.follows is not None and exp.follows not in study.sources:
             problems.append(_unknown(("experiments", i, "follows"), exp.follows, sources, "source"))
     problems.extend(_check_checkpoints(study, first))
+    ids: dict[str, int] = {}
     for i, claim in enumerate(study.claims):
         loc: Loc = ("claims", i)
+        # `repro compare` knows a claim by its id from one night to the next: one id, one claim.
+        if claim.id is not None and claim.id in ids:
+            problems.append(
+                _RawProblem(
+                    (*loc, "id"),
+                    f"claim id repeated (first used by claims[{ids[claim.id]}])",
+                    repr(claim.id),
+                    "an id not used by another claim",
+                )
+            )
+        if claim.id is not None:
+            ids.setdefault(claim.id, i)
         if claim.source not in study.sources:
             problems.append(_unknown((*loc, "source"), claim.source, sources, "source"))
         if isinstance(claim, Claim) and claim.checkpoint is not None:

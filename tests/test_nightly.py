@@ -289,3 +289,140 @@ def test_a_baseline_that_cannot_be_downloaded_fails_the_night(tmp_path):
     assert inputs["start_afresh"]["type"] == "boolean" and not inputs["start_afresh"]["default"]
     step = next(s for s in wf["jobs"]["reproduce"]["steps"] if s.get("id") == "previous")
     assert step["env"]["START_AFRESH"] == "${{ inputs.start_afresh }}"
+
+
+THREE = (
+    "  - {name: a, model: resnet20, recipe: base}\n"
+    "  - {name: b, model: resnet20, recipe: base}\n"
+    "  - {name: c, model: resnet20, recipe: base}\nclaims:\n"
+    "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.75}\n"
+    "  - {source: test, where: T1, experiment: b, metric: test_error, value: 8.75}\n"
+    "  - {source: test, where: T1, experiment: c, metric: test_error, value: 8.75}\n"
+    "  - {kind: ordering, source: test, where: T2, statement: a beats c, metric: test_error,\n"
+    "     experiments: [a, c], direction: increasing}\n"
+)
+
+
+def reported(tmp_path, experiments: str, trained: dict[str, float], out: str) -> Path:
+    """The claim table `repro report` writes (``out``'s suffix picks CSV or JSON) of a study
+    with ``experiments`` (and claims) whose runs reached the given test errors."""
+    work = tmp_path / out.replace(".", "-")
+    work.mkdir()
+    study = tiny_study(work / "s.yaml", experiments, name="s")
+    for experiment, error in trained.items():
+        fake_run(work / "results", load_study(study), experiment, test_error=error)
+    (work / "results").mkdir(exist_ok=True)
+    fmt = out.rsplit(".", 1)[1]
+    result = CliRunner().invoke(main, ["report", "--results", str(work / "results"), "--study",
+                                       str(study), "--format", fmt, "--out",
+                                       str(tmp_path / out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return tmp_path / out
+
+
+@pytest.mark.parametrize("kept", [1, 2])
+def test_compare_refuses_a_csv_cut_between_rows(tmp_path, kept):
+    # A download that stopped between rows left a shorter table that read as whole: the claims
+    # in the lost rows vanished, so one that stopped holding tonight (c) passed unseen.
+    before = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7, "c": 8.7}, "before.csv")
+    lines = before.read_text().splitlines(keepends=True)
+    assert len(lines) == 5  # the header and four claims
+    before.write_text("".join(lines[: 1 + kept]))
+    now = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7}, "now.csv")
+    result = CliRunner().invoke(main, ["compare", str(before), str(now)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"error: {before} is cut short: {kept} claim row(s) of the 4 written" in result.output
+    assert "fetch it again" in result.output and len(result.output.splitlines()) == 1
+    # Tonight's table cut short is refused as well, not read as claims gone missing.
+    full = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7, "c": 8.7}, "full.csv")
+    result = CliRunner().invoke(main, ["compare", str(full), str(before)])
+    assert result.exit_code == 2 and f"error: {before} is cut short" in result.output
+    # Cut in the last row, after its verdict: the count, its last field, is gone.
+    before.write_text(full.read_text()[:-2])
+    result = CliRunner().invoke(main, ["compare", str(before), str(now)])
+    assert result.exit_code == 2, result.output
+    assert f"error: {before} is cut short: claim row 4 ends before its rows_in_table" \
+        in result.output  # fmt: skip
+
+
+def test_compare_reads_an_old_csv_without_a_row_count_and_says_it_cannot_check_it(tmp_path):
+    # Written before the report counted its rows: still judged (the last good night's table
+    # may be such a one), with a note that a cut between rows could not be seen.
+    result = compare_files(tmp_path, claims([("a", "reproduced")]),
+                           claims([("a", "reproduced")]), ext="csv")  # fmt: skip
+    assert result.exit_code == 0 and "0 no longer hold" in result.output, result.output
+    for name in ("before.csv", "now.csv"):
+        assert (f"note: {tmp_path / name} has no row count (written by an older repro): "
+                "whether it was cut short cannot be checked") in result.output  # fmt: skip
+
+
+def reworded(text: str) -> str:
+    return text.replace("where: T1, experiment: a", "where: Table 1, experiment: a").replace(
+        "statement: a beats c", "statement: a ends below c"
+    )
+
+
+def test_a_reworded_claim_is_the_same_claim(tmp_path):
+    # Claims were matched on their text: a new wording of one (where the source says it, an
+    # ordering's statement) read as a lost claim and a new one, failing the night.
+    before = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7, "c": 8.7}, "before.json")
+    now = reported(tmp_path, reworded(THREE), {"a": 8.7, "b": 8.7, "c": 8.7}, "now.json")
+    result = CliRunner().invoke(main, ["compare", str(before), str(now)])
+    assert result.exit_code == 0, result.output
+    assert "3 claim(s) held before and still hold; 0 hold now that did not; 0 no longer hold" \
+        in result.output  # fmt: skip
+    assert "missing" not in result.output and "2 claim(s) reworded" in result.output
+    assert "REWORDED: s: a test error (final epoch)" in result.output
+    assert "where 'T1' -> 'Table 1'" in result.output
+    assert "claimed 'a beats c' -> 'a ends below c'" in result.output
+    # A reworded claim that stopped holding is lost as itself, not as "missing".
+    now = reported(tmp_path, reworded(THREE), {"b": 8.7, "c": 8.7}, "later.json")
+    result = CliRunner().invoke(main, ["compare", str(before), str(now)])
+    assert result.exit_code == 1 and "1 no longer hold" in result.output, result.output
+    assert "NO LONGER HOLDS: s: a test error (final epoch) (claimed 8.75% (single run), repro, " \
+        "Table 1): reproduced -> not yet run" in result.output  # fmt: skip
+
+
+def test_a_claim_about_something_else_is_missing_and_new(tmp_path):
+    # What a claim is about (its experiment, metric, rule, ...) is its identity: change that
+    # and the old claim is gone and a new one came, as before.
+    before = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7, "c": 8.7}, "before.csv")
+    other = THREE.replace("experiment: a, metric: test_error, value: 8.75",
+                          "experiment: a, metric: test_accuracy, value: 91.25")  # fmt: skip
+    now = reported(tmp_path, other, {"a": 8.7, "b": 8.7, "c": 8.7}, "now.csv")
+    result = CliRunner().invoke(main, ["compare", str(before), str(now)])
+    assert result.exit_code == 1 and "1 hold now that did not" in result.output, result.output
+    assert "NO LONGER HOLDS: s: a test error (final epoch)" in result.output
+    assert "reproduced -> missing" in result.output and "REWORDED" not in result.output
+
+
+def test_a_claim_given_its_own_id_keeps_it_when_what_it_is_about_is_corrected(tmp_path):
+    # `id:` in the study file names a claim for good: a corrected rule or experiment is the
+    # same claim, reported as reworded, not lost.
+    pinned = THREE.replace("{source: test, where: T1, experiment: c,",
+                           "{id: c-error, source: test, where: T1, experiment: c,")  # fmt: skip
+    before = reported(tmp_path, pinned, {"a": 8.7, "b": 8.7, "c": 8.7}, "before.csv")
+    moved = pinned.replace(
+        "experiment: c, metric: test_error, value: 8.75",
+        "experiment: b, metric: test_error, value: 8.75, rule: single",
+    )
+    now = reported(tmp_path, moved, {"a": 8.7, "b": 8.7, "c": 8.7}, "now.csv")
+    result = CliRunner().invoke(main, ["compare", str(before), str(now)])
+    assert result.exit_code == 0 and "0 no longer hold" in result.output, result.output
+    assert "1 claim(s) reworded" in result.output
+    assert "experiment 'c' -> 'b'" in result.output
+
+
+def test_a_baseline_from_before_claims_had_an_identity_is_matched_by_its_wording(tmp_path):
+    # The first night after the upgrade: the baseline has no claim_id column, so claims are
+    # matched on their text as before, and the log says why a rewording would read as lost.
+    before = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7, "c": 8.7}, "before.json")
+    old = json.loads(before.read_text())
+    for row in old:
+        del row["claim_id"], row["rows_in_table"]
+    before.write_text(json.dumps(old))
+    now = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7, "c": 8.7}, "now.json")
+    result = CliRunner().invoke(main, ["compare", str(before), str(now)])
+    assert result.exit_code == 0 and "3 claim(s) held before and still hold" in result.output
+    assert f"note: {before} has no claim_id column (written by an older repro): claims are " \
+        "matched by their wording" in result.output  # fmt: skip

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from harness.claimtable import claim_id
 from harness.cli import main
 from harness.schema import Claim, OrderingClaim
 from harness.studyfile import StudyError, load_studies, load_study
@@ -65,6 +66,9 @@ def test_every_shipped_study_is_valid(path):
         assert exp.follows in study.sources
     for checkpoint in study.checkpoints:
         assert checkpoint.source in study.sources
+    # `repro compare` knows a claim by its claim_id from night to night: no two alike.
+    ids = [claim_id(c) for c in study.claims]
+    assert len(set(ids)) == len(ids)
 
 
 def test_shipped_studies_cover_every_model_in_the_sources():
@@ -231,6 +235,13 @@ MALFORMED = [
         "experiments[1].name",
         "experiment name repeated",
         id="duplicate-experiment",
+    ),
+    pytest.param(
+        "value: 8.75}\n  - kind: ordering\n",
+        "value: 8.75, id: t6}\n  - kind: ordering\n    id: t6\n",
+        "claims[1].id",
+        "claim id repeated (first used by claims[0])",
+        id="duplicate-claim-id",
     ),
     pytest.param(
         "{kind: per_pixel_mean}",

@@ -18,7 +18,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from harness import verdicts
+from harness import claimtable, verdicts
 from harness.environment import git_commit, now_utc
 from harness.report.claims import (
     _ordering_row,
@@ -125,17 +125,18 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
     for i, claim in enumerate(study.claims):
         anchor = f"{study.name}-claim-{i}"
         if isinstance(claim, Claim) and claim.checkpoint is not None:
-            checkpoint_claims.append(
-                _checkpoint_row(study, path, claim, judged, anchor, source_label)
-            )
+            bucket = checkpoint_claims
+            row = _checkpoint_row(study, path, claim, judged, anchor, source_label)
         elif isinstance(claim, OrderingClaim):
-            orderings.append(_ordering_row(study, claim, by_exp, anchor, source_label))
+            bucket, row = orderings, _ordering_row(study, claim, by_exp, anchor, source_label)
         elif claim.metric == "params":
-            params.append(_params_row(study, claim, anchor, source_label))
+            bucket, row = params, _params_row(study, claim, anchor, source_label)
         elif claim.metric == "sec_per_epoch":
-            speed_claims.append(_speed_claim_row(study, claim, by_exp, anchor, source_label))
+            bucket, row = speed_claims, _speed_claim_row(study, claim, by_exp, anchor, source_label)
         else:
-            values.append(_value_row(study, claim, by_exp, anchor, source_label))
+            bucket, row = values, _value_row(study, claim, by_exp, anchor, source_label)
+        row.claim_id = claimtable.claim_id(claim)  # what `repro compare` matches nights on
+        bucket.append(row)
     rows = values + params + speed_claims + orderings + checkpoint_claims
     counts = Counter(r.verdict for r in rows)
     # The headlines and the scoreboard answer "do the published numbers hold?": a claim the
@@ -209,15 +210,19 @@ CLAIM_COLUMNS = [
     "study", "kind", "experiment", "source", "where", "metric", "claimed", "claimed_value",
     "claimed_std", "rule", "reproduced_value", "rule_applied", "n", "minimum", "maximum",
     "std", "difference", "tolerance", "interval_low", "interval_high", "verdict", "reason",
-    "hardware", "execution", "data", "relative_difference", "severity",
+    "hardware", "execution", "data", "relative_difference", "severity", claimtable.ID,
 ]  # fmt: skip
 
 
 def claims_frame(report: Report) -> pd.DataFrame:
+    """The claim table of CSV and JSON; its last column, the same on every row, is how many
+    rows it has, so that `repro compare` knows a copy cut between rows (harness.claimtable)."""
     rows = [asdict(c) for s in report.studies for c in s.all_claims]
-    return (
+    frame = (
         pd.DataFrame(rows, columns=CLAIM_COLUMNS) if rows else pd.DataFrame(columns=CLAIM_COLUMNS)
     )
+    frame[claimtable.ROWS] = len(frame)
+    return frame
 
 
 def write(report: Report, out: Path, fmt: str) -> None:

@@ -115,6 +115,7 @@ class ClaimRow:
     progress: str = ""
     claimed_stated: str = ""  # the claimed value as the source wrote it ("6.90"), no unit
     under_way: list[str] = field(default_factory=list)  # orderings: experiments under way
+    claim_id: str = ""  # what the claim is about (harness.claimtable): nights match on it
 
 
 @dataclass
