@@ -143,6 +143,11 @@ def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path, cifar_root):
     assert "FAILED" in result.output and "fewer training images than one batch" in result.output
     broken = summary(results, "tiny/broken/seed-0")
     assert broken["status"] == "failed" and "ValueError" in broken["error"]
+    # It failed building its loader, before any epoch: its summary still says where it ran.
+    (session,) = broken["sessions"]
+    env = store.read_environment(results / "tiny/broken/seed-0")
+    assert (session["from_epoch"], session["device_name"]) == (0, env["device_name"])
+    assert session["dataset_fingerprint"] == broken["data"]["dataset_fingerprint"]
     assert "Traceback" in (results / "tiny/broken/seed-0/error.txt").read_text()
     assert summary(results, "tiny/fine/seed-0")["status"] == "complete"
 
