@@ -285,7 +285,8 @@ def test_status_says_a_damaged_environment_is_ignored_and_what_that_costs(tmp_pa
     assert f"test error 10.00%; {complete / store.ENVIRONMENT}: {problem}" in done, done
     assert done.endswith(": ignored; the run counts for its accuracy, never for speed or "
                          "device claims")  # fmt: skip
-    assert f"  {paused / store.ENVIRONMENT}: {problem}" in resumes, resumes
+    # After the data it began on, which `repro status` names for every run to resume.
+    assert f"(official release); {paused / store.ENVIRONMENT}: {problem}" in resumes, resumes
     assert resumes.endswith(": ignored; `repro run` keeps it aside when it next trains the run")
     # A readable one says nothing.
     fake_run(results, study, "a", 0)
