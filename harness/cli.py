@@ -846,16 +846,35 @@ def bench(
     type=ExistingFile(),
     help="The evidence queue to show (default: queue.yaml when present).",
 )
-def status(files, results, queue_file):
+@click.option(
+    "--check-data/--no-check-data",
+    default=None,
+    help="Check each paused, interrupted or failed run against the data `repro run` would use "
+    "here (--data-dir, else $REPRO_DATA_DIR, else the per-user cache; never downloaded): would "
+    "it resume or refuse the run? Default: checked when the data is here (it reads the whole "
+    "data set); --check-data also says when it is not.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The directory holding cifar-10-batches-py/ to check against, as `repro run --data-dir`.",
+)
+def status(files, results, queue_file, check_data, data_dir):
     """Where every run of the studies stands: pending, queued, running (epoch), interrupted,
     paused (by a time budget), complete, diverged or failed (with the error and the tail of
-    its log); then where the evidence queue stands.
+    its log), and the data each run to resume began on; then where the evidence queue stands.
 
     Reads the store and, for submitted runs, asks the scheduler. Default: studies/*.yaml.
     """
     from harness.queue import QueueError, load_queue, standing
     from harness.queue import render as render_queue
-    from harness.status import checkpoint_lines, missing_store_note, render, study_status
+    from harness.status import (
+        checkpoint_lines,
+        data_check,
+        missing_store_note,
+        render,
+        study_status,
+    )
 
     files = list(files) or sorted(str(p) for p in Path("studies").glob("*.yaml"))
     queue_file = queue_file or ("queue.yaml" if Path("queue.yaml").exists() else None)
@@ -868,11 +887,14 @@ def status(files, results, queue_file):
     studies = studies_or_fail(files)
     if note := missing_store_note(Path(results)):
         click.echo(note, err=True)
+    check = data_check(check_data, data_dir)
     for study in studies:
         if study.experiments:
-            click.echo(render(study, study_status(study, results)))
+            click.echo(render(study, study_status(study, results, check)))
         for line in checkpoint_lines(study, results):
             click.echo(line)
+    if check is not None and check.note:
+        click.echo(check.note, err=True)
     if queue_file:
         try:
             q = load_queue(queue_file)

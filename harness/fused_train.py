@@ -286,7 +286,7 @@ def train_group(
     ]  # fmt: skip
     try:
         for m in members:
-            m.env = begin_session(m.run_dir, m.plan, ex, telemetry)
+            m.env = m.state.env = begin_session(m.run_dir, m.plan, ex, telemetry)
         _run_group(members, checkpoints, data, ex, progress, telemetry, deadline)
         return [_end(m, store.COMPLETE, telemetry) for m in members]
     except BudgetReached as stop:

@@ -11,6 +11,9 @@ says so. A run whose environment.json cannot be read or holds a field of the wro
 that the file is ignored, as `repro report` does, and what that costs. When the scheduler
 says a run's job ended in failure but the run never recorded an ending (killed for memory,
 node lost), the run is marked failed here, with its log path, so nothing goes missing.
+A run that `repro run` would resume (paused, interrupted, failed) says which data it began
+on and, where the data `repro run` would use is here (:class:`DataCheck`), whether it would
+resume the run on it or refuse it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import store
+from harness.data import Cifar10, DataError, load_cached, locate
 from harness.executors import TERMINAL_FAILURES, job_state
 from harness.plan import plan
 from harness.results import environment_ignored, scan, scan_evaluations
@@ -55,7 +59,64 @@ def _log_of(run_dir: Path) -> Path | None:
     return None
 
 
-def row_for(name: str, run_dir: Path, planned_hash: str | None = None) -> StatusRow:
+# What `repro run` resumes from its checkpoint: where the data it began on matters.
+RESUMABLE = (store.PAUSED, store.INTERRUPTED, store.FAILED)
+
+
+@dataclass
+class DataCheck:
+    """The data `repro run` would use here (--data-dir, else $REPRO_DATA_DIR, else the cache;
+    never downloaded), read once and only when a run to resume needs it: its fingerprint reads
+    every image, which costs `repro status` under a second on CIFAR-10 (measured: README,
+    "Running a study"). Not found: nothing is checked, and ``note`` says so where the check
+    was ``asked`` for (--check-data or --data-dir); by default a machine without the data
+    stays quiet."""
+
+    data_dir: Path | None = None
+    asked: bool = False
+    note: str = ""
+    _data: Cifar10 | None = field(default=None, repr=False)
+    _tried: bool = field(default=False, repr=False)
+
+    def data(self) -> Cifar10 | None:
+        if not self._tried:
+            self._tried = True
+            try:
+                self._data = load_cached(locate(self.data_dir, download=False))
+            except (DataError, OSError) as exc:  # OSError: a file it may not read
+                if self.asked:
+                    self.note = (f"note: no data set to check the runs to resume against "
+                                 f"({str(exc).splitlines()[0]}); whether `repro run` would "
+                                 "resume them is not known")  # fmt: skip
+        return self._data
+
+
+def began_on(summary: dict) -> str:
+    """The data a run began on, as the report names it: "data ccecff3e0fe7 (not the official
+    release)"; "" where not recorded. `repro run` resumes a run only on this data."""
+    fingerprint = store.data_fingerprints(summary)[0]
+    if not fingerprint:
+        return ""
+    sessions = [s for s in summary.get("sessions") or [] if s.get("dataset_fingerprint")]
+    official = (sessions[0] if sessions else summary.get("data") or {}).get("official")
+    which = {True: "official release", False: "not the official release"}.get(official)
+    return f"data {fingerprint[:12]}" + (f" ({which})" if which else "")
+
+
+def data_verdict(run_dir: Path, data: Cifar10) -> str:
+    """Whether `repro run` on ``data`` resumes the run or refuses it (runner.data_conflict,
+    the very check it makes)."""
+    from harness.runner import data_conflict
+
+    here = f"{data.fingerprint[:12]}, {'official' if data.official else 'not official'}"
+    if data_conflict(run_dir, data) is None:
+        return f"resumes on the data here ({here})"
+    return (f"`repro run` would REFUSE to resume it on the data here ({here}): finish it where "
+            "the data it began on is, or redo it with --force")  # fmt: skip
+
+
+def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
+            check: DataCheck | None = None) -> StatusRow:  # fmt: skip
     if (blocking := store.file_in_the_way(run_dir)) is not None:
         return StatusRow(name, store.DAMAGED, "", f"{blocking} is a file where a directory "
                          "belongs; `repro run` keeps it aside (renamed) and trains the "
@@ -100,9 +161,13 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None) -> Status
     job = store.read_job(run_dir)
     if job and state.status not in ("queued",):
         detail = (detail + f" (job {job['job_id']})").strip()
+    if state.status in RESUMABLE and (began := began_on(summary)):
+        detail = (f"{detail}; " if detail else "") + f"began on {began}"
+        if check is not None and (data := check.data()) is not None:
+            detail += f"; {data_verdict(run_dir, data)}"
     # Metadata, not the result: the run stands as it is, but the report ignores the file.
     if ignored := store.environment_or_damage(run_dir)[1]:
-        resumes = state.status in (store.PAUSED, store.INTERRUPTED, store.FAILED)
+        resumes = state.status in RESUMABLE
         detail = (f"{detail}; " if detail else "") + environment_ignored(ignored, resumes=resumes)
     return StatusRow(name, state.status, epochs, detail, tail)
 
@@ -116,13 +181,14 @@ def missing_store_note(results: Path) -> str | None:
             "elsewhere, give its path with --results")  # fmt: skip
 
 
-def study_status(study: Study, results: Path) -> list[StatusRow]:
-    """Every planned run of the study, then any other run directory of it in the store."""
+def study_status(study: Study, results: Path, check: DataCheck | None = None) -> list[StatusRow]:
+    """Every planned run of the study, then any other run directory of it in the store;
+    with ``check``, each run `repro run` would resume checked against the data here."""
     rows, seen = [], set()
     for p in plan(study):
         run_dir = p.directory(results)
         seen.add(run_dir)
-        row = row_for(p.name, run_dir, p.hash)
+        row = row_for(p.name, run_dir, p.hash, check)
         if row.state not in (*store.FINAL, "running", "queued", store.DAMAGED) and (
             found := complete_twins(p, results)
         ):
@@ -133,7 +199,7 @@ def study_status(study: Study, results: Path) -> list[StatusRow]:
     for record in scan(results):
         if record.study == study.name and record.path not in seen:
             rows.append(row_for(record.path.relative_to(results / study.name).as_posix(),
-                                record.path))  # fmt: skip
+                                record.path, check=check))  # fmt: skip
     return rows
 
 
@@ -172,3 +238,12 @@ def checkpoint_lines(study: Study, results: Path) -> list[str]:
             lines.append(f"  {c.name:<{width}}  evaluated    test error {shown} on {data} "
                          f"({e.path.name})")  # fmt: skip
     return lines
+
+
+def data_check(check_data: bool | None, data_dir: Path | None) -> DataCheck | None:
+    """The data check `repro status` makes: by default, against the data found here; none
+    with --no-check-data; asked for (a note where there is no data) with --check-data or
+    --data-dir."""
+    if check_data is False:
+        return None
+    return DataCheck(data_dir, asked=bool(check_data) or data_dir is not None)

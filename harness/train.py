@@ -435,6 +435,7 @@ class RunState:
     compile_fallback: str | None = None
     paused: dict | None = None  # why and when a time budget stopped the run
     reported_epoch: str = "last"  # the recipe's rule: "last" or "best_validation"
+    env: dict | None = None  # this session's environment, once written (begin_session)
 
 
 def train(
@@ -458,7 +459,7 @@ def train(
     summary_base = summary_fields(plan, ex)
     state = RunState(session_start=time.perf_counter(), reported_epoch=plan.recipe.reported_epoch)
     try:
-        env = begin_session(run_dir, plan, ex, telemetry)
+        env = state.env = begin_session(run_dir, plan, ex, telemetry)
         _run_epochs(plan, data, run_dir, ex, progress, telemetry, env, state, deadline)
         status = store.DIVERGED if state.diverged_at else store.COMPLETE
         return finish(run_dir, summary_base, state, status, telemetry)
@@ -921,6 +922,26 @@ def restoring(source: str | Path) -> Iterator[None]:
         ) from exc
 
 
+def sessions_so_far(run_dir: Path, config_hash: str, state: RunState,
+                    from_epoch: int) -> list[dict] | None:  # fmt: skip
+    """The sessions a summary lists: those the session took up, or, for a run that stopped
+    before it took up its record (building its data or model failed, or its checkpoint does
+    not fit), the sessions its checkpoint holds (they return on resume) and this one, from
+    ``from_epoch``, once its environment was written. Without them a failed run's summary
+    said ``sessions: null``: nothing of the machines and data it ran on."""
+    if state.sessions is not None:
+        return state.sessions
+    earlier = []
+    try:
+        checkpoint = read_checkpoint(run_dir / store.CHECKPOINT)
+        if _not_resumable(checkpoint, config_hash) is None:  # another config's are not its
+            earlier = list(checkpoint["sessions"] or [])
+    except (OSError, UnreadableCheckpoint):  # none, or unreadable: load_checkpoint says so
+        pass
+    current = [session_record(state.env, from_epoch, state.data_record)] if state.env else []
+    return earlier + current or None
+
+
 def reported_record(done: list[dict], rule: str) -> dict | None:
     """The epoch whose test error a run reports: the last one, or (``best_validation``) the
     first epoch with the lowest validation error, as seed 004's code keeps the weights of the
@@ -979,7 +1000,7 @@ def finish(run_dir, base, state: RunState, status, telemetry, error=None) -> dic
         "normalization": state.normalization,
         "telemetry": run_totals(history)
         or {"available": False, "reason": telemetry.reason or "no samples"},
-        "sessions": state.sessions,
+        "sessions": sessions_so_far(run_dir, base["config_hash"], state, epochs_done),
         "finished": now_utc(),
         "error": error,
     }

@@ -285,7 +285,8 @@ def test_status_says_a_damaged_environment_is_ignored_and_what_that_costs(tmp_pa
     assert f"test error 10.00%; {complete / store.ENVIRONMENT}: {problem}" in done, done
     assert done.endswith(": ignored; the run counts for its accuracy, never for speed or "
                          "device claims")  # fmt: skip
-    assert f"  {paused / store.ENVIRONMENT}: {problem}" in resumes, resumes
+    # After the data it began on, which `repro status` names for every run to resume.
+    assert f"(official release); {paused / store.ENVIRONMENT}: {problem}" in resumes, resumes
     assert resumes.endswith(": ignored; `repro run` keeps it aside when it next trains the run")
     # A readable one says nothing.
     fake_run(results, study, "a", 0)
@@ -654,6 +655,30 @@ def test_a_run_that_fails_before_its_history_loads_keeps_its_epochs_in_the_summa
     assert store.inspect(run).epochs_done == 3
     status = repro("status", str(study), "--results", str(results))
     assert re.search(r"a/seed-0  failed +3/3 ", status.output), status.output
+
+
+def test_a_run_that_fails_before_its_history_loads_keeps_its_sessions_in_the_summary(
+    finished_store, tmp_path, cifar_root
+):
+    """The same early failure wrote ``sessions: null``: the summary, the run table and the
+    provenance lost what machines and data the run had trained on, though its checkpoint
+    held them (they return on resume). It lists them, and this session after them."""
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[0]
+    _interrupted(run)
+    earlier = torch.load(run / store.CHECKPOINT, weights_only=True)["sessions"]
+    _edit_checkpoint(run, lambda c: c["model"].popitem())
+    out = repro(*run_args(study, cifar_root, results, "--only", "a"))
+    assert out.exit_code == 1 and "CheckpointMismatch" in out.output, out.output
+    summary = json.loads((run / store.SUMMARY).read_text())
+    assert summary["status"] == store.FAILED
+    assert len(earlier) == 1 and summary["sessions"][:-1] == earlier
+    this = summary["sessions"][-1]
+    env = store.read_environment(run)
+    assert (this["time"], this["hostname"], this["device_name"], this["from_epoch"]) == (
+        env["time"], env["hostname"], env["device_name"], 3)  # fmt: skip
+    assert this["dataset_fingerprint"] == summary["data"]["dataset_fingerprint"]
+    assert this["dataset_fingerprint"] == earlier[0]["dataset_fingerprint"]
 
 
 def test_a_fused_member_whose_checkpoint_does_not_fit_is_named():

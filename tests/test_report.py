@@ -1206,6 +1206,38 @@ def test_the_evidence_line_names_why_runs_do_not_count(verdict_store):
     assert runs.caveat == "1 unfinished (interrupted) at epoch 2: not counted yet"
 
 
+def test_the_glance_counts_only_runs_a_verdict_stands_on(tmp_path):
+    # Two fp32 runs made the verdict; the bf16 ones and the one on a copy were kept apart (the
+    # claim row said so) yet the glance said "5 counted", as if all five stood behind it.
+    experiments = ("  - {name: a, model: resnet20, recipe: base, seeds: 5}\n"
+                   "  - {name: b, model: resnet20, recipe: base}\n"
+                   "claims:\n"
+                   "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.75}\n"
+                   "  - {source: test, where: T2, experiment: b, metric: params, value: 269722}\n")  # fmt: skip
+    path = tiny_study(tmp_path / "apart.yaml", experiments, name="apart")
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "a", 0, test_error=8.6)
+    fake_run(results, study, "a", 1, test_error=8.7)
+    fake_run(results, study, "a", 2, test_error=12.0, precision="bf16")
+    fake_run(results, study, "a", 3, test_error=12.1, precision="bf16")
+    fake_run(results, study, "a", 4, test_error=19.0, official=False, fingerprint="c" * 64)
+    fake_run(results, study, "b", 0)  # counts, but a parameter count reads no run
+    report = build([(study, str(path))], scan(results), str(results))
+    runs = next(e for e in report.evidence if e.what == "Runs")
+    assert runs.text == (
+        "6 runs of 2 experiments (1 to 5 random seeds each), 2 counted, 3 kept apart "
+        "(2 bf16 vs fp32; 1 data cccccccccccc vs official release), "
+        "1 that no verdict reads"
+    )
+    # The run table says the same of each run.
+    cells = {r.seed: r.counted_text for r in report.studies[0].runs if r.experiment == "a"}
+    assert cells == {0: "yes", 1: "yes", 2: "kept apart (bf16 vs fp32)",
+                     3: "kept apart (bf16 vs fp32)",
+                     4: "kept apart (data cccccccccccc vs official release)"}  # fmt: skip
+    assert "kept apart (bf16 vs fp32)" in _text(render_html(report))
+
+
 def test_the_rules_are_folded_under_a_summary_so_the_evidence_follows_the_claims(verdict_store):
     # Eleven paragraphs of rules stood between the list of claims and their tables and curves.
     study, path, results = verdict_store

@@ -143,6 +143,11 @@ def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path, cifar_root):
     assert "FAILED" in result.output and "fewer training images than one batch" in result.output
     broken = summary(results, "tiny/broken/seed-0")
     assert broken["status"] == "failed" and "ValueError" in broken["error"]
+    # It failed building its loader, before any epoch: its summary still says where it ran.
+    (session,) = broken["sessions"]
+    env = store.read_environment(results / "tiny/broken/seed-0")
+    assert (session["from_epoch"], session["device_name"]) == (0, env["device_name"])
+    assert session["dataset_fingerprint"] == broken["data"]["dataset_fingerprint"]
     assert "Traceback" in (results / "tiny/broken/seed-0/error.txt").read_text()
     assert summary(results, "tiny/fine/seed-0")["status"] == "complete"
 
@@ -458,6 +463,48 @@ def test_a_run_is_never_resumed_on_other_data(tmp_path, cifar_root, monkeypatch)
     redo = repro(*run_args(study, other_root, results, "--force"))
     assert redo.exit_code == 0, redo.output
     assert summary(results, "tiny/a/seed-0")["data"]["dataset_fingerprint"] == now
+
+
+def test_status_says_what_data_a_paused_run_began_on_and_whether_run_would_refuse_it(
+    tmp_path, cifar_root, monkeypatch
+):
+    """`repro status` showed a paused run as "paused 1/3" and nothing more: that `repro run`
+    would refuse it on this machine's data came as a surprise at the next run."""
+    from cifar_fixture import write_cifar
+
+    from harness.data import load_cached, locate
+
+    study, results = _paused_after_one_epoch(tmp_path, cifar_root, monkeypatch)
+    began = load_cached(locate(cifar_root)).fingerprint[:12]
+
+    def status(*extra: str) -> str:
+        out = repro("status", str(study), "--results", str(results), *extra)
+        assert out.exit_code == 0 and "a/seed-0  paused" in out.output, out.output
+        return out.output
+
+    # No data on this machine (the tests' cache is empty): which data it began on, quietly.
+    plain = status()
+    assert (
+        f"a/seed-0  paused            1/3  began on data {began} (not the official release)\n"
+        in plain
+    )
+    assert "note:" not in plain.split("evidence queue")[0]
+    # The data `repro run` would use found here ($REPRO_DATA_DIR): it resumes on it.
+    monkeypatch.setenv("REPRO_DATA_DIR", str(cifar_root))
+    assert f"; resumes on the data here ({began}, not official)" in status()
+    assert "resumes on" not in status("--no-check-data")
+    # Another copy: refused, as `repro run` then does.
+    other_root = write_cifar(tmp_path / "other", noise=True)
+    now = load_cached(locate(other_root)).fingerprint[:12]
+    refusal = status("--data-dir", str(other_root))
+    assert (f"began on data {began} (not the official release); `repro run` would REFUSE to "
+            f"resume it on the data here ({now}, not official)") in refusal  # fmt: skip
+    refused = repro(*run_args(study, other_root, results))
+    assert "[ REFUSED] tiny/a/seed-0" in refused.output, refused.output
+    # Asked for, with no data where it was said to be: a note, the table still shown.
+    nowhere = status("--check-data", "--data-dir", str(tmp_path / "nowhere"))
+    assert "note: no data set to check the runs to resume against" in nowhere
+    assert str(tmp_path / "nowhere") in nowhere and "REFUSE" not in nowhere
 
 
 @pytest.mark.parametrize("ending", ["error", "stop"])

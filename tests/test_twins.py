@@ -93,8 +93,10 @@ def test_the_adopting_study_is_judged_from_the_adopted_run(twins, cifar_root, tm
     # Both studies on one page: the one training stands as two runs, and the page says so.
     one = tiny_study(tmp_path / "one.yaml", ONE, name="one")
     both = {line.what: line.text for line in report_for([one, two], results).evidence}
-    assert both["Runs"].startswith("2 runs of 2 experiments (1 random seed each; 1 adopted the "
-                                   "training of a twin in another study), 2 counted")  # fmt: skip
+    # Study one claims nothing of x: its run counts for no verdict, and is not called counted.
+    assert both["Runs"] == ("2 runs of 2 experiments (1 random seed each; 1 adopted the "
+                            "training of a twin in another study), 1 counted, 1 that no "
+                            "verdict reads")  # fmt: skip
 
 
 def test_an_adopted_run_travels_and_force_trains_it(twins, cifar_root, tmp_path):

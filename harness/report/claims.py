@@ -15,6 +15,7 @@ from harness.describe import parameter_count
 from harness.metrics import METRICS, SECONDS, short_label
 from harness.metrics import label as metric_label
 from harness.report.counting import (
+    _apart,
     _by_pool,
     _Classified,
     _counted_runs,
@@ -116,6 +117,8 @@ def _value_row(study, claim: Claim, by_exp, anchor, source_label) -> ClaimRow:
         data=chosen.data if chosen else "",
         short_metric=_value_metric_label(study, claim, short=True),
         progress=_progress(exp_runs, claim, judged=repro is not None),
+        used_runs=[str(r.path) for r, _ in runs[: repro.n]] if repro else [],
+        kept_apart_runs=_apart(groups, chosen),
     )
 
 
@@ -259,6 +262,8 @@ def _speed_claim_row(study, claim: Claim, by_exp, anchor, source_label) -> Claim
         execution=_execution_text(speed.chosen, speed.pools.get(speed.chosen, [])),
         data=speed.chosen.data if speed.chosen else "",
         short_metric=short_label("sec_per_epoch"),
+        used_runs=[str(c.record.path) for c in speed.pools.get(speed.chosen, [])],
+        kept_apart_runs=_apart(speed.pools, speed.chosen),
     )  # fmt: skip
 
 
@@ -332,11 +337,12 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
     chosen = max(keys, key=lambda k: (sum(k in g for g in groups),
                                       *_rank(k, sum(len(g.get(k, [])) for g in groups))),
                  default=None)  # fmt: skip
-    sides = []
+    sides, used = [], []
     for name, g in zip(claim.experiments, groups, strict=True):
         runs = _counted_runs(g.get(chosen, []), claim.metric, claim.epoch)
         diverged = sum(1 for r, _ in runs if r.status == "diverged")
         sides.append(verdicts.Side(name, [v for _, v in runs], diverged))
+        used += [str(r.path) for r, _ in runs]
     # Sides with runs that may yet count (a side on seconds: runs alone on their device so far).
     under_way = [name for name in claim.experiments
                  if any(c.pending_for(claim.metric, claim.epoch)
@@ -383,6 +389,9 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         short_metric=short_label(claim.metric, claim.epoch),
         progress=_ordering_progress(claim, by_exp, verdict),
         under_way=under_way,
+        # Runs no comparison stands on (not comparable) are not counted by this verdict.
+        used_runs=used if verdict.outcome != verdicts.NOT_COMPARABLE else [],
+        kept_apart_runs={k: v for g in groups for k, v in _apart(g, chosen).items()},
     )  # fmt: skip
 
 

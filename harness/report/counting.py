@@ -281,6 +281,45 @@ def _kept_apart(groups: dict[_Pool, list[_Classified]], chosen: _Pool | None) ->
             for pool, runs in groups.items() if pool != chosen]  # fmt: skip
 
 
+def _apart(groups: dict[_Pool, list[_Classified]], chosen: _Pool | None) -> dict[str, str]:
+    """The runs a verdict kept apart (each by its directory), with how their pool differs
+    from the one it used: what the report's glance counts as kept apart, not counted."""
+    if chosen is None:
+        return {}
+    return {str(c.record.path): _versus(pool, chosen)
+            for pool, runs in groups.items() if pool != chosen for c in runs}  # fmt: skip
+
+
+def _versus(pool: _Pool, chosen: _Pool) -> str:
+    """How a kept-apart pool differs from the chosen one, in a few words ("bf16 vs fp32";
+    "data cccccccccccc vs official release"): what differs only, the claim row says the rest."""
+    parts = []
+    if pool.execution != chosen.execution:
+        mine, theirs = pool.execution.split(", "), chosen.execution.split(", ")
+        if len(mine) == len(theirs) == 2 and mine[1] == theirs[1]:  # the same pipeline
+            mine, theirs = mine[:1], theirs[:1]
+        elif len(mine) == len(theirs) == 2 and mine[0] == theirs[0]:  # the same precision
+            mine, theirs = mine[1:], theirs[1:]
+        parts.append(f"{', '.join(mine)} vs {', '.join(theirs)}")
+    if (pool.data, pool.fingerprint) != (chosen.data, chosen.fingerprint):
+        parts.append(f"{_short_data(pool, chosen)} vs {_short_data(chosen, pool)}")
+    if pool.device != chosen.device:
+        parts.append(f"on {pool.device} vs on {chosen.device}")
+    return "; ".join(parts)
+
+
+def _short_data(pool: _Pool, other: _Pool) -> str:
+    """A pool's data as the report names it, short: "official release", with its fingerprint
+    where the other pool says official too (two fingerprints are two data sets), or the copy's
+    fingerprint ("data cccccccccccc", not the official release), or "mixed data"."""
+    if pool.official:
+        both = other.official and other.fingerprint != pool.fingerprint
+        return "official release" + (f" (data {pool.fingerprint[:12]})" if both else "")
+    if pool.data.startswith("mixed data"):
+        return "mixed data"
+    return pool.data.removeprefix("not the official release (").removesuffix(")")
+
+
 def _on_data(verdict: verdicts.Verdict, pool: _Pool | None) -> verdicts.Verdict:
     """A verdict from runs on a copy of the data, marked as such wherever it is shown."""
     return verdict if pool is None or pool.official else verdicts.on_nonofficial_data(verdict)

@@ -11,7 +11,7 @@ from pathlib import Path
 from harness import timings
 from harness.describe import parameter_count, recipe_summary
 from harness.report.counting import _Classified, _official
-from harness.report.views import ExperimentView, RunView
+from harness.report.views import ClaimRow, ExperimentView, RunView
 from harness.results import RunRecord, environment_ignored
 from harness.schema import CIFAR10_TEST_IMAGES, CIFAR10_TRAIN_IMAGES, Experiment, Study
 
@@ -74,8 +74,17 @@ def _in_store(path: Path) -> str:
     return "/".join(Path(path).parts[-3:])
 
 
-def _run_view(c: _Classified, counted_at_epochs: tuple[int, ...] = ()) -> RunView:
+def _run_view(
+    c: _Classified,
+    counted_at_epochs: tuple[int, ...] = (),
+    claims: list[ClaimRow] | None = None,
+) -> RunView:
+    """A run as the run table and the glance show it; ``claims``, the study's claim rows, say
+    whether a verdict stands on it or every one that could kept it apart."""
     r = c.record
+    key = str(r.path)
+    in_verdict = any(key in row.used_runs for row in claims or [])
+    apart = sorted({row.kept_apart_runs[key] for row in claims or [] if key in row.kept_apart_runs})
     s = r.summary or {}
     env = r.environment or {}
     total = s.get("epochs_total")
@@ -103,6 +112,8 @@ def _run_view(c: _Classified, counted_at_epochs: tuple[int, ...] = ()) -> RunVie
         warning=environment_warning(r),
         under_way=c.under_way,
         images_note=_images_note(r.data),
+        in_verdict=in_verdict,
+        kept_apart=apart[0] if apart and not in_verdict else "",
     )
 
 

@@ -45,11 +45,17 @@ class RunView:
     # Where its test error is on part of the test set, or it trained on part of the training
     # set: "on 1,000 test images, trained on 2,000", said beside that test error.
     images_note: str = ""
+    in_verdict: bool = False  # a claim's verdict stands on it (ClaimRow.used_runs)
+    # Counted, yet every verdict on it kept it apart: how its pool differs ("bf16 vs fp32").
+    kept_apart: str = ""
 
     @property
     def counted_text(self) -> str:
         """The run table's "counted" cell: yes, no, or, for an unfinished run past a claimed
-        epoch, only there (its figure at that epoch is in a verdict; the rest of it is not)."""
+        epoch, only there (its figure at that epoch is in a verdict; the rest of it is not);
+        a run every verdict kept apart says so, as the glance does."""
+        if self.kept_apart:
+            return f"kept apart ({self.kept_apart})"
         if self.counted:
             return "yes"
         if self.counted_at_epochs:
@@ -116,6 +122,11 @@ class ClaimRow:
     claimed_stated: str = ""  # the claimed value as the source wrote it ("6.90"), no unit
     under_way: list[str] = field(default_factory=list)  # orderings: experiments under way
     claim_id: str = ""  # what the claim is about (harness.claimtable): nights match on it
+    # The runs (by directory) its verdict stands on, and those it kept apart (another
+    # precision, pipeline, data or device than the pool it used) with how they differ: what the
+    # glance and the run table count as counted or kept apart (harness.report.runs).
+    used_runs: list[str] = field(default_factory=list, repr=False)
+    kept_apart_runs: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass
