@@ -21,7 +21,7 @@ import torch
 
 from harness import store
 from harness.budget import Deadline
-from harness.data import Cifar10, load_cached, locate, non_official_warning
+from harness.data import Cifar10, load_cached, locate, non_official_warning, shown_apart
 from harness.execution import Execution, choose, label
 from harness.plan import Overrides, RunPlan, plan
 from harness.progress import BarProgress
@@ -633,9 +633,10 @@ def data_conflict(run_dir: Path, data: Cifar10) -> str | None:
     if began is None or began == data.fingerprint:
         return None
     which = "the official release" if data.official else "not the official release"
+    then, now = shown_apart(began, data.fingerprint)
     return (
-        f"its epochs so far trained on data {began[:12]}; this command's data is "
-        f"{data.fingerprint[:12]} ({which}), and resuming on it would mix two data sets in one "
+        f"its epochs so far trained on data {then}; this command's data is "
+        f"{now} ({which}), and resuming on it would mix two data sets in one "
         "run. Finish it on the data it began on (--data-dir or REPRO_DATA_DIR naming that "
         "copy), redo it on this data with --force (the old run is moved to .superseded/), or "
         "train on this data into another store with --results DIR"

@@ -507,6 +507,48 @@ def test_status_says_what_data_a_paused_run_began_on_and_whether_run_would_refus
     assert str(tmp_path / "nowhere") in nowhere and "REFUSE" not in nowhere
 
 
+def _data_of(fingerprint: str, official: bool = False):
+    """A data set known only by its fingerprint: all that the resume check reads of it."""
+    import numpy as np
+
+    from harness.data import Cifar10
+
+    empty = np.zeros((0, 3, 32, 32), np.uint8), np.zeros(0, np.int64)
+    return Cifar10(*empty, *empty, Path("/data"), official, fingerprint)
+
+
+def test_two_data_sets_that_share_twelve_characters_are_shown_apart(tmp_path):
+    """The refusal to resume a run on other data, and `repro status`'s "began on data ...",
+    showed 12 characters of each fingerprint: two data sets that share them printed as one,
+    and the user could not see why the run was refused."""
+    from fake_runs import fake_run
+
+    from harness.runner import data_conflict
+    from harness.status import DataCheck, row_for
+
+    study = load_study(tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet20, "
+                                  "recipe: base}\n"))  # fmt: skip
+    began, here = "0123456789ab" + "c" * 52, "0123456789ab" + "d" * 52
+    run_dir = fake_run(tmp_path / "results", study, "a", status="paused", official=False,
+                       fingerprint=began)  # fmt: skip
+    (run_dir / store.CHECKPOINT).write_bytes(b"a checkpoint")
+    refusal = data_conflict(run_dir, _data_of(here))
+    assert refusal is not None
+    assert "trained on data 0123456789abc; this command's data is 0123456789abd (" in refusal
+    check = DataCheck(_data=_data_of(here), _tried=True)
+    row = row_for("a/seed-0", run_dir, check=check)
+    assert (
+        "began on data 0123456789abc (not the official release); `repro run` would REFUSE to "
+        "resume it on the data here (0123456789abd, not official)"
+    ) in row.detail, row.detail
+    # Data sets that differ within 12 characters keep the short form; the same data too.
+    assert "trained on data 0123456789ab;" in data_conflict(run_dir, _data_of("f" * 64))
+    assert data_conflict(run_dir, _data_of(began)) is None
+    same = row_for("a/seed-0", run_dir, check=DataCheck(_data=_data_of(began), _tried=True))
+    assert "began on data 0123456789ab (not the official release); resumes on the data here " \
+        "(0123456789ab, not official)" in same.detail, same.detail  # fmt: skip
+
+
 @pytest.mark.parametrize("ending", ["error", "stop"])
 def test_a_fused_member_that_diverged_before_its_group_ended_is_said_to_have_diverged(
     tmp_path, cifar_root, monkeypatch, ending
