@@ -1275,6 +1275,33 @@ def test_each_study_counts_its_runs_as_the_glance_does(tmp_path):
     assert "counted only for the test error at epoch 2" not in text
 
 
+def test_copies_whose_fingerprints_share_twelve_characters_are_told_apart(tmp_path):
+    # Two copies of the data kept apart read "data 0123456789ab vs data 0123456789ab", and a
+    # run resumed on the other "mixed data (data 0123456789ab + 0123456789ab)".
+    from harness import store
+
+    experiments = ("  - {name: a, model: resnet20, recipe: base, seeds: 4}\n"
+                   "claims:\n"
+                   "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.75}\n")  # fmt: skip
+    path = tiny_study(tmp_path / "near.yaml", experiments, name="near")
+    study = load_study(path)
+    results = tmp_path / "results"
+    one, other = "0123456789ab" + "c" * 52, "0123456789ab" + "d" * 52
+    fake_run(results, study, "a", 0, official=False, fingerprint=one)
+    fake_run(results, study, "a", 1, official=False, fingerprint=one)
+    fake_run(results, study, "a", 2, official=False, fingerprint=other)
+    mixed = fake_run(results, study, "a", 3, official=False, fingerprint=other)
+    summary = store.read_json(mixed / store.SUMMARY)
+    summary["sessions"] = [{**summary["sessions"][0], "dataset_fingerprint": one},
+                           {**summary["sessions"][0], "dataset_fingerprint": other}]  # fmt: skip
+    store.write_json(mixed / store.SUMMARY, summary)
+    report = build([(study, str(path))], scan(results), str(results))
+    cells = {r.seed: r.counted_text for r in report.studies[0].runs}
+    assert cells[2] == "kept apart (data 0123456789abd vs data 0123456789abc)", cells
+    text = _text(render_html(report))
+    assert "mixed data: not the official release (data 0123456789abc + 0123456789abd)" in text
+
+
 def test_the_rules_are_folded_under_a_summary_so_the_evidence_follows_the_claims(verdict_store):
     # Eleven paragraphs of rules stood between the list of claims and their tables and curves.
     study, path, results = verdict_store
