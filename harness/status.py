@@ -27,6 +27,7 @@ from harness.data import Cifar10, DataError, load_cached, locate, shown_apart
 from harness.executors import TERMINAL_FAILURES, job_state
 from harness.plan import plan
 from harness.results import environment_ignored, scan, scan_evaluations
+from harness.runner import summary_or_checkpoint
 from harness.schema import Study
 from harness.twins import SHARED_WITH, complete_twins
 
@@ -166,11 +167,14 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
     job = store.read_job(run_dir)
     if job and state.status not in ("queued",):
         detail = (detail + f" (job {job['job_id']})").strip()
-    if state.status in RESUMABLE and store.data_fingerprints(summary)[0]:
+    # The data it began on: the summary's, or, for a run killed in a session (which removed
+    # the summary as it began) or one whose summary is damaged, its checkpoint's sessions.
+    record = summary_or_checkpoint(run_dir) if state.status in RESUMABLE else {}
+    if store.data_fingerprints(record)[0]:
         data = check.data() if check is not None else None
-        detail = (f"{detail}; " if detail else "") + f"began on {began_on(summary, data)}"
+        detail = (f"{detail}; " if detail else "") + f"began on {began_on(record, data)}"
         if data is not None:
-            detail += f"; {data_verdict(run_dir, data, summary)}"
+            detail += f"; {data_verdict(run_dir, data, record)}"
     # Metadata, not the result: the run stands as it is, but the report ignores the file.
     if ignored := store.environment_or_damage(run_dir)[1]:
         resumes = state.status in RESUMABLE

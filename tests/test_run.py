@@ -507,6 +507,63 @@ def test_status_says_what_data_a_paused_run_began_on_and_whether_run_would_refus
     assert str(tmp_path / "nowhere") in nowhere and "REFUSE" not in nowhere
 
 
+@pytest.mark.parametrize("case", ["no summary, marked failed", "damaged summary, marked failed",
+                                  "no summary, not marked"])  # fmt: skip
+def test_a_run_that_died_in_a_session_keeps_the_data_it_began_on(
+    tmp_path, cifar_root, monkeypatch, case
+):
+    """A session removes the run's summary when it begins (it writes its own), so a worker
+    killed in it left none, and mark_failed wrote one of status and error only: `repro
+    status` no longer said what data the run began on, the report's run table had no data
+    for it, and `repro run` on other data resumed it, mixing two data sets in one run. A
+    summary damaged when the run failed lost the same. The checkpoint still holds its sessions.
+    """
+    from cifar_fixture import write_cifar
+
+    from harness.data import load_cached, locate
+    from harness.report import build
+    from harness.results import scan
+
+    study, results = _paused_after_one_epoch(tmp_path, cifar_root, monkeypatch)
+    run_dir = results / "tiny/a/seed-0"
+    began = load_cached(locate(cifar_root)).fingerprint
+    if case.startswith("damaged"):
+        (run_dir / store.SUMMARY).write_text('{"status": "pau')
+    else:
+        (run_dir / store.SUMMARY).unlink()  # as the killed session's start left it
+    if case.endswith("marked failed"):
+        store.mark_failed(run_dir, "worker exited with code -9; log: worker.log")
+        kept = summary(results, "tiny/a/seed-0")
+        assert kept["status"] == "failed" and kept["epochs_done"] == 1
+        assert [s["dataset_fingerprint"] for s in kept["sessions"]] == [began]
+        assert kept["data"] == {"official": False, "dataset_fingerprint": began}
+        (run,) = (
+            build([(load_study(study), str(study))], scan(results), str(results)).studies[0].runs
+        )
+        assert (run.status, run.official_data, run.device) == ("failed", False, kept[
+            "sessions"][0]["device_name"])  # fmt: skip
+    other_root = write_cifar(tmp_path / "other", noise=True)
+    now = load_cached(locate(other_root)).fingerprint
+    out = repro("status", str(study), "--results", str(results), "--data-dir", str(other_root))
+    assert (f"began on data {began[:12]} (not the official release); `repro run` would "
+            f"REFUSE to resume it on the data here ({now[:12]}, not official)") in out.output, \
+        out.output  # fmt: skip
+    refused = repro(*run_args(study, other_root, results))
+    assert refused.exit_code == 2 and "[ REFUSED] tiny/a/seed-0" in refused.output, refused.output
+    assert f"trained on data {began[:12]}" in refused.output
+    done = _untouched_then_finished_from(study, cifar_root, results)
+    assert {s["dataset_fingerprint"] for s in done["sessions"]} == {began}
+
+
+def _untouched_then_finished_from(study: Path, cifar_root: Path, results: Path) -> dict:
+    """After a refused resume, the command the run began with finishes it: its summary."""
+    same = repro(*run_args(study, cifar_root, results))
+    assert same.exit_code == 0, same.output
+    done = summary(results, "tiny/a/seed-0")
+    assert (done["status"], done["epochs_done"]) == ("complete", 3), done
+    return done
+
+
 def _data_of(fingerprint: str, official: bool = False):
     """A data set known only by its fingerprint: all that the resume check reads of it."""
     import numpy as np
