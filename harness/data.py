@@ -256,6 +256,20 @@ def fingerprint(*arrays: np.ndarray) -> str:
     return h.hexdigest()
 
 
+SHOWN = 12  # characters of a fingerprint shown to people: its prefix names a data set
+
+
+def shown_apart(*fingerprints: str) -> list[str]:
+    """``fingerprints`` as shown side by side: their first 12 characters, or as many more as
+    it takes for different ones to differ. Two data sets whose fingerprints share the first
+    12 would otherwise read as one, and a refusal to mix them would show no difference."""
+    distinct = set(fingerprints)
+    n = SHOWN
+    while len({f[:n] for f in distinct}) < len(distinct):
+        n += 1
+    return [f[:n] for f in fingerprints]
+
+
 def load(folder: Path) -> Cifar10:
     """Read and check all batches in ``folder`` (a ``cifar-10-batches-py`` directory)."""
     train = [_read_batch(folder / name) for name in TRAIN_FILES]

@@ -21,13 +21,19 @@ import torch
 
 from harness import store
 from harness.budget import Deadline
-from harness.data import Cifar10, load_cached, locate, non_official_warning
+from harness.data import Cifar10, load_cached, locate, non_official_warning, shown_apart
 from harness.execution import Execution, choose, label
 from harness.plan import Overrides, RunPlan, plan
 from harness.progress import BarProgress
 from harness.schema import Study
 from harness.stop_signals import stop_requested, stops_taken
-from harness.train import RunFailed, SilentProgress, checkpoint_history, train
+from harness.train import (
+    RunFailed,
+    SilentProgress,
+    checkpoint_history,
+    checkpoint_sessions,
+    train,
+)
 
 Echo = Callable[[str], None]
 
@@ -633,9 +639,10 @@ def data_conflict(run_dir: Path, data: Cifar10) -> str | None:
     if began is None or began == data.fingerprint:
         return None
     which = "the official release" if data.official else "not the official release"
+    then, now = shown_apart(began, data.fingerprint)
     return (
-        f"its epochs so far trained on data {began[:12]}; this command's data is "
-        f"{data.fingerprint[:12]} ({which}), and resuming on it would mix two data sets in one "
+        f"its epochs so far trained on data {then}; this command's data is "
+        f"{now} ({which}), and resuming on it would mix two data sets in one "
         "run. Finish it on the data it began on (--data-dir or REPRO_DATA_DIR naming that "
         "copy), redo it on this data with --force (the old run is moved to .superseded/), or "
         "train on this data into another store with --results DIR"
@@ -645,12 +652,22 @@ def data_conflict(run_dir: Path, data: Cifar10) -> str | None:
 def first_data(run_dir: Path) -> str | None:
     """The fingerprint of the data the run's first session trained on, as recorded: its
     session's own, else the summary's, which is the first one's where a run never changed
-    its data (store.data_fingerprints)."""
+    its data (store.data_fingerprints). Where the summary does not say (a session killed
+    before it wrote one, a damaged one), the checkpoint's sessions do."""
+    return store.data_fingerprints(summary_or_checkpoint(run_dir))[0]
+
+
+def summary_or_checkpoint(run_dir: Path) -> dict:
+    """The run's summary, or, where it records no data (none, or damaged: a session removes
+    it as it begins, so one killed leaves none), the sessions its checkpoint holds, as a
+    summary would list them: what data its epochs so far trained on."""
     try:
         summary = store.read_summary(run_dir) or {}
     except store.DamagedFile:
-        return None
-    return store.data_fingerprints(summary)[0]
+        summary = {}
+    if store.data_fingerprints(summary)[0]:
+        return summary
+    return {"sessions": checkpoint_sessions(run_dir)}
 
 
 def first_execution(run_dir: Path) -> tuple[str, str] | None:

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import store
-from harness.data import Cifar10, DataError, load_cached, locate
+from harness.data import Cifar10, DataError, load_cached, locate, shown_apart
 from harness.executors import TERMINAL_FAILURES, job_state
 from harness.plan import plan
 from harness.results import environment_ignored, scan, scan_evaluations
+from harness.runner import summary_or_checkpoint
 from harness.schema import Study
 from harness.twins import SHARED_WITH, complete_twins
 
@@ -91,24 +92,29 @@ class DataCheck:
         return self._data
 
 
-def began_on(summary: dict) -> str:
+def began_on(summary: dict, here: Cifar10 | None = None) -> str:
     """The data a run began on, as the report names it: "data ccecff3e0fe7 (not the official
-    release)"; "" where not recorded. `repro run` resumes a run only on this data."""
+    release)"; "" where not recorded. `repro run` resumes a run only on this data. Shown
+    beside the data ``here``, as long as it takes to differ from it (data.shown_apart)."""
     fingerprint = store.data_fingerprints(summary)[0]
     if not fingerprint:
         return ""
     sessions = [s for s in summary.get("sessions") or [] if s.get("dataset_fingerprint")]
     official = (sessions[0] if sessions else summary.get("data") or {}).get("official")
     which = {True: "official release", False: "not the official release"}.get(official)
-    return f"data {fingerprint[:12]}" + (f" ({which})" if which else "")
+    shown = shown_apart(fingerprint, *([here.fingerprint] if here else []))[0]
+    return f"data {shown}" + (f" ({which})" if which else "")
 
 
-def data_verdict(run_dir: Path, data: Cifar10) -> str:
+def data_verdict(run_dir: Path, data: Cifar10, summary: dict) -> str:
     """Whether `repro run` on ``data`` resumes the run or refuses it (runner.data_conflict,
-    the very check it makes)."""
+    the very check it makes); the data here is shown as long as it takes to differ from the
+    data the run began on (``summary``'s, as began_on shows it)."""
     from harness.runner import data_conflict
 
-    here = f"{data.fingerprint[:12]}, {'official' if data.official else 'not official'}"
+    began = store.data_fingerprints(summary)[0] or data.fingerprint
+    shown = shown_apart(began, data.fingerprint)[1]
+    here = f"{shown}, {'official' if data.official else 'not official'}"
     if data_conflict(run_dir, data) is None:
         return f"resumes on the data here ({here})"
     return (f"`repro run` would REFUSE to resume it on the data here ({here}): finish it where "
@@ -161,10 +167,14 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
     job = store.read_job(run_dir)
     if job and state.status not in ("queued",):
         detail = (detail + f" (job {job['job_id']})").strip()
-    if state.status in RESUMABLE and (began := began_on(summary)):
-        detail = (f"{detail}; " if detail else "") + f"began on {began}"
-        if check is not None and (data := check.data()) is not None:
-            detail += f"; {data_verdict(run_dir, data)}"
+    # The data it began on: the summary's, or, for a run killed in a session (which removed
+    # the summary as it began) or one whose summary is damaged, its checkpoint's sessions.
+    record = summary_or_checkpoint(run_dir) if state.status in RESUMABLE else {}
+    if store.data_fingerprints(record)[0]:
+        data = check.data() if check is not None else None
+        detail = (f"{detail}; " if detail else "") + f"began on {began_on(record, data)}"
+        if data is not None:
+            detail += f"; {data_verdict(run_dir, data, record)}"
     # Metadata, not the result: the run stands as it is, but the report ignores the file.
     if ignored := store.environment_or_damage(run_dir)[1]:
         resumes = state.status in RESUMABLE

@@ -550,12 +550,27 @@ def mark_interrupted(run_dir: Path, reason: str) -> None:
 
 
 def _mark(run_dir: Path, fields: dict) -> None:
-    """Write how a run ended over its summary; an unreadable summary is kept aside first."""
+    """Write how a run ended over its summary; an unreadable summary is kept aside first.
+
+    A session removes the summary as it begins (it writes its own at the end), so a run
+    killed in one has none, nor has one whose summary was damaged: such a summary lists the
+    sessions its checkpoint holds, and their latest data, as train.finish's does for a run
+    that failed before its session took up its record. Without them `repro status` could not
+    say what data the run began on, and `repro run` resumed it on any (runner.data_conflict).
+    """
     try:
         summary = read_summary(run_dir) or {}
     except DamagedFile as damaged:
         summary = {}
         set_aside(damaged.path)
+    if not summary.get("sessions"):
+        from harness.train import checkpoint_sessions  # train writes through this module
+
+        if sessions := checkpoint_sessions(run_dir):
+            latest = sessions[-1]
+            summary["sessions"] = sessions
+            summary.setdefault("data", {k: latest[k] for k in ("official", "dataset_fingerprint")
+                                        if latest.get(k) is not None})  # fmt: skip
     write_json(run_dir / SUMMARY, {**summary, **fields, "epochs_done": recorded_epochs(run_dir)})
 
 

@@ -931,15 +931,29 @@ def sessions_so_far(run_dir: Path, config_hash: str, state: RunState,
     said ``sessions: null``: nothing of the machines and data it ran on."""
     if state.sessions is not None:
         return state.sessions
-    earlier = []
-    try:
-        checkpoint = read_checkpoint(run_dir / store.CHECKPOINT)
-        if _not_resumable(checkpoint, config_hash) is None:  # another config's are not its
-            earlier = list(checkpoint["sessions"] or [])
-    except (OSError, UnreadableCheckpoint):  # none, or unreadable: load_checkpoint says so
-        pass
+    earlier = checkpoint_sessions(run_dir, config_hash)
     current = [session_record(state.env, from_epoch, state.data_record)] if state.env else []
     return earlier + current or None
+
+
+def checkpoint_sessions(run_dir: Path, config_hash: str | None = None) -> list[dict]:
+    """The sessions the run's checkpoint holds, where it is one the run resumes from (of
+    ``config_hash``, default the run's config.json's, and of this format): [] where there is
+    none, or it is unreadable (load_checkpoint says so) or another config's. Where the
+    summary lacks them (a session removes it as it begins, so a killed one leaves none),
+    they still tell what machines and data the run's epochs so far ran on."""
+    if config_hash is None:
+        try:
+            config_hash = (store.read_config(run_dir) or {}).get("hash")
+        except store.DamagedFile:
+            return []
+    try:
+        checkpoint = read_checkpoint(run_dir / store.CHECKPOINT)
+    except (OSError, UnreadableCheckpoint):
+        return []
+    if _not_resumable(checkpoint, config_hash) is not None:  # another config's are not its
+        return []
+    return list(checkpoint["sessions"] or [])
 
 
 def reported_record(done: list[dict], rule: str) -> dict | None:

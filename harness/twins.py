@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import store
+from harness.data import shown_apart
 from harness.execution import label
 from harness.plan import RunPlan
 
@@ -98,8 +99,9 @@ def mismatch(twin: Twin, precision: str, pipeline: str, fingerprint: str) -> str
     # A run that trained on two copies (its sessions say so) is no training on one.
     theirs = set(store.data_fingerprints(twin.summary))
     if theirs != {fingerprint}:
-        shown = " + ".join(sorted(f[:12] for f in theirs if f)) or "not recorded"
-        return f"it was trained on other data ({shown}, here {fingerprint[:12]})"
+        *recorded, here = shown_apart(*sorted(f for f in theirs if f), fingerprint)
+        shown = " + ".join(recorded) or "not recorded"
+        return f"it was trained on other data ({shown}, here {here})"
     return None
 
 

@@ -1238,6 +1238,70 @@ def test_the_glance_counts_only_runs_a_verdict_stands_on(tmp_path):
     assert "kept apart (bf16 vs fp32)" in _text(render_html(report))
 
 
+def test_each_study_counts_its_runs_as_the_glance_does(tmp_path):
+    # The glance said "2 counted, 3 kept apart (...)" while the study's own line further down
+    # said "6 counted run(s)", counting the runs every verdict kept apart as well. An unfinished
+    # run past the claimed epoch but kept apart was "counted only for the test error at epoch
+    # 2" there too, while the run table said "kept apart".
+    experiments = ("  - {name: a, model: resnet20, recipe: base, seeds: 5}\n"
+                   "  - {name: b, model: resnet20, recipe: base}\n"
+                   "claims:\n"
+                   "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.75}\n"
+                   "  - {source: test, where: T3, experiment: a, metric: test_error_at_epoch, "
+                   "epoch: 2, value: 11.0}\n"
+                   "  - {source: test, where: T2, experiment: b, metric: params, value: 269722}\n")  # fmt: skip
+    path = tiny_study(tmp_path / "apart.yaml", experiments, name="apart")
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "a", 0, test_error=8.6)
+    fake_run(results, study, "a", 1, test_error=8.7)
+    fake_run(results, study, "a", 2, test_error=12.0, precision="bf16")
+    fake_run(results, study, "a", 3, status="paused", precision="bf16")  # past epoch 2
+    fake_run(results, study, "a", 4, test_error=19.0, official=False, fingerprint="c" * 64)
+    fake_run(results, study, "b", 0)  # counts, but a parameter count reads no run
+    report = build([(study, str(path))], scan(results), str(results))
+    (s,) = report.studies
+    assert {r.seed: r.counted_text for r in s.runs if r.experiment == "a"}[3] == (
+        "kept apart (bf16 vs fp32)")  # fmt: skip
+    runs = next(e for e in report.evidence if e.what == "Runs")
+    assert runs.text.startswith(
+        "6 runs of 2 experiments (1 to 5 random seeds each), 2 counted, 3 kept apart "
+        "(2 bf16 vs fp32; 1 data cccccccccccc vs official release), 1 that no verdict reads"
+    ), runs.text
+    assert s.counted_runs == 2
+    text = _text(render_html(report))
+    assert ("2 counted run(s), 3 kept apart (2 bf16 vs fp32; 1 data cccccccccccc vs official "
+            "release), 1 that no verdict reads") in text  # fmt: skip
+    assert "counted only for the test error at epoch 2" not in text
+
+
+def test_copies_whose_fingerprints_share_twelve_characters_are_told_apart(tmp_path):
+    # Two copies of the data kept apart read "data 0123456789ab vs data 0123456789ab", and a
+    # run resumed on the other "mixed data (data 0123456789ab + 0123456789ab)".
+    from harness import store
+
+    experiments = ("  - {name: a, model: resnet20, recipe: base, seeds: 4}\n"
+                   "claims:\n"
+                   "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.75}\n")  # fmt: skip
+    path = tiny_study(tmp_path / "near.yaml", experiments, name="near")
+    study = load_study(path)
+    results = tmp_path / "results"
+    one, other = "0123456789ab" + "c" * 52, "0123456789ab" + "d" * 52
+    fake_run(results, study, "a", 0, official=False, fingerprint=one)
+    fake_run(results, study, "a", 1, official=False, fingerprint=one)
+    fake_run(results, study, "a", 2, official=False, fingerprint=other)
+    mixed = fake_run(results, study, "a", 3, official=False, fingerprint=other)
+    summary = store.read_json(mixed / store.SUMMARY)
+    summary["sessions"] = [{**summary["sessions"][0], "dataset_fingerprint": one},
+                           {**summary["sessions"][0], "dataset_fingerprint": other}]  # fmt: skip
+    store.write_json(mixed / store.SUMMARY, summary)
+    report = build([(study, str(path))], scan(results), str(results))
+    cells = {r.seed: r.counted_text for r in report.studies[0].runs}
+    assert cells[2] == "kept apart (data 0123456789abd vs data 0123456789abc)", cells
+    text = _text(render_html(report))
+    assert "mixed data: not the official release (data 0123456789abc + 0123456789abd)" in text
+
+
 def test_the_rules_are_folded_under_a_summary_so_the_evidence_follows_the_claims(verdict_store):
     # Eleven paragraphs of rules stood between the list of claims and their tables and curves.
     study, path, results = verdict_store

@@ -507,6 +507,105 @@ def test_status_says_what_data_a_paused_run_began_on_and_whether_run_would_refus
     assert str(tmp_path / "nowhere") in nowhere and "REFUSE" not in nowhere
 
 
+@pytest.mark.parametrize("case", ["no summary, marked failed", "damaged summary, marked failed",
+                                  "no summary, not marked"])  # fmt: skip
+def test_a_run_that_died_in_a_session_keeps_the_data_it_began_on(
+    tmp_path, cifar_root, monkeypatch, case
+):
+    """A session removes the run's summary when it begins (it writes its own), so a worker
+    killed in it left none, and mark_failed wrote one of status and error only: `repro
+    status` no longer said what data the run began on, the report's run table had no data
+    for it, and `repro run` on other data resumed it, mixing two data sets in one run. A
+    summary damaged when the run failed lost the same. The checkpoint still holds its sessions.
+    """
+    from cifar_fixture import write_cifar
+
+    from harness.data import load_cached, locate
+    from harness.report import build
+    from harness.results import scan
+
+    study, results = _paused_after_one_epoch(tmp_path, cifar_root, monkeypatch)
+    run_dir = results / "tiny/a/seed-0"
+    began = load_cached(locate(cifar_root)).fingerprint
+    if case.startswith("damaged"):
+        (run_dir / store.SUMMARY).write_text('{"status": "pau')
+    else:
+        (run_dir / store.SUMMARY).unlink()  # as the killed session's start left it
+    if case.endswith("marked failed"):
+        store.mark_failed(run_dir, "worker exited with code -9; log: worker.log")
+        kept = summary(results, "tiny/a/seed-0")
+        assert kept["status"] == "failed" and kept["epochs_done"] == 1
+        assert [s["dataset_fingerprint"] for s in kept["sessions"]] == [began]
+        assert kept["data"] == {"official": False, "dataset_fingerprint": began}
+        (run,) = (
+            build([(load_study(study), str(study))], scan(results), str(results)).studies[0].runs
+        )
+        assert (run.status, run.official_data, run.device) == ("failed", False, kept[
+            "sessions"][0]["device_name"])  # fmt: skip
+    other_root = write_cifar(tmp_path / "other", noise=True)
+    now = load_cached(locate(other_root)).fingerprint
+    out = repro("status", str(study), "--results", str(results), "--data-dir", str(other_root))
+    assert (f"began on data {began[:12]} (not the official release); `repro run` would "
+            f"REFUSE to resume it on the data here ({now[:12]}, not official)") in out.output, \
+        out.output  # fmt: skip
+    refused = repro(*run_args(study, other_root, results))
+    assert refused.exit_code == 2 and "[ REFUSED] tiny/a/seed-0" in refused.output, refused.output
+    assert f"trained on data {began[:12]}" in refused.output
+    done = _untouched_then_finished_from(study, cifar_root, results)
+    assert {s["dataset_fingerprint"] for s in done["sessions"]} == {began}
+
+
+def _untouched_then_finished_from(study: Path, cifar_root: Path, results: Path) -> dict:
+    """After a refused resume, the command the run began with finishes it: its summary."""
+    same = repro(*run_args(study, cifar_root, results))
+    assert same.exit_code == 0, same.output
+    done = summary(results, "tiny/a/seed-0")
+    assert (done["status"], done["epochs_done"]) == ("complete", 3), done
+    return done
+
+
+def _data_of(fingerprint: str, official: bool = False):
+    """A data set known only by its fingerprint: all that the resume check reads of it."""
+    import numpy as np
+
+    from harness.data import Cifar10
+
+    empty = np.zeros((0, 3, 32, 32), np.uint8), np.zeros(0, np.int64)
+    return Cifar10(*empty, *empty, Path("/data"), official, fingerprint)
+
+
+def test_two_data_sets_that_share_twelve_characters_are_shown_apart(tmp_path):
+    """The refusal to resume a run on other data, and `repro status`'s "began on data ...",
+    showed 12 characters of each fingerprint: two data sets that share them printed as one,
+    and the user could not see why the run was refused."""
+    from fake_runs import fake_run
+
+    from harness.runner import data_conflict
+    from harness.status import DataCheck, row_for
+
+    study = load_study(tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet20, "
+                                  "recipe: base}\n"))  # fmt: skip
+    began, here = "0123456789ab" + "c" * 52, "0123456789ab" + "d" * 52
+    run_dir = fake_run(tmp_path / "results", study, "a", status="paused", official=False,
+                       fingerprint=began)  # fmt: skip
+    (run_dir / store.CHECKPOINT).write_bytes(b"a checkpoint")
+    refusal = data_conflict(run_dir, _data_of(here))
+    assert refusal is not None
+    assert "trained on data 0123456789abc; this command's data is 0123456789abd (" in refusal
+    check = DataCheck(_data=_data_of(here), _tried=True)
+    row = row_for("a/seed-0", run_dir, check=check)
+    assert (
+        "began on data 0123456789abc (not the official release); `repro run` would REFUSE to "
+        "resume it on the data here (0123456789abd, not official)"
+    ) in row.detail, row.detail
+    # Data sets that differ within 12 characters keep the short form; the same data too.
+    assert "trained on data 0123456789ab;" in data_conflict(run_dir, _data_of("f" * 64))
+    assert data_conflict(run_dir, _data_of(began)) is None
+    same = row_for("a/seed-0", run_dir, check=DataCheck(_data=_data_of(began), _tried=True))
+    assert "began on data 0123456789ab (not the official release); resumes on the data here " \
+        "(0123456789ab, not official)" in same.detail, same.detail  # fmt: skip
+
+
 @pytest.mark.parametrize("ending", ["error", "stop"])
 def test_a_fused_member_that_diverged_before_its_group_ended_is_said_to_have_diverged(
     tmp_path, cifar_root, monkeypatch, ending

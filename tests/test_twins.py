@@ -242,3 +242,7 @@ def test_a_twin_must_have_run_as_this_command_trains_on_the_same_data(tmp_path):
                                             for s in twin.summary["sessions"]]}  # fmt: skip
     why = mismatch(type(twin)(twin.run_dir, twin.name, resumed), "fp32", "fast", "f" * 64)
     assert why is not None and "eeeeeeeeeeee + ffffffffffff" in why
+    # Data sets whose fingerprints share the first 12 characters are shown long enough to
+    # differ: "other data (ffffffffffff, here ffffffffffff)" said nothing.
+    near = "f" * 12 + "0" * 52
+    assert "other data (fffffffffffff, here ffffffffffff0)" in mismatch(twin, "fp32", "fast", near)

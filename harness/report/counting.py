@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from harness import execution, store, timings, verdicts
+from harness.data import shown_apart
 from harness.metrics import METRICS
 from harness.plan import config_hash, resolved_config
 from harness.results import RunRecord
@@ -196,7 +197,7 @@ def _run_data(record: RunRecord) -> tuple[bool, str]:
     the official release) is on mixed data, which is not the official release."""
     fingerprints = set(store.data_fingerprints(record.summary or {}))
     flags = {s.get("official") for s in _sessions(record)} | {record.data.get("official")}
-    recorded = sorted(f[:12] for f in fingerprints if f)
+    recorded = shown_apart(*sorted(f for f in fingerprints if f))
     if len(recorded) > 1 or {True, False} <= flags:
         return False, "mixed data: not the official release (data " + " + ".join(recorded) + ")"
     return _data_of(record.data)
@@ -312,12 +313,14 @@ def _short_data(pool: _Pool, other: _Pool) -> str:
     """A pool's data as the report names it, short: "official release", with its fingerprint
     where the other pool says official too (two fingerprints are two data sets), or the copy's
     fingerprint ("data cccccccccccc", not the official release), or "mixed data"."""
+    # Shown beside the other's: as long as it takes to differ from it (data.shown_apart).
+    mine = shown_apart(pool.fingerprint, other.fingerprint)[0]
     if pool.official:
         both = other.official and other.fingerprint != pool.fingerprint
-        return "official release" + (f" (data {pool.fingerprint[:12]})" if both else "")
+        return "official release" + (f" (data {mine})" if both else "")
     if pool.data.startswith("mixed data"):
         return "mixed data"
-    return pool.data.removeprefix("not the official release (").removesuffix(")")
+    return f"data {mine}" if mine else "data not recorded"
 
 
 def _on_data(verdict: verdicts.Verdict, pool: _Pool | None) -> verdicts.Verdict:

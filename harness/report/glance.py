@@ -23,6 +23,9 @@ from harness.report.views import (
     StudyReport,
     WaitingModel,
     _ScoreEntry,
+    counted_at_epochs_only,
+    counted_in_full,
+    set_aside_text,
 )
 from harness.schema import Study
 
@@ -43,7 +46,8 @@ def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
         each = each if low == high else f"{low} to {high} random seeds"
         # Counted means a verdict stands on it: a run every verdict kept apart (another
         # precision, pipeline or data than the pool it used) is said apart, not counted.
-        counted = sum(r.counted and r.in_verdict for _, r in runs)
+        every = [r for _, r in runs]
+        counted = counted_in_full(every)
         text = f"{_plural(len(runs), 'run')} of {_plural(len(seeds), 'experiment')} "
         # An adopted run is a copy of its twin's training: with both studies on the page, one
         # training stands as two runs, which the count must not leave the reader to find out.
@@ -52,11 +56,10 @@ def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
         text += f"({each} each{shares}), {counted} counted"
         # An unfinished run past a claimed epoch counts there: "0 counted" alone read as if no
         # verdict stood on any run, while one did (the run table says "for ... only" too).
-        early = [r for _, r in runs if not r.counted and r.counted_at_epochs]
-        if in_early := [r for r in early if r.in_verdict]:
-            epochs = tuple(sorted({e for r in in_early for e in r.counted_at_epochs}))
-            text += f" in full, {len(in_early)} for the test error at {_epochs_text(epochs)} only"
-        text += _set_aside([r for _, r in runs if r.counted or r.counted_at_epochs])
+        if early := counted_at_epochs_only(every):
+            epochs = tuple(sorted({e for r in early for e in r.counted_at_epochs}))
+            text += f" in full, {len(early)} for the test error at {_epochs_text(epochs)} only"
+        text += set_aside_text(every)
         # Runs that may yet count are the caveat; the others (stale, override, smoke, damaged,
         # failed) never will, whatever their status, and are counted by why.
         others = Counter(r.why_not.split(":")[0] for _, r in runs
@@ -97,21 +100,6 @@ def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
             f"counted, on {devices} (no training, so no random seeds)",
         ))  # fmt: skip
     return lines
-
-
-def _set_aside(eligible: list[RunView]) -> str:
-    """The runs that could count but that no verdict stands on: those kept apart, by how
-    their pool differed from the one the verdict used (", 2 kept apart (bf16 vs fp32)"), and
-    any that no claim reads (an experiment with only a parameter count, say)."""
-    apart = Counter(r.kept_apart for r in eligible if not r.in_verdict and r.kept_apart)
-    text = ""
-    if apart:
-        how = (next(iter(apart)) if len(apart) == 1
-               else "; ".join(f"{n} {why}" for why, n in sorted(apart.items())))  # fmt: skip
-        text += f", {apart.total()} kept apart ({how})"
-    if unread := sum(not r.in_verdict and not r.kept_apart for r in eligible):
-        text += f", {unread} that no verdict reads"
-    return text
 
 
 def _unfinished_caveat(unfinished: list[RunView], counted: int) -> str:

@@ -1,13 +1,15 @@
 """The plain data the template renders: a run (:class:`RunView`), a claim's row
 (:class:`ClaimRow`), a speed, an experiment, a released checkpoint and its evaluations, a
 figure, the headlines, the evidence and the scoreboard, each study's report
-(:class:`StudyReport`), the provenance and the whole :class:`Report`. Dataclasses only: what
-fills them lives in the modules named for each part of the page.
+(:class:`StudyReport`), the provenance and the whole :class:`Report`. Dataclasses, and the
+few words on runs that the glance and each study share (:func:`counted_in_full`), so that
+they cannot disagree: what fills them lives in the modules named for each part of the page.
 """
 
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from dataclasses import dataclass, field
 
 from matplotlib.figure import Figure as MplFigure
@@ -63,11 +65,44 @@ class RunView:
         return "no"
 
 
+# What "counted" means wherever the page counts runs (the glance's Runs line, each study's
+# line, the run table's cell): a verdict stands on the run. A run every verdict kept apart (on
+# another precision, pipeline or data than the pool it used) could count but does not; the
+# glance and the studies read these helpers so that the two counts can never disagree.
+
+
+def counted_in_full(runs: list[RunView]) -> int:
+    """The runs a verdict stands on whole: counted, and in the pool a verdict used."""
+    return sum(r.counted and r.in_verdict for r in runs)
+
+
+def counted_at_epochs_only(runs: list[RunView]) -> list[RunView]:
+    """The unfinished runs a verdict stands on only at an epoch they have passed (a claim on
+    the test error at that epoch); one kept apart there is set aside instead."""
+    return [r for r in runs if not r.counted and r.counted_at_epochs and r.in_verdict]
+
+
+def set_aside_text(runs: list[RunView]) -> str:
+    """Of the runs that could count, those no verdict stands on: the ones kept apart, by how
+    their pool differed from the one the verdict used (", 2 kept apart (bf16 vs fp32)"), and
+    any that no claim reads (an experiment with only a parameter count, say)."""
+    eligible = [r for r in runs if (r.counted or r.counted_at_epochs) and not r.in_verdict]
+    apart = Counter(r.kept_apart for r in eligible if r.kept_apart)
+    text = ""
+    if apart:
+        how = (next(iter(apart)) if len(apart) == 1
+               else "; ".join(f"{n} {why}" for why, n in sorted(apart.items())))  # fmt: skip
+        text += f", {apart.total()} kept apart ({how})"
+    if unread := sum(not r.kept_apart for r in eligible):
+        text += f", {unread} that no verdict reads"
+    return text
+
+
 def counted_at_epoch_text(runs: list[RunView]) -> str:
     """The unfinished runs that count only for a claim on the test error at an epoch they
     have passed, said beside a count of the runs that count in full: "1 unfinished run
     counted only for the test error at epoch 90, which it has passed"."""
-    early = [r for r in runs if not r.counted and r.counted_at_epochs]
+    early = counted_at_epochs_only(runs)
     if not early:
         return ""
     return f"{_plural(len(early), 'unfinished run')} counted only for {_passed_epochs(early)}"
@@ -331,7 +366,6 @@ class StudyReport:
     runs: list[RunView]
     gpu_seconds: float | None
     energy_kj: float | None
-    counted_runs: int
     checkpoint_claims: list[ClaimRow] = field(default_factory=list)
     checkpoints: list[CheckpointView] = field(default_factory=list)
     layouts: list[LayoutView] = field(default_factory=list)
@@ -354,9 +388,19 @@ class StudyReport:
         return sum(e.counted for e in self.evaluations)
 
     @property
+    def counted_runs(self) -> int:
+        """The runs a verdict stands on, as the glance counts them (counted_in_full)."""
+        return counted_in_full(self.runs)
+
+    @property
     def counted_at_epoch(self) -> str:
         """Beside its count of counted runs: the unfinished ones that count at one epoch."""
         return counted_at_epoch_text(self.runs)
+
+    @property
+    def set_aside(self) -> str:
+        """Beside its count of counted runs: those kept apart or that no verdict reads."""
+        return set_aside_text(self.runs)
 
     @property
     def metric_key(self) -> list[tuple[str, str]]:
