@@ -30,16 +30,37 @@ from harness.choices import (
 
 class ExistingFile(click.Path):
     """A file that must exist, checked while parsing (before torch is imported), with the
-    closest names beside it suggested for a typo."""
+    closest names beside it suggested for a typo; ``what`` names the kind of file, and
+    ``pattern`` the files a directory given instead may hold (``studies`` for
+    ``studies/*.yaml``: a newcomer's first guess), listed so the command can be written."""
 
-    def __init__(self) -> None:
-        super().__init__(dir_okay=False)
+    def __init__(self, what: str = "study file", pattern: str = "*.yaml", *,
+                 must_exist: bool = True, path_type: type | None = None) -> None:  # fmt: skip
+        super().__init__(path_type=path_type)
+        self.what, self.pattern, self.must_exist = what, pattern, must_exist
 
     def convert(self, value, param, ctx):
         path = Path(value)
-        if not path.exists():
+        if path.is_dir():
+            many = param is not None and param.nargs == -1
+            self.fail(_a_directory(path, self.what, self.pattern, many), param, ctx)
+        if self.must_exist and not path.exists():
             self.fail(f"{value}: no such file.{_did_you_mean(path)}", param, ctx)
         return super().convert(value, param, ctx)
+
+
+def _a_directory(path: Path, what: str, pattern: str, many: bool) -> str:
+    """What to write instead of a directory: its files, all at once where the argument takes
+    several (a shell expands ``studies/*.yaml``), else one of them."""
+    inside = sorted(p.name for p in path.glob(pattern) if p.is_file())
+    if not inside:
+        return f"{path} is a directory, not a {what}: name the {what} itself"
+    shown = ", ".join(inside[:4]) + (", ..." if len(inside) > 4 else "")
+    if many:
+        return (f"{path} is a directory, not a {what}: name the files in it, e.g. "
+                f"{path / pattern} for all of them ({shown})")  # fmt: skip
+    return (f"{path} is a directory, not a {what}: name one file in it, e.g. "
+            f"{path / inside[0]} ({shown})")  # fmt: skip
 
 
 def _did_you_mean(path: Path) -> str:
@@ -51,9 +72,29 @@ def _did_you_mean(path: Path) -> str:
     return f" Did you mean {' or '.join(str(folder / c) for c in close)}?" if close else ""
 
 
+class Folder(click.Path):
+    """A directory option (--results, --data-dir, --profile); a regular file given instead
+    is refused with what the option wants (click's own words name no remedy)."""
+
+    def __init__(self, wants: str) -> None:
+        super().__init__(path_type=Path)
+        self.wants = wants
+
+    def convert(self, value, param, ctx):
+        path = Path(value)
+        if path.exists() and not path.is_dir():
+            self.fail(f"{value} is a file, not a directory; {self.wants}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+# An output file's option takes any path here: harness.outputs checks it before any work and
+# says what to do with a directory (give a file name) or a path that cannot be written.
+OUTPUT_FILE = click.Path(path_type=Path)
+
+
 RESULTS_OPTION = click.option(
     "--results",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Folder("give --results the directory that holds (or will hold) the run store"),
     default=Path("results"),
     show_default=True,
     help="Root of the run store.",
@@ -75,7 +116,7 @@ def device_option(work: str = "train"):
 DEVICE_OPTION = device_option()
 DATA_DIR_OPTION = click.option(
     "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Folder("give --data-dir the directory that holds cifar-10-batches-py/"),
     help="Directory holding cifar-10-batches-py/ (an error if it does not); else "
     "$REPRO_DATA_DIR, else the per-user cache, downloading there when online.",
 )
@@ -506,7 +547,7 @@ def run(
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=ExistingFile())
 @click.option(
     "--only",
     "only",
@@ -554,7 +595,7 @@ def evaluate(files, only, device, results, data_dir, force, batch_size):
 @main.command()
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     help="Where to write (default: report.html, or claims.csv / claims.json).",
 )
 @click.option(
@@ -704,13 +745,13 @@ def default_study_files(records) -> list[str]:
 @click.option(
     "--json",
     "json_out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     help="Write the raw figures, device, versions and date as JSON.",
 )
 @click.option(
     "--markdown",
     "md_out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     help="Write a markdown table with device, versions, date and command.",
 )
 @click.option(
@@ -729,7 +770,7 @@ def default_study_files(records) -> list[str]:
 @click.option(
     "--profile",
     "profile_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Folder("give --profile a directory for the profiler's traces"),
     help="Also profile fast-path steps of each model with torch.profiler into DIR.",
 )
 def bench(
@@ -839,7 +880,7 @@ def bench(
 @click.option(
     "--queue",
     "queue_file",
-    type=ExistingFile(),
+    type=ExistingFile("queue file", "queue*.yaml"),
     help="The evidence queue to show (default: queue.yaml when present).",
 )
 def status(files, results, queue_file):
@@ -878,7 +919,11 @@ def status(files, results, queue_file):
 
 
 @main.command()
-@click.argument("queue_file", default="queue.yaml", type=click.Path(dir_okay=False))
+@click.argument(
+    "queue_file",
+    default="queue.yaml",
+    type=ExistingFile("queue file", "queue*.yaml", must_exist=False),
+)
 @click.option("--time-budget", metavar="DURATION", help="Stop in time (90s, 8m, 1h30m): runs "
               "whose next epoch would not fit are paused, later items wait.")  # fmt: skip
 @click.option("--items", type=click.IntRange(1), help="Train at most this many unfinished items.")
@@ -936,7 +981,7 @@ def queue(queue_file, time_budget, items, device, results, data_dir, quiet, comp
 @click.argument("study_file", type=ExistingFile())
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     required=True,
     help="The archive to write (.tar.gz).",
 )
@@ -983,7 +1028,7 @@ def export(study_file, out, checkpoints, force, results):
 
 @main.command(name="import")
 @click.argument("archives", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))  # fmt: skip
+                type=ExistingFile("store archive", "*.tar.gz", path_type=Path))  # fmt: skip
 @RESULTS_OPTION
 def import_(archives, results):
     """Merge archives from `repro export` into the store, run by run.

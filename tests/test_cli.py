@@ -119,6 +119,57 @@ def test_bench_refuses_a_batch_size_past_the_limit_while_parsing():
     assert "'--batch-size': 100000 is not in the range 1<=x<=65536" in out.output
 
 
+def test_a_directory_where_a_file_belongs_names_the_files_to_give(tmp_path):
+    """`repro run studies` (a newcomer's first guess) says to name the files, with the glob
+    that names them all where the command takes several, instead of click's bare "is a
+    directory"; a directory given as an output file, or a file as a directory, says what the
+    option wants. All before any work."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    tiny_study(folder / "a.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    tiny_study(folder / "b.yaml", "  - {name: b, model: resnet8, recipe: base}\n")
+    for args in (["run", str(folder)], ["validate", str(folder)], ["status", str(folder)],
+                 ["evaluate", str(folder)]):  # fmt: skip
+        out = repro(*args)
+        assert out.exit_code == 2, (args, out.output)
+        assert f"{folder} is a directory, not a study file: name the files in it, e.g. " \
+            f"{folder}/*.yaml for all of them (a.yaml, b.yaml)" in out.output, args  # fmt: skip
+    for args in (["export", str(folder), "--out", str(tmp_path / "x.tar.gz")],
+                 ["report", "--study", str(folder)]):  # fmt: skip
+        out = repro(*args)
+        assert out.exit_code == 2, (args, out.output)
+        assert f"name one file in it, e.g. {folder}/a.yaml (a.yaml, b.yaml)" in out.output, args
+    out = repro("import", str(folder))
+    assert out.exit_code == 2
+    assert f"{folder} is a directory, not a store archive: name the store archive itself" in (
+        out.output
+    )
+    out = repro("queue", str(folder))
+    assert out.exit_code == 2 and "not a queue file: name the queue file itself" in out.output
+
+    (tmp_path / "results").mkdir()
+    results = ["--results", str(tmp_path / "results")]
+    for args, option in [
+        (["report", *results, "--study", str(folder / "a.yaml"), "--out", str(folder)], "--out"),
+        (["export", str(folder / "a.yaml"), *results, "--out", str(folder)], "--out"),
+        (["bench", "--device", "cpu", "--synthetic", "--json", str(folder)], "--json"),
+    ]:
+        out = repro(*args)
+        assert out.exit_code == 2, (args, out.output)
+        assert f"error: {option} {folder}: is a directory; give a file name" in out.output
+
+    afile = folder / "a.yaml"
+    for args, wants in [
+        (["run", str(afile), "--results", str(afile)], "give --results the directory that"),
+        (["run", str(afile), "--data-dir", str(afile)], "give --data-dir the directory that holds"),
+        (["bench", "--synthetic", "--profile", str(afile)], "give --profile a directory"),
+    ]:
+        out = repro(*args)
+        assert out.exit_code == 2, (args, out.output)
+        assert f"{afile} is a file, not a directory; {wants}" in out.output, args
+    assert sorted(p.name for p in folder.iterdir()) == ["a.yaml", "b.yaml"]
+
+
 def test_an_output_path_below_a_regular_file_is_refused_before_any_work(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("")
