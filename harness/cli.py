@@ -289,7 +289,8 @@ def validate(files: tuple[str, ...]) -> None:
     Prints a one-screen summary of each valid study (experiments, runs, claims) and every
     problem of each invalid one, with the file, line, field path, what was given and what is
     allowed. A queue file (`items:`) is checked as a queue, with the studies it names.
-    Exits with status 1 if any file has a problem.
+    Exits with status 1 if any file has a problem, 2 when a file named does not exist or is
+    a directory.
     """
     from harness import describe
     from harness.queue import QueueError, load_queue
@@ -1035,7 +1036,8 @@ def import_(archives, results):
 
     Every file is checked against the archive's checksums first. A run is added when missing,
     advanced when the archive has more epochs of it, never replaced by a shorter history, and
-    refused when its config differs from the local run's. Exit status 1 when a run was refused.
+    refused when its config differs from the local run's. Exit status 1 when a run was refused,
+    2 when an archive cannot be read or trusted (refused whole) or the store cannot be written.
     """
     from harness.transfer import TransferError, import_archive
 
