@@ -209,7 +209,9 @@ def writable_or_fail(*outputs: tuple[Path | None, str], folder: str = "") -> Non
                 fail(str(exc))
 
 
-def studies_or_fail(files) -> list:
+def studies_or_fail(files, nothing: str = "nothing was run") -> list:
+    """The studies, or each file's problems and exit 2; ``nothing`` says what was not done (a
+    report or an archive is not run)."""
     from harness.studyfile import StudyError, load_studies
 
     try:
@@ -217,7 +219,7 @@ def studies_or_fail(files) -> list:
     except StudyError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
-        fail("fix the study file(s) above; nothing was run")
+        fail(f"fix the study file(s) above; {nothing}")
 
 
 class _Commands(click.Group):
@@ -581,7 +583,7 @@ def evaluate(files, only, device, results, data_dir, force, batch_size):
     options = EvaluateOptions(results=results, data_dir=data_dir, device=device, only=only,
                               force=force, batch_size=batch_size)  # fmt: skip
     tally: Counter[str] = Counter()
-    for study, path in zip(studies_or_fail(files), files, strict=True):
+    for study, path in zip(studies_or_fail(files, "nothing was evaluated"), files, strict=True):
         try:
             outcomes = evaluate_study(study, path, options, click.echo)
         except (EvaluateError, StoreUnusable) as exc:
@@ -644,7 +646,8 @@ def report(out, fmt, results, study_files, show_unrun):
     writable_or_fail((out, "--out"))
     records = scan(results)
     files = list(study_files) or default_study_files(records)
-    studies = studies_or_fail(files)  # one pass to report every problem before building
+    # one pass to report every problem before building
+    studies = studies_or_fail(files, "nothing was written")
     built = report_for([Path(f) for f in files], results, show_unrun=show_unrun)
     write(built, out, fmt)
     claims = sum(len(s.all_claims) for s in built.studies)
@@ -1008,7 +1011,7 @@ def export(study_file, out, checkpoints, force, results):
     """
     from harness.transfer import EVALUATED, TransferError, export_study
 
-    (study,) = studies_or_fail([study_file])
+    (study,) = studies_or_fail([study_file], "nothing was written")
     writable_or_fail((out, "--out"))
     try:
         done = export_study(study.name, results, out, checkpoints=checkpoints, replace=force)

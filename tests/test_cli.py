@@ -170,6 +170,27 @@ def test_a_directory_where_a_file_belongs_names_the_files_to_give(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["a.yaml", "b.yaml"]
 
 
+def test_a_bad_study_file_says_what_each_command_did_not_do(tmp_path):
+    """`repro report` and `repro export` with a broken study said "nothing was run", which
+    they never do; each names what it did not write."""
+    study = tmp_path / "s.yaml"
+    study.write_text("name: [unclosed\n")
+    (tmp_path / "results").mkdir()
+    results = ["--results", str(tmp_path / "results")]
+    for args, nothing in [
+        (["run", str(study), *results], "nothing was run"),
+        (["report", "--study", str(study), *results, "--out", str(tmp_path / "r.html")],
+         "nothing was written"),
+        (["export", str(study), *results, "--out", str(tmp_path / "a.tar.gz")],
+         "nothing was written"),
+        (["evaluate", str(study), *results], "nothing was evaluated"),
+    ]:  # fmt: skip
+        out = repro(*args)
+        assert out.exit_code == 2, (args, out.output)
+        assert f"error: fix the study file(s) above; {nothing}\n" in out.output, args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "s.yaml"]
+
+
 def test_an_output_path_below_a_regular_file_is_refused_before_any_work(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("")
