@@ -639,7 +639,7 @@ def report(out, fmt, results, study_files, show_unrun):
                    "claim that needs one will read 'not yet run'")  # fmt: skip
     fmt = fmt or (
         out.suffix.lstrip(".").lower()
-        if out and out.suffix in (".csv", ".json", ".html")
+        if out and out.suffix.lower() in (".csv", ".json", ".html")
         else "html"
     )
     out = out or Path({"html": "report.html", "csv": "claims.csv", "json": "claims.json"}[fmt])

@@ -53,6 +53,18 @@ def test_report_says_when_the_store_is_missing_or_empty(tmp_path):
     assert empty.exit_code == 0 and "holds no runs or checkpoint evaluations yet" in empty.output
 
 
+def test_the_format_follows_the_extension_of_out_in_either_case(tmp_path):
+    """`--out claims.CSV` wrote the HTML page into a file named .CSV: the extension was
+    lower-cased only after it was compared with the lower-case ones."""
+    (tmp_path / "results").mkdir()
+    for name, fmt, starts in [("claims.CSV", "csv", "study,"), ("claims.Json", "json", "[")]:
+        out = repro("report", "--study", str(ROOT / "studies" / "smoke.yaml"), "--results",
+                    str(tmp_path / "results"), "--out", str(tmp_path / name))  # fmt: skip
+        assert out.exit_code == 0, out.output
+        assert f"({fmt}: 1 studies" in out.output
+        assert (tmp_path / name).read_text().startswith(starts)
+
+
 def test_a_run_ends_with_a_summary_and_the_next_command(tmp_path, cifar_root):
     study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n",
                        QUICK_RECIPE)  # fmt: skip
