@@ -64,12 +64,18 @@ def _a_directory(path: Path, what: str, pattern: str, many: bool) -> str:
 
 
 def _did_you_mean(path: Path) -> str:
+    """Files named like ``path`` beside where it points, and in studies/ for a bare name
+    (``repro run degradation.yaml`` from the checkout, without the folder)."""
     import difflib
 
     folder = path.parent if path.parent.is_dir() else Path(".")
-    names = [p.name for p in folder.iterdir() if p.is_file()]
-    close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
-    return f" Did you mean {' or '.join(str(folder / c) for c in close)}?" if close else ""
+    folders = [folder]
+    if path.parent == Path(".") and Path("studies").is_dir():
+        folders.append(Path("studies"))
+    files = [p for f in folders for p in f.iterdir() if p.is_file()]
+    close = difflib.get_close_matches(path.name, [p.name for p in files], n=3, cutoff=0.6)
+    named = dict.fromkeys(str(p) for c in close for p in files if p.name == c)
+    return f" Did you mean {' or '.join(list(named)[:3])}?" if named else ""
 
 
 class Folder(click.Path):

@@ -31,6 +31,17 @@ def test_a_misspelled_study_path_fails_at_once_with_a_suggestion():
     assert seconds < 2.0, f"took {seconds:.1f} s"  # torch alone takes longer to import
 
 
+def test_a_study_named_without_its_folder_is_found_in_studies(monkeypatch):
+    """From the checkout, `repro run degradation.yaml` (or `smoke`) said only "no such file":
+    the suggestions came from the current directory alone."""
+    monkeypatch.chdir(ROOT)
+    for given, meant in [("degradation.yaml", "studies/degradation.yaml"),
+                         ("smoke", "studies/smoke.yaml")]:  # fmt: skip
+        out = repro("run", given)
+        assert out.exit_code == 2, out.output
+        assert f"{given}: no such file. Did you mean {meant}?" in out.output, out.output
+
+
 def test_a_misspelled_model_and_a_model_given_to_only_are_explained(tmp_path, cifar_root):
     out = repro("bench", "--models", "resnt20", "--device", "cpu", "--synthetic")
     assert out.exit_code == 2 and "did you mean resnet20" in out.output
