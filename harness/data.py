@@ -206,15 +206,25 @@ def _remedy(folder: Path, mend: str) -> str:
     return f"{mend} (or write the whole copy again), or give another complete copy with --data-dir."
 
 
+def _missing(path: Path) -> str:
+    return (f"{path} is missing: the directory holds part of CIFAR-10 only. "
+            + _remedy(path.parent, "Copy the complete set there"))  # fmt: skip
+
+
+def check_complete(folder: Path) -> None:
+    """Every batch file of ``folder`` is there, none read: what can be told of a copy without
+    loading it (a parent whose workers load it checks this first)."""
+    for name in (*TRAIN_FILES, TEST_FILE):
+        if not (folder / name).exists():
+            raise DataError(_missing(folder / name))
+
+
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One batch file, checked: uint8 pixels in 3072-byte rows, one integer label 0..9 each,
     at least one image. A copy that breaks any of these is refused with the file's name
     rather than converted (float pixels would wrap around into other images)."""
     if not path.exists():
-        raise DataError(
-            f"{path} is missing: the directory holds part of CIFAR-10 only. "
-            + _remedy(path.parent, "Copy the complete set there")
-        )
+        raise DataError(_missing(path))
     if path.is_dir():
         raise DataError(f"{path} is a directory, where CIFAR-10 keeps that "
                         "batch. Put the batch file there, or give a complete copy with "
