@@ -30,30 +30,77 @@ from harness.choices import (
 
 class ExistingFile(click.Path):
     """A file that must exist, checked while parsing (before torch is imported), with the
-    closest names beside it suggested for a typo."""
+    closest names beside it suggested for a typo; ``what`` names the kind of file, and
+    ``pattern`` the files a directory given instead may hold (``studies`` for
+    ``studies/*.yaml``: a newcomer's first guess), listed so the command can be written."""
 
-    def __init__(self) -> None:
-        super().__init__(dir_okay=False)
+    def __init__(self, what: str = "study file", pattern: str = "*.yaml", *,
+                 must_exist: bool = True, path_type: type | None = None) -> None:  # fmt: skip
+        super().__init__(path_type=path_type)
+        self.what, self.pattern, self.must_exist = what, pattern, must_exist
 
     def convert(self, value, param, ctx):
         path = Path(value)
-        if not path.exists():
+        if path.is_dir():
+            many = param is not None and param.nargs == -1
+            self.fail(_a_directory(path, self.what, self.pattern, many), param, ctx)
+        if self.must_exist and not path.exists():
             self.fail(f"{value}: no such file.{_did_you_mean(path)}", param, ctx)
         return super().convert(value, param, ctx)
 
 
+def _a_directory(path: Path, what: str, pattern: str, many: bool) -> str:
+    """What to write instead of a directory: its files, all at once where the argument takes
+    several (a shell expands ``studies/*.yaml``), else one of them."""
+    inside = sorted(p.name for p in path.glob(pattern) if p.is_file())
+    if not inside:
+        return f"{path} is a directory, not a {what}: name the {what} itself"
+    shown = ", ".join(inside[:4]) + (", ..." if len(inside) > 4 else "")
+    if many:
+        return (f"{path} is a directory, not a {what}: name the files in it, e.g. "
+                f"{path / pattern} for all of them ({shown})")  # fmt: skip
+    return (f"{path} is a directory, not a {what}: name one file in it, e.g. "
+            f"{path / inside[0]} ({shown})")  # fmt: skip
+
+
 def _did_you_mean(path: Path) -> str:
+    """Files named like ``path`` beside where it points, and in studies/ for a bare name
+    (``repro run degradation.yaml`` from the checkout, without the folder)."""
     import difflib
 
     folder = path.parent if path.parent.is_dir() else Path(".")
-    names = [p.name for p in folder.iterdir() if p.is_file()]
-    close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
-    return f" Did you mean {' or '.join(str(folder / c) for c in close)}?" if close else ""
+    folders = [folder]
+    if path.parent == Path(".") and Path("studies").is_dir():
+        folders.append(Path("studies"))
+    files = [p for f in folders for p in f.iterdir() if p.is_file()]
+    close = difflib.get_close_matches(path.name, [p.name for p in files], n=3, cutoff=0.6)
+    named = dict.fromkeys(str(p) for c in close for p in files if p.name == c)
+    return f" Did you mean {' or '.join(list(named)[:3])}?" if named else ""
+
+
+class Folder(click.Path):
+    """A directory option (--results, --data-dir, --profile); a regular file given instead
+    is refused with what the option wants (click's own words name no remedy)."""
+
+    def __init__(self, wants: str) -> None:
+        super().__init__(path_type=Path)
+        self.wants = wants
+
+    def convert(self, value, param, ctx):
+        path = Path(value)
+        if path.exists() and not path.is_dir():
+            self.fail(f"{value} is a file, not a directory; {self.wants}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+# An output file's option takes any path here: harness.outputs checks it before any work and
+# says what to do with a directory (give a file name) or a path that cannot be written.
+OUTPUT_FILE = click.Path(path_type=Path)
 
 
 RESULTS_OPTION = click.option(
     "--results",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Folder("give --results the directory that holds (or will hold) the run store"),
     default=Path("results"),
     show_default=True,
     help="Root of the run store.",
@@ -75,7 +122,7 @@ def device_option(work: str = "train"):
 DEVICE_OPTION = device_option()
 DATA_DIR_OPTION = click.option(
     "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Folder("give --data-dir the directory that holds cifar-10-batches-py/"),
     help="Directory holding cifar-10-batches-py/ (an error if it does not); else "
     "$REPRO_DATA_DIR, else the per-user cache, downloading there when online.",
 )
@@ -168,7 +215,9 @@ def writable_or_fail(*outputs: tuple[Path | None, str], folder: str = "") -> Non
                 fail(str(exc))
 
 
-def studies_or_fail(files) -> list:
+def studies_or_fail(files, nothing: str = "nothing was run") -> list:
+    """The studies, or each file's problems and exit 2; ``nothing`` says what was not done (a
+    report or an archive is not run)."""
     from harness.studyfile import StudyError, load_studies
 
     try:
@@ -176,7 +225,7 @@ def studies_or_fail(files) -> list:
     except StudyError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
-        fail("fix the study file(s) above; nothing was run")
+        fail(f"fix the study file(s) above; {nothing}")
 
 
 class _Commands(click.Group):
@@ -248,7 +297,8 @@ def validate(files: tuple[str, ...]) -> None:
     Prints a one-screen summary of each valid study (experiments, runs, claims) and every
     problem of each invalid one, with the file, line, field path, what was given and what is
     allowed. A queue file (`items:`) is checked as a queue, with the studies it names.
-    Exits with status 1 if any file has a problem.
+    Exits with status 1 if any file has a problem, 2 when a file named does not exist or is
+    a directory.
     """
     from harness import describe
     from harness.queue import QueueError, load_queue
@@ -506,7 +556,7 @@ def run(
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=ExistingFile())
 @click.option(
     "--only",
     "only",
@@ -539,7 +589,7 @@ def evaluate(files, only, device, results, data_dir, force, batch_size):
     options = EvaluateOptions(results=results, data_dir=data_dir, device=device, only=only,
                               force=force, batch_size=batch_size)  # fmt: skip
     tally: Counter[str] = Counter()
-    for study, path in zip(studies_or_fail(files), files, strict=True):
+    for study, path in zip(studies_or_fail(files, "nothing was evaluated"), files, strict=True):
         try:
             outcomes = evaluate_study(study, path, options, click.echo)
         except (EvaluateError, StoreUnusable) as exc:
@@ -554,7 +604,7 @@ def evaluate(files, only, device, results, data_dir, force, batch_size):
 @main.command()
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     help="Where to write (default: report.html, or claims.csv / claims.json).",
 )
 @click.option(
@@ -601,12 +651,13 @@ def report(out, fmt, results, study_files, show_unrun):
                    "claim that needs one will read 'not yet run'")  # fmt: skip
     fmt = fmt or (
         out.suffix.lstrip(".").lower()
-        if out and out.suffix in (".csv", ".json", ".html")
+        if out and out.suffix.lower() in (".csv", ".json", ".html")
         else "html"
     )
     out = out or Path({"html": "report.html", "csv": "claims.csv", "json": "claims.json"}[fmt])
     writable_or_fail((out, "--out"))
-    studies = studies_or_fail(files)  # one pass to report every problem before building
+    # one pass to report every problem before building
+    studies = studies_or_fail(files, "nothing was written")
     built = report_for([Path(f) for f in files], results, show_unrun=show_unrun)
     write(built, out, fmt)
     claims = sum(len(s.all_claims) for s in built.studies)
@@ -708,13 +759,13 @@ def default_study_files(records) -> list[str]:
 @click.option(
     "--json",
     "json_out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     help="Write the raw figures, device, versions and date as JSON.",
 )
 @click.option(
     "--markdown",
     "md_out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     help="Write a markdown table with device, versions, date and command.",
 )
 @click.option(
@@ -733,7 +784,7 @@ def default_study_files(records) -> list[str]:
 @click.option(
     "--profile",
     "profile_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Folder("give --profile a directory for the profiler's traces"),
     help="Also profile fast-path steps of each model with torch.profiler into DIR.",
 )
 def bench(
@@ -843,7 +894,7 @@ def bench(
 @click.option(
     "--queue",
     "queue_file",
-    type=ExistingFile(),
+    type=ExistingFile("queue file", "queue*.yaml"),
     help="The evidence queue to show (default: queue.yaml when present).",
 )
 @click.option(
@@ -904,7 +955,11 @@ def status(files, results, queue_file, check_data, data_dir):
 
 
 @main.command()
-@click.argument("queue_file", default="queue.yaml", type=click.Path(dir_okay=False))
+@click.argument(
+    "queue_file",
+    default="queue.yaml",
+    type=ExistingFile("queue file", "queue*.yaml", must_exist=False),
+)
 @click.option("--time-budget", metavar="DURATION", help="Stop in time (90s, 8m, 1h30m): runs "
               "whose next epoch would not fit are paused, later items wait.")  # fmt: skip
 @click.option("--items", type=click.IntRange(1), help="Train at most this many unfinished items.")
@@ -965,7 +1020,7 @@ def queue(queue_file, time_budget, items, device, results, data_dir, quiet, comp
 @click.argument("study_file", type=ExistingFile())
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OUTPUT_FILE,
     required=True,
     help="The archive to write (.tar.gz).",
 )
@@ -991,7 +1046,7 @@ def export(study_file, out, checkpoints, force, results):
     """
     from harness.transfer import EVALUATED, TransferError, export_study
 
-    (study,) = studies_or_fail([study_file])
+    (study,) = studies_or_fail([study_file], "nothing was written")
     writable_or_fail((out, "--out"))
     try:
         done = export_study(study.name, results, out, checkpoints=checkpoints, replace=force)
@@ -1012,14 +1067,15 @@ def export(study_file, out, checkpoints, force, results):
 
 @main.command(name="import")
 @click.argument("archives", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))  # fmt: skip
+                type=ExistingFile("store archive", "*.tar.gz", path_type=Path))  # fmt: skip
 @RESULTS_OPTION
 def import_(archives, results):
     """Merge archives from `repro export` into the store, run by run.
 
     Every file is checked against the archive's checksums first. A run is added when missing,
     advanced when the archive has more epochs of it, never replaced by a shorter history, and
-    refused when its config differs from the local run's. Exit status 1 when a run was refused.
+    refused when its config differs from the local run's. Exit status 1 when a run was refused,
+    2 when an archive cannot be read or trusted (refused whole) or the store cannot be written.
     """
     from harness.transfer import TransferError, import_archive
 

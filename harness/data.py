@@ -195,15 +195,36 @@ class _ArraysOnly(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
 
 
+def _remedy(folder: Path, mend: str) -> str:
+    """What to do about a partial or damaged copy. The cache is repro's: deleted, it is
+    downloaded again. A copy given with --data-dir or $REPRO_DATA_DIR is the user's (the
+    offline JPEG copy, say): deleting it downloads nothing, since a given directory never
+    falls back to the cache, so the copy is mended or another one given."""
+    if folder.resolve().is_relative_to(cache_dir().resolve()):
+        return (f"Delete {folder} and run the command again: repro downloads CIFAR-10 into "
+                "its cache afresh (online; offline, see --data-dir).")  # fmt: skip
+    return f"{mend} (or write the whole copy again), or give another complete copy with --data-dir."
+
+
+def _missing(path: Path) -> str:
+    return (f"{path} is missing: the directory holds part of CIFAR-10 only. "
+            + _remedy(path.parent, "Copy the complete set there"))  # fmt: skip
+
+
+def check_complete(folder: Path) -> None:
+    """Every batch file of ``folder`` is there, none read: what can be told of a copy without
+    loading it (a parent whose workers load it checks this first)."""
+    for name in (*TRAIN_FILES, TEST_FILE):
+        if not (folder / name).exists():
+            raise DataError(_missing(folder / name))
+
+
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One batch file, checked: uint8 pixels in 3072-byte rows, one integer label 0..9 each,
     at least one image. A copy that breaks any of these is refused with the file's name
     rather than converted (float pixels would wrap around into other images)."""
     if not path.exists():
-        raise DataError(
-            f"{path} is missing: the directory holds part of CIFAR-10 only. "
-            "Delete it and let repro download the data again, or copy the complete set there."
-        )
+        raise DataError(_missing(path))
     if path.is_dir():
         raise DataError(f"{path} is a directory, where CIFAR-10 keeps that "
                         "batch. Put the batch file there, or give a complete copy with "
@@ -222,7 +243,8 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             TypeError) as exc:  # fmt: skip
         raise DataError(
             f"{path} is not a readable CIFAR-10 batch ({type(exc).__name__}: {exc}). "
-            "The file is corrupt or truncated: delete the directory and download again."
+            "The file is corrupt or truncated. "
+            + _remedy(path.parent, "Copy that file again from its source")
         ) from None
     if data.dtype != np.uint8:
         raise DataError(

@@ -50,6 +50,7 @@ from harness.runner import (
     RunOptions,
     adopt_twins,
     execution_for,
+    find_data,
     line,
     load_data,
     paused_text,
@@ -214,6 +215,13 @@ def run_parallel(
     adopted, todo = adopt_twins(todo, options, ex, lambda: load_data(options, echo), echo)
     outcomes += adopted
     units = _units(todo, options, ex, echo=echo)
+    if units:
+        # Found here, once, before any worker starts, as one process finds it before its
+        # first run: a copy that is missing or lacks a batch file is one error that says
+        # what to do (a RunError), not every worker failing its run with "worker exited with
+        # code 1" (and K workers downloading into the cache at once). Reading it is left to
+        # the workers, which a stop signal may interrupt there.
+        find_data(options)
     running: RunningWorkers = {}
     # Runs side by side share the CPU's cores (for training on the CPU, for compiling on a
     # GPU) instead of each taking all of them: K cold compilations with a thread per core
@@ -458,8 +466,9 @@ def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome
         return Outcome(p, store.INTERRUPTED, STOPPED)
     if status != store.FAILED:
         store.mark_failed(run_dir, f"worker exited with code {returncode}; log: {log}")
-    error = (store.read_summary(run_dir) or {}).get("error")
-    return Outcome(p, store.FAILED, f"{error} (log: {log})")
+    error = str((store.read_summary(run_dir) or {}).get("error"))
+    # The log once: the error that mark_failed wrote above names it already.
+    return Outcome(p, store.FAILED, error if str(log) in error else f"{error} (log: {log})")
 
 
 def worker_main(spec: str) -> int:

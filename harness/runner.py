@@ -374,6 +374,19 @@ def _check_subset(p: RunPlan, data: Cifar10) -> None:
         )
 
 
+def find_data(options: RunOptions) -> Path:
+    """The data's folder with every batch file present, nothing read: what a parent checks
+    before its workers load the data."""
+    from harness.data import DataError, check_complete
+
+    try:
+        folder = locate(options.data_dir)
+        check_complete(folder)
+    except DataError as exc:
+        raise RunError(str(exc)) from None
+    return folder
+
+
 def load_data(options: RunOptions, echo: Echo) -> Cifar10:
     from harness.data import DataError
 

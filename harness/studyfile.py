@@ -247,11 +247,7 @@ def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.No
                                       "alias is a mistake or an attack")])  # fmt: skip
         raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        what = getattr(exc, "problem", None) or str(exc)
-        context = getattr(exc, "context", None)
-        message = f"not valid YAML: {what}" + (f" ({context})" if context else "")
+        line, message = _yaml_syntax(exc)
         raise StudyError([Problem(name, line, "", message)]) from None
     keys = ("name, description, sources, experiments and claims" if what == "study"
             else "achieved_tflops, rate_source and items")  # fmt: skip
@@ -271,6 +267,38 @@ def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.No
             ]
         )
     return raw, nodes
+
+
+def _yaml_syntax(exc: yaml.YAMLError) -> tuple[int | None, str]:
+    """The line and message of a YAML syntax error: PyYAML's words, and for the mistakes a
+    hand-edited study makes (a tab, a line out of alignment, ``key:value``, a second ``: ``, a
+    ``{...}`` left open) what to write instead, since its words alone name parser states."""
+    mark, context_mark = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None) or ""
+    message = f"not valid YAML: {problem}" + (f" ({context})" if context else "")
+    hint = ""
+    if "'\\t'" in problem and mark:
+        hint = (f"a tab at column {mark.column + 1}: YAML indents with spaces only; replace "
+                "the tab with spaces")  # fmt: skip
+    elif problem.startswith("expected <block end>") and mark:
+        hint = (f"line {line} (indented {mark.column} spaces) does not line up with the lines "
+                "before it: indent a key or list item exactly as the others of its mapping "
+                "or list, with spaces")  # fmt: skip
+    elif "could not find expected ':'" in problem and context_mark:
+        # The scanner gives up a line late: the key without its colon is where it began.
+        line = context_mark.line + 1
+        hint = ("a key needs ': ' after it, with a space (`epochs: 2`, not `epochs:2`), and "
+                "each `key: value` its own line")  # fmt: skip
+    elif problem == "mapping values are not allowed here":
+        hint = ("a second ': ' on one line: put each key on its own line, or quote a value "
+                "that holds ': ' ('like: this')")  # fmt: skip
+    elif "flow mapping" in context or "flow sequence" in context:
+        opened = f" (opened on line {context_mark.line + 1})" if context_mark else ""
+        hint = (f"check the {{...}} or [...]{opened} for a missing comma between entries or "
+                "a missing closing brace or bracket")  # fmt: skip
+    return line, message + (f"; {hint}" if hint else "")
 
 
 # A real study is a few kilobytes and a few thousand values; anything far beyond is refused

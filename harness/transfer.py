@@ -43,7 +43,8 @@ RUN_FILES = (store.CONFIG, store.ENVIRONMENT, store.METRICS, store.SUMMARY, stor
 
 
 class TransferError(Exception):
-    """An archive that cannot be trusted or read, or an export with nothing to pack."""
+    """An archive that cannot be trusted or read, an export with nothing to pack, or a store
+    an import cannot write to."""
 
 
 @dataclass(frozen=True)
@@ -307,6 +308,12 @@ def _local_progress(run_dir: Path) -> tuple[str, int, int]:
 def import_archive(archive: Path, results: Path) -> ImportResult:
     """Merge the archive's runs into the store at ``results``, run by run."""
     result = ImportResult()
+    # Checked before the archive is unpacked: a store below a file or on a read-only file
+    # system would otherwise fail at the first run's directory, as a traceback.
+    try:
+        store.ensure_writable(results)
+    except store.StoreUnusable as exc:
+        raise TransferError(str(exc)) from None
     with tempfile.TemporaryDirectory(prefix="repro-import-") as tmp:
         runs = _verified_runs(archive, Path(tmp))
         for run in runs:

@@ -31,6 +31,17 @@ def test_a_misspelled_study_path_fails_at_once_with_a_suggestion():
     assert seconds < 2.0, f"took {seconds:.1f} s"  # torch alone takes longer to import
 
 
+def test_a_study_named_without_its_folder_is_found_in_studies(monkeypatch):
+    """From the checkout, `repro run degradation.yaml` (or `smoke`) said only "no such file":
+    the suggestions came from the current directory alone."""
+    monkeypatch.chdir(ROOT)
+    for given, meant in [("degradation.yaml", "studies/degradation.yaml"),
+                         ("smoke", "studies/smoke.yaml")]:  # fmt: skip
+        out = repro("run", given)
+        assert out.exit_code == 2, out.output
+        assert f"{given}: no such file. Did you mean {meant}?" in out.output, out.output
+
+
 def test_a_misspelled_model_and_a_model_given_to_only_are_explained(tmp_path, cifar_root):
     out = repro("bench", "--models", "resnt20", "--device", "cpu", "--synthetic")
     assert out.exit_code == 2 and "did you mean resnet20" in out.output
@@ -51,6 +62,18 @@ def test_report_says_when_the_store_is_missing_or_empty(tmp_path):
     empty = repro("report", "--study", str(ROOT / "studies" / "smoke.yaml"), "--results",
                   str(tmp_path / "empty"), "--out", str(tmp_path / "r.html"))  # fmt: skip
     assert empty.exit_code == 0 and "holds no runs or checkpoint evaluations yet" in empty.output
+
+
+def test_the_format_follows_the_extension_of_out_in_either_case(tmp_path):
+    """`--out claims.CSV` wrote the HTML page into a file named .CSV: the extension was
+    lower-cased only after it was compared with the lower-case ones."""
+    (tmp_path / "results").mkdir()
+    for name, fmt, starts in [("claims.CSV", "csv", "study,"), ("claims.Json", "json", "[")]:
+        out = repro("report", "--study", str(ROOT / "studies" / "smoke.yaml"), "--results",
+                    str(tmp_path / "results"), "--out", str(tmp_path / name))  # fmt: skip
+        assert out.exit_code == 0, out.output
+        assert f"({fmt}: 1 studies" in out.output
+        assert (tmp_path / name).read_text().startswith(starts)
 
 
 def test_a_run_ends_with_a_summary_and_the_next_command(tmp_path, cifar_root):
@@ -140,6 +163,78 @@ def test_bench_refuses_a_batch_size_past_the_limit_while_parsing():
     out = repro("bench", "--device", "cpu", "--synthetic", "--batch-size", "100000")
     assert out.exit_code == 2 and "ValidationError" not in out.output
     assert "'--batch-size': 100000 is not in the range 1<=x<=65536" in out.output
+
+
+def test_a_directory_where_a_file_belongs_names_the_files_to_give(tmp_path):
+    """`repro run studies` (a newcomer's first guess) says to name the files, with the glob
+    that names them all where the command takes several, instead of click's bare "is a
+    directory"; a directory given as an output file, or a file as a directory, says what the
+    option wants. All before any work."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    tiny_study(folder / "a.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    tiny_study(folder / "b.yaml", "  - {name: b, model: resnet8, recipe: base}\n")
+    for args in (["run", str(folder)], ["validate", str(folder)], ["status", str(folder)],
+                 ["evaluate", str(folder)]):  # fmt: skip
+        out = repro(*args)
+        assert out.exit_code == 2, (args, out.output)
+        assert f"{folder} is a directory, not a study file: name the files in it, e.g. " \
+            f"{folder}/*.yaml for all of them (a.yaml, b.yaml)" in out.output, args  # fmt: skip
+    for args in (["export", str(folder), "--out", str(tmp_path / "x.tar.gz")],
+                 ["report", "--study", str(folder)]):  # fmt: skip
+        out = repro(*args)
+        assert out.exit_code == 2, (args, out.output)
+        assert f"name one file in it, e.g. {folder}/a.yaml (a.yaml, b.yaml)" in out.output, args
+    out = repro("import", str(folder))
+    assert out.exit_code == 2
+    assert f"{folder} is a directory, not a store archive: name the store archive itself" in (
+        out.output
+    )
+    out = repro("queue", str(folder))
+    assert out.exit_code == 2 and "not a queue file: name the queue file itself" in out.output
+
+    (tmp_path / "results").mkdir()
+    results = ["--results", str(tmp_path / "results")]
+    for args, option in [
+        (["report", *results, "--study", str(folder / "a.yaml"), "--out", str(folder)], "--out"),
+        (["export", str(folder / "a.yaml"), *results, "--out", str(folder)], "--out"),
+        (["bench", "--device", "cpu", "--synthetic", "--json", str(folder)], "--json"),
+    ]:
+        out = repro(*args)
+        assert out.exit_code == 2, (args, out.output)
+        assert f"error: {option} {folder}: is a directory; give a file name" in out.output
+
+    afile = folder / "a.yaml"
+    for args, wants in [
+        (["run", str(afile), "--results", str(afile)], "give --results the directory that"),
+        (["run", str(afile), "--data-dir", str(afile)], "give --data-dir the directory that holds"),
+        (["bench", "--synthetic", "--profile", str(afile)], "give --profile a directory"),
+    ]:
+        out = repro(*args)
+        assert out.exit_code == 2, (args, out.output)
+        assert f"{afile} is a file, not a directory; {wants}" in out.output, args
+    assert sorted(p.name for p in folder.iterdir()) == ["a.yaml", "b.yaml"]
+
+
+def test_a_bad_study_file_says_what_each_command_did_not_do(tmp_path):
+    """`repro report` and `repro export` with a broken study said "nothing was run", which
+    they never do; each names what it did not write."""
+    study = tmp_path / "s.yaml"
+    study.write_text("name: [unclosed\n")
+    (tmp_path / "results").mkdir()
+    results = ["--results", str(tmp_path / "results")]
+    for args, nothing in [
+        (["run", str(study), *results], "nothing was run"),
+        (["report", "--study", str(study), *results, "--out", str(tmp_path / "r.html")],
+         "nothing was written"),
+        (["export", str(study), *results, "--out", str(tmp_path / "a.tar.gz")],
+         "nothing was written"),
+        (["evaluate", str(study), *results], "nothing was evaluated"),
+    ]:  # fmt: skip
+        out = repro(*args)
+        assert out.exit_code == 2, (args, out.output)
+        assert f"error: fix the study file(s) above; {nothing}\n" in out.output, args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "s.yaml"]
 
 
 def test_an_output_path_below_a_regular_file_is_refused_before_any_work(tmp_path):

@@ -116,6 +116,32 @@ def test_damaged_files_are_named_with_the_remedy(tmp_path, damage, message):
     assert "data_batch_3" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [lambda p: p.write_bytes(p.read_bytes()[:1000]), lambda p: p.unlink()],
+    ids=["truncated", "missing"],
+)
+def test_the_remedy_for_a_damaged_copy_depends_on_whose_copy_it_is(tmp_path, monkeypatch, damage):
+    """Deleting a damaged cache makes repro download it again; deleting a copy given with
+    --data-dir (the offline JPEG copy, say) downloads nothing, since a given directory never
+    falls back to the cache: the message said "delete the directory and download again" to
+    both."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    own = write_cifar(tmp_path / "own") / cifar.FOLDER
+    damage(own / "data_batch_3")
+    with pytest.raises(cifar.DataError) as info:
+        cifar.load(own)
+    message = str(info.value)
+    assert "download" not in message and "Delete" not in message, message
+    assert "or give another complete copy with --data-dir" in message, message
+
+    cached = write_cifar(tmp_path / "cache" / "repro") / cifar.FOLDER
+    damage(cached / "data_batch_3")
+    with pytest.raises(cifar.DataError) as info:
+        cifar.load(cached)
+    assert f"Delete {cached} and run the command again: repro downloads CIFAR-10" in str(info.value)
+
+
 def test_a_batch_file_cannot_run_code(tmp_path):
     root = write_cifar(tmp_path)
 

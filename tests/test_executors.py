@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -241,6 +242,33 @@ def test_parallel_local_workers_share_the_store(tmp_path, cifar_root):
     assert broken["status"] == "failed" and "fewer training images" in broken["error"]
 
 
+@pytest.mark.parametrize("copy", ["empty", "partial"])
+def test_workers_without_usable_data_are_one_clear_error_before_any_run(tmp_path, cifar_root,
+                                                                        copy):  # fmt: skip
+    """With --runs-per-gpu (and so in `repro queue`), a missing or partial data copy made
+    every worker fail its run as "worker exited with code 1", marked failed in the store,
+    where one process stops before its first run with what to do."""
+    data = tmp_path / "data"
+    if copy == "empty":
+        data.mkdir()
+        expected = "holds no cifar-10-batches-py/"
+    else:
+        shutil.copytree(cifar_root, data)
+        next(data.rglob("data_batch_2")).unlink()
+        expected = "data_batch_2 is missing: the directory holds part of CIFAR-10 only"
+    study_file = tiny_study(tmp_path / "s.yaml", "".join(
+        f"  - {{name: r{i}, model: resnet8, recipe: base}}\n" for i in range(2)))  # fmt: skip
+    results = tmp_path / "results"
+    result = CliRunner().invoke(main, [
+        "run", str(study_file), "--results", str(results), "--data-dir", str(data),
+        "--device", "cpu", "--runs-per-gpu", "2",
+    ])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "worker exited" not in result.output
+    assert "FAILED" not in result.output and "Traceback" not in result.output
+    assert not list(results.rglob("summary.json")), "no run was marked failed"
+
+
 def test_gpus_on_a_machine_without_them_is_a_clear_error(tmp_path, cifar_root):
     study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
     result = CliRunner().invoke(main, ["run", str(study_file), "--device", "cpu", "--gpus", "2",
@@ -284,6 +312,19 @@ def test_a_worker_that_refused_to_resume_leaves_its_run_as_it_was(tmp_path):
     outcome = _worker_outcome(p, RunOptions(results=tmp_path / "results"), REFUSED_EXIT)
     assert outcome.status == "refused" and "worker.log" in outcome.message
     assert store.read_json(run_dir / store.SUMMARY)["status"] == "paused"  # not marked failed
+
+
+def test_a_worker_that_died_names_its_log_once(tmp_path):
+    """A worker that exits 1 without recording its run (killed, out of memory) read "worker
+    exited with code 1; log: L (log: L)"."""
+    from harness.executors import _worker_outcome
+
+    study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    (p,) = plan(load_study(study_file))
+    log = p.directory(tmp_path / "results") / store.WORKER_LOG
+    outcome = _worker_outcome(p, RunOptions(results=tmp_path / "results"), 1)
+    assert outcome.status == "failed"
+    assert outcome.message == f"worker exited with code 1; log: {log}"
 
 
 def test_a_worker_that_finds_its_run_busy_never_marks_it_failed(tmp_path, cifar_root):

@@ -328,6 +328,35 @@ def test_unreadable_files_say_why(tmp_path, text, message):
     assert message in problem.message
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "line", "hint"),
+    [
+        ("    batch_size: 128", "\tbatch_size: 128", 9,
+         "a tab at column 1: YAML indents with spaces only; replace the tab with spaces"),
+        ("    batch_size: 128", "     batch_size: 128", 9,
+         "line 9 (indented 5 spaces) does not line up with the lines before it"),
+        ("  - name: plain20", "   - name: plain20", 17,
+         "line 17 (indented 3 spaces) does not line up with the lines before it"),
+        ("    epochs: 164", "    epochs:164", 10,
+         "a key needs ': ' after it, with a space (`epochs: 2`, not `epochs:2`)"),
+        ("seeds: 1", "seeds: 1: 2", 5, "a second ': ' on one line: put each key on its own line"),
+        ("{kind: per_pixel_mean}", "{kind: per_pixel_mean", 13,
+         "check the {...} or [...] (opened on line 12) for a missing comma"),
+    ],
+    ids=["tab", "over-indented", "list-item-out-of-line", "no-space-after-colon",
+         "second-colon", "unclosed-brace"],
+)  # fmt: skip
+def test_a_yaml_slip_says_what_to_write_instead(tmp_path, old, new, line, hint):
+    """PyYAML's words name parser states ("expected <block end>, but found '<block mapping
+    start>'"); the slips a hand-edited study makes get the line that has them and what to
+    write instead."""
+    assert MINIMAL.count(old) == 1
+    (problem,) = problems_of(tmp_path, MINIMAL.replace(old, new))
+    assert problem.message.startswith("not valid YAML: ")
+    assert problem.line == line, problem
+    assert hint in problem.message, problem.message
+
+
 def test_a_binary_file_is_not_text_and_the_message_says_so(tmp_path):
     """It said only "cannot be read: 'utf-8' codec can't decode byte 0x89 in position 0..."."""
     path = tmp_path / "study.yaml"

@@ -554,3 +554,37 @@ def test_export_runs_replaces_by_default_for_the_gpu_box(tmp_path):
     out.write_bytes(b"the box's archive of a minute ago")
     export_runs(scan(results), results, out, study="tiny")
     assert [r["path"] for r in read_manifest(out)["runs"]] == [DONE]
+
+
+def test_a_store_that_cannot_be_written_is_a_clear_error_before_the_import(tmp_path, monkeypatch):
+    """`repro import --results` below a file or on a read-only file system says so, as `repro
+    run` does, instead of a traceback from the first run's directory. Tests run as root, for
+    whom permissions do not bind: a read-only file system is stood in for by the kernel's
+    error."""
+    study, source = _one_fake_run(tmp_path)
+    archive = tmp_path / "a.tar.gz"
+    assert (
+        repro("export", str(study), "--out", str(archive), "--results", str(source)).exit_code == 0
+    )
+    (tmp_path / "file").write_text("not a directory")
+    below_a_file = _import(archive, tmp_path / "file" / "results")
+    assert below_a_file.exit_code == 2, below_a_file.output
+    assert "cannot hold the run store" in below_a_file.output
+    assert "give --results a directory you can write to" in below_a_file.output
+    assert "Traceback" not in below_a_file.output
+
+    target = tmp_path / "read-only"
+    target.mkdir()
+    real_mkstemp = store.tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve().is_relative_to(target.resolve()):
+            raise OSError(30, "Read-only file system", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(store.tempfile, "mkstemp", read_only)
+    read_only_store = _import(archive, target)
+    assert read_only_store.exit_code == 2, read_only_store.output
+    assert "cannot hold the run store" in read_only_store.output
+    assert "Read-only" in read_only_store.output and "Traceback" not in read_only_store.output
+    assert list(target.iterdir()) == []

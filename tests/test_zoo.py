@@ -179,6 +179,24 @@ def test_bad_names_say_what_is_wrong(name, message):
         spec_from_name(name)
 
 
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("resnt8", "did you mean resnet8?"),
+        ("resnet-56", "did you mean resnet56?"),
+        ("wrn16-4", "did you mean wrn-16-4?"),
+        ("preresnet-164", "did you mean preresnet164?"),
+        ("plian20", "did you mean plain20?"),
+    ],
+)
+def test_a_misspelt_name_is_offered_the_name_of_the_grammar_it_meant(name, meant):
+    """The suggestion came from the catalogue alone, so ``resnt8`` (resnet8 is a name of the
+    grammar, not listed) was offered resnet68b, resnet56 and resnet44."""
+    with pytest.raises(UnknownModelError) as info:
+        spec_from_name(name)
+    assert meant in str(info.value), str(info.value)
+
+
 def test_specs_are_frozen_data_and_writable_without_a_name():
     spec = ModelSpec(depth=20, shortcut="B")
     assert parameter_count(spec) == params("resnet20b")
