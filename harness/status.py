@@ -112,7 +112,8 @@ def missing_store_note(results: Path) -> str | None:
     mistyped --results would make look like work to do."""
     if results.exists():
         return None
-    return (f"note: {results} does not exist, so every run reads pending; if the store is "
+    what = "is a link that leads nowhere" if store.present(results) else "does not exist"
+    return (f"note: {results} {what}, so every run reads pending; if the store is "
             "elsewhere, give its path with --results")  # fmt: skip
 
 

@@ -267,9 +267,16 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
+def present(path: Path) -> bool:
+    """Something stands at ``path``, readable or not: a link that leads nowhere (a loop, a
+    deleted target) is there, where ``Path.exists`` says it is not, so that a summary or
+    config under such a link read as absent, and the run as interrupted or another config's."""
+    return os.path.lexists(path)
+
+
 def _json_object(path: Path, what: str) -> dict | None:
     """The JSON object in ``path`` (None when absent); DamagedFile when it is not one."""
-    if not path.exists():
+    if not present(path):
         return None
     try:
         value = json.loads(path.read_text())
@@ -349,12 +356,9 @@ def read_job(run_dir: Path) -> dict | None:
 
 def read_config(run_dir: Path) -> dict | None:
     """The run's config.json (None when absent); DamagedFile when unusable."""
-    path = run_dir / CONFIG
-    if not path.exists():
-        return None
-    config = read_json(path)
-    if not isinstance(config, dict) or not isinstance(config.get("hash"), str):
-        raise DamagedFile(path, "is not a run config with a hash")
+    config = _json_object(run_dir / CONFIG, "a run config")
+    if config is not None and not isinstance(config.get("hash"), str):
+        raise DamagedFile(run_dir / CONFIG, "is not a run config with a hash")
     return config
 
 
@@ -362,7 +366,7 @@ def set_aside(path: Path, why: str = "unreadable") -> Path:
     """Keep a file the run cannot use beside it under another name; never delete it."""
     stamp = f"{path.name}.{why}-{time.strftime('%Y%m%d-%H%M%S')}"
     target, n = path.with_name(stamp), 1
-    while target.exists():  # two in the same second: rename would replace the first
+    while present(target):  # two in the same second: rename would replace the first
         n += 1
         target = path.with_name(f"{stamp}-{n}")
     path.rename(target)
@@ -374,7 +378,7 @@ def file_in_the_way(run_dir: Path) -> Path | None:
     belongs: a stray copy or an edit, below which nothing can be read or written. Commands
     say so; `repro run` keeps it aside (set_aside) to make way, as any file it cannot use."""
     for path in (run_dir.parent.parent, run_dir.parent, run_dir):
-        if path.exists() and not path.is_dir():
+        if present(path) and not path.is_dir():  # a link that leads nowhere is in the way too
             return path
     return None
 
@@ -493,7 +497,7 @@ def supersede_files(run_dir: Path, reason: str, keep: tuple[str, ...] = (LOCK,))
 
 def _superseded_target(run_dir: Path) -> Path:
     folder = run_dir.parent / SUPERSEDED
-    if folder.exists() and not folder.is_dir():  # a stray file of that name: kept, not lost
+    if present(folder) and not folder.is_dir():  # a stray file of that name: kept, not lost
         set_aside(folder, IN_THE_WAY)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = run_dir.parent / SUPERSEDED / f"{run_dir.name}-{stamp}"

@@ -306,6 +306,10 @@ def _local_progress(run_dir: Path) -> tuple[str, int, int]:
 
 def import_archive(archive: Path, results: Path) -> ImportResult:
     """Merge the archive's runs into the store at ``results``, run by run."""
+    try:
+        store.ensure_writable(results)  # before unpacking: a store that cannot be written to
+    except store.StoreUnusable as exc:
+        raise TransferError(f"{exc}; nothing was imported") from None
     result = ImportResult()
     with tempfile.TemporaryDirectory(prefix="repro-import-") as tmp:
         runs = _verified_runs(archive, Path(tmp))
