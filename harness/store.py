@@ -583,6 +583,35 @@ def check_ended(run_dir: Path, summary: dict, rows: list[dict]) -> None:
                                              f"{done} its summary says")  # fmt: skip
 
 
+def _missing_config(run_dir: Path, summary: dict | None) -> str | None:
+    """Why a run without config.json is damaged (what it holds of its training), or None for
+    one that never trained (a job that died first leaves only a summary, or a job record)."""
+    held = [name for name in (METRICS, CHECKPOINT) if present(run_dir / name)]
+    if summary is not None and summary["status"] in FINAL:
+        held.append(f"a {summary['status']} summary")
+    if not held:
+        return None
+    return f"is missing, though the run holds {', '.join(held)}"
+
+
+def config_damage(run_dir: Path) -> DamagedFile | None:
+    """Why the run's config.json cannot be used, as inspect finds it (unreadable, or missing
+    from a run that trained), or None; for `repro run`, which writes it again or moves the run
+    aside, and `repro status`, which says which."""
+    try:
+        config = read_config(run_dir)
+    except DamagedFile as damaged:
+        return damaged
+    if config is not None:
+        return None
+    try:
+        summary = read_summary(run_dir)
+    except DamagedFile:
+        summary = None
+    missing = _missing_config(run_dir, summary)
+    return None if missing is None else DamagedFile(run_dir / CONFIG, missing)
+
+
 def inspect(run_dir: Path) -> RunState:
     try:
         return _inspect(run_dir)
@@ -598,6 +627,10 @@ def _inspect(run_dir: Path) -> RunState:
     config = read_config(run_dir)
     summary = read_summary(run_dir)
     if config is None:
+        if (missing := _missing_config(run_dir, summary)) is not None:
+            # Read as a job that died before it started (or as absent), such a run was
+            # listed as complete for no config, or trained over its own history.
+            raise DamagedFile(run_dir / CONFIG, missing)
         if summary is not None:  # a job that died before it started training
             return RunState(summary["status"], 0, None, summary.get("error") or "")
         job = read_job(run_dir)

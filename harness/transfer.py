@@ -337,6 +337,13 @@ def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: Import
         note = "" if with_ckpt or run.status in store.FINAL else " (no checkpoint: restarts)"
         result.added.append(f"{run.path}: {run.status}, {run.epochs} epochs{note}")
         return
+    if (damaged := store.config_damage(dst)) is not None:
+        # Which config the run here was made with cannot be told: it was refused as one of
+        # another config ("None"), telling the user to make the study files agree.
+        result.refused.append(f"{run.path}: {damaged}; run `repro run` on its study here first "
+                              "(it writes the config again or moves the run aside), then "
+                              "import again")  # fmt: skip
+        return
     config = store.read_json(dst / store.CONFIG)
     local_hash = config.get("hash") if isinstance(config, dict) else None
     if local_hash != run.config_hash:

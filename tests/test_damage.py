@@ -933,6 +933,10 @@ def _unreadable(run: Path) -> None:
     (run / store.SUMMARY).chmod(0)
 
 
+def _then(*steps):
+    return lambda run: [step(run) for step in steps]
+
+
 # case: (what is done to tiny/a/seed-0, what status says of it (a damaged run's line holds
 # the file, what is wrong and what run will do; otherwise its status), what run says)
 SWEEP = {
@@ -947,6 +951,17 @@ SWEEP = {
         _loop(store.CONFIG),
         "config.json: is not readable JSON ([Errno 40] Too many levels of symbolic links",
         "kept config.json aside as config.json.unreadable-"),
+    "config.json missing": (
+        lambda run: (run / store.CONFIG).unlink(),
+        "config.json: is missing, though the run holds metrics.jsonl, checkpoint.pt, a "
+        "complete summary; `repro run` writes it again from the study (the checkpoint was "
+        "made with the same config)",
+        "  config.json written again from the study (its checkpoint was made with the same "
+        "config)"),
+    "config.json missing, interrupted": (
+        _then(_interrupted, lambda run: (run / store.CONFIG).unlink()),
+        "config.json: is missing, though the run holds metrics.jsonl, checkpoint.pt; ",
+        "all 3 epochs had finished (interrupted); its summary is written again"),
     "run folder a link loop": (
         _folder_loop(0), "seed-0 is a file where a directory belongs; `repro run` keeps it "
         "aside (renamed) and trains the run", "kept as seed-0.not-a-directory-"),
@@ -1002,6 +1017,32 @@ def test_the_sweep_each_command_says_what_is_damaged_and_run_repairs_it(
     assert curves(results, RUNS[0]) == original_curves  # from the checkpoint, or retrained
     _kept(before, results)
     assert {n: d for n, d in _files(results).items() if n.startswith(RUNS[1])} == healthy
+
+
+@pytest.mark.parametrize(("spoil", "problem"), [
+    (lambda path: path.unlink(), "is missing, though the run holds metrics.jsonl, checkpoint.pt, "
+                                 "a complete summary"),
+    (lambda path: path.write_text("[]"), "holds a list, not a run config"),
+])  # fmt: skip
+def test_import_over_a_run_without_a_usable_config_says_so(finished_store, tmp_path, spoil,
+                                                           problem):  # fmt: skip
+    """It was refused as a run of another config, "(None)", the study said to have changed
+    between the two machines: which config the run here has cannot be told, and repro run
+    repairs that first."""
+    study, results = _copy(finished_store, tmp_path)
+    archive = tmp_path / "a.tar.gz"
+    assert (
+        repro("export", str(study), "--out", str(archive), "--results", str(results)).exit_code == 0
+    )
+    spoil(results / RUNS[0] / store.CONFIG)
+    before = _files(results)
+    out = repro("import", str(archive), "--results", str(results))
+    assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.output
+    assert (f"REFUSED   {RUNS[0]}: {results / RUNS[0] / store.CONFIG}: {problem}; run `repro run` "
+            "on its study here first (it writes the config again or moves the run aside), then "
+            "import again") in out.output  # fmt: skip
+    assert "differs from the one here" not in out.output
+    assert _files(results) == before
 
 
 STORE_IN_THE_WAY = {
