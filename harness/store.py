@@ -583,6 +583,18 @@ def check_ended(run_dir: Path, summary: dict, rows: list[dict]) -> None:
                                              f"{done} its summary says")  # fmt: skip
 
 
+def check_order(run_dir: Path, rows: list[dict]) -> None:
+    """DamagedFile where the curves are not epochs 1..n in order: training writes them whole
+    from its history, so a repeated or missing epoch was added by hand or by a bad merge, and
+    a claim at an epoch would read whichever row came first (check_ended says the same of an
+    ended run, against its summary)."""
+    got = [r["epoch"] for r in rows]
+    if got != list(range(1, len(got) + 1)):
+        shown = ", ".join(map(str, got[:8])) + (", ..." if len(got) > 8 else "")
+        raise DamagedFile(run_dir / METRICS, f"holds epochs {shown}, not 1..{len(got)} in "
+                                             "order")  # fmt: skip
+
+
 def _missing_config(run_dir: Path, summary: dict | None) -> str | None:
     """Why a run without config.json is damaged (what it holds of its training), or None for
     one that never trained (a job that died first leaves only a summary, or a job record)."""
@@ -638,8 +650,11 @@ def _inspect(run_dir: Path) -> RunState:
             return RunState("queued", 0, None, f"job {job.get('job_id')}")
         return RunState("absent")
     config_hash = config.get("hash")
-    progress = read_json(run_dir / PROGRESS) or {}
+    progress = read_json(run_dir / PROGRESS)
+    progress = progress if isinstance(progress, dict) else {}  # only a hint: never damage
     rows = read_jsonl(run_dir / METRICS)
+    if summary is None or summary["status"] not in FINAL:
+        check_order(run_dir, rows)
     epochs = len(rows)
     if is_locked(run_dir):
         return RunState(

@@ -929,6 +929,21 @@ def _folder_loop(up: int):
     return spoil
 
 
+def _rows(order):
+    """metrics.jsonl with its rows in this order (indices), as a hand merge could leave it."""
+
+    def spoil(run: Path) -> None:
+        lines = (run / store.METRICS).read_text().splitlines(True)
+        (run / store.METRICS).write_text("".join(lines[i] for i in order))
+
+    return spoil
+
+
+def _paused(run: Path) -> None:
+    summary = json.loads((run / store.SUMMARY).read_text())
+    (run / store.SUMMARY).write_text(json.dumps({**summary, "status": store.PAUSED}))
+
+
 def _unreadable(run: Path) -> None:
     (run / store.SUMMARY).chmod(0)
 
@@ -962,6 +977,15 @@ SWEEP = {
         _then(_interrupted, lambda run: (run / store.CONFIG).unlink()),
         "config.json: is missing, though the run holds metrics.jsonl, checkpoint.pt; ",
         "all 3 epochs had finished (interrupted); its summary is written again"),
+    "an epoch twice, interrupted": (
+        _then(_interrupted, _rows([0, 1, 2, 2])),
+        "metrics.jsonl: holds epochs 1, 2, 3, 3, not 1..4 in order; `repro run` keeps it "
+        "aside and rebuilds it from the checkpoint",
+        "kept metrics.jsonl aside as metrics.jsonl.inconsistent-"),
+    "epochs out of order, paused": (
+        _then(_paused, _rows([1, 0, 2])),
+        "metrics.jsonl: holds epochs 2, 1, 3, not 1..3 in order",
+        "kept metrics.jsonl aside as metrics.jsonl.inconsistent-"),
     "run folder a link loop": (
         _folder_loop(0), "seed-0 is a file where a directory belongs; `repro run` keeps it "
         "aside (renamed) and trains the run", "kept as seed-0.not-a-directory-"),
@@ -1043,6 +1067,23 @@ def test_import_over_a_run_without_a_usable_config_says_so(finished_store, tmp_p
             "import again") in out.output  # fmt: skip
     assert "differs from the one here" not in out.output
     assert _files(results) == before
+
+
+@pytest.mark.parametrize("progress", ["[1]", '"x"', "3", "null"])
+def test_a_progress_marker_of_the_wrong_shape_never_stops_status(tmp_path, progress):
+    """progress.json is a hint of a running run's epoch: one of the wrong shape gave status an
+    AttributeError traceback while the run was being trained."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    path = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    run = fake_run(tmp_path / "results", load_study(path), "a", status="running")
+    (run / store.PROGRESS).write_text(progress)
+    with store.run_lock(run):
+        out = repro("status", str(path), "--results", str(tmp_path / "results"))
+    assert out.exit_code == 0 and out.exception is None, out.output
+    assert "a/seed-0  running" in out.output, out.output
 
 
 STORE_IN_THE_WAY = {
