@@ -392,6 +392,9 @@ def _decide(p: RunPlan, results: Path, force: bool, echo: Echo) -> Outcome | Non
         kept = store.set_aside(blocking, store.IN_THE_WAY)
         echo(f"note: {blocking} is a file where a directory of the store belongs; kept as "
              f"{kept.name}, and {p.study}/{p.name} is trained")  # fmt: skip
+    if (lock := store.lock_in_the_way(run_dir)) is not None:
+        echo(f"note: {lock[0]} is not a file, so the run could not be locked; kept as "
+             f"{lock[1].name}")  # fmt: skip
     state = store.inspect(run_dir)
     if state.status == store.DAMAGED:
         state = _recover(p, run_dir, state, echo)

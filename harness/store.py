@@ -400,6 +400,17 @@ def directories_in_the_way(
     return moved
 
 
+def lock_in_the_way(run_dir: Path) -> tuple[Path, Path] | None:
+    """Keep aside what stands where the run's lock file belongs but is no file (a directory,
+    a link that leads nowhere): run_lock could not open it, and the run could never train
+    again. Returns (where, kept as). A lock file left by a killed process is no problem:
+    flock is released with its holder, and the file is reused."""
+    path = run_dir / LOCK
+    if present(path) and not path.is_file():
+        return path, set_aside(path, "not-a-file")
+    return None
+
+
 class LockHeld(Exception):
     """Another process is training this run right now."""
 

@@ -907,7 +907,7 @@ def test_what_an_abandoned_write_left_is_swept_when_the_run_is_next_locked(tmp_p
 # Damage the cases above did not reach (the audit of 2026-11-27), each tried on status, report,
 # export and run. A link that leads nowhere (a loop here) read as no file at all: the run as
 # interrupted, pending, or made with another config (then trained again over its history);
-# a folder of the store that is such a link gave run a traceback.
+# a lock that is no file, or a folder of the store that is such a link, gave run a traceback.
 
 
 def _loop(name: str):
@@ -944,12 +944,25 @@ def _paused(run: Path) -> None:
     (run / store.SUMMARY).write_text(json.dumps({**summary, "status": store.PAUSED}))
 
 
+def _lock(make):
+    def spoil(run: Path) -> None:
+        (run / store.LOCK).unlink(missing_ok=True)
+        make(run / store.LOCK)
+
+    return spoil
+
+
 def _unreadable(run: Path) -> None:
     (run / store.SUMMARY).chmod(0)
 
 
 def _then(*steps):
     return lambda run: [step(run) for step in steps]
+
+
+def _unknown_files(run: Path) -> None:
+    (run / "notes.txt").write_text("mine\n")
+    (run.parent.parent / "README").write_text("a study folder note\n")
 
 
 # case: (what is done to tiny/a/seed-0, what status says of it (a damaged run's line holds
@@ -992,6 +1005,16 @@ SWEEP = {
     "experiment folder a link loop": (
         _folder_loop(1), "tiny/a is a file where a directory belongs",
         "kept as a.not-a-directory-"),
+    "lock a directory, interrupted": (
+        _then(_interrupted, _lock(Path.mkdir)), "interrupted",
+        "lock is not a file, so the run could not be locked; kept as lock.not-a-file-"),
+    "lock a link loop, interrupted": (
+        _then(_interrupted, _lock(lambda path: os.symlink(path.name, path))), "interrupted",
+        "lock is not a file, so the run could not be locked; kept as lock.not-a-file-"),
+    "lock left by a killed process, interrupted": (
+        _then(_interrupted, _lock(lambda path: path.write_text("pid 99999 on gone\n"))),
+        "interrupted", "all 3 epochs had finished (interrupted)"),
+    "unknown files beside the run's": (_unknown_files, "complete", "already complete"),
 }  # fmt: skip
 SWEEP_CLAIMS = """\
 claims:
