@@ -267,9 +267,13 @@ def _verified_runs(archive: Path, into: Path) -> list[ArchivedRun]:
             for member in tar:
                 if member.name == MANIFEST:
                     continue
-                if member.name not in expected or not member.isfile():
+                if member.name not in expected:
                     raise TransferError(f"{archive}: {member.name!r} is not in its manifest; "
                                         "the archive was altered, refusing it")  # fmt: skip
+                if not member.isfile():  # a link or device under a run file's name
+                    raise TransferError(f"{archive}: {member.name!r} is not a plain file but a "
+                                        f"{_kind(member)}; the archive was altered, refusing "
+                                        "it")  # fmt: skip
                 target = into / member.name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with tar.extractfile(member) as src, target.open("wb") as dst:
@@ -287,6 +291,14 @@ def _verified_runs(archive: Path, into: Path) -> list[ArchivedRun]:
         raise TransferError(f"{archive}: {missing[0]} is in the manifest but not in the archive "
                             f"({len(missing)} missing); nothing was imported")  # fmt: skip
     return runs
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    if member.issym():
+        return f"symbolic link to {member.linkname!r}"
+    if member.islnk():
+        return f"hard link to {member.linkname!r}"
+    return "directory" if member.isdir() else "special file"
 
 
 def _local_progress(run_dir: Path) -> tuple[str, int, int]:
