@@ -54,9 +54,10 @@ COMPLETE, DIVERGED, FAILED, INTERRUPTED = "complete", "diverged", "failed", "int
 PAUSED = "paused"
 STATUSES = (COMPLETE, DIVERGED, FAILED, INTERRUPTED, PAUSED)
 # Not a way to end: a run whose files cannot be read back (a torn line, garbage, a summary or
-# curve row of the wrong shape or types: SUMMARY_FIELDS, EPOCH_FIELDS) or disagree
-# (check_ended). Report and status list it and go on; `repro run` keeps the damaged file aside
-# and rebuilds it from the checkpoint (runner._recover).
+# curve row of the wrong shape or types: SUMMARY_FIELDS, EPOCH_FIELDS; a link that leads
+# nowhere), disagree (check_ended, check_order), or lack the config of a run that trained
+# (_missing_config). Report and status list it and go on; `repro run` keeps the damaged
+# file aside and rebuilds it from the checkpoint (runner._recover).
 DAMAGED = "damaged"
 FINAL = (COMPLETE, DIVERGED)
 

@@ -706,7 +706,7 @@ FILES = (store.METRICS, store.SUMMARY, store.CONFIG, store.ENVIRONMENT, store.CH
 def damages(draw):
     run = draw(st.sampled_from(RUNS))
     name = draw(st.sampled_from(FILES))
-    how = draw(st.sampled_from(["truncate", "garbage", "delete", "shape"]))
+    how = draw(st.sampled_from(["truncate", "garbage", "delete", "shape", "loop"]))
     cut = draw(st.floats(0, 1))
     junk = draw(st.binary(min_size=1, max_size=40))
     shape = draw(st.sampled_from([b"{}", b"[]", b"null", b"3", b'{"status": 7}', b'"x"']))
@@ -733,6 +733,9 @@ def test_random_damage_never_tracebacks_and_never_loses_a_file(
             path.write_bytes(data[:at] + junk + data[at:])
         elif how == "delete":
             path.unlink()
+        elif how == "loop":  # a link to itself: there, but leads nowhere
+            path.unlink()
+            os.symlink(path.name, path)
         else:
             path.write_bytes(shape)
     before = _files(results)
