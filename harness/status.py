@@ -165,7 +165,8 @@ def checkpoint_lines(study: Study, results: Path) -> list[str]:
             lines.append(f"  {c.name:<{width}}  not evaluated")
         for e in done:
             if e.record is None:
-                lines.append(f"  {c.name:<{width}}  damaged      {e.damage}")
+                lines.append(f"  {c.name:<{width}}  damaged      {e.damage}; `repro evaluate` "
+                             "evaluates it again, keeping this record in .superseded/")  # fmt: skip
                 continue
             data = "official release" if e.data.get("official") else "NOT the official release"
             error = e.value("test_error")
