@@ -1002,6 +1002,10 @@ SWEEP = {
         _then(_paused, _rows([1, 0, 2])),
         "metrics.jsonl: holds epochs 2, 1, 3, not 1..3 in order",
         "kept metrics.jsonl aside as metrics.jsonl.inconsistent-"),
+    "checkpoint.pt a link loop, interrupted": (
+        _then(_interrupted, _loop(store.CHECKPOINT)), "interrupted",
+        "starting over from epoch 0 (interrupted): its checkpoint cannot be read, so its 3 "
+        "epochs cannot be resumed"),
     "run folder a link loop": (
         _folder_loop(0), "seed-0 is a file where a directory belongs; `repro run` keeps it "
         "aside (renamed) and trains the run", "kept as seed-0.not-a-directory-"),
