@@ -877,16 +877,21 @@ def test_two_files_kept_aside_in_one_second_keep_both(tmp_path):
     assert sorted(p.read_text() for p in kept) == ["0", "1", "2"]
 
 
-def test_a_file_named_like_the_superseded_folder_is_kept_aside_not_in_the_way(tmp_path):
+@pytest.mark.parametrize("stray", ["a file", "a link loop"])
+def test_a_file_named_like_the_superseded_folder_is_kept_aside_not_in_the_way(tmp_path, stray):
     """supersede (a changed config, --force, an import that advances a run) failed with
-    FileExistsError where a file took the folder's name."""
+    FileExistsError where a file took the folder's name, and where a link to itself did
+    (Path.exists said there was nothing there)."""
     run = tmp_path / "tiny" / "a" / "seed-0"
     store.write_text(run / "summary.json", "{}")
-    (run.parent / ".superseded").write_text("stray\n")
+    if stray == "a file":
+        (run.parent / ".superseded").write_text("stray\n")
+    else:
+        os.symlink(".superseded", run.parent / ".superseded")
     where = store.supersede(run, "redone")
     assert where.parent == run.parent / ".superseded" and (where / "summary.json").exists()
     (kept,) = run.parent.glob(".superseded.not-a-directory-*")
-    assert kept.read_text() == "stray\n"
+    assert kept.is_symlink() if stray == "a link loop" else kept.read_text() == "stray\n"
 
 
 def test_what_an_abandoned_write_left_is_swept_when_the_run_is_next_locked(tmp_path):
