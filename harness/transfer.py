@@ -25,7 +25,7 @@ import socket
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from harness import store
@@ -344,6 +344,13 @@ def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: Import
     if run.status == EVALUATED:
         _merge_evaluation(run, src, dst, result)
         return
+    if run.status != store.DAMAGED and store.inspect(src).status == store.DAMAGED:
+        # The manifest says what the exporting machine read (an older repro did not flag
+        # every damage); the files are what lands here. Taken at its word, a "complete" run
+        # with torn curves replaced a healthy unfinished one, and then trained from epoch 0:
+        # an ended run travels without its checkpoint.
+        resumable = _checkpoint_epoch(src, run.config_hash) if with_ckpt else 0
+        run = replace(run, status=store.DAMAGED, resumable_from=resumable)
     if not (dst / store.CONFIG).exists() and not (dst / store.SUMMARY).exists():
         _place(src, dst)
         note = "" if with_ckpt or run.status in store.FINAL else " (no checkpoint: restarts)"

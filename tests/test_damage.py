@@ -1161,3 +1161,41 @@ def test_a_store_that_is_no_folder_is_a_clear_error_for_every_command(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "r.html") == sorted(
         ["w", "a.tar.gz", "store" if case != "below a file" else "file"])  # fmt: skip
     assert os.path.lexists(target) or (tmp_path / "file").read_text() == "x\n"
+
+
+def test_an_archived_run_is_judged_by_its_files_not_by_its_manifest(finished_store, tmp_path):
+    """An archive whose run says complete in its manifest but whose files are damaged (an
+    epoch twice in its curves: as an older repro exported it, checksums and all) advanced a
+    healthy unfinished run here, which then trained from epoch 0, as an ended run travels
+    without its checkpoint. Import now reads the files: the run is damaged, and no more than
+    the one here."""
+    import hashlib
+
+    from test_transfer import _manifest, _members, _pack, _with_manifest
+
+    study, results = _copy(finished_store, tmp_path)
+    good = tmp_path / "good.tar.gz"
+    assert repro("export", str(study), "--out", str(good), "--results", str(results)).exit_code == 0
+    members = _members(good)
+    name = f"{RUNS[0]}/{store.METRICS}"
+    lines = members[name].decode().splitlines(True)
+    members[name] = "".join([*lines, lines[-1]]).encode()
+    manifest = _manifest(members)
+    for run in manifest["runs"]:
+        if run["path"] == RUNS[0]:
+            assert run["status"] == store.COMPLETE
+            run["files"][store.METRICS] = hashlib.sha256(members[name]).hexdigest()
+    archive = _pack(tmp_path / "old.tar.gz", _with_manifest(members, manifest))
+
+    _interrupted(results / RUNS[0])  # healthy: only its summary is to be written again
+    before = _files(results)
+    out = repro("import", str(archive), "--results", str(results))
+    assert out.exit_code == 0, out.output
+    assert f"skipped   {RUNS[0]}: here interrupted at 3 epochs, archive damaged at 3" in out.output
+    assert _files(results) == before
+
+    elsewhere = tmp_path / "elsewhere"
+    out = repro("import", str(archive), "--results", str(elsewhere))
+    assert out.exit_code == 0, out.output
+    assert f"added     {RUNS[0]}: damaged, 3 epochs (no checkpoint: restarts)" in out.output
+    assert store.inspect(elsewhere / RUNS[0]).status == store.DAMAGED
