@@ -151,8 +151,14 @@ def _evaluate_one(
     config = declaration(study, spec, fetched.sha256)
     digest = declaration_hash(config)
     out_dir = evaluation_dir(options.results, study.name, spec.name, data.fingerprint)
-    previous = store.read_json(out_dir / store.EVALUATION)
-    if isinstance(previous, dict) and previous.get("config_hash") == digest and not options.force:
+    try:
+        previous = store.read_evaluation(out_dir / store.EVALUATION)
+    except store.DamagedFile:
+        # None, or damaged (report and status never count it): evaluated again, and a
+        # damaged record kept in .superseded/ below. One of the wrong shape gave an
+        # AttributeError here; one with a field of the wrong type was skipped, so stayed.
+        previous = None
+    if previous is not None and previous["config_hash"] == digest and not options.force:
         return Outcome(
             spec.name,
             "skipped",
@@ -165,7 +171,8 @@ def _evaluate_one(
     figures = _test(loaded.model.to(device), data, spec, device, options.batch_size)
     seconds = time.perf_counter() - started
     if out_dir.exists():  # a changed declaration, or --force: keep the old one aside
-        why = "--force" if previous and previous.get("config_hash") == digest else "changed"
+        why = ("no readable record" if previous is None else
+               "--force" if previous["config_hash"] == digest else "changed")  # fmt: skip
         store.supersede(out_dir, f"superseded by `repro evaluate` ({why})")
     record = {
         "kind": "checkpoint evaluation",

@@ -20,9 +20,13 @@ def probe(folder: Path) -> tuple[Path, OSError | None]:
     """Whether files can be created in ``folder`` (or where it would be created): the nearest
     directory that exists, and the error that writing there gives, if any. Creates nothing."""
     existing = folder
-    while not existing.exists() and existing != existing.parent:
+    # lexists: a link that leads nowhere (a loop) is there, and in the way; exists() walked
+    # past it to a writable parent, and creating the folder then failed with a traceback.
+    while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
     try:
+        if not existing.exists():
+            raise FileNotFoundError(2, "a link that leads nowhere", str(existing))
         if not existing.is_dir():
             raise NotADirectoryError(20, "a path below a regular file", str(existing))
         fd, name = tempfile.mkstemp(prefix=".repro-probe-", dir=existing)

@@ -127,9 +127,13 @@ def scan_evaluations(results: Path) -> list[EvaluationRecord]:
     found = []
     if not results.is_dir():
         return found
-    for path in sorted(results.glob(f"*/*/data-*/{store.EVALUATION}")):
-        run_dir = path.parent
+    # The folders, then their record: a glob for the record itself passes over a link that
+    # leads nowhere, and the evaluation read "not evaluated" rather than damaged.
+    for run_dir in sorted(results.glob("*/*/data-*")):
+        path = run_dir / store.EVALUATION
         if not _EVALUATION_DIR.match(run_dir.name) or run_dir.parent.name.startswith("."):
+            continue
+        if not (run_dir.is_dir() and store.present(path)):
             continue
         try:
             record, damage = store.read_evaluation(path), None

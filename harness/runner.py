@@ -411,6 +411,9 @@ def _decide(p: RunPlan, results: Path, force: bool, echo: Echo) -> Outcome | Non
         kept = store.set_aside(blocking, store.IN_THE_WAY)
         echo(f"note: {blocking} is a file where a directory of the store belongs; kept as "
              f"{kept.name}, and {p.study}/{p.name} is trained")  # fmt: skip
+    if (lock := store.lock_in_the_way(run_dir)) is not None:
+        echo(f"note: {lock[0]} is not a file, so the run could not be locked; kept as "
+             f"{lock[1].name}")  # fmt: skip
     state = store.inspect(run_dir)
     if state.status == store.DAMAGED:
         state = _recover(p, run_dir, state, echo)
@@ -489,20 +492,22 @@ def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo) -> st
     from harness.train import resume_point
 
     echo(f"note: {p.study}/{p.name} is damaged: {state.detail}")
-    try:
-        store.read_config(run_dir)
-    except store.DamagedFile as damaged:
+    if (damaged := store.config_damage(run_dir)) is not None:
+        present = store.present(damaged.path)  # unreadable, not missing: kept aside below
         problem = resume_point(run_dir, p.hash)[2]
         if problem is not None:
             where = store.supersede(run_dir, f"damaged: {state.detail}")
-            echo(f"  its config cannot be read and {problem}: moved to {where}; it is trained "
-                 "again")  # fmt: skip
+            echo(f"  its config {'cannot be read' if present else 'is missing'} and {problem}: "
+                 f"moved to {where}; it is trained again")  # fmt: skip
             return store.inspect(run_dir)
         # Its checkpoint was made with the study's config as it is now: that is the config.
-        kept = store.set_aside(damaged.path)
+        kept = store.set_aside(damaged.path).name if present else None
         store.write_json(run_dir / store.CONFIG, {"hash": p.hash, **p.config})
-        echo(f"  kept {store.CONFIG} aside as {kept.name}; written again from the study (its "
-             "checkpoint was made with the same config)")  # fmt: skip
+        aside = (
+            f"kept {store.CONFIG} aside as {kept}; written" if kept else f"{store.CONFIG} written"
+        )
+        echo(f"  {aside} again from the study (its checkpoint was made with the same "
+             "config)")  # fmt: skip
     for read, path in ((store.read_summary, run_dir), (store.read_jsonl, run_dir / store.METRICS)):
         try:
             read(path)
@@ -535,16 +540,17 @@ def damage_repair(run_dir: Path, planned_hash: str | None) -> str:
     from harness.train import resume_point
 
     generic = "`repro run` keeps it aside and rebuilds it from the checkpoint"
-    try:
-        config = store.read_config(run_dir)
-    except store.DamagedFile:
+    if (damaged := store.config_damage(run_dir)) is not None:
+        present = store.present(damaged.path)
         if planned_hash is None:
-            return "its config cannot be read"
+            return f"its config {'cannot be read' if present else 'is missing'}"
         problem = resume_point(run_dir, planned_hash)[2]
         if problem is None:
-            return ("`repro run` keeps it aside and writes it again from the study (the "
-                    "checkpoint was made with the same config)")  # fmt: skip
+            how = "keeps it aside and writes it again" if present else "writes it again"
+            return (f"`repro run` {how} from the study (the checkpoint was made with the same "
+                    "config)")  # fmt: skip
         return f"{problem}: `repro run` moves the run to .superseded/ and trains it again"
+    config = store.read_config(run_dir)
     digest = planned_hash or (config or {}).get("hash")
     if digest is None:
         return generic

@@ -187,7 +187,8 @@ def missing_store_note(results: Path) -> str | None:
     mistyped --results would make look like work to do."""
     if results.exists():
         return None
-    return (f"note: {results} does not exist, so every run reads pending; if the store is "
+    what = "is a link that leads nowhere" if store.present(results) else "does not exist"
+    return (f"note: {results} {what}, so every run reads pending; if the store is "
             "elsewhere, give its path with --results")  # fmt: skip
 
 
@@ -240,7 +241,8 @@ def checkpoint_lines(study: Study, results: Path) -> list[str]:
             lines.append(f"  {c.name:<{width}}  not evaluated")
         for e in done:
             if e.record is None:
-                lines.append(f"  {c.name:<{width}}  damaged      {e.damage}")
+                lines.append(f"  {c.name:<{width}}  damaged      {e.damage}; `repro evaluate` "
+                             "evaluates it again, keeping this record in .superseded/")  # fmt: skip
                 continue
             data = "official release" if e.data.get("official") else "NOT the official release"
             error = e.value("test_error")

@@ -54,9 +54,10 @@ COMPLETE, DIVERGED, FAILED, INTERRUPTED = "complete", "diverged", "failed", "int
 PAUSED = "paused"
 STATUSES = (COMPLETE, DIVERGED, FAILED, INTERRUPTED, PAUSED)
 # Not a way to end: a run whose files cannot be read back (a torn line, garbage, a summary or
-# curve row of the wrong shape or types: SUMMARY_FIELDS, EPOCH_FIELDS) or disagree
-# (check_ended). Report and status list it and go on; `repro run` keeps the damaged file aside
-# and rebuilds it from the checkpoint (runner._recover).
+# curve row of the wrong shape or types: SUMMARY_FIELDS, EPOCH_FIELDS; a link that leads
+# nowhere), disagree (check_ended, check_order), or lack the config of a run that trained
+# (_missing_config). Report and status list it and go on; `repro run` keeps the damaged
+# file aside and rebuilds it from the checkpoint (runner._recover).
 DAMAGED = "damaged"
 FINAL = (COMPLETE, DIVERGED)
 
@@ -267,9 +268,16 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
+def present(path: Path) -> bool:
+    """Something stands at ``path``, readable or not: a link that leads nowhere (a loop, a
+    deleted target) is there, where ``Path.exists`` says it is not, so that a summary or
+    config under such a link read as absent, and the run as interrupted or another config's."""
+    return os.path.lexists(path)
+
+
 def _json_object(path: Path, what: str) -> dict | None:
     """The JSON object in ``path`` (None when absent); DamagedFile when it is not one."""
-    if not path.exists():
+    if not present(path):
         return None
     try:
         value = json.loads(path.read_text())
@@ -349,12 +357,9 @@ def read_job(run_dir: Path) -> dict | None:
 
 def read_config(run_dir: Path) -> dict | None:
     """The run's config.json (None when absent); DamagedFile when unusable."""
-    path = run_dir / CONFIG
-    if not path.exists():
-        return None
-    config = read_json(path)
-    if not isinstance(config, dict) or not isinstance(config.get("hash"), str):
-        raise DamagedFile(path, "is not a run config with a hash")
+    config = _json_object(run_dir / CONFIG, "a run config")
+    if config is not None and not isinstance(config.get("hash"), str):
+        raise DamagedFile(run_dir / CONFIG, "is not a run config with a hash")
     return config
 
 
@@ -362,7 +367,7 @@ def set_aside(path: Path, why: str = "unreadable") -> Path:
     """Keep a file the run cannot use beside it under another name; never delete it."""
     stamp = f"{path.name}.{why}-{time.strftime('%Y%m%d-%H%M%S')}"
     target, n = path.with_name(stamp), 1
-    while target.exists():  # two in the same second: rename would replace the first
+    while present(target):  # two in the same second: rename would replace the first
         n += 1
         target = path.with_name(f"{stamp}-{n}")
     path.rename(target)
@@ -374,7 +379,7 @@ def file_in_the_way(run_dir: Path) -> Path | None:
     belongs: a stray copy or an edit, below which nothing can be read or written. Commands
     say so; `repro run` keeps it aside (set_aside) to make way, as any file it cannot use."""
     for path in (run_dir.parent.parent, run_dir.parent, run_dir):
-        if path.exists() and not path.is_dir():
+        if present(path) and not path.is_dir():  # a link that leads nowhere is in the way too
             return path
     return None
 
@@ -394,6 +399,17 @@ def directories_in_the_way(
         if (path := run_dir / name).is_dir():
             moved.append((path, set_aside(path, "not-a-file")))
     return moved
+
+
+def lock_in_the_way(run_dir: Path) -> tuple[Path, Path] | None:
+    """Keep aside what stands where the run's lock file belongs but is no file (a directory,
+    a link that leads nowhere): run_lock could not open it, and the run could never train
+    again. Returns (where, kept as). A lock file left by a killed process is no problem:
+    flock is released with its holder, and the file is reused."""
+    path = run_dir / LOCK
+    if present(path) and not path.is_file():
+        return path, set_aside(path, "not-a-file")
+    return None
 
 
 class LockHeld(Exception):
@@ -493,7 +509,7 @@ def supersede_files(run_dir: Path, reason: str, keep: tuple[str, ...] = (LOCK,))
 
 def _superseded_target(run_dir: Path) -> Path:
     folder = run_dir.parent / SUPERSEDED
-    if folder.exists() and not folder.is_dir():  # a stray file of that name: kept, not lost
+    if present(folder) and not folder.is_dir():  # a stray file of that name: kept, not lost
         set_aside(folder, IN_THE_WAY)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = run_dir.parent / SUPERSEDED / f"{run_dir.name}-{stamp}"
@@ -594,6 +610,47 @@ def check_ended(run_dir: Path, summary: dict, rows: list[dict]) -> None:
                                              f"{done} its summary says")  # fmt: skip
 
 
+def check_order(run_dir: Path, rows: list[dict]) -> None:
+    """DamagedFile where the curves are not epochs 1..n in order: training writes them whole
+    from its history, so a repeated or missing epoch was added by hand or by a bad merge, and
+    a claim at an epoch would read whichever row came first (check_ended says the same of an
+    ended run, against its summary)."""
+    got = [r["epoch"] for r in rows]
+    if got != list(range(1, len(got) + 1)):
+        shown = ", ".join(map(str, got[:8])) + (", ..." if len(got) > 8 else "")
+        raise DamagedFile(run_dir / METRICS, f"holds epochs {shown}, not 1..{len(got)} in "
+                                             "order")  # fmt: skip
+
+
+def _missing_config(run_dir: Path, summary: dict | None) -> str | None:
+    """Why a run without config.json is damaged (what it holds of its training), or None for
+    one that never trained (a job that died first leaves only a summary, or a job record)."""
+    held = [name for name in (METRICS, CHECKPOINT) if present(run_dir / name)]
+    if summary is not None and summary["status"] in FINAL:
+        held.append(f"a {summary['status']} summary")
+    if not held:
+        return None
+    return f"is missing, though the run holds {', '.join(held)}"
+
+
+def config_damage(run_dir: Path) -> DamagedFile | None:
+    """Why the run's config.json cannot be used, as inspect finds it (unreadable, or missing
+    from a run that trained), or None; for `repro run`, which writes it again or moves the run
+    aside, and `repro status`, which says which."""
+    try:
+        config = read_config(run_dir)
+    except DamagedFile as damaged:
+        return damaged
+    if config is not None:
+        return None
+    try:
+        summary = read_summary(run_dir)
+    except DamagedFile:
+        summary = None
+    missing = _missing_config(run_dir, summary)
+    return None if missing is None else DamagedFile(run_dir / CONFIG, missing)
+
+
 def inspect(run_dir: Path) -> RunState:
     try:
         return _inspect(run_dir)
@@ -609,6 +666,10 @@ def _inspect(run_dir: Path) -> RunState:
     config = read_config(run_dir)
     summary = read_summary(run_dir)
     if config is None:
+        if (missing := _missing_config(run_dir, summary)) is not None:
+            # Read as a job that died before it started (or as absent), such a run was
+            # listed as complete for no config, or trained over its own history.
+            raise DamagedFile(run_dir / CONFIG, missing)
         if summary is not None:  # a job that died before it started training
             return RunState(summary["status"], 0, None, summary.get("error") or "")
         job = read_job(run_dir)
@@ -616,8 +677,11 @@ def _inspect(run_dir: Path) -> RunState:
             return RunState("queued", 0, None, f"job {job.get('job_id')}")
         return RunState("absent")
     config_hash = config.get("hash")
-    progress = read_json(run_dir / PROGRESS) or {}
+    progress = read_json(run_dir / PROGRESS)
+    progress = progress if isinstance(progress, dict) else {}  # only a hint: never damage
     rows = read_jsonl(run_dir / METRICS)
+    if summary is None or summary["status"] not in FINAL:
+        check_order(run_dir, rows)
     epochs = len(rows)
     if is_locked(run_dir):
         return RunState(

@@ -857,7 +857,7 @@ def resume_point(run_dir: Path, config_hash: str) -> tuple[int, int, str | None]
     """(epoch, iteration) training will continue from, as load_checkpoint will decide, and
     why it starts over when the checkpoint cannot be used (None when it can)."""
     path = run_dir / store.CHECKPOINT
-    if not path.exists():
+    if not store.present(path):  # a link that leads nowhere is there, and cannot be read
         return 0, 0, "its checkpoint is missing"
     try:
         checkpoint = read_checkpoint(path)
@@ -882,7 +882,7 @@ def load_checkpoint(run_dir: Path, config_hash: str) -> dict | None:
     cannot use is kept beside the run under another name, never deleted: the first epoch of
     the new start would overwrite it."""
     path = run_dir / store.CHECKPOINT
-    if not path.exists():
+    if not store.present(path):
         return None
     try:
         checkpoint = read_checkpoint(path)

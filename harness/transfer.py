@@ -25,7 +25,7 @@ import socket
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from harness import store
@@ -268,9 +268,13 @@ def _verified_runs(archive: Path, into: Path) -> list[ArchivedRun]:
             for member in tar:
                 if member.name == MANIFEST:
                     continue
-                if member.name not in expected or not member.isfile():
+                if member.name not in expected:
                     raise TransferError(f"{archive}: {member.name!r} is not in its manifest; "
                                         "the archive was altered, refusing it")  # fmt: skip
+                if not member.isfile():  # a link or device under a run file's name
+                    raise TransferError(f"{archive}: {member.name!r} is not a plain file but a "
+                                        f"{_kind(member)}; the archive was altered, refusing "
+                                        "it")  # fmt: skip
                 target = into / member.name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with tar.extractfile(member) as src, target.open("wb") as dst:
@@ -290,6 +294,14 @@ def _verified_runs(archive: Path, into: Path) -> list[ArchivedRun]:
     return runs
 
 
+def _kind(member: tarfile.TarInfo) -> str:
+    if member.issym():
+        return f"symbolic link to {member.linkname!r}"
+    if member.islnk():
+        return f"hard link to {member.linkname!r}"
+    return "directory" if member.isdir() else "special file"
+
+
 def _local_progress(run_dir: Path) -> tuple[str, int, int]:
     """(status, finished epochs, epoch training would continue from) of a local run."""
     summary = store.read_json(run_dir / store.SUMMARY)
@@ -307,6 +319,10 @@ def _local_progress(run_dir: Path) -> tuple[str, int, int]:
 
 def import_archive(archive: Path, results: Path) -> ImportResult:
     """Merge the archive's runs into the store at ``results``, run by run."""
+    try:
+        store.ensure_writable(results)  # before unpacking: a store that cannot be written to
+    except store.StoreUnusable as exc:
+        raise TransferError(f"{exc}; nothing was imported") from None
     result = ImportResult()
     # Checked before the archive is unpacked: a store below a file or on a read-only file
     # system would otherwise fail at the first run's directory, as a traceback.
@@ -335,10 +351,24 @@ def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: Import
     if run.status == EVALUATED:
         _merge_evaluation(run, src, dst, result)
         return
+    if run.status != store.DAMAGED and store.inspect(src).status == store.DAMAGED:
+        # The manifest says what the exporting machine read (an older repro did not flag
+        # every damage); the files are what lands here. Taken at its word, a "complete" run
+        # with torn curves replaced a healthy unfinished one, and then trained from epoch 0:
+        # an ended run travels without its checkpoint.
+        resumable = _checkpoint_epoch(src, run.config_hash) if with_ckpt else 0
+        run = replace(run, status=store.DAMAGED, resumable_from=resumable)
     if not (dst / store.CONFIG).exists() and not (dst / store.SUMMARY).exists():
         _place(src, dst)
         note = "" if with_ckpt or run.status in store.FINAL else " (no checkpoint: restarts)"
         result.added.append(f"{run.path}: {run.status}, {run.epochs} epochs{note}")
+        return
+    if (damaged := store.config_damage(dst)) is not None:
+        # Which config the run here was made with cannot be told: it was refused as one of
+        # another config ("None"), telling the user to make the study files agree.
+        result.refused.append(f"{run.path}: {damaged}; run `repro run` on its study here first "
+                              "(it writes the config again or moves the run aside), then "
+                              "import again")  # fmt: skip
         return
     config = store.read_json(dst / store.CONFIG)
     local_hash = config.get("hash") if isinstance(config, dict) else None

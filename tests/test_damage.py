@@ -731,7 +731,7 @@ FILES = (store.METRICS, store.SUMMARY, store.CONFIG, store.ENVIRONMENT, store.CH
 def damages(draw):
     run = draw(st.sampled_from(RUNS))
     name = draw(st.sampled_from(FILES))
-    how = draw(st.sampled_from(["truncate", "garbage", "delete", "shape"]))
+    how = draw(st.sampled_from(["truncate", "garbage", "delete", "shape", "loop"]))
     cut = draw(st.floats(0, 1))
     junk = draw(st.binary(min_size=1, max_size=40))
     shape = draw(st.sampled_from([b"{}", b"[]", b"null", b"3", b'{"status": 7}', b'"x"']))
@@ -758,6 +758,9 @@ def test_random_damage_never_tracebacks_and_never_loses_a_file(
             path.write_bytes(data[:at] + junk + data[at:])
         elif how == "delete":
             path.unlink()
+        elif how == "loop":  # a link to itself: there, but leads nowhere
+            path.unlink()
+            os.symlink(path.name, path)
         else:
             path.write_bytes(shape)
     before = _files(results)
@@ -899,16 +902,21 @@ def test_two_files_kept_aside_in_one_second_keep_both(tmp_path):
     assert sorted(p.read_text() for p in kept) == ["0", "1", "2"]
 
 
-def test_a_file_named_like_the_superseded_folder_is_kept_aside_not_in_the_way(tmp_path):
+@pytest.mark.parametrize("stray", ["a file", "a link loop"])
+def test_a_file_named_like_the_superseded_folder_is_kept_aside_not_in_the_way(tmp_path, stray):
     """supersede (a changed config, --force, an import that advances a run) failed with
-    FileExistsError where a file took the folder's name."""
+    FileExistsError where a file took the folder's name, and where a link to itself did
+    (Path.exists said there was nothing there)."""
     run = tmp_path / "tiny" / "a" / "seed-0"
     store.write_text(run / "summary.json", "{}")
-    (run.parent / ".superseded").write_text("stray\n")
+    if stray == "a file":
+        (run.parent / ".superseded").write_text("stray\n")
+    else:
+        os.symlink(".superseded", run.parent / ".superseded")
     where = store.supersede(run, "redone")
     assert where.parent == run.parent / ".superseded" and (where / "summary.json").exists()
     (kept,) = run.parent.glob(".superseded.not-a-directory-*")
-    assert kept.read_text() == "stray\n"
+    assert kept.is_symlink() if stray == "a link loop" else kept.read_text() == "stray\n"
 
 
 def test_what_an_abandoned_write_left_is_swept_when_the_run_is_next_locked(tmp_path):
@@ -926,3 +934,293 @@ def test_what_an_abandoned_write_left_is_swept_when_the_run_is_next_locked(tmp_p
     with store.run_lock(run_dir):
         assert not stale.exists() and fresh.exists()
     assert store.read_json(run_dir / store.CONFIG) == {"hash": "x"}
+
+
+# --------------------------------------------------------------------------- the sweep
+# Damage the cases above did not reach (the audit of 2026-11-27), each tried on status, report,
+# export and run. A link that leads nowhere (a loop here) read as no file at all: the run as
+# interrupted, pending, or made with another config (then trained again over its history);
+# a lock that is no file, or a folder of the store that is such a link, gave run a traceback.
+
+
+def _loop(name: str):
+    def spoil(run: Path) -> None:
+        (run / name).unlink(missing_ok=True)
+        os.symlink(name, run / name)
+
+    return spoil
+
+
+def _folder_loop(up: int):
+    """The run's folder (0), its experiment's (1): a link to itself, all it held moved away."""
+
+    def spoil(run: Path) -> None:
+        folder = [run, run.parent][up]
+        folder.rename(folder.with_name("moved-away"))
+        os.symlink(folder.name, folder)
+
+    return spoil
+
+
+def _rows(order):
+    """metrics.jsonl with its rows in this order (indices), as a hand merge could leave it."""
+
+    def spoil(run: Path) -> None:
+        lines = (run / store.METRICS).read_text().splitlines(True)
+        (run / store.METRICS).write_text("".join(lines[i] for i in order))
+
+    return spoil
+
+
+def _paused(run: Path) -> None:
+    summary = json.loads((run / store.SUMMARY).read_text())
+    (run / store.SUMMARY).write_text(json.dumps({**summary, "status": store.PAUSED}))
+
+
+def _lock(make):
+    def spoil(run: Path) -> None:
+        (run / store.LOCK).unlink(missing_ok=True)
+        make(run / store.LOCK)
+
+    return spoil
+
+
+def _unreadable(run: Path) -> None:
+    (run / store.SUMMARY).chmod(0)
+
+
+def _then(*steps):
+    return lambda run: [step(run) for step in steps]
+
+
+def _unknown_files(run: Path) -> None:
+    (run / "notes.txt").write_text("mine\n")
+    (run.parent.parent / "README").write_text("a study folder note\n")
+
+
+# case: (what is done to tiny/a/seed-0, what status says of it (a damaged run's line holds
+# the file, what is wrong and what run will do; otherwise its status), what run says)
+SWEEP = {
+    "summary.json a link loop": (
+        _loop(store.SUMMARY),
+        "summary.json: is not readable JSON ([Errno 40] Too many levels of symbolic links",
+        "kept summary.json aside as summary.json.unreadable-"),
+    "summary.json unreadable (chmod 000)": (
+        _unreadable, "summary.json: is not readable JSON ([Errno 13] Permission denied",
+        "kept summary.json aside as summary.json.unreadable-"),
+    "config.json a link loop": (
+        _loop(store.CONFIG),
+        "config.json: is not readable JSON ([Errno 40] Too many levels of symbolic links",
+        "kept config.json aside as config.json.unreadable-"),
+    "config.json missing": (
+        lambda run: (run / store.CONFIG).unlink(),
+        "config.json: is missing, though the run holds metrics.jsonl, checkpoint.pt, a "
+        "complete summary; `repro run` writes it again from the study (the checkpoint was "
+        "made with the same config)",
+        "  config.json written again from the study (its checkpoint was made with the same "
+        "config)"),
+    "config.json missing, interrupted": (
+        _then(_interrupted, lambda run: (run / store.CONFIG).unlink()),
+        "config.json: is missing, though the run holds metrics.jsonl, checkpoint.pt; ",
+        "all 3 epochs had finished (interrupted); its summary is written again"),
+    "an epoch twice, interrupted": (
+        _then(_interrupted, _rows([0, 1, 2, 2])),
+        "metrics.jsonl: holds epochs 1, 2, 3, 3, not 1..4 in order; `repro run` keeps it "
+        "aside and rebuilds it from the checkpoint",
+        "kept metrics.jsonl aside as metrics.jsonl.inconsistent-"),
+    "epochs out of order, paused": (
+        _then(_paused, _rows([1, 0, 2])),
+        "metrics.jsonl: holds epochs 2, 1, 3, not 1..3 in order",
+        "kept metrics.jsonl aside as metrics.jsonl.inconsistent-"),
+    "checkpoint.pt a link loop, interrupted": (
+        _then(_interrupted, _loop(store.CHECKPOINT)), "interrupted",
+        "starting over from epoch 0 (interrupted): its checkpoint cannot be read, so its 3 "
+        "epochs cannot be resumed"),
+    "run folder a link loop": (
+        _folder_loop(0), "seed-0 is a file where a directory belongs; `repro run` keeps it "
+        "aside (renamed) and trains the run", "kept as seed-0.not-a-directory-"),
+    "experiment folder a link loop": (
+        _folder_loop(1), "tiny/a is a file where a directory belongs",
+        "kept as a.not-a-directory-"),
+    "lock a directory, interrupted": (
+        _then(_interrupted, _lock(Path.mkdir)), "interrupted",
+        "lock is not a file, so the run could not be locked; kept as lock.not-a-file-"),
+    "lock a link loop, interrupted": (
+        _then(_interrupted, _lock(lambda path: os.symlink(path.name, path))), "interrupted",
+        "lock is not a file, so the run could not be locked; kept as lock.not-a-file-"),
+    "lock left by a killed process, interrupted": (
+        _then(_interrupted, _lock(lambda path: path.write_text("pid 99999 on gone\n"))),
+        "interrupted", "all 3 epochs had finished (interrupted)"),
+    "unknown files beside the run's": (_unknown_files, "complete", "already complete"),
+}  # fmt: skip
+SWEEP_CLAIMS = """\
+claims:
+  - {source: test, where: T1, experiment: a, metric: test_error, value: 60}
+  - {source: test, where: T2, experiment: a, metric: test_error_at_epoch, epoch: 2, value: 60}
+"""
+
+
+@pytest.mark.parametrize("case", SWEEP)
+def test_the_sweep_each_command_says_what_is_damaged_and_run_repairs_it(
+    finished_store, tmp_path, cifar_root, case
+):
+    """No command tracebacks; status says which file, what is wrong and what run will do;
+    the report never counts the run; run repairs it, says how, and keeps every file."""
+    from harness.report import report_for
+
+    if case.endswith("(chmod 000)") and os.geteuid() == 0:
+        pytest.skip("root reads a file whatever its mode: chmod 000 is no damage to root")
+    study, results = _copy(finished_store, tmp_path)
+    study.write_text(study.read_text() + SWEEP_CLAIMS)
+    spoil, says, does = SWEEP[case]
+    healthy = {n: d for n, d in _files(results).items() if n.startswith(RUNS[1])}
+    original_curves = curves(results, RUNS[0])
+    spoil(results / RUNS[0])
+    before = _files(results)
+
+    status = repro("status", str(study), "--results", str(results))
+    assert status.exit_code == 0 and status.exception is None, status.output
+    (line,) = [s for s in status.output.splitlines() if s.strip().startswith("a/seed-0 ")]
+    damaged = not says.isalpha()
+    assert says in line and ("  damaged  " in line) == damaged, line
+    views = [v for v in report_for([study], results).studies[0].runs if v.experiment == "a"]
+    if damaged:  # listed as damaged, or not at all (a folder that is no folder): never counted
+        assert all(v.status == store.DAMAGED and not v.counted and not v.counted_at_epochs
+                   and v.why_not.startswith("damaged: ") for v in views), views  # fmt: skip
+    for args in (["report", "--study", str(study), "--results", str(results),
+                  "--out", str(tmp_path / "r.html")],
+                 ["export", str(study), "--results", str(results),
+                  "--out", str(tmp_path / "a.tar.gz")]):  # fmt: skip
+        out = repro(*args)
+        assert out.exit_code == 0 and out.exception is None, (args[0], out.output)
+
+    out = repro(*run_args(study, cifar_root, results))
+    assert out.exit_code == 0 and out.exception is None, out.output
+    assert does in out.output, out.output
+    assert store.inspect(results / RUNS[0]).status == store.COMPLETE
+    assert curves(results, RUNS[0]) == original_curves  # from the checkpoint, or retrained
+    _kept(before, results)
+    assert {n: d for n, d in _files(results).items() if n.startswith(RUNS[1])} == healthy
+
+
+@pytest.mark.parametrize(("spoil", "problem"), [
+    (lambda path: path.unlink(), "is missing, though the run holds metrics.jsonl, checkpoint.pt, "
+                                 "a complete summary"),
+    (lambda path: path.write_text("[]"), "holds a list, not a run config"),
+])  # fmt: skip
+def test_import_over_a_run_without_a_usable_config_says_so(finished_store, tmp_path, spoil,
+                                                           problem):  # fmt: skip
+    """It was refused as a run of another config, "(None)", the study said to have changed
+    between the two machines: which config the run here has cannot be told, and repro run
+    repairs that first."""
+    study, results = _copy(finished_store, tmp_path)
+    archive = tmp_path / "a.tar.gz"
+    assert (
+        repro("export", str(study), "--out", str(archive), "--results", str(results)).exit_code == 0
+    )
+    spoil(results / RUNS[0] / store.CONFIG)
+    before = _files(results)
+    out = repro("import", str(archive), "--results", str(results))
+    assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.output
+    assert (f"REFUSED   {RUNS[0]}: {results / RUNS[0] / store.CONFIG}: {problem}; run `repro run` "
+            "on its study here first (it writes the config again or moves the run aside), then "
+            "import again") in out.output  # fmt: skip
+    assert "differs from the one here" not in out.output
+    assert _files(results) == before
+
+
+@pytest.mark.parametrize("progress", ["[1]", '"x"', "3", "null"])
+def test_a_progress_marker_of_the_wrong_shape_never_stops_status(tmp_path, progress):
+    """progress.json is a hint of a running run's epoch: one of the wrong shape gave status an
+    AttributeError traceback while the run was being trained."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    path = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    run = fake_run(tmp_path / "results", load_study(path), "a", status="running")
+    (run / store.PROGRESS).write_text(progress)
+    with store.run_lock(run):
+        out = repro("status", str(path), "--results", str(tmp_path / "results"))
+    assert out.exit_code == 0 and out.exception is None, out.output
+    assert "a/seed-0  running" in out.output, out.output
+
+
+STORE_IN_THE_WAY = {
+    "a file": (lambda path: path.write_text("not a store\n"), "is a file"),
+    "a link loop": (lambda path: os.symlink(path.name, path), "a link that leads nowhere"),
+    "below a file": (lambda path: path.parent.joinpath("file").write_text("x\n"),
+                     "a path below a regular file"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", STORE_IN_THE_WAY)
+def test_a_store_that_is_no_folder_is_a_clear_error_for_every_command(
+    finished_store, tmp_path, cifar_root, case
+):
+    """A link loop as --results gave run, evaluate and import an OSError traceback (the
+    writable check walked past it to its parent), and a path below a file gave import a
+    NotADirectoryError; each now refuses with exit status 2 and one line, touching nothing.
+    (click refuses a regular file as --results.) Status and report read it as no store."""
+    study, _ = _copy(finished_store, tmp_path)
+    archive = tmp_path / "a.tar.gz"
+    assert repro("export", str(study), "--out", str(archive),
+                 "--results", str(tmp_path / "w" / "results")).exit_code == 0  # fmt: skip
+    make, said = STORE_IN_THE_WAY[case]
+    target = tmp_path / "store"
+    make(target)
+    results = tmp_path / "file" / "store" if case == "below a file" else target
+    checkpoints = Path(__file__).resolve().parents[1] / "studies" / "checkpoints.yaml"
+    for args in (run_args(study, cifar_root, results),
+                 ["import", str(archive), "--results", str(results)],
+                 ["evaluate", str(checkpoints), "--results", str(results), "--data-dir",
+                  str(cifar_root), "--device", "cpu"]):  # fmt: skip
+        out = repro(*args)
+        assert out.exit_code == 2 and isinstance(out.exception, SystemExit), (args[0], out.output)
+        assert said in out.output and "--results" in out.output, (args[0], out.output)
+    for args in (["status", str(study), "--results", str(results)],
+                 ["report", "--study", str(study), "--results", str(results),
+                  "--out", str(tmp_path / "r.html")]):  # fmt: skip
+        out = repro(*args)
+        assert out.exception is None or isinstance(out.exception, SystemExit), out.output
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "r.html") == sorted(
+        ["w", "a.tar.gz", "store" if case != "below a file" else "file"])  # fmt: skip
+    assert os.path.lexists(target) or (tmp_path / "file").read_text() == "x\n"
+
+
+def test_an_archived_run_is_judged_by_its_files_not_by_its_manifest(finished_store, tmp_path):
+    """An archive whose run says complete in its manifest but whose files are damaged (an
+    epoch twice in its curves: as an older repro exported it, checksums and all) advanced a
+    healthy unfinished run here, which then trained from epoch 0, as an ended run travels
+    without its checkpoint. Import now reads the files: the run is damaged, and no more than
+    the one here."""
+    import hashlib
+
+    from test_transfer import _manifest, _members, _pack, _with_manifest
+
+    study, results = _copy(finished_store, tmp_path)
+    good = tmp_path / "good.tar.gz"
+    assert repro("export", str(study), "--out", str(good), "--results", str(results)).exit_code == 0
+    members = _members(good)
+    name = f"{RUNS[0]}/{store.METRICS}"
+    lines = members[name].decode().splitlines(True)
+    members[name] = "".join([*lines, lines[-1]]).encode()
+    manifest = _manifest(members)
+    for run in manifest["runs"]:
+        if run["path"] == RUNS[0]:
+            assert run["status"] == store.COMPLETE
+            run["files"][store.METRICS] = hashlib.sha256(members[name]).hexdigest()
+    archive = _pack(tmp_path / "old.tar.gz", _with_manifest(members, manifest))
+
+    _interrupted(results / RUNS[0])  # healthy: only its summary is to be written again
+    before = _files(results)
+    out = repro("import", str(archive), "--results", str(results))
+    assert out.exit_code == 0, out.output
+    assert f"skipped   {RUNS[0]}: here interrupted at 3 epochs, archive damaged at 3" in out.output
+    assert _files(results) == before
+
+    elsewhere = tmp_path / "elsewhere"
+    out = repro("import", str(archive), "--results", str(elsewhere))
+    assert out.exit_code == 0, out.output
+    assert f"added     {RUNS[0]}: damaged, 3 epochs (no checkpoint: restarts)" in out.output
+    assert store.inspect(elsewhere / RUNS[0]).status == store.DAMAGED

@@ -486,3 +486,51 @@ def test_the_released_files_map_onto_the_zoo_and_compute_the_source_s_function(
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), source(x), rtol=1e-4, atol=1e-4)
     assert loaded.tensors == len(state)
+
+
+def _spoil_record(record: Path, how: str) -> None:
+    data = json.loads(record.read_text())
+    record.unlink()
+    if how == "garbage":
+        record.write_bytes(b"\x00\xff{")
+    elif how == "a list":
+        record.write_text("[1]")
+    elif how == "a string for test_error":
+        record.write_text(json.dumps({**data, "test_error": "8.27"}))
+    elif how == "a link loop":
+        os.symlink(record.name, record)
+    else:  # a directory
+        record.mkdir()
+        (record / "inside.txt").write_text("kept\n")
+
+
+@pytest.mark.parametrize(
+    "how", ["garbage", "a list", "a string for test_error", "a link loop", "a directory"]
+)
+def test_a_damaged_evaluation_record_is_evaluated_again_and_kept(foreign, cifar_root, how):
+    """Status and report list a damaged evaluation.json and never count it; `repro evaluate`
+    gave one holding a list an AttributeError traceback, and skipped one with a field of the
+    wrong type as "already evaluated", so it stayed damaged. It now evaluates again and keeps
+    the damaged record in .superseded/, as status says it will."""
+    path, results = foreign
+    assert _evaluate(path, results, cifar_root).exit_code == 0
+    (record,) = _records(results)
+    _spoil_record(record, how)
+    kept = record.read_bytes() if record.is_file() and not record.is_symlink() else None
+    status = CliRunner().invoke(main, ["status", str(path), "--results", str(results)])
+    assert status.exit_code == 0, status.output
+    assert f"damaged      {record}: " in status.output, status.output
+    assert "`repro evaluate` evaluates it again, keeping this record in .superseded/" \
+        in status.output  # fmt: skip
+
+    again = _evaluate(path, results, cifar_root)
+    assert again.exit_code == 0 and again.exception is None, again.output
+    assert "1 evaluated" in again.output, again.output
+    assert isinstance(json.loads(record.read_text())["test_error"], float)
+    (old,) = (results / "foreign" / "small" / ".superseded").iterdir()
+    assert (old / "SUPERSEDED").read_text() == "superseded by `repro evaluate` (no readable " \
+        "record)\n"  # fmt: skip
+    if kept is not None:
+        assert (old / record.name).read_bytes() == kept
+    elif how == "a directory":
+        assert (old / record.name / "inside.txt").read_text() == "kept\n"

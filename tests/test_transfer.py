@@ -10,6 +10,7 @@ import json
 import shutil
 import tarfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -113,9 +114,21 @@ def _pack(out: Path, members: dict[str, bytes]) -> Path:
     with tarfile.open(out, "w:gz") as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
+            if isinstance(data, Link):
+                info.type, info.linkname = data.kind, data.target
+                tar.addfile(info)
+                continue
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return out
+
+
+@dataclass(frozen=True)
+class Link:
+    """A member that is a link (tarfile.SYMTYPE or LNKTYPE), not a file."""
+
+    kind: bytes
+    target: str
 
 
 def _manifest(members: dict[str, bytes]) -> dict:
@@ -252,6 +265,16 @@ def _file_name(name: str):
     return make
 
 
+def _linked(kind: bytes, target: str):
+    """tiny/half's summary.json, named in the manifest, a link in the archive: unpacked, it
+    would read (or, followed by a later member, write) a file outside the store."""
+
+    def make(members, tmp):
+        return {**members, f"{HALF}/summary.json": Link(kind, target)}
+
+    return make
+
+
 def _no_manifest(members, tmp):
     return {n: d for n, d in members.items() if n != "manifest.json"}
 
@@ -271,6 +294,14 @@ REFUSALS = {
     "dotdot run": (_run_path("tiny/../seed-0"), "run path 'tiny/../seed-0' is not"),
     "absolute run": (_run_path(ABSOLUTE), f"run path '{ABSOLUTE}' is not"),
     "dotdot file": (_file_name("../../../../../outside.txt"), "'../../../../../outside.txt'"),
+    "symlink member": (
+        _linked(tarfile.SYMTYPE, "/etc/passwd"),
+        f"'{HALF}/summary.json' is not a plain file but a symbolic link to '/etc/passwd'",
+    ),
+    "hard link member": (
+        _linked(tarfile.LNKTYPE, f"{HALF}/metrics.jsonl"),
+        f"'{HALF}/summary.json' is not a plain file but a hard link to '{HALF}/metrics.jsonl'",
+    ),
     "no manifest": (_no_manifest, "manifest.json"),
     "foreign manifest": (_foreign_manifest, "has no repro manifest"),
 }

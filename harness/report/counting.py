@@ -68,6 +68,11 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
             out.append(_Classified(r, False, f"override run ({r.label})", False))
             continue
         expected = config_hash(resolved_config(exp, exp.recipe, r.seed, ""))
+        if r.status == store.DAMAGED and r.config_hash is None:
+            # Its config cannot be read (or is missing): not an older config, which "stale"
+            # would have the reader believe and `repro run` does not repair.
+            out.append(_Classified(r, False, f"damaged: {r.damage}", True))
+            continue
         if r.config_hash != expected:
             out.append(_Classified(r, False, "stale: made with an older config", False))
             continue
