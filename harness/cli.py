@@ -215,9 +215,9 @@ def writable_or_fail(*outputs: tuple[Path | None, str], folder: str = "") -> Non
                 fail(str(exc))
 
 
-def studies_or_fail(files, nothing: str = "nothing was run") -> list:
-    """The studies, or each file's problems and exit 2; ``nothing`` says what was not done (a
-    report or an archive is not run)."""
+def studies_or_fail(files, nothing: str) -> list:
+    """The studies, or each file's problems and exit 2; ``nothing`` says what the command did
+    not do (no default: `repro status` said "nothing was run", which it never does)."""
     from harness.studyfile import StudyError, load_studies
 
     try:
@@ -518,7 +518,7 @@ def run(
     )
     tally: Counter[str] = Counter()
     started, every = time.time(), []
-    for study, path in zip(studies_or_fail(files), files, strict=True):
+    for study, path in zip(studies_or_fail(files, "nothing was run"), files, strict=True):
         if not study.experiments:
             click.echo(f"{study.name}: nothing to train; its {len(study.checkpoints)} released "
                        f"checkpoint(s) are evaluated by `repro evaluate {path}`")  # fmt: skip
@@ -935,7 +935,7 @@ def status(files, results, queue_file, check_data, data_dir):
         if not queue_file:
             fail(message)
         click.echo(f"note: {message}", err=True)
-    studies = studies_or_fail(files)
+    studies = studies_or_fail(files, "nothing was shown")
     if note := missing_store_note(Path(results)):
         click.echo(note, err=True)
     check = data_check(check_data, data_dir)

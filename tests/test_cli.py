@@ -217,8 +217,8 @@ def test_a_directory_where_a_file_belongs_names_the_files_to_give(tmp_path):
 
 
 def test_a_bad_study_file_says_what_each_command_did_not_do(tmp_path):
-    """`repro report` and `repro export` with a broken study said "nothing was run", which
-    they never do; each names what it did not write."""
+    """`repro report`, `repro export` and `repro status` with a broken study said "nothing was
+    run", which they never do; each names what it did not do."""
     study = tmp_path / "s.yaml"
     study.write_text("name: [unclosed\n")
     (tmp_path / "results").mkdir()
@@ -230,6 +230,7 @@ def test_a_bad_study_file_says_what_each_command_did_not_do(tmp_path):
         (["export", str(study), *results, "--out", str(tmp_path / "a.tar.gz")],
          "nothing was written"),
         (["evaluate", str(study), *results], "nothing was evaluated"),
+        (["status", str(study), *results], "nothing was shown"),
     ]:  # fmt: skip
         out = repro(*args)
         assert out.exit_code == 2, (args, out.output)
