@@ -32,12 +32,14 @@ class ExistingFile(click.Path):
     """A file that must exist, checked while parsing (before torch is imported), with the
     closest names beside it suggested for a typo; ``what`` names the kind of file, and
     ``pattern`` the files a directory given instead may hold (``studies`` for
-    ``studies/*.yaml``: a newcomer's first guess), listed so the command can be written."""
+    ``studies/*.yaml``: a newcomer's first guess), listed so the command can be written;
+    ``hint``, said of a missing file, where such a file comes from."""
 
     def __init__(self, what: str = "study file", pattern: str = "*.yaml", *,
-                 must_exist: bool = True, path_type: type | None = None) -> None:  # fmt: skip
+                 must_exist: bool = True, path_type: type | None = None,
+                 hint: str = "") -> None:  # fmt: skip
         super().__init__(path_type=path_type)
-        self.what, self.pattern, self.must_exist = what, pattern, must_exist
+        self.what, self.pattern, self.must_exist, self.hint = what, pattern, must_exist, hint
 
     def convert(self, value, param, ctx):
         path = Path(value)
@@ -45,7 +47,8 @@ class ExistingFile(click.Path):
             many = param is not None and param.nargs == -1
             self.fail(_a_directory(path, self.what, self.pattern, many), param, ctx)
         if self.must_exist and not path.exists():
-            self.fail(f"{value}: no such file.{_did_you_mean(path)}", param, ctx)
+            hint = f" ({self.hint})" if self.hint else ""
+            self.fail(f"{value}: no such file.{_did_you_mean(path)}{hint}", param, ctx)
         return super().convert(value, param, ctx)
 
 
@@ -1102,9 +1105,15 @@ def worker(spec):
     sys.exit(worker_main(spec))
 
 
+# `repro compare`'s inputs; a directory given instead lists the tables `repro report` names.
+CLAIM_TABLE = ExistingFile("claim table", "claims.*", path_type=Path,
+                           hint="a claim table is what `repro report --out claims.json` or "
+                                "`--out claims.csv` writes")  # fmt: skip
+
+
 @main.command()
-@click.argument("baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("current", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("baseline", type=CLAIM_TABLE)
+@click.argument("current", type=CLAIM_TABLE)
 def compare(baseline, current):
     """Fail when a claim that held in BASELINE no longer holds in CURRENT.
 
