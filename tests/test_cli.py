@@ -88,6 +88,24 @@ def test_a_run_ends_with_a_summary_and_the_next_command(tmp_path, cifar_root):
     assert "pending" in status.output and "absent" not in status.output
 
 
+def test_the_closing_line_of_a_run_counts_what_happened(tmp_path, cifar_root):
+    """A run in which every run failed ended with "2 run(s) trained": failed runs were
+    counted as trained."""
+    broken = ("  - name: {}\n    model: resnet8\n    recipe:\n      extends: base\n"
+              "      batch_size: 1000\n      last_batch: drop\n")  # fmt: skip
+    study = tiny_study(tmp_path / "s.yaml", broken.format("b1") + broken.format("b2"),
+                       QUICK_RECIPE)  # fmt: skip
+    results = tmp_path / "results"
+    out = repro(*run_args(study, cifar_root, results))
+    assert out.exit_code == 1, out.output
+    assert "\n0 run(s) trained, 2 failed in " in out.output, out.output
+    fine = "  - {name: fine, model: resnet8, recipe: base}\n"
+    tiny_study(study, broken.format("b1") + fine, QUICK_RECIPE)
+    assert "\n1 run(s) trained, 1 failed in " in repro(*run_args(study, cifar_root, results)).output
+    again = repro(*run_args(study, cifar_root, results)).output
+    assert "\n0 run(s) trained, 1 failed, 1 skipped in " in again, again
+
+
 def test_status_of_a_store_that_is_not_there_says_so(tmp_path):
     """Every run read pending without a word: a mistyped --results looked like work to do."""
     study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
