@@ -615,7 +615,7 @@ def evaluate(files, only, device, results, data_dir, force, batch_size):
     "fmt",
     type=click.Choice(["html", "csv", "json"]),
     help="html: the page; csv/json: the claim table as data. Default: from --out's "
-    "extension, else html.",
+    "extension (.html, .csv, .json; none: html); any other extension needs --format.",
 )
 @RESULTS_OPTION
 @click.option(
@@ -638,9 +638,14 @@ def report(out, fmt, results, study_files, show_unrun):
     a run that may count is paused, running or interrupted, and "not yet run" otherwise.
     The page is one self-contained HTML file (no external assets); open it anywhere.
     """
+    from harness.outputs import OutputError, report_output
     from harness.report import environment_warning, report_for, write
     from harness.results import scan, scan_evaluations
 
+    try:
+        out, fmt = report_output(out, fmt)
+    except OutputError as exc:
+        fail(str(exc))
     if not results.is_dir():
         fail(f"{results}: no such results directory (give the store with --results DIR)")
     records = scan(results)
@@ -652,12 +657,6 @@ def report(out, fmt, results, study_files, show_unrun):
     if not records and not scan_evaluations(results):
         click.echo(f"note: {results} holds no runs or checkpoint evaluations yet: every "
                    "claim that needs one will read 'not yet run'")  # fmt: skip
-    fmt = fmt or (
-        out.suffix.lstrip(".").lower()
-        if out and out.suffix.lower() in (".csv", ".json", ".html")
-        else "html"
-    )
-    out = out or Path({"html": "report.html", "csv": "claims.csv", "json": "claims.json"}[fmt])
     writable_or_fail((out, "--out"))
     # one pass to report every problem before building
     studies = studies_or_fail(files, "nothing was written")

@@ -76,6 +76,27 @@ def test_the_format_follows_the_extension_of_out_in_either_case(tmp_path):
         assert (tmp_path / name).read_text().startswith(starts)
 
 
+def test_an_out_extension_that_names_no_format_is_refused_without_format(tmp_path):
+    """`--out report.pdf` wrote the HTML page into a file named .pdf and said "html:"; now it
+    is refused, naming the formats, unless --format says what to write there."""
+    (tmp_path / "results").mkdir()
+    args = ["report", "--study", str(ROOT / "studies" / "smoke.yaml"), "--results",
+            str(tmp_path / "results"), "--out"]  # fmt: skip
+    pdf = tmp_path / "report.pdf"
+    out = repro(*args, str(pdf))
+    assert out.exit_code == 2 and isinstance(out.exception, SystemExit), out.output
+    assert (f"error: --out {pdf}: repro report writes html, csv or json, chosen by the "
+            "extension (.html, .csv or .json), and '.pdf' is none of them; name the file so, "
+            "or give --format html|csv|json to write that format to report.pdf") in out.output  # fmt: skip
+    assert not pdf.exists()
+    asked = repro(*args, str(pdf), "--format", "html")
+    assert asked.exit_code == 0 and "(html: 1 studies" in asked.output, asked.output
+    assert pdf.read_text().startswith("<!DOCTYPE html>")
+    for name in ("report", "page.HTM"):  # no extension, or HTML's short one: the page
+        out = repro(*args, str(tmp_path / name))
+        assert out.exit_code == 0 and "(html: 1 studies" in out.output, (name, out.output)
+
+
 def test_a_run_ends_with_a_summary_and_the_next_command(tmp_path, cifar_root):
     study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n",
                        QUICK_RECIPE)  # fmt: skip
