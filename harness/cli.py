@@ -48,7 +48,8 @@ class ExistingFile(click.Path):
             self.fail(_a_directory(path, self.what, self.pattern, many), param, ctx)
         if self.must_exist and not path.exists():
             hint = f" ({self.hint})" if self.hint else ""
-            self.fail(f"{value}: no such file.{_did_you_mean(path)}{hint}", param, ctx)
+            near = _did_you_mean(path) or _what_there_is(path, self.what, self.pattern)
+            self.fail(f"{value}: no such file.{near}{hint}", param, ctx)
         return super().convert(value, param, ctx)
 
 
@@ -68,17 +69,44 @@ def _a_directory(path: Path, what: str, pattern: str, many: bool) -> str:
 
 def _did_you_mean(path: Path) -> str:
     """Files named like ``path`` beside where it points, and in studies/ for a bare name
-    (``repro run degradation.yaml`` from the checkout, without the folder)."""
+    (``repro run degradation.yaml`` from the checkout, without the folder). Names are compared
+    without their extensions: with them, every ``.yaml`` shared five letters, and ``nope.yaml``
+    was offered ``smoke.yaml``."""
     import difflib
 
-    folder = path.parent if path.parent.is_dir() else Path(".")
-    folders = [folder]
+    files = [p for f in _folders(path) for p in f.iterdir() if p.is_file()]
+    stems = {_stem(p) for p in files}
+    close = difflib.get_close_matches(_stem(path), stems, n=3, cutoff=0.6)
+    named = dict.fromkeys(str(p) for c in close for p in files if _stem(p) == c)
+    return f" Did you mean {' or '.join(list(named)[:3])}?" if named else ""
+
+
+def _what_there_is(path: Path, what: str, pattern: str) -> str:
+    """With no name close enough, the files of the kind wanted (``pattern``) that there are:
+    in studies/ for a bare name when it holds some (where a newcomer's studies are), else
+    beside where ``path`` points; or that the folder it names is not there either."""
+    if not path.parent.is_dir():
+        return f" There is no folder {path.parent} either."
+    for folder in reversed(_folders(path)):
+        found = sorted(str(p) for p in folder.glob(pattern) if p.is_file())
+        if found:
+            shown = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "")
+            return f" No {what} is named like it; those in {folder}: {shown}."
+    return ""
+
+
+def _folders(path: Path) -> list[Path]:
+    """Where a file meant by ``path`` may be: its folder (the current one when that does not
+    exist), and studies/ too for a bare name."""
+    folders = [path.parent if path.parent.is_dir() else Path(".")]
     if path.parent == Path(".") and Path("studies").is_dir():
         folders.append(Path("studies"))
-    files = [p for f in folders for p in f.iterdir() if p.is_file()]
-    close = difflib.get_close_matches(path.name, [p.name for p in files], n=3, cutoff=0.6)
-    named = dict.fromkeys(str(p) for c in close for p in files if p.name == c)
-    return f" Did you mean {' or '.join(list(named)[:3])}?" if named else ""
+    return folders
+
+
+def _stem(path: Path) -> str:
+    """A file's name without its extensions: ``s.tar.gz`` -> ``s``; a dot-file keeps its name."""
+    return path.name.split(".")[0] or path.name
 
 
 class Folder(click.Path):

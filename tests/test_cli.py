@@ -42,6 +42,28 @@ def test_a_study_named_without_its_folder_is_found_in_studies(monkeypatch):
         assert f"{given}: no such file. Did you mean {meant}?" in out.output, out.output
 
 
+def test_a_study_named_like_none_gets_the_list_of_studies_not_a_poor_guess(tmp_path, monkeypatch):
+    """`repro run nope.yaml` was offered smoke.yaml: with the extension, any two .yaml names
+    looked alike. Names are compared without it, and with none close the studies are listed."""
+    monkeypatch.chdir(ROOT)
+    out = repro("run", "nope.yaml")
+    assert out.exit_code == 2, out.output
+    studies = ", ".join(f"studies/{p.name}" for p in sorted((ROOT / "studies").glob("*.yaml")))
+    assert f"nope.yaml: no such file. No study file is named like it; those in studies: " \
+        f"{studies}." in out.output  # fmt: skip
+    assert "Did you mean" not in out.output
+    assert "Did you mean studies/shortcuts.yaml?" in repro("run", "shortcut.yml").output
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    for name in ("a.yaml", "b.yaml", "notes.txt"):
+        (tmp_path / "mine" / name).write_text("")
+    out = repro("validate", "mine/zzz.yaml")
+    assert "mine/zzz.yaml: no such file. No study file is named like it; those in mine: " \
+        "mine/a.yaml, mine/b.yaml." in out.output, out.output  # fmt: skip
+    out = repro("validate", "nowhere/a.yaml")
+    assert "nowhere/a.yaml: no such file. There is no folder nowhere either." in out.output
+
+
 def test_a_misspelled_model_and_a_model_given_to_only_are_explained(tmp_path, cifar_root):
     out = repro("bench", "--models", "resnt20", "--device", "cpu", "--synthetic")
     assert out.exit_code == 2 and "did you mean resnet20" in out.output
