@@ -32,12 +32,14 @@ class ExistingFile(click.Path):
     """A file that must exist, checked while parsing (before torch is imported), with the
     closest names beside it suggested for a typo; ``what`` names the kind of file, and
     ``pattern`` the files a directory given instead may hold (``studies`` for
-    ``studies/*.yaml``: a newcomer's first guess), listed so the command can be written."""
+    ``studies/*.yaml``: a newcomer's first guess), listed so the command can be written;
+    ``hint``, said of a missing file, where such a file comes from."""
 
     def __init__(self, what: str = "study file", pattern: str = "*.yaml", *,
-                 must_exist: bool = True, path_type: type | None = None) -> None:  # fmt: skip
+                 must_exist: bool = True, path_type: type | None = None,
+                 hint: str = "") -> None:  # fmt: skip
         super().__init__(path_type=path_type)
-        self.what, self.pattern, self.must_exist = what, pattern, must_exist
+        self.what, self.pattern, self.must_exist, self.hint = what, pattern, must_exist, hint
 
     def convert(self, value, param, ctx):
         path = Path(value)
@@ -45,7 +47,9 @@ class ExistingFile(click.Path):
             many = param is not None and param.nargs == -1
             self.fail(_a_directory(path, self.what, self.pattern, many), param, ctx)
         if self.must_exist and not path.exists():
-            self.fail(f"{value}: no such file.{_did_you_mean(path)}", param, ctx)
+            hint = f" ({self.hint})" if self.hint else ""
+            near = _did_you_mean(path) or _what_there_is(path, self.what, self.pattern)
+            self.fail(f"{value}: no such file.{near}{hint}", param, ctx)
         return super().convert(value, param, ctx)
 
 
@@ -65,17 +69,44 @@ def _a_directory(path: Path, what: str, pattern: str, many: bool) -> str:
 
 def _did_you_mean(path: Path) -> str:
     """Files named like ``path`` beside where it points, and in studies/ for a bare name
-    (``repro run degradation.yaml`` from the checkout, without the folder)."""
+    (``repro run degradation.yaml`` from the checkout, without the folder). Names are compared
+    without their extensions: with them, every ``.yaml`` shared five letters, and ``nope.yaml``
+    was offered ``smoke.yaml``."""
     import difflib
 
-    folder = path.parent if path.parent.is_dir() else Path(".")
-    folders = [folder]
+    files = [p for f in _folders(path) for p in f.iterdir() if p.is_file()]
+    stems = {_stem(p) for p in files}
+    close = difflib.get_close_matches(_stem(path), stems, n=3, cutoff=0.6)
+    named = dict.fromkeys(str(p) for c in close for p in files if _stem(p) == c)
+    return f" Did you mean {' or '.join(list(named)[:3])}?" if named else ""
+
+
+def _what_there_is(path: Path, what: str, pattern: str) -> str:
+    """With no name close enough, the files of the kind wanted (``pattern``) that there are:
+    in studies/ for a bare name when it holds some (where a newcomer's studies are), else
+    beside where ``path`` points; or that the folder it names is not there either."""
+    if not path.parent.is_dir():
+        return f" There is no folder {path.parent} either."
+    for folder in reversed(_folders(path)):
+        found = sorted(str(p) for p in folder.glob(pattern) if p.is_file())
+        if found:
+            shown = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "")
+            return f" No {what} is named like it; those in {folder}: {shown}."
+    return ""
+
+
+def _folders(path: Path) -> list[Path]:
+    """Where a file meant by ``path`` may be: its folder (the current one when that does not
+    exist), and studies/ too for a bare name."""
+    folders = [path.parent if path.parent.is_dir() else Path(".")]
     if path.parent == Path(".") and Path("studies").is_dir():
         folders.append(Path("studies"))
-    files = [p for f in folders for p in f.iterdir() if p.is_file()]
-    close = difflib.get_close_matches(path.name, [p.name for p in files], n=3, cutoff=0.6)
-    named = dict.fromkeys(str(p) for c in close for p in files if p.name == c)
-    return f" Did you mean {' or '.join(list(named)[:3])}?" if named else ""
+    return folders
+
+
+def _stem(path: Path) -> str:
+    """A file's name without its extensions: ``s.tar.gz`` -> ``s``; a dot-file keeps its name."""
+    return path.name.split(".")[0] or path.name
 
 
 class Folder(click.Path):
@@ -215,9 +246,9 @@ def writable_or_fail(*outputs: tuple[Path | None, str], folder: str = "") -> Non
                 fail(str(exc))
 
 
-def studies_or_fail(files, nothing: str = "nothing was run") -> list:
-    """The studies, or each file's problems and exit 2; ``nothing`` says what was not done (a
-    report or an archive is not run)."""
+def studies_or_fail(files, nothing: str) -> list:
+    """The studies, or each file's problems and exit 2; ``nothing`` says what the command did
+    not do (no default: `repro status` said "nothing was run", which it never does)."""
     from harness.studyfile import StudyError, load_studies
 
     try:
@@ -518,7 +549,7 @@ def run(
     )
     tally: Counter[str] = Counter()
     started, every = time.time(), []
-    for study, path in zip(studies_or_fail(files), files, strict=True):
+    for study, path in zip(studies_or_fail(files, "nothing was run"), files, strict=True):
         if not study.experiments:
             click.echo(f"{study.name}: nothing to train; its {len(study.checkpoints)} released "
                        f"checkpoint(s) are evaluated by `repro evaluate {path}`")  # fmt: skip
@@ -612,7 +643,7 @@ def evaluate(files, only, device, results, data_dir, force, batch_size):
     "fmt",
     type=click.Choice(["html", "csv", "json"]),
     help="html: the page; csv/json: the claim table as data. Default: from --out's "
-    "extension, else html.",
+    "extension (.html, .csv, .json; none: html); any other extension needs --format.",
 )
 @RESULTS_OPTION
 @click.option(
@@ -635,9 +666,14 @@ def report(out, fmt, results, study_files, show_unrun):
     a run that may count is paused, running or interrupted, and "not yet run" otherwise.
     The page is one self-contained HTML file (no external assets); open it anywhere.
     """
+    from harness.outputs import OutputError, report_output
     from harness.report import environment_warning, report_for, write
     from harness.results import scan, scan_evaluations
 
+    try:
+        out, fmt = report_output(out, fmt)
+    except OutputError as exc:
+        fail(str(exc))
     if not results.is_dir():
         fail(f"{results}: no such results directory (give the store with --results DIR)")
     records = scan(results)
@@ -649,12 +685,6 @@ def report(out, fmt, results, study_files, show_unrun):
     if not records and not scan_evaluations(results):
         click.echo(f"note: {results} holds no runs or checkpoint evaluations yet: every "
                    "claim that needs one will read 'not yet run'")  # fmt: skip
-    fmt = fmt or (
-        out.suffix.lstrip(".").lower()
-        if out and out.suffix.lower() in (".csv", ".json", ".html")
-        else "html"
-    )
-    out = out or Path({"html": "report.html", "csv": "claims.csv", "json": "claims.json"}[fmt])
     writable_or_fail((out, "--out"))
     # one pass to report every problem before building
     studies = studies_or_fail(files, "nothing was written")
@@ -935,7 +965,7 @@ def status(files, results, queue_file, check_data, data_dir):
         if not queue_file:
             fail(message)
         click.echo(f"note: {message}", err=True)
-    studies = studies_or_fail(files)
+    studies = studies_or_fail(files, "nothing was shown")
     if note := missing_store_note(Path(results)):
         click.echo(note, err=True)
     check = data_check(check_data, data_dir)
@@ -1102,9 +1132,15 @@ def worker(spec):
     sys.exit(worker_main(spec))
 
 
+# `repro compare`'s inputs; a directory given instead lists the tables `repro report` names.
+CLAIM_TABLE = ExistingFile("claim table", "claims.*", path_type=Path,
+                           hint="a claim table is what `repro report --out claims.json` or "
+                                "`--out claims.csv` writes")  # fmt: skip
+
+
 @main.command()
-@click.argument("baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("current", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("baseline", type=CLAIM_TABLE)
+@click.argument("current", type=CLAIM_TABLE)
 def compare(baseline, current):
     """Fail when a claim that held in BASELINE no longer holds in CURRENT.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -165,21 +166,40 @@ def run_summary(outcomes: list, results, files: list[str], seconds: float) -> st
     from harness import store
 
     not_trained = ("skipped", "busy", "pending", "submitted", "adopted")
-    trained = [o for o in outcomes if o.status not in not_trained]
+    ran = [o for o in outcomes if o.status not in not_trained]
     gpu = 0.0
-    for o in trained:
+    for o in ran:  # a failed or stopped run spent GPU time too
         try:
             summary = store.read_summary(o.plan.directory(results)) or {}
         except store.DamagedFile:
             continue
         gpu += (summary.get("telemetry") or {}).get("gpu_seconds") or 0.0
     where = sorted({str(results / o.plan.study) for o in outcomes})
-    lines = [f"{len(trained)} run(s) trained in {_duration(seconds)}"
+    lines = [f"{_what_happened(outcomes)} in {_duration(seconds)}"
              + (f", {_duration(gpu)} of GPU time (NVML)" if gpu else "")
              + (f"; results in {', '.join(where)}" if where else "")]  # fmt: skip
     studies = " ".join(f"--study {f}" for f in files)
     lines.append(f"next: repro report {studies} --results {results} --out report.html")
     return "\n".join(lines)
+
+
+# How `repro run`'s closing line counts each outcome: "3 run(s) trained" once counted failed
+# runs as trained. A paused run trained epochs in this slot; skipped runs had already ended,
+# adopted a twin's training, were busy elsewhere or were left for a later slot.
+_COUNTED_AS = {
+    "complete": "trained", "diverged": "trained", "paused": "trained",
+    "failed": "failed", "interrupted": "interrupted", "refused": "refused",
+    "submitted": "submitted",
+    "skipped": "skipped", "busy": "skipped", "adopted": "skipped", "pending": "skipped",
+}  # fmt: skip
+
+
+def _what_happened(outcomes: list) -> str:
+    """``2 run(s) trained, 1 failed, 3 skipped``: the runs trained always, the rest when any."""
+    counts = Counter(_COUNTED_AS.get(o.status, o.status) for o in outcomes)
+    order = list(dict.fromkeys([*_COUNTED_AS.values(), *sorted(counts)]))
+    rest = [f"{counts[what]} {what}" for what in order if what != "trained" and counts[what]]
+    return ", ".join([f"{counts['trained']} run(s) trained", *rest])
 
 
 def _duration(seconds: float) -> str:

@@ -48,3 +48,24 @@ def ensure_can_write(path: Path, option: str, *, folder: bool = False) -> None:
             f"{option} {path}: cannot write there ({exc.strerror or exc}: {existing}); give "
             f"{option} a path you can write to"
         )
+
+
+# `repro report`'s formats, by --out's extension (any case); ".htm" is HTML too.
+REPORT_FORMATS = {".html": "html", ".htm": "html", ".csv": "csv", ".json": "json"}
+REPORT_DEFAULT_OUT = {"html": "report.html", "csv": "claims.csv", "json": "claims.json"}
+
+
+def report_output(out: Path | None, fmt: str | None) -> tuple[Path, str]:
+    """Where `repro report` writes and in which format: --format when given, else --out's
+    extension (none: HTML). Another extension without --format is refused: `--out report.pdf`
+    wrote an HTML page into a file named .pdf, whose name promised something else."""
+    if fmt is None and out is not None and out.suffix:
+        fmt = REPORT_FORMATS.get(out.suffix.lower())
+        if fmt is None:
+            raise OutputError(
+                f"--out {out}: repro report writes html, csv or json, chosen by the extension "
+                f"(.html, .csv or .json), and {out.suffix!r} is none of them; name the file "
+                f"so, or give --format html|csv|json to write that format to {out.name}"
+            )
+    fmt = fmt or "html"
+    return out or Path(REPORT_DEFAULT_OUT[fmt]), fmt

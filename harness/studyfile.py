@@ -625,7 +625,10 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
     if kind == "missing":
         return _RawProblem(loc, MISSING, allowed=_field_hint(parent, loc))
     if kind == "literal_error":
-        return _RawProblem(loc, "not an allowed value", given, f"one of {ctx.get('expected')}")
+        # A misspelt metric ('test_eror') got the whole list and no pointer into it.
+        expected, value = str(ctx.get("expected", "")), err.get("input")
+        near = _did_you_mean(value, _QUOTED.findall(expected)) if isinstance(value, str) else ""
+        return _RawProblem(loc, f"not an allowed value{near}", given, f"one of {expected}")
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tags = ctx.get("expected_tags", "")
         return _RawProblem(loc, "unknown or missing 'kind'", given, f"kind: one of {tags}")
@@ -661,6 +664,8 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
     return _RawProblem(loc, err["msg"], given)
 
 
+# The choices in pydantic's "'a', 'b' or 'c'" of a literal error.
+_QUOTED = re.compile(r"'([^']*)'")
 _TEXT_EXPONENT = re.compile(r"[+-]?(\d+)(\.\d*)?[eE]([+-]?\d+)")
 
 

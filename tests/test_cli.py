@@ -42,6 +42,28 @@ def test_a_study_named_without_its_folder_is_found_in_studies(monkeypatch):
         assert f"{given}: no such file. Did you mean {meant}?" in out.output, out.output
 
 
+def test_a_study_named_like_none_gets_the_list_of_studies_not_a_poor_guess(tmp_path, monkeypatch):
+    """`repro run nope.yaml` was offered smoke.yaml: with the extension, any two .yaml names
+    looked alike. Names are compared without it, and with none close the studies are listed."""
+    monkeypatch.chdir(ROOT)
+    out = repro("run", "nope.yaml")
+    assert out.exit_code == 2, out.output
+    studies = ", ".join(f"studies/{p.name}" for p in sorted((ROOT / "studies").glob("*.yaml")))
+    assert f"nope.yaml: no such file. No study file is named like it; those in studies: " \
+        f"{studies}." in out.output  # fmt: skip
+    assert "Did you mean" not in out.output
+    assert "Did you mean studies/shortcuts.yaml?" in repro("run", "shortcut.yml").output
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    for name in ("a.yaml", "b.yaml", "notes.txt"):
+        (tmp_path / "mine" / name).write_text("")
+    out = repro("validate", "mine/zzz.yaml")
+    assert "mine/zzz.yaml: no such file. No study file is named like it; those in mine: " \
+        "mine/a.yaml, mine/b.yaml." in out.output, out.output  # fmt: skip
+    out = repro("validate", "nowhere/a.yaml")
+    assert "nowhere/a.yaml: no such file. There is no folder nowhere either." in out.output
+
+
 def test_a_misspelled_model_and_a_model_given_to_only_are_explained(tmp_path, cifar_root):
     out = repro("bench", "--models", "resnt20", "--device", "cpu", "--synthetic")
     assert out.exit_code == 2 and "did you mean resnet20" in out.output
@@ -76,6 +98,27 @@ def test_the_format_follows_the_extension_of_out_in_either_case(tmp_path):
         assert (tmp_path / name).read_text().startswith(starts)
 
 
+def test_an_out_extension_that_names_no_format_is_refused_without_format(tmp_path):
+    """`--out report.pdf` wrote the HTML page into a file named .pdf and said "html:"; now it
+    is refused, naming the formats, unless --format says what to write there."""
+    (tmp_path / "results").mkdir()
+    args = ["report", "--study", str(ROOT / "studies" / "smoke.yaml"), "--results",
+            str(tmp_path / "results"), "--out"]  # fmt: skip
+    pdf = tmp_path / "report.pdf"
+    out = repro(*args, str(pdf))
+    assert out.exit_code == 2 and isinstance(out.exception, SystemExit), out.output
+    assert (f"error: --out {pdf}: repro report writes html, csv or json, chosen by the "
+            "extension (.html, .csv or .json), and '.pdf' is none of them; name the file so, "
+            "or give --format html|csv|json to write that format to report.pdf") in out.output  # fmt: skip
+    assert not pdf.exists()
+    asked = repro(*args, str(pdf), "--format", "html")
+    assert asked.exit_code == 0 and "(html: 1 studies" in asked.output, asked.output
+    assert pdf.read_text().startswith("<!DOCTYPE html>")
+    for name in ("report", "page.HTM"):  # no extension, or HTML's short one: the page
+        out = repro(*args, str(tmp_path / name))
+        assert out.exit_code == 0 and "(html: 1 studies" in out.output, (name, out.output)
+
+
 def test_a_run_ends_with_a_summary_and_the_next_command(tmp_path, cifar_root):
     study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n",
                        QUICK_RECIPE)  # fmt: skip
@@ -86,6 +129,24 @@ def test_a_run_ends_with_a_summary_and_the_next_command(tmp_path, cifar_root):
     assert f"next: repro report --study {study} --results {results} --out report.html" in out.output
     status = repro("status", str(study), "--results", str(tmp_path / "other"))
     assert "pending" in status.output and "absent" not in status.output
+
+
+def test_the_closing_line_of_a_run_counts_what_happened(tmp_path, cifar_root):
+    """A run in which every run failed ended with "2 run(s) trained": failed runs were
+    counted as trained."""
+    broken = ("  - name: {}\n    model: resnet8\n    recipe:\n      extends: base\n"
+              "      batch_size: 1000\n      last_batch: drop\n")  # fmt: skip
+    study = tiny_study(tmp_path / "s.yaml", broken.format("b1") + broken.format("b2"),
+                       QUICK_RECIPE)  # fmt: skip
+    results = tmp_path / "results"
+    out = repro(*run_args(study, cifar_root, results))
+    assert out.exit_code == 1, out.output
+    assert "\n0 run(s) trained, 2 failed in " in out.output, out.output
+    fine = "  - {name: fine, model: resnet8, recipe: base}\n"
+    tiny_study(study, broken.format("b1") + fine, QUICK_RECIPE)
+    assert "\n1 run(s) trained, 1 failed in " in repro(*run_args(study, cifar_root, results)).output
+    again = repro(*run_args(study, cifar_root, results)).output
+    assert "\n0 run(s) trained, 1 failed, 1 skipped in " in again, again
 
 
 def test_status_of_a_store_that_is_not_there_says_so(tmp_path):
@@ -217,8 +278,8 @@ def test_a_directory_where_a_file_belongs_names_the_files_to_give(tmp_path):
 
 
 def test_a_bad_study_file_says_what_each_command_did_not_do(tmp_path):
-    """`repro report` and `repro export` with a broken study said "nothing was run", which
-    they never do; each names what it did not write."""
+    """`repro report`, `repro export` and `repro status` with a broken study said "nothing was
+    run", which they never do; each names what it did not do."""
     study = tmp_path / "s.yaml"
     study.write_text("name: [unclosed\n")
     (tmp_path / "results").mkdir()
@@ -230,6 +291,7 @@ def test_a_bad_study_file_says_what_each_command_did_not_do(tmp_path):
         (["export", str(study), *results, "--out", str(tmp_path / "a.tar.gz")],
          "nothing was written"),
         (["evaluate", str(study), *results], "nothing was evaluated"),
+        (["status", str(study), *results], "nothing was shown"),
     ]:  # fmt: skip
         out = repro(*args)
         assert out.exit_code == 2, (args, out.output)

@@ -123,6 +123,25 @@ def test_compare_rejects_a_file_that_is_not_a_claim_table(tmp_path):
     assert result.exit_code == 2 and "not a claim table" in result.output
 
 
+def test_compare_given_a_missing_file_or_a_directory_says_what_to_give(tmp_path):
+    """It gave click's bare "Path '...' does not exist" / "is a directory", naming no remedy,
+    where the other commands name the files meant."""
+    previous = tmp_path / "previous"
+    previous.mkdir()
+    claims([("a", "reproduced")]).to_json(previous / "claims.json", orient="records")
+    table = str(previous / "claims.json")
+    folder = CliRunner().invoke(main, ["compare", str(previous), table])
+    assert folder.exit_code == 2, folder.output
+    assert (f"{previous} is a directory, not a claim table: name one file in it, e.g. "
+            f"{table} (claims.json)") in folder.output  # fmt: skip
+    slip = CliRunner().invoke(main, ["compare", table, str(previous / "claim.json")])
+    assert slip.exit_code == 2, slip.output
+    assert (
+        f"{previous / 'claim.json'}: no such file. Did you mean {table}? (a claim table "
+        "is what `repro report --out claims.json` or `--out claims.csv` writes)" in slip.output
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "content", "why"),
     [

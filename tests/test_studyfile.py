@@ -257,6 +257,13 @@ MALFORMED = [
         "not an allowed value",
         id="unknown-metric",
     ),
+    pytest.param(  # it got the list of metrics, and no pointer into it
+        "metric: test_error, value: 8.75",
+        "metric: test_eror, value: 8.75",
+        "claims[0].metric",
+        "not an allowed value; did you mean 'test_error'?",
+        id="misspelt-metric",
+    ),
     pytest.param(
         "    schedule:",
         "    warmup: {lr: 0.01, epochs: 2, iterations: 400}\n    schedule:",
