@@ -6,9 +6,10 @@
 Each directory holds ``config.json`` (the resolved config and its hash), ``environment.json``
 (provenance of the latest session), ``metrics.jsonl`` (one line per finished epoch),
 ``checkpoint.pt`` (everything needed to resume), ``progress.json`` (while running),
-``summary.json`` (once the run has ended, however it ended), ``error.txt`` (when it failed),
-and ``lock``. Every file is written to a temporary name and renamed, so a reader, a second
-process or an rsync never sees half a file, and a SIGKILL leaves the previous version intact.
+``summary.json`` (once the run has ended, however it ended), ``error.txt`` (when it failed;
+a retry keeps it aside, set_aside, as ``error.txt.earlier-failure-<time>``), and ``lock``.
+Every file is written to a temporary name and renamed, so a reader, a second process or an
+rsync never sees half a file, and a SIGKILL leaves the previous version intact.
 A run that adopted the complete training of a twin in another study (harness.twins) holds a
 copy of the twin's files, its summary naming the run that trained (``shared_with``).
 """

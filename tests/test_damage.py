@@ -681,6 +681,34 @@ def test_a_run_that_fails_before_its_history_loads_keeps_its_sessions_in_the_sum
     assert this["dataset_fingerprint"] == earlier[0]["dataset_fingerprint"]
 
 
+def test_retrying_a_failed_run_keeps_the_earlier_failure_aside(
+    finished_store, tmp_path, cifar_root
+):
+    """A session began by deleting error.txt: retrying a failed run lost the traceback of
+    its failure. It is kept beside the run under another name; status, which shows the
+    current error.txt, no longer shows it once the retry has ended otherwise."""
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[0]
+    _interrupted(run)
+    good = (run / store.CHECKPOINT).read_bytes()
+    _edit_checkpoint(run, lambda c: c["model"].popitem())
+    out = repro(*run_args(study, cifar_root, results, "--only", "a"))
+    assert out.exit_code == 1 and "CheckpointMismatch" in out.output, out.output
+    failure = (run / store.ERROR).read_text()
+    assert "CheckpointMismatch" in failure
+
+    (run / store.CHECKPOINT).write_bytes(good)  # the user puts the right checkpoint back
+    out = repro(*run_args(study, cifar_root, results, "--only", "a"))
+    assert out.exit_code == 0, out.output
+    assert store.inspect(run).status == store.COMPLETE
+    assert not store.present(run / store.ERROR)
+    (kept,) = run.glob(f"{store.ERROR}.earlier-failure-*")
+    assert kept.read_text() == failure
+    status = repro("status", str(study), "--results", str(results))
+    assert re.search(r"a/seed-0  complete +3/3 ", status.output), status.output
+    assert "CheckpointMismatch" not in status.output
+
+
 def test_a_fused_member_whose_checkpoint_does_not_fit_is_named():
     from conftest import small_recipe
 
