@@ -554,6 +554,20 @@ def recorded_progress(run_dir: Path) -> tuple[int, int]:
     return len(rows), rows[-1]["iteration"] if rows else 0
 
 
+def epochs_on_record(run_dir: Path) -> int | None:
+    """How far a run got by the furthest epoch its curves or its summary attest, each where
+    it still reads; None where neither does. For a damaged run, which inspect gives 0 epochs
+    (nothing it read can be trusted as a whole), so that status does not show a false 0."""
+    attested = []
+    with contextlib.suppress(DamagedFile):
+        attested += [row["epoch"] for row in read_jsonl(run_dir / METRICS)]
+    with contextlib.suppress(DamagedFile):
+        summary = read_summary(run_dir) or {}
+        if summary.get("epochs_done") is not None:
+            attested.append(summary["epochs_done"])
+    return max(attested, default=None)
+
+
 def mark_failed(run_dir: Path, error: str) -> None:
     """Record a run as failed when it died without saying so itself (killed, node lost)."""
     _mark(run_dir, {"status": FAILED, "error": error})

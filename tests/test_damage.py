@@ -1131,6 +1131,38 @@ def test_the_sweep_each_command_says_what_is_damaged_and_run_repairs_it(
     assert {n: d for n, d in _files(results).items() if n.startswith(RUNS[1])} == healthy
 
 
+def _garbage(name: str):
+    return lambda run: (run / name).write_bytes(b"\x00\xffnot json\n")
+
+
+# case: (what is done to tiny/a/seed-0, what status shows in its epochs column)
+HOW_FAR = {
+    "torn curves, summary readable": (_garbage(store.METRICS), "3/3"),
+    "summary garbage, curves readable": (_garbage(store.SUMMARY), "3"),
+    "summary a link loop, curves readable": (_loop(store.SUMMARY), "3"),
+    "curves without the last epoch": (_without_last_epoch, "3/3"),
+    "an epoch twice, interrupted": (_then(_interrupted, _rows([0, 1, 2, 2])), "3"),
+    "both unreadable": (_then(_garbage(store.METRICS), _garbage(store.SUMMARY)), "?"),
+    "run folder a link loop": (_folder_loop(0), "?"),
+}
+
+
+@pytest.mark.parametrize("case", HOW_FAR)
+def test_status_says_how_far_a_damaged_run_got_or_that_it_cannot_tell(
+    finished_store, tmp_path, case
+):
+    """Status showed 0 epochs (0/3) for every damaged run, though its curves or summary
+    still said it had trained 3. It shows the furthest epoch a readable record attests, and
+    "?" where none reads, never a false 0."""
+    study, results = _copy(finished_store, tmp_path)
+    spoil, shown = HOW_FAR[case]
+    spoil(results / RUNS[0])
+    status = repro("status", str(study), "--results", str(results))
+    assert status.exit_code == 0, status.output
+    (line,) = [s for s in status.output.splitlines() if s.strip().startswith("a/seed-0 ")]
+    assert re.search(rf"a/seed-0  damaged +{re.escape(shown)}  ", line), line
+
+
 @pytest.mark.parametrize(("spoil", "problem"), [
     (lambda path: path.unlink(), "is missing, though the run holds metrics.jsonl, checkpoint.pt, "
                                  "a complete summary"),
