@@ -385,6 +385,17 @@ def file_in_the_way(run_dir: Path) -> Path | None:
     return None
 
 
+def not_a_folder(path: Path) -> str | None:
+    """What stands at ``path`` where a folder of the store belongs and cannot be read as one
+    ("a link that leads nowhere ...", "a file, not a folder"), or None (a folder, or nothing:
+    a store or study with no runs yet). A scan passes over such a path as if it held nothing."""
+    if not present(path) or path.is_dir():
+        return None
+    if not path.exists():  # present, yet nothing at its end: a link
+        return "a link that leads nowhere (a loop, or its target is gone)"
+    return "a file, not a folder"
+
+
 IN_THE_WAY = "not-a-directory"  # how set_aside names a file kept out of the store's way
 
 
