@@ -1221,7 +1221,7 @@ def test_a_store_that_is_no_folder_is_a_clear_error_for_every_command(
     """A link loop as --results gave run, evaluate and import an OSError traceback (the
     writable check walked past it to its parent), and a path below a file gave import a
     NotADirectoryError; each now refuses with exit status 2 and one line, touching nothing.
-    (click refuses a regular file as --results.) Status and report read it as no store."""
+    (A regular file as --results is refused while parsing: tests/test_cli.py.) Status and report read it as no store."""
     study, _ = _copy(finished_store, tmp_path)
     archive = tmp_path / "a.tar.gz"
     assert repro("export", str(study), "--out", str(archive),
