@@ -111,16 +111,21 @@ def _stem(path: Path) -> str:
 
 class Folder(click.Path):
     """A directory option (--results, --data-dir, --profile); a regular file given instead
-    is refused with what the option wants (click's own words name no remedy)."""
+    is refused with what the option wants (click's own words name no remedy). ``store``: the
+    option names a run store, where an archive from `repro export` is a likely slip."""
 
-    def __init__(self, wants: str) -> None:
+    def __init__(self, wants: str, *, store: bool = False) -> None:
         super().__init__(path_type=Path)
-        self.wants = wants
+        self.wants, self.store = wants, store
 
     def convert(self, value, param, ctx):
         path = Path(value)
         if path.exists() and not path.is_dir():
-            self.fail(f"{value} is a file, not a directory; {self.wants}", param, ctx)
+            message = f"{value} is a file, not a directory; {self.wants}"
+            if self.store and path.name.endswith((".tar.gz", ".tgz", ".tar")):
+                message += (f"; an archive from `repro export` is merged into a store with "
+                            f"`repro import {value} --results DIR`")  # fmt: skip
+            self.fail(message, param, ctx)
         return super().convert(value, param, ctx)
 
 
@@ -131,7 +136,11 @@ OUTPUT_FILE = click.Path(path_type=Path)
 
 RESULTS_OPTION = click.option(
     "--results",
-    type=Folder("give --results the directory that holds (or will hold) the run store"),
+    type=Folder(
+        "give --results the directory that holds (or will hold) the run store (by "
+        "default results/ in the current directory)",
+        store=True,
+    ),
     default=Path("results"),
     show_default=True,
     help="Root of the run store.",
@@ -937,7 +946,7 @@ def bench(
 )
 @click.option(
     "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Folder("give --data-dir the directory that holds cifar-10-batches-py/"),
     help="The directory holding cifar-10-batches-py/ to check against, as `repro run --data-dir`.",
 )
 def status(files, results, queue_file, check_data, data_dir):

@@ -4,7 +4,8 @@ A run is pending, queued (submitted, not started), running (epoch x of y), inter
 signal), paused (by a time budget; both resume), complete, diverged, failed (with the error
 and the tail of its log) or damaged (a file that cannot be read back, or of the wrong shape;
 with what `repro run` will do: keep it aside and rebuild it from the checkpoint, or train the
-run again where the checkpoint cannot serve). A released checkpoint is not evaluated,
+run again where the checkpoint cannot serve; how far it got, by the furthest epoch its
+curves or summary still attest, or "?" where neither reads). A released checkpoint is not evaluated,
 evaluated (on which data) or damaged. A run adopted from a twin in another study
 (harness.twins) says which run did its training; a run still to do whose twin is complete
 says so. A run whose environment.json cannot be read or holds a field of the wrong type says
@@ -124,7 +125,7 @@ def data_verdict(run_dir: Path, data: Cifar10, summary: dict) -> str:
 def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
             check: DataCheck | None = None) -> StatusRow:  # fmt: skip
     if (blocking := store.file_in_the_way(run_dir)) is not None:
-        return StatusRow(name, store.DAMAGED, "", f"{blocking} is a file where a directory "
+        return StatusRow(name, store.DAMAGED, "?", f"{blocking} is a file where a directory "
                          "belongs; `repro run` keeps it aside (renamed) and trains the "
                          "run")  # fmt: skip
     state = store.inspect(run_dir)
@@ -142,7 +143,11 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
     progress = store.read_json(run_dir / store.PROGRESS)
     progress = progress if isinstance(progress, dict) else {}
     total = summary.get("epochs_total") or progress.get("epochs")
-    epochs = f"{state.epochs_done}/{total}" if total else str(state.epochs_done or "")
+    done: int | str = state.epochs_done
+    if state.status == store.DAMAGED:  # inspect says 0: what its readable records say, or ?
+        on_record = store.epochs_on_record(run_dir)
+        done = "?" if on_record is None else on_record
+    epochs = f"{done}/{total}" if total else str(done or "")
     detail, tail = "", []
     if state.status == "running":
         detail = f"on {state.detail}" if state.detail else ""

@@ -6,9 +6,10 @@
 Each directory holds ``config.json`` (the resolved config and its hash), ``environment.json``
 (provenance of the latest session), ``metrics.jsonl`` (one line per finished epoch),
 ``checkpoint.pt`` (everything needed to resume), ``progress.json`` (while running),
-``summary.json`` (once the run has ended, however it ended), ``error.txt`` (when it failed),
-and ``lock``. Every file is written to a temporary name and renamed, so a reader, a second
-process or an rsync never sees half a file, and a SIGKILL leaves the previous version intact.
+``summary.json`` (once the run has ended, however it ended), ``error.txt`` (when it failed;
+a retry keeps it aside, set_aside, as ``error.txt.earlier-failure-<time>``), and ``lock``.
+Every file is written to a temporary name and renamed, so a reader, a second process or an
+rsync never sees half a file, and a SIGKILL leaves the previous version intact.
 A run that adopted the complete training of a twin in another study (harness.twins) holds a
 copy of the twin's files, its summary naming the run that trained (``shared_with``).
 """
@@ -384,6 +385,17 @@ def file_in_the_way(run_dir: Path) -> Path | None:
     return None
 
 
+def not_a_folder(path: Path) -> str | None:
+    """What stands at ``path`` where a folder of the store belongs and cannot be read as one
+    ("a link that leads nowhere ...", "a file, not a folder"), or None (a folder, or nothing:
+    a store or study with no runs yet). A scan passes over such a path as if it held nothing."""
+    if not present(path) or path.is_dir():
+        return None
+    if not path.exists():  # present, yet nothing at its end: a link
+        return "a link that leads nowhere (a loop, or its target is gone)"
+    return "a file, not a folder"
+
+
 IN_THE_WAY = "not-a-directory"  # how set_aside names a file kept out of the store's way
 
 
@@ -551,6 +563,20 @@ def recorded_progress(run_dir: Path) -> tuple[int, int]:
     except DamagedFile:
         return 0, 0
     return len(rows), rows[-1]["iteration"] if rows else 0
+
+
+def epochs_on_record(run_dir: Path) -> int | None:
+    """How far a run got by the furthest epoch its curves or its summary attest, each where
+    it still reads; None where neither does. For a damaged run, which inspect gives 0 epochs
+    (nothing it read can be trusted as a whole), so that status does not show a false 0."""
+    attested = []
+    with contextlib.suppress(DamagedFile):
+        attested += [row["epoch"] for row in read_jsonl(run_dir / METRICS)]
+    with contextlib.suppress(DamagedFile):
+        summary = read_summary(run_dir) or {}
+        if summary.get("epochs_done") is not None:
+            attested.append(summary["epochs_done"])
+    return max(attested, default=None)
 
 
 def mark_failed(run_dir: Path, error: str) -> None:

@@ -529,12 +529,23 @@ def begin_session(run_dir: Path, plan: RunPlan, ex: Execution, telemetry: Teleme
     for path, kept in store.directories_in_the_way(run_dir):
         print(f"warning: {path} is a directory where a file belongs; kept as {kept.name}")
     clear_summary(run_dir)
-    (run_dir / store.ERROR).unlink(missing_ok=True)
+    keep_the_earlier_failure(run_dir)
     store.write_json(run_dir / store.CONFIG, {"hash": plan.hash, **plan.config})
     keep_a_damaged_environment(run_dir)
     env = environment(ex.device, driver=telemetry.driver_version(), execution=ex.describe())
     store.write_json(run_dir / store.ENVIRONMENT, env)
     return env
+
+
+EARLIER_FAILURE = "earlier-failure"  # how set_aside names the error.txt of a failure retried
+
+
+def keep_the_earlier_failure(run_dir: Path) -> None:
+    """error.txt is the current failure's traceback (status shows it, and a retry that fails
+    writes its own), so a new session takes it away; it is kept beside the run under another
+    name, not deleted: a retry that fails otherwise, or succeeds, would lose why it failed."""
+    if store.present(run_dir / store.ERROR):
+        store.set_aside(run_dir / store.ERROR, EARLIER_FAILURE)
 
 
 def keep_a_damaged_environment(run_dir: Path) -> None:

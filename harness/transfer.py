@@ -147,6 +147,13 @@ def export_study(
     records = [r for r in scan(results) if r.study == study]
     records += [e for e in scan_evaluations(results) if e.study == study]
     if not records:
+        for folder in (results, results / study):  # read as empty, it is not: say so
+            if (what := store.not_a_folder(folder)) is not None:
+                raise TransferError(
+                    f"{folder} is {what}, so the runs of study {study!r} cannot be read and "
+                    "nothing was exported; put the folder of runs there (or give --results "
+                    "the store that holds it) and export again"
+                )
         raise TransferError(f"no runs of study {study!r} under {results}: nothing to export")
     return export_runs(records, results, out, study=study, checkpoints=checkpoints, replace=replace)
 

@@ -277,6 +277,42 @@ def test_a_directory_where_a_file_belongs_names_the_files_to_give(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["a.yaml", "b.yaml"]
 
 
+def test_a_file_given_as_a_folder_says_what_to_give_for_every_command(tmp_path):
+    """Every command with --results (found on the command line itself, so a new one is
+    covered too) refuses a regular file with the store to give and where it lives by
+    default; an archive from `repro export` is pointed to `repro import`. `repro status
+    --data-dir` gave click's "Directory ... is a file", which names no remedy."""
+    from harness.cli import main
+
+    commands = sorted(name for name, command in main.commands.items()
+                      if any(p.name == "results" for p in command.params))  # fmt: skip
+    assert set(commands) >= {"evaluate", "export", "import", "queue", "report", "run", "status"}
+    afile, archive = tmp_path / "notes.txt", tmp_path / "tiny.tar.gz"
+    afile.write_text("mine\n")
+    archive.write_bytes(b"\x1f\x8b")
+    for name in commands:
+        # --results first: click converts options in the order given, so it is judged before
+        # any argument the command requires is found missing.
+        out = repro(name, "--results", str(afile))
+        assert out.exit_code == 2, (name, out.output)
+        assert (f"{afile} is a file, not a directory; give --results the directory that holds "
+                "(or will hold) the run store (by default results/ in the current directory)"
+                ) in " ".join(out.output.split()), (name, out.output)  # fmt: skip
+        out = repro(name, "--results", str(archive))
+        assert out.exit_code == 2, (name, out.output)
+        assert (
+            f"an archive from `repro export` is merged into a store with `repro import "
+            f"{archive} --results DIR`"
+        ) in " ".join(out.output.split()), (name, out.output)
+    out = repro("status", "--data-dir", str(afile))
+    assert out.exit_code == 2, out.output
+    assert (
+        f"{afile} is a file, not a directory; give --data-dir the directory that holds "
+        "cifar-10-batches-py/"
+    ) in " ".join(out.output.split()), out.output
+    assert afile.read_text() == "mine\n" and archive.read_bytes() == b"\x1f\x8b"
+
+
 def test_a_bad_study_file_says_what_each_command_did_not_do(tmp_path):
     """`repro report`, `repro export` and `repro status` with a broken study said "nothing was
     run", which they never do; each names what it did not do."""

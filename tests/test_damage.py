@@ -681,6 +681,34 @@ def test_a_run_that_fails_before_its_history_loads_keeps_its_sessions_in_the_sum
     assert this["dataset_fingerprint"] == earlier[0]["dataset_fingerprint"]
 
 
+def test_retrying_a_failed_run_keeps_the_earlier_failure_aside(
+    finished_store, tmp_path, cifar_root
+):
+    """A session began by deleting error.txt: retrying a failed run lost the traceback of
+    its failure. It is kept beside the run under another name; status, which shows the
+    current error.txt, no longer shows it once the retry has ended otherwise."""
+    study, results = _copy(finished_store, tmp_path)
+    run = results / RUNS[0]
+    _interrupted(run)
+    good = (run / store.CHECKPOINT).read_bytes()
+    _edit_checkpoint(run, lambda c: c["model"].popitem())
+    out = repro(*run_args(study, cifar_root, results, "--only", "a"))
+    assert out.exit_code == 1 and "CheckpointMismatch" in out.output, out.output
+    failure = (run / store.ERROR).read_text()
+    assert "CheckpointMismatch" in failure
+
+    (run / store.CHECKPOINT).write_bytes(good)  # the user puts the right checkpoint back
+    out = repro(*run_args(study, cifar_root, results, "--only", "a"))
+    assert out.exit_code == 0, out.output
+    assert store.inspect(run).status == store.COMPLETE
+    assert not store.present(run / store.ERROR)
+    (kept,) = run.glob(f"{store.ERROR}.earlier-failure-*")
+    assert kept.read_text() == failure
+    status = repro("status", str(study), "--results", str(results))
+    assert re.search(r"a/seed-0  complete +3/3 ", status.output), status.output
+    assert "CheckpointMismatch" not in status.output
+
+
 def test_a_fused_member_whose_checkpoint_does_not_fit_is_named():
     from conftest import small_recipe
 
@@ -1103,6 +1131,38 @@ def test_the_sweep_each_command_says_what_is_damaged_and_run_repairs_it(
     assert {n: d for n, d in _files(results).items() if n.startswith(RUNS[1])} == healthy
 
 
+def _garbage(name: str):
+    return lambda run: (run / name).write_bytes(b"\x00\xffnot json\n")
+
+
+# case: (what is done to tiny/a/seed-0, what status shows in its epochs column)
+HOW_FAR = {
+    "torn curves, summary readable": (_garbage(store.METRICS), "3/3"),
+    "summary garbage, curves readable": (_garbage(store.SUMMARY), "3"),
+    "summary a link loop, curves readable": (_loop(store.SUMMARY), "3"),
+    "curves without the last epoch": (_without_last_epoch, "3/3"),
+    "an epoch twice, interrupted": (_then(_interrupted, _rows([0, 1, 2, 2])), "3"),
+    "both unreadable": (_then(_garbage(store.METRICS), _garbage(store.SUMMARY)), "?"),
+    "run folder a link loop": (_folder_loop(0), "?"),
+}
+
+
+@pytest.mark.parametrize("case", HOW_FAR)
+def test_status_says_how_far_a_damaged_run_got_or_that_it_cannot_tell(
+    finished_store, tmp_path, case
+):
+    """Status showed 0 epochs (0/3) for every damaged run, though its curves or summary
+    still said it had trained 3. It shows the furthest epoch a readable record attests, and
+    "?" where none reads, never a false 0."""
+    study, results = _copy(finished_store, tmp_path)
+    spoil, shown = HOW_FAR[case]
+    spoil(results / RUNS[0])
+    status = repro("status", str(study), "--results", str(results))
+    assert status.exit_code == 0, status.output
+    (line,) = [s for s in status.output.splitlines() if s.strip().startswith("a/seed-0 ")]
+    assert re.search(rf"a/seed-0  damaged +{re.escape(shown)}  ", line), line
+
+
 @pytest.mark.parametrize(("spoil", "problem"), [
     (lambda path: path.unlink(), "is missing, though the run holds metrics.jsonl, checkpoint.pt, "
                                  "a complete summary"),
@@ -1161,7 +1221,7 @@ def test_a_store_that_is_no_folder_is_a_clear_error_for_every_command(
     """A link loop as --results gave run, evaluate and import an OSError traceback (the
     writable check walked past it to its parent), and a path below a file gave import a
     NotADirectoryError; each now refuses with exit status 2 and one line, touching nothing.
-    (click refuses a regular file as --results.) Status and report read it as no store."""
+    (A regular file as --results is refused while parsing: tests/test_cli.py.) Status and report read it as no store."""
     study, _ = _copy(finished_store, tmp_path)
     archive = tmp_path / "a.tar.gz"
     assert repro("export", str(study), "--out", str(archive),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
 import uuid
@@ -484,6 +485,34 @@ def test_exporting_a_study_without_runs_is_a_clear_error(tmp_path):
     assert "no runs of study 'tiny'" in result.output and "nothing to export" in result.output
     assert "Traceback" not in result.output
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
+
+
+# What stands where the store, or the study's folder in it, belongs: (make it, words said).
+FOLDER_UNREADABLE = {
+    "study folder a link loop": ("r/tiny", lambda p: os.symlink(p.name, p), "a link that leads nowhere"),
+    "study folder a dead link": ("r/tiny", lambda p: os.symlink("gone", p), "a link that leads nowhere"),
+    "study folder a file": ("r/tiny", lambda p: p.write_text("x\n"), "a file, not a folder"),
+    "store a link loop": ("r", lambda p: os.symlink(p.name, p), "a link that leads nowhere"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", FOLDER_UNREADABLE)
+def test_exporting_from_a_folder_that_cannot_be_read_says_so(tmp_path, case):
+    """A study folder (or store) that is a link loop read as empty: export said "no runs of
+    study", as if none had been trained, when they could not be read. It names the path,
+    what stands there and what to do."""
+    study = tiny_study(tmp_path / "s.yaml", EXPERIMENTS, RECIPE)
+    where, make, said = FOLDER_UNREADABLE[case]
+    if where != "r":
+        (tmp_path / "r").mkdir()
+    make(tmp_path / where)
+    out = tmp_path / "a.tar.gz"
+    result = repro("export", str(study), "--out", str(out), "--results", str(tmp_path / "r"))
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"{tmp_path / where} is {said}" in result.output, result.output
+    assert "cannot be read" in result.output and "no runs of study" not in result.output
+    assert not out.exists()
+    assert os.path.lexists(tmp_path / where)
 
 
 def test_checkpoint_evaluations_travel_and_are_never_doubled(tmp_path):
