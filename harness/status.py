@@ -167,9 +167,16 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
     job = store.read_job(run_dir)
     if job and state.status not in ("queued",):
         detail = (detail + f" (job {job['job_id']})").strip()
+    # A planned run made with another config is not resumed: `repro run` moves it aside and
+    # trains it again on the data here (runner._decide), so no data of its own is in question.
+    superseded = None not in (planned_hash, state.config_hash) and state.config_hash != planned_hash
+    if state.status in RESUMABLE and superseded:
+        detail = (f"{detail}; " if detail else "") + (
+            "made with another config: `repro run` moves it to .superseded/ and trains it again"
+        )
     # The data it began on: the summary's, or, for a run killed in a session (which removed
     # the summary as it began) or one whose summary is damaged, its checkpoint's sessions.
-    record = summary_or_checkpoint(run_dir) if state.status in RESUMABLE else {}
+    record = summary_or_checkpoint(run_dir) if state.status in RESUMABLE and not superseded else {}
     if store.data_fingerprints(record)[0]:
         data = check.data() if check is not None else None
         detail = (f"{detail}; " if detail else "") + f"began on {began_on(record, data)}"
