@@ -108,13 +108,16 @@ def began_on(summary: dict, here: Cifar10 | None = None) -> str:
 
 def data_verdict(run_dir: Path, data: Cifar10, summary: dict) -> str:
     """Whether `repro run` on ``data`` resumes the run or refuses it (runner.data_conflict,
-    the very check it makes); the data here is shown as long as it takes to differ from the
-    data the run began on (``summary``'s, as began_on shows it)."""
+    the very check it makes), or, with no checkpoint, starts it over; the data here is shown
+    as long as it takes to differ from the data the run began on (``summary``'s, as began_on
+    shows it)."""
     from harness.runner import data_conflict
 
     began = store.data_fingerprints(summary)[0] or data.fingerprint
     shown = shown_apart(began, data.fingerprint)[1]
     here = f"{shown}, {'official' if data.official else 'not official'}"
+    if not (run_dir / store.CHECKPOINT).exists():  # nothing to resume, so nothing to mix
+        return f"no epoch to resume: `repro run` starts it over on the data here ({here})"
     if data_conflict(run_dir, data) is None:
         return f"resumes on the data here ({here})"
     return (f"`repro run` would REFUSE to resume it on the data here ({here}): finish it where "

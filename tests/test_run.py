@@ -634,6 +634,28 @@ def test_status_predicts_no_refusal_for_a_paused_run_whose_study_entry_changed(t
     assert list((run_dir.parent / ".superseded").iterdir())
 
 
+def test_status_says_a_run_with_no_epoch_to_resume_starts_over_on_the_data_here(tmp_path):
+    """A run that failed in its first epoch records the data that session began on, but has
+    no checkpoint: `repro run` starts it over on the data here (data_conflict has nothing to
+    mix), while `repro status` said "began on data c...; resumes on the data here (d...)"."""
+    from fake_runs import fake_run
+
+    from harness.runner import data_conflict
+    from harness.status import DataCheck, row_for
+
+    study = load_study(tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet20, "
+                                  "recipe: base}\n"))  # fmt: skip
+    run_dir = fake_run(tmp_path / "results", study, "a", status="failed", official=False,
+                       fingerprint="c" * 64)  # fmt: skip
+    here = _data_of("d" * 64)
+    assert data_conflict(run_dir, here) is None  # what `repro run` decides
+    row = row_for("a/seed-0", run_dir, check=DataCheck(_data=here, _tried=True))
+    assert "resumes" not in row.detail, row.detail
+    assert "began on data cccccccccccc (not the official release); no epoch to resume: " \
+        "`repro run` starts it over on the data here (dddddddddddd, not official)" \
+        in row.detail, row.detail  # fmt: skip
+
+
 @pytest.mark.parametrize("ending", ["error", "stop"])
 def test_a_fused_member_that_diverged_before_its_group_ended_is_said_to_have_diverged(
     tmp_path, cifar_root, monkeypatch, ending
