@@ -109,13 +109,16 @@ def began_on(summary: dict, here: Cifar10 | None = None) -> str:
 
 def data_verdict(run_dir: Path, data: Cifar10, summary: dict) -> str:
     """Whether `repro run` on ``data`` resumes the run or refuses it (runner.data_conflict,
-    the very check it makes); the data here is shown as long as it takes to differ from the
-    data the run began on (``summary``'s, as began_on shows it)."""
+    the very check it makes), or, with no checkpoint, starts it over; the data here is shown
+    as long as it takes to differ from the data the run began on (``summary``'s, as began_on
+    shows it)."""
     from harness.runner import data_conflict
 
     began = store.data_fingerprints(summary)[0] or data.fingerprint
     shown = shown_apart(began, data.fingerprint)[1]
     here = f"{shown}, {'official' if data.official else 'not official'}"
+    if not (run_dir / store.CHECKPOINT).exists():  # nothing to resume, so nothing to mix
+        return f"no epoch to resume: `repro run` starts it over on the data here ({here})"
     if data_conflict(run_dir, data) is None:
         return f"resumes on the data here ({here})"
     return (f"`repro run` would REFUSE to resume it on the data here ({here}): finish it where "
@@ -172,9 +175,16 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
     job = store.read_job(run_dir)
     if job and state.status not in ("queued",):
         detail = (detail + f" (job {job['job_id']})").strip()
+    # A planned run made with another config is not resumed: `repro run` moves it aside and
+    # trains it again on the data here (runner._decide), so no data of its own is in question.
+    superseded = None not in (planned_hash, state.config_hash) and state.config_hash != planned_hash
+    if state.status in RESUMABLE and superseded:
+        detail = (f"{detail}; " if detail else "") + (
+            "made with another config: `repro run` moves it to .superseded/ and trains it again"
+        )
     # The data it began on: the summary's, or, for a run killed in a session (which removed
     # the summary as it began) or one whose summary is damaged, its checkpoint's sessions.
-    record = summary_or_checkpoint(run_dir) if state.status in RESUMABLE else {}
+    record = summary_or_checkpoint(run_dir) if state.status in RESUMABLE and not superseded else {}
     if store.data_fingerprints(record)[0]:
         data = check.data() if check is not None else None
         detail = (f"{detail}; " if detail else "") + f"began on {began_on(record, data)}"

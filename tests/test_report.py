@@ -1275,6 +1275,56 @@ def test_each_study_counts_its_runs_as_the_glance_does(tmp_path):
     assert "counted only for the test error at epoch 2" not in text
 
 
+def test_the_run_table_says_of_a_run_no_verdict_reads_what_the_glance_says(tmp_path):
+    # The glance and the study's line said "1 counted, 1 that no verdict reads" while the run
+    # table's counted cell said "yes" for both runs: two "yes" under a count of one.
+    experiments = ("  - {name: a, model: resnet20, recipe: base}\n"
+                   "  - {name: b, model: resnet20, recipe: base}\n"
+                   "claims:\n"
+                   "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.75}\n"
+                   "  - {source: test, where: T2, experiment: b, metric: params, value: 269722}\n")  # fmt: skip
+    path = tiny_study(tmp_path / "unread.yaml", experiments, name="unread")
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "a", 0, test_error=8.6)
+    fake_run(results, study, "b", 0)  # counts, but a parameter count reads no run
+    report = build([(study, str(path))], scan(results), str(results))
+    runs = next(e for e in report.evidence if e.what == "Runs")
+    assert runs.text == ("2 runs of 2 experiments (1 random seed each), 1 counted, 1 that no "
+                         "verdict reads")  # fmt: skip
+    (s,) = report.studies
+    assert {r.experiment: r.counted_text for r in s.runs} == {"a": "yes",
+                                                             "b": "no verdict reads it"}  # fmt: skip
+    assert sum(r.counted_text == "yes" for r in s.runs) == s.counted_runs == 1
+
+
+def test_the_caveat_calls_an_unfinished_run_kept_apart_not_counted_yet(tmp_path):
+    # A paused bf16 run past the claimed epoch, kept apart from the fp32 pool the verdict used:
+    # the Runs line said "1 kept apart (bf16 vs fp32)" and its caveat "not counted in full
+    # yet", as if a verdict stood on it at that epoch already.
+    experiments = ("  - {name: a, model: resnet20, recipe: base, seeds: 3}\n"
+                   "claims:\n"
+                   "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.75}\n"
+                   "  - {source: test, where: T3, experiment: a, metric: test_error_at_epoch, "
+                   "epoch: 2, value: 11.0}\n")  # fmt: skip
+    path = tiny_study(tmp_path / "apart.yaml", experiments, name="apart")
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "a", 0, test_error=8.6)
+    fake_run(results, study, "a", 1, test_error=8.7)
+    fake_run(results, study, "a", 2, status="paused", precision="bf16")  # past epoch 2
+    report = build([(study, str(path))], scan(results), str(results))
+    runs = next(e for e in report.evidence if e.what == "Runs")
+    assert runs.text.endswith("2 counted, 1 kept apart (bf16 vs fp32)"), runs.text
+    assert runs.caveat == "1 unfinished (paused) at epoch 2 of 4: not counted yet"
+    # In the fp32 pool, the same run counts there: the caveat says so.
+    fake_run(results, study, "a", 2, status="paused")
+    report = build([(study, str(path))], scan(results), str(results))
+    runs = next(e for e in report.evidence if e.what == "Runs")
+    assert "1 for the test error at epoch 2 only" in runs.text, runs.text
+    assert runs.caveat == "1 unfinished (paused) at epoch 2 of 4: not counted in full yet"
+
+
 def test_copies_whose_fingerprints_share_twelve_characters_are_told_apart(tmp_path):
     # Two copies of the data kept apart read "data 0123456789ab vs data 0123456789ab", and a
     # run resumed on the other "mixed data (data 0123456789ab + 0123456789ab)".

@@ -606,6 +606,56 @@ def test_two_data_sets_that_share_twelve_characters_are_shown_apart(tmp_path):
         "(0123456789ab, not official)" in same.detail, same.detail  # fmt: skip
 
 
+def test_status_predicts_no_refusal_for_a_paused_run_whose_study_entry_changed(tmp_path):
+    """`repro run` moves a run made with another config to .superseded/ and trains it again,
+    on whatever data is here; `repro status` said it "would REFUSE to resume it on the data
+    here", sending the user off to find the data it began on for nothing."""
+    from fake_runs import fake_run
+
+    from harness.plan import plan
+    from harness.runner import _decide, data_conflict
+    from harness.status import DataCheck, study_status
+
+    study = load_study(tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet20, "
+                                  "recipe: base}\n"))  # fmt: skip
+    results = tmp_path / "results"
+    run_dir = fake_run(results, study, "a", status="paused", official=False,
+                       fingerprint="c" * 64, stale=True)  # fmt: skip
+    (run_dir / store.CHECKPOINT).write_bytes(b"a checkpoint")
+    here = _data_of("d" * 64)
+    (row,) = study_status(study, results, DataCheck(_data=here, _tried=True))
+    assert row.state == "paused" and "REFUSE" not in row.detail, row.detail
+    assert "made with another config: `repro run` moves it to .superseded/ and trains it " \
+        "again" in row.detail, row.detail  # fmt: skip
+    # What `repro run` does: it makes way for the run, which then has nothing to refuse.
+    (p,) = plan(study)
+    assert _decide(p, results, force=False, echo=lambda _: None) is None
+    assert data_conflict(run_dir, here) is None
+    assert list((run_dir.parent / ".superseded").iterdir())
+
+
+def test_status_says_a_run_with_no_epoch_to_resume_starts_over_on_the_data_here(tmp_path):
+    """A run that failed in its first epoch records the data that session began on, but has
+    no checkpoint: `repro run` starts it over on the data here (data_conflict has nothing to
+    mix), while `repro status` said "began on data c...; resumes on the data here (d...)"."""
+    from fake_runs import fake_run
+
+    from harness.runner import data_conflict
+    from harness.status import DataCheck, row_for
+
+    study = load_study(tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet20, "
+                                  "recipe: base}\n"))  # fmt: skip
+    run_dir = fake_run(tmp_path / "results", study, "a", status="failed", official=False,
+                       fingerprint="c" * 64)  # fmt: skip
+    here = _data_of("d" * 64)
+    assert data_conflict(run_dir, here) is None  # what `repro run` decides
+    row = row_for("a/seed-0", run_dir, check=DataCheck(_data=here, _tried=True))
+    assert "resumes" not in row.detail, row.detail
+    assert "began on data cccccccccccc (not the official release); no epoch to resume: " \
+        "`repro run` starts it over on the data here (dddddddddddd, not official)" \
+        in row.detail, row.detail  # fmt: skip
+
+
 @pytest.mark.parametrize("ending", ["error", "stop"])
 def test_a_fused_member_that_diverged_before_its_group_ended_is_said_to_have_diverged(
     tmp_path, cifar_root, monkeypatch, ending

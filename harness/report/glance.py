@@ -112,7 +112,9 @@ def _unfinished_caveat(unfinished: list[RunView], counted: int) -> str:
     total = {r.epochs_total for r in unfinished}
     at = f"epoch {done[0]}" if done[0] == done[-1] else f"epochs {done[0]} to {done[-1]}"
     at += f" of {total.pop()}" if len(total) == 1 and None not in total else ""
-    if any(r.counted_at_epochs for r in unfinished):  # the line's text says where they count
+    # The line's text says where they count: only where a verdict stands on them there (one
+    # kept apart is said kept apart, not counted at that epoch).
+    if counted_at_epochs_only(unfinished):
         uses = "not counted in full yet"
     else:
         uses = "no verdict uses them yet" if not counted else "not counted yet"

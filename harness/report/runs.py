@@ -114,6 +114,9 @@ def _run_view(
         images_note=_images_note(r.data),
         in_verdict=in_verdict,
         kept_apart=apart[0] if apart and not in_verdict else "",
+        unread=claims is not None
+        and (c.counted or bool(counted_at_epochs))
+        and not (in_verdict or apart),
     )
 
 

@@ -50,14 +50,19 @@ class RunView:
     in_verdict: bool = False  # a claim's verdict stands on it (ClaimRow.used_runs)
     # Counted, yet every verdict on it kept it apart: how its pool differs ("bf16 vs fp32").
     kept_apart: str = ""
+    # Counted (or at an epoch), yet no claim's verdict reads it nor kept it apart: an
+    # experiment with only a parameter count, a seed past a rule's n.
+    unread: bool = False
 
     @property
     def counted_text(self) -> str:
         """The run table's "counted" cell: yes, no, or, for an unfinished run past a claimed
         epoch, only there (its figure at that epoch is in a verdict; the rest of it is not);
-        a run every verdict kept apart says so, as the glance does."""
+        a run every verdict kept apart, or that none reads, says so, as the glance does."""
         if self.kept_apart:
             return f"kept apart ({self.kept_apart})"
+        if self.unread:
+            return "no verdict reads it"
         if self.counted:
             return "yes"
         if self.counted_at_epochs:
@@ -93,7 +98,7 @@ def set_aside_text(runs: list[RunView]) -> str:
         how = (next(iter(apart)) if len(apart) == 1
                else "; ".join(f"{n} {why}" for why, n in sorted(apart.items())))  # fmt: skip
         text += f", {apart.total()} kept apart ({how})"
-    if unread := sum(not r.kept_apart for r in eligible):
+    if unread := sum(r.unread for r in runs):
         text += f", {unread} that no verdict reads"
     return text
 
