@@ -307,6 +307,67 @@ def test_unknown_key_names_its_line_and_the_allowed_keys(tmp_path):
     assert str(problem).startswith(f"{problem.file}:9: recipes.base.batch_sise: unknown key")
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "path", "line", "message"),
+    [
+        pytest.param(
+            "  - kind: ordering\n",
+            "  - kind: ordreing\n",
+            "claims[1].kind",
+            22,
+            "kind 'ordreing' is not a claim kind; did you mean 'ordering'? (kinds: value, ordering)",
+            id="misspelt-ordering",
+        ),
+        pytest.param(
+            "  - kind: ordering\n",
+            "  - kind: Ordering\n",
+            "claims[1].kind",
+            22,
+            "kind 'Ordering' is not a claim kind; did you mean 'ordering'?",
+            id="capitalised-ordering",
+        ),
+        pytest.param(
+            "  - kind: ordering\n",
+            "  - kind: qualitative\n",
+            "claims[1].kind",
+            22,
+            "kind 'qualitative' is not a claim kind; its keys (statement, experiments, direction) "
+            "are those of an 'ordering' claim (kinds: value, ordering)",
+            id="far-kind-with-ordering-keys",
+        ),
+        pytest.param(
+            "  - {source: he2015,",
+            "  - {kind: vlaue, source: he2015,",
+            "claims[0].kind",
+            21,
+            "kind 'vlaue' is not a claim kind; did you mean 'value'?",
+            id="misspelt-value",
+        ),
+        pytest.param(
+            "  - kind: ordering\n    source",
+            "  - source",
+            "claims[1]",
+            22,
+            "a claim without `kind:` states a value, but this one has statement, experiments, "
+            "direction, the keys of an ordering claim: add `kind: ordering`",
+            id="ordering-without-kind",
+        ),
+    ],
+)
+def test_a_claim_of_no_known_kind_gets_one_message_not_the_wrong_kinds_keys(
+    tmp_path, old, new, path, line, message
+):
+    """`kind: ordreing` was validated as a value claim: its author read that kind must be
+    'value', that `value` was missing, and that statement, experiments and direction were
+    unknown keys (direction: "did you mean 'resolution'?")."""
+    assert old in MINIMAL
+    problems = problems_of(tmp_path, MINIMAL.replace(old, new, 1))
+    assert len(problems) == 1, "\n".join(str(p) for p in problems)
+    (problem,) = problems
+    assert (problem.path, problem.line) == (path, line)
+    assert message in problem.message, problem.message
+
+
 def test_problem_in_a_named_recipe_is_reported_once(tmp_path):
     problems = problems_of(tmp_path, MINIMAL.replace("{lr: 0.1,", "{lr: -0.1,"))
     assert [p.path for p in problems] == ["recipes.base.optimizer.lr"]
