@@ -10,7 +10,6 @@ reported together so a person can fix them in one pass.
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 import types
 import typing
@@ -23,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from harness.checkpoints import transform_misfit
+from harness.near import listing, near_names
 from harness.plan import nominal_batches_per_epoch
 from harness.schedule import Length
 from harness.schema import (
@@ -721,12 +721,12 @@ def _show(value: Any, limit: int = 80) -> str:
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    close = near_names(word, choices)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _one_of(choices: Iterable[str]) -> str:
-    return "one of " + ", ".join(repr(c) for c in choices)
+    return "one of " + listing(choices)
 
 
 def _dedupe(problems: list[_RawProblem]) -> list[_RawProblem]:

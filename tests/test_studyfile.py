@@ -368,6 +368,75 @@ def test_a_claim_of_no_known_kind_gets_one_message_not_the_wrong_kinds_keys(
     assert message in problem.message, problem.message
 
 
+# Experiments whose names share letters but not depths, beside MINIMAL's resnet20 and plain20.
+NAMED = MINIMAL.replace(
+    "claims:\n",
+    "  - {name: park-resnet-56, model: resnet56, recipe: base}\n"
+    "  - {name: he-resnet110, model: resnet110, recipe: base}\n"
+    "  - {name: mk-preresnet110, model: preresnet110, recipe: base}\n"
+    "claims:\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("old", "given", "path", "near"),
+    [
+        # Each was offered a name of another depth: park-resnet-56, he-resnet110, plain20.
+        pytest.param(
+            "resnet20,",
+            "park-resnet20",
+            "claims[0].experiment",
+            "resnet20",
+            id="value-claim-keeps-the-depth",
+        ),
+        pytest.param(
+            "[resnet20,",
+            "park-resnet20",
+            "claims[1].experiments[0]",
+            "resnet20",
+            id="ordering-claim-keeps-the-depth",
+        ),
+        pytest.param(
+            "resnet20,",
+            "he-resnet1202",
+            "claims[0].experiment",
+            None,
+            id="value-claim-nothing-close",
+        ),
+        pytest.param(
+            " plain20]",
+            "plain-56",
+            "claims[1].experiments[1]",
+            None,
+            id="ordering-claim-nothing-close",
+        ),
+    ],
+)
+def test_an_unknown_experiment_is_offered_only_a_name_that_is_close(
+    tmp_path, old, given, path, near
+):
+    assert old in NAMED
+    # `old` is the claim's reference (the first of its kind in NAMED); `given` replaces the name.
+    (problem,) = problems_of(tmp_path, NAMED.replace(old, old.replace(old.strip("[, ]"), given), 1))
+    assert problem.path == path
+    hint = f"; did you mean {near!r}?" if near else ""
+    assert problem.message == f"no experiment named {given!r}{hint}", problem.message
+    # The names there are, for a reader with no near name to go on.
+    assert problem.allowed == (
+        "one of 'resnet20', 'plain20', 'park-resnet-56', 'he-resnet110', 'mk-preresnet110'"
+    )
+
+
+def test_a_long_list_of_experiments_is_shortened(tmp_path):
+    many = "".join(f"  - {{name: r{i}, model: resnet20, recipe: base}}\n" for i in range(13))
+    text = MINIMAL.replace("claims:\n", many + "claims:\n").replace(
+        "experiment: resnet20,", "experiment: resnet-8,"
+    )
+    (problem,) = problems_of(tmp_path, text)
+    assert problem.allowed.startswith("one of 'resnet20', 'plain20', 'r0', ")
+    assert problem.allowed.endswith(", 'r9' and 3 more"), problem.allowed
+
+
 def test_problem_in_a_named_recipe_is_reported_once(tmp_path):
     problems = problems_of(tmp_path, MINIMAL.replace("{lr: 0.1,", "{lr: -0.1,"))
     assert [p.path for p in problems] == ["recipes.base.optimizer.lr"]
