@@ -31,6 +31,7 @@ from harness.checkpoints import TRANSFORMS, CheckpointError, fetch, load
 from harness.data import Cifar10, DataError, load_cached, locate, non_official_warning
 from harness.environment import environment, now_utc
 from harness.loader import Normalizer, eval_batches
+from harness.near import listing, near_names
 from harness.schema import CheckpointSpec, Study
 from harness.zoo import count_parameters
 
@@ -96,9 +97,11 @@ def evaluate_study(
     names = [c.name for c in study.checkpoints]
     unknown = [n for n in options.only if n not in names]
     if unknown:
+        near = dict.fromkeys(c for n in unknown for c in near_names(n, names, n=2))
+        hint = f" (did you mean {' or '.join(near)}?)" if near else ""
         raise EvaluateError(
             f"--only {', '.join(unknown)}: study {study.name!r} has no such "
-            f"checkpoint; it has: {', '.join(names) or 'none'}"
+            f"checkpoint{hint}; it has: {listing(names, quote=False) or 'none'}"
         )
     chosen = [c for c in study.checkpoints if not options.only or c.name in options.only]
     if not chosen:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.near import listing, near_names
 from harness.schedule import batches_per_epoch
 from harness.schema import Experiment, Recipe, Study, Warmup
 
@@ -98,7 +99,7 @@ def plan(
     if unknown:
         raise PlanError(
             f"--only {', '.join(unknown)}: study {study.name!r} has no such experiment"
-            f"{_hint(study, unknown)}; it has: {', '.join(names)}"
+            f"{_hint(study, unknown)}; it has: {listing(names, quote=False)}"
         )
     runs = []
     for exp in study.experiments:
@@ -125,15 +126,13 @@ def plan(
 
 def _hint(study: Study, unknown: list[str]) -> str:
     """A model name given for an experiment: the experiments that use it; else the closest."""
-    import difflib
-
     hints = []
     for name in unknown:
         using = [e.name for e in study.experiments
                  if e.model_name == name or e.model_name == name.lower()]  # fmt: skip
         if using:
             hints.append(f"{name} is a model; the experiments that train it: {', '.join(using)}")
-        elif close := difflib.get_close_matches(name, [e.name for e in study.experiments], n=2):
+        elif close := near_names(name, [e.name for e in study.experiments], n=2):
             hints.append(f"did you mean {' or '.join(close)}?")
     return f" ({'; '.join(hints)})" if hints else ""
 

@@ -574,14 +574,35 @@ class OrderingClaim(Strict):
         return self
 
 
-def _claim_kind(data: Any) -> str:
-    kind = data.get("kind", "value") if isinstance(data, dict) else getattr(data, "kind", "value")
-    return kind if kind in ("value", "ordering") else "value"
+CLAIM_KINDS = ("value", "ordering")
+# The keys only an ordering claim has, and those only a value claim has.
+ORDERING_KEYS = tuple(k for k in OrderingClaim.model_fields if k not in Claim.model_fields)
+VALUE_KEYS = tuple(k for k in Claim.model_fields if k not in OrderingClaim.model_fields)
+
+
+def _claim_kind(data: Any) -> str | None:
+    """The variant a claim is validated as; None (a `claim_kind` error, which harness.studyfile
+    words) for a kind that is none of CLAIM_KINDS. Read as a value claim, as it once was,
+    `kind: ordreing` was told its statement, experiments and direction were unknown keys,
+    and not a word about its kind. A claim without `kind:` states a value, unless its keys
+    are an ordering claim's alone: then the missing kind is the mistake to name."""
+    if not isinstance(data, dict):
+        return getattr(data, "kind", "value")
+    if "kind" not in data:
+        keys = set(data)
+        ordering_only = keys & set(ORDERING_KEYS) and not keys & set(VALUE_KEYS)
+        return None if ordering_only else "value"
+    kind = data["kind"]
+    return kind if isinstance(kind, str) and kind in CLAIM_KINDS else None
 
 
 AnyClaim = Annotated[
     Annotated[Claim, Tag("value")] | Annotated[OrderingClaim, Tag("ordering")],
-    Discriminator(_claim_kind),
+    Discriminator(
+        _claim_kind,
+        custom_error_type="claim_kind",
+        custom_error_message=f"a claim's kind is one of {', '.join(CLAIM_KINDS)}",
+    ),
 ]
 
 

@@ -10,7 +10,6 @@ reported together so a person can fix them in one pass.
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 import types
 import typing
@@ -23,11 +22,15 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from harness.checkpoints import transform_misfit
+from harness.near import listing, near_names
 from harness.plan import nominal_batches_per_epoch
 from harness.schedule import Length
 from harness.schema import (
     CHECKPOINT_METRICS,
+    CLAIM_KINDS,
+    ORDERING_KEYS,
     SHA256,
+    VALUE_KEYS,
     Claim,
     OrderingClaim,
     StatedFloat,
@@ -629,6 +632,8 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
         expected, value = str(ctx.get("expected", "")), err.get("input")
         near = _did_you_mean(value, _QUOTED.findall(expected)) if isinstance(value, str) else ""
         return _RawProblem(loc, f"not an allowed value{near}", given, f"one of {expected}")
+    if kind == "claim_kind":
+        return _claim_kind_problem(loc, err.get("input"))
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tags = ctx.get("expected_tags", "")
         return _RawProblem(loc, "unknown or missing 'kind'", given, f"kind: one of {tags}")
@@ -664,6 +669,27 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
     return _RawProblem(loc, err["msg"], given)
 
 
+def _claim_kind_problem(loc: Loc, claim: Any) -> _RawProblem:
+    """One problem for a claim whose kind is not a claim kind, at its `kind:` line; the keys
+    the wrong variant would not know add nothing to it."""
+    kinds = f"(kinds: {', '.join(CLAIM_KINDS)})"
+    claim = claim if isinstance(claim, dict) else {}
+    ordering = [k for k in ORDERING_KEYS if k in claim]
+    if "kind" not in claim:
+        return _RawProblem(
+            loc,
+            "a claim without `kind:` states a value, but this one has "
+            f"{', '.join(ordering)}, the keys of an ordering claim: add `kind: ordering`",
+        )
+    kind = claim["kind"]
+    near = _did_you_mean(kind, CLAIM_KINDS) if isinstance(kind, str) else ""
+    if not near and ordering and not any(k in claim for k in VALUE_KEYS):
+        near = f"; its keys ({', '.join(ordering)}) are those of an 'ordering' claim"
+    return _RawProblem(
+        (*loc, "kind"), f"kind {_show(kind)} is not a claim kind{near} {kinds}", _show(kind)
+    )
+
+
 # The choices in pydantic's "'a', 'b' or 'c'" of a literal error.
 _QUOTED = re.compile(r"'([^']*)'")
 _TEXT_EXPONENT = re.compile(r"[+-]?(\d+)(\.\d*)?[eE]([+-]?\d+)")
@@ -695,12 +721,12 @@ def _show(value: Any, limit: int = 80) -> str:
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    close = near_names(word, choices)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _one_of(choices: Iterable[str]) -> str:
-    return "one of " + ", ".join(repr(c) for c in choices)
+    return "one of " + listing(choices)
 
 
 def _dedupe(problems: list[_RawProblem]) -> list[_RawProblem]:

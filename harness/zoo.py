@@ -25,6 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import nn
 
+from harness.near import near_names, one_slip_away
 from harness.resnet import CifarResNet
 
 Block = Literal["basic", "bottleneck"]
@@ -181,36 +182,17 @@ def _did_you_mean(key: str) -> str:
     """The names one slip away that the grammar builds (``resnt8`` -> resnet8, ``wrn16-4`` ->
     wrn-16-4), else the catalogue's closest: from the catalogue alone, ``resnt8`` was offered
     resnet68b, resnet56 and resnet44, though resnet8 works."""
-    import difflib
-
     listed = [e.name for e in CATALOGUE]
-    fixed = sorted(n for n in _one_slip_away(key) if _buildable(n))
+    fixed = sorted(n for n in one_slip_away(key, _NAME_CHARACTERS) if _buildable(n))
     # A slip in the letters keeps the depth and width as written (resnet-56 is resnet56, not
     # resnet356): only those where there are any, the sources' models first.
     fixed = [n for n in fixed if _digits(n) == _digits(key)] or fixed
     fixed.sort(key=lambda n: n not in listed)
-    close = fixed[:3] or difflib.get_close_matches(key, listed, n=3, cutoff=0.6)
+    close = fixed[:3] or near_names(key, listed, n=3)
     return f" did you mean {' or '.join(close)}?" if close else ""
 
 
 _NAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789-"
-
-
-def _one_slip_away(key: str) -> set[str]:
-    """Every name one character dropped, added, changed or two swapped away from ``key``."""
-    out = set()
-    for i in range(len(key) + 1):
-        head, tail = key[:i], key[i:]
-        if tail:
-            out.add(head + tail[1:])
-        if len(tail) > 1:
-            out.add(head + tail[1] + tail[0] + tail[2:])
-        for c in _NAME_CHARACTERS:
-            out.add(head + c + tail)
-            if tail:
-                out.add(head + c + tail[1:])
-    out.discard(key)
-    return out
 
 
 def _digits(name: str) -> str:

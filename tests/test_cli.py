@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import QUICK_RECIPE, ROOT, tiny_study
 from test_run import repro, run_args
 
@@ -73,6 +74,28 @@ def test_a_misspelled_model_and_a_model_given_to_only_are_explained(tmp_path, ci
     assert "resnet20 is a model; the experiments that train it: tseng-resnet20" in out.output
     out = repro(*run_args(study, cifar_root, tmp_path / "r", "--only", "he-resnt20"))
     assert "did you mean he-resnet20" in out.output
+
+
+@pytest.mark.parametrize(
+    ("study", "only", "says"),
+    [
+        # Was "did you mean resnet8?": the letters alike, the depth not.
+        pytest.param("smoke.yaml", "resnet20", "--only resnet20: study 'smoke' has no such "
+                     "experiment; it has: resnet8, plain8, wrn-10-1-dropout", id="none-close"),
+        # Was "did you mean he-resnet20 or tseng-resnet110?".
+        pytest.param("degradation.yaml", "he-resnet110", "(did you mean tseng-resnet110?); it "
+                     "has: tseng-plain20, ", id="same-depth-only"),
+        # Was "did you mean mk-preresnet110?", and then all 18 experiments.
+        pytest.param("preact_wide.yaml", "park-resnet20", "no such experiment; it has: "
+                     "mk-preresnet110, mk-preresnet164, ", id="none-close-of-many"),
+        pytest.param("preact_wide.yaml", "park-resnet20", ", he2016-preresnet1001 and 6 more\n",
+                     id="many-shortened"),
+    ],
+)  # fmt: skip
+def test_only_an_experiment_of_another_depth_is_no_suggestion(tmp_path, cifar_root, study,
+                                                               only, says):  # fmt: skip
+    out = repro(*run_args(ROOT / "studies" / study, cifar_root, tmp_path / "r", "--only", only))
+    assert out.exit_code == 2 and says in out.output, out.output
 
 
 def test_report_says_when_the_store_is_missing_or_empty(tmp_path):

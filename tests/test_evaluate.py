@@ -457,10 +457,20 @@ def test_a_file_where_the_evaluation_s_directory_belongs_is_kept_aside(foreign, 
     assert kept.read_text() == "stray\n" and len(_records(results)) == 1
 
 
-def test_only_names_a_checkpoint_of_the_study(foreign, cifar_root):
+@pytest.mark.parametrize(
+    ("only", "says"),
+    [
+        ("big", "--only big: study 'foreign' has no such checkpoint; it has: small"),
+        # A slip was told the names there are, and not which of them it was near.
+        ("smal", "--only smal: study 'foreign' has no such checkpoint (did you mean small?); "
+         "it has: small"),
+    ],
+    ids=["none-close", "a-slip"],
+)  # fmt: skip
+def test_only_names_a_checkpoint_of_the_study(foreign, cifar_root, only, says):
     path, results = foreign
-    result = _evaluate(path, results, cifar_root, "--only", "big")
-    assert result.exit_code == 2 and "has no such checkpoint; it has: small" in result.output
+    result = _evaluate(path, results, cifar_root, "--only", only)
+    assert result.exit_code == 2 and says in result.output, result.output
 
 
 # --------------------------------------------------------------------------- the real files

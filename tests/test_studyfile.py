@@ -307,6 +307,136 @@ def test_unknown_key_names_its_line_and_the_allowed_keys(tmp_path):
     assert str(problem).startswith(f"{problem.file}:9: recipes.base.batch_sise: unknown key")
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "path", "line", "message"),
+    [
+        pytest.param(
+            "  - kind: ordering\n",
+            "  - kind: ordreing\n",
+            "claims[1].kind",
+            22,
+            "kind 'ordreing' is not a claim kind; did you mean 'ordering'? (kinds: value, ordering)",
+            id="misspelt-ordering",
+        ),
+        pytest.param(
+            "  - kind: ordering\n",
+            "  - kind: Ordering\n",
+            "claims[1].kind",
+            22,
+            "kind 'Ordering' is not a claim kind; did you mean 'ordering'?",
+            id="capitalised-ordering",
+        ),
+        pytest.param(
+            "  - kind: ordering\n",
+            "  - kind: qualitative\n",
+            "claims[1].kind",
+            22,
+            "kind 'qualitative' is not a claim kind; its keys (statement, experiments, direction) "
+            "are those of an 'ordering' claim (kinds: value, ordering)",
+            id="far-kind-with-ordering-keys",
+        ),
+        pytest.param(
+            "  - {source: he2015,",
+            "  - {kind: vlaue, source: he2015,",
+            "claims[0].kind",
+            21,
+            "kind 'vlaue' is not a claim kind; did you mean 'value'?",
+            id="misspelt-value",
+        ),
+        pytest.param(
+            "  - kind: ordering\n    source",
+            "  - source",
+            "claims[1]",
+            22,
+            "a claim without `kind:` states a value, but this one has statement, experiments, "
+            "direction, the keys of an ordering claim: add `kind: ordering`",
+            id="ordering-without-kind",
+        ),
+    ],
+)
+def test_a_claim_of_no_known_kind_gets_one_message_not_the_wrong_kinds_keys(
+    tmp_path, old, new, path, line, message
+):
+    """`kind: ordreing` was validated as a value claim: its author read that kind must be
+    'value', that `value` was missing, and that statement, experiments and direction were
+    unknown keys (direction: "did you mean 'resolution'?")."""
+    assert old in MINIMAL
+    problems = problems_of(tmp_path, MINIMAL.replace(old, new, 1))
+    assert len(problems) == 1, "\n".join(str(p) for p in problems)
+    (problem,) = problems
+    assert (problem.path, problem.line) == (path, line)
+    assert message in problem.message, problem.message
+
+
+# Experiments whose names share letters but not depths, beside MINIMAL's resnet20 and plain20.
+NAMED = MINIMAL.replace(
+    "claims:\n",
+    "  - {name: park-resnet-56, model: resnet56, recipe: base}\n"
+    "  - {name: he-resnet110, model: resnet110, recipe: base}\n"
+    "  - {name: mk-preresnet110, model: preresnet110, recipe: base}\n"
+    "claims:\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("old", "given", "path", "near"),
+    [
+        # Each was offered a name of another depth: park-resnet-56, he-resnet110, plain20.
+        pytest.param(
+            "resnet20,",
+            "park-resnet20",
+            "claims[0].experiment",
+            "resnet20",
+            id="value-claim-keeps-the-depth",
+        ),
+        pytest.param(
+            "[resnet20,",
+            "park-resnet20",
+            "claims[1].experiments[0]",
+            "resnet20",
+            id="ordering-claim-keeps-the-depth",
+        ),
+        pytest.param(
+            "resnet20,",
+            "he-resnet1202",
+            "claims[0].experiment",
+            None,
+            id="value-claim-nothing-close",
+        ),
+        pytest.param(
+            " plain20]",
+            "plain-56",
+            "claims[1].experiments[1]",
+            None,
+            id="ordering-claim-nothing-close",
+        ),
+    ],
+)
+def test_an_unknown_experiment_is_offered_only_a_name_that_is_close(
+    tmp_path, old, given, path, near
+):
+    assert old in NAMED
+    # `old` is the claim's reference (the first of its kind in NAMED); `given` replaces the name.
+    (problem,) = problems_of(tmp_path, NAMED.replace(old, old.replace(old.strip("[, ]"), given), 1))
+    assert problem.path == path
+    hint = f"; did you mean {near!r}?" if near else ""
+    assert problem.message == f"no experiment named {given!r}{hint}", problem.message
+    # The names there are, for a reader with no near name to go on.
+    assert problem.allowed == (
+        "one of 'resnet20', 'plain20', 'park-resnet-56', 'he-resnet110', 'mk-preresnet110'"
+    )
+
+
+def test_a_long_list_of_experiments_is_shortened(tmp_path):
+    many = "".join(f"  - {{name: r{i}, model: resnet20, recipe: base}}\n" for i in range(13))
+    text = MINIMAL.replace("claims:\n", many + "claims:\n").replace(
+        "experiment: resnet20,", "experiment: resnet-8,"
+    )
+    (problem,) = problems_of(tmp_path, text)
+    assert problem.allowed.startswith("one of 'resnet20', 'plain20', 'r0', ")
+    assert problem.allowed.endswith(", 'r9' and 3 more"), problem.allowed
+
+
 def test_problem_in_a_named_recipe_is_reported_once(tmp_path):
     problems = problems_of(tmp_path, MINIMAL.replace("{lr: 0.1,", "{lr: -0.1,"))
     assert [p.path for p in problems] == ["recipes.base.optimizer.lr"]
