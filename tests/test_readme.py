@@ -1,4 +1,5 @@
-"""The README's YAML examples are what a newcomer copies: each must load as written.
+"""The README's YAML examples are what a newcomer copies: each must load as written; and its
+map of where things live names every module, so a newcomer finds each one there.
 
 Its example study named four experiments it did not declare, so the file a reader saved from
 it failed `repro validate` with four problems. Here every ```yaml block of README.md is checked:
@@ -66,3 +67,15 @@ def test_the_blocks_are_found():
     """The extraction itself: the whole study and both fragments (executor, checkpoints)."""
     assert len(_whole_studies()) == 1
     assert sorted(next(iter(yaml.safe_load(b))) for b in _fragments()) == ["executor", "layouts"]
+
+
+def test_where_things_live_names_every_module():
+    """A module added without a line in the map is one a newcomer cannot find in a minute."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Where things live") :]
+    section = section[: section.index("\n## ", 1)]
+    modules = [
+        p for p in (ROOT / "harness").rglob("*.py") if p.stem not in ("__init__", "__main__")
+    ]
+    unnamed = [str(p.relative_to(ROOT)) for p in modules if f"{p.name}`" not in section]
+    assert not unnamed, f"README's 'Where things live' does not name: {unnamed}"
