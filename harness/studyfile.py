@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from harness.checkpoints import transform_misfit
+from harness.claimtable import claim_id
 from harness.kinds import KIND_TAG, REGISTER, Tagged, tagged_by
 from harness.near import listing, near_names
 from harness.plan import nominal_batches_per_epoch
@@ -822,6 +823,7 @@ def _cross_references(study: Study) -> list[_RawProblem]:
         if exp.follows is not None and exp.follows not in study.sources:
             problems.append(_unknown(("experiments", i, "follows"), exp.follows, sources, "source"))
     problems.extend(_check_checkpoints(study, first))
+    problems.extend(_claims_told_apart(study))
     ids: dict[str, int] = {}
     for i, claim in enumerate(study.claims):
         loc: Loc = ("claims", i)
@@ -861,6 +863,34 @@ def _cross_references(study: Study) -> list[_RawProblem]:
                         _show(claim.experiments),
                     )
                 )
+    return problems
+
+
+def _claims_told_apart(study: Study) -> list[_RawProblem]:
+    """`repro compare` knows a claim by its claim_id from one night to the next; two claims
+    without an `id:` that are about the same thing get the same one, and once their verdicts
+    differ the nightly comparison cannot tell them apart. Refused here, at `repro validate`,
+    on the second claim, rather than failing a night later. Repeated explicit ids are refused
+    beside the claim's other fields (_cross_references)."""
+    problems: list[_RawProblem] = []
+    first: dict[str, int] = {}
+    for i, claim in enumerate(study.claims):
+        if claim.id is not None:
+            continue
+        identity = claim_id(claim)
+        if identity not in first:
+            first[identity] = i
+            continue
+        j = first[identity]
+        if claim.model_dump() == study.claims[j].model_dump():
+            message = f"duplicate claim: the same as claims[{j}], field for field; delete one"
+        else:
+            message = (
+                f"this claim and claims[{j}] are about the same thing ({identity}), so "
+                "`repro compare` cannot tell their verdicts apart; give each an `id:` (a "
+                "name unique in this study), or merge them if they are one claim"
+            )
+        problems.append(_RawProblem(("claims", i), message))
     return problems
 
 

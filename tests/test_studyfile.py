@@ -300,6 +300,50 @@ def test_malformed_studies_give_their_specific_message(tmp_path, old, new, path,
         assert problem.line is not None
 
 
+SAME_CLAIM = (
+    "  - {source: he2015, where: Table 6, experiment: resnet20, metric: test_error, value: 8.75}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [
+        pytest.param(  # another figure for the same thing: which verdict is tonight's?
+            SAME_CLAIM.replace("Table 6", "Table 7").replace("8.75", "7.5"),
+            "this claim and claims[0] are about the same thing "
+            "(he2015:resnet20:test_error:single-1), so `repro compare` cannot tell their "
+            "verdicts apart; give each an `id:`",
+            id="same-identity",
+        ),
+        pytest.param(  # an ordering turned around is the same ordering
+            "  - {kind: ordering, source: he2015, where: Figure 7, statement: the other way,\n"
+            "     metric: final_train_loss, experiments: [plain20, resnet20], "
+            "direction: decreasing}\n",
+            "this claim and claims[1] are about the same thing "
+            "(he2015:resnet20<plain20:final_train_loss)",
+            id="ordering-turned-around",
+        ),
+        pytest.param(
+            SAME_CLAIM,
+            "duplicate claim: the same as claims[0], field for field",
+            id="exact-duplicate",
+        ),
+    ],
+)
+def test_two_claims_about_the_same_thing_are_refused_on_the_second(tmp_path, second, message):
+    # Without an `id:` each, two such claims got one claim_id, and `repro compare` failed the
+    # night (exit 2) once their verdicts differed; `repro validate` let them through.
+    assert MINIMAL.endswith("    direction: increasing\n")
+    text = MINIMAL + second
+    (problem,) = problems_of(tmp_path, text)
+    assert problem.path == "claims[2]" and message in problem.message, str(problem)
+    assert problem.line == len(MINIMAL.splitlines()) + 1  # the second claim's own line
+    # Given an `id:`, the second is a claim of its own (a copy is deleted, not named).
+    named = MINIMAL + second.replace("  - {", "  - {id: second, ", 1)
+    if "duplicate" not in message:
+        assert len(load_study(write(tmp_path, named)).claims) == 3
+
+
 def test_unknown_key_names_its_line_and_the_allowed_keys(tmp_path):
     (problem,) = problems_of(tmp_path, MINIMAL.replace("    batch_size:", "    batch_sise:"))
     assert problem.line == 9
