@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT, TINY_RECIPE, tiny_study
-from fake_runs import fake_run
+from fake_runs import fake_run, kept_apart_store
 from matplotlib.colors import to_rgb
 
 from harness import plots
@@ -348,21 +348,7 @@ def test_runs_kept_apart_or_read_by_no_verdict_are_not_drawn_as_counted(tmp_path
     # data, which every verdict kept apart from its fp32 pool, and a run only a parameter count
     # is claimed of, were drawn in full colour as counted while the glance, the study's line
     # and the run table said "2 counted, 3 kept apart, 1 that no verdict reads".
-    path = tiny_study(tmp_path / "apart.yaml", """\
-  - {name: a, model: resnet20, recipe: base, seeds: 5}
-  - {name: b, model: plain20, recipe: base}
-claims:
-  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.75}
-  - {source: test, where: T2, experiment: b, metric: params, value: 269722}
-""", name="apart")  # fmt: skip
-    study = load_study(path)
-    results = tmp_path / "results"
-    fake_run(results, study, "a", 0, test_error=8.6)
-    fake_run(results, study, "a", 1, test_error=8.7)
-    fake_run(results, study, "a", 2, test_error=12.0, precision="bf16")
-    fake_run(results, study, "a", 3, test_error=12.1, precision="bf16")
-    fake_run(results, study, "a", 4, test_error=19.0, official=False, fingerprint="c" * 64)
-    fake_run(results, study, "b", 0)  # counts, but a parameter count reads no run
+    _, path, results = kept_apart_store(tmp_path, b_model="plain20")
     figures = report_figures(path, results)
     for title in ("training loss and test error", "plain versus residual"):
         (drawn,) = [f for f in figures if title in f.title]
