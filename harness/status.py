@@ -75,11 +75,11 @@ RESUMABLE = (store.PAUSED, store.INTERRUPTED, store.FAILED)
 @dataclass
 class DataCheck:
     """The data `repro run` would use here (--data-dir, else $REPRO_DATA_DIR, else the cache;
-    never downloaded), read once and only when a run to resume needs it: its fingerprint reads
-    every image, which costs `repro status` under a second on CIFAR-10 (measured: README,
-    "Running a study"). Not found: nothing is checked, and ``note`` says so where the check
-    was ``asked`` for (--check-data or --data-dir); by default a machine without the data
-    stays quiet."""
+    never downloaded), read once and only when a run to resume, or a run with a complete twin
+    (twin_note), needs it: its fingerprint reads every image, which costs `repro status`
+    under a second on CIFAR-10 (measured: README, "Running a study"). Not found: nothing is
+    checked, and ``note`` says so where the check was ``asked`` for (--check-data or
+    --data-dir); by default a machine without the data stays quiet."""
 
     data_dir: Path | None = None
     asked: bool = False
