@@ -6,6 +6,7 @@ far), interrupted and failed ones. Superseded runs (``.superseded/``) are ignore
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,13 @@ def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
         return RunRecord(study, experiment, int(m["seed"]), m["label"] or "", run_dir,
                          state.status, state.config_hash, None, environment,
                          damage=state.detail, environment_damage=environment_damage)  # fmt: skip
+    # A run being trained reads as running even where a file does not read (inspect: it may
+    # be mid-write); what does not read is left out, never a traceback, and nothing of it counts.
+    summary, history = None, []
+    with contextlib.suppress(store.DamagedFile):
+        summary = store.read_summary(run_dir)
+    with contextlib.suppress(store.DamagedFile):
+        history = store.read_jsonl(run_dir / store.METRICS)
     return RunRecord(
         study=study,
         experiment=experiment,
@@ -89,9 +97,9 @@ def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
         path=run_dir,
         status=state.status,
         config_hash=state.config_hash,
-        summary=store.read_summary(run_dir),
+        summary=summary,
         environment=environment,
-        history=store.read_jsonl(run_dir / store.METRICS),
+        history=history,
         environment_damage=environment_damage,
     )
 

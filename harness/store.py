@@ -684,8 +684,19 @@ def inspect(run_dir: Path) -> RunState:
         config = read_json(run_dir / CONFIG)
         digest = config.get("hash") if isinstance(config, dict) else None
         if is_locked(run_dir):  # mid-write by its trainer is not damage
-            return RunState("running", 0, digest, "")
+            # how far it got, as its progress marker or its readable records say (never a false 0)
+            epoch, host = _progress(run_dir)
+            return RunState("running", epoch or epochs_on_record(run_dir) or 0, digest, host)
         return RunState(DAMAGED, 0, digest, str(damaged))
+
+
+def _progress(run_dir: Path) -> tuple[int | None, str]:
+    """The epoch and host a running run's progress.json gives; only a hint, so one of the
+    wrong shape gives (None, ""), never damage."""
+    progress = read_json(run_dir / PROGRESS)
+    progress = progress if isinstance(progress, dict) else {}
+    epoch, host = progress.get("epoch"), progress.get("host")
+    return (epoch if _is_int(epoch) else None), (host if isinstance(host, str) else "")
 
 
 def _inspect(run_dir: Path) -> RunState:
@@ -703,16 +714,13 @@ def _inspect(run_dir: Path) -> RunState:
             return RunState("queued", 0, None, f"job {job.get('job_id')}")
         return RunState("absent")
     config_hash = config.get("hash")
-    progress = read_json(run_dir / PROGRESS)
-    progress = progress if isinstance(progress, dict) else {}  # only a hint: never damage
     rows = read_jsonl(run_dir / METRICS)
     if summary is None or summary["status"] not in FINAL:
         check_order(run_dir, rows)
     epochs = len(rows)
     if is_locked(run_dir):
-        return RunState(
-            "running", progress.get("epoch", epochs), config_hash, progress.get("host", "")
-        )
+        epoch, host = _progress(run_dir)
+        return RunState("running", epochs if epoch is None else epoch, config_hash, host)
     if summary is not None:
         check_ended(run_dir, summary, rows)
         detail = summary.get("error", "") if summary["status"] == FAILED else ""
