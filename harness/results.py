@@ -30,7 +30,8 @@ class RunRecord:
     summary: dict | None
     environment: dict | None
     history: list[dict] = field(repr=False, default_factory=list)
-    damage: str | None = None  # why a damaged run's files cannot be read
+    damage: str | None = None  # why a damaged run's files cannot be read, or a misplaced
+    # run's record disagrees with its folder (harness.placement)
     # Why its environment.json was ignored (file, field, value); the run itself may count.
     environment_damage: str | None = None
 
@@ -77,8 +78,9 @@ def scan(results: Path) -> list[RunRecord]:
 def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
     state = store.inspect(run_dir)
     environment, environment_damage = store.environment_or_damage(run_dir)
-    if state.status == store.DAMAGED:
-        # Listed with what is wrong, never counted; what can be read is kept for the page.
+    if state.status in (store.DAMAGED, store.MISPLACED):
+        # Listed with what is wrong, never counted; what can be read is kept for the page (a
+        # misplaced run's curves are another folder's: not drawn as this one's).
         return RunRecord(study, experiment, int(m["seed"]), m["label"] or "", run_dir,
                          state.status, state.config_hash, None, environment,
                          damage=state.detail, environment_damage=environment_damage)  # fmt: skip

@@ -33,6 +33,7 @@ from harness import store
 from harness.data import Cifar10, DataError, load_cached, locate, shown_apart
 from harness.execution import Execution, label
 from harness.executors import TERMINAL_FAILURES, job_state
+from harness.placement import WHAT_TO_DO
 from harness.plan import plan
 from harness.results import environment_ignored, scan, scan_evaluations
 from harness.runner import summary_or_checkpoint
@@ -231,6 +232,8 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
         detail = f"test error {summary['test_error']:.2f}%"
     if state.status == store.COMPLETE and summary.get(SHARED_WITH):
         detail = (detail + f" (shared with {summary[SHARED_WITH]})").strip()
+    elif state.status == store.MISPLACED:
+        detail = f"{state.detail}; {WHAT_TO_DO} (`repro run` moves it aside and trains the run)"
     elif state.status == store.DAMAGED:
         from harness.runner import damage_repair
 

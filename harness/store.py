@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from harness.outputs import probe as _probe
+from harness.placement import misplaced
 
 CONFIG = "config.json"
 ENVIRONMENT = "environment.json"
@@ -60,6 +61,10 @@ STATUSES = (COMPLETE, DIVERGED, FAILED, INTERRUPTED, PAUSED)
 # (_missing_config). Report and status list it and go on; `repro run` keeps the damaged
 # file aside and rebuilds it from the checkpoint (runner._recover).
 DAMAGED = "damaged"
+# Not a way to end either: a run whose config or summary records another study, experiment,
+# seed or label than the folder it lies in (harness.placement): a copy, never counted there.
+# `repro run` moves it aside whole and trains the run; `repro import` refuses it.
+MISPLACED = "misplaced"
 FINAL = (COMPLETE, DIVERGED)
 
 
@@ -700,6 +705,14 @@ def _progress(run_dir: Path) -> tuple[int | None, str]:
 
 
 def _inspect(run_dir: Path) -> RunState:
+    # First, from the files as they read: a misplaced run that is damaged too must not be
+    # repaired (runner._recover) into the run of the folder it lies in.
+    as_read = read_json(run_dir / CONFIG)
+    if (wrong := misplaced(run_dir, as_read, read_json(run_dir / SUMMARY))) is not None:
+        digest = as_read.get("hash") if isinstance(as_read, dict) else None
+        # No epoch of it is this folder's run: `repro run` trains the run from 0 (queue
+        # costs and fused groups, which read epochs_done, plan it so).
+        return RunState(MISPLACED, 0, digest, wrong)
     config = read_config(run_dir)
     summary = read_summary(run_dir)
     if config is None:
