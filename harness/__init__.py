@@ -16,14 +16,17 @@ import sys as _sys
 def _launched_as_repro() -> bool:
     """The console script `repro`, or `python -m harness` (sys.argv[0] is "-m" while the
     package is imported; which module, only the original command line says)."""
-    if _os.path.basename(_sys.argv[0]) == "repro":
+    argv = getattr(_sys, "argv", None) or [""]  # an embedded Python may have none
+    if _os.path.basename(argv[0]) == "repro":
         return True
-    if _sys.argv[0] != "-m":
+    if argv[0] != "-m":
         return False
-    return _sys.orig_argv[-len(_sys.argv)] in ("harness", "-mharness")
+    return _sys.orig_argv[-len(argv)] in ("harness", "-mharness")
 
 
 def stopped_at_launch(signum: int, frame: object) -> None:
+    """Exit at once: a KeyboardInterrupt raised here would land inside an import (a traceback,
+    or swallowed by importlib), and only the command's own handlers know how to stop."""
     try:  # noqa: SIM105 (contextlib is one import more) a hung-up terminal takes no line
         _os.write(2, f"\nstopped ({_signal.Signals(signum).name})\n".encode())
     except OSError:

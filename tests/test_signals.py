@@ -404,6 +404,28 @@ def test_a_stop_just_after_enter_never_prints_a_traceback(
         assert (proc.returncode, output) == (-signum, ""), output
 
 
+@pytest.mark.parametrize(
+    ("argv", "orig_argv", "launched"),
+    [
+        (["/venv/bin/repro", "run"], ["/venv/bin/python", "/venv/bin/repro", "run"], True),
+        (["-m", "run"], ["python", "-m", "harness", "run"], True),
+        (["-m", "run"], ["python", "-mharness", "run"], True),
+        (["-m", "run"], ["python", "-m", "harness.cli", "run"], False),
+        (["-m", "-q"], ["python", "-m", "pytest", "-q"], False),
+        (["/venv/bin/pytest"], ["python", "/venv/bin/pytest"], False),
+        (["-c"], ["python", "-c", "import harness"], False),
+        ([], ["python"], False),
+    ],
+)
+def test_only_the_command_takes_the_signals_at_launch(monkeypatch, argv, orig_argv, launched):
+    """A program that imports harness (the tests, a notebook) keeps its own handlers."""
+    import harness
+
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(sys, "orig_argv", orig_argv)
+    assert harness._launched_as_repro() is launched
+
+
 def test_the_handlers_of_the_launch_are_put_back_when_a_command_ends(monkeypatch):
     """`repro` (harness/__init__.py) catches the stop signals from its first line; a command
     that takes them over ends with the ones the process had before, not those."""
