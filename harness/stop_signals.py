@@ -4,7 +4,8 @@ SIGINT (Ctrl-C) and SIGTERM (a scheduler, `kill`) stop a run after recording it 
 interrupted. So does SIGHUP: the terminal that started the command went away, as when an ssh
 session drops; unless the command was started under `nohup`, which asked for hang-ups to be
 ignored, and then it is left ignored. Before a command takes them (``stops_at_startup``),
-each ends it as Ctrl-C does, with one line and status 130. In the process of `repro run`
+each ends it as Ctrl-C does, with one line and status 130: from the first line of `repro`
+on, harness/__init__.py catches them while Python imports the command. In the process of `repro run`
 that the user stopped, training in it or waiting for its workers, a second Ctrl-C or
 SIGTERM while the runs are recorded says so, and a third abandons the recording
 (``abandon_on_a_third_stop``), killing the workers first where there are any.
@@ -27,6 +28,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
+
+import harness
 
 _ALL = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # every signal that may stop a command
 _owner: int | None = None  # the process whose handlers act; their forked copies do nothing
@@ -65,7 +68,7 @@ def stops_at_startup() -> Iterator[None]:
         yield  # only the main thread may set handlers (a test may invoke a command elsewhere)
         return
     _startup_stop = None
-    previous = {s: signal.signal(s, _stop_at_startup) for s in stop_signals()}
+    previous = {s: _before_launch(s, signal.signal(s, _stop_at_startup)) for s in stop_signals()}
     try:
         yield
         # A stop that was swallowed (see _stop_at_startup) ends the command as it would have.
@@ -75,6 +78,15 @@ def stops_at_startup() -> Iterator[None]:
         for s, handler in previous.items():
             if signal.getsignal(s) is _stop_at_startup:
                 signal.signal(s, handler)
+
+
+def _before_launch(signum: int, handler: object) -> object:
+    """The handler to put back in place of ``handler``: for harness's own, which covers the
+    moments before a command takes the signals (harness/__init__.py), the one it replaced, so
+    that a command ends with the handlers the process started with, as before it existed."""
+    if handler is harness.stopped_at_launch:
+        return harness.handlers_before_launch.pop(signum, signal.SIG_DFL)
+    return handler
 
 
 _startup_stop: int | None = None  # a stop at start-up not yet seen to end the command

@@ -318,6 +318,131 @@ def test_a_command_puts_back_the_signal_handlers_it_found():
     assert {s: signal.getsignal(s) for s in stop_signals()} == before
 
 
+# The console script `repro` as pip writes it for pyproject's [project.scripts]: it imports
+# harness.cli (so harness/__init__.py, then click) before it calls anything.
+CONSOLE_SCRIPT = (
+    "import sys\nfrom harness.cli import main\nif __name__ == '__main__':\n    sys.exit(main())\n"
+)
+ENTRIES = ["python-m", "console-script"]
+# Imported by a sitecustomize.py on PYTHONPATH, after Python's own start-up and before
+# anything of harness: sends the signal from inside the import of MODULE, as a Ctrl-C right
+# after Enter lands, every time (raise_signal runs the Python handler before it returns).
+SIGNAL_ON_IMPORT = """
+import signal, sys
+
+class SignalOnImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            sys.meta_path.remove(self)
+            signal.raise_signal({signum})
+        return None
+
+sys.meta_path.insert(0, SignalOnImport())
+"""
+
+
+def launch(tmp_path: Path, entry: str, data: Path, sitecustomize: str = "") -> subprocess.Popen:
+    """Start `repro run` on a tiny study, by ``entry``, with ``sitecustomize`` run first."""
+    if entry == "console-script":
+        (tmp_path / "bin").mkdir()
+        (tmp_path / "bin" / "repro").write_text(CONSOLE_SCRIPT)
+        head = [sys.executable, str(tmp_path / "bin" / "repro")]
+    else:
+        head = [sys.executable, "-m", "harness"]
+    path = [str(ROOT)]
+    if sitecustomize:
+        (tmp_path / "site").mkdir()
+        (tmp_path / "site" / "sitecustomize.py").write_text(sitecustomize)
+        path.insert(0, str(tmp_path / "site"))
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    command = [*head, "run", str(study), "--data-dir", str(data), "--results",
+               str(tmp_path / "results"), "--device", "cpu", "--quiet"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("module", ["harness.cli", "click"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_a_stop_while_the_command_is_imported_exits_130_with_one_line(
+    tmp_path, cifar_root, entry, signum, module
+):
+    """Ctrl-C in the first tenth of a second, while Python imports the CLI and click, printed
+    a KeyboardInterrupt traceback, and SIGTERM killed the command silently (-15). Both now end
+    it as they do later in its start-up: one line, 130, nothing written."""
+    hook = SIGNAL_ON_IMPORT.format(module=module, signum=int(signum))
+    proc = launch(tmp_path, entry, cifar_root, sitecustomize=hook)
+    output = finish(proc)
+    assert proc.returncode == 130, output
+    assert output.strip() == f"stopped ({signum.name})", output
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("delay_ms", [0, 20, 50])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_a_stop_just_after_enter_never_prints_a_traceback(
+    tmp_path, cifar_root, entry, signum, delay_ms
+):
+    """A signal at a real moment of start-up, as a user or Slurm sends it. Where it lands
+    depends on the machine's load, so the outcomes allowed are every one that is right: the
+    command's one line and 130; or death by the signal, with nothing said, before Python or
+    harness took it; or a traceback wholly inside Python's own start-up (its site module,
+    before harness runs a line: beyond any project's reach). Never a traceback through
+    harness."""
+    proc = launch(tmp_path, entry, cifar_root)
+    time.sleep(delay_ms / 1000)
+    proc.send_signal(signum)
+    output = finish(proc)
+    assert str(ROOT / "harness") not in output, output
+    if "Traceback" in output:
+        return  # Python's own start-up, above
+    if proc.returncode == 130:  # by harness: at once, or (on a loaded machine) later
+        assert "stopped" in output, output
+    else:
+        assert (proc.returncode, output) == (-signum, ""), output
+
+
+@pytest.mark.parametrize(
+    ("argv", "orig_argv", "launched"),
+    [
+        (["/venv/bin/repro", "run"], ["/venv/bin/python", "/venv/bin/repro", "run"], True),
+        (["-m", "run"], ["python", "-m", "harness", "run"], True),
+        (["-m", "run"], ["python", "-mharness", "run"], True),
+        (["-m", "run"], ["python", "-m", "harness.cli", "run"], False),
+        (["-m", "-q"], ["python", "-m", "pytest", "-q"], False),
+        (["/venv/bin/pytest"], ["python", "/venv/bin/pytest"], False),
+        (["-c"], ["python", "-c", "import harness"], False),
+        ([], ["python"], False),
+    ],
+)
+def test_only_the_command_takes_the_signals_at_launch(monkeypatch, argv, orig_argv, launched):
+    """A program that imports harness (the tests, a notebook) keeps its own handlers."""
+    import harness
+
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(sys, "orig_argv", orig_argv)
+    assert harness._launched_as_repro() is launched
+
+
+def test_the_handlers_of_the_launch_are_put_back_when_a_command_ends(monkeypatch):
+    """`repro` (harness/__init__.py) catches the stop signals from its first line; a command
+    that takes them over ends with the ones the process had before, not those."""
+    import harness
+
+    originals = {s: signal.getsignal(s) for s in stop_signals()}
+    monkeypatch.setattr(harness, "handlers_before_launch", {})
+    try:
+        for s in originals:
+            harness.handlers_before_launch[s] = signal.signal(s, harness.stopped_at_launch)
+        assert CliRunner().invoke(main, ["models"]).exit_code == 0
+        assert {s: signal.getsignal(s) for s in originals} == originals
+    finally:
+        for s, handler in originals.items():
+            signal.signal(s, handler)
+
+
 def ctrl_c(proc: subprocess.Popen, results: Path, *, twice: bool = False) -> str:
     """Ctrl-C to the whole process group, as a terminal sends it, once at least an epoch
     is done and while DataLoader workers exist (forking them is the touchiest moment);
