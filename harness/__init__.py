@@ -21,7 +21,9 @@ def _launched_as_repro() -> bool:
         return True
     if argv[0] != "-m":
         return False
-    return _sys.orig_argv[-len(argv)] in ("harness", "-mharness")
+    orig = getattr(_sys, "orig_argv", [])
+    # never fail the import over this: a short or odd command line is simply not ours
+    return len(orig) >= len(argv) and orig[-len(argv)] in ("harness", "-mharness")
 
 
 def stopped_at_launch(signum: int, frame: object) -> None:
