@@ -74,7 +74,7 @@ def scan(results: Path) -> list[RunRecord]:
 
 
 def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
-    state = store.inspect(run_dir)
+    state, files = store.read_run(run_dir)  # each file parsed once, as inspect read it
     environment, environment_damage = store.environment_or_damage(run_dir)
     if state.status == store.DAMAGED:
         # Listed with what is wrong, never counted; what can be read is kept for the page.
@@ -89,9 +89,9 @@ def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
         path=run_dir,
         status=state.status,
         config_hash=state.config_hash,
-        summary=store.read_summary(run_dir),
+        summary=files.summary if files else store.read_summary(run_dir),
         environment=environment,
-        history=store.read_jsonl(run_dir / store.METRICS),
+        history=files.rows if files else store.read_jsonl(run_dir / store.METRICS),
         environment_damage=environment_damage,
     )
 

@@ -1,0 +1,57 @@
+"""What `repro report` and `repro status` read and draw on a store the size a lab has: each
+run's files once, one reading of the store, figures only for the page, each net built once
+to count its parameters, each study file read once for the queue's standing
+(benchmarks/report-scale-2026-11-27.md). Counts, not seconds, so that a loaded machine
+cannot fail them."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from conftest import TINY_RECIPE, tiny_study
+from fake_runs import fake_run
+
+from harness import store
+from harness.results import scan
+from harness.studyfile import load_study
+
+
+def _counting(monkeypatch, module, name: str, key=lambda args: "calls") -> Counter:
+    """Calls of ``module.name`` from here on, by ``key`` of their arguments."""
+    calls: Counter = Counter()
+    real = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls[key(args)] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """A study of two experiments, with a complete, a paused and a longer complete run."""
+    path = tiny_study(tmp_path / "s.yaml",
+                      "  - {name: a, model: resnet8, recipe: base}\n"
+                      "  - {name: b, model: plain8, recipe: base}\n", recipe=TINY_RECIPE)  # fmt: skip
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "a", 0, epochs=3)
+    fake_run(results, study, "a", 1, epochs=3, status="paused")
+    fake_run(results, study, "b", 0, epochs=8, iterations_per_epoch=391)
+    return path, results
+
+
+def test_a_scan_parses_each_runs_curves_once(runs, monkeypatch):
+    _, results = runs
+    reads = _counting(monkeypatch, store, "read_jsonl", key=lambda args: str(args[0]))
+    records = scan(results)
+    assert [(r.experiment, r.seed, r.status, len(r.history)) for r in records] == [
+        ("a", 0, "complete", 3), ("a", 1, "paused", 1), ("b", 0, "complete", 8)]  # fmt: skip
+    assert records[2].history[-1]["iteration"] == 8 * 391
+    assert records[0].summary == store.read_summary(records[0].path)
+    reads.clear()
+    scan(results)
+    assert sorted(reads.values()) == [1, 1, 1], reads
