@@ -11,7 +11,11 @@ from collections import Counter
 import pytest
 from conftest import TINY_RECIPE, tiny_study
 from fake_runs import fake_run
+from test_run import repro
 
+import harness.queue
+import harness.report.page
+import harness.results
 from harness import store
 from harness.results import scan
 from harness.studyfile import load_study
@@ -55,3 +59,20 @@ def test_a_scan_parses_each_runs_curves_once(runs, monkeypatch):
     reads.clear()
     scan(results)
     assert sorted(reads.values()) == [1, 1, 1], reads
+
+
+def test_report_reads_the_store_once_and_draws_figures_only_for_the_page(
+    runs, tmp_path, monkeypatch
+):
+    path, results = runs
+    read = _counting(monkeypatch, harness.results, "_read")
+    drawn = _counting(monkeypatch, harness.report.page, "_figures")
+    for out, figures in (("claims.csv", 0), ("claims.json", 0), ("report.html", 1)):
+        read.clear()
+        drawn.clear()
+        done = repro("report", "--study", str(path), "--results", str(results),
+                     "--out", str(tmp_path / out))  # fmt: skip
+        assert done.exit_code == 0, done.output
+        assert "3 runs" in done.output
+        assert read["calls"] == 3, f"{out}: the store was read {read['calls'] / 3:g} times"
+        assert drawn["calls"] == figures, out
