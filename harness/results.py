@@ -58,10 +58,24 @@ def environment_ignored(damage: str, *, resumes: bool = False) -> str:
 
 def scan(results: Path) -> list[RunRecord]:
     """Every run directory under ``results`` (``<study>/<experiment>/seed-<k>[~label]``)."""
-    records = []
+    return [_read(run_dir.parent.parent.name, run_dir.parent.name, m, run_dir)
+            for run_dir, m in _run_dirs(results)]  # fmt: skip
+
+
+def run_directories(results: Path, study: str) -> list[Path]:
+    """The run directories of one study that scan would read, without reading them: for
+    `repro status`, which reads each run itself (scanning the whole store once per study
+    read every run's files once per study)."""
+    return [run_dir for run_dir, _ in _run_dirs(results, study)]
+
+
+def _run_dirs(results: Path, study: str | None = None) -> list[tuple[Path, re.Match]]:
+    """Run directories (with their name's match), of every study or of ``study``."""
+    found = []
     if not results.is_dir():
-        return records
-    for study_dir in sorted(p for p in results.iterdir() if p.is_dir()):
+        return found
+    studies = [results / study] if study is not None else results.iterdir()
+    for study_dir in sorted(p for p in studies if p.is_dir()):
         for exp_dir in sorted(p for p in study_dir.iterdir() if p.is_dir()):
             if exp_dir.name.startswith("."):
                 continue
@@ -69,8 +83,8 @@ def scan(results: Path) -> list[RunRecord]:
                 m = _SEED_DIR.match(run_dir.name)
                 if not (m and run_dir.is_dir()):
                     continue
-                records.append(_read(study_dir.name, exp_dir.name, m, run_dir))
-    return records
+                found.append((run_dir, m))
+    return found
 
 
 def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:

@@ -27,7 +27,7 @@ from harness import store
 from harness.data import Cifar10, DataError, load_cached, locate, shown_apart
 from harness.executors import TERMINAL_FAILURES, job_state
 from harness.plan import plan
-from harness.results import environment_ignored, scan, scan_evaluations
+from harness.results import environment_ignored, run_directories, scan_evaluations
 from harness.runner import summary_or_checkpoint
 from harness.schema import Study
 from harness.twins import SHARED_WITH, complete_twins
@@ -222,10 +222,10 @@ def study_status(study: Study, results: Path, check: DataCheck | None = None) ->
                 f"its twin {found[0].name} is complete: `repro run` adopts it when it ran in "
                 "the same precision and pipeline, on the same data")  # fmt: skip
         rows.append(row)
-    for record in scan(results):
-        if record.study == study.name and record.path not in seen:
-            rows.append(row_for(record.path.relative_to(results / study.name).as_posix(),
-                                record.path, check=check))  # fmt: skip
+    for run_dir in run_directories(results, study.name):  # listed, not read twice
+        if run_dir not in seen:
+            rows.append(row_for(run_dir.relative_to(results / study.name).as_posix(),
+                                run_dir, check=check))  # fmt: skip
     return rows
 
 

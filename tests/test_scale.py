@@ -76,3 +76,13 @@ def test_report_reads_the_store_once_and_draws_figures_only_for_the_page(
         assert "3 runs" in done.output
         assert read["calls"] == 3, f"{out}: the store was read {read['calls'] / 3:g} times"
         assert drawn["calls"] == figures, out
+
+
+def test_status_reads_each_run_once(runs, tmp_path, monkeypatch):
+    path, results = runs
+    monkeypatch.chdir(tmp_path)  # no queue.yaml here: the store's runs alone
+    reads = _counting(monkeypatch, store, "read_jsonl", key=lambda args: str(args[0]))
+    done = repro("status", str(path), "--results", str(results), "--no-check-data")
+    assert done.exit_code == 0, done.output
+    assert "3 runs: 2 complete, 1 paused" in done.output
+    assert sorted(reads.values()) == [1, 1, 1], reads
