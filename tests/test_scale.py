@@ -16,9 +16,10 @@ from test_run import repro
 import harness.queue
 import harness.report.page
 import harness.results
-from harness import store
+from harness import describe, store, verdicts
 from harness.results import scan
 from harness.studyfile import load_study
+from harness.zoo import spec_from_name
 
 
 def _counting(monkeypatch, module, name: str, key=lambda args: "calls") -> Counter:
@@ -86,3 +87,13 @@ def test_status_reads_each_run_once(runs, tmp_path, monkeypatch):
     assert done.exit_code == 0, done.output
     assert "3 runs: 2 complete, 1 paused" in done.output
     assert sorted(reads.values()) == [1, 1, 1], reads
+
+
+def test_a_net_is_built_once_to_count_its_parameters_both_ways(monkeypatch):
+    describe.parameter_count.cache_clear()
+    describe._meta_model.cache_clear()
+    built = _counting(monkeypatch, describe, "build_model")
+    spec = spec_from_name("resnet20")
+    counts = {c: describe.parameter_count(spec, c) for c in verdicts.COUNT_CONVENTIONS}
+    assert counts["all"] == 269_722 and counts["without_batchnorm"] < counts["all"]
+    assert built["calls"] == 1
