@@ -12,7 +12,7 @@ import base64
 import io
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import matplotlib
 import numpy as np
@@ -116,6 +116,8 @@ class Series:
     # Not counted, but past the epochs of claims on the test error at those epochs, where
     # its test error counts (drawn greyed all the same: the rest of the curve counts nowhere).
     counted_at: tuple[int, ...] = ()
+    # _stats by column, worked out once: every figure asks for them about 30 times.
+    _stats: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def look(self, place: int) -> tuple[str, str, int]:
         """The base colour, the marker and the style's number: the same experiment looks the
@@ -150,8 +152,11 @@ def _color(series: Series, color) -> tuple[float, float, float]:
 
 
 def _stats(series: Series, column: str) -> pd.DataFrame:
-    frame = series.curves.dropna(subset=[column])
-    return frame.groupby("epoch")[column].agg(["mean", "min", "max", "count"])
+    """Mean, min, max and count over seeds by epoch (shared: read it, never change it)."""
+    if column not in series._stats:
+        frame = series.curves.dropna(subset=[column])
+        series._stats[column] = frame.groupby("epoch")[column].agg(["mean", "min", "max", "count"])
+    return series._stats[column]
 
 
 def _same_as(series: list[Series], columns: list[str]) -> list[int | None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pandas as pd
 import pytest
 from conftest import TINY_RECIPE, tiny_study
 from fake_runs import fake_run
@@ -16,7 +17,7 @@ from test_run import repro
 import harness.queue
 import harness.report.page
 import harness.results
-from harness import describe, store, verdicts
+from harness import describe, plots, store, verdicts
 from harness.results import scan
 from harness.studyfile import load_study
 from harness.zoo import spec_from_name
@@ -97,3 +98,12 @@ def test_a_net_is_built_once_to_count_its_parameters_both_ways(monkeypatch):
     counts = {c: describe.parameter_count(spec, c) for c in verdicts.COUNT_CONVENTIONS}
     assert counts["all"] == 269_722 and counts["without_batchnorm"] < counts["all"]
     assert built["calls"] == 1
+
+
+def test_a_series_aggregates_each_curve_once():
+    curves = pd.DataFrame({"seed": [0, 0, 1, 1], "epoch": [1, 2, 1, 2],
+                           "test_error": [50.0, 40.0, 52.0, None]})  # fmt: skip
+    series = plots.Series("a", curves)
+    stats = plots._stats(series, "test_error")
+    assert stats["mean"].tolist() == [51.0, 40.0] and stats["count"].tolist() == [2, 1]
+    assert plots._stats(series, "test_error") is stats
