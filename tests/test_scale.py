@@ -12,12 +12,14 @@ import pandas as pd
 import pytest
 from conftest import TINY_RECIPE, tiny_study
 from fake_runs import fake_run
+from test_queue import _queue
 from test_run import repro
 
 import harness.queue
 import harness.report.page
 import harness.results
 from harness import describe, plots, store, verdicts
+from harness.queue import load_queue, standing
 from harness.results import scan
 from harness.studyfile import load_study
 from harness.zoo import spec_from_name
@@ -107,3 +109,13 @@ def test_a_series_aggregates_each_curve_once():
     stats = plots._stats(series, "test_error")
     assert stats["mean"].tolist() == [51.0, 40.0] and stats["count"].tolist() == [2, 1]
     assert plots._stats(series, "test_error") is stats
+
+
+def test_the_queue_reads_each_study_file_once(tmp_path, monkeypatch):
+    path = _queue(tmp_path)  # two items of one study file
+    loads = _counting(monkeypatch, harness.queue, "load_study")
+    queue = load_queue(path)
+    assert loads["calls"] == 1
+    loads.clear()
+    assert [s.runs for s in standing(queue, tmp_path / "results")] == [1, 4]
+    assert loads["calls"] == 1
