@@ -56,10 +56,11 @@ def environment_ignored(damage: str, *, resumes: bool = False) -> str:
     return f"{damage}: ignored; the run counts for its accuracy, never for speed or device claims"
 
 
-def scan(results: Path) -> list[RunRecord]:
-    """Every run directory under ``results`` (``<study>/<experiment>/seed-<k>[~label]``)."""
+def scan(results: Path, study: str | None = None) -> list[RunRecord]:
+    """Every run directory under ``results`` (``<study>/<experiment>/seed-<k>[~label]``), or
+    only ``study``'s: what `repro export` packs, which read every study's runs to keep one's."""
     return [_read(run_dir.parent.parent.name, run_dir.parent.name, m, run_dir)
-            for run_dir, m in _run_dirs(results)]  # fmt: skip
+            for run_dir, m in _run_dirs(results, study)]  # fmt: skip
 
 
 def run_directories(results: Path, study: str) -> list[Path]:

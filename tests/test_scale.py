@@ -119,3 +119,16 @@ def test_the_queue_reads_each_study_file_once(tmp_path, monkeypatch):
     loads.clear()
     assert [s.runs for s in standing(queue, tmp_path / "results")] == [1, 4]
     assert loads["calls"] == 1
+
+
+def test_export_reads_only_its_studys_runs(runs, tmp_path, monkeypatch):
+    path, results = runs
+    other = tiny_study(tmp_path / "o.yaml", "  - {name: c, model: resnet8, recipe: base}\n",
+                       name="other")  # fmt: skip
+    fake_run(results, load_study(other), "c", 0)
+    read = _counting(monkeypatch, harness.results, "_read", key=lambda args: args[0])
+    out = tmp_path / "tiny.tar.gz"
+    done = repro("export", str(path), "--results", str(results), "--out", str(out))
+    assert done.exit_code == 0, done.output
+    assert "3 runs (1 unfinished)" in done.output
+    assert read == {"tiny": 3}
