@@ -116,7 +116,8 @@ class Series:
     # Not counted, but past the epochs of claims on the test error at those epochs, where
     # its test error counts (drawn greyed all the same: the rest of the curve counts nowhere).
     counted_at: tuple[int, ...] = ()
-    # _stats by column, worked out once: every figure asks for them about 30 times.
+    # _stats by column, worked out once: drawing and describing a figure asks for them again
+    # and again (4340 times for the 20 figures of benchmarks/big_store.py's store).
     _stats: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def look(self, place: int) -> tuple[str, str, int]:
