@@ -1085,6 +1085,7 @@ def export(study_file, out, checkpoints, force, results):
     unfinished ones, and the records of its released checkpoints' evaluations; `repro import`
     merges it into another store.
     """
+    from harness.store import MISPLACED
     from harness.transfer import EVALUATED, TransferError, export_study
 
     (study,) = studies_or_fail([study_file], "nothing was written")
@@ -1104,6 +1105,11 @@ def export(study_file, out, checkpoints, force, results):
                 else "trains it again (no checkpoint went with it)")  # fmt: skip
         click.echo(f"  {r.path} goes as damaged: it never counts, and `repro run` where it is "
                    f"imported {then}")  # fmt: skip
+    for r in done.runs:
+        if r.status == MISPLACED:  # harness.placement
+            click.echo(f"  {r.path} goes as misplaced (its records name another folder): "
+                       "`repro import` refuses it; move it back where it belongs and export "
+                       "again")  # fmt: skip
 
 
 @main.command(name="import")

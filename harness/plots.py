@@ -116,6 +116,10 @@ class Series:
     # Not counted, but past the epochs of claims on the test error at those epochs, where
     # its test error counts (drawn greyed all the same: the rest of the curve counts nowhere).
     counted_at: tuple[int, ...] = ()
+    # Runs that could count, but that every verdict on them kept apart from the pool it used:
+    # how their pool differs ("bf16 vs fp32"). Greyed like the others that count toward no
+    # verdict, and dotted, so that they are not read as paused or stale runs either.
+    kept_apart: str = ""
     # _stats by column, worked out once: drawing and describing a figure asks for them again
     # and again (4340 times for the 20 figures of benchmarks/big_store.py's store).
     _stats: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -130,6 +134,8 @@ class Series:
     def legend(self) -> str:
         if self.counted:
             return self.label
+        if self.kept_apart:
+            return f"{self.label} (kept apart: {self.kept_apart})"
         if self.counted_at:
             epochs = "epoch" + ("s" if len(self.counted_at) > 1 else "")
             at = ", ".join(map(str, self.counted_at))
@@ -179,11 +185,12 @@ def _markevery(points: int, style: int):
 def _band(ax, series: Series, column: str, color, *, bold: bool = True, label=None,
           dashed: bool = False, marker: str = "o", style: int = 0) -> None:  # fmt: skip
     """Mean over seeds as a line with the experiment's markers (hollow for runs that do not
-    count), min..max over seeds as a band."""
+    count), min..max over seeds as a band; dotted for runs kept apart."""
     stats = _stats(series, column)
     if stats.empty:
         return
-    ls = (3, (4, 3)) if dashed else ("-" if bold else "--")  # offset: both lines show
+    # Offset dashes: a line identical to an earlier one and that one both show.
+    ls = (3, (4, 3)) if dashed else (":" if series.kept_apart else "-" if bold else "--")
     ax.plot(stats.index, stats["mean"], color=color, lw=1.8 if bold else 0.8, ls=ls,
             label=label, marker=marker, ms=5 if bold else 3.5, mew=1.0 if bold else 0.7,
             mfc=color if series.counted else "white",

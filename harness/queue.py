@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from harness import store, twins
 from harness.choices import RUNS_PER_GPU, FuseChoiceError, parse_fuse
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
+from harness.near import near_names
 from harness.plan import (
     Overrides,
     PlanError,
@@ -50,6 +51,7 @@ class _Strict(BaseModel):
 
 
 FUSE_CHOICES = "not a fuse setting: give auto, off or a group size such as 4"
+FUSE_WORDS = ("auto", "off")
 
 
 class QueueItem(_Strict):
@@ -76,7 +78,10 @@ class QueueItem(_Strict):
         try:
             return parse_fuse(str(value))
         except FuseChoiceError:
-            raise ValueError(FUSE_CHOICES) from None
+            # A slip in a setting's word ('atuo') is named as a misspelt kind is.
+            near = near_names(str(value).strip().lower(), FUSE_WORDS)
+            meant = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(FUSE_CHOICES + meant) from None
 
 
 class QueueFile(_Strict):

@@ -93,6 +93,8 @@ def read_claims(path: Path) -> ClaimTable:
                      "claims are matched by their wording, so a claim reworded since reads as "
                      "lost and a new one")  # fmt: skip
     frame = frame.astype({c: str for c in [*KEY, claimtable.ID] if c in frame.columns})
+    if claimtable.ID in frame.columns:  # an older table's ids of orderings, in today's form
+        frame[claimtable.ID] = frame[claimtable.ID].map(claimtable.canonical)
     return ClaimTable(path, _one_row_per_claim(frame, path), notes)
 
 

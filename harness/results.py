@@ -6,6 +6,7 @@ far), interrupted and failed ones. Superseded runs (``.superseded/``) are ignore
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,8 @@ class RunRecord:
     summary: dict | None
     environment: dict | None
     history: list[dict] = field(repr=False, default_factory=list)
-    damage: str | None = None  # why a damaged run's files cannot be read
+    damage: str | None = None  # why a damaged run's files cannot be read, or a misplaced
+    # run's record disagrees with its folder (harness.placement)
     # Why its environment.json was ignored (file, field, value); the run itself may count.
     environment_damage: str | None = None
 
@@ -91,11 +93,23 @@ def _run_dirs(results: Path, study: str | None = None) -> list[tuple[Path, re.Ma
 def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
     state, files = store.read_run(run_dir)  # each file parsed once, as inspect read it
     environment, environment_damage = store.environment_or_damage(run_dir)
-    if state.status == store.DAMAGED:
-        # Listed with what is wrong, never counted; what can be read is kept for the page.
+    if state.status in (store.DAMAGED, store.MISPLACED):
+        # Listed with what is wrong, never counted; what can be read is kept for the page (a
+        # misplaced run's curves are another folder's: not drawn as this one's).
         return RunRecord(study, experiment, int(m["seed"]), m["label"] or "", run_dir,
                          state.status, state.config_hash, None, environment,
                          damage=state.detail, environment_damage=environment_damage)  # fmt: skip
+    if files is not None:
+        summary, history = files.summary, files.rows
+    else:
+        # A run being trained reads as running even where a file does not read (inspect: it
+        # may be mid-write); what does not read is left out, never a traceback, and nothing of
+        # it counts.
+        summary, history = None, []
+        with contextlib.suppress(store.DamagedFile):
+            summary = store.read_summary(run_dir)
+        with contextlib.suppress(store.DamagedFile):
+            history = store.read_jsonl(run_dir / store.METRICS)
     return RunRecord(
         study=study,
         experiment=experiment,
@@ -104,9 +118,9 @@ def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
         path=run_dir,
         status=state.status,
         config_hash=state.config_hash,
-        summary=files.summary if files else store.read_summary(run_dir),
+        summary=summary,
         environment=environment,
-        history=files.rows if files else store.read_jsonl(run_dir / store.METRICS),
+        history=history,
         environment_damage=environment_damage,
     )
 

@@ -415,6 +415,13 @@ def _decide(p: RunPlan, results: Path, force: bool, echo: Echo) -> Outcome | Non
         echo(f"note: {lock[0]} is not a file, so the run could not be locked; kept as "
              f"{lock[1].name}")  # fmt: skip
     state = store.inspect(run_dir)
+    if state.status == store.MISPLACED:
+        # Another folder's run (harness.placement): neither resumed as this one nor repaired
+        # into it, but kept whole beside the run, which is then trained (or adopts a twin).
+        where = store.supersede(run_dir, f"misplaced: {state.detail}")
+        echo(f"note: {p.study}/{p.name} is misplaced: {state.detail}; moved to {where}, and "
+             "the run is trained")  # fmt: skip
+        state = store.inspect(run_dir)
     if state.status == store.DAMAGED:
         state = _recover(p, run_dir, state, echo)
     if state.status == "absent":

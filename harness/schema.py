@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import itertools
 import re
+import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
     StrictFloat,
     Tag,
@@ -25,9 +25,11 @@ from pydantic import (
     model_validator,
 )
 
+from harness import kinds
 from harness.choices import GPU_COUNT, MAX_BATCH_SIZE, RUNS_PER_GPU
 from harness.metrics import METRICS, MetricName
 from harness.metrics import label as metric_label
+from harness.near import near_names
 from harness.zoo import ModelSpec
 
 # CIFAR-10's training and test sets, whole.
@@ -128,7 +130,13 @@ class Constant(Strict):
     kind: Literal["constant"]
 
 
-Schedule = Annotated[MultiStep | Cosine | Constant, Field(discriminator="kind")]
+# A schedule must say its kind; a kind it does not have is named at its line (harness.kinds).
+Schedule = Annotated[
+    Annotated[MultiStep, Tag("multistep")]
+    | Annotated[Cosine, Tag("cosine")]
+    | Annotated[Constant, Tag("constant")],
+    kinds.union("schedule", MultiStep, Cosine, Constant),
+]
 
 
 class Warmup(Strict):
@@ -160,6 +168,7 @@ class Warmup(Strict):
         return self
 
 
+@kinds.literal("normalization")
 class Normalization(Strict):
     """How pixels are normalised before the network sees them.
 
@@ -395,6 +404,7 @@ class Experiment(Strict):
 _RULE = re.compile(r"^(single|(best|median|mean) of (\d+))$")
 
 
+@kinds.literal("reporting rule")
 class Rule(Strict):
     """How a source turned its runs into the one number it reports."""
 
@@ -405,9 +415,14 @@ class Rule(Strict):
     def parse(cls, text: str) -> Rule:
         m = _RULE.match(text.strip().lower())
         if not m:
+            # A slip in the rule's word ('bset of 5') is named as any misspelt kind is.
+            first, *rest = text.strip().lower().split() or [""]
+            near = near_names(first, typing.get_args(cls.model_fields["kind"].annotation))
+            words = near[:1] if near == ["single"] else near[:1] + rest
+            meant = f"; did you mean {' '.join(words)!r}?" if near else ""
             raise ValueError(
                 f"reporting rule {text!r} is not one of 'single', 'best of N', "
-                "'median of N', 'mean of N'"
+                f"'median of N', 'mean of N'{meant}"
             )
         if m[1] == "single":
             return cls(kind="single", n=1)
@@ -481,8 +496,6 @@ class Claim(Strict):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        if "rule" in data:
-            data["rule"] = _parse_rule(data["rule"])
         value = data.get("value")
         if isinstance(value, StatedFloat) and value.decimals is not None:
             data.setdefault("decimals", value.decimals)
@@ -494,6 +507,13 @@ class Claim(Strict):
             data["value"] = round(float(m["num"]) * scale)
             data.setdefault("resolution", scale / 10**decimals)
         return data
+
+    # A field's own validator, so that a rule it cannot read is named at `rule:`, with what was
+    # given there (in the claim's validator, the whole claim was the given).
+    @field_validator("rule", mode="before")
+    @classmethod
+    def _rule_in_words(cls, value: Any) -> Any:
+        return _parse_rule(value)
 
     @field_validator("std")
     @classmethod
@@ -574,35 +594,13 @@ class OrderingClaim(Strict):
         return self
 
 
-CLAIM_KINDS = ("value", "ordering")
-# The keys only an ordering claim has, and those only a value claim has.
-ORDERING_KEYS = tuple(k for k in OrderingClaim.model_fields if k not in Claim.model_fields)
-VALUE_KEYS = tuple(k for k in Claim.model_fields if k not in OrderingClaim.model_fields)
-
-
-def _claim_kind(data: Any) -> str | None:
-    """The variant a claim is validated as; None (a `claim_kind` error, which harness.studyfile
-    words) for a kind that is none of CLAIM_KINDS. Read as a value claim, as it once was,
-    `kind: ordreing` was told its statement, experiments and direction were unknown keys,
-    and not a word about its kind. A claim without `kind:` states a value, unless its keys
-    are an ordering claim's alone: then the missing kind is the mistake to name."""
-    if not isinstance(data, dict):
-        return getattr(data, "kind", "value")
-    if "kind" not in data:
-        keys = set(data)
-        ordering_only = keys & set(ORDERING_KEYS) and not keys & set(VALUE_KEYS)
-        return None if ordering_only else "value"
-    kind = data["kind"]
-    return kind if isinstance(kind, str) and kind in CLAIM_KINDS else None
-
-
+# Read as a value claim, as it once was, `kind: ordreing` was told its statement, experiments
+# and direction were unknown keys, and not a word about its kind (harness.kinds). A claim
+# without `kind:` states a value, unless its keys are an ordering claim's alone: then the
+# missing kind is the mistake to name.
 AnyClaim = Annotated[
     Annotated[Claim, Tag("value")] | Annotated[OrderingClaim, Tag("ordering")],
-    Discriminator(
-        _claim_kind,
-        custom_error_type="claim_kind",
-        custom_error_message=f"a claim's kind is one of {', '.join(CLAIM_KINDS)}",
-    ),
+    kinds.union("claim", Claim, OrderingClaim, default="value", default_means="states a value"),
 ]
 
 

@@ -7,30 +7,38 @@ with what `repro run` will do: keep it aside and rebuild it from the checkpoint,
 run again where the checkpoint cannot serve; how far it got, by the furthest epoch its
 curves or summary still attest, or "?" where neither reads). A released checkpoint is not evaluated,
 evaluated (on which data) or damaged. A run adopted from a twin in another study
-(harness.twins) says which run did its training; a run still to do whose twin is complete
-says so. A run whose environment.json cannot be read or holds a field of the wrong type says
-that the file is ignored, as `repro report` does, and what that costs. When the scheduler
-says a run's job ended in failure but the run never recorded an ending (killed for memory,
-node lost), the run is marked failed here, with its log path, so nothing goes missing.
+(harness.twins) says which run did its training; a run `repro run` would train whose twin
+is complete says whether `repro run` adopts the twin (it does so before it would resume, or
+refuse, the run's own attempt) or not, and why. A run whose environment.json cannot be
+read or holds a field of the wrong type says that the file is ignored, as `repro report`
+does, and what that costs. When the scheduler says a run's job ended in failure but the run
+never recorded an ending (killed for memory, node lost), the run is marked failed here, with
+its log path, so nothing goes missing.
 A run that `repro run` would resume (paused, interrupted, failed) says which data it began
 on and, where the data `repro run` would use is here (:class:`DataCheck`), whether it would
-resume the run on it or refuse it.
+resume the run on it or refuse it; and, where it has epochs to resume, what precision and
+pipeline it ran in, with the flags to give where `repro run`'s defaults here would be refused.
+A run made with another config than the study's now, ended or not, says that `repro run`
+moves it to .superseded/ and trains it again.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import store
 from harness.data import Cifar10, DataError, load_cached, locate, shown_apart
+from harness.execution import Execution, label
 from harness.executors import TERMINAL_FAILURES, job_state
+from harness.placement import WHAT_TO_DO
 from harness.plan import plan
 from harness.results import environment_ignored, run_directories, scan_evaluations
 from harness.runner import summary_or_checkpoint
 from harness.schema import Study
-from harness.twins import SHARED_WITH, complete_twins
+from harness.twins import SHARED_WITH, Twin, complete_twins, mismatch
 
 
 @dataclass
@@ -68,11 +76,11 @@ RESUMABLE = (store.PAUSED, store.INTERRUPTED, store.FAILED)
 @dataclass
 class DataCheck:
     """The data `repro run` would use here (--data-dir, else $REPRO_DATA_DIR, else the cache;
-    never downloaded), read once and only when a run to resume needs it: its fingerprint reads
-    every image, which costs `repro status` under a second on CIFAR-10 (measured: README,
-    "Running a study"). Not found: nothing is checked, and ``note`` says so where the check
-    was ``asked`` for (--check-data or --data-dir); by default a machine without the data
-    stays quiet."""
+    never downloaded), read once and only when a run to resume, or a run with a complete twin
+    (twin_note), needs it: its fingerprint reads every image, which costs `repro status`
+    under a second on CIFAR-10 (measured: README, "Running a study"). Not found: nothing is
+    checked, and ``note`` says so where the check was ``asked`` for (--check-data or
+    --data-dir); by default a machine without the data stays quiet."""
 
     data_dir: Path | None = None
     asked: bool = False
@@ -125,8 +133,72 @@ def data_verdict(run_dir: Path, data: Cifar10, summary: dict) -> str:
             "the data it began on is, or redo it with --force")  # fmt: skip
 
 
+def default_execution() -> Execution:
+    """How `repro run` trains on this machine when given no --device, --precision or
+    --pipeline: what status checks a run to resume (and a twin to adopt) against."""
+    from harness.runner import RunOptions, execution_for
+
+    return execution_for(RunOptions())
+
+
+def execution_note(run_dir: Path) -> str:
+    """What a run to resume ran in and, where `repro run`'s defaults here would be refused
+    (runner.execution_conflict, the very check it makes), the flags that resume it; "" where
+    nothing is to resume (it starts over in whatever it is given) or nothing was recorded."""
+    from harness.runner import execution_conflict, first_execution
+
+    first = first_execution(run_dir)
+    if first is None or not (run_dir / store.CHECKPOINT).exists():
+        return ""
+    text = f"ran in {label(*first)}"
+    ex = default_execution()
+    if execution_conflict(run_dir, ex) is None:
+        return text
+    flags = [f"--{what} {began}" for what, began, default in
+             (("precision", first[0], ex.precision), ("pipeline", first[1], ex.pipeline))
+             if began != default]  # fmt: skip
+    return f"{text}, not `repro run`'s default here ({ex.label}): resume it with {' '.join(flags)}"
+
+
+@dataclass
+class TwinNote:
+    text: str
+    adopts: bool  # known to be adopted: what the run would otherwise do does not happen
+
+
+def twin_note(found: list[Twin], check: DataCheck | None, attempt: bool) -> TwinNote:
+    """What `repro run` with its defaults here does with a run whose twins (``found``) are
+    complete, as runner._adopt decides it: the first that ran in its execution on the data
+    here is adopted, before the run's own resume could be refused (``attempt``: there is
+    one, which is moved to .superseded/). Without the data here, the twin's data is named."""
+    ex = default_execution()
+    data = check.data() if check is not None else None
+    unlike = []
+    for twin in found:
+        theirs = store.data_fingerprints(twin.summary)[0]
+        fingerprint = data.fingerprint if data is not None else theirs
+        if (why := mismatch(twin, ex.precision, ex.pipeline, fingerprint)) is not None:
+            unlike.append((twin, why))
+            continue
+        if data is None:
+            shown = shown_apart(theirs)[0] if theirs else "not recorded"
+            return TwinNote(f"its twin {twin.name} is complete ({ex.label}, data {shown}): "
+                            "`repro run` adopts it if it trains on that data",
+                            adopts=False)  # fmt: skip
+        moved = ", moving this attempt to .superseded/" if attempt else ""
+        return TwinNote(f"its twin {twin.name} is complete and ran as `repro run` trains here "
+                        f"({ex.label}, on the data here): `repro run` adopts it{moved}",
+                        adopts=True)  # fmt: skip
+    twin, why = unlike[0]
+    return TwinNote(f"its twin {twin.name} is complete but `repro run` here does not adopt it: "
+                    f"{why}", adopts=False)  # fmt: skip
+
+
 def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
-            check: DataCheck | None = None) -> StatusRow:  # fmt: skip
+            check: DataCheck | None = None,
+            twins: Callable[[], list[Twin]] | None = None) -> StatusRow:  # fmt: skip
+    """``twins``: the complete twins of the planned run (harness.twins), asked for only
+    where `repro run` would train it."""
     if (blocking := store.file_in_the_way(run_dir)) is not None:
         return StatusRow(name, store.DAMAGED, "?", f"{blocking} is a file where a directory "
                          "belongs; `repro run` keeps it aside (renamed) and trains the "
@@ -160,6 +232,8 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
         detail = f"test error {summary['test_error']:.2f}%"
     if state.status == store.COMPLETE and summary.get(SHARED_WITH):
         detail = (detail + f" (shared with {summary[SHARED_WITH]})").strip()
+    elif state.status == store.MISPLACED:
+        detail = f"{state.detail}; {WHAT_TO_DO} (`repro run` moves it aside and trains the run)"
     elif state.status == store.DAMAGED:
         from harness.runner import damage_repair
 
@@ -175,21 +249,35 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
     job = store.read_job(run_dir)
     if job and state.status not in ("queued",):
         detail = (detail + f" (job {job['job_id']})").strip()
-    # A planned run made with another config is not resumed: `repro run` moves it aside and
-    # trains it again on the data here (runner._decide), so no data of its own is in question.
-    superseded = None not in (planned_hash, state.config_hash) and state.config_hash != planned_hash
-    if state.status in RESUMABLE and superseded:
-        detail = (f"{detail}; " if detail else "") + (
-            "made with another config: `repro run` moves it to .superseded/ and trains it again"
-        )
+    # A planned run made with another config, ended or not, is not kept: `repro run` moves it
+    # aside and trains it again on the data here (runner._decide), so no data of its own is in
+    # question; a complete one read as done while it is to cost its training again.
+    superseded = (state.status in (*RESUMABLE, *store.FINAL)
+                  and None not in (planned_hash, state.config_hash)
+                  and state.config_hash != planned_hash)  # fmt: skip
+    # What `repro run` does next with a run it would train: a complete twin may be adopted
+    # first (runner._train_in_turn adopts before it claims, and refuses, a run to resume).
+    found = twins() if twins is not None and (superseded or state.status in (
+        "pending", *RESUMABLE)) else []  # fmt: skip
+    twin = twin_note(found, check, attempt=state.status in RESUMABLE and not superseded) \
+        if found else None  # fmt: skip
+    adopted = twin is not None and twin.adopts
+    if superseded:
+        detail = (f"{detail}; " if detail else "") + "made with another config: `repro run` " \
+            "moves it to .superseded/" + ("" if adopted else " and trains it again")  # fmt: skip
     # The data it began on: the summary's, or, for a run killed in a session (which removed
     # the summary as it began) or one whose summary is damaged, its checkpoint's sessions.
-    record = summary_or_checkpoint(run_dir) if state.status in RESUMABLE and not superseded else {}
+    resumed = state.status in RESUMABLE and not superseded and not adopted
+    record = summary_or_checkpoint(run_dir) if resumed else {}
     if store.data_fingerprints(record)[0]:
         data = check.data() if check is not None else None
         detail = (f"{detail}; " if detail else "") + f"began on {began_on(record, data)}"
         if data is not None:
             detail += f"; {data_verdict(run_dir, data, record)}"
+    if resumed and (ran := execution_note(run_dir)):
+        detail = (f"{detail}; " if detail else "") + ran
+    if twin is not None:
+        detail = (f"{detail}; " if detail else "") + twin.text
     # Metadata, not the result: the run stands as it is, but the report ignores the file.
     if ignored := store.environment_or_damage(run_dir)[1]:
         resumes = state.status in RESUMABLE
@@ -214,14 +302,8 @@ def study_status(study: Study, results: Path, check: DataCheck | None = None) ->
     for p in plan(study):
         run_dir = p.directory(results)
         seen.add(run_dir)
-        row = row_for(p.name, run_dir, p.hash, check)
-        if row.state not in (*store.FINAL, "running", "queued", store.DAMAGED) and (
-            found := complete_twins(p, results)
-        ):
-            row.detail = (f"{row.detail}; " if row.detail else "") + (
-                f"its twin {found[0].name} is complete: `repro run` adopts it when it ran in "
-                "the same precision and pipeline, on the same data")  # fmt: skip
-        rows.append(row)
+        rows.append(row_for(p.name, run_dir, p.hash, check,
+                            twins=lambda p=p: complete_twins(p, results)))  # fmt: skip
     for run_dir in run_directories(results, study.name):  # listed, not read twice
         if run_dir not in seen:
             rows.append(row_for(run_dir.relative_to(results / study.name).as_posix(),

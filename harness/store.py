@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from harness.outputs import probe as _probe
+from harness.placement import misplaced
 
 CONFIG = "config.json"
 ENVIRONMENT = "environment.json"
@@ -60,6 +61,10 @@ STATUSES = (COMPLETE, DIVERGED, FAILED, INTERRUPTED, PAUSED)
 # (_missing_config). Report and status list it and go on; `repro run` keeps the damaged
 # file aside and rebuilds it from the checkpoint (runner._recover).
 DAMAGED = "damaged"
+# Not a way to end either: a run whose config or summary records another study, experiment,
+# seed or label than the folder it lies in (harness.placement): a copy, never counted there.
+# `repro run` moves it aside whole and trains the run; `repro import` refuses it.
+MISPLACED = "misplaced"
 FINAL = (COMPLETE, DIVERGED)
 
 
@@ -691,20 +696,39 @@ def inspect(run_dir: Path) -> RunState:
 
 def read_run(run_dir: Path) -> tuple[RunState, RunFiles | None]:
     """inspect's answer, with the summary and curves it read and checked to reach it; None
-    where it found damage. So that a reader of the whole store (results.scan) parses and
-    checks each metrics.jsonl once rather than twice: on a lab's store of a few hundred
-    164-epoch runs, that second reading was a fifth of `repro report`'s time."""
+    where it found damage or a misplaced run. So that a reader of the whole store
+    (results.scan) parses and checks each metrics.jsonl once rather than twice: on the 253
+    runs of benchmarks/big_store.py the second parse took 1.6 s under cProfile."""
     try:
         return _inspect(run_dir)
     except DamagedFile as damaged:
         config = read_json(run_dir / CONFIG)
         digest = config.get("hash") if isinstance(config, dict) else None
         if is_locked(run_dir):  # mid-write by its trainer is not damage
-            return RunState("running", 0, digest, ""), None
+            # how far it got, as its progress marker or its readable records say (never a false 0)
+            epoch, host = _progress(run_dir)
+            return RunState("running", epoch or epochs_on_record(run_dir) or 0, digest, host), None
         return RunState(DAMAGED, 0, digest, str(damaged)), None
 
 
-def _inspect(run_dir: Path) -> tuple[RunState, RunFiles]:
+def _progress(run_dir: Path) -> tuple[int | None, str]:
+    """The epoch and host a running run's progress.json gives; only a hint, so one of the
+    wrong shape gives (None, ""), never damage."""
+    progress = read_json(run_dir / PROGRESS)
+    progress = progress if isinstance(progress, dict) else {}
+    epoch, host = progress.get("epoch"), progress.get("host")
+    return (epoch if _is_int(epoch) else None), (host if isinstance(host, str) else "")
+
+
+def _inspect(run_dir: Path) -> tuple[RunState, RunFiles | None]:
+    # First, from the files as they read: a misplaced run that is damaged too must not be
+    # repaired (runner._recover) into the run of the folder it lies in.
+    as_read = read_json(run_dir / CONFIG)
+    if (wrong := misplaced(run_dir, as_read, read_json(run_dir / SUMMARY))) is not None:
+        digest = as_read.get("hash") if isinstance(as_read, dict) else None
+        # No epoch of it is this folder's run: `repro run` trains the run from 0 (queue
+        # costs and fused groups, which read epochs_done, plan it so).
+        return RunState(MISPLACED, 0, digest, wrong), None
     config = read_config(run_dir)
     summary = read_summary(run_dir)
     if config is None:
@@ -721,17 +745,14 @@ def _inspect(run_dir: Path) -> tuple[RunState, RunFiles]:
             return RunState("queued", 0, None, f"job {job.get('job_id')}"), files
         return RunState("absent"), files
     config_hash = config.get("hash")
-    progress = read_json(run_dir / PROGRESS)
-    progress = progress if isinstance(progress, dict) else {}  # only a hint: never damage
     rows = read_jsonl(run_dir / METRICS)
     files = RunFiles(summary, rows)
     if summary is None or summary["status"] not in FINAL:
         check_order(run_dir, rows)
     epochs = len(rows)
     if is_locked(run_dir):
-        return RunState(
-            "running", progress.get("epoch", epochs), config_hash, progress.get("host", "")
-        ), files
+        epoch, host = _progress(run_dir)
+        return RunState("running", epochs if epoch is None else epoch, config_hash, host), files
     if summary is not None:
         check_ended(run_dir, summary, rows)
         detail = summary.get("error", "") if summary["status"] == FAILED else ""

@@ -22,15 +22,14 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from harness.checkpoints import transform_misfit
+from harness.claimtable import claim_id
+from harness.kinds import KIND_TAG, REGISTER, Tagged, tagged_by
 from harness.near import listing, near_names
 from harness.plan import nominal_batches_per_epoch
 from harness.schedule import Length
 from harness.schema import (
     CHECKPOINT_METRICS,
-    CLAIM_KINDS,
-    ORDERING_KEYS,
     SHA256,
-    VALUE_KEYS,
     Claim,
     OrderingClaim,
     StatedFloat,
@@ -622,21 +621,26 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
         allowed = sorted(parent.model_fields) if parent else []
         return _RawProblem(
             (*loc[:-1], key),
-            f"unknown key {key!r}" + _did_you_mean(key, allowed),
+            f"unknown key {key!r}" + _unknown_key_hint(key, err.get("input"), loc, parent),
             allowed=", ".join(allowed) if allowed else None,
         )
+    tagged = tagged_by(parent)
+    if kind == "missing" and tagged and loc[-1] == "kind":
+        return _kind_problem(loc[:-1], {}, tagged)
     if kind == "missing":
         return _RawProblem(loc, MISSING, allowed=_field_hint(parent, loc))
+    if kind == "literal_error" and tagged and loc[-1] == "kind":
+        return _kind_problem(loc[:-1], {"kind": err.get("input")}, tagged)
+    if kind == "model_type" and (of := tagged_by(_field_class(parent, loc))):
+        # `normalization: per_channel`: the kind alone, where a mapping with `kind:` belongs.
+        return _kind_problem(loc, err.get("input"), of)
     if kind == "literal_error":
         # A misspelt metric ('test_eror') got the whole list and no pointer into it.
         expected, value = str(ctx.get("expected", "")), err.get("input")
         near = _did_you_mean(value, _QUOTED.findall(expected)) if isinstance(value, str) else ""
         return _RawProblem(loc, f"not an allowed value{near}", given, f"one of {expected}")
-    if kind == "claim_kind":
-        return _claim_kind_problem(loc, err.get("input"))
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        tags = ctx.get("expected_tags", "")
-        return _RawProblem(loc, "unknown or missing 'kind'", given, f"kind: one of {tags}")
+    if kind == KIND_TAG:
+        return _kind_problem(loc, err.get("input"), REGISTER[ctx["what"]])
     bounds = {
         "greater_than": ("gt", ">"),
         "greater_than_equal": ("ge", ">="),
@@ -669,25 +673,60 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
     return _RawProblem(loc, err["msg"], given)
 
 
-def _claim_kind_problem(loc: Loc, claim: Any) -> _RawProblem:
-    """One problem for a claim whose kind is not a claim kind, at its `kind:` line; the keys
-    the wrong variant would not know add nothing to it."""
-    kinds = f"(kinds: {', '.join(CLAIM_KINDS)})"
-    claim = claim if isinstance(claim, dict) else {}
-    ordering = [k for k in ORDERING_KEYS if k in claim]
-    if "kind" not in claim:
-        return _RawProblem(
-            loc,
-            "a claim without `kind:` states a value, but this one has "
-            f"{', '.join(ordering)}, the keys of an ordering claim: add `kind: ordering`",
-        )
-    kind = claim["kind"]
-    near = _did_you_mean(kind, CLAIM_KINDS) if isinstance(kind, str) else ""
-    if not near and ordering and not any(k in claim for k in VALUE_KEYS):
-        near = f"; its keys ({', '.join(ordering)}) are those of an 'ordering' claim"
+def _kind_problem(loc: Loc, data: Any, tagged: Tagged) -> _RawProblem:
+    """One problem for a tagged mapping (``loc``) whose kind is misspelt, missing or not one
+    of its kinds, at its `kind:` line: what was given, the kind it is probably a slip for
+    (by name, else by the keys it has), and the kinds there are. The keys the class of
+    another kind would not know add nothing to it, so none are validated."""
+    what, kinds = tagged.what, f"(kinds: {', '.join(tagged.kinds)})"
+    if not isinstance(data, dict):
+        meant = f": write `{{kind: {data}}}`" if data in tagged.kinds else ""
+        return _RawProblem(loc, f"a {what} is a mapping (key: value lines){meant} {kinds}",
+                           _show(data))  # fmt: skip
+    by_keys = tagged.kind_by_keys(data)
+    meant, keys = by_keys if by_keys else ("", ())
+    if "kind" not in data:
+        if by_keys and tagged.default is not None:
+            return _RawProblem(loc, f"a {what} without `kind:` {tagged.default_means}, but this "
+                               f"one has {', '.join(keys)}, the keys of {_a(meant, quote=False)} "
+                               f"{what}: add `kind: {meant}`")  # fmt: skip
+        if by_keys:
+            return _RawProblem(loc, f"a {what} needs `kind:`; its keys ({', '.join(keys)}) are "
+                               f"those of {_a(meant)} {what}: add `kind: {meant}` "
+                               f"{kinds}")  # fmt: skip
+        return _RawProblem(loc, f"a {what} needs `kind:` {kinds}")
+    kind = data["kind"]
+    near = _did_you_mean(kind, tagged.kinds) if isinstance(kind, str) else ""
+    if not near and by_keys:
+        near = f"; its keys ({', '.join(keys)}) are those of {_a(meant)} {what}"
     return _RawProblem(
-        (*loc, "kind"), f"kind {_show(kind)} is not a claim kind{near} {kinds}", _show(kind)
+        (*loc, "kind"), f"kind {_show(kind)} is not a {what} kind{near} {kinds}", _show(kind)
     )
+
+
+def _a(kind: str, quote: bool = True) -> str:
+    """A kind with its article: "an 'ordering'", "a 'multistep'"."""
+    return ("an " if kind[:1] in "aeiou" else "a ") + (repr(kind) if quote else kind)
+
+
+def _unknown_key_hint(key: str, value: Any, loc: Loc, parent: type[BaseModel] | None) -> str:
+    """What an unknown key is, where it is a kind's: a key of another kind of the same
+    mapping (`milestones` in a cosine schedule), or a `kind:` in a mapping that has no kinds
+    (a warm-up, the executor settings, whose keys may be what the kind named)."""
+    allowed = sorted(parent.model_fields) if parent else []
+    tagged = tagged_by(parent)
+    mine = tagged.kind_of(parent) if tagged and parent else None
+    owners = tagged.owners(key) if tagged else []
+    if tagged and mine and owners:
+        return f": it is a key of {_a(owners[0])} {tagged.what}, and this one is {mine!r}"
+    if key == "kind" and parent is not None and tagged is None:
+        where = f"`{_format_loc(loc[:-1])}`" if loc[:-1] else "this file"
+        # `executor: {kind: slurm}`: the settings of the kind meant go under its own key.
+        named = _field_class(parent, (value,)) if isinstance(value, str) else None
+        settings = isinstance(named, type) and issubclass(named, BaseModel)
+        hint = f"; give `{value}:` (a mapping of its settings) instead" if settings else ""
+        return f": {where} has no kinds{hint}"
+    return _did_you_mean(key, allowed)
 
 
 # The choices in pydantic's "'a', 'b' or 'c'" of a literal error.
@@ -706,6 +745,12 @@ def _yaml_text_number(value: Any) -> str | None:
     return (f"wrong type: YAML 1.1 reads {value.strip()} as text, not a number (it needs a "
             f"decimal point and a signed exponent); write {fixed} "
             f"(or {float(value)!r})")  # fmt: skip
+
+
+def _field_class(parent: type[BaseModel] | None, loc: Loc) -> Any:
+    """The class of the field at the end of ``loc``, if ``parent`` has it."""
+    field = parent.model_fields.get(str(loc[-1])) if parent is not None and loc else None
+    return _strip_optional(field.annotation) if field else None
 
 
 def _field_hint(parent: type[BaseModel] | None, loc: Loc) -> str | None:
@@ -778,6 +823,7 @@ def _cross_references(study: Study) -> list[_RawProblem]:
         if exp.follows is not None and exp.follows not in study.sources:
             problems.append(_unknown(("experiments", i, "follows"), exp.follows, sources, "source"))
     problems.extend(_check_checkpoints(study, first))
+    problems.extend(_claims_told_apart(study))
     ids: dict[str, int] = {}
     for i, claim in enumerate(study.claims):
         loc: Loc = ("claims", i)
@@ -817,6 +863,34 @@ def _cross_references(study: Study) -> list[_RawProblem]:
                         _show(claim.experiments),
                     )
                 )
+    return problems
+
+
+def _claims_told_apart(study: Study) -> list[_RawProblem]:
+    """`repro compare` knows a claim by its claim_id from one night to the next; two claims
+    without an `id:` that are about the same thing get the same one, and once their verdicts
+    differ the nightly comparison cannot tell them apart. Refused here, at `repro validate`,
+    on the second claim, rather than failing a night later. Repeated explicit ids are refused
+    beside the claim's other fields (_cross_references)."""
+    problems: list[_RawProblem] = []
+    first: dict[str, int] = {}
+    for i, claim in enumerate(study.claims):
+        if claim.id is not None:
+            continue
+        identity = claim_id(claim)
+        if identity not in first:
+            first[identity] = i
+            continue
+        j = first[identity]
+        if claim.model_dump() == study.claims[j].model_dump():
+            message = f"duplicate claim: the same as claims[{j}], field for field; delete one"
+        else:
+            message = (
+                f"this claim and claims[{j}] are about the same thing ({identity}), so "
+                "`repro compare` cannot tell their verdicts apart; give each an `id:` (a "
+                "name unique in this study), or merge them if they are one claim"
+            )
+        problems.append(_RawProblem(("claims", i), message))
     return problems
 
 

@@ -109,10 +109,11 @@ def _snapshot(run_dir: Path, into: Path, checkpoints: bool) -> ArchivedRun:
     state = store.inspect(run_dir)
     summary = store.read_json(into / store.SUMMARY)
     status = (summary.get("status") if isinstance(summary, dict) else None) or state.status
-    if state.status == store.DAMAGED:
+    if state.status in (store.DAMAGED, store.MISPLACED):
         # Never carried on as what its summary says: it travels as damaged, with the
-        # checkpoint that `repro run` rebuilds it from on the other side.
-        status = store.DAMAGED
+        # checkpoint that `repro run` rebuilds it from on the other side; a misplaced run
+        # as what it is, which the other side refuses (_merge).
+        status = state.status
     epochs = store.recorded_epochs(into)
     config = store.read_json(into / store.CONFIG)
     config_hash = config.get("hash") if isinstance(config, dict) else None
@@ -357,6 +358,13 @@ def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: Import
         return
     if run.status == EVALUATED:
         _merge_evaluation(run, src, dst, result)
+        return
+    # Judged on the files, as they would lie here (the manifest may predate the check): a
+    # run copied into another run's folder before export would count as that run.
+    if (unpacked := store.inspect(src)).status == store.MISPLACED:
+        result.refused.append(f"{run.path}: misplaced in the archive: {unpacked.detail}; it "
+                              "was not imported. Export the run from the folder it belongs "
+                              "in")  # fmt: skip
         return
     if run.status != store.DAMAGED and store.inspect(src).status == store.DAMAGED:
         # The manifest says what the exporting machine read (an older repro did not flag

@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from conftest import tiny_study
+
 from harness import store
 from harness.plan import config_hash, resolved_config
 from harness.schema import Study
+from harness.studyfile import load_study
 
 
 def fake_run(
@@ -123,3 +126,31 @@ def fake_evaluation(
         "finished": finished,
     })  # fmt: skip
     return run_dir
+
+
+def kept_apart_store(
+    tmp_path: Path, *, extra_claims: str = "", b_model: str = "resnet20", paused_bf16: bool = False
+) -> tuple[Study, Path, Path]:
+    """A study whose verdict on ``a`` stands on two fp32 runs and keeps three apart (two bf16,
+    one on a copy of the data), with ``b`` a run only a parameter count is claimed of: the
+    store every "what counts" test of the glance, study line, run table and curves shares.
+    ``paused_bf16`` leaves the second bf16 run paused (past epoch 2) instead of complete."""
+    experiments = (f"  - {{name: a, model: resnet20, recipe: base, seeds: 5}}\n"
+                   f"  - {{name: b, model: {b_model}, recipe: base}}\n"
+                   "claims:\n"
+                   "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.75}\n"
+                   + extra_claims +
+                   "  - {source: test, where: T2, experiment: b, metric: params, value: 269722}\n")  # fmt: skip
+    path = tiny_study(tmp_path / "apart.yaml", experiments, name="apart")
+    study = load_study(path)
+    results = tmp_path / "results"
+    fake_run(results, study, "a", 0, test_error=8.6)
+    fake_run(results, study, "a", 1, test_error=8.7)
+    fake_run(results, study, "a", 2, test_error=12.0, precision="bf16")
+    if paused_bf16:
+        fake_run(results, study, "a", 3, status="paused", precision="bf16")
+    else:
+        fake_run(results, study, "a", 3, test_error=12.1, precision="bf16")
+    fake_run(results, study, "a", 4, test_error=19.0, official=False, fingerprint="c" * 64)
+    fake_run(results, study, "b", 0)  # counts, but a parameter count reads no run
+    return study, path, results

@@ -1284,3 +1284,37 @@ def test_an_archived_run_is_judged_by_its_files_not_by_its_manifest(finished_sto
     assert out.exit_code == 0, out.output
     assert f"added     {RUNS[0]}: damaged, 3 epochs (no checkpoint: restarts)" in out.output
     assert store.inspect(elsewhere / RUNS[0]).status == store.DAMAGED
+
+
+@pytest.mark.parametrize(("case", "shown"), [
+    ("torn curves, progress says 2", "2/4"),
+    ("stale summary garbage, curves say 2", "2 "),  # no total where no record reads
+    ("torn curves, progress of the wrong shape", "0/4"),
+])  # fmt: skip
+def test_status_says_how_far_a_locked_damaged_run_got(tmp_path, case, shown):
+    """A run being trained whose files do not all read (a torn line mid-write, a summary of
+    an earlier session that is garbage) showed as running at 0 epochs: inspect's fallback
+    for a locked run ignored progress.json and the curves. It shows how far they say."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    path = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    run = fake_run(tmp_path / "results", load_study(path), "a", status="running")  # 2 of 4
+    if case.startswith("torn curves"):
+        with (run / store.METRICS).open("a") as f:
+            f.write('{"epoch": 3, "trai')
+    else:
+        (run / store.SUMMARY).write_text("garbage")
+    if case.endswith("progress says 2"):
+        store.write_json(run / store.PROGRESS, {"epoch": 2, "epochs": 4, "host": "node7"})
+    elif case.endswith("wrong shape"):
+        store.write_json(run / store.PROGRESS, {"epoch": "two", "epochs": 4, "host": ["x"]})
+    with store.run_lock(run):
+        assert store.inspect(run).status == "running"
+        out = repro("status", str(path), "--results", str(tmp_path / "results"))
+    assert out.exit_code == 0 and out.exception is None, out.output
+    (line,) = [s for s in out.output.splitlines() if s.strip().startswith("a/seed-0 ")]
+    assert re.search(rf"a/seed-0  running +{re.escape(shown)}", line + " "), line
+    if case.endswith("progress says 2"):
+        assert line.endswith("on node7"), line

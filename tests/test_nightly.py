@@ -445,3 +445,32 @@ def test_a_baseline_from_before_claims_had_an_identity_is_matched_by_its_wording
     assert result.exit_code == 0 and "3 claim(s) held before and still hold" in result.output
     assert f"note: {before} has no claim_id column (written by an older repro): claims are " \
         "matched by their wording" in result.output  # fmt: skip
+
+
+def test_an_ordering_turned_around_is_the_same_claim(tmp_path):
+    # `[a, c] increasing` rewritten as `[c, a] decreasing` says the same thing, but their ids
+    # differed (a<c against c>a): the night read it as a claim lost and a new one, and failed.
+    errors = {"a": 5.0, "b": 8.7, "c": 20.0}  # a's error well below c's: the ordering holds
+    before = reported(tmp_path, THREE, errors, "before.json")
+    turned = THREE.replace("experiments: [a, c], direction: increasing",
+                           "experiments: [c, a], direction: decreasing")  # fmt: skip
+    assert turned != THREE
+    now = reported(tmp_path, turned, errors, "now.json")
+    ordering = next(row for row in json.loads(before.read_text()) if "<" in row["claim_id"])
+    assert (ordering["claim_id"], ordering["verdict"]) == ("test:a<c:test_error", "reproduced")
+    result = CliRunner().invoke(main, ["compare", str(before), str(now)])
+    assert result.exit_code == 0, result.output
+    assert "3 claim(s) held before and still hold; 0 hold now that did not; 0 no longer hold" \
+        in result.output  # fmt: skip
+    assert "1 claim(s) reworded" in result.output and "experiment 'a, c' -> 'c, a'" in result.output
+    # A table written before the ids were normalized named that ordering `c>a`: it is read as
+    # today's `a<c`, the same claim, not one lost.
+    old = json.loads(now.read_text())
+    ordering = next(row for row in old if "<" in row["claim_id"])
+    assert ordering["claim_id"] == "test:a<c:test_error"
+    ordering["claim_id"] = "test:c>a:test_error"
+    now.write_text(json.dumps(old))
+    result = CliRunner().invoke(main, ["compare", str(now), str(before)])
+    assert result.exit_code == 0, result.output
+    assert "3 claim(s) held before and still hold; 0 hold now that did not; 0 no longer hold" \
+        in result.output  # fmt: skip

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT, TINY_RECIPE, tiny_study
-from fake_runs import fake_run
+from fake_runs import fake_run, kept_apart_store
 from matplotlib.colors import to_rgb
 
 from harness import plots
@@ -320,6 +320,8 @@ def test_runs_that_do_not_count_are_drawn_greyed_and_labelled(tmp_path):
   - {name: plain, model: plain20, recipe: base}
   - {name: res, model: resnet20, recipe: base}
   - {name: done, model: resnet20, recipe: base}
+claims:
+  - {source: test, where: T1, experiment: done, metric: test_error, value: 8.75}
 """, name="grey")  # fmt: skip
     study = load_study(path)
     results = tmp_path / "results"
@@ -339,6 +341,35 @@ def test_runs_that_do_not_count_are_drawn_greyed_and_labelled(tmp_path):
     # Only uncounted runs: still drawn, not an empty section.
     (versus,) = [f for f in figures if "plain versus residual" in f.title]
     assert any("plain~smoke" in line.get_label() for line in lines(versus.plot))
+
+
+def test_runs_kept_apart_or_read_by_no_verdict_are_not_drawn_as_counted(tmp_path):
+    # The curves greyed a run by its classification alone: bf16 runs and one on a copy of the
+    # data, which every verdict kept apart from its fp32 pool, and a run only a parameter count
+    # is claimed of, were drawn in full colour as counted while the glance, the study's line
+    # and the run table said "2 counted, 3 kept apart, 1 that no verdict reads".
+    _, path, results = kept_apart_store(tmp_path, b_model="plain20")
+    figures = report_figures(path, results)
+    for title in ("training loss and test error", "plain versus residual"):
+        (drawn,) = [f for f in figures if title in f.title]
+        found = {line.get_label(): line for line in lines(drawn.plot) if "claimed" not in
+                 line.get_label()}  # fmt: skip
+        assert len(found) == 4, list(found)
+        counted = [k for k in found if "kept apart" not in k and "not counted" not in k]
+        assert counted in (["a"], ["ResNet-20 (a)"]), list(found)
+        apart = {k: v for k, v in found.items() if "kept apart" in k}
+        assert sorted(k.rsplit("(kept apart: ", 1)[1].rstrip(")") for k in apart) == [
+            "bf16 vs fp32", "data cccccccccccc vs official release"]  # fmt: skip
+        (unread,) = [k for k in found if "not counted: no verdict reads it" in k]
+        assert saturation(found[counted[0]].get_color()) > 0.5
+        for label in [*apart, unread]:
+            assert saturation(found[label].get_color()) < 0.35, label
+            assert found[label].get_markerfacecolor() == "white", label
+        # Kept apart is a style of its own: dotted, unlike the counted and the other greyed.
+        assert all(line.get_linestyle() == ":" for line in apart.values())
+        assert found[unread].get_linestyle() == found[counted[0]].get_linestyle() == "-"
+        assert "kept apart" in drawn.caption and "no verdict reads" in drawn.caption
+        assert "(kept apart: bf16 vs fp32)" in drawn.alt
 
 
 def test_unfinished_runs_are_drawn_against_their_planned_length(tmp_path):

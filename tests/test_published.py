@@ -11,8 +11,11 @@ import tarfile
 import pytest
 from conftest import ROOT
 
+from harness import store
 from harness.plan import plan
+from harness.results import scan
 from harness.studyfile import load_study
+from harness.transfer import import_archive
 
 STUDIES = {load_study(p).name: p for p in sorted((ROOT / "studies").glob("*.yaml"))}
 
@@ -42,3 +45,19 @@ def test_a_committed_run_still_has_its_study_s_config_hash(run, digest, where):
         f"{where}: {run} was made with config {digest}, its study now plans {planned[name]}; "
         "a change to the schema or the study moved the hash (see harness/plan.py)"
     )
+
+
+# Runs recorded before harness.placement judged where a run lies: each must still read where
+# it lies (a published run read as misplaced would stop counting, an imported slot be refused).
+@pytest.mark.parametrize("where", sorted((ROOT / "results" / "published").glob("*/store")),
+                         ids=lambda p: p.parent.name)  # fmt: skip
+def test_no_published_run_reads_as_misplaced(where):
+    assert [r.name for r in scan(where) if r.status == store.MISPLACED] == []
+
+
+@pytest.mark.parametrize("archive", sorted((ROOT / "results" / "slots").glob("*.tar.gz")),
+                         ids=lambda p: p.name)  # fmt: skip
+def test_a_slot_archive_imports_with_no_run_misplaced(archive, tmp_path):
+    merged = import_archive(archive, tmp_path / "results")
+    assert merged.refused == [] and merged.added
+    assert [r.name for r in scan(tmp_path / "results") if r.status == store.MISPLACED] == []

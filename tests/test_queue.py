@@ -60,6 +60,42 @@ def test_a_bad_queue_file_says_what_is_wrong(tmp_path, change, message):
         load_queue(path)
 
 
+@pytest.mark.parametrize(
+    ("change", "line", "message"),
+    [
+        pytest.param(
+            ("runs_per_gpu: 1}", "runs_per_gpu: 1, fuse: atuo}"),
+            "queue.yaml:4: items[0].fuse: not a fuse setting: give auto, off or a group size "
+            "such as 4; did you mean 'auto'?",
+            "given:   'atuo'",
+            id="fuse-slip",
+        ),
+        pytest.param(
+            ("runs_per_gpu: 1}", "runs_per_gpu: 1, kind: study}"),
+            "queue.yaml:4: items[0].kind: unknown key 'kind': `items[0]` has no kinds",
+            "allowed: fuse, name, only, runs_per_gpu, seeds, study, why",
+            id="item-has-no-kind",
+        ),
+        pytest.param(
+            ("rate_source:", "kind: queue\nrate_source:"),
+            "queue.yaml:2: kind: unknown key 'kind': this file has no kinds",
+            "allowed: achieved_tflops, items, rate_source",
+            id="file-has-no-kind",
+        ),
+    ],
+)
+def test_a_kind_slip_in_a_queue_gets_one_message(tmp_path, change, line, message):
+    """As in a study (tests/test_studyfile.py): a misspelt choice of a queue item is offered
+    the one it is probably a slip for, and a `kind:` where the queue has none says so (it was
+    an unknown key offered nothing, or a key nowhere near)."""
+    path = _queue(tmp_path, QUEUE.replace(*change))
+    with pytest.raises(QueueError) as info:
+        load_queue(path)
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2 and lines[0].endswith(line), str(info.value)
+    assert lines[1].strip() == message, str(info.value)
+
+
 def test_status_shows_where_the_queue_stands(tmp_path, cifar_root):
     path = _queue(tmp_path)
     queue = load_queue(path)

@@ -15,7 +15,7 @@ import pytest
 from cifar_fixture import write_cifar
 from click.testing import CliRunner
 from conftest import ROOT, tiny_study
-from fake_runs import fake_evaluation, fake_run
+from fake_runs import fake_evaluation, fake_run, kept_apart_store
 
 from harness import verdicts as V
 from harness.cli import main
@@ -1209,20 +1209,7 @@ def test_the_evidence_line_names_why_runs_do_not_count(verdict_store):
 def test_the_glance_counts_only_runs_a_verdict_stands_on(tmp_path):
     # Two fp32 runs made the verdict; the bf16 ones and the one on a copy were kept apart (the
     # claim row said so) yet the glance said "5 counted", as if all five stood behind it.
-    experiments = ("  - {name: a, model: resnet20, recipe: base, seeds: 5}\n"
-                   "  - {name: b, model: resnet20, recipe: base}\n"
-                   "claims:\n"
-                   "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.75}\n"
-                   "  - {source: test, where: T2, experiment: b, metric: params, value: 269722}\n")  # fmt: skip
-    path = tiny_study(tmp_path / "apart.yaml", experiments, name="apart")
-    study = load_study(path)
-    results = tmp_path / "results"
-    fake_run(results, study, "a", 0, test_error=8.6)
-    fake_run(results, study, "a", 1, test_error=8.7)
-    fake_run(results, study, "a", 2, test_error=12.0, precision="bf16")
-    fake_run(results, study, "a", 3, test_error=12.1, precision="bf16")
-    fake_run(results, study, "a", 4, test_error=19.0, official=False, fingerprint="c" * 64)
-    fake_run(results, study, "b", 0)  # counts, but a parameter count reads no run
+    study, path, results = kept_apart_store(tmp_path)
     report = build([(study, str(path))], scan(results), str(results))
     runs = next(e for e in report.evidence if e.what == "Runs")
     assert runs.text == (
@@ -1243,22 +1230,12 @@ def test_each_study_counts_its_runs_as_the_glance_does(tmp_path):
     # said "6 counted run(s)", counting the runs every verdict kept apart as well. An unfinished
     # run past the claimed epoch but kept apart was "counted only for the test error at epoch
     # 2" there too, while the run table said "kept apart".
-    experiments = ("  - {name: a, model: resnet20, recipe: base, seeds: 5}\n"
-                   "  - {name: b, model: resnet20, recipe: base}\n"
-                   "claims:\n"
-                   "  - {source: test, where: T1, experiment: a, metric: test_error, value: 8.75}\n"
-                   "  - {source: test, where: T3, experiment: a, metric: test_error_at_epoch, "
-                   "epoch: 2, value: 11.0}\n"
-                   "  - {source: test, where: T2, experiment: b, metric: params, value: 269722}\n")  # fmt: skip
-    path = tiny_study(tmp_path / "apart.yaml", experiments, name="apart")
-    study = load_study(path)
-    results = tmp_path / "results"
-    fake_run(results, study, "a", 0, test_error=8.6)
-    fake_run(results, study, "a", 1, test_error=8.7)
-    fake_run(results, study, "a", 2, test_error=12.0, precision="bf16")
-    fake_run(results, study, "a", 3, status="paused", precision="bf16")  # past epoch 2
-    fake_run(results, study, "a", 4, test_error=19.0, official=False, fingerprint="c" * 64)
-    fake_run(results, study, "b", 0)  # counts, but a parameter count reads no run
+    study, path, results = kept_apart_store(
+        tmp_path,
+        extra_claims="  - {source: test, where: T3, experiment: a, metric: test_error_at_epoch, "
+        "epoch: 2, value: 11.0}\n",
+        paused_bf16=True,  # past epoch 2
+    )
     report = build([(study, str(path))], scan(results), str(results))
     (s,) = report.studies
     assert {r.seed: r.counted_text for r in s.runs if r.experiment == "a"}[3] == (

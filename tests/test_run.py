@@ -485,8 +485,8 @@ def test_status_says_what_data_a_paused_run_began_on_and_whether_run_would_refus
     # No data on this machine (the tests' cache is empty): which data it began on, quietly.
     plain = status()
     assert (
-        f"a/seed-0  paused            1/3  began on data {began} (not the official release)\n"
-        in plain
+        f"a/seed-0  paused            1/3  began on data {began} (not the official release); "
+        "ran in fp32, fast pipeline\n" in plain
     )
     assert "note:" not in plain.split("evidence queue")[0]
     # The data `repro run` would use found here ($REPRO_DATA_DIR): it resumes on it.
@@ -632,6 +632,69 @@ def test_status_predicts_no_refusal_for_a_paused_run_whose_study_entry_changed(t
     assert _decide(p, results, force=False, echo=lambda _: None) is None
     assert data_conflict(run_dir, here) is None
     assert list((run_dir.parent / ".superseded").iterdir())
+
+
+@pytest.mark.parametrize("status", ["complete", "diverged"])
+def test_status_says_an_ended_run_whose_study_entry_changed_is_trained_again(tmp_path, status):
+    """A complete (or diverged) run made with another config than the study plans now read
+    as done in `repro status`, while `repro run` moves it to .superseded/ and trains it
+    again: GPU hours nobody saw coming."""
+    from fake_runs import fake_run
+
+    from harness.plan import plan
+    from harness.runner import _decide
+    from harness.status import study_status
+
+    study = load_study(tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet20, "
+                                  "recipe: base}\n"))  # fmt: skip
+    results = tmp_path / "results"
+    run_dir = fake_run(results, study, "a", status=status, stale=True)
+    (row,) = study_status(study, results)
+    assert row.state == status, row
+    assert "made with another config: `repro run` moves it to .superseded/ and trains it " \
+        "again" in row.detail, row.detail  # fmt: skip
+    # The same run with the study's config is left alone, and says nothing of the kind.
+    fresh = fake_run(tmp_path / "fresh", study, "a", status=status)
+    (kept,) = study_status(study, tmp_path / "fresh")
+    assert "another config" not in kept.detail and fresh.is_dir()
+    # What `repro run` does: it makes way for the run, which it then trains.
+    (p,) = plan(study)
+    assert _decide(p, results, force=False, echo=lambda _: None) is None
+    assert not run_dir.exists() and list((run_dir.parent / ".superseded").iterdir())
+
+
+@pytest.mark.parametrize(("began", "gpu", "said"), [
+    ("fp32", False, "ran in fp32, fast pipeline"),
+    ("bf16", False, "ran in bf16, fast pipeline, not `repro run`'s default here (fp32, fast "
+                    "pipeline): resume it with --precision bf16"),
+    ("fp32", True, "ran in fp32, fast pipeline, not `repro run`'s default here (bf16, fast "
+                   "pipeline): resume it with --precision fp32"),
+])  # fmt: skip
+def test_status_says_what_execution_a_run_to_resume_began_in(tmp_path, monkeypatch, began, gpu,
+                                                              said):  # fmt: skip
+    """`repro run` refuses to resume a run in another precision or pipeline than it began in
+    (runner.execution_conflict), which depends on the coming command's flags: status said
+    nothing of it. It says what the run ran in and, where `repro run`'s defaults on this
+    machine would be refused, which flag to give."""
+    import torch
+    from fake_runs import fake_run
+
+    from harness.runner import execution_conflict
+    from harness.status import default_execution, row_for
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    study = load_study(tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet20, "
+                                  "recipe: base}\n"))  # fmt: skip
+    run_dir = fake_run(tmp_path / "results", study, "a", status="paused", precision=began)
+    (run_dir / store.CHECKPOINT).write_bytes(b"a checkpoint")
+    row = row_for("a/seed-0", run_dir)
+    assert row.detail.endswith(said), row.detail
+    # The runner's own check agrees: refused under the defaults exactly where status says so.
+    refused = execution_conflict(run_dir, default_execution())
+    assert (refused is not None) == ("resume it with" in said), refused
+    # With nothing to resume, the run starts over in whatever it is given: nothing to say.
+    (run_dir / store.CHECKPOINT).unlink()
+    assert "ran in" not in row_for("a/seed-0", run_dir).detail
 
 
 def test_status_says_a_run_with_no_epoch_to_resume_starts_over_on_the_data_here(tmp_path):

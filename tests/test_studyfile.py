@@ -204,8 +204,8 @@ MALFORMED = [
     pytest.param(
         "{kind: multistep,",
         "{kind: stepwise,",
-        "recipes.base.schedule",
-        "unknown or missing 'kind'",
+        "recipes.base.schedule.kind",
+        "kind 'stepwise' is not a schedule kind",
         id="unknown-schedule-kind",
     ),
     pytest.param(
@@ -225,7 +225,7 @@ MALFORMED = [
     pytest.param(
         "value: 8.75}",
         "value: 8.75, rule: top 5}",
-        "claims[0]",
+        "claims[0].rule",
         "is not one of 'single', 'best of N'",
         id="bad-rule",
     ),
@@ -300,6 +300,50 @@ def test_malformed_studies_give_their_specific_message(tmp_path, old, new, path,
         assert problem.line is not None
 
 
+SAME_CLAIM = (
+    "  - {source: he2015, where: Table 6, experiment: resnet20, metric: test_error, value: 8.75}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [
+        pytest.param(  # another figure for the same thing: which verdict is tonight's?
+            SAME_CLAIM.replace("Table 6", "Table 7").replace("8.75", "7.5"),
+            "this claim and claims[0] are about the same thing "
+            "(he2015:resnet20:test_error:single-1), so `repro compare` cannot tell their "
+            "verdicts apart; give each an `id:`",
+            id="same-identity",
+        ),
+        pytest.param(  # an ordering turned around is the same ordering
+            "  - {kind: ordering, source: he2015, where: Figure 7, statement: the other way,\n"
+            "     metric: final_train_loss, experiments: [plain20, resnet20], "
+            "direction: decreasing}\n",
+            "this claim and claims[1] are about the same thing "
+            "(he2015:resnet20<plain20:final_train_loss)",
+            id="ordering-turned-around",
+        ),
+        pytest.param(
+            SAME_CLAIM,
+            "duplicate claim: the same as claims[0], field for field",
+            id="exact-duplicate",
+        ),
+    ],
+)
+def test_two_claims_about_the_same_thing_are_refused_on_the_second(tmp_path, second, message):
+    # Without an `id:` each, two such claims got one claim_id, and `repro compare` failed the
+    # night (exit 2) once their verdicts differed; `repro validate` let them through.
+    assert MINIMAL.endswith("    direction: increasing\n")
+    text = MINIMAL + second
+    (problem,) = problems_of(tmp_path, text)
+    assert problem.path == "claims[2]" and message in problem.message, str(problem)
+    assert problem.line == len(MINIMAL.splitlines()) + 1  # the second claim's own line
+    # Given an `id:`, the second is a claim of its own (a copy is deleted, not named).
+    named = MINIMAL + second.replace("  - {", "  - {id: second, ", 1)
+    if "duplicate" not in message:
+        assert len(load_study(write(tmp_path, named)).claims) == 3
+
+
 def test_unknown_key_names_its_line_and_the_allowed_keys(tmp_path):
     (problem,) = problems_of(tmp_path, MINIMAL.replace("    batch_size:", "    batch_sise:"))
     assert problem.line == 9
@@ -366,6 +410,178 @@ def test_a_claim_of_no_known_kind_gets_one_message_not_the_wrong_kinds_keys(
     (problem,) = problems
     assert (problem.path, problem.line) == (path, line)
     assert message in problem.message, problem.message
+
+
+SCHEDULE_KINDS = "(kinds: multistep, cosine, constant)"
+NORMALIZATION_KINDS = "(kinds: per_pixel_mean, per_pixel_mean_std, per_channel, none)"
+WARM_UP = "    warmup: {kind: constant, lr: 0.01, iterations: 400}\n    normalization:"
+
+
+@pytest.mark.parametrize(
+    ("checkpoints", "old", "new", "path", "line", "message"),
+    [
+        pytest.param(
+            False,
+            "{kind: multistep,",
+            "{kind: mulitstep,",
+            "recipes.base.schedule.kind",
+            11,
+            f"kind 'mulitstep' is not a schedule kind; did you mean 'multistep'? {SCHEDULE_KINDS}",
+            id="schedule-slip",
+        ),
+        pytest.param(
+            False,
+            "{kind: multistep,",
+            "{kind: stepwise,",
+            "recipes.base.schedule.kind",
+            11,
+            "kind 'stepwise' is not a schedule kind; its keys (milestones) are those of a "
+            f"'multistep' schedule {SCHEDULE_KINDS}",
+            id="schedule-far-kind",
+        ),
+        pytest.param(
+            False,
+            "{kind: multistep, ",
+            "{",
+            "recipes.base.schedule",
+            11,
+            "a schedule needs `kind:`; its keys (milestones) are those of a 'multistep' "
+            f"schedule: add `kind: multistep` {SCHEDULE_KINDS}",
+            id="schedule-without-kind",
+        ),
+        pytest.param(
+            False,
+            "{kind: multistep, milestones: [81, 122]}",
+            "cosine",
+            "recipes.base.schedule",
+            11,
+            f"a schedule is a mapping (key: value lines): write `{{kind: cosine}}` {SCHEDULE_KINDS}",
+            id="schedule-kind-alone",
+        ),
+        pytest.param(
+            False,
+            "{kind: multistep,",
+            "{kind: cosine,",
+            "recipes.base.schedule.milestones",
+            11,
+            "unknown key 'milestones': it is a key of a 'multistep' schedule, and this one is "
+            "'cosine'",
+            id="schedule-another-kinds-key",
+        ),
+        pytest.param(
+            False,
+            "    recipe: base\n  - name: plain20",
+            "    recipe: {extends: base, schedule: {kind: cosin}}\n  - name: plain20",
+            "experiments[0].recipe.schedule.kind",
+            16,
+            f"kind 'cosin' is not a schedule kind; did you mean 'cosine'? {SCHEDULE_KINDS}",
+            id="schedule-slip-in-an-override",
+        ),
+        pytest.param(
+            False,
+            "{kind: per_pixel_mean}",
+            "{kind: per_pixel_maen}",
+            "recipes.base.normalization.kind",
+            12,
+            "kind 'per_pixel_maen' is not a normalization kind; did you mean 'per_pixel_mean'? "
+            f"{NORMALIZATION_KINDS}",
+            id="normalization-slip",
+        ),
+        pytest.param(
+            False,
+            "{kind: per_pixel_mean}",
+            "{}",
+            "recipes.base.normalization",
+            12,
+            f"a normalization needs `kind:` {NORMALIZATION_KINDS}",
+            id="normalization-without-kind",
+        ),
+        pytest.param(
+            False,
+            "{kind: per_pixel_mean}",
+            "per_pixel_mean",
+            "recipes.base.normalization",
+            12,
+            "a normalization is a mapping (key: value lines): write `{kind: per_pixel_mean}` "
+            f"{NORMALIZATION_KINDS}",
+            id="normalization-kind-alone",
+        ),
+        pytest.param(
+            True,
+            "{kind: per_channel, mean",
+            "{mean",
+            "checkpoints[0].normalization",
+            44,
+            f"a normalization needs `kind:` {NORMALIZATION_KINDS}",
+            id="checkpoint-normalization-without-kind",
+        ),
+        pytest.param(
+            False,
+            "value: 8.75}",
+            "value: 8.75, rule: bset of 5}",
+            "claims[0].rule",
+            21,
+            "reporting rule 'bset of 5' is not one of 'single', 'best of N', 'median of N', "
+            "'mean of N'; did you mean 'best of 5'?",
+            id="rule-slip",
+        ),
+        pytest.param(
+            False,
+            "value: 8.75}",
+            "value: 8.75, rule: {kind: bset, n: 5}}",
+            "claims[0].rule.kind",
+            21,
+            "kind 'bset' is not a reporting rule kind; did you mean 'best'? "
+            "(kinds: single, best, median, mean)",
+            id="rule-mapping-slip",
+        ),
+        pytest.param(
+            False,
+            "    normalization:",
+            WARM_UP,
+            "recipes.base.warmup.kind",
+            12,
+            "unknown key 'kind': `recipes.base.warmup` has no kinds",
+            id="warmup-has-no-kind",
+        ),
+        pytest.param(
+            False,
+            "experiments:\n",
+            "executor: {kind: slurm}\nexperiments:\n",
+            "executor.kind",
+            13,
+            "unknown key 'kind': `executor` has no kinds; give `slurm:` (a mapping of its "
+            "settings) instead",
+            id="executor-has-no-kind",
+        ),
+        pytest.param(
+            False,
+            "  - {source: he2015, where: Table 6,",
+            "  - just a sentence\n  - {source: he2015, where: Table 6,",
+            "claims[0]",
+            21,
+            "a claim is a mapping (key: value lines) (kinds: value, ordering)",
+            id="claim-not-a-mapping",
+        ),
+    ],
+)
+def test_every_kind_slip_gets_one_message_at_its_line(
+    tmp_path, checkpoints, old, new, path, line, message
+):
+    """A misspelt, missing or misplaced `kind:` of any tagged mapping (a schedule, a
+    normalization, a reporting rule, a claim) is named once, where it is, with the kind it is
+    probably a slip for and the kinds there are; a `kind:` where a mapping has none says so.
+    A schedule's got "unknown or missing 'kind'" at the schedule (and `kind: one of ` with
+    nothing after it, for none), a normalization's "required field is missing", a rule's was
+    named at the claim with the whole claim as given, and `kind:` in a warm-up was offered
+    'window'."""
+    text = CHECKPOINTS if checkpoints else MINIMAL
+    assert old in text
+    problems = problems_of(tmp_path, text.replace(old, new, 1))
+    assert len(problems) == 1, "\n".join(str(p) for p in problems)
+    (problem,) = problems
+    assert (problem.path, problem.line) == (path, line), str(problem)
+    assert problem.message == message, problem.message
 
 
 # Experiments whose names share letters but not depths, beside MINIMAL's resnet20 and plain20.

@@ -246,3 +246,45 @@ def test_a_twin_must_have_run_as_this_command_trains_on_the_same_data(tmp_path):
     # differ: "other data (ffffffffffff, here ffffffffffff)" said nothing.
     near = "f" * 12 + "0" * 52
     assert "other data (fffffffffffff, here ffffffffffff0)" in mismatch(twin, "fp32", "fast", near)
+
+
+@pytest.mark.parametrize("twin_data", ["the data here", "the run's own data"])
+def test_status_says_only_what_run_does_with_a_paused_run_and_its_complete_twin(
+    twins, cifar_root, tmp_path, twin_data
+):
+    """A paused run that began on other data than the data here, with a complete twin: status
+    said both "`repro run` would REFUSE to resume it" and "its twin ... is complete: `repro
+    run` adopts it". `repro run` adopts before it claims the run (runner._train_in_turn:
+    adopt_twins, then _claim's refusal), so a twin that trained on the data here is adopted
+    and nothing is refused; a twin that trained elsewhere is not, and the run is refused."""
+    from cifar_fixture import write_cifar
+
+    two, results = twins
+    other_root = write_cifar(tmp_path / "other", noise=True)
+    here_root, began_root = (
+        (cifar_root, other_root) if twin_data == "the data here" else (other_root, cifar_root)
+    )
+    began = load_cached(locate(began_root)).fingerprint
+    run = fake_run(results, load_study(two), "y", epochs=3, status="paused", official=False,
+                   fingerprint=began)  # fmt: skip
+    (run / store.CHECKPOINT).write_bytes(b"a checkpoint")  # what makes a resume refusable
+    status = repro("status", str(two), "--results", str(results), "--data-dir", str(here_root))
+    assert status.exit_code == 0, status.output
+    (line,) = [s for s in status.output.splitlines() if s.strip().startswith("y/seed-0 ")]
+    out = repro(*run_args(two, here_root, results, "--seeds", "1"))
+    if twin_data == "the data here":
+        assert "REFUSE" not in line and "began on" not in line, line
+        assert ("its twin one/x/seed-0 is complete and ran as `repro run` trains here (fp32, "
+                "fast pipeline, on the data here): `repro run` adopts it, moving this attempt "
+                "to .superseded/") in line, line  # fmt: skip
+        assert out.exit_code == 0, out.output
+        assert "[  shared] two/y/seed-0" in out.output and "REFUSED" not in out.output
+        assert summary(results, "two/y/seed-0")["shared_with"] == "one/x/seed-0"
+    else:
+        assert "adopts" not in line, line
+        assert "its twin one/x/seed-0 is complete but `repro run` here does not adopt it: it " \
+            "was trained on other data" in line, line  # fmt: skip
+        assert "`repro run` would REFUSE to resume it on the data here" in line, line
+        assert out.exit_code == 2, out.output
+        assert "[ REFUSED] two/y/seed-0" in out.output and "shared" not in out.output
+        assert summary(results, "two/y/seed-0")["status"] == store.PAUSED

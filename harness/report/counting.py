@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from harness import execution, store, timings, verdicts
 from harness.data import shown_apart
 from harness.metrics import METRICS
+from harness.placement import WHAT_TO_DO
 from harness.plan import config_hash, resolved_config
 from harness.results import RunRecord
 from harness.schema import Claim, Study
@@ -60,6 +61,9 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
     names = {e.name: e for e in study.experiments}
     out = []
     for r in records:
+        if r.status == store.MISPLACED:  # another folder's run: first, whatever else it is
+            out.append(_Classified(r, False, f"misplaced: {r.damage}; {WHAT_TO_DO}", False))
+            continue
         exp = names.get(r.experiment)
         if exp is None:
             out.append(_Classified(r, False, "experiment no longer in the study", False))

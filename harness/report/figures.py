@@ -13,17 +13,23 @@ from matplotlib.figure import Figure as MplFigure
 from harness import plots
 from harness.metrics import METRICS, short_label
 from harness.plan import nominal_batches_per_epoch
-from harness.report.counting import _Classified, _counted_at_epochs, _official, _run_data
+from harness.report.counting import _Classified, _official, _run_data
 from harness.report.text import _source_label
-from harness.report.views import Figure
+from harness.report.views import Figure, RunView, counted_at_epochs_only, counted_in_full
 from harness.results import RunRecord, curves_frame
 from harness.schedule import LearningRate, Length
 from harness.schema import Claim, Experiment, Study, Warmup
 
 GREYED_NOTE = (
     " Greyed lines with hollow markers, labelled \u201cnot counted\u201d, are runs that count "
-    "toward no verdict (paused, unfinished, smoke or override runs, stale configs): drawn for "
-    "what they show."
+    "toward no verdict (paused, unfinished, smoke or override runs, stale configs, runs that no "
+    "verdict reads): drawn for what they show."
+)
+
+KEPT_APART_NOTE = (
+    " Greyed dotted lines with hollow markers, labelled \u201ckept apart\u201d, are runs that "
+    "could count but that every verdict on them kept apart from the runs it used (another "
+    "precision, pipeline or data, as the label says): they count toward no verdict."
 )
 
 
@@ -34,16 +40,20 @@ COUNTED_AT_NOTE = (
 )
 
 
-def _figures(study: Study, classified: list[_Classified]) -> list[Figure]:
+def _figures(study: Study, classified: list[_Classified], runs: list[RunView]) -> list[Figure]:
+    """``runs``: the run table's view of each of ``classified``, in the same order, which says
+    which verdicts stand on each run."""
     if not study.experiments:
         return []  # a study of released checkpoints only: nothing was trained
     figures = []
-    for group, series in _series_by_group(study, classified).items():
+    for group, series in _series_by_group(study, classified, runs).items():
         # The source as the tables cite it ("Wen-Jie Tseng 2018"), not its key in the study.
         title = study.name
         if group != study.name:
             title += f", experiments following {_source_label(study.sources[group])}"
-        greyed = "" if all(s.counted for s in series) else GREYED_NOTE
+        greyed = GREYED_NOTE if any(not s.counted and not s.kept_apart for s in series) else ""
+        if any(s.kept_apart for s in series):
+            greyed += KEPT_APART_NOTE
         if any(s.counted_at for s in series):
             greyed += COUNTED_AT_NOTE
         if any(s.planned_epochs and s.curves["epoch"].max() < s.planned_epochs for s in series):
@@ -169,34 +179,54 @@ def _claims_drawn(study: Study, exp: Experiment) -> tuple[plots.Claimed, ...]:
     return tuple(drawn)
 
 
-def _series_by_group(study: Study, classified: list[_Classified]) -> dict[str, list]:
+def _series_by_group(
+    study: Study, classified: list[_Classified], views: list[RunView]
+) -> dict[str, list]:
     """Every run with curves, as series grouped by the source their experiment follows: the
-    counted runs of an experiment as one series, the rest by why they do not count (an
-    override's runs by their label), so that a study whose runs are all paused or smoke runs
-    still shows its curves, greyed."""
+    runs a verdict stands on of an experiment as one series, the rest by why no verdict does
+    (kept apart, by how; an override's runs by their label), so that a study whose runs are
+    all paused or smoke runs still shows its curves, greyed."""
     bundles: dict[tuple, list[RunRecord]] = defaultdict(list)
-    for c in classified:
+    for c, view in zip(classified, views, strict=True):
         if c.record.history:
-            why = "" if c.counted else _why_not_briefly(c)
-            at = _counted_at_epochs(study, c)  # not counted, but at these epochs
-            bundles[(c.record.experiment, c.record.label, why, at)].append(c.record)
+            why, at, apart = _standing(c, view)
+            bundles[(c.record.experiment, c.record.label, why, at, apart)].append(c.record)
     groups: dict[str, list[plots.Series]] = defaultdict(list)
     styles = _styles(study)
     for exp in study.experiments:
-        mine = sorted((k for k in bundles if k[0] == exp.name), key=lambda k: (bool(k[2]), k))
-        for n, (_, label, why, at) in enumerate(mine):
-            runs = bundles[(exp.name, label, why, at)]
+        # The counted runs first: the claimed values are drawn with the first series.
+        mine = sorted((k for k in bundles if k[0] == exp.name),
+                      key=lambda k: (bool(k[2] or k[4]), k))  # fmt: skip
+        for n, key in enumerate(mine):
+            _, label, why, at, apart = key
+            runs = bundles[key]
             planned = [t for r in runs if isinstance(t := r.value("epochs_total"), int)]
             groups[exp.follows or study.name].append(plots.Series(
                 label=exp.name + (f"~{label}" if label else ""),
                 curves=curves_frame(runs),
                 depth=exp.model.depth, plain=exp.model.shortcut == "none",
-                model=exp.model.label(), counted=not why, why_not=why,
+                model=exp.model.label(), counted=not (why or apart), why_not=why,
                 planned_epochs=max(planned, default=None),
                 claims=_claims_drawn(study, exp) if n == 0 else (),  # drawn once
-                style=styles[exp.name], counted_at=at,
+                style=styles[exp.name], counted_at=at, kept_apart=apart,
             ))  # fmt: skip
     return {g: series for g, series in groups.items() if series}
+
+
+def _standing(c: _Classified, view: RunView) -> tuple[str, tuple[int, ...], str]:
+    """How a run is drawn, by the rule the glance, each study's line and the run table count
+    runs by (harness.report.views): why no verdict stands on it ("" where one stands on it
+    whole), the claimed epochs it counts at only, and how its pool differs where every verdict
+    kept it apart. Its classification alone drew a run the verdicts kept apart (bf16 beside an
+    fp32 pool) or that none reads as counted."""
+    if view.kept_apart:
+        return "", (), view.kept_apart
+    if view.unread:
+        return "no verdict reads it", (), ""
+    if counted_in_full([view]):
+        return "", (), ""
+    at = view.counted_at_epochs if counted_at_epochs_only([view]) else ()
+    return _why_not_briefly(c), at, ""
 
 
 def _styles(study: Study) -> dict[str, int]:

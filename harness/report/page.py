@@ -153,6 +153,8 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
     telemetry = [(c.record.summary or {}).get("telemetry") or {} for c in classified]
     gpu_seconds = [t["gpu_seconds"] for t in telemetry if t.get("gpu_seconds")]
     energy = [t["energy_j"] for t in telemetry if t.get("energy_j")]
+    # Each run as the run table shows it: the figures draw a run as counted where it does.
+    runs = [_run_view(c, _counted_at_epochs(study, c), rows) for c in classified]
     return StudyReport(
         name=study.name,
         description=study.description,
@@ -165,8 +167,8 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
         speeds=_speed_rows(study, by_exp),
         orderings=orderings,
         experiments=[_experiment_view(study, e) for e in study.experiments],
-        figures=_figures(study, classified) if figures else [],
-        runs=[_run_view(c, _counted_at_epochs(study, c), rows) for c in classified],
+        figures=_figures(study, classified, runs) if figures else [],
+        runs=runs,
         gpu_seconds=sum(gpu_seconds) if gpu_seconds else None,
         energy_kj=sum(energy) / 1000 if energy else None,
         checkpoint_claims=checkpoint_claims,

@@ -1,0 +1,142 @@
+"""A run folder in the wrong place never counts where it lies (harness.placement).
+
+The config hash leaves names out, so a run copied by hand into another experiment's, study's
+or seed's folder could count there: one training under another paper's claim, or ``seed-0``
+copied to ``seed-1`` counted as two seeds. Each such copy reads "misplaced": the report never
+counts it and says so, `repro status` says what to do, `repro run` keeps it aside whole
+before training the run, and `repro import` refuses it. A twin adopted by the harness records
+its own place and is not misplaced.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import QUICK_RECIPE, tiny_study
+from fake_runs import fake_run
+from test_run import repro, run_args
+
+from harness import store
+from harness.report.counting import _classify
+from harness.results import scan
+from harness.studyfile import load_study
+
+# Experiments a and b train alike (same model and recipe: one config hash), and so does a of
+# the study "other": a copy between them hashes as the folder's own run.
+EXPERIMENTS = ("  - {name: a, model: resnet8, recipe: base}\n"
+               "  - {name: b, model: resnet8, recipe: base}\n"
+               "claims:\n"
+               "  - {source: test, where: T1, experiment: b, metric: test_error, value: 9.5}\n")  # fmt: skip
+
+
+def _store(tmp_path: Path, recipe: str | None = None) -> tuple[Path, Path]:
+    extra = {"recipe": recipe} if recipe else {}
+    path = tiny_study(tmp_path / "tiny.yaml", EXPERIMENTS, seeds=2, **extra)
+    other = tiny_study(tmp_path / "other.yaml", EXPERIMENTS, name="other", **extra)
+    results = tmp_path / "results"
+    fake_run(results, load_study(path), "a", 0, test_error=9.4)
+    fake_run(results, load_study(other), "a", 0, test_error=9.6)
+    return path, results
+
+
+def _adopted(run: Path) -> None:
+    """What twins.adopt writes over a copied summary: the adopting run's own place."""
+    summary = json.loads((run / store.SUMMARY).read_text())
+    summary.update(study="tiny", experiment="b", shared_with="tiny/a/seed-0")
+    store.write_json(run / store.SUMMARY, summary)
+
+
+# copied from, to, what it records that the folder contradicts (None: not misplaced)
+COPIES = {
+    "into another experiment": ("tiny/a/seed-0", "tiny/b/seed-0", "summary.json records "
+                                "experiment 'a'"),
+    "into another seed": ("tiny/a/seed-0", "tiny/a/seed-1", "config.json records seed 0"),
+    "into another study": ("other/a/seed-0", "tiny/a/seed-0", "summary.json records study "
+                           "'other'"),
+    "into an override folder": ("tiny/a/seed-0", "tiny/a/seed-0~x", "config.json records "
+                                "label ''"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", COPIES)
+def test_a_run_copied_into_another_folder_is_misplaced_and_never_counted(tmp_path, case):
+    study, results = _store(tmp_path)
+    source, target, recorded = COPIES[case]
+    if case == "into another study":
+        shutil.rmtree(results / target)
+    shutil.copytree(results / source, results / target)
+
+    judged = {c.record.name: c for c in _classify(load_study(study), scan(results))}
+    assert not judged[target].counted
+    assert judged[target].why_not.startswith("misplaced: ")
+    state = store.inspect(results / target)
+    assert (state.status, recorded in state.detail) == ("misplaced", True)
+
+    report = repro("report", "--study", str(study), "--results", str(results),
+                   "--out", str(tmp_path / "r.html"))  # fmt: skip
+    assert report.exit_code == 0, report.output
+    assert recorded.replace("'", "&#39;") in (tmp_path / "r.html").read_text()
+    status = repro("status", str(study), "--results", str(results))
+    assert status.exit_code == 0, status.output
+    assert "misplaced" in status.output and "move it back" in status.output
+
+
+def test_a_twin_adopted_by_the_harness_is_not_misplaced_and_counts(tmp_path):
+    study, results = _store(tmp_path)
+    shutil.copytree(results / "tiny/a/seed-0", results / "tiny/b/seed-0")
+    _adopted(results / "tiny/b/seed-0")
+    assert store.inspect(results / "tiny/b/seed-0").status == store.COMPLETE
+    judged = {c.record.name: c for c in _classify(load_study(study), scan(results))}
+    assert judged["tiny/b/seed-0"].counted
+
+
+def test_an_older_run_is_judged_by_what_it_records(tmp_path):
+    """A summary without the place fields (older runs) disagrees with nothing; the config's
+    seed still does."""
+    _, results = _store(tmp_path)
+    run = results / "tiny/a/seed-0"
+    summary = json.loads((run / store.SUMMARY).read_text())
+    for key in ("study", "experiment", "seed", "label"):
+        del summary[key]
+    store.write_json(run / store.SUMMARY, summary)
+    assert store.inspect(run).status == store.COMPLETE
+    shutil.copytree(run, results / "tiny/b/seed-0")  # nothing says it is a's: not caught
+    assert store.inspect(results / "tiny/b/seed-0").status == store.COMPLETE
+    shutil.copytree(run, results / "tiny/a/seed-1")
+    assert store.inspect(results / "tiny/a/seed-1").status == store.MISPLACED
+
+
+def test_run_keeps_a_misplaced_run_aside_whole_and_trains_the_run(tmp_path, cifar_root):
+    study, results = _store(tmp_path, recipe=QUICK_RECIPE)
+    copy = results / "tiny/b/seed-0"
+    shutil.copytree(results / "tiny/a/seed-0", copy)
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+
+    out = repro(*run_args(study, cifar_root, results, "--only", "b", "--seeds", "1"))
+    assert out.exit_code == 0, out.output
+    assert "tiny/b/seed-0 is misplaced" in out.output and "moved to" in out.output
+    (kept,) = (results / "tiny/b/.superseded").iterdir()
+    assert {n: (kept / n).read_bytes() for n in before} == before
+    assert "misplaced" in (kept / "SUPERSEDED").read_text()
+    summary = json.loads((copy / store.SUMMARY).read_text())
+    assert (summary["experiment"], summary["status"]) == ("b", "complete")
+
+
+def test_import_refuses_a_misplaced_run_in_an_archive(tmp_path):
+    study, results = _store(tmp_path)
+    shutil.copytree(results / "tiny/a/seed-0", results / "tiny/a/seed-1")
+    archive = tmp_path / "tiny.tar.gz"
+    export = repro("export", str(study), "--out", str(archive), "--results", str(results))
+    assert export.exit_code == 0, export.output
+    assert "tiny/a/seed-1 goes as misplaced" in export.output
+
+    here = tmp_path / "here"
+    imported = repro("import", str(archive), "--results", str(here))
+    assert imported.exit_code == 1, imported.output
+    assert "tiny/a/seed-1: misplaced in the archive" in imported.output
+    assert "config.json records seed 0" in imported.output
+    assert not (here / "tiny/a/seed-1").exists()
+    assert store.inspect(here / "tiny/a/seed-0").status == store.COMPLETE  # the rest lands
