@@ -697,7 +697,9 @@ def report(out, fmt, results, study_files, show_unrun):
     writable_or_fail((out, "--out"))
     # one pass to report every problem before building
     studies = studies_or_fail(files, "nothing was written")
-    built = report_for([Path(f) for f in files], results, show_unrun=show_unrun)
+    # The studies and runs already read, not read again; figures only for the page.
+    built = report_for([Path(f) for f in files], results, show_unrun=show_unrun,
+                       studies=studies, records=records, figures=fmt == "html")  # fmt: skip
     write(built, out, fmt)
     claims = sum(len(s.all_claims) for s in built.studies)
     evaluations = (f", {built.total_evaluations} checkpoint evaluations"

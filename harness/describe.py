@@ -18,8 +18,16 @@ from harness.zoo import CATALOGUE, ModelSpec, build_model, count_parameters, spe
 def parameter_count(spec: ModelSpec, counts: str = "all") -> int:
     """Count parameters without allocating them (meta tensors), so 36M-parameter nets are free;
     ``counts`` as in :func:`harness.zoo.count_parameters`."""
+    return count_parameters(_meta_model(spec), counts)
+
+
+@cache
+def _meta_model(spec: ModelSpec) -> torch.nn.Module:
+    """The net on the meta device, built once for every convention of counting it: building a
+    deep one takes a tenth of a second on a CPU, and the report counts a net both ways
+    (verdicts.COUNT_CONVENTIONS)."""
     with torch.device("meta"):
-        return count_parameters(build_model(spec), counts)
+        return build_model(spec)
 
 
 @dataclass(frozen=True)

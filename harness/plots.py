@@ -12,7 +12,7 @@ import base64
 import io
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import matplotlib
 import numpy as np
@@ -120,6 +120,9 @@ class Series:
     # how their pool differs ("bf16 vs fp32"). Greyed like the others that count toward no
     # verdict, and dotted, so that they are not read as paused or stale runs either.
     kept_apart: str = ""
+    # _stats by column, worked out once: drawing and describing a figure asks for them again
+    # and again (4340 times for the 20 figures of benchmarks/big_store.py's store).
+    _stats: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def look(self, place: int) -> tuple[str, str, int]:
         """The base colour, the marker and the style's number: the same experiment looks the
@@ -156,8 +159,11 @@ def _color(series: Series, color) -> tuple[float, float, float]:
 
 
 def _stats(series: Series, column: str) -> pd.DataFrame:
-    frame = series.curves.dropna(subset=[column])
-    return frame.groupby("epoch")[column].agg(["mean", "min", "max", "count"])
+    """Mean, min, max and count over seeds by epoch (shared: read it, never change it)."""
+    if column not in series._stats:
+        frame = series.curves.dropna(subset=[column])
+        series._stats[column] = frame.groupby("epoch")[column].agg(["mean", "min", "max", "count"])
+    return series._stats[column]
 
 
 def _same_as(series: list[Series], columns: list[str]) -> list[int | None]:

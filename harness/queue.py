@@ -36,6 +36,7 @@ from harness.plan import (
     nominal_iterations,
     plan,
 )
+from harness.schema import Study
 from harness.studyfile import StudyError, load_study, yaml_problems
 
 Echo = Callable[[str], None]
@@ -99,9 +100,15 @@ class Queue:
     def study_file(self, item: QueueItem) -> Path:
         return self.path.parent / item.study
 
-    def plans(self, item: QueueItem) -> list[RunPlan]:
+    def plans(self, item: QueueItem, loaded: dict[Path, Study] | None = None) -> list[RunPlan]:
+        """The item's runs; ``loaded`` keeps the studies read so far, for a caller that reads
+        every item at once: a queue names a study in several items, and reading one again
+        cost `repro status` a second or so (benchmarks/report-scale-2026-11-27.md)."""
         study_file = self.study_file(item)
-        study = load_study(study_file)
+        loaded = {} if loaded is None else loaded
+        if study_file not in loaded:
+            loaded[study_file] = load_study(study_file)
+        study = loaded[study_file]
         return plan(study, Overrides(only=item.only, seeds=item.seeds), str(study_file))
 
 
@@ -118,9 +125,10 @@ def load_queue(path: str | Path) -> Queue:
     names = Counter(i.name for i in queue.items)
     if dupes := [n for n, k in names.items() if k > 1]:
         raise QueueError(f"{path}: item names must differ; repeated: {', '.join(dupes)}")
+    loaded: dict[Path, Study] = {}  # each study file read once
     for item in queue.items:
         try:
-            queue.plans(item)
+            queue.plans(item, loaded)
         except StudyError as exc:
             raise QueueError(f"{path}: item {item.name}: its study has problems:\n{exc}") from None
         except PlanError as exc:  # `only` names an experiment the study lacks
@@ -182,8 +190,9 @@ def standing(queue: Queue, results: Path) -> list[ItemStanding]:
     item lists the same run or its twin (trained there first, then adopted)."""
     out = []
     planned: dict[str, set[Path]] = {}  # config hash -> directories of earlier items' runs
+    loaded: dict[Path, Study] = {}  # each study file read once
     for item in queue.items:
-        plans = queue.plans(item)
+        plans = queue.plans(item, loaded)
         t = _Tally()
         for p in plans:
             _count(p, results, planned, t)
@@ -266,8 +275,9 @@ def summary(queue: Queue) -> str:
     lines = [f"{queue.path}  valid evidence queue of {len(queue.items)} items, GPU minutes "
              f"estimated at {queue.rate_tflops:g} TFLOP/s achieved"]  # fmt: skip
     width = max(len(item.name) for item in queue.items)
+    loaded: dict[Path, Study] = {}  # each study file read once
     for k, item in enumerate(queue.items, 1):
-        plans = queue.plans(item)
+        plans = queue.plans(item, loaded)
         flops = sum(training_flops(p) for p in plans)
         runs = f"{len(plans):>3} run{'s' * (len(plans) != 1)}"
         lines.append(f"  {k:>2}. {item.name:<{width}}  {runs} of "

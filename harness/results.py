@@ -58,12 +58,27 @@ def environment_ignored(damage: str, *, resumes: bool = False) -> str:
     return f"{damage}: ignored; the run counts for its accuracy, never for speed or device claims"
 
 
-def scan(results: Path) -> list[RunRecord]:
-    """Every run directory under ``results`` (``<study>/<experiment>/seed-<k>[~label]``)."""
-    records = []
+def scan(results: Path, study: str | None = None) -> list[RunRecord]:
+    """Every run directory under ``results`` (``<study>/<experiment>/seed-<k>[~label]``), or
+    only ``study``'s: what `repro export` packs, which read every study's runs to keep one's."""
+    return [_read(run_dir.parent.parent.name, run_dir.parent.name, m, run_dir)
+            for run_dir, m in _run_dirs(results, study)]  # fmt: skip
+
+
+def run_directories(results: Path, study: str) -> list[Path]:
+    """The run directories of one study that scan would read, without reading them: for
+    `repro status`, which reads each run itself (scanning the whole store once per study
+    read every run's files once per study)."""
+    return [run_dir for run_dir, _ in _run_dirs(results, study)]
+
+
+def _run_dirs(results: Path, study: str | None = None) -> list[tuple[Path, re.Match]]:
+    """Run directories (with their name's match), of every study or of ``study``."""
+    found = []
     if not results.is_dir():
-        return records
-    for study_dir in sorted(p for p in results.iterdir() if p.is_dir()):
+        return found
+    studies = [results / study] if study is not None else results.iterdir()
+    for study_dir in sorted(p for p in studies if p.is_dir()):
         for exp_dir in sorted(p for p in study_dir.iterdir() if p.is_dir()):
             if exp_dir.name.startswith("."):
                 continue
@@ -71,12 +86,12 @@ def scan(results: Path) -> list[RunRecord]:
                 m = _SEED_DIR.match(run_dir.name)
                 if not (m and run_dir.is_dir()):
                     continue
-                records.append(_read(study_dir.name, exp_dir.name, m, run_dir))
-    return records
+                found.append((run_dir, m))
+    return found
 
 
 def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
-    state = store.inspect(run_dir)
+    state, files = store.read_run(run_dir)  # each file parsed once, as inspect read it
     environment, environment_damage = store.environment_or_damage(run_dir)
     if state.status in (store.DAMAGED, store.MISPLACED):
         # Listed with what is wrong, never counted; what can be read is kept for the page (a
@@ -84,13 +99,17 @@ def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:
         return RunRecord(study, experiment, int(m["seed"]), m["label"] or "", run_dir,
                          state.status, state.config_hash, None, environment,
                          damage=state.detail, environment_damage=environment_damage)  # fmt: skip
-    # A run being trained reads as running even where a file does not read (inspect: it may
-    # be mid-write); what does not read is left out, never a traceback, and nothing of it counts.
-    summary, history = None, []
-    with contextlib.suppress(store.DamagedFile):
-        summary = store.read_summary(run_dir)
-    with contextlib.suppress(store.DamagedFile):
-        history = store.read_jsonl(run_dir / store.METRICS)
+    if files is not None:
+        summary, history = files.summary, files.rows
+    else:
+        # A run being trained reads as running even where a file does not read (inspect: it
+        # may be mid-write); what does not read is left out, never a traceback, and nothing of
+        # it counts.
+        summary, history = None, []
+        with contextlib.suppress(store.DamagedFile):
+            summary = store.read_summary(run_dir)
+        with contextlib.suppress(store.DamagedFile):
+            history = store.read_jsonl(run_dir / store.METRICS)
     return RunRecord(
         study=study,
         experiment=experiment,

@@ -35,7 +35,7 @@ from harness.execution import Execution, label
 from harness.executors import TERMINAL_FAILURES, job_state
 from harness.placement import WHAT_TO_DO
 from harness.plan import plan
-from harness.results import environment_ignored, scan, scan_evaluations
+from harness.results import environment_ignored, run_directories, scan_evaluations
 from harness.runner import summary_or_checkpoint
 from harness.schema import Study
 from harness.twins import SHARED_WITH, Twin, complete_twins, mismatch
@@ -304,10 +304,10 @@ def study_status(study: Study, results: Path, check: DataCheck | None = None) ->
         seen.add(run_dir)
         rows.append(row_for(p.name, run_dir, p.hash, check,
                             twins=lambda p=p: complete_twins(p, results)))  # fmt: skip
-    for record in scan(results):
-        if record.study == study.name and record.path not in seen:
-            rows.append(row_for(record.path.relative_to(results / study.name).as_posix(),
-                                record.path, check=check))  # fmt: skip
+    for run_dir in run_directories(results, study.name):  # listed, not read twice
+        if run_dir not in seen:
+            rows.append(row_for(run_dir.relative_to(results / study.name).as_posix(),
+                                run_dir, check=check))  # fmt: skip
     return rows
 
 

@@ -682,7 +682,23 @@ def config_damage(run_dir: Path) -> DamagedFile | None:
     return None if missing is None else DamagedFile(run_dir / CONFIG, missing)
 
 
+@dataclass(frozen=True)
+class RunFiles:
+    """The summary and the curves that inspect read to reach its answer (see read_run)."""
+
+    summary: dict | None
+    rows: list[dict]
+
+
 def inspect(run_dir: Path) -> RunState:
+    return read_run(run_dir)[0]
+
+
+def read_run(run_dir: Path) -> tuple[RunState, RunFiles | None]:
+    """inspect's answer, with the summary and curves it read and checked to reach it; None
+    where it found damage or a misplaced run. So that a reader of the whole store
+    (results.scan) parses and checks each metrics.jsonl once rather than twice: on the 253
+    runs of benchmarks/big_store.py the second parse took 1.6 s under cProfile."""
     try:
         return _inspect(run_dir)
     except DamagedFile as damaged:
@@ -691,8 +707,8 @@ def inspect(run_dir: Path) -> RunState:
         if is_locked(run_dir):  # mid-write by its trainer is not damage
             # how far it got, as its progress marker or its readable records say (never a false 0)
             epoch, host = _progress(run_dir)
-            return RunState("running", epoch or epochs_on_record(run_dir) or 0, digest, host)
-        return RunState(DAMAGED, 0, digest, str(damaged))
+            return RunState("running", epoch or epochs_on_record(run_dir) or 0, digest, host), None
+        return RunState(DAMAGED, 0, digest, str(damaged)), None
 
 
 def _progress(run_dir: Path) -> tuple[int | None, str]:
@@ -704,7 +720,7 @@ def _progress(run_dir: Path) -> tuple[int | None, str]:
     return (epoch if _is_int(epoch) else None), (host if isinstance(host, str) else "")
 
 
-def _inspect(run_dir: Path) -> RunState:
+def _inspect(run_dir: Path) -> tuple[RunState, RunFiles | None]:
     # First, from the files as they read: a misplaced run that is damaged too must not be
     # repaired (runner._recover) into the run of the folder it lies in.
     as_read = read_json(run_dir / CONFIG)
@@ -712,7 +728,7 @@ def _inspect(run_dir: Path) -> RunState:
         digest = as_read.get("hash") if isinstance(as_read, dict) else None
         # No epoch of it is this folder's run: `repro run` trains the run from 0 (queue
         # costs and fused groups, which read epochs_done, plan it so).
-        return RunState(MISPLACED, 0, digest, wrong)
+        return RunState(MISPLACED, 0, digest, wrong), None
     config = read_config(run_dir)
     summary = read_summary(run_dir)
     if config is None:
@@ -720,24 +736,29 @@ def _inspect(run_dir: Path) -> RunState:
             # Read as a job that died before it started (or as absent), such a run was
             # listed as complete for no config, or trained over its own history.
             raise DamagedFile(run_dir / CONFIG, missing)
+        # No curves to read: a run that holds some without a config is damaged (above).
+        files = RunFiles(summary, [])
         if summary is not None:  # a job that died before it started training
-            return RunState(summary["status"], 0, None, summary.get("error") or "")
+            return RunState(summary["status"], 0, None, summary.get("error") or ""), files
         job = read_job(run_dir)
         if job is not None:
-            return RunState("queued", 0, None, f"job {job.get('job_id')}")
-        return RunState("absent")
+            return RunState("queued", 0, None, f"job {job.get('job_id')}"), files
+        return RunState("absent"), files
     config_hash = config.get("hash")
     rows = read_jsonl(run_dir / METRICS)
+    files = RunFiles(summary, rows)
     if summary is None or summary["status"] not in FINAL:
         check_order(run_dir, rows)
     epochs = len(rows)
     if is_locked(run_dir):
         epoch, host = _progress(run_dir)
-        return RunState("running", epochs if epoch is None else epoch, config_hash, host)
+        return RunState("running", epochs if epoch is None else epoch, config_hash, host), files
     if summary is not None:
         check_ended(run_dir, summary, rows)
         detail = summary.get("error", "") if summary["status"] == FAILED else ""
-        return RunState(summary["status"], summary.get("epochs_done", epochs), config_hash, detail)
+        state = RunState(summary["status"], summary.get("epochs_done", epochs), config_hash,
+                         detail)  # fmt: skip
+        return state, files
     if (run_dir / CHECKPOINT).exists() or epochs:
-        return RunState(INTERRUPTED, epochs, config_hash, "killed or stopped before the end")
-    return RunState("pending", 0, config_hash)
+        return RunState(INTERRUPTED, epochs, config_hash, "killed or stopped before the end"), files
+    return RunState("pending", 0, config_hash), files

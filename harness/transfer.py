@@ -145,7 +145,7 @@ def export_study(
     """Pack every run (and checkpoint evaluation) of ``study`` in ``results`` into ``out``;
     an existing ``out`` is refused unless ``replace``: it may be another machine's only copy."""
     _refuse_existing(out, replace)
-    records = [r for r in scan(results) if r.study == study]
+    records: list[RunRecord | EvaluationRecord] = list(scan(results, study))
     records += [e for e in scan_evaluations(results) if e.study == study]
     if not records:
         for folder in (results, results / study):  # read as empty, it is not: say so

@@ -34,7 +34,11 @@ def fake_run(
     pipeline: str = "fast",
     telemetry: dict | None = None,
     compile_fallback: str | None = None,
+    iterations_per_epoch: int = 10,
 ) -> Path:
+    """A run directory of ``epochs`` epochs (half of them unless complete); the curve's
+    iterations step by ``iterations_per_epoch`` (391 is a full CIFAR-10 epoch at batch 128,
+    for a store the size of a real one: benchmarks/big_store.py)."""
     exp = study.experiment(experiment)
     config = resolved_config(exp, exp.recipe, seed, label)
     digest = "0" * 16 if stale else config_hash(config)
@@ -47,7 +51,7 @@ def fake_run(
         frac = e / epochs
         diverged_now = status == "diverged" and e == done
         history.append({
-            "epoch": e, "iteration": e * 10, "lr": 0.1 if e < epochs else 0.01,
+            "epoch": e, "iteration": e * iterations_per_epoch, "lr": 0.1 if e < epochs else 0.01,
             "train_loss": None if diverged_now else train_loss * (2 - frac),
             "train_error": math.nan if diverged_now else train_error * (2 - frac),
             "test_error": None if diverged_now else (test_error or 50) * (1.5 - frac / 2),
@@ -76,7 +80,7 @@ def fake_run(
         "final_train_loss": None if status == "diverged" else train_loss,
         "final_train_error": None if status == "diverged" else train_error,
         "sec_per_epoch": sec_per_epoch,
-        "diverged_at": {"epoch": done, "iteration": done * 10} if status == "diverged" else None,
+        "diverged_at": {"epoch": done, "iteration": done * iterations_per_epoch} if status == "diverged" else None,
         "data": {"official": official, "dataset_fingerprint": fingerprint, "path": "/data"},
         "execution": {"precision": precision, "pipeline": pipeline},
         "telemetry": {"gpu_seconds": 100.0, "energy_j": 36000.0} if telemetry else

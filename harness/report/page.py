@@ -65,9 +65,10 @@ from harness.schema import Claim, OrderingClaim, Study
 
 def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_dir: str,
           evaluations: list[EvaluationRecord] | None = None, *,
-          show_unrun: bool = False) -> Report:  # fmt: skip
+          show_unrun: bool = False, figures: bool = True) -> Report:  # fmt: skip
     """The report; ``show_unrun`` shows studies with no runs and no evaluations in full
-    (by default each is one line: its claims would all read "not yet run")."""
+    (by default each is one line: its claims would all read "not yet run"); ``figures=False``
+    leaves the figures out, for the claim table alone (they are most of the work)."""
     by_study: dict[str, list[RunRecord]] = defaultdict(list)
     for r in records:
         by_study[r.study].append(r)
@@ -76,9 +77,10 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
     for e in evaluations:
         evaluated[e.study].append(e)
     reports = [
-        _study_report(study, path, by_study.pop(study.name, []), evaluated.get(study.name, []))
+        _study_report(study, path, by_study.pop(study.name, []), evaluated.get(study.name, []),
+                      figures=figures)
         for study, path in studies
-    ]
+    ]  # fmt: skip
     for r in reports:
         r.folded = not show_unrun and not r.runs and not r.evaluations
     unmatched = [
@@ -113,7 +115,8 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
 
 
 def _study_report(study: Study, path: str, records: list[RunRecord],
-                  evaluations: list[EvaluationRecord]) -> StudyReport:  # fmt: skip
+                  evaluations: list[EvaluationRecord], *,
+                  figures: bool = True) -> StudyReport:  # fmt: skip
     classified = _classify(study, records)
     judged = _classify_evaluations(study, evaluations)
     by_exp: dict[str, list[_Classified]] = defaultdict(list)
@@ -164,7 +167,7 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
         speeds=_speed_rows(study, by_exp),
         orderings=orderings,
         experiments=[_experiment_view(study, e) for e in study.experiments],
-        figures=_figures(study, classified, runs),
+        figures=_figures(study, classified, runs) if figures else [],
         runs=runs,
         gpu_seconds=sum(gpu_seconds) if gpu_seconds else None,
         energy_kj=sum(energy) / 1000 if energy else None,
@@ -236,11 +239,19 @@ def write(report: Report, out: Path, fmt: str) -> None:
         claims_frame(report).to_json(out, orient="records", indent=2)
 
 
-def report_for(study_files: list[Path], results: Path, *, show_unrun: bool = False) -> Report:
-    """Load studies and the store, and build the report (what `repro report` calls)."""
+def report_for(study_files: list[Path], results: Path, *, show_unrun: bool = False,
+               studies: list[Study] | None = None, records: list[RunRecord] | None = None,
+               figures: bool = True) -> Report:  # fmt: skip
+    """Load studies and the store, and build the report (what `repro report` calls).
+
+    ``studies`` (loaded from ``study_files``, in their order) and ``records`` (the store's
+    runs), where the caller has them already: reading a lab's store again cost `repro
+    report` seconds (benchmarks/report-scale-2026-11-27.md). ``figures=False`` for the claim
+    table alone (CSV, JSON), which draws none of them."""
     from harness.results import scan, scan_evaluations
     from harness.studyfile import load_study
 
-    studies = [(load_study(p), str(p)) for p in study_files]
-    return build(studies, scan(results), str(results), scan_evaluations(results),
-                 show_unrun=show_unrun)  # fmt: skip
+    loaded = studies if studies is not None else [load_study(p) for p in study_files]
+    records = records if records is not None else scan(results)
+    return build(list(zip(loaded, map(str, study_files), strict=True)), records, str(results),
+                 scan_evaluations(results), show_unrun=show_unrun, figures=figures)  # fmt: skip
