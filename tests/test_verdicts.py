@@ -100,8 +100,8 @@ def test_a_mean_of_five_is_judged_by_its_standard_error_not_a_floor(tmp_path):
 
 def test_one_set_of_runs_does_not_reproduce_two_claims_0_31_apart(tmp_path):
     claims = """\
-  - {source: test, where: ZK, experiment: five, metric: test_error, value: 5.24, rule: median of 5}
-  - {source: test, where: MK, experiment: five, metric: test_error, value: 5.55, rule: median of 5}
+  - {id: zk, source: test, where: ZK, experiment: five, metric: test_error, value: 5.24, rule: median of 5}
+  - {id: mk, source: test, where: MK, experiment: five, metric: test_error, value: 5.55, rule: median of 5}
 """
     study, path, results = make_study(tmp_path, FIVE, claims)
     for seed, err in enumerate([5.15, 5.25, 5.30, 5.35, 5.45]):
@@ -382,10 +382,10 @@ def test_a_count_that_matches_only_counted_another_way_is_a_convention_question(
     # reproduction: which way the source counted is the open question.
     claims = """\
   - {source: test, where: T3, experiment: pre1001, metric: params, value: 10.2M}
-  - {source: test, where: T3, experiment: b56, metric: params, value: 853018}
-  - {source: test, where: T3, experiment: b56, metric: params, value: 855770}
-  - {source: test, where: T3, experiment: b56, metric: params, value: 0.86M}
-  - {source: test, where: T3, experiment: b56, metric: params, value: 0.95M}
+  - {id: option-a, source: test, where: T3, experiment: b56, metric: params, value: 853018}
+  - {id: exact, source: test, where: T3, experiment: b56, metric: params, value: 855770}
+  - {id: rounded, source: test, where: T3, experiment: b56, metric: params, value: 0.86M}
+  - {id: large, source: test, where: T3, experiment: b56, metric: params, value: 0.95M}
 """
     b56 = "  - {name: b56, model: resnet56b, recipe: base}\n"
     study, path, results = make_study(tmp_path, PRE1001 + b56, claims)
@@ -513,9 +513,10 @@ def test_released_weights_are_judged_by_rounding_and_a_few_images_not_seed_noise
 def test_a_claim_keeps_the_decimals_its_source_gave(tmp_path):
     """YAML reads 6.90 as 6.9; the source's rounding (to 0.01) must survive into the verdict
     on released weights and onto the page."""
-    claims = ("  - {source: test, where: T, experiment: a, metric: test_error, value: 6.90}\n"
-              "  - {source: test, where: U, experiment: a, metric: test_error, value: 6.9}\n"
-              "  - {source: test, where: V, experiment: a, metric: test_error, value: 90}\n")  # fmt: skip
+    # three claims on one thing: each needs an id of its own (studyfile refuses them otherwise)
+    claims = ("  - {id: t, source: test, where: T, experiment: a, metric: test_error, value: 6.90}\n"
+              "  - {id: u, source: test, where: U, experiment: a, metric: test_error, value: 6.9}\n"
+              "  - {id: v, source: test, where: V, experiment: a, metric: test_error, value: 90}\n")  # fmt: skip
     study, _, _ = make_study(tmp_path, ORDER, claims)
     two, one, whole = study.claims
     assert (two.decimals, one.decimals, whole.decimals) == (2, 1, 0)
