@@ -321,7 +321,10 @@ def test_unknown_experiment_and_missing_cuda_are_clear_errors(tmp_path, cifar_ro
     study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
     results = tmp_path / "results"
     only = repro(*run_args(study, cifar_root, results, "--only", "r9"))
-    assert only.exit_code == 2 and "has no such experiment (did you mean r8?); it has: r8" in only.output
+    assert (
+        only.exit_code == 2
+        and "has no such experiment (did you mean r8?); it has: r8" in only.output
+    )
     import torch
 
     if not torch.cuda.is_available():
