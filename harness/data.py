@@ -18,10 +18,13 @@ import hashlib
 import io
 import os
 import pickle
+import pickletools
 import socket
+import struct
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -211,12 +214,95 @@ def _missing(path: Path) -> str:
             + _remedy(path.parent, "Copy the complete set there"))  # fmt: skip
 
 
+def _a_directory(path: Path) -> str:
+    return (f"{path} is a directory, where CIFAR-10 keeps that batch. Put the batch file "
+            "there, or give a complete copy with --data-dir.")  # fmt: skip
+
+
+def _unreadable_file(path: Path, exc: OSError) -> str:
+    return (f"{path} cannot be read ({exc.strerror or exc}); make it readable to this user, "
+            "or give another copy with --data-dir.")  # fmt: skip
+
+
+def _not_a_batch(path: Path, why: str) -> str:
+    return (
+        f"{path} is not a readable CIFAR-10 batch ({why}). The file is corrupt or "
+        "truncated. " + _remedy(path.parent, "Copy that file again from its source")
+    )
+
+
 def check_complete(folder: Path) -> None:
-    """Every batch file of ``folder`` is there, none read: what can be told of a copy without
-    loading it (a parent whose workers load it checks this first)."""
+    """Every batch file of ``folder`` is there and whole, none loaded: what can be told of a
+    copy cheaply (a parent whose workers load it checks this first). A batch that is a
+    directory, cannot be opened or is cut short gets the error that loading it would give;
+    its contents (dtype, shapes, labels) are checked only when it is loaded."""
     for name in (*TRAIN_FILES, TEST_FILE):
-        if not (folder / name).exists():
-            raise DataError(_missing(folder / name))
+        path = folder / name
+        if not path.exists():
+            raise DataError(_missing(path))
+        if path.is_dir():
+            raise DataError(_a_directory(path))
+        if not path.is_file():
+            # A named pipe or device: opening it here could block the parent for good; the
+            # worker that reads it can be stopped while it waits (tests/test_signals.py).
+            continue
+        try:
+            with path.open("rb") as f:
+                problem = _cut_short(f)
+        except OSError as exc:
+            raise DataError(_unreadable_file(path, exc)) from None
+        if problem:
+            raise DataError(_not_a_batch(path, problem))
+
+
+# How the length of an opcode's argument is written (pickletools' ArgumentDescriptor.n).
+_LENGTH_PREFIX = {
+    pickletools.TAKEN_FROM_ARGUMENT1: "<B",
+    pickletools.TAKEN_FROM_ARGUMENT4: "<i",
+    pickletools.TAKEN_FROM_ARGUMENT4U: "<I",
+    pickletools.TAKEN_FROM_ARGUMENT8U: "<Q",
+}
+
+
+def _cut_short(f: BinaryIO) -> str | None:
+    """Why the pickle in ``f`` cannot be read to its end (for a truncated file, in the
+    unpickler's words), or None when its opcodes run whole to STOP. Walks the opcodes,
+    seeking past their arguments (the pixels are one long string), so it reads a few hundred
+    kilobytes of a batch at most and builds nothing. A truncated file lacks its STOP, so a
+    cut anywhere is found (a check of the last byte alone misses a cut that ends on a pixel
+    of value 46, the STOP byte)."""
+    size = os.fstat(f.fileno()).st_size
+    while True:
+        code = f.read(1)
+        if not code:
+            return "EOFError: Ran out of input"
+        op = pickletools.code2op.get(code.decode("latin-1"))
+        if op is None:
+            key = chr(code[0]) if 0x20 <= code[0] < 0x7F else f"\\x{code[0]:02x}"
+            return f"UnpicklingError: invalid load key, '{key}'."
+        if op.name == "STOP":
+            return None
+        n = op.arg.n if op.arg else 0
+        if op.name == "FRAME":  # protocol 4: the frame's opcodes follow, all of them there
+            prefix = f.read(8)
+            whole = len(prefix) == 8 and struct.unpack("<Q", prefix)[0] <= size - f.tell()
+        elif n >= 0:
+            whole = len(f.read(n)) == n
+        elif n == pickletools.UP_TO_NEWLINE:
+            lines = 2 if op.arg.name == "stringnl_noescape_pair" else 1  # GLOBAL, INST
+            whole = all(f.readline().endswith(b"\n") for _ in range(lines))
+        else:
+            fmt = _LENGTH_PREFIX[n]
+            prefix = f.read(struct.calcsize(fmt))
+            whole = len(prefix) == struct.calcsize(fmt)
+            if whole:
+                length = struct.unpack(fmt, prefix)[0]
+                if length < 0 and op.name == "LONG4":
+                    return "UnpicklingError: LONG pickle has negative byte count"
+                whole = 0 <= length <= size - f.tell()
+                f.seek(max(length, 0), os.SEEK_CUR)
+        if not whole:
+            return "UnpicklingError: pickle data was truncated"
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -226,14 +312,11 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.exists():
         raise DataError(_missing(path))
     if path.is_dir():
-        raise DataError(f"{path} is a directory, where CIFAR-10 keeps that "
-                        "batch. Put the batch file there, or give a complete copy with "
-                        "--data-dir.")  # fmt: skip
+        raise DataError(_a_directory(path))
     try:
         content = path.read_bytes()
     except OSError as exc:
-        raise DataError(f"{path} cannot be read ({exc.strerror or exc}); make it readable to "
-                        "this user, or give another copy with --data-dir.") from None  # fmt: skip
+        raise DataError(_unreadable_file(path, exc)) from None
     try:
         raw = _ArraysOnly(io.BytesIO(content), encoding="bytes").load()
         batch = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
@@ -241,11 +324,7 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         labels = np.asarray(batch["labels"])
     except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, ValueError,
             TypeError) as exc:  # fmt: skip
-        raise DataError(
-            f"{path} is not a readable CIFAR-10 batch ({type(exc).__name__}: {exc}). "
-            "The file is corrupt or truncated. "
-            + _remedy(path.parent, "Copy that file again from its source")
-        ) from None
+        raise DataError(_not_a_batch(path, f"{type(exc).__name__}: {exc}")) from None
     if data.dtype != np.uint8:
         raise DataError(
             f"{path} holds pixels of type {data.dtype}; CIFAR-10 batches hold uint8 (0..255). "

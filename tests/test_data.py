@@ -142,6 +142,35 @@ def test_the_remedy_for_a_damaged_copy_depends_on_whose_copy_it_is(tmp_path, mon
     assert f"Delete {cached} and run the command again: repro downloads CIFAR-10" in str(info.value)
 
 
+@pytest.mark.parametrize("protocol", [2, 4], ids=["protocol-2", "protocol-4-framed"])
+def test_the_check_without_loading_finds_every_cut_with_the_loaders_message(tmp_path, protocol):
+    """A parent whose workers load the data checks it first without loading it
+    (check_complete): it checked only that the batch files exist, so a truncated batch made
+    every worker fail. Cut anywhere (its last byte alone tells nothing: a cut can end on a
+    pixel of 46, pickle's STOP), a batch is now refused there with the error loading gives;
+    a whole one, or one with bytes after its STOP (which loading ignores), passes."""
+    folder = write_cifar(tmp_path, per_batch=3, test=3) / cifar.FOLDER
+    batch = folder / "test_batch"
+    content = pickle.dumps(
+        {b"labels": [1, 2, 3], b"data": np.full((3, 3072), ord("."), np.uint8)}, protocol
+    )
+    for whole in (content, content + b"more"):
+        batch.write_bytes(whole)
+        cifar.check_complete(folder)
+        cifar.load(folder)
+    # Every cut among the opcodes; among the pixels (all STOP bytes), one in 97.
+    pixels = content.index(bytes(3 * 3072 * [ord(".")]))
+    for cut in [
+        c for c in range(len(content)) if not pixels < c < pixels + 3 * 3072 or c % 97 == 0
+    ]:
+        batch.write_bytes(content[:cut])
+        with pytest.raises(cifar.DataError) as loading:
+            cifar.load(folder)
+        with pytest.raises(cifar.DataError) as checking:
+            cifar.check_complete(folder)
+        assert str(checking.value) == str(loading.value), cut
+
+
 def test_a_batch_file_cannot_run_code(tmp_path):
     root = write_cifar(tmp_path)
 

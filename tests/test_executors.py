@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import QUICK_RECIPE, TINY_RECIPE, tiny_study
 
+from harness import data as cifar
 from harness import store
 from harness.cli import main
 from harness.executors import RunJob, slurm_parameters, submit
@@ -266,6 +267,46 @@ def test_workers_without_usable_data_are_one_clear_error_before_any_run(tmp_path
     assert result.exit_code == 2, result.output
     assert expected in result.output and "worker exited" not in result.output
     assert "FAILED" not in result.output and "Traceback" not in result.output
+    assert not list(results.rglob("summary.json")), "no run was marked failed"
+
+
+@pytest.mark.parametrize("whose", ["data-dir", "cache"])
+@pytest.mark.parametrize("cut", ["in-an-argument", "at-an-opcode"])
+def test_workers_with_a_truncated_batch_are_one_clear_error_before_any_run(
+    tmp_path, monkeypatch, cifar_root, whose, cut
+):
+    """A batch file that is there but truncated passed the parent's check (only that the
+    files exist), and every worker then failed its run with "worker exited with code 1".
+    The parent now gives, before any worker starts, the error one process gives (the remedy
+    depending on whose copy it is), without loading the data."""
+    if whose == "cache":
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        data, given = tmp_path / "cache" / "repro", []
+    else:
+        data = tmp_path / "data"
+        given = ["--data-dir", str(data)]
+    shutil.copytree(cifar_root, data)
+    batch = data / "cifar-10-batches-py" / "data_batch_2"
+    content = batch.read_bytes()
+    # Cut inside the pixels' bytes, or just before the final STOP (between two opcodes):
+    # the unpickler says "pickle data was truncated" for one and "Ran out of input" for the
+    # other, and the parent says the same.
+    batch.write_bytes(content[: len(content) // 2] if cut == "in-an-argument" else content[:-1])
+    with pytest.raises(cifar.DataError) as one_process:
+        cifar.load(batch.parent)
+    expected = str(one_process.value)
+    assert "data_batch_2 is not a readable CIFAR-10 batch" in expected
+    study_file = tiny_study(tmp_path / "s.yaml", "".join(
+        f"  - {{name: r{i}, model: resnet8, recipe: base}}\n" for i in range(2)))  # fmt: skip
+    results = tmp_path / "results"
+    result = CliRunner().invoke(main, [
+        "run", str(study_file), "--results", str(results), *given,
+        "--device", "cpu", "--runs-per-gpu", "2",
+    ])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert expected in result.output, result.output
+    assert "worker exited" not in result.output and "FAILED" not in result.output
+    assert "Traceback" not in result.output
     assert not list(results.rglob("summary.json")), "no run was marked failed"
 
 
