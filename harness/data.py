@@ -20,11 +20,9 @@ import os
 import pickle
 import pickletools
 import socket
-import struct
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -248,61 +246,16 @@ def check_complete(folder: Path) -> None:
             continue
         try:
             with path.open("rb") as f:
-                problem = _cut_short(f)
+                # To STOP, opcode by opcode: the pixels are read as one string, no array is
+                # built. A truncated file lacks its STOP (a check of the last byte alone would
+                # miss a cut that ends on a pixel of value 46, the STOP byte).
+                for _ in pickletools.genops(f):
+                    pass
         except OSError as exc:
             raise DataError(_unreadable_file(path, exc)) from None
-        if problem:
-            raise DataError(_not_a_batch(path, problem))
-
-
-# How the length of an opcode's argument is written (pickletools' ArgumentDescriptor.n).
-_LENGTH_PREFIX = {
-    pickletools.TAKEN_FROM_ARGUMENT1: "<B",
-    pickletools.TAKEN_FROM_ARGUMENT4: "<i",
-    pickletools.TAKEN_FROM_ARGUMENT4U: "<I",
-    pickletools.TAKEN_FROM_ARGUMENT8U: "<Q",
-}
-
-
-def _cut_short(f: BinaryIO) -> str | None:
-    """Why the pickle in ``f`` cannot be read to its end (for a truncated file, in the
-    unpickler's words), or None when its opcodes run whole to STOP. Walks the opcodes,
-    seeking past their arguments (the pixels are one long string), so it reads a few hundred
-    kilobytes of a batch at most and builds nothing. A truncated file lacks its STOP, so a
-    cut anywhere is found (a check of the last byte alone misses a cut that ends on a pixel
-    of value 46, the STOP byte)."""
-    size = os.fstat(f.fileno()).st_size
-    while True:
-        code = f.read(1)
-        if not code:
-            return "EOFError: Ran out of input"
-        op = pickletools.code2op.get(code.decode("latin-1"))
-        if op is None:
-            key = chr(code[0]) if 0x20 <= code[0] < 0x7F else f"\\x{code[0]:02x}"
-            return f"UnpicklingError: invalid load key, '{key}'."
-        if op.name == "STOP":
-            return None
-        n = op.arg.n if op.arg else 0
-        if op.name == "FRAME":  # protocol 4: the frame's opcodes follow, all of them there
-            prefix = f.read(8)
-            whole = len(prefix) == 8 and struct.unpack("<Q", prefix)[0] <= size - f.tell()
-        elif n >= 0:
-            whole = len(f.read(n)) == n
-        elif n == pickletools.UP_TO_NEWLINE:
-            lines = 2 if op.arg.name == "stringnl_noescape_pair" else 1  # GLOBAL, INST
-            whole = all(f.readline().endswith(b"\n") for _ in range(lines))
-        else:
-            fmt = _LENGTH_PREFIX[n]
-            prefix = f.read(struct.calcsize(fmt))
-            whole = len(prefix) == struct.calcsize(fmt)
-            if whole:
-                length = struct.unpack(fmt, prefix)[0]
-                if length < 0 and op.name == "LONG4":
-                    return "UnpicklingError: LONG pickle has negative byte count"
-                whole = 0 <= length <= size - f.tell()
-                f.seek(max(length, 0), os.SEEK_CUR)
-        if not whole:
-            return "UnpicklingError: pickle data was truncated"
+        except ValueError:
+            # Cut short or no pickle: loading it says why, in the loader's own words.
+            _read_batch(path)
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -312,38 +312,35 @@ def _adopt(p: RunPlan, options: RunOptions, ex: Execution, data: Callable[[], Ci
     found = twins.complete_twins(p, options.results)
     if not found:
         return None
-    fingerprint = data().fingerprint
-    unlike = []
-    for twin in found:
-        if (why := twins.mismatch(twin, ex.precision, ex.pipeline, fingerprint)) is not None:
-            unlike.append(f"{twin.name}: {why}")
-            continue
-        run_dir = p.directory(options.results)
-        state = store.inspect(run_dir)  # before the lock, under which it would read "running"
-        attempt = None if state.status in ("absent", "pending", "queued") else state.status
-        with contextlib.ExitStack() as lock:
-            try:
-                lock.enter_context(store.run_lock(run_dir))
-            except store.LockHeld as held:
-                return Outcome(p, "busy", f"being trained by another process ({held.holder})")
-            if store.summary_status(run_dir) in store.FINAL:
-                return Outcome(p, "skipped", "finished by another process meanwhile")
-            try:
-                summary, moved = twins.adopt(p, run_dir, twin, attempt)
-            except (twins.NotAdopted, OSError) as exc:
-                echo(f"note: {p.study}/{p.name}: not adopting its twin {twin.name} ({exc}); "
-                     "training it")  # fmt: skip
-                _say_resume(p, run_dir, echo)
-                return None
-        if moved is not None:
-            echo(f"note: {p.study}/{p.name}: its {attempt} attempt moved to {moved}")
-        origin = summary[twins.SHARED_WITH]
-        return Outcome(p, ADOPTED, f"shared with {origin}, the same training "
-                                   f"(complete){result_text(summary)}")  # fmt: skip
-    echo(f"note: {p.study}/{p.name}: a complete run of the same config is not this command's "
-         f"training, so it trains: {'; '.join(unlike)}")  # fmt: skip
-    _say_resume(p, p.directory(options.results), echo)
-    return None
+    twin, unlike = twins.first_adoptable(found, ex.precision, ex.pipeline, data().fingerprint)
+    if twin is None:
+        why = "; ".join(f"{t.name}: {w}" for t, w in unlike)
+        echo(f"note: {p.study}/{p.name}: a complete run of the same config is not this command's "
+             f"training, so it trains: {why}")  # fmt: skip
+        _say_resume(p, p.directory(options.results), echo)
+        return None
+    run_dir = p.directory(options.results)
+    state = store.inspect(run_dir)  # before the lock, under which it would read "running"
+    attempt = None if state.status in ("absent", "pending", "queued") else state.status
+    with contextlib.ExitStack() as lock:
+        try:
+            lock.enter_context(store.run_lock(run_dir))
+        except store.LockHeld as held:
+            return Outcome(p, "busy", f"being trained by another process ({held.holder})")
+        if store.summary_status(run_dir) in store.FINAL:
+            return Outcome(p, "skipped", "finished by another process meanwhile")
+        try:
+            summary, moved = twins.adopt(p, run_dir, twin, attempt)
+        except (twins.NotAdopted, OSError) as exc:
+            echo(f"note: {p.study}/{p.name}: not adopting its twin {twin.name} ({exc}); "
+                 "training it")  # fmt: skip
+            _say_resume(p, run_dir, echo)
+            return None
+    if moved is not None:
+        echo(f"note: {p.study}/{p.name}: its {attempt} attempt moved to {moved}")
+    origin = summary[twins.SHARED_WITH]
+    return Outcome(p, ADOPTED, f"shared with {origin}, the same training "
+                               f"(complete){result_text(summary)}")  # fmt: skip
 
 
 def _say_resume(p: RunPlan, run_dir: Path, echo: Echo) -> None:

@@ -38,7 +38,7 @@ from harness.plan import plan
 from harness.results import environment_ignored, run_directories, scan_evaluations
 from harness.runner import summary_or_checkpoint
 from harness.schema import Study
-from harness.twins import SHARED_WITH, Twin, complete_twins, mismatch
+from harness.twins import SHARED_WITH, Twin, complete_twins, first_adoptable
 
 
 @dataclass
@@ -173,25 +173,22 @@ def twin_note(found: list[Twin], check: DataCheck | None, attempt: bool) -> Twin
     one, which is moved to .superseded/). Without the data here, the twin's data is named."""
     ex = default_execution()
     data = check.data() if check is not None else None
-    unlike = []
-    for twin in found:
+    here = data.fingerprint if data is not None else None
+    twin, unlike = first_adoptable(found, ex.precision, ex.pipeline, here)
+    if twin is None:
+        twin, why = unlike[0]
+        return TwinNote(f"its twin {twin.name} is complete but `repro run` here does not adopt it: "
+                        f"{why}", adopts=False)  # fmt: skip
+    if data is None:
         theirs = store.data_fingerprints(twin.summary)[0]
-        fingerprint = data.fingerprint if data is not None else theirs
-        if (why := mismatch(twin, ex.precision, ex.pipeline, fingerprint)) is not None:
-            unlike.append((twin, why))
-            continue
-        if data is None:
-            shown = shown_apart(theirs)[0] if theirs else "not recorded"
-            return TwinNote(f"its twin {twin.name} is complete ({ex.label}, data {shown}): "
-                            "`repro run` adopts it if it trains on that data",
-                            adopts=False)  # fmt: skip
-        moved = ", moving this attempt to .superseded/" if attempt else ""
-        return TwinNote(f"its twin {twin.name} is complete and ran as `repro run` trains here "
-                        f"({ex.label}, on the data here): `repro run` adopts it{moved}",
-                        adopts=True)  # fmt: skip
-    twin, why = unlike[0]
-    return TwinNote(f"its twin {twin.name} is complete but `repro run` here does not adopt it: "
-                    f"{why}", adopts=False)  # fmt: skip
+        shown = shown_apart(theirs)[0] if theirs else "not recorded"
+        return TwinNote(f"its twin {twin.name} is complete ({ex.label}, data {shown}): "
+                        "`repro run` adopts it if it trains on that data",
+                        adopts=False)  # fmt: skip
+    moved = ", moving this attempt to .superseded/" if attempt else ""
+    return TwinNote(f"its twin {twin.name} is complete and ran as `repro run` trains here "
+                    f"({ex.label}, on the data here): `repro run` adopts it{moved}",
+                    adopts=True)  # fmt: skip
 
 
 def row_for(name: str, run_dir: Path, planned_hash: str | None = None,

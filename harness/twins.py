@@ -105,6 +105,22 @@ def mismatch(twin: Twin, precision: str, pipeline: str, fingerprint: str) -> str
     return None
 
 
+def first_adoptable(
+    found: list[Twin], precision: str, pipeline: str, fingerprint: str | None
+) -> tuple[Twin | None, list[tuple[Twin, str]]]:
+    """The first of ``found`` that is the training this command would do (see mismatch), and
+    why each twin before it is not. The one rule by which `repro run` adopts a twin and
+    `repro status` says it will. ``fingerprint`` None: the data is not here to check, so each
+    twin is judged on the data it trained on (only one trained on two copies is refused)."""
+    unlike = []
+    for twin in found:
+        data = fingerprint if fingerprint is not None else store.data_fingerprints(twin.summary)[0]
+        if (why := mismatch(twin, precision, pipeline, data)) is None:
+            return twin, unlike
+        unlike.append((twin, why))
+    return None, unlike
+
+
 def executions(summary: dict) -> set[tuple[str | None, str | None]]:
     """(precision, pipeline) of every session of a run, as its summary records them."""
     recorded = {(s.get("precision"), s.get("pipeline"))
