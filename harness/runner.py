@@ -372,8 +372,8 @@ def _check_subset(p: RunPlan, data: Cifar10) -> None:
 
 
 def find_data(options: RunOptions) -> Path:
-    """The data's folder with every batch file present and whole, nothing loaded: what a
-    parent checks before its workers load the data (data.check_complete)."""
+    """The data's folder with every batch file present and one that loading accepts, none
+    kept: what a parent checks before its workers load the data (data.check_complete)."""
     from harness.data import DataError, check_complete
 
     try:
