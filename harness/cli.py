@@ -1110,6 +1110,8 @@ def export(study_file, out, checkpoints, force, results):
             click.echo(f"  {r.path} goes as misplaced (its records name another folder): "
                        "`repro import` refuses it; move it back where it belongs and export "
                        "again")  # fmt: skip
+    for note in done.notes():
+        click.echo(f"  {note}")
 
 
 @main.command(name="import")

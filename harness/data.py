@@ -18,7 +18,6 @@ import hashlib
 import io
 import os
 import pickle
-import pickletools
 import socket
 from dataclasses import dataclass
 from functools import cache
@@ -230,32 +229,21 @@ def _not_a_batch(path: Path, why: str) -> str:
 
 
 def check_complete(folder: Path) -> None:
-    """Every batch file of ``folder`` is there and whole, none loaded: what can be told of a
-    copy cheaply (a parent whose workers load it checks this first). A batch that is a
-    directory, cannot be opened or is cut short gets the error that loading it would give;
-    its contents (dtype, shapes, labels) are checked only when it is loaded."""
+    """Every batch file of ``folder`` is there and would load: what a parent whose workers
+    load the data checks first, so that a bad copy is one error rather than every worker
+    failing. Each batch is read and checked as loading reads it (so a missing, cut or wrong
+    one, dtype, shape or labels, gets the loader's own error) and dropped at once, one at a
+    time; nothing is concatenated or fingerprinted. That costs about what walking the
+    pickle's opcodes in Python did, which caught cuts only (the offline JPEG copy's six files
+    on the 2-core development VM, 2026-11-27: 0.10 s against 0.13 s when idle, 0.34-0.36 s
+    against 0.32-0.34 s when loaded by other jobs; at most 60 MB of memory against 30 MB)."""
     for name in (*TRAIN_FILES, TEST_FILE):
         path = folder / name
-        if not path.exists():
-            raise DataError(_missing(path))
-        if path.is_dir():
-            raise DataError(_a_directory(path))
-        if not path.is_file():
+        if path.exists() and not path.is_dir() and not path.is_file():
             # A named pipe or device: opening it here could block the parent for good; the
             # worker that reads it can be stopped while it waits (tests/test_signals.py).
             continue
-        try:
-            with path.open("rb") as f:
-                # To STOP, opcode by opcode: the pixels are read as one string, no array is
-                # built. A truncated file lacks its STOP (a check of the last byte alone would
-                # miss a cut that ends on a pixel of value 46, the STOP byte).
-                for _ in pickletools.genops(f):
-                    pass
-        except OSError as exc:
-            raise DataError(_unreadable_file(path, exc)) from None
-        except ValueError:
-            # Cut short or no pickle: loading it says why, in the loader's own words.
-            _read_batch(path)
+        _read_batch(path)
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -217,10 +217,11 @@ def run_parallel(
     units = _units(todo, options, ex, echo=echo)
     if units:
         # Found here, once, before any worker starts, as one process finds it before its
-        # first run: a copy that is missing, lacks a batch file or has one cut short is one
-        # error that says what to do (a RunError), not every worker failing its run with
-        # "worker exited with code 1" (and K workers downloading into the cache at once).
-        # Loading it is left to the workers, which a stop signal may interrupt there.
+        # first run: a copy that is missing, lacks a batch file or has one cut short or that
+        # the loader refuses (dtype, shape, labels) is one error that says what to do (a
+        # RunError), not every worker failing its run with "worker exited with code 1" (and K
+        # workers downloading into the cache at once). Each batch is checked and dropped;
+        # keeping the arrays is left to the workers, which a stop signal may interrupt there.
         find_data(options)
     running: RunningWorkers = {}
     # Runs side by side share the CPU's cores (for training on the CPU, for compiling on a

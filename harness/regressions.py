@@ -18,6 +18,8 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
+from csv import Error as csv_error
+from csv import reader as csv_rows
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +61,9 @@ def read_claims(path: Path) -> ClaimTable:
         try:
             frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            if (row := _row_left_open(text)) is not None:
+                raise ValueError(f"{path} is cut short: claim row {row} ends inside a quoted "
+                                 f"field (cut mid-row?); {WRITE_AGAIN}") from None  # fmt: skip
             raise ValueError(f"{path} {NOT_A_TABLE}: not readable as CSV ({exc})") from None
     else:
         try:
@@ -96,6 +101,21 @@ def read_claims(path: Path) -> ClaimTable:
     if claimtable.ID in frame.columns:  # an older table's ids of orderings, in today's form
         frame[claimtable.ID] = frame[claimtable.ID].map(claimtable.canonical)
     return ClaimTable(path, _one_row_per_claim(frame, path), notes)
+
+
+def _row_left_open(text: str) -> int | None:
+    """The claim row (1 = the first after the header) that a CSV ends inside a quoted field
+    of, or None. A table cut there is cut short like one cut between rows, but pandas refuses
+    it as unreadable ("EOF inside string"), which says neither that nor what to do. The CSV
+    we write quotes a field with a comma or quote in it and doubles the quotes inside, so
+    whole, it holds an even number of them; an odd number leaves the last field open."""
+    if text.count('"') % 2 == 0:
+        return None
+    try:
+        rows = len(list(csv_rows(io.StringIO(text))))  # lenient: the open field runs to the end
+    except csv_error:  # a NUL byte, a field past the csv module's limit: no table we wrote
+        return None
+    return rows - 1 if rows > 1 else None
 
 
 def _check_complete(frame: pd.DataFrame, path: Path) -> None:

@@ -372,8 +372,8 @@ def _check_subset(p: RunPlan, data: Cifar10) -> None:
 
 
 def find_data(options: RunOptions) -> Path:
-    """The data's folder with every batch file present and whole, nothing loaded: what a
-    parent checks before its workers load the data (data.check_complete)."""
+    """The data's folder with every batch file present and one that loading accepts, none
+    kept: what a parent checks before its workers load the data (data.check_complete)."""
     from harness.data import DataError, check_complete
 
     try:
@@ -536,6 +536,31 @@ def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo) -> st
                 echo(f"  kept {name} aside as {kept.name}; rebuilt from the checkpoint")
         state = store.inspect(run_dir)
     return state
+
+
+def state_after_recovery(p: RunPlan, run_dir: Path) -> store.RunState | None:
+    """What a damaged run is once `repro run` has repaired it (_recover), for `repro status`,
+    which may change nothing: _recover runs on a scratch copy (the checkpoint linked, not
+    copied: it is only read). Whether `repro run` then adopts a complete twin hangs on it
+    (_decide): a run the repair leaves ended with the study's config is kept, any other adopts
+    the twin. None: it cannot be told (the copy failed)."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="repro-status-") as tmp:
+        # Under the same study/experiment/seed names: placement is judged by them.
+        scratch = Path(tmp, run_dir.parent.parent.name, run_dir.parent.name, run_dir.name)
+
+        def its_checkpoint(folder: str, _: list[str]) -> list[str]:
+            return [store.CHECKPOINT] if Path(folder) == run_dir else []
+
+        try:
+            shutil.copytree(run_dir, scratch, symlinks=True, ignore=its_checkpoint)
+            if store.present(run_dir / store.CHECKPOINT):
+                (scratch / store.CHECKPOINT).symlink_to((run_dir / store.CHECKPOINT).absolute())
+            return _recover(p, scratch, store.inspect(scratch), lambda _: None)
+        except OSError:
+            return None
 
 
 def damage_repair(run_dir: Path, planned_hash: str | None) -> str:

@@ -36,7 +36,7 @@ from harness.executors import TERMINAL_FAILURES, job_state
 from harness.placement import WHAT_TO_DO
 from harness.plan import plan
 from harness.results import environment_ignored, run_directories, scan_evaluations
-from harness.runner import summary_or_checkpoint
+from harness.runner import state_after_recovery, summary_or_checkpoint
 from harness.schema import Study
 from harness.twins import SHARED_WITH, Twin, complete_twins, first_adoptable
 
@@ -193,9 +193,11 @@ def twin_note(found: list[Twin], check: DataCheck | None, attempt: bool) -> Twin
 
 def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
             check: DataCheck | None = None,
-            twins: Callable[[], list[Twin]] | None = None) -> StatusRow:  # fmt: skip
+            twins: Callable[[], list[Twin]] | None = None,
+            repaired: Callable[[], store.RunState | None] | None = None) -> StatusRow:  # fmt: skip
     """``twins``: the complete twins of the planned run (harness.twins), asked for only
-    where `repro run` would train it."""
+    where `repro run` would train it; ``repaired``: what a damaged run is once `repro run`
+    has repaired it (runner.state_after_recovery), asked for only when it has twins."""
     if (blocking := store.file_in_the_way(run_dir)) is not None:
         return StatusRow(name, store.DAMAGED, "?", f"{blocking} is a file where a directory "
                          "belongs; `repro run` keeps it aside (renamed) and trains the "
@@ -234,7 +236,8 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
     elif state.status == store.DAMAGED:
         from harness.runner import damage_repair
 
-        detail = f"{state.detail}; {damage_repair(run_dir, planned_hash)}"
+        repair = damage_repair(run_dir, planned_hash)
+        detail = f"{state.detail}; {repair}"
     elif state.status == store.DIVERGED:
         detail = f"loss NaN at epoch {(summary.get('diverged_at') or {}).get('epoch')}"
     elif state.status == store.FAILED:
@@ -255,10 +258,22 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
     # What `repro run` does next with a run it would train: a complete twin may be adopted
     # first (runner._train_in_turn adopts before it claims, and refuses, a run to resume).
     found = twins() if twins is not None and (superseded or state.status in (
-        "pending", *RESUMABLE)) else []  # fmt: skip
-    twin = twin_note(found, check, attempt=state.status in RESUMABLE and not superseded) \
-        if found else None  # fmt: skip
+        "pending", *RESUMABLE, store.DAMAGED)) else []  # fmt: skip
+    attempt = state.status in RESUMABLE and not superseded
+    if found and state.status == store.DAMAGED:
+        # runner._decide repairs a damaged run first (_recover), then goes on with what the
+        # repair left: ended with the study's config, it is kept (the twin does not matter);
+        # anything else (unfinished, moved aside, made with another config) adopts the twin.
+        after = repaired() if repaired is not None else None
+        if after is None or after.status == "queued" or (
+                after.status in store.FINAL and after.config_hash == planned_hash):  # fmt: skip
+            found = []
+        else:  # the repair's leftovers, or the run it moved aside, end in .superseded/
+            attempt = after.status != "pending"
+    twin = twin_note(found, check, attempt=attempt) if found else None
     adopted = twin is not None and twin.adopts
+    if adopted and state.status == store.DAMAGED:  # it is not trained again nor rebuilt
+        detail = detail.replace(f"{state.detail}; {repair}", state.detail, 1)
     if superseded:
         detail = (f"{detail}; " if detail else "") + "made with another config: `repro run` " \
             "moves it to .superseded/" + ("" if adopted else " and trains it again")  # fmt: skip
@@ -300,7 +315,9 @@ def study_status(study: Study, results: Path, check: DataCheck | None = None) ->
         run_dir = p.directory(results)
         seen.add(run_dir)
         rows.append(row_for(p.name, run_dir, p.hash, check,
-                            twins=lambda p=p: complete_twins(p, results)))  # fmt: skip
+                            twins=lambda p=p: complete_twins(p, results),
+                            repaired=lambda p=p, d=run_dir: state_after_recovery(p, d),
+                            ))  # fmt: skip
     for run_dir in run_directories(results, study.name):  # listed, not read twice
         if run_dir not in seen:
             rows.append(row_for(run_dir.relative_to(results / study.name).as_posix(),

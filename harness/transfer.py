@@ -5,7 +5,8 @@ slot to slot (and from cluster to laptop) as one archive:
 
     manifest.json                         format, origin, and per run: status, epochs, files
     <study>/<experiment>/seed-<k>[~label]/config.json, environment.json, metrics.jsonl,
-                                          summary.json, error.txt, worker.log, checkpoint.pt
+                                          summary.json, error.txt, worker.log, checkpoint.pt,
+                                          error.txt.earlier-failure-<time> (history)
 
 Every file's SHA-256 is in the manifest, and import refuses an archive in which anything
 differs, is missing, is extra or points outside the store, before touching the store. Runs
@@ -13,6 +14,11 @@ are then merged one by one: a run is added when the store lacks it and advanced 
 archive has more of it; it is never replaced by one with fewer finished epochs, a run being
 trained here is left alone, and a run whose config hash differs is refused (the study
 changed between the two machines). A replaced run is moved to ``.superseded/``, not deleted.
+
+What the store keeps aside travels as a user moving it would expect: an earlier failure's
+traceback (kept when a failed run was retried) is small and says why the run once failed, so
+it goes with the run and lands beside it, never over a file here; the attempts moved to
+``.superseded/`` are bulky (their checkpoints) and stay, and export says how many, where.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import shutil
 import socket
 import tarfile
@@ -32,7 +39,10 @@ from harness import store
 from harness.environment import git_commit, now_utc
 from harness.results import EvaluationRecord, RunRecord, scan, scan_evaluations
 
-FORMAT = 1
+# Format 2 may carry history files (HISTORY); an archive without any is written as format 1,
+# which a repro from before them reads too.
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 MANIFEST = "manifest.json"
 EVALUATED = "evaluated"  # the status an archive gives a checkpoint evaluation
 # The files of a run that make it evidence; locks, progress markers and job records are
@@ -40,6 +50,14 @@ EVALUATED = "evaluated"  # the status an archive gives a checkpoint evaluation
 RUN_FILES = (store.CONFIG, store.ENVIRONMENT, store.METRICS, store.SUMMARY, store.EVALUATION,
              store.ERROR,
              store.WORKER_LOG)  # fmt: skip
+# A run's history: the tracebacks of its earlier failures, as train.keep_the_earlier_failure
+# names them (store.set_aside: a time stamp, "-<n>" for a second in the same second, and
+# "-imported..." for one an import put beside a local one of the same name). One path part.
+HISTORY = re.compile(r"error\.txt\.earlier-failure-[A-Za-z0-9_-]+")
+
+
+def is_history(name: str) -> bool:
+    return HISTORY.fullmatch(name) is not None
 
 
 class TransferError(Exception):
@@ -65,6 +83,18 @@ class ExportResult:
     path: Path
     runs: list[ArchivedRun]
     bytes: int
+    # the study's attempts in .superseded/ folders, which do not travel (checkpoints included)
+    left_behind: list[Path] = field(default_factory=list)
+
+    def notes(self) -> list[str]:
+        """What the archive does not hold that the store does, and where it stays."""
+        if not self.left_behind:
+            return []
+        n = len(self.left_behind)
+        folders = sorted({str(p.parent) for p in self.left_behind})
+        return [f"{n} superseded attempt{'s' if n != 1 else ''} left behind (not exported: "
+                "earlier attempts moved aside, with their checkpoints), in "
+                f"{', '.join(folders)}; copy them by hand if they should travel"]  # fmt: skip
 
 
 @dataclass
@@ -101,6 +131,9 @@ def _snapshot(run_dir: Path, into: Path, checkpoints: bool) -> ArchivedRun:
     for name in RUN_FILES:
         if (run_dir / name).is_file():  # a directory in a file's place is no file of the run
             shutil.copy2(run_dir / name, into / name)
+    for path in sorted(run_dir.iterdir()):
+        if is_history(path.name) and path.is_file():
+            shutil.copy2(path, into / path.name)
     if (into / store.EVALUATION).exists():  # a released checkpoint evaluated: one file
         record = store.read_json(into / store.EVALUATION)
         digest = record.get("config_hash") if isinstance(record, dict) else None
@@ -185,13 +218,16 @@ def export_runs(
     an export with checkpoints takes a while."""
     _refuse_existing(out, replace)
     runs = []
+    left_behind = sorted(p for p in (results / study).glob(f"*/{store.SUPERSEDED}/*")
+                         if p.is_dir())  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="repro-export-") as tmp:
         for r in records:
             rel = r.path.relative_to(results).as_posix()
             run = _snapshot(r.path, Path(tmp) / rel, checkpoints)
             runs.append(ArchivedRun(**{**run.to_json(), "path": rel}))
+        history = any(is_history(name) for r in runs for name in r.files)
         manifest = {
-            "format": FORMAT,
+            "format": FORMAT if history else 1,
             "kind": "repro-store",
             "study": study,
             "created": now_utc(),
@@ -213,7 +249,7 @@ def export_runs(
                                     "the store is as it was") from None  # fmt: skip
             raise
         partial.replace(out)  # never a half-written archive under the real name
-    return ExportResult(out, runs, out.stat().st_size)
+    return ExportResult(out, runs, out.stat().st_size, left_behind)
 
 
 def _write_archive(path: Path, manifest: dict, runs: list[ArchivedRun], snapshot: Path) -> None:
@@ -243,9 +279,10 @@ def read_manifest(archive: Path) -> dict:
         ) from None
     if not isinstance(manifest, dict) or manifest.get("kind") != "repro-store":
         raise TransferError(f"{archive}: has no repro manifest; make one with `repro export`")
-    if manifest.get("format") != FORMAT:
+    if manifest.get("format") not in READABLE_FORMATS:
         raise TransferError(f"{archive}: archive format {manifest.get('format')}, this repro "
-                            f"reads format {FORMAT}; use the repro that wrote it")  # fmt: skip
+                            f"reads formats {', '.join(map(str, READABLE_FORMATS))}; use the "
+                            "repro that wrote it")  # fmt: skip
     return manifest
 
 
@@ -267,7 +304,7 @@ def _verified_runs(archive: Path, into: Path) -> list[ArchivedRun]:
         # A file name is joined to the run's path too: "../../x" would be unpacked outside.
         # Only the files an export writes can be in a run.
         for name in r.files:
-            if name not in (*RUN_FILES, store.CHECKPOINT):
+            if name not in (*RUN_FILES, store.CHECKPOINT) and not is_history(name):
                 raise TransferError(f"{archive}: run {r.path} has a file {name!r}, which is not "
                                     "one of a run's files; refusing the archive")  # fmt: skip
     seen = set()
@@ -400,9 +437,12 @@ def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: Import
     here = (status in store.FINAL, resumable, epochs)
     there = (run.status in store.FINAL, run.resumable_from, run.epochs)
     if there <= here:
+        # The run here stays; what the archive knows of its past failures joins it.
+        kept = _place_history(src, dst)
+        also = f"; {_tracebacks(kept)} put beside it" if kept else ""
         result.skipped.append(
             f"{run.path}: here {status} at {epochs} epochs, archive {run.status} at "
-            f"{run.epochs}: nothing newer"
+            f"{run.epochs}: nothing newer{also}"
         )
         return
     where = store.supersede(dst, f"advanced by import of {archive.name}")
@@ -430,9 +470,40 @@ def _merge_evaluation(run: ArchivedRun, src: Path, dst: Path, result: ImportResu
 
 
 def _place(src: Path, dst: Path) -> None:
-    """Move the verified files into the store, each atomically."""
+    """Move the verified files into the store, each atomically; history as _place_history."""
     dst.mkdir(parents=True, exist_ok=True)
+    _place_history(src, dst)
     for f in src.iterdir():
-        tmp = dst / f".{f.name}.importing"
-        shutil.move(str(f), tmp)
-        tmp.replace(dst / f.name)
+        _move_in(f, dst / f.name)
+
+
+def _place_history(src: Path, dst: Path) -> int:
+    """Move the archive's history files beside the run at ``dst``, never over a file here:
+    one already here with the same content is not doubled, one of the same name with other
+    content (two machines' failures in the same second) stays, the archive's going beside it
+    as ``<name>-imported[-n]``. Returns how many were put beside the run."""
+    placed = 0
+    for f in sorted(src.iterdir()):
+        if not is_history(f.name):
+            continue
+        target, n = dst / f.name, 1
+        while store.present(target) and not (target.is_file() and _sha256(target) == _sha256(f)):
+            target = dst / f"{f.name}-imported{'' if n == 1 else f'-{n}'}"
+            n += 1
+        if store.present(target):  # the same traceback is here already
+            f.unlink()
+            continue
+        dst.mkdir(parents=True, exist_ok=True)
+        _move_in(f, target)
+        placed += 1
+    return placed
+
+
+def _tracebacks(n: int) -> str:
+    return "1 earlier failure's traceback" if n == 1 else f"{n} earlier failures' tracebacks"
+
+
+def _move_in(f: Path, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.importing")
+    shutil.move(str(f), tmp)
+    tmp.replace(target)

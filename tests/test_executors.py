@@ -310,6 +310,48 @@ def test_workers_with_a_truncated_batch_are_one_clear_error_before_any_run(
     assert not list(results.rglob("summary.json")), "no run was marked failed"
 
 
+# Batches that read to their end but that the loader refuses: each made every worker fail.
+WRONG_BATCHES = {
+    "rows-short-of-labels": lambda data, labels: ({b"data": data[:-1], b"labels": labels},
+                                                  "has data of shape"),
+    "label-out-of-range": lambda data, labels: ({b"data": data, b"labels": [*labels[:-1], 10]},
+                                                "has labels outside 0..9"),
+    "float-pixels": lambda data, labels: ({b"data": data.astype("float64"), b"labels": labels},
+                                          "holds pixels of type float64"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("wrong", WRONG_BATCHES)
+def test_workers_with_a_wrong_batch_are_one_clear_error_before_any_run(tmp_path, cifar_root,
+                                                                       wrong):  # fmt: skip
+    """A batch file whole to its STOP but with the wrong shape, labels or dtype passed the
+    parent's check (which walked the opcodes only), and every worker then failed its run
+    with "worker exited with code 1". The parent now refuses it before any worker starts,
+    with the error one process gives."""
+    data = tmp_path / "data"
+    shutil.copytree(cifar_root, data)
+    batch = data / "cifar-10-batches-py" / "data_batch_4"
+    whole = pickle.loads(batch.read_bytes(), encoding="bytes")
+    content, says = WRONG_BATCHES[wrong](whole[b"data"], whole[b"labels"])
+    batch.write_bytes(pickle.dumps(content, protocol=2))
+    with pytest.raises(cifar.DataError) as one_process:
+        cifar.load(batch.parent)
+    expected = str(one_process.value)
+    assert f"data_batch_4 {says}" in expected
+    study_file = tiny_study(tmp_path / "s.yaml", "".join(
+        f"  - {{name: r{i}, model: resnet8, recipe: base}}\n" for i in range(2)))  # fmt: skip
+    results = tmp_path / "results"
+    result = CliRunner().invoke(main, [
+        "run", str(study_file), "--results", str(results), "--data-dir", str(data),
+        "--device", "cpu", "--runs-per-gpu", "2",
+    ])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert expected in result.output, result.output
+    assert "worker exited" not in result.output and "FAILED" not in result.output
+    assert "Traceback" not in result.output
+    assert not list(results.rglob("summary.json")), "no run was marked failed"
+
+
 def test_gpus_on_a_machine_without_them_is_a_clear_error(tmp_path, cifar_root):
     study_file = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
     result = CliRunner().invoke(main, ["run", str(study_file), "--device", "cpu", "--gpus", "2",

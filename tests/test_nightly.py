@@ -474,3 +474,19 @@ def test_an_ordering_turned_around_is_the_same_claim(tmp_path):
     assert result.exit_code == 0, result.output
     assert "3 claim(s) held before and still hold; 0 hold now that did not; 0 no longer hold" \
         in result.output  # fmt: skip
+
+
+@pytest.mark.parametrize("field", ["within seed noise", "fp32, fast"])
+def test_compare_refuses_a_csv_cut_inside_a_quoted_field_as_cut_short(tmp_path, field):
+    # Cut between rows or after a row's last comma, a table is "cut short", with what to do;
+    # cut inside a quoted field (a reason, an execution), pandas stopped at the open quote and
+    # it read as "not readable as CSV (EOF inside string)", which says neither.
+    full = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7, "c": 8.7}, "full.csv")
+    text = full.read_text()
+    before = tmp_path / "before.csv"
+    before.write_text(text[: text.rindex(field) + len(field) - 3])
+    result = CliRunner().invoke(main, ["compare", str(before), str(full)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"error: {before} is cut short: claim row 4 ends inside a quoted field" \
+        in result.output  # fmt: skip
+    assert "fetch it again" in result.output and len(result.output.splitlines()) == 1

@@ -295,6 +295,10 @@ REFUSALS = {
     "dotdot run": (_run_path("tiny/../seed-0"), "run path 'tiny/../seed-0' is not"),
     "absolute run": (_run_path(ABSOLUTE), f"run path '{ABSOLUTE}' is not"),
     "dotdot file": (_file_name("../../../../../outside.txt"), "'../../../../../outside.txt'"),
+    "dotdot history": (
+        _file_name("error.txt.earlier-failure-1/../../../../../../outside.txt"),
+        "'error.txt.earlier-failure-1/../../../../../../outside.txt'",
+    ),
     "symlink member": (
         _linked(tarfile.SYMTYPE, "/etc/passwd"),
         f"'{HALF}/summary.json' is not a plain file but a symbolic link to '/etc/passwd'",
@@ -648,3 +652,46 @@ def test_a_store_that_cannot_be_written_is_a_clear_error_before_the_import(tmp_p
     assert "cannot hold the run store" in read_only_store.output
     assert "Read-only" in read_only_store.output and "Traceback" not in read_only_store.output
     assert list(target.iterdir()) == []
+
+
+def test_an_earlier_failure_travels_and_superseded_attempts_stay_said(tmp_path):
+    """`repro export` carried a run's named files only, so the traceback of an earlier failed
+    attempt (kept aside when the run was retried) was lost with the GPU slot. It now travels
+    and lands beside the run without replacing anything here (one of the same name but other
+    content here stays, the archive's is kept beside it, and importing twice adds nothing);
+    the superseded attempts (with their checkpoints) stay, and export says how many, where."""
+    study, results = _one_fake_run(tmp_path)
+    run = results / DONE
+    earlier = "error.txt.earlier-failure-20261127-010203"
+    (run / earlier).write_text("Traceback: CUDA out of memory on the GPU box\n")
+    attempt = run.parent / store.SUPERSEDED / "seed-0-20261126-230000"
+    attempt.mkdir(parents=True)
+    (attempt / store.CHECKPOINT).write_bytes(b"an earlier attempt's weights")
+    fresh = tmp_path / "fresh"
+    here = tmp_path / "here"  # already holds the run, with another traceback of that name
+    shutil.copytree(results, here)
+    (here / DONE / earlier).write_text("this machine's own traceback\n")
+
+    out = tmp_path / "a.tar.gz"
+    exported = repro("export", str(study), "--out", str(out), "--results", str(results))
+    assert exported.exit_code == 0, exported.output
+    assert earlier in read_manifest(out)["runs"][0]["files"]
+    assert read_manifest(out)["format"] == 2  # without history, 1: older repros read it
+    assert "1 superseded attempt left behind" in exported.output, exported.output
+    assert str(run.parent / store.SUPERSEDED) in exported.output
+
+    added = _import(out, fresh)
+    assert added.exit_code == 0, added.output
+    assert (fresh / DONE / earlier).read_text() == (run / earlier).read_text()
+    assert not list(fresh.rglob(store.SUPERSEDED))
+
+    merged = _import(out, here)
+    assert merged.exit_code == 0 and "skipped" in merged.output, merged.output
+    assert "1 earlier failure's traceback put beside it" in merged.output, merged.output
+    assert (here / DONE / earlier).read_text() == "this machine's own traceback\n"
+    kept = [p for p in (here / DONE).iterdir() if p.name.startswith(earlier) and p.name != earlier]
+    assert [p.read_text() for p in kept] == [(run / earlier).read_text()]
+    before = _listing(here)
+    again = _import(out, here)
+    assert again.exit_code == 0 and "put beside it" not in again.output, again.output
+    assert _listing(here) == before

@@ -288,3 +288,58 @@ def test_status_says_only_what_run_does_with_a_paused_run_and_its_complete_twin(
         assert out.exit_code == 2, out.output
         assert "[ REFUSED] two/y/seed-0" in out.output and "shared" not in out.output
         assert summary(results, "two/y/seed-0")["status"] == store.PAUSED
+
+
+def _torn(path: Path) -> None:
+    path.write_text(path.read_text() + "{torn")
+
+
+def _own_training_of_x(results: Path, two: Path) -> Path:
+    """two/y holding a training of its own (x's files, placed as y's), with its checkpoint."""
+    run = results / "two/y/seed-0"
+    shutil.copytree(results / "one/x/seed-0", run)
+    record = json.loads((run / store.SUMMARY).read_text())
+    (run / store.SUMMARY).write_text(json.dumps({**record, "study": "two", "experiment": "y"}))
+    assert store.inspect(run).status == store.COMPLETE
+    return run
+
+
+DAMAGED_WITH_A_TWIN = {
+    # (what is damaged, whether `repro run` adopts the twin after its repair)
+    "paused, curves torn": (lambda results, two: _torn(
+        fake_run(results, load_study(two), "y", epochs=3, status="paused") / store.METRICS),
+        True),
+    "complete, config garbage": (lambda results, two: (
+        fake_run(results, load_study(two), "y", epochs=3) / store.CONFIG).write_text("garbage"),
+        True),
+    "complete, curves rebuilt from its checkpoint": (lambda results, two: _torn(
+        _own_training_of_x(results, two) / store.METRICS), False),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", DAMAGED_WITH_A_TWIN)
+def test_status_says_whether_run_adopts_a_damaged_runs_twin(twins, cifar_root, damage):
+    """`repro status` told, for a damaged run with a complete twin, only its repair ("the run
+    is trained again from epoch 0", "moves the run to .superseded/ and trains it again"); `repro
+    run` repairs it and then adopts the twin, unless the repair leaves it complete. Status now
+    says which, as run then does it."""
+    two, results = twins
+    spoil, adopts = DAMAGED_WITH_A_TWIN[damage]
+    spoil(results, two)
+    assert store.inspect(results / "two/y/seed-0").status == store.DAMAGED
+    status = repro("status", str(two), "--results", str(results), "--data-dir", str(cifar_root))
+    assert status.exit_code == 0, status.output
+    (line,) = [s for s in status.output.splitlines() if s.strip().startswith("y/seed-0 ")]
+    out = repro(*run_args(two, cifar_root, results, "--seeds", "1"))
+    assert out.exit_code == 0, out.output
+    if adopts:
+        assert ("its twin one/x/seed-0 is complete and ran as `repro run` trains here (fp32, "
+                "fast pipeline, on the data here): `repro run` adopts it, moving this attempt "
+                "to .superseded/") in line, line  # fmt: skip
+        assert "again" not in line, line  # neither trained nor rebuilt
+        assert "[  shared] two/y/seed-0" in out.output, out.output
+        assert summary(results, "two/y/seed-0")["shared_with"] == "one/x/seed-0"
+    else:
+        assert "twin" not in line and "rebuilds it from the checkpoint" in line, line
+        assert "[    skip] two/y/seed-0: already complete" in out.output, out.output
+        assert "shared_with" not in summary(results, "two/y/seed-0")
