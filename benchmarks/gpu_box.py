@@ -312,9 +312,11 @@ def cuda_visible(box: Box) -> bool:
 def check(box: Box, args: argparse.Namespace) -> None:
     if shutil.which("nvidia-smi"):
         box.stage("gpu", ["nvidia-smi"], 20)
-    # Every test runs (no -x): a slot is too short to learn about the others next time.
-    box.stage("check", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        "tests/test_gpu.py"], args.check_timeout)  # fmt: skip
+    # Every test runs (no -x): a slot is too short to learn about the others next time. -v
+    # names each test as it ends, so a check stopped by its timeout still says which passed;
+    # the durations size the next slot's --check-timeout.
+    box.stage("check", [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
+                        "--durations=0", "tests/test_gpu.py"], args.check_timeout)  # fmt: skip
 
 
 def bench(box: Box, args: argparse.Namespace) -> None:
