@@ -294,3 +294,50 @@ def test_the_compile_cache_is_not_packed_once_the_budget_has_ended(tmp_path):
     box.pack_compile_cache()
     assert not list((tmp_path / "out").glob("compile-cache*"))
     assert "it stays behind" in (tmp_path / "out" / "box.log").read_text()
+
+
+def test_the_gpu_slots_own_bench_and_queue_command_lines_are_ones_repro_accepts(
+    tmp_path, cifar_root, monkeypatch
+):
+    """The rehearsal runs CPU-sized stages; the command lines a GPU slot runs (the next one's:
+    --queue-items 1 --fuse-widths 6 --bench-models resnet20,resnet56,resnet110) are built
+    otherwise and ran nowhere but on the GPU. Each is parsed and checked here by `repro`
+    itself, up to where it would start to measure or train."""
+    from click.testing import CliRunner
+
+    from harness import bench as bench_module
+    from harness import queue as queue_module
+    from harness.cli import main
+
+    gpu_box = _gpu_box()
+    box = _bare_box(gpu_box, tmp_path, budget=540, data_dir=str(cifar_root),
+                    queue=str(ROOT / "queue.yaml"), queue_items=1, fuse="off",
+                    fuse_widths="6", bench_models="resnet20,resnet56,resnet110",
+                    bench_subset=None, compile_modes="default,reduce-overhead",
+                    bench_timeout=400)  # fmt: skip
+    box.args.rehearse = False
+    commands = {}
+    box.export = lambda final: None
+    box.stage = lambda name, command, timeout: commands.setdefault(name, command)
+    gpu_box.bench(box, box.args)
+    gpu_box.train(box, box.args)
+
+    class Reached(Exception):
+        pass
+
+    def reached(*args, **kwargs):
+        raise Reached(kwargs)
+
+    monkeypatch.setattr(bench_module, "run_bench", reached)
+    monkeypatch.setattr(queue_module, "run_queue", reached)
+    for name, command in commands.items():
+        assert command[1:3] == ["-m", "harness"] and "--device" not in command
+        outcome = CliRunner().invoke(main, command[3:])
+        assert isinstance(outcome.exception, Reached), (name, outcome.output)
+        options = outcome.exception.args[0]
+        if name == "bench":
+            assert options["models"] == ("resnet20", "resnet56", "resnet110")
+            assert options["compile_modes"] == ("default", "reduce-overhead")
+            assert options["fuse"] == (6,)
+        else:
+            assert options["limit"] == 1
