@@ -12,7 +12,12 @@ seconds of the slot's start (the shell script's ``--started``):
   c. train   `repro queue --time-budget` on the evidence queue (queue.yaml), K runs to a GPU
              (fused with --fuse, for the items that do not say `fuse:` themselves); the store
              is exported to OUT every --export-every seconds while it trains
-  d. export  the final export, checkpoints of unfinished runs included
+  d. export  the final export, checkpoints of unfinished runs included; then the compile
+             cache, while the budget lasts
+
+Every stage ends before the budget's last --reserve seconds, kept for (d): SIGTERM at its
+timeout, SIGKILL to its process group --stop-grace seconds later; the training stage's time
+budget ends WIND_DOWN_S before its timeout, for the queue to wind down.
 
 ``--order`` runs a, b and c in another order (check,train,bench puts finishing runs before
 the bench); ``--skip`` leaves stages out.
@@ -31,6 +36,7 @@ training there would spend the slot on the CPU.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -60,6 +66,10 @@ PART_LIMIT = 15 * 2**20  # the slot returns files of at most 16 MiB
 COMPILE_CACHE_ARCHIVE = "compile-cache.tar.gz"
 RETURNED_FILES = 8  # what a slot can return through OUT
 NO_CUDA = 5  # exit status of a slot whose torch sees no GPU (gpu_box.sh uses 3 and 4)
+# Between the training stage's time budget and its timeout: the queue, its budget spent,
+# waits for its workers to end their last epoch, record their runs and exit. The second H100
+# slot's queue (2026-11-26, box-call3.log) exited 365 s after it started with a 346 s budget.
+WIND_DOWN_S = 25
 
 
 class Box:
@@ -91,13 +101,30 @@ class Box:
 
     # ---------------------------------------------------------------- stages
 
-    def stage(self, name: str, command: list[str], timeout: float, grace: float = 20) -> int:
-        """Run one stage, its output into the log; SIGTERM at the timeout, SIGKILL after."""
-        timeout = max(1.0, min(timeout, self.left()))
+    def stage(self, name: str, command: list[str], timeout: float) -> int:
+        """Run one stage, its output into the log: SIGTERM at the timeout, SIGKILL to its whole
+        process group ``--stop-grace`` seconds later. Both land before the time kept for the
+        end (``--reserve``), so that a stage that hangs, or ignores SIGTERM, still leaves the
+        final export its time within the budget."""
+        timeout = min(timeout, self.stage_time())
+        if timeout < 1:
+            self.say(f"stage {name}: no time left ({self.left():.0f} s to the end, "
+                     f"{self.kept():.0f} s kept for stopping a stage and the final export); "
+                     "skipped")  # fmt: skip
+            self.record["stages"].append({"stage": name, "command": command, "rc": None,
+                                          "seconds": 0, "timed_out": False,
+                                          "skipped": True})  # fmt: skip
+            self.save_record()
+            return -1
+        grace = self.args.stop_grace
         self.say(f"stage {name}: {' '.join(command)} (timeout {timeout:.0f} s)")
         t0 = time.time()
+        # Its own process group: the kill reaches what the stage started too (a queue's
+        # workers, a bench's processes, the compiler's), which would otherwise go on using the
+        # GPU, and writing the store during the export, after their parent was killed.
         proc = subprocess.Popen(command, cwd=ROOT, env=self.env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                                stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)  # fmt: skip
         reader = threading.Thread(target=self._copy, args=(proc,), daemon=True)
         reader.start()
         timed_out = False
@@ -110,11 +137,12 @@ class Box:
             if not timed_out and time.time() - t0 > timeout:
                 timed_out = True
                 self.say(f"stage {name}: timed out; SIGTERM")
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGTERM)  # the parent stops its workers itself
                 kill_at = time.time() + grace
             if timed_out and time.time() > kill_at and proc.poll() is None:
-                self.say(f"stage {name}: still running; SIGKILL")
-                proc.kill()
+                self.say(f"stage {name}: still running; SIGKILL to its process group")
+                _kill_group(proc)
+        _kill_group(proc)  # whatever it left behind
         reader.join(timeout=5)
         seconds = time.time() - t0
         self.say(f"stage {name}: exit {proc.returncode} after {seconds:.0f} s")
@@ -124,6 +152,15 @@ class Box:
         )  # fmt: skip
         self.save_record()
         return proc.returncode
+
+    def kept(self) -> float:
+        """Seconds kept at the end of the budget: a stage's SIGTERM-to-SIGKILL grace and the
+        final export (--reserve)."""
+        return self.args.stop_grace + self.args.reserve
+
+    def stage_time(self) -> float:
+        """The longest timeout a stage starting now may have."""
+        return self.left() - self.kept()
 
     def _copy(self, proc: subprocess.Popen) -> None:
         for line in proc.stdout:
@@ -193,10 +230,21 @@ class Box:
         if not self.cache.is_dir():
             return
         packed = self.work / COMPILE_CACHE_ARCHIVE
-        with tarfile.open(packed, "w:gz") as tar:
-            tar.add(self.cache, arcname=".")
-        size, limit = packed.stat().st_size, int(self.args.part_mib * 2**20)
+        limit = int(self.args.part_mib * 2**20)
         room = RETURNED_FILES - sum(1 for p in self.out.iterdir() if not p.name.startswith("."))
+        # Last of the slot, and the least of what it returns: packed file by file while the
+        # budget lasts (the slot's call ends soon after it) and while it fits the room left
+        # (the second H100 slot took 15 s to pack 31.8 MiB, box-call3.log), else left behind.
+        with tarfile.open(packed, "w:gz") as tar:
+            for path in [self.cache, *sorted(self.cache.rglob("*"))]:
+                if self.left() <= 0 or packed.stat().st_size > room * limit:
+                    why = "the budget ended" if self.left() <= 0 else f"room for {room} part(s)"
+                    self.say(f"compile cache: over {packed.stat().st_size / 2**20:.0f} MiB "
+                             f"packed when it stopped ({why}); it stays behind")  # fmt: skip
+                    return
+                tar.add(path, arcname=path.relative_to(self.cache).as_posix() or ".",
+                        recursive=False)  # fmt: skip
+        size = packed.stat().st_size
         needed = max(1, -(-size // limit))
         if needed > room:
             self.say(f"compile cache is {size / 2**20:.0f} MiB packed: {needed} parts, room for "
@@ -221,6 +269,11 @@ class Box:
             self.say(f"compile cache from {len(parts)} part(s) unusable ({exc}); compiling anew")
             return
         self.say(f"compile cache from {len(parts)} part(s): {', '.join(p.name for p in parts)}")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # none left
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _run_bytes(run_dir: Path) -> int:
@@ -259,9 +312,11 @@ def cuda_visible(box: Box) -> bool:
 def check(box: Box, args: argparse.Namespace) -> None:
     if shutil.which("nvidia-smi"):
         box.stage("gpu", ["nvidia-smi"], 20)
-    # Every test runs (no -x): a slot is too short to learn about the others next time.
-    box.stage("check", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        "tests/test_gpu.py"], args.check_timeout)  # fmt: skip
+    # Every test runs (no -x): a slot is too short to learn about the others next time. -v
+    # names each test as it ends, so a check stopped by its timeout still says which passed;
+    # the durations size the next slot's --check-timeout.
+    box.stage("check", [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
+                        "--durations=0", "tests/test_gpu.py"], args.check_timeout)  # fmt: skip
 
 
 def bench(box: Box, args: argparse.Namespace) -> None:
@@ -277,9 +332,11 @@ def bench(box: Box, args: argparse.Namespace) -> None:
             sized += ["--subset", str(args.bench_subset)]
     if args.fuse_widths:
         sized += ["--fuse", args.fuse_widths]
-    timeout = min(args.bench_timeout, box.left() - args.reserve)  # the end's time is kept
+    # The stage's timeout keeps the end's time (Box.stage); a bench stopped by it keeps the
+    # rows it measured (repro bench writes them after each).
     box.stage("bench", box.repro("bench", *sized, "--json", str(bench_dir / "bench.json"),
-                                 "--markdown", str(bench_dir / "bench.md")), timeout)  # fmt: skip
+                                 "--markdown", str(bench_dir / "bench.md")),
+              args.bench_timeout)  # fmt: skip
     if bench_dir.is_dir():
         with tarfile.open(box.out / "bench.tar.gz", "w:gz") as tar:
             for f in sorted(bench_dir.rglob("*")):
@@ -289,15 +346,19 @@ def bench(box: Box, args: argparse.Namespace) -> None:
 
 def train(box: Box, args: argparse.Namespace) -> None:
     box.export(final=False)  # what earlier slots left, back out even if this stage is lost
-    budget = box.left() - args.reserve
+    # The queue pauses its runs by the time budget and then winds down (the workers record
+    # their runs and exit): WIND_DOWN_S after it, still within the stage's timeout, which
+    # keeps the end's time (Box.stage).
+    timeout = box.stage_time()
+    budget = timeout - WIND_DOWN_S
     if budget <= 10:
         box.say(f"no time left to train ({budget:.0f} s)")
         return
     items = ["--items", str(args.queue_items)] if args.queue_items else []
     box.stage("train", box.repro("queue", args.queue, *items, "--time-budget",
-                                 f"{budget:.0f}s", "--results", str(box.results),
+                                 f"{int(budget)}s", "--results", str(box.results),
                                  "--data-dir", args.data_dir, "--fuse", args.fuse, "--quiet"),
-              budget + 30)  # fmt: skip
+              timeout)  # fmt: skip
 
 
 STAGES = {"check": check, "bench": bench, "train": train}
@@ -325,7 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queue", default=str(ROOT / "queue.yaml"))
     ap.add_argument("--import", dest="imports", nargs="*", default=[])
     ap.add_argument("--export-every", type=float, default=60)
-    ap.add_argument("--reserve", type=float, default=25, help="seconds kept for the end")
+    ap.add_argument("--reserve", type=float, default=25,
+                    help="seconds kept for the final export and the compile cache")  # fmt: skip
+    ap.add_argument("--stop-grace", type=float, default=20,
+                    help="seconds from a stage's SIGTERM to its SIGKILL")  # fmt: skip
     ap.add_argument("--part-mib", type=float, default=PART_LIMIT / 2**20,
                     help="largest returned file, MiB")  # fmt: skip
     ap.add_argument("--check-timeout", type=float, default=150)
@@ -389,12 +453,12 @@ def main(argv: list[str] | None = None) -> int:
         if name not in skip:
             STAGES[name](box, args)
     box.export(final=True)
-    box.pack_compile_cache()
     try:
         queue = load_queue(args.queue)
         box.say("standing:\n" + render(queue, standing(queue, box.results)))
     except QueueError as exc:
         box.say(f"standing: {exc}")
+    box.pack_compile_cache()  # last: what the budget may leave behind
     box.record["ended"] = time.time()
     box.record["seconds"] = round(time.time() - args.started, 1)
     box.save_record()

@@ -58,24 +58,8 @@ def _syncs_in_an_epoch(trainer, loader, lr_at, epoch: int, steps: int) -> list[s
     return [str(w.message) for w in caught if "synchroniz" in str(w.message)]
 
 
-def test_the_fast_path_step_never_synchronises_with_the_host(cifar_root):
-    dataset = cifar.load(cifar_root / cifar.FOLDER)
-    recipe = _recipe(images=640)
-    ex = choose(CUDA)
-    configure_backends(ex)
-    run_data = prepare_data(recipe, 0, dataset, CUDA)
-    loader = make_loader(recipe, 0, run_data, ex)
-    trainer = Trainer(spec_from_name("resnet8"), recipe, 0, ex)
-    lr_at = LearningRate(recipe, Length.of(recipe, len(loader)))
-    trainer.train_epoch(loader.epoch(0), lr_at, 0, SilentProgress())  # compile, autotune
-    assert trainer.compile_fallback is None
-    # Measured once before counting: on the H100 (2026-11-26) the first epoch under sync
-    # debug mode reported one synchronisation more than the later ones (3 for 2 steps, then
-    # 2 for 8), a one-off that is not a cost per step.
-    _syncs_in_an_epoch(trainer, loader, lr_at, 1, 2)
-    # The epoch's own reads (loss and error sums) are a fixed number, whatever the steps.
-    few, many = (_syncs_in_an_epoch(trainer, loader, lr_at, e, n) for e, n in ((2, 2), (3, 16)))
-    assert len(few) == len(many) <= 3, (few, many)
+# First the two tests that failed on the second H100 slot (2026-11-26, box-call3.log) and
+# were fixed on the CPU since: a check stopped by the slot's timeout loses the last ones.
 
 
 @pytest.fixture
@@ -109,6 +93,57 @@ def test_a_compiled_resnet20_step_matches_eager_in_fp32(cifar_root, true_fp32):
     assert losses["compiled"][0] == pytest.approx(losses["eager"][0], rel=1e-3)
     assert losses["compiled"][1:] == pytest.approx(losses["eager"][1:], rel=5e-3)
     assert losses["compiled"][-1] != losses["compiled"][0]
+
+
+def test_the_fused_step_never_synchronises_with_the_host(cifar_root):
+    """Three resnet8 runs as one compiled bf16 network: as many syncs for 16 steps as for 2."""
+    from harness.fused_train import FusedTrainer, member_batches
+
+    dataset = cifar.load(cifar_root / cifar.FOLDER)
+    recipe = _recipe(images=640)
+    ex = choose(CUDA)
+    configure_backends(ex)
+    loaders = [make_loader(recipe, s, prepare_data(recipe, s, dataset, CUDA), ex)
+               for s in range(3)]  # fmt: skip
+    trainer = FusedTrainer(spec_from_name("resnet8"), [recipe] * 3, [0, 1, 2], ex)
+    lr_ats = [LearningRate(recipe, Length.of(recipe, len(loaders[0]))) for _ in range(3)]
+
+    def syncs(epoch: int, steps: int) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                batches = member_batches(loaders, epoch, steps)
+                trainer.train_epoch(batches, lr_ats, 0, SilentProgress())
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return [str(w.message) for w in caught if "synchroniz" in str(w.message)]
+
+    trainer.train_epoch(member_batches(loaders, 0, len(loaders[0])), lr_ats, 0, SilentProgress())
+    assert trainer.compile_fallback is None
+    syncs(1, 2)  # the first measured epoch's one-off, as in the solo test
+    few, many = syncs(2, 2), syncs(3, 16)
+    assert len(few) == len(many) <= 3, (few, many)
+
+
+def test_the_fast_path_step_never_synchronises_with_the_host(cifar_root):
+    dataset = cifar.load(cifar_root / cifar.FOLDER)
+    recipe = _recipe(images=640)
+    ex = choose(CUDA)
+    configure_backends(ex)
+    run_data = prepare_data(recipe, 0, dataset, CUDA)
+    loader = make_loader(recipe, 0, run_data, ex)
+    trainer = Trainer(spec_from_name("resnet8"), recipe, 0, ex)
+    lr_at = LearningRate(recipe, Length.of(recipe, len(loader)))
+    trainer.train_epoch(loader.epoch(0), lr_at, 0, SilentProgress())  # compile, autotune
+    assert trainer.compile_fallback is None
+    # Measured once before counting: on the H100 (2026-11-26) the first epoch under sync
+    # debug mode reported one synchronisation more than the later ones (3 for 2 steps, then
+    # 2 for 8), a one-off that is not a cost per step.
+    _syncs_in_an_epoch(trainer, loader, lr_at, 1, 2)
+    # The epoch's own reads (loss and error sums) are a fixed number, whatever the steps.
+    few, many = (_syncs_in_an_epoch(trainer, loader, lr_at, e, n) for e, n in ((2, 2), (3, 16)))
+    assert len(few) == len(many) <= 3, (few, many)
 
 
 def test_cuda_graphs_train_like_the_default_compile_mode(cifar_root):
@@ -206,34 +241,3 @@ def test_a_fused_group_trains_on_cuda_compiled_like_its_members_apart(tmp_path, 
         a = store.read_jsonl(tmp_path / "s" / p.name / store.METRICS)[0]["train_loss"]
         b = store.read_jsonl(tmp_path / "f" / p.name / store.METRICS)[0]["train_loss"]
         assert abs(a - b) < 1e-3 * a, (p.name, a, b)
-
-
-def test_the_fused_step_never_synchronises_with_the_host(cifar_root):
-    """Three resnet8 runs as one compiled bf16 network: as many syncs for 16 steps as for 2."""
-    from harness.fused_train import FusedTrainer, member_batches
-
-    dataset = cifar.load(cifar_root / cifar.FOLDER)
-    recipe = _recipe(images=640)
-    ex = choose(CUDA)
-    configure_backends(ex)
-    loaders = [make_loader(recipe, s, prepare_data(recipe, s, dataset, CUDA), ex)
-               for s in range(3)]  # fmt: skip
-    trainer = FusedTrainer(spec_from_name("resnet8"), [recipe] * 3, [0, 1, 2], ex)
-    lr_ats = [LearningRate(recipe, Length.of(recipe, len(loaders[0]))) for _ in range(3)]
-
-    def syncs(epoch: int, steps: int) -> list[str]:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                batches = member_batches(loaders, epoch, steps)
-                trainer.train_epoch(batches, lr_ats, 0, SilentProgress())
-            finally:
-                torch.cuda.set_sync_debug_mode("default")
-        return [str(w.message) for w in caught if "synchroniz" in str(w.message)]
-
-    trainer.train_epoch(member_batches(loaders, 0, len(loaders[0])), lr_ats, 0, SilentProgress())
-    assert trainer.compile_fallback is None
-    syncs(1, 2)  # the first measured epoch's one-off, as in the solo test
-    few, many = syncs(2, 2), syncs(3, 16)
-    assert len(few) == len(many) <= 3, (few, many)

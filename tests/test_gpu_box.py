@@ -210,3 +210,134 @@ def test_a_slot_on_a_machine_without_cuda_trains_nothing(tmp_path, cifar_root):
     assert record["no_cuda"] and [s["stage"] for s in record["stages"]] == ["cuda"]
     assert sorted(p.name for p in (tmp_path / "out-n").iterdir()) == ["box.json", "box.log"]
     assert not (tmp_path / "work-n" / "results" / "tiny").exists()
+
+
+def _gpu_box():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_box", ROOT / "benchmarks" / "gpu_box.py")
+    gpu_box = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_box)
+    return gpu_box
+
+
+def _bare_box(gpu_box, tmp_path: Path, budget: float, **more):
+    """A Box of ``budget`` seconds from now, outside a slot (no stage run yet)."""
+    import argparse
+
+    args = argparse.Namespace(out=str(tmp_path / "out"), work=str(tmp_path / "work"),
+                              started=time.time(), budget=budget, imports=[],
+                              part_mib=15, reserve=2, stop_grace=1, export_every=1000,
+                              rehearse=True, **more)  # fmt: skip
+    Path(args.out).mkdir(parents=True)
+    return gpu_box.Box(args)
+
+
+def test_a_stage_that_hangs_is_killed_with_its_children_before_the_time_kept_for_the_end(
+    tmp_path,
+):
+    """A stage that ignores SIGTERM (a hung CUDA call) was killed 20 s after the budget's end,
+    its parent only: the final export came after the slot's call could end, and a queue's
+    workers went on training during it. Now the kill lands before the reserve, and takes the
+    whole process group."""
+    gpu_box = _gpu_box()
+    box = _bare_box(gpu_box, tmp_path, budget=6)
+    child = tmp_path / "child.pid"
+    hang = ("import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+            " p = subprocess.Popen([sys.executable, '-c', 'import signal, time; signal.signal("
+            "signal.SIGTERM, signal.SIG_IGN); time.sleep(60)']);"
+            f" open({str(child)!r}, 'w').write(str(p.pid)); time.sleep(60)")  # fmt: skip
+    rc = box.stage("hang", [sys.executable, "-c", hang], timeout=300)
+    assert time.time() <= box.end - box.args.reserve + 1.5  # 0.5 s polls, 1 s for the reader
+    assert rc == -signal.SIGKILL
+    pid = int(child.read_text())
+    deadline = time.time() + 5
+    while time.time() < deadline and Path(f"/proc/{pid}").exists():
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            break  # killed; its parent, killed too, did not reap it
+        time.sleep(0.1)
+    else:
+        assert not Path(f"/proc/{pid}").exists(), "the stage's child outlived the stage"
+    record = json.loads((tmp_path / "out" / "box.json").read_text())
+    assert record["stages"][0]["timed_out"]
+    # Once the time kept for the end is all that is left, a stage is not started at all.
+    assert box.stage("late", [sys.executable, "-c", "pass"], timeout=300) == -1
+    assert "stage late: no time left" in (tmp_path / "out" / "box.log").read_text()
+
+
+def test_the_training_stage_stops_and_is_stopped_before_the_time_kept_for_the_end(tmp_path):
+    """Its time budget, the queue's winding down after it, SIGTERM and SIGKILL all come before
+    the reserve: the queue's budget was the whole time left but the reserve, its SIGTERM 5 s
+    after the budget's end and its SIGKILL 25 s after."""
+    gpu_box = _gpu_box()
+    box = _bare_box(gpu_box, tmp_path, budget=400, queue=str(tmp_path / "queue.yaml"),
+                    queue_items=1, data_dir=str(tmp_path), fuse="off")  # fmt: skip
+    box.args.reserve, box.args.stop_grace = 25, 20
+    stages = []
+    box.export = lambda final: None
+    box.stage = lambda name, command, timeout: stages.append((command, timeout))
+    gpu_box.train(box, box.args)
+    [(command, timeout)] = stages
+    budget = int(command[command.index("--time-budget") + 1].removesuffix("s"))
+    assert timeout + box.args.stop_grace + box.args.reserve <= box.left() + 0.5
+    assert budget + gpu_box.WIND_DOWN_S <= timeout
+    assert budget >= 400 - 25 - 20 - gpu_box.WIND_DOWN_S - 2  # no more is kept than that
+
+
+def test_the_compile_cache_is_not_packed_once_the_budget_has_ended(tmp_path):
+    """Packed last; a slot whose budget is spent returns without it rather than packing tens
+    of MiB while the call that runs it ends."""
+    gpu_box = _gpu_box()
+    box = _bare_box(gpu_box, tmp_path, budget=0)
+    (box.cache / "triton").mkdir(parents=True)
+    (box.cache / "triton" / "kernel.cubin").write_bytes(b"k" * 1000)
+    box.pack_compile_cache()
+    assert not list((tmp_path / "out").glob("compile-cache*"))
+    assert "it stays behind" in (tmp_path / "out" / "box.log").read_text()
+
+
+def test_the_gpu_slots_own_bench_and_queue_command_lines_are_ones_repro_accepts(
+    tmp_path, cifar_root, monkeypatch
+):
+    """The rehearsal runs CPU-sized stages; the command lines a GPU slot runs (the next one's:
+    --queue-items 1 --fuse-widths 6 --bench-models resnet20,resnet56,resnet110) are built
+    otherwise and ran nowhere but on the GPU. Each is parsed and checked here by `repro`
+    itself, up to where it would start to measure or train."""
+    from click.testing import CliRunner
+
+    from harness import bench as bench_module
+    from harness import queue as queue_module
+    from harness.cli import main
+
+    gpu_box = _gpu_box()
+    box = _bare_box(gpu_box, tmp_path, budget=540, data_dir=str(cifar_root),
+                    queue=str(ROOT / "queue.yaml"), queue_items=1, fuse="off",
+                    fuse_widths="6", bench_models="resnet20,resnet56,resnet110",
+                    bench_subset=None, compile_modes="default,reduce-overhead",
+                    bench_timeout=400)  # fmt: skip
+    box.args.rehearse = False
+    commands = {}
+    box.export = lambda final: None
+    box.stage = lambda name, command, timeout: commands.setdefault(name, command)
+    gpu_box.bench(box, box.args)
+    gpu_box.train(box, box.args)
+
+    class Reached(Exception):
+        pass
+
+    def reached(*args, **kwargs):
+        raise Reached(kwargs)
+
+    monkeypatch.setattr(bench_module, "run_bench", reached)
+    monkeypatch.setattr(queue_module, "run_queue", reached)
+    for name, command in commands.items():
+        assert command[1:3] == ["-m", "harness"] and "--device" not in command
+        outcome = CliRunner().invoke(main, command[3:])
+        assert isinstance(outcome.exception, Reached), (name, outcome.output)
+        options = outcome.exception.args[0]
+        if name == "bench":
+            assert options["models"] == ("resnet20", "resnet56", "resnet110")
+            assert options["compile_modes"] == ("default", "reduce-overhead")
+            assert options["fuse"] == (6,)
+        else:
+            assert options["limit"] == 1
