@@ -437,6 +437,27 @@ def _parse_rule(value: Any) -> Any:
 
 
 _SI = re.compile(r"^(?P<num>\d+(?:\.(?P<dec>\d+))?)\s*(?P<suffix>[kKM])$")
+# A percentage with its sign, as a source's table prints it ("7.17%").
+_PERCENT = re.compile(r"^(?P<num>\d+(?:\.(?P<dec>\d+))?)\s*%$")
+
+
+def _fraction_for_percent(metric: Any, value: Any) -> str | None:
+    """Why a test error or accuracy looks like a fraction copied as it stands (0.0717 for
+    7.17%), or None. Read as percent, it would claim a test error below 1% or an accuracy
+    below chance, and every verdict on it would be a confident "not reproduced"."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        return None
+    if metric == "test_accuracy" and value <= 1:
+        what = "a test accuracy far below chance (10%)"
+    elif metric in ("test_error", "test_error_at_epoch", "best_test_error") and value < 1:
+        what = "a test error below 1%"
+    else:
+        return None
+    return (
+        f"{metric} is in percent, so {value:g} claims {value:g}%, {what}: a source's fraction "
+        f"{value:g} is written {value * 100:g} here; a value that really is that low is "
+        f"written with its sign, value: '{value:g}%'"
+    )
 
 
 class StatedFloat(float):
@@ -506,6 +527,13 @@ class Claim(Strict):
             decimals = len(m["dec"] or "")
             data["value"] = round(float(m["num"]) * scale)
             data.setdefault("resolution", scale / 10**decimals)
+        metric = data.get("metric")
+        percent = isinstance(metric, str) and metric in METRICS and METRICS[metric].unit == "%"
+        if percent and isinstance(value, str) and (m := _PERCENT.match(value.strip())):
+            data["value"] = float(m["num"])
+            data.setdefault("decimals", len(m["dec"] or ""))
+        elif why := _fraction_for_percent(metric, value):
+            raise ValueError(why)
         return data
 
     # A field's own validator, so that a rule it cannot read is named at `rule:`, with what was

@@ -103,6 +103,18 @@ def test_claim_short_forms_for_rules_and_rounded_counts(tmp_path):
     assert (params.value, params.resolution) == (270_000, 10_000)
 
 
+def test_a_percentage_may_carry_its_sign_and_then_may_be_under_one(tmp_path):
+    # "7.17%" as a table prints it; the sign also says that 0.5 means 0.5%, not a fraction.
+    text = MINIMAL.replace(
+        "value: 8.75}",
+        "value: 7.10%}\n  - {source: he2015, where: T, "
+        "experiment: plain20, metric: test_error, value: '0.5%'}",
+    )
+    first, low = load_study(write(tmp_path, text)).claims[:2]
+    assert (first.value, first.stated()) == (7.1, "7.10")
+    assert (low.value, low.stated()) == (0.5, "0.5")
+
+
 def test_recipe_extends_merges_and_a_new_kind_replaces(tmp_path):
     text = MINIMAL.replace(
         "    recipe: base\n  - name: plain20",
@@ -214,6 +226,21 @@ MALFORMED = [
         "claims[0]",
         "is a percentage",
         id="percentage-out-of-range",
+    ),
+    pytest.param(
+        "value: 8.75}",
+        "value: 0.0875}",
+        "claims[0]",
+        "so 0.0875 claims 0.0875%, a test error below 1%: a source's fraction 0.0875 is "
+        "written 8.75 here",
+        id="error-as-a-fraction",
+    ),
+    pytest.param(
+        "metric: test_error, value: 8.75}",
+        "metric: test_accuracy, value: 0.9125}",
+        "claims[0]",
+        "a test accuracy far below chance (10%): a source's fraction 0.9125 is written 91.25",
+        id="accuracy-as-a-fraction",
     ),
     pytest.param(
         "value: 8.75}",
