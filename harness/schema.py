@@ -312,10 +312,21 @@ class Recipe(Strict):
         unit = per_epoch if self.schedule.unit == "epoch" else 1
         late = [m for m in self.schedule.milestones if m * unit >= length]
         if late:
-            end = self.epochs if self.epochs else self.iterations
+            end = f"{self.epochs} epochs" if self.epochs else f"{self.iterations} iterations"
+            if self.iterations and self.schedule.unit == "epoch":
+                end += f", about {-(-length // per_epoch)} epochs of batch {self.batch_size}"
+            # He et al.'s 32k/48k of 64k written without `unit:`: the default unit, epochs,
+            # is the slip, and saying so is the fix.
+            hint = ""
+            milestones = self.schedule.milestones
+            if self.schedule.unit == "epoch" and late == milestones and milestones[-1] < length:
+                hint = (
+                    "; a schedule counts epochs unless it says otherwise: if these are "
+                    "iterations, add `unit: iteration` to it"
+                )
             raise ValueError(
                 f"milestones {late} ({self.schedule.unit}s) are at or past the end of training "
-                f"({end} {'epochs' if self.epochs else 'iterations'}), so they would never apply"
+                f"({end}), so they would never apply{hint}"
             )
         return self
 

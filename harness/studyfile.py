@@ -509,10 +509,10 @@ def _from_pydantic(exc: ValidationError, expander: _Expander) -> list[_RawProble
     problems = []
     for err in exc.errors(include_url=False):
         loc, parent = _display_loc(err["loc"])
-        # A problem inside a named recipe is reported once, at the recipe, not again in
-        # every experiment that uses it.
+        # A problem inside a named recipe, or with the recipe as a whole (milestones past its
+        # end), is reported once, at the recipe, not again in every experiment that uses it.
         if (
-            len(loc) > 3
+            len(loc) >= 3
             and loc[0] == "experiments"
             and isinstance(loc[1], int)
             and loc[2] == "recipe"
@@ -539,7 +539,8 @@ def _same_error_in_recipe(exc: ValidationError, recipe: str, sub: Loc, err: dict
     for other in exc.errors(include_url=False):
         other_loc, _ = _display_loc(other["loc"])
         if other_loc[:2] == ("recipes", recipe) and other_loc[2:] == sub:
-            return other["type"] == err["type"]
+            # The whole recipe's complaint, after an experiment's overrides, may be another.
+            return other["type"] == err["type"] and (bool(sub) or other["msg"] == err["msg"])
     return False
 
 

@@ -115,6 +115,29 @@ def test_a_percentage_may_carry_its_sign_and_then_may_be_under_one(tmp_path):
     assert (low.value, low.stated()) == (0.5, "0.5")
 
 
+def test_a_milestone_past_the_end_among_epochs_is_not_taken_for_iterations(tmp_path):
+    text = MINIMAL.replace("milestones: [81, 122]}", "milestones: [81, 200]}")
+    (problem,) = problems_of(tmp_path, text)
+    assert problem.message == (
+        "milestones [200] (epochs) are at or past the end of training (164 epochs), so they "
+        "would never apply"
+    ), str(problem)
+
+
+def test_a_whole_recipes_problem_is_named_once_not_again_for_each_experiment(tmp_path):
+    # Both experiments use the recipe: its complaint as a whole came three times.
+    text = MINIMAL.replace("    epochs: 164", "    epochs: 164\n    iterations: 64000")
+    problems = problems_of(tmp_path, text)
+    assert [p.path for p in problems] == ["recipes.base"], "\n".join(map(str, problems))
+    # An experiment whose own override makes another complaint still gets it, at its line.
+    text = MINIMAL.replace(
+        "    recipe: base\n  - name: plain20",
+        "    recipe: {extends: base, epochs: 100}\n  - name: plain20",
+    )
+    (problem,) = problems_of(tmp_path, text)
+    assert problem.path == "experiments[0].recipe" and "milestones [122]" in problem.message
+
+
 def test_recipe_extends_merges_and_a_new_kind_replaces(tmp_path):
     text = MINIMAL.replace(
         "    recipe: base\n  - name: plain20",
@@ -205,6 +228,23 @@ MALFORMED = [
         "recipes.base.schedule.milestones",
         "strictly increasing",
         id="milestones-order",
+    ),
+    pytest.param(
+        "milestones: [81, 122]}",
+        "milestones: [32000, 48000]}",
+        "recipes.base",
+        "milestones [32000, 48000] (epochs) are at or past the end of training (164 epochs), "
+        "so they would never apply; a schedule counts epochs unless it says otherwise: if these "
+        "are iterations, add `unit: iteration` to it",
+        id="milestones-in-iterations-without-unit",
+    ),
+    pytest.param(
+        "    epochs: 164\n    schedule: {kind: multistep, milestones: [81, 122]}",
+        "    iterations: 64000\n    schedule: {kind: multistep, milestones: [32000, 48000]}",
+        "recipes.base",
+        "(64000 iterations, about 164 epochs of batch 128), so they would never apply; a "
+        "schedule counts epochs",
+        id="milestones-in-iterations-of-an-iteration-length",
     ),
     pytest.param(
         "    epochs: 164",
