@@ -528,10 +528,12 @@ def _from_pydantic(exc: ValidationError, expander: _Expander) -> list[_RawProble
         for p in problems
         if "did you mean" in p.message and p.message.startswith("unknown key")
     }
+    renamed = {(*p.path_loc, m[1]) for p in problems if (m := _RENAMED_KIND.search(p.message))}
     return [
         p
         for p in problems
         if not (p.message == MISSING and (p.path_loc[:-1], str(p.path_loc[-1])) in suggested)
+        and not (p.message.startswith("unknown key") and p.path_loc in renamed)
     ]
 
 
@@ -627,7 +629,9 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
         )
     tagged = tagged_by(parent)
     if kind == "missing" and tagged and loc[-1] == "kind":
-        return _kind_problem(loc[:-1], {}, tagged)
+        # The mapping is the input of a missing key: its other keys may name the kind.
+        data = err.get("input")
+        return _kind_problem(loc[:-1], data if isinstance(data, dict) else {}, tagged)
     if kind == "missing":
         return _RawProblem(loc, MISSING, allowed=_field_hint(parent, loc))
     if kind == "literal_error" and tagged and loc[-1] == "kind":
@@ -686,6 +690,10 @@ def _kind_problem(loc: Loc, data: Any, tagged: Tagged) -> _RawProblem:
                            _show(data))  # fmt: skip
     by_keys = tagged.kind_by_keys(data)
     meant, keys = by_keys if by_keys else ("", ())
+    if "kind" not in data and (renamed := _kind_under_another_key(data, tagged)):
+        key, value = renamed
+        return _RawProblem(loc, f"a {what} names its kind with `kind:`, not `{key}:`: write "
+                           f"`kind: {value}` {kinds}")  # fmt: skip
     if "kind" not in data:
         if by_keys and tagged.default is not None:
             return _RawProblem(loc, f"a {what} without `kind:` {tagged.default_means}, but this "
@@ -703,6 +711,20 @@ def _kind_problem(loc: Loc, data: Any, tagged: Tagged) -> _RawProblem:
     return _RawProblem(
         (*loc, "kind"), f"kind {_show(kind)} is not a {what} kind{near} {kinds}", _show(kind)
     )
+
+
+def _kind_under_another_key(data: dict[str, Any], tagged: Tagged) -> tuple[str, str] | None:
+    """The key and kind of a mapping that names one of its kinds under a key of its own
+    choosing (`type: cosine`, as other tools spell it), where it has no `kind:`."""
+    known = {k for c in tagged.variants.values() for k in c.model_fields}
+    for key, value in data.items():
+        if key not in known and isinstance(value, str) and value in tagged.kinds:
+            return str(key), value
+    return None
+
+
+# The key a kind problem says was used for `kind:`; its own "unknown key" problem adds nothing.
+_RENAMED_KIND = re.compile(r"names its kind with `kind:`, not `([^`]+):`")
 
 
 def _a(kind: str, quote: bool = True) -> str:

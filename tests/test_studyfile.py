@@ -138,6 +138,17 @@ def test_a_whole_recipes_problem_is_named_once_not_again_for_each_experiment(tmp
     assert problem.path == "experiments[0].recipe" and "milestones [122]" in problem.message
 
 
+def test_a_normalization_kind_given_as_type_is_one_problem_saying_so(tmp_path):
+    # A literal kind's missing `kind:` was named without a word of the `type:` beside it, and
+    # `type` came again as an unknown key.
+    text = MINIMAL.replace("{kind: per_pixel_mean}", "{type: per_pixel_mean}")
+    (problem,) = problems_of(tmp_path, text)
+    assert problem.path == "recipes.base.normalization"
+    assert problem.message.startswith(
+        "a normalization names its kind with `kind:`, not `type:`: write `kind: per_pixel_mean`"
+    ), problem.message
+
+
 def test_recipe_extends_merges_and_a_new_kind_replaces(tmp_path):
     text = MINIMAL.replace(
         "    recipe: base\n  - name: plain20",
@@ -245,6 +256,21 @@ MALFORMED = [
         "(64000 iterations, about 164 epochs of batch 128), so they would never apply; a "
         "schedule counts epochs",
         id="milestones-in-iterations-of-an-iteration-length",
+    ),
+    pytest.param(
+        "{kind: multistep,",
+        "{type: multistep,",
+        "recipes.base.schedule",
+        "a schedule names its kind with `kind:`, not `type:`: write `kind: multistep` (kinds: "
+        "multistep, cosine, constant)",
+        id="schedule-kind-as-type",
+    ),
+    pytest.param(
+        "  - kind: ordering",
+        "  - type: ordering",
+        "claims[1]",
+        "a claim names its kind with `kind:`, not `type:`: write `kind: ordering`",
+        id="claim-kind-as-type",
     ),
     pytest.param(
         "    epochs: 164",
