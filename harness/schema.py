@@ -148,7 +148,12 @@ class Warmup(Strict):
     ``max_iterations`` bounds the threshold form so a net that never learns still moves on.
     """
 
-    lr: float = Field(gt=0, le=10)
+    lr: float = Field(
+        gt=0,
+        le=10,
+        description="the constant learning rate of the warm-up (He et al.: 0.01), the schedule's "
+        "after it; a linear ramp is not a warm-up repro has",
+    )
     epochs: int | None = Field(None, gt=0)
     iterations: int | None = Field(None, gt=0)
     until_train_error_below: float | None = Field(None, gt=0, lt=100)

@@ -274,6 +274,14 @@ MALFORMED = [
     ),
     pytest.param(
         "    epochs: 164",
+        "    epochs: 164\n    warmup: {epochs: 5}",
+        "recipes.base.warmup.lr",
+        "required field is missing\n    allowed: the constant learning rate of the warm-up "
+        "(He et al.: 0.01)",
+        id="warmup-without-its-rate",
+    ),
+    pytest.param(
+        "    epochs: 164",
         "    epochs: 164\n    iterations: 64000",
         "recipes.base",
         "exactly one of epochs, iterations",
