@@ -30,6 +30,7 @@ from harness.schedule import Length
 from harness.schema import (
     CHECKPOINT_METRICS,
     SHA256,
+    SLUG,
     Claim,
     OrderingClaim,
     StatedFloat,
@@ -663,7 +664,7 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
     if kind == "string_pattern_mismatch":
         return _RawProblem(
             loc,
-            "not a valid name",
+            "not a valid name" + _as_a_name(err.get("input")),
             given,
             "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit",
         )
@@ -676,6 +677,15 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
         if kind.startswith(word):
             return _RawProblem(loc, "wrong type", given, text)
     return _RawProblem(loc, err["msg"], given)
+
+
+def _as_a_name(text: Any) -> str:
+    """The valid name a paper's spelling of one becomes ("ResNet-32" -> 'resnet-32', "My study"
+    -> 'my-study'), offered where there is one: names are folders and command arguments."""
+    if not isinstance(text, str):
+        return ""
+    name = re.sub(r"[^a-z0-9_.-]+", "-", text.strip().lower()).strip("-")
+    return f"; did you mean {name!r}?" if re.fullmatch(SLUG, name) else ""
 
 
 def _kind_problem(loc: Loc, data: Any, tagged: Tagged) -> _RawProblem:

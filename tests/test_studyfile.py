@@ -273,6 +273,20 @@ MALFORMED = [
         id="claim-kind-as-type",
     ),
     pytest.param(
+        "name: tiny",
+        "name: My Tiny Study",
+        "name",
+        "not a valid name; did you mean 'my-tiny-study'?",
+        id="study-name-as-a-title",
+    ),
+    pytest.param(
+        "  - name: resnet20",
+        "  - name: ResNet-20",
+        "experiments[0].name",
+        "not a valid name; did you mean 'resnet-20'?",
+        id="experiment-name-as-a-paper-writes-it",
+    ),
+    pytest.param(
         "    epochs: 164",
         "    epochs: 164\n    warmup: {epochs: 5}",
         "recipes.base.warmup.lr",
