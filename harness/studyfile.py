@@ -32,11 +32,13 @@ from harness.schema import (
     SHA256,
     SLUG,
     Claim,
+    Experiment,
     OrderingClaim,
+    Recipe,
     StatedFloat,
     Study,
 )
-from harness.zoo import UnknownModelError, spec_from_name
+from harness.zoo import ModelSpec, UnknownModelError, spec_from_name
 
 Loc = tuple[str | int, ...]
 MISSING = "required field is missing"
@@ -759,7 +761,29 @@ def _unknown_key_hint(key: str, value: Any, loc: Loc, parent: type[BaseModel] | 
         settings = isinstance(named, type) and issubclass(named, BaseModel)
         hint = f"; give `{value}:` (a mapping of its settings) instead" if settings else ""
         return f": {where} has no kinds{hint}"
+    if (moved := _whose_key(key, value, parent)) is not None:
+        return moved
     return _did_you_mean(key, allowed)
+
+
+def _whose_key(key: str, value: Any, parent: type[BaseModel] | None) -> str | None:
+    """Where a key of the model or of the recipe belongs when it is written beside them
+    (`dropout: 0.3` in a recipe, `batch_size: 64` in an experiment): the experiment's
+    `model:` or `recipe:` takes a mapping that changes a field of the named one."""
+    scalar = isinstance(value, int | float | str) and not isinstance(value, bool)
+    shown = f"{key}: {value}" if scalar else f"{key}: ..."
+    if parent in (Recipe, Experiment) and key in ModelSpec.model_fields:
+        here = "a recipe" if parent is Recipe else "an experiment"
+        return (
+            f": it is a field of the model, not of {here}; change it in the experiment, "
+            f"`model: {{name: <model>, {shown}}}`"
+        )
+    if parent is Experiment and key in Recipe.model_fields:
+        return (
+            ": it is a field of the recipe; change it for this experiment, "
+            f"`recipe: {{extends: <recipe>, {shown}}}`"
+        )
+    return None
 
 
 # The choices in pydantic's "'a', 'b' or 'c'" of a literal error.

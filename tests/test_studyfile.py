@@ -273,6 +273,22 @@ MALFORMED = [
         id="claim-kind-as-type",
     ),
     pytest.param(
+        "    batch_size: 128",
+        "    batch_size: 128\n    dropout: 0.3",
+        "recipes.base.dropout",
+        "unknown key 'dropout': it is a field of the model, not of a recipe; change it in the "
+        "experiment, `model: {name: <model>, dropout: 0.3}`",
+        id="model-field-in-a-recipe",
+    ),
+    pytest.param(
+        "    recipe: base\n  - name: plain20",
+        "    recipe: base\n    batch_size: 64\n  - name: plain20",
+        "experiments[0].batch_size",
+        "unknown key 'batch_size': it is a field of the recipe; change it for this experiment, "
+        "`recipe: {extends: <recipe>, batch_size: 64}`",
+        id="recipe-field-in-an-experiment",
+    ),
+    pytest.param(
         "name: tiny",
         "name: My Tiny Study",
         "name",
