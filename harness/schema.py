@@ -417,7 +417,10 @@ class Experiment(Strict):
     note: str | None = None
 
 
-_RULE = re.compile(r"^(single|(best|median|mean) of (\d+))$")
+# "single run" and "median of 5 runs" too: the report prints rules so, and papers write them so.
+_RULE = re.compile(r"^(single(?: run)?|(best|median|mean) of (\d+)(?: runs?)?)$")
+_NUMBER_WORDS = {w: str(n) for n, w in enumerate(["two", "three", "four", "five", "six", "seven",
+                                                  "eight", "nine", "ten"], 2)}  # fmt: skip
 
 
 @kinds.literal("reporting rule")
@@ -433,14 +436,21 @@ class Rule(Strict):
         if not m:
             # A slip in the rule's word ('bset of 5') is named as any misspelt kind is.
             first, *rest = text.strip().lower().split() or [""]
-            near = near_names(first, typing.get_args(cls.model_fields["kind"].annotation))
-            words = near[:1] if near == ["single"] else near[:1] + rest
+            kinds = typing.get_args(cls.model_fields["kind"].annotation)
+            last = rest[-1] if rest else ""
+            if first in kinds and first != "single":
+                # The statistic is right: the count is what is wrong ('median of five').
+                n = last if last.isdigit() else _NUMBER_WORDS.get(last, "N")
+                near, words = [first], [first, "of", n]
+            else:
+                near = near_names(first, kinds)
+                words = near[:1] if near == ["single"] else near[:1] + rest
             meant = f"; did you mean {' '.join(words)!r}?" if near else ""
             raise ValueError(
                 f"reporting rule {text!r} is not one of 'single', 'best of N', "
                 f"'median of N', 'mean of N'{meant}"
             )
-        if m[1] == "single":
+        if m[1].startswith("single"):
             return cls(kind="single", n=1)
         return cls(kind=m[2], n=int(m[3]))
 

@@ -149,6 +149,19 @@ def test_a_normalization_kind_given_as_type_is_one_problem_saying_so(tmp_path):
     ), problem.message
 
 
+def test_rules_load_as_the_report_prints_them_and_papers_write_them(tmp_path):
+    # "single run" is how the report and the claim table print a single run's rule; it was
+    # refused, as was "median of 5 runs".
+    text = MINIMAL.replace("seeds: 1", "seeds: 5").replace(
+        "value: 8.75}",
+        "value: 8.75, rule: single run}\n  - {source: he2015, where: T, experiment: plain20, "
+        "metric: test_error, value: 9.1, rule: median of 5 runs}",
+    )
+    single, median = load_study(write(tmp_path, text)).claims[:2]
+    assert (single.rule.kind, single.rule.n, str(single.rule)) == ("single", 1, "single run")
+    assert (median.rule.kind, median.rule.n, str(median.rule)) == ("median", 5, "median of 5")
+
+
 def test_recipe_extends_merges_and_a_new_kind_replaces(tmp_path):
     text = MINIMAL.replace(
         "    recipe: base\n  - name: plain20",
@@ -287,6 +300,13 @@ MALFORMED = [
         "unknown key 'batch_size': it is a field of the recipe; change it for this experiment, "
         "`recipe: {extends: <recipe>, batch_size: 64}`",
         id="recipe-field-in-an-experiment",
+    ),
+    pytest.param(
+        "value: 8.75}",
+        "value: 8.75, rule: median of five}",
+        "claims[0].rule",
+        "did you mean 'median of 5'?",  # it offered 'mean of five', another statistic
+        id="rule-count-in-words",
     ),
     pytest.param(
         "name: tiny",
