@@ -672,6 +672,12 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
         )
     if kind in ("value_error", "assertion_error"):
         return _RawProblem(loc, str(ctx.get("error", err["msg"])), given)
+    if loc and loc[-1] == "seeds" and isinstance(err.get("input"), list):
+        # `seeds: [0, 1, 2]`, as other tools list them: here it is a count, and runs are
+        # seeds 0..N-1, so that every study's seed k is the same training.
+        n = len(err["input"])
+        return _RawProblem(loc, f"seeds is how many seeds, not which: runs are seeds 0 to N-1; "
+                           f"write `seeds: {n}` for {n} runs", given, "a whole number")  # fmt: skip
     if kind.startswith(("float", "int")) and (hint := _yaml_text_number(err.get("input"))):
         return _RawProblem(loc, hint, given, _TYPE_WORDS["int" if kind.startswith("int")
                                                       else "float"])  # fmt: skip

@@ -309,6 +309,13 @@ MALFORMED = [
         id="rule-count-in-words",
     ),
     pytest.param(
+        "seeds: 1",
+        "seeds: [0, 1, 2]",
+        "seeds",
+        "seeds is how many seeds, not which: runs are seeds 0 to N-1; write `seeds: 3` for 3 runs",
+        id="seeds-as-a-list",
+    ),
+    pytest.param(
         "name: tiny",
         "name: My Tiny Study",
         "name",
