@@ -160,6 +160,19 @@ class Warmup(Strict):
     window: int = Field(50, gt=0, le=10_000)
     max_iterations: int | None = Field(None, gt=0)
 
+    @field_validator("until_train_error_below")
+    @classmethod
+    def _percent_not_fraction(cls, v: float | None) -> float | None:
+        # 0.8 for He et al.'s 80% would hold the warm-up's low rate until the training error
+        # is under 0.8%: late in training, or never.
+        if v is not None and v <= 1:
+            raise ValueError(
+                f"until_train_error_below is in percent: {v:g} would keep the warm-up going until "
+                f"the training error is below {v:g}%, late in training or never; He et al.'s "
+                f"80% is written 80 (a fraction {v:g} is {v * 100:g})"
+            )
+        return v
+
     @model_validator(mode="after")
     def _one_end(self) -> Warmup:
         ends = [self.epochs, self.iterations, self.until_train_error_below]

@@ -316,6 +316,14 @@ MALFORMED = [
         id="seeds-as-a-list",
     ),
     pytest.param(
+        "    epochs: 164",
+        "    epochs: 164\n    warmup: {lr: 0.01, until_train_error_below: 0.8}",
+        "recipes.base.warmup.until_train_error_below",
+        "until_train_error_below is in percent: 0.8 would keep the warm-up going until the "
+        "training error is below 0.8%",
+        id="warmup-threshold-as-a-fraction",
+    ),
+    pytest.param(
         "name: tiny",
         "name: My Tiny Study",
         "name",
