@@ -511,3 +511,22 @@ def test_validate_lines_up_short_experiment_names_under_their_headings(tmp_path)
     for column in ("params", "seeds", "claims"):  # right-aligned: the value ends there
         end = heading.index(column) + len(column)
         assert row[end - 1] != " " and row[end] == " ", f"{column}:\n{heading}\n{row}"
+
+
+def test_report_takes_study_files_as_arguments_as_every_other_command_does(tmp_path):
+    """`repro report mine.yaml` was "Got unexpected extra argument (mine.yaml)": run, status,
+    validate and export take their study files so, and only report wanted --study."""
+    study = tiny_study(
+        tmp_path / "mine.yaml",
+        "  - {name: r8, model: resnet8, recipe: base}\n"
+        "claims:\n"
+        "  - {source: test, where: T1, experiment: r8, metric: test_error, value: 9.5}\n",
+        name="mine",
+    )
+    (tmp_path / "results").mkdir()
+    out = repro("report", str(study), "--results", str(tmp_path / "results"),
+                "--out", str(tmp_path / "claims.csv"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert f"wrote {tmp_path / 'claims.csv'}" in out.output, out.output
+    rows = (tmp_path / "claims.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("mine,value,r8,"), rows
