@@ -645,7 +645,12 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
     if kind == "literal_error":
         # A misspelt metric ('test_eror') got the whole list and no pointer into it.
         expected, value = str(ctx.get("expected", "")), err.get("input")
-        near = _did_you_mean(value, _QUOTED.findall(expected)) if isinstance(value, str) else ""
+        choices = _QUOTED.findall(expected)
+        near = _did_you_mean(value, choices) if isinstance(value, str) else ""
+        # A choice cut short ('best' for 'best_validation') is no slip of a letter or two.
+        starting = [c for c in choices if isinstance(value, str) and value and c.startswith(value)]
+        if not near and len(starting) == 1:
+            near = f"; did you mean {starting[0]!r}?"
         return _RawProblem(loc, f"not an allowed value{near}", given, f"one of {expected}")
     if kind == KIND_TAG:
         return _kind_problem(loc, err.get("input"), REGISTER[ctx["what"]])

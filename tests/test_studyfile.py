@@ -324,6 +324,13 @@ MALFORMED = [
         id="warmup-threshold-as-a-fraction",
     ),
     pytest.param(
+        "    batch_size: 128",
+        "    batch_size: 128\n    reported_epoch: best",
+        "recipes.base.reported_epoch",
+        "not an allowed value; did you mean 'best_validation'?",
+        id="choice-cut-short",
+    ),
+    pytest.param(
         "name: tiny",
         "name: My Tiny Study",
         "name",
