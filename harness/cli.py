@@ -668,8 +668,12 @@ def evaluate(files, only, device, results, data_dir, force, batch_size):
     is_flag=True,
     help="Show studies with no runs and no evaluations in full (default: one line each).",
 )
-def report(out, fmt, results, study_files, show_unrun):
+# As every other command takes them: `repro report mine.yaml` was "unexpected extra argument".
+@click.argument("files", nargs=-1, type=ExistingFile())
+def report(out, fmt, results, study_files, show_unrun, files):
     """Render paper versus reproduction: verdicts, curves, speeds and provenance.
+
+    FILES are study files to report, as --study names them (both may be given).
 
     Works on a partial or empty store: a claim with no counted run reads "under way" while
     a run that may count is paused, running or interrupted, and "not yet run" otherwise.
@@ -686,7 +690,8 @@ def report(out, fmt, results, study_files, show_unrun):
     if not results.is_dir():
         fail(f"{results}: no such results directory (give the store with --results DIR)")
     records = scan(results)
-    files = list(study_files) or default_study_files(records)
+    named = list(dict.fromkeys((*files, *study_files)))
+    files = named or default_study_files(records)
     if not files and not records:  # the default is a checkout's; an installed copy has none
         fail(f"no study files: none given with --study, no studies/*.yaml here and no run in "
              f"{results} names one; name them, e.g. "
@@ -708,7 +713,7 @@ def report(out, fmt, results, study_files, show_unrun):
         f"wrote {out} ({fmt}: {len(built.studies)} studies, {claims} claims, "
         f"{built.total_runs} runs{evaluations})"
     )
-    for line in unreported(records, {s.name for s in studies}, given=bool(study_files)):
+    for line in unreported(records, {s.name for s in studies}, given=bool(named)):
         click.echo(f"note: {line}", err=True)
     for warning in filter(None, map(environment_warning, records)):
         click.echo(f"warning: {warning}", err=True)

@@ -120,7 +120,7 @@ def study_summary(study: Study, path: str) -> str:
         textwrap.fill(study.description, 100, initial_indent="  ", subsequent_indent="  "),
         f"  sources: {', '.join(study.sources)}",
         counts + f"{_count(len(study.claims), 'claim')} ({len(values)} on values, "
-        f"{orderings} orderings)",
+        f"{_count(orderings, 'ordering')})",
     ]
     if study.experiments:
         lines += _experiment_lines(study)
@@ -132,8 +132,9 @@ def study_summary(study: Study, path: str) -> str:
 
 
 def _experiment_lines(study: Study) -> list[str]:
-    width = max(len(e.name) for e in study.experiments)
-    model_width = max(len(e.model_name or "(spec)") for e in study.experiments)
+    # At least as wide as the headings, or short names pull the rows out from under them.
+    width = max(len("experiment"), *(len(e.name) for e in study.experiments))
+    model_width = max(len("model"), *(len(e.model_name or "(spec)") for e in study.experiments))
     lines = [
         f"  {'experiment':<{width}}  {'model':<{model_width}} {'params':>11}  seeds  claims  recipe"
     ]
@@ -153,8 +154,8 @@ def _experiment_lines(study: Study) -> list[str]:
 
 def _checkpoint_lines(study: Study) -> list[str]:
     """One line per released checkpoint: what `repro evaluate` would fetch and map."""
-    width = max(len(c.name) for c in study.checkpoints)
-    model_width = max(len(c.model_name or "(spec)") for c in study.checkpoints)
+    width = max(len("checkpoint"), *(len(c.name) for c in study.checkpoints))
+    model_width = max(len("model"), *(len(c.model_name or "(spec)") for c in study.checkpoints))
     lines = [f"  {'checkpoint':<{width}}  {'model':<{model_width}} {'params':>11}  claims  "
              "layout, file"]  # fmt: skip
     for c in study.checkpoints:

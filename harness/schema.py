@@ -148,12 +148,30 @@ class Warmup(Strict):
     ``max_iterations`` bounds the threshold form so a net that never learns still moves on.
     """
 
-    lr: float = Field(gt=0, le=10)
+    lr: float = Field(
+        gt=0,
+        le=10,
+        description="the constant learning rate of the warm-up (He et al.: 0.01), the schedule's "
+        "after it; a linear ramp is not a warm-up repro has",
+    )
     epochs: int | None = Field(None, gt=0)
     iterations: int | None = Field(None, gt=0)
     until_train_error_below: float | None = Field(None, gt=0, lt=100)
     window: int = Field(50, gt=0, le=10_000)
     max_iterations: int | None = Field(None, gt=0)
+
+    @field_validator("until_train_error_below")
+    @classmethod
+    def _percent_not_fraction(cls, v: float | None) -> float | None:
+        # 0.8 for He et al.'s 80% would hold the warm-up's low rate until the training error
+        # is under 0.8%: late in training, or never.
+        if v is not None and v <= 1:
+            raise ValueError(
+                f"until_train_error_below is in percent: {v:g} would keep the warm-up going until "
+                f"the training error is below {v:g}%, late in training or never; He et al.'s "
+                f"80% is written 80 (a fraction {v:g} is {v * 100:g})"
+            )
+        return v
 
     @model_validator(mode="after")
     def _one_end(self) -> Warmup:
@@ -312,10 +330,21 @@ class Recipe(Strict):
         unit = per_epoch if self.schedule.unit == "epoch" else 1
         late = [m for m in self.schedule.milestones if m * unit >= length]
         if late:
-            end = self.epochs if self.epochs else self.iterations
+            end = f"{self.epochs} epochs" if self.epochs else f"{self.iterations} iterations"
+            if self.iterations and self.schedule.unit == "epoch":
+                end += f", about {-(-length // per_epoch)} epochs of batch {self.batch_size}"
+            # He et al.'s 32k/48k of 64k written without `unit:`: the default unit, epochs,
+            # is the slip, and saying so is the fix.
+            hint = ""
+            milestones = self.schedule.milestones
+            if self.schedule.unit == "epoch" and late == milestones and milestones[-1] < length:
+                hint = (
+                    "; a schedule counts epochs unless it says otherwise: if these are "
+                    "iterations, add `unit: iteration` to it"
+                )
             raise ValueError(
                 f"milestones {late} ({self.schedule.unit}s) are at or past the end of training "
-                f"({end} {'epochs' if self.epochs else 'iterations'}), so they would never apply"
+                f"({end}), so they would never apply{hint}"
             )
         return self
 
@@ -401,7 +430,10 @@ class Experiment(Strict):
     note: str | None = None
 
 
-_RULE = re.compile(r"^(single|(best|median|mean) of (\d+))$")
+# "single run" and "median of 5 runs" too: the report prints rules so, and papers write them so.
+_RULE = re.compile(r"^(single(?: run)?|(best|median|mean) of (\d+)(?: runs?)?)$")
+_NUMBER_WORDS = {w: str(n) for n, w in enumerate(["two", "three", "four", "five", "six", "seven",
+                                                  "eight", "nine", "ten"], 2)}  # fmt: skip
 
 
 @kinds.literal("reporting rule")
@@ -417,14 +449,21 @@ class Rule(Strict):
         if not m:
             # A slip in the rule's word ('bset of 5') is named as any misspelt kind is.
             first, *rest = text.strip().lower().split() or [""]
-            near = near_names(first, typing.get_args(cls.model_fields["kind"].annotation))
-            words = near[:1] if near == ["single"] else near[:1] + rest
+            kinds = typing.get_args(cls.model_fields["kind"].annotation)
+            last = rest[-1] if rest else ""
+            if first in kinds and first != "single":
+                # The statistic is right: the count is what is wrong ('median of five').
+                n = last if last.isdigit() else _NUMBER_WORDS.get(last, "N")
+                near, words = [first], [first, "of", n]
+            else:
+                near = near_names(first, kinds)
+                words = near[:1] if near == ["single"] else near[:1] + rest
             meant = f"; did you mean {' '.join(words)!r}?" if near else ""
             raise ValueError(
                 f"reporting rule {text!r} is not one of 'single', 'best of N', "
                 f"'median of N', 'mean of N'{meant}"
             )
-        if m[1] == "single":
+        if m[1].startswith("single"):
             return cls(kind="single", n=1)
         return cls(kind=m[2], n=int(m[3]))
 
@@ -437,6 +476,27 @@ def _parse_rule(value: Any) -> Any:
 
 
 _SI = re.compile(r"^(?P<num>\d+(?:\.(?P<dec>\d+))?)\s*(?P<suffix>[kKM])$")
+# A percentage with its sign, as a source's table prints it ("7.17%").
+_PERCENT = re.compile(r"^(?P<num>\d+(?:\.(?P<dec>\d+))?)\s*%$")
+
+
+def _fraction_for_percent(metric: Any, value: Any) -> str | None:
+    """Why a test error or accuracy looks like a fraction copied as it stands (0.0717 for
+    7.17%), or None. Read as percent, it would claim a test error below 1% or an accuracy
+    below chance, and every verdict on it would be a confident "not reproduced"."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        return None
+    if metric == "test_accuracy" and value <= 1:
+        what = "a test accuracy far below chance (10%)"
+    elif metric in ("test_error", "test_error_at_epoch", "best_test_error") and value < 1:
+        what = "a test error below 1%"
+    else:
+        return None
+    return (
+        f"{metric} is in percent, so {value:g} claims {value:g}%, {what}: a source's fraction "
+        f"{value:g} is written {value * 100:g} here; a value that really is that low is "
+        f"written with its sign, value: '{value:g}%'"
+    )
 
 
 class StatedFloat(float):
@@ -506,6 +566,13 @@ class Claim(Strict):
             decimals = len(m["dec"] or "")
             data["value"] = round(float(m["num"]) * scale)
             data.setdefault("resolution", scale / 10**decimals)
+        metric = data.get("metric")
+        percent = isinstance(metric, str) and metric in METRICS and METRICS[metric].unit == "%"
+        if percent and isinstance(value, str) and (m := _PERCENT.match(value.strip())):
+            data["value"] = float(m["num"])
+            data.setdefault("decimals", len(m["dec"] or ""))
+        elif why := _fraction_for_percent(metric, value):
+            raise ValueError(why)
         return data
 
     # A field's own validator, so that a rule it cannot read is named at `rule:`, with what was

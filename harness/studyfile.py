@@ -30,12 +30,15 @@ from harness.schedule import Length
 from harness.schema import (
     CHECKPOINT_METRICS,
     SHA256,
+    SLUG,
     Claim,
+    Experiment,
     OrderingClaim,
+    Recipe,
     StatedFloat,
     Study,
 )
-from harness.zoo import UnknownModelError, spec_from_name
+from harness.zoo import ModelSpec, UnknownModelError, spec_from_name
 
 Loc = tuple[str | int, ...]
 MISSING = "required field is missing"
@@ -509,10 +512,10 @@ def _from_pydantic(exc: ValidationError, expander: _Expander) -> list[_RawProble
     problems = []
     for err in exc.errors(include_url=False):
         loc, parent = _display_loc(err["loc"])
-        # A problem inside a named recipe is reported once, at the recipe, not again in
-        # every experiment that uses it.
+        # A problem inside a named recipe, or with the recipe as a whole (milestones past its
+        # end), is reported once, at the recipe, not again in every experiment that uses it.
         if (
-            len(loc) > 3
+            len(loc) >= 3
             and loc[0] == "experiments"
             and isinstance(loc[1], int)
             and loc[2] == "recipe"
@@ -528,10 +531,12 @@ def _from_pydantic(exc: ValidationError, expander: _Expander) -> list[_RawProble
         for p in problems
         if "did you mean" in p.message and p.message.startswith("unknown key")
     }
+    renamed = {(*p.path_loc, m[1]) for p in problems if (m := _RENAMED_KIND.search(p.message))}
     return [
         p
         for p in problems
         if not (p.message == MISSING and (p.path_loc[:-1], str(p.path_loc[-1])) in suggested)
+        and not (p.message.startswith("unknown key") and p.path_loc in renamed)
     ]
 
 
@@ -539,7 +544,8 @@ def _same_error_in_recipe(exc: ValidationError, recipe: str, sub: Loc, err: dict
     for other in exc.errors(include_url=False):
         other_loc, _ = _display_loc(other["loc"])
         if other_loc[:2] == ("recipes", recipe) and other_loc[2:] == sub:
-            return other["type"] == err["type"]
+            # The whole recipe's complaint, after an experiment's overrides, may be another.
+            return other["type"] == err["type"] and (bool(sub) or other["msg"] == err["msg"])
     return False
 
 
@@ -626,7 +632,9 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
         )
     tagged = tagged_by(parent)
     if kind == "missing" and tagged and loc[-1] == "kind":
-        return _kind_problem(loc[:-1], {}, tagged)
+        # The mapping is the input of a missing key: its other keys may name the kind.
+        data = err.get("input")
+        return _kind_problem(loc[:-1], data if isinstance(data, dict) else {}, tagged)
     if kind == "missing":
         return _RawProblem(loc, MISSING, allowed=_field_hint(parent, loc))
     if kind == "literal_error" and tagged and loc[-1] == "kind":
@@ -637,7 +645,12 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
     if kind == "literal_error":
         # A misspelt metric ('test_eror') got the whole list and no pointer into it.
         expected, value = str(ctx.get("expected", "")), err.get("input")
-        near = _did_you_mean(value, _QUOTED.findall(expected)) if isinstance(value, str) else ""
+        choices = _QUOTED.findall(expected)
+        near = _did_you_mean(value, choices) if isinstance(value, str) else ""
+        # A choice cut short ('best' for 'best_validation') is no slip of a letter or two.
+        starting = [c for c in choices if isinstance(value, str) and value and c.startswith(value)]
+        if not near and len(starting) == 1:
+            near = f"; did you mean {starting[0]!r}?"
         return _RawProblem(loc, f"not an allowed value{near}", given, f"one of {expected}")
     if kind == KIND_TAG:
         return _kind_problem(loc, err.get("input"), REGISTER[ctx["what"]])
@@ -658,12 +671,18 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
     if kind == "string_pattern_mismatch":
         return _RawProblem(
             loc,
-            "not a valid name",
+            "not a valid name" + _as_a_name(err.get("input")),
             given,
             "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit",
         )
     if kind in ("value_error", "assertion_error"):
         return _RawProblem(loc, str(ctx.get("error", err["msg"])), given)
+    if loc and loc[-1] == "seeds" and isinstance(err.get("input"), list):
+        # `seeds: [0, 1, 2]`, as other tools list them: here it is a count, and runs are
+        # seeds 0..N-1, so that every study's seed k is the same training.
+        n = len(err["input"])
+        return _RawProblem(loc, f"seeds is how many seeds, not which: runs are seeds 0 to N-1; "
+                           f"write `seeds: {n}` for {n} runs", given, "a whole number")  # fmt: skip
     if kind.startswith(("float", "int")) and (hint := _yaml_text_number(err.get("input"))):
         return _RawProblem(loc, hint, given, _TYPE_WORDS["int" if kind.startswith("int")
                                                       else "float"])  # fmt: skip
@@ -671,6 +690,15 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
         if kind.startswith(word):
             return _RawProblem(loc, "wrong type", given, text)
     return _RawProblem(loc, err["msg"], given)
+
+
+def _as_a_name(text: Any) -> str:
+    """The valid name a paper's spelling of one becomes ("ResNet-32" -> 'resnet-32', "My study"
+    -> 'my-study'), offered where there is one: names are folders and command arguments."""
+    if not isinstance(text, str):
+        return ""
+    name = re.sub(r"[^a-z0-9_.-]+", "-", text.strip().lower()).strip("-")
+    return f"; did you mean {name!r}?" if re.fullmatch(SLUG, name) else ""
 
 
 def _kind_problem(loc: Loc, data: Any, tagged: Tagged) -> _RawProblem:
@@ -685,6 +713,10 @@ def _kind_problem(loc: Loc, data: Any, tagged: Tagged) -> _RawProblem:
                            _show(data))  # fmt: skip
     by_keys = tagged.kind_by_keys(data)
     meant, keys = by_keys if by_keys else ("", ())
+    if "kind" not in data and (renamed := _kind_under_another_key(data, tagged)):
+        key, value = renamed
+        return _RawProblem(loc, f"a {what} names its kind with `kind:`, not `{key}:`: write "
+                           f"`kind: {value}` {kinds}")  # fmt: skip
     if "kind" not in data:
         if by_keys and tagged.default is not None:
             return _RawProblem(loc, f"a {what} without `kind:` {tagged.default_means}, but this "
@@ -702,6 +734,20 @@ def _kind_problem(loc: Loc, data: Any, tagged: Tagged) -> _RawProblem:
     return _RawProblem(
         (*loc, "kind"), f"kind {_show(kind)} is not a {what} kind{near} {kinds}", _show(kind)
     )
+
+
+def _kind_under_another_key(data: dict[str, Any], tagged: Tagged) -> tuple[str, str] | None:
+    """The key and kind of a mapping that names one of its kinds under a key of its own
+    choosing (`type: cosine`, as other tools spell it), where it has no `kind:`."""
+    known = {k for c in tagged.variants.values() for k in c.model_fields}
+    for key, value in data.items():
+        if key not in known and isinstance(value, str) and value in tagged.kinds:
+            return str(key), value
+    return None
+
+
+# The key a kind problem says was used for `kind:`; its own "unknown key" problem adds nothing.
+_RENAMED_KIND = re.compile(r"names its kind with `kind:`, not `([^`]+):`")
 
 
 def _a(kind: str, quote: bool = True) -> str:
@@ -726,7 +772,29 @@ def _unknown_key_hint(key: str, value: Any, loc: Loc, parent: type[BaseModel] | 
         settings = isinstance(named, type) and issubclass(named, BaseModel)
         hint = f"; give `{value}:` (a mapping of its settings) instead" if settings else ""
         return f": {where} has no kinds{hint}"
+    if (moved := _whose_key(key, value, parent)) is not None:
+        return moved
     return _did_you_mean(key, allowed)
+
+
+def _whose_key(key: str, value: Any, parent: type[BaseModel] | None) -> str | None:
+    """Where a key of the model or of the recipe belongs when it is written beside them
+    (`dropout: 0.3` in a recipe, `batch_size: 64` in an experiment): the experiment's
+    `model:` or `recipe:` takes a mapping that changes a field of the named one."""
+    scalar = isinstance(value, int | float | str) and not isinstance(value, bool)
+    shown = f"{key}: {value}" if scalar else f"{key}: ..."
+    if parent in (Recipe, Experiment) and key in ModelSpec.model_fields:
+        here = "a recipe" if parent is Recipe else "an experiment"
+        return (
+            f": it is a field of the model, not of {here}; change it in the experiment, "
+            f"`model: {{name: <model>, {shown}}}`"
+        )
+    if parent is Experiment and key in Recipe.model_fields:
+        return (
+            ": it is a field of the recipe; change it for this experiment, "
+            f"`recipe: {{extends: <recipe>, {shown}}}`"
+        )
+    return None
 
 
 # The choices in pydantic's "'a', 'b' or 'c'" of a literal error.

@@ -486,3 +486,47 @@ def test_the_top_level_help_names_every_command():
     shown = [name for name, command in main.commands.items() if not command.hidden]
     assert len(shown) >= 10
     assert [name for name in shown if f"repro {name} " not in text] == []
+
+
+def test_validate_lines_up_short_experiment_names_under_their_headings(tmp_path):
+    """Names shorter than the heading "experiment" pulled every row left of its column, and a
+    study with one ordering claim counted "1 orderings"."""
+    study = tiny_study(
+        tmp_path / "s.yaml",
+        "  - {name: r8, model: resnet8, recipe: base}\n"
+        "  - {name: p8, model: plain8, recipe: base}\n"
+        "claims:\n"
+        "  - {kind: ordering, source: test, where: F6, statement: plain is worse,\n"
+        "     metric: final_train_error, experiments: [r8, p8], direction: increasing}\n",
+    )
+    out = repro("validate", str(study))
+    assert out.exit_code == 0, out.output
+    assert "1 claim (0 on values, 1 ordering)" in out.output, out.output
+    lines = out.output.splitlines()
+    heading = next(line for line in lines if line.lstrip().startswith("experiment"))
+    row = next(line for line in lines if line.lstrip().startswith("r8 "))
+    for column in ("experiment", "model", "recipe"):  # left-aligned: the value starts there
+        start = heading.index(column)
+        assert row[start] != " " and row[start - 1] == " ", f"{column}:\n{heading}\n{row}"
+    for column in ("params", "seeds", "claims"):  # right-aligned: the value ends there
+        end = heading.index(column) + len(column)
+        assert row[end - 1] != " " and row[end] == " ", f"{column}:\n{heading}\n{row}"
+
+
+def test_report_takes_study_files_as_arguments_as_every_other_command_does(tmp_path):
+    """`repro report mine.yaml` was "Got unexpected extra argument (mine.yaml)": run, status,
+    validate and export take their study files so, and only report wanted --study."""
+    study = tiny_study(
+        tmp_path / "mine.yaml",
+        "  - {name: r8, model: resnet8, recipe: base}\n"
+        "claims:\n"
+        "  - {source: test, where: T1, experiment: r8, metric: test_error, value: 9.5}\n",
+        name="mine",
+    )
+    (tmp_path / "results").mkdir()
+    out = repro("report", str(study), "--results", str(tmp_path / "results"),
+                "--out", str(tmp_path / "claims.csv"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert f"wrote {tmp_path / 'claims.csv'}" in out.output, out.output
+    rows = (tmp_path / "claims.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("mine,value,r8,"), rows

@@ -103,6 +103,65 @@ def test_claim_short_forms_for_rules_and_rounded_counts(tmp_path):
     assert (params.value, params.resolution) == (270_000, 10_000)
 
 
+def test_a_percentage_may_carry_its_sign_and_then_may_be_under_one(tmp_path):
+    # "7.17%" as a table prints it; the sign also says that 0.5 means 0.5%, not a fraction.
+    text = MINIMAL.replace(
+        "value: 8.75}",
+        "value: 7.10%}\n  - {source: he2015, where: T, "
+        "experiment: plain20, metric: test_error, value: '0.5%'}",
+    )
+    first, low = load_study(write(tmp_path, text)).claims[:2]
+    assert (first.value, first.stated()) == (7.1, "7.10")
+    assert (low.value, low.stated()) == (0.5, "0.5")
+
+
+def test_a_milestone_past_the_end_among_epochs_is_not_taken_for_iterations(tmp_path):
+    text = MINIMAL.replace("milestones: [81, 122]}", "milestones: [81, 200]}")
+    (problem,) = problems_of(tmp_path, text)
+    assert problem.message == (
+        "milestones [200] (epochs) are at or past the end of training (164 epochs), so they "
+        "would never apply"
+    ), str(problem)
+
+
+def test_a_whole_recipes_problem_is_named_once_not_again_for_each_experiment(tmp_path):
+    # Both experiments use the recipe: its complaint as a whole came three times.
+    text = MINIMAL.replace("    epochs: 164", "    epochs: 164\n    iterations: 64000")
+    problems = problems_of(tmp_path, text)
+    assert [p.path for p in problems] == ["recipes.base"], "\n".join(map(str, problems))
+    # An experiment whose own override makes another complaint still gets it, at its line.
+    text = MINIMAL.replace(
+        "    recipe: base\n  - name: plain20",
+        "    recipe: {extends: base, epochs: 100}\n  - name: plain20",
+    )
+    (problem,) = problems_of(tmp_path, text)
+    assert problem.path == "experiments[0].recipe" and "milestones [122]" in problem.message
+
+
+def test_a_normalization_kind_given_as_type_is_one_problem_saying_so(tmp_path):
+    # A literal kind's missing `kind:` was named without a word of the `type:` beside it, and
+    # `type` came again as an unknown key.
+    text = MINIMAL.replace("{kind: per_pixel_mean}", "{type: per_pixel_mean}")
+    (problem,) = problems_of(tmp_path, text)
+    assert problem.path == "recipes.base.normalization"
+    assert problem.message.startswith(
+        "a normalization names its kind with `kind:`, not `type:`: write `kind: per_pixel_mean`"
+    ), problem.message
+
+
+def test_rules_load_as_the_report_prints_them_and_papers_write_them(tmp_path):
+    # "single run" is how the report and the claim table print a single run's rule; it was
+    # refused, as was "median of 5 runs".
+    text = MINIMAL.replace("seeds: 1", "seeds: 5").replace(
+        "value: 8.75}",
+        "value: 8.75, rule: single run}\n  - {source: he2015, where: T, experiment: plain20, "
+        "metric: test_error, value: 9.1, rule: median of 5 runs}",
+    )
+    single, median = load_study(write(tmp_path, text)).claims[:2]
+    assert (single.rule.kind, single.rule.n, str(single.rule)) == ("single", 1, "single run")
+    assert (median.rule.kind, median.rule.n, str(median.rule)) == ("median", 5, "median of 5")
+
+
 def test_recipe_extends_merges_and_a_new_kind_replaces(tmp_path):
     text = MINIMAL.replace(
         "    recipe: base\n  - name: plain20",
@@ -195,6 +254,105 @@ MALFORMED = [
         id="milestones-order",
     ),
     pytest.param(
+        "milestones: [81, 122]}",
+        "milestones: [32000, 48000]}",
+        "recipes.base",
+        "milestones [32000, 48000] (epochs) are at or past the end of training (164 epochs), "
+        "so they would never apply; a schedule counts epochs unless it says otherwise: if these "
+        "are iterations, add `unit: iteration` to it",
+        id="milestones-in-iterations-without-unit",
+    ),
+    pytest.param(
+        "    epochs: 164\n    schedule: {kind: multistep, milestones: [81, 122]}",
+        "    iterations: 64000\n    schedule: {kind: multistep, milestones: [32000, 48000]}",
+        "recipes.base",
+        "(64000 iterations, about 164 epochs of batch 128), so they would never apply; a "
+        "schedule counts epochs",
+        id="milestones-in-iterations-of-an-iteration-length",
+    ),
+    pytest.param(
+        "{kind: multistep,",
+        "{type: multistep,",
+        "recipes.base.schedule",
+        "a schedule names its kind with `kind:`, not `type:`: write `kind: multistep` (kinds: "
+        "multistep, cosine, constant)",
+        id="schedule-kind-as-type",
+    ),
+    pytest.param(
+        "  - kind: ordering",
+        "  - type: ordering",
+        "claims[1]",
+        "a claim names its kind with `kind:`, not `type:`: write `kind: ordering`",
+        id="claim-kind-as-type",
+    ),
+    pytest.param(
+        "    batch_size: 128",
+        "    batch_size: 128\n    dropout: 0.3",
+        "recipes.base.dropout",
+        "unknown key 'dropout': it is a field of the model, not of a recipe; change it in the "
+        "experiment, `model: {name: <model>, dropout: 0.3}`",
+        id="model-field-in-a-recipe",
+    ),
+    pytest.param(
+        "    recipe: base\n  - name: plain20",
+        "    recipe: base\n    batch_size: 64\n  - name: plain20",
+        "experiments[0].batch_size",
+        "unknown key 'batch_size': it is a field of the recipe; change it for this experiment, "
+        "`recipe: {extends: <recipe>, batch_size: 64}`",
+        id="recipe-field-in-an-experiment",
+    ),
+    pytest.param(
+        "value: 8.75}",
+        "value: 8.75, rule: median of five}",
+        "claims[0].rule",
+        "did you mean 'median of 5'?",  # it offered 'mean of five', another statistic
+        id="rule-count-in-words",
+    ),
+    pytest.param(
+        "seeds: 1",
+        "seeds: [0, 1, 2]",
+        "seeds",
+        "seeds is how many seeds, not which: runs are seeds 0 to N-1; write `seeds: 3` for 3 runs",
+        id="seeds-as-a-list",
+    ),
+    pytest.param(
+        "    epochs: 164",
+        "    epochs: 164\n    warmup: {lr: 0.01, until_train_error_below: 0.8}",
+        "recipes.base.warmup.until_train_error_below",
+        "until_train_error_below is in percent: 0.8 would keep the warm-up going until the "
+        "training error is below 0.8%",
+        id="warmup-threshold-as-a-fraction",
+    ),
+    pytest.param(
+        "    batch_size: 128",
+        "    batch_size: 128\n    reported_epoch: best",
+        "recipes.base.reported_epoch",
+        "not an allowed value; did you mean 'best_validation'?",
+        id="choice-cut-short",
+    ),
+    pytest.param(
+        "name: tiny",
+        "name: My Tiny Study",
+        "name",
+        "not a valid name; did you mean 'my-tiny-study'?",
+        id="study-name-as-a-title",
+    ),
+    pytest.param(
+        "  - name: resnet20",
+        "  - name: ResNet-20",
+        "experiments[0].name",
+        "not a valid name; did you mean 'resnet-20'?",
+        id="experiment-name-as-a-paper-writes-it",
+    ),
+    pytest.param(
+        "    epochs: 164",
+        "    epochs: 164\n    warmup: {epochs: 5}",
+        "recipes.base.warmup.lr",
+        "required field is missing\n    allowed: the constant learning rate of the warm-up "
+        "(He et al.: 0.01)",
+        id="warmup-without-its-rate",
+    ),
+    pytest.param(
         "    epochs: 164",
         "    epochs: 164\n    iterations: 64000",
         "recipes.base",
@@ -214,6 +372,21 @@ MALFORMED = [
         "claims[0]",
         "is a percentage",
         id="percentage-out-of-range",
+    ),
+    pytest.param(
+        "value: 8.75}",
+        "value: 0.0875}",
+        "claims[0]",
+        "so 0.0875 claims 0.0875%, a test error below 1%: a source's fraction 0.0875 is "
+        "written 8.75 here",
+        id="error-as-a-fraction",
+    ),
+    pytest.param(
+        "metric: test_error, value: 8.75}",
+        "metric: test_accuracy, value: 0.9125}",
+        "claims[0]",
+        "a test accuracy far below chance (10%): a source's fraction 0.9125 is written 91.25",
+        id="accuracy-as-a-fraction",
     ),
     pytest.param(
         "value: 8.75}",
