@@ -411,6 +411,13 @@ def validate(files: tuple[str, ...]) -> None:
     help="Redo runs that already ended (the old ones are moved to .superseded/, not deleted), "
     "and train runs that would adopt a complete twin of another study.",
 )
+@click.option(
+    "--supersede",
+    is_flag=True,
+    help="Train over runs of the same study name that another study file made and still plans "
+    "(a copy that kept the original's `name:`); they are moved to .superseded/, not deleted. "
+    "Without it, `repro run` refuses such runs before training anything.",
+)
 @RESULTS_OPTION
 @DATA_DIR_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bars: one line per run, for logs.")
@@ -491,6 +498,7 @@ def run(
     subset,
     smoke,
     force,
+    supersede,
     results,
     data_dir,
     quiet,
@@ -522,7 +530,7 @@ def run(
     from harness.budget import BudgetError, parse_deadline, parse_duration
     from harness.executors import local_slots, run_parallel, submit
     from harness.plan import Overrides, PlanError
-    from harness.runner import RunError, RunOptions, run_study
+    from harness.runner import RunError, RunOptions, refuse_displacing_any, run_study
     from harness.schema import LocalSettings, SlurmSettings
 
     if time_budget and deadline:
@@ -545,6 +553,7 @@ def run(
         data_dir=data_dir,
         device=device,
         force=force,
+        supersede=supersede,
         quiet=quiet,
         overrides=Overrides(only=only, seeds=seeds, epochs=epochs, subset=subset, smoke=smoke),
         pipeline=pipeline,
@@ -558,7 +567,12 @@ def run(
     )
     tally: Counter[str] = Counter()
     started, every = time.time(), []
-    for study, path in zip(studies_or_fail(files, "nothing was run"), files, strict=True):
+    studies = studies_or_fail(files, "nothing was run")
+    try:  # every file's runs, before the first file's train
+        refuse_displacing_any(list(zip(studies, files, strict=True)), options)
+    except (RunError, PlanError) as exc:
+        fail(str(exc))
+    for study, path in zip(studies, files, strict=True):
         if not study.experiments:
             click.echo(f"{study.name}: nothing to train; its {len(study.checkpoints)} released "
                        f"checkpoint(s) are evaluated by `repro evaluate {path}`")  # fmt: skip
@@ -985,9 +999,9 @@ def status(files, results, queue_file, check_data, data_dir):
     if note := missing_store_note(Path(results)):
         click.echo(note, err=True)
     check = data_check(check_data, data_dir)
-    for study in studies:
+    for study, path in zip(studies, files, strict=True):
         if study.experiments:
-            click.echo(render(study, study_status(study, results, check)))
+            click.echo(render(study, study_status(study, results, check, path)))
         for line in checkpoint_lines(study, results):
             click.echo(line)
     if check is not None and check.note:
