@@ -694,7 +694,7 @@ def report(out, fmt, results, study_files, show_unrun, files):
     The page is one self-contained HTML file (no external assets); open it anywhere.
     """
     from harness.outputs import OutputError, report_output
-    from harness.report import environment_warning, report_for, write
+    from harness.report import environment_warning, report_for, write, written_text
     from harness.results import scan, scan_evaluations
 
     try:
@@ -720,13 +720,7 @@ def report(out, fmt, results, study_files, show_unrun, files):
     built = report_for([Path(f) for f in files], results, show_unrun=show_unrun,
                        studies=studies, records=records, figures=fmt == "html")  # fmt: skip
     write(built, out, fmt)
-    claims = sum(len(s.all_claims) for s in built.studies)
-    evaluations = (f", {built.total_evaluations} checkpoint evaluations"
-                   if built.total_evaluations else "")  # fmt: skip
-    click.echo(
-        f"wrote {out} ({fmt}: {len(built.studies)} studies, {claims} claims, "
-        f"{built.total_runs} runs{evaluations})"
-    )
+    click.echo(written_text(built, out, fmt))
     for line in unreported(records, {s.name for s in studies}, given=bool(named)):
         click.echo(f"note: {line}", err=True)
     for warning in filter(None, map(environment_warning, records)):
