@@ -1,7 +1,7 @@
 """Open a report in headless Chromium and say what the browser saw, as JSON.
 
 Usage: browser_check.py CHROMIUM REPORT.html [SCREENSHOT.png] [--width PX] [--height PX]
-                        [--full-page]
+                        [--full-page] [--print]
 
 Run as a separate process so that Playwright's event loop never meets pytest's. Used by the
 report test (at a desk's width and a phone's), and to make the README's screenshot.
@@ -12,7 +12,9 @@ scroll inside its own box, the page may not), which tables do scroll, which verd
 of claims lie off the window's right edge, which text in a table cell wraps over four lines, which
 tables stack as cards (their column headers hidden) and which of their cells do not say what they
 are, where the scoreboard and the orderings panel are, how large the type of each figure is drawn,
-and how tall the page is. The screenshot is taken first, as the page opens; the rest is measured with
+and how tall the page is. With --print it lays the page out as for a printer (CSS media print)
+at the given width, a sheet's printable width: a box that scrolls on a screen is cut off on paper,
+so there every table must fit. The screenshot is taken first, as the page opens; the rest is measured with
 every section's <details> open (a note folded inside a cell stays folded: that is how the table
 reads).
 """
@@ -136,6 +138,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=1000)
     parser.add_argument("--full-page", action="store_true")
+    parser.add_argument("--print", action="store_true", help="lay out for a printer")
     options = parser.parse_args()
     page_path = options.page.resolve()
     seen = {"console_errors": [], "page_errors": [], "external_requests": []}
@@ -151,6 +154,8 @@ def main() -> None:
                 or seen["external_requests"].append(r.url)
             ),
         )
+        if options.print:
+            page.emulate_media(media="print")
         page.goto(page_path.as_uri(), wait_until="load")
         seen["title"] = page.title()
         seen["images"] = page.evaluate("document.images.length")

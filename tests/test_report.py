@@ -344,8 +344,10 @@ def _browser() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _browse(page, width: int, screenshot=None, *, full_page: bool = False) -> dict:
-    """What headless Chromium sees of ``page`` at ``width`` pixels (tests/browser_check.py)."""
+def _browse(page, width: int, screenshot=None, *, full_page: bool = False,
+            printed: bool = False) -> dict:  # fmt: skip
+    """What headless Chromium sees of ``page`` at ``width`` pixels (tests/browser_check.py),
+    ``printed``: laid out for a printer."""
     browser = _browser()
     if browser is None:
         pytest.skip("Debian's chromium is not installed (`make test` installs it as root)")
@@ -354,6 +356,7 @@ def _browse(page, width: int, screenshot=None, *, full_page: bool = False) -> di
     command = [sys.executable, str(script), browser, str(page)]
     command += [str(screenshot)] if screenshot else []
     command += ["--width", str(width)] + (["--full-page"] if full_page else [])
+    command += ["--print"] if printed else []
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     seen = json.loads(done.stdout)
@@ -421,6 +424,20 @@ def test_the_page_reads_at_a_desk_and_on_a_phone(published_page, tmp_path, width
     assert all(f["legend"] is not None and f["legend"] >= 9 for f in figures), figures
     assert all(f["phone"] == (width < 1000) for f in figures), figures
     assert all(f["width"] <= width for f in figures), figures
+
+
+def test_the_page_prints_every_column(published_page, tmp_path):
+    """Printed (an A4 or Letter sheet's printable width is about 700 to 740 CSS pixels), a
+    table wider than the page was cut off at its box's edge, which scrolls on a screen but not
+    on paper: the claims' verdicts, the released checkpoints' and the copy's commands were
+    lost. On paper every table fits the sheet, side by side, and nothing sticks out."""
+    out = tmp_path / "report.html"
+    out.write_text(published_page)
+    seen = _browse(out, 700, printed=True)
+    assert seen["scrolling_tables"] == [], seen["scrolling_tables"]
+    assert seen["page_width"] <= 700 and seen["overflowing"] == [], seen["overflowing"]
+    assert seen["verdicts_off_screen"] == [] and seen["verdict_cells"] >= 30
+    assert seen["stacked_tables"] == [], "on paper the tables keep their column headers"
 
 
 def test_studies_with_no_runs_keep_the_page_short(catalogue_report, catalogue_unrun_page,
