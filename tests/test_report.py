@@ -1667,6 +1667,26 @@ def test_a_figure_of_runs_on_a_copy_says_so_beside_the_claims_it_draws(
                                      if "not the official release" in f.caption + f.alt]  # fmt: skip
 
 
+def test_how_to_read_the_curves_is_said_once_above_them_not_under_each(published_page):
+    # Each of the six curve figures repeated the same key (bands, colours and markers,
+    # dash-dot claims, fitted axes, greyed runs, the planned last epoch) under its own data
+    # warning: about 900 characters a caption, 17 lines each on a phone. The key is said once
+    # above a study's figures; each caption keeps what is its own, its data first.
+    captions = [_text(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", published_page,
+                                             re.S)]  # fmt: skip
+    assert len(captions) == 7
+    text = _text(published_page)
+    for sentence in ("Each net has its own colour and marker", "Dash-dot lines are the values",
+                     "Greyed lines with hollow markers", "unfinished but has passed that epoch",
+                     "The epoch axis runs to the planned last epoch",
+                     "is a triangle at the edge it lies beyond"):  # fmt: skip
+        assert text.count(sentence) == 1, sentence  # the degradation study's key, once
+        assert not any(sentence in c for c in captions), sentence
+    assert text.index("Reading the curves") < text.index(captions[0])
+    assert all(len(c) < 600 for c in captions), [len(c) for c in captions]
+    assert all("not the official release" in c for c in captions[:6])
+
+
 def test_the_banner_says_on_what_the_copy_s_cost_was_measured(published_page, tmp_path):
     # "The offline JPEG copy costs about ten points of test error (measured 10.35 points on
     # released checkpoints)" stood over six runs trained on the copy as well, whose ResNet-20
