@@ -20,6 +20,7 @@ from fake_runs import fake_evaluation, fake_run, kept_apart_store
 from harness import verdicts as V
 from harness.cli import main
 from harness.report import build, claims_frame, render_html, report_for
+from harness.report.filters import _words
 from harness.results import scan, scan_evaluations
 from harness.schema import Claim
 from harness.studyfile import load_study
@@ -1685,6 +1686,22 @@ def test_how_to_read_the_curves_is_said_once_above_them_not_under_each(published
     assert text.index("Reading the curves") < text.index(captions[0])
     assert all(len(c) < 600 for c in captions), [len(c) for c in captions]
     assert all("not the official release" in c for c in captions[:6])
+
+
+def test_a_command_or_a_time_breaks_between_its_words_never_at_their_hyphens(published_page):
+    # At 1400 px the copy's table broke its command as "repro evaluate ... -" over
+    # "-data-dir /tmp/...", which reads as two options, and its times as "2026-11-" over
+    # "26T08:16:43+00:00". Each word is a box a line breaks around (inside it only where the
+    # word alone is wider than the line, as a long path on a phone).
+    assert ('<code class="path"><span class="word">repro</span> <span class="word">evaluate'
+            "</span> <span class=\"word\">studies/checkpoints.yaml</span> "
+            '<span class="word">--data-dir</span>') in published_page  # fmt: skip
+    assert '<span class="time">2026-11-26T08:16:43+00:00</span>' in published_page
+    assert re.search(r"\.word \{[^}]*display: inline-block", published_page)
+    assert re.search(r"\.time \{[^}]*white-space: nowrap", published_page)
+    assert str(_words("a  b-c <d>")) == (
+        '<span class="word">a</span> <span class="word">b-c</span> '
+        '<span class="word">&lt;d&gt;</span>')  # fmt: skip
 
 
 def test_the_banner_says_on_what_the_copy_s_cost_was_measured(published_page, tmp_path):
