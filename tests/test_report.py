@@ -1704,6 +1704,19 @@ def test_a_command_or_a_time_breaks_between_its_words_never_at_their_hyphens(pub
         '<span class="word">&lt;d&gt;</span>')  # fmt: skip
 
 
+def test_the_list_of_claims_says_ours_never_reproduced_beside_a_verdict(published_page):
+    # "not reproduced on non-official data: akamaster-resnet20, test error claimed 8.27%
+    # (single run), reproduced 18.97% (single run)" said reproduced and not reproduced in one
+    # line, and a claim with nothing counted read "reproduced –". Ours, as the scoreboard says
+    # ("the source's claim → ours"), and nothing where nothing counts.
+    text = _text(published_page)
+    assert ("not reproduced on non-official data : akamaster-resnet20, test error claimed 8.27% "
+            "(single run), ours 18.97% (single run)") in text  # fmt: skip
+    nothing = "under way : tseng-resnet20, test error (final epoch) claimed 8.51% (single run) "
+    assert nothing in text
+    assert ", reproduced" not in text
+
+
 def test_the_banner_says_on_what_the_copy_s_cost_was_measured(published_page, tmp_path):
     # "The offline JPEG copy costs about ten points of test error (measured 10.35 points on
     # released checkpoints)" stood over six runs trained on the copy as well, whose ResNet-20
