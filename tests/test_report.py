@@ -951,6 +951,17 @@ def test_studies_with_no_runs_fold_into_one_line_each(published_store, catalogue
     assert 'id="study-he2015-table6"' in full and "nothing run yet" not in _text(full)
 
 
+def test_claims_waiting_for_a_run_are_not_called_models_with_nothing_run(catalogue_report):
+    # "Models with nothing run yet: ResNet-20" stood under a scoreboard whose ResNet-20 row
+    # has a counted run: the line lists he2015_table6's claims, which wait, not the model.
+    board = [r.model for r in catalogue_report.scoreboard.rows]
+    waiting = [m.model for m in catalogue_report.scoreboard.waiting]
+    assert "ResNet-20" in board and "ResNet-20" in waiting
+    text = _text(render_html(catalogue_report))
+    assert "Models with nothing run yet" not in text
+    assert "Claims with nothing run yet, by model" in text
+
+
 def test_every_model_keeps_a_row_until_it_is_reproduced(published_store, catalogue_report,
                                                         tmp_path):  # fmt: skip
     """The scoreboard holds the studies with runs; every other model a source makes a claim
