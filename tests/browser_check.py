@@ -14,7 +14,7 @@ tables stack as cards (their column headers hidden) and which of their cells do 
 are, where the scoreboard and the orderings panel are, how large the type of each figure is drawn,
 and how tall the page is. With --print it lays the page out as for a printer (CSS media print)
 at the given width, a sheet's printable width: a box that scrolls on a screen is cut off on paper,
-so there every table must fit. The screenshot is taken first, as the page opens; the rest is measured with
+so there every table must fit and nothing may stay folded. The screenshot is taken first, as the page opens; the rest is measured with
 every section's <details> open (a note folded inside a cell stays folded: that is how the table
 reads).
 """
@@ -121,6 +121,12 @@ FIGURE_TYPE = """() => Array.from(document.querySelectorAll('figure img'))
             text: text.length ? Math.min(...text) : null, phone: img.currentSrc !== img.src};
   })"""
 
+# Folded sections (<details>) whose content is hidden as the page opens: on paper, where
+# nothing unfolds, the run table, the rules in full and the notes behind them were lost.
+FOLDED = """() => Array.from(document.querySelectorAll('details'))
+  .filter(d => Array.from(d.children).some(c => c.tagName !== 'SUMMARY' && !c.checkVisibility()))
+  .length"""
+
 BOX = """(selector) => {
   const el = document.querySelector(selector);
   if (!el) return null;
@@ -172,6 +178,7 @@ def main() -> None:
         seen["page_height"] = page.evaluate("document.documentElement.scrollHeight")
         seen["boxes"] = {name: page.evaluate(BOX, selector) for name, selector in
                          (("scoreboard", "#scoreboard"), ("orderings", "#orderings-panel"))}  # fmt: skip
+        seen["folded"] = page.evaluate(FOLDED)
         page.evaluate("document.querySelectorAll('details').forEach("
                       "d => { if (!d.closest('td, th')) d.open = true; })")  # fmt: skip
         seen["overflowing"] = page.evaluate(OVERFLOWING)

@@ -439,6 +439,9 @@ def test_the_page_prints_every_column(published_page, tmp_path):
     assert seen["page_width"] <= 700 and seen["overflowing"] == [], seen["overflowing"]
     assert seen["verdicts_off_screen"] == [] and seen["verdict_cells"] >= 30
     assert seen["stacked_tables"] == [], "on paper the tables keep their column headers"
+    # Nothing unfolds on paper: the rules in full, the experiments, runs, checkpoints and
+    # evaluations, and the notes in a verdict's cell are printed open.
+    assert seen["folded"] == 0
 
 
 def test_studies_with_no_runs_keep_the_page_short(catalogue_report, catalogue_unrun_page,
