@@ -321,7 +321,7 @@ def _adopt(p: RunPlan, options: RunOptions, ex: Execution, data: Callable[[], Ci
         return None
     run_dir = p.directory(options.results)
     state = store.inspect(run_dir)  # before the lock, under which it would read "running"
-    attempt = None if state.status in ("absent", "pending", "queued") else state.status
+    attempt = None if state.status == "absent" else state.status
     with contextlib.ExitStack() as lock:
         try:
             lock.enter_context(store.run_lock(run_dir))
@@ -337,7 +337,11 @@ def _adopt(p: RunPlan, options: RunOptions, ex: Execution, data: Callable[[], Ci
             _say_resume(p, run_dir, echo)
             return None
     if moved is not None:
-        echo(f"note: {p.study}/{p.name}: its {attempt} attempt moved to {moved}")
+        if attempt in (store.FAILED, store.INTERRUPTED, store.PAUSED):
+            what = f"its {attempt} attempt"
+        else:  # a pending or queued run, what a repair left (twins.held)
+            what = "what its directory held" + (f" ({attempt})" if attempt else "")
+        echo(f"note: {p.study}/{p.name}: {what} moved to {moved}")
     origin = summary[twins.SHARED_WITH]
     return Outcome(p, ADOPTED, f"shared with {origin}, the same training "
                                f"(complete){result_text(summary)}")  # fmt: skip

@@ -38,7 +38,7 @@ from harness.plan import plan
 from harness.results import environment_ignored, run_directories, scan_evaluations
 from harness.runner import state_after_recovery, summary_or_checkpoint
 from harness.schema import Study
-from harness.twins import SHARED_WITH, Twin, complete_twins, first_adoptable
+from harness.twins import SHARED_WITH, Twin, complete_twins, first_adoptable, held
 
 
 @dataclass
@@ -259,7 +259,9 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
     # first (runner._train_in_turn adopts before it claims, and refuses, a run to resume).
     found = twins() if twins is not None and (superseded or state.status in (
         "pending", *RESUMABLE, store.DAMAGED)) else []  # fmt: skip
-    attempt = state.status in RESUMABLE and not superseded
+    # What the run's directory holds goes to .superseded/ when the twin is adopted (twins.adopt).
+    attempt = (state.status in RESUMABLE and not superseded) or (
+        state.status == "pending" and bool(held(run_dir)))  # fmt: skip
     if found and state.status == store.DAMAGED:
         # runner._decide repairs a damaged run first (_recover), then goes on with what the
         # repair left: ended with the study's config, it is kept (the twin does not matter);
@@ -269,7 +271,7 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
                 after.status in store.FINAL and after.config_hash == planned_hash):  # fmt: skip
             found = []
         else:  # the repair's leftovers, or the run it moved aside, end in .superseded/
-            attempt = after.status != "pending"
+            attempt = True
     twin = twin_note(found, check, attempt=attempt) if found else None
     adopted = twin is not None and twin.adopts
     if adopted and state.status == store.DAMAGED:  # it is not trained again nor rebuilt
