@@ -424,7 +424,7 @@ def _decide(p: RunPlan, results: Path, force: bool, echo: Echo) -> Outcome | Non
              "the run is trained")  # fmt: skip
         state = store.inspect(run_dir)
     if state.status == store.DAMAGED:
-        state = _recover(p, run_dir, state, echo)
+        state = _recover(p, run_dir, state, echo, then=_trained_or_adopted(p, results, force))
     if state.status == "absent":
         return None
     if state.status == "queued":
@@ -463,6 +463,23 @@ def _decide(p: RunPlan, results: Path, force: bool, echo: Echo) -> Outcome | Non
     return None
 
 
+TRAINED_AGAIN = "it is trained again"
+# What follows a run moved aside when a twin may be adopted: whether it is, _adopt decides
+# only once the data is loaded, and says so then ("[shared]", or why not and that it trains).
+ADOPTED_OR_TRAINED = ("a complete twin in another study did the same training: adopting it if "
+                      "it ran as this command trains, else training the run")  # fmt: skip
+
+
+def _trained_or_adopted(p: RunPlan, results: Path, force: bool) -> str:
+    """What `repro run` does with a run whose directory it moved aside: train it, or adopt
+    a complete twin (adopt_twins: never with --force)."""
+    from harness import twins
+
+    if not force and twins.complete_twins(p, results):
+        return ADOPTED_OR_TRAINED
+    return TRAINED_AGAIN
+
+
 def resume_text(p: RunPlan, run_dir: Path, state: store.RunState) -> str:
     """What training this run now will do, as train() will do it: resume from the checkpoint,
     start over (saying why, when epochs had finished), or only write its summary again."""
@@ -488,8 +505,10 @@ def resume_text(p: RunPlan, run_dir: Path, state: store.RunState) -> str:
     return text
 
 
-def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo) -> store.RunState:
-    """Keep a damaged run's unusable files aside so that it can resume.
+def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo,
+             then: str = TRAINED_AGAIN) -> store.RunState:  # fmt: skip
+    """Keep a damaged run's unusable files aside so that it can resume; ``then`` says what
+    follows when the run is moved aside whole (_trained_or_adopted).
 
     The checkpoint holds the whole history, so training rebuilds metrics.jsonl and the
     summary from it (a finished run's too: its checkpoint is at the last epoch). An unreadable
@@ -506,7 +525,7 @@ def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo) -> st
         if problem is not None:
             where = store.supersede(run_dir, f"damaged: {state.detail}")
             echo(f"  its config {'cannot be read' if present else 'is missing'} and {problem}: "
-                 f"moved to {where}; it is trained again")  # fmt: skip
+                 f"moved to {where}; {then}")  # fmt: skip
             return store.inspect(run_dir)
         # Its checkpoint was made with the study's config as it is now: that is the config.
         kept = store.set_aside(damaged.path).name if present else None

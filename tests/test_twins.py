@@ -339,6 +339,13 @@ def test_status_says_whether_run_adopts_a_damaged_runs_twin(twins, cifar_root, d
                 "to .superseded/") in line, line  # fmt: skip
         assert "again" not in line, line  # neither trained nor rebuilt
         assert "[  shared] two/y/seed-0" in out.output, out.output
+        # `repro run` said "moved to ...; it is trained again", then adopted the twin.
+        assert "trained again" not in out.output, out.output
+        if damage == "complete, config garbage":  # the whole run is moved aside, then:
+            (said,) = [s for s in out.output.splitlines() if "its config cannot be read" in s]
+            assert "moved to " in said and said.endswith(
+                "; a complete twin in another study did the same training: adopting it if it "
+                "ran as this command trains, else training the run"), said  # fmt: skip
         assert summary(results, "two/y/seed-0")["shared_with"] == "one/x/seed-0"
     else:
         assert "twin" not in line and "rebuilds it from the checkpoint" in line, line
