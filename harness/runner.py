@@ -420,8 +420,10 @@ def _decide(p: RunPlan, results: Path, force: bool, echo: Echo) -> Outcome | Non
         # Another folder's run (harness.placement): neither resumed as this one nor repaired
         # into it, but kept whole beside the run, which is then trained (or adopts a twin).
         where = store.supersede(run_dir, f"misplaced: {state.detail}")
-        echo(f"note: {p.study}/{p.name} is misplaced: {state.detail}; moved to {where}, and "
-             "the run is trained")  # fmt: skip
+        then = _trained_or_adopted(p, results, force)
+        then = "and the run is trained" if then == TRAINED_AGAIN else f"and {then}"
+        echo(f"note: {p.study}/{p.name} is misplaced: {state.detail}; moved to {where}, "
+             f"{then}")  # fmt: skip
         state = store.inspect(run_dir)
     if state.status == store.DAMAGED:
         state = _recover(p, run_dir, state, echo, then=_trained_or_adopted(p, results, force))
