@@ -195,7 +195,7 @@ def _train_in_turn(
         echo(line(outcome))
         return [outcome]
     for p in todo:  # every run's request checked against the data before the first trains
-        _check_subset(p, data)
+        _check_subset(p, len(data.train_labels))
     outcomes, todo = adopt_twins(todo, options, ex, lambda: data, echo)
     from harness.grouping import groups
 
@@ -234,7 +234,7 @@ def _train_fused(group: list[RunPlan], data: Cifar10, ex: Execution, o: RunOptio
     from harness.fusion import FusionError
 
     for p in group:
-        _check_subset(p, data)
+        _check_subset(p, len(data.train_labels))
     alone: list[Outcome] = []
     members: list[RunPlan] = []
     with contextlib.ExitStack() as locks:
@@ -355,17 +355,18 @@ def _say_resume(p: RunPlan, run_dir: Path, echo: Echo) -> None:
         echo(resume_text(p, run_dir, state))
 
 
-def _check_subset(p: RunPlan, data: Cifar10) -> None:
-    """A --subset (or a recipe's train_images) larger than the data would be clamped while
-    the run kept its label, and a hold-out of the whole training set leaves nothing to train
-    on: refuse them instead, before anything trains."""
+def _check_subset(p: RunPlan, train_images: int) -> None:
+    """A --subset (or a recipe's train_images) larger than the data (of ``train_images``
+    training images) would be clamped while the run kept its label, and a hold-out of the
+    whole training set leaves nothing to train on: refuse them instead, before anything
+    trains."""
     wanted = p.recipe.train_images
-    available = len(data.train_labels) - p.recipe.validation_images
+    available = train_images - p.recipe.validation_images
     if available < 1:
         raise RunError(
             f"{p.study}/{p.name}: validation_images {p.recipe.validation_images} holds out every "
-            f"one of the data's {len(data.train_labels)} training images, leaving none to train "
-            f"on. Hold out fewer than {len(data.train_labels)} (5000 for a 45k/5k split)."
+            f"one of the data's {train_images} training images, leaving none to train "
+            f"on. Hold out fewer than {train_images} (5000 for a 45k/5k split)."
         )
     if wanted is not None and wanted > available and not p.label.startswith("smoke"):
         raise RunError(
@@ -375,16 +376,22 @@ def _check_subset(p: RunPlan, data: Cifar10) -> None:
         )
 
 
-def find_data(options: RunOptions) -> Path:
+def find_data(options: RunOptions, todo: list[RunPlan] | None = None) -> Path:
     """The data's folder with every batch file present and one that loading accepts, none
-    kept: what a parent checks before its workers load the data (data.check_complete)."""
+    kept: what a parent checks before its workers load the data (data.check_complete), with
+    each run of ``todo`` checked against it as one process checks them before its first run
+    (_check_subset): a --subset larger than the data refuses the whole command, not only
+    that run inside its worker."""
     from harness.data import DataError, check_complete
 
     try:
         folder = locate(options.data_dir)
-        check_complete(folder)
+        train_images = check_complete(folder)
     except DataError as exc:
         raise RunError(str(exc)) from None
+    if train_images is not None:  # None: a batch a worker reads (a pipe) was not read here
+        for p in todo or []:
+            _check_subset(p, train_images)
     return folder
 
 
@@ -627,7 +634,7 @@ def scheduler_says_alive(run_dir: Path) -> bool:
 
 def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOptions,
                deadline: Deadline | None = None) -> Outcome:  # fmt: skip
-    _check_subset(p, data)
+    _check_subset(p, len(data.train_labels))
     progress = SilentProgress() if o.quiet else BarProgress()
     with contextlib.ExitStack() as lock:
         if (refused := _claim(p, run_dir, ex, data, lock)) is not None:
