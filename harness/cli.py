@@ -343,7 +343,13 @@ def validate(files: tuple[str, ...]) -> None:
     from harness import describe
     from harness.queue import QueueError, load_queue
     from harness.queue import summary as queue_summary
-    from harness.studyfile import StudyError, load_study, looks_like_queue, name_clash
+    from harness.studyfile import (
+        StudyError,
+        load_study,
+        looks_like_queue,
+        name_clash,
+        study_warnings,
+    )
 
     failed, seen = 0, {}
     for path in files:
@@ -366,6 +372,8 @@ def validate(files: tuple[str, ...]) -> None:
             click.echo("", err=True)
             continue
         click.echo(describe.study_summary(study, path))
+        for warning in study_warnings(path, study):
+            click.echo(str(warning))
         click.echo("")
     if failed:
         click.echo(f"{failed} of {len(files)} file(s) invalid", err=True)
@@ -524,6 +532,7 @@ def run(
     from harness.plan import Overrides, PlanError
     from harness.runner import RunError, RunOptions, run_study
     from harness.schema import LocalSettings, SlurmSettings
+    from harness.studyfile import study_warnings
 
     if time_budget and deadline:
         fail("give --time-budget or --deadline, not both")
@@ -559,6 +568,8 @@ def run(
     tally: Counter[str] = Counter()
     started, every = time.time(), []
     for study, path in zip(studies_or_fail(files, "nothing was run"), files, strict=True):
+        for warning in study_warnings(path, study):
+            click.echo(str(warning))
         if not study.experiments:
             click.echo(f"{study.name}: nothing to train; its {len(study.checkpoints)} released "
                        f"checkpoint(s) are evaluated by `repro evaluate {path}`")  # fmt: skip

@@ -10,6 +10,7 @@ reported together so a person can fix them in one pass.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import types
 import typing
@@ -25,7 +26,7 @@ from harness.checkpoints import transform_misfit
 from harness.claimtable import claim_id
 from harness.kinds import KIND_TAG, REGISTER, Tagged, tagged_by
 from harness.near import listing, near_names
-from harness.plan import nominal_batches_per_epoch
+from harness.plan import nominal_batches_per_epoch, resolved_config
 from harness.schedule import Length
 from harness.schema import (
     CHECKPOINT_METRICS,
@@ -874,6 +875,46 @@ def _failed_roots(problems: list[_RawProblem]) -> list[Loc]:
         if len(loc) == 3 and loc[0] in ("experiments", "checkpoints") and loc[2] in MODEL_OR_RECIPE:
             roots.append(loc)
     return roots
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def study_warnings(path: str | Path, study: Study) -> list[Problem]:
+    """What a valid study does that its author may not mean, at its line in ``path``."""
+    try:
+        _, nodes = _read_yaml(Path(path))
+    except StudyError:  # read a moment ago; gone since, the warnings go without lines
+        nodes = None
+    found = _same_training(list(enumerate(study.experiments)))
+    return [Problem(str(path), _line_of(nodes, p.path_loc), _format_loc(p.path_loc), *p.rest)
+            for p in found]  # fmt: skip
+
+
+def _same_training(experiments: list[tuple[int, Experiment]]) -> list[_RawProblem]:
+    """Two experiments of one study that train the same thing under two names: every seed is
+    trained twice. Twins across studies are trained once (harness.twins adopts a complete
+    one), but within a study both train. A warning, not a refusal: training one config twice
+    at the same seeds is how run-to-run nondeterminism is measured, and claims of several
+    sources can already name one experiment, which the warning says."""
+    problems: list[_RawProblem] = []
+    first: dict[str, tuple[int, str]] = {}
+    for i, exp in experiments:
+        # The run's config without its seed: names, notes and `follows` are not in it.
+        key = json.dumps(resolved_config(exp, exp.recipe, 0, ""), sort_keys=True)
+        if key not in first:
+            first[key] = (i, exp.name)
+            continue
+        j, name = first[key]
+        message = (
+            f"warning: trains exactly what experiments[{j}] ({name!r}) trains (the same model "
+            "and recipe once the short forms are expanded), so `repro run` trains every seed "
+            f"twice; unless that is the point, remove this one and let its claims name "
+            f"{name!r} (claims of several sources may name one experiment), or change what "
+            "should differ"
+        )
+        problems.append(_RawProblem(("experiments", i), message, repr(exp.name)))
+    return problems
 
 
 # --------------------------------------------------------------------------- cross-references

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from harness.claimtable import claim_id
 from harness.cli import main
 from harness.schema import Claim, OrderingClaim
-from harness.studyfile import StudyError, load_studies, load_study
+from harness.studyfile import StudyError, load_studies, load_study, study_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
@@ -1166,3 +1166,28 @@ def test_a_claims_epoch_is_checked_against_a_valid_experiment_beside_other_probl
         ("sources.he2015.year", "value out of range"),
         ("claims[0].epoch", "epoch 200 is beyond the end of training"),
     ], "\n".join(str(p) for p in problems)
+
+
+def test_two_experiments_that_train_the_same_thing_are_named_by_validate(tmp_path):
+    """Within one study both would train (harness.twins adopts only other studies' runs):
+    every seed twice on the GPU, without a word. A note, `follows:` or a name changes no
+    training. A warning, since training one config twice can be meant."""
+    text = MINIMAL.replace(
+        "  - name: plain20\n    model: plain20\n    recipe: base\n",
+        "  - name: resnet20-again\n    model: resnet20\n"
+        "    recipe: {extends: base, note: as the other source says}\n    follows: he2015\n",
+    )
+    text = text.replace("[resnet20, plain20]", "[resnet20, resnet20-again]")
+    path = write(tmp_path, text)
+    (warning,) = study_warnings(path, load_study(path))
+    assert (warning.path, warning.line) == ("experiments[1]", 17), str(warning)
+    assert warning.message.startswith(
+        "warning: trains exactly what experiments[0] ('resnet20') trains (the same model and "
+        "recipe once the short forms are expanded), so `repro run` trains every seed twice"
+    ), warning.message
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"{path}:17: experiments[1]: warning: trains exactly what" in result.output
+    # The same model with another recipe is another training.
+    path.write_text(text.replace("note: as the other source says", "epochs: 130"))
+    assert study_warnings(path, load_study(path)) == []
