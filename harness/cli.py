@@ -398,8 +398,9 @@ def validate(files: tuple[str, ...]) -> None:
 @click.option(
     "--epochs",
     type=click.IntRange(1),
-    help="Quick trial: the recipe squeezed into "
-    "N epochs (milestones scaled). Stored apart; never counts as a reproduction.",
+    help="Quick trial: the recipe squeezed into N epochs (warm-up and milestones scaled, "
+    "counted in iterations where epochs are too coarse; said at the start). Stored apart; "
+    "never counts as a reproduction.",
 )
 @click.option(
     "--subset",
@@ -528,6 +529,7 @@ def run(
     than it began with), 130 when interrupted.
     """
     from harness.budget import BudgetError, parse_deadline, parse_duration
+    from harness.describe import trial_lines
     from harness.executors import local_slots, run_parallel, submit
     from harness.plan import Overrides, PlanError
     from harness.runner import RunError, RunOptions, run_study
@@ -570,6 +572,8 @@ def run(
     for study, path in zip(studies_or_fail(files, "nothing was run"), files, strict=True):
         for warning in study_warnings(path, study):
             click.echo(str(warning))
+        for line in trial_lines(study, options.overrides):
+            click.echo(line)
         if not study.experiments:
             click.echo(f"{study.name}: nothing to train; its {len(study.checkpoints)} released "
                        f"checkpoint(s) are evaluated by `repro evaluate {path}`")  # fmt: skip
