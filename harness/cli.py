@@ -343,7 +343,13 @@ def validate(files: tuple[str, ...]) -> None:
     from harness import describe
     from harness.queue import QueueError, load_queue
     from harness.queue import summary as queue_summary
-    from harness.studyfile import StudyError, load_study, looks_like_queue, name_clash
+    from harness.studyfile import (
+        StudyError,
+        load_study,
+        looks_like_queue,
+        name_clash,
+        study_warnings,
+    )
 
     failed, seen = 0, {}
     for path in files:
@@ -366,6 +372,8 @@ def validate(files: tuple[str, ...]) -> None:
             click.echo("", err=True)
             continue
         click.echo(describe.study_summary(study, path))
+        for warning in study_warnings(path, study):
+            click.echo(str(warning))
         click.echo("")
     if failed:
         click.echo(f"{failed} of {len(files)} file(s) invalid", err=True)
@@ -390,8 +398,9 @@ def validate(files: tuple[str, ...]) -> None:
 @click.option(
     "--epochs",
     type=click.IntRange(1),
-    help="Quick trial: the recipe squeezed into "
-    "N epochs (milestones scaled). Stored apart; never counts as a reproduction.",
+    help="Quick trial: the recipe squeezed into N epochs (warm-up and milestones scaled, "
+    "counted in iterations where epochs are too coarse; said at the start). Stored apart; "
+    "never counts as a reproduction.",
 )
 @click.option(
     "--subset",
@@ -528,10 +537,12 @@ def run(
     than it began with), 130 when interrupted.
     """
     from harness.budget import BudgetError, parse_deadline, parse_duration
+    from harness.describe import trial_lines
     from harness.executors import local_slots, run_parallel, submit
     from harness.plan import Overrides, PlanError
     from harness.runner import RunError, RunOptions, refuse_displacing_any, run_study
     from harness.schema import LocalSettings, SlurmSettings
+    from harness.studyfile import study_warnings
 
     if time_budget and deadline:
         fail("give --time-budget or --deadline, not both")
@@ -573,6 +584,10 @@ def run(
     except (RunError, PlanError) as exc:
         fail(str(exc))
     for study, path in zip(studies, files, strict=True):
+        for warning in study_warnings(path, study):
+            click.echo(str(warning))
+        for line in trial_lines(study, options.overrides):
+            click.echo(line)
         if not study.experiments:
             click.echo(f"{study.name}: nothing to train; its {len(study.checkpoints)} released "
                        f"checkpoint(s) are evaluated by `repro evaluate {path}`")  # fmt: skip

@@ -170,6 +170,23 @@ def _checkpoint_lines(study: Study) -> list[str]:
     return lines
 
 
+def trial_lines(study: Study, overrides) -> list[str]:
+    """What a trial (`repro run --epochs N`, `--smoke`, `--subset`) trains each experiment at,
+    said before it starts: its length and its learning rate over it, warm-up and decays
+    included, so that a trial is not mistaken for a check of a schedule it did not run."""
+    from harness.plan import apply_overrides, trial_shape
+
+    if not overrides.label:
+        return []
+    shapes: dict[str, list[str]] = {}
+    for e in study.experiments:
+        if not overrides.only or e.name in overrides.only:
+            shapes.setdefault(trial_shape(apply_overrides(e.recipe, overrides)), []).append(e.name)
+    head = (f"{study.name}: trial ~{overrides.label} (stored apart, never counts as a "
+            "reproduction); its learning rate by iteration:")  # fmt: skip
+    return [head] + [f"  {', '.join(names)}: {shape}" for shape, names in shapes.items()]
+
+
 def run_summary(outcomes: list, results, files: list[str], seconds: float) -> str:
     """What `repro run` did, where it is, and what to type next."""
     from harness import store

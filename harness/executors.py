@@ -211,18 +211,20 @@ def run_parallel(
     """
     outcomes, todo = pending_runs(study, options, echo, study_file)
     ex = execution_for(options)
+    if todo:
+        # Found here, once, before any worker starts, as one process finds it before its
+        # first run: a copy that is missing, lacks a batch file or has one cut short or that
+        # the loader refuses (dtype, shape, labels), or a --subset larger than it, is one
+        # error that says what to do (a RunError), not every worker failing its run with
+        # "worker exited with code 1" (and K workers downloading into the cache at once).
+        # Each batch is checked and dropped; keeping the arrays is left to the workers, which
+        # a stop signal may interrupt there. Before adopting, as one process checks every
+        # run's --subset before it adopts any twin (runner._train_in_turn).
+        find_data(options, todo)
     # Here rather than in a worker: a run that adopts its twin needs no worker started.
     adopted, todo = adopt_twins(todo, options, ex, lambda: load_data(options, echo), echo)
     outcomes += adopted
     units = _units(todo, options, ex, echo=echo)
-    if units:
-        # Found here, once, before any worker starts, as one process finds it before its
-        # first run: a copy that is missing, lacks a batch file or has one cut short or that
-        # the loader refuses (dtype, shape, labels) is one error that says what to do (a
-        # RunError), not every worker failing its run with "worker exited with code 1" (and K
-        # workers downloading into the cache at once). Each batch is checked and dropped;
-        # keeping the arrays is left to the workers, which a stop signal may interrupt there.
-        find_data(options)
     running: RunningWorkers = {}
     # Runs side by side share the CPU's cores (for training on the CPU, for compiling on a
     # GPU) instead of each taking all of them: K cold compilations with a thread per core

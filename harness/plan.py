@@ -11,6 +11,7 @@ stored under a labelled directory (``seed-0~smoke``) and never count as reproduc
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +178,10 @@ def apply_overrides(recipe: Recipe, o: Overrides) -> Recipe:
 
     A shorter run keeps the shape of the recipe: milestones, warm-up lengths and iteration
     budgets are scaled by the same factor, so a 3-epoch trial still decays its learning rate.
+    Where the recipe's own unit is too coarse for the trial (a 5-epoch warm-up of 160 epochs
+    in a 1-epoch trial is the whole trial, milestones 80 and 120 both its end), the warm-up
+    and the schedule are counted in iterations instead, so the trial runs the whole shape in
+    miniature: warm-up, the peak rate, each decay (see :func:`trial_shape`).
     """
     data: dict[str, Any] = {}
     if o.smoke:
@@ -230,7 +235,10 @@ def _scaled(recipe: Recipe, factor: float) -> Recipe:
         update["schedule"] = sched.model_copy(update={"milestones": milestones})
     if recipe.warmup is not None:
         update["warmup"] = _scaled_warmup(recipe.warmup, scale)
-    return recipe.model_copy(update=update)
+    trial = recipe.model_copy(update=update)
+    if _keeps_its_shape(recipe, trial):
+        return trial
+    return _in_iterations(recipe, trial, factor)
 
 
 def _scaled_warmup(w: Warmup, scale) -> Warmup:
@@ -239,3 +247,87 @@ def _scaled_warmup(w: Warmup, scale) -> Warmup:
         if getattr(w, key) is not None:
             update[key] = scale(getattr(w, key))
     return w.model_copy(update=update)
+
+
+def _changes(recipe: Recipe) -> list[int]:
+    """The iterations (0-based) where the rate of a fixed warm-up and of a multistep
+    schedule changes, on full CIFAR-10, in order of the recipe's (warm-up end first)."""
+    per_epoch = nominal_batches_per_epoch(recipe)
+    points = []
+    if (w := recipe.warmup) is not None and (w.epochs or w.iterations):
+        points.append(w.epochs * per_epoch if w.epochs else w.iterations)
+    sched = recipe.schedule
+    if sched.kind == "multistep":
+        unit = per_epoch if sched.unit == "epoch" else 1
+        points += [m * unit for m in sched.milestones]
+    return points
+
+
+def _keeps_its_shape(recipe: Recipe, trial: Recipe) -> bool:
+    """Whether the trial, in the recipe's own units, changes its rate at every point where
+    the recipe does, in the same order, before its end: a warm-up that ends, then each
+    milestone; a cosine stepped per epoch has at least two epochs to fall over."""
+    points, length = _changes(trial), nominal_iterations(trial)
+    if len(points) != len(_changes(recipe)) or any(p >= length for p in points):
+        return False
+    if _ordered(_changes(recipe)) and not _ordered(points):
+        return False
+    sched = trial.schedule
+    return not (sched.kind == "cosine" and sched.unit == "epoch" and _epochs(trial) < 2)
+
+
+def _ordered(points: list[int]) -> bool:
+    return all(a < b for a, b in itertools.pairwise(points))
+
+
+def _in_iterations(recipe: Recipe, trial: Recipe, factor: float) -> Recipe:
+    """The trial with its warm-up and schedule counted in iterations, each change at the
+    same fraction of the trial as of the recipe (within a step), and inside it."""
+    per_epoch, length = nominal_batches_per_epoch(recipe), nominal_iterations(trial)
+
+    def at(n: int) -> int:
+        return min(length - 1, max(1, round(n * factor)))
+
+    update: dict[str, Any] = {}
+    sched = recipe.schedule
+    if sched.kind != "constant":
+        unit = per_epoch if sched.unit == "epoch" else 1
+        changed: dict[str, Any] = {"unit": "iteration"}
+        if sched.kind == "multistep":
+            changed["milestones"] = sorted({at(m * unit) for m in sched.milestones})
+        update["schedule"] = sched.model_copy(update=changed)
+    if (w := recipe.warmup) is not None and (w.epochs or w.iterations):
+        end = at(w.epochs * per_epoch if w.epochs else w.iterations)
+        update["warmup"] = trial.warmup.model_copy(update={"epochs": None, "iterations": end})
+    return trial.model_copy(update=update)
+
+
+def trial_shape(recipe: Recipe) -> str:
+    """The learning rate of a (trial) recipe over its run, in words and iterations on full
+    CIFAR-10: what `repro run` says a trial trains at."""
+    per_epoch, length = nominal_batches_per_epoch(recipe), nominal_iterations(recipe)
+    epochs = -(-length // per_epoch)
+    parts = [f"{epochs} epoch{'s' if epochs != 1 else ''} of {per_epoch} iterations"
+             if recipe.epochs else f"{length} iterations"]  # fmt: skip
+    lr, w = recipe.optimizer.lr, recipe.warmup
+    if w is not None:
+        if w.epochs or w.iterations:
+            end = w.epochs * per_epoch if w.epochs else w.iterations
+            end = min(end, length)
+            span = "iteration 1" if end == 1 else f"iterations 1-{end}"
+            parts.append(f"warm-up at lr {w.lr:g} for {span}")
+        else:
+            parts.append(f"warm-up at lr {w.lr:g} until the training error is below "
+                         f"{w.until_train_error_below:g}%")  # fmt: skip
+    sched = recipe.schedule
+    if sched.kind == "multistep":
+        unit = per_epoch if sched.unit == "epoch" else 1
+        steps = ", ".join(f"x{sched.gamma:g} from iteration {m * unit + 1}"
+                          for m in sched.milestones)  # fmt: skip
+        parts.append(f"lr {lr:g}, {steps}")
+    elif sched.kind == "cosine":
+        stepped = "each epoch" if sched.unit == "epoch" else "each iteration"
+        parts.append(f"lr {lr:g} falling to {sched.min_lr:g} on a cosine, stepped {stepped}")
+    else:
+        parts.append(f"lr {lr:g} throughout")
+    return "; ".join(parts)

@@ -616,7 +616,9 @@ def degradation_plot(series: list[Series], title: str, layout: Layout = DESK) ->
         for i, s in enumerate(group):
             base, marker, k = s.look(place[id(s)])
             color = _color(s, base)
-            label = f"{s.model or s.label} ({s.legend})"
+            # The family, then the experiment and how it stands: "plain-20: tseng-plain20
+            # (not counted: paused)", not brackets inside brackets.
+            label = f"{s.model}: {s.legend}" if s.model else s.legend
             if same[i] is not None:
                 label += f" (same as {group[same[i]].label})"
             _band(ax, s, "train_error", color, bold=False, marker=marker, style=k)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Sequence
 from csv import Error as csv_error
 from csv import reader as csv_rows
@@ -69,6 +70,11 @@ def read_claims(path: Path) -> ClaimTable:
         try:
             rows = json.loads(text)
         except json.JSONDecodeError as exc:
+            if _cut_json(text):
+                raise ValueError(
+                    f"{path} is cut short: its JSON ends before the table does "
+                    f"(a download or copy that stopped?); {WRITE_AGAIN}"
+                ) from None
             start = text.strip().splitlines()[0][:20]
             raise ValueError(f"{path} {NOT_A_TABLE}: not JSON ({exc.msg} at line {exc.lineno}; "
                              f"it begins {start!r})") from None  # fmt: skip
@@ -101,6 +107,44 @@ def read_claims(path: Path) -> ClaimTable:
     if claimtable.ID in frame.columns:  # an older table's ids of orderings, in today's form
         frame[claimtable.ID] = frame[claimtable.ID].map(claimtable.canonical)
     return ClaimTable(path, _one_row_per_claim(frame, path), notes)
+
+
+# The last token of a JSON text cut inside a number or a true, false or null.
+_LAST_TOKEN = re.compile(r"(-?[0-9][0-9.eE+-]*|-|[a-z]+)$")
+_NUMBER_BEGUN = re.compile(r"-?(0|[1-9][0-9]*)?(\.[0-9]*)?([eE][-+]?[0-9]*)?")
+_LITERALS = ("true", "false", "null")
+
+
+def _cut_json(text: str) -> bool:
+    """Whether ``text``, which json refuses, is the beginning of a JSON document: what a
+    download or copy that stopped leaves (json says only "Expecting ',' delimiter" or
+    "Unterminated string"). It is where json stops at the end of the text, or where the text
+    ends in a string, number or literal cut short and, that token completed, json stops at
+    the end; anything else (text, HTML, a stray character, data after a whole document) is
+    not."""
+    text = text.rstrip()
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text):
+            return True
+        token = _LAST_TOKEN.search(text)
+        if exc.msg.startswith("Unterminated string"):  # open from exc.pos to the end
+            whole = text[: exc.pos] + '""'
+        elif token is None or token.start() > exc.pos:
+            return False
+        elif _NUMBER_BEGUN.fullmatch(token[0]):
+            whole = text + ("0" if token[0][-1] in "-+.eE" else "")
+        elif word := next((w for w in _LITERALS if w.startswith(token[0])), None):
+            whole = text[: token.start()] + word
+        else:
+            return False
+        try:
+            json.loads(whole)
+        except json.JSONDecodeError as again:  # stops at the end, as a cut between tokens
+            return again.pos >= len(whole)
+        return True
+    return False  # whole: not cut
 
 
 def _row_left_open(text: str) -> int | None:

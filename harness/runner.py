@@ -220,7 +220,7 @@ def _train_in_turn(
         echo(line(outcome))
         return [outcome]
     for p in todo:  # every run's request checked against the data before the first trains
-        _check_subset(p, data)
+        _check_subset(p, len(data.train_labels))
     outcomes, todo = adopt_twins(todo, options, ex, lambda: data, echo)
     from harness.grouping import groups
 
@@ -259,7 +259,7 @@ def _train_fused(group: list[RunPlan], data: Cifar10, ex: Execution, o: RunOptio
     from harness.fusion import FusionError
 
     for p in group:
-        _check_subset(p, data)
+        _check_subset(p, len(data.train_labels))
     alone: list[Outcome] = []
     members: list[RunPlan] = []
     with contextlib.ExitStack() as locks:
@@ -346,7 +346,7 @@ def _adopt(p: RunPlan, options: RunOptions, ex: Execution, data: Callable[[], Ci
         return None
     run_dir = p.directory(options.results)
     state = store.inspect(run_dir)  # before the lock, under which it would read "running"
-    attempt = None if state.status in ("absent", "pending", "queued") else state.status
+    attempt = None if state.status == "absent" else state.status
     with contextlib.ExitStack() as lock:
         try:
             lock.enter_context(store.run_lock(run_dir))
@@ -362,7 +362,11 @@ def _adopt(p: RunPlan, options: RunOptions, ex: Execution, data: Callable[[], Ci
             _say_resume(p, run_dir, echo)
             return None
     if moved is not None:
-        echo(f"note: {p.study}/{p.name}: its {attempt} attempt moved to {moved}")
+        if attempt in (store.FAILED, store.INTERRUPTED, store.PAUSED):
+            what = f"its {attempt} attempt"
+        else:  # a pending or queued run, what a repair left (twins.held)
+            what = "what its directory held" + (f" ({attempt})" if attempt else "")
+        echo(f"note: {p.study}/{p.name}: {what} moved to {moved}")
     origin = summary[twins.SHARED_WITH]
     return Outcome(p, ADOPTED, f"shared with {origin}, the same training "
                                f"(complete){result_text(summary)}")  # fmt: skip
@@ -376,17 +380,18 @@ def _say_resume(p: RunPlan, run_dir: Path, echo: Echo) -> None:
         echo(resume_text(p, run_dir, state))
 
 
-def _check_subset(p: RunPlan, data: Cifar10) -> None:
-    """A --subset (or a recipe's train_images) larger than the data would be clamped while
-    the run kept its label, and a hold-out of the whole training set leaves nothing to train
-    on: refuse them instead, before anything trains."""
+def _check_subset(p: RunPlan, train_images: int) -> None:
+    """A --subset (or a recipe's train_images) larger than the data (of ``train_images``
+    training images) would be clamped while the run kept its label, and a hold-out of the
+    whole training set leaves nothing to train on: refuse them instead, before anything
+    trains."""
     wanted = p.recipe.train_images
-    available = len(data.train_labels) - p.recipe.validation_images
+    available = train_images - p.recipe.validation_images
     if available < 1:
         raise RunError(
             f"{p.study}/{p.name}: validation_images {p.recipe.validation_images} holds out every "
-            f"one of the data's {len(data.train_labels)} training images, leaving none to train "
-            f"on. Hold out fewer than {len(data.train_labels)} (5000 for a 45k/5k split)."
+            f"one of the data's {train_images} training images, leaving none to train "
+            f"on. Hold out fewer than {train_images} (5000 for a 45k/5k split)."
         )
     if wanted is not None and wanted > available and not p.label.startswith("smoke"):
         raise RunError(
@@ -396,16 +401,22 @@ def _check_subset(p: RunPlan, data: Cifar10) -> None:
         )
 
 
-def find_data(options: RunOptions) -> Path:
+def find_data(options: RunOptions, todo: list[RunPlan] | None = None) -> Path:
     """The data's folder with every batch file present and one that loading accepts, none
-    kept: what a parent checks before its workers load the data (data.check_complete)."""
+    kept: what a parent checks before its workers load the data (data.check_complete), with
+    each run of ``todo`` checked against it as one process checks them before its first run
+    (_check_subset): a --subset larger than the data refuses the whole command, not only
+    that run inside its worker."""
     from harness.data import DataError, check_complete
 
     try:
         folder = locate(options.data_dir)
-        check_complete(folder)
+        train_images = check_complete(folder)
     except DataError as exc:
         raise RunError(str(exc)) from None
+    if train_images is not None:  # None: a batch a worker reads (a pipe) was not read here
+        for p in todo or []:
+            _check_subset(p, train_images)
     return folder
 
 
@@ -441,11 +452,13 @@ def _decide(p: RunPlan, results: Path, force: bool, echo: Echo) -> Outcome | Non
         # Another folder's run (harness.placement): neither resumed as this one nor repaired
         # into it, but kept whole beside the run, which is then trained (or adopts a twin).
         where = store.supersede(run_dir, f"misplaced: {state.detail}")
-        echo(f"note: {p.study}/{p.name} is misplaced: {state.detail}; moved to {where}, and "
-             "the run is trained")  # fmt: skip
+        then = _trained_or_adopted(p, results, force)
+        then = "and the run is trained" if then == TRAINED_AGAIN else f"and {then}"
+        echo(f"note: {p.study}/{p.name} is misplaced: {state.detail}; moved to {where}, "
+             f"{then}")  # fmt: skip
         state = store.inspect(run_dir)
     if state.status == store.DAMAGED:
-        state = _recover(p, run_dir, state, echo)
+        state = _recover(p, run_dir, state, echo, then=_trained_or_adopted(p, results, force))
     if state.status == "absent":
         return None
     if state.status == "queued":
@@ -484,6 +497,23 @@ def _decide(p: RunPlan, results: Path, force: bool, echo: Echo) -> Outcome | Non
     return None
 
 
+TRAINED_AGAIN = "it is trained again"
+# What follows a run moved aside when a twin may be adopted: whether it is, _adopt decides
+# only once the data is loaded, and says so then ("[shared]", or why not and that it trains).
+ADOPTED_OR_TRAINED = ("a complete twin in another study did the same training: adopting it if "
+                      "it ran as this command trains, else training the run")  # fmt: skip
+
+
+def _trained_or_adopted(p: RunPlan, results: Path, force: bool) -> str:
+    """What `repro run` does with a run whose directory it moved aside: train it, or adopt
+    a complete twin (adopt_twins: never with --force)."""
+    from harness import twins
+
+    if not force and twins.complete_twins(p, results):
+        return ADOPTED_OR_TRAINED
+    return TRAINED_AGAIN
+
+
 def resume_text(p: RunPlan, run_dir: Path, state: store.RunState) -> str:
     """What training this run now will do, as train() will do it: resume from the checkpoint,
     start over (saying why, when epochs had finished), or only write its summary again."""
@@ -509,8 +539,10 @@ def resume_text(p: RunPlan, run_dir: Path, state: store.RunState) -> str:
     return text
 
 
-def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo) -> store.RunState:
-    """Keep a damaged run's unusable files aside so that it can resume.
+def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo,
+             then: str = TRAINED_AGAIN) -> store.RunState:  # fmt: skip
+    """Keep a damaged run's unusable files aside so that it can resume; ``then`` says what
+    follows when the run is moved aside whole (_trained_or_adopted).
 
     The checkpoint holds the whole history, so training rebuilds metrics.jsonl and the
     summary from it (a finished run's too: its checkpoint is at the last epoch). An unreadable
@@ -527,7 +559,7 @@ def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo) -> st
         if problem is not None:
             where = store.supersede(run_dir, f"damaged: {state.detail}")
             echo(f"  its config {'cannot be read' if present else 'is missing'} and {problem}: "
-                 f"moved to {where}; it is trained again")  # fmt: skip
+                 f"moved to {where}; {then}")  # fmt: skip
             return store.inspect(run_dir)
         # Its checkpoint was made with the study's config as it is now: that is the config.
         kept = store.set_aside(damaged.path).name if present else None
@@ -627,7 +659,7 @@ def scheduler_says_alive(run_dir: Path) -> bool:
 
 def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOptions,
                deadline: Deadline | None = None) -> Outcome:  # fmt: skip
-    _check_subset(p, data)
+    _check_subset(p, len(data.train_labels))
     progress = SilentProgress() if o.quiet else BarProgress()
     with contextlib.ExitStack() as lock:
         if (refused := _claim(p, run_dir, ex, data, lock)) is not None:

@@ -39,7 +39,7 @@ from harness.plan import Overrides, plan
 from harness.results import environment_ignored, run_directories, scan_evaluations
 from harness.runner import state_after_recovery, summary_or_checkpoint
 from harness.schema import Study
-from harness.twins import SHARED_WITH, Twin, complete_twins, first_adoptable
+from harness.twins import SHARED_WITH, Twin, complete_twins, first_adoptable, held
 
 
 @dataclass
@@ -165,6 +165,7 @@ def execution_note(run_dir: Path) -> str:
 class TwinNote:
     text: str
     adopts: bool  # known to be adopted: what the run would otherwise do does not happen
+    maybe: bool = False  # adopted if the data here is what the twin trained on: not known
 
 
 def twin_note(found: list[Twin], check: DataCheck | None, attempt: bool) -> TwinNote:
@@ -185,7 +186,7 @@ def twin_note(found: list[Twin], check: DataCheck | None, attempt: bool) -> Twin
         shown = shown_apart(theirs)[0] if theirs else "not recorded"
         return TwinNote(f"its twin {twin.name} is complete ({ex.label}, data {shown}): "
                         "`repro run` adopts it if it trains on that data",
-                        adopts=False)  # fmt: skip
+                        adopts=False, maybe=True)  # fmt: skip
     moved = ", moving this attempt to .superseded/" if attempt else ""
     return TwinNote(f"its twin {twin.name} is complete and ran as `repro run` trains here "
                     f"({ex.label}, on the data here): `repro run` adopts it{moved}",
@@ -235,8 +236,8 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
         detail = f"test error {summary['test_error']:.2f}%"
     if state.status == store.COMPLETE and summary.get(SHARED_WITH):
         detail = (detail + f" (shared with {summary[SHARED_WITH]})").strip()
-    elif state.status == store.MISPLACED:
-        detail = f"{state.detail}; {WHAT_TO_DO} (`repro run` moves it aside and trains the run)"
+    elif state.status == store.MISPLACED:  # what `repro run` does next: with its twin, below
+        detail = f"{state.detail}; {WHAT_TO_DO} (`repro run` moves it aside{{trains}})"
     elif state.status == store.DAMAGED:
         from harness.runner import damage_repair
 
@@ -262,9 +263,11 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
     # What `repro run` does next with a run it would train: a complete twin may be adopted
     # first (runner._train_in_turn adopts before it claims, and refuses, a run to resume).
     # (None where `repro run` refuses the run: made by another file of the study's name.)
-    found = twins() if twins is not None and made_by is None and (superseded or state.status
-             in ("pending", *RESUMABLE, store.DAMAGED)) else []  # fmt: skip
-    attempt = state.status in RESUMABLE and not superseded
+    found = twins() if twins is not None and made_by is None and (superseded or state.status in (
+        "pending", *RESUMABLE, store.DAMAGED, store.MISPLACED)) else []  # fmt: skip
+    # What the run's directory holds goes to .superseded/ when the twin is adopted (twins.adopt).
+    attempt = (state.status in RESUMABLE and not superseded) or (
+        state.status == "pending" and bool(held(run_dir)))  # fmt: skip
     if found and state.status == store.DAMAGED:
         # runner._decide repairs a damaged run first (_recover), then goes on with what the
         # repair left: ended with the study's config, it is kept (the twin does not matter);
@@ -274,9 +277,13 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
                 after.status in store.FINAL and after.config_hash == planned_hash):  # fmt: skip
             found = []
         else:  # the repair's leftovers, or the run it moved aside, end in .superseded/
-            attempt = after.status != "pending"
+            attempt = True
     twin = twin_note(found, check, attempt=attempt) if found else None
     adopted = twin is not None and twin.adopts
+    if state.status == store.MISPLACED:  # runner._decide moves it aside whole, then _adopt
+        trains = "" if adopted else " and trains the run"
+        trains += " unless it adopts its twin" if twin is not None and twin.maybe else ""
+        detail = detail.replace("{trains}", trains, 1)
     if adopted and state.status == store.DAMAGED:  # it is not trained again nor rebuilt
         detail = detail.replace(f"{state.detail}; {repair}", state.detail, 1)
     if superseded and made_by is not None:

@@ -63,7 +63,8 @@ STATUSES = (COMPLETE, DIVERGED, FAILED, INTERRUPTED, PAUSED)
 DAMAGED = "damaged"
 # Not a way to end either: a run whose config or summary records another study, experiment,
 # seed or label than the folder it lies in (harness.placement): a copy, never counted there.
-# `repro run` moves it aside whole and trains the run; `repro import` refuses it.
+# `repro run` moves it aside whole, then adopts a complete twin where one may be adopted,
+# else trains the run; `repro import` refuses it.
 MISPLACED = "misplaced"
 FINAL = (COMPLETE, DIVERGED)
 

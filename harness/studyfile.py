@@ -10,6 +10,7 @@ reported together so a person can fix them in one pass.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import types
 import typing
@@ -19,18 +20,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from harness.checkpoints import transform_misfit
 from harness.claimtable import claim_id
 from harness.kinds import KIND_TAG, REGISTER, Tagged, tagged_by
 from harness.near import listing, near_names
-from harness.plan import nominal_batches_per_epoch
+from harness.plan import nominal_batches_per_epoch, resolved_config
 from harness.schedule import Length
 from harness.schema import (
     CHECKPOINT_METRICS,
     SHA256,
     SLUG,
+    AnyClaim,
     Claim,
     Experiment,
     OrderingClaim,
@@ -88,13 +90,20 @@ def load_study(path: str | Path) -> Study:
         study = Study.model_validate(data)
     except ValidationError as exc:
         problems.extend(_from_pydantic(exc, expander))
+    waiting = 0
     if study is not None:
         problems.extend(_cross_references(study))
+    else:
+        # Checked now on what did parse, so that a newcomer fixes the file in one round.
+        early, waiting = _early_references(data, problems)
+        problems.extend(early)
     if problems:
         located = [
             Problem(name, _line_of(nodes, p.path_loc), _format_loc(p.path_loc), *p.rest)
             for p in _dedupe(problems)
         ]
+        if waiting:
+            located.append(Problem(name, None, "", WAITING.format(n=waiting)))
         raise StudyError(located)
     assert study is not None
     return study
@@ -868,6 +877,46 @@ def _failed_roots(problems: list[_RawProblem]) -> list[Loc]:
     return roots
 
 
+# --------------------------------------------------------------------------- warnings
+
+
+def study_warnings(path: str | Path, study: Study) -> list[Problem]:
+    """What a valid study does that its author may not mean, at its line in ``path``."""
+    try:
+        _, nodes = _read_yaml(Path(path))
+    except StudyError:  # read a moment ago; gone since, the warnings go without lines
+        nodes = None
+    found = _same_training(list(enumerate(study.experiments)))
+    return [Problem(str(path), _line_of(nodes, p.path_loc), _format_loc(p.path_loc), *p.rest)
+            for p in found]  # fmt: skip
+
+
+def _same_training(experiments: list[tuple[int, Experiment]]) -> list[_RawProblem]:
+    """Two experiments of one study that train the same thing under two names: every seed is
+    trained twice. Twins across studies are trained once (harness.twins adopts a complete
+    one), but within a study both train. A warning, not a refusal: training one config twice
+    at the same seeds is how run-to-run nondeterminism is measured, and claims of several
+    sources can already name one experiment, which the warning says."""
+    problems: list[_RawProblem] = []
+    first: dict[str, tuple[int, str]] = {}
+    for i, exp in experiments:
+        # The run's config without its seed: names, notes and `follows` are not in it.
+        key = json.dumps(resolved_config(exp, exp.recipe, 0, ""), sort_keys=True)
+        if key not in first:
+            first[key] = (i, exp.name)
+            continue
+        j, name = first[key]
+        message = (
+            f"warning: trains exactly what experiments[{j}] ({name!r}) trains (the same model "
+            "and recipe once the short forms are expanded), so `repro run` trains every seed "
+            f"twice; unless that is the point, remove this one and let its claims name "
+            f"{name!r} (claims of several sources may name one experiment), or change what "
+            "should differ"
+        )
+        problems.append(_RawProblem(("experiments", i), message, repr(exp.name)))
+    return problems
+
+
 # --------------------------------------------------------------------------- cross-references
 
 
@@ -877,34 +926,19 @@ def _cross_references(study: Study) -> list[_RawProblem]:
     first: dict[str, int] = {}
     for i, name in enumerate(names):
         if name in first:
-            problems.append(
-                _RawProblem(
-                    ("experiments", i, "name"),
-                    f"experiment name repeated (first used by experiments[{first[name]}])",
-                    repr(name),
-                    "a name not used by another experiment",
-                )
-            )
+            problems.append(_repeated_experiment(i, name, first[name]))
         first.setdefault(name, i)
     sources = sorted(study.sources)
     for i, exp in enumerate(study.experiments):
         if exp.follows is not None and exp.follows not in study.sources:
             problems.append(_unknown(("experiments", i, "follows"), exp.follows, sources, "source"))
     problems.extend(_check_checkpoints(study, first))
-    problems.extend(_claims_told_apart(study))
+    problems.extend(_claims_told_apart(list(enumerate(study.claims))))
     ids: dict[str, int] = {}
     for i, claim in enumerate(study.claims):
         loc: Loc = ("claims", i)
-        # `repro compare` knows a claim by its id from one night to the next: one id, one claim.
         if claim.id is not None and claim.id in ids:
-            problems.append(
-                _RawProblem(
-                    (*loc, "id"),
-                    f"claim id repeated (first used by claims[{ids[claim.id]}])",
-                    repr(claim.id),
-                    "an id not used by another claim",
-                )
-            )
+            problems.append(_repeated_id(i, claim.id, ids[claim.id]))
         if claim.id is not None:
             ids.setdefault(claim.id, i)
         if claim.source not in study.sources:
@@ -934,7 +968,191 @@ def _cross_references(study: Study) -> list[_RawProblem]:
     return problems
 
 
-def _claims_told_apart(study: Study) -> list[_RawProblem]:
+# What cannot be checked before the study as a whole is valid, said in one line so that a
+# second round of problems does not come as a surprise.
+WAITING = ("{n} cross-reference(s) not checked until the problems above are fixed (a name "
+           "where an entry's name could not be read, a claim against a malformed experiment "
+           "or claim): run `repro validate` again then")  # fmt: skip
+_ANY_CLAIM = TypeAdapter(AnyClaim)
+
+
+def _early_references(data: Any, found: list[_RawProblem]) -> tuple[list[_RawProblem], int]:
+    """The cross-references of a study that failed validation, checked on what did parse:
+    names against the names given (a claim naming an experiment whose entry is malformed
+    names a known experiment), and the checks that need whole entries (a claim's epoch and
+    rule against its experiment, claims told apart) on the entries valid on their own. Also
+    how many checks must wait for the rest: a name absent from a list in which some entry's
+    name could not be read (it may be that entry's), a claim or experiment that a malformed
+    one may turn out to repeat. A field with a problem of its own is not checked again."""
+    if not isinstance(data, dict):
+        return [], 0
+    bad = [p.path_loc for p in found]
+
+    def broken(loc: Loc) -> bool:
+        return any(q[: len(loc)] == loc for q in bad)
+
+    problems: list[_RawProblem] = []
+    waiting = 0
+
+    def listed(key: str) -> tuple[list[Any], dict[str, int] | None, bool]:
+        entries = data.get(key, [])
+        if not isinstance(entries, list):
+            return [], None, False
+        names: dict[str, int] = {}
+        for i, entry in enumerate(entries):
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                names.setdefault(entry["name"].strip(), i)
+        complete = all(isinstance(e, dict) and isinstance(e.get("name"), str) for e in entries)
+        return entries, names, complete
+
+    def keyed(key: str) -> dict[str, int] | None:
+        entries = data.get(key, {})
+        return {str(k): 0 for k in entries} if isinstance(entries, dict) else None
+
+    def check(loc: Loc, value: Any, known: dict[str, int] | None, complete: bool, what: str):
+        nonlocal waiting
+        if not isinstance(value, str) or broken(loc):
+            return True  # missing or malformed: its own problem says so
+        if known is not None and value.strip() in known:
+            return True
+        if known is None or not complete:
+            waiting += 1
+            return False
+        problems.append(_unknown(loc, value.strip(), sorted(known), what))
+        return False
+
+    sources, layouts = keyed("sources"), keyed("layouts")
+    experiments, exp_names, exps_complete = listed("experiments")
+    checkpoints, ckpt_names, ckpts_complete = listed("checkpoints")
+    valid_exps: dict[str, Experiment] = {}
+    for i, exp in enumerate(experiments):
+        if not isinstance(exp, dict):
+            continue
+        name = exp.get("name")
+        if isinstance(name, str) and exp_names and exp_names[name.strip()] != i:
+            problems.append(_repeated_experiment(i, name.strip(), exp_names[name.strip()]))
+        check(("experiments", i, "follows"), exp.get("follows"), sources, True, "source")
+        if (one := _valid(Experiment, exp, ("experiments", i), broken)) is not None:
+            valid_exps.setdefault(one.name, one)
+    for i, ckpt in enumerate(checkpoints):
+        if not isinstance(ckpt, dict):
+            continue
+        loc: Loc = ("checkpoints", i)
+        name = ckpt.get("name")
+        if isinstance(name, str) and name.strip() in exp_names and not broken((*loc, "name")):
+            first = f"experiments[{exp_names[name.strip()]}]"
+            problems.append(_RawProblem((*loc, "name"), SHARED_NAME.format(other=first),
+                                        repr(name.strip())))  # fmt: skip
+        check((*loc, "source"), ckpt.get("source"), sources, True, "source")
+        check((*loc, "layout"), ckpt.get("layout"), layouts, True, "layout")
+    seeds = data.get("seeds", 1)
+    partial = Study.model_construct(
+        experiments=list(valid_exps.values()),
+        seeds=seeds if isinstance(seeds, int) and not broken(("seeds",)) else None,
+    )
+    claims = data.get("claims", [])
+    claims = claims if isinstance(claims, list) else []
+    ids: dict[str, int] = {}
+    valid_claims: list[tuple[int, Claim | OrderingClaim]] = []
+    for i, claim in enumerate(claims):
+        if not isinstance(claim, dict):
+            continue
+        loc = ("claims", i)
+        if isinstance(claim.get("id"), str) and not broken((*loc, "id")):
+            if claim["id"].strip() in ids:
+                problems.append(_repeated_id(i, claim["id"].strip(), ids[claim["id"].strip()]))
+            ids.setdefault(claim["id"].strip(), i)
+        check((*loc, "source"), claim.get("source"), sources, True, "source")
+        kind = claim.get("kind", "value")
+        named = True
+        if kind == "ordering" and isinstance(claim.get("experiments"), list):
+            for j, name in enumerate(claim["experiments"]):
+                named &= check((*loc, "experiments", j), name, exp_names, exps_complete,
+                               "experiment")  # fmt: skip
+        elif kind == "value" and "checkpoint" in claim:
+            named = check((*loc, "checkpoint"), claim["checkpoint"], ckpt_names, ckpts_complete,
+                          "checkpoint")  # fmt: skip
+        elif kind == "value":
+            named = check((*loc, "experiment"), claim.get("experiment"), exp_names,
+                          exps_complete, "experiment")  # fmt: skip
+        one = _valid(_ANY_CLAIM, claim, loc, broken)
+        if one is not None:
+            valid_claims.append((i, one))
+        if not named:
+            continue
+        subjects = [one.experiment] if isinstance(one, Claim) and one.checkpoint is None else []
+        subjects = one.experiments if isinstance(one, OrderingClaim) else subjects
+        if one is None or any(n not in valid_exps for n in subjects) or partial.seeds is None:
+            # Its epoch and rule against its experiment wait for the malformed parts.
+            waiting += "epoch" in claim or "rule" in claim
+        elif isinstance(one, Claim) and one.checkpoint is not None:
+            fake = types.SimpleNamespace(checkpoints=[types.SimpleNamespace(name=one.checkpoint)])
+            problems.extend(_check_checkpoint_claim(fake, one, loc))
+        elif isinstance(one, Claim):
+            problems.extend(_check_value_claim(partial, one, loc, list(valid_exps)))
+        else:
+            problems.extend(
+                p
+                for n in one.experiments
+                if (p := _check_epoch(partial, one.epoch, n, (*loc, "epoch")))
+            )
+    problems.extend(_claims_told_apart(valid_claims))
+    told = {i for i, _ in valid_claims}
+    # A malformed claim without an id may turn out to be about what another one is about.
+    waiting += sum(
+        1
+        for i, claim in enumerate(claims)
+        if i not in told and isinstance(claim, dict) and "id" not in claim
+        and any(_same_subject(claim, other) for j, other in enumerate(claims) if j != i)
+    )  # fmt: skip
+    return problems, waiting
+
+
+def _valid(model: Any, raw: dict[str, Any], loc: Loc, broken) -> Any:
+    """The entry at ``loc`` validated on its own; None where it has problems."""
+    if broken(loc):
+        return None
+    validate = model.validate_python if isinstance(model, TypeAdapter) else model.model_validate
+    try:
+        return validate(raw)
+    except ValidationError:  # a problem reported elsewhere (its named recipe's)
+        return None
+
+
+def _same_subject(claim: dict[str, Any], other: Any) -> bool:
+    """Whether two claims as written (neither with an id) are about the same runs."""
+    if not isinstance(other, dict) or "id" in other or claim.get("source") != other.get("source"):
+        return False
+
+    def subject(c: dict[str, Any]) -> Any:
+        names = c.get("experiments")
+        if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            return tuple(sorted(names))
+        return (c.get("experiment"), c.get("checkpoint"))
+
+    return subject(claim) == subject(other)
+
+
+def _repeated_experiment(i: int, name: str, first: int) -> _RawProblem:
+    return _RawProblem(
+        ("experiments", i, "name"),
+        f"experiment name repeated (first used by experiments[{first}])",
+        repr(name),
+        "a name not used by another experiment",
+    )
+
+
+def _repeated_id(i: int, claim_id_: str, first: int) -> _RawProblem:
+    # `repro compare` knows a claim by its id from one night to the next: one id, one claim.
+    return _RawProblem(
+        ("claims", i, "id"),
+        f"claim id repeated (first used by claims[{first}])",
+        repr(claim_id_),
+        "an id not used by another claim",
+    )
+
+
+def _claims_told_apart(claims: list[tuple[int, Claim | OrderingClaim]]) -> list[_RawProblem]:
     """`repro compare` knows a claim by its claim_id from one night to the next; two claims
     without an `id:` that are about the same thing get the same one, and once their verdicts
     differ the nightly comparison cannot tell them apart. Refused here, at `repro validate`,
@@ -942,7 +1160,8 @@ def _claims_told_apart(study: Study) -> list[_RawProblem]:
     beside the claim's other fields (_cross_references)."""
     problems: list[_RawProblem] = []
     first: dict[str, int] = {}
-    for i, claim in enumerate(study.claims):
+    by_index = dict(claims)
+    for i, claim in claims:
         if claim.id is not None:
             continue
         identity = claim_id(claim)
@@ -950,7 +1169,7 @@ def _claims_told_apart(study: Study) -> list[_RawProblem]:
             first[identity] = i
             continue
         j = first[identity]
-        if claim.model_dump() == study.claims[j].model_dump():
+        if claim.model_dump() == by_index[j].model_dump():
             message = f"duplicate claim: the same as claims[{j}], field for field; delete one"
         else:
             message = (
@@ -980,6 +1199,10 @@ def _check_value_claim(study: Study, claim: Claim, loc: Loc, names: list[str]) -
     return [p for p in problems if p is not None]
 
 
+SHARED_NAME = ("name already used by {other}; experiments and checkpoints share the store, so "
+               "their names must differ")  # fmt: skip
+
+
 def _check_checkpoints(study: Study, experiments: dict[str, int]) -> list[_RawProblem]:
     """Names unique beside the experiments (both are directories of the store), layouts and
     sources that exist, and transforms that fit the model."""
@@ -995,11 +1218,8 @@ def _check_checkpoints(study: Study, experiments: dict[str, int]) -> list[_RawPr
                 if name in experiments
                 else f"checkpoints[{seen[name]}]"
             )
-            message = (
-                f"name already used by {other}; experiments and checkpoints share the store, "
-                "so their names must differ"
-            )
-            problems.append(_RawProblem((*loc, "name"), message, repr(name)))
+            problems.append(_RawProblem((*loc, "name"), SHARED_NAME.format(other=other),
+                                        repr(name)))  # fmt: skip
         seen.setdefault(name, i)
         if checkpoint.source is not None and checkpoint.source not in study.sources:
             problems.append(_unknown((*loc, "source"), checkpoint.source, sources, "source"))

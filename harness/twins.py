@@ -135,15 +135,17 @@ def adopt(
     p: RunPlan, run_dir: Path, twin: Twin, attempt: str | None = None
 ) -> tuple[dict, Path | None]:
     """Make ``run_dir`` (whose lock the caller holds) ``p``'s copy of the twin's training;
-    return its summary and where an earlier attempt of the run went (``attempt`` says what
-    it was: "paused", "interrupted"...; None when there is none).
+    return its summary and where what the run's directory held went (``attempt`` says what
+    it was: "paused", "interrupted", "pending"...; None when the directory held nothing).
 
     The copy is made and checked (complete, with ``p``'s config, files that agree) in a stage
-    inside the run's directory before anything of the run is touched; an earlier attempt is
-    then moved to .superseded/, never deleted. The checkpoint comes along (hard-linked where
-    the file system allows; files are only ever replaced, never written in place): it is what
-    `repro run` rebuilds a damaged run's curves and summary from. NotAdopted when the twin's
-    files changed meanwhile; the run is then as it was.
+    inside the run's directory before anything of the run is touched; whatever the directory
+    then holds (an earlier attempt, a pending run's config and environment, what a repair
+    kept aside or could not read: runner._recover) is moved to .superseded/, never deleted
+    nor written over. The checkpoint comes along (hard-linked where the file system allows;
+    files are only ever replaced, never written in place): it is what `repro run` rebuilds a
+    damaged run's curves and summary from. NotAdopted when the twin's files changed
+    meanwhile; the run is then as it was.
     """
     stage = run_dir / STAGE
     shutil.rmtree(stage, ignore_errors=True)  # left by an adoption killed midway
@@ -151,9 +153,10 @@ def adopt(
     try:
         summary = _stage_copy(p, twin, stage)
         moved = None
-        if attempt is not None:
+        if held(run_dir):
+            what = f"this {attempt} attempt" if attempt else "what this run's directory held"
             moved = store.supersede_files(run_dir, f"its complete twin {twin.origin} was "
-                                                   f"adopted over this {attempt} attempt",
+                                                   f"adopted over {what}",
                                           keep=(store.LOCK, STAGE))  # fmt: skip
         for name in COPIED:
             if (stage / name).exists():
@@ -161,6 +164,14 @@ def adopt(
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return summary, moved
+
+
+def held(run_dir: Path) -> list[str]:
+    """What a run's directory holds besides its lock and an adoption's stage: what adopt
+    moves to .superseded/ before it writes the twin's files."""
+    if not run_dir.is_dir():
+        return []
+    return sorted(c.name for c in run_dir.iterdir() if c.name not in (store.LOCK, STAGE))
 
 
 def _stage_copy(p: RunPlan, twin: Twin, stage: Path) -> dict:

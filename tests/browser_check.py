@@ -1,7 +1,7 @@
 """Open a report in headless Chromium and say what the browser saw, as JSON.
 
 Usage: browser_check.py CHROMIUM REPORT.html [SCREENSHOT.png] [--width PX] [--height PX]
-                        [--full-page]
+                        [--full-page] [--print]
 
 Run as a separate process so that Playwright's event loop never meets pytest's. Used by the
 report test (at a desk's width and a phone's), and to make the README's screenshot.
@@ -12,7 +12,9 @@ scroll inside its own box, the page may not), which tables do scroll, which verd
 of claims lie off the window's right edge, which text in a table cell wraps over four lines, which
 tables stack as cards (their column headers hidden) and which of their cells do not say what they
 are, where the scoreboard and the orderings panel are, how large the type of each figure is drawn,
-and how tall the page is. The screenshot is taken first, as the page opens; the rest is measured with
+and how tall the page is. With --print it lays the page out as for a printer (CSS media print)
+at the given width, a sheet's printable width: a box that scrolls on a screen is cut off on paper,
+so there every table must fit and nothing may stay folded. The screenshot is taken first, as the page opens; the rest is measured with
 every section's <details> open (a note folded inside a cell stays folded: that is how the table
 reads).
 """
@@ -119,6 +121,12 @@ FIGURE_TYPE = """() => Array.from(document.querySelectorAll('figure img'))
             text: text.length ? Math.min(...text) : null, phone: img.currentSrc !== img.src};
   })"""
 
+# Folded sections (<details>) whose content is hidden as the page opens: on paper, where
+# nothing unfolds, the run table, the rules in full and the notes behind them were lost.
+FOLDED = """() => Array.from(document.querySelectorAll('details'))
+  .filter(d => Array.from(d.children).some(c => c.tagName !== 'SUMMARY' && !c.checkVisibility()))
+  .length"""
+
 BOX = """(selector) => {
   const el = document.querySelector(selector);
   if (!el) return null;
@@ -136,6 +144,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=1000)
     parser.add_argument("--full-page", action="store_true")
+    parser.add_argument("--print", action="store_true", help="lay out for a printer")
     options = parser.parse_args()
     page_path = options.page.resolve()
     seen = {"console_errors": [], "page_errors": [], "external_requests": []}
@@ -151,6 +160,8 @@ def main() -> None:
                 or seen["external_requests"].append(r.url)
             ),
         )
+        if options.print:
+            page.emulate_media(media="print")
         page.goto(page_path.as_uri(), wait_until="load")
         seen["title"] = page.title()
         seen["images"] = page.evaluate("document.images.length")
@@ -167,6 +178,7 @@ def main() -> None:
         seen["page_height"] = page.evaluate("document.documentElement.scrollHeight")
         seen["boxes"] = {name: page.evaluate(BOX, selector) for name, selector in
                          (("scoreboard", "#scoreboard"), ("orderings", "#orderings-panel"))}  # fmt: skip
+        seen["folded"] = page.evaluate(FOLDED)
         page.evaluate("document.querySelectorAll('details').forEach("
                       "d => { if (!d.closest('td, th')) d.open = true; })")  # fmt: skip
         seen["overflowing"] = page.evaluate(OVERFLOWING)

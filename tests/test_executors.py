@@ -270,6 +270,27 @@ def test_workers_without_usable_data_are_one_clear_error_before_any_run(tmp_path
     assert not list(results.rglob("summary.json")), "no run was marked failed"
 
 
+def test_workers_refuse_a_subset_larger_than_the_data_before_any_run(tmp_path, cifar_root):
+    """One process refuses a --subset larger than the data before its first run; with
+    workers, each run failed inside its own worker. The parent now refuses the whole
+    command before any worker starts, with the same message."""
+    study_file = tiny_study(tmp_path / "s.yaml", "".join(
+        f"  - {{name: r{i}, model: resnet8, recipe: base}}\n" for i in range(2)))  # fmt: skip
+    said = {}
+    for how, flags in (("one process", []), ("workers", ["--runs-per-gpu", "2"])):
+        results = tmp_path / how
+        result = CliRunner().invoke(main, [
+            "run", str(study_file), "--results", str(results), "--data-dir", str(cifar_root),
+            "--device", "cpu", "--subset", "5000", *flags,
+        ])  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert "worker" not in result.output and "FAILED" not in result.output, result.output
+        assert not list(results.rglob("summary.json")), "no run was marked failed"
+        said[how] = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert said["workers"] == said["one process"], said
+    assert "5000 training images asked for" in said["workers"][0]
+
+
 @pytest.mark.parametrize("whose", ["data-dir", "cache"])
 @pytest.mark.parametrize("cut", ["in-an-argument", "at-an-opcode"])
 def test_workers_with_a_truncated_batch_are_one_clear_error_before_any_run(

@@ -125,6 +125,35 @@ def test_run_keeps_a_misplaced_run_aside_whole_and_trains_the_run(tmp_path, cifa
     assert (summary["experiment"], summary["status"]) == ("b", "complete")
 
 
+def test_status_and_run_agree_a_misplaced_runs_twin_is_adopted(tmp_path, cifar_root):
+    """Status said "`repro run` moves it aside and trains the run" of a misplaced copy whose
+    run has a complete twin in another study; `repro run` moves it aside and adopts the twin
+    (said "and the run is trained" too). Both now say what happens, status from the same
+    decision (twins.first_adoptable)."""
+    from harness.data import load_cached, locate
+
+    study = tiny_study(tmp_path / "tiny.yaml", EXPERIMENTS)
+    other = tiny_study(tmp_path / "other.yaml", EXPERIMENTS, name="other")
+    results = tmp_path / "results"
+    here = load_cached(locate(cifar_root)).fingerprint
+    fake_run(results, load_study(study), "a", 0)
+    fake_run(results, load_study(other), "a", 0, fingerprint=here)  # b's twin, on this data
+    shutil.copytree(results / "tiny/a/seed-0", results / "tiny/b/seed-0")
+    status = repro("status", str(study), "--results", str(results), "--data-dir", str(cifar_root))
+    assert status.exit_code == 0, status.output
+    (line,) = [s for s in status.output.splitlines() if s.strip().startswith("b/seed-0 ")]
+    assert "misplaced" in line and "(`repro run` moves it aside)" in line, line
+    assert ("its twin other/a/seed-0 is complete and ran as `repro run` trains here (fp32, fast "
+            "pipeline, on the data here): `repro run` adopts it") in line, line  # fmt: skip
+    assert "trains the run" not in line, line
+    out = repro(*run_args(study, cifar_root, results, "--only", "b"))
+    assert out.exit_code == 0, out.output
+    assert "the run is trained" not in out.output, out.output
+    assert "[  shared] tiny/b/seed-0: shared with other/a/seed-0" in out.output, out.output
+    assert "misplaced" in next((results / "tiny/b/.superseded").iterdir()).joinpath(
+        "SUPERSEDED").read_text()  # fmt: skip
+
+
 def test_import_refuses_a_misplaced_run_in_an_archive(tmp_path):
     study, results = _store(tmp_path)
     shutil.copytree(results / "tiny/a/seed-0", results / "tiny/a/seed-1")

@@ -490,3 +490,23 @@ def test_compare_refuses_a_csv_cut_inside_a_quoted_field_as_cut_short(tmp_path, 
     assert f"error: {before} is cut short: claim row 4 ends inside a quoted field" \
         in result.output  # fmt: skip
     assert "fetch it again" in result.output and len(result.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize("cut", ['"where":"T1"', '"rows_in_table":4', '"relative_difference":null'])
+def test_compare_refuses_a_json_table_cut_short_as_cut_short(tmp_path, cut):
+    # A JSON table cut anywhere no longer parses, and read as "not JSON (Unterminated string
+    # ...)" where a CSV cut alike is "cut short", with what to do. Other invalid JSON is still
+    # "not JSON".
+    full = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7, "c": 8.7}, "full.json")
+    text = full.read_text()
+    assert cut in text, text
+    before = tmp_path / "before.json"
+    before.write_text(text[: text.rindex(cut) + len(cut) - 1])  # in a string, a value
+    result = CliRunner().invoke(main, ["compare", str(before), str(full)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"error: {before} is cut short: its JSON ends before the table does" in result.output
+    assert "fetch it again" in result.output and len(result.output.splitlines()) == 1
+    before.write_text(text.replace("{", "{!", 1)[: text.rindex(cut) + len(cut)])  # a stray !
+    result = CliRunner().invoke(main, ["compare", str(before), str(full)])
+    assert result.exit_code == 2 and f"error: {before} is not a claim table" in result.output
+    assert "not JSON" in result.output and "cut short" not in result.output

@@ -265,6 +265,19 @@ def test_each_net_is_labelled_by_its_own_family(tmp_path):
     assert any(label.startswith("plain-8") for label in labels)
 
 
+def test_a_net_s_legend_names_its_family_then_its_experiment_without_nesting_brackets():
+    # "plain-20 (tseng-plain20 (not counted: paused))": the family, then the experiment and
+    # why it does not count, read as brackets inside brackets.
+    run = curves(10, lambda e: 20 + 10 / e)
+    series = [plots.Series("p20", run, 20, plain=True, model="plain-20", counted=False,
+                           why_not="paused"),
+              plots.Series("r20", run.copy(), 20, model="ResNet-20")]  # fmt: skip
+    fig = plots.degradation_plot(series, "versus")
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["plain-20: p20 (not counted: paused)", "ResNet-20: r20"], labels
+    assert not any(re.search(r"\([^)]*\(", label) for label in labels), labels
+
+
 def test_identical_series_are_drawn_so_that_both_show():
     same = curves(10, lambda e: 20 + 10 / e)
     fig = plots.curves_plot([plots.Series("a", same), plots.Series("b", same.copy())], "twins")
@@ -356,7 +369,7 @@ def test_runs_kept_apart_or_read_by_no_verdict_are_not_drawn_as_counted(tmp_path
                  line.get_label()}  # fmt: skip
         assert len(found) == 4, list(found)
         counted = [k for k in found if "kept apart" not in k and "not counted" not in k]
-        assert counted in (["a"], ["ResNet-20 (a)"]), list(found)
+        assert counted in (["a"], ["ResNet-20: a"]), list(found)
         apart = {k: v for k, v in found.items() if "kept apart" in k}
         assert sorted(k.rsplit("(kept apart: ", 1)[1].rstrip(")") for k in apart) == [
             "bf16 vs fp32", "data cccccccccccc vs official release"]  # fmt: skip

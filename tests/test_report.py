@@ -20,6 +20,7 @@ from fake_runs import fake_evaluation, fake_run, kept_apart_store
 from harness import verdicts as V
 from harness.cli import main
 from harness.report import build, claims_frame, render_html, report_for
+from harness.report.filters import _words
 from harness.results import scan, scan_evaluations
 from harness.schema import Claim
 from harness.studyfile import load_study
@@ -344,8 +345,10 @@ def _browser() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _browse(page, width: int, screenshot=None, *, full_page: bool = False) -> dict:
-    """What headless Chromium sees of ``page`` at ``width`` pixels (tests/browser_check.py)."""
+def _browse(page, width: int, screenshot=None, *, full_page: bool = False,
+            printed: bool = False) -> dict:  # fmt: skip
+    """What headless Chromium sees of ``page`` at ``width`` pixels (tests/browser_check.py),
+    ``printed``: laid out for a printer."""
     browser = _browser()
     if browser is None:
         pytest.skip("Debian's chromium is not installed (`make test` installs it as root)")
@@ -354,6 +357,7 @@ def _browse(page, width: int, screenshot=None, *, full_page: bool = False) -> di
     command = [sys.executable, str(script), browser, str(page)]
     command += [str(screenshot)] if screenshot else []
     command += ["--width", str(width)] + (["--full-page"] if full_page else [])
+    command += ["--print"] if printed else []
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     seen = json.loads(done.stdout)
@@ -421,6 +425,23 @@ def test_the_page_reads_at_a_desk_and_on_a_phone(published_page, tmp_path, width
     assert all(f["legend"] is not None and f["legend"] >= 9 for f in figures), figures
     assert all(f["phone"] == (width < 1000) for f in figures), figures
     assert all(f["width"] <= width for f in figures), figures
+
+
+def test_the_page_prints_every_column(published_page, tmp_path):
+    """Printed (an A4 or Letter sheet's printable width is about 700 to 740 CSS pixels), a
+    table wider than the page was cut off at its box's edge, which scrolls on a screen but not
+    on paper: the claims' verdicts, the released checkpoints' and the copy's commands were
+    lost. On paper every table fits the sheet, side by side, and nothing sticks out."""
+    out = tmp_path / "report.html"
+    out.write_text(published_page)
+    seen = _browse(out, 700, printed=True)
+    assert seen["scrolling_tables"] == [], seen["scrolling_tables"]
+    assert seen["page_width"] <= 700 and seen["overflowing"] == [], seen["overflowing"]
+    assert seen["verdicts_off_screen"] == [] and seen["verdict_cells"] >= 30
+    assert seen["stacked_tables"] == [], "on paper the tables keep their column headers"
+    # Nothing unfolds on paper: the rules in full, the experiments, runs, checkpoints and
+    # evaluations, and the notes in a verdict's cell are printed open.
+    assert seen["folded"] == 0
 
 
 def test_studies_with_no_runs_keep_the_page_short(catalogue_report, catalogue_unrun_page,
@@ -931,6 +952,17 @@ def test_studies_with_no_runs_fold_into_one_line_each(published_store, catalogue
     assert result.exit_code == 0, result.output
     full = out.read_text()
     assert 'id="study-he2015-table6"' in full and "nothing run yet" not in _text(full)
+
+
+def test_claims_waiting_for_a_run_are_not_called_models_with_nothing_run(catalogue_report):
+    # "Models with nothing run yet: ResNet-20" stood under a scoreboard whose ResNet-20 row
+    # has a counted run: the line lists he2015_table6's claims, which wait, not the model.
+    board = [r.model for r in catalogue_report.scoreboard.rows]
+    waiting = [m.model for m in catalogue_report.scoreboard.waiting]
+    assert "ResNet-20" in board and "ResNet-20" in waiting
+    text = _text(render_html(catalogue_report))
+    assert "Models with nothing run yet" not in text
+    assert "Claims with nothing run yet, by model" in text
 
 
 def test_every_model_keeps_a_row_until_it_is_reproduced(published_store, catalogue_report,
@@ -1648,6 +1680,55 @@ def test_a_figure_of_runs_on_a_copy_says_so_beside_the_claims_it_draws(
     (official,) = build([(study, str(path))], scan(results), str(results)).studies
     assert official.figures and not [f for f in official.figures
                                      if "not the official release" in f.caption + f.alt]  # fmt: skip
+
+
+def test_how_to_read_the_curves_is_said_once_above_them_not_under_each(published_page):
+    # Each of the six curve figures repeated the same key (bands, colours and markers,
+    # dash-dot claims, fitted axes, greyed runs, the planned last epoch) under its own data
+    # warning: about 900 characters a caption, 17 lines each on a phone. The key is said once
+    # above a study's figures; each caption keeps what is its own, its data first.
+    captions = [_text(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", published_page,
+                                             re.S)]  # fmt: skip
+    assert len(captions) == 7
+    text = _text(published_page)
+    for sentence in ("Each net has its own colour and marker", "Dash-dot lines are the values",
+                     "Greyed lines with hollow markers", "unfinished but has passed that epoch",
+                     "The epoch axis runs to the planned last epoch",
+                     "is a triangle at the edge it lies beyond"):  # fmt: skip
+        assert text.count(sentence) == 1, sentence  # the degradation study's key, once
+        assert not any(sentence in c for c in captions), sentence
+    assert text.index("Reading the curves") < text.index(captions[0])
+    assert all(len(c) < 600 for c in captions), [len(c) for c in captions]
+    assert all("not the official release" in c for c in captions[:6])
+
+
+def test_a_command_or_a_time_breaks_between_its_words_never_at_their_hyphens(published_page):
+    # At 1400 px the copy's table broke its command as "repro evaluate ... -" over
+    # "-data-dir /tmp/...", which reads as two options, and its times as "2026-11-" over
+    # "26T08:16:43+00:00". Each word is a box a line breaks around (inside it only where the
+    # word alone is wider than the line, as a long path on a phone).
+    assert ('<code class="path"><span class="word">repro</span> <span class="word">evaluate'
+            "</span> <span class=\"word\">studies/checkpoints.yaml</span> "
+            '<span class="word">--data-dir</span>') in published_page  # fmt: skip
+    assert '<span class="time">2026-11-26T08:16:43+00:00</span>' in published_page
+    assert re.search(r"\.word \{[^}]*display: inline-block", published_page)
+    assert re.search(r"\.time \{[^}]*white-space: nowrap", published_page)
+    assert str(_words("a  b-c <d>")) == (
+        '<span class="word">a</span> <span class="word">b-c</span> '
+        '<span class="word">&lt;d&gt;</span>')  # fmt: skip
+
+
+def test_the_list_of_claims_says_ours_never_reproduced_beside_a_verdict(published_page):
+    # "not reproduced on non-official data: akamaster-resnet20, test error claimed 8.27%
+    # (single run), reproduced 18.97% (single run)" said reproduced and not reproduced in one
+    # line, and a claim with nothing counted read "reproduced –". Ours, as the scoreboard says
+    # ("the source's claim → ours"), and nothing where nothing counts.
+    text = _text(published_page)
+    assert ("not reproduced on non-official data : akamaster-resnet20, test error claimed 8.27% "
+            "(single run), ours 18.97% (single run)") in text  # fmt: skip
+    nothing = "under way : tseng-resnet20, test error (final epoch) claimed 8.51% (single run) "
+    assert nothing in text
+    assert ", reproduced" not in text
 
 
 def test_the_banner_says_on_what_the_copy_s_cost_was_measured(published_page, tmp_path):

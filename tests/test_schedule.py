@@ -105,3 +105,76 @@ def test_threshold_warmup_is_bounded_by_max_iterations():
     lr.observe_errors(99, [90.0] * 100)
     assert lr(99) == 0.01
     assert lr(100) == pytest.approx(0.1)
+
+
+# He et al.'s ResNet-110 recipe, as a 5-epoch warm-up of 160 epochs (391 steps an epoch).
+WARM_START = {
+    "epochs": 160,
+    "schedule": {"kind": "multistep", "milestones": [80, 120]},
+    "warmup": {"lr": 0.01, "epochs": 5},
+}
+
+
+def _rates(r: Recipe) -> list[float]:
+    from harness.plan import nominal_batches_per_epoch, nominal_iterations
+
+    lr = LearningRate(r, Length.of(r, nominal_batches_per_epoch(r)))
+    return [round(lr(i), 6) for i in range(nominal_iterations(r))]
+
+
+def _runs(rates: list[float]) -> list[tuple[float, int]]:
+    """The rates in order with how many steps each lasts."""
+    out: list[tuple[float, int]] = []
+    for rate in rates:
+        if out and out[-1][0] == rate:
+            out[-1] = (rate, out[-1][1] + 1)
+        else:
+            out.append((rate, 1))
+    return out
+
+
+def test_a_one_epoch_trial_runs_the_warm_up_and_each_decay_in_miniature():
+    """`--epochs 1` made the 5-epoch warm-up one epoch, the whole trial, and both milestones
+    the trial's end: it trained at the warm-up's rate throughout. Counted in iterations, the
+    trial warms up for 5/160 of itself, then decays at 80/160 and 120/160."""
+    from harness.plan import Overrides, apply_overrides
+
+    trial = apply_overrides(recipe(**WARM_START), Overrides(epochs=1))
+    assert _runs(_rates(trial)) == [(0.01, 12), (0.1, 184), (0.01, 97), (0.001, 98)]
+    smoke = apply_overrides(recipe(**WARM_START), Overrides(smoke=True))
+    assert _rates(smoke) == [0.01, 0.1, 0.01, 0.001]
+
+
+def test_a_trial_long_enough_for_its_units_keeps_them():
+    """Where epochs are fine enough, a trial is scaled as before (and hashed as before)."""
+    from harness.plan import Overrides, apply_overrides
+
+    trial = apply_overrides(recipe(**WARM_START), Overrides(epochs=80))
+    assert (trial.epochs, trial.warmup.epochs, trial.schedule.unit) == (80, 2, "epoch")
+    assert trial.schedule.milestones == [40, 60]
+
+
+def test_repro_run_says_at_what_rates_a_trial_trains(tmp_path):
+    from harness.describe import trial_lines
+    from harness.plan import Overrides, config_hash, plan
+    from harness.studyfile import load_study
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: s\ndescription: d\nsources: {test: {title: t, authors: a}}\n"
+        "experiments:\n  - name: r110\n    model: resnet110\n    recipe:\n"
+        "      optimizer: {lr: 0.1}\n      batch_size: 128\n      epochs: 160\n"
+        "      schedule: {kind: multistep, milestones: [80, 120]}\n"
+        "      warmup: {lr: 0.01, epochs: 5}\n      normalization: {kind: per_pixel_mean}\n"
+    )
+    study = load_study(path)
+    assert trial_lines(study, Overrides()) == []
+    assert trial_lines(study, Overrides(epochs=1)) == [
+        "s: trial ~epochs1 (stored apart, never counts as a reproduction); its learning rate "
+        "by iteration:",
+        "  r110: 1 epoch of 391 iterations; warm-up at lr 0.01 for iterations 1-12; lr 0.1, "
+        "x0.1 from iteration 197, x0.1 from iteration 294",
+    ]
+    (full,), (trial,) = plan(study), plan(study, Overrides(epochs=1))
+    assert config_hash(full.config) != config_hash(trial.config)
+    assert trial.name == "r110/seed-0~epochs1" and not trial.counts_as_reproduction

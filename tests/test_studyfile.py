@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from harness.claimtable import claim_id
 from harness.cli import main
 from harness.schema import Claim, OrderingClaim
-from harness.studyfile import StudyError, load_studies, load_study
+from harness.studyfile import StudyError, load_studies, load_study, study_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
@@ -750,7 +750,8 @@ def test_every_kind_slip_gets_one_message_at_its_line(
     'window'."""
     text = CHECKPOINTS if checkpoints else MINIMAL
     assert old in text
-    problems = problems_of(tmp_path, text.replace(old, new, 1))
+    # A rule slip leaves the rule's check against the seeds for later: said in a line apart.
+    problems = [p for p in problems_of(tmp_path, text.replace(old, new, 1)) if p.path or p.line]
     assert len(problems) == 1, "\n".join(str(p) for p in problems)
     (problem,) = problems
     assert (problem.path, problem.line) == (path, line), str(problem)
@@ -1120,3 +1121,73 @@ def test_a_study_needs_experiments_or_checkpoints(tmp_path):
     text = MINIMAL[: MINIMAL.index("experiments:")] + "claims: []\n"
     (problem,) = problems_of(tmp_path, text)
     assert "at least one experiment (to train) or one checkpoint" in problem.message
+
+
+def test_cross_references_are_checked_in_the_same_pass_as_the_schema(tmp_path):
+    """A newcomer fixed a misspelt key, ran `repro validate` again, and only then heard that
+    a claim named a source and an experiment that do not exist."""
+    text = MINIMAL.replace("    batch_size:", "    batch_sise:").replace(
+        "{source: he2015, where: Table 6, experiment: resnet20",
+        "{source: he2016, where: Table 6, experiment: resnet32",
+    )
+    problems = problems_of(tmp_path, text)
+    assert [(p.path, p.message.split(";")[0]) for p in problems] == [
+        ("recipes.base.batch_sise", "unknown key 'batch_sise'"),
+        ("claims[0].source", "no source named 'he2016'"),
+        ("claims[0].experiment", "no experiment named 'resnet32'"),
+    ], "\n".join(str(p) for p in problems)
+
+
+def test_a_malformed_experiment_is_no_unknown_one_and_what_waits_is_said(tmp_path):
+    """A claim naming an experiment whose entry is malformed is not told the experiment is
+    unknown; a name that may be that of an entry whose name could not be read is not checked,
+    and a line says how many checks wait for the problems to be fixed."""
+    text = MINIMAL.replace("    model: plain20\n", "    model: plain20\n    seeds: 0\n").replace(
+        "  - name: resnet20\n", "  - nmae: resnet20\n"
+    )
+    problems = problems_of(tmp_path, text)
+    shown = "\n".join(str(p) for p in problems)
+    assert not any("no experiment named" in p.message for p in problems), shown
+    assert [p.path for p in problems[:-1]] == ["experiments[0].nmae", "experiments[1].seeds"]
+    # The two claims' resnet20 may be experiments[0]'s name once it is spelt right.
+    assert (problems[-1].path, problems[-1].line) == ("", None)
+    assert problems[-1].message.startswith(
+        "2 cross-reference(s) not checked until the problems above are fixed"
+    ), shown
+
+
+def test_a_claims_epoch_is_checked_against_a_valid_experiment_beside_other_problems(tmp_path):
+    text = MINIMAL.replace("year: 2015}", "year: 15}").replace(
+        "metric: test_error, value: 8.75}",
+        "metric: test_error_at_epoch, epoch: 200, value: 8.75}",
+    )
+    problems = problems_of(tmp_path, text)
+    assert [(p.path, p.message.split(":")[0]) for p in problems] == [
+        ("sources.he2015.year", "value out of range"),
+        ("claims[0].epoch", "epoch 200 is beyond the end of training"),
+    ], "\n".join(str(p) for p in problems)
+
+
+def test_two_experiments_that_train_the_same_thing_are_named_by_validate(tmp_path):
+    """Within one study both would train (harness.twins adopts only other studies' runs):
+    every seed twice on the GPU, without a word. A note, `follows:` or a name changes no
+    training. A warning, since training one config twice can be meant."""
+    text = MINIMAL.replace(
+        "  - name: plain20\n    model: plain20\n    recipe: base\n",
+        "  - name: resnet20-again\n    model: resnet20\n"
+        "    recipe: {extends: base, note: as the other source says}\n    follows: he2015\n",
+    )
+    text = text.replace("[resnet20, plain20]", "[resnet20, resnet20-again]")
+    path = write(tmp_path, text)
+    (warning,) = study_warnings(path, load_study(path))
+    assert (warning.path, warning.line) == ("experiments[1]", 17), str(warning)
+    assert warning.message.startswith(
+        "warning: trains exactly what experiments[0] ('resnet20') trains (the same model and "
+        "recipe once the short forms are expanded), so `repro run` trains every seed twice"
+    ), warning.message
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"{path}:17: experiments[1]: warning: trains exactly what" in result.output
+    # The same model with another recipe is another training.
+    path.write_text(text.replace("note: as the other source says", "epochs: 130"))
+    assert study_warnings(path, load_study(path)) == []

@@ -4,6 +4,7 @@ study adopting a copy of the first's complete run; near-twins are trained."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -338,8 +339,48 @@ def test_status_says_whether_run_adopts_a_damaged_runs_twin(twins, cifar_root, d
                 "to .superseded/") in line, line  # fmt: skip
         assert "again" not in line, line  # neither trained nor rebuilt
         assert "[  shared] two/y/seed-0" in out.output, out.output
+        # `repro run` said "moved to ...; it is trained again", then adopted the twin.
+        assert "trained again" not in out.output, out.output
+        if damage == "complete, config garbage":  # the whole run is moved aside, then:
+            (said,) = [s for s in out.output.splitlines() if "its config cannot be read" in s]
+            assert "moved to " in said and said.endswith(
+                "; a complete twin in another study did the same training: adopting it if it "
+                "ran as this command trains, else training the run"), said  # fmt: skip
         assert summary(results, "two/y/seed-0")["shared_with"] == "one/x/seed-0"
     else:
         assert "twin" not in line and "rebuilds it from the checkpoint" in line, line
         assert "[    skip] two/y/seed-0: already complete" in out.output, out.output
         assert "shared_with" not in summary(results, "two/y/seed-0")
+
+
+def test_adopting_over_a_repaired_run_left_pending_keeps_its_files(twins, cifar_root):
+    """A damaged run the repair leaves pending (its curves and summary torn, its checkpoint a
+    link that leads nowhere) was adopted over in place: the twin's files replaced its own
+    environment.json and checkpoint link, and the repair's kept-aside files stayed beside the
+    adopted run. Now everything the run directory held goes to .superseded/ first."""
+    two, results = twins
+    run = fake_run(results, load_study(two), "y", epochs=3, status="paused")
+    _torn(run / store.SUMMARY)
+    _torn(run / store.METRICS)
+    (run / store.CHECKPOINT).symlink_to(run / "gone.pt")
+    held = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert store.inspect(run).status == store.DAMAGED
+    before = repro("status", str(two), "--results", str(results), "--data-dir", str(cifar_root))
+    assert "`repro run` adopts it, moving this attempt to .superseded/" in before.output
+    out = repro(*run_args(two, cifar_root, results, "--seeds", "1"))
+    assert out.exit_code == 0, out.output
+    assert "[  shared] two/y/seed-0" in out.output, out.output
+    (kept,) = (results / "two/y/.superseded").iterdir()
+    assert f"two/y/seed-0: what its directory held (pending) moved to {kept}" in out.output
+    assert os.readlink(kept / store.CHECKPOINT) == str(run / "gone.pt")
+    for name, data in held.items():  # the repair's kept-aside copies hold the torn files
+        (copy,) = [p for p in kept.iterdir() if p.name.split(".unreadable-")[0] == name]
+        assert copy.read_bytes() == data, name
+    # The adopted run holds the twin's files only, and reads as it did before.
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        [store.LOCK, store.CONFIG, store.ENVIRONMENT, store.METRICS, store.CHECKPOINT,
+         store.SUMMARY])  # fmt: skip
+    assert (run / store.ENVIRONMENT).read_bytes() == (
+        results / "one/x/seed-0" / store.ENVIRONMENT).read_bytes()  # fmt: skip
+    status = repro("status", str(two), "--results", str(results))
+    assert "2 runs" in status.output and "(shared with one/x/seed-0)" in status.output

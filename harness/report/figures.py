@@ -20,24 +20,31 @@ from harness.results import RunRecord, curves_frame
 from harness.schedule import LearningRate, Length
 from harness.schema import Claim, Experiment, Study, Warmup
 
+# The sentences of a figure's key (views.Figure.key): the page says each once, above its
+# study's figures, for all of them.
 GREYED_NOTE = (
-    " Greyed lines with hollow markers, labelled \u201cnot counted\u201d, are runs that count "
+    "Greyed lines with hollow markers, labelled \u201cnot counted\u201d, are runs that count "
     "toward no verdict (paused, unfinished, smoke or override runs, stale configs, runs that no "
     "verdict reads): drawn for what they show."
 )
 
 KEPT_APART_NOTE = (
-    " Greyed dotted lines with hollow markers, labelled \u201ckept apart\u201d, are runs that "
+    "Greyed dotted lines with hollow markers, labelled \u201ckept apart\u201d, are runs that "
     "could count but that every verdict on them kept apart from the runs it used (another "
     "precision, pipeline or data, as the label says): they count toward no verdict."
 )
 
-
 COUNTED_AT_NOTE = (
-    " A greyed run labelled \u201ccounted only at epoch N\u201d is unfinished but has passed "
+    "A greyed run labelled \u201ccounted only at epoch N\u201d is unfinished but has passed "
     "that epoch: its test error there counts toward the claim drawn as a star, the rest of "
     "its curve toward none."
 )
+
+PLANNED_NOTE = (
+    "The epoch axis runs to the planned last epoch, dotted: unfinished runs stop short of it."
+)
+
+BANDS_NOTE = "Shaded bands span the random seeds."
 
 
 def _figures(study: Study, classified: list[_Classified], runs: list[RunView]) -> list[Figure]:
@@ -51,15 +58,14 @@ def _figures(study: Study, classified: list[_Classified], runs: list[RunView]) -
         title = study.name
         if group != study.name:
             title += f", experiments following {_source_label(study.sources[group])}"
-        greyed = GREYED_NOTE if any(not s.counted and not s.kept_apart for s in series) else ""
+        greyed = [GREYED_NOTE] if any(not s.counted and not s.kept_apart for s in series) else []
         if any(s.kept_apart for s in series):
-            greyed += KEPT_APART_NOTE
+            greyed.append(KEPT_APART_NOTE)
         if any(s.counted_at for s in series):
-            greyed += COUNTED_AT_NOTE
+            greyed.append(COUNTED_AT_NOTE)
         if any(s.planned_epochs and s.curves["epoch"].max() < s.planned_epochs for s in series):
-            greyed += (" The epoch axis runs to the planned last epoch, dotted: unfinished runs "
-                       "stop short of it.")  # fmt: skip
-        claimed = _CLAIMED_NOTE if any(s.claims for s in series) else ""
+            greyed.append(PLANNED_NOTE)
+        claimed = [_CLAIMED_NOTE] if any(s.claims for s in series) else []
         drawn = {e.name for e in study.experiments if (e.follows or study.name) == group}
         data = _data_note([c.record for c in classified
                            if c.record.history and c.record.experiment in drawn],
@@ -69,26 +75,26 @@ def _figures(study: Study, classified: list[_Classified], runs: list[RunView]) -
             figures.append(Figure(
                 f"{title}: plain versus residual",
                 data + "Drawn like He et al. 2015, Figure 6: thin dashed lines are training "
-                "error, bold lines test error; shaded bands span the random seeds." + _LOOK_NOTE
-                + claimed + _range_note(plot, "error", from_zero=True) + greyed,
+                "error, bold lines test error, on one error axis from 0.",
                 plot,
                 _alt("Two panels of line charts, plain nets and residual nets, of training "
                      "and test error (%) against epoch, on one error axis from 0", plot,
                      series, ["train_error", "test_error"])
                 + (" " + data.strip() if data else ""),
                 plots.degradation_plot(series, title, plots.PHONE),
+                (BANDS_NOTE, _LOOK_NOTE, *claimed, *_range_notes(plot), *greyed),
             ))  # fmt: skip
         plot = plots.curves_plot(series, title)
         figures.append(Figure(
             f"{title}: training loss and test error",
-            data + "Mean over random seeds; shaded bands span them." + _LOOK_NOTE + claimed
-            + _range_note(plot, "test error") + greyed,
+            data + "Mean over random seeds.",
             plot,
             _alt("Two line charts against epoch: training loss"
                  + (" (log scale)" if plot.axes[0].get_yscale() == "log" else "")
                  + " and test error (%)", plot, series, ["train_loss", "test_error"])
             + (" " + data.strip() if data else ""),
             plots.curves_plot(series, title, plots.PHONE),
+            (BANDS_NOTE, _LOOK_NOTE, *claimed, *_range_notes(plot), *greyed),
         ))  # fmt: skip
     figures.append(_lr_figure(study, classified))
     return figures
@@ -125,31 +131,31 @@ def _alt(what: str, plot: MplFigure, series: list[plots.Series], columns: list[s
             + (f" Off the axes: {'; '.join(off)}." if off else ""))  # fmt: skip
 
 
-_LOOK_NOTE = " Each net has its own colour and marker, the same in every figure of the study."
+_LOOK_NOTE = "Each net has its own colour and marker, the same in every figure of the study."
 _CLAIMED_NOTE = (
-    " Dash-dot lines are the values the sources claim at the end of training, ending in the "
+    "Dash-dot lines are the values the sources claim at the end of training, ending in the "
     "net's marker at the last epoch; a star is a test error claimed after a given epoch."
 )
 
 
-def _range_note(plot: MplFigure, what: str, *, from_zero: bool = False) -> str:
-    """What the error axis shows where it leaves early epochs or far claims off: said in the
-    caption as well as over the panel, so that a clipped curve is not read as one that started
-    low, nor a claim marked at the edge as one at the edge's value."""
+def _range_notes(plot: MplFigure) -> list[str]:
+    """What the error axes show where they leave early epochs or far claims off: said in the
+    key as well as over the panel, so that a clipped curve is not read as one that started
+    low, nor a claim marked at the edge as one at the edge's value. (Where a plain-versus-
+    residual figure's axis starts, at 0, its own caption says.)"""
     notes = plots.off_scale(plot)
     if not notes:
-        return ""
-    text = (f" The {what} axis{' starts at 0 and' if from_zero else ''} is fitted to the last "
-            "half of training and the claimed values, where runs and claims differ")  # fmt: skip
-    said = []
+        return []
+    said = ["Error axes are fitted to the last half of training and the claimed values, where "
+            "runs and claims differ."]  # fmt: skip
     if any(re.search(r"off scale \((up|down) to", n) for n in notes):
-        said.append("the note over a panel says which earlier epochs run off it (\u25b2 above, "
-                    "\u25bc below) and how far")  # fmt: skip
+        said.append("The note over a panel says which earlier epochs run off it (\u25b2 above, "
+                    "\u25bc below) and how far.")  # fmt: skip
     if plots.claims_off_scale(plot):
-        said.append(f"a claimed value more than {plots.CLAIM_REACH:g} times the curves' range "
+        said.append(f"A claimed value more than {plots.CLAIM_REACH:g} times the curves' range "
                     "from them is a triangle at the edge it lies beyond, its value in the note "
-                    "over the panel and in the legend")  # fmt: skip
-    return text + "; " + "; ".join(said) + "."
+                    "over the panel and in the legend.")  # fmt: skip
+    return said
 
 
 # A claim on a curve's end, or at one epoch, drawn against that curve.

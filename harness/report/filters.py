@@ -75,3 +75,11 @@ def _code_spans(text: str) -> markupsafe.Markup:
         markupsafe.Markup("<code>{}</code>").format(part) if i % 2 else markupsafe.escape(part)
         for i, part in enumerate(parts)
     )
+
+
+def _words(text: str) -> markupsafe.Markup:
+    """A command, escaped, each of its words in a box that a line breaks around (CSS .word):
+    a browser broke "--data-dir" after its first hyphen, where a reader sees two options."""
+    return markupsafe.Markup(" ").join(
+        markupsafe.Markup('<span class="word">{}</span>').format(word) for word in str(text).split()
+    )

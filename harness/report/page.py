@@ -37,6 +37,7 @@ from harness.report.filters import (
     _signed_percent,
     _tolerance_digits,
     _tone,
+    _words,
     slug,
 )
 from harness.report.glance import (
@@ -207,6 +208,7 @@ def render_html(report: Report) -> str:
     env.filters["brief"] = _brief
     env.filters["slug"] = slug
     env.filters["code_spans"] = _code_spans
+    env.filters["words"] = _words
     return env.get_template("report.html.j2").render(report=report)
 
 

@@ -238,12 +238,21 @@ class LayoutView:
 @dataclass
 class Figure:
     title: str
-    caption: str
+    own: str  # what its caption says of it alone: its data first, what it draws
     plot: MplFigure = field(repr=False)  # what was drawn, readable by tests
     alt: str = ""  # the figure in words, for a reader who cannot see it
     # The same drawn for a phone (plots.PHONE: panels stacked, type that stays readable),
     # which the page shows where it is narrow.
     phone: MplFigure | None = field(default=None, repr=False)
+    # How to read it, in sentences its study's other figures share (colours and markers,
+    # claimed values, fitted axes, greyed runs): the page says them once, above the study's
+    # figures (StudyReport.curves_key), where each caption repeated them.
+    key: tuple[str, ...] = ()
+
+    @property
+    def caption(self) -> str:
+        """All a reader of this figure alone needs: its own words, then its key."""
+        return " ".join([self.own, *self.key]).strip()
 
     @functools.cached_property
     def uri(self) -> str:
@@ -406,6 +415,11 @@ class StudyReport:
     def set_aside(self) -> str:
         """Beside its count of counted runs: those kept apart or that no verdict reads."""
         return set_aside_text(self.runs)
+
+    @property
+    def curves_key(self) -> list[str]:
+        """How to read the study's figures: each sentence of their keys once, in order."""
+        return list(dict.fromkeys(k for f in self.figures for k in f.key))
 
     @property
     def metric_key(self) -> list[tuple[str, str]]:
