@@ -420,6 +420,13 @@ def validate(files: tuple[str, ...]) -> None:
     help="Redo runs that already ended (the old ones are moved to .superseded/, not deleted), "
     "and train runs that would adopt a complete twin of another study.",
 )
+@click.option(
+    "--supersede",
+    is_flag=True,
+    help="Train over runs of the same study name that another study file made and still plans "
+    "(a copy that kept the original's `name:`); they are moved to .superseded/, not deleted. "
+    "Without it, `repro run` refuses such runs before training anything.",
+)
 @RESULTS_OPTION
 @DATA_DIR_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bars: one line per run, for logs.")
@@ -500,6 +507,7 @@ def run(
     subset,
     smoke,
     force,
+    supersede,
     results,
     data_dir,
     quiet,
@@ -532,7 +540,7 @@ def run(
     from harness.describe import trial_lines
     from harness.executors import local_slots, run_parallel, submit
     from harness.plan import Overrides, PlanError
-    from harness.runner import RunError, RunOptions, run_study
+    from harness.runner import RunError, RunOptions, refuse_displacing_any, run_study
     from harness.schema import LocalSettings, SlurmSettings
     from harness.studyfile import study_warnings
 
@@ -556,6 +564,7 @@ def run(
         data_dir=data_dir,
         device=device,
         force=force,
+        supersede=supersede,
         quiet=quiet,
         overrides=Overrides(only=only, seeds=seeds, epochs=epochs, subset=subset, smoke=smoke),
         pipeline=pipeline,
@@ -569,7 +578,12 @@ def run(
     )
     tally: Counter[str] = Counter()
     started, every = time.time(), []
-    for study, path in zip(studies_or_fail(files, "nothing was run"), files, strict=True):
+    studies = studies_or_fail(files, "nothing was run")
+    try:  # every file's runs, before the first file's train
+        refuse_displacing_any(list(zip(studies, files, strict=True)), options)
+    except (RunError, PlanError) as exc:
+        fail(str(exc))
+    for study, path in zip(studies, files, strict=True):
         for warning in study_warnings(path, study):
             click.echo(str(warning))
         for line in trial_lines(study, options.overrides):
@@ -695,7 +709,7 @@ def report(out, fmt, results, study_files, show_unrun, files):
     The page is one self-contained HTML file (no external assets); open it anywhere.
     """
     from harness.outputs import OutputError, report_output
-    from harness.report import environment_warning, report_for, write
+    from harness.report import environment_warning, report_for, write, written_text
     from harness.results import scan, scan_evaluations
 
     try:
@@ -721,13 +735,7 @@ def report(out, fmt, results, study_files, show_unrun, files):
     built = report_for([Path(f) for f in files], results, show_unrun=show_unrun,
                        studies=studies, records=records, figures=fmt == "html")  # fmt: skip
     write(built, out, fmt)
-    claims = sum(len(s.all_claims) for s in built.studies)
-    evaluations = (f", {built.total_evaluations} checkpoint evaluations"
-                   if built.total_evaluations else "")  # fmt: skip
-    click.echo(
-        f"wrote {out} ({fmt}: {len(built.studies)} studies, {claims} claims, "
-        f"{built.total_runs} runs{evaluations})"
-    )
+    click.echo(written_text(built, out, fmt))
     for line in unreported(records, {s.name for s in studies}, given=bool(named)):
         click.echo(f"note: {line}", err=True)
     for warning in filter(None, map(environment_warning, records)):
@@ -1000,9 +1008,9 @@ def status(files, results, queue_file, check_data, data_dir):
     if note := missing_store_note(Path(results)):
         click.echo(note, err=True)
     check = data_check(check_data, data_dir)
-    for study in studies:
+    for study, path in zip(studies, files, strict=True):
         if study.experiments:
-            click.echo(render(study, study_status(study, results, check)))
+            click.echo(render(study, study_status(study, results, check, path)))
         for line in checkpoint_lines(study, results):
             click.echo(line)
     if check is not None and check.note:

@@ -48,6 +48,9 @@ class RunOptions:
     data_dir: Path | None = None
     device: str = "auto"  # auto | cpu | cuda
     force: bool = False
+    # Supersede the runs another study file of the same name made and still plans
+    # (harness.copies); without it (or --force), `repro run` refuses them.
+    supersede: bool = False
     quiet: bool = False
     overrides: Overrides = field(default_factory=Overrides)
     pipeline: str = "fast"
@@ -156,8 +159,10 @@ def pending_runs(
         store.ensure_writable(options.results)
     except store.StoreUnusable as exc:
         raise RunError(str(exc)) from None
+    plans = plan(study, options.overrides, study_file)
+    refuse_displacing(plans, options, study_file)
     outcomes, todo = [], []
-    for p in plan(study, options.overrides, study_file):
+    for p in plans:
         decision = _decide(p, options.results, options.force, echo)
         if decision is None:
             todo.append(p)
@@ -165,6 +170,26 @@ def pending_runs(
             outcomes.append(decision)
             echo(line(decision))
     return outcomes, todo
+
+
+def refuse_displacing(plans: list[RunPlan], options: RunOptions, study_file: str | None) -> None:
+    """RunError, before anything is moved or trained, where the study's runs in the store
+    were made by another study file of the same name that still plans them (a copy that
+    kept the original's `name:`, harness.copies); --supersede or --force lets them go."""
+    from harness.copies import displaced_runs, refusal
+
+    if options.force or options.supersede or study_file is None:
+        return
+    if displaced := displaced_runs(plans, options.results, options.overrides):
+        raise RunError(refusal(displaced, study_file))
+
+
+def refuse_displacing_any(studies: list[tuple[Study, str]], options: RunOptions) -> None:
+    """refuse_displacing for each (study, its file) that a command is to run, before the
+    first of them trains."""
+    for study, study_file in studies:
+        if study.experiments:
+            refuse_displacing(plan(study, options.overrides, study_file), options, study_file)
 
 
 def run_study(

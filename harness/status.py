@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import store
+from harness.copies import displaced_runs, status_text
 from harness.data import Cifar10, DataError, load_cached, locate, shown_apart
 from harness.execution import Execution, label
 from harness.executors import TERMINAL_FAILURES, job_state
 from harness.placement import WHAT_TO_DO
-from harness.plan import plan
+from harness.plan import Overrides, plan
 from harness.results import environment_ignored, run_directories, scan_evaluations
 from harness.runner import state_after_recovery, summary_or_checkpoint
 from harness.schema import Study
@@ -195,10 +196,13 @@ def twin_note(found: list[Twin], check: DataCheck | None, attempt: bool) -> Twin
 def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
             check: DataCheck | None = None,
             twins: Callable[[], list[Twin]] | None = None,
-            repaired: Callable[[], store.RunState | None] | None = None) -> StatusRow:  # fmt: skip
+            repaired: Callable[[], store.RunState | None] | None = None,
+            made_by: Path | None = None) -> StatusRow:  # fmt: skip
     """``twins``: the complete twins of the planned run (harness.twins), asked for only
     where `repro run` would train it; ``repaired``: what a damaged run is once `repro run`
-    has repaired it (runner.state_after_recovery), asked for only when it has twins."""
+    has repaired it (runner.state_after_recovery), asked for only when it has twins;
+    ``made_by``: the other study file of the same name that made the run and still plans it
+    (harness.copies), which `repro run` refuses to supersede."""
     if (blocking := store.file_in_the_way(run_dir)) is not None:
         return StatusRow(name, store.DAMAGED, "?", f"{blocking} is a file where a directory "
                          "belongs; `repro run` keeps it aside (renamed) and trains the "
@@ -258,7 +262,8 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
                   and state.config_hash != planned_hash)  # fmt: skip
     # What `repro run` does next with a run it would train: a complete twin may be adopted
     # first (runner._train_in_turn adopts before it claims, and refuses, a run to resume).
-    found = twins() if twins is not None and (superseded or state.status in (
+    # (None where `repro run` refuses the run: made by another file of the study's name.)
+    found = twins() if twins is not None and made_by is None and (superseded or state.status in (
         "pending", *RESUMABLE, store.DAMAGED, store.MISPLACED)) else []  # fmt: skip
     # What the run's directory holds goes to .superseded/ when the twin is adopted (twins.adopt).
     attempt = (state.status in RESUMABLE and not superseded) or (
@@ -281,7 +286,9 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
         detail = detail.replace("{trains}", trains, 1)
     if adopted and state.status == store.DAMAGED:  # it is not trained again nor rebuilt
         detail = detail.replace(f"{state.detail}; {repair}", state.detail, 1)
-    if superseded:
+    if superseded and made_by is not None:
+        detail = (f"{detail}; " if detail else "") + status_text(made_by)
+    elif superseded:
         detail = (f"{detail}; " if detail else "") + "made with another config: `repro run` " \
             "moves it to .superseded/" + ("" if adopted else " and trains it again")  # fmt: skip
     # The data it began on: the summary's, or, for a run killed in a session (which removed
@@ -314,17 +321,21 @@ def missing_store_note(results: Path) -> str | None:
             "elsewhere, give its path with --results")  # fmt: skip
 
 
-def study_status(study: Study, results: Path, check: DataCheck | None = None) -> list[StatusRow]:
+def study_status(study: Study, results: Path, check: DataCheck | None = None,
+                 study_file: str | None = None) -> list[StatusRow]:  # fmt: skip
     """Every planned run of the study, then any other run directory of it in the store;
-    with ``check``, each run `repro run` would resume checked against the data here."""
+    with ``check``, each run `repro run` would resume checked against the data here; with
+    ``study_file``, each run another file of the study's name made and still plans."""
     rows, seen = [], set()
-    for p in plan(study):
+    plans = plan(study, study_file=study_file)
+    made_by = {d.plan.name: d.other_file for d in displaced_runs(plans, results, Overrides())}
+    for p in plans:
         run_dir = p.directory(results)
         seen.add(run_dir)
         rows.append(row_for(p.name, run_dir, p.hash, check,
                             twins=lambda p=p: complete_twins(p, results),
                             repaired=lambda p=p, d=run_dir: state_after_recovery(p, d),
-                            ))  # fmt: skip
+                            made_by=made_by.get(p.name)))  # fmt: skip
     for run_dir in run_directories(results, study.name):  # listed, not read twice
         if run_dir not in seen:
             rows.append(row_for(run_dir.relative_to(results / study.name).as_posix(),

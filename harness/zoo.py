@@ -22,7 +22,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from torch import nn
 
 from harness.near import near_names, one_slip_away
@@ -57,6 +64,19 @@ class ModelSpec(BaseModel):
     )
     num_classes: int = Field(10, ge=2)
 
+    @field_validator("dropout", mode="before")
+    @classmethod
+    def _dropout_is_a_probability(cls, v: object) -> object:
+        # Before the range check, which would say only "< 1.0" to someone who wrote 30 for 30%.
+        if isinstance(v, int | float) and not isinstance(v, bool) and v >= 1:
+            as_percent = (": 1 would drop every activation" if v == 1
+                          else f": {v:g}% is written {v / 100:g}" if v < 100 else "")  # fmt: skip
+            raise ValueError(
+                f"dropout is a probability, from 0 up to (not including) 1, not a percentage "
+                f"(0.3 drops 30% of the activations){as_percent}"
+            )
+        return v
+
     @model_validator(mode="after")
     def _depth_fits_the_convention(self) -> ModelSpec:
         # Accessing the property raises ValueError with the allowed depths when it does not fit.
@@ -76,8 +96,49 @@ class ModelSpec(BaseModel):
                 f"depth {self.depth} does not fit {self.block} units under the "
                 f"'{self.depth_convention}' convention, which needs depth = "
                 f"{per_unit}n+{offset} (nearest: {', '.join(map(str, nearest))})"
+                f"{self._other_convention()}"
             )
         return n
+
+    def _other_convention(self) -> str:
+        """Where the depth fits the other convention, what to write for it: a Wide ResNet's
+        depth (6n+4: WRN-16-4, WRN-28-10) read under He et al.'s rule, or the reverse."""
+        if self.block != "basic":
+            return ""
+        if self.depth_convention == "wrn":
+            if (self.depth - 2) % 6:
+                return ""
+            return (f"; depth {self.depth} fits He et al.'s convention (6n+2): leave out "
+                    "depth_convention: wrn")  # fmt: skip
+        if (self.depth - 4) % 6 or self.depth < 10:
+            return ""
+        name = f"wrn-{self.depth}-{self.width}"
+        hint = "; for a Wide ResNet, whose depth is 6n+4 (Zagoruyko & Komodakis), add "
+        # Or its name (pre-activation, shortcut B), with the fields the spec writes otherwise
+        # (`{depth: 16, width: 4, preact: true}` is `wrn-16-4` in a word). Fields the spec
+        # leaves to ModelSpec's defaults (shortcut A) differ from the name's: then the two
+        # are two nets, and the message says which is which.
+        try:
+            named = spec_from_name(name)
+        except UnknownModelError:
+            return hint + "depth_convention: wrn"
+        given = [f for f in type(self).model_fields
+                 if f in self.model_fields_set and f != "depth_convention"]  # fmt: skip
+        changed = {f: getattr(self, f) for f in given if getattr(named, f) != getattr(self, f)}
+        written = ", ".join(f"{f}: {_yaml(v)}" for f, v in changed.items())
+        by_name = f"{{name: {name}, {written}}}" if changed else name
+        as_written = self.model_copy(update={"depth_convention": "wrn"})
+        apart = [
+            f
+            for f in type(self).model_fields
+            if getattr(as_written, f) != getattr(named.model_copy(update=changed), f)
+        ]
+        if not apart:
+            return hint + f"depth_convention: wrn, or write it by name: model: {by_name}"
+        return (hint + f"depth_convention: wrn for the net as written "
+                f"({_fields(as_written, apart)}), or write model: {by_name} for "
+                f"WRN-{self.depth}-{self.width} as Zagoruyko & Komodakis built it "
+                f"({_fields(named, apart)})")  # fmt: skip
 
     def _depth_rule(self) -> tuple[int, int]:
         if self.depth_convention == "wrn":
@@ -116,6 +177,17 @@ class ModelSpec(BaseModel):
         if self.dropout:
             extras.append(f"dropout {self.dropout:g}")
         return name + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _yaml(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _fields(spec: ModelSpec, names: list[str]) -> str:
+    """A spec's ``names`` fields as a paper would say them: "pre-activation, shortcut B"."""
+    said = {"preact": "pre-activation" if spec.preact else "original units",
+            "shortcut": f"shortcut {spec.shortcut}"}  # fmt: skip
+    return ", ".join(said.get(f, f"{f} {_yaml(getattr(spec, f))}") for f in names)
 
 
 class UnknownModelError(ValueError):

@@ -117,7 +117,7 @@ def test_the_format_follows_the_extension_of_out_in_either_case(tmp_path):
         out = repro("report", "--study", str(ROOT / "studies" / "smoke.yaml"), "--results",
                     str(tmp_path / "results"), "--out", str(tmp_path / name))  # fmt: skip
         assert out.exit_code == 0, out.output
-        assert f"({fmt}: 1 studies" in out.output
+        assert f"({fmt}: 1 study," in out.output
         assert (tmp_path / name).read_text().startswith(starts)
 
 
@@ -135,11 +135,11 @@ def test_an_out_extension_that_names_no_format_is_refused_without_format(tmp_pat
             "or give --format html|csv|json to write that format to report.pdf") in out.output  # fmt: skip
     assert not pdf.exists()
     asked = repro(*args, str(pdf), "--format", "html")
-    assert asked.exit_code == 0 and "(html: 1 studies" in asked.output, asked.output
+    assert asked.exit_code == 0 and "(html: 1 study," in asked.output, asked.output
     assert pdf.read_text().startswith("<!DOCTYPE html>")
     for name in ("report", "page.HTM"):  # no extension, or HTML's short one: the page
         out = repro(*args, str(tmp_path / name))
-        assert out.exit_code == 0 and "(html: 1 studies" in out.output, (name, out.output)
+        assert out.exit_code == 0 and "(html: 1 study," in out.output, (name, out.output)
 
 
 def test_a_run_ends_with_a_summary_and_the_next_command(tmp_path, cifar_root):
@@ -414,7 +414,7 @@ def test_report_says_which_runs_it_left_out_because_their_study_is_gone(tmp_path
     study_file.unlink()
     out = repro("report", "--results", "R", "--out", "r.html")
     assert out.exit_code == 0, out.output
-    assert "0 studies, 0 claims, 1 runs" in out.output
+    assert "0 studies, 0 claims, 1 run)" in out.output
     assert "note: 1 run(s) of study 'tiny' are not reported: its study file is not in " \
         "studies/ and was not found" in out.output  # fmt: skip
     assert "give it with --study FILE" in out.output

@@ -70,7 +70,7 @@ def test_an_installed_wheel_renders_a_report_outside_the_repository(site, tmp_pa
     out = installed(site, tmp_path, "report", "--study", "s.yaml", "--out", "page.html")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Traceback" not in out.stderr
-    assert "wrote page.html (html: 1 studies, 1 claims, 1 runs)" in out.stdout
+    assert "wrote page.html (html: 1 study, 1 claim, 1 run)" in out.stdout
     html = (tmp_path / "page.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     assert "installed" in html and "8.75%" in html and "8.60%" in html and "reproduced" in html
@@ -112,3 +112,19 @@ def test_a_checkout_still_gives_its_commit(monkeypatch):
     if head.returncode != 0:
         pytest.skip(f"{ROOT} is not a git checkout here")
     assert git_commit()["commit"] == head.stdout.strip()
+
+
+def test_the_report_counts_what_it_wrote_in_words(tmp_path, monkeypatch):
+    """`repro report --out x.csv` said "wrote x.csv (csv: 1 studies, 1 claims, 1 runs)":
+    each count takes its own plural. (The CLI here, not the wheel: the wording is the same.)"""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    study = load_study(tiny_study(tmp_path / "s.yaml", STUDY, name="words", seeds=2))
+    for seed in (0, 1):
+        fake_run(tmp_path / "results", study, "r20", seed)
+    out = CliRunner().invoke(main, ["report", "s.yaml", "--out", "x.csv"])
+    assert out.exit_code == 0, out.output
+    assert "wrote x.csv (csv: 1 study, 1 claim, 2 runs)" in out.output, out.output

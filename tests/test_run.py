@@ -783,3 +783,106 @@ def test_one_members_failure_never_holds_back_its_partners(tmp_path, cifar_root,
     again = repro(*run_args(study, cifar_root, results, "--fuse", "2"))
     assert "[    skip] tiny/a/seed-0" in again.output and "fused:" not in again.output
     assert summary(results, "tiny/a/seed-1")["status"] == "failed"
+
+
+def _made_by(run_dir: Path, study_file: Path | str) -> None:
+    """Record in a hand-made run's summary the study file that made it, as training does."""
+    record = json.loads((run_dir / store.SUMMARY).read_text())
+    store.write_json(run_dir / store.SUMMARY, {**record, "study_file": str(study_file)})
+
+
+TWO_RUNS = (
+    "  - {name: a, model: resnet20, recipe: base}\n  - {name: b, model: resnet20, recipe: base}\n"
+)
+
+
+def test_a_copy_that_keeps_the_study_name_is_refused_before_anything_trains(tmp_path):
+    """A copy of a study that kept the original's `name:` and changed its schedule found the
+    original's runs (complete, or paused after hours of GPU) made "with another config",
+    moved them to .superseded/ and trained them again under the copy: the original's results
+    left its report, unasked. `repro run` refuses, naming both files and the ways out; `repro
+    status` says so; --supersede replaces them on purpose."""
+    from fake_runs import fake_run
+
+    from harness.runner import pending_runs
+
+    (tmp_path / "studies").mkdir()
+    original = tiny_study(tmp_path / "studies" / "s.yaml", TWO_RUNS)
+    results = tmp_path / "results"
+    done = fake_run(results, load_study(original), "a", status="complete")
+    paused = fake_run(results, load_study(original), "b", status="paused", epochs=6)
+    for run_dir in (done, paused):
+        _made_by(run_dir, original.resolve())
+    copy = tiny_study(tmp_path / "mine.yaml", TWO_RUNS,
+                      TINY_RECIPE.replace("kind: multistep, milestones: [2], gamma: 0.1",
+                                          "kind: cosine"))  # fmt: skip
+
+    refused = repro("run", str(copy), "--results", str(results), "--device", "cpu")
+    assert refused.exit_code == 2, refused.output
+    said = " ".join(refused.output.split())
+    assert str(copy) in said and str(original.resolve()) in said, said
+    assert "a/seed-0 (complete, 4 epochs), b/seed-0 (paused, 3 epochs)" in said, said
+    assert "name of its own" in said and "--supersede" in said and "nothing was trained" in said
+    assert (done / store.SUMMARY).exists() and (paused / store.SUMMARY).exists()
+    assert not (done.parent / ".superseded").exists()
+
+    status = repro("status", str(copy), "--results", str(results), "--no-check-data")
+    shown = " ".join(status.output.split())
+    assert f"made by {original.resolve()}, which still plans it" in shown, shown
+    assert "refuses to train over it" in shown and "trains it again" not in shown, shown
+    # The original itself reads its own runs as ever.
+    own = repro("status", str(original), "--results", str(results), "--no-check-data")
+    assert "made by" not in own.output and "another config" not in own.output, own.output
+
+    # On purpose: the runs are moved aside (kept) and trained under the copy.
+    options = RunOptions(results=results, device="cpu", supersede=True)
+    outcomes, todo = pending_runs(load_study(copy), options, lambda _: None, str(copy))
+    assert [p.name for p in todo] == ["a/seed-0", "b/seed-0"] and not outcomes
+    assert len(list((done.parent / ".superseded").iterdir())) == 1
+
+
+@pytest.mark.parametrize("how", ["edited", "other directory", "moved", "other checkout",
+                                 "renamed", "no file recorded"])  # fmt: skip
+def test_a_run_no_other_study_file_still_plans_is_superseded_as_before(tmp_path, monkeypatch,
+                                                                        how):  # fmt: skip
+    """Only a run that another, existing study file of the same name still plans is refused:
+    an edited study (the same file, reached by any path), a moved original, the same study in
+    another checkout, an original renamed since, or a run that recorded no file is superseded
+    and trained again, as ever."""
+    from fake_runs import fake_run
+
+    from harness.runner import pending_runs
+
+    checkout = tmp_path / "A"
+    (checkout / ".git").mkdir(parents=True)
+    (checkout / "studies").mkdir()
+    before = tiny_study(checkout / "studies" / "s.yaml", TWO_RUNS)
+    results = tmp_path / "results"
+    run_dir = fake_run(results, load_study(before), "a", status="complete")
+    _made_by(run_dir, before.resolve())
+    changed = TINY_RECIPE.replace("lr: 0.05", "lr: 0.02")
+    now = before
+    if how in ("edited", "other directory"):
+        tiny_study(before, TWO_RUNS, changed)
+        if how == "other directory":
+            monkeypatch.chdir(checkout / "studies")
+            now = Path("s.yaml")
+    elif how == "moved":
+        now = tiny_study(tmp_path / "elsewhere.yaml", TWO_RUNS, changed)
+        before.unlink()
+    elif how == "other checkout":
+        (tmp_path / "B" / ".git").mkdir(parents=True)
+        (tmp_path / "B" / "studies").mkdir()
+        now = tiny_study(tmp_path / "B" / "studies" / "s.yaml", TWO_RUNS, changed)
+    elif how == "renamed":
+        tiny_study(before, TWO_RUNS, name="theirs")
+        now = tiny_study(tmp_path / "mine.yaml", TWO_RUNS, changed)
+    else:
+        record = json.loads((run_dir / store.SUMMARY).read_text())
+        store.write_json(run_dir / store.SUMMARY, {**record, "study_file": None})
+        now = tiny_study(tmp_path / "mine.yaml", TWO_RUNS, changed)
+    said = []
+    options = RunOptions(results=results, device="cpu")
+    _, todo = pending_runs(load_study(now), options, said.append, str(now))
+    assert [p.name for p in todo] == ["a/seed-0", "b/seed-0"]
+    assert any("made with another config; moved to" in s for s in said), said

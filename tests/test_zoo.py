@@ -202,3 +202,42 @@ def test_specs_are_frozen_data_and_writable_without_a_name():
     assert parameter_count(spec) == params("resnet20b")
     with pytest.raises(ValueError):
         ModelSpec(depth=20, shortcut="D")
+
+
+def _refusal(**fields) -> str:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        ModelSpec(**fields)
+    return " ".join(e["msg"] for e in caught.value.errors())
+
+
+@pytest.mark.parametrize(("fields", "told"), [
+    # A WRN written as a spec: the depth fits Zagoruyko & Komodakis' rule, not He et al.'s.
+    # Its shortcut is ModelSpec's default, A; the name's is B: two nets, each said.
+    ({"depth": 16, "width": 4, "preact": True},
+     "add depth_convention: wrn for the net as written (shortcut A), or write model: wrn-16-4 "
+     "for WRN-16-4 as Zagoruyko & Komodakis built it (shortcut B)"),
+    ({"depth": 28, "width": 10, "preact": True, "shortcut": "B"},
+     "add depth_convention: wrn, or write it by name: model: wrn-28-10"),
+    # What the spec writes otherwise than the name goes with it.
+    ({"depth": 16, "width": 4, "preact": True, "shortcut": "A", "dropout": 0.3},
+     "add depth_convention: wrn, or write it by name: model: {name: wrn-16-4, shortcut: A, "
+     "dropout: 0.3}"),
+    ({"depth": 20, "width": 4, "depth_convention": "wrn"}, "leave out depth_convention: wrn"),
+])  # fmt: skip
+def test_a_depth_of_the_other_convention_is_told_what_to_write(fields, told):
+    """`{depth: 16, width: 4, preact: true}` was refused under He et al.'s 6n+2 rule without a
+    word of the Wide ResNet convention it follows, nor of the name that writes it."""
+    said = _refusal(**fields)
+    assert told in said, said
+
+
+@pytest.mark.parametrize(("dropout", "told"), [
+    (30, "30% is written 0.3"), (1, "1 would drop every activation"), (150, "not a percentage"),
+])  # fmt: skip
+def test_a_dropout_written_as_a_percentage_is_told_it_is_a_probability(dropout, told):
+    """`dropout: 30` was told only "< 1.0", not that dropout is a probability (0.3)."""
+    said = _refusal(depth=16, width=4, preact=True, depth_convention="wrn", dropout=dropout)
+    assert "dropout is a probability" in said and told in said, said
+    assert ModelSpec(depth=16, width=4, depth_convention="wrn", dropout=0.3).dropout == 0.3

@@ -19,7 +19,14 @@ gives the same claim table to pandas for CSV or JSON. Each part of the page has 
 """
 
 from harness.report.filters import _code_spans
-from harness.report.page import build, claims_frame, render_html, report_for, write
+from harness.report.page import (
+    build,
+    claims_frame,
+    render_html,
+    report_for,
+    write,
+    written_text,
+)
 from harness.report.runs import environment_warning
 from harness.report.views import ClaimRow, Report
 
@@ -33,4 +40,5 @@ __all__ = [
     "render_html",
     "report_for",
     "write",
+    "written_text",
 ]

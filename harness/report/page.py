@@ -58,7 +58,7 @@ from harness.report.released import (
     _layout_view,
 )
 from harness.report.runs import _experiment_view, _recipe_notes, _run_view
-from harness.report.text import _fmt, _source_label
+from harness.report.text import _fmt, _plural, _source_label
 from harness.report.views import ClaimRow, Report, StudyReport
 from harness.results import EvaluationRecord, RunRecord
 from harness.schema import Claim, OrderingClaim, Study
@@ -239,6 +239,17 @@ def write(report: Report, out: Path, fmt: str) -> None:
         claims_frame(report).to_csv(out, index=False)
     else:
         claims_frame(report).to_json(out, orient="records", indent=2)
+
+
+def written_text(report: Report, out: Path, fmt: str) -> str:
+    """What `repro report` says once it wrote ``out``: "wrote x.csv (csv: 1 study, 3 claims,
+    2 runs)", each count with its own plural."""
+    counts = [_plural(len(report.studies), "study", "studies"),
+              _plural(sum(len(s.all_claims) for s in report.studies), "claim"),
+              _plural(report.total_runs, "run")]  # fmt: skip
+    if report.total_evaluations:
+        counts.append(_plural(report.total_evaluations, "checkpoint evaluation"))
+    return f"wrote {out} ({fmt}: {', '.join(counts)})"
 
 
 def report_for(study_files: list[Path], results: Path, *, show_unrun: bool = False,

@@ -14,8 +14,9 @@ def _epochs_text(epochs: tuple[int, ...]) -> str:
     return f"epochs {', '.join(map(str, epochs[:-1]))} and {epochs[-1]}"
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
+def _plural(n: int, word: str, many: str | None = None) -> str:
+    """ "1 run", "2 runs"; ``many`` where the plural is not the word with an s ("studies")."""
+    return f"{n} {word}" if n == 1 else f"{n} {many or word + 's'}"
 
 
 def _source_label(source) -> str:
