@@ -278,7 +278,17 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, cifar_root)
         recipe,
     )
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    subprocess.run(_cli(straight, study, cifar_root), env=_env(), check=True, capture_output=True)
+    # The uninterrupted run is only the reference: trained in this process (a start-up of
+    # torch fewer), on one thread as the killed processes are (OMP_NUM_THREADS=1).
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reference = repro(*run_args(study, cifar_root, straight))
+    finally:
+        torch.set_num_threads(threads)
+    assert reference.exit_code == 0, reference.output
     metrics = killed / "tiny/w/seed-0/metrics.jsonl"
     kills = kill_twice(_cli(killed, study, cifar_root), metrics, random.Random(0))
     assert kills >= 1, "the run finished before it could be killed; make it longer"
