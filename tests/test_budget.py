@@ -101,8 +101,11 @@ class StopBefore:
 def _plan_and_data(tmp_path, cifar_root, name="s.yaml"):
     from harness import data as cifar
 
+    # 200 training images (four steps an epoch) and 50 test images: pausing, the hard stop
+    # and resuming bit-exactly are the same at any size, and the test trains 12 epochs.
+    recipe = LONG_RECIPE + "    train_images: 200\n    test_images: 50\n"
     study = tiny_study(tmp_path / name, "  - {name: r8, model: resnet8, recipe: base}\n",
-                       recipe=LONG_RECIPE)  # fmt: skip
+                       recipe=recipe)  # fmt: skip
     (p,) = plan(load_study(study), study_file=str(study))
     return p, cifar.load(cifar_root / cifar.FOLDER)
 
@@ -120,8 +123,9 @@ def test_a_paused_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, cifa
     assert (first["status"], first["epochs_done"], first["epochs_total"]) == ("paused", 2, 6)
     assert first["paused"]["reason"] == "time budget"
     assert store.inspect(parts).status == "paused"  # resumable, not final
-    # The hard stop: the deadline passes in the middle of the 4th epoch, which is dropped.
-    second = train(p, data, parts, ex, deadline=StopBefore(5, hard_after_steps=16))
+    # The hard stop: the deadline passes in the middle of the 4th epoch (after the 4 steps of
+    # the 3rd and 2 of the 4th), which is dropped.
+    second = train(p, data, parts, ex, deadline=StopBefore(5, hard_after_steps=6))
     assert (second["status"], second["epochs_done"]) == ("paused", 3)
     assert len(store.read_jsonl(parts / store.METRICS)) == 3
     assert train(p, data, parts, ex)["status"] == store.COMPLETE

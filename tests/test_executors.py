@@ -71,7 +71,9 @@ def test_submitit_local_jobs_in_parallel_one_preempted_and_requeued(
     study_file = tiny_study(tmp_path / "s.yaml",
                             "  - {name: long, model: resnet8, recipe: base}\n"
                             "  - {name: short, model: plain8, recipe: {extends: base, epochs: 3,\n"
-                            "       schedule: {kind: multistep, milestones: [2]}}}\n",
+                            "       schedule: {kind: multistep, milestones: [2]},\n"
+                            # the partner only needs to train beside long, not on 600 images
+                            "       train_images: 100, test_images: 50}}\n",
                             recipe)  # fmt: skip
     study = load_study(study_file)
     results = tmp_path / "results"
