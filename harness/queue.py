@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -96,19 +96,21 @@ class Queue:
     rate_tflops: float
     rate_source: str
     items: tuple[QueueItem, ...]
+    # The study files read so far, each once for the queue's life (one command): a queue
+    # names a study in several items, and load_queue, standing and summary each walk every
+    # item; reading the studies again cost `repro status` 0.2 s a call, a second or so on a
+    # large queue (benchmarks/report-scale-2026-11-27.md).
+    studies: dict[Path, Study] = field(default_factory=dict, compare=False, repr=False)
 
     def study_file(self, item: QueueItem) -> Path:
         return self.path.parent / item.study
 
-    def plans(self, item: QueueItem, loaded: dict[Path, Study] | None = None) -> list[RunPlan]:
-        """The item's runs; ``loaded`` keeps the studies read so far, for a caller that reads
-        every item at once: a queue names a study in several items, and reading one again
-        cost `repro status` a second or so (benchmarks/report-scale-2026-11-27.md)."""
+    def plans(self, item: QueueItem) -> list[RunPlan]:
+        """The item's runs, its study read once for the queue's life."""
         study_file = self.study_file(item)
-        loaded = {} if loaded is None else loaded
-        if study_file not in loaded:
-            loaded[study_file] = load_study(study_file)
-        study = loaded[study_file]
+        if study_file not in self.studies:
+            self.studies[study_file] = load_study(study_file)
+        study = self.studies[study_file]
         return plan(study, Overrides(only=item.only, seeds=item.seeds), str(study_file))
 
 
@@ -125,10 +127,9 @@ def load_queue(path: str | Path) -> Queue:
     names = Counter(i.name for i in queue.items)
     if dupes := [n for n, k in names.items() if k > 1]:
         raise QueueError(f"{path}: item names must differ; repeated: {', '.join(dupes)}")
-    loaded: dict[Path, Study] = {}  # each study file read once
     for item in queue.items:
         try:
-            queue.plans(item, loaded)
+            queue.plans(item)
         except StudyError as exc:
             raise QueueError(f"{path}: item {item.name}: its study has problems:\n{exc}") from None
         except PlanError as exc:  # `only` names an experiment the study lacks
@@ -190,9 +191,8 @@ def standing(queue: Queue, results: Path) -> list[ItemStanding]:
     item lists the same run or its twin (trained there first, then adopted)."""
     out = []
     planned: dict[str, set[Path]] = {}  # config hash -> directories of earlier items' runs
-    loaded: dict[Path, Study] = {}  # each study file read once
     for item in queue.items:
-        plans = queue.plans(item, loaded)
+        plans = queue.plans(item)
         t = _Tally()
         for p in plans:
             _count(p, results, planned, t)
@@ -275,9 +275,8 @@ def summary(queue: Queue) -> str:
     lines = [f"{queue.path}  valid evidence queue of {len(queue.items)} items, GPU minutes "
              f"estimated at {queue.rate_tflops:g} TFLOP/s achieved"]  # fmt: skip
     width = max(len(item.name) for item in queue.items)
-    loaded: dict[Path, Study] = {}  # each study file read once
     for k, item in enumerate(queue.items, 1):
-        plans = queue.plans(item, loaded)
+        plans = queue.plans(item)
         flops = sum(training_flops(p) for p in plans)
         runs = f"{len(plans):>3} run{'s' * (len(plans) != 1)}"
         lines.append(f"  {k:>2}. {item.name:<{width}}  {runs} of "
