@@ -1047,8 +1047,16 @@ def status(files, results, queue_file, check_data, data_dir):
     "for the items that do not say `fuse:` themselves (an item's own setting wins). Off by "
     "default until a GPU bench shows fusion pays there.",
 )
+@click.option(
+    "--supersede",
+    is_flag=True,
+    help="Train over runs of an item's study name that another study file made and still "
+    "plans (a copy that kept the original's `name:`), as `repro run --supersede` does; they are "
+    "moved to .superseded/, not deleted. Without it, `repro queue` refuses such runs before "
+    "training anything.",
+)
 def queue(queue_file, time_budget, items, device, results, data_dir, quiet, compile_,
-          compile_mode, fuse):  # fmt: skip
+          compile_mode, fuse, supersede):  # fmt: skip
     """Train the next items of the evidence queue (default: queue.yaml), in order.
 
     Each item is a study's experiments x seeds, trained K runs to a GPU as the item says.
@@ -1075,6 +1083,7 @@ def queue(queue_file, time_budget, items, device, results, data_dir, quiet, comp
         fail(str(exc))
     options = RunOptions(results=results, data_dir=data_dir, device=device, quiet=quiet,
                          compile=compile_, compile_mode=compile_mode, fuse=fuse_limit,
+                         supersede=supersede,
                          deadline=time.time() + budget if budget else None)  # fmt: skip
     try:
         outcomes = run_queue(q, options, click.echo, limit=items)

@@ -172,16 +172,18 @@ def pending_runs(
     return outcomes, todo
 
 
-def refuse_displacing(plans: list[RunPlan], options: RunOptions, study_file: str | None) -> None:
+def refuse_displacing(plans: list[RunPlan], options: RunOptions, study_file: str | None,
+                      command: str = "repro run") -> None:  # fmt: skip
     """RunError, before anything is moved or trained, where the study's runs in the store
     were made by another study file of the same name that still plans them (a copy that
-    kept the original's `name:`, harness.copies); --supersede or --force lets them go."""
+    kept the original's `name:`, harness.copies); --supersede or --force lets them go.
+    ``command`` is the one the refusal tells to run again with --supersede."""
     from harness.copies import displaced_runs, refusal
 
     if options.force or options.supersede or study_file is None:
         return
     if displaced := displaced_runs(plans, options.results, options.overrides):
-        raise RunError(refusal(displaced, study_file))
+        raise RunError(refusal(displaced, study_file, command))
 
 
 def refuse_displacing_any(studies: list[tuple[Study, str]], options: RunOptions) -> None:
