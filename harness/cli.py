@@ -26,6 +26,7 @@ from harness.choices import (
     FuseChoiceError,
     parse_fuse,
 )
+from harness.plural import plural
 
 
 class ExistingFile(click.Path):
@@ -265,7 +266,8 @@ def studies_or_fail(files, nothing: str) -> list:
     except StudyError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
-        fail(f"fix the study file(s) above; {nothing}")
+        bad = len({problem.file for problem in exc.problems})
+        fail(f"fix the {'study file' if bad == 1 else f'{bad} study files'} above; {nothing}")
 
 
 class _Commands(click.Group):
@@ -366,7 +368,7 @@ def validate(files: tuple[str, ...]) -> None:
                 raise StudyError([clash])
         except StudyError as exc:
             failed += 1
-            click.echo(f"{path}: {len(exc.problems)} problem(s)", err=True)
+            click.echo(f"{path}: {plural(exc.count, 'problem')}", err=True)
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
             click.echo("", err=True)
@@ -376,7 +378,7 @@ def validate(files: tuple[str, ...]) -> None:
             click.echo(str(warning))
         click.echo("")
     if failed:
-        click.echo(f"{failed} of {len(files)} file(s) invalid", err=True)
+        click.echo(f"{failed} of {plural(len(files), 'file')} invalid", err=True)
         sys.exit(1)
 
 
@@ -589,8 +591,10 @@ def run(
         for line in trial_lines(study, options.overrides):
             click.echo(line)
         if not study.experiments:
-            click.echo(f"{study.name}: nothing to train; its {len(study.checkpoints)} released "
-                       f"checkpoint(s) are evaluated by `repro evaluate {path}`")  # fmt: skip
+            released = plural(len(study.checkpoints), "released checkpoint")
+            verb = "is" if len(study.checkpoints) == 1 else "are"
+            click.echo(f"{study.name}: nothing to train; its {released} {verb} evaluated by "
+                       f"`repro evaluate {path}`")  # fmt: skip
             continue
         try:
             if executor in ("slurm", "submitit-local"):
@@ -619,8 +623,9 @@ def run(
 
     click.echo(run_summary(every, results, files, time.time() - started))
     if tally["paused"] or tally["pending"]:
-        click.echo(f"time budget spent: {tally['paused']} run(s) paused, {tally['pending']} not "
-                   "started; run the same command again to carry on")  # fmt: skip
+        click.echo(f"time budget spent: {plural(tally['paused'], 'run')} paused, "
+                   f"{tally['pending']} not started; run the same command again to carry "
+                   "on")  # fmt: skip
     sys.exit(exit_status(tally))
 
 
@@ -754,8 +759,9 @@ def unreported(records, names: set[str], *, given: bool) -> list[str]:
             recorded = next((f for f in named if f), None)
             where = f" (the runs name {recorded})" if recorded else ""
             why = f"its study file is not in studies/ and was not found{where}"
-        lines.append(f"{n} run(s) of study {study!r} are not reported: {why}; give it with "
-                     "--study FILE")  # fmt: skip
+        verb = "is" if n == 1 else "are"
+        lines.append(f"{plural(n, 'run')} of study {study!r} {verb} not reported: {why}; give "
+                     "it with --study FILE")  # fmt: skip
     return lines
 
 

@@ -36,6 +36,7 @@ from harness.execution import Execution, label
 from harness.executors import TERMINAL_FAILURES, job_state
 from harness.placement import WHAT_TO_DO
 from harness.plan import Overrides, plan
+from harness.plural import plural
 from harness.results import environment_ignored, run_directories, scan_evaluations
 from harness.runner import state_after_recovery, summary_or_checkpoint
 from harness.schema import Study
@@ -363,7 +364,8 @@ def checkpoint_lines(study: Study, results: Path) -> list[str]:
         if e.study == study.name:
             found.setdefault(e.checkpoint, []).append(e)
     width = max(len(c.name) for c in study.checkpoints)
-    lines = [f"{study.name}: {len(study.checkpoints)} released checkpoint(s) (`repro evaluate`)"]
+    released = plural(len(study.checkpoints), "released checkpoint")
+    lines = [f"{study.name}: {released} (`repro evaluate`)"]
     for c in study.checkpoints:
         done = found.get(c.name, [])
         if not done:

@@ -147,7 +147,7 @@ def test_validate_checks_a_queue_as_a_queue(tmp_path):
     path.write_text(QUEUE.replace("only: [b]", "only: [nope]"))
     bad = repro("validate", str(path))
     assert bad.exit_code == 1 and "no such experiment" in bad.output, bad.output
-    assert "1 of 1 file(s) invalid" in bad.output and "unknown key" not in bad.output
+    assert "1 of 1 file invalid" in bad.output and "unknown key" not in bad.output
 
 
 def test_a_queue_where_a_study_belongs_and_a_study_where_a_queue_belongs_say_so(tmp_path):

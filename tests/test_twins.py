@@ -58,7 +58,7 @@ def test_the_second_study_adopts_the_twin_instead_of_training_it(twins, cifar_ro
     out = repro(*run_args(two, cifar_root, results))
     assert out.exit_code == 0, out.output
     assert "[  shared] two/y/seed-0: shared with one/x/seed-0, the same training" in out.output
-    assert "1 adopted, 1 complete" in out.output and "1 run(s) trained" in out.output
+    assert "1 adopted, 1 complete" in out.output and "1 run trained" in out.output
     trained, adopted = results / "one/x/seed-0", results / "two/y/seed-0"
     # Not trained again: the curves are the twin's to the last timing, and so is the checkpoint.
     for name in (store.METRICS, store.CONFIG, store.ENVIRONMENT):
