@@ -324,8 +324,8 @@ def run_queue(queue: Queue, options, echo: Echo, limit: int | None = None) -> li
     # As `repro run` does: a copied study's item that would train over the runs another study
     # file still plans is refused before any item trains (harness.copies); --supersede lets
     # them go.
-    for item, study_file, study, item_options in prepared:
-        plans = queue.plans(item, {queue.study_file(item): study})
+    for _, study_file, study, item_options in prepared:
+        plans = plan(study, item_options.overrides, study_file)  # as queue.plans reads it
         refuse_displacing(plans, item_options, study_file, command="repro queue")
     for item, study_file, study, item_options in prepared:
         if deadline is not None and deadline.passed():
