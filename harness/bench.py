@@ -38,6 +38,7 @@ from harness.environment import device_name, git_commit
 from harness.execution import Execution, choose, configure_backends
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
 from harness.loader import derive_seed
+from harness.plural import plural
 from harness.schedule import LearningRate, Length
 from harness.schema import Recipe
 from harness.train import Batches, SilentProgress, Trainer, make_loader, prepare_data
@@ -500,7 +501,8 @@ def markdown(report: BenchReport, command: str) -> str:
         f"- harness commit: {commit}",
         f"- batch {report.settings['batch_size']}, {report.settings['train_images']} training "
         f"images per epoch, median of {report.settings['measured_epochs']} epochs after "
-        f"{report.settings['warmup_epochs']} warm-up epoch(s); data: {report.settings['data']}",
+        f"{plural(report.settings['warmup_epochs'], 'warm-up epoch')}; data: "
+        f"{report.settings['data']}",
         *(
             []
             if report.complete

@@ -26,6 +26,7 @@ from harness.choices import (
     FuseChoiceError,
     parse_fuse,
 )
+from harness.plural import plural
 
 
 class ExistingFile(click.Path):
@@ -265,7 +266,8 @@ def studies_or_fail(files, nothing: str) -> list:
     except StudyError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
-        fail(f"fix the study file(s) above; {nothing}")
+        bad = len({problem.file for problem in exc.problems})
+        fail(f"fix the {'study file' if bad == 1 else f'{bad} study files'} above; {nothing}")
 
 
 class _Commands(click.Group):
@@ -366,7 +368,7 @@ def validate(files: tuple[str, ...]) -> None:
                 raise StudyError([clash])
         except StudyError as exc:
             failed += 1
-            click.echo(f"{path}: {len(exc.problems)} problem(s)", err=True)
+            click.echo(f"{path}: {plural(exc.count, 'problem')}", err=True)
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
             click.echo("", err=True)
@@ -376,7 +378,7 @@ def validate(files: tuple[str, ...]) -> None:
             click.echo(str(warning))
         click.echo("")
     if failed:
-        click.echo(f"{failed} of {len(files)} file(s) invalid", err=True)
+        click.echo(f"{failed} of {plural(len(files), 'file')} invalid", err=True)
         sys.exit(1)
 
 
@@ -589,8 +591,10 @@ def run(
         for line in trial_lines(study, options.overrides):
             click.echo(line)
         if not study.experiments:
-            click.echo(f"{study.name}: nothing to train; its {len(study.checkpoints)} released "
-                       f"checkpoint(s) are evaluated by `repro evaluate {path}`")  # fmt: skip
+            released = plural(len(study.checkpoints), "released checkpoint")
+            verb = "is" if len(study.checkpoints) == 1 else "are"
+            click.echo(f"{study.name}: nothing to train; its {released} {verb} evaluated by "
+                       f"`repro evaluate {path}`")  # fmt: skip
             continue
         try:
             if executor in ("slurm", "submitit-local"):
@@ -619,8 +623,9 @@ def run(
 
     click.echo(run_summary(every, results, files, time.time() - started))
     if tally["paused"] or tally["pending"]:
-        click.echo(f"time budget spent: {tally['paused']} run(s) paused, {tally['pending']} not "
-                   "started; run the same command again to carry on")  # fmt: skip
+        click.echo(f"time budget spent: {plural(tally['paused'], 'run')} paused, "
+                   f"{tally['pending']} not started; run the same command again to carry "
+                   "on")  # fmt: skip
     sys.exit(exit_status(tally))
 
 
@@ -754,8 +759,9 @@ def unreported(records, names: set[str], *, given: bool) -> list[str]:
             recorded = next((f for f in named if f), None)
             where = f" (the runs name {recorded})" if recorded else ""
             why = f"its study file is not in studies/ and was not found{where}"
-        lines.append(f"{n} run(s) of study {study!r} are not reported: {why}; give it with "
-                     "--study FILE")  # fmt: skip
+        verb = "is" if n == 1 else "are"
+        lines.append(f"{plural(n, 'run')} of study {study!r} {verb} not reported: {why}; give "
+                     "it with --study FILE")  # fmt: skip
     return lines
 
 
@@ -1047,8 +1053,16 @@ def status(files, results, queue_file, check_data, data_dir):
     "for the items that do not say `fuse:` themselves (an item's own setting wins). Off by "
     "default until a GPU bench shows fusion pays there.",
 )
+@click.option(
+    "--supersede",
+    is_flag=True,
+    help="Train over runs of an item's study name that another study file made and still "
+    "plans (a copy that kept the original's `name:`), as `repro run --supersede` does; they are "
+    "moved to .superseded/, not deleted. Without it, `repro queue` refuses such runs before "
+    "training anything.",
+)
 def queue(queue_file, time_budget, items, device, results, data_dir, quiet, compile_,
-          compile_mode, fuse):  # fmt: skip
+          compile_mode, fuse, supersede):  # fmt: skip
     """Train the next items of the evidence queue (default: queue.yaml), in order.
 
     Each item is a study's experiments x seeds, trained K runs to a GPU as the item says.
@@ -1075,6 +1089,7 @@ def queue(queue_file, time_budget, items, device, results, data_dir, quiet, comp
         fail(str(exc))
     options = RunOptions(results=results, data_dir=data_dir, device=device, quiet=quiet,
                          compile=compile_, compile_mode=compile_mode, fuse=fuse_limit,
+                         supersede=supersede,
                          deadline=time.time() + budget if budget else None)  # fmt: skip
     try:
         outcomes = run_queue(q, options, click.echo, limit=items)

@@ -124,8 +124,9 @@ def _within_checkout(path: Path) -> Path | None:
     return None
 
 
-def refusal(displaced: list[Displaced], study_file: str) -> str:
-    """What `repro run` says as it refuses: which runs, which two files, and the ways out."""
+def refusal(displaced: list[Displaced], study_file: str, command: str = "repro run") -> str:
+    """What ``command`` (`repro run`, `repro queue`) says as it refuses: which runs, which two
+    files, and the ways out."""
     others = sorted({str(d.other_file) for d in displaced})
     made_by = others[0] if len(others) == 1 else " and ".join(others)
     shown = [f"{d.plan.name} ({d.status}, {_epochs(d.epochs_done)})" for d in displaced[:5]]
@@ -137,7 +138,8 @@ def refusal(displaced: list[Displaced], study_file: str) -> str:
         f"{study_file}'s: {', '.join(shown)}{more}. Training them under {study_file} would "
         "move them to .superseded/ and take them out of that study's report, so nothing was "
         f"trained. To keep both, give {study_file} a name of its own (its `name:` line). To "
-        f"replace those runs with {study_file}'s on purpose, run again with --supersede (they "
+        f"replace those runs with {study_file}'s on purpose, run `{command}` again with "
+        "--supersede (they "
         "are moved to .superseded/, not deleted)."
     )
 

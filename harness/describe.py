@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from harness.plural import plural
 from harness.schema import Claim, Recipe, Study
 from harness.zoo import CATALOGUE, ModelSpec, build_model, count_parameters, spec_from_name
 
@@ -209,7 +210,7 @@ def run_summary(outcomes: list, results, files: list[str], seconds: float) -> st
     return "\n".join(lines)
 
 
-# How `repro run`'s closing line counts each outcome: "3 run(s) trained" once counted failed
+# How `repro run`'s closing line counts each outcome: "3 runs trained" once counted failed
 # runs as trained. A paused run trained epochs in this slot; skipped runs had already ended,
 # adopted a twin's training, were busy elsewhere or were left for a later slot.
 _COUNTED_AS = {
@@ -221,11 +222,11 @@ _COUNTED_AS = {
 
 
 def _what_happened(outcomes: list) -> str:
-    """``2 run(s) trained, 1 failed, 3 skipped``: the runs trained always, the rest when any."""
+    """``2 runs trained, 1 failed, 3 skipped``: the runs trained always, the rest when any."""
     counts = Counter(_COUNTED_AS.get(o.status, o.status) for o in outcomes)
     order = list(dict.fromkeys([*_COUNTED_AS.values(), *sorted(counts)]))
     rest = [f"{counts[what]} {what}" for what in order if what != "trained" and counts[what]]
-    return ", ".join([f"{counts['trained']} run(s) trained", *rest])
+    return ", ".join([f"{plural(counts['trained'], 'run')} trained", *rest])
 
 
 def _duration(seconds: float) -> str:

@@ -41,6 +41,7 @@ from harness.choices import EXECUTORS  # noqa: F401 (re-exported)
 from harness.environment import now_utc
 from harness.execution import Execution, choose
 from harness.plan import RunPlan, plan
+from harness.plural import plural
 from harness.runner import (
     ADOPTED,
     NOT_STARTED,
@@ -188,7 +189,7 @@ def local_slots(
     available = visible_gpus()
     wanted = len(available) if gpus == "all" else int(gpus)
     if wanted > len(available):
-        raise RunError(f"--gpus {gpus}: only {len(available)} GPU(s) visible "
+        raise RunError(f"--gpus {gpus}: only {plural(len(available), 'GPU')} visible "
                        f"({', '.join(available) or 'none'})")  # fmt: skip
     return [g for g in available[:wanted] for _ in range(runs_per_gpu)]
 
@@ -603,15 +604,15 @@ def submit(
                 "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr),
                 "submitted": now_utc(),
             })  # fmt: skip
-            fused = f" (fused with {len(group) - 1} other runs)" if len(group) > 1 else ""
+            fused = f" (fused with {plural(len(group) - 1, 'other run')})" if len(group) > 1 else ""
             outcome = Outcome(p, "submitted", f"job {job.job_id}{fused}")
             outcomes.append(outcome)
             echo(line(outcome))
     what = f"job array {jobs[0].job_id.split('_')[0]}" if cluster == "slurm" else "local jobs"
-    grouped = f" in {len(jobs)} job(s)" if len(jobs) != len(todo) else ""
+    grouped = f" in {plural(len(jobs), 'job')}" if len(jobs) != len(todo) else ""
     # The store is named as `repro run`'s "next:" line names it: without it, status would
     # read the default store and show none of these runs.
-    echo(f"submitted {len(todo)} run(s){grouped} as {what}; follow with "
+    echo(f"submitted {plural(len(todo), 'run')}{grouped} as {what}; follow with "
          f"`repro status {study_file} --results {options.results}`; logs in {folder}")  # fmt: skip
     return Submission(outcomes, jobs)
 

@@ -306,21 +306,30 @@ def run_queue(queue: Queue, options, echo: Echo, limit: int | None = None) -> li
     budget (``options``' deadline) is spent; returns every run's outcome. ``options.fuse``
     (`repro queue --fuse`) fuses the runs of items that do not say `fuse:` themselves."""
     from harness.executors import local_slots, run_parallel
-    from harness.runner import run_study
+    from harness.runner import refuse_displacing, run_study
 
     outcomes = []
     deadline = options.stop_at()
     if deadline is not None and options.deadline is None:  # one budget for the whole queue
         options = replace(options, deadline=deadline.at, time_budget=None)
-    items = [s.item for s in standing(queue, options.results) if not s.done]
-    for item in items[:limit]:
-        if deadline is not None and deadline.passed():
-            echo(f"time budget spent before item {item.name}")
-            break
+    items = [s.item for s in standing(queue, options.results) if not s.done][:limit]
+    prepared = []
+    for item in items:
         study_file = str(queue.study_file(item))
         study = load_study(study_file)
         item_options = replace(options, overrides=Overrides(only=item.only, seeds=item.seeds),
                                fuse=options.fuse if item.fuse is None else item.fuse)  # fmt: skip
+        prepared.append((item, study_file, study, item_options))
+    # As `repro run` does: a copied study's item that would train over the runs another study
+    # file still plans is refused before any item trains (harness.copies); --supersede lets
+    # them go.
+    for _, study_file, study, item_options in prepared:
+        plans = plan(study, item_options.overrides, study_file)  # as queue.plans reads it
+        refuse_displacing(plans, item_options, study_file, command="repro queue")
+    for item, study_file, study, item_options in prepared:
+        if deadline is not None and deadline.passed():
+            echo(f"time budget spent before item {item.name}")
+            break
         echo(f"--- queue item {item.name}: {item.why}")
         slots = local_slots(item_options, 1, item.runs_per_gpu)
         if len(slots) > 1:

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness import claimtable, verdicts
+from harness.plural import noun, plural
 
 HOLDS = (verdicts.REPRODUCED, verdicts.BETTER)
 # The text of a claim: what matched claims before they had an identity, and what a
@@ -93,7 +94,9 @@ def read_claims(path: Path) -> ClaimTable:
                      "was cut short cannot be checked")  # fmt: skip
     missing = [c for c in [*KEY, "verdict"] if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path} {NOT_A_TABLE}: no column(s) {', '.join(missing)}")
+        raise ValueError(
+            f"{path} {NOT_A_TABLE}: no {noun(len(missing), 'column')} {', '.join(missing)}"
+        )
     _check_verdicts(frame, path)
     if "reason" not in frame.columns:  # it only words the report of a lost claim
         frame["reason"] = ""
@@ -172,7 +175,7 @@ def _check_complete(frame: pd.DataFrame, path: Path) -> None:
         raise ValueError(f"{path} {NOT_A_TABLE}: its {claimtable.ROWS} reads {written!r}, not a "
                          f"count of rows; {WRITE_AGAIN}")  # fmt: skip
     if len(frame) < int(written):
-        raise ValueError(f"{path} is cut short: {len(frame)} claim row(s) of the {written} "
+        raise ValueError(f"{path} is cut short: {plural(len(frame), 'claim row')} of the {written} "
                          f"written (a download or copy that stopped?); {WRITE_AGAIN}")  # fmt: skip
     if len(frame) > int(written):
         raise ValueError(f"{path} has {len(frame)} claim rows but {written} were written: rows "
@@ -190,7 +193,8 @@ def _check_identities(frame: pd.DataFrame, path: Path) -> None:
     blank = [i + 1 for i, c in enumerate(frame[claimtable.ID].fillna("").astype(str)) if not c]
     if blank:
         raise ValueError(f"{path} {NOT_A_TABLE}: claim row {blank[0]} has no "
-                         f"{claimtable.ID} ({len(blank)} such row(s)); {WRITE_AGAIN}")  # fmt: skip
+                         f"{claimtable.ID} ({plural(len(blank), 'such row')}); "
+                         f"{WRITE_AGAIN}")  # fmt: skip
 
 
 def _one_row_per_claim(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -228,11 +232,11 @@ def _check_verdicts(frame: pd.DataFrame, path: Path) -> None:
     blank = [i + 1 for i, w in enumerate(words) if not w.strip()]
     if blank:
         raise ValueError(f"{path} {NOT_A_TABLE}: claim row {blank[0]} has no verdict "
-                         f"({len(blank)} such row(s)); was the file cut short or edited? "
+                         f"({plural(len(blank), 'such row')}); was the file cut short or edited? "
                          "write it again with `repro report`")  # fmt: skip
     unknown = sorted(set(words) - set(verdicts.OUTCOMES))
     if unknown:
-        raise ValueError(f"{path} {NOT_A_TABLE}: unknown verdict(s) "
+        raise ValueError(f"{path} {NOT_A_TABLE}: unknown {noun(len(unknown), 'verdict')} "
                          f"{', '.join(map(repr, unknown))} (it knows "
                          f"{', '.join(map(repr, verdicts.OUTCOMES))}); a table from another "
                          "version of repro? render both with this one")  # fmt: skip
@@ -284,15 +288,15 @@ def compare(before: pd.DataFrame, now: pd.DataFrame) -> Comparison:
 
 def describe(result: Comparison, notes: Sequence[str] = ()) -> str:
     lines = [*notes]
-    lines.append(f"{result.kept} claim(s) held before and still hold; {result.gained} hold now "
-                 f"that did not; {len(result.lost)} no longer hold.")  # fmt: skip
+    lines.append(f"{plural(result.kept, 'claim')} held before and still hold; {result.gained} "
+                 f"hold now that did not; {len(result.lost)} no longer hold.")  # fmt: skip
     for _, row in result.lost.iterrows():
         lines.append(
             f"  NO LONGER HOLDS: {_name(row)}: {row['verdict_before']} -> {row['verdict_now']}"
             + (f" ({row['reason']})" if row["reason"] else "")
         )
     if result.reworded:
-        lines.append(f"{len(result.reworded)} claim(s) reworded since, the same claims "
+        lines.append(f"{plural(len(result.reworded), 'claim')} reworded since, the same claims "
                      f"(matched on what they are about, their {claimtable.ID}):")  # fmt: skip
     for row, changes in result.reworded:
         said = "; ".join(f"{c} {b!r} -> {n!r}" for c, b, n in changes)

@@ -172,16 +172,18 @@ def pending_runs(
     return outcomes, todo
 
 
-def refuse_displacing(plans: list[RunPlan], options: RunOptions, study_file: str | None) -> None:
+def refuse_displacing(plans: list[RunPlan], options: RunOptions, study_file: str | None,
+                      command: str = "repro run") -> None:  # fmt: skip
     """RunError, before anything is moved or trained, where the study's runs in the store
     were made by another study file of the same name that still plans them (a copy that
-    kept the original's `name:`, harness.copies); --supersede or --force lets them go."""
+    kept the original's `name:`, harness.copies); --supersede or --force lets them go.
+    ``command`` is the one the refusal tells to run again with --supersede."""
     from harness.copies import displaced_runs, refusal
 
     if options.force or options.supersede or study_file is None:
         return
     if displaced := displaced_runs(plans, options.results, options.overrides):
-        raise RunError(refusal(displaced, study_file))
+        raise RunError(refusal(displaced, study_file, command))
 
 
 def refuse_displacing_any(studies: list[tuple[Study, str]], options: RunOptions) -> None:
@@ -553,6 +555,12 @@ def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo,
     from harness.train import resume_point
 
     echo(f"note: {p.study}/{p.name} is damaged: {state.detail}")
+    # A summary (or a file kept aside as inconsistent) is rebuilt when the run trains, not
+    # here; where a complete twin may be adopted instead (``then``), the run is moved aside as
+    # it is, unrebuilt (_adopt), so the line says so rather than claim a rebuild.
+    later = "rebuilt from the checkpoint" + (
+        "" if then == TRAINED_AGAIN else " if the run trains, not if it adopts its twin"
+    )
     if (damaged := store.config_damage(run_dir)) is not None:
         present = store.present(damaged.path)  # unreadable, not missing: kept aside below
         problem = resume_point(run_dir, p.hash)[2]
@@ -574,7 +582,10 @@ def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo,
             read(path)
         except store.DamagedFile as damaged:
             kept = store.set_aside(damaged.path)
-            echo(f"  kept {damaged.path.name} aside as {kept.name}; rebuilt from the checkpoint")
+            # Curves are rebuilt below, now; a summary when the run trains.
+            now = damaged.path.name == store.METRICS
+            echo(f"  kept {damaged.path.name} aside as {kept.name}; "
+                 f"{'rebuilt from the checkpoint' if now else later}")  # fmt: skip
     if not (run_dir / store.METRICS).exists():
         # An ended run is not trained again, so its curves come back from the checkpoint here.
         history = checkpoint_history(run_dir)
@@ -590,7 +601,7 @@ def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo,
         for name in (store.SUMMARY, store.METRICS):
             if (run_dir / name).exists():
                 kept = store.set_aside(run_dir / name, "inconsistent")
-                echo(f"  kept {name} aside as {kept.name}; rebuilt from the checkpoint")
+                echo(f"  kept {name} aside as {kept.name}; {later}")
         state = store.inspect(run_dir)
     return state
 

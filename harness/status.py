@@ -36,6 +36,7 @@ from harness.execution import Execution, label
 from harness.executors import TERMINAL_FAILURES, job_state
 from harness.placement import WHAT_TO_DO
 from harness.plan import Overrides, plan
+from harness.plural import plural
 from harness.results import environment_ignored, run_directories, scan_evaluations
 from harness.runner import state_after_recovery, summary_or_checkpoint
 from harness.schema import Study
@@ -193,6 +194,11 @@ def twin_note(found: list[Twin], check: DataCheck | None, attempt: bool) -> Twin
                     adopts=True)  # fmt: skip
 
 
+# What to do with a misplaced run in a folder its study does not plan: it trains nothing there,
+# so there is no twin to adopt (placement.WHAT_TO_DO is for a planned run's folder).
+UNPLANNED_TO_DO = "move it back to where it belongs, or delete it"
+
+
 def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
             check: DataCheck | None = None,
             twins: Callable[[], list[Twin]] | None = None,
@@ -236,6 +242,11 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
         detail = f"test error {summary['test_error']:.2f}%"
     if state.status == store.COMPLETE and summary.get(SHARED_WITH):
         detail = (detail + f" (shared with {summary[SHARED_WITH]})").strip()
+    elif state.status == store.MISPLACED and planned_hash is None:
+        # A folder the study plans no run in (seed-1 of a one-seed study): `repro run` goes
+        # through the planned runs only (runner.pending_runs), so it never touches this one.
+        detail = (f"{state.detail}; the study plans no run here, so `repro run` leaves it as it "
+                  f"is: {UNPLANNED_TO_DO}")  # fmt: skip
     elif state.status == store.MISPLACED:  # what `repro run` does next: with its twin, below
         detail = f"{state.detail}; {WHAT_TO_DO} (`repro run` moves it aside{{trains}})"
     elif state.status == store.DAMAGED:
@@ -363,7 +374,8 @@ def checkpoint_lines(study: Study, results: Path) -> list[str]:
         if e.study == study.name:
             found.setdefault(e.checkpoint, []).append(e)
     width = max(len(c.name) for c in study.checkpoints)
-    lines = [f"{study.name}: {len(study.checkpoints)} released checkpoint(s) (`repro evaluate`)"]
+    released = plural(len(study.checkpoints), "released checkpoint")
+    lines = [f"{study.name}: {released} (`repro evaluate`)"]
     for c in study.checkpoints:
         done = found.get(c.name, [])
         if not done:

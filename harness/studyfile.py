@@ -27,6 +27,7 @@ from harness.claimtable import claim_id
 from harness.kinds import KIND_TAG, REGISTER, Tagged, tagged_by
 from harness.near import listing, near_names
 from harness.plan import nominal_batches_per_epoch, resolved_config
+from harness.plural import plural
 from harness.schedule import Length
 from harness.schema import (
     CHECKPOINT_METRICS,
@@ -67,10 +68,12 @@ class Problem:
 
 
 class StudyError(Exception):
-    """A study file that cannot be used; carries every problem found in it."""
+    """A study file that cannot be used; carries every problem found in it, and what waits
+    for them to be fixed (a line, not a problem: ``count`` leaves it out)."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], count: int | None = None) -> None:
         self.problems = problems
+        self.count = len(problems) if count is None else count
         super().__init__("\n".join(str(p) for p in problems))
 
 
@@ -102,9 +105,11 @@ def load_study(path: str | Path) -> Study:
             Problem(name, _line_of(nodes, p.path_loc), _format_loc(p.path_loc), *p.rest)
             for p in _dedupe(problems)
         ]
+        count = len(located)  # the problems, not the line that says what waits for them
         if waiting:
-            located.append(Problem(name, None, "", WAITING.format(n=waiting)))
-        raise StudyError(located)
+            refs = plural(waiting, "cross-reference")
+            located.append(Problem(name, None, "", WAITING.format(count=refs)))
+        raise StudyError(located, count)
     assert study is not None
     return study
 
@@ -184,20 +189,22 @@ def name_clash(path: str | Path, study: Study, seen: dict[str, str]) -> Problem 
 
 def load_studies(paths: Iterable[str | Path]) -> list[Study]:
     """Load several study files; collect the problems of all of them before raising."""
-    studies, problems = [], []
+    studies, problems, count = [], [], 0
     seen: dict[str, str] = {}
     for path in paths:
         try:
             study = load_study(path)
         except StudyError as exc:
             problems.extend(exc.problems)
+            count += exc.count
             continue
         if clash := name_clash(path, study, seen):
             problems.append(clash)
+            count += 1
             continue
         studies.append(study)
     if problems:
-        raise StudyError(problems)
+        raise StudyError(problems, count)
     return studies
 
 
@@ -970,7 +977,7 @@ def _cross_references(study: Study) -> list[_RawProblem]:
 
 # What cannot be checked before the study as a whole is valid, said in one line so that a
 # second round of problems does not come as a surprise.
-WAITING = ("{n} cross-reference(s) not checked until the problems above are fixed (a name "
+WAITING = ("{count} not checked until the problems above are fixed (a name "
            "where an entry's name could not be read, a claim against a malformed experiment "
            "or claim): run `repro validate` again then")  # fmt: skip
 _ANY_CLAIM = TypeAdapter(AnyClaim)
@@ -1191,9 +1198,10 @@ def _check_value_claim(study: Study, claim: Claim, loc: Loc, names: list[str]) -
             _RawProblem(
                 (*loc, "rule"),
                 f"the source reports the {claim.rule} runs, but experiment "
-                f"{claim.experiment!r} has {seeds} seed(s); give it `seeds: {claim.rule.n}`",
+                f"{claim.experiment!r} has {plural(seeds, 'seed')}; give it "
+                f"`seeds: {claim.rule.n}`",
                 str(claim.rule),
-                f"a rule over at most {seeds} run(s)",
+                f"a rule over at most {plural(seeds, 'run')}",
             )
         )
     return [p for p in problems if p is not None]

@@ -13,6 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 from harness.metrics import METRICS, Scale
+from harness.plural import plural
 from harness.schema import Claim, OrderingClaim, Rule
 
 K = 2.0  # standard errors: a difference within K SE is a match
@@ -289,7 +290,7 @@ def judge_fixed_weights(claim: Claim, value: float) -> Verdict:
 def _not_yet(pending: int, what: str = "run") -> Verdict:
     """No counted run: under way while ``pending`` runs that may count are unfinished."""
     if pending:
-        return Verdict(UNDER_WAY, f"{pending} {what}(s) under way, none counted yet")
+        return Verdict(UNDER_WAY, f"{plural(pending, what)} under way, none counted yet")
     return Verdict(NOT_RUN, "no counted run yet")
 
 
@@ -438,7 +439,7 @@ def judge_speed(
     outcome = REPRODUCED if 0.9 <= ratio <= 1.1 else (BETTER if ratio < 1 else NOT_REPRODUCED)
     others = len(timings) - len(used)
     reason = f"{ratio:.2f}x the claimed time on the same hardware" + (
-        f"; {others} run(s) on other hardware left out" if others else "")  # fmt: skip
+        f"; {plural(others, 'run')} on other hardware left out" if others else "")  # fmt: skip
     return Verdict(outcome, reason, measured - claim.value, 0.1 * claim.value), used
 
 

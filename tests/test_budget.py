@@ -157,7 +157,7 @@ def test_repro_run_pauses_at_the_budget_exits_0_and_the_same_command_finishes(
     out = repro(*run_args(study, cifar_root, results, "--time-budget", "10m"))
     assert out.exit_code == 0, out.output
     assert "[  paused] tiny/a/seed-0: paused by the time budget at epoch 2/6" in out.output
-    assert "2 run(s) paused" in out.output
+    assert "2 runs paused" in out.output
     a, b = summary(results, "tiny/a/seed-0"), summary(results, "tiny/b/seed-0")
     assert (a["status"], a["epochs_done"], b["status"], b["epochs_done"]) == (
         "paused",

@@ -148,7 +148,7 @@ def test_a_run_ends_with_a_summary_and_the_next_command(tmp_path, cifar_root):
     results = tmp_path / "results"
     out = repro(*run_args(study, cifar_root, results, "--epochs", "1"))
     assert out.exit_code == 0, out.output
-    assert "1 run(s) trained in" in out.output and f"results in {results / 'tiny'}" in out.output
+    assert "1 run trained in" in out.output and f"results in {results / 'tiny'}" in out.output
     assert f"next: repro report --study {study} --results {results} --out report.html" in out.output
     status = repro("status", str(study), "--results", str(tmp_path / "other"))
     assert "pending" in status.output and "absent" not in status.output
@@ -164,12 +164,12 @@ def test_the_closing_line_of_a_run_counts_what_happened(tmp_path, cifar_root):
     results = tmp_path / "results"
     out = repro(*run_args(study, cifar_root, results))
     assert out.exit_code == 1, out.output
-    assert "\n0 run(s) trained, 2 failed in " in out.output, out.output
+    assert "\n0 runs trained, 2 failed in " in out.output, out.output
     fine = "  - {name: fine, model: resnet8, recipe: base}\n"
     tiny_study(study, broken.format("b1") + fine, QUICK_RECIPE)
-    assert "\n1 run(s) trained, 1 failed in " in repro(*run_args(study, cifar_root, results)).output
+    assert "\n1 run trained, 1 failed in " in repro(*run_args(study, cifar_root, results)).output
     again = repro(*run_args(study, cifar_root, results)).output
-    assert "\n0 run(s) trained, 1 failed, 1 skipped in " in again, again
+    assert "\n0 runs trained, 1 failed, 1 skipped in " in again, again
 
 
 def test_status_of_a_store_that_is_not_there_says_so(tmp_path):
@@ -354,7 +354,7 @@ def test_a_bad_study_file_says_what_each_command_did_not_do(tmp_path):
     ]:  # fmt: skip
         out = repro(*args)
         assert out.exit_code == 2, (args, out.output)
-        assert f"error: fix the study file(s) above; {nothing}\n" in out.output, args
+        assert f"error: fix the study file above; {nothing}\n" in out.output, args
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "s.yaml"]
 
 
@@ -415,7 +415,7 @@ def test_report_says_which_runs_it_left_out_because_their_study_is_gone(tmp_path
     out = repro("report", "--results", "R", "--out", "r.html")
     assert out.exit_code == 0, out.output
     assert "0 studies, 0 claims, 1 run)" in out.output
-    assert "note: 1 run(s) of study 'tiny' are not reported: its study file is not in " \
+    assert "note: 1 run of study 'tiny' is not reported: its study file is not in " \
         "studies/ and was not found" in out.output  # fmt: skip
     assert "give it with --study FILE" in out.output
 
@@ -442,7 +442,7 @@ def test_validate_refuses_two_files_of_one_study_name_as_run_does(tmp_path):
     out = repro("validate", str(a), str(b))
     assert out.exit_code == 1
     assert f"{b}: name: study name 'tiny' is already used by {a}" in out.output
-    assert "1 of 2 file(s) invalid" in out.output
+    assert "1 of 2 files invalid" in out.output
 
 
 def test_fuse_on_the_canonical_pipeline_says_why_it_does_not_fuse(tmp_path):

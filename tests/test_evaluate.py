@@ -379,7 +379,7 @@ def test_evaluate_stores_beside_the_runs_and_the_report_judges_it(foreign, cifar
     report = CliRunner().invoke(main, ["report", "--results", str(results), "--study",
                                        str(path), "--out", str(out)])  # fmt: skip
     assert report.exit_code == 0, report.output
-    assert "1 checkpoint evaluations" in report.output
+    assert "1 checkpoint evaluation)" in report.output
     rows = {r["metric"]: r for r in json.loads(out.read_text())}
     row = rows["test error"]
     # Judged by the rules of trained runs: one evaluation is a single run, on a copy of the data
@@ -397,7 +397,7 @@ def test_evaluate_stores_beside_the_runs_and_the_report_judges_it(foreign, cifar
                               "--out", str(html_out)])  # fmt: skip
     html = html_out.read_text()
     assert "Released checkpoints" in html and "Non-official data" in html
-    assert "1 checkpoint evaluation(s)" in html
+    assert "1 checkpoint evaluation used" in " ".join(html.split())
     assert (
         "What the copy of the data costs released weights (our test error on the copy against "
         "the source&#39;s stated figure on the official release)"

@@ -158,7 +158,7 @@ def test_slurm_submission_builds_one_requeueable_array(tmp_path, cifar_root, fak
         "--executor", "slurm", "--mem-gb", "24", "--qos", "high",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "submitted 4 run(s) as job array 4242" in result.output
+    assert "submitted 4 runs as job array 4242" in result.output
     # What to type next names this store, not the default one.
     assert f"follow with `repro status {study_file} --results {results}`" in result.output
     sbatch = (fake_slurm / "job.sbatch").read_text()
@@ -547,7 +547,7 @@ def test_slurm_submits_a_fused_group_as_one_task(tmp_path, cifar_root, fake_slur
         "--executor", "slurm", "--fuse", "2",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "submitted 4 run(s) in 2 job(s) as job array 4242" in result.output
+    assert "submitted 4 runs in 2 jobs as job array 4242" in result.output
     assert "--array=0-1" in (fake_slurm / "job.sbatch").read_text()
     tasks = []
     for pkl in sorted((results / ".submitit" / "tiny").glob("4242_*_submitted.pkl")):

@@ -169,3 +169,31 @@ def test_import_refuses_a_misplaced_run_in_an_archive(tmp_path):
     assert "config.json records seed 0" in imported.output
     assert not (here / "tiny/a/seed-1").exists()
     assert store.inspect(here / "tiny/a/seed-0").status == store.COMPLETE  # the rest lands
+
+
+def test_status_says_run_leaves_a_misplaced_run_the_study_does_not_plan(tmp_path, cifar_root):
+    """seed-0 copied by hand into seed-1 of a one-seed study: `repro status` said "`repro run`
+    moves it aside and trains the run", but the study plans no run there, and `repro run`
+    neither moves nor trains anything for it. Status now says so, as run then does."""
+    study = tiny_study(tmp_path / "tiny.yaml", EXPERIMENTS, recipe=QUICK_RECIPE)
+    results = tmp_path / "results"
+    for name in ("a", "b"):
+        fake_run(results, load_study(study), name, 0, test_error=9.4)
+    copy = results / "tiny/a/seed-1"
+    shutil.copytree(results / "tiny/a/seed-0", copy)
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+
+    status = repro("status", str(study), "--results", str(results), "--no-check-data")
+    assert status.exit_code == 0, status.output
+    (said,) = [s for s in status.output.splitlines() if s.strip().startswith("a/seed-1 ")]
+    said = " ".join(said.split())
+    assert ("config.json records seed 0, but it lies in the folder of seed 1: a copy, never "
+            "counted here; the study plans no run here, so `repro run` leaves it as it is: "
+            "move it back to where it belongs, or delete it") in said, said  # fmt: skip
+    assert "trains" not in said and "adopt" not in said, said
+
+    out = repro(*run_args(study, cifar_root, results))
+    assert out.exit_code == 0, out.output
+    assert "seed-1" not in out.output and "0 runs trained, 2 skipped" in out.output, out.output
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+    assert not (results / "tiny/a/.superseded").exists()

@@ -102,7 +102,7 @@ def test_compare_fails_when_a_claim_stops_holding(tmp_path):
     result = CliRunner().invoke(main, ["compare", str(tmp_path / "before.json"),
                                        str(tmp_path / "now.csv")])  # fmt: skip
     assert result.exit_code == 1
-    assert "1 claim(s) held before and still hold; 1 hold now that did not; 2 no longer hold" \
+    assert "1 claim held before and still hold; 1 hold now that did not; 2 no longer hold" \
         in result.output  # fmt: skip
     assert "better than claimed -> not reproduced" in result.output
     assert "reproduced -> missing" in result.output  # a claim that vanished counts too
@@ -181,7 +181,7 @@ def compare_files(tmp_path, before: pd.DataFrame, now: pd.DataFrame, *, ext: str
     ("verdicts", "why"),
     [
         # Another version's words: nothing "held", so nothing could be lost (it passed).
-        (["match", "match"], "unknown verdict(s) 'match'"),
+        (["match", "match"], "unknown verdict 'match'"),
         # A row that lost its verdict (edited, or cut short): not judged as "did not hold".
         (["reproduced", None], "row 2 has no verdict"),
     ],
@@ -216,7 +216,7 @@ def test_compare_counts_a_repeated_claim_once_and_refuses_one_with_two_verdicts(
     # The same row twice (a claim repeated in a study file) is one claim: it counted twice.
     twice = claims([("a", "reproduced"), ("a", "reproduced")])
     result = compare_files(tmp_path, twice, claims([("a", "reproduced")]))
-    assert result.exit_code == 0 and "1 claim(s) held before and still hold" in result.output
+    assert result.exit_code == 0 and "1 claim held before and still hold" in result.output
     # One claim with two verdicts cannot be matched: it read as lost although one held.
     torn = claims([("a", "reproduced"), ("a", "not reproduced")])
     result = compare_files(tmp_path, claims([("a", "reproduced")]), torn)
@@ -350,7 +350,8 @@ def test_compare_refuses_a_csv_cut_between_rows(tmp_path, kept):
     now = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7}, "now.csv")
     result = CliRunner().invoke(main, ["compare", str(before), str(now)])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
-    assert f"error: {before} is cut short: {kept} claim row(s) of the 4 written" in result.output
+    rows = "1 claim row" if kept == 1 else f"{kept} claim rows"
+    assert f"error: {before} is cut short: {rows} of the 4 written" in result.output
     assert "fetch it again" in result.output and len(result.output.splitlines()) == 1
     # Tonight's table cut short is refused as well, not read as claims gone missing.
     full = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7, "c": 8.7}, "full.csv")
@@ -388,9 +389,9 @@ def test_a_reworded_claim_is_the_same_claim(tmp_path):
     now = reported(tmp_path, reworded(THREE), {"a": 8.7, "b": 8.7, "c": 8.7}, "now.json")
     result = CliRunner().invoke(main, ["compare", str(before), str(now)])
     assert result.exit_code == 0, result.output
-    assert "3 claim(s) held before and still hold; 0 hold now that did not; 0 no longer hold" \
+    assert "3 claims held before and still hold; 0 hold now that did not; 0 no longer hold" \
         in result.output  # fmt: skip
-    assert "missing" not in result.output and "2 claim(s) reworded" in result.output
+    assert "missing" not in result.output and "2 claims reworded" in result.output
     assert "REWORDED: s: a test error (final epoch)" in result.output
     assert "where 'T1' -> 'Table 1'" in result.output
     assert "claimed 'a beats c' -> 'a ends below c'" in result.output
@@ -428,7 +429,7 @@ def test_a_claim_given_its_own_id_keeps_it_when_what_it_is_about_is_corrected(tm
     now = reported(tmp_path, moved, {"a": 8.7, "b": 8.7, "c": 8.7}, "now.csv")
     result = CliRunner().invoke(main, ["compare", str(before), str(now)])
     assert result.exit_code == 0 and "0 no longer hold" in result.output, result.output
-    assert "1 claim(s) reworded" in result.output
+    assert "1 claim reworded" in result.output
     assert "experiment 'c' -> 'b'" in result.output
 
 
@@ -442,7 +443,7 @@ def test_a_baseline_from_before_claims_had_an_identity_is_matched_by_its_wording
     before.write_text(json.dumps(old))
     now = reported(tmp_path, THREE, {"a": 8.7, "b": 8.7, "c": 8.7}, "now.json")
     result = CliRunner().invoke(main, ["compare", str(before), str(now)])
-    assert result.exit_code == 0 and "3 claim(s) held before and still hold" in result.output
+    assert result.exit_code == 0 and "3 claims held before and still hold" in result.output
     assert f"note: {before} has no claim_id column (written by an older repro): claims are " \
         "matched by their wording" in result.output  # fmt: skip
 
@@ -460,9 +461,9 @@ def test_an_ordering_turned_around_is_the_same_claim(tmp_path):
     assert (ordering["claim_id"], ordering["verdict"]) == ("test:a<c:test_error", "reproduced")
     result = CliRunner().invoke(main, ["compare", str(before), str(now)])
     assert result.exit_code == 0, result.output
-    assert "3 claim(s) held before and still hold; 0 hold now that did not; 0 no longer hold" \
+    assert "3 claims held before and still hold; 0 hold now that did not; 0 no longer hold" \
         in result.output  # fmt: skip
-    assert "1 claim(s) reworded" in result.output and "experiment 'a, c' -> 'c, a'" in result.output
+    assert "1 claim reworded" in result.output and "experiment 'a, c' -> 'c, a'" in result.output
     # A table written before the ids were normalized named that ordering `c>a`: it is read as
     # today's `a<c`, the same claim, not one lost.
     old = json.loads(now.read_text())
@@ -472,7 +473,7 @@ def test_an_ordering_turned_around_is_the_same_claim(tmp_path):
     now.write_text(json.dumps(old))
     result = CliRunner().invoke(main, ["compare", str(now), str(before)])
     assert result.exit_code == 0, result.output
-    assert "3 claim(s) held before and still hold; 0 hold now that did not; 0 no longer hold" \
+    assert "3 claims held before and still hold; 0 hold now that did not; 0 no longer hold" \
         in result.output  # fmt: skip
 
 

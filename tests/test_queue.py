@@ -147,7 +147,7 @@ def test_validate_checks_a_queue_as_a_queue(tmp_path):
     path.write_text(QUEUE.replace("only: [b]", "only: [nope]"))
     bad = repro("validate", str(path))
     assert bad.exit_code == 1 and "no such experiment" in bad.output, bad.output
-    assert "1 of 1 file(s) invalid" in bad.output and "unknown key" not in bad.output
+    assert "1 of 1 file invalid" in bad.output and "unknown key" not in bad.output
 
 
 def test_a_queue_where_a_study_belongs_and_a_study_where_a_queue_belongs_say_so(tmp_path):
@@ -280,3 +280,45 @@ def test_repro_queue_refuses_a_bad_fuse_in_one_line(tmp_path, value):
 def test_a_queue_item_says_fuse_as_the_command_line_does(tmp_path, given, parsed):
     path = _queue(tmp_path, QUEUE.replace("runs_per_gpu: 1}", f"runs_per_gpu: 1, fuse: {given}}}"))
     assert load_queue(path).items[0].fuse == parsed
+
+
+def test_repro_queue_refuses_a_copied_study_over_the_originals_runs_unless_told_to_supersede(
+    tmp_path, cifar_root
+):
+    """`repro queue` had no --supersede: a queue item whose study was a copy that kept the
+    original's `name:` was refused (the original still plans those runs) with a message to run
+    "again with --supersede", which `repro queue` did not take. It takes the flag, with the
+    meaning `repro run --supersede` has, and its refusal names `repro queue`."""
+    from fake_runs import fake_run
+    from test_run import _made_by
+
+    from harness import store
+    from harness.studyfile import load_study
+
+    one = "  - {name: a, model: resnet8, recipe: base}\n"
+    (tmp_path / "studies").mkdir()
+    original = tiny_study(tmp_path / "studies" / "s.yaml", one, recipe=QUICK_RECIPE)
+    results = tmp_path / "results"
+    # Paused: the queue's standing counts any run that ended as done, whatever its config.
+    done = fake_run(results, load_study(original), "a", status="paused", epochs=2)
+    _made_by(done, original.resolve())
+    tiny_study(tmp_path / "mine.yaml", one,
+               QUICK_RECIPE.replace("kind: multistep, milestones: [2], gamma: 0.1",
+                                    "kind: cosine"))  # fmt: skip
+    path = tmp_path / "queue.yaml"
+    path.write_text("achieved_tflops: 0.001\nrate_source: a figure for the tests\nitems:\n"
+                    "  - {name: copy, why: the copy, study: mine.yaml, runs_per_gpu: 1}\n")  # fmt: skip
+    args = ("queue", str(path), "--results", str(results), "--data-dir", str(cifar_root),
+            "--device", "cpu", "--quiet")  # fmt: skip
+
+    refused = repro(*args)
+    said = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and "nothing was trained" in said, refused.output
+    assert "run `repro queue` again with --supersede" in said, said
+    assert not (done.parent / ".superseded").exists()
+
+    trained = repro(*args, "--supersede")
+    assert trained.exit_code == 0, trained.output
+    assert len(list((done.parent / ".superseded").iterdir())) == 1
+    assert json.loads((done / store.SUMMARY).read_text())["status"] == "complete"
+    assert "mine.yaml" in json.loads((done / store.SUMMARY).read_text())["study_file"]

@@ -144,12 +144,12 @@ def test_every_verdict_case(verdict_store):
                                                 rel=0.01)  # fmt: skip
     assert rows[("value", "partial")].reason.endswith("3 counted so far")
     assert rows[("value", "acc")].reproduced_value == pytest.approx(90.5)
-    assert "1 run(s) not counted: stale" in " ".join(rows[("value", "stale")].notes)
+    assert "1 run not counted: stale" in " ".join(rows[("value", "stale")].notes)
     assert "override run (smoke)" in " ".join(rows[("value", "stale")].notes)
     boom = rows[("value", "boom")]  # a diverged run counts, as chance error
     assert boom.n == 1 and boom.reproduced_value == 90.0
-    assert "1 of the 1 run(s) used diverged" in " ".join(boom.notes)
-    assert rows[("value", "never")].reason == "1 run(s) under way, none counted yet"
+    assert "1 of the 1 run used diverged" in " ".join(boom.notes)
+    assert rows[("value", "never")].reason == "1 run under way, none counted yet"
     assert rows[("ordering", "same, never")].reason == ("runs under way, none counted yet, for "
                                                         "never")  # fmt: skip
     counts = report.studies[0].counts
@@ -337,7 +337,7 @@ def test_report_over_real_smoke_runs(smoke_store, tmp_path):
     assert "the recipe trains on a subset (smoke study)" in html  # shown, never counted
     assert "smoke/resnet8/seed-0" in html and str(smoke_store) in html
     assert "on 1,000 test images, trained on 2,000" in html  # beside each run's test error
-    assert "0 counted run(s)" in html
+    assert "0 counted runs" in html
     assert html.count("data:image/svg+xml;base64,") >= 3
 
 
@@ -594,7 +594,7 @@ def test_a_speed_claim_takes_only_the_runs_on_its_hardware(tmp_path):
     claims = claim_rows(report)
     mixed, elsewhere = claims[("speed", "mixed")], claims[("speed", "elsewhere")]
     assert mixed.verdict == V.REPRODUCED and (mixed.n, mixed.reproduced_value) == (1, 100.0)
-    assert "1 run(s) on other hardware left out" in mixed.reason
+    assert "1 run on other hardware left out" in mixed.reason
     # No run on the claim's GPU: nothing measures the claim, whatever the other GPU shows.
     assert elsewhere.verdict == V.NOT_COMPARABLE and elsewhere.reproduced_value is None
     assert f"measured on {GTX1080}" in elsewhere.reason
@@ -738,7 +738,7 @@ def test_checkpoint_claims_are_judged_by_the_rules_of_trained_runs(tmp_path):
         rows[("akamaster-resnet20", "test error")],
         rows[("akamaster-resnet56", "test error")],
     )
-    assert "1 evaluation(s) not counted: stale" in " ".join(r20.notes)
+    assert "1 evaluation not counted: stale" in " ".join(r20.notes)
     assert "the file itself records best_prec1 = 91.78" in r20.notes
     assert any("also evaluated on not the official release" in n and "16.80%" in n
                for n in r56.notes)  # fmt: skip
@@ -758,7 +758,7 @@ def test_checkpoint_claims_are_judged_by_the_rules_of_trained_runs(tmp_path):
     assert "(10.31 points on average, see Provenance )" in _text(html)
     assert "16.80%" in parser.rows["copy-penalty-akamaster-resnet56-cccccccccccc"]
     assert "layer(?P&lt;s&gt;\\d+)" in html  # the layout's rules are on the page
-    assert "3 checkpoint evaluation(s) used a copy" in " ".join(html.split())  # stale too
+    assert "3 checkpoint evaluations used a copy" in " ".join(html.split())  # stale too
     table = report_for([CHECKPOINTS], results)
     assert [c.verdict for c in table.studies[0].checkpoint_claims] == [
         c.verdict for c in s.checkpoint_claims
@@ -1279,7 +1279,7 @@ def test_each_study_counts_its_runs_as_the_glance_does(tmp_path):
     ), runs.text
     assert s.counted_runs == 2
     text = _text(render_html(report))
-    assert ("2 counted run(s), 3 kept apart (2 bf16 vs fp32; 1 data cccccccccccc vs official "
+    assert ("2 counted runs, 3 kept apart (2 bf16 vs fp32; 1 data cccccccccccc vs official "
             "release), 1 that no verdict reads") in text  # fmt: skip
     assert "counted only for the test error at epoch 2" not in text
 
@@ -1615,8 +1615,8 @@ def test_a_paused_run_that_can_never_count_is_not_said_to_be_under_way(tmp_path)
 
 def test_a_run_that_counts_at_one_epoch_is_not_called_uncounted_anywhere(degradation_report):
     # Park's ResNet-20, paused at epoch 145 of 164, decides Park's test error after epoch 90
-    # (n=1), yet that claim's own row said "1 run(s) not counted: paused", the run table
-    # "counted: no", the study "0 counted run(s)", its curve "not counted: paused", and the
+    # (n=1), yet that claim's own row said "1 run not counted: paused", the run table
+    # "counted: no", the study "0 counted runs", its curve "not counted: paused", and the
     # rules "unfinished runs are listed, never counted".
     report = degradation_report
     (study,) = report.studies
@@ -1624,11 +1624,11 @@ def test_a_run_that_counts_at_one_epoch_is_not_called_uncounted_anywhere(degrada
               if c.experiment == "park-resnet20" and c.short_metric == "test error @90"]  # fmt: skip
     assert row.n == 1 and row.verdict == f"{V.BETTER} {V.ON_NONOFFICIAL_DATA}"
     assert not [n for n in row.notes if "not counted" in n], row.notes
-    assert "1 unfinished (paused) run(s) counted: each has recorded epoch 90" in row.notes[-1]
+    assert "1 unfinished (paused) run counted: each has recorded epoch 90" in row.notes[-1]
     # The final-epoch claim of the same run still says it does not count there.
     (final,) = [c for c in study.values
                 if c.experiment == "park-resnet20" and c.short_metric == "test error"]  # fmt: skip
-    assert "1 run(s) not counted: paused" in final.notes
+    assert "1 run not counted: paused" in final.notes
     html = render_html(report)
     parser = _Tables()
     parser.feed(html)
@@ -1639,7 +1639,7 @@ def test_a_run_that_counts_at_one_epoch_is_not_called_uncounted_anywhere(degrada
     )
     assert counted["degradation/park-plain20/seed-0"] == "no paused"
     text = _text(html)
-    assert ("0 counted run(s); 1 unfinished run counted only for the test error at epoch 90, "
+    assert ("0 counted runs; 1 unfinished run counted only for the test error at epoch 90, "
             "which it has passed") in text  # fmt: skip
     # The rules, in short and in full, say so as well.
     assert "Failed, unfinished, stale and override runs are listed, never counted" not in text

@@ -1152,8 +1152,29 @@ def test_a_malformed_experiment_is_no_unknown_one_and_what_waits_is_said(tmp_pat
     # The two claims' resnet20 may be experiments[0]'s name once it is spelt right.
     assert (problems[-1].path, problems[-1].line) == ("", None)
     assert problems[-1].message.startswith(
-        "2 cross-reference(s) not checked until the problems above are fixed"
+        "2 cross-references not checked until the problems above are fixed"
     ), shown
+
+
+def test_validate_counts_problems_in_words_and_not_the_line_of_what_waits(tmp_path):
+    """`repro validate` headed two problems and the line saying how many cross-references wait
+    for them as "3 problem(s)": that line is no problem. It says "2 problems", and counts in
+    words throughout ("1 of 2 files invalid", "1 problem")."""
+    text = MINIMAL.replace("    model: plain20\n", "    model: plain20\n    seeds: 0\n").replace(
+        "  - name: resnet20\n", "  - nmae: resnet20\n"
+    )
+    bad = write(tmp_path, text)
+    one = tmp_path / "one.yaml"
+    one.write_text(MINIMAL.replace("year: 2015}", "year: 15}"))
+    good = tmp_path / "good" / "s.yaml"
+    good.parent.mkdir()
+    good.write_text(MINIMAL)
+    out = CliRunner().invoke(main, ["validate", str(bad), str(good)])
+    assert out.exit_code == 1, out.output
+    assert f"{bad}: 2 problems\n" in out.output, out.output
+    assert "2 cross-references not checked" in out.output and "1 of 2 files invalid" in out.output
+    out = CliRunner().invoke(main, ["validate", str(one)])
+    assert f"{one}: 1 problem\n" in out.output and "1 of 1 file invalid" in out.output, out.output
 
 
 def test_a_claims_epoch_is_checked_against_a_valid_experiment_beside_other_problems(tmp_path):

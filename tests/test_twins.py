@@ -58,7 +58,7 @@ def test_the_second_study_adopts_the_twin_instead_of_training_it(twins, cifar_ro
     out = repro(*run_args(two, cifar_root, results))
     assert out.exit_code == 0, out.output
     assert "[  shared] two/y/seed-0: shared with one/x/seed-0, the same training" in out.output
-    assert "1 adopted, 1 complete" in out.output and "1 run(s) trained" in out.output
+    assert "1 adopted, 1 complete" in out.output and "1 run trained" in out.output
     trained, adopted = results / "one/x/seed-0", results / "two/y/seed-0"
     # Not trained again: the curves are the twin's to the last timing, and so is the checkpoint.
     for name in (store.METRICS, store.CONFIG, store.ENVIRONMENT):
@@ -384,3 +384,21 @@ def test_adopting_over_a_repaired_run_left_pending_keeps_its_files(twins, cifar_
         results / "one/x/seed-0" / store.ENVIRONMENT).read_bytes()  # fmt: skip
     status = repro("status", str(two), "--results", str(results))
     assert "2 runs" in status.output and "(shared with one/x/seed-0)" in status.output
+
+
+def test_a_repaired_run_that_adopts_its_twin_is_not_said_to_be_rebuilt(twins, cifar_root):
+    """A paused run whose summary was torn, with a complete twin: `repro run` said "kept
+    summary.json aside as ...; rebuilt from the checkpoint", then adopted the twin, moving the
+    run aside unrebuilt. What it prints for the run now holds once the twin is adopted."""
+    two, results = twins
+    run = fake_run(results, load_study(two), "y", epochs=3, status="paused")
+    _torn(run / store.SUMMARY)
+    assert store.inspect(run).status == store.DAMAGED
+    out = repro(*run_args(two, cifar_root, results, "--seeds", "1"))
+    assert out.exit_code == 0, out.output
+    assert "[  shared] two/y/seed-0" in out.output, out.output
+    (said,) = [s for s in out.output.splitlines() if "kept summary.json aside as" in s]
+    assert said.endswith("; rebuilt from the checkpoint if the run trains, not if it adopts its "
+                         "twin"), said  # fmt: skip
+    assert "its interrupted attempt moved to " in out.output, out.output
+    assert summary(results, "two/y/seed-0")["shared_with"] == "one/x/seed-0"

@@ -455,7 +455,7 @@ def test_a_run_past_the_claimed_epoch_counts_before_it_ends(tmp_path):
     fake_run(results, study, "a", status="paused", test_error=10.0, epochs=4)
     r = row(study, path, results, "a")
     # Short of the epoch: under way, not "not yet run" (the run has started and may count).
-    assert (r.n, r.verdict) == (0, V.UNDER_WAY) and "1 run(s) under way" in r.reason
+    assert (r.n, r.verdict) == (0, V.UNDER_WAY) and "1 run under way" in r.reason
 
     study, path, results = make_study(tmp_path / "killed", ORDER, AT_EPOCH)
     fake_run(results, study, "a", status="interrupted", test_error=10.0, epochs=4)
@@ -535,7 +535,7 @@ def test_no_counted_run_is_under_way_while_one_that_may_count_is_unfinished():
     claim = Claim(source="s", where="T1", experiment="a", metric="test_error", value=8.75)
     under_way = V.judge_value(claim, None, pending=2)
     assert under_way.outcome == V.UNDER_WAY
-    assert under_way.reason == "2 run(s) under way, none counted yet"
+    assert under_way.reason == "2 runs under way, none counted yet"
     assert V.judge_value(claim, None).outcome == V.NOT_RUN
     assert V.on_nonofficial_data(under_way) == under_way  # not a verdict: nothing to mark
     assert V.UNDER_WAY in V.OUTCOMES and V.UNDER_WAY not in V.JUDGED
@@ -549,7 +549,7 @@ def test_a_claim_whose_runs_have_started_is_under_way_not_yet_run(tmp_path, stat
     fake_run(results, study, "a", status=status, official=False)
     r = row(study, path, results, "a")
     assert (r.verdict, r.n) == (V.UNDER_WAY, 0)
-    assert r.reason == "1 run(s) under way, none counted yet"
+    assert r.reason == "1 run under way, none counted yet"
     # Where it stands, and on what data, as before: a verdict of its own does not hide it
     # (a run killed before its first summary has not said what data it trains on).
     where = {"paused": f"2/4 (paused) {V.ON_NONOFFICIAL_DATA}", "running": "2 (interrupted)"}
@@ -704,7 +704,7 @@ def test_nan_among_three_seeds_neither_moves_a_median_nor_counts(tmp_path):
             _edit_epoch(run, 2, test_error=math.nan)
     r = row(study, path, results, "a")
     assert (r.verdict, r.n, r.reproduced_value) == (V.INCONCLUSIVE, 1, pytest.approx(35.0))
-    assert any("2 run(s) not counted: its record holds an impossible figure" in n
+    assert any("2 runs not counted: its record holds an impossible figure" in n
                for n in r.notes), r.notes  # fmt: skip
 
 
@@ -748,7 +748,7 @@ def test_a_speed_claim_uses_runs_of_one_execution_as_every_claim_does(tmp_path):
     r = row(study, path, results, "a")
     assert (r.verdict, r.n, r.reproduced_value) == (V.BETTER, 3, 8.6), r.reason
     assert r.execution == "fp32, fast pipeline" and r.data == "official release"
-    assert any("2 counted run(s) in bf16, fast pipeline" in n and "kept apart" in n
+    assert any("2 counted runs in bf16, fast pipeline" in n and "kept apart" in n
                for n in r.notes), r.notes  # fmt: skip
     (tmp_path / "pooled").mkdir()
     pooled = make_study(tmp_path / "pooled", FIVE_A, SPEED_ON_H100.replace(

@@ -14,6 +14,7 @@ from harness import timings, verdicts
 from harness.describe import parameter_count
 from harness.metrics import METRICS, SECONDS, short_label
 from harness.metrics import label as metric_label
+from harness.plural import noun, plural
 from harness.report.counting import (
     _apart,
     _by_pool,
@@ -39,7 +40,8 @@ def _diverged_note(runs: list[tuple[RunRecord, float]], metric: str) -> list[str
     diverged = sum(1 for r, _ in runs if r.status == "diverged")
     if not diverged:
         return []
-    return [f"{diverged} of the {len(runs)} run(s) used diverged (loss NaN/inf); each counts as "
+    return [f"{diverged} of the {plural(len(runs), 'run')} used diverged (loss NaN/inf); each "
+            "counts as "
             f"{METRICS[metric].diverged.means}"]  # fmt: skip
 
 
@@ -51,12 +53,13 @@ def _run_notes(exp_runs: list[_Classified], metric: str = "",
     early = [c for c in exp_runs if not c.counted and c.counts_for(metric, epoch)]
     reasons = Counter(c.why_not for c in exp_runs
                       if not c.counted and not c.counts_for(metric, epoch))  # fmt: skip
-    notes = [f"{n} run(s) not counted: {why}" for why, n in sorted(reasons.items())]
+    notes = [f"{plural(n, 'run')} not counted: {why}" for why, n in sorted(reasons.items())]
     if early:
         status = "/".join(sorted({c.record.status for c in early}))
         notes.insert(
             0,
-            f"{len(early)} unfinished ({status}) run(s) counted: each has recorded "
+            f"{len(early)} unfinished ({status}) {noun(len(early), 'run')} counted: each has "
+            "recorded "
             f"epoch {epoch}, and later epochs cannot change its test error there",
         )
     return notes
@@ -382,7 +385,7 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         n=min(len(s.values) for s in sides), minimum=None, maximum=None, std=None,
         difference=None, tolerance=None, verdict=verdict.outcome, reason=verdict.reason,
         notes=[*filter(None, [claim.note]),
-               *(f"{k} run(s) of {n} left out: {w}" for n, ws in left_out.items()
+               *(f"{plural(k, 'run')} of {n} left out: {w}" for n, ws in left_out.items()
                  for w, k in Counter(ws).items())],
         execution=_execution_text(chosen, [c for g in groups for c in g.get(chosen, [])]),
         data=chosen.data if chosen else "",

@@ -16,6 +16,7 @@ from harness.data import shown_apart
 from harness.metrics import METRICS
 from harness.placement import WHAT_TO_DO
 from harness.plan import config_hash, resolved_config
+from harness.plural import plural
 from harness.results import RunRecord
 from harness.schema import Claim, Study
 
@@ -285,7 +286,8 @@ def _execution_text(pool: _Pool | None, runs: list[_Classified]) -> str:
 
 
 def _kept_apart(groups: dict[_Pool, list[_Classified]], chosen: _Pool | None) -> list[str]:
-    return [f"{len(runs)} counted run(s) in {pool.describe()} kept apart: runs on other data "
+    return [f"{plural(len(runs), 'counted run')} in {pool.describe()} kept apart: runs on other "
+            "data "
             "never pool, nor runs of another precision or pipeline unless the study or claim "
             "says `pool_executions: true`"
             for pool, runs in groups.items() if pool != chosen]  # fmt: skip

@@ -9,7 +9,8 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 
 from harness import verdicts
-from harness.report.text import _epochs_text, _fmt, _plural
+from harness.plural import plural
+from harness.report.text import _epochs_text, _fmt
 from harness.report.views import (
     PARAMETERS,
     ClaimRow,
@@ -48,7 +49,7 @@ def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
         # precision, pipeline or data than the pool it used) is said apart, not counted.
         every = [r for _, r in runs]
         counted = counted_in_full(every)
-        text = f"{_plural(len(runs), 'run')} of {_plural(len(seeds), 'experiment')} "
+        text = f"{plural(len(runs), 'run')} of {plural(len(seeds), 'experiment')} "
         # An adopted run is a copy of its twin's training: with both studies on the page, one
         # training stands as two runs, which the count must not leave the reader to find out.
         adopted = sum(bool(r.shared_with) for _, r in runs)
@@ -71,7 +72,7 @@ def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
         on = Counter((r.device, r.precision) for _, r in runs)
         shared = sum(bool(r.not_solo) for _, r in runs)
         lines.append(EvidenceLine(
-            "Devices", "; ".join(f"{d} ({_plural(n, 'run')}): {p}" for (d, p), n in on.items()),
+            "Devices", "; ".join(f"{d} ({plural(n, 'run')}): {p}" for (d, p), n in on.items()),
             f"{shared} of {len(runs)} shared their device or trained fused: their seconds per "
             "epoch are not solo timings, and no speed claim uses them" if shared else "",
         ))  # fmt: skip
@@ -81,8 +82,8 @@ def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
                            (None, "not recorded")):  # fmt: skip
             n_runs = sum(r.official_data is flag for _, r in runs)
             n_evaluations = sum(e.official_data is flag for e in evaluations)
-            counts = [_plural(n_runs, "run")] if n_runs else []
-            counts += [_plural(n_evaluations, "checkpoint evaluation")] if n_evaluations else []
+            counts = [plural(n_runs, "run")] if n_runs else []
+            counts += [plural(n_evaluations, "checkpoint evaluation")] if n_evaluations else []
             if counts:
                 parts.append(f"{what}: {' and '.join(counts)}")
         copies = any(r.official_data is False for _, r in runs) or any(
@@ -96,7 +97,7 @@ def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
         devices = ", ".join(sorted({e.device for e in evaluations}))
         lines.append(EvidenceLine(
             "Released weights",
-            f"{_plural(len(evaluations), 'evaluation')} of released checkpoints, {counted} "
+            f"{plural(len(evaluations), 'evaluation')} of released checkpoints, {counted} "
             f"counted, on {devices} (no training, so no random seeds)",
         ))  # fmt: skip
     return lines

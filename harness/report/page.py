@@ -20,6 +20,7 @@ import pandas as pd
 
 from harness import claimtable, verdicts
 from harness.environment import git_commit, now_utc
+from harness.plural import plural
 from harness.report.claims import (
     _ordering_row,
     _params_row,
@@ -58,7 +59,7 @@ from harness.report.released import (
     _layout_view,
 )
 from harness.report.runs import _experiment_view, _recipe_notes, _run_view
-from harness.report.text import _fmt, _plural, _source_label
+from harness.report.text import _fmt, _source_label
 from harness.report.views import ClaimRow, Report, StudyReport
 from harness.results import EvaluationRecord, RunRecord
 from harness.schema import Claim, OrderingClaim, Study
@@ -209,6 +210,7 @@ def render_html(report: Report) -> str:
     env.filters["slug"] = slug
     env.filters["code_spans"] = _code_spans
     env.filters["words"] = _words
+    env.filters["plural"] = plural  # {{ n|plural("run") }}: "1 run", "2 runs"
     return env.get_template("report.html.j2").render(report=report)
 
 
@@ -244,11 +246,11 @@ def write(report: Report, out: Path, fmt: str) -> None:
 def written_text(report: Report, out: Path, fmt: str) -> str:
     """What `repro report` says once it wrote ``out``: "wrote x.csv (csv: 1 study, 3 claims,
     2 runs)", each count with its own plural."""
-    counts = [_plural(len(report.studies), "study", "studies"),
-              _plural(sum(len(s.all_claims) for s in report.studies), "claim"),
-              _plural(report.total_runs, "run")]  # fmt: skip
+    counts = [plural(len(report.studies), "study", "studies"),
+              plural(sum(len(s.all_claims) for s in report.studies), "claim"),
+              plural(report.total_runs, "run")]  # fmt: skip
     if report.total_evaluations:
-        counts.append(_plural(report.total_evaluations, "checkpoint evaluation"))
+        counts.append(plural(report.total_evaluations, "checkpoint evaluation"))
     return f"wrote {out} ({fmt}: {', '.join(counts)})"
 
 

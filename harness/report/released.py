@@ -13,6 +13,7 @@ from pathlib import Path
 from harness import verdicts
 from harness.describe import parameter_count
 from harness.metrics import METRICS, short_label
+from harness.plural import plural
 from harness.report.claims import _claimed_text, _params_row, _reproduced_text
 from harness.report.counting import _data_of, _is_error
 from harness.report.runs import _in_store
@@ -117,7 +118,7 @@ def _checkpoint_row(study, path: str, claim: Claim, judged: list[_Judged], ancho
               "preferred, then the latest)" for o in others]  # fmt: skip
     reasons = Counter(j.why_not for j in judged
                       if j.record.checkpoint == claim.checkpoint and not j.counted)  # fmt: skip
-    notes += [f"{n} evaluation(s) not counted: {why}" for why, n in sorted(reasons.items())]
+    notes += [f"{plural(n, 'evaluation')} not counted: {why}" for why, n in sorted(reasons.items())]
     unit = metric.unit
     return ClaimRow(
         study=study.name, anchor=anchor, kind="checkpoint", experiment=claim.checkpoint,

@@ -14,11 +14,6 @@ def _epochs_text(epochs: tuple[int, ...]) -> str:
     return f"epochs {', '.join(map(str, epochs[:-1]))} and {epochs[-1]}"
 
 
-def _plural(n: int, word: str, many: str | None = None) -> str:
-    """ "1 run", "2 runs"; ``many`` where the plural is not the word with an s ("studies")."""
-    return f"{n} {word}" if n == 1 else f"{n} {many or word + 's'}"
-
-
 def _source_label(source) -> str:
     """A short citation: "He et al. 2016", "Muellerklein"; the full one is listed above."""
     authors = [a.strip() for a in source.authors.replace(" and ", ",").split(",") if a.strip()]

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from matplotlib.figure import Figure as MplFigure
 
 from harness import plots, verdicts
-from harness.report.text import _epochs_text, _plural
+from harness.plural import plural
+from harness.report.text import _epochs_text
 
 PARAMETERS = "parameters"  # the metric column of a parameter count's row
 
@@ -110,7 +111,7 @@ def counted_at_epoch_text(runs: list[RunView]) -> str:
     early = counted_at_epochs_only(runs)
     if not early:
         return ""
-    return f"{_plural(len(early), 'unfinished run')} counted only for {_passed_epochs(early)}"
+    return f"{plural(len(early), 'unfinished run')} counted only for {_passed_epochs(early)}"
 
 
 def _passed_epochs(early: list[RunView]) -> str:
