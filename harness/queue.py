@@ -157,7 +157,7 @@ def training_flops(p: RunPlan) -> float:
 class ItemStanding:
     item: QueueItem
     runs: int
-    ended: int  # complete or diverged
+    ended: int  # complete or diverged, with the config the study plans now
     started: int  # with at least one finished epoch, not ended
     epochs_done: int
     epochs_total: int
@@ -217,10 +217,15 @@ def standing(queue: Queue, results: Path) -> list[ItemStanding]:
 
 
 def _count(p: RunPlan, results: Path, planned: dict[str, set[Path]], t: _Tally) -> None:
+    from harness.runner import run_to_go_on_from  # torch: not for `repro validate`
+
     flops = training_flops(p)
     epochs = _nominal_epochs(p)
     run_dir = p.directory(results)
-    state = store.inspect(run_dir)
+    # As `repro run` goes on from it: a run it moves to .superseded/ (made with another config
+    # than the study's now, or misplaced) is to train again, however it ended; a damaged one
+    # as its repair leaves it.
+    state = run_to_go_on_from(p, run_dir)
     t.flops_total += flops
     t.epochs_total += epochs
     if state.status in store.FINAL:

@@ -477,7 +477,7 @@ def _decide(p: RunPlan, results: Path, force: bool, echo: Echo) -> Outcome | Non
         echo(f"{p.study}/{p.name}: starting; its last attempt ended {state.status} before "
              f"training ({state.detail or 'no detail'}; kept as {kept.name})")  # fmt: skip
         return None
-    if state.config_hash != p.hash:
+    if made_with_another_config(state, p.hash):
         where = store.supersede(run_dir, f"config changed: {state.config_hash} -> {p.hash}")
         echo(f"note: {p.study}/{p.name} was made with another config; moved to {where}")
         return None
@@ -497,6 +497,33 @@ def _decide(p: RunPlan, results: Path, force: bool, echo: Echo) -> Outcome | Non
         else:
             echo(resume_text(p, run_dir, state))
     return None
+
+
+def made_with_another_config(state: store.RunState, planned_hash: str) -> bool:
+    """Whether _decide moves the run in ``state`` to .superseded/ as made with another config
+    than the study's now (``planned_hash``), to train it again or adopt a complete twin; read
+    by `repro status` and the queue's standing (run_to_go_on_from). Never a run that is absent,
+    queued or running (left to its process), nor one that ended before training started (no
+    config: the record of an attempt, kept beside the run, which is then trained). A damaged
+    or misplaced run is first repaired or moved aside (_decide), then judged so."""
+    if state.status in ("absent", "queued", "running"):
+        return False
+    if state.config_hash is None and state.status in (store.FAILED, store.INTERRUPTED):
+        return False
+    return state.config_hash != planned_hash
+
+
+def run_to_go_on_from(p: RunPlan, run_dir: Path) -> store.RunState:
+    """The run as `repro run` goes on from it after _decide, moving nothing (for the queue's
+    standing): a damaged run as its repair leaves it (state_after_recovery; as it reads where
+    that cannot be told), and "absent" where _decide moves the run to .superseded/ (misplaced,
+    or made with another config), so that it is trained again or adopts a complete twin."""
+    state = store.inspect(run_dir)
+    if state.status == store.DAMAGED:
+        state = state_after_recovery(p, run_dir) or state
+    if state.status == store.MISPLACED or made_with_another_config(state, p.hash):
+        return store.RunState("absent")
+    return state
 
 
 TRAINED_AGAIN = "it is trained again"

@@ -38,7 +38,7 @@ from harness.placement import WHAT_TO_DO
 from harness.plan import Overrides, plan
 from harness.plural import plural
 from harness.results import environment_ignored, run_directories, scan_evaluations
-from harness.runner import state_after_recovery, summary_or_checkpoint
+from harness.runner import made_with_another_config, state_after_recovery, summary_or_checkpoint
 from harness.schema import Study
 from harness.twins import SHARED_WITH, Twin, complete_twins, first_adoptable, held
 
@@ -270,7 +270,7 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
     # question; a complete one read as done while it is to cost its training again.
     superseded = (state.status in (*RESUMABLE, *store.FINAL)
                   and None not in (planned_hash, state.config_hash)
-                  and state.config_hash != planned_hash)  # fmt: skip
+                  and made_with_another_config(state, planned_hash))  # fmt: skip
     # What `repro run` does next with a run it would train: a complete twin may be adopted
     # first (runner._train_in_turn adopts before it claims, and refuses, a run to resume).
     # (None where `repro run` refuses the run: made by another file of the study's name.)

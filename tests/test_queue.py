@@ -322,3 +322,84 @@ def test_repro_queue_refuses_a_copied_study_over_the_originals_runs_unless_told_
     assert len(list((done.parent / ".superseded").iterdir())) == 1
     assert json.loads((done / store.SUMMARY).read_text())["status"] == "complete"
     assert "mine.yaml" in json.loads((done / store.SUMMARY).read_text())["study_file"]
+
+
+# --------------------------------------------------------------------------- stale runs
+
+
+def test_a_run_made_with_another_config_is_pending_in_the_queue_as_repro_run_trains_it(
+    tmp_path, cifar_root
+):
+    """A complete run made before its study was edited (another config hash) is one that
+    `repro run` moves to .superseded/ and trains again, and `repro status` says so: the
+    queue's standing counts it pending, not done, and `repro queue` trains it, as `repro run`
+    would. A complete twin in another study still makes it cost nothing."""
+    from fake_runs import fake_run
+
+    from harness.status import study_status
+    from harness.studyfile import load_study
+
+    path = _queue(tmp_path)
+    queue, results = load_queue(path), tmp_path / "results"
+    study = load_study(tmp_path / "s.yaml")
+    stale = fake_run(results, study, "b", stale=True)
+    row = {r.run: r for r in study_status(study, results)}["b/seed-0"]
+    assert row.state == "complete" and "moves it to .superseded/ and trains it again" in row.detail
+    first, rest = standing(queue, results)
+    assert not first.done and (first.ended, first.epochs_done) == (0, 0)
+    assert first.gpu_minutes_left == pytest.approx(first.pflop_total * 1e15 / 1e9 / 60)
+    assert rest.ended == 0 and "next: first" in render(queue, [first, rest])
+    # A complete twin in another study did the training: `repro run` adopts it, so it is free.
+    other = tiny_study(tmp_path / "other.yaml", "  - {name: b, model: plain8, recipe: base}\n",
+                       name="other", recipe=QUICK_RECIPE)  # fmt: skip
+    twin = fake_run(results, load_study(other), "b")
+    first = standing(queue, results)[0]
+    assert (first.twinned, first.gpu_minutes_left) == (1, 0)
+    twin.rename(tmp_path / "twin-kept-out")
+
+    out = repro("queue", str(path), "--items", "1", "--device", "cpu", "--quiet",
+                "--results", str(results), "--data-dir", str(cifar_root))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "--- queue item first" in out.output
+    assert "tiny/b/seed-0 was made with another config; moved to" in out.output
+    [moved] = (stale.parent / ".superseded").iterdir()
+    assert (moved / "SUPERSEDED").read_text().startswith("config changed: 0000000000000000 -> ")
+    made = summary(results, "tiny/b/seed-0")
+    assert made["status"] == "complete" and made["config_hash"] == queue.plans(first.item)[0].hash
+    assert standing(queue, results)[0].done
+    # A damaged run reads as `repro run` repairs it: its unreadable config is written again
+    # from the study (its checkpoint was made with that config), so the item stays done.
+    (results / "tiny/b/seed-0/config.json").write_text("{not json")
+    row = {r.run: r for r in study_status(study, results)}["b/seed-0"]
+    assert row.state == "damaged" and "writes it again from the study" in row.detail, row.detail
+    assert standing(queue, results)[0].done
+
+
+def test_a_queue_item_whose_runs_a_copy_of_its_study_made_is_refused_as_repro_run_refuses(
+    tmp_path,
+):
+    """An item naming a copy of a study that kept the original's name: the original's complete
+    run, which the copy plans with another config, is not the item's (not done), and `repro
+    queue` refuses it as `repro run` does (harness.copies), moving and training nothing."""
+    from fake_runs import fake_run
+    from test_run import _made_by
+
+    from harness.studyfile import load_study
+
+    path = _queue(tmp_path, QUEUE.replace("study: s.yaml, only", "study: copy.yaml, only"))
+    original = tmp_path / "s.yaml"
+    results = tmp_path / "results"
+    made = fake_run(results, load_study(original), "b")
+    _made_by(made, original.resolve())
+    tiny_study(tmp_path / "copy.yaml", "  - {name: b, model: plain8, recipe: base}\n",
+               recipe=QUICK_RECIPE.replace("lr: 0.05", "lr: 0.02"))  # fmt: skip
+    queue = load_queue(path)
+    assert queue.plans(queue.items[0])[0].hash != json.loads((made / "config.json").read_text())[
+        "hash"]  # fmt: skip
+    first = standing(queue, results)[0]
+    assert not first.done and first.ended == 0
+    out = repro("queue", str(path), "--items", "1", "--results", str(results))
+    said = " ".join(out.output.split())
+    assert out.exit_code == 2 and "nothing was trained" in said, out.output
+    assert summary(results, "tiny/b/seed-0")["status"] == "complete"
+    assert not (made.parent / ".superseded").exists()
