@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -517,12 +517,18 @@ def run_to_go_on_from(p: RunPlan, run_dir: Path) -> store.RunState:
     """The run as `repro run` goes on from it after _decide, moving nothing (for the queue's
     standing): a damaged run as its repair leaves it (state_after_recovery; as it reads where
     that cannot be told), and "absent" where _decide moves the run to .superseded/ (misplaced,
-    or made with another config), so that it is trained again or adopts a complete twin."""
+    or made with another config), so that it is trained again or adopts a complete twin. A run
+    it trains goes on from its checkpoint (resume_text, as train() does): its epochs done are
+    those the checkpoint holds, none where it has no usable one (it starts over from epoch 0)."""
+    from harness.train import resume_point
+
     state = store.inspect(run_dir)
     if state.status == store.DAMAGED:
         state = state_after_recovery(p, run_dir) or state
     if state.status == store.MISPLACED or made_with_another_config(state, p.hash):
         return store.RunState("absent")
+    if state.status in (store.INTERRUPTED, store.PAUSED, store.FAILED, "pending"):
+        state = replace(state, epochs_done=resume_point(run_dir, p.hash)[0])
     return state
 
 
