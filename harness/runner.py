@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -517,12 +517,18 @@ def run_to_go_on_from(p: RunPlan, run_dir: Path) -> store.RunState:
     """The run as `repro run` goes on from it after _decide, moving nothing (for the queue's
     standing): a damaged run as its repair leaves it (state_after_recovery; as it reads where
     that cannot be told), and "absent" where _decide moves the run to .superseded/ (misplaced,
-    or made with another config), so that it is trained again or adopts a complete twin."""
+    or made with another config), so that it is trained again or adopts a complete twin. A run
+    it trains goes on from its checkpoint (resume_text, as train() does): its epochs done are
+    those the checkpoint holds, none where it has no usable one (it starts over from epoch 0)."""
+    from harness.train import resume_point
+
     state = store.inspect(run_dir)
     if state.status == store.DAMAGED:
         state = state_after_recovery(p, run_dir) or state
     if state.status == store.MISPLACED or made_with_another_config(state, p.hash):
         return store.RunState("absent")
+    if state.status in (store.INTERRUPTED, store.PAUSED, store.FAILED, "pending"):
+        state = replace(state, epochs_done=resume_point(run_dir, p.hash)[0])
     return state
 
 
@@ -585,15 +591,18 @@ def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo,
     # A summary (or a file kept aside as inconsistent) is rebuilt when the run trains, not
     # here; where a complete twin may be adopted instead (``then``), the run is moved aside as
     # it is, unrebuilt (_adopt), so the line says so rather than claim a rebuild.
-    later = "rebuilt from the checkpoint" + (
-        "" if then == TRAINED_AGAIN else " if the run trains, not if it adopts its twin"
-    )
+    # With no checkpoint to resume from, training starts over and makes them anew.
+    unusable = resume_point(run_dir, p.hash)[2]
+    later = (
+        "rebuilt from the checkpoint"
+        if unusable is None
+        else f"made anew as the run trains again from epoch 0 ({unusable})"
+    ) + ("" if then == TRAINED_AGAIN else " if the run trains, not if it adopts its twin")
     if (damaged := store.config_damage(run_dir)) is not None:
         present = store.present(damaged.path)  # unreadable, not missing: kept aside below
-        problem = resume_point(run_dir, p.hash)[2]
-        if problem is not None:
+        if unusable is not None:
             where = store.supersede(run_dir, f"damaged: {state.detail}")
-            echo(f"  its config {'cannot be read' if present else 'is missing'} and {problem}: "
+            echo(f"  its config {'cannot be read' if present else 'is missing'} and {unusable}: "
                  f"moved to {where}; {then}")  # fmt: skip
             return store.inspect(run_dir)
         # Its checkpoint was made with the study's config as it is now: that is the config.
@@ -604,22 +613,28 @@ def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo,
         )
         echo(f"  {aside} again from the study (its checkpoint was made with the same "
              "config)")  # fmt: skip
+    metrics_kept = None  # metrics.jsonl kept aside as damaged: said below, with what follows
     for read, path in ((store.read_summary, run_dir), (store.read_jsonl, run_dir / store.METRICS)):
         try:
             read(path)
         except store.DamagedFile as damaged:
             kept = store.set_aside(damaged.path)
-            # Curves are rebuilt below, now; a summary when the run trains.
-            now = damaged.path.name == store.METRICS
-            echo(f"  kept {damaged.path.name} aside as {kept.name}; "
-                 f"{'rebuilt from the checkpoint' if now else later}")  # fmt: skip
+            if damaged.path.name == store.METRICS:
+                metrics_kept = kept.name  # curves are rebuilt below, now, if they can be
+            else:
+                echo(f"  kept {damaged.path.name} aside as {kept.name}; {later}")
     if not (run_dir / store.METRICS).exists():
         # An ended run is not trained again, so its curves come back from the checkpoint here.
         history = checkpoint_history(run_dir)
         if history is not None:
             store.write_jsonl(run_dir / store.METRICS, history)
-        else:
-            echo("  its checkpoint cannot be read either: the run's curves are lost")
+        aside = f"kept {store.METRICS} aside as {metrics_kept}; " if metrics_kept else ""
+        if history is not None and metrics_kept:
+            echo(f"  {aside}rebuilt from the checkpoint")
+        elif history is None:  # nothing is rebuilt: the run is left without curves
+            rebuilt = "not rebuilt: " if metrics_kept else ""
+            echo(f"  {aside}{rebuilt}its checkpoint cannot be read either, so the run has no "
+                 "curves")  # fmt: skip
     state = store.inspect(run_dir)
     if state.status == store.DAMAGED:
         # Readable files that disagree (store.check_ended): which one is wrong cannot be told,

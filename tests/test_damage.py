@@ -1318,3 +1318,29 @@ def test_status_says_how_far_a_locked_damaged_run_got(tmp_path, case, shown):
     assert re.search(rf"a/seed-0  running +{re.escape(shown)}", line + " "), line
     if case.endswith("progress says 2"):
         assert line.endswith("on node7"), line
+
+
+def test_damaged_metrics_with_an_unreadable_checkpoint_are_not_said_to_be_rebuilt(tmp_path):
+    """The repair says what it does: with no readable checkpoint, nothing is rebuilt."""
+    from fake_runs import fake_run
+
+    from harness.plan import plan
+    from harness.runner import _recover
+    from harness.studyfile import load_study
+
+    study = load_study(
+        tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    )
+    run = fake_run(tmp_path / "results", study, "a")
+    (run / store.METRICS).write_bytes(b"\x00\xffnot json\n")
+    (run / store.CHECKPOINT).write_bytes(b"not a checkpoint")
+    [p] = [p for p in plan(study) if p.experiment.name == "a"]
+    said: list[str] = []
+    after = _recover(p, run, store.inspect(run), said.append)
+    text = "\n".join(said)
+    assert "rebuilt from the checkpoint" not in text, text
+    assert re.search(r"kept metrics\.jsonl aside as \S+; not rebuilt: its checkpoint cannot be "
+                     "read either", text), text  # fmt: skip
+    # Its summary, kept aside as inconsistent, is made anew by training from epoch 0.
+    assert "made anew as the run trains again from epoch 0 (its checkpoint cannot be read)" in text
+    assert (after.status, after.epochs_done) == ("interrupted", 0)

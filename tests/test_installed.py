@@ -128,3 +128,25 @@ def test_the_report_counts_what_it_wrote_in_words(tmp_path, monkeypatch):
     out = CliRunner().invoke(main, ["report", "s.yaml", "--out", "x.csv"])
     assert out.exit_code == 0, out.output
     assert "wrote x.csv (csv: 1 study, 1 claim, 2 runs)" in out.output, out.output
+
+
+def test_the_report_counts_only_the_runs_of_the_studies_it_reports(tmp_path, monkeypatch):
+    """A run of a study left out of the report is listed apart, not counted as reported: the
+    line said "2 runs" for the one run of the study written."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    study = load_study(tiny_study(tmp_path / "s.yaml", STUDY, name="words"))
+    other = load_study(tiny_study(tmp_path / "o.yaml", STUDY, name="other"))
+    fake_run(tmp_path / "results", study, "r20")
+    fake_run(tmp_path / "results", other, "r20")
+    out = CliRunner().invoke(main, ["report", "s.yaml", "--out", "x.csv"])
+    assert out.exit_code == 0, out.output
+    assert "wrote x.csv (csv: 1 study, 1 claim, 1 run)" in out.output, out.output
+    out = CliRunner().invoke(main, ["report", "s.yaml", "--out", "x.html"])
+    assert out.exit_code == 0, out.output
+    html = (tmp_path / "x.html").read_text()
+    assert "2 run directories found, 1 of them of the studies in this report." in html
+    assert "Runs of studies not in this report" in html and "other/r20/seed-0" in html

@@ -10,6 +10,7 @@ import pytest
 from conftest import QUICK_RECIPE, ROOT, tiny_study
 from test_run import repro, summary
 
+from harness import store
 from harness.queue import QueueError, load_queue, render, standing, training_flops
 
 QUEUE = """\
@@ -373,6 +374,27 @@ def test_a_run_made_with_another_config_is_pending_in_the_queue_as_repro_run_tra
     row = {r.run: r for r in study_status(study, results)}["b/seed-0"]
     assert row.state == "damaged" and "writes it again from the study" in row.detail, row.detail
     assert standing(queue, results)[0].done
+
+
+def test_an_interrupted_run_without_its_checkpoint_counts_no_epoch_done_as_repro_run_starts_over(
+    tmp_path,
+):
+    """`repro run` trains an interrupted run with no checkpoint again from epoch 0: the
+    standing counts none of its recorded epochs done and its whole cost left."""
+    from fake_runs import fake_run
+
+    from harness.runner import resume_text
+    from harness.studyfile import load_study
+
+    path = _queue(tmp_path)
+    queue, results = load_queue(path), tmp_path / "results"
+    run = fake_run(results, load_study(tmp_path / "s.yaml"), "b", status="interrupted", epochs=4)
+    assert store.inspect(run).epochs_done == 2 and not (run / store.CHECKPOINT).exists()
+    [p] = queue.plans(queue.items[0])
+    assert "starting over from epoch 0" in resume_text(p, run, store.inspect(run))
+    first = standing(queue, results)[0]
+    assert (first.started, first.epochs_done, first.epochs_total) == (0, 0, 3)
+    assert first.gpu_minutes_left == pytest.approx(first.pflop_total * 1e15 / 1e9 / 60)
 
 
 def test_a_queue_item_whose_runs_a_copy_of_its_study_made_is_refused_as_repro_run_refuses(

@@ -398,7 +398,8 @@ def test_a_repaired_run_that_adopts_its_twin_is_not_said_to_be_rebuilt(twins, ci
     assert out.exit_code == 0, out.output
     assert "[  shared] two/y/seed-0" in out.output, out.output
     (said,) = [s for s in out.output.splitlines() if "kept summary.json aside as" in s]
-    assert said.endswith("; rebuilt from the checkpoint if the run trains, not if it adopts its "
-                         "twin"), said  # fmt: skip
+    # It has no checkpoint: were it trained, it would start over, not be rebuilt from one.
+    assert said.endswith("; made anew as the run trains again from epoch 0 (its checkpoint is "
+                         "missing) if the run trains, not if it adopts its twin"), said  # fmt: skip
     assert "its interrupted attempt moved to " in out.output, out.output
     assert summary(results, "two/y/seed-0")["shared_with"] == "one/x/seed-0"

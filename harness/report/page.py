@@ -245,10 +245,10 @@ def write(report: Report, out: Path, fmt: str) -> None:
 
 def written_text(report: Report, out: Path, fmt: str) -> str:
     """What `repro report` says once it wrote ``out``: "wrote x.csv (csv: 1 study, 3 claims,
-    2 runs)", each count with its own plural."""
+    2 runs)", each count with its own plural; the runs are those of the studies reported."""
     counts = [plural(len(report.studies), "study", "studies"),
               plural(sum(len(s.all_claims) for s in report.studies), "claim"),
-              plural(report.total_runs, "run")]  # fmt: skip
+              plural(report.reported_runs, "run")]  # fmt: skip
     if report.total_evaluations:
         counts.append(plural(report.total_evaluations, "checkpoint evaluation"))
     return f"wrote {out} ({fmt}: {', '.join(counts)})"

@@ -503,6 +503,11 @@ class Report:
         return list(dict.fromkeys(pair for s in self.shown for pair in s.metric_key))
 
     @property
+    def reported_runs(self) -> int:
+        """The runs of the studies in this report: the store's others are only listed."""
+        return self.total_runs - len(self.unmatched_runs)
+
+    @property
     def empty(self) -> bool:
         return self.total_runs == 0 and self.total_evaluations == 0
 
