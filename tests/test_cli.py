@@ -531,3 +531,18 @@ def test_report_takes_study_files_as_arguments_as_every_other_command_does(tmp_p
     assert f"wrote {tmp_path / 'claims.csv'}" in out.output, out.output
     rows = (tmp_path / "claims.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].startswith("mine,value,r8,"), rows
+
+
+def test_repro_run_warns_of_two_experiments_that_train_the_same_thing(tmp_path, cifar_root):
+    """`repro validate` says it, and so must `repro run`, which is where the GPU time goes:
+    the warning comes before the first run trains, and the run goes on (it may be meant)."""
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r0, model: resnet8, recipe: base}\n"
+                       "  - {name: r1, model: resnet8, recipe: base}\n", recipe=QUICK_RECIPE)  # fmt: skip
+    out = repro(*run_args(study, cifar_root, tmp_path / "r", "--smoke"))
+    assert out.exit_code == 0, out.output
+    warning = f"{study}:"
+    lines = out.output.splitlines()
+    said = [i for i, line in enumerate(lines) if line.startswith(warning)
+            and "experiments[1]: warning: trains exactly what experiments[0] ('r0') trains" in line]  # fmt: skip
+    trained = [i for i, line in enumerate(lines) if "r0/seed-0" in line]
+    assert said and trained and said[0] < trained[0], out.output
