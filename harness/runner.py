@@ -350,12 +350,8 @@ def _adopt(p: RunPlan, options: RunOptions, ex: Execution, data: Callable[[], Ci
     state = store.inspect(run_dir)  # before the lock, under which it would read "running"
     attempt = None if state.status == "absent" else state.status
     with contextlib.ExitStack() as lock:
-        try:
-            lock.enter_context(store.run_lock(run_dir))
-        except store.LockHeld as held:
-            return Outcome(p, "busy", f"being trained by another process ({held.holder})")
-        if store.summary_status(run_dir) in store.FINAL:
-            return Outcome(p, "skipped", "finished by another process meanwhile")
+        if (taken := _lock(p, run_dir, lock)) is not None:
+            return taken
         try:
             summary, moved = twins.adopt(p, run_dir, twin, attempt)
         except (twins.NotAdopted, OSError) as exc:
@@ -726,17 +722,24 @@ def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOp
     return summary_outcome(p, summary)
 
 
-def _claim(p: RunPlan, run_dir: Path, ex: Execution, data: Cifar10,
-           locks: contextlib.ExitStack) -> Outcome | None:  # fmt: skip
-    """Take the run's lock into ``locks`` for training under ``ex`` on ``data``; or, when it
-    may not train now, the outcome that says why."""
+def _lock(p: RunPlan, run_dir: Path, locks: contextlib.ExitStack) -> Outcome | None:
+    """Take the run's lock into ``locks`` (to train it or to adopt its twin); or the outcome
+    when another process holds it or finished the run between our look and the lock."""
     try:
         locks.enter_context(store.run_lock(run_dir))
     except store.LockHeld as held:
         return Outcome(p, "busy", f"being trained by another process ({held.holder})")
-    # Another process may have finished it between our look and the lock.
     if store.summary_status(run_dir) in store.FINAL:
         return Outcome(p, "skipped", "finished by another process meanwhile")
+    return None
+
+
+def _claim(p: RunPlan, run_dir: Path, ex: Execution, data: Cifar10,
+           locks: contextlib.ExitStack) -> Outcome | None:  # fmt: skip
+    """Take the run's lock into ``locks`` for training under ``ex`` on ``data``; or, when it
+    may not train now, the outcome that says why."""
+    if (taken := _lock(p, run_dir, locks)) is not None:
+        return taken
     if (conflict := execution_conflict(run_dir, ex) or data_conflict(run_dir, data)) is not None:
         return Outcome(p, REFUSED, conflict)
     return None
