@@ -421,6 +421,21 @@ def test_a_rounded_count_matches_as_the_source_rounded_it(stated, count, matches
     assert (outcome == V.REPRODUCED) is matches, outcome
 
 
+def test_a_rounded_count_is_shown_with_the_digits_the_source_printed(tmp_path):
+    # Zagoruyko & Komodakis print WRN-16-8's count as 11.0M; the claim table read "11M".
+    claims = """\
+  - {id: wide, source: test, where: T5, experiment: w, metric: params, value: 11.0M}
+  - {id: thin, source: test, where: T6, experiment: r, metric: params, value: 0.27M}
+  - {id: whole, source: test, where: T6, experiment: r, metric: params, value: 1M}
+"""
+    experiments = ("  - {name: w, model: wrn-16-8, recipe: base}\n"
+                   "  - {name: r, model: resnet20, recipe: base}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, experiments, claims)
+    shown = [(r.claimed, r.rule) for r in rows(study, path, results) if r.kind == "params"]
+    assert shown == [("11.0M", "rounded to 100,000"), ("0.27M", "rounded to 10,000"),
+                     ("1M", "rounded to 1,000,000")]  # fmt: skip
+
+
 def test_every_parameter_count_of_the_shipped_studies_is_reproduced():
     report = report_for(sorted((ROOT / "studies").glob("*.yaml")), ROOT / "no-results")
     wrong = [(c.experiment, c.claimed, c.reproduced, c.verdict) for s in report.studies
