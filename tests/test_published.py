@@ -136,7 +136,9 @@ def _park(study: str, nets: tuple[str, ...]) -> dict[tuple[str, str], Said]:
 _TSENG_TABLE = ("Models Layers Final test error (%) ResNet 20 8.51 56 6.20 110 5.68 Vanilla CNN "
                 "20 9.66 56 15.05 110 90.00")  # fmt: skip
 _TSENG_31 = ("As the layer increased, ResNet's final test error drops from 8.51, 6.20, to 5.68. "
-             "However, vanilla CNN's final test error increased in 20 and 56 layers.")  # fmt: skip
+             "However, vanilla CNN's final test error increased in 20 and 56 layers. The vanilla "
+             "CNN 110 layers model did not learn from training, thus the testing error did not "
+             "decrease.")  # fmt: skip
 _TSENG_32 = ("As the layer increased, the training loss of ResNet shifting downward and the "
              "vanilla CNN shifting upward.")  # fmt: skip
 _TSENG_4 = "As the layer increasing, ResNet outperforms plain CNN."
@@ -202,7 +204,11 @@ SAID: dict[tuple[str, str], Said] = {
         "As the layer increased, ResNet's final test error drops from 8.51, 6.20, to 5.68.",
         _TSENG_31),
     ("degradation", "tseng2018:tseng-plain20<tseng-plain56<tseng-plain110:test_error"): _o(
-        "Section 3.1", "vanilla CNN's final test error increased", _TSENG_31),
+        "Section 3.1",
+        "\"vanilla CNN's final test error increased in 20 and 56 layers. The vanilla CNN 110 "
+        'layers model did not learn from training"',
+        _TSENG_31,
+    ),
     ("degradation", "tseng2018:tseng-resnet110<tseng-resnet56<tseng-resnet20:final_train_loss"):
         _o("Section 3.2, Figure 5",
            "As the layer increased, the training loss of ResNet shifting downward", _TSENG_32),
