@@ -71,10 +71,10 @@ def test_a_slot_archive_imports_with_no_run_misplaced(archive, tmp_path):
 # is present), ../shared/claims.md, and the three papers and the README that we do not hold
 # (copied from He et al. 2015 as printed at CVPR 2016, He et al. 2016 in the version with the
 # batch-64 ResNet-1001 row, Zagoruyko & Komodakis' arXiv v4, whose Tables 5 and 6 these are,
-# and akamaster's README at 820f98c). A claim's `where`, figure, spread and an ordering's statement must be the pinned
-# ones, the figure as the source printed it must stand in the passage, and every word an
-# ordering's statement gives as the source's (all of it without `"` marks, else what the marks
-# enclose; `...` marks a cut) must stand in the passage. Audit of 2026-11-27: He et al. 2016's
+# and akamaster's README at 820f98c). A claim's `where`, figure, spread and an ordering's
+# statement must be the pinned ones, the figure as the source printed it must stand in the
+# passage, and every word an ordering's statement gives as the source's (all of it without `"`
+# marks, else what the marks enclose; `...` marks a cut) must stand in the passage. Audit of 2026-11-27: He et al. 2016's
 # parameter counts and ResNet-1001's mean were cited to Table 3, which has neither (Table 4
 # does); Zagoruyko & Komodakis' tables were "Table (CIFAR-10)"; four statements the report
 # prints in quotation marks were never the source's words ("ResNets ... enjoy accuracy gains
