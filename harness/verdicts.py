@@ -149,7 +149,8 @@ RULES = (
     f"stated), a difference up to twice the tolerance is {INCONCLUSIVE}: one seed cannot "
     "decide it.",
     "Parameter counts must match exactly where the source gives an exact figure, and after "
-    "the source's rounding otherwise (1.7M: to 0.1M), counted the way the claim says: every "
+    "the source's rounding otherwise (1.7M: to 0.1M, a tie rounding up, so 265,000 is 0.27M), "
+    "counted the way the claim says: every "
     "trainable parameter, or without batch norm's scale and shift where the claim says "
     "`counts: without_batchnorm` (He et al. 2016's 10.2M for ResNet-1001 is 10,178,490 so "
     "counted, 10,327,706 with them). A count that does not match but matches counted the "
@@ -382,9 +383,13 @@ def on_nonofficial_data(verdict: Verdict) -> Verdict:
 
 
 def _count_matches(claim: Claim, count: int) -> bool:
+    """Whether ``count`` is the claim's figure: exactly, or as the source rounded it. A
+    source's tie rounds up (265,000 parameters print as 0.27M), where Python's round() went to
+    the even digit and judged 265,000 a match for 0.26M and not for 0.27M."""
     if claim.resolution is None:
         return count == claim.value
-    return round(count / claim.resolution) == round(claim.value / claim.resolution)
+    half = claim.resolution / 2
+    return claim.value - half <= count < claim.value + half
 
 
 def judge_params(

@@ -405,6 +405,37 @@ def test_a_count_that_matches_only_counted_another_way_is_a_convention_question(
     assert "+1.25%" in html and "+0.32%" in html and "counting convention" in html
 
 
+@pytest.mark.parametrize(
+    ("stated", "count", "matches"),
+    [("0.27M", 265_000, True), ("0.26M", 265_000, False), ("0.27M", 274_999, True),
+     ("0.27M", 275_000, False), ("0.28M", 275_000, True), ("0.27M", 264_999, False),
+     ("1.7M", 1_650_000, True), ("1.7M", 1_750_000, False), (269722, 269_722, True),
+     (269722, 269_723, False)],
+)  # fmt: skip
+def test_a_rounded_count_matches_as_the_source_rounded_it(stated, count, matches):
+    # A source prints 265,000 parameters as 0.27M (a tie rounds up): Python's round() sent
+    # 26.5 units to the even 26 and judged 265,000 a match for 0.26M and a miss for 0.27M.
+    claim = Claim.model_validate({"source": "s", "where": "T6", "experiment": "e",
+                                  "metric": "params", "value": stated})  # fmt: skip
+    outcome = V.judge_params(claim, count).outcome
+    assert (outcome == V.REPRODUCED) is matches, outcome
+
+
+def test_a_rounded_count_is_shown_with_the_digits_the_source_printed(tmp_path):
+    # Zagoruyko & Komodakis print WRN-16-8's count as 11.0M; the claim table read "11M".
+    claims = """\
+  - {id: wide, source: test, where: T5, experiment: w, metric: params, value: 11.0M}
+  - {id: thin, source: test, where: T6, experiment: r, metric: params, value: 0.27M}
+  - {id: whole, source: test, where: T6, experiment: r, metric: params, value: 1M}
+"""
+    experiments = ("  - {name: w, model: wrn-16-8, recipe: base}\n"
+                   "  - {name: r, model: resnet20, recipe: base}\n")  # fmt: skip
+    study, path, results = make_study(tmp_path, experiments, claims)
+    shown = [(r.claimed, r.rule) for r in rows(study, path, results) if r.kind == "params"]
+    assert shown == [("11.0M", "rounded to 100,000"), ("0.27M", "rounded to 10,000"),
+                     ("1M", "rounded to 1,000,000")]  # fmt: skip
+
+
 def test_every_parameter_count_of_the_shipped_studies_is_reproduced():
     report = report_for(sorted((ROOT / "studies").glob("*.yaml")), ROOT / "no-results")
     wrong = [(c.experiment, c.claimed, c.reproduced, c.verdict) for s in report.studies

@@ -6,6 +6,7 @@ stands on and how far the runs under way have got.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -224,11 +225,11 @@ def _params_row(study, claim: Claim, anchor, source_label, kind: str = "params")
     others = {c: parameter_count(declared.model, c) for c in verdicts.COUNT_CONVENTIONS
               if c != counts}  # fmt: skip
     verdict = verdicts.judge_params(claim, measured, others)
-    stated = (
-        f"{claim.value:,.0f}"
-        if claim.resolution is None
-        else (f"{claim.value / 1e6:g}M" if claim.resolution >= 1e4 else f"{claim.value:,.0f}")
-    )
+    stated = f"{claim.value:,.0f}"
+    if claim.resolution is not None and claim.resolution >= 1e4:
+        # In millions to the digits the source printed: WRN-16-8's "11.0M" read "11M".
+        digits = max(0, round(math.log10(1e6 / claim.resolution)))
+        stated = f"{claim.value / 1e6:.{digits}f}M"
     return ClaimRow(
         study=study.name, anchor=anchor, kind=kind, experiment=claim.subject,
         source=source_label[claim.source], where=claim.where, metric=PARAMETERS, unit="",
