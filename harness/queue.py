@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import store, twins
 from harness.choices import RUNS_PER_GPU, FuseChoiceError, parse_fuse
+from harness.copies import displaced_runs
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
 from harness.near import near_names
 from harness.plan import (
@@ -36,6 +37,7 @@ from harness.plan import (
     nominal_iterations,
     plan,
 )
+from harness.plural import plural
 from harness.schema import Study
 from harness.studyfile import StudyError, load_study, yaml_problems
 
@@ -166,6 +168,10 @@ class ItemStanding:
     gpu_minutes_left: float
     twinned: int = 0  # not ended, but a complete twin in another study did the training
     elsewhere: int = 0  # costed in an earlier item, which trains the same run or its twin
+    # Made by another study file of this study's name that still plans it (harness.copies):
+    # `repro queue` refuses to train over it, so no twin is adopted for it either; costed
+    # whole, as --supersede trains it.
+    refused: int = 0
 
     @property
     def done(self) -> bool:
@@ -178,6 +184,7 @@ class _Tally:
     started: int = 0
     twinned: int = 0
     elsewhere: int = 0
+    refused: int = 0
     epochs_done: int = 0
     epochs_total: int = 0
     flops_total: float = 0.0
@@ -194,8 +201,11 @@ def standing(queue: Queue, results: Path) -> list[ItemStanding]:
     for item in queue.items:
         plans = queue.plans(item)
         t = _Tally()
+        # As `repro queue` refuses them before any item trains (runner.refuse_displacing).
+        overrides = Overrides(only=item.only, seeds=item.seeds)
+        refused = {d.plan.name for d in displaced_runs(plans, results, overrides)}
         for p in plans:
-            _count(p, results, planned, t)
+            _count(p, results, planned, t, refused=p.name in refused)
         for p in plans:
             planned.setdefault(p.hash, set()).add(p.directory(results))
         out.append(
@@ -211,12 +221,14 @@ def standing(queue: Queue, results: Path) -> list[ItemStanding]:
                 t.flops_left / (queue.rate_tflops * 1e12) / 60,
                 t.twinned,
                 t.elsewhere,
+                t.refused,
             )
         )
     return out
 
 
-def _count(p: RunPlan, results: Path, planned: dict[str, set[Path]], t: _Tally) -> None:
+def _count(p: RunPlan, results: Path, planned: dict[str, set[Path]], t: _Tally,
+           refused: bool = False) -> None:  # fmt: skip
     from harness.runner import run_to_go_on_from  # torch: not for `repro validate`
 
     flops = training_flops(p)
@@ -231,6 +243,10 @@ def _count(p: RunPlan, results: Path, planned: dict[str, set[Path]], t: _Tally) 
     if state.status in store.FINAL:
         t.ended += 1
         t.epochs_done += epochs
+        return
+    if refused:  # not trained, nor adopted from a twin, until --supersede lets it go
+        t.refused += 1
+        t.flops_left += flops
         return
     if twins.complete_twins(p, results):
         t.twinned += 1
@@ -271,6 +287,11 @@ def render(queue: Queue, rows: list[ItemStanding]) -> str:
     left = sum(r.gpu_minutes_left for r in rows)
     nxt = next((r.item.name for r in rows if not r.done), None)
     lines.append(f"  next: {nxt or 'nothing: every item is done'}; ~{left:.0f} GPU-min left in all")
+    if refused := sum(r.refused for r in rows):
+        lines.append(f"  note: `repro queue` refuses to train over {plural(refused, 'run')} that "
+                     "another study file of the same study name made and still plans (which: "
+                     "`repro status`), and trains nothing; --supersede trains over them (moved "
+                     "to .superseded/, not deleted)")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -297,9 +318,10 @@ def _state(r: ItemStanding) -> str:
         return "done"
     # A run an earlier item trains costs nothing here: say so, or the minutes look short.
     elsewhere = f", {r.elsewhere} from an earlier item" if r.elsewhere else ""
-    if r.ended or r.started or r.twinned:
+    if r.ended or r.started or r.twinned or r.refused:
         twinned = f", {r.twinned} done by twins" if r.twinned else ""
-        return f"{r.ended}/{r.runs} runs ended, {r.started} under way{twinned}{elsewhere}"
+        refused = f", {r.refused} refused" if r.refused else ""
+        return f"{r.ended}/{r.runs} runs ended, {r.started} under way{twinned}{refused}{elsewhere}"
     return f"{r.runs} run{'s' * (r.runs != 1)} pending{elsewhere}"
 
 
