@@ -287,11 +287,19 @@ def render(queue: Queue, rows: list[ItemStanding]) -> str:
     left = sum(r.gpu_minutes_left for r in rows)
     nxt = next((r.item.name for r in rows if not r.done), None)
     lines.append(f"  next: {nxt or 'nothing: every item is done'}; ~{left:.0f} GPU-min left in all")
-    if refused := sum(r.refused for r in rows):
-        lines.append(f"  note: `repro queue` refuses to train over {plural(refused, 'run')} that "
-                     "another study file of the same study name made and still plans (which: "
-                     "`repro status`), and trains nothing; --supersede trains over them (moved "
-                     "to .superseded/, not deleted)")  # fmt: skip
+    # run_queue checks every item it is to train (the unfinished ones, or the first --items
+    # of them) before the first trains: one refused item stops them all.
+    if refused := [r for r in rows if r.refused]:
+        one = len(refused) == 1
+        names = ("item " if one else "items ") + ", ".join(r.item.name for r in refused)
+        n = sum(r.refused for r in refused)
+        them = "it" if n == 1 else "them"
+        lines.append(f"  note: {names} plan{'s' * one} {plural(n, 'run')} that another study "
+                     "file of the same study name made and still plans (which: `repro status`): "
+                     f"`repro queue` refuses {them}, training nothing, while "
+                     f"{'that item is' if one else 'those items are'} among those it is to "
+                     "train (every unfinished one, or the first --items); --supersede trains "
+                     f"over {them} (moved to .superseded/, not deleted)")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -458,6 +458,8 @@ def test_a_run_a_copy_of_the_items_study_may_not_train_over_is_not_counted_done_
     assert "done by twins" not in shown and first.twinned == 0, shown
     assert first.refused == 1 and not first.done, first
     assert "1 refused" in shown and "--supersede" in shown, shown
+    assert "item first plans 1 run that another study file of the same study name made" in " ".join(
+        shown.split()), shown  # fmt: skip
     assert first.gpu_minutes_left == pytest.approx(first.pflop_total * 1e15 / 1e9 / 60)
     # what `repro status` and `repro queue` say of the same run
     row = {r.run: r for r in study_status(load_study(copy), results, study_file=str(copy))}
