@@ -367,7 +367,7 @@ def study_status(study: Study, results: Path, check: DataCheck | None = None,
 def render(study: Study, rows: list[StatusRow]) -> str:
     counts = Counter(r.state for r in rows)
     summary = ", ".join(f"{n} {state}" for state, n in counts.most_common())
-    lines = [f"{study.name}: {len(rows)} runs: {summary}"]
+    lines = [f"{study.name}: {plural(len(rows), 'run')}: {summary}"]
     width = max((len(r.run) for r in rows), default=10)
     for r in rows:
         lines.append(f"  {r.run:<{width}}  {r.state:<11} {r.epochs:>9}  {r.detail}")

@@ -235,3 +235,12 @@ def test_status_says_run_leaves_a_damaged_or_unfinished_run_the_study_does_not_p
     assert "seed-1" not in out.output and "0 runs trained, 2 skipped" in out.output, out.output
     assert {p.name: p.read_bytes() for p in old.iterdir()} == before
     assert not (results / "tiny/a/.superseded").exists()
+
+
+def test_status_counts_a_one_run_study_in_words(tmp_path):
+    """`repro status` headed a one-run study "beta: 1 runs: 1 pending" (seen in a hand-made
+    store of two studies); counts are words everywhere else (harness.plural)."""
+    study = tiny_study(tmp_path / "tiny.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    out = repro("status", str(study), "--results", str(tmp_path / "results"), "--no-check-data")
+    assert out.exit_code == 0, out.output
+    assert "tiny: 1 run: 1 pending" in out.output, out.output
