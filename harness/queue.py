@@ -198,12 +198,15 @@ def standing(queue: Queue, results: Path) -> list[ItemStanding]:
     item lists the same run or its twin (trained there first, then adopted)."""
     out = []
     planned: dict[str, set[Path]] = {}  # config hash -> directories of earlier items' runs
+    clashing = {(c.item, c.plan.name) for c in clashes(queue, queue.items, results)}
     for item in queue.items:
         plans = queue.plans(item)
         t = _Tally()
-        # As `repro queue` refuses them before any item trains (runner.refuse_displacing).
+        # As `repro queue` refuses them before any item trains (runner.refuse_displacing,
+        # clashes).
         overrides = Overrides(only=item.only, seeds=item.seeds)
         refused = {d.plan.name for d in displaced_runs(plans, results, overrides)}
+        refused |= {name for it, name in clashing if it == item.name}
         for p in plans:
             _count(p, results, planned, t, refused=p.name in refused)
         for p in plans:
@@ -261,6 +264,60 @@ def _count(p: RunPlan, results: Path, planned: dict[str, set[Path]], t: _Tally,
         t.flops_left += flops * (1 - finished / epochs)
 
 
+@dataclass(frozen=True)
+class Clash:
+    """A run that a later item plans in the run directory an earlier item plans, with
+    another config, from another study file of the same study name."""
+
+    plan: RunPlan
+    item: str
+    earlier: str
+    earlier_file: str
+
+
+def clashes(queue: Queue, items: tuple[QueueItem, ...] | list[QueueItem],
+            results: Path) -> list[Clash]:  # fmt: skip
+    """The runs of ``items`` (in order) that an earlier one of them plans otherwise from a
+    copy of its study that kept its name: trained in turn, the later item would find the
+    earlier's fresh run made by a file that still plans it, which `repro run` refuses
+    (harness.copies), midway. An empty store shows no such run yet, so the queue looks at
+    the plans themselves."""
+    seen: dict[Path, tuple[str, str, str]] = {}  # run directory -> (hash, study file, item)
+    found = []
+    for item in items:
+        study_file = str(queue.study_file(item).resolve())
+        for p in queue.plans(item):
+            where = p.directory(results)
+            if where not in seen:
+                seen[where] = (p.hash, study_file, item.name)
+                continue
+            digest, other_file, other = seen[where]
+            if digest != p.hash and other_file != study_file:
+                found.append(Clash(p, item.name, other, other_file))
+    return found
+
+
+def clash_refusal(queue: Queue, found: list[Clash]) -> str:
+    """What `repro queue` says as it refuses ``found`` (clashes) before training."""
+    first = found[0]
+    pair = [c for c in found if (c.item, c.earlier) == (first.item, first.earlier)]
+    later_file = str(queue.study_file(next(i for i in queue.items if i.name == first.item)))
+    runs = ", ".join(f"{c.plan.study}/{c.plan.name}" for c in pair[:5])
+    runs += f", and {len(pair) - 5} more" if len(pair) > 5 else ""
+    more = len(found) - len(pair)
+    others = f" ({plural(more, 'other run')} of other items too)" if more else ""
+    return (
+        f"{queue.path}: items {first.earlier} and {first.item} plan the same "
+        f"{plural(len(pair), 'run')} with different configs, from two study files of the study "
+        f"name {first.plan.study!r} ({first.earlier_file} and {later_file}): {runs}{others}. "
+        f"Training {first.item} after {first.earlier} would move {first.earlier}'s runs to "
+        ".superseded/ and take them out of that study's report, so nothing was trained. To "
+        f"keep both, give {later_file} a name of its own (its `name:` line). To train "
+        f"{first.item}'s over them on purpose, run `repro queue` again with --supersede (they "
+        "are moved to .superseded/, not deleted)."
+    )
+
+
 def _trained_earlier(p: RunPlan, run_dir: Path, planned: dict[str, set[Path]]) -> bool:
     """Whether an earlier item trains this run's training: the same run, or its twin in
     another study (runs of one study are never twins of each other: harness.twins)."""
@@ -295,8 +352,9 @@ def render(queue: Queue, rows: list[ItemStanding]) -> str:
         n = sum(r.refused for r in refused)
         them = "it" if n == 1 else "them"
         lines.append(f"  note: {names} plan{'s' * one} {plural(n, 'run')} that another study "
-                     "file of the same study name made and still plans (which: `repro status`): "
-                     f"`repro queue` refuses {them}, training nothing, while "
+                     "file of the same study name made and still plans, or that an earlier item "
+                     f"plans from such a file with another config: `repro queue` refuses {them}, "
+                     "training nothing, while "
                      f"{'that item is' if one else 'those items are'} among those it is to "
                      "train (every unfinished one, or the first --items); --supersede trains "
                      f"over {them} (moved to .superseded/, not deleted)")  # fmt: skip
@@ -341,7 +399,7 @@ def run_queue(queue: Queue, options, echo: Echo, limit: int | None = None) -> li
     budget (``options``' deadline) is spent; returns every run's outcome. ``options.fuse``
     (`repro queue --fuse`) fuses the runs of items that do not say `fuse:` themselves."""
     from harness.executors import local_slots, run_parallel
-    from harness.runner import refuse_displacing, run_study
+    from harness.runner import RunError, refuse_displacing, run_study
 
     outcomes = []
     deadline = options.stop_at()
@@ -361,6 +419,10 @@ def run_queue(queue: Queue, options, echo: Echo, limit: int | None = None) -> li
     for _, study_file, study, item_options in prepared:
         plans = plan(study, item_options.overrides, study_file)  # as queue.plans reads it
         refuse_displacing(plans, item_options, study_file, command="repro queue")
+    # Two of them that would do so to each other, the earlier training first.
+    found = clashes(queue, [item for item, *_ in prepared], options.results)
+    if found and not (options.force or options.supersede):
+        raise RunError(clash_refusal(queue, found))
     for item, study_file, study, item_options in prepared:
         if deadline is not None and deadline.passed():
             echo(f"time budget spent before item {item.name}")

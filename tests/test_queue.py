@@ -466,3 +466,30 @@ def test_a_run_a_copy_of_the_items_study_may_not_train_over_is_not_counted_done_
     assert "refuses to train over it" in row["b/seed-0"].detail, row["b/seed-0"].detail
     out = repro("queue", str(path), "--items", "1", "--results", str(results))
     assert out.exit_code == 2 and "nothing was trained" in " ".join(out.output.split())
+
+
+def test_two_items_of_same_named_study_files_that_plan_one_run_two_ways_are_refused_up_front(
+    tmp_path,
+):
+    """Item `first` names s.yaml, item `copy` a copy of it that kept its name and changed the
+    recipe: both plan tiny/b/seed-0, with two configs. With the store empty, `repro queue`
+    trained `first`, then stopped at `copy` with "nothing was trained" and "run `repro run`
+    again with --supersede" (the copy refusal, met mid-queue), and the standing had counted
+    both as pending. The standing counts the copy's run refused, and `repro queue` refuses
+    before training anything, naming both items."""
+    path = _queue(tmp_path, QUEUE.replace(
+        "  - {name: rest,", "  - {name: copy, why: the copy, study: copy.yaml, only: [b]}\n"
+        "  - {name: rest,"))  # fmt: skip
+    tiny_study(tmp_path / "copy.yaml", "  - {name: b, model: plain8, recipe: base}\n",
+               recipe=QUICK_RECIPE.replace("lr: 0.05", "lr: 0.02"))  # fmt: skip
+    results = tmp_path / "results"
+    queue = load_queue(path)
+    first, copy, _ = standing(queue, results)
+    assert (first.refused, copy.refused) == (0, 1), (first, copy)
+    assert "item copy plans 1 run" in " ".join(render(queue, [first, copy]).split())
+    out = repro("queue", str(path), "--results", str(results))
+    said = " ".join(out.output.split())
+    assert out.exit_code == 2 and "nothing was trained" in said, out.output
+    assert "items first and copy" in said and "tiny/b/seed-0" in said, said
+    assert "--supersede" in said and "repro run`" not in said, said
+    assert not (results / "tiny").exists()
