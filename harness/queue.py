@@ -168,9 +168,10 @@ class ItemStanding:
     gpu_minutes_left: float
     twinned: int = 0  # not ended, but a complete twin in another study did the training
     elsewhere: int = 0  # costed in an earlier item, which trains the same run or its twin
-    # Made by another study file of this study's name that still plans it (harness.copies):
-    # `repro queue` refuses to train over it, so no twin is adopted for it either; costed
-    # whole, as --supersede trains it.
+    # Made by another study file of this study's name that still plans it (harness.copies),
+    # or planned otherwise by an earlier item from such a file (clashes): `repro queue`
+    # refuses to train over it, so no twin is adopted for it either; costed whole, as
+    # --supersede trains it.
     refused: int = 0
 
     @property
