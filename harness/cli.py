@@ -730,7 +730,8 @@ def report(out, fmt, results, study_files, show_unrun, files):
         fail(f"no study files: none given with --study, no studies/*.yaml here and no run in "
              f"{results} names one; name them, e.g. "
              "`repro report --study studies/degradation.yaml`")  # fmt: skip
-    if not records and not scan_evaluations(results):
+    evaluations = scan_evaluations(results)
+    if not records and not evaluations:
         click.echo(f"note: {results} holds no runs or checkpoint evaluations yet: every "
                    "claim that needs one will read 'not yet run'")  # fmt: skip
     writable_or_fail((out, "--out"))
@@ -741,14 +742,16 @@ def report(out, fmt, results, study_files, show_unrun, files):
                        studies=studies, records=records, figures=fmt == "html")  # fmt: skip
     write(built, out, fmt)
     click.echo(written_text(built, out, fmt))
-    for line in unreported(records, {s.name for s in studies}, given=bool(named)):
+    for line in unreported(records, {s.name for s in studies}, given=bool(named),
+                           evaluations=evaluations):  # fmt: skip
         click.echo(f"note: {line}", err=True)
     for warning in filter(None, map(environment_warning, records)):
         click.echo(f"warning: {warning}", err=True)
 
 
-def unreported(records, names: set[str], *, given: bool) -> list[str]:
-    """A line per study whose runs are in the store but not in the report, with why."""
+def unreported(records, names: set[str], *, given: bool, evaluations=()) -> list[str]:
+    """A line per study whose runs, or checkpoint evaluations, are in the store but not in
+    the report, with why."""
     left = Counter(r.study for r in records if r.study not in names)
     lines = []
     for study, n in sorted(left.items()):
@@ -762,6 +765,13 @@ def unreported(records, names: set[str], *, given: bool) -> list[str]:
         verb = "is" if n == 1 else "are"
         lines.append(f"{plural(n, 'run')} of study {study!r} {verb} not reported: {why}; give "
                      "it with --study FILE")  # fmt: skip
+    # An evaluation records no study file: its study is found in studies/ or named, or not.
+    left = Counter(e.study for e in evaluations if e.study not in names)
+    why = "not among the --study files given" if given else "its study file is not in studies/"
+    for study, n in sorted(left.items()):
+        verb = "is" if n == 1 else "are"
+        lines.append(f"{plural(n, 'checkpoint evaluation')} of study {study!r} {verb} not "
+                     f"reported: {why}; give it with --study FILE")  # fmt: skip
     return lines
 
 

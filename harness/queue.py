@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness import store, twins
 from harness.choices import RUNS_PER_GPU, FuseChoiceError, parse_fuse
+from harness.copies import displaced_runs
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
 from harness.near import near_names
 from harness.plan import (
@@ -36,6 +37,7 @@ from harness.plan import (
     nominal_iterations,
     plan,
 )
+from harness.plural import plural
 from harness.schema import Study
 from harness.studyfile import StudyError, load_study, yaml_problems
 
@@ -166,6 +168,11 @@ class ItemStanding:
     gpu_minutes_left: float
     twinned: int = 0  # not ended, but a complete twin in another study did the training
     elsewhere: int = 0  # costed in an earlier item, which trains the same run or its twin
+    # Made by another study file of this study's name that still plans it (harness.copies),
+    # or planned otherwise by an earlier item from such a file (clashes): `repro queue`
+    # refuses to train over it, so no twin is adopted for it either; costed whole, as
+    # --supersede trains it.
+    refused: int = 0
 
     @property
     def done(self) -> bool:
@@ -178,6 +185,7 @@ class _Tally:
     started: int = 0
     twinned: int = 0
     elsewhere: int = 0
+    refused: int = 0
     epochs_done: int = 0
     epochs_total: int = 0
     flops_total: float = 0.0
@@ -191,11 +199,17 @@ def standing(queue: Queue, results: Path) -> list[ItemStanding]:
     item lists the same run or its twin (trained there first, then adopted)."""
     out = []
     planned: dict[str, set[Path]] = {}  # config hash -> directories of earlier items' runs
+    clashing = {(c.item, c.plan.name) for c in clashes(queue, queue.items, results)}
     for item in queue.items:
         plans = queue.plans(item)
         t = _Tally()
+        # As `repro queue` refuses them before any item trains (runner.refuse_displacing,
+        # clashes).
+        overrides = Overrides(only=item.only, seeds=item.seeds)
+        refused = {d.plan.name for d in displaced_runs(plans, results, overrides)}
+        refused |= {name for it, name in clashing if it == item.name}
         for p in plans:
-            _count(p, results, planned, t)
+            _count(p, results, planned, t, refused=p.name in refused)
         for p in plans:
             planned.setdefault(p.hash, set()).add(p.directory(results))
         out.append(
@@ -211,12 +225,14 @@ def standing(queue: Queue, results: Path) -> list[ItemStanding]:
                 t.flops_left / (queue.rate_tflops * 1e12) / 60,
                 t.twinned,
                 t.elsewhere,
+                t.refused,
             )
         )
     return out
 
 
-def _count(p: RunPlan, results: Path, planned: dict[str, set[Path]], t: _Tally) -> None:
+def _count(p: RunPlan, results: Path, planned: dict[str, set[Path]], t: _Tally,
+           refused: bool = False) -> None:  # fmt: skip
     from harness.runner import run_to_go_on_from  # torch: not for `repro validate`
 
     flops = training_flops(p)
@@ -232,6 +248,10 @@ def _count(p: RunPlan, results: Path, planned: dict[str, set[Path]], t: _Tally) 
         t.ended += 1
         t.epochs_done += epochs
         return
+    if refused:  # not trained, nor adopted from a twin, until --supersede lets it go
+        t.refused += 1
+        t.flops_left += flops
+        return
     if twins.complete_twins(p, results):
         t.twinned += 1
         t.epochs_done += epochs
@@ -243,6 +263,60 @@ def _count(p: RunPlan, results: Path, planned: dict[str, set[Path]], t: _Tally) 
         t.elsewhere += 1
     else:
         t.flops_left += flops * (1 - finished / epochs)
+
+
+@dataclass(frozen=True)
+class Clash:
+    """A run that a later item plans in the run directory an earlier item plans, with
+    another config, from another study file of the same study name."""
+
+    plan: RunPlan
+    item: str
+    earlier: str
+    earlier_file: str
+
+
+def clashes(queue: Queue, items: tuple[QueueItem, ...] | list[QueueItem],
+            results: Path) -> list[Clash]:  # fmt: skip
+    """The runs of ``items`` (in order) that an earlier one of them plans otherwise from a
+    copy of its study that kept its name: trained in turn, the later item would find the
+    earlier's fresh run made by a file that still plans it, which `repro run` refuses
+    (harness.copies), midway. An empty store shows no such run yet, so the queue looks at
+    the plans themselves."""
+    seen: dict[Path, tuple[str, str, str]] = {}  # run directory -> (hash, study file, item)
+    found = []
+    for item in items:
+        study_file = str(queue.study_file(item).resolve())
+        for p in queue.plans(item):
+            where = p.directory(results)
+            if where not in seen:
+                seen[where] = (p.hash, study_file, item.name)
+                continue
+            digest, other_file, other = seen[where]
+            if digest != p.hash and other_file != study_file:
+                found.append(Clash(p, item.name, other, other_file))
+    return found
+
+
+def clash_refusal(queue: Queue, found: list[Clash]) -> str:
+    """What `repro queue` says as it refuses ``found`` (clashes) before training."""
+    first = found[0]
+    pair = [c for c in found if (c.item, c.earlier) == (first.item, first.earlier)]
+    later_file = str(queue.study_file(next(i for i in queue.items if i.name == first.item)))
+    runs = ", ".join(f"{c.plan.study}/{c.plan.name}" for c in pair[:5])
+    runs += f", and {len(pair) - 5} more" if len(pair) > 5 else ""
+    more = len(found) - len(pair)
+    others = f" ({plural(more, 'other run')} of other items too)" if more else ""
+    return (
+        f"{queue.path}: items {first.earlier} and {first.item} plan the same "
+        f"{plural(len(pair), 'run')} with different configs, from two study files of the study "
+        f"name {first.plan.study!r} ({first.earlier_file} and {later_file}): {runs}{others}. "
+        f"Training {first.item} after {first.earlier} would move {first.earlier}'s runs to "
+        ".superseded/ and take them out of that study's report, so nothing was trained. To "
+        f"keep both, give {later_file} a name of its own (its `name:` line). To train "
+        f"{first.item}'s over them on purpose, run `repro queue` again with --supersede (they "
+        "are moved to .superseded/, not deleted)."
+    )
 
 
 def _trained_earlier(p: RunPlan, run_dir: Path, planned: dict[str, set[Path]]) -> bool:
@@ -271,6 +345,20 @@ def render(queue: Queue, rows: list[ItemStanding]) -> str:
     left = sum(r.gpu_minutes_left for r in rows)
     nxt = next((r.item.name for r in rows if not r.done), None)
     lines.append(f"  next: {nxt or 'nothing: every item is done'}; ~{left:.0f} GPU-min left in all")
+    # run_queue checks every item it is to train (the unfinished ones, or the first --items
+    # of them) before the first trains: one refused item stops them all.
+    if refused := [r for r in rows if r.refused]:
+        one = len(refused) == 1
+        names = ("item " if one else "items ") + ", ".join(r.item.name for r in refused)
+        n = sum(r.refused for r in refused)
+        them = "it" if n == 1 else "them"
+        lines.append(f"  note: {names} plan{'s' * one} {plural(n, 'run')} that another study "
+                     "file of the same study name made and still plans, or that an earlier item "
+                     f"plans from such a file with another config: `repro queue` refuses {them}, "
+                     "training nothing, while "
+                     f"{'that item is' if one else 'those items are'} among those it is to "
+                     "train (every unfinished one, or the first --items); --supersede trains "
+                     f"over {them} (moved to .superseded/, not deleted)")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -297,9 +385,10 @@ def _state(r: ItemStanding) -> str:
         return "done"
     # A run an earlier item trains costs nothing here: say so, or the minutes look short.
     elsewhere = f", {r.elsewhere} from an earlier item" if r.elsewhere else ""
-    if r.ended or r.started or r.twinned:
+    if r.ended or r.started or r.twinned or r.refused:
         twinned = f", {r.twinned} done by twins" if r.twinned else ""
-        return f"{r.ended}/{r.runs} runs ended, {r.started} under way{twinned}{elsewhere}"
+        refused = f", {r.refused} refused" if r.refused else ""
+        return f"{r.ended}/{r.runs} runs ended, {r.started} under way{twinned}{refused}{elsewhere}"
     return f"{r.runs} run{'s' * (r.runs != 1)} pending{elsewhere}"
 
 
@@ -311,7 +400,7 @@ def run_queue(queue: Queue, options, echo: Echo, limit: int | None = None) -> li
     budget (``options``' deadline) is spent; returns every run's outcome. ``options.fuse``
     (`repro queue --fuse`) fuses the runs of items that do not say `fuse:` themselves."""
     from harness.executors import local_slots, run_parallel
-    from harness.runner import refuse_displacing, run_study
+    from harness.runner import RunError, refuse_displacing, run_study
 
     outcomes = []
     deadline = options.stop_at()
@@ -331,6 +420,10 @@ def run_queue(queue: Queue, options, echo: Echo, limit: int | None = None) -> li
     for _, study_file, study, item_options in prepared:
         plans = plan(study, item_options.overrides, study_file)  # as queue.plans reads it
         refuse_displacing(plans, item_options, study_file, command="repro queue")
+    # Two of them that would do so to each other, the earlier training first.
+    found = clashes(queue, [item for item, *_ in prepared], options.results)
+    if found and not (options.force or options.supersede):
+        raise RunError(clash_refusal(queue, found))
     for item, study_file, study, item_options in prepared:
         if deadline is not None and deadline.passed():
             echo(f"time budget spent before item {item.name}")

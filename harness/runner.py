@@ -629,8 +629,8 @@ def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo,
             echo(f"  {aside}rebuilt from the checkpoint")
         elif history is None:  # nothing is rebuilt: the run is left without curves
             rebuilt = "not rebuilt: " if metrics_kept else ""
-            echo(f"  {aside}{rebuilt}its checkpoint cannot be read either, so the run has no "
-                 "curves")  # fmt: skip
+            why = _no_history(run_dir, either=metrics_kept is not None)
+            echo(f"  {aside}{rebuilt}{why}, so the run has no curves")
     state = store.inspect(run_dir)
     if state.status == store.DAMAGED:
         # Readable files that disagree (store.check_ended): which one is wrong cannot be told,
@@ -642,6 +642,22 @@ def _recover(p: RunPlan, run_dir: Path, state: store.RunState, echo: Echo,
                 echo(f"  kept {name} aside as {kept.name}; {later}")
         state = store.inspect(run_dir)
     return state
+
+
+def _no_history(run_dir: Path, either: bool) -> str:
+    """Why the checkpoint gives no curves to rebuild (checkpoint_history found none): there
+    is none, it cannot be read (``either``: as the curves could not), or it reads but holds no
+    per-epoch records (of another format)."""
+    from harness.train import UnreadableCheckpoint, read_checkpoint
+
+    path = run_dir / store.CHECKPOINT
+    if not store.present(path):
+        return "it has no checkpoint to rebuild them from"
+    try:
+        read_checkpoint(path)
+    except UnreadableCheckpoint:
+        return "its checkpoint cannot be read" + (" either" if either else "")
+    return "its checkpoint (of another format) holds no per-epoch records"
 
 
 def state_after_recovery(p: RunPlan, run_dir: Path) -> store.RunState | None:

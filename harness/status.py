@@ -197,18 +197,24 @@ def twin_note(found: list[Twin], check: DataCheck | None, attempt: bool) -> Twin
 # What to do with a misplaced run in a folder its study does not plan: it trains nothing there,
 # so there is no twin to adopt (placement.WHAT_TO_DO is for a planned run's folder).
 UNPLANNED_TO_DO = "move it back to where it belongs, or delete it"
+# A run folder the study plans no run in (a seed or experiment it no longer has), damaged or
+# unfinished: `repro run` goes through the planned runs only, so it neither repairs, resumes
+# nor trains it, whatever the same state of a planned run would bring.
+UNPLANNED = ("the study plans no run here, so `repro run` leaves it as it is (to go on with "
+             "it, plan it in the study again)")  # fmt: skip
 
 
 def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
             check: DataCheck | None = None,
             twins: Callable[[], list[Twin]] | None = None,
             repaired: Callable[[], store.RunState | None] | None = None,
-            made_by: Path | None = None) -> StatusRow:  # fmt: skip
+            made_by: Path | None = None, planned: bool = True) -> StatusRow:  # fmt: skip
     """``twins``: the complete twins of the planned run (harness.twins), asked for only
     where `repro run` would train it; ``repaired``: what a damaged run is once `repro run`
     has repaired it (runner.state_after_recovery), asked for only when it has twins;
     ``made_by``: the other study file of the same name that made the run and still plans it
-    (harness.copies), which `repro run` refuses to supersede."""
+    (harness.copies), which `repro run` refuses to supersede; ``planned``: False for a run
+    folder the study plans no run in (UNPLANNED), which `repro run` leaves as it is."""
     if (blocking := store.file_in_the_way(run_dir)) is not None:
         return StatusRow(name, store.DAMAGED, "?", f"{blocking} is a file where a directory "
                          "belongs; `repro run` keeps it aside (renamed) and trains the "
@@ -249,6 +255,8 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
                   f"is: {UNPLANNED_TO_DO}")  # fmt: skip
     elif state.status == store.MISPLACED:  # what `repro run` does next: with its twin, below
         detail = f"{state.detail}; {WHAT_TO_DO} (`repro run` moves it aside{{trains}})"
+    elif state.status == store.DAMAGED and not planned:  # not repaired: see UNPLANNED
+        detail = f"{state.detail}; {UNPLANNED}"
     elif state.status == store.DAMAGED:
         from harness.runner import damage_repair
 
@@ -265,6 +273,8 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
     job = store.read_job(run_dir)
     if job and state.status not in ("queued",):
         detail = (detail + f" (job {job['job_id']})").strip()
+    if not planned and state.status in (*RESUMABLE, "pending"):  # not resumed nor trained
+        detail = (f"{detail}; " if detail else "") + UNPLANNED
     # A planned run made with another config, ended or not, is not kept: `repro run` moves it
     # aside and trains it again on the data here (runner._decide), so no data of its own is in
     # question; a complete one read as done while it is to cost its training again.
@@ -304,7 +314,7 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
             "moves it to .superseded/" + ("" if adopted else " and trains it again")  # fmt: skip
     # The data it began on: the summary's, or, for a run killed in a session (which removed
     # the summary as it began) or one whose summary is damaged, its checkpoint's sessions.
-    resumed = state.status in RESUMABLE and not superseded and not adopted
+    resumed = state.status in RESUMABLE and not superseded and not adopted and planned
     record = summary_or_checkpoint(run_dir) if resumed else {}
     if store.data_fingerprints(record)[0]:
         data = check.data() if check is not None else None
@@ -317,7 +327,7 @@ def row_for(name: str, run_dir: Path, planned_hash: str | None = None,
         detail = (f"{detail}; " if detail else "") + twin.text
     # Metadata, not the result: the run stands as it is, but the report ignores the file.
     if ignored := store.environment_or_damage(run_dir)[1]:
-        resumes = state.status in RESUMABLE
+        resumes = state.status in RESUMABLE and planned
         detail = (f"{detail}; " if detail else "") + environment_ignored(ignored, resumes=resumes)
     return StatusRow(name, state.status, epochs, detail, tail)
 
@@ -350,14 +360,14 @@ def study_status(study: Study, results: Path, check: DataCheck | None = None,
     for run_dir in run_directories(results, study.name):  # listed, not read twice
         if run_dir not in seen:
             rows.append(row_for(run_dir.relative_to(results / study.name).as_posix(),
-                                run_dir, check=check))  # fmt: skip
+                                run_dir, check=check, planned=False))  # fmt: skip
     return rows
 
 
 def render(study: Study, rows: list[StatusRow]) -> str:
     counts = Counter(r.state for r in rows)
     summary = ", ".join(f"{n} {state}" for state, n in counts.most_common())
-    lines = [f"{study.name}: {len(rows)} runs: {summary}"]
+    lines = [f"{study.name}: {plural(len(rows), 'run')}: {summary}"]
     width = max((len(r.run) for r in rows), default=10)
     for r in rows:
         lines.append(f"  {r.run:<{width}}  {r.state:<11} {r.epochs:>9}  {r.detail}")

@@ -1344,3 +1344,40 @@ def test_damaged_metrics_with_an_unreadable_checkpoint_are_not_said_to_be_rebuil
     # Its summary, kept aside as inconsistent, is made anew by training from epoch 0.
     assert "made anew as the run trains again from epoch 0 (its checkpoint cannot be read)" in text
     assert (after.status, after.epochs_done) == ("interrupted", 0)
+
+
+# --------------------------------------------------------------------------- storeslips3
+
+
+@pytest.mark.parametrize(("checkpoint", "why"), [
+    ("absent", "it has no checkpoint to rebuild them from"),
+    ("unreadable", "its checkpoint cannot be read either"),
+    ("no history", "its checkpoint (of another format) holds no per-epoch records"),
+])  # fmt: skip
+def test_the_repair_says_why_curves_are_not_rebuilt_as_it_is(tmp_path, checkpoint, why):
+    """Damaged curves that the checkpoint cannot rebuild: the repair said "its checkpoint
+    cannot be read either" whether the run had no checkpoint at all or a readable one that
+    holds no per-epoch history (another format). It says which of the three it is."""
+    import torch
+    from fake_runs import fake_run
+
+    from harness.plan import plan
+    from harness.runner import _recover
+    from harness.studyfile import load_study
+
+    study = load_study(
+        tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    )
+    run = fake_run(tmp_path / "results", study, "a")
+    (run / store.METRICS).write_bytes(b"\x00\xffnot json\n")
+    if checkpoint == "unreadable":
+        (run / store.CHECKPOINT).write_bytes(b"not a checkpoint")
+    elif checkpoint == "no history":
+        torch.save({"format": -1, "config_hash": "0" * 16}, run / store.CHECKPOINT)
+    [p] = plan(study)
+    said: list[str] = []
+    _recover(p, run, store.inspect(run), said.append)
+    text = "\n".join(said)
+    assert re.search(rf"kept metrics\.jsonl aside as \S+; not rebuilt: {re.escape(why)}, so the "
+                     "run has no curves", text), text  # fmt: skip
+    assert "rebuilt from the checkpoint" not in text, text

@@ -544,3 +544,30 @@ def test_a_damaged_evaluation_record_is_evaluated_again_and_kept(foreign, cifar_
         assert (old / record.name).read_bytes() == kept
     elif how == "a directory":
         assert (old / record.name / "inside.txt").read_text() == "kept\n"
+
+
+# --------------------------------------------------------------------------- storeslips3
+
+
+def test_the_reports_closing_line_counts_only_the_evaluations_of_the_studies_it_reports(
+    tmp_path, monkeypatch
+):
+    """`repro report s.yaml` said "(..., 2 checkpoint evaluations)" where one was of s and
+    one of a study outside the report, while its run count was already only the reported
+    studies'. It counts the reported studies' evaluations and notes the others apart."""
+    from fake_runs import fake_evaluation
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(FOREIGN_STUDY)
+    (tmp_path / "o.yaml").write_text(FOREIGN_STUDY.replace("name: foreign", "name: other"))
+    for path in ("s.yaml", "o.yaml"):
+        fake_evaluation(tmp_path / "results", load_study(tmp_path / path), "small")
+    both = CliRunner().invoke(main, ["report", "s.yaml", "o.yaml", "--out", "both.csv"])
+    assert both.exit_code == 0, both.output
+    assert "2 checkpoint evaluations)" in both.output, both.output
+    out = CliRunner().invoke(main, ["report", "s.yaml", "--out", "x.csv"])
+    assert out.exit_code == 0, out.output
+    assert "wrote x.csv (csv: 1 study, 2 claims, 0 runs, 1 checkpoint evaluation)" in out.output
+    said = " ".join(out.output.split())
+    assert ("note: 1 checkpoint evaluation of study 'other' is not reported: not among the "
+            "--study files given; give it with --study FILE") in said, said  # fmt: skip

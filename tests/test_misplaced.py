@@ -197,3 +197,50 @@ def test_status_says_run_leaves_a_misplaced_run_the_study_does_not_plan(tmp_path
     assert "seed-1" not in out.output and "0 runs trained, 2 skipped" in out.output, out.output
     assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
     assert not (results / "tiny/a/.superseded").exists()
+
+
+# --------------------------------------------------------------------------- storeslips3
+
+
+@pytest.mark.parametrize("left", ["damaged curves", "damaged config", "interrupted", "failed"])
+def test_status_says_run_leaves_a_damaged_or_unfinished_run_the_study_does_not_plan(
+    tmp_path, cifar_root, left
+):
+    """seed-1 of a study that has one seed now (trained when it had two), damaged or stopped:
+    `repro status` said `repro run` keeps its files aside and rebuilds it, or trains it again,
+    or resumes it on the data here, but `repro run` goes through the planned runs only and
+    leaves it as it is. Status now says so, as run then does (both run here)."""
+    study = tiny_study(tmp_path / "tiny.yaml", EXPERIMENTS, recipe=QUICK_RECIPE)
+    results = tmp_path / "results"
+    for name in ("a", "b"):
+        fake_run(results, load_study(study), name, 0, test_error=9.4)
+    status = left if left in ("interrupted", "failed") else "complete"
+    old = fake_run(results, load_study(study), "a", 1, status=status)
+    if left == "damaged curves":
+        (old / store.METRICS).write_bytes(b"\x00\xffnot json\n")
+    elif left == "damaged config":
+        (old / store.CONFIG).write_text("{not json")
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+
+    shown = repro("status", str(study), "--results", str(results), "--data-dir", str(cifar_root))
+    assert shown.exit_code == 0, shown.output
+    (said,) = [s for s in shown.output.splitlines() if s.strip().startswith("a/seed-1 ")]
+    said = " ".join(said.split())
+    assert "the study plans no run here, so `repro run` leaves it as it is" in said, said
+    for claim in ("rebuild", "trains", "trained again", "writes it again", "resumes", "refuse"):
+        assert claim not in said, said
+
+    out = repro(*run_args(study, cifar_root, results))
+    assert out.exit_code == 0, out.output
+    assert "seed-1" not in out.output and "0 runs trained, 2 skipped" in out.output, out.output
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before
+    assert not (results / "tiny/a/.superseded").exists()
+
+
+def test_status_counts_a_one_run_study_in_words(tmp_path):
+    """`repro status` headed a one-run study "beta: 1 runs: 1 pending" (seen in a hand-made
+    store of two studies); counts are words everywhere else (harness.plural)."""
+    study = tiny_study(tmp_path / "tiny.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    out = repro("status", str(study), "--results", str(tmp_path / "results"), "--no-check-data")
+    assert out.exit_code == 0, out.output
+    assert "tiny: 1 run: 1 pending" in out.output, out.output

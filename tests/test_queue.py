@@ -425,3 +425,71 @@ def test_a_queue_item_whose_runs_a_copy_of_its_study_made_is_refused_as_repro_ru
     assert out.exit_code == 2 and "nothing was trained" in said, out.output
     assert summary(results, "tiny/b/seed-0")["status"] == "complete"
     assert not (made.parent / ".superseded").exists()
+
+
+def test_a_run_a_copy_of_the_items_study_may_not_train_over_is_not_counted_done_by_its_twin(
+    tmp_path,
+):
+    """An item naming a copy of a study that kept the original's name, whose run the original
+    made and still plans, while another study holds a complete twin of the copy's config: the
+    standing counted that run "done by twins" and costed it nothing, while `repro queue` (and
+    `repro run`) refuse it before anything trains, and `repro status` says so. The standing
+    now counts it refused, names the way out, and costs its training."""
+    from fake_runs import fake_run
+    from test_run import _made_by
+
+    from harness.status import study_status
+    from harness.studyfile import load_study
+
+    path = _queue(tmp_path, QUEUE.replace("study: s.yaml, only", "study: copy.yaml, only"))
+    original = tmp_path / "s.yaml"
+    results = tmp_path / "results"
+    made = fake_run(results, load_study(original), "b")
+    _made_by(made, original.resolve())
+    changed = QUICK_RECIPE.replace("lr: 0.05", "lr: 0.02")
+    copy = tiny_study(tmp_path / "copy.yaml", "  - {name: b, model: plain8, recipe: base}\n",
+                      recipe=changed)  # fmt: skip
+    other = tiny_study(tmp_path / "other.yaml", "  - {name: b, model: plain8, recipe: base}\n",
+                       name="other", recipe=changed)  # fmt: skip
+    fake_run(results, load_study(other), "b")
+    queue = load_queue(path)
+    first = standing(queue, results)[0]
+    shown = render(queue, [first])
+    assert "done by twins" not in shown and first.twinned == 0, shown
+    assert first.refused == 1 and not first.done, first
+    assert "1 refused" in shown and "--supersede" in shown, shown
+    assert "item first plans 1 run that another study file of the same study name made" in " ".join(
+        shown.split()), shown  # fmt: skip
+    assert first.gpu_minutes_left == pytest.approx(first.pflop_total * 1e15 / 1e9 / 60)
+    # what `repro status` and `repro queue` say of the same run
+    row = {r.run: r for r in study_status(load_study(copy), results, study_file=str(copy))}
+    assert "refuses to train over it" in row["b/seed-0"].detail, row["b/seed-0"].detail
+    out = repro("queue", str(path), "--items", "1", "--results", str(results))
+    assert out.exit_code == 2 and "nothing was trained" in " ".join(out.output.split())
+
+
+def test_two_items_of_same_named_study_files_that_plan_one_run_two_ways_are_refused_up_front(
+    tmp_path,
+):
+    """Item `first` names s.yaml, item `copy` a copy of it that kept its name and changed the
+    recipe: both plan tiny/b/seed-0, with two configs. With the store empty, `repro queue`
+    trained `first`, then stopped at `copy` with "nothing was trained" and "run `repro run`
+    again with --supersede" (the copy refusal, met mid-queue), and the standing had counted
+    both as pending. The standing counts the copy's run refused, and `repro queue` refuses
+    before training anything, naming both items."""
+    path = _queue(tmp_path, QUEUE.replace(
+        "  - {name: rest,", "  - {name: copy, why: the copy, study: copy.yaml, only: [b]}\n"
+        "  - {name: rest,"))  # fmt: skip
+    tiny_study(tmp_path / "copy.yaml", "  - {name: b, model: plain8, recipe: base}\n",
+               recipe=QUICK_RECIPE.replace("lr: 0.05", "lr: 0.02"))  # fmt: skip
+    results = tmp_path / "results"
+    queue = load_queue(path)
+    first, copy, _ = standing(queue, results)
+    assert (first.refused, copy.refused) == (0, 1), (first, copy)
+    assert "item copy plans 1 run" in " ".join(render(queue, [first, copy]).split())
+    out = repro("queue", str(path), "--results", str(results))
+    said = " ".join(out.output.split())
+    assert out.exit_code == 2 and "nothing was trained" in said, out.output
+    assert "items first and copy" in said and "tiny/b/seed-0" in said, said
+    assert "--supersede" in said and "repro run`" not in said, said
+    assert not (results / "tiny").exists()

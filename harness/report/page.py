@@ -92,6 +92,8 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
     ]
     nonofficial = [r for r in records if _official(r) is False]
     copies = [e for e in evaluations if e.data.get("official") is False]
+    reported = {study.name for study, _ in studies}
+    elsewhere = [e for e in evaluations if e.study not in reported]
     return Report(
         generated=now_utc(),
         harness=git_commit(),
@@ -108,6 +110,7 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         unmatched_runs=unmatched,
         total_evaluations=len(evaluations),
         nonofficial_evaluations=len(copies),
+        unmatched_evaluations=len(elsewhere),
         headlines=_merged_headlines(reports),
         evidence=_evidence(reports),
         scoreboard=_scoreboard(
@@ -245,12 +248,13 @@ def write(report: Report, out: Path, fmt: str) -> None:
 
 def written_text(report: Report, out: Path, fmt: str) -> str:
     """What `repro report` says once it wrote ``out``: "wrote x.csv (csv: 1 study, 3 claims,
-    2 runs)", each count with its own plural; the runs are those of the studies reported."""
+    2 runs)", each count with its own plural; the runs and checkpoint evaluations are those
+    of the studies reported (the CLI notes the others apart)."""
     counts = [plural(len(report.studies), "study", "studies"),
               plural(sum(len(s.all_claims) for s in report.studies), "claim"),
               plural(report.reported_runs, "run")]  # fmt: skip
-    if report.total_evaluations:
-        counts.append(plural(report.total_evaluations, "checkpoint evaluation"))
+    if report.reported_evaluations:
+        counts.append(plural(report.reported_evaluations, "checkpoint evaluation"))
     return f"wrote {out} ({fmt}: {', '.join(counts)})"
 
 

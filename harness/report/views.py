@@ -483,6 +483,7 @@ class Report:
     unmatched_runs: list[RunView]
     total_evaluations: int = 0
     nonofficial_evaluations: int = 0
+    unmatched_evaluations: int = 0  # of studies not in this report
     headlines: list[Headline] = field(default_factory=list)  # every study's, added up
     evidence: list[EvidenceLine] = field(default_factory=list)  # what the verdicts stand on
     scoreboard: Scoreboard = field(default_factory=lambda: Scoreboard([], [], []))
@@ -506,6 +507,11 @@ class Report:
     def reported_runs(self) -> int:
         """The runs of the studies in this report: the store's others are only listed."""
         return self.total_runs - len(self.unmatched_runs)
+
+    @property
+    def reported_evaluations(self) -> int:
+        """The checkpoint evaluations of the studies in this report, as reported_runs."""
+        return self.total_evaluations - self.unmatched_evaluations
 
     @property
     def empty(self) -> bool:
