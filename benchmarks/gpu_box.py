@@ -187,6 +187,13 @@ class Box:
                        key=lambda a: a.name)  # fmt: skip
         if parts:
             self._unpack_compile_cache(parts)
+        else:
+            # A fresh clone has no .compile-carry/ (ignored, never committed): nothing is
+            # wrong, but every compilation of the slot is paid again, which its timings show.
+            self.record["compile_cache"] = "none given"
+            self.say("compile cache: none given (no compile-cache.tar.gz.part-* among the "
+                     "imports: .compile-carry/ absent or empty); every compilation starts "
+                     "from scratch")  # fmt: skip
         for archive in archives:
             if archive in parts:
                 continue
@@ -266,8 +273,10 @@ class Box:
             with tarfile.open(joined) as tar:
                 tar.extractall(self.cache, filter="data")
         except (tarfile.TarError, OSError, EOFError) as exc:
+            self.record["compile_cache"] = "unusable"
             self.say(f"compile cache from {len(parts)} part(s) unusable ({exc}); compiling anew")
             return
+        self.record["compile_cache"] = f"from {len(parts)} part(s)"
         self.say(f"compile cache from {len(parts)} part(s): {', '.join(p.name for p in parts)}")
 
 

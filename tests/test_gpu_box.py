@@ -284,6 +284,27 @@ def test_the_training_stage_stops_and_is_stopped_before_the_time_kept_for_the_en
     assert budget >= 400 - 25 - 20 - gpu_box.WIND_DOWN_S - 2  # no more is kept than that
 
 
+def test_a_slot_without_a_carried_compile_cache_says_it_compiles_from_scratch(tmp_path):
+    """A fresh clone has no .compile-carry/ (ignored, never committed): the slot goes on and
+    its log and record say that every compilation is paid again, so that its timings are
+    read as cold ones; a carried cache says how many parts it came from."""
+    gpu_box = _gpu_box()
+    box = _bare_box(gpu_box, tmp_path, budget=60)
+    box.import_archives()
+    log = (tmp_path / "out" / "box.log").read_text()
+    assert "compile cache: none given" in log and "starts from scratch" in log
+    assert box.record["compile_cache"] == "none given"
+    (box.cache / "triton").mkdir(parents=True)
+    (box.cache / "triton" / "kernel.cubin").write_bytes(b"k" * 1000)
+    box.pack_compile_cache()
+    parts = sorted((tmp_path / "out").glob("compile-cache.tar.gz.part-*"))
+    again = _bare_box(gpu_box, tmp_path / "again", budget=60)
+    again.args.imports = [str(p) for p in parts]
+    again.import_archives()
+    assert again.record["compile_cache"] == f"from {len(parts)} part(s)"
+    assert (again.cache / "triton" / "kernel.cubin").read_bytes() == b"k" * 1000
+
+
 def test_the_compile_cache_is_not_packed_once_the_budget_has_ended(tmp_path):
     """Packed last; a slot whose budget is spent returns without it rather than packing tens
     of MiB while the call that runs it ends."""
