@@ -234,7 +234,10 @@ class Box:
         under the file limit (compile-cache.tar.gz.part-1, -2, ...), which the next slot
         joins again; with too little room it stays behind and the next slot compiles anew.
         """
-        if not self.cache.is_dir():
+        if not self.cache.is_dir() or not any(p.is_file() for p in self.cache.rglob("*")):
+            # Nothing compiled (a CPU rehearsal, an eager slot): an empty archive would take one
+            # of the few files a slot returns.
+            self.say("compile cache: empty; nothing to return")
             return
         packed = self.work / COMPILE_CACHE_ARCHIVE
         limit = int(self.args.part_mib * 2**20)
