@@ -38,8 +38,7 @@ MISSING = {
     "run benchmarks/fetch_wheels.sh .whl",
     ".data": "the slot has no CIFAR-10 unless REPRO_DATA_DIR names one (else exit 4): copy "
     "the archive and its converter into .data/ (README)",
-    ".compile-carry": "none carried: the slot compiles from scratch (normal for a session's "
-    "first call)",
+    ".compile-carry": "the slot compiles from scratch (a fresh clone has none: normal)",
 }
 
 
