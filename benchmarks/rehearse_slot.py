@@ -91,6 +91,7 @@ def say(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
+        allow_abbrev=False,  # every other option is gpu_box.py's
         epilog="Every other option is handed to benchmarks/gpu_box.sh after --rehearse.",
     )
     ap.add_argument("--scratch", default="/tmp/repro-rehearsal",
@@ -99,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--carry-limit-mib", type=float, default=CARRY_LIMIT / MIB,
                     help=argparse.SUPPRESS)  # the tests lower it  # fmt: skip
     args, slot_options = ap.parse_known_args(argv)
+    if not (ROOT / ".git").exists():
+        say(f"{ROOT} is not a git checkout: the rehearsal copies `git archive HEAD`, what the "
+            "slot's REPRO_HARNESS_COMMIT names")  # fmt: skip
+        return 2
     scratch = Path(args.scratch)
     tree = scratch / "tree"
     shutil.rmtree(scratch, ignore_errors=True)

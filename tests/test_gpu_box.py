@@ -410,3 +410,15 @@ def test_the_rehearsal_refuses_a_carried_tree_over_the_limit_before_the_slot(tmp
     assert "the carried tree is" in said and "over the 1 MiB the device tool carries" in said
     assert "gpu_box.sh" not in said  # the slot did not run
     assert not (tmp_path / "r").exists()  # the scratch copy is removed
+
+
+def test_the_rehearsal_outside_a_git_checkout_says_so(tmp_path):
+    """A copy without .git (an unpacked archive, the device's tree) has no HEAD to rehearse:
+    one line saying so, not git's traceback."""
+    (tmp_path / "benchmarks").mkdir()
+    script = tmp_path / "benchmarks" / "rehearse_slot.py"
+    script.write_text((ROOT / "benchmarks" / "rehearse_slot.py").read_text())
+    done = subprocess.run([sys.executable, str(script), "--scratch", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is not a git checkout" in done.stdout and "Traceback" not in done.stderr
