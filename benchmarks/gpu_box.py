@@ -187,6 +187,13 @@ class Box:
                        key=lambda a: a.name)  # fmt: skip
         if parts:
             self._unpack_compile_cache(parts)
+        else:
+            # A fresh clone has no .compile-carry/ (ignored, never committed): nothing is
+            # wrong, but every compilation of the slot is paid again, which its timings show.
+            self.record["compile_cache"] = "none given"
+            self.say("compile cache: none given (no compile-cache.tar.gz.part-* among the "
+                     "imports: .compile-carry/ absent or empty); every compilation starts "
+                     "from scratch")  # fmt: skip
         for archive in archives:
             if archive in parts:
                 continue
@@ -227,7 +234,10 @@ class Box:
         under the file limit (compile-cache.tar.gz.part-1, -2, ...), which the next slot
         joins again; with too little room it stays behind and the next slot compiles anew.
         """
-        if not self.cache.is_dir():
+        if not self.cache.is_dir() or not any(p.is_file() for p in self.cache.rglob("*")):
+            # Nothing compiled (a CPU rehearsal, an eager slot): an empty archive would take one
+            # of the few files a slot returns.
+            self.say("compile cache: empty; nothing to return")
             return
         packed = self.work / COMPILE_CACHE_ARCHIVE
         limit = int(self.args.part_mib * 2**20)
@@ -266,8 +276,10 @@ class Box:
             with tarfile.open(joined) as tar:
                 tar.extractall(self.cache, filter="data")
         except (tarfile.TarError, OSError, EOFError) as exc:
+            self.record["compile_cache"] = "unusable"
             self.say(f"compile cache from {len(parts)} part(s) unusable ({exc}); compiling anew")
             return
+        self.record["compile_cache"] = f"from {len(parts)} part(s)"
         self.say(f"compile cache from {len(parts)} part(s): {', '.join(p.name for p in parts)}")
 
 

@@ -284,6 +284,30 @@ def test_the_training_stage_stops_and_is_stopped_before_the_time_kept_for_the_en
     assert budget >= 400 - 25 - 20 - gpu_box.WIND_DOWN_S - 2  # no more is kept than that
 
 
+def test_a_slot_without_a_carried_compile_cache_says_it_compiles_from_scratch(tmp_path):
+    """A fresh clone has no .compile-carry/ (ignored, never committed): the slot goes on and
+    its log and record say that every compilation is paid again, so that its timings are
+    read as cold ones; a carried cache says how many parts it came from."""
+    gpu_box = _gpu_box()
+    box = _bare_box(gpu_box, tmp_path, budget=60)
+    box.import_archives()
+    log = (tmp_path / "out" / "box.log").read_text()
+    assert "compile cache: none given" in log and "starts from scratch" in log
+    assert box.record["compile_cache"] == "none given"
+    (box.cache / "triton").mkdir(parents=True)
+    box.pack_compile_cache()  # nothing compiled: no empty archive takes a returned file
+    assert not list((tmp_path / "out").glob("compile-cache*"))
+    assert "compile cache: empty; nothing to return" in (tmp_path / "out" / "box.log").read_text()
+    (box.cache / "triton" / "kernel.cubin").write_bytes(b"k" * 1000)
+    box.pack_compile_cache()
+    parts = sorted((tmp_path / "out").glob("compile-cache.tar.gz.part-*"))
+    again = _bare_box(gpu_box, tmp_path / "again", budget=60)
+    again.args.imports = [str(p) for p in parts]
+    again.import_archives()
+    assert again.record["compile_cache"] == f"from {len(parts)} part(s)"
+    assert (again.cache / "triton" / "kernel.cubin").read_bytes() == b"k" * 1000
+
+
 def test_the_compile_cache_is_not_packed_once_the_budget_has_ended(tmp_path):
     """Packed last; a slot whose budget is spent returns without it rather than packing tens
     of MiB while the call that runs it ends."""
@@ -341,3 +365,60 @@ def test_the_gpu_slots_own_bench_and_queue_command_lines_are_ones_repro_accepts(
             assert options["fuse"] == (6,)
         else:
             assert options["limit"] == 1
+
+
+def _rehearsal():
+    import importlib.util
+
+    path = ROOT / "benchmarks" / "rehearse_slot.py"
+    spec = importlib.util.spec_from_file_location("rehearse_slot", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_rehearsal_says_what_would_not_come_back_from_a_slot(tmp_path):
+    """The device tool brings back at most 8 plain files of 16 MiB each: a file over the size,
+    a link or a folder, or a ninth file, would be lost without a word at the end of a slot."""
+    rehearsal = _rehearsal()
+    out = tmp_path / "out"
+    out.mkdir()
+    for k in range(7):
+        (out / f"store-{k}.tar.gz").write_bytes(b"x" * 10)
+    (out / ".box.json.tmp").write_text("{}")  # hidden: not returned, not counted
+    assert rehearsal.limit_problems(rehearsal.returned_files(out)) == []
+    with (out / "compile-cache.tar.gz.part-1").open("wb") as big:
+        big.truncate(16 * 2**20 + 1)  # sparse: no 16 MiB written
+    (out / "profile").mkdir()
+    (out / "link").symlink_to(out / "store-0.tar.gz")
+    problems = rehearsal.limit_problems(rehearsal.returned_files(out))
+    assert "compile-cache.tar.gz.part-1 is 16.0 MiB, over the 16 MiB that come back" in problems
+    assert "profile is not a plain file: it would not come back" in problems
+    assert "link is not a plain file: it would not come back" in problems
+    assert "10 files returned, over the 8 that come back" in problems
+
+
+def test_the_rehearsal_refuses_a_carried_tree_over_the_limit_before_the_slot(tmp_path, capsys):
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: the rehearsal copies `git archive HEAD`")
+    rehearsal = _rehearsal()
+    rc = rehearsal.main(["--scratch", str(tmp_path / "r"), "--carry-limit-mib", "1",
+                         "--budget", "60"])  # fmt: skip
+    said = capsys.readouterr().out
+    assert rc == 6, said
+    assert "the carried tree is" in said and "over the 1 MiB the device tool carries" in said
+    assert "gpu_box.sh" not in said  # the slot did not run
+    assert not (tmp_path / "r").exists()  # the scratch copy is removed
+
+
+def test_the_rehearsal_outside_a_git_checkout_says_so(tmp_path):
+    """A copy without .git (an unpacked archive, the device's tree) has no HEAD to rehearse:
+    one line saying so, not git's traceback."""
+    (tmp_path / "benchmarks").mkdir()
+    script = tmp_path / "benchmarks" / "rehearse_slot.py"
+    script.write_text((ROOT / "benchmarks" / "rehearse_slot.py").read_text())
+    done = subprocess.run([sys.executable, str(script), "--scratch", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is not a git checkout" in done.stdout and "Traceback" not in done.stderr
