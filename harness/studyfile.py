@@ -964,14 +964,7 @@ def _cross_references(study: Study) -> list[_RawProblem]:
                 if name in first
                 and (problem := _check_epoch(study, claim.epoch, name, (*loc, "epoch")))
             )
-            if len(set(claim.experiments)) != len(claim.experiments):
-                problems.append(
-                    _RawProblem(
-                        (*loc, "experiments"),
-                        "an experiment is listed twice",
-                        _show(claim.experiments),
-                    )
-                )
+            problems.extend(_listed_twice(loc, claim.experiments))
     return problems
 
 
@@ -1050,6 +1043,10 @@ def _early_references(data: Any, found: list[_RawProblem]) -> tuple[list[_RawPro
             first = f"experiments[{exp_names[name.strip()]}]"
             problems.append(_RawProblem((*loc, "name"), SHARED_NAME.format(other=first),
                                         repr(name.strip())))  # fmt: skip
+        elif isinstance(name, str) and ckpt_names[name.strip()] != i and not broken((*loc, "name")):
+            first = f"checkpoints[{ckpt_names[name.strip()]}]"
+            problems.append(_RawProblem((*loc, "name"), SHARED_NAME.format(other=first),
+                                        repr(name.strip())))  # fmt: skip
         check((*loc, "source"), ckpt.get("source"), sources, True, "source")
         check((*loc, "layout"), ckpt.get("layout"), layouts, True, "layout")
     seeds = data.get("seeds", 1)
@@ -1073,7 +1070,10 @@ def _early_references(data: Any, found: list[_RawProblem]) -> tuple[list[_RawPro
         kind = claim.get("kind", "value")
         named = True
         if kind == "ordering" and isinstance(claim.get("experiments"), list):
-            for j, name in enumerate(claim["experiments"]):
+            listed_names = claim["experiments"]
+            if not broken((*loc, "experiments")):
+                problems.extend(_listed_twice(loc, listed_names))
+            for j, name in enumerate(listed_names):
                 named &= check((*loc, "experiments", j), name, exp_names, exps_complete,
                                "experiment")  # fmt: skip
         elif kind == "value" and "checkpoint" in claim:
@@ -1208,7 +1208,28 @@ def _check_value_claim(study: Study, claim: Claim, loc: Loc, names: list[str]) -
 
 
 SHARED_NAME = ("name already used by {other}; experiments and checkpoints share the store, so "
-               "their names must differ")  # fmt: skip
+               "their names must differ: rename this one (and any claim that names "
+               "it)")  # fmt: skip
+
+
+def _listed_twice(loc: Loc, names: list[Any]) -> list[_RawProblem]:
+    """An ordering claim that names one experiment twice, at the repeat: the metric cannot
+    both rise and fall from a run to itself, so one of the two is a slip for another name."""
+    problems: list[_RawProblem] = []
+    first: dict[str, int] = {}
+    for j, name in enumerate(names):
+        if not isinstance(name, str):
+            continue  # not a name: its own problem says so
+        if name.strip() in first:
+            message = (
+                f"experiment {name.strip()!r} is listed twice (also at "
+                f"{_format_loc((*loc, 'experiments', first[name.strip()]))}): an ordering "
+                "compares different experiments, "
+                "each once; remove the repeat or name the experiment meant"
+            )
+            problems.append(_RawProblem((*loc, "experiments", j), message, _show(list(names))))
+        first.setdefault(name.strip(), j)
+    return problems
 
 
 def _check_checkpoints(study: Study, experiments: dict[str, int]) -> list[_RawProblem]:

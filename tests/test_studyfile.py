@@ -1212,3 +1212,57 @@ def test_two_experiments_that_train_the_same_thing_are_named_by_validate(tmp_pat
     # The same model with another recipe is another training.
     path.write_text(text.replace("note: as the other source says", "epochs: 130"))
     assert study_warnings(path, load_study(path)) == []
+
+
+SECOND_RELEASE = """\
+  - name: released20
+    model: resnet20
+    source: he2015
+    path: weights/resnet20.th
+    layout: theirs
+    normalization: {kind: per_channel, mean: [0.5, 0.5, 0.5], std: [0.2, 0.2, 0.2]}
+"""
+
+
+@pytest.mark.parametrize("other_problem", [False, True], ids=["alone", "beside-a-schema-problem"])
+def test_two_checkpoints_of_one_name_and_an_ordering_naming_one_twice_are_found_in_one_pass(
+    tmp_path, other_problem
+):
+    """Both were checked only once the rest of the study was valid: a newcomer fixed a
+    source's year, ran `repro validate` again, and only then heard of them. Each is named at
+    its line, with what to do, in the first pass beside every other problem."""
+    text = (CHECKPOINTS + SECOND_RELEASE).replace(
+        "[resnet20, plain20]", "[resnet20, plain20, resnet20]"
+    )
+    if other_problem:
+        text = text.replace("year: 2015}", "year: 15}")
+    out = CliRunner().invoke(main, ["validate", str(write(tmp_path, text))])
+    assert out.exit_code == 1, out.output
+    path = tmp_path / "study.yaml"
+    lines = text.splitlines()
+    ordering = 1 + next(i for i, line in enumerate(lines) if "plain20, resnet20]" in line)
+    second = 1 + len(lines) - SECOND_RELEASE.count("\n")
+    assert (f"{path}:{second}: checkpoints[1].name: name already used by checkpoints[0]; "
+            "experiments and checkpoints share the store, so their names must differ: rename "
+            "this one") in out.output, out.output  # fmt: skip
+    assert (f"{path}:{ordering}: claims[1].experiments[2]: experiment 'resnet20' is listed "
+            "twice (also at claims[1].experiments[0]): an ordering compares different "
+            "experiments, each once; remove the repeat") in out.output, out.output  # fmt: skip
+    expected = "3 problems" if other_problem else "2 problems"
+    assert f"{path}: {expected}\n" in out.output, out.output
+    if other_problem:
+        assert f"{path}:4: sources.he2015.year: value out of range" in out.output
+
+
+def test_an_ordering_repeat_is_found_in_a_malformed_claim_and_each_repeat_once(tmp_path):
+    """The first pass checks the list as written even where the claim has a problem of its
+    own (here a misspelt direction); a name given three times is two repeats."""
+    text = MINIMAL.replace("[resnet20, plain20]", "[resnet20, resnet20, plain20, resnet20]")
+    text = text.replace("direction: increasing", "direction: increasnig")
+    problems = problems_of(tmp_path, text)
+    repeats = [p for p in problems if "listed twice" in p.message]
+    assert [(p.path, p.line) for p in repeats] == [
+        ("claims[1].experiments[1]", 27),
+        ("claims[1].experiments[3]", 27),
+    ], "\n".join(str(p) for p in problems)
+    assert any(p.path == "claims[1].direction" for p in problems)
