@@ -219,6 +219,15 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, typing.Hashable):
+            # `? [a, b]` or `{[1, 2]: 3}`: YAML allows it, and no study or queue key is one.
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"a key is a name or a number, not {_TYPE_WORDS.get(type(key).__name__, 'a set')}; "
+                "write `name: value`",
+                key_node.start_mark,
+            )
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None,
@@ -253,14 +262,22 @@ def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.No
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise StudyError([Problem(name, None, "", f"is not UTF-8 text (byte {exc.start} cannot "
+        # The line of the byte, so that a stray byte pasted into a study can be found.
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise StudyError([Problem(name, line, "", f"is not UTF-8 text (byte {exc.start} cannot "
                                   f"be decoded): a {what} file is YAML text; is this the file "
                                   "you meant?")]) from None  # fmt: skip
     except OSError as exc:
         raise StudyError([Problem(name, None, "", f"cannot be read: {exc}")]) from None
     try:
         nodes = yaml.compose(text, Loader=_UniqueKeyLoader)
-        expanded = _expanded_size(nodes)
+        try:
+            expanded = _expanded_size(nodes)
+        except RecursiveAlias as exc:
+            raise StudyError([Problem(name, exc.line, "", "the value anchored here (&name) holds "
+                                      "an alias of itself (*name), so it never ends: an alias "
+                                      "can only repeat a value defined before and outside "
+                                      "it")]) from None  # fmt: skip
         if expanded > MAX_NODES:
             raise StudyError([Problem(name, None, "", "expands to more than "
                                       f"{MAX_NODES:,} values through its aliases (&name / "
@@ -332,6 +349,7 @@ def _expanded_size(root: yaml.Node | None) -> int:
     """How many values the document holds once every alias is expanded, counted on the
     composed graph (where an alias is one shared node) without building anything."""
     sizes: dict[int, int] = {}
+    open_: set[int] = set()  # begun, not done: the entries above them are their descendants
     stack = [(root, False)] if root is not None else []
     while stack:  # iterative post-order: deep nesting must not hit the recursion limit
         node, done = stack.pop()
@@ -341,10 +359,23 @@ def _expanded_size(root: yaml.Node | None) -> int:
         if done:
             total = 1 + sum(sizes[id(c)] for c in children)
             sizes[id(node)] = min(total, MAX_NODES + 1)
+            open_.discard(id(node))
             continue
+        if id(node) in open_:
+            raise RecursiveAlias(node.start_mark.line + 1)
+        open_.add(id(node))
         stack.append((node, True))
         stack.extend((c, False) for c in children if id(c) not in sizes)
     return sizes.get(id(root), 0)
+
+
+class RecursiveAlias(Exception):
+    """A value that holds an alias of itself (`a: &x [*x]`): it never ends, and expanding it
+    would fill the memory; ``line`` is where the anchored value starts."""
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+        super().__init__(line)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -454,7 +485,8 @@ class _Expander:
         if not isinstance(body, dict) or "extends" not in body:
             return copy.deepcopy(body)
         base_name = body["extends"]
-        if base_name not in recipes:
+        # Not a name (a mapping or a list there) is no recipe either, and cannot be looked up.
+        if not isinstance(base_name, str) or base_name not in recipes:
             self.problems.append(self._unknown_recipe(("recipes", name, "extends"), base_name))
             return {k: v for k, v in body.items() if k != "extends"}
         base = self._resolve_recipe(recipes, base_name, (*chain, name))
@@ -462,10 +494,15 @@ class _Expander:
         return _merge(base, overrides)
 
     def _unknown_recipe(self, loc: Loc, name: Any) -> _RawProblem:
-        known = sorted(self.resolved_recipes) or sorted(self.raw.get("recipes") or {})
+        recipes = self.raw.get("recipes")
+        declared = recipes if isinstance(recipes, dict) else {}  # else its own problem
+        known = sorted(str(k) for k in self.resolved_recipes or declared)
+        what = "not a recipe's name: give the name of one of the study's recipes"
+        if isinstance(name, str):
+            what = "unknown recipe" + _did_you_mean(name, known)
         return _RawProblem(
             loc,
-            "unknown recipe" + _did_you_mean(str(name), known),
+            what,
             given=repr(name),
             allowed=_one_of(known) if known else "a recipe mapping (the study defines no recipes:)",
         )
@@ -501,7 +538,7 @@ class _Expander:
             loc = (*loc, "extends")
         else:
             return
-        if base not in self.resolved_recipes:
+        if not isinstance(base, str) or base not in self.resolved_recipes:
             self.problems.append(self._unknown_recipe(loc, base))
             exp["recipe"] = None
             return
