@@ -287,6 +287,11 @@ def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.No
     except yaml.YAMLError as exc:
         line, message = _yaml_syntax(exc)
         raise StudyError([Problem(name, line, "", message)]) from None
+    except RecursionError:
+        # PyYAML composes nested values recursively: a few hundred levels exhaust the stack.
+        raise StudyError([Problem(name, _deepest_line(text), "", "nests lists and mappings "
+                                  f"too deep to be read (a {what} nests a few levels): is "
+                                  "this the file you meant?")]) from None  # fmt: skip
     keys = ("name, description, sources, experiments and claims" if what == "study"
             else "achieved_tflops, rate_source and items")  # fmt: skip
     if raw is None:
@@ -305,6 +310,25 @@ def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.No
             ]
         )
     return raw, nodes
+
+
+_OPENS = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken,
+          yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)  # fmt: skip
+_CLOSES = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _deepest_line(text: str) -> int | None:
+    """The line where the text nests deepest, read by PyYAML's scanner, which (unlike its
+    composer) keeps no stack of calls; as far as it reads, where it stops at a syntax error."""
+    depth, deepest, line = 0, 0, None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            depth += isinstance(token, _OPENS) - isinstance(token, _CLOSES)
+            if depth > deepest:
+                deepest, line = depth, token.start_mark.line + 1
+    except yaml.YAMLError:
+        pass
+    return line
 
 
 def _yaml_syntax(exc: yaml.YAMLError) -> tuple[int | None, str]:

@@ -1425,3 +1425,19 @@ def test_a_stray_byte_that_is_not_utf8_is_named_at_its_line(tmp_path):
     out = CliRunner().invoke(main, ["validate", str(path)])
     assert out.exit_code == 1, out.output
     assert f"{path}:10: is not UTF-8 text (byte " in out.output, out.output
+
+
+@pytest.mark.parametrize(
+    ("nested", "line"),
+    [("deep: " + "[" * 1000 + "]" * 1000 + "\n", 5),
+     ("deep:\n" + "".join("  " * i + "a:\n" for i in range(1, 1000)), 1004)],
+    ids=["flow", "block"],
+)  # fmt: skip
+def test_values_nested_too_deep_to_read_are_named_at_their_deepest_line(tmp_path, nested, line):
+    """PyYAML composes nested values recursively: a few hundred levels (well inside the size
+    accepted) made `repro validate` die with "RecursionError: maximum recursion depth
+    exceeded"."""
+    text = MINIMAL.replace("seeds: 1\n", nested)
+    out = CliRunner().invoke(main, ["validate", str(write(tmp_path, text))])
+    assert out.exit_code == 1 and not LEAK.search(out.output), out.output
+    assert f"study.yaml:{line}: nests lists and mappings too deep to be read" in out.output
