@@ -294,9 +294,12 @@ def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.No
                                   "this the file you meant?")]) from None  # fmt: skip
     keys = ("name, description, sources, experiments and claims" if what == "study"
             else "achieved_tflops, rate_source and items")  # fmt: skip
-    if raw is None:
+    if raw is None and not text.strip():
         raise StudyError([Problem(name, None, "", f"the file is empty; a {what} is a mapping "
                                   f"with {keys}")])  # fmt: skip
+    if raw is None:  # a study cut off in its opening comment, say: from line 1 there is nothing
+        raise StudyError([Problem(name, 1, "", "holds no value, only comments, blank lines or "
+                                  f"a null; a {what} is a mapping with {keys}")])  # fmt: skip
     if not isinstance(raw, dict):
         raise StudyError(
             [

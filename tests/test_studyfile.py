@@ -1357,8 +1357,9 @@ def test_a_mangled_shipped_study_is_refused_at_a_line_without_a_traceback(
     problems = [h for h in heads if not re.fullmatch(rf"{re.escape(str(path))}: \d+ problems?", h)
                 and "cross-reference" not in h]  # fmt: skip
     assert problems, out.output
+    blank = not path.read_bytes().strip()
     for head in problems:  # an empty file has no line to name
-        assert re.match(rf"{re.escape(str(path))}:\d+: ", head) or op == "empty", out.output
+        assert re.match(rf"{re.escape(str(path))}:\d+: ", head) or blank, out.output
 
 
 @pytest.mark.parametrize(
@@ -1441,3 +1442,17 @@ def test_values_nested_too_deep_to_read_are_named_at_their_deepest_line(tmp_path
     out = CliRunner().invoke(main, ["validate", str(write(tmp_path, text))])
     assert out.exit_code == 1 and not LEAK.search(out.output), out.output
     assert f"study.yaml:{line}: nests lists and mappings too deep to be read" in out.output
+
+
+@pytest.mark.parametrize("text", ["# the degradation study, to come\n", "\n# notes\n\n", "~\n"])
+def test_a_file_of_comments_alone_is_named_at_its_first_line(tmp_path, text):
+    """Found by the fuzzing above: a shipped study cut off inside its opening comment was
+    "the file is empty", with no line, though it has lines; an empty file still is."""
+    path = write(tmp_path, text)
+    out = CliRunner().invoke(main, ["validate", str(path)])
+    assert out.exit_code == 1, out.output
+    assert (f"{path}:1: holds no value, only comments, blank lines or a null; a study is a "
+            "mapping with name, description") in out.output, out.output  # fmt: skip
+    path.write_text(" \n")
+    out = CliRunner().invoke(main, ["validate", str(path)])
+    assert f"{path}: the file is empty; a study is a mapping" in out.output, out.output
