@@ -284,6 +284,15 @@ def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.No
                                       "*name): an alias that repeats an alias that repeats an "
                                       "alias is a mistake or an attack")])  # fmt: skip
         raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.reader.ReaderError as exc:
+        # A control character (a paste from a terminal, a binary file's bytes): PyYAML says
+        # where as a position in "<unicode string>", which names nothing a person has.
+        line = text[: exc.position].count("\n") + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise StudyError([Problem(name, line, "", f"not valid YAML: character {char} at column "
+                                  f"{column} is not printable, which YAML does not allow: "
+                                  "delete it")]) from None  # fmt: skip
     except yaml.YAMLError as exc:
         line, message = _yaml_syntax(exc)
         raise StudyError([Problem(name, line, "", message)]) from None

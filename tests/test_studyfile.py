@@ -1456,3 +1456,14 @@ def test_a_file_of_comments_alone_is_named_at_its_first_line(tmp_path, text):
     path.write_text(" \n")
     out = CliRunner().invoke(main, ["validate", str(path)])
     assert f"{path}: the file is empty; a study is a mapping" in out.output, out.output
+
+
+def test_a_control_character_is_named_at_its_line_and_column(tmp_path):
+    """Found by the fuzzing above: a control character (binary junk, a paste from a
+    terminal) was reported with no line, as "position 152" in "<unicode string>"."""
+    text = MINIMAL.replace("epochs: 164", "epochs: 16\x1a4")
+    out = CliRunner().invoke(main, ["validate", str(write(tmp_path, text))])
+    assert out.exit_code == 1, out.output
+    assert ("study.yaml:10: not valid YAML: character #x001a at column 15 is not printable, "
+            "which YAML does not allow: delete it") in out.output, out.output  # fmt: skip
+    assert "<unicode string>" not in out.output
