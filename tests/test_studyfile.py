@@ -1430,8 +1430,8 @@ def test_a_stray_byte_that_is_not_utf8_is_named_at_its_line(tmp_path):
 
 @pytest.mark.parametrize(
     ("nested", "line"),
-    [("deep: " + "[" * 1000 + "]" * 1000 + "\n", 5),
-     ("deep:\n" + "".join("  " * i + "a:\n" for i in range(1, 1000)), 1004)],
+    [("deep: " + "[" * 600 + "]" * 600 + "\n", 5),
+     ("deep:\n" + "".join(" " * i + "a:\n" for i in range(1, 600)), 604)],
     ids=["flow", "block"],
 )  # fmt: skip
 def test_values_nested_too_deep_to_read_are_named_at_their_deepest_line(tmp_path, nested, line):
