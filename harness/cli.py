@@ -401,7 +401,7 @@ def validate(files: tuple[str, ...]) -> None:
     "--epochs",
     type=click.IntRange(1),
     help="Quick trial: the recipe squeezed into N epochs (warm-up and milestones scaled, "
-    "counted in iterations where epochs are too coarse; said at the start). Stored apart; "
+    "counted in iterations where they miss whole epochs; said at the start). Stored apart; "
     "never counts as a reproduction.",
 )
 @click.option(

@@ -178,10 +178,13 @@ def apply_overrides(recipe: Recipe, o: Overrides) -> Recipe:
 
     A shorter run keeps the shape of the recipe: milestones, warm-up lengths and iteration
     budgets are scaled by the same factor, so a 3-epoch trial still decays its learning rate.
-    Where the recipe's own unit is too coarse for the trial (a 5-epoch warm-up of 160 epochs
-    in a 1-epoch trial is the whole trial, milestones 80 and 120 both its end), the warm-up
-    and the schedule are counted in iterations instead, so the trial runs the whole shape in
-    miniature: warm-up, the peak rate, each decay (see :func:`trial_shape`).
+    Where a point counted in epochs does not land on a whole epoch of the trial, rounding it
+    would move it (a 5-epoch warm-up of 160 epochs is 0.3 epochs of a 10-epoch trial, and
+    rounded up it is 10% of the trial at the warm-up's rate; in a 1-epoch trial it is the
+    whole trial, milestones 80 and 120 both its end): then the warm-up and the schedule are
+    counted in iterations instead, so the trial runs the whole shape in miniature, each change
+    at the recipe's fraction of it within a step (see :func:`trial_shape`). A trial whose
+    points all land on whole epochs keeps the recipe's units (and the config it always had).
     """
     data: dict[str, Any] = {}
     if o.smoke:
@@ -236,9 +239,22 @@ def _scaled(recipe: Recipe, factor: float) -> Recipe:
     if recipe.warmup is not None:
         update["warmup"] = _scaled_warmup(recipe.warmup, scale)
     trial = recipe.model_copy(update=update)
-    if _keeps_its_shape(recipe, trial):
+    if _keeps_its_shape(recipe, trial) and _lands_on_whole_epochs(recipe, factor):
         return trial
     return _in_iterations(recipe, trial, factor)
+
+
+def _lands_on_whole_epochs(recipe: Recipe, factor: float) -> bool:
+    """Whether every point of the recipe counted in epochs (a warm-up's end, a multistep
+    schedule's milestones) falls on a whole epoch of the trial, so that counting the trial in
+    epochs moves none of them. Points counted in iterations move by under a step anyway."""
+    points = []
+    if (w := recipe.warmup) is not None and w.epochs is not None:
+        points.append(w.epochs)
+    sched = recipe.schedule
+    if sched.kind == "multistep" and sched.unit == "epoch":
+        points += sched.milestones
+    return all(abs(p * factor - round(p * factor)) < 1e-9 * p for p in points)
 
 
 def _scaled_warmup(w: Warmup, scale) -> Warmup:

@@ -219,6 +219,15 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, typing.Hashable):
+            # `? [a, b]` or `{[1, 2]: 3}`: YAML allows it, and no study or queue key is one.
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"a key is a name or a number, not {_TYPE_WORDS.get(type(key).__name__, 'a set')}; "
+                "write `name: value`",
+                key_node.start_mark,
+            )
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None,
@@ -253,28 +262,53 @@ def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.No
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise StudyError([Problem(name, None, "", f"is not UTF-8 text (byte {exc.start} cannot "
+        # The line of the byte, so that a stray byte pasted into a study can be found.
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise StudyError([Problem(name, line, "", f"is not UTF-8 text (byte {exc.start} cannot "
                                   f"be decoded): a {what} file is YAML text; is this the file "
                                   "you meant?")]) from None  # fmt: skip
     except OSError as exc:
         raise StudyError([Problem(name, None, "", f"cannot be read: {exc}")]) from None
     try:
         nodes = yaml.compose(text, Loader=_UniqueKeyLoader)
-        expanded = _expanded_size(nodes)
+        try:
+            expanded = _expanded_size(nodes)
+        except RecursiveAlias as exc:
+            raise StudyError([Problem(name, exc.line, "", "the value anchored here (&name) holds "
+                                      "an alias of itself (*name), so it never ends: an alias "
+                                      "can only repeat a value defined before and outside "
+                                      "it")]) from None  # fmt: skip
         if expanded > MAX_NODES:
             raise StudyError([Problem(name, None, "", "expands to more than "
                                       f"{MAX_NODES:,} values through its aliases (&name / "
                                       "*name): an alias that repeats an alias that repeats an "
                                       "alias is a mistake or an attack")])  # fmt: skip
         raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.reader.ReaderError as exc:
+        # A control character (a paste from a terminal, a binary file's bytes): PyYAML says
+        # where as a position in "<unicode string>", which names nothing a person has.
+        line = text[: exc.position].count("\n") + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise StudyError([Problem(name, line, "", f"not valid YAML: character {char} at column "
+                                  f"{column} is not printable, which YAML does not allow: "
+                                  "delete it")]) from None  # fmt: skip
     except yaml.YAMLError as exc:
         line, message = _yaml_syntax(exc)
         raise StudyError([Problem(name, line, "", message)]) from None
+    except RecursionError:
+        # PyYAML composes nested values recursively: a few hundred levels exhaust the stack.
+        raise StudyError([Problem(name, _deepest_line(text), "", "nests lists and mappings "
+                                  f"too deep to be read (a {what} nests a few levels): is "
+                                  "this the file you meant?")]) from None  # fmt: skip
     keys = ("name, description, sources, experiments and claims" if what == "study"
             else "achieved_tflops, rate_source and items")  # fmt: skip
-    if raw is None:
+    if raw is None and not text.strip():
         raise StudyError([Problem(name, None, "", f"the file is empty; a {what} is a mapping "
                                   f"with {keys}")])  # fmt: skip
+    if raw is None:  # a study cut off in its opening comment, say: from line 1 there is nothing
+        raise StudyError([Problem(name, 1, "", "holds no value, only comments, blank lines or "
+                                  f"a null; a {what} is a mapping with {keys}")])  # fmt: skip
     if not isinstance(raw, dict):
         raise StudyError(
             [
@@ -288,6 +322,25 @@ def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.No
             ]
         )
     return raw, nodes
+
+
+_OPENS = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken,
+          yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)  # fmt: skip
+_CLOSES = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _deepest_line(text: str) -> int | None:
+    """The line where the text nests deepest, read by PyYAML's scanner, which (unlike its
+    composer) keeps no stack of calls; as far as it reads, where it stops at a syntax error."""
+    depth, deepest, line = 0, 0, None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            depth += isinstance(token, _OPENS) - isinstance(token, _CLOSES)
+            if depth > deepest:
+                deepest, line = depth, token.start_mark.line + 1
+    except yaml.YAMLError:
+        pass
+    return line
 
 
 def _yaml_syntax(exc: yaml.YAMLError) -> tuple[int | None, str]:
@@ -332,6 +385,7 @@ def _expanded_size(root: yaml.Node | None) -> int:
     """How many values the document holds once every alias is expanded, counted on the
     composed graph (where an alias is one shared node) without building anything."""
     sizes: dict[int, int] = {}
+    open_: set[int] = set()  # begun, not done: the entries above them are their descendants
     stack = [(root, False)] if root is not None else []
     while stack:  # iterative post-order: deep nesting must not hit the recursion limit
         node, done = stack.pop()
@@ -341,10 +395,23 @@ def _expanded_size(root: yaml.Node | None) -> int:
         if done:
             total = 1 + sum(sizes[id(c)] for c in children)
             sizes[id(node)] = min(total, MAX_NODES + 1)
+            open_.discard(id(node))
             continue
+        if id(node) in open_:
+            raise RecursiveAlias(node.start_mark.line + 1)
+        open_.add(id(node))
         stack.append((node, True))
         stack.extend((c, False) for c in children if id(c) not in sizes)
     return sizes.get(id(root), 0)
+
+
+class RecursiveAlias(Exception):
+    """A value that holds an alias of itself (`a: &x [*x]`): it never ends, and expanding it
+    would fill the memory; ``line`` is where the anchored value starts."""
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+        super().__init__(line)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -454,7 +521,8 @@ class _Expander:
         if not isinstance(body, dict) or "extends" not in body:
             return copy.deepcopy(body)
         base_name = body["extends"]
-        if base_name not in recipes:
+        # Not a name (a mapping or a list there) is no recipe either, and cannot be looked up.
+        if not isinstance(base_name, str) or base_name not in recipes:
             self.problems.append(self._unknown_recipe(("recipes", name, "extends"), base_name))
             return {k: v for k, v in body.items() if k != "extends"}
         base = self._resolve_recipe(recipes, base_name, (*chain, name))
@@ -462,10 +530,15 @@ class _Expander:
         return _merge(base, overrides)
 
     def _unknown_recipe(self, loc: Loc, name: Any) -> _RawProblem:
-        known = sorted(self.resolved_recipes) or sorted(self.raw.get("recipes") or {})
+        recipes = self.raw.get("recipes")
+        declared = recipes if isinstance(recipes, dict) else {}  # else its own problem
+        known = sorted(str(k) for k in self.resolved_recipes or declared)
+        what = "not a recipe's name: give the name of one of the study's recipes"
+        if isinstance(name, str):
+            what = "unknown recipe" + _did_you_mean(name, known)
         return _RawProblem(
             loc,
-            "unknown recipe" + _did_you_mean(str(name), known),
+            what,
             given=repr(name),
             allowed=_one_of(known) if known else "a recipe mapping (the study defines no recipes:)",
         )
@@ -501,7 +574,7 @@ class _Expander:
             loc = (*loc, "extends")
         else:
             return
-        if base not in self.resolved_recipes:
+        if not isinstance(base, str) or base not in self.resolved_recipes:
             self.problems.append(self._unknown_recipe(loc, base))
             exp["recipe"] = None
             return
@@ -964,14 +1037,7 @@ def _cross_references(study: Study) -> list[_RawProblem]:
                 if name in first
                 and (problem := _check_epoch(study, claim.epoch, name, (*loc, "epoch")))
             )
-            if len(set(claim.experiments)) != len(claim.experiments):
-                problems.append(
-                    _RawProblem(
-                        (*loc, "experiments"),
-                        "an experiment is listed twice",
-                        _show(claim.experiments),
-                    )
-                )
+            problems.extend(_listed_twice(loc, claim.experiments))
     return problems
 
 
@@ -1050,6 +1116,10 @@ def _early_references(data: Any, found: list[_RawProblem]) -> tuple[list[_RawPro
             first = f"experiments[{exp_names[name.strip()]}]"
             problems.append(_RawProblem((*loc, "name"), SHARED_NAME.format(other=first),
                                         repr(name.strip())))  # fmt: skip
+        elif isinstance(name, str) and ckpt_names[name.strip()] != i and not broken((*loc, "name")):
+            first = f"checkpoints[{ckpt_names[name.strip()]}]"
+            problems.append(_RawProblem((*loc, "name"), SHARED_NAME.format(other=first),
+                                        repr(name.strip())))  # fmt: skip
         check((*loc, "source"), ckpt.get("source"), sources, True, "source")
         check((*loc, "layout"), ckpt.get("layout"), layouts, True, "layout")
     seeds = data.get("seeds", 1)
@@ -1073,7 +1143,10 @@ def _early_references(data: Any, found: list[_RawProblem]) -> tuple[list[_RawPro
         kind = claim.get("kind", "value")
         named = True
         if kind == "ordering" and isinstance(claim.get("experiments"), list):
-            for j, name in enumerate(claim["experiments"]):
+            listed_names = claim["experiments"]
+            if not broken((*loc, "experiments")):
+                problems.extend(_listed_twice(loc, listed_names))
+            for j, name in enumerate(listed_names):
                 named &= check((*loc, "experiments", j), name, exp_names, exps_complete,
                                "experiment")  # fmt: skip
         elif kind == "value" and "checkpoint" in claim:
@@ -1208,7 +1281,28 @@ def _check_value_claim(study: Study, claim: Claim, loc: Loc, names: list[str]) -
 
 
 SHARED_NAME = ("name already used by {other}; experiments and checkpoints share the store, so "
-               "their names must differ")  # fmt: skip
+               "their names must differ: rename this one (and any claim that names "
+               "it)")  # fmt: skip
+
+
+def _listed_twice(loc: Loc, names: list[Any]) -> list[_RawProblem]:
+    """An ordering claim that names one experiment twice, at the repeat: the metric cannot
+    both rise and fall from a run to itself, so one of the two is a slip for another name."""
+    problems: list[_RawProblem] = []
+    first: dict[str, int] = {}
+    for j, name in enumerate(names):
+        if not isinstance(name, str):
+            continue  # not a name: its own problem says so
+        if name.strip() in first:
+            message = (
+                f"experiment {name.strip()!r} is listed twice (also at "
+                f"{_format_loc((*loc, 'experiments', first[name.strip()]))}): an ordering "
+                "compares different experiments, "
+                "each once; remove the repeat or name the experiment meant"
+            )
+            problems.append(_RawProblem((*loc, "experiments", j), message, _show(list(names))))
+        first.setdefault(name.strip(), j)
+    return problems
 
 
 def _check_checkpoints(study: Study, experiments: dict[str, int]) -> list[_RawProblem]:

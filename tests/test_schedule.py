@@ -1,5 +1,7 @@
 """Learning rates at chosen steps for every schedule form, and the three warm-up forms."""
 
+import itertools
+
 import pytest
 
 from harness.schedule import LearningRate, Length, scheduled_lr
@@ -145,13 +147,15 @@ def test_a_one_epoch_trial_runs_the_warm_up_and_each_decay_in_miniature():
     assert _rates(smoke) == [0.01, 0.1, 0.01, 0.001]
 
 
-def test_a_trial_long_enough_for_its_units_keeps_them():
-    """Where epochs are fine enough, a trial is scaled as before (and hashed as before)."""
+def test_a_trial_whose_points_land_on_whole_epochs_keeps_its_units():
+    """Where the warm-up's end and every milestone fall on a whole epoch of the trial (a
+    fifth of 160 epochs: 1, 16 and 24), a trial is scaled as before (and hashed as before:
+    see the pinned hash below)."""
     from harness.plan import Overrides, apply_overrides
 
-    trial = apply_overrides(recipe(**WARM_START), Overrides(epochs=80))
-    assert (trial.epochs, trial.warmup.epochs, trial.schedule.unit) == (80, 2, "epoch")
-    assert trial.schedule.milestones == [40, 60]
+    trial = apply_overrides(recipe(**WARM_START), Overrides(epochs=32))
+    assert (trial.epochs, trial.warmup.epochs, trial.schedule.unit) == (32, 1, "epoch")
+    assert trial.schedule.milestones == [16, 24]
 
 
 def test_repro_run_says_at_what_rates_a_trial_trains(tmp_path):
@@ -178,3 +182,59 @@ def test_repro_run_says_at_what_rates_a_trial_trains(tmp_path):
     (full,), (trial,) = plan(study), plan(study, Overrides(epochs=1))
     assert config_hash(full.config) != config_hash(trial.config)
     assert trial.name == "r110/seed-0~epochs1" and not trial.counts_as_reproduction
+
+
+@pytest.mark.parametrize(
+    ("epochs", "runs"),
+    [
+        # 5/160 of 3,910 steps is 122.2: the warm-up was one whole epoch, 10% of the trial.
+        (10, [(0.01, 122), (0.1, 1833), (0.01, 977), (0.001, 978)]),
+        # 2.5 epochs of warm-up, rounded to 2 before.
+        (80, [(0.01, 978), (0.1, 14662), (0.01, 7820), (0.001, 7820)]),
+    ],
+)
+def test_a_trial_keeps_the_recipes_fractions_where_they_miss_whole_epochs(epochs, runs):
+    """`--epochs 10` of He et al.'s 160-epoch ResNet-110 recipe scaled its 5-epoch warm-up
+    to 0.3 epochs and rounded it up to 1: a tenth of the trial at the warm-up's rate, where
+    the recipe spends 3%, and the second decay at epoch 8 of 10 where the recipe has 3/4.
+    Counted in iterations, every change is at the recipe's fraction within a step."""
+    from harness.plan import Overrides, apply_overrides, nominal_iterations
+
+    trial = apply_overrides(recipe(**WARM_START), Overrides(epochs=epochs))
+    assert trial.epochs == epochs and trial.schedule.unit == "iteration"
+    assert _runs(_rates(trial)) == runs
+    steps = nominal_iterations(trial)
+    ends = list(itertools.accumulate(n for _, n in runs))[:-1]
+    for end, fraction in zip(ends, (5 / 160, 80 / 160, 120 / 160), strict=True):
+        assert abs(end - fraction * steps) <= 1, (end, fraction * steps)
+
+
+def test_repro_run_tells_the_rates_of_a_trial_counted_in_iterations_and_hashes_as_before(
+    tmp_path,
+):
+    """What `repro run --epochs 10` prints is what the trial trains at, and a trial that
+    lands on whole epochs, like a full run, has the config hash it had before trials were
+    counted in iterations where they miss one (hashes computed at eac819d)."""
+    from harness.describe import trial_lines
+    from harness.plan import Overrides, plan
+    from harness.studyfile import load_study
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: s\ndescription: d\nsources: {test: {title: t, authors: a}}\n"
+        "experiments:\n  - name: r110\n    model: resnet110\n    recipe:\n"
+        "      optimizer: {lr: 0.1}\n      batch_size: 128\n      epochs: 160\n"
+        "      schedule: {kind: multistep, milestones: [80, 120]}\n"
+        "      warmup: {lr: 0.01, epochs: 5}\n      normalization: {kind: per_pixel_mean}\n"
+    )
+    study = load_study(path)
+    assert trial_lines(study, Overrides(epochs=10))[1] == (
+        "  r110: 10 epochs of 391 iterations; warm-up at lr 0.01 for iterations 1-122; lr 0.1, "
+        "x0.1 from iteration 1956, x0.1 from iteration 2933"
+    )
+    (trial,) = plan(study, Overrides(epochs=10))
+    assert _runs(_rates(trial.recipe))[:2] == [(0.01, 122), (0.1, 1833)]
+    assert [run.hash for o in (Overrides(), Overrides(epochs=32)) for run in plan(study, o)] == [
+        "a0447a29afbeb552",
+        "4143614da719ad37",
+    ]

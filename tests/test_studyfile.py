@@ -1,9 +1,13 @@
 """Study files: every shipped study validates; each kind of mistake gets its own message."""
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness.claimtable import claim_id
 from harness.cli import main
@@ -1212,3 +1216,254 @@ def test_two_experiments_that_train_the_same_thing_are_named_by_validate(tmp_pat
     # The same model with another recipe is another training.
     path.write_text(text.replace("note: as the other source says", "epochs: 130"))
     assert study_warnings(path, load_study(path)) == []
+
+
+SECOND_RELEASE = """\
+  - name: released20
+    model: resnet20
+    source: he2015
+    path: weights/resnet20.th
+    layout: theirs
+    normalization: {kind: per_channel, mean: [0.5, 0.5, 0.5], std: [0.2, 0.2, 0.2]}
+"""
+
+
+@pytest.mark.parametrize("other_problem", [False, True], ids=["alone", "beside-a-schema-problem"])
+def test_two_checkpoints_of_one_name_and_an_ordering_naming_one_twice_are_found_in_one_pass(
+    tmp_path, other_problem
+):
+    """Both were checked only once the rest of the study was valid: a newcomer fixed a
+    source's year, ran `repro validate` again, and only then heard of them. Each is named at
+    its line, with what to do, in the first pass beside every other problem."""
+    text = (CHECKPOINTS + SECOND_RELEASE).replace(
+        "[resnet20, plain20]", "[resnet20, plain20, resnet20]"
+    )
+    if other_problem:
+        text = text.replace("year: 2015}", "year: 15}")
+    out = CliRunner().invoke(main, ["validate", str(write(tmp_path, text))])
+    assert out.exit_code == 1, out.output
+    path = tmp_path / "study.yaml"
+    lines = text.splitlines()
+    ordering = 1 + next(i for i, line in enumerate(lines) if "plain20, resnet20]" in line)
+    second = 1 + len(lines) - SECOND_RELEASE.count("\n")
+    assert (f"{path}:{second}: checkpoints[1].name: name already used by checkpoints[0]; "
+            "experiments and checkpoints share the store, so their names must differ: rename "
+            "this one") in out.output, out.output  # fmt: skip
+    assert (f"{path}:{ordering}: claims[1].experiments[2]: experiment 'resnet20' is listed "
+            "twice (also at claims[1].experiments[0]): an ordering compares different "
+            "experiments, each once; remove the repeat") in out.output, out.output  # fmt: skip
+    expected = "3 problems" if other_problem else "2 problems"
+    assert f"{path}: {expected}\n" in out.output, out.output
+    if other_problem:
+        assert f"{path}:4: sources.he2015.year: value out of range" in out.output
+
+
+def test_an_ordering_repeat_is_found_in_a_malformed_claim_and_each_repeat_once(tmp_path):
+    """The first pass checks the list as written even where the claim has a problem of its
+    own (here a misspelt direction); a name given three times is two repeats."""
+    text = MINIMAL.replace("[resnet20, plain20]", "[resnet20, resnet20, plain20, resnet20]")
+    text = text.replace("direction: increasing", "direction: increasnig")
+    problems = problems_of(tmp_path, text)
+    repeats = [p for p in problems if "listed twice" in p.message]
+    assert [(p.path, p.line) for p in repeats] == [
+        ("claims[1].experiments[1]", 27),
+        ("claims[1].experiments[3]", 27),
+    ], "\n".join(str(p) for p in problems)
+    assert any(p.path == "claims[1].direction" for p in problems)
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+# What `repro validate` may print for a file it refuses: problems at a line of it, never a
+# traceback or the name of an exception of the harness or its libraries.
+LEAK = re.compile(r"Traceback|\b[A-Z][A-Za-z]*(Error|Exception)\b")
+FUZZ_OPS = ("delete", "retype", "misspell", "list_for_map", "truncate", "duplicate_key",
+            "empty", "junk")  # fmt: skip
+ODD_VALUES = (None, -3, 2.5, True, "text", "", [], {}, [1, "a"], {"key": 1}, "1e-4", 10**30)
+
+
+def _paths(node, prefix=()):
+    """Every place in parsed YAML, as the keys and indices that reach it."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return
+    for key, value in items:
+        yield (*prefix, key)
+        yield from _paths(value, (*prefix, key))
+
+
+def _mutated(text: str, op: str, draw) -> bytes:
+    """One shipped study with one mistake of the kind ``op``, its choices drawn by ``draw``."""
+    lines = text.splitlines(keepends=True)
+    if op == "empty":
+        return draw(st.sampled_from([b"", b"\n", b"# a study, one day\n", b"  \n\n"]))
+    if op == "truncate":  # mid-line: a cut-off copy or a write that died
+        inside = [i for i, c in enumerate(text) if c not in "\n" and i and text[i - 1] != "\n"]
+        return text[: draw(st.sampled_from(inside))].encode()
+    if op == "junk":
+        at = draw(st.integers(0, len(text)))
+        junk = draw(st.binary(min_size=1, max_size=16))
+        return text[:at].encode() + junk + text[at:].encode()
+    if op == "duplicate_key":
+        keys = [i for i, line in enumerate(lines) if re.match(r"\s*[a-z_]+:", line)]
+        i = draw(st.sampled_from(keys))
+        return "".join([*lines[: i + 1], lines[i], *lines[i + 1 :]]).encode()
+    data = yaml.safe_load(text)
+    path = draw(st.sampled_from(list(_paths(data))))
+    parent = data
+    for key in path[:-1]:
+        parent = parent[key]
+    key, value = path[-1], parent[path[-1]]
+    if op == "delete":
+        del parent[key]
+    elif op == "retype":
+        parent[key] = draw(st.sampled_from(ODD_VALUES))
+    elif op == "misspell" and isinstance(parent, dict):
+        at = draw(st.integers(0, len(str(key)) - 1))
+        parent[f"{str(key)[:at]}{draw(st.sampled_from('xq_'))}{str(key)[at + 1 :]}"] = parent.pop(
+            key
+        )
+    elif op == "misspell":  # a list entry: misspell the value
+        parent[key] = f"{value}x" if isinstance(value, str) else "x"
+    else:  # a list where a mapping goes (and an entry where a list goes)
+        parent[key] = list(value.values()) if isinstance(value, dict) else [value]
+    return yaml.safe_dump(data, sort_keys=False).encode()
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(study=st.sampled_from(STUDIES), op=st.sampled_from(FUZZ_OPS), data=st.data())
+def test_a_mangled_shipped_study_is_refused_at_a_line_without_a_traceback(
+    tmp_path, study, op, data
+):
+    """Each shipped study with one mistake of the kinds people and tools make (a key deleted,
+    misspelt or given twice, a value of the wrong type, a list for a mapping, a file cut off
+    mid-line, empty, or with binary junk in it): `repro validate` exits 1 and names the file
+    and a line for each problem, or the study is still valid; never a traceback. Derandomized
+    and bounded: the same 25 mistakes each time (about 8 s)."""
+    path = tmp_path / "study.yaml"
+    path.write_bytes(_mutated(study.read_text(), op, data.draw))
+    try:
+        load_study(path)  # any exception but StudyError fails the test here, with its traceback
+        return  # a mistake that leaves a valid study (an optional key deleted)
+    except StudyError:
+        pass
+    out = CliRunner().invoke(main, ["validate", str(path)])
+    assert out.exit_code == 1 and not LEAK.search(out.output), out.output
+    heads = [line for line in out.output.splitlines() if line.startswith(f"{path}:")]
+    problems = [h for h in heads if not re.fullmatch(rf"{re.escape(str(path))}: \d+ problems?", h)
+                and "cross-reference" not in h]  # fmt: skip
+    assert problems, out.output
+    blank = not path.read_bytes().strip()
+    for head in problems:  # an empty file has no line to name
+        assert re.match(rf"{re.escape(str(path))}:\d+: ", head) or blank, out.output
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path"),
+    [
+        ("    recipe: base\n  - name: plain20", "    recipe: {extends: {name: base}}\n  - name: plain20",
+         "experiments[0].recipe.extends"),
+        ("    recipe: base\n  - name: plain20", "    recipe: {extends: [base]}\n  - name: plain20",
+         "experiments[0].recipe.extends"),
+        ("recipes:\n  base:\n", "recipes:\n  other: {extends: [base]}\n  base:\n",
+         "recipes.other.extends"),
+    ],
+)  # fmt: skip
+def test_extends_given_a_mapping_or_a_list_is_no_recipes_name(tmp_path, old, new, path):
+    """Found by the fuzzing above (a list where a mapping went): `extends:` holding a mapping
+    or a list was looked up among the recipes as it stood, and `repro validate` died with
+    "TypeError: unhashable type"."""
+    assert old in MINIMAL
+    text = MINIMAL.replace(old, new, 1)
+    out = CliRunner().invoke(main, ["validate", str(write(tmp_path, text))])
+    assert out.exit_code == 1 and not LEAK.search(out.output), out.output
+    line = 1 + text[: text.index("extends: ")].count("\n")
+    assert (f":{line}: {path}: not a recipe's name: give the name of one of the study's "
+            "recipes") in out.output, out.output  # fmt: skip
+
+
+@pytest.mark.parametrize(("key", "what"), [("[1, 2]", "a list"), ("{a: 1}", "a mapping")])
+def test_a_key_that_is_a_list_or_a_mapping_is_named_at_its_line(tmp_path, key, what):
+    """YAML allows `{[1, 2]: 3}` and `? [a, b]`; the reader's check for keys given twice
+    looked such a key up and `repro validate` died with "TypeError: unhashable type"."""
+    text = MINIMAL.replace("seeds: 1\n", f"seeds: 1\n{key}: 3\n")
+    out = CliRunner().invoke(main, ["validate", str(write(tmp_path, text))])
+    assert out.exit_code == 1 and not LEAK.search(out.output), out.output
+    assert (f"study.yaml:6: not valid YAML: a key is a name or a number, not {what}"
+            in out.output), out.output  # fmt: skip
+
+
+@pytest.mark.parametrize("text", ["name: &me [*me]\n", "name: tiny\nsources: &s\n  a: *s\n"])
+def test_a_value_holding_an_alias_of_itself_is_refused_at_once(tmp_path, text):
+    """`a: &x [*x]` never ends: counting what the aliases expand to went round it forever,
+    taking gigabytes of memory, and `repro validate` never answered. Bounded here by an
+    alarm, so that the old behaviour fails the test instead of hanging it."""
+    import signal
+
+    def too_long(*_):
+        raise TimeoutError("still counting after 5 s")
+
+    previous = signal.signal(signal.SIGALRM, too_long)
+    signal.setitimer(signal.ITIMER_REAL, 5)
+    try:
+        (problem,) = problems_of(tmp_path, text)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert problem.line == 1 + text[: text.index("&")].count("\n"), str(problem)  # the anchor's
+    assert problem.message.startswith("the value anchored here (&name) holds an alias of itself")
+
+
+def test_a_stray_byte_that_is_not_utf8_is_named_at_its_line(tmp_path):
+    """Found by the fuzzing above: a byte pasted into a study was reported as "byte 152
+    cannot be decoded", with no line to look at."""
+    path = write(tmp_path, "")
+    path.write_bytes(MINIMAL.replace("epochs: 164", "epochs: 16\xe94").encode("latin-1"))
+    out = CliRunner().invoke(main, ["validate", str(path)])
+    assert out.exit_code == 1, out.output
+    assert f"{path}:10: is not UTF-8 text (byte " in out.output, out.output
+
+
+@pytest.mark.parametrize(
+    ("nested", "line"),
+    [("deep: " + "[" * 600 + "]" * 600 + "\n", 5),
+     ("deep:\n" + "".join(" " * i + "a:\n" for i in range(1, 600)), 604)],
+    ids=["flow", "block"],
+)  # fmt: skip
+def test_values_nested_too_deep_to_read_are_named_at_their_deepest_line(tmp_path, nested, line):
+    """PyYAML composes nested values recursively: a few hundred levels (well inside the size
+    accepted) made `repro validate` die with "RecursionError: maximum recursion depth
+    exceeded"."""
+    text = MINIMAL.replace("seeds: 1\n", nested)
+    out = CliRunner().invoke(main, ["validate", str(write(tmp_path, text))])
+    assert out.exit_code == 1 and not LEAK.search(out.output), out.output
+    assert f"study.yaml:{line}: nests lists and mappings too deep to be read" in out.output
+
+
+@pytest.mark.parametrize("text", ["# the degradation study, to come\n", "\n# notes\n\n", "~\n"])
+def test_a_file_of_comments_alone_is_named_at_its_first_line(tmp_path, text):
+    """Found by the fuzzing above: a shipped study cut off inside its opening comment was
+    "the file is empty", with no line, though it has lines; an empty file still is."""
+    path = write(tmp_path, text)
+    out = CliRunner().invoke(main, ["validate", str(path)])
+    assert out.exit_code == 1, out.output
+    assert (f"{path}:1: holds no value, only comments, blank lines or a null; a study is a "
+            "mapping with name, description") in out.output, out.output  # fmt: skip
+    path.write_text(" \n")
+    out = CliRunner().invoke(main, ["validate", str(path)])
+    assert f"{path}: the file is empty; a study is a mapping" in out.output, out.output
+
+
+def test_a_control_character_is_named_at_its_line_and_column(tmp_path):
+    """Found by the fuzzing above: a control character (binary junk, a paste from a
+    terminal) was reported with no line, as "position 152" in "<unicode string>"."""
+    text = MINIMAL.replace("epochs: 164", "epochs: 16\x1a4")
+    out = CliRunner().invoke(main, ["validate", str(write(tmp_path, text))])
+    assert out.exit_code == 1, out.output
+    assert ("study.yaml:10: not valid YAML: character #x001a at column 15 is not printable, "
+            "which YAML does not allow: delete it") in out.output, out.output  # fmt: skip
+    assert "<unicode string>" not in out.output
