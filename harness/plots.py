@@ -71,12 +71,14 @@ OFF_SCALE_CLAIM = "off-scale-claim"  # the gid of a claim's marker at an axis's 
 @dataclass(frozen=True)
 class Layout:
     """How a figure is laid out for a screen. At a desk, panels stand side by side on a figure
-    10 inches wide, shown at about its natural size (96 CSS pixels an inch). A phone's page is
-    about 370 pixels wide: that figure shrank to 38% there, its 7 pt legend to under 4 pixels.
-    For a phone, panels stand one above another on a figure as wide as the screen (3.9 in is
-    374 pixels), the type stays 8 pt or more, legend entries and notes wrap to its width.
-    Either way the figure grows as tall as its panels, notes, title and legend need
-    (_fit_height), and its legend's columns and title wrap to its width."""
+    10 inches wide, shown at about its natural size (96 CSS pixels an inch), its type 10 pt or
+    more: printed, the page shrinks it to a sheet's printable width (about 700 to 740 CSS
+    pixels, 73% to 77%), where its legend and notes, drawn at 7 pt, were about 5 pt; at 10 pt
+    they print at 7.3 pt or more. A phone's page is about 370 pixels wide: that figure
+    shrank to 38% there. For a phone, panels stand one above another on a figure as wide as
+    the screen (3.9 in is 374 pixels), the type stays 8 pt or more, legend entries and notes
+    wrap to its width. Either way the figure grows as tall as its panels, notes, title and
+    legend need (_fit_height), and its legend's columns and title wrap to its width."""
 
     width: float  # inches
     stacked: bool  # panels one above another (a phone), else side by side
@@ -85,7 +87,7 @@ class Layout:
     wrap: int | None = None  # characters a legend entry or a title wraps at; None: never
 
 
-DESK = Layout(width=10.0, stacked=False, small=7.0)
+DESK = Layout(width=10.0, stacked=False, small=10.0)
 PHONE = Layout(width=3.9, stacked=True, small=8.0, text=8.0, wrap=52)
 PANEL = 2.2  # inches: the height of a panel's axes, on a phone and at a desk
 PHONE_PANEL = PANEL

@@ -645,6 +645,18 @@ def test_a_figure_is_drawn_once_as_it_is_saved_and_nothing_in_it_is_cut_off(layo
             assert ax.get_position().height * fig.get_figheight() > 0.9 * panel
 
 
+def test_printed_figure_type_is_7_pt_or_more():
+    """Printed, the page shrinks a desk's figure (10 inches, 960 CSS pixels) to a sheet's
+    printable width: 700 CSS pixels or so (A4 or Letter, less the browser's margins). Its
+    7 pt legend and notes printed at 5 pt; every text of the figure prints at 7 pt or more."""
+    for fig in _crowded():
+        svg = base64.b64decode(plots.to_data_uri(fig).split(",")[1]).decode()
+        width = float(re.search(r'width="([\d.]+)pt"', svg)[1]) * 96 / 72  # CSS pixels
+        # matplotlib draws each text as glyph paths 100 units to the em, scaled to its size
+        sizes = [100 * float(s) for s in re.findall(r"scale\(([\d.]+) -[\d.]+\)", svg)]
+        assert sizes and min(sizes) * min(1, 700 / width) >= 7, (min(sizes), width)
+
+
 def _overlap(a, b) -> bool:
     """Whether two boxes share more than a pixel's edge."""
     return a.x0 < b.x1 - 1 and b.x0 < a.x1 - 1 and a.y0 < b.y1 - 1 and b.y0 < a.y1 - 1

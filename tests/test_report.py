@@ -1835,3 +1835,19 @@ def test_the_banner_does_not_call_the_copy_s_cost_measured_where_half_is_the_sou
     assert kinds == {"the source's stated figure"}
     banner = _text(render_html(report)).split("Non-official data.")[1].split("At a glance")[0]
     assert "(measured" not in banner and "(10.35 points on average, see Provenance )" in banner
+
+
+# --- figures: printed type, names that never break at their hyphens (branch figures) ---
+
+
+def test_printed_figures_keep_their_type_at_7_pt_or_more(published_page, tmp_path):
+    """Printed, the page shrinks each desk figure (10 inches, 960 CSS pixels) to a sheet's
+    printable width (about 700 CSS pixels, A4 or Letter less the browser's margins): its
+    7 pt legend and notes printed at about 5 pt. Every text of every figure, as laid out for
+    a printer, is 7 pt (9.33 CSS pixels) or more."""
+    out = tmp_path / "report.html"
+    out.write_text(published_page)
+    figures = _browse(out, 700, printed=True)["figures"]
+    assert len(figures) == 7, figures
+    seven_pt = 7 * 96 / 72
+    assert all(f["text"] >= seven_pt and f["legend"] >= seven_pt for f in figures), figures
