@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import text_to_path
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from matplotlib.transforms import ScaledTranslation
 
@@ -69,23 +71,28 @@ OFF_SCALE_CLAIM = "off-scale-claim"  # the gid of a claim's marker at an axis's 
 @dataclass(frozen=True)
 class Layout:
     """How a figure is laid out for a screen. At a desk, panels stand side by side on a figure
-    10 inches wide, shown at about its natural size (96 CSS pixels an inch). A phone's page is
-    about 370 pixels wide: that figure shrank to 38% there, its 7 pt legend to under 4 pixels.
-    For a phone, panels stand one above another on a figure as wide as the screen (3.9 in is
-    374 pixels), the type stays 8 pt or more, legend entries and notes wrap to its width, and
-    the figure grows as tall as its panels, notes and legend need."""
+    10 inches wide, shown at about its natural size (96 CSS pixels an inch), its type 10 pt or
+    more: printed, the page shrinks it to a sheet's printable width (about 700 to 740 CSS
+    pixels, 73% to 77%), where its legend and notes, drawn at 7 pt, were about 5 pt; at 10 pt
+    they print at 7.3 pt or more. A phone's page is about 370 pixels wide: that figure
+    shrank to 38% there. For a phone, panels stand one above another on a figure as wide as
+    the screen (3.9 in is 374 pixels), the type stays 8 pt or more, legend entries and notes
+    wrap to its width. Either way the figure grows as tall as its panels, notes, title and
+    legend need (_fit_height), and its legend's columns and title wrap to its width."""
 
     width: float  # inches
     stacked: bool  # panels one above another (a phone), else side by side
     small: float  # pt: legend entries and the notes over the panels
-    note_wrap: int  # characters a line of a note over a panel wraps at
     text: float | None = None  # pt: ticks, axis labels and titles; None: matplotlib's own
     wrap: int | None = None  # characters a legend entry or a title wraps at; None: never
 
 
-DESK = Layout(width=10.0, stacked=False, small=7.0, note_wrap=80)
-PHONE = Layout(width=3.9, stacked=True, small=8.0, note_wrap=54, text=8.0, wrap=52)
-PHONE_PANEL = 2.2  # inches: the height of a panel's axes on a phone
+DESK = Layout(width=10.0, stacked=False, small=10.0)
+PHONE = Layout(width=3.9, stacked=True, small=8.0, text=8.0, wrap=52)
+PANEL = 2.2  # inches: the height of a panel's axes, on a phone and at a desk
+PHONE_PANEL = PANEL
+MARGIN = 0.06  # inches round a figure's content, besides constrained layout's own pad
+LR_PANEL = 1.9  # inches: a desk's learning-rate panel, a step or two in a line
 
 
 @dataclass(frozen=True)
@@ -144,9 +151,43 @@ class Series:
 
 
 def to_data_uri(fig: Figure) -> str:
+    """The figure as an SVG data URI, laid out once and drawn once. Saved with a layout engine
+    or a tight box, matplotlib lays the figure out in a draw of its own before the draw that
+    writes it (and measures the tight box after that): an HTML report spent more than half its
+    time drawing SVGs so. The figure's size (_fit_height) leaves room for all it holds, and
+    constrained layout fits everything inside it, so nothing needs a tight box."""
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.execute(fig)  # where the panels go, measured once
+        fig.set_layout_engine(None)  # laid out: the draw that writes the SVG is the only one
     buf = io.BytesIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    try:
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    finally:
+        if engine is not None:
+            fig.set_layout_engine(engine)
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _points(text: str, size: float) -> float:
+    """How wide ``text`` is drawn at ``size`` pt, in points (its widest line), measured from
+    the font as the SVG draws it: no figure, no renderer."""
+    font = FontProperties(size=size)
+    return max(text_to_path.get_text_width_height_descent(line, font, ismath=False)[0]
+               for line in text.split("\n"))  # fmt: skip
+
+
+def _wrap_to(text: str, size: float, points: float, indent: str = "") -> str:
+    """``text`` wrapped at spaces (as _wrap) to lines at most ``points`` wide at ``size`` pt; a
+    word wider than that alone keeps its own line."""
+    if _points(text, size) <= points:
+        return text
+    start = int(len(text) * points / _points(text, size)) + 5  # about where it fits
+    for width in range(min(start, len(text) - 1), 9, -1):
+        wrapped = _wrap(text, width, indent)
+        if _points(wrapped, size) <= points:
+            return wrapped
+    return _wrap(text, 10, indent)
 
 
 def greyed(color) -> tuple[float, float, float]:
@@ -361,14 +402,21 @@ def _note_off_scale(ax, series: list[Series], columns: list[str], unit: str,
             claims.append(f"{mark} claimed off scale (marked at the {edge} edge): "
                           + ", ".join(values))  # fmt: skip
     if notes or claims:
-        # Wrapped to the panel's width: a longer line widened the figure's layout and squeezed
-        # every panel to make room for it.
-        lines = [_wrap(line, layout.note_wrap, "   ")
+        # Wrapped to the panel's width, measured: a longer line widened the figure's layout and
+        # squeezed every panel to make room for it, or ran past the figure's edge.
+        room = _panel_width(layout, len(ax.figure.axes)) * 72
+        lines = [_wrap_to(line, layout.small, room, "   ")
                  for line in ((notes + claims) if named or claims or layout.stacked
                               else ["; ".join(notes)])]  # fmt: skip
         ax.text(0, 1.015, "\n".join(lines), transform=ax.transAxes, fontsize=layout.small,
                 ha="left", va="bottom", color="#57606a", gid=OFF_SCALE)  # fmt: skip
         _title_over_note(ax.figure.axes, layout)
+
+
+def _panel_width(layout: Layout, panels: int) -> float:
+    """Inches a panel's axes take across (on a phone, one a row; at a desk, side by side): the
+    figure's width less its margins and each panel's tick labels and axis label."""
+    return (layout.width - 0.2) / (1 if layout.stacked else panels) - 0.75
 
 
 def _wrap(text: str, width: int, indent: str = "") -> str:
@@ -516,8 +564,9 @@ def _claim_at_edge(ax, claim: Claimed, epoch: float, color, label: str) -> None:
 
 def _legend(fig: Figure, axes, layout: Layout = DESK) -> None:
     """One legend for the figure, below its panels, where it hides no curve: the error axes
-    are fitted to where the curves end, and so is the upper right corner. On a phone, one
-    entry a row, each wrapped to the figure's width."""
+    are fitted to where the curves end, and so is the upper right corner. As many columns
+    (up to three) as fit the figure's width, measured; an entry wider than the figure wraps.
+    On a phone, one entry a row, each wrapped to the figure's width."""
     found: dict[str, object] = {}
     for ax in axes:
         handles, labels = ax.get_legend_handles_labels()
@@ -529,6 +578,12 @@ def _legend(fig: Figure, axes, layout: Layout = DESK) -> None:
         labels = list(found)
         if layout.wrap:
             ncols, labels = 1, [_wrap(label, layout.wrap, "  ") for label in labels]
+        room = _legend_room(layout)
+        while ncols > 1 and _legend_width(labels, ncols, layout.small) > room:
+            ncols -= 1
+        if ncols == 1:
+            entry = room - _legend_width([""], 1, layout.small)
+            labels = [_wrap_to(label, layout.small, entry, "  ") for label in labels]
         legend = fig.legend(list(found.values()), labels, loc="outside lower center",
                             fontsize=layout.small, ncols=ncols, frameon=False)  # fmt: skip
         legend.set_gid(LEGEND)
@@ -537,43 +592,92 @@ def _legend(fig: Figure, axes, layout: Layout = DESK) -> None:
 LEGEND = "legend"  # the gid of a figure's legend: the page's test measures its type
 
 
-def _panels(fig: Figure, count: int, layout: Layout, desk_height: float, **shared):
-    """The figure's panels: side by side at a desk (a figure ``desk_height`` inches high), one
-    above another on a phone."""
-    fig.set_size_inches(layout.width, desk_height if not layout.stacked else count * PHONE_PANEL)
+def _legend_room(layout: Layout) -> float:
+    """Points a legend below the panels may take: the figure's width less the layout's pads."""
+    return (layout.width - 0.2) * 72
+
+
+def _legend_width(labels: list[str], ncols: int, size: float) -> float:
+    """Points a legend of these entries in ``ncols`` columns takes (filled a column at a time,
+    as matplotlib fills them): each column as wide as its widest entry and its handle, the
+    columns apart by matplotlib's spacing, and the legend's own pad."""
+    rc = matplotlib.rcParams
+    handle = (rc["legend.handlelength"] + rc["legend.handletextpad"]) * size
+    rows = -(-len(labels) // ncols)
+    columns = [labels[i : i + rows] for i in range(0, len(labels), rows)]
+    widths = [handle + max(_points(label, size) for label in column) for column in columns]
+    return sum(widths) + (len(columns) - 1) * rc["legend.columnspacing"] * size \
+        + 2 * rc["legend.borderpad"] * size  # fmt: skip
+
+
+def _legend_lines(fig: Figure) -> int:
+    """Lines of text the figure's legend below its panels takes: in each column, its entries'
+    lines, in the fullest column."""
+    lines = 0
+    for legend in fig.legends:
+        texts = [t.get_text().count("\n") + 1 for t in legend.get_texts()]
+        rows = -(-len(texts) // max(1, legend._ncols))
+        lines += max((sum(texts[i : i + rows]) for i in range(0, len(texts), rows)), default=0)
+    return lines
+
+
+def _panels(fig: Figure, count: int, layout: Layout, **shared):
+    """The figure's panels: side by side at a desk, one above another on a phone (the
+    figure's height follows in _fit_height)."""
+    fig.set_size_inches(layout.width, 2 * PANEL if not layout.stacked else count * PANEL)
     rows, cols = (count, 1) if layout.stacked else (1, count)
     axes = fig.subplots(rows, cols, squeeze=False, **shared)
     return list(axes.flat)
 
 
-def _finish(fig: Figure, title: str, layout: Layout) -> None:
-    """The figure's title, and on a phone its type and height: each panel keeps PHONE_PANEL
-    inches, however many lines its note and the legend take."""
+def _finish(fig: Figure, title: str, layout: Layout, panel: float = PANEL) -> None:
+    """The figure's title (wrapped to its width), its type on a phone, and its height: each
+    panel ``panel`` inches high or so, however many lines its note, the title and the legend
+    take."""
     if layout.wrap:
         title = _wrap(title, layout.wrap)
+    size = layout.text + 1 if layout.text else 10
+    title = _wrap_to(title, size, (layout.width - 0.2) * 72) if title else title
     if title:
-        fig.suptitle(title, fontsize=layout.text + 1 if layout.text else 10)
+        fig.suptitle(title, fontsize=size)
     if layout.text is not None:
         for ax in fig.axes:
             ax.tick_params(labelsize=layout.text)
             ax.xaxis.label.set_size(layout.text)
             ax.yaxis.label.set_size(layout.text)
             ax.title.set_size(layout.text + 1)
-    if not layout.stacked:
-        return
+    _fit_height(fig, layout, panel)
+
+
+def _fit_height(fig: Figure, layout: Layout, panel: float) -> None:
+    """The figure's height: its rows of panels, ``panel`` inches each, and what stands over and
+    under them (the title, each row's panel titles, notes, ticks and axis labels, the legend
+    below), reckoned from their type and lines. Constrained layout then fits all of it
+    inside the figure, the panels taking what is left: saved without a tight box, a figure
+    too short for a long legend squeezed its panels (a desk's to 1.5 in), and one the layout
+    could not fit at all would have been cut off."""
+    text = layout.text or matplotlib.rcParams["font.size"]
     line = layout.small / 72 * 1.25  # inches a line of small type takes
-    legend = sum(t.get_text().count("\n") + 1 for g in fig.legends for t in g.get_texts())
+    rows = [[ax] for ax in fig.axes] if layout.stacked else [fig.axes]
+    notes = sum(max(_note_lines(row), default=0) for row in rows)
+    # Per row: a panel title, tick labels and an axis label, in lines of the text's type.
+    decoration = 6.75 * text / 72
+    title = fig.get_suptitle()
     title_lines = title.count("\n") + 1 if title else 0
-    height = (len(fig.axes) * (PHONE_PANEL + 0.75) + sum(_note_lines(fig.axes)) * line
-              + legend * line * 1.2 + title_lines * 0.2 + 0.2)  # fmt: skip
+    height = (len(rows) * (panel + decoration) + notes * line + _legend_lines(fig) * line * 1.2
+              + title_lines * text / 72 * 1.5 + 0.2 + 2 * MARGIN)  # fmt: skip
     fig.set_figheight(height)
+    # A margin all round, as the tight box's pad left: a title at the top edge of the image
+    # read as cut off.
+    w, h = MARGIN / layout.width, MARGIN / height
+    fig.get_layout_engine().set(rect=(w, h, 1 - 2 * w, 1 - 2 * h))
 
 
 def curves_plot(series: list[Series], title: str, layout: Layout = DESK) -> Figure:
     """Training loss and test error against epoch, one line per experiment, with the claimed
     values; the test error's axis is fitted to the last half of training and the claims."""
     fig = Figure(layout="constrained")
-    loss_ax, err_ax = _panels(fig, 2, layout, 3.4)
+    loss_ax, err_ax = _panels(fig, 2, layout)
     same = _same_as(series, ["train_loss", "test_error"])
     for i, s in enumerate(series):
         base, marker, k = s.look(i)
@@ -610,7 +714,7 @@ def degradation_plot(series: list[Series], title: str, layout: Layout = DESK) ->
     plain = sorted((s for s in series if s.plain), key=lambda s: s.depth)
     residual = sorted((s for s in series if not s.plain), key=lambda s: s.depth)
     fig = Figure(layout="constrained")
-    axes = _panels(fig, 2, layout, 3.8, sharey=True)
+    axes = _panels(fig, 2, layout, sharey=True)
     for ax, group, name in ((axes[0], plain, "plain"), (axes[1], residual, "residual")):
         same = _same_as(group, ["train_error", "test_error"])
         for i, s in enumerate(group):
@@ -651,7 +755,7 @@ def lr_plot(schedules: dict[str, list[tuple[float, float]]], title: str,
             layout: Layout = DESK) -> Figure:  # fmt: skip
     """Learning rate against epoch for each schedule: ``{label: [(epoch, lr), ...]}``."""
     fig = Figure(layout="constrained")
-    (ax,) = _panels(fig, 1, layout, 2.6)
+    (ax,) = _panels(fig, 1, layout)
     for i, (name, points) in enumerate(schedules.items()):
         xs, ys = zip(*points, strict=True)
         ax.step(xs, ys, where="post", color=COLORS[i % len(COLORS)], label=name, lw=1.4,
@@ -662,7 +766,7 @@ def lr_plot(schedules: dict[str, list[tuple[float, float]]], title: str,
     _whole_epochs(ax)
     if layout.stacked:  # below the axes, where an entry may take the figure's width
         _legend(fig, [ax], layout)
-        _finish(fig, "", layout)
     else:
         ax.legend(fontsize=layout.small, loc="lower left").set_gid(LEGEND)
+    _finish(fig, "", layout, PANEL if layout.stacked else LR_PANEL)
     return fig

@@ -578,3 +578,85 @@ def test_a_phone_gets_its_figures_stacked_in_type_that_stays_readable():
         # And its panels keep their height, however many lines the legend and notes take.
         for ax in phone.axes:
             assert ax.get_position().height * phone.get_figheight() > 0.8 * plots.PHONE_PANEL
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def _crowded(layout=plots.DESK):
+    """Each kind of figure with all that stands around its panels at its fullest: a long title,
+    notes of several lines over both panels, claims off the axes, ten experiments with long
+    legend entries (paused, counted only at an epoch, kept apart)."""
+    claims = (plots.Claimed("test_error", 9.5, "test error 9.5% (Table 1 of a long source name)"),
+              plots.Claimed("test_error", 90.0, "test error 90% (Table 1)", epoch=60),
+              plots.Claimed("test_error", 0.5, "best test error 0.5% (Table 2)"))  # fmt: skip
+    series = [plots.Series(f"somebody-{'plain' if k % 2 else 'resnet'}{20 + 18 * k}",
+                           curves(100, lambda e, k=k: early_and_late()(e) + k / 3), 20 + 18 * k,
+                           bool(k % 2), model=f"ResNet-{20 + 18 * k} (bottleneck, option B)",
+                           counted=k < 4, why_not="paused", planned_epochs=164,
+                           counted_at=(90,) if k == 5 else (),
+                           kept_apart="bf16 vs fp32" if k == 6 else "",
+                           claims=claims if k < 2 else ())
+              for k in range(10)]  # fmt: skip
+    title = "a study with a long name, experiments following Somebody With A Long Name et al. " * 2
+    schedules = {f"Source {k} with a long recipe name = Source {k + 1} = He et al. 2015":
+                 [(0, 0.1 / (k + 1)), (80, 0.01), (120, 0.001)] for k in range(4)}  # fmt: skip
+    return [plots.curves_plot(series, title, layout), plots.degradation_plot(series, title, layout),
+            plots.lr_plot(schedules, "learning rate", layout)]  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", [plots.DESK, plots.PHONE], ids=["desk", "phone"])
+def test_a_figure_is_drawn_once_as_it_is_saved_and_nothing_in_it_is_cut_off(layout, monkeypatch):
+    """Saved with a layout engine or a tight box, matplotlib drew each figure twice (a draw to
+    lay it out or measure it, then the draw that writes the SVG): more than half of an HTML
+    report's time. Drawn once, the figure is its own size, so everything in it must lie
+    inside it: titles, the notes over the panels, axis labels, the legend below, however
+    many lines each takes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    draws = []
+    real_draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda fig, renderer: draws.append(fig)
+                        or real_draw(fig, renderer))  # fmt: skip
+    for fig in _crowded(layout):
+        draws.clear()
+        svg = base64.b64decode(plots.to_data_uri(fig).split(",")[1]).decode()
+        assert draws == [fig], f"drawn {len(draws)} times"
+        # The SVG is the figure, not a box cut around what was drawn.
+        width, height = (
+            float(re.search(rf'{a}="([\d.]+)pt"', svg)[1]) for a in ("width", "height")
+        )
+        assert (width, height) == pytest.approx(tuple(72 * fig.get_size_inches()), abs=0.01)
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        inside = fig.bbox.padded(-1)  # a pixel in from each edge, for rounding
+        for artist in [*fig.legends, *fig.texts, *fig.axes]:
+            box = artist.get_tightbbox(renderer)
+            assert inside.x0 <= box.x0 and box.x1 <= inside.x1, (artist, box, fig.bbox)
+            assert inside.y0 <= box.y0 and box.y1 <= inside.y1, (artist, box, fig.bbox)
+        # The notes over a panel, the legend below and the title cover no panel.
+        for text in [*fig.legends, *fig.texts, *(t for ax in fig.axes for t in ax.texts)]:
+            box = text.get_window_extent(renderer)
+            for ax in fig.axes:
+                assert not _overlap(box, ax.bbox), (text, box, ax.bbox)
+        # And its panels keep their height, however many lines the legend and notes take.
+        panel = plots.LR_PANEL if len(fig.axes) == 1 and not layout.stacked else plots.PANEL
+        for ax in fig.axes:
+            assert ax.get_position().height * fig.get_figheight() > 0.9 * panel
+
+
+def test_printed_figure_type_is_7_pt_or_more():
+    """Printed, the page shrinks a desk's figure (10 inches, 960 CSS pixels) to a sheet's
+    printable width: 700 CSS pixels or so (A4 or Letter, less the browser's margins). Its
+    7 pt legend and notes printed at 5 pt; every text of the figure prints at 7 pt or more."""
+    for fig in _crowded():
+        svg = base64.b64decode(plots.to_data_uri(fig).split(",")[1]).decode()
+        width = float(re.search(r'width="([\d.]+)pt"', svg)[1]) * 96 / 72  # CSS pixels
+        # matplotlib draws each text as glyph paths 100 units to the em, scaled to its size
+        sizes = [100 * float(s) for s in re.findall(r"scale\(([\d.]+) -[\d.]+\)", svg)]
+        assert sizes and min(sizes) * min(1, 700 / width) >= 7, (min(sizes), width)
+
+
+def _overlap(a, b) -> bool:
+    """Whether two boxes share more than a pixel's edge."""
+    return a.x0 < b.x1 - 1 and b.x0 < a.x1 - 1 and a.y0 < b.y1 - 1 and b.y0 < a.y1 - 1

@@ -1838,3 +1838,50 @@ def test_the_banner_does_not_call_the_copy_s_cost_measured_where_half_is_the_sou
     assert kinds == {"the source's stated figure"}
     banner = _text(render_html(report)).split("Non-official data.")[1].split("At a glance")[0]
     assert "(measured" not in banner and "(10.35 points on average, see Provenance )" in banner
+
+
+# --- figures: printed type, names that never break at their hyphens (branch figures) ---
+
+
+def test_printed_figures_keep_their_type_at_7_pt_or_more(published_page, tmp_path):
+    """Printed, the page shrinks each desk figure (10 inches, 960 CSS pixels) to a sheet's
+    printable width (about 700 CSS pixels, A4 or Letter less the browser's margins): its
+    7 pt legend and notes printed at about 5 pt. Every text of every figure, as laid out for
+    a printer, is 7 pt (9.33 CSS pixels) or more."""
+    out = tmp_path / "report.html"
+    out.write_text(published_page)
+    figures = _browse(out, 700, printed=True)["figures"]
+    assert len(figures) == 7, figures
+    seven_pt = 7 * 96 / 72
+    assert all(f["text"] >= seven_pt and f["legend"] >= seven_pt for f in figures), figures
+
+
+def test_names_in_the_tables_never_break_at_their_hyphens(published_page):
+    """In the claims table's first column, a few words wide at 1400 px, a browser broke
+    "tseng-resnet110" as "tseng-" over "resnet110", and on a phone an ordering's chain and a
+    model's name ("ResNet-110" as "ResNet-" over "110"): two names to a reader. Each word of a
+    name with a hyphen is a box no line breaks inside (.name), the text still breaking at its
+    spaces; the tables still stack or fit (the desk's and phone's browser tests)."""
+    from harness.report.filters import _code_spans, _names
+
+    assert re.search(r"\.name \{[^}]*white-space: nowrap", published_page)
+    assert str(_names("ResNet-110 (bottleneck) < he-plain20 at a/b-c <x>")) == (
+        '<span class="name">ResNet-110</span> (bottleneck) &lt; <span class="name">he-plain20'
+        "</span> at a/b-c &lt;x&gt;"
+    )
+    assert str(_code_spans("for he-plain20 (`--data-dir x`)", names=True)) == (
+        'for <span class="name">he-plain20</span> (<code>--data-dir x</code>)'
+    )
+    # Every name cell of every table (the experiments, models, checkpoints, orderings; not a
+    # source's quoted words, a path or a device) and every verdict's reason.
+    cells = re.findall(
+        r'<(?:td class="title"|th scope="row"|td data-label="(?:ordering|model)"|div class="why")>'
+        r"(?!<code|\u201c)(.*?)</(?:td|th|div)>",
+        published_page,
+        re.S,
+    )
+    assert len(cells) > 60, len(cells)
+    for cell in cells:
+        text = re.sub(r'<span class="name">[^<]*</span>|<code>[^<]*</code>', "", cell)
+        text = re.sub(r"<div.*", "", text, flags=re.S)  # the notes under a name
+        assert not re.search(r"\w-\w", text), cell

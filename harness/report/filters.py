@@ -6,6 +6,7 @@ filled.
 from __future__ import annotations
 
 import math
+import re
 
 import markupsafe
 
@@ -65,14 +66,16 @@ def _tolerance_digits(tolerance: float | None) -> int:
     return min(4, max(2, 1 - math.floor(math.log10(tolerance))))
 
 
-def _code_spans(text: str) -> markupsafe.Markup:
+def _code_spans(text: str, *, names: bool = False) -> markupsafe.Markup:
     """Text written with Markdown's code spans (the rules' `pool_executions: true`, a study's
-    `repro evaluate`) as HTML: escaped, each span in <code>, no backticks left on the page."""
+    `repro evaluate`) as HTML: escaped, each span in <code>, no backticks left on the page;
+    ``names``: the names outside the spans kept whole (_names)."""
+    plain = _names if names else markupsafe.escape
     parts = str(text).split("`")
     if len(parts) % 2 == 0:  # an unpaired backtick: not a code span, leave it as written
-        return markupsafe.escape(text)
+        return plain(text)
     return markupsafe.Markup("").join(
-        markupsafe.Markup("<code>{}</code>").format(part) if i % 2 else markupsafe.escape(part)
+        markupsafe.Markup("<code>{}</code>").format(part) if i % 2 else plain(part)
         for i, part in enumerate(parts)
     )
 
@@ -82,4 +85,23 @@ def _words(text: str) -> markupsafe.Markup:
     a browser broke "--data-dir" after its first hyphen, where a reader sees two options."""
     return markupsafe.Markup(" ").join(
         markupsafe.Markup('<span class="word">{}</span>').format(word) for word in str(text).split()
+    )
+
+
+# A word longer than this is no name (a hash, a path): left to break where a line must.
+LONGEST_NAME = 40
+
+
+def _names(text: str) -> markupsafe.Markup:
+    """Text, escaped, each word with a hyphen in it (a model's or an experiment's name:
+    "ResNet-110", "tseng-resnet110") in a box no line breaks inside (CSS .name), the text
+    still breaking at its spaces: in a narrow column a browser broke "ResNet-110" as
+    "ResNet-" over "110", and "tseng-resnet20" as "tseng-" over "resnet20", two names to a
+    reader. A path or a word longer than LONGEST_NAME is left as it is."""
+    parts = re.split(r"(\s+)", str(text))
+    return markupsafe.Markup("").join(
+        markupsafe.Markup('<span class="name">{}</span>').format(part)
+        if "-" in part and "/" not in part and len(part) <= LONGEST_NAME
+        else markupsafe.escape(part)
+        for part in parts
     )

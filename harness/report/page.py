@@ -34,6 +34,7 @@ from harness.report.filters import (
     _brief,
     _code_spans,
     _filled,
+    _names,
     _quoted,
     _signed_percent,
     _tolerance_digits,
@@ -213,6 +214,7 @@ def render_html(report: Report) -> str:
     env.filters["slug"] = slug
     env.filters["code_spans"] = _code_spans
     env.filters["words"] = _words
+    env.filters["names"] = _names
     env.filters["plural"] = plural  # {{ n|plural("run") }}: "1 run", "2 runs"
     return env.get_template("report.html.j2").render(report=report)
 
