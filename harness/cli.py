@@ -286,6 +286,14 @@ class _Commands(click.Group):
         except KeyboardInterrupt as stop:
             click.echo(f"\nstopped ({stop_name(stop)})", err=True)
             sys.exit(STOPPED_EXIT)
+        except OSError as exc:
+            # A full disk stops any command that writes the store (run, evaluate, import),
+            # wherever the write was; the store keeps what it held (harness.store.DiskFull).
+            # (Looked up, not imported: the store module imports torch, and only it raises.)
+            store = sys.modules.get("harness.store")
+            if store is None or not isinstance(exc, store.DiskFull):
+                raise
+            fail(str(exc), 1)
 
 
 @click.group(
