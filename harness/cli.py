@@ -287,11 +287,12 @@ class _Commands(click.Group):
             click.echo(f"\nstopped ({stop_name(stop)})", err=True)
             sys.exit(STOPPED_EXIT)
         except OSError as exc:
-            # A full disk stops any command that writes the store (run, evaluate, import),
-            # wherever the write was; the store keeps what it held (harness.store.DiskFull).
+            # A full disk or a folder that cannot be written stops any command that writes the
+            # store (run, evaluate, import), wherever the write was, with what to do; the
+            # store keeps what it held (harness.store.CannotWrite).
             # (Looked up, not imported: the store module imports torch, and only it raises.)
             store = sys.modules.get("harness.store")
-            if store is None or not isinstance(exc, store.DiskFull):
+            if store is None or not isinstance(exc, store.CannotWrite):
                 raise
             fail(str(exc), 1)
 

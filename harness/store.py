@@ -86,24 +86,31 @@ def ensure_writable(results: Path) -> None:
         )
 
 
-# A full disk, or a full quota: the errors after which no write to the store can succeed.
+# The errors after which no write to the store can succeed until the user acts: a full disk
+# or quota, and a folder this user may not write (read-only, another user's).
 FULL = (errno.ENOSPC, errno.EDQUOT)
+DENIED = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
-class DiskFull(OSError):
-    """A write to the store found no space left. Every file of the store is written whole or
-    not at all (_atomic_write), so what is there stays as it was: the caller stops, saying
-    so, rather than writing a failure record that would not fit either (a traceback)."""
+class CannotWrite(OSError):
+    """A write to the store that cannot succeed (FULL, DENIED). Every file of the store is
+    written whole or not at all (_atomic_write), so what is there stays as it was: the
+    command stops, saying what and what to do, rather than writing a failure record that
+    could not be written either (that was a traceback)."""
 
     def __init__(self, path: Path, cause: OSError):
         super().__init__(cause.errno, cause.strerror)
         self.path = path
 
     def __str__(self) -> str:
-        return (f"no space left to write {self.path} ({self.strerror}): free space on its "
-                "disk (or give --results a store on another), then run the same command "
-                "again; nothing already written was lost, and a run resumes from its last "
-                "complete checkpoint")  # fmt: skip
+        if self.errno in FULL:
+            what = (f"no space left to write {self.path} ({self.strerror}): free space on "
+                    "its disk (or give --results a store on another)")  # fmt: skip
+        else:
+            what = (f"cannot write {self.path} ({self.strerror}): make its folder writable "
+                    "to this user (or give --results a store you can write to)")  # fmt: skip
+        return (f"{what}, then run the same command again; nothing already written was "
+                "lost, and a run resumes from its last complete checkpoint")  # fmt: skip
 
 
 class _Recording:
@@ -124,11 +131,12 @@ class _Recording:
         return getattr(self._f, name)
 
 
-def full_disk(path: Path, exc: BaseException, recorded: OSError | None = None) -> DiskFull | None:
-    """``exc`` (or the write error ``recorded`` beneath it) as DiskFull, if it is one."""
+def cannot_write(path: Path, exc: BaseException,
+                 recorded: OSError | None = None) -> CannotWrite | None:  # fmt: skip
+    """``exc`` (or the write error ``recorded`` beneath it) as CannotWrite, if it is one."""
     for cause in (recorded, exc):
-        if isinstance(cause, OSError) and cause.errno in FULL:
-            return cause if isinstance(cause, DiskFull) else DiskFull(path, cause)
+        if isinstance(cause, OSError) and cause.errno in FULL + DENIED:
+            return cause if isinstance(cause, CannotWrite) else CannotWrite(path, cause)
     return None
 
 
@@ -136,8 +144,8 @@ def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:  # no inode left
-        raise (full_disk(path, exc) or exc) from None
+    except OSError as exc:  # no inode left, a read-only folder
+        raise (cannot_write(path, exc) or exc) from None
     recording = None
     try:
         with os.fdopen(fd, "wb") as f:
@@ -149,9 +157,9 @@ def _atomic_write(path: Path, write) -> None:
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        full = full_disk(path, exc, recording.error if recording else None)
-        if full is not None:
-            raise full from exc
+        refused = cannot_write(path, exc, recording.error if recording else None)
+        if refused is not None:
+            raise refused from exc
         raise
 
 
@@ -500,9 +508,12 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     ``flock`` is released by the kernel when its holder dies, even by SIGKILL, so a crashed
     run never leaves a stale lock behind.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a folder this user may not write (read-only, another's)
+        raise (cannot_write(path, exc) or exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -514,7 +525,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         except OSError as exc:  # the lock is held all the same; the rest will not fit
             fcntl.flock(fd, fcntl.LOCK_UN)
-            raise (full_disk(path, exc) or exc) from None
+            raise (cannot_write(path, exc) or exc) from None
         sweep_temporaries(run_dir)
         try:
             yield

@@ -501,9 +501,10 @@ def end_after_error(exc: Exception, end: Callable[[str, str | None], object],
     if stop_requested():
         end(store.INTERRUPTED, None)
         raise KeyboardInterrupt("a stop signal arrived") from exc
-    if isinstance(exc, store.DiskFull):
-        # Neither the traceback nor a failed summary would fit: the run stays as its last
-        # checkpoint left it (interrupted, to resume), and `repro run` stops saying why.
+    if isinstance(exc, store.CannotWrite):
+        # A full disk or a folder that cannot be written: neither the traceback nor a failed
+        # summary could be written either. The run stays as its last checkpoint left it
+        # (interrupted, to resume), and `repro run` stops saying why.
         raise exc
     text = traceback.format_exc()
     for path in error_files:

@@ -100,8 +100,31 @@ def test_a_full_disk_when_the_lock_is_taken_is_that_error(tmp_path, monkeypatch)
 
     monkeypatch.setattr(os, "pwrite", no_space)
     lock = store.run_lock(tmp_path / "run")
-    with pytest.raises(store.DiskFull, match=r"no space left to write .*lock"), lock:
+    with pytest.raises(store.CannotWrite, match=r"no space left to write .*lock"), lock:
         pass
     monkeypatch.undo()
     with store.run_lock(tmp_path / "run"):  # the lock was given back
         assert store.is_locked(tmp_path / "run")
+
+
+def test_a_run_folder_that_cannot_be_written_is_one_clear_error(tmp_path, cifar_root, monkeypatch):
+    """A run's folder this user may not write (read-only, another user's in a shared store)
+    gave `repro run` a traceback when it took the run's lock; now it says which file and what
+    to do, and the runs there are as they were."""
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r, model: resnet8, recipe: base}\n",
+                       QUICK_RECIPE)  # fmt: skip
+    run_dir = tmp_path / "r/tiny/r/seed-0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "kept.txt").write_text("mine\n")
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kwargs):
+        if str(path).startswith(str(run_dir)) and flags & (os.O_WRONLY | os.O_RDWR):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    out = _run(study, cifar_root, tmp_path / "r")
+    assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.output
+    assert f"error: cannot write {run_dir / 'lock'} (Read-only file system): make its" in out.output
+    assert sorted(p.name for p in run_dir.iterdir()) == ["kept.txt"]
