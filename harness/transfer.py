@@ -378,7 +378,10 @@ def import_archive(archive: Path, results: Path) -> ImportResult:
     with tempfile.TemporaryDirectory(prefix="repro-import-") as tmp:
         runs = _verified_runs(archive, Path(tmp))
         for run in runs:
-            _merge(run, Path(tmp) / run.path, results / run.path, archive, result)
+            try:
+                _merge(run, Path(tmp) / run.path, results / run.path, archive, result)
+            except OSError as exc:  # a full disk, a run's folder this user may not write
+                raise (store.cannot_write(results / run.path, exc) or exc) from None
     return result
 
 

@@ -736,3 +736,26 @@ def test_an_import_killed_halfway_is_finished_by_the_next(tmp_path, monkeypatch)
         result = import_archive(archive, target)
         assert not result.refused and len(result.added) == 1, (k, result.lines())
         assert _files(target) == _files(clean), k
+
+
+def test_an_import_into_a_run_folder_that_cannot_be_written_says_so(tmp_path, monkeypatch):
+    """A full disk or a run's folder this user may not write, met while the files are moved
+    in, was a traceback; it names the folder and what to do, and the next import finishes."""
+    import errno
+
+    from harness import transfer
+
+    _, results = _one_fake_run(tmp_path)
+    archive = tmp_path / "a.tar.gz"
+    transfer.export_study("tiny", results, archive)
+
+    def read_only(f, to):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(to))
+
+    monkeypatch.setattr(transfer, "_move_in", read_only)
+    out = repro("import", str(archive), "--results", str(tmp_path / "to"))
+    assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.output
+    assert f"cannot write {tmp_path / 'to' / DONE} (Read-only file system)" in out.output
+    monkeypatch.undo()
+    assert repro("import", str(archive), "--results", str(tmp_path / "to")).exit_code == 0
+    assert _files(tmp_path / "to" / DONE) == _files(results / DONE)
