@@ -286,6 +286,15 @@ class _Commands(click.Group):
         except KeyboardInterrupt as stop:
             click.echo(f"\nstopped ({stop_name(stop)})", err=True)
             sys.exit(STOPPED_EXIT)
+        except OSError as exc:
+            # A full disk or a folder that cannot be written stops any command that writes the
+            # store (run, evaluate, import), wherever the write was, with what to do; the
+            # store keeps what it held (harness.store.CannotWrite).
+            # (Looked up, not imported: the store module imports torch, and only it raises.)
+            store = sys.modules.get("harness.store")
+            if store is None or not isinstance(exc, store.CannotWrite):
+                raise
+            fail(str(exc), 1)
 
 
 @click.group(

@@ -270,15 +270,18 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         batch = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
         data = np.asarray(batch["data"])
         labels = np.asarray(batch["labels"])
-    except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, ValueError,
-            TypeError) as exc:  # fmt: skip
+    # Any Exception, not a list: a byte flipped on disk makes the unpickler raise nearly
+    # anything (LookupError for a mangled codec name, MemoryError or OverflowError for a
+    # mangled length, IndexError, numpy's SystemError), and each was a bare traceback.
+    except Exception as exc:
         raise DataError(_not_a_batch(path, f"{type(exc).__name__}: {exc}")) from None
     if data.dtype != np.uint8:
         raise DataError(
             f"{path} holds pixels of type {data.dtype}; CIFAR-10 batches hold uint8 (0..255). "
             "Write the copy with uint8 pixels (the official layout) rather than converting here."
         )
-    if labels.ndim == 1 and (len(labels) == 0 or len(data) == 0):
+    # data.ndim first: a bare number where the rows belong has no len() (a traceback).
+    if labels.ndim == 1 and (len(labels) == 0 or (data.ndim > 0 and len(data) == 0)):
         raise DataError(f"{path} holds no images: the copy is incomplete.")
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(

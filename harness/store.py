@@ -17,6 +17,7 @@ copy of the twin's files, its summary naming the run that trained (``shared_with
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -85,18 +86,80 @@ def ensure_writable(results: Path) -> None:
         )
 
 
+# The errors after which no write to the store can succeed until the user acts: a full disk
+# or quota, and a folder this user may not write (read-only, another user's).
+FULL = (errno.ENOSPC, errno.EDQUOT)
+DENIED = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+class CannotWrite(OSError):
+    """A write to the store that cannot succeed (FULL, DENIED). Every file of the store is
+    written whole or not at all (_atomic_write), so what is there stays as it was: the
+    command stops, saying what and what to do, rather than writing a failure record that
+    could not be written either (that was a traceback)."""
+
+    def __init__(self, path: Path, cause: OSError):
+        super().__init__(cause.errno, cause.strerror)
+        self.path = path
+
+    def __str__(self) -> str:
+        if self.errno in FULL:
+            what = (f"no space left to write {self.path} ({self.strerror}): free space on "
+                    "its disk (or give --results a store on another)")  # fmt: skip
+        else:
+            what = (f"cannot write {self.path} ({self.strerror}): make its folder writable "
+                    "to this user (or give --results a store you can write to)")  # fmt: skip
+        return (f"{what}, then run the same command again; nothing already written was "
+                "lost, and a run resumes from its last complete checkpoint")  # fmt: skip
+
+
+class _Recording:
+    """A file that remembers the first OSError its writes raised: torch.save swallows it
+    into a RuntimeError ("unexpected pos ...") that says nothing of a full disk."""
+
+    def __init__(self, f):
+        self._f, self.error = f, None
+
+    def write(self, data):
+        try:
+            return self._f.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def cannot_write(path: Path, exc: BaseException,
+                 recorded: OSError | None = None) -> CannotWrite | None:  # fmt: skip
+    """``exc`` (or the write error ``recorded`` beneath it) as CannotWrite, if it is one."""
+    for cause in (recorded, exc):
+        if isinstance(cause, OSError) and cause.errno in FULL + DENIED:
+            return cause if isinstance(cause, CannotWrite) else CannotWrite(path, cause)
+    return None
+
+
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # no inode left, a read-only folder
+        raise (cannot_write(path, exc) or exc) from None
+    recording = None
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            recording = _Recording(f)
+            write(recording)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        refused = cannot_write(path, exc, recording.error if recording else None)
+        if refused is not None:
+            raise refused from exc
         raise
 
 
@@ -445,9 +508,12 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     ``flock`` is released by the kernel when its holder dies, even by SIGKILL, so a crashed
     run never leaves a stale lock behind.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a folder this user may not write (read-only, another's)
+        raise (cannot_write(path, exc) or exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -455,7 +521,11 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             raise LockHeld(holder) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        try:
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        except OSError as exc:  # the lock is held all the same; the rest will not fit
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            raise (cannot_write(path, exc) or exc) from None
         sweep_temporaries(run_dir)
         try:
             yield

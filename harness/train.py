@@ -501,6 +501,11 @@ def end_after_error(exc: Exception, end: Callable[[str, str | None], object],
     if stop_requested():
         end(store.INTERRUPTED, None)
         raise KeyboardInterrupt("a stop signal arrived") from exc
+    if isinstance(exc, store.CannotWrite):
+        # A full disk or a folder that cannot be written: neither the traceback nor a failed
+        # summary could be written either. The run stays as its last checkpoint left it
+        # (interrupted, to resume), and `repro run` stops saying why.
+        raise exc
     text = traceback.format_exc()
     for path in error_files:
         store.write_text(path, text)

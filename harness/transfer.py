@@ -378,7 +378,10 @@ def import_archive(archive: Path, results: Path) -> ImportResult:
     with tempfile.TemporaryDirectory(prefix="repro-import-") as tmp:
         runs = _verified_runs(archive, Path(tmp))
         for run in runs:
-            _merge(run, Path(tmp) / run.path, results / run.path, archive, result)
+            try:
+                _merge(run, Path(tmp) / run.path, results / run.path, archive, result)
+            except OSError as exc:  # a full disk, a run's folder this user may not write
+                raise (store.cannot_write(results / run.path, exc) or exc) from None
     return result
 
 
@@ -410,6 +413,11 @@ def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: Import
         # an ended run travels without its checkpoint.
         resumable = _checkpoint_epoch(src, run.config_hash) if with_ckpt else 0
         run = replace(run, status=store.DAMAGED, resumable_from=resumable)
+    if _cut_short(run, dst):
+        _place(src, dst)
+        result.added.append(f"{run.path}: {run.status}, {run.epochs} epochs (the rest of it: "
+                            "an import of it here was cut short)")  # fmt: skip
+        return
     if not (dst / store.CONFIG).exists() and not (dst / store.SUMMARY).exists():
         _place(src, dst)
         note = "" if with_ckpt or run.status in store.FINAL else " (no checkpoint: restarts)"
@@ -451,6 +459,23 @@ def _merge(run: ArchivedRun, src: Path, dst: Path, archive: Path, result: Import
         f"{run.path}: {status} at {epochs} -> {run.status} at {run.epochs} epochs "
         f"(previous kept in {where})"
     )
+
+
+def _cut_short(run: ArchivedRun, dst: Path) -> bool:
+    """Whether ``dst`` holds what an import of ``run`` killed halfway (SIGKILL, a lost
+    machine) left: some of its files but not all, each the archive's own. _place moves them
+    in one by one, so such a run could lack its config and be refused by the next import
+    ("run `repro run` first", which retrains an ended run), or lack its summary and be judged
+    as less than it is. Nothing else may be there but the lock and dot-files (temporaries)."""
+    try:
+        here = [f for f in dst.iterdir() if f.name != store.LOCK and not f.name.startswith(".")]
+    except OSError:  # no folder (or not one): nothing was placed
+        return False
+    names = {f.name for f in here}
+    if not names or not names < set(run.files):
+        return False
+    return all(f.is_file() and not f.is_symlink() and _sha256(f) == run.files[f.name]
+               for f in here)  # fmt: skip
 
 
 def _merge_evaluation(run: ArchivedRun, src: Path, dst: Path, result: ImportResult) -> None:

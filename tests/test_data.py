@@ -286,3 +286,33 @@ def test_a_given_repro_data_dir_without_the_data_is_an_error(tmp_path, monkeypat
     monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path / "typo"))
     with pytest.raises(cifar.DataError, match=r"REPRO_DATA_DIR=.*does not exist.*unset"):
         cifar.locate(None)
+
+
+def _flipped(content: bytes, at: int, value: int) -> bytes:
+    return content[:at] + bytes([value]) + content[at + 1 :]
+
+
+def test_a_batch_with_a_byte_flipped_on_disk_is_refused_with_its_name(tmp_path):
+    """Bit rot in a batch file made the unpickler raise what no list of exceptions held
+    (LookupError for a mangled codec name, MemoryError or OverflowError for a mangled length,
+    IndexError, numpy's SystemError): a bare traceback instead of the file's name and what to
+    do. So did a bare number where the pixel rows belong (no len())."""
+    folder = write_cifar(tmp_path, per_batch=3, test=3) / cifar.FOLDER
+    batch = folder / "test_batch"
+    content = pickle.dumps(
+        {b"labels": [1, 2, 3], b"data": np.full((3, 3072), ord("."), np.uint8)}, 2
+    )
+    damaged = {
+        "codec name": content.replace(b"latin1", b"latinX"),  # LookupError
+        "opcode": _flipped(content, 0, 0x8E),  # MemoryError
+        "memo index": _flipped(content, 62, 74),  # IndexError
+        "dtype": _flipped(content, len(content) - 6, 48),  # numpy's SystemError
+        "length": b"\x80\x04\x8e" + b"\xff" * 7 + b"\x7f",  # OverflowError
+        "bare number": pickle.dumps({b"labels": [1], b"data": np.uint8(5)}, 2),  # TypeError
+    }
+    for what, bad in damaged.items():
+        batch.write_bytes(bad)
+        for read in (cifar.load, cifar.check_complete):
+            with pytest.raises(cifar.DataError) as caught:
+                read(folder)
+            assert str(batch) in str(caught.value), what

@@ -695,3 +695,67 @@ def test_an_earlier_failure_travels_and_superseded_attempts_stay_said(tmp_path):
     again = _import(out, here)
     assert again.exit_code == 0 and "put beside it" not in again.output, again.output
     assert _listing(here) == before
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, no handler catches it."""
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def test_an_import_killed_halfway_is_finished_by_the_next(tmp_path, monkeypatch):
+    """`repro import` moves a run's files in one by one; killed after some (before its
+    config.json), the next import refused the run as one that lost its config and told the
+    user to run `repro run` first, which retrains an ended run. Killed at every file, the
+    next import now ends with the store a whole import makes."""
+    from harness import transfer
+
+    _, results = _one_fake_run(tmp_path)
+    archive = tmp_path / "a.tar.gz"
+    transfer.export_study("tiny", results, archive)
+    clean = tmp_path / "clean"
+    import_archive(archive, clean)
+    moves = len(read_manifest(archive)["runs"][0]["files"])
+    real = transfer._move_in
+    for k in range(1, moves):
+        target, done = tmp_path / f"cut-{k}", []
+
+        def move_in(f, to, done=done, k=k):
+            if len(done) == k:
+                raise _Killed
+            done.append(f)
+            real(f, to)
+
+        monkeypatch.setattr(transfer, "_move_in", move_in)
+        with pytest.raises(_Killed):
+            import_archive(archive, target)
+        monkeypatch.setattr(transfer, "_move_in", real)
+        result = import_archive(archive, target)
+        assert not result.refused and len(result.added) == 1, (k, result.lines())
+        assert _files(target) == _files(clean), k
+
+
+def test_an_import_into_a_run_folder_that_cannot_be_written_says_so(tmp_path, monkeypatch):
+    """A full disk or a run's folder this user may not write, met while the files are moved
+    in, was a traceback; it names the folder and what to do, and the next import finishes."""
+    import errno
+
+    from harness import transfer
+
+    _, results = _one_fake_run(tmp_path)
+    archive = tmp_path / "a.tar.gz"
+    transfer.export_study("tiny", results, archive)
+
+    def read_only(f, to):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(to))
+
+    monkeypatch.setattr(transfer, "_move_in", read_only)
+    out = repro("import", str(archive), "--results", str(tmp_path / "to"))
+    assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.output
+    assert f"cannot write {tmp_path / 'to' / DONE} (Read-only file system)" in out.output
+    monkeypatch.undo()
+    assert repro("import", str(archive), "--results", str(tmp_path / "to")).exit_code == 0
+    assert _files(tmp_path / "to" / DONE) == _files(results / DONE)
