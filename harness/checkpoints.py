@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from harness import store
 from harness.data import cache_dir
 from harness.resnet import STAGE_WIDTHS, STEM_WIDTH, CifarResNet, ZeroPadShortcut
 from harness.schema import TEMPLATE_FIELD, CheckpointSpec, WeightLayout
@@ -111,6 +112,8 @@ def _download(spec: CheckpointSpec, target: Path) -> None:
     the declared hash is renamed into place, so the cache never holds a wrong one."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    with contextlib.suppress(OSError):  # readable as the user's other files are, not 0600
+        os.fchmod(fd, store.new_file_mode())
     h, size = hashlib.sha256(), 0
     try:
         with os.fdopen(fd, "wb") as out:

@@ -140,12 +140,23 @@ def cannot_write(path: Path, exc: BaseException,
     return None
 
 
+def new_file_mode() -> int:
+    """The mode an ordinary ``open(path, "w")`` would give a new file here: 0666 less the
+    process's umask. mkstemp makes its files 0600, which once left every file of a store
+    unreadable to the other members of a lab sharing it (a group-readable results folder)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:  # no inode left, a read-only folder
         raise (cannot_write(path, exc) or exc) from None
+    with contextlib.suppress(OSError):  # a file system without modes keeps its own
+        os.fchmod(fd, new_file_mode())
     recording = None
     try:
         with os.fdopen(fd, "wb") as f:

@@ -128,3 +128,18 @@ def test_a_run_folder_that_cannot_be_written_is_one_clear_error(tmp_path, cifar_
     assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.output
     assert f"error: cannot write {run_dir / 'lock'} (Read-only file system): make its" in out.output
     assert sorted(p.name for p in run_dir.iterdir()) == ["kept.txt"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_store_files_are_as_readable_as_the_users_umask_makes_new_files(tmp_path, umask, mode):
+    """mkstemp makes 0600 files: a lab sharing a group-readable results folder could not read
+    one another's runs. The store's atomic writes now give what open() would."""
+    old = os.umask(umask)
+    try:
+        store.write_json(tmp_path / "summary.json", {"status": "complete"})
+        store.write_jsonl(tmp_path / "metrics.jsonl", [{"epoch": 1}])
+        store.save_torch(tmp_path / "checkpoint.pt", {"epoch": 1})
+    finally:
+        os.umask(old)
+    for name in ("summary.json", "metrics.jsonl", "checkpoint.pt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name

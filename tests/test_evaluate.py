@@ -571,3 +571,15 @@ def test_the_reports_closing_line_counts_only_the_evaluations_of_the_studies_it_
     said = " ".join(out.output.split())
     assert ("note: 1 checkpoint evaluation of study 'other' is not reported: not among the "
             "--study files given; give it with --study FILE") in said, said  # fmt: skip
+
+
+def test_a_downloaded_checkpoint_is_as_readable_as_the_users_umask_makes_new_files(tmp_path):
+    """The cache is often shared (a lab's ~/.cache on a group volume): mkstemp's 0600 kept
+    every download private to whoever fetched it first."""
+    served = save_source(random_source(20), tmp_path / "resnet20-foreign.th")
+    old = os.umask(0o022)
+    try:
+        got = fetch(_url_spec(served, sha256_of(served)), tmp_path)
+    finally:
+        os.umask(old)
+    assert got.path.stat().st_mode & 0o777 == 0o644
