@@ -1838,3 +1838,33 @@ def test_the_banner_does_not_call_the_copy_s_cost_measured_where_half_is_the_sou
     assert kinds == {"the source's stated figure"}
     banner = _text(render_html(report)).split("Non-official data.")[1].split("At a glance")[0]
     assert "(measured" not in banner and "(10.35 points on average, see Provenance )" in banner
+
+
+# --------------------------------------------------------------------------- what the page counts
+# (reportcounts) Each count on the page is of the studies it reports: the store's runs and
+# evaluations of other studies are only counted apart.
+
+
+def test_the_copy_notice_and_provenance_count_only_the_studies_reported(
+    published_store, degradation_report
+):
+    # Over the published store (six degradation runs, four checkpoint evaluations, all on the
+    # JPEG copy), the checkpoints page said "6 runs and 4 checkpoint evaluations used a copy"
+    # and its provenance counted six runs on an H100 it does not show, and the degradation
+    # page said "and 4 checkpoint evaluations" of weights it does not show.
+    weights = report_for([CHECKPOINTS], published_store)
+    assert (weights.nonofficial_runs, weights.nonofficial_evaluations) == (0, 4)
+    text = _text(render_html(weights))
+    banner = text.split("Non-official data.")[1].split("Do not read")[0]
+    assert banner.startswith(" 4 checkpoint evaluations used a copy of CIFAR-10"), banner
+    provenance = text[text.index("Provenance Evaluations made between") :]
+    assert "runs and evaluations" not in provenance and "H100" not in provenance
+    assert [(d["runs"], d["evaluations"]) for d in weights.provenance.datasets] == [(0, 4)]
+    assert "6 run directories found, 0 of them of the studies in this report" in text
+    runs = degradation_report
+    assert (runs.nonofficial_runs, runs.nonofficial_evaluations) == (6, 0)
+    banner = _text(render_html(runs)).split("Non-official data.")[1].split("Do not read")[0]
+    assert banner.strip().startswith("6 runs used a copy of CIFAR-10"), banner
+    assert "checkpoint evaluation" not in banner
+    assert [(d["runs"], d["evaluations"]) for d in runs.provenance.datasets] == [(6, 0)]
+    assert "CPU (x86_64" not in str(runs.provenance.devices)

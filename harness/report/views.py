@@ -518,6 +518,15 @@ class Report:
         return self.total_runs == 0 and self.total_evaluations == 0
 
     @property
+    def nonofficial_text(self) -> str:
+        """Who used a copy of the data, for the page's notice: "6 runs", "4 checkpoint
+        evaluations" or both (a page of released weights alone read "0 runs and 4 checkpoint
+        evaluations used a copy")."""
+        counts = [plural(n, word) for n, word in ((self.nonofficial_runs, "run"),
+                  (self.nonofficial_evaluations, "checkpoint evaluation")) if n]  # fmt: skip
+        return " and ".join(counts)
+
+    @property
     def nonofficial_mark(self) -> str:
         return verdicts.ON_NONOFFICIAL_DATA
 
