@@ -1868,3 +1868,18 @@ def test_the_copy_notice_and_provenance_count_only_the_studies_reported(
     assert "checkpoint evaluation" not in banner
     assert [(d["runs"], d["evaluations"]) for d in runs.provenance.datasets] == [(6, 0)]
     assert "CPU (x86_64" not in str(runs.provenance.devices)
+
+
+def test_a_claim_s_where_quotes_its_source_as_the_page_quotes_statements(
+    published_report, published_page
+):
+    # Park's epoch-90 claims are cited at Figure 4 ("90.pth") in the study file; the page
+    # printed those straight marks beside statements it quotes in typographic ones.
+    text = _text(published_page)
+    assert "Yoonjeong Park, Figure 4 (\u201c90.pth\u201d)" in text
+    assert 'Figure 4 ("90.pth")' not in text
+    assert "the figure, where \u201cbold lines denote testing error\u201d: plain-56" in text
+    # The claim table keeps the study file's words: `repro compare` matches older tables on them.
+    frame = claims_frame(published_report)
+    assert 'Figure 4 ("90.pth")' in set(frame["where"])
+    assert not frame["where"].str.contains("\u201c").any()
