@@ -1883,3 +1883,19 @@ def test_a_claim_s_where_quotes_its_source_as_the_page_quotes_statements(
     frame = claims_frame(published_report)
     assert 'Figure 4 ("90.pth")' in set(frame["where"])
     assert not frame["where"].str.contains("\u201c").any()
+
+
+def test_provenance_says_none_of_the_studies_reported_where_only_others_ran(tmp_path):
+    # The released-weights study over a store of the degradation runs alone: its provenance
+    # listed the six H100 runs; counting only the studies reported, it would have said "No
+    # runs yet" under a line that counts 6 run directories.
+    store = tmp_path / "store"
+    shutil.copytree(PUBLISHED / "degradation-h100-2026-11-26" / "store", store)
+    text = _text(render_html(report_for([CHECKPOINTS], store)))
+    assert "6 run directories found, 0 of them of the studies in this report" in text
+    provenance = text[text.index("Provenance") :]
+    assert provenance.startswith(
+        "Provenance No runs or evaluations of the studies in this report yet, so no data, "
+        "software or device to report."
+    ), provenance[:300]
+    assert "H100" not in provenance and "Non-official data" not in text
