@@ -173,8 +173,8 @@ class ClaimRow:
     def where_text(self) -> str:
         """Where the source says it, as the page prints it: the study file's straight quotation
         marks made typographic, as the page quotes the sources' statements (Figure 4
-        ("90.pth") sat beside “plain-56 ends above plain-20”). The claim table (CSV, JSON)
-        keeps ``where`` as the study file writes it."""
+        ("90.pth") sat beside “As the layer increased, ...”). The claim table (CSV,
+        JSON) keeps ``where`` as the study file writes it."""
         return _curly_quotes(self.where)
 
 
