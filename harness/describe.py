@@ -212,17 +212,20 @@ def run_summary(outcomes: list, results, files: list[str], seconds: float) -> st
 
 # How `repro run`'s closing line counts each outcome: "3 runs trained" once counted failed
 # runs as trained. A paused run trained epochs in this slot; skipped runs had already ended,
-# adopted a twin's training, were busy elsewhere or were left for a later slot.
+# were busy elsewhere or were left for a later slot. An adopted run is said apart: this
+# command made it complete in its study with a twin's training ("1 adopted" above the line
+# was followed by "0 runs trained, 1 skipped", as if it were still to do or left alone).
 _COUNTED_AS = {
-    "complete": "trained", "diverged": "trained", "paused": "trained",
+    "complete": "trained", "diverged": "trained", "paused": "trained", "adopted": "adopted",
     "failed": "failed", "interrupted": "interrupted", "refused": "refused",
     "submitted": "submitted",
-    "skipped": "skipped", "busy": "skipped", "adopted": "skipped", "pending": "skipped",
+    "skipped": "skipped", "busy": "skipped", "pending": "skipped",
 }  # fmt: skip
 
 
 def _what_happened(outcomes: list) -> str:
-    """``2 runs trained, 1 failed, 3 skipped``: the runs trained always, the rest when any."""
+    """``2 runs trained, 1 adopted, 1 failed, 3 skipped``: the runs trained always, the rest
+    when any."""
     counts = Counter(_COUNTED_AS.get(o.status, o.status) for o in outcomes)
     order = list(dict.fromkeys([*_COUNTED_AS.values(), *sorted(counts)]))
     rest = [f"{counts[what]} {what}" for what in order if what != "trained" and counts[what]]

@@ -1885,3 +1885,64 @@ def test_names_in_the_tables_never_break_at_their_hyphens(published_page):
         text = re.sub(r'<span class="name">[^<]*</span>|<code>[^<]*</code>', "", cell)
         text = re.sub(r"<div.*", "", text, flags=re.S)  # the notes under a name
         assert not re.search(r"\w-\w", text), cell
+
+
+# --------------------------------------------------------------------------- what the page counts
+# (reportcounts) Each count on the page is of the studies it reports: the store's runs and
+# evaluations of other studies are only counted apart.
+
+
+def test_the_copy_notice_and_provenance_count_only_the_studies_reported(
+    published_store, degradation_report
+):
+    # Over the published store (six degradation runs, four checkpoint evaluations, all on the
+    # JPEG copy), the checkpoints page said "6 runs and 4 checkpoint evaluations used a copy"
+    # and its provenance counted six runs on an H100 it does not show, and the degradation
+    # page said "and 4 checkpoint evaluations" of weights it does not show.
+    weights = report_for([CHECKPOINTS], published_store)
+    assert (weights.nonofficial_runs, weights.nonofficial_evaluations) == (0, 4)
+    text = _text(render_html(weights))
+    banner = text.split("Non-official data.")[1].split("Do not read")[0]
+    assert banner.startswith(" 4 checkpoint evaluations used a copy of CIFAR-10"), banner
+    provenance = text[text.index("Provenance Evaluations made between") :]
+    assert "runs and evaluations" not in provenance and "H100" not in provenance
+    assert [(d["runs"], d["evaluations"]) for d in weights.provenance.datasets] == [(0, 4)]
+    assert "6 run directories found, 0 of them of the studies in this report" in text
+    runs = degradation_report
+    assert (runs.nonofficial_runs, runs.nonofficial_evaluations) == (6, 0)
+    banner = _text(render_html(runs)).split("Non-official data.")[1].split("Do not read")[0]
+    assert banner.strip().startswith("6 runs used a copy of CIFAR-10"), banner
+    assert "checkpoint evaluation" not in banner
+    assert [(d["runs"], d["evaluations"]) for d in runs.provenance.datasets] == [(6, 0)]
+    assert "CPU (x86_64" not in str(runs.provenance.devices)
+
+
+def test_a_claim_s_where_quotes_its_source_as_the_page_quotes_statements(
+    published_report, published_page
+):
+    # Park's epoch-90 claims are cited at Figure 4 ("90.pth") in the study file; the page
+    # printed those straight marks beside statements it quotes in typographic ones.
+    text = _text(published_page)
+    assert "Yoonjeong Park, Figure 4 (\u201c90.pth\u201d)" in text
+    assert 'Figure 4 ("90.pth")' not in text
+    assert "the figure, where \u201cbold lines denote testing error\u201d: plain-56" in text
+    # The claim table keeps the study file's words: `repro compare` matches older tables on them.
+    frame = claims_frame(published_report)
+    assert 'Figure 4 ("90.pth")' in set(frame["where"])
+    assert not frame["where"].str.contains("\u201c").any()
+
+
+def test_provenance_says_none_of_the_studies_reported_where_only_others_ran(tmp_path):
+    # The released-weights study over a store of the degradation runs alone: its provenance
+    # listed the six H100 runs; counting only the studies reported, it would have said "No
+    # runs yet" under a line that counts 6 run directories.
+    store = tmp_path / "store"
+    shutil.copytree(PUBLISHED / "degradation-h100-2026-11-26" / "store", store)
+    text = _text(render_html(report_for([CHECKPOINTS], store)))
+    assert "6 run directories found, 0 of them of the studies in this report" in text
+    provenance = text[text.index("Provenance") :]
+    assert provenance.startswith(
+        "Provenance No runs or evaluations of the studies in this report yet, so no data, "
+        "software or device to report."
+    ), provenance[:300]
+    assert "H100" not in provenance and "Non-official data" not in text

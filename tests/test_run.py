@@ -898,3 +898,26 @@ def test_a_run_no_other_study_file_still_plans_is_superseded_as_before(tmp_path,
     _, todo = pending_runs(load_study(now), options, said.append, str(now))
     assert [p.name for p in todo] == ["a/seed-0", "b/seed-0"]
     assert any("made with another config; moved to" in s for s in said), said
+
+
+# --------------------------------------------------------------------------- reportcounts
+# The closing line of `repro run` says what the command did to each run.
+
+
+def test_the_closing_line_says_an_adopted_run_was_adopted_not_skipped(tmp_path, cifar_root):
+    # Study two declares the training study one did: it adopts it. The tally said "1 adopted"
+    # and the line under it "0 runs trained, 1 skipped", as if the run were left alone, when
+    # the command had just made it complete in study two.
+    results = tmp_path / "results"
+    run = "  - {name: x, model: resnet8, recipe: base}\n"
+    one = tiny_study(tmp_path / "one.yaml", run, QUICK_RECIPE, name="one")
+    assert repro(*run_args(one, cifar_root, results)).exit_code == 0
+    two = tiny_study(tmp_path / "two.yaml", run.replace("x,", "y,"), QUICK_RECIPE, name="two")
+    out = repro(*run_args(two, cifar_root, results))
+    assert out.exit_code == 0, out.output
+    assert "[  shared] two/y/seed-0: shared with one/x/seed-0" in out.output
+    assert "\n1 adopted\n0 runs trained, 1 adopted in " in out.output, out.output
+    assert "skipped" not in out.output
+    # Run again, it is complete and left alone: skipped.
+    again = repro(*run_args(two, cifar_root, results)).output
+    assert "\n0 runs trained, 1 skipped in " in again, again

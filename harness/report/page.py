@@ -91,9 +91,14 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         for rs in by_study.values()
         for r in rs
     ]
-    nonofficial = [r for r in records if _official(r) is False]
-    copies = [e for e in evaluations if e.data.get("official") is False]
+    # The page's notices and provenance speak of what it reports: the store's runs and
+    # evaluations of other studies are only counted apart (a checkpoints page said "6 runs
+    # ... used a copy" of the degradation study's runs, which it does not show).
     reported = {study.name for study, _ in studies}
+    shown_records = [r for r in records if r.study in reported]
+    shown_evaluations = [e for e in evaluations if e.study in reported]
+    nonofficial = [r for r in shown_records if _official(r) is False]
+    copies = [e for e in shown_evaluations if e.data.get("official") is False]
     elsewhere = [e for e in evaluations if e.study not in reported]
     return Report(
         generated=now_utc(),
@@ -102,7 +107,7 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         rules=verdicts.RULES,
         outcomes=verdicts.OUTCOMES,
         studies=reports,
-        provenance=_provenance(records, reports, evaluations),
+        provenance=_provenance(shown_records, reports, shown_evaluations),
         nonofficial_runs=len(nonofficial),
         nonofficial_fingerprints=sorted(
             {r.data.get("dataset_fingerprint", "")[:16] for r in [*nonofficial, *copies]}

@@ -169,6 +169,21 @@ class ClaimRow:
     used_runs: list[str] = field(default_factory=list, repr=False)
     kept_apart_runs: dict[str, str] = field(default_factory=dict, repr=False)
 
+    @property
+    def where_text(self) -> str:
+        """Where the source says it, as the page prints it: the study file's straight quotation
+        marks made typographic, as the page quotes the sources' statements (Figure 4
+        ("90.pth") sat beside “As the layer increased, ...”). The claim table (CSV,
+        JSON) keeps ``where`` as the study file writes it."""
+        return _curly_quotes(self.where)
+
+
+def _curly_quotes(text: str) -> str:
+    """Straight double quotation marks as opening and closing ones, in turn."""
+    parts = text.split('"')
+    return "".join(part + ("\u201c\u201d"[i % 2] if i < len(parts) - 1 else "")
+                   for i, part in enumerate(parts))  # fmt: skip
+
 
 @dataclass
 class SpeedRow:
@@ -516,6 +531,15 @@ class Report:
     @property
     def empty(self) -> bool:
         return self.total_runs == 0 and self.total_evaluations == 0
+
+    @property
+    def nonofficial_text(self) -> str:
+        """Who used a copy of the data, for the page's notice: "6 runs", "4 checkpoint
+        evaluations" or both (a page of released weights alone read "0 runs and 4 checkpoint
+        evaluations used a copy")."""
+        counts = [plural(n, word) for n, word in ((self.nonofficial_runs, "run"),
+                  (self.nonofficial_evaluations, "checkpoint evaluation")) if n]  # fmt: skip
+        return " and ".join(counts)
 
     @property
     def nonofficial_mark(self) -> str:
