@@ -271,6 +271,8 @@ def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.No
         raise StudyError([Problem(name, None, "", f"cannot be read: {exc}")]) from None
     try:
         nodes = yaml.compose(text, Loader=_UniqueKeyLoader)
+        if _depth(nodes) > MAX_DEPTH:
+            raise RecursionError  # refused alike whatever the interpreter's recursion limit
         try:
             expanded = _expanded_size(nodes)
         except RecursiveAlias as exc:
@@ -297,7 +299,9 @@ def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.No
         line, message = _yaml_syntax(exc)
         raise StudyError([Problem(name, line, "", message)]) from None
     except RecursionError:
-        # PyYAML composes nested values recursively: a few hundred levels exhaust the stack.
+        # PyYAML composes (and loads) nested values recursively: a few hundred levels exhaust
+        # the stack. Where they do depends on the recursion limit (hypothesis raises it in a
+        # test run), so anything deeper than MAX_DEPTH is refused here too.
         raise StudyError([Problem(name, _deepest_line(text), "", "nests lists and mappings "
                                   f"too deep to be read (a {what} nests a few levels): is "
                                   "this the file you meant?")]) from None  # fmt: skip
@@ -379,6 +383,21 @@ def _yaml_syntax(exc: yaml.YAMLError) -> tuple[int | None, str]:
 # before it is built (a YAML alias bomb expands a few lines into billions of values).
 MAX_BYTES = 1 << 20
 MAX_NODES = 200_000
+MAX_DEPTH = 64  # levels of lists and mappings; a study nests about six
+
+
+def _depth(root: yaml.Node | None) -> int:
+    """How deep lists and mappings nest, walked without recursion (an alias's node once)."""
+    deepest, seen = 0, set()
+    stack = [(root, 1)] if root is not None else []
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        deepest = max(deepest, depth)
+        stack.extend((c, depth + 1) for c in _children(node))
+    return deepest
 
 
 def _expanded_size(root: yaml.Node | None) -> int:

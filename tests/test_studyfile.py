@@ -1444,6 +1444,27 @@ def test_values_nested_too_deep_to_read_are_named_at_their_deepest_line(tmp_path
     assert f"study.yaml:{line}: nests lists and mappings too deep to be read" in out.output
 
 
+def test_values_nested_too_deep_are_refused_whatever_the_recursion_limit(tmp_path):
+    """The refusal above came from the interpreter's stack, so where it began depended on the
+    recursion limit: in the whole suite, after hypothesis had raised it, 600 levels read and
+    the file was refused for an unknown key instead. Now 65 levels are too deep anywhere."""
+    import sys
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)
+    try:
+        for levels, refused in ((64, False), (65, True), (600, True)):
+            deep = "deep: " + "[" * (levels - 1) + "]" * (levels - 1) + "\n"
+            out = CliRunner().invoke(
+                main, ["validate", str(write(tmp_path, MINIMAL.replace("seeds: 1\n", deep)))]
+            )
+            assert out.exit_code == 1 and not LEAK.search(out.output), out.output
+            too_deep = "study.yaml:5: nests lists and mappings too deep" in out.output
+            assert too_deep == refused, (levels, out.output)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 @pytest.mark.parametrize("text", ["# the degradation study, to come\n", "\n# notes\n\n", "~\n"])
 def test_a_file_of_comments_alone_is_named_at_its_first_line(tmp_path, text):
     """Found by the fuzzing above: a shipped study cut off inside its opening comment was
