@@ -1973,15 +1973,17 @@ def test_gpu_time_counts_each_runs_share_of_a_shared_gpu(tmp_path):
     crowded = fake_run(results, study, "solo", 1, device=H100,
                        telemetry=_epoch_telemetry(90.0, None))  # fmt: skip
     _update(crowded / "environment.json", device_shared_by=3)
+    for run in results.glob("speeds/*/seed-*"):  # totals as the runs write them
+        _update(run / "summary.json", telemetry={"gpu_seconds": 360.0, "energy_j": 36000.0})
     report = build([(study, str(path))], scan(results), str(results))
-    s = report.studies[0]
-    assert (s.gpu_seconds, s.gpu_unknown_seconds, s.gpu_clock_seconds) == (720.0, 360.0, 1440.0)
     text = " ".join(unescape(re.sub(r"<[^>]+>", " ", render_html(report))).split())
     assert ("GPU time for this study's runs, each run's share of its GPU (its wall time over "
             "the processes computing on the GPU beside it and its fused group's size): 0.20 h "
             "(0.40 h if each run's own clock were added up: runs shared GPUs); 0.10 h of wall "
             "time not in it, of runs that shared a GPU with an unrecorded number of others "
-            "(their share unknown)") in text  # fmt: skip
+            "(their share unknown); energy 0.040 kWh") in text  # fmt: skip
+    s = report.studies[0]
+    assert (s.gpu_seconds, s.gpu_unknown_seconds, s.gpu_clock_seconds) == (720.0, 360.0, 1440.0)
 
 
 def test_gpu_time_of_a_fused_group_is_shared_among_its_members(tmp_path):

@@ -946,6 +946,9 @@ def test_run_summary_counts_gpu_time_as_each_runs_share_of_its_gpu(tmp_path):
                        telemetry={"seconds": 180.0, "gpu_processes_mean": 6.0})  # fmt: skip
         env = json.loads((run / "environment.json").read_text())
         (run / "environment.json").write_text(json.dumps({**env, "device_shared_by": 6}))
+        summary = json.loads((run / "summary.json").read_text())  # totals as the run writes them
+        summary["telemetry"] = {"gpu_seconds": 720.0, "gpu_processes_max": 6}
+        (run / "summary.json").write_text(json.dumps(summary))
         outcomes.append(SimpleNamespace(plan=p, status="complete"))
     assert len(outcomes) == 6
     line = run_summary(outcomes, results, [str(path)], 800.0).splitlines()[0]
