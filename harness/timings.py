@@ -11,6 +11,7 @@ The GPU time a run stands for is likewise its share of its device, not its own c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -84,12 +85,11 @@ def device_time(history: list[dict], env: dict | None, summary: dict | None) -> 
     share = unknown = clock = 0.0
     for epoch in history:
         t = epoch.get("telemetry") or {}
-        seconds = t.get("seconds")
-        if not isinstance(seconds, (int, float)) or seconds <= 0:
+        if (seconds := _positive(t.get("seconds"))) is None:
             continue
         clock += seconds
-        fused = t.get("fused_members") or 1
-        processes = t.get("gpu_processes_mean")
+        fused = _positive(t.get("fused_members")) or 1
+        processes = _positive(t.get("gpu_processes_mean"))
         if processes:
             share += seconds / (max(1.0, processes) * fused)
         elif placed > 1:
@@ -97,3 +97,10 @@ def device_time(history: list[dict], env: dict | None, summary: dict | None) -> 
         else:  # placed alone: the device was its own (its group's, fused)
             share += seconds / fused
     return DeviceTime(share, unknown, clock)
+
+
+def _positive(value) -> float | None:
+    """A recorded count or duration, None where absent or not one: metrics.jsonl's telemetry is
+    checked only for being a record, and an edited field must not break the report."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if number and math.isfinite(value) and value > 0 else None

@@ -1997,3 +1997,6 @@ def test_gpu_time_of_a_fused_group_is_shared_among_its_members(tmp_path):
     for e in epochs:
         e["telemetry"]["gpu_processes_mean"] = None
     assert device_time(epochs, {"fused": 3}, None).share == pytest.approx(40.0)
+    # A hand-edited count is no count: unrecorded, not a crash of the report.
+    epochs[0]["telemetry"].update(gpu_processes_mean="six", fused_members=True)
+    assert device_time(epochs, {}, None).share == pytest.approx(80.0)
