@@ -190,24 +190,39 @@ def trial_lines(study: Study, overrides) -> list[str]:
 
 def run_summary(outcomes: list, results, files: list[str], seconds: float) -> str:
     """What `repro run` did, where it is, and what to type next."""
-    from harness import store
-
     not_trained = ("skipped", "busy", "pending", "submitted", "adopted")
     ran = [o for o in outcomes if o.status not in not_trained]
-    gpu = 0.0
-    for o in ran:  # a failed or stopped run spent GPU time too
-        try:
-            summary = store.read_summary(o.plan.directory(results)) or {}
-        except store.DamagedFile:
-            continue
-        gpu += (summary.get("telemetry") or {}).get("gpu_seconds") or 0.0
     where = sorted({str(results / o.plan.study) for o in outcomes})
     lines = [f"{_what_happened(outcomes)} in {_duration(seconds)}"
-             + (f", {_duration(gpu)} of GPU time (NVML)" if gpu else "")
+             + _gpu_time([o.plan.directory(results) for o in ran])
              + (f"; results in {', '.join(where)}" if where else "")]  # fmt: skip
     studies = " ".join(f"--study {f}" for f in files)
     lines.append(f"next: repro report {studies} --results {results} --out report.html")
     return "\n".join(lines)
+
+
+def _gpu_time(run_dirs: list[Path]) -> str:
+    """``, 2m00s of GPU time in these runs (NVML, each run's share of its GPU)``, or "" when
+    none recorded any: the report's sum (harness.timings.device_time), so that six runs
+    sharing one GPU for 12 minutes read as 12 minutes, not 72. A failed or stopped run spent
+    GPU time too."""
+    from harness import store, timings
+
+    total = timings.DeviceTime()
+    for run_dir in run_dirs:
+        try:
+            history = store.read_jsonl(run_dir / store.METRICS)
+            summary = store.read_summary(run_dir)
+        except store.DamagedFile:
+            continue
+        environment, _ = store.environment_or_damage(run_dir)
+        total += timings.device_time(history, environment, summary)
+    if not total.share and not total.unknown:
+        return ""
+    unknown = (f"; {_duration(total.unknown)} more of wall time shared with an unrecorded "
+               "number of runs, their share unknown" if total.unknown else "")  # fmt: skip
+    return (f", {_duration(total.share)} of GPU time in these runs (NVML, each run's share "
+            f"of its GPU{unknown})")  # fmt: skip
 
 
 # How `repro run`'s closing line counts each outcome: "3 runs trained" once counted failed

@@ -4,9 +4,15 @@ A fused run's seconds are its whole group's, a run beside others on one GPU is s
 and a run trained across devices mixes their speeds: none of these is a solo run's time, so a
 speed claim and an ordering on seconds leave them out. Seconds on one GPU say nothing about
 another, so the runs that remain compare only with runs on the same device.
+
+The GPU time a run stands for is likewise its share of its device, not its own clock
+(``device_time``): the report's and `repro run`'s totals add shares.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 
 def _most(env: dict, summary: dict | None, key: str) -> int:
@@ -48,3 +54,53 @@ def not_solo(record) -> str:
     if len(ran_on := devices(record)) > 1:
         return f"trained on {len(ran_on)} devices ({', '.join(ran_on)})"
     return ""
+
+
+@dataclass(frozen=True)
+class DeviceTime:
+    """The GPU time a run's epochs stand for, counted as the run's share of its device.
+
+    Each epoch records its own wall-clock seconds on the GPU; six runs sharing one GPU for
+    12 minutes record 12 minutes each, 1.2 GPU-hours where the GPU was busy for 0.2. So an
+    epoch counts its seconds over the processes NVML saw computing on the device in it (its
+    mean over the epoch), and over its fused group's size (a group is one process): the
+    same share its energy records. Where a run was placed beside others but its epoch counted
+    no processes (a driver that lists none), its share is unknown: those seconds are kept
+    apart (``unknown``), never guessed from how many were placed, since runs placed together
+    end at different times.
+    """
+
+    share: float = 0.0  # seconds of GPU time that were this run's
+    unknown: float = 0.0  # wall seconds of epochs shared with an unrecorded number of runs
+    clock: float = 0.0  # the epochs' own seconds added up, shared or not
+
+    def __add__(self, other: DeviceTime) -> DeviceTime:
+        return DeviceTime(self.share + other.share, self.unknown + other.unknown,
+                          self.clock + other.clock)  # fmt: skip
+
+
+def device_time(history: list[dict], env: dict | None, summary: dict | None) -> DeviceTime:
+    """A run's GPU time from its epochs' telemetry (an epoch without NVML readings adds none)."""
+    placed = max(_most(env or {}, summary, "device_shared_by"), 1)
+    share = unknown = clock = 0.0
+    for epoch in history:
+        t = epoch.get("telemetry") or {}
+        if (seconds := _positive(t.get("seconds"))) is None:
+            continue
+        clock += seconds
+        fused = _positive(t.get("fused_members")) or 1
+        processes = _positive(t.get("gpu_processes_mean"))
+        if processes:
+            share += seconds / (max(1.0, processes) * fused)
+        elif placed > 1:
+            unknown += seconds
+        else:  # placed alone: the device was its own (its group's, fused)
+            share += seconds / fused
+    return DeviceTime(share, unknown, clock)
+
+
+def _positive(value) -> float | None:
+    """A recorded count or duration, None where absent or not one: metrics.jsonl's telemetry is
+    checked only for being a record, and an edited field must not break the report."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if number and math.isfinite(value) and value > 0 else None

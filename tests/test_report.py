@@ -1946,3 +1946,57 @@ def test_provenance_says_none_of_the_studies_reported_where_only_others_ran(tmp_
         "software or device to report."
     ), provenance[:300]
     assert "H100" not in provenance and "Non-official data" not in text
+
+
+# --- GPU time as each run's share of its GPU (branch gputime) ---
+
+
+def _epoch_telemetry(seconds: float, processes: float | None) -> dict:
+    """One epoch's NVML readings as harness.telemetry records them."""
+    return {"seconds": seconds, "energy_j": 100.0, "gpu_processes_mean": processes,
+            "gpu_processes_max": None if processes is None else round(processes)}  # fmt: skip
+
+
+def test_gpu_time_counts_each_runs_share_of_a_shared_gpu(tmp_path):
+    """Two runs that shared one GPU for 4 x 90 s each were 360 s of GPU time, not 720 (each
+    records its own clock); a solo run counts whole; a run placed beside others whose epochs
+    counted no processes is said apart, never guessed into the total. Summing each run's own
+    clock read 0.40 h here."""
+    path = tiny_study(tmp_path / "speeds.yaml", SPEED_STUDY, name="speeds")
+    study = load_study(path)
+    results = tmp_path / "results"
+    for seed in (0, 1):
+        run = fake_run(results, study, "shared", seed, device=H100,
+                       telemetry=_epoch_telemetry(90.0, 2.0))  # fmt: skip
+        _update(run / "environment.json", device_shared_by=2)
+    fake_run(results, study, "solo", 0, device=H100, telemetry=_epoch_telemetry(90.0, None))
+    crowded = fake_run(results, study, "solo", 1, device=H100,
+                       telemetry=_epoch_telemetry(90.0, None))  # fmt: skip
+    _update(crowded / "environment.json", device_shared_by=3)
+    for run in results.glob("speeds/*/seed-*"):  # totals as the runs write them
+        _update(run / "summary.json", telemetry={"gpu_seconds": 360.0, "energy_j": 36000.0})
+    report = build([(study, str(path))], scan(results), str(results))
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", render_html(report))).split())
+    assert ("GPU time for this study's runs, each run's share of its GPU (its wall time over "
+            "the processes computing on the GPU beside it and its fused group's size): 0.20 h "
+            "(0.40 h if each run's own clock were added up: runs shared GPUs); 0.10 h of wall "
+            "time not in it, of runs that shared a GPU with an unrecorded number of others "
+            "(their share unknown); energy 0.040 kWh") in text  # fmt: skip
+    s = report.studies[0]
+    assert (s.gpu_seconds, s.gpu_unknown_seconds, s.gpu_clock_seconds) == (720.0, 360.0, 1440.0)
+
+
+def test_gpu_time_of_a_fused_group_is_shared_among_its_members(tmp_path):
+    """A fused group is one process on the GPU: each member's epochs count over its size."""
+    from harness.timings import device_time
+
+    epochs = [{"epoch": e, "telemetry": {**_epoch_telemetry(60.0, 1.0), "fused_members": 3}}
+              for e in (1, 2)]  # fmt: skip
+    assert device_time(epochs, {"fused": 3}, None).share == pytest.approx(40.0)
+    # No processes counted, placed alone: the group had the GPU, the member a third of it.
+    for e in epochs:
+        e["telemetry"]["gpu_processes_mean"] = None
+    assert device_time(epochs, {"fused": 3}, None).share == pytest.approx(40.0)
+    # A hand-edited count is no count: unrecorded, not a crash of the report.
+    epochs[0]["telemetry"].update(gpu_processes_mean="six", fused_members=True)
+    assert device_time(epochs, {}, None).share == pytest.approx(80.0)

@@ -921,3 +921,35 @@ def test_the_closing_line_says_an_adopted_run_was_adopted_not_skipped(tmp_path, 
     # Run again, it is complete and left alone: skipped.
     again = repro(*run_args(two, cifar_root, results)).output
     assert "\n0 runs trained, 1 skipped in " in again, again
+
+
+# --- `repro run`'s closing line counts GPU time as each run's share (branch gputime) ---
+
+
+def test_run_summary_counts_gpu_time_as_each_runs_share_of_its_gpu(tmp_path):
+    """Six runs that shared one GPU for 720 s each read as 12 minutes of GPU time, the
+    report's figure, not 1h12m (each run's own clock added up, as the line did)."""
+    from types import SimpleNamespace
+
+    from fake_runs import fake_run
+
+    from harness.describe import run_summary
+
+    path = tiny_study(
+        tmp_path / "s.yaml", "  - {name: a, model: resnet20, recipe: base, seeds: 6}\n"
+    )
+    study = load_study(path)
+    results = tmp_path / "results"
+    outcomes = []
+    for p in plan(study):
+        run = fake_run(results, study, p.experiment.name, p.seed, epochs=4,
+                       telemetry={"seconds": 180.0, "gpu_processes_mean": 6.0})  # fmt: skip
+        env = json.loads((run / "environment.json").read_text())
+        (run / "environment.json").write_text(json.dumps({**env, "device_shared_by": 6}))
+        summary = json.loads((run / "summary.json").read_text())  # totals as the run writes them
+        summary["telemetry"] = {"gpu_seconds": 720.0, "gpu_processes_max": 6}
+        (run / "summary.json").write_text(json.dumps(summary))
+        outcomes.append(SimpleNamespace(plan=p, status="complete"))
+    assert len(outcomes) == 6
+    line = run_summary(outcomes, results, [str(path)], 800.0).splitlines()[0]
+    assert ", 12m00s of GPU time in these runs (NVML, each run's share of its GPU);" in line

@@ -18,7 +18,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from harness import claimtable, verdicts
+from harness import claimtable, timings, verdicts
 from harness.environment import git_commit, now_utc
 from harness.plural import plural
 from harness.report.claims import (
@@ -162,8 +162,11 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
         return [r for r in claim_rows if r.anchor not in ours]
 
     telemetry = [(c.record.summary or {}).get("telemetry") or {} for c in classified]
-    gpu_seconds = [t["gpu_seconds"] for t in telemetry if t.get("gpu_seconds")]
     energy = [t["energy_j"] for t in telemetry if t.get("energy_j")]
+    # Each run's share of its GPU, not its own clock: runs sharing one GPU each record the
+    # whole wall time, which added up would overstate what the study cost.
+    gpu = sum((timings.device_time(c.record.history, c.record.environment, c.record.summary)
+               for c in classified), timings.DeviceTime())  # fmt: skip
     # Each run as the run table shows it: the figures draw a run as counted where it does.
     runs = [_run_view(c, _counted_at_epochs(study, c), rows) for c in classified]
     return StudyReport(
@@ -180,7 +183,9 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
         experiments=[_experiment_view(study, e) for e in study.experiments],
         figures=_figures(study, classified, runs) if figures else [],
         runs=runs,
-        gpu_seconds=sum(gpu_seconds) if gpu_seconds else None,
+        gpu_seconds=gpu.share or None,
+        gpu_unknown_seconds=gpu.unknown,
+        gpu_clock_seconds=gpu.clock,
         energy_kj=sum(energy) / 1000 if energy else None,
         checkpoint_claims=checkpoint_claims,
         checkpoints=[_checkpoint_view(study, c) for c in study.checkpoints],
