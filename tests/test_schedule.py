@@ -158,9 +158,8 @@ def test_a_trial_whose_points_land_on_whole_epochs_keeps_its_units():
     assert trial.schedule.milestones == [16, 24]
 
 
-def test_repro_run_says_at_what_rates_a_trial_trains(tmp_path):
-    from harness.describe import trial_lines
-    from harness.plan import Overrides, config_hash, plan
+def _r110_study(tmp_path):
+    """He et al.'s 160-epoch ResNet-110 recipe with its 5-epoch warm-up, as a one-run study."""
     from harness.studyfile import load_study
 
     path = tmp_path / "s.yaml"
@@ -171,7 +170,14 @@ def test_repro_run_says_at_what_rates_a_trial_trains(tmp_path):
         "      schedule: {kind: multistep, milestones: [80, 120]}\n"
         "      warmup: {lr: 0.01, epochs: 5}\n      normalization: {kind: per_pixel_mean}\n"
     )
-    study = load_study(path)
+    return load_study(path)
+
+
+def test_repro_run_says_at_what_rates_a_trial_trains(tmp_path):
+    from harness.describe import trial_lines
+    from harness.plan import Overrides, config_hash, plan
+
+    study = _r110_study(tmp_path)
     assert trial_lines(study, Overrides()) == []
     assert trial_lines(study, Overrides(epochs=1)) == [
         "s: trial ~epochs1 (stored apart, never counts as a reproduction); its learning rate "
@@ -217,17 +223,8 @@ def test_repro_run_tells_the_rates_of_a_trial_counted_in_iterations_and_hashes_a
     counted in iterations where they miss one (hashes computed at eac819d)."""
     from harness.describe import trial_lines
     from harness.plan import Overrides, plan
-    from harness.studyfile import load_study
 
-    path = tmp_path / "s.yaml"
-    path.write_text(
-        "name: s\ndescription: d\nsources: {test: {title: t, authors: a}}\n"
-        "experiments:\n  - name: r110\n    model: resnet110\n    recipe:\n"
-        "      optimizer: {lr: 0.1}\n      batch_size: 128\n      epochs: 160\n"
-        "      schedule: {kind: multistep, milestones: [80, 120]}\n"
-        "      warmup: {lr: 0.01, epochs: 5}\n      normalization: {kind: per_pixel_mean}\n"
-    )
-    study = load_study(path)
+    study = _r110_study(tmp_path)
     assert trial_lines(study, Overrides(epochs=10))[1] == (
         "  r110: 10 epochs of 391 iterations; warm-up at lr 0.01 for iterations 1-122; lr 0.1, "
         "x0.1 from iteration 1956, x0.1 from iteration 2933"
