@@ -143,7 +143,13 @@ def cannot_write(path: Path, exc: BaseException,
 def new_file_mode() -> int:
     """The mode an ordinary ``open(path, "w")`` would give a new file here: 0666 less the
     process's umask. mkstemp makes its files 0600, which once left every file of a store
-    unreadable to the other members of a lab sharing it (a group-readable results folder)."""
+    unreadable to the other members of a lab sharing it (a group-readable results folder).
+    Linux states the umask in /proc; setting it to read it (the fallback) would, for an
+    instant, give a file another thread creates no mask at all."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
