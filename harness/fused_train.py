@@ -277,7 +277,7 @@ def train_group(
         raise FusionError("the members of a fused group must resume from the same epoch; "
                           "train them apart (--fuse off)")  # fmt: skip
     ex = dataclasses.replace(ex, fused_group=tuple(f"{p.study}/{p.name}" for p in plans))
-    telemetry = Telemetry(ex.device)
+    telemetry = Telemetry(ex.device, shared_by=ex.shared_by)
     configure_backends(ex)
     members = [
         Member(p, d, RunState(session_start=time.perf_counter(),

@@ -7,8 +7,10 @@ without NVML, nothing is sampled and the run records telemetry as absent, with t
 
 NVML reads the whole GPU. When several runs share it (``--runs-per-gpu K``), each sample
 also counts the processes computing on the GPU, and a run is given its share of the energy
-(whole-GPU energy over the mean number of processes); the whole-GPU figure is kept beside it
-so that a group's total is never counted K times.
+by the rule that shares out its GPU time (``harness.timings.share_divisor``); the whole-GPU
+figure is kept beside it so that a group's total is never counted K times. Where NVML lists no
+processes (some drivers and containers) and the run was placed beside others, its share is
+unknown: it records none, only the whole GPU's energy, labelled an upper bound of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +22,17 @@ from dataclasses import dataclass, field
 
 import torch
 
+from harness import timings
+
+# How an epoch's ``energy_j`` was attributed (its ``energy_share``), said in the record itself
+# so that a reader of metrics.jsonl or summary.json never takes the GPU's energy for the run's.
+SHARED_OUT = ("the run's share: the GPU's energy over the processes computing on it (and over "
+              "its fused group's size)")  # fmt: skip
+ALONE = ("the run's: NVML listed no processes, and the run was placed alone on the GPU (a fused "
+         "run: its group's, over the group's size)")  # fmt: skip
+UNKNOWN = ("unknown: the GPU was shared with runs NVML did not list; gpu_energy_j, the whole "
+           "GPU's, is an upper bound of this run's")  # fmt: skip
+
 
 @dataclass
 class _Samples:
@@ -30,9 +43,10 @@ class _Samples:
 
 
 class Telemetry:
-    def __init__(self, device: torch.device, interval: float = 0.5) -> None:
+    def __init__(self, device: torch.device, interval: float = 0.5, shared_by: int = 1) -> None:
         self.device = device
         self.interval = interval
+        self.shared_by = shared_by  # runs placed on the device (--runs-per-gpu), this one included
         self.available = False
         self.reason = ""
         self._handle = None
@@ -96,7 +110,8 @@ class Telemetry:
             energy_j = _mean(s.power_w) * seconds if s.power_w else None
             energy_source = "power x time"
         sharing = _mean([float(n) for n in s.processes]) if s.processes else None
-        share = energy_j / max(1.0, sharing) if energy_j is not None and sharing else energy_j
+        divisor = timings.share_divisor({"gpu_processes_mean": sharing}, self.shared_by)
+        share = energy_j / divisor if energy_j is not None and divisor else None
         self._energy_mj, self._t0 = energy, now
         peak = torch.cuda.max_memory_allocated(self.device) / 2**20
         torch.cuda.reset_peak_memory_stats(self.device)
@@ -105,7 +120,8 @@ class Telemetry:
             "gpu_util_mean": _mean(s.util),
             "gpu_memory_mib_max": max(s.memory_mib) if s.memory_mib else None,
             "power_w_mean": _mean(s.power_w),
-            "energy_j": share,  # this run's share when the GPU was shared
+            "energy_j": share,  # this run's share when the GPU was shared, None if unknown
+            "energy_share": _how_shared(sharing, divisor) if energy_j is not None else None,
             "gpu_energy_j": energy_j,  # the whole GPU's
             "gpu_processes_mean": sharing,
             "gpu_processes_max": max(s.processes) if s.processes else None,
@@ -153,6 +169,12 @@ def _handle_for(pynvml, device: torch.device):
     return pynvml.nvmlDeviceGetHandleByIndex(index)
 
 
+def _how_shared(processes: float | None, divisor: float | None) -> str:
+    if divisor is None:
+        return UNKNOWN
+    return SHARED_OUT if processes else ALONE
+
+
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
@@ -163,13 +185,23 @@ def run_totals(epochs: list[dict]) -> dict | None:
     if not parts:
         return None
     energies = [p["energy_j"] for p in parts if p.get("energy_j") is not None]
+    # Epochs whose share is unknown: the whole GPU's energy in them bounds the run's (a fused
+    # member's, over its group's size, as harness.timings.device_time bounds it).
+    unshared = [
+        p["gpu_energy_j"] / (p.get("fused_members") or 1)
+        for p in parts
+        if p.get("energy_share") == UNKNOWN and p.get("gpu_energy_j") is not None
+    ]
     sharing = [p["gpu_processes_max"] for p in parts if p.get("gpu_processes_max")]
     utils = [p["gpu_util_mean"] for p in parts if p.get("gpu_util_mean") is not None]
     peaks = [p["torch_peak_memory_mib"] for p in parts if p.get("torch_peak_memory_mib")]
     seconds = sum(p["seconds"] for p in parts)
-    energy = sum(energies) if energies else None
+    # Part of a run's energy is no figure of it: with any epoch unknown it records none, only
+    # the upper bound (its known shares and the whole GPU's energy in the other epochs).
+    energy = sum(energies) if energies and not unshared else None
     return {
         "energy_j": energy,
+        "energy_upper_bound_j": sum(energies) + sum(unshared) if unshared else None,
         "gpu_seconds": seconds,
         "power_w_mean": energy / seconds if energy and seconds else None,
         "gpu_util_mean": _mean(utils),

@@ -6,13 +6,14 @@ speed claim and an ordering on seconds leave them out. Seconds on one GPU say no
 another, so the runs that remain compare only with runs on the same device.
 
 The GPU time a run stands for is likewise its share of its device, not its own clock
-(``device_time``): the report's and `repro run`'s totals add shares.
+(``device_time``): the report's and `repro run`'s totals add shares. Its energy is shared out
+by the same rule (``share_divisor``), where it is recorded and where it is added up.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 
 def _most(env: dict, summary: dict | None, key: str) -> int:
@@ -56,47 +57,73 @@ def not_solo(record) -> str:
     return ""
 
 
+def share_divisor(telemetry: dict, placed: int) -> float | None:
+    """What an epoch's whole-GPU reading (its wall seconds, the GPU's energy) is divided by to
+    give the run's share, or None where the share is unknown.
+
+    NVML reads the whole GPU, so the share is the reading over the processes NVML saw
+    computing on the device in the epoch (their mean over it), times the run's fused group's
+    size (a group is one process). Where NVML listed none (a driver or container that lists
+    no processes) the count is unknown: a run placed alone had the device to itself (its group
+    did, fused); a run placed beside others had an unknown share, never guessed from how many
+    were placed, since runs placed together end at different times.
+    """
+    fused = _positive(telemetry.get("fused_members")) or 1
+    if processes := _positive(telemetry.get("gpu_processes_mean")):
+        return max(1.0, processes) * fused
+    return fused if placed <= 1 else None
+
+
 @dataclass(frozen=True)
 class DeviceTime:
-    """The GPU time a run's epochs stand for, counted as the run's share of its device.
+    """The GPU time and energy a run's epochs stand for, counted as the run's share of its
+    device (``share_divisor``).
 
     Each epoch records its own wall-clock seconds on the GPU; six runs sharing one GPU for
-    12 minutes record 12 minutes each, 1.2 GPU-hours where the GPU was busy for 0.2. So an
-    epoch counts its seconds over the processes NVML saw computing on the device in it (its
-    mean over the epoch), and over its fused group's size (a group is one process): the
-    same share its energy records. Where a run was placed beside others but its epoch counted
-    no processes (a driver that lists none), its share is unknown: those seconds are kept
-    apart (``unknown``), never guessed from how many were placed, since runs placed together
-    end at different times.
+    12 minutes record 12 minutes each, 1.2 GPU-hours where the GPU was busy for 0.2, and each
+    reads the whole GPU's energy. Where an epoch's share is unknown its seconds and the whole
+    GPU's energy in it are kept apart (``unknown``, ``energy_unknown_j``): that energy is an
+    upper bound of the run's, never counted as its own.
     """
 
     share: float = 0.0  # seconds of GPU time that were this run's
     unknown: float = 0.0  # wall seconds of epochs shared with an unrecorded number of runs
     clock: float = 0.0  # the epochs' own seconds added up, shared or not
+    energy_j: float = 0.0  # joules of the GPU's energy that were this run's
+    energy_unknown_j: float = 0.0  # the whole GPU's joules in the epochs of unknown share
 
     def __add__(self, other: DeviceTime) -> DeviceTime:
-        return DeviceTime(self.share + other.share, self.unknown + other.unknown,
-                          self.clock + other.clock)  # fmt: skip
+        return DeviceTime(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 def device_time(history: list[dict], env: dict | None, summary: dict | None) -> DeviceTime:
-    """A run's GPU time from its epochs' telemetry (an epoch without NVML readings adds none)."""
+    """A run's GPU time and energy from its epochs' telemetry (an epoch without NVML readings
+    adds none): its metrics, so a running run counts as far as it got, as an ended one does."""
     placed = max(_most(env or {}, summary, "device_shared_by"), 1)
-    share = unknown = clock = 0.0
+    share = unknown = clock = energy = energy_unknown = 0.0
     for epoch in history:
         t = epoch.get("telemetry") or {}
         if (seconds := _positive(t.get("seconds"))) is None:
             continue
         clock += seconds
-        fused = _positive(t.get("fused_members")) or 1
-        processes = _positive(t.get("gpu_processes_mean"))
-        if processes:
-            share += seconds / (max(1.0, processes) * fused)
-        elif placed > 1:
+        whole = _gpu_energy(t)
+        if divisor := share_divisor(t, placed):
+            share += seconds / divisor
+            energy += (whole or 0.0) / divisor
+        else:
             unknown += seconds
-        else:  # placed alone: the device was its own (its group's, fused)
-            share += seconds / fused
-    return DeviceTime(share, unknown, clock)
+            # A fused member's share is its group's over the group's size, whatever the
+            # group's share was: the whole GPU's over that size still bounds it.
+            energy_unknown += (whole or 0.0) / (_positive(t.get("fused_members")) or 1)
+    return DeviceTime(share, unknown, clock, energy, energy_unknown)
+
+
+def _gpu_energy(telemetry: dict) -> float | None:
+    """The whole GPU's joules in an epoch. Runs recorded before telemetry counted processes
+    (no ``gpu_energy_j``) kept only ``energy_j``, which was then the whole GPU's."""
+    if "gpu_energy_j" in telemetry:
+        return _positive(telemetry["gpu_energy_j"])
+    return _positive(telemetry.get("energy_j"))
 
 
 def _positive(value) -> float | None:

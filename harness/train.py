@@ -454,7 +454,7 @@ def train(
     last finished epoch and resumes from there next time.
     """
     progress = progress or SilentProgress()
-    telemetry = Telemetry(ex.device)
+    telemetry = Telemetry(ex.device, shared_by=ex.shared_by)
     configure_backends(ex)  # applied before they are recorded: the record says what ran
     summary_base = summary_fields(plan, ex)
     state = RunState(session_start=time.perf_counter(), reported_epoch=plan.recipe.reported_epoch)

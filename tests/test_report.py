@@ -1951,9 +1951,11 @@ def test_provenance_says_none_of_the_studies_reported_where_only_others_ran(tmp_
 # --- GPU time as each run's share of its GPU (branch gputime) ---
 
 
-def _epoch_telemetry(seconds: float, processes: float | None) -> dict:
-    """One epoch's NVML readings as harness.telemetry records them."""
-    return {"seconds": seconds, "energy_j": 100.0, "gpu_processes_mean": processes,
+def _epoch_telemetry(seconds: float, processes: float | None, gpu_energy_j: float = 100.0) -> dict:
+    """One epoch's NVML readings as harness.telemetry recorded them before branch energy: the
+    whole GPU's energy as the run's where NVML listed no processes."""
+    return {"seconds": seconds, "gpu_energy_j": gpu_energy_j, "gpu_processes_mean": processes,
+            "energy_j": gpu_energy_j / (processes or 1),
             "gpu_processes_max": None if processes is None else round(processes)}  # fmt: skip
 
 
@@ -1961,29 +1963,34 @@ def test_gpu_time_counts_each_runs_share_of_a_shared_gpu(tmp_path):
     """Two runs that shared one GPU for 4 x 90 s each were 360 s of GPU time, not 720 (each
     records its own clock); a solo run counts whole; a run placed beside others whose epochs
     counted no processes is said apart, never guessed into the total. Summing each run's own
-    clock read 0.40 h here."""
+    clock read 0.40 h here. Energy is shared out alike (27 kJ an epoch: 300 W for 90 s): the
+    crowded run's whole-GPU 108 kJ is an upper bound said apart, not its energy, as the store
+    written before branch energy had it (0.090 kWh in all)."""
     path = tiny_study(tmp_path / "speeds.yaml", SPEED_STUDY, name="speeds")
     study = load_study(path)
     results = tmp_path / "results"
     for seed in (0, 1):
         run = fake_run(results, study, "shared", seed, device=H100,
-                       telemetry=_epoch_telemetry(90.0, 2.0))  # fmt: skip
+                       telemetry=_epoch_telemetry(90.0, 2.0, 27000.0))  # fmt: skip
         _update(run / "environment.json", device_shared_by=2)
-    fake_run(results, study, "solo", 0, device=H100, telemetry=_epoch_telemetry(90.0, None))
-    crowded = fake_run(results, study, "solo", 1, device=H100,
-                       telemetry=_epoch_telemetry(90.0, None))  # fmt: skip
-    _update(crowded / "environment.json", device_shared_by=3)
-    for run in results.glob("speeds/*/seed-*"):  # totals as the runs write them
-        _update(run / "summary.json", telemetry={"gpu_seconds": 360.0, "energy_j": 36000.0})
+        _update(run / "summary.json", telemetry={"gpu_seconds": 360.0, "energy_j": 54000.0})
+    for seed, placed in ((0, 1), (1, 3)):
+        run = fake_run(results, study, "solo", seed, device=H100,
+                       telemetry=_epoch_telemetry(90.0, None, 27000.0))  # fmt: skip
+        _update(run / "environment.json", device_shared_by=placed)
+        _update(run / "summary.json", telemetry={"gpu_seconds": 360.0, "energy_j": 108000.0})
     report = build([(study, str(path))], scan(results), str(results))
     text = " ".join(unescape(re.sub(r"<[^>]+>", " ", render_html(report))).split())
-    assert ("GPU time for this study's runs, each run's share of its GPU (its wall time over "
-            "the processes computing on the GPU beside it and its fused group's size): 0.20 h "
-            "(0.40 h if each run's own clock were added up: runs shared GPUs); 0.10 h of wall "
-            "time not in it, of runs that shared a GPU with an unrecorded number of others "
-            "(their share unknown); energy 0.040 kWh") in text  # fmt: skip
+    assert ("GPU time and energy of this study's runs, those still running included, each "
+            "run's share of its GPU (its wall time and the GPU's energy over the processes "
+            "computing on the GPU beside it and its fused group's size): 0.20 h (0.40 h if each "
+            "run's own clock were added up: runs shared GPUs) and 0.060 kWh; 0.10 h of wall "
+            "time not counted, of runs that shared a GPU with an unrecorded number of others "
+            "(their share unknown), nor their energy, at most 0.030 kWh (the whole GPU's while "
+            "each ran).") in text  # fmt: skip
     s = report.studies[0]
     assert (s.gpu_seconds, s.gpu_unknown_seconds, s.gpu_clock_seconds) == (720.0, 360.0, 1440.0)
+    assert (s.energy_kj, s.energy_unknown_kj) == (216.0, 108.0)
 
 
 def test_gpu_time_of_a_fused_group_is_shared_among_its_members(tmp_path):
@@ -2000,3 +2007,40 @@ def test_gpu_time_of_a_fused_group_is_shared_among_its_members(tmp_path):
     # A hand-edited count is no count: unrecorded, not a crash of the report.
     epochs[0]["telemetry"].update(gpu_processes_mean="six", fused_members=True)
     assert device_time(epochs, {}, None).share == pytest.approx(80.0)
+
+
+# --- energy where a run shared its GPU (branch energy) ---
+
+
+def test_energy_counts_the_same_runs_as_gpu_time(tmp_path):
+    """A run still running has its epochs' telemetry but no summary yet: GPU time counted its
+    two epochs and energy did not (0.013 kWh, the ended run's alone). Both count it now."""
+    path = tiny_study(tmp_path / "speeds.yaml", SPEED_STUDY, name="speeds")
+    study = load_study(path)
+    results = tmp_path / "results"
+    for seed, status in ((0, "complete"), (1, "running")):
+        fake_run(results, study, "solo", seed, device=H100, status=status,
+                 telemetry=_epoch_telemetry(90.0, None, 12000.0))  # fmt: skip
+    report = build([(study, str(path))], scan(results), str(results))
+    s = report.studies[0]
+    assert s.gpu_seconds == 540.0 and s.energy_kj == 72.0  # 4 + 2 epochs of each
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", render_html(report))).split())
+    assert ("GPU time and energy of this study's runs, those still running included, each "
+            "run's share of its GPU (its wall time and the GPU's energy over the processes "
+            "computing on the GPU beside it and its fused group's size): 0.15 h and "
+            "0.020 kWh.") in text  # fmt: skip
+
+
+def test_energy_of_an_unknown_share_is_bounded_by_the_gpus_over_a_fused_group():
+    """A fused group of 3 placed beside another worker, NVML listing no processes: the member's
+    share is unknown, and at most a third of the GPU's energy (the group's, at most the GPU's,
+    shared equally among its members); energy recorded before processes were counted (no
+    gpu_energy_j) was the whole GPU's."""
+    from harness.timings import device_time
+
+    epoch = {"seconds": 60.0, "energy_j": None, "gpu_energy_j": 900.0, "fused_members": 3}
+    counted = device_time([{"telemetry": epoch}], {"device_shared_by": 2, "fused": 3}, None)
+    assert (counted.share, counted.unknown, counted.energy_j) == (0.0, 60.0, 0.0)
+    assert counted.energy_unknown_j == 300.0
+    old = {"seconds": 60.0, "energy_j": 900.0}
+    assert device_time([{"telemetry": old}], {}, None).energy_j == 900.0

@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from harness.telemetry import Telemetry, run_totals
+from harness.telemetry import ALONE, SHARED_OUT, UNKNOWN, Telemetry, run_totals
+from harness.timings import device_time
 
 CUDA0 = torch.device("cuda", 0)
 
@@ -156,3 +157,66 @@ def test_without_a_process_list_a_run_is_given_the_whole_gpu(fake_cuda):
         assert t["gpu_processes_mean"] is None and t["gpu_processes_max"] is None
     totals = run_totals(epochs)
     assert totals["energy_j"] == 1000.0 and totals["gpu_processes_max"] is None
+
+
+# --- energy where a run shared its GPU (branch energy) ---
+
+
+def test_a_gpu_shared_with_unlisted_runs_records_no_energy_of_its_own(fake_cuda):
+    """Placed beside two others, and NVML lists no processes (as in many containers): the
+    whole GPU's 500 J an epoch is an upper bound of the run's, labelled so, never its energy.
+    Before, the run recorded all 1000 J as its own."""
+    fake_cuda(FakeNvml(processes=None))
+    epochs = _two_epochs(Telemetry(CUDA0, interval=0.01, shared_by=3))
+    for e in epochs:
+        t = e["telemetry"]
+        assert t["energy_j"] is None and t["gpu_energy_j"] == 500.0
+        assert t["energy_share"] == UNKNOWN and "upper bound" in t["energy_share"]
+    totals = run_totals(epochs)
+    assert totals["energy_j"] is None and totals["power_w_mean"] is None
+    assert totals["energy_upper_bound_j"] == 1000.0
+
+
+def test_a_known_count_shares_energy_by_the_rule_of_gpu_time(fake_cuda):
+    """Three processes listed: a third of the GPU's energy and a third of the wall time, the
+    one divisor (timings.share_divisor), whether recorded or added up by the report."""
+    fake_cuda(FakeNvml(processes=3))
+    epochs = _two_epochs(Telemetry(CUDA0, interval=0.01, shared_by=3))
+    for e in epochs:
+        t = e["telemetry"]
+        assert t["energy_j"] == pytest.approx(500.0 / 3) and t["energy_share"] == SHARED_OUT
+    totals = run_totals(epochs)
+    assert totals["energy_j"] == pytest.approx(1000.0 / 3)
+    assert totals["energy_upper_bound_j"] is None
+    counted = device_time(epochs, {"device_shared_by": 3}, None)
+    seconds = sum(e["telemetry"]["seconds"] for e in epochs)
+    assert counted.energy_j == pytest.approx(totals["energy_j"])
+    assert counted.share == pytest.approx(seconds / 3) and counted.energy_unknown_j == 0
+
+
+@pytest.mark.parametrize("processes, label", [(None, ALONE), (1, SHARED_OUT)])
+def test_a_solo_run_keeps_the_whole_gpus_energy(fake_cuda, processes, label):
+    """Placed alone, whether NVML lists its one process or none: all 500 J an epoch are its."""
+    fake_cuda(FakeNvml(processes=processes))
+    epochs = _two_epochs(Telemetry(CUDA0, interval=0.01, shared_by=1))
+    for e in epochs:
+        t = e["telemetry"]
+        assert t["energy_j"] == t["gpu_energy_j"] == 500.0 and t["energy_share"] == label
+    totals = run_totals(epochs)
+    assert totals["energy_j"] == 1000.0 and totals["energy_upper_bound_j"] is None
+    counted = device_time(epochs, {}, None)
+    assert (counted.energy_j, counted.energy_unknown_j) == (1000.0, 0.0)
+
+
+def test_one_epoch_of_unknown_share_leaves_the_run_only_an_upper_bound():
+    """A run that shared with listed processes for one epoch and unlisted ones for the next
+    has no energy of its own to record: its share of the first plus the whole GPU's second."""
+    known = {"seconds": 10.0, "energy_j": 100.0, "gpu_energy_j": 300.0,
+             "gpu_processes_mean": 3.0, "energy_share": SHARED_OUT}  # fmt: skip
+    unknown = {"seconds": 10.0, "energy_j": None, "gpu_energy_j": 300.0,
+               "gpu_processes_mean": None, "energy_share": UNKNOWN}  # fmt: skip
+    totals = run_totals([{"telemetry": known}, {"telemetry": unknown}])
+    assert totals["energy_j"] is None and totals["energy_upper_bound_j"] == 400.0
+    # A member of a fused group of 2: its share is at most half the GPU's.
+    unknown["fused_members"] = 2
+    assert run_totals([{"telemetry": unknown}])["energy_upper_bound_j"] == 150.0

@@ -161,10 +161,9 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
     def published(claim_rows: list[ClaimRow]) -> list[ClaimRow]:
         return [r for r in claim_rows if r.anchor not in ours]
 
-    telemetry = [(c.record.summary or {}).get("telemetry") or {} for c in classified]
-    energy = [t["energy_j"] for t in telemetry if t.get("energy_j")]
     # Each run's share of its GPU, not its own clock: runs sharing one GPU each record the
-    # whole wall time, which added up would overstate what the study cost.
+    # whole wall time and read the whole GPU's energy, which added up would overstate what the
+    # study cost. Both from the runs' epochs, so they count the same runs (running ones too).
     gpu = sum((timings.device_time(c.record.history, c.record.environment, c.record.summary)
                for c in classified), timings.DeviceTime())  # fmt: skip
     # Each run as the run table shows it: the figures draw a run as counted where it does.
@@ -186,7 +185,8 @@ def _study_report(study: Study, path: str, records: list[RunRecord],
         gpu_seconds=gpu.share or None,
         gpu_unknown_seconds=gpu.unknown,
         gpu_clock_seconds=gpu.clock,
-        energy_kj=sum(energy) / 1000 if energy else None,
+        energy_kj=gpu.energy_j / 1000 or None,
+        energy_unknown_kj=gpu.energy_unknown_j / 1000,
         checkpoint_claims=checkpoint_claims,
         checkpoints=[_checkpoint_view(study, c) for c in study.checkpoints],
         layouts=[_layout_view(name, layout) for name, layout in study.layouts.items()],

@@ -394,13 +394,15 @@ class StudyReport:
     experiments: list[ExperimentView]
     figures: list[Figure]
     runs: list[RunView]
-    # GPU time as the runs' shares of their devices (harness.timings.device_time); the wall
-    # seconds of runs that shared a GPU with an unrecorded number of others are said apart,
-    # never guessed into it; the runs' own clocks added up are shown beside where larger.
+    # GPU time and energy as the runs' shares of their devices (harness.timings.device_time);
+    # the wall seconds of runs that shared a GPU with an unrecorded number of others, and the
+    # whole GPU's energy meanwhile (an upper bound of theirs), are said apart, never guessed
+    # into them; the runs' own clocks added up are shown beside where larger.
     gpu_seconds: float | None
     energy_kj: float | None
     gpu_unknown_seconds: float = 0.0
     gpu_clock_seconds: float = 0.0
+    energy_unknown_kj: float = 0.0
     checkpoint_claims: list[ClaimRow] = field(default_factory=list)
     checkpoints: list[CheckpointView] = field(default_factory=list)
     layouts: list[LayoutView] = field(default_factory=list)
