@@ -88,6 +88,7 @@ class Swept:
 
     removed: list[Path] = field(default_factory=list)
     kept: list[Path] = field(default_factory=list)
+    failed: list[Path] = field(default_factory=list)  # dead, but this user may not remove it
 
     def notes(self) -> list[str]:
         out = []
@@ -99,6 +100,10 @@ class Swept:
                        "on another host, or by a repro that did not record its process): "
                        f"{_names(self.kept)}; remove them by hand once no repro export or "
                        "import runs there")  # fmt: skip
+        if self.failed:
+            out.append(f"could not remove {_count(self.failed)} left by killed repro processes "
+                       f"(another user's, or read-only): {_names(self.failed)}; remove them "
+                       "by hand")  # fmt: skip
         return out
 
 
@@ -141,7 +146,7 @@ def sweep_scratch() -> Swept:
         gone = who.gone() if who is not None else None
         if gone:
             shutil.rmtree(path, ignore_errors=True)
-            swept.removed.append(path)
+            (swept.failed if os.path.lexists(path) else swept.removed).append(path)
         elif gone is None:  # its maker cannot be asked: a long export may still be at it
             swept.kept.append(path)
     return swept

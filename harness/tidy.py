@@ -34,7 +34,11 @@ def tidy_study(results: Path, study: str) -> list[str]:
     if study_dir.is_dir():
         for tmp in sorted(study_dir.glob(f"*/{store.SUPERSEDED}/*/.{store.SUPERSEDED_NOTE}.*.tmp")):
             if tmp.is_file() and not tmp.is_symlink() and dead(tmp, by_age=True):
-                notes.append(finish_note(tmp))
+                try:
+                    notes.append(finish_note(tmp))
+                except OSError as exc:  # a store this user may read, not write: status goes on
+                    notes.append(f"could not put {tmp} in place as {store.SUPERSEDED_NOTE} "
+                                 f"({exc.strerror or exc}); a killed repro left it")  # fmt: skip
     stale = [d for d in run_directories(results, study) if clear_stale_progress(d)]
     if stale:
         shown = ", ".join(d.relative_to(study_dir).as_posix() for d in stale)

@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 
 from harness import store
 from harness.environment import git_commit, now_utc
-from harness.leftovers import EXPORT_SCRATCH, IMPORT_SCRATCH, scratch_folder, sweep_scratch
+from harness.leftovers import EXPORT_SCRATCH, IMPORT_SCRATCH, scratch_folder, sweep_scratch, tag
 from harness.results import EvaluationRecord, RunRecord, scan, scan_evaluations
 
 # Format 2 may carry history files (HISTORY); an archive without any is written as format 1,
@@ -535,6 +535,9 @@ def _tracebacks(n: int) -> str:
 
 
 def _move_in(f: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.importing")
+    # Named as store._atomic_write names its temporaries, so that a copy a kill cut short
+    # (from the temp dir, another disk: a checkpoint's gigabytes) is swept when the run is
+    # next locked (store.sweep_temporaries), as theirs are.
+    tmp = target.with_name(f".{target.name}.{tag()}importing.tmp")
     shutil.move(str(f), tmp)
     tmp.replace(target)

@@ -216,9 +216,7 @@ def test_a_probe_a_kill_left_is_removed_by_the_next_command_and_a_live_ones_kept
 
 
 @pytest.mark.parametrize(("at", "whole"), [("replace", True), ("fchmod", False)])
-def test_a_superseded_note_a_kill_left_unfinished_is_finished_or_written_again(
-    tmp_path, at, whole
-):
+def test_a_superseded_note_a_kill_left_unfinished_is_finished_or_written_again(tmp_path, at, whole):
     """store.supersede moves the run aside, then writes why in .superseded/<run>/SUPERSEDED.
     Killed before the rename, it left `.SUPERSEDED.*.tmp`: whole (killed at the rename) the
     next status puts it in place; empty (killed before the write) it writes the note again,
@@ -239,7 +237,9 @@ def test_a_superseded_note_a_kill_left_unfinished_is_finished_or_written_again(
     note = (moved / "SUPERSEDED").read_text()
     if whole:
         assert note == "config changed: aaaa -> bbbb\n"
-        assert f"note: finished {moved / 'SUPERSEDED'}, which a killed repro wrote whole" in out.output
+        assert (
+            f"note: finished {moved / 'SUPERSEDED'}, which a killed repro wrote whole" in out.output
+        )
     else:
         assert note == ("moved aside by a repro that was killed before it wrote why; it holds a "
                         "run of 4 epochs (complete)\n")  # fmt: skip
@@ -247,12 +247,11 @@ def test_a_superseded_note_a_kill_left_unfinished_is_finished_or_written_again(
                "is lost" in out.output  # fmt: skip
     assert not tmp.exists() and theirs.exists() and not (writing / "SUPERSEDED").exists()
     assert sorted(p.name for p in moved.iterdir()) == sorted(
-        ["SUPERSEDED", "config.json", "environment.json", "metrics.jsonl", "summary.json"])
+        ["SUPERSEDED", "config.json", "environment.json", "metrics.jsonl", "summary.json"]
+    )
 
 
-def test_a_stale_progress_marker_in_an_ended_run_is_removed_never_a_live_ones(
-    tmp_path, cifar_root
-):
+def test_a_stale_progress_marker_in_an_ended_run_is_removed_never_a_live_ones(tmp_path, cifar_root):
     """A session writes its summary, then removes progress.json; killed between the two, the
     marker stayed in the complete run for good. Status never read it there (it reads one only
     while the run's lock is held): the run showed complete, as it does. The next status, or

@@ -805,3 +805,30 @@ def test_scratch_folders_a_kill_left_are_removed_by_the_next_export_or_import(
     assert f"removed 1 scratch folder left by killed repro processes: {unpacked}" in out.output
     assert sorted(scratch.iterdir()) == sorted([mine, older])
     assert _files(tmp_path / "to" / DONE) == _files(results / DONE)
+
+
+def test_a_file_an_import_was_moving_in_when_killed_is_swept_when_the_run_is_next_locked(
+    tmp_path, monkeypatch
+):
+    """An import moves each file into the run's folder under a temporary name, then renames
+    it. Killed between the two (SIGKILL), it left `.<name>.importing` there for good: a copy
+    from the temp dir, a checkpoint's gigabytes. It is named as the store's temporaries now,
+    and swept with them when the run is next locked; the next import places the run whole."""
+    import tempfile
+
+    from test_chaos import killed_at
+
+    from harness import transfer
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the child's scratch stays here
+    _, results = _one_fake_run(tmp_path)
+    archive = tmp_path / "a.tar.gz"
+    transfer.export_study("tiny", results, archive)
+    run = tmp_path / "to" / DONE
+    killed_at(os, "replace", lambda: import_archive(archive, tmp_path / "to"))
+    (left,) = run.iterdir()
+    assert left.name.startswith(".") and left.is_file()
+    with store.run_lock(run):
+        assert sorted(p.name for p in run.iterdir()) == [store.LOCK]
+    assert len(import_archive(archive, tmp_path / "to").added) == 1
+    assert _files(run) == {**_files(results / DONE), store.LOCK: _files(run)[store.LOCK]}
