@@ -9,7 +9,9 @@ Each directory holds ``config.json`` (the resolved config and its hash), ``envir
 ``summary.json`` (once the run has ended, however it ended), ``error.txt`` (when it failed;
 a retry keeps it aside, set_aside, as ``error.txt.earlier-failure-<time>``), and ``lock``.
 Every file is written to a temporary name and renamed, so a reader, a second process or an
-rsync never sees half a file, and a SIGKILL leaves the previous version intact.
+rsync never sees half a file, and a SIGKILL leaves the previous version intact (and the
+temporary, named with its writer's pid and host, for the next holder of the run's lock to
+sweep: sweep_temporaries, harness.leftovers).
 A run that adopted the complete training of a twin in another study (harness.twins) holds a
 copy of the twin's files, its summary naming the run that trained (``shared_with``).
 """
