@@ -1016,6 +1016,7 @@ def status(files, results, queue_file, check_data, data_dir):
     from harness.status import (
         checkpoint_lines,
         data_check,
+        leftover_notes,
         missing_store_note,
         render,
         study_status,
@@ -1034,6 +1035,8 @@ def status(files, results, queue_file, check_data, data_dir):
         click.echo(note, err=True)
     check = data_check(check_data, data_dir)
     for study, path in zip(studies, files, strict=True):
+        for note in leftover_notes(study, results):
+            click.echo(note, err=True)
         if study.experiments:
             click.echo(render(study, study_status(study, results, check, path)))
         for line in checkpoint_lines(study, results):

@@ -7,9 +7,12 @@ work is lost to a bad path and no traceback is shown.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
+
+from harness.leftovers import PROBE, sweep_probes, tag
 
 
 class OutputError(ValueError):
@@ -18,7 +21,8 @@ class OutputError(ValueError):
 
 def probe(folder: Path) -> tuple[Path, OSError | None]:
     """Whether files can be created in ``folder`` (or where it would be created): the nearest
-    directory that exists, and the error that writing there gives, if any. Creates nothing."""
+        directory that exists, and the error that writing there gives, if any. Creates nothing,
+    and removes the empty probes that killed processes left there."""
     existing = folder
     # lexists: a link that leads nowhere (a loop) is there, and in the way; exists() walked
     # past it to a writable parent, and creating the folder then failed with a traceback.
@@ -29,11 +33,15 @@ def probe(folder: Path) -> tuple[Path, OSError | None]:
             raise FileNotFoundError(2, "a link that leads nowhere", str(existing))
         if not existing.is_dir():
             raise NotADirectoryError(20, "a path below a regular file", str(existing))
-        fd, name = tempfile.mkstemp(prefix=".repro-probe-", dir=existing)
+        # Named with this process, so that a later probe here removes one a kill left between
+        # these lines (sweep_probes) and never one still in use.
+        fd, name = tempfile.mkstemp(prefix=f"{PROBE}{tag()}", dir=existing)
         os.close(fd)
-        os.unlink(name)
+        with contextlib.suppress(FileNotFoundError):  # a sweep took it: it was written
+            os.unlink(name)
     except OSError as exc:
         return existing, exc
+    sweep_probes(existing)
     return existing, None
 
 

@@ -27,6 +27,7 @@ from harness.plan import Overrides, RunPlan, plan
 from harness.progress import BarProgress
 from harness.schema import Study
 from harness.stop_signals import stop_requested, stops_taken
+from harness.tidy import tidy_study
 from harness.train import (
     RunFailed,
     SilentProgress,
@@ -159,6 +160,8 @@ def pending_runs(
         store.ensure_writable(options.results)
     except store.StoreUnusable as exc:
         raise RunError(str(exc)) from None
+    for note in tidy_study(options.results, study.name):  # what killed processes left
+        echo(f"note: {note}")
     plans = plan(study, options.overrides, study_file)
     refuse_displacing(plans, options, study_file)
     outcomes, todo = [], []

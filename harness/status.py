@@ -40,6 +40,7 @@ from harness.plural import plural
 from harness.results import environment_ignored, run_directories, scan_evaluations
 from harness.runner import made_with_another_config, state_after_recovery, summary_or_checkpoint
 from harness.schema import Study
+from harness.tidy import tidy_study
 from harness.twins import SHARED_WITH, Twin, complete_twins, first_adoptable, held
 
 
@@ -340,6 +341,12 @@ def missing_store_note(results: Path) -> str | None:
     what = "is a link that leads nowhere" if store.present(results) else "does not exist"
     return (f"note: {results} {what}, so every run reads pending; if the store is "
             "elsewhere, give its path with --results")  # fmt: skip
+
+
+def leftover_notes(study: Study, results: Path) -> list[str]:
+    """What killed processes left in the study's folders, finished or removed now (harness.tidy),
+    as status notes: the next command on the store cleans up, `repro status` included."""
+    return [f"note: {note}" for note in tidy_study(results, study.name)]
 
 
 def study_status(study: Study, results: Path, check: DataCheck | None = None,

@@ -9,7 +9,9 @@ Each directory holds ``config.json`` (the resolved config and its hash), ``envir
 ``summary.json`` (once the run has ended, however it ended), ``error.txt`` (when it failed;
 a retry keeps it aside, set_aside, as ``error.txt.earlier-failure-<time>``), and ``lock``.
 Every file is written to a temporary name and renamed, so a reader, a second process or an
-rsync never sees half a file, and a SIGKILL leaves the previous version intact.
+rsync never sees half a file, and a SIGKILL leaves the previous version intact (and the
+temporary, named with its writer's pid and host, for the next holder of the run's lock to
+sweep: sweep_temporaries, harness.leftovers).
 A run that adopted the complete training of a twin in another study (harness.twins) holds a
 copy of the twin's files, its summary naming the run that trained (``shared_with``).
 """
@@ -32,6 +34,7 @@ from typing import Any
 
 import torch
 
+from harness.leftovers import WRITE_AGE_S, dead, tag
 from harness.outputs import probe as _probe
 from harness.placement import misplaced
 
@@ -46,6 +49,7 @@ LOCK = "lock"
 JOB = "job.json"  # written when a scheduler accepts the run: job id, executor, log paths
 WORKER_LOG = "worker.log"
 SUPERSEDED = ".superseded"
+SUPERSEDED_NOTE = "SUPERSEDED"  # in a run moved to .superseded/: why it was moved
 # A released checkpoint evaluated on one copy of the data (`repro evaluate`), in
 # <results>/<study>/<checkpoint>/data-<fingerprint[:12]>/; see harness.evaluate.
 EVALUATION = "evaluation.json"
@@ -158,7 +162,10 @@ def new_file_mode() -> int:
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # Named with this process (harness.leftovers), so that a sweep can tell one a kill
+        # left from one a live writer is still at.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{tag()}", suffix=".tmp",
+                                   dir=path.parent)  # fmt: skip
     except OSError as exc:  # no inode left, a read-only folder
         raise (cannot_write(path, exc) or exc) from None
     with contextlib.suppress(OSError):  # a file system without modes keeps its own
@@ -553,20 +560,20 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-TEMPORARY_AGE_S = 60.0  # older than any write in progress: a write takes seconds at most
+TEMPORARY_AGE_S = WRITE_AGE_S
 
 
 def sweep_temporaries(run_dir: Path) -> list[Path]:
     """Remove what writes cut short left behind (``_atomic_write``'s ``.<name>.*.tmp``, a
     checkpoint's up to megabytes): a process abandoned mid-write (a third Ctrl-C, SIGKILL)
-    never renames them, and nothing reads them. Called with the run's lock held; a file
-    younger than TEMPORARY_AGE_S is left, in case a writer without the lock (an import
-    racing a start) is still at it."""
+    never renames them, and nothing reads them. Called with the run's lock held; one whose
+    writer still runs is left, in case a writer without the lock (an import racing a start)
+    is still at it, and so is one younger than TEMPORARY_AGE_S whose writer cannot be told
+    (another host, an older repro): harness.leftovers."""
     removed = []
-    now = time.time()
     for tmp in run_dir.glob(".*.tmp"):
         try:
-            if tmp.is_file() and now - tmp.stat().st_mtime > TEMPORARY_AGE_S:
+            if tmp.is_file() and dead(tmp, by_age=True):
                 tmp.unlink()
                 removed.append(tmp)
         except FileNotFoundError:
@@ -595,7 +602,7 @@ def supersede(run_dir: Path, reason: str) -> Path:
     target = _superseded_target(run_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(run_dir), str(target))
-    write_text(target / "SUPERSEDED", reason + "\n")
+    write_text(target / SUPERSEDED_NOTE, reason + "\n")
     return target
 
 
@@ -608,7 +615,7 @@ def supersede_files(run_dir: Path, reason: str, keep: tuple[str, ...] = (LOCK,))
     for child in sorted(run_dir.iterdir()):
         if child.name not in keep:
             shutil.move(str(child), str(target / child.name))
-    write_text(target / "SUPERSEDED", reason + "\n")
+    write_text(target / SUPERSEDED_NOTE, reason + "\n")
     return target
 
 

@@ -30,13 +30,13 @@ import re
 import shutil
 import socket
 import tarfile
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from harness import store
 from harness.environment import git_commit, now_utc
+from harness.leftovers import EXPORT_SCRATCH, IMPORT_SCRATCH, scratch_folder, sweep_scratch, tag
 from harness.results import EvaluationRecord, RunRecord, scan, scan_evaluations
 
 # Format 2 may carry history files (HISTORY); an archive without any is written as format 1,
@@ -85,16 +85,19 @@ class ExportResult:
     bytes: int
     # the study's attempts in .superseded/ folders, which do not travel (checkpoints included)
     left_behind: list[Path] = field(default_factory=list)
+    scratch: list[str] = field(default_factory=list)  # leftovers.Swept.notes of killed ones
 
     def notes(self) -> list[str]:
-        """What the archive does not hold that the store does, and where it stays."""
+        """What the archive does not hold that the store does, and where it stays; what
+        killed exports and imports had left in the temp dir."""
         if not self.left_behind:
-            return []
+            return self.scratch
         n = len(self.left_behind)
         folders = sorted({str(p.parent) for p in self.left_behind})
         return [f"{n} superseded attempt{'s' if n != 1 else ''} left behind (not exported: "
                 "earlier attempts moved aside, with their checkpoints), in "
-                f"{', '.join(folders)}; copy them by hand if they should travel"]  # fmt: skip
+                f"{', '.join(folders)}; copy them by hand if they should travel",
+                *self.scratch]  # fmt: skip
 
 
 @dataclass
@@ -103,6 +106,7 @@ class ImportResult:
     advanced: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "run: why"
     refused: list[str] = field(default_factory=list)  # "run: why"
+    scratch: list[str] = field(default_factory=list)  # leftovers.Swept.notes of killed ones
 
     def lines(self) -> list[str]:
         out = [f"added     {r}" for r in self.added]
@@ -111,7 +115,7 @@ class ImportResult:
         out += [f"REFUSED   {r}" for r in self.refused]
         counts = (f"{len(self.added)} added, {len(self.advanced)} advanced, "
                   f"{len(self.skipped)} skipped, {len(self.refused)} refused")  # fmt: skip
-        return [*out, counts]
+        return [*out, counts, *self.scratch]
 
 
 # --------------------------------------------------------------------------- export
@@ -220,7 +224,8 @@ def export_runs(
     runs = []
     left_behind = sorted(p for p in (results / study).glob(f"*/{store.SUPERSEDED}/*")
                          if p.is_dir())  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="repro-export-") as tmp:
+    swept = sweep_scratch()
+    with scratch_folder(EXPORT_SCRATCH) as tmp:
         for r in records:
             rel = r.path.relative_to(results).as_posix()
             run = _snapshot(r.path, Path(tmp) / rel, checkpoints)
@@ -249,7 +254,7 @@ def export_runs(
                                     "the store is as it was") from None  # fmt: skip
             raise
         partial.replace(out)  # never a half-written archive under the real name
-    return ExportResult(out, runs, out.stat().st_size, left_behind)
+    return ExportResult(out, runs, out.stat().st_size, left_behind, swept.notes())
 
 
 def _write_archive(path: Path, manifest: dict, runs: list[ArchivedRun], snapshot: Path) -> None:
@@ -375,7 +380,8 @@ def import_archive(archive: Path, results: Path) -> ImportResult:
         store.ensure_writable(results)
     except store.StoreUnusable as exc:
         raise TransferError(str(exc)) from None
-    with tempfile.TemporaryDirectory(prefix="repro-import-") as tmp:
+    result.scratch = sweep_scratch().notes()
+    with scratch_folder(IMPORT_SCRATCH) as tmp:
         runs = _verified_runs(archive, Path(tmp))
         for run in runs:
             try:
@@ -529,6 +535,9 @@ def _tracebacks(n: int) -> str:
 
 
 def _move_in(f: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.importing")
+    # Named as store._atomic_write names its temporaries, so that a copy a kill cut short
+    # (from the temp dir, another disk: a checkpoint's gigabytes) is swept when the run is
+    # next locked (store.sweep_temporaries), as theirs are.
+    tmp = target.with_name(f".{target.name}.{tag()}importing.tmp")
     shutil.move(str(f), tmp)
     tmp.replace(target)

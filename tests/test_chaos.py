@@ -1,4 +1,5 @@
-"""What breaking the machine under `repro run` does: a disk that fills at a given write."""
+"""What breaking the machine under `repro run` does: a disk that fills at a given write, and
+what a SIGKILL at a given file operation leaves behind, which the next command cleans up."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import errno
 import io
 import json
 import os
+import socket
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -143,3 +146,130 @@ def test_store_files_are_as_readable_as_the_users_umask_makes_new_files(tmp_path
         os.umask(old)
     for name in ("summary.json", "metrics.jsonl", "checkpoint.pt"):
         assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+# --------------------------------------------------------------------------- leftovers
+# What a SIGKILL leaves, made by killing a forked child at the very file operation: os._exit
+# runs no finally, no handler and no cleanup, as SIGKILL. The next ordinary command cleans up
+# what is provably a dead process's, and never what a live one (this test's) is using.
+
+KILLED = 137
+
+
+def killed_at(module, name: str, call) -> int:
+    """Run ``call`` in a forked child that dies where it reaches ``module.name``; its pid."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            setattr(module, name, lambda *args, **kwargs: os._exit(KILLED))
+            call()
+        finally:
+            os._exit(1)  # it never reached the point it was to be killed at
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == KILLED
+    return pid
+
+
+def live(name: str) -> str:
+    """``name`` as this (live) process would have made it (harness.leftovers.tag)."""
+    return name.replace("PID", f"{os.getpid()}@{socket.gethostname()}+")
+
+
+def _old(path) -> None:
+    """Older than any write takes: only its live maker may keep it."""
+    then = time.time() - 600
+    os.utime(path, (then, then))
+
+
+def _status(study, results):
+    return CliRunner().invoke(main, ["status", str(study), "--results", str(results)])
+
+
+def _fake_study(tmp_path):
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    return study, fake_run(tmp_path / "results", load_study(study), "a")
+
+
+def test_a_probe_a_kill_left_is_removed_by_the_next_command_and_a_live_ones_kept(tmp_path):
+    """Killed between making its probe file and removing it, a command left an empty
+    `.repro-probe-*` in the store's folder for good; the next one removes it."""
+    from harness import outputs
+
+    study, _ = _fake_study(tmp_path)
+    results = tmp_path / "results"
+    pid = killed_at(os, "unlink", lambda: outputs.probe(results))
+    (left,) = results.glob(".repro-probe-*")
+    assert left.stat().st_size == 0 and f"{pid}@" in left.name
+    mine = results / live(".repro-probe-PIDlive0000")
+    mine.touch()
+    _old(mine)
+    out = _status(study, results)
+    assert out.exit_code == 0, out.output
+    assert f"note: removed {left}, an empty probe a killed repro left" in out.output
+    assert [p.name for p in results.glob(".repro-probe-*")] == [mine.name]
+    assert store.ensure_writable(results) is None  # a probe here sweeps too, and keeps mine
+    assert [p.name for p in results.glob(".repro-probe-*")] == [mine.name]
+
+
+@pytest.mark.parametrize(("at", "whole"), [("replace", True), ("fchmod", False)])
+def test_a_superseded_note_a_kill_left_unfinished_is_finished_or_written_again(tmp_path, at, whole):
+    """store.supersede moves the run aside, then writes why in .superseded/<run>/SUPERSEDED.
+    Killed before the rename, it left `.SUPERSEDED.*.tmp`: whole (killed at the rename) the
+    next status puts it in place; empty (killed before the write) it writes the note again,
+    saying why the run was moved is lost. A note a live process is writing stays."""
+    study, run = _fake_study(tmp_path)
+    results = tmp_path / "results"
+    killed_at(os, at, lambda: store.supersede(run, "config changed: aaaa -> bbbb"))
+    (moved,) = (run.parent / store.SUPERSEDED).iterdir()
+    (tmp,) = moved.glob(".SUPERSEDED.*.tmp")
+    assert not (moved / "SUPERSEDED").exists()
+    writing = run.parent / store.SUPERSEDED / "seed-0-20261127-000000"
+    writing.mkdir()
+    theirs = writing / live(".SUPERSEDED.PIDabcd1234.tmp")
+    theirs.write_text("redone with --force\n")
+    _old(theirs)
+    out = _status(study, results)
+    assert out.exit_code == 0, out.output
+    note = (moved / "SUPERSEDED").read_text()
+    if whole:
+        assert note == "config changed: aaaa -> bbbb\n"
+        assert (
+            f"note: finished {moved / 'SUPERSEDED'}, which a killed repro wrote whole" in out.output
+        )
+    else:
+        assert note == ("moved aside by a repro that was killed before it wrote why; it holds a "
+                        "run of 4 epochs (complete)\n")  # fmt: skip
+        assert f"note: wrote {moved / 'SUPERSEDED'} again, saying why the run was moved aside " \
+               "is lost" in out.output  # fmt: skip
+    assert not tmp.exists() and theirs.exists() and not (writing / "SUPERSEDED").exists()
+    assert sorted(p.name for p in moved.iterdir()) == sorted(
+        ["SUPERSEDED", "config.json", "environment.json", "metrics.jsonl", "summary.json"]
+    )
+
+
+def test_a_stale_progress_marker_in_an_ended_run_is_removed_never_a_live_ones(tmp_path, cifar_root):
+    """A session writes its summary, then removes progress.json; killed between the two, the
+    marker stayed in the complete run for good. Status never read it there (it reads one only
+    while the run's lock is held): the run showed complete, as it does. The next status, or
+    run, removes it; while a process holds the run's lock (training it again) it stays."""
+    study, run = _fake_study(tmp_path)
+    results = tmp_path / "results"
+    marker = {"status": "running", "epoch": 3, "epochs": 4, "iteration": 30, "host": "node7"}
+    store.write_json(run / store.PROGRESS, marker)
+    with store.run_lock(run):  # a live process's: kept
+        out = _status(study, results)
+    assert out.exit_code == 0 and (run / store.PROGRESS).exists(), out.output
+    out = _status(study, results)
+    assert out.exit_code == 0, out.output
+    assert "a/seed-0  complete" in out.output and "node7" not in out.output
+    assert not (run / store.PROGRESS).exists()
+    assert ("note: removed the progress marker (progress.json) a killed session left in 1 ended "
+            "run of tiny: a/seed-0") in out.output  # fmt: skip
+    store.write_json(run / store.PROGRESS, marker)  # `repro run` removes it too
+    out = _run(study, cifar_root, results)
+    assert out.exit_code == 0 and not (run / store.PROGRESS).exists(), out.output
+    assert "note: removed the progress marker" in out.output

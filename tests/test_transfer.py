@@ -759,3 +759,76 @@ def test_an_import_into_a_run_folder_that_cannot_be_written_says_so(tmp_path, mo
     monkeypatch.undo()
     assert repro("import", str(archive), "--results", str(tmp_path / "to")).exit_code == 0
     assert _files(tmp_path / "to" / DONE) == _files(results / DONE)
+
+
+def test_scratch_folders_a_kill_left_are_removed_by_the_next_export_or_import(
+    tmp_path, monkeypatch
+):
+    """Killed halfway (SIGKILL: no cleanup runs), an export left its copies of the runs'
+    files, an import the unpacked archive, in /tmp/repro-export-*, /tmp/repro-import-*:
+    gigabytes for big checkpoints, kept for good. Each is named with its process now, and the
+    next export or import removes those whose process is gone; one of a live process (this
+    test's) stays, and one whose process cannot be told (named by an older repro) is named."""
+    import socket
+    import tempfile
+
+    from test_chaos import killed_at
+
+    from harness import transfer
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # the child's too: it is forked
+    study, results = _one_fake_run(tmp_path)
+    archive = tmp_path / "a.tar.gz"
+    killed_at(transfer, "_write_archive", lambda: transfer.export_study("tiny", results, archive))
+    (export,) = scratch.iterdir()
+    assert export.name.startswith("repro-export-") and (export / DONE / store.SUMMARY).is_file()
+    mine = scratch / f"repro-import-{os.getpid()}@{socket.gethostname()}+live0000"
+    older = scratch / "repro-export-k3j2q9z1"  # as a repro before this one named it
+    for folder in (mine, older):
+        (folder / "tiny").mkdir(parents=True)
+    out = repro("export", str(study), "--out", str(archive), "--results", str(results))
+    assert out.exit_code == 0, out.output
+    assert f"removed 1 scratch folder left by killed repro processes: {export}" in out.output
+    assert f"kept 1 scratch folder of repro's that may still be in use (made on another host, " \
+           f"or by a repro that did not record its process): {older}; remove them by hand" \
+           in out.output  # fmt: skip
+    assert str(mine) not in out.output
+    assert sorted(scratch.iterdir()) == sorted([mine, older])
+
+    killed_at(transfer, "_merge", lambda: import_archive(archive, tmp_path / "to"))
+    (unpacked,) = (p for p in scratch.glob("repro-import-*") if p != mine)
+    assert (unpacked / DONE / store.SUMMARY).is_file() and not (tmp_path / "to" / DONE).exists()
+    out = repro("import", str(archive), "--results", str(tmp_path / "to"))
+    assert out.exit_code == 0, out.output
+    assert f"removed 1 scratch folder left by killed repro processes: {unpacked}" in out.output
+    assert sorted(scratch.iterdir()) == sorted([mine, older])
+    assert _files(tmp_path / "to" / DONE) == _files(results / DONE)
+
+
+def test_a_file_an_import_was_moving_in_when_killed_is_swept_when_the_run_is_next_locked(
+    tmp_path, monkeypatch
+):
+    """An import moves each file into the run's folder under a temporary name, then renames
+    it. Killed between the two (SIGKILL), it left `.<name>.importing` there for good: a copy
+    from the temp dir, a checkpoint's gigabytes. It is named as the store's temporaries now,
+    and swept with them when the run is next locked; the next import places the run whole."""
+    import tempfile
+
+    from test_chaos import killed_at
+
+    from harness import transfer
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the child's scratch stays here
+    _, results = _one_fake_run(tmp_path)
+    archive = tmp_path / "a.tar.gz"
+    transfer.export_study("tiny", results, archive)
+    run = tmp_path / "to" / DONE
+    killed_at(os, "replace", lambda: import_archive(archive, tmp_path / "to"))
+    (left,) = run.iterdir()
+    assert left.name.startswith(".") and left.is_file()
+    with store.run_lock(run):
+        assert sorted(p.name for p in run.iterdir()) == [store.LOCK]
+    assert len(import_archive(archive, tmp_path / "to").added) == 1
+    assert _files(run) == {**_files(results / DONE), store.LOCK: _files(run)[store.LOCK]}

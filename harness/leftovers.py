@@ -1,0 +1,172 @@
+"""What a repro killed halfway (SIGKILL, a lost machine) leaves behind, told apart from what
+a live repro is using (imports nothing heavy: harness.outputs uses it before any work).
+
+Every scratch file or folder repro makes where no run's lock covers it carries its maker in
+its name, ``<pid>@<host>+`` (:func:`tag`): a probe of a folder, a file written atomically, an
+export's or import's scratch folder. A later process on the same host asks the kernel
+whether that pid still runs (``os.kill(pid, 0)``); only one whose maker is gone is its own
+and dead, and removed. One made on another host (a store shared over NFS), or named before
+makers were recorded, cannot be proven dead: callers name it, or remove it only where no
+writer could still be at it (a file older than any write takes, :data:`WRITE_AGE_S`).
+A pid reused by another process reads alive, so the doubt always keeps, never removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Older than any write in progress: an atomic write or a probe takes seconds at most.
+WRITE_AGE_S = 60.0
+# A hostname holds letters, digits, dots and dashes, never "+", which ends the tag.
+_TAG = re.compile(r"(?P<pid>\d+)@(?P<host>[^+/]+)\+")
+PROBE = ".repro-probe-"
+# An export copies the runs' files aside, an import unpacks the archive, into these.
+EXPORT_SCRATCH, IMPORT_SCRATCH = "repro-export-", "repro-import-"
+SCRATCH = (EXPORT_SCRATCH, IMPORT_SCRATCH)
+
+
+def tag() -> str:
+    """This process's mark, for the name of something it makes and removes itself."""
+    return f"{os.getpid()}@{socket.gethostname()}+"
+
+
+@dataclass(frozen=True)
+class Maker:
+    pid: int
+    host: str
+
+    def gone(self) -> bool | None:
+        """True when the maker provably no longer runs, False while it (or a process that
+        took its pid) does, None where it cannot be told (another host)."""
+        if self.host != socket.gethostname():
+            return None
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # another user's process: alive
+            return False
+        except (OverflowError, ValueError):  # no pid the kernel could give
+            return None
+        return False
+
+
+def maker(name: str) -> Maker | None:
+    """Who made the file or folder of this name, or None where its name does not say."""
+    found = _TAG.search(name)
+    return None if found is None else Maker(int(found["pid"]), found["host"])
+
+
+def dead(path: Path, *, by_age: bool) -> bool:
+    """Whether ``path`` was left by a process that is gone: its maker provably is, or, with
+    ``by_age``, its maker cannot be told and it is older than any write takes (for small
+    files only: an export's copy of a checkpoint can take longer)."""
+    who = maker(path.name)
+    gone = who.gone() if who is not None else None
+    if gone is not None:
+        return gone
+    if not by_age:
+        return False
+    try:
+        return time.time() - path.lstat().st_mtime > WRITE_AGE_S
+    except FileNotFoundError:
+        return False
+
+
+@dataclass
+class Swept:
+    """What a sweep removed, and what it found but could not prove dead (kept, and named)."""
+
+    removed: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+    failed: list[Path] = field(default_factory=list)  # dead, but this user may not remove it
+
+    def notes(self) -> list[str]:
+        out = []
+        if self.removed:
+            out.append(f"removed {_count(self.removed)} left by killed repro processes: "
+                       f"{_names(self.removed)}")  # fmt: skip
+        if self.kept:
+            out.append(f"kept {_count(self.kept)} of repro's that may still be in use (made "
+                       "on another host, or by a repro that did not record its process): "
+                       f"{_names(self.kept)}; remove them by hand once no repro export or "
+                       "import runs there")  # fmt: skip
+        if self.failed:
+            out.append(f"could not remove {_count(self.failed)} left by killed repro processes "
+                       f"(another user's, or read-only): {_names(self.failed)}; remove them "
+                       "by hand")  # fmt: skip
+        return out
+
+
+def _count(paths: list[Path]) -> str:
+    return "1 scratch folder" if len(paths) == 1 else f"{len(paths)} scratch folders"
+
+
+def _names(paths: list[Path]) -> str:
+    return ", ".join(str(p) for p in paths)
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str) -> Iterator[Path]:
+    """A scratch folder in the temp dir for the duration, named with its maker: one a kill
+    leaves is removed by the next export or import (:func:`sweep_scratch`). Copies, not a
+    stream, because both must read every file twice: an export writes the manifest, every
+    file's checksum, first, so what it packs must be what it summed though a run still
+    training replaces its files meanwhile; an import checks every file against the
+    manifest before it touches the store."""
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{tag()}"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_scratch() -> Swept:
+    """Remove the export and import scratch folders in the temp dir whose maker is gone; name
+    those it cannot tell. They hold copies of checkpoints (gigabytes for a big net), which a
+    killed export or import never removes. One of a live process is never touched."""
+    swept = Swept()
+    try:
+        entries = sorted(Path(tempfile.gettempdir()).iterdir())
+    except OSError:
+        return swept
+    for path in entries:
+        if not path.name.startswith(SCRATCH) or not path.is_dir() or path.is_symlink():
+            continue
+        who = maker(path.name)
+        gone = who.gone() if who is not None else None
+        if gone:
+            shutil.rmtree(path, ignore_errors=True)
+            (swept.failed if os.path.lexists(path) else swept.removed).append(path)
+        elif gone is None:  # its maker cannot be asked: a long export may still be at it
+            swept.kept.append(path)
+    return swept
+
+
+def sweep_probes(folder: Path) -> list[Path]:
+    """Remove the empty probe files (harness.outputs.probe) in ``folder`` that a process
+    killed between making and removing one left; a probe lasts microseconds, so one older
+    than WRITE_AGE_S whose maker cannot be told is dead too."""
+    removed = []
+    try:
+        entries = list(folder.glob(f"{PROBE}*"))
+    except OSError:
+        return removed
+    for path in entries:
+        try:
+            empty = path.is_file() and not path.is_symlink() and path.stat().st_size == 0
+            if empty and dead(path, by_age=True):
+                path.unlink()
+                removed.append(path)
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
+    return removed
