@@ -740,8 +740,15 @@ def test_checkpoint_claims_are_judged_by_the_rules_of_trained_runs(tmp_path):
     )
     assert "1 evaluation not counted: stale" in " ".join(r20.notes)
     assert "the file itself records best_prec1 = 91.78" in r20.notes
-    assert any("also evaluated on not the official release" in n and "16.80%" in n
+    # "evaluated ... on not the official release": the data's name is no place to evaluate on
+    assert any("also evaluated on a copy that is not the official release (data cccccccccccc)"
+               in n and "16.80%" in n for n in r56.notes)  # fmt: skip
+    assert any(n.startswith("evaluated 2026-11-26T08:00:00+00:00 on the official release: ")
                for n in r56.notes)  # fmt: skip
+    r44 = rows[("akamaster-resnet44", "test error")]
+    assert any(n.startswith("evaluated 2026-11-26T08:00:00+00:00 on a copy that is not the "
+                            "official release (data cccccccccccc): ") for n in r44.notes)  # fmt: skip
+    assert not [n for n in r20.notes + r44.notes + r56.notes if "on not the" in n]
     assert r56.data == "official release" and r20.n == 1 and r20.rule_applied == "single run"
     assert s.counts[V.REPRODUCED] == 6 and s.counted_evaluations == 5
     # The copy's cost, measured: ours on both copies where we have both, else the source's figure
