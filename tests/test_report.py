@@ -1634,7 +1634,8 @@ def test_a_run_that_counts_at_one_epoch_is_not_called_uncounted_anywhere(degrada
               if c.experiment == "park-resnet20" and c.short_metric == "test error @90"]  # fmt: skip
     assert row.n == 1 and row.verdict == f"{V.BETTER} {V.ON_NONOFFICIAL_DATA}"
     assert not [n for n in row.notes if "not counted" in n], row.notes
-    assert "1 unfinished (paused) run counted: each has recorded epoch 90" in row.notes[-1]
+    # one run "has" recorded it ("1 ... run counted: each has" spoke of several)
+    assert "1 unfinished (paused) run counted: it has recorded epoch 90" in row.notes[-1]
     # The final-epoch claim of the same run still says it does not count there.
     (final,) = [c for c in study.values
                 if c.experiment == "park-resnet20" and c.short_metric == "test error"]  # fmt: skip
