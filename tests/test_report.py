@@ -1836,6 +1836,22 @@ def test_provenance_names_what_the_store_holds(verdict_store, tmp_path):
     assert "runs and evaluations" not in provenance
 
 
+@pytest.mark.parametrize(("recorded", "shown"), [(91000, "9.10.0"), (8902, "8.9.2")])
+def test_provenance_shows_cudnn_s_version_dotted_and_the_record_keeps_torch_s_integer(
+    tmp_path, recorded, shown
+):
+    # The software table printed torch's integer, "91900" for cuDNN 9.19.0.
+    path = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet20, recipe: base}\n")
+    study, results = load_study(path), tmp_path / "results"
+    run = fake_run(results, study, "a")
+    _update(run / "environment.json", cudnn=recorded)
+    parser = _Tables()
+    parser.feed(render_html(report_for([path], results)))
+    (software,) = [t for t in parser.cleaned() if t[0][0] == "torch"]
+    assert software[1][software[0].index("cuDNN")] == shown
+    assert json.loads((run / "environment.json").read_text())["cudnn"] == recorded
+
+
 def test_the_banner_does_not_call_the_copy_s_cost_measured_where_half_is_the_source_s(
     published_store,
 ):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
+from harness.environment import cudnn_text
 from harness.report.runs import _execution
 from harness.report.views import Provenance, StudyReport
 from harness.results import EvaluationRecord, RunRecord
@@ -56,8 +57,10 @@ def _provenance(records: list[RunRecord], reports: list[StudyReport],
         datasets=[{"fingerprint": f, "official": o, "path": p, "runs": datasets[(f, o, p)],
                    "evaluations": evaluated[(f, o, p)]}
                   for (f, o, p), _ in (datasets + evaluated).most_common()],
-        software=[{"torch": t, "torchvision": tv, "cuda": c, "cudnn": cd, "python": py,
-                   "runs": n} for (t, tv, c, cd, py), n in software.most_common()],
+        # cuDNN as people write it (9.19.0), not torch's integer the record keeps (91900)
+        software=[{"torch": t, "torchvision": tv, "cuda": c, "python": py, "runs": n,
+                   "cudnn": None if cd is None else cudnn_text(cd)}
+                  for (t, tv, c, cd, py), n in software.most_common()],
         devices=[{"device": d, "driver": dr, "execution": e, "runs": n}
                  for (d, dr, e), n in devices.most_common()],
         commits=[{"commit": c, "dirty": d, "runs": n} for (c, d), n in commits.most_common()],
