@@ -282,12 +282,16 @@ def test_a_headline_breaks_down_what_was_tested(verdict_store):
     report = build([(study, str(path))], scan(results), str(results))
     (s,) = report.studies
     heads = {h.kind: h.text for h in s.headlines}
+    # What was not tested comes apart, after what was ("tested: ..., 1 under way" listed it
+    # among the tested), on the page as in the text.
     assert heads["accuracy"] == ("accuracy 9/11 tested: 4 reproduced, 1 better than claimed, "
-                                 "2 not reproduced, 2 inconclusive, 1 under way")  # fmt: skip
+                                 "2 not reproduced, 2 inconclusive; 1 under way")  # fmt: skip
     assert heads["orderings"] == ("orderings 4/5 tested: 2 reproduced, 1 not reproduced, "
-                                  "1 inconclusive, 1 under way")  # fmt: skip
+                                  "1 inconclusive; 1 under way")  # fmt: skip
     assert heads["parameter counts"] == "parameter counts 2/3 match: 1 small difference"
-    assert heads["speed"] == "speed 0/1 tested: 1 not comparable"
+    assert heads["speed"] == "speed 0/1 tested; 1 not comparable"
+    text = " ".join(unescape(re.sub(r"<[^>]+>", "", render_html(report))).split())
+    assert all(h.text in text for h in s.headlines), text
 
 
 def test_csv_and_json_give_the_same_claim_table(verdict_store, tmp_path):
@@ -1449,7 +1453,7 @@ def test_claims_of_paused_runs_read_under_way_wherever_the_page_lists_outcomes(
     report = published_report
     heads = {h.kind: h.text for h in report.headlines}
     assert heads["accuracy"] == ("accuracy 1/12 tested: 1 better than claimed on non-official "
-                                 "data, 4 under way")  # fmt: skip
+                                 "data; 4 under way")  # fmt: skip
     lines = [line for row in report.scoreboard.rows for cell in row.cells for line in cell]
     under_way = [line for line in lines if line.verdict == V.UNDER_WAY]
     assert len(under_way) == 4  # Tseng's and Park's test errors of plain-20 and ResNet-20

@@ -136,7 +136,8 @@ def _tested(kind: str, rows: list[ClaimRow], verb: str = "tested") -> Headline:
     """How many claims of a kind reached a verdict, and which."""
     seen = Counter(r.verdict for r in rows if r.verdict != verdicts.NOT_RUN)
     parts = [(o, seen[o], o) for o in verdicts.OUTCOMES if seen.get(o)]
-    return Headline(kind, len(rows), sum(r.verdict in JUDGED for r in rows), verb, parts)
+    return Headline(kind, len(rows), sum(r.verdict in JUDGED for r in rows), verb,
+                    [p for p in parts if p[0] in JUDGED], [p for p in parts if p[0] not in JUDGED])  # fmt: skip
 
 
 def _matching(rows: list[ClaimRow]) -> Headline:
@@ -164,11 +165,16 @@ def _merged_headlines(studies: list[StudyReport]) -> list[Headline]:
             merged[h.kind] = Headline(h.kind, 0, 0, h.verb, [])
         m = merged[h.kind]
         m.total, m.done = m.total + h.total, m.done + h.done
-        tally = {what: [n, tone] for what, n, tone in m.parts}
-        for what, n, tone in h.parts:
-            tally.setdefault(what, [0, tone])[0] += n
-        m.parts = [(what, n, tone) for what, (n, tone) in tally.items()]
+        m.parts, m.apart = _added(m.parts, h.parts), _added(m.apart, h.apart)
     return [merged[k] for k in HEADLINE_KINDS if k in merged]
+
+
+def _added(mine: list[tuple[str, int, str]], theirs: list[tuple[str, int, str]]) -> list:
+    """Two headlines' (what, how many, tone) parts added up, what by what, in order."""
+    tally = {what: [n, tone] for what, n, tone in mine}
+    for what, n, tone in theirs:
+        tally.setdefault(what, [0, tone])[0] += n
+    return [(what, n, tone) for what, (n, tone) in tally.items()]
 
 
 def _score_entries(study: Study, rows: list[ClaimRow]) -> list[_ScoreEntry]:

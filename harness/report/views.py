@@ -361,12 +361,17 @@ class Headline:
     done: int  # tested (a verdict was reached), evaluated, or, for counts, matching
     verb: str
     parts: list[tuple[str, int, str]]  # (what, how many, the verdict its colour is)
+    # The claims not tested, said after the tested ones and apart from them ("under way",
+    # "not comparable"): "1/12 tested: 1 better than claimed, 4 under way" counted the
+    # four among what was tested.
+    apart: list[tuple[str, int, str]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
         head = f"{self.kind} {self.done}/{self.total} {self.verb}"
-        return head + (": " + ", ".join(f"{n} {what}" for what, n, _ in self.parts)
-                       if self.parts else "")  # fmt: skip
+        for sep, parts in ((": ", self.parts), ("; ", self.apart)):
+            head += sep + ", ".join(f"{n} {what}" for what, n, _ in parts) if parts else ""
+        return head
 
 
 @dataclass
