@@ -770,6 +770,9 @@ def test_checkpoint_claims_are_judged_by_the_rules_of_trained_runs(tmp_path):
     assert "16.80%" in parser.rows["copy-penalty-akamaster-resnet56-cccccccccccc"]
     assert "layer(?P&lt;s&gt;\\d+)" in html  # the layout's rules are on the page
     assert "3 checkpoint evaluations used a copy" in " ".join(html.split())  # stale too
+    # A study of released weights alone trains nothing: not "0 counted runs", as if missing.
+    assert "no experiments, so no runs; 5 counted checkpoint evaluations" in _text(html)
+    assert "0 counted runs" not in _text(html)
     table = report_for([CHECKPOINTS], results)
     assert [c.verdict for c in table.studies[0].checkpoint_claims] == [
         c.verdict for c in s.checkpoint_claims
