@@ -979,6 +979,23 @@ def test_claims_waiting_for_a_run_are_not_called_models_with_nothing_run(catalog
     assert "Claims with nothing run yet, by model" in text
 
 
+def test_released_weights_waiting_are_said_to_wait_for_an_evaluation_not_a_run(tmp_path):
+    # Akamaster's released ResNets stood under "claims waiting for a run", though released
+    # weights are never run: `repro evaluate` answers them.
+    (tmp_path / "empty").mkdir()
+    report = report_for([DEGRADATION, CHECKPOINTS], tmp_path / "empty")
+    waiting = {m.model: m for m in report.scoreboard.waiting}
+    resnet20 = waiting["ResNet-20"]
+    assert "Yerlan Idelbayev 2018: released weights 8.27%, waiting for an evaluation" in \
+        resnet20.claims  # fmt: skip
+    assert "Wen-Jie Tseng 2018: test error 8.51%" in resnet20.claims and resnet20.evaluations == 1
+    text = _text(render_html(report))
+    assert "claims waiting for a run or an evaluation" in text
+    alone = report_for([DEGRADATION], tmp_path / "empty")
+    assert "claims waiting for a run study" in _text(render_html(alone))  # its header, as was
+    assert not [c for m in alone.scoreboard.waiting for c in m.claims if "evaluation" in c]
+
+
 def test_every_model_keeps_a_row_until_it_is_reproduced(published_store, catalogue_report,
                                                         tmp_path):  # fmt: skip
     """The scoreboard holds the studies with runs; every other model a source makes a claim

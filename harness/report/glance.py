@@ -200,7 +200,8 @@ def _score_entries(study: Study, rows: list[ClaimRow]) -> list[_ScoreEntry]:
                          if r.reproduced_value is None else _fmt(r.reproduced_value, r.unit),
                          r.n, r.verdict, r.anchor, r.progress)  # fmt: skip
         order = (_family(spec), spec.depth, spec.label())
-        entries.append(_ScoreEntry(spec.label(), order, r.source, r.experiment, line))
+        entries.append(_ScoreEntry(spec.label(), order, r.source, r.experiment, line,
+                                   released=r.kind == "checkpoint"))  # fmt: skip
     return entries
 
 
@@ -241,8 +242,12 @@ def _waiting_models(studies: list[StudyReport]) -> list[WaitingModel]:
         for e in s.score_entries:
             m = found.setdefault(e.model, (e.order, WaitingModel(e.model, [], [])))[1]
             claim = f"{e.source}: {e.line.what} {e.line.claimed}"
+            # Released weights are evaluated, never run: said beside the claim, in a table
+            # of claims waiting for a run.
+            claim += ", waiting for an evaluation" if e.released else ""
             if claim not in m.claims:  # two studies may declare one source's claim
                 m.claims.append(claim)
+                m.evaluations += e.released
             if s.name not in m.studies:
                 m.studies.append(s.name)
     return [m for _, m in sorted(found.values(), key=lambda om: om[0])]

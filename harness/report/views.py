@@ -340,6 +340,8 @@ class WaitingModel:
     model: str
     claims: list[str]  # "He et al. 2015: test error 8.75%"
     studies: list[str]  # where they are, each folded into one line (its anchor: folded-<slug>)
+    # Of its claims, those on released weights: they wait for `repro evaluate`, never a run.
+    evaluations: int = 0
 
 
 @dataclass
@@ -349,6 +351,7 @@ class _ScoreEntry:
     source: str
     experiment: str
     line: ScoreLine
+    released: bool = False  # a claim on released weights, which an evaluation answers
 
 
 @dataclass
