@@ -1800,6 +1800,10 @@ def test_code_spans_are_code_on_the_page_not_backticks(published_store):
 
     assert str(_code_spans("a `<b>` & `c`")) == "a <code>&lt;b&gt;</code> &amp; <code>c</code>"
     assert str(_code_spans("one ` alone <i>")) == "one ` alone &lt;i&gt;"
+    # Quotation marks outside the spans are typographic, one around a span closing after it.
+    assert str(_code_spans('run "`repro x`" as "is"')) == (
+        "run \u201c<code>repro x</code>\u201d as \u201cis\u201d")
+    assert str(_code_spans('`a "b"`')) == '<code>a &#34;b&#34;</code>'  # code keeps its own
 
 
 def test_each_scoreboard_cell_names_its_source_for_a_phone(published_report, published_page):
@@ -1974,6 +1978,14 @@ def test_a_claim_s_where_quotes_its_source_as_the_page_quotes_statements(
     assert "Yoonjeong Park, Figure 4 (\u201c90.pth\u201d)" in text
     assert 'Figure 4 ("90.pth")' not in text
     assert "the figure, where \u201cbold lines denote testing error\u201d: plain-56" in text
+    # So are the notes copied from the study file (a claim's, an experiment's, a recipe's)
+    # and the figures' alt text, which kept the file's straight marks.
+    assert "deep plain nets \u201cexhibit higher training error when going deeper\u201d" in text
+    assert "both \u201c163 epochs\u201d and \u201c90.pth\u201d" in text
+    alts = re.findall(r'alt="([^"]*)"', published_page)
+    assert any("(Figure 4 (\u201c90.pth\u201d))" in a for a in alts), alts
+    words = re.sub(r"<style.*?</style>", "", published_page, flags=re.S)
+    assert "&#34;" not in words and "&quot;" not in words
     # The claim table keeps the study file's words: `repro compare` matches older tables on them.
     frame = claims_frame(published_report)
     assert 'Figure 4 ("90.pth")' in set(frame["where"])

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure as MplFigure
 
 from harness import plots, verdicts
 from harness.plural import plural
-from harness.report.text import _epochs_text
+from harness.report.text import _curly_quotes, _epochs_text
 
 PARAMETERS = "parameters"  # the metric column of a parameter count's row
 
@@ -176,13 +176,6 @@ class ClaimRow:
         ("90.pth") sat beside “As the layer increased, ...”). The claim table (CSV,
         JSON) keeps ``where`` as the study file writes it."""
         return _curly_quotes(self.where)
-
-
-def _curly_quotes(text: str) -> str:
-    """Straight double quotation marks as opening and closing ones, in turn."""
-    parts = text.split('"')
-    return "".join(part + ("\u201c\u201d"[i % 2] if i < len(parts) - 1 else "")
-                   for i, part in enumerate(parts))  # fmt: skip
 
 
 @dataclass
