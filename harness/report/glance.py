@@ -14,6 +14,7 @@ from harness.report.text import _epochs_text, _fmt
 from harness.report.views import (
     PARAMETERS,
     ClaimRow,
+    CopyCost,
     EvidenceLine,
     Headline,
     OrderingLine,
@@ -31,10 +32,11 @@ from harness.report.views import (
 from harness.schema import Study
 
 
-def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
+def _evidence(studies: list[StudyReport], copy_costs: list[CopyCost]) -> list[EvidenceLine]:
     """The runs and evaluations behind the studies shown: how many, how many random seeds,
     how many count and why the others do not (unfinished ones first), on which devices and
-    how (shared or fused timings), and on what data."""
+    how (shared or fused timings), and on what data (``copy_costs``: what is known of the
+    copies' cost)."""
     runs = [(s.name, r) for s in studies for r in s.runs]
     evaluations = [e for s in studies for e in s.evaluations]
     lines = []
@@ -86,11 +88,9 @@ def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
             counts += [plural(n_evaluations, "checkpoint evaluation")] if n_evaluations else []
             if counts:
                 parts.append(f"{what}: {' and '.join(counts)}")
-        copies = any(r.official_data is False for _, r in runs) or any(
-            e.official_data is False for e in evaluations)  # fmt: skip
+        costs = "; ".join(c.words("released weights") for c in copy_costs)
         lines.append(EvidenceLine("Data", "; ".join(parts), (
-            "figures on a copy are not comparable with the sources' (the offline JPEG copy "
-            "costs released weights about ten points of test error)") if copies else "",
+            f"figures on a copy are not comparable with the sources' ({costs})") if costs else "",
         ))  # fmt: skip
     if evaluations:
         counted = sum(e.counted for e in evaluations)

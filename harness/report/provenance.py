@@ -7,9 +7,11 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
+from harness import verdicts
+from harness.data import shown_apart
 from harness.environment import cudnn_text
 from harness.report.runs import _execution
-from harness.report.views import Provenance, StudyReport
+from harness.report.views import CopyCost, Provenance, StudyReport
 from harness.results import EvaluationRecord, RunRecord
 
 
@@ -69,3 +71,19 @@ def _provenance(records: list[RunRecord], reports: list[StudyReport],
         copy_penalty=(penalty := [row for s in reports for row in s.copy_penalty]),
         copy_penalty_mean=statistics.fmean(r["penalty"] for r in penalty) if penalty else None,
     )  # fmt: skip
+
+
+def _copy_costs(fingerprints: set[str], penalty: list[dict]) -> list[CopyCost]:
+    """What is known of each copy's cost (``fingerprints``: the copies' data, as recorded),
+    the offline JPEG copy first; ``penalty``: Provenance.copy_penalty, released checkpoints'
+    test error on a copy less theirs on the official release, by the copy's first 12
+    characters."""
+    ordered = sorted(fingerprints, key=lambda f: (f != verdicts.JPEG_COPY_FINGERPRINT, f))
+    shown = shown_apart(*ordered)
+    costs = []
+    for fingerprint, short in zip(ordered, shown, strict=True):
+        lost = [r["penalty"] for r in penalty if r["data"] == fingerprint[:12]]
+        name = "the copy" if len(ordered) == 1 else f"the copy {short or 'of unrecorded data'}"
+        costs.append(CopyCost(name, fingerprint == verdicts.JPEG_COPY_FINGERPRINT,
+                              statistics.fmean(lost) if lost else None))  # fmt: skip
+    return costs

@@ -451,6 +451,27 @@ class StudyReport:
                                   if r.short_metric and r.short_metric != r.metric))  # fmt: skip
 
 
+@dataclass(frozen=True)
+class CopyCost:
+    """A copy of CIFAR-10 the page's runs or evaluations used, and what is known of its cost
+    against the official release: the offline JPEG copy's was measured once
+    (verdicts.JPEG_COPY_COST); another's only where released checkpoints were evaluated on it
+    here (Provenance), else it is not measured ("the offline JPEG copy costs ..." was said of
+    whatever copy the runs used)."""
+
+    name: str  # "the copy", or "the copy cccccccccccc" beside others
+    jpeg: bool  # the offline JPEG copy (verdicts.JPEG_COPY_FINGERPRINT)
+    mean: float | None  # test error released checkpoints lost on it here, on average
+
+    def words(self, weights: str) -> str:
+        """What it costs ``weights`` ("released weights"), where that is known."""
+        if self.jpeg:
+            return f"the offline JPEG copy costs {weights} about ten points of test error"
+        if self.mean is None:
+            return f"what {self.name} costs against the official release is not measured"
+        return f"{self.name} costs {weights} {self.mean:.2f} points of test error on average"
+
+
 @dataclass
 class Provenance:
     datasets: list[dict]
@@ -505,6 +526,7 @@ class Report:
     total_evaluations: int = 0
     nonofficial_evaluations: int = 0
     unmatched_evaluations: int = 0  # of studies not in this report
+    copy_costs: list[CopyCost] = field(default_factory=list)  # of the copies used, the JPEG first
     headlines: list[Headline] = field(default_factory=list)  # every study's, added up
     evidence: list[EvidenceLine] = field(default_factory=list)  # what the verdicts stand on
     scoreboard: Scoreboard = field(default_factory=lambda: Scoreboard([], [], []))
@@ -546,6 +568,12 @@ class Report:
         counts = [plural(n, word) for n, word in ((self.nonofficial_runs, "run"),
                   (self.nonofficial_evaluations, "checkpoint evaluation")) if n]  # fmt: skip
         return " and ".join(counts)
+
+    @property
+    def copy_cost_known(self) -> bool:
+        """Whether the page states what a copy costs released weights: then it says too that
+        what it costs a net trained on it is not measured."""
+        return any(c.jpeg or c.mean is not None for c in self.copy_costs)
 
     @property
     def nonofficial_mark(self) -> str:
