@@ -497,7 +497,8 @@ def markdown(report: BenchReport, command: str) -> str:
         "",
         f"- date: {report.date}",
         f"- command: `{command}`",
-        f"- torch {v['torch']}, CUDA {v['cuda']}, cuDNN {cudnn_text(v['cudnn'])}, Python {v['python']}",
+        f"- torch {v['torch']}, CUDA {v['cuda']}, cuDNN {cudnn_text(v['cudnn'])}, "
+        f"Python {v['python']}",
         f"- harness commit: {commit}",
         f"- batch {report.settings['batch_size']}, {report.settings['train_images']} training "
         f"images per epoch, median of {report.settings['measured_epochs']} epochs after "

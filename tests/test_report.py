@@ -1811,8 +1811,9 @@ def test_code_spans_are_code_on_the_page_not_backticks(published_store):
     assert str(_code_spans("one ` alone <i>")) == "one ` alone &lt;i&gt;"
     # Quotation marks outside the spans are typographic, one around a span closing after it.
     assert str(_code_spans('run "`repro x`" as "is"')) == (
-        "run \u201c<code>repro x</code>\u201d as \u201cis\u201d")
-    assert str(_code_spans('`a "b"`')) == '<code>a &#34;b&#34;</code>'  # code keeps its own
+        "run \u201c<code>repro x</code>\u201d as \u201cis\u201d"
+    )
+    assert str(_code_spans('`a "b"`')) == "<code>a &#34;b&#34;</code>"  # code keeps its own
 
 
 def test_each_scoreboard_cell_names_its_source_for_a_phone(published_report, published_page):

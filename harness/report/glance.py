@@ -136,8 +136,9 @@ def _tested(kind: str, rows: list[ClaimRow], verb: str = "tested") -> Headline:
     """How many claims of a kind reached a verdict, and which."""
     seen = Counter(r.verdict for r in rows if r.verdict != verdicts.NOT_RUN)
     parts = [(o, seen[o], o) for o in verdicts.OUTCOMES if seen.get(o)]
-    return Headline(kind, len(rows), sum(r.verdict in JUDGED for r in rows), verb,
-                    [p for p in parts if p[0] in JUDGED], [p for p in parts if p[0] not in JUDGED])  # fmt: skip
+    tested = [p for p in parts if p[0] in JUDGED]
+    apart = [p for p in parts if p[0] not in JUDGED]  # under way, not comparable
+    return Headline(kind, len(rows), sum(r.verdict in JUDGED for r in rows), verb, tested, apart)
 
 
 def _matching(rows: list[ClaimRow]) -> Headline:

@@ -101,8 +101,8 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
     copies = [e for e in shown_evaluations if e.data.get("official") is False]
     elsewhere = [e for e in evaluations if e.study not in reported]
     provenance = _provenance(shown_records, reports, shown_evaluations)
-    copy_costs = _copy_costs({x.data.get("dataset_fingerprint") or "" for x in [*nonofficial, *copies]},
-                             provenance.copy_penalty)  # fmt: skip
+    used = {x.data.get("dataset_fingerprint") or "" for x in [*nonofficial, *copies]}
+    copy_costs = _copy_costs(used, provenance.copy_penalty)
     return Report(
         generated=now_utc(),
         harness=git_commit(),

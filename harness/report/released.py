@@ -108,7 +108,8 @@ def _checkpoint_row(study, path: str, claim: Claim, judged: list[_Judged], ancho
     data = _data_of(chosen.record.data)[1] if chosen else ""
     notes = [*filter(None, [claim.note])]
     if chosen is not None:
-        notes.append(f"evaluated {chosen.record.value('finished')} {_evaluated_on(chosen.record.data)}: "
+        where = _evaluated_on(chosen.record.data)
+        notes.append(f"evaluated {chosen.record.value('finished')} {where}: "
                      f"{_in_store(chosen.record.path)}")  # fmt: skip
         metadata = (chosen.record.value("file") or {}).get("metadata") or {}
         notes += [f"the file itself records {k} = {v:.6g}" for k, v in metadata.items()
