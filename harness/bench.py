@@ -34,7 +34,7 @@ import torch
 
 from harness.choices import BENCH_MODELS
 from harness.data import Cifar10
-from harness.environment import device_name, git_commit
+from harness.environment import cudnn_text, device_name, git_commit
 from harness.execution import Execution, choose, configure_backends
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
 from harness.loader import derive_seed
@@ -497,7 +497,8 @@ def markdown(report: BenchReport, command: str) -> str:
         "",
         f"- date: {report.date}",
         f"- command: `{command}`",
-        f"- torch {v['torch']}, CUDA {v['cuda']}, cuDNN {v['cudnn']}, Python {v['python']}",
+        f"- torch {v['torch']}, CUDA {v['cuda']}, cuDNN {cudnn_text(v['cudnn'])}, "
+        f"Python {v['python']}",
         f"- harness commit: {commit}",
         f"- batch {report.settings['batch_size']}, {report.settings['train_images']} training "
         f"images per epoch, median of {report.settings['measured_epochs']} epochs after "

@@ -76,6 +76,16 @@ def now_utc() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+def cudnn_text(version: int | None) -> str:
+    """cuDNN's version as people write it: the record keeps torch's integer (91900), which
+    packs major * 10000 + minor * 100 + patch from cuDNN 9 on (9.19.0) and major * 1000 +
+    minor * 100 + patch before it (8902 is 8.9.2). None (no cuDNN, a CPU run): "\u2013"."""
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        return "\u2013" if version is None else str(version)
+    major, rest = divmod(version, 10000 if version >= 10000 else 1000)
+    return f"{major}.{rest // 100}.{rest % 100}"
+
+
 def environment(device: torch.device, *, driver: str | None, execution: dict) -> dict:
     """Everything a reader needs to trace a number to the machine and code behind it."""
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None

@@ -45,6 +45,10 @@ OUTCOMES = (*JUDGED, *(f"{o} {ON_NONOFFICIAL_DATA}" for o in JUDGED), UNDER_WAY,
 # `repro evaluate studies/checkpoints.yaml` measured on the offline JPEG copy
 # (results/published/checkpoints-jpeg-copy-cpu-2026-11-26/).
 JPEG_COPY_COST = (8.27, 18.97)
+# That copy is one set of arrays (JPEG quality 75, 4:2:0, of the official images), named by its
+# fingerprint (harness.data.fingerprint) in every record made on it: the page says its cost only
+# of runs and evaluations on it, and of another copy that its cost is not measured.
+JPEG_COPY_FINGERPRINT = "ccecff3e0fe7847edfaa02b441d4ffed97015c5c6c60a1d871f3726a4f777766"
 
 # The scales of the metrics that runs measure, each once, for the rules.
 _SCALES = list(dict.fromkeys(m.scale for m in METRICS.values() if m.from_training))

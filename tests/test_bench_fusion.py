@@ -14,9 +14,11 @@ from click.testing import CliRunner
 from harness.bench import (
     FUSION_MODES,
     BenchError,
+    BenchReport,
     Measurement,
     _measure_concurrent,
     bench_recipe,
+    markdown,
     run_fusion,
     synthetic_cifar,
 )
@@ -109,3 +111,14 @@ def test_fuse_widths_keep_their_order_without_duplicates():
 
     assert FuseWidths().convert("1,2,4,6,8", None, None) == (1, 2, 4, 6, 8)
     assert FuseWidths().convert(" 4, 2 ,4", None, None) == (4, 2)
+
+
+@pytest.mark.parametrize(("recorded", "shown"), [(91900, "9.19.0"), (8902, "8.9.2"), (None, "–")])
+def test_the_bench_s_markdown_names_cudnn_by_its_dotted_version(recorded, shown):
+    # It printed torch's integer, "cuDNN 91900" for 9.19.0; the JSON keeps that integer.
+    versions = {"torch": "2.14.1", "cuda": "13.0", "cudnn": recorded, "python": "3.11.7"}
+    settings = {"batch_size": 128, "train_images": 50000, "measured_epochs": 2,
+                "warmup_epochs": 1, "data": "synthetic"}  # fmt: skip
+    report = BenchReport("2026-11-27", "cuda", "NVIDIA H100", versions, settings, complete=True)
+    assert f"- torch 2.14.1, CUDA 13.0, cuDNN {shown}, Python 3.11.7\n" in markdown(report, "x")
+    assert report.to_json()["versions"]["cudnn"] == recorded

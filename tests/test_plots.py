@@ -507,7 +507,9 @@ def test_each_figure_says_in_its_alt_text_what_it_shows():
     assert "Claimed: tseng-plain20 test error 9.66% (Table 1);" in tseng.alt
     assert "test error: epochs 1\u201381 above the axis, up to 55%." in tseng.alt
     (park,) = [f for f in figures if f.title.endswith("Park: plain versus residual")]
-    assert 'park-resnet20 test error @90 27.9% (Figure 4 ("90.pth")) after epoch 90' in park.alt
+    # The study file's straight quotation marks made typographic, as the page prints them.
+    assert ("park-resnet20 test error @90 27.9% (Figure 4 (\u201c90.pth\u201d)) after epoch 90"
+            in park.alt)  # fmt: skip
     assert "training error 1.82%, test error 12.90%" in park.alt
     (lr,) = [f for f in figures if "learning-rate" in f.title]
     assert lr.alt == ("A step chart of learning rate (log scale) against epoch. Wen-Jie Tseng "

@@ -282,12 +282,16 @@ def test_a_headline_breaks_down_what_was_tested(verdict_store):
     report = build([(study, str(path))], scan(results), str(results))
     (s,) = report.studies
     heads = {h.kind: h.text for h in s.headlines}
+    # What was not tested comes apart, after what was ("tested: ..., 1 under way" listed it
+    # among the tested), on the page as in the text.
     assert heads["accuracy"] == ("accuracy 9/11 tested: 4 reproduced, 1 better than claimed, "
-                                 "2 not reproduced, 2 inconclusive, 1 under way")  # fmt: skip
+                                 "2 not reproduced, 2 inconclusive; 1 under way")  # fmt: skip
     assert heads["orderings"] == ("orderings 4/5 tested: 2 reproduced, 1 not reproduced, "
-                                  "1 inconclusive, 1 under way")  # fmt: skip
+                                  "1 inconclusive; 1 under way")  # fmt: skip
     assert heads["parameter counts"] == "parameter counts 2/3 match: 1 small difference"
-    assert heads["speed"] == "speed 0/1 tested: 1 not comparable"
+    assert heads["speed"] == "speed 0/1 tested; 1 not comparable"
+    text = " ".join(unescape(re.sub(r"<[^>]+>", "", render_html(report))).split())
+    assert all(h.text in text for h in s.headlines), text
 
 
 def test_csv_and_json_give_the_same_claim_table(verdict_store, tmp_path):
@@ -740,8 +744,15 @@ def test_checkpoint_claims_are_judged_by_the_rules_of_trained_runs(tmp_path):
     )
     assert "1 evaluation not counted: stale" in " ".join(r20.notes)
     assert "the file itself records best_prec1 = 91.78" in r20.notes
-    assert any("also evaluated on not the official release" in n and "16.80%" in n
+    # "evaluated ... on not the official release": the data's name is no place to evaluate on
+    assert any("also evaluated on a copy that is not the official release (data cccccccccccc)"
+               in n and "16.80%" in n for n in r56.notes)  # fmt: skip
+    assert any(n.startswith("evaluated 2026-11-26T08:00:00+00:00 on the official release: ")
                for n in r56.notes)  # fmt: skip
+    r44 = rows[("akamaster-resnet44", "test error")]
+    assert any(n.startswith("evaluated 2026-11-26T08:00:00+00:00 on a copy that is not the "
+                            "official release (data cccccccccccc): ") for n in r44.notes)  # fmt: skip
+    assert not [n for n in r20.notes + r44.notes + r56.notes if "on not the" in n]
     assert r56.data == "official release" and r20.n == 1 and r20.rule_applied == "single run"
     assert s.counts[V.REPRODUCED] == 6 and s.counted_evaluations == 5
     # The copy's cost, measured: ours on both copies where we have both, else the source's figure
@@ -755,10 +766,22 @@ def test_checkpoint_claims_are_judged_by_the_rules_of_trained_runs(tmp_path):
     parser = _Rows()
     parser.feed(html)
     assert "Released checkpoints" in html and "<h3>Curves</h3>" not in html
-    assert "(10.31 points on average, see Provenance )" in _text(html)
+    # Its copies are not the offline JPEG copy (verdicts.JPEG_COPY_FINGERPRINT): the page
+    # said "the offline JPEG copy costs ..." of them. What is known of each is said instead.
+    text = _text(html)
+    assert "JPEG" not in text.split("rules in full (")[0]
+    assert ("the copy cccccccccccc costs released checkpoints, trained on the official release, "
+            "10.31 points of test error on average (see Provenance ); what the copy dddddddddddd "
+            "costs against the official release is not measured.") in text  # fmt: skip
+    assert ("not comparable with the sources' (the copy cccccccccccc costs released weights "
+            "10.31 points of test error on average; what the copy dddddddddddd costs against the "
+            "official release is not measured)") in text  # fmt: skip
     assert "16.80%" in parser.rows["copy-penalty-akamaster-resnet56-cccccccccccc"]
     assert "layer(?P&lt;s&gt;\\d+)" in html  # the layout's rules are on the page
     assert "3 checkpoint evaluations used a copy" in " ".join(html.split())  # stale too
+    # A study of released weights alone trains nothing: not "0 counted runs", as if missing.
+    assert "no experiments, so no runs; 5 counted checkpoint evaluations" in _text(html)
+    assert "0 counted runs" not in _text(html)
     table = report_for([CHECKPOINTS], results)
     assert [c.verdict for c in table.studies[0].checkpoint_claims] == [
         c.verdict for c in s.checkpoint_claims
@@ -963,6 +986,23 @@ def test_claims_waiting_for_a_run_are_not_called_models_with_nothing_run(catalog
     text = _text(render_html(catalogue_report))
     assert "Models with nothing run yet" not in text
     assert "Claims with nothing run yet, by model" in text
+
+
+def test_released_weights_waiting_are_said_to_wait_for_an_evaluation_not_a_run(tmp_path):
+    # Akamaster's released ResNets stood under "claims waiting for a run", though released
+    # weights are never run: `repro evaluate` answers them.
+    (tmp_path / "empty").mkdir()
+    report = report_for([DEGRADATION, CHECKPOINTS], tmp_path / "empty")
+    waiting = {m.model: m for m in report.scoreboard.waiting}
+    resnet20 = waiting["ResNet-20"]
+    assert "Yerlan Idelbayev 2018: released weights 8.27%, waiting for an evaluation" in \
+        resnet20.claims  # fmt: skip
+    assert "Wen-Jie Tseng 2018: test error 8.51%" in resnet20.claims and resnet20.evaluations == 1
+    text = _text(render_html(report))
+    assert "claims waiting for a run or an evaluation" in text
+    alone = report_for([DEGRADATION], tmp_path / "empty")
+    assert "claims waiting for a run study" in _text(render_html(alone))  # its header, as was
+    assert not [c for m in alone.scoreboard.waiting for c in m.claims if "evaluation" in c]
 
 
 def test_every_model_keeps_a_row_until_it_is_reproduced(published_store, catalogue_report,
@@ -1442,7 +1482,7 @@ def test_claims_of_paused_runs_read_under_way_wherever_the_page_lists_outcomes(
     report = published_report
     heads = {h.kind: h.text for h in report.headlines}
     assert heads["accuracy"] == ("accuracy 1/12 tested: 1 better than claimed on non-official "
-                                 "data, 4 under way")  # fmt: skip
+                                 "data; 4 under way")  # fmt: skip
     lines = [line for row in report.scoreboard.rows for cell in row.cells for line in cell]
     under_way = [line for line in lines if line.verdict == V.UNDER_WAY]
     assert len(under_way) == 4  # Tseng's and Park's test errors of plain-20 and ResNet-20
@@ -1627,7 +1667,8 @@ def test_a_run_that_counts_at_one_epoch_is_not_called_uncounted_anywhere(degrada
               if c.experiment == "park-resnet20" and c.short_metric == "test error @90"]  # fmt: skip
     assert row.n == 1 and row.verdict == f"{V.BETTER} {V.ON_NONOFFICIAL_DATA}"
     assert not [n for n in row.notes if "not counted" in n], row.notes
-    assert "1 unfinished (paused) run counted: each has recorded epoch 90" in row.notes[-1]
+    # one run "has" recorded it ("1 ... run counted: each has" spoke of several)
+    assert "1 unfinished (paused) run counted: it has recorded epoch 90" in row.notes[-1]
     # The final-epoch claim of the same run still says it does not count there.
     (final,) = [c for c in study.values
                 if c.experiment == "park-resnet20" and c.short_metric == "test error"]  # fmt: skip
@@ -1768,6 +1809,11 @@ def test_code_spans_are_code_on_the_page_not_backticks(published_store):
 
     assert str(_code_spans("a `<b>` & `c`")) == "a <code>&lt;b&gt;</code> &amp; <code>c</code>"
     assert str(_code_spans("one ` alone <i>")) == "one ` alone &lt;i&gt;"
+    # Quotation marks outside the spans are typographic, one around a span closing after it.
+    assert str(_code_spans('run "`repro x`" as "is"')) == (
+        "run \u201c<code>repro x</code>\u201d as \u201cis\u201d"
+    )
+    assert str(_code_spans('`a "b"`')) == "<code>a &#34;b&#34;</code>"  # code keeps its own
 
 
 def test_each_scoreboard_cell_names_its_source_for_a_phone(published_report, published_page):
@@ -1826,6 +1872,51 @@ def test_provenance_names_what_the_store_holds(verdict_store, tmp_path):
     assert "Evaluations made between" in provenance
     assert "Software versions, with how many evaluations used each" in provenance
     assert "runs and evaluations" not in provenance
+
+
+@pytest.mark.parametrize(("recorded", "shown"), [(91000, "9.10.0"), (8902, "8.9.2")])
+def test_provenance_shows_cudnn_s_version_dotted_and_the_record_keeps_torch_s_integer(
+    tmp_path, recorded, shown
+):
+    # The software table printed torch's integer, "91900" for cuDNN 9.19.0.
+    path = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet20, recipe: base}\n")
+    study, results = load_study(path), tmp_path / "results"
+    run = fake_run(results, study, "a")
+    _update(run / "environment.json", cudnn=recorded)
+    parser = _Tables()
+    parser.feed(render_html(report_for([path], results)))
+    (software,) = [t for t in parser.cleaned() if t[0][0] == "torch"]
+    assert software[1][software[0].index("cuDNN")] == shown
+    assert json.loads((run / "environment.json").read_text())["cudnn"] == recorded
+
+
+@pytest.mark.parametrize("copies", [("jpeg",), ("other",), ("jpeg", "other")])
+def test_the_offline_jpeg_copy_s_cost_is_said_only_of_runs_on_it(tmp_path, copies):
+    # The banner and the glance said "the offline JPEG copy costs ... about ten points" of
+    # runs on any copy; another copy's cost is not measured, and the page says so.
+    experiments = "".join(f"  - {{name: {c}, model: resnet20, recipe: base}}\n" for c in copies)
+    path = tiny_study(tmp_path / "s.yaml", experiments)
+    study, results = load_study(path), tmp_path / "results"
+    for c in copies:
+        fake_run(results, study, c, official=False,
+                 fingerprint=V.JPEG_COPY_FINGERPRINT if c == "jpeg" else "d" * 64)  # fmt: skip
+    text = _text(render_html(report_for([path], results)))
+    banner = text.split("Non-official data.")[1].split("At a glance")[0]
+    data = text.split("Data: ")[1].split(" . ")[0]
+    jpeg = "the offline JPEG copy costs released checkpoints, trained on the official release, " \
+        "about ten points of test error"  # fmt: skip
+    other = "what the copy {}costs against the official release is not measured"
+    if copies == ("jpeg",):
+        assert f"{jpeg}; what it costs a net trained on the copy as well is not measured" in banner
+        assert "(the offline JPEG copy costs released weights about ten points" in data
+    elif copies == ("other",):
+        assert f"figures: {other.format('')}. Verdicts" in banner and "JPEG" not in banner
+        assert f"({other.format('')})" in data and "JPEG" not in data
+    else:
+        assert (f"{jpeg}; {other.format('dddddddddddd ')}; what a copy costs a net trained on "
+                "it as well is not measured here") in banner  # fmt: skip
+        assert ("(the offline JPEG copy costs released weights about ten points of test error; "
+                f"{other.format('dddddddddddd ')})") in data  # fmt: skip
 
 
 def test_the_banner_does_not_call_the_copy_s_cost_measured_where_half_is_the_source_s(
@@ -1926,6 +2017,14 @@ def test_a_claim_s_where_quotes_its_source_as_the_page_quotes_statements(
     assert "Yoonjeong Park, Figure 4 (\u201c90.pth\u201d)" in text
     assert 'Figure 4 ("90.pth")' not in text
     assert "the figure, where \u201cbold lines denote testing error\u201d: plain-56" in text
+    # So are the notes copied from the study file (a claim's, an experiment's, a recipe's)
+    # and the figures' alt text, which kept the file's straight marks.
+    assert "deep plain nets \u201cexhibit higher training error when going deeper\u201d" in text
+    assert "both \u201c163 epochs\u201d and \u201c90.pth\u201d" in text
+    alts = re.findall(r'alt="([^"]*)"', published_page)
+    assert any("(Figure 4 (\u201c90.pth\u201d))" in a for a in alts), alts
+    words = re.sub(r"<style.*?</style>", "", published_page, flags=re.S)
+    assert "&#34;" not in words and "&quot;" not in words
     # The claim table keeps the study file's words: `repro compare` matches older tables on them.
     frame = claims_frame(published_report)
     assert 'Figure 4 ("90.pth")' in set(frame["where"])

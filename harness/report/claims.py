@@ -59,9 +59,9 @@ def _run_notes(exp_runs: list[_Classified], metric: str = "",
         status = "/".join(sorted({c.record.status for c in early}))
         notes.insert(
             0,
-            f"{len(early)} unfinished ({status}) {noun(len(early), 'run')} counted: each has "
-            "recorded "
-            f"epoch {epoch}, and later epochs cannot change its test error there",
+            f"{len(early)} unfinished ({status}) {noun(len(early), 'run')} counted: "
+            f"{'it has' if len(early) == 1 else 'each has'} recorded epoch {epoch}, and later "
+            "epochs cannot change its test error there",
         )
     return notes
 

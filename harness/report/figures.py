@@ -14,7 +14,7 @@ from harness import plots
 from harness.metrics import METRICS, short_label
 from harness.plan import nominal_batches_per_epoch
 from harness.report.counting import _Classified, _official, _run_data
-from harness.report.text import _source_label
+from harness.report.text import _curly_quotes, _source_label
 from harness.report.views import Figure, RunView, counted_at_epochs_only, counted_in_full
 from harness.results import RunRecord, curves_frame
 from harness.schedule import LearningRate, Length
@@ -178,8 +178,11 @@ def _claims_drawn(study: Study, exp: Experiment) -> tuple[plots.Claimed, ...]:
         if c.metric == "test_accuracy":  # drawn as the error it is
             value = 100 - c.value
             what += f" (error {value:.4g}%)"
-        where = c.where if c.source == exp.follows else \
-            f"{_source_label(study.sources[c.source])}, {c.where}"  # fmt: skip
+        # The study file's straight quotation marks made typographic, as the tables print
+        # a claim's place (ClaimRow.where_text): the legend and the alt text say it too.
+        where = _curly_quotes(c.where)
+        if c.source != exp.follows:
+            where = f"{_source_label(study.sources[c.source])}, {where}"
         epoch = c.epoch if c.metric == "test_error_at_epoch" else None
         drawn.append(plots.Claimed(_CURVE_OF[c.metric], value, f"{what} ({where})", epoch))
     return tuple(drawn)

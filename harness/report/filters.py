@@ -11,6 +11,7 @@ import re
 import markupsafe
 
 from harness import verdicts
+from harness.report.text import _curly_quotes
 
 
 def slug(text: str) -> str:
@@ -45,9 +46,7 @@ def _quoted(statement: str) -> str:
     not wrapped again."""
     if '"' not in statement:
         return f"\u201c{statement}\u201d"
-    parts = statement.split('"')
-    return "".join(part + ("\u201c\u201d"[i % 2] if i < len(parts) - 1 else "")
-                   for i, part in enumerate(parts))  # fmt: skip
+    return _curly_quotes(statement)
 
 
 def _signed_percent(fraction: float | None) -> str:
@@ -68,16 +67,22 @@ def _tolerance_digits(tolerance: float | None) -> int:
 
 def _code_spans(text: str, *, names: bool = False) -> markupsafe.Markup:
     """Text written with Markdown's code spans (the rules' `pool_executions: true`, a study's
-    `repro evaluate`) as HTML: escaped, each span in <code>, no backticks left on the page;
-    ``names``: the names outside the spans kept whole (_names)."""
+    `repro evaluate`) as HTML: escaped, each span in <code>, no backticks left on the page,
+    and the quotation marks outside the spans typographic (_curly_quotes: a study file's
+    notes are written with straight ones); ``names``: the names outside the spans kept whole
+    (_names)."""
     plain = _names if names else markupsafe.escape
     parts = str(text).split("`")
     if len(parts) % 2 == 0:  # an unpaired backtick: not a code span, leave it as written
-        return plain(text)
-    return markupsafe.Markup("").join(
-        markupsafe.Markup("<code>{}</code>").format(part) if i % 2 else plain(part)
-        for i, part in enumerate(parts)
-    )
+        return plain(_curly_quotes(str(text)))
+    out, quotes = [], 0  # the quotation marks so far outside the spans: which one opens
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(markupsafe.Markup("<code>{}</code>").format(part))
+        else:
+            out.append(plain(_curly_quotes(part, quotes)))
+            quotes += part.count('"')
+    return markupsafe.Markup("").join(out)
 
 
 def _words(text: str) -> markupsafe.Markup:

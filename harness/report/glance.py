@@ -14,6 +14,7 @@ from harness.report.text import _epochs_text, _fmt
 from harness.report.views import (
     PARAMETERS,
     ClaimRow,
+    CopyCost,
     EvidenceLine,
     Headline,
     OrderingLine,
@@ -31,10 +32,11 @@ from harness.report.views import (
 from harness.schema import Study
 
 
-def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
+def _evidence(studies: list[StudyReport], copy_costs: list[CopyCost]) -> list[EvidenceLine]:
     """The runs and evaluations behind the studies shown: how many, how many random seeds,
     how many count and why the others do not (unfinished ones first), on which devices and
-    how (shared or fused timings), and on what data."""
+    how (shared or fused timings), and on what data (``copy_costs``: what is known of the
+    copies' cost)."""
     runs = [(s.name, r) for s in studies for r in s.runs]
     evaluations = [e for s in studies for e in s.evaluations]
     lines = []
@@ -86,11 +88,9 @@ def _evidence(studies: list[StudyReport]) -> list[EvidenceLine]:
             counts += [plural(n_evaluations, "checkpoint evaluation")] if n_evaluations else []
             if counts:
                 parts.append(f"{what}: {' and '.join(counts)}")
-        copies = any(r.official_data is False for _, r in runs) or any(
-            e.official_data is False for e in evaluations)  # fmt: skip
+        costs = "; ".join(c.words("released weights") for c in copy_costs)
         lines.append(EvidenceLine("Data", "; ".join(parts), (
-            "figures on a copy are not comparable with the sources' (the offline JPEG copy "
-            "costs released weights about ten points of test error)") if copies else "",
+            f"figures on a copy are not comparable with the sources' ({costs})") if costs else "",
         ))  # fmt: skip
     if evaluations:
         counted = sum(e.counted for e in evaluations)
@@ -136,7 +136,9 @@ def _tested(kind: str, rows: list[ClaimRow], verb: str = "tested") -> Headline:
     """How many claims of a kind reached a verdict, and which."""
     seen = Counter(r.verdict for r in rows if r.verdict != verdicts.NOT_RUN)
     parts = [(o, seen[o], o) for o in verdicts.OUTCOMES if seen.get(o)]
-    return Headline(kind, len(rows), sum(r.verdict in JUDGED for r in rows), verb, parts)
+    tested = [p for p in parts if p[0] in JUDGED]
+    apart = [p for p in parts if p[0] not in JUDGED]  # under way, not comparable
+    return Headline(kind, len(rows), sum(r.verdict in JUDGED for r in rows), verb, tested, apart)
 
 
 def _matching(rows: list[ClaimRow]) -> Headline:
@@ -164,11 +166,16 @@ def _merged_headlines(studies: list[StudyReport]) -> list[Headline]:
             merged[h.kind] = Headline(h.kind, 0, 0, h.verb, [])
         m = merged[h.kind]
         m.total, m.done = m.total + h.total, m.done + h.done
-        tally = {what: [n, tone] for what, n, tone in m.parts}
-        for what, n, tone in h.parts:
-            tally.setdefault(what, [0, tone])[0] += n
-        m.parts = [(what, n, tone) for what, (n, tone) in tally.items()]
+        m.parts, m.apart = _added(m.parts, h.parts), _added(m.apart, h.apart)
     return [merged[k] for k in HEADLINE_KINDS if k in merged]
+
+
+def _added(mine: list[tuple[str, int, str]], theirs: list[tuple[str, int, str]]) -> list:
+    """Two headlines' (what, how many, tone) parts added up, what by what, in order."""
+    tally = {what: [n, tone] for what, n, tone in mine}
+    for what, n, tone in theirs:
+        tally.setdefault(what, [0, tone])[0] += n
+    return [(what, n, tone) for what, (n, tone) in tally.items()]
 
 
 def _score_entries(study: Study, rows: list[ClaimRow]) -> list[_ScoreEntry]:
@@ -194,7 +201,8 @@ def _score_entries(study: Study, rows: list[ClaimRow]) -> list[_ScoreEntry]:
                          if r.reproduced_value is None else _fmt(r.reproduced_value, r.unit),
                          r.n, r.verdict, r.anchor, r.progress)  # fmt: skip
         order = (_family(spec), spec.depth, spec.label())
-        entries.append(_ScoreEntry(spec.label(), order, r.source, r.experiment, line))
+        entries.append(_ScoreEntry(spec.label(), order, r.source, r.experiment, line,
+                                   released=r.kind == "checkpoint"))  # fmt: skip
     return entries
 
 
@@ -235,8 +243,12 @@ def _waiting_models(studies: list[StudyReport]) -> list[WaitingModel]:
         for e in s.score_entries:
             m = found.setdefault(e.model, (e.order, WaitingModel(e.model, [], [])))[1]
             claim = f"{e.source}: {e.line.what} {e.line.claimed}"
+            # Released weights are evaluated, never run: said beside the claim, in a table
+            # of claims waiting for a run.
+            claim += ", waiting for an evaluation" if e.released else ""
             if claim not in m.claims:  # two studies may declare one source's claim
                 m.claims.append(claim)
+                m.evaluations += e.released
             if s.name not in m.studies:
                 m.studies.append(s.name)
     return [m for _, m in sorted(found.values(), key=lambda om: om[0])]

@@ -50,7 +50,7 @@ from harness.report.glance import (
     _score_entries,
     _scoreboard,
 )
-from harness.report.provenance import _provenance
+from harness.report.provenance import _copy_costs, _provenance
 from harness.report.released import (
     _checkpoint_row,
     _checkpoint_view,
@@ -100,6 +100,9 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
     nonofficial = [r for r in shown_records if _official(r) is False]
     copies = [e for e in shown_evaluations if e.data.get("official") is False]
     elsewhere = [e for e in evaluations if e.study not in reported]
+    provenance = _provenance(shown_records, reports, shown_evaluations)
+    used = {x.data.get("dataset_fingerprint") or "" for x in [*nonofficial, *copies]}
+    copy_costs = _copy_costs(used, provenance.copy_penalty)
     return Report(
         generated=now_utc(),
         harness=git_commit(),
@@ -107,7 +110,7 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         rules=verdicts.RULES,
         outcomes=verdicts.OUTCOMES,
         studies=reports,
-        provenance=_provenance(shown_records, reports, shown_evaluations),
+        provenance=provenance,
         nonofficial_runs=len(nonofficial),
         nonofficial_fingerprints=sorted(
             {r.data.get("dataset_fingerprint", "")[:16] for r in [*nonofficial, *copies]}
@@ -118,7 +121,8 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         nonofficial_evaluations=len(copies),
         unmatched_evaluations=len(elsewhere),
         headlines=_merged_headlines(reports),
-        evidence=_evidence(reports),
+        copy_costs=copy_costs,
+        evidence=_evidence(reports, copy_costs),
         scoreboard=_scoreboard(
             [r for r in reports if not r.folded], waiting=[r for r in reports if r.folded]
         ),

@@ -7,8 +7,11 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
+from harness import verdicts
+from harness.data import shown_apart
+from harness.environment import cudnn_text
 from harness.report.runs import _execution
-from harness.report.views import Provenance, StudyReport
+from harness.report.views import CopyCost, Provenance, StudyReport
 from harness.results import EvaluationRecord, RunRecord
 
 
@@ -56,8 +59,10 @@ def _provenance(records: list[RunRecord], reports: list[StudyReport],
         datasets=[{"fingerprint": f, "official": o, "path": p, "runs": datasets[(f, o, p)],
                    "evaluations": evaluated[(f, o, p)]}
                   for (f, o, p), _ in (datasets + evaluated).most_common()],
-        software=[{"torch": t, "torchvision": tv, "cuda": c, "cudnn": cd, "python": py,
-                   "runs": n} for (t, tv, c, cd, py), n in software.most_common()],
+        # cuDNN as people write it (9.19.0), not torch's integer the record keeps (91900)
+        software=[{"torch": t, "torchvision": tv, "cuda": c, "python": py, "runs": n,
+                   "cudnn": None if cd is None else cudnn_text(cd)}
+                  for (t, tv, c, cd, py), n in software.most_common()],
         devices=[{"device": d, "driver": dr, "execution": e, "runs": n}
                  for (d, dr, e), n in devices.most_common()],
         commits=[{"commit": c, "dirty": d, "runs": n} for (c, d), n in commits.most_common()],
@@ -66,3 +71,19 @@ def _provenance(records: list[RunRecord], reports: list[StudyReport],
         copy_penalty=(penalty := [row for s in reports for row in s.copy_penalty]),
         copy_penalty_mean=statistics.fmean(r["penalty"] for r in penalty) if penalty else None,
     )  # fmt: skip
+
+
+def _copy_costs(fingerprints: set[str], penalty: list[dict]) -> list[CopyCost]:
+    """What is known of each copy's cost (``fingerprints``: the copies' data, as recorded),
+    the offline JPEG copy first; ``penalty``: Provenance.copy_penalty, released checkpoints'
+    test error on a copy less theirs on the official release, by the copy's first 12
+    characters."""
+    ordered = sorted(fingerprints, key=lambda f: (f != verdicts.JPEG_COPY_FINGERPRINT, f))
+    shown = shown_apart(*ordered)
+    costs = []
+    for fingerprint, short in zip(ordered, shown, strict=True):
+        lost = [r["penalty"] for r in penalty if r["data"] == fingerprint[:12]]
+        name = "the copy" if len(ordered) == 1 else f"the copy {short or 'of unrecorded data'}"
+        costs.append(CopyCost(name, fingerprint == verdicts.JPEG_COPY_FINGERPRINT,
+                              statistics.fmean(lost) if lost else None))  # fmt: skip
+    return costs

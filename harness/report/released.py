@@ -108,12 +108,13 @@ def _checkpoint_row(study, path: str, claim: Claim, judged: list[_Judged], ancho
     data = _data_of(chosen.record.data)[1] if chosen else ""
     notes = [*filter(None, [claim.note])]
     if chosen is not None:
-        notes.append(f"evaluated {chosen.record.value('finished')} on {data}: "
+        where = _evaluated_on(chosen.record.data)
+        notes.append(f"evaluated {chosen.record.value('finished')} {where}: "
                      f"{_in_store(chosen.record.path)}")  # fmt: skip
         metadata = (chosen.record.value("file") or {}).get("metadata") or {}
         notes += [f"the file itself records {k} = {v:.6g}" for k, v in metadata.items()
                   if isinstance(v, int | float)]  # fmt: skip
-    notes += [f"also evaluated on {_data_of(o.record.data)[1]}: test error "
+    notes += [f"also evaluated {_evaluated_on(o.record.data)}: test error "
               f"{o.record.value('test_error'):.2f}% (not used: the official release is "
               "preferred, then the latest)" for o in others]  # fmt: skip
     reasons = Counter(j.why_not for j in judged
@@ -137,6 +138,14 @@ def _checkpoint_row(study, path: str, claim: Claim, judged: list[_Judged], ancho
         execution=EVALUATED_WITH if chosen else "", data=data,
         short_metric=short_label(claim.metric),
     )  # fmt: skip
+
+
+def _evaluated_on(data: dict) -> str:
+    """Where an evaluation ran, after "evaluated": "on the official release", or "on a copy
+    that is not the official release (data ccecff3e0fe7)" (the banner's words; the data's
+    name alone read "evaluated on not the official release")."""
+    official, text = _data_of(data)
+    return "on the official release" if official else f"on a copy that is {text}"
 
 
 def _checkpoint_view(study: Study, spec: CheckpointSpec) -> CheckpointView:

@@ -1,5 +1,6 @@
 """Figures, counts and sources written as words, for every part of the report: "8.27%",
-"2 runs", "epochs 60 and 90", "He et al. 2016".
+"2 runs", "epochs 60 and 90", "He et al. 2016", and study files' quotation marks as the page
+prints its own (“...”).
 """
 
 from __future__ import annotations
@@ -34,3 +35,13 @@ def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
     if abs(value) < 0.5 * 10**-digits:
         value = 0.0  # no "-0.00"
     return f"{value:.{digits}f}{unit}"
+
+
+def _curly_quotes(text: str, before: int = 0) -> str:
+    """Straight double quotation marks as opening and closing ones, in turn, as the page
+    writes its own: a study file's notes and places ("Figure 4 ("90.pth")") sat straight
+    beside them. ``before``: how many the text had before this part (a part between code
+    spans), so that a quotation around a code span still closes."""
+    parts = text.split('"')
+    return "".join(part + ("\u201c\u201d"[(before + i) % 2] if i < len(parts) - 1 else "")
+                   for i, part in enumerate(parts))  # fmt: skip

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure as MplFigure
 
 from harness import plots, verdicts
 from harness.plural import plural
-from harness.report.text import _epochs_text
+from harness.report.text import _curly_quotes, _epochs_text
 
 PARAMETERS = "parameters"  # the metric column of a parameter count's row
 
@@ -178,13 +178,6 @@ class ClaimRow:
         return _curly_quotes(self.where)
 
 
-def _curly_quotes(text: str) -> str:
-    """Straight double quotation marks as opening and closing ones, in turn."""
-    parts = text.split('"')
-    return "".join(part + ("\u201c\u201d"[i % 2] if i < len(parts) - 1 else "")
-                   for i, part in enumerate(parts))  # fmt: skip
-
-
 @dataclass
 class SpeedRow:
     experiment: str
@@ -340,6 +333,8 @@ class WaitingModel:
     model: str
     claims: list[str]  # "He et al. 2015: test error 8.75%"
     studies: list[str]  # where they are, each folded into one line (its anchor: folded-<slug>)
+    # Of its claims, those on released weights: they wait for `repro evaluate`, never a run.
+    evaluations: int = 0
 
 
 @dataclass
@@ -349,6 +344,7 @@ class _ScoreEntry:
     source: str
     experiment: str
     line: ScoreLine
+    released: bool = False  # a claim on released weights, which an evaluation answers
 
 
 @dataclass
@@ -361,12 +357,17 @@ class Headline:
     done: int  # tested (a verdict was reached), evaluated, or, for counts, matching
     verb: str
     parts: list[tuple[str, int, str]]  # (what, how many, the verdict its colour is)
+    # The claims not tested, said after the tested ones and apart from them ("under way",
+    # "not comparable"): "1/12 tested: 1 better than claimed, 4 under way" counted the
+    # four among what was tested.
+    apart: list[tuple[str, int, str]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
         head = f"{self.kind} {self.done}/{self.total} {self.verb}"
-        return head + (": " + ", ".join(f"{n} {what}" for what, n, _ in self.parts)
-                       if self.parts else "")  # fmt: skip
+        for sep, parts in ((": ", self.parts), ("; ", self.apart)):
+            head += sep + ", ".join(f"{n} {what}" for what, n, _ in parts) if parts else ""
+        return head
 
 
 @dataclass
@@ -452,6 +453,27 @@ class StudyReport:
                                   if r.short_metric and r.short_metric != r.metric))  # fmt: skip
 
 
+@dataclass(frozen=True)
+class CopyCost:
+    """A copy of CIFAR-10 the page's runs or evaluations used, and what is known of its cost
+    against the official release: the offline JPEG copy's was measured once
+    (verdicts.JPEG_COPY_COST); another's only where released checkpoints were evaluated on it
+    here (Provenance), else it is not measured ("the offline JPEG copy costs ..." was said of
+    whatever copy the runs used)."""
+
+    name: str  # "the copy", or "the copy cccccccccccc" beside others
+    jpeg: bool  # the offline JPEG copy (verdicts.JPEG_COPY_FINGERPRINT)
+    mean: float | None  # test error released checkpoints lost on it here, on average
+
+    def words(self, weights: str) -> str:
+        """What it costs ``weights`` ("released weights"), where that is known."""
+        if self.jpeg:
+            return f"the offline JPEG copy costs {weights} about ten points of test error"
+        if self.mean is None:
+            return f"what {self.name} costs against the official release is not measured"
+        return f"{self.name} costs {weights} {self.mean:.2f} points of test error on average"
+
+
 @dataclass
 class Provenance:
     datasets: list[dict]
@@ -506,6 +528,7 @@ class Report:
     total_evaluations: int = 0
     nonofficial_evaluations: int = 0
     unmatched_evaluations: int = 0  # of studies not in this report
+    copy_costs: list[CopyCost] = field(default_factory=list)  # of the copies used, the JPEG first
     headlines: list[Headline] = field(default_factory=list)  # every study's, added up
     evidence: list[EvidenceLine] = field(default_factory=list)  # what the verdicts stand on
     scoreboard: Scoreboard = field(default_factory=lambda: Scoreboard([], [], []))
@@ -547,6 +570,12 @@ class Report:
         counts = [plural(n, word) for n, word in ((self.nonofficial_runs, "run"),
                   (self.nonofficial_evaluations, "checkpoint evaluation")) if n]  # fmt: skip
         return " and ".join(counts)
+
+    @property
+    def copy_cost_known(self) -> bool:
+        """Whether the page states what a copy costs released weights: then it says too that
+        what it costs a net trained on it is not measured."""
+        return any(c.jpeg or c.mean is not None for c in self.copy_costs)
 
     @property
     def nonofficial_mark(self) -> str:
