@@ -402,7 +402,8 @@ def checkpoint_lines(study: Study, results: Path) -> list[str]:
                 lines.append(f"  {c.name:<{width}}  damaged      {e.damage}; `repro evaluate` "
                              "evaluates it again, keeping this record in .superseded/")  # fmt: skip
                 continue
-            data = "official release" if e.data.get("official") else "NOT the official release"
+            data = ("the official release" if e.data.get("official")
+                    else "a copy that is not the official release")  # fmt: skip
             error = e.value("test_error")
             shown = "not recorded" if error is None else f"{error:.2f}%"
             lines.append(f"  {c.name:<{width}}  evaluated    test error {shown} on {data} "

@@ -367,8 +367,8 @@ def test_evaluate_stores_beside_the_runs_and_the_report_judges_it(foreign, cifar
     status = CliRunner().invoke(main, ["status", str(path), "--results", str(results),
                                        "--queue", str(ROOT / "queue.yaml")])  # fmt: skip
     assert status.exit_code == 0, status.output
-    assert f"small  evaluated    test error {record['test_error']:.2f}% on NOT the official" \
-        in status.output  # fmt: skip
+    assert f"small  evaluated    test error {record['test_error']:.2f}% on a copy that is " \
+        "not the official release" in status.output  # fmt: skip
     trained = CliRunner().invoke(main, ["run", str(path), "--results", str(results)])
     assert trained.exit_code == 0 and "nothing to train" in trained.output
     forced = _evaluate(path, results, cifar_root, "--force")
