@@ -41,7 +41,7 @@ from harness.schema import (
     StatedFloat,
     Study,
 )
-from harness.zoo import ModelSpec, UnknownModelError, spec_from_name
+from harness.zoo import TOO_LARGE, ModelSpec, UnknownModelError, spec_from_name
 
 Loc = tuple[str | int, ...]
 MISSING = "required field is missing"
@@ -575,7 +575,7 @@ class _Expander:
         try:
             spec = spec_from_name(str(name))
         except UnknownModelError as exc:
-            self.problems.append(_RawProblem(loc, str(exc), given=repr(name)))
+            self.problems.append(_RawProblem(loc, exc.message, _show(name), exc.allowed))
             exp["model"] = None
             return
         exp["model"] = {**spec.model_dump(), **overrides}
@@ -762,6 +762,8 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
         return _RawProblem(loc, f"not an allowed value{near}", given, f"one of {expected}")
     if kind == KIND_TAG:
         return _kind_problem(loc, err.get("input"), REGISTER[ctx["what"]])
+    if kind == TOO_LARGE:  # a model spec whose net no GPU could train (harness.zoo)
+        return _RawProblem(loc, err["msg"], given, ctx["allowed"])
     bounds = {
         "greater_than": ("gt", ">"),
         "greater_than_equal": ("ge", ">="),

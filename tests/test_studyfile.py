@@ -1504,6 +1504,29 @@ def _validate_within(seconds: float, *args: str):
     return done[0]
 
 
+@pytest.mark.parametrize(("model", "said"), [
+    ("resnet1000004", "experiments[0].model: model name 'resnet1000004' is not buildable: depth "
+     "1000004 is out of range\n    given:   'resnet1000004'\n    allowed: depth <= 10000"),
+    ("wrn-1000000-4", "experiments[0].model: model name 'wrn-1000000-4' is not buildable: depth "
+     "1000000 is out of range\n    given:   'wrn-1000000-4'\n    allowed: depth <= 10000"),
+    ("{depth: 1000004}", "experiments[0].model.depth: value out of range\n    given:   1000004\n"
+     "    allowed: a number <= 10000"),
+    ("{depth: 9992, block: bottleneck, width: 16}",
+     "experiments[0].model: ResNet-9992 (bottleneck, option A, width x16) has 25,990,982,106 "
+     "parameters, more than one GPU could train\n"
+     "    given:   {'depth': 9992, 'block': 'bottleneck', 'width': 16}\n"
+     "    allowed: at most 10,000,000,000 parameters (training keeps 12 bytes of each: its "
+     "weight, gradient and momentum)"),
+], ids=["resnet1000004", "wrn-1000000-4", "deep-spec", "large-spec"])  # fmt: skip
+def test_a_net_no_gpu_could_train_is_refused_at_once_with_where_and_what(tmp_path, model, said):
+    """`resnet1000004` (a typo) passed the schema, and validate then built its million layers
+    to count its parameters, and never ended."""
+    path = write(tmp_path, MINIMAL.replace("model: resnet20", f"model: {model}"))
+    out = _validate_within(30, "validate", str(path))
+    assert out.exit_code == 1 and not LEAK.search(out.output), out.output
+    assert f"{path}:15: {said}" in out.output, out.output
+
+
 def test_a_net_of_a_thousand_layers_and_a_billion_parameters_validates_in_a_moment(
     tmp_path, monkeypatch
 ):

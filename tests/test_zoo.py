@@ -1,5 +1,6 @@
 """The model zoo: parameter counts as published, shapes, shortcuts and the name grammar."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -325,3 +326,37 @@ def test_parameters_counted_from_the_spec_are_those_of_the_built_net(spec):
 @pytest.mark.parametrize("spec", [s for s in COUNTED if s.depth <= 200], ids=lambda s: s.label())
 def test_macs_counted_from_the_spec_are_those_of_a_forward_pass(spec):
     assert forward_macs(spec) == _hooked_macs(spec)
+
+
+@pytest.mark.parametrize(("name", "refused", "allowed"), [
+    ("resnet1000004", "depth 1000004 is out of range", "depth <= 10000"),
+    ("wrn-1000000-4", "depth 1000000 is out of range", "depth <= 10000"),
+    ("preresnet10001", "depth 10001 is out of range", "depth <= 10000"),
+    # More digits than Python reads as a number (4,300): a traceback, before.
+    ("resnet" + "9" * 5000, "its depth has 5,000 digits, out of range", "depth <= 10000"),
+    ("wrn-28-100", "width 100 is out of range", "width <= 16"),
+])  # fmt: skip
+def test_a_net_no_gpu_could_train_is_refused_at_once_by_name(name, refused, allowed):
+    """`resnet1000004` (a typo) passed, and validate then built a million layers to count them."""
+    started = time.perf_counter()
+    with pytest.raises(UnknownModelError) as caught:
+        spec_from_name(name)
+    assert time.perf_counter() - started < 2
+    assert refused in caught.value.message and caught.value.allowed == allowed, caught.value
+
+
+def test_the_depth_and_parameter_bounds_refuse_only_what_no_gpu_could_train():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as deep:
+        ModelSpec(depth=1_000_004)
+    assert [e["type"] for e in deep.value.errors()] == ["less_than_equal"]
+    # The largest depth and width: 26 billion parameters, 12 bytes each to train.
+    with pytest.raises(ValidationError) as large:
+        ModelSpec(depth=9992, block="bottleneck", width=16)
+    assert "has 25,990,982,106 parameters, more than one GPU could train" in str(large.value)
+    assert large.value.errors()[0]["ctx"]["allowed"].startswith("at most 10,000,000,000")
+    # The deepest and widest nets of the sources, and WRN-1000-10 (1.6 billion), pass.
+    for name in ("resnet1202", "preresnet1001", "wrn-28-10", "wrn-1000-10"):
+        spec_from_name(name)
+    assert ModelSpec(depth=9998).depth == 9998
