@@ -250,6 +250,21 @@ def _construct_float(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> float:
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
+def _construct_int(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> int:
+    """A whole number, where one too long for Python to read (over 4,300 digits: a depth
+    pasted many times over) is refused at its line instead of ending in a traceback."""
+    try:
+        return loader.construct_yaml_int(node)
+    except ValueError:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"a whole number {len(node.value):,} characters long, too long to be "
+            "read; no value of a study or queue is near so long", node.start_mark
+        ) from None  # fmt: skip
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
 def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.Node | None]:
     name = str(path)
     if not path.exists():

@@ -1543,3 +1543,12 @@ def test_a_net_of_a_thousand_layers_and_a_billion_parameters_validates_in_a_mome
     assert re.search(r"wrn-1000-10 +1,604,846,554 ", out.output), out.output
     assert "cost: 11,553.8 PFLOP of training" in out.output, out.output
     assert time.perf_counter() - started < 3
+
+
+def test_a_whole_number_too_long_to_read_is_refused_at_its_line(tmp_path):
+    """`depth: ` and 5,000 digits ended in a traceback: Python reads at most 4,300."""
+    text = MINIMAL.replace("model: resnet20", "model: {depth: " + "9" * 5000 + "}")
+    out = _validate_within(30, "validate", str(write(tmp_path, text)))
+    assert out.exit_code == 1 and not LEAK.search(out.output), out.output
+    assert ("study.yaml:15: not valid YAML: a whole number 5,000 characters long, too long to "
+            "be read") in out.output, out.output  # fmt: skip
