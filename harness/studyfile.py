@@ -41,7 +41,7 @@ from harness.schema import (
     StatedFloat,
     Study,
 )
-from harness.zoo import ModelSpec, UnknownModelError, spec_from_name
+from harness.zoo import TOO_LARGE, ModelSpec, UnknownModelError, spec_from_name
 
 Loc = tuple[str | int, ...]
 MISSING = "required field is missing"
@@ -248,6 +248,21 @@ def _construct_float(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> float:
 
 
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+
+
+def _construct_int(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> int:
+    """A whole number, where one too long for Python to read (over 4,300 digits: a depth
+    pasted many times over) is refused at its line instead of ending in a traceback."""
+    try:
+        return loader.construct_yaml_int(node)
+    except ValueError:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"a whole number {len(node.value):,} characters long, too long to be "
+            "read; no value of a study or queue is near so long", node.start_mark
+        ) from None  # fmt: skip
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def _read_yaml(path: Path, what: str = "study") -> tuple[dict[str, Any], yaml.Node | None]:
@@ -575,7 +590,7 @@ class _Expander:
         try:
             spec = spec_from_name(str(name))
         except UnknownModelError as exc:
-            self.problems.append(_RawProblem(loc, str(exc), given=repr(name)))
+            self.problems.append(_RawProblem(loc, exc.message, _show(name), exc.allowed))
             exp["model"] = None
             return
         exp["model"] = {**spec.model_dump(), **overrides}
@@ -762,6 +777,8 @@ def _explain(err: dict[str, Any], loc: Loc, parent: type[BaseModel] | None) -> _
         return _RawProblem(loc, f"not an allowed value{near}", given, f"one of {expected}")
     if kind == KIND_TAG:
         return _kind_problem(loc, err.get("input"), REGISTER[ctx["what"]])
+    if kind == TOO_LARGE:  # a model spec whose net no GPU could train (harness.zoo)
+        return _RawProblem(loc, err["msg"], given, ctx["allowed"])
     bounds = {
         "greater_than": ("gt", ">"),
         "greater_than_equal": ("ge", ">="),

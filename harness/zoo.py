@@ -30,13 +30,29 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from torch import nn
 
 from harness.near import near_names, one_slip_away
 from harness.resnet import CifarResNet
+from harness.sizes import net_size
 
 Block = Literal["basic", "bottleneck"]
 Shortcut = Literal["A", "B", "C", "none"]
+
+# Bounds that refuse a net no GPU could train before anything counts or builds it (a typo's
+# `resnet1000004` once built a million layers in `repro validate`, and never ended). Neither
+# enters a spec's fields, so no run's config hash moves.
+# The deepest nets of the sources are ResNet-1202 (He et al. 2015) and ResNet-1001 (He et al.
+# 2016); 10,000 layers leaves room eight times past them, and checking a depth costs nothing.
+MAX_LAYERS = 10_000
+# Width and depth together: WRN-28-10, the widest net of the sources, has 36.5M parameters.
+# Training keeps each parameter's float32 weight, gradient and momentum, 12 bytes (as
+# grouping.member_bytes counts them): 10 billion parameters take 120 GB before one activation
+# is kept, more than an H100's 80 GB and most of an H200's 141 GB. WRN-1000-10, 1.6 billion,
+# still passes; a bottleneck net of the largest depth and width (26 billion) does not.
+MAX_PARAMETERS = 10**10
+TOO_LARGE = "net_too_large"  # the error type of that refusal, which harness.studyfile words
 
 
 class ModelSpec(BaseModel):
@@ -44,7 +60,9 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    depth: int = Field(ge=8, description="number of weighted layers, counted as the paper does")
+    depth: int = Field(
+        ge=8, le=MAX_LAYERS, description="number of weighted layers, counted as the paper does"
+    )
     block: Block = Field("basic", description="basic (two 3x3) or bottleneck (1x1-3x3-1x1) units")
     preact: bool = Field(False, description="pre-activation units (He et al. 2016)")
     shortcut: Shortcut = Field(
@@ -85,6 +103,20 @@ class ModelSpec(BaseModel):
             raise ValueError("depth_convention 'wrn' is defined for basic units only")
         return self
 
+    @model_validator(mode="after")
+    def _trainable_on_one_gpu(self) -> ModelSpec:
+        # After the depth's checks (a net that cannot be built has no size); counted from the
+        # spec's shape, at no cost whatever the depth (harness.sizes).
+        if (params := net_size(self).parameters()) > MAX_PARAMETERS:
+            raise PydanticCustomError(
+                TOO_LARGE,
+                "{label} has {params} parameters, more than one GPU could train",
+                {"label": self.label(), "params": f"{params:,}",
+                 "allowed": f"at most {MAX_PARAMETERS:,} parameters (training keeps 12 bytes "
+                 "of each: its weight, gradient and momentum)"},
+            )  # fmt: skip
+        return self
+
     @property
     def units_per_stage(self) -> int:
         """n, the number of units in each of the three stages."""
@@ -92,6 +124,7 @@ class ModelSpec(BaseModel):
         n, rest = divmod(self.depth - offset, per_unit)
         if rest or n < 1:
             nearest = sorted({max(1, n) * per_unit + offset, (max(1, n) + 1) * per_unit + offset})
+            nearest = [d for d in nearest if d <= MAX_LAYERS] or nearest
             raise ValueError(
                 f"depth {self.depth} does not fit {self.block} units under the "
                 f"'{self.depth_convention}' convention, which needs depth = "
@@ -191,7 +224,12 @@ def _fields(spec: ModelSpec, names: list[str]) -> str:
 
 
 class UnknownModelError(ValueError):
-    """A model name that neither the catalogue nor the grammar knows."""
+    """A model name that neither the catalogue nor the grammar knows, or one it cannot build;
+    ``allowed`` says what would be (a study's problem prints it on its own line)."""
+
+    def __init__(self, message: str, allowed: str | None = None) -> None:
+        self.message, self.allowed = message, allowed
+        super().__init__(message + (f" (allowed: {allowed})" if allowed else ""))
 
 
 _FAMILY_NAME = re.compile(
@@ -209,8 +247,8 @@ def spec_from_name(name: str) -> ModelSpec:
     if m := _WRN_NAME.match(key):
         return _make(
             name,
-            depth=int(m["depth"]),
-            width=int(m["width"]),
+            depth=_number(name, "depth", m["depth"]),
+            width=_number(name, "width", m["width"]),
             preact=True,
             shortcut="B",
             depth_convention="wrn",
@@ -218,11 +256,11 @@ def spec_from_name(name: str) -> ModelSpec:
     m = _FAMILY_NAME.match(key)
     if not m:
         raise UnknownModelError(
-            f"unknown model name {name!r};{_did_you_mean(key)} names look like resnet56, "
+            f"unknown model name {_shown(name)};{_did_you_mean(key)} names look like resnet56, "
             "resnet56b, plain20, preresnet164, resnet110-bottleneck or wrn-16-4 "
             "(see `repro models`)"
         )
-    family, depth = m["family"], int(m["depth"])
+    family, depth = m["family"], _number(name, "depth", m["depth"])
     bottleneck = bool(m["bottleneck"]) or f"{family}{depth}" in _BOTTLENECK_BY_NAME
     preact = family == "preresnet"
     if family == "plain":
@@ -246,8 +284,50 @@ def _make(name: str, **fields: object) -> ModelSpec:
     try:
         return ModelSpec(**fields)
     except ValidationError as exc:
-        reason = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-        raise UnknownModelError(f"model name {name!r} is not buildable: {reason}") from None
+        said = [_said(e) for e in exc.errors()]
+        reason = "; ".join(why for why, _ in said)
+        allowed = "; ".join(a for _, a in said if a) or None
+        raise UnknownModelError(f"model name {_shown(name)} is not buildable: {reason}",
+                                allowed) from None  # fmt: skip
+
+
+_BOUNDS = {"greater_than_equal": ("ge", ">="), "less_than_equal": ("le", "<=")}
+
+
+def _said(error: dict) -> tuple[str, str | None]:
+    """One refusal of a name's spec as (why, what is allowed), in harness.studyfile's words
+    for a field out of range ("value out of range", allowed "a number <= 10000"), with the
+    field named: a name writes no field, so "Input should be less than or equal to 10000"
+    said neither which nor why."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind in _BOUNDS and error["loc"]:
+        field = error["loc"][0]
+        key, sign = _BOUNDS[kind]
+        return f"{field} {error['input']} is out of range", f"{field} {sign} {ctx[key]}"
+    return error["msg"].removeprefix("Value error, "), ctx.get("allowed")
+
+
+# A depth or width of more digits than this is out of range whatever they are, and is not read
+# (Python refuses to read a whole number of over 4,300 digits: a traceback, not a refusal).
+# Fewer are read, so that the refusal quotes the value (depth 1000004 is out of range).
+_MOST_DIGITS = 100
+
+
+def _number(name: str, field: str, digits: str) -> int:
+    """The depth or width a name writes, or a refusal where it is too long to be one."""
+    if len(digits.lstrip("0")) > _MOST_DIGITS:
+        most = next(m.le for m in ModelSpec.model_fields[field].metadata if hasattr(m, "le"))
+        allowed = f"{field} <= {most}"
+        raise UnknownModelError(f"model name {_shown(name)} is not buildable: its {field} has "
+                                f"{len(digits):,} digits, out of range", allowed)  # fmt: skip
+    return int(digits)
+
+
+def _shown(name: str) -> str:
+    """A name as a message quotes it: a pasted thousand digits would fill the screen."""
+    if len(name) <= _LONGEST_NAME:
+        return repr(name)
+    return f"{name[:_LONGEST_NAME]!r}... ({len(name):,} characters)"
 
 
 def _did_you_mean(key: str) -> str:
@@ -255,6 +335,8 @@ def _did_you_mean(key: str) -> str:
     wrn-16-4), else the catalogue's closest: from the catalogue alone, ``resnt8`` was offered
     resnet68b, resnet56 and resnet44, though resnet8 works."""
     listed = [e.name for e in CATALOGUE]
+    if len(key) > _LONGEST_NAME:
+        return ""  # no slip makes it a name, and its slips would be millions of strings
     fixed = sorted(n for n in one_slip_away(key, _NAME_CHARACTERS) if _buildable(n))
     # A slip in the letters keeps the depth and width as written (resnet-56 is resnet56, not
     # resnet356): only those where there are any, the sources' models first.
@@ -265,6 +347,8 @@ def _did_you_mean(key: str) -> str:
 
 
 _NAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789-"
+# Longer than any name the grammar builds ("preresnet10000c-bottleneck" is 26) and a slip.
+_LONGEST_NAME = 40
 
 
 def _digits(name: str) -> str:

@@ -1488,3 +1488,67 @@ def test_a_control_character_is_named_at_its_line_and_column(tmp_path):
     assert ("study.yaml:10: not valid YAML: character #x001a at column 15 is not printable, "
             "which YAML does not allow: delete it") in out.output, out.output  # fmt: skip
     assert "<unicode string>" not in out.output
+
+
+def _validate_within(seconds: float, *args: str):
+    """`repro validate` run where a hang fails the test instead of stalling the suite: in a
+    daemon thread, given up on after ``seconds`` (it dies with the test process)."""
+    import threading
+
+    done: list = []
+    worker = threading.Thread(target=lambda: done.append(CliRunner().invoke(main, list(args))),
+                              daemon=True)  # fmt: skip
+    worker.start()
+    worker.join(seconds)
+    assert done, f"repro {' '.join(args)} still running after {seconds} s"
+    return done[0]
+
+
+@pytest.mark.parametrize(("model", "said"), [
+    ("resnet1000004", "experiments[0].model: model name 'resnet1000004' is not buildable: depth "
+     "1000004 is out of range\n    given:   'resnet1000004'\n    allowed: depth <= 10000"),
+    ("wrn-1000000-4", "experiments[0].model: model name 'wrn-1000000-4' is not buildable: depth "
+     "1000000 is out of range\n    given:   'wrn-1000000-4'\n    allowed: depth <= 10000"),
+    ("{depth: 1000004}", "experiments[0].model.depth: value out of range\n    given:   1000004\n"
+     "    allowed: a number <= 10000"),
+    ("{depth: 9992, block: bottleneck, width: 16}",
+     "experiments[0].model: ResNet-9992 (bottleneck, option A, width x16) has 25,990,982,106 "
+     "parameters, more than one GPU could train\n"
+     "    given:   {'depth': 9992, 'block': 'bottleneck', 'width': 16}\n"
+     "    allowed: at most 10,000,000,000 parameters (training keeps 12 bytes of each: its "
+     "weight, gradient and momentum)"),
+], ids=["resnet1000004", "wrn-1000000-4", "deep-spec", "large-spec"])  # fmt: skip
+def test_a_net_no_gpu_could_train_is_refused_at_once_with_where_and_what(tmp_path, model, said):
+    """`resnet1000004` (a typo) passed the schema, and validate then built its million layers
+    to count its parameters, and never ended."""
+    path = write(tmp_path, MINIMAL.replace("model: resnet20", f"model: {model}"))
+    out = _validate_within(30, "validate", str(path))
+    assert out.exit_code == 1 and not LEAK.search(out.output), out.output
+    assert f"{path}:15: {said}" in out.output, out.output
+
+
+def test_a_net_of_a_thousand_layers_and_a_billion_parameters_validates_in_a_moment(
+    tmp_path, monkeypatch
+):
+    """WRN-1000-10 (1.6 billion parameters) was built on the meta device to count its
+    parameters and MACs: 8 s of CPU on the 2-core development VM (2026-11-27). Now counted
+    from its spec. (Away from the checkout's queue.yaml, which the cost line would read.)"""
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, MINIMAL.replace("model: resnet20", "model: wrn-1000-10"))
+    started = time.perf_counter()
+    out = _validate_within(60, "validate", str(path))
+    assert out.exit_code == 0, out.output
+    assert re.search(r"wrn-1000-10 +1,604,846,554 ", out.output), out.output
+    assert "cost: 11,553.8 PFLOP of training" in out.output, out.output
+    assert time.perf_counter() - started < 3
+
+
+def test_a_whole_number_too_long_to_read_is_refused_at_its_line(tmp_path):
+    """`depth: ` and 5,000 digits ended in a traceback: Python reads at most 4,300."""
+    text = MINIMAL.replace("model: resnet20", "model: {depth: " + "9" * 5000 + "}")
+    out = _validate_within(30, "validate", str(write(tmp_path, text)))
+    assert out.exit_code == 1 and not LEAK.search(out.output), out.output
+    assert ("study.yaml:15: not valid YAML: a whole number 5,000 characters long, too long to "
+            "be read") in out.output, out.output  # fmt: skip

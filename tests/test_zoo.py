@@ -1,12 +1,16 @@
 """The model zoo: parameter counts as published, shapes, shortcuts and the name grammar."""
 
+import time
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
 from harness.describe import parameter_count
+from harness.flops import forward_macs
 from harness.resnet import CifarResNet, Unit, ZeroPadShortcut
-from harness.zoo import CATALOGUE, ModelSpec, UnknownModelError, spec_from_name
+from harness.zoo import CATALOGUE, ModelSpec, UnknownModelError, count_parameters, spec_from_name
 
 
 def params(name: str) -> int:
@@ -241,3 +245,118 @@ def test_a_dropout_written_as_a_percentage_is_told_it_is_a_probability(dropout, 
     said = _refusal(depth=16, width=4, preact=True, depth_convention="wrn", dropout=dropout)
     assert "dropout is a probability" in said and told in said, said
     assert ModelSpec(depth=16, width=4, depth_convention="wrn", dropout=0.3).dropout == 0.3
+
+
+# --------------------------------------------------------------------------- counted unbuilt
+
+STUDIES = sorted(Path(__file__).resolve().parents[1].glob("studies/*.yaml"))
+
+# Nets no shipped study trains, one for each branch of harness.sizes: options A, B, C and none
+# under either unit and block, widths past 1 in every stage, dropout, another class count.
+ODD_SPECS = [
+    ModelSpec(depth=20, shortcut="C"),
+    ModelSpec(depth=20, preact=True, shortcut="A"),
+    ModelSpec(depth=20, preact=True, shortcut="C", width=2),
+    ModelSpec(depth=29, block="bottleneck", shortcut="A"),
+    ModelSpec(depth=29, block="bottleneck", shortcut="C", preact=True, width=2),
+    ModelSpec(depth=29, block="bottleneck", shortcut="none"),
+    ModelSpec(depth=14, shortcut="none", width=3),
+    ModelSpec(depth=22, width=3, preact=True, shortcut="B", depth_convention="wrn", dropout=0.3),
+    ModelSpec(depth=8, width=2, shortcut="B", num_classes=100),
+]
+
+
+def _shipped_specs() -> list[ModelSpec]:
+    from harness.studyfile import load_study
+
+    specs = []
+    for path in STUDIES:
+        study = load_study(path)
+        specs += [e.model for e in study.experiments] + [c.model for c in study.checkpoints]
+    return list(dict.fromkeys(specs))
+
+
+def _hooked_macs(spec: ModelSpec) -> int:
+    """Forward MACs of the net as built, hooked on its convolutions and classifier as a 32x32
+    image passes (6 x these are a run's FLOPs), as flops.forward_macs counted them before: on
+    the meta device, where a forward does no arithmetic (on the CPU, ResNet-1202's first
+    forward took 17-30 s), batch norm left out (it keeps shapes, and is the slow part there)."""
+    with torch.device("meta"):
+        model = CifarResNet(spec)
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.BatchNorm2d):
+                setattr(module, name, nn.Identity())
+    macs = 0
+
+    def conv(module, _inputs, output) -> None:
+        nonlocal macs
+        macs += output[0].numel() * module.in_channels * module.kernel_size[0] ** 2
+
+    def linear(module, _inputs, _output) -> None:
+        nonlocal macs
+        macs += module.in_features * module.out_features
+
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            m.register_forward_hook(conv if isinstance(m, nn.Conv2d) else linear)
+    with torch.no_grad():
+        model.eval()(torch.empty(1, 3, 32, 32, device="meta"))
+    return macs
+
+
+COUNTED = _shipped_specs() + ODD_SPECS
+
+
+@pytest.mark.parametrize("spec", COUNTED, ids=lambda s: s.label())
+def test_parameters_counted_from_the_spec_are_those_of_the_built_net(spec):
+    """`repro validate` built every net (on the meta device) to count it: seconds for
+    WRN-1000-10, never ending for a million layers. harness.sizes works the count out from the
+    spec; it must be the built net's exactly, for every net the studies train or load."""
+    built = CifarResNet(spec)
+    assert parameter_count(spec) == count_parameters(built)
+    assert parameter_count(spec, "without_batchnorm") == count_parameters(
+        built, "without_batchnorm"
+    )
+
+
+# A forward through 1,000 layers takes seconds even on the meta device; the deepest nets repeat
+# the units of the shallower ones of their family (ResNet-1202 those of ResNet-20), whose
+# MACs are checked, and their repetition is checked by their parameters above.
+@pytest.mark.parametrize("spec", [s for s in COUNTED if s.depth <= 200], ids=lambda s: s.label())
+def test_macs_counted_from_the_spec_are_those_of_a_forward_pass(spec):
+    assert forward_macs(spec) == _hooked_macs(spec)
+
+
+@pytest.mark.parametrize(("name", "refused", "allowed"), [
+    ("resnet1000004", "depth 1000004 is out of range", "depth <= 10000"),
+    ("wrn-1000000-4", "depth 1000000 is out of range", "depth <= 10000"),
+    ("preresnet10001", "depth 10001 is out of range", "depth <= 10000"),
+    # More digits than Python reads as a number (4,300): a traceback, before.
+    ("resnet" + "9" * 5000, "its depth has 5,000 digits, out of range", "depth <= 10000"),
+    ("wrn-28-100", "width 100 is out of range", "width <= 16"),
+])  # fmt: skip
+def test_a_net_no_gpu_could_train_is_refused_at_once_by_name(name, refused, allowed):
+    """`resnet1000004` (a typo) passed, and validate then built a million layers to count them."""
+    started = time.perf_counter()
+    with pytest.raises(UnknownModelError) as caught:
+        spec_from_name(name)
+    assert time.perf_counter() - started < 2
+    assert refused in caught.value.message and caught.value.allowed == allowed, caught.value
+
+
+def test_the_depth_and_parameter_bounds_refuse_only_what_no_gpu_could_train():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as deep:
+        ModelSpec(depth=1_000_004)
+    assert [e["type"] for e in deep.value.errors()] == ["less_than_equal"]
+    # The largest depth and width: 26 billion parameters, 12 bytes each to train.
+    with pytest.raises(ValidationError) as large:
+        ModelSpec(depth=9992, block="bottleneck", width=16)
+    assert "has 25,990,982,106 parameters, more than one GPU could train" in str(large.value)
+    assert large.value.errors()[0]["ctx"]["allowed"].startswith("at most 10,000,000,000")
+    # The deepest and widest nets of the sources, and WRN-1000-10 (1.6 billion), pass.
+    for name in ("resnet1202", "preresnet1001", "wrn-28-10", "wrn-1000-10"):
+        spec_from_name(name)
+    assert ModelSpec(depth=9998).depth == 9998
