@@ -256,8 +256,11 @@ DATA_FIELDS = {"official": FLAG, "dataset_fingerprint": TEXT, "path": TEXT,
 SESSION_FIELDS = {"time": TEXT, "hostname": TEXT, "device_name": TEXT, "command": TEXT,
                   "pipeline": TEXT, "precision": TEXT, "compile": FLAG,
                   "from_epoch": INT, "official": FLAG, "dataset_fingerprint": TEXT}  # fmt: skip
-TELEMETRY_FIELDS = {"gpu_seconds": NUMBER, "energy_j": NUMBER, "gpu_processes_max": NUMBER,
-                    "gpu_util_mean": NUMBER, "power_w_mean": NUMBER,
+# harness.telemetry.run_totals. An epoch's telemetry (metrics.jsonl) is checked only for being a
+# record: its readers take each figure only where it is one (timings._positive), and compare
+# its energy_share with the labels telemetry writes, so another value is no label.
+TELEMETRY_FIELDS = {"gpu_seconds": NUMBER, "energy_j": NUMBER, "energy_upper_bound_j": NUMBER,
+                    "gpu_processes_max": NUMBER, "gpu_util_mean": NUMBER, "power_w_mean": NUMBER,
                     "torch_peak_memory_mib": NUMBER}  # fmt: skip
 SUMMARY_FIELDS: dict[str, Any] = {
     "study": TEXT, "experiment": TEXT, "seed": INT, "label": TEXT, "config_hash": TEXT,
