@@ -7,7 +7,8 @@ Each directory holds ``config.json`` (the resolved config and its hash), ``envir
 (provenance of the latest session), ``metrics.jsonl`` (one line per finished epoch),
 ``checkpoint.pt`` (everything needed to resume), ``progress.json`` (while running),
 ``summary.json`` (once the run has ended, however it ended), ``error.txt`` (when it failed;
-a retry keeps it aside, set_aside, as ``error.txt.earlier-failure-<time>``), and ``lock``.
+a retry keeps it aside, set_aside, as ``error.txt.earlier-failure-<time>``), and ``lock``;
+``SUPERSEDING`` only while its files are being moved aside one by one (supersede_files).
 Every file is written to a temporary name and renamed, so a reader, a second process or an
 rsync never sees half a file, and a SIGKILL leaves the previous version intact (and the
 temporary, named with its writer's pid and host, for the next holder of the run's lock to

@@ -42,10 +42,7 @@ def tidy_study(results: Path, study: str) -> list[str]:
         note = f".{store.SUPERSEDED_NOTE}.*.tmp"
         for tmp in sorted(study_dir.glob(f"*/*/{note}")):  # in a run's folder: never moved
             if _dead_file(tmp):
-                tmp.unlink(missing_ok=True)
-                notes.append(f"removed {tmp}: the repro that was moving {tmp.parent} to "
-                             f"{store.SUPERSEDED}/ was killed before it did; the run stayed "
-                             "where it was, whole")  # fmt: skip
+                notes.append(_or_said(tmp, _remove_unmoved))
         for tmp in sorted(study_dir.glob(f"*/{store.SUPERSEDED}/*/{note}")):
             if _dead_file(tmp):
                 notes.append(_or_said(tmp, finish_note))
@@ -117,6 +114,12 @@ def _finish_moves(study_dir: Path) -> list[str]:
     return notes
 
 
+def _remove_unmoved(tmp: Path) -> str:
+    tmp.unlink(missing_ok=True)
+    return (f"removed {tmp}: the repro that was moving {tmp.parent} to {store.SUPERSEDED}/ was "
+            "killed before it did; the run stayed where it was, whole")  # fmt: skip
+
+
 def _dead_file(path: Path) -> bool:
     return path.is_file() and not path.is_symlink() and dead(path, by_age=True)
 
@@ -134,8 +137,8 @@ def _or_said(path: Path, finish) -> str:
     try:
         return finish(path)
     except OSError as exc:
-        return (f"could not put in place the {store.SUPERSEDED_NOTE} note of {path} "
-                f"({exc.strerror or exc}); a killed repro left it")  # fmt: skip
+        return (f"could not finish or remove {path} ({exc.strerror or exc}), which a killed "
+                f"repro left while moving a run to {store.SUPERSEDED}/")  # fmt: skip
 
 
 def _ended(run_dir: Path) -> bool:
