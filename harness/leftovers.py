@@ -32,6 +32,7 @@ PROBE = ".repro-probe-"
 # An export copies the runs' files aside, an import unpacks the archive, into these.
 EXPORT_SCRATCH, IMPORT_SCRATCH = "repro-export-", "repro-import-"
 SCRATCH = (EXPORT_SCRATCH, IMPORT_SCRATCH)
+PARTIAL = ".partial"  # the end of an export's archive until it is whole (partial_archive)
 
 
 def tag() -> str:
@@ -89,26 +90,44 @@ class Swept:
     removed: list[Path] = field(default_factory=list)
     kept: list[Path] = field(default_factory=list)
     failed: list[Path] = field(default_factory=list)  # dead, but this user may not remove it
+    what: str = "scratch folder"  # what was swept, for the notes
 
     def notes(self) -> list[str]:
         out = []
         if self.removed:
-            out.append(f"removed {_count(self.removed)} left by killed repro processes: "
+            out.append(f"removed {self._count(self.removed)} left by killed repro processes: "
                        f"{_names(self.removed)}")  # fmt: skip
         if self.kept:
-            out.append(f"kept {_count(self.kept)} of repro's that may still be in use (made "
-                       "on another host, or by a repro that did not record its process): "
-                       f"{_names(self.kept)}; remove them by hand once no repro export or "
-                       "import runs there")  # fmt: skip
+            out.append(f"kept {self._count(self.kept)} of repro's that may still be in use "
+                       "(made on another host, or by a repro that did not record its "
+                       f"process): {_names(self.kept)}; remove them by hand once no repro "
+                       "export or import runs there")  # fmt: skip
         if self.failed:
-            out.append(f"could not remove {_count(self.failed)} left by killed repro processes "
-                       f"(another user's, or read-only): {_names(self.failed)}; remove them "
-                       "by hand")  # fmt: skip
+            out.append(f"could not remove {self._count(self.failed)} left by killed repro "
+                       f"processes (another user's, or read-only): {_names(self.failed)}; "
+                       "remove them by hand")  # fmt: skip
         return out
 
+    def _count(self, paths: list[Path]) -> str:
+        return f"1 {self.what}" if len(paths) == 1 else f"{len(paths)} {self.what}s"
 
-def _count(paths: list[Path]) -> str:
-    return "1 scratch folder" if len(paths) == 1 else f"{len(paths)} scratch folders"
+    def sweep(self, path: Path) -> None:
+        """Remove ``path`` (a file or a folder) where its maker is gone; keep and name it
+        where that cannot be told; leave it where its maker (or a process of its pid) runs."""
+        who = maker(path.name)
+        gone = who.gone() if who is not None else None
+        if gone:
+            self.remove(path)
+        elif gone is None:  # its maker cannot be asked: a long export may still be at it
+            self.kept.append(path)
+
+    def remove(self, path: Path) -> None:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        (self.failed if os.path.lexists(path) else self.removed).append(path)
 
 
 def _names(paths: list[Path]) -> str:
@@ -140,15 +159,34 @@ def sweep_scratch() -> Swept:
     except OSError:
         return swept
     for path in entries:
-        if not path.name.startswith(SCRATCH) or not path.is_dir() or path.is_symlink():
+        if path.name.startswith(SCRATCH) and path.is_dir() and not path.is_symlink():
+            swept.sweep(path)
+    return swept
+
+
+def partial_archive(out: Path) -> Path:
+    """The name an export writes ``out`` under until it is whole, named with its maker so that
+    one a kill left is removed by the next export to that folder (sweep_partial_archives)."""
+    return out.with_name(f".{out.name}.{tag()}{PARTIAL}")
+
+
+def sweep_partial_archives(out: Path) -> Swept:
+    """Remove the partial archives beside ``out`` whose maker is gone (a whole store's runs,
+    checkpoints included, each); name those it cannot tell. One a repro before makers were
+    recorded left for ``out`` itself (``.<out>.partial``) was replaced by the next export to
+    ``out``: removed now instead, as no export writes that name any more."""
+    swept = Swept(what="partial archive")
+    try:
+        entries = sorted(out.parent.glob(f".*{PARTIAL}"))
+    except OSError:
+        return swept
+    for path in entries:
+        if not path.is_file() or path.is_symlink():
             continue
-        who = maker(path.name)
-        gone = who.gone() if who is not None else None
-        if gone:
-            shutil.rmtree(path, ignore_errors=True)
-            (swept.failed if os.path.lexists(path) else swept.removed).append(path)
-        elif gone is None:  # its maker cannot be asked: a long export may still be at it
-            swept.kept.append(path)
+        if maker(path.name) is not None:
+            swept.sweep(path)
+        elif path.name == f".{out.name}{PARTIAL}":
+            swept.remove(path)
     return swept
 
 

@@ -7,7 +7,8 @@ Each directory holds ``config.json`` (the resolved config and its hash), ``envir
 (provenance of the latest session), ``metrics.jsonl`` (one line per finished epoch),
 ``checkpoint.pt`` (everything needed to resume), ``progress.json`` (while running),
 ``summary.json`` (once the run has ended, however it ended), ``error.txt`` (when it failed;
-a retry keeps it aside, set_aside, as ``error.txt.earlier-failure-<time>``), and ``lock``.
+a retry keeps it aside, set_aside, as ``error.txt.earlier-failure-<time>``), and ``lock``;
+``SUPERSEDING`` only while its files are being moved aside one by one (supersede_files).
 Every file is written to a temporary name and renamed, so a reader, a second process or an
 rsync never sees half a file, and a SIGKILL leaves the previous version intact (and the
 temporary, named with its writer's pid and host, for the next holder of the run's lock to
@@ -50,6 +51,7 @@ JOB = "job.json"  # written when a scheduler accepts the run: job id, executor, 
 WORKER_LOG = "worker.log"
 SUPERSEDED = ".superseded"
 SUPERSEDED_NOTE = "SUPERSEDED"  # in a run moved to .superseded/: why it was moved
+SUPERSEDING = "SUPERSEDING"  # in a run's folder while its files move aside one by one
 # A released checkpoint evaluated on one copy of the data (`repro evaluate`), in
 # <results>/<study>/<checkpoint>/data-<fingerprint[:12]>/; see harness.evaluate.
 EVALUATION = "evaluation.json"
@@ -160,6 +162,20 @@ def new_file_mode() -> int:
 
 
 def _atomic_write(path: Path, write) -> None:
+    tmp = _write_temporary(path, write)
+    try:
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if (refused := cannot_write(path, exc)) is not None:
+            raise refused from exc
+        raise
+
+
+def _write_temporary(path: Path, write) -> Path:
+    """Write ``path``'s content whole (flushed to disk) under a temporary name beside it, named
+    with this process; return that name. Removed again if the write fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         # Named with this process (harness.leftovers), so that a sweep can tell one a kill
@@ -177,7 +193,6 @@ def _atomic_write(path: Path, write) -> None:
             write(recording)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -185,6 +200,7 @@ def _atomic_write(path: Path, write) -> None:
         if refused is not None:
             raise refused from exc
         raise
+    return Path(tmp)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -241,8 +257,11 @@ DATA_FIELDS = {"official": FLAG, "dataset_fingerprint": TEXT, "path": TEXT,
 SESSION_FIELDS = {"time": TEXT, "hostname": TEXT, "device_name": TEXT, "command": TEXT,
                   "pipeline": TEXT, "precision": TEXT, "compile": FLAG,
                   "from_epoch": INT, "official": FLAG, "dataset_fingerprint": TEXT}  # fmt: skip
-TELEMETRY_FIELDS = {"gpu_seconds": NUMBER, "energy_j": NUMBER, "gpu_processes_max": NUMBER,
-                    "gpu_util_mean": NUMBER, "power_w_mean": NUMBER,
+# harness.telemetry.run_totals. An epoch's telemetry (metrics.jsonl) is checked only for being a
+# record: its readers take each figure only where it is one (timings._positive), and compare
+# its energy_share with the labels telemetry writes, so another value is no label.
+TELEMETRY_FIELDS = {"gpu_seconds": NUMBER, "energy_j": NUMBER, "energy_upper_bound_j": NUMBER,
+                    "gpu_processes_max": NUMBER, "gpu_util_mean": NUMBER, "power_w_mean": NUMBER,
                     "torch_peak_memory_mib": NUMBER}  # fmt: skip
 SUMMARY_FIELDS: dict[str, Any] = {
     "study": TEXT, "experiment": TEXT, "seed": INT, "label": TEXT, "config_hash": TEXT,
@@ -551,6 +570,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
             raise (cannot_write(path, exc) or exc) from None
         sweep_temporaries(run_dir)
+        # A move aside its killed holder began: finished before anything trains there.
+        finish_superseding(run_dir)
         try:
             yield
         finally:
@@ -598,25 +619,88 @@ def is_locked(run_dir: Path) -> bool:
 
 
 def supersede(run_dir: Path, reason: str) -> Path:
-    """Move a run directory aside (never delete results); return where it went."""
+    """Move a run directory aside whole (never delete results); return where it went.
+
+    Why travels inside the folder: the note is written whole under its temporary name (named
+    with this process) in the run's folder, the folder is moved with one rename, then the note
+    takes its name. Killed before the rename, the run is where it was with a temporary the
+    next `repro run` or `repro status` removes (harness.tidy); after it, the moved run holds
+    its note whole, which they put in place. Never a moved run without why, nor half a run."""
     target = _superseded_target(run_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(run_dir), str(target))
-    write_text(target / SUPERSEDED_NOTE, reason + "\n")
+    note = _write_temporary(run_dir / SUPERSEDED_NOTE, lambda f: f.write(f"{reason}\n".encode()))
+    try:
+        shutil.move(str(run_dir), str(target))  # one rename where both are on one file system
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            note.unlink()
+        raise
+    os.replace(target / note.name, target / SUPERSEDED_NOTE)
     return target
+
+
+# The note of a run whose mover was killed before it wrote why (harness.tidy adds what it holds).
+LOST_REASON = "moved aside by a repro that was killed before it wrote why"
+
+
+@dataclass(frozen=True)
+class Superseding:
+    """What a run's folder is being emptied into (``supersede_files``), recorded in the
+    folder (SUPERSEDING) before the first file moves, so that a kill midway is finished by
+    the next holder of the run's lock rather than leave the run split in two."""
+
+    target: Path
+    reason: str
+    keep: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return {"target": self.target.name, "reason": self.reason, "keep": list(self.keep)}
+
+
+def superseding(run_dir: Path) -> Superseding | None:
+    """The move aside begun in ``run_dir`` and not finished, or None. A record that cannot be
+    read (edited by hand) still means a move was begun: it is finished into a new folder,
+    saying why is lost, keeping the lock only."""
+    if not present(run_dir / SUPERSEDING):
+        return None
+    data = read_json(run_dir / SUPERSEDING)
+    data = data if isinstance(data, dict) else {}
+    name, reason, keep = data.get("target"), data.get("reason"), data.get("keep")
+    # one folder of .superseded/, never a path that leads elsewhere
+    named = isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
+    if not (named and isinstance(reason, str) and isinstance(keep, list)
+            and all(isinstance(k, str) for k in keep)):  # fmt: skip
+        return Superseding(_superseded_target(run_dir), LOST_REASON, (LOCK,))
+    return Superseding(run_dir.parent / SUPERSEDED / name, reason, tuple(keep))
 
 
 def supersede_files(run_dir: Path, reason: str, keep: tuple[str, ...] = (LOCK,)) -> Path:
     """Move a run's files aside as ``supersede`` moves its directory, but for those named in
     ``keep``: a caller holding the run's lock keeps the lock file where other processes look
-    for it."""
-    target = _superseded_target(run_dir)
-    target.mkdir(parents=True)
+    for it. The files move one by one, so what is to be done is recorded first (Superseding),
+    and a move a kill cut short is finished by the next holder of the lock (run_lock)."""
+    finish_superseding(run_dir)  # one a killed holder of the lock began: never two at once
+    intent = Superseding(_superseded_target(run_dir), reason, keep)
+    write_json(run_dir / SUPERSEDING, intent.to_json())
+    return finish_superseding(run_dir) or intent.target
+
+
+def finish_superseding(run_dir: Path) -> Path | None:
+    """Carry out the move aside recorded in ``run_dir`` (with the run's lock held), from
+    wherever it was cut short; where the files went, or None where none was begun. Each step
+    may be done again: the note is written once, moved files are gone from the run's folder,
+    and the record goes last."""
+    intent = superseding(run_dir)
+    if intent is None:
+        return None
+    intent.target.mkdir(parents=True, exist_ok=True)
+    if not present(intent.target / SUPERSEDED_NOTE):
+        write_text(intent.target / SUPERSEDED_NOTE, intent.reason + "\n")
     for child in sorted(run_dir.iterdir()):
-        if child.name not in keep:
-            shutil.move(str(child), str(target / child.name))
-    write_text(target / SUPERSEDED_NOTE, reason + "\n")
-    return target
+        if child.name not in (*intent.keep, SUPERSEDING):
+            shutil.move(str(child), str(intent.target / child.name))
+    (run_dir / SUPERSEDING).unlink()
+    return intent.target
 
 
 def _superseded_target(run_dir: Path) -> Path:

@@ -3,10 +3,16 @@ or `repro status` on it, and said.
 
 - A probe file (harness.outputs.probe) in the store's folder, empty: removed once its
   maker is gone (harness.leftovers).
-- The note saying why a run was moved to ``.superseded/`` (store.supersede), still under
-  its temporary name because the mover was killed before the rename: finished where its
-  text is whole (it ends with its newline), else written again from what the moved run
-  holds, saying that why it was moved is lost.
+- A move to ``.superseded/`` a kill cut short. store.supersede writes the note saying why
+  into the run's folder under its temporary name, moves the folder with one rename, then
+  names the note: killed before the rename, the run stayed whole where it was and the
+  temporary is removed; after it, the note is put in place. A note whose text is not whole
+  (it ends with its newline), or a moved folder with no note at all (left by an older repro,
+  which wrote the note after the move), is written again from what the moved run holds,
+  saying that why it was moved is lost. store.supersede_files (a twin adopted over a run's
+  folder, whose lock stays) moves files one by one after recording where to
+  (store.SUPERSEDING): the move is finished under the run's lock (store.run_lock), so the
+  run is never split between its folder and .superseded/, nor trained on top of half of it.
 - ``progress.json`` in a run whose summary says it ended: a session writes its summary,
   then removes the marker, and was killed between the two. Status and report never read it
   there (store.inspect reads it only while the run's lock is held), so it never showed the
@@ -32,13 +38,17 @@ def tidy_study(results: Path, study: str) -> list[str]:
     notes = [f"removed {p}, an empty probe a killed repro left" for p in sweep_probes(results)]
     study_dir = results / study
     if study_dir.is_dir():
-        for tmp in sorted(study_dir.glob(f"*/{store.SUPERSEDED}/*/.{store.SUPERSEDED_NOTE}.*.tmp")):
-            if tmp.is_file() and not tmp.is_symlink() and dead(tmp, by_age=True):
-                try:
-                    notes.append(finish_note(tmp))
-                except OSError as exc:  # a store this user may read, not write: status goes on
-                    notes.append(f"could not put {tmp} in place as {store.SUPERSEDED_NOTE} "
-                                 f"({exc.strerror or exc}); a killed repro left it")  # fmt: skip
+        notes += _finish_moves(study_dir)
+        note = f".{store.SUPERSEDED_NOTE}.*.tmp"
+        for tmp in sorted(study_dir.glob(f"*/*/{note}")):  # in a run's folder: never moved
+            if _dead_file(tmp):
+                notes.append(_or_said(tmp, _remove_unmoved))
+        for tmp in sorted(study_dir.glob(f"*/{store.SUPERSEDED}/*/{note}")):
+            if _dead_file(tmp):
+                notes.append(_or_said(tmp, finish_note))
+        for folder in sorted(study_dir.glob(f"*/{store.SUPERSEDED}/*")):
+            if _noteless(folder):
+                notes.append(_or_said(folder, write_lost_note))
     stale = [d for d in run_directories(results, study) if clear_stale_progress(d)]
     if stale:
         shown = ", ".join(d.relative_to(study_dir).as_posix() for d in stale)
@@ -63,13 +73,72 @@ def finish_note(tmp: Path) -> str:
     if text.endswith("\n") and text.strip():
         os.replace(tmp, note)
         return f"finished {note}, which a killed repro wrote whole but did not put in place"
-    status = store.summary_status(folder) or "no summary"
-    epochs = store.recorded_epochs(folder)
-    store.write_text(note, "moved aside by a repro that was killed before it wrote why; it "
-                           f"holds a run of {epochs} epochs ({status})\n")  # fmt: skip
+    write_lost_note(folder)
     tmp.unlink()
     return (f"wrote {note} again, saying why the run was moved aside is lost: the repro that "
             "moved it was killed while writing it")  # fmt: skip
+
+
+def write_lost_note(folder: Path) -> str:
+    """Write the note of a run moved aside whose mover was killed before it wrote why, from
+    what the run holds; say what was done."""
+    note = folder / store.SUPERSEDED_NOTE
+    status = store.summary_status(folder) or "no summary"
+    epochs = store.recorded_epochs(folder)
+    store.write_text(note, f"{store.LOST_REASON}; it holds a run of {epochs} epochs "
+                           f"({status})\n")  # fmt: skip
+    return (f"wrote {note}, saying why the run was moved aside is lost: the repro that moved "
+            "it was killed before it wrote why")  # fmt: skip
+
+
+def _finish_moves(study_dir: Path) -> list[str]:
+    """Finish the moves to .superseded/ (store.supersede_files) whose mover was killed midway:
+    taking the run's lock does it (store.run_lock); one whose lock is held is under way."""
+    notes = []
+    for record in sorted(study_dir.glob(f"*/*/{store.SUPERSEDING}")):
+        run_dir = record.parent
+        intent = store.superseding(run_dir)
+        try:
+            with store.run_lock(run_dir):
+                pass
+        except store.LockHeld:
+            continue
+        except OSError as exc:  # a store this user may read, not write: status goes on
+            notes.append(f"could not finish moving {run_dir} to {store.SUPERSEDED}/ "
+                         f"({exc.strerror or exc}), which a killed repro began")  # fmt: skip
+            continue
+        if intent is not None and not store.present(record):
+            notes.append(f"finished moving {run_dir}'s files to {intent.target}, which a killed "
+                         f"repro began ({intent.reason}); none of its files is left in the "
+                         "run's folder")  # fmt: skip
+    return notes
+
+
+def _remove_unmoved(tmp: Path) -> str:
+    tmp.unlink(missing_ok=True)
+    return (f"removed {tmp}: the repro that was moving {tmp.parent} to {store.SUPERSEDED}/ was "
+            "killed before it did; the run stayed where it was, whole")  # fmt: skip
+
+
+def _dead_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink() and dead(path, by_age=True)
+
+
+def _noteless(folder: Path) -> bool:
+    """A folder of .superseded/ with no note nor its temporary, older than any move takes."""
+    if folder.is_symlink() or not folder.is_dir() or store.present(folder / store.SUPERSEDED_NOTE):
+        return False
+    return not any(folder.glob(f".{store.SUPERSEDED_NOTE}.*.tmp")) and dead(folder, by_age=True)
+
+
+def _or_said(path: Path, finish) -> str:
+    """``finish(path)``'s line, or, where the store may be read but not written (status goes
+    on), what could not be done."""
+    try:
+        return finish(path)
+    except OSError as exc:
+        return (f"could not finish or remove {path} ({exc.strerror or exc}), which a killed "
+                f"repro left while moving a run to {store.SUPERSEDED}/")  # fmt: skip
 
 
 def _ended(run_dir: Path) -> bool:

@@ -36,7 +36,15 @@ from pathlib import Path, PurePosixPath
 
 from harness import store
 from harness.environment import git_commit, now_utc
-from harness.leftovers import EXPORT_SCRATCH, IMPORT_SCRATCH, scratch_folder, sweep_scratch, tag
+from harness.leftovers import (
+    EXPORT_SCRATCH,
+    IMPORT_SCRATCH,
+    partial_archive,
+    scratch_folder,
+    sweep_partial_archives,
+    sweep_scratch,
+    tag,
+)
 from harness.results import EvaluationRecord, RunRecord, scan, scan_evaluations
 
 # Format 2 may carry history files (HISTORY); an archive without any is written as format 1,
@@ -224,7 +232,7 @@ def export_runs(
     runs = []
     left_behind = sorted(p for p in (results / study).glob(f"*/{store.SUPERSEDED}/*")
                          if p.is_dir())  # fmt: skip
-    swept = sweep_scratch()
+    swept = sweep_scratch().notes() + sweep_partial_archives(out).notes()
     with scratch_folder(EXPORT_SCRATCH) as tmp:
         for r in records:
             rel = r.path.relative_to(results).as_posix()
@@ -242,7 +250,7 @@ def export_runs(
             "runs": [r.to_json() for r in runs],
         }
         out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(f".{out.name}.partial")
+        partial = partial_archive(out)
         try:
             _write_archive(partial, manifest, runs, Path(tmp))
             _refuse_existing(out, replace)
@@ -254,7 +262,7 @@ def export_runs(
                                     "the store is as it was") from None  # fmt: skip
             raise
         partial.replace(out)  # never a half-written archive under the real name
-    return ExportResult(out, runs, out.stat().st_size, left_behind, swept.notes())
+    return ExportResult(out, runs, out.stat().st_size, left_behind, swept)
 
 
 def _write_archive(path: Path, manifest: dict, runs: list[ArchivedRun], snapshot: Path) -> None:

@@ -3,8 +3,10 @@ what a SIGKILL at a given file operation leaves behind, which the next command c
 
 from __future__ import annotations
 
+import collections
 import errno
 import io
+import itertools
 import json
 import os
 import socket
@@ -156,12 +158,20 @@ def test_store_files_are_as_readable_as_the_users_umask_makes_new_files(tmp_path
 KILLED = 137
 
 
-def killed_at(module, name: str, call) -> int:
-    """Run ``call`` in a forked child that dies where it reaches ``module.name``; its pid."""
+def killed_at(module, name: str, call, nth: int = 1) -> int:
+    """Run ``call`` in a forked child that dies where it reaches ``module.name`` for the
+    ``nth`` time; its pid."""
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         try:
-            setattr(module, name, lambda *args, **kwargs: os._exit(KILLED))
+            real, reached = getattr(module, name), itertools.count(1)
+
+            def die_at_nth(*args, **kwargs):
+                if next(reached) >= nth:
+                    os._exit(KILLED)
+                return real(*args, **kwargs)
+
+            setattr(module, name, die_at_nth)
             call()
         finally:
             os._exit(1)  # it never reached the point it was to be killed at
@@ -215,15 +225,23 @@ def test_a_probe_a_kill_left_is_removed_by_the_next_command_and_a_live_ones_kept
     assert [p.name for p in results.glob(".repro-probe-*")] == [mine.name]
 
 
-@pytest.mark.parametrize(("at", "whole"), [("replace", True), ("fchmod", False)])
-def test_a_superseded_note_a_kill_left_unfinished_is_finished_or_written_again(tmp_path, at, whole):
-    """store.supersede moves the run aside, then writes why in .superseded/<run>/SUPERSEDED.
-    Killed before the rename, it left `.SUPERSEDED.*.tmp`: whole (killed at the rename) the
-    next status puts it in place; empty (killed before the write) it writes the note again,
-    saying why the run was moved is lost. A note a live process is writing stays."""
+@pytest.mark.parametrize("whole", [True, False])
+def test_a_superseded_note_a_kill_left_unfinished_is_finished_or_written_again(tmp_path, whole):
+    """store.supersede moves the run aside with its note under a temporary name, then names
+    the note. Killed before that rename, it left `.SUPERSEDED.*.tmp` whole: the next status
+    puts it in place. One not whole (an older repro wrote the note after the move, and was
+    killed in the write) is written again, saying why the run was moved is lost. A note a
+    live process is writing stays."""
     study, run = _fake_study(tmp_path)
     results = tmp_path / "results"
-    killed_at(os, at, lambda: store.supersede(run, "config changed: aaaa -> bbbb"))
+    if whole:
+        killed_at(os, "replace", lambda: store.supersede(run, "config changed: aaaa -> bbbb"))
+    else:
+        older = run.parent / store.SUPERSEDED / "seed-0-20261126-000000"
+        older.parent.mkdir()
+        run.rename(older)
+        (older / ".SUPERSEDED.k2j3h4.tmp").write_text("config chan")
+        _old(older / ".SUPERSEDED.k2j3h4.tmp")
     (moved,) = (run.parent / store.SUPERSEDED).iterdir()
     (tmp,) = moved.glob(".SUPERSEDED.*.tmp")
     assert not (moved / "SUPERSEDED").exists()
@@ -273,3 +291,164 @@ def test_a_stale_progress_marker_in_an_ended_run_is_removed_never_a_live_ones(tm
     out = _run(study, cifar_root, results)
     assert out.exit_code == 0 and not (run / store.PROGRESS).exists(), out.output
     assert "note: removed the progress marker" in out.output
+
+
+# --------------------------------------------------------------------------- superseding
+# A run moved to .superseded/ (a changed config, --force, a damaged or misplaced run, an
+# import that advances it, a twin adopted over it) killed at each file operation of the move.
+
+OPERATIONS = ("mkdir", "open", "fchmod", "fsync", "rename", "replace", "unlink")
+REASON = "config changed: aaaa -> bbbb"
+
+
+def _operations(monkeypatch, call) -> list[tuple[str, int]]:
+    """The file operations ``call`` makes, in order: (name, how many of that name so far)."""
+    made, seen = [], collections.Counter()
+
+    def counting(name, real):
+        def counted(*args, **kwargs):
+            seen[name] += 1
+            made.append((name, seen[name]))
+            return real(*args, **kwargs)
+
+        return counted
+
+    for name in OPERATIONS:
+        monkeypatch.setattr(os, name, counting(name, getattr(os, name)))
+    call()
+    monkeypatch.undo()
+    return made
+
+
+def _files(folder) -> dict[str, bytes]:
+    """Every file in ``folder`` (hidden ones too) and its bytes; the lock file aside."""
+    if not folder.is_dir():
+        return {}
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != store.LOCK}
+
+
+def _moved(run) -> list:
+    return sorted((run.parent / store.SUPERSEDED).glob("*"))
+
+
+def _each_kill(tmp_path, monkeypatch, supersede):
+    """For each file operation ``supersede(run)`` makes: a fresh fake run, killed there, then
+    the study tidied as `repro run` and `repro status` begin (harness.tidy); yields the run,
+    its files before, where the kill was, and tidy's notes."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+    from harness.tidy import tidy_study
+
+    study = load_study(tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n"))  # fmt: skip
+    counted = fake_run(tmp_path / "count", study, "a")
+    ops = _operations(monkeypatch, lambda: supersede(counted))
+    assert ("rename", 1) in ops and ("replace", 1) in ops  # a move, a note put in place
+    for i, (name, nth) in enumerate(ops):
+        run = fake_run(tmp_path / f"killed-{i}", study, "a")
+        before = _files(run)
+        killed_at(os, name, lambda run=run: supersede(run), nth)
+        yield run, before, f"{name} #{nth}", tidy_study(tmp_path / f"killed-{i}", "tiny")
+
+
+def test_a_supersede_killed_at_any_file_operation_leaves_the_run_whole_and_says_why(
+    tmp_path, monkeypatch
+):
+    """store.supersede moved the run's folder, then wrote why in it: killed between the two,
+    .superseded/ held a run with no note at all, which nothing ever explained. Now, killed at
+    each of its file operations, what the next status or run finds is the run whole where it
+    was (a note's temporary a kill left in it removed, and said), or moved whole with its
+    note saying why; never a file lost or the run in two places. Done again, it goes through
+    and the run's folder is free for the new run."""
+    for run, before, at, notes in _each_kill(tmp_path, monkeypatch,
+                                             lambda run: store.supersede(run, REASON)):  # fmt: skip
+        if run.exists():  # killed before the move: the run as it was, the note's temporary gone
+            assert _files(run) == before and not _moved(run), at
+            where = store.supersede(run, REASON)  # the next `repro run` supersedes it then
+        else:
+            (where,) = _moved(run)
+            assert any(str(where) in n for n in notes), (at, notes)
+        assert _files(where) == {**before, store.SUPERSEDED_NOTE: f"{REASON}\n".encode()}, at
+        assert store.inspect(run).status == "absent", at  # trained anew, in a folder of its own
+
+
+def test_a_move_of_a_runs_files_killed_midway_is_finished_before_the_run_trains(
+    tmp_path, monkeypatch
+):
+    """store.supersede_files (a twin adopted over a run, whose lock file stays) moved the files
+    one by one and wrote the note last: killed midway, the run was split between its folder
+    and .superseded/, the moved part without a note, and `repro run` went on from what was
+    left. Now it records the move first; killed at each file operation, the next status (or
+    anything taking the run's lock) finishes it: all the run's files in one folder with the
+    note saying why, the run's folder empty for the new run; or, killed before the record,
+    the run as it was."""
+
+    def locked(run):
+        with store.run_lock(run):  # as twins.adopt holds it
+            store.supersede_files(run, REASON)
+
+    cases = set()
+    for run, before, at, notes in _each_kill(tmp_path, monkeypatch, locked):
+        if not _moved(run):  # killed before the move was recorded: a temporary at most
+            with store.run_lock(run):  # swept as the run is next locked, as any run's are
+                assert _files(run) == before, at
+            cases.add("before")
+            continue
+        (where,) = _moved(run)
+        assert _files(run) == {} and store.inspect(run).status == "absent", at
+        assert _files(where) == {**before, store.SUPERSEDED_NOTE: f"{REASON}\n".encode()}, at
+        assert any(n.startswith(f"finished moving {run}'s files to {where}") for n in notes), at
+        cases.add("finished")
+    assert cases == {"before", "finished"}  # the record goes last: every kill after it is finished
+
+
+def test_a_split_run_is_made_whole_when_its_lock_is_next_taken_and_status_says_so(tmp_path):
+    """Killed between moving two of the run's files: whoever takes the run's lock next (`repro
+    run` about to train, an adoption) finishes the move first, so nothing trains on top of
+    half a run; `repro status` finishes it too, and says what it finished."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    study, statused = _fake_study(tmp_path)
+    before = _files(statused)
+    for locking in (True, False):
+        run = fake_run(tmp_path / "locked", load_study(study), "a") if locking else statused
+        killed_at(os, "rename", lambda run=run: store.supersede_files(run, REASON), nth=2)
+        (where,) = _moved(run)
+        assert 1 < len(_files(where)) < len(before) + 1  # the note and some of the files
+        assert store.present(run / store.SUPERSEDING)
+        if locking:
+            with store.run_lock(run):
+                assert _files(run) == {}
+        else:
+            out = _status(study, tmp_path / "results")
+            assert out.exit_code == 0, out.output
+            assert f"note: finished moving {run}'s files to {where}, which a killed repro began " \
+                   f"({REASON}); none of its files is left in the run's folder" in out.output  # fmt: skip
+        assert _files(run) == {} and not store.present(run / store.SUPERSEDING)
+        assert _files(where) == {**before, store.SUPERSEDED_NOTE: f"{REASON}\n".encode()}
+
+
+def test_a_moved_run_with_no_note_at_all_gets_one_saying_why_is_lost(tmp_path):
+    """An older repro moved the run, then wrote its note: killed between the two it left a
+    moved run with no note and no temporary, which nothing explained. The next status writes
+    the note, saying why is lost; a folder moved within the last minute (its mover may be
+    about to write the note) is left."""
+    study, run = _fake_study(tmp_path)
+    results = tmp_path / "results"
+    (run.parent / store.SUPERSEDED).mkdir()
+    old = run.parent / store.SUPERSEDED / "seed-0-20261126-000000"
+    run.rename(old)
+    _old(old)
+    young = run.parent / store.SUPERSEDED / "seed-0-20261127-000000"
+    young.mkdir()
+    out = _status(study, results)
+    assert out.exit_code == 0, out.output
+    assert (old / store.SUPERSEDED_NOTE).read_text() == (
+        "moved aside by a repro that was killed before it wrote why; it holds a run of 4 epochs "
+        "(complete)\n"
+    )
+    assert f"note: wrote {old / store.SUPERSEDED_NOTE}, saying why the run was moved aside is " \
+           "lost" in out.output  # fmt: skip
+    assert not (young / store.SUPERSEDED_NOTE).exists()

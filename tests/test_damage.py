@@ -1381,3 +1381,31 @@ def test_the_repair_says_why_curves_are_not_rebuilt_as_it_is(tmp_path, checkpoin
     assert re.search(rf"kept metrics\.jsonl aside as \S+; not rebuilt: {re.escape(why)}, so the "
                      "run has no curves", text), text  # fmt: skip
     assert "rebuilt from the checkpoint" not in text, text
+
+
+def test_a_summarys_energy_upper_bound_is_checked_like_its_neighbours(tmp_path):
+    """A run that shared its GPU with runs NVML did not list records energy_upper_bound_j in
+    its summary's telemetry (harness.telemetry.run_totals), a field the summary's check did
+    not know: a string there passed as a healthy summary, where one in energy_j beside it is
+    damage. Now it is checked as they are; the figure run_totals writes reads back."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+    from harness.telemetry import UNKNOWN, run_totals
+
+    study = load_study(tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n"))  # fmt: skip
+    epoch = {"seconds": 10.0, "energy_j": None, "gpu_energy_j": 500.0, "energy_share": UNKNOWN,
+             "gpu_processes_max": None, "gpu_util_mean": 90.0, "torch_peak_memory_mib": 12.0}  # fmt: skip
+    run = fake_run(tmp_path / "results", study, "a", telemetry=epoch)
+    summary = json.loads((run / store.SUMMARY).read_text())
+    summary["telemetry"] = run_totals(store.read_jsonl(run / store.METRICS))
+    assert summary["telemetry"]["energy_upper_bound_j"] == 2000.0  # 4 epochs of 500 J
+    store.write_json(run / store.SUMMARY, summary)
+    assert store.read_summary(run)["telemetry"]["energy_upper_bound_j"] == 2000.0
+    for field in ("energy_j", "energy_upper_bound_j"):
+        summary["telemetry"] = {**summary["telemetry"], field: "2 kJ"}
+        store.write_json(run / store.SUMMARY, summary)
+        with pytest.raises(store.DamagedFile, match=f'telemetry.{field} is "2 kJ", not a number'):
+            store.read_summary(run)
+        assert store.inspect(run).status == store.DAMAGED
+        summary["telemetry"][field] = None

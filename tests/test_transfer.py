@@ -832,3 +832,43 @@ def test_a_file_an_import_was_moving_in_when_killed_is_swept_when_the_run_is_nex
         assert sorted(p.name for p in run.iterdir()) == [store.LOCK]
     assert len(import_archive(archive, tmp_path / "to").added) == 1
     assert _files(run) == {**_files(results / DONE), store.LOCK: _files(run)[store.LOCK]}
+
+
+def test_a_partial_archive_a_killed_export_left_is_swept_by_the_next_export_there(
+    tmp_path, monkeypatch
+):
+    """Killed while writing (SIGKILL: no cleanup runs), an export left `.<out>.partial` beside
+    --out, a whole store's runs with their checkpoints; only the next export to that very
+    path replaced it. It is named with its process now, and the next export into that folder
+    removes one whose process is gone (whatever --out it was for), and says so; one of a live
+    process (this test's) stays, one whose process cannot be told (another host) is named,
+    and one an older repro left for the same --out, which that export would have replaced,
+    is removed."""
+    import socket
+    import tempfile
+
+    from test_chaos import killed_at
+
+    from harness import transfer
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the child's scratch stays here
+    study, results = _one_fake_run(tmp_path)
+    archives = tmp_path / "archives"
+    killed_at(os, "replace", lambda: transfer.export_study("tiny", results, archives / "b.tar.gz"))
+    (left,) = archives.glob(".*partial")
+    assert left.name.startswith(".b.tar.gz.") and f"{os.getpid()}@" not in left.name
+    assert transfer.read_manifest(left)["study"] == "tiny"  # whole, killed before its rename
+    mine = archives / f".c.tar.gz.{os.getpid()}@{socket.gethostname()}+.partial"
+    elsewhere = archives / ".d.tar.gz.4242@node-elsewhere+.partial"
+    older = archives / ".a.tar.gz.partial"  # as an older repro named it, for the same --out
+    for path in (mine, elsewhere, older):
+        path.write_bytes(b"half an archive")
+    out = repro("export", str(study), "--out", str(archives / "a.tar.gz"), "--results",
+                str(results))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert f"removed 2 partial archives left by killed repro processes: {older}, {left}" \
+           in out.output  # fmt: skip
+    assert f"kept 1 partial archive of repro's that may still be in use (made on another host, " \
+           f"or by a repro that did not record its process): {elsewhere}" in out.output  # fmt: skip
+    assert str(mine) not in out.output
+    assert sorted(archives.iterdir()) == sorted([archives / "a.tar.gz", mine, elsewhere])
