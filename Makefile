@@ -5,8 +5,11 @@ PY := $(VENV)/bin/python
 
 .PHONY: test lint setup browser
 
+# -n: one worker per core (pytest-xdist), four at most: each worker imports torch, whose
+# kernels use every core themselves, and only two workers have been measured (README).
+# --durations: the slowest tests in every log, which is where to cut when the suite grows.
 test: setup browser lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses=4 --durations=15
 
 lint: setup
 	$(PY) -m ruff check .
