@@ -9,8 +9,9 @@ from pathlib import Path
 # Under pytest-xdist (`make test` runs one worker per core) each worker gets its share of the
 # cores for torch's threads, as repro's own local workers do (harness.executors), and so do
 # the processes its tests start. Left at torch's default, every worker ran as many threads as
-# there are cores: two workers on the 2-core VM made the float64 fusion proof of ResNet-56-B
-# take 309 s where it took 45 s alone. Set before torch is imported (harness.schema below).
+# there are cores: with two workers on the 2-core VM (other jobs running too) the float64
+# fusion proof of ResNet-56-B took 309 s, with a thread each 73 s (README, Development).
+# Set before torch is imported (harness.schema below).
 if (_workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))) > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
 
