@@ -2143,3 +2143,27 @@ def test_energy_of_an_unknown_share_is_bounded_by_the_gpus_over_a_fused_group():
     assert counted.energy_unknown_j == 300.0
     old = {"seconds": 60.0, "energy_j": 900.0}
     assert device_time([{"telemetry": old}], {}, None).energy_j == 900.0
+
+
+def test_gpu_time_of_runs_all_under_way_is_shown_without_a_speed_table(tmp_path):
+    """The published degradation study's six runs, paused on an H100 at 138 to 145 of 164
+    epochs, had cost GPU time and energy, but the page said nothing of either: the sentence
+    lived in the Speed section, shown only with a speed table (complete runs) or a speed
+    claim. It is shown for the GPU time alone now, saying why no seconds per epoch yet."""
+    path = tiny_study(tmp_path / "s.yaml", "  - {name: net, model: resnet20, recipe: base}\n")
+    study = load_study(path)
+    results = tmp_path / "results"
+    for seed, status in ((0, "paused"), (1, "running")):
+        fake_run(results, study, "net", seed, device=H100, status=status,
+                 telemetry=_epoch_telemetry(90.0, None, 12000.0))  # fmt: skip
+    report = build([(study, str(path))], scan(results), str(results))
+    assert report.studies[0].speeds == [] and not report.studies[0].speed_claims
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", render_html(report))).split())
+    assert " Speed No seconds per epoch yet: a run's are shown once it has completed and " \
+        "counts (a run paused or still running has not timed a whole run). GPU time and " \
+        "energy of this study's runs, those still running included" in text  # fmt: skip
+    # A study with no GPU telemetry at all still has no Speed section.
+    (tmp_path / "cpu").mkdir()
+    fake_run(tmp_path / "cpu", study, "net", 0, status="paused")
+    report = build([(study, str(path))], scan(tmp_path / "cpu"), str(tmp_path / "cpu"))
+    assert " Speed " not in " ".join(unescape(re.sub(r"<[^>]+>", " ", render_html(report))).split())
