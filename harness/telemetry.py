@@ -125,6 +125,9 @@ class Telemetry:
             "gpu_energy_j": energy_j,  # the whole GPU's
             "gpu_processes_mean": sharing,
             "gpu_processes_max": max(s.processes) if s.processes else None,
+            # The placement this epoch's share was worked out under: a run resumed with another
+            # (crowded, then alone) is shared out by each session's (timings.device_time).
+            "device_shared_by": self.shared_by,
             "energy_source": energy_source,
             "torch_peak_memory_mib": peak,
             "seconds": seconds,

@@ -98,8 +98,13 @@ class DeviceTime:
 
 def device_time(history: list[dict], env: dict | None, summary: dict | None) -> DeviceTime:
     """A run's GPU time and energy from its epochs' telemetry (an epoch without NVML readings
-    adds none): its metrics, so a running run counts as far as it got, as an ended one does."""
-    placed = max(_most(env or {}, summary, "device_shared_by"), 1)
+    adds none): its metrics, so a running run counts as far as it got, as an ended one does.
+
+    Each epoch is shared out by the placement it records, its session's. Epochs recorded before
+    they did take the run's largest placement: the environment's (the latest session's) and
+    the summary's sessions', which a running run lacks (a session clears the summary as it
+    begins), so there they are read by the latest session's alone."""
+    most = max(_most(env or {}, summary, "device_shared_by"), 1)
     share = unknown = clock = energy = energy_unknown = 0.0
     for epoch in history:
         t = epoch.get("telemetry") or {}
@@ -107,6 +112,7 @@ def device_time(history: list[dict], env: dict | None, summary: dict | None) -> 
             continue
         clock += seconds
         whole = _gpu_energy(t)
+        placed = _positive(t.get("device_shared_by")) or most
         if divisor := share_divisor(t, placed):
             share += seconds / divisor
             energy += (whole or 0.0) / divisor

@@ -320,7 +320,9 @@ def _number(name: str, field: str, digits: str) -> int:
         allowed = f"{field} <= {most}"
         raise UnknownModelError(f"model name {_shown(name)} is not buildable: its {field} has "
                                 f"{len(digits):,} digits, out of range", allowed)  # fmt: skip
-    return int(digits)
+    # Read without the leading zeros the check left out: thousands of them are as many digits
+    # to int(), which refuses over 4,300 with a ValueError.
+    return int(digits.lstrip("0") or "0")
 
 
 def _shown(name: str) -> str:

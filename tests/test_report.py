@@ -2167,3 +2167,28 @@ def test_gpu_time_of_runs_all_under_way_is_shown_without_a_speed_table(tmp_path)
     fake_run(tmp_path / "cpu", study, "net", 0, status="paused")
     report = build([(study, str(path))], scan(tmp_path / "cpu"), str(tmp_path / "cpu"))
     assert " Speed " not in " ".join(unescape(re.sub(r"<[^>]+>", " ", render_html(report))).split())
+
+
+def test_a_run_paused_on_the_jpeg_copy_and_resumed_on_the_official_release_is_said_of_it(
+    tmp_path,
+):
+    # Its summary's data is the latest session's, the official release's: the page asked what
+    # "the copy" (the official release's arrays) costs, and never named the JPEG copy the run
+    # trained its first epochs on.
+    from harness import store
+
+    path = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet20, recipe: base}\n")
+    study, results = load_study(path), tmp_path / "results"
+    run = fake_run(results, study, "a")
+    summary = store.read_json(run / store.SUMMARY)
+    first = {**summary["sessions"][0], "official": False,
+             "dataset_fingerprint": V.JPEG_COPY_FINGERPRINT}  # fmt: skip
+    summary["sessions"] = [first, {**first, "official": True, "dataset_fingerprint": "f" * 64}]
+    store.write_json(run / store.SUMMARY, summary)
+    text = _text(render_html(report_for([path], results)))
+    assert "mixed data: not the official release" in text
+    data = text.split("Data: ")[1].split(" . ")[0]
+    assert "(the offline JPEG copy costs released weights about ten points" in data, data
+    assert "not measured" not in data.split("(")[1], data
+    banner = text.split("Non-official data.")[1].split("At a glance")[0]
+    assert "(data fingerprint ccecff3e0fe7847e )" in banner, banner

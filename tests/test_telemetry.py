@@ -220,3 +220,30 @@ def test_one_epoch_of_unknown_share_leaves_the_run_only_an_upper_bound():
     # A member of a fused group of 2: its share is at most half the GPU's.
     unknown["fused_members"] = 2
     assert run_totals([{"telemetry": unknown}])["energy_upper_bound_j"] == 150.0
+
+
+# --- a run resumed with another placement (review) ---
+
+
+def test_each_epoch_is_shared_out_by_the_placement_of_its_own_session(fake_cuda):
+    """Placed beside two others in a container that lists no processes, then resumed alone:
+    the first session's epochs have an unknown share, the second's are the run's own, as
+    the run recorded them. Before, the report and `repro run`'s closing line applied one
+    placement to every epoch: the run's latest while it ran (its summary is cleared as a
+    session begins), so the crowded session's whole-GPU 1000 J and wall time counted as the
+    run's own; its largest once it ended, so the solo session's read as shared."""
+    fake_cuda(FakeNvml(processes=None))
+    crowded = _two_epochs(Telemetry(CUDA0, interval=0.01, shared_by=3))
+    alone = _two_epochs(Telemetry(CUDA0, interval=0.01, shared_by=1))
+    history = crowded + alone
+    crowded_s = sum(e["telemetry"]["seconds"] for e in crowded)
+    alone_s = sum(e["telemetry"]["seconds"] for e in alone)
+    totals = run_totals(history)
+    assert totals["energy_j"] is None and totals["energy_upper_bound_j"] == 2000.0
+    ended = {"sessions": [{"device_shared_by": 3}, {"device_shared_by": 1}]}
+    for summary in (None, ended):  # running (no summary yet), then ended
+        counted = device_time(history, {"device_shared_by": 1}, summary)
+        assert (counted.energy_j, counted.energy_unknown_j) == (1000.0, 1000.0), summary
+        assert counted.share == pytest.approx(alone_s), summary
+        assert counted.unknown == pytest.approx(crowded_s), summary
+        assert counted.energy_j + counted.energy_unknown_j == totals["energy_upper_bound_j"]

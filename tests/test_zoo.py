@@ -360,3 +360,15 @@ def test_the_depth_and_parameter_bounds_refuse_only_what_no_gpu_could_train():
     for name in ("resnet1202", "preresnet1001", "wrn-28-10", "wrn-1000-10"):
         spec_from_name(name)
     assert ModelSpec(depth=9998).depth == 9998
+
+
+def test_a_name_padded_with_thousands_of_zeros_reads_as_its_number():
+    """The digits' check leaves out leading zeros (resnet020 is resnet20), but the number was
+    then read with them: 5,000 zeros before a depth were a ValueError traceback from int()
+    (Python reads at most 4,300 digits), not the net or a refusal."""
+    zeros = "0" * 5000
+    assert spec_from_name(f"resnet{zeros}20") == spec_from_name("resnet20")
+    assert spec_from_name(f"wrn-{zeros}16-{zeros}4") == spec_from_name("wrn-16-4")
+    with pytest.raises(UnknownModelError) as caught:
+        spec_from_name(f"resnet{zeros}10001")
+    assert "depth 10001 is out of range" in caught.value.message

@@ -220,6 +220,17 @@ def _official(record: RunRecord) -> bool | None:
     return False if flag and not _run_data(record)[0] else flag
 
 
+def _copies_trained_on(record: RunRecord) -> set[str]:
+    """The fingerprints ("" where unrecorded) of the copies of the data, not the official
+    release, that a run off the official release trained on: every session's, as its summary's
+    data is the latest session's alone (a run paused on the JPEG copy and resumed on the
+    official release named only the official release's arrays, as "the copy")."""
+    copies = {d.get("dataset_fingerprint") or "" for d in [*_sessions(record), record.data]
+              if d.get("official") is False}  # fmt: skip
+    # Mixed by its fingerprints alone (sessions all said official): the latest, as before.
+    return copies or {record.data.get("dataset_fingerprint") or ""}
+
+
 def _sessions(record: RunRecord) -> list[dict]:
     """The sessions that recorded their data (older runs' did not)."""
     return [s for s in (record.summary or {}).get("sessions") or []

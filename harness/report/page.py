@@ -28,7 +28,13 @@ from harness.report.claims import (
     _speed_rows,
     _value_row,
 )
-from harness.report.counting import _Classified, _classify, _counted_at_epochs, _official
+from harness.report.counting import (
+    _Classified,
+    _classify,
+    _copies_trained_on,
+    _counted_at_epochs,
+    _official,
+)
 from harness.report.figures import _figures
 from harness.report.filters import (
     _brief,
@@ -101,7 +107,8 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
     copies = [e for e in shown_evaluations if e.data.get("official") is False]
     elsewhere = [e for e in evaluations if e.study not in reported]
     provenance = _provenance(shown_records, reports, shown_evaluations)
-    used = {x.data.get("dataset_fingerprint") or "" for x in [*nonofficial, *copies]}
+    used = {f for r in nonofficial for f in _copies_trained_on(r)}
+    used |= {e.data.get("dataset_fingerprint") or "" for e in copies}
     copy_costs = _copy_costs(used, provenance.copy_penalty)
     return Report(
         generated=now_utc(),
@@ -112,9 +119,7 @@ def build(studies: list[tuple[Study, str]], records: list[RunRecord], results_di
         studies=reports,
         provenance=provenance,
         nonofficial_runs=len(nonofficial),
-        nonofficial_fingerprints=sorted(
-            {r.data.get("dataset_fingerprint", "")[:16] for r in [*nonofficial, *copies]}
-        ),
+        nonofficial_fingerprints=sorted({f[:16] for f in used}),
         total_runs=len(records),
         unmatched_runs=unmatched,
         total_evaluations=len(evaluations),
