@@ -20,13 +20,14 @@ import shutil
 import socket
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # Older than any write in progress: an atomic write or a probe takes seconds at most.
 WRITE_AGE_S = 60.0
-# A hostname holds letters, digits, dots and dashes, never "+", which ends the tag.
+# The host as host() writes it holds no "+", which ends the tag, nor "/".
 _TAG = re.compile(r"(?P<pid>\d+)@(?P<host>[^+/]+)\+")
 PROBE = ".repro-probe-"
 # An export copies the runs' files aside, an import unpacks the archive, into these.
@@ -35,9 +36,18 @@ SCRATCH = (EXPORT_SCRATCH, IMPORT_SCRATCH)
 PARTIAL = ".partial"  # the end of an export's archive until it is whole (partial_archive)
 
 
+def host() -> str:
+    """This host's name as a tag writes it: percent-encoded wherever it is not letters,
+    digits, dots, dashes, underscores or tildes. The kernel takes any bytes for a host name:
+    a "/" in one made every write of the store fail (the temporary's name led into a folder
+    that is not there), and a "+" ended the tag early, so that no leftover of this host was
+    ever told its own. The encoding is one to one: two hosts never read as one."""
+    return urllib.parse.quote(socket.gethostname(), safe="") or "%"
+
+
 def tag() -> str:
     """This process's mark, for the name of something it makes and removes itself."""
-    return f"{os.getpid()}@{socket.gethostname()}+"
+    return f"{os.getpid()}@{host()}+"
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ class Maker:
     def gone(self) -> bool | None:
         """True when the maker provably no longer runs, False while it (or a process that
         took its pid) does, None where it cannot be told (another host)."""
-        if self.host != socket.gethostname():
+        if self.host != host():
             return None
         try:
             os.kill(self.pid, 0)

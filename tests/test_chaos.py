@@ -452,3 +452,34 @@ def test_a_moved_run_with_no_note_at_all_gets_one_saying_why_is_lost(tmp_path):
     assert f"note: wrote {old / store.SUPERSEDED_NOTE}, saying why the run was moved aside is " \
            "lost" in out.output  # fmt: skip
     assert not (young / store.SUPERSEDED_NOTE).exists()
+
+
+# --------------------------------------------------------------------------- review
+# What a second look at the code above found.
+
+
+@pytest.mark.parametrize("host", ["lab/node7", "node7+gpu", "nœud 7@lab"])
+def test_a_host_name_of_any_characters_writes_and_tells_its_own_leftovers(
+    tmp_path, monkeypatch, host
+):
+    """The kernel takes any bytes for a host name, and a temporary's name held it as it was:
+    with a "/" every write of the store failed (the name led into a folder that is not
+    there); with a "+", which ends the tag, no temporary of this host was ever told its own,
+    so one a killed writer left stayed until it was old, and a live writer's old one was
+    removed by age. Now the host is encoded in the name."""
+    from harness import leftovers
+
+    monkeypatch.setattr(socket, "gethostname", lambda: host)
+    run = tmp_path / "run"
+    store.write_json(run / store.SUMMARY, {"status": "complete"})
+    pid = killed_at(os, "replace", lambda: store.write_json(run / store.SUMMARY, {"epoch": 2}))
+    (left,) = run.glob(".*.tmp")
+    assert f"{pid}@" in left.name and "/" not in left.name.split(f"{pid}@")[1]
+    mine = run / f".metrics.jsonl.{leftovers.tag()}live0000.tmp"
+    mine.write_text("{}\n")
+    _old(mine)  # a live writer's, however old: kept
+    with store.run_lock(run):
+        pass
+    assert not left.exists() and mine.exists()  # the dead writer's, however young: removed
+    assert json.loads((run / store.SUMMARY).read_text()) == {"status": "complete"}
+
