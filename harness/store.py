@@ -544,12 +544,20 @@ class LockHeld(Exception):
         self.holder = holder
 
 
+# What a holder that keeps the lock only to tidy (harness.tidy) adds to its name in the lock
+# file, and how long another waits for it rather than take the run for busy.
+TIDYING = "(tidying up)"
+TIDYING_WAIT_S = 10.0
+
+
 @contextlib.contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
+def run_lock(run_dir: Path, *, tidying: bool = False) -> Iterator[None]:
     """Hold the run's lock for the duration; raise LockHeld if another process has it.
 
     ``flock`` is released by the kernel when its holder dies, even by SIGKILL, so a crashed
-    run never leaves a stale lock behind.
+    run never leaves a stale lock behind. ``tidying``: held for an instant by a command that
+    only tidies the run (`repro status` included); a lock so held is waited for, not taken
+    for a run being trained (_take).
     """
     path = run_dir / LOCK
     try:
@@ -558,14 +566,12 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     except OSError as exc:  # a folder this user may not write (read-only, another's)
         raise (cannot_write(path, exc) or exc) from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise LockHeld(holder) from None
+        if (holder := _take(fd, fcntl.LOCK_EX)) is not None:
+            raise LockHeld(holder)
         os.ftruncate(fd, 0)
         try:
-            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+            name = f"pid {os.getpid()} on {socket.gethostname()}"
+            os.pwrite(fd, f"{name}{f' {TIDYING}' if tidying else ''}\n".encode(), 0)
         except OSError as exc:  # the lock is held all the same; the rest will not fit
             fcntl.flock(fd, fcntl.LOCK_UN)
             raise (cannot_write(path, exc) or exc) from None
@@ -579,6 +585,24 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _take(fd: int, operation: int) -> str | None:
+    """Lock ``fd`` (``operation``: flock's LOCK_EX or LOCK_SH), or name the lock's holder. A
+    holder that is tidying (or has not yet written its name, which takes an instant) is
+    waited for, up to TIDYING_WAIT_S: a `repro run` that met `repro status` finishing a
+    killed move or clearing a stale marker took the run for busy, "being trained by another
+    process", and skipped it."""
+    until = time.monotonic() + TIDYING_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        if (holder and not holder.endswith(TIDYING)) or time.monotonic() > until:
+            return holder.removesuffix(TIDYING).strip() or "another process"
+        time.sleep(0.01)
 
 
 TEMPORARY_AGE_S = WRITE_AGE_S
@@ -608,10 +632,8 @@ def is_locked(run_dir: Path) -> bool:
         return False
     fd = os.open(path, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
+        if _take(fd, fcntl.LOCK_SH) is not None:  # one that only tidies is waited out
+            return True
         fcntl.flock(fd, fcntl.LOCK_UN)
         return False
     finally:

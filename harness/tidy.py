@@ -99,7 +99,7 @@ def _finish_moves(study_dir: Path) -> list[str]:
         run_dir = record.parent
         intent = store.superseding(run_dir)
         try:
-            with store.run_lock(run_dir):
+            with store.run_lock(run_dir, tidying=True):
                 pass
         except store.LockHeld:
             continue
@@ -153,7 +153,7 @@ def clear_stale_progress(run_dir: Path) -> bool:
     holds the run's lock (then it is training the run again, and the marker is its own)."""
     if not (run_dir / store.PROGRESS).is_file() or not _ended(run_dir):
         return False
-    with contextlib.suppress(store.LockHeld, OSError), store.run_lock(run_dir):
+    with contextlib.suppress(store.LockHeld, OSError), store.run_lock(run_dir, tidying=True):
         if _ended(run_dir):  # asked again under the lock: a new session may have begun
             (run_dir / store.PROGRESS).unlink(missing_ok=True)
             return True

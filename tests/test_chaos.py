@@ -483,3 +483,52 @@ def test_a_host_name_of_any_characters_writes_and_tells_its_own_leftovers(
     assert not left.exists() and mine.exists()  # the dead writer's, however young: removed
     assert json.loads((run / store.SUMMARY).read_text()) == {"status": "complete"}
 
+
+def test_a_run_that_meets_status_tidying_its_folder_waits_rather_than_skip_it_as_busy(
+    tmp_path, monkeypatch
+):
+    """`repro status` takes a run's lock for an instant to tidy it (here to finish a move a
+    kill cut short; a stale progress marker too). A `repro run` that looked in that instant
+    read the run as running and took it for busy, "being trained by another process" (status
+    itself), and skipped it; it now waits the instant out. A trainer's lock is busy at once."""
+    import contextlib
+    import threading
+
+    from harness import runner
+    from harness.plan import plan
+    from harness.studyfile import load_study
+
+    study, run = _fake_study(tmp_path)
+    killed_at(os, "rename", lambda: store.supersede_files(run, REASON), nth=2)
+    p = plan(load_study(study))[0]
+    seen, looked = [], threading.Event()
+    pread = os.pread
+
+    def reading_the_holder(*args):  # a second process finds the lock held
+        looked.set()
+        return pread(*args)
+
+    def repro_run():  # what `repro run` asks of a run before it trains it
+        seen.append(store.is_locked(run))
+        with contextlib.ExitStack() as locks:
+            seen.append(runner._lock(p, run, locks))
+
+    sweep, other = store.sweep_temporaries, threading.Thread(target=repro_run)
+
+    def meanwhile(run_dir):  # run_lock calls it once the lock is held: here, status's
+        if threading.current_thread() is threading.main_thread() and other.ident is None:
+            other.start()
+            assert looked.wait(5)
+        return sweep(run_dir)
+
+    monkeypatch.setattr(os, "pread", reading_the_holder)
+    monkeypatch.setattr(store, "sweep_temporaries", meanwhile)
+    out = _status(study, tmp_path / "results")
+    other.join(5)
+    assert out.exit_code == 0 and "note: finished moving" in out.output, out.output
+    assert seen == [False, None]  # not running, and locked to be trained
+    with store.run_lock(run), contextlib.ExitStack() as locks:
+        started = time.monotonic()
+        busy = runner._lock(p, run, locks)
+        assert busy is not None and busy.status == "busy"
+        assert time.monotonic() - started < store.TIDYING_WAIT_S / 10
