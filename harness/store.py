@@ -29,7 +29,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -715,14 +715,33 @@ def finish_superseding(run_dir: Path) -> Path | None:
     intent = superseding(run_dir)
     if intent is None:
         return None
+    # The lock stays where other processes look for it, whatever a record edited by hand says.
+    keep = {*intent.keep, LOCK, SUPERSEDING}
+    if not _may_receive(intent.target, run_dir, keep):
+        intent = replace(intent, target=_superseded_target(run_dir))
+    if read_json(run_dir / SUPERSEDING) != intent.to_json():  # a new folder: recorded first,
+        write_json(run_dir / SUPERSEDING, intent.to_json())  # so a kill finishes into it too
     intent.target.mkdir(parents=True, exist_ok=True)
     if not present(intent.target / SUPERSEDED_NOTE):
         write_text(intent.target / SUPERSEDED_NOTE, intent.reason + "\n")
     for child in sorted(run_dir.iterdir()):
-        if child.name not in (*intent.keep, SUPERSEDING):
+        if child.name not in keep:
             shutil.move(str(child), str(intent.target / child.name))
     (run_dir / SUPERSEDING).unlink()
     return intent.target
+
+
+def _may_receive(target: Path, run_dir: Path, keep: set[str]) -> bool:
+    """Whether ``run_dir``'s files (but ``keep``) may move into ``target``: a real folder, or
+    none yet, holding none of their names. A move cut short leaves each file in one place or
+    the other, never both; a record edited by hand could name another attempt's folder, whose
+    files a move would write over (a rename replaces a file), or a link leading out of the
+    store."""
+    if target.is_symlink() or (present(target) and not target.is_dir()):
+        return False
+    if not present(target):
+        return True
+    return not any(present(target / c.name) for c in run_dir.iterdir() if c.name not in keep)
 
 
 def _superseded_target(run_dir: Path) -> Path:
