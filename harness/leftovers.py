@@ -77,10 +77,13 @@ def maker(name: str) -> Maker | None:
     return None if found is None else Maker(int(found["pid"]), found["host"])
 
 
-def dead(path: Path, *, by_age: bool) -> bool:
+def dead(path: Path, *, by_age: bool, now: float | None = None) -> bool:
     """Whether ``path`` was left by a process that is gone: its maker provably is, or, with
     ``by_age``, its maker cannot be told and it is older than any write takes (for small
-    files only: an export's copy of a checkpoint can take longer)."""
+    files only: an export's copy of a checkpoint can take longer). ``now``: the time on the
+    file system's own clock, where the caller knows it (store.run_lock); this machine's
+    otherwise, which on a store shared over NFS may run minutes ahead of the server that
+    stamps the files, and make another host's write in progress read old."""
     who = maker(path.name)
     gone = who.gone() if who is not None else None
     if gone is not None:
@@ -88,7 +91,7 @@ def dead(path: Path, *, by_age: bool) -> bool:
     if not by_age:
         return False
     try:
-        return time.time() - path.lstat().st_mtime > WRITE_AGE_S
+        return (time.time() if now is None else now) - path.lstat().st_mtime > WRITE_AGE_S
     except FileNotFoundError:
         return False
 

@@ -575,7 +575,9 @@ def run_lock(run_dir: Path, *, tidying: bool = False) -> Iterator[None]:
         except OSError as exc:  # the lock is held all the same; the rest will not fit
             fcntl.flock(fd, fcntl.LOCK_UN)
             raise (cannot_write(path, exc) or exc) from None
-        sweep_temporaries(run_dir)
+        # The lock file was written just now: its time is the file system's (a store shared
+        # over NFS is stamped by its server's clock, not this machine's).
+        sweep_temporaries(run_dir, now=os.fstat(fd).st_mtime)
         # A move aside its killed holder began: finished before anything trains there.
         finish_superseding(run_dir)
         try:
@@ -608,17 +610,18 @@ def _take(fd: int, operation: int) -> str | None:
 TEMPORARY_AGE_S = WRITE_AGE_S
 
 
-def sweep_temporaries(run_dir: Path) -> list[Path]:
+def sweep_temporaries(run_dir: Path, now: float | None = None) -> list[Path]:
     """Remove what writes cut short left behind (``_atomic_write``'s ``.<name>.*.tmp``, a
     checkpoint's up to megabytes): a process abandoned mid-write (a third Ctrl-C, SIGKILL)
     never renames them, and nothing reads them. Called with the run's lock held; one whose
     writer still runs is left, in case a writer without the lock (an import racing a start)
     is still at it, and so is one younger than TEMPORARY_AGE_S whose writer cannot be told
-    (another host, an older repro): harness.leftovers."""
+    (another host, an older repro), by the file system's clock where ``now`` gives it:
+    harness.leftovers.dead."""
     removed = []
     for tmp in run_dir.glob(".*.tmp"):
         try:
-            if tmp.is_file() and dead(tmp, by_age=True):
+            if tmp.is_file() and dead(tmp, by_age=True, now=now):
                 tmp.unlink()
                 removed.append(tmp)
         except FileNotFoundError:

@@ -515,11 +515,11 @@ def test_a_run_that_meets_status_tidying_its_folder_waits_rather_than_skip_it_as
 
     sweep, other = store.sweep_temporaries, threading.Thread(target=repro_run)
 
-    def meanwhile(run_dir):  # run_lock calls it once the lock is held: here, status's
+    def meanwhile(run_dir, now=None):  # run_lock calls it once the lock is held: status's
         if threading.current_thread() is threading.main_thread() and other.ident is None:
             other.start()
             assert looked.wait(5)
-        return sweep(run_dir)
+        return sweep(run_dir, now)
 
     monkeypatch.setattr(os, "pread", reading_the_holder)
     monkeypatch.setattr(store, "sweep_temporaries", meanwhile)
@@ -532,3 +532,25 @@ def test_a_run_that_meets_status_tidying_its_folder_waits_rather_than_skip_it_as
         busy = runner._lock(p, run, locks)
         assert busy is not None and busy.status == "busy"
         assert time.monotonic() - started < store.TIDYING_WAIT_S / 10
+
+
+def test_a_clock_ahead_of_the_stores_never_makes_another_hosts_write_in_progress_read_old(
+    tmp_path, monkeypatch
+):
+    """On a store shared over NFS the server stamps the files, and this machine's clock may
+    run minutes ahead of it. The lock's holder removed the temporaries older than a minute by
+    its own clock: a write another host had begun a second before (an import's copy of a
+    checkpoint, a superseded note) read as minutes old and was removed from under it. Ages
+    are now read against the lock file the holder has just written, on the store's clock."""
+    run = tmp_path / "run"
+    run.mkdir()
+    theirs = run / ".checkpoint.pt.4242@node-b+importing.tmp"
+    theirs.write_bytes(b"half a checkpoint")
+    left = run / ".summary.json.4242@node-b+abcd1234.tmp"
+    left.write_text("{}")
+    _old(left)  # ten minutes old on the store's clock: a killed writer's
+    ahead = time.time() + 300
+    monkeypatch.setattr(time, "time", lambda: ahead)
+    with store.run_lock(run):
+        pass
+    assert theirs.read_bytes() == b"half a checkpoint" and not left.exists()
