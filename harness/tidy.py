@@ -19,6 +19,8 @@ or `repro status` on it, and said.
   run as running; it is removed under the run's lock, so never from a run being trained.
 
 Nothing whose maker may still be at it is touched (harness.leftovers.dead).
+The run's lock is taken only as tidying (store.TIDYING): a `repro run` that meets it waits
+the instant out rather than take the run for busy and skip it.
 """
 
 from __future__ import annotations

@@ -1412,9 +1412,7 @@ def test_a_summarys_energy_upper_bound_is_checked_like_its_neighbours(tmp_path):
 
 
 @pytest.mark.parametrize("edit", ["another attempt", "a link out", "no lock kept", "not JSON"])
-def test_a_superseding_record_edited_by_hand_never_moves_files_onto_others_nor_out(
-    tmp_path, edit
-):
+def test_a_superseding_record_edited_by_hand_never_moves_files_onto_others_nor_out(tmp_path, edit):
     """A record of a move aside (store.SUPERSEDING) is finished by the next holder of the
     run's lock. One edited by hand named another attempt's folder of .superseded/, whose
     files the move wrote over (a rename replaces a file), or a link in .superseded/ leading
