@@ -37,12 +37,25 @@ PARTIAL = ".partial"  # the end of an export's archive until it is whole (partia
 
 
 def host() -> str:
-    """This host's name as a tag writes it: percent-encoded wherever it is not letters,
-    digits, dots, dashes, underscores or tildes. The kernel takes any bytes for a host name:
-    a "/" in one made every write of the store fail (the temporary's name led into a folder
-    that is not there), and a "+" ended the tag early, so that no leftover of this host was
-    ever told its own. The encoding is one to one: two hosts never read as one."""
-    return urllib.parse.quote(socket.gethostname(), safe="") or "%"
+    """This host's name as a tag writes it, with the PID namespace this process numbers its
+    pids in. The name is percent-encoded wherever it is not letters, digits, dots, dashes or
+    underscores: the kernel takes any bytes for a host name, and a "/" in one made every
+    write of the store fail (the temporary's name led into a folder that is not there), while
+    a "+" ended the tag early, so that no leftover of this host was ever told its own. The
+    namespace: containers that share the host's name (Kubernetes' hostNetwork pods, docker
+    --uts=host) each number their processes apart, so a live writer's pid in one is no
+    process in another, where a sweep took it for dead. Two hosts never read as one."""
+    name = urllib.parse.quote(socket.gethostname(), safe="").replace("~", "%7E") or "%"
+    space = _pid_namespace()
+    return f"{name}~{space}" if space else name
+
+
+def _pid_namespace() -> str:
+    """The inode of this process's PID namespace, or "" where /proc does not give it."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return ""
 
 
 def tag() -> str:

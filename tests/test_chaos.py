@@ -182,7 +182,9 @@ def killed_at(module, name: str, call, nth: int = 1) -> int:
 
 def live(name: str) -> str:
     """``name`` as this (live) process would have made it (harness.leftovers.tag)."""
-    return name.replace("PID", f"{os.getpid()}@{socket.gethostname()}+")
+    from harness.leftovers import tag
+
+    return name.replace("PID", tag())
 
 
 def _old(path) -> None:
@@ -554,3 +556,27 @@ def test_a_clock_ahead_of_the_stores_never_makes_another_hosts_write_in_progress
     with store.run_lock(run):
         pass
     assert theirs.read_bytes() == b"half a checkpoint" and not left.exists()
+
+
+def test_a_leftover_of_another_pid_namespace_on_this_host_is_never_taken_for_dead(
+    tmp_path, monkeypatch
+):
+    """Containers that share this host's name (Kubernetes' hostNetwork pods, docker
+    --uts=host) number their processes apart: a live writer's pid in one is no process in
+    another, and a sweep there removed its temporary as a dead process's. A tag now names its
+    PID namespace too; one of another namespace is told as another host's, kept while young."""
+    from harness import leftovers
+
+    run = tmp_path / "run"
+    run.mkdir()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)  # no process of that pid in this namespace
+    monkeypatch.setattr(os, "getpid", lambda: pid)
+    monkeypatch.setattr(leftovers, "_pid_namespace", lambda: "4026500001", raising=False)
+    theirs = store._write_temporary(run / store.METRICS, lambda f: f.write(b"{}\n"))
+    monkeypatch.undo()
+    with store.run_lock(run):
+        pass
+    assert theirs.read_bytes() == b"{}\n"
