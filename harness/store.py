@@ -548,6 +548,7 @@ class LockHeld(Exception):
 # file, and how long another waits for it rather than take the run for busy.
 TIDYING = "(tidying up)"
 TIDYING_WAIT_S = 10.0
+NAMING_WAIT_S = 0.1
 
 
 @contextlib.contextmanager
@@ -591,18 +592,21 @@ def run_lock(run_dir: Path, *, tidying: bool = False) -> Iterator[None]:
 
 def _take(fd: int, operation: int) -> str | None:
     """Lock ``fd`` (``operation``: flock's LOCK_EX or LOCK_SH), or name the lock's holder. A
-    holder that is tidying (or has not yet written its name, which takes an instant) is
-    waited for, up to TIDYING_WAIT_S: a `repro run` that met `repro status` finishing a
-    killed move or clearing a stale marker took the run for busy, "being trained by another
-    process", and skipped it."""
-    until = time.monotonic() + TIDYING_WAIT_S
+    holder that is tidying is waited for, up to TIDYING_WAIT_S: a `repro run` that met
+    `repro status` finishing a killed move or clearing a stale marker took the run for busy,
+    "being trained by another process", and skipped it. One that has not yet written its
+    name (an instant here; on another host sharing the store over NFS, until its write
+    reaches the server) is waited for only NAMING_WAIT_S, so that a look at runs another
+    host has just begun stays quick."""
+    started = time.monotonic()
     while True:
         try:
             fcntl.flock(fd, operation | fcntl.LOCK_NB)
             return None
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
-        if (holder and not holder.endswith(TIDYING)) or time.monotonic() > until:
+        patience = TIDYING_WAIT_S if holder.endswith(TIDYING) else 0.0 if holder else NAMING_WAIT_S
+        if time.monotonic() - started >= patience:
             return holder.removesuffix(TIDYING).strip() or "another process"
         time.sleep(0.01)
 
