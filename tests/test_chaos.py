@@ -580,3 +580,52 @@ def test_a_leftover_of_another_pid_namespace_on_this_host_is_never_taken_for_dea
     with store.run_lock(run):
         pass
     assert theirs.read_bytes() == b"{}\n"
+
+
+def test_status_on_a_read_only_store_with_every_leftover_says_so_and_changes_nothing(
+    tmp_path, monkeypatch
+):
+    """`repro status` now tidies what killed processes left, under runs' locks; on a store
+    this user may read but not write it says what it could not do, lists the runs, and no
+    file changes. (Made read-only by refusing writes below the store: the tests run as root.)"""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n"
+                       "  - {name: b, model: resnet8, recipe: base}\n")  # fmt: skip
+    results = tmp_path / "results"
+    a, b = (fake_run(results, load_study(study), name) for name in "ab")
+    store.write_json(a / store.PROGRESS, {"status": "running"})  # a stale marker
+    killed_at(os, "rename", lambda: store.supersede_files(b, REASON), nth=2)  # a split run
+    (results / ".repro-probe-left").touch()
+    note = a / ".SUPERSEDED.99999999@elsewhere+k2j3.tmp"  # a killed move's note, unmoved
+    note.write_text(f"{REASON}\n")
+    noteless = a.parent / store.SUPERSEDED / "seed-0-20260101-000000"
+    noteless.mkdir(parents=True)
+    (noteless / store.METRICS).write_text("")
+    for path in (results / ".repro-probe-left", note, noteless):
+        _old(path)
+    before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
+
+    def refused(name, real):
+        def call(path, *args, **kwargs):
+            writes = name != "open" or args[0] & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+            if writes and str(path).startswith(str(results)):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            return real(path, *args, **kwargs)
+
+        return call
+
+    for name in ("open", "unlink", "rename", "replace", "mkdir", "rmdir"):
+        monkeypatch.setattr(os, name, refused(name, getattr(os, name)))
+    out = _status(study, results)
+    monkeypatch.undo()
+    assert out.exit_code == 0 and out.exception is None, out.output
+    assert (
+        f"note: could not finish moving {b} to .superseded/ (Read-only file system)" in out.output
+    )
+    assert f"note: could not finish or remove {note} (Read-only file system)" in out.output
+    assert f"note: could not finish or remove {noteless} (Read-only file system)" in out.output
+    assert "a/seed-0  complete" in out.output
+    assert {p: p.read_bytes() for p in results.rglob("*") if p.is_file()} == before
