@@ -548,6 +548,7 @@ class LockHeld(Exception):
 # file, and how long another waits for it rather than take the run for busy.
 TIDYING = "(tidying up)"
 TIDYING_WAIT_S = 10.0
+# How long run_lock waits for a holder that has not yet written its name (a tidy among them).
 NAMING_WAIT_S = 0.1
 
 
@@ -567,7 +568,7 @@ def run_lock(run_dir: Path, *, tidying: bool = False) -> Iterator[None]:
     except OSError as exc:  # a folder this user may not write (read-only, another's)
         raise (cannot_write(path, exc) or exc) from None
     try:
-        if (holder := _take(fd, fcntl.LOCK_EX)) is not None:
+        if (holder := _take(fd, fcntl.LOCK_EX, NAMING_WAIT_S)) is not None:
             raise LockHeld(holder)
         os.ftruncate(fd, 0)
         try:
@@ -590,14 +591,14 @@ def run_lock(run_dir: Path, *, tidying: bool = False) -> Iterator[None]:
         os.close(fd)
 
 
-def _take(fd: int, operation: int) -> str | None:
+def _take(fd: int, operation: int, naming_s: float = 0.0) -> str | None:
     """Lock ``fd`` (``operation``: flock's LOCK_EX or LOCK_SH), or name the lock's holder. A
     holder that is tidying is waited for, up to TIDYING_WAIT_S: a `repro run` that met
     `repro status` finishing a killed move or clearing a stale marker took the run for busy,
     "being trained by another process", and skipped it. One that has not yet written its
     name (an instant here; on another host sharing the store over NFS, until its write
-    reaches the server) is waited for only NAMING_WAIT_S, so that a look at runs another
-    host has just begun stays quick."""
+    reaches the server) is waited for ``naming_s`` only: a look at the runs another host has
+    just begun (is_locked, for every run of a report) stays quick."""
     started = time.monotonic()
     while True:
         try:
@@ -605,7 +606,7 @@ def _take(fd: int, operation: int) -> str | None:
             return None
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
-        patience = TIDYING_WAIT_S if holder.endswith(TIDYING) else 0.0 if holder else NAMING_WAIT_S
+        patience = TIDYING_WAIT_S if holder.endswith(TIDYING) else 0.0 if holder else naming_s
         if time.monotonic() - started >= patience:
             return holder.removesuffix(TIDYING).strip() or "another process"
         time.sleep(0.01)
