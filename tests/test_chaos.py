@@ -517,11 +517,11 @@ def test_a_run_that_meets_status_tidying_its_folder_waits_rather_than_skip_it_as
 
     sweep, other = store.sweep_temporaries, threading.Thread(target=repro_run)
 
-    def meanwhile(run_dir, now=None):  # run_lock calls it once the lock is held: status's
+    def meanwhile(run_dir, **when):  # run_lock calls it once the lock is held: status's
         if threading.current_thread() is threading.main_thread() and other.ident is None:
             other.start()
             assert looked.wait(5)
-        return sweep(run_dir, now)
+        return sweep(run_dir, **when)
 
     monkeypatch.setattr(os, "pread", reading_the_holder)
     monkeypatch.setattr(store, "sweep_temporaries", meanwhile)
