@@ -20,13 +20,14 @@ import shutil
 import socket
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # Older than any write in progress: an atomic write or a probe takes seconds at most.
 WRITE_AGE_S = 60.0
-# A hostname holds letters, digits, dots and dashes, never "+", which ends the tag.
+# The host as host() writes it holds no "+", which ends the tag, nor "/".
 _TAG = re.compile(r"(?P<pid>\d+)@(?P<host>[^+/]+)\+")
 PROBE = ".repro-probe-"
 # An export copies the runs' files aside, an import unpacks the archive, into these.
@@ -35,9 +36,31 @@ SCRATCH = (EXPORT_SCRATCH, IMPORT_SCRATCH)
 PARTIAL = ".partial"  # the end of an export's archive until it is whole (partial_archive)
 
 
+def host() -> str:
+    """This host's name as a tag writes it, with the PID namespace this process numbers its
+    pids in. The name is percent-encoded wherever it is not letters, digits, dots, dashes or
+    underscores: the kernel takes any bytes for a host name, and a "/" in one made every
+    write of the store fail (the temporary's name led into a folder that is not there), while
+    a "+" ended the tag early, so that no leftover of this host was ever told its own. The
+    namespace: containers that share the host's name (Kubernetes' hostNetwork pods, docker
+    --uts=host) each number their processes apart, so a live writer's pid in one is no
+    process in another, where a sweep took it for dead. Two hosts never read as one."""
+    name = urllib.parse.quote(socket.gethostname(), safe="").replace("~", "%7E") or "%"
+    space = _pid_namespace()
+    return f"{name}~{space}" if space else name
+
+
+def _pid_namespace() -> str:
+    """The inode of this process's PID namespace, or "" where /proc does not give it."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return ""
+
+
 def tag() -> str:
     """This process's mark, for the name of something it makes and removes itself."""
-    return f"{os.getpid()}@{socket.gethostname()}+"
+    return f"{os.getpid()}@{host()}+"
 
 
 @dataclass(frozen=True)
@@ -48,7 +71,7 @@ class Maker:
     def gone(self) -> bool | None:
         """True when the maker provably no longer runs, False while it (or a process that
         took its pid) does, None where it cannot be told (another host)."""
-        if self.host != socket.gethostname():
+        if self.host != host():
             return None
         try:
             os.kill(self.pid, 0)
@@ -67,10 +90,13 @@ def maker(name: str) -> Maker | None:
     return None if found is None else Maker(int(found["pid"]), found["host"])
 
 
-def dead(path: Path, *, by_age: bool) -> bool:
+def dead(path: Path, *, by_age: bool, now: float | None = None) -> bool:
     """Whether ``path`` was left by a process that is gone: its maker provably is, or, with
     ``by_age``, its maker cannot be told and it is older than any write takes (for small
-    files only: an export's copy of a checkpoint can take longer)."""
+    files only: an export's copy of a checkpoint can take longer). ``now``: the time on the
+    file system's own clock, where the caller knows it (store.run_lock); this machine's
+    otherwise, which on a store shared over NFS may run minutes ahead of the server that
+    stamps the files, and make another host's write in progress read old."""
     who = maker(path.name)
     gone = who.gone() if who is not None else None
     if gone is not None:
@@ -78,7 +104,7 @@ def dead(path: Path, *, by_age: bool) -> bool:
     if not by_age:
         return False
     try:
-        return time.time() - path.lstat().st_mtime > WRITE_AGE_S
+        return (time.time() if now is None else now) - path.lstat().st_mtime > WRITE_AGE_S
     except FileNotFoundError:
         return False
 

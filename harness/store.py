@@ -29,7 +29,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -544,12 +544,22 @@ class LockHeld(Exception):
         self.holder = holder
 
 
+# What a holder that keeps the lock only to tidy (harness.tidy) adds to its name in the lock
+# file, and how long another waits for it rather than take the run for busy.
+TIDYING = "(tidying up)"
+TIDYING_WAIT_S = 10.0
+# How long run_lock waits for a holder that has not yet written its name (a tidy among them).
+NAMING_WAIT_S = 0.1
+
+
 @contextlib.contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
+def run_lock(run_dir: Path, *, tidying: bool = False) -> Iterator[None]:
     """Hold the run's lock for the duration; raise LockHeld if another process has it.
 
     ``flock`` is released by the kernel when its holder dies, even by SIGKILL, so a crashed
-    run never leaves a stale lock behind.
+    run never leaves a stale lock behind. ``tidying``: held for an instant by a command that
+    only tidies the run (`repro status` included); a lock so held is waited for, not taken
+    for a run being trained (_take).
     """
     path = run_dir / LOCK
     try:
@@ -558,18 +568,18 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     except OSError as exc:  # a folder this user may not write (read-only, another's)
         raise (cannot_write(path, exc) or exc) from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise LockHeld(holder) from None
+        if (holder := _take(fd, fcntl.LOCK_EX, NAMING_WAIT_S)) is not None:
+            raise LockHeld(holder)
         os.ftruncate(fd, 0)
         try:
-            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+            name = f"pid {os.getpid()} on {socket.gethostname()}"
+            os.pwrite(fd, f"{name}{f' {TIDYING}' if tidying else ''}\n".encode(), 0)
         except OSError as exc:  # the lock is held all the same; the rest will not fit
             fcntl.flock(fd, fcntl.LOCK_UN)
             raise (cannot_write(path, exc) or exc) from None
-        sweep_temporaries(run_dir)
+        # The lock file was written just now: its time is the file system's (a store shared
+        # over NFS is stamped by its server's clock, not this machine's).
+        sweep_temporaries(run_dir, now=os.fstat(fd).st_mtime)
         # A move aside its killed holder began: finished before anything trains there.
         finish_superseding(run_dir)
         try:
@@ -581,20 +591,42 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _take(fd: int, operation: int, naming_s: float = 0.0) -> str | None:
+    """Lock ``fd`` (``operation``: flock's LOCK_EX or LOCK_SH), or name the lock's holder. A
+    holder that is tidying is waited for, up to TIDYING_WAIT_S: a `repro run` that met
+    `repro status` finishing a killed move or clearing a stale marker took the run for busy,
+    "being trained by another process", and skipped it. One that has not yet written its
+    name (an instant here; on another host sharing the store over NFS, until its write
+    reaches the server) is waited for ``naming_s`` only: a look at the runs another host has
+    just begun (is_locked, for every run of a report) stays quick."""
+    started = time.monotonic()
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        patience = TIDYING_WAIT_S if holder.endswith(TIDYING) else 0.0 if holder else naming_s
+        if time.monotonic() - started >= patience:
+            return holder.removesuffix(TIDYING).strip() or "another process"
+        time.sleep(0.01)
+
+
 TEMPORARY_AGE_S = WRITE_AGE_S
 
 
-def sweep_temporaries(run_dir: Path) -> list[Path]:
+def sweep_temporaries(run_dir: Path, now: float | None = None) -> list[Path]:
     """Remove what writes cut short left behind (``_atomic_write``'s ``.<name>.*.tmp``, a
     checkpoint's up to megabytes): a process abandoned mid-write (a third Ctrl-C, SIGKILL)
     never renames them, and nothing reads them. Called with the run's lock held; one whose
     writer still runs is left, in case a writer without the lock (an import racing a start)
     is still at it, and so is one younger than TEMPORARY_AGE_S whose writer cannot be told
-    (another host, an older repro): harness.leftovers."""
+    (another host, an older repro), by the file system's clock where ``now`` gives it:
+    harness.leftovers.dead."""
     removed = []
     for tmp in run_dir.glob(".*.tmp"):
         try:
-            if tmp.is_file() and dead(tmp, by_age=True):
+            if tmp.is_file() and dead(tmp, by_age=True, now=now):
                 tmp.unlink()
                 removed.append(tmp)
         except FileNotFoundError:
@@ -608,10 +640,8 @@ def is_locked(run_dir: Path) -> bool:
         return False
     fd = os.open(path, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
+        if _take(fd, fcntl.LOCK_SH) is not None:  # one that only tidies is waited out
+            return True
         fcntl.flock(fd, fcntl.LOCK_UN)
         return False
     finally:
@@ -693,14 +723,33 @@ def finish_superseding(run_dir: Path) -> Path | None:
     intent = superseding(run_dir)
     if intent is None:
         return None
+    # The lock stays where other processes look for it, whatever a record edited by hand says.
+    keep = {*intent.keep, LOCK, SUPERSEDING}
+    if not _may_receive(intent.target, run_dir, keep):
+        intent = replace(intent, target=_superseded_target(run_dir))
+    if read_json(run_dir / SUPERSEDING) != intent.to_json():  # a new folder: recorded first,
+        write_json(run_dir / SUPERSEDING, intent.to_json())  # so a kill finishes into it too
     intent.target.mkdir(parents=True, exist_ok=True)
     if not present(intent.target / SUPERSEDED_NOTE):
         write_text(intent.target / SUPERSEDED_NOTE, intent.reason + "\n")
     for child in sorted(run_dir.iterdir()):
-        if child.name not in (*intent.keep, SUPERSEDING):
+        if child.name not in keep:
             shutil.move(str(child), str(intent.target / child.name))
     (run_dir / SUPERSEDING).unlink()
     return intent.target
+
+
+def _may_receive(target: Path, run_dir: Path, keep: set[str]) -> bool:
+    """Whether ``run_dir``'s files (but ``keep``) may move into ``target``: a real folder, or
+    none yet, holding none of their names. A move cut short leaves each file in one place or
+    the other, never both; a record edited by hand could name another attempt's folder, whose
+    files a move would write over (a rename replaces a file), or a link leading out of the
+    store."""
+    if target.is_symlink() or (present(target) and not target.is_dir()):
+        return False
+    if not present(target):
+        return True
+    return not any(present(target / c.name) for c in run_dir.iterdir() if c.name not in keep)
 
 
 def _superseded_target(run_dir: Path) -> Path:

@@ -19,6 +19,8 @@ or `repro status` on it, and said.
   run as running; it is removed under the run's lock, so never from a run being trained.
 
 Nothing whose maker may still be at it is touched (harness.leftovers.dead).
+The run's lock is taken only as tidying (store.TIDYING): a `repro run` that meets it waits
+the instant out rather than take the run for busy and skip it.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def _finish_moves(study_dir: Path) -> list[str]:
         run_dir = record.parent
         intent = store.superseding(run_dir)
         try:
-            with store.run_lock(run_dir):
+            with store.run_lock(run_dir, tidying=True):
                 pass
         except store.LockHeld:
             continue
@@ -153,7 +155,7 @@ def clear_stale_progress(run_dir: Path) -> bool:
     holds the run's lock (then it is training the run again, and the marker is its own)."""
     if not (run_dir / store.PROGRESS).is_file() or not _ended(run_dir):
         return False
-    with contextlib.suppress(store.LockHeld, OSError), store.run_lock(run_dir):
+    with contextlib.suppress(store.LockHeld, OSError), store.run_lock(run_dir, tidying=True):
         if _ended(run_dir):  # asked again under the lock: a new session may have begun
             (run_dir / store.PROGRESS).unlink(missing_ok=True)
             return True

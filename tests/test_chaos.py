@@ -182,7 +182,9 @@ def killed_at(module, name: str, call, nth: int = 1) -> int:
 
 def live(name: str) -> str:
     """``name`` as this (live) process would have made it (harness.leftovers.tag)."""
-    return name.replace("PID", f"{os.getpid()}@{socket.gethostname()}+")
+    from harness.leftovers import tag
+
+    return name.replace("PID", tag())
 
 
 def _old(path) -> None:
@@ -452,3 +454,178 @@ def test_a_moved_run_with_no_note_at_all_gets_one_saying_why_is_lost(tmp_path):
     assert f"note: wrote {old / store.SUPERSEDED_NOTE}, saying why the run was moved aside is " \
            "lost" in out.output  # fmt: skip
     assert not (young / store.SUPERSEDED_NOTE).exists()
+
+
+# --------------------------------------------------------------------------- review
+# What a second look at the code above found.
+
+
+@pytest.mark.parametrize("host", ["lab/node7", "node7+gpu", "nœud 7@lab"])
+def test_a_host_name_of_any_characters_writes_and_tells_its_own_leftovers(
+    tmp_path, monkeypatch, host
+):
+    """The kernel takes any bytes for a host name, and a temporary's name held it as it was:
+    with a "/" every write of the store failed (the name led into a folder that is not
+    there); with a "+", which ends the tag, no temporary of this host was ever told its own,
+    so one a killed writer left stayed until it was old, and a live writer's old one was
+    removed by age. Now the host is encoded in the name."""
+    from harness import leftovers
+
+    monkeypatch.setattr(socket, "gethostname", lambda: host)
+    run = tmp_path / "run"
+    store.write_json(run / store.SUMMARY, {"status": "complete"})
+    pid = killed_at(os, "replace", lambda: store.write_json(run / store.SUMMARY, {"epoch": 2}))
+    (left,) = run.glob(".*.tmp")
+    assert f"{pid}@" in left.name and "/" not in left.name.split(f"{pid}@")[1]
+    mine = run / f".metrics.jsonl.{leftovers.tag()}live0000.tmp"
+    mine.write_text("{}\n")
+    _old(mine)  # a live writer's, however old: kept
+    with store.run_lock(run):
+        pass
+    assert not left.exists() and mine.exists()  # the dead writer's, however young: removed
+    assert json.loads((run / store.SUMMARY).read_text()) == {"status": "complete"}
+
+
+def test_a_run_that_meets_status_tidying_its_folder_waits_rather_than_skip_it_as_busy(
+    tmp_path, monkeypatch
+):
+    """`repro status` takes a run's lock for an instant to tidy it (here to finish a move a
+    kill cut short; a stale progress marker too). A `repro run` that looked in that instant
+    read the run as running and took it for busy, "being trained by another process" (status
+    itself), and skipped it; it now waits the instant out. A trainer's lock is busy at once."""
+    import contextlib
+    import threading
+
+    from harness import runner
+    from harness.plan import plan
+    from harness.studyfile import load_study
+
+    study, run = _fake_study(tmp_path)
+    killed_at(os, "rename", lambda: store.supersede_files(run, REASON), nth=2)
+    p = plan(load_study(study))[0]
+    seen, looked = [], threading.Event()
+    pread = os.pread
+
+    def reading_the_holder(*args):  # a second process finds the lock held
+        looked.set()
+        return pread(*args)
+
+    def repro_run():  # what `repro run` asks of a run before it trains it
+        seen.append(store.is_locked(run))
+        with contextlib.ExitStack() as locks:
+            seen.append(runner._lock(p, run, locks))
+
+    sweep, other = store.sweep_temporaries, threading.Thread(target=repro_run)
+
+    def meanwhile(run_dir, **when):  # run_lock calls it once the lock is held: status's
+        if threading.current_thread() is threading.main_thread() and other.ident is None:
+            other.start()
+            assert looked.wait(5)
+        return sweep(run_dir, **when)
+
+    monkeypatch.setattr(os, "pread", reading_the_holder)
+    monkeypatch.setattr(store, "sweep_temporaries", meanwhile)
+    out = _status(study, tmp_path / "results")
+    other.join(5)
+    assert out.exit_code == 0 and "note: finished moving" in out.output, out.output
+    assert seen == [False, None]  # not running, and locked to be trained
+    with store.run_lock(run), contextlib.ExitStack() as locks:
+        started = time.monotonic()
+        busy = runner._lock(p, run, locks)
+        assert busy is not None and busy.status == "busy"
+        assert time.monotonic() - started < store.TIDYING_WAIT_S / 10
+
+
+def test_a_clock_ahead_of_the_stores_never_makes_another_hosts_write_in_progress_read_old(
+    tmp_path, monkeypatch
+):
+    """On a store shared over NFS the server stamps the files, and this machine's clock may
+    run minutes ahead of it. The lock's holder removed the temporaries older than a minute by
+    its own clock: a write another host had begun a second before (an import's copy of a
+    checkpoint, a superseded note) read as minutes old and was removed from under it. Ages
+    are now read against the lock file the holder has just written, on the store's clock."""
+    run = tmp_path / "run"
+    run.mkdir()
+    theirs = run / ".checkpoint.pt.4242@node-b+importing.tmp"
+    theirs.write_bytes(b"half a checkpoint")
+    left = run / ".summary.json.4242@node-b+abcd1234.tmp"
+    left.write_text("{}")
+    _old(left)  # ten minutes old on the store's clock: a killed writer's
+    ahead = time.time() + 300
+    monkeypatch.setattr(time, "time", lambda: ahead)
+    with store.run_lock(run):
+        pass
+    assert theirs.read_bytes() == b"half a checkpoint" and not left.exists()
+
+
+def test_a_leftover_of_another_pid_namespace_on_this_host_is_never_taken_for_dead(
+    tmp_path, monkeypatch
+):
+    """Containers that share this host's name (Kubernetes' hostNetwork pods, docker
+    --uts=host) number their processes apart: a live writer's pid in one is no process in
+    another, and a sweep there removed its temporary as a dead process's. A tag now names its
+    PID namespace too; one of another namespace is told as another host's, kept while young."""
+    from harness import leftovers
+
+    run = tmp_path / "run"
+    run.mkdir()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)  # no process of that pid in this namespace
+    monkeypatch.setattr(os, "getpid", lambda: pid)
+    monkeypatch.setattr(leftovers, "_pid_namespace", lambda: "4026500001", raising=False)
+    theirs = store._write_temporary(run / store.METRICS, lambda f: f.write(b"{}\n"))
+    monkeypatch.undo()
+    with store.run_lock(run):
+        pass
+    assert theirs.read_bytes() == b"{}\n"
+
+
+def test_status_on_a_read_only_store_with_every_leftover_says_so_and_changes_nothing(
+    tmp_path, monkeypatch
+):
+    """`repro status` now tidies what killed processes left, under runs' locks; on a store
+    this user may read but not write it says what it could not do, lists the runs, and no
+    file changes. (Made read-only by refusing writes below the store: the tests run as root.)"""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n"
+                       "  - {name: b, model: resnet8, recipe: base}\n")  # fmt: skip
+    results = tmp_path / "results"
+    a, b = (fake_run(results, load_study(study), name) for name in "ab")
+    store.write_json(a / store.PROGRESS, {"status": "running"})  # a stale marker
+    killed_at(os, "rename", lambda: store.supersede_files(b, REASON), nth=2)  # a split run
+    (results / ".repro-probe-left").touch()
+    note = a / ".SUPERSEDED.99999999@elsewhere+k2j3.tmp"  # a killed move's note, unmoved
+    note.write_text(f"{REASON}\n")
+    noteless = a.parent / store.SUPERSEDED / "seed-0-20260101-000000"
+    noteless.mkdir(parents=True)
+    (noteless / store.METRICS).write_text("")
+    for path in (results / ".repro-probe-left", note, noteless):
+        _old(path)
+    before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
+
+    def refused(name, real):
+        def call(path, *args, **kwargs):
+            writes = name != "open" or args[0] & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+            if writes and str(path).startswith(str(results)):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            return real(path, *args, **kwargs)
+
+        return call
+
+    for name in ("open", "unlink", "rename", "replace", "mkdir", "rmdir"):
+        monkeypatch.setattr(os, name, refused(name, getattr(os, name)))
+    out = _status(study, results)
+    monkeypatch.undo()
+    assert out.exit_code == 0 and out.exception is None, out.output
+    assert (
+        f"note: could not finish moving {b} to .superseded/ (Read-only file system)" in out.output
+    )
+    assert f"note: could not finish or remove {note} (Read-only file system)" in out.output
+    assert f"note: could not finish or remove {noteless} (Read-only file system)" in out.output
+    assert "a/seed-0  complete" in out.output
+    assert {p: p.read_bytes() for p in results.rglob("*") if p.is_file()} == before

@@ -1409,3 +1409,46 @@ def test_a_summarys_energy_upper_bound_is_checked_like_its_neighbours(tmp_path):
             store.read_summary(run)
         assert store.inspect(run).status == store.DAMAGED
         summary["telemetry"][field] = None
+
+
+@pytest.mark.parametrize("edit", ["another attempt", "a link out", "no lock kept", "not JSON"])
+def test_a_superseding_record_edited_by_hand_never_moves_files_onto_others_nor_out(tmp_path, edit):
+    """A record of a move aside (store.SUPERSEDING) is finished by the next holder of the
+    run's lock. One edited by hand named another attempt's folder of .superseded/, whose
+    files the move wrote over (a rename replaces a file), or a link in .superseded/ leading
+    out of the store, which the run's files followed; or kept no lock, which moved the lock
+    file from under its holder. Now such a move goes to a new folder, recorded first, and
+    the lock stays; nothing anywhere is written over."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    study = load_study(tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n"))  # fmt: skip
+    run = fake_run(tmp_path / "results", study, "a")
+    files = {p.name: p.read_bytes() for p in run.iterdir()}
+    attic = run.parent / store.SUPERSEDED
+    other = attic / "seed-0-20261101-000000"
+    other.mkdir(parents=True)
+    for name in files:
+        (other / name).write_text(f"an earlier attempt's {name}\n")
+    (other / store.SUPERSEDED_NOTE).write_text("redone with --force\n")
+    before = {p.name: p.read_bytes() for p in other.iterdir()}
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (attic / "out").symlink_to(outside)
+    record = {"another attempt": {"target": other.name, "reason": "why", "keep": ["lock"]},
+              "a link out": {"target": "out", "reason": "why", "keep": ["lock"]},
+              "no lock kept": {"target": "seed-0-x", "reason": "why", "keep": []}}  # fmt: skip
+    if edit == "not JSON":
+        (run / store.SUPERSEDING).write_text('{"target": "seed-0-x", "rea')
+    else:
+        (run / store.SUPERSEDING).write_text(json.dumps(record[edit]))
+    with store.run_lock(run):
+        assert sorted(p.name for p in run.iterdir()) == [store.LOCK]
+    assert {p.name: p.read_bytes() for p in other.iterdir()} == before
+    assert list(outside.iterdir()) == []
+    (moved,) = [p for p in attic.iterdir() if p not in (other, attic / "out")]
+    assert {p.name: p.read_bytes() for p in moved.iterdir() if p.name != "SUPERSEDED"} == files
+    assert (moved / store.SUPERSEDED_NOTE).read_text() == (
+        f"{store.LOST_REASON}\n" if edit == "not JSON" else "why\n"
+    )

@@ -769,12 +769,12 @@ def test_scratch_folders_a_kill_left_are_removed_by_the_next_export_or_import(
     gigabytes for big checkpoints, kept for good. Each is named with its process now, and the
     next export or import removes those whose process is gone; one of a live process (this
     test's) stays, and one whose process cannot be told (named by an older repro) is named."""
-    import socket
     import tempfile
 
     from test_chaos import killed_at
 
     from harness import transfer
+    from harness.leftovers import tag
 
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -784,7 +784,7 @@ def test_scratch_folders_a_kill_left_are_removed_by_the_next_export_or_import(
     killed_at(transfer, "_write_archive", lambda: transfer.export_study("tiny", results, archive))
     (export,) = scratch.iterdir()
     assert export.name.startswith("repro-export-") and (export / DONE / store.SUMMARY).is_file()
-    mine = scratch / f"repro-import-{os.getpid()}@{socket.gethostname()}+live0000"
+    mine = scratch / f"repro-import-{tag()}live0000"
     older = scratch / "repro-export-k3j2q9z1"  # as a repro before this one named it
     for folder in (mine, older):
         (folder / "tiny").mkdir(parents=True)
@@ -844,12 +844,12 @@ def test_a_partial_archive_a_killed_export_left_is_swept_by_the_next_export_ther
     process (this test's) stays, one whose process cannot be told (another host) is named,
     and one an older repro left for the same --out, which that export would have replaced,
     is removed."""
-    import socket
     import tempfile
 
     from test_chaos import killed_at
 
     from harness import transfer
+    from harness.leftovers import tag
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the child's scratch stays here
     study, results = _one_fake_run(tmp_path)
@@ -858,7 +858,7 @@ def test_a_partial_archive_a_killed_export_left_is_swept_by_the_next_export_ther
     (left,) = archives.glob(".*partial")
     assert left.name.startswith(".b.tar.gz.") and f"{os.getpid()}@" not in left.name
     assert transfer.read_manifest(left)["study"] == "tiny"  # whole, killed before its rename
-    mine = archives / f".c.tar.gz.{os.getpid()}@{socket.gethostname()}+.partial"
+    mine = archives / f".c.tar.gz.{tag()}.partial"
     elsewhere = archives / ".d.tar.gz.4242@node-elsewhere+.partial"
     older = archives / ".a.tar.gz.partial"  # as an older repro named it, for the same --out
     for path in (mine, elsewhere, older):
