@@ -156,8 +156,17 @@ class Swept:
         (self.failed if os.path.lexists(path) else self.removed).append(path)
 
 
+# Names listed in one note: a machine that ran an older repro for long can hold dozens of
+# unmarked scratch folders, and every export and import says so until they are removed.
+MOST_NAMED = 5
+
+
 def _names(paths: list[Path]) -> str:
-    return ", ".join(str(p) for p in paths)
+    shown = ", ".join(str(p) for p in paths[:MOST_NAMED])
+    if len(paths) <= MOST_NAMED:
+        return shown
+    where = ", ".join(sorted({str(p.parent) for p in paths[MOST_NAMED:]}))
+    return f"{shown} and {len(paths) - MOST_NAMED} more in {where}"
 
 
 @contextlib.contextmanager

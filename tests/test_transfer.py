@@ -872,3 +872,24 @@ def test_a_partial_archive_a_killed_export_left_is_swept_by_the_next_export_ther
            f"or by a repro that did not record its process): {elsewhere}" in out.output  # fmt: skip
     assert str(mine) not in out.output
     assert sorted(archives.iterdir()) == sorted([archives / "a.tar.gz", mine, elsewhere])
+
+
+def test_many_scratch_folders_that_cannot_be_told_are_counted_not_all_named(tmp_path, monkeypatch):
+    """The slot's rehearsal on the development VM said "kept 45 scratch folders ..." and named
+    all 45, made by older repros' test runs, on every import: the note names five and counts
+    the rest with their folder."""
+    import tempfile
+
+    from harness.leftovers import sweep_scratch
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    for k in range(7):
+        (scratch / f"repro-import-old{k}").mkdir()  # unmarked: named by a repro before makers
+    (note,) = sweep_scratch().notes()
+    shown = ", ".join(str(scratch / f"repro-import-old{k}") for k in range(5))
+    assert note.startswith(f"kept 7 scratch folders of repro's that may still be in use (made on "
+                           f"another host, or by a repro that did not record its process): "
+                           f"{shown} and 2 more in {scratch}; remove them by hand")  # fmt: skip
+    assert len(list(scratch.iterdir())) == 7
