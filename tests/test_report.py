@@ -2111,19 +2111,30 @@ def test_gpu_time_of_a_fused_group_is_shared_among_its_members(tmp_path):
 # --- energy where a run shared its GPU (branch energy) ---
 
 
+NO_SPEED_CLAIM = "  - {name: net, model: resnet20, recipe: base}\n"
+
+
+def _report_of_gpu_runs(tmp_path, experiment: str, statuses: tuple[str, ...],
+                        experiments: str = SPEED_STUDY):  # fmt: skip
+    """The report of a study (``experiments``) with one run of ``experiment`` per status (seeds
+    0, 1, ...), each epoch 90 s on an H100 and 12 kJ of the GPU's energy, NVML listing no
+    processes."""
+    path = tiny_study(tmp_path / "speeds.yaml", experiments, name="speeds")
+    study = load_study(path)
+    results = tmp_path / "results"
+    for seed, status in enumerate(statuses):
+        fake_run(results, study, experiment, seed, device=H100, status=status,
+                 telemetry=_epoch_telemetry(90.0, None, 12000.0))  # fmt: skip
+    return build([(study, str(path))], scan(results), str(results))
+
+
 def test_energy_counts_the_same_runs_as_gpu_time(tmp_path):
     """A run still running has its epochs' telemetry but no summary yet: GPU time counted its
     two epochs and energy did not (0.013 kWh, the ended run's alone). Both count it now."""
-    path = tiny_study(tmp_path / "speeds.yaml", SPEED_STUDY, name="speeds")
-    study = load_study(path)
-    results = tmp_path / "results"
-    for seed, status in ((0, "complete"), (1, "running")):
-        fake_run(results, study, "solo", seed, device=H100, status=status,
-                 telemetry=_epoch_telemetry(90.0, None, 12000.0))  # fmt: skip
-    report = build([(study, str(path))], scan(results), str(results))
+    report = _report_of_gpu_runs(tmp_path, "solo", ("complete", "running"))
     s = report.studies[0]
     assert s.gpu_seconds == 540.0 and s.energy_kj == 72.0  # 4 + 2 epochs of each
-    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", render_html(report))).split())
+    text = _text(render_html(report))
     assert ("GPU time and energy of this study's runs, those still running included, each "
             "run's share of its GPU (its wall time and the GPU's energy over the processes "
             "computing on the GPU beside it and its fused group's size): 0.15 h and "
@@ -2150,23 +2161,18 @@ def test_gpu_time_of_runs_all_under_way_is_shown_without_a_speed_table(tmp_path)
     epochs, had cost GPU time and energy, but the page said nothing of either: the sentence
     lived in the Speed section, shown only with a speed table (complete runs) or a speed
     claim. It is shown for the GPU time alone now, saying why no seconds per epoch yet."""
-    path = tiny_study(tmp_path / "s.yaml", "  - {name: net, model: resnet20, recipe: base}\n")
-    study = load_study(path)
-    results = tmp_path / "results"
-    for seed, status in ((0, "paused"), (1, "running")):
-        fake_run(results, study, "net", seed, device=H100, status=status,
-                 telemetry=_epoch_telemetry(90.0, None, 12000.0))  # fmt: skip
-    report = build([(study, str(path))], scan(results), str(results))
+    report = _report_of_gpu_runs(tmp_path, "net", ("paused", "running"), NO_SPEED_CLAIM)
     assert report.studies[0].speeds == [] and not report.studies[0].speed_claims
-    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", render_html(report))).split())
+    text = _text(render_html(report))
     assert " Speed No seconds per epoch yet: a run's are shown once it has completed and " \
         "counts (a run paused or still running has not timed a whole run). GPU time and " \
         "energy of this study's runs, those still running included" in text  # fmt: skip
     # A study with no GPU telemetry at all still has no Speed section.
-    (tmp_path / "cpu").mkdir()
+    study = load_study(tmp_path / "speeds.yaml")
     fake_run(tmp_path / "cpu", study, "net", 0, status="paused")
-    report = build([(study, str(path))], scan(tmp_path / "cpu"), str(tmp_path / "cpu"))
-    assert " Speed " not in " ".join(unescape(re.sub(r"<[^>]+>", " ", render_html(report))).split())
+    report = build([(study, str(tmp_path / "speeds.yaml"))], scan(tmp_path / "cpu"),
+                   str(tmp_path / "cpu"))  # fmt: skip
+    assert " Speed " not in _text(render_html(report))
 
 
 def test_a_run_paused_on_the_jpeg_copy_and_resumed_on_the_official_release_is_said_of_it(
