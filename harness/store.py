@@ -52,6 +52,8 @@ WORKER_LOG = "worker.log"
 SUPERSEDED = ".superseded"
 SUPERSEDED_NOTE = "SUPERSEDED"  # in a run moved to .superseded/: why it was moved
 SUPERSEDING = "SUPERSEDING"  # in a run's folder while its files move aside one by one
+# In a run's folder while a twin's copy is checked there (harness.twins.adopt), under the lock.
+ADOPTING = ".adopting"
 # A released checkpoint evaluated on one copy of the data (`repro evaluate`), in
 # <results>/<study>/<checkpoint>/data-<fingerprint[:12]>/; see harness.evaluate.
 EVALUATION = "evaluation.json"
@@ -580,6 +582,11 @@ def run_lock(run_dir: Path, *, tidying: bool = False) -> Iterator[None]:
         # The lock file was written just now: its time is the file system's (a store shared
         # over NFS is stamped by its server's clock, not this machine's).
         sweep_temporaries(run_dir, now=os.fstat(fd).st_mtime)
+        # An adoption stages its copy only under this lock: one found now was killed midway.
+        # Its files are copies or hard links of the twin's, never the run's own.
+        stage = run_dir / ADOPTING
+        if stage.is_dir() and not stage.is_symlink():
+            shutil.rmtree(stage, ignore_errors=True)
         # A move aside its killed holder began: finished before anything trains there.
         finish_superseding(run_dir)
         try:

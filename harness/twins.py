@@ -33,7 +33,7 @@ from harness.execution import label
 from harness.plan import RunPlan
 
 SHARED_WITH = "shared_with"  # summary field: the run that did the training this one adopted
-STAGE = ".adopting"  # inside the adopting run's directory while its copy is checked
+STAGE = store.ADOPTING  # inside the adopting run's directory while its copy is checked
 # Copied in this order, the summary last: until it lands the run reads as unfinished.
 COPIED = (store.CONFIG, store.ENVIRONMENT, store.METRICS, store.CHECKPOINT, store.SUMMARY)
 # What the adopting study says of its run in the copied summary; the rest is the training's.

@@ -403,3 +403,25 @@ def test_a_repaired_run_that_adopts_its_twin_is_not_said_to_be_rebuilt(twins, ci
                          "missing) if the run trains, not if it adopts its twin"), said  # fmt: skip
     assert "its interrupted attempt moved to " in out.output, out.output
     assert summary(results, "two/y/seed-0")["shared_with"] == "one/x/seed-0"
+
+
+def test_a_stage_an_adoption_killed_midway_left_is_removed_when_the_run_is_next_locked(twins):
+    """An adoption killed midway (SIGKILL) left its stage, `.adopting/` with a copy of the
+    twin's files, in the run's folder; only the next adoption removed it, so a run that then
+    trained instead kept it for good. Adoption stages only under the run's lock, so the next
+    holder of the lock removes it, and the run's own files stay."""
+    from test_chaos import killed_at
+
+    from harness import twins as twins_module
+
+    two, results = twins
+    p = next(q for q in plan(load_study(two)) if q.seed == 0)
+    (twin,) = complete_twins(p, results)
+    run_dir = p.directory(results)
+    twin_files = {f.name: f.read_bytes() for f in twin.run_dir.iterdir() if f.is_file()}
+    killed_at(os, "replace", lambda: twins_module.adopt(p, run_dir, twin))
+    assert (run_dir / store.ADOPTING / store.METRICS).is_file()
+    with store.run_lock(run_dir):
+        assert not (run_dir / store.ADOPTING).exists()
+    # the twin's own files are untouched (the stage held hard links or copies of them)
+    assert {f.name: f.read_bytes() for f in twin.run_dir.iterdir() if f.is_file()} == twin_files
