@@ -90,6 +90,13 @@ def maker(name: str) -> Maker | None:
     return None if found is None else Maker(int(found["pid"]), found["host"])
 
 
+def _gone(path: Path) -> bool | None:
+    """Whether ``path``'s maker is provably gone (True), runs (False), or cannot be told
+    (None: another host, or a name that does not say)."""
+    who = maker(path.name)
+    return who.gone() if who is not None else None
+
+
 def dead(path: Path, *, by_age: bool, now: float | None = None) -> bool:
     """Whether ``path`` was left by a process that is gone: its maker provably is, or, with
     ``by_age``, its maker cannot be told and it is older than any write takes (for small
@@ -97,9 +104,7 @@ def dead(path: Path, *, by_age: bool, now: float | None = None) -> bool:
     file system's own clock, where the caller knows it (store.run_lock); this machine's
     otherwise, which on a store shared over NFS may run minutes ahead of the server that
     stamps the files, and make another host's write in progress read old."""
-    who = maker(path.name)
-    gone = who.gone() if who is not None else None
-    if gone is not None:
+    if (gone := _gone(path)) is not None:
         return gone
     if not by_age:
         return False
@@ -140,8 +145,7 @@ class Swept:
     def sweep(self, path: Path) -> None:
         """Remove ``path`` (a file or a folder) where its maker is gone; keep and name it
         where that cannot be told; leave it where its maker (or a process of its pid) runs."""
-        who = maker(path.name)
-        gone = who.gone() if who is not None else None
+        gone = _gone(path)
         if gone:
             self.remove(path)
         elif gone is None:  # its maker cannot be asked: a long export may still be at it

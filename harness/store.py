@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from harness.leftovers import WRITE_AGE_S, dead, tag
+from harness.leftovers import dead, tag
 from harness.outputs import probe as _probe
 from harness.placement import misplaced
 
@@ -619,15 +619,12 @@ def _take(fd: int, operation: int, naming_s: float = 0.0) -> str | None:
         time.sleep(0.01)
 
 
-TEMPORARY_AGE_S = WRITE_AGE_S
-
-
 def sweep_temporaries(run_dir: Path, now: float | None = None) -> list[Path]:
     """Remove what writes cut short left behind (``_atomic_write``'s ``.<name>.*.tmp``, a
     checkpoint's up to megabytes): a process abandoned mid-write (a third Ctrl-C, SIGKILL)
     never renames them, and nothing reads them. Called with the run's lock held; one whose
     writer still runs is left, in case a writer without the lock (an import racing a start)
-    is still at it, and so is one younger than TEMPORARY_AGE_S whose writer cannot be told
+    is still at it, and so is one younger than WRITE_AGE_S whose writer cannot be told
     (another host, an older repro), by the file system's clock where ``now`` gives it:
     harness.leftovers.dead."""
     removed = []

@@ -147,8 +147,7 @@ def adopt(
     damaged run's curves and summary from. NotAdopted when the twin's files changed
     meanwhile; the run is then as it was.
     """
-    stage = run_dir / STAGE
-    shutil.rmtree(stage, ignore_errors=True)  # left by an adoption killed midway
+    stage = run_dir / STAGE  # one an adoption killed midway left went as the lock was taken
     stage.mkdir(parents=True)
     try:
         summary = _stage_copy(p, twin, stage)

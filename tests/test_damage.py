@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_run import curves, repro, run_args
 
-from harness import store
+from harness import leftovers, store
 
 # 100 training and 50 test images: a damaged file is found, kept aside and rebuilt alike
 # whatever the runs learnt, and a rebuilt run retrains in a fraction of the time.
@@ -957,7 +957,7 @@ def test_what_an_abandoned_write_left_is_swept_when_the_run_is_next_locked(tmp_p
     fresh = run_dir / ".summary.json.q9z1.tmp"
     stale.write_bytes(b"\0" * 1000)
     fresh.write_text("{")
-    old = time.time() - 2 * store.TEMPORARY_AGE_S
+    old = time.time() - 2 * leftovers.WRITE_AGE_S
     os.utime(stale, (old, old))
     with store.run_lock(run_dir):
         assert not stale.exists() and fresh.exists()
