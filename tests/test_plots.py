@@ -497,7 +497,7 @@ def test_an_experiment_looks_the_same_in_every_figure_of_its_study(tmp_path):
 
 
 def test_each_figure_says_in_its_alt_text_what_it_shows():
-    published = ROOT / "results" / "published" / "degradation-h100-2026-11-26" / "store"
+    published = ROOT / "tests" / "data" / "degradation-paused" / "store"  # paused runs
     figures = report_figures(DEGRADATION, published)
     (tseng,) = [f for f in figures if f.title.endswith("Tseng 2018: training loss and test error")]
     assert tseng.alt.startswith("Two line charts against epoch: training loss (log scale) and "

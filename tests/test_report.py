@@ -877,9 +877,9 @@ PUBLISHED = ROOT / "results" / "published"
 
 @pytest.fixture(scope="module")
 def published_store(tmp_path_factory):
-    """The committed H100 runs and the CPU evaluations of released checkpoints, in one store."""
+    """The committed GPU runs and the CPU evaluations of released checkpoints, in one store."""
     store = tmp_path_factory.mktemp("published") / "store"
-    for name in ("degradation-h100-2026-11-26", "checkpoints-jpeg-copy-cpu-2026-11-26"):
+    for name in ("degradation-20", "checkpoints-jpeg-copy-cpu-2026-11-26"):
         shutil.copytree(PUBLISHED / name / "store", store, dirs_exist_ok=True)
     return store
 
@@ -905,6 +905,35 @@ def degradation_report(published_store):
     return report_for([DEGRADATION], published_store)
 
 
+# The same six runs paused at 138 to 145 of 164 epochs, as the second GPU slot left them
+# (tests/data/degradation-paused/README.md): real unfinished runs, for what the page says of them.
+PAUSED = ROOT / "tests" / "data" / "degradation-paused" / "store"
+
+
+@pytest.fixture(scope="module")
+def paused_store(tmp_path_factory):
+    store = tmp_path_factory.mktemp("paused") / "store"
+    shutil.copytree(PAUSED, store)
+    shutil.copytree(PUBLISHED / "checkpoints-jpeg-copy-cpu-2026-11-26" / "store", store,
+                    dirs_exist_ok=True)  # fmt: skip
+    return store
+
+
+@pytest.fixture(scope="module")
+def paused_report(paused_store):
+    return report_for([DEGRADATION, CHECKPOINTS], paused_store)
+
+
+@pytest.fixture(scope="module")
+def paused_page(paused_report) -> str:
+    return render_html(paused_report)
+
+
+@pytest.fixture(scope="module")
+def paused_degradation_report(paused_store):
+    return report_for([DEGRADATION], paused_store)
+
+
 @pytest.fixture(scope="module")
 def catalogue_report(published_store):
     """Every study, those with nothing run folded."""
@@ -922,10 +951,8 @@ def catalogue_unrun_page(catalogue_unrun_report) -> str:
     return render_html(catalogue_unrun_report)
 
 
-def test_the_scoreboard_comes_first_a_row_per_model_a_column_per_source(
-    published_report, published_page
-):
-    report = published_report
+def test_the_scoreboard_comes_first_a_row_per_model_a_column_per_source(paused_report, paused_page):
+    report = paused_report
     board = report.scoreboard
     assert board.sources == ["Wen-Jie Tseng 2018", "Yoonjeong Park", "Yerlan Idelbayev 2018"]
     models = [r.model for r in board.rows]
@@ -948,12 +975,35 @@ def test_the_scoreboard_comes_first_a_row_per_model_a_column_per_source(
     assert len(board.orderings) == 13
     chain = "ResNet-20 > ResNet-56 (bottleneck) > ResNet-110 (bottleneck)"
     assert board.orderings[0].chain == chain
-    html = published_page
+    html = paused_page
     first = html.index('id="scoreboard"')
     assert first < html.index('id="orderings-panel"') < html.index('id="claims"')
     rules, study = html.index('id="rules"'), html.index('id="study-degradation"')
     assert html.index('id="claims"') < rules < study
     assert first < html.index(board.rows[0].cells[0][0].anchor)
+
+
+def test_the_published_runs_finished_and_the_page_reads_their_verdicts(published_report):
+    # The six 20-layer runs finished their 164 epochs in the third GPU slot (one H200,
+    # 2026-11-27): every accuracy claim on them is decided, on the JPEG copy, and says so.
+    report = published_report
+    heads = {h.kind: h.text for h in report.headlines}
+    assert heads["accuracy"] == ("accuracy 5/12 tested: 3 better than claimed on non-official "
+                                 "data, 2 not reproduced on non-official data")  # fmt: skip
+    lines = {e.what: e for e in report.evidence}
+    assert lines["Runs"].text == "6 runs of 6 experiments (1 random seed each), 6 counted"
+    assert not lines["Runs"].caveat
+    board = {(row.model, line.what, line.claimed): (line.reproduced, line.n, line.verdict)
+             for row in report.scoreboard.rows for cell in row.cells for line in cell}  # fmt: skip
+    copy = V.ON_NONOFFICIAL_DATA
+    assert board["ResNet-20", "test error", "8.51%"] == ("12.41%", 1, f"{V.NOT_REPRODUCED} {copy}")
+    assert board["plain-20", "test error", "9.66%"] == ("13.81%", 1, f"{V.NOT_REPRODUCED} {copy}")
+    assert board["ResNet-20", "test error", "27.9%"] == ("12.79%", 1, f"{V.BETTER} {copy}")
+    assert board["ResNet-20", "test error @90", "27.9%"] == ("12.41%", 1, f"{V.BETTER} {copy}")
+    assert board["plain-20", "test error", "32.5%"] == ("13.77%", 1, f"{V.BETTER} {copy}")
+    # Nothing is under way: the deeper nets of every ordering have not started.
+    assert not [v for v in board.values() if v[2] == V.UNDER_WAY]
+    assert {o.verdict for o in report.scoreboard.orderings} == {V.NOT_RUN}
 
 
 def test_studies_with_no_runs_fold_into_one_line_each(published_store, catalogue_report, tmp_path):
@@ -1236,11 +1286,11 @@ def test_a_verdict_reached_while_more_runs_are_under_way_says_so(tmp_path):
 
 
 def test_the_top_says_what_the_verdicts_stand_on_and_its_caveats(
-    published_report, published_page, tmp_path
+    paused_report, paused_page, tmp_path
 ):
     # Within seconds: how many runs and seeds, how many count, that all six are paused, the
     # device and that its timings are shared, and that the data is a copy; before the board.
-    report = published_report
+    report = paused_report
     lines = {e.what: e for e in report.evidence}
     assert list(lines) == ["Runs", "Devices", "Data", "Released weights"]
     # Park's ResNet-20, paused at 145, counts for the test error at epoch 90: the line said
@@ -1256,7 +1306,7 @@ def test_the_top_says_what_the_verdicts_stand_on_and_its_caveats(
     assert "about ten points" in lines["Data"].caveat
     assert lines["Released weights"].text.startswith("4 evaluations of released checkpoints, "
                                                      "4 counted")  # fmt: skip
-    html = published_page
+    html = paused_page
     assert html.index('id="glance"') < html.index('id="evidence"') < html.index('id="scoreboard"')
     text = _text(html)
     assert ("Runs: 6 runs of 6 experiments (1 random seed each), 0 counted in full, 1 for the "
@@ -1445,10 +1495,10 @@ def test_the_run_table_names_each_run_once_by_its_directory(verdict_store, tmp_p
     assert unmatched.count("other/net/seed-0") == 1, unmatched
 
 
-def test_the_run_table_does_not_call_a_paused_run_finished(degradation_report):
+def test_the_run_table_does_not_call_a_paused_run_finished(paused_degradation_report):
     # Every published run is paused; its summary's time is when its last session ended.
     parser = _Tables()
-    parser.feed(render_html(degradation_report))
+    parser.feed(render_html(paused_degradation_report))
     (runs,) = [t for t in parser.cleaned() if t[0][0] == "run"]
     assert "last session ended" in runs[0] and "finished" not in runs[0]
     assert {r[1] for r in runs[1:]} == {"paused"}
@@ -1475,11 +1525,11 @@ def test_models_with_nothing_run_list_each_claim_once(tmp_path):
 
 
 def test_claims_of_paused_runs_read_under_way_wherever_the_page_lists_outcomes(
-    published_report, published_page
+    paused_report, paused_page
 ):
     # The six published runs, paused at 138 to 145 of 164 epochs: their claims read "not yet
     # run", as if nothing had started, with a progress line under them that said otherwise.
-    report = published_report
+    report = paused_report
     heads = {h.kind: h.text for h in report.headlines}
     assert heads["accuracy"] == ("accuracy 1/12 tested: 1 better than claimed on non-official "
                                  "data; 4 under way")  # fmt: skip
@@ -1495,7 +1545,7 @@ def test_claims_of_paused_runs_read_under_way_wherever_the_page_lists_outcomes(
     orderings = report.scoreboard.orderings
     assert {o.verdict for o in orderings} == {V.NOT_RUN}
     assert {o.note for o in orderings} == {"", "plain-20 under way", "ResNet-20 under way"}
-    html = published_page
+    html = paused_page
     board = html[html.index('id="scoreboard"') : html.index("</aside>")]
     assert board.count('<a class="score t-under-way"') == 4
     assert board.count('<span class="verdict v-under-way">under way</span>') == 4
@@ -1528,10 +1578,10 @@ def test_the_orderings_panel_says_under_way_once(verdict_store):
     assert f'<span class="verdict v-under-way" title="{line.progress}">under way</span>' in panel
 
 
-def test_a_verdict_on_a_copy_is_marked_by_more_than_its_colour(published_page):
+def test_a_verdict_on_a_copy_is_marked_by_more_than_its_colour(paused_page):
     # The released weights' "not reproduced on non-official data" had the same solid red edge
     # as a failed reproduction on the official data; a "not yet run" line said n=0.
-    html = published_page
+    html = paused_page
     board = html[html.index('id="scoreboard"') : html.index('id="orderings-panel"')]
     copies = re.findall(r'<a class="score t-not-reproduced copy"', board)
     assert len(copies) == 4  # the four released ResNets, evaluated on the JPEG copy
@@ -1656,12 +1706,12 @@ def test_a_paused_run_that_can_never_count_is_not_said_to_be_under_way(tmp_path)
     assert not paused.under_way and not paused.counted
 
 
-def test_a_run_that_counts_at_one_epoch_is_not_called_uncounted_anywhere(degradation_report):
+def test_a_run_that_counts_at_one_epoch_is_not_called_uncounted_anywhere(paused_degradation_report):
     # Park's ResNet-20, paused at epoch 145 of 164, decides Park's test error after epoch 90
     # (n=1), yet that claim's own row said "1 run not counted: paused", the run table
     # "counted: no", the study "0 counted runs", its curve "not counted: paused", and the
     # rules "unfinished runs are listed, never counted".
-    report = degradation_report
+    report = paused_degradation_report
     (study,) = report.studies
     (row,) = [c for c in study.values
               if c.experiment == "park-resnet20" and c.short_metric == "test error @90"]  # fmt: skip
@@ -1726,15 +1776,15 @@ def test_a_figure_of_runs_on_a_copy_says_so_beside_the_claims_it_draws(
                                      if "not the official release" in f.caption + f.alt]  # fmt: skip
 
 
-def test_how_to_read_the_curves_is_said_once_above_them_not_under_each(published_page):
+def test_how_to_read_the_curves_is_said_once_above_them_not_under_each(paused_page):
     # Each of the six curve figures repeated the same key (bands, colours and markers,
     # dash-dot claims, fitted axes, greyed runs, the planned last epoch) under its own data
     # warning: about 900 characters a caption, 17 lines each on a phone. The key is said once
     # above a study's figures; each caption keeps what is its own, its data first.
-    captions = [_text(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", published_page,
+    captions = [_text(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", paused_page,
                                              re.S)]  # fmt: skip
     assert len(captions) == 7
-    text = _text(published_page)
+    text = _text(paused_page)
     for sentence in ("Each net has its own colour and marker", "Dash-dot lines are the values",
                      "Greyed lines with hollow markers", "unfinished but has passed that epoch",
                      "The epoch axis runs to the planned last epoch",
@@ -1762,12 +1812,12 @@ def test_a_command_or_a_time_breaks_between_its_words_never_at_their_hyphens(pub
         '<span class="word">&lt;d&gt;</span>')  # fmt: skip
 
 
-def test_the_list_of_claims_says_ours_never_reproduced_beside_a_verdict(published_page):
+def test_the_list_of_claims_says_ours_never_reproduced_beside_a_verdict(paused_page):
     # "not reproduced on non-official data: akamaster-resnet20, test error claimed 8.27%
     # (single run), reproduced 18.97% (single run)" said reproduced and not reproduced in one
     # line, and a claim with nothing counted read "reproduced –". Ours, as the scoreboard says
     # ("the source's claim → ours"), and nothing where nothing counts.
-    text = _text(published_page)
+    text = _text(paused_page)
     assert ("not reproduced on non-official data : akamaster-resnet20, test error claimed 8.27% "
             "(single run), ours 18.97% (single run)") in text  # fmt: skip
     nothing = "under way : tseng-resnet20, test error (final epoch) claimed 8.51% (single run) "
@@ -2036,7 +2086,7 @@ def test_provenance_says_none_of_the_studies_reported_where_only_others_ran(tmp_
     # listed the six H100 runs; counting only the studies reported, it would have said "No
     # runs yet" under a line that counts 6 run directories.
     store = tmp_path / "store"
-    shutil.copytree(PUBLISHED / "degradation-h100-2026-11-26" / "store", store)
+    shutil.copytree(PUBLISHED / "degradation-20" / "store", store)
     text = _text(render_html(report_for([CHECKPOINTS], store)))
     assert "6 run directories found, 0 of them of the studies in this report" in text
     provenance = text[text.index("Provenance") :]
