@@ -1006,6 +1006,14 @@ def test_the_published_runs_finished_and_the_page_reads_their_verdicts(published
     assert {o.verdict for o in report.scoreboard.orderings} == {V.NOT_RUN}
 
 
+def test_the_speed_table_names_every_device_a_run_trained_on(degradation_report):
+    # Each published run trained 138 to 145 epochs on an H100 and the rest on an H200; the
+    # table named the H200 alone (the latest session's), beside a median over both.
+    (study,) = degradation_report.studies
+    devices = {r.experiment: r.devices for r in study.speeds}
+    assert devices["tseng-plain20"] == "NVIDIA H100 80GB HBM3, NVIDIA H200", devices
+
+
 def test_studies_with_no_runs_fold_into_one_line_each(published_store, catalogue_report, tmp_path):
     studies = STUDIES
     report = catalogue_report
