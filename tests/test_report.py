@@ -1327,6 +1327,58 @@ def test_the_top_says_what_the_verdicts_stand_on_and_its_caveats(
     assert empty.evidence == [] and 'id="evidence"' not in render_html(empty)
 
 
+H200 = "NVIDIA H200"
+
+
+def _trained_on(run_dir, *devices: str) -> None:
+    """Name each epoch's device in a hand-made run, the last one in its environment.json (and
+    its driver, which only the latest session's device records), as a run moved between
+    machines leaves them."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for row, device in zip(rows, devices, strict=True):
+        row["device"] = device
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _update(run_dir / "environment.json", device_name=devices[-1], driver="580.159.04")
+
+
+def test_runs_moved_between_devices_name_each_device_once(tmp_path):
+    # Six runs each trained ~140 epochs on an H100 and the rest on an H200: the glance keyed
+    # its Devices line on each run's own history ("H100: 138 epochs, 4.71 s/epoch; H200: ...
+    # (1 run)"), six groups of one; the Devices table named the H200 alone, for all six.
+    path = tiny_study(tmp_path / "m.yaml", PENDING_STUDY, name="moves")
+    study = load_study(path)
+    results = tmp_path / "results"
+    _trained_on(fake_run(results, study, "early", 0, device=H100), H100, H100, H100, H200)
+    _trained_on(fake_run(results, study, "early", 1, device=H100), H100, H100, H200, H200)
+    _trained_on(fake_run(results, study, "early", 2, device=H100), H100, H100, H100, H100)
+    report = build([(study, str(path))], scan(results), str(results))
+    devices = next(e for e in report.evidence if e.what == "Devices")
+    assert devices.text == (f"{H100} (3 runs, 9 epochs), {H200} (2 runs, 3 epochs): fp32; "
+                            "2 runs moved between devices (in each device's count)")  # fmt: skip
+    assert devices.caveat.startswith("2 of 3 shared their device, trained fused or moved between "
+                                     "devices: their seconds per epoch are not solo timings")  # fmt: skip
+    # The table: a row per device, driver and execution, the moved runs' H100 driver unknown
+    # (a run keeps its latest device's only).
+    assert [
+        (d["device"], d["driver"], d["runs"], d["epochs"]) for d in report.provenance.devices
+    ] == [(H100, None, 2, 5), (H200, "580.159.04", 2, 3), (H100, "580.159.04", 1, 4)]
+    html = render_html(report)
+    table = _TableRows()
+    table.feed(html)
+    assert table.row(H200)[1:] == ["580.159.04", "fp32", "2", "3"]
+    assert "a run moved between devices is in each one's count" in _text(html)
+    # The run table still gives each run's own split, and a run on one device is as before.
+    assert table.row("moves/early/seed-0")[6].startswith(f"{H100}: 3 epochs, 2.00 s/epoch; {H200}")
+    plain = tmp_path / "plain"
+    fake_run(plain, study, "early", 0, device=H100)
+    fake_run(plain, study, "other", 0, device=H200)
+    report = build([(study, str(path))], scan(plain), str(plain))
+    devices = next(e for e in report.evidence if e.what == "Devices")
+    assert devices.text == f"{H100} (1 run), {H200} (1 run): fp32"
+    assert all(d["epochs"] is None for d in report.provenance.devices)
+    assert "in each one's count" not in _text(render_html(report))
+
+
 def test_the_evidence_line_names_why_runs_do_not_count(verdict_store):
     study, path, results = verdict_store
     report = build([(study, str(path))], scan(results), str(results))

@@ -71,12 +71,15 @@ def _evidence(studies: list[StudyReport], copy_costs: list[CopyCost]) -> list[Ev
             text += "; not counted: " + ", ".join(f"{n} {why}" for why, n in others.items())
         unfinished = [r for _, r in runs if not r.counted and r.under_way]
         lines.append(EvidenceLine("Runs", text, _unfinished_caveat(unfinished, counted)))
-        on = Counter((r.device, r.precision) for _, r in runs)
         shared = sum(bool(r.not_solo) for _, r in runs)
+        # A solo run moved between devices is no solo timing either (harness.timings.not_solo).
+        how = ("shared their device, trained fused or moved between devices"
+               if any(len(r.trained_on) > 1 for r in every) else
+               "shared their device or trained fused")  # fmt: skip
         lines.append(EvidenceLine(
-            "Devices", "; ".join(f"{d} ({plural(n, 'run')}): {p}" for (d, p), n in on.items()),
-            f"{shared} of {len(runs)} shared their device or trained fused: their seconds per "
-            "epoch are not solo timings, and no speed claim uses them" if shared else "",
+            "Devices", _devices_text(every),
+            f"{shared} of {len(runs)} {how}: their seconds per epoch are not solo timings, and "
+            "no speed claim uses them" if shared else "",
         ))  # fmt: skip
     if runs or evaluations:
         parts = []
@@ -101,6 +104,27 @@ def _evidence(studies: list[StudyReport], copy_costs: list[CopyCost]) -> list[Ev
             f"counted, on {devices} (no training, so no random seeds)",
         ))  # fmt: skip
     return lines
+
+
+def _devices_text(runs: list[RunView]) -> str:
+    """Each device once per execution, with how many runs trained on it: "NVIDIA H100 80GB HBM3
+    (6 runs): bf16 compiled". Where runs moved between devices each is in every one's count,
+    and each device's epochs say how the training split: "A (6 runs, 847 epochs), B (6 runs,
+    137 epochs): bf16 compiled; 6 runs moved between devices (in each device's count)"."""
+    moved = sum(len(r.trained_on) > 1 for r in runs)
+    on: dict[str, dict[str, list[int]]] = defaultdict(dict)  # execution: device: [runs, epochs]
+    for r in runs:
+        for device, epochs in r.trained_on:
+            tally = on[r.precision].setdefault(device, [0, 0])
+            tally[0], tally[1] = tally[0] + 1, tally[1] + epochs
+    groups = []
+    for execution, devices in on.items():
+        named = [f"{device} ({plural(n, 'run')}" + (f", {plural(e, 'epoch')})" if moved else ")")
+                 for device, (n, e) in devices.items()]  # fmt: skip
+        groups.append(f"{', '.join(named)}: {execution}")
+    if moved:
+        groups.append(f"{plural(moved, 'run')} moved between devices (in each device's count)")
+    return "; ".join(groups)
 
 
 def _unfinished_caveat(unfinished: list[RunView], counted: int) -> str:

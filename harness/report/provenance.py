@@ -10,7 +10,7 @@ from collections import Counter
 from harness import verdicts
 from harness.data import shown_apart
 from harness.environment import cudnn_text
-from harness.report.runs import _execution
+from harness.report.runs import _execution, trained_on
 from harness.report.views import CopyCost, Provenance, StudyReport
 from harness.results import EvaluationRecord, RunRecord
 
@@ -21,6 +21,8 @@ def _provenance(records: list[RunRecord], reports: list[StudyReport],
     evaluated: Counter = Counter()  # checkpoint evaluations per data set
     software: Counter = Counter()
     devices: Counter = Counter()
+    epochs: Counter = Counter()  # of runs, by the devices' keys
+    moved = False  # a run trained on several devices: each row says its epochs
     commits: Counter = Counter()
     times = []
     for r in records:
@@ -32,7 +34,16 @@ def _provenance(records: list[RunRecord], reports: list[StudyReport],
         if env:
             software[(env.get("torch"), env.get("torchvision"), env.get("cuda"),
                       env.get("cudnn"), env.get("python"))] += 1  # fmt: skip
-            devices[(env.get("device_name"), env.get("driver"), _execution(env, r.summary))] += 1
+            # A run moved between devices is on each one's row: by its latest device's
+            # name alone, it hid the one that trained most of it. The environment's driver is
+            # that latest device's; another's is not recorded.
+            ran_on = trained_on(r.history, env)
+            moved |= len(ran_on) > 1
+            for device, n in ran_on:
+                driver = env.get("driver") if device == env.get("device_name") else None
+                key = (device, driver, _execution(env, r.summary))
+                devices[key] += 1
+                epochs[key] += n
             h = env.get("harness") or {}
             commits[(h.get("commit"), h.get("dirty"))] += 1
         if isinstance(env.get("time"), str):  # a run still in its first session has no summary
@@ -63,7 +74,8 @@ def _provenance(records: list[RunRecord], reports: list[StudyReport],
         software=[{"torch": t, "torchvision": tv, "cuda": c, "python": py, "runs": n,
                    "cudnn": None if cd is None else cudnn_text(cd)}
                   for (t, tv, c, cd, py), n in software.most_common()],
-        devices=[{"device": d, "driver": dr, "execution": e, "runs": n}
+        devices=[{"device": d, "driver": dr, "execution": e, "runs": n,
+                  "epochs": epochs[(d, dr, e)] if moved and (d, dr, e) in epochs else None}
                  for (d, dr, e), n in devices.most_common()],
         commits=[{"commit": c, "dirty": d, "runs": n} for (c, d), n in commits.most_common()],
         first=min(times) if times else "",

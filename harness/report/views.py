@@ -38,6 +38,9 @@ class RunView:
     finished: str
     path: str
     epochs_done: int = 0
+    # Each device it trained on with its epochs there, in order (harness.report.runs.trained_on):
+    # the glance counts a run moved between devices on each.
+    trained_on: tuple[tuple[str, int], ...] = ()
     epochs_total: int | None = None
     not_solo: str = ""  # why its seconds per epoch are not one solo run's (harness.timings)
     # Unfinished but past the epoch of a claim on the test error at that epoch: counted there.
