@@ -30,7 +30,7 @@ from harness.report.counting import (
     _rank,
     _solo_timed,
 )
-from harness.report.runs import _execution
+from harness.report.runs import _execution, trained_on
 from harness.report.text import _fmt
 from harness.report.views import PARAMETERS, ClaimRow, SpeedRow
 from harness.results import RunRecord
@@ -411,16 +411,6 @@ def _ordering_progress(claim: OrderingClaim, by_exp, verdict: verdicts.Verdict) 
     return f"under way, not counted yet (the verdict may change once they count): {where}"
 
 
-def _trained_on(runs) -> set[str]:
-    """Every device the runs' epochs trained on: a run moved between machines names each (its
-    environment names only its latest session's)."""
-    names = set()
-    for r in runs:
-        latest = (r.environment or {}).get("device_name", "?")
-        names |= {h.get("device") or latest for h in r.history} or {latest}
-    return names
-
-
 def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
     claims = {c.experiment: c for c in study.claims
               if isinstance(c, Claim) and c.metric == "sec_per_epoch"}  # fmt: skip
@@ -437,6 +427,9 @@ def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
         ips = [h["images_per_second"] for r in counted for h in r.history
                if h.get("full_epoch") and not h.get("first_of_session")
                and h.get("images_per_second")]  # fmt: skip
+        # every device a run trained on, not only its latest session's
+        devices = {device for r in counted
+                   for device, _ in trained_on(r.history, r.environment or {})}  # fmt: skip
         verdict = ""
         if claim:
             verdict = _speed_verdict(
@@ -448,7 +441,7 @@ def _speed_rows(study: Study, by_exp) -> list[SpeedRow]:
                 sec_per_epoch=statistics.median(spe) if spe else None,
                 images_per_second=statistics.median(ips) if ips else None,
                 runs=len(counted),
-                devices=", ".join(sorted(_trained_on(counted))) or "\u2013",
+                devices=", ".join(sorted(devices)) or "\u2013",
                 precision=", ".join(
                     sorted({_execution(r.environment or {}, r.summary) for r in counted})
                 )
