@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import multiprocessing as mp
 import os
 import platform
@@ -41,10 +42,14 @@ from harness.loader import derive_seed
 from harness.plural import plural
 from harness.schedule import LearningRate, Length
 from harness.schema import Recipe
+from harness.store import write_text
 from harness.train import Batches, SilentProgress, Trainer, make_loader, prepare_data
 from harness.zoo import ModelSpec, spec_from_name
 
 DEFAULT_MODELS = BENCH_MODELS
+# Training steps a profile holds (`repro bench --profile`): 30 of resnet20 were 44 ms of GPU
+# time and 258 to 347 ms of CPU time on an H100 (benchmarks/profile-h100/, 2026-11-26).
+PROFILE_STEPS = 30
 
 
 def bench_recipe(batch_size: int, subset: int | None, epochs: int) -> Recipe:
@@ -151,6 +156,8 @@ def run_bench(
     fuse_concurrent: bool = True,
     echo=print,
     on_row: Callable[[BenchReport], None] = lambda report: None,
+    profile_dir: Path | None = None,
+    profile_steps: int = PROFILE_STEPS,
 ) -> BenchReport:
     """Time the canonical pipeline, then the fast path once per compile mode, for each model.
 
@@ -158,7 +165,10 @@ def run_bench(
     each, so one invocation shows which pays on the device at hand. Each width K in
     ``fuse`` adds fusion rows (:func:`run_fusion`) on the fast path in the first mode;
     ``fuse_concurrent=False`` leaves out the concurrent processes. ``on_row`` sees the report
-    after each measured row (and once more when it is complete).
+    after each measured row (and once more when it is complete). With ``profile_dir``, the
+    first fast row's trainer, warm from its timed epochs, is profiled right after that row
+    (:func:`profile_trainer`): before the model's other rows, so a bench stopped later keeps
+    the profile, and with no second set-up or compilation.
     """
     check_subset(data, subset)
     recipe = bench_recipe(batch_size, subset, warmup + epochs)
@@ -197,12 +207,16 @@ def run_bench(
         for ex in executions:
             echo(f"{name}: {ex.pipeline} pipeline ({_how(ex.describe())}), "
                  f"{warmup}+{epochs} epochs ...")  # fmt: skip
-            row = _measure(name, spec, recipe, data, ex, warmup, macs)
+            row, warm = _measure(name, spec, recipe, data, ex, warmup, macs)
             if rows:  # the canonical row comes first
                 row.speedup = rows[0].sec_per_epoch / row.sec_per_epoch
             rows.append(row)
             report.measurements.append(row)
             on_row(report)
+            if profile_dir is not None and ex is executions[1]:  # the first fast row
+                echo(f"{name}: profile of {profile_steps} fast-path steps ...")
+                echo(f"wrote {profile_trainer(warm, name, profile_dir, profile_steps)}")
+            del warm  # the trainer's device memory, before the next row's
         fast = rows[1:]
         for k in fuse:
             report.fusion += run_fusion(
@@ -415,7 +429,20 @@ def _setup(spec, recipe, data, ex, seed: int = 0) -> tuple[Trainer, Batches, Lea
     return Trainer(spec, recipe, seed, ex), loader, LearningRate(recipe, length), length
 
 
-def _measure(name, spec, recipe, data, ex, warmup, macs) -> Measurement:
+@dataclass
+class WarmTrainer:
+    """A trainer after its timed epochs, and where its training stands: what a profile of the
+    same steps goes on from, compiled and autotuned already."""
+
+    trainer: Trainer
+    loader: Batches
+    lr_at: LearningRate
+    iteration: int
+    epoch: int  # the next epoch's index
+    batch_size: int
+
+
+def _measure(name, spec, recipe, data, ex, warmup, macs) -> tuple[Measurement, WarmTrainer]:
     trainer, loader, lr_at, length = _setup(spec, recipe, data, ex)
     seconds, iteration, images = [], 0, 0
     for epoch in range(length.epochs):
@@ -424,6 +451,7 @@ def _measure(name, spec, recipe, data, ex, warmup, macs) -> Measurement:
         if epoch >= warmup:
             seconds.append(result.seconds)
     median = statistics.median(seconds)
+    warm = WarmTrainer(trainer, loader, lr_at, iteration, length.epochs, recipe.batch_size)
     return Measurement(
         model=name,
         pipeline=ex.pipeline,
@@ -435,7 +463,7 @@ def _measure(name, spec, recipe, data, ex, warmup, macs) -> Measurement:
         tflops=TRAIN_FLOPS_PER_MAC * macs * images / median / 1e12,
         execution=ex.describe(),
         compile_fallback=trainer.compile_fallback,
-    )
+    ), warm
 
 
 def _how(ex: dict, compile_fallback: str | None = None) -> str:
@@ -570,34 +598,38 @@ def _kineto_errors_quiet_off_cuda(device: torch.device):
         os.environ.pop("KINETO_LOG_LEVEL", None)
 
 
-def profile_fast_path(
-    data: Cifar10, device: torch.device, model: str, out_dir: Path, *, batch_size: int = 128,
-    steps: int = 30, compile: bool | None = None, compile_mode: str = "default",
-) -> Path:  # fmt: skip
-    """Profile a few warm fast-path steps with torch.profiler; write the top operators.
+def profile_trainer(
+    warm: WarmTrainer, model: str, out_dir: Path, steps: int = PROFILE_STEPS
+) -> Path:
+    """Profile ``steps`` more training steps of a warm trainer with torch.profiler.
 
     Writes ``profile-<model>.txt`` (operators by self time on the device, or the CPU without
-    one) and a Chrome trace beside it; returns the text file's path.
+    one) and a Chrome trace beside it (``profile-<model>.trace.json``, megabytes: see
+    benchmarks/README.md), each whole or not at all; returns the text file's path. The
+    batches are drawn before the profile starts, from the epochs after the timed ones, as
+    many as it takes, so it holds training steps only.
     """
     from torch.profiler import ProfilerActivity, profile
 
-    ex = choose(device, pipeline="fast", compile=compile, compile_mode=compile_mode)
-    recipe = bench_recipe(batch_size, (steps * 2 + 1) * batch_size, 2)
-    trainer, loader, lr_at, _ = _setup(spec_from_name(model), recipe, data, ex)
-    batches = list(loader.epoch(0))
-    trainer.train_epoch(batches[:steps], lr_at, 0, SilentProgress())  # warm up, compile
+    trainer, ex = warm.trainer, warm.trainer.ex
+    # At most `steps` epochs: enough at one batch each, and an end were they empty.
+    epochs = (warm.loader.epoch(e) for e in range(warm.epoch, warm.epoch + steps))
+    batches = list(itertools.islice(itertools.chain.from_iterable(epochs), steps))
     activities = [ProfilerActivity.CPU]
-    if device.type == "cuda":
+    if ex.device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
-    with _kineto_errors_quiet_off_cuda(device), profile(activities=activities) as prof:
-        trainer.train_epoch(batches[steps : 2 * steps], lr_at, steps, SilentProgress())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    with _kineto_errors_quiet_off_cuda(ex.device), profile(activities=activities) as prof:
+        trainer.train_epoch(batches, warm.lr_at, warm.iteration, SilentProgress())
+    key = "self_device_time_total" if ex.device.type == "cuda" else "self_cpu_time_total"
     text = out_dir / f"profile-{model}.txt"
-    text.write_text(
-        f"{steps} fast-path training steps of {model}, batch {batch_size}, on "
-        f"{device_name(device)} ({ex.precision}, compile={ex.compile})\n\n"
-        + prof.key_averages().table(sort_by=key, row_limit=30)
-    )
-    prof.export_chrome_trace(str(out_dir / f"profile-{model}.trace.json"))
+    title = (f"{len(batches)} fast-path training steps of {model}, batch {warm.batch_size}, "
+             f"on {device_name(ex.device)} ({ex.precision}, compile={ex.compile})")  # fmt: skip
+    write_text(text, f"{title}\n\n{prof.key_averages().table(sort_by=key, row_limit=30)}")
+    trace = out_dir / f"profile-{model}.trace.json"
+    partial = out_dir / f".{trace.name}.{os.getpid()}.tmp"  # a dot-file: the slot leaves it
+    try:
+        prof.export_chrome_trace(str(partial))
+        os.replace(partial, trace)
+    finally:
+        partial.unlink(missing_ok=True)
     return text

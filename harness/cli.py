@@ -879,7 +879,8 @@ def default_study_files(records) -> list[str]:
     "--profile",
     "profile_dir",
     type=Folder("give --profile a directory for the profiler's traces"),
-    help="Also profile fast-path steps of each model with torch.profiler into DIR.",
+    help="Also profile fast-path training steps of each model with torch.profiler into DIR, "
+    "as soon as its first fast row is measured (a bench stopped later keeps the profile).",
 )
 def bench(
     models,
@@ -909,7 +910,6 @@ def bench(
     from harness.bench import (
         BenchError,
         markdown,
-        profile_fast_path,
         run_bench,
         synthetic_cifar,
         table,
@@ -961,24 +961,13 @@ def bench(
             fuse_concurrent=fuse_concurrent,
             echo=click.echo,
             on_row=write_files,
+            profile_dir=profile_dir,
         )
     except BenchError as exc:
         fail(str(exc))
     click.echo(table(report))
     for path in (json_out, md_out):
         if path:
-            click.echo(f"wrote {path}")
-    if profile_dir:
-        for name in names:
-            path = profile_fast_path(
-                data,
-                dev,
-                name,
-                profile_dir,
-                batch_size=batch_size,
-                compile=compile_,
-                compile_mode=modes[0],
-            )
             click.echo(f"wrote {path}")
 
 

@@ -286,18 +286,6 @@ def test_bench_times_each_compile_mode_asked_for(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "modes are default, reduce-overhead" in result.output
 
 
-def test_profiling_the_fast_path_names_the_operators_that_dominate(tmp_path):
-    from harness.bench import profile_fast_path
-
-    path = profile_fast_path(synthetic_cifar(train=200, test=10), CPU, "resnet8", tmp_path,
-                             batch_size=16, steps=3)  # fmt: skip
-    text = path.read_text()
-    assert text.startswith("3 fast-path training steps of resnet8, batch 16")
-    assert "aten::convolution" in text and "Self CPU" in text
-    trace = json.loads((tmp_path / "profile-resnet8.trace.json").read_text())
-    assert trace["traceEvents"]
-
-
 PROBE_ERROR = "gpuGetDeviceCount"  # kineto's line where a CUDA build finds no GPU driver
 BARE_PROFILE = """
 import torch
@@ -309,9 +297,10 @@ OUR_PROFILE = """
 import sys
 from pathlib import Path
 import torch
-from harness.bench import profile_fast_path, synthetic_cifar
-profile_fast_path(synthetic_cifar(train=64, test=8), torch.device("cpu"), "resnet8",
-                  Path(sys.argv[1]), batch_size=16, steps=2)
+from harness.bench import run_bench, synthetic_cifar
+run_bench(synthetic_cifar(train=64, test=8), torch.device("cpu"), models=("resnet8",),
+          batch_size=16, epochs=1, warmup=0, subset=32, workers=0, compile=False,
+          profile_dir=Path(sys.argv[1]), profile_steps=2)
 """
 
 

@@ -437,3 +437,35 @@ def test_the_rehearsal_outside_a_git_checkout_says_so(tmp_path):
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2, done.stdout + done.stderr
     assert "is not a git checkout" in done.stdout and "Traceback" not in done.stderr
+
+
+DEAF_BENCH = """
+import signal, sys, time
+from pathlib import Path
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # deaf to the stage's SIGTERM: SIGKILL ends it
+profile = Path(sys.argv[1]) / "profile"
+profile.mkdir(parents=True)
+(profile.parent / "bench.json").write_text("{}")
+(profile / "profile-resnet20.txt").write_text("operators")
+(profile / "profile-resnet20.trace.json").write_text("{}")
+(profile / ".profile-resnet56.trace.json.123.tmp").write_text("{")  # the kill came mid-write
+print("written", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_bench_stage_killed_still_returns_the_profiles_it_wrote_and_no_more(tmp_path):
+    """The H200 slots (2026-11-27) stopped the bench stage at its timeout. bench.tar.gz is
+    packed after the stage ends, SIGKILL included: the profile's table comes back; the Chrome
+    traces (megabytes each) and a file the kill left half-written do not."""
+    gpu_box = _gpu_box()
+    box = _bare_box(gpu_box, tmp_path, budget=60, data_dir="d", bench_models="resnet20",
+                    compile_modes="default", bench_subset=None, fuse_widths="",
+                    bench_timeout=1)  # fmt: skip
+    box.args.rehearse = False
+    box.repro = lambda *args: [sys.executable, "-c", DEAF_BENCH, str(box.work / "bench")]
+    gpu_box.bench(box, box.args)
+    stage = box.record["stages"][-1]
+    assert stage["timed_out"] and stage["rc"] == -signal.SIGKILL
+    with tarfile.open(tmp_path / "out" / "bench.tar.gz") as tar:
+        assert sorted(tar.getnames()) == ["bench.json", "profile/profile-resnet20.txt"]

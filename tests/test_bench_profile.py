@@ -1,0 +1,67 @@
+"""`repro bench --profile`: each model's profile is written as soon as its first fast row is
+measured, so a bench stopped later (a GPU slot's stage timeout) keeps it (on a CPU, tiny
+settings: the figures mean nothing here; what the slot packs: tests/test_gpu_box.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import harness.bench as bench
+from harness.cli import main
+
+TWO_MODELS = ["bench", "--device", "cpu", "--synthetic", "--models", "resnet8,resnet14",
+              "--subset", "32", "--batch-size", "16", "--epochs", "1", "--warmup-epochs", "0",
+              "--workers", "0", "--no-compile"]  # fmt: skip
+
+
+def _stop(*args, **kwargs):
+    raise SystemExit(143)  # as the stage's SIGTERM ends `repro bench`
+
+
+@pytest.mark.parametrize("stopped_in", ["the fusion rows", "the next model"])
+def test_a_bench_stopped_after_a_models_fast_row_keeps_that_models_profile(
+    tmp_path, monkeypatch, stopped_in
+):
+    """Two H200 slots (2026-11-27) stopped the bench in resnet20's K=6 fusion rows and after
+    resnet56's rows: the profile, taken only after every row, never came back."""
+    real_measure, calls, real_setup, setups = bench._measure, [], bench._setup, []
+
+    def counted_setup(*args):
+        setups.append(args[0])
+        return real_setup(*args)
+
+    monkeypatch.setattr(bench, "_setup", counted_setup)
+
+    def measure_until_the_next_model(*args):
+        calls.append(args[0])
+        if len(calls) == 3:  # resnet14's first row
+            _stop()
+        return real_measure(*args)
+
+    if stopped_in == "the fusion rows":
+        monkeypatch.setattr(bench, "run_fusion", _stop)
+        extra = ["--fuse", "2"]
+    else:
+        monkeypatch.setattr(bench, "_measure", measure_until_the_next_model)
+        extra = []
+    out, profiles = tmp_path / "bench.json", tmp_path / "profile"
+    result = CliRunner().invoke(main, [*TWO_MODELS, *extra, "--json", str(out), "--profile",
+                                       str(profiles)])  # fmt: skip
+    assert result.exit_code == 143, result.output
+    assert [m["model"] for m in json.loads(out.read_text())["measurements"]] == ["resnet8"] * 2
+    text = (profiles / "profile-resnet8.txt").read_text()
+    assert text.startswith(f"{bench.PROFILE_STEPS} fast-path training steps of resnet8, batch 16")
+    assert "aten::convolution" in text and "Self CPU" in text
+    assert json.loads((profiles / "profile-resnet8.trace.json").read_text())["traceEvents"]
+    assert sorted(p.name for p in profiles.iterdir()) == [
+        "profile-resnet8.trace.json",
+        "profile-resnet8.txt",
+    ]
+    assert len(setups) == 2  # the profile goes on from the fast row's trainer: no third
+    lines = result.output.splitlines()
+    wrote = lines.index(f"wrote {profiles / 'profile-resnet8.txt'}")
+    assert lines[wrote - 1] == f"resnet8: profile of {bench.PROFILE_STEPS} fast-path steps ..."
+    assert all(not line.startswith(("resnet8: K=", "resnet14: ")) for line in lines[:wrote])
