@@ -36,7 +36,7 @@ import torch
 from harness.choices import BENCH_MODELS
 from harness.data import Cifar10
 from harness.environment import cudnn_text, device_name, git_commit
-from harness.execution import Execution, choose, configure_backends
+from harness.execution import Execution, choose, compiled_label, configure_backends
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
 from harness.loader import derive_seed
 from harness.plural import plural
@@ -283,7 +283,7 @@ def _measure_fused(name, spec, recipe, data, ex, warmup, k) -> FusionMeasurement
     from harness.fused_train import FusedTrainer, member_batches, member_data
 
     seeds = list(range(k))
-    ex = dataclasses.replace(ex, fused_group=tuple(f"seed-{s}" for s in seeds))
+    ex = ex.fused(tuple(f"seed-{s}" for s in seeds))
     configure_backends(ex)
     loaders = [make_loader(recipe, s, run_data, ex) for s, run_data
                in zip(seeds, member_data([(recipe, s) for s in seeds], data, ex.device),
@@ -472,8 +472,7 @@ def _how(ex: dict, compile_fallback: str | None = None) -> str:
     if compile_fallback:
         how += ", eager (compile failed)"
     elif ex["compile"]:
-        mode = ex["compile_mode"]
-        how += ", compiled" + ("" if mode == "default" else f" ({mode})")
+        how += ", " + compiled_label(ex["compile_mode"])
     else:
         how += ", eager"
     return how + (", NHWC" if ex["channels_last"] else "")

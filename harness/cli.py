@@ -177,9 +177,9 @@ COMPILE_OPTION = click.option(
 COMPILE_MODE_OPTION = click.option(
     "--compile-mode",
     type=click.Choice(COMPILE_MODES),
-    default="default",
-    show_default=True,
-    help="torch.compile mode (reduce-overhead uses CUDA graphs).",
+    help="torch.compile mode. Default: reduce-overhead (CUDA graphs) on CUDA, except for "
+    "fused groups (--fuse), whose step under CUDA graphs is not yet checked on a GPU; "
+    "default on the CPU.",
 )
 WORKERS_OPTION = click.option(
     "--workers",

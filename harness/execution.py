@@ -3,8 +3,9 @@
 Two pipelines feed the same training step:
 
 - ``fast`` (default): images resident on the device, augmented there (``harness.loader``);
-  on CUDA also bf16 autocast, channels_last memory layout, ``torch.compile`` and cuDNN
-  autotuning. On the CPU it is the same code in fp32, eager.
+  on CUDA also bf16 autocast, channels_last memory layout, ``torch.compile`` (CUDA graphs,
+  see :func:`default_compile_mode`) and cuDNN autotuning. On the CPU it is the same code in
+  fp32, eager.
 - ``canonical``: what the common open-source CIFAR trainers do, kept as the baseline that
   speed is measured against (``harness.canonical``): torchvision transforms on PIL images in
   DataLoader worker processes, fp32, eager.
@@ -15,7 +16,7 @@ Everything chosen here is recorded with every run.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -30,6 +31,8 @@ class Execution:
     precision: str = "fp32"  # fp32 | bf16 (autocast) | fp64 (model and data in float64)
     compile: bool = False
     compile_mode: str = "default"
+    # The mode a group trained as one fused network compiles in (see :meth:`fused`).
+    fused_compile_mode: str = "default"
     channels_last: bool = False
     workers: int = 4  # DataLoader workers of the canonical pipeline
     deterministic: bool = False
@@ -39,6 +42,10 @@ class Execution:
     # The runs trained together as one fused network (harness.fusion), empty when solo:
     # their seconds per epoch are the group's.
     fused_group: tuple[str, ...] = ()
+
+    def fused(self, members: tuple[str, ...]) -> Execution:
+        """This execution for ``members`` trained as one fused network (harness.fusion)."""
+        return replace(self, fused_group=members, compile_mode=self.fused_compile_mode)
 
     @property
     def label(self) -> str:
@@ -73,6 +80,11 @@ class Execution:
         }
 
 
+def compiled_label(mode: str | None) -> str:
+    """'compiled' in the default mode (or one not recorded), else 'compiled (reduce-overhead)'."""
+    return "compiled" if mode in (None, "default") else f"compiled ({mode})"
+
+
 def label(precision: str | None, pipeline: str | None) -> str:
     """How a run's numbers were computed, as the report and the runner name it."""
     return f"{precision or '?'}, {pipeline or '?'} pipeline"
@@ -84,7 +96,7 @@ def choose(
     pipeline: str = "fast",
     precision: str = "auto",
     compile: bool | None = None,
-    compile_mode: str = "default",
+    compile_mode: str | None = None,
     workers: int | None = None,
     deterministic: bool = False,
     shared_by: int = 1,
@@ -92,6 +104,7 @@ def choose(
     """The execution for ``device``: the fast path's GPU settings on CUDA, plain fp32 otherwise.
 
     The canonical pipeline is always fp32 and eager, whatever else is asked: it is the baseline.
+    ``compile_mode`` None: :func:`default_compile_mode`; a mode given holds for fused groups too.
     """
     cuda = device.type == "cuda"
     fast = pipeline == "fast"
@@ -108,12 +121,29 @@ def choose(
         pipeline=pipeline,
         precision=precision,
         compile=compile,
-        compile_mode=compile_mode,
+        compile_mode=compile_mode or default_compile_mode(device, pipeline),
+        fused_compile_mode=compile_mode or "default",
         channels_last=cuda and fast,
         workers=workers,
         deterministic=deterministic,
         shared_by=shared_by,
     )
+
+
+def default_compile_mode(device: torch.device, pipeline: str = "fast") -> str:
+    """The fast path's compile mode on CUDA is reduce-overhead: CUDA graphs replay the step
+    without the host's per-operator dispatch, which bounds it at batch 128. Measured
+    (`repro bench`, resnet20, s/epoch, default mode against reduce-overhead): 3.391 against
+    1.150 on one H100 (2026-11-26), 3.993 against 1.705 on one H200 (2026-11-27, commit
+    9f221eb), where resnet56 took 9.118 against 3.344; and tests/test_gpu.py's check that
+    reduce-overhead trains like the default mode passed on both. Elsewhere, "default" (the
+    CPU compiles only when asked, and CUDA graphs are CUDA's).
+
+    A fused group (``Execution.fused``) keeps "default" unless a mode is asked for: its
+    step under CUDA graphs has not yet been checked on a GPU (tests/test_gpu.py has the check
+    for the next GPU slot, test_a_fused_group_trains_under_cuda_graphs_like_the_default_mode).
+    """
+    return "reduce-overhead" if device.type == "cuda" and pipeline == "fast" else "default"
 
 
 def configure_backends(ex: Execution) -> None:

@@ -276,7 +276,7 @@ def train_group(
     if len({(c["epoch"], c["iteration"]) if c else (0, 0) for c in checkpoints}) != 1:
         raise FusionError("the members of a fused group must resume from the same epoch; "
                           "train them apart (--fuse off)")  # fmt: skip
-    ex = dataclasses.replace(ex, fused_group=tuple(f"{p.study}/{p.name}" for p in plans))
+    ex = ex.fused(tuple(f"{p.study}/{p.name}" for p in plans))
     telemetry = Telemetry(ex.device, shared_by=ex.shared_by)
     configure_backends(ex)
     members = [

@@ -57,7 +57,9 @@ class RunOptions:
     pipeline: str = "fast"
     precision: str = "auto"
     compile: bool | None = None  # None: on for the fast path on CUDA
-    compile_mode: str = "default"
+    # None: reduce-overhead (CUDA graphs) for a run on CUDA, "default" for a fused group
+    # (harness.execution.default_compile_mode says why)
+    compile_mode: str | None = None
     workers: int | None = None
     deterministic: bool = False
     # A time budget: ``deadline`` is absolute (time.time()); ``time_budget`` is seconds from

@@ -257,7 +257,7 @@ DATA_FIELDS = {"official": FLAG, "dataset_fingerprint": TEXT, "path": TEXT,
                "validation_fingerprint": TEXT, "train_images": INT, "test_images": INT,
                "validation_images": INT}  # fmt: skip
 SESSION_FIELDS = {"time": TEXT, "hostname": TEXT, "device_name": TEXT, "command": TEXT,
-                  "pipeline": TEXT, "precision": TEXT, "compile": FLAG,
+                  "pipeline": TEXT, "precision": TEXT, "compile": FLAG, "compile_mode": TEXT,
                   "from_epoch": INT, "official": FLAG, "dataset_fingerprint": TEXT}  # fmt: skip
 # harness.telemetry.run_totals. An epoch's telemetry (metrics.jsonl) is checked only for being a
 # record: its readers take each figure only where it is one (timings._positive), and compare

@@ -742,6 +742,8 @@ def session_record(env: dict, start_epoch: int, data: dict | None = None) -> dic
         "pipeline": env.get("pipeline"),
         "precision": env.get("precision"),
         "compile": env.get("compile"),
+        # Not numerics (a run may resume in another mode), but its seconds per epoch differ.
+        "compile_mode": env.get("compile_mode"),
         # How the device was shared in this session: a run fused or crowded in one session and
         # alone in the next has seconds per epoch that are no solo run's (harness.timings).
         "fused": env.get("fused"),

@@ -392,6 +392,26 @@ def test_an_error_after_a_stop_signal_is_an_interruption(tmp_path, noise, monkey
 # --------------------------------------------------------------------------- split, merge
 
 
+def test_a_fused_group_compiles_in_the_default_mode_where_a_solo_run_takes_cuda_graphs(
+    tmp_path, noise, monkeypatch
+):
+    """On CUDA a solo run compiles in reduce-overhead by default and a fused group, whose step
+    under CUDA graphs no GPU has checked yet, in the default mode; each records the mode it
+    compiled in. The CUDA execution is moved to the CPU, and torch.compile only notes the mode."""
+    import dataclasses
+
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda model, mode, dynamic: modes.append(mode) or model)
+    ex = dataclasses.replace(choose(torch.device("cuda")), device=CPU, precision="fp32")
+    plans = plans_of(tmp_path, "resnet8", other="")
+    fused = train_group(plans, noise, dirs(tmp_path, "fused", plans), ex)
+    assert modes == ["default"]
+    assert [s["execution"]["compile_mode"] for s in fused] == ["default"] * 2
+    solo = train(plans[0], noise, tmp_path / "solo", ex)
+    assert modes[1:] == ["reduce-overhead"]
+    assert solo["execution"]["compile_mode"] == "reduce-overhead"
+
+
 def test_split_then_merge_and_merge_then_split_are_exact(tmp_path, noise):
     plans = plans_of(tmp_path, "resnet8", recipe=TWO_EPOCHS)
     runs = dirs(tmp_path, "solo", plans)

@@ -365,7 +365,7 @@ def test_the_gpu_slots_own_bench_and_queue_command_lines_are_ones_repro_accepts(
         pass
 
     def reached(*args, **kwargs):
-        raise Reached(kwargs)
+        raise Reached(kwargs, args)
 
     monkeypatch.setattr(bench_module, "run_bench", reached)
     monkeypatch.setattr(queue_module, "run_queue", reached)
@@ -380,6 +380,8 @@ def test_the_gpu_slots_own_bench_and_queue_command_lines_are_ones_repro_accepts(
             assert options["fuse"] == (6,)
         else:
             assert options["limit"] == 1
+            # no --compile-mode: the runs train in the fast path's default, CUDA graphs
+            assert outcome.exception.args[1][1].compile_mode is None
 
 
 def _rehearsal():

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import QUICK_RECIPE, ROOT, TINY_RECIPE, tiny_study
 
@@ -450,6 +451,36 @@ def test_a_run_is_never_resumed_under_another_pipeline_or_precision(
     assert "--force" in other.output and "--results" in other.output
     done = _untouched_then_finished(study, cifar_root, results)
     assert {s["pipeline"] for s in done["sessions"]} == {"fast"}
+
+
+def test_a_run_paused_in_one_compile_mode_resumes_in_another(tmp_path, cifar_root, monkeypatch):
+    """The compile mode is not numerics (CUDA graphs replay the same kernels): a run paused in
+    the default mode resumes in reduce-overhead, the fast path's default on CUDA since, and
+    each session records its mode, which the report shows. torch.compile only notes the mode
+    here: compiling on the CPU would take a minute and say nothing more."""
+    from harness import budget
+    from harness.report.runs import _execution
+
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda model, mode, dynamic: modes.append(mode) or model)
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
+                       QUICK_RECIPE)  # fmt: skip
+    results = tmp_path / "results"
+    fits = iter([True, False])  # one epoch fits the budget, the second does not
+    with monkeypatch.context() as m:
+        m.setattr(budget.Deadline, "fits", lambda self, estimate: next(fits, False))
+        paused = repro(*run_args(study, cifar_root, results, "--compile", "--compile-mode",
+                                 "default", "--time-budget", "10m"))  # fmt: skip
+    assert "[  paused]" in paused.output, paused.output
+    resumed = repro(*run_args(study, cifar_root, results, "--compile", "--compile-mode",
+                              "reduce-overhead"))  # fmt: skip
+    assert resumed.exit_code == 0 and "REFUSED" not in resumed.output, resumed.output
+    done = summary(results, "tiny/a/seed-0")
+    assert done["status"] == "complete" and modes == ["default", "reduce-overhead"]
+    assert [(s["from_epoch"], s["compile_mode"]) for s in done["sessions"]] == [
+        (0, "default"), (1, "reduce-overhead")]  # fmt: skip
+    env = json.loads((results / "tiny/a/seed-0" / store.ENVIRONMENT).read_text())
+    assert _execution(env, done) == "fp32 compiled (reduce-overhead)"
 
 
 def test_a_run_is_never_resumed_on_other_data(tmp_path, cifar_root, monkeypatch):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from harness import timings
 from harness.describe import parameter_count, recipe_summary
+from harness.execution import compiled_label
 from harness.report.counting import _Classified, _official
 from harness.report.views import ClaimRow, ExperimentView, RunView
 from harness.results import RunRecord, environment_ignored
@@ -21,7 +22,7 @@ def _execution(env: dict, summary: dict | None = None) -> str:
     if (summary or {}).get("compile_fallback"):
         parts.append("eager (compilation failed)")
     elif env.get("compile"):
-        parts.append("compiled")
+        parts.append(compiled_label(env.get("compile_mode")))
     if env.get("pipeline") == "canonical":
         parts.append("canonical pipeline")
     if env.get("fused"):
