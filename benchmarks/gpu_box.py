@@ -370,6 +370,10 @@ def train(box: Box, args: argparse.Namespace) -> None:
     # their runs and exit): WIND_DOWN_S after it, still within the stage's timeout, which
     # keeps the end's time (Box.stage).
     timeout = box.stage_time()
+    if args.train_budget is not None:
+        # A first queue item longer than the slot would take all of it: this leaves the
+        # stages after training (--order check,train,bench) their time.
+        timeout = min(timeout, args.train_budget)
     budget = timeout - WIND_DOWN_S
     if budget <= 10:
         box.say(f"no time left to train ({budget:.0f} s)")
@@ -416,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     # gained a fused CUDA-graphs test and the solo tests took CUDA graphs (captures, compiles)
     ap.add_argument("--check-timeout", type=float, default=240)
     ap.add_argument("--bench-timeout", type=float, default=150)
+    ap.add_argument("--train-budget", type=float,
+                    help="seconds for the training stage at most, its winding down included "
+                    "(default: what the slot has left)")  # fmt: skip
     # CUDA graphs measured 3.8x the canonical pipeline (2026-11-26): time them every slot.
     ap.add_argument("--compile-modes", default="default,reduce-overhead",
                     help="bench: compile mode(s)")  # fmt: skip

@@ -32,6 +32,10 @@ RETURNED_FILES = 8  # it brings back at most 8 files from $OUT ...
 RETURNED_FILE_LIMIT = 16 * MIB  # ... each of at most 16 MiB
 CARRIED = (".whl", ".data", ".compile-carry")
 LIMIT_BROKEN = 6  # gpu_box.sh uses 3 and 4, gpu_box.py 5
+# The rehearsal's training, on the CPU: long enough to start the queue's runs and export them,
+# where the slot's whole budget (465 s at commit 71c2654, 2026-11-27) trained the 56-layer
+# shortcut nets without finishing an epoch.
+REHEARSED_TRAINING_S = 60
 # What each carried folder's absence means for the slot (gpu_box.sh).
 MISSING = {
     ".whl": "the GPU image lacks pydantic, so the slot would stop at once (exit 3): "
@@ -97,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scratch", default="/tmp/repro-rehearsal",
                     help="scratch folder, emptied first and removed at the end")  # fmt: skip
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    ap.add_argument("--train-seconds", type=float, default=REHEARSED_TRAINING_S,
+                    help="the training stage's time on the CPU (gpu_box.py --train-budget, "
+                    "given after the slot's own options, so it wins over theirs)")  # fmt: skip
     ap.add_argument("--carry-limit-mib", type=float, default=CARRY_LIMIT / MIB,
                     help=argparse.SUPPRESS)  # the tests lower it  # fmt: skip
     args, slot_options = ap.parse_known_args(argv)
@@ -152,7 +159,8 @@ def _rehearse(args: argparse.Namespace, slot_options: list[str], scratch: Path, 
     t = time.time()
     env = {**os.environ, "REPRO_HARNESS_COMMIT": commit, "PYTHON": sys.executable}
     command = ["benchmarks/gpu_box.sh", str(scratch / "out"), "--rehearse", *slot_options,
-               "--work", str(scratch / "work")]  # fmt: skip
+               "--work", str(scratch / "work"),
+               "--train-budget", f"{args.train_seconds:g}"]  # fmt: skip
     say(" ".join(command))
     rc = subprocess.run(command, cwd=tree, env=env).returncode
     say(f"gpu_box.sh exit {rc} after {time.time() - t:.0f} s")

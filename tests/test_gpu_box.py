@@ -240,6 +240,8 @@ def _bare_box(gpu_box, tmp_path: Path, budget: float, **more):
     """A Box of ``budget`` seconds from now, outside a slot (no stage run yet)."""
     import argparse
 
+    more.setdefault("train_budget", None)
+
     args = argparse.Namespace(out=str(tmp_path / "out"), work=str(tmp_path / "work"),
                               started=time.time(), budget=budget, imports=[],
                               part_mib=15, reserve=2, stop_grace=1, export_every=1000,
@@ -471,3 +473,19 @@ def test_a_bench_stage_killed_still_returns_the_profiles_it_wrote_and_no_more(tm
     assert stage["timed_out"] and stage["rc"] == -signal.SIGKILL
     with tarfile.open(tmp_path / "out" / "bench.tar.gz") as tar:
         assert sorted(tar.getnames()) == ["bench.json", "profile/profile-resnet20.txt"]
+
+
+def test_a_training_budget_leaves_the_stages_after_training_their_time(tmp_path):
+    """A first queue item longer than the slot (the shortcut nets: about 15 GPU-minutes) took
+    the whole budget with --order check,train,bench, leaving the bench nothing; --train-budget
+    caps the stage, its queue's time budget and winding down included."""
+    gpu_box = _gpu_box()
+    box = _bare_box(gpu_box, tmp_path, budget=400, queue=str(tmp_path / "queue.yaml"),
+                    queue_items=1, data_dir=str(tmp_path), fuse="off", train_budget=120)  # fmt: skip
+    stages = []
+    box.export = lambda final: None
+    box.stage = lambda name, command, timeout: stages.append((command, timeout))
+    gpu_box.train(box, box.args)
+    [(command, timeout)] = stages
+    assert timeout == 120
+    assert command[command.index("--time-budget") + 1] == f"{120 - gpu_box.WIND_DOWN_S}s"
