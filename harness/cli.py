@@ -844,11 +844,10 @@ def default_study_files(records) -> list[str]:
 @click.option(
     "--compile-mode",
     "compile_modes",
-    default="default",
-    show_default=True,
     metavar="MODE[,MODE...]",
     help="torch.compile mode(s) for the fast path, one row each: "
-    f"{', '.join(COMPILE_MODES)} (reduce-overhead uses CUDA graphs). --profile uses the first.",
+    f"{', '.join(COMPILE_MODES)} (reduce-overhead uses CUDA graphs). --profile uses the first. "
+    "Default: the mode `repro run` trains in on the device (reduce-overhead on CUDA).",
 )
 @click.option(
     "--json",
@@ -915,6 +914,7 @@ def bench(
         table,
     )
     from harness.data import DataError, load_cached, locate
+    from harness.execution import default_compile_mode
     from harness.runner import RunError, resolve_device
     from harness.store import write_text
     from harness.zoo import UnknownModelError, spec_from_name
@@ -922,14 +922,16 @@ def bench(
     writable_or_fail((json_out, "--json"), (md_out, "--markdown"), (profile_dir, "--profile"),
                      folder="--profile")  # fmt: skip
     names = tuple(m.strip() for m in models.split(",") if m.strip())
-    modes = tuple(dict.fromkeys(m.strip() for m in compile_modes.split(",") if m.strip()))
+    modes = tuple(dict.fromkeys(m.strip() for m in (compile_modes or "").split(",") if m.strip()))
     unknown = [m for m in modes if m not in COMPILE_MODES]
-    if unknown or not modes:
+    if unknown or (compile_modes is not None and not modes):
         fail(f"--compile-mode {compile_modes!r}: modes are {', '.join(COMPILE_MODES)}")
     try:
         for name in names:
             spec_from_name(name)
         dev = resolve_device(device)
+        # what `repro run` trains in there, so that the plain bench times that
+        modes = modes or (default_compile_mode(dev),)
         data = synthetic_cifar() if synthetic else load_cached(locate(data_dir))
     except (UnknownModelError, RunError, DataError) as exc:
         fail(

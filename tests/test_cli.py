@@ -546,3 +546,30 @@ def test_repro_run_warns_of_two_experiments_that_train_the_same_thing(tmp_path, 
             and "experiments[1]: warning: trains exactly what experiments[0] ('r0') trains" in line]  # fmt: skip
     trained = [i for i, line in enumerate(lines) if "r0/seed-0" in line]
     assert said and trained and said[0] < trained[0], out.output
+
+
+def test_bench_times_the_compile_mode_repro_run_trains_in_unless_told(monkeypatch):
+    # CUDA graphs became repro run's default on CUDA; the bench went on timing the default
+    # mode alone, so `repro bench` no longer timed what `repro run` does.
+    import torch
+    from click.testing import CliRunner
+
+    import harness.bench
+    import harness.runner
+    from harness.cli import main
+
+    seen = []
+
+    def fake_bench(data, device, **kwargs):
+        seen.append(kwargs["compile_modes"])
+        raise harness.bench.BenchError("stop here")
+
+    monkeypatch.setattr(harness.bench, "run_bench", fake_bench)
+    monkeypatch.setattr(harness.runner, "resolve_device", lambda name: torch.device(name))
+    for device in ("cuda", "cpu"):
+        CliRunner().invoke(main, ["bench", "--device", device, "--synthetic"])
+    CliRunner().invoke(main, ["bench", "--device", "cuda", "--synthetic",
+                              "--compile-mode", "default,reduce-overhead"])  # fmt: skip
+    assert seen == [("reduce-overhead",), ("default",), ("default", "reduce-overhead")]
+    result = CliRunner().invoke(main, ["bench", "--synthetic", "--compile-mode", ","])
+    assert result.exit_code == 2 and "modes are" in result.output
