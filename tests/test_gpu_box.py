@@ -337,13 +337,19 @@ def test_the_compile_cache_is_not_packed_once_the_budget_has_ended(tmp_path):
     assert "it stays behind" in (tmp_path / "out" / "box.log").read_text()
 
 
+# The next GPU slot's options (after gpu_box.sh's own --out, --data-dir, --started, --import).
+NEXT_SLOT = ("--order", "check,train,bench", "--queue-items", "1", "--train-budget", "180",
+             "--fuse-widths", "6", "--bench-models", "resnet20,resnet110")  # fmt: skip
+
+
 def test_the_gpu_slots_own_bench_and_queue_command_lines_are_ones_repro_accepts(
     tmp_path, cifar_root, monkeypatch
 ):
-    """The rehearsal runs CPU-sized stages; the command lines a GPU slot runs (the next one's:
-    --queue-items 1 --fuse-widths 6 --bench-models resnet20,resnet56,resnet110) are built
-    otherwise and ran nowhere but on the GPU. Each is parsed and checked here by `repro`
-    itself, up to where it would start to measure or train."""
+    """The rehearsal runs CPU-sized stages; the command lines a GPU slot runs (NEXT_SLOT's)
+    are built otherwise and ran nowhere but on the GPU. gpu_box.py parses the slot's own
+    options and builds its stages here as on the GPU (CUDA faked, the stages not run); each
+    repro command line is then parsed and checked by `repro` itself, up to where it would
+    start to measure or train."""
     from click.testing import CliRunner
 
     from harness import bench as bench_module
@@ -351,17 +357,23 @@ def test_the_gpu_slots_own_bench_and_queue_command_lines_are_ones_repro_accepts(
     from harness.cli import main
 
     gpu_box = _gpu_box()
-    box = _bare_box(gpu_box, tmp_path, budget=540, data_dir=str(cifar_root),
-                    queue=str(ROOT / "queue.yaml"), queue_items=1, fuse="off",
-                    fuse_widths="6", bench_models="resnet20,resnet56,resnet110",
-                    bench_subset=None, compile_modes="default,reduce-overhead",
-                    bench_timeout=400)  # fmt: skip
-    box.args.rehearse = False
-    commands = {}
-    box.export = lambda final: None
-    box.stage = lambda name, command, timeout: commands.setdefault(name, command)
-    gpu_box.bench(box, box.args)
-    gpu_box.train(box, box.args)
+    stages = []
+    monkeypatch.setattr(gpu_box, "cuda_visible", lambda box: True)
+    monkeypatch.setattr(gpu_box.Box, "import_archives", lambda box: None)
+    monkeypatch.setattr(gpu_box.Box, "export", lambda box, final: None)
+    monkeypatch.setattr(gpu_box.Box, "pack_compile_cache", lambda box: None)
+    monkeypatch.setattr(gpu_box.Box, "stage",
+                        lambda box, name, command, timeout: stages.append(
+                            (name, command, min(timeout, box.stage_time()))) or 0)  # fmt: skip
+    assert gpu_box.main(["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
+                         "--data-dir", str(cifar_root), "--started", str(time.time()),
+                         *NEXT_SLOT]) == 0  # fmt: skip
+    assert [name for name, _, _ in stages] == ["check", "train", "bench"]
+    commands = {name: command for name, command, _ in stages}
+    timeouts = {name: timeout for name, _, timeout in stages}
+    assert timeouts["train"] == 180
+    queue_line = commands["train"]
+    assert queue_line[queue_line.index("--time-budget") + 1] == f"{180 - gpu_box.WIND_DOWN_S}s"
 
     class Reached(Exception):
         pass
@@ -371,15 +383,17 @@ def test_the_gpu_slots_own_bench_and_queue_command_lines_are_ones_repro_accepts(
 
     monkeypatch.setattr(bench_module, "run_bench", reached)
     monkeypatch.setattr(queue_module, "run_queue", reached)
-    for name, command in commands.items():
+    for name in ("bench", "train"):
+        command = commands[name]
         assert command[1:3] == ["-m", "harness"] and "--device" not in command
         outcome = CliRunner().invoke(main, command[3:])
         assert isinstance(outcome.exception, Reached), (name, outcome.output)
         options = outcome.exception.args[0]
         if name == "bench":
-            assert options["models"] == ("resnet20", "resnet56", "resnet110")
+            assert options["models"] == ("resnet20", "resnet110")
             assert options["compile_modes"] == ("default", "reduce-overhead")
             assert options["fuse"] == (6,)
+            assert options["profile_dir"] == tmp_path / "work" / "bench" / "profile"
         else:
             assert options["limit"] == 1
             # no --compile-mode: the runs train in the fast path's default, CUDA graphs
