@@ -140,6 +140,16 @@ class BenchReport:
         return asdict(self)
 
 
+def fast_executions(
+    device: torch.device, compile: bool | None, compile_modes: tuple[str, ...] | None
+) -> list[Execution]:
+    """The fast path's executions a bench times, one per compile mode. None: the one `repro
+    run` trains in on the device (harness.execution.choose), its fused groups' mode included.
+    Without compilation the mode means nothing: one."""
+    fast = [choose(device, compile=compile, compile_mode=m) for m in compile_modes or (None,)]
+    return fast if fast[0].compile else fast[:1]
+
+
 def run_bench(
     data: Cifar10,
     device: torch.device,
@@ -151,7 +161,7 @@ def run_bench(
     subset: int | None = None,
     workers: int | None = None,
     compile: bool | None = None,
-    compile_modes: tuple[str, ...] = ("default",),
+    compile_modes: tuple[str, ...] | None = None,
     fuse: tuple[int, ...] = (),
     fuse_concurrent: bool = True,
     echo=print,
@@ -172,9 +182,9 @@ def run_bench(
     """
     check_subset(data, subset)
     recipe = bench_recipe(batch_size, subset, warmup + epochs)
-    # Without compilation the mode means nothing: one fast row.
-    compiled = choose(device, compile=compile).compile
-    modes = compile_modes if compiled else compile_modes[:1]
+    fast = fast_executions(device, compile, compile_modes)
+    compiled = fast[0].compile
+    modes = [ex.compile_mode for ex in fast]
     report = BenchReport(
         date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         device=device.type,
@@ -193,7 +203,7 @@ def run_bench(
             "measured_epochs": epochs,
             "warmup_epochs": warmup,
             "train_images": subset or len(data.train_labels),
-            "compile_modes": list(modes) if compiled else None,
+            "compile_modes": modes if compiled else None,
             "data": str(data.path),
             "fuse": list(fuse) or None,
         },
@@ -202,7 +212,7 @@ def run_bench(
         spec = spec_from_name(name)
         macs = forward_macs(spec)
         executions = [choose(device, pipeline="canonical", workers=workers)]
-        executions += [choose(device, compile=compile, compile_mode=mode) for mode in modes]
+        executions += fast
         rows = []
         for ex in executions:
             echo(f"{name}: {ex.pipeline} pipeline ({_how(ex.describe())}), "

@@ -914,7 +914,6 @@ def bench(
         table,
     )
     from harness.data import DataError, load_cached, locate
-    from harness.execution import default_compile_mode
     from harness.runner import RunError, resolve_device
     from harness.store import write_text
     from harness.zoo import UnknownModelError, spec_from_name
@@ -930,8 +929,6 @@ def bench(
         for name in names:
             spec_from_name(name)
         dev = resolve_device(device)
-        # what `repro run` trains in there, so that the plain bench times that
-        modes = modes or (default_compile_mode(dev),)
         data = synthetic_cifar() if synthetic else load_cached(locate(data_dir))
     except (UnknownModelError, RunError, DataError) as exc:
         fail(
@@ -958,7 +955,7 @@ def bench(
             subset=subset,
             workers=workers,
             compile=compile_,
-            compile_modes=modes,
+            compile_modes=modes or None,  # none given: as `repro run` trains on the device
             fuse=fuse or (),
             fuse_concurrent=fuse_concurrent,
             echo=click.echo,
