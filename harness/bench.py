@@ -227,7 +227,6 @@ def run_bench(
                 echo(f"{name}: profile of {profile_steps} fast-path steps ...")
                 echo(f"wrote {profile_trainer(warm, name, profile_dir, profile_steps)}")
             del warm  # the trainer's device memory, before the next row's
-        fast = rows[1:]
         for k in fuse:
             report.fusion += run_fusion(
                 name,
@@ -237,7 +236,7 @@ def run_bench(
                 executions[1],
                 warmup,
                 k,
-                solo=fast[0],
+                solo=rows[1],  # the first fast row
                 concurrent=fuse_concurrent,
                 echo=echo,
             )

@@ -65,3 +65,16 @@ def test_a_bench_stopped_after_a_models_fast_row_keeps_that_models_profile(
     wrote = lines.index(f"wrote {profiles / 'profile-resnet8.txt'}")
     assert lines[wrote - 1] == f"resnet8: profile of {bench.PROFILE_STEPS} fast-path steps ..."
     assert all(not line.startswith(("resnet8: K=", "resnet14: ")) for line in lines[:wrote])
+
+
+def test_a_bench_of_two_models_measures_both(tmp_path):
+    """The second model's rows were built from the first model's measurements (a name reused
+    for two things in run_bench), so a bench of two models stopped with a traceback at the
+    second: the slot's `--bench-models resnet20,resnet110` would have lost resnet110."""
+    out = tmp_path / "b.json"
+    result = CliRunner().invoke(main, [*TWO_MODELS, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["measurements"]
+    assert [(r["model"], r["pipeline"]) for r in rows] == [
+        ("resnet8", "canonical"), ("resnet8", "fast"),
+        ("resnet14", "canonical"), ("resnet14", "fast")]  # fmt: skip
