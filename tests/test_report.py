@@ -9,6 +9,7 @@ import subprocess
 import sys
 from html import unescape
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -875,13 +876,22 @@ def test_a_study_of_checkpoints_before_any_evaluation(tmp_path):
 PUBLISHED = ROOT / "results" / "published"
 
 
+EVALUATIONS = PUBLISHED / "checkpoints-jpeg-copy-cpu-2026-11-26" / "store"
+
+
+def _one_store(tmp_path_factory, name: str, *stores: Path) -> Path:
+    """Copies of committed stores, merged into one scratch store."""
+    store = tmp_path_factory.mktemp(name) / "store"
+    for source in stores:
+        shutil.copytree(source, store, dirs_exist_ok=True)
+    return store
+
+
 @pytest.fixture(scope="module")
 def published_store(tmp_path_factory):
     """The committed GPU runs and the CPU evaluations of released checkpoints, in one store."""
-    store = tmp_path_factory.mktemp("published") / "store"
-    for name in ("degradation-20", "checkpoints-jpeg-copy-cpu-2026-11-26"):
-        shutil.copytree(PUBLISHED / name / "store", store, dirs_exist_ok=True)
-    return store
+    return _one_store(tmp_path_factory, "published", PUBLISHED / "degradation-20" / "store",
+                      EVALUATIONS)  # fmt: skip
 
 
 # Reports over the published store, built once for the tests that only read them: a page
@@ -912,11 +922,7 @@ PAUSED = ROOT / "tests" / "data" / "degradation-paused" / "store"
 
 @pytest.fixture(scope="module")
 def paused_store(tmp_path_factory):
-    store = tmp_path_factory.mktemp("paused") / "store"
-    shutil.copytree(PAUSED, store)
-    shutil.copytree(PUBLISHED / "checkpoints-jpeg-copy-cpu-2026-11-26" / "store", store,
-                    dirs_exist_ok=True)  # fmt: skip
-    return store
+    return _one_store(tmp_path_factory, "paused", PAUSED, EVALUATIONS)
 
 
 @pytest.fixture(scope="module")
@@ -1896,7 +1902,7 @@ def test_the_banner_says_on_what_the_copy_s_cost_was_measured(published_page, tm
     assert "; what it costs a net trained on the copy as well is not measured here." in banner
     # Released weights alone: nothing trained, nothing to say of training on the copy.
     weights = tmp_path / "weights"
-    shutil.copytree(PUBLISHED / "checkpoints-jpeg-copy-cpu-2026-11-26" / "store", weights)
+    shutil.copytree(EVALUATIONS, weights)
     alone = _text(render_html(report_for([CHECKPOINTS], weights)))
     assert "about ten points of test error (10.35 points on average, see Provenance )" in alone
     assert "trained on the copy as well" not in alone
@@ -1976,7 +1982,7 @@ def test_provenance_names_what_the_store_holds(verdict_store, tmp_path):
     runs = _text(render_html(build([(study, str(path))], scan(results), str(results))))
     assert "Runs made between" in runs and "evaluations" not in runs[runs.index("Provenance") :]
     weights = tmp_path / "weights"
-    shutil.copytree(PUBLISHED / "checkpoints-jpeg-copy-cpu-2026-11-26" / "store", weights)
+    shutil.copytree(EVALUATIONS, weights)
     alone = _text(render_html(report_for([CHECKPOINTS], weights)))
     provenance = alone[alone.index("Provenance") :]
     assert "Evaluations made between" in provenance

@@ -75,7 +75,7 @@ def _provenance(records: list[RunRecord], reports: list[StudyReport],
                    "cudnn": None if cd is None else cudnn_text(cd)}
                   for (t, tv, c, cd, py), n in software.most_common()],
         devices=[{"device": d, "driver": dr, "execution": e, "runs": n,
-                  "epochs": epochs[(d, dr, e)] if moved and (d, dr, e) in epochs else None}
+                  "epochs": epochs[(d, dr, e)] if moved else None}
                  for (d, dr, e), n in devices.most_common()],
         commits=[{"commit": c, "dirty": d, "runs": n} for (c, d), n in commits.most_common()],
         first=min(times) if times else "",
