@@ -5,7 +5,8 @@ Started by benchmarks/gpu_box.sh once Python and the data are ready. Within ``--
 seconds of the slot's start (the shell script's ``--started``):
 
   a. check   nvidia-smi and tests/test_gpu.py: the GPU is visible, compiled steps match
-             eager ones, no host syncs in the step, NVML reads (skipped without CUDA)
+             eager ones, no host syncs in the step, NVML reads (skipped without CUDA);
+             --check-tests EXPR runs only the tests a pytest -k expression selects
   b. bench   `repro bench` of resnet20, canonical against fast (with --fuse-widths, also K
              runs fused into one network), and each model's profile as soon as its fast row
              is measured; it also warms the compile cache for the runs that follow
@@ -327,8 +328,31 @@ def check(box: Box, args: argparse.Namespace) -> None:
     # Every test runs (no -x): a slot is too short to learn about the others next time. -v
     # names each test as it ends, so a check stopped by its timeout still says which passed;
     # the durations size the next slot's --check-timeout.
-    box.stage("check", [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
-                        "--durations=0", "tests/test_gpu.py"], args.check_timeout)  # fmt: skip
+    box.stage("check", [*CHECK_COMMAND, *_selected(args), "-v", "--durations=0"],
+              args.check_timeout)  # fmt: skip
+
+
+# tests/test_gpu.py as the check stage runs it; --check-tests adds a -k expression.
+CHECK_COMMAND = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/test_gpu.py"]
+
+
+def _selected(args: argparse.Namespace) -> list[str]:
+    return ["-k", args.check_tests] if args.check_tests else []
+
+
+def check_selection(args: argparse.Namespace) -> str | None:
+    """Why --check-tests cannot be used (None when it can): an expression that selects no
+    test would spend the check stage on pytest's "no tests ran", found out after the slot.
+    pytest collects without CUDA, so this runs wherever the slot is rehearsed."""
+    listed = subprocess.run([*CHECK_COMMAND, *_selected(args), "--collect-only", "-q"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    chosen = [line for line in listed.stdout.splitlines() if "::" in line]
+    if listed.returncode == 0 and chosen:
+        return None
+    said = (listed.stdout + listed.stderr).strip().splitlines()
+    return (f"--check-tests {args.check_tests!r} selects no test of tests/test_gpu.py "
+            f"(pytest: {said[-1] if said else f'exit {listed.returncode}'}); give a pytest -k "
+            "expression naming some of its tests, e.g. 'fused and cuda_graphs'")  # fmt: skip
 
 
 def bench(box: Box, args: argparse.Namespace) -> None:
@@ -419,6 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     # tests/test_gpu.py took 125 s of 150 on an H200 (2026-11-27, box-call4.log) before it
     # gained a fused CUDA-graphs test and the solo tests took CUDA graphs (captures, compiles)
     ap.add_argument("--check-timeout", type=float, default=240)
+    # A slot whose GPU tests passed before may run only those that never ran on a GPU, to
+    # leave the measurements the time the others would take.
+    ap.add_argument("--check-tests", metavar="EXPR",
+                    help="check: only the tests of tests/test_gpu.py that this pytest -k "
+                    "expression selects (default: all)")  # fmt: skip
     ap.add_argument("--bench-timeout", type=float, default=150)
     ap.add_argument("--train-budget", type=float,
                     help="seconds for the training stage at most, its winding down included "
@@ -458,10 +487,12 @@ def main(argv: list[str] | None = None) -> int:
     order = args.order.split(",")
     if sorted(order) != sorted(STAGES):
         ap.error(f"--order {args.order}: give each of {', '.join(STAGES)} once")
+    skip = set(filter(None, args.skip.split(",")))
+    if args.check_tests and "check" not in skip and (why := check_selection(args)):
+        ap.error(why)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     box = Box(args)
     box.results.mkdir(parents=True, exist_ok=True)
-    skip = set(filter(None, args.skip.split(",")))
 
     if not args.rehearse and not cuda_visible(box):
         # Training or benching on the CPU would spend the slot on figures nobody wants and

@@ -201,6 +201,50 @@ def test_the_slot_refuses_a_bad_fuse_before_it_starts(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def _staged(monkeypatch):
+    """gpu_box.py as on a GPU (CUDA faked) whose stages are recorded, not run: (name, command
+    line, timeout) each; no archives imported or exported."""
+    gpu_box = _gpu_box()
+    stages = []
+    monkeypatch.setattr(gpu_box, "cuda_visible", lambda box: True)
+    monkeypatch.setattr(gpu_box.Box, "import_archives", lambda box: None)
+    monkeypatch.setattr(gpu_box.Box, "export", lambda box, final: None)
+    monkeypatch.setattr(gpu_box.Box, "pack_compile_cache", lambda box: None)
+    monkeypatch.setattr(gpu_box.Box, "stage",
+                        lambda box, name, command, timeout: stages.append(
+                            (name, command, min(timeout, box.stage_time()))) or 0)  # fmt: skip
+    return gpu_box, stages
+
+
+def test_the_slot_refuses_check_tests_that_select_none_before_it_starts(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_box.py"),
+                           "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path),
+                           "--check-tests", "no_such_test"], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 2
+    assert "--check-tests 'no_such_test' selects no test of tests/test_gpu.py" in done.stderr
+    assert "deselected" in done.stderr  # pytest's own words, which say why
+    assert not (tmp_path / "out").exists()
+
+
+def test_check_tests_runs_only_the_gpu_tests_they_select(tmp_path, monkeypatch):
+    """The check stage's pytest gets the expression, and it selects exactly the named tests
+    (collected here, where CUDA is absent, as on the GPU)."""
+    gpu_box, stages = _staged(monkeypatch)
+    expression = "fused and cuda_graphs or a_run_on_cuda"
+    assert gpu_box.main(["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
+                         "--data-dir", str(tmp_path), "--skip", "bench,train",
+                         "--check-tests", expression]) == 0  # fmt: skip
+    command = {name: command for name, command, _ in stages}["check"]
+    assert command[command.index("-k") + 1] == expression
+    quiet = [arg for arg in command if arg != "-v"]  # -q alone lists one test a line
+    listed = subprocess.run([*quiet, "--collect-only", "-q"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    chosen = sorted(line.split("::")[1] for line in listed.stdout.splitlines() if "::" in line)
+    assert chosen == ["test_a_fused_group_trains_under_cuda_graphs_like_the_default_mode",
+                      "test_a_run_on_cuda_takes_and_records_the_fast_path"]  # fmt: skip
+
+
 def test_a_slot_on_a_machine_without_cuda_trains_nothing(tmp_path, cifar_root):
     # A slot whose torch sees no GPU (a driver that did not load, a CPU-only wheel) would
     # otherwise spend its minutes training on the CPU and return CPU runs as its progress.
@@ -356,15 +400,7 @@ def test_the_gpu_slots_own_bench_and_queue_command_lines_are_ones_repro_accepts(
     from harness import queue as queue_module
     from harness.cli import main
 
-    gpu_box = _gpu_box()
-    stages = []
-    monkeypatch.setattr(gpu_box, "cuda_visible", lambda box: True)
-    monkeypatch.setattr(gpu_box.Box, "import_archives", lambda box: None)
-    monkeypatch.setattr(gpu_box.Box, "export", lambda box, final: None)
-    monkeypatch.setattr(gpu_box.Box, "pack_compile_cache", lambda box: None)
-    monkeypatch.setattr(gpu_box.Box, "stage",
-                        lambda box, name, command, timeout: stages.append(
-                            (name, command, min(timeout, box.stage_time()))) or 0)  # fmt: skip
+    gpu_box, stages = _staged(monkeypatch)
     assert gpu_box.main(["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
                          "--data-dir", str(cifar_root), "--started", str(time.time()),
                          *NEXT_SLOT]) == 0  # fmt: skip
