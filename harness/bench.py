@@ -92,6 +92,10 @@ class Measurement:
     execution: dict
     compile_fallback: str | None
     speedup: float | None = None  # canonical / fast, on the fast row
+    # What the row cost, to size a GPU slot's bench: its warm-up epochs (compilation and
+    # autotuning included) and its whole wall time, set-up to last epoch (no profile).
+    warmup_seconds: list[float] = field(default_factory=list)
+    row_seconds: float | None = None
 
 
 FUSION_MODES = ("fused", "sequential", "concurrent")
@@ -121,6 +125,9 @@ class FusionMeasurement:
     compile_fallback: str | None = None
     gain_vs_sequential: float | None = None  # this row's images/s / the sequential row's
     gain_vs_concurrent: float | None = None  # on the fused row
+    # the row's whole wall time (set-up, compilation, warm-up, measured epochs; processes
+    # started and joined); None for the sequential row, which is not trained
+    row_seconds: float | None = None
 
 
 @dataclass
@@ -291,6 +298,7 @@ def _measure_fused(name, spec, recipe, data, ex, warmup, k) -> FusionMeasurement
     """Train a FusedTrainer of K members for warmup + measured epochs; median group seconds."""
     from harness.fused_train import FusedTrainer, member_batches, member_data
 
+    started = time.perf_counter()
     seeds = list(range(k))
     ex = ex.fused(tuple(f"seed-{s}" for s in seeds))
     configure_backends(ex)
@@ -312,7 +320,7 @@ def _measure_fused(name, spec, recipe, data, ex, warmup, k) -> FusionMeasurement
     return FusionMeasurement(
         model=name, k=k, mode="fused", sec_per_epoch=median, images_per_epoch=images,
         images_per_second=k * images / median, execution=ex.describe(), epoch_seconds=seconds,
-        compile_fallback=trainer.compile_fallback,
+        compile_fallback=trainer.compile_fallback, row_seconds=time.perf_counter() - started,
     )  # fmt: skip
 
 
@@ -344,6 +352,7 @@ def _measure_concurrent(name, spec, recipe, data, ex, warmup, k) -> FusionMeasur
     "fork": a forked CUDA context is unusable. On a CPU the cores are split between the
     processes, as K runs sharing a machine would be, rather than oversubscribed.
     """
+    started = time.perf_counter()
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(k), ctx.Queue()
     threads = max(1, torch.get_num_threads() // k) if ex.device.type == "cpu" else None
@@ -374,7 +383,7 @@ def _measure_concurrent(name, spec, recipe, data, ex, warmup, k) -> FusionMeasur
         execution=ex.describe(),
         # per epoch, the slowest process's seconds: what the span is made of
         epoch_seconds=[max(e) for e in zip(*(t.epoch_seconds for t in timings), strict=True)],
-        compile_fallback=next(iter(fallbacks), None),
+        compile_fallback=next(iter(fallbacks), None), row_seconds=time.perf_counter() - started,
     )  # fmt: skip
 
 
@@ -452,13 +461,13 @@ class WarmTrainer:
 
 
 def _measure(name, spec, recipe, data, ex, warmup, macs) -> tuple[Measurement, WarmTrainer]:
+    started = time.perf_counter()
     trainer, loader, lr_at, length = _setup(spec, recipe, data, ex)
-    seconds, iteration, images = [], 0, 0
+    seconds, warming, iteration, images = [], [], 0, 0
     for epoch in range(length.epochs):
         result = trainer.train_epoch(loader.epoch(epoch), lr_at, iteration, SilentProgress())
         iteration, images = result.iteration, result.images
-        if epoch >= warmup:
-            seconds.append(result.seconds)
+        (seconds if epoch >= warmup else warming).append(result.seconds)
     median = statistics.median(seconds)
     warm = WarmTrainer(trainer, loader, lr_at, iteration, length.epochs, recipe.batch_size)
     return Measurement(
@@ -472,6 +481,8 @@ def _measure(name, spec, recipe, data, ex, warmup, macs) -> tuple[Measurement, W
         tflops=TRAIN_FLOPS_PER_MAC * macs * images / median / 1e12,
         execution=ex.describe(),
         compile_fallback=trainer.compile_fallback,
+        warmup_seconds=warming,
+        row_seconds=time.perf_counter() - started,
     ), warm
 
 
@@ -506,6 +517,11 @@ def table(report: BenchReport) -> str:
 
 
 FUSION_TITLE = "Fusion: aggregate images/s of K runs"
+
+
+def _took(seconds: float | None) -> str:
+    """A row's whole wall time in the markdown table: what it costs a slot."""
+    return f"{seconds:.0f} s" if seconds is not None else ""
 
 
 def _gain(value: float | None) -> str:
@@ -549,14 +565,15 @@ def markdown(report: BenchReport, command: str) -> str:
             ]
         ),
         "",
-        "| model | pipeline | execution | sec/epoch | images/s | TFLOP/s | speed-up |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| model | pipeline | execution | sec/epoch | images/s | TFLOP/s | speed-up | row took |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for m in report.measurements:
         how = _how(m.execution, m.compile_fallback)
         speedup = f"{m.speedup:.2f}x" if m.speedup else ""
         lines.append(f"| {m.model} | {m.pipeline} | {how} | {m.sec_per_epoch:.3f} | "
-                     f"{m.images_per_second:,.0f} | {m.tflops:.3f} | {speedup} |")  # fmt: skip
+                     f"{m.images_per_second:,.0f} | {m.tflops:.3f} | {speedup} | "
+                     f"{_took(m.row_seconds)} |")  # fmt: skip
     if report.fusion:
         lines += ["", *_fusion_markdown(report.fusion)]
     return "\n".join(lines) + "\n"
@@ -571,14 +588,16 @@ def _fusion_markdown(rows: list[FusionMeasurement]) -> list[str]:
         "concurrent processes (wall time of the measured span). sec/epoch: the time in which "
         "all K runs train one epoch each; images/s: all K runs together.",
         "",
-        "| model | K | mode | execution | sec/epoch | images/s | vs sequential | vs concurrent |",
-        "|---|---:|---|---|---:|---:|---:|---:|",
+        "| model | K | mode | execution | sec/epoch | images/s | vs sequential | vs concurrent "
+        "| row took |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         how = _how(r.execution, r.compile_fallback)
         gains = f"{_gain(r.gain_vs_sequential)} | {_gain(r.gain_vs_concurrent)}"
         lines.append(f"| {r.model} | {r.k} | {r.mode} | {how} | {r.sec_per_epoch:.3f} "
-                     f"| {r.images_per_second:,.0f} | {gains} |")  # fmt: skip
+                     f"| {r.images_per_second:,.0f} | {gains} "
+                     f"| {_took(r.row_seconds)} |")  # fmt: skip
     return lines
 
 
@@ -606,6 +625,44 @@ def _kineto_errors_quiet_off_cuda(device: torch.device):
         os.environ.pop("KINETO_LOG_LEVEL", None)
 
 
+def profile_text(title: str, averages, wall: float, steps: int, device: torch.device) -> str:
+    """A profile's text: the steps' wall time against the time the profiler saw the device and
+    the host spend in operators, then the operators by self time on the device (on CUDA) and
+    on the host. The fast path is bound by the host when the device is busy a small part of
+    the wall time (the H100 profile of 2026-11-26: 44 ms of kernels in 30 steps), and the
+    host's table says which operators take its time; the device's alone would not. Under CUDA
+    graphs (reduce-overhead) the profiler may not see the replayed kernels (pytorch#100441),
+    so there the device's share is a lower bound."""
+    host_ms = sum(e.self_cpu_time_total for e in averages) / 1e3
+    lines = [title, "",
+             f"wall time of the {steps} steps, under the profiler (which slows the host): "
+             f"{wall * 1e3:.1f} ms, {wall * 1e3 / max(steps, 1):.2f} ms a step",
+             f"host time in operators: {host_ms:.1f} ms ({_share(host_ms, wall)} of the wall "
+             "time)"]  # fmt: skip
+    tables = []
+    if device.type == "cuda":
+        device_ms = sum(e.self_device_time_total for e in averages) / 1e3
+        lines.append(
+            f"device time the profiler saw: {device_ms:.1f} ms ({_share(device_ms, wall)}"
+            " of the wall time; under CUDA graphs it may miss the replayed kernels)"
+        )
+        tables.append(
+            (
+                "by self time on the device",
+                averages.table(sort_by="self_device_time_total", row_limit=30),
+            )
+        )
+    tables.append(("by self time on the host",
+                   averages.table(sort_by="self_cpu_time_total", row_limit=30)))  # fmt: skip
+    for heading, table in tables:
+        lines += ["", f"Operators {heading}:", table]
+    return "\n".join(lines) + "\n"
+
+
+def _share(ms: float, wall: float) -> str:
+    return f"{100 * ms / 1e3 / wall:.0f}%" if wall > 0 else "?"
+
+
 def profile_trainer(
     warm: WarmTrainer, model: str, out_dir: Path, steps: int = PROFILE_STEPS
 ) -> Path:
@@ -627,12 +684,15 @@ def profile_trainer(
     if ex.device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
     with _kineto_errors_quiet_off_cuda(ex.device), profile(activities=activities) as prof:
-        trainer.train_epoch(batches, warm.lr_at, warm.iteration, SilentProgress())
-    key = "self_device_time_total" if ex.device.type == "cuda" else "self_cpu_time_total"
+        # train_epoch waits for the device at its end: the wall time is the steps' own
+        wall = trainer.train_epoch(batches, warm.lr_at, warm.iteration, SilentProgress()).seconds
     text = out_dir / f"profile-{model}.txt"
-    title = (f"{len(batches)} fast-path training steps of {model}, batch {warm.batch_size}, "
-             f"on {device_name(ex.device)} ({ex.precision}, compile={ex.compile})")  # fmt: skip
-    write_text(text, f"{title}\n\n{prof.key_averages().table(sort_by=key, row_limit=30)}")
+    mode = f", {ex.compile_mode}" if ex.compile else ""
+    title = (
+        f"{len(batches)} fast-path training steps of {model}, batch {warm.batch_size}, "
+        f"on {device_name(ex.device)} ({ex.precision}, compile={ex.compile}{mode})"
+    )
+    write_text(text, profile_text(title, prof.key_averages(), wall, len(batches), ex.device))
     trace = out_dir / f"profile-{model}.trace.json"
     partial = out_dir / f".{trace.name}.{os.getpid()}.tmp"  # a dot-file: the slot leaves it
     try:

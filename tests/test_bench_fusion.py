@@ -58,6 +58,9 @@ def test_fuse_gives_fused_sequential_and_concurrent_rows_for_each_width(tmp_path
             fused["images_per_second"] / conc["images_per_second"]
         )
         assert seq["gain_vs_sequential"] is None and conc["gain_vs_sequential"] > 0
+        # what each trained row cost a slot; one after another is not trained
+        assert fused["row_seconds"] > sum(fused["epoch_seconds"]) and seq["row_seconds"] is None
+        assert conc["row_seconds"] > conc["sec_per_epoch"] * len(conc["epoch_seconds"])
     assert "Fusion: aggregate images/s of K runs" in result.output
     for mode in FUSION_MODES:
         assert f"resnet8       2 {mode}" in result.output

@@ -55,6 +55,9 @@ def test_a_bench_stopped_after_a_models_fast_row_keeps_that_models_profile(
     text = (profiles / "profile-resnet8.txt").read_text()
     assert text.startswith(f"{bench.PROFILE_STEPS} fast-path training steps of resnet8, batch 16")
     assert "aten::convolution" in text and "Self CPU" in text
+    # what says whether the host or the device bounds the steps (the GPU's tables say both)
+    assert f"wall time of the {bench.PROFILE_STEPS} steps, under the profiler" in text
+    assert "host time in operators: " in text and "Operators by self time on the host:" in text
     assert json.loads((profiles / "profile-resnet8.trace.json").read_text())["traceEvents"]
     assert sorted(p.name for p in profiles.iterdir()) == [
         "profile-resnet8.trace.json",
@@ -78,3 +81,38 @@ def test_a_bench_of_two_models_measures_both(tmp_path):
     assert [(r["model"], r["pipeline"]) for r in rows] == [
         ("resnet8", "canonical"), ("resnet8", "fast"),
         ("resnet14", "canonical"), ("resnet14", "fast")]  # fmt: skip
+
+
+class _Averages(list):
+    """What profile_text reads of torch.profiler's key averages, with made-up times."""
+
+    def table(self, sort_by, row_limit):
+        return f"<table by {sort_by}>"
+
+
+class _Event:
+    def __init__(self, host_us, device_us):
+        self.self_cpu_time_total, self.self_device_time_total = host_us, device_us
+
+
+def test_a_gpu_profile_says_how_busy_the_device_was_and_where_the_host_spends_its_time():
+    """The H100 profiles of 2026-11-26 sorted by device time alone: a fast path bound by the
+    host showed which kernels were short, not where the host's time went."""
+    import torch
+
+    averages = _Averages([_Event(200_000, 30_000), _Event(58_000, 14_000)])
+    text = bench.profile_text("title", averages, wall=0.5, steps=30,
+                              device=torch.device("cuda"))  # fmt: skip
+    assert text.splitlines()[:5] == [
+        "title",
+        "",
+        "wall time of the 30 steps, under the profiler (which slows the host): 500.0 ms, "
+        "16.67 ms a step",
+        "host time in operators: 258.0 ms (52% of the wall time)",
+        "device time the profiler saw: 44.0 ms (9% of the wall time; under CUDA graphs it may "
+        "miss the replayed kernels)",
+    ]
+    device_at = text.index("Operators by self time on the device:\n<table by self_device_time")
+    assert device_at < text.index("Operators by self time on the host:\n<table by self_cpu_time")
+    cpu = bench.profile_text("t", averages, wall=0.5, steps=30, device=torch.device("cpu"))
+    assert "device time" not in cpu and "<table by self_cpu_time_total>" in cpu

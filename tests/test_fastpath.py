@@ -258,8 +258,13 @@ def test_bench_runs_on_cpu_and_writes_its_figures(tmp_path):
     for m in (canonical, fast):
         assert len(m["epoch_seconds"]) == 2 and m["sec_per_epoch"] > 0
         assert m["images_per_epoch"] == 64 and m["tflops"] > 0
+        # what the row cost a slot: its warm-up (compilation included) and all of it
+        assert len(m["warmup_seconds"]) == 1
+        assert m["row_seconds"] > sum(m["epoch_seconds"]) + sum(m["warmup_seconds"])
     assert fast["speedup"] == pytest.approx(canonical["sec_per_epoch"] / fast["sec_per_epoch"])
     assert "| resnet8 | fast |" in md.read_text()
+    assert "| speed-up | row took |" in md.read_text()
+    assert f"| {fast['row_seconds']:.0f} s |" in md.read_text().splitlines()[-1]
 
 
 def test_a_bench_stopped_midway_leaves_the_rows_it_measured_marked_partial(tmp_path, monkeypatch):
