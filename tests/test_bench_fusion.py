@@ -86,6 +86,42 @@ def test_concurrent_processes_can_be_left_out():
     assert rows[0].gain_vs_concurrent is None and rows[0].gain_vs_sequential > 0
 
 
+def test_fusion_is_measured_against_the_fastest_solo_row_not_the_first(monkeypatch):
+    """The slot benches --compile-mode default,reduce-overhead: resnet20 ran 3.993 s/epoch in
+    the first and 1.705 in the second on an H200 (2026-11-27). Fusion's gain over K x the
+    first would have been 2.3x too kind, against the way `repro run` trains solo runs."""
+    import harness.bench as bench
+
+    speeds = iter([4.0, 4.0, 1.7])  # canonical, fast default, fast reduce-overhead
+    concurrent_ex = []
+
+    def measured(name, spec, recipe, data, ex, warmup, macs):
+        spe = next(speeds)
+        row = Measurement(name, ex.pipeline, [spe], spe, 32, 32 / spe, macs, 0.0,
+                          ex.describe(), None)  # fmt: skip
+        return row, None
+
+    def fused(name, spec, recipe, data, ex, warmup, k):
+        return bench.FusionMeasurement(name, k, "fused", 2.0, 32, k * 32 / 2.0, ex.describe())
+
+    def concurrent(name, spec, recipe, data, ex, warmup, k):
+        concurrent_ex.append(ex)
+        return bench.FusionMeasurement(name, k, "concurrent", 3.0, 32, k * 32 / 3.0, {})
+
+    monkeypatch.setattr(bench, "_measure", measured)
+    monkeypatch.setattr(bench, "_measure_fused", fused)
+    monkeypatch.setattr(bench, "_measure_concurrent", concurrent)
+    report = bench.run_bench(synthetic_cifar(train=64, test=8), CPU, models=("resnet8",),
+                             batch_size=16, epochs=1, warmup=0, compile=True,
+                             compile_modes=("default", "reduce-overhead"), fuse=(4,),
+                             echo=lambda _: None)  # fmt: skip
+    fused_row, sequential, _ = report.fusion
+    assert sequential.sec_per_epoch == pytest.approx(4 * 1.7)
+    assert sequential.execution["compile_mode"] == "reduce-overhead"
+    assert [ex.compile_mode for ex in concurrent_ex] == ["reduce-overhead"]
+    assert fused_row.gain_vs_sequential == pytest.approx((4 * 32 / 2.0) / (32 / 1.7))
+
+
 def test_a_failing_concurrent_process_is_reported_not_waited_for():
     # Images without a channel axis: every process fails in its first step.
     data = synthetic_cifar(train=16, test=4)
