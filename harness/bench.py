@@ -42,6 +42,7 @@ from harness.loader import derive_seed
 from harness.plural import plural
 from harness.schedule import LearningRate, Length
 from harness.schema import Recipe
+from harness.step_phases import HostPhases, time_phases
 from harness.store import write_text
 from harness.train import Batches, SilentProgress, Trainer, make_loader, prepare_data
 from harness.zoo import ModelSpec, spec_from_name
@@ -96,6 +97,8 @@ class Measurement:
     # autotuning included) and its whole wall time, set-up to last epoch (no profile).
     warmup_seconds: list[float] = field(default_factory=list)
     row_seconds: float | None = None
+    # With --profile, every fast row: where the host's time per step goes (no profiler)
+    host_phases: HostPhases | None = None
 
 
 FUSION_MODES = ("fused", "sequential", "concurrent")
@@ -232,6 +235,10 @@ def run_bench(
             rows.append(row)
             report.measurements.append(row)
             on_row(report)
+            if profile_dir is not None and ex is not executions[0]:  # a fast row
+                echo(f"{name}: host time of {profile_steps} more steps ...")
+                row.host_phases = host_phases(warm, profile_steps)
+                on_row(report)
             if profile_dir is not None and ex is executions[1]:  # the first fast row
                 echo(f"{name}: profile of {profile_steps} fast-path steps ...")
                 echo(f"wrote {profile_trainer(warm, name, profile_dir, profile_steps)}")
@@ -521,9 +528,35 @@ def table(report: BenchReport) -> str:
         speedup = f"{m.speedup:.2f}x" if m.speedup else ""
         lines.append(f"{m.model:<12} {m.pipeline:<10} {how:<{w}} {m.sec_per_epoch:>10.3f} "
                      f"{m.images_per_second:>10,.0f} {m.tflops:>8.3f} {speedup:>9}")  # fmt: skip
+    if phased := _phased(report):
+        lines += ["", PHASES_TITLE]
+        for m, how in phased:
+            lines.append(f"{m.model:<12} {how:<{w}} {_phases_text(m.host_phases)}")
     if report.fusion:
         lines += ["", *_fusion_table(report.fusion)]
     return "\n".join(lines)
+
+
+PHASES_TITLE = "Host time per step (ms), fast rows, no profiler"
+PHASES_PARTS = ("data", "step", "optimizer", "loop")
+
+
+def _phased(report: BenchReport) -> list[tuple[Measurement, str]]:
+    return [(m, _how(m.execution, m.compile_fallback)) for m in report.measurements
+            if m.host_phases is not None]  # fmt: skip
+
+
+def _phases_text(ph: HostPhases) -> str:
+    parts = ", ".join(f"{name} {getattr(ph, name + '_ms'):.2f}" for name in PHASES_PARTS)
+    return f"wall {ph.wall_ms:.2f}: {parts}; device waited for the host: {_waited(ph)}"
+
+
+def _waited(ph: HostPhases) -> str:
+    """In how many steps the device had finished the step before when the host had issued
+    the next: most of them says the host bounds the step (harness.step_phases)."""
+    if ph.device_waited is None:
+        return "\u2013"  # the host computes: nothing to wait for
+    return f"{ph.device_waited}/{max(ph.steps - 1, 0)}"
 
 
 FUSION_TITLE = "Fusion: aggregate images/s of K runs"
@@ -584,9 +617,34 @@ def markdown(report: BenchReport, command: str) -> str:
         lines.append(f"| {m.model} | {m.pipeline} | {how} | {m.sec_per_epoch:.3f} | "
                      f"{m.images_per_second:,.0f} | {m.tflops:.3f} | {speedup} | "
                      f"{_took(m.row_seconds)} |")  # fmt: skip
+    if phased := _phased(report):
+        lines += ["", *_phases_markdown(phased)]
     if report.fusion:
         lines += ["", *_fusion_markdown(report.fusion)]
     return "\n".join(lines) + "\n"
+
+
+def _phases_markdown(phased: list[tuple[Measurement, str]]) -> list[str]:
+    steps = phased[0][0].host_phases.steps
+    lines = [
+        f"## {PHASES_TITLE}",
+        "",
+        f"With --profile, each fast row trains {steps} more steps, timed part by part with the "
+        "host's clock (harness.step_phases): the wall time per step, then the host's time in "
+        "drawing the batch (data), the step less its optimizer (forward, loss, backward, error "
+        "count), the optimizer step, and the rest of the loop (the end's wait for the device "
+        "included). Device waited: in how many steps the GPU had finished the step before "
+        "when the host had issued the next; most of them says the host bounds the step, few "
+        "that the GPU does (its full launch queue then stalls the host's parts).",
+        "",
+        "| model | execution | wall | data | step | optimizer | loop | device waited |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m, how in phased:
+        ph = m.host_phases
+        parts = " | ".join(f"{getattr(ph, name + '_ms'):.2f}" for name in PHASES_PARTS)
+        lines.append(f"| {m.model} | {how} | {ph.wall_ms:.2f} | {parts} | {_waited(ph)} |")
+    return lines
 
 
 def _fusion_markdown(rows: list[FusionMeasurement]) -> list[str]:
@@ -672,6 +730,13 @@ def profile_text(title: str, averages, wall: float, steps: int, device: torch.de
 
 def _share(ms: float, wall: float) -> str:
     return f"{100 * ms / 1e3 / wall:.0f}%" if wall > 0 else "?"
+
+
+def host_phases(warm: WarmTrainer, steps: int = PROFILE_STEPS) -> HostPhases:
+    """``steps`` more steps of a warm trainer, timed part by part on the host
+    (harness.step_phases): what says, under CUDA graphs too, where a step's time goes."""
+    epochs = (warm.loader.epoch(e) for e in range(warm.epoch, warm.epoch + steps))
+    return time_phases(warm.trainer, epochs, warm.lr_at, warm.iteration, steps)
 
 
 def profile_trainer(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 import harness.bench as bench
@@ -51,7 +52,10 @@ def test_a_bench_stopped_after_a_models_fast_row_keeps_that_models_profile(
     result = CliRunner().invoke(main, [*TWO_MODELS, *extra, "--json", str(out), "--profile",
                                        str(profiles)])  # fmt: skip
     assert result.exit_code == 143, result.output
-    assert [m["model"] for m in json.loads(out.read_text())["measurements"]] == ["resnet8"] * 2
+    canonical, fast = json.loads(out.read_text())["measurements"]
+    assert [canonical["model"], fast["model"]] == ["resnet8"] * 2
+    # the fast row's host time per step came back in the figures, before the profile
+    assert canonical["host_phases"] is None and fast["host_phases"]["steps"] == bench.PROFILE_STEPS
     text = (profiles / "profile-resnet8.txt").read_text()
     assert text.startswith(f"{bench.PROFILE_STEPS} fast-path training steps of resnet8, batch 16")
     assert "aten::convolution" in text and "Self CPU" in text
@@ -116,3 +120,63 @@ def test_a_gpu_profile_says_how_busy_the_device_was_and_where_the_host_spends_it
     assert device_at < text.index("Operators by self time on the host:\n<table by self_cpu_time")
     cpu = bench.profile_text("t", averages, wall=0.5, steps=30, device=torch.device("cpu"))
     assert "device time" not in cpu and "<table by self_cpu_time_total>" in cpu
+
+
+def test_host_phases_time_each_part_of_real_steps_and_leave_the_trainer_as_it_was():
+    from harness.execution import choose
+    from harness.step_phases import time_phases
+    from harness.zoo import spec_from_name
+
+    data = bench.synthetic_cifar(train=64, test=8)
+    trainer, loader, lr_at, _ = bench._setup(spec_from_name("resnet8"),
+                                             bench.bench_recipe(16, 64, 1), data,
+                                             choose(torch.device("cpu"), compile=False))  # fmt: skip
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    phases = time_phases(trainer, (loader.epoch(e) for e in range(3)), lr_at, 0, steps=10)
+    assert phases.steps == 10 and phases.device_waited is None  # a CPU computes itself
+    parts = (phases.data_ms, phases.step_ms, phases.optimizer_ms, phases.loop_ms)
+    assert all(part > 0 for part in parts[:3]) and phases.loop_ms >= 0
+    assert sum(parts) == pytest.approx(phases.wall_ms)
+    # the steps trained (the optimizer was called through the timer), and the timers are gone
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True)
+    )
+    assert "step" not in vars(trainer.optimizer) and "_train_batch" not in vars(trainer)
+
+
+def test_the_device_waited_for_the_host_in_the_steps_whose_previous_step_had_ended(monkeypatch):
+    """On CUDA, the host asks after issuing each step whether the device has finished the one
+    before (torch.cuda.Event.query, which never waits); the count says who bounds the step."""
+    import types
+
+    from harness.step_phases import time_phases
+
+    answers = iter([True, False, True, True])  # steps 2..5: what query() says of the one before
+
+    class Event:
+        def record(self):
+            pass
+
+        def query(self):
+            return next(answers)
+
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+
+    class Steps:
+        ex = types.SimpleNamespace(device=torch.device("cuda"))
+        optimizer = types.SimpleNamespace(step=lambda: None)
+
+        def _train_batch(self, batch):
+            self.optimizer.step()
+
+        def train_epoch(self, batches, lr_at, iteration, progress):
+            for batch in batches:
+                self._train_batch(batch)
+            return types.SimpleNamespace(seconds=0.01)
+
+    phases = time_phases(Steps(), [range(5)], None, 0, steps=5)
+    assert (phases.steps, phases.device_waited) == (5, 3)
+    lines = bench._phases_markdown([(bench.Measurement(
+        "resnet20", "fast", [1.0], 1.0, 8, 8.0, 1, 0.0, {}, None, host_phases=phases),
+        "bf16")])  # fmt: skip
+    assert lines[-1].startswith("| resnet20 | bf16 | 2.00 | ") and lines[-1].endswith(" | 3/4 |")
