@@ -5,7 +5,8 @@ job runs it after its training; CI has no GPU and skips it).
 - the training step makes no host synchronisation (torch's sync debug mode counts them), in
   the fast path's default compile mode on CUDA, reduce-overhead (CUDA graphs);
 - torch.compile really compiles there (its fp32 step matches eager's), bf16 autocast stays
-  close to fp32, and CUDA graphs (reduce-overhead) train like the default compile mode;
+  close to fp32, and CUDA graphs (reduce-overhead) train like the default compile mode (and
+  `repro bench --profile`'s host time per step runs under them);
 - NVML telemetry reads real figures;
 - a whole `repro run` takes the fast path's defaults (CUDA graphs among them) and records them;
 - a fused group compiles there (in the default mode, a fused group's default) and trains each
@@ -34,6 +35,7 @@ from harness.cli import main
 from harness.execution import choose, configure_backends
 from harness.schedule import LearningRate, Length
 from harness.schema import Recipe
+from harness.step_phases import time_phases
 from harness.telemetry import Telemetry
 from harness.train import SilentProgress, Trainer, make_loader, prepare_data
 from harness.zoo import spec_from_name
@@ -170,6 +172,11 @@ def test_cuda_graphs_train_like_the_default_compile_mode(cifar_root):
                   for e in range(3)]  # fmt: skip
         assert trainer.compile_fallback is None
         results[mode] = [(r.train_loss, r.train_error) for r in epochs]
+    # The bench's host time per step (repro bench --profile) under CUDA graphs, on the warm
+    # trainer: its CUDA events are asked, never waited for, and the graphs still replay.
+    phases = time_phases(trainer, (loader.epoch(e) for e in range(3, 6)), lr_at, 0, steps=8)
+    assert phases.steps == 8 and 0 <= phases.device_waited <= 7
+    assert phases.wall_ms > 0 and trainer.compile_fallback is None
     for (loss_d, err_d), (loss_g, err_g) in zip(*results.values(), strict=True):
         assert loss_g == pytest.approx(loss_d, rel=0.05)
         assert abs(err_g - err_d) < 5.0  # percentage points, over 320 images
