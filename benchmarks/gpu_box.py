@@ -23,11 +23,12 @@ budget ends WIND_DOWN_S before its timeout, for the queue to wind down.
 ``--order`` runs a, b and c in another order (check,train,bench puts finishing runs before
 the bench); ``--skip`` leaves stages out.
 
-OUT receives at most eight plain files: box.log (everything printed), box.json (what each
-stage did and for how long), bench.tar.gz, store-<study>[-<part>].tar.gz archives (`repro
-import` merges them), and the compile cache in parts (compile-cache.tar.gz.part-<k>) where
-room is left, none over 15 MiB. Given back to the next slot with --import (the parts are
-joined), the cache spares it the compilations this slot paid for.
+OUT receives at most eight plain files: box.log (everything printed, gpu_box.sh's set-up and
+what this script writes to stderr included), box.json (what each stage did and for how long),
+bench.tar.gz, store-<study>[-<part>].tar.gz archives (`repro import` merges them), and the
+compile cache in parts (compile-cache.tar.gz.part-<k>) where room is left, none over 15 MiB.
+Given back to the next slot with --import (the parts are joined), the cache spares it the
+compilations this slot paid for.
 
 ``--rehearse`` runs the same stages at CPU size; the test suite uses it (tests/test_gpu_box.py).
 Without it, a machine where torch sees no CUDA device runs the check stage only and exits 5:

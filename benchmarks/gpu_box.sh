@@ -17,16 +17,20 @@ shift
 mkdir -p "$out"
 start=$(date +%s)
 python=${PYTHON:-python3}
+# box.log is what comes back of the console: this part's lines and its commands' output go
+# there too (gpu_box.py appends its own), and so does whatever gpu_box.py writes to stderr.
+log="$out/box.log"
+say() { echo "gpu_box: $*" | tee -a "$log"; }
+fail() { echo "gpu_box: $2" | tee -a "$log" >&2; exit "$1"; }
 
 # Dependencies: install carried wheels only for what the image lacks, outside the image.
 site=/tmp/repro-site
 if ! "$python" -c "import pydantic, yaml, click, jinja2, pandas, matplotlib, tqdm" 2>/dev/null; then
   if ls .whl/*.whl >/dev/null 2>&1; then
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target "$site" .whl/*.whl || { echo "gpu_box: installing .whl/ failed" >&2; exit 3; }
+      --target "$site" .whl/*.whl 2>&1 | tee -a "$log" || fail 3 "installing .whl/ failed"
   else
-    echo "gpu_box: a dependency is missing and there is no .whl/ (benchmarks/fetch_wheels.sh)" >&2
-    exit 3
+    fail 3 "a dependency is missing and there is no .whl/ (benchmarks/fetch_wheels.sh)"
   fi
 fi
 export PYTHONPATH="$PWD:$site${PYTHONPATH:+:$PYTHONPATH}"
@@ -40,13 +44,12 @@ if [ -z "$data" ]; then
   elif [ -f .data/cifar10-jpeg-q75.tar.xz ]; then
     data=/tmp/repro-cifar
     [ -f $data/cifar-10-batches-py/batches.meta ] || "$python" .data/make_cifar10_batches.py $data \
-      --archive .data/cifar10-jpeg-q75.tar.xz || { echo "gpu_box: data conversion failed" >&2; exit 4; }
+      --archive .data/cifar10-jpeg-q75.tar.xz 2>&1 | tee -a "$log" || fail 4 "data conversion failed"
   else
-    echo "gpu_box: no CIFAR-10 in .data/ and REPRO_DATA_DIR unset" >&2
-    exit 4
+    fail 4 "no CIFAR-10 in .data/ and REPRO_DATA_DIR unset"
   fi
 fi
-echo "gpu_box: set-up took $(( $(date +%s) - start )) s; data in $data"
+say "set-up took $(( $(date +%s) - start )) s; data in $data"
 
 # Archives of earlier slots (committed), and the compile cache's parts where a session
 # carries them between its calls in an ignored folder (they are too large to commit).
@@ -55,4 +58,4 @@ for a in results/slots/*.tar.gz .compile-carry/compile-cache.tar.gz.part-*; do
   [ -f "$a" ] && imports+=("$a")
 done
 exec "$python" benchmarks/gpu_box.py --out "$out" --data-dir "$data" --started "$start" \
-  ${imports[@]+--import "${imports[@]}"} "$@"
+  ${imports[@]+--import "${imports[@]}"} "$@" 2> >(tee -a "$log" >&2)

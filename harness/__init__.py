@@ -17,11 +17,16 @@ def _launched_as_repro() -> bool:
     """The console script `repro`, or `python -m harness` (sys.argv[0] is "-m" while the
     package is imported; which module, only the original command line says)."""
     argv = getattr(_sys, "argv", None) or [""]  # an embedded Python may have none
+    orig = getattr(_sys, "orig_argv", [])
+    if "--multiprocessing-fork" in orig:
+        # A process `repro bench` spawned, which takes its parent's argv: its parent stops it
+        # (harness.bench._stop_processes), and the launch's handlers would end it with no
+        # clean-up, saying "stopped" once for each.
+        return False
     if _os.path.basename(argv[0]) == "repro":
         return True
     if argv[0] != "-m":
         return False
-    orig = getattr(_sys, "orig_argv", [])
     # never fail the import over this: a short or odd command line is simply not ours
     return len(orig) >= len(argv) and orig[-len(argv)] in ("harness", "-mharness")
 

@@ -22,6 +22,7 @@ import multiprocessing as mp
 import os
 import platform
 import queue
+import signal
 import statistics
 import threading
 import time
@@ -377,16 +378,17 @@ def _measure_concurrent(name, spec, recipe, data, ex, warmup, k) -> FusionMeasur
     procs = [ctx.Process(target=_solo_process,
                          args=(spec, recipe, data, ex, seed, warmup, threads, barrier, results))
              for seed in range(k)]  # fmt: skip
-    for p in procs:
-        p.start()
+    started = []  # a stop may land while they start: those started are stopped
     try:
-        timings = _collect(procs, barrier, results)
-    except BaseException:  # a failure or Ctrl-C: the others' figures are of no use now
         for p in procs:
-            p.kill()
+            p.start()
+            started.append(p)
+        timings = _collect(procs, barrier, results)
+    except BaseException:  # a failure or a stop: the others' figures are of no use now
+        _stop_processes(started)
         raise
     finally:
-        for p in procs:
+        for p in started:
             p.join(timeout=60)
             if p.is_alive():
                 p.kill()
@@ -402,6 +404,31 @@ def _measure_concurrent(name, spec, recipe, data, ex, warmup, k) -> FusionMeasur
         epoch_seconds=[max(e) for e in zip(*(t.epoch_seconds for t in timings), strict=True)],
         compile_fallback=next(iter(fallbacks), None), row_seconds=time.perf_counter() - started,
     )  # fmt: skip
+
+
+# How long a concurrent process has to end after its SIGTERM before it is killed: it ends at
+# its next Python step, and a GPU slot's stage allows the bench 20 s from its own SIGTERM.
+STOP_GRACE_S = 10
+
+
+def _stop_processes(procs: list) -> None:
+    """End the concurrent processes: SIGTERM, which each turns into an ordinary exit
+    (_exit_on_sigterm), then SIGKILL for any still running after STOP_GRACE_S.
+
+    Killed at once, a process never ran its clean-up: the named semaphores it held (on a GPU,
+    torch.compile's progress bars make one in each) were left to the resource tracker, which
+    warned of "leaked semaphore objects" as the bench ended."""
+    for p in procs:
+        p.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # as death by the signal says it, but through the clean-up
 
 
 def _collect(procs, barrier, results) -> list[_ProcessTiming]:
@@ -433,6 +460,7 @@ def _collect(procs, barrier, results) -> list[_ProcessTiming]:
 
 def _solo_process(spec, recipe, data, ex, seed, warmup, threads, barrier, results) -> None:
     """One concurrent process: warm up, wait for the others, time the measured epochs."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # its parent stops it (_stop_processes)
     try:
         if threads is not None:
             torch.set_num_threads(threads)
@@ -450,6 +478,8 @@ def _solo_process(spec, recipe, data, ex, seed, warmup, threads, barrier, result
                                    trainer.compile_fallback))  # fmt: skip
     except threading.BrokenBarrierError:  # another process failed: it says why
         results.put(_ProcessTiming(seed, error="another process failed", broken=True))
+    except SystemExit:  # stopped by the parent, which reads nothing more
+        raise
     except BaseException:  # sent back whole, so that the parent can say what went wrong
         results.put(_ProcessTiming(seed, error=traceback.format_exc()))
         barrier.abort()  # after the message: the parent reads this one before the others'

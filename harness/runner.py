@@ -871,8 +871,7 @@ def first_execution(run_dir: Path) -> tuple[str, str] | None:
 def result_text(summary: dict) -> str:
     if summary.get("test_error") is None:
         return ""
-    spe = summary.get("sec_per_epoch")
-    speed = f", {spe:.2f} s/epoch" if spe else ""
+    speed = speed_text(summary)
     selected = ""
     if summary.get("reported_by") == "best_validation":
         selected = f" (epoch {summary.get('reported_epoch')}, the best on validation)"
@@ -880,6 +879,21 @@ def result_text(summary: dict) -> str:
         f": test error {summary['test_error']:.2f}%{selected} after "
         f"{_epochs(summary['epochs_done'])}{speed}"
     )
+
+
+def speed_text(summary: dict) -> str:
+    """The run's seconds per epoch and the device they were timed on; for a run that trained on
+    several, each device's (a median over two GPUs' epochs is neither's speed). A summary from
+    before summaries named the device gives its figure alone."""
+    timed = [d for d in summary.get("sec_per_epoch_by_device") or [] if d.get("sec_per_epoch")]
+    if len(timed) > 1:
+        each = [f"{d['sec_per_epoch']:.2f}{' s/epoch' * (i == 0)} on {d['device']} "
+                f"({_epochs(d['epochs'])})" for i, d in enumerate(timed)]  # fmt: skip
+        return ", " + ", then ".join(each)
+    if not (spe := summary.get("sec_per_epoch")):
+        return ""
+    on = f" on {device}" if (device := summary.get("sec_per_epoch_device")) else ""
+    return f", {spe:.2f} s/epoch{on}"
 
 
 def paused_text(summary: dict) -> str:

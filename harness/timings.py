@@ -13,6 +13,8 @@ by the same rule (``share_divisor``), where it is recorded and where it is added
 from __future__ import annotations
 
 import math
+import statistics
+from collections import defaultdict
 from dataclasses import astuple, dataclass
 
 
@@ -37,6 +39,40 @@ def devices(record) -> list[str]:
     they did: its environment's)."""
     named = list(dict.fromkeys(h["device"] for h in record.history if h.get("device")))
     return named or [(record.environment or {}).get("device_name") or "?"]
+
+
+def epochs_by_device(history: list[dict]) -> dict[str, list[dict]]:
+    """A run's epochs by the device each names ("?" for epochs from before they named theirs),
+    in the order it first ran on them."""
+    by_device: dict[str, list[dict]] = defaultdict(list)
+    for h in history:
+        by_device[h.get("device") or "?"].append(h)
+    return by_device
+
+
+@dataclass(frozen=True)
+class DeviceSeconds:
+    """A run's epochs on one device and their median seconds of training (None where none of
+    them was a full epoch: a partial epoch's seconds are no epoch's)."""
+
+    device: str
+    epochs: int
+    sec_per_epoch: float | None
+
+
+def seconds_by_device(history: list[dict]) -> list[DeviceSeconds]:
+    """Each device's seconds per epoch, in the order the run trained on them: the median of its
+    full epochs, leaving out the first of each session (it compiles and autotunes) unless
+    there are only those. A median over two devices' epochs is neither's speed, so a run
+    resumed on another GPU gets one figure per device."""
+    found = []
+    for device, epochs in epochs_by_device(history).items():
+        full = [h for h in epochs if h.get("full_epoch")]
+        timed = [h["train_seconds"] for h in full if not h.get("first_of_session")]
+        timed = timed or [h["train_seconds"] for h in full]
+        median = statistics.median(timed) if timed else None
+        found.append(DeviceSeconds(device, len(epochs), median))
+    return found
 
 
 def not_solo(record) -> str:

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import statistics
 import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
@@ -38,6 +37,7 @@ from harness.schedule import LearningRate, Length, WarmupState
 from harness.schema import Optimizer, Recipe
 from harness.stop_signals import stop_requested
 from harness.telemetry import Telemetry, run_totals
+from harness.timings import seconds_by_device
 from harness.zoo import ModelSpec, build_model, count_parameters
 
 CHECKPOINT_FORMAT = 1
@@ -990,9 +990,12 @@ def finish(run_dir, base, state: RunState, status, telemetry, error=None) -> dic
     final = done[-1] if done else None
     best = min(done, key=lambda h: h["test_error"]) if done else None
     reported = reported_record(done, state.reported_epoch)
-    timed = [h["train_seconds"] for h in history if h["full_epoch"] and not h["first_of_session"]]
-    if not timed:
-        timed = [h["train_seconds"] for h in history if h["full_epoch"]]
+    per_device = seconds_by_device(history)
+    # The speed a run reports is one device's: its latest that timed a full epoch. Each
+    # device's is kept beside it, so a run resumed on another GPU never shows a median over
+    # both as if one device had run at it.
+    timed = [d for d in per_device if d.sec_per_epoch is not None]
+    speed = timed[-1] if timed else None
     length = state.length
     epochs_done, iterations_done = len(history), history[-1]["iteration"] if history else 0
     if state.history is None:
@@ -1020,7 +1023,9 @@ def finish(run_dir, base, state: RunState, status, telemetry, error=None) -> dic
         "final_train_loss": final["train_loss"] if final else None,
         "final_train_error": final["train_error"] if final else None,
         "val_error": final["val_error"] if final else None,
-        "sec_per_epoch": statistics.median(timed) if timed else None,
+        "sec_per_epoch": speed.sec_per_epoch if speed else None,
+        "sec_per_epoch_device": speed.device if speed else None,
+        "sec_per_epoch_by_device": [asdict(d) for d in per_device],
         "train_seconds_total": sum(h["train_seconds"] for h in history),
         "eval_seconds_total": sum(h["eval_seconds"] for h in history),
         "wall_seconds_total": state.wall_before + (time.perf_counter() - state.session_start),

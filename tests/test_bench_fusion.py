@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import ROOT
 
 from harness.bench import (
     FUSION_MODES,
@@ -130,6 +136,61 @@ def test_a_failing_concurrent_process_is_reported_not_waited_for():
         _measure_concurrent("resnet8", spec_from_name("resnet8"), bench_recipe(8, 16, 1),
                             broken, choose(CPU), 0, 2)  # fmt: skip
     assert "Traceback" in str(error.value)  # the process's own, sent back
+
+
+# `repro bench` run in a process of its own, whose concurrent processes each hold a named
+# semaphore from their set-up on and then wait: as on a GPU, where torch.compile's first step
+# creates tqdm's lock (a multiprocessing RLock) in each of them.
+_HOLDING_BENCH = """\
+import multiprocessing, sys, time
+from pathlib import Path
+from harness import bench
+
+real_setup = bench._setup
+
+
+def holding_setup(spec, recipe, data, ex, seed=0):
+    if ex.shared_by == 1:  # the bench's own rows, in this process
+        return real_setup(spec, recipe, data, ex, seed)
+    held = multiprocessing.RLock()  # in this spawned process: a named, tracked semaphore
+    (Path(sys.argv[1]) / f"holding-{seed}").write_text("")
+    time.sleep(600)
+    return held
+
+
+bench._setup = holding_setup  # here, in the parent and in each spawned process
+if __name__ == "__main__":
+    from harness.cli import main
+
+    main(sys.argv[2:])
+"""
+
+
+def test_a_bench_stopped_while_its_processes_run_exits_cleanly_with_its_rows(tmp_path):
+    """SIGTERM (a GPU slot's stage timeout) stopped `repro bench` in its concurrent rows; it
+    SIGKILLed its processes, whose semaphores were left to Python's resource tracker, which
+    said "There appear to be 5 leaked semaphore objects" as the bench ended."""
+    (tmp_path / "holding_bench.py").write_text(_HOLDING_BENCH)
+    out = tmp_path / "bench.json"
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "holding_bench.py"), str(tmp_path), *TINY,
+         "--fuse", "2", "--json", str(out)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(tmp_path.glob("holding-*"))) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=120)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "stopped (SIGTERM)" in output, output
+    assert "leaked" not in output and "Traceback" not in output, output
+    assert [m["pipeline"] for m in json.loads(out.read_text())["measurements"]] == [
+        "canonical", "fast"]  # fmt: skip
 
 
 @pytest.mark.parametrize(("value", "says"), [

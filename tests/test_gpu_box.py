@@ -271,6 +271,24 @@ def test_a_slot_on_a_machine_without_cuda_trains_nothing(tmp_path, cifar_root):
     assert not (tmp_path / "work-n" / "results" / "tiny").exists()
 
 
+@pytest.mark.parametrize("case", ["no cuda", "bad option"])
+def test_box_log_holds_everything_gpu_box_sh_shows(tmp_path, cifar_root, case):
+    """box.log is what a slot returns of its console, but gpu_box.sh's set-up line (how long
+    it took, where the data is) and what gpu_box.py wrote to stderr reached the console only.
+    CUDA is hidden: this is the shell script's part, on any machine."""
+    extra = ["--skip", "check"] if case == "no cuda" else ["--no-such-option"]
+    env = {**os.environ, "PYTHON": sys.executable, "REPRO_DATA_DIR": str(cifar_root),
+           "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
+    done = subprocess.run([str(ROOT / "benchmarks" / "gpu_box.sh"), str(tmp_path / "out"),
+                           "--work", str(tmp_path / "work"), *extra],
+                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == (5 if case == "no cuda" else 2), done.stdout + done.stderr
+    log = (tmp_path / "out" / "box.log").read_text()
+    shown = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert any("gpu_box: set-up took" in line for line in shown), shown
+    assert [line for line in shown if line not in log] == []
+
+
 def _gpu_box():
     import importlib.util
 

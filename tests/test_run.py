@@ -439,6 +439,36 @@ def _untouched_then_finished(study: Path, cifar_root: Path, results: Path) -> di
     return done
 
 
+def test_a_run_resumed_on_another_device_reports_each_devices_speed(
+    tmp_path, cifar_root, monkeypatch
+):
+    """A run whose later epochs ran on another GPU (resumed in another slot) had one
+    sec_per_epoch, the median over both devices' epochs, and `repro run`'s [done] line gave it
+    as if it were one device's speed. The summary gives the latest device's, naming it, and
+    each device's; the line names the devices."""
+    from harness import environment
+
+    study, results = _paused_after_one_epoch(tmp_path, cifar_root, monkeypatch)
+    first = summary(results, "tiny/a/seed-0")["sec_per_epoch_device"]
+    monkeypatch.setattr(environment, "device_name", lambda device: "Other GPU")
+    resumed = repro(*run_args(study, cifar_root, results))
+    assert resumed.exit_code == 0, resumed.output
+    epochs = store.read_jsonl(results / "tiny/a/seed-0" / store.METRICS)
+    assert [h["device"] for h in epochs] == [first, "Other GPU", "Other GPU"]
+    s = summary(results, "tiny/a/seed-0")
+    # the first epoch of the session on the other device compiles: only the third is timed
+    other = epochs[2]["train_seconds"]
+    assert (s["sec_per_epoch"], s["sec_per_epoch_device"]) == (other, "Other GPU")
+    assert s["sec_per_epoch_by_device"] == [
+        {"device": first, "epochs": 1, "sec_per_epoch": epochs[0]["train_seconds"]},
+        {"device": "Other GPU", "epochs": 2, "sec_per_epoch": other},
+    ]
+    assert (f"after 3 epochs, {epochs[0]['train_seconds']:.2f} s/epoch on {first} (1 epoch), "
+            f"then {other:.2f} on Other GPU (2 epochs)") in resumed.output, resumed.output  # fmt: skip
+    assert repro("report", str(study), "--results", str(results), "--out",
+                 str(tmp_path / "r.html")).exit_code == 0  # fmt: skip
+
+
 def test_a_run_is_never_resumed_under_another_pipeline_or_precision(
     tmp_path, cifar_root, monkeypatch
 ):

@@ -404,6 +404,9 @@ def test_a_stop_just_after_enter_never_prints_a_traceback(
         assert (proc.returncode, output) == (-signum, ""), output
 
 
+SPAWNED = "from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=6, pipe_handle=11)"
+
+
 @pytest.mark.parametrize(
     ("argv", "orig_argv", "launched"),
     [
@@ -415,6 +418,12 @@ def test_a_stop_just_after_enter_never_prints_a_traceback(
         (["/venv/bin/pytest"], ["python", "/venv/bin/pytest"], False),
         (["-c"], ["python", "-c", "import harness"], False),
         ([], ["python"], False),
+        # a process `repro bench --fuse` spawned: it takes its parent's argv
+        (
+            ["/venv/bin/repro", "bench"],
+            ["/venv/bin/python", "-B", "-c", SPAWNED, "--multiprocessing-fork"],
+            False,
+        ),
     ],
 )
 def test_only_the_command_takes_the_signals_at_launch(monkeypatch, argv, orig_argv, launched):

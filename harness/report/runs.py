@@ -5,7 +5,6 @@ its device, execution, data and warnings), and each experiment's architecture an
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
 from pathlib import Path
 
 from harness import timings
@@ -32,18 +31,10 @@ def _execution(env: dict, summary: dict | None = None) -> str:
     return " ".join(parts)
 
 
-def _by_device(history: list[dict]) -> dict[str, list[dict]]:
-    """A run's epochs by the device each names, in the order it first ran on them."""
-    by_device: dict[str, list[dict]] = defaultdict(list)
-    for h in history:
-        by_device[h.get("device") or "?"].append(h)
-    return by_device
-
-
 def trained_on(history: list[dict], env: dict) -> tuple[tuple[str, int], ...]:
     """The devices a run trained on, in order, with its epochs on each; a run on one device
     (or from before epochs named theirs) is on its environment's, as the run table says."""
-    by_device = _by_device(history)
+    by_device = timings.epochs_by_device(history)
     if len(by_device) < 2:
         return ((env.get("device_name", "\u2013"), len(history)),)
     return tuple((device, len(epochs)) for device, epochs in by_device.items())
@@ -51,7 +42,7 @@ def trained_on(history: list[dict], env: dict) -> tuple[tuple[str, int], ...]:
 
 def _per_device(history: list[dict]) -> str:
     """For a run trained on several devices: each one's epochs and median sec/epoch."""
-    by_device = _by_device(history)
+    by_device = timings.epochs_by_device(history)
     if len(by_device) < 2:
         return ""
     parts = []
