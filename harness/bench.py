@@ -370,7 +370,7 @@ def _measure_concurrent(name, spec, recipe, data, ex, warmup, k) -> FusionMeasur
     "fork": a forked CUDA context is unusable. On a CPU the cores are split between the
     processes, as K runs sharing a machine would be, rather than oversubscribed.
     """
-    started = time.perf_counter()
+    began = time.perf_counter()
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(k), ctx.Queue()
     threads = max(1, torch.get_num_threads() // k) if ex.device.type == "cpu" else None
@@ -402,7 +402,7 @@ def _measure_concurrent(name, spec, recipe, data, ex, warmup, k) -> FusionMeasur
         execution=ex.describe(),
         # per epoch, the slowest process's seconds: what the span is made of
         epoch_seconds=[max(e) for e in zip(*(t.epoch_seconds for t in timings), strict=True)],
-        compile_fallback=next(iter(fallbacks), None), row_seconds=time.perf_counter() - started,
+        compile_fallback=next(iter(fallbacks), None), row_seconds=time.perf_counter() - began,
     )  # fmt: skip
 
 
