@@ -380,9 +380,10 @@ def _measure_concurrent(name, spec, recipe, data, ex, warmup, k) -> FusionMeasur
              for seed in range(k)]  # fmt: skip
     started = []  # a stop may land while they start: those started are stopped
     try:
-        for p in procs:
-            p.start()
-            started.append(p)
+        with _compile_threads_shared(k):
+            for p in procs:
+                p.start()
+                started.append(p)
         timings = _collect(procs, barrier, results)
     except BaseException:  # a failure or a stop: the others' figures are of no use now
         _stop_processes(started)
@@ -404,6 +405,25 @@ def _measure_concurrent(name, spec, recipe, data, ex, warmup, k) -> FusionMeasur
         epoch_seconds=[max(e) for e in zip(*(t.epoch_seconds for t in timings), strict=True)],
         compile_fallback=next(iter(fallbacks), None), row_seconds=time.perf_counter() - began,
     )  # fmt: skip
+
+
+COMPILE_THREADS = "TORCHINDUCTOR_COMPILE_THREADS"
+
+
+@contextlib.contextmanager
+def _compile_threads_shared(k: int):
+    """The processes started within get 1/K of the cores each for Inductor's compile workers,
+    as `repro run --runs-per-gpu K` gives its workers (harness.executors): K cold compilations
+    each asking for every core would starve each other and take the slot's time. A value the
+    user set is kept."""
+    if COMPILE_THREADS in os.environ:
+        yield
+        return
+    os.environ[COMPILE_THREADS] = str(max(1, (os.cpu_count() or 1) // k))
+    try:
+        yield
+    finally:
+        del os.environ[COMPILE_THREADS]
 
 
 # How long a concurrent process has to end after its SIGTERM before it is killed: it ends at

@@ -128,6 +128,33 @@ def test_fusion_is_measured_against_the_fastest_solo_row_not_the_first(monkeypat
     assert fused_row.gain_vs_sequential == pytest.approx((4 * 32 / 2.0) / (32 / 1.7))
 
 
+@pytest.mark.parametrize("user_set", [None, "3"])
+def test_concurrent_processes_share_the_cores_for_compilation(monkeypatch, user_set):
+    """Six cold compilations each with a worker per core took their slot's time; the
+    processes start with 1/K of the cores each, as repro run's workers do, unless the user
+    said otherwise, and the bench's own environment is left as it was."""
+    import multiprocessing.context
+    import os
+
+    seen = []
+
+    def start(process):
+        seen.append(os.environ.get("TORCHINDUCTOR_COMPILE_THREADS"))
+        raise KeyboardInterrupt  # no process needs to run to see what it would inherit
+
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", start)
+    if user_set:
+        monkeypatch.setenv("TORCHINDUCTOR_COMPILE_THREADS", user_set)
+    else:
+        monkeypatch.delenv("TORCHINDUCTOR_COMPILE_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    with pytest.raises(KeyboardInterrupt):
+        _measure_concurrent("resnet8", spec_from_name("resnet8"), bench_recipe(8, 16, 1),
+                            synthetic_cifar(train=16, test=4), choose(CPU), 0, 6)  # fmt: skip
+    assert seen == [user_set or "2"]
+    assert os.environ.get("TORCHINDUCTOR_COMPILE_THREADS") == user_set
+
+
 def test_a_failing_concurrent_process_is_reported_not_waited_for():
     # Images without a channel axis: every process fails in its first step.
     data = synthetic_cifar(train=16, test=4)
