@@ -27,7 +27,7 @@ import statistics
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -250,7 +250,7 @@ def run_bench(
         # s/epoch in the default mode, 1.705 under CUDA graphs, which `repro run` trains in).
         fastest = min(range(1, len(rows)), key=lambda i: rows[i].sec_per_epoch)
         for k in fuse:
-            report.fusion += run_fusion(
+            for fusion_row in run_fusion(
                 name,
                 spec,
                 recipe,
@@ -262,8 +262,9 @@ def run_bench(
                 solo_ex=executions[fastest],
                 concurrent=fuse_concurrent,
                 echo=echo,
-            )
-            on_row(report)
+            ):
+                report.fusion.append(fusion_row)
+                on_row(report)
     report.complete = True
     on_row(report)
     return report
@@ -284,32 +285,35 @@ def run_fusion(
     name: str, spec: ModelSpec, recipe: Recipe, data: Cifar10, ex: Execution, warmup: int,
     k: int, *, solo: Measurement, solo_ex: Execution | None = None, concurrent: bool = True,
     echo=print,
-) -> list[FusionMeasurement]:  # fmt: skip
+) -> Iterator[FusionMeasurement]:  # fmt: skip
     """K runs (seeds 0..K-1) fused in ``ex``, one after another and (optionally) as K
     processes, each of those a solo run in ``solo_ex`` (default: ``ex``).
 
     One after another is not trained again: K solo runs in sequence take K times the solo
     fast row's sec/epoch (``solo``, measured in ``solo_ex`` in the same invocation), so its
     aggregate images/s is the solo row's.
+
+    Each row is yielded as soon as it is measured, so that a bench stopped while the K
+    processes run keeps the fused row (the H200 slot of 2026-11-27 lost its K=6 fused row
+    so); the fused row's gain over the processes is set once they are measured.
     """
     echo(f"{name}: K={k} fused ({_how(ex.describe())}), {warmup}+{len(solo.epoch_seconds)} "
          "epochs ...")  # fmt: skip
-    rows = [_measure_fused(name, spec, recipe, data, ex, warmup, k)]
-    rows.append(FusionMeasurement(
+    fused = _measure_fused(name, spec, recipe, data, ex, warmup, k)
+    sequential = FusionMeasurement(
         model=name, k=k, mode="sequential", sec_per_epoch=k * solo.sec_per_epoch,
         images_per_epoch=solo.images_per_epoch, images_per_second=solo.images_per_second,
         execution=solo.execution, compile_fallback=solo.compile_fallback,
-    ))  # fmt: skip
+    )  # fmt: skip
+    fused.gain_vs_sequential = fused.images_per_second / sequential.images_per_second
+    yield fused
+    yield sequential
     if concurrent:
         echo(f"{name}: K={k} as concurrent processes ...")
-        rows.append(_measure_concurrent(name, spec, recipe, data, solo_ex or ex, warmup, k))
-    fused, sequential = rows[0], rows[1]
-    for row in rows:
-        if row is not sequential:
-            row.gain_vs_sequential = row.images_per_second / sequential.images_per_second
-    if concurrent:
-        fused.gain_vs_concurrent = fused.images_per_second / rows[2].images_per_second
-    return rows
+        processes = _measure_concurrent(name, spec, recipe, data, solo_ex or ex, warmup, k)
+        processes.gain_vs_sequential = processes.images_per_second / sequential.images_per_second
+        fused.gain_vs_concurrent = fused.images_per_second / processes.images_per_second
+        yield processes
 
 
 def _measure_fused(name, spec, recipe, data, ex, warmup, k) -> FusionMeasurement:

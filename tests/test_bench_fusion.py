@@ -84,9 +84,9 @@ def test_without_fuse_the_bench_has_no_fusion_rows_or_table(tmp_path):
 def test_concurrent_processes_can_be_left_out():
     recipe = bench_recipe(16, 32, 1)
     solo = Measurement("resnet8", "fast", [1.0], 1.0, 32, 32.0, 1, 0.0, {}, None)
-    rows = run_fusion("resnet8", spec_from_name("resnet8"), recipe,
-                      synthetic_cifar(train=64, test=8), choose(CPU), 0, 2, solo=solo,
-                      concurrent=False, echo=lambda _: None)  # fmt: skip
+    rows = list(run_fusion("resnet8", spec_from_name("resnet8"), recipe,
+                           synthetic_cifar(train=64, test=8), choose(CPU), 0, 2, solo=solo,
+                           concurrent=False, echo=lambda _: None))  # fmt: skip
     assert [r.mode for r in rows] == ["fused", "sequential"]
     assert rows[1].sec_per_epoch == 2.0 and rows[1].images_per_second == 32.0
     assert rows[0].gain_vs_concurrent is None and rows[0].gain_vs_sequential > 0
@@ -153,6 +153,26 @@ def test_concurrent_processes_share_the_cores_for_compilation(monkeypatch, user_
                             synthetic_cifar(train=16, test=4), choose(CPU), 0, 6)  # fmt: skip
     assert seen == [user_set or "2"]
     assert os.environ.get("TORCHINDUCTOR_COMPILE_THREADS") == user_set
+
+
+def test_a_bench_stopped_while_its_processes_run_keeps_the_fused_row(tmp_path, monkeypatch):
+    """The H200 slot of 2026-11-27 stopped the bench in the K=6 concurrent processes, after
+    its fused row was measured: the rows were written only once all three were, so it was
+    lost."""
+    import harness.bench as bench
+
+    def stopped(*args, **kwargs):
+        raise SystemExit(143)  # as the slot stage's SIGTERM ends `repro bench`
+
+    monkeypatch.setattr(bench, "_measure_concurrent", stopped)
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, [*TINY, "--no-compile", "--fuse", "2", "--json", str(out)])
+    assert result.exit_code == 143, result.output
+    figures = json.loads(out.read_text())
+    assert figures["complete"] is False
+    assert [(r["k"], r["mode"]) for r in figures["fusion"]] == [(2, "fused"), (2, "sequential")]
+    fused = figures["fusion"][0]
+    assert fused["gain_vs_sequential"] > 0 and fused["gain_vs_concurrent"] is None
 
 
 def test_a_failing_concurrent_process_is_reported_not_waited_for():
