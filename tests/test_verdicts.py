@@ -888,3 +888,42 @@ def test_a_run_that_does_not_say_it_trained_on_the_official_release_is_never_jud
     r = row(study, path, results, "a")
     assert (r.verdict, r.n) == (f"{V.REPRODUCED} {V.ON_NONOFFICIAL_DATA}", 3), r.verdict
     assert r.data == "not the official release (data not recorded)", r.data
+
+
+@pytest.mark.parametrize(
+    ("case", "claim", "wrong"),
+    [
+        ("summary edited", ON_A, "summary test_error 8, curve 12"),
+        ("curve edited", ON_A, "summary test_error 8, curve 12"),
+        ("figure taken out", ON_A, "no test_error in the summary, 12 in the curve"),
+        ("seconds edited", SPEED_ON_H100.replace("value: 10", "value: 8"),
+         "summary sec_per_epoch 8, curve 12"),
+    ],
+)  # fmt: skip
+def test_a_summary_its_curves_contradict_never_counts(tmp_path, case, claim, wrong):
+    """Verdicts read a run's summary, the figures draw its curve: a summary edited to 8% over
+    a curve that ends at 12% was 'reproduced' at 8%, as was a curve edited after the summary
+    was written. A test error taken out of a complete run's summary dropped that seed from
+    the verdict unnoticed (the next seed took its place in a median), the run still counted."""
+    study, path, results = make_study(tmp_path, FIVE_A, claim)
+    if case == "seconds edited":
+        _edit(fake_run(results, study, "a", epochs=3, sec_per_epoch=12.0, device="NVIDIA H100"),
+              sec_per_epoch=8.0)  # fmt: skip
+    elif case == "curve edited":
+        _edit_epoch(fake_run(results, study, "a", epochs=3, test_error=8.0), 3, test_error=12.0)
+    else:
+        run = fake_run(results, study, "a", epochs=3, test_error=12.0)
+        _edit(run, test_error=8.0 if case == "summary edited" else None)
+    report = build([(study, str(path))], scan(results), str(results))
+    (r,) = report.studies[0].all_claims
+    assert (r.verdict, r.n) == (V.NOT_RUN, 0), r.reason
+    (run,) = report.studies[0].runs
+    assert not run.counted and not run.under_way
+    assert run.why_not.startswith("damaged: its summary disagrees with its curves"), run.why_not
+    assert wrong in run.why_not, run.why_not
+    # A run whose summary and curves agree still counts: the check reads what training wrote.
+    (tmp_path / "sound").mkdir()
+    sound = make_study(tmp_path / "sound", FIVE_A, claim)
+    fake_run(sound[2], sound[0], "a", epochs=3, test_error=8.0, sec_per_epoch=8.0,
+             device="NVIDIA H100")  # fmt: skip
+    assert row(*sound, "a").verdict == V.REPRODUCED
