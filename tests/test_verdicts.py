@@ -927,3 +927,20 @@ def test_a_summary_its_curves_contradict_never_counts(tmp_path, case, claim, wro
     fake_run(sound[2], sound[0], "a", epochs=3, test_error=8.0, sec_per_epoch=8.0,
              device="NVIDIA H100")  # fmt: skip
     assert row(*sound, "a").verdict == V.REPRODUCED
+
+
+def test_a_run_complete_after_fewer_epochs_than_its_recipe_never_counts(tmp_path):
+    """A summary that says complete after 1 epoch of a 3-epoch recipe (and a curve of that one
+    epoch) agreed with itself, so the run counted: its 8% 'reproduced' a claim on the full
+    schedule. The config hash says the recipe is the study's, so its length is known."""
+    study, path, results = make_study(tmp_path, FIVE_A, ON_A)
+    fake_run(results, study, "a", epochs=1, test_error=8.0)
+    report = build([(study, str(path))], scan(results), str(results))
+    (r,) = report.studies[0].all_claims
+    assert (r.verdict, r.n) == (V.NOT_RUN, 0), r.reason
+    (run,) = report.studies[0].runs
+    assert not run.counted and run.why_not.startswith("damaged:"), run.why_not
+    assert "complete after 1 epoch, where its recipe trains 3" in run.why_not, run.why_not
+    fake_run(results, study, "a", 1, epochs=3, test_error=8.0)  # the recipe's length: counts
+    assert (row(study, path, results, "a").verdict, row(study, path, results, "a").n) == (
+        V.REPRODUCED, 1)  # fmt: skip

@@ -16,9 +16,10 @@ from harness import execution, store, timings, verdicts
 from harness.data import shown_apart
 from harness.metrics import METRICS
 from harness.placement import WHAT_TO_DO
-from harness.plan import config_hash, resolved_config
+from harness.plan import config_hash, nominal_batches_per_epoch, resolved_config
 from harness.plural import plural
 from harness.results import RunRecord
+from harness.schedule import Length
 from harness.schema import Claim, Recipe, Study
 from harness.train import reported_record
 
@@ -102,8 +103,9 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
             # Its summary is what verdicts read, its curve what the figures draw: where they
             # differ one was edited or left from another attempt, and neither can be trusted.
             why = (
-                f"damaged: its summary disagrees with its curves ({'; '.join(wrong)}); "
-                "never counted: check the run, or run it again with `repro run --force`"
+                f"damaged: its summary disagrees with its curves or its recipe "
+                f"({'; '.join(wrong)}); never counted: check the run, or run it again with "
+                "`repro run --force`"
             )
             out.append(_Classified(r, False, why, True))
         elif ended:
@@ -148,7 +150,9 @@ def _disagreements(recipe: Recipe, record: RunRecord) -> list[str]:
     (harness.train.finish), contradict: a summary edited after the run, a curve edited or
     cut back, or a figure taken out of a summary (a seed dropped from a median unnoticed).
     A diverged run's summary may leave a figure out (verdicts read its diverged value); a
-    complete run's may not where its curve has it."""
+    complete run's may not where its curve has it. And a complete run of fewer (or more)
+    epochs than its recipe trains on the full data: the config hash says the recipe is the
+    study's, but store.check_ended only checks a summary's epochs against itself."""
     summary = record.summary or {}
     done = [h for h in record.history if h.get("test_error") is not None]
     final = done[-1] if done else {}
@@ -165,6 +169,12 @@ def _disagreements(recipe: Recipe, record: RunRecord) -> list[str]:
         if timed and all("full_epoch" in h for h in record.history) else None,
     }  # fmt: skip
     wrong = []
+    schedule = Length.of(recipe, nominal_batches_per_epoch(recipe)).epochs
+    total = summary.get("epochs_total")
+    if record.status == "complete" and total != schedule:
+        wrong.append(
+            f"complete after {plural(total or 0, 'epoch')}, where its recipe trains {schedule}"
+        )
     for key, drawn in curve.items():
         stated = summary.get(key)
         if stated is None:
