@@ -944,3 +944,39 @@ def test_a_run_complete_after_fewer_epochs_than_its_recipe_never_counts(tmp_path
     fake_run(results, study, "a", 1, epochs=3, test_error=8.0)  # the recipe's length: counts
     assert (row(study, path, results, "a").verdict, row(study, path, results, "a").n) == (
         V.REPRODUCED, 1)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"wrong": 1897, "images": 10000}, "its test error 8.27% is not its 1,897 wrong of 10,000"),
+        ({"wrong": 827, "images": 10000, "data": {"official": True, "test_images": 10000,
+          "dataset_fingerprint": "0" * 64}}, ""),  # agrees: counts
+        ({"images": 5000}, "evaluated on 5,000 images, where the official release"),
+    ],
+)  # fmt: skip
+def test_an_evaluation_whose_test_error_is_not_its_count_never_counts(tmp_path, fields, says):
+    """An evaluation records the images it got wrong and its test error from them: one whose
+    test error was edited to the claimed 8.27% over 1,897 wrong of 10,000 (18.97%, the JPEG
+    copy's figure) was 'reproduced', and so was one over half the test set."""
+    import json
+
+    from fake_runs import fake_evaluation
+
+    from harness.results import scan_evaluations
+
+    checkpoints = ROOT / "studies" / "checkpoints.yaml"
+    study = load_study(checkpoints)
+    results = tmp_path / "results"
+    record = fake_evaluation(results, study, "akamaster-resnet20", test_error=8.27)
+    path = record / "evaluation.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+    report = build([(study, str(checkpoints))], scan(results), str(results),
+                   scan_evaluations(results))  # fmt: skip
+    (r,) = [c for c in report.studies[0].checkpoint_claims
+            if c.experiment == "akamaster-resnet20" and c.metric == "test error"]  # fmt: skip
+    if not says:
+        assert r.verdict == V.REPRODUCED, r.reason
+        return
+    assert r.verdict == V.NOT_RUN, r.reason
+    assert any("1 evaluation not counted: damaged: " in n and says in n for n in r.notes), r.notes
