@@ -8,7 +8,8 @@ from pathlib import Path
 from conftest import tiny_study
 
 from harness import store
-from harness.plan import config_hash, resolved_config
+from harness.plan import config_hash, nominal_batches_per_epoch, resolved_config
+from harness.schedule import Length
 from harness.schema import Study
 from harness.studyfile import load_study
 
@@ -25,7 +26,7 @@ def fake_run(
     train_error: float = 5.0,
     label: str = "",
     stale: bool = False,
-    epochs: int = 4,
+    epochs: int | None = None,
     sec_per_epoch: float = 2.0,
     device: str = "CPU (test)",
     official: bool = True,
@@ -38,8 +39,14 @@ def fake_run(
 ) -> Path:
     """A run directory of ``epochs`` epochs (half of them unless complete); the curve's
     iterations step by ``iterations_per_epoch`` (391 is a full CIFAR-10 epoch at batch 128,
-    for a store the size of a real one: benchmarks/big_store.py)."""
+    for a store the size of a real one: benchmarks/big_store.py). ``epochs`` is by default the
+    length of the experiment's recipe for a complete run, as training records it (a complete
+    run of another length never counts), and 4 for any other."""
     exp = study.experiment(experiment)
+    if epochs is None:
+        recipe = exp.recipe
+        complete = Length.of(recipe, nominal_batches_per_epoch(recipe)).epochs
+        epochs = complete if status == "complete" else 4
     config = resolved_config(exp, exp.recipe, seed, label)
     digest = "0" * 16 if stale else config_hash(config)
     name = f"seed-{seed}" + (f"~{label}" if label else "")

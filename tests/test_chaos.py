@@ -262,7 +262,7 @@ def test_a_superseded_note_a_kill_left_unfinished_is_finished_or_written_again(t
         )
     else:
         assert note == ("moved aside by a repro that was killed before it wrote why; it holds a "
-                        "run of 4 epochs (complete)\n")  # fmt: skip
+                        "run of 3 epochs (complete)\n")  # fmt: skip
         assert f"note: wrote {moved / 'SUPERSEDED'} again, saying why the run was moved aside " \
                "is lost" in out.output  # fmt: skip
     assert not tmp.exists() and theirs.exists() and not (writing / "SUPERSEDED").exists()
@@ -448,7 +448,7 @@ def test_a_moved_run_with_no_note_at_all_gets_one_saying_why_is_lost(tmp_path):
     out = _status(study, results)
     assert out.exit_code == 0, out.output
     assert (old / store.SUPERSEDED_NOTE).read_text() == (
-        "moved aside by a repro that was killed before it wrote why; it holds a run of 4 epochs "
+        "moved aside by a repro that was killed before it wrote why; it holds a run of 3 epochs "
         "(complete)\n"
     )
     assert f"note: wrote {old / store.SUPERSEDED_NOTE}, saying why the run was moved aside is " \

@@ -1396,7 +1396,7 @@ def test_a_summarys_energy_upper_bound_is_checked_like_its_neighbours(tmp_path):
     study = load_study(tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n"))  # fmt: skip
     epoch = {"seconds": 10.0, "energy_j": None, "gpu_energy_j": 500.0, "energy_share": UNKNOWN,
              "gpu_processes_max": None, "gpu_util_mean": 90.0, "torch_peak_memory_mib": 12.0}  # fmt: skip
-    run = fake_run(tmp_path / "results", study, "a", telemetry=epoch)
+    run = fake_run(tmp_path / "results", study, "a", telemetry=epoch, epochs=4)
     summary = json.loads((run / store.SUMMARY).read_text())
     summary["telemetry"] = run_totals(store.read_jsonl(run / store.METRICS))
     assert summary["telemetry"]["energy_upper_bound_j"] == 2000.0  # 4 epochs of 500 J

@@ -340,7 +340,7 @@ claims:
     results = tmp_path / "results"
     fake_run(results, study, "plain", label="smoke", epochs=2)  # an override run
     fake_run(results, study, "res", status="paused", epochs=6)  # paused by a time budget
-    fake_run(results, study, "done", epochs=4)  # the only counted run
+    fake_run(results, study, "done")  # the only counted run
     figures = report_figures(path, results)
     (drawn,) = [f for f in figures if "training loss and test error" in f.title]
     found = {line.get_label(): line for line in lines(drawn.plot)}

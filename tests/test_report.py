@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from cifar_fixture import write_cifar
 from click.testing import CliRunner
-from conftest import ROOT, tiny_study
+from conftest import ROOT, TINY_RECIPE, tiny_study
 from fake_runs import fake_evaluation, fake_run, kept_apart_store
 
 from harness import verdicts as V
@@ -483,6 +483,9 @@ claims:
   - {source: test, where: T3, experiment: solo, metric: sec_per_epoch, value: 2, hardware: NVIDIA H100 80GB HBM3}
 """
 H100 = "NVIDIA H100 80GB HBM3"
+# A recipe of four epochs: the runs these tests build record four (a complete run of another
+# length than its recipe never counts), so that two sessions or devices may have two each.
+FOUR_EPOCHS = TINY_RECIPE.replace("epochs: 3", "epochs: 4")
 
 
 class _TableRows(HTMLParser):
@@ -524,7 +527,7 @@ def _share(run_dir, *, environment: int | None = None, processes: int | None = N
 def _speed_report(tmp_path):
     """A study of speed claims: a run moved from an H100 to a CPU, runs sharing their GPU and
     solo ones."""
-    path = tiny_study(tmp_path / "speeds.yaml", SPEED_STUDY, name="speeds")
+    path = tiny_study(tmp_path / "speeds.yaml", SPEED_STUDY, name="speeds", recipe=FOUR_EPOCHS)
     study = load_study(path)
     results = tmp_path / "results"
     moved = fake_run(results, study, "moved", device=H100)
@@ -535,6 +538,10 @@ def _speed_report(tmp_path):
     for row, (device, seconds, first) in zip(rows, timing, strict=True):
         row.update(device=device, train_seconds=seconds, first_of_session=first)
     (moved / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # Its summary's seconds as training writes them from these epochs: the median of the
+    # epochs that were not a session's first (2 s and 30 s).
+    summary = json.loads((moved / "summary.json").read_text())
+    (moved / "summary.json").write_text(json.dumps({**summary, "sec_per_epoch": 16.0}))
     _share(fake_run(results, study, "shared", 0, device=H100, sec_per_epoch=2.0), environment=3)
     _share(fake_run(results, study, "shared", 1, device=H100, sec_per_epoch=2.0), processes=2)
     fake_run(results, study, "solo", 0, device=H100, sec_per_epoch=2.1)
@@ -696,7 +703,8 @@ def test_a_run_whose_files_disagree_is_damaged_and_never_counts(tmp_path):
                           for n in DISAGREEING)  # fmt: skip
     claims = "".join(f"  - {{source: test, where: T1, experiment: {n}, metric: test_error, "
                      "value: 10.0}\n" for n in DISAGREEING)  # fmt: skip
-    path = tiny_study(tmp_path / "d.yaml", experiments + "claims:\n" + claims, name="disagree")
+    path = tiny_study(tmp_path / "d.yaml", experiments + "claims:\n" + claims, name="disagree",
+                      recipe=FOUR_EPOCHS)  # fmt: skip
     study = load_study(path)
     results = tmp_path / "results"
     for name, (_, spoil) in DISAGREEING.items():
@@ -1351,7 +1359,7 @@ def test_runs_moved_between_devices_name_each_device_once(tmp_path):
     # Six runs each trained ~140 epochs on an H100 and the rest on an H200: the glance keyed
     # its Devices line on each run's own history ("H100: 138 epochs, 4.71 s/epoch; H200: ...
     # (1 run)"), six groups of one; the Devices table named the H200 alone, for all six.
-    path = tiny_study(tmp_path / "m.yaml", PENDING_STUDY, name="moves")
+    path = tiny_study(tmp_path / "m.yaml", PENDING_STUDY, name="moves", recipe=FOUR_EPOCHS)
     study = load_study(path)
     results = tmp_path / "results"
     _trained_on(fake_run(results, study, "early", 0, device=H100), H100, H100, H100, H200)
@@ -2181,7 +2189,7 @@ def test_gpu_time_counts_each_runs_share_of_a_shared_gpu(tmp_path):
     clock read 0.40 h here. Energy is shared out alike (27 kJ an epoch: 300 W for 90 s): the
     crowded run's whole-GPU 108 kJ is an upper bound said apart, not its energy, as the store
     written before branch energy had it (0.090 kWh in all)."""
-    path = tiny_study(tmp_path / "speeds.yaml", SPEED_STUDY, name="speeds")
+    path = tiny_study(tmp_path / "speeds.yaml", SPEED_STUDY, name="speeds", recipe=FOUR_EPOCHS)
     study = load_study(path)
     results = tmp_path / "results"
     for seed in (0, 1):
@@ -2235,7 +2243,7 @@ def _report_of_gpu_runs(tmp_path, experiment: str, statuses: tuple[str, ...],
     """The report of a study (``experiments``) with one run of ``experiment`` per status (seeds
     0, 1, ...), each epoch 90 s on an H100 and 12 kJ of the GPU's energy, NVML listing no
     processes."""
-    path = tiny_study(tmp_path / "speeds.yaml", experiments, name="speeds")
+    path = tiny_study(tmp_path / "speeds.yaml", experiments, name="speeds", recipe=FOUR_EPOCHS)
     study = load_study(path)
     results = tmp_path / "results"
     for seed, status in enumerate(statuses):

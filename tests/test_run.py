@@ -882,7 +882,7 @@ def test_a_copy_that_keeps_the_study_name_is_refused_before_anything_trains(tmp_
     (tmp_path / "studies").mkdir()
     original = tiny_study(tmp_path / "studies" / "s.yaml", TWO_RUNS)
     results = tmp_path / "results"
-    done = fake_run(results, load_study(original), "a", status="complete")
+    done = fake_run(results, load_study(original), "a", status="complete", epochs=4)
     paused = fake_run(results, load_study(original), "b", status="paused", epochs=6)
     for run_dir in (done, paused):
         _made_by(run_dir, original.resolve())

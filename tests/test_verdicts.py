@@ -888,3 +888,95 @@ def test_a_run_that_does_not_say_it_trained_on_the_official_release_is_never_jud
     r = row(study, path, results, "a")
     assert (r.verdict, r.n) == (f"{V.REPRODUCED} {V.ON_NONOFFICIAL_DATA}", 3), r.verdict
     assert r.data == "not the official release (data not recorded)", r.data
+
+
+@pytest.mark.parametrize(
+    ("case", "claim", "wrong"),
+    [
+        ("summary edited", ON_A, "summary test_error 8, curve 12"),
+        ("curve edited", ON_A, "summary test_error 8, curve 12"),
+        ("figure taken out", ON_A, "no test_error in the summary, 12 in the curve"),
+        ("seconds edited", SPEED_ON_H100.replace("value: 10", "value: 8"),
+         "summary sec_per_epoch 8, curve 12"),
+    ],
+)  # fmt: skip
+def test_a_summary_its_curves_contradict_never_counts(tmp_path, case, claim, wrong):
+    """Verdicts read a run's summary, the figures draw its curve: a summary edited to 8% over
+    a curve that ends at 12% was 'reproduced' at 8%, as was a curve edited after the summary
+    was written. A test error taken out of a complete run's summary dropped that seed from
+    the verdict unnoticed (the next seed took its place in a median), the run still counted."""
+    study, path, results = make_study(tmp_path, FIVE_A, claim)
+    if case == "seconds edited":
+        _edit(fake_run(results, study, "a", epochs=3, sec_per_epoch=12.0, device="NVIDIA H100"),
+              sec_per_epoch=8.0)  # fmt: skip
+    elif case == "curve edited":
+        _edit_epoch(fake_run(results, study, "a", epochs=3, test_error=8.0), 3, test_error=12.0)
+    else:
+        run = fake_run(results, study, "a", epochs=3, test_error=12.0)
+        _edit(run, test_error=8.0 if case == "summary edited" else None)
+    report = build([(study, str(path))], scan(results), str(results))
+    (r,) = report.studies[0].all_claims
+    assert (r.verdict, r.n) == (V.NOT_RUN, 0), r.reason
+    (run,) = report.studies[0].runs
+    assert not run.counted and not run.under_way
+    assert run.why_not.startswith("damaged: its summary disagrees with its curves"), run.why_not
+    assert wrong in run.why_not, run.why_not
+    # A run whose summary and curves agree still counts: the check reads what training wrote.
+    (tmp_path / "sound").mkdir()
+    sound = make_study(tmp_path / "sound", FIVE_A, claim)
+    fake_run(sound[2], sound[0], "a", epochs=3, test_error=8.0, sec_per_epoch=8.0,
+             device="NVIDIA H100")  # fmt: skip
+    assert row(*sound, "a").verdict == V.REPRODUCED
+
+
+def test_a_run_complete_after_fewer_epochs_than_its_recipe_never_counts(tmp_path):
+    """A summary that says complete after 1 epoch of a 3-epoch recipe (and a curve of that one
+    epoch) agreed with itself, so the run counted: its 8% 'reproduced' a claim on the full
+    schedule. The config hash says the recipe is the study's, so its length is known."""
+    study, path, results = make_study(tmp_path, FIVE_A, ON_A)
+    fake_run(results, study, "a", epochs=1, test_error=8.0)
+    report = build([(study, str(path))], scan(results), str(results))
+    (r,) = report.studies[0].all_claims
+    assert (r.verdict, r.n) == (V.NOT_RUN, 0), r.reason
+    (run,) = report.studies[0].runs
+    assert not run.counted and run.why_not.startswith("damaged:"), run.why_not
+    assert "complete after 1 epoch, where its recipe trains 3" in run.why_not, run.why_not
+    fake_run(results, study, "a", 1, epochs=3, test_error=8.0)  # the recipe's length: counts
+    assert (row(study, path, results, "a").verdict, row(study, path, results, "a").n) == (
+        V.REPRODUCED, 1)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"wrong": 1897, "images": 10000}, "its test error 8.27% is not its 1,897 wrong of 10,000"),
+        ({"wrong": 827, "images": 10000, "data": {"official": True, "test_images": 10000,
+          "dataset_fingerprint": "0" * 64}}, ""),  # agrees: counts
+        ({"images": 5000}, "evaluated on 5,000 images, where the official release"),
+    ],
+)  # fmt: skip
+def test_an_evaluation_whose_test_error_is_not_its_count_never_counts(tmp_path, fields, says):
+    """An evaluation records the images it got wrong and its test error from them: one whose
+    test error was edited to the claimed 8.27% over 1,897 wrong of 10,000 (18.97%, the JPEG
+    copy's figure) was 'reproduced', and so was one over half the test set."""
+    import json
+
+    from fake_runs import fake_evaluation
+
+    from harness.results import scan_evaluations
+
+    checkpoints = ROOT / "studies" / "checkpoints.yaml"
+    study = load_study(checkpoints)
+    results = tmp_path / "results"
+    record = fake_evaluation(results, study, "akamaster-resnet20", test_error=8.27)
+    path = record / "evaluation.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+    report = build([(study, str(checkpoints))], scan(results), str(results),
+                   scan_evaluations(results))  # fmt: skip
+    (r,) = [c for c in report.studies[0].checkpoint_claims
+            if c.experiment == "akamaster-resnet20" and c.metric == "test error"]  # fmt: skip
+    if not says:
+        assert r.verdict == V.REPRODUCED, r.reason
+        return
+    assert r.verdict == V.NOT_RUN, r.reason
+    assert any("1 evaluation not counted: damaged: " in n and says in n for n in r.notes), r.notes

@@ -8,6 +8,7 @@ verdict stands on.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -15,10 +16,12 @@ from harness import execution, store, timings, verdicts
 from harness.data import shown_apart
 from harness.metrics import METRICS
 from harness.placement import WHAT_TO_DO
-from harness.plan import config_hash, resolved_config
+from harness.plan import config_hash, nominal_batches_per_epoch, resolved_config
 from harness.plural import plural
 from harness.results import RunRecord
-from harness.schema import Claim, Study
+from harness.schedule import Length
+from harness.schema import Claim, Recipe, Study
+from harness.train import reported_record
 
 UNDER_WAY = ("paused", "running", "interrupted")  # a run that may yet count
 
@@ -96,6 +99,15 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
         elif ended and subset:
             why = "the recipe trains on a subset (smoke study)"
             out.append(_Classified(r, False, why, True))
+        elif ended and (wrong := _disagreements(exp.recipe, r)):
+            # Its summary is what verdicts read, its curve what the figures draw: where they
+            # differ one was edited or left from another attempt, and neither can be trusted.
+            why = (
+                f"damaged: its summary disagrees with its curves or its recipe "
+                f"({'; '.join(wrong)}); never counted: check the run, or run it again with "
+                "`repro run --force`"
+            )
+            out.append(_Classified(r, False, why, True))
         elif ended:
             out.append(_Classified(r, True, "", True))
         else:  # unfinished: under way unless it trains on a subset
@@ -131,6 +143,48 @@ def _impossible_figures(record: RunRecord) -> list[str]:
     found += [f"epoch {h['epoch']} test_error = {h['test_error']}" for h in record.history
               if wrong(h.get("test_error"), _is_error)]  # fmt: skip
     return found
+
+
+def _disagreements(recipe: Recipe, record: RunRecord) -> list[str]:
+    """The figures of an ended run's summary that its curves, read as training wrote them
+    (harness.train.finish), contradict: a summary edited after the run, a curve edited or
+    cut back, or a figure taken out of a summary (a seed dropped from a median unnoticed).
+    A diverged run's summary may leave a figure out (verdicts read its diverged value); a
+    complete run's may not where its curve has it. And a complete run of fewer (or more)
+    epochs than its recipe trains on the full data: the config hash says the recipe is the
+    study's, but store.check_ended only checks a summary's epochs against itself."""
+    summary = record.summary or {}
+    done = [h for h in record.history if h.get("test_error") is not None]
+    final = done[-1] if done else {}
+    reported = reported_record(done, recipe.reported_epoch) or {}
+    timed = [h for h in record.history if h.get("full_epoch") and not h.get("first_of_session")]
+    timed = timed or [h for h in record.history if h.get("full_epoch")]
+    curve = {
+        "test_error": reported.get("test_error"),
+        "best_test_error": min((h["test_error"] for h in done), default=None),
+        "final_train_loss": final.get("train_loss"),
+        "final_train_error": final.get("train_error"),
+        # Only where every epoch says whether it was a full one (older curves did not).
+        "sec_per_epoch": statistics.median(h["train_seconds"] for h in timed)
+        if timed and all("full_epoch" in h for h in record.history) else None,
+    }  # fmt: skip
+    wrong = []
+    schedule = Length.of(recipe, nominal_batches_per_epoch(recipe)).epochs
+    total = summary.get("epochs_total")
+    if record.status == "complete" and total != schedule:
+        wrong.append(
+            f"complete after {plural(total or 0, 'epoch')}, where its recipe trains {schedule}"
+        )
+    for key, drawn in curve.items():
+        stated = summary.get(key)
+        if stated is None:
+            if drawn is not None and record.status == "complete":
+                wrong.append(f"no {key} in the summary, {drawn:g} in the curve")
+        elif drawn is None or not math.isclose(stated, drawn, rel_tol=1e-9, abs_tol=1e-12):
+            wrong.append(
+                f"summary {key} {stated:g}, curve " + ("none" if drawn is None else f"{drawn:g}")
+            )
+    return wrong
 
 
 def _metric(record: RunRecord, metric: str, epoch: int | None = None) -> float | None:

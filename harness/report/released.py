@@ -26,7 +26,7 @@ from harness.report.views import (
     LayoutView,
 )
 from harness.results import EvaluationRecord
-from harness.schema import CheckpointSpec, Claim, Study
+from harness.schema import CIFAR10_TEST_IMAGES, CheckpointSpec, Claim, Study
 
 # A released checkpoint's claims: an evaluation is one value of the claim's metric, judged by
 # verdicts.judge_fixed_weights (the claim's rounding plus a few images: no seed noise), and
@@ -71,9 +71,32 @@ def _classify_evaluations(study: Study, evaluations: list[EvaluationRecord]) -> 
         elif not isinstance(error, int | float) or not (math.isfinite(error)
                                                         and _is_error(error)):  # fmt: skip
             out.append(_Judged(e, False, "its record has no test error in 0..100%"))
+        elif wrong := _disagreement(e.record):
+            out.append(_Judged(e, False, f"damaged: {wrong}; never counted: evaluate it again "
+                                         "with `repro evaluate`"))  # fmt: skip
         else:
             out.append(_Judged(e, True, ""))
     return out
+
+
+def _disagreement(record: dict) -> str:
+    """How an evaluation's test error disagrees with the counts it was computed from
+    (harness.evaluate: wrong images over images), or with the test set it names: a test error
+    edited after the evaluation, or one of part of the test set; "" where they agree."""
+    error, images, wrong = (record.get(k) for k in ("test_error", "images", "wrong"))
+    if isinstance(images, int) and isinstance(wrong, int):
+        counted = 100.0 * wrong / images if images > 0 else math.nan
+        if not math.isclose(error, counted, rel_tol=1e-9, abs_tol=1e-9):
+            return (f"its test error {error:g}% is not its {wrong:,} wrong of {images:,} "
+                    "images")  # fmt: skip
+    if (
+        (record.get("data") or {}).get("official") is True
+        and isinstance(images, int)
+        and (images != CIFAR10_TEST_IMAGES)
+    ):
+        return (f"evaluated on {images:,} images, where the official release's test set has "
+                f"{CIFAR10_TEST_IMAGES:,}")  # fmt: skip
+    return ""
 
 
 def _chosen_evaluation(judged: list[_Judged], checkpoint: str) -> tuple[_Judged | None, list]:
