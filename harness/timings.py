@@ -75,6 +75,25 @@ def seconds_by_device(history: list[dict]) -> list[DeviceSeconds]:
     return found
 
 
+def reported_speed(history: list[dict]) -> DeviceSeconds | None:
+    """The seconds per epoch a run's summary reports: its latest device's that timed a full
+    epoch (``seconds_by_device``), so that a run resumed on another GPU never shows a median
+    over both as if one device had run at it."""
+    timed = [d for d in seconds_by_device(history) if d.sec_per_epoch is not None]
+    return timed[-1] if timed else None
+
+
+def sec_per_epoch_before_devices(history: list[dict]) -> float | None:
+    """The seconds per epoch a summary reported before summaries named their device
+    (``sec_per_epoch_device``, 2026-11-27): the median over every device's full epochs,
+    leaving out each session's first unless there are only those. Such a summary is read as
+    it was written; only a run moved between devices differs from ``reported_speed``."""
+    full = [h for h in history if h.get("full_epoch")]
+    timed = [h["train_seconds"] for h in full if not h.get("first_of_session")]
+    timed = timed or [h["train_seconds"] for h in full]
+    return statistics.median(timed) if timed else None
+
+
 def not_solo(record) -> str:
     """Why a run's seconds per epoch are not one solo run's on one device ("" when they are)."""
     if record.environment_damage:

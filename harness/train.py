@@ -37,7 +37,7 @@ from harness.schedule import LearningRate, Length, WarmupState
 from harness.schema import Optimizer, Recipe
 from harness.stop_signals import stop_requested
 from harness.telemetry import Telemetry, run_totals
-from harness.timings import seconds_by_device
+from harness.timings import reported_speed, seconds_by_device
 from harness.zoo import ModelSpec, build_model, count_parameters
 
 CHECKPOINT_FORMAT = 1
@@ -990,12 +990,10 @@ def finish(run_dir, base, state: RunState, status, telemetry, error=None) -> dic
     final = done[-1] if done else None
     best = min(done, key=lambda h: h["test_error"]) if done else None
     reported = reported_record(done, state.reported_epoch)
+    # The speed a run reports is one device's (timings.reported_speed); each device's is
+    # kept beside it.
     per_device = seconds_by_device(history)
-    # The speed a run reports is one device's: its latest that timed a full epoch. Each
-    # device's is kept beside it, so a run resumed on another GPU never shows a median over
-    # both as if one device had run at it.
-    timed = [d for d in per_device if d.sec_per_epoch is not None]
-    speed = timed[-1] if timed else None
+    speed = reported_speed(history)
     length = state.length
     epochs_done, iterations_done = len(history), history[-1]["iteration"] if history else 0
     if state.history is None:

@@ -929,6 +929,32 @@ def test_a_summary_its_curves_contradict_never_counts(tmp_path, case, claim, wro
     assert row(*sound, "a").verdict == V.REPRODUCED
 
 
+@pytest.mark.parametrize("written_by", ["today's harness", "a harness before 2026-11-27"])
+def test_a_run_moved_between_devices_counts_whichever_harness_wrote_its_summary(
+    tmp_path, written_by
+):
+    """A run resumed on another GPU: its summary gives the latest device's seconds per epoch,
+    and before 2026-11-27 the median over both devices' (the published degradation-20 runs,
+    H100 then H200). Either is what its curve says under the rule that wrote it: neither may
+    read as a summary its curve contradicts."""
+    study, path, results = make_study(tmp_path, FIVE_A, ON_A)
+    run = fake_run(results, study, "a", epochs=3, test_error=8.0, sec_per_epoch=4.0)
+    # epochs 1-2 on an H100 (the first compiles), epoch 3 alone in a session on an H200
+    _edit_epoch(run, 1, device="NVIDIA H100")
+    _edit_epoch(run, 2, device="NVIDIA H100", first_of_session=False)
+    _edit_epoch(run, 3, device="NVIDIA H200", first_of_session=True, train_seconds=3.0)
+    if written_by == "today's harness":
+        _edit(run, sec_per_epoch=3.0, sec_per_epoch_device="NVIDIA H200")
+    report = build([(study, str(path))], scan(results), str(results))
+    (counted,) = report.studies[0].runs
+    assert counted.counted, counted.why_not
+    assert row(study, path, results, "a").verdict == V.REPRODUCED
+    # and its figure is still checked: the other rule's figure is a contradiction
+    _edit(run, sec_per_epoch=4.0 if written_by == "today's harness" else 3.0)
+    (edited,) = build([(study, str(path))], scan(results), str(results)).studies[0].runs
+    assert not edited.counted and "sec_per_epoch" in edited.why_not, edited.why_not
+
+
 def test_a_run_complete_after_fewer_epochs_than_its_recipe_never_counts(tmp_path):
     """A summary that says complete after 1 epoch of a 3-epoch recipe (and a curve of that one
     epoch) agreed with itself, so the run counted: its 8% 'reproduced' a claim on the full

@@ -8,7 +8,6 @@ verdict stands on.
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -157,17 +156,22 @@ def _disagreements(recipe: Recipe, record: RunRecord) -> list[str]:
     done = [h for h in record.history if h.get("test_error") is not None]
     final = done[-1] if done else {}
     reported = reported_record(done, recipe.reported_epoch) or {}
-    timed = [h for h in record.history if h.get("full_epoch") and not h.get("first_of_session")]
-    timed = timed or [h for h in record.history if h.get("full_epoch")]
+    # Every epoch says whether it was a full one (older curves did not): then the seconds are
+    # worked out as the harness that wrote the summary did (timings).
+    full_epochs = all("full_epoch" in h for h in record.history)
+    if "sec_per_epoch_device" in summary:
+        speed = timings.reported_speed(record.history)
+        seconds = speed.sec_per_epoch if speed else None
+    else:
+        seconds = timings.sec_per_epoch_before_devices(record.history)
     curve = {
         "test_error": reported.get("test_error"),
         "best_test_error": min((h["test_error"] for h in done), default=None),
         "final_train_loss": final.get("train_loss"),
         "final_train_error": final.get("train_error"),
-        # Only where every epoch says whether it was a full one (older curves did not).
-        "sec_per_epoch": statistics.median(h["train_seconds"] for h in timed)
-        if timed and all("full_epoch" in h for h in record.history) else None,
     }  # fmt: skip
+    if full_epochs:  # else the curve cannot say which epochs the summary's figure is of
+        curve["sec_per_epoch"] = seconds
     wrong = []
     schedule = Length.of(recipe, nominal_batches_per_epoch(recipe)).epochs
     total = summary.get("epochs_total")
