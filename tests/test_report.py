@@ -560,9 +560,20 @@ def test_speed_claims_compare_solo_runs_and_the_run_table_shows_each_device(tmp_
     assert "1.05x the claimed time on the same hardware" in solo.reason
     speeds = {r.experiment: r.verdict for r in report.studies[0].speeds}
     assert speeds == {"moved": "", "shared": V.NOT_COMPARABLE, "solo": V.REPRODUCED}
+    # The speed table's sec/epoch is over every counted run (5.55 s, the shared seed
+    # included) and its verdict over the solo one alone: the verdict cell says which, so
+    # "5.55 | 2 s | reproduced" does not read as 5.55 s reproducing 2.
+    (solo_speed,) = [r for r in report.studies[0].speeds if r.experiment == "solo"]
+    assert solo_speed.sec_per_epoch == pytest.approx(5.55)
+    assert solo_speed.judged == f"2.1 s, the median of 1 solo run on {H100}"
 
     table = _TableRows()
     table.feed(render_html(report))
+    (verdict_cell,) = [r[-1] for r in table.rows if r and " ".join(r[0].split()) == "solo"
+                       and "median" in r[-1]]  # fmt: skip
+    # (the parser runs the text after the table on into the table's last cell)
+    assert " ".join(verdict_cell.split()).startswith(
+        f"{V.REPRODUCED} (2.1 s, the median of 1 solo run on {H100})")  # fmt: skip
     device = table.row("speeds/moved/seed-0")[6]
     assert device.startswith(f"{H100}: 2 epochs, 2.00 s/epoch; CPU (x86_64): 2 epochs, "
                              "30.00 s/epoch")  # fmt: skip

@@ -192,6 +192,7 @@ class SpeedRow:
     claimed: str
     claimed_hardware: str
     verdict: str
+    judged: str = ""  # what the verdict is over: "10 s, the median of 2 solo runs on ..."
 
 
 @dataclass
