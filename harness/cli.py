@@ -1138,6 +1138,7 @@ def export(study_file, out, checkpoints, force, results):
     unfinished ones, and the records of its released checkpoints' evaluations; `repro import`
     merges it into another store.
     """
+    from harness.describe import exported_text
     from harness.store import MISPLACED
     from harness.transfer import EVALUATED, TransferError, export_study
 
@@ -1151,8 +1152,7 @@ def export(study_file, out, checkpoints, force, results):
     trained = len(done.runs) - evaluations
     unfinished = sum(r.status not in ("complete", "diverged", EVALUATED) for r in done.runs)
     damaged = [r for r in done.runs if r.status == "damaged"]
-    click.echo(f"wrote {out} ({done.bytes / 2**20:.1f} MiB) for {study.name}: {trained} runs "
-               f"({unfinished} unfinished), {evaluations} checkpoint evaluations")  # fmt: skip
+    click.echo(exported_text(out, done.bytes, study.name, trained, unfinished, evaluations))
     for r in damaged:
         then = ("rebuilds it from its checkpoint" if "checkpoint.pt" in r.files
                 else "trains it again (no checkpoint went with it)")  # fmt: skip

@@ -264,3 +264,25 @@ def cost_estimate(study: Study) -> str:
     return (f"{pflop:,.1f} PFLOP of training, about {hours:,.1f} GPU-hours at the "
             f"{queue.rate_tflops:g} TFLOP/s of whole-GPU training rate measured in a GPU slot "
             "(queue.yaml)")  # fmt: skip
+
+
+def byte_size(n: int) -> str:
+    """``512 bytes``, ``2.9 KiB``, ``561.1 KiB``, ``4.2 GiB``: a small archive read "0.0 MiB",
+    as if nothing had been written."""
+    if n < 1024:
+        return plural(n, "byte")
+    kib = n / 1024
+    if kib < 1024:
+        return f"{kib:.1f} KiB"
+    mib = kib / 1024
+    return f"{mib:.1f} MiB" if mib < 1024 else f"{mib / 1024:.1f} GiB"
+
+
+def exported_text(out: Path, nbytes: int, study: str, runs: int, unfinished: int,
+                  evaluations: int) -> str:  # fmt: skip
+    """`repro export`'s closing line: "wrote a.tar.gz (2.9 KiB) for tiny: 1 run (0 unfinished),
+    0 checkpoint evaluations" (it said "1 runs" and "0.0 MiB")."""
+    return (
+        f"wrote {out} ({byte_size(nbytes)}) for {study}: {plural(runs, 'run')} "
+        f"({unfinished} unfinished), {plural(evaluations, 'checkpoint evaluation')}"
+    )

@@ -567,6 +567,17 @@ def test_an_existing_archive_is_never_overwritten_without_force(tmp_path):
     assert [r["path"] for r in read_manifest(out)["runs"]] == [DONE]
 
 
+def test_the_closing_line_of_an_export_counts_in_words_and_sizes_a_small_archive(tmp_path):
+    """One run read "1 runs", and an archive of a few KiB "(0.0 MiB)", as if it were empty."""
+    study, results = _one_fake_run(tmp_path)
+    out = tmp_path / "a.tar.gz"
+    result = repro("export", str(study), "--out", str(out), "--results", str(results))
+    assert result.exit_code == 0, result.output
+    size = f"{out.stat().st_size / 1024:.1f} KiB"
+    assert f"wrote {out} ({size}) for tiny: 1 run (0 unfinished), 0 checkpoint evaluations" \
+        in result.output, result.output  # fmt: skip
+
+
 def test_an_archive_that_appears_during_an_export_is_kept(tmp_path, monkeypatch):
     """Packing checkpoints takes a while: a file written at --out meanwhile is not replaced."""
     from harness import transfer
