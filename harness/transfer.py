@@ -200,6 +200,12 @@ def export_study(
                     "nothing was exported; put the folder of runs there (or give --results "
                     "the store that holds it) and export again"
                 )
+        if not store.present(results):  # a mistyped --results read as a store with no runs
+            raise TransferError(
+                f"{results} does not exist: no runs of study {study!r} there, nothing to "
+                "export; give --results the store that holds its runs (by default results/ in "
+                "the current directory)"
+            )
         raise TransferError(f"no runs of study {study!r} under {results}: nothing to export")
     return export_runs(records, results, out, study=study, checkpoints=checkpoints, replace=replace)
 

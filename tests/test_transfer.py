@@ -491,6 +491,21 @@ def test_exporting_a_study_without_runs_is_a_clear_error(tmp_path):
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
 
 
+def test_exporting_from_a_store_that_is_not_there_says_so(tmp_path):
+    """A mistyped --results read "no runs of study 'tiny' under reslts", as if the study had
+    none yet; it names the missing folder and what to give."""
+    study = tiny_study(tmp_path / "s.yaml", EXPERIMENTS, RECIPE)
+    (tmp_path / "results").mkdir()
+    out = tmp_path / "a.tar.gz"
+    result = repro("export", str(study), "--out", str(out), "--results", str(tmp_path / "reslts"))
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"{tmp_path / 'reslts'} does not exist: no runs of study 'tiny' there" in result.output
+    assert "give --results the store that holds its runs" in result.output
+    assert not out.exists()
+    empty = repro("export", str(study), "--out", str(out), "--results", str(tmp_path / "results"))
+    assert "no runs of study 'tiny' under" in empty.output and "does not exist" not in empty.output
+
+
 # What stands where the store, or the study's folder in it, belongs: (make it, words said).
 FOLDER_UNREADABLE = {
     "study folder a link loop": ("r/tiny", lambda p: os.symlink(p.name, p), "a link that leads nowhere"),
