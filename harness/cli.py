@@ -734,7 +734,9 @@ def report(out, fmt, results, study_files, show_unrun, files):
         fail(f"{results}: no such results directory (give the store with --results DIR)")
     records = scan(results)
     named = list(dict.fromkeys((*files, *study_files)))
-    files = named or default_study_files(records)
+    files = named or default_study_files(
+        (r.study, (r.summary or {}).get("study_file")) for r in records
+    )
     if not files and not records:  # the default is a checkout's; an installed copy has none
         fail(f"no study files: none given with --study, no studies/*.yaml here and no run in "
              f"{results} names one; name them, e.g. "
@@ -784,8 +786,9 @@ def unreported(records, names: set[str], *, given: bool, evaluations=()) -> list
     return lines
 
 
-def default_study_files(records) -> list[str]:
-    """studies/*.yaml here, plus the files recorded by runs whose study is not among them."""
+def default_study_files(recorded) -> list[str]:
+    """studies/*.yaml here, plus the files recorded by runs whose study is not among them;
+    ``recorded``: (study, the study file its run's summary names, or None) per run."""
     from harness.studyfile import StudyError, load_study
 
     files = sorted(str(p) for p in Path("studies").glob("*.yaml"))
@@ -793,11 +796,10 @@ def default_study_files(records) -> list[str]:
     for f in files:
         with contextlib.suppress(StudyError):  # reported by studies_or_fail afterwards
             names.add(load_study(f).name)
-    for r in records:
-        recorded = (r.summary or {}).get("study_file")
-        if r.study not in names and recorded and Path(recorded).exists():
-            files.append(recorded)
-            names.add(r.study)
+    for study, study_file in recorded:
+        if study not in names and study_file and Path(study_file).exists():
+            files.append(study_file)
+            names.add(study)
     return files
 
 
@@ -997,10 +999,12 @@ def status(files, results, queue_file, check_data, data_dir):
     paused (by a time budget), complete, diverged or failed (with the error and the tail of
     its log), and the data each run to resume began on; then where the evidence queue stands.
 
-    Reads the store and, for submitted runs, asks the scheduler. Default: studies/*.yaml.
+    Reads the store and, for submitted runs, asks the scheduler. Default: studies/*.yaml
+    and the study files the runs in the store came from.
     """
     from harness.queue import QueueError, load_queue, standing
     from harness.queue import render as render_queue
+    from harness.results import recorded_study_files
     from harness.status import (
         checkpoint_lines,
         data_check,
@@ -1010,11 +1014,13 @@ def status(files, results, queue_file, check_data, data_dir):
         study_status,
     )
 
-    files = list(files) or sorted(str(p) for p in Path("studies").glob("*.yaml"))
+    # As `repro report` finds them: outside a checkout, a store's runs name their studies.
+    files = list(files) or default_study_files(recorded_study_files(Path(results)))
     queue_file = queue_file or ("queue.yaml" if Path("queue.yaml").exists() else None)
     if not files:
-        message = ("no study files: none given and no studies/*.yaml here; name them, e.g. "
-                   "`repro status studies/degradation.yaml`")  # fmt: skip
+        message = (f"no study files: none given, no studies/*.yaml here and no run in "
+                   f"{results} names one; name them, e.g. `repro status "
+                   "studies/degradation.yaml`")  # fmt: skip
         if not queue_file:
             fail(message)
         click.echo(f"note: {message}", err=True)

@@ -3,6 +3,7 @@ at the end of a run with the next command, and honest words for every state."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -382,8 +383,28 @@ def test_status_without_study_files_says_so_and_how_to_name_them(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     out = repro("status")
     assert out.exit_code == 2
-    assert "no study files: none given and no studies/*.yaml here" in out.output
+    assert "no study files: none given, no studies/*.yaml here and no run in results names one" \
+        in out.output  # fmt: skip
     assert "repro status studies/degradation.yaml" in out.output
+
+
+def test_status_outside_a_checkout_shows_the_studies_the_runs_in_the_store_came_from(
+    tmp_path, monkeypatch
+):
+    """`repro run mine.yaml --results R`, then `repro status --results R`: "no study files",
+    where `repro report --results R` found the study from its runs' summaries."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    monkeypatch.chdir(tmp_path)
+    study = tiny_study(tmp_path / "mine.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    run_dir = fake_run(tmp_path / "R", load_study(study), "r8")
+    summary = json.loads((run_dir / "summary.json").read_text())  # as `repro run` records it
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "study_file": str(study)}))
+    out = repro("status", "--results", "R")
+    assert out.exit_code == 0, out.output
+    assert "tiny: 1 run: 1 complete" in out.output and "r8/seed-0  complete" in out.output
 
 
 def test_report_and_queue_outside_a_checkout_say_what_to_name(tmp_path, monkeypatch):
