@@ -113,11 +113,12 @@ def _stem(path: Path) -> str:
 class Folder(click.Path):
     """A directory option (--results, --data-dir, --profile); a regular file given instead
     is refused with what the option wants (click's own words name no remedy). ``store``: the
-    option names a run store, where an archive from `repro export` is a likely slip."""
+    option names a run store, where an archive from `repro export` is a likely slip; ``data``:
+    it names the data set's folder, where the downloaded CIFAR-10 archive is one."""
 
-    def __init__(self, wants: str, *, store: bool = False) -> None:
+    def __init__(self, wants: str, *, store: bool = False, data: bool = False) -> None:
         super().__init__(path_type=Path)
-        self.wants, self.store = wants, store
+        self.wants, self.store, self.data = wants, store, data
 
     def convert(self, value, param, ctx):
         path = Path(value)
@@ -126,6 +127,9 @@ class Folder(click.Path):
             if self.store and path.name.endswith((".tar.gz", ".tgz", ".tar")):
                 message += (f"; an archive from `repro export` is merged into a store with "
                             f"`repro import {value} --results DIR`")  # fmt: skip
+            if self.data and path.name.endswith((".tar.gz", ".tgz")):
+                message += (f"; an archive of CIFAR-10 is extracted first: `tar xzf {value} -C "
+                            f"{path.parent}`, then give --data-dir {path.parent}")  # fmt: skip
             self.fail(message, param, ctx)
         return super().convert(value, param, ctx)
 
@@ -161,9 +165,10 @@ def device_option(work: str = "train"):
 
 # Options shared by several commands.
 DEVICE_OPTION = device_option()
+DATA_DIR = Folder("give --data-dir the directory that holds cifar-10-batches-py/", data=True)
 DATA_DIR_OPTION = click.option(
     "--data-dir",
-    type=Folder("give --data-dir the directory that holds cifar-10-batches-py/"),
+    type=DATA_DIR,
     help="Directory holding cifar-10-batches-py/ (an error if it does not); else "
     "$REPRO_DATA_DIR, else the per-user cache, downloading there when online.",
 )
@@ -991,7 +996,7 @@ def bench(
 )
 @click.option(
     "--data-dir",
-    type=Folder("give --data-dir the directory that holds cifar-10-batches-py/"),
+    type=DATA_DIR,
     help="The directory holding cifar-10-batches-py/ to check against, as `repro run --data-dir`.",
 )
 def status(files, results, queue_file, check_data, data_dir):
