@@ -202,6 +202,18 @@ def test_validate_estimates_what_a_study_costs(monkeypatch):
     assert "cost: 61.2 PFLOP of training, about 1.2 GPU-hours" in out.output
 
 
+def test_validate_never_says_a_small_study_costs_nothing(monkeypatch):
+    """ResNet-68's 50 epochs read "2.3 PFLOP of training, about 0.0 GPU-hours" (some three
+    GPU-minutes) and the smoke study "0.0 PFLOP ..., about 0.0 GPU-hours": a cost of nothing,
+    or none worked out."""
+    monkeypatch.chdir(ROOT)  # the rate is the one in queue.yaml here
+    out = repro("validate", "studies/resnet68.yaml", "studies/smoke.yaml")
+    assert out.exit_code == 0, out.output
+    assert "cost: 2.3 PFLOP of training, about 3 GPU-minutes at the 13.8 TFLOP/s" in out.output
+    assert "cost: 0.9 TFLOP of training, under a GPU-minute at the" in out.output, out.output
+    assert "0.0 " not in out.output
+
+
 def test_validate_costs_a_study_at_the_rate_of_the_queue_here(tmp_path, monkeypatch):
     """It read queue.yaml beside the package, which an installed copy has not, whatever
     queue the directory it ran in held."""
