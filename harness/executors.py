@@ -50,6 +50,7 @@ from harness.runner import (
     RunError,
     RunOptions,
     adopt_twins,
+    cpu_note,
     execution_for,
     find_data,
     line,
@@ -212,6 +213,8 @@ def run_parallel(
     """
     outcomes, todo = pending_runs(study, options, echo, study_file)
     ex = execution_for(options)
+    if todo and (note := cpu_note(options, ex)):
+        echo(note)
     if todo:
         # Found here, once, before any worker starts, as one process finds it before its
         # first run: a copy that is missing, lacks a batch file or has one cut short or that

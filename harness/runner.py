@@ -117,6 +117,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_note(options: RunOptions, ex: Execution) -> str | None:
+    """Said once training is about to start where --device auto found no GPU: nothing else
+    told a user whose torch is a CPU-only build (or whose driver is broken) that the study
+    was training on the CPU, until its progress bars crawled."""
+    if options.device != "auto" or ex.device.type != "cpu":
+        return None
+    build = (f"built for CUDA {torch.version.cuda}; where there is an NVIDIA GPU, check its "
+             "driver with nvidia-smi" if torch.version.cuda else "a CPU-only build")  # fmt: skip
+    return (f"note: torch sees no GPU (torch {torch.__version__}, {build}), so the runs train "
+            "on the CPU: right for studies/smoke.yaml and --smoke or --epochs trials, much too "
+            "slow for a whole study; --device cpu says so and drops this note")  # fmt: skip
+
+
 def execution_for(options: RunOptions) -> Execution:
     return choose(
         resolve_device(options.device),
@@ -208,6 +221,8 @@ def run_study(
         return outcomes
     deadline = options.stop_at()
     ex = execution_for(options)
+    if note := cpu_note(options, ex):
+        echo(note)
     with stops_taken(STOPPING, raises=True):
         return outcomes + _train_in_turn(todo, ex, options, echo, deadline)
 
