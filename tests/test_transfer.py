@@ -361,6 +361,20 @@ def test_an_unreadable_file_is_refused(content, made, tmp_path):
     assert _listing(here) == before
 
 
+@pytest.mark.parametrize("kept", [0.1, 0.5, 0.99])
+def test_an_archive_cut_short_is_told_to_be_copied_again(kept, made, tmp_path):
+    """A copy of an archive that did not finish (an scp cut off) was told "not a readable repro
+    store archive ...; make one with `repro export`", as if it were some other file."""
+    bad = tmp_path / "cut.tar.gz"
+    data = made["archive"].read_bytes()
+    bad.write_bytes(data[: int(len(data) * kept)])
+    result = _import(bad, _store_with_runs(made, tmp_path))
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "it ends too soon, as a copy or download that did not finish leaves it: copy it " \
+        "again from where it was exported" in result.output, result.output  # fmt: skip
+    assert "make one with `repro export`" not in result.output
+
+
 def test_a_run_whose_config_differs_is_refused(made, tmp_path):
     here = tmp_path / "here"
     assert _import(made["early"], here).exit_code == 0
