@@ -113,11 +113,12 @@ def _stem(path: Path) -> str:
 class Folder(click.Path):
     """A directory option (--results, --data-dir, --profile); a regular file given instead
     is refused with what the option wants (click's own words name no remedy). ``store``: the
-    option names a run store, where an archive from `repro export` is a likely slip."""
+    option names a run store, where an archive from `repro export` is a likely slip; ``data``:
+    it names the data set's folder, where the downloaded CIFAR-10 archive is one."""
 
-    def __init__(self, wants: str, *, store: bool = False) -> None:
+    def __init__(self, wants: str, *, store: bool = False, data: bool = False) -> None:
         super().__init__(path_type=Path)
-        self.wants, self.store = wants, store
+        self.wants, self.store, self.data = wants, store, data
 
     def convert(self, value, param, ctx):
         path = Path(value)
@@ -126,6 +127,9 @@ class Folder(click.Path):
             if self.store and path.name.endswith((".tar.gz", ".tgz", ".tar")):
                 message += (f"; an archive from `repro export` is merged into a store with "
                             f"`repro import {value} --results DIR`")  # fmt: skip
+            if self.data and path.name.endswith((".tar.gz", ".tgz")):
+                message += (f"; an archive of CIFAR-10 is extracted first: `tar xzf {value} -C "
+                            f"{path.parent}`, then give --data-dir {path.parent}")  # fmt: skip
             self.fail(message, param, ctx)
         return super().convert(value, param, ctx)
 
@@ -161,9 +165,10 @@ def device_option(work: str = "train"):
 
 # Options shared by several commands.
 DEVICE_OPTION = device_option()
+DATA_DIR = Folder("give --data-dir the directory that holds cifar-10-batches-py/", data=True)
 DATA_DIR_OPTION = click.option(
     "--data-dir",
-    type=Folder("give --data-dir the directory that holds cifar-10-batches-py/"),
+    type=DATA_DIR,
     help="Directory holding cifar-10-batches-py/ (an error if it does not); else "
     "$REPRO_DATA_DIR, else the per-user cache, downloading there when online.",
 )
@@ -734,7 +739,9 @@ def report(out, fmt, results, study_files, show_unrun, files):
         fail(f"{results}: no such results directory (give the store with --results DIR)")
     records = scan(results)
     named = list(dict.fromkeys((*files, *study_files)))
-    files = named or default_study_files(records)
+    files = named or default_study_files(
+        (r.study, (r.summary or {}).get("study_file")) for r in records
+    )
     if not files and not records:  # the default is a checkout's; an installed copy has none
         fail(f"no study files: none given with --study, no studies/*.yaml here and no run in "
              f"{results} names one; name them, e.g. "
@@ -784,8 +791,9 @@ def unreported(records, names: set[str], *, given: bool, evaluations=()) -> list
     return lines
 
 
-def default_study_files(records) -> list[str]:
-    """studies/*.yaml here, plus the files recorded by runs whose study is not among them."""
+def default_study_files(recorded) -> list[str]:
+    """studies/*.yaml here, plus the files recorded by runs whose study is not among them;
+    ``recorded``: (study, the study file its run's summary names, or None) per run."""
     from harness.studyfile import StudyError, load_study
 
     files = sorted(str(p) for p in Path("studies").glob("*.yaml"))
@@ -793,11 +801,10 @@ def default_study_files(records) -> list[str]:
     for f in files:
         with contextlib.suppress(StudyError):  # reported by studies_or_fail afterwards
             names.add(load_study(f).name)
-    for r in records:
-        recorded = (r.summary or {}).get("study_file")
-        if r.study not in names and recorded and Path(recorded).exists():
-            files.append(recorded)
-            names.add(r.study)
+    for study, study_file in recorded:
+        if study not in names and study_file and Path(study_file).exists():
+            files.append(study_file)
+            names.add(study)
     return files
 
 
@@ -989,7 +996,7 @@ def bench(
 )
 @click.option(
     "--data-dir",
-    type=Folder("give --data-dir the directory that holds cifar-10-batches-py/"),
+    type=DATA_DIR,
     help="The directory holding cifar-10-batches-py/ to check against, as `repro run --data-dir`.",
 )
 def status(files, results, queue_file, check_data, data_dir):
@@ -997,10 +1004,12 @@ def status(files, results, queue_file, check_data, data_dir):
     paused (by a time budget), complete, diverged or failed (with the error and the tail of
     its log), and the data each run to resume began on; then where the evidence queue stands.
 
-    Reads the store and, for submitted runs, asks the scheduler. Default: studies/*.yaml.
+    Reads the store and, for submitted runs, asks the scheduler. Default: studies/*.yaml
+    and the study files the runs in the store came from.
     """
     from harness.queue import QueueError, load_queue, standing
     from harness.queue import render as render_queue
+    from harness.results import recorded_study_files
     from harness.status import (
         checkpoint_lines,
         data_check,
@@ -1010,11 +1019,13 @@ def status(files, results, queue_file, check_data, data_dir):
         study_status,
     )
 
-    files = list(files) or sorted(str(p) for p in Path("studies").glob("*.yaml"))
+    # As `repro report` finds them: outside a checkout, a store's runs name their studies.
+    files = list(files) or default_study_files(recorded_study_files(Path(results)))
     queue_file = queue_file or ("queue.yaml" if Path("queue.yaml").exists() else None)
     if not files:
-        message = ("no study files: none given and no studies/*.yaml here; name them, e.g. "
-                   "`repro status studies/degradation.yaml`")  # fmt: skip
+        message = (f"no study files: none given, no studies/*.yaml here and no run in "
+                   f"{results} names one; name them, e.g. `repro status "
+                   "studies/degradation.yaml`")  # fmt: skip
         if not queue_file:
             fail(message)
         click.echo(f"note: {message}", err=True)
@@ -1138,6 +1149,7 @@ def export(study_file, out, checkpoints, force, results):
     unfinished ones, and the records of its released checkpoints' evaluations; `repro import`
     merges it into another store.
     """
+    from harness.describe import exported_text
     from harness.store import MISPLACED
     from harness.transfer import EVALUATED, TransferError, export_study
 
@@ -1151,8 +1163,7 @@ def export(study_file, out, checkpoints, force, results):
     trained = len(done.runs) - evaluations
     unfinished = sum(r.status not in ("complete", "diverged", EVALUATED) for r in done.runs)
     damaged = [r for r in done.runs if r.status == "damaged"]
-    click.echo(f"wrote {out} ({done.bytes / 2**20:.1f} MiB) for {study.name}: {trained} runs "
-               f"({unfinished} unfinished), {evaluations} checkpoint evaluations")  # fmt: skip
+    click.echo(exported_text(out, done.bytes, study.name, trained, unfinished, evaluations))
     for r in damaged:
         then = ("rebuilds it from its checkpoint" if "checkpoint.pt" in r.files
                 else "trains it again (no checkpoint went with it)")  # fmt: skip

@@ -119,15 +119,38 @@ def locate(data_dir: str | Path | None = None, *, download: bool = True) -> Path
 def _not_there(reason: str, root: Path) -> str:
     """A location the user gave (--data-dir or $REPRO_DATA_DIR) without the data: an error, never
     a silent fall-back to another copy (a typo would train on other data)."""
-    what = "does not exist" if not root.exists() else f"holds no {FOLDER}/ (nor its files)"
     flag = reason == "--data-dir"
     given = f"--data-dir {root}" if flag else f"REPRO_DATA_DIR={root}"
+    if (archive := _unextracted(root)) is not None:
+        # The release as downloaded: the python layout is inside it.
+        into = root if root.is_dir() else root.parent
+        return (
+            f"{given}: {archive} is the CIFAR-10 archive, not yet extracted; extract it with "
+            f"`tar xzf {archive} -C {into}`, then give {into} (which will hold {FOLDER}/) "
+            f"{'to --data-dir' if flag else 'as REPRO_DATA_DIR'}."
+        )
+    if not root.exists():
+        what = "does not exist"
+    elif not root.is_dir():
+        what = "is a file, not a directory"
+    else:
+        what = f"holds no {FOLDER}/ (nor its files)"
     instead = "leave out --data-dir" if flag else "unset REPRO_DATA_DIR"
     return (
         f"{given}: {root} {what}. Give the directory that holds {FOLDER}/ (data_batch_1..5, "
         f"test_batch), or {instead} to use the per-user cache ({cache_dir()}, downloaded "
         "there when online)."
     )
+
+
+ARCHIVE = OFFICIAL_URL.rsplit("/", 1)[1]  # cifar-10-python.tar.gz
+
+
+def _unextracted(root: Path) -> Path | None:
+    """The release's archive where the data was looked for: ``root`` itself, or in it."""
+    if root.is_file() and root.name.endswith((".tar.gz", ".tgz")):
+        return root
+    return root / ARCHIVE if (root / ARCHIVE).is_file() else None
 
 
 def _download(root: Path) -> None:

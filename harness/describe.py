@@ -250,17 +250,59 @@ def cost_estimate(study: Study) -> str:
     from harness.plan import plan
     from harness.queue import QueueError, load_queue, training_flops
 
-    pflop = sum(training_flops(p) for p in plan(study)) / 1e15
+    flop = sum(training_flops(p) for p in plan(study))
     here = Path("queue.yaml")
     if not here.exists():
-        return (f"{pflop:,.1f} PFLOP of training (no {here} here to give a measured GPU rate "
+        return (f"{_flop(flop)} of training (no {here} here to give a measured GPU rate "
                 "to convert it)")  # fmt: skip
     try:
         queue = load_queue(here)
     except QueueError:
-        return (f"{pflop:,.1f} PFLOP of training ({here} here has problems, so no measured "
+        return (f"{_flop(flop)} of training ({here} here has problems, so no measured "
                 f"GPU rate converts it: `repro validate {here}` lists them)")  # fmt: skip
-    hours = pflop * 1e15 / (queue.rate_tflops * 1e12) / 3600
-    return (f"{pflop:,.1f} PFLOP of training, about {hours:,.1f} GPU-hours at the "
+    seconds = flop / (queue.rate_tflops * 1e12)
+    return (f"{_flop(flop)} of training, {_gpu_cost(seconds)} at the "
             f"{queue.rate_tflops:g} TFLOP/s of whole-GPU training rate measured in a GPU slot "
             "(queue.yaml)")  # fmt: skip
+
+
+# A small study's cost read "0.0 PFLOP of training, about 0.0 GPU-hours" (ResNet-68's 50
+# epochs, some 3 GPU-minutes, too): as if it cost nothing, or could not be worked out.
+def _flop(flop: float) -> str:
+    """``61.2 PFLOP``, ``2.3 PFLOP``; below a tenth of one, in TFLOP or GFLOP."""
+    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12)):
+        if flop >= scale / 10:
+            return f"{flop / scale:,.1f} {unit}"
+    return f"{flop / 1e9:,.1f} GFLOP"
+
+
+def _gpu_cost(seconds: float) -> str:
+    """``about 1.2 GPU-hours`` down to a tenth of one; below, ``about 3 GPU-minutes`` and
+    ``under a GPU-minute``."""
+    if seconds >= 360:
+        return f"about {seconds / 3600:,.1f} GPU-hours"
+    if seconds >= 90:
+        return f"about {seconds / 60:.0f} GPU-minutes"
+    return "under a GPU-minute" if seconds < 60 else "about a GPU-minute"
+
+
+def byte_size(n: int) -> str:
+    """``512 bytes``, ``2.9 KiB``, ``561.1 KiB``, ``4.2 GiB``: a small archive read "0.0 MiB",
+    as if nothing had been written."""
+    if n < 1024:
+        return plural(n, "byte")
+    kib = n / 1024
+    if kib < 1024:
+        return f"{kib:.1f} KiB"
+    mib = kib / 1024
+    return f"{mib:.1f} MiB" if mib < 1024 else f"{mib / 1024:.1f} GiB"
+
+
+def exported_text(out: Path, nbytes: int, study: str, runs: int, unfinished: int,
+                  evaluations: int) -> str:  # fmt: skip
+    """`repro export`'s closing line: "wrote a.tar.gz (2.9 KiB) for tiny: 1 run (0 unfinished),
+    0 checkpoint evaluations" (it said "1 runs" and "0.0 MiB")."""
+    return (
+        f"wrote {out} ({byte_size(nbytes)}) for {study}: {plural(runs, 'run')} "
+        f"({unfinished} unfinished), {plural(evaluations, 'checkpoint evaluation')}"
+    )

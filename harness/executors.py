@@ -50,6 +50,7 @@ from harness.runner import (
     RunError,
     RunOptions,
     adopt_twins,
+    cpu_note,
     execution_for,
     find_data,
     line,
@@ -59,6 +60,7 @@ from harness.runner import (
     resolve_device,
     result_text,
     run_members,
+    stopped_text,
 )
 from harness.schema import SlurmSettings, Study
 from harness.stop_signals import (
@@ -196,7 +198,6 @@ def local_slots(
 
 # A stopped worker records its run in moments; this is the last resort for one that hangs.
 STOP_GRACE_S = 120.0
-STOPPED = "stopped; run again to resume"
 # The workers training now, by slot: each one's process, the runs it trains, where a fused
 # group's worker reports their outcomes.
 RunningWorkers = dict[int, tuple[subprocess.Popen, list[RunPlan], Path | None]]
@@ -212,6 +213,8 @@ def run_parallel(
     """
     outcomes, todo = pending_runs(study, options, echo, study_file)
     ex = execution_for(options)
+    if todo and (note := cpu_note(options, ex)):
+        echo(note)
     if todo:
         # Found here, once, before any worker starts, as one process finds it before its
         # first run: a copy that is missing, lacks a batch file or has one cut short or that
@@ -464,10 +467,10 @@ def _worker_outcome(p: RunPlan, options: RunOptions, returncode: int) -> Outcome
     if status is None and returncode == NOT_STARTED_EXIT:
         return Outcome(p, "pending", NOT_STARTED)
     if status == store.INTERRUPTED:
-        return Outcome(p, status, STOPPED)
+        return Outcome(p, status, stopped_text(run_dir, summary))
     if returncode in STOPPED_EXITS:
         _record_interrupted(run_dir)  # in case the signal came before the worker's handler
-        return Outcome(p, store.INTERRUPTED, STOPPED)
+        return Outcome(p, store.INTERRUPTED, stopped_text(run_dir))
     if status != store.FAILED:
         store.mark_failed(run_dir, f"worker exited with code {returncode}; log: {log}")
     error = str((store.read_summary(run_dir) or {}).get("error"))

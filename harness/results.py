@@ -72,6 +72,20 @@ def run_directories(results: Path, study: str) -> list[Path]:
     return [run_dir for run_dir, _ in _run_dirs(results, study)]
 
 
+def recorded_study_files(results: Path) -> list[tuple[str, str | None]]:
+    """(study, the study file its summary records) for every run under ``results``, reading
+    the summaries alone: how `repro status`, which reads each run itself, finds the studies of
+    a store outside a checkout without reading every run's curves first. A summary that does
+    not read names none."""
+    found = []
+    for run_dir, _ in _run_dirs(results):
+        summary = None
+        with contextlib.suppress(store.DamagedFile):
+            summary = store.read_summary(run_dir)
+        found.append((run_dir.parent.parent.name, (summary or {}).get("study_file")))
+    return found
+
+
 def _run_dirs(results: Path, study: str | None = None) -> list[tuple[Path, re.Match]]:
     """Run directories (with their name's match), of every study or of ``study``."""
     found = []

@@ -117,6 +117,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_note(options: RunOptions, ex: Execution) -> str | None:
+    """Said once training is about to start where --device auto found no GPU: nothing else
+    told a user whose torch is a CPU-only build (or whose driver is broken) that the study
+    was training on the CPU, until its progress bars crawled."""
+    if options.device != "auto" or ex.device.type != "cpu":
+        return None
+    build = (f"built for CUDA {torch.version.cuda}; where there is an NVIDIA GPU, check its "
+             "driver with nvidia-smi" if torch.version.cuda else "a CPU-only build")  # fmt: skip
+    return (f"note: torch sees no GPU (torch {torch.__version__}, {build}), so the runs train "
+            "on the CPU: right for studies/smoke.yaml and --smoke or --epochs trials, much too "
+            "slow for a whole study; --device cpu says so and drops this note")  # fmt: skip
+
+
 def execution_for(options: RunOptions) -> Execution:
     return choose(
         resolve_device(options.device),
@@ -208,6 +221,8 @@ def run_study(
         return outcomes
     deadline = options.stop_at()
     ex = execution_for(options)
+    if note := cpu_note(options, ex):
+        echo(note)
     with stops_taken(STOPPING, raises=True):
         return outcomes + _train_in_turn(todo, ex, options, echo, deadline)
 
@@ -295,7 +310,8 @@ def _train_fused(group: list[RunPlan], data: Cifar10, ex: Execution, o: RunOptio
                 alone += [out for out in ended if out is not None]
                 members = [p for p, out in zip(members, ended, strict=True) if out is None]
             except KeyboardInterrupt:
-                return alone + [_ended_before(p, d) or Outcome(p, store.INTERRUPTED, STOPPED_TEXT)
+                return alone + [_ended_before(p, d)
+                                or Outcome(p, store.INTERRUPTED, stopped_text(d))
                                 for p, d in zip(members, dirs, strict=True)]  # fmt: skip
             else:
                 return alone + [summary_outcome(p, s)
@@ -739,7 +755,7 @@ def _train_one(p: RunPlan, run_dir: Path, data: Cifar10, ex: Execution, o: RunOp
         except RunFailed as exc:
             return Outcome(p, store.FAILED, f"{exc} (traceback in {run_dir / store.ERROR})")
         except KeyboardInterrupt:
-            return Outcome(p, store.INTERRUPTED, STOPPED_TEXT)
+            return Outcome(p, store.INTERRUPTED, stopped_text(run_dir))
     return summary_outcome(p, summary)
 
 
@@ -767,6 +783,25 @@ def _claim(p: RunPlan, run_dir: Path, ex: Execution, data: Cifar10,
 
 
 STOPPED_TEXT = "stopped; run the same command again to resume from its last finished epoch"
+
+
+def stopped_text(run_dir: Path, summary: dict | None = None) -> str:
+    """What a run stopped by a signal kept, from its ``summary`` (read from ``run_dir`` when not
+    given): the epoch it resumes after, or that it starts over. A run stopped in its first
+    epoch was told "resume from its last finished epoch", which it had none of."""
+    if summary is None:
+        with contextlib.suppress(store.DamagedFile):
+            summary = store.read_summary(run_dir)
+    if not summary or summary.get("status") != store.INTERRUPTED:
+        return STOPPED_TEXT  # the recording was abandoned (a third Ctrl-C): nothing to read
+    done, total = summary.get("epochs_done"), summary.get("epochs_total")
+    if done == 0:
+        return ("stopped in its first epoch, before any epoch was kept; run the same command "
+                "again to start it over")  # fmt: skip
+    if isinstance(done, int) and (run_dir / store.CHECKPOINT).exists():
+        return (f"stopped after epoch {done}/{total}; run the same command again to resume at "
+                f"epoch {done + 1}")  # fmt: skip
+    return STOPPED_TEXT
 
 
 def summary_outcome(p: RunPlan, summary: dict) -> Outcome:

@@ -200,6 +200,12 @@ def export_study(
                     "nothing was exported; put the folder of runs there (or give --results "
                     "the store that holds it) and export again"
                 )
+        if not store.present(results):  # a mistyped --results read as a store with no runs
+            raise TransferError(
+                f"{results} does not exist: no runs of study {study!r} there, nothing to "
+                "export; give --results the store that holds its runs (by default results/ in "
+                "the current directory)"
+            )
         raise TransferError(f"no runs of study {study!r} under {results}: nothing to export")
     return export_runs(records, results, out, study=study, checkpoints=checkpoints, replace=replace)
 
@@ -280,15 +286,29 @@ def _write_archive(path: Path, manifest: dict, runs: list[ArchivedRun], snapshot
 # --------------------------------------------------------------------------- import
 
 
+ENDS_EARLY = (
+    "it ends too soon, as a copy or download that did not finish leaves it: copy it "
+    "again from where it was exported"
+)
+
+
+def _ends_early(exc: BaseException) -> bool:
+    """An archive that ends early: gzip's EOFError, or tar's own for an uncompressed one."""
+    return isinstance(exc, EOFError) or "unexpected end" in str(exc)
+
+
 def read_manifest(archive: Path) -> dict:
     try:
         with tarfile.open(archive, "r:gz") as tar:
             member = tar.extractfile(MANIFEST)
             manifest = json.loads(member.read()) if member else None
     except (tarfile.TarError, OSError, KeyError, json.JSONDecodeError, EOFError) as exc:
+        # Finding the manifest reads the whole archive: one cut short by a copy that did not
+        # finish ends here, and was told to "make one with `repro export`", as if it were
+        # some other file.
+        remedy = ENDS_EARLY if _ends_early(exc) else "make one with `repro export`"
         raise TransferError(
-            f"{archive}: not a readable repro store archive ({type(exc).__name__}: {exc}); "
-            "make one with `repro export`"
+            f"{archive}: not a readable repro store archive ({type(exc).__name__}: {exc}); {remedy}"
         ) from None
     if not isinstance(manifest, dict) or manifest.get("kind") != "repro-store":
         raise TransferError(f"{archive}: has no repro manifest; make one with `repro export`")
@@ -343,8 +363,9 @@ def _verified_runs(archive: Path, into: Path) -> list[ArchivedRun]:
                                         "imported")  # fmt: skip
                 seen.add(member.name)
     except (tarfile.TarError, OSError, EOFError) as exc:
+        then = f"; {ENDS_EARLY}" if _ends_early(exc) else ""
         raise TransferError(f"{archive}: cannot be read to the end ({exc}); nothing was "
-                            "imported") from None  # fmt: skip
+                            f"imported{then}") from None  # fmt: skip
     missing = sorted(set(expected) - seen)
     if missing:
         raise TransferError(f"{archive}: {missing[0]} is in the manifest but not in the archive "

@@ -3,6 +3,7 @@ at the end of a run with the next command, and honest words for every state."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -201,6 +202,18 @@ def test_validate_estimates_what_a_study_costs(monkeypatch):
     assert "cost: 61.2 PFLOP of training, about 1.2 GPU-hours" in out.output
 
 
+def test_validate_never_says_a_small_study_costs_nothing(monkeypatch):
+    """ResNet-68's 50 epochs read "2.3 PFLOP of training, about 0.0 GPU-hours" (some three
+    GPU-minutes) and the smoke study "0.0 PFLOP ..., about 0.0 GPU-hours": a cost of nothing,
+    or none worked out."""
+    monkeypatch.chdir(ROOT)  # the rate is the one in queue.yaml here
+    out = repro("validate", "studies/resnet68.yaml", "studies/smoke.yaml")
+    assert out.exit_code == 0, out.output
+    assert "cost: 2.3 PFLOP of training, about 3 GPU-minutes at the 13.8 TFLOP/s" in out.output
+    assert "cost: 0.9 TFLOP of training, under a GPU-minute at the" in out.output, out.output
+    assert "0.0 " not in out.output
+
+
 def test_validate_costs_a_study_at_the_rate_of_the_queue_here(tmp_path, monkeypatch):
     """It read queue.yaml beside the package, which an installed copy has not, whatever
     queue the directory it ran in held."""
@@ -382,8 +395,28 @@ def test_status_without_study_files_says_so_and_how_to_name_them(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     out = repro("status")
     assert out.exit_code == 2
-    assert "no study files: none given and no studies/*.yaml here" in out.output
+    assert "no study files: none given, no studies/*.yaml here and no run in results names one" \
+        in out.output  # fmt: skip
     assert "repro status studies/degradation.yaml" in out.output
+
+
+def test_status_outside_a_checkout_shows_the_studies_the_runs_in_the_store_came_from(
+    tmp_path, monkeypatch
+):
+    """`repro run mine.yaml --results R`, then `repro status --results R`: "no study files",
+    where `repro report --results R` found the study from its runs' summaries."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    monkeypatch.chdir(tmp_path)
+    study = tiny_study(tmp_path / "mine.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
+    run_dir = fake_run(tmp_path / "R", load_study(study), "r8")
+    summary = json.loads((run_dir / "summary.json").read_text())  # as `repro run` records it
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "study_file": str(study)}))
+    out = repro("status", "--results", "R")
+    assert out.exit_code == 0, out.output
+    assert "tiny: 1 run: 1 complete" in out.output and "r8/seed-0  complete" in out.output
 
 
 def test_report_and_queue_outside_a_checkout_say_what_to_name(tmp_path, monkeypatch):

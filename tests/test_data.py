@@ -288,6 +288,39 @@ def test_a_given_repro_data_dir_without_the_data_is_an_error(tmp_path, monkeypat
         cifar.locate(None)
 
 
+@pytest.mark.parametrize("given", ["folder", "archive"])
+@pytest.mark.parametrize("how", ["--data-dir", "REPRO_DATA_DIR"])
+def test_the_downloaded_archive_not_yet_extracted_is_told_how_to_extract_it(
+    tmp_path, monkeypatch, given, how
+):
+    """A folder holding cifar-10-python.tar.gz as downloaded was told it "holds no
+    cifar-10-batches-py/", and the archive itself, as REPRO_DATA_DIR, that it "holds no"
+    folder either: neither said that the archive only needs extracting, nor how."""
+    folder = tmp_path / "dl"
+    folder.mkdir()
+    (folder / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b")  # the name is what counts
+    root = folder if given == "folder" else folder / "cifar-10-python.tar.gz"
+    extract = f"`tar xzf {folder / 'cifar-10-python.tar.gz'} -C {folder}`"
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    args = ["run", str(study), "--device", "cpu", "--results", str(tmp_path / "r")]
+    if how == "--data-dir":
+        args += ["--data-dir", str(root)]
+    else:
+        monkeypatch.setenv("REPRO_DATA_DIR", str(root))
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert extract in result.output, result.output
+    assert f"{folder}" in result.output.split(extract)[1]  # the folder to give afterwards
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_repro_data_dir_that_is_a_file_is_called_a_file(tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_text("x\n")
+    monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path / "notes.txt"))
+    with pytest.raises(cifar.DataError, match=r"notes.txt is a file, not a directory\. Give"):
+        cifar.locate(None)
+
+
 def _flipped(content: bytes, at: int, value: int) -> bytes:
     return content[:at] + bytes([value]) + content[at + 1 :]
 

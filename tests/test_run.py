@@ -1014,3 +1014,26 @@ def test_run_summary_counts_gpu_time_as_each_runs_share_of_its_gpu(tmp_path):
     assert len(outcomes) == 6
     line = run_summary(outcomes, results, [str(path)], 800.0).splitlines()[0]
     assert ", 12m00s of GPU time in these runs (NVML, each run's share of its GPU);" in line
+
+
+@pytest.mark.parametrize("extra", [[], ["--runs-per-gpu", "2"]], ids=["one-process", "workers"])
+def test_training_on_the_cpu_for_want_of_a_gpu_is_said_once_it_starts(
+    tmp_path, cifar_root, monkeypatch, extra
+):
+    """With --device auto and no GPU (a CPU-only torch, a broken driver), nothing said the
+    study trained on the CPU until its progress bars crawled; --device cpu asked for it."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n",
+                       QUICK_RECIPE)  # fmt: skip
+    # run_args without its --device cpu
+    args = ["run", str(study), "--data-dir", str(cifar_root), "--results", str(tmp_path / "auto"),
+            "--quiet"]  # fmt: skip
+    out = repro(*args, *extra)
+    assert out.exit_code == 0, out.output
+    assert out.output.count("note: torch sees no GPU (torch ") == 1, out.output
+    assert "so the runs train on the CPU" in out.output
+    assert "--device cpu says so and drops this note" in out.output
+    asked = repro(*run_args(study, cifar_root, tmp_path / "asked"), *extra)
+    assert asked.exit_code == 0 and "torch sees no GPU" not in asked.output, asked.output
+    again = repro(*args, *extra)  # nothing left to train: nothing to say
+    assert again.exit_code == 0 and "torch sees no GPU" not in again.output, again.output

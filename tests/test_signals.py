@@ -707,6 +707,37 @@ def test_a_signal_after_some_epochs_resumes_at_the_right_epoch(tmp_path, repro, 
         1, 2, 3, 4, 5]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("kept", "said"),
+    [(0, "stopped in its first epoch, before any epoch was kept; run the same command again to "
+         "start it over"),
+     (2, "stopped after epoch 2/3; run the same command again to resume at epoch 3")],
+    ids=["in-the-first-epoch", "after-two-epochs"],
+)  # fmt: skip
+def test_the_line_of_a_stopped_run_says_where_the_same_command_takes_it_up(
+    tmp_path, cifar_root, monkeypatch, kept, said
+):
+    """Stopped in its first epoch, a run was told "run the same command again to resume from
+    its last finished epoch", which it did not have (it starts over: `repro status` said so);
+    stopped later, the line did not say which epoch it resumes at."""
+    from conftest import QUICK_RECIPE
+    from test_run import run_args
+
+    import harness.train
+
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n",
+                       QUICK_RECIPE)  # fmt: skip
+    results = tmp_path / "results"
+    metrics = run_dir(results, "a") / store.METRICS
+    # The stop arrives once the run has kept ``kept`` epochs, as a Ctrl-C would then.
+    monkeypatch.setattr(harness.train, "stop_requested",
+                        lambda: len(store.read_jsonl(metrics)) >= kept)  # fmt: skip
+    out = CliRunner().invoke(main, run_args(study, cifar_root, results))
+    assert out.exit_code == 130, out.output
+    assert store.read_json(run_dir(results, "a") / store.SUMMARY)["epochs_done"] == kept
+    assert f"[ stopped] tiny/a/seed-0: {said}" in out.output, out.output
+
+
 def _on_a_terminal(command: list[str], env: dict) -> tuple[subprocess.Popen, int]:
     """Start ``command`` in a new session whose controlling terminal is a fresh pty.
 

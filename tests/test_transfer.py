@@ -361,6 +361,20 @@ def test_an_unreadable_file_is_refused(content, made, tmp_path):
     assert _listing(here) == before
 
 
+@pytest.mark.parametrize("kept", [0.1, 0.5, 0.99])
+def test_an_archive_cut_short_is_told_to_be_copied_again(kept, made, tmp_path):
+    """A copy of an archive that did not finish (an scp cut off) was told "not a readable repro
+    store archive ...; make one with `repro export`", as if it were some other file."""
+    bad = tmp_path / "cut.tar.gz"
+    data = made["archive"].read_bytes()
+    bad.write_bytes(data[: int(len(data) * kept)])
+    result = _import(bad, _store_with_runs(made, tmp_path))
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "it ends too soon, as a copy or download that did not finish leaves it: copy it " \
+        "again from where it was exported" in result.output, result.output  # fmt: skip
+    assert "make one with `repro export`" not in result.output
+
+
 def test_a_run_whose_config_differs_is_refused(made, tmp_path):
     here = tmp_path / "here"
     assert _import(made["early"], here).exit_code == 0
@@ -491,6 +505,21 @@ def test_exporting_a_study_without_runs_is_a_clear_error(tmp_path):
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
 
 
+def test_exporting_from_a_store_that_is_not_there_says_so(tmp_path):
+    """A mistyped --results read "no runs of study 'tiny' under reslts", as if the study had
+    none yet; it names the missing folder and what to give."""
+    study = tiny_study(tmp_path / "s.yaml", EXPERIMENTS, RECIPE)
+    (tmp_path / "results").mkdir()
+    out = tmp_path / "a.tar.gz"
+    result = repro("export", str(study), "--out", str(out), "--results", str(tmp_path / "reslts"))
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"{tmp_path / 'reslts'} does not exist: no runs of study 'tiny' there" in result.output
+    assert "give --results the store that holds its runs" in result.output
+    assert not out.exists()
+    empty = repro("export", str(study), "--out", str(out), "--results", str(tmp_path / "results"))
+    assert "no runs of study 'tiny' under" in empty.output and "does not exist" not in empty.output
+
+
 # What stands where the store, or the study's folder in it, belongs: (make it, words said).
 FOLDER_UNREADABLE = {
     "study folder a link loop": ("r/tiny", lambda p: os.symlink(p.name, p), "a link that leads nowhere"),
@@ -565,6 +594,17 @@ def test_an_existing_archive_is_never_overwritten_without_force(tmp_path):
     forced = repro("export", str(study), "--out", str(out), "--results", str(results), "--force")
     assert forced.exit_code == 0, forced.output
     assert [r["path"] for r in read_manifest(out)["runs"]] == [DONE]
+
+
+def test_the_closing_line_of_an_export_counts_in_words_and_sizes_a_small_archive(tmp_path):
+    """One run read "1 runs", and an archive of a few KiB "(0.0 MiB)", as if it were empty."""
+    study, results = _one_fake_run(tmp_path)
+    out = tmp_path / "a.tar.gz"
+    result = repro("export", str(study), "--out", str(out), "--results", str(results))
+    assert result.exit_code == 0, result.output
+    size = f"{out.stat().st_size / 1024:.1f} KiB"
+    assert f"wrote {out} ({size}) for tiny: 1 run (0 unfinished), 0 checkpoint evaluations" \
+        in result.output, result.output  # fmt: skip
 
 
 def test_an_archive_that_appears_during_an_export_is_kept(tmp_path, monkeypatch):
