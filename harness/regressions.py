@@ -288,8 +288,12 @@ def compare(before: pd.DataFrame, now: pd.DataFrame) -> Comparison:
 
 def describe(result: Comparison, notes: Sequence[str] = ()) -> str:
     lines = [*notes]
-    lines.append(f"{plural(result.kept, 'claim')} held before and still hold; {result.gained} "
-                 f"hold now that did not; {len(result.lost)} no longer hold.")  # fmt: skip
+    # the verb agrees with its count, as the noun does: "1 claim ... still holds"
+    lost = len(result.lost)
+    lines.append(f"{plural(result.kept, 'claim')} held before and still "
+                 f"{noun(result.kept, 'holds', 'hold')}; {result.gained} "
+                 f"{noun(result.gained, 'holds', 'hold')} now that did not; "
+                 f"{lost} no longer {noun(lost, 'holds', 'hold')}.")  # fmt: skip
     for _, row in result.lost.iterrows():
         lines.append(
             f"  NO LONGER HOLDS: {_name(row)}: {row['verdict_before']} -> {row['verdict_now']}"

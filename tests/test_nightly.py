@@ -102,7 +102,7 @@ def test_compare_fails_when_a_claim_stops_holding(tmp_path):
     result = CliRunner().invoke(main, ["compare", str(tmp_path / "before.json"),
                                        str(tmp_path / "now.csv")])  # fmt: skip
     assert result.exit_code == 1
-    assert "1 claim held before and still hold; 1 hold now that did not; 2 no longer hold" \
+    assert "1 claim held before and still holds; 1 holds now that did not; 2 no longer hold" \
         in result.output  # fmt: skip
     assert "better than claimed -> not reproduced" in result.output
     assert "reproduced -> missing" in result.output  # a claim that vanished counts too
@@ -216,7 +216,7 @@ def test_compare_counts_a_repeated_claim_once_and_refuses_one_with_two_verdicts(
     # The same row twice (a claim repeated in a study file) is one claim: it counted twice.
     twice = claims([("a", "reproduced"), ("a", "reproduced")])
     result = compare_files(tmp_path, twice, claims([("a", "reproduced")]))
-    assert result.exit_code == 0 and "1 claim held before and still hold" in result.output
+    assert result.exit_code == 0 and "1 claim held before and still holds" in result.output
     # One claim with two verdicts cannot be matched: it read as lost although one held.
     torn = claims([("a", "reproduced"), ("a", "not reproduced")])
     result = compare_files(tmp_path, claims([("a", "reproduced")]), torn)
@@ -398,7 +398,7 @@ def test_a_reworded_claim_is_the_same_claim(tmp_path):
     # A reworded claim that stopped holding is lost as itself, not as "missing".
     now = reported(tmp_path, reworded(THREE), {"b": 8.7, "c": 8.7}, "later.json")
     result = CliRunner().invoke(main, ["compare", str(before), str(now)])
-    assert result.exit_code == 1 and "1 no longer hold" in result.output, result.output
+    assert result.exit_code == 1 and "1 no longer holds" in result.output, result.output
     assert "NO LONGER HOLDS: s: a test error (final epoch) (claimed 8.75% (single run), repro, " \
         "Table 1): reproduced -> not yet run" in result.output  # fmt: skip
 
@@ -411,7 +411,7 @@ def test_a_claim_about_something_else_is_missing_and_new(tmp_path):
                           "experiment: a, metric: test_accuracy, value: 91.25")  # fmt: skip
     now = reported(tmp_path, other, {"a": 8.7, "b": 8.7, "c": 8.7}, "now.csv")
     result = CliRunner().invoke(main, ["compare", str(before), str(now)])
-    assert result.exit_code == 1 and "1 hold now that did not" in result.output, result.output
+    assert result.exit_code == 1 and "1 holds now that did not" in result.output, result.output
     assert "NO LONGER HOLDS: s: a test error (final epoch)" in result.output
     assert "reproduced -> missing" in result.output and "REWORDED" not in result.output
 
