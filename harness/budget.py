@@ -90,7 +90,9 @@ def parse_deadline(text: str, now: dt.datetime | None = None) -> float:
     if clock:
         h, m, sec = int(clock[1]), int(clock[2]), int(clock[3] or 0)
         if h > 23 or m > 59 or sec > 59:
-            raise BudgetError(f"deadline {text!r}: not a time of day")
+            raise BudgetError(f"deadline {text!r}: not a time of day; write hours 00-23, "
+                              "minutes and seconds 00-59 (23:30, or 00:30 for half past "
+                              "midnight)")  # fmt: skip
         at = now.replace(hour=h, minute=m, second=sec, microsecond=0)
         if at <= now:
             at += dt.timedelta(days=1)

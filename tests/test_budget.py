@@ -54,6 +54,8 @@ def test_deadlines_are_clock_times_or_iso_dates():
     for bad in ("25:00", "noon", "14:3"):
         with pytest.raises(BudgetError, match="deadline"):
             parse_deadline(bad, now)
+    with pytest.raises(BudgetError, match="write hours 00-23, minutes and seconds 00-59"):
+        parse_deadline("25:00", now)  # says what a time of day may be
 
 
 def test_an_epoch_fits_with_a_margin():
