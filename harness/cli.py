@@ -1121,6 +1121,24 @@ def queue(queue_file, time_budget, items, device, results, data_dir, quiet, comp
     sys.exit(exit_status(tally))
 
 
+# Extensions that name another kind of archive than the gzipped tar `repro export` writes: a
+# file so named would be opened by the wrong tool (a .zip an unzip cannot read).
+OTHER_ARCHIVES = {".zip": "a zip file", ".tar": "an uncompressed tar", ".xz": "an xz file",
+                  ".bz2": "a bzip2 file", ".zst": "a zstd file", ".7z": "a 7-Zip file"}  # fmt: skip
+
+
+def _other_archive_kind(out: Path) -> str | None:
+    return OTHER_ARCHIVES.get(out.suffix.lower())
+
+
+def _archive_stem(out: Path) -> str:
+    name = out.name
+    for suffix in (".tar.xz", ".tar.bz2", ".tar.zst", out.suffix):
+        if name.lower().endswith(suffix):
+            return str(out.with_name(name[: -len(suffix)]))
+    return str(out)
+
+
 @main.command()
 @click.argument("study_file", type=ExistingFile())
 @click.option(
@@ -1154,6 +1172,9 @@ def export(study_file, out, checkpoints, force, results):
     from harness.transfer import EVALUATED, TransferError, export_study
 
     (study,) = studies_or_fail([study_file], "nothing was written")
+    if (other := _other_archive_kind(out)) is not None:
+        fail(f"--out {out}: `repro export` writes a gzipped tar, not {other}; name it "
+             f"{_archive_stem(out)}.tar.gz (nothing was written)")  # fmt: skip
     writable_or_fail((out, "--out"))
     try:
         done = export_study(study.name, results, out, checkpoints=checkpoints, replace=force)

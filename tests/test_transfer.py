@@ -520,6 +520,22 @@ def test_exporting_from_a_store_that_is_not_there_says_so(tmp_path):
     assert "no runs of study 'tiny' under" in empty.output and "does not exist" not in empty.output
 
 
+@pytest.mark.parametrize(("name", "kind", "instead"), [
+    ("runs.zip", "a zip file", "runs.tar.gz"),
+    ("runs.tar", "an uncompressed tar", "runs.tar.gz"),
+    ("runs.tar.xz", "an xz file", "runs.tar.gz"),
+])  # fmt: skip
+def test_an_export_named_as_another_kind_of_archive_is_refused(tmp_path, name, kind, instead):
+    """`--out runs.zip` wrote a gzipped tar under a .zip name, which unzip cannot open."""
+    study = tiny_study(tmp_path / "s.yaml", EXPERIMENTS, RECIPE)
+    (tmp_path / "results").mkdir()
+    result = repro("export", str(study), "--out", str(tmp_path / name), "--results",
+                   str(tmp_path / "results"))  # fmt: skip
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"writes a gzipped tar, not {kind}; name it {tmp_path / instead}" in result.output
+    assert not (tmp_path / name).exists()
+
+
 # What stands where the store, or the study's folder in it, belongs: (make it, words said).
 FOLDER_UNREADABLE = {
     "study folder a link loop": ("r/tiny", lambda p: os.symlink(p.name, p), "a link that leads nowhere"),
