@@ -53,6 +53,7 @@ from harness.runner import (
     cpu_note,
     execution_for,
     find_data,
+    gpu_note,
     line,
     load_data,
     paused_text,
@@ -213,8 +214,9 @@ def run_parallel(
     """
     outcomes, todo = pending_runs(study, options, echo, study_file)
     ex = execution_for(options)
-    if todo and (note := cpu_note(options, ex)):
-        echo(note)
+    for note in (cpu_note(options, ex), gpu_note(options, ex)) if todo else ():
+        if note:
+            echo(note)
     if todo:
         # Found here, once, before any worker starts, as one process finds it before its
         # first run: a copy that is missing, lacks a batch file or has one cut short or that

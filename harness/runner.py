@@ -22,7 +22,8 @@ import torch
 from harness import store
 from harness.budget import Deadline
 from harness.data import Cifar10, load_cached, locate, non_official_warning, shown_apart
-from harness.execution import Execution, choose, label
+from harness.environment import device_name
+from harness.execution import Execution, choose, compiled_label, label
 from harness.plan import Overrides, RunPlan, plan
 from harness.progress import BarProgress
 from harness.schema import Study
@@ -130,6 +131,27 @@ def cpu_note(options: RunOptions, ex: Execution) -> str | None:
             "slow for a whole study; --device cpu says so and drops this note")  # fmt: skip
 
 
+def gpu_note(options: RunOptions, ex: Execution) -> str | None:
+    """Said once training is about to start on a GPU: the device and how the runs compute
+    there, which each run records but nothing printed, so a wrong GPU, precision or compile
+    mode showed only in the records afterwards."""
+    if ex.device.type != "cuda":
+        return None
+
+    def how(mode: str) -> str:
+        graphs = " = CUDA graphs" if mode == "reduce-overhead" else ""
+        return compiled_label(mode) + graphs
+
+    said = ex.label
+    if ex.compile:
+        said += ", " + how(ex.compile_mode)
+        if options.fuse != 1 and ex.fused_compile_mode != ex.compile_mode:
+            said += f" (a fused group: {how(ex.fused_compile_mode)})"
+    if ex.channels_last:
+        said += ", channels_last"
+    return f"training on {device_name(ex.device)}: {said}"
+
+
 def execution_for(options: RunOptions) -> Execution:
     return choose(
         resolve_device(options.device),
@@ -221,8 +243,9 @@ def run_study(
         return outcomes
     deadline = options.stop_at()
     ex = execution_for(options)
-    if note := cpu_note(options, ex):
-        echo(note)
+    for note in (cpu_note(options, ex), gpu_note(options, ex)):
+        if note:
+            echo(note)
     with stops_taken(STOPPING, raises=True):
         return outcomes + _train_in_turn(todo, ex, options, echo, deadline)
 

@@ -224,6 +224,7 @@ def test_a_run_on_cuda_takes_and_records_the_fast_path(tmp_path, cifar_root):
     outcome = CliRunner().invoke(main, ["run", str(study), "--data-dir", str(cifar_root),
                                         "--results", str(results), "--quiet"])  # fmt: skip
     assert outcome.exit_code == 0, outcome.output
+    assert "compiled (reduce-overhead) = CUDA graphs, channels_last" in outcome.output
     summary = json.loads((results / "tiny" / "r8" / "seed-0" / "summary.json").read_text())
     execution = summary["execution"]
     assert (execution["pipeline"], execution["precision"], execution["compile"],

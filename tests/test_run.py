@@ -1037,3 +1037,22 @@ def test_training_on_the_cpu_for_want_of_a_gpu_is_said_once_it_starts(
     assert asked.exit_code == 0 and "torch sees no GPU" not in asked.output, asked.output
     again = repro(*args, *extra)  # nothing left to train: nothing to say
     assert again.exit_code == 0 and "torch sees no GPU" not in again.output, again.output
+
+
+def test_training_on_a_gpu_says_on_which_and_how(monkeypatch):
+    """Each run records its device and execution, but nothing printed them: a study that
+    trained on the wrong GPU, or in a compile mode not meant, showed it only afterwards.
+    (The device is faked: CI has no GPU; tests/test_gpu.py sees the line on a real one.)"""
+    from harness import runner
+    from harness.execution import Execution
+
+    monkeypatch.setattr(runner, "device_name", lambda device: "NVIDIA H100 80GB HBM3")
+    ex = Execution(torch.device("cuda"), precision="bf16", compile=True,
+                   compile_mode="reduce-overhead", fused_compile_mode="default",
+                   channels_last=True)  # fmt: skip
+    said = runner.gpu_note(runner.RunOptions(), ex)
+    assert said == ("training on NVIDIA H100 80GB HBM3: bf16, fast pipeline, compiled "
+                    "(reduce-overhead) = CUDA graphs, channels_last")  # fmt: skip
+    fused = runner.gpu_note(runner.RunOptions(fuse="auto"), ex)
+    assert "CUDA graphs (a fused group: compiled), channels_last" in fused
+    assert runner.gpu_note(runner.RunOptions(), Execution(torch.device("cpu"))) is None
