@@ -37,7 +37,14 @@ import torch
 from harness.choices import BENCH_MODELS
 from harness.data import Cifar10
 from harness.environment import cudnn_text, device_name, git_commit
-from harness.execution import Execution, choose, compiled_label, configure_backends
+from harness.execution import (
+    COMPILE_THREADS,
+    Execution,
+    choose,
+    compiled_label,
+    configure_backends,
+    cores_each,
+)
 from harness.flops import TRAIN_FLOPS_PER_MAC, forward_macs
 from harness.loader import derive_seed
 from harness.plural import plural
@@ -411,19 +418,14 @@ def _measure_concurrent(name, spec, recipe, data, ex, warmup, k) -> FusionMeasur
     )  # fmt: skip
 
 
-COMPILE_THREADS = "TORCHINDUCTOR_COMPILE_THREADS"
-
-
 @contextlib.contextmanager
 def _compile_threads_shared(k: int):
     """The processes started within get 1/K of the cores each for Inductor's compile workers,
-    as `repro run --runs-per-gpu K` gives its workers (harness.executors): K cold compilations
-    each asking for every core would starve each other and take the slot's time. A value the
-    user set is kept."""
+    as `repro run --runs-per-gpu K` gives its workers (harness.execution.COMPILE_THREADS)."""
     if COMPILE_THREADS in os.environ:
         yield
         return
-    os.environ[COMPILE_THREADS] = str(max(1, (os.cpu_count() or 1) // k))
+    os.environ[COMPILE_THREADS] = str(cores_each(k))
     try:
         yield
     finally:

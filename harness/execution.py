@@ -80,6 +80,17 @@ class Execution:
         }
 
 
+# Inductor's compile workers per process. K processes sharing a machine (repro run's workers,
+# the bench's concurrent runs) get 1/K of its cores each: K cold compilations each asking for
+# every core would compete for them. A value the user set is kept.
+COMPILE_THREADS = "TORCHINDUCTOR_COMPILE_THREADS"
+
+
+def cores_each(k: int) -> int:
+    """This machine's cores shared out among ``k`` processes, at least one each."""
+    return max(1, (os.cpu_count() or 1) // k)
+
+
 def compiled_label(mode: str | None) -> str:
     """'compiled' in the default mode (or one not recorded), else 'compiled (reduce-overhead)'."""
     return "compiled" if mode in (None, "default") else f"compiled ({mode})"

@@ -39,7 +39,7 @@ import torch
 from harness import store
 from harness.choices import EXECUTORS  # noqa: F401 (re-exported)
 from harness.environment import now_utc
-from harness.execution import Execution, choose
+from harness.execution import COMPILE_THREADS, Execution, choose, cores_each
 from harness.plan import RunPlan, plan
 from harness.plural import plural
 from harness.runner import (
@@ -235,7 +235,7 @@ def run_parallel(
     # Runs side by side share the CPU's cores (for training on the CPU, for compiling on a
     # GPU) instead of each taking all of them: K cold compilations with a thread per core
     # each would starve one another.
-    threads = max(1, (os.cpu_count() or 1) // len(slots))
+    threads = cores_each(len(slots))
     per_gpu = Counter(slots)
     deadline = options.stop_at()
     # The loop looks at stop_requested between its steps, so a signal never lands between
@@ -428,7 +428,7 @@ def _start_worker(group: list[RunPlan], study_file: str, options: RunOptions, gp
         env["CUDA_VISIBLE_DEVICES"] = gpu
     else:
         env["OMP_NUM_THREADS"] = str(threads)
-    env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(threads))
+    env.setdefault(COMPILE_THREADS, str(threads))
     log = open(run_dir / store.WORKER_LOG, "a")  # noqa: SIM115 (the child owns it)
     names = ", ".join(m.name for m in group)
     log.write(f"--- {now_utc()} worker for {names} on GPU {gpu or '-'}\n")
@@ -597,7 +597,7 @@ def submit(
     # workers do: with torch's thread per core each, two jobs on two cores spun against each
     # other (69 s of CPU instead of 18 s, the 2-core development VM under load, 2026-11-26).
     # On a cluster Slurm gives each task its own CPUs.
-    threads = max(1, (os.cpu_count() or 1) // len(units)) if cluster == "local" else None
+    threads = cores_each(len(units)) if cluster == "local" else None
     with executor.batch():
         jobs = [executor.submit(_job(group, study_file, options, threads=threads))
                 for group in units]  # fmt: skip

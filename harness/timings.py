@@ -65,21 +65,24 @@ def seconds_by_device(history: list[dict]) -> list[DeviceSeconds]:
     full epochs, leaving out the first of each session (it compiles and autotunes) unless
     there are only those. A median over two devices' epochs is neither's speed, so a run
     resumed on another GPU gets one figure per device."""
-    found = []
-    for device, epochs in epochs_by_device(history).items():
-        full = [h for h in epochs if h.get("full_epoch")]
-        timed = [h["train_seconds"] for h in full if not h.get("first_of_session")]
-        timed = timed or [h["train_seconds"] for h in full]
-        median = statistics.median(timed) if timed else None
-        found.append(DeviceSeconds(device, len(epochs), median))
-    return found
+    return [DeviceSeconds(device, len(epochs), _median_seconds(epochs))
+            for device, epochs in epochs_by_device(history).items()]  # fmt: skip
 
 
-def reported_speed(history: list[dict]) -> DeviceSeconds | None:
-    """The seconds per epoch a run's summary reports: its latest device's that timed a full
-    epoch (``seconds_by_device``), so that a run resumed on another GPU never shows a median
-    over both as if one device had run at it."""
-    timed = [d for d in seconds_by_device(history) if d.sec_per_epoch is not None]
+def _median_seconds(epochs: list[dict]) -> float | None:
+    """The median training seconds of the full epochs, leaving out each session's first (it
+    compiles and autotunes) unless there are only those; None without a full epoch."""
+    full = [h for h in epochs if h.get("full_epoch")]
+    timed = [h["train_seconds"] for h in full if not h.get("first_of_session")]
+    timed = timed or [h["train_seconds"] for h in full]
+    return statistics.median(timed) if timed else None
+
+
+def reported_speed(per_device: list[DeviceSeconds]) -> DeviceSeconds | None:
+    """The seconds per epoch a run's summary reports, of its ``seconds_by_device``: its latest
+    device's that timed a full epoch, so that a run resumed on another GPU never shows a
+    median over both as if one device had run at it."""
+    timed = [d for d in per_device if d.sec_per_epoch is not None]
     return timed[-1] if timed else None
 
 
@@ -88,10 +91,7 @@ def sec_per_epoch_before_devices(history: list[dict]) -> float | None:
     (``sec_per_epoch_device``, 2026-11-27): the median over every device's full epochs,
     leaving out each session's first unless there are only those. Such a summary is read as
     it was written; only a run moved between devices differs from ``reported_speed``."""
-    full = [h for h in history if h.get("full_epoch")]
-    timed = [h["train_seconds"] for h in full if not h.get("first_of_session")]
-    timed = timed or [h["train_seconds"] for h in full]
-    return statistics.median(timed) if timed else None
+    return _median_seconds(history)
 
 
 def not_solo(record) -> str:

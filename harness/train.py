@@ -993,7 +993,7 @@ def finish(run_dir, base, state: RunState, status, telemetry, error=None) -> dic
     # The speed a run reports is one device's (timings.reported_speed); each device's is
     # kept beside it.
     per_device = seconds_by_device(history)
-    speed = reported_speed(history)
+    speed = reported_speed(per_device)
     length = state.length
     epochs_done, iterations_done = len(history), history[-1]["iteration"] if history else 0
     if state.history is None:

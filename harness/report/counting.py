@@ -160,7 +160,7 @@ def _disagreements(recipe: Recipe, record: RunRecord) -> list[str]:
     # worked out as the harness that wrote the summary did (timings).
     full_epochs = all("full_epoch" in h for h in record.history)
     if "sec_per_epoch_device" in summary:
-        speed = timings.reported_speed(record.history)
+        speed = timings.reported_speed(timings.seconds_by_device(record.history))
         seconds = speed.sec_per_epoch if speed else None
     else:
         seconds = timings.sec_per_epoch_before_devices(record.history)
