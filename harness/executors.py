@@ -431,7 +431,8 @@ def _start_worker(group: list[RunPlan], study_file: str, options: RunOptions, gp
     env.setdefault(COMPILE_THREADS, str(threads))
     log = open(run_dir / store.WORKER_LOG, "a")  # noqa: SIM115 (the child owns it)
     names = ", ".join(m.name for m in group)
-    log.write(f"--- {now_utc()} worker for {names} on GPU {gpu or '-'}\n")
+    where = f"GPU {gpu}" if gpu is not None else f"the CPU ({plural(threads, 'thread')})"
+    log.write(f"--- {now_utc()} worker for {names} on {where}\n")
     log.flush()
     job = _job(group, study_file, options, report)
     command = [sys.executable, "-m", "harness", "worker", job.to_json()]

@@ -484,6 +484,13 @@ def test_local_workers_train_fused_groups_one_per_worker(tmp_path, cifar_root):
         # the partner's log says where the group's training was logged
         assert "trained fused with a/seed-0" in (results / "tiny/a/seed-1/worker.log").read_text() \
             if exp == "a" else True  # fmt: skip
+    # on the CPU, a worker's log says so and with how many threads (it said "on GPU -")
+    from harness.execution import cores_each
+    from harness.plural import plural
+
+    threads = plural(cores_each(2), "thread")
+    assert f"worker for a/seed-0, a/seed-1 on the CPU ({threads})\n" in (
+        results / "tiny/a/seed-0/worker.log").read_text()  # fmt: skip
     assert not list((results / ".workers").glob("*.json"))  # the reports were read and removed
 
 
