@@ -104,7 +104,13 @@ RULES = (
     + " (a lowest test error over epochs, or a test error at an epoch it reached, is read from "
     "the epochs it had). "
     "So a net that did not learn (90%) is reproduced by runs that diverged, a diverged seed "
-    "moves a median or a mean as it would, and each row says how many runs diverged.",
+    "moves a median or a mean as it would, and each row says how many runs diverged. A loss "
+    "counts at chance, not as infinite: an infinite loss would make any mean it entered the "
+    "worst, so one diverged seed among five would decide a mean or an ordering on its own; at "
+    "chance it is an outlier whose distance from the others widens its side's spread (such a "
+    "mean or ordering is then usually inconclusive), while a side where most seeds diverged "
+    "still reads as worse than one whose seeds trained. A net that ends worse than chance "
+    "(an error above 90%, a loss above ln 10) ranks below a diverged one.",
     "Runs of another precision (bf16, fp32) or pipeline (fast, canonical) are not pooled: "
     "neither is part of a run's config hash, so each claim uses the counted runs of one "
     "execution, the one with the most of them (on a tie fp32, the sources' precision, then "
@@ -177,8 +183,9 @@ RULES = (
     f"({', '.join(sorted(VENDOR_WORDS))}), case and punctuation are dropped, so 'NVIDIA "
     "GeForce GTX 980' is the 'NVIDIA GTX 980' of a claim and a 'GTX 980 Ti' is not.",
     "An ordering claim holds when each consecutive pair moves in the stated direction, "
-    "comparing means over counted runs (diverged ones as above; a mean with an infinite loss "
-    f"in it is the worst). A pair whose means differ by less than {K:g} standard errors of "
+    "comparing means over counted runs (diverged ones at chance, as above, so that a diverged "
+    "seed among good ones widens its side's standard error rather than deciding the pair). "
+    f"A pair whose means differ by less than {K:g} standard errors of "
     "their difference, either way, is within seed noise: "
     f"{INCONCLUSIVE}. A side's std is pooled with the metric's assumed seed noise as above, "
     "and a side with one run gets exactly that noise, so "
@@ -239,7 +246,8 @@ def apply_rule(values: list[float], rule: Rule, lower_is_better: bool) -> Reprod
         value = statistics.fmean(used)
     else:
         value = statistics.median(used)
-    finite = [v for v in used if math.isfinite(v)]  # an infinite loss has no spread
+    # A figure no run can give (counting refuses such records) has no spread.
+    finite = [v for v in used if math.isfinite(v)]
     std = statistics.stdev(finite) if len(finite) >= 2 else None
     spread = std
     if statistic == "median" and len(used) >= 3:
@@ -313,16 +321,10 @@ def judge_value(claim: Claim, repro: Reproduction | None, *, pending: int = 0) -
     worse = difference > 0 if metric.lower_is_better else difference < 0
     too_few = (f"the claim is the {claim.rule} runs; {repro.n} counted so far"
                if repro.n < claim.rule.n else "")  # fmt: skip
-    if not math.isfinite(difference):
-        if too_few:
-            return Verdict(INCONCLUSIVE, too_few, difference)
-        if not worse:  # NaN, or infinitely better: only a diverged run's loss is infinite
-            return Verdict(INCONCLUSIVE, f"the {repro.rule_applied} is {repro.value}, which no "
-                           "run can give: a run's record is broken; check the runs",
-                           difference)  # fmt: skip
-        return Verdict(NOT_REPRODUCED if worse else BETTER,
-                       f"the {repro.rule_applied} is infinite: diverged runs count as "
-                       f"{metric.diverged.means}", difference)  # fmt: skip
+    if not math.isfinite(difference):  # even a diverged run counts as a finite figure
+        return Verdict(INCONCLUSIVE, too_few or f"the {repro.rule_applied} is {repro.value}, "
+                       "which no run can give: a run's record is broken; check the runs",
+                       difference)  # fmt: skip
     noise = metric.scale.noise(claim.value)
     wild = repro.spread is not None and repro.spread > SPREAD_LIMIT * max(noise, claim.std or 0)
     if wild and not too_few:
@@ -518,16 +520,17 @@ def judge_ordering(
     for a, b in itertools.pairwise(sides):
         pair = f"{a.experiment} -> {b.experiment}"
         delta = b.mean - a.mean
-        if math.isnan(delta):  # both infinite (diverged losses): nothing tells them apart
+        # Even a diverged run counts as a finite figure: a mean that is not one holds a figure
+        # no run can give (counting refuses such records), and tells nothing apart.
+        if not math.isfinite(delta):
             unsure.append(pair)
             continue
-        if math.isfinite(delta):
-            (se_a, assumed_a), (se_b, assumed_b) = (side.standard_error(metric.scale)
-                                                    for side in (a, b))  # fmt: skip
-            if abs(delta) <= K * math.hypot(se_a, se_b):
-                unsure.append(pair)
-                assumed = assumed or assumed_a or assumed_b
-                continue
+        (se_a, assumed_a), (se_b, assumed_b) = (side.standard_error(metric.scale)
+                                                for side in (a, b))  # fmt: skip
+        if abs(delta) <= K * math.hypot(se_a, se_b):
+            unsure.append(pair)
+            assumed = assumed or assumed_a or assumed_b
+            continue
         if (delta > 0) != rising:
             broken.append(pair)
     shown = ", ".join(s.describe() for s in sides)

@@ -14,7 +14,7 @@ from conftest import ROOT, TINY_RECIPE, tiny_study
 from fake_runs import fake_run
 
 from harness import verdicts as V
-from harness.metrics import METRICS
+from harness.metrics import CHANCE_LOSS, METRICS
 from harness.regressions import KEY, compare
 from harness.report import ClaimRow, build, render_html, report_for
 from harness.results import scan
@@ -233,19 +233,70 @@ def test_diverged_seeds_count_in_a_median_instead_of_dropping_out(tmp_path):
     assert r.verdict == V.NOT_REPRODUCED, r.reason
 
 
-def test_a_diverged_loss_makes_a_mean_infinite_but_too_few_runs_stay_inconclusive(tmp_path):
+def test_a_diverged_loss_counts_at_chance_and_too_few_runs_stay_inconclusive(tmp_path):
     claims = ("  - {source: test, where: F5, experiment: five, metric: final_train_loss,"
               " value: 0.1, rule: mean of 5}\n")  # fmt: skip
     study, path, results = make_study(tmp_path, FIVE, claims)
     fake_run(results, study, "five", 0, status="diverged")
     fake_run(results, study, "five", 1, train_loss=0.1)
     r = row(study, path, results, "five")
-    assert r.reproduced_value == math.inf
+    assert r.reproduced_value == pytest.approx((CHANCE_LOSS + 0.1) / 2)
     assert r.verdict == V.INCONCLUSIVE and "2 counted so far" in r.reason
+    assert any("diverged" in n and "ln 10" in n for n in r.notes), r.notes
     for seed in range(2, 5):
         fake_run(results, study, "five", seed, train_loss=0.1)
     r = row(study, path, results, "five")
-    assert r.verdict == V.NOT_REPRODUCED and "infinite" in r.reason
+    # One diverged seed of five spreads the runs beyond seed noise: it decides nothing alone
+    # (it made the mean infinite, and the claim 'not reproduced', before).
+    assert r.reproduced_value == pytest.approx((CHANCE_LOSS + 0.4) / 5)
+    assert r.verdict == V.INCONCLUSIVE and "beyond seed noise" in r.reason, r.reason
+
+
+PLAIN_LOSS = """\
+  - {name: plain20, model: resnet20, recipe: base, seeds: 5}
+  - {name: plain56, model: resnet20, recipe: base, seeds: 5}
+"""
+DEEPER_IS_WORSE = """\
+  - {kind: ordering, source: test, where: F5, statement: the deeper plain net trains worse,
+     metric: final_train_loss, experiments: [plain20, plain56], direction: increasing}
+"""
+
+
+def test_one_diverged_seed_of_five_does_not_decide_an_ordering_on_a_loss(tmp_path):
+    """A diverged seed counted as an infinite loss made plain56's mean infinite, and the
+    ordering 'reproduced', though its other four seeds trained to a lower loss than plain20's."""
+    study, path, results = make_study(tmp_path, PLAIN_LOSS, DEEPER_IS_WORSE)
+    for seed, (low, high) in enumerate([(0.10, 0.08), (0.11, 0.09), (0.09, 0.10), (0.10, 0.09)]):
+        fake_run(results, study, "plain20", seed, train_loss=low)
+        fake_run(results, study, "plain56", seed, train_loss=high)
+    fake_run(results, study, "plain20", 4, train_loss=0.10)
+    fake_run(results, study, "plain56", 4, status="diverged")
+    (r,) = rows(study, path, results)
+    assert r.verdict == V.INCONCLUSIVE, r.reason  # 'reproduced' before
+    assert "within seed noise" in r.reason and "1 of 5 diverged" in r.reason, r.reason
+    assert f"plain56 {(0.36 + CHANCE_LOSS) / 5:.4g}" in r.reason, r.reason
+    assert any(n.startswith("1 of the 5 runs of plain56 used diverged") and "ln 10" in n
+               for n in r.notes), r.notes  # fmt: skip
+
+
+@pytest.mark.parametrize("diverged", [3, 5])
+def test_a_side_where_most_seeds_diverged_still_orders_as_worse(tmp_path, diverged):
+    study, path, results = make_study(tmp_path, PLAIN_LOSS, DEEPER_IS_WORSE)
+    for seed in range(5):
+        fake_run(results, study, "plain20", seed, train_loss=0.10 + 0.01 * (seed % 2))
+        if seed < diverged:
+            fake_run(results, study, "plain56", seed, status="diverged")
+        else:
+            fake_run(results, study, "plain56", seed, train_loss=0.15)
+    (r,) = rows(study, path, results)
+    assert r.verdict == V.REPRODUCED, r.reason
+    assert f"{diverged} of 5 diverged" in r.reason, r.reason
+    # And the other way round it is not reproduced: a mostly diverged side is not the better.
+    study, path, results = make_study(
+        tmp_path, PLAIN_LOSS, DEEPER_IS_WORSE.replace("increasing", "decreasing")
+    )
+    (r,) = rows(study, path, results)
+    assert r.verdict == V.NOT_REPRODUCED, r.reason
 
 
 # --------------------------------------------------------------------------- 5. hardware
@@ -744,10 +795,11 @@ def test_a_statistic_that_is_not_a_number_is_never_better_than_claimed():
     for value in (math.nan, -math.inf):
         repro = V.Reproduction(value, 1, value, value, None, "single")
         assert V.judge_value(claim, repro).outcome == V.INCONCLUSIVE
-    # An infinite loss is what a diverged run counts as: worse than any claim, as before.
+    # Nor an infinite loss: a diverged run counts at chance, so no run gives one.
     loss = Claim(source="test", where="T", experiment="a", metric="final_train_loss", value=0.1)
     repro = V.Reproduction(math.inf, 1, math.inf, math.inf, None, "single")
-    assert V.judge_value(loss, repro).outcome == V.NOT_REPRODUCED
+    verdict = V.judge_value(loss, repro)
+    assert verdict.outcome == V.INCONCLUSIVE and "no run can give" in verdict.reason
 
 
 def test_a_stated_spread_of_zero_is_refused_not_a_tolerance_of_zero(tmp_path):

@@ -37,13 +37,16 @@ from harness.results import RunRecord
 from harness.schema import Claim, OrderingClaim, Study
 
 
-def _diverged_note(runs: list[tuple[RunRecord, float]], metric: str) -> list[str]:
+def _diverged_note(runs: list[tuple[RunRecord, float]], metric: str, of: str = "") -> list[str]:
+    """How many of the runs used diverged and what each counts as; ``of``: whose runs they
+    are (an ordering's experiment)."""
+    counts_as = METRICS[metric].diverged
     diverged = sum(1 for r, _ in runs if r.status == "diverged")
-    if not diverged:
+    if not diverged or counts_as is None:  # a figure divergence leaves alone (parameters)
         return []
-    return [f"{diverged} of the {plural(len(runs), 'run')} used diverged (loss NaN/inf); each "
-            "counts as "
-            f"{METRICS[metric].diverged.means}"]  # fmt: skip
+    whose = f" of {of}" if of else ""
+    return [f"{diverged} of the {plural(len(runs), 'run')}{whose} used diverged (loss NaN/inf); "
+            f"each counts as {counts_as.means}"]  # fmt: skip
 
 
 def _run_notes(exp_runs: list[_Classified], metric: str = "",
@@ -341,12 +344,13 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
     chosen = max(keys, key=lambda k: (sum(k in g for g in groups),
                                       *_rank(k, sum(len(g.get(k, [])) for g in groups))),
                  default=None)  # fmt: skip
-    sides, used = [], []
+    sides, used, diverged_notes = [], [], []
     for name, g in zip(claim.experiments, groups, strict=True):
         runs = _counted_runs(g.get(chosen, []), claim.metric, claim.epoch)
         diverged = sum(1 for r, _ in runs if r.status == "diverged")
         sides.append(verdicts.Side(name, [v for _, v in runs], diverged))
         used += [str(r.path) for r, _ in runs]
+        diverged_notes += _diverged_note(runs, claim.metric, of=name)
     # Sides with runs that may yet count (a side on seconds: runs alone on their device so far).
     under_way = [name for name in claim.experiments
                  if any(c.pending_for(claim.metric, claim.epoch)
@@ -385,7 +389,7 @@ def _ordering_row(study, claim: OrderingClaim, by_exp, anchor, source_label) -> 
         rule_applied="mean over counted " + ("solo runs on one device" if timed else "runs"),
         n=min(len(s.values) for s in sides), minimum=None, maximum=None, std=None,
         difference=None, tolerance=None, verdict=verdict.outcome, reason=verdict.reason,
-        notes=[*filter(None, [claim.note]),
+        notes=[*filter(None, [claim.note]), *diverged_notes,
                *(f"{plural(k, 'run')} of {n} left out: {w}" for n, ws in left_out.items()
                  for w, k in Counter(ws).items())],
         execution=_execution_text(chosen, [c for g in groups for c in g.get(chosen, [])]),
