@@ -51,6 +51,7 @@ from harness.plural import plural
 from harness.schedule import LearningRate, Length
 from harness.schema import Recipe
 from harness.step_phases import HostPhases, time_phases
+from harness.stop_signals import stops_held
 from harness.store import write_text
 from harness.train import Batches, SilentProgress, Trainer, make_loader, prepare_data
 from harness.zoo import ModelSpec, spec_from_name
@@ -393,8 +394,9 @@ def _measure_concurrent(name, spec, recipe, data, ex, warmup, k) -> FusionMeasur
     try:
         with _compile_threads_shared(k):
             for p in procs:
-                p.start()
-                started.append(p)
+                with stops_held():  # a stop raised inside start() left p half started
+                    p.start()
+                    started.append(p)
         timings = _collect(procs, barrier, results)
     except BaseException:  # a failure or a stop: the others' figures are of no use now
         _stop_processes(started)

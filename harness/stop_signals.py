@@ -103,6 +103,8 @@ def _stop_at_startup(signum: int, frame: FrameType | None) -> None:
     leave_a_hung_up_terminal(signum)  # the line that says so must not fail on a lost terminal
     if _startup_stop is None:
         _startup_stop = signum
+    if _holding:
+        return  # raised as the held step ends (stops_held)
     if _inside_an_import(frame):
         timer = threading.Timer(_RETRY_S, _try_again, (signum,))
         timer.daemon = True
@@ -125,6 +127,28 @@ def _try_again(signum: int) -> None:
     first did); unless the start-up is over meanwhile."""
     if _startup_stop is not None and signal.getsignal(signum) is _stop_at_startup:
         signal.pthread_kill(threading.main_thread().ident, signum)
+
+
+_holding = 0  # inside stops_held: a stop at start-up waits for the step to end
+
+
+@contextlib.contextmanager
+def stops_held() -> Iterator[None]:
+    """Inside, a stop at start-up (stops_at_startup) is noted, and raised as the block ends:
+    for a step that a stop must not cut in two because another process sees the half done.
+    A process that multiprocessing spawns exists before its start-up data is written to it;
+    stopped between the two, the command said "stopped" and that process then printed its
+    traceback ("pickle data was truncated", "Ran out of input") to the terminal. A block
+    left by an exception raises nothing here: the noted stop ends the command at the end of
+    stops_at_startup, once the exception's clean-up has run."""
+    global _holding
+    _holding += 1
+    try:
+        yield
+    finally:
+        _holding -= 1
+    if not _holding:
+        _raise_a_startup_stop()
 
 
 def _raise_a_startup_stop() -> None:
