@@ -633,8 +633,10 @@ def run(
         if tally["interrupted"]:
             break
     click.echo(", ".join(f"{n} {status}" for status, n in sorted(tally.items())) or "no runs")
-    from harness.describe import run_summary
+    from harness.describe import run_summary, unread_data_note
 
+    if note := unread_data_note(every, data_dir):
+        click.echo(note)
     click.echo(run_summary(every, results, files, time.time() - started))
     if tally["paused"] or tally["pending"]:
         click.echo(f"time budget spent: {plural(tally['paused'], 'run')} paused, "

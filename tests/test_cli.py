@@ -612,3 +612,36 @@ def test_bench_times_the_compile_mode_repro_run_trains_in_unless_told(monkeypatc
     assert seen == [None, ("default", "reduce-overhead")]
     result = CliRunner().invoke(main, ["bench", "--synthetic", "--compile-mode", ","])
     assert result.exit_code == 2 and "modes are" in result.output
+
+
+def test_run_with_every_run_ended_says_the_data_dir_was_not_read(tmp_path):
+    """`repro run --data-dir DIR` with nothing left to train never reads DIR, and said nothing
+    of it: a user who meant to train again on other data (or gave an empty directory by
+    mistake) learnt neither why nothing happened nor what to do."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    fake_run(tmp_path / "R", load_study(study), "a")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["run", str(study), "--results", str(tmp_path / "R"), "--device", "cpu"]
+    out = repro(*args, "--data-dir", str(empty))
+    assert out.exit_code == 0, out.output
+    assert "1 skipped" in out.output
+    assert (f"note: nothing was trained, so --data-dir {empty} was not read: every run had "
+            "already ended (complete or diverged). To train them again, on this data or "
+            "other, add --force") in out.output  # fmt: skip
+    assert "--data-dir" not in repro(*args).output  # none given: nothing to say of it
+
+
+@pytest.mark.parametrize("statuses", [["skipped", "complete"], ["skipped", "busy"], []])
+def test_the_unread_data_note_is_only_for_a_run_with_every_run_ended(statuses):
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from harness.describe import unread_data_note
+
+    outcomes = [SimpleNamespace(status=s) for s in statuses]
+    assert unread_data_note(outcomes, Path("d")) is None
