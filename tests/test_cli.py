@@ -645,3 +645,32 @@ def test_the_unread_data_note_is_only_for_a_run_with_every_run_ended(statuses):
 
     outcomes = [SimpleNamespace(status=s) for s in statuses]
     assert unread_data_note(outcomes, Path("d")) is None
+
+
+def test_a_leading_tilde_in_a_path_option_is_the_home_directory(tmp_path, monkeypatch):
+    """`--results=~/R` reaches repro unexpanded (bash expands ~ after = only in variable
+    assignments): status read a store '~/R' that is not there (every run pending), a run
+    would have made a folder named '~' here, and `--data-dir=~/cifar` was said not to exist."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    study = tiny_study(home / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    fake_run(home / "R", load_study(study), "a")
+    out = repro("status", "~/s.yaml", "--results=~/R")
+    assert out.exit_code == 0, out.output
+    assert "tiny: 1 run: 1 complete" in out.output
+    out = repro("report", "--study=~/s.yaml", "--results=~/R", "--out=~/r.json")
+    assert out.exit_code == 0, out.output
+    assert (home / "r.json").is_file()
+    out = repro("run", "~/s.yaml", "--results=~/new", "--data-dir=~/cifar", "--device", "cpu")
+    assert out.exit_code == 2 and f"{home / 'cifar'} does not exist" in out.output, out.output
+    monkeypatch.setenv("REPRO_DATA_DIR", "~/cifar")  # set in quotes: nothing expanded it
+    out = repro("run", "~/s.yaml", "--results=~/new", "--device", "cpu")
+    assert out.exit_code == 2 and f"{home / 'cifar'} does not exist" in out.output, out.output
+    assert list(here.iterdir()) == []  # no folder named '~'
