@@ -315,10 +315,11 @@ class _Commands(click.Group):
         except OSError as exc:
             # A full disk or a folder that cannot be written stops any command that writes the
             # store (run, evaluate, import), wherever the write was, with what to do; the
-            # store keeps what it held (harness.store.CannotWrite).
+            # store keeps what it held (harness.store.CannotWrite); so does a folder of the
+            # store that cannot be listed, for any command that reads it (CannotRead).
             # (Looked up, not imported: the store module imports torch, and only it raises.)
             store = sys.modules.get("harness.store")
-            if store is None or not isinstance(exc, store.CannotWrite):
+            if store is None or not isinstance(exc, (store.CannotWrite, store.CannotRead)):
                 raise
             fail(str(exc), 1)
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import QUICK_RECIPE, ROOT, tiny_study
@@ -638,7 +639,6 @@ def test_run_with_every_run_ended_says_the_data_dir_was_not_read(tmp_path):
 
 @pytest.mark.parametrize("statuses", [["skipped", "complete"], ["skipped", "busy"], []])
 def test_the_unread_data_note_is_only_for_a_run_with_every_run_ended(statuses):
-    from pathlib import Path
     from types import SimpleNamespace
 
     from harness.describe import unread_data_note
@@ -674,3 +674,35 @@ def test_a_leading_tilde_in_a_path_option_is_the_home_directory(tmp_path, monkey
     out = repro("run", "~/s.yaml", "--results=~/new", "--device", "cpu")
     assert out.exit_code == 2 and f"{home / 'cifar'} does not exist" in out.output, out.output
     assert list(here.iterdir()) == []  # no folder named '~'
+
+
+@pytest.mark.parametrize("command", [
+    ["status"], ["report", "--out", "r.html", "--study"], ["run", "--device", "cpu"],
+    ["export", "--out", "r.tar.gz"],
+])  # fmt: skip
+def test_a_store_folder_that_cannot_be_listed_is_a_clear_error(tmp_path, monkeypatch, command):
+    """A study's folder in the store that this user may not list (another user's, or its
+    permissions changed) was a PermissionError traceback from every command that reads the
+    store. Root lists any folder, so the refusal is made here, as the OS makes it to others."""
+    import errno
+
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    monkeypatch.chdir(tmp_path)
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    fake_run(tmp_path / "R", load_study(study), "a")
+    locked, listing = tmp_path / "R" / "tiny", Path.iterdir
+
+    def iterdir(self):
+        if self == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    out = repro(*command, str(study), "--results", str(tmp_path / "R"))
+    assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.output
+    assert (f"error: cannot read {locked} (Permission denied): make it readable to this "
+            "user (or give --results a store you can read)") in out.output  # fmt: skip
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / "r.tar.gz").exists()
