@@ -100,6 +100,7 @@ def _run_dirs(results: Path, study: str | None = None) -> list[tuple[Path, re.Ma
                 m = _SEED_DIR.match(run_dir.name)
                 if not (m and run_dir.is_dir()):
                     continue
+                _listing(run_dir)  # one this user may not read is said, not read as pending
                 found.append((run_dir, m))
     return found
 

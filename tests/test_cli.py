@@ -4,6 +4,7 @@ at the end of a run with the next command, and honest words for every state."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -706,3 +707,37 @@ def test_a_store_folder_that_cannot_be_listed_is_a_clear_error(tmp_path, monkeyp
     assert (f"error: cannot read {locked} (Permission denied): make it readable to this "
             "user (or give --results a store you can read)") in out.output  # fmt: skip
     assert not (tmp_path / "r.html").exists() and not (tmp_path / "r.tar.gz").exists()
+
+
+def test_a_run_folder_that_cannot_be_read_is_a_clear_error(tmp_path):
+    """A run's own folder that this user may not read was a PermissionError traceback (from
+    the stat of its progress file) to `repro status` and `repro run`. As root, setpriv drops
+    the capability that reads every folder, so the OS refuses root as it refuses others."""
+    import shutil
+
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    head = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root reads every folder, and there is no setpriv here to stop that")
+        drop = "-dac_override,-dac_read_search"
+        head = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}"]
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    run_dir = fake_run(tmp_path / "R", load_study(study), "a")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run_dir.chmod(0)
+    try:
+        for command in (["status"], ["run", "--device", "cpu"]):
+            proc = subprocess.run(
+                [*head, sys.executable, "-m", "harness", *command, str(study), "--results",
+                 str(tmp_path / "R")],
+                env=env, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            said = proc.stdout + proc.stderr
+            assert proc.returncode == 1 and "Traceback" not in said, said
+            assert f"error: cannot read {run_dir} (Permission denied)" in said, said
+    finally:
+        run_dir.chmod(0o755)
