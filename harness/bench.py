@@ -22,7 +22,6 @@ import multiprocessing as mp
 import os
 import platform
 import queue
-import signal
 import statistics
 import threading
 import time
@@ -51,6 +50,7 @@ from harness.plural import plural
 from harness.schedule import LearningRate, Length
 from harness.schema import Recipe
 from harness.step_phases import HostPhases, time_phases
+from harness.stop_signals import release_held_stops, stops_held
 from harness.store import write_text
 from harness.train import Batches, SilentProgress, Trainer, make_loader, prepare_data
 from harness.zoo import ModelSpec, spec_from_name
@@ -393,8 +393,9 @@ def _measure_concurrent(name, spec, recipe, data, ex, warmup, k) -> FusionMeasur
     try:
         with _compile_threads_shared(k):
             for p in procs:
-                p.start()
-                started.append(p)
+                with stops_held():  # a stop raised inside start() left p half started
+                    p.start()
+                    started.append(p)
         timings = _collect(procs, barrier, results)
     except BaseException:  # a failure or a stop: the others' figures are of no use now
         _stop_processes(started)
@@ -486,7 +487,7 @@ def _collect(procs, barrier, results) -> list[_ProcessTiming]:
 
 def _solo_process(spec, recipe, data, ex, seed, warmup, threads, barrier, results) -> None:
     """One concurrent process: warm up, wait for the others, time the measured epochs."""
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # its parent stops it (_stop_processes)
+    release_held_stops(_exit_on_sigterm)  # its parent stops it (_stop_processes)
     try:
         if threads is not None:
             torch.set_num_threads(threads)

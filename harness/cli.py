@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 import sys
 import time
@@ -29,6 +30,17 @@ from harness.choices import (
 from harness.plural import plural
 
 
+def expand_home(value):
+    """A path's leading ``~`` (``~/r``, ``~user/r``) made the home directory it means, as the
+    shell does where it expands it; not after ``--results=`` (bash expands it after ``=``
+    only in variable assignments), where repro got '~/r' verbatim: it made a folder named
+    '~' in the current one for the store, and said of a data directory that '~/cifar' did
+    not exist. A path object or any other value passes unchanged."""
+    if isinstance(value, str) and value.startswith("~"):
+        return os.path.expanduser(value)
+    return value
+
+
 class ExistingFile(click.Path):
     """A file that must exist, checked while parsing (before torch is imported), with the
     closest names beside it suggested for a typo; ``what`` names the kind of file, and
@@ -43,6 +55,7 @@ class ExistingFile(click.Path):
         self.what, self.pattern, self.must_exist, self.hint = what, pattern, must_exist, hint
 
     def convert(self, value, param, ctx):
+        value = expand_home(value)
         path = Path(value)
         if path.is_dir():
             many = param is not None and param.nargs == -1
@@ -121,6 +134,7 @@ class Folder(click.Path):
         self.wants, self.store, self.data = wants, store, data
 
     def convert(self, value, param, ctx):
+        value = expand_home(value)
         path = Path(value)
         if path.exists() and not path.is_dir():
             message = f"{value} is a file, not a directory; {self.wants}"
@@ -134,9 +148,16 @@ class Folder(click.Path):
         return super().convert(value, param, ctx)
 
 
-# An output file's option takes any path here: harness.outputs checks it before any work and
-# says what to do with a directory (give a file name) or a path that cannot be written.
-OUTPUT_FILE = click.Path(path_type=Path)
+class OutputFile(click.Path):
+    """An output file's option takes any path here (a leading ~ expanded): harness.outputs
+    checks it before any work and says what to do with a directory (give a file name) or a
+    path that cannot be written."""
+
+    def convert(self, value, param, ctx):
+        return super().convert(expand_home(value), param, ctx)
+
+
+OUTPUT_FILE = OutputFile(path_type=Path)
 
 
 RESULTS_OPTION = click.option(
@@ -294,10 +315,11 @@ class _Commands(click.Group):
         except OSError as exc:
             # A full disk or a folder that cannot be written stops any command that writes the
             # store (run, evaluate, import), wherever the write was, with what to do; the
-            # store keeps what it held (harness.store.CannotWrite).
+            # store keeps what it held (harness.store.CannotWrite); so does a folder of the
+            # store that cannot be listed, for any command that reads it (CannotRead).
             # (Looked up, not imported: the store module imports torch, and only it raises.)
             store = sys.modules.get("harness.store")
-            if store is None or not isinstance(exc, store.CannotWrite):
+            if store is None or not isinstance(exc, (store.CannotWrite, store.CannotRead)):
                 raise
             fail(str(exc), 1)
 
@@ -633,8 +655,10 @@ def run(
         if tally["interrupted"]:
             break
     click.echo(", ".join(f"{n} {status}" for status, n in sorted(tally.items())) or "no runs")
-    from harness.describe import run_summary
+    from harness.describe import run_summary, unread_data_note
 
+    if note := unread_data_note(every, data_dir):
+        click.echo(note)
     click.echo(run_summary(every, results, files, time.time() - started))
     if tally["paused"] or tally["pending"]:
         click.echo(f"time budget spent: {plural(tally['paused'], 'run')} paused, "

@@ -73,7 +73,7 @@ def candidate_dirs(data_dir: str | Path | None) -> list[tuple[str, Path]]:
     if data_dir is not None:
         out.append(("--data-dir", Path(data_dir)))
     if env := os.environ.get("REPRO_DATA_DIR"):
-        out.append(("$REPRO_DATA_DIR", Path(env)))
+        out.append(("$REPRO_DATA_DIR", Path(env).expanduser()))  # set in quotes, as "~/cifar"
     out.append(("per-user cache", cache_dir()))
     return out
 

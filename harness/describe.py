@@ -236,6 +236,19 @@ def _what_happened(outcomes: list) -> str:
     return ", ".join([f"{plural(counts['trained'], 'run')} trained", *rest])
 
 
+def unread_data_note(outcomes: list, data_dir: Path | None) -> str | None:
+    """What `repro run --data-dir DIR` adds when every run had already ended: nothing needed
+    the data, so DIR was never read, and the command said nothing of it; a user who meant to
+    train again on other data learnt neither why nothing happened nor how to. None where a
+    run was trained, resumed or left for later, or no --data-dir was given."""
+    if data_dir is None or not outcomes or any(o.status != "skipped" for o in outcomes):
+        return None
+    return (f"note: nothing was trained, so --data-dir {data_dir} was not read: every run had "
+            "already ended (complete or diverged). To train them again, on this data or "
+            "other, add --force: the runs in the store are moved to .superseded/, not "
+            "deleted.")  # fmt: skip
+
+
 def _duration(seconds: float) -> str:
     minutes, s = divmod(round(seconds), 60)
     hours, m = divmod(minutes, 60)

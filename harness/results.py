@@ -91,17 +91,29 @@ def _run_dirs(results: Path, study: str | None = None) -> list[tuple[Path, re.Ma
     found = []
     if not results.is_dir():
         return found
-    studies = [results / study] if study is not None else results.iterdir()
+    studies = [results / study] if study is not None else _listing(results)
     for study_dir in sorted(p for p in studies if p.is_dir()):
-        for exp_dir in sorted(p for p in study_dir.iterdir() if p.is_dir()):
+        for exp_dir in sorted(p for p in _listing(study_dir) if p.is_dir()):
             if exp_dir.name.startswith("."):
                 continue
-            for run_dir in sorted(exp_dir.iterdir()):
+            for run_dir in sorted(_listing(exp_dir)):
                 m = _SEED_DIR.match(run_dir.name)
                 if not (m and run_dir.is_dir()):
                     continue
+                _listing(run_dir)  # one this user may not read is said, not read as pending
                 found.append((run_dir, m))
     return found
+
+
+def _listing(folder: Path) -> list[Path]:
+    """What ``folder`` holds; one that cannot be listed is store.CannotRead, and one gone
+    since it was seen (moved aside by another command) holds nothing."""
+    try:
+        return list(folder.iterdir())
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise store.CannotRead(folder, exc) from None
 
 
 def _read(study: str, experiment: str, m: re.Match, run_dir: Path) -> RunRecord:

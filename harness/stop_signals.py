@@ -103,6 +103,8 @@ def _stop_at_startup(signum: int, frame: FrameType | None) -> None:
     leave_a_hung_up_terminal(signum)  # the line that says so must not fail on a lost terminal
     if _startup_stop is None:
         _startup_stop = signum
+    if _holding:
+        return  # raised as the held step ends (stops_held)
     if _inside_an_import(frame):
         timer = threading.Timer(_RETRY_S, _try_again, (signum,))
         timer.daemon = True
@@ -125,6 +127,48 @@ def _try_again(signum: int) -> None:
     first did); unless the start-up is over meanwhile."""
     if _startup_stop is not None and signal.getsignal(signum) is _stop_at_startup:
         signal.pthread_kill(threading.main_thread().ident, signum)
+
+
+_holding = 0  # inside stops_held: a stop at start-up waits for the step to end
+
+
+@contextlib.contextmanager
+def stops_held() -> Iterator[None]:
+    """Inside, a stop at start-up (stops_at_startup) is noted, and raised as the block ends:
+    for starting a process, which a stop must not cut in two. A process that multiprocessing
+    spawns exists before its start-up data is written to it; stopped between the two, the
+    command said "stopped" and that process then printed its traceback ("pickle data was
+    truncated", "Ran out of input") to the terminal.
+
+    The stop signals are also blocked in this thread meanwhile, and a process started inside
+    inherits them blocked: a Ctrl-C or hang-up sent to the whole group waits in it (until it
+    takes them itself, ``release_held_stops``) instead of killing it, with a traceback,
+    before it has read its start-up data, which left this process writing that data to
+    nobody, for good. This process still sees them (another of its threads takes them, or
+    they are delivered as the block ends). A block left by an exception raises nothing here:
+    the noted stop ends the command at the end of stops_at_startup, after the exception's
+    clean-up."""
+    global _holding
+    _holding += 1
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _ALL)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # one waiting is noted here
+        _holding -= 1
+    if not _holding:
+        _raise_a_startup_stop()
+
+
+def release_held_stops(on_sigterm: Callable[[int, FrameType | None], object]) -> None:
+    """In a helper process started inside ``stops_held``, once it can be stopped cleanly: its
+    parent stops it with SIGTERM (``on_sigterm``), which a stop that waited since its start
+    then reaches; the terminal's Ctrl-C and hang-up, sent to the whole group, are its
+    parent's to act on, and are ignored here."""
+    signal.signal(signal.SIGTERM, on_sigterm)
+    for s in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _ALL)
 
 
 def _raise_a_startup_stop() -> None:

@@ -121,6 +121,22 @@ class CannotWrite(OSError):
                 "lost, and a run resumes from its last complete checkpoint")  # fmt: skip
 
 
+class CannotRead(OSError):
+    """A folder of the store that cannot be listed (another user's, or its permissions
+    changed): its runs cannot be read, and no command may go on as if they were not there
+    (status would call them pending, run train them again, report judge without them). The
+    command stops, saying which folder and what to do; that was a traceback."""
+
+    def __init__(self, path: Path, cause: OSError):
+        super().__init__(cause.errno, cause.strerror)
+        self.path = path
+
+    def __str__(self) -> str:
+        return (f"cannot read {self.path} ({self.strerror}): make it readable to this user "
+                "(or give --results a store you can read), then run the same command "
+                "again")  # fmt: skip
+
+
 class _Recording:
     """A file that remembers the first OSError its writes raised: torch.save swallows it
     into a RuntimeError ("unexpected pos ...") that says nothing of a full disk."""

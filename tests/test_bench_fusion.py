@@ -240,6 +240,65 @@ def test_a_bench_stopped_while_its_processes_run_exits_cleanly_with_its_rows(tmp
         "canonical", "fast"]  # fmt: skip
 
 
+# `repro bench` stopped as a concurrent process has just been spawned, before multiprocessing
+# writes it its start-up data: every time, not by luck of timing. SIGTERM reaches the bench
+# alone (a scheduler's); SIGINT the new process too, as the terminal's Ctrl-C reaches the
+# whole group.
+_STOPPED_AS_A_PROCESS_IS_SPAWNED = """\
+import multiprocessing.popen_spawn_posix as popen_spawn, os, signal, sys, time
+
+real_spawn = popen_spawn.util.spawnv_passfds
+signum = int(sys.argv[1])
+
+
+def python_catches_ctrl_c(pid):
+    status = open(f"/proc/{pid}/status").read()
+    caught = int(status.split("SigCgt:")[1].split()[0], 16)
+    return caught >> (signal.SIGINT - 1) & 1
+
+
+def spawn_then_stop(path, args, passfds):
+    pid = real_spawn(path, args, passfds)
+    if "--multiprocessing-fork" in args:  # one of the bench's processes, not its resource tracker
+        if signum == signal.SIGINT:  # once its Python is up, which a Ctrl-C then interrupts
+            deadline = time.monotonic() + 60
+            while not python_catches_ctrl_c(pid) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            os.kill(pid, signum)
+        signal.raise_signal(signum)  # the bench's handler runs before this returns
+    return pid
+
+
+popen_spawn.util.spawnv_passfds = spawn_then_stop
+if __name__ == "__main__":
+    from harness.cli import main
+
+    main(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_bench_stopped_while_it_spawns_a_process_says_stopped_and_nothing_else(tmp_path, signum):
+    """The stop was raised inside the spawn: the process, left without its start-up data,
+    printed "EOFError: Ran out of input" (or "pickle data was truncated", cut mid-write)
+    with its traceback after the bench had said "stopped (SIGTERM)"; a Ctrl-C reaching that
+    process too killed it with a KeyboardInterrupt traceback while it started."""
+    (tmp_path / "stop_on_spawn.py").write_text(_STOPPED_AS_A_PROCESS_IS_SPAWNED)
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(tmp_path / "stop_on_spawn.py"), str(int(signum)), *TINY,
+         "--no-compile", "--fuse", "2", "--json", str(out)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=300,
+    )  # fmt: skip
+    # The pipe closes once every process holding it has ended: a spawned one's output too.
+    assert proc.returncode == 130, proc.stdout
+    assert proc.stdout.rstrip().endswith(f"stopped ({signum.name})"), proc.stdout
+    assert "Traceback" not in proc.stdout and "leaked" not in proc.stdout, proc.stdout
+    fusion = json.loads(out.read_text())["fusion"]
+    assert [(r["k"], r["mode"]) for r in fusion] == [(2, "fused"), (2, "sequential")]
+
+
 @pytest.mark.parametrize(("value", "says"), [
     ("0", "'0' is not a positive integer"),
     ("x", "'x' is not a positive integer"),

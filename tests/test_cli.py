@@ -4,9 +4,11 @@ at the end of a run with the next command, and honest words for every state."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import QUICK_RECIPE, ROOT, tiny_study
@@ -612,3 +614,130 @@ def test_bench_times_the_compile_mode_repro_run_trains_in_unless_told(monkeypatc
     assert seen == [None, ("default", "reduce-overhead")]
     result = CliRunner().invoke(main, ["bench", "--synthetic", "--compile-mode", ","])
     assert result.exit_code == 2 and "modes are" in result.output
+
+
+def test_run_with_every_run_ended_says_the_data_dir_was_not_read(tmp_path):
+    """`repro run --data-dir DIR` with nothing left to train never reads DIR, and said nothing
+    of it: a user who meant to train again on other data (or gave an empty directory by
+    mistake) learnt neither why nothing happened nor what to do."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    fake_run(tmp_path / "R", load_study(study), "a")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["run", str(study), "--results", str(tmp_path / "R"), "--device", "cpu"]
+    out = repro(*args, "--data-dir", str(empty))
+    assert out.exit_code == 0, out.output
+    assert "1 skipped" in out.output
+    assert (f"note: nothing was trained, so --data-dir {empty} was not read: every run had "
+            "already ended (complete or diverged). To train them again, on this data or "
+            "other, add --force") in out.output  # fmt: skip
+    assert "--data-dir" not in repro(*args).output  # none given: nothing to say of it
+
+
+@pytest.mark.parametrize("statuses", [["skipped", "complete"], ["skipped", "busy"], []])
+def test_the_unread_data_note_is_only_for_a_run_with_every_run_ended(statuses):
+    from types import SimpleNamespace
+
+    from harness.describe import unread_data_note
+
+    outcomes = [SimpleNamespace(status=s) for s in statuses]
+    assert unread_data_note(outcomes, Path("d")) is None
+
+
+def test_a_leading_tilde_in_a_path_option_is_the_home_directory(tmp_path, monkeypatch):
+    """`--results=~/R` reaches repro unexpanded (bash expands ~ after = only in variable
+    assignments): status read a store '~/R' that is not there (every run pending), a run
+    would have made a folder named '~' here, and `--data-dir=~/cifar` was said not to exist."""
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    study = tiny_study(home / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    fake_run(home / "R", load_study(study), "a")
+    out = repro("status", "~/s.yaml", "--results=~/R")
+    assert out.exit_code == 0, out.output
+    assert "tiny: 1 run: 1 complete" in out.output
+    out = repro("report", "--study=~/s.yaml", "--results=~/R", "--out=~/r.json")
+    assert out.exit_code == 0, out.output
+    assert (home / "r.json").is_file()
+    out = repro("run", "~/s.yaml", "--results=~/new", "--data-dir=~/cifar", "--device", "cpu")
+    assert out.exit_code == 2 and f"{home / 'cifar'} does not exist" in out.output, out.output
+    monkeypatch.setenv("REPRO_DATA_DIR", "~/cifar")  # set in quotes: nothing expanded it
+    out = repro("run", "~/s.yaml", "--results=~/new", "--device", "cpu")
+    assert out.exit_code == 2 and f"{home / 'cifar'} does not exist" in out.output, out.output
+    assert list(here.iterdir()) == []  # no folder named '~'
+
+
+@pytest.mark.parametrize("command", [
+    ["status"], ["report", "--out", "r.html", "--study"], ["run", "--device", "cpu"],
+    ["export", "--out", "r.tar.gz"],
+])  # fmt: skip
+def test_a_store_folder_that_cannot_be_listed_is_a_clear_error(tmp_path, monkeypatch, command):
+    """A study's folder in the store that this user may not list (another user's, or its
+    permissions changed) was a PermissionError traceback from every command that reads the
+    store. Root lists any folder, so the refusal is made here, as the OS makes it to others."""
+    import errno
+
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    monkeypatch.chdir(tmp_path)
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    fake_run(tmp_path / "R", load_study(study), "a")
+    locked, listing = tmp_path / "R" / "tiny", Path.iterdir
+
+    def iterdir(self):
+        if self == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    out = repro(*command, str(study), "--results", str(tmp_path / "R"))
+    assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.output
+    assert (f"error: cannot read {locked} (Permission denied): make it readable to this "
+            "user (or give --results a store you can read)") in out.output  # fmt: skip
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / "r.tar.gz").exists()
+
+
+def test_a_run_folder_that_cannot_be_read_is_a_clear_error(tmp_path):
+    """A run's own folder that this user may not read was a PermissionError traceback (from
+    the stat of its progress file) to `repro status` and `repro run`. As root, setpriv drops
+    the capability that reads every folder, so the OS refuses root as it refuses others."""
+    import shutil
+
+    from fake_runs import fake_run
+
+    from harness.studyfile import load_study
+
+    head = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root reads every folder, and there is no setpriv here to stop that")
+        drop = "-dac_override,-dac_read_search"
+        head = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}"]
+    study = tiny_study(tmp_path / "s.yaml", "  - {name: a, model: resnet8, recipe: base}\n")
+    run_dir = fake_run(tmp_path / "R", load_study(study), "a")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run_dir.chmod(0)
+    try:
+        for command in (["status"], ["run", "--device", "cpu"]):
+            proc = subprocess.run(
+                [*head, sys.executable, "-m", "harness", *command, str(study), "--results",
+                 str(tmp_path / "R")],
+                env=env, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            said = proc.stdout + proc.stderr
+            assert proc.returncode == 1 and "Traceback" not in said, said
+            assert f"error: cannot read {run_dir} (Permission denied)" in said, said
+    finally:
+        run_dir.chmod(0o755)
