@@ -4,7 +4,8 @@
     <results>/<study>/<experiment>/seed-<k>~<label>/  a run with overrides (--smoke, --epochs...)
 
 Each directory holds ``config.json`` (the resolved config and its hash), ``environment.json``
-(provenance of the latest session), ``metrics.jsonl`` (one line per finished epoch),
+(provenance of the latest session), ``metrics.jsonl`` (one line per finished epoch, each
+with its digest: harness.epoch_digest),
 ``checkpoint.pt`` (everything needed to resume), ``progress.json`` (while running),
 ``summary.json`` (once the run has ended, however it ended), ``error.txt`` (when it failed;
 a retry keeps it aside, set_aside, as ``error.txt.earlier-failure-<time>``), and ``lock``;
@@ -35,6 +36,7 @@ from typing import Any
 
 import torch
 
+from harness import epoch_digest
 from harness.leftovers import dead, tag
 from harness.outputs import probe as _probe
 from harness.placement import misplaced
@@ -211,7 +213,8 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+    """metrics.jsonl, each line with its digest (harness.epoch_digest), which read_jsonl checks."""
+    text = "".join(json.dumps(epoch_digest.sealed(r), sort_keys=True) + "\n" for r in rows)
     _atomic_write(path, lambda f: f.write(text.encode()))
 
 
@@ -290,7 +293,7 @@ EPOCH_FIELDS: dict[str, Any] = {
     "train_error": NUMBER, "test_loss": NUMBER, "test_error": NUMBER, "val_loss": NUMBER,
     "val_error": NUMBER, "train_seconds": NUMBER, "eval_seconds": NUMBER, "images": INT,
     "images_per_second": NUMBER, "full_epoch": FLAG, "first_of_session": FLAG,
-    "warmup": FLAG, "device": TEXT, "telemetry": RECORD,
+    "warmup": FLAG, "device": TEXT, "telemetry": RECORD, epoch_digest.FIELD: TEXT,
 }  # fmt: skip
 # environment.json: harness.environment.environment and Execution.describe, the provenance of
 # the run's latest session. Report and timings read these fields without checking again.
@@ -369,10 +372,13 @@ def read_jsonl(path: Path) -> list[dict]:
         return []
     except (OSError, UnicodeDecodeError) as exc:
         raise DamagedFile(path, f"cannot be read ({exc})") from None
-    rows = []
+    rows: list[dict] = []
+    sealed: list[bool] = []  # whether each row carried a digest (harness.epoch_digest)
+    numbers: list[int] = []  # each row's line
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        numbers.append(number)
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -381,7 +387,19 @@ def read_jsonl(path: Path) -> list[dict]:
             raise DamagedFile(path, f"line {number} is not an epoch record")
         if wrong := _wrong_fields(row, EPOCH_FIELDS, EPOCH_REQUIRED):
             raise DamagedFile(path, f"line {number} (epoch {row['epoch']}): {wrong}")
+        stated = row.pop(epoch_digest.FIELD, None)  # the readers take the figures alone
+        if stated is not None and stated != epoch_digest.digest(row):
+            raise DamagedFile(path, f"line {number} (epoch {row['epoch']}): its figures are not "
+                                    "those training wrote on it (its digest does not match "
+                                    "them): edited or damaged since")  # fmt: skip
+        sealed.append(stated is not None)
         rows.append(row)
+    if any(sealed) and not all(sealed):
+        # Training writes the file whole, every line with a digest or (before 2026-11-27) none.
+        number = sealed.index(False)
+        raise DamagedFile(path, f"line {numbers[number]} (epoch {rows[number]['epoch']}) has no "
+                                "digest where the others have one: added or pasted since "
+                                "training wrote the file")  # fmt: skip
     return rows
 
 

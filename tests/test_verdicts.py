@@ -674,15 +674,24 @@ def _edit(run_dir, **fields) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
 
 
-def _edit_epoch(run_dir, epoch: int, **fields) -> None:
+def _edit_epoch(run_dir, epoch: int, *, as_written: bool = False, **fields) -> None:
+    """Change an epoch's fields in a hand-made run's curve: in a curve as a harness before
+    2026-11-27 wrote it (no line digests, harness.epoch_digest), which only the checks on the
+    summary can catch; or ``as_written`` by a harness that recorded these figures."""
     import json
+
+    from harness import store
 
     path = run_dir / "metrics.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     for r in rows:
+        r.pop("digest", None)
         if r["epoch"] == epoch:
             r.update(fields)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if as_written:
+        store.write_jsonl(path, rows)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 THREE = "  - {name: a, model: resnet20, recipe: base, seeds: 3}\n"
@@ -929,6 +938,37 @@ def test_a_summary_its_curves_contradict_never_counts(tmp_path, case, claim, wro
     assert row(*sound, "a").verdict == V.REPRODUCED
 
 
+def _hand_edit_epoch(run_dir, epoch: int, **fields) -> None:
+    """Change an epoch's fields in the curve with a text editor: the line keeps its digest."""
+    import json
+
+    path = run_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**r, **fields} if r["epoch"] == epoch else r) + "\n"
+                            for r in rows))  # fmt: skip
+
+
+def test_a_curve_edited_in_the_middle_never_counts_at_that_epoch_or_any(tmp_path):
+    """A claim read from the middle of a curve (the test error after epoch 2 of 3) took an
+    edited line as the run's: the summary speaks only of the end and the best epoch, which
+    still agreed, so 11.67% 'reproduced' the claim. The line's digest says it is not what
+    training wrote."""
+    study, path, results = make_study(tmp_path, THREE, AT_2)
+    run = fake_run(results, study, "a", epochs=3, test_error=8.0)  # 9.33% at epoch 2
+    _hand_edit_epoch(run, 2, test_error=11.67)
+    report = build([(study, str(path))], scan(results), str(results))
+    (r,) = report.studies[0].all_claims
+    assert (r.verdict, r.n) == (V.NOT_RUN, 0), r.reason
+    (view,) = report.studies[0].runs
+    assert not view.counted and not view.counted_at_epochs and not view.under_way
+    assert view.why_not == (f"damaged: {run / 'metrics.jsonl'}: line 2 (epoch 2): its figures "
+                            "are not those training wrote on it (its digest does not match "
+                            "them): edited or damaged since")  # fmt: skip
+    # The same figure as training would have written it counts.
+    _edit_epoch(run, 2, test_error=11.67, as_written=True)
+    assert row(study, path, results, "a").verdict == V.REPRODUCED
+
+
 @pytest.mark.parametrize("written_by", ["today's harness", "a harness before 2026-11-27"])
 def test_a_run_moved_between_devices_counts_whichever_harness_wrote_its_summary(
     tmp_path, written_by
@@ -940,9 +980,10 @@ def test_a_run_moved_between_devices_counts_whichever_harness_wrote_its_summary(
     study, path, results = make_study(tmp_path, FIVE_A, ON_A)
     run = fake_run(results, study, "a", epochs=3, test_error=8.0, sec_per_epoch=4.0)
     # epochs 1-2 on an H100 (the first compiles), epoch 3 alone in a session on an H200
-    _edit_epoch(run, 1, device="NVIDIA H100")
-    _edit_epoch(run, 2, device="NVIDIA H100", first_of_session=False)
-    _edit_epoch(run, 3, device="NVIDIA H200", first_of_session=True, train_seconds=3.0)
+    _edit_epoch(run, 1, device="NVIDIA H100", as_written=True)
+    _edit_epoch(run, 2, device="NVIDIA H100", first_of_session=False, as_written=True)
+    _edit_epoch(run, 3, device="NVIDIA H200", first_of_session=True, train_seconds=3.0,
+                as_written=True)  # fmt: skip
     if written_by == "today's harness":
         _edit(run, sec_per_epoch=3.0, sec_per_epoch_device="NVIDIA H200")
     report = build([(study, str(path))], scan(results), str(results))
