@@ -876,17 +876,27 @@ def _mark(run_dir: Path, fields: dict) -> None:
 def check_ended(run_dir: Path, summary: dict, rows: list[dict]) -> None:
     """DamagedFile where an ended run's readable files disagree, since such a run would count:
     a complete one has all its epochs, and the curves hold exactly the epochs its summary
-    says (a summary copied without its curves, edited, or left from another attempt)."""
+    says (a summary copied without its curves, edited, or left from another attempt).
+
+    A paused run counts at the epochs it has (a claim on one epoch) and the report shows how
+    far it got from its summary: training pauses between epochs, after writing the curves, so
+    they hold exactly the summary's epochs too. An interrupted run's summary may say one epoch
+    more than its curves (a stop between the epoch's checkpoint and its line: the checkpoint
+    holds it, and resuming writes it) or fewer (a harness before 2026-11-26 said 0 for a run
+    stopped before it took up its history), never two more: then lines were lost."""
     status = summary["status"]
-    if status not in FINAL:
-        return
     done, total = summary.get("epochs_done"), summary.get("epochs_total")
+    got = [r["epoch"] for r in rows]
+    if status == INTERRUPTED and done is not None and done > len(got) + 1:
+        raise DamagedFile(run_dir / METRICS, f"holds {len(got)} epochs, where its summary says "
+                                             f"interrupted after {done}")  # fmt: skip
+    if status not in (*FINAL, PAUSED):
+        return
     if status == COMPLETE and (done is None or done != total):
         raise DamagedFile(run_dir / SUMMARY, f"says complete after {done} of {total} epochs")
-    if not (run_dir / METRICS).exists():
+    if status in FINAL and not (run_dir / METRICS).exists():
         raise DamagedFile(run_dir / METRICS, f"is missing; the summary says {status} after "
                                              f"{done} epochs")  # fmt: skip
-    got = [r["epoch"] for r in rows]
     if got != list(range(1, (done or 0) + 1)):
         span = f"{got[0]}..{got[-1]}" if got else "none"
         raise DamagedFile(run_dir / METRICS, f"holds {len(got)} epochs ({span}), not the "

@@ -1133,6 +1133,10 @@ SWEEP = {
                              rows[2]]),
         "metrics.jsonl: line 2 (epoch 2) has no digest where the others have one",
         "kept metrics.jsonl aside as metrics.jsonl.unreadable-"),
+    "curves short of a paused summary": (
+        _then(_paused, _without_last_epoch),
+        "metrics.jsonl: holds 2 epochs (1..2), not the 3 its summary says",
+        "kept metrics.jsonl aside as metrics.jsonl.inconsistent-"),
     "checkpoint.pt a link loop, interrupted": (
         _then(_interrupted, _loop(store.CHECKPOINT)), "interrupted",
         "starting over from epoch 0 (interrupted): its checkpoint cannot be read, so its 3 "
