@@ -4,7 +4,8 @@
     <results>/<study>/<experiment>/seed-<k>~<label>/  a run with overrides (--smoke, --epochs...)
 
 Each directory holds ``config.json`` (the resolved config and its hash), ``environment.json``
-(provenance of the latest session), ``metrics.jsonl`` (one line per finished epoch),
+(provenance of the latest session), ``metrics.jsonl`` (one line per finished epoch, each
+with its digest: harness.epoch_digest),
 ``checkpoint.pt`` (everything needed to resume), ``progress.json`` (while running),
 ``summary.json`` (once the run has ended, however it ended), ``error.txt`` (when it failed;
 a retry keeps it aside, set_aside, as ``error.txt.earlier-failure-<time>``), and ``lock``;
@@ -35,6 +36,7 @@ from typing import Any
 
 import torch
 
+from harness import epoch_digest
 from harness.leftovers import dead, tag
 from harness.outputs import probe as _probe
 from harness.placement import misplaced
@@ -227,7 +229,8 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+    """metrics.jsonl, each line with its digest (harness.epoch_digest), which read_jsonl checks."""
+    text = "".join(json.dumps(epoch_digest.sealed(r), sort_keys=True) + "\n" for r in rows)
     _atomic_write(path, lambda f: f.write(text.encode()))
 
 
@@ -306,7 +309,7 @@ EPOCH_FIELDS: dict[str, Any] = {
     "train_error": NUMBER, "test_loss": NUMBER, "test_error": NUMBER, "val_loss": NUMBER,
     "val_error": NUMBER, "train_seconds": NUMBER, "eval_seconds": NUMBER, "images": INT,
     "images_per_second": NUMBER, "full_epoch": FLAG, "first_of_session": FLAG,
-    "warmup": FLAG, "device": TEXT, "telemetry": RECORD,
+    "warmup": FLAG, "device": TEXT, "telemetry": RECORD, epoch_digest.FIELD: TEXT,
 }  # fmt: skip
 # environment.json: harness.environment.environment and Execution.describe, the provenance of
 # the run's latest session. Report and timings read these fields without checking again.
@@ -385,10 +388,13 @@ def read_jsonl(path: Path) -> list[dict]:
         return []
     except (OSError, UnicodeDecodeError) as exc:
         raise DamagedFile(path, f"cannot be read ({exc})") from None
-    rows = []
+    rows: list[dict] = []
+    sealed: list[bool] = []  # whether each row carried a digest (harness.epoch_digest)
+    numbers: list[int] = []  # each row's line
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        numbers.append(number)
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -397,7 +403,19 @@ def read_jsonl(path: Path) -> list[dict]:
             raise DamagedFile(path, f"line {number} is not an epoch record")
         if wrong := _wrong_fields(row, EPOCH_FIELDS, EPOCH_REQUIRED):
             raise DamagedFile(path, f"line {number} (epoch {row['epoch']}): {wrong}")
+        stated = row.pop(epoch_digest.FIELD, None)  # the readers take the figures alone
+        if stated is not None and stated != epoch_digest.digest(row):
+            raise DamagedFile(path, f"line {number} (epoch {row['epoch']}): its figures are not "
+                                    "those training wrote on it (its digest does not match "
+                                    "them): edited or damaged since")  # fmt: skip
+        sealed.append(stated is not None)
         rows.append(row)
+    if any(sealed) and not all(sealed):
+        # Training writes the file whole, every line with a digest or (before 2026-11-27) none.
+        number = sealed.index(False)
+        raise DamagedFile(path, f"line {numbers[number]} (epoch {rows[number]['epoch']}) has no "
+                                "digest where the others have one: added or pasted since "
+                                "training wrote the file")  # fmt: skip
     return rows
 
 
@@ -874,17 +892,27 @@ def _mark(run_dir: Path, fields: dict) -> None:
 def check_ended(run_dir: Path, summary: dict, rows: list[dict]) -> None:
     """DamagedFile where an ended run's readable files disagree, since such a run would count:
     a complete one has all its epochs, and the curves hold exactly the epochs its summary
-    says (a summary copied without its curves, edited, or left from another attempt)."""
+    says (a summary copied without its curves, edited, or left from another attempt).
+
+    A paused run counts at the epochs it has (a claim on one epoch) and the report shows how
+    far it got from its summary: training pauses between epochs, after writing the curves, so
+    they hold exactly the summary's epochs too. An interrupted run's summary may say one epoch
+    more than its curves (a stop between the epoch's checkpoint and its line: the checkpoint
+    holds it, and resuming writes it) or fewer (a harness before 2026-11-26 said 0 for a run
+    stopped before it took up its history), never two more: then lines were lost."""
     status = summary["status"]
-    if status not in FINAL:
-        return
     done, total = summary.get("epochs_done"), summary.get("epochs_total")
+    got = [r["epoch"] for r in rows]
+    if status == INTERRUPTED and done is not None and done > len(got) + 1:
+        raise DamagedFile(run_dir / METRICS, f"holds {len(got)} epochs, where its summary says "
+                                             f"interrupted after {done}")  # fmt: skip
+    if status not in (*FINAL, PAUSED):
+        return
     if status == COMPLETE and (done is None or done != total):
         raise DamagedFile(run_dir / SUMMARY, f"says complete after {done} of {total} epochs")
-    if not (run_dir / METRICS).exists():
+    if status in FINAL and not (run_dir / METRICS).exists():
         raise DamagedFile(run_dir / METRICS, f"is missing; the summary says {status} after "
                                              f"{done} epochs")  # fmt: skip
-    got = [r["epoch"] for r in rows]
     if got != list(range(1, (done or 0) + 1)):
         span = f"{got[0]}..{got[-1]}" if got else "none"
         raise DamagedFile(run_dir / METRICS, f"holds {len(got)} epochs ({span}), not the "

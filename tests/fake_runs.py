@@ -37,7 +37,8 @@ def fake_run(
     compile_fallback: str | None = None,
     iterations_per_epoch: int = 10,
 ) -> Path:
-    """A run directory of ``epochs`` epochs (half of them unless complete); the curve's
+    """A run directory of ``epochs`` epochs (half of them unless complete, its summary's
+    figures then the curve's so far, as training writes them); the curve's
     iterations step by ``iterations_per_epoch`` (391 is a full CIFAR-10 epoch at batch 128,
     for a store the size of a real one: benchmarks/big_store.py). ``epochs`` is by default the
     length of the experiment's recipe for a complete run, as training records it (a complete
@@ -79,13 +80,15 @@ def fake_run(
     if status in ("running", "interrupted"):
         return run_dir  # no summary yet
     final = None if status == "diverged" else test_error
+    loss, error = (None, None) if status == "diverged" else (train_loss, train_error)
+    if status not in ("complete", "diverged"):  # its figures so far, as training derives them
+        final, loss, error = (history[-1][k] for k in ("test_error", "train_loss", "train_error"))
     store.write_json(run_dir / store.SUMMARY, {
         "study": study.name, "experiment": experiment, "seed": seed, "label": label,
         "counts_as_reproduction": not label, "config_hash": digest, "status": status,
         "params": None, "epochs_done": done, "epochs_total": epochs,
         "test_error": final, "best_test_error": final,
-        "final_train_loss": None if status == "diverged" else train_loss,
-        "final_train_error": None if status == "diverged" else train_error,
+        "final_train_loss": loss, "final_train_error": error,
         "sec_per_epoch": sec_per_epoch,
         "diverged_at": {"epoch": done, "iteration": done * iterations_per_epoch} if status == "diverged" else None,
         "data": {"official": official, "dataset_fingerprint": fingerprint, "path": "/data"},

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_study
+from conftest import TINY_RECIPE, tiny_study
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_run import curves, repro, run_args
@@ -759,11 +759,35 @@ FILES = (store.METRICS, store.SUMMARY, store.CONFIG, store.ENVIRONMENT, store.CH
 def damages(draw):
     run = draw(st.sampled_from(RUNS))
     name = draw(st.sampled_from(FILES))
-    how = draw(st.sampled_from(["truncate", "garbage", "delete", "shape", "loop"]))
+    # "digit", "swap" and "repeat" leave a file that still reads: one digit changed (a figure,
+    # an epoch, a count), two lines swapped, a line written over the next.
+    how = draw(st.sampled_from(["truncate", "garbage", "delete", "shape", "loop", "digit",
+                                "swap", "repeat"]))  # fmt: skip
     cut = draw(st.floats(0, 1))
     junk = draw(st.binary(min_size=1, max_size=40))
     shape = draw(st.sampled_from([b"{}", b"[]", b"null", b"3", b'{"status": 7}', b'"x"']))
     return run, name, how, cut, junk, shape
+
+
+def _another_digit(data: bytes, where: float) -> bytes:
+    """``data`` with the digit nearest ``where`` (a share of the digits) changed."""
+    digits = [i for i, b in enumerate(data) if b in b"0123456789"]
+    if not digits:
+        return data
+    i = digits[int(where * (len(digits) - 1))]
+    return data[:i] + str((data[i] - ord("0") + 1) % 10).encode() + data[i + 1 :]
+
+
+def _lines_moved(data: bytes, where: float, *, swap: bool) -> bytes:
+    """``data`` with the line at ``where`` (a share of the lines) swapped with the next, or
+    written over it."""
+    lines = data.splitlines(True)
+    if len(lines) < 2:
+        return data
+    i = int(where * (len(lines) - 2))
+    first, second = lines[i], lines[i + 1]
+    lines[i], lines[i + 1] = (second, first) if swap else (first, first)
+    return b"".join(lines)
 
 
 @settings(max_examples=8, deadline=None, derandomize=True,
@@ -789,6 +813,10 @@ def test_random_damage_never_tracebacks_and_never_loses_a_file(
         elif how == "loop":  # a link to itself: there, but leads nowhere
             path.unlink()
             os.symlink(path.name, path)
+        elif how == "digit":
+            path.write_bytes(_another_digit(data, cut))
+        elif how in ("swap", "repeat"):
+            path.write_bytes(_lines_moved(data, cut, swap=how == "swap"))
         else:
             path.write_bytes(shape)
     before = _files(results)
@@ -1000,6 +1028,26 @@ def _rows(order):
     return spoil
 
 
+def _lines(edit):
+    """metrics.jsonl with its lines, as read with their digests, edited by hand: ``edit`` takes
+    the list of records and returns the file's."""
+
+    def spoil(run: Path) -> None:
+        rows = [json.loads(line) for line in (run / store.METRICS).read_text().splitlines()]
+        (run / store.METRICS).write_text("".join(json.dumps(r) + "\n" for r in edit(rows)))
+
+    return spoil
+
+
+def _renumbered(rows: list[dict]) -> list[dict]:
+    """Each record numbered by its line again, as a hand edit that hides a move would."""
+    return [{**r, "epoch": i} for i, r in enumerate(rows, 1)]
+
+
+def _set(index: int, **fields):
+    return _lines(lambda rows: [{**r, **fields} if i == index else r for i, r in enumerate(rows)])
+
+
 def _paused(run: Path) -> None:
     summary = json.loads((run / store.SUMMARY).read_text())
     (run / store.SUMMARY).write_text(json.dumps({**summary, "status": store.PAUSED}))
@@ -1059,6 +1107,35 @@ SWEEP = {
     "epochs out of order, paused": (
         _then(_paused, _rows([1, 0, 2])),
         "metrics.jsonl: holds epochs 2, 1, 3, not 1..3 in order",
+        "kept metrics.jsonl aside as metrics.jsonl.inconsistent-"),
+    # A line that still reads, changed in the middle of the curve: its own digest names it
+    # (harness.epoch_digest); each read as a result, at epoch 2 for the claim there.
+    "a test error edited": (
+        _set(1, test_error=60.0),
+        "metrics.jsonl: line 2 (epoch 2): its figures are not those training wrote on it",
+        "kept metrics.jsonl aside as metrics.jsonl.unreadable-"),
+    "a test error edited, paused": (
+        _then(_paused, _set(1, test_error=60.0)), "line 2 (epoch 2): its figures are not",
+        "kept metrics.jsonl aside as metrics.jsonl.unreadable-"),
+    "a loss edited, interrupted": (
+        _then(_interrupted, _set(0, train_loss=0.01)), "line 1 (epoch 1): its figures are not",
+        "kept metrics.jsonl aside as metrics.jsonl.unreadable-"),
+    "two lines swapped, epochs put right": (
+        _lines(lambda rows: _renumbered([rows[1], rows[0], rows[2]])),
+        "line 1 (epoch 1): its figures are not",
+        "kept metrics.jsonl aside as metrics.jsonl.unreadable-"),
+    "a line over another, its epoch put right": (
+        _lines(lambda rows: _renumbered([rows[0], rows[0], rows[2]])),
+        "line 2 (epoch 2): its figures are not",
+        "kept metrics.jsonl aside as metrics.jsonl.unreadable-"),
+    "a line without its digest": (
+        _lines(lambda rows: [rows[0], {k: v for k, v in rows[1].items() if k != "digest"},
+                             rows[2]]),
+        "metrics.jsonl: line 2 (epoch 2) has no digest where the others have one",
+        "kept metrics.jsonl aside as metrics.jsonl.unreadable-"),
+    "curves short of a paused summary": (
+        _then(_paused, _without_last_epoch),
+        "metrics.jsonl: holds 2 epochs (1..2), not the 3 its summary says",
         "kept metrics.jsonl aside as metrics.jsonl.inconsistent-"),
     "checkpoint.pt a link loop, interrupted": (
         _then(_interrupted, _loop(store.CHECKPOINT)), "interrupted",
@@ -1129,6 +1206,49 @@ def test_the_sweep_each_command_says_what_is_damaged_and_run_repairs_it(
     assert curves(results, RUNS[0]) == original_curves  # from the checkpoint, or retrained
     _kept(before, results)
     assert {n: d for n, d in _files(results).items() if n.startswith(RUNS[1])} == healthy
+
+
+# Two seeds on the whole of the tests' data set (600 training, 200 test images, six steps an
+# epoch): runs that count, unlike those of a recipe on a subset.
+COUNTING_STUDY = """\
+  - {name: a, model: resnet8, recipe: base, seeds: 2}
+claims:
+  - {source: test, where: T1, experiment: a, metric: test_error, value: 60}
+  - {source: test, where: T2, experiment: a, metric: test_error_at_epoch, epoch: 1, value: 60}
+"""
+TWO_EPOCHS = (TINY_RECIPE.replace("batch_size: 50", "batch_size: 100")
+              .replace("epochs: 3", "epochs: 2").replace("[2]", "[1]"))  # fmt: skip
+
+
+def test_real_paused_resumed_and_fused_runs_are_never_taken_for_damaged(
+    tmp_path, cifar_root, monkeypatch
+):
+    """What the checks on a curve and its summary read is what training writes, however it
+    trained: a run paused by its budget and resumed from its checkpoint, and a fused pair,
+    count (the paused one at epoch 1 while it waits), none listed as damaged."""
+    from harness import budget
+    from harness.report import report_for
+
+    study = tiny_study(tmp_path / "s.yaml", COUNTING_STUDY, recipe=TWO_EPOCHS)
+
+    def views(results: Path) -> list:
+        return report_for([study], results).studies[0].runs
+
+    paused = tmp_path / "paused"
+    fits = iter([True, False])  # it pauses after its first epoch
+    monkeypatch.setattr(budget.Deadline, "fits", lambda self, estimate: next(fits, False))
+    out = repro(*run_args(study, cifar_root, paused, "--seeds", "1", "--time-budget", "10m"))
+    assert out.exit_code == 0 and "1 run paused" in out.output, out.output
+    (waiting,) = views(paused)
+    assert (waiting.status, waiting.under_way, waiting.counted_at_epochs) == ("paused", True, (1,))
+    monkeypatch.undo()
+    out = repro(*run_args(study, cifar_root, paused, "--seeds", "1"))  # from its checkpoint
+    assert out.exit_code == 0, out.output
+    out = repro(*run_args(study, cifar_root, tmp_path / "fused", "--fuse", "2"))
+    assert out.exit_code == 0 and "fused: 2 runs as one network" in out.output, out.output
+    for results, seeds in ((paused, 1), (tmp_path / "fused", 2)):
+        counted = views(results)
+        assert len(counted) == seeds and all(v.counted for v in counted), counted
 
 
 def _garbage(name: str):

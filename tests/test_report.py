@@ -24,6 +24,7 @@ from harness.report import build, claims_frame, render_html, report_for
 from harness.report.filters import _words
 from harness.results import scan, scan_evaluations
 from harness.schema import Claim
+from harness.store import read_jsonl, write_jsonl
 from harness.studyfile import load_study
 
 EXPERIMENTS = """\
@@ -532,12 +533,12 @@ def _speed_report(tmp_path):
     results = tmp_path / "results"
     moved = fake_run(results, study, "moved", device=H100)
     # Paused on the H100 after two epochs, finished on a CPU: each device's own epochs.
-    rows = [json.loads(line) for line in (moved / "metrics.jsonl").read_text().splitlines()]
+    rows = read_jsonl(moved / "metrics.jsonl")
     timing = [(H100, 9.0, True), (H100, 2.0, False), ("CPU (x86_64)", 50.0, True),
               ("CPU (x86_64)", 30.0, False)]  # fmt: skip
     for row, (device, seconds, first) in zip(rows, timing, strict=True):
         row.update(device=device, train_seconds=seconds, first_of_session=first)
-    (moved / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(moved / "metrics.jsonl", rows)  # as training writes it
     # Its summary's seconds as training writes them from these epochs: the median of the
     # epochs that were not a session's first (2 s and 30 s).
     summary = json.loads((moved / "summary.json").read_text())
@@ -1359,10 +1360,10 @@ def _trained_on(run_dir, *devices: str) -> None:
     """Name each epoch's device in a hand-made run, the last one in its environment.json (and
     its driver, which only the latest session's device records), as a run moved between
     machines leaves them."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_jsonl(run_dir / "metrics.jsonl")
     for row, device in zip(rows, devices, strict=True):
         row["device"] = device
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(run_dir / "metrics.jsonl", rows)  # as training writes it
     _update(run_dir / "environment.json", device_name=devices[-1], driver="580.159.04")
 
 

@@ -725,15 +725,24 @@ def _edit(run_dir, **fields) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
 
 
-def _edit_epoch(run_dir, epoch: int, **fields) -> None:
+def _edit_epoch(run_dir, epoch: int, *, as_written: bool = False, **fields) -> None:
+    """Change an epoch's fields in a hand-made run's curve: in a curve as a harness before
+    2026-11-27 wrote it (no line digests, harness.epoch_digest), which only the checks on the
+    summary can catch; or ``as_written`` by a harness that recorded these figures."""
     import json
+
+    from harness import store
 
     path = run_dir / "metrics.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     for r in rows:
+        r.pop("digest", None)
         if r["epoch"] == epoch:
             r.update(fields)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if as_written:
+        store.write_jsonl(path, rows)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 THREE = "  - {name: a, model: resnet20, recipe: base, seeds: 3}\n"
@@ -981,6 +990,97 @@ def test_a_summary_its_curves_contradict_never_counts(tmp_path, case, claim, wro
     assert row(*sound, "a").verdict == V.REPRODUCED
 
 
+def _hand_edit_epoch(run_dir, epoch: int, **fields) -> None:
+    """Change an epoch's fields in the curve with a text editor: the line keeps its digest."""
+    import json
+
+    path = run_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**r, **fields} if r["epoch"] == epoch else r) + "\n"
+                            for r in rows))  # fmt: skip
+
+
+def test_a_curve_edited_in_the_middle_never_counts_at_that_epoch_or_any(tmp_path):
+    """A claim read from the middle of a curve (the test error after epoch 2 of 3) took an
+    edited line as the run's: the summary speaks only of the end and the best epoch, which
+    still agreed, so 11.67% 'reproduced' the claim. The line's digest says it is not what
+    training wrote."""
+    study, path, results = make_study(tmp_path, THREE, AT_2)
+    run = fake_run(results, study, "a", epochs=3, test_error=8.0)  # 9.33% at epoch 2
+    _hand_edit_epoch(run, 2, test_error=11.67)
+    report = build([(study, str(path))], scan(results), str(results))
+    (r,) = report.studies[0].all_claims
+    assert (r.verdict, r.n) == (V.NOT_RUN, 0), r.reason
+    (view,) = report.studies[0].runs
+    assert not view.counted and not view.counted_at_epochs and not view.under_way
+    assert view.why_not == (f"damaged: {run / 'metrics.jsonl'}: line 2 (epoch 2): its figures "
+                            "are not those training wrote on it (its digest does not match "
+                            "them): edited or damaged since")  # fmt: skip
+    # The same figure as training would have written it counts.
+    _edit_epoch(run, 2, test_error=11.67, as_written=True)
+    assert row(study, path, results, "a").verdict == V.REPRODUCED
+
+
+def _without_last_epoch(run_dir) -> None:
+    path = run_dir / "metrics.jsonl"
+    path.write_text("".join(path.read_text().splitlines(True)[:-1]))
+
+
+def _interrupted(run_dir, **fields) -> None:
+    """A paused hand-made run's summary made an interrupted one, as training writes it."""
+    _edit(run_dir, status="interrupted", paused=None, **fields)
+
+
+AT_1 = AT_2.replace("epoch: 2,", "epoch: 1,")
+# What is done to a hand-made run paused after 2 of 4 epochs (a claim on the test error after
+# epoch 1 counts it), and what the report then says of it: damaged, saying why; or nothing (a
+# summary training writes so), and it still counts at epoch 1.
+UNFINISHED = {
+    "paused, summary edited": (lambda run: _edit(run, test_error=8.0),
+                               "its summary disagrees with its curves or its recipe (summary "
+                               "test_error 8, curve 62.5)"),
+    "paused, best edited": (lambda run: _edit(run, best_test_error=8.0),
+                            "summary best_test_error 8, curve 62.5"),
+    "paused, curve edited (no digests)": (lambda run: _edit_epoch(run, 2, test_error=40.0),
+                                          "summary test_error 62.5, curve 40"),
+    "paused, curve short of the summary": (
+        _without_last_epoch, "metrics.jsonl: holds 1 epochs (1..1), not the 2 its summary says"),
+    "interrupted, summary edited": (lambda run: _interrupted(run, final_train_loss=0.01),
+                                    "summary final_train_loss 0.01, curve 0.75"),
+    "interrupted, two epochs short": (
+        lambda run: (_interrupted(run, epochs_done=3), _without_last_epoch(run)),
+        "metrics.jsonl: holds 1 epochs, where its summary says interrupted after 3"),
+    # As training writes them: stopped between an epoch's checkpoint and its line (the
+    # summary an epoch ahead), and that summary marked interrupted again after a SIGKILL.
+    "interrupted an epoch ahead": (lambda run: (_interrupted(run), _without_last_epoch(run)),
+                                   None),
+    "interrupted, marked after": (
+        lambda run: (_interrupted(run, epochs_done=1, stop_reason="SIGKILL"),
+                     _without_last_epoch(run)), None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", UNFINISHED)
+def test_an_unfinished_run_whose_summary_its_curve_contradicts_never_counts(tmp_path, case):
+    """A paused or interrupted run counts at the epochs it has (a claim on one epoch) and the
+    run table shows its summary's test error and epochs: neither was checked against the
+    curve, so an edited summary or a curve cut back counted at epoch 1 as they read."""
+    study, path, results = make_study(tmp_path, THREE, AT_1)
+    run = fake_run(results, study, "a", status="paused", epochs=4, test_error=50.0)
+    spoil, says = UNFINISHED[case]
+    spoil(run)
+    report = build([(study, str(path))], scan(results), str(results))
+    (view,) = report.studies[0].runs
+    (r,) = report.studies[0].all_claims
+    if says is None:
+        assert view.under_way and view.counted_at_epochs == (1,), view.why_not
+        assert r.n == 1, r.reason
+    else:
+        assert not view.under_way and not view.counted_at_epochs, view
+        assert view.why_not.startswith("damaged: ") and says in view.why_not, view.why_not
+        assert r.n == 0, r.reason
+
+
 @pytest.mark.parametrize("written_by", ["today's harness", "a harness before 2026-11-27"])
 def test_a_run_moved_between_devices_counts_whichever_harness_wrote_its_summary(
     tmp_path, written_by
@@ -992,9 +1092,10 @@ def test_a_run_moved_between_devices_counts_whichever_harness_wrote_its_summary(
     study, path, results = make_study(tmp_path, FIVE_A, ON_A)
     run = fake_run(results, study, "a", epochs=3, test_error=8.0, sec_per_epoch=4.0)
     # epochs 1-2 on an H100 (the first compiles), epoch 3 alone in a session on an H200
-    _edit_epoch(run, 1, device="NVIDIA H100")
-    _edit_epoch(run, 2, device="NVIDIA H100", first_of_session=False)
-    _edit_epoch(run, 3, device="NVIDIA H200", first_of_session=True, train_seconds=3.0)
+    _edit_epoch(run, 1, device="NVIDIA H100", as_written=True)
+    _edit_epoch(run, 2, device="NVIDIA H100", first_of_session=False, as_written=True)
+    _edit_epoch(run, 3, device="NVIDIA H200", first_of_session=True, train_seconds=3.0,
+                as_written=True)  # fmt: skip
     if written_by == "today's harness":
         _edit(run, sec_per_epoch=3.0, sec_per_epoch_device="NVIDIA H200")
     report = build([(study, str(path))], scan(results), str(results))

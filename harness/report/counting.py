@@ -98,9 +98,10 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
         elif ended and subset:
             why = "the recipe trains on a subset (smoke study)"
             out.append(_Classified(r, False, why, True))
-        elif ended and (wrong := _disagreements(exp.recipe, r)):
-            # Its summary is what verdicts read, its curve what the figures draw: where they
-            # differ one was edited or left from another attempt, and neither can be trusted.
+        elif _summarises_its_curve(r) and (wrong := _disagreements(exp.recipe, r)):
+            # Its summary is what verdicts and the run table read, its curve what the figures
+            # draw and a claim at one epoch reads: where they differ one was edited or left
+            # from another attempt, and neither can be trusted (an unfinished run's either).
             why = (
                 f"damaged: its summary disagrees with its curves or its recipe "
                 f"({'; '.join(wrong)}); never counted: check the run, or run it again with "
@@ -114,6 +115,23 @@ def _classify(study: Study, records: list[RunRecord]) -> list[_Classified]:
             why = r.status if not subset else f"{r.status} on a subset (smoke study)"
             out.append(_Classified(r, False, why, True, under_way))
     return out
+
+
+def _summarises_its_curve(record: RunRecord) -> bool:
+    """Whether the run's summary was derived from exactly the curve beside it, so that
+    _disagreements may compare the two: an ended or paused run's (store.check_ended holds
+    its epochs to the curve's); an interrupted run's where training wrote it over the epochs
+    its curve holds. Not one store.mark_interrupted wrote (``stop_reason``): it keeps the
+    figures of a summary training may have written an epoch ahead, and nor is a summary that
+    is an epoch ahead (a stop between an epoch's checkpoint and its line)."""
+    summary = record.summary or {}
+    if record.status in (*store.FINAL, store.PAUSED):
+        return True
+    return (
+        record.status == store.INTERRUPTED
+        and "stop_reason" not in summary
+        and summary.get("epochs_done") == len(record.history)
+    )
 
 
 # The figures verdicts read, and what a run can hold in each: training records a loss that
@@ -145,9 +163,11 @@ def _impossible_figures(record: RunRecord) -> list[str]:
 
 
 def _disagreements(recipe: Recipe, record: RunRecord) -> list[str]:
-    """The figures of an ended run's summary that its curves, read as training wrote them
+    """The figures of a run's summary that its curves, read as training wrote them
     (harness.train.finish), contradict: a summary edited after the run, a curve edited or
-    cut back, or a figure taken out of a summary (a seed dropped from a median unnoticed).
+    cut back, or a figure taken out of a summary (a seed dropped from a median unnoticed);
+    for an unfinished run whose summary speaks of its curve (_summarises_its_curve), the
+    figures it states.
     A diverged run's summary may leave a figure out (verdicts read its diverged value); a
     complete run's may not where its curve has it. And a complete run of fewer (or more)
     epochs than its recipe trains on the full data: the config hash says the recipe is the
