@@ -577,8 +577,15 @@ def run(
     from harness.budget import BudgetError, parse_deadline, parse_duration
     from harness.describe import trial_lines
     from harness.executors import local_slots, run_parallel, submit
+    from harness.only import OnlyError
     from harness.plan import Overrides, PlanError
-    from harness.runner import RunError, RunOptions, refuse_displacing_any, run_study
+    from harness.runner import (
+        RunError,
+        RunOptions,
+        options_by_study,
+        refuse_displacing_any,
+        run_study,
+    )
     from harness.schema import LocalSettings, SlurmSettings
     from harness.studyfile import study_warnings
 
@@ -617,37 +624,42 @@ def run(
     tally: Counter[str] = Counter()
     started, every = time.time(), []
     studies = studies_or_fail(files, "nothing was run")
-    try:  # every file's runs, before the first file's train
-        refuse_displacing_any(list(zip(studies, files, strict=True)), options)
-    except (RunError, PlanError) as exc:
+    try:  # --only selects among all the studies given; then every file's runs are checked
+        each = options_by_study(studies, options)
+        refuse_displacing_any([(s, f, o) for s, f, o in zip(studies, files, each, strict=True)
+                               if o is not None])  # fmt: skip
+    except (RunError, PlanError, OnlyError) as exc:
         fail(str(exc))
-    for study, path in zip(studies, files, strict=True):
+    for study, path, opts in zip(studies, files, each, strict=True):
         for warning in study_warnings(path, study):
             click.echo(str(warning))
-        for line in trial_lines(study, options.overrides):
-            click.echo(line)
         if not study.experiments:
             released = plural(len(study.checkpoints), "released checkpoint")
             verb = "is" if len(study.checkpoints) == 1 else "are"
             click.echo(f"{study.name}: nothing to train; its {released} {verb} evaluated by "
                        f"`repro evaluate {path}`")  # fmt: skip
             continue
+        if opts is None:
+            click.echo(f"{study.name}: has none of the experiments --only names; not run")
+            continue
+        for line in trial_lines(study, opts.overrides):
+            click.echo(line)
         try:
             if executor in ("slurm", "submitit-local"):
                 base = study.executor.slurm or SlurmSettings()
                 given = {k: v for k, v in slurm_flags.items() if v is not None}
                 settings = base.model_copy(update=given)
                 cluster = "slurm" if executor == "slurm" else "local"
-                outcomes = submit(study, path, options, settings, click.echo, cluster).outcomes
+                outcomes = submit(study, path, opts, settings, click.echo, cluster).outcomes
             else:
                 local = study.executor.local or LocalSettings()
                 count = gpus if gpus is not None else local.gpus
-                slots = local_slots(options, count, runs_per_gpu or local.runs_per_gpu,
+                slots = local_slots(opts, count, runs_per_gpu or local.runs_per_gpu,
                                     given=gpus is not None)  # fmt: skip
                 if len(slots) > 1:
-                    outcomes = run_parallel(study, path, options, slots, click.echo)
+                    outcomes = run_parallel(study, path, opts, slots, click.echo)
                 else:
-                    outcomes = run_study(study, options, click.echo, study_file=path)
+                    outcomes = run_study(study, opts, click.echo, study_file=path)
         except (RunError, PlanError, ValueError) as exc:
             fail(str(exc))
         tally.update(o.status for o in outcomes)
@@ -695,15 +707,30 @@ def evaluate(files, only, device, results, data_dir, force, batch_size):
     when every checkpoint was evaluated (or already was), 1 when one could not be, 2 for a
     problem with the request.
     """
-    from harness.evaluate import NOTHING_TO_EVALUATE, EvaluateError, EvaluateOptions, evaluate_study
+    from harness.evaluate import (
+        NOTHING_TO_EVALUATE,
+        EvaluateError,
+        EvaluateOptions,
+        evaluate_study,
+        options_by_study,
+    )
+    from harness.only import OnlyError
     from harness.store import StoreUnusable
 
     options = EvaluateOptions(results=results, data_dir=data_dir, device=device, only=only,
                               force=force, batch_size=batch_size)  # fmt: skip
     tally: Counter[str] = Counter()
-    for study, path in zip(studies_or_fail(files, "nothing was evaluated"), files, strict=True):
+    studies = list(zip(studies_or_fail(files, "nothing was evaluated"), files, strict=True))
+    try:  # --only selects among all the studies given
+        each = options_by_study(studies, options)
+    except OnlyError as exc:
+        fail(str(exc))
+    for (study, path), opts in zip(studies, each, strict=True):
+        if opts is None:
+            click.echo(f"{study.name}: has none of the checkpoints --only names; not evaluated")
+            continue
         try:
-            outcomes = evaluate_study(study, path, options, click.echo)
+            outcomes = evaluate_study(study, path, opts, click.echo)
         except (EvaluateError, StoreUnusable) as exc:
             fail(str(exc))
         tally.update(o.status for o in outcomes)
