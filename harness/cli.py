@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shlex
@@ -60,11 +61,38 @@ class ExistingFile(click.Path):
         if path.is_dir():
             many = param is not None and param.nargs == -1
             self.fail(_a_directory(path, self.what, self.pattern, many), param, ctx)
+        wanted = f"the {self.what}"
+        if self.must_exist and (
+            nowhere := _leads_nowhere(path, wanted, f"or give {wanted}'s own path")
+        ):
+            self.fail(nowhere, param, ctx)
         if self.must_exist and not path.exists():
             hint = f" ({self.hint})" if self.hint else ""
             near = _did_you_mean(path) or _what_there_is(path, self.what, self.pattern)
             self.fail(f"{value}: no such file.{near}{hint}", param, ctx)
         return super().convert(value, param, ctx)
+
+
+def _leads_nowhere(path: Path, wanted: str, instead: str) -> str | None:
+    """What is wrong with the symbolic link on ``path`` (itself or a folder it passes
+    through) that leads nowhere, one that loops (as `ln -s L L` makes) or whose target is
+    missing, and what to do: point it at ``wanted`` (what ``path`` should be; a folder on the
+    way, a directory) or ``instead``; None where there is none. Such a path does not "exist",
+    and was called "no such results directory" (or file), which sent the user looking for
+    what the link hides."""
+    for link in (path, *path.parents):
+        if not link.is_symlink():
+            continue
+        try:
+            link.stat()
+            continue
+        except OSError as exc:
+            why = "it loops" if exc.errno == errno.ELOOP else "its target is missing"
+        where, want = ("", wanted) if link == path else (f" (on the way to {path})", "a directory")
+        return (f"{link}{where} is a symbolic link that leads nowhere: {why} (it points to "
+                f"{os.readlink(link)}); point it at {want} (`ln -sfn TARGET {link}`) "
+                f"{instead}")  # fmt: skip
+    return None
 
 
 def _a_directory(path: Path, what: str, pattern: str, many: bool) -> str:
@@ -136,6 +164,8 @@ class Folder(click.Path):
     def convert(self, value, param, ctx):
         value = expand_home(value)
         path = Path(value)
+        if nowhere := _leads_nowhere(path, "a directory", "or remove it"):
+            self.fail(f"{nowhere}; {self.wants}", param, ctx)
         if path.exists() and not path.is_dir():
             message = f"{value} is a file, not a directory; {self.wants}"
             if self.store and path.name.endswith((".tar.gz", ".tgz", ".tar")):
