@@ -42,7 +42,27 @@ def expand_home(value):
     return value
 
 
-class ExistingFile(click.Path):
+class ReadablePath(click.Path):
+    """click.Path whose refusal of a path this user cannot read says what to do: click's own
+    "Path 'x' is not readable." named no remedy. A directory needs execute permission too, to
+    be listed and entered, which click does not check. ``instead``: what else to give, where
+    not one that can be read (an output file is overwritten, and click checks it all the same)."""
+
+    instead = ""
+
+    def convert(self, value, param, ctx):
+        if self.readable and os.path.exists(value):
+            folder = os.path.isdir(value)
+            if not os.access(value, os.R_OK | (os.X_OK if folder else 0)):
+                kind, mode = ("a directory", "u+rx") if folder else ("a file", "u+r")
+                instead = self.instead or f"{kind} you can read"
+                self.fail(f"{value} is not readable by this user; make it readable (`chmod "
+                          f"{mode} {value}` if it is yours, else ask its owner) or give "
+                          f"{instead}", param, ctx)  # fmt: skip
+        return super().convert(value, param, ctx)
+
+
+class ExistingFile(ReadablePath):
     """A file that must exist, checked while parsing (before torch is imported), with the
     closest names beside it suggested for a typo; ``what`` names the kind of file, and
     ``pattern`` the files a directory given instead may hold (``studies`` for
@@ -151,7 +171,7 @@ def _stem(path: Path) -> str:
     return path.name.split(".")[0] or path.name
 
 
-class Folder(click.Path):
+class Folder(ReadablePath):
     """A directory option (--results, --data-dir, --profile); a regular file given instead
     is refused with what the option wants (click's own words name no remedy). ``store``: the
     option names a run store, where an archive from `repro export` is a likely slip; ``data``:
@@ -178,10 +198,12 @@ class Folder(click.Path):
         return super().convert(value, param, ctx)
 
 
-class OutputFile(click.Path):
+class OutputFile(ReadablePath):
     """An output file's option takes any path here (a leading ~ expanded): harness.outputs
     checks it before any work and says what to do with a directory (give a file name) or a
     path that cannot be written."""
+
+    instead = "another file name"
 
     def convert(self, value, param, ctx):
         return super().convert(expand_home(value), param, ctx)
