@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shlex
@@ -41,7 +42,27 @@ def expand_home(value):
     return value
 
 
-class ExistingFile(click.Path):
+class ReadablePath(click.Path):
+    """click.Path whose refusal of a path this user cannot read says what to do: click's own
+    "Path 'x' is not readable." named no remedy. A directory needs execute permission too, to
+    be listed and entered, which click does not check. ``instead``: what else to give, where
+    not one that can be read (an output file is overwritten, and click checks it all the same)."""
+
+    instead = ""
+
+    def convert(self, value, param, ctx):
+        if self.readable and os.path.exists(value):
+            folder = os.path.isdir(value)
+            if not os.access(value, os.R_OK | (os.X_OK if folder else 0)):
+                kind, mode = ("a directory", "u+rx") if folder else ("a file", "u+r")
+                instead = self.instead or f"{kind} you can read"
+                self.fail(f"{value} is not readable by this user; make it readable (`chmod "
+                          f"{mode} {value}` if it is yours, else ask its owner) or give "
+                          f"{instead}", param, ctx)  # fmt: skip
+        return super().convert(value, param, ctx)
+
+
+class ExistingFile(ReadablePath):
     """A file that must exist, checked while parsing (before torch is imported), with the
     closest names beside it suggested for a typo; ``what`` names the kind of file, and
     ``pattern`` the files a directory given instead may hold (``studies`` for
@@ -60,11 +81,38 @@ class ExistingFile(click.Path):
         if path.is_dir():
             many = param is not None and param.nargs == -1
             self.fail(_a_directory(path, self.what, self.pattern, many), param, ctx)
+        wanted = f"the {self.what}"
+        if self.must_exist and (
+            nowhere := _leads_nowhere(path, wanted, f"or give {wanted}'s own path")
+        ):
+            self.fail(nowhere, param, ctx)
         if self.must_exist and not path.exists():
             hint = f" ({self.hint})" if self.hint else ""
             near = _did_you_mean(path) or _what_there_is(path, self.what, self.pattern)
             self.fail(f"{value}: no such file.{near}{hint}", param, ctx)
         return super().convert(value, param, ctx)
+
+
+def _leads_nowhere(path: Path, wanted: str, instead: str) -> str | None:
+    """What is wrong with the symbolic link on ``path`` (itself or a folder it passes
+    through) that leads nowhere, one that loops (as `ln -s L L` makes) or whose target is
+    missing, and what to do: point it at ``wanted`` (what ``path`` should be; a folder on the
+    way, a directory) or ``instead``; None where there is none. Such a path does not "exist",
+    and was called "no such results directory" (or file), which sent the user looking for
+    what the link hides."""
+    for link in (path, *path.parents):
+        if not link.is_symlink():
+            continue
+        try:
+            link.stat()
+            continue
+        except OSError as exc:
+            why = "it loops" if exc.errno == errno.ELOOP else "its target is missing"
+        where, want = ("", wanted) if link == path else (f" (on the way to {path})", "a directory")
+        return (f"{link}{where} is a symbolic link that leads nowhere: {why} (it points to "
+                f"{os.readlink(link)}); point it at {want} (`ln -sfn TARGET {link}`) "
+                f"{instead}")  # fmt: skip
+    return None
 
 
 def _a_directory(path: Path, what: str, pattern: str, many: bool) -> str:
@@ -123,7 +171,7 @@ def _stem(path: Path) -> str:
     return path.name.split(".")[0] or path.name
 
 
-class Folder(click.Path):
+class Folder(ReadablePath):
     """A directory option (--results, --data-dir, --profile); a regular file given instead
     is refused with what the option wants (click's own words name no remedy). ``store``: the
     option names a run store, where an archive from `repro export` is a likely slip; ``data``:
@@ -136,6 +184,8 @@ class Folder(click.Path):
     def convert(self, value, param, ctx):
         value = expand_home(value)
         path = Path(value)
+        if nowhere := _leads_nowhere(path, "a directory", "or remove it"):
+            self.fail(f"{nowhere}; {self.wants}", param, ctx)
         if path.exists() and not path.is_dir():
             message = f"{value} is a file, not a directory; {self.wants}"
             if self.store and path.name.endswith((".tar.gz", ".tgz", ".tar")):
@@ -148,10 +198,12 @@ class Folder(click.Path):
         return super().convert(value, param, ctx)
 
 
-class OutputFile(click.Path):
+class OutputFile(ReadablePath):
     """An output file's option takes any path here (a leading ~ expanded): harness.outputs
     checks it before any work and says what to do with a directory (give a file name) or a
     path that cannot be written."""
+
+    instead = "another file name"
 
     def convert(self, value, param, ctx):
         return super().convert(expand_home(value), param, ctx)
@@ -577,8 +629,15 @@ def run(
     from harness.budget import BudgetError, parse_deadline, parse_duration
     from harness.describe import trial_lines
     from harness.executors import local_slots, run_parallel, submit
+    from harness.only import OnlyError
     from harness.plan import Overrides, PlanError
-    from harness.runner import RunError, RunOptions, refuse_displacing_any, run_study
+    from harness.runner import (
+        RunError,
+        RunOptions,
+        options_by_study,
+        refuse_displacing_any,
+        run_study,
+    )
     from harness.schema import LocalSettings, SlurmSettings
     from harness.studyfile import study_warnings
 
@@ -617,37 +676,42 @@ def run(
     tally: Counter[str] = Counter()
     started, every = time.time(), []
     studies = studies_or_fail(files, "nothing was run")
-    try:  # every file's runs, before the first file's train
-        refuse_displacing_any(list(zip(studies, files, strict=True)), options)
-    except (RunError, PlanError) as exc:
+    try:  # --only selects among all the studies given; then every file's runs are checked
+        each = options_by_study(studies, options)
+        refuse_displacing_any([(s, f, o) for s, f, o in zip(studies, files, each, strict=True)
+                               if o is not None])  # fmt: skip
+    except (RunError, PlanError, OnlyError) as exc:
         fail(str(exc))
-    for study, path in zip(studies, files, strict=True):
+    for study, path, opts in zip(studies, files, each, strict=True):
         for warning in study_warnings(path, study):
             click.echo(str(warning))
-        for line in trial_lines(study, options.overrides):
-            click.echo(line)
         if not study.experiments:
             released = plural(len(study.checkpoints), "released checkpoint")
             verb = "is" if len(study.checkpoints) == 1 else "are"
             click.echo(f"{study.name}: nothing to train; its {released} {verb} evaluated by "
                        f"`repro evaluate {path}`")  # fmt: skip
             continue
+        if opts is None:
+            click.echo(f"{study.name}: has none of the experiments --only names; not run")
+            continue
+        for line in trial_lines(study, opts.overrides):
+            click.echo(line)
         try:
             if executor in ("slurm", "submitit-local"):
                 base = study.executor.slurm or SlurmSettings()
                 given = {k: v for k, v in slurm_flags.items() if v is not None}
                 settings = base.model_copy(update=given)
                 cluster = "slurm" if executor == "slurm" else "local"
-                outcomes = submit(study, path, options, settings, click.echo, cluster).outcomes
+                outcomes = submit(study, path, opts, settings, click.echo, cluster).outcomes
             else:
                 local = study.executor.local or LocalSettings()
                 count = gpus if gpus is not None else local.gpus
-                slots = local_slots(options, count, runs_per_gpu or local.runs_per_gpu,
+                slots = local_slots(opts, count, runs_per_gpu or local.runs_per_gpu,
                                     given=gpus is not None)  # fmt: skip
                 if len(slots) > 1:
-                    outcomes = run_parallel(study, path, options, slots, click.echo)
+                    outcomes = run_parallel(study, path, opts, slots, click.echo)
                 else:
-                    outcomes = run_study(study, options, click.echo, study_file=path)
+                    outcomes = run_study(study, opts, click.echo, study_file=path)
         except (RunError, PlanError, ValueError) as exc:
             fail(str(exc))
         tally.update(o.status for o in outcomes)
@@ -695,15 +759,30 @@ def evaluate(files, only, device, results, data_dir, force, batch_size):
     when every checkpoint was evaluated (or already was), 1 when one could not be, 2 for a
     problem with the request.
     """
-    from harness.evaluate import NOTHING_TO_EVALUATE, EvaluateError, EvaluateOptions, evaluate_study
+    from harness.evaluate import (
+        NOTHING_TO_EVALUATE,
+        EvaluateError,
+        EvaluateOptions,
+        evaluate_study,
+        options_by_study,
+    )
+    from harness.only import OnlyError
     from harness.store import StoreUnusable
 
     options = EvaluateOptions(results=results, data_dir=data_dir, device=device, only=only,
                               force=force, batch_size=batch_size)  # fmt: skip
     tally: Counter[str] = Counter()
-    for study, path in zip(studies_or_fail(files, "nothing was evaluated"), files, strict=True):
+    studies = list(zip(studies_or_fail(files, "nothing was evaluated"), files, strict=True))
+    try:  # --only selects among all the studies given
+        each = options_by_study(studies, options)
+    except OnlyError as exc:
+        fail(str(exc))
+    for (study, path), opts in zip(studies, each, strict=True):
+        if opts is None:
+            click.echo(f"{study.name}: has none of the checkpoints --only names; not evaluated")
+            continue
         try:
-            outcomes = evaluate_study(study, path, options, click.echo)
+            outcomes = evaluate_study(study, path, opts, click.echo)
         except (EvaluateError, StoreUnusable) as exc:
             fail(str(exc))
         tally.update(o.status for o in outcomes)

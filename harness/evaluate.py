@@ -16,15 +16,17 @@ repeated; one that changed, or that ``--force`` redoes, is moved to ``.supersede
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 from harness import store
 from harness.checkpoints import TRANSFORMS, CheckpointError, fetch, load
@@ -32,6 +34,7 @@ from harness.data import Cifar10, DataError, load_cached, locate, non_official_w
 from harness.environment import environment, now_utc
 from harness.loader import Normalizer, eval_batches
 from harness.near import listing, near_names
+from harness.only import split_only
 from harness.schema import CheckpointSpec, Study
 from harness.zoo import count_parameters
 
@@ -91,17 +94,56 @@ NOTHING_TO_EVALUATE = (
 )
 
 
+def options_by_study(
+    studies: list[tuple[Study, str | Path]], options: EvaluateOptions
+) -> list[EvaluateOptions | None]:
+    """Each study's options with its own of --only's names (all when none is named); None
+    for a study that has none of them, which is not evaluated (harness.only)."""
+    names = [(s.name, [c.name for c in s.checkpoints]) for s, _ in studies]
+    every = [n for _, checkpoints in names for n in checkpoints]
+
+    def hint(unknown: list[str]) -> str:
+        if every:
+            return _near_hint(unknown, every)
+        return f" (none of them declares checkpoints){_declared_beside([f for _, f in studies])}"
+
+    return [None if mine is None else replace(options, only=mine)
+            for mine in split_only(options.only, names, "checkpoint", hint)]  # fmt: skip
+
+
+def _near_hint(unknown: list[str], names: list[str]) -> str:
+    near = dict.fromkeys(c for n in unknown for c in near_names(n, names, n=2))
+    return f" (did you mean {' or '.join(near)}?)" if near else ""
+
+
+def _declared_beside(study_files: list[str | Path]) -> str:
+    """The study files beside those given that declare released checkpoints, said where
+    --only names a checkpoint in studies that have none (a trained study given for the
+    checkpoints' one). Read as plain YAML: a file with problems of its own is passed over."""
+    folders = dict.fromkeys(Path(f).parent for f in study_files)
+    found = []
+    for path in (p for folder in folders for p in sorted(folder.glob("*.yaml"))):
+        with contextlib.suppress(OSError, UnicodeDecodeError, yaml.YAMLError):
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            if isinstance(doc, dict) and doc.get("checkpoints"):
+                found.append(str(path))
+    return f"; study files that do: {', '.join(found)}" if found else ""
+
+
 def evaluate_study(
     study: Study, study_file: str | Path, options: EvaluateOptions, echo: Echo
 ) -> list[Outcome]:
     names = [c.name for c in study.checkpoints]
+    if options.only and not names:
+        raise EvaluateError(
+            f"--only {', '.join(options.only)}: study {study.name!r} declares no checkpoints "
+            f"to evaluate (no `checkpoints:`){_declared_beside([study_file])}"
+        )
     unknown = [n for n in options.only if n not in names]
     if unknown:
-        near = dict.fromkeys(c for n in unknown for c in near_names(n, names, n=2))
-        hint = f" (did you mean {' or '.join(near)}?)" if near else ""
         raise EvaluateError(
             f"--only {', '.join(unknown)}: study {study.name!r} has no such "
-            f"checkpoint{hint}; it has: {listing(names, quote=False) or 'none'}"
+            f"checkpoint{_near_hint(unknown, names)}; it has: {listing(names, quote=False)}"
         )
     chosen = [c for c in study.checkpoints if not options.only or c.name in options.only]
     if not chosen:

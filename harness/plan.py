@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.near import listing, near_names
+from harness.only import split_only
 from harness.schedule import batches_per_epoch
 from harness.schema import Experiment, Recipe, Study, Warmup
 
@@ -100,7 +101,7 @@ def plan(
     if unknown:
         raise PlanError(
             f"--only {', '.join(unknown)}: study {study.name!r} has no such experiment"
-            f"{_hint(study, unknown)}; it has: {listing(names, quote=False)}"
+            f"{_hint(study.experiments, unknown)}; it has: {listing(names, quote=False)}"
         )
     runs = []
     for exp in study.experiments:
@@ -125,15 +126,23 @@ def plan(
     return runs
 
 
-def _hint(study: Study, unknown: list[str]) -> str:
+def only_by_study(studies: list[Study], only: tuple[str, ...]) -> list[tuple[str, ...] | None]:
+    """`repro run --only` over several studies: each study's experiments among those named,
+    None for a study that has none of them (harness.only)."""
+    experiments = [e for s in studies for e in s.experiments]
+    return split_only(only, [(s.name, [e.name for e in s.experiments]) for s in studies],
+                      "experiment", lambda unknown: _hint(experiments, unknown))  # fmt: skip
+
+
+def _hint(experiments: list[Experiment], unknown: list[str]) -> str:
     """A model name given for an experiment: the experiments that use it; else the closest."""
     hints = []
     for name in unknown:
-        using = [e.name for e in study.experiments
+        using = [e.name for e in experiments
                  if e.model_name == name or e.model_name == name.lower()]  # fmt: skip
         if using:
             hints.append(f"{name} is a model; the experiments that train it: {', '.join(using)}")
-        elif close := near_names(name, [e.name for e in study.experiments], n=2):
+        elif close := near_names(name, [e.name for e in experiments], n=2):
             hints.append(f"did you mean {' or '.join(close)}?")
     return f" ({'; '.join(hints)})" if hints else ""
 

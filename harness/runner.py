@@ -24,7 +24,7 @@ from harness.budget import Deadline
 from harness.data import Cifar10, load_cached, locate, non_official_warning, shown_apart
 from harness.environment import device_name
 from harness.execution import Execution, choose, compiled_label, label
-from harness.plan import Overrides, RunPlan, plan
+from harness.plan import Overrides, RunPlan, only_by_study, plan
 from harness.progress import BarProgress
 from harness.schema import Study
 from harness.stop_signals import stop_requested, stops_taken
@@ -226,10 +226,18 @@ def refuse_displacing(plans: list[RunPlan], options: RunOptions, study_file: str
         raise RunError(refusal(displaced, study_file, command))
 
 
-def refuse_displacing_any(studies: list[tuple[Study, str]], options: RunOptions) -> None:
-    """refuse_displacing for each (study, its file) that a command is to run, before the
-    first of them trains."""
-    for study, study_file in studies:
+def options_by_study(studies: list[Study], options: RunOptions) -> list[RunOptions | None]:
+    """Each study's options with its own of --only's names (all of them when none is named);
+    None for a study that has none of them, which is not run (harness.only)."""
+    return [None if mine is None else replace(options, overrides=replace(options.overrides,
+                                                                         only=mine))
+            for mine in only_by_study(studies, options.overrides.only)]  # fmt: skip
+
+
+def refuse_displacing_any(studies: list[tuple[Study, str, RunOptions]]) -> None:
+    """refuse_displacing for each (study, its file, its options: its own of --only's names)
+    that a command is to run, before the first of them trains."""
+    for study, study_file, options in studies:
         if study.experiments:
             refuse_displacing(plan(study, options.overrides, study_file), options, study_file)
 

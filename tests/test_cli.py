@@ -351,6 +351,61 @@ def test_a_file_given_as_a_folder_says_what_to_give_for_every_command(tmp_path):
     assert afile.read_text() == "mine\n" and archive.read_bytes() == b"\x1f\x8b"
 
 
+def test_a_link_that_leads_nowhere_is_named_for_every_command(tmp_path):
+    """`repro report --results L`, L a link to itself (`ln -s L L`), said "no such results
+    directory"; every command with --results now says the link loops or lacks its target,
+    and what to do. A study file behind such a link is told the same."""
+    from harness.cli import main
+
+    commands = sorted(name for name, command in main.commands.items()
+                      if any(p.name == "results" for p in command.params))  # fmt: skip
+    loop, dangling = tmp_path / "L", tmp_path / "M"
+    loop.symlink_to(loop)
+    dangling.symlink_to(tmp_path / "gone")
+    for name in commands:
+        for results, why in [(loop, "it loops"), (dangling, "its target is missing"),
+                             (loop / "sub", "it loops")]:  # fmt: skip
+            out = repro(name, "--results", str(results))
+            said = " ".join(out.output.split())
+            assert out.exit_code == 2, (name, out.output)
+            assert f"is a symbolic link that leads nowhere: {why}" in said, (name, said)
+            link = loop if results.parent == loop else results
+            assert f"point it at a directory (`ln -sfn TARGET {link}`) or remove it" in said
+            assert "no such" not in said, (name, said)
+    out = repro("validate", str(loop))
+    assert out.exit_code == 2, out.output
+    assert (f"{loop} is a symbolic link that leads nowhere: it loops (it points to {loop}); "
+            f"point it at the study file (`ln -sfn TARGET {loop}`) or give the study file's "
+            "own path") in " ".join(out.output.split())  # fmt: skip
+    assert not (tmp_path / "gone").exists()
+
+
+def test_a_path_this_user_cannot_read_says_what_to_do(tmp_path, monkeypatch):
+    """click's own "Path 'x' is not readable." named no remedy. The tests may run as root,
+    who reads everything, so the permission check is what is denied here."""
+    study, store, out = tmp_path / "s.yaml", tmp_path / "store", tmp_path / "old.html"
+    study.write_text("name: s\n")
+    store.mkdir()
+    out.write_text("old\n")
+    access = os.access
+    denied = {str(study), str(store), str(out)}
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: str(p) not in denied
+                        and access(p, mode, **kw))  # fmt: skip
+    for args, says in [
+        (["validate", str(study)], f"`chmod u+r {study}` if it is yours, else ask its owner) "
+                                   "or give a file you can read"),
+        (["status", "--results", str(store)], f"`chmod u+rx {store}` if it is yours, else ask "
+                                               "its owner) or give a directory you can read"),
+        (["report", "--out", str(out)], f"`chmod u+r {out}` if it is yours, else ask its "
+                                        "owner) or give another file name"),
+    ]:  # fmt: skip
+        result = repro(*args)
+        said = " ".join(result.output.split())
+        assert result.exit_code == 2, (args, result.output)
+        assert "is not readable by this user; make it readable (" + says in said, (args, said)
+    assert out.read_text() == "old\n"
+
+
 def test_a_bad_study_file_says_what_each_command_did_not_do(tmp_path):
     """`repro report`, `repro export` and `repro status` with a broken study said "nothing was
     run", which they never do; each names what it did not do."""

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
-from conftest import ROOT
+from conftest import ROOT, tiny_study
 from torch import nn
 
 from harness import verdicts as V
@@ -471,6 +471,35 @@ def test_only_names_a_checkpoint_of_the_study(foreign, cifar_root, only, says):
     path, results = foreign
     result = _evaluate(path, results, cifar_root, "--only", only)
     assert result.exit_code == 2 and says in result.output, result.output
+
+
+def test_only_selects_among_all_the_studies_given(foreign, cifar_root):
+    """`repro evaluate a.yaml b.yaml --only X` was refused when a.yaml lacked X though b.yaml
+    had it."""
+    path, results = foreign
+    trained = tiny_study(path.parent / "trained.yaml", "  - {name: r8, model: resnet8, "
+                         "recipe: base}\n", name="trained")  # fmt: skip
+    result = _evaluate(trained, results, cifar_root, str(path), "--only", "small")
+    assert result.exit_code == 0, result.output
+    assert "trained: has none of the checkpoints --only names; not evaluated" in result.output
+    assert "1 evaluated" in result.output and len(_records(results)) == 1
+    wrong = _evaluate(trained, results, cifar_root, str(path), "--only", "smal")
+    assert wrong.exit_code == 2, wrong.output
+    assert ("--only smal: none of the studies given has such a checkpoint (did you mean small?); "
+            "the studies searched: 'trained' has no checkpoints; 'foreign' has small") in wrong.output  # fmt: skip
+
+
+def test_only_on_a_study_without_checkpoints_says_so(foreign, cifar_root):
+    """It said "has no such checkpoint; it has: none"."""
+    path, results = foreign
+    trained = tiny_study(path.parent / "trained.yaml", "  - {name: r8, model: resnet8, "
+                         "recipe: base}\n", name="trained")  # fmt: skip
+    result = _evaluate(trained, results, cifar_root, "--only", "small")
+    assert result.exit_code == 2, result.output
+    assert (
+        "--only small: study 'trained' declares no checkpoints to evaluate (no "
+        f"`checkpoints:`); study files that do: {path}"
+    ) in result.output
 
 
 # --------------------------------------------------------------------------- the real files

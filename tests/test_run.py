@@ -329,6 +329,24 @@ def test_two_processes_on_one_study_never_train_the_same_run(tmp_path, cifar_roo
     assert done == 3
 
 
+def test_only_selects_among_all_the_studies_given(tmp_path, cifar_root):
+    """`repro run a.yaml b.yaml --only X` was refused when a.yaml lacked X though b.yaml had
+    it; a name that no study has is refused naming each study searched and what it has."""
+    a = tiny_study(tmp_path / "a.yaml", "  - {name: r8, model: resnet8, recipe: base}\n", name="a")
+    b = tiny_study(tmp_path / "b.yaml", "  - {name: p8, model: resnet8, recipe: base}\n", name="b")
+    results = tmp_path / "results"
+    wrong = repro(*run_args(a, cifar_root, results, str(b), "--only", "p9"))
+    assert wrong.exit_code == 2, wrong.output
+    assert ("--only p9: none of the studies given has such an experiment (did you mean p8?); "
+            "the studies searched: 'a' has r8; 'b' has p8") in wrong.output  # fmt: skip
+    assert not results.exists()  # nothing trained before the refusal
+    ran = repro(*run_args(a, cifar_root, results, str(b), "--only", "p8"))
+    assert ran.exit_code == 0, ran.output
+    assert "a: has none of the experiments --only names; not run" in ran.output
+    assert summary(results, "b/p8/seed-0")["status"] == "complete"
+    assert not (results / "a").exists()
+
+
 def test_unknown_experiment_and_missing_cuda_are_clear_errors(tmp_path, cifar_root):
     study = tiny_study(tmp_path / "s.yaml", "  - {name: r8, model: resnet8, recipe: base}\n")
     results = tmp_path / "results"
