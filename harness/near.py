@@ -1,7 +1,7 @@
 """Which of the names there are a mistyped name was meant to be: the "did you mean" of the
 messages about a study's names (keys, experiments, sources, recipes, values), model names
 and ``--only``, by one rule, so that the same slip gets the same hint wherever it is made.
-(File paths are compared by harness.cli without their extensions, a rule of their own.)"""
+(File paths are compared by harness.arguments without their extensions, a rule of their own.)"""
 
 from __future__ import annotations
 
