@@ -250,6 +250,18 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
+def repro_on_one_thread(*args: str):
+    """`repro` in this process on one thread, as the processes of ``_cli`` run (_env sets
+    OMP_NUM_THREADS=1), so that their numbers agree bit for bit: a start-up of torch fewer
+    for a reference run or a resumption whose process nothing kills."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return repro(*args)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def kill_twice(command: list[str], metrics: Path, rng: random.Random) -> int:
     """Start ``command`` twice and SIGKILL it at a random moment after 1, then 3 epochs are
     in ``metrics``; return how many times it was killed (not at all if it finished first)."""
@@ -279,22 +291,16 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, cifar_root)
         recipe,
     )
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    # The uninterrupted run is only the reference: trained in this process (a start-up of
-    # torch fewer), on one thread as the killed processes are (OMP_NUM_THREADS=1).
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        reference = repro(*run_args(study, cifar_root, straight))
-    finally:
-        torch.set_num_threads(threads)
+    # Only the killed processes need processes of their own: the uninterrupted reference and
+    # the resumption that ends the killed run are trained in this process, on one thread.
+    reference = repro_on_one_thread(*run_args(study, cifar_root, straight))
     assert reference.exit_code == 0, reference.output
     metrics = killed / "tiny/w/seed-0/metrics.jsonl"
     kills = kill_twice(_cli(killed, study, cifar_root), metrics, random.Random(0))
     assert kills >= 1, "the run finished before it could be killed; make it longer"
     assert store.inspect(killed / "tiny/w/seed-0").status in ("interrupted", "complete")
-    subprocess.run(_cli(killed, study, cifar_root), env=_env(), check=True, capture_output=True)
+    resumed = repro_on_one_thread(*run_args(study, cifar_root, killed))
+    assert resumed.exit_code == 0, resumed.output
 
     a, b = curves(straight, "tiny/w/seed-0"), curves(killed, "tiny/w/seed-0")
     assert [r["epoch"] for r in b] == [1, 2, 3, 4, 5]  # none lost, none duplicated
