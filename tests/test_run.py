@@ -1062,3 +1062,21 @@ def test_training_on_a_gpu_says_on_which_and_how(monkeypatch):
     fused = runner.gpu_note(runner.RunOptions(fuse="auto"), ex)
     assert "CUDA graphs (a fused group: compiled), channels_last" in fused
     assert runner.gpu_note(runner.RunOptions(), Execution(torch.device("cpu"))) is None
+
+
+def test_the_store_is_read_without_pandas(monkeypatch):
+    """`repro run` and each worker it starts read the store through harness.results (runner ->
+    tidy), and never draw a curve: importing pandas with it cost each process 0.3 s."""
+    import importlib.util
+
+    import harness.results
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # any `import pandas` now raises
+    spec = importlib.util.spec_from_file_location("results_without_pandas",
+                                                  harness.results.__file__)  # fmt: skip
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look it up there
+    spec.loader.exec_module(module)  # raised ImportError while results imported pandas
+    assert module.run_directories
+    monkeypatch.delitem(sys.modules, "pandas")
+    assert list(harness.results.curves_frame([]).columns)[:2] == ["study", "experiment"]
