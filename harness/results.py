@@ -10,10 +10,12 @@ import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from harness import store
+
+if TYPE_CHECKING:  # pandas is imported by curves_frame, the report's, when it is called
+    import pandas as pd
 
 _SEED_DIR = re.compile(r"^seed-(?P<seed>\d+)(?:~(?P<label>[A-Za-z0-9_.-]+))?$")
 
@@ -203,6 +205,11 @@ def scan_evaluations(results: Path) -> list[EvaluationRecord]:
 
 def curves_frame(records: list[RunRecord]) -> pd.DataFrame:
     """One row per (run, epoch): the curves the report draws."""
+    # Imported here, not with the module: `repro run` and each of its workers read the store
+    # through this module (runner -> tidy) and never draw a curve; pandas cost every one of
+    # those processes 0.3 s of start-up.
+    import pandas as pd
+
     rows = [
         {
             "study": r.study,

@@ -707,10 +707,9 @@ def test_a_fused_group_killed_with_sigkill_resumes_bit_for_bit(tmp_path, cifar_r
     """`repro run --fuse 2` killed with SIGKILL twice at random moments, then run again, ends
     with exactly the curves of an uninterrupted fused run, for both members (dropout on)."""
     import random
-    import subprocess
 
     from conftest import TINY_RECIPE
-    from test_run import _cli, _env, curves, kill_twice, summary
+    from test_run import _cli, curves, kill_twice, repro_on_one_thread, run_args, summary
 
     recipe = TINY_RECIPE.replace("epochs: 3", "epochs: 5").replace("[2]", "[3]")
     recipe += "    validation_images: 100\n"
@@ -719,14 +718,16 @@ def test_a_fused_group_killed_with_sigkill_resumes_bit_for_bit(tmp_path, cifar_r
                        recipe, seeds=2)  # fmt: skip
     runs = ["tiny/w/seed-0", "tiny/w/seed-1"]
 
-    def cli(results):
-        return [*_cli(results, study, cifar_root), "--fuse", "2"]
+    def in_process(results):  # on one thread, as the killed processes (see test_run)
+        result = repro_on_one_thread(*run_args(study, cifar_root, results, "--fuse", "2"))
+        assert result.exit_code == 0, result.output
 
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    subprocess.run(cli(straight), env=_env(), check=True, capture_output=True)
-    kills = kill_twice(cli(killed), killed / runs[1] / store.METRICS, random.Random(1))
+    in_process(straight)
+    command = [*_cli(killed, study, cifar_root), "--fuse", "2"]
+    kills = kill_twice(command, killed / runs[1] / store.METRICS, random.Random(1))
     assert kills >= 1, "the group finished before it could be killed; make it longer"
-    subprocess.run(cli(killed), env=_env(), check=True, capture_output=True)
+    in_process(killed)
     for run in runs:
         a, b = curves(straight, run), curves(killed, run)
         assert [r["epoch"] for r in b] == [1, 2, 3, 4, 5]

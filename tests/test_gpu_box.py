@@ -192,17 +192,27 @@ def test_a_slot_can_train_first_and_only_the_first_item(tmp_path, cifar_root):
     }
     assert runs == {"tiny/a/seed-0": "complete"}  # b, the second item, was not started
 
-    bad = subprocess.run(_box(tmp_path, cifar_root, "x", "--order", "train,bench"),
-                         env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert bad.returncode == 2 and "give each of check, bench, train once" in bad.stderr
+
+def _refused(capsys, *argv: str) -> str:
+    """What gpu_box.py writes to stderr for arguments it must refuse with exit status 2. Run
+    in this process: argparse refuses before anything is started or written, so a process
+    of its own (a start-up of Python, harness and torch, seconds) would prove nothing more."""
+    with pytest.raises(SystemExit) as exited:
+        _gpu_box().main(list(argv))
+    assert exited.value.code == 2
+    return capsys.readouterr().err
 
 
-def test_the_slot_refuses_a_bad_fuse_before_it_starts(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_box.py"),
-                           "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path),
-                           "--fuse", "0"], capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 2
-    assert "--fuse '0': give auto, off or a group size such as 4" in done.stderr
+def test_the_slot_refuses_stages_not_given_once(tmp_path, cifar_root, capsys):
+    bad = _refused(capsys, *_box(tmp_path, cifar_root, "x", "--order", "train,bench")[2:])
+    assert "give each of check, bench, train once" in bad
+    assert not (tmp_path / "out-x").exists()
+
+
+def test_the_slot_refuses_a_bad_fuse_before_it_starts(tmp_path, capsys):
+    bad = _refused(capsys, "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path),
+                   "--fuse", "0")  # fmt: skip
+    assert "--fuse '0': give auto, off or a group size such as 4" in bad
     assert not (tmp_path / "out").exists()
 
 
@@ -221,14 +231,11 @@ def _staged(monkeypatch):
     return gpu_box, stages
 
 
-def test_the_slot_refuses_check_tests_that_select_none_before_it_starts(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_box.py"),
-                           "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path),
-                           "--check-tests", "no_such_test"], capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
-    assert done.returncode == 2
-    assert "--check-tests 'no_such_test' selects no test of tests/test_gpu.py" in done.stderr
-    assert "deselected" in done.stderr  # pytest's own words, which say why
+def test_the_slot_refuses_check_tests_that_select_none_before_it_starts(tmp_path, capsys):
+    bad = _refused(capsys, "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path),
+                   "--check-tests", "no_such_test")  # fmt: skip
+    assert "--check-tests 'no_such_test' selects no test of tests/test_gpu.py" in bad
+    assert "deselected" in bad  # pytest's own words, which say why
     assert not (tmp_path / "out").exists()
 
 

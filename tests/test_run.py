@@ -250,6 +250,18 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
+def repro_on_one_thread(*args: str):
+    """`repro` in this process on one thread, as the processes of ``_cli`` run (_env sets
+    OMP_NUM_THREADS=1), so that their numbers agree bit for bit: a start-up of torch fewer
+    for a reference run or a resumption whose process nothing kills."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return repro(*args)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def kill_twice(command: list[str], metrics: Path, rng: random.Random) -> int:
     """Start ``command`` twice and SIGKILL it at a random moment after 1, then 3 epochs are
     in ``metrics``; return how many times it was killed (not at all if it finished first)."""
@@ -279,22 +291,16 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, cifar_root)
         recipe,
     )
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    # The uninterrupted run is only the reference: trained in this process (a start-up of
-    # torch fewer), on one thread as the killed processes are (OMP_NUM_THREADS=1).
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        reference = repro(*run_args(study, cifar_root, straight))
-    finally:
-        torch.set_num_threads(threads)
+    # Only the killed processes need processes of their own: the uninterrupted reference and
+    # the resumption that ends the killed run are trained in this process, on one thread.
+    reference = repro_on_one_thread(*run_args(study, cifar_root, straight))
     assert reference.exit_code == 0, reference.output
     metrics = killed / "tiny/w/seed-0/metrics.jsonl"
     kills = kill_twice(_cli(killed, study, cifar_root), metrics, random.Random(0))
     assert kills >= 1, "the run finished before it could be killed; make it longer"
     assert store.inspect(killed / "tiny/w/seed-0").status in ("interrupted", "complete")
-    subprocess.run(_cli(killed, study, cifar_root), env=_env(), check=True, capture_output=True)
+    resumed = repro_on_one_thread(*run_args(study, cifar_root, killed))
+    assert resumed.exit_code == 0, resumed.output
 
     a, b = curves(straight, "tiny/w/seed-0"), curves(killed, "tiny/w/seed-0")
     assert [r["epoch"] for r in b] == [1, 2, 3, 4, 5]  # none lost, none duplicated
@@ -1074,3 +1080,21 @@ def test_training_on_a_gpu_says_on_which_and_how(monkeypatch):
     fused = runner.gpu_note(runner.RunOptions(fuse="auto"), ex)
     assert "CUDA graphs (a fused group: compiled), channels_last" in fused
     assert runner.gpu_note(runner.RunOptions(), Execution(torch.device("cpu"))) is None
+
+
+def test_the_store_is_read_without_pandas(monkeypatch):
+    """`repro run` and each worker it starts read the store through harness.results (runner ->
+    tidy), and never draw a curve: importing pandas with it cost each process 0.3 s."""
+    import importlib.util
+
+    import harness.results
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # any `import pandas` now raises
+    spec = importlib.util.spec_from_file_location("results_without_pandas",
+                                                  harness.results.__file__)  # fmt: skip
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look it up there
+    spec.loader.exec_module(module)  # raised ImportError while results imported pandas
+    assert module.run_directories
+    monkeypatch.delitem(sys.modules, "pandas")
+    assert list(harness.results.curves_frame([]).columns)[:2] == ["study", "experiment"]
