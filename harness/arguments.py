@@ -91,8 +91,8 @@ def _leads_nowhere(path: Path, wanted: str, instead: str) -> str | None:
         except OSError as exc:
             why = "it loops" if exc.errno == errno.ELOOP else "its target is missing"
         where, want = ("", wanted) if link == path else (f" (on the way to {path})", "a directory")
-        return (f"{link}{where} is a symbolic link that leads nowhere: {why} (it points to "
-                f"{os.readlink(link)}); point it at {want} (`ln -sfn TARGET {link}`) "
+        return (f"{link}{where} is a link that leads nowhere and cannot be read: {why} (it "
+                f"points to {os.readlink(link)}); point it at {want} (`ln -sfn TARGET {link}`) "
                 f"{instead}")  # fmt: skip
     return None
 

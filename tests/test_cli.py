@@ -368,13 +368,14 @@ def test_a_link_that_leads_nowhere_is_named_for_every_command(tmp_path):
             out = repro(name, "--results", str(results))
             said = " ".join(out.output.split())
             assert out.exit_code == 2, (name, out.output)
-            assert f"is a symbolic link that leads nowhere: {why}" in said, (name, said)
+            assert f"is a link that leads nowhere and cannot be read: {why}" in said, (name, said)
             link = loop if results.parent == loop else results
             assert f"point it at a directory (`ln -sfn TARGET {link}`) or remove it" in said
             assert "no such" not in said, (name, said)
     out = repro("validate", str(loop))
     assert out.exit_code == 2, out.output
-    assert (f"{loop} is a symbolic link that leads nowhere: it loops (it points to {loop}); "
+    assert (f"{loop} is a link that leads nowhere and cannot be read: it loops (it points to "
+            f"{loop}); "
             f"point it at the study file (`ln -sfn TARGET {loop}`) or give the study file's "
             "own path") in " ".join(out.output.split())  # fmt: skip
     assert not (tmp_path / "gone").exists()
